@@ -1,0 +1,84 @@
+use crate::{ExpectedVersion, StreamId};
+
+/// Everything that can go wrong talking to the log.
+///
+/// The variants are what a caller must tell apart: a conflict is retried or
+/// shown as 409; bad input is the caller's fault (4xx); unavailable is
+/// transient (503 with `Retry-After`); internal is a bug or a damaged store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stream moved on since the writer read it. Nothing was written.
+    #[error(
+        "stream {stream} is at version {current}, but the write expected version {expected}: \
+         reload the stream and decide again"
+    )]
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        current: u64,
+    },
+
+    /// The request itself is wrong; the message says what and how to fix it.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The store cannot be reached or is overloaded right now. Nothing that
+    /// was acknowledged before is lost; the same call may succeed later.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+
+    /// A bug, or a store that holds something it should not.
+    #[error("event store failure: {0}")]
+    Internal(String),
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() {
+            return Error::Unavailable(e.to_string());
+        }
+        match e.as_db_error() {
+            Some(db) => {
+                use tokio_postgres::error::SqlState;
+                let code = db.code();
+                // Connection-class and resource errors are transient.
+                if code.code().starts_with("08")
+                    || code.code().starts_with("53")
+                    || code.code().starts_with("57P")
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+                {
+                    Error::Unavailable(db.message().to_owned())
+                } else {
+                    Error::Internal(format!("{} ({})", db.message(), code.code()))
+                }
+            }
+            // No server answer at all: I/O, timeouts, TLS.
+            None => Error::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Error::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull) => {
+                Error::Unavailable(e.to_string())
+            }
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+                Error::Unavailable(e.to_string())
+            }
+            _ => Error::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The append-only, hash-chained event log of Trellis.
+//!
+//! This crate owns the log: how events are appended (atomically per stream,
+//! with an expected version, idempotently per command id), how they are read
+//! back (per stream, or the whole log in global order from a checkpoint), how
+//! readers wake up when something new is written, and how the log proves it was
+//! not tampered with (a hash chain per stream, checked by [`verify`]).
+//!
+//! It knows nothing of the domain: payloads are JSON with a type name and a
+//! schema version. Turning them into domain events (and upcasting old
+//! versions) is the caller's business. It must not grow HTTP, broker or
+//! projection concerns.
+//!
+//! # Layout
+//! - [`EventStore`]: the one trait every backend implements.
+//! - [`postgres::PostgresStore`]: production backend (schema `trellis`,
+//!   appends through one stored function, readers woken by LISTEN/NOTIFY).
+//! - [`sqlite::SqliteStore`]: the embedded single-file backend used when no
+//!   database URL is configured.
+//! - [`chain`]: canonical encoding, hashing and the [`chain::Verifier`].
+//! - [`Follower`]: tails the log from a checkpoint, waking on appends.
+//!
+//! Both backends pass the same conformance suite (`tests/src/eventstore.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+pub mod chain;
+mod error;
+pub mod postgres;
+pub mod sqlite;
+mod types;
+
+pub use chain::{Finding, Problem, VerifyReport};
+pub use error::Error;
+pub use types::{
+    AppendOutcome, Checkpoint, CommandMeta, ExpectedVersion, Hash, MAX_STREAM_ID_LEN, Metadata,
+    NewEvent, RecordedEvent, StreamId,
+};
+
+/// The most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+
+/// The log. Both backends behave identically; the conformance suite holds them to it.
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug {
+    /// Appends `events` to `stream` atomically, after checking `expected`.
+    ///
+    /// - A stale `expected` is [`Error::Conflict`] carrying the current
+    ///   version; nothing is written.
+    /// - A `meta.command_id` that was appended before records nothing and
+    ///   returns the first append's outcome with `replayed: true`.
+    /// - `events` must not be empty.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        meta: &CommandMeta,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, Error>;
+
+    /// The stream's current version (0 when it has no events).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;
+
+    /// Up to `max` events of `stream` with a version greater than `after_version`, in version order.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+
+    /// Up to `max` events after `after` in global order.
+    ///
+    /// A reader that passes back the checkpoint of the last event it got
+    /// never skips an event and never sees one twice, even when concurrent
+    /// appends commit out of order: an event only becomes readable once no
+    /// earlier-ordered event can still appear.
+    async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error>;
+
+    /// The checkpoint of the last readable event ([`Checkpoint::START`] for an empty log)
+    /// and the highest global position written.
+    async fn head(&self) -> Result<Checkpoint, Error>;
+
+    /// Up to `max` events ordered by stream id, then version, starting after
+    /// `after` (a stream id and version). Used by audits, which check one
+    /// stream's chain at a time.
+    async fn scan_streams(
+        &self,
+        after: Option<(StreamId, u64)>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+
+    /// A signal that changes whenever something may have been appended
+    /// (by this process or, where the backend can tell, another). Readers
+    /// use it to wake promptly instead of polling.
+    fn appended(&self) -> watch::Receiver<u64>;
+
+    /// Whether the store answers right now.
+    async fn ping(&self) -> Result<(), Error>;
+}
+
+/// Checks every stream's hash chain in the store. Reads the whole log once.
+#[tracing::instrument(name = "event_store.verify", skip_all, err)]
+pub async fn verify(store: &dyn EventStore, page: usize) -> Result<VerifyReport, Error> {
+    let mut verifier = chain::Verifier::new();
+    let mut after: Option<(StreamId, u64)> = None;
+    loop {
+        let batch = store.scan_streams(after.clone(), page).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some((last.stream_id.clone(), last.stream_version));
+        for event in &batch {
+            verifier.check(event);
+        }
+    }
+    Ok(verifier.finish())
+}
+
+/// Tails the global log from a checkpoint: returns the next batch as soon as
+/// there is one, waiting for an append signal (or, as a safety net, a poll
+/// interval) when caught up.
+#[derive(Debug)]
+pub struct Follower {
+    store: Arc<dyn EventStore>,
+    checkpoint: Checkpoint,
+    batch: usize,
+    appended: watch::Receiver<u64>,
+    poll: Duration,
+}
+
+impl Follower {
+    /// How often a caught-up follower looks again without a signal. Signals
+    /// can be missed (another process writing to the embedded file, a
+    /// reconnecting listener, a horizon held back by an unrelated transaction).
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(500);
+
+    pub fn new(store: Arc<dyn EventStore>, from: Checkpoint, batch: usize) -> Self {
+        let appended = store.appended();
+        Follower {
+            store,
+            checkpoint: from,
+            batch: batch.max(1),
+            appended,
+            poll: Self::DEFAULT_POLL,
+        }
+    }
+
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Where the follower stands: the checkpoint of the last event it returned.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.checkpoint
+    }
+
+    /// The next non-empty batch, in global order, waiting as long as it takes.
+    ///
+    /// After an append signal, an empty read is retried after 5 ms, doubling
+    /// up to the poll interval: on PostgreSQL a committed event only becomes
+    /// readable once every older transaction of the cluster has ended, which
+    /// sends no signal of its own.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, Error> {
+        const FIRST_RETRY: Duration = Duration::from_millis(5);
+        let mut retry: Option<Duration> = None;
+        loop {
+            // Mark the signal seen before reading, so an append that lands
+            // after the read wakes the wait below.
+            self.appended.borrow_and_update();
+            let batch = self.store.read_all(self.checkpoint, self.batch).await?;
+            if let Some(last) = batch.last() {
+                self.checkpoint = last.checkpoint;
+                return Ok(batch);
+            }
+            let wait = retry.unwrap_or(self.poll);
+            tokio::select! {
+                changed = self.appended.changed() => {
+                    if changed.is_err() {
+                        // The store went away; fall back to polling.
+                        tokio::time::sleep(self.poll).await;
+                    } else {
+                        retry = Some(FIRST_RETRY);
+                    }
+                }
+                () = tokio::time::sleep(wait) => {
+                    retry = retry.map(|r| r * 2).filter(|r| *r < self.poll);
+                }
+            }
+        }
+    }
+}
+
+/// Checks what every backend checks before writing: a sensible batch.
+pub(crate) fn validate_append(events: &[NewEvent], meta: &CommandMeta) -> Result<(), Error> {
+    if events.is_empty() {
+        return Err(Error::InvalidInput(
+            "an append needs at least one event; nothing was written".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(Error::InvalidInput(format!(
+            "an append may carry at most {MAX_EVENTS_PER_APPEND} events, this one has {}: \
+             split it into several commands",
+            events.len()
+        )));
+    }
+    if meta.actor.trim().is_empty() {
+        return Err(Error::InvalidInput(
+            "every append needs an actor; it was empty".into(),
+        ));
+    }
+    for event in events {
+        if event.event_type.is_empty() || event.event_type.len() > 100 {
+            return Err(Error::InvalidInput(format!(
+                "event type {:?} must be 1 to 100 characters",
+                event.event_type
+            )));
+        }
+        if contains_nul(&event.payload) {
+            return Err(Error::InvalidInput(format!(
+                "the payload of {} contains a NUL character (\\u0000), which the log cannot store; \
+                 remove it",
+                event.event_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}

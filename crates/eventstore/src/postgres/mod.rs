@@ -1,0 +1,472 @@
+//! The PostgreSQL backend: production storage for the log.
+//!
+//! Every append is one round trip to the stored function
+//! `trellis.append_events` (idempotency, version check, hash chain and insert
+//! in one statement; the content digests are computed here in Rust). Readers
+//! of the global log follow `(tx_id, global_position)` below the oldest running
+//! transaction (see `docs/adr/0001-global-order.md`) and are woken by
+//! `LISTEN trellis_events`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::chain::DigestInput;
+use crate::types::to_micros_precision;
+use crate::{
+    AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
+    NewEvent, RecordedEvent, StreamId, validate_append,
+};
+
+mod migrate;
+mod xid8;
+
+pub use migrate::migrate;
+use xid8::Xid8;
+
+/// The notification channel appends signal on.
+pub const CHANNEL: &str = "trellis_events";
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// A libpq-style URL or key/value string (`postgres://user@host:5432/db`).
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            pool_size: 16,
+        }
+    }
+}
+
+/// How many times one append is tried before a race is reported.
+const MAX_ATTEMPTS: u32 = 50;
+
+const COLUMNS: &str = "global_position, tx_id, event_id, stream_id, stream_version, event_type, \
+    schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
+    recorded_at, prev_hash, hash";
+
+/// The PostgreSQL event store. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    appended: watch::Sender<u64>,
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects, applies pending migrations, and starts listening for appends.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, Error> {
+        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| {
+            Error::InvalidInput(format!(
+                "the database URL is not valid ({e}); expected something like \
+                 postgres://user@127.0.0.1:5432/trellis"
+            ))
+        })?;
+        let manager = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Internal(format!("failed to build the connection pool: {e}")))?;
+        {
+            let mut client = pool.get().await?;
+            migrate(&mut client).await?;
+        }
+        let (appended, _) = watch::channel(0u64);
+        let listener = tokio::spawn(listen(pg, appended.clone())).abort_handle();
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                appended,
+                listener,
+            }),
+        })
+    }
+
+    /// The pool, for other components that keep their tables in the same database.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
+        Ok(self.inner.pool.get().await?)
+    }
+}
+
+/// Holds one connection that LISTENs, and bumps `appended` on every
+/// notification. Reconnects with backoff; bumps after reconnecting too, since
+/// notifications may have been missed meanwhile.
+async fn listen(config: tokio_postgres::Config, appended: watch::Sender<u64>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                if tx.send(()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event_store.listen connection failed");
+                                break;
+                            }
+                        }
+                    }
+                });
+                if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    tracing::warn!(error = %e, "event_store.listen failed to LISTEN");
+                } else {
+                    backoff = Duration::from_millis(100);
+                    appended.send_modify(|n| *n = n.wrapping_add(1));
+                    while rx.recv().await.is_some() {
+                        appended.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "event_store.listen cannot connect"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(value)
+        .map_err(|_| Error::InvalidInput(format!("{what} {value} is too large for the log")))
+}
+
+fn row_to_event(row: &Row) -> Result<RecordedEvent, Error> {
+    let bad = |what: &str| Error::Internal(format!("the log holds an invalid {what}"));
+    let global_position: i64 = row.try_get(0).map_err(|_| bad("global position"))?;
+    let tx: Xid8 = row.try_get(1).map_err(|_| bad("transaction id"))?;
+    let stream_id: String = row.try_get(3).map_err(|_| bad("stream id"))?;
+    let stream_version: i64 = row.try_get(4).map_err(|_| bad("stream version"))?;
+    let schema_version: i32 = row.try_get(6).map_err(|_| bad("schema version"))?;
+    let prev_hash: &[u8] = row.try_get(14).map_err(|_| bad("hash"))?;
+    let hash: &[u8] = row.try_get(15).map_err(|_| bad("hash"))?;
+    let global_position = u64::try_from(global_position).map_err(|_| bad("global position"))?;
+    Ok(RecordedEvent {
+        global_position,
+        checkpoint: Checkpoint {
+            tx: tx.0,
+            position: global_position,
+        },
+        event_id: row.try_get(2).map_err(|_| bad("event id"))?,
+        // Stored ids were validated on the way in; a damaged row still reads.
+        stream_id: StreamId::new(stream_id.clone())
+            .unwrap_or_else(|_| StreamId::new("invalid").expect("a valid literal")),
+        stream_version: u64::try_from(stream_version).map_err(|_| bad("stream version"))?,
+        event_type: row.try_get(5).map_err(|_| bad("event type"))?,
+        schema_version: u16::try_from(schema_version).map_err(|_| bad("schema version"))?,
+        payload: row.try_get(7).map_err(|_| bad("payload"))?,
+        metadata: Metadata {
+            actor: row.try_get(8).map_err(|_| bad("actor"))?,
+            command_id: row.try_get(9).map_err(|_| bad("command id"))?,
+            correlation_id: row.try_get(10).map_err(|_| bad("correlation id"))?,
+            causation_id: row.try_get(11).map_err(|_| bad("causation id"))?,
+            occurred_at: row.try_get(12).map_err(|_| bad("occurred_at"))?,
+            recorded_at: row.try_get(13).map_err(|_| bad("recorded_at"))?,
+        },
+        prev_hash: Hash::from_slice(prev_hash).ok_or_else(|| bad("hash"))?,
+        hash: Hash::from_slice(hash).ok_or_else(|| bad("hash"))?,
+    })
+}
+
+fn rows_to_events(rows: &[Row]) -> Result<Vec<RecordedEvent>, Error> {
+    rows.iter().map(row_to_event).collect()
+}
+
+fn limit(max: usize) -> i64 {
+    i64::try_from(max.clamp(1, 100_000)).unwrap_or(100_000)
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    #[tracing::instrument(
+        name = "event_store.append",
+        skip_all,
+        fields(stream = %stream, events = events.len(), command_id = %meta.command_id),
+        err(level = "debug")
+    )]
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        meta: &CommandMeta,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, Error> {
+        validate_append(events, meta)?;
+        let expected_param = match expected {
+            ExpectedVersion::Any => -1,
+            ExpectedVersion::Exact(v) => to_i64(v, "expected version")?,
+        };
+        let meta = CommandMeta {
+            recorded_at: to_micros_precision(meta.recorded_at),
+            ..meta.clone()
+        };
+        let mut event_ids = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut occurred = Vec::with_capacity(events.len());
+        let mut digests = Vec::with_capacity(events.len());
+        let mut scratch = Vec::with_capacity(512);
+        for event in events {
+            let event = NewEvent {
+                occurred_at: to_micros_precision(event.occurred_at),
+                ..event.clone()
+            };
+            digests.push(
+                DigestInput::of_new(stream, &meta, &event)
+                    .digest(&mut scratch)
+                    .to_vec(),
+            );
+            event_ids.push(event.event_id);
+            types.push(event.event_type);
+            versions.push(i32::from(event.schema_version));
+            payloads.push(event.payload);
+            occurred.push(event.occurred_at);
+        }
+
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT outcome, stream_version, first_position, last_position \
+                 FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .await?;
+        // Retried inside: a concurrent append of the same command, or an
+        // interleaved write (40001); and, for `Any`, losing the race for the
+        // next version to another writer, since the caller did not care which
+        // version it gets.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = client
+                .query_one(
+                    &statement,
+                    &[
+                        &stream.as_str(),
+                        &expected_param,
+                        &meta.command_id,
+                        &meta.actor,
+                        &meta.correlation_id,
+                        &meta.causation_id,
+                        &meta.recorded_at,
+                        &event_ids,
+                        &types,
+                        &versions,
+                        &payloads,
+                        &occurred,
+                        &digests,
+                    ],
+                )
+                .await;
+            let row = match result {
+                Ok(row) => row,
+                Err(e)
+                    if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+                        && attempts < MAX_ATTEMPTS =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let outcome: &str = row.get(0);
+            let version: i64 = row.get(1);
+            let version = u64::try_from(version).unwrap_or_default();
+            match outcome {
+                "conflict" if expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS => {
+                    continue;
+                }
+                "conflict" => {
+                    return Err(Error::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        current: version,
+                    });
+                }
+                "appended" | "replayed" => {
+                    let first: i64 = row.get(2);
+                    let last: i64 = row.get(3);
+                    if outcome == "appended" {
+                        self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    return Ok(AppendOutcome {
+                        stream_version: version,
+                        first_position: u64::try_from(first).unwrap_or_default(),
+                        last_position: u64::try_from(last).unwrap_or_default(),
+                        replayed: outcome == "replayed",
+                    });
+                }
+                other => return Err(Error::Internal(format!("append_events answered {other:?}"))),
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT coalesce(max(stream_version), 0) FROM trellis.events WHERE stream_id = $1",
+            )
+            .await?;
+        let row = client.query_one(&statement, &[&stream.as_str()]).await?;
+        let version: i64 = row.get(0);
+        Ok(u64::try_from(version).unwrap_or_default())
+    }
+
+    #[tracing::instrument(name = "event_store.read_stream", skip_all, fields(stream = %stream), err)]
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM trellis.events \
+                 WHERE stream_id = $1 AND stream_version > $2 \
+                 ORDER BY stream_version LIMIT $3"
+            ))
+            .await?;
+        let after = to_i64(after_version, "version")?;
+        let rows = client
+            .query(&statement, &[&stream.as_str(), &after, &limit(max)])
+            .await?;
+        rows_to_events(&rows)
+    }
+
+    #[tracing::instrument(name = "event_store.read_all", skip_all, fields(after = %after), err)]
+    async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM trellis.events \
+                 WHERE (tx_id, global_position) > ($1, $2) \
+                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id, global_position LIMIT $3"
+            ))
+            .await?;
+        let position = to_i64(after.position, "position")?;
+        let rows = client
+            .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
+            .await?;
+        rows_to_events(&rows)
+    }
+
+    #[tracing::instrument(name = "event_store.head", skip_all, err)]
+    async fn head(&self) -> Result<Checkpoint, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT tx_id, global_position FROM trellis.events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+            )
+            .await?;
+        Ok(match client.query_opt(&statement, &[]).await? {
+            Some(row) => {
+                let tx: Xid8 = row.get(0);
+                let position: i64 = row.get(1);
+                Checkpoint {
+                    tx: tx.0,
+                    position: u64::try_from(position).unwrap_or_default(),
+                }
+            }
+            None => Checkpoint::START,
+        })
+    }
+
+    #[tracing::instrument(name = "event_store.scan_streams", skip_all, err)]
+    async fn scan_streams(
+        &self,
+        after: Option<(StreamId, u64)>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM trellis.events \
+                 WHERE (stream_id, stream_version) > ($1, $2) \
+                 ORDER BY stream_id, stream_version LIMIT $3"
+            ))
+            .await?;
+        let (stream, version) = match &after {
+            Some((stream, version)) => (stream.as_str(), to_i64(*version, "version")?),
+            None => ("", 0),
+        };
+        let rows = client
+            .query(&statement, &[&stream, &version, &limit(max)])
+            .await?;
+        rows_to_events(&rows)
+    }
+
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.inner.appended.subscribe()
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+}

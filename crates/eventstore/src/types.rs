@@ -1,0 +1,325 @@
+//! The vocabulary of the log: streams, versions, positions and the events themselves.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// The longest stream id the log accepts.
+pub const MAX_STREAM_ID_LEN: usize = 200;
+
+/// The name of one stream, `<category>-<id>` by convention (`rep-0190…`).
+///
+/// A stream id is ASCII letters, digits, `-`, `_`, `.` and `:`, at most
+/// [`MAX_STREAM_ID_LEN`] characters, and starts with a letter. The part before
+/// the first `-` is the stream's category.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StreamId(String);
+
+impl StreamId {
+    /// Parses a stream id, saying what is wrong with it when it is not one.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        let problem = if id.is_empty() {
+            Some("it is empty")
+        } else if id.len() > MAX_STREAM_ID_LEN {
+            Some("it is longer than 200 characters")
+        } else if !id.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            Some("it must start with a letter")
+        } else if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            Some("only ASCII letters, digits, '-', '_', '.' and ':' are allowed")
+        } else {
+            None
+        };
+        match problem {
+            Some(why) => Err(Error::InvalidInput(format!(
+                "{id:?} is not a valid stream id: {why} (expected something like \"rep-<uuid>\")"
+            ))),
+            None => Ok(StreamId(id)),
+        }
+    }
+
+    /// `<category>-<uuid>`, the conventional shape of every Trellis stream.
+    pub fn for_entity(category: &str, id: Uuid) -> Result<Self, Error> {
+        Self::new(format!("{category}-{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the first `-` (the whole id when there is none).
+    pub fn category(&self) -> &str {
+        self.0.split_once('-').map_or(&self.0, |(c, _)| c)
+    }
+}
+
+impl TryFrom<String> for StreamId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        StreamId::new(value)
+    }
+}
+
+impl From<StreamId> for String {
+    fn from(value: StreamId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the writer believes the stream's version is. Versions count events:
+/// an empty stream is at version 0 and its first event has version 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the current version is (the caller re-decided on fresh
+    /// state or does not care).
+    Any,
+    /// Append only if the stream is exactly at this version (0: does not exist yet).
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A place in the global log that a reader has reached.
+///
+/// The global order is `(tx, position)`: the commit-visible transaction id,
+/// then the position inside it. See `docs/adr/0001-global-order.md` for why a
+/// bare position is not enough on PostgreSQL. [`Checkpoint::START`] is before
+/// every event. Checkpoints of one backend mean nothing to another.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Checkpoint {
+    pub tx: u64,
+    pub position: u64,
+}
+
+impl Checkpoint {
+    pub const START: Checkpoint = Checkpoint { tx: 0, position: 0 };
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.tx, self.position)
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "{s:?} is not a checkpoint: expected two whole numbers joined by a dot, like \"1234.567\""
+            ))
+        };
+        let (tx, position) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Checkpoint {
+            tx: tx.parse().map_err(|_| bad())?,
+            position: position.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One event a command decided, before the log gave it a place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// UUID v7, chosen by the writer so retries and the broker can deduplicate.
+    pub event_id: Uuid,
+    /// Stable type name, e.g. `FeedbackGiven`.
+    pub event_type: String,
+    /// The schema version of `payload`.
+    pub schema_version: u16,
+    pub payload: serde_json::Value,
+    /// Business time: when the fact happened in the world.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    pub fn new(
+        event_type: impl Into<String>,
+        schema_version: u16,
+        payload: serde_json::Value,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            occurred_at,
+        }
+    }
+}
+
+/// Who appended, on behalf of which command, and when it was recorded.
+/// The same for every event of one append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandMeta {
+    /// Appending the same command id twice records once (idempotency).
+    pub command_id: Uuid,
+    /// The authenticated subject that issued the command.
+    pub actor: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// Recorded time. The log stores it at microsecond precision.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl CommandMeta {
+    /// A command that starts its own correlation, recorded at `recorded_at`.
+    pub fn new(actor: impl Into<String>, recorded_at: DateTime<Utc>) -> Self {
+        let command_id = Uuid::now_v7();
+        CommandMeta {
+            command_id,
+            actor: actor.into(),
+            correlation_id: command_id,
+            causation_id: None,
+            recorded_at,
+        }
+    }
+}
+
+/// The metadata the log keeps with every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub actor: String,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// Business time.
+    pub occurred_at: DateTime<Utc>,
+    /// Recorded time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A hash in a stream's chain (SHA-256).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The predecessor of every stream's first event.
+    pub const GENESIS: Hash = Hash([0; 32]);
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Hash> {
+        <[u8; 32]>::try_from(bytes).ok().map(Hash)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({self})")
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Unique, increasing in append order; gaps are possible (rolled back appends).
+    pub global_position: u64,
+    /// Where a reader that has consumed this event stands.
+    pub checkpoint: Checkpoint,
+    pub event_id: Uuid,
+    pub stream_id: StreamId,
+    /// 1 for the stream's first event, contiguous after that.
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub payload: serde_json::Value,
+    pub metadata: Metadata,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the append (the version of its last new event).
+    pub stream_version: u64,
+    /// Global positions of the first and last event appended.
+    pub first_position: u64,
+    pub last_position: u64,
+    /// True when the command id had been recorded before: nothing new was
+    /// written and this is the first append's outcome.
+    pub replayed: bool,
+}
+
+/// Timestamps are kept at microsecond precision (PostgreSQL's), so what is
+/// hashed is exactly what is stored and read back.
+pub(crate) fn to_micros_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_id_category_is_the_part_before_the_first_dash() {
+        let id = StreamId::new("rep-0190a0b1-0000-7000-8000-000000000000").unwrap();
+        assert_eq!(id.category(), "rep");
+        assert_eq!(StreamId::new("framework").unwrap().category(), "framework");
+    }
+
+    #[test]
+    fn stream_id_rejects_bad_input_with_the_reason() {
+        for (input, reason) in [
+            ("", "empty"),
+            ("-rep", "start with a letter"),
+            ("rep 1", "only ASCII"),
+            ("rép-1", "only ASCII"),
+        ] {
+            let err = StreamId::new(input).unwrap_err().to_string();
+            assert!(err.contains(reason), "{input:?}: {err}");
+        }
+        let long = "a".repeat(MAX_STREAM_ID_LEN + 1);
+        assert!(
+            StreamId::new(long)
+                .unwrap_err()
+                .to_string()
+                .contains("longer")
+        );
+    }
+
+    #[test]
+    fn checkpoint_orders_by_transaction_then_position_and_round_trips_as_text() {
+        let a = Checkpoint {
+            tx: 5,
+            position: 900,
+        };
+        let b = Checkpoint {
+            tx: 6,
+            position: 10,
+        };
+        assert!(a < b);
+        assert_eq!("5.900".parse::<Checkpoint>().unwrap(), a);
+        assert_eq!(a.to_string(), "5.900");
+        assert!("5".parse::<Checkpoint>().is_err());
+        assert!("x.1".parse::<Checkpoint>().is_err());
+    }
+}

@@ -1,0 +1,749 @@
+//! The event store conformance suite: every test runs against PostgreSQL and
+//! the embedded backend, which must behave identically.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, NewEvent, Problem,
+    RecordedEvent, StreamId, verify,
+};
+use trellis_tests::{Backend, Kind, stream};
+use uuid::Uuid;
+
+/// Generates one `#[tokio::test]` per backend for each conformance test.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = trellis_tests::Backend::new(trellis_tests::Kind::Postgres).await;
+                    super::$name(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = trellis_tests::Backend::new(trellis_tests::Kind::Sqlite).await;
+                    super::$name(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    appended_events_read_back_with_their_metadata_and_contiguous_versions,
+    a_stale_expected_version_is_a_conflict_with_the_current_version_and_writes_nothing,
+    expected_version_zero_means_the_stream_must_not_exist,
+    a_multi_event_append_is_atomic,
+    the_same_command_id_records_once_and_returns_the_first_outcome,
+    read_all_returns_the_log_in_order_from_a_checkpoint_in_batches,
+    a_reader_resuming_from_its_checkpoint_after_a_restart_sees_no_event_twice,
+    a_follower_wakes_on_append_without_waiting_for_its_poll,
+    eight_concurrent_writers_and_a_tailing_reader_lose_and_duplicate_nothing,
+    conflicting_writers_get_conflicts_never_a_lost_update,
+    the_log_refuses_update_and_delete,
+    an_intact_log_verifies,
+    verify_names_an_altered_event,
+    verify_names_a_missing_event,
+    verify_names_reordered_events,
+    bad_appends_are_refused_with_a_reason_and_record_nothing,
+    tricky_payload_numbers_and_text_survive_storage_and_keep_the_chain_valid,
+);
+
+fn meta(actor: &str) -> CommandMeta {
+    CommandMeta::new(actor, Utc::now())
+}
+
+fn event(kind: &str, n: u64) -> NewEvent {
+    NewEvent::new(
+        kind,
+        1,
+        json!({ "n": n, "note": format!("event {n}") }),
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 30, 0).unwrap(),
+    )
+}
+
+async fn append_one(store: &dyn EventStore, stream: &StreamId, n: u64) -> u64 {
+    store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            &meta("leader-1"),
+            &[event("Noted", n)],
+        )
+        .await
+        .expect("append")
+        .stream_version
+}
+
+async fn read_everything(store: &dyn EventStore) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut after = Checkpoint::START;
+    loop {
+        let batch = store.read_all(after, 1000).await.expect("read_all");
+        let Some(last) = batch.last() else { return all };
+        after = last.checkpoint;
+        all.extend(batch);
+    }
+}
+
+/// The whole log once `n` events are readable, and asserts it holds exactly `n`.
+///
+/// On PostgreSQL an event becomes readable once every older transaction of
+/// the cluster has ended, and other tests run their own transactions in
+/// parallel, so the newest events may take a moment to appear.
+async fn read_exactly(store: &dyn EventStore, n: usize) -> Vec<RecordedEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = read_everything(store).await;
+        if all.len() >= n || tokio::time::Instant::now() > deadline {
+            assert_eq!(
+                all.len(),
+                n,
+                "the log should hold exactly {n} readable events"
+            );
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn appended_events_read_back_with_their_metadata_and_contiguous_versions(b: &Backend) {
+    let s = stream("rep");
+    let causation = Uuid::now_v7();
+    let mut m = meta("leader-7");
+    m.causation_id = Some(causation);
+    // Nanoseconds are dropped: the log keeps microseconds.
+    m.recorded_at =
+        Utc.with_ymd_and_hms(2026, 3, 4, 8, 0, 0).unwrap() + Duration::from_nanos(1_234_567);
+    let events = [event("FeedbackGiven", 1), event("SkillAssessed", 2)];
+    let outcome = b
+        .store
+        .append(&s, ExpectedVersion::Exact(0), &m, &events)
+        .await
+        .unwrap();
+    assert_eq!(outcome.stream_version, 2);
+    assert!(!outcome.replayed);
+    assert!(outcome.first_position < outcome.last_position);
+    let third = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(2),
+            &meta("leader-7"),
+            &[event("X", 3)],
+        )
+        .await;
+    assert_eq!(third.unwrap().stream_version, 3);
+
+    let read = b.store.read_stream(&s, 0, 100).await.unwrap();
+    assert_eq!(
+        read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(b.store.stream_version(&s).await.unwrap(), 3);
+    let first = &read[0];
+    assert_eq!(first.event_id, events[0].event_id);
+    assert_eq!(first.stream_id, s);
+    assert_eq!(first.event_type, "FeedbackGiven");
+    assert_eq!(first.schema_version, 1);
+    assert_eq!(first.payload, events[0].payload);
+    assert_eq!(first.global_position, outcome.first_position);
+    assert_eq!(first.metadata.actor, "leader-7");
+    assert_eq!(first.metadata.command_id, m.command_id);
+    assert_eq!(first.metadata.correlation_id, m.correlation_id);
+    assert_eq!(first.metadata.causation_id, Some(causation));
+    assert_eq!(first.metadata.occurred_at, events[0].occurred_at);
+    assert_eq!(
+        first.metadata.recorded_at,
+        Utc.with_ymd_and_hms(2026, 3, 4, 8, 0, 0).unwrap() + Duration::from_micros(1_234)
+    );
+    assert_eq!(
+        read[1].prev_hash, first.hash,
+        "each event carries its predecessor's hash"
+    );
+    assert_eq!(b.store.read_stream(&s, 2, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        b.store.read_stream(&stream("rep"), 0, 100).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(b.store.stream_version(&stream("rep")).await.unwrap(), 0);
+}
+
+async fn a_stale_expected_version_is_a_conflict_with_the_current_version_and_writes_nothing(
+    b: &Backend,
+) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 1).await;
+    append_one(&*b.store, &s, 2).await;
+    let err = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(1),
+            &meta("leader-1"),
+            &[event("X", 3), event("X", 4)],
+        )
+        .await
+        .unwrap_err();
+    match err {
+        Error::Conflict {
+            stream,
+            expected,
+            current,
+        } => {
+            assert_eq!(stream, s);
+            assert_eq!(expected, ExpectedVersion::Exact(1));
+            assert_eq!(current, 2);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.store.read_stream(&s, 0, 100).await.unwrap().len(), 2);
+}
+
+async fn expected_version_zero_means_the_stream_must_not_exist(b: &Backend) {
+    let s = stream("team");
+    b.store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &meta("admin"),
+            &[event("TeamFormed", 1)],
+        )
+        .await
+        .unwrap();
+    let err = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &meta("admin"),
+            &[event("TeamFormed", 1)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { current: 1, .. }), "{err:?}");
+}
+
+async fn a_multi_event_append_is_atomic(b: &Backend) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 1).await;
+    // The second event reuses the first's id: the whole append must fail.
+    let first = event("A", 2);
+    let mut duplicate = event("B", 3);
+    duplicate.event_id = first.event_id;
+    let result = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(1),
+            &meta("x"),
+            &[first, duplicate],
+        )
+        .await;
+    assert!(
+        result.is_err(),
+        "an append with a duplicate event id must fail"
+    );
+    assert_eq!(
+        b.store.stream_version(&s).await.unwrap(),
+        1,
+        "nothing of the failed append stays"
+    );
+    read_exactly(&*b.store, 1).await;
+}
+
+async fn the_same_command_id_records_once_and_returns_the_first_outcome(b: &Backend) {
+    let s = stream("rep");
+    let m = meta("leader-1");
+    let first = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &m,
+            &[event("A", 1), event("B", 2)],
+        )
+        .await
+        .unwrap();
+    // A retry carries the same command id (and, here, a stale expected version
+    // and new event ids): it must record nothing and answer as the first time.
+    let again = b
+        .store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &m,
+            &[event("A", 1), event("B", 2)],
+        )
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (
+            again.stream_version,
+            again.first_position,
+            again.last_position
+        ),
+        (
+            first.stream_version,
+            first.first_position,
+            first.last_position
+        )
+    );
+    assert_eq!(b.store.read_stream(&s, 0, 10).await.unwrap().len(), 2);
+
+    // Concurrent retries of one command also record once.
+    let s2 = stream("rep");
+    let m2 = meta("leader-1");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = b.store.clone();
+        let (s2, m2) = (s2.clone(), m2.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(&s2, ExpectedVersion::Any, &m2, &[event("A", 1)])
+                .await
+        }));
+    }
+    let mut replays = 0;
+    for t in tasks {
+        let outcome = t.await.unwrap().expect("every retry succeeds");
+        assert_eq!(outcome.stream_version, 1);
+        replays += usize::from(outcome.replayed);
+    }
+    assert_eq!(replays, 7);
+    assert_eq!(b.store.read_stream(&s2, 0, 10).await.unwrap().len(), 1);
+}
+
+async fn read_all_returns_the_log_in_order_from_a_checkpoint_in_batches(b: &Backend) {
+    let streams: Vec<_> = (0..3).map(|_| stream("rep")).collect();
+    for n in 0..30u64 {
+        append_one(&*b.store, &streams[(n % 3) as usize], n).await;
+    }
+    let all = read_exactly(&*b.store, 30).await;
+    let ns: Vec<u64> = all
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ns,
+        (0..30).collect::<Vec<_>>(),
+        "sequential appends read back in append order"
+    );
+    assert!(all.windows(2).all(|w| w[0].checkpoint < w[1].checkpoint));
+    assert_eq!(
+        b.store.head().await.unwrap(),
+        all.last().unwrap().checkpoint
+    );
+
+    let mut after = Checkpoint::START;
+    let mut batches = 0;
+    let mut seen = Vec::new();
+    loop {
+        let batch = b.store.read_all(after, 7).await.unwrap();
+        assert!(batch.len() <= 7);
+        let Some(last) = batch.last() else { break };
+        after = last.checkpoint;
+        batches += 1;
+        seen.extend(batch.into_iter().map(|e| e.event_id));
+    }
+    assert_eq!(batches, 5);
+    assert_eq!(seen, all.iter().map(|e| e.event_id).collect::<Vec<_>>());
+    let from_middle = b.store.read_all(all[9].checkpoint, 100).await.unwrap();
+    assert_eq!(from_middle.first().unwrap().event_id, all[10].event_id);
+    assert_eq!(from_middle.len(), 20);
+}
+
+async fn a_reader_resuming_from_its_checkpoint_after_a_restart_sees_no_event_twice(b: &Backend) {
+    let s = stream("rep");
+    for n in 0..10 {
+        append_one(&*b.store, &s, n).await;
+    }
+    read_exactly(&*b.store, 10).await;
+    let first_half = b.store.read_all(Checkpoint::START, 4).await.unwrap();
+    let saved: Checkpoint = first_half
+        .last()
+        .unwrap()
+        .checkpoint
+        .to_string()
+        .parse()
+        .unwrap();
+    for n in 10..15 {
+        append_one(&*b.store, &s, n).await;
+    }
+    read_exactly(&*b.store, 15).await;
+    let restarted = b.reopen().await;
+    let rest = read_everything_after(&*restarted, saved).await;
+    let mut ids: Vec<_> = first_half.iter().map(|e| e.event_id).collect();
+    ids.extend(rest.iter().map(|e| e.event_id));
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len(), 15);
+    assert_eq!(unique.len(), 15);
+}
+
+async fn read_everything_after(
+    store: &dyn EventStore,
+    mut after: Checkpoint,
+) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    loop {
+        let batch = store.read_all(after, 3).await.unwrap();
+        let Some(last) = batch.last() else { return all };
+        after = last.checkpoint;
+        all.extend(batch);
+    }
+}
+
+async fn a_follower_wakes_on_append_without_waiting_for_its_poll(b: &Backend) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 0).await;
+    read_exactly(&*b.store, 1).await;
+    let mut follower = Follower::new(b.store.clone(), Checkpoint::START, 100)
+        .with_poll_interval(Duration::from_secs(3600));
+    assert_eq!(follower.next_batch().await.unwrap().len(), 1);
+    let waiting = tokio::spawn(async move {
+        let batch = follower.next_batch().await.unwrap();
+        batch
+            .into_iter()
+            .map(|e| e.payload["n"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append_one(&*b.store, &s, 1).await;
+    let woke = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the follower must wake on the append signal, not its hour-long poll")
+        .unwrap();
+    assert_eq!(woke, [1]);
+}
+
+async fn eight_concurrent_writers_and_a_tailing_reader_lose_and_duplicate_nothing(b: &Backend) {
+    const WRITERS: usize = 8;
+    const TOTAL: usize = 10_000;
+    let streams: Arc<Vec<StreamId>> = Arc::new((0..20).map(|_| stream("rep")).collect());
+
+    // The reader tails the log while the writers write.
+    let mut follower = Follower::new(b.store.clone(), Checkpoint::START, 500)
+        .with_poll_interval(Duration::from_millis(50));
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(TOTAL);
+        while seen.len() < TOTAL {
+            let batch = tokio::time::timeout(Duration::from_secs(60), follower.next_batch())
+                .await
+                .expect("the reader stalled")
+                .unwrap();
+            seen.extend(batch);
+        }
+        seen
+    });
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = b.store.clone();
+        let streams = streams.clone();
+        writers.push(tokio::spawn(async move {
+            let mut written = 0;
+            let mut i = 0usize;
+            let mine = TOTAL / WRITERS;
+            while written < mine {
+                // Overlapping streams: every writer writes to every stream.
+                let s = &streams[(w * 7 + i * 3) % streams.len()];
+                let n = (1 + (i + w) % 3).min(mine - written);
+                let events: Vec<_> = (0..n)
+                    .map(|k| event("Noted", (w * mine + written + k) as u64))
+                    .collect();
+                store
+                    .append(s, ExpectedVersion::Any, &meta("writer"), &events)
+                    .await
+                    .expect("append");
+                written += n;
+                i += 1;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(120), reader)
+        .await
+        .expect("reader finished")
+        .unwrap();
+
+    assert_eq!(seen.len(), TOTAL, "the reader saw every event");
+    let ids: HashSet<_> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), TOTAL, "the reader saw no event twice");
+    let ns: HashSet<_> = seen
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns.len(), TOTAL, "every written event arrived");
+    // Per stream, the reader's order is the stream's version order, 1, 2, 3, ...
+    let mut per_stream: HashMap<&StreamId, Vec<u64>> = HashMap::new();
+    for e in &seen {
+        per_stream
+            .entry(&e.stream_id)
+            .or_default()
+            .push(e.stream_version);
+    }
+    for (s, versions) in per_stream {
+        let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+        assert_eq!(versions, expected, "stream {s} read out of version order");
+    }
+    // Nothing more arrives later, and the whole log says the same.
+    read_exactly(&*b.store, TOTAL).await;
+    assert!(verify(&*b.store, 1000).await.unwrap().is_intact());
+}
+
+async fn conflicting_writers_get_conflicts_never_a_lost_update(b: &Backend) {
+    // Eight writers each read-modify-write one counter stream 25 times with
+    // the version they read. Every successful write must be in the log.
+    let s = stream("rep");
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let store = b.store.clone();
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut conflicts) = (Vec::new(), 0);
+            for i in 0..25 {
+                let version = store.stream_version(&s).await.unwrap();
+                match store
+                    .append(
+                        &s,
+                        ExpectedVersion::Exact(version),
+                        &meta("w"),
+                        &[event("Inc", w * 100 + i)],
+                    )
+                    .await
+                {
+                    Ok(outcome) => {
+                        assert_eq!(outcome.stream_version, version + 1);
+                        ok.push(w * 100 + i);
+                    }
+                    Err(Error::Conflict { current, .. }) => {
+                        assert!(current > version, "a conflict reports a newer version");
+                        conflicts += 1;
+                    }
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+            (ok, conflicts)
+        }));
+    }
+    let mut succeeded = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        let (ok, c) = t.await.unwrap();
+        succeeded.extend(ok);
+        conflicts += c;
+    }
+    let log = b.store.read_stream(&s, 0, 10_000).await.unwrap();
+    let mut in_log: Vec<u64> = log
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    succeeded.sort_unstable();
+    in_log.sort_unstable();
+    assert_eq!(
+        in_log, succeeded,
+        "exactly the acknowledged writes are in the log"
+    );
+    assert_eq!(succeeded.len() + conflicts, 200);
+    assert_eq!(
+        log.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        (1..=log.len() as u64).collect::<Vec<_>>()
+    );
+}
+
+async fn the_log_refuses_update_and_delete(b: &Backend) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 1).await;
+    let update = b
+        .try_modify("UPDATE events SET actor = 'someone else'")
+        .await
+        .unwrap_err();
+    assert!(update.contains("append-only"), "{update}");
+    let delete = b.try_modify("DELETE FROM events").await.unwrap_err();
+    assert!(delete.contains("append-only"), "{delete}");
+    if b.kind == Kind::Postgres {
+        let truncate = b.try_modify("TRUNCATE events").await.unwrap_err();
+        assert!(truncate.contains("append-only"), "{truncate}");
+    }
+    read_exactly(&*b.store, 1).await;
+}
+
+async fn an_intact_log_verifies(b: &Backend) {
+    for _ in 0..5 {
+        let s = stream("rep");
+        for n in 0..7 {
+            append_one(&*b.store, &s, n).await;
+        }
+    }
+    let report = verify(&*b.store, 4).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert_eq!((report.events, report.streams), (35, 5));
+}
+
+/// Three streams of five events; returns them and their events.
+async fn three_streams(b: &Backend) -> Vec<(StreamId, Vec<RecordedEvent>)> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let s = stream("rep");
+        for n in 0..5 {
+            append_one(&*b.store, &s, n).await;
+        }
+        let events = b.store.read_stream(&s, 0, 10).await.unwrap();
+        out.push((s, events));
+    }
+    out
+}
+
+async fn verify_names_an_altered_event(b: &Backend) {
+    let streams = three_streams(b).await;
+    let (s, events) = &streams[1];
+    let target = &events[2];
+    let payload = match b.kind {
+        Kind::Postgres => r#"'{"n": 999, "note": "changed"}'::jsonb"#,
+        Kind::Sqlite => r#"'{"n":999,"note":"changed"}'"#,
+    };
+    b.tamper(&format!(
+        "UPDATE events SET payload = {payload} WHERE stream_id = '{s}' AND stream_version = 3"
+    ))
+    .await;
+    let report = verify(&*b.store, 100).await.unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!((&finding.stream_id, finding.stream_version), (s, 3));
+    assert_eq!(finding.event_id, target.event_id);
+    assert_eq!(finding.problem, Problem::Altered);
+
+    // Changing metadata is caught too.
+    let (s0, _) = &streams[0];
+    b.tamper(&format!(
+        "UPDATE events SET actor = 'mallory' WHERE stream_id = '{s0}' AND stream_version = 5"
+    ))
+    .await;
+    let report = verify(&*b.store, 100).await.unwrap();
+    assert_eq!(report.findings.len(), 2);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| &f.stream_id == s0 && f.stream_version == 5 && f.problem == Problem::Altered)
+    );
+}
+
+async fn verify_names_a_missing_event(b: &Backend) {
+    let streams = three_streams(b).await;
+    let (s, _) = &streams[2];
+    b.tamper(&format!(
+        "DELETE FROM events WHERE stream_id = '{s}' AND stream_version = 2"
+    ))
+    .await;
+    let report = verify(&*b.store, 100).await.unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!((&finding.stream_id, finding.stream_version), (s, 3));
+    assert_eq!(
+        finding.problem,
+        Problem::Missing {
+            expected_version: 2
+        }
+    );
+}
+
+async fn verify_names_reordered_events(b: &Backend) {
+    let streams = three_streams(b).await;
+    let (s, _) = &streams[0];
+    // Swap versions 2 and 3 (through a free number, as the pair is unique).
+    b.tamper(&format!(
+        "UPDATE events SET stream_version = 1000 WHERE stream_id = '{s}' AND stream_version = 2; \
+         UPDATE events SET stream_version = 2 WHERE stream_id = '{s}' AND stream_version = 3; \
+         UPDATE events SET stream_version = 3 WHERE stream_id = '{s}' AND stream_version = 1000"
+    ))
+    .await;
+    let report = verify(&*b.store, 100).await.unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!((&finding.stream_id, finding.stream_version), (s, 2));
+    assert_eq!(finding.problem, Problem::Reordered);
+}
+
+async fn bad_appends_are_refused_with_a_reason_and_record_nothing(b: &Backend) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 1).await;
+    let cases: Vec<(Vec<NewEvent>, &str)> = vec![
+        (vec![], "at least one event"),
+        (
+            vec![NewEvent::new("", 1, json!({}), Utc::now())],
+            "1 to 100 characters",
+        ),
+        (
+            vec![NewEvent::new(
+                "X",
+                1,
+                json!({"note": "a\u{0}b"}),
+                Utc::now(),
+            )],
+            "NUL",
+        ),
+    ];
+    for (events, reason) in cases {
+        let err = b
+            .store
+            .append(&s, ExpectedVersion::Any, &meta("x"), &events)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(reason),
+            "{err} should mention {reason:?}"
+        );
+    }
+    let err = b
+        .store
+        .append(&s, ExpectedVersion::Any, &meta(" "), &[event("X", 2)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("actor"), "{err}");
+    let bad_stream = StreamId::new("rep 1").unwrap_err().to_string();
+    assert!(bad_stream.contains("not a valid stream id"), "{bad_stream}");
+    read_exactly(&*b.store, 1).await;
+}
+
+async fn tricky_payload_numbers_and_text_survive_storage_and_keep_the_chain_valid(b: &Backend) {
+    let s = stream("rep");
+    let payload = json!({
+        "zeta": 1, "alpha": [0.1, 100.0, 1e20, -0.0, 12, -7, 1.5e-7, 18446744073709551615u64],
+        "text": "quotes \" backslash \\ newline \n tab \t unicode é 日本 emoji 🚀 control \u{1}",
+        "nested": {"b": {"d": null, "c": true}, "a": false},
+        "": "empty key"
+    });
+    b.store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &meta("x"),
+            &[NewEvent::new("T", 1, payload.clone(), Utc::now())],
+        )
+        .await
+        .unwrap();
+    let read = b.store.read_stream(&s, 0, 10).await.unwrap();
+    assert_eq!(read[0].payload["text"], payload["text"]);
+    assert_eq!(read[0].payload["nested"], payload["nested"]);
+    let report = verify(&*b.store, 100).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    // Keys are unordered in JSON; the stored document is the same document.
+    let keys: BTreeMap<_, _> = read[0].payload.as_object().unwrap().iter().collect();
+    assert_eq!(keys.len(), 5);
+}

@@ -1,0 +1,154 @@
+//! What only the PostgreSQL backend can show: out-of-order commits, and the
+//! privileges of the role the service runs as.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use trellis_eventstore::chain::DigestInput;
+use trellis_eventstore::{Checkpoint, CommandMeta, ExpectedVersion, NewEvent, verify};
+use trellis_tests::{Backend, stream};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_one() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    let late_stream = stream("rep");
+    let meta = CommandMeta::new("late-writer", Utc::now());
+    let late = NewEvent::new("Late", 1, serde_json::json!({"which": "late"}), Utc::now());
+    let digest = DigestInput::of_new(&late_stream, &meta, &late).digest(&mut Vec::new());
+
+    // Writer A appends first (taking the lower position) but holds its
+    // transaction open.
+    let mut client = b.database().superuser().await;
+    let tx = client.transaction().await.unwrap();
+    let row = tx
+        .query_one(
+            "SELECT outcome, first_position FROM trellis.append_events($1, -1, $2, $3, $4, NULL, $5, \
+             ARRAY[$6::uuid], ARRAY[$7::text], ARRAY[1], ARRAY[$8::jsonb], ARRAY[$9::timestamptz], \
+             ARRAY[$10::bytea])",
+            &[
+                &late_stream.as_str(),
+                &meta.command_id,
+                &meta.actor,
+                &meta.correlation_id,
+                &meta.recorded_at,
+                &late.event_id,
+                &late.event_type,
+                &late.payload,
+                &late.occurred_at,
+                &digest.as_slice(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "appended");
+    let late_position: i64 = row.get(1);
+
+    // Writer B appends later and commits first.
+    let early_stream = stream("rep");
+    let early = store
+        .append(
+            &early_stream,
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("early-writer", Utc::now()),
+            &[NewEvent::new(
+                "Early",
+                1,
+                serde_json::json!({"which": "early"}),
+                Utc::now(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(
+        early.first_position > late_position as u64,
+        "B's event sits after A's in position order"
+    );
+
+    // A reader now must not move past A's slot: it sees nothing yet.
+    let seen = store.read_all(Checkpoint::START, 100).await.unwrap();
+    assert!(
+        seen.is_empty(),
+        "read {} event(s) while an earlier append was uncommitted",
+        seen.len()
+    );
+
+    tx.commit().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let seen = store.read_all(Checkpoint::START, 100).await.unwrap();
+        if seen.len() == 2 || tokio::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let types: Vec<_> = seen.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["Late", "Early"],
+        "both events, in commit-safe order"
+    );
+    assert!(verify(&*store, 100).await.unwrap().is_intact());
+    drop(store);
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_service_role_may_read_and_append_but_never_change_the_log() {
+    let b = Backend::postgres().await;
+    let s = stream("rep");
+    b.store
+        .append(
+            &s,
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("leader", Utc::now()),
+            &[NewEvent::new("Noted", 1, serde_json::json!({}), Utc::now())],
+        )
+        .await
+        .unwrap();
+
+    // A login role that is a member of trellis_writer, as an operator sets up.
+    let role = format!("trellis_test_role_{}", uuid::Uuid::now_v7().simple());
+    let admin = b.database().superuser().await;
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN IN ROLE trellis_writer"))
+        .await
+        .unwrap();
+    let mut config: tokio_postgres::Config = b.database().url.parse().unwrap();
+    config.user(&role);
+    config.password("");
+    let (service, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let conn_task = tokio::spawn(connection);
+
+    let count: i64 = service
+        .query_one("SELECT count(*) FROM trellis.events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "the service role can read");
+    for sql in [
+        "UPDATE trellis.events SET actor = 'x'",
+        "DELETE FROM trellis.events",
+        "TRUNCATE trellis.events",
+        "UPDATE trellis.commands SET last_version = 9",
+        "ALTER TABLE trellis.events DISABLE TRIGGER events_no_update",
+    ] {
+        let err = service.batch_execute(sql).await.unwrap_err();
+        let message = err
+            .as_db_error()
+            .map(|d| d.message().to_owned())
+            .unwrap_or_default();
+        assert!(
+            message.contains("permission denied") || message.contains("must be owner"),
+            "{sql}: {message}"
+        );
+    }
+    drop(service);
+    conn_task.abort();
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+    drop(admin);
+    b.cleanup().await;
+}
