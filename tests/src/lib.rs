@@ -164,6 +164,11 @@ impl Backend {
         }
     }
 
+    /// The embedded store's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("an embedded backend")
+    }
+
     pub fn database(&self) -> &TestDatabase {
         self.db.as_ref().expect("a PostgreSQL backend")
     }

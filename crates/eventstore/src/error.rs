@@ -32,10 +32,25 @@ pub enum Error {
     Internal(String),
 }
 
+/// The error and its causes, "error connecting to server: Connection refused".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.is_closed() {
-            return Error::Unavailable(e.to_string());
+            return Error::Unavailable(with_causes(&e));
         }
         match e.as_db_error() {
             Some(db) => {
@@ -54,7 +69,7 @@ impl From<tokio_postgres::Error> for Error {
                 }
             }
             // No server answer at all: I/O, timeouts, TLS.
-            None => Error::Unavailable(e.to_string()),
+            None => Error::Unavailable(with_causes(&e)),
         }
     }
 }
@@ -63,7 +78,7 @@ impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => Error::Unavailable(other.to_string()),
+            other => Error::Unavailable(with_causes(&other)),
         }
     }
 }

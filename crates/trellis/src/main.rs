@@ -1,1 +1,72 @@
-fn main() {}
+//! The `trellis` binary: ties the Trellis services together and carries the
+//! operator commands.
+//!
+//! Layout: `main.rs` parses the command line and dispatches; `store.rs` opens
+//! the configured event store (PostgreSQL when a database URL is given, the
+//! embedded file otherwise); one module per command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod log;
+mod store;
+
+/// Trellis: an event-sourced ledger of how each salesperson grows.
+#[derive(Debug, Parser)]
+#[command(
+    name = "trellis",
+    version,
+    about = "Trellis: an event-sourced ledger of how each salesperson grows",
+    long_about = "Trellis: an event-sourced ledger of how each salesperson grows.\n\n\
+        Every command works on the PostgreSQL store when --database-url (or TRELLIS_DATABASE_URL) \
+        is given, and on the embedded single-file store in --data-dir otherwise."
+)]
+struct Cli {
+    #[command(flatten)]
+    store: store::StoreArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the log's integrity.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Print the log in global order, one JSON document per line.
+    Log(log::LogArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Audit(command) => audit::run(&cli.store, command).await,
+            Command::Log(args) => log::run(&cli.store, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

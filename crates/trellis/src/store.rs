@@ -1,0 +1,46 @@
+//! Opens the configured event store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use trellis_eventstore::EventStore;
+use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::sqlite::SqliteStore;
+
+/// Where the log lives. Without a database URL, Trellis uses the embedded
+/// single-file store in the data directory.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// PostgreSQL URL, e.g. postgres://trellis@127.0.0.1:5432/trellis.
+    /// Absent: the embedded store in --data-dir.
+    #[arg(long, env = "TRELLIS_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the embedded store (used when no database URL is given).
+    #[arg(long, env = "TRELLIS_DATA_DIR", default_value = "./trellis-data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        Ok(match &self.database_url {
+            Some(url) => Arc::new(
+                PostgresStore::connect(&PostgresConfig::new(url))
+                    .await
+                    .context("failed to open the PostgreSQL event store")?,
+            ),
+            None => Arc::new(SqliteStore::open(&self.data_dir).await.with_context(|| {
+                format!("failed to open the embedded event store in {}", self.data_dir.display())
+            })?),
+        })
+    }
+
+    /// Names the store without revealing credentials.
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(_) => "the PostgreSQL event store".to_owned(),
+            None => format!("the embedded event store in {}", self.data_dir.display()),
+        }
+    }
+}
