@@ -1,0 +1,263 @@
+//! The event catalogue as one enum, and how events travel to and from storage.
+//!
+//! A stored event is three things: its type name (`"FeedbackGiven"`), its schema
+//! version, and a JSON payload holding the event's own fields. The type name and
+//! version are stable forever; when an event's shape changes, its version goes up
+//! and an upcaster in [`crate::upcast`] turns old payloads into the current shape
+//! on read. Nothing already stored is ever rewritten.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::competency::CompetencyEvent;
+use crate::rep::RepEvent;
+use crate::standard::StandardEvent;
+use crate::team::TeamEvent;
+use crate::upcast;
+
+/// Implemented by every event struct: its stable type name and current schema version.
+pub trait EventPayload: Serialize {
+    /// The stable type name, in PascalCase (e.g. `"FeedbackGiven"`).
+    const EVENT_TYPE: &'static str;
+    /// The current schema version of the payload, starting at 1.
+    const SCHEMA_VERSION: u16;
+}
+
+/// Serializes an event struct's own fields.
+pub(crate) fn payload_of<E: Serialize>(event: &E) -> Value {
+    // Event structs hold only strings, numbers, dates, sequences and string-keyed
+    // structs, for which serialization to a JSON value cannot fail.
+    serde_json::to_value(event).expect("event structs always serialize to JSON")
+}
+
+/// Declares one aggregate's event enum over its event structs, with each
+/// struct's stable type name and current schema version.
+macro_rules! event_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $Enum:ident in $category:literal {
+            $( $(#[$vmeta:meta])* $Variant:ident($Struct:ident) = ($type_name:literal, v $version:literal) ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $Enum {
+            $( $(#[$vmeta])* $Variant($Struct), )+
+        }
+
+        $(
+            impl $crate::event::EventPayload for $Struct {
+                const EVENT_TYPE: &'static str = $type_name;
+                const SCHEMA_VERSION: u16 = $version;
+            }
+
+            impl From<$Struct> for $Enum {
+                fn from(event: $Struct) -> Self {
+                    $Enum::$Variant(event)
+                }
+            }
+
+            impl From<$Struct> for $crate::event::Event {
+                fn from(event: $Struct) -> Self {
+                    $crate::event::Event::from($Enum::$Variant(event))
+                }
+            }
+        )+
+
+        impl $Enum {
+            /// The stream category of this aggregate.
+            pub const CATEGORY: &'static str = $category;
+
+            /// Every event type of this aggregate with its current schema version.
+            pub const TYPES: &'static [(&'static str, u16)] = &[ $( ($type_name, $version), )+ ];
+
+            /// The stable type name.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $( Self::$Variant(_) => $type_name, )+
+                }
+            }
+
+            /// The schema version the payload is written in.
+            pub fn schema_version(&self) -> u16 {
+                match self {
+                    $( Self::$Variant(_) => $version, )+
+                }
+            }
+
+            /// The event's own fields as JSON.
+            pub fn to_payload(&self) -> serde_json::Value {
+                match self {
+                    $( Self::$Variant(event) => $crate::event::payload_of(event), )+
+                }
+            }
+
+            /// Decodes a payload already in the current schema version; `None` when
+            /// `event_type` is not one of this aggregate's.
+            pub(crate) fn decode_current(
+                event_type: &str,
+                payload: serde_json::Value,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                match event_type {
+                    $( $type_name => Some(serde_json::from_value::<$Struct>(payload).map(Self::$Variant)), )+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use event_enum;
+
+/// Any event in Trellis, grouped by the aggregate whose stream it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Team(TeamEvent),
+    Competency(CompetencyEvent),
+    Standard(StandardEvent),
+    Rep(RepEvent),
+}
+
+impl From<TeamEvent> for Event {
+    fn from(event: TeamEvent) -> Self {
+        Event::Team(event)
+    }
+}
+
+impl From<CompetencyEvent> for Event {
+    fn from(event: CompetencyEvent) -> Self {
+        Event::Competency(event)
+    }
+}
+
+impl From<StandardEvent> for Event {
+    fn from(event: StandardEvent) -> Self {
+        Event::Standard(event)
+    }
+}
+
+impl From<RepEvent> for Event {
+    fn from(event: RepEvent) -> Self {
+        Event::Rep(event)
+    }
+}
+
+/// Why a stored event could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error(
+        "unknown event type “{event_type}”; this build of Trellis does not know it (is it older than the data?)"
+    )]
+    UnknownType { event_type: String },
+    #[error(
+        "{event_type} schema version {version} is not supported; this build reads versions 1 to {latest} (is it older than the data?)"
+    )]
+    UnsupportedVersion {
+        event_type: String,
+        version: u16,
+        latest: u16,
+    },
+    #[error("{event_type} schema version {version} has no upcaster to version {} — a bug in Trellis", version + 1)]
+    MissingUpcaster { event_type: String, version: u16 },
+    #[error("{event_type} schema version {version} payload is malformed: {reason}")]
+    Malformed {
+        event_type: String,
+        version: u16,
+        reason: String,
+    },
+}
+
+impl Event {
+    /// Every event type with its current schema version, across all aggregates.
+    pub fn types() -> impl Iterator<Item = (&'static str, u16)> {
+        TeamEvent::TYPES
+            .iter()
+            .chain(CompetencyEvent::TYPES)
+            .chain(StandardEvent::TYPES)
+            .chain(RepEvent::TYPES)
+            .copied()
+    }
+
+    /// The current schema version of `event_type`, or `None` if the type is unknown.
+    pub fn latest_version(event_type: &str) -> Option<u16> {
+        Self::types()
+            .find(|(name, _)| *name == event_type)
+            .map(|(_, version)| version)
+    }
+
+    /// The stable type name, e.g. `"FeedbackGiven"`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::Team(e) => e.event_type(),
+            Event::Competency(e) => e.event_type(),
+            Event::Standard(e) => e.event_type(),
+            Event::Rep(e) => e.event_type(),
+        }
+    }
+
+    /// The schema version of [`Event::to_payload`].
+    pub fn schema_version(&self) -> u16 {
+        match self {
+            Event::Team(e) => e.schema_version(),
+            Event::Competency(e) => e.schema_version(),
+            Event::Standard(e) => e.schema_version(),
+            Event::Rep(e) => e.schema_version(),
+        }
+    }
+
+    /// The stream category: `team`, `competency`, `standard` or `rep`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Event::Team(_) => TeamEvent::CATEGORY,
+            Event::Competency(_) => CompetencyEvent::CATEGORY,
+            Event::Standard(_) => StandardEvent::CATEGORY,
+            Event::Rep(_) => RepEvent::CATEGORY,
+        }
+    }
+
+    /// The event's own fields as JSON. Type name and version travel separately.
+    pub fn to_payload(&self) -> Value {
+        match self {
+            Event::Team(e) => e.to_payload(),
+            Event::Competency(e) => e.to_payload(),
+            Event::Standard(e) => e.to_payload(),
+            Event::Rep(e) => e.to_payload(),
+        }
+    }
+
+    /// Reads a stored event back, upcasting older schema versions to the current one first.
+    pub fn from_stored(
+        event_type: &str,
+        schema_version: u16,
+        payload: Value,
+    ) -> Result<Event, DecodeError> {
+        let latest = Self::latest_version(event_type).ok_or_else(|| DecodeError::UnknownType {
+            event_type: event_type.to_owned(),
+        })?;
+        if schema_version == 0 || schema_version > latest {
+            return Err(DecodeError::UnsupportedVersion {
+                event_type: event_type.to_owned(),
+                version: schema_version,
+                latest,
+            });
+        }
+        let payload = upcast::to_latest(event_type, schema_version, latest, payload)?;
+        let is = |types: &[(&str, u16)]| types.iter().any(|(name, _)| *name == event_type);
+        let decoded = if is(TeamEvent::TYPES) {
+            TeamEvent::decode_current(event_type, payload).map(|r| r.map(Event::Team))
+        } else if is(CompetencyEvent::TYPES) {
+            CompetencyEvent::decode_current(event_type, payload).map(|r| r.map(Event::Competency))
+        } else if is(StandardEvent::TYPES) {
+            StandardEvent::decode_current(event_type, payload).map(|r| r.map(Event::Standard))
+        } else {
+            RepEvent::decode_current(event_type, payload).map(|r| r.map(Event::Rep))
+        }
+        .ok_or_else(|| DecodeError::UnknownType {
+            event_type: event_type.to_owned(),
+        })?;
+        decoded.map_err(|error| DecodeError::Malformed {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+            reason: error.to_string(),
+        })
+    }
+}

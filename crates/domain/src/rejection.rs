@@ -1,0 +1,192 @@
+//! Why a command was refused, in the words of the person who sent it.
+//!
+//! Every message says what was wrong and how to put it right. There is no
+//! database, network or "internal" variant: those belong to other layers.
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::ids::{ActionItemId, FeedbackId, PlanId, StandardId, SupportRequestId};
+use crate::period::Period;
+use crate::rep::{ActionItemStatus, FactKind};
+use crate::values::ValueError;
+
+/// A refused command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// A value given at the edge did not parse (e.g. a skill level of 7, an empty note,
+    /// a target of 0). The edge turns a [`ValueError`] into this with `?`.
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+
+    // Team
+    #[error("This team already exists. To form another team, use a new team id.")]
+    TeamAlreadyExists,
+    #[error("There is no such team. Form the team first, or pick an existing team.")]
+    TeamNotFound,
+
+    // Competency
+    #[error("This competency is already defined. To change it, revise it instead.")]
+    CompetencyAlreadyDefined,
+    #[error("There is no such competency. Define it first, or pick one from the framework.")]
+    CompetencyNotFound,
+    #[error("This competency has been retired. Pick an active competency.")]
+    CompetencyRetired,
+
+    // Standard
+    #[error(
+        "This standard is already set. To change its target, roles or ramp, revise it instead."
+    )]
+    StandardAlreadySet,
+    #[error("There is no such standard. Set the standard first, or pick an existing one.")]
+    StandardNotFound,
+    #[error("This standard was retired with effect from {on}. Set a new standard instead.")]
+    StandardRetired { on: NaiveDate },
+    #[error(
+        "Standard {standard_id} has no version {version}; its latest version is {latest}. Acknowledge a version that exists."
+    )]
+    StandardVersionNotFound {
+        standard_id: StandardId,
+        version: u32,
+        latest: u32,
+    },
+    #[error(
+        "A standard must apply to at least one role. Name the roles it applies to, e.g. SDR or AE."
+    )]
+    NoRoles,
+    #[error(
+        "The ramp must list periods 1, 2, 3… in order with no gaps, but step {position} is for period {found} instead of {expected}. Renumber the ramp steps."
+    )]
+    RampOutOfOrder {
+        position: usize,
+        expected: u32,
+        found: u32,
+    },
+    #[error(
+        "The ramp step for period {period_index} asks for 0% of the target. Give each step a percentage above zero, or leave the period out of the ramp."
+    )]
+    RampPercentZero { period_index: u32 },
+    #[error(
+        "A revision must take effect after the latest version, which takes effect on {latest}; {given} is not after it. Pick a later date."
+    )]
+    RevisionNotAfterLatest { given: NaiveDate, latest: NaiveDate },
+    #[error(
+        "A standard cannot be retired before its latest version takes effect on {latest}; {given} is earlier. Pick {latest} or later."
+    )]
+    RetirementBeforeLatest { given: NaiveDate, latest: NaiveDate },
+
+    // Rep: existence and lifecycle
+    #[error("This rep has already joined. To record a new rep, use a new rep id.")]
+    RepAlreadyExists,
+    #[error("There is no such rep. Record that the rep joined first, or pick an existing rep.")]
+    RepNotFound,
+    #[error(
+        "This rep departed on {on}, so nothing new can be recorded for them. To fix an earlier record, correct it instead."
+    )]
+    RepDeparted { on: NaiveDate },
+    #[error("This rep already departed on {on}. To fix the departure record, correct it instead.")]
+    RepAlreadyDeparted { on: NaiveDate },
+    #[error("{date} is before the rep joined on {joined}. Pick a date on or after {joined}.")]
+    DateBeforeJoined { date: NaiveDate, joined: NaiveDate },
+    #[error("{date} is in the future (today is {today}). Record things once they have happened.")]
+    DateInFuture { date: NaiveDate, today: NaiveDate },
+    #[error("The id {id} is already used by another record of this rep. Use a new id.")]
+    IdAlreadyUsed { id: Uuid },
+
+    // Rep: feedback
+    #[error(
+        "There is no feedback {feedback_id} shared with this rep. Check which feedback you mean."
+    )]
+    FeedbackNotFound { feedback_id: FeedbackId },
+
+    // Rep: coaching
+    #[error(
+        "A coaching session must last between 1 and {max} minutes, but {minutes} was given. Enter how long the session took."
+    )]
+    SessionDurationOutOfRange { minutes: u32, max: u32 },
+    #[error(
+        "Action item {action_item_id} is due on {due_on}, before the session on {held_on}. Pick a due date on or after the session."
+    )]
+    ActionItemDueBeforeSession {
+        action_item_id: ActionItemId,
+        due_on: NaiveDate,
+        held_on: NaiveDate,
+    },
+    #[error(
+        "There is no action item {action_item_id} for this rep. Check which follow-up you mean."
+    )]
+    ActionItemNotFound { action_item_id: ActionItemId },
+    #[error("Action item {action_item_id} is already {status}. Nothing more to do.")]
+    ActionItemClosed {
+        action_item_id: ActionItemId,
+        status: ActionItemStatus,
+    },
+
+    // Rep: support
+    #[error(
+        "There is no support request {request_id} from this rep. Check which request you mean."
+    )]
+    SupportRequestNotFound { request_id: SupportRequestId },
+    #[error(
+        "Support request {request_id} was already resolved on {on}. If the obstacle is back, ask the rep to raise a new request."
+    )]
+    SupportRequestResolved {
+        request_id: SupportRequestId,
+        on: NaiveDate,
+    },
+
+    // Rep: improvement plans
+    #[error(
+        "This rep already has an open improvement plan ({plan_id}). Close it before starting another."
+    )]
+    ImprovementPlanAlreadyOpen { plan_id: PlanId },
+    #[error(
+        "Improvement plan {plan_id} is not open for this rep. Start a plan first, or pick the open one."
+    )]
+    ImprovementPlanNotOpen { plan_id: PlanId },
+    #[error("An improvement plan needs at least one target. Say what the rep must achieve.")]
+    ImprovementPlanWithoutTargets,
+    #[error(
+        "The review date {review_on} must be after the plan starts on {started_on}. Pick a later review date."
+    )]
+    ReviewDateNotAfterStart {
+        started_on: NaiveDate,
+        review_on: NaiveDate,
+    },
+
+    // Rep: measurements
+    #[error(
+        "The period {period} has not started yet (today is {today}). Record a measurement once its period is under way."
+    )]
+    PeriodNotStarted { period: Period, today: NaiveDate },
+    #[error(
+        "The period {period} ended before the rep joined on {joined}. Pick a period the rep worked in."
+    )]
+    PeriodBeforeJoined { period: Period, joined: NaiveDate },
+    #[error(
+        "The period {period} starts after the rep departed on {departed}. Pick a period the rep worked in."
+    )]
+    PeriodAfterDeparture { period: Period, departed: NaiveDate },
+
+    // Rep: corrections
+    #[error(
+        "There is no record {fact_id} of this rep that can be corrected. Check the id of the assessment, measurement, feedback, session or training you mean."
+    )]
+    FactNotFound { fact_id: Uuid },
+    #[error("Record {fact_id} has already been retracted. There is nothing left to correct.")]
+    FactAlreadyRetracted { fact_id: Uuid },
+    #[error(
+        "Record {fact_id} is a {fact}, which cannot take a {correction} correction. Correct a skill level on an assessment, a value on a measurement, or retract the record."
+    )]
+    CorrectionDoesNotFit {
+        fact_id: Uuid,
+        fact: FactKind,
+        correction: &'static str,
+    },
+
+    // Rep: reviews
+    #[error(
+        "The review period runs from {from} to {to}, which is backwards. Put the earlier date first."
+    )]
+    ReviewPeriodBackwards { from: NaiveDate, to: NaiveDate },
+}

@@ -1,0 +1,561 @@
+//! Rep: one salesperson's stream — everything recorded about how they grow.
+//! Stream category `rep`.
+//!
+//! Most commands propose the event they would record (e.g. `GiveFeedback`
+//! carries a `FeedbackGiven`), plus what the decision needs from outside the
+//! stream: `now` (for "not in the future"), and facts from other streams such as
+//! a competency's status. `decide` checks the rules and records the event as
+//! proposed, or refuses it.
+//!
+//! Rules worth knowing:
+//! - Dates must not be in the future (relative to `now`) nor before the rep's
+//!   start date. A rep may be recorded as joining ahead of their start date.
+//! - A departed rep gets no new activity. Closing existing work stays possible
+//!   (completing or dropping action items, acknowledging or resolving support
+//!   requests, closing the improvement plan), as do corrections, reviews, and
+//!   measurements for periods that started on or before the departure.
+//! - Idempotent no-ops (accepted, nothing recorded): moving to the current team,
+//!   changing to the current role, acknowledging the same expectations or
+//!   feedback twice, acknowledging a support request twice, a measured-value
+//!   correction equal to the current value.
+//! - Re-recording a measurement for a metric and period that already has one:
+//!   the same value records nothing; a different value records a `FactCorrected`
+//!   (`MeasuredValue`) against the earlier measurement, with the reason
+//!   "re-imported" (CRM import) or "re-entered" (manual). The earlier
+//!   `PerformanceMeasured` stays in the log; the new measurement id is not used.
+//! - Private feedback cannot be acknowledged: to the rep it does not exist, so
+//!   the refusal is the same as for unknown feedback.
+//! - Corrections apply to assessments (skill level), measurements (value), and
+//!   to any assessment, measurement, feedback, coaching session or training
+//!   (retraction). A retracted record cannot be corrected again.
+
+mod events;
+mod state;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+pub use events::*;
+pub use state::{
+    ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, Rep, RepState, SupportStatus,
+    evolve,
+};
+
+use crate::aggregate::Aggregate;
+use crate::competency::CompetencyStatus;
+use crate::ids::{ActionItemId, MeasurementId, PlanId, RepId, SupportRequestId, TeamId, stream_id};
+use crate::rejection::Rejection;
+use crate::standard::StandardStatus;
+use crate::values::{NonEmptyText, Role};
+
+impl RepId {
+    /// This rep's stream, `rep-<uuid>`.
+    pub fn stream_id(&self) -> String {
+        stream_id(RepEvent::CATEGORY, self.as_uuid())
+    }
+}
+
+/// The longest coaching session accepted, in minutes (a working day).
+pub const MAX_SESSION_MINUTES: u32 = 480;
+
+/// What can be asked of a rep's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepCommand {
+    JoinRep {
+        joined: RepJoined,
+        team_exists: bool,
+    },
+    MoveTeam {
+        to: TeamId,
+        on: NaiveDate,
+        team_exists: bool,
+        now: DateTime<Utc>,
+    },
+    ChangeRole {
+        to: Role,
+        on: NaiveDate,
+        now: DateTime<Utc>,
+    },
+    Depart {
+        departure: RepDeparted,
+        now: DateTime<Utc>,
+    },
+    AcknowledgeExpectations {
+        acknowledged: ExpectationsAcknowledged,
+        standard: StandardStatus,
+        now: DateTime<Utc>,
+    },
+    GiveFeedback {
+        feedback: FeedbackGiven,
+        competency: CompetencyStatus,
+        now: DateTime<Utc>,
+    },
+    AcknowledgeFeedback {
+        acknowledged: FeedbackAcknowledged,
+        now: DateTime<Utc>,
+    },
+    AssessSkill {
+        assessment: SkillAssessed,
+        competency: CompetencyStatus,
+        now: DateTime<Utc>,
+    },
+    HoldCoachingSession {
+        session: CoachingSessionHeld,
+        now: DateTime<Utc>,
+    },
+    CompleteActionItem {
+        completed: ActionItemCompleted,
+        now: DateTime<Utc>,
+    },
+    DropActionItem {
+        dropped: ActionItemDropped,
+        now: DateTime<Utc>,
+    },
+    RecordTraining {
+        training: TrainingCompleted,
+        now: DateTime<Utc>,
+    },
+    MeasurePerformance {
+        measurement: PerformanceMeasured,
+        now: DateTime<Utc>,
+    },
+    RaiseSupportRequest {
+        request: SupportRequested,
+        now: DateTime<Utc>,
+    },
+    AcknowledgeSupportRequest {
+        acknowledged: SupportAcknowledged,
+        now: DateTime<Utc>,
+    },
+    ResolveSupportRequest {
+        resolved: SupportResolved,
+        now: DateTime<Utc>,
+    },
+    StartImprovementPlan {
+        plan: ImprovementPlanStarted,
+        now: DateTime<Utc>,
+    },
+    RecordPlanCheckpoint {
+        checkpoint: PlanCheckpointRecorded,
+        now: DateTime<Utc>,
+    },
+    CloseImprovementPlan {
+        closed: ImprovementPlanClosed,
+        now: DateTime<Utc>,
+    },
+    CorrectFact {
+        correction: FactCorrected,
+    },
+    HoldReview {
+        review: ReviewHeld,
+        now: DateTime<Utc>,
+    },
+}
+
+/// The rep aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepAggregate;
+
+impl Aggregate for RepAggregate {
+    const CATEGORY: &'static str = RepEvent::CATEGORY;
+    type State = RepState;
+    type Command = RepCommand;
+    type Event = RepEvent;
+
+    fn decide(state: &RepState, command: RepCommand) -> Result<Vec<RepEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: RepState, event: &RepEvent) -> RepState {
+        evolve(state, event)
+    }
+}
+
+pub fn decide(state: &RepState, command: RepCommand) -> Result<Vec<RepEvent>, Rejection> {
+    match (state, command) {
+        (
+            RepState::NotJoined,
+            RepCommand::JoinRep {
+                joined,
+                team_exists,
+            },
+        ) => {
+            if !team_exists {
+                return Err(Rejection::TeamNotFound);
+            }
+            Ok(vec![joined.into()])
+        }
+        (RepState::NotJoined, _) => Err(Rejection::RepNotFound),
+        (RepState::Joined(_), RepCommand::JoinRep { .. }) => Err(Rejection::RepAlreadyExists),
+        (RepState::Joined(rep), command) => decide_for(rep, command),
+    }
+}
+
+/// One event, when a command is accepted.
+fn record(event: impl Into<RepEvent>) -> Result<Vec<RepEvent>, Rejection> {
+    Ok(vec![event.into()])
+}
+
+fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection> {
+    use RepCommand::*;
+    match command {
+        JoinRep { .. } => Err(Rejection::RepAlreadyExists),
+        MoveTeam {
+            to,
+            on,
+            team_exists,
+            now,
+        } => {
+            rep.active()?;
+            rep.check_date(on, now)?;
+            if !team_exists {
+                return Err(Rejection::TeamNotFound);
+            }
+            if to == rep.team_id {
+                return Ok(vec![]);
+            }
+            record(RepMovedTeam {
+                from: rep.team_id,
+                to,
+                on,
+            })
+        }
+        ChangeRole { to, on, now } => {
+            rep.active()?;
+            rep.check_date(on, now)?;
+            if to == rep.role {
+                return Ok(vec![]);
+            }
+            record(RepRoleChanged {
+                from: rep.role.clone(),
+                to,
+                on,
+            })
+        }
+        Depart { departure, now } => {
+            if let Some(on) = rep.departed_on {
+                return Err(Rejection::RepAlreadyDeparted { on });
+            }
+            rep.check_date(departure.on, now)?;
+            record(departure)
+        }
+        AcknowledgeExpectations {
+            acknowledged,
+            standard,
+            now,
+        } => {
+            rep.active()?;
+            rep.check_date(acknowledged.on, now)?;
+            match standard {
+                StandardStatus::Unknown => return Err(Rejection::StandardNotFound),
+                StandardStatus::Retired { on } => return Err(Rejection::StandardRetired { on }),
+                StandardStatus::Active { latest_version } => {
+                    let version = acknowledged.standard_version;
+                    if version == 0 || version > latest_version {
+                        return Err(Rejection::StandardVersionNotFound {
+                            standard_id: acknowledged.standard_id,
+                            version,
+                            latest: latest_version,
+                        });
+                    }
+                }
+            }
+            let key = (acknowledged.standard_id, acknowledged.standard_version);
+            if rep.acknowledged_expectations.contains(&key) {
+                return Ok(vec![]);
+            }
+            record(acknowledged)
+        }
+        GiveFeedback {
+            feedback,
+            competency,
+            now,
+        } => {
+            rep.active()?;
+            rep.check_date(feedback.given_on, now)?;
+            rep.check_new_id(feedback.feedback_id.as_uuid())?;
+            check_competency(competency)?;
+            record(feedback)
+        }
+        AcknowledgeFeedback { acknowledged, now } => {
+            rep.active()?;
+            rep.check_date(acknowledged.on, now)?;
+            let feedback_id = acknowledged.feedback_id;
+            if !rep.sees_feedback(feedback_id) {
+                return Err(Rejection::FeedbackNotFound { feedback_id });
+            }
+            if rep
+                .feedback
+                .get(&feedback_id)
+                .is_some_and(|f| f.acknowledged)
+            {
+                return Ok(vec![]);
+            }
+            record(acknowledged)
+        }
+        AssessSkill {
+            assessment,
+            competency,
+            now,
+        } => {
+            rep.active()?;
+            rep.check_date(assessment.assessed_on, now)?;
+            rep.check_new_id(assessment.assessment_id.as_uuid())?;
+            check_competency(competency)?;
+            record(assessment)
+        }
+        HoldCoachingSession { session, now } => {
+            rep.active()?;
+            rep.check_date(session.held_on, now)?;
+            rep.check_new_id(session.session_id.as_uuid())?;
+            if !(1..=MAX_SESSION_MINUTES).contains(&session.duration_minutes) {
+                return Err(Rejection::SessionDurationOutOfRange {
+                    minutes: session.duration_minutes,
+                    max: MAX_SESSION_MINUTES,
+                });
+            }
+            for (i, item) in session.action_items.iter().enumerate() {
+                let id = item.action_item_id;
+                let repeated = session.action_items[..i]
+                    .iter()
+                    .any(|earlier| earlier.action_item_id == id);
+                if repeated || id.as_uuid() == session.session_id.as_uuid() {
+                    return Err(Rejection::IdAlreadyUsed { id: id.as_uuid() });
+                }
+                rep.check_new_id(id.as_uuid())?;
+                if item.due_on < session.held_on {
+                    return Err(Rejection::ActionItemDueBeforeSession {
+                        action_item_id: id,
+                        due_on: item.due_on,
+                        held_on: session.held_on,
+                    });
+                }
+            }
+            record(session)
+        }
+        CompleteActionItem { completed, now } => {
+            rep.check_date(completed.on, now)?;
+            rep.open_action_item(completed.action_item_id)?;
+            record(completed)
+        }
+        DropActionItem { dropped, now } => {
+            rep.check_date(dropped.on, now)?;
+            rep.open_action_item(dropped.action_item_id)?;
+            record(dropped)
+        }
+        RecordTraining { training, now } => {
+            rep.active()?;
+            rep.check_date(training.completed_on, now)?;
+            rep.check_new_id(training.training_id.as_uuid())?;
+            record(training)
+        }
+        MeasurePerformance { measurement, now } => rep.measure(measurement, now),
+        RaiseSupportRequest { request, now } => {
+            rep.active()?;
+            rep.check_date(request.raised_on, now)?;
+            rep.check_new_id(request.request_id.as_uuid())?;
+            record(request)
+        }
+        AcknowledgeSupportRequest { acknowledged, now } => {
+            rep.check_date(acknowledged.on, now)?;
+            match rep.support_request(acknowledged.request_id)? {
+                SupportStatus::Raised => record(acknowledged),
+                SupportStatus::Acknowledged => Ok(vec![]),
+                SupportStatus::Resolved { on } => Err(Rejection::SupportRequestResolved {
+                    request_id: acknowledged.request_id,
+                    on,
+                }),
+            }
+        }
+        ResolveSupportRequest { resolved, now } => {
+            rep.check_date(resolved.on, now)?;
+            match rep.support_request(resolved.request_id)? {
+                SupportStatus::Resolved { on } => Err(Rejection::SupportRequestResolved {
+                    request_id: resolved.request_id,
+                    on,
+                }),
+                SupportStatus::Raised | SupportStatus::Acknowledged => record(resolved),
+            }
+        }
+        StartImprovementPlan { plan, now } => {
+            rep.active()?;
+            rep.check_date(plan.started_on, now)?;
+            rep.check_new_id(plan.plan_id.as_uuid())?;
+            if let Some(plan_id) = rep.open_plan {
+                return Err(Rejection::ImprovementPlanAlreadyOpen { plan_id });
+            }
+            if plan.targets.is_empty() {
+                return Err(Rejection::ImprovementPlanWithoutTargets);
+            }
+            if plan.review_on <= plan.started_on {
+                return Err(Rejection::ReviewDateNotAfterStart {
+                    started_on: plan.started_on,
+                    review_on: plan.review_on,
+                });
+            }
+            record(plan)
+        }
+        RecordPlanCheckpoint { checkpoint, now } => {
+            rep.active()?;
+            rep.check_date(checkpoint.on, now)?;
+            rep.open_plan(checkpoint.plan_id)?;
+            record(checkpoint)
+        }
+        CloseImprovementPlan { closed, now } => {
+            rep.check_date(closed.on, now)?;
+            rep.open_plan(closed.plan_id)?;
+            record(closed)
+        }
+        CorrectFact { correction } => rep.correct(correction),
+        HoldReview { review, now } => {
+            rep.check_date(review.on, now)?;
+            rep.check_new_id(review.review_id.as_uuid())?;
+            if review.period_to < review.period_from {
+                return Err(Rejection::ReviewPeriodBackwards {
+                    from: review.period_from,
+                    to: review.period_to,
+                });
+            }
+            record(review)
+        }
+    }
+}
+
+fn check_competency(status: CompetencyStatus) -> Result<(), Rejection> {
+    match status {
+        CompetencyStatus::Active => Ok(()),
+        CompetencyStatus::Retired => Err(Rejection::CompetencyRetired),
+        CompetencyStatus::Unknown => Err(Rejection::CompetencyNotFound),
+    }
+}
+
+impl Rep {
+    /// Refuses new activity for a departed rep.
+    fn active(&self) -> Result<(), Rejection> {
+        match self.departed_on {
+            Some(on) => Err(Rejection::RepDeparted { on }),
+            None => Ok(()),
+        }
+    }
+
+    /// A date must not be in the future, nor before the rep joined.
+    fn check_date(&self, date: NaiveDate, now: DateTime<Utc>) -> Result<(), Rejection> {
+        let today = now.date_naive();
+        if date > today {
+            return Err(Rejection::DateInFuture { date, today });
+        }
+        if date < self.start_date {
+            return Err(Rejection::DateBeforeJoined {
+                date,
+                joined: self.start_date,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_new_id(&self, id: Uuid) -> Result<(), Rejection> {
+        if self.used_ids.contains(&id) {
+            Err(Rejection::IdAlreadyUsed { id })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open_action_item(&self, action_item_id: ActionItemId) -> Result<(), Rejection> {
+        match self.action_items.get(&action_item_id) {
+            None => Err(Rejection::ActionItemNotFound { action_item_id }),
+            Some(ActionItemStatus::Open) => Ok(()),
+            Some(&status) => Err(Rejection::ActionItemClosed {
+                action_item_id,
+                status,
+            }),
+        }
+    }
+
+    fn support_request(&self, request_id: SupportRequestId) -> Result<SupportStatus, Rejection> {
+        self.support_requests
+            .get(&request_id)
+            .copied()
+            .ok_or(Rejection::SupportRequestNotFound { request_id })
+    }
+
+    fn open_plan(&self, plan_id: PlanId) -> Result<(), Rejection> {
+        if self.open_plan == Some(plan_id) {
+            Ok(())
+        } else {
+            Err(Rejection::ImprovementPlanNotOpen { plan_id })
+        }
+    }
+
+    fn measure(
+        &self,
+        measurement: PerformanceMeasured,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RepEvent>, Rejection> {
+        let period = measurement.period;
+        let today = now.date_naive();
+        if period.start() > today {
+            return Err(Rejection::PeriodNotStarted { period, today });
+        }
+        if period.end() < self.start_date {
+            return Err(Rejection::PeriodBeforeJoined {
+                period,
+                joined: self.start_date,
+            });
+        }
+        if let Some(departed) = self
+            .departed_on
+            .filter(|departed| period.start() > *departed)
+        {
+            return Err(Rejection::PeriodAfterDeparture { period, departed });
+        }
+        let key = (measurement.metric.clone(), period);
+        if let Some(&earlier_id) = self.measurement_index.get(&key) {
+            let earlier = &self.measurements[&earlier_id];
+            if earlier.value == measurement.value {
+                return Ok(vec![]);
+            }
+            let reason = match measurement.source {
+                MeasurementSource::CrmImport => "re-imported",
+                MeasurementSource::Manual => "re-entered",
+            };
+            return record(FactCorrected {
+                fact_id: earlier_id.as_uuid(),
+                reason: NonEmptyText::try_from(reason).expect("a fixed, non-empty reason"),
+                correction: Correction::MeasuredValue {
+                    value: measurement.value,
+                },
+            });
+        }
+        self.check_new_id(measurement.measurement_id.as_uuid())?;
+        record(measurement)
+    }
+
+    fn correct(&self, corrected: FactCorrected) -> Result<Vec<RepEvent>, Rejection> {
+        let fact_id = corrected.fact_id;
+        let fact = self
+            .facts
+            .get(&fact_id)
+            .ok_or(Rejection::FactNotFound { fact_id })?;
+        if fact.retracted {
+            return Err(Rejection::FactAlreadyRetracted { fact_id });
+        }
+        match (fact.kind, &corrected.correction) {
+            (_, Correction::Retracted) | (FactKind::Assessment, Correction::SkillLevel { .. }) => {
+                record(corrected)
+            }
+            (FactKind::Measurement, Correction::MeasuredValue { value }) => {
+                let current = self.measurements.get(&MeasurementId::from_uuid(fact_id));
+                if current.is_some_and(|m| m.value == *value) {
+                    return Ok(vec![]);
+                }
+                record(corrected)
+            }
+            (kind, correction) => Err(Rejection::CorrectionDoesNotFit {
+                fact_id,
+                fact: kind,
+                correction: correction.label(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! What the rep aggregate remembers to make decisions: only what some rule needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::ids::{
+    ActionItemId, FeedbackId, MeasurementId, PlanId, RepId, StandardId, SupportRequestId, TeamId,
+};
+use crate::period::Period;
+use crate::values::{MetricName, MetricValue, PersonName, Role};
+
+use super::events::{Correction, RepEvent, Visibility};
+
+/// A rep's stream, folded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RepState {
+    /// No `RepJoined` yet.
+    #[default]
+    NotJoined,
+    Joined(Box<Rep>),
+}
+
+/// A rep who has joined (and may have departed since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rep {
+    pub rep_id: RepId,
+    pub name: PersonName,
+    pub role: Role,
+    pub team_id: TeamId,
+    pub start_date: NaiveDate,
+    pub departed_on: Option<NaiveDate>,
+    /// Standard versions the rep has acknowledged.
+    pub acknowledged_expectations: BTreeSet<(StandardId, u32)>,
+    pub feedback: BTreeMap<FeedbackId, FeedbackRecord>,
+    pub action_items: BTreeMap<ActionItemId, ActionItemStatus>,
+    pub support_requests: BTreeMap<SupportRequestId, SupportStatus>,
+    pub open_plan: Option<PlanId>,
+    /// Records that a `FactCorrected` may supersede, by id.
+    pub facts: BTreeMap<Uuid, Fact>,
+    /// Current value of each measurement (after corrections).
+    pub measurements: BTreeMap<MeasurementId, Measurement>,
+    /// The live (not retracted) measurement for each metric and period.
+    pub measurement_index: BTreeMap<(MetricName, Period), MeasurementId>,
+    /// Every id recorded in this stream, so none is used twice.
+    pub used_ids: BTreeSet<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackRecord {
+    pub visibility: Visibility,
+    pub acknowledged: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionItemStatus {
+    Open,
+    Completed,
+    Dropped,
+}
+
+impl fmt::Display for ActionItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActionItemStatus::Open => "open",
+            ActionItemStatus::Completed => "completed",
+            ActionItemStatus::Dropped => "dropped",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupportStatus {
+    Raised,
+    Acknowledged,
+    Resolved { on: NaiveDate },
+}
+
+/// What kind of record a correctable fact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKind {
+    Assessment,
+    Measurement,
+    Feedback,
+    CoachingSession,
+    Training,
+}
+
+impl fmt::Display for FactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FactKind::Assessment => "skill assessment",
+            FactKind::Measurement => "measurement",
+            FactKind::Feedback => "feedback",
+            FactKind::CoachingSession => "coaching session",
+            FactKind::Training => "training",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fact {
+    pub kind: FactKind,
+    pub retracted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub metric: MetricName,
+    pub period: Period,
+    pub value: MetricValue,
+}
+
+impl RepState {
+    /// The rep, if they have joined.
+    pub fn rep(&self) -> Option<&Rep> {
+        match self {
+            RepState::NotJoined => None,
+            RepState::Joined(rep) => Some(rep),
+        }
+    }
+}
+
+impl Rep {
+    fn record_fact(&mut self, id: Uuid, kind: FactKind) {
+        self.used_ids.insert(id);
+        self.facts.insert(
+            id,
+            Fact {
+                kind,
+                retracted: false,
+            },
+        );
+    }
+
+    /// Whether `feedback_id` is feedback the rep can see: shared and not retracted.
+    pub fn sees_feedback(&self, feedback_id: FeedbackId) -> bool {
+        let shared = self
+            .feedback
+            .get(&feedback_id)
+            .is_some_and(|f| f.visibility == Visibility::Shared);
+        let retracted = self
+            .facts
+            .get(&feedback_id.as_uuid())
+            .is_some_and(|f| f.retracted);
+        shared && !retracted
+    }
+}
+
+pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
+    let mut rep = match (state, event) {
+        (RepState::NotJoined, RepEvent::Joined(e)) => {
+            return RepState::Joined(Box::new(Rep {
+                rep_id: e.rep_id,
+                name: e.name.clone(),
+                role: e.role.clone(),
+                team_id: e.team_id,
+                start_date: e.start_date,
+                departed_on: None,
+                acknowledged_expectations: BTreeSet::new(),
+                feedback: BTreeMap::new(),
+                action_items: BTreeMap::new(),
+                support_requests: BTreeMap::new(),
+                open_plan: None,
+                facts: BTreeMap::new(),
+                measurements: BTreeMap::new(),
+                measurement_index: BTreeMap::new(),
+                used_ids: BTreeSet::new(),
+            }));
+        }
+        (RepState::NotJoined, _) => return RepState::NotJoined,
+        (RepState::Joined(rep), _) => rep,
+    };
+    match event {
+        RepEvent::Joined(_) => {}
+        RepEvent::MovedTeam(e) => rep.team_id = e.to,
+        RepEvent::RoleChanged(e) => rep.role = e.to.clone(),
+        RepEvent::Departed(e) => rep.departed_on = Some(e.on),
+        RepEvent::ExpectationsAcknowledged(e) => {
+            rep.acknowledged_expectations
+                .insert((e.standard_id, e.standard_version));
+        }
+        RepEvent::FeedbackGiven(e) => {
+            rep.record_fact(e.feedback_id.as_uuid(), FactKind::Feedback);
+            rep.feedback.insert(
+                e.feedback_id,
+                FeedbackRecord {
+                    visibility: e.visibility,
+                    acknowledged: false,
+                },
+            );
+        }
+        RepEvent::FeedbackAcknowledged(e) => {
+            if let Some(feedback) = rep.feedback.get_mut(&e.feedback_id) {
+                feedback.acknowledged = true;
+            }
+        }
+        RepEvent::SkillAssessed(e) => {
+            rep.record_fact(e.assessment_id.as_uuid(), FactKind::Assessment)
+        }
+        RepEvent::CoachingSessionHeld(e) => {
+            rep.record_fact(e.session_id.as_uuid(), FactKind::CoachingSession);
+            for item in &e.action_items {
+                rep.used_ids.insert(item.action_item_id.as_uuid());
+                rep.action_items
+                    .insert(item.action_item_id, ActionItemStatus::Open);
+            }
+        }
+        RepEvent::ActionItemCompleted(e) => {
+            rep.action_items
+                .insert(e.action_item_id, ActionItemStatus::Completed);
+        }
+        RepEvent::ActionItemDropped(e) => {
+            rep.action_items
+                .insert(e.action_item_id, ActionItemStatus::Dropped);
+        }
+        RepEvent::TrainingCompleted(e) => {
+            rep.record_fact(e.training_id.as_uuid(), FactKind::Training)
+        }
+        RepEvent::PerformanceMeasured(e) => {
+            rep.record_fact(e.measurement_id.as_uuid(), FactKind::Measurement);
+            let measurement = Measurement {
+                metric: e.metric.clone(),
+                period: e.period,
+                value: e.value,
+            };
+            rep.measurements.insert(e.measurement_id, measurement);
+            rep.measurement_index
+                .insert((e.metric.clone(), e.period), e.measurement_id);
+        }
+        RepEvent::SupportRequested(e) => {
+            rep.used_ids.insert(e.request_id.as_uuid());
+            rep.support_requests
+                .insert(e.request_id, SupportStatus::Raised);
+        }
+        RepEvent::SupportAcknowledged(e) => {
+            if let Some(status @ SupportStatus::Raised) =
+                rep.support_requests.get_mut(&e.request_id)
+            {
+                *status = SupportStatus::Acknowledged;
+            }
+        }
+        RepEvent::SupportResolved(e) => {
+            rep.support_requests
+                .insert(e.request_id, SupportStatus::Resolved { on: e.on });
+        }
+        RepEvent::ImprovementPlanStarted(e) => {
+            rep.used_ids.insert(e.plan_id.as_uuid());
+            rep.open_plan = Some(e.plan_id);
+        }
+        RepEvent::PlanCheckpointRecorded(_) => {}
+        RepEvent::ImprovementPlanClosed(e) => {
+            if rep.open_plan == Some(e.plan_id) {
+                rep.open_plan = None;
+            }
+        }
+        RepEvent::FactCorrected(e) => apply_correction(&mut rep, e.fact_id, &e.correction),
+        RepEvent::ReviewHeld(e) => {
+            rep.used_ids.insert(e.review_id.as_uuid());
+        }
+    }
+    RepState::Joined(rep)
+}
+
+fn apply_correction(rep: &mut Rep, fact_id: Uuid, correction: &Correction) {
+    let measurement_id = MeasurementId::from_uuid(fact_id);
+    match correction {
+        Correction::SkillLevel { .. } => {}
+        Correction::MeasuredValue { value } => {
+            if let Some(measurement) = rep.measurements.get_mut(&measurement_id) {
+                measurement.value = *value;
+            }
+        }
+        Correction::Retracted => {
+            if let Some(fact) = rep.facts.get_mut(&fact_id) {
+                fact.retracted = true;
+            }
+            if let Some(measurement) = rep.measurements.get(&measurement_id) {
+                let key = (measurement.metric.clone(), measurement.period);
+                if rep.measurement_index.get(&key) == Some(&measurement_id) {
+                    rep.measurement_index.remove(&key);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
+use trellis_domain::{
+    Aggregate, CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId,
+    CompetencyStatus, Rejection, Rubric,
+};
+
+use crate::support::{id, parse, text};
+
+fn check(
+    given: Vec<CompetencyEvent>,
+    when: CompetencyCommand,
+    then: Result<Vec<CompetencyEvent>, Rejection>,
+) {
+    crate::support::check::<CompetencyAggregate>(given, when, then);
+}
+
+fn competency() -> CompetencyId {
+    id(2)
+}
+
+fn rubric(prefix: &str) -> Rubric {
+    Rubric::new(
+        ["novice", "developing", "proficient", "advanced", "expert"]
+            .map(|l| text(&format!("{prefix} {l}"))),
+    )
+}
+
+fn defined() -> CompetencyDefined {
+    CompetencyDefined {
+        competency_id: competency(),
+        name: parse("Discovery"),
+        description: text("Uncovers the buyer's real problem."),
+        rubric: rubric("discovery"),
+    }
+}
+
+fn revise() -> CompetencyCommand {
+    CompetencyCommand::ReviseCompetency {
+        name: parse("Discovery"),
+        description: text("Uncovers the buyer's problem, impact and urgency."),
+        rubric: rubric("discovery v2"),
+    }
+}
+
+fn retired() -> CompetencyRetired {
+    CompetencyRetired {
+        competency_id: competency(),
+        reason: text("Merged into Qualification."),
+    }
+}
+
+fn retire() -> CompetencyCommand {
+    CompetencyCommand::RetireCompetency {
+        reason: text("Merged into Qualification."),
+    }
+}
+
+#[test]
+fn defining_a_competency_records_competency_defined() {
+    let d = defined();
+    check(
+        vec![],
+        CompetencyCommand::DefineCompetency {
+            competency_id: d.competency_id,
+            name: d.name.clone(),
+            description: d.description.clone(),
+            rubric: d.rubric.clone(),
+        },
+        Ok(vec![d.into()]),
+    );
+}
+
+#[test]
+fn defining_a_competency_twice_is_rejected() {
+    let d = defined();
+    check(
+        vec![d.clone().into()],
+        CompetencyCommand::DefineCompetency {
+            competency_id: d.competency_id,
+            name: d.name,
+            description: d.description,
+            rubric: d.rubric,
+        },
+        Err(Rejection::CompetencyAlreadyDefined),
+    );
+}
+
+#[test]
+fn revising_a_competency_records_the_new_name_description_and_rubric() {
+    check(
+        vec![defined().into()],
+        revise(),
+        Ok(vec![
+            CompetencyRevised {
+                competency_id: competency(),
+                name: parse("Discovery"),
+                description: text("Uncovers the buyer's problem, impact and urgency."),
+                rubric: rubric("discovery v2"),
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn a_revision_that_changes_nothing_records_nothing() {
+    let d = defined();
+    check(
+        vec![d.clone().into()],
+        CompetencyCommand::ReviseCompetency {
+            name: d.name,
+            description: d.description,
+            rubric: d.rubric,
+        },
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn revising_a_competency_that_does_not_exist_is_rejected() {
+    check(vec![], revise(), Err(Rejection::CompetencyNotFound));
+}
+
+#[test]
+fn revising_a_retired_competency_is_rejected() {
+    check(
+        vec![defined().into(), retired().into()],
+        revise(),
+        Err(Rejection::CompetencyRetired),
+    );
+}
+
+#[test]
+fn retiring_a_competency_records_competency_retired() {
+    check(vec![defined().into()], retire(), Ok(vec![retired().into()]));
+}
+
+#[test]
+fn retiring_a_competency_already_retired_is_rejected() {
+    check(
+        vec![defined().into(), retired().into()],
+        retire(),
+        Err(Rejection::CompetencyRetired),
+    );
+}
+
+#[test]
+fn status_follows_the_competency_from_unknown_to_active_to_retired() {
+    let events: Vec<CompetencyEvent> = vec![defined().into(), retired().into()];
+    assert_eq!(
+        CompetencyAggregate::replay(&[]).status(),
+        CompetencyStatus::Unknown
+    );
+    assert_eq!(
+        CompetencyAggregate::replay(&events[..1]).status(),
+        CompetencyStatus::Active
+    );
+    assert_eq!(
+        CompetencyAggregate::replay(&events).status(),
+        CompetencyStatus::Retired
+    );
+}

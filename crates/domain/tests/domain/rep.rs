@@ -1,0 +1,1622 @@
+use chrono::NaiveDate;
+use trellis_domain::rep::*;
+use trellis_domain::{
+    Aggregate, CompetencyId, CompetencyStatus, LeaderId, MetricValue, PlanId, Rejection,
+    RepAggregate, RepId, StandardStatus, TeamId,
+};
+use uuid::Uuid;
+
+use crate::support::{date, id, now, parse, text, today};
+
+fn check(given: Vec<RepEvent>, when: RepCommand, then: Result<Vec<RepEvent>, Rejection>) {
+    crate::support::check::<RepAggregate>(given, when, then);
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures. The rep starts on 2026-01-05; "now" is 2026-03-16.
+
+fn rep_id() -> RepId {
+    id(10)
+}
+fn team() -> TeamId {
+    id(1)
+}
+fn other_team() -> TeamId {
+    id(11)
+}
+fn leader() -> LeaderId {
+    id(20)
+}
+fn competency() -> CompetencyId {
+    id(2)
+}
+fn start() -> NaiveDate {
+    date("2026-01-05")
+}
+fn tomorrow() -> NaiveDate {
+    date("2026-03-17")
+}
+fn before_start() -> NaiveDate {
+    date("2026-01-04")
+}
+
+fn joined() -> RepJoined {
+    RepJoined {
+        rep_id: rep_id(),
+        name: parse("Ada Lovelace"),
+        role: parse("SDR"),
+        team_id: team(),
+        start_date: start(),
+    }
+}
+
+fn departed(on: &str) -> RepDeparted {
+    RepDeparted {
+        on: date(on),
+        reason: text("Moved to another company."),
+    }
+}
+
+fn feedback(n: u128) -> FeedbackGiven {
+    FeedbackGiven {
+        feedback_id: id(n),
+        leader_id: leader(),
+        competency_id: competency(),
+        kind: FeedbackKind::Praise,
+        note: text("Great follow-up questions on the Acme call."),
+        visibility: Visibility::Shared,
+        given_on: date("2026-02-10"),
+    }
+}
+
+fn assessed(n: u128) -> SkillAssessed {
+    SkillAssessed {
+        assessment_id: id(n),
+        leader_id: leader(),
+        competency_id: competency(),
+        level: parse("3"),
+        evidence: text("Asked about impact on three of five calls."),
+        assessed_on: date("2026-02-11"),
+    }
+}
+
+fn item(n: u128, due_on: &str) -> ActionItem {
+    ActionItem {
+        action_item_id: id(n),
+        description: text("Listen back to two calls."),
+        owner: Owner::Rep,
+        due_on: date(due_on),
+    }
+}
+
+fn session(n: u128, action_items: Vec<ActionItem>) -> CoachingSessionHeld {
+    CoachingSessionHeld {
+        session_id: id(n),
+        leader_id: leader(),
+        held_on: date("2026-02-12"),
+        duration_minutes: 30,
+        focus: vec![competency()],
+        notes: text("Worked on discovery questions."),
+        visibility: Visibility::Private,
+        action_items,
+    }
+}
+
+fn training(n: u128) -> TrainingCompleted {
+    TrainingCompleted {
+        training_id: id(n),
+        title: parse("Discovery fundamentals"),
+        competency_id: Some(competency()),
+        completed_on: date("2026-02-13"),
+    }
+}
+
+fn value(n: f64) -> MetricValue {
+    MetricValue::try_from(n).expect("non-negative value")
+}
+
+fn measured(n: u128, period: &str, v: f64, source: MeasurementSource) -> PerformanceMeasured {
+    PerformanceMeasured {
+        measurement_id: id(n),
+        metric: parse("calls_made"),
+        period: parse(period),
+        value: value(v),
+        source,
+    }
+}
+
+fn support(n: u128) -> SupportRequested {
+    SupportRequested {
+        request_id: id(n),
+        category: SupportCategory::Leads,
+        description: text("Not enough leads in my territory."),
+        raised_on: date("2026-02-15"),
+    }
+}
+
+fn support_acknowledged(n: u128) -> SupportAcknowledged {
+    SupportAcknowledged {
+        request_id: id(n),
+        leader_id: leader(),
+        on: date("2026-02-16"),
+    }
+}
+
+fn support_resolved(n: u128) -> SupportResolved {
+    SupportResolved {
+        request_id: id(n),
+        leader_id: leader(),
+        resolution: text("Added 200 accounts from the west list."),
+        on: date("2026-02-20"),
+    }
+}
+
+fn plan(n: u128) -> ImprovementPlanStarted {
+    ImprovementPlanStarted {
+        plan_id: id(n),
+        leader_id: leader(),
+        targets: vec![PlanTarget {
+            description: text("Ten discovery calls a week."),
+            standard_id: Some(id(3)),
+        }],
+        started_on: date("2026-03-02"),
+        review_on: date("2026-04-13"),
+    }
+}
+
+fn checkpoint(n: u128) -> PlanCheckpointRecorded {
+    PlanCheckpointRecorded {
+        plan_id: id(n),
+        note: text("Eight calls last week; improving."),
+        on: date("2026-03-09"),
+    }
+}
+
+fn plan_closed(n: u128, outcome: PlanOutcome) -> ImprovementPlanClosed {
+    ImprovementPlanClosed {
+        plan_id: id(n),
+        outcome,
+        note: text("Targets reached."),
+        on: date("2026-03-13"),
+    }
+}
+
+fn correction(fact: u128, correction: Correction) -> FactCorrected {
+    FactCorrected {
+        fact_id: Uuid::from_u128(fact),
+        reason: text("Entered on the wrong rep."),
+        correction,
+    }
+}
+
+fn review(n: u128) -> ReviewHeld {
+    ReviewHeld {
+        review_id: id(n),
+        period_from: date("2026-01-01"),
+        period_to: date("2026-03-31"),
+        packet_sha256: "ab".repeat(32).as_str().try_into().expect("a digest"),
+        on: date("2026-03-16"),
+    }
+}
+
+// Commands, with "now" and other streams' facts filled in as usual.
+
+fn give(feedback: FeedbackGiven) -> RepCommand {
+    RepCommand::GiveFeedback {
+        feedback,
+        competency: CompetencyStatus::Active,
+        now: now(),
+    }
+}
+fn assess(assessment: SkillAssessed) -> RepCommand {
+    RepCommand::AssessSkill {
+        assessment,
+        competency: CompetencyStatus::Active,
+        now: now(),
+    }
+}
+fn hold(session: CoachingSessionHeld) -> RepCommand {
+    RepCommand::HoldCoachingSession {
+        session,
+        now: now(),
+    }
+}
+fn measure(measurement: PerformanceMeasured) -> RepCommand {
+    RepCommand::MeasurePerformance {
+        measurement,
+        now: now(),
+    }
+}
+fn complete(n: u128) -> RepCommand {
+    RepCommand::CompleteActionItem {
+        completed: completed(n),
+        now: now(),
+    }
+}
+fn completed(n: u128) -> ActionItemCompleted {
+    ActionItemCompleted {
+        action_item_id: id(n),
+        on: date("2026-02-20"),
+    }
+}
+fn drop_item(n: u128) -> RepCommand {
+    RepCommand::DropActionItem {
+        dropped: dropped(n),
+        now: now(),
+    }
+}
+fn dropped(n: u128) -> ActionItemDropped {
+    ActionItemDropped {
+        action_item_id: id(n),
+        on: date("2026-02-21"),
+        reason: text("No longer relevant."),
+    }
+}
+fn correct(corrected: FactCorrected) -> RepCommand {
+    RepCommand::CorrectFact {
+        correction: corrected,
+    }
+}
+
+/// A rep who joined and then departed on 2026-03-01.
+fn gone() -> Vec<RepEvent> {
+    vec![joined().into(), departed("2026-03-01").into()]
+}
+
+fn was_departed() -> Result<Vec<RepEvent>, Rejection> {
+    Err(Rejection::RepDeparted {
+        on: date("2026-03-01"),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Joining, moving, role, departure.
+
+#[test]
+fn joining_records_rep_joined() {
+    check(
+        vec![],
+        RepCommand::JoinRep {
+            joined: joined(),
+            team_exists: true,
+        },
+        Ok(vec![joined().into()]),
+    );
+}
+
+#[test]
+fn joining_ahead_of_the_start_date_is_allowed() {
+    let later = RepJoined {
+        start_date: date("2026-06-01"),
+        ..joined()
+    };
+    check(
+        vec![],
+        RepCommand::JoinRep {
+            joined: later.clone(),
+            team_exists: true,
+        },
+        Ok(vec![later.into()]),
+    );
+}
+
+#[test]
+fn joining_twice_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::JoinRep {
+            joined: joined(),
+            team_exists: true,
+        },
+        Err(Rejection::RepAlreadyExists),
+    );
+}
+
+#[test]
+fn joining_a_team_that_does_not_exist_is_rejected() {
+    check(
+        vec![],
+        RepCommand::JoinRep {
+            joined: joined(),
+            team_exists: false,
+        },
+        Err(Rejection::TeamNotFound),
+    );
+}
+
+#[test]
+fn a_command_for_a_rep_who_has_not_joined_is_rejected() {
+    check(vec![], give(feedback(100)), Err(Rejection::RepNotFound));
+}
+
+#[test]
+fn moving_team_records_both_teams() {
+    check(
+        vec![joined().into()],
+        RepCommand::MoveTeam {
+            to: other_team(),
+            on: date("2026-03-02"),
+            team_exists: true,
+            now: now(),
+        },
+        Ok(vec![
+            RepMovedTeam {
+                from: team(),
+                to: other_team(),
+                on: date("2026-03-02"),
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn moving_to_the_current_team_records_nothing() {
+    check(
+        vec![joined().into()],
+        RepCommand::MoveTeam {
+            to: team(),
+            on: date("2026-03-02"),
+            team_exists: true,
+            now: now(),
+        },
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn moving_to_a_team_that_does_not_exist_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::MoveTeam {
+            to: other_team(),
+            on: date("2026-03-02"),
+            team_exists: false,
+            now: now(),
+        },
+        Err(Rejection::TeamNotFound),
+    );
+}
+
+#[test]
+fn moving_a_departed_rep_is_rejected() {
+    check(
+        gone(),
+        RepCommand::MoveTeam {
+            to: other_team(),
+            on: date("2026-03-02"),
+            team_exists: true,
+            now: now(),
+        },
+        was_departed(),
+    );
+}
+
+#[test]
+fn changing_role_records_old_and_new_role() {
+    check(
+        vec![joined().into()],
+        RepCommand::ChangeRole {
+            to: parse("AE"),
+            on: date("2026-03-02"),
+            now: now(),
+        },
+        Ok(vec![
+            RepRoleChanged {
+                from: parse("SDR"),
+                to: parse("AE"),
+                on: date("2026-03-02"),
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn changing_to_the_current_role_records_nothing() {
+    check(
+        vec![joined().into()],
+        RepCommand::ChangeRole {
+            to: parse("SDR"),
+            on: date("2026-03-02"),
+            now: now(),
+        },
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn departing_records_rep_departed() {
+    check(
+        vec![joined().into()],
+        RepCommand::Depart {
+            departure: departed("2026-03-01"),
+            now: now(),
+        },
+        Ok(vec![departed("2026-03-01").into()]),
+    );
+}
+
+#[test]
+fn departing_twice_is_rejected() {
+    check(
+        gone(),
+        RepCommand::Depart {
+            departure: departed("2026-03-10"),
+            now: now(),
+        },
+        Err(Rejection::RepAlreadyDeparted {
+            on: date("2026-03-01"),
+        }),
+    );
+}
+
+#[test]
+fn departing_in_the_future_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::Depart {
+            departure: departed("2026-03-17"),
+            now: now(),
+        },
+        Err(Rejection::DateInFuture {
+            date: tomorrow(),
+            today: today(),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Expectations.
+
+fn acknowledgement(version: u32) -> ExpectationsAcknowledged {
+    ExpectationsAcknowledged {
+        standard_id: id(3),
+        standard_version: version,
+        on: date("2026-01-06"),
+    }
+}
+
+fn acknowledge(version: u32, standard: StandardStatus) -> RepCommand {
+    RepCommand::AcknowledgeExpectations {
+        acknowledged: acknowledgement(version),
+        standard,
+        now: now(),
+    }
+}
+
+#[test]
+fn acknowledging_expectations_records_the_standard_version() {
+    check(
+        vec![joined().into()],
+        acknowledge(2, StandardStatus::Active { latest_version: 2 }),
+        Ok(vec![acknowledgement(2).into()]),
+    );
+}
+
+#[test]
+fn acknowledging_the_same_expectations_twice_records_nothing() {
+    check(
+        vec![joined().into(), acknowledgement(1).into()],
+        acknowledge(1, StandardStatus::Active { latest_version: 1 }),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn acknowledging_an_unknown_standard_is_rejected() {
+    check(
+        vec![joined().into()],
+        acknowledge(1, StandardStatus::Unknown),
+        Err(Rejection::StandardNotFound),
+    );
+}
+
+#[test]
+fn acknowledging_a_retired_standard_is_rejected() {
+    check(
+        vec![joined().into()],
+        acknowledge(
+            1,
+            StandardStatus::Retired {
+                on: date("2026-01-01"),
+            },
+        ),
+        Err(Rejection::StandardRetired {
+            on: date("2026-01-01"),
+        }),
+    );
+}
+
+#[test]
+fn acknowledging_a_version_that_does_not_exist_is_rejected() {
+    check(
+        vec![joined().into()],
+        acknowledge(3, StandardStatus::Active { latest_version: 2 }),
+        Err(Rejection::StandardVersionNotFound {
+            standard_id: id(3),
+            version: 3,
+            latest: 2,
+        }),
+    );
+}
+
+#[test]
+fn acknowledging_expectations_for_a_departed_rep_is_rejected() {
+    check(
+        gone(),
+        acknowledge(1, StandardStatus::Active { latest_version: 1 }),
+        was_departed(),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Feedback.
+
+#[test]
+fn giving_feedback_records_feedback_given() {
+    check(
+        vec![joined().into()],
+        give(feedback(100)),
+        Ok(vec![feedback(100).into()]),
+    );
+}
+
+#[test]
+fn feedback_for_a_departed_rep_is_rejected() {
+    check(gone(), give(feedback(100)), was_departed());
+}
+
+#[test]
+fn feedback_dated_in_the_future_is_rejected() {
+    check(
+        vec![joined().into()],
+        give(FeedbackGiven {
+            given_on: tomorrow(),
+            ..feedback(100)
+        }),
+        Err(Rejection::DateInFuture {
+            date: tomorrow(),
+            today: today(),
+        }),
+    );
+}
+
+#[test]
+fn feedback_dated_before_the_rep_joined_is_rejected() {
+    check(
+        vec![joined().into()],
+        give(FeedbackGiven {
+            given_on: before_start(),
+            ..feedback(100)
+        }),
+        Err(Rejection::DateBeforeJoined {
+            date: before_start(),
+            joined: start(),
+        }),
+    );
+}
+
+#[test]
+fn feedback_on_a_retired_competency_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::GiveFeedback {
+            feedback: feedback(100),
+            competency: CompetencyStatus::Retired,
+            now: now(),
+        },
+        Err(Rejection::CompetencyRetired),
+    );
+}
+
+#[test]
+fn feedback_on_an_unknown_competency_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::GiveFeedback {
+            feedback: feedback(100),
+            competency: CompetencyStatus::Unknown,
+            now: now(),
+        },
+        Err(Rejection::CompetencyNotFound),
+    );
+}
+
+#[test]
+fn feedback_reusing_an_id_is_rejected() {
+    check(
+        vec![joined().into(), feedback(100).into()],
+        give(feedback(100)),
+        Err(Rejection::IdAlreadyUsed {
+            id: Uuid::from_u128(100),
+        }),
+    );
+}
+
+fn acknowledge_feedback(n: u128) -> RepCommand {
+    RepCommand::AcknowledgeFeedback {
+        acknowledged: feedback_acknowledged(n),
+        now: now(),
+    }
+}
+fn feedback_acknowledged(n: u128) -> FeedbackAcknowledged {
+    FeedbackAcknowledged {
+        feedback_id: id(n),
+        on: date("2026-02-11"),
+    }
+}
+
+#[test]
+fn acknowledging_shared_feedback_records_feedback_acknowledged() {
+    check(
+        vec![joined().into(), feedback(100).into()],
+        acknowledge_feedback(100),
+        Ok(vec![feedback_acknowledged(100).into()]),
+    );
+}
+
+#[test]
+fn acknowledging_feedback_twice_records_nothing() {
+    check(
+        vec![
+            joined().into(),
+            feedback(100).into(),
+            feedback_acknowledged(100).into(),
+        ],
+        acknowledge_feedback(100),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn acknowledging_feedback_that_does_not_exist_is_rejected() {
+    check(
+        vec![joined().into()],
+        acknowledge_feedback(100),
+        Err(Rejection::FeedbackNotFound {
+            feedback_id: id(100),
+        }),
+    );
+}
+
+#[test]
+fn acknowledging_private_feedback_is_rejected_as_if_it_did_not_exist() {
+    let private = FeedbackGiven {
+        visibility: Visibility::Private,
+        ..feedback(100)
+    };
+    check(
+        vec![joined().into(), private.into()],
+        acknowledge_feedback(100),
+        Err(Rejection::FeedbackNotFound {
+            feedback_id: id(100),
+        }),
+    );
+}
+
+#[test]
+fn acknowledging_retracted_feedback_is_rejected() {
+    check(
+        vec![
+            joined().into(),
+            feedback(100).into(),
+            correction(100, Correction::Retracted).into(),
+        ],
+        acknowledge_feedback(100),
+        Err(Rejection::FeedbackNotFound {
+            feedback_id: id(100),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Skill assessments.
+
+#[test]
+fn assessing_a_skill_records_skill_assessed() {
+    check(
+        vec![joined().into()],
+        assess(assessed(200)),
+        Ok(vec![assessed(200).into()]),
+    );
+}
+
+#[test]
+fn assessing_a_departed_rep_is_rejected() {
+    check(gone(), assess(assessed(200)), was_departed());
+}
+
+#[test]
+fn assessing_a_retired_competency_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::AssessSkill {
+            assessment: assessed(200),
+            competency: CompetencyStatus::Retired,
+            now: now(),
+        },
+        Err(Rejection::CompetencyRetired),
+    );
+}
+
+#[test]
+fn an_assessment_dated_in_the_future_is_rejected() {
+    check(
+        vec![joined().into()],
+        assess(SkillAssessed {
+            assessed_on: tomorrow(),
+            ..assessed(200)
+        }),
+        Err(Rejection::DateInFuture {
+            date: tomorrow(),
+            today: today(),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Coaching sessions and action items.
+
+#[test]
+fn holding_a_coaching_session_records_it_with_its_action_items() {
+    let held = session(
+        300,
+        vec![
+            item(301, "2026-02-19"),
+            ActionItem {
+                owner: Owner::Leader(leader()),
+                ..item(302, "2026-02-19")
+            },
+        ],
+    );
+    check(
+        vec![joined().into()],
+        hold(held.clone()),
+        Ok(vec![held.into()]),
+    );
+}
+
+#[test]
+fn coaching_a_departed_rep_is_rejected() {
+    check(gone(), hold(session(300, vec![])), was_departed());
+}
+
+#[test]
+fn a_coaching_session_before_the_rep_joined_is_rejected() {
+    check(
+        vec![joined().into()],
+        hold(CoachingSessionHeld {
+            held_on: before_start(),
+            ..session(300, vec![])
+        }),
+        Err(Rejection::DateBeforeJoined {
+            date: before_start(),
+            joined: start(),
+        }),
+    );
+}
+
+#[test]
+fn a_coaching_session_of_zero_minutes_is_rejected() {
+    check(
+        vec![joined().into()],
+        hold(CoachingSessionHeld {
+            duration_minutes: 0,
+            ..session(300, vec![])
+        }),
+        Err(Rejection::SessionDurationOutOfRange {
+            minutes: 0,
+            max: MAX_SESSION_MINUTES,
+        }),
+    );
+}
+
+#[test]
+fn a_coaching_session_longer_than_a_working_day_is_rejected() {
+    check(
+        vec![joined().into()],
+        hold(CoachingSessionHeld {
+            duration_minutes: 481,
+            ..session(300, vec![])
+        }),
+        Err(Rejection::SessionDurationOutOfRange {
+            minutes: 481,
+            max: MAX_SESSION_MINUTES,
+        }),
+    );
+}
+
+#[test]
+fn an_action_item_due_before_its_session_is_rejected() {
+    check(
+        vec![joined().into()],
+        hold(session(300, vec![item(301, "2026-02-11")])),
+        Err(Rejection::ActionItemDueBeforeSession {
+            action_item_id: id(301),
+            due_on: date("2026-02-11"),
+            held_on: date("2026-02-12"),
+        }),
+    );
+}
+
+#[test]
+fn two_action_items_with_the_same_id_are_rejected() {
+    check(
+        vec![joined().into()],
+        hold(session(
+            300,
+            vec![item(301, "2026-02-19"), item(301, "2026-02-20")],
+        )),
+        Err(Rejection::IdAlreadyUsed {
+            id: Uuid::from_u128(301),
+        }),
+    );
+}
+
+fn coached() -> Vec<RepEvent> {
+    vec![
+        joined().into(),
+        session(300, vec![item(301, "2026-02-19")]).into(),
+    ]
+}
+
+fn with(mut events: Vec<RepEvent>, more: impl Into<RepEvent>) -> Vec<RepEvent> {
+    events.push(more.into());
+    events
+}
+
+#[test]
+fn completing_an_action_item_records_action_item_completed() {
+    check(coached(), complete(301), Ok(vec![completed(301).into()]));
+}
+
+#[test]
+fn completing_an_unknown_action_item_is_rejected() {
+    check(
+        coached(),
+        complete(999),
+        Err(Rejection::ActionItemNotFound {
+            action_item_id: id(999),
+        }),
+    );
+}
+
+#[test]
+fn completing_an_action_item_twice_is_rejected() {
+    check(
+        with(coached(), completed(301)),
+        complete(301),
+        Err(Rejection::ActionItemClosed {
+            action_item_id: id(301),
+            status: ActionItemStatus::Completed,
+        }),
+    );
+}
+
+#[test]
+fn completing_a_dropped_action_item_is_rejected() {
+    check(
+        with(coached(), dropped(301)),
+        complete(301),
+        Err(Rejection::ActionItemClosed {
+            action_item_id: id(301),
+            status: ActionItemStatus::Dropped,
+        }),
+    );
+}
+
+#[test]
+fn dropping_an_action_item_records_action_item_dropped() {
+    check(coached(), drop_item(301), Ok(vec![dropped(301).into()]));
+}
+
+#[test]
+fn dropping_an_unknown_action_item_is_rejected() {
+    check(
+        coached(),
+        drop_item(999),
+        Err(Rejection::ActionItemNotFound {
+            action_item_id: id(999),
+        }),
+    );
+}
+
+#[test]
+fn dropping_a_completed_action_item_is_rejected() {
+    check(
+        with(coached(), completed(301)),
+        drop_item(301),
+        Err(Rejection::ActionItemClosed {
+            action_item_id: id(301),
+            status: ActionItemStatus::Completed,
+        }),
+    );
+}
+
+#[test]
+fn an_action_item_can_still_be_closed_after_the_rep_departed() {
+    check(
+        with(coached(), departed("2026-03-01")),
+        drop_item(301),
+        Ok(vec![dropped(301).into()]),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Training.
+
+#[test]
+fn recording_training_records_training_completed() {
+    check(
+        vec![joined().into()],
+        RepCommand::RecordTraining {
+            training: training(400),
+            now: now(),
+        },
+        Ok(vec![training(400).into()]),
+    );
+}
+
+#[test]
+fn training_for_a_departed_rep_is_rejected() {
+    check(
+        gone(),
+        RepCommand::RecordTraining {
+            training: training(400),
+            now: now(),
+        },
+        was_departed(),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Measurements.
+
+#[test]
+fn measuring_performance_records_performance_measured() {
+    let m = measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport);
+    check(
+        vec![joined().into()],
+        measure(m.clone()),
+        Ok(vec![m.into()]),
+    );
+}
+
+#[test]
+fn re_recording_the_same_value_for_a_metric_and_period_records_nothing() {
+    let m = measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport);
+    check(
+        vec![joined().into(), m.into()],
+        measure(measured(
+            501,
+            "2026-W10",
+            42.0,
+            MeasurementSource::CrmImport,
+        )),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn re_importing_a_different_value_corrects_the_earlier_measurement() {
+    let m = measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport);
+    check(
+        vec![joined().into(), m.into()],
+        measure(measured(
+            501,
+            "2026-W10",
+            45.0,
+            MeasurementSource::CrmImport,
+        )),
+        Ok(vec![
+            FactCorrected {
+                fact_id: Uuid::from_u128(500),
+                reason: text("re-imported"),
+                correction: Correction::MeasuredValue { value: value(45.0) },
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn re_entering_a_different_value_by_hand_corrects_it_as_re_entered() {
+    let m = measured(500, "2026-03", 42.0, MeasurementSource::Manual);
+    check(
+        vec![joined().into(), m.into()],
+        measure(measured(501, "2026-03", 40.0, MeasurementSource::Manual)),
+        Ok(vec![
+            FactCorrected {
+                fact_id: Uuid::from_u128(500),
+                reason: text("re-entered"),
+                correction: Correction::MeasuredValue { value: value(40.0) },
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn re_importing_the_corrected_value_again_records_nothing() {
+    let given = vec![
+        joined().into(),
+        measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport).into(),
+        FactCorrected {
+            fact_id: Uuid::from_u128(500),
+            reason: text("re-imported"),
+            correction: Correction::MeasuredValue { value: value(45.0) },
+        }
+        .into(),
+    ];
+    check(
+        given,
+        measure(measured(
+            502,
+            "2026-W10",
+            45.0,
+            MeasurementSource::CrmImport,
+        )),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn measuring_after_the_earlier_measurement_was_retracted_records_a_new_one() {
+    let m = measured(501, "2026-W10", 45.0, MeasurementSource::Manual);
+    check(
+        vec![
+            joined().into(),
+            measured(500, "2026-W10", 42.0, MeasurementSource::Manual).into(),
+            correction(500, Correction::Retracted).into(),
+        ],
+        measure(m.clone()),
+        Ok(vec![m.into()]),
+    );
+}
+
+#[test]
+fn measuring_a_period_that_has_not_started_is_rejected() {
+    check(
+        vec![joined().into()],
+        measure(measured(500, "2026-04", 1.0, MeasurementSource::Manual)),
+        Err(Rejection::PeriodNotStarted {
+            period: parse("2026-04"),
+            today: today(),
+        }),
+    );
+}
+
+#[test]
+fn measuring_a_period_that_ended_before_the_rep_joined_is_rejected() {
+    check(
+        vec![joined().into()],
+        measure(measured(500, "2025-12", 1.0, MeasurementSource::Manual)),
+        Err(Rejection::PeriodBeforeJoined {
+            period: parse("2025-12"),
+            joined: start(),
+        }),
+    );
+}
+
+#[test]
+fn measuring_a_period_that_started_after_the_rep_departed_is_rejected() {
+    check(
+        gone(),
+        measure(measured(500, "2026-W11", 1.0, MeasurementSource::CrmImport)),
+        Err(Rejection::PeriodAfterDeparture {
+            period: parse("2026-W11"),
+            departed: date("2026-03-01"),
+        }),
+    );
+}
+
+#[test]
+fn a_late_measurement_for_the_period_of_departure_is_accepted() {
+    let m = measured(500, "2026-03", 12.0, MeasurementSource::CrmImport);
+    check(gone(), measure(m.clone()), Ok(vec![m.into()]));
+}
+
+// ---------------------------------------------------------------------------
+// Support requests.
+
+#[test]
+fn raising_a_support_request_records_support_requested() {
+    check(
+        vec![joined().into()],
+        RepCommand::RaiseSupportRequest {
+            request: support(600),
+            now: now(),
+        },
+        Ok(vec![support(600).into()]),
+    );
+}
+
+#[test]
+fn a_departed_rep_cannot_raise_a_support_request() {
+    check(
+        gone(),
+        RepCommand::RaiseSupportRequest {
+            request: support(600),
+            now: now(),
+        },
+        was_departed(),
+    );
+}
+
+fn ack_support(n: u128) -> RepCommand {
+    RepCommand::AcknowledgeSupportRequest {
+        acknowledged: support_acknowledged(n),
+        now: now(),
+    }
+}
+fn resolve_support(n: u128) -> RepCommand {
+    RepCommand::ResolveSupportRequest {
+        resolved: support_resolved(n),
+        now: now(),
+    }
+}
+fn raised() -> Vec<RepEvent> {
+    vec![joined().into(), support(600).into()]
+}
+
+#[test]
+fn acknowledging_a_support_request_records_support_acknowledged() {
+    check(
+        raised(),
+        ack_support(600),
+        Ok(vec![support_acknowledged(600).into()]),
+    );
+}
+
+#[test]
+fn acknowledging_a_support_request_twice_records_nothing() {
+    check(
+        with(raised(), support_acknowledged(600)),
+        ack_support(600),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn acknowledging_an_unknown_support_request_is_rejected() {
+    check(
+        raised(),
+        ack_support(999),
+        Err(Rejection::SupportRequestNotFound {
+            request_id: id(999),
+        }),
+    );
+}
+
+#[test]
+fn acknowledging_a_resolved_support_request_is_rejected() {
+    check(
+        with(raised(), support_resolved(600)),
+        ack_support(600),
+        Err(Rejection::SupportRequestResolved {
+            request_id: id(600),
+            on: date("2026-02-20"),
+        }),
+    );
+}
+
+#[test]
+fn resolving_a_support_request_records_support_resolved() {
+    check(
+        with(raised(), support_acknowledged(600)),
+        resolve_support(600),
+        Ok(vec![support_resolved(600).into()]),
+    );
+}
+
+#[test]
+fn resolving_an_unacknowledged_support_request_is_allowed() {
+    check(
+        raised(),
+        resolve_support(600),
+        Ok(vec![support_resolved(600).into()]),
+    );
+}
+
+#[test]
+fn resolving_an_unknown_support_request_is_rejected() {
+    check(
+        raised(),
+        resolve_support(999),
+        Err(Rejection::SupportRequestNotFound {
+            request_id: id(999),
+        }),
+    );
+}
+
+#[test]
+fn resolving_a_support_request_twice_is_rejected() {
+    check(
+        with(raised(), support_resolved(600)),
+        resolve_support(600),
+        Err(Rejection::SupportRequestResolved {
+            request_id: id(600),
+            on: date("2026-02-20"),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Improvement plans.
+
+fn start_plan(p: ImprovementPlanStarted) -> RepCommand {
+    RepCommand::StartImprovementPlan {
+        plan: p,
+        now: now(),
+    }
+}
+fn record_checkpoint(n: u128) -> RepCommand {
+    RepCommand::RecordPlanCheckpoint {
+        checkpoint: checkpoint(n),
+        now: now(),
+    }
+}
+fn close_plan(n: u128, outcome: PlanOutcome) -> RepCommand {
+    RepCommand::CloseImprovementPlan {
+        closed: plan_closed(n, outcome),
+        now: now(),
+    }
+}
+fn on_plan() -> Vec<RepEvent> {
+    vec![joined().into(), plan(700).into()]
+}
+
+#[test]
+fn starting_an_improvement_plan_records_it() {
+    check(
+        vec![joined().into()],
+        start_plan(plan(700)),
+        Ok(vec![plan(700).into()]),
+    );
+}
+
+#[test]
+fn starting_a_second_plan_while_one_is_open_is_rejected() {
+    check(
+        on_plan(),
+        start_plan(plan(701)),
+        Err(Rejection::ImprovementPlanAlreadyOpen { plan_id: id(700) }),
+    );
+}
+
+#[test]
+fn a_plan_without_targets_is_rejected() {
+    check(
+        vec![joined().into()],
+        start_plan(ImprovementPlanStarted {
+            targets: vec![],
+            ..plan(700)
+        }),
+        Err(Rejection::ImprovementPlanWithoutTargets),
+    );
+}
+
+#[test]
+fn a_plan_reviewed_on_or_before_its_start_is_rejected() {
+    check(
+        vec![joined().into()],
+        start_plan(ImprovementPlanStarted {
+            review_on: date("2026-03-02"),
+            ..plan(700)
+        }),
+        Err(Rejection::ReviewDateNotAfterStart {
+            started_on: date("2026-03-02"),
+            review_on: date("2026-03-02"),
+        }),
+    );
+}
+
+#[test]
+fn a_plan_for_a_departed_rep_is_rejected() {
+    check(gone(), start_plan(plan(700)), was_departed());
+}
+
+#[test]
+fn a_new_plan_can_start_after_the_previous_one_closed() {
+    let extension = ImprovementPlanStarted {
+        started_on: date("2026-03-14"),
+        review_on: date("2026-04-30"),
+        ..plan(701)
+    };
+    check(
+        with(on_plan(), plan_closed(700, PlanOutcome::Extended)),
+        start_plan(extension.clone()),
+        Ok(vec![extension.into()]),
+    );
+}
+
+#[test]
+fn recording_a_checkpoint_on_the_open_plan_records_it() {
+    check(
+        on_plan(),
+        record_checkpoint(700),
+        Ok(vec![checkpoint(700).into()]),
+    );
+}
+
+#[test]
+fn a_checkpoint_on_a_plan_that_is_not_open_is_rejected() {
+    check(
+        on_plan(),
+        record_checkpoint(999),
+        Err(Rejection::ImprovementPlanNotOpen { plan_id: id(999) }),
+    );
+    check(
+        with(on_plan(), plan_closed(700, PlanOutcome::Met)),
+        record_checkpoint(700),
+        Err(Rejection::ImprovementPlanNotOpen { plan_id: id(700) }),
+    );
+}
+
+#[test]
+fn closing_the_open_plan_records_its_outcome() {
+    for outcome in [PlanOutcome::Met, PlanOutcome::Extended, PlanOutcome::NotMet] {
+        check(
+            on_plan(),
+            close_plan(700, outcome),
+            Ok(vec![plan_closed(700, outcome).into()]),
+        );
+    }
+}
+
+#[test]
+fn closing_a_plan_that_is_not_open_is_rejected() {
+    check(
+        with(on_plan(), plan_closed(700, PlanOutcome::Met)),
+        close_plan(700, PlanOutcome::Met),
+        Err(Rejection::ImprovementPlanNotOpen { plan_id: id(700) }),
+    );
+    check(
+        vec![joined().into()],
+        close_plan(700, PlanOutcome::Met),
+        Err(Rejection::ImprovementPlanNotOpen { plan_id: id(700) }),
+    );
+}
+
+#[test]
+fn the_open_plan_can_be_closed_after_the_rep_departed() {
+    check(
+        with(on_plan(), departed("2026-03-10")),
+        close_plan(700, PlanOutcome::NotMet),
+        Ok(vec![plan_closed(700, PlanOutcome::NotMet).into()]),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Corrections.
+
+fn recorded() -> Vec<RepEvent> {
+    vec![
+        joined().into(),
+        feedback(100).into(),
+        assessed(200).into(),
+        session(300, vec![]).into(),
+        training(400).into(),
+        measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport).into(),
+    ]
+}
+
+fn skill_level(level: &str) -> Correction {
+    Correction::SkillLevel {
+        level: parse(level),
+        evidence: text("Re-scored after listening again."),
+    }
+}
+
+#[test]
+fn correcting_an_assessments_level_records_fact_corrected() {
+    let c = correction(200, skill_level("4"));
+    check(recorded(), correct(c.clone()), Ok(vec![c.into()]));
+}
+
+#[test]
+fn correcting_a_measured_value_records_fact_corrected() {
+    let c = correction(500, Correction::MeasuredValue { value: value(40.0) });
+    check(recorded(), correct(c.clone()), Ok(vec![c.into()]));
+}
+
+#[test]
+fn correcting_a_measurement_to_its_current_value_records_nothing() {
+    check(
+        recorded(),
+        correct(correction(
+            500,
+            Correction::MeasuredValue { value: value(42.0) },
+        )),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn any_correctable_record_can_be_retracted() {
+    for fact in [100, 200, 300, 400, 500] {
+        let c = correction(fact, Correction::Retracted);
+        check(recorded(), correct(c.clone()), Ok(vec![c.into()]));
+    }
+}
+
+#[test]
+fn correcting_an_unknown_fact_is_rejected() {
+    check(
+        recorded(),
+        correct(correction(999, Correction::Retracted)),
+        Err(Rejection::FactNotFound {
+            fact_id: Uuid::from_u128(999),
+        }),
+    );
+}
+
+#[test]
+fn correcting_a_measurement_with_a_skill_level_is_rejected() {
+    check(
+        recorded(),
+        correct(correction(500, skill_level("4"))),
+        Err(Rejection::CorrectionDoesNotFit {
+            fact_id: Uuid::from_u128(500),
+            fact: FactKind::Measurement,
+            correction: "skill level",
+        }),
+    );
+}
+
+#[test]
+fn correcting_an_assessment_with_a_measured_value_is_rejected() {
+    check(
+        recorded(),
+        correct(correction(
+            200,
+            Correction::MeasuredValue { value: value(4.0) },
+        )),
+        Err(Rejection::CorrectionDoesNotFit {
+            fact_id: Uuid::from_u128(200),
+            fact: FactKind::Assessment,
+            correction: "measured value",
+        }),
+    );
+}
+
+#[test]
+fn correcting_feedback_with_a_skill_level_is_rejected() {
+    check(
+        recorded(),
+        correct(correction(100, skill_level("2"))),
+        Err(Rejection::CorrectionDoesNotFit {
+            fact_id: Uuid::from_u128(100),
+            fact: FactKind::Feedback,
+            correction: "skill level",
+        }),
+    );
+}
+
+#[test]
+fn correcting_a_retracted_record_is_rejected() {
+    check(
+        with(recorded(), correction(200, Correction::Retracted)),
+        correct(correction(200, skill_level("4"))),
+        Err(Rejection::FactAlreadyRetracted {
+            fact_id: Uuid::from_u128(200),
+        }),
+    );
+}
+
+#[test]
+fn a_departed_reps_records_can_still_be_corrected() {
+    let c = correction(200, skill_level("2"));
+    check(
+        with(recorded(), departed("2026-03-01")),
+        correct(c.clone()),
+        Ok(vec![c.into()]),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Reviews.
+
+#[test]
+fn holding_a_review_records_review_held() {
+    check(
+        vec![joined().into()],
+        RepCommand::HoldReview {
+            review: review(800),
+            now: now(),
+        },
+        Ok(vec![review(800).into()]),
+    );
+}
+
+#[test]
+fn a_review_can_be_held_after_the_rep_departed() {
+    check(
+        gone(),
+        RepCommand::HoldReview {
+            review: review(800),
+            now: now(),
+        },
+        Ok(vec![review(800).into()]),
+    );
+}
+
+#[test]
+fn a_review_period_that_ends_before_it_starts_is_rejected() {
+    let backwards = ReviewHeld {
+        period_from: date("2026-03-31"),
+        period_to: date("2026-01-01"),
+        ..review(800)
+    };
+    check(
+        vec![joined().into()],
+        RepCommand::HoldReview {
+            review: backwards,
+            now: now(),
+        },
+        Err(Rejection::ReviewPeriodBackwards {
+            from: date("2026-03-31"),
+            to: date("2026-01-01"),
+        }),
+    );
+}
+
+#[test]
+fn a_review_dated_in_the_future_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::HoldReview {
+            review: ReviewHeld {
+                on: tomorrow(),
+                ..review(800)
+            },
+            now: now(),
+        },
+        Err(Rejection::DateInFuture {
+            date: tomorrow(),
+            today: today(),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// State, as evolve builds it.
+
+#[test]
+fn evolve_tracks_team_role_departure_plan_and_measurement_value() {
+    let events: Vec<RepEvent> = vec![
+        joined().into(),
+        RepMovedTeam {
+            from: team(),
+            to: other_team(),
+            on: date("2026-02-02"),
+        }
+        .into(),
+        RepRoleChanged {
+            from: parse("SDR"),
+            to: parse("AE"),
+            on: date("2026-02-02"),
+        }
+        .into(),
+        measured(500, "2026-W10", 42.0, MeasurementSource::CrmImport).into(),
+        correction(500, Correction::MeasuredValue { value: value(45.0) }).into(),
+        plan(700).into(),
+        departed("2026-03-10").into(),
+    ];
+    let state = RepAggregate::replay(&events);
+    let rep = state.rep().expect("the rep joined");
+    assert_eq!(rep.team_id, other_team());
+    assert_eq!(rep.role, parse("AE"));
+    assert_eq!(rep.departed_on, Some(date("2026-03-10")));
+    assert_eq!(rep.open_plan, Some(id::<PlanId>(700)));
+    assert_eq!(rep.measurements[&id(500)].value, value(45.0));
+}
+
+#[test]
+fn events_for_a_rep_who_has_not_joined_leave_the_state_empty() {
+    assert_eq!(
+        RepAggregate::replay(&[feedback(100).into()]),
+        RepState::NotJoined
+    );
+}

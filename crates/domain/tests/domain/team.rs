@@ -1,0 +1,127 @@
+use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
+use trellis_domain::{Name, Rejection, TeamAggregate, TeamCommand, TeamEvent, TeamId};
+
+use crate::support::{id, parse};
+
+fn check(given: Vec<TeamEvent>, when: TeamCommand, then: Result<Vec<TeamEvent>, Rejection>) {
+    crate::support::check::<TeamAggregate>(given, when, then);
+}
+
+fn team() -> TeamId {
+    id(1)
+}
+
+fn formed() -> TeamFormed {
+    TeamFormed {
+        team_id: team(),
+        name: parse("West"),
+    }
+}
+
+fn assigned(leader: u128) -> LeaderAssigned {
+    LeaderAssigned {
+        team_id: team(),
+        leader_id: id(leader),
+        leader_name: parse("Grace Hopper"),
+    }
+}
+
+fn rename(name: &str) -> TeamCommand {
+    TeamCommand::RenameTeam { name: parse(name) }
+}
+
+fn assign(leader: u128) -> TeamCommand {
+    TeamCommand::AssignLeader {
+        leader_id: id(leader),
+        leader_name: parse("Grace Hopper"),
+    }
+}
+
+#[test]
+fn forming_a_team_records_team_formed() {
+    check(
+        vec![],
+        TeamCommand::FormTeam {
+            team_id: team(),
+            name: parse("West"),
+        },
+        Ok(vec![formed().into()]),
+    );
+}
+
+#[test]
+fn forming_a_team_twice_is_rejected() {
+    check(
+        vec![formed().into()],
+        TeamCommand::FormTeam {
+            team_id: team(),
+            name: parse("East"),
+        },
+        Err(Rejection::TeamAlreadyExists),
+    );
+}
+
+#[test]
+fn assigning_a_leader_records_leader_assigned() {
+    check(
+        vec![formed().into()],
+        assign(9),
+        Ok(vec![assigned(9).into()]),
+    );
+}
+
+#[test]
+fn assigning_a_second_leader_records_it_too() {
+    check(
+        vec![formed().into(), assigned(9).into()],
+        assign(10),
+        Ok(vec![assigned(10).into()]),
+    );
+}
+
+#[test]
+fn assigning_a_leader_already_assigned_records_nothing() {
+    check(
+        vec![formed().into(), assigned(9).into()],
+        assign(9),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn assigning_a_leader_to_a_team_that_does_not_exist_is_rejected() {
+    check(vec![], assign(9), Err(Rejection::TeamNotFound));
+}
+
+#[test]
+fn renaming_a_team_records_team_renamed() {
+    check(
+        vec![formed().into()],
+        rename("West Coast"),
+        Ok(vec![
+            TeamRenamed {
+                team_id: team(),
+                name: parse("West Coast"),
+            }
+            .into(),
+        ]),
+    );
+}
+
+#[test]
+fn renaming_a_team_to_its_current_name_records_nothing() {
+    let renamed = TeamRenamed {
+        team_id: team(),
+        name: parse::<Name>("North"),
+    };
+    check(
+        vec![formed().into(), renamed.into()],
+        rename("North"),
+        Ok(vec![]),
+    );
+}
+
+#[test]
+fn renaming_a_team_that_does_not_exist_is_rejected() {
+    check(vec![], rename("North"), Err(Rejection::TeamNotFound));
+}
