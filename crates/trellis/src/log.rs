@@ -47,7 +47,9 @@ pub async fn run(store_args: &StoreArgs, args: LogArgs) -> anyhow::Result<ExitCo
         .map_err(|e| anyhow::anyhow!("--after: {e}"))?;
     let store = store_args.open().await?;
     let mut checkpoint = after;
-    let mut follower = args.follow.then(|| Follower::new(store.clone(), after, 1000));
+    let mut follower = args
+        .follow
+        .then(|| Follower::new(store.clone(), after, 1000));
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();

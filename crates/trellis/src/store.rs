@@ -14,11 +14,21 @@ use trellis_eventstore::sqlite::SqliteStore;
 pub struct StoreArgs {
     /// PostgreSQL URL, e.g. postgres://trellis@127.0.0.1:5432/trellis.
     /// Absent: the embedded store in --data-dir.
-    #[arg(long, env = "TRELLIS_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TRELLIS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Directory of the embedded store (used when no database URL is given).
-    #[arg(long, env = "TRELLIS_DATA_DIR", default_value = "./trellis-data", global = true)]
+    #[arg(
+        long,
+        env = "TRELLIS_DATA_DIR",
+        default_value = "./trellis-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -31,7 +41,10 @@ impl StoreArgs {
                     .context("failed to open the PostgreSQL event store")?,
             ),
             None => Arc::new(SqliteStore::open(&self.data_dir).await.with_context(|| {
-                format!("failed to open the embedded event store in {}", self.data_dir.display())
+                format!(
+                    "failed to open the embedded event store in {}",
+                    self.data_dir.display()
+                )
             })?),
         })
     }

@@ -17,7 +17,10 @@ fn trellis(backend: &Backend, args: &[&str]) -> (i32, String) {
     let output = command.args(args).output().expect("failed to run trellis");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+    (
+        output.status.code().unwrap_or(-1),
+        format!("{stdout}{stderr}"),
+    )
 }
 
 async fn audit_verify_exits_zero_when_intact_and_names_the_altered_event_otherwise(kind: Kind) {
@@ -52,7 +55,10 @@ async fn audit_verify_exits_zero_when_intact_and_names_the_altered_event_otherwi
     let (code, out) = trellis(&backend, &["audit", "verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains(&format!("first problem: stream {s} version 2 (event {}", second.event_id)),
+        out.contains(&format!(
+            "first problem: stream {s} version 2 (event {}",
+            second.event_id
+        )),
         "{out}"
     );
     assert!(out.contains("altered"), "{out}");
@@ -72,7 +78,12 @@ async fn audit_verify_on_the_embedded_store() {
 #[test]
 fn an_unreachable_database_is_exit_code_two_with_the_reason() {
     let output = Command::new(env!("CARGO_BIN_EXE_trellis"))
-        .args(["--database-url", "postgres://postgres@127.0.0.1:1/none", "audit", "verify"])
+        .args([
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+            "audit",
+            "verify",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
