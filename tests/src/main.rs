@@ -3,3 +3,4 @@
 mod domain_store;
 mod eventstore;
 mod eventstore_postgres;
+mod projections;

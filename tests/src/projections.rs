@@ -1,0 +1,1 @@
+//! Projections: read models from the log (owned by the projections work).
