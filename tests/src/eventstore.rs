@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use trellis_eventstore::{
-    Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, NewEvent, Problem,
-    RecordedEvent, StreamId, verify,
+    Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, Hash, NewEvent, Problem,
+    RecordedEvent, StreamId, StreamWrite, verify,
 };
 use trellis_tests::{Backend, Kind, stream};
 use uuid::Uuid;
@@ -58,6 +58,9 @@ conformance!(
     verify_names_reordered_events,
     bad_appends_are_refused_with_a_reason_and_record_nothing,
     tricky_payload_numbers_and_text_survive_storage_and_keep_the_chain_valid,
+    a_multi_stream_append_writes_every_stream_or_none,
+    a_multi_stream_append_retried_records_once,
+    a_replayed_command_gives_back_the_first_request_hash,
 );
 
 fn meta(actor: &str) -> CommandMeta {
@@ -746,4 +749,109 @@ async fn tricky_payload_numbers_and_text_survive_storage_and_keep_the_chain_vali
     // Keys are unordered in JSON; the stored document is the same document.
     let keys: BTreeMap<_, _> = read[0].payload.as_object().unwrap().iter().collect();
     assert_eq!(keys.len(), 5);
+}
+
+fn write(stream: &StreamId, expected: ExpectedVersion, ns: std::ops::Range<u64>) -> StreamWrite {
+    StreamWrite {
+        stream: stream.clone(),
+        expected,
+        events: ns.map(|n| event("Measured", n)).collect(),
+    }
+}
+
+async fn a_multi_stream_append_writes_every_stream_or_none(b: &Backend) {
+    let (s1, s2, s3) = (stream("rep"), stream("rep"), stream("rep"));
+    append_one(&*b.store, &s2, 0).await;
+    // s2 is at version 1, but the import believed 0: nothing may be written.
+    let stale = [
+        write(&s1, ExpectedVersion::Exact(0), 0..3),
+        write(&s2, ExpectedVersion::Exact(0), 3..5),
+        write(&s3, ExpectedVersion::Any, 5..6),
+    ];
+    let err = b
+        .store
+        .append_many(&meta("importer"), &stale)
+        .await
+        .unwrap_err();
+    match err {
+        Error::Conflict {
+            stream, current, ..
+        } => assert_eq!((stream, current), (s2.clone(), 1)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.store.stream_version(&s1).await.unwrap(), 0);
+    assert_eq!(b.store.stream_version(&s3).await.unwrap(), 0);
+
+    let good = [
+        write(&s1, ExpectedVersion::Exact(0), 0..3),
+        write(&s2, ExpectedVersion::Exact(1), 3..5),
+        write(&s3, ExpectedVersion::Any, 5..6),
+    ];
+    let outcomes = b.store.append_many(&meta("importer"), &good).await.unwrap();
+    let versions: Vec<_> = outcomes.iter().map(|o| o.stream_version).collect();
+    assert_eq!(versions, [3, 3, 1]);
+    read_exactly(&*b.store, 7).await;
+    assert!(verify(&*b.store, 100).await.unwrap().is_intact());
+
+    let twice = [
+        write(&s1, ExpectedVersion::Any, 0..1),
+        write(&s1, ExpectedVersion::Any, 1..2),
+    ];
+    let err = b
+        .store
+        .append_many(&meta("importer"), &twice)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+}
+
+async fn a_multi_stream_append_retried_records_once(b: &Backend) {
+    let (s1, s2) = (stream("rep"), stream("rep"));
+    let m = meta("importer");
+    let writes = [
+        write(&s1, ExpectedVersion::Exact(0), 0..2),
+        write(&s2, ExpectedVersion::Exact(0), 2..3),
+    ];
+    let first = b.store.append_many(&m, &writes).await.unwrap();
+    assert!(first.iter().all(|o| !o.replayed));
+    let again = b.store.append_many(&m, &writes).await.unwrap();
+    assert!(again.iter().all(|o| o.replayed));
+    assert_eq!(
+        again
+            .iter()
+            .map(|o| (o.stream_version, o.first_position))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|o| (o.stream_version, o.first_position))
+            .collect::<Vec<_>>()
+    );
+    read_exactly(&*b.store, 3).await;
+}
+
+async fn a_replayed_command_gives_back_the_first_request_hash(b: &Backend) {
+    let s = stream("rep");
+    let mut m = meta("leader-1");
+    m.request_hash = Some(Hash([7; 32]));
+    let first = b
+        .store
+        .append(&s, ExpectedVersion::Any, &m, &[event("A", 1)])
+        .await
+        .unwrap();
+    assert_eq!(first.request_hash, Some(Hash([7; 32])));
+    // A retry under the same command id but another request: the first hash comes back.
+    m.request_hash = Some(Hash([9; 32]));
+    let again = b
+        .store
+        .append(&s, ExpectedVersion::Any, &m, &[event("A", 1)])
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.request_hash, Some(Hash([7; 32])));
+    let plain = b
+        .store
+        .append(&s, ExpectedVersion::Any, &meta("x"), &[event("B", 2)])
+        .await
+        .unwrap();
+    assert_eq!(plain.request_hash, None);
 }

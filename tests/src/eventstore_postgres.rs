@@ -25,7 +25,7 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_o
         .query_one(
             "SELECT outcome, first_position FROM trellis.append_events($1, -1, $2, $3, $4, NULL, $5, \
              ARRAY[$6::uuid], ARRAY[$7::text], ARRAY[1], ARRAY[$8::jsonb], ARRAY[$9::timestamptz], \
-             ARRAY[$10::bytea])",
+             ARRAY[$10::bytea], NULL)",
             &[
                 &late_stream.as_str(),
                 &meta.command_id,

@@ -38,7 +38,7 @@ pub use chain::{Finding, Problem, VerifyReport};
 pub use error::Error;
 pub use types::{
     AppendOutcome, Checkpoint, CommandMeta, ExpectedVersion, Hash, MAX_STREAM_ID_LEN, Metadata,
-    NewEvent, RecordedEvent, StreamId,
+    NewEvent, RecordedEvent, StreamId, StreamWrite,
 };
 
 /// The most events one append may carry.
@@ -61,6 +61,20 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         meta: &CommandMeta,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error>;
+
+    /// Appends to several streams atomically: every write or none.
+    ///
+    /// Each stream's part is recorded under its own command id,
+    /// [`derived_command_id`]`(meta.command_id, stream)`, so the same call
+    /// retried records once and returns the first outcomes (`replayed`).
+    /// A stale expected version anywhere is a conflict and writes nothing;
+    /// `Any` parts are retried as in [`EventStore::append`]. Outcomes are in
+    /// the order of `writes`. A stream may appear only once.
+    async fn append_many(
+        &self,
+        meta: &CommandMeta,
+        writes: &[StreamWrite],
+    ) -> Result<Vec<AppendOutcome>, Error>;
 
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;
@@ -192,6 +206,49 @@ impl Follower {
             }
         }
     }
+}
+
+/// The command id under which one stream's part of a multi-stream append is
+/// recorded: a name-based UUID of the command id and the stream.
+pub fn derived_command_id(command_id: uuid::Uuid, stream: &StreamId) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&command_id, stream.as_str().as_bytes())
+}
+
+/// The most streams one multi-stream append may touch.
+pub const MAX_STREAMS_PER_APPEND: usize = 10_000;
+
+pub(crate) fn validate_many(meta: &CommandMeta, writes: &[StreamWrite]) -> Result<(), Error> {
+    if writes.is_empty() {
+        return Err(Error::InvalidInput(
+            "a multi-stream append needs at least one stream; nothing was written".into(),
+        ));
+    }
+    if writes.len() > MAX_STREAMS_PER_APPEND {
+        return Err(Error::InvalidInput(format!(
+            "a multi-stream append may touch at most {MAX_STREAMS_PER_APPEND} streams, this one \
+             touches {}: split it",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    let mut total = 0usize;
+    for write in writes {
+        if !seen.insert(&write.stream) {
+            return Err(Error::InvalidInput(format!(
+                "stream {} appears twice in one multi-stream append; merge its events",
+                write.stream
+            )));
+        }
+        validate_append(&write.events, meta)?;
+        total += write.events.len();
+    }
+    if total > 100 * MAX_EVENTS_PER_APPEND {
+        return Err(Error::InvalidInput(format!(
+            "a multi-stream append may carry at most {} events, this one has {total}: split it",
+            100 * MAX_EVENTS_PER_APPEND
+        )));
+    }
+    Ok(())
 }
 
 /// Checks what every backend checks before writing: a sensible batch.

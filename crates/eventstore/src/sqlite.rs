@@ -20,7 +20,8 @@ use crate::chain::{DigestInput, canonical_json, link};
 use crate::types::to_micros_precision;
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, StreamId, validate_append,
+    NewEvent, RecordedEvent, StreamId, StreamWrite, derived_command_id, validate_append,
+    validate_many,
 };
 
 /// The file name inside the data directory.
@@ -215,21 +216,60 @@ fn append_blocking(
     events: &[NewEvent],
 ) -> Result<AppendOutcome, Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let command_id = meta.command_id.to_string();
+    let outcome = append_in(&tx, stream, expected, meta, meta.command_id, events)?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn append_many_blocking(
+    conn: &mut Connection,
+    meta: &CommandMeta,
+    writes: &[StreamWrite],
+) -> Result<Vec<AppendOutcome>, Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let outcomes = writes
+        .iter()
+        .map(|w| {
+            let command_id = derived_command_id(meta.command_id, &w.stream);
+            append_in(&tx, &w.stream, w.expected, meta, command_id, &w.events)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Dropping `tx` on an error above rolls everything back.
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// One stream's append inside the caller's write transaction.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    meta: &CommandMeta,
+    command_uuid: Uuid,
+    events: &[NewEvent],
+) -> Result<AppendOutcome, Error> {
+    let command_id = &command_uuid.to_string();
     let replay = tx
         .prepare_cached(
-            "SELECT last_version, first_position, last_position FROM commands WHERE command_id = ?1",
+            "SELECT last_version, first_position, last_position, request_hash FROM commands \
+             WHERE command_id = ?1",
         )?
-        .query_row([&command_id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        .query_row([command_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
         })
         .optional()?;
-    if let Some((version, first, last)) = replay {
+    if let Some((version, first, last, request_hash)) = replay {
         return Ok(AppendOutcome {
             stream_version: u64::try_from(version).unwrap_or_default(),
             first_position: u64::try_from(first).unwrap_or_default(),
             last_position: u64::try_from(last).unwrap_or_default(),
             replayed: true,
+            request_hash: request_hash.as_deref().and_then(Hash::from_slice),
         });
     }
     let head = tx
@@ -276,6 +316,7 @@ fn append_blocking(
             let version = head_version + 1 + i as u64;
             let occurred = to_micros_precision(event.occurred_at);
             let digest = DigestInput {
+                command_id: command_uuid,
                 occurred_at_micros: occurred.timestamp_micros(),
                 ..DigestInput::of_new(stream, meta, event)
             }
@@ -319,8 +360,8 @@ fn append_blocking(
     }
     let stream_version = head_version + events.len() as u64;
     tx.prepare_cached(
-        "INSERT INTO commands (command_id, stream_id, last_version, first_position, last_position) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO commands (command_id, stream_id, last_version, first_position, last_position, \
+         request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         command_id,
@@ -328,13 +369,14 @@ fn append_blocking(
         to_i64(stream_version, "version")?,
         to_i64(first_position, "position")?,
         to_i64(last_position, "position")?,
+        meta.request_hash.as_ref().map(|h| h.0.as_slice()),
     ])?;
-    tx.commit()?;
     Ok(AppendOutcome {
         stream_version,
         first_position,
         last_position,
         replayed: false,
+        request_hash: meta.request_hash,
     })
 }
 
@@ -374,6 +416,41 @@ impl EventStore for SqliteStore {
             self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(outcome)
+    }
+
+    #[tracing::instrument(
+        name = "event_store.append_many",
+        skip_all,
+        fields(streams = writes.len(), command_id = %meta.command_id),
+        err(level = "debug")
+    )]
+    async fn append_many(
+        &self,
+        meta: &CommandMeta,
+        writes: &[StreamWrite],
+    ) -> Result<Vec<AppendOutcome>, Error> {
+        validate_many(meta, writes)?;
+        for write in writes {
+            if let ExpectedVersion::Exact(v) = write.expected {
+                to_i64(v, "expected version")?;
+            }
+        }
+        let inner = self.inner.clone();
+        let meta = CommandMeta {
+            recorded_at: to_micros_precision(meta.recorded_at),
+            ..meta.clone()
+        };
+        let writes = writes.to_vec();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            append_many_blocking(&mut conn, &meta, &writes)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("an embedded append panicked: {e}")))??;
+        if outcomes.iter().any(|o| !o.replayed) {
+            self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(outcomes)
     }
 
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]

@@ -183,6 +183,10 @@ pub struct CommandMeta {
     pub causation_id: Option<Uuid>,
     /// Recorded time. The log stores it at microsecond precision.
     pub recorded_at: DateTime<Utc>,
+    /// A fingerprint of the request that carried the command, kept with the
+    /// command id and given back on a replay, so the caller can tell a true
+    /// retry from a different request reusing the id.
+    pub request_hash: Option<Hash>,
 }
 
 impl CommandMeta {
@@ -195,6 +199,7 @@ impl CommandMeta {
             correlation_id: command_id,
             causation_id: None,
             recorded_at,
+            request_hash: None,
         }
     }
 }
@@ -267,6 +272,16 @@ pub struct AppendOutcome {
     /// True when the command id had been recorded before: nothing new was
     /// written and this is the first append's outcome.
     pub replayed: bool,
+    /// The request hash recorded with the command (the first request's, on a replay).
+    pub request_hash: Option<Hash>,
+}
+
+/// One stream's part of an atomic multi-stream append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamWrite {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
 }
 
 /// Timestamps are kept at microsecond precision (PostgreSQL's), so what is

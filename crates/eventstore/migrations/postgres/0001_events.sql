@@ -45,7 +45,11 @@ CREATE TABLE trellis.commands (
     stream_id      text   NOT NULL,
     last_version   bigint NOT NULL,
     first_position bigint NOT NULL,
-    last_position  bigint NOT NULL
+    last_position  bigint NOT NULL,
+    -- A fingerprint of the request that carried the command (for example the
+    -- SHA-256 of an HTTP body), so a retry with a different request under the
+    -- same command id can be told apart from a true retry.
+    request_hash   bytea
 );
 
 -- Append-only, enforced by the database itself.
@@ -91,8 +95,10 @@ CREATE FUNCTION trellis.append_events(
     p_schema_versions integer[],
     p_payloads        jsonb[],
     p_occurred_at     timestamptz[],
-    p_digests         bytea[]
-) RETURNS TABLE (outcome text, stream_version bigint, first_position bigint, last_position bigint)
+    p_digests         bytea[],
+    p_request_hash    bytea
+) RETURNS TABLE (outcome text, stream_version bigint, first_position bigint, last_position bigint,
+                 request_hash bytea)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -108,7 +114,8 @@ DECLARE
 BEGIN
     SELECT * INTO v_cmd FROM trellis.commands c WHERE c.command_id = p_command_id;
     IF FOUND THEN
-        RETURN QUERY SELECT 'replayed'::text, v_cmd.last_version, v_cmd.first_position, v_cmd.last_position;
+        RETURN QUERY SELECT 'replayed'::text, v_cmd.last_version, v_cmd.first_position, v_cmd.last_position,
+                            v_cmd.request_hash;
         RETURN;
     END IF;
 
@@ -123,7 +130,7 @@ BEGIN
     END IF;
 
     IF p_expected >= 0 AND p_expected <> v_head THEN
-        RETURN QUERY SELECT 'conflict'::text, v_head, NULL::bigint, NULL::bigint;
+        RETURN QUERY SELECT 'conflict'::text, v_head, NULL::bigint, NULL::bigint, NULL::bytea;
         RETURN;
     END IF;
 
@@ -154,15 +161,16 @@ BEGIN
     IF v_inserted = 0 THEN
         -- A concurrent append to the stream committed first.
         SELECT max(e.stream_version) INTO v_head FROM trellis.events e WHERE e.stream_id = p_stream;
-        RETURN QUERY SELECT 'conflict'::text, coalesce(v_head, 0), NULL::bigint, NULL::bigint;
+        RETURN QUERY SELECT 'conflict'::text, coalesce(v_head, 0), NULL::bigint, NULL::bigint, NULL::bytea;
         RETURN;
     ELSIF v_inserted < v_n THEN
         RAISE EXCEPTION 'concurrent append to stream % interleaved with this one', p_stream
             USING ERRCODE = 'serialization_failure';
     END IF;
 
-    INSERT INTO trellis.commands (command_id, stream_id, last_version, first_position, last_position)
-    VALUES (p_command_id, p_stream, v_head + v_n, v_first, v_last)
+    INSERT INTO trellis.commands (command_id, stream_id, last_version, first_position, last_position,
+                                  request_hash)
+    VALUES (p_command_id, p_stream, v_head + v_n, v_first, v_last, p_request_hash)
     ON CONFLICT (command_id) DO NOTHING;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     IF v_inserted = 0 THEN
@@ -172,7 +180,7 @@ BEGIN
 
     PERFORM pg_notify('trellis_events', '');
 
-    RETURN QUERY SELECT 'appended'::text, v_head + v_n, v_first, v_last;
+    RETURN QUERY SELECT 'appended'::text, v_head + v_n, v_first, v_last, p_request_hash;
 END;
 $$;
 
@@ -191,4 +199,4 @@ GRANT USAGE ON SCHEMA trellis TO trellis_writer;
 GRANT SELECT, INSERT ON trellis.events, trellis.commands TO trellis_writer;
 GRANT EXECUTE ON FUNCTION trellis.append_events(
     text, bigint, uuid, text, uuid, uuid, timestamptz, uuid[], text[], integer[], jsonb[],
-    timestamptz[], bytea[]) TO trellis_writer;
+    timestamptz[], bytea[], bytea) TO trellis_writer;

@@ -26,7 +26,8 @@ CREATE TABLE commands (
     stream_id      TEXT    NOT NULL,
     last_version   INTEGER NOT NULL,
     first_position INTEGER NOT NULL,
-    last_position  INTEGER NOT NULL
+    last_position  INTEGER NOT NULL,
+    request_hash   BLOB
 ) WITHOUT ROWID;
 
 -- Append-only, enforced by the database itself. (SQLite has no TRUNCATE; a

@@ -11,18 +11,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{GenericClient, NoTls, Row, Statement};
+use uuid::Uuid;
 
 use crate::chain::DigestInput;
 use crate::types::to_micros_precision;
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, StreamId, validate_append,
+    NewEvent, RecordedEvent, StreamId, StreamWrite, derived_command_id, validate_append,
+    validate_many,
 };
 
 mod migrate;
@@ -236,6 +240,129 @@ fn limit(max: usize) -> i64 {
     i64::try_from(max.clamp(1, 100_000)).unwrap_or(100_000)
 }
 
+/// The arguments of one `trellis.append_events` call, borrowed from the caller's events.
+struct AppendCall<'a> {
+    stream: &'a StreamId,
+    expected: ExpectedVersion,
+    expected_param: i64,
+    command_id: Uuid,
+    event_ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    versions: Vec<i32>,
+    payloads: Vec<&'a serde_json::Value>,
+    occurred: Vec<DateTime<Utc>>,
+    digests: Vec<Vec<u8>>,
+}
+
+impl<'a> AppendCall<'a> {
+    fn new(
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        meta: &CommandMeta,
+        command_id: Uuid,
+        events: &'a [NewEvent],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Self, Error> {
+        let expected_param = match expected {
+            ExpectedVersion::Any => -1,
+            ExpectedVersion::Exact(v) => to_i64(v, "expected version")?,
+        };
+        let mut call = AppendCall {
+            stream,
+            expected,
+            expected_param,
+            command_id,
+            event_ids: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            versions: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            occurred: Vec::with_capacity(events.len()),
+            digests: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            let occurred_at = to_micros_precision(event.occurred_at);
+            let digest = DigestInput {
+                command_id,
+                occurred_at_micros: occurred_at.timestamp_micros(),
+                ..DigestInput::of_new(stream, meta, event)
+            }
+            .digest(scratch);
+            call.digests.push(digest.to_vec());
+            call.event_ids.push(event.event_id);
+            call.types.push(&event.event_type);
+            call.versions.push(i32::from(event.schema_version));
+            call.payloads.push(&event.payload);
+            call.occurred.push(occurred_at);
+        }
+        Ok(call)
+    }
+
+    async fn run(
+        &self,
+        client: &impl GenericClient,
+        statement: &Statement,
+        meta: &CommandMeta,
+        request_hash: Option<&[u8]>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        client
+            .query_one(
+                statement,
+                &[
+                    &self.stream.as_str(),
+                    &self.expected_param,
+                    &self.command_id,
+                    &meta.actor,
+                    &meta.correlation_id,
+                    &meta.causation_id,
+                    &meta.recorded_at,
+                    &self.event_ids,
+                    &self.types,
+                    &self.versions,
+                    &self.payloads,
+                    &self.occurred,
+                    &self.digests,
+                    &request_hash,
+                ],
+            )
+            .await
+    }
+}
+
+const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_position, request_hash \
+    FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// What one `append_events` row says.
+enum CallResult {
+    Done(AppendOutcome),
+    Conflict { current: u64 },
+}
+
+fn read_call_result(row: &Row) -> Result<CallResult, Error> {
+    let outcome: &str = row.get(0);
+    let version: i64 = row.get(1);
+    let version = u64::try_from(version).unwrap_or_default();
+    match outcome {
+        "conflict" => Ok(CallResult::Conflict { current: version }),
+        "appended" | "replayed" => {
+            let first: i64 = row.get(2);
+            let last: i64 = row.get(3);
+            let request_hash: Option<&[u8]> = row.get(4);
+            Ok(CallResult::Done(AppendOutcome {
+                stream_version: version,
+                first_position: u64::try_from(first).unwrap_or_default(),
+                last_position: u64::try_from(last).unwrap_or_default(),
+                replayed: outcome == "replayed",
+                request_hash: request_hash.and_then(Hash::from_slice),
+            }))
+        }
+        other => Err(Error::Internal(format!("append_events answered {other:?}"))),
+    }
+}
+
+fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
 #[async_trait]
 impl EventStore for PostgresStore {
     #[tracing::instrument(
@@ -252,45 +379,22 @@ impl EventStore for PostgresStore {
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
         validate_append(events, meta)?;
-        let expected_param = match expected {
-            ExpectedVersion::Any => -1,
-            ExpectedVersion::Exact(v) => to_i64(v, "expected version")?,
-        };
         let meta = CommandMeta {
             recorded_at: to_micros_precision(meta.recorded_at),
             ..meta.clone()
         };
-        let mut event_ids = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut occurred = Vec::with_capacity(events.len());
-        let mut digests = Vec::with_capacity(events.len());
         let mut scratch = Vec::with_capacity(512);
-        for event in events {
-            let event = NewEvent {
-                occurred_at: to_micros_precision(event.occurred_at),
-                ..event.clone()
-            };
-            digests.push(
-                DigestInput::of_new(stream, &meta, &event)
-                    .digest(&mut scratch)
-                    .to_vec(),
-            );
-            event_ids.push(event.event_id);
-            types.push(event.event_type);
-            versions.push(i32::from(event.schema_version));
-            payloads.push(event.payload);
-            occurred.push(event.occurred_at);
-        }
-
+        let call = AppendCall::new(
+            stream,
+            expected,
+            &meta,
+            meta.command_id,
+            events,
+            &mut scratch,
+        )?;
+        let request_hash = meta.request_hash.map(|h| h.0);
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT outcome, stream_version, first_position, last_position \
-                 FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .await?;
+        let statement = client.prepare_cached(APPEND_SQL).await?;
         // Retried inside: a concurrent append of the same command, or an
         // interleaved write (40001); and, for `Any`, losing the race for the
         // next version to another writer, since the caller did not care which
@@ -298,65 +402,131 @@ impl EventStore for PostgresStore {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = client
-                .query_one(
+            let row = match call
+                .run(
+                    &**client,
                     &statement,
-                    &[
-                        &stream.as_str(),
-                        &expected_param,
-                        &meta.command_id,
-                        &meta.actor,
-                        &meta.correlation_id,
-                        &meta.causation_id,
-                        &meta.recorded_at,
-                        &event_ids,
-                        &types,
-                        &versions,
-                        &payloads,
-                        &occurred,
-                        &digests,
-                    ],
+                    &meta,
+                    request_hash.as_ref().map(|h| &h[..]),
                 )
-                .await;
-            let row = match result {
+                .await
+            {
                 Ok(row) => row,
-                Err(e)
-                    if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-                        && attempts < MAX_ATTEMPTS =>
+                Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match read_call_result(&row)? {
+                CallResult::Conflict { .. }
+                    if expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
                 {
                     continue;
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let outcome: &str = row.get(0);
-            let version: i64 = row.get(1);
-            let version = u64::try_from(version).unwrap_or_default();
-            match outcome {
-                "conflict" if expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS => {
-                    continue;
-                }
-                "conflict" => {
+                CallResult::Conflict { current } => {
                     return Err(Error::Conflict {
                         stream: stream.clone(),
                         expected,
-                        current: version,
+                        current,
                     });
                 }
-                "appended" | "replayed" => {
-                    let first: i64 = row.get(2);
-                    let last: i64 = row.get(3);
-                    if outcome == "appended" {
+                CallResult::Done(outcome) => {
+                    if !outcome.replayed {
                         self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
                     }
-                    return Ok(AppendOutcome {
-                        stream_version: version,
-                        first_position: u64::try_from(first).unwrap_or_default(),
-                        last_position: u64::try_from(last).unwrap_or_default(),
-                        replayed: outcome == "replayed",
-                    });
+                    return Ok(outcome);
                 }
-                other => return Err(Error::Internal(format!("append_events answered {other:?}"))),
             }
+        }
+    }
+
+    #[tracing::instrument(
+        name = "event_store.append_many",
+        skip_all,
+        fields(streams = writes.len(), command_id = %meta.command_id),
+        err(level = "debug")
+    )]
+    async fn append_many(
+        &self,
+        meta: &CommandMeta,
+        writes: &[StreamWrite],
+    ) -> Result<Vec<AppendOutcome>, Error> {
+        validate_many(meta, writes)?;
+        let meta = CommandMeta {
+            recorded_at: to_micros_precision(meta.recorded_at),
+            ..meta.clone()
+        };
+        let mut scratch = Vec::with_capacity(512);
+        let calls = writes
+            .iter()
+            .map(|w| {
+                let command_id = derived_command_id(meta.command_id, &w.stream);
+                AppendCall::new(
+                    &w.stream,
+                    w.expected,
+                    &meta,
+                    command_id,
+                    &w.events,
+                    &mut scratch,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let request_hash = meta.request_hash.map(|h| h.0);
+        let request_hash = request_hash.as_ref().map(|h| &h[..]);
+        let mut client = self.client().await?;
+        let statement = client.prepare_cached(APPEND_SQL).await?;
+        let mut attempts = 0;
+        'attempt: loop {
+            attempts += 1;
+            // Repeatable read: every stream head is read in the snapshot taken
+            // before this transaction writes (and so before it has a
+            // transaction id), which keeps each stream's versions in global
+            // order (docs/adr/0001-global-order.md).
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .await?;
+            let rows = futures_util::future::join_all(
+                calls
+                    .iter()
+                    .map(|c| c.run(&*tx, &statement, &meta, request_hash)),
+            )
+            .await;
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for (call, row) in calls.iter().zip(rows) {
+                let row = match row {
+                    Ok(row) => row,
+                    Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => {
+                        drop(tx);
+                        continue 'attempt;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match read_call_result(&row)? {
+                    CallResult::Conflict { .. }
+                        if call.expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
+                    {
+                        drop(tx);
+                        continue 'attempt;
+                    }
+                    CallResult::Conflict { current } => {
+                        return Err(Error::Conflict {
+                            stream: call.stream.clone(),
+                            expected: call.expected,
+                            current,
+                        });
+                    }
+                    CallResult::Done(outcome) => outcomes.push(outcome),
+                }
+            }
+            match tx.commit().await {
+                Ok(()) => {}
+                Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if outcomes.iter().any(|o| !o.replayed) {
+                self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            return Ok(outcomes);
         }
     }
 
