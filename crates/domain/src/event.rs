@@ -214,6 +214,45 @@ impl Event {
         }
     }
 
+    /// The business date the fact belongs to, when it has one: when feedback
+    /// was given, a session held, a standard takes effect; the last day of a
+    /// measured period. `None` for facts that are about the record itself
+    /// (team and competency changes, corrections): their time is when they
+    /// were recorded.
+    pub fn occurred_on(&self) -> Option<chrono::NaiveDate> {
+        use crate::rep::RepEvent as R;
+        use crate::standard::StandardEvent as S;
+        match self {
+            Event::Team(_) | Event::Competency(_) => None,
+            Event::Standard(S::Set(e)) => Some(e.effective_from),
+            Event::Standard(S::Revised(e)) => Some(e.effective_from),
+            Event::Standard(S::Retired(e)) => Some(e.effective_from),
+            Event::Rep(e) => match e {
+                R::Joined(e) => Some(e.start_date),
+                R::MovedTeam(e) => Some(e.on),
+                R::RoleChanged(e) => Some(e.on),
+                R::Departed(e) => Some(e.on),
+                R::ExpectationsAcknowledged(e) => Some(e.on),
+                R::FeedbackGiven(e) => Some(e.given_on),
+                R::FeedbackAcknowledged(e) => Some(e.on),
+                R::SkillAssessed(e) => Some(e.assessed_on),
+                R::CoachingSessionHeld(e) => Some(e.held_on),
+                R::ActionItemCompleted(e) => Some(e.on),
+                R::ActionItemDropped(e) => Some(e.on),
+                R::TrainingCompleted(e) => Some(e.completed_on),
+                R::PerformanceMeasured(e) => Some(e.period.end()),
+                R::SupportRequested(e) => Some(e.raised_on),
+                R::SupportAcknowledged(e) => Some(e.on),
+                R::SupportResolved(e) => Some(e.on),
+                R::ImprovementPlanStarted(e) => Some(e.started_on),
+                R::PlanCheckpointRecorded(e) => Some(e.on),
+                R::ImprovementPlanClosed(e) => Some(e.on),
+                R::FactCorrected(_) => None,
+                R::ReviewHeld(e) => Some(e.on),
+            },
+        }
+    }
+
     /// The event's own fields as JSON. Type name and version travel separately.
     pub fn to_payload(&self) -> Value {
         match self {

@@ -76,6 +76,10 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         writes: &[StreamWrite],
     ) -> Result<Vec<AppendOutcome>, Error>;
 
+    /// The outcome of the command with this id, if it was recorded (as the
+    /// replay of an append under the same id would return it).
+    async fn recorded_command(&self, command_id: uuid::Uuid) -> Result<Option<AppendOutcome>, Error>;
+
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;
 

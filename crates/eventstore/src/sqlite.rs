@@ -239,17 +239,11 @@ fn append_many_blocking(
     Ok(outcomes)
 }
 
-/// One stream's append inside the caller's write transaction.
-fn append_in(
-    tx: &rusqlite::Transaction<'_>,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    meta: &CommandMeta,
-    command_uuid: Uuid,
-    events: &[NewEvent],
-) -> Result<AppendOutcome, Error> {
-    let command_id = &command_uuid.to_string();
-    let replay = tx
+fn recorded_command_in(
+    conn: &Connection,
+    command_id: &str,
+) -> Result<Option<AppendOutcome>, Error> {
+    let found = conn
         .prepare_cached(
             "SELECT last_version, first_position, last_position, request_hash FROM commands \
              WHERE command_id = ?1",
@@ -263,14 +257,27 @@ fn append_in(
             ))
         })
         .optional()?;
-    if let Some((version, first, last, request_hash)) = replay {
-        return Ok(AppendOutcome {
-            stream_version: u64::try_from(version).unwrap_or_default(),
-            first_position: u64::try_from(first).unwrap_or_default(),
-            last_position: u64::try_from(last).unwrap_or_default(),
-            replayed: true,
-            request_hash: request_hash.as_deref().and_then(Hash::from_slice),
-        });
+    Ok(found.map(|(version, first, last, request_hash)| AppendOutcome {
+        stream_version: u64::try_from(version).unwrap_or_default(),
+        first_position: u64::try_from(first).unwrap_or_default(),
+        last_position: u64::try_from(last).unwrap_or_default(),
+        replayed: true,
+        request_hash: request_hash.as_deref().and_then(Hash::from_slice),
+    }))
+}
+
+/// One stream's append inside the caller's write transaction.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    meta: &CommandMeta,
+    command_uuid: Uuid,
+    events: &[NewEvent],
+) -> Result<AppendOutcome, Error> {
+    let command_id = &command_uuid.to_string();
+    if let Some(outcome) = recorded_command_in(tx, command_id)? {
+        return Ok(outcome);
     }
     let head = tx
         .prepare_cached(
@@ -451,6 +458,11 @@ impl EventStore for SqliteStore {
             self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(outcomes)
+    }
+
+    #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]
+    async fn recorded_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, Error> {
+        self.with_reader(move |conn| recorded_command_in(conn, &command_id.to_string())).await
     }
 
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]

@@ -12,7 +12,7 @@ use crate::ids::{
 use crate::period::Period;
 use crate::values::{MetricName, MetricValue, PersonName, Role};
 
-use super::events::{Correction, RepEvent, Visibility};
+use super::events::{Correction, Owner, RepEvent, Visibility};
 
 /// A rep's stream, folded.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,6 +36,8 @@ pub struct Rep {
     pub acknowledged_expectations: BTreeSet<(StandardId, u32)>,
     pub feedback: BTreeMap<FeedbackId, FeedbackRecord>,
     pub action_items: BTreeMap<ActionItemId, ActionItemStatus>,
+    /// Who owes each action item.
+    pub action_item_owners: BTreeMap<ActionItemId, Owner>,
     pub support_requests: BTreeMap<SupportRequestId, SupportStatus>,
     pub open_plan: Option<PlanId>,
     /// Records that a `FactCorrected` may supersede, by id.
@@ -162,6 +164,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 acknowledged_expectations: BTreeSet::new(),
                 feedback: BTreeMap::new(),
                 action_items: BTreeMap::new(),
+                action_item_owners: BTreeMap::new(),
                 support_requests: BTreeMap::new(),
                 open_plan: None,
                 facts: BTreeMap::new(),
@@ -206,6 +209,8 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 rep.used_ids.insert(item.action_item_id.as_uuid());
                 rep.action_items
                     .insert(item.action_item_id, ActionItemStatus::Open);
+                rep.action_item_owners
+                    .insert(item.action_item_id, item.owner);
             }
         }
         RepEvent::ActionItemCompleted(e) => {

@@ -530,6 +530,30 @@ impl EventStore for PostgresStore {
         }
     }
 
+    #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]
+    async fn recorded_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT last_version, first_position, last_position, request_hash \
+                 FROM trellis.commands WHERE command_id = $1",
+            )
+            .await?;
+        Ok(client.query_opt(&statement, &[&command_id]).await?.map(|row| {
+            let version: i64 = row.get(0);
+            let first: i64 = row.get(1);
+            let last: i64 = row.get(2);
+            let request_hash: Option<&[u8]> = row.get(3);
+            AppendOutcome {
+                stream_version: u64::try_from(version).unwrap_or_default(),
+                first_position: u64::try_from(first).unwrap_or_default(),
+                last_position: u64::try_from(last).unwrap_or_default(),
+                replayed: true,
+                request_hash: request_hash.and_then(Hash::from_slice),
+            }
+        }))
+    }
+
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
         let client = self.client().await?;

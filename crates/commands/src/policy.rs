@@ -1,0 +1,178 @@
+//! Who may do what.
+//!
+//! - admin: everything.
+//! - leader: writes for reps in the teams their token lists; acts as
+//!   themselves (feedback, coaching, plans are recorded under their id).
+//! - rep: acknowledges their own feedback and expectations, raises their own
+//!   support requests, completes their own action items; nothing else.
+//! - auditor: reads everything, writes nothing.
+//! - service: what its grants allow (`<scope>:write`), for every rep.
+
+use trellis_domain::rep::{Owner, RepState};
+use trellis_domain::{ActionItemId, LeaderId, RepId, TeamId};
+
+use crate::auth::{Claims, Role};
+use crate::problem::ApiError;
+
+/// The kinds of write a service can be granted, as `<scope>:write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Teams,
+    Framework,
+    Reps,
+    Coaching,
+    Measurements,
+    Support,
+    Plans,
+    Corrections,
+    Reviews,
+}
+
+impl Scope {
+    pub fn grant(self) -> &'static str {
+        match self {
+            Scope::Teams => "teams:write",
+            Scope::Framework => "framework:write",
+            Scope::Reps => "reps:write",
+            Scope::Coaching => "coaching:write",
+            Scope::Measurements => "measurements:write",
+            Scope::Support => "support:write",
+            Scope::Plans => "plans:write",
+            Scope::Corrections => "corrections:write",
+            Scope::Reviews => "reviews:write",
+        }
+    }
+}
+
+/// What a rep route asks of the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum RepAccess {
+    /// Leaders of the rep's team, admins, granted services.
+    Lead(Scope),
+    /// The same, and the rep themselves.
+    LeadOrSelf(Scope),
+    /// The same as `LeadOrSelf`, but the rep only for an item they own.
+    ActionItem(ActionItemId),
+}
+
+fn auditor() -> ApiError {
+    ApiError::Forbidden("auditors read everything and write nothing".into())
+}
+
+fn service_without(claims: &Claims, scope: Scope) -> ApiError {
+    ApiError::Forbidden(format!(
+        "this service token lacks the grant {:?}; ask an admin for a token that has it \
+         (it has: {})",
+        scope.grant(),
+        if claims.grants.is_empty() {
+            "none".to_owned()
+        } else {
+            claims.grants.join(", ")
+        }
+    ))
+}
+
+/// Team, competency and standard writes: admins, and services with the grant.
+pub fn admin_write(claims: &Claims, scope: Scope) -> Result<(), ApiError> {
+    match claims.role {
+        Role::Admin => Ok(()),
+        Role::Service if claims.has_grant(scope.grant()) => Ok(()),
+        Role::Service => Err(service_without(claims, scope)),
+        Role::Auditor => Err(auditor()),
+        Role::Leader | Role::Rep => Err(ApiError::Forbidden(
+            "only an admin may change teams, the competency framework and standards".into(),
+        )),
+    }
+}
+
+/// A write about the rep `rep_id`, whose stream folded to `state`.
+/// `team` is where a new rep is joining (for `JoinRep`); otherwise the rep's own team.
+pub fn rep_write(
+    claims: &Claims,
+    rep_id: RepId,
+    state: &RepState,
+    joining_team: Option<TeamId>,
+    access: RepAccess,
+) -> Result<(), ApiError> {
+    let scope = match access {
+        RepAccess::Lead(scope) | RepAccess::LeadOrSelf(scope) => scope,
+        RepAccess::ActionItem(_) => Scope::Coaching,
+    };
+    let team = match state {
+        RepState::Joined(rep) => Some(rep.team_id),
+        RepState::NotJoined => joining_team,
+    };
+    match claims.role {
+        Role::Admin => Ok(()),
+        Role::Service if claims.has_grant(scope.grant()) => Ok(()),
+        Role::Service => Err(service_without(claims, scope)),
+        Role::Auditor => Err(auditor()),
+        Role::Leader => match team {
+            Some(team) if claims.teams.contains(&team.as_uuid()) => Ok(()),
+            Some(_) => Err(ApiError::Forbidden(
+                "this rep is not in a team you lead; only their own leaders may write for them"
+                    .into(),
+            )),
+            // An unknown rep: let the domain say so (404).
+            None => Ok(()),
+        },
+        Role::Rep => {
+            let is_self = claims.subject_id() == Some(rep_id.as_uuid());
+            let allowed = match access {
+                RepAccess::Lead(_) => false,
+                RepAccess::LeadOrSelf(_) => is_self,
+                RepAccess::ActionItem(item) => {
+                    is_self
+                        && matches!(state, RepState::Joined(rep)
+                            if rep.action_item_owners.get(&item) == Some(&Owner::Rep))
+                }
+            };
+            if allowed {
+                Ok(())
+            } else if !is_self {
+                Err(ApiError::Forbidden(
+                    "a rep may only write to their own record".into(),
+                ))
+            } else {
+                Err(ApiError::Forbidden(match access {
+                    RepAccess::ActionItem(_) => {
+                        "a rep may complete only the action items they own".into()
+                    }
+                    _ => "a rep may acknowledge feedback and expectations, raise support \
+                          requests and complete their own action items; nothing else"
+                        .into(),
+                }))
+            }
+        }
+    }
+}
+
+/// The leader a leader-authored record is attributed to: a leader acts as
+/// themselves; an admin or a service names the leader in the body.
+pub fn acting_leader(claims: &Claims, given: Option<LeaderId>) -> Result<LeaderId, ApiError> {
+    match claims.role {
+        Role::Leader => {
+            let me = claims
+                .subject_id()
+                .map(LeaderId::from_uuid)
+                .ok_or_else(|| {
+                    ApiError::Forbidden("a leader token's subject must be an id".into())
+                })?;
+            match given {
+                Some(other) if other != me => Err(ApiError::Forbidden(
+                    "a leader records under their own id: leave leader_id out or set it to yours"
+                        .into(),
+                )),
+                _ => Ok(me),
+            }
+        }
+        _ => given.ok_or_else(|| {
+            ApiError::Validation(vec![crate::problem::FieldError {
+                field: "leader_id".into(),
+                reason: "say which leader this is from: an admin or a service must name the \
+                         leader (leaders' own tokens fill it in)"
+                    .into(),
+            }])
+        }),
+    }
+}

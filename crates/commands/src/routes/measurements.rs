@@ -1,0 +1,388 @@
+//! Bulk measurement imports: a JSON array or a CSV export from a CRM report,
+//! up to 50,000 rows, recorded all or nothing.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use trellis_domain::rep::{MeasurementSource, PerformanceMeasured};
+use trellis_domain::{
+    Aggregate, MeasurementId, MetricName, MetricValue, Period, RepAggregate, RepCommand, RepId,
+};
+use trellis_eventstore::{ExpectedVersion, StreamWrite, derived_command_id};
+use uuid::Uuid;
+
+use super::reps::measurement_values;
+use super::{respond_with, stream};
+use crate::AppState;
+use crate::extract::{Principal, WriteHeaders, content_type, fingerprint, parse_json, read_body};
+use crate::openapi::WriteErrors;
+use crate::policy::{RepAccess, Scope, rep_write};
+use crate::problem::{ApiError, FieldError, Fields};
+use crate::wire::{self, Imported};
+use crate::write::{Loaded, Stored, WriteCtx, Written, load, to_new_event};
+
+/// How many reps' streams are loaded at once.
+const LOAD_CONCURRENCY: usize = 16;
+
+/// One parsed row, with where it came from for error messages.
+struct Row {
+    /// "line 12" (CSV) or "[11]" (JSON).
+    place: String,
+    rep_id: RepId,
+    metric: MetricName,
+    period: Period,
+    value: MetricValue,
+}
+
+fn parse_rows_json(body: &[u8], f: &mut Fields) -> Result<Vec<Row>, ApiError> {
+    let rows: Vec<wire::MeasurementRow> = parse_json(body)?;
+    let mut parsed = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let place = format!("[{i}]");
+        if let Some((metric, period, value)) =
+            measurement_values(f, &format!("{place}."), &row.metric, &row.period, row.value)
+        {
+            parsed.push(Row {
+                place,
+                rep_id: RepId::from_uuid(row.rep_id),
+                metric,
+                period,
+                value,
+            });
+        }
+    }
+    Ok(parsed)
+}
+
+fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Row>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(body);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| ApiError::MalformedBody(format!("the CSV header line cannot be read: {e}")))?
+        .clone();
+    let column = |names: &[&str]| {
+        headers.iter().position(|h| {
+            let h = String::from_utf8_lossy(h).trim().to_ascii_lowercase();
+            names.contains(&h.as_str())
+        })
+    };
+    let (Some(rep), Some(metric), Some(period), Some(value)) = (
+        column(&["rep", "rep_id"]),
+        column(&["metric"]),
+        column(&["period"]),
+        column(&["value"]),
+    ) else {
+        return Err(ApiError::MalformedBody(
+            "the CSV must start with a header line naming the columns rep, metric, period and \
+             value (in any order), e.g. `rep,metric,period,value`"
+                .into(),
+        ));
+    };
+    let mut parsed = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut count = 0usize;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                return Err(ApiError::MalformedBody(format!(
+                    "the CSV cannot be read: {e}"
+                )));
+            }
+        }
+        count += 1;
+        if count > max_rows {
+            return Err(too_many(max_rows));
+        }
+        let line = record.position().map_or(count + 1, |p| p.line() as usize);
+        let place = format!("line {line}");
+        let field = |index: usize, name: &str, f: &mut Fields| -> Option<String> {
+            let Some(bytes) = record.get(index) else {
+                f.push(
+                    format!("{place}: {name}"),
+                    "missing: the line has too few columns",
+                );
+                return None;
+            };
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Some(text.to_owned()),
+                Err(e) => {
+                    f.push(
+                        format!("{place}: {name}"),
+                        format!(
+                            "not valid UTF-8 (byte {} of the field); save the export as UTF-8",
+                            e.valid_up_to() + 1
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let (rep_text, metric_text, period_text, value_text) = (
+            field(rep, "rep", f),
+            field(metric, "metric", f),
+            field(period, "period", f),
+            field(value, "value", f),
+        );
+        let (Some(rep_text), Some(metric_text), Some(period_text), Some(value_text)) =
+            (rep_text, metric_text, period_text, value_text)
+        else {
+            continue;
+        };
+        let rep_id = f.check(
+            format!("{place}: rep"),
+            Uuid::parse_str(&rep_text)
+                .map(RepId::from_uuid)
+                .map_err(|_| format!("{rep_text:?} is not a rep id (a UUID, as Trellis gave it)")),
+        );
+        let number = f.check(
+            format!("{place}: value"),
+            value_text
+                .parse::<f64>()
+                .map_err(|_| format!("{value_text:?} is not a number (write 12 or 12.5)")),
+        );
+        let values = number.and_then(|number| {
+            measurement_values(f, &format!("{place}: "), &metric_text, &period_text, number)
+        });
+        if let (Some(rep_id), Some((metric, period, value))) = (rep_id, values) {
+            parsed.push(Row {
+                place,
+                rep_id,
+                metric,
+                period,
+                value,
+            });
+        }
+    }
+    Ok(parsed)
+}
+
+fn too_many(max_rows: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "an import may carry at most {max_rows} rows; split the file into several requests"
+    ))
+}
+
+/// Import measurements: a JSON array of `{rep_id, metric, period, value}`, or
+/// a CSV file (`Content-Type: text/csv`) with a header line naming the columns
+/// `rep`, `metric`, `period` and `value`. Every row is recorded, or none: each
+/// bad row is reported with its line (CSV) or index (JSON) and the reason.
+#[utoipa::path(post, path = "/v1/measurements", tag = "measurements",
+    request_body(content(
+        (Vec<wire::MeasurementRow> = "application/json"),
+        (String = "text/csv", example = "rep,metric,period,value\n0190a5b2-7c3e-7d41-9a2b-3c4d5e6f7a8b,calls_made,2026-W05,42\n")
+    )),
+    responses((status = 200, description = "Every row was recorded", body = Imported), WriteErrors),
+    security(("bearer" = [])))]
+pub async fn import(
+    State(app): State<AppState>,
+    Principal(claims): Principal,
+    headers: WriteHeaders,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let kind = content_type(request.headers());
+    let is_csv = match kind.as_deref() {
+        Some("application/json") => false,
+        Some("text/csv" | "application/csv") => true,
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send the rows as JSON (`Content-Type: application/json`) or CSV \
+                 (`Content-Type: text/csv`), not {}",
+                other.map_or("no content type".to_owned(), |t| format!("{t:?}"))
+            )));
+        }
+    };
+    let (method, path) = (
+        request.method().as_str().to_owned(),
+        request.uri().path().to_owned(),
+    );
+    let body = read_body(request, &app).await?;
+    let max_rows = app.config().max_import_rows;
+    let mut f = Fields::default();
+    let rows = if is_csv {
+        parse_rows_csv(&body, &mut f, max_rows)?
+    } else {
+        parse_rows_json(&body, &mut f)?
+    };
+    f.finish()?;
+    if rows.len() > max_rows {
+        return Err(too_many(max_rows));
+    }
+    if rows.is_empty() {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "body".into(),
+            reason: "the import has no rows; send at least one measurement".into(),
+        }]));
+    }
+    let ctx = WriteCtx::new(&app, claims, headers, fingerprint(&method, &path, &body));
+
+    // Rows by rep, in file order within each rep.
+    let mut by_rep: BTreeMap<RepId, Vec<(usize, &Row)>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        by_rep.entry(row.rep_id).or_default().push((i, row));
+    }
+    let reps = by_rep.len();
+
+    // A retried keyed import answers with the first outcome.
+    if ctx.headers.idempotency_key.is_some() {
+        let first = stream(
+            "rep",
+            by_rep
+                .keys()
+                .next()
+                .map(|r| r.as_uuid())
+                .unwrap_or_default(),
+        )?;
+        if let Some(outcome) = app
+            .store()
+            .recorded_command(derived_command_id(ctx.command_id, &first))
+            .await?
+        {
+            if outcome.request_hash.is_some_and(|h| h.0 != ctx.fingerprint) {
+                return Err(ApiError::IdempotencyMismatch(
+                    "this Idempotency-Key was already used for a different import; use a new \
+                     key for a new file"
+                        .into(),
+                ));
+            }
+            app.metrics().idempotent_replay();
+            let written = Written {
+                stream_version: 0,
+                events: 0,
+                replayed: true,
+            };
+            return Ok(respond_with(
+                false,
+                written,
+                &Imported {
+                    rows: rows.len(),
+                    reps,
+                    events: 0,
+                    replayed: true,
+                },
+            ));
+        }
+    }
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let loaded: Vec<(RepId, Loaded<trellis_domain::RepState>)> =
+            stream::iter(by_rep.keys().copied())
+                .map(|rep_id| {
+                    let app = app.clone();
+                    async move {
+                        let loaded =
+                            load::<RepAggregate>(app.store(), &stream("rep", rep_id.as_uuid())?)
+                                .await?;
+                        Ok::<_, ApiError>((rep_id, loaded))
+                    }
+                })
+                .buffered(LOAD_CONCURRENCY)
+                .try_collect()
+                .await?;
+
+        let mut f = Fields::default();
+        let mut writes = Vec::with_capacity(loaded.len());
+        let mut total_events = 0;
+        for (rep_id, loaded) in loaded {
+            rep_write(
+                &ctx.claims,
+                rep_id,
+                &loaded.state,
+                None,
+                RepAccess::Lead(Scope::Measurements),
+            )
+            .map_err(|e| match e {
+                ApiError::Forbidden(why) => ApiError::Forbidden(format!("rep {rep_id}: {why}")),
+                other => other,
+            })?;
+            let mut state = loaded.state;
+            let mut events = Vec::new();
+            for (i, row) in &by_rep[&rep_id] {
+                let command = RepCommand::MeasurePerformance {
+                    measurement: PerformanceMeasured {
+                        measurement_id: MeasurementId::from_uuid(
+                            ctx.new_id(&format!("measurement:{i}")),
+                        ),
+                        metric: row.metric.clone(),
+                        period: row.period,
+                        value: row.value,
+                        source: MeasurementSource::CrmImport,
+                    },
+                    now: ctx.now,
+                };
+                match RepAggregate::decide(&state, command) {
+                    Ok(decided) => {
+                        for event in decided {
+                            state = RepAggregate::evolve(state, &event);
+                            events.push(to_new_event(&RepAggregate::into_event(event), ctx.now));
+                        }
+                    }
+                    Err(rejection) => f.push(row.place.clone(), rejection.to_string()),
+                }
+            }
+            if !events.is_empty() {
+                total_events += events.len();
+                writes.push(StreamWrite {
+                    stream: stream("rep", rep_id.as_uuid())?,
+                    expected: ExpectedVersion::Exact(loaded.version),
+                    events,
+                });
+            }
+        }
+        f.finish()?;
+        if writes.is_empty() {
+            let written = Written {
+                stream_version: 0,
+                events: 0,
+                replayed: false,
+            };
+            return Ok(respond_with(
+                false,
+                written,
+                &Imported {
+                    rows: rows.len(),
+                    reps,
+                    events: 0,
+                    replayed: false,
+                },
+            ));
+        }
+        let started = std::time::Instant::now();
+        let result = app.store().append_many(&ctx.meta(), &writes).await;
+        app.metrics().append_latency(started.elapsed());
+        match result {
+            Ok(outcomes) => {
+                let replayed = outcomes.iter().all(|o| o.replayed);
+                let written = Written {
+                    stream_version: 0,
+                    events: if replayed { 0 } else { total_events },
+                    replayed,
+                };
+                return Ok(respond_with(
+                    false,
+                    written,
+                    &Imported {
+                        rows: rows.len(),
+                        reps,
+                        events: written.events,
+                        replayed,
+                    },
+                ));
+            }
+            Err(trellis_eventstore::Error::Conflict { .. }) if attempt < 3 => {
+                // A rep's stream moved while we decided: decide again.
+                app.metrics().conflict();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Operating the service: liveness, readiness, metrics, the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::problem::ApiError;
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: the event store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "The store answers", body = String),
+              (status = 503, description = "The store does not answer", body = crate::problem::Problem)))]
+pub async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
+    app.store()
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok("ready\n")
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let mut response = app.metrics().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// This API, described in OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi() -> Response {
+    let mut response = (
+        StatusCode::OK,
+        crate::openapi::ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_default(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Anything else.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound(
+        "there is no such route; see /openapi.json for every route Trellis offers".into(),
+    )
+}

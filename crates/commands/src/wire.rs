@@ -1,0 +1,427 @@
+//! Request and response bodies: the JSON contract of the API.
+//!
+//! These are wire types, parsed by hand into domain values in the route
+//! handlers (so every bad field is named), and never used by the domain. Unknown
+//! fields are refused, so a typo is an error instead of a silently dropped value.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// What a successful write returns.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Recorded {
+    /// The id of what was created (absent for actions on existing records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// The stream's version after the write; send it as `If-Match` to write
+    /// only if nobody wrote in between.
+    pub stream_version: u64,
+    /// How many events were recorded (0 when nothing changed).
+    pub events: usize,
+    /// True when this answers a retried request (same `Idempotency-Key`).
+    pub replayed: bool,
+}
+
+// ---- teams ----------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormTeam {
+    /// The team's name, e.g. "EMEA Mid-Market".
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignLeader {
+    pub leader_id: Uuid,
+    pub leader_name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTeam {
+    pub name: String,
+}
+
+// ---- competency framework ---------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefineCompetency {
+    /// e.g. "Discovery".
+    pub name: String,
+    pub description: String,
+    /// Exactly five descriptions: what levels 1 to 5 look like.
+    pub rubric: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireCompetency {
+    pub reason: String,
+}
+
+// ---- standards ----------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StandardKind {
+    /// How the work is done (discovery, call quality, CRM hygiene).
+    Quality,
+    /// How much (calls, meetings, pipeline, revenue).
+    Quantity,
+    Behaviour,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    AtLeast,
+    AtMost,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodKind {
+    Week,
+    Month,
+    Quarter,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RampStep {
+    /// The rep's Nth period since their start date, from 1.
+    pub period_index: u32,
+    /// Share of the full target expected in that period, in percent.
+    pub percent_of_target: u16,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetStandard {
+    pub name: String,
+    /// The metric measured, a lowercase slug such as `calls_made`.
+    pub metric: String,
+    pub kind: StandardKind,
+    pub direction: Direction,
+    /// e.g. "calls", "%", "EUR".
+    pub unit: String,
+    pub period: PeriodKind,
+    /// Greater than zero.
+    pub target: f64,
+    /// The roles it applies to, e.g. ["SDR"].
+    pub roles: Vec<String>,
+    pub effective_from: NaiveDate,
+    /// Ramp schedule for new hires; empty for none.
+    #[serde(default)]
+    pub ramp: Vec<RampStep>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviseStandard {
+    pub target: f64,
+    pub effective_from: NaiveDate,
+    /// Absent: keep the previous version's roles.
+    pub roles: Option<Vec<String>>,
+    /// Absent: keep the previous version's ramp.
+    pub ramp: Option<Vec<RampStep>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireStandard {
+    pub effective_from: NaiveDate,
+    pub reason: String,
+}
+
+// ---- reps ----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRep {
+    pub name: String,
+    /// e.g. "SDR", "AE".
+    pub role: String,
+    pub team_id: Uuid,
+    pub start_date: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveTeam {
+    pub team_id: Uuid,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRole {
+    pub role: String,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Depart {
+    pub on: NaiveDate,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeExpectations {
+    pub standard_id: Uuid,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Praise,
+    Constructive,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// The rep sees it.
+    #[default]
+    Shared,
+    /// Leaders (and auditors) only.
+    Private,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GiveFeedback {
+    /// Absent for a leader's own token: the leader is the caller.
+    pub leader_id: Option<Uuid>,
+    pub competency_id: Uuid,
+    pub kind: FeedbackKind,
+    /// Specific: what happened, and what to keep or change.
+    pub note: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+    pub given_on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledge {
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssessSkill {
+    pub leader_id: Option<Uuid>,
+    pub competency_id: Uuid,
+    /// 1 to 5, per the competency's rubric.
+    pub level: i64,
+    pub evidence: String,
+    pub assessed_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionItemOwner {
+    Rep,
+    Leader,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewActionItem {
+    pub description: String,
+    /// Who owes it: the rep, or the leader holding the session.
+    pub owner: ActionItemOwner,
+    pub due_on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldCoachingSession {
+    pub leader_id: Option<Uuid>,
+    pub held_on: NaiveDate,
+    pub duration_minutes: u32,
+    /// The competencies the session focused on.
+    #[serde(default)]
+    pub focus: Vec<Uuid>,
+    pub notes: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub action_items: Vec<NewActionItem>,
+}
+
+/// What a coaching session created.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionRecorded {
+    #[serde(flatten)]
+    pub recorded: Recorded,
+    /// The ids of the session's action items, in the order given.
+    pub action_item_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DropActionItem {
+    pub on: NaiveDate,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTraining {
+    pub title: String,
+    pub competency_id: Option<Uuid>,
+    pub completed_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasurementSource {
+    #[default]
+    Manual,
+    CrmImport,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordMeasurement {
+    pub metric: String,
+    /// `2026-W05`, `2026-03` or `2026-Q1`.
+    pub period: String,
+    pub value: f64,
+    #[serde(default)]
+    pub source: MeasurementSource,
+}
+
+/// One row of a measurement import (JSON form; CSV has the same columns).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementRow {
+    pub rep_id: Uuid,
+    pub metric: String,
+    pub period: String,
+    pub value: f64,
+}
+
+/// What an import recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Imported {
+    pub rows: usize,
+    pub reps: usize,
+    /// Events recorded: new measurements and re-imported values (a re-import
+    /// of the same value records nothing).
+    pub events: usize,
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SupportCategory {
+    Leads,
+    Tools,
+    Training,
+    Process,
+    Other,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseSupportRequest {
+    pub category: SupportCategory,
+    pub description: String,
+    pub raised_on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeSupportRequest {
+    pub leader_id: Option<Uuid>,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveSupportRequest {
+    pub leader_id: Option<Uuid>,
+    pub resolution: String,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTarget {
+    pub description: String,
+    pub standard_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartImprovementPlan {
+    pub leader_id: Option<Uuid>,
+    pub targets: Vec<PlanTarget>,
+    pub started_on: NaiveDate,
+    pub review_on: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPlanCheckpoint {
+    pub note: String,
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanOutcome {
+    Met,
+    Extended,
+    NotMet,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseImprovementPlan {
+    pub outcome: PlanOutcome,
+    pub note: String,
+    pub on: NaiveDate,
+}
+
+/// How the correction supersedes the earlier record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Correction {
+    /// A skill assessment's level was entered wrongly.
+    SkillLevel { level: i64, evidence: String },
+    /// A measurement's value was wrong.
+    MeasuredValue { value: f64 },
+    /// The record should not count at all.
+    Retracted,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectFact {
+    /// The id of the assessment, measurement, feedback, session or training corrected.
+    pub fact_id: Uuid,
+    pub reason: String,
+    pub correction: Correction,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldReview {
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    /// The SHA-256 (64 hex characters) of the review packet the review was based on.
+    pub packet_sha256: String,
+    pub on: NaiveDate,
+}

@@ -1,0 +1,297 @@
+//! The write path every command takes: load the aggregate, authorize, decide,
+//! append with the expected version; retry on a conflict unless the client
+//! pinned a version with `If-Match`; answer a retried `Idempotency-Key` with
+//! the first outcome.
+
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use trellis_domain::{
+    Aggregate, CompetencyAggregate, CompetencyEvent, Event, RepAggregate, RepEvent,
+    StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
+};
+use trellis_eventstore::{
+    AppendOutcome, CommandMeta, EventStore, ExpectedVersion, Hash, NewEvent, StreamId,
+};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Claims;
+use crate::extract::WriteHeaders;
+use crate::problem::ApiError;
+
+/// How many times a conflicting append is re-decided on fresh state.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The namespace of command ids derived from idempotency keys.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x5f1c_37a2_9b0e_4c61_8d2f_7a3e_b9c4_d051);
+
+/// An aggregate whose events can be picked out of the domain's [`Event`].
+pub trait Stored: Aggregate {
+    fn from_event(event: Event) -> Option<Self::Event>;
+    fn into_event(event: Self::Event) -> Event;
+}
+
+macro_rules! stored {
+    ($aggregate:ty, $variant:ident, $event:ty) => {
+        impl Stored for $aggregate {
+            fn from_event(event: Event) -> Option<$event> {
+                match event {
+                    Event::$variant(e) => Some(e),
+                    _ => None,
+                }
+            }
+            fn into_event(event: $event) -> Event {
+                Event::$variant(event)
+            }
+        }
+    };
+}
+
+stored!(TeamAggregate, Team, TeamEvent);
+stored!(CompetencyAggregate, Competency, CompetencyEvent);
+stored!(StandardAggregate, Standard, StandardEvent);
+stored!(RepAggregate, Rep, RepEvent);
+
+/// An aggregate's state and the stream version it was folded from.
+#[derive(Debug)]
+pub struct Loaded<S> {
+    pub state: S,
+    pub version: u64,
+}
+
+/// Folds a stream into its aggregate's state.
+#[tracing::instrument(name = "commands.load", skip_all, fields(stream = %stream), err)]
+pub async fn load<A: Stored>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+) -> Result<Loaded<A::State>, ApiError> {
+    const PAGE: usize = 1000;
+    let mut state = A::State::default();
+    let mut version = 0;
+    loop {
+        let batch = store.read_stream(stream, version, PAGE).await?;
+        let done = batch.len() < PAGE;
+        for recorded in batch {
+            let event = Event::from_stored(
+                &recorded.event_type,
+                recorded.schema_version,
+                recorded.payload,
+            )
+            .map_err(|e| {
+                ApiError::Internal(format!(
+                    "stream {stream} version {}: {e}",
+                    recorded.stream_version
+                ))
+            })?;
+            let event = A::from_event(event).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "stream {stream} version {} holds an event of another aggregate",
+                    recorded.stream_version
+                ))
+            })?;
+            state = A::evolve(state, &event);
+            version = recorded.stream_version;
+        }
+        if done {
+            return Ok(Loaded { state, version });
+        }
+    }
+}
+
+/// Who writes, under which command id, at what time.
+#[derive(Debug, Clone)]
+pub struct WriteCtx {
+    pub claims: Claims,
+    pub headers: WriteHeaders,
+    pub fingerprint: [u8; 32],
+    pub command_id: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+impl WriteCtx {
+    pub fn new(
+        app: &AppState,
+        claims: Claims,
+        headers: WriteHeaders,
+        fingerprint: [u8; 32],
+    ) -> Self {
+        // A keyed request gets the same command id every time it is retried,
+        // so the store records it once.
+        let command_id = match &headers.idempotency_key {
+            Some(key) => Uuid::new_v5(
+                &IDEMPOTENCY_NAMESPACE,
+                format!("{}\n{key}", claims.sub).as_bytes(),
+            ),
+            None => Uuid::now_v7(),
+        };
+        WriteCtx {
+            claims,
+            headers,
+            fingerprint,
+            command_id,
+            now: app.clock().now(),
+        }
+    }
+
+    /// A new entity id for this command. For a keyed request it is derived
+    /// from the command id, so a retry names the same entity.
+    pub fn new_id(&self, label: &str) -> Uuid {
+        if self.headers.idempotency_key.is_some() {
+            Uuid::new_v5(&self.command_id, label.as_bytes())
+        } else {
+            Uuid::now_v7()
+        }
+    }
+
+    pub fn meta(&self) -> CommandMeta {
+        CommandMeta {
+            command_id: self.command_id,
+            actor: self.claims.sub.clone(),
+            correlation_id: self.headers.request_id.unwrap_or(self.command_id),
+            causation_id: None,
+            recorded_at: self.now,
+            request_hash: Some(Hash(self.fingerprint)),
+        }
+    }
+
+    /// The first outcome of a retried keyed request, if it was recorded.
+    pub async fn replay(&self, app: &AppState) -> Result<Option<AppendOutcome>, ApiError> {
+        if self.headers.idempotency_key.is_none() {
+            return Ok(None);
+        }
+        let Some(outcome) = app.store().recorded_command(self.command_id).await? else {
+            return Ok(None);
+        };
+        self.check_same_request(&outcome)?;
+        app.metrics().idempotent_replay();
+        Ok(Some(outcome))
+    }
+
+    fn check_same_request(&self, outcome: &AppendOutcome) -> Result<(), ApiError> {
+        if outcome
+            .request_hash
+            .is_some_and(|h| h.0 != self.fingerprint)
+        {
+            return Err(ApiError::IdempotencyMismatch(
+                "this Idempotency-Key was already used for a different request (another body \
+                 or path); use a new key for a new request"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The stream's version after the write.
+    pub stream_version: u64,
+    /// Events recorded (0 when the command changed nothing).
+    pub events: usize,
+    /// True when this is the answer to a retried request.
+    pub replayed: bool,
+}
+
+/// The time a domain event happened: its business date at midnight UTC, or
+/// the recorded time when it has none.
+pub fn occurred_at(event: &Event, now: DateTime<Utc>) -> DateTime<Utc> {
+    event
+        .occurred_on()
+        .map_or(now, |d| d.and_time(NaiveTime::MIN).and_utc())
+}
+
+pub fn to_new_event(event: &Event, now: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event.event_type().to_owned(),
+        schema_version: event.schema_version(),
+        payload: event.to_payload(),
+        occurred_at: occurred_at(event, now),
+    }
+}
+
+/// Runs one command against one stream. `command` authorizes and builds the
+/// domain command from the loaded state (it runs again on each retry).
+#[tracing::instrument(
+    name = "commands.execute",
+    skip_all,
+    fields(stream = %stream, command_id = %ctx.command_id),
+    err(level = "debug")
+)]
+pub async fn execute<A: Stored>(
+    app: &AppState,
+    ctx: &WriteCtx,
+    stream: &StreamId,
+    mut command: impl FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,
+) -> Result<Written, ApiError> {
+    if let Some(outcome) = ctx.replay(app).await? {
+        return Ok(Written {
+            stream_version: outcome.stream_version,
+            events: 0,
+            replayed: true,
+        });
+    }
+    let store = app.store();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let loaded = load::<A>(store, stream).await?;
+        if let Some(expected) = ctx.headers.if_match
+            && expected != loaded.version
+        {
+            app.metrics().conflict();
+            return Err(ApiError::Conflict {
+                expected: expected.to_string(),
+                current: loaded.version,
+            });
+        }
+        let decided = A::decide(&loaded.state, command(&loaded)?)?;
+        if decided.is_empty() {
+            return Ok(Written {
+                stream_version: loaded.version,
+                events: 0,
+                replayed: false,
+            });
+        }
+        let events: Vec<NewEvent> = decided
+            .into_iter()
+            .map(|e| to_new_event(&A::into_event(e), ctx.now))
+            .collect();
+        let started = Instant::now();
+        let result = store
+            .append(
+                stream,
+                ExpectedVersion::Exact(loaded.version),
+                &ctx.meta(),
+                &events,
+            )
+            .await;
+        app.metrics().append_latency(started.elapsed());
+        match result {
+            Ok(outcome) => {
+                if outcome.replayed {
+                    ctx.check_same_request(&outcome)?;
+                    app.metrics().idempotent_replay();
+                }
+                return Ok(Written {
+                    stream_version: outcome.stream_version,
+                    events: if outcome.replayed { 0 } else { events.len() },
+                    replayed: outcome.replayed,
+                });
+            }
+            Err(trellis_eventstore::Error::Conflict { current, .. }) => {
+                app.metrics().conflict();
+                if ctx.headers.if_match.is_some() || attempt >= MAX_ATTEMPTS {
+                    return Err(ApiError::Conflict {
+                        expected: loaded.version.to_string(),
+                        current,
+                    });
+                }
+                // Someone else wrote first: decide again on fresh state.
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
