@@ -9,6 +9,28 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Reads a calendar date, `YYYY-MM-DD`, saying what is wrong with one that is not.
+fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+        let shaped = text.len() == 10
+            && text.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        serde::de::Error::custom(if shaped {
+            format!(
+                "{text:?} is not a day of the calendar (check the month's length); write YYYY-MM-DD"
+            )
+        } else {
+            format!("{text:?} is not a date; write YYYY-MM-DD, e.g. 2026-03-16")
+        })
+    })
+}
+
 /// What a successful write returns.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Recorded {
@@ -115,6 +137,7 @@ pub struct SetStandard {
     pub target: f64,
     /// The roles it applies to, e.g. ["SDR"].
     pub roles: Vec<String>,
+    #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
     /// Ramp schedule for new hires; empty for none.
     #[serde(default)]
@@ -125,6 +148,7 @@ pub struct SetStandard {
 #[serde(deny_unknown_fields)]
 pub struct ReviseStandard {
     pub target: f64,
+    #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
     /// Absent: keep the previous version's roles.
     pub roles: Option<Vec<String>>,
@@ -135,6 +159,7 @@ pub struct ReviseStandard {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetireStandard {
+    #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
     pub reason: String,
 }
@@ -148,6 +173,7 @@ pub struct JoinRep {
     /// e.g. "SDR", "AE".
     pub role: String,
     pub team_id: Uuid,
+    #[serde(deserialize_with = "date")]
     pub start_date: NaiveDate,
 }
 
@@ -155,6 +181,7 @@ pub struct JoinRep {
 #[serde(deny_unknown_fields)]
 pub struct MoveTeam {
     pub team_id: Uuid,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -162,12 +189,14 @@ pub struct MoveTeam {
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
     pub role: String,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Depart {
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
     pub reason: String,
 }
@@ -176,6 +205,7 @@ pub struct Depart {
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeExpectations {
     pub standard_id: Uuid,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -207,12 +237,14 @@ pub struct GiveFeedback {
     pub note: String,
     #[serde(default)]
     pub visibility: Visibility,
+    #[serde(deserialize_with = "date")]
     pub given_on: NaiveDate,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledge {
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -224,6 +256,7 @@ pub struct AssessSkill {
     /// 1 to 5, per the competency's rubric.
     pub level: i64,
     pub evidence: String,
+    #[serde(deserialize_with = "date")]
     pub assessed_on: NaiveDate,
 }
 
@@ -240,6 +273,7 @@ pub struct NewActionItem {
     pub description: String,
     /// Who owes it: the rep, or the leader holding the session.
     pub owner: ActionItemOwner,
+    #[serde(deserialize_with = "date")]
     pub due_on: NaiveDate,
 }
 
@@ -247,6 +281,7 @@ pub struct NewActionItem {
 #[serde(deny_unknown_fields)]
 pub struct HoldCoachingSession {
     pub leader_id: Option<Uuid>,
+    #[serde(deserialize_with = "date")]
     pub held_on: NaiveDate,
     pub duration_minutes: u32,
     /// The competencies the session focused on.
@@ -271,6 +306,7 @@ pub struct SessionRecorded {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropActionItem {
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
     pub reason: String,
 }
@@ -280,6 +316,7 @@ pub struct DropActionItem {
 pub struct RecordTraining {
     pub title: String,
     pub competency_id: Option<Uuid>,
+    #[serde(deserialize_with = "date")]
     pub completed_on: NaiveDate,
 }
 
@@ -338,6 +375,7 @@ pub enum SupportCategory {
 pub struct RaiseSupportRequest {
     pub category: SupportCategory,
     pub description: String,
+    #[serde(deserialize_with = "date")]
     pub raised_on: NaiveDate,
 }
 
@@ -345,6 +383,7 @@ pub struct RaiseSupportRequest {
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeSupportRequest {
     pub leader_id: Option<Uuid>,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -353,6 +392,7 @@ pub struct AcknowledgeSupportRequest {
 pub struct ResolveSupportRequest {
     pub leader_id: Option<Uuid>,
     pub resolution: String,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -368,7 +408,9 @@ pub struct PlanTarget {
 pub struct StartImprovementPlan {
     pub leader_id: Option<Uuid>,
     pub targets: Vec<PlanTarget>,
+    #[serde(deserialize_with = "date")]
     pub started_on: NaiveDate,
+    #[serde(deserialize_with = "date")]
     pub review_on: NaiveDate,
 }
 
@@ -376,6 +418,7 @@ pub struct StartImprovementPlan {
 #[serde(deny_unknown_fields)]
 pub struct RecordPlanCheckpoint {
     pub note: String,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -392,6 +435,7 @@ pub enum PlanOutcome {
 pub struct CloseImprovementPlan {
     pub outcome: PlanOutcome,
     pub note: String,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
 
@@ -419,9 +463,12 @@ pub struct CorrectFact {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldReview {
+    #[serde(deserialize_with = "date")]
     pub period_from: NaiveDate,
+    #[serde(deserialize_with = "date")]
     pub period_to: NaiveDate,
     /// The SHA-256 (64 hex characters) of the review packet the review was based on.
     pub packet_sha256: String,
+    #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }

@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod log;
+mod secret;
+mod serve;
 mod store;
+mod token;
 
 /// Trellis: an event-sourced ledger of how each salesperson grows.
 #[derive(Debug, Parser)]
@@ -33,6 +36,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Trellis: the HTTP API (and, as they are added, the other services).
+    Serve(serve::ServeArgs),
+    /// Mint a bearer token (for development, tests and scripts).
+    Token(token::TokenArgs),
     /// Check the log's integrity.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -42,11 +49,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +73,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::run(&cli.store, args).await,
+            Command::Token(args) => token::run(&cli.store, args),
             Command::Audit(command) => audit::run(&cli.store, command).await,
             Command::Log(args) => log::run(&cli.store, args).await,
         }
