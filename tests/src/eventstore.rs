@@ -61,6 +61,7 @@ conformance!(
     a_multi_stream_append_writes_every_stream_or_none,
     a_multi_stream_append_retried_records_once,
     a_replayed_command_gives_back_the_first_request_hash,
+    a_subscriber_checkpoint_survives_a_restart,
 );
 
 fn meta(actor: &str) -> CommandMeta {
@@ -854,4 +855,16 @@ async fn a_replayed_command_gives_back_the_first_request_hash(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(plain.request_hash, None);
+}
+
+async fn a_subscriber_checkpoint_survives_a_restart(b: &Backend) {
+    assert_eq!(b.store.load_checkpoint("relay").await.unwrap(), None);
+    let first = Checkpoint { tx: 7, position: 41 };
+    b.store.save_checkpoint("relay", first).await.unwrap();
+    let later = Checkpoint { tx: 9, position: 44 };
+    b.store.save_checkpoint("relay", later).await.unwrap();
+    b.store.save_checkpoint("alerts", first).await.unwrap();
+    let restarted = b.reopen().await;
+    assert_eq!(restarted.load_checkpoint("relay").await.unwrap(), Some(later));
+    assert_eq!(restarted.load_checkpoint("alerts").await.unwrap(), Some(first));
 }

@@ -78,7 +78,16 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// The outcome of the command with this id, if it was recorded (as the
     /// replay of an append under the same id would return it).
-    async fn recorded_command(&self, command_id: uuid::Uuid) -> Result<Option<AppendOutcome>, Error>;
+    async fn recorded_command(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<AppendOutcome>, Error>;
+
+    /// Where the subscriber `name` stands, if it saved a checkpoint.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error>;
+
+    /// Saves where the subscriber `name` stands (overwriting the previous one).
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error>;
 
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error>;

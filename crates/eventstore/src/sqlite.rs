@@ -27,7 +27,10 @@ use crate::{
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "trellis.db";
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_events.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_events.sql"),
+    include_str!("../migrations/sqlite/0002_subscriber_checkpoints.sql"),
+];
 
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, \
     schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
@@ -257,13 +260,15 @@ fn recorded_command_in(
             ))
         })
         .optional()?;
-    Ok(found.map(|(version, first, last, request_hash)| AppendOutcome {
-        stream_version: u64::try_from(version).unwrap_or_default(),
-        first_position: u64::try_from(first).unwrap_or_default(),
-        last_position: u64::try_from(last).unwrap_or_default(),
-        replayed: true,
-        request_hash: request_hash.as_deref().and_then(Hash::from_slice),
-    }))
+    Ok(
+        found.map(|(version, first, last, request_hash)| AppendOutcome {
+            stream_version: u64::try_from(version).unwrap_or_default(),
+            first_position: u64::try_from(first).unwrap_or_default(),
+            last_position: u64::try_from(last).unwrap_or_default(),
+            replayed: true,
+            request_hash: request_hash.as_deref().and_then(Hash::from_slice),
+        }),
+    )
 }
 
 /// One stream's append inside the caller's write transaction.
@@ -462,7 +467,49 @@ impl EventStore for SqliteStore {
 
     #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]
     async fn recorded_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, Error> {
-        self.with_reader(move |conn| recorded_command_in(conn, &command_id.to_string())).await
+        self.with_reader(move |conn| recorded_command_in(conn, &command_id.to_string()))
+            .await
+    }
+
+    #[tracing::instrument(name = "event_store.load_checkpoint", skip_all, fields(name), err)]
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error> {
+        let name = name.to_owned();
+        self.with_reader(move |conn| {
+            let found = conn
+                .prepare_cached("SELECT tx, position FROM subscriber_checkpoints WHERE name = ?1")?
+                .query_row([&name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .optional()?;
+            Ok(found.map(|(tx, position)| Checkpoint {
+                tx: u64::try_from(tx).unwrap_or_default(),
+                position: u64::try_from(position).unwrap_or_default(),
+            }))
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "event_store.save_checkpoint", skip_all, fields(name), err)]
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error> {
+        let name = name.to_owned();
+        let tx = to_i64(checkpoint.tx, "checkpoint")?;
+        let position = to_i64(checkpoint.position, "checkpoint")?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            conn.prepare_cached(
+                "INSERT INTO subscriber_checkpoints (name, tx, position, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, \
+                 position = excluded.position, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                name,
+                tx,
+                position,
+                chrono::Utc::now().timestamp_micros()
+            ])?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("saving a checkpoint panicked: {e}")))?
     }
 
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]

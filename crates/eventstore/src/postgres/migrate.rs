@@ -4,11 +4,18 @@ use crate::Error;
 
 /// The migrations, in order. A migration is never edited once released:
 /// changes are a new file.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../../migrations/postgres/0001_events.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../../migrations/postgres/0001_events.sql"),
+    ),
+    (
+        2,
+        "subscriber_checkpoints",
+        include_str!("../../migrations/postgres/0002_subscriber_checkpoints.sql"),
+    ),
+];
 
 /// Applies every migration the database has not seen, each in its own
 /// transaction, under an advisory lock so processes starting together do not

@@ -539,19 +539,56 @@ impl EventStore for PostgresStore {
                  FROM trellis.commands WHERE command_id = $1",
             )
             .await?;
-        Ok(client.query_opt(&statement, &[&command_id]).await?.map(|row| {
-            let version: i64 = row.get(0);
-            let first: i64 = row.get(1);
-            let last: i64 = row.get(2);
-            let request_hash: Option<&[u8]> = row.get(3);
-            AppendOutcome {
-                stream_version: u64::try_from(version).unwrap_or_default(),
-                first_position: u64::try_from(first).unwrap_or_default(),
-                last_position: u64::try_from(last).unwrap_or_default(),
-                replayed: true,
-                request_hash: request_hash.and_then(Hash::from_slice),
+        Ok(client
+            .query_opt(&statement, &[&command_id])
+            .await?
+            .map(|row| {
+                let version: i64 = row.get(0);
+                let first: i64 = row.get(1);
+                let last: i64 = row.get(2);
+                let request_hash: Option<&[u8]> = row.get(3);
+                AppendOutcome {
+                    stream_version: u64::try_from(version).unwrap_or_default(),
+                    first_position: u64::try_from(first).unwrap_or_default(),
+                    last_position: u64::try_from(last).unwrap_or_default(),
+                    replayed: true,
+                    request_hash: request_hash.and_then(Hash::from_slice),
+                }
+            }))
+    }
+
+    #[tracing::instrument(name = "event_store.load_checkpoint", skip_all, fields(name), err)]
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT tx, position FROM trellis.subscriber_checkpoints WHERE name = $1",
+            )
+            .await?;
+        Ok(client.query_opt(&statement, &[&name]).await?.map(|row| {
+            let tx: i64 = row.get(0);
+            let position: i64 = row.get(1);
+            Checkpoint {
+                tx: u64::try_from(tx).unwrap_or_default(),
+                position: u64::try_from(position).unwrap_or_default(),
             }
         }))
+    }
+
+    #[tracing::instrument(name = "event_store.save_checkpoint", skip_all, fields(name), err)]
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
+                 updated_at = now()",
+            )
+            .await?;
+        let tx = to_i64(checkpoint.tx, "checkpoint")?;
+        let position = to_i64(checkpoint.position, "checkpoint")?;
+        client.execute(&statement, &[&name, &tx, &position]).await?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]
