@@ -1,1 +1,1447 @@
-//! Projections: read models from the log (owned by the projections work).
+//! Projections: read models from the log, on both backends.
+//!
+//! - A scripted quarter for one team, every number worked out by hand.
+//! - Replay equals live: live processing in many small batches while events
+//!   are appended gives byte-for-byte the documents a rebuild from zero gives.
+//! - A failed write (rolled back, or committed with the answer lost) and a
+//!   runner killed mid-way lose nothing and double nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use trellis_domain::competency::{self, CompetencyCommand};
+use trellis_domain::rep::{
+    ActionItem, ActionItemCompleted, CoachingSessionHeld, Correction, FactCorrected, FeedbackGiven,
+    FeedbackKind, ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner,
+    PerformanceMeasured, PlanOutcome, PlanTarget, RepDeparted, RepJoined, SkillAssessed,
+    SupportCategory, SupportRequested, SupportResolved, TrainingCompleted, Visibility,
+};
+use trellis_domain::standard::RampStep;
+use trellis_domain::team::TeamCommand;
+use trellis_domain::{
+    Aggregate, CompetencyAggregate, CompetencyState, CompetencyStatus, Direction, Event, Period,
+    PeriodKind, RepAggregate, RepCommand, RepId, RepState, StandardAggregate, StandardCommand,
+    StandardKind, StandardState, TeamAggregate, TeamId, TeamState,
+};
+use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
+};
+use trellis_projections::Error;
+use trellis_projections::engine::{Engine, EngineConfig};
+use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
+use trellis_projections::growth::{Growth, GrowthSettings, NAME};
+use trellis_projections::projection::DocChange;
+use trellis_projections::query::ReadModels;
+use trellis_projections::store::postgres::PostgresReadStore;
+use trellis_projections::store::sqlite::SqliteReadStore;
+use trellis_projections::store::{Generation, Lease, LeaseKind, ReadStore, Status};
+use trellis_tests::{Backend, Kind};
+use uuid::Uuid;
+
+fn id<T: From<Uuid>>(n: u128) -> T {
+    T::from(Uuid::from_u128(n))
+}
+
+fn date(iso: &str) -> NaiveDate {
+    iso.parse().expect("a valid date")
+}
+
+fn text<T: TryFrom<&'static str>>(s: &'static str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(s).expect("valid text")
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-04-01T12:00:00Z".parse().expect("an instant")
+}
+
+async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
+    match backend.kind {
+        Kind::Postgres => {
+            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
+                .await
+                .expect("connect");
+            Arc::new(
+                PostgresReadStore::new(store.pool().clone())
+                    .await
+                    .expect("read store"),
+            )
+        }
+        Kind::Sqlite => Arc::new(
+            SqliteReadStore::open(
+                backend
+                    .data_dir()
+                    .join(trellis_eventstore::sqlite::FILE_NAME),
+            )
+            .await
+            .expect("read store"),
+        ),
+    }
+}
+
+fn growth() -> Box<Growth> {
+    Box::new(Growth::new(GrowthSettings::default()))
+}
+
+/// Decides a command on fresh state and appends what it decides, as the
+/// command service will.
+async fn exec<A: Aggregate>(
+    store: &dyn EventStore,
+    state: &mut A::State,
+    stream: &str,
+    command: A::Command,
+) -> bool {
+    let Ok(events) = A::decide(state, command) else {
+        return false;
+    };
+    if events.is_empty() {
+        return true;
+    }
+    let stream = StreamId::new(stream).expect("stream id");
+    let version = store.stream_version(&stream).await.expect("version");
+    let new: Vec<NewEvent> = events
+        .iter()
+        .map(|e| {
+            let event: Event = e.clone().into();
+            NewEvent::new(
+                event.event_type(),
+                event.schema_version(),
+                event.to_payload(),
+                now(),
+            )
+        })
+        .collect();
+    store
+        .append(
+            &stream,
+            ExpectedVersion::Exact(version),
+            &CommandMeta::new("leader-1", now()),
+            &new,
+        )
+        .await
+        .expect("append");
+    for event in &events {
+        *state = A::evolve(std::mem::take(state), event);
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------
+// The scripted quarter
+
+const TEAM: u128 = 1;
+const LEADER: u128 = 2;
+const DISCOVERY: u128 = 10;
+const OBJECTIONS: u128 = 11;
+const QUALITY: u128 = 20;
+const MEETINGS: u128 = 21;
+const ANA: u128 = 100;
+const BEN: u128 = 101;
+const CARA: u128 = 102;
+
+struct Quarter<'a> {
+    store: &'a dyn EventStore,
+    reps: BTreeMap<u128, RepState>,
+    next_id: u128,
+}
+
+impl Quarter<'_> {
+    fn fresh(&mut self) -> u128 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    async fn rep(&mut self, rep: u128, command: RepCommand) {
+        let mut state = self.reps.remove(&rep).unwrap_or_default();
+        let stream = RepId::from(Uuid::from_u128(rep)).stream_id();
+        assert!(
+            exec::<RepAggregate>(self.store, &mut state, &stream, command).await,
+            "a scripted rep command was refused"
+        );
+        self.reps.insert(rep, state);
+    }
+
+    async fn join(&mut self, rep: u128, name: &'static str, start: &str) {
+        self.rep(
+            rep,
+            RepCommand::JoinRep {
+                joined: RepJoined {
+                    rep_id: id(rep),
+                    name: text(name),
+                    role: text("AE"),
+                    team_id: id(TEAM),
+                    start_date: date(start),
+                },
+                team_exists: true,
+            },
+        )
+        .await;
+    }
+
+    async fn measure(&mut self, rep: u128, metric: &'static str, month: &str, value: f64) {
+        let measurement_id = self.fresh();
+        self.rep(
+            rep,
+            RepCommand::MeasurePerformance {
+                measurement: PerformanceMeasured {
+                    measurement_id: id(measurement_id),
+                    metric: text(metric),
+                    period: month.parse().expect("a period"),
+                    value: value.try_into().expect("a value"),
+                    source: MeasurementSource::CrmImport,
+                },
+                now: now(),
+            },
+        )
+        .await;
+    }
+
+    async fn assess(&mut self, rep: u128, competency: u128, level: u8, on: &str) -> u128 {
+        let assessment = self.fresh();
+        self.rep(
+            rep,
+            RepCommand::AssessSkill {
+                assessment: SkillAssessed {
+                    assessment_id: id(assessment),
+                    leader_id: id(LEADER),
+                    competency_id: id(competency),
+                    level: level.try_into().expect("a level"),
+                    evidence: text("observed on calls"),
+                    assessed_on: date(on),
+                },
+                competency: CompetencyStatus::Active,
+                now: now(),
+            },
+        )
+        .await;
+        assessment
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn coach(
+        &mut self,
+        rep: u128,
+        on: &str,
+        minutes: u32,
+        focus: u128,
+        items: Vec<(Owner, &str)>,
+    ) -> Vec<u128> {
+        let session = self.fresh();
+        let items: Vec<(u128, Owner, NaiveDate)> = items
+            .into_iter()
+            .map(|(owner, due)| (self.fresh(), owner, date(due)))
+            .collect();
+        self.rep(
+            rep,
+            RepCommand::HoldCoachingSession {
+                session: CoachingSessionHeld {
+                    session_id: id(session),
+                    leader_id: id(LEADER),
+                    held_on: date(on),
+                    duration_minutes: minutes,
+                    focus: vec![id(focus)],
+                    notes: text("walked through two calls"),
+                    visibility: Visibility::Shared,
+                    action_items: items
+                        .iter()
+                        .map(|(item, owner, due)| ActionItem {
+                            action_item_id: id(*item),
+                            description: text("follow up"),
+                            owner: *owner,
+                            due_on: *due,
+                        })
+                        .collect(),
+                },
+                now: now(),
+            },
+        )
+        .await;
+        items.into_iter().map(|(item, _, _)| item).collect()
+    }
+
+    async fn complete(&mut self, rep: u128, item: u128, on: &str) {
+        self.rep(
+            rep,
+            RepCommand::CompleteActionItem {
+                completed: ActionItemCompleted {
+                    action_item_id: id(item),
+                    on: date(on),
+                },
+                now: now(),
+            },
+        )
+        .await;
+    }
+
+    async fn feedback(
+        &mut self,
+        rep: u128,
+        competency: u128,
+        kind: FeedbackKind,
+        on: &str,
+        visibility: Visibility,
+    ) {
+        let feedback = self.fresh();
+        self.rep(
+            rep,
+            RepCommand::GiveFeedback {
+                feedback: FeedbackGiven {
+                    feedback_id: id(feedback),
+                    leader_id: id(LEADER),
+                    competency_id: id(competency),
+                    kind,
+                    note: text("specific note"),
+                    visibility,
+                    given_on: date(on),
+                },
+                competency: CompetencyStatus::Active,
+                now: now(),
+            },
+        )
+        .await;
+    }
+
+    async fn support(&mut self, rep: u128, category: SupportCategory, raised: &str) -> u128 {
+        let request = self.fresh();
+        self.rep(
+            rep,
+            RepCommand::RaiseSupportRequest {
+                request: SupportRequested {
+                    request_id: id(request),
+                    category,
+                    description: text("blocked"),
+                    raised_on: date(raised),
+                },
+                now: now(),
+            },
+        )
+        .await;
+        request
+    }
+
+    async fn resolve(&mut self, rep: u128, request: u128, on: &str) {
+        self.rep(
+            rep,
+            RepCommand::ResolveSupportRequest {
+                resolved: SupportResolved {
+                    request_id: id(request),
+                    leader_id: id(LEADER),
+                    resolution: text("sorted"),
+                    on: date(on),
+                },
+                now: now(),
+            },
+        )
+        .await;
+    }
+
+    async fn plan(&mut self, rep: u128, started: &str, review: &str, outcome: PlanOutcome) {
+        let plan = self.fresh();
+        self.rep(
+            rep,
+            RepCommand::StartImprovementPlan {
+                plan: ImprovementPlanStarted {
+                    plan_id: id(plan),
+                    leader_id: id(LEADER),
+                    targets: vec![PlanTarget {
+                        description: text("book 15 meetings"),
+                        standard_id: Some(id(MEETINGS)),
+                    }],
+                    started_on: date(started),
+                    review_on: date(review),
+                },
+                now: now(),
+            },
+        )
+        .await;
+        self.rep(
+            rep,
+            RepCommand::CloseImprovementPlan {
+                closed: ImprovementPlanClosed {
+                    plan_id: id(plan),
+                    outcome,
+                    note: text("reviewed"),
+                    on: date(review),
+                },
+                now: now(),
+            },
+        )
+        .await;
+    }
+}
+
+/// Appends the quarter: Q1 2026, one team, three AEs.
+async fn script_quarter(store: &dyn EventStore) {
+    let mut team = TeamState::default();
+    let team_stream = TeamId::from(Uuid::from_u128(TEAM)).stream_id();
+    for command in [
+        TeamCommand::FormTeam {
+            team_id: id(TEAM),
+            name: text("Enterprise East"),
+        },
+        TeamCommand::AssignLeader {
+            leader_id: id(LEADER),
+            leader_name: text("Lena Park"),
+        },
+    ] {
+        assert!(exec::<TeamAggregate>(store, &mut team, &team_stream, command).await);
+    }
+    for (competency, name) in [(DISCOVERY, "Discovery"), (OBJECTIONS, "Objection handling")] {
+        let mut state = CompetencyState::default();
+        let level = |s: &'static str| text::<trellis_domain::NonEmptyText>(s);
+        let command = CompetencyCommand::DefineCompetency {
+            competency_id: id(competency),
+            name: text(name),
+            description: text("a skill"),
+            rubric: trellis_domain::Rubric::new([
+                level("1"),
+                level("2"),
+                level("3"),
+                level("4"),
+                level("5"),
+            ]),
+        };
+        let stream = trellis_domain::CompetencyId::from(Uuid::from_u128(competency)).stream_id();
+        assert!(exec::<CompetencyAggregate>(store, &mut state, &stream, command).await);
+    }
+    let _ = competency::decide;
+
+    // Quality: discovery score ≥ 80 a month. Quantity: 20 meetings a month
+    // (new hires: 50% in their first month, 75% in their second), revised to
+    // 25 from March.
+    let mut quality = StandardState::default();
+    let quality_stream = trellis_domain::StandardId::from(Uuid::from_u128(QUALITY)).stream_id();
+    assert!(
+        exec::<StandardAggregate>(
+            store,
+            &mut quality,
+            &quality_stream,
+            StandardCommand::SetStandard {
+                standard_id: id(QUALITY),
+                name: text("Discovery quality"),
+                metric: text("discovery_score"),
+                kind: StandardKind::Quality,
+                direction: Direction::AtLeast,
+                unit: text("points"),
+                period: PeriodKind::Month,
+                target: 80.0.try_into().unwrap(),
+                roles: vec![text("AE")],
+                effective_from: date("2026-01-01"),
+                ramp: vec![],
+            },
+        )
+        .await
+    );
+    let mut meetings = StandardState::default();
+    let meetings_stream = trellis_domain::StandardId::from(Uuid::from_u128(MEETINGS)).stream_id();
+    for command in [
+        StandardCommand::SetStandard {
+            standard_id: id(MEETINGS),
+            name: text("Meetings booked"),
+            metric: text("meetings_booked"),
+            kind: StandardKind::Quantity,
+            direction: Direction::AtLeast,
+            unit: text("meetings"),
+            period: PeriodKind::Month,
+            target: 20.0.try_into().unwrap(),
+            roles: vec![text("AE")],
+            effective_from: date("2026-01-01"),
+            ramp: vec![
+                RampStep {
+                    period_index: 1,
+                    percent_of_target: 50,
+                },
+                RampStep {
+                    period_index: 2,
+                    percent_of_target: 75,
+                },
+            ],
+        },
+        StandardCommand::ReviseStandard {
+            target: 25.0.try_into().unwrap(),
+            effective_from: date("2026-03-01"),
+            roles: None,
+            ramp: None,
+        },
+    ] {
+        assert!(exec::<StandardAggregate>(store, &mut meetings, &meetings_stream, command).await);
+    }
+
+    let mut q = Quarter {
+        store,
+        reps: BTreeMap::new(),
+        next_id: 1000,
+    };
+    q.join(ANA, "Ana Lopez", "2025-10-01").await;
+    q.join(BEN, "Ben Okafor", "2026-02-02").await;
+    q.join(CARA, "Cara Holm", "2025-06-01").await;
+
+    // Ana: a veteran who meets everything; her February import is corrected.
+    q.assess(ANA, DISCOVERY, 3, "2026-01-05").await;
+    let items = q
+        .coach(
+            ANA,
+            "2026-01-14",
+            45,
+            DISCOVERY,
+            vec![(Owner::Rep, "2026-01-21")],
+        )
+        .await;
+    q.complete(ANA, items[0], "2026-01-20").await;
+    q.feedback(
+        ANA,
+        DISCOVERY,
+        FeedbackKind::Praise,
+        "2026-01-14",
+        Visibility::Shared,
+    )
+    .await;
+    q.measure(ANA, "discovery_score", "2026-01", 85.0).await;
+    q.measure(ANA, "meetings_booked", "2026-01", 22.0).await;
+    q.measure(ANA, "discovery_score", "2026-02", 90.0).await;
+    q.measure(ANA, "meetings_booked", "2026-02", 18.0).await;
+    q.measure(ANA, "meetings_booked", "2026-02", 20.0).await; // re-imported: a correction
+    let training = q.fresh();
+    q.rep(
+        ANA,
+        RepCommand::RecordTraining {
+            training: TrainingCompleted {
+                training_id: id(training),
+                title: text("Objection handling 101"),
+                competency_id: Some(id(OBJECTIONS)),
+                completed_on: date("2026-02-20"),
+            },
+            now: now(),
+        },
+    )
+    .await;
+    q.assess(ANA, DISCOVERY, 4, "2026-03-02").await;
+    let request = q.support(ANA, SupportCategory::Leads, "2026-03-02").await;
+    q.resolve(ANA, request, "2026-03-05").await;
+    q.measure(ANA, "discovery_score", "2026-03", 88.0).await;
+    q.measure(ANA, "meetings_booked", "2026-03", 25.0).await;
+
+    // Ben: a new hire on the ramp, short of meetings twice.
+    let wrong = q.assess(BEN, OBJECTIONS, 2, "2026-02-03").await;
+    let retracted = q.assess(BEN, DISCOVERY, 2, "2026-02-03").await;
+    q.rep(
+        BEN,
+        RepCommand::CorrectFact {
+            correction: FactCorrected {
+                fact_id: Uuid::from_u128(wrong),
+                reason: text("entered the wrong level"),
+                correction: Correction::SkillLevel {
+                    level: 3u8.try_into().unwrap(),
+                    evidence: text("re-rated"),
+                },
+            },
+        },
+    )
+    .await;
+    q.rep(
+        BEN,
+        RepCommand::CorrectFact {
+            correction: FactCorrected {
+                fact_id: Uuid::from_u128(retracted),
+                reason: text("assessed the wrong rep"),
+                correction: Correction::Retracted,
+            },
+        },
+    )
+    .await;
+    let request = q.support(BEN, SupportCategory::Tools, "2026-02-04").await;
+    q.resolve(BEN, request, "2026-02-09").await;
+    let items = q
+        .coach(
+            BEN,
+            "2026-02-10",
+            30,
+            OBJECTIONS,
+            vec![
+                (Owner::Leader(id(LEADER)), "2026-02-17"),
+                (Owner::Rep, "2026-03-10"),
+            ],
+        )
+        .await;
+    q.complete(BEN, items[0], "2026-02-19").await; // the leader's, two days late
+    q.feedback(
+        BEN,
+        OBJECTIONS,
+        FeedbackKind::Constructive,
+        "2026-02-10",
+        Visibility::Shared,
+    )
+    .await;
+    q.measure(BEN, "meetings_booked", "2026-02", 8.0).await;
+    q.measure(BEN, "discovery_score", "2026-02", 70.0).await;
+    q.coach(BEN, "2026-03-09", 30, DISCOVERY, vec![]).await;
+    q.feedback(
+        BEN,
+        OBJECTIONS,
+        FeedbackKind::Praise,
+        "2026-03-09",
+        Visibility::Private,
+    )
+    .await;
+    q.support(BEN, SupportCategory::Training, "2026-03-16")
+        .await;
+    q.measure(BEN, "meetings_booked", "2026-03", 15.0).await;
+    q.measure(BEN, "discovery_score", "2026-03", 82.0).await;
+
+    // Cara: three improvement plans, one per outcome, then she leaves.
+    q.measure(CARA, "meetings_booked", "2026-01", 10.0).await;
+    q.plan(CARA, "2026-01-05", "2026-01-30", PlanOutcome::Extended)
+        .await;
+    q.plan(CARA, "2026-02-02", "2026-02-27", PlanOutcome::Met)
+        .await;
+    let items = q
+        .coach(
+            CARA,
+            "2026-03-16",
+            20,
+            OBJECTIONS,
+            vec![(Owner::Leader(id(LEADER)), "2026-03-20")],
+        )
+        .await;
+    q.complete(CARA, items[0], "2026-03-18").await;
+    q.plan(CARA, "2026-03-02", "2026-03-27", PlanOutcome::NotMet)
+        .await;
+    q.rep(
+        CARA,
+        RepCommand::Depart {
+            departure: RepDeparted {
+                on: date("2026-03-31"),
+                reason: text("moved on"),
+            },
+            now: now(),
+        },
+    )
+    .await;
+}
+
+fn close(actual: Option<f64>, expected: f64) {
+    let actual = actual.expect("a value");
+    assert!(
+        (actual - expected).abs() < 1e-9,
+        "expected {expected}, got {actual}"
+    );
+}
+
+async fn the_scripted_quarter_gives_the_numbers_worked_out_by_hand(
+    kind: Kind,
+) -> Vec<(String, String, Value)> {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read.clone());
+    let applied = engine
+        .catch_up(&*growth())
+        .await
+        .unwrap()
+        .expect("the lease");
+    assert!(applied > 50, "{applied} events");
+    let models = ReadModels::new(read.clone());
+    let today = date("2026-04-01");
+
+    // Ana: quality gate passed at the end of March (85, 90, 88 ≥ 80 for 3
+    // months); every standard met in its latest period: thriving.
+    let ana = models.rep_profile(id(ANA), today).await.unwrap().unwrap();
+    assert_eq!(ana.profile.phase.phase, Phase::Quantity);
+    assert_eq!(
+        ana.profile.phase.quality_gate_passed_on,
+        Some(date("2026-03-31"))
+    );
+    assert_eq!(
+        ana.standing.standing,
+        StandingKind::Thriving,
+        "{:?}",
+        ana.standing
+    );
+    assert_eq!(ana.profile.levels[&id(DISCOVERY)].level, 4);
+    assert_eq!(ana.profile.last_coached_on, Some(date("2026-01-14")));
+    assert_eq!(ana.overdue_action_items, 0);
+    assert!(ana.open_action_items.is_empty());
+
+    let months = models
+        .growth_timeline(
+            id(ANA),
+            PeriodKind::Month,
+            date("2026-01-01"),
+            date("2026-03-31"),
+            today,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(months.len(), 3);
+    let meetings = |row: &trellis_projections::query::TimelineRowView| {
+        row.row
+            .standards
+            .iter()
+            .find(|s| s.standard_id == id(MEETINGS))
+            .cloned()
+            .expect("the meetings standard")
+    };
+    // January: 85/80 and 22/20.
+    close(months[0].row.quality_attainment, 85.0 / 80.0);
+    close(months[0].row.quantity_attainment, 22.0 / 20.0);
+    assert_eq!(months[0].row.coaching_sessions, 1);
+    assert_eq!(months[0].row.coaching_minutes, 45);
+    assert_eq!(months[0].row.action_items_completed, 1);
+    assert_eq!(months[0].row.action_items_completed_on_time, 1);
+    assert_eq!(months[0].row.feedback[&id(DISCOVERY)].praise, 1);
+    assert_eq!(months[0].row.levels[&id(DISCOVERY)], 3);
+    // February: the re-imported 20 replaces 18.
+    let feb = meetings(&months[1]);
+    assert_eq!(
+        (feb.actual, feb.target, feb.version),
+        (Some(20.0), Some(20.0), Some(1))
+    );
+    close(feb.attainment, 1.0);
+    assert_eq!(months[1].row.trainings_completed.len(), 1);
+    // March: judged against version 2 (25).
+    let mar = meetings(&months[2]);
+    assert_eq!(
+        (mar.actual, mar.target, mar.version),
+        (Some(25.0), Some(25.0), Some(2))
+    );
+    assert_eq!(months[2].row.levels[&id(DISCOVERY)], 4);
+
+    // Ben: ramp 50% of 20 in February, 75% of 25 in March; 8 and 15 meetings
+    // are 80% twice: needs support, with the open request and, today, the
+    // overdue action item (due 10 March).
+    let ben_months = models
+        .growth_timeline(
+            id(BEN),
+            PeriodKind::Month,
+            date("2026-01-01"),
+            date("2026-03-31"),
+            today,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ben_months.len(), 2);
+    let feb = meetings(&ben_months[0]);
+    assert_eq!(ben_months[0].row.period_index, 1);
+    assert_eq!(
+        (feb.target, feb.full_target, feb.ramp_percent),
+        (Some(10.0), Some(20.0), Some(50))
+    );
+    close(feb.attainment, 0.8);
+    let mar = meetings(&ben_months[1]);
+    assert_eq!(
+        (mar.target, mar.full_target, mar.ramp_percent),
+        (Some(18.75), Some(25.0), Some(75))
+    );
+    close(mar.attainment, 0.8);
+    close(ben_months[1].row.quality_attainment, 82.0 / 80.0);
+    // The corrected level counts, the retracted assessment is gone.
+    assert_eq!(ben_months[0].row.levels.get(&id(OBJECTIONS)), Some(&3));
+    assert_eq!(ben_months[0].row.levels.get(&id(DISCOVERY)), None);
+    assert_eq!(ben_months[0].row.feedback[&id(OBJECTIONS)].constructive, 1);
+    assert_eq!(ben_months[1].row.feedback[&id(OBJECTIONS)].praise, 1);
+    assert_eq!(
+        ben_months[1].action_items_overdue, 1,
+        "due 10 March, still open"
+    );
+    let ben = models.rep_profile(id(BEN), today).await.unwrap().unwrap();
+    assert_eq!(ben.profile.phase.phase, Phase::Quality);
+    assert_eq!(ben.standing.standing, StandingKind::NeedsSupport);
+    assert_eq!(
+        ben.standing.reasons,
+        vec![
+            "Meetings booked: missed in 2026-02 (80%) and 2026-03 (80%)".to_owned(),
+            "support request (training) open since 2026-03-16".to_owned(),
+            "1 action item(s) overdue, the oldest due on 2026-03-10".to_owned(),
+        ]
+    );
+    assert_eq!(ben.overdue_action_items, 1);
+    // On 9 March the item was not overdue yet.
+    let earlier = models
+        .rep_profile(id(BEN), date("2026-03-09"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(earlier.overdue_action_items, 0);
+
+    // Cara: three plans, one per outcome; departed.
+    let cara = models.rep_profile(id(CARA), today).await.unwrap().unwrap();
+    assert_eq!(cara.profile.status, RepStatus::Departed);
+    assert_eq!(cara.standing.standing, StandingKind::Departed);
+    let outcomes: Vec<_> = cara.profile.plans.iter().map(|p| p.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Some(PlanOutcome::Extended),
+            Some(PlanOutcome::Met),
+            Some(PlanOutcome::NotMet)
+        ]
+    );
+    assert!(cara.profile.open_plan.is_none());
+
+    // The team in March: three reps (Cara left on its last day); Ben and Cara
+    // coached; meetings 1.0 (Ana) and 0.8 (Ben).
+    let march: Period = "2026-03".parse().unwrap();
+    let team = models
+        .team_view(id(TEAM), march, today)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(team.headcount, 3);
+    assert_eq!(team.coaching.reps_coached, 2);
+    assert_eq!(team.coaching.sessions, 2);
+    assert_eq!(team.coaching.minutes, 50);
+    close(team.coaching.coverage, 2.0 / 3.0);
+    close(team.coaching.sessions_per_rep, 2.0 / 3.0);
+    let dist = team
+        .attainment
+        .iter()
+        .find(|d| d.standard_id == id(MEETINGS))
+        .unwrap();
+    assert_eq!(
+        (dist.reps_measured, dist.met, dist.near, dist.missed_badly),
+        (2, 1, 1, 0)
+    );
+    close(dist.median, 0.9);
+    let quality = team
+        .attainment
+        .iter()
+        .find(|d| d.standard_id == id(QUALITY))
+        .unwrap();
+    assert_eq!((quality.reps_measured, quality.met), (2, 2));
+    let needing: Vec<RepId> = team.needs_support.iter().map(|r| r.rep_id).collect();
+    assert_eq!(needing, vec![id(BEN)]);
+    assert_eq!(team.ramp.len(), 1);
+    assert_eq!(team.ramp[0].rep_id, id(BEN));
+    assert_eq!(team.ramp[0].period_index, 2);
+    assert_eq!(team.ramp[0].standards[0].ramp_percent, 75);
+    assert!(team.open_plans.is_empty());
+    assert_eq!(team.support.raised_in_period, 2);
+    assert_eq!(team.support.resolved_in_period, 1);
+    assert_eq!(team.support.open, 1);
+    close(team.support.median_days_to_resolve, 3.0);
+    // In January Ben had not started.
+    let january = models
+        .team_view(id(TEAM), "2026-01".parse().unwrap(), today)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(january.headcount, 2);
+
+    // The leader's quarter: 4 sessions (125 minutes) with 3 reps; 2 praise,
+    // 1 constructive; 2 requests resolved in 5 and 3 days; of the 2 items
+    // the leader owed, one on time, one late.
+    let card = models
+        .leader_scorecard(id(LEADER), date("2026-01-01"), date("2026-03-31"), today)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(card.sessions_held, 4);
+    assert_eq!(card.coaching_minutes, 125);
+    assert_eq!(card.reps_coached, 3);
+    assert_eq!((card.feedback_praise, card.feedback_constructive), (2, 1));
+    close(card.praise_share, 2.0 / 3.0);
+    assert_eq!(card.support_resolved, 2);
+    close(card.median_days_to_resolve, 4.0);
+    assert_eq!(card.action_items_due, 2);
+    assert_eq!(card.action_items_completed_on_time, 1);
+    assert_eq!(card.action_items_completed_late, 1);
+    close(card.on_time_rate, 0.5);
+
+    // The analysts' views show the same.
+    let generation = active(&*read).await;
+    let dump = read.dump(NAME, generation.generation).await.unwrap();
+    let docs = dump
+        .into_iter()
+        .map(|(kind, key, doc)| (kind, key, serde_json::from_str(&doc).unwrap()))
+        .collect();
+    assert_eq!(generation.events_applied, applied);
+    backend.cleanup().await;
+    docs
+}
+
+async fn active(read: &dyn ReadStore) -> Generation {
+    read.generations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.model == NAME && g.status == Status::Active)
+        .expect("an active generation")
+}
+
+#[tokio::test]
+async fn the_scripted_quarter_gives_the_same_documents_on_both_backends() {
+    let postgres = the_scripted_quarter_gives_the_numbers_worked_out_by_hand(Kind::Postgres).await;
+    let sqlite = the_scripted_quarter_gives_the_numbers_worked_out_by_hand(Kind::Sqlite).await;
+    assert_eq!(postgres.len(), sqlite.len());
+    for (pg, lite) in postgres.iter().zip(&sqlite) {
+        assert_eq!(pg, lite);
+    }
+}
+
+#[tokio::test]
+async fn the_views_expose_the_read_models_as_columns_on_postgres() {
+    let backend = Backend::postgres().await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    Engine::new(backend.store.clone(), read)
+        .catch_up(&*growth())
+        .await
+        .unwrap();
+    let client = backend.database().superuser().await;
+    let row = client
+        .query_one(
+            "SELECT name, standing, phase, open_support_requests FROM trellis.rep_profiles WHERE rep_id = $1",
+            &[&Uuid::from_u128(BEN)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Ben Okafor");
+    assert_eq!(row.get::<_, String>(1), "needs_support");
+    assert_eq!(row.get::<_, String>(2), "quality");
+    assert_eq!(row.get::<_, i32>(3), 1);
+    let row = client
+        .query_one(
+            "SELECT target, attainment, ramp_percent FROM trellis.growth_timeline_standards \
+              WHERE rep_id = $1 AND bucket = 'month' AND period = '2026-03' AND metric = 'meetings_booked'",
+            &[&Uuid::from_u128(BEN)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, f64>(0), 18.75);
+    assert!((row.get::<_, f64>(1) - 0.8).abs() < 1e-9);
+    assert_eq!(row.get::<_, i32>(2), 75);
+    backend.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_views_expose_the_read_models_as_columns_in_the_embedded_file() {
+    let backend = Backend::sqlite().await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    Engine::new(backend.store.clone(), read)
+        .catch_up(&*growth())
+        .await
+        .unwrap();
+    let path = backend
+        .data_dir()
+        .join(trellis_eventstore::sqlite::FILE_NAME);
+    let (standing, coverage): (String, i64) = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let standing = conn
+            .query_row(
+                "SELECT standing FROM rep_profiles WHERE rep_id = ?1",
+                [Uuid::from_u128(ANA).to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let sessions = conn
+            .query_row(
+                "SELECT sum(coaching_sessions) FROM growth_timeline WHERE bucket = 'month'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (standing, sessions)
+    })
+    .await
+    .unwrap();
+    assert_eq!(standing, "thriving");
+    assert_eq!(coverage, 4);
+    backend.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------
+// Replay equals live
+
+/// A small deterministic generator (an LCG), so a failing history can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Appends a generated history: a team, standards (one revised), reps and a
+/// mix of everything that happens to them, including corrections.
+async fn generate(store: &dyn EventStore, seed: u64, reps: u128, steps: usize, offset: u128) {
+    let mut rng = Rng(seed);
+    let mut q = Quarter {
+        store,
+        reps: BTreeMap::new(),
+        next_id: 1_000_000 + offset * 1_000_000,
+    };
+    for rep in 0..reps {
+        let rep_id = 500 + offset * 1000 + rep;
+        q.join(rep_id, "Generated Rep", "2026-01-05").await;
+    }
+    let mut measured: Vec<(u128, u128)> = vec![];
+    for step in 0..steps {
+        let rep = 500 + offset * 1000 + u128::from(rng.below(reps as u64));
+        let day = 5 + rng.below(80);
+        let on = (date("2026-01-05") + chrono::Days::new(day)).to_string();
+        let on: &str = &on;
+        let competency = if rng.below(2) == 0 {
+            DISCOVERY
+        } else {
+            OBJECTIONS
+        };
+        match rng.below(8) {
+            0 => {
+                q.assess(rep, competency, 1 + rng.below(5) as u8, on).await;
+            }
+            1 => {
+                let items = q
+                    .coach(
+                        rep,
+                        on,
+                        15 + rng.below(60) as u32,
+                        competency,
+                        vec![(Owner::Rep, on)],
+                    )
+                    .await;
+                if rng.below(2) == 0 {
+                    q.complete(rep, items[0], on).await;
+                }
+            }
+            2 => {
+                let kind = if rng.below(3) == 0 {
+                    FeedbackKind::Constructive
+                } else {
+                    FeedbackKind::Praise
+                };
+                q.feedback(rep, competency, kind, on, Visibility::Shared)
+                    .await;
+            }
+            3 | 4 => {
+                let month = ["2026-01", "2026-02", "2026-03"][rng.below(3) as usize];
+                let metric = if rng.below(2) == 0 {
+                    "meetings_booked"
+                } else {
+                    "discovery_score"
+                };
+                q.measure(rep, metric, month, (rng.below(120) + 1) as f64)
+                    .await;
+                measured.push((rep, q.next_id));
+            }
+            5 => {
+                let request = q.support(rep, SupportCategory::Tools, on).await;
+                if rng.below(2) == 0 {
+                    q.resolve(rep, request, on).await;
+                }
+            }
+            6 => {
+                if let Some((rep, fact)) = measured.pop() {
+                    let mut state = q.reps.remove(&rep).unwrap_or_default();
+                    let stream = RepId::from(Uuid::from_u128(rep)).stream_id();
+                    // May be refused (already corrected): fine, nothing recorded.
+                    exec::<RepAggregate>(
+                        store,
+                        &mut state,
+                        &stream,
+                        RepCommand::CorrectFact {
+                            correction: FactCorrected {
+                                fact_id: Uuid::from_u128(fact),
+                                reason: text("wrong import"),
+                                correction: Correction::Retracted,
+                            },
+                        },
+                    )
+                    .await;
+                    q.reps.insert(rep, state);
+                }
+            }
+            _ => {
+                if step % 50 == 0 {
+                    // A standard revised mid-stream re-derives every rep.
+                    let mut state = StandardState::default();
+                    let standard = 9_000 + offset * 100 + step as u128;
+                    let stream =
+                        trellis_domain::StandardId::from(Uuid::from_u128(standard)).stream_id();
+                    exec::<StandardAggregate>(
+                        store,
+                        &mut state,
+                        &stream,
+                        StandardCommand::SetStandard {
+                            standard_id: id(standard),
+                            name: text("Generated standard"),
+                            metric: text("meetings_booked"),
+                            kind: StandardKind::Quantity,
+                            direction: Direction::AtLeast,
+                            unit: text("meetings"),
+                            period: PeriodKind::Month,
+                            target: (10.0 + rng.below(20) as f64).try_into().unwrap(),
+                            roles: vec![text("AE")],
+                            effective_from: date("2026-01-01"),
+                            ramp: vec![RampStep {
+                                period_index: 1,
+                                percent_of_target: 50,
+                            }],
+                        },
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+fn fast() -> EngineConfig {
+    EngineConfig {
+        batch_size: 7,
+        rebuild_batch_size: 64,
+        standby_retry: Duration::from_millis(50),
+        lease_check: Duration::from_millis(200),
+        poll: Duration::from_millis(50),
+    }
+}
+
+/// Waits until every event appended is readable. On PostgreSQL a reader
+/// only sees events below the oldest transaction running anywhere in the
+/// cluster (docs/adr/0001-global-order.md), and other tests run beside us.
+async fn settled(backend: &Backend) -> Checkpoint {
+    for _ in 0..1200 {
+        let head = backend.store.head().await.unwrap();
+        let written = match backend.kind {
+            Kind::Sqlite => return head,
+            Kind::Postgres => backend
+                .database()
+                .superuser()
+                .await
+                .query_one(
+                    "SELECT coalesce(max(global_position), 0) FROM trellis.events",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0),
+        };
+        if head.position == u64::try_from(written).unwrap() {
+            return head;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the log never settled");
+}
+
+/// Waits until the active generation has applied every event of the log.
+async fn caught_up(read: &dyn ReadStore, backend: &Backend) -> Generation {
+    let head = settled(backend).await;
+    for _ in 0..600 {
+        let generation = read
+            .generations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|g| g.model == NAME && g.status == Status::Active);
+        if let Some(generation) = generation.filter(|g| g.checkpoint == head) {
+            return generation;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the projection did not catch up with {head}");
+}
+
+async fn event_count(store: &dyn EventStore) -> u64 {
+    let mut checkpoint = Checkpoint::START;
+    let mut n = 0;
+    loop {
+        let batch = store.read_all(checkpoint, 1000).await.unwrap();
+        let Some(last) = batch.last() else { return n };
+        checkpoint = last.checkpoint;
+        n += batch.len() as u64;
+    }
+}
+
+async fn replay_equals_live(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read.clone()).with_config(fast());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .run(growth(), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    // Appended while the runner follows, in small batches.
+    for round in 0..3 {
+        generate(&*backend.store, 42 + round, 4, 60, round as u128).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let live = caught_up(&*read, &backend).await;
+    assert_eq!(live.events_applied, event_count(&*backend.store).await);
+    let live_docs = read.dump(NAME, live.generation).await.unwrap();
+
+    let mut reports = 0;
+    let summary = engine
+        .rebuild(&*growth(), &mut |_| reports += 1)
+        .await
+        .unwrap();
+    assert!(reports > 1, "progress reported after every batch");
+    assert_eq!(summary.events, live.events_applied);
+    assert_ne!(summary.generation, live.generation);
+    let rebuilt = active(&*read).await;
+    assert_eq!(rebuilt.generation, summary.generation);
+    let rebuilt_docs = read.dump(NAME, rebuilt.generation).await.unwrap();
+    assert_eq!(live_docs.len(), rebuilt_docs.len());
+    for (a, b) in live_docs.iter().zip(&rebuilt_docs) {
+        assert_eq!(a, b, "live and replayed documents differ");
+    }
+    // The old generation is gone; the live runner moves to the new one.
+    assert!(read.dump(NAME, live.generation).await.unwrap().is_empty());
+    generate(&*backend.store, 7, 2, 20, 9).await;
+    let after = caught_up(&*read, &backend).await;
+    assert_eq!(after.generation, summary.generation);
+    let _ = stop.send(());
+    runner.await.unwrap();
+    backend.cleanup().await;
+}
+
+#[tokio::test]
+async fn replay_equals_live_on_postgres() {
+    replay_equals_live(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn replay_equals_live_in_the_embedded_file() {
+    replay_equals_live(Kind::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------
+// Crashes
+
+/// A read store whose third commit fails before writing and whose sixth
+/// commits and then reports a failure (the answer lost on the way back).
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn ReadStore>,
+    commits: AtomicU32,
+}
+
+#[async_trait]
+impl ReadStore for Flaky {
+    async fn try_lease(
+        &self,
+        model: &str,
+        kind: LeaseKind,
+    ) -> Result<Option<Box<dyn Lease>>, Error> {
+        self.inner.try_lease(model, kind).await
+    }
+    async fn generations(&self) -> Result<Vec<Generation>, Error> {
+        self.inner.generations().await
+    }
+    async fn create_generation(
+        &self,
+        model: &str,
+        fingerprint: &str,
+        status: Status,
+    ) -> Result<Generation, Error> {
+        self.inner
+            .create_generation(model, fingerprint, status)
+            .await
+    }
+    async fn load(
+        &self,
+        model: &str,
+        generation: i32,
+        kinds: &[&str],
+    ) -> Result<Vec<(String, String, Value)>, Error> {
+        self.inner.load(model, generation, kinds).await
+    }
+    async fn commit(
+        &self,
+        model: &str,
+        generation: i32,
+        status: Status,
+        from: Checkpoint,
+        to: Checkpoint,
+        events: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, Error> {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 3 {
+            return Err(Error::Database(
+                "the connection dropped before commit".into(),
+            ));
+        }
+        let done = self
+            .inner
+            .commit(model, generation, status, from, to, events, changes)
+            .await?;
+        if n == 6 {
+            return Err(Error::Database(
+                "the connection dropped after commit".into(),
+            ));
+        }
+        Ok(done)
+    }
+    async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {
+        self.inner.activate(model, generation, at).await
+    }
+    async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error> {
+        self.inner.drop_inactive(model, keep).await
+    }
+    async fn get(
+        &self,
+        model: &str,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Value)>, Error> {
+        self.inner.get(model, kind, keys).await
+    }
+    async fn dump(
+        &self,
+        model: &str,
+        generation: i32,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        self.inner.dump(model, generation).await
+    }
+}
+
+async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    generate(&*backend.store, 3, 3, 40, 0).await;
+    let read = read_store(&backend).await;
+    let flaky: Arc<dyn ReadStore> = Arc::new(Flaky {
+        inner: read.clone(),
+        commits: AtomicU32::new(0),
+    });
+    let engine = Engine::new(backend.store.clone(), flaky).with_config(fast());
+
+    // A runner killed part-way, then another that takes over.
+    let first = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(growth(), std::future::pending()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    first.abort();
+    let _ = first.await;
+    generate(&*backend.store, 4, 2, 30, 1).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .run(growth(), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    let live = caught_up(&*read, &backend).await;
+    let _ = stop.send(());
+    second.await.unwrap();
+
+    // Every event applied exactly once, and the documents are those of a clean replay.
+    assert_eq!(live.events_applied, event_count(&*backend.store).await);
+    let live_docs = read.dump(NAME, live.generation).await.unwrap();
+    let clean = Engine::new(backend.store.clone(), read.clone())
+        .rebuild(&*growth(), &mut |_| {})
+        .await
+        .unwrap();
+    let clean_docs = read.dump(NAME, clean.generation).await.unwrap();
+    assert_eq!(live_docs, clean_docs);
+    backend.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing_on_postgres() {
+    a_crash_mid_batch_loses_nothing_and_doubles_nothing(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing_in_the_embedded_file() {
+    a_crash_mid_batch_loses_nothing_and_doubles_nothing(Kind::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------
+// One active runner
+
+#[tokio::test]
+async fn one_runner_is_active_per_projection_and_a_standby_takes_over_when_it_dies() {
+    let backend = Backend::postgres().await;
+    script_quarter(&*backend.store).await;
+    let read_a = read_store(&backend).await;
+    let read_b = read_store(&backend).await;
+    let lease = read_a.try_lease(NAME, LeaseKind::Runner).await.unwrap();
+    assert!(lease.is_some());
+    assert!(
+        read_b
+            .try_lease(NAME, LeaseKind::Runner)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A standby runner waits while the lease is held…
+    let engine = Engine::new(backend.store.clone(), read_b.clone()).with_config(fast());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let standby = tokio::spawn(async move {
+        engine
+            .run(growth(), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        read_b.generations().await.unwrap().is_empty(),
+        "the standby did nothing"
+    );
+    // …and takes over within seconds once the holder dies.
+    drop(lease);
+    caught_up(&*read_b, &backend).await;
+    let _ = stop.send(());
+    standby.await.unwrap();
+    backend.cleanup().await;
+}
+
+#[tokio::test]
+async fn lag_reports_each_projections_checkpoint_and_the_head() {
+    let backend = Backend::sqlite().await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read);
+    assert!(engine.lag().await.unwrap().is_empty());
+    engine.catch_up(&*growth()).await.unwrap();
+    let lag = engine.lag().await.unwrap();
+    assert_eq!(lag.len(), 1);
+    assert_eq!(lag[0].projection, NAME);
+    assert_eq!(lag[0].behind, 0);
+    assert_eq!(lag[0].checkpoint, lag[0].head);
+    generate(&*backend.store, 1, 1, 5, 0).await;
+    settled(&backend).await;
+    let lag = engine.lag().await.unwrap();
+    assert!(lag[0].behind > 0);
+    backend.cleanup().await;
+}

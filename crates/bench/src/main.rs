@@ -1,1 +1,198 @@
-fn main() {}
+//! `trellis-bench`: how fast the Trellis event log is, measured against what
+//! the same database does without Trellis, in the same run on the same server.
+//!
+//! ```text
+//! cargo run --release -p trellis-bench -- <append|read-all|all> [--backend postgres|sqlite|both]
+//!     [--seconds 5] [--events 1000000] [--sqlite-events 200000] [--page 5000]
+//!     [--database-url postgres://postgres@127.0.0.1:5432/postgres]   (or TRELLIS_BENCH_DATABASE_URL)
+//! ```
+//!
+//! Every measurement has two sides, printed as one line each, and a ratio
+//! (Trellis rate / baseline rate). The last line of output is always
+//! `ratios: name=ratio ...`, PostgreSQL names bare and SQLite names prefixed
+//! `sqlite_`.
+//!
+//! # Where it runs
+//! PostgreSQL: a database of its own, `trellis_bench_<uuid>`, created on the
+//! server of `--database-url` and dropped at the end (also after an error or
+//! Ctrl-C, best effort). The store migrates it; the baseline table
+//! `bench_raw.events` is `(LIKE trellis.events INCLUDING ALL)`: the same
+//! columns, defaults (`tx_id`), identity and indexes, but no triggers and no
+//! function. Both sides use a pool of 16 connections and prepared statements.
+//! SQLite: a fresh temp directory (removed at the end) holding the store's
+//! file and a baseline file `raw.db` whose `events` table is the store's
+//! without triggers, with the same pragmas (WAL, `synchronous = FULL`). Both
+//! sides use one writer and one reader connection behind a mutex, called on
+//! tokio's blocking pool, which is how the store itself works.
+//!
+//! # Scenarios
+//! Every append writes a realistic `FeedbackGiven` event (schema 1, a JSON
+//! payload of about 300 bytes with fresh ids, a note, competency, kind and
+//! visibility) with a fresh command id. Timed measurements alternate
+//! baseline, Trellis, baseline, Trellis (each `--seconds / 2`), so drift hits
+//! both sides alike.
+//!
+//! - `append_1w`: one writer, one event per append, round-robin over its own
+//!   100 streams, `ExpectedVersion::Exact` tracked locally so the version
+//!   check runs. Baseline: a single-row autocommit `INSERT` of the same values
+//!   (event id, stream, a locally computed version, type, schema version,
+//!   jsonb payload, metadata, random 32-byte `prev_hash`/`hash`).
+//! - `append_8w`: the same with 8 concurrent writers (tokio tasks on the
+//!   multi-thread runtime), each with its own 100 streams.
+//! - `batch_100`: one writer, 100 events per append, one stream per append.
+//!   Baseline on PostgreSQL: one `INSERT ... SELECT FROM unnest(<arrays>)` of
+//!   the 100 rows in autocommit (one transaction, one round trip, like the
+//!   append); on SQLite: 100 prepared `INSERT`s in one transaction.
+//! - `read_all`: the log is first topped up to `--events` events (SQLite:
+//!   `--sqlite-events`) through the real append path (250 events per append,
+//!   several writers, thousands of streams; progress on stderr), then copied
+//!   row for row into the baseline table (PostgreSQL: `INSERT ... OVERRIDING
+//!   SYSTEM VALUE SELECT * FROM trellis.events`, then `VACUUM ANALYZE` of both
+//!   tables). Trellis: `EventStore::read_all` from `Checkpoint::START`,
+//!   `--page` events per call, until it returns nothing. Baseline: `SELECT`
+//!   of the same columns `FROM bench_raw.events WHERE global_position > $1
+//!   ORDER BY global_position LIMIT $2` (a primary-key scan), one prepared
+//!   query per page, decoding every column into what a client would use
+//!   (`i64`, `Uuid`, `String`, `serde_json::Value`, `DateTime<Utc>`, `&[u8]`;
+//!   SQLite: UUIDs parsed from text, the payload parsed from JSON text,
+//!   timestamps from microseconds). Both sides read the same rows: one untimed
+//!   warm-up pass each, then baseline, Trellis, baseline, Trellis (two timed
+//!   full passes each). The
+//!   default page is 5000: on PostgreSQL it was as fast as 1000 for the
+//!   baseline and faster for Trellis.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "the report is the program's standard output"
+)]
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+mod pg;
+mod sqlite;
+mod workload;
+
+/// Baseline, Trellis, baseline, Trellis: each timed measurement runs its two
+/// sides this many times, each for `--seconds / ROUNDS`.
+const ROUNDS: usize = 2;
+
+/// Benchmarks of the Trellis event log against raw baselines.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// What to measure.
+    #[arg(value_enum)]
+    scenario: Scenario,
+
+    /// The PostgreSQL server to use. The bench creates a database of its own
+    /// there and drops it at the end.
+    #[arg(
+        long,
+        env = "TRELLIS_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+
+    /// Which backends to measure.
+    #[arg(long, value_enum, default_value_t = Backend::Both)]
+    backend: Backend,
+
+    /// Seconds per timed measurement (split between its baseline and Trellis runs).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+
+    /// Events in the PostgreSQL log for read-all.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+
+    /// Events in the SQLite log for read-all.
+    #[arg(long, default_value_t = 200_000)]
+    sqlite_events: u64,
+
+    /// Events per read-all call, the same for Trellis and the baselines.
+    #[arg(long, default_value_t = 5000)]
+    page: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Append,
+    ReadAll,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Postgres,
+    Sqlite,
+    Both,
+}
+
+/// What one run measures.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub append: bool,
+    pub read_all: bool,
+    pub seconds: Duration,
+    pub events: u64,
+    pub sqlite_events: u64,
+    pub page: usize,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let seconds = Duration::try_from_secs_f64(cli.seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--seconds must be a positive number")?;
+    anyhow::ensure!(cli.page > 0, "--page must be at least 1");
+    let plan = Plan {
+        append: cli.scenario != Scenario::ReadAll,
+        read_all: cli.scenario != Scenario::Append,
+        seconds,
+        events: cli.events,
+        sqlite_events: cli.sqlite_events,
+        page: cli.page,
+    };
+    let mut report = workload::Report::default();
+    let payload_len = serde_json::to_vec(&workload::payload())?.len();
+    println!(
+        "trellis-bench: {:?} on {:?}, {} s per measurement, payload {payload_len} bytes",
+        cli.scenario, cli.backend, cli.seconds
+    );
+
+    if cli.backend != Backend::Sqlite {
+        let db = pg::BenchDatabase::create(&cli.database_url).await?;
+        println!("postgres: database {}", db.name());
+        let outcome = tokio::select! {
+            outcome = pg::run(&db, &plan, &mut report) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        db.drop_now().await;
+        outcome.context("the PostgreSQL benchmark failed")?;
+    }
+
+    if cli.backend != Backend::Postgres {
+        let dir =
+            std::env::temp_dir().join(format!("trellis-bench-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        println!("sqlite: directory {}", dir.display());
+        let outcome = tokio::select! {
+            outcome = sqlite::run(&dir, &plan, &mut report) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("warning: failed to remove {}: {e}", dir.display());
+        }
+        outcome.context("the SQLite benchmark failed")?;
+    }
+
+    println!("{}", report.ratios_line());
+    Ok(())
+}

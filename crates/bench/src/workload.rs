@@ -1,0 +1,389 @@
+//! What both sides of every measurement share: the event, the time box, the
+//! generic Trellis writers and readers, and how results are reported.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
+};
+use uuid::Uuid;
+
+/// The event every append writes.
+pub const EVENT_TYPE: &str = "FeedbackGiven";
+pub const SCHEMA_VERSION: u16 = 1;
+pub const ACTOR: &str = "user-0190a0b1-bench";
+
+/// Streams per writer in the append measurements.
+pub const STREAMS_PER_WRITER: usize = 100;
+
+/// A `FeedbackGiven` payload of about 300 bytes, with fresh ids.
+pub fn payload() -> Value {
+    json!({
+        "feedback_id": Uuid::now_v7(),
+        "rep_id": Uuid::now_v7(),
+        "given_by": Uuid::now_v7(),
+        "competency": "discovery-questions",
+        "kind": "coaching",
+        "visibility": "rep-and-manager",
+        "note": "Restated the customer's goals before the demo and asked two sharp follow-ups about budget timing.",
+    })
+}
+
+pub fn new_event() -> NewEvent {
+    NewEvent::new(EVENT_TYPE, SCHEMA_VERSION, payload(), Utc::now())
+}
+
+/// Fresh stream ids, `rep-<uuid>`.
+pub fn streams(n: usize) -> Result<Vec<StreamId>> {
+    (0..n)
+        .map(|_| StreamId::for_entity("rep", Uuid::now_v7()).context("failed to make a stream id"))
+        .collect()
+}
+
+/// A small, fast generator for the baselines' stand-in hashes (splitmix64).
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Self {
+        let seed = Uuid::now_v7().as_u128();
+        Rng((seed as u64) ^ ((seed >> 64) as u64))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn hash(&mut self) -> [u8; 32] {
+        let mut out = [0; 32];
+        for chunk in out.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&self.next().to_be_bytes());
+        }
+        out
+    }
+}
+
+/// One row a baseline inserts: the same values an append stores, with a
+/// locally computed version and random bytes where the chain would be.
+#[derive(Debug)]
+pub struct RawRow {
+    pub event_id: Uuid,
+    pub stream_version: i64,
+    pub payload: Value,
+    pub occurred_at: DateTime<Utc>,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// The per-append part of a baseline's rows (what `CommandMeta` carries).
+#[derive(Debug)]
+pub struct RawMeta {
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RawMeta {
+    pub fn new() -> Self {
+        let command_id = Uuid::now_v7();
+        RawMeta {
+            command_id,
+            correlation_id: command_id,
+            recorded_at: Utc::now(),
+        }
+    }
+}
+
+/// `n` rows continuing a stream at `version`, which is advanced.
+pub fn raw_rows(n: usize, version: &mut i64, rng: &mut Rng) -> Vec<RawRow> {
+    (0..n)
+        .map(|_| {
+            *version += 1;
+            RawRow {
+                event_id: Uuid::now_v7(),
+                stream_version: *version,
+                payload: payload(),
+                occurred_at: Utc::now(),
+                prev_hash: rng.hash(),
+                hash: rng.hash(),
+            }
+        })
+        .collect()
+}
+
+/// One event as a baseline reader decodes it: every column, in the types a
+/// client would use.
+#[derive(Debug)]
+#[allow(dead_code, reason = "decoded to be measured, never inspected")]
+pub struct RawEvent {
+    pub global_position: i64,
+    pub tx_id: Option<u64>,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub schema_version: i64,
+    pub payload: Value,
+    pub actor: String,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// Copies a stored hash, whatever its length (the baselines store 32 bytes).
+pub fn hash_from(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    let n = bytes.len().min(32);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// Events counted over a wall-clock span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub events: u64,
+    pub elapsed: Duration,
+}
+
+impl Tally {
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn add(&mut self, other: Tally) {
+        self.events += other.events;
+        self.elapsed += other.elapsed;
+    }
+}
+
+/// Runs `writers` copies of `writer` until `duration` has passed; each
+/// returns how many events it wrote. The span ends when the last one has
+/// finished its last operation.
+pub async fn time_boxed<F, Fut>(writers: usize, duration: Duration, writer: F) -> Result<Tally>
+where
+    F: Fn(Instant) -> Fut,
+    Fut: Future<Output = Result<u64>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + duration;
+    let handles: Vec<_> = (0..writers)
+        .map(|_| tokio::spawn(writer(deadline)))
+        .collect();
+    let mut events = 0;
+    for handle in handles {
+        events += handle.await.context("a writer panicked")??;
+    }
+    Ok(Tally {
+        events,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Runs baseline then scenario, `rounds` times, so drift hits both alike.
+pub async fn alternate<B, BF, S, SF>(
+    rounds: usize,
+    mut baseline: B,
+    mut scenario: S,
+) -> Result<(Tally, Tally)>
+where
+    B: FnMut() -> BF,
+    BF: Future<Output = Result<Tally>>,
+    S: FnMut() -> SF,
+    SF: Future<Output = Result<Tally>>,
+{
+    let (mut base, mut scen) = (Tally::default(), Tally::default());
+    for _ in 0..rounds {
+        base.add(baseline().await?);
+        scen.add(scenario().await?);
+    }
+    Ok((base, scen))
+}
+
+/// One Trellis writer: round-robin over its own streams, `per_append`
+/// events per append, each append expecting the version it last saw.
+pub async fn trellis_writer(
+    store: Arc<dyn EventStore>,
+    deadline: Instant,
+    per_append: usize,
+) -> Result<u64> {
+    let streams = streams(STREAMS_PER_WRITER)?;
+    let mut versions = vec![0u64; streams.len()];
+    let mut written = 0u64;
+    let mut next = 0;
+    while Instant::now() < deadline {
+        let i = next % streams.len();
+        next += 1;
+        let events: Vec<NewEvent> = (0..per_append).map(|_| new_event()).collect();
+        let meta = CommandMeta::new(ACTOR, Utc::now());
+        let outcome = store
+            .append(
+                &streams[i],
+                ExpectedVersion::Exact(versions[i]),
+                &meta,
+                &events,
+            )
+            .await
+            .context("a Trellis append failed")?;
+        versions[i] = outcome.stream_version;
+        written += per_append as u64;
+    }
+    Ok(written)
+}
+
+/// Reads the whole log through `EventStore::read_all`, `page` at a time.
+pub async fn trellis_read_all(store: &dyn EventStore, page: usize) -> Result<Tally> {
+    let start = Instant::now();
+    let mut after = Checkpoint::START;
+    let mut events = 0u64;
+    loop {
+        let batch = store
+            .read_all(after, page)
+            .await
+            .context("EventStore::read_all failed")?;
+        let Some(last) = batch.last() else { break };
+        after = last.checkpoint;
+        events += batch.len() as u64;
+        std::hint::black_box(&batch);
+    }
+    Ok(Tally {
+        events,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Appends `target` events through the real append path: `writers`
+/// concurrent writers, `per_append` events per append, spread over `streams`
+/// streams. Shows progress on stderr.
+pub async fn fill(
+    store: Arc<dyn EventStore>,
+    label: &str,
+    target: u64,
+    writers: usize,
+    streams_total: usize,
+    per_append: usize,
+) -> Result<Tally> {
+    let start = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let done = done.clone();
+        let label = label.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                show_progress(&label, done.load(Ordering::Relaxed), target, start);
+            }
+        })
+    };
+    let appends = target.div_ceil(per_append as u64);
+    let mut handles = Vec::with_capacity(writers);
+    for w in 0..writers as u64 {
+        let store = store.clone();
+        let done = done.clone();
+        // Writer w makes appends w, w + writers, w + 2 * writers, ...
+        let streams = streams(streams_total.div_ceil(writers))?;
+        handles.push(tokio::spawn(async move {
+            let mut versions = vec![0u64; streams.len()];
+            for (k, a) in (w..appends).step_by(writers).enumerate() {
+                let left = target - a * per_append as u64;
+                let n = usize::try_from(left).map_or(per_append, |l| l.min(per_append));
+                let i = k % streams.len();
+                let events: Vec<NewEvent> = (0..n).map(|_| new_event()).collect();
+                let meta = CommandMeta::new(ACTOR, Utc::now());
+                let outcome = store
+                    .append(
+                        &streams[i],
+                        ExpectedVersion::Exact(versions[i]),
+                        &meta,
+                        &events,
+                    )
+                    .await
+                    .context("an append while filling the log failed")?;
+                versions[i] = outcome.stream_version;
+                done.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let mut result = Ok(());
+    for handle in handles {
+        let outcome = handle.await.context("a filling writer panicked");
+        if result.is_ok() {
+            result = outcome.and_then(|r| r);
+        }
+    }
+    progress.abort();
+    show_progress(label, done.load(Ordering::Relaxed), target, start);
+    eprintln!();
+    result?;
+    Ok(Tally {
+        events: done.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    })
+}
+
+fn show_progress(label: &str, done: u64, target: u64, start: Instant) {
+    let percent = 100.0 * done as f64 / target.max(1) as f64;
+    let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r{label}: {percent:5.1}% ({done}/{target} events, {rate:.0} events/s)   "
+    );
+    let _ = err.flush();
+}
+
+/// The measurements of one run and the final ratios line.
+#[derive(Debug, Default)]
+pub struct Report {
+    ratios: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// Prints both sides of one measurement and records their ratio under `name`.
+    pub fn record(
+        &mut self,
+        name: &str,
+        baseline_what: &str,
+        baseline: Tally,
+        scenario_what: &str,
+        scenario: Tally,
+    ) {
+        line(name, "baseline", baseline_what, baseline);
+        line(name, "trellis", scenario_what, scenario);
+        let ratio = scenario.rate() / baseline.rate().max(1e-9);
+        println!("{name:<16} ratio     {ratio:.2}");
+        self.ratios.push((name.to_owned(), ratio));
+    }
+
+    pub fn ratios_line(&self) -> String {
+        let mut line = String::from("ratios:");
+        for (name, ratio) in &self.ratios {
+            line.push_str(&format!(" {name}={ratio:.2}"));
+        }
+        line
+    }
+}
+
+fn line(name: &str, side: &str, what: &str, tally: Tally) {
+    println!(
+        "{name:<16} {side:<9} {rate:>9.0} events/s  {events:>8} events in {secs:>6.2} s  {what}",
+        rate = tally.rate(),
+        events = tally.events,
+        secs = tally.elapsed.as_secs_f64(),
+    );
+}

@@ -1,0 +1,276 @@
+//! The `growth` projection: one fold over the log that keeps each rep's facts
+//! and the catalogue, and derives from them the rep profiles, growth
+//! timelines, team documents and leader activity.
+//!
+//! One projection rather than one per read model because every read model
+//! here is derived from the same facts: splitting them would fold and store
+//! those facts several times over. The team view and leader scorecard are
+//! assembled at query time from these documents ([`crate::query`]).
+//!
+//! Document kinds (the `kind` column of `read_models`):
+//!
+//! | kind | key | what | restored on start |
+//! | --- | --- | --- | --- |
+//! | `rep_facts` | rep id | [`RepFacts`]: the log about the rep, corrections applied | yes |
+//! | `standard` | standard id | [`StandardDoc`]: every version | yes |
+//! | `team` | team id | [`TeamDoc`]: name, leaders, every rep ever on it | yes |
+//! | `competency` | competency id | [`CompetencyDoc`]: name | yes |
+//! | `leader` | leader id | [`LeaderDoc`]: what the leader did, per rep | yes |
+//! | `rep_profile` | rep id | [`RepProfile`] | no (derived) |
+//! | `growth_timeline` | rep id | [`GrowthTimeline`] | no (derived) |
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use trellis_domain::{CompetencyId, LeaderId, RepId, StandardId, TeamId};
+
+use crate::projection::{DocChange, Envelope, Projection};
+
+pub mod derive;
+mod fold;
+pub mod model;
+
+pub use derive::{GrowthTimeline, PeriodRow, RepProfile, StandardRow, Standing, StandingKind};
+pub use model::*;
+
+/// The projection's name (`trellis replay --projection growth`).
+pub const NAME: &str = "growth";
+
+/// Bumped whenever the documents' shape or a rule changes.
+const CODE_VERSION: u32 = 1;
+
+pub mod kinds {
+    pub const REP_FACTS: &str = "rep_facts";
+    pub const STANDARD: &str = "standard";
+    pub const TEAM: &str = "team";
+    pub const COMPETENCY: &str = "competency";
+    pub const LEADER: &str = "leader";
+    pub const REP_PROFILE: &str = "rep_profile";
+    pub const GROWTH_TIMELINE: &str = "growth_timeline";
+}
+
+/// Settings that shape the documents (changing one rebuilds the projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrowthSettings {
+    /// N: the quality gate is passed once every quality standard applying to
+    /// the rep's role has been met for N consecutive periods.
+    pub quality_gate_periods: u32,
+}
+
+impl Default for GrowthSettings {
+    fn default() -> Self {
+        GrowthSettings {
+            quality_gate_periods: 3,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Dirty {
+    reps: BTreeSet<RepId>,
+    all_reps: bool,
+    standards: BTreeSet<StandardId>,
+    teams: BTreeSet<TeamId>,
+    competencies: BTreeSet<CompetencyId>,
+    leaders: BTreeSet<LeaderId>,
+}
+
+/// The growth projection's state.
+#[derive(Debug, Default)]
+pub struct Growth {
+    settings: GrowthSettings,
+    reps: BTreeMap<RepId, RepFacts>,
+    standards: BTreeMap<StandardId, StandardDoc>,
+    teams: BTreeMap<TeamId, TeamDoc>,
+    competencies: BTreeMap<CompetencyId, CompetencyDoc>,
+    leaders: BTreeMap<LeaderId, LeaderDoc>,
+    dirty: Dirty,
+}
+
+impl Growth {
+    pub fn new(settings: GrowthSettings) -> Self {
+        Growth {
+            settings,
+            ..Growth::default()
+        }
+    }
+
+    fn leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc {
+        self.dirty.leaders.insert(leader_id);
+        self.leaders.entry(leader_id).or_insert_with(|| LeaderDoc {
+            leader_id,
+            name: None,
+            teams: BTreeSet::new(),
+            reps: BTreeMap::new(),
+        })
+    }
+
+    /// The facts of a rep, for tests and tools.
+    pub fn rep(&self, rep_id: RepId) -> Option<&RepFacts> {
+        self.reps.get(&rep_id)
+    }
+
+    /// The profile and timeline of a rep as they stand now in memory.
+    pub fn derive(&self, rep_id: RepId) -> Option<(RepProfile, GrowthTimeline)> {
+        let facts = self.reps.get(&rep_id)?;
+        let timeline = derive::timeline(facts, &self.standards);
+        let profile = derive::profile(
+            facts,
+            &timeline,
+            &self.standards,
+            self.settings.quality_gate_periods,
+        );
+        Some((profile, timeline))
+    }
+
+    /// Re-derives what follows from one rep's facts: the leaders' activity.
+    fn refresh_leaders(&mut self, rep_id: RepId) {
+        let activity = self
+            .reps
+            .get(&rep_id)
+            .map(derive::leader_activity)
+            .unwrap_or_default();
+        let stale: Vec<LeaderId> = self
+            .leaders
+            .iter()
+            .filter(|(id, l)| l.reps.contains_key(&rep_id) && !activity.contains_key(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.leader(id).reps.remove(&rep_id);
+        }
+        for (id, act) in activity {
+            let unchanged = self
+                .leaders
+                .get(&id)
+                .and_then(|l| l.reps.get(&rep_id))
+                .is_some_and(|a| *a == act);
+            if !unchanged {
+                self.leader(id).reps.insert(rep_id, act);
+            }
+        }
+    }
+}
+
+fn to_doc<T: Serialize>(value: &T) -> Value {
+    // Document structs hold strings, numbers, dates and string-keyed maps only.
+    serde_json::to_value(value).expect("documents always serialize to JSON")
+}
+
+fn change<T: Serialize>(kind: &'static str, key: impl ToString, doc: &T) -> DocChange {
+    DocChange {
+        kind,
+        key: key.to_string(),
+        doc: Some(to_doc(doc)),
+    }
+}
+
+fn parse<T: DeserializeOwned>(doc: Value) -> Result<T, String> {
+    serde_json::from_value(doc).map_err(|e| e.to_string())
+}
+
+impl Projection for Growth {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "{NAME}/v{CODE_VERSION} gate={}",
+            self.settings.quality_gate_periods
+        )
+    }
+
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Growth::new(self.settings))
+    }
+
+    fn state_kinds(&self) -> &'static [&'static str] {
+        &[
+            kinds::REP_FACTS,
+            kinds::STANDARD,
+            kinds::TEAM,
+            kinds::COMPETENCY,
+            kinds::LEADER,
+        ]
+    }
+
+    fn restore(&mut self, kind: &str, _key: &str, doc: Value) -> Result<(), String> {
+        match kind {
+            kinds::REP_FACTS => {
+                let facts: RepFacts = parse(doc)?;
+                self.reps.insert(facts.rep_id, facts);
+            }
+            kinds::STANDARD => {
+                let standard: StandardDoc = parse(doc)?;
+                self.standards.insert(standard.standard_id, standard);
+            }
+            kinds::TEAM => {
+                let team: TeamDoc = parse(doc)?;
+                self.teams.insert(team.team_id, team);
+            }
+            kinds::COMPETENCY => {
+                let competency: CompetencyDoc = parse(doc)?;
+                self.competencies
+                    .insert(competency.competency_id, competency);
+            }
+            kinds::LEADER => {
+                let leader: LeaderDoc = parse(doc)?;
+                self.leaders.insert(leader.leader_id, leader);
+            }
+            other => return Err(format!("{other} is not a state kind of {NAME}")),
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &Envelope) {
+        self.fold(event);
+    }
+
+    fn take_changes(&mut self) -> Vec<DocChange> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if dirty.all_reps {
+            dirty.reps.extend(self.reps.keys().copied());
+        }
+        let mut changes = Vec::new();
+        for rep_id in &dirty.reps {
+            self.refresh_leaders(*rep_id);
+            let Some(facts) = self.reps.get(rep_id) else {
+                continue;
+            };
+            let (profile, timeline) = self.derive(*rep_id).expect("the rep exists");
+            changes.push(change(kinds::REP_FACTS, rep_id, facts));
+            changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
+            changes.push(change(kinds::GROWTH_TIMELINE, rep_id, &timeline));
+        }
+        // Leaders touched while refreshing are in the new dirty set.
+        dirty.leaders.append(&mut self.dirty.leaders);
+        for id in &dirty.standards {
+            changes.extend(
+                self.standards
+                    .get(id)
+                    .map(|d| change(kinds::STANDARD, id, d)),
+            );
+        }
+        for id in &dirty.teams {
+            changes.extend(self.teams.get(id).map(|d| change(kinds::TEAM, id, d)));
+        }
+        for id in &dirty.competencies {
+            changes.extend(
+                self.competencies
+                    .get(id)
+                    .map(|d| change(kinds::COMPETENCY, id, d)),
+            );
+        }
+        for id in &dirty.leaders {
+            changes.extend(self.leaders.get(id).map(|d| change(kinds::LEADER, id, d)));
+        }
+        changes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! The documents the `growth` projection keeps as its state: what the log
+//! says about each rep (corrections applied), and the catalogue (standards,
+//! teams, competencies, leaders) the read models are judged against.
+//!
+//! Every map is a `BTreeMap` and every list is in a defined order, so the
+//! same facts always serialize to the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use trellis_domain::rep::{
+    FeedbackKind, MeasurementSource, Owner, PlanOutcome, PlanTarget, SupportCategory, Visibility,
+};
+use trellis_domain::standard::RampStep;
+use trellis_domain::{
+    ActionItemId, AssessmentId, CompetencyId, Direction, FeedbackId, LeaderId, MeasurementId,
+    MetricName, MetricValue, Name, Note, Period, PeriodKind, PersonName, PlanId, RepId, Role,
+    SessionId, SkillLevel, StandardId, StandardKind, SupportRequestId, Target, TeamId, TrainingId,
+};
+
+/// A value that holds from a date on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dated<T> {
+    pub from: NaiveDate,
+    pub value: T,
+}
+
+/// Which of a history's values holds on `date` (the first one before any).
+pub fn at<T>(history: &[Dated<T>], date: NaiveDate) -> Option<&T> {
+    history
+        .iter()
+        .rev()
+        .find(|d| d.from <= date)
+        .or_else(|| history.first())
+        .map(|d| &d.value)
+}
+
+/// Everything the log says about one rep, with corrections applied: a
+/// corrected level or value replaces the original, a retracted record is gone.
+/// Stored as kind `rep_facts` (internal state; may hold private notes' metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepFacts {
+    pub rep_id: RepId,
+    pub name: PersonName,
+    pub start_date: NaiveDate,
+    /// Oldest first; the first holds from the start date.
+    pub roles: Vec<Dated<Role>>,
+    /// Oldest first; the first holds from the start date.
+    pub teams: Vec<Dated<TeamId>>,
+    pub departed_on: Option<NaiveDate>,
+    /// (standard, version) → acknowledged on.
+    pub acknowledged: BTreeMap<String, NaiveDate>,
+    pub assessments: BTreeMap<AssessmentId, AssessmentFact>,
+    pub measurements: BTreeMap<MeasurementId, MeasurementFact>,
+    pub feedback: BTreeMap<FeedbackId, FeedbackFact>,
+    pub sessions: BTreeMap<SessionId, SessionFact>,
+    pub action_items: BTreeMap<ActionItemId, ActionItemFact>,
+    pub trainings: BTreeMap<TrainingId, TrainingFact>,
+    pub support_requests: BTreeMap<SupportRequestId, SupportFact>,
+    pub plans: BTreeMap<PlanId, PlanFact>,
+    pub reviews_held: Vec<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssessmentFact {
+    pub leader_id: LeaderId,
+    pub competency_id: CompetencyId,
+    pub level: SkillLevel,
+    pub assessed_on: NaiveDate,
+    /// The stream version that recorded it: orders assessments of one day.
+    pub seq: u64,
+    /// Set when a correction replaced the level.
+    pub corrected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasurementFact {
+    pub metric: MetricName,
+    pub period: Period,
+    pub value: MetricValue,
+    pub source: MeasurementSource,
+    pub seq: u64,
+    pub corrected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackFact {
+    pub leader_id: LeaderId,
+    pub competency_id: CompetencyId,
+    pub kind: FeedbackKind,
+    pub visibility: Visibility,
+    pub given_on: NaiveDate,
+    pub acknowledged_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionFact {
+    pub leader_id: LeaderId,
+    pub held_on: NaiveDate,
+    pub minutes: u32,
+    pub focus: Vec<CompetencyId>,
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "on", rename_all = "snake_case")]
+pub enum ItemStatus {
+    Open,
+    Completed(NaiveDate),
+    Dropped(NaiveDate),
+}
+
+impl ItemStatus {
+    /// When it was closed, if it was.
+    pub fn closed_on(self) -> Option<NaiveDate> {
+        match self {
+            ItemStatus::Open => None,
+            ItemStatus::Completed(on) | ItemStatus::Dropped(on) => Some(on),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItemFact {
+    pub session_id: SessionId,
+    pub description: Note,
+    pub owner: Owner,
+    pub due_on: NaiveDate,
+    /// The session's visibility: an item agreed in a private session is private too.
+    pub visibility: Visibility,
+    pub status: ItemStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingFact {
+    pub title: Name,
+    pub competency_id: Option<CompetencyId>,
+    pub completed_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupportFact {
+    pub category: SupportCategory,
+    pub description: Note,
+    pub raised_on: NaiveDate,
+    pub acknowledged: Option<(LeaderId, NaiveDate)>,
+    pub resolved: Option<(LeaderId, NaiveDate)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFact {
+    pub leader_id: LeaderId,
+    pub targets: Vec<PlanTarget>,
+    pub started_on: NaiveDate,
+    pub review_on: NaiveDate,
+    pub checkpoints: Vec<NaiveDate>,
+    pub closed: Option<(PlanOutcome, NaiveDate)>,
+}
+
+/// A standard with every version it had. Kind `standard`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandardDoc {
+    pub standard_id: StandardId,
+    pub name: Name,
+    pub metric: MetricName,
+    pub kind: StandardKind,
+    pub direction: Direction,
+    pub unit: Name,
+    pub period: PeriodKind,
+    /// Oldest first.
+    pub versions: Vec<StandardVersionDoc>,
+    pub retired_from: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandardVersionDoc {
+    pub version: u32,
+    pub target: Target,
+    pub roles: Vec<Role>,
+    pub ramp: Vec<RampStep>,
+    pub effective_from: NaiveDate,
+}
+
+impl StandardDoc {
+    /// The version in force on `date` (the same rule as the domain's
+    /// `Standard::version_in_force`): the latest that took effect on or before
+    /// it, none once retired.
+    pub fn version_in_force(&self, date: NaiveDate) -> Option<&StandardVersionDoc> {
+        if self.retired_from.is_some_and(|from| from <= date) {
+            return None;
+        }
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.effective_from <= date)
+    }
+}
+
+/// A team. Kind `team`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamDoc {
+    pub team_id: TeamId,
+    pub name: Name,
+    pub leaders: BTreeMap<LeaderId, PersonName>,
+    /// Every rep who was ever on the team (the team view works out who was
+    /// on it in a given period from each rep's team history).
+    pub reps: BTreeSet<RepId>,
+}
+
+/// A competency's name. Kind `competency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompetencyDoc {
+    pub competency_id: CompetencyId,
+    pub name: Name,
+    pub retired: bool,
+}
+
+/// What a leader did for each rep: the raw material of the leader scorecard.
+/// Kind `leader`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderDoc {
+    pub leader_id: LeaderId,
+    pub name: Option<PersonName>,
+    pub teams: BTreeSet<TeamId>,
+    pub reps: BTreeMap<RepId, LeaderActivity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaderActivity {
+    pub sessions: Vec<LeaderSession>,
+    pub feedback: Vec<LeaderFeedback>,
+    pub support_resolved: Vec<LeaderSupport>,
+    /// Action items the leader owns.
+    pub action_items: Vec<LeaderActionItem>,
+}
+
+impl LeaderActivity {
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+            && self.feedback.is_empty()
+            && self.support_resolved.is_empty()
+            && self.action_items.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderSession {
+    pub session_id: SessionId,
+    pub held_on: NaiveDate,
+    pub minutes: u32,
+    pub focus: Vec<CompetencyId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderFeedback {
+    pub feedback_id: FeedbackId,
+    pub competency_id: CompetencyId,
+    pub kind: FeedbackKind,
+    pub given_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderSupport {
+    pub request_id: SupportRequestId,
+    pub category: SupportCategory,
+    pub raised_on: NaiveDate,
+    pub resolved_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderActionItem {
+    pub action_item_id: ActionItemId,
+    pub due_on: NaiveDate,
+    pub status: ItemStatus,
+}

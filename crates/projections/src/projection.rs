@@ -1,0 +1,104 @@
+//! What a projection is: a pure, deterministic fold over the global log whose
+//! state is a set of JSON documents.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use trellis_domain::Event;
+use trellis_eventstore::RecordedEvent;
+use uuid::Uuid;
+
+use crate::Error;
+
+/// One decoded event as a projection sees it: the domain event and the log's
+/// facts about it. Deliberately without the global position: positions differ
+/// between backends and between a log and its copy, documents must not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub event: Event,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub actor: String,
+    /// Business time.
+    pub occurred_at: DateTime<Utc>,
+    /// Recorded time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Envelope {
+    /// Decodes a stored event (upcasting old schema versions).
+    pub fn decode(recorded: &RecordedEvent) -> Result<Envelope, Error> {
+        let event = Event::from_stored(
+            &recorded.event_type,
+            recorded.schema_version,
+            recorded.payload.clone(),
+        )
+        .map_err(|e| Error::Decode {
+            position: recorded.global_position,
+            reason: e.to_string(),
+        })?;
+        Ok(Envelope {
+            event,
+            event_id: recorded.event_id,
+            stream_id: recorded.stream_id.as_str().to_owned(),
+            stream_version: recorded.stream_version,
+            actor: recorded.metadata.actor.clone(),
+            occurred_at: recorded.metadata.occurred_at,
+            recorded_at: recorded.metadata.recorded_at,
+        })
+    }
+
+    /// The entity id of the stream (`rep-<uuid>` → the uuid), if it has one.
+    pub fn stream_uuid(&self) -> Option<Uuid> {
+        self.stream_id
+            .split_once('-')
+            .and_then(|(_, id)| Uuid::parse_str(id).ok())
+    }
+}
+
+/// A document a batch wrote (`Some`) or removed (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocChange {
+    /// The kind of document, e.g. `rep_profile`; a read model's table of rows.
+    pub kind: &'static str,
+    /// The document's key within its kind, e.g. a rep id.
+    pub key: String,
+    pub doc: Option<Value>,
+}
+
+/// A projection: a fold over the log into documents.
+///
+/// # Rules
+/// - `apply` is pure and deterministic: no I/O, no clock, no randomness, no
+///   iteration over hash maps. Time comes from the events.
+/// - The state must be fully recoverable from the documents of the kinds in
+///   [`Projection::state_kinds`] (restored after a restart), so that folding
+///   from a restored state gives the same documents as folding on.
+/// - The documents written must not depend on how the log was cut into
+///   batches: [`Projection::take_changes`] derives them from the state alone.
+pub trait Projection: Send + Sync + 'static {
+    /// The stable name, used as the `model` column and by `trellis replay --projection`.
+    fn name(&self) -> &'static str;
+
+    /// Changes whenever the documents this code writes would differ from
+    /// what older code wrote (a new field, a fixed rule, a setting such as
+    /// the quality gate's N). A runner that finds the active generation built
+    /// with another fingerprint rebuilds it.
+    fn fingerprint(&self) -> String;
+
+    /// An empty instance with the same settings.
+    fn fresh(&self) -> Box<dyn Projection>;
+
+    /// The document kinds the fold reads back on restart; other kinds are
+    /// outputs only.
+    fn state_kinds(&self) -> &'static [&'static str];
+
+    /// Restores one document of a state kind.
+    fn restore(&mut self, kind: &str, key: &str, doc: Value) -> Result<(), String>;
+
+    /// Folds one event.
+    fn apply(&mut self, event: &Envelope);
+
+    /// The documents changed since the last call, in (kind, key) order.
+    fn take_changes(&mut self) -> Vec<DocChange>;
+}

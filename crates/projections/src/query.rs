@@ -1,0 +1,790 @@
+//! Queries over the read models: pure functions that take the documents and
+//! `today` (everything time-dependent — overdue items, the standing that
+//! follows from them — is decided here, never in the fold), and
+//! [`ReadModels`], which loads the documents of the active generation and
+//! calls them. The HTTP layer mounts [`ReadModels`]' methods.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trellis_domain::rep::{Owner, Visibility};
+use trellis_domain::{
+    CompetencyId, LeaderId, Name, Period, PeriodKind, PersonName, PlanId, RepId, StandardId,
+    StandardKind, TeamId,
+};
+
+use crate::Error;
+use crate::growth::derive::{
+    GrowthTimeline, MISSED_BADLY, OpenActionItem, PeriodRow, RepProfile, Standing, StandingKind,
+};
+use crate::growth::model::{ItemStatus, LeaderDoc, TeamDoc, at};
+use crate::growth::{NAME, kinds};
+use crate::store::ReadStore;
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+fn ratio(part: u32, whole: u32) -> Option<f64> {
+    (whole > 0).then(|| f64::from(part) / f64::from(whole))
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// Rep profile
+
+/// An open action item, with whether it is overdue today.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionItemView {
+    #[serde(flatten)]
+    pub item: OpenActionItem,
+    pub overdue: bool,
+}
+
+/// A rep's profile as of `today`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepProfileView {
+    pub as_of: NaiveDate,
+    /// The standing today: the stored one, plus overdue action items.
+    pub standing: Standing,
+    pub open_action_items: Vec<ActionItemView>,
+    pub overdue_action_items: u32,
+    pub profile: RepProfile,
+}
+
+impl RepProfileView {
+    /// What the rep may see of their own profile: nothing that came from a
+    /// private session.
+    pub fn for_rep(mut self) -> Self {
+        self.open_action_items
+            .retain(|i| i.item.visibility == Visibility::Shared);
+        self.profile
+            .open_action_items
+            .retain(|i| i.visibility == Visibility::Shared);
+        self
+    }
+}
+
+/// The standing on `today`: overdue action items the rep owns make a rep
+/// who is otherwise thriving or on track need support; an improvement plan
+/// past its review date says so.
+pub fn standing_as_of(profile: &RepProfile, today: NaiveDate) -> Standing {
+    let mut standing = profile.standing.clone();
+    let overdue: Vec<&OpenActionItem> = profile
+        .open_action_items
+        .iter()
+        .filter(|i| i.owner == Owner::Rep && i.due_on < today)
+        .collect();
+    match standing.standing {
+        StandingKind::Departed => {}
+        StandingKind::OnImprovementPlan => {
+            if let Some(plan) = profile.open_plan.as_ref().filter(|p| p.review_on < today) {
+                standing
+                    .reasons
+                    .push(format!("the plan's review was due on {}", plan.review_on));
+            }
+        }
+        StandingKind::NeedsSupport | StandingKind::OnTrack | StandingKind::Thriving => {
+            if let Some(oldest) = overdue.iter().map(|i| i.due_on).min() {
+                if standing.standing != StandingKind::NeedsSupport {
+                    standing.standing = StandingKind::NeedsSupport;
+                    standing.reasons.clear();
+                }
+                standing.reasons.push(format!(
+                    "{} action item(s) overdue, the oldest due on {oldest}",
+                    overdue.len()
+                ));
+            }
+        }
+    }
+    standing
+}
+
+/// The profile as of `today`.
+pub fn rep_profile(profile: RepProfile, today: NaiveDate) -> RepProfileView {
+    let open_action_items: Vec<ActionItemView> = profile
+        .open_action_items
+        .iter()
+        .map(|item| ActionItemView {
+            item: item.clone(),
+            overdue: item.due_on < today,
+        })
+        .collect();
+    RepProfileView {
+        as_of: today,
+        standing: standing_as_of(&profile, today),
+        overdue_action_items: count(open_action_items.iter().filter(|i| i.overdue).count()),
+        open_action_items,
+        profile,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Growth timeline
+
+/// One period of the timeline, with the overdue count as of `today`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineRowView {
+    #[serde(flatten)]
+    pub row: PeriodRow,
+    /// Action items overdue at the end of the period (or today, if the period has not ended).
+    pub action_items_overdue: u32,
+}
+
+/// How many action items were overdue at the end of `row`'s period, as of `today`.
+pub fn overdue_in(row: &PeriodRow, today: NaiveDate) -> u32 {
+    let cutoff = row.end.min(today);
+    row.action_items_overdue_closed_later
+        + count(
+            row.open_action_items_due
+                .iter()
+                .filter(|d| **d < cutoff)
+                .count(),
+        )
+}
+
+/// The rows of one bucket that overlap `from..=to`.
+pub fn growth_timeline(
+    timeline: &GrowthTimeline,
+    bucket: PeriodKind,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Vec<TimelineRowView> {
+    timeline
+        .rows(bucket)
+        .iter()
+        .filter(|r| r.end >= from && r.start <= to)
+        .map(|row| TimelineRowView {
+            action_items_overdue: overdue_in(row, today),
+            row: row.clone(),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Team view
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamView {
+    pub team_id: TeamId,
+    pub name: Name,
+    pub period: Period,
+    pub as_of: NaiveDate,
+    pub leaders: BTreeMap<LeaderId, PersonName>,
+    /// Reps on the team during the period (on its last day, or today if earlier).
+    pub headcount: u32,
+    pub reps: Vec<RepId>,
+    pub coaching: CoachingCoverage,
+    pub attainment: Vec<AttainmentDistribution>,
+    pub needs_support: Vec<RepStanding>,
+    pub ramp: Vec<RampProgress>,
+    pub open_plans: Vec<OpenPlan>,
+    pub support: SupportSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoachingCoverage {
+    pub reps_coached: u32,
+    /// Share of the headcount coached at least once in the period.
+    pub coverage: Option<f64>,
+    pub sessions: u32,
+    pub sessions_per_rep: Option<f64>,
+    pub minutes: u32,
+}
+
+/// How the team's reps did against one standard in the period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttainmentDistribution {
+    pub standard_id: StandardId,
+    pub name: Name,
+    pub kind: StandardKind,
+    pub reps_measured: u32,
+    /// Attainment ≥ 1.0.
+    pub met: u32,
+    /// 0.8 ≤ attainment < 1.0.
+    pub near: u32,
+    /// Attainment < 0.8.
+    pub missed_badly: u32,
+    pub min: Option<f64>,
+    pub median: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepStanding {
+    pub rep_id: RepId,
+    pub name: PersonName,
+    pub standing: Standing,
+}
+
+/// A new hire on a ramp: each standard's ramp step, target and result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RampProgress {
+    pub rep_id: RepId,
+    pub name: PersonName,
+    pub start_date: NaiveDate,
+    pub period_index: u32,
+    pub standards: Vec<RampStandard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RampStandard {
+    pub standard_id: StandardId,
+    pub name: Name,
+    pub ramp_percent: u16,
+    pub target: Option<f64>,
+    pub full_target: Option<f64>,
+    pub actual: Option<f64>,
+    pub attainment: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenPlan {
+    pub rep_id: RepId,
+    pub name: PersonName,
+    pub plan_id: PlanId,
+    pub started_on: NaiveDate,
+    pub review_on: NaiveDate,
+    pub review_overdue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SupportSummary {
+    /// Open at the end of the period (or today, if earlier).
+    pub open: u32,
+    pub raised_in_period: u32,
+    pub resolved_in_period: u32,
+    /// Over the requests resolved in the period, in days.
+    pub median_days_to_resolve: Option<f64>,
+}
+
+/// The team in one period, from its document and its reps' profiles and timelines.
+pub fn team_view(
+    team: &TeamDoc,
+    reps: &[(RepProfile, GrowthTimeline)],
+    period: Period,
+    today: NaiveDate,
+) -> TeamView {
+    let cutoff = period.end().min(today);
+    let members: Vec<&(RepProfile, GrowthTimeline)> = reps
+        .iter()
+        .filter(|(p, _)| {
+            p.start_date <= cutoff
+                && p.departed_on.is_none_or(|d| d >= period.start())
+                && at(&p.team_history, cutoff) == Some(&team.team_id)
+        })
+        .collect();
+    let headcount = count(members.len());
+
+    let rows: Vec<(&RepProfile, Option<&PeriodRow>)> =
+        members.iter().map(|(p, t)| (p, t.row(period))).collect();
+    let sessions: u32 = rows
+        .iter()
+        .filter_map(|(_, r)| r.map(|r| r.coaching_sessions))
+        .sum();
+    let reps_coached = count(
+        rows.iter()
+            .filter(|(_, r)| r.is_some_and(|r| r.coaching_sessions > 0))
+            .count(),
+    );
+    let coaching = CoachingCoverage {
+        reps_coached,
+        coverage: ratio(reps_coached, headcount),
+        sessions,
+        sessions_per_rep: ratio(sessions, headcount),
+        minutes: rows
+            .iter()
+            .filter_map(|(_, r)| r.map(|r| r.coaching_minutes))
+            .sum(),
+    };
+
+    let mut by_standard: BTreeMap<StandardId, (Name, StandardKind, Vec<f64>)> = BTreeMap::new();
+    for (_, row) in &rows {
+        for s in row.iter().flat_map(|r| &r.standards).filter(|s| s.applies) {
+            let entry = by_standard
+                .entry(s.standard_id)
+                .or_insert_with(|| (s.name.clone(), s.kind, vec![]));
+            entry.2.extend(s.attainment);
+        }
+    }
+    let attainment = by_standard
+        .into_iter()
+        .map(
+            |(standard_id, (name, kind, values))| AttainmentDistribution {
+                standard_id,
+                name,
+                kind,
+                reps_measured: count(values.len()),
+                met: count(values.iter().filter(|a| **a >= 1.0).count()),
+                near: count(
+                    values
+                        .iter()
+                        .filter(|a| (MISSED_BADLY..1.0).contains(*a))
+                        .count(),
+                ),
+                missed_badly: count(values.iter().filter(|a| **a < MISSED_BADLY).count()),
+                min: values.iter().copied().reduce(f64::min),
+                max: values.iter().copied().reduce(f64::max),
+                median: median(values),
+            },
+        )
+        .collect();
+
+    let needs_support = members
+        .iter()
+        .filter_map(|(p, _)| {
+            let standing = standing_as_of(p, today);
+            matches!(
+                standing.standing,
+                StandingKind::NeedsSupport | StandingKind::OnImprovementPlan
+            )
+            .then(|| RepStanding {
+                rep_id: p.rep_id,
+                name: p.name.clone(),
+                standing,
+            })
+        })
+        .collect();
+
+    let ramp = rows
+        .iter()
+        .filter_map(|(p, row)| {
+            let row = (*row)?;
+            let standards: Vec<RampStandard> = row
+                .standards
+                .iter()
+                .filter_map(|s| {
+                    Some(RampStandard {
+                        standard_id: s.standard_id,
+                        name: s.name.clone(),
+                        ramp_percent: s.ramp_percent?,
+                        target: s.target,
+                        full_target: s.full_target,
+                        actual: s.actual,
+                        attainment: s.attainment,
+                    })
+                })
+                .collect();
+            (!standards.is_empty()).then(|| RampProgress {
+                rep_id: p.rep_id,
+                name: p.name.clone(),
+                start_date: p.start_date,
+                period_index: row.period_index,
+                standards,
+            })
+        })
+        .collect();
+
+    let open_plans = members
+        .iter()
+        .filter_map(|(p, _)| {
+            p.open_plan.as_ref().map(|plan| OpenPlan {
+                rep_id: p.rep_id,
+                name: p.name.clone(),
+                plan_id: plan.plan_id,
+                started_on: plan.started_on,
+                review_on: plan.review_on,
+                review_overdue: plan.review_on < today,
+            })
+        })
+        .collect();
+
+    let requests = members.iter().flat_map(|(p, _)| &p.support_requests);
+    let mut support = SupportSummary {
+        open: 0,
+        raised_in_period: 0,
+        resolved_in_period: 0,
+        median_days_to_resolve: None,
+    };
+    let mut days = vec![];
+    for r in requests {
+        if r.raised_on <= cutoff && r.resolved_on.is_none_or(|on| on > cutoff) {
+            support.open += 1;
+        }
+        if period.contains(r.raised_on) {
+            support.raised_in_period += 1;
+        }
+        if let Some(on) = r.resolved_on.filter(|on| period.contains(*on)) {
+            support.resolved_in_period += 1;
+            days.push((on - r.raised_on).num_days() as f64);
+        }
+    }
+    support.median_days_to_resolve = median(days);
+
+    TeamView {
+        team_id: team.team_id,
+        name: team.name.clone(),
+        period,
+        as_of: today,
+        leaders: team.leaders.clone(),
+        headcount,
+        reps: members.iter().map(|(p, _)| p.rep_id).collect(),
+        coaching,
+        attainment,
+        needs_support,
+        ramp,
+        open_plans,
+        support,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leader scorecard
+
+/// How well a leader served the team between two dates (inclusive).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaderScorecard {
+    pub leader_id: LeaderId,
+    pub name: Option<PersonName>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub as_of: NaiveDate,
+    pub sessions_held: u32,
+    pub coaching_minutes: u32,
+    pub reps_coached: u32,
+    pub feedback_praise: u32,
+    pub feedback_constructive: u32,
+    /// Praise ÷ all feedback.
+    pub praise_share: Option<f64>,
+    pub support_resolved: u32,
+    pub median_days_to_resolve: Option<f64>,
+    /// Action items the leader owns, due in the range.
+    pub action_items_due: u32,
+    pub action_items_completed_on_time: u32,
+    pub action_items_completed_late: u32,
+    pub action_items_dropped: u32,
+    /// Still open and past due today.
+    pub action_items_overdue: u32,
+    /// On time ÷ (due items that are done or overdue).
+    pub on_time_rate: Option<f64>,
+}
+
+pub fn leader_scorecard(
+    leader: &LeaderDoc,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> LeaderScorecard {
+    let within = |d: NaiveDate| from <= d && d <= to;
+    let mut card = LeaderScorecard {
+        leader_id: leader.leader_id,
+        name: leader.name.clone(),
+        from,
+        to,
+        as_of: today,
+        sessions_held: 0,
+        coaching_minutes: 0,
+        reps_coached: 0,
+        feedback_praise: 0,
+        feedback_constructive: 0,
+        praise_share: None,
+        support_resolved: 0,
+        median_days_to_resolve: None,
+        action_items_due: 0,
+        action_items_completed_on_time: 0,
+        action_items_completed_late: 0,
+        action_items_dropped: 0,
+        action_items_overdue: 0,
+        on_time_rate: None,
+    };
+    let mut coached = BTreeSet::new();
+    let mut days = vec![];
+    for (rep_id, activity) in &leader.reps {
+        for s in activity.sessions.iter().filter(|s| within(s.held_on)) {
+            card.sessions_held += 1;
+            card.coaching_minutes += s.minutes;
+            coached.insert(*rep_id);
+        }
+        for f in activity.feedback.iter().filter(|f| within(f.given_on)) {
+            match f.kind {
+                trellis_domain::rep::FeedbackKind::Praise => card.feedback_praise += 1,
+                trellis_domain::rep::FeedbackKind::Constructive => card.feedback_constructive += 1,
+            }
+        }
+        for r in activity
+            .support_resolved
+            .iter()
+            .filter(|r| within(r.resolved_on))
+        {
+            card.support_resolved += 1;
+            days.push((r.resolved_on - r.raised_on).num_days() as f64);
+        }
+        for item in activity.action_items.iter().filter(|i| within(i.due_on)) {
+            card.action_items_due += 1;
+            match item.status {
+                ItemStatus::Completed(on) if on <= item.due_on => {
+                    card.action_items_completed_on_time += 1;
+                }
+                ItemStatus::Completed(_) => card.action_items_completed_late += 1,
+                ItemStatus::Dropped(_) => card.action_items_dropped += 1,
+                ItemStatus::Open if item.due_on < today => card.action_items_overdue += 1,
+                ItemStatus::Open => {}
+            }
+        }
+    }
+    card.reps_coached = count(coached.len());
+    card.praise_share = ratio(
+        card.feedback_praise,
+        card.feedback_praise + card.feedback_constructive,
+    );
+    card.median_days_to_resolve = median(days);
+    card.on_time_rate = ratio(
+        card.action_items_completed_on_time,
+        card.action_items_completed_on_time
+            + card.action_items_completed_late
+            + card.action_items_overdue,
+    );
+    card
+}
+
+// ---------------------------------------------------------------------------
+// Coaching impact
+
+/// How one competency moved after coaching on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoachingImpact {
+    pub competency_id: CompetencyId,
+    /// Weeks with coaching on the competency whose after-window has ended.
+    pub coached_weeks: u32,
+    /// Mean level at the end of the week before coaching, and N weeks after.
+    pub level_before: Option<f64>,
+    pub level_after: Option<f64>,
+    /// Mean attainment (over applying weekly standards) in the N weeks before
+    /// and the N weeks after the coaching week.
+    pub attainment_before: Option<f64>,
+    pub attainment_after: Option<f64>,
+}
+
+/// Per competency, levels and weekly attainment in the `weeks` weeks after
+/// coaching on it against the weeks before, over the given reps' timelines.
+/// Only coaching whose after-window ended before `today` counts.
+pub fn coaching_impact(
+    timelines: &[GrowthTimeline],
+    weeks: u32,
+    today: NaiveDate,
+) -> Vec<CoachingImpact> {
+    let n = usize::try_from(weeks.max(1)).unwrap_or(1);
+    #[derive(Default)]
+    struct Acc {
+        weeks: u32,
+        before: Vec<f64>,
+        after: Vec<f64>,
+        att_before: Vec<f64>,
+        att_after: Vec<f64>,
+    }
+    let mut by_competency: BTreeMap<CompetencyId, Acc> = BTreeMap::new();
+    let week_attainment = |row: &PeriodRow| -> Vec<f64> {
+        row.standards
+            .iter()
+            .filter(|s| s.applies)
+            .filter_map(|s| s.attainment)
+            .collect()
+    };
+    for timeline in timelines {
+        let rows = &timeline.weeks;
+        for (i, row) in rows.iter().enumerate() {
+            let window_end = row.end.checked_add_days(Days::new(7 * weeks as u64));
+            if i + n >= rows.len() || window_end.is_none_or(|end| end >= today) {
+                continue;
+            }
+            for competency in row.coaching_focus.keys() {
+                let acc = by_competency.entry(*competency).or_default();
+                acc.weeks += 1;
+                if let Some(level) = i
+                    .checked_sub(1)
+                    .and_then(|b| rows[b].levels.get(competency))
+                {
+                    acc.before.push(f64::from(*level));
+                }
+                if let Some(level) = rows[i + n].levels.get(competency) {
+                    acc.after.push(f64::from(*level));
+                }
+                acc.att_before.extend(
+                    rows[i.saturating_sub(n)..i]
+                        .iter()
+                        .flat_map(week_attainment),
+                );
+                acc.att_after
+                    .extend(rows[i + 1..=i + n].iter().flat_map(week_attainment));
+            }
+        }
+    }
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    by_competency
+        .into_iter()
+        .map(|(competency_id, acc)| CoachingImpact {
+            competency_id,
+            coached_weeks: acc.weeks,
+            level_before: mean(&acc.before),
+            level_after: mean(&acc.after),
+            attainment_before: mean(&acc.att_before),
+            attainment_after: mean(&acc.att_after),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+/// The read models of the active generation, for the query routes.
+#[derive(Debug, Clone)]
+pub struct ReadModels {
+    read: Arc<dyn ReadStore>,
+}
+
+impl ReadModels {
+    pub fn new(read: Arc<dyn ReadStore>) -> Self {
+        ReadModels { read }
+    }
+
+    async fn docs<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<T>, Error> {
+        self.read
+            .get(NAME, kind, keys)
+            .await?
+            .into_iter()
+            .map(|(key, doc)| {
+                serde_json::from_value(doc).map_err(|e| Error::Malformed {
+                    kind: kind.to_owned(),
+                    key,
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn doc<T: DeserializeOwned>(&self, kind: &str, key: String) -> Result<Option<T>, Error> {
+        Ok(self.docs(kind, &[key]).await?.pop())
+    }
+
+    /// The stored profile document (no time-dependent fields).
+    pub async fn stored_profile(&self, rep_id: RepId) -> Result<Option<RepProfile>, Error> {
+        self.doc(kinds::REP_PROFILE, rep_id.to_string()).await
+    }
+
+    /// The stored growth timeline document.
+    pub async fn stored_timeline(&self, rep_id: RepId) -> Result<Option<GrowthTimeline>, Error> {
+        self.doc(kinds::GROWTH_TIMELINE, rep_id.to_string()).await
+    }
+
+    /// `GET /v1/reps/{id}/profile`.
+    pub async fn rep_profile(
+        &self,
+        rep_id: RepId,
+        today: NaiveDate,
+    ) -> Result<Option<RepProfileView>, Error> {
+        Ok(self
+            .stored_profile(rep_id)
+            .await?
+            .map(|p| rep_profile(p, today)))
+    }
+
+    /// `GET /v1/reps/{id}/timeline?bucket=week|month|quarter&from=…&to=…`.
+    pub async fn growth_timeline(
+        &self,
+        rep_id: RepId,
+        bucket: PeriodKind,
+        from: NaiveDate,
+        to: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<Option<Vec<TimelineRowView>>, Error> {
+        if to < from {
+            return Err(Error::InvalidInput(format!(
+                "the range ends ({to}) before it starts ({from})"
+            )));
+        }
+        Ok(self
+            .stored_timeline(rep_id)
+            .await?
+            .map(|t| growth_timeline(&t, bucket, from, to, today)))
+    }
+
+    /// The team's document.
+    pub async fn team(&self, team_id: TeamId) -> Result<Option<TeamDoc>, Error> {
+        self.doc(kinds::TEAM, team_id.to_string()).await
+    }
+
+    /// `GET /v1/teams/{id}/view?period=2026-03`.
+    pub async fn team_view(
+        &self,
+        team_id: TeamId,
+        period: Period,
+        today: NaiveDate,
+    ) -> Result<Option<TeamView>, Error> {
+        let Some(team) = self.team(team_id).await? else {
+            return Ok(None);
+        };
+        let reps = self.profiles_and_timelines(&team.reps).await?;
+        Ok(Some(team_view(&team, &reps, period, today)))
+    }
+
+    async fn profiles_and_timelines(
+        &self,
+        reps: &BTreeSet<RepId>,
+    ) -> Result<Vec<(RepProfile, GrowthTimeline)>, Error> {
+        let keys: Vec<String> = reps.iter().map(ToString::to_string).collect();
+        let profiles: Vec<RepProfile> = self.docs(kinds::REP_PROFILE, &keys).await?;
+        let timelines: Vec<GrowthTimeline> = self.docs(kinds::GROWTH_TIMELINE, &keys).await?;
+        let mut timelines: BTreeMap<RepId, GrowthTimeline> =
+            timelines.into_iter().map(|t| (t.rep_id, t)).collect();
+        Ok(profiles
+            .into_iter()
+            .filter_map(|p| timelines.remove(&p.rep_id).map(|t| (p, t)))
+            .collect())
+    }
+
+    /// `GET /v1/leaders/{id}/scorecard?from=…&to=…`.
+    pub async fn leader_scorecard(
+        &self,
+        leader_id: LeaderId,
+        from: NaiveDate,
+        to: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<Option<LeaderScorecard>, Error> {
+        if to < from {
+            return Err(Error::InvalidInput(format!(
+                "the range ends ({to}) before it starts ({from})"
+            )));
+        }
+        let leader: Option<LeaderDoc> = self.doc(kinds::LEADER, leader_id.to_string()).await?;
+        Ok(leader.map(|l| leader_scorecard(&l, from, to, today)))
+    }
+
+    /// `GET /v1/teams/{id}/coaching-impact?weeks=4`: over the team's reps.
+    pub async fn coaching_impact(
+        &self,
+        team_id: TeamId,
+        weeks: u32,
+        today: NaiveDate,
+    ) -> Result<Option<Vec<CoachingImpact>>, Error> {
+        let Some(team) = self.team(team_id).await? else {
+            return Ok(None);
+        };
+        let timelines: Vec<GrowthTimeline> = self
+            .profiles_and_timelines(&team.reps)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        Ok(Some(coaching_impact(&timelines, weeks, today)))
+    }
+}

@@ -1,0 +1,142 @@
+//! Where read models live: the same database as the log, one backend per
+//! event store backend. Tables are documented in the crate's README.md.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use trellis_eventstore::Checkpoint;
+
+use crate::Error;
+use crate::projection::DocChange;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Where a generation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Being rebuilt; not served.
+    Building,
+    /// Served to queries and followed by the live runner.
+    Active,
+    /// Replaced by a newer generation; its documents are dropped.
+    Retired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Building => "building",
+            Status::Active => "active",
+            Status::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Status, Error> {
+        match text {
+            "building" => Ok(Status::Building),
+            "active" => Ok(Status::Active),
+            "retired" => Ok(Status::Retired),
+            other => Err(Error::Database(format!(
+                "unknown projection status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// One generation of one projection's documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub model: String,
+    pub generation: i32,
+    pub fingerprint: String,
+    pub status: Status,
+    /// Where its documents stand in the log.
+    pub checkpoint: Checkpoint,
+    pub events_applied: u64,
+}
+
+/// Held while a runner or a rebuild is the one active worker of a projection.
+#[async_trait]
+pub trait Lease: Send + Sync + fmt::Debug {
+    /// Whether the lease still holds (on PostgreSQL: its connection is alive).
+    async fn alive(&self) -> bool;
+}
+
+/// What a lease is for: following the log live, or rebuilding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeaseKind {
+    Runner,
+    Rebuild,
+}
+
+/// The read-model storage of one backend.
+#[async_trait]
+pub trait ReadStore: Send + Sync + fmt::Debug {
+    /// Tries to become the one active worker of `model` for `kind`.
+    async fn try_lease(
+        &self,
+        model: &str,
+        kind: LeaseKind,
+    ) -> Result<Option<Box<dyn Lease>>, Error>;
+
+    /// Every generation of every projection.
+    async fn generations(&self) -> Result<Vec<Generation>, Error>;
+
+    /// A new generation of `model`, numbered after the highest so far, at the log's start.
+    async fn create_generation(
+        &self,
+        model: &str,
+        fingerprint: &str,
+        status: Status,
+    ) -> Result<Generation, Error>;
+
+    /// Every document of `kinds` in a generation: (kind, key, doc).
+    async fn load(
+        &self,
+        model: &str,
+        generation: i32,
+        kinds: &[&str],
+    ) -> Result<Vec<(String, String, Value)>, Error>;
+
+    /// Writes one batch atomically: the documents and the checkpoint move
+    /// together, and only if the generation still has `status` and stands at
+    /// `from` (otherwise nothing is written and the answer is `false`: someone
+    /// else moved it, or it was replaced).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        model: &str,
+        generation: i32,
+        status: Status,
+        from: Checkpoint,
+        to: Checkpoint,
+        events: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, Error>;
+
+    /// Makes a building generation the active one (and the active one
+    /// retired) in one transaction, if it still stands at `at`.
+    async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error>;
+
+    /// Drops the documents and rows of every generation of `model` other than the active one
+    /// and `keep`.
+    async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error>;
+
+    /// Documents of the active generation: (key, doc) for the keys found.
+    async fn get(
+        &self,
+        model: &str,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Value)>, Error>;
+
+    /// Every document of a kind in the active generation, as raw JSON text,
+    /// ordered by key (for comparing generations byte for byte).
+    async fn dump(
+        &self,
+        model: &str,
+        generation: i32,
+    ) -> Result<Vec<(String, String, String)>, Error>;
+}

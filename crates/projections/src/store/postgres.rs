@@ -1,0 +1,374 @@
+//! Read models in PostgreSQL, schema `trellis`, beside the log.
+
+use async_trait::async_trait;
+use deadpool_postgres::{ClientWrapper, Object, Pool};
+use serde_json::Value;
+use trellis_eventstore::Checkpoint;
+
+use super::{Generation, Lease, LeaseKind, ReadStore, Status};
+use crate::Error;
+use crate::projection::DocChange;
+
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "read_models",
+    include_str!("../../migrations/postgres/0001_read_models.sql"),
+)];
+
+/// Advisory lock class ids (the first key of the two-key form); the second
+/// key is `hashtext(model)`.
+const RUNNER_LOCK: i32 = 0x7472_6c01;
+const REBUILD_LOCK: i32 = 0x7472_6c02;
+
+/// Read models in the log's PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresReadStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresReadStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresReadStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresReadStore {
+    /// Uses the event store's pool (`PostgresStore::pool`) and applies the
+    /// read-model migrations.
+    pub async fn new(pool: Pool) -> Result<Self, Error> {
+        let mut client = pool.get().await?;
+        migrate(&mut client).await?;
+        Ok(PostgresReadStore { pool })
+    }
+
+    async fn client(&self) -> Result<Object, Error> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
+    for (version, name, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext('trellis.projection_migrations')); \
+             CREATE SCHEMA IF NOT EXISTS trellis; \
+             CREATE TABLE IF NOT EXISTS trellis.projection_migrations ( \
+                 version integer PRIMARY KEY, name text NOT NULL, \
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let applied = tx
+            .query_opt(
+                "SELECT 1 FROM trellis.projection_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?
+            .is_some();
+        if !applied {
+            tracing::info!(version, name, "applying read-model migration");
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO trellis.projection_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn checkpoint(tx: i64, position: i64) -> Checkpoint {
+    Checkpoint {
+        tx: u64::try_from(tx).unwrap_or(0),
+        position: u64::try_from(position).unwrap_or(0),
+    }
+}
+
+fn generation_of(row: &tokio_postgres::Row) -> Result<Generation, Error> {
+    Ok(Generation {
+        model: row.get(0),
+        generation: row.get(1),
+        fingerprint: row.get(2),
+        status: Status::parse(row.get(3))?,
+        checkpoint: checkpoint(row.get(4), row.get(5)),
+        events_applied: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
+    })
+}
+
+const GENERATION_COLUMNS: &str = "model, generation, fingerprint, status, checkpoint_tx, \
+    checkpoint_position, events_applied";
+
+/// An advisory lock held by a dedicated connection (taken out of the pool, so
+/// the lock ends when the connection does, never lingers in the pool).
+struct PgLease {
+    client: ClientWrapper,
+}
+
+impl std::fmt::Debug for PgLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLease").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Lease for PgLease {
+    async fn alive(&self) -> bool {
+        self.client.simple_query("SELECT 1").await.is_ok()
+    }
+}
+
+#[async_trait]
+impl ReadStore for PostgresReadStore {
+    async fn try_lease(
+        &self,
+        model: &str,
+        kind: LeaseKind,
+    ) -> Result<Option<Box<dyn Lease>>, Error> {
+        let class = match kind {
+            LeaseKind::Runner => RUNNER_LOCK,
+            LeaseKind::Rebuild => REBUILD_LOCK,
+        };
+        let client = Object::take(self.client().await?);
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&class, &model],
+            )
+            .await?
+            .get(0);
+        Ok(got.then(|| Box::new(PgLease { client }) as Box<dyn Lease>))
+    }
+
+    async fn generations(&self) -> Result<Vec<Generation>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {GENERATION_COLUMNS} FROM trellis.projection_checkpoints \
+                     ORDER BY model, generation"
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter().map(generation_of).collect()
+    }
+
+    async fn create_generation(
+        &self,
+        model: &str,
+        fingerprint: &str,
+        status: Status,
+    ) -> Result<Generation, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "INSERT INTO trellis.projection_checkpoints (model, generation, fingerprint, status, activated_at) \
+                     SELECT $1, coalesce(max(generation), 0) + 1, $2, $3, \
+                            CASE WHEN $3 = 'active' THEN now() END \
+                       FROM trellis.projection_checkpoints WHERE model = $1 \
+                     RETURNING {GENERATION_COLUMNS}"
+                ),
+                &[&model, &fingerprint, &status.as_str()],
+            )
+            .await?;
+        generation_of(&row)
+    }
+
+    async fn load(
+        &self,
+        model: &str,
+        generation: i32,
+        kinds: &[&str],
+    ) -> Result<Vec<(String, String, Value)>, Error> {
+        let client = self.client().await?;
+        let kinds: Vec<&str> = kinds.to_vec();
+        let rows = client
+            .query(
+                "SELECT kind, key, doc FROM trellis.read_models \
+                 WHERE model = $1 AND generation = $2 AND kind = ANY($3) ORDER BY kind, key",
+                &[&model, &generation, &kinds],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    async fn commit(
+        &self,
+        model: &str,
+        generation: i32,
+        status: Status,
+        from: Checkpoint,
+        to: Checkpoint,
+        events: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let moved = tx
+            .execute(
+                "UPDATE trellis.projection_checkpoints \
+                    SET checkpoint_tx = $4, checkpoint_position = $5, \
+                        events_applied = events_applied + $6, updated_at = now() \
+                  WHERE model = $1 AND generation = $2 AND status = $3 \
+                    AND checkpoint_tx = $7 AND checkpoint_position = $8",
+                &[
+                    &model,
+                    &generation,
+                    &status.as_str(),
+                    &to_i64(to.tx),
+                    &to_i64(to.position),
+                    &to_i64(events),
+                    &to_i64(from.tx),
+                    &to_i64(from.position),
+                ],
+            )
+            .await?;
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let (mut put_kinds, mut put_keys, mut put_docs) = (vec![], vec![], vec![]);
+        let (mut del_kinds, mut del_keys) = (vec![], vec![]);
+        for change in changes {
+            match &change.doc {
+                Some(doc) => {
+                    put_kinds.push(change.kind);
+                    put_keys.push(change.key.as_str());
+                    put_docs.push(doc);
+                }
+                None => {
+                    del_kinds.push(change.kind);
+                    del_keys.push(change.key.as_str());
+                }
+            }
+        }
+        if !put_keys.is_empty() {
+            tx.execute(
+                "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
+                 SELECT $1, $2, u.kind, u.key, u.doc \
+                   FROM unnest($3::text[], $4::text[], $5::jsonb[]) AS u(kind, key, doc) \
+                 ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = EXCLUDED.doc",
+                &[&model, &generation, &put_kinds, &put_keys, &put_docs],
+            )
+            .await?;
+        }
+        if !del_keys.is_empty() {
+            tx.execute(
+                "DELETE FROM trellis.read_models \
+                  WHERE model = $1 AND generation = $2 \
+                    AND (kind, key) IN (SELECT * FROM unnest($3::text[], $4::text[]))",
+                &[&model, &generation, &del_kinds, &del_keys],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Lock the projection's rows so a live commit and the switch serialize.
+        tx.execute(
+            "SELECT 1 FROM trellis.projection_checkpoints WHERE model = $1 FOR UPDATE",
+            &[&model],
+        )
+        .await?;
+        let ready = tx
+            .query_opt(
+                "SELECT 1 FROM trellis.projection_checkpoints \
+                  WHERE model = $1 AND generation = $2 AND status = 'building' \
+                    AND checkpoint_tx = $3 AND checkpoint_position = $4",
+                &[&model, &generation, &to_i64(at.tx), &to_i64(at.position)],
+            )
+            .await?
+            .is_some();
+        if !ready {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE trellis.projection_checkpoints SET status = 'retired', updated_at = now() \
+              WHERE model = $1 AND status = 'active'",
+            &[&model],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE trellis.projection_checkpoints \
+                SET status = 'active', activated_at = now(), updated_at = now() \
+              WHERE model = $1 AND generation = $2",
+            &[&model, &generation],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error> {
+        let client = self.client().await?;
+        let keep = keep.unwrap_or(-1);
+        client
+            .execute(
+                "DELETE FROM trellis.read_models r USING trellis.projection_checkpoints c \
+                  WHERE r.model = $1 AND c.model = r.model AND c.generation = r.generation \
+                    AND c.status <> 'active' AND c.generation <> $2",
+                &[&model, &keep],
+            )
+            .await?;
+        client
+            .execute(
+                "DELETE FROM trellis.projection_checkpoints \
+                  WHERE model = $1 AND status <> 'active' AND generation <> $2",
+                &[&model, &keep],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        model: &str,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Value)>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT r.key, r.doc FROM trellis.read_models r \
+                   JOIN trellis.projection_checkpoints c \
+                     ON c.model = r.model AND c.generation = r.generation AND c.status = 'active' \
+                  WHERE r.model = $1 AND r.kind = $2 AND r.key = ANY($3) ORDER BY r.key",
+                &[&model, &kind, &keys],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn dump(
+        &self,
+        model: &str,
+        generation: i32,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, key, doc::text FROM trellis.read_models \
+                  WHERE model = $1 AND generation = $2 ORDER BY kind, key",
+                &[&model, &generation],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+}
