@@ -859,12 +859,24 @@ async fn a_replayed_command_gives_back_the_first_request_hash(b: &Backend) {
 
 async fn a_subscriber_checkpoint_survives_a_restart(b: &Backend) {
     assert_eq!(b.store.load_checkpoint("relay").await.unwrap(), None);
-    let first = Checkpoint { tx: 7, position: 41 };
+    let first = Checkpoint {
+        tx: 7,
+        position: 41,
+    };
     b.store.save_checkpoint("relay", first).await.unwrap();
-    let later = Checkpoint { tx: 9, position: 44 };
+    let later = Checkpoint {
+        tx: 9,
+        position: 44,
+    };
     b.store.save_checkpoint("relay", later).await.unwrap();
     b.store.save_checkpoint("alerts", first).await.unwrap();
     let restarted = b.reopen().await;
-    assert_eq!(restarted.load_checkpoint("relay").await.unwrap(), Some(later));
-    assert_eq!(restarted.load_checkpoint("alerts").await.unwrap(), Some(first));
+    assert_eq!(
+        restarted.load_checkpoint("relay").await.unwrap(),
+        Some(later)
+    );
+    assert_eq!(
+        restarted.load_checkpoint("alerts").await.unwrap(),
+        Some(first)
+    );
 }

@@ -152,3 +152,30 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
     drop(admin);
     b.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_wakes_when_another_process_appends() {
+    let b = Backend::postgres().await;
+    let other_process = b.reopen().await;
+    let mut follower = trellis_eventstore::Follower::new(b.store.clone(), Checkpoint::START, 100)
+        .with_poll_interval(Duration::from_secs(3600));
+    let waiting = tokio::spawn(async move { follower.next_batch().await.unwrap().len() });
+    // Give the follower time to read nothing and start waiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other_process
+        .append(
+            &stream("rep"),
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("leader", Utc::now()),
+            &[NewEvent::new("Noted", 1, serde_json::json!({}), Utc::now())],
+        )
+        .await
+        .unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the follower must wake on the other process's NOTIFY, not its hour-long poll")
+        .unwrap();
+    assert_eq!(woke, 1);
+    drop(other_process);
+    b.cleanup().await;
+}

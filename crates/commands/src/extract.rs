@@ -99,14 +99,21 @@ fn json_error(path: String, error: serde_json::Error) -> ApiError {
             "the body is not valid JSON: {error}; send a JSON object"
         )),
         Category::Data => {
-            let field = if path == "." || path.is_empty() {
-                "body".to_owned()
-            } else {
-                path
+            let parent = if path == "." { String::new() } else { path };
+            let message = error.to_string();
+            // serde names a missing field only in its message: put it in the path.
+            let field = match message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((name, _)) if parent.is_empty() => name.to_owned(),
+                Some((name, _)) => format!("{parent}.{name}"),
+                None if parent.is_empty() => "body".to_owned(),
+                None => parent,
             };
             ApiError::Validation(vec![crate::problem::FieldError {
                 field,
-                reason: error.to_string(),
+                reason: message,
             }])
         }
     }
@@ -129,6 +136,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let body = read_body(req, state).await?;
+        if body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+        {
+            return Err(ApiError::Validation(vec![crate::problem::FieldError {
+                field: "body".into(),
+                reason: "the body must be a JSON object ({\"field\": value, …})".into(),
+            }]));
+        }
         let value = parse_json(&body)?;
         Ok(JsonBody {
             value,

@@ -12,15 +12,20 @@ use uuid::Uuid;
 /// Reads a calendar date, `YYYY-MM-DD`, saying what is wrong with one that is not.
 fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
     let text = String::deserialize(deserializer)?;
-    NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-        let shaped = text.len() == 10
-            && text.bytes().enumerate().all(|(i, b)| {
-                if i == 4 || i == 7 {
-                    b == b'-'
-                } else {
-                    b.is_ascii_digit()
-                }
-            });
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let parsed = if shaped {
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| {
         serde::de::Error::custom(if shaped {
             format!(
                 "{text:?} is not a day of the calendar (check the month's length); write YYYY-MM-DD"

@@ -20,8 +20,18 @@ use crate::auth::Claims;
 use crate::extract::WriteHeaders;
 use crate::problem::ApiError;
 
-/// How many times a conflicting append is re-decided on fresh state.
-pub const MAX_ATTEMPTS: u32 = 5;
+/// How many times a conflicting append is re-decided on fresh state. A
+/// conflict means another writer made progress, so retrying is safe; the
+/// jittered backoff between attempts spreads contending writers apart.
+pub const MAX_ATTEMPTS: u32 = 20;
+
+/// Waits before attempt `attempt + 1`: 1, 2, 4 … up to 64 ms, plus up to as
+/// much again of jitter, so writers that collided do not collide again.
+pub async fn backoff(attempt: u32) {
+    let base = 1u64 << attempt.min(6);
+    let jitter = u64::from(Uuid::now_v7().as_bytes()[15]) % (base + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
+}
 
 /// The namespace of command ids derived from idempotency keys.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x5f1c_37a2_9b0e_4c61_8d2f_7a3e_b9c4_d051);
@@ -290,6 +300,7 @@ pub async fn execute<A: Stored>(
                     });
                 }
                 // Someone else wrote first: decide again on fresh state.
+                backoff(attempt).await;
             }
             Err(e) => return Err(e.into()),
         }

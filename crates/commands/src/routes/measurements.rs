@@ -21,7 +21,7 @@ use crate::openapi::WriteErrors;
 use crate::policy::{RepAccess, Scope, rep_write};
 use crate::problem::{ApiError, FieldError, Fields};
 use crate::wire::{self, Imported};
-use crate::write::{Loaded, Stored, WriteCtx, Written, load, to_new_event};
+use crate::write::{Loaded, MAX_ATTEMPTS, Stored, WriteCtx, Written, backoff, load, to_new_event};
 
 /// How many reps' streams are loaded at once.
 const LOAD_CONCURRENCY: usize = 16;
@@ -103,6 +103,18 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
         }
         let line = record.position().map_or(count + 1, |p| p.line() as usize);
         let place = format!("line {line}");
+        if record.len() != headers.len() {
+            f.push(
+                place,
+                format!(
+                    "the line has {} columns where the header has {}; a value with a comma \
+                     must be quoted (\"1,234\") or written without the comma",
+                    record.len(),
+                    headers.len()
+                ),
+            );
+            continue;
+        }
         let field = |index: usize, name: &str, f: &mut Fields| -> Option<String> {
             let Some(bytes) = record.get(index) else {
                 f.push(
@@ -378,9 +390,10 @@ pub async fn import(
                     },
                 ));
             }
-            Err(trellis_eventstore::Error::Conflict { .. }) if attempt < 3 => {
+            Err(trellis_eventstore::Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
                 // A rep's stream moved while we decided: decide again.
                 app.metrics().conflict();
+                backoff(attempt).await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -77,6 +77,9 @@ CREATE TRIGGER commands_no_truncate BEFORE TRUNCATE ON trellis.commands
 
 -- Appends a batch of events to one stream in one round trip: idempotency by
 -- command id, the expected-version check, the hash chain and the insert.
+-- It does not NOTIFY: a NOTIFY takes a cluster-wide lock at commit that
+-- serialises every notifying transaction's WAL flush (measured: 8 writers
+-- slower than 1). The store sends one coalesced NOTIFY after appends instead.
 -- p_expected < 0 means "any version". Returns one row:
 --   outcome 'appended' | 'replayed' | 'conflict', and the stream version
 --   (the current one, for a conflict) with the first and last positions.
@@ -177,8 +180,6 @@ BEGIN
         RAISE EXCEPTION 'command % is being recorded by a concurrent append', p_command_id
             USING ERRCODE = 'serialization_failure';
     END IF;
-
-    PERFORM pg_notify('trellis_events', '');
 
     RETURN QUERY SELECT 'appended'::text, v_head + v_n, v_first, v_last, p_request_hash;
 END;

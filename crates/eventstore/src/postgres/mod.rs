@@ -81,13 +81,25 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
+    /// Bumped by this process's appends and by notifications of others'.
     appended: watch::Sender<u64>,
+    /// Bumped by this process's appends only; drives the notifier.
+    local_appends: watch::Sender<u64>,
     listener: tokio::task::AbortHandle,
+    notifier: tokio::task::AbortHandle,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.notifier.abort();
+    }
+}
+
+impl Inner {
+    fn signal_append(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.local_appends.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -125,12 +137,16 @@ impl PostgresStore {
             migrate(&mut client).await?;
         }
         let (appended, _) = watch::channel(0u64);
+        let (local_appends, _) = watch::channel(0u64);
         let listener = tokio::spawn(listen(pg, appended.clone())).abort_handle();
+        let notifier = tokio::spawn(notify(pool.clone(), local_appends.subscribe())).abort_handle();
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 appended,
+                local_appends,
                 listener,
+                notifier,
             }),
         })
     }
@@ -187,6 +203,25 @@ async fn listen(config: tokio_postgres::Config, appended: watch::Sender<u64>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Tells other processes that this one appended: one NOTIFY at a time, so a
+/// burst of appends costs one or two notifications, not one each.
+async fn notify(pool: Pool, mut appends: watch::Receiver<u64>) {
+    while appends.changed().await.is_ok() {
+        appends.borrow_and_update();
+        match pool.get().await {
+            Ok(client) => {
+                if let Err(e) = client
+                    .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                    .await
+                {
+                    tracing::warn!(error = %e, "event_store.notify failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "event_store.notify cannot get a connection"),
+        }
     }
 }
 
@@ -430,7 +465,7 @@ impl EventStore for PostgresStore {
                 }
                 CallResult::Done(outcome) => {
                     if !outcome.replayed {
-                        self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+                        self.inner.signal_append();
                     }
                     return Ok(outcome);
                 }
@@ -524,7 +559,7 @@ impl EventStore for PostgresStore {
                 Err(e) => return Err(e.into()),
             }
             if outcomes.iter().any(|o| !o.replayed) {
-                self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+                self.inner.signal_append();
             }
             return Ok(outcomes);
         }

@@ -1,0 +1,67 @@
+//! Team events.
+
+use trellis_domain::EventPayload;
+use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
+
+use super::{Convert, Fields};
+use crate::error::ContractError;
+use crate::proto as w;
+
+impl Convert for TeamFormed {
+    type Wire = w::TeamFormed;
+
+    fn to_wire(&self) -> Self::Wire {
+        w::TeamFormed {
+            team_id: self.team_id.to_string(),
+            name: self.name.to_string(),
+        }
+    }
+
+    fn from_wire(m: &Self::Wire) -> Result<Self, ContractError> {
+        let f = Fields(Self::EVENT_TYPE);
+        Ok(TeamFormed {
+            team_id: f.id("team_id", &m.team_id)?,
+            name: f.text("name", &m.name)?,
+        })
+    }
+}
+
+impl Convert for LeaderAssigned {
+    type Wire = w::LeaderAssigned;
+
+    fn to_wire(&self) -> Self::Wire {
+        w::LeaderAssigned {
+            team_id: self.team_id.to_string(),
+            leader_id: self.leader_id.to_string(),
+            leader_name: self.leader_name.to_string(),
+        }
+    }
+
+    fn from_wire(m: &Self::Wire) -> Result<Self, ContractError> {
+        let f = Fields(Self::EVENT_TYPE);
+        Ok(LeaderAssigned {
+            team_id: f.id("team_id", &m.team_id)?,
+            leader_id: f.id("leader_id", &m.leader_id)?,
+            leader_name: f.text("leader_name", &m.leader_name)?,
+        })
+    }
+}
+
+impl Convert for TeamRenamed {
+    type Wire = w::TeamRenamed;
+
+    fn to_wire(&self) -> Self::Wire {
+        w::TeamRenamed {
+            team_id: self.team_id.to_string(),
+            name: self.name.to_string(),
+        }
+    }
+
+    fn from_wire(m: &Self::Wire) -> Result<Self, ContractError> {
+        let f = Fields(Self::EVENT_TYPE);
+        Ok(TeamRenamed {
+            team_id: f.id("team_id", &m.team_id)?,
+            name: f.text("name", &m.name)?,
+        })
+    }
+}

@@ -1,0 +1,1083 @@
+//! A typed test client for the command service: the real router driven with
+//! `tower::ServiceExt::oneshot` (no network), over a store of the test's own
+//! (PostgreSQL or embedded), with tokens minted per role and fixtures that
+//! build what a write needs (a team, a competency, a standard, a rep, …).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use trellis_commands::auth::{Claims, Role, TokenKey};
+use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
+use trellis_tests::{Backend, Kind};
+use uuid::Uuid;
+
+/// The secret every test app signs its tokens with (32 bytes).
+pub const SECRET: &[u8; 32] = b"trellis-http-tests-secret-32byte";
+
+/// The start date of every fixture rep; request dates are on or after it.
+pub const START_DATE: &str = "2026-01-05";
+
+/// Generates one `#[tokio::test]` per backend for each test, each given a
+/// fresh [`TestApp`] that is cleaned up afterwards.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::http::TestApp::spawn(trellis_tests::Kind::Postgres).await;
+                    super::$name(&app).await;
+                    app.cleanup().await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::http::TestApp::spawn(trellis_tests::Kind::Sqlite).await;
+                    super::$name(&app).await;
+                    app.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;
+
+/// What the service answered.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The body parsed as JSON (`Null` when it is not JSON).
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `id` of what a create returned.
+    pub fn id(&self) -> Uuid {
+        self.json["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or_else(|| panic!("no id in the response {}: {}", self.status, self.text()))
+    }
+
+    pub fn stream_version(&self) -> u64 {
+        self.json["stream_version"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no stream_version in {}: {}", self.status, self.text()))
+    }
+
+    /// Panics with the body unless the status is `status`.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {}: {}",
+            self.status,
+            self.text()
+        );
+        self
+    }
+
+    /// Checks an RFC 9457 problem: the status, the content type, and `type`,
+    /// `title`, `status`, `detail`; `kind` is the last segment of `type`.
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16, kind: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "a {status} must be application/problem+json: {}",
+            self.text()
+        );
+        let p = &self.json;
+        assert_eq!(
+            p["type"].as_str(),
+            Some(format!("https://trellis.dev/problems/{kind}").as_str()),
+            "problem type: {}",
+            self.text()
+        );
+        assert!(
+            p["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "a problem has a title: {}",
+            self.text()
+        );
+        assert_eq!(p["status"].as_u64(), Some(u64::from(status)));
+        assert!(
+            p["detail"].as_str().is_some_and(|d| d.len() > 10),
+            "a problem has a detail sentence: {}",
+            self.text()
+        );
+        self
+    }
+
+    /// The `errors` of a validation problem, as (field, reason).
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        self.json["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["field"].as_str().unwrap_or_default().to_owned(),
+                            e["reason"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A 422 validation problem whose `errors` name `field`; returns that reason.
+    #[track_caller]
+    pub fn expect_invalid_field(&self, field: &str) -> String {
+        self.expect_problem(422, "validation");
+        self.field_errors()
+            .into_iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, reason)| reason)
+            .unwrap_or_else(|| panic!("no error names the field {field:?}: {}", self.text()))
+    }
+}
+
+/// The command service over a backend of the test's own.
+#[derive(Debug)]
+pub struct TestApp {
+    pub backend: Backend,
+    pub state: AppState,
+    pub router: Router,
+    pub store: Arc<dyn EventStore>,
+    key: TokenKey,
+}
+
+impl TestApp {
+    pub async fn spawn(kind: Kind) -> Self {
+        Self::with_config(kind, CommandsConfig::default()).await
+    }
+
+    pub async fn with_config(kind: Kind, config: CommandsConfig) -> Self {
+        let backend = Backend::new(kind).await;
+        let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
+        let store = backend.store.clone();
+        let state = AppState::new(store.clone(), key.clone(), Arc::new(SystemClock), config);
+        let router = trellis_commands::router(state.clone());
+        TestApp {
+            backend,
+            state,
+            router,
+            store,
+            key,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.backend.kind
+    }
+
+    pub async fn cleanup(self) {
+        drop(self.router);
+        drop(self.state);
+        drop(self.store);
+        self.backend.cleanup().await;
+    }
+
+    // ---- tokens -------------------------------------------------------------
+
+    /// A token for `claims` as given (expiry included).
+    pub fn mint(&self, claims: &Claims) -> String {
+        self.key.mint(claims)
+    }
+
+    /// A token valid for an hour.
+    pub fn token(&self, sub: &str, role: Role, teams: &[Uuid], grants: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.mint(&Claims {
+            sub: sub.to_owned(),
+            role,
+            teams: teams.to_vec(),
+            grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+            exp: now + 3600,
+            iat: Some(now),
+        })
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(ADMIN_SUB, Role::Admin, &[], &[])
+    }
+
+    /// A leader (a new leader id) of `team_ids`.
+    pub fn leader(&self, team_ids: &[Uuid]) -> String {
+        self.leader_as(Uuid::now_v7(), team_ids)
+    }
+
+    pub fn leader_as(&self, leader_id: Uuid, team_ids: &[Uuid]) -> String {
+        self.token(&leader_id.to_string(), Role::Leader, team_ids, &[])
+    }
+
+    pub fn rep(&self, rep_id: Uuid) -> String {
+        self.token(&rep_id.to_string(), Role::Rep, &[], &[])
+    }
+
+    pub fn auditor(&self) -> String {
+        self.token("auditor:ada", Role::Auditor, &[], &[])
+    }
+
+    pub fn service(&self, grants: &[&str]) -> String {
+        self.token(SERVICE_SUB, Role::Service, &[], grants)
+    }
+
+    // ---- requests -----------------------------------------------------------
+
+    /// Sends `request` through the router.
+    pub async fn send(&self, request: Request<Body>) -> Resp {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a readable body");
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            json,
+        }
+    }
+
+    /// A request with any method, content type, body and extra headers; an
+    /// empty `token` sends no `Authorization` header.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let mut builder = Request::builder().method(method).uri(path);
+        if !token.is_empty() {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in extra {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Body::from(body.into()))
+            .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, json: &Value) -> Resp {
+        self.post_json_with(path, token, json, &[]).await
+    }
+
+    pub async fn post_json_with(
+        &self,
+        path: &str,
+        token: &str,
+        json: &Value,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        self.request(
+            Method::POST,
+            path,
+            token,
+            Some("application/json"),
+            serde_json::to_vec(json).expect("JSON serializes"),
+            extra,
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        bytes: impl Into<Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        self.request(Method::POST, path, token, Some(content_type), bytes, extra)
+            .await
+    }
+
+    pub async fn put_json(&self, path: &str, token: &str, json: &Value) -> Resp {
+        self.request(
+            Method::PUT,
+            path,
+            token,
+            Some("application/json"),
+            serde_json::to_vec(json).expect("JSON serializes"),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, "", None, Bytes::new(), &[])
+            .await
+    }
+
+    // ---- the store ------------------------------------------------------------
+
+    /// Every event of the stream `<category>-<id>`.
+    pub async fn events(&self, category: &str, id: Uuid) -> Vec<RecordedEvent> {
+        self.stream_events(&stream_of(category, id)).await
+    }
+
+    pub async fn stream_events(&self, stream: &StreamId) -> Vec<RecordedEvent> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |e: &RecordedEvent| e.stream_version);
+            let batch = self
+                .store
+                .read_stream(stream, after, 5_000)
+                .await
+                .expect("the stream reads");
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// The event types of a stream, in order.
+    pub async fn event_types(&self, category: &str, id: Uuid) -> Vec<String> {
+        self.events(category, id)
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    // ---- fixtures (as admin) ----------------------------------------------------
+
+    pub async fn form_team(&self, name: &str) -> Uuid {
+        self.post_json("/v1/teams", &self.admin(), &json!({ "name": name }))
+            .await
+            .expect(201)
+            .id()
+    }
+
+    pub async fn assign_leader(&self, team_id: Uuid, leader_id: Uuid) {
+        self.post_json(
+            &format!("/v1/teams/{team_id}/leaders"),
+            &self.admin(),
+            &json!({ "leader_id": leader_id, "leader_name": "Lena Leader" }),
+        )
+        .await
+        .expect(200);
+    }
+
+    pub async fn define_competency(&self, name: &str) -> Uuid {
+        self.post_json("/v1/competencies", &self.admin(), &competency_body(name))
+            .await
+            .expect(201)
+            .id()
+    }
+
+    pub async fn set_standard(&self, metric: &str) -> Uuid {
+        self.post_json("/v1/standards", &self.admin(), &standard_body(metric))
+            .await
+            .expect(201)
+            .id()
+    }
+
+    /// A rep who joined `team_id` on [`START_DATE`].
+    pub async fn join_rep(&self, team_id: Uuid) -> Uuid {
+        self.post_json(
+            "/v1/reps",
+            &self.admin(),
+            &json!({ "name": "Riley Rep", "role": "SDR", "team_id": team_id, "start_date": START_DATE }),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    /// Feedback from `leader_id` to `rep_id`, given by an admin.
+    pub async fn give_feedback(&self, world: &World, rep_id: Uuid) -> Uuid {
+        self.post_json(
+            &format!("/v1/reps/{rep_id}/feedback"),
+            &self.admin(),
+            &feedback_body(world, "2026-02-02"),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    /// A coaching session with one rep-owned action item; returns its id.
+    pub async fn action_item(&self, world: &World, rep_id: Uuid) -> Uuid {
+        let r = self
+            .post_json(
+                &format!("/v1/reps/{rep_id}/coaching-sessions"),
+                &self.admin(),
+                &session_body(world),
+            )
+            .await;
+        r.expect(201);
+        Uuid::parse_str(r.json["action_item_ids"][0].as_str().expect("an item id")).expect("a UUID")
+    }
+
+    pub async fn support_request(&self, rep_id: Uuid) -> Uuid {
+        self.post_json(
+            &format!("/v1/reps/{rep_id}/support-requests"),
+            &self.admin(),
+            &support_body(),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    pub async fn improvement_plan(&self, world: &World, rep_id: Uuid) -> Uuid {
+        self.post_json(
+            &format!("/v1/reps/{rep_id}/improvement-plans"),
+            &self.admin(),
+            &plan_body(world),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    pub async fn skill_assessment(&self, world: &World, rep_id: Uuid) -> Uuid {
+        self.post_json(
+            &format!("/v1/reps/{rep_id}/skill-assessments"),
+            &self.admin(),
+            &assessment_body(world, 3),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    /// A team with a leader, another team with its own leader, a competency
+    /// and a standard.
+    pub async fn world(&self) -> World {
+        let team = self.form_team("EMEA Mid-Market").await;
+        let other_team = self.form_team("North America SMB").await;
+        let (leader, other_leader) = (Uuid::now_v7(), Uuid::now_v7());
+        self.assign_leader(team, leader).await;
+        self.assign_leader(other_team, other_leader).await;
+        let competency = self.define_competency("Discovery").await;
+        let standard = self.set_standard("calls_made").await;
+        World {
+            team,
+            other_team,
+            leader,
+            other_leader,
+            competency,
+            standard,
+        }
+    }
+
+    /// Builds a fresh, valid request for `route`, with everything it needs
+    /// recorded first (as an admin): a new rep in `world.team` for rep routes,
+    /// a new team, competency or standard for the routes that change one.
+    pub async fn prepare(&self, world: &World, route: Route) -> Prepared {
+        use Route::*;
+        let new_rep = matches!(
+            route,
+            MoveTeam
+                | ChangeRole
+                | Depart
+                | AcknowledgeExpectations
+                | GiveFeedback
+                | AcknowledgeFeedback
+                | AssessSkill
+                | HoldCoachingSession
+                | CompleteActionItem
+                | DropActionItem
+                | RecordTraining
+                | RecordMeasurement
+                | ImportMeasurements
+                | RaiseSupportRequest
+                | AcknowledgeSupportRequest
+                | ResolveSupportRequest
+                | StartImprovementPlan
+                | RecordPlanCheckpoint
+                | CloseImprovementPlan
+                | CorrectFact
+                | HoldReview
+        );
+        let rep = if new_rep {
+            Some(self.join_rep(world.team).await)
+        } else {
+            None
+        };
+        let r = rep.unwrap_or_default();
+        let rep_stream = || Some(stream_of("rep", r));
+        let (path, body, stream) = match route {
+            FormTeam => (
+                "/v1/teams".to_owned(),
+                json!({ "name": "Inside Sales" }),
+                None,
+            ),
+            AssignLeader => {
+                let team = self.form_team("Channel").await;
+                (
+                    format!("/v1/teams/{team}/leaders"),
+                    json!({ "leader_id": Uuid::now_v7(), "leader_name": "Noor Leader" }),
+                    Some(stream_of("team", team)),
+                )
+            }
+            RenameTeam => {
+                let team = self.form_team("Channel").await;
+                (
+                    format!("/v1/teams/{team}/name"),
+                    json!({ "name": "Channel Partners" }),
+                    Some(stream_of("team", team)),
+                )
+            }
+            DefineCompetency => (
+                "/v1/competencies".to_owned(),
+                competency_body("Objection handling"),
+                None,
+            ),
+            ReviseCompetency => {
+                let c = self.define_competency("Product knowledge").await;
+                (
+                    format!("/v1/competencies/{c}"),
+                    competency_body("Product and market knowledge"),
+                    Some(stream_of("competency", c)),
+                )
+            }
+            RetireCompetency => {
+                let c = self.define_competency("Cold calling").await;
+                (
+                    format!("/v1/competencies/{c}/retirement"),
+                    json!({ "reason": "Folded into prospecting" }),
+                    Some(stream_of("competency", c)),
+                )
+            }
+            SetStandard => (
+                "/v1/standards".to_owned(),
+                standard_body("meetings_booked"),
+                None,
+            ),
+            ReviseStandard => {
+                let s = self.set_standard("meetings_booked").await;
+                (
+                    format!("/v1/standards/{s}/revisions"),
+                    json!({ "target": 60, "effective_from": "2026-04-01" }),
+                    Some(stream_of("standard", s)),
+                )
+            }
+            RetireStandard => {
+                let s = self.set_standard("meetings_booked").await;
+                (
+                    format!("/v1/standards/{s}/retirement"),
+                    json!({ "effective_from": "2026-06-01", "reason": "Replaced by pipeline" }),
+                    Some(stream_of("standard", s)),
+                )
+            }
+            JoinRep => (
+                "/v1/reps".to_owned(),
+                json!({ "name": "Jo New", "role": "AE", "team_id": world.team, "start_date": START_DATE }),
+                None,
+            ),
+            MoveTeam => (
+                format!("/v1/reps/{r}/team-moves"),
+                json!({ "team_id": world.other_team, "on": "2026-03-02" }),
+                rep_stream(),
+            ),
+            ChangeRole => (
+                format!("/v1/reps/{r}/role-changes"),
+                json!({ "role": "AE", "on": "2026-03-02" }),
+                rep_stream(),
+            ),
+            Depart => (
+                format!("/v1/reps/{r}/departure"),
+                json!({ "on": "2026-03-02", "reason": "Moved to another company" }),
+                rep_stream(),
+            ),
+            AcknowledgeExpectations => (
+                format!("/v1/reps/{r}/expectations-acknowledgements"),
+                json!({ "standard_id": world.standard, "on": "2026-01-06" }),
+                rep_stream(),
+            ),
+            GiveFeedback => (
+                format!("/v1/reps/{r}/feedback"),
+                feedback_body(world, "2026-02-02"),
+                rep_stream(),
+            ),
+            AcknowledgeFeedback => {
+                let f = self.give_feedback(world, r).await;
+                (
+                    format!("/v1/reps/{r}/feedback/{f}/acknowledgement"),
+                    json!({ "on": "2026-02-03" }),
+                    rep_stream(),
+                )
+            }
+            AssessSkill => (
+                format!("/v1/reps/{r}/skill-assessments"),
+                assessment_body(world, 3),
+                rep_stream(),
+            ),
+            HoldCoachingSession => (
+                format!("/v1/reps/{r}/coaching-sessions"),
+                session_body(world),
+                rep_stream(),
+            ),
+            CompleteActionItem => {
+                let item = self.action_item(world, r).await;
+                (
+                    format!("/v1/reps/{r}/action-items/{item}/completion"),
+                    json!({ "on": "2026-02-10" }),
+                    rep_stream(),
+                )
+            }
+            DropActionItem => {
+                let item = self.action_item(world, r).await;
+                (
+                    format!("/v1/reps/{r}/action-items/{item}/drop"),
+                    json!({ "on": "2026-02-10", "reason": "No longer relevant" }),
+                    rep_stream(),
+                )
+            }
+            RecordTraining => (
+                format!("/v1/reps/{r}/trainings"),
+                json!({ "title": "Negotiation basics", "competency_id": world.competency, "completed_on": "2026-02-20" }),
+                rep_stream(),
+            ),
+            RecordMeasurement => (
+                format!("/v1/reps/{r}/measurements"),
+                json!({ "metric": "calls_made", "period": "2026-W10", "value": 42 }),
+                rep_stream(),
+            ),
+            ImportMeasurements => (
+                "/v1/measurements".to_owned(),
+                json!([
+                    { "rep_id": r, "metric": "calls_made", "period": "2026-W10", "value": 42 },
+                    { "rep_id": r, "metric": "calls_made", "period": "2026-W11", "value": 47.5 },
+                ]),
+                rep_stream(),
+            ),
+            RaiseSupportRequest => (
+                format!("/v1/reps/{r}/support-requests"),
+                support_body(),
+                rep_stream(),
+            ),
+            AcknowledgeSupportRequest => {
+                let s = self.support_request(r).await;
+                (
+                    format!("/v1/reps/{r}/support-requests/{s}/acknowledgement"),
+                    json!({ "leader_id": world.leader, "on": "2026-02-16" }),
+                    rep_stream(),
+                )
+            }
+            ResolveSupportRequest => {
+                let s = self.support_request(r).await;
+                (
+                    format!("/v1/reps/{r}/support-requests/{s}/resolution"),
+                    json!({ "leader_id": world.leader, "resolution": "Seat assigned in the dialer", "on": "2026-02-17" }),
+                    rep_stream(),
+                )
+            }
+            StartImprovementPlan => (
+                format!("/v1/reps/{r}/improvement-plans"),
+                plan_body(world),
+                rep_stream(),
+            ),
+            RecordPlanCheckpoint => {
+                let p = self.improvement_plan(world, r).await;
+                (
+                    format!("/v1/reps/{r}/improvement-plans/{p}/checkpoints"),
+                    json!({ "note": "Call volume up 20% week on week", "on": "2026-03-16" }),
+                    rep_stream(),
+                )
+            }
+            CloseImprovementPlan => {
+                let p = self.improvement_plan(world, r).await;
+                (
+                    format!("/v1/reps/{r}/improvement-plans/{p}/closure"),
+                    json!({ "outcome": "met", "note": "Targets met three weeks running", "on": "2026-04-27" }),
+                    rep_stream(),
+                )
+            }
+            CorrectFact => {
+                let a = self.skill_assessment(world, r).await;
+                (
+                    format!("/v1/reps/{r}/corrections"),
+                    json!({ "fact_id": a, "reason": "Entered for the wrong rep", "correction": { "kind": "retracted" } }),
+                    rep_stream(),
+                )
+            }
+            HoldReview => (
+                format!("/v1/reps/{r}/reviews"),
+                json!({ "period_from": START_DATE, "period_to": "2026-03-31", "packet_sha256": "ab".repeat(32), "on": "2026-04-02" }),
+                rep_stream(),
+            ),
+        };
+        Prepared {
+            route,
+            path,
+            body,
+            rep,
+            stream,
+        }
+    }
+
+    /// Sends a prepared request with `token`.
+    pub async fn send_prepared(&self, prepared: &Prepared, token: &str) -> Resp {
+        match prepared.route.method() {
+            "PUT" => self.put_json(&prepared.path, token, &prepared.body).await,
+            _ => self.post_json(&prepared.path, token, &prepared.body).await,
+        }
+    }
+}
+
+/// The subject of [`TestApp::admin`] tokens.
+pub const ADMIN_SUB: &str = "admin:alex";
+/// The subject of [`TestApp::service`] tokens.
+pub const SERVICE_SUB: &str = "service:crm-sync";
+
+/// What most tests share.
+#[derive(Debug, Clone, Copy)]
+pub struct World {
+    /// The team of every fixture rep, led by `leader`.
+    pub team: Uuid,
+    pub other_team: Uuid,
+    pub leader: Uuid,
+    pub other_leader: Uuid,
+    pub competency: Uuid,
+    pub standard: Uuid,
+}
+
+pub fn stream_of(category: &str, id: Uuid) -> StreamId {
+    StreamId::for_entity(category, id).expect("a valid stream id")
+}
+
+pub fn competency_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "Uncovering the customer's situation, pain and goals",
+        "rubric": [
+            "Asks no questions",
+            "Asks scripted questions",
+            "Asks follow-up questions",
+            "Uncovers pain and impact",
+            "Shapes the buying vision",
+        ],
+    })
+}
+
+pub fn standard_body(metric: &str) -> Value {
+    json!({
+        "name": "Weekly calls",
+        "metric": metric,
+        "kind": "quantity",
+        "direction": "at_least",
+        "unit": "calls",
+        "period": "week",
+        "target": 50,
+        "roles": ["SDR"],
+        "effective_from": "2026-01-01",
+        "ramp": [
+            { "period_index": 1, "percent_of_target": 25 },
+            { "period_index": 2, "percent_of_target": 50 },
+        ],
+    })
+}
+
+pub fn feedback_body(world: &World, given_on: &str) -> Value {
+    json!({
+        "leader_id": world.leader,
+        "competency_id": world.competency,
+        "kind": "praise",
+        "note": "You asked about the budget cycle before pitching: keep doing that.",
+        "given_on": given_on,
+    })
+}
+
+pub fn assessment_body(world: &World, level: i64) -> Value {
+    json!({
+        "leader_id": world.leader,
+        "competency_id": world.competency,
+        "level": level,
+        "evidence": "Three discovery calls reviewed; consistent follow-up questions.",
+        "assessed_on": "2026-02-05",
+    })
+}
+
+pub fn session_body(world: &World) -> Value {
+    json!({
+        "leader_id": world.leader,
+        "held_on": "2026-02-09",
+        "duration_minutes": 45,
+        "focus": [world.competency],
+        "notes": "Role-played the pricing objection.",
+        "action_items": [
+            { "description": "Rewrite the discovery script", "owner": "rep", "due_on": "2026-02-20" },
+        ],
+    })
+}
+
+pub fn support_body() -> Value {
+    json!({
+        "category": "tools",
+        "description": "The dialer licence expired",
+        "raised_on": "2026-02-15",
+    })
+}
+
+pub fn plan_body(world: &World) -> Value {
+    json!({
+        "leader_id": world.leader,
+        "targets": [ { "description": "50 calls a week", "standard_id": world.standard } ],
+        "started_on": "2026-03-02",
+        "review_on": "2026-05-04",
+    })
+}
+
+/// A ready request for one route.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub route: Route,
+    pub path: String,
+    pub body: Value,
+    /// The rep the request is about, when it is about one.
+    pub rep: Option<Uuid>,
+    /// The stream it writes to; `None` for a create, whose stream is named by
+    /// the id in the response.
+    pub stream: Option<StreamId>,
+}
+
+/// Every write route of the command service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    FormTeam,
+    AssignLeader,
+    RenameTeam,
+    DefineCompetency,
+    ReviseCompetency,
+    RetireCompetency,
+    SetStandard,
+    ReviseStandard,
+    RetireStandard,
+    JoinRep,
+    MoveTeam,
+    ChangeRole,
+    Depart,
+    AcknowledgeExpectations,
+    GiveFeedback,
+    AcknowledgeFeedback,
+    AssessSkill,
+    HoldCoachingSession,
+    CompleteActionItem,
+    DropActionItem,
+    RecordTraining,
+    RecordMeasurement,
+    ImportMeasurements,
+    RaiseSupportRequest,
+    AcknowledgeSupportRequest,
+    ResolveSupportRequest,
+    StartImprovementPlan,
+    RecordPlanCheckpoint,
+    CloseImprovementPlan,
+    CorrectFact,
+    HoldReview,
+}
+
+impl Route {
+    pub const ALL: [Route; 31] = [
+        Route::FormTeam,
+        Route::AssignLeader,
+        Route::RenameTeam,
+        Route::DefineCompetency,
+        Route::ReviseCompetency,
+        Route::RetireCompetency,
+        Route::SetStandard,
+        Route::ReviseStandard,
+        Route::RetireStandard,
+        Route::JoinRep,
+        Route::MoveTeam,
+        Route::ChangeRole,
+        Route::Depart,
+        Route::AcknowledgeExpectations,
+        Route::GiveFeedback,
+        Route::AcknowledgeFeedback,
+        Route::AssessSkill,
+        Route::HoldCoachingSession,
+        Route::CompleteActionItem,
+        Route::DropActionItem,
+        Route::RecordTraining,
+        Route::RecordMeasurement,
+        Route::ImportMeasurements,
+        Route::RaiseSupportRequest,
+        Route::AcknowledgeSupportRequest,
+        Route::ResolveSupportRequest,
+        Route::StartImprovementPlan,
+        Route::RecordPlanCheckpoint,
+        Route::CloseImprovementPlan,
+        Route::CorrectFact,
+        Route::HoldReview,
+    ];
+
+    /// The route as the router declares it.
+    pub fn template(self) -> &'static str {
+        use Route::*;
+        match self {
+            FormTeam => "/v1/teams",
+            AssignLeader => "/v1/teams/{team_id}/leaders",
+            RenameTeam => "/v1/teams/{team_id}/name",
+            DefineCompetency => "/v1/competencies",
+            ReviseCompetency => "/v1/competencies/{competency_id}",
+            RetireCompetency => "/v1/competencies/{competency_id}/retirement",
+            SetStandard => "/v1/standards",
+            ReviseStandard => "/v1/standards/{standard_id}/revisions",
+            RetireStandard => "/v1/standards/{standard_id}/retirement",
+            JoinRep => "/v1/reps",
+            MoveTeam => "/v1/reps/{rep_id}/team-moves",
+            ChangeRole => "/v1/reps/{rep_id}/role-changes",
+            Depart => "/v1/reps/{rep_id}/departure",
+            AcknowledgeExpectations => "/v1/reps/{rep_id}/expectations-acknowledgements",
+            GiveFeedback => "/v1/reps/{rep_id}/feedback",
+            AcknowledgeFeedback => "/v1/reps/{rep_id}/feedback/{feedback_id}/acknowledgement",
+            AssessSkill => "/v1/reps/{rep_id}/skill-assessments",
+            HoldCoachingSession => "/v1/reps/{rep_id}/coaching-sessions",
+            CompleteActionItem => "/v1/reps/{rep_id}/action-items/{action_item_id}/completion",
+            DropActionItem => "/v1/reps/{rep_id}/action-items/{action_item_id}/drop",
+            RecordTraining => "/v1/reps/{rep_id}/trainings",
+            RecordMeasurement => "/v1/reps/{rep_id}/measurements",
+            ImportMeasurements => "/v1/measurements",
+            RaiseSupportRequest => "/v1/reps/{rep_id}/support-requests",
+            AcknowledgeSupportRequest => {
+                "/v1/reps/{rep_id}/support-requests/{request_id}/acknowledgement"
+            }
+            ResolveSupportRequest => "/v1/reps/{rep_id}/support-requests/{request_id}/resolution",
+            StartImprovementPlan => "/v1/reps/{rep_id}/improvement-plans",
+            RecordPlanCheckpoint => "/v1/reps/{rep_id}/improvement-plans/{plan_id}/checkpoints",
+            CloseImprovementPlan => "/v1/reps/{rep_id}/improvement-plans/{plan_id}/closure",
+            CorrectFact => "/v1/reps/{rep_id}/corrections",
+            HoldReview => "/v1/reps/{rep_id}/reviews",
+        }
+    }
+
+    pub fn method(self) -> &'static str {
+        match self {
+            Route::RenameTeam | Route::ReviseCompetency => "PUT",
+            _ => "POST",
+        }
+    }
+
+    /// Whether a success is a 201 (a create) rather than a 200.
+    pub fn creates(self) -> bool {
+        use Route::*;
+        matches!(
+            self,
+            FormTeam
+                | DefineCompetency
+                | SetStandard
+                | JoinRep
+                | GiveFeedback
+                | AssessSkill
+                | HoldCoachingSession
+                | RecordTraining
+                | RecordMeasurement
+                | RaiseSupportRequest
+                | StartImprovementPlan
+                | HoldReview
+        )
+    }
+
+    /// The type of the event a success records (the last one in the stream).
+    pub fn event_type(self) -> &'static str {
+        use Route::*;
+        match self {
+            FormTeam => "TeamFormed",
+            AssignLeader => "LeaderAssigned",
+            RenameTeam => "TeamRenamed",
+            DefineCompetency => "CompetencyDefined",
+            ReviseCompetency => "CompetencyRevised",
+            RetireCompetency => "CompetencyRetired",
+            SetStandard => "StandardSet",
+            ReviseStandard => "StandardRevised",
+            RetireStandard => "StandardRetired",
+            JoinRep => "RepJoined",
+            MoveTeam => "RepMovedTeam",
+            ChangeRole => "RepRoleChanged",
+            Depart => "RepDeparted",
+            AcknowledgeExpectations => "ExpectationsAcknowledged",
+            GiveFeedback => "FeedbackGiven",
+            AcknowledgeFeedback => "FeedbackAcknowledged",
+            AssessSkill => "SkillAssessed",
+            HoldCoachingSession => "CoachingSessionHeld",
+            CompleteActionItem => "ActionItemCompleted",
+            DropActionItem => "ActionItemDropped",
+            RecordTraining => "TrainingCompleted",
+            RecordMeasurement | ImportMeasurements => "PerformanceMeasured",
+            RaiseSupportRequest => "SupportRequested",
+            AcknowledgeSupportRequest => "SupportAcknowledged",
+            ResolveSupportRequest => "SupportResolved",
+            StartImprovementPlan => "ImprovementPlanStarted",
+            RecordPlanCheckpoint => "PlanCheckpointRecorded",
+            CloseImprovementPlan => "ImprovementPlanClosed",
+            CorrectFact => "FactCorrected",
+            HoldReview => "ReviewHeld",
+        }
+    }
+
+    /// The stream category of a create's new id.
+    pub fn created_category(self) -> &'static str {
+        match self {
+            Route::FormTeam => "team",
+            Route::DefineCompetency => "competency",
+            Route::SetStandard => "standard",
+            _ => "rep",
+        }
+    }
+}
+
+/// The routes the router declares, as (method, path), read from the source of
+/// `crates/commands/src/routes/mod.rs` so a new route cannot be forgotten here.
+pub fn declared_routes() -> Vec<(String, String)> {
+    const SOURCE: &str = include_str!("../../crates/commands/src/routes/mod.rs");
+    let mut routes = Vec::new();
+    let mut rest = SOURCE;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let open = rest.find('"').expect("a path literal");
+        let close = open + 1 + rest[open + 1..].find('"').expect("a closing quote");
+        let path = rest[open + 1..close].to_owned();
+        let after = &rest[close..];
+        let method = ["get(", "post(", "put(", "delete(", "patch("]
+            .iter()
+            .filter_map(|m| after.find(m).map(|i| (i, m.trim_end_matches('('))))
+            .min()
+            .map(|(_, m)| m.to_uppercase())
+            .expect("a method router");
+        routes.push((method, path));
+    }
+    routes
+}
