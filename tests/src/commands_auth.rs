@@ -177,7 +177,7 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
                 (world.team, world.other_team),
                 prepared.rep,
             );
-            let head_before = app.store.head().await.expect("head");
+            let head_before = app.events_in_log().await;
             let response = app.send_prepared(&prepared, &token).await;
             let got = response.status.as_u16();
             if got != expected {
@@ -196,7 +196,7 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
                         route.template()
                     ));
                 }
-                let head_after = app.store.head().await.expect("head");
+                let head_after = app.events_in_log().await;
                 if head_after != head_before {
                     failures.push(format!(
                         "{} as {who:?}: refused, yet something was recorded",

@@ -130,7 +130,7 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
         "UPDATE trellis.events SET actor = 'x'",
         "DELETE FROM trellis.events",
         "TRUNCATE trellis.events",
-        "UPDATE trellis.commands SET last_version = 9",
+        "UPDATE trellis.events SET request_hash = NULL",
         "ALTER TABLE trellis.events DISABLE TRIGGER events_no_update",
     ] {
         let err = service.batch_execute(sql).await.unwrap_err();

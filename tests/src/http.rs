@@ -169,6 +169,26 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// How many events the log holds, committed, whatever the global
+    /// readers' horizon (on PostgreSQL `head()` lags behind transactions
+    /// still running elsewhere on the server; this does not).
+    pub async fn events_in_log(&self) -> usize {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .scan_streams(after.clone(), 1000)
+                .await
+                .expect("scan");
+            let Some(last) = page.last() else {
+                return count;
+            };
+            after = Some((last.stream_id.clone(), last.stream_version));
+            count += page.len();
+        }
+    }
+
     pub async fn spawn(kind: Kind) -> Self {
         Self::with_config(kind, CommandsConfig::default()).await
     }

@@ -30,27 +30,22 @@ CREATE TABLE trellis.events (
     -- transaction, so an out-of-order commit is never skipped
     -- (docs/adr/0001-global-order.md).
     tx_id           xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    -- True on the first event of each command: a command id is recorded once
+    -- (the unique index below), so a retried command records nothing.
+    command_first   boolean     NOT NULL DEFAULT false,
+    -- On the first event of a command: a fingerprint of the request that
+    -- carried it (the SHA-256 of an HTTP body), so a retry with a different
+    -- request under the same command id can be told apart from a true retry.
+    -- Not part of the event (nor of its hash).
+    request_hash    bytea,
     UNIQUE (stream_id, stream_version)
 );
 
 CREATE INDEX events_global_order ON trellis.events (tx_id, global_position);
+CREATE UNIQUE INDEX events_command ON trellis.events (command_id) WHERE command_first;
 
 COMMENT ON TABLE trellis.events IS
     'The Trellis event log: append-only (UPDATE, DELETE and TRUNCATE are refused), hash-chained per stream.';
-
--- One row per recorded command, so a retried command records once and gets
--- the first outcome back.
-CREATE TABLE trellis.commands (
-    command_id     uuid PRIMARY KEY,
-    stream_id      text   NOT NULL,
-    last_version   bigint NOT NULL,
-    first_position bigint NOT NULL,
-    last_position  bigint NOT NULL,
-    -- A fingerprint of the request that carried the command (for example the
-    -- SHA-256 of an HTTP body), so a retry with a different request under the
-    -- same command id can be told apart from a true retry.
-    request_hash   bytea
-);
 
 -- Append-only, enforced by the database itself.
 CREATE FUNCTION trellis.refuse_change() RETURNS trigger
@@ -68,23 +63,21 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON trellis.events
     FOR EACH ROW EXECUTE FUNCTION trellis.refuse_change();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON trellis.events
     FOR EACH STATEMENT EXECUTE FUNCTION trellis.refuse_change();
-CREATE TRIGGER commands_no_update BEFORE UPDATE ON trellis.commands
-    FOR EACH ROW EXECUTE FUNCTION trellis.refuse_change();
-CREATE TRIGGER commands_no_delete BEFORE DELETE ON trellis.commands
-    FOR EACH ROW EXECUTE FUNCTION trellis.refuse_change();
-CREATE TRIGGER commands_no_truncate BEFORE TRUNCATE ON trellis.commands
-    FOR EACH STATEMENT EXECUTE FUNCTION trellis.refuse_change();
 
 -- Appends a batch of events to one stream in one round trip: idempotency by
 -- command id, the expected-version check, the hash chain and the insert.
+-- (A single event takes a faster path: one SQL statement sent by the store,
+-- with the same rules; see src/postgres/mod.rs.)
 -- It does not NOTIFY: a NOTIFY takes a cluster-wide lock at commit that
 -- serialises every notifying transaction's WAL flush (measured: 8 writers
 -- slower than 1). The store sends one coalesced NOTIFY after appends instead.
 -- p_expected < 0 means "any version". Returns one row:
 --   outcome 'appended' | 'replayed' | 'conflict', and the stream version
---   (the current one, for a conflict) with the first and last positions.
--- Raises serialization_failure (40001) when a concurrent append of the same
--- command id won the race; the caller calls again and gets 'replayed'.
+--   (the current one, for a conflict) with the first and last positions, and
+--   the request hash recorded with the command (the first one, for a replay).
+-- Raises serialization_failure (40001) when a concurrent append interleaved;
+-- a concurrent append of the same command id fails on events_command (23505).
+-- The caller calls again and gets 'replayed'.
 CREATE FUNCTION trellis.append_events(
     p_stream          text,
     p_expected        bigint,
@@ -105,7 +98,8 @@ CREATE FUNCTION trellis.append_events(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_cmd      trellis.commands%ROWTYPE;
+    v_stream   text;
+    v_hash     bytea;
     v_head     bigint;
     v_prev     bytea;
     v_n        integer := cardinality(p_event_ids);
@@ -115,10 +109,12 @@ DECLARE
     v_first    bigint;
     v_last     bigint;
 BEGIN
-    SELECT * INTO v_cmd FROM trellis.commands c WHERE c.command_id = p_command_id;
+    SELECT e.stream_id, e.request_hash INTO v_stream, v_hash
+      FROM trellis.events e WHERE e.command_id = p_command_id AND e.command_first;
     IF FOUND THEN
-        RETURN QUERY SELECT 'replayed'::text, v_cmd.last_version, v_cmd.first_position, v_cmd.last_position,
-                            v_cmd.request_hash;
+        RETURN QUERY
+            SELECT 'replayed'::text, max(e.stream_version), min(e.global_position), max(e.global_position), v_hash
+              FROM trellis.events e WHERE e.stream_id = v_stream AND e.command_id = p_command_id;
         RETURN;
     END IF;
 
@@ -147,10 +143,10 @@ BEGIN
         INSERT INTO trellis.events AS e (
             event_id, stream_id, stream_version, event_type, schema_version, payload,
             actor, command_id, correlation_id, causation_id, occurred_at, recorded_at,
-            prev_hash, hash)
+            prev_hash, hash, command_first, request_hash)
         SELECT u.event_id, p_stream, v_head + u.n, u.event_type, u.schema_version, u.payload,
                p_actor, p_command_id, p_correlation_id, p_causation_id, u.occurred_at, p_recorded_at,
-               u.prev_hash, u.hash
+               u.prev_hash, u.hash, u.n = 1, CASE WHEN u.n = 1 THEN p_request_hash END
           FROM unnest(p_event_ids, p_types, p_schema_versions, p_payloads, p_occurred_at, v_prevs, v_hashes)
                WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, occurred_at, prev_hash, hash, n)
          ORDER BY u.n
@@ -171,16 +167,6 @@ BEGIN
             USING ERRCODE = 'serialization_failure';
     END IF;
 
-    INSERT INTO trellis.commands (command_id, stream_id, last_version, first_position, last_position,
-                                  request_hash)
-    VALUES (p_command_id, p_stream, v_head + v_n, v_first, v_last, p_request_hash)
-    ON CONFLICT (command_id) DO NOTHING;
-    GET DIAGNOSTICS v_inserted = ROW_COUNT;
-    IF v_inserted = 0 THEN
-        RAISE EXCEPTION 'command % is being recorded by a concurrent append', p_command_id
-            USING ERRCODE = 'serialization_failure';
-    END IF;
-
     RETURN QUERY SELECT 'appended'::text, v_head + v_n, v_first, v_last, p_request_hash;
 END;
 $$;
@@ -195,9 +181,9 @@ EXCEPTION WHEN duplicate_object OR unique_violation THEN
 END;
 $$;
 
-REVOKE ALL ON trellis.events, trellis.commands FROM PUBLIC;
+REVOKE ALL ON trellis.events FROM PUBLIC;
 GRANT USAGE ON SCHEMA trellis TO trellis_writer;
-GRANT SELECT, INSERT ON trellis.events, trellis.commands TO trellis_writer;
+GRANT SELECT, INSERT ON trellis.events TO trellis_writer;
 GRANT EXECUTE ON FUNCTION trellis.append_events(
     text, bigint, uuid, text, uuid, uuid, timestamptz, uuid[], text[], integer[], jsonb[],
     timestamptz[], bytea[], bytea) TO trellis_writer;
