@@ -3,7 +3,7 @@
 //! idempotency headers.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
@@ -17,10 +17,15 @@ use crate::problem::ApiError;
 #[derive(Debug, Clone)]
 pub struct Principal(pub Claims);
 
-impl FromRequestParts<AppState> for Principal {
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
         let value = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -133,16 +133,22 @@ impl AppState {
 
 /// Every route of the command service, with request ids, logging and metrics.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The command service's routes and `extra` (other services' routes, with
+/// their state already applied), under one set of layers: request ids, the
+/// body limit, logging and metrics. `extra` must not set a fallback.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::router())
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config().body_limit,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(axum::extract::DefaultBodyLimit::max(state.config().body_limit))
+        .layer(middleware::from_fn_with_state(state, observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
 }
 
 /// Logs every request with its request id and counts it by route and status.
