@@ -86,6 +86,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: metrics::Metrics,
     config: CommandsConfig,
+    state_cache: write::StateCache,
 }
 
 impl AppState {
@@ -102,6 +103,7 @@ impl AppState {
                 clock,
                 metrics: metrics::Metrics::default(),
                 config,
+                state_cache: write::StateCache::new(50_000),
             }),
         }
     }
@@ -129,6 +131,11 @@ impl AppState {
     pub fn config(&self) -> &CommandsConfig {
         &self.inner.config
     }
+
+    /// Aggregate states folded by this process, to spare re-reading streams.
+    pub fn state_cache(&self) -> &write::StateCache {
+        &self.inner.state_cache
+    }
 }
 
 /// Every route of the command service, with request ids, logging and metrics.
@@ -145,7 +152,9 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .merge(routes::router())
         .with_state(state.clone())
         .merge(extra)
-        .layer(axum::extract::DefaultBodyLimit::max(state.config().body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config().body_limit,
+        ))
         .layer(middleware::from_fn_with_state(state, observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

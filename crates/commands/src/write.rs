@@ -3,6 +3,9 @@
 //! pinned a version with `If-Match`; answer a retried `Idempotency-Key` with
 //! the first outcome.
 
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveTime, Utc};
@@ -10,9 +13,7 @@ use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyEvent, Event, RepAggregate, RepEvent,
     StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
 };
-use trellis_eventstore::{
-    AppendOutcome, CommandMeta, EventStore, ExpectedVersion, Hash, NewEvent, StreamId,
-};
+use trellis_eventstore::{AppendOutcome, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -64,23 +65,123 @@ stored!(StandardAggregate, Standard, StandardEvent);
 stored!(RepAggregate, Rep, RepEvent);
 
 /// An aggregate's state and the stream version it was folded from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Loaded<S> {
     pub state: S,
     pub version: u64,
 }
 
-/// Folds a stream into its aggregate's state.
+/// What an aggregate's state must be to be cached between commands.
+pub trait Cacheable: Clone + Send + Sync + 'static {}
+impl<T: Clone + Send + Sync + 'static> Cacheable for T {}
+
+/// Aggregate states this process has folded, by stream, so a command does
+/// not re-read a stream's whole history. An entry may be stale (another
+/// process appended): that is safe, because every append carries the version
+/// the decision was made on, and a conflict reloads from the store.
+///
+/// A command takes its aggregate's state out (no copy of a long history) and
+/// puts the new state back after its append; facts about other streams (a
+/// competency's status) are peeked at and re-read when older than a second.
+#[derive(Debug)]
+pub struct StateCache {
+    entries: Mutex<HashMap<StreamId, Entry>>,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    version: u64,
+    loaded_at: Instant,
+    state: Box<dyn Any + Send + Sync>,
+}
+
+/// How long a fact about another stream is trusted without a read.
+pub const FACT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl StateCache {
+    pub fn new(capacity: usize) -> Self {
+        StateCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take<S: Cacheable>(&self, stream: &StreamId) -> Option<Loaded<S>> {
+        let entry = self.lock().remove(stream)?;
+        let state = entry.state.downcast::<S>().ok()?;
+        Some(Loaded {
+            state: *state,
+            version: entry.version,
+        })
+    }
+
+    fn peek<S: Cacheable>(
+        &self,
+        stream: &StreamId,
+        max_age: std::time::Duration,
+    ) -> Option<Loaded<S>> {
+        let entries = self.lock();
+        let entry = entries
+            .get(stream)
+            .filter(|e| e.loaded_at.elapsed() <= max_age)?;
+        let state = entry.state.downcast_ref::<S>()?.clone();
+        Some(Loaded {
+            state,
+            version: entry.version,
+        })
+    }
+
+    fn put<S: Cacheable>(&self, stream: &StreamId, version: u64, state: S) {
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(stream) {
+            // Evict an arbitrary entry: a miss only costs one full read.
+            if let Some(key) = entries.keys().next().cloned() {
+                entries.remove(&key);
+            }
+        }
+        if entries.get(stream).is_some_and(|e| e.version > version) {
+            // Never replace a newer state with an older one.
+            return;
+        }
+        entries.insert(
+            stream.clone(),
+            Entry {
+                version,
+                loaded_at: Instant::now(),
+                state: Box::new(state),
+            },
+        );
+    }
+}
+
+/// Folds a stream into its aggregate's state: from the cached state (taken
+/// out of the cache), reading only the events after it.
 #[tracing::instrument(name = "commands.load", skip_all, fields(stream = %stream), err)]
 pub async fn load<A: Stored>(
-    store: &dyn EventStore,
+    app: &AppState,
     stream: &StreamId,
-) -> Result<Loaded<A::State>, ApiError> {
+) -> Result<Loaded<A::State>, ApiError>
+where
+    A::State: Cacheable,
+{
     const PAGE: usize = 1000;
-    let mut state = A::State::default();
-    let mut version = 0;
+    let Loaded {
+        mut state,
+        mut version,
+    } = app
+        .state_cache()
+        .take::<A::State>(stream)
+        .unwrap_or(Loaded {
+            state: A::State::default(),
+            version: 0,
+        });
     loop {
-        let batch = store.read_stream(stream, version, PAGE).await?;
+        let batch = app.store().read_stream(stream, version, PAGE).await?;
         let done = batch.len() < PAGE;
         for recorded in batch {
             let event = Event::from_stored(
@@ -107,6 +208,24 @@ pub async fn load<A: Stored>(
             return Ok(Loaded { state, version });
         }
     }
+}
+
+/// Another stream's state, as a fact a decision needs: from the cache when
+/// read in the last [`FACT_MAX_AGE`], else read (and cached for the next).
+pub async fn load_fact<A: Stored>(
+    app: &AppState,
+    stream: &StreamId,
+) -> Result<Loaded<A::State>, ApiError>
+where
+    A::State: Cacheable,
+{
+    if let Some(loaded) = app.state_cache().peek::<A::State>(stream, FACT_MAX_AGE) {
+        return Ok(loaded);
+    }
+    let loaded = load::<A>(app, stream).await?;
+    app.state_cache()
+        .put(stream, loaded.version, loaded.state.clone());
+    Ok(loaded)
 }
 
 /// Who writes, under which command id, at what time.
@@ -235,7 +354,10 @@ pub async fn execute<A: Stored>(
     ctx: &WriteCtx,
     stream: &StreamId,
     mut command: impl FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,
-) -> Result<Written, ApiError> {
+) -> Result<Written, ApiError>
+where
+    A::State: Cacheable,
+{
     if let Some(outcome) = ctx.replay(app).await? {
         return Ok(Written {
             stream_version: outcome.stream_version,
@@ -247,7 +369,17 @@ pub async fn execute<A: Stored>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let loaded = load::<A>(store, stream).await?;
+        // First try on the cached state without reading: a stale one costs a
+        // conflict and a reload, a fresh one saves a read per command. With
+        // If-Match the client's version is compared with the store's.
+        let cached = match (attempt, ctx.headers.if_match) {
+            (1, None) => app.state_cache().take::<A::State>(stream),
+            _ => None,
+        };
+        let loaded = match cached {
+            Some(loaded) => loaded,
+            None => load::<A>(app, stream).await?,
+        };
         if let Some(expected) = ctx.headers.if_match
             && expected != loaded.version
         {
@@ -265,6 +397,10 @@ pub async fn execute<A: Stored>(
                 replayed: false,
             });
         }
+        let version = loaded.version;
+        let after = decided
+            .iter()
+            .fold(loaded.state, |state, e| A::evolve(state, e));
         let events: Vec<NewEvent> = decided
             .into_iter()
             .map(|e| to_new_event(&A::into_event(e), ctx.now))
@@ -284,6 +420,8 @@ pub async fn execute<A: Stored>(
                 if outcome.replayed {
                     ctx.check_same_request(&outcome)?;
                     app.metrics().idempotent_replay();
+                } else {
+                    app.state_cache().put(stream, outcome.stream_version, after);
                 }
                 return Ok(Written {
                     stream_version: outcome.stream_version,
@@ -295,7 +433,7 @@ pub async fn execute<A: Stored>(
                 app.metrics().conflict();
                 if ctx.headers.if_match.is_some() || attempt >= MAX_ATTEMPTS {
                     return Err(ApiError::Conflict {
-                        expected: loaded.version.to_string(),
+                        expected: version.to_string(),
                         current,
                     });
                 }

@@ -15,7 +15,7 @@ use crate::openapi::WriteErrors;
 use crate::policy::{Scope, admin_write};
 use crate::problem::{ApiError, Fields};
 use crate::wire::{self, Recorded};
-use crate::write::{WriteCtx, execute, load};
+use crate::write::{WriteCtx, execute, load_fact};
 use crate::{AppState, valid};
 
 fn rubric(f: &mut Fields, levels: &[String]) -> Option<Rubric> {
@@ -296,7 +296,7 @@ pub(crate) async fn competency_status(
     id: CompetencyId,
 ) -> Result<CompetencyStatus, ApiError> {
     Ok(
-        load::<CompetencyAggregate>(app.store(), &stream("competency", id.as_uuid())?)
+        load_fact::<CompetencyAggregate>(app, &stream("competency", id.as_uuid())?)
             .await?
             .state
             .status(),
@@ -309,7 +309,7 @@ pub(crate) async fn standard_status(
     id: StandardId,
 ) -> Result<StandardStatus, ApiError> {
     Ok(
-        load::<StandardAggregate>(app.store(), &stream("standard", id.as_uuid())?)
+        load_fact::<StandardAggregate>(app, &stream("standard", id.as_uuid())?)
             .await?
             .state
             .status(),

@@ -292,8 +292,7 @@ pub async fn import(
                     let app = app.clone();
                     async move {
                         let loaded =
-                            load::<RepAggregate>(app.store(), &stream("rep", rep_id.as_uuid())?)
-                                .await?;
+                            load::<RepAggregate>(&app, &stream("rep", rep_id.as_uuid())?).await?;
                         Ok::<_, ApiError>((rep_id, loaded))
                     }
                 })

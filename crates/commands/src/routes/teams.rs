@@ -10,7 +10,7 @@ use crate::openapi::WriteErrors;
 use crate::policy::{Scope, admin_write};
 use crate::problem::{ApiError, Fields};
 use crate::wire::{self, Recorded};
-use crate::write::{WriteCtx, execute};
+use crate::write::{WriteCtx, execute, load_fact};
 use crate::{AppState, valid};
 
 /// Form a team.
@@ -105,9 +105,6 @@ pub async fn rename(
 
 /// Whether the team exists, for commands on reps that name it.
 pub(crate) async fn team_exists(app: &AppState, team_id: TeamId) -> Result<bool, ApiError> {
-    Ok(app
-        .store()
-        .stream_version(&stream("team", team_id.as_uuid())?)
-        .await?
-        > 0)
+    let team = load_fact::<TeamAggregate>(app, &stream("team", team_id.as_uuid())?).await?;
+    Ok(team.version > 0)
 }
