@@ -1488,3 +1488,42 @@ async fn the_openapi_document_describes_every_route(app: &TestApp) {
         .sum();
     assert_eq!(documented, declared.len(), "no undeclared operations");
 }
+
+/// The database connections drop under the service (a failover, a restart):
+/// the write in flight is a 503 with Retry-After, never a 500, nothing
+/// acknowledged is lost, and the next request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_connection_is_503_with_retry_after_and_loses_nothing() {
+    let app = crate::http::TestApp::spawn(trellis_tests::Kind::Postgres).await;
+    let team = app.form_team("Before the outage").await;
+    let admin = app.backend.database().superuser().await;
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            app.backend.database().name
+        ))
+        .await
+        .expect("terminate the service's connections");
+    let r = app
+        .post_json("/v1/teams", &app.admin(), &serde_json::json!({"name": "During"}))
+        .await;
+    assert!(
+        r.status.as_u16() == 503 || r.status.as_u16() == 201,
+        "a lost connection must be 503 (or already retried), got {}: {}",
+        r.status,
+        r.text()
+    );
+    if r.status.as_u16() == 503 {
+        r.expect_problem(503, "unavailable");
+        assert_eq!(r.header("retry-after"), Some("5"));
+    }
+    let again = app
+        .post_json("/v1/teams", &app.admin(), &serde_json::json!({"name": "After"}))
+        .await;
+    again.expect(201);
+    let stream = trellis_eventstore::StreamId::for_entity("team", team).unwrap();
+    assert_eq!(app.store.stream_version(&stream).await.unwrap(), 1, "the earlier write is intact");
+    drop(admin);
+    app.cleanup().await;
+}
