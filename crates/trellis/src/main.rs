@@ -36,8 +36,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Trellis: the HTTP API (and, as they are added, the other services).
+    /// Run Trellis: the HTTP API, the dashboard and the read models.
     Serve(serve::ServeArgs),
+    /// Run Trellis with a demo organisation (two teams, a dozen reps, nine
+    /// months of history) and print a sign-in link for each role.
+    Demo(serve::ServeArgs),
     /// Mint a bearer token (for development, tests and scripts).
     Token(token::TokenArgs),
     /// Check the log's integrity.
@@ -50,7 +53,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Demo(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.store, args).await,
+            Command::Demo(args) => serve::run(&cli.store, args.with_demo()).await,
             Command::Token(args) => token::run(&cli.store, args),
             Command::Audit(command) => audit::run(&cli.store, command).await,
             Command::Log(args) => log::run(&cli.store, args).await,

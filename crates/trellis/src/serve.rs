@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_dashboard::DashboardState;
+use trellis_projections::engine::Engine;
+use trellis_projections::growth::{Growth, GrowthSettings};
 
 use crate::secret::SecretArgs;
 use crate::store::StoreArgs;
@@ -21,15 +24,33 @@ pub struct ServeArgs {
     /// The most rows one measurement import may carry.
     #[arg(long, env = "TRELLIS_MAX_IMPORT_ROWS", default_value_t = 50_000)]
     max_import_rows: usize,
+    /// Fill an empty store with a demo organisation first (see `trellis demo`).
+    #[arg(long)]
+    demo: bool,
+    /// The seed of the demo organisation (the same seed gives the same organisation).
+    #[arg(long, default_value_t = 7)]
+    demo_seed: u64,
+    /// N: the quality gate is passed once every quality standard has been
+    /// met for N consecutive periods.
+    #[arg(long, env = "TRELLIS_QUALITY_GATE_PERIODS", default_value_t = 3)]
+    quality_gate_periods: u32,
     #[command(flatten)]
     secret: SecretArgs,
 }
 
+impl ServeArgs {
+    /// The same settings, with the demo organisation.
+    pub fn with_demo(mut self) -> Self {
+        self.demo = true;
+        self
+    }
+}
+
 pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = store_args.open().await?;
+    let stores = store_args.open_all().await?;
     let key = args.secret.key(&store_args.data_dir)?;
-    let state = AppState::new(
-        store,
+    let app = AppState::new(
+        stores.log.clone(),
         key,
         Arc::new(SystemClock),
         CommandsConfig {
@@ -37,6 +58,32 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
             max_import_rows: args.max_import_rows,
         },
     );
+    let demo = if args.demo {
+        Some(seed_demo(&app, &stores, args.demo_seed).await?)
+    } else {
+        None
+    };
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    // The read models, kept up to date in the background (one active runner
+    // per projection across processes; the others stand by).
+    let engine = Engine::new(stores.log.clone(), stores.read.clone());
+    let growth = Growth::new(GrowthSettings {
+        quality_gate_periods: args.quality_gate_periods,
+    });
+    let projections = tokio::spawn({
+        let stopped = until_stopped();
+        async move { engine.run(Box::new(growth), stopped).await }
+    });
+
+    let dashboard = DashboardState::new(app.clone(), stores.read.clone());
+    let router = trellis_commands::router_with(app, trellis_dashboard::routes(dashboard));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -46,12 +93,69 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
         "trellis: serving on http://{address} ({}); Ctrl-C stops",
         store_args.describe()
     );
-    axum::serve(listener, trellis_commands::router(state))
+    if let Some(org) = demo {
+        print_demo(&org, &format!("http://{address}"))?;
+    }
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
+    let _ = stop.send(true);
+    if tokio::time::timeout(std::time::Duration::from_secs(10), projections)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the projection runner did not stop within 10 s");
+    }
     tracing::info!("trellis stopped; in-flight requests finished");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds the demo organisation into an empty store, and brings the read
+/// models up to date so the first page shows it.
+async fn seed_demo(
+    app: &AppState,
+    stores: &crate::store::Stores,
+    seed: u64,
+) -> anyhow::Result<trellis_dashboard::demo::DemoOrg> {
+    if stores.log.head().await?.position > 0 || stores.log.stream_version(&any_team()).await? > 0 {
+        anyhow::bail!(
+            "--demo fills an empty store, and this one already holds events; use another \
+             --data-dir (or database) for the demo"
+        );
+    }
+    eprintln!("trellis: recording the demo organisation through the API (a few seconds)…");
+    let today = chrono::Utc::now().date_naive();
+    let org = trellis_dashboard::demo::seed(app, seed, today)
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to record the demo organisation: {e}"))?;
+    Engine::new(stores.log.clone(), stores.read.clone())
+        .catch_up(&Growth::new(GrowthSettings::default()))
+        .await
+        .context("failed to build the read models of the demo")?;
+    Ok(org)
+}
+
+/// A stream id no one writes, to ask whether the log is empty.
+fn any_team() -> trellis_eventstore::StreamId {
+    trellis_eventstore::StreamId::new("team-none").expect("a valid literal")
+}
+
+fn print_demo(org: &trellis_dashboard::demo::DemoOrg, base: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nTrellis demo: open one of these links to see the product from that side:\n"
+    )?;
+    for (who, url) in org.sign_in_links(base) {
+        writeln!(out, "  {who:<28} {url}")?;
+    }
+    writeln!(
+        out,
+        "\nThe API is at {base}/v1 (see {base}/openapi.json); tokens last 30 days.\n"
+    )?;
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let in-flight requests finish.

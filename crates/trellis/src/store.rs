@@ -7,6 +7,9 @@ use anyhow::Context;
 use trellis_eventstore::EventStore;
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
+use trellis_projections::store::ReadStore;
+use trellis_projections::store::postgres::PostgresReadStore;
+use trellis_projections::store::sqlite::SqliteReadStore;
 
 /// Where the log lives. Without a database URL, Trellis uses the embedded
 /// single-file store in the data directory.
@@ -32,7 +35,47 @@ pub struct StoreArgs {
     pub data_dir: PathBuf,
 }
 
+/// The log and the read models beside it, in the same database or file.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub log: Arc<dyn EventStore>,
+    pub read: Arc<dyn ReadStore>,
+}
+
 impl StoreArgs {
+    /// Opens the log and its read-model store.
+    pub async fn open_all(&self) -> anyhow::Result<Stores> {
+        Ok(match &self.database_url {
+            Some(url) => {
+                let log = PostgresStore::connect(&PostgresConfig::new(url))
+                    .await
+                    .context("failed to open the PostgreSQL event store")?;
+                let read = PostgresReadStore::new(log.pool().clone())
+                    .await
+                    .context("failed to open the read models in PostgreSQL")?;
+                Stores {
+                    log: Arc::new(log),
+                    read: Arc::new(read),
+                }
+            }
+            None => {
+                let log = SqliteStore::open(&self.data_dir).await.with_context(|| {
+                    format!(
+                        "failed to open the embedded event store in {}",
+                        self.data_dir.display()
+                    )
+                })?;
+                let read = SqliteReadStore::open(log.path())
+                    .await
+                    .context("failed to open the embedded read models")?;
+                Stores {
+                    log: Arc::new(log),
+                    read: Arc::new(read),
+                }
+            }
+        })
+    }
+
     pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
         Ok(match &self.database_url {
             Some(url) => Arc::new(

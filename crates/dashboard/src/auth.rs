@@ -1,0 +1,250 @@
+//! Who is looking, and what they may see: the API's bearer tokens, carried
+//! in an HttpOnly cookie after signing in (or sent as `Authorization:
+//! Bearer`), checked by the same key and the same role rules.
+
+use axum::Form;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use trellis_commands::auth::{AuthError, Claims, Role};
+use uuid::Uuid;
+
+use crate::html::{esc, page};
+use crate::{DashboardState, PageError};
+
+/// The cookie that carries the token.
+pub(crate) const COOKIE: &str = "trellis_token";
+
+/// The signed-in viewer.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer(pub Claims);
+
+impl Viewer {
+    pub(crate) fn claims(&self) -> &Claims {
+        &self.0
+    }
+
+    /// Whether private notes may be shown (never to a rep).
+    pub(crate) fn sees_private(&self) -> bool {
+        !matches!(self.0.role, Role::Rep)
+    }
+
+    pub(crate) fn is_rep(&self) -> bool {
+        matches!(self.0.role, Role::Rep)
+    }
+
+    /// Reads everything: admins and auditors.
+    pub(crate) fn reads_all(&self) -> bool {
+        matches!(self.0.role, Role::Admin | Role::Auditor)
+    }
+
+    pub(crate) fn may_see_team(&self, team: Uuid) -> Result<(), PageError> {
+        match self.0.role {
+            Role::Admin | Role::Auditor => Ok(()),
+            Role::Leader if self.0.teams.contains(&team) => Ok(()),
+            Role::Leader => Err(PageError::Forbidden(
+                "This team is not one you lead; a leader sees only their own teams.".into(),
+            )),
+            Role::Rep => Err(PageError::Forbidden(
+                "A rep sees their own pages only, not their team's.".into(),
+            )),
+            Role::Service => Err(service()),
+        }
+    }
+
+    /// `teams`: every team the rep has been on (current last).
+    pub(crate) fn may_see_rep(&self, rep: Uuid, team: Uuid) -> Result<(), PageError> {
+        match self.0.role {
+            Role::Admin | Role::Auditor => Ok(()),
+            Role::Leader if self.0.teams.contains(&team) => Ok(()),
+            Role::Leader => Err(PageError::Forbidden(
+                "This rep is not in a team you lead; a leader sees only their own teams.".into(),
+            )),
+            Role::Rep if self.0.subject_id() == Some(rep) => Ok(()),
+            Role::Rep => Err(PageError::Forbidden(
+                "A rep sees only their own pages.".into(),
+            )),
+            Role::Service => Err(service()),
+        }
+    }
+
+    pub(crate) fn may_see_leader(&self, leader: Uuid) -> Result<(), PageError> {
+        match self.0.role {
+            Role::Admin | Role::Auditor => Ok(()),
+            Role::Leader if self.0.subject_id() == Some(leader) => Ok(()),
+            Role::Leader => Err(PageError::Forbidden(
+                "A leader sees their own scorecard only.".into(),
+            )),
+            Role::Rep => Err(PageError::Forbidden(
+                "A leader's scorecard is for the leader and their managers.".into(),
+            )),
+            Role::Service => Err(service()),
+        }
+    }
+}
+
+fn service() -> PageError {
+    PageError::Forbidden("Service tokens are for the API, not for the dashboard.".into())
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
+fn explain(e: &AuthError) -> String {
+    match e {
+        AuthError::Expired => "Your token has expired. Ask for a new one and sign in again.".into(),
+        AuthError::BadSignature => {
+            "That token was not issued by this Trellis (its signature does not match).".into()
+        }
+        other => format!("That token cannot be used: {other}."),
+    }
+}
+
+impl FromRequestParts<DashboardState> for Viewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let token = bearer_token(&parts.headers)
+            .or_else(|| cookie_token(&parts.headers))
+            .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?;
+        state
+            .app()
+            .token_key()
+            .verify(&token, state.now_secs())
+            .map(Viewer)
+            .map_err(|e| PageError::Unauthorized(explain(&e)))
+    }
+}
+
+/// The sign-in page, with an optional message.
+pub(crate) fn sign_in_html(message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
+         <p class=\"lead\">Paste the token you were given (an admin creates one with \
+         <code>trellis token</code>; <code>trellis demo</code> prints one per role).</p>{message}\
+         <form method=\"post\" action=\"/login\" class=\"card\">\
+         <label for=\"token\"><strong>Token</strong></label>\
+         <textarea id=\"token\" name=\"token\" required autocomplete=\"off\" spellcheck=\"false\" \
+         aria-describedby=\"token-help\"></textarea>\
+         <p id=\"token-help\" class=\"muted\">The token is kept in a cookie that scripts cannot read, \
+         and is sent only to this server.</p>\
+         <button class=\"primary\" type=\"submit\">Sign in</button></form></div>"
+    );
+    page("Sign in", None, &body)
+}
+
+/// `GET /`: the sign-in form, or the home page for a signed-in viewer.
+pub(crate) async fn sign_in_page(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = cookie_token(&headers)
+        && state
+            .app()
+            .token_key()
+            .verify(&token, state.now_secs())
+            .is_ok()
+    {
+        return Redirect::to("/home").into_response();
+    }
+    Html(sign_in_html(None)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenForm {
+    token: String,
+    /// Where to go after signing in: a path on this server.
+    next: Option<String>,
+}
+
+/// `GET /login?token=…`: the links `trellis demo` prints.
+pub(crate) async fn login_link(
+    State(state): State<DashboardState>,
+    Query(form): Query<TokenForm>,
+) -> Response {
+    sign_in(&state, &form.token, form.next.as_deref())
+}
+
+/// `POST /login` from the sign-in form.
+pub(crate) async fn login_form(
+    State(state): State<DashboardState>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    sign_in(&state, &form.token, form.next.as_deref())
+}
+
+fn sign_in(state: &DashboardState, token: &str, next: Option<&str>) -> Response {
+    let token: String = token.chars().filter(|c| !c.is_whitespace()).collect();
+    let claims = match state.app().token_key().verify(&token, state.now_secs()) {
+        Ok(claims) => claims,
+        Err(e) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Html(sign_in_html(Some(&explain(&e)))),
+            )
+                .into_response();
+        }
+    };
+    if claims.role == Role::Service {
+        return service().into_response();
+    }
+    let max_age = (claims.exp - state.now_secs()).max(0);
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}");
+    // Only a path on this server: never an open redirect.
+    let target = next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .map_or_else(|| landing(&claims), str::to_owned);
+    let mut response = Redirect::to(&target).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Where a viewer starts: a rep on their own page, a leader on their
+/// (first) team, everyone else on the home page.
+pub(crate) fn landing(claims: &Claims) -> String {
+    match claims.role {
+        Role::Rep => format!("/reps/{}", claims.sub),
+        Role::Leader => match claims.teams.as_slice() {
+            [only] => format!("/teams/{only}"),
+            _ => "/home".to_owned(),
+        },
+        _ => "/home".to_owned(),
+    }
+}
+
+/// `POST /logout`: forgets the cookie.
+pub(crate) async fn logout() -> Response {
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("trellis_token=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    response
+}

@@ -1,0 +1,602 @@
+//! Loading what the pages show: documents of the `growth` projection's
+//! active generation, a rep's own stream (for the words of notes, which the
+//! read models do not keep), and a rep "as of" a past date, derived from the
+//! rep's facts cut at that date with the projection's own pure functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
+use trellis_domain::rep::{Correction, FeedbackKind, Owner, RepEvent, Visibility};
+use trellis_domain::{Event, LeaderId, RepId, StandardId, TeamId};
+use trellis_eventstore::{RecordedEvent, StreamId};
+use trellis_projections::growth::derive::{self, GrowthTimeline, RepProfile};
+use trellis_projections::growth::{
+    CompetencyDoc, Dated, ItemStatus, LeaderDoc, NAME, RepFacts, StandardDoc, TeamDoc, kinds,
+};
+use trellis_projections::store::Status;
+
+use crate::{DashboardState, PageError};
+
+/// Documents of one kind by key; missing keys are left out.
+pub(crate) async fn docs<T: DeserializeOwned>(
+    state: &DashboardState,
+    kind: &str,
+    keys: &[String],
+) -> Result<Vec<T>, PageError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    state
+        .read()
+        .get(NAME, kind, keys)
+        .await?
+        .into_iter()
+        .map(|(key, doc)| {
+            serde_json::from_value(doc)
+                .map_err(|e| PageError::Internal(format!("{kind} document {key}: {e}")))
+        })
+        .collect()
+}
+
+pub(crate) async fn doc<T: DeserializeOwned>(
+    state: &DashboardState,
+    kind: &str,
+    key: impl ToString,
+) -> Result<Option<T>, PageError> {
+    Ok(docs(state, kind, &[key.to_string()]).await?.pop())
+}
+
+/// Every team (few enough to list).
+pub(crate) async fn all_teams(state: &DashboardState) -> Result<Vec<TeamDoc>, PageError> {
+    let generations = state.read().generations().await?;
+    let Some(active) = generations
+        .iter()
+        .find(|g| g.model == NAME && g.status == Status::Active)
+    else {
+        return Ok(vec![]);
+    };
+    let mut teams = vec![];
+    for (_, key, value) in state
+        .read()
+        .load(NAME, active.generation, &[kinds::TEAM])
+        .await?
+    {
+        teams.push(
+            serde_json::from_value::<TeamDoc>(value)
+                .map_err(|e| PageError::Internal(format!("team document {key}: {e}")))?,
+        );
+    }
+    teams.sort_by_key(|t| t.name.to_string());
+    Ok(teams)
+}
+
+pub(crate) async fn team(state: &DashboardState, id: TeamId) -> Result<Option<TeamDoc>, PageError> {
+    doc(state, kinds::TEAM, id).await
+}
+
+pub(crate) async fn leader(
+    state: &DashboardState,
+    id: LeaderId,
+) -> Result<Option<LeaderDoc>, PageError> {
+    doc(state, kinds::LEADER, id).await
+}
+
+pub(crate) async fn profiles(
+    state: &DashboardState,
+    reps: impl IntoIterator<Item = RepId>,
+) -> Result<Vec<RepProfile>, PageError> {
+    let keys: Vec<String> = reps.into_iter().map(|r| r.to_string()).collect();
+    docs(state, kinds::REP_PROFILE, &keys).await
+}
+
+/// Profiles and timelines of `reps`, paired.
+pub(crate) async fn profiles_and_timelines(
+    state: &DashboardState,
+    reps: &BTreeSet<RepId>,
+) -> Result<Vec<(RepProfile, GrowthTimeline)>, PageError> {
+    let keys: Vec<String> = reps.iter().map(ToString::to_string).collect();
+    let profiles: Vec<RepProfile> = docs(state, kinds::REP_PROFILE, &keys).await?;
+    let timelines: Vec<GrowthTimeline> = docs(state, kinds::GROWTH_TIMELINE, &keys).await?;
+    let mut timelines: BTreeMap<RepId, GrowthTimeline> =
+        timelines.into_iter().map(|t| (t.rep_id, t)).collect();
+    Ok(profiles
+        .into_iter()
+        .filter_map(|p| timelines.remove(&p.rep_id).map(|t| (p, t)))
+        .collect())
+}
+
+/// Competency names by id.
+pub(crate) async fn competency_names(
+    state: &DashboardState,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<BTreeMap<String, String>, PageError> {
+    let keys: Vec<String> = ids
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let docs: Vec<CompetencyDoc> = docs(state, kinds::COMPETENCY, &keys).await?;
+    Ok(docs
+        .into_iter()
+        .map(|c| (c.competency_id.to_string(), c.name.to_string()))
+        .collect())
+}
+
+/// The standards a timeline mentions.
+pub(crate) async fn standards_of(
+    state: &DashboardState,
+    timeline: &GrowthTimeline,
+) -> Result<BTreeMap<StandardId, StandardDoc>, PageError> {
+    let ids: BTreeSet<String> = timeline
+        .weeks
+        .iter()
+        .chain(&timeline.months)
+        .chain(&timeline.quarters)
+        .flat_map(|r| r.standards.iter().map(|s| s.standard_id.to_string()))
+        .collect();
+    let keys: Vec<String> = ids.into_iter().collect();
+    let docs: Vec<StandardDoc> = docs(state, kinds::STANDARD, &keys).await?;
+    Ok(docs.into_iter().map(|d| (d.standard_id, d)).collect())
+}
+
+/// Leader names of every team, by leader id.
+pub(crate) async fn leader_names(
+    state: &DashboardState,
+) -> Result<BTreeMap<String, String>, PageError> {
+    Ok(all_teams(state)
+        .await?
+        .into_iter()
+        .flat_map(|t| {
+            t.leaders
+                .into_iter()
+                .map(|(id, name)| (id.to_string(), name.to_string()))
+        })
+        .collect())
+}
+
+/// Every event of a rep's stream, oldest first.
+pub(crate) async fn rep_events(
+    state: &DashboardState,
+    rep: RepId,
+) -> Result<Vec<RecordedEvent>, PageError> {
+    let stream = StreamId::for_entity("rep", rep.as_uuid())
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let mut events = vec![];
+    loop {
+        let after = events
+            .last()
+            .map_or(0, |e: &RecordedEvent| e.stream_version);
+        let page = state
+            .app()
+            .store()
+            .read_stream(&stream, after, 1000)
+            .await?;
+        let done = page.len() < 1000;
+        events.extend(page);
+        if done {
+            return Ok(events);
+        }
+    }
+}
+
+/// One entry of a rep's coaching-and-feedback timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub on: NaiveDate,
+    /// CSS class: coaching, feedback-praise, feedback-constructive, plan, support, correction, other.
+    pub class: &'static str,
+    pub title: String,
+    pub text: Option<String>,
+    pub extra: Vec<String>,
+    pub private: bool,
+    pub by: Option<LeaderId>,
+    /// Superseded by a later correction (with its reason).
+    pub corrected: Option<String>,
+}
+
+/// The rep's timeline from their stream: coaching, feedback, assessments,
+/// training, support, plans, corrections and changes of team and role.
+/// Private notes (and what came out of private sessions) are left out unless
+/// `private` is true.
+pub(crate) fn timeline_entries(
+    events: &[RecordedEvent],
+    competencies: &BTreeMap<String, String>,
+    private: bool,
+) -> Vec<Entry> {
+    let name = |id: &dyn ToString| {
+        competencies
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_else(|| "a competency".to_owned())
+    };
+    let decoded: Vec<RepEvent> = events
+        .iter()
+        .filter_map(|e| {
+            match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+                Ok(Event::Rep(event)) => Some(event),
+                _ => None,
+            }
+        })
+        .collect();
+    // What later corrections say about earlier facts.
+    let mut corrections: BTreeMap<String, String> = BTreeMap::new();
+    for event in &decoded {
+        if let RepEvent::FactCorrected(c) = event {
+            let what = match &c.correction {
+                Correction::SkillLevel { level, .. } => {
+                    format!("corrected to level {}", level.get())
+                }
+                Correction::MeasuredValue { value } => format!("corrected to {}", value.get()),
+                Correction::Retracted => "retracted".to_owned(),
+            };
+            corrections.insert(c.fact_id.to_string(), format!("{what}: {}", c.reason));
+        }
+    }
+    let mut items: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let mut private_facts: BTreeSet<String> = BTreeSet::new();
+    let mut requests: BTreeMap<String, NaiveDate> = BTreeMap::new();
+    let mut out = vec![];
+    for event in decoded {
+        let mut entry = |on, class, title: String, text: Option<String>, is_private, by| {
+            out.push(Entry {
+                on,
+                class,
+                title,
+                text,
+                extra: vec![],
+                private: is_private,
+                by,
+                corrected: None,
+            });
+        };
+        match event {
+            RepEvent::Joined(e) => entry(
+                e.start_date,
+                "other",
+                format!("Joined as {}", e.role),
+                None,
+                false,
+                None,
+            ),
+            RepEvent::MovedTeam(e) => {
+                entry(
+                    e.on,
+                    "other",
+                    "Moved to another team".into(),
+                    None,
+                    false,
+                    None,
+                );
+            }
+            RepEvent::RoleChanged(e) => {
+                entry(
+                    e.on,
+                    "other",
+                    format!("Role changed to {}", e.to),
+                    None,
+                    false,
+                    None,
+                );
+            }
+            RepEvent::Departed(e) => entry(
+                e.on,
+                "other",
+                "Departed".into(),
+                Some(e.reason.to_string()),
+                false,
+                None,
+            ),
+            RepEvent::FeedbackGiven(e) => {
+                let is_private = e.visibility == Visibility::Private;
+                if is_private {
+                    private_facts.insert(e.feedback_id.to_string());
+                    if !private {
+                        continue;
+                    }
+                }
+                let (class, kind) = match e.kind {
+                    FeedbackKind::Praise => ("feedback-praise", "Praise"),
+                    FeedbackKind::Constructive => {
+                        ("feedback-constructive", "Constructive feedback")
+                    }
+                };
+                entry(
+                    e.given_on,
+                    class,
+                    format!("{kind} on {}", name(&e.competency_id)),
+                    Some(e.note.to_string()),
+                    is_private,
+                    Some(e.leader_id),
+                );
+                if let Some(last) = out.last_mut() {
+                    last.corrected = corrections.get(&e.feedback_id.to_string()).cloned();
+                }
+            }
+            RepEvent::SkillAssessed(e) => {
+                entry(
+                    e.assessed_on,
+                    "other",
+                    format!(
+                        "{} assessed at level {}",
+                        name(&e.competency_id),
+                        e.level.get()
+                    ),
+                    Some(e.evidence.to_string()),
+                    false,
+                    Some(e.leader_id),
+                );
+                if let Some(last) = out.last_mut() {
+                    last.corrected = corrections.get(&e.assessment_id.to_string()).cloned();
+                }
+            }
+            RepEvent::CoachingSessionHeld(e) => {
+                let is_private = e.visibility == Visibility::Private;
+                for item in &e.action_items {
+                    items.insert(
+                        item.action_item_id.to_string(),
+                        (item.description.to_string(), is_private),
+                    );
+                }
+                if is_private {
+                    private_facts.insert(e.session_id.to_string());
+                    if !private {
+                        continue;
+                    }
+                }
+                let focus: Vec<String> = e.focus.iter().map(|c| name(c)).collect();
+                entry(
+                    e.held_on,
+                    "coaching",
+                    format!(
+                        "Coaching session, {} min{}",
+                        e.duration_minutes,
+                        if focus.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" — focus: {}", focus.join(", "))
+                        }
+                    ),
+                    Some(e.notes.to_string()),
+                    is_private,
+                    Some(e.leader_id),
+                );
+                if let Some(last) = out.last_mut() {
+                    last.extra = e
+                        .action_items
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "Action item for {}: {} (due {})",
+                                match i.owner {
+                                    Owner::Rep => "the rep",
+                                    Owner::Leader(_) => "the leader",
+                                },
+                                i.description,
+                                i.due_on
+                            )
+                        })
+                        .collect();
+                    last.corrected = corrections.get(&e.session_id.to_string()).cloned();
+                }
+            }
+            RepEvent::ActionItemCompleted(e) => {
+                let (description, is_private) = items
+                    .get(&e.action_item_id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| ("an action item".to_owned(), false));
+                if is_private && !private {
+                    continue;
+                }
+                entry(
+                    e.on,
+                    "coaching",
+                    format!("Action item done: {description}"),
+                    None,
+                    is_private,
+                    None,
+                );
+            }
+            RepEvent::ActionItemDropped(e) => {
+                let (description, is_private) = items
+                    .get(&e.action_item_id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| ("an action item".to_owned(), false));
+                if is_private && !private {
+                    continue;
+                }
+                entry(
+                    e.on,
+                    "coaching",
+                    format!("Action item dropped: {description}"),
+                    Some(e.reason.to_string()),
+                    is_private,
+                    None,
+                );
+            }
+            RepEvent::TrainingCompleted(e) => {
+                entry(
+                    e.completed_on,
+                    "other",
+                    format!("Training completed: {}", e.title),
+                    None,
+                    false,
+                    None,
+                );
+                if let Some(last) = out.last_mut() {
+                    last.corrected = corrections.get(&e.training_id.to_string()).cloned();
+                }
+            }
+            RepEvent::SupportRequested(e) => {
+                requests.insert(e.request_id.to_string(), e.raised_on);
+                entry(
+                    e.raised_on,
+                    "support",
+                    format!(
+                        "Support request raised ({})",
+                        serde_json::to_value(e.category)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                    Some(e.description.to_string()),
+                    false,
+                    None,
+                );
+            }
+            RepEvent::SupportResolved(e) => {
+                let days = requests
+                    .get(&e.request_id.to_string())
+                    .map(|raised| (e.on - *raised).num_days());
+                entry(
+                    e.on,
+                    "support",
+                    match days {
+                        Some(d) => format!("Support request resolved after {d} day(s)"),
+                        None => "Support request resolved".to_owned(),
+                    },
+                    Some(e.resolution.to_string()),
+                    false,
+                    Some(e.leader_id),
+                );
+            }
+            RepEvent::ImprovementPlanStarted(e) => {
+                entry(
+                    e.started_on,
+                    "plan",
+                    format!("Improvement plan started, review on {}", e.review_on),
+                    None,
+                    false,
+                    Some(e.leader_id),
+                );
+                if let Some(last) = out.last_mut() {
+                    last.extra = e
+                        .targets
+                        .iter()
+                        .map(|t| format!("Target: {}", t.description))
+                        .collect();
+                }
+            }
+            RepEvent::PlanCheckpointRecorded(e) => entry(
+                e.on,
+                "plan",
+                "Improvement plan checkpoint".into(),
+                Some(e.note.to_string()),
+                false,
+                None,
+            ),
+            RepEvent::ImprovementPlanClosed(e) => entry(
+                e.on,
+                "plan",
+                format!(
+                    "Improvement plan closed: {}",
+                    match e.outcome {
+                        trellis_domain::rep::PlanOutcome::Met => "met",
+                        trellis_domain::rep::PlanOutcome::Extended => "extended",
+                        trellis_domain::rep::PlanOutcome::NotMet => "not met",
+                    }
+                ),
+                Some(e.note.to_string()),
+                false,
+                None,
+            ),
+            RepEvent::FactCorrected(e) => {
+                if private_facts.contains(&e.fact_id.to_string()) && !private {
+                    continue;
+                }
+                // Corrections have no business date of their own: shown with
+                // the record they correct (see `corrected`).
+            }
+            RepEvent::ReviewHeld(e) => entry(
+                e.on,
+                "other",
+                format!(
+                    "Performance review held ({} to {})",
+                    e.period_from, e.period_to
+                ),
+                None,
+                false,
+                None,
+            ),
+            RepEvent::ExpectationsAcknowledged(_)
+            | RepEvent::FeedbackAcknowledged(_)
+            | RepEvent::PerformanceMeasured(_)
+            | RepEvent::SupportAcknowledged(_) => {}
+        }
+    }
+    out.sort_by_key(|e| std::cmp::Reverse(e.on));
+    out
+}
+
+// ---------------------------------------------------------------------------
+// As of a date
+
+fn history_until<T: Clone>(history: &[Dated<T>], day: NaiveDate) -> Vec<Dated<T>> {
+    let mut kept: Vec<Dated<T>> = history.iter().filter(|d| d.from <= day).cloned().collect();
+    if kept.is_empty()
+        && let Some(first) = history.first()
+    {
+        kept.push(first.clone());
+    }
+    kept
+}
+
+/// What the rep's facts were at the end of `day`, as it happened (business
+/// time): everything dated later is left out, closures after `day` reopen.
+/// Corrections recorded later stay applied (this is not "as known then":
+/// that needs the log's recorded times, the queries crate's time travel).
+pub(crate) fn facts_as_of(facts: &RepFacts, day: NaiveDate) -> RepFacts {
+    let mut f = facts.clone();
+    f.roles = history_until(&facts.roles, day);
+    f.teams = history_until(&facts.teams, day);
+    f.departed_on = facts.departed_on.filter(|d| *d <= day);
+    f.acknowledged.retain(|_, on| *on <= day);
+    f.assessments.retain(|_, a| a.assessed_on <= day);
+    f.measurements.retain(|_, m| m.period.end() <= day);
+    f.feedback.retain(|_, x| x.given_on <= day);
+    for fb in f.feedback.values_mut() {
+        fb.acknowledged_on = fb.acknowledged_on.filter(|on| *on <= day);
+    }
+    f.sessions.retain(|_, s| s.held_on <= day);
+    let sessions = f.sessions.clone();
+    f.action_items
+        .retain(|_, i| sessions.contains_key(&i.session_id));
+    for item in f.action_items.values_mut() {
+        if item.status.closed_on().is_some_and(|on| on > day) {
+            item.status = ItemStatus::Open;
+        }
+    }
+    f.trainings.retain(|_, t| t.completed_on <= day);
+    f.support_requests.retain(|_, r| r.raised_on <= day);
+    for r in f.support_requests.values_mut() {
+        r.acknowledged = r.acknowledged.filter(|(_, on)| *on <= day);
+        r.resolved = r.resolved.filter(|(_, on)| *on <= day);
+    }
+    f.plans.retain(|_, p| p.started_on <= day);
+    for p in f.plans.values_mut() {
+        p.checkpoints.retain(|on| *on <= day);
+        p.closed = p.closed.filter(|(_, on)| *on <= day);
+    }
+    f.reviews_held.retain(|on| *on <= day);
+    f
+}
+
+/// The rep's profile and timeline as of the end of `day`.
+pub(crate) fn derive_as_of(
+    facts: &RepFacts,
+    standards: &BTreeMap<StandardId, StandardDoc>,
+    gate_periods: u32,
+    day: NaiveDate,
+) -> (RepProfile, GrowthTimeline) {
+    let facts = facts_as_of(facts, day);
+    let timeline = derive::timeline(&facts, standards);
+    let profile = derive::profile(&facts, &timeline, standards, gate_periods);
+    (profile, timeline)
+}
+
+pub(crate) async fn rep_facts(
+    state: &DashboardState,
+    rep: RepId,
+) -> Result<Option<RepFacts>, PageError> {
+    doc(state, kinds::REP_FACTS, rep).await
+}

@@ -1,0 +1,216 @@
+//! The page shell, escaping and the stylesheet (inlined in every page: one
+//! request per page, nothing fetched from elsewhere).
+
+use std::fmt::Write;
+
+use trellis_commands::auth::{Claims, Role};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub(crate) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A ratio as a whole percentage, or an en dash.
+pub(crate) fn pct(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{:.0}%", v * 100.0))
+}
+
+/// A number as a reader wants it: thousands grouped, one decimal when it has one.
+pub(crate) fn num(value: f64) -> String {
+    if value.abs() >= 1000.0 {
+        let whole = value.round() as i64;
+        let digits = whole.unsigned_abs().to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if whole < 0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else if (value - value.round()).abs() < 0.05 {
+        format!("{:.0}", value)
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// The CSS class of an attainment: met, near (80–100%), missed badly, none.
+pub(crate) fn attainment_class(value: Option<f64>) -> &'static str {
+    match value {
+        Some(a) if a >= 1.0 => "met",
+        Some(a) if a >= 0.8 => "near",
+        Some(_) => "missed",
+        None => "none",
+    }
+}
+
+/// The page: `<html lang="en">`, a skip link, the navigation for the
+/// signed-in viewer (if any), and `body` inside `<main>`.
+pub(crate) fn page(title: &str, viewer: Option<&Claims>, body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + STYLE.len() + 1024);
+    out.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    let _ = write!(out, "<title>{} · Trellis</title>", esc(title));
+    out.push_str("<style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head><body>");
+    out.push_str("<a class=\"skip\" href=\"#main\">Skip to the content</a>");
+    out.push_str("<header class=\"top\"><nav aria-label=\"Main\"><a class=\"brand\" href=\"/home\">Trellis</a>");
+    if let Some(claims) = viewer {
+        out.push_str("<ul>");
+        match claims.role {
+            Role::Rep => {
+                let _ = write!(
+                    out,
+                    "<li><a href=\"/reps/{}\">My growth</a></li>",
+                    esc(&claims.sub)
+                );
+            }
+            Role::Leader => {
+                out.push_str("<li><a href=\"/home\">My teams</a></li>");
+                let _ = write!(
+                    out,
+                    "<li><a href=\"/leaders/{}\">My scorecard</a></li>",
+                    esc(&claims.sub)
+                );
+            }
+            _ => out.push_str("<li><a href=\"/home\">Teams</a></li>"),
+        }
+        out.push_str("</ul>");
+        let _ = write!(
+            out,
+            "<form class=\"signout\" method=\"post\" action=\"/logout\"><span class=\"who\">{}</span>\
+             <button type=\"submit\">Sign out</button></form>",
+            esc(&viewer_label(claims))
+        );
+    }
+    out.push_str("</nav></header><main id=\"main\" tabindex=\"-1\">");
+    out.push_str(body);
+    out.push_str("</main><footer class=\"foot\"><p>Trellis: every fact is an event in an append-only, hash-chained log.</p></footer></body></html>");
+    out
+}
+
+fn viewer_label(claims: &Claims) -> String {
+    match claims.role {
+        Role::Admin => "Signed in as admin".to_owned(),
+        Role::Leader => "Signed in as leader".to_owned(),
+        Role::Rep => "Signed in as rep".to_owned(),
+        Role::Auditor => "Signed in as auditor".to_owned(),
+        Role::Service => "Signed in as a service".to_owned(),
+    }
+}
+
+/// A standing as a coloured badge.
+pub(crate) fn standing_badge(kind: trellis_projections::growth::StandingKind) -> String {
+    use trellis_projections::growth::StandingKind as K;
+    let (class, label) = match kind {
+        K::Thriving => ("thriving", "Thriving"),
+        K::OnTrack => ("ontrack", "On track"),
+        K::NeedsSupport => ("support", "Needs support"),
+        K::OnImprovementPlan => ("plan", "On an improvement plan"),
+        K::Departed => ("departed", "Departed"),
+    };
+    format!("<span class=\"badge {class}\">{label}</span>")
+}
+
+const STYLE: &str = r#"
+:root{--ink:#1b1f24;--muted:#4a5360;--line:#d5dae1;--bg:#f6f7f9;--card:#fff;--accent:#0b57d0;--focus:#ffbf47}
+*{box-sizing:border-box}
+html{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);background:var(--bg);line-height:1.45}
+body{margin:0}
+a{color:var(--accent)}
+a:hover{text-decoration-thickness:2px}
+:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
+.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem 1rem;z-index:10}
+.skip:focus{left:.5rem}
+.top{background:#15233b;color:#fff}
+.top nav{max-width:1200px;margin:0 auto;display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1.25rem;padding:.6rem 1rem}
+.top a{color:#fff}
+.top .brand{font-weight:700;font-size:1.15rem;text-decoration:none;letter-spacing:.02em}
+.top ul{display:flex;gap:1rem;list-style:none;margin:0;padding:0;flex-wrap:wrap}
+.signout{margin-left:auto;display:flex;gap:.75rem;align-items:center}
+.signout .who{color:#dfe6f3;font-size:.9rem}
+button,.button{font:inherit;border:1px solid #15233b;background:#fff;color:#15233b;border-radius:6px;padding:.35rem .8rem;cursor:pointer;text-decoration:none;display:inline-block}
+button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
+main{max-width:1200px;margin:0 auto;padding:1rem}
+main:focus{outline:none}
+h1{font-size:1.7rem;margin:.6rem 0 .2rem}
+h2{font-size:1.25rem;margin:1.6rem 0 .6rem;padding-bottom:.25rem;border-bottom:2px solid var(--line)}
+h3{font-size:1.05rem;margin:1rem 0 .4rem}
+.lead{color:var(--muted);margin:.2rem 0 1rem}
+.muted{color:var(--muted)}
+.grid{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(260px,1fr))}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:.9rem 1rem}
+.card h3{margin-top:0}
+.stat{font-size:1.8rem;font-weight:700;margin:.1rem 0}
+.stat small{font-size:.9rem;font-weight:400;color:var(--muted)}
+.badge{display:inline-block;border-radius:999px;padding:.1rem .65rem;font-size:.85rem;font-weight:600;border:1px solid transparent;white-space:nowrap}
+.badge.thriving{background:#d4f2dc;color:#0b4a1d;border-color:#8fd3a2}
+.badge.ontrack{background:#dbe8ff;color:#0b3a8c;border-color:#a5c2f5}
+.badge.support{background:#fff0c2;color:#5c4300;border-color:#e6c45c}
+.badge.plan{background:#f0dcff;color:#4c1a73;border-color:#c9a0eb}
+.badge.departed{background:#e4e6ea;color:#3a4048;border-color:#c2c7cf}
+.tag{display:inline-block;font-size:.78rem;font-weight:600;border-radius:4px;padding:0 .4rem;background:#eef0f3;color:#3a4048;margin-left:.35rem}
+.tag.private{background:#3a4048;color:#fff}
+.tag.overdue{background:#f9d0d0;color:#6b0f0f}
+.tag.praise{background:#d4f2dc;color:#0b4a1d}
+.tag.constructive{background:#fff0c2;color:#5c4300}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;border:1px solid var(--line);border-radius:8px;background:#fff}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.93rem}
+th,td{padding:.4rem .55rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+caption{text-align:left;font-weight:600;padding:.45rem .55rem}
+.heat td.cell{text-align:center;font-variant-numeric:tabular-nums;min-width:3.2rem;font-size:.85rem}
+.met{background:#c8ecd0;color:#0b3d17}
+.near{background:#fff0c2;color:#5c4300}
+.missed{background:#f9d0d0;color:#6b0f0f}
+.none{background:#f2f3f5;color:#4a5360}
+.legend{display:flex;flex-wrap:wrap;gap:.4rem 1rem;list-style:none;padding:0;margin:.4rem 0;font-size:.88rem}
+.legend li{display:flex;align-items:center;gap:.35rem}
+.swatch{display:inline-block;width:1.1rem;height:.8rem;border-radius:3px;border:1px solid #0003}
+.chart{background:#fff;border:1px solid var(--line);border-radius:10px;padding:.5rem .75rem;margin:.5rem 0 1rem}
+.chart svg.plot{width:100%;height:auto;display:block}
+.legend svg{flex:none}
+.chart figcaption{font-weight:600;margin:.2rem 0}
+.timeline{list-style:none;margin:0;padding:0}
+.timeline li{background:#fff;border:1px solid var(--line);border-left:5px solid #8a94a3;border-radius:8px;padding:.5rem .75rem;margin:.45rem 0}
+.timeline li.feedback-praise{border-left-color:#2e9e50}
+.timeline li.feedback-constructive{border-left-color:#d9a400}
+.timeline li.coaching{border-left-color:#0b57d0}
+.timeline li.plan{border-left-color:#8b3fc7}
+.timeline li.support{border-left-color:#d2572b}
+.timeline li.correction{border-left-color:#6b0f0f}
+.timeline .when{font-weight:600;margin-right:.5rem;font-variant-numeric:tabular-nums}
+.timeline p{margin:.25rem 0}
+.timeline .reasons li{background:none;border:0;border-radius:0;padding:0;margin:.15rem 0}
+.asof{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;background:#fff;border:1px solid var(--line);border-radius:10px;padding:.6rem .8rem;margin:.6rem 0}
+.asof label{display:flex;flex-direction:column;font-weight:600;font-size:.9rem}
+input{font:inherit;padding:.3rem .45rem;border:1px solid #8a94a3;border-radius:6px}
+textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid #8a94a3;border-radius:6px;font-family:ui-monospace,monospace;font-size:.85rem}
+.notice{background:#fff8e1;border:1px solid #e6c45c;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0}
+.error{background:#fde8e8;border:1px solid #e08a8a;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0;color:#6b0f0f}
+.signin{max-width:640px;margin:2rem auto}
+.reasons{margin:.3rem 0 0 1.1rem;padding:0}
+.bar{height:.6rem;background:#e4e6ea;border-radius:4px;overflow:hidden;margin-top:.3rem}
+.bar span{display:block;height:100%;background:var(--accent)}
+.foot{max-width:1200px;margin:2rem auto 1rem;padding:0 1rem;color:var(--muted);font-size:.85rem}
+@media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}}
+@media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
+"#;

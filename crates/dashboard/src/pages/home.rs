@@ -1,0 +1,74 @@
+//! `GET /home`: the teams the viewer may see, with their leaders.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use trellis_commands::auth::Role;
+
+use crate::auth::Viewer;
+use crate::data;
+use crate::html::{esc, page};
+use crate::{DashboardState, PageError};
+
+pub(crate) async fn page_handler(
+    state: DashboardState,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    if viewer.is_rep() {
+        return Ok(Redirect::to(&format!("/reps/{}", viewer.claims().sub)).into_response());
+    }
+    if viewer.claims().role == Role::Service {
+        viewer.may_see_team(uuid::Uuid::nil())?;
+    }
+    let teams: Vec<_> = data::all_teams(&state)
+        .await?
+        .into_iter()
+        .filter(|t| viewer.reads_all() || viewer.claims().teams.contains(&t.team_id.as_uuid()))
+        .collect();
+    let mut body = String::new();
+    body.push_str("<h1>Teams</h1>");
+    if teams.is_empty() {
+        body.push_str(
+            "<p class=\"notice\">No team to show yet. Either none has been formed, or the read \
+             models are still catching up with the log.</p>",
+        );
+    }
+    body.push_str("<div class=\"grid\">");
+    for team in &teams {
+        let _ = write!(
+            body,
+            "<section class=\"card\"><h2 style=\"margin-top:0\"><a href=\"/teams/{}\">{}</a></h2>\
+             <p class=\"muted\">{} reps have been on this team.</p><p>Led by ",
+            team.team_id,
+            esc(team.name.as_ref()),
+            team.reps.len()
+        );
+        let leaders: Vec<String> = team
+            .leaders
+            .iter()
+            .map(|(id, name)| {
+                if viewer.reads_all() || viewer.claims().subject_id() == Some(id.as_uuid()) {
+                    format!("<a href=\"/leaders/{id}\">{}</a>", esc(name.as_ref()))
+                } else {
+                    esc(name.as_ref())
+                }
+            })
+            .collect();
+        body.push_str(&if leaders.is_empty() {
+            "nobody yet".to_owned()
+        } else {
+            leaders.join(", ")
+        });
+        body.push_str(".</p></section>");
+    }
+    body.push_str("</div>");
+    Ok(Html(page("Teams", Some(viewer.claims()), &body)).into_response())
+}
+
+pub(crate) async fn handler(
+    State(state): State<DashboardState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    page_handler(state, viewer).await
+}

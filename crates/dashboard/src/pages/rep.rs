@@ -1,0 +1,679 @@
+//! `GET /reps/{id}?as_of=YYYY-MM-DD`: a rep's growth — levels per
+//! competency over time, attainment per standard against its target
+//! (quality and quantity apart, the quality gate marked), coaching and
+//! feedback on one timeline, standing history with its reasons, open action
+//! items and plans. With `as_of`, everything as it stood at the end of that
+//! day (business time), derived from the rep's facts cut at that date.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{Datelike, Days, Months, NaiveDate};
+use serde::Deserialize;
+use trellis_domain::rep::Owner;
+use trellis_domain::{PeriodKind, RepId, StandardKind};
+use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, RepProfile};
+use trellis_projections::growth::{RepFacts, StandardDoc};
+use trellis_projections::query::{self, standing_as_of};
+
+use super::{days_ago, path_id, query_date};
+use crate::auth::Viewer;
+use crate::data::{self, Entry};
+use crate::html::{attainment_class, esc, num, page, pct, standing_badge};
+use crate::svg::{Chart, Series};
+use crate::{DashboardState, PageError};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Params {
+    as_of: Option<String>,
+}
+
+/// Loads the stored profile and checks the viewer may see the rep.
+pub(crate) async fn visible_profile(
+    state: &DashboardState,
+    viewer: &Viewer,
+    raw: &str,
+) -> Result<RepProfile, PageError> {
+    let rep_id = RepId::from_uuid(path_id(raw, "rep")?);
+    // A rep asking for another rep's page gets a 403 whether or not it exists.
+    if viewer.is_rep() && viewer.claims().subject_id() != Some(rep_id.as_uuid()) {
+        return Err(PageError::Forbidden(
+            "A rep sees only their own pages.".into(),
+        ));
+    }
+    let profile = data::doc::<RepProfile>(
+        state,
+        trellis_projections::growth::kinds::REP_PROFILE,
+        rep_id,
+    )
+    .await?
+    .ok_or_else(|| {
+        PageError::NotFound(
+            "There is no rep with this id (or the read models have not caught up with them yet)."
+                .into(),
+        )
+    })?;
+    viewer.may_see_rep(rep_id.as_uuid(), profile.team_id.as_uuid())?;
+    Ok(profile)
+}
+
+/// Short label of a period's start for chart axes: `03 Mar`, or `Mar 26` for months.
+pub(crate) fn axis_label(row: &PeriodRow) -> String {
+    match row.period.kind() {
+        PeriodKind::Week => row.start.format("%d %b").to_string(),
+        PeriodKind::Month => row.start.format("%b %y").to_string(),
+        PeriodKind::Quarter => row.period.to_string(),
+    }
+}
+
+/// The rows worth charting: from the first with a level or a measurement, up to `day`.
+fn charted(rows: &[PeriodRow], day: NaiveDate) -> &[PeriodRow] {
+    let end = rows
+        .iter()
+        .rposition(|r| r.start <= day)
+        .map_or(0, |i| i + 1);
+    let rows = &rows[..end];
+    let start = rows
+        .iter()
+        .position(|r| !r.levels.is_empty() || r.standards.iter().any(|s| s.actual.is_some()))
+        .unwrap_or(rows.len());
+    &rows[start..]
+}
+
+pub(crate) async fn handler(
+    State(state): State<DashboardState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response, PageError> {
+    let stored = visible_profile(&state, &viewer, &raw).await?;
+    let rep_id = stored.rep_id;
+    let today = state.today();
+    let as_of = query_date(params.as_of.as_deref(), "as_of")?;
+    if let Some(d) = as_of
+        && d > today
+    {
+        return Err(PageError::BadRequest(format!(
+            "{d} is in the future (today is {today}); pick a date on or before today."
+        )));
+    }
+    let day = as_of.unwrap_or(today);
+    let stored_timeline = data::doc::<GrowthTimeline>(
+        &state,
+        trellis_projections::growth::kinds::GROWTH_TIMELINE,
+        rep_id,
+    )
+    .await?
+    .ok_or_else(|| PageError::Internal(format!("rep {rep_id} has a profile but no timeline")))?;
+    let standards = data::standards_of(&state, &stored_timeline).await?;
+    let facts = data::rep_facts(&state, rep_id).await?;
+    let gate = stored.phase.gate_periods;
+    let (profile, timeline) = match (as_of, &facts) {
+        (Some(d), Some(facts)) => data::derive_as_of(facts, &standards, gate, d),
+        _ => (stored.clone(), stored_timeline),
+    };
+    let mut view = query::rep_profile(profile, day);
+    if viewer.is_rep() {
+        view = view.for_rep();
+    }
+    let profile = &view.profile;
+
+    let mut competency_ids: BTreeSet<String> =
+        profile.levels.keys().map(ToString::to_string).collect();
+    for row in timeline.weeks.iter() {
+        competency_ids.extend(row.levels.keys().map(ToString::to_string));
+        competency_ids.extend(row.feedback.keys().map(ToString::to_string));
+        competency_ids.extend(row.coaching_focus.keys().map(ToString::to_string));
+    }
+    let names = data::competency_names(&state, competency_ids).await?;
+    let events = data::rep_events(&state, rep_id).await?;
+    let entries: Vec<Entry> = data::timeline_entries(&events, &names, viewer.sees_private())
+        .into_iter()
+        .filter(|e| e.on <= day)
+        .collect();
+    let leaders = data::leader_names(&state).await?;
+    let team = data::team(&state, profile.team_id).await?;
+
+    let mut b = String::with_capacity(96 * 1024);
+    let tenure_months = {
+        let months = (day.year() - profile.start_date.year()) * 12 + day.month() as i32
+            - profile.start_date.month() as i32;
+        months.max(0)
+    };
+    let _ = write!(
+        b,
+        "<h1>{}</h1><p class=\"lead\">{} on {} · started {} ({} months) · {}</p>",
+        esc(profile.name.as_ref()),
+        esc(profile.role.as_ref()),
+        match (&team, viewer.is_rep()) {
+            (Some(t), false) => format!(
+                "<a href=\"/teams/{}\">{}</a>",
+                t.team_id,
+                esc(t.name.as_ref())
+            ),
+            (Some(t), true) => esc(t.name.as_ref()),
+            (None, _) => "a team".to_owned(),
+        },
+        profile.start_date,
+        tenure_months,
+        match profile.departed_on {
+            Some(d) => format!("departed on {d}"),
+            None => "active".to_owned(),
+        }
+    );
+    if let Some(d) = as_of {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" role=\"status\">Showing {} <strong>as of {d}</strong>: as it \
+             happened up to the end of that day (later corrections applied). \
+             <a href=\"/reps/{rep_id}\">Back to today</a></p>",
+            esc(profile.name.as_ref())
+        );
+        if let Some(hooks) = state.hooks() {
+            match hooks.rep_as_of(viewer.claims(), rep_id.as_uuid(), d).await {
+                Ok(Some(fragment)) => b.push_str(&fragment),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the rep_as_of hook failed"),
+            }
+        }
+    }
+    let _ = write!(
+        b,
+        "<form class=\"asof noprint\" method=\"get\" action=\"/reps/{rep_id}\">\
+         <label for=\"as_of\">Show as of<input type=\"date\" id=\"as_of\" name=\"as_of\" \
+         min=\"{}\" max=\"{today}\" value=\"{day}\"></label><button type=\"submit\">Show</button>\
+         <a class=\"button\" href=\"/reps/{rep_id}/review?from={}&amp;to={day}\">Review packet</a>\
+         <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a></form>",
+        profile.start_date,
+        day.checked_sub_days(Days::new(90))
+            .unwrap_or(day)
+            .max(profile.start_date),
+    );
+
+    // Standing and phase.
+    let _ = write!(
+        b,
+        "<div class=\"grid\"><section class=\"card\" aria-labelledby=\"standing\"><h3 id=\"standing\">Standing</h3>\
+         <p>{}</p><ul class=\"reasons\">",
+        standing_badge(view.standing.standing)
+    );
+    for reason in &view.standing.reasons {
+        let _ = write!(b, "<li>{}</li>", esc(reason));
+    }
+    let phase = &profile.phase;
+    let _ = write!(
+        b,
+        "</ul></section><section class=\"card\" aria-labelledby=\"phase\"><h3 id=\"phase\">Focus: {}</h3>\
+         <p>{}</p><ul class=\"reasons\">",
+        match phase.phase {
+            Phase::Quality => "quality first",
+            Phase::Quantity => "quantity (quality gate passed)",
+        },
+        esc(&phase.reason)
+    );
+    for g in &phase.standards {
+        let _ = write!(
+            b,
+            "<li>{}: {} of {} periods met in a row{}</li>",
+            esc(g.name.as_ref()),
+            g.consecutive_met.min(phase.gate_periods),
+            phase.gate_periods,
+            g.gate_met_in
+                .map(|p| format!(" (gate met in {p})"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = write!(
+        b,
+        "</ul></section><section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>sessions in all</small></p>\
+         <p class=\"muted\">Last coached {}.</p></section></div>",
+        profile.coaching_sessions,
+        profile
+            .last_coached_on
+            .map_or("never".to_owned(), |d| format!(
+                "on {d} ({})",
+                days_ago(d, day)
+            ))
+    );
+
+    // Growth charts.
+    b.push_str("<h2>Growth</h2>");
+    let weeks = charted(&timeline.weeks, day);
+    if weeks.is_empty() {
+        b.push_str("<p>No assessment or measurement yet.</p>");
+    } else {
+        levels_chart(&mut b, weeks, &names);
+    }
+    let gate_on = phase.quality_gate_passed_on;
+    for (kind, label) in [
+        (StandardKind::Quality, "Quality"),
+        (StandardKind::Quantity, "Quantity"),
+        (StandardKind::Behaviour, "Behaviour"),
+    ] {
+        for (bucket, rows) in [
+            ("weekly", charted(&timeline.weeks, day)),
+            ("monthly", charted(&timeline.months, day)),
+        ] {
+            attainment_chart(&mut b, kind, label, bucket, rows, gate_on, &standards);
+        }
+    }
+
+    // Open work.
+    b.push_str("<h2>Open action items</h2>");
+    if view.open_action_items.is_empty() {
+        b.push_str("<p>None open.</p>");
+    } else {
+        b.push_str("<ul class=\"timeline\">");
+        for item in &view.open_action_items {
+            let _ = write!(
+                b,
+                "<li class=\"coaching\"><span class=\"when\">due {}</span>{}{}{}<p>Owner: {}</p></li>",
+                item.item.due_on,
+                esc(item.item.description.as_ref()),
+                if item.overdue {
+                    format!(
+                        "<span class=\"tag overdue\">overdue {} days</span>",
+                        (day - item.item.due_on).num_days()
+                    )
+                } else {
+                    String::new()
+                },
+                if item.item.visibility == trellis_domain::rep::Visibility::Private {
+                    "<span class=\"tag private\">private</span>"
+                } else {
+                    ""
+                },
+                match item.item.owner {
+                    Owner::Rep => "the rep".to_owned(),
+                    Owner::Leader(id) => leaders
+                        .get(&id.to_string())
+                        .map_or("their leader".to_owned(), |n| esc(n)),
+                }
+            );
+        }
+        b.push_str("</ul>");
+    }
+
+    b.push_str("<h2>Improvement plans</h2>");
+    if profile.plans.is_empty() {
+        b.push_str("<p>None.</p>");
+    } else {
+        b.push_str(
+            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Started</th><th scope=\"col\">Review on</th>\
+             <th scope=\"col\">Targets</th><th scope=\"col\">Checkpoints</th><th scope=\"col\">Outcome</th></tr></thead><tbody>",
+        );
+        for plan in &profile.plans {
+            let targets: Vec<String> = plan
+                .targets
+                .iter()
+                .map(|t| esc(t.description.as_ref()))
+                .collect();
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                plan.started_on,
+                plan.review_on,
+                targets.join("<br>"),
+                plan.checkpoints.len(),
+                match (plan.outcome, plan.closed_on) {
+                    (Some(o), Some(on)) => format!(
+                        "{} on {on}",
+                        match o {
+                            trellis_domain::rep::PlanOutcome::Met => "met",
+                            trellis_domain::rep::PlanOutcome::Extended => "extended",
+                            trellis_domain::rep::PlanOutcome::NotMet => "not met",
+                        }
+                    ),
+                    _ => "<span class=\"badge plan\">open</span>".to_owned(),
+                }
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
+
+    b.push_str("<h2>Support requests</h2>");
+    if profile.support_requests.is_empty() {
+        b.push_str("<p>None raised.</p>");
+    } else {
+        b.push_str(
+            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Raised</th><th scope=\"col\">Category</th>\
+             <th scope=\"col\">Request</th><th scope=\"col\">Resolved</th></tr></thead><tbody>",
+        );
+        for r in profile.support_requests.iter().rev() {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.raised_on,
+                super::team::category(r.category),
+                esc(r.description.as_ref()),
+                match (r.resolved_on, r.days_to_resolve) {
+                    (Some(on), Some(days)) => format!("{on} (after {days} days)"),
+                    _ => format!(
+                        "<span class=\"tag overdue\">open for {} days</span>",
+                        (day - r.raised_on).num_days()
+                    ),
+                }
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
+
+    // Levels now.
+    b.push_str(
+        "<h2>Levels</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">Competency</th>\
+         <th scope=\"col\" class=\"n\">Level (1–5)</th><th scope=\"col\">Assessed on</th></tr></thead><tbody>",
+    );
+    let mut levels: Vec<(String, u8, NaiveDate)> = profile
+        .levels
+        .iter()
+        .map(|(id, l)| {
+            (
+                names
+                    .get(&id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string()),
+                l.level,
+                l.assessed_on,
+            )
+        })
+        .collect();
+    levels.sort();
+    for (name, level, on) in levels {
+        let _ = write!(
+            b,
+            "<tr><th scope=\"row\">{}</th><td class=\"n\">{level}</td><td>{on}</td></tr>",
+            esc(&name)
+        );
+    }
+    b.push_str("</tbody></table></div>");
+
+    // Standing history.
+    if let Some(facts) = &facts {
+        standing_history(&mut b, facts, &standards, gate, profile.start_date, day);
+    }
+
+    // Timeline.
+    b.push_str("<h2 id=\"timeline\">Coaching and feedback</h2>");
+    if entries.is_empty() {
+        b.push_str("<p>Nothing recorded yet.</p>");
+    } else {
+        const SHOWN: usize = 30;
+        b.push_str("<ol class=\"timeline\">");
+        for entry in entries.iter().take(SHOWN) {
+            entry_html(&mut b, entry, &leaders);
+        }
+        b.push_str("</ol>");
+        if entries.len() > SHOWN {
+            let _ = write!(
+                b,
+                "<details><summary>Earlier ({} more)</summary><ol class=\"timeline\">",
+                entries.len() - SHOWN
+            );
+            for entry in entries.iter().skip(SHOWN) {
+                entry_html(&mut b, entry, &leaders);
+            }
+            b.push_str("</ol></details>");
+        }
+    }
+
+    Ok(Html(page(profile.name.as_ref(), Some(viewer.claims()), &b)).into_response())
+}
+
+fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>) {
+    let _ = write!(
+        b,
+        "<li class=\"{}\"><span class=\"when\">{}</span><strong>{}</strong>{}",
+        entry.class,
+        entry.on,
+        esc(&entry.title),
+        if entry.private {
+            "<span class=\"tag private\">private</span>"
+        } else {
+            ""
+        }
+    );
+    if let Some(by) = entry.by.and_then(|id| leaders.get(&id.to_string())) {
+        let _ = write!(b, " <span class=\"muted\">by {}</span>", esc(by));
+    }
+    if let Some(text) = &entry.text {
+        let _ = write!(b, "<p>{}</p>", esc(text));
+    }
+    for extra in &entry.extra {
+        let _ = write!(b, "<p class=\"muted\">{}</p>", esc(extra));
+    }
+    if let Some(c) = &entry.corrected {
+        let _ = write!(
+            b,
+            "<p><span class=\"tag overdue\">correction</span> {}</p>",
+            esc(c)
+        );
+    }
+    b.push_str("</li>");
+}
+
+fn levels_chart(b: &mut String, rows: &[PeriodRow], names: &BTreeMap<String, String>) {
+    let ids: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| r.levels.keys().map(ToString::to_string))
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let mut ids: Vec<(String, String)> = ids
+        .into_iter()
+        .map(|id| (names.get(&id).cloned().unwrap_or_else(|| id.clone()), id))
+        .collect();
+    ids.sort();
+    let series = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (name, id))| Series {
+            label: name.clone(),
+            points: rows
+                .iter()
+                .map(|r| {
+                    r.levels
+                        .iter()
+                        .find(|(c, _)| c.to_string() == *id)
+                        .map(|(_, l)| f64::from(*l))
+                })
+                .collect(),
+            style: i,
+            step: true,
+        })
+        .collect();
+    let last = rows.last().map(|r| r.end).unwrap_or_default();
+    let chart = Chart {
+        title: "Level per competency, week by week".into(),
+        description: format!(
+            "Step lines of each competency's assessed level (1 to 5) from {} to {last}.",
+            rows[0].start
+        ),
+        x_labels: rows.iter().map(axis_label).collect(),
+        y_min: 0.8,
+        y_max: 5.2,
+        y_ticks: (1..=5).map(|l| (f64::from(l), l.to_string())).collect(),
+        reference: None,
+        markers: vec![],
+        series,
+    };
+    b.push_str(&chart.render("levels"));
+}
+
+fn attainment_chart(
+    b: &mut String,
+    kind: StandardKind,
+    label: &str,
+    bucket: &str,
+    rows: &[PeriodRow],
+    gate_on: Option<NaiveDate>,
+    standards: &BTreeMap<trellis_domain::StandardId, StandardDoc>,
+) {
+    let mut ids: Vec<(String, trellis_domain::StandardId)> = rows
+        .iter()
+        .flat_map(|r| r.standards.iter())
+        .filter(|s| s.kind == kind && s.applies)
+        .map(|s| (s.name.to_string(), s.standard_id))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ids.sort();
+    if ids.is_empty() {
+        return;
+    }
+    // Keep only the span where these standards applied.
+    let first = rows.iter().position(|r| {
+        r.standards
+            .iter()
+            .any(|s| s.kind == kind && s.attainment.is_some())
+    });
+    let Some(first) = first else { return };
+    let rows = &rows[first..];
+    let mut max: f64 = 1.5;
+    let series: Vec<Series> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (name, id))| Series {
+            label: name.clone(),
+            points: rows
+                .iter()
+                .map(|r| {
+                    let a = r
+                        .standards
+                        .iter()
+                        .find(|s| s.standard_id == *id && s.applies)
+                        .and_then(|s| s.attainment);
+                    if let Some(a) = a {
+                        max = max.max(a.min(2.5));
+                    }
+                    a.map(|a| a * 100.0)
+                })
+                .collect(),
+            style: i,
+            step: false,
+        })
+        .collect();
+    let top = (max * 100.0 / 25.0).ceil() * 25.0;
+    let markers = gate_on
+        .and_then(|on| rows.iter().position(|r| r.start <= on && on <= r.end))
+        .map(|i| (i, "Quality gate passed".to_owned()))
+        .into_iter()
+        .collect();
+    let chart = Chart {
+        title: format!("{label} standards, {bucket}: attainment against target"),
+        description: format!(
+            "Attainment in percent of the target in force (ramp-adjusted) for {} from {} to {}; 100% is the target.",
+            ids.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rows[0].start,
+            rows.last().map(|r| r.end).unwrap_or_default()
+        ),
+        x_labels: rows.iter().map(axis_label).collect(),
+        y_min: 0.0,
+        y_max: top,
+        y_ticks: (0..=(top as i64 / 50))
+            .map(|k| ((k * 50) as f64, format!("{}%", k * 50)))
+            .collect(),
+        reference: Some((100.0, "target (100%)".into())),
+        markers,
+        series,
+    };
+    b.push_str(&chart.render(&format!("att-{}-{bucket}", label.to_lowercase())));
+    // The latest figures, in a table.
+    let _ = write!(
+        b,
+        "<div class=\"scroll\" style=\"margin-bottom:1rem\"><table class=\"heat\"><caption>{label}, {bucket}: latest measured period</caption>\
+         <thead><tr><th scope=\"col\">Standard</th><th scope=\"col\">Period</th><th scope=\"col\" class=\"n\">Actual</th>\
+         <th scope=\"col\" class=\"n\">Target</th><th scope=\"col\">Attainment</th></tr></thead><tbody>"
+    );
+    for (name, id) in &ids {
+        let latest = rows.iter().rev().find_map(|r| {
+            r.standards
+                .iter()
+                .find(|s| s.standard_id == *id && s.applies && s.actual.is_some())
+                .map(|s| (r, s))
+        });
+        let unit = standards
+            .get(id)
+            .map(|s| s.unit.to_string())
+            .unwrap_or_default();
+        if let Some((row, s)) = latest {
+            let _ = write!(
+                b,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"n\">{} {}</td><td class=\"n\">{} {}{}</td>\
+                 <td class=\"cell {}\">{}</td></tr>",
+                esc(name),
+                row.period,
+                s.actual.map_or("–".to_owned(), num),
+                esc(&unit),
+                match s.direction {
+                    trellis_domain::Direction::AtLeast => "≥",
+                    trellis_domain::Direction::AtMost => "≤",
+                },
+                s.target.map_or("–".to_owned(), num),
+                s.ramp_percent
+                    .map(|p| format!(" <span class=\"muted\">(ramp {p}%)</span>"))
+                    .unwrap_or_default(),
+                attainment_class(s.attainment),
+                pct(s.attainment)
+            );
+        }
+    }
+    b.push_str("</tbody></table></div>");
+}
+
+/// The standing at the end of each month, with its reasons.
+fn standing_history(
+    b: &mut String,
+    facts: &RepFacts,
+    standards: &BTreeMap<trellis_domain::StandardId, StandardDoc>,
+    gate: u32,
+    start: NaiveDate,
+    day: NaiveDate,
+) {
+    let mut ends = vec![];
+    let mut month = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
+    for _ in 0..12 {
+        let end = month
+            .checked_add_months(Months::new(1))
+            .and_then(|m| m.pred_opt())
+            .unwrap_or(month);
+        let end = end.min(day);
+        if end < start {
+            break;
+        }
+        ends.push(end);
+        match month.checked_sub_months(Months::new(1)) {
+            Some(m) => month = m,
+            None => break,
+        }
+    }
+    if ends.is_empty() {
+        return;
+    }
+    b.push_str(
+        "<h2>Standing over time</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">At the end of</th>\
+         <th scope=\"col\">Standing</th><th scope=\"col\">Why</th></tr></thead><tbody>",
+    );
+    for end in ends {
+        let (profile, _) = data::derive_as_of(facts, standards, gate, end);
+        let standing = standing_as_of(&profile, end);
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"?as_of={end}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+            end.format("%B %Y"),
+            standing_badge(standing.standing),
+            standing
+                .reasons
+                .iter()
+                .map(|r| esc(r))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    b.push_str("</tbody></table></div>");
+}

@@ -1,0 +1,758 @@
+//! The dashboard and the demo organisation.
+//!
+//! - The demo is seeded through the command service on both backends, the
+//!   projection catches up, and every page is rendered through the real
+//!   router (`oneshot`): names and figures on the pages are the read models'.
+//! - Who may see what: a rep sees only their own pages and never a private
+//!   note; a leader only their teams; no token means the sign-in page.
+//! - The demo is deterministic: the same seed records the same events.
+//! - End to end in headless Chromium (when installed; required with
+//!   `TRELLIS_SLOW_TESTS=1`): sign in as a leader, open the team, a rep, the
+//!   rep as of a past date and a review packet; screenshots go to
+//!   `tests/artifacts/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{Days, NaiveDate, Utc};
+use serde_json::Value;
+use tower::ServiceExt;
+use trellis_commands::auth::TokenKey;
+use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_dashboard::DashboardState;
+use trellis_dashboard::demo::{self, DemoOrg};
+use trellis_domain::rep::{RepEvent, Visibility};
+use trellis_domain::{Event, LeaderId, Period, PeriodKind, RepId, TeamId};
+use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::{EventStore, StreamId};
+use trellis_projections::engine::Engine;
+use trellis_projections::growth::{Growth, GrowthSettings};
+use trellis_projections::query::ReadModels;
+use trellis_projections::store::ReadStore;
+use trellis_projections::store::postgres::PostgresReadStore;
+use trellis_projections::store::sqlite::SqliteReadStore;
+use trellis_tests::{Backend, Kind, slow_tests_enabled};
+
+const SECRET: &[u8; 32] = b"trellis-dashboard-tests-secret!!";
+const SEED: u64 = 42;
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// The demo on a backend of its own, caught up, behind the real router.
+struct Demo {
+    backend: Backend,
+    app: AppState,
+    read: Arc<dyn ReadStore>,
+    org: DemoOrg,
+    router: Router,
+    seeding: Duration,
+}
+
+async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
+    match backend.kind {
+        Kind::Postgres => {
+            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
+                .await
+                .expect("connect");
+            Arc::new(
+                PostgresReadStore::new(store.pool().clone())
+                    .await
+                    .expect("read store"),
+            )
+        }
+        Kind::Sqlite => Arc::new(
+            SqliteReadStore::open(
+                backend
+                    .data_dir()
+                    .join(trellis_eventstore::sqlite::FILE_NAME),
+            )
+            .await
+            .expect("read store"),
+        ),
+    }
+}
+
+impl Demo {
+    async fn seed(kind: Kind, seed: u64) -> Demo {
+        let backend = Backend::new(kind).await;
+        let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
+        let app = AppState::new(
+            backend.store.clone(),
+            key,
+            Arc::new(SystemClock),
+            CommandsConfig::default(),
+        );
+        let started = Instant::now();
+        let org = demo::seed(&app, seed, today())
+            .await
+            .expect("the demo seeds");
+        let seeding = started.elapsed();
+        let read = read_store(&backend).await;
+        Engine::new(backend.store.clone(), read.clone())
+            .catch_up(&Growth::new(GrowthSettings::default()))
+            .await
+            .expect("catch up")
+            .expect("the runner lease");
+        let router = trellis_commands::router_with(
+            app.clone(),
+            trellis_dashboard::routes(DashboardState::new(app.clone(), read.clone())),
+        );
+        Demo {
+            backend,
+            app,
+            read,
+            org,
+            router,
+            seeding,
+        }
+    }
+
+    fn models(&self) -> ReadModels {
+        ReadModels::new(self.read.clone())
+    }
+
+    /// GET `path` with `token` as a bearer (empty: none); (status, body).
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, String) {
+        let mut request = Request::builder().uri(path);
+        if !token.is_empty() {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).expect("a request"))
+            .await
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, String) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn leader_token(&self, team: usize) -> &str {
+        &self.org.leaders[team].token
+    }
+
+    fn rep(&self, name: &str) -> &demo::DemoRep {
+        self.org
+            .rep(name)
+            .unwrap_or_else(|| panic!("the demo has {name}"))
+    }
+
+    async fn cleanup(self) {
+        drop(self.router);
+        drop(self.app);
+        drop(self.read);
+        self.backend.cleanup().await;
+    }
+}
+
+/// Each event of the log as (stream, version, type, actor, payload), in stream order.
+async fn events(store: &dyn EventStore) -> Vec<(String, u64, String, String, Value)> {
+    let mut out = vec![];
+    let mut after: Option<(StreamId, u64)> = None;
+    loop {
+        let page = store.scan_streams(after.clone(), 1000).await.expect("scan");
+        let Some(last) = page.last() else {
+            return out;
+        };
+        after = Some((last.stream_id.clone(), last.stream_version));
+        out.extend(page.into_iter().map(|e| {
+            (
+                e.stream_id.to_string(),
+                e.stream_version,
+                e.event_type,
+                e.metadata.actor,
+                e.payload,
+            )
+        }));
+    }
+}
+
+fn assert_contains(body: &str, needle: &str, what: &str) {
+    assert!(
+        body.contains(needle),
+        "{what}: expected the page to contain {needle:?}; it was {} bytes: {}",
+        body.len(),
+        &body[..body.len().min(3000)]
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+async fn pages_show_the_read_models(kind: Kind) {
+    let demo = Demo::seed(kind, SEED).await;
+    let today = today();
+    let org = &demo.org;
+    eprintln!(
+        "{kind:?}: seeded the demo with {} requests in {:.1}s",
+        org.requests,
+        demo.seeding.as_secs_f64()
+    );
+    assert_eq!(org.reps.len(), 12);
+    assert_eq!(org.teams.len(), 2);
+    let models = demo.models();
+
+    // The team page, as its leader.
+    let team = &org.teams[0];
+    let (status, body) = demo
+        .get(&format!("/teams/{}", team.id), demo.leader_token(0))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(&body, "<html lang=\"en\">", "team page");
+    assert_contains(&body, &team.name, "team page");
+    assert_contains(&body, "Maya Okafor", "team page");
+    for name in ["Priya Nair", "Tom Becker", "Aisha Khan", "Marcus Hale"] {
+        assert_contains(&body, name, "team page lists its reps");
+    }
+    let period = Period::containing(PeriodKind::Month, today);
+    let view = models
+        .team_view(TeamId::from_uuid(team.id), period, today)
+        .await
+        .expect("team view")
+        .expect("the team");
+    assert_contains(
+        &body,
+        &format!(
+            "{} of {} reps coached",
+            view.coaching.reps_coached, view.headcount
+        ),
+        "coaching coverage",
+    );
+    for rep in &view.needs_support {
+        assert_contains(&body, rep.name.as_ref(), "who needs support");
+        assert_contains(
+            &body,
+            &rep.standing.reasons[0].replace('\'', "&#39;"),
+            "why they need support",
+        );
+    }
+    assert!(
+        view.needs_support
+            .iter()
+            .any(|r| r.name.as_ref() == "Aisha Khan"),
+        "the rep with an open tools request needs support"
+    );
+    assert_contains(&body, "Attainment heat map", "heat map");
+    assert_contains(&body, "Quality standards", "quality apart");
+    assert_contains(&body, "Quantity standards", "quantity apart");
+    assert_contains(&body, "New hires on the ramp", "ramp");
+    assert_contains(&body, "The dialer drops calls", "open support request");
+
+    // A rep page, as their leader.
+    let priya = demo.rep("Priya Nair");
+    let started = Instant::now();
+    let (status, body) = demo
+        .get(&format!("/reps/{}", priya.id), demo.leader_token(0))
+        .await;
+    let rep_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let profile = models
+        .rep_profile(RepId::from_uuid(priya.id), today)
+        .await
+        .expect("profile")
+        .expect("Priya");
+    assert_contains(&body, "Priya Nair", "rep page");
+    for reason in &profile.standing.reasons {
+        assert_contains(&body, &reason.replace('\'', "&#39;"), "standing reasons");
+    }
+    assert_contains(&body, "Level per competency", "levels chart");
+    assert_contains(&body, "<svg", "charts are inline SVG");
+    assert_contains(&body, "Quality standards, weekly", "quality chart");
+    assert_contains(&body, "Quantity standards, weekly", "quantity chart");
+    assert_contains(&body, "Coaching and feedback", "timeline");
+    assert_contains(&body, "Standing over time", "standing history");
+    assert_contains(&body, "correction", "the corrected assessment");
+    if profile.profile.phase.quality_gate_passed_on.is_some() {
+        assert_contains(&body, "Quality gate passed", "the gate is marked");
+    }
+    eprintln!(
+        "{kind:?}: rep page rendered in {rep_ms:.1} ms ({} KiB)",
+        body.len() / 1024
+    );
+
+    // The rep as of a past date.
+    let as_of = today.checked_sub_days(Days::new(120)).expect("a date");
+    let started = Instant::now();
+    let (status, body) = demo
+        .get(
+            &format!("/reps/{}?as_of={as_of}", priya.id),
+            demo.leader_token(0),
+        )
+        .await;
+    eprintln!(
+        "{kind:?}: rep page as of {as_of} rendered in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(&body, &format!("as of {as_of}"), "the as-of notice");
+    let (status, _) = demo
+        .get(
+            &format!(
+                "/reps/{}?as_of={}",
+                priya.id,
+                today.succ_opt().expect("a date")
+            ),
+            demo.leader_token(0),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a future as-of date");
+
+    // The leader's scorecard.
+    let leader = &org.leaders[0];
+    let (status, body) = demo
+        .get(&format!("/leaders/{}", leader.id), &leader.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let from = today.checked_sub_days(Days::new(89)).expect("a date");
+    let card = models
+        .leader_scorecard(LeaderId::from_uuid(leader.id), from, today, today)
+        .await
+        .expect("scorecard")
+        .expect("the leader");
+    assert_contains(
+        &body,
+        &format!("{} <small>sessions</small>", card.sessions_held),
+        "sessions held",
+    );
+    assert_contains(
+        &body,
+        &format!("{} reps coached", card.reps_coached),
+        "reps coached",
+    );
+
+    // Review packet and audit trail.
+    let (status, body) = demo
+        .get(&format!("/reps/{}/review", priya.id), demo.leader_token(0))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(&body, "Review packet", "review packet");
+    assert_contains(&body, "Levels per competency", "review packet levels");
+    let (status, body) = demo
+        .get(&format!("/reps/{}/audit", priya.id), &org.auditor_token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(&body, "Hash chain verified", "audit trail");
+    assert_contains(
+        &body,
+        "corrects <a href=\"#v",
+        "a correction links to what it corrects",
+    );
+
+    // The home page lists the teams for an admin.
+    let (status, body) = demo.get("/home", &org.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for t in &org.teams {
+        assert_contains(&body, &t.name, "home page");
+    }
+
+    // A departed rep and a rep on a plan.
+    let jonas = demo.rep("Jonas Weber");
+    let (_, body) = demo
+        .get(&format!("/reps/{}", jonas.id), &org.admin_token)
+        .await;
+    assert_contains(&body, "Departed", "the rep who moved on");
+    assert_contains(&body, "not met", "the plan not met");
+    let marcus = demo.rep("Marcus Hale");
+    let (_, body) = demo
+        .get(&format!("/reps/{}", marcus.id), &org.admin_token)
+        .await;
+    assert_contains(&body, "met on", "the plan met");
+
+    demo.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pages_show_the_read_models_on_the_embedded_store() {
+    pages_show_the_read_models(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pages_show_the_read_models_on_postgres() {
+    pages_show_the_read_models(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_sees_only_their_own_pages_and_no_private_note() {
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    let org = &demo.org;
+    let priya = demo.rep("Priya Nair");
+    let tom = demo.rep("Tom Becker");
+
+    // Another rep's pages, the team and a leader's scorecard: 403.
+    for path in [
+        format!("/reps/{}", tom.id),
+        format!("/reps/{}/review", tom.id),
+        format!("/reps/{}/audit", tom.id),
+        format!("/teams/{}", org.teams[0].id),
+        format!("/leaders/{}", org.leaders[0].id),
+    ] {
+        let (status, body) = demo.get(&path, &priya.token).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_contains(&body, "Not yours to see", "a friendly 403 page");
+    }
+    // A leader of the other team: 403; no token: the sign-in page with 401.
+    let (status, _) = demo
+        .get(&format!("/teams/{}", org.teams[0].id), demo.leader_token(1))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = demo
+        .get(&format!("/reps/{}", priya.id), demo.leader_token(1))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = demo.get(&format!("/reps/{}", priya.id), "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_contains(
+        &body,
+        "<form method=\"post\" action=\"/login\"",
+        "sign-in form",
+    );
+    let (status, body) = demo.get("/reps/not-a-uuid", &org.admin_token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = demo
+        .get(&format!("/reps/{}", uuid::Uuid::nil()), &org.admin_token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The private notes about Priya, and the shared ones.
+    let stream = StreamId::for_entity("rep", priya.id).expect("stream");
+    let recorded = demo
+        .backend
+        .store
+        .read_stream(&stream, 0, 10_000)
+        .await
+        .expect("read");
+    let (mut private, mut shared) = (vec![], vec![]);
+    for e in recorded {
+        match Event::from_stored(&e.event_type, e.schema_version, e.payload) {
+            Ok(Event::Rep(RepEvent::FeedbackGiven(f))) => {
+                if f.visibility == Visibility::Private {
+                    private.push(f.note.to_string());
+                } else {
+                    shared.push(f.note.to_string());
+                }
+            }
+            Ok(Event::Rep(RepEvent::CoachingSessionHeld(s))) => {
+                if s.visibility == Visibility::Private {
+                    private.push(s.notes.to_string());
+                } else {
+                    shared.push(s.notes.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !private.is_empty(),
+        "the demo has private notes about Priya"
+    );
+    let (status, as_rep) = demo.get(&format!("/reps/{}", priya.id), &priya.token).await;
+    assert_eq!(status, StatusCode::OK, "{as_rep}");
+    let (_, as_leader) = demo
+        .get(&format!("/reps/{}", priya.id), demo.leader_token(0))
+        .await;
+    assert_contains(&as_leader, "tag private", "the leader sees private notes");
+    assert!(
+        !as_rep.contains("tag private"),
+        "a rep's page shows no private record"
+    );
+    for note in private.iter().filter(|n| !shared.contains(n)) {
+        let escaped = note.replace('\'', "&#39;");
+        assert_contains(&as_leader, &escaped, "the leader sees the private note");
+        assert!(
+            !as_rep.contains(&escaped),
+            "the private note {note:?} reached the rep"
+        );
+    }
+    let (_, audit) = demo
+        .get(&format!("/reps/{}/audit", priya.id), &priya.token)
+        .await;
+    assert!(!audit.contains("tag private"), "nor does their audit trail");
+
+    demo.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_sets_an_http_only_cookie_that_opens_the_pages() {
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    let team = demo.org.teams[0].id;
+    let (status, body) = demo.get("/", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_contains(&body, "<label for=\"token\">", "a labelled token field");
+
+    let response = demo
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/login?token={}", demo.leader_token(0)))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("/teams/{team}").as_str(),
+        "a leader of one team lands on it"
+    );
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let (status, body) = demo
+        .send(
+            Request::builder()
+                .uri(format!("/teams/{team}"))
+                .header(header::COOKIE, pair)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(&body, "Northside SDRs", "the team page through the cookie");
+
+    // A bad token: the form again, with the reason.
+    let (status, body) = demo.get("/login?token=nonsense", "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_contains(&body, "role=\"alert\"", "the reason is announced");
+    // `next` only goes to a path on this server.
+    let response = demo
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!(
+                    "/login?token={}&next=//evil.example/",
+                    demo.leader_token(0)
+                ))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("/teams/{team}").as_str()
+    );
+    demo.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_records_the_same_events() {
+    let today = today();
+    let mut logs = vec![];
+    for seed in [7, 7, 8] {
+        let backend = Backend::new(Kind::Sqlite).await;
+        let app = AppState::new(
+            backend.store.clone(),
+            TokenKey::new(SECRET.to_vec()).expect("key"),
+            Arc::new(SystemClock),
+            CommandsConfig::default(),
+        );
+        let org = demo::seed(&app, seed, today).await.expect("seed");
+        logs.push((events(&*backend.store).await, org.reps[0].id));
+        backend.cleanup().await;
+    }
+    let (a, b, c) = (&logs[0], &logs[1], &logs[2]);
+    assert!(
+        a.0.len() > 2000,
+        "a demo of some size: {} events",
+        a.0.len()
+    );
+    assert_eq!(a.0.len(), b.0.len());
+    for (x, y) in a.0.iter().zip(&b.0) {
+        assert_eq!(x, y, "the same seed, the same event");
+    }
+    assert_eq!(a.1, b.1, "the same ids");
+    assert_ne!(a.0, c.0, "another seed, another organisation");
+}
+
+// ---------------------------------------------------------------------------
+// Headless Chromium
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).expect("tests/artifacts");
+    dir
+}
+
+/// Runs Chromium headless with `args` and `url`, with a profile of its own
+/// (a profile still held by an exiting browser would block the next one);
+/// (stdout, stderr).
+fn chromium(args: &[String], url: &str) -> (String, String) {
+    let profile = trellis_tests::temp_dir();
+    let mut child = std::process::Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        // Files, not pipes: a page's DOM overflows a pipe nobody reads yet.
+        .stdout(std::fs::File::create(profile.join("stdout")).expect("stdout file"))
+        .stderr(std::fs::File::create(profile.join("stderr")).expect("stderr file"))
+        .spawn()
+        .expect("chromium starts");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within 90 s for {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let read = |name: &str| {
+        String::from_utf8_lossy(&std::fs::read(profile.join(name)).unwrap_or_default()).into_owned()
+    };
+    let output = (read("stdout"), read("stderr"));
+    let _ = std::fs::remove_dir_all(&profile);
+    output
+}
+
+fn console_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Uncaught") || l.contains("ERROR:CONSOLE"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_signs_in_and_browses_in_headless_chromium() {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        assert!(
+            !slow_tests_enabled(),
+            "TRELLIS_SLOW_TESTS=1 but {CHROMIUM} is missing: install the Debian package \
+             `chromium` (tests/run does)"
+        );
+        eprintln!("skipped: {CHROMIUM} is not installed (set TRELLIS_SLOW_TESTS=1 to require it)");
+        return;
+    }
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = demo.router.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let org = demo.org.clone();
+    let priya = demo.rep("Priya Nair").clone();
+    let team = org.teams[0].clone();
+    let token = org.leaders[0].token.clone();
+    let as_of = today().checked_sub_days(Days::new(120)).expect("a date");
+    let pages: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "team",
+            format!("/teams/{}", team.id),
+            vec![
+                team.name.clone(),
+                "Who needs support".into(),
+                "Aisha Khan".into(),
+            ],
+        ),
+        (
+            "rep",
+            format!("/reps/{}", priya.id),
+            vec!["Priya Nair".into(), "Level per competency".into()],
+        ),
+        (
+            "rep-as-of",
+            format!("/reps/{}?as_of={as_of}", priya.id),
+            vec!["Priya Nair".into(), format!("as of {as_of}")],
+        ),
+        (
+            "review-packet",
+            format!("/reps/{}/review", priya.id),
+            vec!["Review packet".into(), "Levels per competency".into()],
+        ),
+    ];
+    let artifacts = artifacts();
+    let result = tokio::task::spawn_blocking(move || {
+        for (name, path, expected) in pages {
+            let next: String = path
+                .bytes()
+                .map(|b| match b {
+                    b'?' => "%3F".to_owned(),
+                    b'=' => "%3D".to_owned(),
+                    b'&' => "%26".to_owned(),
+                    b => (b as char).to_string(),
+                })
+                .collect();
+            // Each run signs in as the leader and lands on the page.
+            let url = format!("{base}/login?token={token}&next={next}");
+            let (dom, stderr) = chromium(&["--dump-dom".to_owned()], &url);
+            for text in &expected {
+                assert!(
+                    dom.contains(text.as_str()),
+                    "{name}: the browser shows {text:?}; DOM: {}",
+                    &dom[..dom.len().min(2000)]
+                );
+            }
+            assert!(
+                console_errors(&stderr).is_empty(),
+                "{name}: the browser logged errors: {:?}",
+                console_errors(&stderr)
+            );
+            let shot = artifacts.join(format!("dashboard-{name}.png"));
+            let (_, stderr) = chromium(
+                &[
+                    format!("--screenshot={}", shot.display()),
+                    "--window-size=1280,900".to_owned(),
+                    "--hide-scrollbars".to_owned(),
+                ],
+                &url,
+            );
+            assert!(
+                shot.exists(),
+                "{name}: a screenshot at {}; chromium said: {stderr}",
+                shot.display()
+            );
+            assert!(console_errors(&stderr).is_empty(), "{name}: {stderr}");
+        }
+        // The rep page on a phone.
+        let url = format!("{base}/login?token={}", priya.token);
+        let shot = artifacts.join("dashboard-rep-phone.png");
+        chromium(
+            &[
+                format!("--screenshot={}", shot.display()),
+                "--window-size=390,844".to_owned(),
+            ],
+            &url,
+        );
+        assert!(shot.exists(), "a phone-sized screenshot");
+    })
+    .await;
+    server.abort();
+    demo.cleanup().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
