@@ -55,6 +55,13 @@ impl Clock for SystemClock {
     }
 }
 
+/// More Prometheus text for `/metrics`, from other services in the process
+/// (projection lag, the relay).
+#[async_trait::async_trait]
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    async fn render(&self) -> String;
+}
+
 /// Settings of the command service.
 #[derive(Debug, Clone)]
 pub struct CommandsConfig {
@@ -87,6 +94,7 @@ struct Inner {
     metrics: metrics::Metrics,
     config: CommandsConfig,
     state_cache: write::StateCache,
+    metrics_sources: Vec<Arc<dyn MetricsSource>>,
 }
 
 impl AppState {
@@ -104,6 +112,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 config,
                 state_cache: write::StateCache::new(50_000),
+                metrics_sources: Vec::new(),
             }),
         }
     }
@@ -130,6 +139,24 @@ impl AppState {
 
     pub fn config(&self) -> &CommandsConfig {
         &self.inner.config
+    }
+
+    /// Adds a source of `/metrics` text. Call before cloning the state.
+    pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics_sources.push(source),
+            None => tracing::warn!("with_metrics_source on a shared AppState is ignored"),
+        }
+        self
+    }
+
+    /// Every `/metrics` text: this service's, then the added sources'.
+    pub async fn render_metrics(&self) -> String {
+        let mut text = self.inner.metrics.render();
+        for source in &self.inner.metrics_sources {
+            text.push_str(&source.render().await);
+        }
+        text
     }
 
     /// Aggregate states folded by this process, to spare re-reading streams.

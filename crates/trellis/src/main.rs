@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod log;
+mod replay;
 mod secret;
 mod serve;
 mod store;
@@ -43,6 +44,9 @@ enum Command {
     Demo(serve::ServeArgs),
     /// Mint a bearer token (for development, tests and scripts).
     Token(token::TokenArgs),
+    /// Rebuild read models from the log, with a progress bar and a summary;
+    /// a running `trellis serve` keeps answering meanwhile.
+    Replay(replay::ReplayArgs),
     /// Check the log's integrity.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.store, args).await,
             Command::Demo(args) => serve::run(&cli.store, args.with_demo()).await,
             Command::Token(args) => token::run(&cli.store, args),
+            Command::Replay(args) => replay::run(&cli.store, args).await,
             Command::Audit(command) => audit::run(&cli.store, command).await,
             Command::Log(args) => log::run(&cli.store, args).await,
         }

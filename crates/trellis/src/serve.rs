@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_commands::{AppState, CommandsConfig, MetricsSource, SystemClock};
 use trellis_dashboard::DashboardState;
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
+use trellis_projections::query::ReadModels;
+use trellis_queries::QueryState;
 
 use crate::secret::SecretArgs;
 use crate::store::StoreArgs;
@@ -49,6 +51,9 @@ impl ServeArgs {
 pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stores = store_args.open_all().await?;
     let key = args.secret.key(&store_args.data_dir)?;
+    let settings = GrowthSettings {
+        quality_gate_periods: args.quality_gate_periods,
+    };
     let app = AppState::new(
         stores.log.clone(),
         key,
@@ -57,9 +62,13 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
             body_limit: args.body_limit,
             max_import_rows: args.max_import_rows,
         },
-    );
+    )
+    .with_metrics_source(Arc::new(ProjectionLag(Engine::new(
+        stores.log.clone(),
+        stores.read.clone(),
+    ))));
     let demo = if args.demo {
-        Some(seed_demo(&app, &stores, args.demo_seed).await?)
+        Some(seed_demo(&app, &stores, args.demo_seed, &settings).await?)
     } else {
         None
     };
@@ -74,16 +83,19 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
     // The read models, kept up to date in the background (one active runner
     // per projection across processes; the others stand by).
     let engine = Engine::new(stores.log.clone(), stores.read.clone());
-    let growth = Growth::new(GrowthSettings {
-        quality_gate_periods: args.quality_gate_periods,
-    });
+    let growth = Growth::new(settings.clone());
     let projections = tokio::spawn({
         let stopped = until_stopped();
         async move { engine.run(Box::new(growth), stopped).await }
     });
 
     let dashboard = DashboardState::new(app.clone(), stores.read.clone());
-    let router = trellis_commands::router_with(app, trellis_dashboard::routes(dashboard));
+    let queries =
+        QueryState::new(app.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
+    let router = trellis_commands::router_with(
+        app,
+        trellis_dashboard::routes(dashboard).merge(trellis_queries::routes(queries)),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -117,6 +129,7 @@ async fn seed_demo(
     app: &AppState,
     stores: &crate::store::Stores,
     seed: u64,
+    settings: &GrowthSettings,
 ) -> anyhow::Result<trellis_dashboard::demo::DemoOrg> {
     if stores.log.head().await?.position > 0 || stores.log.stream_version(&any_team()).await? > 0 {
         anyhow::bail!(
@@ -130,7 +143,7 @@ async fn seed_demo(
         .await
         .map_err(|e| anyhow::anyhow!("failed to record the demo organisation: {e}"))?;
     Engine::new(stores.log.clone(), stores.read.clone())
-        .catch_up(&Growth::new(GrowthSettings::default()))
+        .catch_up(&Growth::new(settings.clone()))
         .await
         .context("failed to build the read models of the demo")?;
     Ok(org)
@@ -156,6 +169,23 @@ fn print_demo(org: &trellis_dashboard::demo::DemoOrg, base: &str) -> anyhow::Res
         "\nThe API is at {base}/v1 (see {base}/openapi.json); tokens last 30 days.\n"
     )?;
     Ok(())
+}
+
+/// Each projection's position and lag, for `/metrics`.
+#[derive(Debug)]
+struct ProjectionLag(Engine);
+
+#[async_trait::async_trait]
+impl MetricsSource for ProjectionLag {
+    async fn render(&self) -> String {
+        match trellis_queries::lag_metrics(&self.0).await {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(error = %e, "projection lag is unavailable");
+                String::new()
+            }
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let in-flight requests finish.

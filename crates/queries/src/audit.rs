@@ -1,0 +1,250 @@
+//! A rep's audit trail: every event of the rep's stream in order, with its
+//! actor, type, both times and payload; each correction linked to the event
+//! that recorded what it corrects (and each corrected event to its
+//! corrections); and whether the stream's hash chain verifies.
+//!
+//! A rep reading their own trail sees every event, but not the content of
+//! private notes: a private feedback's or coaching session's payload, the
+//! reason of a correction to one, and the reason an item of a private
+//! session was dropped, are withheld (`"withheld": true`, `payload: null`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use trellis_commands::extract::Principal;
+use trellis_commands::problem::ApiError;
+use trellis_domain::rep::{RepEvent, Visibility};
+use trellis_domain::{Event, RepId, TeamId};
+use trellis_eventstore::RecordedEvent;
+use trellis_eventstore::chain::Verifier;
+use uuid::Uuid;
+
+use crate::QueryState;
+use crate::access::{self, View};
+use crate::asof::read_rep_stream;
+use crate::params::{Params, PathIds};
+
+/// One event of the trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub stream_version: u64,
+    pub global_position: u64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub actor: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    /// The event as stored; `null` when withheld from a rep.
+    pub payload: Option<serde_json::Value>,
+    /// True when the payload is a private note's, withheld from this reader.
+    pub withheld: bool,
+    /// For a correction: the event that recorded the fact it corrects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<Link>,
+    /// For an event whose fact was corrected: the corrections, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corrected_by: Vec<Link>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A reference to another event of the same stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub event_id: Uuid,
+    pub stream_version: u64,
+    pub event_type: String,
+}
+
+/// The trail of one rep.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditTrail {
+    pub rep_id: RepId,
+    pub stream_id: String,
+    /// Events in the stream.
+    pub events_total: u64,
+    /// Whether every event's hash matches its content and its predecessor.
+    pub chain_intact: bool,
+    /// The first problem found, when the chain does not verify.
+    pub chain_problem: Option<String>,
+    /// The page of entries after `after_version`.
+    pub events: Vec<AuditEntry>,
+    /// The version to pass as `after_version` for the next page, if there is one.
+    pub next_after_version: Option<u64>,
+}
+
+/// The ids of the facts an event records (what a `FactCorrected.fact_id` names).
+fn fact_ids(event: &RepEvent) -> Vec<Uuid> {
+    match event {
+        RepEvent::SkillAssessed(e) => vec![e.assessment_id.as_uuid()],
+        RepEvent::PerformanceMeasured(e) => vec![e.measurement_id.as_uuid()],
+        RepEvent::FeedbackGiven(e) => vec![e.feedback_id.as_uuid()],
+        RepEvent::CoachingSessionHeld(e) => vec![e.session_id.as_uuid()],
+        RepEvent::TrainingCompleted(e) => vec![e.training_id.as_uuid()],
+        _ => vec![],
+    }
+}
+
+/// Builds the trail from the whole stream, in version order.
+pub fn trail(
+    rep_id: RepId,
+    events: Vec<RecordedEvent>,
+    view: View,
+    after_version: u64,
+    limit: usize,
+) -> AuditTrail {
+    let mut verifier = Verifier::new();
+    for event in &events {
+        verifier.check(event);
+    }
+    let report = verifier.finish();
+
+    // What each event is, once.
+    let decoded: Vec<Option<RepEvent>> = events
+        .iter()
+        .map(
+            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+                Ok(Event::Rep(r)) => Some(r),
+                _ => None,
+            },
+        )
+        .collect();
+    let link = |i: usize| Link {
+        event_id: events[i].event_id,
+        stream_version: events[i].stream_version,
+        event_type: events[i].event_type.clone(),
+    };
+
+    // fact id → the event that recorded it; private facts and items.
+    let mut recorded_by: BTreeMap<Uuid, usize> = BTreeMap::new();
+    let mut private: BTreeSet<Uuid> = BTreeSet::new();
+    for (i, event) in decoded.iter().enumerate() {
+        let Some(event) = event else { continue };
+        for id in fact_ids(event) {
+            recorded_by.entry(id).or_insert(i);
+        }
+        match event {
+            RepEvent::FeedbackGiven(e) if e.visibility == Visibility::Private => {
+                private.insert(e.feedback_id.as_uuid());
+            }
+            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
+                private.insert(e.session_id.as_uuid());
+                private.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
+            }
+            _ => {}
+        }
+    }
+    let mut corrects: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut corrected_by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, event) in decoded.iter().enumerate() {
+        if let Some(RepEvent::FactCorrected(c)) = event
+            && let Some(&target) = recorded_by.get(&c.fact_id)
+        {
+            corrects.insert(i, target);
+            corrected_by.entry(target).or_default().push(i);
+        }
+    }
+
+    let withheld = |event: &Option<RepEvent>| -> bool {
+        if view == View::Full {
+            return false;
+        }
+        match event {
+            Some(RepEvent::FeedbackGiven(e)) => e.visibility == Visibility::Private,
+            Some(RepEvent::CoachingSessionHeld(e)) => e.visibility == Visibility::Private,
+            Some(RepEvent::FactCorrected(e)) => private.contains(&e.fact_id),
+            Some(RepEvent::ActionItemDropped(e)) => private.contains(&e.action_item_id.as_uuid()),
+            _ => false,
+        }
+    };
+
+    let total = events.len() as u64;
+    let stream_id = events
+        .first()
+        .map_or_else(|| rep_id.stream_id(), |e| e.stream_id.to_string());
+    let start = events.partition_point(|e| e.stream_version <= after_version);
+    let end = (start + limit).min(events.len());
+    let mut entries = Vec::with_capacity(end - start);
+    for i in start..end {
+        let hide = withheld(&decoded[i]);
+        let e = &events[i];
+        entries.push(AuditEntry {
+            stream_version: e.stream_version,
+            global_position: e.global_position,
+            event_id: e.event_id,
+            event_type: e.event_type.clone(),
+            schema_version: e.schema_version,
+            actor: e.metadata.actor.clone(),
+            occurred_at: e.metadata.occurred_at,
+            recorded_at: e.metadata.recorded_at,
+            command_id: e.metadata.command_id,
+            correlation_id: e.metadata.correlation_id,
+            payload: (!hide).then(|| e.payload.clone()),
+            withheld: hide,
+            corrects: corrects.get(&i).map(|t| link(*t)),
+            corrected_by: corrected_by
+                .get(&i)
+                .map(|v| v.iter().map(|c| link(*c)).collect())
+                .unwrap_or_default(),
+            prev_hash: e.prev_hash.to_string(),
+            hash: e.hash.to_string(),
+        });
+    }
+    AuditTrail {
+        rep_id,
+        stream_id,
+        events_total: total,
+        chain_intact: report.is_intact(),
+        chain_problem: report.findings.first().map(ToString::to_string),
+        next_after_version: (end < events.len()).then(|| events[end - 1].stream_version),
+        events: entries,
+    }
+}
+
+/// The rep's current team, from the stream.
+fn current_team(events: &[RecordedEvent]) -> Option<TeamId> {
+    let mut team = None;
+    for e in events {
+        if !matches!(e.event_type.as_str(), "RepJoined" | "RepMovedTeam") {
+            continue;
+        }
+        match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+            Ok(Event::Rep(RepEvent::Joined(j))) if team.is_none() => team = Some(j.team_id),
+            Ok(Event::Rep(RepEvent::MovedTeam(m))) => team = Some(m.to),
+            _ => {}
+        }
+    }
+    team
+}
+
+/// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`.
+pub async fn route(
+    State(state): State<QueryState>,
+    Principal(claims): Principal,
+    path: PathIds,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
+    let after_version = params
+        .number("after_version", 0, u64::MAX >> 1)?
+        .unwrap_or(0);
+    let limit = params.number("limit", 1, 10_000)?.unwrap_or(1_000) as usize;
+    access::rep_precheck(&claims, rep_id)?;
+    let mut events = Vec::new();
+    read_rep_stream(state.app.store(), rep_id, 0, |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await?;
+    let team =
+        current_team(&events).ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
+    let view = access::rep_read(&claims, rep_id, team)?;
+    Ok(Json(trail(rep_id, events, view, after_version, limit)).into_response())
+}

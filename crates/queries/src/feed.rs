@@ -1,0 +1,169 @@
+//! The global feed, for auditors and services: every event in global order,
+//! paged by checkpoint (`GET /v1/events?after=&limit=`), and the same as
+//! Server-Sent Events (`GET /v1/events/stream`) that resume from
+//! `Last-Event-ID`.
+//!
+//! A checkpoint is the text `tx.position` (see ADR 1): pass the `next` of a
+//! page as the following page's `after`; every SSE event's `id` is the
+//! checkpoint after it, so a reconnecting `EventSource` resumes exactly there,
+//! without a duplicate and without a gap. Checkpoints of one backend mean
+//! nothing to another.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use trellis_commands::extract::Principal;
+use trellis_commands::problem::ApiError;
+use trellis_eventstore::{Checkpoint, Follower, RecordedEvent};
+use uuid::Uuid;
+
+use crate::QueryState;
+use crate::access;
+use crate::params::Params;
+
+/// The largest page.
+pub const MAX_LIMIT: u64 = 1_000;
+/// Events read per round trip by the stream.
+const STREAM_BATCH: usize = 500;
+
+/// One event of the feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedEvent {
+    /// Where a reader that has consumed this event stands: the next `after`.
+    pub checkpoint: String,
+    pub global_position: u64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub actor: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub payload: serde_json::Value,
+}
+
+impl From<RecordedEvent> for FeedEvent {
+    fn from(e: RecordedEvent) -> Self {
+        FeedEvent {
+            checkpoint: e.checkpoint.to_string(),
+            global_position: e.global_position,
+            event_id: e.event_id,
+            stream_id: String::from(e.stream_id),
+            stream_version: e.stream_version,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            actor: e.metadata.actor,
+            occurred_at: e.metadata.occurred_at,
+            recorded_at: e.metadata.recorded_at,
+            command_id: e.metadata.command_id,
+            correlation_id: e.metadata.correlation_id,
+            causation_id: e.metadata.causation_id,
+            payload: e.payload,
+        }
+    }
+}
+
+/// One page of the feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedPage {
+    pub after: String,
+    pub events: Vec<FeedEvent>,
+    /// Pass as `after` for the next page (the same as `after` when the page is empty).
+    pub next: String,
+    /// True when the page is full: more may follow at once.
+    pub more: bool,
+}
+
+fn checkpoint(text: &str, what: &str) -> Result<Checkpoint, ApiError> {
+    text.trim().parse::<Checkpoint>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{what} is {text:?}; expected a checkpoint as the feed returned it: two whole \
+             numbers joined by a dot, like \"1234.567\" (\"0.0\" for the start)"
+        ))
+    })
+}
+
+/// `GET /v1/events?after=<checkpoint>&limit=` (default 100, at most 1000).
+pub async fn page(
+    State(state): State<QueryState>,
+    Principal(claims): Principal,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let after = match params.get("after") {
+        Some(text) => checkpoint(text, "the query parameter after")?,
+        None => Checkpoint::START,
+    };
+    let limit = params.number("limit", 1, MAX_LIMIT)?.unwrap_or(100);
+    access::log_read(&claims)?;
+    let batch = state.app.store().read_all(after, limit as usize).await?;
+    let next = batch.last().map_or(after, |e| e.checkpoint);
+    let more = batch.len() as u64 == limit;
+    Ok(Json(FeedPage {
+        after: after.to_string(),
+        events: batch.into_iter().map(FeedEvent::from).collect(),
+        next: next.to_string(),
+        more,
+    })
+    .into_response())
+}
+
+/// `GET /v1/events/stream`: Server-Sent Events from `Last-Event-ID` (or
+/// `?after=`, or the start), one `message` per event whose `id` is its
+/// checkpoint and whose data is the [`FeedEvent`] as JSON. A comment is sent
+/// every 15 seconds to keep proxies from closing an idle stream. If the log
+/// cannot be read, the stream ends; the client reconnects with its last id.
+pub async fn stream(
+    State(state): State<QueryState>,
+    Principal(claims): Principal,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let from = match headers.get("last-event-id") {
+        Some(value) => checkpoint(value.to_str().unwrap_or(""), "the Last-Event-ID header")?,
+        None => match params.get("after") {
+            Some(text) => checkpoint(text, "the query parameter after")?,
+            None => Checkpoint::START,
+        },
+    };
+    access::log_read(&claims)?;
+    let follower = Follower::new(state.app.store_arc(), from, STREAM_BATCH)
+        .with_poll_interval(state.feed_poll);
+    let events = futures_util::stream::unfold(
+        (follower, VecDeque::<RecordedEvent>::new()),
+        |(mut follower, mut queue)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok::<_, Infallible>(sse(event)), (follower, queue)));
+                }
+                match follower.next_batch().await {
+                    Ok(batch) => queue.extend(batch),
+                    Err(error) => {
+                        tracing::warn!(%error, "the event stream cannot read the log; closing it");
+                        return None;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn sse(event: RecordedEvent) -> SseEvent {
+    let id = event.checkpoint.to_string();
+    let data = serde_json::to_string(&FeedEvent::from(event)).expect("an event serializes");
+    SseEvent::default().id(id).data(data)
+}

@@ -1,0 +1,1026 @@
+//! The review packet: what replaying one rep's history over a period yields
+//! for a performance review, as JSON, Markdown or HTML, with the SHA-256 of
+//! its canonical JSON (sorted keys, no whitespace: the log's own
+//! `canonical_json`), which `POST /v1/reps/{rep}/reviews` records in the log.
+//!
+//! # Rules
+//!
+//! - Business time: the state at the start is the replay of every event that
+//!   happened before the period's first day, the state at the end of every
+//!   event that happened by the end of its last day (UTC), whenever recorded.
+//! - `ReviewHeld` events are not replayed: recording a review must not
+//!   change the packet it was based on.
+//! - The packet is the same for every reader: it carries no note text from
+//!   feedback or sessions, and an action item agreed in a private session is
+//!   listed without its description.
+//! - "Today" for overdue items is the period's last day; nothing depends on
+//!   the clock, so a packet recomputed later over an unchanged log has the
+//!   same hash.
+//! - Standing changes are looked at on the last day of every ISO week in the
+//!   period and on its last day.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Days, NaiveDate, Weekday};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use trellis_commands::extract::Principal;
+use trellis_commands::problem::ApiError;
+use trellis_domain::competency::CompetencyEvent;
+use trellis_domain::rep::{
+    FeedbackKind, Owner, PlanOutcome, RepEvent, SupportCategory, Visibility,
+};
+use trellis_domain::{
+    CompetencyId, Event, PeriodKind, PlanId, RepId, StandardId, StandardKind, SupportRequestId,
+    TeamId,
+};
+use trellis_eventstore::EventStore;
+use trellis_projections::growth::derive::StandingKind;
+use trellis_projections::growth::model::ItemStatus;
+use trellis_projections::growth::{GrowthSettings, GrowthTimeline, RepProfile, Standing};
+use trellis_projections::projection::Envelope;
+use trellis_projections::query::standing_as_of;
+
+use crate::QueryState;
+use crate::access;
+use crate::asof::{RepReplay, TimeBasis, category_events, envelope, read_rep_stream};
+use crate::params::{Params, PathIds, end_of_day};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewPacket {
+    pub rep_id: RepId,
+    pub name: String,
+    pub role: String,
+    pub team_id: TeamId,
+    pub start_date: NaiveDate,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    /// The rep's events that happened by the end of the period (reviews excluded).
+    pub events_replayed: u64,
+    pub levels: Vec<LevelChange>,
+    pub standards: Vec<StandardTrend>,
+    pub coaching: CoachingSummary,
+    pub action_items: ActionItems,
+    pub support_requests: SupportRequests,
+    pub improvement_plans: Vec<PlanLine>,
+    pub standing: StandingSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelChange {
+    pub competency_id: CompetencyId,
+    pub competency: Option<String>,
+    pub start: Option<u8>,
+    pub end: Option<u8>,
+    pub change: Option<i16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StandardTrend {
+    pub standard_id: StandardId,
+    pub name: String,
+    pub kind: StandardKind,
+    pub bucket: PeriodKind,
+    pub periods: Vec<PeriodAttainment>,
+    /// Attainment in the first and the last measured period, and the mean.
+    pub first: Option<f64>,
+    pub last: Option<f64>,
+    pub mean: Option<f64>,
+    pub periods_met: u32,
+    pub periods_measured: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodAttainment {
+    pub period: String,
+    pub target: Option<f64>,
+    pub actual: Option<f64>,
+    pub attainment: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoachingSummary {
+    pub sessions: u32,
+    pub minutes: u32,
+    pub feedback_praise: u32,
+    pub feedback_constructive: u32,
+    pub trainings_completed: u32,
+    pub by_competency: Vec<CompetencyActivity>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompetencyActivity {
+    pub competency_id: CompetencyId,
+    pub competency: Option<String>,
+    /// Coaching sessions that focused on it.
+    pub sessions: u32,
+    pub praise: u32,
+    pub constructive: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionItems {
+    /// Agreed in a session held in the period, or due in it.
+    pub items: Vec<ActionItemLine>,
+    pub completed: u32,
+    pub completed_on_time: u32,
+    pub dropped: u32,
+    /// Open and past due at the end of the period.
+    pub overdue_at_end: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionItemLine {
+    pub action_item_id: uuid::Uuid,
+    /// `None` for an item agreed in a private session.
+    pub description: Option<String>,
+    pub owner: String,
+    pub due_on: NaiveDate,
+    /// `open`, `completed` or `dropped`, at the end of the period.
+    pub status: String,
+    pub closed_on: Option<NaiveDate>,
+    pub on_time: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SupportRequests {
+    /// Raised in the period.
+    pub requests: Vec<SupportLine>,
+    pub resolved: u32,
+    pub median_days_to_resolve: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SupportLine {
+    pub request_id: SupportRequestId,
+    pub category: SupportCategory,
+    pub raised_on: NaiveDate,
+    pub resolved_on: Option<NaiveDate>,
+    pub days_to_resolve: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanLine {
+    pub plan_id: PlanId,
+    pub started_on: NaiveDate,
+    pub review_on: NaiveDate,
+    pub checkpoints: u32,
+    pub outcome: Option<PlanOutcome>,
+    pub closed_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StandingSummary {
+    pub at_start: Standing,
+    pub at_end: Standing,
+    pub changes: Vec<StandingChange>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StandingChange {
+    pub on: NaiveDate,
+    pub from: StandingKind,
+    pub to: StandingKind,
+    pub reasons: Vec<String>,
+}
+
+/// SHA-256 (lower-case hex) of the packet's canonical JSON.
+pub fn packet_sha256(packet: &ReviewPacket) -> String {
+    let value = serde_json::to_value(packet).expect("a packet serializes");
+    let mut bytes = Vec::new();
+    trellis_eventstore::chain::canonical_json(&value, &mut bytes);
+    hex::encode(Sha256::digest(&bytes))
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The packet of `events` (the rep's stream, decoded) judged against
+/// `catalogue` (the standards), for `from..=to`. `None` when the rep had
+/// not joined by the end of the period.
+pub fn build(
+    rep_id: RepId,
+    settings: GrowthSettings,
+    catalogue: &[Envelope],
+    competency_names: &BTreeMap<CompetencyId, String>,
+    events: &[Envelope],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Option<ReviewPacket> {
+    let basis = TimeBasis::Business;
+    let end_at = end_of_day(to);
+    let replay =
+        |day: NaiveDate| RepReplay::at(rep_id, settings, catalogue, events, end_of_day(day), basis);
+    let before = from.pred_opt().unwrap_or(from);
+    let end = replay(to);
+    let (end_profile, end_timeline) = end.derive()?;
+    let start = replay(before).derive();
+    let facts = end.facts()?;
+
+    let name = |id: &CompetencyId| competency_names.get(id).cloned();
+
+    // Levels at the start and end.
+    let mut levels: BTreeMap<CompetencyId, (Option<u8>, Option<u8>)> = BTreeMap::new();
+    if let Some((p, _)) = &start {
+        for (id, l) in &p.levels {
+            levels.entry(*id).or_default().0 = Some(l.level);
+        }
+    }
+    for (id, l) in &end_profile.levels {
+        levels.entry(*id).or_default().1 = Some(l.level);
+    }
+    let levels = levels
+        .into_iter()
+        .map(|(id, (s, e))| LevelChange {
+            competency_id: id,
+            competency: name(&id),
+            start: s,
+            end: e,
+            change: s.zip(e).map(|(s, e)| i16::from(e) - i16::from(s)),
+        })
+        .collect();
+
+    let standards = trends(&end_timeline, from, to);
+
+    // Coaching, feedback and trainings in the period, by competency.
+    let within = |d: NaiveDate| from <= d && d <= to;
+    let mut by: BTreeMap<CompetencyId, CompetencyActivity> = BTreeMap::new();
+    fn entry<'a>(
+        by: &'a mut BTreeMap<CompetencyId, CompetencyActivity>,
+        names: &BTreeMap<CompetencyId, String>,
+        id: CompetencyId,
+    ) -> &'a mut CompetencyActivity {
+        by.entry(id).or_insert_with(|| CompetencyActivity {
+            competency_id: id,
+            competency: names.get(&id).cloned(),
+            sessions: 0,
+            praise: 0,
+            constructive: 0,
+        })
+    }
+    let (mut sessions, mut minutes, mut praise, mut constructive) = (0u32, 0u32, 0u32, 0u32);
+    for s in facts.sessions.values().filter(|s| within(s.held_on)) {
+        sessions += 1;
+        minutes += s.minutes;
+        for c in &s.focus {
+            entry(&mut by, competency_names, *c).sessions += 1;
+        }
+    }
+    for f in facts.feedback.values().filter(|f| within(f.given_on)) {
+        match f.kind {
+            FeedbackKind::Praise => {
+                praise += 1;
+                entry(&mut by, competency_names, f.competency_id).praise += 1;
+            }
+            FeedbackKind::Constructive => {
+                constructive += 1;
+                entry(&mut by, competency_names, f.competency_id).constructive += 1;
+            }
+        }
+    }
+    let coaching = CoachingSummary {
+        sessions,
+        minutes,
+        feedback_praise: praise,
+        feedback_constructive: constructive,
+        trainings_completed: facts
+            .trainings
+            .values()
+            .filter(|t| within(t.completed_on))
+            .count() as u32,
+        by_competency: by.into_values().collect(),
+    };
+
+    // Action items agreed or due in the period.
+    let mut items = Vec::new();
+    let (mut completed, mut on_time, mut dropped, mut overdue) = (0u32, 0u32, 0u32, 0u32);
+    let mut sorted: Vec<_> = facts.action_items.iter().collect();
+    sorted.sort_by_key(|(id, i)| (i.due_on, **id));
+    for (id, item) in sorted {
+        let agreed_on = facts.sessions.get(&item.session_id).map(|s| s.held_on);
+        if !(within(item.due_on) || agreed_on.is_some_and(within)) {
+            continue;
+        }
+        let (status, closed_on, timely) = match item.status {
+            ItemStatus::Open => {
+                if item.due_on < to {
+                    overdue += 1;
+                }
+                ("open", None, None)
+            }
+            ItemStatus::Completed(on) => {
+                completed += 1;
+                if on <= item.due_on {
+                    on_time += 1;
+                }
+                ("completed", Some(on), Some(on <= item.due_on))
+            }
+            ItemStatus::Dropped(on) => {
+                dropped += 1;
+                ("dropped", Some(on), None)
+            }
+        };
+        items.push(ActionItemLine {
+            action_item_id: id.as_uuid(),
+            description: (item.visibility == Visibility::Shared)
+                .then(|| item.description.to_string()),
+            owner: match item.owner {
+                Owner::Rep => "rep".to_owned(),
+                Owner::Leader(l) => format!("leader {l}"),
+            },
+            due_on: item.due_on,
+            status: status.to_owned(),
+            closed_on,
+            on_time: timely,
+        });
+    }
+    let action_items = ActionItems {
+        items,
+        completed,
+        completed_on_time: on_time,
+        dropped,
+        overdue_at_end: overdue,
+    };
+
+    // Support requests raised in the period.
+    let mut requests: Vec<SupportLine> = facts
+        .support_requests
+        .iter()
+        .filter(|(_, r)| within(r.raised_on))
+        .map(|(id, r)| SupportLine {
+            request_id: *id,
+            category: r.category,
+            raised_on: r.raised_on,
+            resolved_on: r.resolved.map(|(_, on)| on),
+            days_to_resolve: r.resolved.map(|(_, on)| (on - r.raised_on).num_days()),
+        })
+        .collect();
+    requests.sort_by_key(|r| (r.raised_on, r.request_id));
+    let days: Vec<f64> = requests
+        .iter()
+        .filter_map(|r| r.days_to_resolve.map(|d| d as f64))
+        .collect();
+    let support_requests = SupportRequests {
+        resolved: days.len() as u32,
+        median_days_to_resolve: median(days),
+        requests,
+    };
+
+    // Improvement plans open at some point in the period.
+    let improvement_plans = end_profile
+        .plans
+        .iter()
+        .filter(|p| p.started_on <= to && p.closed_on.is_none_or(|on| on >= from))
+        .map(|p| PlanLine {
+            plan_id: p.plan_id,
+            started_on: p.started_on,
+            review_on: p.review_on,
+            checkpoints: p.checkpoints.len() as u32,
+            outcome: p.outcome,
+            closed_on: p.closed_on,
+        })
+        .collect();
+
+    let standing = standing_changes(
+        &replay,
+        start.as_ref().map(|(p, _)| p),
+        before,
+        &end_profile,
+        from,
+        to,
+    );
+
+    Some(ReviewPacket {
+        rep_id,
+        name: end_profile.name.to_string(),
+        role: end_profile.role.to_string(),
+        team_id: end_profile.team_id,
+        start_date: end_profile.start_date,
+        period_from: from,
+        period_to: to,
+        events_replayed: events.iter().filter(|e| basis_counts(e, end_at)).count() as u64,
+        levels,
+        standards,
+        coaching,
+        action_items,
+        support_requests,
+        improvement_plans,
+        standing,
+    })
+}
+
+fn basis_counts(e: &Envelope, at: chrono::DateTime<chrono::Utc>) -> bool {
+    e.occurred_at <= at
+}
+
+fn trends(timeline: &GrowthTimeline, from: NaiveDate, to: NaiveDate) -> Vec<StandardTrend> {
+    let mut out: BTreeMap<StandardId, StandardTrend> = BTreeMap::new();
+    for bucket in [PeriodKind::Week, PeriodKind::Month, PeriodKind::Quarter] {
+        for row in timeline
+            .rows(bucket)
+            .iter()
+            .filter(|r| r.end >= from && r.start <= to)
+        {
+            for s in row
+                .standards
+                .iter()
+                .filter(|s| s.applies || s.actual.is_some())
+            {
+                let trend = out.entry(s.standard_id).or_insert_with(|| StandardTrend {
+                    standard_id: s.standard_id,
+                    name: s.name.to_string(),
+                    kind: s.kind,
+                    bucket,
+                    periods: vec![],
+                    first: None,
+                    last: None,
+                    mean: None,
+                    periods_met: 0,
+                    periods_measured: 0,
+                });
+                trend.periods.push(PeriodAttainment {
+                    period: row.period.to_string(),
+                    target: s.target,
+                    actual: s.actual,
+                    attainment: s.attainment,
+                });
+            }
+        }
+    }
+    out.into_values()
+        .map(|mut t| {
+            let measured: Vec<f64> = t.periods.iter().filter_map(|p| p.attainment).collect();
+            t.first = measured.first().copied();
+            t.last = measured.last().copied();
+            t.mean = mean(&measured);
+            t.periods_measured = measured.len() as u32;
+            t.periods_met = measured.iter().filter(|a| **a >= 1.0).count() as u32;
+            t
+        })
+        .collect()
+}
+
+fn standing_changes(
+    replay: &impl Fn(NaiveDate) -> RepReplay,
+    start: Option<&RepProfile>,
+    before: NaiveDate,
+    end: &RepProfile,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> StandingSummary {
+    let at_start = start.map_or_else(
+        || Standing {
+            standing: StandingKind::OnTrack,
+            reasons: vec!["had not joined yet".to_owned()],
+        },
+        |p| standing_as_of(p, before),
+    );
+    let at_end = standing_as_of(end, to);
+    // Sundays in the period, then its last day.
+    let mut days = Vec::new();
+    let mut day = from;
+    while day < to {
+        if day.weekday() == Weekday::Sun {
+            days.push(day);
+        }
+        day = match day.checked_add_days(Days::new(1)) {
+            Some(d) => d,
+            None => break,
+        };
+    }
+    let mut changes = Vec::new();
+    let mut current = start.map(|_| at_start.standing);
+    let mut check = |day: NaiveDate, standing: Standing| {
+        if current != Some(standing.standing) {
+            if let Some(previous) = current {
+                changes.push(StandingChange {
+                    on: day,
+                    from: previous,
+                    to: standing.standing,
+                    reasons: standing.reasons.clone(),
+                });
+            }
+            current = Some(standing.standing);
+        }
+    };
+    for day in days {
+        if let Some((profile, _)) = replay(day).derive() {
+            check(day, standing_as_of(&profile, day));
+        }
+    }
+    check(to, at_end.clone());
+    StandingSummary {
+        at_start,
+        at_end,
+        changes,
+    }
+}
+
+/// Replays the rep's stream and the catalogue from the log and builds the
+/// packet. `Ok(None)`: no such rep. The team is the rep's team now.
+pub async fn review_packet(
+    store: &dyn EventStore,
+    rep_id: RepId,
+    from: NaiveDate,
+    to: NaiveDate,
+    settings: GrowthSettings,
+) -> Result<Option<(TeamId, Option<ReviewPacket>)>, ApiError> {
+    let mut events = Vec::new();
+    let mut team = None;
+    read_rep_stream(store, rep_id, 0, |e| {
+        if e.event_type == "ReviewHeld" {
+            return Ok(());
+        }
+        let e = envelope(e)?;
+        match &e.event {
+            Event::Rep(RepEvent::Joined(j)) if team.is_none() => team = Some(j.team_id),
+            Event::Rep(RepEvent::MovedTeam(m)) => team = Some(m.to),
+            _ => {}
+        }
+        events.push(e);
+        Ok(())
+    })
+    .await?;
+    let Some(team) = team else { return Ok(None) };
+    let catalogue = category_events(store, "standard")
+        .await?
+        .into_iter()
+        .map(envelope)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut names = BTreeMap::new();
+    for e in category_events(store, "competency").await? {
+        match envelope(e)?.event {
+            Event::Competency(CompetencyEvent::Defined(d)) => {
+                names.insert(d.competency_id, d.name.to_string());
+            }
+            Event::Competency(CompetencyEvent::Revised(r)) => {
+                names.insert(r.competency_id, r.name.to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok(Some((
+        team,
+        build(rep_id, settings, &catalogue, &names, &events, from, to),
+    )))
+}
+
+/// The packet's JSON body: `{ "sha256": …, "packet": … }`.
+#[derive(Debug, Serialize)]
+pub struct PacketBody<'a> {
+    pub sha256: String,
+    pub packet: &'a ReviewPacket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Markdown,
+    Html,
+}
+
+fn format(params: &Params, headers: &HeaderMap) -> Result<Format, ApiError> {
+    if let Some(f) = params.parsed("format", "json, md or html", |v| match v {
+        "json" => Some(Format::Json),
+        "md" | "markdown" => Some(Format::Markdown),
+        "html" => Some(Format::Html),
+        _ => None,
+    })? {
+        return Ok(f);
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(if accept.contains("text/markdown") {
+        Format::Markdown
+    } else if accept.contains("text/html") {
+        Format::Html
+    } else {
+        Format::Json
+    })
+}
+
+/// `GET /v1/reps/{rep_id}/review-packet?from=&to=&format=json|md|html`
+/// (or `Accept: text/markdown` / `text/html`).
+pub async fn route(
+    State(state): State<QueryState>,
+    Principal(claims): Principal,
+    path: PathIds,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
+    let expected = "a date like 2026-03-31";
+    let from = params.required("from", expected, |v| v.parse::<NaiveDate>().ok())?;
+    let to = params.required("to", expected, |v| v.parse::<NaiveDate>().ok())?;
+    if to < from {
+        return Err(ApiError::BadRequest(format!(
+            "the query parameter to ({to}) is before from ({from}): the period must not end \
+             before it starts"
+        )));
+    }
+    let format = format(&params, &headers)?;
+    access::rep_precheck(&claims, rep_id)?;
+    let (team, packet) = review_packet(state.app.store(), rep_id, from, to, state.settings)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
+    access::rep_read(&claims, rep_id, team)?;
+    let packet =
+        packet.ok_or_else(|| ApiError::NotFound(format!("rep {rep_id} had not joined by {to}")))?;
+    let sha256 = packet_sha256(&packet);
+    let mut response = match format {
+        Format::Json => Json(PacketBody {
+            sha256: sha256.clone(),
+            packet: &packet,
+        })
+        .into_response(),
+        Format::Markdown => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            render::markdown(&render::document(&packet, &sha256)),
+        )
+            .into_response(),
+        Format::Html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            render::html(&render::document(&packet, &sha256)),
+        )
+            .into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&sha256) {
+        response.headers_mut().insert("x-packet-sha256", value);
+    }
+    Ok(response)
+}
+
+/// The packet as a readable document: one structure, two renderings.
+pub mod render {
+    use super::*;
+
+    #[derive(Debug)]
+    pub enum Block {
+        Heading(u8, String),
+        Para(String),
+        List(Vec<String>),
+        Table(Vec<String>, Vec<Vec<String>>),
+    }
+
+    fn pct(a: Option<f64>) -> String {
+        a.map_or_else(|| "–".to_owned(), |a| format!("{:.0}%", a * 100.0))
+    }
+
+    fn num(v: Option<f64>) -> String {
+        v.map_or_else(|| "–".to_owned(), |v| format!("{v}"))
+    }
+
+    fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "–".to_owned(), |v| v.to_string())
+    }
+
+    fn kind(k: StandingKind) -> &'static str {
+        match k {
+            StandingKind::Departed => "departed",
+            StandingKind::OnImprovementPlan => "on an improvement plan",
+            StandingKind::NeedsSupport => "needs support",
+            StandingKind::OnTrack => "on track",
+            StandingKind::Thriving => "thriving",
+        }
+    }
+
+    pub fn document(p: &ReviewPacket, sha256: &str) -> Vec<Block> {
+        use Block::*;
+        let mut d = vec![
+            Heading(1, format!("Review packet: {}", p.name)),
+            Para(format!(
+                "{} ({}), team {}, started {}. Period {} to {}; {} events replayed.",
+                p.name,
+                p.role,
+                p.team_id,
+                p.start_date,
+                p.period_from,
+                p.period_to,
+                p.events_replayed
+            )),
+            Heading(2, "Standing".into()),
+            List(vec![
+                format!(
+                    "At the start: {} ({})",
+                    kind(p.standing.at_start.standing),
+                    p.standing.at_start.reasons.join("; ")
+                ),
+                format!(
+                    "At the end: {} ({})",
+                    kind(p.standing.at_end.standing),
+                    p.standing.at_end.reasons.join("; ")
+                ),
+            ]),
+        ];
+        if !p.standing.changes.is_empty() {
+            d.push(Table(
+                vec!["on".into(), "from".into(), "to".into(), "why".into()],
+                p.standing
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.on.to_string(),
+                            kind(c.from).into(),
+                            kind(c.to).into(),
+                            c.reasons.join("; "),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        d.push(Heading(2, "Skill levels".into()));
+        d.push(Table(
+            vec![
+                "competency".into(),
+                "start".into(),
+                "end".into(),
+                "change".into(),
+            ],
+            p.levels
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.competency
+                            .clone()
+                            .unwrap_or_else(|| l.competency_id.to_string()),
+                        opt(l.start),
+                        opt(l.end),
+                        l.change.map_or_else(|| "–".into(), |c| format!("{c:+}")),
+                    ]
+                })
+                .collect(),
+        ));
+        d.push(Heading(2, "Standards".into()));
+        for s in &p.standards {
+            d.push(Heading(
+                3,
+                format!("{} ({:?}, by {:?})", s.name, s.kind, s.bucket).to_lowercase(),
+            ));
+            d.push(Para(format!(
+                "Met {} of {} measured periods; first {}, last {}, mean {}.",
+                s.periods_met,
+                s.periods_measured,
+                pct(s.first),
+                pct(s.last),
+                pct(s.mean)
+            )));
+            d.push(Table(
+                vec![
+                    "period".into(),
+                    "target".into(),
+                    "actual".into(),
+                    "attainment".into(),
+                ],
+                s.periods
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.period.clone(),
+                            num(r.target),
+                            num(r.actual),
+                            pct(r.attainment),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        let c = &p.coaching;
+        d.push(Heading(2, "Coaching and feedback".into()));
+        d.push(Para(format!(
+            "{} coaching sessions ({} minutes); feedback: {} praise, {} constructive; {} \
+             trainings completed.",
+            c.sessions,
+            c.minutes,
+            c.feedback_praise,
+            c.feedback_constructive,
+            c.trainings_completed
+        )));
+        d.push(Table(
+            vec![
+                "competency".into(),
+                "sessions".into(),
+                "praise".into(),
+                "constructive".into(),
+            ],
+            c.by_competency
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.competency
+                            .clone()
+                            .unwrap_or_else(|| a.competency_id.to_string()),
+                        a.sessions.to_string(),
+                        a.praise.to_string(),
+                        a.constructive.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+        let a = &p.action_items;
+        d.push(Heading(2, "Action items".into()));
+        d.push(Para(format!(
+            "{} completed ({} on time), {} dropped, {} overdue at the end.",
+            a.completed, a.completed_on_time, a.dropped, a.overdue_at_end
+        )));
+        d.push(Table(
+            vec![
+                "item".into(),
+                "owner".into(),
+                "due".into(),
+                "status".into(),
+                "closed".into(),
+            ],
+            a.items
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.description.clone().unwrap_or_else(|| "(private)".into()),
+                        i.owner.clone(),
+                        i.due_on.to_string(),
+                        i.status.clone(),
+                        opt(i.closed_on),
+                    ]
+                })
+                .collect(),
+        ));
+        let s = &p.support_requests;
+        d.push(Heading(2, "Support requests".into()));
+        d.push(Para(format!(
+            "{} raised, {} resolved; median days to resolve: {}.",
+            s.requests.len(),
+            s.resolved,
+            num(s.median_days_to_resolve)
+        )));
+        d.push(Table(
+            vec![
+                "category".into(),
+                "raised".into(),
+                "resolved".into(),
+                "days".into(),
+            ],
+            s.requests
+                .iter()
+                .map(|r| {
+                    vec![
+                        format!("{:?}", r.category).to_lowercase(),
+                        r.raised_on.to_string(),
+                        opt(r.resolved_on),
+                        opt(r.days_to_resolve),
+                    ]
+                })
+                .collect(),
+        ));
+        d.push(Heading(2, "Improvement plans".into()));
+        if p.improvement_plans.is_empty() {
+            d.push(Para("None in the period.".into()));
+        } else {
+            d.push(Table(
+                vec![
+                    "started".into(),
+                    "review".into(),
+                    "checkpoints".into(),
+                    "outcome".into(),
+                    "closed".into(),
+                ],
+                p.improvement_plans
+                    .iter()
+                    .map(|pl| {
+                        vec![
+                            pl.started_on.to_string(),
+                            pl.review_on.to_string(),
+                            pl.checkpoints.to_string(),
+                            pl.outcome
+                                .map_or_else(|| "open".into(), |o| format!("{o:?}").to_lowercase()),
+                            opt(pl.closed_on),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        d.push(Heading(2, "Integrity".into()));
+        d.push(Para(format!(
+            "SHA-256 of this packet's canonical JSON: {sha256}. Recording the review stores \
+             this hash in the log."
+        )));
+        d
+    }
+
+    fn md_cell(s: &str) -> String {
+        s.replace('|', "\\|").replace('\n', " ")
+    }
+
+    pub fn markdown(blocks: &[Block]) -> String {
+        let mut out = String::new();
+        for b in blocks {
+            match b {
+                Block::Heading(level, text) => {
+                    let _ = writeln!(out, "{} {text}\n", "#".repeat(usize::from(*level)));
+                }
+                Block::Para(text) => {
+                    let _ = writeln!(out, "{text}\n");
+                }
+                Block::List(items) => {
+                    for i in items {
+                        let _ = writeln!(out, "- {i}");
+                    }
+                    out.push('\n');
+                }
+                Block::Table(head, rows) => {
+                    let cells = |r: &[String]| {
+                        format!(
+                            "| {} |",
+                            r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+                        )
+                    };
+                    let _ = writeln!(out, "{}", cells(head));
+                    let _ = writeln!(out, "|{}", " --- |".repeat(head.len()));
+                    for r in rows {
+                        let _ = writeln!(out, "{}", cells(r));
+                    }
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    pub fn html(blocks: &[Block]) -> String {
+        let title = blocks
+            .iter()
+            .find_map(|b| match b {
+                Block::Heading(1, t) => Some(esc(t)),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let mut out = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+             <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
+             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em}}</style>\
+             </head><body>\n"
+        );
+        for b in blocks {
+            match b {
+                Block::Heading(level, text) => {
+                    let _ = writeln!(out, "<h{level}>{}</h{level}>", esc(text));
+                }
+                Block::Para(text) => {
+                    let _ = writeln!(out, "<p>{}</p>", esc(text));
+                }
+                Block::List(items) => {
+                    out.push_str("<ul>");
+                    for i in items {
+                        let _ = write!(out, "<li>{}</li>", esc(i));
+                    }
+                    out.push_str("</ul>\n");
+                }
+                Block::Table(head, rows) => {
+                    out.push_str("<table><thead><tr>");
+                    for h in head {
+                        let _ = write!(out, "<th>{}</th>", esc(h));
+                    }
+                    out.push_str("</tr></thead><tbody>");
+                    for r in rows {
+                        out.push_str("<tr>");
+                        for c in r {
+                            let _ = write!(out, "<td>{}</td>", esc(c));
+                        }
+                        out.push_str("</tr>");
+                    }
+                    out.push_str("</tbody></table>\n");
+                }
+            }
+        }
+        out.push_str("</body></html>\n");
+        out
+    }
+}
