@@ -2,11 +2,10 @@
 //! (or, for an id in the path, a 404) naming the parameter and saying what
 //! would be right.
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
 use trellis_commands::problem::ApiError;
-use uuid::Uuid;
 
 /// The query string, as (name, value) pairs, percent-decoded.
 #[derive(Debug, Clone, Default)]
@@ -138,43 +137,8 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Path parameters.
-#[derive(Debug)]
-pub struct PathIds(Vec<(String, String)>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathIds {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("the path could not be read: {e}")))?;
-        Ok(PathIds(
-            raw.iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        ))
-    }
-}
-
-impl PathIds {
-    /// The UUID in path parameter `name`; 404 when it is not one, since no
-    /// such resource can exist.
-    pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
-        let value = self
-            .0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::Internal(format!("route has no {name} parameter")))?;
-        Uuid::parse_str(value).map_err(|_| {
-            ApiError::NotFound(format!(
-                "{value:?} is not a valid {}: ids are UUIDs, as Trellis returned them",
-                name.replace('_', " ")
-            ))
-        })
-    }
-}
+/// Path parameters: the command service's extractor, shared.
+pub use trellis_commands::routes::PathIds;
 
 #[cfg(test)]
 mod tests {

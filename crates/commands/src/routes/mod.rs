@@ -154,12 +154,12 @@ pub(crate) fn respond_with(
 #[derive(Debug)]
 pub struct PathIds(Vec<(String, String)>);
 
-impl axum::extract::FromRequestParts<AppState> for PathIds {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathIds {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Self, ApiError> {
         let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
