@@ -1506,7 +1506,11 @@ async fn a_lost_database_connection_is_503_with_retry_after_and_loses_nothing() 
         .await
         .expect("terminate the service's connections");
     let r = app
-        .post_json("/v1/teams", &app.admin(), &serde_json::json!({"name": "During"}))
+        .post_json(
+            "/v1/teams",
+            &app.admin(),
+            &serde_json::json!({"name": "During"}),
+        )
         .await;
     assert!(
         r.status.as_u16() == 503 || r.status.as_u16() == 201,
@@ -1519,11 +1523,19 @@ async fn a_lost_database_connection_is_503_with_retry_after_and_loses_nothing() 
         assert_eq!(r.header("retry-after"), Some("5"));
     }
     let again = app
-        .post_json("/v1/teams", &app.admin(), &serde_json::json!({"name": "After"}))
+        .post_json(
+            "/v1/teams",
+            &app.admin(),
+            &serde_json::json!({"name": "After"}),
+        )
         .await;
     again.expect(201);
     let stream = trellis_eventstore::StreamId::for_entity("team", team).unwrap();
-    assert_eq!(app.store.stream_version(&stream).await.unwrap(), 1, "the earlier write is intact");
+    assert_eq!(
+        app.store.stream_version(&stream).await.unwrap(),
+        1,
+        "the earlier write is intact"
+    );
     drop(admin);
     app.cleanup().await;
 }

@@ -1,9 +1,14 @@
 //! The workspace-level test binary: one binary, one module per area.
 
+mod alerts;
 mod commands;
 mod commands_auth;
+mod dashboard;
 mod domain_store;
 mod eventstore;
 mod eventstore_postgres;
 mod http;
+mod notifications;
 mod projections;
+mod queries;
+mod webhooks;

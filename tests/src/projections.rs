@@ -33,7 +33,7 @@ use trellis_eventstore::{
     Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
 };
 use trellis_projections::Error;
-use trellis_projections::engine::{Engine, EngineConfig};
+use trellis_projections::engine::{Engine, EngineConfig, RebuildWrites};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
 use trellis_projections::projection::DocChange;
@@ -1233,6 +1233,57 @@ async fn replay_equals_live_on_postgres() {
 #[tokio::test]
 async fn replay_equals_live_in_the_embedded_file() {
     replay_equals_live(Kind::Sqlite).await;
+}
+
+/// A rebuild that writes along the way, in small parts several at a time,
+/// writes the very documents live processing wrote, batch after batch.
+async fn a_rebuild_in_parts_writes_what_live_processing_wrote(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    generate(&*backend.store, 11, 5, 80, 0).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read.clone()).with_config(fast());
+    let applied = engine.catch_up(&*growth()).await.unwrap().unwrap();
+    assert_eq!(applied, event_count(&*backend.store).await);
+    let live = active(&*read).await;
+    let live_docs = read.dump(NAME, live.generation).await.unwrap();
+    for writes in [
+        RebuildWrites {
+            flush_every: Some(100),
+            part: 2,
+            parallel: 3,
+        },
+        RebuildWrites {
+            flush_every: None,
+            part: 1,
+            parallel: 1,
+        },
+    ] {
+        let summary = engine
+            .clone()
+            .with_rebuild_writes(writes)
+            .rebuild(&*growth(), &mut |_| {})
+            .await
+            .unwrap();
+        let rebuilt = active(&*read).await;
+        assert_eq!(rebuilt.generation, summary.generation);
+        assert_eq!(rebuilt.events_applied, applied, "{writes:?}");
+        assert_eq!(rebuilt.checkpoint, live.checkpoint, "{writes:?}");
+        let rebuilt_docs = read.dump(NAME, rebuilt.generation).await.unwrap();
+        assert_eq!(live_docs, rebuilt_docs, "{writes:?}");
+    }
+    backend.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_rebuild_in_parts_writes_what_live_processing_wrote_on_postgres() {
+    a_rebuild_in_parts_writes_what_live_processing_wrote(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_rebuild_in_parts_writes_what_live_processing_wrote_in_the_embedded_file() {
+    a_rebuild_in_parts_writes_what_live_processing_wrote(Kind::Sqlite).await;
 }
 
 // ---------------------------------------------------------------------------

@@ -71,7 +71,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
+mod asof;
+mod http;
 mod pg;
+mod publish;
+mod replay;
 mod sqlite;
 mod workload;
 
@@ -116,12 +120,38 @@ struct Cli {
     /// Events per read-all call, the same for Trellis and the baselines.
     #[arg(long, default_value_t = 5000)]
     page: usize,
+
+    /// The NATS server (JetStream) for `publish`.
+    #[arg(
+        long,
+        env = "TRELLIS_BENCH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+
+    /// Events in the backlog the relay publishes in `publish`.
+    #[arg(long, default_value_t = 200_000)]
+    publish_events: u64,
+
+    /// Events in the one rep's stream for as-of.
+    #[arg(long, default_value_t = 10_000)]
+    rep_events: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Append,
     ReadAll,
+    /// Commands through HTTP at 1 and 8 clients (PostgreSQL).
+    Commands,
+    /// A 50,000-row CSV import through HTTP (PostgreSQL).
+    Import,
+    /// The relay to NATS JetStream vs raw publishes, and append-to-subscriber latency.
+    Publish,
+    /// Rebuild of the growth projection against the raw ordered scan (PostgreSQL).
+    Replay,
+    /// Latency of a rep's state as of an instant (PostgreSQL).
+    AsOf,
     All,
 }
 
@@ -137,6 +167,8 @@ enum Backend {
 pub struct Plan {
     pub append: bool,
     pub read_all: bool,
+    pub commands: bool,
+    pub import: bool,
     pub seconds: Duration,
     pub events: u64,
     pub sqlite_events: u64,
@@ -152,8 +184,10 @@ async fn main() -> Result<()> {
         .context("--seconds must be a positive number")?;
     anyhow::ensure!(cli.page > 0, "--page must be at least 1");
     let plan = Plan {
-        append: cli.scenario != Scenario::ReadAll,
-        read_all: cli.scenario != Scenario::Append,
+        append: matches!(cli.scenario, Scenario::Append | Scenario::All),
+        read_all: matches!(cli.scenario, Scenario::ReadAll | Scenario::All),
+        commands: matches!(cli.scenario, Scenario::Commands | Scenario::All),
+        import: matches!(cli.scenario, Scenario::Import | Scenario::All),
         seconds,
         events: cli.events,
         sqlite_events: cli.sqlite_events,
@@ -166,6 +200,38 @@ async fn main() -> Result<()> {
         cli.scenario, cli.backend, cli.seconds
     );
 
+    if cli.scenario == Scenario::Publish {
+        return publish::main(
+            &cli.database_url,
+            &cli.nats_url,
+            cli.publish_events,
+            seconds,
+        )
+        .await;
+    }
+
+    if matches!(cli.scenario, Scenario::Replay | Scenario::AsOf) {
+        let db = pg::BenchDatabase::create(&cli.database_url).await?;
+        println!("postgres: database {}", db.name());
+        let run = async {
+            match cli.scenario {
+                Scenario::Replay => replay::run(&db, cli.events, cli.page, &mut report).await,
+                _ => asof::run(&db, cli.rep_events, &mut report).await,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        db.drop_now().await;
+        outcome.context("the benchmark failed")?;
+        println!("{}", report.ratios_line());
+        if let Some(line) = report.latency_line() {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+
     if cli.backend != Backend::Sqlite {
         let db = pg::BenchDatabase::create(&cli.database_url).await?;
         println!("postgres: database {}", db.name());
@@ -177,7 +243,7 @@ async fn main() -> Result<()> {
         outcome.context("the PostgreSQL benchmark failed")?;
     }
 
-    if cli.backend != Backend::Postgres {
+    if cli.backend != Backend::Postgres && (plan.append || plan.read_all) {
         let dir =
             std::env::temp_dir().join(format!("trellis-bench-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)
@@ -194,5 +260,8 @@ async fn main() -> Result<()> {
     }
 
     println!("{}", report.ratios_line());
+    if let Some(line) = report.latency_line() {
+        println!("{line}");
+    }
     Ok(())
 }

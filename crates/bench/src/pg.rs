@@ -84,7 +84,7 @@ impl BenchDatabase {
     }
 
     /// A key/value connection string for `PostgresConfig` (which takes text).
-    fn conninfo(&self) -> String {
+    pub fn conninfo(&self) -> String {
         use tokio_postgres::config::Host;
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         let mut parts = Vec::new();
@@ -161,6 +161,13 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
     if plan.read_all {
         read_all(&store, &pool, &admin, plan.events, plan.page, report).await?;
     }
+    if plan.commands || plan.import {
+        let latencies =
+            crate::http::run(db, &pool, plan.seconds, plan.commands, plan.import, report).await?;
+        for (name, ms) in latencies {
+            report.latency(&name, ms);
+        }
+    }
     Ok(())
 }
 
@@ -203,7 +210,22 @@ async fn append(
 
 /// The baseline writer: the same rows, inserted with a prepared statement and
 /// nothing else: no version check, no chain, no command record, no notify.
-async fn raw_writer(pool: Pool, deadline: Instant, per_append: usize) -> Result<u64> {
+pub async fn raw_writer(pool: Pool, deadline: Instant, per_append: usize) -> Result<u64> {
+    raw_writer_upto(pool, deadline, per_append, u64::MAX).await
+}
+
+/// One baseline append of `per_append` rows (for fixed-size comparisons).
+pub async fn raw_writer_once(pool: Pool, deadline: Instant, per_append: usize) -> Result<u64> {
+    raw_writer_upto(pool, deadline, per_append, 1).await
+}
+
+async fn raw_writer_upto(
+    pool: Pool,
+    deadline: Instant,
+    per_append: usize,
+    max_appends: u64,
+) -> Result<u64> {
+    let mut appends = 0u64;
     let streams: Vec<String> = workload::streams(STREAMS_PER_WRITER)?
         .into_iter()
         .map(String::from)
@@ -214,7 +236,8 @@ async fn raw_writer(pool: Pool, deadline: Instant, per_append: usize) -> Result<
     let causation_id: Option<Uuid> = None;
     let mut written = 0u64;
     let mut next = 0;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && appends < max_appends {
+        appends += 1;
         let i = next % streams.len();
         next += 1;
         let rows = workload::raw_rows(per_append, &mut versions[i], &mut rng);

@@ -351,6 +351,7 @@ fn show_progress(label: &str, done: u64, target: u64, start: Instant) {
 #[derive(Debug, Default)]
 pub struct Report {
     ratios: Vec<(String, f64)>,
+    latencies: Vec<(String, f64)>,
 }
 
 impl Report {
@@ -368,6 +369,23 @@ impl Report {
         let ratio = scenario.rate() / baseline.rate().max(1e-9);
         println!("{name:<16} ratio     {ratio:.2}");
         self.ratios.push((name.to_owned(), ratio));
+    }
+
+    /// Records a latency figure, in milliseconds, for the `latency_ms:` line.
+    pub fn latency(&mut self, name: &str, milliseconds: f64) {
+        self.latencies.push((name.to_owned(), milliseconds));
+    }
+
+    /// `latency_ms: name=value ...`, when a scenario measured latency.
+    pub fn latency_line(&self) -> Option<String> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let mut line = String::from("latency_ms:");
+        for (name, ms) in &self.latencies {
+            line.push_str(&format!(" {name}={ms:.2}"));
+        }
+        Some(line)
     }
 
     pub fn ratios_line(&self) -> String {

@@ -9,6 +9,7 @@
 //! Coming from the wire checks everything the domain's own parsers check (ids,
 //! texts, levels, periods, targets, dates) and names the offending field.
 
+mod alert;
 mod competency;
 mod rep;
 mod standard;
@@ -17,6 +18,7 @@ mod team;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use trellis_domain::alert::AlertRaised;
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
 use trellis_domain::rep::{
     ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, ExpectationsAcknowledged,
@@ -28,8 +30,8 @@ use trellis_domain::rep::{
 use trellis_domain::standard::{StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
 use trellis_domain::{
-    CompetencyEvent, DecodeError, Event, EventPayload, RepEvent, StandardEvent, TeamEvent,
-    ValueError,
+    AlertEvent, CompetencyEvent, DecodeError, Event, EventPayload, RepEvent, StandardEvent,
+    TeamEvent, ValueError,
 };
 use trellis_eventstore::RecordedEvent;
 
@@ -105,6 +107,7 @@ catalogue! {
     Rep(RepEvent::ImprovementPlanClosed(ImprovementPlanClosed)) <=> ImprovementPlanClosed,
     Rep(RepEvent::FactCorrected(FactCorrected)) <=> FactCorrected,
     Rep(RepEvent::ReviewHeld(ReviewHeld)) <=> ReviewHeld,
+    Alert(AlertEvent::Raised(AlertRaised)) <=> AlertRaised,
 }
 
 /// The envelope of `event` as the log recorded it in `recorded`: position,

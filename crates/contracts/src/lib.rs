@@ -33,7 +33,8 @@
 //! - [`proto`] — the generated types (`Envelope`, `envelope::Payload`, one
 //!   message per event, shared `Date` and enums).
 //! - `convert` — [`to_wire`]/[`from_wire`] and the envelope; one file per
-//!   aggregate under `convert/` (`team`, `competency`, `standard`, `rep`).
+//!   aggregate under `convert/` (`team`, `competency`, `standard`, `rep`,
+//!   `alert`).
 //! - `error` — [`ContractError`].
 //! - `subject` — [`subject`], [`ce_type`] and header constants.
 //! - `tests/` — one test binary: a round trip per event type, the wire snapshot,

@@ -2,6 +2,7 @@
 //! both present and absent and every variant of every enum-like field.
 
 use chrono::NaiveDate;
+use trellis_domain::alert::{AlertDetails, AlertRaised, OccurrenceKey, Recipient};
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
 use trellis_domain::rep::{
     ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
@@ -14,7 +15,8 @@ use trellis_domain::rep::{
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
 use trellis_domain::{
-    Direction, Event, MetricValue, PeriodKind, Rubric, SkillLevel, StandardKind, Target, ValueError,
+    AlertId, Direction, Event, MetricValue, PeriodKind, Rubric, SkillLevel, StandardKind, Target,
+    ValueError,
 };
 use uuid::Uuid;
 
@@ -413,5 +415,63 @@ pub fn samples() -> Vec<Event> {
         }
         .into(),
     );
+    events.extend(alerts());
     events
+}
+
+/// One alert of every kind, with leader and rep recipients and an optional date both ways.
+fn alerts() -> Vec<Event> {
+    let details = [
+        AlertDetails::StandardMissed {
+            standard_id: id(10),
+            periods: vec![text("2026-W05"), text("2026-W06")],
+        },
+        AlertDetails::NotCoached {
+            last_coached_on: None,
+            days: 20,
+        },
+        AlertDetails::NotCoached {
+            last_coached_on: Some(day(2026, 2, 1)),
+            days: 14,
+        },
+        AlertDetails::ActionItemOverdue {
+            action_item_id: id(60),
+            due_on: day(2026, 2, 20),
+            days_overdue: 3,
+        },
+        AlertDetails::SupportRequestUnresolved {
+            request_id: id(70),
+            raised_on: day(2026, 2, 10),
+            days_open: 5,
+        },
+        AlertDetails::QualityGatePassed {
+            passed_on: day(2026, 2, 28),
+        },
+        AlertDetails::PlanReviewNear {
+            plan_id: id(80),
+            review_on: day(2026, 3, 6),
+            days_until: 0,
+        },
+    ];
+    details
+        .into_iter()
+        .enumerate()
+        .map(|(n, details)| {
+            let key: OccurrenceKey = text(&format!("{}/sample-{n}", details.kind()));
+            AlertRaised {
+                alert_id: AlertId::for_occurrence(&key),
+                occurrence_key: key,
+                team_id: id(1),
+                rep_id: id(4),
+                recipients: if n % 2 == 0 {
+                    vec![Recipient::Leader(id(2)), Recipient::Rep(id(4))]
+                } else {
+                    vec![Recipient::Leader(id(2))]
+                },
+                details,
+                raised_on: day(2026, 3, 2),
+            }
+            .into()
+        })
+        .collect()
 }

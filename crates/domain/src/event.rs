@@ -9,6 +9,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::alert::AlertEvent;
 use crate::competency::CompetencyEvent;
 use crate::rep::RepEvent;
 use crate::standard::StandardEvent;
@@ -115,6 +116,13 @@ pub enum Event {
     Competency(CompetencyEvent),
     Standard(StandardEvent),
     Rep(RepEvent),
+    Alert(AlertEvent),
+}
+
+impl From<AlertEvent> for Event {
+    fn from(event: AlertEvent) -> Self {
+        Event::Alert(event)
+    }
 }
 
 impl From<TeamEvent> for Event {
@@ -174,6 +182,7 @@ impl Event {
             .chain(CompetencyEvent::TYPES)
             .chain(StandardEvent::TYPES)
             .chain(RepEvent::TYPES)
+            .chain(AlertEvent::TYPES)
             .copied()
     }
 
@@ -191,6 +200,7 @@ impl Event {
             Event::Competency(e) => e.event_type(),
             Event::Standard(e) => e.event_type(),
             Event::Rep(e) => e.event_type(),
+            Event::Alert(e) => e.event_type(),
         }
     }
 
@@ -201,16 +211,18 @@ impl Event {
             Event::Competency(e) => e.schema_version(),
             Event::Standard(e) => e.schema_version(),
             Event::Rep(e) => e.schema_version(),
+            Event::Alert(e) => e.schema_version(),
         }
     }
 
-    /// The stream category: `team`, `competency`, `standard` or `rep`.
+    /// The stream category: `team`, `competency`, `standard`, `rep` or `alert`.
     pub fn category(&self) -> &'static str {
         match self {
             Event::Team(_) => TeamEvent::CATEGORY,
             Event::Competency(_) => CompetencyEvent::CATEGORY,
             Event::Standard(_) => StandardEvent::CATEGORY,
             Event::Rep(_) => RepEvent::CATEGORY,
+            Event::Alert(_) => AlertEvent::CATEGORY,
         }
     }
 
@@ -250,6 +262,7 @@ impl Event {
                 R::FactCorrected(_) => None,
                 R::ReviewHeld(e) => Some(e.on),
             },
+            Event::Alert(AlertEvent::Raised(e)) => Some(e.raised_on),
         }
     }
 
@@ -260,6 +273,7 @@ impl Event {
             Event::Competency(e) => e.to_payload(),
             Event::Standard(e) => e.to_payload(),
             Event::Rep(e) => e.to_payload(),
+            Event::Alert(e) => e.to_payload(),
         }
     }
 
@@ -287,6 +301,8 @@ impl Event {
             CompetencyEvent::decode_current(event_type, payload).map(|r| r.map(Event::Competency))
         } else if is(StandardEvent::TYPES) {
             StandardEvent::decode_current(event_type, payload).map(|r| r.map(Event::Standard))
+        } else if is(AlertEvent::TYPES) {
+            AlertEvent::decode_current(event_type, payload).map(|r| r.map(Event::Alert))
         } else {
             RepEvent::decode_current(event_type, payload).map(|r| r.map(Event::Rep))
         }

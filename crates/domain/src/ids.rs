@@ -97,6 +97,8 @@ id_newtype! {
     PlanId => "improvement plan id",
     /// One performance review.
     ReviewId => "review id",
+    /// One alert occurrence (a name-based UUID of its occurrence key).
+    AlertId => "alert id",
 }
 
 /// The stream id of one aggregate instance: `"<category>-<uuid>"`, e.g. `rep-0190…`.

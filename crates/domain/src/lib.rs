@@ -9,7 +9,7 @@
 //! - The event catalogue: one struct per event, a stable type name and a schema
 //!   version each, grouped per aggregate and gathered in [`Event`], with upcasting
 //!   of old schema versions on read ([`Event::from_stored`]).
-//! - Four aggregates — team, competency, standard, rep — each a pure
+//! - Five aggregates — team, competency, standard, rep, alert — each a pure
 //!   `decide(&State, Command) -> Result<Vec<Event>, Rejection>` and
 //!   `evolve(State, &Event) -> State`.
 //! - [`Rejection`]: why a command was refused, in the user's words.
@@ -34,9 +34,12 @@
 //! - [`team`], [`competency`], [`standard`], [`rep`] — each aggregate's events,
 //!   state, commands, `decide` and `evolve`. [`standard`] also holds
 //!   [`attainment`] and [`ramp_adjusted_target`].
+//! - [`alert`] — one occurrence of something a person must act on, raised
+//!   once per occurrence key (stream `alert-<uuid v5 of the key>`).
 //! - [`rejection`] — [`Rejection`].
 
 pub mod aggregate;
+pub mod alert;
 pub mod competency;
 pub mod event;
 pub mod ids;
@@ -49,13 +52,17 @@ mod upcast;
 pub mod values;
 
 pub use aggregate::Aggregate;
+pub use alert::{
+    AlertAggregate, AlertCommand, AlertDetails, AlertEvent, AlertKind, AlertState, OccurrenceKey,
+    Recipient,
+};
 pub use competency::{
     CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyState, CompetencyStatus,
 };
 pub use event::{DecodeError, Event, EventPayload};
 pub use ids::{
-    ActionItemId, AssessmentId, CompetencyId, FeedbackId, LeaderId, MeasurementId, PlanId, RepId,
-    ReviewId, SessionId, StandardId, SupportRequestId, TeamId, TrainingId, stream_id,
+    ActionItemId, AlertId, AssessmentId, CompetencyId, FeedbackId, LeaderId, MeasurementId, PlanId,
+    RepId, ReviewId, SessionId, StandardId, SupportRequestId, TeamId, TrainingId, stream_id,
 };
 pub use period::{Period, PeriodKind};
 pub use rejection::Rejection;

@@ -189,4 +189,10 @@ pub enum Rejection {
         "The review period runs from {from} to {to}, which is backwards. Put the earlier date first."
     )]
     ReviewPeriodBackwards { from: NaiveDate, to: NaiveDate },
+
+    // Alerts
+    #[error(
+        "The alert “{occurrence_key}” names no one to act on it. Give at least one leader or the rep."
+    )]
+    AlertWithoutRecipients { occurrence_key: String },
 }

@@ -12,7 +12,11 @@
 //! - A rebuild folds the whole log into a new generation while queries keep
 //!   reading the active one, then switches in one transaction. The live
 //!   runner notices on its next write and reloads from the new generation.
+//!   A building generation is never served nor resumed, so a rebuild folds
+//!   everything in memory and writes each document once, at the end, in
+//!   parts ([`RebuildWrites`]) rather than after every batch.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +50,31 @@ impl Default for EngineConfig {
             standby_retry: Duration::from_secs(1),
             lease_check: Duration::from_secs(2),
             poll: Follower::DEFAULT_POLL,
+        }
+    }
+}
+
+/// How a rebuild writes its documents (see [`Engine::rebuild`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildWrites {
+    /// Write what was folded every this many events; `None` (the default):
+    /// only once the whole log is folded. The fold's state is in memory
+    /// either way; writing earlier only rewrites documents more often.
+    pub flush_every: Option<u64>,
+    /// Entities (e.g. reps) whose documents are derived and written per
+    /// transaction.
+    pub part: usize,
+    /// Parts written at the same time (each on a connection of its own),
+    /// while the next is derived.
+    pub parallel: usize,
+}
+
+impl Default for RebuildWrites {
+    fn default() -> Self {
+        RebuildWrites {
+            flush_every: None,
+            part: 250,
+            parallel: 2,
         }
     }
 }
@@ -92,6 +121,7 @@ pub struct Engine {
     log: Arc<dyn EventStore>,
     read: Arc<dyn ReadStore>,
     config: EngineConfig,
+    rebuild_writes: RebuildWrites,
 }
 
 /// What happened to one batch.
@@ -107,11 +137,18 @@ impl Engine {
             log,
             read,
             config: EngineConfig::default(),
+            rebuild_writes: RebuildWrites::default(),
         }
     }
 
     pub fn with_config(mut self, config: EngineConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// How rebuilds write their documents.
+    pub fn with_rebuild_writes(mut self, writes: RebuildWrites) -> Self {
+        self.rebuild_writes = writes;
         self
     }
 
@@ -327,7 +364,18 @@ impl Engine {
     /// Rebuilds `template`'s read models from the log's start into a new
     /// generation at full speed, then makes it the active one. Queries keep
     /// reading the old generation until the switch. `progress` is called
-    /// after every batch.
+    /// after every batch read.
+    ///
+    /// Unlike live following, a rebuild does not write after every batch: a
+    /// building generation is never served nor resumed (an interrupted
+    /// rebuild is dropped and started again), so the whole log is folded in
+    /// memory and every document is derived and written once, at the end
+    /// (or every [`RebuildWrites::flush_every`] events), in parts of
+    /// [`RebuildWrites::part`] entities, one transaction each. Every part
+    /// checks that the generation still stands where this rebuild left it,
+    /// and the last one moves its checkpoint; the switch to active is one
+    /// more transaction. The log is read ahead (and decoded) while the fold
+    /// runs, and each part is written while the next is derived.
     #[tracing::instrument(name = "projection.rebuild", skip_all, fields(projection = template.name()), err)]
     pub async fn rebuild(
         &self,
@@ -346,36 +394,47 @@ impl Engine {
             .await?;
         let started = Instant::now();
         let mut projection = template.fresh();
+        // Where the generation's documents stand, and where the fold stands.
+        let mut written = Checkpoint::START;
         let mut checkpoint = Checkpoint::START;
+        let mut unwritten = 0u64;
         let mut events = 0u64;
         let mut head = self.log.head().await?;
-        loop {
-            let batch = self
-                .log
-                .read_all(checkpoint, self.config.rebuild_batch_size)
-                .await?;
-            if batch.is_empty() {
-                break;
+        let mut pages = ReadAhead::start(
+            self.log.clone(),
+            Checkpoint::START,
+            self.config.rebuild_batch_size,
+        );
+        let mut fold_time = Duration::ZERO;
+        let mut write_time = Duration::ZERO;
+        while let Some(page) = pages.next().await? {
+            let folding = Instant::now();
+            for envelope in &page.envelopes {
+                projection.apply(envelope);
             }
-            match self
-                .apply_batch(
+            fold_time += folding.elapsed();
+            let n = page.envelopes.len() as u64;
+            checkpoint = page.last;
+            events += n;
+            unwritten += n;
+            if self
+                .rebuild_writes
+                .flush_every
+                .is_some_and(|every| unwritten >= every)
+            {
+                let writing = Instant::now();
+                self.flush(
                     &mut *projection,
                     &generation,
-                    Status::Building,
+                    written,
                     checkpoint,
-                    &batch,
+                    unwritten,
                 )
-                .await?
-            {
-                Outcome::Committed(to) => checkpoint = to,
-                Outcome::Stale => {
-                    return Err(Error::Database(format!(
-                        "generation {} of {name} changed during its rebuild",
-                        generation.generation
-                    )));
-                }
+                .await?;
+                write_time += writing.elapsed();
+                written = checkpoint;
+                unwritten = 0;
             }
-            events += batch.len() as u64;
             if checkpoint > head {
                 head = self.log.head().await?;
             }
@@ -385,6 +444,22 @@ impl Engine {
                 head: head.max(checkpoint),
             });
         }
+        let writing = Instant::now();
+        self.flush(
+            &mut *projection,
+            &generation,
+            written,
+            checkpoint,
+            unwritten,
+        )
+        .await?;
+        write_time += writing.elapsed();
+        tracing::info!(
+            events,
+            fold_seconds = fold_time.as_secs_f64(),
+            write_seconds = write_time.as_secs_f64(),
+            "rebuild folded and written"
+        );
         if !self
             .read
             .activate(name, generation.generation, checkpoint)
@@ -412,6 +487,90 @@ impl Engine {
         })
     }
 
+    /// Writes every document changed since the last flush of a building
+    /// generation, in parts: each part in its own transaction that checks
+    /// the generation still stands at `from`; the last part moves it to
+    /// `to`. Each part is written while the next one is derived.
+    async fn flush(
+        &self,
+        projection: &mut dyn Projection,
+        generation: &Generation,
+        from: Checkpoint,
+        to: Checkpoint,
+        events: u64,
+    ) -> Result<(), Error> {
+        let name = projection.name();
+        let (mut derive_time, mut wait_time) = (Duration::ZERO, Duration::ZERO);
+        let mut writing: VecDeque<tokio::task::JoinHandle<Result<bool, Error>>> = VecDeque::new();
+        loop {
+            let t = Instant::now();
+            let (changes, more) = projection.take_changes_part(self.rebuild_writes.part.max(1));
+            derive_time += t.elapsed();
+            let t = Instant::now();
+            // Parts before the last leave the checkpoint where it is (on
+            // PostgreSQL they only share-lock the generation's row, so they
+            // can run side by side); the last one moves it, once every
+            // other part is in.
+            let in_flight = if more {
+                self.rebuild_writes.parallel.max(1) - 1
+            } else {
+                0
+            };
+            while writing.len() > in_flight {
+                let part = writing.pop_front().expect("a part being written");
+                Self::written(part, name, generation).await?;
+            }
+            wait_time += t.elapsed();
+            let (moved_to, applied) = if more { (from, 0) } else { (to, events) };
+            let read = self.read.clone();
+            let number = generation.generation;
+            writing.push_back(tokio::spawn(async move {
+                read.commit(
+                    name,
+                    number,
+                    Status::Building,
+                    from,
+                    moved_to,
+                    applied,
+                    &changes,
+                )
+                .await
+            }));
+            if !more {
+                break;
+            }
+        }
+        let t = Instant::now();
+        while let Some(part) = writing.pop_front() {
+            Self::written(part, name, generation).await?;
+        }
+        wait_time += t.elapsed();
+        tracing::debug!(
+            derive_seconds = derive_time.as_secs_f64(),
+            wait_seconds = wait_time.as_secs_f64(),
+            "rebuild flushed"
+        );
+        Ok(())
+    }
+
+    async fn written(
+        part: tokio::task::JoinHandle<Result<bool, Error>>,
+        name: &str,
+        generation: &Generation,
+    ) -> Result<(), Error> {
+        let committed = part
+            .await
+            .map_err(|e| Error::Database(format!("writing a rebuild's documents failed: {e}")))??;
+        if committed {
+            Ok(())
+        } else {
+            Err(Error::Database(format!(
+                "generation {} of {name} changed during its rebuild",
+                generation.generation
+            )))
+        }
+    }
+
     /// Every generation's checkpoint and how far it is behind the log's head.
     pub async fn lag(&self) -> Result<Vec<Lag>, Error> {
         let head = self.log.head().await?;
@@ -430,5 +589,68 @@ impl Engine {
                 head,
             })
             .collect())
+    }
+}
+
+/// One page of the log, decoded.
+struct Page {
+    envelopes: Vec<Envelope>,
+    last: Checkpoint,
+}
+
+/// Reads (and decodes) the log's next pages on a task of its own while the
+/// caller folds the current one. Stops when dropped.
+struct ReadAhead {
+    pages: tokio::sync::mpsc::Receiver<Result<Page, Error>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadAhead {
+    /// Pages read ahead of the fold.
+    const DEPTH: usize = 2;
+
+    fn start(log: Arc<dyn EventStore>, from: Checkpoint, page: usize) -> Self {
+        let (send, pages) = tokio::sync::mpsc::channel(Self::DEPTH);
+        let task = tokio::spawn(async move {
+            let mut after = from;
+            loop {
+                let read = async {
+                    let batch = log.read_all(after, page.max(1)).await?;
+                    let Some(last) = batch.last().map(|e| e.checkpoint) else {
+                        return Ok(None);
+                    };
+                    let envelopes = batch
+                        .iter()
+                        .map(Envelope::decode)
+                        .collect::<Result<Vec<_>, Error>>()?;
+                    Ok(Some(Page { envelopes, last }))
+                };
+                match read.await {
+                    Ok(Some(page)) => {
+                        after = page.last;
+                        if send.send(Ok(page)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(error) => {
+                        let _ = send.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        ReadAhead { pages, task }
+    }
+
+    /// The next page, `None` at the end of the log.
+    async fn next(&mut self) -> Result<Option<Page>, Error> {
+        self.pages.recv().await.transpose()
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

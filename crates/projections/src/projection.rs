@@ -63,7 +63,12 @@ pub struct DocChange {
     pub kind: &'static str,
     /// The document's key within its kind, e.g. a rep id.
     pub key: String,
-    pub doc: Option<Value>,
+    /// The document as JSON text, serialized straight from its struct (keys
+    /// in declaration order; documents are large, and a detour through
+    /// `serde_json::Value` doubled the cost of writing them). The stores
+    /// canonicalize it: `jsonb` on PostgreSQL, and in the embedded file the
+    /// text of the equivalent `serde_json::Value` (sorted keys).
+    pub doc: Option<String>,
 }
 
 /// A projection: a fold over the log into documents.
@@ -101,4 +106,15 @@ pub trait Projection: Send + Sync + 'static {
 
     /// The documents changed since the last call, in (kind, key) order.
     fn take_changes(&mut self) -> Vec<DocChange>;
+
+    /// The same documents as [`Projection::take_changes`], handed out in
+    /// parts for bulk writes (a rebuild flushing everything it folded):
+    /// each call derives the documents of about `limit` entities and says
+    /// whether more remain. Calling it until it answers `false` gives the
+    /// very documents one `take_changes` would have. The default hands out
+    /// everything at once.
+    fn take_changes_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
+        let _ = limit;
+        (self.take_changes(), false)
+    }
 }

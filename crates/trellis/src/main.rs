@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod log;
+mod relay;
 mod replay;
 mod secret;
 mod serve;

@@ -12,8 +12,9 @@ use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_queries::QueryState;
 
+use crate::relay;
 use crate::secret::SecretArgs;
-use crate::store::StoreArgs;
+use crate::store::{Backend, StoreArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -36,6 +37,17 @@ pub struct ServeArgs {
     /// met for N consecutive periods.
     #[arg(long, env = "TRELLIS_QUALITY_GATE_PERIODS", default_value_t = 3)]
     quality_gate_periods: u32,
+    /// NATS server with JetStream: every event is published to TRELLIS_EVENTS
+    /// and every alert to TRELLIS_ALERTS. Absent: events and alerts are only
+    /// recorded in the log (webhooks still work).
+    #[arg(long, env = "TRELLIS_NATS_URL")]
+    nats_url: Option<String>,
+    /// Copies of the JetStream streams (1 on one machine, 3 in a cluster).
+    #[arg(long, env = "TRELLIS_NATS_REPLICAS", default_value_t = 1)]
+    nats_replicas: usize,
+    /// Webhook delivery attempts before a delivery goes to the dead-letter list.
+    #[arg(long, env = "TRELLIS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    webhook_max_attempts: u32,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -80,21 +92,78 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
+    let mut background = Vec::new();
+
     // The read models, kept up to date in the background (one active runner
     // per projection across processes; the others stand by).
     let engine = Engine::new(stores.log.clone(), stores.read.clone());
-    let growth = Growth::new(settings.clone());
-    let projections = tokio::spawn({
-        let stopped = until_stopped();
-        async move { engine.run(Box::new(growth), stopped).await }
-    });
+    let growth = Growth::new(settings);
+    let stopped = until_stopped();
+    background.push(tokio::spawn(async move {
+        engine.run(Box::new(growth), stopped).await
+    }));
+
+    // Alerts: evaluated on a schedule and on appends, recorded in the log.
+    let alerts = trellis_alerts::AlertsConfig::default();
+    let (log, read, stopped) = (
+        stores.log.clone(),
+        ReadModels::new(stores.read.clone()),
+        until_stopped(),
+    );
+    let evaluator = alerts.evaluator.clone();
+    background.push(tokio::spawn(async move {
+        trellis_alerts::run_evaluator(log, read, evaluator, stopped).await;
+    }));
+
+    // Webhooks: subscriptions and deliveries beside the log.
+    let webhook_config = trellis_webhooks::WebhooksConfig {
+        max_attempts: args.webhook_max_attempts,
+        ..Default::default()
+    };
+    let hooks = match &stores.backend {
+        Backend::Postgres { store, .. } => {
+            trellis_webhooks::Webhooks::postgres(store.pool().clone(), webhook_config).await
+        }
+        Backend::Sqlite(store) => {
+            trellis_webhooks::Webhooks::sqlite(store.path(), webhook_config).await
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("failed to open the webhook tables: {e}"))?;
+    let (log, sender, stopped) = (stores.log.clone(), hooks.clone(), until_stopped());
+    background.push(tokio::spawn(async move {
+        trellis_webhooks::run(log, sender, stopped).await
+    }));
+
+    // NATS: the relay (the log as outbox) and the alert publisher.
+    if let Some(url) = &args.nats_url {
+        let client = async_nats::connect(url.as_str())
+            .await
+            .with_context(|| format!("failed to connect to NATS at {url}"))?;
+        background.push(relay::spawn(
+            &stores,
+            client.clone(),
+            args.nats_replicas,
+            until_stopped(),
+        ));
+        let publisher = trellis_alerts::PublisherConfig {
+            replicas: args.nats_replicas,
+            ..alerts.publisher
+        };
+        let (log, stopped) = (stores.log.clone(), until_stopped());
+        background.push(tokio::spawn(async move {
+            trellis_alerts::run_publisher(log, client, publisher, stopped).await;
+        }));
+    }
 
     let dashboard = DashboardState::new(app.clone(), stores.read.clone());
     let queries =
         QueryState::new(app.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
+    let webhooks = trellis_webhooks::WebhooksState::new(app.clone(), hooks);
     let router = trellis_commands::router_with(
         app,
-        trellis_dashboard::routes(dashboard).merge(trellis_queries::routes(queries)),
+        trellis_dashboard::routes(dashboard)
+            .merge(trellis_queries::routes(queries))
+            .merge(trellis_webhooks::routes(webhooks)),
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -113,11 +182,13 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
         .await
         .context("the server failed")?;
     let _ = stop.send(true);
-    if tokio::time::timeout(std::time::Duration::from_secs(10), projections)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the projection runner did not stop within 10 s");
+    for task in background {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background service did not stop within 10 s");
+        }
     }
     tracing::info!("trellis stopped; in-flight requests finished");
     Ok(ExitCode::SUCCESS)
@@ -143,7 +214,7 @@ async fn seed_demo(
         .await
         .map_err(|e| anyhow::anyhow!("failed to record the demo organisation: {e}"))?;
     Engine::new(stores.log.clone(), stores.read.clone())
-        .catch_up(&Growth::new(settings.clone()))
+        .catch_up(&Growth::new(*settings))
         .await
         .context("failed to build the read models of the demo")?;
     Ok(org)

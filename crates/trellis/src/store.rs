@@ -40,6 +40,14 @@ pub struct StoreArgs {
 pub struct Stores {
     pub log: Arc<dyn EventStore>,
     pub read: Arc<dyn ReadStore>,
+    /// The same log, by backend, for components that keep tables beside it.
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Postgres { store: PostgresStore, url: String },
+    Sqlite(SqliteStore),
 }
 
 impl StoreArgs {
@@ -54,8 +62,12 @@ impl StoreArgs {
                     .await
                     .context("failed to open the read models in PostgreSQL")?;
                 Stores {
-                    log: Arc::new(log),
+                    log: Arc::new(log.clone()),
                     read: Arc::new(read),
+                    backend: Backend::Postgres {
+                        store: log,
+                        url: url.clone(),
+                    },
                 }
             }
             None => {
@@ -69,8 +81,9 @@ impl StoreArgs {
                     .await
                     .context("failed to open the embedded read models")?;
                 Stores {
-                    log: Arc::new(log),
+                    log: Arc::new(log.clone()),
                     read: Arc::new(read),
+                    backend: Backend::Sqlite(log),
                 }
             }
         })

@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
+use trellis_domain::alert::{AlertDetails, AlertEvent};
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
 use trellis_domain::rep::*;
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
@@ -272,6 +273,14 @@ fn one_of_each() -> Vec<Event> {
             on: date("2026-04-02"),
         }
         .into(),
+        crate::alert::raised(
+            "standard_missed/1/2",
+            AlertDetails::StandardMissed {
+                standard_id: id(5),
+                periods: vec![parse("2026-W05"), parse("2026-W06")],
+            },
+        )
+        .into(),
     ]
 }
 
@@ -316,6 +325,9 @@ fn variant_name(event: &Event) -> &'static str {
             RepEvent::ImprovementPlanClosed(_) => "ImprovementPlanClosed",
             RepEvent::FactCorrected(_) => "FactCorrected",
             RepEvent::ReviewHeld(_) => "ReviewHeld",
+        },
+        Event::Alert(e) => match e {
+            AlertEvent::Raised(_) => "AlertRaised",
         },
     }
 }
@@ -365,6 +377,7 @@ fn each_event_belongs_to_its_aggregates_category() {
             Event::Competency(_) => "competency",
             Event::Standard(_) => "standard",
             Event::Rep(_) => "rep",
+            Event::Alert(_) => "alert",
         };
         assert_eq!(event.category(), expected);
     }

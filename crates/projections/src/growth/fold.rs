@@ -27,6 +27,8 @@ impl Growth {
                     self.fold_rep(rep_id, envelope.stream_version, e);
                 }
             }
+            // Alerts are about the facts, not facts themselves.
+            Event::Alert(_) => {}
         }
     }
 

@@ -154,9 +154,9 @@ impl Growth {
     }
 }
 
-fn to_doc<T: Serialize>(value: &T) -> Value {
+fn to_doc<T: Serialize>(value: &T) -> String {
     // Document structs hold strings, numbers, dates and string-keyed maps only.
-    serde_json::to_value(value).expect("documents always serialize to JSON")
+    serde_json::to_string(value).expect("documents always serialize to JSON")
 }
 
 fn change<T: Serialize>(kind: &'static str, key: impl ToString, doc: &T) -> DocChange {
@@ -230,23 +230,38 @@ impl Projection for Growth {
     }
 
     fn take_changes(&mut self) -> Vec<DocChange> {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        if dirty.all_reps {
-            dirty.reps.extend(self.reps.keys().copied());
+        let (mut changes, _) = self.take_changes_part(usize::MAX);
+        changes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        changes
+    }
+
+    /// Derives the documents of up to `limit` dirty reps (in rep order); the
+    /// catalogue and leader documents come with the last part, once every
+    /// rep's activity has been folded into its leaders.
+    fn take_changes_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
+        if std::mem::take(&mut self.dirty.all_reps) {
+            self.dirty.reps.extend(self.reps.keys().copied());
         }
         let mut changes = Vec::new();
-        for rep_id in &dirty.reps {
-            self.refresh_leaders(*rep_id);
-            let Some(facts) = self.reps.get(rep_id) else {
+        let mut taken = 0usize;
+        while taken < limit.max(1) {
+            let Some(rep_id) = self.dirty.reps.pop_first() else {
+                break;
+            };
+            taken += 1;
+            self.refresh_leaders(rep_id);
+            let Some(facts) = self.reps.get(&rep_id) else {
                 continue;
             };
-            let (profile, timeline) = self.derive(*rep_id).expect("the rep exists");
+            let (profile, timeline) = self.derive(rep_id).expect("the rep exists");
             changes.push(change(kinds::REP_FACTS, rep_id, facts));
             changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
             changes.push(change(kinds::GROWTH_TIMELINE, rep_id, &timeline));
         }
-        // Leaders touched while refreshing are in the new dirty set.
-        dirty.leaders.append(&mut self.dirty.leaders);
+        if !self.dirty.reps.is_empty() {
+            return (changes, true);
+        }
+        let dirty = std::mem::take(&mut self.dirty);
         for id in &dirty.standards {
             changes.extend(
                 self.standards
@@ -267,8 +282,7 @@ impl Projection for Growth {
         for id in &dirty.leaders {
             changes.extend(self.leaders.get(id).map(|d| change(kinds::LEADER, id, d)));
         }
-        changes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
-        changes
+        (changes, false)
     }
 }
 

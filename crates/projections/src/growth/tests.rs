@@ -156,7 +156,8 @@ fn fold_in_batches(
             projection.apply(event);
         }
         for change in projection.take_changes() {
-            docs.insert((change.kind.to_owned(), change.key), change.doc.unwrap());
+            let doc = serde_json::from_str(&change.doc.unwrap()).unwrap();
+            docs.insert((change.kind.to_owned(), change.key), doc);
         }
     }
     docs

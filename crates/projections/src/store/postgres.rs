@@ -9,11 +9,18 @@ use super::{Generation, Lease, LeaseKind, ReadStore, Status};
 use crate::Error;
 use crate::projection::DocChange;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "read_models",
-    include_str!("../../migrations/postgres/0001_read_models.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "read_models",
+        include_str!("../../migrations/postgres/0001_read_models.sql"),
+    ),
+    (
+        2,
+        "lz4_documents",
+        include_str!("../../migrations/postgres/0002_lz4_documents.sql"),
+    ),
+];
 
 /// Advisory lock class ids (the first key of the two-key form); the second
 /// key is `hashtext(model)`.
@@ -213,8 +220,28 @@ impl ReadStore for PostgresReadStore {
     ) -> Result<bool, Error> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let moved = tx
-            .execute(
+        let moved = if from == to && events == 0 {
+            // Documents only (a part of a rebuild's flush): the generation
+            // must still stand at `from`, and its row is share-locked until
+            // commit, so parts can be written side by side but never beside
+            // a move or a switch.
+            tx.query_opt(
+                "SELECT 1 FROM trellis.projection_checkpoints \
+                  WHERE model = $1 AND generation = $2 AND status = $3 \
+                    AND checkpoint_tx = $4 AND checkpoint_position = $5 \
+                    FOR SHARE",
+                &[
+                    &model,
+                    &generation,
+                    &status.as_str(),
+                    &to_i64(from.tx),
+                    &to_i64(from.position),
+                ],
+            )
+            .await?
+            .map_or(0, |_| 1)
+        } else {
+            tx.execute(
                 "UPDATE trellis.projection_checkpoints \
                     SET checkpoint_tx = $4, checkpoint_position = $5, \
                         events_applied = events_applied + $6, updated_at = now() \
@@ -231,7 +258,8 @@ impl ReadStore for PostgresReadStore {
                     &to_i64(from.position),
                 ],
             )
-            .await?;
+            .await?
+        };
         if moved != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -243,7 +271,7 @@ impl ReadStore for PostgresReadStore {
                 Some(doc) => {
                     put_kinds.push(change.kind);
                     put_keys.push(change.key.as_str());
-                    put_docs.push(doc);
+                    put_docs.push(doc.as_str());
                 }
                 None => {
                     del_kinds.push(change.kind);
@@ -254,8 +282,8 @@ impl ReadStore for PostgresReadStore {
         if !put_keys.is_empty() {
             tx.execute(
                 "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
-                 SELECT $1, $2, u.kind, u.key, u.doc \
-                   FROM unnest($3::text[], $4::text[], $5::jsonb[]) AS u(kind, key, doc) \
+                 SELECT $1, $2, u.kind, u.key, u.doc::jsonb \
+                   FROM unnest($3::text[], $4::text[], $5::text[]) AS u(kind, key, doc) \
                  ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = EXCLUDED.doc",
                 &[&model, &generation, &put_kinds, &put_keys, &put_docs],
             )

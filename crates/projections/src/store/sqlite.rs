@@ -265,10 +265,27 @@ impl ReadStore for SqliteReadStore {
         changes: &[DocChange],
     ) -> Result<bool, Error> {
         let model = model.to_owned();
+        // The text of the equivalent `Value` (sorted keys), as this file has
+        // always held: the same facts give the same bytes whatever the build.
         let changes: Vec<(&'static str, String, Option<String>)> = changes
             .iter()
-            .map(|c| (c.kind, c.key.clone(), c.doc.as_ref().map(Value::to_string)))
-            .collect();
+            .map(|c| {
+                let doc = c
+                    .doc
+                    .as_deref()
+                    .map(|text| {
+                        serde_json::from_str::<Value>(text)
+                            .map(|v| v.to_string())
+                            .map_err(|e| Error::Malformed {
+                                kind: c.kind.to_owned(),
+                                key: c.key.clone(),
+                                reason: e.to_string(),
+                            })
+                    })
+                    .transpose()?;
+                Ok((c.kind, c.key.clone(), doc))
+            })
+            .collect::<Result<_, Error>>()?;
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let moved = tx.execute(

@@ -1,0 +1,282 @@
+//! The publisher: every `AlertRaised` of the log, from a durable checkpoint,
+//! to the JetStream stream `TRELLIS_ALERTS`, subject
+//! `trellis.alerts.<team id>.<kind>`.
+//!
+//! The body is the contract's protobuf `Envelope` (as on `TRELLIS_EVENTS`),
+//! with `Nats-Msg-Id` = the event id, CloudEvents binary-mode headers and
+//! `Content-Type: application/protobuf`. Every publish of a batch is awaited
+//! before the checkpoint moves; a failure backs off and publishes the same
+//! batch again (duplicates within the stream's duplicate window are dropped
+//! by JetStream on the message id), so every alert appears once.
+//!
+//! Without NATS nothing here runs, and alerts are still raised and recorded
+//! in the log by the evaluator.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream::StorageType};
+use bytes::Bytes;
+use prost::Message as _;
+use trellis_domain::alert::AlertRaised;
+use trellis_domain::{AlertEvent, Event};
+use trellis_eventstore::{EventStore, Follower, RecordedEvent};
+
+use crate::Error;
+
+/// The JetStream stream of alerts.
+pub const ALERTS_STREAM: &str = "TRELLIS_ALERTS";
+
+/// The first two tokens of every alert subject.
+pub const ALERTS_SUBJECT_PREFIX: &str = "trellis.alerts";
+
+/// How the publisher publishes.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// The JetStream stream, `TRELLIS_ALERTS`.
+    pub stream: String,
+    /// Subjects are `<prefix>.<team id>.<kind>`; default `trellis.alerts`.
+    pub subject_prefix: String,
+    /// Copies of the stream: 1 on one machine, 3 in a cluster.
+    pub replicas: usize,
+    /// How long the broker remembers message ids to drop duplicates.
+    pub duplicate_window: Duration,
+    /// The name the publisher's checkpoint is saved under.
+    pub checkpoint_name: String,
+    /// Events read from the log per batch.
+    pub batch: usize,
+    /// How long a publish may wait for its ack.
+    pub ack_timeout: Duration,
+    /// The CloudEvents `source` attribute.
+    pub source: String,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            stream: ALERTS_STREAM.into(),
+            subject_prefix: ALERTS_SUBJECT_PREFIX.into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(3600),
+            checkpoint_name: "alerts-publisher".into(),
+            batch: 1000,
+            ack_timeout: Duration::from_secs(5),
+            source: "urn:trellis".into(),
+        }
+    }
+}
+
+impl PublisherConfig {
+    /// A config for another stream and subject prefix (tests, several
+    /// environments on one broker); the checkpoint name follows the stream.
+    pub fn for_stream(stream: impl Into<String>, subject_prefix: impl Into<String>) -> Self {
+        let stream = stream.into();
+        PublisherConfig {
+            checkpoint_name: format!("alerts-publisher:{stream}"),
+            stream,
+            subject_prefix: subject_prefix.into(),
+            ..PublisherConfig::default()
+        }
+    }
+}
+
+/// The subject of an alert: `<prefix>.<team id>.<kind>`.
+pub fn subject(prefix: &str, alert: &AlertRaised) -> String {
+    format!("{prefix}.{}.{}", alert.team_id, alert.kind())
+}
+
+/// Creates the stream, or updates its subjects, duplicate window and replicas.
+pub async fn ensure_stream(js: &jetstream::Context, config: &PublisherConfig) -> Result<(), Error> {
+    let wanted = jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        duplicate_window: config.duplicate_window,
+        num_replicas: config.replicas,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    let mut stream = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(Error::broker)?;
+    let current = stream.info().await.map_err(Error::broker)?.config.clone();
+    if current.subjects != wanted.subjects
+        || current.duplicate_window != wanted.duplicate_window
+        || current.num_replicas != wanted.num_replicas
+    {
+        js.update_stream(jetstream::stream::Config {
+            subjects: wanted.subjects,
+            duplicate_window: wanted.duplicate_window,
+            num_replicas: wanted.num_replicas,
+            ..current
+        })
+        .await
+        .map_err(Error::broker)?;
+    }
+    Ok(())
+}
+
+/// One alert as a message: subject, headers, body.
+#[derive(Debug, Clone)]
+pub struct AlertMessage {
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The message of a recorded event, when it is an alert.
+pub fn message(
+    event: &RecordedEvent,
+    config: &PublisherConfig,
+) -> Result<Option<AlertMessage>, Error> {
+    if event.stream_id.category() != AlertEvent::CATEGORY {
+        return Ok(None);
+    }
+    let envelope =
+        trellis_contracts::envelope_from_stored(event).map_err(|e| Error::Decode(e.to_string()))?;
+    let alert = match trellis_contracts::event_of(&envelope) {
+        Ok(Event::Alert(AlertEvent::Raised(alert))) => alert,
+        Ok(_) => return Ok(None),
+        Err(e) => return Err(Error::Decode(e.to_string())),
+    };
+    let id = event.event_id.to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.as_str());
+    headers.insert("ce-specversion", "1.0");
+    headers.insert("ce-id", id.as_str());
+    headers.insert("ce-source", config.source.as_str());
+    headers.insert(
+        "ce-type",
+        trellis_contracts::ce_type(&event.event_type).as_str(),
+    );
+    headers.insert("ce-subject", event.stream_id.as_str());
+    headers.insert(
+        "ce-time",
+        event
+            .metadata
+            .recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .as_str(),
+    );
+    headers.insert("Content-Type", trellis_contracts::CONTENT_TYPE);
+    Ok(Some(AlertMessage {
+        subject: subject(&config.subject_prefix, &alert),
+        headers,
+        body: Bytes::from(envelope.encode_to_vec()),
+    }))
+}
+
+/// Publishes every message and awaits every ack.
+async fn publish_all(
+    js: &jetstream::Context,
+    messages: &[AlertMessage],
+    ack_timeout: Duration,
+) -> Result<(), Error> {
+    let mut acks = Vec::with_capacity(messages.len());
+    for m in messages {
+        let ack = js
+            .publish_with_headers(m.subject.clone(), m.headers.clone(), m.body.clone())
+            .await
+            .map_err(Error::broker)?;
+        acks.push(ack);
+    }
+    for ack in acks {
+        tokio::time::timeout(ack_timeout, ack)
+            .await
+            .map_err(|_| Error::Broker("timed out waiting for a publish ack".into()))?
+            .map_err(Error::broker)?;
+    }
+    Ok(())
+}
+
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+}
+
+/// Follows the log from the publisher's checkpoint and publishes every alert
+/// until `shutdown` completes. Broker or store failures back off and retry;
+/// nothing is skipped.
+pub async fn run_publisher(
+    store: Arc<dyn EventStore>,
+    client: async_nats::Client,
+    config: PublisherConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        () = publish_forever(store, client, config) => {}
+    }
+}
+
+async fn publish_forever(
+    store: Arc<dyn EventStore>,
+    client: async_nats::Client,
+    config: PublisherConfig,
+) {
+    let js = jetstream::new(client);
+    let mut backoff = Backoff(Backoff::FIRST);
+    while let Err(error) = ensure_stream(&js, &config).await {
+        tracing::warn!(%error, stream = %config.stream, "cannot set up the alerts stream; retrying");
+        backoff.wait().await;
+    }
+    let from = loop {
+        match store.load_checkpoint(&config.checkpoint_name).await {
+            Ok(checkpoint) => break checkpoint.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load the alerts publisher checkpoint; retrying");
+                backoff.wait().await;
+            }
+        }
+    };
+    let mut follower = Follower::new(store.clone(), from, config.batch);
+    loop {
+        let batch = match follower.next_batch().await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the log; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        let mut messages = Vec::new();
+        for event in &batch {
+            match message(event, &config) {
+                Ok(Some(m)) => messages.push(m),
+                Ok(None) => {}
+                // An alert this build cannot read: a bug or a newer writer.
+                // It stays in the log; skipping it keeps the others flowing.
+                Err(error) => {
+                    tracing::error!(%error, event = %event.event_id, "alert not published")
+                }
+            }
+        }
+        backoff = Backoff(Backoff::FIRST);
+        while let Err(error) = publish_all(&js, &messages, config.ack_timeout).await {
+            tracing::warn!(%error, "publishing alerts failed; retrying the batch");
+            backoff.wait().await;
+        }
+        let Some(last) = batch.last() else { continue };
+        while let Err(error) = store
+            .save_checkpoint(&config.checkpoint_name, last.checkpoint)
+            .await
+        {
+            tracing::warn!(%error, "cannot save the alerts publisher checkpoint; retrying");
+            backoff.wait().await;
+        }
+        if !messages.is_empty() {
+            tracing::debug!(published = messages.len(), "alerts published");
+        }
+        backoff = Backoff(Backoff::FIRST);
+    }
+}

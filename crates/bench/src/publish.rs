@@ -1,0 +1,453 @@
+//! `publish`: the relay (log → JetStream) measured against raw pipelined
+//! publishes of the same messages, and the end-to-end latency from an append
+//! to a JetStream subscriber.
+//!
+//! Runs on PostgreSQL (a database of its own, dropped at the end) and the
+//! NATS server of `--nats-url`, on streams of its own (`BENCH_*_<tag>`,
+//! deleted at the end).
+//!
+//! - `relay`: the log is filled with `--publish-events` valid `FeedbackGiven`
+//!   events (250 per append, 4 writers, 2,000 rep streams). Baseline: every
+//!   event is read and encoded up front (subject, headers, protobuf envelope,
+//!   exactly what the relay sends), then published with async-nats, pipelined
+//!   with the relay's window of unacknowledged publishes, every ack awaited in
+//!   order, into a fresh stream with the relay's settings. Trellis: a relay
+//!   started on a fresh stream with no checkpoint, timed from its start until
+//!   the broker has acknowledged the whole backlog (reading the log, encoding,
+//!   publishing, checkpointing). Baseline, relay, baseline, relay; rates summed
+//!   over both rounds.
+//! - `e2e`: a relay caught up with the log; one event per append at a steady
+//!   500 appends/s for `max(--seconds, 10)` s, written straight to the store
+//!   (the HTTP command path is measured by `commands`); a JetStream pull
+//!   consumer (deliver new, no acks) receives the messages. The latency of
+//!   an event is from just before its append to the moment the subscriber
+//!   receives it; the first second is a warm-up and not counted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
+use chrono::{NaiveDate, Utc};
+use futures_util::StreamExt as _;
+use trellis_domain::Event;
+use trellis_domain::rep::{FeedbackGiven, FeedbackKind, Visibility};
+use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
+};
+use trellis_notifications::message::Outgoing;
+use trellis_notifications::{RelayConfig, ensure_stream};
+use uuid::Uuid;
+
+use crate::pg::BenchDatabase;
+use crate::workload::{Report, Tally};
+
+/// Steady append rate of the latency measurement.
+const RATE: u64 = 500;
+const ROUNDS: usize = 2;
+
+/// Runs the `publish` scenario and prints its report (last lines
+/// `ratios: relay=…` and `latency_ms: e2e_p50=… e2e_p99=…`).
+pub async fn main(
+    database_url: &str,
+    nats_url: &str,
+    events: u64,
+    seconds: Duration,
+) -> Result<()> {
+    let db = BenchDatabase::create(database_url).await?;
+    println!("postgres: database {}", db.name());
+    let mut report = Report::default();
+    let outcome = tokio::select! {
+        outcome = run(&db, nats_url, events, seconds, &mut report) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    db.drop_now().await;
+    outcome.context("the publish benchmark failed")?;
+    println!("{}", report.ratios_line());
+    if let Some(line) = report.latency_line() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn run(
+    db: &BenchDatabase,
+    nats_url: &str,
+    events: u64,
+    seconds: Duration,
+    report: &mut Report,
+) -> Result<()> {
+    let store: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(&PostgresConfig {
+            url: db.conninfo(),
+            pool_size: 16,
+        })
+        .await
+        .context("failed to open the PostgreSQL store")?,
+    );
+    let client = async_nats::connect(nats_url)
+        .await
+        .with_context(|| format!("failed to connect to NATS at {nats_url}"))?;
+    let js = jetstream::new(client.clone());
+    let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
+    println!("nats: {nats_url}, streams BENCH_*_{tag}");
+
+    let filled = fill(&store, events).await?;
+    println!(
+        "fill: {} events in {:.1} s",
+        filled.events,
+        filled.elapsed.as_secs_f64()
+    );
+
+    let base = base_config(&tag);
+    let messages = Arc::new(encode_log(&store, &base.subject_prefix, &base.source).await?);
+    println!("raw: {} messages encoded up front", messages.len());
+
+    let mut raw = Tally::default();
+    let mut relay = Tally::default();
+    for round in 0..ROUNDS {
+        let mut config = base.clone();
+        // The messages' own subjects; each raw stream is deleted after its round.
+        config.stream = format!("BENCH_RAW_{tag}_{round}");
+        // On a worker thread, like the relay (not on the runtime's main thread).
+        let cpu = cpu_seconds();
+        let tally = {
+            // A copy of its own to move from (made before the clock starts).
+            let (js, messages) = (js.clone(), messages.to_vec());
+            tokio::spawn(async move { raw_publish(&js, &config, messages).await })
+                .await
+                .context("the raw publisher panicked")??
+        };
+        println!(
+            "  round {round} raw    {:>10.0} events/s, bench process cpu {:.2} s",
+            tally.rate(),
+            cpu_seconds() - cpu
+        );
+        raw.add(tally);
+
+        let mut config = base.clone();
+        config.stream = format!("BENCH_RELAY_{tag}_{round}");
+        config.subject_prefix = format!("bench.{tag}.relay{round}");
+        config.checkpoint_name = format!("relay:{}", config.stream);
+        let cpu = cpu_seconds();
+        let tally = relay_publish(&store, nats_url, &js, &config, events).await?;
+        println!(
+            "  round {round} relay  {:>10.0} events/s, bench process cpu {:.2} s",
+            tally.rate(),
+            cpu_seconds() - cpu
+        );
+        relay.add(tally);
+    }
+    report.record(
+        "relay",
+        "raw pipelined publishes, acks awaited",
+        raw,
+        "relay from a backlog",
+        relay,
+    );
+
+    let (p50, p99, samples) = latency(&store, nats_url, &js, &base, &tag, seconds).await?;
+    println!(
+        "e2e              trellis   {samples} events at {RATE}/s: p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    report.latency("e2e_p50", p50);
+    report.latency("e2e_p99", p99);
+    Ok(())
+}
+
+fn base_config(tag: &str) -> RelayConfig {
+    let mut config = RelayConfig::for_stream(format!("BENCH_{tag}"), format!("bench.{tag}.raw"));
+    config.source = "urn:trellis:bench".into();
+    config
+}
+
+fn feedback() -> NewEvent {
+    let event: Event = FeedbackGiven {
+        feedback_id: Uuid::now_v7().into(),
+        leader_id: Uuid::now_v7().into(),
+        competency_id: Uuid::now_v7().into(),
+        kind: FeedbackKind::Constructive,
+        note: "Restated the customer's goals before the demo and asked two sharp follow-ups \
+               about budget timing."
+            .try_into()
+            .expect("a valid note"),
+        visibility: Visibility::Shared,
+        given_on: NaiveDate::from_ymd_opt(2026, 3, 2).expect("a date"),
+    }
+    .into();
+    NewEvent::new(
+        event.event_type(),
+        event.schema_version(),
+        event.to_payload(),
+        Utc::now(),
+    )
+}
+
+/// Appends `target` valid domain events: 4 writers, 250 per append.
+async fn fill(store: &Arc<dyn EventStore>, target: u64) -> Result<Tally> {
+    const WRITERS: u64 = 4;
+    const PER_APPEND: u64 = 250;
+    const STREAMS_PER_WRITER: usize = 500;
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let mine = (target / WRITERS) + u64::from(w < target % WRITERS);
+        handles.push(tokio::spawn(async move {
+            let streams: Vec<StreamId> = (0..STREAMS_PER_WRITER)
+                .map(|_| StreamId::for_entity("rep", Uuid::now_v7()))
+                .collect::<Result<_, _>>()?;
+            let mut done = 0u64;
+            let mut i = 0usize;
+            while done < mine {
+                let n = PER_APPEND.min(mine - done);
+                let events: Vec<NewEvent> = (0..n).map(|_| feedback()).collect();
+                store
+                    .append(
+                        &streams[i % streams.len()],
+                        ExpectedVersion::Any,
+                        &CommandMeta::new("user-bench", Utc::now()),
+                        &events,
+                    )
+                    .await?;
+                done += n;
+                i += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut events = 0;
+    for handle in handles {
+        events += handle.await.context("a filling writer panicked")??;
+    }
+    Ok(Tally {
+        events,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Every event of the log as the relay would send it.
+async fn encode_log(
+    store: &Arc<dyn EventStore>,
+    prefix: &str,
+    source: &str,
+) -> Result<Vec<Outgoing>> {
+    let mut out = Vec::new();
+    let mut after = Checkpoint::START;
+    let (mut reading, mut encoding) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let start = Instant::now();
+        let page = store.read_all(after, 1000).await?;
+        reading += start.elapsed();
+        let Some(last) = page.last() else { break };
+        after = last.checkpoint;
+        let start = Instant::now();
+        for event in page {
+            out.push(Outgoing::encode(event, prefix, source)?);
+        }
+        encoding += start.elapsed();
+    }
+    println!(
+        "log: read in {:.2} s, encoded in {:.2} s (what the relay does besides publishing)",
+        reading.as_secs_f64(),
+        encoding.as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// Pipelined publishes of `messages` with at most `max_in_flight` awaiting
+/// their ack, acks awaited in order.
+async fn raw_publish(
+    js: &jetstream::Context,
+    config: &RelayConfig,
+    messages: Vec<Outgoing>,
+) -> Result<Tally> {
+    let total = messages.len() as u64;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(config.ack_timeout)
+        .max_ack_inflight(config.max_in_flight + 100)
+        .build(js.client());
+    ensure_stream(&js, config).await?;
+    let start = Instant::now();
+    let mut in_flight = std::collections::VecDeque::with_capacity(config.max_in_flight);
+    for mut message in messages {
+        let headers = message.take_headers(&config.source, None);
+        if in_flight.len() >= config.max_in_flight {
+            let ack: jetstream::context::PublishAckFuture =
+                in_flight.pop_front().expect("one in flight");
+            ack.await?;
+        }
+        in_flight.push_back(
+            js.publish_with_headers(message.subject, headers, message.body)
+                .await?,
+        );
+    }
+    for ack in in_flight {
+        ack.await?;
+    }
+    let elapsed = start.elapsed();
+    let _ = js.delete_stream(&config.stream).await;
+    Ok(Tally {
+        events: total,
+        elapsed,
+    })
+}
+
+async fn relay_publish(
+    store: &Arc<dyn EventStore>,
+    nats_url: &str,
+    js: &jetstream::Context,
+    config: &RelayConfig,
+    events: u64,
+) -> Result<Tally> {
+    let start = Instant::now();
+    let relay = trellis_notifications::spawn(store.clone(), nats_url, config.clone())?;
+    relay.wait_acked(events).await;
+    let elapsed = start.elapsed();
+    relay.stop().await?;
+    let _ = js.delete_stream(&config.stream).await;
+    Ok(Tally { events, elapsed })
+}
+
+/// p50, p99 (milliseconds) and the number of events measured.
+async fn latency(
+    store: &Arc<dyn EventStore>,
+    nats_url: &str,
+    js: &jetstream::Context,
+    base: &RelayConfig,
+    tag: &str,
+    seconds: Duration,
+) -> Result<(f64, f64, usize)> {
+    let mut config = base.clone();
+    config.stream = format!("BENCH_E2E_{tag}");
+    config.subject_prefix = format!("bench.{tag}.e2e");
+    config.checkpoint_name = format!("relay:{}", config.stream);
+    // Start caught up: the backlog is not what this measures.
+    let head = store.head().await?;
+    store.save_checkpoint(&config.checkpoint_name, head).await?;
+    ensure_stream(js, &config).await?;
+    let relay = trellis_notifications::spawn(store.clone(), nats_url, config.clone())?;
+
+    let consumer = js
+        .get_stream(&config.stream)
+        .await?
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::New,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await?;
+    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let received: Arc<Mutex<Vec<(Uuid, Instant)>>> = Arc::default();
+    let subscriber = {
+        let received = received.clone();
+        let mut messages = consumer.messages().await?;
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = messages.next().await {
+                let now = Instant::now();
+                let id = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Nats-Msg-Id"))
+                    .and_then(|id| Uuid::parse_str(id.as_str()).ok());
+                if let Some(id) = id {
+                    received.lock().expect("received").push((id, now));
+                }
+            }
+        })
+    };
+
+    let duration = seconds.max(Duration::from_secs(10));
+    let warm_up = Duration::from_secs(1);
+    let streams: Vec<StreamId> = (0..100)
+        .map(|_| StreamId::for_entity("rep", Uuid::now_v7()))
+        .collect::<Result<_, _>>()?;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut appends = Vec::new();
+    let mut i = 0usize;
+    let mut measured = 0usize;
+    while start.elapsed() < duration {
+        tick.tick().await;
+        let event = feedback();
+        if start.elapsed() >= warm_up {
+            sent.lock()
+                .expect("sent")
+                .insert(event.event_id, Instant::now());
+            measured += 1;
+        }
+        let store = store.clone();
+        let stream = streams[i % streams.len()].clone();
+        i += 1;
+        appends.push(tokio::spawn(async move {
+            store
+                .append(
+                    &stream,
+                    ExpectedVersion::Any,
+                    &CommandMeta::new("user-bench", Utc::now()),
+                    &[event],
+                )
+                .await
+        }));
+    }
+    for append in appends {
+        append.await.context("an append panicked")??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().expect("received").len() < i && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    subscriber.abort();
+    relay.stop().await?;
+    let _ = js.delete_stream(&config.stream).await;
+
+    let sent = sent.lock().expect("sent");
+    let received = received.lock().expect("received");
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .filter_map(|(id, at)| sent.get(id).map(|sent| at.saturating_duration_since(*sent)))
+        .collect();
+    anyhow::ensure!(
+        latencies.len() == measured,
+        "the subscriber received {} of {measured} measured events",
+        latencies.len()
+    );
+    latencies.sort_unstable();
+    Ok((
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.len(),
+    ))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat`
+/// (0 where that is not available).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the
+    // 12th and stime the 13th of them, in clock ticks (100 per second).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -1,0 +1,673 @@
+//! The relay: the global log, from a durable checkpoint, to JetStream.
+//!
+//! # How exactly-once and order hold
+//! - Every message carries `Nats-Msg-Id` = event id: within the stream's
+//!   duplicate window JetStream acknowledges a re-publish as a duplicate and
+//!   stores nothing. JetStream checks the id *before* any expectation header,
+//!   so a re-published event is acknowledged even when it is not the last.
+//! - Publishes are pipelined (up to [`RelayConfig::max_in_flight`]
+//!   unacknowledged). Each one but the first of a chain carries
+//!   `Nats-Expected-Last-Msg-Id` = the previous event's id, so when one
+//!   publish fails (lost, timed out, refused) every later one in flight is
+//!   refused too: the stream is always a prefix of the log, in log order.
+//! - A chain starts (no expectation) only right after an acknowledged event:
+//!   at start-up, and after a failure, from the first unacknowledged event.
+//!   Its predecessor is in the stream, so the prefix property holds, and a
+//!   broker that restarted and forgot its last message id cannot stall it.
+//! - The checkpoint moves only to events whose ack (and every earlier ack)
+//!   arrived. At start-up the relay also reads the stream's last message and,
+//!   when that event is past the checkpoint, resumes after it: what a crashed
+//!   relay published but did not checkpoint is not published again, even
+//!   after the duplicate window.
+//! - While the broker is down every failure backs off (100 ms doubling to
+//!   5 s, with jitter) and retries the same events; nothing is skipped. The
+//!   log's writers never wait for the relay. After six failures in a row the
+//!   relay also sets the stream up again (it may have been deleted).
+//! - Reading the log, encoding and publishing run as three tasks joined by
+//!   small channels, so they overlap.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::StorageType};
+use prost::Message as _;
+use tokio::sync::{mpsc, watch};
+use trellis_contracts::{EVENTS_STREAM, EVENTS_SUBJECT_PREFIX};
+use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent, StreamId};
+use uuid::Uuid;
+
+use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
+use crate::message::Outgoing;
+
+/// How the relay publishes.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The JetStream stream, `TRELLIS_EVENTS`.
+    pub stream: String,
+    /// Subjects are `<prefix>.<category>.<entity id>.<event type>`; the
+    /// default is the contract's `trellis.events`.
+    pub subject_prefix: String,
+    /// Copies of the stream: 1 on one machine, 3 in a cluster.
+    pub replicas: usize,
+    /// How long the broker remembers message ids to drop duplicates. Keep it
+    /// well above `ack_timeout` plus the longest backoff (5 s): a publish whose
+    /// ack was lost is retried within that time and must be recognised.
+    pub duplicate_window: Duration,
+    /// Events read from the log per batch. The checkpoint is saved (in the
+    /// background, never holding up publishing) about once per batch
+    /// acknowledged, when the relay is caught up, and when it stops.
+    pub batch: usize,
+    /// Publishes awaiting their ack at most.
+    pub max_in_flight: usize,
+    /// How long a publish may wait for its ack before it counts as failed.
+    pub ack_timeout: Duration,
+    /// The CloudEvents `source` attribute.
+    pub source: String,
+    /// The name the relay's checkpoint is saved under.
+    pub checkpoint_name: String,
+    /// How relays of the same stream agree on the single active one.
+    pub lease: LeaseConfig,
+    /// How often a standby relay tries to take over.
+    pub standby_retry: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            stream: EVENTS_STREAM.into(),
+            subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(3600),
+            batch: 1000,
+            max_in_flight: 2000,
+            ack_timeout: Duration::from_secs(5),
+            source: "urn:trellis".into(),
+            checkpoint_name: format!("relay:{EVENTS_STREAM}"),
+            lease: LeaseConfig::InProcess,
+            standby_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The defaults for a stream and subject prefix of its own, checkpointed
+    /// under `relay:<stream>`.
+    pub fn for_stream(stream: impl Into<String>, subject_prefix: impl Into<String>) -> Self {
+        let stream = stream.into();
+        RelayConfig {
+            checkpoint_name: format!("relay:{stream}"),
+            stream,
+            subject_prefix: subject_prefix.into(),
+            ..RelayConfig::default()
+        }
+    }
+
+    /// Take the single-active lease as a PostgreSQL advisory lock (use the
+    /// log's database).
+    pub fn with_postgres_lease(mut self, database_url: impl Into<String>) -> Self {
+        self.lease = LeaseConfig::Postgres {
+            url: database_url.into(),
+        };
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("event {event_id} cannot be encoded: {reason}")]
+    Encode { event_id: Uuid, reason: String },
+    #[error("the broker: {0}")]
+    Broker(String),
+    #[error("invalid NATS URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] trellis_eventstore::Error),
+}
+
+fn broker(e: impl std::fmt::Display) -> RelayError {
+    RelayError::Broker(e.to_string())
+}
+
+/// Creates the stream, or updates it to `config` (subjects, duplicate
+/// window, replicas); running it again changes nothing.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &RelayConfig,
+) -> Result<(), RelayError> {
+    let wanted = jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        duplicate_window: config.duplicate_window,
+        num_replicas: config.replicas,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    let mut stream = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(broker)?;
+    let current = stream.info().await.map_err(broker)?.config.clone();
+    if current.subjects != wanted.subjects
+        || current.duplicate_window != wanted.duplicate_window
+        || current.num_replicas != wanted.num_replicas
+    {
+        tracing::info!(stream = %config.stream, "relay updates the stream's configuration");
+        let updated = jetstream::stream::Config {
+            subjects: wanted.subjects,
+            duplicate_window: wanted.duplicate_window,
+            num_replicas: wanted.num_replicas,
+            ..current
+        };
+        js.update_stream(updated).await.map_err(broker)?;
+    }
+    Ok(())
+}
+
+/// What a running relay reports.
+#[derive(Debug, Default)]
+struct Shared {
+    active: AtomicBool,
+    acked: AtomicU64,
+    duplicates: AtomicU64,
+    /// The checkpoint of the last acknowledged event (every earlier one is acknowledged too).
+    acked_upto: Mutex<Option<Checkpoint>>,
+    /// The last checkpoint saved; saves are serialised and never go back.
+    saved_upto: tokio::sync::Mutex<Option<Checkpoint>>,
+}
+
+impl Shared {
+    async fn save(&self, store: &dyn EventStore, name: &str, checkpoint: Checkpoint) {
+        let mut saved = self.saved_upto.lock().await;
+        if saved.is_some_and(|saved| saved >= checkpoint) {
+            return;
+        }
+        match store.save_checkpoint(name, checkpoint).await {
+            Ok(()) => *saved = Some(checkpoint),
+            // Publishing goes on; the next save catches up.
+            Err(e) => tracing::warn!(error = %e, "relay cannot save its checkpoint"),
+        }
+    }
+}
+
+/// Publishes the log to JetStream. Several may run; one is active at a time.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    store: Arc<dyn EventStore>,
+    js: jetstream::Context,
+    config: RelayConfig,
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        client: async_nats::Client,
+        config: RelayConfig,
+    ) -> Self {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .max_ack_inflight(config.max_in_flight.max(1) + 100)
+            .build(client);
+        Relay {
+            store,
+            js,
+            config,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Events acknowledged by the broker (duplicates included) since this relay started.
+    pub fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Whether this relay holds the lease and publishes.
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Relaxed)
+    }
+
+    /// Runs until `shutdown` completes: waits for the lease, then publishes;
+    /// goes back to standby when the lease is lost. Never skips an event,
+    /// backs off and retries while the broker or the store is away, and
+    /// moves the checkpoint only past acknowledged events.
+    #[tracing::instrument(name = "relay.run", skip_all, fields(stream = %self.config.stream))]
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+        tokio::pin!(shutdown);
+        loop {
+            let mut lease = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                lease = Lease::acquire(&self.config.lease, &self.config.stream, self.config.standby_retry) => lease,
+            };
+            self.shared.active.store(true, Ordering::Relaxed);
+            tracing::info!("relay is active");
+            let stop = tokio::select! {
+                () = &mut shutdown => true,
+                () = lease.lost() => false,
+                () = self.lead() => false,
+            };
+            self.shared.active.store(false, Ordering::Relaxed);
+            // Whatever was acknowledged and not yet saved: save it now.
+            self.save_progress().await;
+            drop(lease);
+            if stop {
+                return Ok(());
+            }
+            tracing::warn!("relay lost its lease; standing by");
+        }
+    }
+
+    /// Saves the checkpoint of the last acknowledged event, if it moved.
+    async fn save_progress(&self) {
+        let acked = *self.shared.acked_upto.lock().expect("acked_upto");
+        if let Some(checkpoint) = acked {
+            self.shared
+                .save(&*self.store, &self.config.checkpoint_name, checkpoint)
+                .await;
+        }
+    }
+
+    /// Saves in the background, so publishing never waits for the store;
+    /// skipped while the previous save is still running (the next one covers it).
+    fn save_in_background(
+        &self,
+        checkpoint: Checkpoint,
+        saving: &mut Option<tokio::task::JoinHandle<()>>,
+    ) -> bool {
+        if saving.as_ref().is_some_and(|task| !task.is_finished()) {
+            return false;
+        }
+        let (store, shared) = (self.store.clone(), self.shared.clone());
+        let name = self.config.checkpoint_name.clone();
+        *saving = Some(tokio::spawn(async move {
+            shared.save(&*store, &name, checkpoint).await;
+        }));
+        true
+    }
+
+    /// Publishes as the active relay, forever.
+    async fn lead(&self) {
+        let mut backoff = Backoff::new();
+        while let Err(e) = ensure_stream(&self.js, &self.config).await {
+            tracing::warn!(error = %e, "relay cannot set up its stream; retrying");
+            backoff.wait().await;
+        }
+        let mut backoff = Backoff::new();
+        let from = loop {
+            match self.resume_point().await {
+                Ok(from) => break from,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay cannot load its checkpoint; retrying");
+                    backoff.wait().await;
+                }
+            }
+        };
+        *self.shared.acked_upto.lock().expect("acked_upto") = None;
+        // Three stages, so reading, encoding and publishing overlap.
+        let (read_tx, read_rx) = mpsc::channel(2);
+        let (encoded_tx, encoded_rx) = mpsc::channel(2);
+        let _reader = AbortOnDrop(tokio::spawn(read(
+            self.store.clone(),
+            from,
+            self.config.batch,
+            read_tx,
+        )));
+        let _encoder = AbortOnDrop(tokio::spawn(encode(
+            self.config.clone(),
+            read_rx,
+            encoded_tx,
+        )));
+        self.publish(encoded_rx).await;
+    }
+
+    /// Where to start: the saved checkpoint, or the stream's last event when
+    /// a previous relay published past its checkpoint.
+    async fn resume_point(&self) -> Result<Checkpoint, RelayError> {
+        let saved = self
+            .store
+            .load_checkpoint(&self.config.checkpoint_name)
+            .await?
+            .unwrap_or(Checkpoint::START);
+        let last = match self.last_published().await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay cannot read the stream's last message; resuming from its checkpoint");
+                None
+            }
+        };
+        match last {
+            Some(last) if last > saved => {
+                tracing::info!(%saved, %last, "relay resumes after the stream's last event");
+                Ok(last)
+            }
+            _ => Ok(saved),
+        }
+    }
+
+    /// The checkpoint of the stream's last message, if it is an event of this log.
+    async fn last_published(&self) -> Result<Option<Checkpoint>, RelayError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(broker)?;
+        let last = stream.info().await.map_err(broker)?.state.last_sequence;
+        if last == 0 {
+            return Ok(None);
+        }
+        let message = stream.get_raw_message(last).await.map_err(broker)?;
+        let Ok(envelope) = trellis_contracts::Envelope::decode(message.payload) else {
+            return Ok(None);
+        };
+        let Ok(stream_id) = StreamId::new(envelope.stream_id) else {
+            return Ok(None);
+        };
+        let Some(version) = envelope.stream_version.checked_sub(1) else {
+            return Ok(None);
+        };
+        let found = self.store.read_stream(&stream_id, version, 1).await?;
+        Ok(found
+            .first()
+            .filter(|event| event.event_id.to_string() == envelope.event_id)
+            .map(|event| event.checkpoint))
+    }
+
+    /// Publishes what the reader sends, pipelined, acks awaited in order.
+    async fn publish(&self, mut rx: mpsc::Receiver<Vec<Outgoing>>) {
+        let window = self.config.max_in_flight.max(1);
+        let save_every = self.config.batch.max(1) as u64;
+        // Unacknowledged events in log order; the first `in_flight.len()` are published.
+        let mut queue: VecDeque<Outgoing> = VecDeque::new();
+        let mut in_flight: VecDeque<jetstream::context::PublishAckFuture> = VecDeque::new();
+        // The last event published in the current chain; `None` starts a new one.
+        let mut chain: Option<Uuid> = None;
+        let mut since_save = 0u64;
+        let mut backoff = Backoff::new();
+        let mut failures = 0u32;
+        let mut saving = None;
+        loop {
+            while queue.len() < window {
+                match rx.try_recv() {
+                    Ok(batch) => queue.extend(batch),
+                    Err(_) => break,
+                }
+            }
+            let mut failed = None;
+            while in_flight.len() < queue.len().min(window) {
+                let next = &mut queue[in_flight.len()];
+                let headers = next.take_headers(&self.config.source, chain);
+                let publish = self
+                    .js
+                    .publish_with_headers(next.subject.clone(), headers, next.body.clone())
+                    .await;
+                match publish {
+                    Ok(ack) => {
+                        in_flight.push_back(ack);
+                        chain = Some(next.event_id);
+                    }
+                    Err(e) => {
+                        failed = Some(broker(e));
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() {
+                if let Some(ack) = in_flight.pop_front() {
+                    match ack.await {
+                        Ok(ack) => {
+                            let event = queue.pop_front().expect("a published event is queued");
+                            self.shared.acked.fetch_add(1, Ordering::Relaxed);
+                            if ack.duplicate {
+                                self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                            }
+                            *self.shared.acked_upto.lock().expect("acked_upto") =
+                                Some(event.checkpoint);
+                            since_save += 1;
+                            backoff = Backoff::new();
+                            failures = 0;
+                            if since_save >= save_every
+                                && self.save_in_background(event.checkpoint, &mut saving)
+                            {
+                                since_save = 0;
+                            }
+                            continue;
+                        }
+                        Err(e) => failed = Some(broker(e)),
+                    }
+                } else {
+                    // Caught up: save where we stand, then wait for the log.
+                    let acked = *self.shared.acked_upto.lock().expect("acked_upto");
+                    if since_save > 0
+                        && let Some(checkpoint) = acked
+                        && self.save_in_background(checkpoint, &mut saving)
+                    {
+                        since_save = 0;
+                    }
+                    let next = if since_save > 0 {
+                        // The previous save is still running: look again soon.
+                        tokio::select! {
+                            next = rx.recv() => next,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => continue,
+                        }
+                    } else {
+                        rx.recv().await
+                    };
+                    match next {
+                        Some(batch) => queue.extend(batch),
+                        // The reader only ends when the relay does.
+                        None => return,
+                    }
+                    continue;
+                }
+            }
+            if let Some(e) = failed {
+                tracing::warn!(
+                    error = %e,
+                    unacked = queue.len(),
+                    "relay.publish failed; retrying from the first unacknowledged event"
+                );
+                // Later publishes in flight name a predecessor that is not
+                // acknowledged; drop them and start a new chain after the
+                // last acknowledged event.
+                in_flight.clear();
+                chain = None;
+                backoff.wait().await;
+                failures += 1;
+                if failures.is_multiple_of(6) {
+                    // Still failing after several seconds (longer than a
+                    // cluster takes to elect a new stream leader): the stream
+                    // may have been deleted.
+                    if let Err(e) = ensure_stream(&self.js, &self.config).await {
+                        tracing::warn!(error = %e, "relay cannot set up its stream");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the log from `from`, a batch at a time.
+async fn read(
+    store: Arc<dyn EventStore>,
+    from: Checkpoint,
+    batch: usize,
+    tx: mpsc::Sender<Vec<RecordedEvent>>,
+) {
+    let mut follower = Follower::new(store, from, batch);
+    let mut backoff = Backoff::new();
+    loop {
+        let batch = match follower.next_batch().await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay cannot read the log; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        backoff = Backoff::new();
+        if tx.send(batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Encodes what the reader read.
+async fn encode(
+    config: RelayConfig,
+    mut rx: mpsc::Receiver<Vec<RecordedEvent>>,
+    tx: mpsc::Sender<Vec<Outgoing>>,
+) {
+    while let Some(batch) = rx.recv().await {
+        let encoded: Result<Vec<Outgoing>, RelayError> = batch
+            .into_iter()
+            .map(|event| Outgoing::encode(event, &config.subject_prefix, &config.source))
+            .collect();
+        let encoded = match encoded {
+            Ok(encoded) => encoded,
+            // Never skip: an event this build cannot encode (written by a
+            // newer one) holds the relay until a build that can takes over.
+            Err(e) => loop {
+                tracing::error!(error = %e, "relay cannot encode an event; it will not skip it");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            },
+        };
+        if tx.send(encoded).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A relay running in a task of its own, as `trellis serve` runs it.
+///
+/// Dropping the handle aborts the relay (as a crash would); [`RelayHandle::stop`]
+/// stops it after saving its checkpoint.
+#[derive(Debug)]
+pub struct RelayHandle {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), RelayError>>>,
+}
+
+/// Starts a relay over `store` publishing to the NATS server(s) at
+/// `nats_url` (comma-separated for a cluster). Returns at once: the
+/// connection is made, and remade, in the background.
+pub fn spawn(
+    store: Arc<dyn EventStore>,
+    nats_url: &str,
+    config: RelayConfig,
+) -> Result<RelayHandle, RelayError> {
+    let servers = nats_url
+        .split(',')
+        .map(|url| {
+            url.trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| RelayError::Url {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = Arc::new(Shared::default());
+    let (shutdown, mut stopped) = watch::channel(false);
+    let name = format!("trellis-relay {}", config.stream);
+    let task_shared = shared.clone();
+    let task = tokio::spawn(async move {
+        let connect = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                let exponent = u32::try_from(attempts.min(5)).unwrap_or(5);
+                Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(2))
+            })
+            .connect(servers);
+        let client = tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+            client = connect => client.map_err(broker)?,
+        };
+        let mut relay = Relay::new(store, client, config);
+        relay.shared = task_shared;
+        relay
+            .run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok(RelayHandle {
+        shared,
+        shutdown,
+        task: Some(task),
+    })
+}
+
+impl RelayHandle {
+    /// Events acknowledged by the broker (duplicates included).
+    pub fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `n` events were acknowledged.
+    pub async fn wait_acked(&self, n: u64) {
+        while self.acked() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Acknowledgements that were duplicates (already in the stream).
+    pub fn duplicates(&self) -> u64 {
+        self.shared.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Whether this relay holds the lease and publishes.
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Relaxed)
+    }
+
+    /// Stops the relay, saving what was acknowledged, and waits for it.
+    pub async fn stop(mut self) -> Result<(), RelayError> {
+        let _ = self.shutdown.send(true);
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(RelayError::Broker(format!("the relay task failed: {e}")))),
+            None => Ok(()),
+        }
+    }
+
+    /// Kills the relay where it stands, as a crash would (tests use it).
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Exponential backoff with jitter, 100 ms to 5 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+
+    async fn wait(&mut self) {
+        let jitter = Duration::from_millis(u64::from(Uuid::now_v7().as_bytes()[15]) % 50);
+        tokio::time::sleep(self.next + jitter).await;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,495 @@
+//! Signed webhooks, for systems that do not speak NATS.
+//!
+//! An admin registers subscriptions over the API (a URL, event type and
+//! category filters, a secret). The dispatcher follows the log from its own
+//! checkpoint (`webhooks`) and queues one delivery per matching subscription
+//! and event; the sender POSTs each as JSON, signed per the Standard Webhooks
+//! specification, retries failures with exponential backoff and jitter, and
+//! moves a delivery to the dead-letter list (`dead`) after the configured
+//! number of attempts. Every attempt is kept in a delivery log an admin can
+//! query and replay. Nothing here needs NATS: it reads the log directly.
+//!
+//! Subscriptions and deliveries live in their own tables in the log's
+//! database ([`store`]; PostgreSQL schema `trellis` or the embedded file),
+//! created by this crate's own migrations.
+//!
+//! # Wiring
+//! ```ignore
+//! let hooks = Webhooks::postgres(pg.pool().clone(), WebhooksConfig::default()).await?;
+//! // or: Webhooks::sqlite(sqlite_store.path(), config).await?
+//! let extra = trellis_webhooks::routes(WebhooksState::new(app.clone(), hooks.clone()));
+//! let router = trellis_commands::router_with(app, extra);
+//! tokio::spawn(trellis_webhooks::run(log, hooks, shutdown));
+//! ```
+//!
+//! # Guarantees and limits
+//! - A subscription receives every matching event appended after it was
+//!   created, at least once; the `webhook-id` (the event id) lets a receiver
+//!   drop duplicates (a sender that dies after sending but before recording
+//!   sends again). Deliveries are not ordered.
+//! - Only `http://` receivers ([`client`]): no TLS client in this build.
+//! - Secrets are kept in the database as given (the HMAC needs them), and
+//!   shown only in the answer to the registration.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::Notify;
+use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent};
+use uuid::Uuid;
+
+pub mod api;
+pub mod client;
+pub mod signing;
+pub mod store;
+
+pub use api::{WebhooksState, routes};
+pub use store::{
+    Attempt, Delivery, DeliveryStatus, Subscription, WebhookStore, postgres::PostgresWebhookStore,
+    sqlite::SqliteWebhookStore,
+};
+
+/// The name of the dispatcher's checkpoint in the log's subscriber checkpoints.
+pub const CHECKPOINT: &str = "webhooks";
+
+/// The stream categories a subscription may filter on.
+pub const CATEGORIES: &[&str] = &["rep", "team", "standard", "competency", "alert"];
+
+/// What can go wrong storing subscriptions and deliveries.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The log could not be read (or the checkpoint saved).
+    #[error("the event log: {0}")]
+    Log(#[from] trellis_eventstore::Error),
+    /// The webhook tables failed or are unreachable.
+    #[error("the webhook tables: {0}")]
+    Database(String),
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Database(match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Database(format!("no connection: {e}"))
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database(e.to_string())
+    }
+}
+
+/// Settings of the dispatcher and the sender.
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// The delay after the first failed attempt; it doubles after each.
+    pub retry_base: Duration,
+    /// The longest delay between two attempts.
+    pub retry_max_delay: Duration,
+    /// Attempts before a delivery is dead (at least 1).
+    pub max_attempts: u32,
+    /// The most of a delay taken off at random (0.0 to 1.0), so receivers
+    /// coming back are not hit by every retry at once. Delays still grow:
+    /// with 0.25, the n-th delay is between 75% and 100% of `base * 2^(n-1)`.
+    pub jitter: f64,
+    /// How long one attempt may take, connecting included.
+    pub request_timeout: Duration,
+    /// How often the sender looks for due deliveries without a signal, and
+    /// the dispatcher at the log.
+    pub poll: Duration,
+    /// Events read per batch, and deliveries claimed per round.
+    pub batch: usize,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            retry_base: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(3600),
+            max_attempts: 8,
+            jitter: 0.25,
+            request_timeout: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
+            batch: 200,
+            concurrency: 8,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The delay before the next attempt, after `failed` failed attempts (1: the first).
+    pub fn backoff(&self, failed: u32) -> Duration {
+        let exponent = failed.saturating_sub(1).min(30);
+        let full = self
+            .retry_base
+            .saturating_mul(1u32 << exponent)
+            .min(self.retry_max_delay);
+        let jitter = self.jitter.clamp(0.0, 1.0) * random_fraction();
+        full.mul_f64(1.0 - jitter)
+    }
+}
+
+/// A uniformly random number in [0, 1).
+fn random_fraction() -> f64 {
+    let bits = getrandom::u64().unwrap_or(0) >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// The webhook service: its tables, settings, and the signal that wakes the
+/// sender. Cheap to clone; share one between [`routes`] and [`run`].
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    store: Arc<dyn WebhookStore>,
+    config: WebhooksConfig,
+    wake: Arc<Notify>,
+}
+
+impl Webhooks {
+    /// Over any store (for tests and other backends).
+    pub fn new(store: Arc<dyn WebhookStore>, config: WebhooksConfig) -> Self {
+        Webhooks {
+            store,
+            config,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// In the log's PostgreSQL database (`PostgresStore::pool`); applies the migrations.
+    pub async fn postgres(
+        pool: deadpool_postgres::Pool,
+        config: WebhooksConfig,
+    ) -> Result<Self, Error> {
+        Ok(Self::new(
+            Arc::new(PostgresWebhookStore::new(pool).await?),
+            config,
+        ))
+    }
+
+    /// In the embedded file (`SqliteStore::path`); applies the migrations.
+    pub async fn sqlite(path: impl AsRef<Path>, config: WebhooksConfig) -> Result<Self, Error> {
+        Ok(Self::new(
+            Arc::new(SqliteWebhookStore::open(path).await?),
+            config,
+        ))
+    }
+
+    pub fn store(&self) -> &dyn WebhookStore {
+        &*self.store
+    }
+
+    pub fn config(&self) -> &WebhooksConfig {
+        &self.config
+    }
+
+    /// Tells the sender (in this process) to look for due deliveries now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Runs the dispatcher (log → deliveries) and the sender (deliveries →
+/// receivers) until `shutdown` completes. Failures of the log, the tables or
+/// a receiver are logged and retried; nothing makes it return early.
+///
+/// Several processes may run it over the same database: queuing is
+/// idempotent per (subscription, event) and a claimed delivery is leased to
+/// one sender.
+pub async fn run(log: Arc<dyn EventStore>, hooks: Webhooks, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        () = dispatch_forever(log, hooks.clone()) => {}
+        () = send_forever(hooks) => {}
+    }
+}
+
+/// How long to wait after the `n`-th failure in a row of the loops themselves.
+fn loop_backoff(failures: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30))
+}
+
+async fn dispatch_forever(log: Arc<dyn EventStore>, hooks: Webhooks) {
+    let mut failures = 0u32;
+    loop {
+        match dispatch(&log, &hooks).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "webhook dispatcher failed; retrying");
+            }
+        }
+        tokio::time::sleep(loop_backoff(failures)).await;
+    }
+}
+
+/// Where the dispatcher starts without a checkpoint: no subscription can
+/// want an event before the log's current head or the oldest subscription's start.
+async fn starting_point(log: &dyn EventStore, hooks: &Webhooks) -> Result<Checkpoint, Error> {
+    if let Some(saved) = log.load_checkpoint(CHECKPOINT).await? {
+        return Ok(saved);
+    }
+    // The head first: a subscription created after the list below is read
+    // starts at or after it.
+    let head = log.head().await?;
+    let subscriptions = hooks.store.subscriptions().await?;
+    Ok(subscriptions
+        .iter()
+        .map(|s| s.start)
+        .chain(std::iter::once(head))
+        .min()
+        .unwrap_or(head))
+}
+
+/// Follows the log, queuing deliveries, until something fails.
+async fn dispatch(log: &Arc<dyn EventStore>, hooks: &Webhooks) -> Result<(), Error> {
+    let from = starting_point(&**log, hooks).await?;
+    let mut follower =
+        Follower::new(log.clone(), from, hooks.config.batch).with_poll_interval(hooks.config.poll);
+    loop {
+        let batch = follower.next_batch().await?;
+        let subscriptions = hooks.store.subscriptions().await?;
+        let deliveries = deliveries_for(&batch, &subscriptions, Utc::now());
+        let queued = hooks.store.enqueue(&deliveries).await?;
+        if let Some(last) = batch.last() {
+            log.save_checkpoint(CHECKPOINT, last.checkpoint).await?;
+        }
+        if queued > 0 {
+            tracing::debug!(queued, events = batch.len(), "webhook deliveries queued");
+            hooks.wake();
+        }
+    }
+}
+
+/// One delivery per (subscription, event) that matches.
+pub fn deliveries_for(
+    events: &[RecordedEvent],
+    subscriptions: &[Subscription],
+    now: DateTime<Utc>,
+) -> Vec<store::NewDelivery> {
+    let mut out = Vec::new();
+    for event in events {
+        let category = event.stream_id.category();
+        let mut body = None;
+        for subscription in subscriptions {
+            if !subscription.matches(&event.event_type, category, event.checkpoint) {
+                continue;
+            }
+            let body = body.get_or_insert_with(|| body_of(event)).clone();
+            out.push(store::NewDelivery {
+                id: Uuid::now_v7(),
+                subscription_id: subscription.id,
+                event_id: event.event_id,
+                event_type: event.event_type.clone(),
+                stream_id: event.stream_id.to_string(),
+                global_position: event.global_position,
+                body,
+                created_at: now,
+            });
+        }
+    }
+    out
+}
+
+/// The JSON a receiver gets for an event. The payload is upcast to the
+/// current schema version when this build knows the type (as it was stored
+/// otherwise).
+pub fn body_of(event: &RecordedEvent) -> String {
+    let (schema_version, payload) = match trellis_domain::Event::from_stored(
+        &event.event_type,
+        event.schema_version,
+        event.payload.clone(),
+    ) {
+        Ok(decoded) => (decoded.schema_version(), decoded.to_payload()),
+        Err(_) => (event.schema_version, event.payload.clone()),
+    };
+    json!({
+        "id": event.event_id,
+        "type": event.event_type,
+        "category": event.stream_id.category(),
+        "stream": event.stream_id.as_str(),
+        "stream_version": event.stream_version,
+        "global_position": event.global_position,
+        "schema_version": schema_version,
+        "occurred_at": event.metadata.occurred_at,
+        "recorded_at": event.metadata.recorded_at,
+        "actor": event.metadata.actor,
+        "correlation_id": event.metadata.correlation_id,
+        "causation_id": event.metadata.causation_id,
+        "payload": payload,
+    })
+    .to_string()
+}
+
+async fn send_forever(hooks: Webhooks) {
+    let mut failures = 0u32;
+    loop {
+        // Registered before looking, so a wake during the round is not lost.
+        let woken = hooks.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let wait = match send_round(&hooks).await {
+            Ok(Some(wait)) => {
+                failures = 0;
+                wait
+            }
+            Ok(None) => {
+                failures = 0;
+                continue;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "webhook sender failed; retrying");
+                loop_backoff(failures)
+            }
+        };
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Sends what is due. `None`: there may be more due right away; otherwise
+/// how long to wait for the next due delivery.
+async fn send_round(hooks: &Webhooks) -> Result<Option<Duration>, Error> {
+    let config = &hooks.config;
+    let now = Utc::now();
+    let lease = config.request_timeout + Duration::from_secs(30);
+    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let claimed = hooks
+        .store
+        .claim_due(now, lease_until, config.batch.max(1))
+        .await?;
+    if claimed.is_empty() {
+        let wait = match hooks.store.next_due().await? {
+            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => config.poll,
+        };
+        return Ok(Some(wait.min(config.poll)));
+    }
+    let results: Vec<Result<(), Error>> = futures_util::stream::iter(claimed)
+        .map(|delivery| attempt(hooks, delivery))
+        .buffer_unordered(config.concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+    Ok(None)
+}
+
+/// One attempt at one delivery, recorded.
+async fn attempt(hooks: &Webhooks, delivery: store::Claimed) -> Result<(), Error> {
+    let config = &hooks.config;
+    let started = Instant::now();
+    let attempted_at = Utc::now();
+    let result = send(&delivery, attempted_at.timestamp(), config.request_timeout).await;
+    let duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let failed = delivery.attempts + 1;
+    let (status_code, error) = match result {
+        Ok(code) if (200..300).contains(&code) => (Some(code), None),
+        Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
+        Err(e) => (None, Some(e)),
+    };
+    let (status, next_attempt_at) = match &error {
+        None => (DeliveryStatus::Delivered, attempted_at),
+        Some(_) if failed >= config.max_attempts.max(1) => (DeliveryStatus::Dead, attempted_at),
+        Some(_) => {
+            let delay = config.backoff(failed);
+            let next =
+                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            (DeliveryStatus::Pending, next)
+        }
+    };
+    match (&error, status) {
+        (None, _) => tracing::debug!(delivery = %delivery.id, "webhook delivered"),
+        (Some(e), DeliveryStatus::Dead) => tracing::warn!(
+            delivery = %delivery.id, attempts = failed, error = %e,
+            "webhook delivery failed for the last time; it is dead"
+        ),
+        (Some(e), _) => tracing::info!(
+            delivery = %delivery.id, attempts = failed, error = %e, "webhook delivery failed; will retry"
+        ),
+    }
+    let outcome = store::AttemptOutcome {
+        attempt: Attempt {
+            attempted_at,
+            status_code,
+            error: error.map(|e| truncate(e, 1000)),
+            duration_ms,
+        },
+        status,
+        next_attempt_at,
+    };
+    hooks.store.record_attempt(delivery.id, &outcome).await
+}
+
+/// Signs and POSTs a delivery; the status code, or why there is none.
+async fn send(delivery: &store::Claimed, timestamp: i64, timeout: Duration) -> Result<u16, String> {
+    let url = url::Url::parse(&delivery.url).map_err(|e| format!("the URL is invalid: {e}"))?;
+    let key = signing::secret_key(&delivery.secret)?;
+    let msg_id = delivery.event_id.to_string();
+    let signature = signing::sign(&key, &msg_id, timestamp, delivery.body.as_bytes());
+    let headers = [
+        ("webhook-id", msg_id),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ];
+    client::post(&url, &headers, delivery.body.as_bytes(), timeout).await
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_the_jitter_and_stops_at_the_cap() {
+        let config = WebhooksConfig {
+            retry_base: Duration::from_millis(100),
+            retry_max_delay: Duration::from_millis(1000),
+            ..WebhooksConfig::default()
+        };
+        for _ in 0..100 {
+            let delays: Vec<Duration> = (1..=6).map(|n| config.backoff(n)).collect();
+            for (n, delay) in delays.iter().enumerate() {
+                let full = Duration::from_millis((100u64 << n).min(1000));
+                assert!(
+                    *delay <= full && *delay >= full.mul_f64(0.75),
+                    "{n}: {delay:?}"
+                );
+            }
+            assert!(delays[0] < delays[1] && delays[1] < delays[2] && delays[2] < delays[3]);
+        }
+    }
+
+    #[test]
+    fn truncates_on_a_character_boundary() {
+        assert_eq!(truncate("héllo".into(), 2), "h…");
+        assert_eq!(truncate("hello".into(), 10), "hello");
+    }
+}

@@ -1,0 +1,252 @@
+//! Where subscriptions and deliveries live: their own tables in the log's
+//! database, one backend per event store backend (PostgreSQL schema
+//! `trellis`, or the embedded file), each with its own migrations.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use trellis_eventstore::Checkpoint;
+use uuid::Uuid;
+
+use crate::Error;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// A subscription: where to send which events, signed with which secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub url: String,
+    /// Empty: every event type.
+    pub event_types: Vec<String>,
+    /// Empty: every category (`rep`, `team`, `standard`, `competency`).
+    pub categories: Vec<String>,
+    /// `whsec_<base64>`.
+    pub secret: String,
+    /// The subscription sees the events after this place in the log.
+    pub start: Checkpoint,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("categories", &self.categories)
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Whether an event of this type, in a stream of this category, at this
+    /// place in the log, is for this subscription.
+    pub fn matches(&self, event_type: &str, category: &str, at: Checkpoint) -> bool {
+        at > self.start
+            && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Every attempt failed (or its subscription was deleted): the dead-letter list.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        match text {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn status_of(text: &str) -> Result<DeliveryStatus, Error> {
+    DeliveryStatus::parse(text)
+        .ok_or_else(|| Error::Database(format!("unknown delivery status {text:?}")))
+}
+
+/// One event queued for one subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub stream_id: String,
+    pub global_position: u64,
+    /// The JSON body every attempt sends.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One attempt, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed (none for a 2xx).
+    pub error: Option<String>,
+    pub duration_ms: u32,
+}
+
+/// A delivery with its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub stream_id: String,
+    pub global_position: u64,
+    pub status: DeliveryStatus,
+    /// Attempts since it was queued or last replayed.
+    pub attempts: u32,
+    pub replays: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Every attempt, oldest first, across replays.
+    pub history: Vec<Attempt>,
+}
+
+/// A pending delivery a sender took for an attempt.
+#[derive(Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    /// Attempts made before this one (since queued or replayed).
+    pub attempts: u32,
+    pub body: String,
+    pub url: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("attempts", &self.attempts)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an attempt leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    pub attempt: Attempt,
+    /// `Delivered`, `Pending` (retry at `next_attempt_at`) or `Dead`.
+    pub status: DeliveryStatus,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Queued again, due now.
+    Requeued(Box<Delivery>),
+    /// It is still pending: nothing to replay.
+    AlreadyPending,
+    /// Its subscription was deleted.
+    SubscriptionDeleted,
+    NotFound,
+}
+
+/// Subscriptions and deliveries of one backend.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + fmt::Debug {
+    async fn create_subscription(&self, subscription: &Subscription) -> Result<(), Error>;
+
+    /// Every subscription not deleted, oldest first.
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, Error>;
+
+    /// A subscription not deleted.
+    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, Error>;
+
+    /// Marks a subscription deleted and its pending deliveries dead; `false`
+    /// when there is no such subscription (or it was deleted before).
+    async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error>;
+
+    /// Queues deliveries, due at once; one per (subscription, event) however
+    /// often it is called. Returns how many were new.
+    async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error>;
+
+    /// Takes up to `max` pending deliveries due at `now` (of subscriptions not
+    /// deleted), oldest due first, and pushes their due time to `lease_until`
+    /// so no other sender takes them meanwhile.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<Claimed>, Error>;
+
+    /// Records an attempt and where the delivery stands after it, atomically.
+    async fn record_attempt(
+        &self,
+        delivery_id: Uuid,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), Error>;
+
+    /// When the earliest pending delivery is due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
+
+    /// The deliveries of a subscription, newest first, with their attempts.
+    async fn deliveries(
+        &self,
+        subscription_id: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error>;
+
+    async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>, Error>;
+
+    /// Queues a delivered or dead delivery again, due at `now`, with its
+    /// attempt count reset (its history is kept).
+    async fn replay(&self, id: Uuid, now: DateTime<Utc>) -> Result<Replay, Error>;
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub(crate) fn to_u32(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+pub(crate) fn to_u16(n: i64) -> u16 {
+    u16::try_from(n).unwrap_or(0)
+}

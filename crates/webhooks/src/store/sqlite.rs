@@ -1,0 +1,557 @@
+//! Subscriptions and deliveries in the embedded file, beside the log: the
+//! same tables as PostgreSQL, on a connection of our own (WAL mode).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use trellis_eventstore::Checkpoint;
+use uuid::Uuid;
+
+use super::{
+    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Subscription,
+    WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
+};
+use crate::Error;
+
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_webhooks.sql"))];
+
+/// Subscriptions and deliveries in the embedded file.
+#[derive(Clone)]
+pub struct SqliteWebhookStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteWebhookStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWebhookStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteWebhookStore {
+    /// Opens the embedded store's file (`SqliteStore::path`) and applies the
+    /// webhook migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
+            let mut conn = Connection::open(&opened)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| Error::Database(format!("opening the webhook tables panicked: {e}")))??;
+        Ok(SqliteWebhookStore {
+            path,
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Database(format!("a webhook store call panicked: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS webhook_migrations ( \
+                 version INTEGER PRIMARY KEY, \
+                 applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        )?;
+        let applied = tx
+            .query_row(
+                "SELECT 1 FROM webhook_migrations WHERE version = ?1",
+                [version],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO webhook_migrations (version) VALUES (?1)",
+                [version],
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Fixed-width UTC text, so text order is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(text: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Database(format!("a stored time {text:?} is malformed: {e}")))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(text)
+        .map_err(|e| Error::Database(format!("a stored id {text:?} is malformed: {e}")))
+}
+
+fn strings(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn json_strings(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
+    start_position, created_at, created_by";
+
+type SubscriptionRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+);
+
+fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubscriptionRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn to_subscription(
+    (id, url, types, categories, secret, tx, position, created_at, created_by): SubscriptionRow,
+) -> Result<Subscription, Error> {
+    Ok(Subscription {
+        id: parse_uuid(&id)?,
+        url,
+        event_types: strings(&types),
+        categories: strings(&categories),
+        secret,
+        start: Checkpoint {
+            tx: to_u64(tx),
+            position: to_u64(position),
+        },
+        created_at: parse_ts(&created_at)?,
+        created_by,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "id, subscription_id, event_id, event_type, stream_id, \
+    global_position, status, attempts, replays, next_attempt_at, last_status_code, last_error, \
+    created_at, delivered_at";
+
+struct DeliveryRow {
+    id: String,
+    subscription_id: String,
+    event_id: String,
+    event_type: String,
+    stream_id: String,
+    global_position: i64,
+    status: String,
+    attempts: i64,
+    replays: i64,
+    next_attempt_at: String,
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+}
+
+fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: row.get(0)?,
+        subscription_id: row.get(1)?,
+        event_id: row.get(2)?,
+        event_type: row.get(3)?,
+        stream_id: row.get(4)?,
+        global_position: row.get(5)?,
+        status: row.get(6)?,
+        attempts: row.get(7)?,
+        replays: row.get(8)?,
+        next_attempt_at: row.get(9)?,
+        last_status_code: row.get(10)?,
+        last_error: row.get(11)?,
+        created_at: row.get(12)?,
+        delivered_at: row.get(13)?,
+    })
+}
+
+fn to_delivery(conn: &Connection, r: DeliveryRow) -> Result<Delivery, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT attempted_at, status_code, error, duration_ms FROM webhook_attempts \
+         WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    let history = stmt
+        .query_map([&r.id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<i64>>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(at, code, error, duration)| {
+            Ok(Attempt {
+                attempted_at: parse_ts(&at)?,
+                status_code: code.map(to_u16),
+                error,
+                duration_ms: to_u32(duration),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Delivery {
+        id: parse_uuid(&r.id)?,
+        subscription_id: parse_uuid(&r.subscription_id)?,
+        event_id: parse_uuid(&r.event_id)?,
+        event_type: r.event_type,
+        stream_id: r.stream_id,
+        global_position: to_u64(r.global_position),
+        status: status_of(&r.status)?,
+        attempts: to_u32(r.attempts),
+        replays: to_u32(r.replays),
+        next_attempt_at: parse_ts(&r.next_attempt_at)?,
+        last_status_code: r.last_status_code.map(to_u16),
+        last_error: r.last_error,
+        created_at: parse_ts(&r.created_at)?,
+        delivered_at: r.delivered_at.as_deref().map(parse_ts).transpose()?,
+        history,
+    })
+}
+
+fn load_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, Error> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?1"),
+            [id],
+            delivery_row,
+        )
+        .optional()?;
+    row.map(|r| to_delivery(conn, r)).transpose()
+}
+
+#[async_trait]
+impl WebhookStore for SqliteWebhookStore {
+    async fn create_subscription(&self, s: &Subscription) -> Result<(), Error> {
+        let s = s.clone();
+        self.with(move |conn| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
+                params![
+                    s.id.to_string(),
+                    s.url,
+                    json_strings(&s.event_types),
+                    json_strings(&s.categories),
+                    s.secret,
+                    to_i64(s.start.tx),
+                    to_i64(s.start.position),
+                    ts(s.created_at),
+                    s.created_by,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, Error> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+                 WHERE deleted_at IS NULL ORDER BY created_at, id"
+            ))?;
+            let rows = stmt
+                .query_map([], subscription_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(to_subscription).collect()
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+                     WHERE id = ?1 AND deleted_at IS NULL"
+                ),
+                [id.to_string()],
+                subscription_row,
+            )
+            .optional()?
+            .map(to_subscription)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(
+                "UPDATE webhook_subscriptions SET deleted_at = ?2 \
+                 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id.to_string(), ts(at)],
+            )?;
+            if deleted > 0 {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'dead', \
+                         last_error = 'the subscription was deleted' \
+                     WHERE subscription_id = ?1 AND status = 'pending'",
+                    [id.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error> {
+        if deliveries.is_empty() {
+            return Ok(0);
+        }
+        let deliveries = deliveries.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut inserted = 0u64;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, \
+                         stream_id, global_position, body, status, next_attempt_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
+                     ON CONFLICT (subscription_id, event_id) DO NOTHING",
+                )?;
+                for d in &deliveries {
+                    inserted += stmt.execute(params![
+                        d.id.to_string(),
+                        d.subscription_id.to_string(),
+                        d.event_id.to_string(),
+                        d.event_type,
+                        d.stream_id,
+                        to_i64(d.global_position),
+                        d.body,
+                        ts(d.created_at),
+                    ])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rows = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret \
+                       FROM webhook_deliveries d \
+                       JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+                      WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
+                        AND s.deleted_at IS NULL \
+                      ORDER BY d.next_attempt_at, d.global_position LIMIT ?2",
+                )?;
+                stmt.query_map(params![ts(now), limit], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            let mut claimed = Vec::with_capacity(rows.len());
+            {
+                let mut lease = tx.prepare_cached(
+                    "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+                )?;
+                for (id, event_id, attempts, body, url, secret) in rows {
+                    lease.execute(params![id, ts(lease_until)])?;
+                    claimed.push(Claimed {
+                        id: parse_uuid(&id)?,
+                        event_id: parse_uuid(&event_id)?,
+                        attempts: to_u32(attempts),
+                        body,
+                        url,
+                        secret,
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: Uuid,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), Error> {
+        let outcome = outcome.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let a = &outcome.attempt;
+            let id = delivery_id.to_string();
+            tx.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, \
+                     duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id,
+                    ts(a.attempted_at),
+                    a.status_code,
+                    a.error,
+                    a.duration_ms
+                ],
+            )?;
+            let delivered_at =
+                (outcome.status == DeliveryStatus::Delivered).then(|| ts(a.attempted_at));
+            tx.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, \
+                     next_attempt_at = ?3, last_status_code = ?4, last_error = ?5, \
+                     delivered_at = coalesce(?6, delivered_at) \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    outcome.status.as_str(),
+                    ts(outcome.next_attempt_at),
+                    a.status_code,
+                    a.error,
+                    delivered_at,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.with(|conn| {
+            let next: Option<String> = conn.query_row(
+                "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
+                [],
+                |row| row.get(0),
+            )?;
+            next.as_deref().map(parse_ts).transpose()
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        subscription_id: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let rows = {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+                     WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) \
+                     ORDER BY global_position DESC, created_at DESC LIMIT ?3"
+                ))?;
+                stmt.query_map(
+                    params![
+                        subscription_id.to_string(),
+                        status.map(DeliveryStatus::as_str),
+                        limit
+                    ],
+                    delivery_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            rows.into_iter().map(|r| to_delivery(conn, r)).collect()
+        })
+        .await
+    }
+
+    async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>, Error> {
+        self.with(move |conn| load_delivery(conn, &id.to_string()))
+            .await
+    }
+
+    async fn replay(&self, id: Uuid, now: DateTime<Utc>) -> Result<Replay, Error> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let id = id.to_string();
+            let row = tx
+                .query_row(
+                    "SELECT d.status, s.deleted_at IS NOT NULL FROM webhook_deliveries d \
+                       JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+                      WHERE d.id = ?1",
+                    [&id],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
+                )
+                .optional()?;
+            let Some((status, deleted)) = row else {
+                return Ok(Replay::NotFound);
+            };
+            if deleted {
+                return Ok(Replay::SubscriptionDeleted);
+            }
+            if status_of(&status)? == DeliveryStatus::Pending {
+                return Ok(Replay::AlreadyPending);
+            }
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
+                     replays = replays + 1, next_attempt_at = ?2 WHERE id = ?1",
+                params![id, ts(now)],
+            )?;
+            let delivery = load_delivery(&tx, &id)?;
+            tx.commit()?;
+            Ok(delivery.map_or(Replay::NotFound, |d| Replay::Requeued(Box::new(d))))
+        })
+        .await
+    }
+}

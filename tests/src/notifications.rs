@@ -1,0 +1,910 @@
+//! The relay against real nats-server processes: every event of the log
+//! reaches JetStream exactly once per event id, in log order, through relay
+//! crashes, broker outages and the loss of a cluster node; a subscriber
+//! written as another service would write it receives what was written; one
+//! relay is active at a time.
+//!
+//! Tests that only publish use the shared server (`TRELLIS_TEST_NATS_URL`),
+//! each with a stream and subject prefix of its own (deleted at the end).
+//! Tests that stop brokers start their own nats-server processes on spare
+//! loopback ports with their own data directories, killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
+use chrono::{NaiveDate, Utc};
+use futures_util::StreamExt as _;
+use trellis_domain::rep::{FeedbackGiven, FeedbackKind, Visibility};
+use trellis_domain::team::TeamFormed;
+use trellis_domain::{Event, Name, Note};
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+};
+use trellis_notifications::{RelayConfig, RelayHandle, message};
+use trellis_tests::{Backend, Kind, temp_dir};
+use uuid::Uuid;
+
+/// The shared test broker; `tests/run` exports it.
+fn nats_url() -> String {
+    std::env::var("TRELLIS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A stream, subject prefix and checkpoint of the test's own.
+fn config(kind: Kind, backend: &Backend) -> RelayConfig {
+    let tag = Uuid::now_v7().simple().to_string();
+    let tag = &tag[tag.len() - 12..];
+    let mut config =
+        RelayConfig::for_stream(format!("TEST_RELAY_{tag}"), format!("test.{tag}.events"));
+    config.batch = 200;
+    config.max_in_flight = 400;
+    config.standby_retry = Duration::from_millis(200);
+    config.source = "urn:trellis:test".into();
+    if kind == Kind::Postgres {
+        config = config.with_postgres_lease(&backend.database().url);
+    }
+    config
+}
+
+async fn jetstream(url: &str) -> jetstream::Context {
+    let client = async_nats::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach nats-server at {url} ({e}); run tests/run"));
+    // Generous: a cluster that just lost a node answers slowly.
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(15))
+        .build(client)
+}
+
+fn start(store: &Arc<dyn EventStore>, url: &str, config: &RelayConfig) -> RelayHandle {
+    trellis_notifications::spawn(store.clone(), url, config.clone()).expect("a valid NATS URL")
+}
+
+// ---------------------------------------------------------------- events
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 2).expect("a date")
+}
+
+fn new_event(event: Event) -> NewEvent {
+    NewEvent::new(
+        event.event_type(),
+        event.schema_version(),
+        event.to_payload(),
+        Utc::now(),
+    )
+}
+
+fn feedback() -> NewEvent {
+    new_event(
+        FeedbackGiven {
+            feedback_id: Uuid::now_v7().into(),
+            leader_id: Uuid::now_v7().into(),
+            competency_id: Uuid::now_v7().into(),
+            kind: FeedbackKind::Praise,
+            note: Note::try_from("Asked two sharp follow-ups about budget timing.")
+                .expect("a note"),
+            visibility: Visibility::Shared,
+            given_on: day(),
+        }
+        .into(),
+    )
+}
+
+fn team_formed(team: Uuid) -> NewEvent {
+    new_event(
+        TeamFormed {
+            team_id: team.into(),
+            name: Name::try_from("Enterprise East").expect("a name"),
+        }
+        .into(),
+    )
+}
+
+/// Appends `total` feedback events over `streams` rep streams, `per_append` at a time.
+async fn write(store: &Arc<dyn EventStore>, streams: &[StreamId], total: usize, per_append: usize) {
+    let mut written = 0;
+    let mut i = 0;
+    while written < total {
+        let n = per_append.min(total - written);
+        let events: Vec<NewEvent> = (0..n).map(|_| feedback()).collect();
+        store
+            .append(
+                &streams[i % streams.len()],
+                ExpectedVersion::Any,
+                &CommandMeta::new("leader-test", Utc::now()),
+                &events,
+            )
+            .await
+            .expect("append");
+        written += n;
+        i += 1;
+    }
+}
+
+fn rep_streams(n: usize) -> Vec<StreamId> {
+    (0..n).map(|_| trellis_tests::stream("rep")).collect()
+}
+
+/// Appends at about `per_second` events a second until `stop`; returns how
+/// many appends succeeded and failed.
+fn steady_writer(
+    store: Arc<dyn EventStore>,
+    per_second: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let streams = rep_streams(10);
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let outcome = store
+                .append(
+                    &streams[i % streams.len()],
+                    ExpectedVersion::Any,
+                    &CommandMeta::new("leader-test", Utc::now()),
+                    &[feedback()],
+                )
+                .await;
+            if outcome.is_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+            i += 1;
+        }
+        (ok, failed)
+    })
+}
+
+// ---------------------------------------------------------------- checks
+
+async fn whole_log(store: &Arc<dyn EventStore>) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut after = Checkpoint::START;
+    loop {
+        let page = store.read_all(after, 5000).await.expect("read_all");
+        let Some(last) = page.last() else { break };
+        after = last.checkpoint;
+        all.extend(page);
+    }
+    all
+}
+
+async fn stream_count(js: &jetstream::Context, stream: &str) -> u64 {
+    match js.get_stream(stream).await {
+        Ok(mut stream) => stream.info().await.map_or(0, |info| info.state.messages),
+        Err(_) => 0,
+    }
+}
+
+/// Waits until the stream holds at least `n` messages.
+async fn wait_for_count(js: &jetstream::Context, stream: &str, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let count = stream_count(js, stream).await;
+        if count >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream {stream} holds {count} of {n} events after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "{what}: not after {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Every message of the stream, in stream order.
+async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream::Message> {
+    let stream = js.get_stream(stream).await.expect("the stream");
+    let total = usize::try_from(stream.cached_info().state.messages).expect("a count");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("an ephemeral consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::with_capacity(total);
+    while out.len() < total {
+        let next = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("the stream's messages arrive")
+            .expect("a message")
+            .expect("a message");
+        out.push(next);
+    }
+    out
+}
+
+/// The stream holds exactly the log: one message per event, in log order,
+/// each with the event's id, subject and envelope.
+async fn assert_stream_is_the_log(
+    store: &Arc<dyn EventStore>,
+    js: &jetstream::Context,
+    config: &RelayConfig,
+) -> usize {
+    // Let any straggler (a duplicate) land before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = whole_log(store).await;
+    let messages = stream_messages(js, &config.stream).await;
+    let published: Vec<Uuid> = messages
+        .iter()
+        .map(|m| {
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(message::MSG_ID))
+                .expect("Nats-Msg-Id")
+                .as_str();
+            Uuid::parse_str(id).expect("an event id")
+        })
+        .collect();
+    let unique: std::collections::HashSet<Uuid> = published.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        published.len(),
+        "an event id appears twice in the stream"
+    );
+    assert_eq!(
+        messages.len(),
+        log.len(),
+        "the stream holds {} messages for {} events",
+        messages.len(),
+        log.len()
+    );
+    for (i, (message, event)) in messages.iter().zip(&log).enumerate() {
+        let (envelope, _) = trellis_contracts::decode_envelope(&message.payload)
+            .unwrap_or_else(|e| panic!("message {i} does not decode: {e}"));
+        let expected = trellis_contracts::envelope_from_stored(event).expect("an envelope");
+        assert_eq!(envelope, expected, "message {i} is not the log's event {i}");
+        assert_eq!(
+            message.subject.as_str(),
+            message::subject(&config.subject_prefix, event)
+        );
+    }
+    log.len()
+}
+
+async fn delete_stream(js: &jetstream::Context, stream: &str) {
+    let _ = js.delete_stream(stream).await;
+}
+
+// ---------------------------------------------------------------- nats-server processes
+
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a spare port")
+        .port()
+}
+
+fn nats_server_binary() -> String {
+    std::env::var("TRELLIS_TEST_NATS_SERVER").unwrap_or_else(|_| {
+        if std::path::Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server".to_owned()
+        } else {
+            "nats-server".to_owned()
+        }
+    })
+}
+
+/// A nats-server of the test's own, with JetStream in its own directory.
+/// Killed (and its directory removed) on drop.
+#[derive(Debug)]
+struct NatsProcess {
+    name: String,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl NatsProcess {
+    fn start(name: &str, port: u16, extra: Vec<String>) -> Self {
+        let mut process = NatsProcess {
+            name: name.to_owned(),
+            port,
+            dir: temp_dir(),
+            extra,
+            child: None,
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let child = Command::new(nats_server_binary())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
+            .arg("-sd")
+            .arg(self.dir.join("js"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-n", &self.name])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start nats-server (set TRELLIS_TEST_NATS_SERVER)");
+        self.child = Some(child);
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "{} did not start", self.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+}
+
+impl Drop for NatsProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+/// A backlog, then concurrent writers while the relay runs, then a graceful
+/// stop and a restart: the stream is the log, one message per event.
+async fn every_event_reaches_the_stream_once_in_log_order(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = backend.store.clone();
+    let config = config(kind, &backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+
+    let streams = rep_streams(20);
+    write(&store, &streams, 1500, 3).await;
+    let team = Uuid::now_v7();
+    let team_stream = StreamId::for_entity("team", team).expect("a stream id");
+    store
+        .append(
+            &team_stream,
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("admin", Utc::now()),
+            &[team_formed(team)],
+        )
+        .await
+        .expect("append");
+
+    let relay = start(&store, &url, &config);
+    let writers: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            let streams = rep_streams(5);
+            tokio::spawn(async move { write(&store, &streams, 500, 2).await })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    wait_for_count(&js, &config.stream, 3001, Duration::from_secs(60)).await;
+    // Stored is not yet acknowledged: let the last acks reach the relay.
+    tokio::time::timeout(Duration::from_secs(10), relay.wait_acked(3001))
+        .await
+        .expect("every event acknowledged");
+    relay.stop().await.expect("a clean stop");
+    let head = whole_log(&store).await.last().expect("events").checkpoint;
+    assert_eq!(
+        store
+            .load_checkpoint(&config.checkpoint_name)
+            .await
+            .unwrap(),
+        Some(head),
+        "a stopped relay saved the checkpoint of the last event"
+    );
+
+    // A restarted relay publishes only what is new.
+    write(&store, &streams, 200, 1).await;
+    let relay = start(&store, &url, &config);
+    wait_for_count(&js, &config.stream, 3201, Duration::from_secs(30)).await;
+    let total = assert_stream_is_the_log(&store, &js, &config).await;
+    assert_eq!(total, 3201);
+    assert_eq!(relay.duplicates(), 0, "nothing was published twice");
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_the_stream_once_in_log_order_postgres() {
+    every_event_reaches_the_stream_once_in_log_order(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_the_stream_once_in_log_order_sqlite() {
+    every_event_reaches_the_stream_once_in_log_order(Kind::Sqlite).await;
+}
+
+/// The relay is killed three times in the middle of a batch (after some
+/// acks, before the checkpoint), the last time restarted only after the
+/// broker's duplicate window has passed: still one message per event.
+async fn a_relay_killed_mid_batch_publishes_each_event_once(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = backend.store.clone();
+    let mut config = config(kind, &backend);
+    config.batch = 1000;
+    config.max_in_flight = 300;
+    config.duplicate_window = Duration::from_secs(2);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+
+    let streams = rep_streams(30);
+    write(&store, &streams, 4000, 4).await;
+    let mut published = 0;
+    for round in 0..3 {
+        let relay = start(&store, &url, &config);
+        // Well inside a batch of 1000: acknowledged, not checkpointed.
+        tokio::time::timeout(Duration::from_secs(30), relay.wait_acked(350))
+            .await
+            .expect("some acks");
+        relay.abort();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let count = stream_count(&js, &config.stream).await;
+        assert!(count > published, "round {round}: the relay made progress");
+        published = count;
+        let saved = store
+            .load_checkpoint(&config.checkpoint_name)
+            .await
+            .unwrap();
+        let log = whole_log(&store).await;
+        let saved_index = saved.map_or(0, |c| {
+            log.iter()
+                .position(|e| e.checkpoint == c)
+                .expect("a checkpoint of the log")
+                + 1
+        });
+        assert!(
+            (saved_index as u64) < count,
+            "round {round}: killed past its checkpoint ({saved_index} saved, {count} published)"
+        );
+        if round == 1 {
+            // Past the duplicate window, only the resume point keeps the
+            // published-but-not-checkpointed events from a second copy.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    }
+    let relay = start(&store, &url, &config);
+    wait_for_count(&js, &config.stream, 4000, Duration::from_secs(60)).await;
+    assert_eq!(assert_stream_is_the_log(&store, &js, &config).await, 4000);
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_batch_publishes_each_event_once_postgres() {
+    a_relay_killed_mid_batch_publishes_each_event_once(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_batch_publishes_each_event_once_sqlite() {
+    a_relay_killed_mid_batch_publishes_each_event_once(Kind::Sqlite).await;
+}
+
+/// nats-server is killed under a steady write load and started again
+/// seconds later: appends never fail, the relay backs off, catches up, and
+/// the stream is the log.
+async fn the_relay_rides_out_a_broker_outage(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = backend.store.clone();
+    let config = config(kind, &backend);
+    let mut server = NatsProcess::start("outage", spare_port(), Vec::new());
+    server.wait_ready().await;
+    let url = server.url();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = steady_writer(store.clone(), 400, stop.clone());
+    let relay = start(&store, &url, &config);
+    wait_until("the relay publishes", Duration::from_secs(30), || {
+        relay.acked() >= 200
+    })
+    .await;
+    server.kill();
+    let acked_at_kill = relay.acked();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        relay.acked() <= acked_at_kill + config.max_in_flight as u64,
+        "nothing is acknowledged while the broker is down"
+    );
+    server.restart().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = writer.await.expect("writer");
+    assert_eq!(failed, 0, "appends kept working while the broker was down");
+    assert!(ok > 1000, "the writer kept writing ({ok} appends)");
+
+    let js = jetstream(&url).await;
+    wait_for_count(&js, &config.stream, ok, Duration::from_secs(60)).await;
+    assert_eq!(
+        assert_stream_is_the_log(&store, &js, &config).await as u64,
+        ok
+    );
+    relay.stop().await.expect("a clean stop");
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_rides_out_a_broker_outage_postgres() {
+    the_relay_rides_out_a_broker_outage(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_rides_out_a_broker_outage_sqlite() {
+    the_relay_rides_out_a_broker_outage(Kind::Sqlite).await;
+}
+
+/// The relay's log in the test's output (shown on failure), filtered by
+/// `RUST_LOG` (default: relay warnings).
+fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "trellis_notifications=info".into()),
+        )
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
+/// A three-node JetStream cluster, the stream replicated three ways; the
+/// stream's leader is killed under load: nothing is lost or duplicated.
+/// (About 15 s, so not gated behind `slow_tests_enabled`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_stream_loses_nothing_when_a_node_dies() {
+    log_to_test_output();
+    let backend = Backend::new(Kind::Postgres).await;
+    let store = backend.store.clone();
+    let mut config = config(Kind::Postgres, &backend);
+    config.replicas = 3;
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (spare_port(), spare_port())).collect();
+    let cluster_name = format!(
+        "trellis-test-{}",
+        &Uuid::now_v7().simple().to_string()[20..]
+    );
+    let mut nodes: Vec<NatsProcess> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, cluster))| {
+            let routes = ports
+                .iter()
+                .filter(|(_, other)| other != cluster)
+                .map(|(_, other)| format!("nats://127.0.0.1:{other}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            NatsProcess::start(
+                &format!("{cluster_name}-n{i}"),
+                *client,
+                vec![
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster}"),
+                    "--routes".into(),
+                    routes,
+                    "--cluster_name".into(),
+                    cluster_name.clone(),
+                ],
+            )
+        })
+        .collect();
+    for node in &nodes {
+        node.wait_ready().await;
+    }
+    let url = nodes
+        .iter()
+        .map(NatsProcess::url)
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = steady_writer(store.clone(), 300, stop.clone());
+    let relay = start(&store, &url, &config);
+    wait_until(
+        "the relay publishes to the cluster",
+        Duration::from_secs(60),
+        || relay.acked() >= 300,
+    )
+    .await;
+
+    // Kill the node that leads the stream.
+    let js = jetstream(&nodes[0].url()).await;
+    let mut stream = js.get_stream(&config.stream).await.expect("the stream");
+    let info = stream.info().await.expect("stream info");
+    assert_eq!(info.config.num_replicas, 3);
+    let leader = info
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .expect("a stream leader");
+    let victim = nodes
+        .iter()
+        .position(|n| n.name == leader)
+        .expect("the leader is one of ours");
+    nodes[victim].kill();
+    let acked_at_kill = relay.acked();
+    let recovered = wait_until("the relay publishes again", Duration::from_secs(90), || {
+        relay.acked() >= acked_at_kill + 300
+    })
+    .await;
+    eprintln!("cluster: the relay published 300 more events {recovered:?} after the leader died");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = writer.await.expect("writer");
+    assert_eq!(failed, 0);
+
+    let survivor = (victim + 1) % 3;
+    let js = jetstream(&nodes[survivor].url()).await;
+    wait_for_count(&js, &config.stream, ok, Duration::from_secs(60)).await;
+    assert_eq!(
+        assert_stream_is_the_log(&store, &js, &config).await as u64,
+        ok
+    );
+    relay.stop().await.expect("a clean stop");
+    drop(nodes);
+    backend.cleanup().await;
+}
+
+/// A billing-like service: a durable pull consumer on `<prefix>.rep.>` that
+/// decodes each envelope, checks the CloudEvents headers and acks; it gets
+/// every rep event once, no team event, and after a restart only what is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_subscriber_receives_what_was_written() {
+    let backend = Backend::new(Kind::Sqlite).await;
+    let store = backend.store.clone();
+    let config = config(Kind::Sqlite, &backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+
+    let streams = rep_streams(5);
+    write(&store, &streams, 120, 2).await;
+    let team = Uuid::now_v7();
+    store
+        .append(
+            &StreamId::for_entity("team", team).expect("a stream id"),
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("admin", Utc::now()),
+            &[team_formed(team)],
+        )
+        .await
+        .expect("append");
+    let relay = start(&store, &url, &config);
+    wait_for_count(&js, &config.stream, 121, Duration::from_secs(30)).await;
+
+    let filter = format!("{}.rep.>", config.subject_prefix);
+    let subscribe = || async {
+        let stream = js.get_stream(&config.stream).await.expect("the stream");
+        stream
+            .get_or_create_consumer(
+                "billing",
+                pull::Config {
+                    durable_name: Some("billing".into()),
+                    filter_subject: filter.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("a durable consumer")
+    };
+    let receive = |consumer: jetstream::consumer::Consumer<pull::Config>, n: usize| async move {
+        let mut got = Vec::new();
+        let mut messages = consumer.messages().await.expect("messages");
+        while got.len() < n {
+            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("a message in time")
+                .expect("a message")
+                .expect("a message");
+            message.ack().await.expect("ack");
+            got.push(message);
+        }
+        // Nothing more is waiting.
+        let more = tokio::time::timeout(Duration::from_millis(500), messages.next()).await;
+        assert!(
+            more.is_err(),
+            "the subscriber received more than was written"
+        );
+        got
+    };
+    let expected_rep = |log: &[RecordedEvent]| -> Vec<RecordedEvent> {
+        log.iter()
+            .filter(|e| e.stream_id.category() == "rep")
+            .cloned()
+            .collect()
+    };
+
+    let got = receive(subscribe().await, 120).await;
+    let log = whole_log(&store).await;
+    let reps = expected_rep(&log);
+    assert_eq!(got.len(), reps.len());
+    for (message, event) in got.iter().zip(&reps) {
+        check_message(message, event, &config);
+    }
+
+    // The service restarts: its durable consumer resumes after what it acked.
+    write(&store, &streams, 30, 1).await;
+    wait_for_count(&js, &config.stream, 151, Duration::from_secs(30)).await;
+    let got = receive(subscribe().await, 30).await;
+    let log = whole_log(&store).await;
+    let reps = expected_rep(&log);
+    for (message, event) in got.iter().zip(&reps[120..]) {
+        check_message(message, event, &config);
+    }
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}
+
+/// What a subscriber checks: the body decodes to the log's event, the
+/// CloudEvents binary-mode headers describe it.
+fn check_message(message: &jetstream::Message, event: &RecordedEvent, config: &RelayConfig) {
+    let (envelope, decoded) =
+        trellis_contracts::decode_envelope(&message.payload).expect("an envelope");
+    assert_eq!(envelope.event_id, event.event_id.to_string());
+    assert_eq!(envelope.stream_id, event.stream_id.as_str());
+    assert_eq!(envelope.stream_version, event.stream_version);
+    let stored = Event::from_stored(
+        &event.event_type,
+        event.schema_version,
+        event.payload.clone(),
+    )
+    .expect("a domain event");
+    assert_eq!(
+        decoded, stored,
+        "the subscriber decodes the event that was written"
+    );
+    let headers = message.headers.as_ref().expect("headers");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .unwrap_or_else(|| panic!("header {name} missing"))
+            .as_str()
+            .to_owned()
+    };
+    let id = event.event_id.to_string();
+    assert_eq!(header("Nats-Msg-Id"), id);
+    assert_eq!(header("ce-specversion"), "1.0");
+    assert_eq!(header("ce-id"), id);
+    assert_eq!(header("ce-source"), config.source);
+    assert_eq!(header("ce-type"), "trellis.events.v1.FeedbackGiven");
+    assert_eq!(header("ce-subject"), event.stream_id.as_str());
+    let time = chrono::DateTime::parse_from_rfc3339(&header("ce-time")).expect("an RFC 3339 time");
+    assert_eq!(time.with_timezone(&Utc), event.metadata.recorded_at);
+    assert_eq!(header("Content-Type"), "application/protobuf");
+    let entity = event
+        .stream_id
+        .as_str()
+        .strip_prefix("rep-")
+        .expect("a rep stream");
+    assert_eq!(
+        message.subject.as_str(),
+        format!("{}.rep.{entity}.FeedbackGiven", config.subject_prefix)
+    );
+}
+
+/// Two relays over one log: exactly one publishes; when it dies the other
+/// takes over within seconds and the stream is still the log.
+async fn one_relay_is_active_and_a_standby_takes_over(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = backend.store.clone();
+    let config = config(kind, &backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+
+    let streams = rep_streams(10);
+    write(&store, &streams, 500, 2).await;
+    let first = start(&store, &url, &config);
+    wait_until("a relay becomes active", Duration::from_secs(10), || {
+        first.is_active()
+    })
+    .await;
+    // A second process's relay, over its own store connection.
+    let other_store = backend.reopen().await;
+    let second = start(&other_store, &url, &config);
+    wait_for_count(&js, &config.stream, 500, Duration::from_secs(30)).await;
+    write(&store, &streams, 300, 1).await;
+    wait_for_count(&js, &config.stream, 800, Duration::from_secs(30)).await;
+    assert!(first.is_active());
+    assert!(!second.is_active(), "two relays are active");
+    assert_eq!(second.acked(), 0, "the standby published");
+
+    first.abort();
+    let took = wait_until("the standby takes over", Duration::from_secs(15), || {
+        second.is_active()
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    write(&store, &streams, 300, 1).await;
+    wait_for_count(&js, &config.stream, 1100, Duration::from_secs(30)).await;
+    assert_eq!(assert_stream_is_the_log(&store, &js, &config).await, 1100);
+    second.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    drop(other_store);
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_is_active_and_a_standby_takes_over_postgres() {
+    one_relay_is_active_and_a_standby_takes_over(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_is_active_and_a_standby_takes_over_sqlite() {
+    one_relay_is_active_and_a_standby_takes_over(Kind::Sqlite).await;
+}
+
+/// Setting the stream up twice changes nothing; a changed setting is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_stream_is_idempotent() {
+    let backend = Backend::new(Kind::Sqlite).await;
+    let mut config = config(Kind::Sqlite, &backend);
+    let js = jetstream(&nats_url()).await;
+    trellis_notifications::ensure_stream(&js, &config)
+        .await
+        .expect("created");
+    let created = js
+        .get_stream(&config.stream)
+        .await
+        .expect("the stream")
+        .cached_info()
+        .created;
+    trellis_notifications::ensure_stream(&js, &config)
+        .await
+        .expect("again");
+    let mut stream = js.get_stream(&config.stream).await.expect("the stream");
+    let info = stream.info().await.expect("info").clone();
+    assert_eq!(info.created, created, "the stream was not recreated");
+    assert_eq!(
+        info.config.subjects,
+        vec![format!("{}.>", config.subject_prefix)]
+    );
+    assert_eq!(info.config.duplicate_window, config.duplicate_window);
+    assert_eq!(info.config.num_replicas, 1);
+
+    config.duplicate_window = Duration::from_secs(600);
+    trellis_notifications::ensure_stream(&js, &config)
+        .await
+        .expect("updated");
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(600));
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}

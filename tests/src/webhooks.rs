@@ -1,0 +1,822 @@
+//! Webhooks end to end, on both backends: subscriptions over the API, the
+//! dispatcher and sender running against a receiver in the test (an axum
+//! server on a loopback port) that checks every signature with its own
+//! implementation of the Standard Webhooks specification.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use trellis_eventstore::{Checkpoint, EventStore};
+use trellis_tests::Kind;
+use trellis_webhooks::{Webhooks, WebhooksConfig, WebhooksState};
+use uuid::Uuid;
+
+use crate::http::TestApp;
+
+/// One `#[tokio::test]` per backend for each test, given the backend's kind.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(trellis_tests::Kind::Postgres).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(trellis_tests::Kind::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_matching_event_reaches_each_subscription_once_signed,
+    failed_deliveries_are_retried_with_growing_delays,
+    a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
+    only_an_admin_manages_webhooks,
+    bad_input_is_a_422_naming_the_field,
+);
+
+// ---- the service under test ---------------------------------------------------
+
+/// The command service with the webhook routes merged in, and the
+/// dispatcher and sender running.
+struct Hooked {
+    app: TestApp,
+    hooks: Webhooks,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hooked {
+    async fn start(kind: Kind, config: WebhooksConfig) -> Hooked {
+        let mut app = TestApp::spawn(kind).await;
+        let hooks = match kind {
+            Kind::Postgres => {
+                let pg = trellis_eventstore::postgres::PostgresStore::connect(
+                    &trellis_eventstore::postgres::PostgresConfig::new(&app.backend.database().url),
+                )
+                .await
+                .expect("a second PostgreSQL store");
+                Webhooks::postgres(pg.pool().clone(), config)
+                    .await
+                    .expect("the webhook tables")
+            }
+            Kind::Sqlite => Webhooks::sqlite(
+                app.backend
+                    .data_dir()
+                    .join(trellis_eventstore::sqlite::FILE_NAME),
+                config,
+            )
+            .await
+            .expect("the webhook tables"),
+        };
+        app.router = trellis_commands::router_with(
+            app.state.clone(),
+            trellis_webhooks::routes(WebhooksState::new(app.state.clone(), hooks.clone())),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(trellis_webhooks::run(
+            app.store.clone(),
+            hooks.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Hooked {
+            app,
+            hooks,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn cleanup(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        drop(self.hooks);
+        self.app.cleanup().await;
+    }
+
+    /// Registers a webhook as admin; returns (id, secret).
+    async fn register(&self, body: Value) -> (Uuid, String) {
+        let r = self
+            .app
+            .post_json("/v1/webhooks", &self.app.admin(), &body)
+            .await;
+        r.expect(201);
+        let secret = r.json["secret"].as_str().expect("a secret").to_owned();
+        (r.id(), secret)
+    }
+
+    async fn deliveries(&self, webhook: Uuid, status: Option<&str>) -> Vec<Value> {
+        let query = status.map_or(String::new(), |s| format!("?status={s}"));
+        let r = self
+            .app
+            .request(
+                Method::GET,
+                &format!("/v1/webhooks/{webhook}/deliveries{query}"),
+                &self.app.admin(),
+                None,
+                Bytes::new(),
+                &[],
+            )
+            .await;
+        r.expect(200);
+        r.json["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Fast retries for tests.
+fn quick(base_ms: u64, max_attempts: u32) -> WebhooksConfig {
+    WebhooksConfig {
+        retry_base: Duration::from_millis(base_ms),
+        max_attempts,
+        poll: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(5),
+        ..WebhooksConfig::default()
+    }
+}
+
+// ---- a receiver written as another service would write it -----------------------
+
+#[derive(Debug, Clone)]
+struct Received {
+    msg_id: String,
+    body: Value,
+    signed: bool,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct ReceiverState {
+    /// Secrets by receiver path name.
+    secrets: Mutex<HashMap<String, String>>,
+    received: Mutex<Vec<(String, Received)>>,
+    /// Attempts per (path, message id).
+    attempts: Mutex<HashMap<(String, String), usize>>,
+    /// Each message fails this many times before it succeeds.
+    fail_times: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct Receiver {
+    base: String,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    async fn start(fail_times: usize) -> Receiver {
+        let state = Arc::new(ReceiverState::default());
+        state.fail_times.store(fail_times, Ordering::SeqCst);
+        let router = axum::Router::new()
+            .route("/hooks/{name}", axum::routing::post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver {
+            base: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("{}/hooks/{name}", self.base)
+    }
+
+    fn expect_secret(&self, name: &str, secret: &str) {
+        self.state
+            .secrets
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), secret.to_owned());
+    }
+
+    fn received(&self, name: &str) -> Vec<Received> {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let msg_id = header("webhook-id");
+    let secret = state.secrets.lock().unwrap().get(&name).cloned();
+    let signed = secret.is_some_and(|s| {
+        verify(
+            &s,
+            &msg_id,
+            &header("webhook-timestamp"),
+            &header("webhook-signature"),
+            &body,
+        )
+    });
+    state.received.lock().unwrap().push((
+        name.clone(),
+        Received {
+            msg_id: msg_id.clone(),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            signed,
+            at: Instant::now(),
+        },
+    ));
+    let mut attempts = state.attempts.lock().unwrap();
+    let n = attempts.entry((name, msg_id)).or_insert(0);
+    *n += 1;
+    if *n <= state.fail_times.load(Ordering::SeqCst) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// The receiver's own reading of the specification: the key is the base64
+/// after `whsec_`; the signed content is `{id}.{timestamp}.{body}`; the header
+/// holds space-separated `v1,<base64>` signatures; the timestamp must be
+/// within five minutes.
+fn verify(secret: &str, msg_id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
+    let Some(key) = secret
+        .strip_prefix("whsec_")
+        .and_then(|k| STANDARD.decode(k).ok())
+    else {
+        return false;
+    };
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (chrono::Utc::now().timestamp() - ts).abs() > 300 || msg_id.is_empty() {
+        return false;
+    }
+    let mut content = format!("{msg_id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    signatures.split(' ').any(|sig| {
+        let Some(encoded) = sig.strip_prefix("v1,") else {
+            return false;
+        };
+        let Ok(expected) = STANDARD.decode(encoded) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(&content);
+        mac.verify_slice(&expected).is_ok()
+    })
+}
+
+/// Waits until `check` holds, or panics with `what` after `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every event in the log after `after`, as (event id, type, category).
+async fn log_after(store: &dyn EventStore, after: Checkpoint) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut at = after;
+    loop {
+        let batch = store.read_all(at, 1000).await.expect("the log reads");
+        let Some(last) = batch.last() else {
+            return out;
+        };
+        at = last.checkpoint;
+        out.extend(batch.iter().map(|e| {
+            (
+                e.event_id.to_string(),
+                e.event_type.clone(),
+                e.stream_id.category().to_owned(),
+            )
+        }));
+    }
+}
+
+// ---- the tests -------------------------------------------------------------------
+
+async fn every_matching_event_reaches_each_subscription_once_signed(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 5)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+
+    // Before any subscription: never delivered.
+    let early_team = app.form_team("Before webhooks").await;
+    // Readable by the log's readers (on PostgreSQL, once older transactions
+    // of the cluster end), so the subscriptions start after it.
+    let early_stream = format!("team-{early_team}");
+    eventually(
+        Duration::from_secs(30),
+        "the early event is readable",
+        || {
+            let store = app.store.clone();
+            async move { log_after(&*store, Checkpoint::START).await.len() == 1 }
+        },
+    )
+    .await;
+    let start = app.store.head().await.expect("head");
+
+    let subscriptions = [
+        ("all", json!({ "url": receiver.url("all") })),
+        (
+            "teams-formed",
+            json!({ "url": receiver.url("teams-formed"), "event_types": ["TeamFormed"] }),
+        ),
+        (
+            "reps",
+            json!({ "url": receiver.url("reps"), "categories": ["rep"] }),
+        ),
+        (
+            "rep-joined-or-leaders",
+            json!({
+                "url": receiver.url("rep-joined-or-leaders"),
+                "event_types": ["RepJoined", "LeaderAssigned"],
+                "categories": ["rep", "team"],
+            }),
+        ),
+    ];
+    for (name, body) in &subscriptions {
+        let (_, secret) = hooked.register(body.clone()).await;
+        assert!(secret.starts_with("whsec_"), "a generated secret: {secret}");
+        receiver.expect_secret(name, &secret);
+    }
+    let listed = app
+        .request(
+            Method::GET,
+            "/v1/webhooks",
+            &app.admin(),
+            None,
+            Bytes::new(),
+            &[],
+        )
+        .await;
+    listed.expect(200);
+    let items = listed.json["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    assert!(
+        items.iter().all(|i| i.get("secret").is_none()),
+        "secrets are shown only once: {}",
+        listed.text()
+    );
+
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    app.give_feedback(&world, rep).await;
+    app.put_json(
+        &format!("/v1/teams/{early_team}/name"),
+        &app.admin(),
+        &json!({ "name": "Renamed after webhooks" }),
+    )
+    .await
+    .expect(200);
+
+    // Everything written is readable (on PostgreSQL readers wait for older
+    // transactions of the cluster to end).
+    let written = app.events_in_log().await - 1;
+    eventually(Duration::from_secs(30), "every event is readable", || {
+        let store = app.store.clone();
+        async move { log_after(&*store, start).await.len() == written }
+    })
+    .await;
+    let log = log_after(&*app.store, start).await;
+    assert!(log.len() >= 8, "the scenario wrote events: {log:?}");
+    let expected = |name: &str| -> BTreeMap<String, String> {
+        log.iter()
+            .filter(|(_, t, c)| match name {
+                "all" => true,
+                "teams-formed" => t == "TeamFormed",
+                "reps" => c == "rep",
+                _ => (t == "RepJoined" || t == "LeaderAssigned") && (c == "rep" || c == "team"),
+            })
+            .map(|(id, t, _)| (id.clone(), t.clone()))
+            .collect()
+    };
+    for (name, _) in &subscriptions {
+        let want = expected(name);
+        assert!(!want.is_empty(), "{name} expects something");
+        let n = want.len();
+        eventually(
+            Duration::from_secs(30),
+            &format!("{name} got {n} events"),
+            || {
+                let got = receiver.received(name).len();
+                async move { got >= n }
+            },
+        )
+        .await;
+    }
+    // Anything extra or repeated would have arrived by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (name, _) in &subscriptions {
+        let want = expected(name);
+        let got = receiver.received(name);
+        assert_eq!(got.len(), want.len(), "{name}: each event once: {got:#?}");
+        let mut seen = BTreeMap::new();
+        for r in &got {
+            assert!(r.signed, "{name}: a valid signature on {}", r.msg_id);
+            assert_eq!(
+                r.body["id"].as_str(),
+                Some(r.msg_id.as_str()),
+                "webhook-id is the event id"
+            );
+            assert!(
+                r.body["payload"].is_object(),
+                "{name}: a payload: {}",
+                r.body
+            );
+            for field in [
+                "type",
+                "stream",
+                "stream_version",
+                "occurred_at",
+                "recorded_at",
+            ] {
+                assert!(!r.body[field].is_null(), "{name}: {field} in {}", r.body);
+            }
+            seen.insert(
+                r.msg_id.clone(),
+                r.body["type"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        assert_eq!(seen, want, "{name}: exactly the matching events");
+    }
+    assert!(
+        receiver
+            .received("all")
+            .iter()
+            .all(|r| r.body["type"] != "TeamFormed" || r.body["stream"] != early_stream.as_str()),
+        "an event from before the subscription is not delivered"
+    );
+
+    hooked.cleanup().await;
+}
+
+async fn failed_deliveries_are_retried_with_growing_delays(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(200, 8)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(2).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("flaky"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("flaky", &secret);
+
+    app.form_team("Flaky receivers").await;
+    eventually(Duration::from_secs(30), "three attempts arrived", || {
+        let n = receiver.received("flaky").len();
+        async move { n >= 3 }
+    })
+    .await;
+    let got = receiver.received("flaky");
+    assert!(
+        got.iter().all(|r| r.signed && r.msg_id == got[0].msg_id),
+        "{got:#?}"
+    );
+    let first_gap = got[1].at - got[0].at;
+    let second_gap = got[2].at - got[1].at;
+    assert!(
+        first_gap >= Duration::from_millis(140),
+        "the first retry waits about the base delay (200 ms less jitter): {first_gap:?}"
+    );
+    assert!(
+        second_gap > first_gap,
+        "delays grow: {first_gap:?} then {second_gap:?}"
+    );
+
+    eventually(Duration::from_secs(10), "the delivery is delivered", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("delivered")).await.len() == 1 }
+    })
+    .await;
+    let delivery = &hooked.deliveries(webhook, None).await[0];
+    assert_eq!(delivery["attempts"], 3, "{delivery}");
+    let codes: Vec<u64> = delivery["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, [500, 500, 200], "{delivery}");
+    assert!(delivery["delivered_at"].is_string(), "{delivery}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received("flaky").len(), 3, "nothing after success");
+
+    hooked.cleanup().await;
+}
+
+async fn a_receiver_that_always_fails_ends_dead_and_can_be_replayed(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(20, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(usize::MAX).await;
+    let (webhook, secret) = hooked
+        .register(json!({
+            "url": receiver.url("down"),
+            "categories": ["team"],
+            "event_types": ["TeamFormed"],
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        }))
+        .await;
+    assert_eq!(
+        secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "a given secret is kept"
+    );
+    receiver.expect_secret("down", &secret);
+    app.form_team("Down receivers").await;
+
+    eventually(Duration::from_secs(30), "the delivery is dead", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("dead")).await.len() == 1 }
+    })
+    .await;
+    let dead = hooked.deliveries(webhook, Some("dead")).await.remove(0);
+    assert_eq!(dead["attempts"], 3, "{dead}");
+    assert_eq!(dead["history"].as_array().map(Vec::len), Some(3), "{dead}");
+    assert_eq!(dead["last_status_code"], 500, "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{dead}"
+    );
+    assert!(hooked.deliveries(webhook, Some("pending")).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.received("down").len(),
+        3,
+        "no attempt after the last"
+    );
+
+    // The receiver is back: replay.
+    receiver.state.fail_times.store(0, Ordering::SeqCst);
+    let id = dead["id"].as_str().expect("an id");
+    let replayed = app
+        .post_json(
+            &format!("/v1/webhooks/deliveries/{id}/replay"),
+            &app.admin(),
+            &json!({}),
+        )
+        .await;
+    replayed.expect(200);
+    assert_eq!(replayed.json["attempts"], 0, "{}", replayed.text());
+    assert_eq!(replayed.json["replays"], 1, "{}", replayed.text());
+    eventually(Duration::from_secs(10), "the replay is delivered", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("delivered")).await.len() == 1 }
+    })
+    .await;
+    let delivered = hooked.deliveries(webhook, None).await.remove(0);
+    assert_eq!(
+        delivered["history"].as_array().map(Vec::len),
+        Some(4),
+        "{delivered}"
+    );
+    let got = receiver.received("down");
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|r| r.signed && r.msg_id == got[0].msg_id));
+
+    // Replaying a delivered one sends it again; an unknown one is a 404.
+    let again = app
+        .post_json(
+            &format!("/v1/webhooks/deliveries/{id}/replay"),
+            &app.admin(),
+            &json!({}),
+        )
+        .await;
+    again.expect(200);
+    app.post_json(
+        &format!("/v1/webhooks/deliveries/{}/replay", Uuid::now_v7()),
+        &app.admin(),
+        &json!({}),
+    )
+    .await
+    .expect_problem(404, "not-found");
+    eventually(Duration::from_secs(10), "the second replay arrived", || {
+        let n = receiver.received("down").len();
+        async move { n == 5 }
+    })
+    .await;
+
+    // Deleting the webhook stops everything and hides its log.
+    let token = app.admin();
+    app.request(
+        Method::DELETE,
+        &format!("/v1/webhooks/{webhook}"),
+        &token,
+        None,
+        Bytes::new(),
+        &[],
+    )
+    .await
+    .expect(204);
+    app.request(
+        Method::GET,
+        &format!("/v1/webhooks/{webhook}/deliveries"),
+        &token,
+        None,
+        Bytes::new(),
+        &[],
+    )
+    .await
+    .expect_problem(404, "not-found");
+    app.request(
+        Method::DELETE,
+        &format!("/v1/webhooks/{webhook}"),
+        &token,
+        None,
+        Bytes::new(),
+        &[],
+    )
+    .await
+    .expect_problem(404, "not-found");
+    app.form_team("After deletion").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received("down").len(), 5, "nothing after deletion");
+
+    hooked.cleanup().await;
+}
+
+async fn only_an_admin_manages_webhooks(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (webhook, _) = hooked.register(json!({ "url": receiver.url("x") })).await;
+    let delivery = Uuid::now_v7();
+    let team = Uuid::now_v7();
+    let tokens = [
+        app.leader(&[team]),
+        app.rep(Uuid::now_v7()),
+        app.auditor(),
+        app.service(&["measurements:write"]),
+    ];
+    let body = serde_json::to_vec(&json!({ "url": receiver.url("y") })).expect("JSON");
+    let calls = [
+        (Method::POST, "/v1/webhooks".to_owned()),
+        (Method::GET, "/v1/webhooks".to_owned()),
+        (Method::GET, format!("/v1/webhooks/{webhook}")),
+        (Method::DELETE, format!("/v1/webhooks/{webhook}")),
+        (Method::GET, format!("/v1/webhooks/{webhook}/deliveries")),
+        (
+            Method::POST,
+            format!("/v1/webhooks/deliveries/{delivery}/replay"),
+        ),
+    ];
+    for (method, path) in &calls {
+        for token in &tokens {
+            app.request(
+                method.clone(),
+                path,
+                token,
+                Some("application/json"),
+                body.clone(),
+                &[],
+            )
+            .await
+            .expect_problem(403, "forbidden");
+        }
+        app.request(
+            method.clone(),
+            path,
+            "",
+            Some("application/json"),
+            body.clone(),
+            &[],
+        )
+        .await
+        .expect_problem(401, "unauthorized");
+    }
+    // Still there, and still the only one.
+    let listed = app
+        .request(
+            Method::GET,
+            "/v1/webhooks",
+            &app.admin(),
+            None,
+            Bytes::new(),
+            &[],
+        )
+        .await;
+    listed.expect(200);
+    assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(1));
+
+    hooked.cleanup().await;
+}
+
+async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let admin = app.admin();
+    let ok = "http://127.0.0.1:9/hook";
+    let cases = [
+        (json!({ "url": "not a url" }), "url"),
+        (json!({ "url": "ftp://example.com/hook" }), "url"),
+        (json!({ "url": "http://user:pw@example.com/hook" }), "url"),
+        (
+            json!({ "url": ok, "categories": ["rep", "widgets"] }),
+            "categories[1]",
+        ),
+        (
+            json!({ "url": ok, "event_types": ["TeamFormed", "TeamExploded"] }),
+            "event_types[1]",
+        ),
+        (json!({ "url": ok, "secret": "hunter2" }), "secret"),
+        (json!({ "url": ok, "secret": "whsec_c2hvcnQ=" }), "secret"),
+        (json!({ "event_types": [] }), "url"),
+        (json!({ "url": ok, "categories": "rep" }), "categories"),
+    ];
+    for (body, field) in &cases {
+        let r = app.post_json("/v1/webhooks", &admin, body).await;
+        let reason = r.expect_invalid_field(field);
+        assert!(!reason.is_empty(), "{body}: a reason for {field}");
+    }
+    // Several bad fields are all named at once.
+    let r = app
+        .post_json(
+            "/v1/webhooks",
+            &admin,
+            &json!({ "url": "nope", "categories": ["planet"] }),
+        )
+        .await;
+    r.expect_invalid_field("url");
+    r.expect_invalid_field("categories[0]");
+    // Not JSON.
+    app.post_raw("/v1/webhooks", &admin, "text/plain", "url=x", &[])
+        .await
+        .expect_problem(415, "unsupported-media-type");
+    // Nothing was registered.
+    let listed = app
+        .request(Method::GET, "/v1/webhooks", &admin, None, Bytes::new(), &[])
+        .await;
+    assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(0));
+
+    // The delivery log's query string.
+    let (webhook, _) = hooked.register(json!({ "url": ok })).await;
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        app.request(
+            Method::GET,
+            &format!("/v1/webhooks/{webhook}/deliveries?{query}"),
+            &admin,
+            None,
+            Bytes::new(),
+            &[],
+        )
+        .await
+        .expect_invalid_field(field);
+    }
+    // Unknown and malformed ids.
+    for path in [
+        format!("/v1/webhooks/{}", Uuid::now_v7()),
+        "/v1/webhooks/not-an-id".to_owned(),
+        format!("/v1/webhooks/{}/deliveries", Uuid::now_v7()),
+    ] {
+        app.request(Method::GET, &path, &admin, None, Bytes::new(), &[])
+            .await
+            .expect_problem(404, "not-found");
+    }
+
+    hooked.cleanup().await;
+}
