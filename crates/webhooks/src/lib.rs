@@ -14,7 +14,7 @@
 //! created by this crate's own migrations.
 //!
 //! # Wiring
-//! ```ignore
+//! ```text
 //! let hooks = Webhooks::postgres(pg.pool().clone(), WebhooksConfig::default()).await?;
 //! // or: Webhooks::sqlite(sqlite_store.path(), config).await?
 //! let extra = trellis_webhooks::routes(WebhooksState::new(app.clone(), hooks.clone()));
