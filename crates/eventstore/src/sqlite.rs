@@ -141,6 +141,53 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
     Ok(())
 }
 
+/// Applies a component's migrations (a crate that keeps its own tables in the
+/// embedded file, e.g. the read models or the webhooks): each in its own
+/// immediate transaction, recorded in `<component>_migrations`. `component`
+/// is a lowercase identifier chosen by the caller (never user input).
+pub fn migrate_component(
+    conn: &mut Connection,
+    component: &str,
+    migrations: &[(i64, &str)],
+) -> Result<(), Error> {
+    if !component
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        return Err(Error::InvalidInput(format!(
+            "{component:?} is not a component name"
+        )));
+    }
+    let table = format!("{component}_migrations");
+    for (version, sql) in migrations {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} ( \
+                 version INTEGER PRIMARY KEY, \
+                 applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+        ))?;
+        let applied = tx
+            .query_row(
+                &format!("SELECT 1 FROM {table} WHERE version = ?1"),
+                [version],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !applied {
+            tx.execute_batch(sql).map_err(|e| {
+                Error::Internal(format!("{component} migration {version} failed: {e}"))
+            })?;
+            tx.execute(
+                &format!("INSERT INTO {table} (version) VALUES (?1)"),
+                [version],
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| Error::Internal(format!("the log holds an invalid timestamp {micros}")))

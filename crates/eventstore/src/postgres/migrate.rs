@@ -17,36 +17,58 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
-/// Applies every migration the database has not seen, each in its own
-/// transaction, under an advisory lock so processes starting together do not
-/// race.
+/// Applies every migration of the log the database has not seen (recorded in
+/// `trellis.schema_migrations`).
 #[tracing::instrument(name = "event_store.migrate", skip_all, err)]
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
-    for (version, name, sql) in MIGRATIONS {
+    migrate_component(client, "schema", MIGRATIONS).await
+}
+
+/// Applies a component's migrations (a crate that keeps its own tables beside
+/// the log, e.g. the read models or the webhooks): each in its own
+/// transaction, recorded in `trellis.<component>_migrations`, under an
+/// advisory lock so processes starting together do not race. `component` is
+/// a lowercase identifier chosen by the caller (never user input).
+pub async fn migrate_component(
+    client: &mut tokio_postgres::Client,
+    component: &str,
+    migrations: &[(i32, &str, &str)],
+) -> Result<(), Error> {
+    if !component
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        return Err(Error::InvalidInput(format!(
+            "{component:?} is not a component name"
+        )));
+    }
+    let table = format!("trellis.{component}_migrations");
+    for (version, name, sql) in migrations {
         let tx = client.transaction().await?;
-        tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(hashtext('trellis.migrations')); \
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtext('{table}')); \
              CREATE SCHEMA IF NOT EXISTS trellis; \
-             CREATE TABLE IF NOT EXISTS trellis.schema_migrations ( \
-                 version integer PRIMARY KEY, \
-                 name text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
+             CREATE TABLE IF NOT EXISTS {table} ( \
+                 version integer PRIMARY KEY, name text NOT NULL, \
+                 applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
         .await?;
         let applied = tx
             .query_opt(
-                "SELECT 1 FROM trellis.schema_migrations WHERE version = $1",
+                &format!("SELECT 1 FROM {table} WHERE version = $1"),
                 &[version],
             )
             .await?
             .is_some();
         if !applied {
-            tracing::info!(version, name, "applying migration");
+            tracing::info!(component, version, name, "applying migration");
             tx.batch_execute(sql).await.map_err(|e| {
-                Error::Internal(format!("migration {version} ({name}) failed: {e}"))
+                Error::Internal(format!(
+                    "{component} migration {version} ({name}) failed: {e}"
+                ))
             })?;
             tx.execute(
-                "INSERT INTO trellis.schema_migrations (version, name) VALUES ($1, $2)",
+                &format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
                 &[version, name],
             )
             .await?;

@@ -32,7 +32,7 @@ use crate::{
 mod migrate;
 mod xid8;
 
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_component};
 use xid8::Xid8;
 
 /// The notification channel appends signal on.

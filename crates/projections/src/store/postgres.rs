@@ -54,34 +54,7 @@ impl PostgresReadStore {
 }
 
 async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
-    for (version, name, sql) in MIGRATIONS {
-        let tx = client.transaction().await?;
-        tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(hashtext('trellis.projection_migrations')); \
-             CREATE SCHEMA IF NOT EXISTS trellis; \
-             CREATE TABLE IF NOT EXISTS trellis.projection_migrations ( \
-                 version integer PRIMARY KEY, name text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-        let applied = tx
-            .query_opt(
-                "SELECT 1 FROM trellis.projection_migrations WHERE version = $1",
-                &[version],
-            )
-            .await?
-            .is_some();
-        if !applied {
-            tracing::info!(version, name, "applying read-model migration");
-            tx.batch_execute(sql).await?;
-            tx.execute(
-                "INSERT INTO trellis.projection_migrations (version, name) VALUES ($1, $2)",
-                &[version, name],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-    }
+    trellis_eventstore::postgres::migrate_component(client, "projection", MIGRATIONS).await?;
     Ok(())
 }
 

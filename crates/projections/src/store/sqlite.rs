@@ -71,30 +71,7 @@ impl SqliteReadStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    for (version, sql) in MIGRATIONS {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS projection_migrations ( \
-                 version INTEGER PRIMARY KEY, \
-                 applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        )?;
-        let applied = tx
-            .query_row(
-                "SELECT 1 FROM projection_migrations WHERE version = ?1",
-                [version],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !applied {
-            tx.execute_batch(sql)?;
-            tx.execute(
-                "INSERT INTO projection_migrations (version) VALUES (?1)",
-                [version],
-            )?;
-        }
-        tx.commit()?;
-    }
+    trellis_eventstore::sqlite::migrate_component(conn, "projection", MIGRATIONS)?;
     Ok(())
 }
 

@@ -49,35 +49,9 @@ impl PostgresWebhookStore {
 }
 
 async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
-    for (version, name, sql) in MIGRATIONS {
-        let tx = client.transaction().await?;
-        tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(hashtext('trellis.webhook_migrations')); \
-             CREATE SCHEMA IF NOT EXISTS trellis; \
-             CREATE TABLE IF NOT EXISTS trellis.webhook_migrations ( \
-                 version integer PRIMARY KEY, name text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-        let applied = tx
-            .query_opt(
-                "SELECT 1 FROM trellis.webhook_migrations WHERE version = $1",
-                &[version],
-            )
-            .await?
-            .is_some();
-        if !applied {
-            tracing::info!(version, name, "applying webhook migration");
-            tx.batch_execute(sql).await?;
-            tx.execute(
-                "INSERT INTO trellis.webhook_migrations (version, name) VALUES ($1, $2)",
-                &[version, name],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-    }
-    Ok(())
+    trellis_eventstore::postgres::migrate_component(client, "webhook", MIGRATIONS)
+        .await
+        .map_err(|e| Error::Database(e.to_string()))
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
