@@ -141,6 +141,75 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
     Ok(())
 }
 
+/// The embedded file, opened by a component that keeps its own tables beside
+/// the log (the read models, the webhooks): one connection of its own with
+/// the log's pragmas, its migrations applied, and blocking calls run on
+/// tokio's blocking pool.
+#[derive(Clone)]
+pub struct ComponentConnection {
+    component: &'static str,
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for ComponentConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentConnection")
+            .field("component", &self.component)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComponentConnection {
+    /// Opens the log's file (`SqliteStore::path`) and applies `migrations`
+    /// (see [`migrate_component`]).
+    pub async fn open(
+        path: impl AsRef<Path>,
+        component: &'static str,
+        migrations: &'static [(i64, &'static str)],
+    ) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
+            let mut conn = open_connection(&opened)?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            migrate_component(&mut conn, component, migrations)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening the {component} tables panicked: {e}")))??;
+        Ok(ComponentConnection {
+            component,
+            path,
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection, on the blocking pool.
+    pub async fn call<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (conn, component) = (self.conn.clone(), self.component);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(Error::Internal(format!("a {component} call panicked: {e}"))))?
+    }
+}
+
 /// Applies a component's migrations (a crate that keeps its own tables in the
 /// embedded file, e.g. the read models or the webhooks): each in its own
 /// immediate transaction, recorded in `<component>_migrations`. `component`

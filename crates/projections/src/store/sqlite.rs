@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use trellis_eventstore::Checkpoint;
+use trellis_eventstore::sqlite::ComponentConnection;
 
 use super::{Generation, Lease, LeaseKind, ReadStore, Status};
 use crate::Error;
@@ -20,59 +21,25 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 )];
 
 /// Read models in the embedded file.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SqliteReadStore {
-    path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl std::fmt::Debug for SqliteReadStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteReadStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
+    conn: ComponentConnection,
 }
 
 impl SqliteReadStore {
     /// Opens the embedded store's file (`SqliteStore::path`) and applies the
     /// read-model migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
-        let opened = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
-            let mut conn = Connection::open(&opened)?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            migrate(&mut conn)?;
-            Ok(conn)
-        })
-        .await
-        .map_err(|e| Error::Database(format!("opening the read models panicked: {e}")))??;
-        Ok(SqliteReadStore {
-            path,
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = ComponentConnection::open(path, "projection", MIGRATIONS).await?;
+        Ok(SqliteReadStore { conn })
     }
 
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::Database(format!("a read-model call panicked: {e}")))?
+        self.conn.call(f).await
     }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    trellis_eventstore::sqlite::migrate_component(conn, "projection", MIGRATIONS)?;
-    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -151,7 +118,7 @@ impl ReadStore for SqliteReadStore {
         model: &str,
         kind: LeaseKind,
     ) -> Result<Option<Box<dyn Lease>>, Error> {
-        let key = (self.path.clone(), model.to_owned(), kind);
+        let key = (self.conn.path().to_path_buf(), model.to_owned(), kind);
         let mut leases = LEASES.lock().unwrap_or_else(|p| p.into_inner());
         if leases.insert(key.clone()) {
             Ok(Some(Box::new(LocalLease { key })))

@@ -1,13 +1,13 @@
 //! Subscriptions and deliveries in the embedded file, beside the log: the
 //! same tables as PostgreSQL, on a connection of our own (WAL mode).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use trellis_eventstore::Checkpoint;
+use trellis_eventstore::sqlite::ComponentConnection;
 use uuid::Uuid;
 
 use super::{
@@ -20,60 +20,25 @@ const MIGRATIONS: &[(i64, &str)] =
     &[(1, include_str!("../../migrations/sqlite/0001_webhooks.sql"))];
 
 /// Subscriptions and deliveries in the embedded file.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SqliteWebhookStore {
-    path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl std::fmt::Debug for SqliteWebhookStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteWebhookStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
+    conn: ComponentConnection,
 }
 
 impl SqliteWebhookStore {
     /// Opens the embedded store's file (`SqliteStore::path`) and applies the
     /// webhook migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
-        let opened = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
-            let mut conn = Connection::open(&opened)?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            migrate(&mut conn)?;
-            Ok(conn)
-        })
-        .await
-        .map_err(|e| Error::Database(format!("opening the webhook tables panicked: {e}")))??;
-        Ok(SqliteWebhookStore {
-            path,
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = ComponentConnection::open(path, "webhook", MIGRATIONS).await?;
+        Ok(SqliteWebhookStore { conn })
     }
 
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::Database(format!("a webhook store call panicked: {e}")))?
+        self.conn.call(f).await
     }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    trellis_eventstore::sqlite::migrate_component(conn, "webhook", MIGRATIONS)
-        .map_err(|e| Error::Database(e.to_string()))
 }
 
 /// Fixed-width UTC text, so text order is time order.
