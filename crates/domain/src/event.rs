@@ -104,6 +104,18 @@ macro_rules! event_enum {
                     _ => None,
                 }
             }
+
+            /// [`Self::decode_current`] from the payload's JSON text, with no
+            /// `serde_json::Value` in between.
+            pub(crate) fn decode_current_json(
+                event_type: &str,
+                payload: &str,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                match event_type {
+                    $( $type_name => Some(serde_json::from_str::<$Struct>(payload).map(Self::$Variant)), )+
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -117,6 +129,12 @@ pub enum Event {
     Standard(StandardEvent),
     Rep(RepEvent),
     Alert(AlertEvent),
+}
+
+/// A stored payload in the current schema version, parsed or still text.
+enum StoredPayload<'a> {
+    Value(Value),
+    Json(&'a str),
 }
 
 impl From<AlertEvent> for Event {
@@ -294,17 +312,55 @@ impl Event {
             });
         }
         let payload = upcast::to_latest(event_type, schema_version, latest, payload)?;
+        Self::decode_current(event_type, schema_version, StoredPayload::Value(payload))
+    }
+
+    /// [`Event::from_stored`] for a payload still in its JSON text, as the
+    /// log returns it: a payload already in the current schema version is
+    /// decoded straight into the event (the fast path readers of the whole
+    /// log take); an older one is parsed and upcast first.
+    pub fn from_stored_json(
+        event_type: &str,
+        schema_version: u16,
+        payload: &str,
+    ) -> Result<Event, DecodeError> {
+        if Self::latest_version(event_type).is_some_and(|latest| latest != schema_version) {
+            let value =
+                serde_json::from_str::<Value>(payload).map_err(|error| DecodeError::Malformed {
+                    event_type: event_type.to_owned(),
+                    version: schema_version,
+                    reason: error.to_string(),
+                })?;
+            return Self::from_stored(event_type, schema_version, value);
+        }
+        Self::decode_current(event_type, schema_version, StoredPayload::Json(payload))
+    }
+
+    fn decode_current(
+        event_type: &str,
+        schema_version: u16,
+        payload: StoredPayload<'_>,
+    ) -> Result<Event, DecodeError> {
+        macro_rules! decode {
+            ($Enum:ident, $Variant:ident) => {
+                match payload {
+                    StoredPayload::Value(value) => $Enum::decode_current(event_type, value),
+                    StoredPayload::Json(text) => $Enum::decode_current_json(event_type, text),
+                }
+                .map(|r| r.map(Event::$Variant))
+            };
+        }
         let is = |types: &[(&str, u16)]| types.iter().any(|(name, _)| *name == event_type);
         let decoded = if is(TeamEvent::TYPES) {
-            TeamEvent::decode_current(event_type, payload).map(|r| r.map(Event::Team))
+            decode!(TeamEvent, Team)
         } else if is(CompetencyEvent::TYPES) {
-            CompetencyEvent::decode_current(event_type, payload).map(|r| r.map(Event::Competency))
+            decode!(CompetencyEvent, Competency)
         } else if is(StandardEvent::TYPES) {
-            StandardEvent::decode_current(event_type, payload).map(|r| r.map(Event::Standard))
+            decode!(StandardEvent, Standard)
         } else if is(AlertEvent::TYPES) {
-            AlertEvent::decode_current(event_type, payload).map(|r| r.map(Event::Alert))
+            decode!(AlertEvent, Alert)
         } else {
-            RepEvent::decode_current(event_type, payload).map(|r| r.map(Event::Rep))
+            decode!(RepEvent, Rep)
         }
         .ok_or_else(|| DecodeError::UnknownType {
             event_type: event_type.to_owned(),

@@ -359,6 +359,50 @@ fn every_event_round_trips_through_its_stored_form() {
 }
 
 #[test]
+fn every_event_decodes_from_its_json_text_as_from_its_parsed_form() {
+    for event in one_of_each() {
+        let text = event.to_payload().to_string();
+        let decoded = Event::from_stored_json(event.event_type(), event.schema_version(), &text);
+        assert_eq!(decoded, Ok(event.clone()), "{}", event.event_type());
+    }
+}
+
+#[test]
+fn an_old_schema_version_in_json_text_is_upcast() {
+    let text = v1_feedback("negative").to_string();
+    assert_eq!(
+        Event::from_stored_json("FeedbackGiven", 1, &text),
+        Event::from_stored("FeedbackGiven", 1, v1_feedback("negative"))
+    );
+    assert!(matches!(
+        Event::from_stored_json("FeedbackGiven", 1, &text),
+        Ok(Event::Rep(RepEvent::FeedbackGiven(FeedbackGiven {
+            kind: FeedbackKind::Constructive,
+            ..
+        })))
+    ));
+}
+
+#[test]
+fn json_text_that_is_not_the_event_is_a_malformed_decode_error() {
+    for text in ["{\"level\": 9}", "not json", ""] {
+        assert!(
+            matches!(
+                Event::from_stored_json("SkillAssessed", 1, text),
+                Err(DecodeError::Malformed { version: 1, .. })
+            ),
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        Event::from_stored_json("RepPromotedToCeo", 1, "{}"),
+        Err(DecodeError::UnknownType {
+            event_type: "RepPromotedToCeo".into()
+        })
+    );
+}
+
+#[test]
 fn event_type_names_are_unique_pascal_case() {
     let names: Vec<&str> = Event::types().map(|(name, _)| name).collect();
     let unique: BTreeSet<&str> = names.iter().copied().collect();
