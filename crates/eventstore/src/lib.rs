@@ -108,6 +108,21 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// earlier-ordered event can still appear.
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error>;
 
+    /// [`EventStore::read_all`] with each payload as the JSON text the log
+    /// holds, not parsed: for a reader that decodes payloads into types of
+    /// its own (the relay) and would only throw the parsed form away.
+    async fn read_all_json(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent<String>>, Error> {
+        let events = self.read_all(after, max).await?;
+        Ok(events
+            .into_iter()
+            .map(|event| event.map_payload(|payload| payload.to_string()))
+            .collect())
+    }
+
     /// The checkpoint of the last readable event ([`Checkpoint::START`] for an empty log)
     /// and the highest global position written.
     async fn head(&self) -> Result<Checkpoint, Error>;
@@ -192,13 +207,28 @@ impl Follower {
     /// readable once every older transaction of the cluster has ended, which
     /// sends no signal of its own.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, Error> {
+        self.next_with(|store, after, max| store.read_all(after, max))
+            .await
+    }
+
+    /// [`Follower::next_batch`] with payloads as JSON text
+    /// ([`EventStore::read_all_json`]).
+    pub async fn next_batch_json(&mut self) -> Result<Vec<RecordedEvent<String>>, Error> {
+        self.next_with(|store, after, max| store.read_all_json(after, max))
+            .await
+    }
+
+    async fn next_with<P>(
+        &mut self,
+        read: impl for<'a> Fn(&'a dyn EventStore, Checkpoint, usize) -> ReadFuture<'a, P>,
+    ) -> Result<Vec<RecordedEvent<P>>, Error> {
         const FIRST_RETRY: Duration = Duration::from_millis(5);
         let mut retry: Option<Duration> = None;
         loop {
             // Mark the signal seen before reading, so an append that lands
             // after the read wakes the wait below.
             self.appended.borrow_and_update();
-            let batch = self.store.read_all(self.checkpoint, self.batch).await?;
+            let batch = read(&*self.store, self.checkpoint, self.batch).await?;
             if let Some(last) = batch.last() {
                 self.checkpoint = last.checkpoint;
                 return Ok(batch);
@@ -220,6 +250,11 @@ impl Follower {
         }
     }
 }
+
+/// What [`EventStore`]'s reads return (the trait's methods are boxed futures).
+type ReadFuture<'a, P> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<RecordedEvent<P>>, Error>> + Send + 'a>,
+>;
 
 /// The command id under which one stream's part of a multi-stream append is
 /// recorded: a name-based UUID of the command id and the stream.

@@ -106,6 +106,28 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// [`EventStore::read_all`], each row decoded by `decode`.
+    async fn read_all_with<P: Send + 'static>(
+        &self,
+        after: Checkpoint,
+        max: usize,
+        decode: fn(&Row<'_>) -> Result<RecordedEvent<P>, Error>,
+    ) -> Result<Vec<RecordedEvent<P>>, Error> {
+        let position = to_i64(after.position, "position")?;
+        self.with_reader(move |conn| {
+            query_events_with(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE global_position > ?1 \
+                     ORDER BY global_position LIMIT ?2"
+                ),
+                params![position, limit(max)],
+                decode,
+            )
+        })
+        .await
+    }
+
     async fn with_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
@@ -268,6 +290,14 @@ fn parse_uuid(text: &str) -> Result<Uuid, Error> {
 }
 
 fn row_to_event(row: &Row<'_>) -> Result<RecordedEvent, Error> {
+    let event = row_to_event_json(row)?;
+    let payload = serde_json::from_str(&event.payload)
+        .map_err(|_| Error::Internal("the log holds an invalid payload".into()))?;
+    Ok(event.map_payload(|_| payload))
+}
+
+/// [`row_to_event`] with the payload as the JSON text the log holds.
+fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
     let bad = |what: &str| Error::Internal(format!("the log holds an invalid {what}"));
     let position: i64 = row.get(0)?;
     let position = u64::try_from(position).map_err(|_| bad("global position"))?;
@@ -290,7 +320,7 @@ fn row_to_event(row: &Row<'_>) -> Result<RecordedEvent, Error> {
         stream_version: u64::try_from(version).map_err(|_| bad("stream version"))?,
         event_type: row.get(4)?,
         schema_version: u16::try_from(schema_version).map_err(|_| bad("schema version"))?,
-        payload: serde_json::from_str(&payload).map_err(|_| bad("payload"))?,
+        payload,
         metadata: Metadata {
             actor: row.get(7)?,
             command_id: parse_uuid(&row.get::<_, String>(8)?)?,
@@ -309,11 +339,20 @@ fn query_events(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<RecordedEvent>, Error> {
+    query_events_with(conn, sql, params, row_to_event)
+}
+
+fn query_events_with<P>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: fn(&Row<'_>) -> Result<RecordedEvent<P>, Error>,
+) -> Result<Vec<RecordedEvent<P>>, Error> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(params)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next()? {
-        events.push(row_to_event(row)?);
+        events.push(decode(row)?);
     }
     Ok(events)
 }
@@ -666,18 +705,16 @@ impl EventStore for SqliteStore {
 
     #[tracing::instrument(name = "event_store.read_all", skip_all, fields(after = %after), err)]
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
-        let position = to_i64(after.position, "position")?;
-        self.with_reader(move |conn| {
-            query_events(
-                conn,
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE global_position > ?1 \
-                     ORDER BY global_position LIMIT ?2"
-                ),
-                params![position, limit(max)],
-            )
-        })
-        .await
+        self.read_all_with(after, max, row_to_event).await
+    }
+
+    #[tracing::instrument(name = "event_store.read_all_json", skip_all, fields(after = %after), err)]
+    async fn read_all_json(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent<String>>, Error> {
+        self.read_all_with(after, max, row_to_event_json).await
     }
 
     #[tracing::instrument(name = "event_store.head", skip_all, err)]

@@ -243,8 +243,13 @@ impl fmt::Display for Hash {
 }
 
 /// An event as the log holds it.
+///
+/// `P` is the form of the payload: parsed (`serde_json::Value`, the
+/// default), or the JSON text the log holds (`String`, from
+/// [`crate::EventStore::read_all_json`]) for a reader that decodes it into
+/// types of its own.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
+pub struct RecordedEvent<P = serde_json::Value> {
     /// Unique, increasing in append order; gaps are possible (rolled back appends).
     pub global_position: u64,
     /// Where a reader that has consumed this event stands.
@@ -255,10 +260,29 @@ pub struct RecordedEvent {
     pub stream_version: u64,
     pub event_type: String,
     pub schema_version: u16,
-    pub payload: serde_json::Value,
+    pub payload: P,
     pub metadata: Metadata,
     pub prev_hash: Hash,
     pub hash: Hash,
+}
+
+impl<P> RecordedEvent<P> {
+    /// The same event with its payload in another form.
+    pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> RecordedEvent<Q> {
+        RecordedEvent {
+            global_position: self.global_position,
+            checkpoint: self.checkpoint,
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload: f(self.payload),
+            metadata: self.metadata,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
 }
 
 /// What an append did.

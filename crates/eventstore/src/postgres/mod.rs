@@ -73,6 +73,21 @@ const COLUMNS: &str = "global_position, tx_id, event_id, stream_id, stream_versi
     schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
     recorded_at, prev_hash, hash";
 
+/// [`COLUMNS`] with the payload as its JSON text.
+const COLUMNS_JSON_TEXT: &str = "global_position, tx_id, event_id, stream_id, stream_version, \
+    event_type, schema_version, payload::text, actor, command_id, correlation_id, causation_id, \
+    occurred_at, recorded_at, prev_hash, hash";
+
+/// The query of [`EventStore::read_all`], for `columns`.
+fn read_all_sql(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM trellis.events \
+         WHERE (tx_id, global_position) > ($1, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    )
+}
+
 /// The PostgreSQL event store. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -159,6 +174,25 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
         Ok(self.inner.pool.get().await?)
     }
+
+    /// [`EventStore::read_all`] selecting `columns` (the payload parsed or as text).
+    async fn read_all_as<P>(
+        &self,
+        columns: &str,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent<P>>, Error>
+    where
+        P: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&read_all_sql(columns)).await?;
+        let position = to_i64(after.position, "position")?;
+        let rows = client
+            .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
+            .await?;
+        rows_to_events(&rows)
+    }
 }
 
 /// Holds one connection that LISTENs, and bumps `appended` on every
@@ -236,7 +270,10 @@ fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
         .map_err(|_| Error::InvalidInput(format!("{what} {value} is too large for the log")))
 }
 
-fn row_to_event(row: &Row) -> Result<RecordedEvent, Error> {
+fn row_to_event<P>(row: &Row) -> Result<RecordedEvent<P>, Error>
+where
+    P: for<'a> tokio_postgres::types::FromSql<'a>,
+{
     let bad = |what: &str| Error::Internal(format!("the log holds an invalid {what}"));
     let global_position: i64 = row.try_get(0).map_err(|_| bad("global position"))?;
     let tx: Xid8 = row.try_get(1).map_err(|_| bad("transaction id"))?;
@@ -254,7 +291,7 @@ fn row_to_event(row: &Row) -> Result<RecordedEvent, Error> {
         },
         event_id: row.try_get(2).map_err(|_| bad("event id"))?,
         // Stored ids were validated on the way in; a damaged row still reads.
-        stream_id: StreamId::new(stream_id.clone())
+        stream_id: StreamId::new(stream_id)
             .unwrap_or_else(|_| StreamId::new("invalid").expect("a valid literal")),
         stream_version: u64::try_from(stream_version).map_err(|_| bad("stream version"))?,
         event_type: row.try_get(5).map_err(|_| bad("event type"))?,
@@ -273,7 +310,10 @@ fn row_to_event(row: &Row) -> Result<RecordedEvent, Error> {
     })
 }
 
-fn rows_to_events(rows: &[Row]) -> Result<Vec<RecordedEvent>, Error> {
+fn rows_to_events<P>(rows: &[Row]) -> Result<Vec<RecordedEvent<P>>, Error>
+where
+    P: for<'a> tokio_postgres::types::FromSql<'a>,
+{
     rows.iter().map(row_to_event).collect()
 }
 
@@ -759,20 +799,16 @@ impl EventStore for PostgresStore {
 
     #[tracing::instrument(name = "event_store.read_all", skip_all, fields(after = %after), err)]
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM trellis.events \
-                 WHERE (tx_id, global_position) > ($1, $2) \
-                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id, global_position LIMIT $3"
-            ))
-            .await?;
-        let position = to_i64(after.position, "position")?;
-        let rows = client
-            .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
-            .await?;
-        rows_to_events(&rows)
+        self.read_all_as(COLUMNS, after, max).await
+    }
+
+    #[tracing::instrument(name = "event_store.read_all_json", skip_all, fields(after = %after), err)]
+    async fn read_all_json(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent<String>>, Error> {
+        self.read_all_as(COLUMNS_JSON_TEXT, after, max).await
     }
 
     #[tracing::instrument(name = "event_store.head", skip_all, err)]
