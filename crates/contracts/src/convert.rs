@@ -116,7 +116,7 @@ catalogue! {
 /// `event` is `recorded` decoded (and upcast) by [`Event::from_stored`]; the
 /// envelope carries its current schema version. See [`envelope_from_stored`]
 /// to do both at once.
-pub fn envelope(recorded: &RecordedEvent, event: &Event) -> Envelope {
+pub fn envelope<P>(recorded: &RecordedEvent<P>, event: &Event) -> Envelope {
     debug_assert_eq!(recorded.event_type, event.event_type());
     let meta = &recorded.metadata;
     Envelope {

@@ -64,4 +64,6 @@ pub use convert::{
 };
 pub use error::ContractError;
 pub use proto::Envelope;
-pub use subject::{CONTENT_TYPE, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, ce_type, subject};
+pub use subject::{
+    CONTENT_TYPE, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, ce_type, subject, subject_under,
+};

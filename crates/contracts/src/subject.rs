@@ -17,33 +17,47 @@ pub const EVENTS_SUBJECT_PREFIX: &str = "trellis.events";
 /// category with entity id `_`. Characters that NATS gives a meaning in subjects
 /// (`.`, `*`, `>`, whitespace) are replaced by `_`, so each part stays one token.
 pub fn subject(stream_id: &str, event_type: &str) -> String {
+    subject_under(EVENTS_SUBJECT_PREFIX, stream_id, event_type)
+}
+
+/// [`subject`] with `prefix` in place of `trellis.events` (tests and
+/// side-by-side deployments publish under prefixes of their own).
+pub fn subject_under(prefix: &str, stream_id: &str, event_type: &str) -> String {
     let (category, entity) = stream_id.split_once('-').unwrap_or((stream_id, "_"));
-    format!(
-        "{EVENTS_SUBJECT_PREFIX}.{}.{}.{}",
-        token(category),
-        token(entity),
-        token(event_type)
-    )
+    let mut subject = String::with_capacity(prefix.len() + stream_id.len() + event_type.len() + 4);
+    subject.push_str(prefix);
+    for part in [category, entity, event_type] {
+        subject.push('.');
+        push_token(&mut subject, part);
+    }
+    subject
 }
 
 /// The CloudEvents `ce-type` of an event type: the full protobuf message name,
 /// e.g. `trellis.events.v1.FeedbackGiven`.
 pub fn ce_type(event_type: &str) -> String {
-    format!("{}.{}", crate::PACKAGE, token(event_type))
+    let mut ce_type = String::with_capacity(crate::PACKAGE.len() + 1 + event_type.len());
+    ce_type.push_str(crate::PACKAGE);
+    ce_type.push('.');
+    push_token(&mut ce_type, event_type);
+    ce_type
 }
 
-fn token(part: &str) -> String {
-    let token: String = part
+/// Appends `part` as one subject token: `_` for an empty part, and `_` in
+/// place of every character NATS gives a meaning to.
+fn push_token(out: &mut String, part: &str) {
+    if part.is_empty() {
+        out.push('_');
+    } else if part
         .chars()
-        .map(|c| match c {
+        .all(|c| !matches!(c, '.' | '*' | '>') && !c.is_whitespace() && !c.is_control())
+    {
+        out.push_str(part);
+    } else {
+        out.extend(part.chars().map(|c| match c {
             '.' | '*' | '>' => '_',
             c if c.is_whitespace() || c.is_control() => '_',
             c => c,
-        })
-        .collect();
-    if token.is_empty() {
-        "_".to_owned()
-    } else {
-        token
+        }));
     }
 }

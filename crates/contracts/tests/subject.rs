@@ -1,6 +1,6 @@
 //! Subjects and CloudEvents types.
 
-use trellis_contracts::{ce_type, subject};
+use trellis_contracts::{ce_type, subject, subject_under};
 
 #[test]
 fn the_subject_is_category_entity_and_type() {
@@ -19,9 +19,26 @@ fn each_part_of_the_subject_stays_one_token() {
     assert_eq!(subject("rep-a.b*c>d", "X"), "trellis.events.rep.a_b_c_d.X");
     assert_eq!(subject("framework", "X"), "trellis.events.framework._.X");
     assert_eq!(subject("rep-", "X"), "trellis.events.rep._.X");
+    assert_eq!(
+        subject("rep-a b\tc", "Odd Type"),
+        "trellis.events.rep.a_b_c.Odd_Type"
+    );
+}
+
+#[test]
+fn a_subject_under_another_prefix_keeps_the_same_tokens() {
+    assert_eq!(
+        subject_under("bench.x", "rep-a.b", "FeedbackGiven"),
+        "bench.x.rep.a_b.FeedbackGiven"
+    );
+    assert_eq!(
+        subject_under("trellis.events", "team-1", "TeamFormed"),
+        subject("team-1", "TeamFormed")
+    );
 }
 
 #[test]
 fn the_cloudevents_type_is_the_message_name() {
     assert_eq!(ce_type("FeedbackGiven"), "trellis.events.v1.FeedbackGiven");
+    assert_eq!(ce_type("A.B"), "trellis.events.v1.A_B");
 }
