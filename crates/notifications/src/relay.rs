@@ -40,7 +40,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent, Stream
 use uuid::Uuid;
 
 use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
-use crate::message::Outgoing;
+use crate::message::{Encoder, Outgoing};
 
 /// How the relay publishes.
 #[derive(Debug, Clone)]
@@ -57,8 +57,10 @@ pub struct RelayConfig {
     /// ack was lost is retried within that time and must be recognised.
     pub duplicate_window: Duration,
     /// Events read from the log per batch. The checkpoint is saved (in the
-    /// background, never holding up publishing) about once per batch
-    /// acknowledged, when the relay is caught up, and when it stops.
+    /// background, never holding up publishing) about once per ten batches
+    /// acknowledged, when the relay is caught up, and when it stops. A relay
+    /// that dies between saves loses no work: its successor resumes after
+    /// the stream's last message.
     pub batch: usize,
     /// Publishes awaiting their ack at most.
     pub max_in_flight: usize,
@@ -377,7 +379,9 @@ impl Relay {
     /// Publishes what the reader sends, pipelined, acks awaited in order.
     async fn publish(&self, mut rx: mpsc::Receiver<Vec<Outgoing>>) {
         let window = self.config.max_in_flight.max(1);
-        let save_every = self.config.batch.max(1) as u64;
+        // Each save is a write to the log's database, which the relay also
+        // reads: while catching up, save every ten batches.
+        let save_every = 10 * self.config.batch.max(1) as u64;
         // Unacknowledged events in log order; the first `in_flight.len()` are published.
         let mut queue: VecDeque<Outgoing> = VecDeque::new();
         let mut in_flight: VecDeque<jetstream::context::PublishAckFuture> = VecDeque::new();
@@ -493,12 +497,14 @@ async fn read(
     store: Arc<dyn EventStore>,
     from: Checkpoint,
     batch: usize,
-    tx: mpsc::Sender<Vec<RecordedEvent>>,
+    tx: mpsc::Sender<Vec<RecordedEvent<String>>>,
 ) {
     let mut follower = Follower::new(store, from, batch);
     let mut backoff = Backoff::new();
     loop {
-        let batch = match follower.next_batch().await {
+        // Payloads as JSON text: the encoder decodes them straight into
+        // domain events, with no `serde_json::Value` in between.
+        let batch = match follower.next_batch_json().await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %e, "relay cannot read the log; retrying");
@@ -516,13 +522,14 @@ async fn read(
 /// Encodes what the reader read.
 async fn encode(
     config: RelayConfig,
-    mut rx: mpsc::Receiver<Vec<RecordedEvent>>,
+    mut rx: mpsc::Receiver<Vec<RecordedEvent<String>>>,
     tx: mpsc::Sender<Vec<Outgoing>>,
 ) {
+    let encoder = Encoder::new(config.subject_prefix, config.source);
     while let Some(batch) = rx.recv().await {
         let encoded: Result<Vec<Outgoing>, RelayError> = batch
             .into_iter()
-            .map(|event| Outgoing::encode(event, &config.subject_prefix, &config.source))
+            .map(|event| encoder.encode(event))
             .collect();
         let encoded = match encoded {
             Ok(encoded) => encoded,
