@@ -79,6 +79,11 @@ mod replay;
 mod sqlite;
 mod workload;
 
+/// The allocator the `trellis` binary uses, so the relay and the services
+/// are measured as they run there (the baselines run under it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Baseline, Trellis, baseline, Trellis: each timed measurement runs its two
 /// sides this many times, each for `--seconds / ROUNDS`.
 const ROUNDS: usize = 2;
