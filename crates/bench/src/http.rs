@@ -33,13 +33,13 @@ const IMPORT_ROWS: usize = 50_000;
 const IMPORT_REPS: usize = 500;
 
 /// One keep-alive HTTP/1.1 connection.
-struct Http {
+pub(crate) struct Http {
     reader: BufReader<TcpStream>,
     host: String,
 }
 
 impl Http {
-    async fn connect(addr: std::net::SocketAddr) -> Result<Self> {
+    pub(crate) async fn connect(addr: std::net::SocketAddr) -> Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Http {
@@ -49,7 +49,7 @@ impl Http {
     }
 
     /// Sends a request and returns the status and body.
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -57,12 +57,30 @@ impl Http {
         content_type: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>)> {
-        let head = format!(
+        self.send_with(method, path, token, content_type, &[], body)
+            .await
+    }
+
+    /// [`Http::send`] with more request headers.
+    pub(crate) async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n\
-             content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+             content-type: {content_type}\r\ncontent-length: {}\r\n",
             self.host,
             body.len()
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
         let stream = self.reader.get_mut();
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body).await?;
@@ -159,53 +177,12 @@ pub async fn run(
     })
     .await
     .context("failed to open the PostgreSQL event store")?;
-    let key = TokenKey::new(vec![42u8; 32]).map_err(anyhow::Error::msg)?;
-    let state = AppState::new(
-        Arc::new(store),
-        key.clone(),
-        Arc::new(SystemClock),
-        CommandsConfig {
-            body_limit: 64 * 1024 * 1024,
-            max_import_rows: IMPORT_ROWS,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, trellis_commands::router(state)).await;
-    });
-
-    // An organisation to write to.
-    let admin = token(&key, Role::Admin, "bench-admin".into(), vec![]);
-    let mut http = Http::connect(addr).await?;
-    let team = id(&http
-        .post_json("/v1/teams", &admin, &serde_json::json!({"name": "Bench"}))
-        .await?)?;
-    let team_uuid: uuid::Uuid = team.parse()?;
-    let competency = id(&http
-        .post_json(
-            "/v1/competencies",
-            &admin,
-            &serde_json::json!({"name": "Discovery", "description": "Finding the customer's real problem.",
-                "rubric": ["Asks none", "Asks some", "Asks good ones", "Uncovers impact", "Shapes the deal"]}),
-        )
-        .await?)?;
-    let leader = uuid::Uuid::now_v7();
-    let leader_token = token(&key, Role::Leader, leader.to_string(), vec![team_uuid]);
+    let service = CommandService::start(Arc::new(store)).await?;
+    let addr = service.addr;
     let reps_needed = (8 * REPS_PER_CLIENT).max(IMPORT_REPS);
-    let mut reps = Vec::with_capacity(reps_needed);
-    for i in 0..reps_needed {
-        let rep = http
-            .post_json(
-                "/v1/reps",
-                &admin,
-                &serde_json::json!({"name": format!("Rep {i}"), "role": "SDR",
-                    "team_id": team, "start_date": "2024-01-01"}),
-            )
-            .await?;
-        reps.push(id(&rep)?);
-    }
-    let reps = Arc::new(reps);
+    let org = service.organisation(reps_needed).await?;
+    let mut http = Http::connect(addr).await?;
+    let (leader_token, competency, reps) = (org.leader_token, org.competency, org.reps);
     let mut latencies = Vec::new();
     let slice = seconds / 2;
 
@@ -352,6 +329,84 @@ pub async fn run(
             },
         );
     }
-    server.abort();
     Ok(latencies)
+}
+
+/// The command service of `trellis serve`, on a loopback port of this
+/// process, over `store`; stopped when dropped.
+pub(crate) struct CommandService {
+    pub(crate) addr: std::net::SocketAddr,
+    key: TokenKey,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A team, a competency and reps to write to, with a leader's token.
+pub(crate) struct Organisation {
+    pub(crate) leader_token: String,
+    pub(crate) competency: String,
+    pub(crate) reps: Arc<Vec<String>>,
+}
+
+impl CommandService {
+    pub(crate) async fn start(store: Arc<dyn trellis_eventstore::EventStore>) -> Result<Self> {
+        let key = TokenKey::new(vec![42u8; 32]).map_err(anyhow::Error::msg)?;
+        let state = AppState::new(
+            store,
+            key.clone(),
+            Arc::new(SystemClock),
+            CommandsConfig {
+                body_limit: 64 * 1024 * 1024,
+                max_import_rows: IMPORT_ROWS,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, trellis_commands::router(state)).await;
+        });
+        Ok(CommandService { addr, key, server })
+    }
+
+    /// Creates a team, a competency and `reps` reps over HTTP.
+    pub(crate) async fn organisation(&self, reps: usize) -> Result<Organisation> {
+        let admin = token(&self.key, Role::Admin, "bench-admin".into(), vec![]);
+        let mut http = Http::connect(self.addr).await?;
+        let team = id(&http
+            .post_json("/v1/teams", &admin, &serde_json::json!({"name": "Bench"}))
+            .await?)?;
+        let team_uuid: uuid::Uuid = team.parse()?;
+        let competency = id(&http
+            .post_json(
+                "/v1/competencies",
+                &admin,
+                &serde_json::json!({"name": "Discovery", "description": "Finding the customer's real problem.",
+                    "rubric": ["Asks none", "Asks some", "Asks good ones", "Uncovers impact", "Shapes the deal"]}),
+            )
+            .await?)?;
+        let leader = uuid::Uuid::now_v7();
+        let leader_token = token(&self.key, Role::Leader, leader.to_string(), vec![team_uuid]);
+        let mut ids = Vec::with_capacity(reps);
+        for i in 0..reps {
+            let rep = http
+                .post_json(
+                    "/v1/reps",
+                    &admin,
+                    &serde_json::json!({"name": format!("Rep {i}"), "role": "SDR",
+                        "team_id": team, "start_date": "2024-01-01"}),
+                )
+                .await?;
+            ids.push(id(&rep)?);
+        }
+        Ok(Organisation {
+            leader_token,
+            competency,
+            reps: Arc::new(ids),
+        })
+    }
+}
+
+impl Drop for CommandService {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }

@@ -16,12 +16,15 @@
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
 //!   publishing, checkpointing). Baseline, relay, baseline, relay; rates summed
 //!   over both rounds.
-//! - `e2e`: a relay caught up with the log; one event per append at a steady
-//!   500 appends/s for `max(--seconds, 10)` s, written straight to the store
-//!   (the HTTP command path is measured by `commands`); a JetStream pull
-//!   consumer (deliver new, no acks) receives the messages. The latency of
-//!   an event is from just before its append to the moment the subscriber
-//!   receives it; the first second is a warm-up and not counted.
+//! - `e2e`: the command service of `trellis serve` on a loopback port of
+//!   this process and a relay caught up with the log; feedback commands
+//!   (`POST /v1/reps/{rep}/feedback`, one event each) at a steady 500/s for
+//!   `max(--seconds, 10)` s, over 8 keep-alive HTTP connections; a
+//!   subscriber written as another service would write it (a JetStream pull
+//!   consumer, deliver new, decoding each protobuf envelope) receives them.
+//!   The latency of a command is from just before its request is written to
+//!   the moment the subscriber has the event (matched by correlation id, the
+//!   request's `X-Request-Id`); the first second is a warm-up and not counted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,10 +40,11 @@ use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{
     Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
 };
-use trellis_notifications::message::Outgoing;
+use trellis_notifications::message::{Encoder, Outgoing};
 use trellis_notifications::{RelayConfig, ensure_stream};
 use uuid::Uuid;
 
+use crate::http::{CommandService, Http};
 use crate::pg::BenchDatabase;
 use crate::workload::{Report, Tally};
 
@@ -112,7 +116,7 @@ async fn run(
         // The messages' own subjects; each raw stream is deleted after its round.
         config.stream = format!("BENCH_RAW_{tag}_{round}");
         // On a worker thread, like the relay (not on the runtime's main thread).
-        let cpu = cpu_seconds();
+        let cpu = CpuUse::now();
         let tally = {
             // A copy of its own to move from (made before the clock starts).
             let (js, messages) = (js.clone(), messages.to_vec());
@@ -121,9 +125,9 @@ async fn run(
                 .context("the raw publisher panicked")??
         };
         println!(
-            "  round {round} raw    {:>10.0} events/s, bench process cpu {:.2} s",
+            "  round {round} raw    {:>10.0} events/s, {}",
             tally.rate(),
-            cpu_seconds() - cpu
+            cpu.since()
         );
         raw.add(tally);
 
@@ -131,12 +135,12 @@ async fn run(
         config.stream = format!("BENCH_RELAY_{tag}_{round}");
         config.subject_prefix = format!("bench.{tag}.relay{round}");
         config.checkpoint_name = format!("relay:{}", config.stream);
-        let cpu = cpu_seconds();
+        let cpu = CpuUse::now();
         let tally = relay_publish(&store, nats_url, &js, &config, events).await?;
         println!(
-            "  round {round} relay  {:>10.0} events/s, bench process cpu {:.2} s",
+            "  round {round} relay  {:>10.0} events/s, {}",
             tally.rate(),
-            cpu_seconds() - cpu
+            cpu.since()
         );
         relay.add(tally);
     }
@@ -150,7 +154,8 @@ async fn run(
 
     let (p50, p99, samples) = latency(&store, nats_url, &js, &base, &tag, seconds).await?;
     println!(
-        "e2e              trellis   {samples} events at {RATE}/s: p50 {p50:.2} ms, p99 {p99:.2} ms"
+        "e2e              trellis   {samples} commands at {RATE}/s over HTTP to a subscriber: \
+         p50 {p50:.2} ms, p99 {p99:.2} ms"
     );
     report.latency("e2e_p50", p50);
     report.latency("e2e_p99", p99);
@@ -234,18 +239,19 @@ async fn encode_log(
     prefix: &str,
     source: &str,
 ) -> Result<Vec<Outgoing>> {
+    let encoder = Encoder::new(prefix, source);
     let mut out = Vec::new();
     let mut after = Checkpoint::START;
     let (mut reading, mut encoding) = (Duration::ZERO, Duration::ZERO);
     loop {
         let start = Instant::now();
-        let page = store.read_all(after, 1000).await?;
+        let page = store.read_all_json(after, 1000).await?;
         reading += start.elapsed();
         let Some(last) = page.last() else { break };
         after = last.checkpoint;
         let start = Instant::now();
         for event in page {
-            out.push(Outgoing::encode(event, prefix, source)?);
+            out.push(encoder.encode(event)?);
         }
         encoding += start.elapsed();
     }
@@ -311,7 +317,10 @@ async fn relay_publish(
     Ok(Tally { events, elapsed })
 }
 
-/// p50, p99 (milliseconds) and the number of events measured.
+/// Concurrent HTTP clients sending the commands of the latency measurement.
+const CLIENTS: usize = 8;
+
+/// p50, p99 (milliseconds) and the number of commands measured.
 async fn latency(
     store: &Arc<dyn EventStore>,
     nats_url: &str,
@@ -324,12 +333,17 @@ async fn latency(
     config.stream = format!("BENCH_E2E_{tag}");
     config.subject_prefix = format!("bench.{tag}.e2e");
     config.checkpoint_name = format!("relay:{}", config.stream);
+    let service = CommandService::start(store.clone()).await?;
+    let org = service.organisation(100).await?;
     // Start caught up: the backlog is not what this measures.
     let head = store.head().await?;
     store.save_checkpoint(&config.checkpoint_name, head).await?;
     ensure_stream(js, &config).await?;
     let relay = trellis_notifications::spawn(store.clone(), nats_url, config.clone())?;
 
+    // The subscriber, as another service would write it: a pull consumer
+    // decoding each protobuf envelope. Commands are told apart by their
+    // correlation id (the request's `X-Request-Id`).
     let consumer = js
         .get_stream(&config.stream)
         .await?
@@ -347,61 +361,89 @@ async fn latency(
         tokio::spawn(async move {
             while let Some(Ok(message)) = messages.next().await {
                 let now = Instant::now();
-                let id = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Nats-Msg-Id"))
-                    .and_then(|id| Uuid::parse_str(id.as_str()).ok());
-                if let Some(id) = id {
+                if let Ok((envelope, _)) = trellis_contracts::decode_envelope(&message.payload)
+                    && let Ok(id) = Uuid::parse_str(&envelope.correlation_id)
+                {
                     received.lock().expect("received").push((id, now));
                 }
             }
         })
     };
 
+    // A steady RATE commands per second, handed to CLIENTS keep-alive
+    // connections (so a slow response never delays the next command).
+    let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<(Uuid, bool)>(RATE as usize);
+    let jobs_rx = Arc::new(tokio::sync::Mutex::new(jobs_rx));
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let (jobs, sent) = (jobs_rx.clone(), sent.clone());
+        let (addr, token, reps) = (service.addr, org.leader_token.clone(), org.reps.clone());
+        let body = serde_json::to_vec(&serde_json::json!({
+            "competency_id": org.competency, "kind": "praise",
+            "note": "Great discovery questions on the Acme call: keep asking about impact.",
+            "given_on": "2026-02-10"}))?;
+        clients.push(tokio::spawn(async move {
+            let mut http = Http::connect(addr).await?;
+            let mut n = 0usize;
+            loop {
+                let Some((request_id, measured)) = jobs.lock().await.recv().await else {
+                    return anyhow::Ok(());
+                };
+                let rep = &reps[(c + n * CLIENTS) % reps.len()];
+                n += 1;
+                let path = format!("/v1/reps/{rep}/feedback");
+                let request_id_text = request_id.to_string();
+                if measured {
+                    sent.lock()
+                        .expect("sent")
+                        .insert(request_id, Instant::now());
+                }
+                let (status, body_out) = http
+                    .send_with(
+                        "POST",
+                        &path,
+                        &token,
+                        "application/json",
+                        &[("x-request-id", &request_id_text)],
+                        &body,
+                    )
+                    .await?;
+                anyhow::ensure!(
+                    status == 201,
+                    "feedback answered {status}: {}",
+                    String::from_utf8_lossy(&body_out)
+                );
+            }
+        }));
+    }
+
     let duration = seconds.max(Duration::from_secs(10));
     let warm_up = Duration::from_secs(1);
-    let streams: Vec<StreamId> = (0..100)
-        .map(|_| StreamId::for_entity("rep", Uuid::now_v7()))
-        .collect::<Result<_, _>>()?;
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
-    let mut appends = Vec::new();
-    let mut i = 0usize;
-    let mut measured = 0usize;
+    let (mut commands, mut measured) = (0usize, 0usize);
     while start.elapsed() < duration {
         tick.tick().await;
-        let event = feedback();
-        if start.elapsed() >= warm_up {
-            sent.lock()
-                .expect("sent")
-                .insert(event.event_id, Instant::now());
-            measured += 1;
-        }
-        let store = store.clone();
-        let stream = streams[i % streams.len()].clone();
-        i += 1;
-        appends.push(tokio::spawn(async move {
-            store
-                .append(
-                    &stream,
-                    ExpectedVersion::Any,
-                    &CommandMeta::new("user-bench", Utc::now()),
-                    &[event],
-                )
-                .await
-        }));
+        let measure = start.elapsed() >= warm_up;
+        jobs_tx
+            .send((Uuid::now_v7(), measure))
+            .await
+            .context("the HTTP clients stopped")?;
+        commands += 1;
+        measured += usize::from(measure);
     }
-    for append in appends {
-        append.await.context("an append panicked")??;
+    drop(jobs_tx);
+    for client in clients {
+        client.await.context("an HTTP client panicked")??;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while received.lock().expect("received").len() < i && Instant::now() < deadline {
+    while received.lock().expect("received").len() < commands && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     subscriber.abort();
     relay.stop().await?;
+    drop(service);
     let _ = js.delete_stream(&config.stream).await;
 
     let sent = sent.lock().expect("sent");
@@ -412,7 +454,7 @@ async fn latency(
         .collect();
     anyhow::ensure!(
         latencies.len() == measured,
-        "the subscriber received {} of {measured} measured events",
+        "the subscriber received {} of {measured} measured commands",
         latencies.len()
     );
     latencies.sort_unstable();
@@ -434,7 +476,66 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// CPU time (user + system) this process has used, from `/proc/self/stat`
 /// (0 where that is not available).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    process_cpu_seconds("/proc/self/stat")
+}
+
+/// CPU time used so far by each process on this machine named `name`, by pid.
+fn cpu_seconds_of(name: &str) -> HashMap<u32, f64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == name).then(|| {
+                let stat = entry.path().join("stat");
+                (pid, process_cpu_seconds(&stat.to_string_lossy()))
+            })
+        })
+        .collect()
+}
+
+/// CPU used since `before` by the processes named like those in it: those
+/// alive at both ends, and those started since (one that ended is not seen).
+fn cpu_since(before: &HashMap<u32, f64>, name: &str) -> f64 {
+    cpu_seconds_of(name)
+        .into_iter()
+        .map(|(pid, now)| now - before.get(&pid).copied().unwrap_or(0.0))
+        .sum()
+}
+
+/// The CPU use of this process, the broker and the database, for the report.
+#[derive(Debug)]
+struct CpuUse {
+    bench: f64,
+    nats: HashMap<u32, f64>,
+    postgres: HashMap<u32, f64>,
+}
+
+impl CpuUse {
+    fn now() -> Self {
+        CpuUse {
+            bench: cpu_seconds(),
+            nats: cpu_seconds_of("nats-server"),
+            postgres: cpu_seconds_of("postgres"),
+        }
+    }
+
+    /// `cpu: bench 1.20 s, nats-server 1.50 s, postgres 0.30 s` since `self`.
+    fn since(self) -> String {
+        format!(
+            "cpu: bench {:.2} s, nats-server {:.2} s, postgres {:.2} s",
+            cpu_seconds() - self.bench,
+            cpu_since(&self.nats, "nats-server"),
+            cpu_since(&self.postgres, "postgres")
+        )
+    }
+}
+
+fn process_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the command name (which is in parentheses): utime is the
