@@ -289,3 +289,87 @@ async fn alerts_appear_on_jetstream_once_each() {
         .expect("delete stream");
     backend.cleanup().await;
 }
+
+#[tokio::test]
+async fn one_alerts_publisher_is_active_and_a_standby_takes_over_when_it_stops() {
+    let backend = Backend::new(Kind::Postgres).await;
+    let read = scenario(&backend).await;
+    let mut evaluator = Evaluator::new(backend.store.clone(), read, EvaluatorConfig::default());
+    evaluator.evaluate(today()).await.expect("evaluate");
+
+    let tag = Uuid::now_v7().simple().to_string();
+    let tag = tag[tag.len() - 12..].to_owned();
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("nats-server is running (tests/run)");
+    let js = jetstream::new(client.clone());
+    // Two publishers of one stream, each with a checkpoint of its own: only
+    // the active one moves its checkpoint.
+    let base =
+        PublisherConfig::for_stream(format!("TEST_ALERTS_{tag}"), format!("test.{tag}.alerts"))
+            .with_postgres_lease(&backend.database().url);
+    let config = |name: &str| PublisherConfig {
+        checkpoint_name: format!("alerts-publisher:{tag}:{name}"),
+        standby_retry: Duration::from_millis(100),
+        ..base.clone()
+    };
+    let (a, b) = (config("a"), config("b"));
+    let start = |config: PublisherConfig| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(trellis_alerts::run_publisher(
+            backend.store.clone(),
+            client.clone(),
+            config,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (stop, task)
+    };
+    let saved = |config: &PublisherConfig| {
+        let (store, name) = (backend.store.clone(), config.checkpoint_name.clone());
+        async move { store.load_checkpoint(&name).await.expect("checkpoint") }
+    };
+    let wait_until_saved = |config: PublisherConfig| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while saved(&config).await.is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} never published",
+                config.checkpoint_name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+
+    let (stop_a, task_a) = start(a.clone());
+    wait_until_saved(a.clone()).await;
+    let (stop_b, task_b) = start(b.clone());
+    // Many standby retries later, b has still published nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        saved(&b).await,
+        None,
+        "the standby published while a was active"
+    );
+
+    // a stops (its session, and with it the lock, ends): b takes over.
+    let _ = stop_a.send(());
+    task_a.await.expect("no panic");
+    wait_until_saved(b.clone()).await;
+    let _ = stop_b.send(());
+    task_b.await.expect("no panic");
+
+    let info = js
+        .get_stream(&base.stream)
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .state
+        .messages;
+    assert_eq!(info as usize, testing::expected().len(), "each alert once");
+    js.delete_stream(&base.stream).await.expect("delete stream");
+    backend.cleanup().await;
+}

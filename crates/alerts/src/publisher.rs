@@ -9,6 +9,10 @@
 //! batch again (duplicates within the stream's duplicate window are dropped
 //! by JetStream on the message id), so every alert appears once.
 //!
+//! With several `trellis` processes exactly one publisher is active: it
+//! holds the stream's lease (a PostgreSQL advisory lock, as the relay's);
+//! the others stand by and take over when it stops.
+//!
 //! Without NATS nothing here runs, and alerts are still raised and recorded
 //! in the log by the evaluator.
 
@@ -23,6 +27,8 @@ use prost::Message as _;
 use trellis_domain::alert::AlertRaised;
 use trellis_domain::{AlertEvent, Event};
 use trellis_eventstore::{EventStore, Follower, RecordedEvent};
+
+use trellis_notifications::lease::{Lease, LeaseConfig};
 
 use crate::Error;
 
@@ -51,6 +57,10 @@ pub struct PublisherConfig {
     pub ack_timeout: Duration,
     /// The CloudEvents `source` attribute.
     pub source: String,
+    /// How publishers of the same stream agree on the single active one.
+    pub lease: LeaseConfig,
+    /// How often a standby publisher tries to take over.
+    pub standby_retry: Duration,
 }
 
 impl Default for PublisherConfig {
@@ -64,11 +74,22 @@ impl Default for PublisherConfig {
             batch: 1000,
             ack_timeout: Duration::from_secs(5),
             source: "urn:trellis".into(),
+            lease: LeaseConfig::InProcess,
+            standby_retry: Duration::from_secs(1),
         }
     }
 }
 
 impl PublisherConfig {
+    /// Take the single-active lease as a PostgreSQL advisory lock (use the
+    /// log's database).
+    pub fn with_postgres_lease(mut self, database_url: impl Into<String>) -> Self {
+        self.lease = LeaseConfig::Postgres {
+            url: database_url.into(),
+        };
+        self
+    }
+
     /// A config for another stream and subject prefix (tests, several
     /// environments on one broker); the checkpoint name follows the stream.
     pub fn for_stream(stream: impl Into<String>, subject_prefix: impl Into<String>) -> Self {
@@ -204,8 +225,9 @@ impl Backoff {
 }
 
 /// Follows the log from the publisher's checkpoint and publishes every alert
-/// until `shutdown` completes. Broker or store failures back off and retry;
-/// nothing is skipped.
+/// until `shutdown` completes, while it holds the stream's lease (standing
+/// by until it gets it, and again when it loses it). Broker or store
+/// failures back off and retry; nothing is skipped.
 pub async fn run_publisher(
     store: Arc<dyn EventStore>,
     client: async_nats::Client,
@@ -213,9 +235,19 @@ pub async fn run_publisher(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    tokio::select! {
-        () = &mut shutdown => {}
-        () = publish_forever(store, client, config) => {}
+    loop {
+        let mut lease = tokio::select! {
+            () = &mut shutdown => return,
+            lease = Lease::acquire(&config.lease, &config.stream, config.standby_retry) => lease,
+        };
+        tracing::info!(stream = %config.stream, "alerts publisher is active");
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = lease.lost() => {
+                tracing::warn!(stream = %config.stream, "alerts publisher lost its lease; standing by");
+            }
+            () = publish_forever(store.clone(), client.clone(), config.clone()) => {}
+        }
     }
 }
 

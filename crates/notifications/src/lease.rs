@@ -1,4 +1,5 @@
-//! Single active relay: who may publish a stream right now.
+//! Single active publisher (the relay, the alerts publisher): who may
+//! publish a stream right now.
 //!
 //! On PostgreSQL the lease is a session advisory lock,
 //! `pg_try_advisory_lock(hashtext('trellis.relay:' || stream))`, held on a
@@ -67,7 +68,7 @@ impl Lease {
                     Ok(Some(lease)) => return lease,
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "relay cannot reach PostgreSQL for its lease; retrying")
+                        tracing::warn!(error = %e, "cannot reach PostgreSQL for the publishing lease; retrying")
                     }
                 }
                 tokio::time::sleep(retry).await;
@@ -109,7 +110,7 @@ async fn try_postgres(url: &str, key: &str) -> Result<Option<Lease>, tokio_postg
     let (lost_tx, lost) = watch::channel(false);
     let session = tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "relay lease connection failed");
+            tracing::warn!(error = %e, "lease connection failed");
         }
     });
     let session = AbortOnDrop(session);
@@ -119,7 +120,7 @@ async fn try_postgres(url: &str, key: &str) -> Result<Option<Lease>, tokio_postg
     if !row.get::<_, bool>(0) {
         return Ok(None);
     }
-    tracing::info!(key, "relay took the lease");
+    tracing::info!(key, "took the publishing lease");
     // The holder: keeps the client (and so the session) and reports when it
     // stops answering or the connection ends.
     let holder = tokio::spawn(async move {
@@ -130,7 +131,7 @@ async fn try_postgres(url: &str, key: &str) -> Result<Option<Lease>, tokio_postg
                 .await
                 .is_ok_and(|r| r.is_ok());
             if !alive || client.is_closed() {
-                tracing::warn!("relay lost its lease: the lock's session ended");
+                tracing::warn!("lost the publishing lease: the lock's session ended");
                 let _ = lost_tx.send(true);
                 return;
             }

@@ -145,10 +145,14 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
             args.nats_replicas,
             until_stopped(),
         ));
-        let publisher = trellis_alerts::PublisherConfig {
+        let mut publisher = trellis_alerts::PublisherConfig {
             replicas: args.nats_replicas,
             ..alerts.publisher
         };
+        if let Backend::Postgres { url, .. } = &stores.backend {
+            // One active publisher across processes, as for the relay.
+            publisher = publisher.with_postgres_lease(url.clone());
+        }
         let (log, stopped) = (stores.log.clone(), until_stopped());
         background.push(tokio::spawn(async move {
             trellis_alerts::run_publisher(log, client, publisher, stopped).await;
