@@ -1,9 +1,13 @@
 //! Webhooks end to end, on both backends: subscriptions over the API, the
 //! dispatcher and sender running against a receiver in the test (an axum
 //! server on a loopback port) that checks every signature with its own
-//! implementation of the Standard Webhooks specification.
+//! implementation of the Standard Webhooks specification. The same receiver
+//! also runs behind TLS (tokio-rustls) with certificates made at test time
+//! (rcgen), to prove `https://` deliveries and their certificate checks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use trellis_eventstore::{Checkpoint, EventStore};
 use trellis_tests::Kind;
 use trellis_webhooks::{Webhooks, WebhooksConfig, WebhooksState};
@@ -51,6 +57,9 @@ on_both_backends!(
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
     only_an_admin_manages_webhooks,
     bad_input_is_a_422_naming_the_field,
+    an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries,
+    an_untrusted_receiver_certificate_fails_each_attempt_with_the_tls_reason_until_dead,
+    a_receiver_certificate_for_another_host_fails_with_the_tls_reason,
 );
 
 // ---- the service under test ---------------------------------------------------
@@ -175,36 +184,74 @@ struct ReceiverState {
     attempts: Mutex<HashMap<(String, String), usize>>,
     /// Each message fails this many times before it succeeds.
     fail_times: AtomicUsize,
+    /// TLS handshakes that failed (behind TLS only): each is an attempt the
+    /// sender refused before sending anything.
+    failed_handshakes: AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
 struct Receiver {
-    base: String,
+    /// `http` or `https`.
+    scheme: &'static str,
+    addr: SocketAddr,
     state: Arc<ReceiverState>,
 }
 
 impl Receiver {
     async fn start(fail_times: usize) -> Receiver {
+        let (listener, addr, state, router) = Self::parts(fail_times).await;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver {
+            scheme: "http",
+            addr,
+            state,
+        }
+    }
+
+    /// The same receiver behind TLS, presenting the certificate of `tls`.
+    async fn start_tls(fail_times: usize, tls: Arc<rustls::ServerConfig>) -> Receiver {
+        let (listener, addr, state, router) = Self::parts(fail_times).await;
+        let listener = TlsListener::spawn(listener, tls, state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver {
+            scheme: "https",
+            addr,
+            state,
+        }
+    }
+
+    async fn parts(
+        fail_times: usize,
+    ) -> (TcpListener, SocketAddr, Arc<ReceiverState>, axum::Router) {
         let state = Arc::new(ReceiverState::default());
         state.fail_times.store(fail_times, Ordering::SeqCst);
         let router = axum::Router::new()
             .route("/hooks/{name}", axum::routing::post(receive))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Receiver {
-            base: format!("http://{addr}"),
-            state,
-        }
+        (listener, addr, state, router)
     }
 
+    /// The URL of a receiver path, addressed by the loopback IP.
     fn url(&self, name: &str) -> String {
-        format!("{}/hooks/{name}", self.base)
+        format!("{}://{}/hooks/{name}", self.scheme, self.addr)
+    }
+
+    /// The URL of a receiver path, addressed by another host name that
+    /// reaches it (`localhost`).
+    fn url_at(&self, host: &str, name: &str) -> String {
+        format!("{}://{host}:{}/hooks/{name}", self.scheme, self.addr.port())
+    }
+
+    fn failed_handshakes(&self) -> usize {
+        self.state.failed_handshakes.load(Ordering::SeqCst)
     }
 
     fn expect_secret(&self, name: &str, secret: &str) {
@@ -300,6 +347,141 @@ fn verify(secret: &str, msg_id: &str, timestamp: &str, signatures: &str, body: &
         mac.update(&content);
         mac.verify_slice(&expected).is_ok()
     })
+}
+
+// ---- TLS for the receiver ---------------------------------------------------------
+
+/// TLS connections for `axum::serve`. Handshakes run in tasks of their own,
+/// off the accept loop, so a sender that refuses the certificate (and drops
+/// the connection mid-handshake) holds up no other connection; each failure
+/// is counted in the receiver's state.
+#[derive(Debug)]
+struct TlsListener {
+    addr: SocketAddr,
+    accepted: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn spawn(
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        state: Arc<ReceiverState>,
+    ) -> TlsListener {
+        let addr = listener.local_addr().expect("an address");
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (tx, accepted) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                let (acceptor, tx, state) = (acceptor.clone(), tx.clone(), state.clone());
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        _ => {
+                            state.failed_handshakes.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        TlsListener { addr, accepted }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(connection) => connection,
+            // The accept loop ended: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// A certificate authority made for one test: its certificate in PEM (for
+/// the sender to trust, or not), and the key that signs server certificates.
+struct TestCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let certificate = params.self_signed(&key).expect("a CA certificate");
+        TestCa {
+            pem: certificate.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// Writes the CA certificate to a file of its own, as an operator
+    /// would for `--webhook-ca-file`.
+    fn pem_file(&self) -> PathBuf {
+        let path = trellis_tests::temp_dir().join("webhook-ca.pem");
+        std::fs::write(&path, &self.pem).expect("the CA file is written");
+        path
+    }
+
+    /// A server's TLS configuration presenting a certificate this CA issued
+    /// for `names` (DNS names or IP addresses).
+    fn server_tls(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names.clone()).expect("valid names");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0].as_str());
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .expect("a server certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring's protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate.der().clone()], key)
+            .expect("a server certificate and key that match");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// The test settings, trusting `ca_file` besides the system's roots.
+fn trusting(ca_file: &std::path::Path, config: WebhooksConfig) -> WebhooksConfig {
+    WebhooksConfig {
+        ca_file: Some(ca_file.to_owned()),
+        ..config
+    }
+}
+
+/// Removes the temp dir holding a CA file.
+fn remove_ca_file(path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Waits until `check` holds, or panics with `what` after `limit`.
@@ -769,6 +951,19 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         let reason = r.expect_invalid_field(field);
         assert!(!reason.is_empty(), "{body}: a reason for {field}");
     }
+    // Another scheme: the reason names the two that work.
+    let reason = app
+        .post_json(
+            "/v1/webhooks",
+            &admin,
+            &json!({ "url": "ftp://example.com/hook" }),
+        )
+        .await
+        .expect_invalid_field("url");
+    assert!(
+        reason.contains("http or https"),
+        "the reason names both schemes: {reason}"
+    );
     // Several bad fields are all named at once.
     let r = app
         .post_json(
@@ -819,4 +1014,164 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
     }
 
     hooked.cleanup().await;
+}
+
+async fn an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries(
+    kind: Kind,
+) {
+    let ca = TestCa::new("Trellis test private CA");
+    let ca_file = ca.pem_file();
+    let hooked = Hooked::start(kind, trusting(&ca_file, quick(50, 3))).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start_tls(0, ca.server_tls(&["localhost", "127.0.0.1"])).await;
+    // The certificate is checked for the URL's host: a DNS name, and an IP address.
+    let urls = [
+        ("by-name", receiver.url_at("localhost", "by-name")),
+        ("by-ip", receiver.url("by-ip")),
+    ];
+    let mut webhooks = Vec::new();
+    for (name, url) in &urls {
+        assert!(url.starts_with("https://"), "{url}");
+        let (webhook, secret) = hooked
+            .register(json!({ "url": url, "event_types": ["TeamFormed"] }))
+            .await;
+        receiver.expect_secret(name, &secret);
+        webhooks.push(webhook);
+    }
+
+    let team = app.form_team("Behind TLS").await;
+    for (name, _) in &urls {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{name} got the event over TLS"),
+            || {
+                let n = receiver.received(name).len();
+                async move { n >= 1 }
+            },
+        )
+        .await;
+    }
+    for webhook in &webhooks {
+        eventually(Duration::from_secs(10), "the delivery is recorded", || {
+            let h = &hooked;
+            async move { h.deliveries(*webhook, Some("delivered")).await.len() == 1 }
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (name, _) in &urls {
+        let got = receiver.received(name);
+        assert_eq!(got.len(), 1, "{name}: once: {got:#?}");
+        let r = &got[0];
+        assert!(r.signed, "{name}: a valid signature on {}", r.msg_id);
+        assert_eq!(r.body["id"].as_str(), Some(r.msg_id.as_str()), "{name}");
+        assert_eq!(r.body["type"], "TeamFormed", "{name}: {}", r.body);
+        assert_eq!(
+            r.body["stream"],
+            format!("team-{team}").as_str(),
+            "{name}: {}",
+            r.body
+        );
+    }
+    for webhook in &webhooks {
+        let delivery = &hooked.deliveries(*webhook, None).await[0];
+        assert_eq!(delivery["status"], "delivered", "{delivery}");
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+        assert_eq!(delivery["last_status_code"], 200, "{delivery}");
+        assert!(delivery["last_error"].is_null(), "{delivery}");
+    }
+    assert_eq!(receiver.failed_handshakes(), 0, "every handshake succeeded");
+
+    hooked.cleanup().await;
+    remove_ca_file(&ca_file);
+}
+
+async fn an_untrusted_receiver_certificate_fails_each_attempt_with_the_tls_reason_until_dead(
+    kind: Kind,
+) {
+    // The sender trusts one private CA; the receiver's certificate comes
+    // from another it has never heard of.
+    let trusted = TestCa::new("Trellis test private CA");
+    let stranger = TestCa::new("Someone else's CA");
+    let ca_file = trusted.pem_file();
+    let hooked = Hooked::start(kind, trusting(&ca_file, quick(20, 3))).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start_tls(0, stranger.server_tls(&["localhost", "127.0.0.1"])).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("untrusted"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("untrusted", &secret);
+    app.form_team("Untrusted receivers").await;
+
+    eventually(Duration::from_secs(30), "the delivery is dead", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("dead")).await.len() == 1 }
+    })
+    .await;
+    let dead = hooked.deliveries(webhook, Some("dead")).await.remove(0);
+    assert_eq!(dead["attempts"], 3, "retried like any failure: {dead}");
+    let history = dead["history"].as_array().expect("a history");
+    assert_eq!(history.len(), 3, "{dead}");
+    for attempt in history {
+        let error = attempt["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("TLS handshake with 127.0.0.1 failed")
+                && error.contains("invalid peer certificate: UnknownIssuer"),
+            "each attempt records the TLS reason: {attempt}"
+        );
+        assert!(attempt["status_code"].is_null(), "no answer: {attempt}");
+    }
+    assert!(dead["last_status_code"].is_null(), "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("UnknownIssuer")),
+        "{dead}"
+    );
+    assert!(hooked.deliveries(webhook, Some("pending")).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.received("untrusted").is_empty(),
+        "nothing is sent to a receiver whose certificate does not verify"
+    );
+    assert_eq!(
+        receiver.failed_handshakes(),
+        3,
+        "one refused handshake per attempt, none after the last"
+    );
+
+    hooked.cleanup().await;
+    remove_ca_file(&ca_file);
+}
+
+async fn a_receiver_certificate_for_another_host_fails_with_the_tls_reason(kind: Kind) {
+    // Issued by the trusted CA, but for a name the URL does not use.
+    let ca = TestCa::new("Trellis test private CA");
+    let ca_file = ca.pem_file();
+    let hooked = Hooked::start(kind, trusting(&ca_file, quick(20, 1))).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start_tls(0, ca.server_tls(&["hooks.example.com"])).await;
+    let (webhook, _) = hooked
+        .register(json!({ "url": receiver.url("elsewhere"), "event_types": ["TeamFormed"] }))
+        .await;
+    app.form_team("Misnamed receivers").await;
+
+    eventually(Duration::from_secs(30), "the delivery is dead", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("dead")).await.len() == 1 }
+    })
+    .await;
+    let dead = hooked.deliveries(webhook, Some("dead")).await.remove(0);
+    assert_eq!(dead["attempts"], 1, "{dead}");
+    let error = dead["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TLS handshake with 127.0.0.1 failed")
+            && error.contains("not valid for name \"127.0.0.1\"")
+            && error.contains("hooks.example.com"),
+        "the reason names the host and the certificate's names: {dead}"
+    );
+    assert!(receiver.received("elsewhere").is_empty());
+
+    hooked.cleanup().await;
+    remove_ca_file(&ca_file);
 }

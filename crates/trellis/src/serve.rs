@@ -1,6 +1,7 @@
 //! `trellis serve`: the Trellis services in one process.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -48,6 +49,12 @@ pub struct ServeArgs {
     /// Webhook delivery attempts before a delivery goes to the dead-letter list.
     #[arg(long, env = "TRELLIS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
     webhook_max_attempts: u32,
+    /// A PEM file of CA certificates to trust for https:// webhook receivers,
+    /// besides the system's (for receivers behind a private CA). Read at
+    /// startup: trellis does not start with a missing, unreadable or
+    /// certificate-less file.
+    #[arg(long, env = "TRELLIS_WEBHOOK_CA_FILE", value_name = "PATH")]
+    webhook_ca_file: Option<PathBuf>,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -61,6 +68,12 @@ impl ServeArgs {
 }
 
 pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // A bad CA file stops the start before the store is touched or the demo
+    // recorded (the webhooks read it again when they start).
+    if let Some(path) = &args.webhook_ca_file {
+        trellis_webhooks::tls::read_ca_file(path)
+            .context("--webhook-ca-file (TRELLIS_WEBHOOK_CA_FILE)")?;
+    }
     let stores = store_args.open_all().await?;
     let key = args.secret.key(&store_args.data_dir)?;
     let settings = GrowthSettings {
@@ -118,6 +131,7 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
     // Webhooks: subscriptions and deliveries beside the log.
     let webhook_config = trellis_webhooks::WebhooksConfig {
         max_attempts: args.webhook_max_attempts,
+        ca_file: args.webhook_ca_file.clone(),
         ..Default::default()
     };
     let hooks = match &stores.backend {
@@ -128,7 +142,7 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
             trellis_webhooks::Webhooks::sqlite(store.path(), webhook_config).await
         }
     }
-    .map_err(|e| anyhow::anyhow!("failed to open the webhook tables: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("failed to start the webhooks: {e}"))?;
     let (log, sender, stopped) = (stores.log.clone(), hooks.clone(), until_stopped());
     background.push(tokio::spawn(async move {
         trellis_webhooks::run(log, sender, stopped).await

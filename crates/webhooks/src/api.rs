@@ -99,6 +99,7 @@ fn store_error(e: Error) -> ApiError {
     match e {
         Error::Log(e) => ApiError::from(e),
         Error::Database(message) => ApiError::Unavailable(message),
+        Error::Tls(e) => ApiError::Internal(e.to_string()),
     }
 }
 
@@ -192,7 +193,7 @@ async fn create(
             }
             Err(e) => f.push(
                 "url",
-                format!("{url:?} is not an absolute URL ({e}); send one like \"http://hooks.example.com/trellis\""),
+                format!("{url:?} is not an absolute URL ({e}); send one like \"https://hooks.example.com/trellis\""),
             ),
         }
     }

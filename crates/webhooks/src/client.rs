@@ -1,18 +1,30 @@
 //! A minimal HTTP/1.1 client for deliveries: one `POST` per connection
-//! (`Connection: close`) over a plain TCP stream, reading the status line and
-//! headers of the answer and nothing more.
+//! (`Connection: close`), reading the status line and headers of the answer
+//! and nothing more.
 //!
-//! Only `http://` URLs are supported: this build carries no TLS client for
-//! webhooks (receivers that need `https://` go behind a TLS-terminating proxy
-//! or sidecar, or wait for TLS support). Redirects are not followed: a 3xx is
-//! a failed attempt, as the Standard Webhooks specification recommends.
+//! `http://` URLs go over a plain TCP stream; `https://` URLs over TLS
+//! (rustls), with the rustls configuration of [`crate::tls`] built once and
+//! shared by every connection. The server's certificate is verified for the
+//! URL's host, a name or an IP address, which is also the SNI sent. A
+//! certificate that does not verify fails the attempt with the reason
+//! (`TLS handshake with hooks.example.com failed: invalid peer certificate:
+//! UnknownIssuer`), retried like any other failure. Redirects are not
+//! followed: a 3xx is a failed attempt, as the Standard Webhooks
+//! specification recommends.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use url::{Host, Url};
+
+use crate::tls::{self, TlsSetupError};
 
 /// The most bytes of an answer's head read before giving up on it.
 const MAX_HEAD: usize = 64 * 1024;
@@ -20,22 +32,20 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Why a URL cannot be delivered to, in words for the person who registered it.
 pub fn check_url(url: &Url) -> Result<(), String> {
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(
-                "https:// receivers are not supported yet by this build (no TLS client); use an \
-                 http:// URL, for example a TLS-terminating proxy on your network"
-                    .into(),
-            );
-        }
+        "http" | "https" => {}
         other => {
             return Err(format!(
-                "the scheme must be http, not {other:?} (like \"http://hooks.example.com/trellis\")"
+                "the scheme must be http or https, not {other:?} (like \"https://hooks.example.com/trellis\")"
             ));
         }
     }
-    if url.host().is_none() {
-        return Err("the URL has no host".into());
+    match url.host() {
+        None => return Err("the URL has no host".into()),
+        // The name the certificate is checked against must be one.
+        Some(host) if url.scheme() == "https" => {
+            server_name(&host)?;
+        }
+        Some(_) => {}
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(
@@ -48,34 +58,94 @@ pub fn check_url(url: &Url) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends one `POST` and returns the status code of the answer, or why there was none.
-pub async fn post(
-    url: &Url,
-    headers: &[(&str, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<u16, String> {
-    match tokio::time::timeout(timeout, post_inner(url, headers, body)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
-            "no answer within {} ms (timed out)",
-            timeout.as_millis()
-        )),
+/// Sends deliveries over plain TCP or TLS. Cheap to clone: the TLS
+/// configuration (trust roots parsed once, at startup) is shared.
+#[derive(Debug, Clone)]
+pub struct Client {
+    tls: Arc<ClientConfig>,
+}
+
+impl Client {
+    /// Over a TLS configuration of the caller's (for tests and embedders).
+    pub fn new(tls: Arc<ClientConfig>) -> Self {
+        Client { tls }
+    }
+
+    /// Trusting the system's roots and those of `ca_file` ([`tls::client_config`]).
+    pub fn with_ca_file(ca_file: Option<&Path>) -> Result<Self, TlsSetupError> {
+        Ok(Client::new(tls::client_config(ca_file)?))
+    }
+
+    /// The TLS configuration every `https://` delivery uses.
+    pub fn tls_config(&self) -> &Arc<ClientConfig> {
+        &self.tls
+    }
+
+    /// Sends one `POST` and returns the status code of the answer, or why there was none.
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        match tokio::time::timeout(timeout, self.post_inner(url, headers, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "no answer within {} ms (timed out)",
+                timeout.as_millis()
+            )),
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<u16, String> {
+        check_url(url)?;
+        let host = url.host().ok_or("the URL has no host")?;
+        let https = url.scheme() == "https";
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        let stream = match &host {
+            Host::Domain(domain) => TcpStream::connect((*domain, port)).await,
+            Host::Ipv4(ip) => TcpStream::connect(SocketAddr::from((*ip, port))).await,
+            Host::Ipv6(ip) => TcpStream::connect(SocketAddr::from((*ip, port))).await,
+        }
+        .map_err(|e| format!("cannot connect to {}: {e}", host_port(url)))?;
+        stream.set_nodelay(true).ok();
+        let request = request(url, headers, body);
+        if !https {
+            return exchange(stream, &request).await;
+        }
+        let name = server_name(&host)?;
+        let stream = TlsConnector::from(self.tls.clone())
+            .connect(name, stream)
+            .await
+            // The io::Error wraps rustls' own error, whose text says what
+            // was wrong with the certificate (UnknownIssuer, NotValidForName, …).
+            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+        exchange(stream, &request).await
     }
 }
 
-async fn post_inner(url: &Url, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
-    check_url(url)?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let mut stream = match url.host() {
-        Some(Host::Domain(domain)) => TcpStream::connect((domain, port)).await,
-        Some(Host::Ipv4(ip)) => TcpStream::connect(SocketAddr::from((ip, port))).await,
-        Some(Host::Ipv6(ip)) => TcpStream::connect(SocketAddr::from((ip, port))).await,
-        None => return Err("the URL has no host".into()),
+/// The name a receiver's certificate must be valid for, and the SNI: the
+/// URL's host, a DNS name or an IP address (sent without SNI, as TLS wants).
+fn server_name(host: &Host<&str>) -> Result<ServerName<'static>, String> {
+    match host {
+        Host::Domain(domain) => ServerName::try_from((*domain).to_owned()).map_err(|e| {
+            format!("the host {domain:?} cannot be checked against a TLS certificate: {e}")
+        }),
+        Host::Ipv4(ip) => Ok(ServerName::from(IpAddr::V4(*ip))),
+        Host::Ipv6(ip) => Ok(ServerName::from(IpAddr::V6(*ip))),
     }
-    .map_err(|e| format!("cannot connect to {}: {e}", host_port(url)))?;
-    stream.set_nodelay(true).ok();
+}
 
+/// The request's bytes: the head, then the body.
+fn request(url: &Url, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
     let mut target = url.path().to_owned();
     if let Some(query) = url.query() {
         target.push('?');
@@ -97,11 +167,23 @@ async fn post_inner(url: &Url, headers: &[(&str, String)], body: &[u8]) -> Resul
     head.push_str("\r\n");
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
+    request
+}
+
+/// Writes the request and reads the answer's status, over TCP or TLS alike.
+async fn exchange<S>(mut stream: S, request: &[u8]) -> Result<u16, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     stream
-        .write_all(&request)
+        .write_all(request)
         .await
         .map_err(|e| format!("sending the request failed: {e}"))?;
-    stream.flush().await.ok();
+    // Over TLS the last records may still be buffered until flushed.
+    stream
+        .flush()
+        .await
+        .map_err(|e| format!("sending the request failed: {e}"))?;
 
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -146,5 +228,76 @@ fn host_port(url: &Url) -> String {
     match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str) -> Result<(), String> {
+        check_url(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn http_and_https_urls_are_accepted_with_names_or_ip_addresses() {
+        for url in [
+            "http://hooks.example.com/trellis",
+            "https://hooks.example.com/trellis?team=1",
+            "https://hooks.example.com:8443/trellis",
+            "https://127.0.0.1:9/hook",
+            "https://[::1]:9/hook",
+        ] {
+            assert_eq!(check(url), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn another_scheme_is_refused_naming_both_that_work() {
+        let e = check("ftp://example.com/hook").unwrap_err();
+        assert!(e.contains("http or https") && e.contains("\"ftp\""), "{e}");
+    }
+
+    #[test]
+    fn the_tls_name_is_the_urls_host() {
+        let url = Url::parse("https://Hooks.Example.com/x").unwrap();
+        let name = server_name(&url.host().unwrap()).unwrap();
+        assert_eq!(name.to_str(), "hooks.example.com");
+        let url = Url::parse("https://127.0.0.1/x").unwrap();
+        assert!(matches!(
+            server_name(&url.host().unwrap()).unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        let url = Url::parse("https://[::1]/x").unwrap();
+        assert!(matches!(
+            server_name(&url.host().unwrap()).unwrap(),
+            ServerName::IpAddress(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_is_not_tls_fails_the_handshake_with_a_reason() {
+        // A plain-HTTP listener behind an https:// URL.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let client = Client::with_ca_file(None).unwrap();
+        let url = Url::parse(&format!("https://{addr}/hook")).unwrap();
+        let e = client
+            .post(&url, &[], b"{}", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("TLS handshake with 127.0.0.1 failed: "),
+            "{e}"
+        );
     }
 }

@@ -27,12 +27,15 @@
 //!   created, at least once; the `webhook-id` (the event id) lets a receiver
 //!   drop duplicates (a sender that dies after sending but before recording
 //!   sends again). Deliveries are not ordered.
-//! - Only `http://` receivers ([`client`]): no TLS client in this build.
+//! - `http://` and `https://` receivers ([`client`]). Over TLS the
+//!   receiver's certificate must verify for the URL's host against the
+//!   system's roots or those of [`WebhooksConfig::ca_file`] ([`tls`]); one
+//!   that does not is a failed attempt with the reason in the delivery log.
 //! - Secrets are kept in the database as given (the HMAC needs them), and
 //!   shown only in the answer to the registration.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +50,7 @@ pub mod api;
 pub mod client;
 pub mod signing;
 pub mod store;
+pub mod tls;
 
 pub use api::{WebhooksState, routes};
 pub use store::{
@@ -60,7 +64,7 @@ pub const CHECKPOINT: &str = "webhooks";
 /// The stream categories a subscription may filter on.
 pub const CATEGORIES: &[&str] = &["rep", "team", "standard", "competency", "alert"];
 
-/// What can go wrong storing subscriptions and deliveries.
+/// What can go wrong setting up the service, or storing subscriptions and deliveries.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The log could not be read (or the checkpoint saved).
@@ -69,6 +73,10 @@ pub enum Error {
     /// The webhook tables failed or are unreachable.
     #[error("the webhook tables: {0}")]
     Database(String),
+    /// The TLS client for `https://` receivers could not be set up (a bad
+    /// CA file); only when the service is built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
 }
 
 impl From<tokio_postgres::Error> for Error {
@@ -114,6 +122,11 @@ pub struct WebhooksConfig {
     pub batch: usize,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// A PEM file of CA certificates trusted for `https://` receivers
+    /// besides the system's, for receivers whose certificates a private CA
+    /// issued. Read once, when the service is built: a missing, unreadable
+    /// or certificate-less file is an error then, not at the first delivery.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for WebhooksConfig {
@@ -127,6 +140,7 @@ impl Default for WebhooksConfig {
             poll: Duration::from_secs(1),
             batch: 200,
             concurrency: 8,
+            ca_file: None,
         }
     }
 }
@@ -150,41 +164,62 @@ fn random_fraction() -> f64 {
     bits as f64 / (1u64 << 53) as f64
 }
 
-/// The webhook service: its tables, settings, and the signal that wakes the
-/// sender. Cheap to clone; share one between [`routes`] and [`run`].
+/// The webhook service: its tables, settings, the HTTP client (with its TLS
+/// configuration) and the signal that wakes the sender. Cheap to clone;
+/// share one between [`routes`] and [`run`].
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     store: Arc<dyn WebhookStore>,
     config: WebhooksConfig,
+    client: client::Client,
     wake: Arc<Notify>,
 }
 
 impl Webhooks {
-    /// Over any store (for tests and other backends).
-    pub fn new(store: Arc<dyn WebhookStore>, config: WebhooksConfig) -> Self {
+    /// Over any store (for tests and other backends). Builds the TLS client
+    /// from `config.ca_file`, so a bad CA file fails here.
+    pub fn new(store: Arc<dyn WebhookStore>, config: WebhooksConfig) -> Result<Self, Error> {
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        Ok(Self::with_client(store, config, client))
+    }
+
+    /// Over any store, with a client of the caller's (`config.ca_file` is
+    /// not read: the client's TLS configuration is used as it is).
+    pub fn with_client(
+        store: Arc<dyn WebhookStore>,
+        config: WebhooksConfig,
+        client: client::Client,
+    ) -> Self {
         Webhooks {
             store,
             config,
+            client,
             wake: Arc::new(Notify::new()),
         }
     }
 
-    /// In the log's PostgreSQL database (`PostgresStore::pool`); applies the migrations.
+    /// In the log's PostgreSQL database (`PostgresStore::pool`); applies the
+    /// migrations. The CA file is read first: a bad one changes nothing.
     pub async fn postgres(
         pool: deadpool_postgres::Pool,
         config: WebhooksConfig,
     ) -> Result<Self, Error> {
-        Ok(Self::new(
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        Ok(Self::with_client(
             Arc::new(PostgresWebhookStore::new(pool).await?),
             config,
+            client,
         ))
     }
 
     /// In the embedded file (`SqliteStore::path`); applies the migrations.
+    /// The CA file is read first: a bad one changes nothing.
     pub async fn sqlite(path: impl AsRef<Path>, config: WebhooksConfig) -> Result<Self, Error> {
-        Ok(Self::new(
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        Ok(Self::with_client(
             Arc::new(SqliteWebhookStore::open(path).await?),
             config,
+            client,
         ))
     }
 
@@ -396,7 +431,13 @@ async fn attempt(hooks: &Webhooks, delivery: store::Claimed) -> Result<(), Error
     let config = &hooks.config;
     let started = Instant::now();
     let attempted_at = Utc::now();
-    let result = send(&delivery, attempted_at.timestamp(), config.request_timeout).await;
+    let result = send(
+        &hooks.client,
+        &delivery,
+        attempted_at.timestamp(),
+        config.request_timeout,
+    )
+    .await;
     let duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     let failed = delivery.attempts + 1;
     let (status_code, error) = match result {
@@ -438,7 +479,12 @@ async fn attempt(hooks: &Webhooks, delivery: store::Claimed) -> Result<(), Error
 }
 
 /// Signs and POSTs a delivery; the status code, or why there is none.
-async fn send(delivery: &store::Claimed, timestamp: i64, timeout: Duration) -> Result<u16, String> {
+async fn send(
+    client: &client::Client,
+    delivery: &store::Claimed,
+    timestamp: i64,
+    timeout: Duration,
+) -> Result<u16, String> {
     let url = url::Url::parse(&delivery.url).map_err(|e| format!("the URL is invalid: {e}"))?;
     let key = signing::secret_key(&delivery.secret)?;
     let msg_id = delivery.event_id.to_string();
@@ -448,7 +494,9 @@ async fn send(delivery: &store::Claimed, timestamp: i64, timeout: Duration) -> R
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
     ];
-    client::post(&url, &headers, delivery.body.as_bytes(), timeout).await
+    client
+        .post(&url, &headers, delivery.body.as_bytes(), timeout)
+        .await
 }
 
 fn truncate(mut text: String, max: usize) -> String {
