@@ -129,12 +129,14 @@ impl Evaluator {
     }
 
     /// Reads what is new in the log: reps (streams of category `rep`) and
-    /// raised alerts (streams of category `alert`).
+    /// raised alerts (streams of category `alert`). Only stream ids matter
+    /// here, so payloads are left unparsed (the first evaluation after a
+    /// start reads the whole log).
     async fn follow_log(&mut self) -> Result<(), Error> {
         loop {
             let batch = self
                 .store
-                .read_all(self.checkpoint, self.config.batch.max(1))
+                .read_all_json(self.checkpoint, self.config.batch.max(1))
                 .await?;
             let Some(last) = batch.last() else {
                 return Ok(());

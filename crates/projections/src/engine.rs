@@ -213,7 +213,7 @@ impl Engine {
                             return Err(Error::Database("lost the projection lease".into()));
                         }
                     }
-                    batch = follower.next_batch() => {
+                    batch = follower.next_batch_json() => {
                         let batch = batch?;
                         match self
                             .apply_batch(&mut *projection, &generation, Status::Active, checkpoint, &batch)
@@ -284,14 +284,14 @@ impl Engine {
         generation: &Generation,
         status: Status,
         from: Checkpoint,
-        batch: &[RecordedEvent],
+        batch: &[RecordedEvent<String>],
     ) -> Result<Outcome, Error> {
         let Some(last) = batch.last() else {
             return Ok(Outcome::Committed(from));
         };
         let envelopes = batch
             .iter()
-            .map(Envelope::decode)
+            .map(Envelope::decode_json)
             .collect::<Result<Vec<_>, _>>()?;
         for envelope in &envelopes {
             projection.apply(envelope);
@@ -333,7 +333,7 @@ impl Engine {
         loop {
             let batch = self
                 .log
-                .read_all(checkpoint, self.config.batch_size)
+                .read_all_json(checkpoint, self.config.batch_size)
                 .await?;
             if batch.is_empty() {
                 return Ok(Some(events));
@@ -615,13 +615,13 @@ impl ReadAhead {
             let mut after = from;
             loop {
                 let read = async {
-                    let batch = log.read_all(after, page.max(1)).await?;
+                    let batch = log.read_all_json(after, page.max(1)).await?;
                     let Some(last) = batch.last().map(|e| e.checkpoint) else {
                         return Ok(None);
                     };
                     let envelopes = batch
                         .iter()
-                        .map(Envelope::decode)
+                        .map(Envelope::decode_json)
                         .collect::<Result<Vec<_>, Error>>()?;
                     Ok(Some(Page { envelopes, last }))
                 };

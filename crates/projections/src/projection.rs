@@ -32,8 +32,27 @@ impl Envelope {
             &recorded.event_type,
             recorded.schema_version,
             recorded.payload.clone(),
-        )
-        .map_err(|e| Error::Decode {
+        );
+        Self::with_event(recorded, event)
+    }
+
+    /// [`Envelope::decode`] for an event read with its payload as JSON text
+    /// ([`trellis_eventstore::EventStore::read_all_json`]): the payload is
+    /// decoded straight into the domain event, the engine's hot path.
+    pub fn decode_json(recorded: &RecordedEvent<String>) -> Result<Envelope, Error> {
+        let event = Event::from_stored_json(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        );
+        Self::with_event(recorded, event)
+    }
+
+    fn with_event<P>(
+        recorded: &RecordedEvent<P>,
+        event: Result<Event, trellis_domain::DecodeError>,
+    ) -> Result<Envelope, Error> {
+        let event = event.map_err(|e| Error::Decode {
             position: recorded.global_position,
             reason: e.to_string(),
         })?;
