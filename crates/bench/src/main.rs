@@ -151,7 +151,7 @@ enum Scenario {
     Commands,
     /// A 50,000-row CSV import through HTTP (PostgreSQL).
     Import,
-    /// The relay to NATS JetStream vs raw publishes, and append-to-subscriber latency.
+    /// The relay to NATS JetStream vs raw publishes, and HTTP-command-to-subscriber latency.
     Publish,
     /// Rebuild of the growth projection against the raw ordered scan (PostgreSQL).
     Replay,

@@ -1,6 +1,6 @@
 //! `publish`: the relay (log → JetStream) measured against raw pipelined
-//! publishes of the same messages, and the end-to-end latency from an append
-//! to a JetStream subscriber.
+//! publishes of the same messages, and the end-to-end latency from an HTTP
+//! command to a JetStream subscriber.
 //!
 //! Runs on PostgreSQL (a database of its own, dropped at the end) and the
 //! NATS server of `--nats-url`, on streams of its own (`BENCH_*_<tag>`,
@@ -15,7 +15,9 @@
 //!   started on a fresh stream with no checkpoint, timed from its start until
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
 //!   publishing, checkpointing). Baseline, relay, baseline, relay; rates summed
-//!   over both rounds.
+//!   over both rounds. Each round also prints the CPU time the bench process,
+//!   nats-server and PostgreSQL used: the relay's own work (reading the log
+//!   and encoding) runs on the same cores as the broker it feeds.
 //! - `e2e`: the command service of `trellis serve` on a loopback port of
 //!   this process and a relay caught up with the log; feedback commands
 //!   (`POST /v1/reps/{rep}/feedback`, one event each) at a steady 500/s for
