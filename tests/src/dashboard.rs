@@ -514,6 +514,10 @@ async fn signing_in_sets_an_http_only_cookie_that_opens_the_pages() {
         .expect("ascii")
         .to_owned();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "reached over plain HTTP, the cookie cannot be Secure: {cookie}"
+    );
     let pair = cookie.split(';').next().expect("name=value").to_owned();
     let (status, body) = demo
         .send(
@@ -550,6 +554,53 @@ async fn signing_in_sets_an_http_only_cookie_that_opens_the_pages() {
         response.headers()[header::LOCATION],
         format!("/teams/{team}").as_str()
     );
+    demo.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_https_proxy_the_sign_in_cookie_is_secure() {
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    for (header_name, value) in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"),
+    ] {
+        let response = demo
+            .router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .uri(format!("/login?token={}", demo.leader_token(0)))
+                    .header(header_name, value)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+            "{header_name}: {value} -> {cookie}"
+        );
+    }
+    let response = demo
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/login?token={}", demo.leader_token(0)))
+                .header("x-forwarded-proto", "http")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii");
+    assert!(!cookie.contains("Secure"), "a proxy that says http: {cookie}");
     demo.cleanup().await;
 }
 

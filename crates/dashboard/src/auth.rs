@@ -185,20 +185,56 @@ pub(crate) struct TokenForm {
 /// `GET /login?token=…`: the links `trellis demo` prints.
 pub(crate) async fn login_link(
     State(state): State<DashboardState>,
+    headers: HeaderMap,
     Query(form): Query<TokenForm>,
 ) -> Response {
-    sign_in(&state, &form.token, form.next.as_deref())
+    sign_in(
+        &state,
+        &form.token,
+        form.next.as_deref(),
+        reached_over_https(&headers),
+    )
 }
 
 /// `POST /login` from the sign-in form.
 pub(crate) async fn login_form(
     State(state): State<DashboardState>,
+    headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    sign_in(&state, &form.token, form.next.as_deref())
+    sign_in(
+        &state,
+        &form.token,
+        form.next.as_deref(),
+        reached_over_https(&headers),
+    )
 }
 
-fn sign_in(state: &DashboardState, token: &str, next: Option<&str>) -> Response {
+/// Whether the browser reached us over HTTPS: Trellis speaks plain HTTP, so
+/// that is a TLS-terminating proxy in front saying so (`X-Forwarded-Proto`
+/// or `Forwarded: proto=https`). The cookie is then `Secure`, never sent
+/// over plain HTTP. A client that sends the header itself only makes its
+/// own cookie stricter.
+fn reached_over_https(headers: &HeaderMap) -> bool {
+    let says_https = |name: &str, pick: fn(&str) -> Option<&str>| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|v| pick(v.trim()))
+            .any(|proto| proto.trim_matches('"').eq_ignore_ascii_case("https"))
+    };
+    says_https("x-forwarded-proto", |value| Some(value))
+        || says_https("forwarded", |element| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("proto").then_some(value)
+            })
+        })
+}
+
+fn sign_in(state: &DashboardState, token: &str, next: Option<&str>, https: bool) -> Response {
     let token: String = token.chars().filter(|c| !c.is_whitespace()).collect();
     let claims = match state.app().token_key().verify(&token, state.now_secs()) {
         Ok(claims) => claims,
@@ -214,7 +250,9 @@ fn sign_in(state: &DashboardState, token: &str, next: Option<&str>) -> Response 
         return service().into_response();
     }
     let max_age = (claims.exp - state.now_secs()).max(0);
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}");
+    let secure = if https { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     // Only a path on this server: never an open redirect.
     let target = next
         .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
