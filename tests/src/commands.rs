@@ -1,8 +1,10 @@
 //! The command service over HTTP, against PostgreSQL and the embedded store:
 //! every route's success, every error status with its problem body,
 //! malformed inputs, idempotency, concurrent writers, bulk imports, the
-//! recorded actor, and the operational endpoints.
+//! recorded actor, and the operational endpoints; and the OpenAPI document,
+//! alone and as `trellis serve` serves it with every API mounted.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use axum::http::Method;
@@ -47,7 +49,14 @@ both_backends!(
     a_csv_row_with_too_many_columns_is_refused,
     a_json_array_import_is_recorded,
     health_readiness_and_metrics_answer,
-    the_openapi_document_describes_every_route,
+    the_command_services_own_document_describes_each_of_its_routes,
+);
+
+both_backends!(
+    serving:
+    the_served_document_describes_every_v1_route_of_trellis_serve_with_its_errors,
+    the_served_document_is_openapi_3_1_with_unique_operation_ids_and_resolvable_refs,
+    every_documented_v1_route_is_served_and_answers_no_token_with_its_documented_401,
 );
 
 fn rep_path(rep: Uuid, rest: &str) -> String {
@@ -1446,11 +1455,161 @@ async fn health_readiness_and_metrics_answer(app: &TestApp) {
     assert!(text.contains("trellis_version_conflicts_total"));
 }
 
-async fn the_openapi_document_describes_every_route(app: &TestApp) {
+/// The error statuses every write can answer with.
+const WRITE_ERRORS: [u16; 9] = [400, 401, 403, 404, 409, 413, 415, 422, 503];
+
+/// The error statuses every read and webhook route can answer with.
+const READ_ERRORS: [u16; 3] = [401, 403, 503];
+
+/// A read or webhook route as the served document must describe it.
+struct Documented {
+    method: &'static str,
+    path: &'static str,
+    /// The success status, and the content types it answers with.
+    success: u16,
+    content: &'static [&'static str],
+    /// The error statuses it answers with besides [`READ_ERRORS`].
+    errors: &'static [u16],
+}
+
+const fn documented(
+    method: &'static str,
+    path: &'static str,
+    success: u16,
+    content: &'static [&'static str],
+    errors: &'static [u16],
+) -> Documented {
+    Documented {
+        method,
+        path,
+        success,
+        content,
+        errors,
+    }
+}
+
+/// Every read and webhook route `trellis serve` offers, in one place.
+/// Checked against the routes the services declare, so a new route fails
+/// the tests until it is listed here and documented.
+const READ_AND_WEBHOOK_ROUTES: &[Documented] = &[
+    documented("GET", "/v1/reps/{rep_id}", 200, &[JSON], &[404]),
+    documented("GET", "/v1/reps/{rep_id}/profile", 200, &[JSON], &[404]),
+    documented(
+        "GET",
+        "/v1/reps/{rep_id}/timeline",
+        200,
+        &[JSON],
+        &[400, 404],
+    ),
+    documented("GET", "/v1/reps/{rep_id}/as-of", 200, &[JSON], &[400, 404]),
+    documented("GET", "/v1/reps/{rep_id}/audit", 200, &[JSON], &[400, 404]),
+    documented(
+        "GET",
+        "/v1/reps/{rep_id}/review-packet",
+        200,
+        &[JSON, "text/markdown", "text/html"],
+        &[400, 404],
+    ),
+    documented("GET", "/v1/teams/{team_id}/view", 200, &[JSON], &[400, 404]),
+    documented(
+        "GET",
+        "/v1/teams/{team_id}/coaching-impact",
+        200,
+        &[JSON],
+        &[400, 404],
+    ),
+    documented(
+        "GET",
+        "/v1/leaders/{leader_id}/scorecard",
+        200,
+        &[JSON],
+        &[400, 404],
+    ),
+    documented("GET", "/v1/events", 200, &[JSON], &[400]),
+    documented(
+        "GET",
+        "/v1/events/stream",
+        200,
+        &["text/event-stream"],
+        &[400],
+    ),
+    documented("POST", "/v1/webhooks", 201, &[JSON], &[400, 413, 415, 422]),
+    documented("GET", "/v1/webhooks", 200, &[JSON], &[]),
+    documented("GET", "/v1/webhooks/{webhook_id}", 200, &[JSON], &[404]),
+    documented("DELETE", "/v1/webhooks/{webhook_id}", 204, &[], &[404]),
+    documented(
+        "GET",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        200,
+        &[JSON],
+        &[404, 422],
+    ),
+    documented(
+        "POST",
+        "/v1/webhooks/deliveries/{delivery_id}/replay",
+        200,
+        &[JSON],
+        &[404, 409],
+    ),
+];
+
+const JSON: &str = "application/json";
+const PROBLEM: &str = "application/problem+json";
+const PROBLEM_REF: &str = "#/components/schemas/Problem";
+
+/// `/openapi.json` as `app` serves it, checked to be served as JSON.
+async fn served_document(app: &TestApp) -> Value {
     let r = app.get("/openapi.json").await;
     r.expect(200);
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    let doc = &r.json;
+    assert_eq!(r.header("content-type"), Some(JSON));
+    r.json.clone()
+}
+
+/// Every operation of `doc`, as (METHOD, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("a path item")
+                .iter()
+                .map(move |(method, op)| (method.to_uppercase(), path.clone(), op))
+        })
+        .collect()
+}
+
+/// The error statuses (4xx, 5xx) an operation documents.
+fn documented_errors(operation: &Value) -> BTreeSet<u16> {
+    operation["responses"]
+        .as_object()
+        .expect("responses")
+        .keys()
+        .filter_map(|status| status.parse::<u16>().ok())
+        .filter(|status| *status >= 400)
+        .collect()
+}
+
+/// Checks that every error `operation` documents is a problem body.
+#[track_caller]
+fn errors_are_problems(method: &str, path: &str, operation: &Value) {
+    for status in documented_errors(operation) {
+        let content = &operation["responses"][status.to_string()]["content"];
+        assert_eq!(
+            content.as_object().map(|c| c.keys().collect::<Vec<_>>()),
+            Some(vec![&PROBLEM.to_owned()]),
+            "{method} {path} {status} must be {PROBLEM} only"
+        );
+        assert_eq!(
+            content[PROBLEM]["schema"]["$ref"], PROBLEM_REF,
+            "{method} {path} {status} must be a Problem"
+        );
+    }
+}
+
+async fn the_command_services_own_document_describes_each_of_its_routes(app: &TestApp) {
+    let doc = served_document(app).await;
     assert!(
         doc["openapi"]
             .as_str()
@@ -1467,26 +1626,403 @@ async fn the_openapi_document_describes_every_route(app: &TestApp) {
             "/openapi.json has no {method} {path}"
         );
         if path.starts_with("/v1/") {
-            let responses = &operation["responses"];
-            for status in ["400", "401", "403", "404", "409", "413", "415", "422"] {
-                assert!(
-                    responses[status].is_object(),
-                    "{method} {path} does not describe {status}"
-                );
-            }
+            assert_eq!(
+                documented_errors(operation),
+                BTreeSet::from(WRITE_ERRORS),
+                "{method} {path}"
+            );
+            errors_are_problems(method, path, operation);
             assert!(
                 operation["requestBody"].is_object(),
                 "{method} {path} has no request body"
             );
         }
     }
-    let documented: usize = doc["paths"]
+    assert_eq!(
+        operations(&doc).len(),
+        declared.len(),
+        "no undeclared operations"
+    );
+}
+
+async fn the_served_document_describes_every_v1_route_of_trellis_serve_with_its_errors(
+    app: &TestApp,
+) {
+    let doc = served_document(app).await;
+    let writes = crate::http::declared_routes();
+    let reads = crate::http::declared_query_routes();
+    let hooks = crate::http::declared_webhook_routes();
+    assert_eq!(reads.len(), 11, "the read API's routes: {reads:?}");
+    assert_eq!(hooks.len(), 6, "the webhook admin API's routes: {hooks:?}");
+
+    // The table lists exactly the read and webhook routes the services declare.
+    let listed: BTreeSet<(String, String)> = READ_AND_WEBHOOK_ROUTES
+        .iter()
+        .map(|route| (route.method.to_owned(), route.path.to_owned()))
+        .collect();
+    let declared: BTreeSet<(String, String)> = reads.iter().chain(&hooks).cloned().collect();
+    assert_eq!(
+        listed, declared,
+        "READ_AND_WEBHOOK_ROUTES must list every read and webhook route, with its errors"
+    );
+
+    for (method, path) in &writes {
+        let operation = &doc["paths"][path][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "/openapi.json has no {method} {path}"
+        );
+        if path.starts_with("/v1/") {
+            assert_eq!(
+                documented_errors(operation),
+                BTreeSet::from(WRITE_ERRORS),
+                "{method} {path}"
+            );
+        }
+    }
+    for route in READ_AND_WEBHOOK_ROUTES {
+        let (method, path) = (route.method, route.path);
+        let operation = &doc["paths"][path][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "/openapi.json has no {method} {path}"
+        );
+        let expected: BTreeSet<u16> = READ_ERRORS.iter().chain(route.errors).copied().collect();
+        assert_eq!(documented_errors(operation), expected, "{method} {path}");
+        let success = route.success;
+        let response = &operation["responses"][success.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {path} does not describe its {success}"
+        );
+        let content: BTreeSet<&str> = response["content"]
+            .as_object()
+            .map(|c| c.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let expected: BTreeSet<&str> = route.content.iter().copied().collect();
+        assert_eq!(
+            content, expected,
+            "{method} {path}: the content types of {success}"
+        );
+        if method == "POST" && path == "/v1/webhooks" {
+            assert!(
+                operation["requestBody"]["content"][JSON].is_object(),
+                "{path}: a JSON body"
+            );
+        }
+    }
+    for (method, path, operation) in operations(&doc) {
+        if path.starts_with("/v1/") {
+            errors_are_problems(&method, &path, operation);
+            assert_eq!(
+                operation["security"],
+                json!([{ "bearer": [] }]),
+                "{method} {path} must name the bearer scheme"
+            );
+        }
+    }
+
+    // Nothing else: no dashboard page, no operation no service declares.
+    for (method, path) in crate::http::declared_dashboard_routes() {
+        assert!(
+            doc["paths"][&path][method.to_lowercase()].is_null(),
+            "the dashboard page {method} {path} is not part of the API"
+        );
+    }
+    assert_eq!(
+        operations(&doc).len(),
+        writes.len() + reads.len() + hooks.len(),
+        "no undeclared operations"
+    );
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(target)) => out.push((at.clone(), target)),
+                    _ => refs(v, format!("{at}/{key}"), out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                refs(v, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn the_served_document_is_openapi_3_1_with_unique_operation_ids_and_resolvable_refs(
+    app: &TestApp,
+) {
+    let doc = served_document(app).await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
+    let top: BTreeSet<&str> = doc
         .as_object()
-        .expect("paths")
-        .values()
-        .map(|item| item.as_object().map_or(0, |o| o.len()))
-        .sum();
-    assert_eq!(documented, declared.len(), "no undeclared operations");
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let allowed = BTreeSet::from([
+        "openapi",
+        "info",
+        "paths",
+        "components",
+        "tags",
+        "servers",
+        "security",
+    ]);
+    assert!(
+        top.is_subset(&allowed),
+        "unexpected top-level fields: {top:?}"
+    );
+
+    // One info, covering the whole API.
+    assert_eq!(doc["info"]["title"], "Trellis");
+    assert!(
+        doc["info"]["version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    let description = doc["info"]["description"].as_str().expect("a description");
+    for topic in [
+        "Writes",
+        "Reads",
+        "webhooks",
+        "Server-Sent Events",
+        "problem+json",
+    ] {
+        assert!(
+            description.contains(topic),
+            "the description does not mention {topic}"
+        );
+    }
+    let bearer = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(bearer["type"], "http");
+    assert_eq!(bearer["scheme"], "bearer");
+
+    let methods = BTreeSet::from([
+        "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+    ]);
+    let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (method, path, operation) in operations(&doc) {
+        let name = format!("{method} {path}");
+        assert!(
+            methods.contains(method.as_str()),
+            "{name}: not an HTTP method"
+        );
+        assert!(path.starts_with('/'), "{name}: a path starts with /");
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no operationId"));
+        ids.entry(id.to_owned()).or_default().push(name.clone());
+
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{name}: no success response"
+        );
+        for (status, response) in responses {
+            assert!(
+                status.len() == 3 && status.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)),
+                "{name}: {status:?} is not a status"
+            );
+            assert!(
+                response["description"].is_string(),
+                "{name} {status}: a description is required"
+            );
+        }
+
+        // Path parameters: each placeholder declared, required, and nothing more.
+        let placeholders: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut in_path = BTreeSet::new();
+        for parameter in &parameters {
+            let location = parameter["in"].as_str().expect("in");
+            assert!(
+                ["path", "query", "header", "cookie"].contains(&location),
+                "{name}: parameter in {location}"
+            );
+            assert!(
+                parameter["schema"].is_object(),
+                "{name}: {parameter} has no schema"
+            );
+            assert!(
+                parameter["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{name}: {parameter} has no description"
+            );
+            if location == "path" {
+                assert_eq!(parameter["required"], true, "{name}: {parameter}");
+                in_path.insert(parameter["name"].as_str().expect("a name").to_owned());
+            }
+        }
+        let in_path: BTreeSet<&str> = in_path.iter().map(String::as_str).collect();
+        assert_eq!(in_path, placeholders, "{name}: path parameters");
+    }
+    let duplicates: Vec<_> = ids.iter().filter(|(_, ops)| ops.len() > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "operationIds must be unique: {duplicates:?}"
+    );
+
+    // Every reference resolves to a component of the document.
+    let mut found = Vec::new();
+    refs(&doc, String::new(), &mut found);
+    assert!(!found.is_empty());
+    for (at, target) in found {
+        let pointer = target
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{at}: {target} is not a local reference"));
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{at}: {target} does not resolve"
+        );
+    }
+}
+
+async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_documented_401(
+    app: &TestApp,
+) {
+    let doc = served_document(app).await;
+    let mut checked = 0;
+    for (method, path, operation) in operations(&doc) {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        assert!(
+            operation["responses"]["401"].is_object(),
+            "{method} {path} does not document its 401"
+        );
+        let concrete: String = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    Uuid::now_v7().to_string()
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+        let r = app
+            .request(method.clone(), &concrete, "", Some(JSON), "{}", &[])
+            .await;
+        assert_eq!(
+            r.status.as_u16(),
+            401,
+            "{method} {concrete} (documented as {path}) is not served as documented: {}",
+            r.text()
+        );
+        r.expect_problem(401, "unauthorized");
+        checked += 1;
+    }
+    assert_eq!(checked, 31 + 11 + 6, "every write, read and webhook route");
+}
+
+/// Each service's document survives the merge whole: the merge keeps the
+/// first of two operations or schemas with one name, so a clash between
+/// services would silently drop one of them from `/openapi.json`.
+#[test]
+fn merging_the_services_documents_loses_no_operation_schema_or_scheme() {
+    let commands = serde_json::to_value(trellis_commands::openapi::document([])).expect("JSON");
+    let reads = serde_json::to_value(trellis_queries::openapi::document()).expect("JSON");
+    let hooks = serde_json::to_value(trellis_webhooks::openapi::document()).expect("JSON");
+    let merged = serde_json::to_value(trellis_commands::openapi::document([
+        trellis_queries::openapi::document(),
+        trellis_webhooks::openapi::document(),
+    ]))
+    .expect("JSON");
+    let mut total = 0;
+    for (name, doc) in [
+        ("commands", &commands),
+        ("queries", &reads),
+        ("webhooks", &hooks),
+    ] {
+        for (method, path, operation) in operations(doc) {
+            assert_eq!(
+                &merged["paths"][&path][method.to_lowercase()],
+                operation,
+                "{name}: {method} {path} was lost or replaced in the merge"
+            );
+            total += 1;
+        }
+        for section in ["schemas", "securitySchemes"] {
+            for (key, value) in doc["components"][section].as_object().into_iter().flatten() {
+                assert_eq!(
+                    &merged["components"][section][key], value,
+                    "{name}: the {section} entry {key} was replaced in the merge"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        operations(&merged).len(),
+        total,
+        "no operation appears twice"
+    );
+    assert_eq!(
+        merged["info"], commands["info"],
+        "one info: the command service's"
+    );
+}
+
+/// The crates `trellis_<name>::routes(` and `with_api_doc(trellis_<name>::openapi`
+/// name in `source`.
+fn crates_named(source: &str, before: &str, after: &str) -> BTreeSet<String> {
+    source
+        .match_indices(before)
+        .filter_map(|(at, _)| {
+            let rest = &source[at + before.len()..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+            rest[end..]
+                .starts_with(after)
+                .then(|| rest[..end].to_owned())
+        })
+        .collect()
+}
+
+/// `TestApp::spawn_serving` builds the router `trellis serve` builds; this
+/// keeps the two in step: serve.rs mounts the dashboard, the read API and
+/// the webhook admin API, and adds the document of each API it mounts (the
+/// dashboard's HTML pages are not an API).
+#[test]
+fn trellis_serve_adds_the_document_of_every_api_it_mounts() {
+    const SERVE: &str = include_str!("../../crates/trellis/src/serve.rs");
+    let mounted = crates_named(SERVE, "trellis_", "::routes(");
+    let documented = crates_named(SERVE, "with_api_doc(trellis_", "::openapi::document()");
+    assert_eq!(
+        mounted,
+        BTreeSet::from([
+            "dashboard".to_owned(),
+            "queries".to_owned(),
+            "webhooks".to_owned()
+        ]),
+        "trellis serve mounts another service: mount it in TestApp::spawn_serving too"
+    );
+    let apis: BTreeSet<String> = mounted.into_iter().filter(|c| c != "dashboard").collect();
+    assert_eq!(
+        documented, apis,
+        "every API trellis serve mounts must add its document"
+    );
 }
 
 /// The database connections drop under the service (a failover, a restart):

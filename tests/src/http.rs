@@ -2,7 +2,11 @@
 //! `tower::ServiceExt::oneshot` (no network), over a store of the test's own
 //! (PostgreSQL or embedded), with tokens minted per role and fixtures that
 //! build what a write needs (a team, a competency, a standard, a rep, …).
+//! [`TestApp::spawn_serving`] swaps in the router `trellis serve` builds,
+//! every service mounted; [`declared_routes`] and its siblings read the
+//! routes each service declares from its source.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,8 +16,14 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use trellis_commands::auth::{Claims, Role, TokenKey};
 use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
+use trellis_projections::query::ReadModels;
+use trellis_projections::store::ReadStore;
+use trellis_projections::store::postgres::PostgresReadStore;
+use trellis_projections::store::sqlite::SqliteReadStore;
 use trellis_tests::{Backend, Kind};
+use trellis_webhooks::{Webhooks, WebhooksConfig};
 use uuid::Uuid;
 
 /// The secret every test app signs its tokens with (32 bytes).
@@ -24,7 +34,34 @@ pub const START_DATE: &str = "2026-01-05";
 
 /// Generates one `#[tokio::test]` per backend for each test, each given a
 /// fresh [`TestApp`] that is cleaned up afterwards.
+///
+/// `both_backends!(serving: …)` gives each a [`TestApp::spawn_serving`]
+/// instead (tests under `serving::postgres` and `serving::sqlite`).
 macro_rules! both_backends {
+    (serving: $($name:ident),* $(,)?) => {
+        mod serving {
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let app = crate::http::TestApp::spawn_serving(trellis_tests::Kind::Postgres).await;
+                        super::super::$name(&app).await;
+                        app.cleanup().await;
+                    }
+                )*
+            }
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let app = crate::http::TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+                        super::super::$name(&app).await;
+                        app.cleanup().await;
+                    }
+                )*
+            }
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod postgres {
             $(
@@ -206,6 +243,40 @@ impl TestApp {
             store,
             key,
         }
+    }
+
+    /// The app with the router `trellis serve` builds
+    /// (`crates/trellis/src/serve.rs`): the command service with the
+    /// dashboard, the read API and the webhook admin API mounted, and
+    /// `/openapi.json` merging the documents of the two APIs.
+    /// `trellis_serve_adds_the_document_of_every_api_it_mounts` checks that
+    /// serve.rs mounts and documents the same services.
+    pub async fn spawn_serving(kind: Kind) -> Self {
+        let mut app = Self::spawn(kind).await;
+        let state = AppState::new(
+            app.store.clone(),
+            app.key.clone(),
+            Arc::new(SystemClock),
+            CommandsConfig::default(),
+        )
+        .with_api_doc(trellis_queries::openapi::document())
+        .with_api_doc(trellis_webhooks::openapi::document());
+        let read = read_store(&app.backend).await;
+        let hooks = webhooks(&app.backend, WebhooksConfig::default()).await;
+        let extra = trellis_dashboard::routes(trellis_dashboard::DashboardState::new(
+            state.clone(),
+            read.clone(),
+        ))
+        .merge(trellis_queries::routes(trellis_queries::QueryState::new(
+            state.clone(),
+            ReadModels::new(read),
+        )))
+        .merge(trellis_webhooks::routes(
+            trellis_webhooks::WebhooksState::new(state.clone(), hooks),
+        ));
+        app.router = trellis_commands::router_with(state.clone(), extra);
+        app.state = state;
+        app
     }
 
     pub fn kind(&self) -> Kind {
@@ -1082,22 +1153,251 @@ impl Route {
 /// The routes the router declares, as (method, path), read from the source of
 /// `crates/commands/src/routes/mod.rs` so a new route cannot be forgotten here.
 pub fn declared_routes() -> Vec<(String, String)> {
-    const SOURCE: &str = include_str!("../../crates/commands/src/routes/mod.rs");
+    routes_declared_in(include_str!("../../crates/commands/src/routes/mod.rs"))
+}
+
+/// Every route of the read API (`trellis_queries::routes`), from its source.
+pub fn declared_query_routes() -> Vec<(String, String)> {
+    routes_declared_in(include_str!("../../crates/queries/src/lib.rs"))
+}
+
+/// Every route of the webhook admin API (`trellis_webhooks::routes`), from its source.
+pub fn declared_webhook_routes() -> Vec<(String, String)> {
+    routes_declared_in(include_str!("../../crates/webhooks/src/api.rs"))
+}
+
+/// Every page of the dashboard (`trellis_dashboard::routes`), from its source.
+pub fn declared_dashboard_routes() -> Vec<(String, String)> {
+    routes_declared_in(include_str!("../../crates/dashboard/src/lib.rs"))
+}
+
+/// The (METHOD, path) of every `.route("path", get(a).post(b))` call in
+/// `source`, in order, a route with several method routers once per method.
+pub fn routes_declared_in(source: &str) -> Vec<(String, String)> {
+    const METHODS: [&str; 5] = ["get(", "post(", "put(", "delete(", "patch("];
     let mut routes = Vec::new();
-    let mut rest = SOURCE;
+    let mut rest = source;
     while let Some(at) = rest.find(".route(") {
         rest = &rest[at + ".route(".len()..];
         let open = rest.find('"').expect("a path literal");
         let close = open + 1 + rest[open + 1..].find('"').expect("a closing quote");
         let path = rest[open + 1..close].to_owned();
-        let after = &rest[close..];
-        let method = ["get(", "post(", "put(", "delete(", "patch("]
+        // The method routers: up to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let end = rest[close..]
+            .char_indices()
+            .find_map(|(i, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(close + i)
+            })
+            .expect("the end of the .route( call");
+        let call = &rest[close + 1..end];
+        let mut found: Vec<(usize, &str)> = METHODS
             .iter()
-            .filter_map(|m| after.find(m).map(|i| (i, m.trim_end_matches('('))))
-            .min()
-            .map(|(_, m)| m.to_uppercase())
-            .expect("a method router");
-        routes.push((method, path));
+            .flat_map(|m| {
+                call.match_indices(m).filter_map(move |(i, _)| {
+                    let before = call[..i].chars().next_back();
+                    (!before.is_some_and(|c| c.is_alphanumeric() || c == '_'))
+                        .then_some((i, m.trim_end_matches('(')))
+                })
+            })
+            .collect();
+        found.sort_unstable();
+        assert!(!found.is_empty(), "{path}: no method router");
+        routes.extend(
+            found
+                .into_iter()
+                .map(|(_, m)| (m.to_uppercase(), path.clone())),
+        );
+        rest = &rest[end..];
     }
     routes
+}
+
+/// The read models of `backend`, a second connection to its database (or file).
+pub async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
+    match backend.kind {
+        Kind::Postgres => {
+            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
+                .await
+                .expect("connect");
+            Arc::new(
+                PostgresReadStore::new(store.pool().clone())
+                    .await
+                    .expect("read store"),
+            )
+        }
+        Kind::Sqlite => Arc::new(
+            SqliteReadStore::open(
+                backend
+                    .data_dir()
+                    .join(trellis_eventstore::sqlite::FILE_NAME),
+            )
+            .await
+            .expect("read store"),
+        ),
+    }
+}
+
+/// The webhook tables beside `backend`'s log, as `trellis serve` opens them.
+pub async fn webhooks(backend: &Backend, config: WebhooksConfig) -> Webhooks {
+    match backend.kind {
+        Kind::Postgres => {
+            let pg = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
+                .await
+                .expect("a second PostgreSQL store");
+            Webhooks::postgres(pg.pool().clone(), config)
+                .await
+                .expect("the webhook tables")
+        }
+        Kind::Sqlite => Webhooks::sqlite(
+            backend
+                .data_dir()
+                .join(trellis_eventstore::sqlite::FILE_NAME),
+            config,
+        )
+        .await
+        .expect("the webhook tables"),
+    }
+}
+
+// ---- answers against the OpenAPI document ---------------------------------------
+
+/// Checks that `doc` documents `status` for `method path` (a template, as in
+/// the document) and, when the answer is JSON, that `body` is what the
+/// documented schema describes: see [`check_schema`].
+#[track_caller]
+pub fn assert_documented(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let operation = &doc["paths"][path][method.to_lowercase()];
+    assert!(operation.is_object(), "the document has no {method} {path}");
+    let response = &operation["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which it does not document: {body}"
+    );
+    let content = &response["content"];
+    let schema = ["application/json", "application/problem+json"]
+        .iter()
+        .find_map(|t| content[*t]["schema"].as_object())
+        .map(|schema| Value::Object(schema.clone()));
+    if let Some(schema) = schema
+        && let Err(problem) = check_schema(doc, &schema, body, "$")
+    {
+        panic!("{method} {path} {status}: {problem}\nbody: {body}");
+    }
+}
+
+/// Whether `value` is what `schema` (of `doc`, whose `$ref`s it resolves)
+/// describes: the JSON types (nullable ones included), enums, formats
+/// `uuid`, `date` and `date-time`, minimums, required fields, and no field
+/// the schema does not name when it names its fields (an object described
+/// only in words may hold anything). A small structural check, enough to
+/// catch a body that drifted from its documented type.
+pub fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(target) = schema["$ref"].as_str() {
+        let resolved = target
+            .strip_prefix('#')
+            .and_then(|pointer| doc.pointer(pointer))
+            .ok_or_else(|| format!("{at}: {target} does not resolve"))?;
+        return check_schema(doc, resolved, value, at);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let errors: Vec<String> = options
+            .iter()
+            .filter_map(|option| check_schema(doc, option, value, at).err())
+            .collect();
+        return if errors.len() < options.len() {
+            Ok(())
+        } else {
+            Err(format!("{at}: matches none of oneOf: {errors:?}"))
+        };
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => return Err(format!("{at}: a bad type {types}")),
+        };
+        let is = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => false,
+        };
+        if !types.iter().any(|t| is(t)) {
+            return Err(format!("{at}: {value} is not of type {types:?}"));
+        }
+    }
+    if value.is_null() {
+        return Ok(());
+    }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {values:?}"));
+    }
+    if let Some(minimum) = schema["minimum"].as_f64()
+        && value.as_f64().is_some_and(|v| v < minimum)
+    {
+        return Err(format!("{at}: {value} is below the minimum {minimum}"));
+    }
+    if let (Some(format), Some(text)) = (schema["format"].as_str(), value.as_str()) {
+        let ok = match format {
+            "uuid" => Uuid::parse_str(text).is_ok(),
+            "date" => text.parse::<chrono::NaiveDate>().is_ok(),
+            "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at}: {text:?} is not a {format}"));
+        }
+    }
+    if let Some(items) = value.as_array()
+        && let Some(item_schema) = schema.get("items")
+    {
+        for (i, item) in items.iter().enumerate() {
+            check_schema(doc, item_schema, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let mut named = BTreeMap::new();
+        let mut required = Vec::new();
+        let mut parts = vec![schema.clone()];
+        while let Some(part) = parts.pop() {
+            let part = match part["$ref"].as_str() {
+                Some(target) => doc
+                    .pointer(target.trim_start_matches('#'))
+                    .cloned()
+                    .ok_or_else(|| format!("{at}: {target} does not resolve"))?,
+                None => part,
+            };
+            parts.extend(part["allOf"].as_array().into_iter().flatten().cloned());
+            for (key, property) in part["properties"].as_object().into_iter().flatten() {
+                named.insert(key.clone(), property.clone());
+            }
+            required.extend(part["required"].as_array().into_iter().flatten().cloned());
+        }
+        for field in required.iter().filter_map(Value::as_str) {
+            if !object.contains_key(field) {
+                return Err(format!("{at}: the required field {field} is missing"));
+            }
+        }
+        if !named.is_empty() {
+            for (key, field) in object {
+                let property = named
+                    .get(key)
+                    .ok_or_else(|| format!("{at}: the field {key} is not documented"))?;
+                check_schema(doc, property, field, &format!("{at}.{key}"))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -30,18 +30,16 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use trellis_commands::auth::{Role, TokenKey};
 use trellis_commands::{AppState, Clock, CommandsConfig};
-use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::ReadStore;
-use trellis_projections::store::postgres::PostgresReadStore;
-use trellis_projections::store::sqlite::SqliteReadStore;
 use trellis_queries::{QueryState, routes};
 use trellis_tests::Kind;
 use uuid::Uuid;
 
-use crate::http::{Resp, SECRET, TestApp, World, feedback_body, session_body};
+use crate::http::{
+    Resp, SECRET, TestApp, World, assert_documented, feedback_body, read_store, session_body,
+};
 
 const T0: &str = "2026-01-02T09:00:00Z";
 const T1: &str = "2026-02-10T09:00:00Z";
@@ -77,30 +75,6 @@ impl std::ops::Deref for QueryApp {
     }
 }
 
-async fn read_store(app: &TestApp) -> Arc<dyn ReadStore> {
-    match app.kind() {
-        Kind::Postgres => {
-            let store = PostgresStore::connect(&PostgresConfig::new(&app.backend.database().url))
-                .await
-                .expect("connect");
-            Arc::new(
-                PostgresReadStore::new(store.pool().clone())
-                    .await
-                    .expect("read store"),
-            )
-        }
-        Kind::Sqlite => Arc::new(
-            SqliteReadStore::open(
-                app.backend
-                    .data_dir()
-                    .join(trellis_eventstore::sqlite::FILE_NAME),
-            )
-            .await
-            .expect("read store"),
-        ),
-    }
-}
-
 impl QueryApp {
     async fn spawn(kind: Kind) -> Self {
         let mut app = TestApp::spawn(kind).await;
@@ -111,7 +85,7 @@ impl QueryApp {
             clock.clone(),
             CommandsConfig::default(),
         );
-        let read = read_store(&app).await;
+        let read = read_store(&app.backend).await;
         let engine = Engine::new(app.store.clone(), read.clone());
         let queries = QueryState::new(state.clone(), ReadModels::new(read))
             .with_feed_poll(Duration::from_millis(50));
@@ -350,6 +324,7 @@ query_tests!(
     the_audit_trail_links_corrections_and_detects_tampering,
     the_review_packet_comes_as_json_markdown_and_html_and_its_hash_is_what_a_review_records,
     the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates,
+    every_read_answers_a_documented_status_with_the_body_its_schema_describes,
 );
 
 async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {
@@ -1070,4 +1045,103 @@ async fn the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_dupli
     assert_eq!(last["event_type"], json!("FeedbackGiven"));
     assert_eq!(last["stream_id"], json!(format!("rep-{}", s.sam)));
     assert_eq!(last["checkpoint"], json!(received[expected_first].0));
+}
+
+/// The read API's OpenAPI document describes what the routes really answer:
+/// each success body matches its documented schema field by field, and a
+/// missing rep or team, a bad parameter and a forbidden read are answered
+/// with statuses the document lists, as problems.
+async fn every_read_answers_a_documented_status_with_the_body_its_schema_describes(app: &QueryApp) {
+    let s = script(app).await;
+    let doc = serde_json::to_value(trellis_queries::openapi::document()).expect("JSON");
+    let (riley, team, leader) = (s.riley, s.world.team, s.world.leader);
+    let admin = app.admin();
+    let nobody = Uuid::now_v7();
+    // (template, a request that succeeds, one that finds nothing, one with a bad parameter)
+    let reads: Vec<(&str, String, Option<String>, Option<String>)> = vec![
+        (
+            "/v1/reps/{rep_id}",
+            format!("/v1/reps/{riley}"),
+            Some(format!("/v1/reps/{nobody}")),
+            None,
+        ),
+        (
+            "/v1/reps/{rep_id}/profile",
+            format!("/v1/reps/{riley}/profile"),
+            Some(format!("/v1/reps/{nobody}/profile")),
+            None,
+        ),
+        (
+            "/v1/reps/{rep_id}/timeline",
+            format!("/v1/reps/{riley}/timeline?bucket=week&from=2026-01-01&to=2026-03-31"),
+            Some(format!("/v1/reps/{nobody}/timeline")),
+            Some(format!("/v1/reps/{riley}/timeline?bucket=fortnight")),
+        ),
+        (
+            "/v1/reps/{rep_id}/as-of",
+            format!("/v1/reps/{riley}/as-of?at={T2}&time=recorded"),
+            Some(format!("/v1/reps/{nobody}/as-of?at={T2}")),
+            Some(format!("/v1/reps/{riley}/as-of?at=yesterday")),
+        ),
+        (
+            "/v1/reps/{rep_id}/audit",
+            format!("/v1/reps/{riley}/audit?limit=50"),
+            Some(format!("/v1/reps/{nobody}/audit")),
+            Some(format!("/v1/reps/{riley}/audit?limit=0")),
+        ),
+        (
+            "/v1/reps/{rep_id}/review-packet",
+            format!("/v1/reps/{riley}/review-packet?from=2026-02-01&to=2026-03-31"),
+            Some(format!(
+                "/v1/reps/{nobody}/review-packet?from=2026-02-01&to=2026-03-31"
+            )),
+            Some(format!("/v1/reps/{riley}/review-packet?from=2026-02-01")),
+        ),
+        (
+            "/v1/teams/{team_id}/view",
+            format!("/v1/teams/{team}/view?period=2026-02"),
+            Some(format!("/v1/teams/{nobody}/view")),
+            Some(format!("/v1/teams/{team}/view?period=February")),
+        ),
+        (
+            "/v1/teams/{team_id}/coaching-impact",
+            format!("/v1/teams/{team}/coaching-impact?weeks=2"),
+            Some(format!("/v1/teams/{nobody}/coaching-impact")),
+            Some(format!("/v1/teams/{team}/coaching-impact?weeks=27")),
+        ),
+        (
+            "/v1/leaders/{leader_id}/scorecard",
+            format!("/v1/leaders/{leader}/scorecard?from=2026-01-01&to=2026-03-31"),
+            Some(format!("/v1/leaders/{nobody}/scorecard")),
+            Some(format!(
+                "/v1/leaders/{leader}/scorecard?from=2026-04-01&to=2026-03-01"
+            )),
+        ),
+        (
+            "/v1/events",
+            "/v1/events?limit=50".to_owned(),
+            None,
+            Some("/v1/events?after=the-start".to_owned()),
+        ),
+    ];
+    for (template, ok, missing, bad) in &reads {
+        let r = app.get_as(ok, &admin).await;
+        r.expect(200);
+        assert_eq!(r.header("content-type"), Some("application/json"), "{ok}");
+        assert_documented(&doc, "GET", template, 200, &r.json);
+        for path in missing.iter().chain(bad) {
+            let r = app.get_as(path, &admin).await;
+            assert!(r.status.is_client_error(), "{path}: {}", r.text());
+            assert_documented(&doc, "GET", template, r.status.as_u16(), &r.json);
+        }
+        // Sam may not read Riley's records, nor any team's or the feed.
+        let r = app.get_as(ok, &app.rep(s.sam)).await;
+        r.expect_problem(403, "forbidden");
+        assert_documented(&doc, "GET", template, 403, &r.json);
+    }
+    assert_eq!(
+        reads.len() + 1,
+        crate::http::declared_query_routes().len(),
+        "every JSON read is checked here; the event stream in its own test"
+    );
 }

@@ -27,7 +27,14 @@ use trellis_tests::Kind;
 use trellis_webhooks::{Webhooks, WebhooksConfig, WebhooksState};
 use uuid::Uuid;
 
-use crate::http::TestApp;
+use crate::http::{TestApp, assert_documented};
+
+/// The webhook admin API's OpenAPI document, which every answer below is
+/// checked against: its status is documented, its body is what the
+/// documented schema describes.
+fn document() -> Value {
+    serde_json::to_value(trellis_webhooks::openapi::document()).expect("JSON")
+}
 
 /// One `#[tokio::test]` per backend for each test, given the backend's kind.
 macro_rules! on_both_backends {
@@ -76,26 +83,7 @@ struct Hooked {
 impl Hooked {
     async fn start(kind: Kind, config: WebhooksConfig) -> Hooked {
         let mut app = TestApp::spawn(kind).await;
-        let hooks = match kind {
-            Kind::Postgres => {
-                let pg = trellis_eventstore::postgres::PostgresStore::connect(
-                    &trellis_eventstore::postgres::PostgresConfig::new(&app.backend.database().url),
-                )
-                .await
-                .expect("a second PostgreSQL store");
-                Webhooks::postgres(pg.pool().clone(), config)
-                    .await
-                    .expect("the webhook tables")
-            }
-            Kind::Sqlite => Webhooks::sqlite(
-                app.backend
-                    .data_dir()
-                    .join(trellis_eventstore::sqlite::FILE_NAME),
-                config,
-            )
-            .await
-            .expect("the webhook tables"),
-        };
+        let hooks = crate::http::webhooks(&app.backend, config).await;
         app.router = trellis_commands::router_with(
             app.state.clone(),
             trellis_webhooks::routes(WebhooksState::new(app.state.clone(), hooks.clone())),
@@ -132,6 +120,11 @@ impl Hooked {
             .post_json("/v1/webhooks", &self.app.admin(), &body)
             .await;
         r.expect(201);
+        assert_documented(&document(), "POST", "/v1/webhooks", 201, &r.json);
+        assert_eq!(
+            r.header("location"),
+            Some(format!("/v1/webhooks/{}", r.id()).as_str())
+        );
         let secret = r.json["secret"].as_str().expect("a secret").to_owned();
         (r.id(), secret)
     }
@@ -150,6 +143,8 @@ impl Hooked {
             )
             .await;
         r.expect(200);
+        let path = "/v1/webhooks/{webhook_id}/deliveries";
+        assert_documented(&document(), "GET", path, 200, &r.json);
         r.json["items"].as_array().cloned().unwrap_or_default()
     }
 }
@@ -780,6 +775,8 @@ async fn a_receiver_that_always_fails_ends_dead_and_can_be_replayed(kind: Kind) 
         )
         .await;
     replayed.expect(200);
+    let replay = "/v1/webhooks/deliveries/{delivery_id}/replay";
+    assert_documented(&document(), "POST", replay, 200, &replayed.json);
     assert_eq!(replayed.json["attempts"], 0, "{}", replayed.text());
     assert_eq!(replayed.json["replays"], 1, "{}", replayed.text());
     eventually(Duration::from_secs(10), "the replay is delivered", || {
@@ -806,13 +803,15 @@ async fn a_receiver_that_always_fails_ends_dead_and_can_be_replayed(kind: Kind) 
         )
         .await;
     again.expect(200);
-    app.post_json(
-        &format!("/v1/webhooks/deliveries/{}/replay", Uuid::now_v7()),
-        &app.admin(),
-        &json!({}),
-    )
-    .await
-    .expect_problem(404, "not-found");
+    let unknown = app
+        .post_json(
+            &format!("/v1/webhooks/deliveries/{}/replay", Uuid::now_v7()),
+            &app.admin(),
+            &json!({}),
+        )
+        .await;
+    unknown.expect_problem(404, "not-found");
+    assert_documented(&document(), "POST", replay, 404, &unknown.json);
     eventually(Duration::from_secs(10), "the second replay arrived", || {
         let n = receiver.received("down").len();
         async move { n == 5 }
@@ -851,6 +850,16 @@ async fn a_receiver_that_always_fails_ends_dead_and_can_be_replayed(kind: Kind) 
     )
     .await
     .expect_problem(404, "not-found");
+    // A delivery of a deleted webhook cannot be replayed: a documented 409.
+    let orphan = app
+        .post_json(
+            &format!("/v1/webhooks/deliveries/{id}/replay"),
+            &token,
+            &json!({}),
+        )
+        .await;
+    orphan.expect_problem(409, "webhook-deleted");
+    assert_documented(&document(), "POST", replay, 409, &orphan.json);
     app.form_team("After deletion").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received("down").len(), 5, "nothing after deletion");
@@ -872,40 +881,63 @@ async fn only_an_admin_manages_webhooks(kind: Kind) {
         app.service(&["measurements:write"]),
     ];
     let body = serde_json::to_vec(&json!({ "url": receiver.url("y") })).expect("JSON");
+    let doc = document();
     let calls = [
-        (Method::POST, "/v1/webhooks".to_owned()),
-        (Method::GET, "/v1/webhooks".to_owned()),
-        (Method::GET, format!("/v1/webhooks/{webhook}")),
-        (Method::DELETE, format!("/v1/webhooks/{webhook}")),
-        (Method::GET, format!("/v1/webhooks/{webhook}/deliveries")),
+        (Method::POST, "/v1/webhooks", "/v1/webhooks".to_owned()),
+        (Method::GET, "/v1/webhooks", "/v1/webhooks".to_owned()),
+        (
+            Method::GET,
+            "/v1/webhooks/{webhook_id}",
+            format!("/v1/webhooks/{webhook}"),
+        ),
+        (
+            Method::DELETE,
+            "/v1/webhooks/{webhook_id}",
+            format!("/v1/webhooks/{webhook}"),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/{webhook_id}/deliveries",
+            format!("/v1/webhooks/{webhook}/deliveries"),
+        ),
         (
             Method::POST,
+            "/v1/webhooks/deliveries/{delivery_id}/replay",
             format!("/v1/webhooks/deliveries/{delivery}/replay"),
         ),
     ];
-    for (method, path) in &calls {
+    assert_eq!(
+        calls.len(),
+        crate::http::declared_webhook_routes().len(),
+        "every webhook route"
+    );
+    for (method, template, path) in &calls {
         for token in &tokens {
-            app.request(
+            let r = app
+                .request(
+                    method.clone(),
+                    path,
+                    token,
+                    Some("application/json"),
+                    body.clone(),
+                    &[],
+                )
+                .await;
+            r.expect_problem(403, "forbidden");
+            assert_documented(&doc, method.as_str(), template, 403, &r.json);
+        }
+        let r = app
+            .request(
                 method.clone(),
                 path,
-                token,
+                "",
                 Some("application/json"),
                 body.clone(),
                 &[],
             )
-            .await
-            .expect_problem(403, "forbidden");
-        }
-        app.request(
-            method.clone(),
-            path,
-            "",
-            Some("application/json"),
-            body.clone(),
-            &[],
-        )
-        .await
-        .expect_problem(401, "unauthorized");
+            .await;
+        r.expect_problem(401, "unauthorized");
+        assert_documented(&doc, method.as_str(), template, 401, &r.json);
     }
     // Still there, and still the only one.
     let listed = app
@@ -919,7 +951,46 @@ async fn only_an_admin_manages_webhooks(kind: Kind) {
         )
         .await;
     listed.expect(200);
+    assert_documented(&doc, "GET", "/v1/webhooks", 200, &listed.json);
     assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(1));
+    let shown = app
+        .request(
+            Method::GET,
+            &format!("/v1/webhooks/{webhook}"),
+            &app.admin(),
+            None,
+            Bytes::new(),
+            &[],
+        )
+        .await;
+    shown.expect(200);
+    assert_documented(&doc, "GET", "/v1/webhooks/{webhook_id}", 200, &shown.json);
+    assert!(
+        shown.json.get("secret").is_none(),
+        "the secret is never shown again"
+    );
+
+    // An admin deletes it; then it is gone.
+    for expected in [204, 404] {
+        let r = app
+            .request(
+                Method::DELETE,
+                &format!("/v1/webhooks/{webhook}"),
+                &app.admin(),
+                None,
+                Bytes::new(),
+                &[],
+            )
+            .await;
+        r.expect(expected);
+        assert_documented(
+            &doc,
+            "DELETE",
+            "/v1/webhooks/{webhook_id}",
+            expected,
+            &r.json,
+        );
+    }
 
     hooked.cleanup().await;
 }
@@ -946,10 +1017,12 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         (json!({ "event_types": [] }), "url"),
         (json!({ "url": ok, "categories": "rep" }), "categories"),
     ];
+    let doc = document();
     for (body, field) in &cases {
         let r = app.post_json("/v1/webhooks", &admin, body).await;
         let reason = r.expect_invalid_field(field);
         assert!(!reason.is_empty(), "{body}: a reason for {field}");
+        assert_documented(&doc, "POST", "/v1/webhooks", 422, &r.json);
     }
     // Another scheme: the reason names the two that work.
     let reason = app
@@ -974,10 +1047,23 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         .await;
     r.expect_invalid_field("url");
     r.expect_invalid_field("categories[0]");
-    // Not JSON.
-    app.post_raw("/v1/webhooks", &admin, "text/plain", "url=x", &[])
-        .await
-        .expect_problem(415, "unsupported-media-type");
+    // Not JSON, or not even JSON text.
+    let r = app
+        .post_raw("/v1/webhooks", &admin, "text/plain", "url=x", &[])
+        .await;
+    r.expect_problem(415, "unsupported-media-type");
+    assert_documented(&doc, "POST", "/v1/webhooks", 415, &r.json);
+    let r = app
+        .post_raw(
+            "/v1/webhooks",
+            &admin,
+            "application/json",
+            "{\"url\": ",
+            &[],
+        )
+        .await;
+    r.expect_problem(400, "malformed-body");
+    assert_documented(&doc, "POST", "/v1/webhooks", 400, &r.json);
     // Nothing was registered.
     let listed = app
         .request(Method::GET, "/v1/webhooks", &admin, None, Bytes::new(), &[])
@@ -991,26 +1077,40 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         ("limit=0", "limit"),
         ("colour=red", "colour"),
     ] {
-        app.request(
-            Method::GET,
-            &format!("/v1/webhooks/{webhook}/deliveries?{query}"),
-            &admin,
-            None,
-            Bytes::new(),
-            &[],
-        )
-        .await
-        .expect_invalid_field(field);
+        let r = app
+            .request(
+                Method::GET,
+                &format!("/v1/webhooks/{webhook}/deliveries?{query}"),
+                &admin,
+                None,
+                Bytes::new(),
+                &[],
+            )
+            .await;
+        r.expect_invalid_field(field);
+        let path = "/v1/webhooks/{webhook_id}/deliveries";
+        assert_documented(&doc, "GET", path, 422, &r.json);
     }
     // Unknown and malformed ids.
-    for path in [
-        format!("/v1/webhooks/{}", Uuid::now_v7()),
-        "/v1/webhooks/not-an-id".to_owned(),
-        format!("/v1/webhooks/{}/deliveries", Uuid::now_v7()),
+    for (template, path) in [
+        (
+            "/v1/webhooks/{webhook_id}",
+            format!("/v1/webhooks/{}", Uuid::now_v7()),
+        ),
+        (
+            "/v1/webhooks/{webhook_id}",
+            "/v1/webhooks/not-an-id".to_owned(),
+        ),
+        (
+            "/v1/webhooks/{webhook_id}/deliveries",
+            format!("/v1/webhooks/{}/deliveries", Uuid::now_v7()),
+        ),
     ] {
-        app.request(Method::GET, &path, &admin, None, Bytes::new(), &[])
-            .await
-            .expect_problem(404, "not-found");
+        let r = app
+            .request(Method::GET, &path, &admin, None, Bytes::new(), &[])
+            .await;
+        r.expect_problem(404, "not-found");
+        assert_documented(&doc, "GET", template, 404, &r.json);
     }
 
     hooked.cleanup().await;

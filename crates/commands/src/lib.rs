@@ -16,7 +16,9 @@
 //! - [`write`]: load → authorize → decide → append, with retries and idempotency.
 //! - [`problem`]: [`problem::ApiError`] → RFC 9457 problem details.
 //! - [`routes`]: one module per resource; [`wire`]: request and response bodies.
-//! - [`metrics`]: Prometheus counters; [`openapi`]: the OpenAPI document.
+//! - [`metrics`]: Prometheus counters; [`openapi`]: the OpenAPI document,
+//!   merged with those of the services mounted beside it
+//!   ([`AppState::with_api_doc`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +97,9 @@ struct Inner {
     config: CommandsConfig,
     state_cache: write::StateCache,
     metrics_sources: Vec<Arc<dyn MetricsSource>>,
+    /// The documents of the other services mounted beside this one, merged
+    /// into `/openapi.json`.
+    api_docs: openapi::OtherDocs,
 }
 
 impl AppState {
@@ -113,6 +118,7 @@ impl AppState {
                 config,
                 state_cache: write::StateCache::new(50_000),
                 metrics_sources: Vec::new(),
+                api_docs: openapi::OtherDocs::default(),
             }),
         }
     }
@@ -157,6 +163,23 @@ impl AppState {
             text.push_str(&source.render().await);
         }
         text
+    }
+
+    /// Adds the OpenAPI document of another service whose routes are mounted
+    /// beside this one's (with [`router_with`]), so that `/openapi.json`
+    /// describes every route the process serves. Call before cloning the state.
+    pub fn with_api_doc(mut self, doc: utoipa::openapi::OpenApi) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.api_docs.0.push(doc),
+            None => tracing::warn!("with_api_doc on a shared AppState is ignored"),
+        }
+        self
+    }
+
+    /// The document `/openapi.json` serves: this service's, merged with the
+    /// documents added with [`AppState::with_api_doc`].
+    pub fn api_doc(&self) -> utoipa::openapi::OpenApi {
+        openapi::document(self.inner.api_docs.0.iter().cloned())
     }
 
     /// Aggregate states folded by this process, to spare re-reading streams.

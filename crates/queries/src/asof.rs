@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use trellis_commands::extract::Principal;
-use trellis_commands::problem::ApiError;
+use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::rep::RepEvent;
 use trellis_domain::{Event, RepId, TeamId};
 use trellis_eventstore::{EventStore, Metadata, RecordedEvent, StreamId};
@@ -35,16 +35,18 @@ use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::growth::{GrowthTimeline, RepProfile};
 use trellis_projections::projection::{Envelope, Projection};
 use trellis_projections::query::{RepProfileView, rep_profile};
+use utoipa::ToSchema;
 
 use crate::QueryState;
 use crate::access::{self, View};
+use crate::openapi::{ReadErrors, RepProfileSchema};
 use crate::params::{Params, PathIds};
 
 /// Events per read of a stream.
 pub const PAGE: usize = 2_000;
 
 /// Which of an event's two times decides whether it counts at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeBasis {
     /// As it happened: business time, `occurred_at`.
@@ -205,8 +207,10 @@ impl RepReplay {
 }
 
 /// A rep's state as of an instant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RepAsOf)]
 pub struct AsOf {
+    #[schema(value_type = uuid::Uuid)]
     pub rep_id: RepId,
     pub at: DateTime<Utc>,
     pub time: TimeBasis,
@@ -217,6 +221,8 @@ pub struct AsOf {
     pub events_applied: u64,
     /// The stream version of the last event that counted.
     pub last_version_applied: u64,
+    /// The profile the events that counted give, judged on `as_of_date`.
+    #[schema(value_type = RepProfileSchema)]
     pub profile: RepProfileView,
 }
 
@@ -404,7 +410,30 @@ impl StreamCache {
     }
 }
 
-/// `GET /v1/reps/{rep_id}/as-of?at=<RFC 3339>&time=business|recorded`.
+/// A rep's state as of any instant, replayed from the log.
+///
+/// `GET /v1/reps/{rep_id}/as-of?at=<RFC 3339>&time=business|recorded`: as
+/// it happened (business time) or as it was known then (recorded time),
+/// never from the read models, so the answer is reproducible.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/as-of", operation_id = "get_rep_as_of",
+    tag = "reps",
+    params(
+        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
+        ("at" = String, Query, description = "The instant to replay to: RFC 3339 \
+            (`2026-03-31T17:00:00Z`), or a date meaning the end of that day, UTC",
+            example = "2026-03-31T17:00:00Z"),
+        ("time" = Option<TimeBasis>, Query, description = "`business` (the default): as it \
+            happened, by each event's `occurred_at`; `recorded`: as it was known then, by its \
+            `recorded_at`")),
+    responses(
+        (status = 200, description = "The rep's state as of the instant, replayed from the log",
+            body = AsOf),
+        (status = 400, description = "`at` is missing or not an instant, or `time` is neither \
+            `business` nor `recorded`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rep (or the id is not a UUID), or the rep had not \
+            joined as of the instant", body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn route(
     State(state): State<QueryState>,
     Principal(claims): Principal,

@@ -16,20 +16,22 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use trellis_commands::extract::Principal;
-use trellis_commands::problem::ApiError;
+use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::rep::{RepEvent, Visibility};
 use trellis_domain::{Event, RepId, TeamId};
 use trellis_eventstore::RecordedEvent;
 use trellis_eventstore::chain::Verifier;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::QueryState;
 use crate::access::{self, View};
 use crate::asof::read_rep_stream;
+use crate::openapi::ReadErrors;
 use crate::params::{Params, PathIds};
 
 /// One event of the trail.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub stream_version: u64,
     pub global_position: u64,
@@ -42,21 +44,26 @@ pub struct AuditEntry {
     pub command_id: Uuid,
     pub correlation_id: Uuid,
     /// The event as stored; `null` when withheld from a rep.
+    #[schema(value_type = Option<Object>)]
     pub payload: Option<serde_json::Value>,
     /// True when the payload is a private note's, withheld from this reader.
     pub withheld: bool,
     /// For a correction: the event that recorded the fact it corrects.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub corrects: Option<Link>,
     /// For an event whose fact was corrected: the corrections, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corrected_by: Vec<Link>,
+    /// The hash of the previous event of the stream (hex; zeros for the first).
     pub prev_hash: String,
+    /// `sha256(prev_hash ‖ version ‖ sha256(canonical content))`, hex.
     pub hash: String,
 }
 
 /// A reference to another event of the same stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = AuditLink)]
 pub struct Link {
     pub event_id: Uuid,
     pub stream_version: u64,
@@ -64,8 +71,9 @@ pub struct Link {
 }
 
 /// The trail of one rep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditTrail {
+    #[schema(value_type = uuid::Uuid)]
     pub rep_id: RepId,
     pub stream_id: String,
     /// Events in the stream.
@@ -224,7 +232,29 @@ fn current_team(events: &[RecordedEvent]) -> Option<TeamId> {
     team
 }
 
-/// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`.
+/// A rep's audit trail, with the hash chain verified.
+///
+/// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`: every event of the
+/// rep's stream in order, each correction linked to what it corrects.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/audit", operation_id = "get_audit_trail",
+    tag = "audit",
+    params(
+        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
+        ("after_version" = Option<u64>, Query, minimum = 0, description = "Start after this \
+            stream version (default 0: from the first event); pass `next_after_version` of the \
+            previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "The most \
+            entries on the page (1 to 10000; default 1000)")),
+    responses(
+        (status = 200, description = "A page of the rep's audit trail, with whether the whole \
+            stream's hash chain verifies; a rep reading their own sees private notes withheld",
+            body = AuditTrail),
+        (status = 400, description = "`after_version` or `limit` is not a whole number in range",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rep (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn route(
     State(state): State<QueryState>,
     Principal(claims): Principal,

@@ -21,12 +21,14 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use trellis_commands::extract::Principal;
-use trellis_commands::problem::ApiError;
+use trellis_commands::problem::{ApiError, Problem};
 use trellis_eventstore::{Checkpoint, Follower, RecordedEvent};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::QueryState;
 use crate::access;
+use crate::openapi::ReadErrors;
 use crate::params::Params;
 
 /// The largest page.
@@ -35,7 +37,7 @@ pub const MAX_LIMIT: u64 = 1_000;
 const STREAM_BATCH: usize = 500;
 
 /// One event of the feed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeedEvent {
     /// Where a reader that has consumed this event stands: the next `after`.
     pub checkpoint: String,
@@ -51,6 +53,8 @@ pub struct FeedEvent {
     pub command_id: Uuid,
     pub correlation_id: Uuid,
     pub causation_id: Option<Uuid>,
+    /// The event as stored (its schema depends on `event_type` and `schema_version`).
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 
@@ -76,8 +80,9 @@ impl From<RecordedEvent> for FeedEvent {
 }
 
 /// One page of the feed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeedPage {
+    /// The checkpoint the page starts after.
     pub after: String,
     pub events: Vec<FeedEvent>,
     /// Pass as `after` for the next page (the same as `after` when the page is empty).
@@ -95,7 +100,23 @@ fn checkpoint(text: &str, what: &str) -> Result<Checkpoint, ApiError> {
     })
 }
 
+/// A page of the global feed: every event in global order.
+///
 /// `GET /v1/events?after=<checkpoint>&limit=` (default 100, at most 1000).
+#[utoipa::path(get, path = "/v1/events", operation_id = "list_events", tag = "feed",
+    params(
+        ("after" = Option<String>, Query, description = "The checkpoint to read after, as the \
+            feed returned it (`next` of the previous page); absent: the start of the log",
+            example = "1234.567"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "The most \
+            events on the page (1 to 1000; default 100)")),
+    responses(
+        (status = 200, description = "The events after the checkpoint, in global order",
+            body = FeedPage),
+        (status = 400, description = "`after` is not a checkpoint or `limit` is out of range",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn page(
     State(state): State<QueryState>,
     Principal(claims): Principal,
@@ -119,11 +140,29 @@ pub async fn page(
     .into_response())
 }
 
+/// The global feed as Server-Sent Events.
+///
 /// `GET /v1/events/stream`: Server-Sent Events from `Last-Event-ID` (or
 /// `?after=`, or the start), one `message` per event whose `id` is its
 /// checkpoint and whose data is the [`FeedEvent`] as JSON. A comment is sent
 /// every 15 seconds to keep proxies from closing an idle stream. If the log
 /// cannot be read, the stream ends; the client reconnects with its last id.
+#[utoipa::path(get, path = "/v1/events/stream", operation_id = "stream_events", tag = "feed",
+    params(
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event \
+            received: the stream resumes after it (an `EventSource` sends it when it \
+            reconnects); takes precedence over `after`"),
+        ("after" = Option<String>, Query, description = "The checkpoint to start after when \
+            there is no `Last-Event-ID`; absent: the start of the log", example = "1234.567")),
+    responses(
+        (status = 200, description = "Server-Sent Events, unending: one `message` per event, \
+            whose `id` is the event's checkpoint and whose `data` is the event as JSON (a \
+            FeedEvent); a comment every 15 seconds keeps proxies from closing an idle stream",
+            body = String, content_type = "text/event-stream"),
+        (status = 400, description = "`Last-Event-ID` or `after` is not a checkpoint",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<QueryState>,
     Principal(claims): Principal,

@@ -34,6 +34,9 @@
 //! - [`models`]: the read-model routes. [`asof`], [`audit`], [`packet`],
 //!   [`feed`]: the log routes.
 //! - [`ops`]: `replay` with progress, and projection lag as Prometheus text.
+//! - [`openapi`]: this API's OpenAPI document ([`openapi::ApiDoc`]), which
+//!   `trellis serve` merges into `/openapi.json` with
+//!   `app.with_api_doc(openapi::document())`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,7 @@ pub mod asof;
 pub mod audit;
 pub mod feed;
 pub mod models;
+pub mod openapi;
 pub mod ops;
 pub mod packet;
 pub mod params;
@@ -116,7 +120,7 @@ impl FromRef<QueryState> for AppState {
 /// the command service with `trellis_commands::router_with(app, routes(state))`.
 pub fn routes(state: QueryState) -> Router {
     Router::new()
-        .route("/v1/reps/{rep_id}", get(models::rep_profile))
+        .route("/v1/reps/{rep_id}", get(models::rep))
         .route("/v1/reps/{rep_id}/profile", get(models::rep_profile))
         .route("/v1/reps/{rep_id}/timeline", get(models::growth_timeline))
         .route("/v1/reps/{rep_id}/as-of", get(asof::route))

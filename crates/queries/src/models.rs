@@ -9,11 +9,16 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use trellis_commands::extract::Principal;
-use trellis_commands::problem::ApiError;
+use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::{LeaderId, Period, PeriodKind, RepId, TeamId};
-use trellis_projections::query::TimelineRowView;
+use trellis_projections::query::{CoachingImpact, TimelineRowView};
+use utoipa::ToSchema;
 
 use crate::access::{self, View};
+use crate::openapi::{
+    CoachingImpactSchema, LeaderScorecardSchema, ReadErrors, RepProfileSchema, TeamViewSchema,
+    TimelineRowSchema,
+};
 use crate::params::{Params, PathIds};
 use crate::{QueryState, read_error};
 
@@ -24,9 +29,52 @@ pub(crate) fn rep_not_found(rep_id: RepId) -> ApiError {
     ))
 }
 
-/// `GET /v1/reps/{rep_id}` (and `/v1/reps/{rep_id}/profile`): the rep's
-/// profile as of today.
+/// A rep's profile as of today.
+///
+/// `GET /v1/reps/{rep_id}`: the profile the read models hold, with the
+/// standing and overdue action items as of the service's date.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}", operation_id = "get_rep", tag = "reps",
+    params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
+    responses(
+        (status = 200, description = "The rep's profile as of today (the service's date); a rep \
+            reading their own sees nothing from a private session", body = RepProfileSchema),
+        (status = 404, description = "No such rep in the read models (or the id is not a \
+            UUID); a rep who joined a moment ago appears once the projection catches up",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
+pub async fn rep(
+    state: State<QueryState>,
+    principal: Principal,
+    path: PathIds,
+) -> Result<Response, ApiError> {
+    profile_today(state, principal, path).await
+}
+
+/// A rep's profile as of today, addressed as the profile itself.
+///
+/// `GET /v1/reps/{rep_id}/profile`: the same answer as `GET /v1/reps/{rep_id}`.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/profile", operation_id = "get_rep_profile",
+    tag = "reps",
+    params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
+    responses(
+        (status = 200, description = "The rep's profile as of today, as `GET /v1/reps/{rep_id}` \
+            answers it", body = RepProfileSchema),
+        (status = 404, description = "No such rep in the read models (or the id is not a \
+            UUID); a rep who joined a moment ago appears once the projection catches up",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn rep_profile(
+    state: State<QueryState>,
+    principal: Principal,
+    path: PathIds,
+) -> Result<Response, ApiError> {
+    profile_today(state, principal, path).await
+}
+
+/// The rep's profile as of today, as the caller may see it.
+async fn profile_today(
     State(state): State<QueryState>,
     Principal(claims): Principal,
     path: PathIds,
@@ -46,13 +94,21 @@ pub async fn rep_profile(
     Ok(Json(view).into_response())
 }
 
-#[derive(Debug, Serialize)]
+/// A rep's growth timeline in periods of one kind.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GrowthTimeline)]
 struct TimelineBody {
+    #[schema(value_type = uuid::Uuid)]
     rep_id: RepId,
+    #[schema(schema_with = crate::openapi::period_kind)]
     bucket: PeriodKind,
+    /// The range asked for; null when open at that end.
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
+    /// Today (the service's date): what "overdue" is judged against.
     as_of: NaiveDate,
+    /// The periods overlapping the range, oldest first.
+    #[schema(value_type = Vec<TimelineRowSchema>)]
     rows: Vec<TimelineRowView>,
 }
 
@@ -81,8 +137,30 @@ fn range(params: &Params) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiE
     Ok((from, to))
 }
 
+/// A rep's growth timeline by week, month or quarter.
+///
 /// `GET /v1/reps/{rep_id}/timeline?bucket=week|month|quarter&from=&to=`:
 /// the periods overlapping the range (all of them when it is open).
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/timeline", operation_id = "get_growth_timeline",
+    tag = "reps",
+    params(
+        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
+        ("bucket" = Option<String>, Query, description = "The kind of period: `week`, `month` \
+            (the default) or `quarter`", example = "month"),
+        ("from" = Option<NaiveDate>, Query, description = "The first day of the range \
+            (inclusive); absent: from the rep's first period"),
+        ("to" = Option<NaiveDate>, Query, description = "The last day of the range (inclusive); \
+            absent: to the rep's last period")),
+    responses(
+        (status = 200, description = "The periods of the timeline that overlap the range",
+            body = TimelineBody),
+        (status = 400, description = "A bad query parameter (`bucket`, `from` or `to`), named in \
+            `detail`, or a range that ends before it starts",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rep in the read models (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn growth_timeline(
     State(state): State<QueryState>,
     Principal(claims): Principal,
@@ -124,7 +202,25 @@ pub async fn growth_timeline(
     .into_response())
 }
 
-/// `GET /v1/teams/{team_id}/view?period=2026-03` (default: this month).
+/// A team's view of one period.
+///
+/// `GET /v1/teams/{team_id}/view?period=2026-03` (default: this month):
+/// coaching coverage, attainment per standard, who needs support, new
+/// hires' ramps, open improvement plans and support requests.
+#[utoipa::path(get, path = "/v1/teams/{team_id}/view", operation_id = "get_team_view",
+    tag = "teams",
+    params(
+        ("team_id" = uuid::Uuid, Path, description = "The team"),
+        ("period" = Option<String>, Query, description = "A week (`2026-W05`), a month \
+            (`2026-03`) or a quarter (`2026-Q1`); absent: the month of today", example = "2026-03")),
+    responses(
+        (status = 200, description = "The team in the period", body = TeamViewSchema),
+        (status = 400, description = "`period` is not a week, a month or a quarter",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such team (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn team_view(
     State(state): State<QueryState>,
     Principal(claims): Principal,
@@ -150,7 +246,40 @@ pub async fn team_view(
     Ok(Json(view).into_response())
 }
 
-/// `GET /v1/teams/{team_id}/coaching-impact?weeks=4`.
+/// The body of `GET /v1/teams/{team_id}/coaching-impact`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TeamCoachingImpact)]
+struct CoachingImpactBody {
+    #[schema(value_type = uuid::Uuid)]
+    team_id: TeamId,
+    /// The window, in weeks, before and after each coaching week.
+    weeks: u32,
+    /// Today (the service's date): only coaching whose after-window ended before it counts.
+    as_of: NaiveDate,
+    /// One row per competency the team's reps were coached on.
+    #[schema(value_type = Vec<CoachingImpactSchema>)]
+    competencies: Vec<CoachingImpact>,
+}
+
+/// How a team's competencies moved after coaching on them.
+///
+/// `GET /v1/teams/{team_id}/coaching-impact?weeks=4`: per competency, mean
+/// levels and attainment in the weeks before and after each coaching week.
+#[utoipa::path(get, path = "/v1/teams/{team_id}/coaching-impact",
+    operation_id = "get_coaching_impact", tag = "teams",
+    params(
+        ("team_id" = uuid::Uuid, Path, description = "The team"),
+        ("weeks" = Option<u32>, Query, minimum = 1, maximum = 26, description = "The window \
+            before and after each coaching week, in weeks (1 to 26; default 4)")),
+    responses(
+        (status = 200, description = "Per competency, levels and attainment before and after \
+            coaching on it", body = CoachingImpactBody),
+        (status = 400, description = "`weeks` is not a whole number from 1 to 26",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such team (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn coaching_impact(
     State(state): State<QueryState>,
     Principal(claims): Principal,
@@ -167,16 +296,36 @@ pub async fn coaching_impact(
         .await
         .map_err(read_error)?
         .ok_or_else(|| ApiError::NotFound(format!("no team {team_id}")))?;
-    Ok(Json(serde_json::json!({
-        "team_id": team_id,
-        "weeks": weeks,
-        "as_of": today,
-        "competencies": impact,
-    }))
+    Ok(Json(CoachingImpactBody {
+        team_id,
+        weeks,
+        as_of: today,
+        competencies: impact,
+    })
     .into_response())
 }
 
-/// `GET /v1/leaders/{leader_id}/scorecard?from=&to=` (default: the 90 days to today).
+/// A leader's scorecard over a range of days.
+///
+/// `GET /v1/leaders/{leader_id}/scorecard?from=&to=` (default: the 90 days
+/// to today).
+#[utoipa::path(get, path = "/v1/leaders/{leader_id}/scorecard",
+    operation_id = "get_leader_scorecard", tag = "leaders",
+    params(
+        ("leader_id" = uuid::Uuid, Path, description = "The leader"),
+        ("from" = Option<NaiveDate>, Query, description = "The first day (inclusive); absent: \
+            89 days before `to`"),
+        ("to" = Option<NaiveDate>, Query, description = "The last day (inclusive); absent: today")),
+    responses(
+        (status = 200, description = "The leader's scorecard over the range",
+            body = LeaderScorecardSchema),
+        (status = 400, description = "A bad date (`from` or `to`), named in `detail`, or a range \
+            that ends before it starts", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such leader: a leader appears once assigned to a team \
+            or once they coach, give feedback or resolve a request (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn leader_scorecard(
     State(state): State<QueryState>,
     Principal(claims): Principal,

@@ -30,7 +30,7 @@ use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use trellis_commands::extract::Principal;
-use trellis_commands::problem::ApiError;
+use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::competency::CompetencyEvent;
 use trellis_domain::rep::{
     FeedbackKind, Owner, PlanOutcome, RepEvent, SupportCategory, Visibility,
@@ -45,17 +45,22 @@ use trellis_projections::growth::model::ItemStatus;
 use trellis_projections::growth::{GrowthSettings, GrowthTimeline, RepProfile, Standing};
 use trellis_projections::projection::Envelope;
 use trellis_projections::query::standing_as_of;
+use utoipa::ToSchema;
 
 use crate::QueryState;
 use crate::access;
 use crate::asof::{RepReplay, TimeBasis, category_events, envelope, read_rep_stream};
+use crate::openapi::{ReadErrors, StandingSchema};
 use crate::params::{Params, PathIds, end_of_day};
 
-#[derive(Debug, Clone, Serialize)]
+/// What replaying one rep's history over a period yields for a review.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReviewPacket {
+    #[schema(value_type = uuid::Uuid)]
     pub rep_id: RepId,
     pub name: String,
     pub role: String,
+    #[schema(value_type = uuid::Uuid)]
     pub team_id: TeamId,
     pub start_date: NaiveDate,
     pub period_from: NaiveDate,
@@ -71,8 +76,9 @@ pub struct ReviewPacket {
     pub standing: StandingSummary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LevelChange {
+    #[schema(value_type = uuid::Uuid)]
     pub competency_id: CompetencyId,
     pub competency: Option<String>,
     pub start: Option<u8>,
@@ -80,11 +86,15 @@ pub struct LevelChange {
     pub change: Option<i16>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StandardTrend {
+    #[schema(value_type = uuid::Uuid)]
     pub standard_id: StandardId,
     pub name: String,
+    #[schema(schema_with = crate::openapi::standard_kind)]
     pub kind: StandardKind,
+    /// The kind of period the trend is measured in.
+    #[schema(schema_with = crate::openapi::period_kind)]
     pub bucket: PeriodKind,
     pub periods: Vec<PeriodAttainment>,
     /// Attainment in the first and the last measured period, and the mean.
@@ -95,7 +105,7 @@ pub struct StandardTrend {
     pub periods_measured: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PeriodAttainment {
     pub period: String,
     pub target: Option<f64>,
@@ -103,7 +113,7 @@ pub struct PeriodAttainment {
     pub attainment: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CoachingSummary {
     pub sessions: u32,
     pub minutes: u32,
@@ -113,8 +123,9 @@ pub struct CoachingSummary {
     pub by_competency: Vec<CompetencyActivity>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CompetencyActivity {
+    #[schema(value_type = uuid::Uuid)]
     pub competency_id: CompetencyId,
     pub competency: Option<String>,
     /// Coaching sessions that focused on it.
@@ -123,7 +134,7 @@ pub struct CompetencyActivity {
     pub constructive: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActionItems {
     /// Agreed in a session held in the period, or due in it.
     pub items: Vec<ActionItemLine>,
@@ -134,7 +145,7 @@ pub struct ActionItems {
     pub overdue_at_end: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActionItemLine {
     pub action_item_id: uuid::Uuid,
     /// `None` for an item agreed in a private session.
@@ -147,7 +158,7 @@ pub struct ActionItemLine {
     pub on_time: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SupportRequests {
     /// Raised in the period.
     pub requests: Vec<SupportLine>,
@@ -155,36 +166,46 @@ pub struct SupportRequests {
     pub median_days_to_resolve: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SupportLine {
+    #[schema(value_type = uuid::Uuid)]
     pub request_id: SupportRequestId,
+    #[schema(schema_with = crate::openapi::support_category)]
     pub category: SupportCategory,
     pub raised_on: NaiveDate,
     pub resolved_on: Option<NaiveDate>,
     pub days_to_resolve: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanLine {
+    #[schema(value_type = uuid::Uuid)]
     pub plan_id: PlanId,
     pub started_on: NaiveDate,
     pub review_on: NaiveDate,
     pub checkpoints: u32,
+    #[schema(schema_with = crate::openapi::plan_outcome)]
     pub outcome: Option<PlanOutcome>,
     pub closed_on: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StandingSummary {
+    /// The standing on the day before the period.
+    #[schema(value_type = StandingSchema)]
     pub at_start: Standing,
+    /// The standing on the period's last day.
+    #[schema(value_type = StandingSchema)]
     pub at_end: Standing,
     pub changes: Vec<StandingChange>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StandingChange {
     pub on: NaiveDate,
+    #[schema(schema_with = crate::openapi::standing_kind)]
     pub from: StandingKind,
+    #[schema(schema_with = crate::openapi::standing_kind)]
     pub to: StandingKind,
     pub reasons: Vec<String>,
 }
@@ -585,9 +606,13 @@ pub async fn review_packet(
 }
 
 /// The packet's JSON body: `{ "sha256": …, "packet": … }`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ReviewPacketBody)]
 pub struct PacketBody<'a> {
+    /// SHA-256 (lower-case hex) of the packet's canonical JSON (sorted keys,
+    /// no whitespace): what `POST /v1/reps/{rep_id}/reviews` records.
     pub sha256: String,
+    #[schema(value_type = ReviewPacket)]
     pub packet: &'a ReviewPacket,
 }
 
@@ -621,8 +646,37 @@ fn format(params: &Params, headers: &HeaderMap) -> Result<Format, ApiError> {
     })
 }
 
-/// `GET /v1/reps/{rep_id}/review-packet?from=&to=&format=json|md|html`
-/// (or `Accept: text/markdown` / `text/html`).
+/// A rep's review packet over a period, with its SHA-256.
+///
+/// `GET /v1/reps/{rep_id}/review-packet?from=&to=&format=json|md|html`:
+/// replayed from the log by business time: skill levels, standards,
+/// coaching, action items, support requests, improvement plans and standing
+/// changes. The format is `format` if given, else the `Accept` header
+/// (`text/markdown`, `text/html`), else JSON. The packet carries no note
+/// text, so it is the same for every reader.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/review-packet", operation_id = "get_review_packet",
+    tag = "reviews",
+    params(
+        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
+        ("from" = NaiveDate, Query, description = "The period's first day (inclusive)"),
+        ("to" = NaiveDate, Query, description = "The period's last day (inclusive)"),
+        ("format" = Option<String>, Query, description = "`json`, `md` (or `markdown`) or \
+            `html`; absent: chosen by the `Accept` header, JSON by default")),
+    responses(
+        (status = 200, description = "The packet and its SHA-256 (also in `x-packet-sha256`)",
+            content(
+                (PacketBody = "application/json"),
+                (String = "text/markdown"),
+                (String = "text/html")),
+            headers(("x-packet-sha256" = String, description = "SHA-256 (lower-case hex) of \
+                the packet's canonical JSON, whatever the format"))),
+        (status = 400, description = "`from` or `to` is missing or not a date, the period ends \
+            before it starts, or `format` is unknown",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rep (or the id is not a UUID), or the rep had not \
+            joined by the period's end", body = Problem, content_type = "application/problem+json"),
+        ReadErrors),
+    security(("bearer" = [])))]
 pub async fn route(
     State(state): State<QueryState>,
     Principal(claims): Principal,

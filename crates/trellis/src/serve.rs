@@ -91,7 +91,12 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
     .with_metrics_source(Arc::new(ProjectionLag(Engine::new(
         stores.log.clone(),
         stores.read.clone(),
-    ))));
+    ))))
+    // `/openapi.json` describes every API mounted below: the reads and the
+    // webhook admin routes beside the writes (the dashboard's pages are not
+    // an API).
+    .with_api_doc(trellis_queries::openapi::document())
+    .with_api_doc(trellis_webhooks::openapi::document());
     let demo = if args.demo {
         Some(seed_demo(&app, &stores, args.demo_seed, &settings).await?)
     } else {

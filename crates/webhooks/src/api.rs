@@ -9,7 +9,10 @@
 //! - `POST /v1/webhooks/deliveries/{delivery_id}/replay`: queue a delivered or
 //!   dead delivery again.
 //!
-//! Errors are problem details; every bad field is named.
+//! Errors are problem details; every bad field is named. [`ApiDoc`] is the
+//! OpenAPI document of these routes, which `trellis serve` merges into
+//! `/openapi.json`; the bodies below are typed so that it describes exactly
+//! what the handlers write.
 
 use std::collections::BTreeSet;
 
@@ -18,16 +21,19 @@ use axum::extract::{FromRef, FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use trellis_commands::AppState;
 use trellis_commands::auth::{Claims, Role};
 use trellis_commands::extract::{JsonBody, Principal};
+use trellis_commands::openapi::BearerAuth;
 use trellis_commands::problem::{ApiError, ErrorDetail, Fields, Problem};
 use trellis_commands::routes::PathIds;
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Type};
+use utoipa::{IntoResponses, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::store::{Delivery, DeliveryStatus, Replay, Subscription};
+use crate::store::{Attempt, Delivery, DeliveryStatus, Replay, Subscription};
 use crate::{CATEGORIES, Error, Webhooks, client, signing};
 
 /// The longest URL accepted.
@@ -70,19 +76,234 @@ pub fn routes(state: WebhooksState) -> Router {
 }
 
 /// The body of `POST /v1/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    /// Where to POST deliveries: an absolute `http://` or `https://` URL
+    /// without credentials, at most 2048 characters.
+    #[schema(max_length = 2048, example = "https://hooks.example.com/trellis")]
     pub url: String,
     /// Event type names (`FeedbackGiven`, …); empty or absent: every type.
     #[serde(default)]
+    #[schema(schema_with = event_type_filter)]
     pub event_types: Vec<String>,
-    /// `rep`, `team`, `standard`, `competency`; empty or absent: every category.
+    /// `rep`, `team`, `standard`, `competency`, `alert`; empty or absent:
+    /// every category.
     #[serde(default)]
+    #[schema(schema_with = category_filter)]
     pub categories: Vec<String>,
     /// `whsec_<base64 of 24 to 64 bytes>`; absent: one is generated.
     #[serde(default)]
     pub secret: Option<String>,
+}
+
+/// A webhook subscription as the API shows it: never its secret, but in
+/// the answer to its registration.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Webhook)]
+pub struct WebhookView {
+    pub id: Uuid,
+    pub url: String,
+    /// The event types delivered; empty: every type.
+    pub event_types: Vec<String>,
+    /// The stream categories delivered; empty: every category.
+    pub categories: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// The subject of the admin token that registered it.
+    pub created_by: String,
+}
+
+impl From<&Subscription> for WebhookView {
+    fn from(s: &Subscription) -> Self {
+        WebhookView {
+            id: s.id,
+            url: s.url.clone(),
+            event_types: s.event_types.clone(),
+            categories: s.categories.clone(),
+            created_at: s.created_at,
+            created_by: s.created_by.clone(),
+        }
+    }
+}
+
+/// The answer to a registration: the webhook and its secret, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegisteredWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_<base64>`: the key receivers verify the Standard Webhooks
+    /// signatures with. It is never shown again.
+    pub secret: String,
+}
+
+/// Every webhook not deleted, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<WebhookView>,
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = WebhookAttempt)]
+pub struct AttemptView {
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed (null for a 2xx).
+    pub error: Option<String>,
+    pub duration_ms: u32,
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> Self {
+        AttemptView {
+            attempted_at: a.attempted_at,
+            status_code: a.status_code,
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+/// One event's delivery to one webhook, with every attempt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// The stream the event belongs to.
+    pub stream: String,
+    pub global_position: u64,
+    #[schema(schema_with = delivery_status)]
+    pub status: DeliveryStatus,
+    /// Attempts since it was queued or last replayed.
+    pub attempts: u32,
+    pub replays: u32,
+    /// When the next attempt is due; null unless pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Every attempt, oldest first, across replays.
+    pub history: Vec<AttemptView>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook_id: d.subscription_id,
+            event_id: d.event_id,
+            event_type: d.event_type.clone(),
+            stream: d.stream_id.clone(),
+            global_position: d.global_position,
+            status: d.status,
+            attempts: d.attempts,
+            replays: d.replays,
+            next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+            history: d.history.iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+/// A page of a webhook's delivery log, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryView>,
+}
+
+/// A filter of a subscription: at most [`MAX_FILTERS`] of `values`.
+fn filter_schema(description: &str, values: impl IntoIterator<Item = &'static str>) -> Array {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values)),
+        )
+        .max_items(Some(MAX_FILTERS))
+        .description(Some(description))
+        .build()
+}
+
+/// The schema of `event_types`: the names the domain knows, as the handler
+/// checks them.
+fn event_type_filter() -> Array {
+    filter_schema(
+        "Event type names; empty or absent: every type.",
+        known_event_types(),
+    )
+}
+
+/// The schema of `categories`: [`CATEGORIES`], as the handler checks them.
+fn category_filter() -> Array {
+    filter_schema(
+        "Stream categories; empty or absent: every category.",
+        CATEGORIES.iter().copied(),
+    )
+}
+
+/// The schema of [`DeliveryStatus`]: its values as it serializes them. The
+/// match names every variant, so a new one fails to compile here instead of
+/// going undocumented.
+fn delivery_status() -> Object {
+    use DeliveryStatus::*;
+    let _every = |s: DeliveryStatus| match s {
+        Pending | Delivered | Dead => (),
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([Pending, Delivered, Dead].map(DeliveryStatus::as_str)))
+        .description(Some(
+            "`pending`: waiting for its next attempt; `delivered`: the receiver answered 2xx; \
+             `dead`: every attempt failed, or its webhook was deleted (the dead-letter list).",
+        ))
+        .build()
+}
+
+/// The errors every webhook route can answer with, each an
+/// `application/problem+json` body. A route adds the others it can answer
+/// with (400, 404, 409, 413, 415, 422), each described where it applies.
+#[derive(Debug, IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// No bearer token, or a bad or expired one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token is not an admin's: only an admin manages webhooks and sees
+    /// their deliveries.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// The store is unavailable; retry after the `Retry-After` seconds.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The webhook admin API, described.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Trellis webhooks",
+        description = "Signed webhooks (Standard Webhooks) for systems that do not speak NATS: \
+                       subscriptions, their delivery log, and replays. For admins only."
+    ),
+    paths(create, list, show, remove, deliveries, replay),
+    tags((name = "webhooks", description = "Webhook subscriptions, their delivery log and \
+                                            replays; for admins only.")),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// [`ApiDoc`] as a document, for callers that do not depend on utoipa
+/// (`trellis serve` adds it with `AppState::with_api_doc`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
 fn admin_only(claims: &Claims) -> Result<(), ApiError> {
@@ -133,42 +354,33 @@ fn problem(status: StatusCode, kind: &str, title: &str, detail: String) -> Respo
     response
 }
 
-fn subscription_json(s: &Subscription) -> Value {
-    json!({
-        "id": s.id,
-        "url": s.url,
-        "event_types": s.event_types,
-        "categories": s.categories,
-        "created_at": s.created_at,
-        "created_by": s.created_by,
-    })
-}
-
-fn delivery_json(d: &Delivery) -> Value {
-    json!({
-        "id": d.id,
-        "webhook_id": d.subscription_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "stream": d.stream_id,
-        "global_position": d.global_position,
-        "status": d.status,
-        "attempts": d.attempts,
-        "replays": d.replays,
-        "next_attempt_at": (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-        "created_at": d.created_at,
-        "delivered_at": d.delivered_at,
-        "history": d.history,
-    })
-}
-
-fn ok_json(status: StatusCode, value: &Value) -> Response {
+fn ok_json(status: StatusCode, value: &impl Serialize) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
-/// `POST /v1/webhooks`
+/// Register a webhook.
+///
+/// `POST /v1/webhooks`: from the next event appended on, every event that
+/// matches the filters is POSTed to `url`, signed with the secret. The
+/// answer carries the secret, generated when none was given; it is never
+/// shown again.
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The webhook is registered; `Location` names it",
+            body = RegisteredWebhook,
+            headers(("Location" = String, description = "`/v1/webhooks/{webhook_id}`"))),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the configured limit",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named in `errors`: a URL that is not \
+            an absolute http(s) URL, an unknown event type or category, a bad secret",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn create(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -270,16 +482,26 @@ async fn create(
         .map_err(store_error)?;
     tracing::info!(webhook = %subscription.id, url = %subscription.url, "webhook registered");
 
-    let mut value = subscription_json(&subscription);
-    value["secret"] = Value::from(subscription.secret.clone());
-    let mut response = ok_json(StatusCode::CREATED, &value);
+    let body = RegisteredWebhook {
+        webhook: WebhookView::from(&subscription),
+        secret: subscription.secret.clone(),
+    };
+    let mut response = ok_json(StatusCode::CREATED, &body);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", subscription.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
 }
 
-/// `GET /v1/webhooks`
+/// List the webhooks.
+///
+/// `GET /v1/webhooks`: every webhook not deleted, oldest first, without
+/// their secrets.
+#[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks",
+    responses(
+        (status = 200, description = "Every webhook not deleted", body = WebhookList),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn list(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -291,8 +513,8 @@ async fn list(
         .subscriptions()
         .await
         .map_err(store_error)?;
-    let items: Vec<Value> = subscriptions.iter().map(subscription_json).collect();
-    Ok(ok_json(StatusCode::OK, &json!({ "items": items })))
+    let items = subscriptions.iter().map(WebhookView::from).collect();
+    Ok(ok_json(StatusCode::OK, &WebhookList { items }))
 }
 
 async fn existing(state: &WebhooksState, id: Uuid) -> Result<Subscription, ApiError> {
@@ -309,7 +531,18 @@ async fn existing(state: &WebhooksState, id: Uuid) -> Result<Subscription, ApiEr
         })
 }
 
-/// `GET /v1/webhooks/{webhook_id}`
+/// Show a webhook.
+///
+/// `GET /v1/webhooks/{webhook_id}`, without its secret.
+#[utoipa::path(get, path = "/v1/webhooks/{webhook_id}", operation_id = "get_webhook",
+    tag = "webhooks",
+    params(("webhook_id" = Uuid, Path, description = "The webhook")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView),
+        (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn show(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -317,10 +550,22 @@ async fn show(
 ) -> Result<Response, ApiError> {
     admin_only(&claims)?;
     let subscription = existing(&state, path.uuid("webhook_id")?).await?;
-    Ok(ok_json(StatusCode::OK, &subscription_json(&subscription)))
+    Ok(ok_json(StatusCode::OK, &WebhookView::from(&subscription)))
 }
 
-/// `DELETE /v1/webhooks/{webhook_id}`
+/// Delete a webhook.
+///
+/// `DELETE /v1/webhooks/{webhook_id}`: nothing more is queued for it, and
+/// its pending deliveries go to the dead-letter list.
+#[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", operation_id = "delete_webhook",
+    tag = "webhooks",
+    params(("webhook_id" = Uuid, Path, description = "The webhook")),
+    responses(
+        (status = 204, description = "The webhook is deleted"),
+        (status = 404, description = "No such webhook (deleted already, or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn remove(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -343,7 +588,26 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /v1/webhooks/{webhook_id}/deliveries`
+/// A webhook's delivery log.
+///
+/// `GET /v1/webhooks/{webhook_id}/deliveries?status=&limit=`: newest first,
+/// each delivery with every attempt.
+#[utoipa::path(get, path = "/v1/webhooks/{webhook_id}/deliveries",
+    operation_id = "list_webhook_deliveries", tag = "webhooks",
+    params(
+        ("webhook_id" = Uuid, Path, description = "The webhook"),
+        ("status" = Option<String>, Query, description = "Only the deliveries in this state: \
+            `pending`, `delivered` or `dead` (the dead-letter list); absent: all"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "The most \
+            deliveries on the page (1 to 1000; default 100)")),
+    responses(
+        (status = 200, description = "The delivery log, newest first", body = DeliveryList),
+        (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad or unknown query parameter, named in `errors`",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn deliveries(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -387,11 +651,26 @@ async fn deliveries(
         .deliveries(id, status, limit)
         .await
         .map_err(store_error)?;
-    let items: Vec<Value> = items.iter().map(delivery_json).collect();
-    Ok(ok_json(StatusCode::OK, &json!({ "items": items })))
+    let items = items.iter().map(DeliveryView::from).collect();
+    Ok(ok_json(StatusCode::OK, &DeliveryList { items }))
 }
 
-/// `POST /v1/webhooks/deliveries/{delivery_id}/replay`
+/// Replay a delivery.
+///
+/// `POST /v1/webhooks/deliveries/{delivery_id}/replay`: queue a delivered
+/// or dead delivery again, due now.
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{delivery_id}/replay",
+    operation_id = "replay_webhook_delivery", tag = "webhooks",
+    params(("delivery_id" = Uuid, Path, description = "The delivery")),
+    responses(
+        (status = 200, description = "The delivery, queued again", body = DeliveryView),
+        (status = 404, description = "No such delivery (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery is still pending (`delivery-pending`), or \
+            its webhook was deleted (`webhook-deleted`)",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors),
+    security(("bearer" = [])))]
 async fn replay(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -409,7 +688,7 @@ async fn replay(
         Replay::Requeued(delivery) => {
             tracing::info!(delivery = %id, "webhook delivery replayed");
             state.hooks.wake();
-            Ok(ok_json(StatusCode::OK, &delivery_json(&delivery)))
+            Ok(ok_json(StatusCode::OK, &DeliveryView::from(&*delivery)))
         }
         Replay::NotFound => Err(ApiError::NotFound(format!("there is no delivery {id}"))),
         Replay::AlreadyPending => Ok(problem(

@@ -17,6 +17,7 @@
 //! ```text
 //! let hooks = Webhooks::postgres(pg.pool().clone(), WebhooksConfig::default()).await?;
 //! // or: Webhooks::sqlite(sqlite_store.path(), config).await?
+//! let app = app.with_api_doc(trellis_webhooks::openapi::document()); // before cloning `app`
 //! let extra = trellis_webhooks::routes(WebhooksState::new(app.clone(), hooks.clone()));
 //! let router = trellis_commands::router_with(app, extra);
 //! tokio::spawn(trellis_webhooks::run(log, hooks, shutdown));
@@ -53,6 +54,12 @@ pub mod store;
 pub mod tls;
 
 pub use api::{WebhooksState, routes};
+
+/// The webhook admin API's OpenAPI document, which `trellis serve` merges
+/// into `/openapi.json` (`trellis_commands::AppState::with_api_doc`).
+pub mod openapi {
+    pub use crate::api::{ApiDoc, document};
+}
 pub use store::{
     Attempt, Delivery, DeliveryStatus, Subscription, WebhookStore, postgres::PostgresWebhookStore,
     sqlite::SqliteWebhookStore,

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::problem::ApiError;
@@ -18,7 +17,8 @@ pub async fn healthz() -> &'static str {
 /// Ready: the event store answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "The store answers", body = String),
-              (status = 503, description = "The store does not answer", body = crate::problem::Problem)))]
+              (status = 503, description = "The store does not answer", body = crate::problem::Problem,
+               content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
     app.store()
         .ping()
@@ -39,22 +39,22 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     response
 }
 
-/// This API, described in OpenAPI 3.1.
+/// This API, described in OpenAPI 3.1: the command service's routes and
+/// those of every service mounted beside it that added its document
+/// ([`AppState::with_api_doc`]).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn openapi() -> Response {
-    let mut response = (
-        StatusCode::OK,
-        crate::openapi::ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_default(),
-    )
-        .into_response();
+pub async fn openapi(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let json = app
+        .api_doc()
+        .to_pretty_json()
+        .map_err(|e| ApiError::Internal(format!("the OpenAPI document does not serialize: {e}")))?;
+    let mut response = (StatusCode::OK, json).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
+    Ok(response)
 }
 
 /// Anything else.
