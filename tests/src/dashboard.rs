@@ -557,6 +557,72 @@ async fn signing_in_sets_an_http_only_cookie_that_opens_the_pages() {
     demo.cleanup().await;
 }
 
+/// As `trellis serve` wires it: the packet page shows the packet
+/// `GET /v1/reps/{id}/review-packet` serves (replayed), with the same hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packet_page_shows_the_packet_the_api_serves_with_its_hash() {
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    let settings = GrowthSettings::default();
+    let dashboard = DashboardState::new(demo.app.clone(), demo.read.clone()).with_hooks(Arc::new(
+        trellis_queries::hooks::ReplayedPackets::new(demo.backend.store.clone(), settings),
+    ));
+    let queries =
+        trellis_queries::QueryState::new(demo.app.clone(), demo.models()).with_settings(settings);
+    let router = trellis_commands::router_with(
+        demo.app.clone(),
+        trellis_dashboard::routes(dashboard).merge(trellis_queries::routes(queries)),
+    );
+    let priya = demo.rep("Priya Nair");
+    let to = today();
+    let from = to.checked_sub_days(Days::new(90)).expect("a date");
+    let get = |path: String| {
+        let router = router.clone();
+        let token = demo.leader_token(0).to_owned();
+        async move {
+            let response = router
+                .oneshot(
+                    Request::builder()
+                        .uri(path)
+                        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let sha = response
+                .headers()
+                .get("x-packet-sha256")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("a body");
+            (status, sha, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, sha, body) = get(format!(
+        "/v1/reps/{}/review-packet?from={from}&to={to}",
+        priya.id
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sha = sha.expect("the API names the packet's hash");
+
+    let (status, _, page) = get(format!("/reps/{}/review?from={from}&to={to}", priya.id)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_contains(&page, &sha, "the page shows the API's packet hash");
+    assert!(
+        !page.contains("assembled from the read models"),
+        "the page shows the replayed packet, not its read-model sketch"
+    );
+    assert_eq!(
+        page.matches("<h1>").count(),
+        1,
+        "one title: the page's, not the packet's as well"
+    );
+    demo.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_an_https_proxy_the_sign_in_cookie_is_secure() {
     let demo = Demo::seed(Kind::Sqlite, SEED).await;
@@ -600,7 +666,10 @@ async fn behind_an_https_proxy_the_sign_in_cookie_is_secure() {
     let cookie = response.headers()[header::SET_COOKIE]
         .to_str()
         .expect("ascii");
-    assert!(!cookie.contains("Secure"), "a proxy that says http: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "a proxy that says http: {cookie}"
+    );
     demo.cleanup().await;
 }
 

@@ -34,6 +34,8 @@
 //! - [`models`]: the read-model routes. [`asof`], [`audit`], [`packet`],
 //!   [`feed`]: the log routes.
 //! - [`ops`]: `replay` with progress, and projection lag as Prometheus text.
+//! - [`hooks`]: the dashboard's packet page shows the packet this API serves
+//!   ([`hooks::ReplayedPackets`], handed to the dashboard by `trellis serve`).
 //! - [`openapi`]: this API's OpenAPI document ([`openapi::ApiDoc`]), which
 //!   `trellis serve` merges into `/openapi.json` with
 //!   `app.with_api_doc(openapi::document())`.
@@ -53,6 +55,7 @@ pub mod access;
 pub mod asof;
 pub mod audit;
 pub mod feed;
+pub mod hooks;
 pub mod models;
 pub mod openapi;
 pub mod ops;

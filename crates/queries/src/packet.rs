@@ -1042,6 +1042,15 @@ pub mod render {
              table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em}}</style>\
              </head><body>\n"
         );
+        out.push_str(&html_body(blocks));
+        out.push_str("</body></html>\n");
+        out
+    }
+
+    /// The blocks as HTML elements, to embed in a page of one's own (the
+    /// dashboard's packet page); every text is escaped.
+    pub fn html_body(blocks: &[Block]) -> String {
+        let mut out = String::new();
         for b in blocks {
             match b {
                 Block::Heading(level, text) => {
@@ -1074,7 +1083,6 @@ pub mod render {
                 }
             }
         }
-        out.push_str("</body></html>\n");
         out
     }
 }

@@ -178,7 +178,10 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
         }));
     }
 
-    let dashboard = DashboardState::new(app.clone(), stores.read.clone());
+    // The packet page shows the packet the API serves, replayed, with its hash.
+    let dashboard = DashboardState::new(app.clone(), stores.read.clone()).with_hooks(Arc::new(
+        trellis_queries::hooks::ReplayedPackets::new(stores.log.clone(), settings),
+    ));
     let queries =
         QueryState::new(app.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
     let webhooks = trellis_webhooks::WebhooksState::new(app.clone(), hooks);
