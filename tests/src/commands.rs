@@ -2076,3 +2076,58 @@ async fn a_lost_database_connection_is_never_a_500_and_loses_nothing() {
     drop(admin);
     app.cleanup().await;
 }
+
+/// Requests the process sends itself in bulk (the demo's organisation) are
+/// logged at DEBUG; every other handled request keeps its INFO line.
+#[tokio::test(flavor = "current_thread")]
+async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let app = TestApp::spawn(trellis_tests::Kind::Sqlite).await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let request = |bulk: bool| {
+        let mut request = axum::http::Request::builder().uri("/healthz");
+        if bulk {
+            request = request.extension(trellis_commands::BulkRequest);
+        }
+        request.body(axum::body::Body::empty()).expect("a request")
+    };
+    for bulk in [true, true, false] {
+        let response = app
+            .router
+            .clone()
+            .oneshot(request(bulk))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 200);
+    }
+    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    assert_eq!(
+        log.matches("request handled").count(),
+        1,
+        "only the request not marked bulk logs at INFO:\n{log}"
+    );
+    drop(_default);
+    app.cleanup().await;
+}

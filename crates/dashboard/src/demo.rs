@@ -822,6 +822,8 @@ impl Seeder<'_> {
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .header("idempotency-key", key)
+            // Over a thousand requests: logged at DEBUG, not one INFO line each.
+            .extension(trellis_commands::BulkRequest)
             .body(Body::from(body.to_string()))
             .expect("a valid request");
         let response = self
