@@ -3,7 +3,6 @@
 //! a restart raises nothing new; with NATS each appears once on a
 //! `TRELLIS_ALERTS`-like stream of the test's own.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull};
@@ -12,40 +11,14 @@ use futures_util::StreamExt as _;
 use trellis_alerts::testing::{self, today};
 use trellis_alerts::{Evaluator, EvaluatorConfig, PublisherConfig};
 use trellis_domain::{AlertEvent, Event};
-use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::ReadStore;
-use trellis_projections::store::postgres::PostgresReadStore;
-use trellis_projections::store::sqlite::SqliteReadStore;
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
 
-async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
-    match backend.kind {
-        Kind::Postgres => {
-            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
-                .await
-                .expect("connect");
-            Arc::new(
-                PostgresReadStore::new(store.pool().clone())
-                    .await
-                    .expect("read store"),
-            )
-        }
-        Kind::Sqlite => Arc::new(
-            SqliteReadStore::open(
-                backend
-                    .data_dir()
-                    .join(trellis_eventstore::sqlite::FILE_NAME),
-            )
-            .await
-            .expect("read store"),
-        ),
-    }
-}
+use crate::http::read_store;
 
 /// Appends the scenario and projects it; the read models of the result.
 async fn scenario(backend: &Backend) -> ReadModels {

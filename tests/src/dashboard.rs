@@ -27,15 +27,14 @@ use trellis_dashboard::DashboardState;
 use trellis_dashboard::demo::{self, DemoOrg};
 use trellis_domain::rep::{RepEvent, Visibility};
 use trellis_domain::{Event, LeaderId, Period, PeriodKind, RepId, TeamId};
-use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{EventStore, StreamId};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_projections::store::ReadStore;
-use trellis_projections::store::postgres::PostgresReadStore;
-use trellis_projections::store::sqlite::SqliteReadStore;
 use trellis_tests::{Backend, Kind, slow_tests_enabled};
+
+use crate::http::read_store;
 
 const SECRET: &[u8; 32] = b"trellis-dashboard-tests-secret!!";
 const SEED: u64 = 42;
@@ -52,30 +51,6 @@ struct Demo {
     org: DemoOrg,
     router: Router,
     seeding: Duration,
-}
-
-async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
-    match backend.kind {
-        Kind::Postgres => {
-            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
-                .await
-                .expect("connect");
-            Arc::new(
-                PostgresReadStore::new(store.pool().clone())
-                    .await
-                    .expect("read store"),
-            )
-        }
-        Kind::Sqlite => Arc::new(
-            SqliteReadStore::open(
-                backend
-                    .data_dir()
-                    .join(trellis_eventstore::sqlite::FILE_NAME),
-            )
-            .await
-            .expect("read store"),
-        ),
-    }
 }
 
 impl Demo {

@@ -28,7 +28,6 @@ use trellis_domain::{
     PeriodKind, RepAggregate, RepCommand, RepId, RepState, StandardAggregate, StandardCommand,
     StandardKind, StandardState, TeamAggregate, TeamId, TeamState,
 };
-use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{
     Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
 };
@@ -38,11 +37,11 @@ use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
 use trellis_projections::projection::DocChange;
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::postgres::PostgresReadStore;
-use trellis_projections::store::sqlite::SqliteReadStore;
 use trellis_projections::store::{Generation, Lease, LeaseKind, ReadStore, Status};
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
+
+use crate::http::read_store;
 
 fn id<T: From<Uuid>>(n: u128) -> T {
     T::from(Uuid::from_u128(n))
@@ -61,30 +60,6 @@ where
 
 fn now() -> DateTime<Utc> {
     "2026-04-01T12:00:00Z".parse().expect("an instant")
-}
-
-async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
-    match backend.kind {
-        Kind::Postgres => {
-            let store = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
-                .await
-                .expect("connect");
-            Arc::new(
-                PostgresReadStore::new(store.pool().clone())
-                    .await
-                    .expect("read store"),
-            )
-        }
-        Kind::Sqlite => Arc::new(
-            SqliteReadStore::open(
-                backend
-                    .data_dir()
-                    .join(trellis_eventstore::sqlite::FILE_NAME),
-            )
-            .await
-            .expect("read store"),
-        ),
-    }
 }
 
 fn growth() -> Box<Growth> {
