@@ -98,7 +98,6 @@ fn add_event_headers(
 #[derive(Debug, Clone)]
 pub struct Encoder {
     prefix: String,
-    source: String,
     template: HeaderMap,
 }
 
@@ -120,7 +119,6 @@ impl Encoder {
         }
         Encoder {
             prefix: prefix.into(),
-            source,
             template,
         }
     }
@@ -156,11 +154,6 @@ impl Encoder {
             stream_id: event.stream_id,
             recorded_at: event.metadata.recorded_at,
         })
-    }
-
-    /// The CloudEvents source of every message.
-    pub fn source(&self) -> &str {
-        &self.source
     }
 }
 
