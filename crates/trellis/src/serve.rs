@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use trellis_alerts::Thresholds;
 use trellis_commands::{AppState, CommandsConfig, MetricsSource, SystemClock};
 use trellis_dashboard::DashboardState;
 use trellis_projections::engine::Engine;
@@ -56,7 +58,70 @@ pub struct ServeArgs {
     #[arg(long, env = "TRELLIS_WEBHOOK_CA_FILE", value_name = "PATH")]
     webhook_ca_file: Option<PathBuf>,
     #[command(flatten)]
+    alerts: AlertArgs,
+    #[command(flatten)]
     secret: SecretArgs,
+}
+
+/// When alerts fire: each threshold of [`trellis_alerts::Thresholds`], with
+/// its default, and how often the time-based rules are evaluated.
+#[derive(Debug, clap::Args)]
+pub struct AlertArgs {
+    /// Alert the leader when a rep misses a standard this many consecutive
+    /// measured periods.
+    #[arg(long, env = "TRELLIS_ALERT_MISSED_PERIODS", value_name = "N",
+          default_value_t = Thresholds::default().missed_periods,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_missed_periods: u32,
+    /// Alert the leader when a rep has not been coached for this many days.
+    #[arg(long, env = "TRELLIS_ALERT_NOT_COACHED_DAYS", value_name = "DAYS",
+          default_value_t = Thresholds::default().not_coached_days,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_not_coached_days: u32,
+    /// Alert the leader when a support request is still unresolved this many
+    /// days after it was raised (its SLA).
+    #[arg(long, env = "TRELLIS_ALERT_SUPPORT_SLA_DAYS", value_name = "DAYS",
+          default_value_t = Thresholds::default().support_sla_days,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_support_sla_days: u32,
+    /// Alert the leader when an open improvement plan's review date is this
+    /// many days away or less.
+    #[arg(long, env = "TRELLIS_ALERT_PLAN_REVIEW_DAYS", value_name = "DAYS",
+          default_value_t = Thresholds::default().plan_review_days,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_plan_review_days: u32,
+    /// A quality gate passed at most this many days ago still raises its
+    /// alert (to the leader and the rep); older passes are history.
+    #[arg(long, env = "TRELLIS_ALERT_QUALITY_GATE_DAYS", value_name = "DAYS",
+          default_value_t = Thresholds::default().quality_gate_recent_days,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_quality_gate_days: u32,
+    /// How often the rules run when nothing is appended, in seconds (the
+    /// time-based rules change with the date alone).
+    #[arg(long, env = "TRELLIS_ALERT_INTERVAL", value_name = "SECONDS",
+          default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    alert_interval: u64,
+}
+
+impl AlertArgs {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            missed_periods: self.alert_missed_periods,
+            not_coached_days: self.alert_not_coached_days,
+            support_sla_days: self.alert_support_sla_days,
+            plan_review_days: self.alert_plan_review_days,
+            quality_gate_recent_days: self.alert_quality_gate_days,
+        }
+    }
+
+    /// The alerts configuration of `trellis serve`.
+    fn config(&self) -> trellis_alerts::AlertsConfig {
+        let mut config = trellis_alerts::AlertsConfig::default();
+        config.evaluator.thresholds = self.thresholds();
+        config.evaluator.interval = Duration::from_secs(self.alert_interval);
+        config
+    }
 }
 
 impl ServeArgs {
@@ -122,7 +187,7 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
     }));
 
     // Alerts: evaluated on a schedule and on appends, recorded in the log.
-    let alerts = trellis_alerts::AlertsConfig::default();
+    let alerts = args.alerts.config();
     let (log, read, stopped) = (
         stores.log.clone(),
         ReadModels::new(stores.read.clone()),
@@ -304,5 +369,77 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        alerts: AlertArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<AlertArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("trellis").chain(args.iter().copied()))
+            .map(|cli| cli.alerts)
+    }
+
+    #[test]
+    fn without_flags_the_alert_thresholds_are_the_rules_defaults() {
+        let alerts = parse(&[]).expect("no flags parse");
+        assert_eq!(alerts.thresholds(), Thresholds::default());
+        assert_eq!(alerts.config().evaluator.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn each_alert_threshold_flag_reaches_the_evaluator() {
+        let alerts = parse(&[
+            "--alert-missed-periods",
+            "3",
+            "--alert-not-coached-days",
+            "21",
+            "--alert-support-sla-days",
+            "5",
+            "--alert-plan-review-days",
+            "10",
+            "--alert-quality-gate-days",
+            "45",
+            "--alert-interval",
+            "300",
+        ])
+        .expect("valid flags");
+        let config = alerts.config();
+        assert_eq!(
+            config.evaluator.thresholds,
+            Thresholds {
+                missed_periods: 3,
+                not_coached_days: 21,
+                support_sla_days: 5,
+                plan_review_days: 10,
+                quality_gate_recent_days: 45,
+            }
+        );
+        assert_eq!(config.evaluator.interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_zero_threshold_is_refused_naming_the_flag() {
+        for flag in [
+            "--alert-missed-periods",
+            "--alert-not-coached-days",
+            "--alert-support-sla-days",
+            "--alert-plan-review-days",
+            "--alert-quality-gate-days",
+            "--alert-interval",
+        ] {
+            let error = parse(&[flag, "0"]).expect_err("0 is refused").to_string();
+            assert!(error.contains(flag), "{flag}: {error}");
+            assert!(error.contains("0 is not in 1.."), "{flag}: {error}");
+        }
     }
 }
