@@ -162,26 +162,9 @@ pub fn message(
         Ok(_) => return Ok(None),
         Err(e) => return Err(Error::Decode(e.to_string())),
     };
-    let id = event.event_id.to_string();
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id.as_str());
-    headers.insert("ce-specversion", "1.0");
-    headers.insert("ce-id", id.as_str());
-    headers.insert("ce-source", config.source.as_str());
-    headers.insert(
-        "ce-type",
-        trellis_contracts::ce_type(&event.event_type).as_str(),
-    );
-    headers.insert("ce-subject", event.stream_id.as_str());
-    headers.insert(
-        "ce-time",
-        event
-            .metadata
-            .recorded_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            .as_str(),
-    );
-    headers.insert("Content-Type", trellis_contracts::CONTENT_TYPE);
+    // The same headers as every event on TRELLIS_EVENTS: Nats-Msg-Id, the
+    // CloudEvents attributes and the content type.
+    let headers = trellis_notifications::message::headers(event, &config.source);
     Ok(Some(AlertMessage {
         subject: subject(&config.subject_prefix, &alert),
         headers,
