@@ -600,6 +600,14 @@ async fn bad_query_parameters_are_named_in_a_problem(app: &QueryApp) {
             "period",
         ),
         (
+            format!("/v1/teams/{}/view?period=2026-13", world.team),
+            "months run from 01 to 12",
+        ),
+        (
+            format!("/v1/reps/{riley}/review-packet?from=0001-01-01&to=9999-12-31"),
+            "longer than a packet covers",
+        ),
+        (
             format!("/v1/teams/{}/coaching-impact?weeks=x", world.team),
             "weeks",
         ),
@@ -1035,6 +1043,11 @@ async fn the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_dupli
     })
     .await
     .expect("the stream delivered every event in time");
+    assert_eq!(
+        received.len(),
+        expected_first + 1,
+        "no extra or duplicate frame"
+    );
     let expected: Vec<&String> = seen[5..].iter().map(|(c, _)| c).collect();
     let got: Vec<&String> = received[..expected_first].iter().map(|(c, _)| c).collect();
     assert_eq!(

@@ -229,13 +229,16 @@ pub async fn team_view(
 ) -> Result<Response, ApiError> {
     let team_id = TeamId::from_uuid(path.uuid("team_id")?);
     let today = state.today();
-    let period = params
-        .parsed(
-            "period",
-            "a week (2026-W05), a month (2026-03) or a quarter (2026-Q1)",
-            |v| v.parse::<Period>().ok(),
-        )?
-        .unwrap_or_else(|| Period::containing(PeriodKind::Month, today));
+    // The domain's own reason ("months run from 01 to 12", …) says what to fix.
+    let period = match params.get("period") {
+        None => Period::containing(PeriodKind::Month, today),
+        Some(value) => value.parse::<Period>().map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the query parameter period is {value:?}: {e}; send a week (2026-W05), a \
+                 month (2026-03) or a quarter (2026-Q1)"
+            ))
+        })?,
+    };
     access::team_read(&claims, team_id)?;
     let view = state
         .read

@@ -556,6 +556,11 @@ fn standing_changes(
     }
 }
 
+/// The longest period a packet covers. The packet follows the rep's
+/// standing week by week, replaying their stream for each week, so its cost
+/// grows with the period: a review covers a quarter or a year, not centuries.
+pub const MAX_PACKET_DAYS: i64 = 731;
+
 /// Replays the rep's stream and the catalogue from the log and builds the
 /// packet. `Ok(None)`: no such rep. The team is the rep's team now.
 pub async fn review_packet(
@@ -565,6 +570,12 @@ pub async fn review_packet(
     to: NaiveDate,
     settings: GrowthSettings,
 ) -> Result<Option<(TeamId, Option<ReviewPacket>)>, ApiError> {
+    if (to - from).num_days() > MAX_PACKET_DAYS {
+        return Err(ApiError::BadRequest(format!(
+            "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days):              ask for a year or less, e.g. from={} to={to}",
+            to.checked_sub_days(chrono::Days::new(364)).unwrap_or(to)
+        )));
+    }
     let mut events = Vec::new();
     let mut team = None;
     read_rep_stream(store, rep_id, 0, |e| {
