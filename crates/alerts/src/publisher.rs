@@ -149,24 +149,24 @@ pub struct AlertMessage {
 
 /// The message of a recorded event, when it is an alert.
 pub fn message(
-    event: &RecordedEvent,
+    event: &RecordedEvent<String>,
     config: &PublisherConfig,
 ) -> Result<Option<AlertMessage>, Error> {
+    // Most of the log is not alerts: those are skipped before any decoding.
     if event.stream_id.category() != AlertEvent::CATEGORY {
         return Ok(None);
     }
-    let envelope =
-        trellis_contracts::envelope_from_stored(event).map_err(|e| Error::Decode(e.to_string()))?;
-    let alert = match trellis_contracts::event_of(&envelope) {
-        Ok(Event::Alert(AlertEvent::Raised(alert))) => alert,
-        Ok(_) => return Ok(None),
-        Err(e) => return Err(Error::Decode(e.to_string())),
+    let domain = Event::from_stored_json(&event.event_type, event.schema_version, &event.payload)
+        .map_err(|e| Error::Decode(e.to_string()))?;
+    let Event::Alert(AlertEvent::Raised(alert)) = &domain else {
+        return Ok(None);
     };
+    let envelope = trellis_contracts::envelope(event, &domain);
     // The same headers as every event on TRELLIS_EVENTS: Nats-Msg-Id, the
     // CloudEvents attributes and the content type.
     let headers = trellis_notifications::message::headers(event, &config.source);
     Ok(Some(AlertMessage {
-        subject: subject(&config.subject_prefix, &alert),
+        subject: subject(&config.subject_prefix, alert),
         headers,
         body: Bytes::from(envelope.encode_to_vec()),
     }))
@@ -256,7 +256,8 @@ async fn publish_forever(
     };
     let mut follower = Follower::new(store.clone(), from, config.batch);
     loop {
-        let batch = match follower.next_batch().await {
+        // Payloads as text: only the alerts among them are decoded.
+        let batch = match follower.next_batch_json().await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the log; retrying");
