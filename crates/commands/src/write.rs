@@ -389,14 +389,24 @@ where
                 current: loaded.version,
             });
         }
-        let decided = A::decide(&loaded.state, command(&loaded)?)?;
-        if decided.is_empty() {
-            return Ok(Written {
-                stream_version: loaded.version,
-                events: 0,
-                replayed: false,
-            });
-        }
+        let decided = match command(&loaded) {
+            Ok(command) => A::decide(&loaded.state, command).map_err(ApiError::from),
+            Err(e) => Err(e),
+        };
+        let decided = match decided {
+            Ok(decided) if !decided.is_empty() => decided,
+            // Refused, or nothing to record: the state is still the stream's
+            // current one, so it goes back into the cache for the next command.
+            other => {
+                let version = loaded.version;
+                app.state_cache().put(stream, version, loaded.state);
+                return other.map(|_| Written {
+                    stream_version: version,
+                    events: 0,
+                    replayed: false,
+                });
+            }
+        };
         let version = loaded.version;
         let after = decided
             .iter()
