@@ -557,7 +557,7 @@ impl EventStore for PostgresStore {
                 let head = u64::try_from(head).unwrap_or_default();
                 let position: Option<i64> = row.get(2);
                 match (replayed, position) {
-                    (true, _) => match self.recorded_command(meta.command_id).await? {
+                    (true, _) => match recorded_command_on(&client, meta.command_id).await? {
                         Some(outcome) => CallResult::Done(outcome),
                         None => continue,
                     },
@@ -700,32 +700,7 @@ impl EventStore for PostgresStore {
     #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]
     async fn recorded_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, Error> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "WITH first AS ( \
-                     SELECT stream_id, request_hash FROM trellis.events \
-                     WHERE command_id = $1 AND command_first) \
-                 SELECT max(e.stream_version), min(e.global_position), max(e.global_position), \
-                        (SELECT request_hash FROM first) \
-                 FROM trellis.events e JOIN first f ON e.stream_id = f.stream_id \
-                 WHERE e.command_id = $1",
-            )
-            .await?;
-        let row = client.query_one(&statement, &[&command_id]).await?;
-        let version: Option<i64> = row.get(0);
-        let first: Option<i64> = row.get(1);
-        let last: Option<i64> = row.get(2);
-        let request_hash: Option<&[u8]> = row.get(3);
-        Ok(match (version, first, last) {
-            (Some(version), Some(first), Some(last)) => Some(AppendOutcome {
-                stream_version: u64::try_from(version).unwrap_or_default(),
-                first_position: u64::try_from(first).unwrap_or_default(),
-                last_position: u64::try_from(last).unwrap_or_default(),
-                replayed: true,
-                request_hash: request_hash.and_then(Hash::from_slice),
-            }),
-            _ => None,
-        })
+        recorded_command_on(&client, command_id).await
     }
 
     #[tracing::instrument(name = "event_store.load_checkpoint", skip_all, fields(name), err)]
@@ -867,4 +842,40 @@ impl EventStore for PostgresStore {
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
+}
+
+/// The outcome of a recorded command, read on a connection the caller holds
+/// (an append that finds its command already recorded asks on its own
+/// connection: taking a second one from the pool could wait forever when
+/// every connection is held by such an append).
+async fn recorded_command_on(
+    client: &deadpool_postgres::Object,
+    command_id: Uuid,
+) -> Result<Option<AppendOutcome>, Error> {
+    let statement = client
+        .prepare_cached(
+            "WITH first AS ( \
+                 SELECT stream_id, request_hash FROM trellis.events \
+                 WHERE command_id = $1 AND command_first) \
+             SELECT max(e.stream_version), min(e.global_position), max(e.global_position), \
+                    (SELECT request_hash FROM first) \
+             FROM trellis.events e JOIN first f ON e.stream_id = f.stream_id \
+             WHERE e.command_id = $1",
+        )
+        .await?;
+    let row = client.query_one(&statement, &[&command_id]).await?;
+    let version: Option<i64> = row.get(0);
+    let first: Option<i64> = row.get(1);
+    let last: Option<i64> = row.get(2);
+    let request_hash: Option<&[u8]> = row.get(3);
+    Ok(match (version, first, last) {
+        (Some(version), Some(first), Some(last)) => Some(AppendOutcome {
+            stream_version: u64::try_from(version).unwrap_or_default(),
+            first_position: u64::try_from(first).unwrap_or_default(),
+            last_position: u64::try_from(last).unwrap_or_default(),
+            replayed: true,
+            request_hash: request_hash.and_then(Hash::from_slice),
+        }),
+        _ => None,
+    })
 }
