@@ -220,6 +220,24 @@ async fn alerts_appear_on_jetstream_once_each() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The publisher went through the log again (in round 1, from the
+        // start): its checkpoint moved past the start.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let saved = backend
+                .store
+                .load_checkpoint(&config.checkpoint_name)
+                .await
+                .expect("checkpoint");
+            if saved.is_some_and(|c| c != trellis_eventstore::Checkpoint::START) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the publisher never got through the log"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let _ = stop.send(());
         task.await.expect("no panic");

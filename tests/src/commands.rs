@@ -2043,6 +2043,9 @@ async fn a_lost_database_connection_is_never_a_500_and_loses_nothing() {
         ))
         .await
         .expect("terminate the service's connections");
+    let events_before = app.events_in_log().await;
+    // Every team a 201 acknowledged; each must be in the log afterwards.
+    let mut acknowledged = vec![team];
     let r = app
         .post_json(
             "/v1/teams",
@@ -2050,6 +2053,9 @@ async fn a_lost_database_connection_is_never_a_500_and_loses_nothing() {
             &serde_json::json!({"name": "During"}),
         )
         .await;
+    if r.status.as_u16() == 201 {
+        acknowledged.push(r.id());
+    }
     assert!(
         r.status.as_u16() == 503 || r.status.as_u16() == 201,
         "a lost connection must be 503 (or already retried), got {}: {}",
@@ -2078,6 +2084,7 @@ async fn a_lost_database_connection_is_never_a_500_and_loses_nothing() {
             )
             .await;
         if again.status.as_u16() == 201 {
+            acknowledged.push(again.id());
             break;
         }
         again.expect_problem(503, "unavailable");
@@ -2087,11 +2094,18 @@ async fn a_lost_database_connection_is_never_a_500_and_loses_nothing() {
             "still unavailable after {unavailable} attempts: more 503s than dropped connections"
         );
     }
-    let stream = trellis_eventstore::StreamId::for_entity("team", team).unwrap();
+    for id in &acknowledged {
+        let stream = trellis_eventstore::StreamId::for_entity("team", *id).unwrap();
+        assert_eq!(
+            app.store.stream_version(&stream).await.unwrap(),
+            1,
+            "acknowledged team {id} is in the log"
+        );
+    }
     assert_eq!(
-        app.store.stream_version(&stream).await.unwrap(),
-        1,
-        "the earlier write is intact"
+        app.events_in_log().await,
+        events_before + acknowledged.len() - 1,
+        "exactly the acknowledged writes were recorded: a 503 recorded nothing"
     );
     drop(admin);
     app.cleanup().await;
