@@ -50,6 +50,7 @@ both_backends!(
     a_json_array_import_is_recorded,
     health_readiness_and_metrics_answer,
     the_command_services_own_document_describes_each_of_its_routes,
+    a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream,
 );
 
 both_backends!(
@@ -2164,4 +2165,113 @@ async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
     );
     drop(_default);
     app.cleanup().await;
+}
+
+/// `write::execute` takes a stream's cached state out for a command and puts
+/// it back when the command is refused (by the policy or by the domain), so
+/// the next command on the stream decides on it without reading the stream
+/// again. Over a store that notes every per-stream read: after one command
+/// has warmed the cache, refusals followed by valid commands read nothing of
+/// the rep's stream.
+async fn a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream(
+    app: &TestApp,
+) {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    use trellis_commands::{AppState, SystemClock};
+    use trellis_tests::CountingStore;
+
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let stream = stream_of("rep", rep).to_string();
+
+    // The command service again, over the same log, with reads noted (and a
+    // state cache of its own, cold).
+    let counted = CountingStore::new(app.store.clone());
+    let state = AppState::new(
+        counted.clone(),
+        TokenKey::new(crate::http::SECRET.to_vec()).expect("a key"),
+        Arc::new(SystemClock),
+        CommandsConfig::default(),
+    );
+    let router = trellis_commands::router(state);
+    let post = |path: String, token: String, body: Value| {
+        let router = router.clone();
+        async move {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .expect("a request");
+            let response = router.oneshot(request).await.expect("infallible");
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("a body");
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let admin = app.admin();
+    let feedback = || feedback_body(&world, "2026-02-02");
+
+    // Warm: the first command on the rep reads the stream once, from the start.
+    let (status, body) = post(rep_path(rep, "feedback"), admin.clone(), feedback()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stream_version"], json!(2));
+    assert_eq!(
+        counted.reads_of(&stream),
+        [0],
+        "the cold cache reads the stream"
+    );
+    counted.clear();
+
+    // Refused by the domain: the rep acknowledges feedback that does not exist.
+    let (status, body) = post(
+        rep_path(rep, &format!("feedback/{}/acknowledgement", Uuid::now_v7())),
+        app.rep(rep),
+        json!({ "on": "2026-02-03" }),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(rep_path(rep, "feedback"), admin.clone(), feedback()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stream_version"], json!(3));
+
+    // Refused by the policy, on the loaded state: a leader of another team.
+    let mut foreign = feedback();
+    foreign["leader_id"] = json!(world.other_leader);
+    let (status, body) = post(
+        rep_path(rep, "feedback"),
+        app.leader_as(world.other_leader, &[world.other_team]),
+        foreign,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(rep_path(rep, "feedback"), admin.clone(), feedback()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stream_version"], json!(4));
+
+    assert_eq!(
+        counted.reads_of(&stream),
+        Vec::<u64>::new(),
+        "after a refusal the next command decides on the cached state: no read of {stream}"
+    );
+    assert_eq!(
+        app.event_types("rep", rep).await,
+        [
+            "RepJoined",
+            "FeedbackGiven",
+            "FeedbackGiven",
+            "FeedbackGiven"
+        ],
+        "the refusals recorded nothing"
+    );
 }

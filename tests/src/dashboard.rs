@@ -856,3 +856,81 @@ async fn a_leader_signs_in_and_browses_in_headless_chromium() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+// ---------------------------------------------------------------------------
+// What a rep sees of retracted and private feedback
+
+/// The domain's rule (`Rep::sees_feedback`): a rep sees feedback only when it
+/// is shared and not retracted. Signed in, the rep's page shows the kept
+/// feedback and neither the retracted nor the private one, and their audit
+/// page neither the retraction's reason; the team's leader sees all three,
+/// the retracted one labelled with its reason.
+async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback(kind: Kind) {
+    use crate::queries::{
+        KEPT_NOTE, PRIVATE_NOTE, QueryApp, RETRACTED_NOTE, RETRACTION_REASON, retraction,
+    };
+
+    let app = QueryApp::spawn(kind).await;
+    let s = retraction(&app).await;
+    let login = app.get(&format!("/login?token={}", app.rep(s.riley))).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text());
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("the sign-in cookie")
+        .to_owned();
+    let as_rep = |path: String| {
+        let cookie = cookie.clone();
+        let app = &app;
+        async move {
+            let r = app
+                .get_with(&path, "", &[("cookie", cookie.as_str())])
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+            r.text()
+        }
+    };
+
+    let page = as_rep(format!("/reps/{}", s.riley)).await;
+    assert_contains(&page, KEPT_NOTE, "the rep sees their shared feedback");
+    for hidden in [RETRACTED_NOTE, PRIVATE_NOTE, RETRACTION_REASON] {
+        assert!(
+            !page.contains(hidden),
+            "the rep's page shows {hidden:?}: {page}"
+        );
+    }
+    let audit = as_rep(format!("/reps/{}/audit", s.riley)).await;
+    assert!(
+        !audit.contains(RETRACTION_REASON) && !audit.contains("tag private"),
+        "the rep's audit page shows what they may not see: {audit}"
+    );
+
+    let leader = app.leader_as(s.world.leader, &[s.world.team]);
+    let page = app.get_as(&format!("/reps/{}", s.riley), &leader).await;
+    page.expect(200);
+    let page = page.text();
+    for shown in [KEPT_NOTE, RETRACTED_NOTE, PRIVATE_NOTE] {
+        assert_contains(&page, shown, "the leader sees every note");
+    }
+    assert_contains(
+        &page,
+        &format!("retracted: {RETRACTION_REASON}"),
+        "the retracted feedback is labelled for the leader",
+    );
+    let audit = app
+        .get_as(&format!("/reps/{}/audit", s.riley), &leader)
+        .await;
+    audit.expect(200);
+    assert_contains(&audit.text(), RETRACTION_REASON, "the leader's audit page");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback_on_postgres() {
+    a_rep_signed_in_sees_neither_retracted_nor_private_feedback(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback_on_the_embedded_store() {
+    a_rep_signed_in_sees_neither_retracted_nor_private_feedback(Kind::Sqlite).await;
+}

@@ -9,6 +9,9 @@ use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
 use trellis_eventstore::{EventStore, StreamId};
 
+mod counting;
+pub use counting::CountingStore;
+
 /// The server the tests use; `tests/run` exports it.
 pub fn admin_url() -> String {
     std::env::var("TRELLIS_TEST_DATABASE_URL")

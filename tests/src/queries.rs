@@ -30,19 +30,20 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use trellis_commands::auth::{Role, TokenKey};
 use trellis_commands::{AppState, Clock, CommandsConfig};
+use trellis_dashboard::DashboardState;
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_queries::{QueryState, routes};
-use trellis_tests::Kind;
+use trellis_tests::{CountingStore, Kind};
 use uuid::Uuid;
 
 use crate::http::{
     Resp, SECRET, TestApp, World, assert_documented, feedback_body, read_store, session_body,
 };
 
-const T0: &str = "2026-01-02T09:00:00Z";
-const T1: &str = "2026-02-10T09:00:00Z";
+pub(crate) const T0: &str = "2026-01-02T09:00:00Z";
+pub(crate) const T1: &str = "2026-02-10T09:00:00Z";
 const T2: &str = "2026-03-01T09:00:00Z";
 const T3: &str = "2026-03-20T09:00:00Z";
 
@@ -60,12 +61,15 @@ impl Clock for TestClock {
     }
 }
 
-/// The command service and the query service in one router, over a backend
-/// of the test's own, with a clock the test sets and the `growth` projection.
-struct QueryApp {
+/// The command service, the query service and the dashboard in one router
+/// (as `trellis serve` mounts them), over a backend of the test's own, with a
+/// clock the test sets and the `growth` projection. The services read the
+/// log through a [`CountingStore`] (`reads`); the test's own helpers do not.
+pub(crate) struct QueryApp {
     app: TestApp,
     clock: Arc<TestClock>,
     engine: Engine,
+    pub(crate) reads: Arc<CountingStore>,
 }
 
 impl std::ops::Deref for QueryApp {
@@ -76,37 +80,48 @@ impl std::ops::Deref for QueryApp {
 }
 
 impl QueryApp {
-    async fn spawn(kind: Kind) -> Self {
+    pub(crate) async fn spawn(kind: Kind) -> Self {
         let mut app = TestApp::spawn(kind).await;
         let clock = Arc::new(TestClock(Mutex::new(instant(T0))));
+        let reads = CountingStore::new(app.store.clone());
         let state = AppState::new(
-            app.store.clone(),
+            reads.clone(),
             TokenKey::new(SECRET.to_vec()).expect("a key"),
             clock.clone(),
             CommandsConfig::default(),
         );
         let read = read_store(&app.backend).await;
         let engine = Engine::new(app.store.clone(), read.clone());
-        let queries = QueryState::new(state.clone(), ReadModels::new(read))
+        let queries = QueryState::new(state.clone(), ReadModels::new(read.clone()))
             .with_feed_poll(Duration::from_millis(50));
-        app.router = trellis_commands::router_with(state.clone(), routes(queries));
+        let dashboard = DashboardState::new(state.clone(), read);
+        app.router = trellis_commands::router_with(
+            state.clone(),
+            routes(queries).merge(trellis_dashboard::routes(dashboard)),
+        );
         app.state = state;
-        QueryApp { app, clock, engine }
+        QueryApp {
+            app,
+            clock,
+            engine,
+            reads,
+        }
     }
 
-    async fn cleanup(self) {
+    pub(crate) async fn cleanup(self) {
         drop(self.engine);
+        drop(self.reads);
         self.app.cleanup().await;
     }
 
-    fn set_clock(&self, at: &str) {
+    pub(crate) fn set_clock(&self, at: &str) {
         *self.clock.0.lock().expect("the clock") = instant(at);
     }
 
     /// Waits until every committed event is readable in global order (on
     /// PostgreSQL, transactions of other tests hold the horizon back), then
     /// brings the read models up to date.
-    async fn project(&self) {
+    pub(crate) async fn project(&self) {
         self.settle().await;
         self.engine
             .catch_up(&Growth::new(GrowthSettings::default()))
@@ -134,12 +149,12 @@ impl QueryApp {
         panic!("the log never settled");
     }
 
-    async fn get_as(&self, path: &str, token: &str) -> Resp {
+    pub(crate) async fn get_as(&self, path: &str, token: &str) -> Resp {
         self.request(Method::GET, path, token, None, Bytes::new(), &[])
             .await
     }
 
-    async fn get_with(&self, path: &str, token: &str, extra: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn get_with(&self, path: &str, token: &str, extra: &[(&str, &str)]) -> Resp {
         self.request(Method::GET, path, token, None, Bytes::new(), extra)
             .await
     }
@@ -325,6 +340,10 @@ query_tests!(
     the_review_packet_comes_as_json_markdown_and_html_and_its_hash_is_what_a_review_records,
     the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates,
     every_read_answers_a_documented_status_with_the_body_its_schema_describes,
+    the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep,
+    a_caller_without_access_is_refused_before_the_audit_trail_or_packet_is_read,
+    a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
+    a_scorecard_from_after_today_without_to_says_what_was_sent,
 );
 
 async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {
@@ -1156,5 +1175,238 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
         reads.len() + 1,
         crate::http::declared_query_routes().len(),
         "every JSON read is checked here; the event stream in its own test"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What a rep sees of retracted and private feedback
+
+pub(crate) const KEPT_NOTE: &str = "SHARED-KEPT: you asked about the budget cycle first.";
+pub(crate) const RETRACTED_NOTE: &str = "SHARED-RETRACTED: meant for another rep.";
+pub(crate) const PRIVATE_NOTE: &str = "PRIVATE-NOTE: talks over the customer.";
+pub(crate) const RETRACTION_REASON: &str = "RETRACTION-REASON: given to the wrong rep.";
+
+/// Riley (in `world.team`), given three pieces of feedback at T1: shared
+/// and kept, shared and then retracted, private. Stream versions: 1 joined,
+/// 2 kept, 3 retracted, 4 private, 5 the retraction. Projected.
+pub(crate) struct Retraction {
+    pub(crate) world: World,
+    pub(crate) riley: Uuid,
+}
+
+pub(crate) async fn retraction(app: &QueryApp) -> Retraction {
+    let admin = app.admin();
+    app.set_clock(T0);
+    let world = app.world().await;
+    let riley = app.join_rep(world.team).await;
+    app.set_clock(T1);
+    let path = format!("/v1/reps/{riley}/feedback");
+    let mut ids = Vec::new();
+    for (note, visibility) in [
+        (KEPT_NOTE, "shared"),
+        (RETRACTED_NOTE, "shared"),
+        (PRIVATE_NOTE, "private"),
+    ] {
+        let mut body = feedback_body(&world, "2026-02-02");
+        body["note"] = json!(note);
+        body["visibility"] = json!(visibility);
+        ids.push(app.post_json(&path, &admin, &body).await.expect(201).id());
+    }
+    app.post_json(
+        &format!("/v1/reps/{riley}/corrections"),
+        &admin,
+        &json!({
+            "fact_id": ids[1],
+            "reason": RETRACTION_REASON,
+            "correction": { "kind": "retracted" },
+        }),
+    )
+    .await
+    .expect(200);
+    app.project().await;
+    Retraction { world, riley }
+}
+
+/// The domain's rule (`Rep::sees_feedback`): a rep sees feedback only when
+/// it is shared and not retracted. Their audit trail lists every event but
+/// withholds the content of the rest, and of the retraction; a leader of
+/// the team sees it all.
+async fn the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep(app: &QueryApp) {
+    let s = retraction(app).await;
+    let path = format!("/v1/reps/{}/audit", s.riley);
+    let mine = app.get_as(&path, &app.rep(s.riley)).await;
+    mine.expect(200);
+    let at = |trail: &Value, version: u64| -> Value {
+        trail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["stream_version"] == json!(version))
+            .unwrap_or_else(|| panic!("version {version} is listed: {trail}"))
+            .clone()
+    };
+    let kept = at(&mine.json, 2);
+    assert_eq!(kept["event_type"], json!("FeedbackGiven"));
+    assert_eq!(kept["withheld"], json!(false), "{kept}");
+    assert_eq!(kept["payload"]["note"], json!(KEPT_NOTE));
+    for (version, what) in [
+        (3, "the retracted feedback"),
+        (4, "the private feedback"),
+        (5, "the retraction"),
+    ] {
+        let entry = at(&mine.json, version);
+        assert_eq!(entry["withheld"], json!(true), "{what}: {entry}");
+        assert_eq!(entry["payload"], Value::Null, "{what}: {entry}");
+    }
+    assert_eq!(
+        at(&mine.json, 5)["corrects"]["stream_version"],
+        json!(3),
+        "the rep still sees that a record was corrected"
+    );
+    let text = mine.text();
+    for hidden in [RETRACTED_NOTE, PRIVATE_NOTE, RETRACTION_REASON] {
+        assert!(
+            !text.contains(hidden),
+            "the rep's trail shows {hidden:?}: {text}"
+        );
+    }
+
+    let leader = app.leader_as(s.world.leader, &[s.world.team]);
+    let full = app.get_as(&path, &leader).await;
+    full.expect(200);
+    for version in 1..=5 {
+        assert_eq!(at(&full.json, version)["withheld"], json!(false));
+    }
+    assert_eq!(at(&full.json, 3)["payload"]["note"], json!(RETRACTED_NOTE));
+    assert_eq!(at(&full.json, 4)["payload"]["note"], json!(PRIVATE_NOTE));
+    assert_eq!(
+        at(&full.json, 5)["payload"]["reason"],
+        json!(RETRACTION_REASON)
+    );
+}
+
+/// The audit route and the review packet decide who may read on the rep's
+/// stream as the stream cache holds it (reading only what was appended
+/// since), before the stored trail is read or the packet built: a leader of
+/// another team is refused without a read of the stream from its start.
+async fn a_caller_without_access_is_refused_before_the_audit_trail_or_packet_is_read(
+    app: &QueryApp,
+) {
+    let s = retraction(app).await;
+    let stream = format!("rep-{}", s.riley);
+    let leader = app.leader_as(s.world.leader, &[s.world.team]);
+    let other_leader = app.leader_as(s.world.other_leader, &[s.world.other_team]);
+    let audit = format!("/v1/reps/{}/audit", s.riley);
+    let packet = format!(
+        "/v1/reps/{}/review-packet?from=2026-02-01&to=2026-02-28",
+        s.riley
+    );
+
+    // Another rep: refused before anything is read.
+    app.reads.clear();
+    for path in [&audit, &packet] {
+        app.get_as(path, &app.rep(Uuid::now_v7()))
+            .await
+            .expect_problem(403, "forbidden");
+    }
+    assert_eq!(app.reads.reads_of(&stream), Vec::<u64>::new());
+
+    // The team's leader, cold: the cache reads the stream, then the trail is read.
+    app.reads.clear();
+    app.get_as(&audit, &leader).await.expect(200);
+    assert_eq!(app.reads.reads_of(&stream), [0, 0]);
+
+    // A leader of another team: refused on what the cache holds, having read
+    // only what was appended since its last look (nothing) — never the trail,
+    // never the stream again for a packet.
+    app.reads.clear();
+    for path in [&audit, &packet] {
+        let r = app.get_as(path, &other_leader).await;
+        r.expect_problem(403, "forbidden");
+        assert!(
+            r.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not in a team you lead"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        app.reads.reads_of(&stream),
+        [5, 5],
+        "each refusal read only after the cached version 5"
+    );
+
+    // The team's leader, warm: the trail is read once; the packet replays the
+    // cached stream without reading it again.
+    app.reads.clear();
+    app.get_as(&audit, &leader).await.expect(200);
+    assert_eq!(app.reads.reads_of(&stream), [5, 0]);
+    app.reads.clear();
+    app.get_as(&packet, &leader).await.expect(200);
+    assert_eq!(app.reads.reads_of(&stream), [5]);
+}
+
+/// Every read that finds nothing in the read models says why it may be so:
+/// the projection may not have caught up with what was just recorded.
+async fn a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up(app: &QueryApp) {
+    let admin = app.admin();
+    let nobody = Uuid::now_v7();
+    for path in [
+        format!("/v1/reps/{nobody}"),
+        format!("/v1/reps/{nobody}/profile"),
+        format!("/v1/reps/{nobody}/timeline"),
+        format!("/v1/teams/{nobody}/view"),
+        format!("/v1/teams/{nobody}/coaching-impact"),
+        format!("/v1/leaders/{nobody}/scorecard"),
+    ] {
+        let r = app.get_as(&path, &admin).await;
+        r.expect_problem(404, "not-found");
+        let detail = r.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&nobody.to_string())
+                && detail.contains("the projection may not have caught up yet: retry in a second"),
+            "{path}: {detail}"
+        );
+    }
+}
+
+/// With `to` left out the scorecard ends today; a `from` after today is
+/// refused naming today and what to send, not a `to` nobody sent.
+async fn a_scorecard_from_after_today_without_to_says_what_was_sent(app: &QueryApp) {
+    app.set_clock(T0);
+    let admin = app.admin();
+    let leader = Uuid::now_v7();
+    let r = app
+        .get_as(
+            &format!("/v1/leaders/{leader}/scorecard?from=2026-02-01"),
+            &admin,
+        )
+        .await;
+    r.expect_problem(400, "bad-request");
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("from (2026-02-01) is after today (2026-01-02)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("send a from on or before 2026-01-02")
+            && detail.contains("a to on or after 2026-02-01"),
+        "{detail}"
+    );
+    assert!(!detail.contains("after to ("), "no `to` was sent: {detail}");
+    // Both sent and out of order: both named as sent.
+    let r = app
+        .get_as(
+            &format!("/v1/leaders/{leader}/scorecard?from=2026-02-01&to=2026-01-15"),
+            &admin,
+        )
+        .await;
+    r.expect_problem(400, "bad-request");
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("to (2026-01-15)") && detail.contains("from (2026-02-01)"),
+        "{detail}"
     );
 }

@@ -14,6 +14,8 @@
 //! - [`auth`]: HS256 tokens and roles. [`policy`]: who may do what.
 //! - [`extract`]: principal, JSON body, `If-Match` / `Idempotency-Key`.
 //! - [`write`]: load → authorize → decide → append, with retries and idempotency.
+//! - [`streams`]: reading one stream in pages, shared with the read side and
+//!   the dashboard.
 //! - [`problem`]: [`problem::ApiError`] → RFC 9457 problem details.
 //! - [`routes`]: one module per resource; [`wire`]: request and response bodies.
 //! - [`metrics`]: Prometheus counters; [`openapi`]: the OpenAPI document,
@@ -39,6 +41,7 @@ pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod routes;
+pub mod streams;
 pub mod wire;
 pub mod write;
 

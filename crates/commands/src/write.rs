@@ -169,21 +169,19 @@ pub async fn load<A: Stored>(
 where
     A::State: Cacheable,
 {
-    const PAGE: usize = 1000;
-    let Loaded {
-        mut state,
-        mut version,
-    } = app
-        .state_cache()
-        .take::<A::State>(stream)
-        .unwrap_or(Loaded {
-            state: A::State::default(),
-            version: 0,
-        });
-    loop {
-        let batch = app.store().read_stream(stream, version, PAGE).await?;
-        let done = batch.len() < PAGE;
-        for recorded in batch {
+    let Loaded { mut state, version } =
+        app.state_cache()
+            .take::<A::State>(stream)
+            .unwrap_or(Loaded {
+                state: A::State::default(),
+                version: 0,
+            });
+    let version = crate::streams::read_after(
+        app.store(),
+        stream,
+        version,
+        crate::streams::PAGE,
+        |recorded| {
             let event = Event::from_stored(
                 &recorded.event_type,
                 recorded.schema_version,
@@ -201,13 +199,13 @@ where
                     recorded.stream_version
                 ))
             })?;
-            state = A::evolve(state, &event);
-            version = recorded.stream_version;
-        }
-        if done {
-            return Ok(Loaded { state, version });
-        }
-    }
+            // `state` is moved through the fold; the default is never seen.
+            state = A::evolve(std::mem::take(&mut state), &event);
+            Ok::<_, ApiError>(())
+        },
+    )
+    .await?;
+    Ok(Loaded { state, version })
 }
 
 /// Another stream's state, as a fact a decision needs: from the cache when

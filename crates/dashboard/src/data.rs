@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
-use trellis_domain::rep::{Correction, FeedbackKind, Owner, RepEvent, Visibility};
+use trellis_commands::streams::{self, read_rep_stream};
+use trellis_domain::rep::{
+    Correction, FeedbackKind, Owner, Rep, RepEvent, RepState, Visibility, evolve,
+};
 use trellis_domain::{Event, LeaderId, RepId, StandardId, TeamId};
-use trellis_eventstore::{RecordedEvent, StreamId};
+use trellis_eventstore::RecordedEvent;
 use trellis_projections::growth::derive::{self, GrowthTimeline, RepProfile};
 use trellis_projections::growth::{
     CompetencyDoc, Dated, ItemStatus, LeaderDoc, NAME, RepFacts, StandardDoc, TeamDoc, kinds,
@@ -160,24 +163,53 @@ pub(crate) async fn rep_events(
     state: &DashboardState,
     rep: RepId,
 ) -> Result<Vec<RecordedEvent>, PageError> {
-    let stream = StreamId::for_entity("rep", rep.as_uuid())
-        .map_err(|e| PageError::Internal(e.to_string()))?;
     let mut events = vec![];
-    loop {
-        let after = events
-            .last()
-            .map_or(0, |e: &RecordedEvent| e.stream_version);
-        let page = state
-            .app()
-            .store()
-            .read_stream(&stream, after, 1000)
-            .await?;
-        let done = page.len() < 1000;
-        events.extend(page);
-        if done {
-            return Ok(events);
+    read_rep_stream(state.app().store(), rep, 0, streams::PAGE, |e| {
+        events.push(e);
+        Ok::<_, PageError>(())
+    })
+    .await?;
+    Ok(events)
+}
+
+/// Each stored event decoded (`None` for one that is not a rep's event).
+pub(crate) fn decode(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
+    events
+        .iter()
+        .map(
+            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+                Ok(Event::Rep(event)) => Some(event),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The ids of the records a rep may not see the content of: feedback the
+/// domain does not show them ([`Rep::sees_feedback`]: private, or retracted
+/// since), private coaching sessions and their action items.
+pub(crate) fn hidden_from_rep<'a>(
+    decoded: impl IntoIterator<Item = &'a RepEvent> + Clone,
+) -> BTreeSet<String> {
+    let state = decoded
+        .clone()
+        .into_iter()
+        .fold(RepState::default(), evolve);
+    let rep: Option<&Rep> = state.rep();
+    let mut hidden = BTreeSet::new();
+    for event in decoded {
+        match event {
+            RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
+                hidden.insert(e.feedback_id.to_string());
+            }
+            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
+                hidden.insert(e.session_id.to_string());
+                hidden.extend(e.action_items.iter().map(|i| i.action_item_id.to_string()));
+            }
+            _ => {}
         }
     }
+    hidden
 }
 
 /// One entry of a rep's coaching-and-feedback timeline.
@@ -197,8 +229,9 @@ pub(crate) struct Entry {
 
 /// The rep's timeline from their stream: coaching, feedback, assessments,
 /// training, support, plans, corrections and changes of team and role.
-/// Private notes (and what came out of private sessions) are left out unless
-/// `private` is true.
+/// Unless `private` is true (a leader's view), what the rep may not see is
+/// left out: private notes, what came out of private sessions, and feedback
+/// retracted since (the domain's [`Rep::sees_feedback`]).
 pub(crate) fn timeline_entries(
     events: &[RecordedEvent],
     competencies: &BTreeMap<String, String>,
@@ -210,15 +243,14 @@ pub(crate) fn timeline_entries(
             .cloned()
             .unwrap_or_else(|| "a competency".to_owned())
     };
-    let decoded: Vec<RepEvent> = events
-        .iter()
-        .filter_map(|e| {
-            match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-                Ok(Event::Rep(event)) => Some(event),
-                _ => None,
-            }
-        })
-        .collect();
+    let decoded: Vec<RepEvent> = decode(events).into_iter().flatten().collect();
+    // What a rep may not see (the domain's rule); a leader sees it all,
+    // private and retracted records labelled as such.
+    let hidden = if private {
+        BTreeSet::new()
+    } else {
+        hidden_from_rep(&decoded)
+    };
     // What later corrections say about earlier facts.
     let mut corrections: BTreeMap<String, String> = BTreeMap::new();
     for event in &decoded {
@@ -234,7 +266,6 @@ pub(crate) fn timeline_entries(
         }
     }
     let mut items: BTreeMap<String, (String, bool)> = BTreeMap::new();
-    let mut private_facts: BTreeSet<String> = BTreeSet::new();
     let mut requests: BTreeMap<String, NaiveDate> = BTreeMap::new();
     let mut out = vec![];
     for event in decoded {
@@ -289,11 +320,8 @@ pub(crate) fn timeline_entries(
             ),
             RepEvent::FeedbackGiven(e) => {
                 let is_private = e.visibility == Visibility::Private;
-                if is_private {
-                    private_facts.insert(e.feedback_id.to_string());
-                    if !private {
-                        continue;
-                    }
+                if hidden.contains(&e.feedback_id.to_string()) {
+                    continue;
                 }
                 let (class, kind) = match e.kind {
                     FeedbackKind::Praise => ("feedback-praise", "Praise"),
@@ -338,11 +366,8 @@ pub(crate) fn timeline_entries(
                         (item.description.to_string(), is_private),
                     );
                 }
-                if is_private {
-                    private_facts.insert(e.session_id.to_string());
-                    if !private {
-                        continue;
-                    }
+                if hidden.contains(&e.session_id.to_string()) {
+                    continue;
                 }
                 let focus: Vec<String> = e.focus.iter().map(|c| name(c)).collect();
                 entry(
@@ -381,13 +406,13 @@ pub(crate) fn timeline_entries(
                 }
             }
             RepEvent::ActionItemCompleted(e) => {
+                if hidden.contains(&e.action_item_id.to_string()) {
+                    continue;
+                }
                 let (description, is_private) = items
                     .get(&e.action_item_id.to_string())
                     .cloned()
                     .unwrap_or_else(|| ("an action item".to_owned(), false));
-                if is_private && !private {
-                    continue;
-                }
                 entry(
                     e.on,
                     "coaching",
@@ -398,13 +423,13 @@ pub(crate) fn timeline_entries(
                 );
             }
             RepEvent::ActionItemDropped(e) => {
+                if hidden.contains(&e.action_item_id.to_string()) {
+                    continue;
+                }
                 let (description, is_private) = items
                     .get(&e.action_item_id.to_string())
                     .cloned()
                     .unwrap_or_else(|| ("an action item".to_owned(), false));
-                if is_private && !private {
-                    continue;
-                }
                 entry(
                     e.on,
                     "coaching",
@@ -500,12 +525,10 @@ pub(crate) fn timeline_entries(
                 false,
                 None,
             ),
-            RepEvent::FactCorrected(e) => {
-                if private_facts.contains(&e.fact_id.to_string()) && !private {
-                    continue;
-                }
+            RepEvent::FactCorrected(_) => {
                 // Corrections have no business date of their own: shown with
-                // the record they correct (see `corrected`).
+                // the record they correct (see `corrected`), so not at all
+                // with a record the viewer does not see.
             }
             RepEvent::ReviewHeld(e) => entry(
                 e.on,

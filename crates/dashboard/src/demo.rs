@@ -856,6 +856,35 @@ impl Seeder<'_> {
             })
     }
 
+    /// The ids of the action items a recorded session answered with, one per
+    /// item sent, in order: without them the items could never be completed,
+    /// and the demo would quietly tell another story than its script.
+    fn action_item_ids(step: &str, answer: &Value, sent: usize) -> Result<Vec<Uuid>, DemoError> {
+        let unexpected = |what: String| DemoError::Unexpected {
+            step: step.to_owned(),
+            what,
+        };
+        let ids = answer["action_item_ids"].as_array().ok_or_else(|| {
+            unexpected(format!(
+                "action_item_ids (an array with the id of each of the {sent} action item(s) \
+                 sent); it answered {answer}"
+            ))
+        })?;
+        if ids.len() != sent {
+            return Err(unexpected(format!(
+                "one action item id per action item sent ({sent}); it answered {} in {answer}",
+                ids.len()
+            )));
+        }
+        ids.iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| unexpected(format!("a UUID in action_item_ids, not {v}")))
+            })
+            .collect()
+    }
+
     async fn create(
         &mut self,
         step: &str,
@@ -1334,14 +1363,7 @@ impl Seeder<'_> {
                 let answer = self
                     .send("coaching session", Method::POST, &path, &token, body)
                     .await?;
-                let ids: Vec<Uuid> = answer["action_item_ids"]
-                    .as_array()
-                    .map(|ids| {
-                        ids.iter()
-                            .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let ids = Self::action_item_ids("coaching session", &answer, items.len())?;
                 for (item, id) in items.iter().zip(ids) {
                     if let Some(offset) = item.done {
                         let due = plus(on, item.due_after);
@@ -1731,5 +1753,58 @@ impl Seeder<'_> {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unexpected(result: Result<Vec<Uuid>, DemoError>) -> (String, String) {
+        match result {
+            Err(DemoError::Unexpected { step, what }) => (step, what),
+            other => panic!("expected DemoError::Unexpected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_session_answer_without_action_item_ids_stops_the_seed_with_an_error_naming_them() {
+        let answer = json!({ "id": Uuid::nil(), "stream_version": 3 });
+        let (step, what) = unexpected(Seeder::action_item_ids("coaching session", &answer, 2));
+        assert_eq!(step, "coaching session");
+        assert!(
+            what.contains("action_item_ids") && what.contains("2 action item(s)"),
+            "{what}"
+        );
+        let message = DemoError::Unexpected { step, what }.to_string();
+        assert!(
+            message.contains("the answer had no action_item_ids"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_session_answer_with_fewer_action_item_ids_than_items_sent_is_an_error() {
+        let answer = json!({ "action_item_ids": [Uuid::nil()] });
+        let (_, what) = unexpected(Seeder::action_item_ids("coaching session", &answer, 2));
+        assert!(
+            what.contains("one action item id per action item sent (2)"),
+            "{what}"
+        );
+        let answer = json!({ "action_item_ids": ["not-a-uuid"] });
+        let (_, what) = unexpected(Seeder::action_item_ids("coaching session", &answer, 1));
+        assert!(what.contains("not-a-uuid"), "{what}");
+    }
+
+    #[test]
+    fn a_session_answer_gives_its_action_item_ids_in_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let answer = json!({ "action_item_ids": [a, b] });
+        let ids = Seeder::action_item_ids("coaching session", &answer, 2).expect("two ids");
+        assert_eq!(ids, [a, b]);
+        let none =
+            Seeder::action_item_ids("coaching session", &json!({ "action_item_ids": [] }), 0)
+                .expect("a session without items");
+        assert!(none.is_empty());
     }
 }

@@ -84,6 +84,7 @@ pub mod error;
 pub mod growth;
 pub mod projection;
 pub mod query;
+pub mod stats;
 pub mod store;
 
 pub use error::Error;

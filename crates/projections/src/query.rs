@@ -22,20 +22,8 @@ use crate::growth::derive::{
 };
 use crate::growth::model::{ItemStatus, LeaderDoc, TeamDoc, at};
 use crate::growth::{NAME, kinds};
+use crate::stats::{mean, median};
 use crate::store::ReadStore;
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
-}
 
 fn ratio(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) / f64::from(whole))
@@ -625,7 +613,7 @@ pub fn coaching_impact(
             }
         }
     }
-    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let mean = |v: &[f64]| mean(v.iter().copied());
     by_competency
         .into_iter()
         .map(|(competency_id, acc)| CoachingImpact {

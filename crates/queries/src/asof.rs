@@ -28,6 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use trellis_commands::extract::Principal;
 use trellis_commands::problem::{ApiError, Problem};
+use trellis_commands::streams::read_rep_stream;
 use trellis_domain::rep::RepEvent;
 use trellis_domain::{Event, RepId, TeamId};
 use trellis_eventstore::{EventStore, Metadata, RecordedEvent, StreamId};
@@ -129,33 +130,6 @@ pub async fn category_events(
     Ok(out)
 }
 
-/// The rep's stream after version `after`, in pages of [`PAGE`]; returns
-/// the last version read (`after` when there was nothing new).
-pub async fn read_rep_stream(
-    store: &dyn EventStore,
-    rep_id: RepId,
-    after: u64,
-    mut each: impl FnMut(RecordedEvent) -> Result<(), ApiError>,
-) -> Result<u64, ApiError> {
-    let stream =
-        StreamId::new(rep_id.stream_id()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut after = after;
-    loop {
-        let page = store.read_stream(&stream, after, PAGE).await?;
-        let Some(last) = page.last() else {
-            return Ok(after);
-        };
-        after = last.stream_version;
-        let full = page.len() == PAGE;
-        for event in page {
-            each(event)?;
-        }
-        if !full {
-            return Ok(after);
-        }
-    }
-}
-
 /// One rep's replay: the `growth` fold over that rep's events and the standards.
 #[derive(Debug)]
 pub struct RepReplay {
@@ -192,12 +166,12 @@ impl RepReplay {
         rep_id: RepId,
         settings: GrowthSettings,
         catalogue: &[Envelope],
-        events: &[Envelope],
+        events: &[&Envelope],
         at: DateTime<Utc>,
         basis: TimeBasis,
     ) -> RepReplay {
         let mut replay = RepReplay::new(rep_id, settings);
-        for e in catalogue.iter().chain(events) {
+        for e in catalogue.iter().chain(events.iter().copied()) {
             if basis.includes_envelope(e, at) {
                 replay.apply(e);
             }
@@ -379,7 +353,7 @@ impl StreamCache {
         let cached = self.get(rep_id).unwrap_or_default();
         let mut team = cached.team;
         let mut new = Vec::new();
-        let version = read_rep_stream(store, rep_id, cached.version, |event| {
+        let version = read_rep_stream(store, rep_id, cached.version, PAGE, |event| {
             let envelope = envelope(event)?;
             match &envelope.event {
                 Event::Rep(RepEvent::Joined(e)) if team.is_none() => team = Some(e.team_id),
@@ -387,7 +361,7 @@ impl StreamCache {
                 _ => {}
             }
             new.push(envelope);
-            Ok(())
+            Ok::<_, ApiError>(())
         })
         .await?;
         if new.is_empty() {

@@ -4,9 +4,18 @@
 //! corrections); and whether the stream's hash chain verifies.
 //!
 //! A rep reading their own trail sees every event, but not the content of
-//! private notes: a private feedback's or coaching session's payload, the
-//! reason of a correction to one, and the reason an item of a private
-//! session was dropped, are withheld (`"withheld": true`, `payload: null`).
+//! what the rep may not see: feedback the domain does not show them
+//! ([`Rep::sees_feedback`]: private, or retracted since), a private coaching
+//! session, the reason of a correction to either, and the reason an item of
+//! a private session was dropped, are withheld (`"withheld": true`,
+//! `payload: null`).
+//!
+//! Who may read the trail is decided before the trail is read: the rep's
+//! current team comes from the decoded stream the
+//! [`StreamCache`](crate::asof::StreamCache) keeps
+//! (which reads only what was appended since it last looked), and the
+//! stored events, with their hashes, are read only for a caller who may see
+//! them. Their decoded forms are the cache's, not decoded again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,8 +26,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use trellis_commands::extract::Principal;
 use trellis_commands::problem::{ApiError, Problem};
-use trellis_domain::rep::{RepEvent, Visibility};
-use trellis_domain::{Event, RepId, TeamId};
+use trellis_commands::streams::read_rep_stream;
+use trellis_domain::rep::{Rep, RepEvent, RepState, Visibility, evolve};
+use trellis_domain::{Event, RepId};
 use trellis_eventstore::RecordedEvent;
 use trellis_eventstore::chain::Verifier;
 use utoipa::ToSchema;
@@ -26,7 +36,7 @@ use uuid::Uuid;
 
 use crate::QueryState;
 use crate::access::{self, View};
-use crate::asof::read_rep_stream;
+use crate::asof::PAGE;
 use crate::openapi::ReadErrors;
 use crate::params::{Params, PathIds};
 
@@ -46,7 +56,8 @@ pub struct AuditEntry {
     /// The event as stored; `null` when withheld from a rep.
     #[schema(value_type = Option<Object>)]
     pub payload: Option<serde_json::Value>,
-    /// True when the payload is a private note's, withheld from this reader.
+    /// True when the payload is withheld from this reader: a private note's,
+    /// or feedback retracted since, which a rep no longer sees.
     pub withheld: bool,
     /// For a correction: the event that recorded the fact it corrects.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,11 +111,46 @@ fn fact_ids(event: &RepEvent) -> Vec<Uuid> {
     }
 }
 
-/// Builds the trail from the whole stream, in version order.
+/// The rep as the domain folds their stream (for the rules of what the rep
+/// sees), from the decoded events.
+fn rep_state<'a>(events: impl IntoIterator<Item = &'a RepEvent>) -> RepState {
+    events.into_iter().fold(RepState::default(), evolve)
+}
+
+/// The ids of the records whose content the rep may not see: feedback the
+/// domain does not show them ([`Rep::sees_feedback`]), private sessions and
+/// their action items.
+fn hidden_from_rep<'a>(
+    rep: Option<&Rep>,
+    events: impl IntoIterator<Item = &'a RepEvent>,
+) -> BTreeSet<Uuid> {
+    let mut hidden = BTreeSet::new();
+    for event in events {
+        match event {
+            RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
+                hidden.insert(e.feedback_id.as_uuid());
+            }
+            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
+                hidden.insert(e.session_id.as_uuid());
+                hidden.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
+            }
+            _ => {}
+        }
+    }
+    hidden
+}
+
+/// Builds the trail from the whole stream, in version order: `events` as
+/// stored and `decoded`, the same events decoded (one per stored event, in
+/// the same order; `None` for one that is not a rep event). For
+/// [`View::OwnRecord`], `rep` is the rep's current state, whose rules say
+/// what the rep may see.
 pub fn trail(
     rep_id: RepId,
     events: Vec<RecordedEvent>,
+    decoded: &[Option<&RepEvent>],
     view: View,
+    rep: Option<&Rep>,
     after_version: u64,
     limit: usize,
 ) -> AuditTrail {
@@ -114,41 +160,25 @@ pub fn trail(
     }
     let report = verifier.finish();
 
-    // What each event is, once.
-    let decoded: Vec<Option<RepEvent>> = events
-        .iter()
-        .map(
-            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-                Ok(Event::Rep(r)) => Some(r),
-                _ => None,
-            },
-        )
-        .collect();
     let link = |i: usize| Link {
         event_id: events[i].event_id,
         stream_version: events[i].stream_version,
         event_type: events[i].event_type.clone(),
     };
 
-    // fact id → the event that recorded it; private facts and items.
+    // fact id → the event that recorded it.
     let mut recorded_by: BTreeMap<Uuid, usize> = BTreeMap::new();
-    let mut private: BTreeSet<Uuid> = BTreeSet::new();
     for (i, event) in decoded.iter().enumerate() {
         let Some(event) = event else { continue };
         for id in fact_ids(event) {
             recorded_by.entry(id).or_insert(i);
         }
-        match event {
-            RepEvent::FeedbackGiven(e) if e.visibility == Visibility::Private => {
-                private.insert(e.feedback_id.as_uuid());
-            }
-            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
-                private.insert(e.session_id.as_uuid());
-                private.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
-            }
-            _ => {}
-        }
     }
+    // What the reader may not see the content of.
+    let hidden = match view {
+        View::Full => BTreeSet::new(),
+        View::OwnRecord => hidden_from_rep(rep, decoded.iter().flatten().copied()),
+    };
     let mut corrects: BTreeMap<usize, usize> = BTreeMap::new();
     let mut corrected_by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, event) in decoded.iter().enumerate() {
@@ -160,15 +190,12 @@ pub fn trail(
         }
     }
 
-    let withheld = |event: &Option<RepEvent>| -> bool {
-        if view == View::Full {
-            return false;
-        }
+    let withheld = |event: Option<&RepEvent>| -> bool {
         match event {
-            Some(RepEvent::FeedbackGiven(e)) => e.visibility == Visibility::Private,
-            Some(RepEvent::CoachingSessionHeld(e)) => e.visibility == Visibility::Private,
-            Some(RepEvent::FactCorrected(e)) => private.contains(&e.fact_id),
-            Some(RepEvent::ActionItemDropped(e)) => private.contains(&e.action_item_id.as_uuid()),
+            Some(RepEvent::FeedbackGiven(e)) => hidden.contains(&e.feedback_id.as_uuid()),
+            Some(RepEvent::CoachingSessionHeld(e)) => hidden.contains(&e.session_id.as_uuid()),
+            Some(RepEvent::FactCorrected(e)) => hidden.contains(&e.fact_id),
+            Some(RepEvent::ActionItemDropped(e)) => hidden.contains(&e.action_item_id.as_uuid()),
             _ => false,
         }
     };
@@ -181,7 +208,7 @@ pub fn trail(
     let end = (start + limit).min(events.len());
     let mut entries = Vec::with_capacity(end - start);
     for i in start..end {
-        let hide = withheld(&decoded[i]);
+        let hide = withheld(decoded[i]);
         let e = &events[i];
         entries.push(AuditEntry {
             stream_version: e.stream_version,
@@ -216,20 +243,37 @@ pub fn trail(
     }
 }
 
-/// The rep's current team, from the stream.
-fn current_team(events: &[RecordedEvent]) -> Option<TeamId> {
-    let mut team = None;
-    for e in events {
-        if !matches!(e.event_type.as_str(), "RepJoined" | "RepMovedTeam") {
-            continue;
+/// The stored events of the rep's stream up to `version` (what the cache
+/// decoded when it was asked who may read them): one appended since is left
+/// for the next read, so the trail is of the stream the decision was made on.
+async fn stored_events(
+    state: &QueryState,
+    rep_id: RepId,
+    version: u64,
+) -> Result<Vec<RecordedEvent>, ApiError> {
+    let mut events = Vec::with_capacity(usize::try_from(version).unwrap_or(0));
+    read_rep_stream(state.app.store(), rep_id, 0, PAGE, |e| {
+        if e.stream_version <= version {
+            events.push(e);
         }
-        match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-            Ok(Event::Rep(RepEvent::Joined(j))) if team.is_none() => team = Some(j.team_id),
-            Ok(Event::Rep(RepEvent::MovedTeam(m))) => team = Some(m.to),
-            _ => {}
-        }
-    }
-    team
+        Ok::<_, ApiError>(())
+    })
+    .await?;
+    Ok(events)
+}
+
+/// Stored events decoded here (when the cache's decoded stream is not the
+/// same events: the stored stream was altered after the cache read it).
+fn decode(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
+    events
+        .iter()
+        .map(
+            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+                Ok(Event::Rep(r)) => Some(r),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// A rep's audit trail, with the hash chain verified.
@@ -247,7 +291,8 @@ fn current_team(events: &[RecordedEvent]) -> Option<TeamId> {
             entries on the page (1 to 10000; default 1000)")),
     responses(
         (status = 200, description = "A page of the rep's audit trail, with whether the whole \
-            stream's hash chain verifies; a rep reading their own sees private notes withheld",
+            stream's hash chain verifies; a rep reading their own sees private notes and \
+            retracted feedback withheld",
             body = AuditTrail),
         (status = 400, description = "`after_version` or `limit` is not a whole number in range",
             body = Problem, content_type = "application/problem+json"),
@@ -267,14 +312,45 @@ pub async fn route(
         .unwrap_or(0);
     let limit = params.number("limit", 1, 10_000)?.unwrap_or(1_000) as usize;
     access::rep_precheck(&claims, rep_id)?;
-    let mut events = Vec::new();
-    read_rep_stream(state.app.store(), rep_id, 0, |e| {
-        events.push(e);
-        Ok(())
-    })
-    .await?;
-    let team =
-        current_team(&events).ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
+    // Who may read is decided on the decoded stream the cache keeps (reading
+    // only what was appended since), before the stored events are read.
+    let stream = state.stream_cache.load(state.app.store(), rep_id).await?;
+    let team = stream
+        .team
+        .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
     let view = access::rep_read(&claims, rep_id, team)?;
-    Ok(Json(trail(rep_id, events, view, after_version, limit)).into_response())
+    let events = stored_events(&state, rep_id, stream.version).await?;
+    // Each event's decoded form: the cache's, unless the stored stream is no
+    // longer the one the cache read (someone altered it; the chain says so).
+    let cached_is_stored = stream
+        .events()
+        .map(|e| e.stream_version)
+        .eq(events.iter().map(|e| e.stream_version));
+    let decoded_here;
+    let decoded: Vec<Option<&RepEvent>> = if cached_is_stored {
+        stream
+            .events()
+            .map(|e| match &e.event {
+                Event::Rep(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    } else {
+        decoded_here = decode(&events);
+        decoded_here.iter().map(Option::as_ref).collect()
+    };
+    let rep = match view {
+        View::Full => RepState::default(),
+        View::OwnRecord => rep_state(decoded.iter().flatten().copied()),
+    };
+    Ok(Json(trail(
+        rep_id,
+        events,
+        &decoded,
+        view,
+        rep.rep(),
+        after_version,
+        limit,
+    ))
+    .into_response())
 }

@@ -4,10 +4,13 @@
 //! a packet, and the packet's SHA-256 is recorded with the review, so the
 //! page must show exactly the packet `GET /v1/reps/{id}/review-packet`
 //! returns: replayed from the log, with its hash. `trellis serve` hands
-//! [`ReplayedPackets`] to the dashboard as its [`trellis_dashboard::QueryHooks`].
+//! [`ReplayedPackets`] to the dashboard as its [`trellis_dashboard::QueryHooks`];
+//! given the read API's [`StreamCache`] ([`ReplayedPackets::with_stream_cache`]),
+//! the page and the API replay the same decoded stream.
 
 use std::sync::Arc;
 
+use crate::asof::StreamCache;
 use crate::packet::{packet_sha256, render, review_packet};
 use chrono::NaiveDate;
 use trellis_commands::auth::Claims;
@@ -21,11 +24,26 @@ use uuid::Uuid;
 pub struct ReplayedPackets {
     store: Arc<dyn EventStore>,
     settings: GrowthSettings,
+    cache: Arc<StreamCache>,
 }
 
 impl ReplayedPackets {
+    /// Packets replayed from `store`, reading the rep's whole stream each
+    /// time (no cache of its own, so no second copy of decoded streams).
     pub fn new(store: Arc<dyn EventStore>, settings: GrowthSettings) -> Self {
-        ReplayedPackets { store, settings }
+        ReplayedPackets {
+            store,
+            settings,
+            cache: Arc::new(StreamCache::new(0)),
+        }
+    }
+
+    /// Shares `cache` (the read API's, [`crate::QueryState::stream_cache`]):
+    /// a packet then reads only what was appended since the stream was last
+    /// decoded.
+    pub fn with_stream_cache(mut self, cache: Arc<StreamCache>) -> Self {
+        self.cache = cache;
+        self
     }
 }
 
@@ -42,9 +60,16 @@ impl trellis_dashboard::QueryHooks for ReplayedPackets {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Option<String>, String> {
-        let found = review_packet(&*self.store, RepId::from_uuid(rep), from, to, self.settings)
-            .await
-            .map_err(|e| e.to_string())?;
+        let found = review_packet(
+            &*self.store,
+            &self.cache,
+            RepId::from_uuid(rep),
+            from,
+            to,
+            self.settings,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let Some((_, Some(packet))) = found else {
             return Ok(None);
         };

@@ -76,7 +76,8 @@ pub struct QueryState {
     pub settings: GrowthSettings,
     /// How often the event stream looks at the log when nothing signals an append.
     pub feed_poll: Duration,
-    /// Decoded rep streams kept for time travel.
+    /// Decoded rep streams kept for time travel, the audit trail (who may
+    /// read it, and its events decoded) and the review packet.
     pub stream_cache: Arc<asof::StreamCache>,
 }
 

@@ -29,6 +29,21 @@ pub(crate) fn rep_not_found(rep_id: RepId) -> ApiError {
     ))
 }
 
+pub(crate) fn team_not_found(team_id: TeamId) -> ApiError {
+    ApiError::NotFound(format!(
+        "no team {team_id} in the read models; if the team was formed a moment ago, the \
+         projection may not have caught up yet: retry in a second"
+    ))
+}
+
+pub(crate) fn leader_not_found(leader_id: LeaderId) -> ApiError {
+    ApiError::NotFound(format!(
+        "no leader {leader_id} in the read models: a leader appears once assigned to a team or \
+         once they coach, give feedback or resolve a request; if that happened a moment ago, \
+         the projection may not have caught up yet: retry in a second"
+    ))
+}
+
 /// A rep's profile as of today.
 ///
 /// `GET /v1/reps/{rep_id}`: the profile the read models hold, with the
@@ -217,7 +232,8 @@ pub async fn growth_timeline(
         (status = 200, description = "The team in the period", body = TeamViewSchema),
         (status = 400, description = "`period` is not a week, a month or a quarter",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such team (or the id is not a UUID)",
+        (status = 404, description = "No such team in the read models (or the id is not a \
+            UUID); a team formed a moment ago appears once the projection catches up",
             body = Problem, content_type = "application/problem+json"),
         ReadErrors),
     security(("bearer" = [])))]
@@ -245,7 +261,7 @@ pub async fn team_view(
         .team_view(team_id, period, today)
         .await
         .map_err(read_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("no team {team_id}")))?;
+        .ok_or_else(|| team_not_found(team_id))?;
     Ok(Json(view).into_response())
 }
 
@@ -279,7 +295,8 @@ struct CoachingImpactBody {
             coaching on it", body = CoachingImpactBody),
         (status = 400, description = "`weeks` is not a whole number from 1 to 26",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such team (or the id is not a UUID)",
+        (status = 404, description = "No such team in the read models (or the id is not a \
+            UUID); a team formed a moment ago appears once the projection catches up",
             body = Problem, content_type = "application/problem+json"),
         ReadErrors),
     security(("bearer" = [])))]
@@ -298,7 +315,7 @@ pub async fn coaching_impact(
         .coaching_impact(team_id, weeks, today)
         .await
         .map_err(read_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("no team {team_id}")))?;
+        .ok_or_else(|| team_not_found(team_id))?;
     Ok(Json(CoachingImpactBody {
         team_id,
         weeks,
@@ -306,6 +323,34 @@ pub async fn coaching_impact(
         competencies: impact,
     })
     .into_response())
+}
+
+/// The scorecard's range: `to` defaults to `today`, `from` to the 89 days
+/// before `to`. Both given and out of order is [`range`]'s 400; the one left
+/// to check is a `from` after today with no `to`, and the message says so
+/// rather than naming a `to` the caller did not send.
+fn scorecard_range(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let sent_to = to;
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or_else(|| to.checked_sub_days(Days::new(89)).unwrap_or(to));
+    if to < from {
+        return Err(ApiError::BadRequest(match sent_to {
+            Some(to) => format!(
+                "the query parameter from ({from}) is after to ({to}): the range must not end \
+                 before it starts"
+            ),
+            None => format!(
+                "the query parameter from ({from}) is after today ({to}), where the range ends \
+                 when to is not given: send a from on or before {to}, or send a to on or after \
+                 {from} as well"
+            ),
+        }));
+    }
+    Ok((from, to))
 }
 
 /// A leader's scorecard over a range of days.
@@ -323,7 +368,8 @@ pub async fn coaching_impact(
         (status = 200, description = "The leader's scorecard over the range",
             body = LeaderScorecardSchema),
         (status = 400, description = "A bad date (`from` or `to`), named in `detail`, or a range \
-            that ends before it starts", body = Problem, content_type = "application/problem+json"),
+            that ends before it starts (with `to` absent: a `from` after today)", body = Problem,
+            content_type = "application/problem+json"),
         (status = 404, description = "No such leader: a leader appears once assigned to a team \
             or once they coach, give feedback or resolve a request (or the id is not a UUID)",
             body = Problem, content_type = "application/problem+json"),
@@ -339,24 +385,12 @@ pub async fn leader_scorecard(
     let (from, to) = range(&params)?;
     access::leader_read(&claims, leader_id)?;
     let today = state.today();
-    let to = to.unwrap_or(today);
-    let from = from.unwrap_or_else(|| to.checked_sub_days(Days::new(89)).unwrap_or(to));
-    if to < from {
-        return Err(ApiError::BadRequest(format!(
-            "the query parameter from ({from}) is after to ({to}): the range must not end \
-             before it starts"
-        )));
-    }
+    let (from, to) = scorecard_range(from, to, today)?;
     let card = state
         .read
         .leader_scorecard(leader_id, from, to, today)
         .await
         .map_err(read_error)?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no leader {leader_id}: a leader appears once assigned to a team or once they \
-                 coach, give feedback or resolve a request"
-            ))
-        })?;
+        .ok_or_else(|| leader_not_found(leader_id))?;
     Ok(Json(card).into_response())
 }

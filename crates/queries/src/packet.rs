@@ -45,11 +45,12 @@ use trellis_projections::growth::model::ItemStatus;
 use trellis_projections::growth::{GrowthSettings, GrowthTimeline, RepProfile, Standing};
 use trellis_projections::projection::Envelope;
 use trellis_projections::query::standing_as_of;
+use trellis_projections::stats::{mean, median};
 use utoipa::ToSchema;
 
 use crate::QueryState;
 use crate::access;
-use crate::asof::{RepReplay, TimeBasis, category_events, envelope, read_rep_stream};
+use crate::asof::{RepReplay, RepStream, StreamCache, TimeBasis, category_events, envelope};
 use crate::openapi::{ReadErrors, StandingSchema};
 use crate::params::{Params, PathIds, end_of_day};
 
@@ -218,32 +219,15 @@ pub fn packet_sha256(packet: &ReviewPacket) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
-}
-
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-/// The packet of `events` (the rep's stream, decoded) judged against
-/// `catalogue` (the standards), for `from..=to`. `None` when the rep had
-/// not joined by the end of the period.
+/// The packet of `events` (the rep's stream, decoded, reviews left out)
+/// judged against `catalogue` (the standards), for `from..=to`. `None` when
+/// the rep had not joined by the end of the period.
 pub fn build(
     rep_id: RepId,
     settings: GrowthSettings,
     catalogue: &[Envelope],
     competency_names: &BTreeMap<CompetencyId, String>,
-    events: &[Envelope],
+    events: &[&Envelope],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Option<ReviewPacket> {
@@ -484,6 +468,10 @@ fn trends(timeline: &GrowthTimeline, from: NaiveDate, to: NaiveDate) -> Vec<Stan
                     actual: s.actual,
                     attainment: s.attainment,
                 });
+                // Met as the timeline judges it, not a rule of the packet's own.
+                if s.met() == Some(true) {
+                    trend.periods_met += 1;
+                }
             }
         }
     }
@@ -492,9 +480,8 @@ fn trends(timeline: &GrowthTimeline, from: NaiveDate, to: NaiveDate) -> Vec<Stan
             let measured: Vec<f64> = t.periods.iter().filter_map(|p| p.attainment).collect();
             t.first = measured.first().copied();
             t.last = measured.last().copied();
-            t.mean = mean(&measured);
+            t.mean = mean(measured.iter().copied());
             t.periods_measured = measured.len() as u32;
-            t.periods_met = measured.iter().filter(|a| **a >= 1.0).count() as u32;
             t
         })
         .collect()
@@ -561,38 +548,35 @@ fn standing_changes(
 /// grows with the period: a review covers a quarter or a year, not centuries.
 pub const MAX_PACKET_DAYS: i64 = 731;
 
-/// Replays the rep's stream and the catalogue from the log and builds the
-/// packet. `Ok(None)`: no such rep. The team is the rep's team now.
-pub async fn review_packet(
-    store: &dyn EventStore,
-    rep_id: RepId,
-    from: NaiveDate,
-    to: NaiveDate,
-    settings: GrowthSettings,
-) -> Result<Option<(TeamId, Option<ReviewPacket>)>, ApiError> {
+/// A 400 unless `from..=to` is a period a packet covers.
+pub fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     if (to - from).num_days() > MAX_PACKET_DAYS {
         return Err(ApiError::BadRequest(format!(
-            "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days):              ask for a year or less, e.g. from={} to={to}",
+            "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days): \
+             ask for a year or less, e.g. from={} to={to}",
             to.checked_sub_days(chrono::Days::new(364)).unwrap_or(to)
         )));
     }
-    let mut events = Vec::new();
-    let mut team = None;
-    read_rep_stream(store, rep_id, 0, |e| {
-        if e.event_type == "ReviewHeld" {
-            return Ok(());
-        }
-        let e = envelope(e)?;
-        match &e.event {
-            Event::Rep(RepEvent::Joined(j)) if team.is_none() => team = Some(j.team_id),
-            Event::Rep(RepEvent::MovedTeam(m)) => team = Some(m.to),
-            _ => {}
-        }
-        events.push(e);
-        Ok(())
-    })
-    .await?;
-    let Some(team) = team else { return Ok(None) };
+    Ok(())
+}
+
+/// Builds the packet of `stream` (the rep's, decoded, as the [`StreamCache`]
+/// holds it) against the catalogue read from the log. `None` when the rep
+/// had not joined by `to`.
+pub async fn packet_of(
+    store: &dyn EventStore,
+    rep_id: RepId,
+    stream: &RepStream,
+    from: NaiveDate,
+    to: NaiveDate,
+    settings: GrowthSettings,
+) -> Result<Option<ReviewPacket>, ApiError> {
+    check_period(from, to)?;
+    // Recording a review must not change the packet it was based on.
+    let events: Vec<&Envelope> = stream
+        .events()
+        .filter(|e| !matches!(e.event, Event::Rep(RepEvent::ReviewHeld(_))))
+        .collect();
     let catalogue = category_events(store, "standard")
         .await?
         .into_iter()
@@ -610,10 +594,29 @@ pub async fn review_packet(
             _ => {}
         }
     }
-    Ok(Some((
-        team,
-        build(rep_id, settings, &catalogue, &names, &events, from, to),
-    )))
+    Ok(build(
+        rep_id, settings, &catalogue, &names, &events, from, to,
+    ))
+}
+
+/// Replays the rep's stream (through `cache`: only what was appended since
+/// it last looked is read) and the catalogue, and builds the packet.
+/// `Ok(None)`: no such rep. The team is the rep's team now.
+pub async fn review_packet(
+    store: &dyn EventStore,
+    cache: &StreamCache,
+    rep_id: RepId,
+    from: NaiveDate,
+    to: NaiveDate,
+    settings: GrowthSettings,
+) -> Result<Option<(TeamId, Option<ReviewPacket>)>, ApiError> {
+    check_period(from, to)?;
+    let stream = cache.load(store, rep_id).await?;
+    let Some(team) = stream.team else {
+        return Ok(None);
+    };
+    let packet = packet_of(store, rep_id, &stream, from, to, settings).await?;
+    Ok(Some((team, packet)))
 }
 
 /// The packet's JSON body: `{ "sha256": …, "packet": … }`.
@@ -682,7 +685,7 @@ fn format(params: &Params, headers: &HeaderMap) -> Result<Format, ApiError> {
             headers(("x-packet-sha256" = String, description = "SHA-256 (lower-case hex) of \
                 the packet's canonical JSON, whatever the format"))),
         (status = 400, description = "`from` or `to` is missing or not a date, the period ends \
-            before it starts, or `format` is unknown",
+            before it starts or is longer than a packet covers (731 days), or `format` is unknown",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rep (or the id is not a UUID), or the rep had not \
             joined by the period's end", body = Problem, content_type = "application/problem+json"),
@@ -706,13 +709,18 @@ pub async fn route(
         )));
     }
     let format = format(&params, &headers)?;
+    check_period(from, to)?;
     access::rep_precheck(&claims, rep_id)?;
-    let (team, packet) = review_packet(state.app.store(), rep_id, from, to, state.settings)
-        .await?
+    // Who may read is decided on the decoded stream the cache keeps, before
+    // the packet (a replay per week of the period) is built.
+    let stream = state.stream_cache.load(state.app.store(), rep_id).await?;
+    let team = stream
+        .team
         .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
     access::rep_read(&claims, rep_id, team)?;
-    let packet =
-        packet.ok_or_else(|| ApiError::NotFound(format!("rep {rep_id} had not joined by {to}")))?;
+    let packet = packet_of(state.app.store(), rep_id, &stream, from, to, state.settings)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("rep {rep_id} had not joined by {to}")))?;
     let sha256 = packet_sha256(&packet);
     let mut response = match format {
         Format::Json => Json(PacketBody {

@@ -243,12 +243,14 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
         }));
     }
 
-    // The packet page shows the packet the API serves, replayed, with its hash.
-    let dashboard = DashboardState::new(app.clone(), stores.read.clone()).with_hooks(Arc::new(
-        trellis_queries::hooks::ReplayedPackets::new(stores.log.clone(), settings),
-    ));
     let queries =
         QueryState::new(app.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
+    // The packet page shows the packet the API serves, replayed (through the
+    // read API's stream cache), with its hash.
+    let dashboard = DashboardState::new(app.clone(), stores.read.clone()).with_hooks(Arc::new(
+        trellis_queries::hooks::ReplayedPackets::new(stores.log.clone(), settings)
+            .with_stream_cache(queries.stream_cache.clone()),
+    ));
     let webhooks = trellis_webhooks::WebhooksState::new(app.clone(), hooks);
     let router = trellis_commands::router_with(
         app,

@@ -3,12 +3,11 @@
 //! hash chain verifies. The queries crate's audit trail is shown when its
 //! hook answers; until then the dashboard reads the rep's stream itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
-use trellis_domain::Event;
 use trellis_domain::rep::{RepEvent, Visibility};
 use trellis_eventstore::chain::Verifier;
 
@@ -27,6 +26,19 @@ fn fact_ids(event: &RepEvent) -> Vec<String> {
         RepEvent::TrainingCompleted(e) => vec![e.training_id.to_string()],
         RepEvent::PerformanceMeasured(e) => vec![e.measurement_id.to_string()],
         _ => vec![],
+    }
+}
+
+/// The id of the record whose content the event shows, for those a rep may
+/// not see (see [`data::hidden_from_rep`]).
+fn record_of(event: &RepEvent) -> Option<String> {
+    match event {
+        RepEvent::FeedbackGiven(e) => Some(e.feedback_id.to_string()),
+        RepEvent::CoachingSessionHeld(e) => Some(e.session_id.to_string()),
+        RepEvent::FactCorrected(e) => Some(e.fact_id.to_string()),
+        RepEvent::ActionItemCompleted(e) => Some(e.action_item_id.to_string()),
+        RepEvent::ActionItemDropped(e) => Some(e.action_item_id.to_string()),
+        _ => None,
     }
 }
 
@@ -84,15 +96,14 @@ pub(crate) async fn handler(
         }
     }
     let leaders = data::leader_names(&state).await?;
-    let decoded: Vec<Option<RepEvent>> = events
-        .iter()
-        .map(
-            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-                Ok(Event::Rep(event)) => Some(event),
-                _ => None,
-            },
-        )
-        .collect();
+    let decoded = data::decode(&events);
+    // A rep sees neither what the domain hides from them (private notes,
+    // feedback retracted since) nor the corrections of it.
+    let hidden = if viewer.sees_private() {
+        BTreeSet::new()
+    } else {
+        data::hidden_from_rep(decoded.iter().flatten())
+    };
     let mut version_of: BTreeMap<String, u64> = BTreeMap::new();
     for (e, d) in events.iter().zip(&decoded) {
         for id in d.iter().flat_map(fact_ids) {
@@ -105,7 +116,10 @@ pub(crate) async fn handler(
          <th scope=\"col\">Note</th></tr></thead><tbody>",
     );
     for (e, d) in events.iter().zip(&decoded) {
-        if !viewer.sees_private() && d.as_ref().is_some_and(is_private) {
+        if d.as_ref()
+            .and_then(record_of)
+            .is_some_and(|id| hidden.contains(&id))
+        {
             continue;
         }
         let actor = &e.metadata.actor;

@@ -16,6 +16,7 @@ use trellis_domain::{
 };
 
 use super::model::*;
+use crate::stats::mean;
 
 /// An attainment below this is a standard missed badly: one such period is
 /// enough for "needs support".
@@ -193,11 +194,6 @@ pub fn timeline(facts: &RepFacts, standards: &BTreeMap<StandardId, StandardDoc>)
         months: rows(PeriodKind::Month),
         quarters: rows(PeriodKind::Quarter),
     }
-}
-
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / f64::from(n))
 }
 
 fn rows_of(

@@ -1,0 +1,129 @@
+//! [`CountingStore`]: a real store (PostgreSQL or embedded) that notes every
+//! per-stream read, so a test can see whether a request read a stream, and
+//! from which version.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use trellis_eventstore::{
+    AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, NewEvent,
+    RecordedEvent, StreamId, StreamWrite,
+};
+
+/// Delegates everything to the store it wraps; notes each `read_stream` as
+/// (stream, the version it read after).
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn EventStore>,
+    reads: Mutex<Vec<(String, u64)>>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn EventStore>) -> Arc<Self> {
+        Arc::new(CountingStore {
+            inner,
+            reads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The versions `stream` was read after since the last [`Self::clear`], in order.
+    pub fn reads_of(&self, stream: &str) -> Vec<u64> {
+        self.reads
+            .lock()
+            .expect("the reads")
+            .iter()
+            .filter(|(s, _)| s == stream)
+            .map(|(_, after)| *after)
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.reads.lock().expect("the reads").clear();
+    }
+}
+
+#[async_trait]
+impl EventStore for CountingStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        meta: &CommandMeta,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, Error> {
+        self.inner.append(stream, expected, meta, events).await
+    }
+
+    async fn append_many(
+        &self,
+        meta: &CommandMeta,
+        writes: &[StreamWrite],
+    ) -> Result<Vec<AppendOutcome>, Error> {
+        self.inner.append_many(meta, writes).await
+    }
+
+    async fn recorded_command(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<AppendOutcome>, Error> {
+        self.inner.recorded_command(command_id).await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error> {
+        self.inner.load_checkpoint(name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error> {
+        self.inner.save_checkpoint(name, checkpoint).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.reads
+            .lock()
+            .expect("the reads")
+            .push((stream.to_string(), after_version));
+        self.inner.read_stream(stream, after_version, max).await
+    }
+
+    async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
+        self.inner.read_all(after, max).await
+    }
+
+    async fn read_all_json(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent<String>>, Error> {
+        self.inner.read_all_json(after, max).await
+    }
+
+    async fn head(&self) -> Result<Checkpoint, Error> {
+        self.inner.head().await
+    }
+
+    async fn scan_streams(
+        &self,
+        after: Option<(StreamId, u64)>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.inner.scan_streams(after, max).await
+    }
+
+    fn appended(&self) -> watch::Receiver<u64> {
+        self.inner.appended()
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.inner.ping().await
+    }
+}
