@@ -245,6 +245,20 @@ impl TestApp {
         }
     }
 
+    /// The same app (its database, its signing key) over `store`: the
+    /// command service rebuilt on it, with the default configuration.
+    pub fn with_store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.state = AppState::new(
+            store.clone(),
+            self.key.clone(),
+            Arc::new(SystemClock),
+            CommandsConfig::default(),
+        );
+        self.router = trellis_commands::router(self.state.clone());
+        self.store = store;
+        self
+    }
+
     /// The app with the router `trellis serve` builds
     /// (`crates/trellis/src/serve.rs`): the command service with the
     /// dashboard, the read API and the webhook admin API mounted, and

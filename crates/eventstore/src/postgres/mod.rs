@@ -69,23 +69,81 @@ impl PostgresConfig {
 /// How many times one append is tried before a race is reported.
 const MAX_ATTEMPTS: u32 = 50;
 
-const COLUMNS: &str = "global_position, tx_id, event_id, stream_id, stream_version, event_type, \
-    schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
-    recorded_at, prev_hash, hash";
+/// The columns [`row_to_event`] reads, with the payload selected as `$payload`.
+macro_rules! columns {
+    ($payload:literal) => {
+        concat!(
+            "global_position, tx_id, event_id, stream_id, stream_version, event_type, \
+             schema_version, ",
+            $payload,
+            ", actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
+             prev_hash, hash"
+        )
+    };
+}
 
-/// [`COLUMNS`] with the payload as its JSON text.
-const COLUMNS_JSON_TEXT: &str = "global_position, tx_id, event_id, stream_id, stream_version, \
-    event_type, schema_version, payload::text, actor, command_id, correlation_id, causation_id, \
-    occurred_at, recorded_at, prev_hash, hash";
+const COLUMNS: &str = columns!("payload");
 
-/// The query of [`EventStore::read_all`], for `columns`.
-fn read_all_sql(columns: &str) -> String {
-    format!(
-        "SELECT {columns} FROM trellis.events \
-         WHERE (tx_id, global_position) > ($1, $2) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx_id, global_position LIMIT $3"
-    )
+/// The query of [`EventStore::read_all`] selecting `$payload` as the payload.
+macro_rules! read_all_sql {
+    ($payload:literal) => {
+        concat!(
+            "SELECT ",
+            columns!($payload),
+            " FROM trellis.events \
+             WHERE (tx_id, global_position) > ($1, $2) \
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id, global_position LIMIT $3"
+        )
+    };
+}
+
+/// [`EventStore::read_all`]: payloads parsed.
+const READ_ALL_SQL: &str = read_all_sql!("payload");
+
+/// [`EventStore::read_all_json`]: payloads as their JSON text.
+const READ_ALL_JSON_SQL: &str = read_all_sql!("payload::text");
+
+/// Runs `$body` (a block giving a `Result<_, Error>`) with `$client` bound
+/// to a pooled connection, and again on another one when it failed as
+/// unavailable because its connection died.
+///
+/// A connection can die while it sits in the pool (the server restarted or
+/// failed over, an administrator or a proxy dropped it) before the pool
+/// notices; without this, each such connection would cost one request a
+/// 503. The pool discards a closed connection when it is given back, so at
+/// most one attempt per pooled connection is spent this way. Running an
+/// operation again is safe for every one of them: reads and the checkpoint
+/// upsert have no other effect, and an append whose first try did commit is
+/// recognised by its command id and answered as recorded.
+macro_rules! with_client {
+    ($store:expr, |$client:ident| $body:block) => {{
+        let attempts = $store.inner.pool.status().max_size + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            #[allow(unused_mut, reason = "appends open transactions on it")]
+            let mut $client = $store.client().await?;
+            let outcome: Result<_, Error> = async { $body }.await;
+            match outcome {
+                Err(Error::Unavailable(reason))
+                    if attempt < attempts && !connection_alive(&$client).await =>
+                {
+                    tracing::debug!(%reason, "a pooled connection was closed; trying another");
+                }
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+
+/// Whether `client` can still be used, after an operation on it failed as
+/// unavailable. A server that drops a connection in the middle of a query
+/// answers it with a fatal error and only then closes the socket, so
+/// `is_closed` alone can still say no; an empty query settles it (it is sent
+/// only on this error path).
+async fn connection_alive(client: &deadpool_postgres::Object) -> bool {
+    !client.is_closed() && client.simple_query("").await.is_ok()
 }
 
 /// The PostgreSQL event store. Cheap to clone; clones share the pool.
@@ -175,23 +233,24 @@ impl PostgresStore {
         Ok(self.inner.pool.get().await?)
     }
 
-    /// [`EventStore::read_all`] selecting `columns` (the payload parsed or as text).
+    /// [`EventStore::read_all`] by `sql` ([`READ_ALL_SQL`] or [`READ_ALL_JSON_SQL`]).
     async fn read_all_as<P>(
         &self,
-        columns: &str,
+        sql: &str,
         after: Checkpoint,
         max: usize,
     ) -> Result<Vec<RecordedEvent<P>>, Error>
     where
         P: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&read_all_sql(columns)).await?;
-        let position = to_i64(after.position, "position")?;
-        let rows = client
-            .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
-            .await?;
-        rows_to_events(&rows)
+        with_client!(self, |client| {
+            let statement = client.prepare_cached(sql).await?;
+            let position = to_i64(after.position, "position")?;
+            let rows = client
+                .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
+                .await?;
+            rows_to_events(&rows)
+        })
     }
 }
 
@@ -509,100 +568,101 @@ impl EventStore for PostgresStore {
         )?;
         let request_hash = meta.request_hash.map(|h| h.0);
         let request_hash = request_hash.as_ref().map(|h| &h[..]);
-        let client = self.client().await?;
-        let single = events.len() == 1;
-        let statement = client
-            .prepare_cached(if single { APPEND_ONE_SQL } else { APPEND_SQL })
-            .await?;
-        // Retried inside: a concurrent append of the same command, or an
-        // interleaved write; and, for `Any`, losing the race for the next
-        // version to another writer, since the caller did not care which
-        // version it gets.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let result = if single {
-                client
-                    .query_one(
-                        &statement,
-                        &[
-                            &stream.as_str(),
-                            &call.expected_param,
-                            &meta.command_id,
-                            &meta.actor,
-                            &meta.correlation_id,
-                            &meta.causation_id,
-                            &meta.recorded_at,
-                            &call.event_ids[0],
-                            &call.types[0],
-                            &call.versions[0],
-                            &call.payloads[0],
-                            &call.occurred[0],
-                            &call.digests[0],
-                            &request_hash,
-                        ],
-                    )
-                    .await
-            } else {
-                call.run(&**client, &statement, &meta, request_hash).await
-            };
-            let row = match result {
-                Ok(row) => row,
-                Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let result = if single {
-                let replayed: bool = row.get(0);
-                let head: i64 = row.get(1);
-                let head = u64::try_from(head).unwrap_or_default();
-                let position: Option<i64> = row.get(2);
-                match (replayed, position) {
-                    (true, _) => match recorded_command_on(&client, meta.command_id).await? {
-                        Some(outcome) => CallResult::Done(outcome),
-                        None => continue,
-                    },
-                    (false, Some(position)) => {
-                        let position = u64::try_from(position).unwrap_or_default();
-                        CallResult::Done(AppendOutcome {
-                            stream_version: head + 1,
-                            first_position: position,
-                            last_position: position,
-                            replayed: false,
-                            request_hash: meta.request_hash,
-                        })
-                    }
-                    (false, None) => match expected {
-                        ExpectedVersion::Exact(v) if v != head => {
-                            CallResult::Conflict { current: head }
+        with_client!(self, |client| {
+            let single = events.len() == 1;
+            let statement = client
+                .prepare_cached(if single { APPEND_ONE_SQL } else { APPEND_SQL })
+                .await?;
+            // Retried inside: a concurrent append of the same command, or an
+            // interleaved write; and, for `Any`, losing the race for the next
+            // version to another writer, since the caller did not care which
+            // version it gets.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let result = if single {
+                    client
+                        .query_one(
+                            &statement,
+                            &[
+                                &stream.as_str(),
+                                &call.expected_param,
+                                &meta.command_id,
+                                &meta.actor,
+                                &meta.correlation_id,
+                                &meta.causation_id,
+                                &meta.recorded_at,
+                                &call.event_ids[0],
+                                &call.types[0],
+                                &call.versions[0],
+                                &call.payloads[0],
+                                &call.occurred[0],
+                                &call.digests[0],
+                                &request_hash,
+                            ],
+                        )
+                        .await
+                } else {
+                    call.run(&**client, &statement, &meta, request_hash).await
+                };
+                let row = match result {
+                    Ok(row) => row,
+                    Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let result = if single {
+                    let replayed: bool = row.get(0);
+                    let head: i64 = row.get(1);
+                    let head = u64::try_from(head).unwrap_or_default();
+                    let position: Option<i64> = row.get(2);
+                    match (replayed, position) {
+                        (true, _) => match recorded_command_on(&client, meta.command_id).await? {
+                            Some(outcome) => CallResult::Done(outcome),
+                            None => continue,
+                        },
+                        (false, Some(position)) => {
+                            let position = u64::try_from(position).unwrap_or_default();
+                            CallResult::Done(AppendOutcome {
+                                stream_version: head + 1,
+                                first_position: position,
+                                last_position: position,
+                                replayed: false,
+                                request_hash: meta.request_hash,
+                            })
                         }
-                        // Lost the race for version head + 1 to another writer.
-                        _ => CallResult::Conflict { current: head + 1 },
-                    },
-                }
-            } else {
-                read_call_result(&row)?
-            };
-            match result {
-                CallResult::Conflict { .. }
-                    if expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
-                {
-                    continue;
-                }
-                CallResult::Conflict { current } => {
-                    return Err(Error::Conflict {
-                        stream: stream.clone(),
-                        expected,
-                        current,
-                    });
-                }
-                CallResult::Done(outcome) => {
-                    if !outcome.replayed {
-                        self.inner.signal_append();
+                        (false, None) => match expected {
+                            ExpectedVersion::Exact(v) if v != head => {
+                                CallResult::Conflict { current: head }
+                            }
+                            // Lost the race for version head + 1 to another writer.
+                            _ => CallResult::Conflict { current: head + 1 },
+                        },
                     }
-                    return Ok(outcome);
+                } else {
+                    read_call_result(&row)?
+                };
+                match result {
+                    CallResult::Conflict { .. }
+                        if expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
+                    {
+                        continue;
+                    }
+                    CallResult::Conflict { current } => {
+                        return Err(Error::Conflict {
+                            stream: stream.clone(),
+                            expected,
+                            current,
+                        });
+                    }
+                    CallResult::Done(outcome) => {
+                        if !outcome.replayed {
+                            self.inner.signal_append();
+                        }
+                        return Ok(outcome);
+                    }
                 }
             }
-        }
+        })
     }
 
     #[tracing::instrument(
@@ -638,116 +698,121 @@ impl EventStore for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         let request_hash = meta.request_hash.map(|h| h.0);
         let request_hash = request_hash.as_ref().map(|h| &h[..]);
-        let mut client = self.client().await?;
-        let statement = client.prepare_cached(APPEND_SQL).await?;
-        let mut attempts = 0;
-        'attempt: loop {
-            attempts += 1;
-            // Repeatable read: every stream head is read in the snapshot taken
-            // before this transaction writes (and so before it has a
-            // transaction id), which keeps each stream's versions in global
-            // order (docs/adr/0001-global-order.md).
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .start()
-                .await?;
-            let rows = futures_util::future::join_all(
-                calls
-                    .iter()
-                    .map(|c| c.run(&*tx, &statement, &meta, request_hash)),
-            )
-            .await;
-            let mut outcomes = Vec::with_capacity(calls.len());
-            for (call, row) in calls.iter().zip(rows) {
-                let row = match row {
-                    Ok(row) => row,
-                    Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => {
-                        drop(tx);
-                        continue 'attempt;
+        with_client!(self, |client| {
+            let statement = client.prepare_cached(APPEND_SQL).await?;
+            let mut attempts = 0;
+            'attempt: loop {
+                attempts += 1;
+                // Repeatable read: every stream head is read in the snapshot taken
+                // before this transaction writes (and so before it has a
+                // transaction id), which keeps each stream's versions in global
+                // order (docs/adr/0001-global-order.md).
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .start()
+                    .await?;
+                let rows = futures_util::future::join_all(
+                    calls
+                        .iter()
+                        .map(|c| c.run(&*tx, &statement, &meta, request_hash)),
+                )
+                .await;
+                let mut outcomes = Vec::with_capacity(calls.len());
+                for (call, row) in calls.iter().zip(rows) {
+                    let row = match row {
+                        Ok(row) => row,
+                        Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => {
+                            drop(tx);
+                            continue 'attempt;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    match read_call_result(&row)? {
+                        CallResult::Conflict { .. }
+                            if call.expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
+                        {
+                            drop(tx);
+                            continue 'attempt;
+                        }
+                        CallResult::Conflict { current } => {
+                            return Err(Error::Conflict {
+                                stream: call.stream.clone(),
+                                expected: call.expected,
+                                current,
+                            });
+                        }
+                        CallResult::Done(outcome) => outcomes.push(outcome),
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                match read_call_result(&row)? {
-                    CallResult::Conflict { .. }
-                        if call.expected == ExpectedVersion::Any && attempts < MAX_ATTEMPTS =>
-                    {
-                        drop(tx);
-                        continue 'attempt;
-                    }
-                    CallResult::Conflict { current } => {
-                        return Err(Error::Conflict {
-                            stream: call.stream.clone(),
-                            expected: call.expected,
-                            current,
-                        });
-                    }
-                    CallResult::Done(outcome) => outcomes.push(outcome),
                 }
+                match tx.commit().await {
+                    Ok(()) => {}
+                    Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                if outcomes.iter().any(|o| !o.replayed) {
+                    self.inner.signal_append();
+                }
+                return Ok(outcomes);
             }
-            match tx.commit().await {
-                Ok(()) => {}
-                Err(e) if is_retryable(&e) && attempts < MAX_ATTEMPTS => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if outcomes.iter().any(|o| !o.replayed) {
-                self.inner.signal_append();
-            }
-            return Ok(outcomes);
-        }
+        })
     }
 
     #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]
     async fn recorded_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, Error> {
-        let client = self.client().await?;
-        recorded_command_on(&client, command_id).await
+        with_client!(self, |client| {
+            recorded_command_on(&client, command_id).await
+        })
     }
 
     #[tracing::instrument(name = "event_store.load_checkpoint", skip_all, fields(name), err)]
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT tx, position FROM trellis.subscriber_checkpoints WHERE name = $1",
-            )
-            .await?;
-        Ok(client.query_opt(&statement, &[&name]).await?.map(|row| {
-            let tx: i64 = row.get(0);
-            let position: i64 = row.get(1);
-            Checkpoint {
-                tx: u64::try_from(tx).unwrap_or_default(),
-                position: u64::try_from(position).unwrap_or_default(),
-            }
-        }))
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT tx, position FROM trellis.subscriber_checkpoints WHERE name = $1",
+                )
+                .await?;
+            Ok(client.query_opt(&statement, &[&name]).await?.map(|row| {
+                let tx: i64 = row.get(0);
+                let position: i64 = row.get(1);
+                Checkpoint {
+                    tx: u64::try_from(tx).unwrap_or_default(),
+                    position: u64::try_from(position).unwrap_or_default(),
+                }
+            }))
+        })
     }
 
     #[tracing::instrument(name = "event_store.save_checkpoint", skip_all, fields(name), err)]
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
-                 updated_at = now()",
-            )
-            .await?;
-        let tx = to_i64(checkpoint.tx, "checkpoint")?;
-        let position = to_i64(checkpoint.position, "checkpoint")?;
-        client.execute(&statement, &[&name, &tx, &position]).await?;
-        Ok(())
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(
+                    "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
+                     updated_at = now()",
+                )
+                .await?;
+            let tx = to_i64(checkpoint.tx, "checkpoint")?;
+            let position = to_i64(checkpoint.position, "checkpoint")?;
+            client.execute(&statement, &[&name, &tx, &position]).await?;
+            Ok(())
+        })
     }
 
     #[tracing::instrument(name = "event_store.stream_version", skip_all, fields(stream = %stream), err)]
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT coalesce(max(stream_version), 0) FROM trellis.events WHERE stream_id = $1",
-            )
-            .await?;
-        let row = client.query_one(&statement, &[&stream.as_str()]).await?;
-        let version: i64 = row.get(0);
-        Ok(u64::try_from(version).unwrap_or_default())
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT coalesce(max(stream_version), 0) FROM trellis.events WHERE stream_id = $1",
+                )
+                .await?;
+            let row = client.query_one(&statement, &[&stream.as_str()]).await?;
+            let version: i64 = row.get(0);
+            Ok(u64::try_from(version).unwrap_or_default())
+        })
     }
 
     #[tracing::instrument(name = "event_store.read_stream", skip_all, fields(stream = %stream), err)]
@@ -757,24 +822,25 @@ impl EventStore for PostgresStore {
         after_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM trellis.events \
-                 WHERE stream_id = $1 AND stream_version > $2 \
-                 ORDER BY stream_version LIMIT $3"
-            ))
-            .await?;
-        let after = to_i64(after_version, "version")?;
-        let rows = client
-            .query(&statement, &[&stream.as_str(), &after, &limit(max)])
-            .await?;
-        rows_to_events(&rows)
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM trellis.events \
+                     WHERE stream_id = $1 AND stream_version > $2 \
+                     ORDER BY stream_version LIMIT $3"
+                ))
+                .await?;
+            let after = to_i64(after_version, "version")?;
+            let rows = client
+                .query(&statement, &[&stream.as_str(), &after, &limit(max)])
+                .await?;
+            rows_to_events(&rows)
+        })
     }
 
     #[tracing::instrument(name = "event_store.read_all", skip_all, fields(after = %after), err)]
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
-        self.read_all_as(COLUMNS, after, max).await
+        self.read_all_as(READ_ALL_SQL, after, max).await
     }
 
     #[tracing::instrument(name = "event_store.read_all_json", skip_all, fields(after = %after), err)]
@@ -783,29 +849,30 @@ impl EventStore for PostgresStore {
         after: Checkpoint,
         max: usize,
     ) -> Result<Vec<RecordedEvent<String>>, Error> {
-        self.read_all_as(COLUMNS_JSON_TEXT, after, max).await
+        self.read_all_as(READ_ALL_JSON_SQL, after, max).await
     }
 
     #[tracing::instrument(name = "event_store.head", skip_all, err)]
     async fn head(&self) -> Result<Checkpoint, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT tx_id, global_position FROM trellis.events \
-                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id DESC, global_position DESC LIMIT 1",
-            )
-            .await?;
-        Ok(match client.query_opt(&statement, &[]).await? {
-            Some(row) => {
-                let tx: Xid8 = row.get(0);
-                let position: i64 = row.get(1);
-                Checkpoint {
-                    tx: tx.0,
-                    position: u64::try_from(position).unwrap_or_default(),
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT tx_id, global_position FROM trellis.events \
+                     WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+                )
+                .await?;
+            Ok(match client.query_opt(&statement, &[]).await? {
+                Some(row) => {
+                    let tx: Xid8 = row.get(0);
+                    let position: i64 = row.get(1);
+                    Checkpoint {
+                        tx: tx.0,
+                        position: u64::try_from(position).unwrap_or_default(),
+                    }
                 }
-            }
-            None => Checkpoint::START,
+                None => Checkpoint::START,
+            })
         })
     }
 
@@ -815,22 +882,23 @@ impl EventStore for PostgresStore {
         after: Option<(StreamId, u64)>,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM trellis.events \
-                 WHERE (stream_id, stream_version) > ($1, $2) \
-                 ORDER BY stream_id, stream_version LIMIT $3"
-            ))
-            .await?;
-        let (stream, version) = match &after {
-            Some((stream, version)) => (stream.as_str(), to_i64(*version, "version")?),
-            None => ("", 0),
-        };
-        let rows = client
-            .query(&statement, &[&stream, &version, &limit(max)])
-            .await?;
-        rows_to_events(&rows)
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM trellis.events \
+                     WHERE (stream_id, stream_version) > ($1, $2) \
+                     ORDER BY stream_id, stream_version LIMIT $3"
+                ))
+                .await?;
+            let (stream, version) = match &after {
+                Some((stream, version)) => (stream.as_str(), to_i64(*version, "version")?),
+                None => ("", 0),
+            };
+            let rows = client
+                .query(&statement, &[&stream, &version, &limit(max)])
+                .await?;
+            rows_to_events(&rows)
+        })
     }
 
     fn appended(&self) -> watch::Receiver<u64> {
@@ -838,9 +906,10 @@ impl EventStore for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), Error> {
-        let client = self.client().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
+        with_client!(self, |client| {
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        })
     }
 }
 
