@@ -129,8 +129,10 @@ pub enum RelayError {
     Store(#[from] trellis_eventstore::Error),
 }
 
-fn broker(e: impl std::fmt::Display) -> RelayError {
-    RelayError::Broker(e.to_string())
+/// A broker error, saying what the relay was doing: `doing` reads as
+/// "cannot <doing>", e.g. "create or update stream TRELLIS_EVENTS".
+fn broker(doing: &str, e: impl std::fmt::Display) -> RelayError {
+    RelayError::Broker(format!("cannot {doing}: {e}"))
 }
 
 /// Creates the stream, or updates it to `config` (subjects, duplicate
@@ -147,11 +149,17 @@ pub async fn ensure_stream(
         storage: StorageType::File,
         ..Default::default()
     };
+    let setting_up = format!("create or update stream {}", config.stream);
     let mut stream = js
         .get_or_create_stream(wanted.clone())
         .await
-        .map_err(broker)?;
-    let current = stream.info().await.map_err(broker)?.config.clone();
+        .map_err(|e| broker(&setting_up, e))?;
+    let current = stream
+        .info()
+        .await
+        .map_err(|e| broker(&setting_up, e))?
+        .config
+        .clone();
     if current.subjects != wanted.subjects
         || current.duplicate_window != wanted.duplicate_window
         || current.num_replicas != wanted.num_replicas
@@ -163,7 +171,9 @@ pub async fn ensure_stream(
             num_replicas: wanted.num_replicas,
             ..current
         };
-        js.update_stream(updated).await.map_err(broker)?;
+        js.update_stream(updated)
+            .await
+            .map_err(|e| broker(&setting_up, e))?;
     }
     Ok(())
 }
@@ -350,16 +360,25 @@ impl Relay {
 
     /// The checkpoint of the stream's last message, if it is an event of this log.
     async fn last_published(&self) -> Result<Option<Checkpoint>, RelayError> {
+        let reading = format!("read the last message of stream {}", self.config.stream);
         let mut stream = self
             .js
             .get_stream(&self.config.stream)
             .await
-            .map_err(broker)?;
-        let last = stream.info().await.map_err(broker)?.state.last_sequence;
+            .map_err(|e| broker(&reading, e))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| broker(&reading, e))?
+            .state
+            .last_sequence;
         if last == 0 {
             return Ok(None);
         }
-        let message = stream.get_raw_message(last).await.map_err(broker)?;
+        let message = stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| broker(&reading, e))?;
         let Ok(envelope) = trellis_contracts::Envelope::decode(message.payload) else {
             return Ok(None);
         };
@@ -412,7 +431,10 @@ impl Relay {
                         chain = Some(next.event_id);
                     }
                     Err(e) => {
-                        failed = Some(broker(e));
+                        failed = Some(broker(
+                            &format!("publish to stream {}", self.config.stream),
+                            e,
+                        ));
                         break;
                     }
                 }
@@ -438,7 +460,15 @@ impl Relay {
                             }
                             continue;
                         }
-                        Err(e) => failed = Some(broker(e)),
+                        Err(e) => {
+                            failed = Some(broker(
+                                &format!(
+                                    "publish to stream {} (an ack may take up to {:?})",
+                                    self.config.stream, self.config.ack_timeout
+                                ),
+                                e,
+                            ));
+                        }
                     }
                 } else {
                     // Caught up: save where we stand, then wait for the log.
@@ -536,7 +566,13 @@ async fn encode(
             // Never skip: an event this build cannot encode (written by a
             // newer one) holds the relay until a build that can takes over.
             Err(e) => loop {
-                tracing::error!(error = %e, "relay cannot encode an event; it will not skip it");
+                tracing::error!(
+                    error = %e,
+                    "relay is stopped at an event it cannot encode and will not skip it; \
+                     nothing after it is published until this process is upgraded to a \
+                     build that knows the event (it was most likely written by a newer \
+                     one); checking again in 60 s"
+                );
                 tokio::time::sleep(Duration::from_secs(60)).await;
             },
         };
@@ -592,7 +628,7 @@ pub fn spawn(
             .connect(servers);
         let client = tokio::select! {
             _ = stopped.wait_for(|s| *s) => return Ok(()),
-            client = connect => client.map_err(broker)?,
+            client = connect => client.map_err(|e| broker("connect to NATS", e))?,
         };
         let mut relay = Relay::new(store, client, config);
         relay.shared = task_shared;
