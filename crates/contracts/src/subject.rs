@@ -49,9 +49,10 @@ fn push_token(out: &mut String, part: &str) {
     if part.is_empty() {
         out.push('_');
     } else if part
-        .chars()
-        .all(|c| !matches!(c, '.' | '*' | '>') && !c.is_whitespace() && !c.is_control())
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'))
     {
+        // The common case (ids, type names): printable ASCII, kept as it is.
         out.push_str(part);
     } else {
         out.extend(part.chars().map(|c| match c {

@@ -54,13 +54,13 @@ pub enum ValueError {
 }
 
 /// Trims `input` and checks it is non-empty, at most `max` characters, and
-/// (when `one_line`) free of control characters.
-fn checked_text(
-    input: &str,
+/// (when `one_line`) free of control characters; returns the trimmed text.
+fn checked_text<'a>(
+    input: &'a str,
     what: &'static str,
     max: usize,
     one_line: bool,
-) -> Result<String, ValueError> {
+) -> Result<&'a str, ValueError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(ValueError::EmptyText { what });
@@ -72,7 +72,7 @@ fn checked_text(
     if one_line && trimmed.chars().any(char::is_control) {
         return Err(ValueError::NotOneLine { what });
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 /// Defines a string newtype checked by [`checked_text`].
@@ -97,15 +97,22 @@ macro_rules! text_newtype {
             type Error = ValueError;
 
             fn try_from(input: &str) -> Result<Self, Self::Error> {
-                checked_text(input, $what, $max, $one_line).map(Self)
+                checked_text(input, $what, $max, $one_line).map(|text| Self(text.to_owned()))
             }
         }
 
         impl TryFrom<String> for $Name {
             type Error = ValueError;
 
+            /// Keeps `input`'s allocation when it needs no trimming (as
+            /// stored payloads never do).
             fn try_from(input: String) -> Result<Self, Self::Error> {
-                Self::try_from(input.as_str())
+                let trimmed = checked_text(&input, $what, $max, $one_line)?.len();
+                if trimmed == input.len() {
+                    Ok(Self(input))
+                } else {
+                    Self::try_from(input.as_str())
+                }
             }
         }
 
