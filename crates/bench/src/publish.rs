@@ -9,7 +9,8 @@
 //! - `relay`: the log is filled with `--publish-events` valid `FeedbackGiven`
 //!   events (250 per append, 4 writers, 2,000 rep streams). Baseline: every
 //!   event is read and encoded up front (subject, headers, protobuf envelope,
-//!   exactly what the relay sends), then published with async-nats, pipelined
+//!   exactly what the relay sends, down to the `Nats-Expected-Last-Msg-Id`
+//!   that names the previous event), then published with async-nats, pipelined
 //!   with the relay's window of unacknowledged publishes, every ack awaited in
 //!   order, into a fresh stream with the relay's settings. Trellis: a relay
 //!   started on a fresh stream with no checkpoint, timed from its start until
@@ -280,8 +281,12 @@ async fn raw_publish(
     ensure_stream(&js, config).await?;
     let start = Instant::now();
     let mut in_flight = std::collections::VecDeque::with_capacity(config.max_in_flight);
+    let mut previous = None;
     for mut message in messages {
-        let headers = message.take_headers(&config.source, None);
+        // The relay's headers to the byte, the chain header included: each
+        // publish names the one before it (`Nats-Expected-Last-Msg-Id`).
+        let headers = message.take_headers(&config.source, previous);
+        previous = Some(message.event_id);
         if in_flight.len() >= config.max_in_flight {
             let ack: jetstream::context::PublishAckFuture =
                 in_flight.pop_front().expect("one in flight");
