@@ -118,7 +118,6 @@ const READ_ALL_JSON_SQL: &str = read_all_sql!("payload::text");
 /// recognised by its command id and answered as recorded.
 macro_rules! with_client {
     ($store:expr, |$client:ident| $body:block) => {{
-        let attempts = $store.inner.pool.status().max_size + 1;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -126,8 +125,11 @@ macro_rules! with_client {
             let mut $client = $store.client().await?;
             let outcome: Result<_, Error> = async { $body }.await;
             match outcome {
+                // Once per pooled connection, and one more (the pool's size
+                // is read only on this path: it takes the pool's lock).
                 Err(Error::Unavailable(reason))
-                    if attempt < attempts && !connection_alive(&$client).await =>
+                    if attempt <= $store.inner.pool.status().max_size
+                        && !connection_alive(&$client).await =>
                 {
                     tracing::debug!(%reason, "a pooled connection was closed; trying another");
                 }
