@@ -143,7 +143,7 @@ impl Evaluator {
             };
             self.checkpoint = last.checkpoint;
             for event in &batch {
-                let Some(uuid) = entity_uuid(&event.stream_id) else {
+                let Some(uuid) = event.stream_id.entity_uuid() else {
                     continue;
                 };
                 match event.stream_id.category() {
@@ -267,13 +267,6 @@ impl Evaluator {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-fn entity_uuid(stream: &StreamId) -> Option<uuid::Uuid> {
-    stream
-        .as_str()
-        .split_once('-')
-        .and_then(|(_, id)| uuid::Uuid::parse_str(id).ok())
 }
 
 /// Runs the evaluator until `shutdown` completes: every

@@ -38,7 +38,7 @@ pub use chain::{Finding, Problem, VerifyReport};
 pub use error::Error;
 pub use types::{
     AppendOutcome, Checkpoint, CommandMeta, ExpectedVersion, Hash, MAX_STREAM_ID_LEN, Metadata,
-    NewEvent, RecordedEvent, StreamId, StreamWrite,
+    NewEvent, RecordedEvent, StreamId, StreamWrite, entity_uuid,
 };
 
 /// The most events one append may carry.

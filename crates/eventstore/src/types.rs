@@ -59,6 +59,19 @@ impl StreamId {
     pub fn category(&self) -> &str {
         self.0.split_once('-').map_or(&self.0, |(c, _)| c)
     }
+
+    /// The entity's UUID of a `<category>-<uuid>` id ([`entity_uuid`]).
+    pub fn entity_uuid(&self) -> Option<Uuid> {
+        entity_uuid(&self.0)
+    }
+}
+
+/// The UUID after the first `-` of a stream id shaped `<category>-<uuid>`;
+/// `None` for any other shape.
+pub fn entity_uuid(stream_id: &str) -> Option<Uuid> {
+    stream_id
+        .split_once('-')
+        .and_then(|(_, id)| Uuid::parse_str(id).ok())
 }
 
 impl TryFrom<String> for StreamId {
@@ -323,6 +336,15 @@ mod tests {
         let id = StreamId::new("rep-0190a0b1-0000-7000-8000-000000000000").unwrap();
         assert_eq!(id.category(), "rep");
         assert_eq!(StreamId::new("framework").unwrap().category(), "framework");
+    }
+
+    #[test]
+    fn the_entity_uuid_is_the_uuid_after_the_first_dash_or_none() {
+        let uuid = Uuid::parse_str("0190a0b1-0000-7000-8000-000000000000").unwrap();
+        let id = StreamId::for_entity("rep", uuid).unwrap();
+        assert_eq!(id.entity_uuid(), Some(uuid));
+        assert_eq!(StreamId::new("framework").unwrap().entity_uuid(), None);
+        assert_eq!(StreamId::new("rep-not-a-uuid").unwrap().entity_uuid(), None);
     }
 
     #[test]

@@ -69,9 +69,7 @@ impl Envelope {
 
     /// The entity id of the stream (`rep-<uuid>` → the uuid), if it has one.
     pub fn stream_uuid(&self) -> Option<Uuid> {
-        self.stream_id
-            .split_once('-')
-            .and_then(|(_, id)| Uuid::parse_str(id).ok())
+        trellis_eventstore::entity_uuid(&self.stream_id)
     }
 }
 
