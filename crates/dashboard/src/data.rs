@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 use trellis_commands::streams::{self, read_rep_stream};
 use trellis_domain::rep::{
-    Correction, FeedbackKind, Owner, Rep, RepEvent, RepState, Visibility, evolve,
+    self, Correction, FeedbackKind, Owner, RepEvent, RepState, Visibility, evolve,
 };
 use trellis_domain::{Event, LeaderId, RepId, StandardId, TeamId};
 use trellis_eventstore::RecordedEvent;
@@ -185,9 +185,8 @@ pub(crate) fn decode(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
         .collect()
 }
 
-/// The ids of the records a rep may not see the content of: feedback the
-/// domain does not show them ([`Rep::sees_feedback`]: private, or retracted
-/// since), private coaching sessions and their action items.
+/// The ids (as text) of the records a rep may not see the content of: the
+/// domain's [`rep::hidden_from_rep`] over the rep's stream.
 pub(crate) fn hidden_from_rep<'a>(
     decoded: impl IntoIterator<Item = &'a RepEvent> + Clone,
 ) -> BTreeSet<String> {
@@ -195,21 +194,10 @@ pub(crate) fn hidden_from_rep<'a>(
         .clone()
         .into_iter()
         .fold(RepState::default(), evolve);
-    let rep: Option<&Rep> = state.rep();
-    let mut hidden = BTreeSet::new();
-    for event in decoded {
-        match event {
-            RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
-                hidden.insert(e.feedback_id.to_string());
-            }
-            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
-                hidden.insert(e.session_id.to_string());
-                hidden.extend(e.action_items.iter().map(|i| i.action_item_id.to_string()));
-            }
-            _ => {}
-        }
-    }
-    hidden
+    rep::hidden_from_rep(state.rep(), decoded)
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect()
 }
 
 /// One entry of a rep's coaching-and-feedback timeline.
@@ -231,7 +219,7 @@ pub(crate) struct Entry {
 /// training, support, plans, corrections and changes of team and role.
 /// Unless `private` is true (a leader's view), what the rep may not see is
 /// left out: private notes, what came out of private sessions, and feedback
-/// retracted since (the domain's [`Rep::sees_feedback`]).
+/// retracted since (the domain's [`rep::Rep::sees_feedback`]).
 pub(crate) fn timeline_entries(
     events: &[RecordedEvent],
     competencies: &BTreeMap<String, String>,

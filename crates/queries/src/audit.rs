@@ -27,7 +27,7 @@ use serde::Serialize;
 use trellis_commands::extract::Principal;
 use trellis_commands::problem::{ApiError, Problem};
 use trellis_commands::streams::read_rep_stream;
-use trellis_domain::rep::{Rep, RepEvent, RepState, Visibility, evolve};
+use trellis_domain::rep::{Rep, RepEvent, RepState, evolve, hidden_from_rep};
 use trellis_domain::{Event, RepId};
 use trellis_eventstore::RecordedEvent;
 use trellis_eventstore::chain::Verifier;
@@ -115,29 +115,6 @@ fn fact_ids(event: &RepEvent) -> Vec<Uuid> {
 /// sees), from the decoded events.
 fn rep_state<'a>(events: impl IntoIterator<Item = &'a RepEvent>) -> RepState {
     events.into_iter().fold(RepState::default(), evolve)
-}
-
-/// The ids of the records whose content the rep may not see: feedback the
-/// domain does not show them ([`Rep::sees_feedback`]), private sessions and
-/// their action items.
-fn hidden_from_rep<'a>(
-    rep: Option<&Rep>,
-    events: impl IntoIterator<Item = &'a RepEvent>,
-) -> BTreeSet<Uuid> {
-    let mut hidden = BTreeSet::new();
-    for event in events {
-        match event {
-            RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
-                hidden.insert(e.feedback_id.as_uuid());
-            }
-            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
-                hidden.insert(e.session_id.as_uuid());
-                hidden.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
-            }
-            _ => {}
-        }
-    }
-    hidden
 }
 
 /// Builds the trail from the whole stream, in version order: `events` as

@@ -38,7 +38,7 @@ use uuid::Uuid;
 pub use events::*;
 pub use state::{
     ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, Rep, RepState, SupportStatus,
-    evolve,
+    evolve, hidden_from_rep,
 };
 
 use crate::aggregate::Aggregate;

@@ -151,6 +151,31 @@ impl Rep {
     }
 }
 
+/// The ids of the records whose content a rep may not read, from the rep's
+/// events and `rep`, their folded state: feedback [`Rep::sees_feedback`]
+/// refuses (private, or retracted since), and private coaching sessions with
+/// their action items. Leaders and auditors read everything; every view of
+/// a rep's own record (the read API, the dashboard) withholds these.
+pub fn hidden_from_rep<'a>(
+    rep: Option<&Rep>,
+    events: impl IntoIterator<Item = &'a RepEvent>,
+) -> BTreeSet<Uuid> {
+    let mut hidden = BTreeSet::new();
+    for event in events {
+        match event {
+            RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
+                hidden.insert(e.feedback_id.as_uuid());
+            }
+            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
+                hidden.insert(e.session_id.as_uuid());
+                hidden.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
+            }
+            _ => {}
+        }
+    }
+    hidden
+}
+
 pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
     let mut rep = match (state, event) {
         (RepState::NotJoined, RepEvent::Joined(e)) => {

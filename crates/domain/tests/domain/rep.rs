@@ -1620,3 +1620,32 @@ fn events_for_a_rep_who_has_not_joined_leave_the_state_empty() {
         RepState::NotJoined
     );
 }
+
+#[test]
+fn a_rep_may_not_read_private_or_retracted_feedback_nor_private_sessions() {
+    let private_feedback = FeedbackGiven {
+        visibility: Visibility::Private,
+        ..feedback(2)
+    };
+    let shared_session = CoachingSessionHeld {
+        visibility: Visibility::Shared,
+        ..session(6, vec![item(7, "2026-03-01")])
+    };
+    let events: Vec<RepEvent> = vec![
+        joined().into(),
+        feedback(1).into(),
+        private_feedback.into(),
+        feedback(3).into(),
+        correction(3, Correction::Retracted).into(),
+        session(4, vec![item(5, "2026-03-01")]).into(),
+        shared_session.into(),
+    ];
+    let state = events.iter().fold(RepState::default(), evolve);
+    let hidden = hidden_from_rep(state.rep(), &events);
+    let expected: std::collections::BTreeSet<Uuid> =
+        [2, 3, 4, 5].into_iter().map(Uuid::from_u128).collect();
+    assert_eq!(
+        hidden, expected,
+        "private feedback 2, retracted feedback 3, private session 4 and its item 5"
+    );
+}
