@@ -4,7 +4,8 @@
 //! packet, the dashboard's timeline and audit pages), so where a read starts,
 //! when it stops and how a failure surfaces are decided in one place.
 
-use trellis_domain::RepId;
+use trellis_domain::rep::RepEvent;
+use trellis_domain::{Event, RepId};
 use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
 
 /// Events per read of a stream, unless the caller picks another size.
@@ -62,4 +63,19 @@ where
     E: From<trellis_eventstore::Error>,
 {
     read_after(store, &rep_stream(rep_id)?, after, page, each).await
+}
+
+/// Each stored event of a rep's stream decoded (upcast to the current
+/// schema), in order: `None` for one that is not a rep event or does not
+/// decode, so the result lines up with `events` index for index.
+pub fn decode_rep_events(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
+    events
+        .iter()
+        .map(
+            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+                Ok(Event::Rep(event)) => Some(event),
+                _ => None,
+            },
+        )
+        .collect()
 }

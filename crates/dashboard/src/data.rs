@@ -11,7 +11,7 @@ use trellis_commands::streams::{self, read_rep_stream};
 use trellis_domain::rep::{
     self, Correction, FeedbackKind, Owner, RepEvent, RepState, Visibility, evolve,
 };
-use trellis_domain::{Event, LeaderId, RepId, StandardId, TeamId};
+use trellis_domain::{LeaderId, RepId, StandardId, TeamId};
 use trellis_eventstore::RecordedEvent;
 use trellis_projections::growth::derive::{self, GrowthTimeline, RepProfile};
 use trellis_projections::growth::{
@@ -172,19 +172,6 @@ pub(crate) async fn rep_events(
     Ok(events)
 }
 
-/// Each stored event decoded (`None` for one that is not a rep's event).
-pub(crate) fn decode(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
-    events
-        .iter()
-        .map(
-            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-                Ok(Event::Rep(event)) => Some(event),
-                _ => None,
-            },
-        )
-        .collect()
-}
-
 /// The ids (as text) of the records a rep may not see the content of: the
 /// domain's [`rep::hidden_from_rep`] over the rep's stream.
 pub(crate) fn hidden_from_rep<'a>(
@@ -231,7 +218,10 @@ pub(crate) fn timeline_entries(
             .cloned()
             .unwrap_or_else(|| "a competency".to_owned())
     };
-    let decoded: Vec<RepEvent> = decode(events).into_iter().flatten().collect();
+    let decoded: Vec<RepEvent> = streams::decode_rep_events(events)
+        .into_iter()
+        .flatten()
+        .collect();
     // What a rep may not see (the domain's rule); a leader sees it all,
     // private and retracted records labelled as such.
     let hidden = if private {

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use trellis_commands::extract::Principal;
 use trellis_commands::problem::{ApiError, Problem};
-use trellis_commands::streams::read_rep_stream;
+use trellis_commands::streams::{decode_rep_events, read_rep_stream};
 use trellis_domain::rep::{Rep, RepEvent, RepState, evolve, hidden_from_rep};
 use trellis_domain::{Event, RepId};
 use trellis_eventstore::RecordedEvent;
@@ -239,20 +239,6 @@ async fn stored_events(
     Ok(events)
 }
 
-/// Stored events decoded here (when the cache's decoded stream is not the
-/// same events: the stored stream was altered after the cache read it).
-fn decode(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
-    events
-        .iter()
-        .map(
-            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
-                Ok(Event::Rep(r)) => Some(r),
-                _ => None,
-            },
-        )
-        .collect()
-}
-
 /// A rep's audit trail, with the hash chain verified.
 ///
 /// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`: every event of the
@@ -313,7 +299,9 @@ pub async fn route(
             })
             .collect()
     } else {
-        decoded_here = decode(&events);
+        // The stored stream was altered after the cache read it: decode
+        // what is stored now.
+        decoded_here = decode_rep_events(&events);
         decoded_here.iter().map(Option::as_ref).collect()
     };
     let rep = match view {
