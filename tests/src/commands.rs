@@ -2119,6 +2119,47 @@ async fn an_unreachable_database_is_a_503_and_writes_resume_when_it_returns() {
     app.cleanup().await;
 }
 
+/// The database refuses new connections (an administrator closed it with
+/// `ALLOW_CONNECTIONS false`, an error outside the connection classes) while
+/// the service's connections are dropped: a write is a 503 with
+/// `Retry-After`, not a 500, and writes resume when it accepts them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refusing_connections_is_a_503_not_a_500() {
+    let app = crate::http::TestApp::spawn(trellis_tests::Kind::Postgres).await;
+    app.form_team("Before").await;
+    let database = app.backend.database();
+    // A superuser on the server's maintenance database: a database cannot
+    // be closed from a connection to itself.
+    let mut config: tokio_postgres::Config = database.url.parse().unwrap();
+    config.dbname("postgres");
+    let (admin, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+            name = database.name
+        ))
+        .await
+        .expect("close the database to new connections");
+    let r = app
+        .post_json("/v1/teams", &app.admin(), &json!({"name": "During"}))
+        .await;
+    r.expect_problem(503, "unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            database.name
+        ))
+        .await
+        .expect("reopen the database");
+    app.form_team("After").await;
+    drop(admin);
+    app.cleanup().await;
+}
+
 /// The database connections drop under the service (a failover, a restart):
 /// the next writes succeed, on fresh connections, and nothing acknowledged is
 /// lost or recorded twice. (With the database itself down, a write is a 503

@@ -77,7 +77,15 @@ impl From<tokio_postgres::Error> for Error {
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            // The pool could not open a connection. Whatever the server's
+            // reason (down, refusing connections, a password changed under
+            // the service), the store cannot be reached right now: never a
+            // 500, and the reason is in the message and the log.
+            deadpool_postgres::PoolError::Backend(e) => Error::Unavailable(format!(
+                "cannot connect to the database: {}",
+                e.as_db_error()
+                    .map_or_else(|| with_causes(&e), |db| db.message().to_owned())
+            )),
             other => Error::Unavailable(with_causes(&other)),
         }
     }
