@@ -621,10 +621,7 @@ pub fn spawn(
             .name(name)
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                let exponent = u32::try_from(attempts.min(5)).unwrap_or(5);
-                Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(2))
-            })
+            .reconnect_delay_callback(connect_delay)
             .connect(servers);
         let client = tokio::select! {
             _ = stopped.wait_for(|s| *s) => return Ok(()),
@@ -643,6 +640,23 @@ pub fn spawn(
         shutdown,
         task: Some(task),
     })
+}
+
+/// How long the client waits before connection attempt number `attempt`
+/// (counted from 1, and from 1 again after every successful connection):
+/// the first attempt at once, then 100 ms doubling to 2 s.
+///
+/// The first attempt must not wait: the client asks this before connecting at
+/// start-up too, and each relay start (a restart, a standby taking over)
+/// would otherwise begin by idling.
+fn connect_delay(attempt: usize) -> Duration {
+    match attempt {
+        0 | 1 => Duration::ZERO,
+        n => {
+            let doublings = u32::try_from(n - 2).unwrap_or(u32::MAX).min(5);
+            Duration::from_millis(100 << doublings).min(Duration::from_secs(2))
+        }
+    }
 }
 
 impl RelayHandle {
@@ -712,5 +726,27 @@ impl Backoff {
         let jitter = Duration::from_millis(u64::from(Uuid::now_v7().as_bytes()[15]) % 50);
         tokio::time::sleep(self.next + jitter).await;
         self.next = (self.next * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_connection_attempt_does_not_wait() {
+        // The client asks for attempt 1 before it first connects, at start-up
+        // and after a lost connection alike.
+        assert_eq!(connect_delay(1), Duration::ZERO);
+        assert_eq!(connect_delay(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn later_connection_attempts_back_off_from_100_ms_to_2_s() {
+        let delays: Vec<u64> = (2..=9)
+            .map(|attempt| connect_delay(attempt).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        assert_eq!(connect_delay(usize::MAX), Duration::from_secs(2));
     }
 }
