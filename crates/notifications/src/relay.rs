@@ -25,6 +25,9 @@
 //!   relay also sets the stream up again (it may have been deleted).
 //! - Reading the log, encoding and publishing run as three tasks joined by
 //!   small channels, so they overlap.
+//! - Acks come back on one subscription of the relay's and are matched to
+//!   their publishes by number (`Acks`), rather than through a response
+//!   future per publish.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::StorageType};
+use futures_util::StreamExt as _;
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use trellis_contracts::{EVENTS_STREAM, EVENTS_SUBJECT_PREFIX};
@@ -219,9 +223,10 @@ impl Relay {
         client: async_nats::Client,
         config: RelayConfig,
     ) -> Self {
+        // For setting up and inspecting the stream; events are published
+        // through [`Acks`].
         let js = jetstream::ContextBuilder::new()
             .timeout(config.ack_timeout)
-            .max_ack_inflight(config.max_in_flight.max(1) + 100)
             .build(client);
         Relay {
             store,
@@ -395,15 +400,24 @@ impl Relay {
             .map(|event| event.checkpoint))
     }
 
-    /// Publishes what the reader sends, pipelined, acks awaited in order.
+    /// Publishes what the reader sends, pipelined, acks taken in order.
     async fn publish(&self, mut rx: mpsc::Receiver<Vec<Outgoing>>) {
         let window = self.config.max_in_flight.max(1);
         // Each save is a write to the log's database, which the relay also
         // reads: while catching up, save every ten batches.
         let save_every = 10 * self.config.batch.max(1) as u64;
-        // Unacknowledged events in log order; the first `in_flight.len()` are published.
+        let stream = &self.config.stream;
+        // Unacknowledged events in log order; the first `acks.len()` are published.
         let mut queue: VecDeque<Outgoing> = VecDeque::new();
-        let mut in_flight: VecDeque<jetstream::context::PublishAckFuture> = VecDeque::new();
+        let mut acks = loop {
+            match Acks::subscribe(self.js.client(), self.config.ack_timeout).await {
+                Ok(acks) => break acks,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay cannot subscribe to its acks; retrying");
+                    Backoff::new().wait().await;
+                }
+            }
+        };
         // The last event published in the current chain; `None` starts a new one.
         let mut chain: Option<Uuid> = None;
         let mut since_save = 0u64;
@@ -418,59 +432,17 @@ impl Relay {
                 }
             }
             let mut failed = None;
-            while in_flight.len() < queue.len().min(window) {
-                let next = &mut queue[in_flight.len()];
+            while acks.len() < queue.len().min(window) {
+                let next = &mut queue[acks.len()];
                 let headers = next.take_headers(&self.config.source, chain);
-                let publish = self
-                    .js
-                    .publish_with_headers(next.subject.clone(), headers, next.body.clone())
-                    .await;
-                match publish {
-                    Ok(ack) => {
-                        in_flight.push_back(ack);
-                        chain = Some(next.event_id);
-                    }
-                    Err(e) => {
-                        failed = Some(broker(
-                            &format!("publish to stream {}", self.config.stream),
-                            e,
-                        ));
-                        break;
-                    }
+                if let Err(e) = acks.publish(next, headers).await {
+                    failed = Some(broker(&format!("publish to stream {stream}"), e));
+                    break;
                 }
+                chain = Some(next.event_id);
             }
             if failed.is_none() {
-                if let Some(ack) = in_flight.pop_front() {
-                    match ack.await {
-                        Ok(ack) => {
-                            let event = queue.pop_front().expect("a published event is queued");
-                            self.shared.acked.fetch_add(1, Ordering::Relaxed);
-                            if ack.duplicate {
-                                self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
-                            }
-                            *self.shared.acked_upto.lock().expect("acked_upto") =
-                                Some(event.checkpoint);
-                            since_save += 1;
-                            backoff = Backoff::new();
-                            failures = 0;
-                            if since_save >= save_every
-                                && self.save_in_background(event.checkpoint, &mut saving)
-                            {
-                                since_save = 0;
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            failed = Some(broker(
-                                &format!(
-                                    "publish to stream {} (an ack may take up to {:?})",
-                                    self.config.stream, self.config.ack_timeout
-                                ),
-                                e,
-                            ));
-                        }
-                    }
-                } else {
+                if acks.is_empty() {
                     // Caught up: save where we stand, then wait for the log.
                     let acked = *self.shared.acked_upto.lock().expect("acked_upto");
                     if since_save > 0
@@ -495,6 +467,27 @@ impl Relay {
                     }
                     continue;
                 }
+                match acks.next().await {
+                    Ok(duplicate) => {
+                        let event = queue.pop_front().expect("a published event is queued");
+                        self.shared.acked.fetch_add(1, Ordering::Relaxed);
+                        if duplicate {
+                            self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        *self.shared.acked_upto.lock().expect("acked_upto") =
+                            Some(event.checkpoint);
+                        since_save += 1;
+                        backoff = Backoff::new();
+                        failures = 0;
+                        if since_save >= save_every
+                            && self.save_in_background(event.checkpoint, &mut saving)
+                        {
+                            since_save = 0;
+                        }
+                        continue;
+                    }
+                    Err(e) => failed = Some(broker(&format!("publish to stream {stream}"), e)),
+                }
             }
             if let Some(e) = failed {
                 tracing::warn!(
@@ -503,9 +496,9 @@ impl Relay {
                     "relay.publish failed; retrying from the first unacknowledged event"
                 );
                 // Later publishes in flight name a predecessor that is not
-                // acknowledged; drop them and start a new chain after the
-                // last acknowledged event.
-                in_flight.clear();
+                // acknowledged; forget them (their acks, if any come, are
+                // ignored) and start a new chain after the last acknowledged event.
+                acks.abandon();
                 chain = None;
                 backoff.wait().await;
                 failures += 1;
@@ -519,6 +512,217 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// The relay's publishes awaiting their JetStream ack, in publish order.
+///
+/// Each publish asks for its ack at `<inbox>.<n>`, `n` counting the relay's
+/// publishes, and one subscription to `<inbox>.*` receives them all: no
+/// per-publish response channel, timer or boxed future (async-nats'
+/// `jetstream::Context::publish` makes one of each), which measurably
+/// lightens the relay's hot loop. Acks are matched by `n` ([`AckQueue`]).
+struct Acks {
+    client: async_nats::Client,
+    subscriber: async_nats::Subscriber,
+    /// Reply subjects are `<prefix><n>`.
+    prefix: String,
+    timeout: Duration,
+    queue: AckQueue,
+}
+
+impl Acks {
+    async fn subscribe(client: async_nats::Client, timeout: Duration) -> Result<Self, RelayError> {
+        let prefix = format!("{}.", client.new_inbox());
+        let subscriber = client
+            .subscribe(format!("{prefix}*"))
+            .await
+            .map_err(|e| broker("subscribe to the relay's acks", e))?;
+        Ok(Acks {
+            client,
+            subscriber,
+            prefix,
+            timeout,
+            queue: AckQueue::default(),
+        })
+    }
+
+    /// Publishes awaiting their ack.
+    fn len(&self) -> usize {
+        self.queue.pending.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.pending.is_empty()
+    }
+
+    /// Hands a publish to the client. Fails when the client cannot take it
+    /// within the ack timeout (its connection is stuck, or reconnecting).
+    async fn publish(
+        &mut self,
+        event: &Outgoing,
+        headers: async_nats::HeaderMap,
+    ) -> Result<(), String> {
+        let reply = format!("{}{}", self.prefix, self.queue.next_number());
+        let publish = self.client.publish_with_reply_and_headers(
+            event.subject.clone(),
+            reply,
+            headers,
+            event.body.clone(),
+        );
+        match tokio::time::timeout(self.timeout, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "the client did not take the message within {:?}",
+                    self.timeout
+                ));
+            }
+        }
+        self.queue.push(tokio::time::Instant::now() + self.timeout);
+        Ok(())
+    }
+
+    /// The outcome of the oldest publish (there must be one): whether the
+    /// broker already had it (a duplicate), or why it is not stored. Only
+    /// the oldest publish's deadline is watched: later ones end no sooner.
+    async fn next(&mut self) -> Result<bool, String> {
+        loop {
+            let deadline = match self.queue.pop_answered() {
+                Ok(outcome) => return outcome,
+                Err(deadline) => deadline,
+            };
+            tokio::select! {
+                message = self.subscriber.next() => match message {
+                    Some(message) => {
+                        let number = message
+                            .subject
+                            .strip_prefix(self.prefix.as_str())
+                            .and_then(|n| n.parse::<u64>().ok());
+                        if let Some(number) = number {
+                            self.queue.answer(number, ack_outcome(&message));
+                        }
+                    }
+                    None => return Err("the connection to the broker was closed".into()),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("no ack within {:?}", self.timeout));
+                }
+            }
+        }
+    }
+
+    /// Gives up on every publish awaiting its ack.
+    fn abandon(&mut self) {
+        self.queue.abandon();
+    }
+}
+
+/// Publishes awaiting their ack, numbered in publish order, and the acks
+/// that came for them. Acks may come in any order; an ack for a number
+/// not awaited (given up on, or never made) is ignored.
+#[derive(Debug, Default)]
+struct AckQueue {
+    /// The number of the oldest publish in `pending`.
+    first: u64,
+    pending: VecDeque<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    deadline: tokio::time::Instant,
+    /// `Some` once its ack arrived: whether it was a duplicate, or why it failed.
+    outcome: Option<Result<bool, String>>,
+}
+
+impl AckQueue {
+    /// The number the next publish gets.
+    fn next_number(&self) -> u64 {
+        self.first + self.pending.len() as u64
+    }
+
+    /// Records a publish (numbered [`Self::next_number`]) made just now.
+    fn push(&mut self, deadline: tokio::time::Instant) {
+        self.pending.push_back(Pending {
+            deadline,
+            outcome: None,
+        });
+    }
+
+    /// Files an ack under the publish it answers.
+    fn answer(&mut self, number: u64, outcome: Result<bool, String>) {
+        let pending = number
+            .checked_sub(self.first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.pending.get_mut(i));
+        if let Some(pending) = pending {
+            pending.outcome = Some(outcome);
+        }
+    }
+
+    /// The oldest publish's outcome, removing it, when its ack is in;
+    /// else its deadline. There must be a publish awaiting its ack.
+    fn pop_answered(&mut self) -> Result<Result<bool, String>, tokio::time::Instant> {
+        let oldest = self.pending.front_mut().expect("a publish awaits its ack");
+        match oldest.outcome.take() {
+            Some(outcome) => {
+                self.pending.pop_front();
+                self.first += 1;
+                Ok(outcome)
+            }
+            None => Err(oldest.deadline),
+        }
+    }
+
+    /// Gives up on every publish awaiting its ack; acks that still come for
+    /// them are ignored, and numbering goes on after them.
+    fn abandon(&mut self) {
+        self.first = self.next_number();
+        self.pending.clear();
+    }
+}
+
+/// What a JetStream ack says: `Ok(duplicate)` when the message is stored
+/// (now or before), else why not.
+fn ack_outcome(message: &async_nats::Message) -> Result<bool, String> {
+    #[derive(serde::Deserialize)]
+    struct Ack {
+        #[serde(default)]
+        duplicate: bool,
+        error: Option<AckError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct AckError {
+        #[serde(default)]
+        err_code: u64,
+        #[serde(default)]
+        description: String,
+    }
+    match message.status {
+        Some(async_nats::StatusCode::NO_RESPONDERS) => {
+            return Err("no stream takes its subject (was the stream deleted?)".into());
+        }
+        Some(status) if !status.is_success() => {
+            return Err(format!(
+                "the broker answered {status} {}",
+                message.description.as_deref().unwrap_or_default()
+            ));
+        }
+        _ => {}
+    }
+    match serde_json::from_slice::<Ack>(&message.payload) {
+        Ok(Ack {
+            error: None,
+            duplicate,
+        }) => Ok(duplicate),
+        Ok(Ack {
+            error: Some(error), ..
+        }) => Err(format!(
+            "JetStream refused it: {} (error code {})",
+            error.description, error.err_code
+        )),
+        Err(e) => Err(format!("unreadable ack: {e}")),
     }
 }
 
@@ -732,6 +936,101 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ack(payload: &str) -> async_nats::Message {
+        async_nats::Message {
+            subject: "_INBOX.test.0".into(),
+            reply: None,
+            payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+            headers: None,
+            status: None,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn an_ack_says_stored_or_duplicate() {
+        assert_eq!(
+            ack_outcome(&ack(r#"{"stream":"TRELLIS_EVENTS","seq":7}"#)),
+            Ok(false)
+        );
+        assert_eq!(
+            ack_outcome(&ack(
+                r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":true}"#
+            )),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_reason_and_code() {
+        let refused = ack_outcome(&ack(
+            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last msg ID: 0190"}}"#,
+        ))
+        .unwrap_err();
+        assert!(refused.contains("wrong last msg ID: 0190"), "{refused}");
+        assert!(refused.contains("10071"), "{refused}");
+    }
+
+    #[test]
+    fn no_responders_means_no_stream_takes_the_subject() {
+        let mut message = ack("");
+        message.status = Some(async_nats::StatusCode::NO_RESPONDERS);
+        let refused = ack_outcome(&message).unwrap_err();
+        assert!(refused.contains("no stream takes its subject"), "{refused}");
+    }
+
+    #[test]
+    fn an_unreadable_ack_is_a_failure_not_a_success() {
+        let refused = ack_outcome(&ack("+OK")).unwrap_err();
+        assert!(refused.starts_with("unreadable ack"), "{refused}");
+    }
+
+    fn deadline() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn acks_arriving_out_of_order_are_taken_in_publish_order() {
+        let mut queue = AckQueue::default();
+        for _ in 0..3 {
+            queue.push(deadline());
+        }
+        queue.answer(2, Ok(true));
+        queue.answer(1, Err("refused".into()));
+        assert!(queue.pop_answered().is_err(), "publish 0 has no ack yet");
+        queue.answer(0, Ok(false));
+        assert_eq!(queue.pop_answered(), Ok(Ok(false)));
+        assert_eq!(queue.pop_answered(), Ok(Err("refused".into())));
+        assert_eq!(queue.pop_answered(), Ok(Ok(true)));
+        assert_eq!(queue.next_number(), 3);
+    }
+
+    #[test]
+    fn acks_of_abandoned_publishes_are_ignored() {
+        let mut queue = AckQueue::default();
+        queue.push(deadline());
+        queue.push(deadline());
+        queue.abandon();
+        // Numbering goes on after the abandoned publishes...
+        assert_eq!(queue.next_number(), 2);
+        queue.push(deadline());
+        // ... so their late acks cannot be taken for the new one's.
+        queue.answer(0, Ok(false));
+        queue.answer(1, Ok(false));
+        assert!(queue.pop_answered().is_err());
+        queue.answer(2, Ok(true));
+        assert_eq!(queue.pop_answered(), Ok(Ok(true)));
+    }
+
+    #[test]
+    fn an_ack_for_a_publish_never_made_is_ignored() {
+        let mut queue = AckQueue::default();
+        queue.push(deadline());
+        queue.answer(5, Ok(false));
+        assert!(queue.pop_answered().is_err());
+    }
 
     #[test]
     fn the_first_connection_attempt_does_not_wait() {
