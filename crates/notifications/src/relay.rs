@@ -31,6 +31,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -529,6 +530,9 @@ struct Acks {
     prefix: String,
     timeout: Duration,
     queue: AckQueue,
+    /// Fires no later than the oldest publish's deadline. It is moved when it
+    /// fires early (about once per timeout), not for every ack.
+    watchdog: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Acks {
@@ -544,6 +548,7 @@ impl Acks {
             prefix,
             timeout,
             queue: AckQueue::default(),
+            watchdog: Box::pin(tokio::time::sleep(timeout)),
         })
     }
 
@@ -563,7 +568,7 @@ impl Acks {
         event: &Outgoing,
         headers: async_nats::HeaderMap,
     ) -> Result<(), String> {
-        let reply = format!("{}{}", self.prefix, self.queue.next_number());
+        let reply = reply_subject(&self.prefix, self.queue.next_number());
         let publish = self.client.publish_with_reply_and_headers(
             event.subject.clone(),
             reply,
@@ -593,7 +598,11 @@ impl Acks {
                 Ok(outcome) => return outcome,
                 Err(deadline) => deadline,
             };
+            if self.watchdog.deadline() > deadline {
+                self.watchdog.as_mut().reset(deadline);
+            }
             tokio::select! {
+                biased;
                 message = self.subscriber.next() => match message {
                     Some(message) => {
                         let number = message
@@ -606,8 +615,11 @@ impl Acks {
                     }
                     None => return Err("the connection to the broker was closed".into()),
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(format!("no ack within {:?}", self.timeout));
+                () = &mut self.watchdog => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(format!("no ack within {:?}", self.timeout));
+                    }
+                    self.watchdog.as_mut().reset(deadline);
                 }
             }
         }
@@ -617,6 +629,27 @@ impl Acks {
     fn abandon(&mut self) {
         self.queue.abandon();
     }
+}
+
+/// `<prefix><n>`, with `n` in decimal.
+fn reply_subject(prefix: &str, n: u64) -> String {
+    // By hand: this runs once per published event, and `format!` costs
+    // several times as much.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut subject = String::with_capacity(prefix.len() + digits.len() - start);
+    subject.push_str(prefix);
+    subject.extend(digits[start..].iter().map(|&d| char::from(d)));
+    subject
 }
 
 /// Publishes awaiting their ack, numbered in publish order, and the acks
@@ -1022,6 +1055,13 @@ mod tests {
         assert!(queue.pop_answered().is_err());
         queue.answer(2, Ok(true));
         assert_eq!(queue.pop_answered(), Ok(Ok(true)));
+    }
+
+    #[test]
+    fn reply_subjects_end_in_the_publish_number() {
+        assert_eq!(reply_subject("_INBOX.abc.", 0), "_INBOX.abc.0");
+        assert_eq!(reply_subject("_INBOX.abc.", 1907), "_INBOX.abc.1907");
+        assert_eq!(reply_subject("p.", u64::MAX), format!("p.{}", u64::MAX));
     }
 
     #[test]
