@@ -120,7 +120,7 @@ pub fn envelope<P>(recorded: &RecordedEvent<P>, event: &Event) -> Envelope {
     debug_assert_eq!(recorded.event_type, event.event_type());
     let meta = &recorded.metadata;
     Envelope {
-        event_id: recorded.event_id.to_string(),
+        event_id: uuid_text(recorded.event_id),
         stream_id: recorded.stream_id.as_str().to_owned(),
         stream_version: recorded.stream_version,
         global_position: recorded.global_position,
@@ -129,11 +129,19 @@ pub fn envelope<P>(recorded: &RecordedEvent<P>, event: &Event) -> Envelope {
         occurred_at: Some(timestamp(meta.occurred_at)),
         recorded_at: Some(timestamp(meta.recorded_at)),
         actor: meta.actor.clone(),
-        correlation_id: meta.correlation_id.to_string(),
-        causation_id: meta.causation_id.map(|id| id.to_string()),
-        command_id: meta.command_id.to_string(),
+        correlation_id: uuid_text(meta.correlation_id),
+        causation_id: meta.causation_id.map(uuid_text),
+        command_id: uuid_text(meta.command_id),
         payload: Some(to_wire(event)),
     }
+}
+
+/// A UUID as the envelope writes it: lowercase, hyphenated. (Without the
+/// formatting machinery `to_string` goes through: the relay does this four
+/// times per event.)
+fn uuid_text(id: uuid::Uuid) -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
 /// Decodes a stored event (upcasting older schema versions) and wraps it in its envelope.
