@@ -10,9 +10,12 @@
 //!   events (250 per append, 4 writers, 2,000 rep streams). Baseline: every
 //!   event is read and encoded up front (subject, headers, protobuf envelope,
 //!   exactly what the relay sends, down to the `Nats-Expected-Last-Msg-Id`
-//!   that names the previous event), then published with async-nats, pipelined
-//!   with the relay's window of unacknowledged publishes, every ack awaited in
-//!   order, into a fresh stream with the relay's settings. Trellis: a relay
+//!   that names the previous event), then published with async-nats' JetStream
+//!   API (`jetstream::Context::publish_with_headers`, as another service would
+//!   publish), pipelined with the relay's window of unacknowledged publishes,
+//!   every ack awaited in order, into a fresh stream with the relay's settings.
+//!   (The relay publishes through the same client but takes its acks on one
+//!   subscription of its own: ADR 6.) Trellis: a relay
 //!   started on a fresh stream with no checkpoint, timed from its start until
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
 //!   publishing, checkpointing). Baseline, relay, baseline, relay; rates summed
