@@ -341,6 +341,7 @@ query_tests!(
     the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates,
     every_read_answers_a_documented_status_with_the_body_its_schema_describes,
     the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep,
+    the_audit_trail_withholds_a_retracted_coaching_session_from_the_rep,
     a_caller_without_access_is_refused_before_the_audit_trail_or_packet_is_read,
     a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
     a_scorecard_from_after_today_without_to_says_what_was_sent,
@@ -1236,15 +1237,7 @@ async fn the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep(a
     let path = format!("/v1/reps/{}/audit", s.riley);
     let mine = app.get_as(&path, &app.rep(s.riley)).await;
     mine.expect(200);
-    let at = |trail: &Value, version: u64| -> Value {
-        trail["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["stream_version"] == json!(version))
-            .unwrap_or_else(|| panic!("version {version} is listed: {trail}"))
-            .clone()
-    };
+    let at = audit_entry;
     let kept = at(&mine.json, 2);
     assert_eq!(kept["event_type"], json!("FeedbackGiven"));
     assert_eq!(kept["withheld"], json!(false), "{kept}");
@@ -1281,6 +1274,83 @@ async fn the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep(a
     assert_eq!(at(&full.json, 4)["payload"]["note"], json!(PRIVATE_NOTE));
     assert_eq!(
         at(&full.json, 5)["payload"]["reason"],
+        json!(RETRACTION_REASON)
+    );
+}
+
+/// The entry of an audit trail at a stream version.
+fn audit_entry(trail: &Value, version: u64) -> Value {
+    trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stream_version"] == json!(version))
+        .unwrap_or_else(|| panic!("version {version} is listed: {trail}"))
+        .clone()
+}
+
+/// The domain's rule (`Rep::sees_coaching_session`): a coaching session
+/// retracted since (held with another rep, say) no longer counts, for the
+/// rep as for the read models. The rep's audit trail withholds its notes,
+/// its items and the retraction's reason; a leader of the team sees it all.
+async fn the_audit_trail_withholds_a_retracted_coaching_session_from_the_rep(app: &QueryApp) {
+    const NOTES: &str = "RETRACTED-SESSION: held with another rep.";
+    const ITEM: &str = "RETRACTED-ITEM: call the customer back";
+    let admin = app.admin();
+    app.set_clock(T0);
+    let world = app.world().await;
+    let riley = app.join_rep(world.team).await;
+    app.set_clock(T1);
+    let mut session = session_body(&world);
+    session["visibility"] = json!("shared");
+    session["notes"] = json!(NOTES);
+    session["action_items"] =
+        json!([{ "description": ITEM, "owner": "rep", "due_on": "2026-02-20" }]);
+    let session_id = app
+        .post_json(
+            &format!("/v1/reps/{riley}/coaching-sessions"),
+            &admin,
+            &session,
+        )
+        .await
+        .expect(201)
+        .id();
+    app.post_json(
+        &format!("/v1/reps/{riley}/corrections"),
+        &admin,
+        &json!({
+            "fact_id": session_id,
+            "reason": RETRACTION_REASON,
+            "correction": { "kind": "retracted" },
+        }),
+    )
+    .await
+    .expect(200);
+    app.project().await;
+
+    // Stream versions: 1 joined, 2 the session, 3 the retraction.
+    let path = format!("/v1/reps/{riley}/audit");
+    let mine = app.get_as(&path, &app.rep(riley)).await;
+    mine.expect(200);
+    for (version, what) in [(2, "the retracted session"), (3, "the retraction")] {
+        let entry = audit_entry(&mine.json, version);
+        assert_eq!(entry["withheld"], json!(true), "{what}: {entry}");
+        assert_eq!(entry["payload"], Value::Null, "{what}: {entry}");
+    }
+    let text = mine.text();
+    for hidden in [NOTES, ITEM, RETRACTION_REASON] {
+        assert!(
+            !text.contains(hidden),
+            "the rep's trail shows {hidden:?}: {text}"
+        );
+    }
+
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let full = app.get_as(&path, &leader).await;
+    full.expect(200);
+    assert_eq!(audit_entry(&full.json, 2)["payload"]["notes"], json!(NOTES));
+    assert_eq!(
+        audit_entry(&full.json, 3)["payload"]["reason"],
         json!(RETRACTION_REASON)
     );
 }

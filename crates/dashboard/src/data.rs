@@ -206,7 +206,7 @@ pub(crate) struct Entry {
 /// training, support, plans, corrections and changes of team and role.
 /// Unless `private` is true (a leader's view), what the rep may not see is
 /// left out: private notes, what came out of private sessions, and feedback
-/// retracted since (the domain's [`rep::Rep::sees_feedback`]).
+/// and sessions retracted since (the domain's [`rep::hidden_from_rep`]).
 pub(crate) fn timeline_entries(
     events: &[RecordedEvent],
     competencies: &BTreeMap<String, String>,

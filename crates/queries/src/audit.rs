@@ -4,11 +4,11 @@
 //! corrections); and whether the stream's hash chain verifies.
 //!
 //! A rep reading their own trail sees every event, but not the content of
-//! what the rep may not see: feedback the domain does not show them
-//! ([`Rep::sees_feedback`]: private, or retracted since), a private coaching
-//! session, the reason of a correction to either, and the reason an item of
-//! a private session was dropped, are withheld (`"withheld": true`,
-//! `payload: null`).
+//! what the rep may not see: feedback and coaching sessions the domain does
+//! not show them ([`Rep::sees_feedback`], [`Rep::sees_coaching_session`]:
+//! private, or retracted since), the reason of a correction to either, and
+//! the reason an item of such a session was dropped, are withheld
+//! (`"withheld": true`, `payload: null`).
 //!
 //! Who may read the trail is decided before the trail is read: the rep's
 //! current team comes from the decoded stream the
@@ -255,7 +255,7 @@ async fn stored_events(
     responses(
         (status = 200, description = "A page of the rep's audit trail, with whether the whole \
             stream's hash chain verifies; a rep reading their own sees private notes and \
-            retracted feedback withheld",
+            retracted feedback and sessions withheld",
             body = AuditTrail),
         (status = 400, description = "`after_version` or `limit` is not a whole number in range",
             body = Problem, content_type = "application/problem+json"),

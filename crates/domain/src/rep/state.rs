@@ -12,7 +12,7 @@ use crate::ids::{
 use crate::period::Period;
 use crate::values::{MetricName, MetricValue, PersonName, Role};
 
-use super::events::{Correction, Owner, RepEvent, Visibility};
+use super::events::{CoachingSessionHeld, Correction, Owner, RepEvent, Visibility};
 
 /// A rep's stream, folded.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,11 +149,23 @@ impl Rep {
             .is_some_and(|f| f.retracted);
         shared && !retracted
     }
+
+    /// Whether the rep can see a coaching session held with them and the
+    /// action items agreed in it: shared and not retracted (a retracted
+    /// session does not count, and neither do its items).
+    pub fn sees_coaching_session(&self, session: &CoachingSessionHeld) -> bool {
+        let retracted = self
+            .facts
+            .get(&session.session_id.as_uuid())
+            .is_some_and(|f| f.retracted);
+        session.visibility == Visibility::Shared && !retracted
+    }
 }
 
 /// The ids of the records whose content a rep may not read, from the rep's
 /// events and `rep`, their folded state: feedback [`Rep::sees_feedback`]
-/// refuses (private, or retracted since), and private coaching sessions with
+/// refuses (private, or retracted since), and coaching sessions
+/// [`Rep::sees_coaching_session`] refuses (private, or retracted since) with
 /// their action items. Leaders and auditors read everything; every view of
 /// a rep's own record (the read API, the dashboard) withholds these.
 pub fn hidden_from_rep<'a>(
@@ -166,7 +178,9 @@ pub fn hidden_from_rep<'a>(
             RepEvent::FeedbackGiven(e) if !rep.is_some_and(|r| r.sees_feedback(e.feedback_id)) => {
                 hidden.insert(e.feedback_id.as_uuid());
             }
-            RepEvent::CoachingSessionHeld(e) if e.visibility == Visibility::Private => {
+            RepEvent::CoachingSessionHeld(e)
+                if !rep.is_some_and(|r| r.sees_coaching_session(e)) =>
+            {
                 hidden.insert(e.session_id.as_uuid());
                 hidden.extend(e.action_items.iter().map(|a| a.action_item_id.as_uuid()));
             }

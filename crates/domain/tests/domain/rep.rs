@@ -1622,6 +1622,34 @@ fn events_for_a_rep_who_has_not_joined_leave_the_state_empty() {
 }
 
 #[test]
+fn a_rep_may_not_read_a_retracted_session_nor_its_items() {
+    let shared = |n: u128, item_n: u128| CoachingSessionHeld {
+        visibility: Visibility::Shared,
+        ..session(n, vec![item(item_n, "2026-03-01")])
+    };
+    let events: Vec<RepEvent> = vec![
+        joined().into(),
+        shared(4, 5).into(),
+        shared(6, 7).into(),
+        correction(6, Correction::Retracted).into(),
+    ];
+    let state = events.iter().fold(RepState::default(), evolve);
+    let rep = state.rep().expect("joined");
+    let RepEvent::CoachingSessionHeld(kept) = &events[1] else {
+        unreachable!()
+    };
+    let RepEvent::CoachingSessionHeld(retracted) = &events[2] else {
+        unreachable!()
+    };
+    assert!(rep.sees_coaching_session(kept));
+    assert!(!rep.sees_coaching_session(retracted));
+    let hidden = hidden_from_rep(state.rep(), &events);
+    let expected: std::collections::BTreeSet<Uuid> =
+        [6, 7].into_iter().map(Uuid::from_u128).collect();
+    assert_eq!(hidden, expected, "retracted session 6 and its item 7");
+}
+
+#[test]
 fn a_rep_may_not_read_private_or_retracted_feedback_nor_private_sessions() {
     let private_feedback = FeedbackGiven {
         visibility: Visibility::Private,
