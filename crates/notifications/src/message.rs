@@ -3,7 +3,7 @@
 //! The subject grammar, the CloudEvents type and the content type come from
 //! `trellis-contracts`, so publishers and subscribers share one definition.
 
-use async_nats::{HeaderMap, Subject};
+use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
@@ -80,8 +80,9 @@ fn add_event_headers(
     recorded_at: DateTime<Utc>,
 ) {
     let mut buffer = Uuid::encode_buffer();
-    let id: &str = event_id.hyphenated().encode_lower(&mut buffer);
-    headers.insert(names::MSG_ID, id);
+    // Checked once (the client checks every value it is given), copied for the second.
+    let id = HeaderValue::from(&*event_id.hyphenated().encode_lower(&mut buffer));
+    headers.insert(names::MSG_ID, id.clone());
     headers.insert(names::CE_ID, id);
     headers.insert(names::CE_TYPE, trellis_contracts::ce_type(event_type));
     headers.insert(names::CE_SUBJECT, stream_id);
