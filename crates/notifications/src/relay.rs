@@ -401,6 +401,26 @@ impl Relay {
             .map(|event| event.checkpoint))
     }
 
+    /// A subscription to this relay's acks; retries until it has one.
+    async fn subscribe_acks(&self) -> Acks {
+        let mut backoff = Backoff::new();
+        loop {
+            match Acks::subscribe(
+                self.js.client(),
+                &self.config.stream,
+                self.config.ack_timeout,
+            )
+            .await
+            {
+                Ok(acks) => return acks,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay cannot subscribe to its acks; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
     /// Publishes what the reader sends, pipelined, acks taken in order.
     async fn publish(&self, mut rx: mpsc::Receiver<Vec<Outgoing>>) {
         let window = self.config.max_in_flight.max(1);
@@ -410,15 +430,7 @@ impl Relay {
         let stream = &self.config.stream;
         // Unacknowledged events in log order; the first `acks.len()` are published.
         let mut queue: VecDeque<Outgoing> = VecDeque::new();
-        let mut acks = loop {
-            match Acks::subscribe(self.js.client(), self.config.ack_timeout).await {
-                Ok(acks) => break acks,
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay cannot subscribe to its acks; retrying");
-                    Backoff::new().wait().await;
-                }
-            }
-        };
+        let mut acks = self.subscribe_acks().await;
         // The last event published in the current chain; `None` starts a new one.
         let mut chain: Option<Uuid> = None;
         let mut since_save = 0u64;
@@ -500,6 +512,9 @@ impl Relay {
                 // acknowledged; forget them (their acks, if any come, are
                 // ignored) and start a new chain after the last acknowledged event.
                 acks.abandon();
+                if acks.closed {
+                    acks = self.subscribe_acks().await;
+                }
                 chain = None;
                 backoff.wait().await;
                 failures += 1;
@@ -528,15 +543,23 @@ struct Acks {
     subscriber: async_nats::Subscriber,
     /// Reply subjects are `<prefix><n>`.
     prefix: String,
+    /// The stream whose acks count.
+    stream: String,
     timeout: Duration,
     queue: AckQueue,
+    /// The subscription ended (the client was closed): make another.
+    closed: bool,
     /// Fires no later than the oldest publish's deadline. It is moved when it
     /// fires early (about once per timeout), not for every ack.
     watchdog: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Acks {
-    async fn subscribe(client: async_nats::Client, timeout: Duration) -> Result<Self, RelayError> {
+    async fn subscribe(
+        client: async_nats::Client,
+        stream: &str,
+        timeout: Duration,
+    ) -> Result<Self, RelayError> {
         let prefix = format!("{}.", client.new_inbox());
         let subscriber = client
             .subscribe(format!("{prefix}*"))
@@ -546,8 +569,10 @@ impl Acks {
             client,
             subscriber,
             prefix,
+            stream: stream.to_owned(),
             timeout,
             queue: AckQueue::default(),
+            closed: false,
             watchdog: Box::pin(tokio::time::sleep(timeout)),
         })
     }
@@ -610,10 +635,13 @@ impl Acks {
                             .strip_prefix(self.prefix.as_str())
                             .and_then(|n| n.parse::<u64>().ok());
                         if let Some(number) = number {
-                            self.queue.answer(number, ack_outcome(&message));
+                            self.queue.answer(number, ack_outcome(&message, &self.stream));
                         }
                     }
-                    None => return Err("the connection to the broker was closed".into()),
+                    None => {
+                        self.closed = true;
+                        return Err("the subscription to the relay's acks ended".into());
+                    }
                 },
                 () = &mut self.watchdog => {
                     if tokio::time::Instant::now() >= deadline {
@@ -683,13 +711,17 @@ impl AckQueue {
         });
     }
 
-    /// Files an ack under the publish it answers.
+    /// Files an ack under the publish it answers. The first answer stands:
+    /// a second reply to the same subject (nothing but JetStream should
+    /// send one) cannot turn a refusal into a success.
     fn answer(&mut self, number: u64, outcome: Result<bool, String>) {
         let pending = number
             .checked_sub(self.first)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.pending.get_mut(i));
-        if let Some(pending) = pending {
+        if let Some(pending) = pending
+            && pending.outcome.is_none()
+        {
             pending.outcome = Some(outcome);
         }
     }
@@ -709,18 +741,23 @@ impl AckQueue {
     }
 
     /// Gives up on every publish awaiting its ack; acks that still come for
-    /// them are ignored, and numbering goes on after them.
+    /// them are ignored. Numbering goes on after them and after one more
+    /// number, that of a publish the client refused or did not take in
+    /// time: had it gone out after all, its ack must not be taken for
+    /// another's.
     fn abandon(&mut self) {
-        self.first = self.next_number();
+        self.first = self.next_number() + 1;
         self.pending.clear();
     }
 }
 
 /// What a JetStream ack says: `Ok(duplicate)` when the message is stored
 /// (now or before), else why not.
-fn ack_outcome(message: &async_nats::Message) -> Result<bool, String> {
+fn ack_outcome(message: &async_nats::Message, stream: &str) -> Result<bool, String> {
     #[derive(serde::Deserialize)]
     struct Ack {
+        stream: Option<String>,
+        seq: Option<u64>,
         #[serde(default)]
         duplicate: bool,
         error: Option<AckError>,
@@ -744,18 +781,20 @@ fn ack_outcome(message: &async_nats::Message) -> Result<bool, String> {
         }
         _ => {}
     }
-    match serde_json::from_slice::<Ack>(&message.payload) {
-        Ok(Ack {
-            error: None,
-            duplicate,
-        }) => Ok(duplicate),
-        Ok(Ack {
-            error: Some(error), ..
-        }) => Err(format!(
+    let ack = serde_json::from_slice::<Ack>(&message.payload)
+        .map_err(|e| format!("unreadable ack: {e}"))?;
+    if let Some(error) = ack.error {
+        return Err(format!(
             "JetStream refused it: {} (error code {})",
             error.description, error.err_code
+        ));
+    }
+    match (ack.stream.as_deref(), ack.seq) {
+        (Some(acked), Some(_)) if acked == stream => Ok(ack.duplicate),
+        _ => Err(format!(
+            "the reply is not an ack of stream {stream}: {}",
+            String::from_utf8_lossy(&message.payload)
         )),
-        Err(e) => Err(format!("unreadable ack: {e}")),
     }
 }
 
@@ -885,7 +924,9 @@ pub fn spawn(
 ///
 /// The first attempt must not wait: the client asks this before connecting at
 /// start-up too, and each relay start (a restart, a standby taking over)
-/// would otherwise begin by idling.
+/// would otherwise begin by idling. (As with async-nats' own default, a
+/// server that accepts and at once drops every connection is reconnected to
+/// without a pause: each attempt still costs a TCP connect and a handshake.)
 fn connect_delay(attempt: usize) -> Duration {
     match attempt {
         0 | 1 => Duration::ZERO,
@@ -982,26 +1023,44 @@ mod tests {
         }
     }
 
+    const STREAM: &str = "TRELLIS_EVENTS";
+
     #[test]
     fn an_ack_says_stored_or_duplicate() {
         assert_eq!(
-            ack_outcome(&ack(r#"{"stream":"TRELLIS_EVENTS","seq":7}"#)),
+            ack_outcome(&ack(r#"{"stream":"TRELLIS_EVENTS","seq":7}"#), STREAM),
             Ok(false)
         );
         assert_eq!(
-            ack_outcome(&ack(
-                r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":true}"#
-            )),
+            ack_outcome(
+                &ack(r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":true}"#),
+                STREAM
+            ),
             Ok(true)
         );
     }
 
     #[test]
+    fn a_reply_that_is_not_an_ack_of_the_stream_is_a_failure() {
+        for reply in [
+            "{}",
+            r#"{"seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS"}"#,
+            r#"{"stream":"ANOTHER","seq":7}"#,
+        ] {
+            let refused = ack_outcome(&ack(reply), STREAM).unwrap_err();
+            assert!(
+                refused.starts_with("the reply is not an ack of stream TRELLIS_EVENTS"),
+                "{reply}: {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn a_refusal_names_the_reason_and_code() {
-        let refused = ack_outcome(&ack(
-            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last msg ID: 0190"}}"#,
-        ))
-        .unwrap_err();
+        let reply =
+            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last msg ID: 0190"}}"#;
+        let refused = ack_outcome(&ack(reply), STREAM).unwrap_err();
         assert!(refused.contains("wrong last msg ID: 0190"), "{refused}");
         assert!(refused.contains("10071"), "{refused}");
     }
@@ -1010,13 +1069,13 @@ mod tests {
     fn no_responders_means_no_stream_takes_the_subject() {
         let mut message = ack("");
         message.status = Some(async_nats::StatusCode::NO_RESPONDERS);
-        let refused = ack_outcome(&message).unwrap_err();
+        let refused = ack_outcome(&message, STREAM).unwrap_err();
         assert!(refused.contains("no stream takes its subject"), "{refused}");
     }
 
     #[test]
     fn an_unreadable_ack_is_a_failure_not_a_success() {
-        let refused = ack_outcome(&ack("+OK")).unwrap_err();
+        let refused = ack_outcome(&ack("+OK"), STREAM).unwrap_err();
         assert!(refused.starts_with("unreadable ack"), "{refused}");
     }
 
@@ -1046,14 +1105,16 @@ mod tests {
         queue.push(deadline());
         queue.push(deadline());
         queue.abandon();
-        // Numbering goes on after the abandoned publishes...
-        assert_eq!(queue.next_number(), 2);
+        // Numbering goes on after the abandoned publishes, and after the
+        // number a failed publish would have had (2)...
+        assert_eq!(queue.next_number(), 3);
         queue.push(deadline());
         // ... so their late acks cannot be taken for the new one's.
-        queue.answer(0, Ok(false));
-        queue.answer(1, Ok(false));
+        for stale in 0..=2 {
+            queue.answer(stale, Ok(false));
+        }
         assert!(queue.pop_answered().is_err());
-        queue.answer(2, Ok(true));
+        queue.answer(3, Ok(true));
         assert_eq!(queue.pop_answered(), Ok(Ok(true)));
     }
 
@@ -1062,6 +1123,15 @@ mod tests {
         assert_eq!(reply_subject("_INBOX.abc.", 0), "_INBOX.abc.0");
         assert_eq!(reply_subject("_INBOX.abc.", 1907), "_INBOX.abc.1907");
         assert_eq!(reply_subject("p.", u64::MAX), format!("p.{}", u64::MAX));
+    }
+
+    #[test]
+    fn the_first_answer_to_a_publish_stands() {
+        let mut queue = AckQueue::default();
+        queue.push(deadline());
+        queue.answer(0, Err("refused".into()));
+        queue.answer(0, Ok(false));
+        assert_eq!(queue.pop_answered(), Ok(Err("refused".into())));
     }
 
     #[test]
