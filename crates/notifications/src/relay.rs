@@ -755,8 +755,9 @@ impl AckQueue {
 /// (now or before), else why not.
 fn ack_outcome(message: &async_nats::Message, stream: &str) -> Result<bool, String> {
     #[derive(serde::Deserialize)]
-    struct Ack {
-        stream: Option<String>,
+    struct Ack<'a> {
+        #[serde(borrow)]
+        stream: Option<std::borrow::Cow<'a, str>>,
         seq: Option<u64>,
         #[serde(default)]
         duplicate: bool,
