@@ -406,7 +406,7 @@ impl Relay {
         let mut backoff = Backoff::new();
         loop {
             match Acks::subscribe(
-                self.js.client(),
+                &self.js.client(),
                 &self.config.stream,
                 self.config.ack_timeout,
             )
@@ -430,6 +430,7 @@ impl Relay {
         let stream = &self.config.stream;
         // Unacknowledged events in log order; the first `acks.len()` are published.
         let mut queue: VecDeque<Outgoing> = VecDeque::new();
+        let client = self.js.client();
         let mut acks = self.subscribe_acks().await;
         // The last event published in the current chain; `None` starts a new one.
         let mut chain: Option<Uuid> = None;
@@ -448,7 +449,7 @@ impl Relay {
             while acks.len() < queue.len().min(window) {
                 let next = &mut queue[acks.len()];
                 let headers = next.take_headers(&self.config.source, chain);
-                if let Err(e) = acks.publish(next, headers).await {
+                if let Err(e) = acks.publish(&client, next, headers).await {
                     failed = Some(broker(&format!("publish to stream {stream}"), e));
                     break;
                 }
@@ -538,9 +539,9 @@ impl Relay {
 /// per-publish response channel, timer or boxed future (async-nats'
 /// `jetstream::Context::publish` makes one of each), which measurably
 /// lightens the relay's hot loop. Acks are matched by `n` ([`AckQueue`]).
-struct Acks {
-    client: async_nats::Client,
-    subscriber: async_nats::Subscriber,
+struct Acks<S = async_nats::Subscriber> {
+    /// The acks: messages to `<prefix>*`.
+    subscriber: S,
     /// Reply subjects are `<prefix><n>`.
     prefix: String,
     /// The stream whose acks count.
@@ -556,7 +557,7 @@ struct Acks {
 
 impl Acks {
     async fn subscribe(
-        client: async_nats::Client,
+        client: &async_nats::Client,
         stream: &str,
         timeout: Duration,
     ) -> Result<Self, RelayError> {
@@ -565,8 +566,16 @@ impl Acks {
             .subscribe(format!("{prefix}*"))
             .await
             .map_err(|e| broker("subscribe to the relay's acks", e))?;
-        Ok(Acks {
-            client,
+        Ok(Acks::new(subscriber, prefix, stream, timeout))
+    }
+}
+
+impl<S> Acks<S>
+where
+    S: futures_util::Stream<Item = async_nats::Message> + Unpin,
+{
+    fn new(subscriber: S, prefix: String, stream: &str, timeout: Duration) -> Self {
+        Acks {
             subscriber,
             prefix,
             stream: stream.to_owned(),
@@ -574,7 +583,7 @@ impl Acks {
             queue: AckQueue::default(),
             closed: false,
             watchdog: Box::pin(tokio::time::sleep(timeout)),
-        })
+        }
     }
 
     /// Publishes awaiting their ack.
@@ -590,11 +599,12 @@ impl Acks {
     /// within the ack timeout (its connection is stuck, or reconnecting).
     async fn publish(
         &mut self,
+        client: &async_nats::Client,
         event: &Outgoing,
         headers: async_nats::HeaderMap,
     ) -> Result<(), String> {
         let reply = reply_subject(&self.prefix, self.queue.next_number());
-        let publish = self.client.publish_with_reply_and_headers(
+        let publish = client.publish_with_reply_and_headers(
             event.subject.clone(),
             reply,
             headers,
@@ -1124,6 +1134,110 @@ mod tests {
         assert_eq!(reply_subject("_INBOX.abc.", 0), "_INBOX.abc.0");
         assert_eq!(reply_subject("_INBOX.abc.", 1907), "_INBOX.abc.1907");
         assert_eq!(reply_subject("p.", u64::MAX), format!("p.{}", u64::MAX));
+    }
+
+    /// Acks fed by hand: what the subscription would deliver.
+    type Feed = tokio::sync::mpsc::UnboundedSender<async_nats::Message>;
+
+    fn waiting_acks(
+        timeout: Duration,
+    ) -> (
+        Acks<impl futures_util::Stream<Item = async_nats::Message> + Unpin>,
+        Feed,
+    ) {
+        let (feed, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let subscriber = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let acks = Acks::new(subscriber, "_INBOX.test.".into(), STREAM, timeout);
+        (acks, feed)
+    }
+
+    fn ack_of(n: u64) -> async_nats::Message {
+        let mut message = ack(r#"{"stream":"TRELLIS_EVENTS","seq":1}"#);
+        message.subject = format!("_INBOX.test.{n}").into();
+        message
+    }
+
+    /// A publish made now: numbered and given its deadline, as `publish` does.
+    fn published<S>(acks: &mut Acks<S>) {
+        acks.queue.push(tokio::time::Instant::now() + acks.timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ack_within_the_timeout_is_taken() {
+        let (mut acks, feed) = waiting_acks(Duration::from_secs(5));
+        published(&mut acks);
+        tokio::time::advance(Duration::from_millis(4_900)).await;
+        feed.send(ack_of(0)).unwrap();
+        assert_eq!(acks.next().await, Ok(false));
+        assert!(acks.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_ack_within_the_timeout_is_a_failure_at_the_deadline() {
+        let (mut acks, _feed) = waiting_acks(Duration::from_secs(5));
+        let start = tokio::time::Instant::now();
+        published(&mut acks);
+        let failed = acks.next().await.unwrap_err();
+        assert!(failed.starts_with("no ack within 5s"), "{failed}");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_millis(5_010),
+            "failed after {waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_after_a_quiet_spell_gets_its_full_timeout() {
+        let (mut acks, feed) = waiting_acks(Duration::from_secs(5));
+        // A publish acked at once, then nothing for a minute: the watchdog
+        // still holds the first publish's deadline, long past.
+        published(&mut acks);
+        feed.send(ack_of(0)).unwrap();
+        assert_eq!(acks.next().await, Ok(false));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        // A new publish gets its full timeout, not the stale deadline...
+        let start = tokio::time::Instant::now();
+        published(&mut acks);
+        published(&mut acks);
+        feed.send(ack_of(1)).unwrap();
+        assert_eq!(acks.next().await, Ok(false));
+        // ... and the next one fails at its own deadline.
+        let failed = acks.next().await.unwrap_err();
+        assert!(failed.starts_with("no ack within"), "{failed}");
+        assert!(
+            start.elapsed() >= Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_giving_up_new_publishes_wait_for_their_own_acks() {
+        let (mut acks, feed) = waiting_acks(Duration::from_secs(5));
+        published(&mut acks);
+        published(&mut acks);
+        assert!(acks.next().await.is_err(), "no ack: a failure");
+        acks.abandon();
+        published(&mut acks);
+        // Late acks of the abandoned publishes, then the new one's (number 3:
+        // one number is skipped after giving up).
+        for n in [0, 1, 2] {
+            feed.send(ack_of(n)).unwrap();
+        }
+        let mut duplicate = ack_of(3);
+        duplicate.payload = r#"{"stream":"TRELLIS_EVENTS","seq":9,"duplicate":true}"#.into();
+        feed.send(duplicate).unwrap();
+        assert_eq!(acks.next().await, Ok(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_subscription_is_a_failure_that_asks_for_another() {
+        let (mut acks, feed) = waiting_acks(Duration::from_secs(5));
+        published(&mut acks);
+        drop(feed);
+        let failed = acks.next().await.unwrap_err();
+        assert!(failed.contains("subscription"), "{failed}");
+        assert!(acks.closed);
     }
 
     #[test]
