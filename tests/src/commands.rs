@@ -32,6 +32,7 @@ both_backends!(
     a_wrong_content_type_is_415,
     domain_rules_are_422_with_a_sentence,
     completing_an_unknown_action_item_is_404,
+    an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
     a_missing_field_is_named_in_errors,
     an_unknown_field_is_named_in_errors,
@@ -790,6 +791,64 @@ async fn completing_an_unknown_action_item_is_404(app: &TestApp) {
         .await;
     r.expect_problem(422, "rejected");
     assert!(r.text().contains("already"), "{}", r.text());
+}
+
+/// A retracted coaching session takes its action items along (the domain's
+/// rule): completing or dropping one is refused with a sentence naming the
+/// session, and nothing is recorded.
+async fn an_action_item_of_a_retracted_session_is_422_and_records_nothing(app: &TestApp) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let admin = app.admin();
+    let session = app
+        .post_json(
+            &rep_path(rep, "coaching-sessions"),
+            &admin,
+            &crate::http::session_body(&world),
+        )
+        .await;
+    session.expect(201);
+    let session_id = session.id();
+    let item = session.json["action_item_ids"][0]
+        .as_str()
+        .expect("an item id")
+        .to_owned();
+    app.post_json(
+        &rep_path(rep, "corrections"),
+        &admin,
+        &json!({
+            "fact_id": session_id,
+            "reason": "Held with another rep",
+            "correction": { "kind": "retracted" },
+        }),
+    )
+    .await
+    .expect(200);
+    for (action, body) in [
+        ("completion", json!({ "on": "2026-02-10" })),
+        (
+            "drop",
+            json!({ "on": "2026-02-10", "reason": "No longer needed" }),
+        ),
+    ] {
+        let r = app
+            .post_json(
+                &rep_path(rep, &format!("action-items/{item}/{action}")),
+                &admin,
+                &body,
+            )
+            .await;
+        r.expect_problem(422, "rejected");
+        assert!(
+            r.text().contains("retracted") && r.text().contains(&session_id.to_string()),
+            "{action}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        app.event_types("rep", rep).await,
+        ["RepJoined", "CoachingSessionHeld", "FactCorrected"]
+    );
 }
 
 async fn wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field(app: &TestApp) {

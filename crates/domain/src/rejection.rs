@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::ids::{ActionItemId, FeedbackId, PlanId, StandardId, SupportRequestId};
+use crate::ids::{ActionItemId, FeedbackId, PlanId, SessionId, StandardId, SupportRequestId};
 use crate::period::Period;
 use crate::rep::{ActionItemStatus, FactKind};
 use crate::values::ValueError;
@@ -120,6 +120,15 @@ pub enum Rejection {
     ActionItemClosed {
         action_item_id: ActionItemId,
         status: ActionItemStatus,
+    },
+    #[error(
+        "Action item {action_item_id} was agreed in coaching session {session_id}, which has \
+         been retracted: the item no longer counts and cannot be completed or dropped. \
+         Nothing more to do."
+    )]
+    ActionItemWithdrawn {
+        action_item_id: ActionItemId,
+        session_id: SessionId,
     },
 
     // Rep: support

@@ -28,6 +28,8 @@
 //! - Corrections apply to assessments (skill level), measurements (value), and
 //!   to any assessment, measurement, feedback, coaching session or training
 //!   (retraction). A retracted record cannot be corrected again.
+//! - A retracted coaching session takes the action items agreed in it along:
+//!   they can be neither completed nor dropped (and the read models drop them).
 
 mod events;
 mod state;
@@ -461,7 +463,20 @@ impl Rep {
         }
     }
 
+    /// An action item that is open, and counts: not agreed in a coaching
+    /// session retracted since (the session and its items no longer count).
     fn open_action_item(&self, action_item_id: ActionItemId) -> Result<(), Rejection> {
+        if let Some(&session_id) = self.action_item_sessions.get(&action_item_id)
+            && self
+                .facts
+                .get(&session_id.as_uuid())
+                .is_some_and(|f| f.retracted)
+        {
+            return Err(Rejection::ActionItemWithdrawn {
+                action_item_id,
+                session_id,
+            });
+        }
         match self.action_items.get(&action_item_id) {
             None => Err(Rejection::ActionItemNotFound { action_item_id }),
             Some(ActionItemStatus::Open) => Ok(()),

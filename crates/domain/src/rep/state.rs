@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use crate::ids::{
-    ActionItemId, FeedbackId, MeasurementId, PlanId, RepId, StandardId, SupportRequestId, TeamId,
+    ActionItemId, FeedbackId, MeasurementId, PlanId, RepId, SessionId, StandardId,
+    SupportRequestId, TeamId,
 };
 use crate::period::Period;
 use crate::values::{MetricName, MetricValue, PersonName, Role};
@@ -38,6 +39,8 @@ pub struct Rep {
     pub action_items: BTreeMap<ActionItemId, ActionItemStatus>,
     /// Who owes each action item.
     pub action_item_owners: BTreeMap<ActionItemId, Owner>,
+    /// The coaching session each action item was agreed in.
+    pub action_item_sessions: BTreeMap<ActionItemId, SessionId>,
     pub support_requests: BTreeMap<SupportRequestId, SupportStatus>,
     pub open_plan: Option<PlanId>,
     /// Records that a `FactCorrected` may supersede, by id.
@@ -204,6 +207,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 feedback: BTreeMap::new(),
                 action_items: BTreeMap::new(),
                 action_item_owners: BTreeMap::new(),
+                action_item_sessions: BTreeMap::new(),
                 support_requests: BTreeMap::new(),
                 open_plan: None,
                 facts: BTreeMap::new(),
@@ -250,6 +254,8 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                     .insert(item.action_item_id, ActionItemStatus::Open);
                 rep.action_item_owners
                     .insert(item.action_item_id, item.owner);
+                rep.action_item_sessions
+                    .insert(item.action_item_id, e.session_id);
             }
         }
         RepEvent::ActionItemCompleted(e) => {

@@ -923,6 +923,26 @@ fn dropping_an_unknown_action_item_is_rejected() {
 }
 
 #[test]
+fn an_action_item_of_a_retracted_session_can_be_neither_completed_nor_dropped() {
+    let retracted = with(coached(), correction(300, Correction::Retracted));
+    let withdrawn = Err(Rejection::ActionItemWithdrawn {
+        action_item_id: id(301),
+        session_id: id(300),
+    });
+    check(retracted.clone(), complete(301), withdrawn.clone());
+    check(retracted, drop_item(301), withdrawn);
+}
+
+#[test]
+fn an_action_item_of_another_session_still_counts_after_a_retraction() {
+    let events = with(
+        with(coached(), session(400, vec![item(401, "2026-02-26")])),
+        correction(300, Correction::Retracted),
+    );
+    check(events, complete(401), Ok(vec![completed(401).into()]));
+}
+
+#[test]
 fn dropping_a_completed_action_item_is_rejected() {
     check(
         with(coached(), completed(301)),
