@@ -43,15 +43,26 @@ pub fn ce_type(event_type: &str) -> String {
     ce_type
 }
 
+/// The bytes a subject token keeps as they are: printable ASCII but the
+/// token separator and the wildcards. (A table: this runs for every byte of
+/// every published event's subject.)
+const KEPT_IN_TOKEN: [bool; 256] = {
+    let mut kept = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        kept[b] = byte.is_ascii_graphic() && !matches!(byte, b'.' | b'*' | b'>');
+        b += 1;
+    }
+    kept
+};
+
 /// Appends `part` as one subject token: `_` for an empty part, and `_` in
 /// place of every character NATS gives a meaning to.
 fn push_token(out: &mut String, part: &str) {
     if part.is_empty() {
         out.push('_');
-    } else if part
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'))
-    {
+    } else if part.bytes().all(|b| KEPT_IN_TOKEN[usize::from(b)]) {
         // The common case (ids, type names): printable ASCII, kept as it is.
         out.push_str(part);
     } else {

@@ -23,6 +23,8 @@ fn each_part_of_the_subject_stays_one_token() {
         subject("rep-a b\tc", "Odd Type"),
         "trellis.events.rep.a_b_c.Odd_Type"
     );
+    // Letters beyond ASCII are kept; control characters are not.
+    assert_eq!(subject("rep-José\u{7f}", "X"), "trellis.events.rep.José_.X");
 }
 
 #[test]
