@@ -795,7 +795,7 @@ async fn completing_an_unknown_action_item_is_404(app: &TestApp) {
 
 /// A retracted coaching session takes its action items along (the domain's
 /// rule): completing or dropping one is refused with a sentence naming the
-/// session, and nothing is recorded.
+/// item (not the session, which may be private), and nothing is recorded.
 async fn an_action_item_of_a_retracted_session_is_422_and_records_nothing(app: &TestApp) {
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
@@ -840,8 +840,13 @@ async fn an_action_item_of_a_retracted_session_is_422_and_records_nothing(app: &
             .await;
         r.expect_problem(422, "rejected");
         assert!(
-            r.text().contains("retracted") && r.text().contains(&session_id.to_string()),
+            r.text().contains("since been retracted") && r.text().contains(&item),
             "{action}: {}",
+            r.text()
+        );
+        assert!(
+            !r.text().contains(&session_id.to_string()),
+            "the session (it may be private) is not named: {}",
             r.text()
         );
     }

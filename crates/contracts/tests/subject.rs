@@ -23,8 +23,13 @@ fn each_part_of_the_subject_stays_one_token() {
         subject("rep-a b\tc", "Odd Type"),
         "trellis.events.rep.a_b_c.Odd_Type"
     );
-    // Letters beyond ASCII are kept; control characters are not.
+    // Letters beyond ASCII are kept; control characters and spaces, ASCII
+    // or not, are not.
     assert_eq!(subject("rep-José\u{7f}", "X"), "trellis.events.rep.José_.X");
+    assert_eq!(
+        subject("rep-a\u{a0}b\u{85}", "X"),
+        "trellis.events.rep.a_b_.X"
+    );
 }
 
 #[test]

@@ -121,10 +121,11 @@ pub enum Rejection {
         action_item_id: ActionItemId,
         status: ActionItemStatus,
     },
+    // The session is not named: it may be private, and the item's owner a rep.
     #[error(
-        "Action item {action_item_id} was agreed in coaching session {session_id}, which has \
-         been retracted: the item no longer counts and cannot be completed or dropped. \
-         Nothing more to do."
+        "Action item {action_item_id} was agreed in a coaching session that has since been \
+         retracted: the item no longer counts and cannot be completed or dropped. Nothing \
+         more to do."
     )]
     ActionItemWithdrawn {
         action_item_id: ActionItemId,

@@ -5,7 +5,9 @@
 //! - leader: the reps of the teams their token lists (the rep's current
 //!   team), those teams' views, and their own scorecard.
 //! - rep: their own profile, timeline, state as of an instant, audit trail
-//!   and review packet, with every private note taken out; nothing else.
+//!   and review packet, with every private note taken out (and, in the audit
+//!   trail, the content of feedback and coaching sessions retracted since:
+//!   `trellis_domain::rep::hidden_from_rep`); nothing else.
 
 use trellis_commands::auth::{Claims, Role};
 use trellis_commands::problem::ApiError;
@@ -19,7 +21,8 @@ pub const READS_GRANT: &str = "reads:read";
 pub enum View {
     /// Everything, private notes included.
     Full,
-    /// The rep's own view: no private notes.
+    /// The rep's own view: no private notes, nor what the domain hides from
+    /// the rep (`trellis_domain::rep::hidden_from_rep`).
     OwnRecord,
 }
 

@@ -13,7 +13,8 @@
 //!   ([`packet`]); the global feed, paged and as Server-Sent Events ([`feed`]).
 //!
 //! Authorization follows the command service ([`access`]): a rep reads only
-//! their own records and never private notes; a leader reads the reps of the
+//! their own records and never private notes (nor, in the audit trail, what
+//! the domain hides from them since); a leader reads the reps of the
 //! teams their token lists; auditors and admins read everything; a service
 //! needs the grant `reads:read`.
 //!

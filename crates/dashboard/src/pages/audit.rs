@@ -98,7 +98,7 @@ pub(crate) async fn handler(
     let leaders = data::leader_names(&state).await?;
     let decoded = trellis_commands::streams::decode_rep_events(&events);
     // A rep sees neither what the domain hides from them (private notes,
-    // feedback retracted since) nor the corrections of it.
+    // feedback and coaching sessions retracted since) nor the corrections of it.
     let hidden = if viewer.sees_private() {
         BTreeSet::new()
     } else {

@@ -934,6 +934,22 @@ fn an_action_item_of_a_retracted_session_can_be_neither_completed_nor_dropped() 
 }
 
 #[test]
+fn an_item_completed_before_its_session_was_retracted_is_withdrawn_not_closed() {
+    let events = with(
+        with(coached(), completed(301)),
+        correction(300, Correction::Retracted),
+    );
+    check(
+        events,
+        drop_item(301),
+        Err(Rejection::ActionItemWithdrawn {
+            action_item_id: id(301),
+            session_id: id(300),
+        }),
+    );
+}
+
+#[test]
 fn an_action_item_of_another_session_still_counts_after_a_retraction() {
     let events = with(
         with(coached(), session(400, vec![item(401, "2026-02-26")])),
