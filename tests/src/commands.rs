@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::http::{
     ADMIN_SUB, Route, SERVICE_SUB, TestApp, World, assessment_body, both_backends, feedback_body,
-    plan_body, stream_of, support_body,
+    plan_body, post_request, stream_of, support_body,
 };
 
 both_backends!(
@@ -1220,31 +1220,17 @@ async fn concurrent_writers_pinned_with_if_match_get_409(app: &TestApp) {
         });
         let path = rep_path(rep, "feedback");
         tasks.push(tokio::spawn(async move {
-            use tower::ServiceExt;
-            let request = axum::http::Request::post(path)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .header("if-match", "\"1\"")
-                .body(axum::body::Body::from(body.to_string()))
-                .expect("a request");
-            let response = router.oneshot(request).await.expect("infallible");
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("a body");
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
+            let request = post_request(&path, &token, &body, &[("if-match", "\"1\"")]);
+            TestApp::send_via(&router, request).await
         }));
     }
     let mut statuses = Vec::new();
     for task in tasks {
-        let (status, body) = task.await.expect("the task ran");
-        if status == 409 {
-            assert_eq!(body["current_version"], 2, "{body}");
+        let r = task.await.expect("the task ran");
+        if r.status == 409 {
+            assert_eq!(r.json["current_version"], 2, "{}", r.json);
         }
-        statuses.push(status);
+        statuses.push(r.status.as_u16());
     }
     statuses.sort_unstable();
     assert_eq!(
@@ -2380,12 +2366,6 @@ async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
 async fn a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream(
     app: &TestApp,
 ) {
-    use std::sync::Arc;
-
-    use axum::body::Body;
-    use axum::http::{Request, header};
-    use tower::ServiceExt;
-    use trellis_commands::{AppState, SystemClock};
     use trellis_tests::CountingStore;
 
     let world = app.world().await;
@@ -2395,32 +2375,12 @@ async fn a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_s
     // The command service again, over the same log, with reads noted (and a
     // state cache of its own, cold).
     let counted = CountingStore::new(app.store.clone());
-    let state = AppState::new(
-        counted.clone(),
-        TokenKey::new(crate::http::SECRET.to_vec()).expect("a key"),
-        Arc::new(SystemClock),
-        CommandsConfig::default(),
-    );
-    let router = trellis_commands::router(state);
+    let router = app.router_over(counted.clone());
     let post = |path: String, token: String, body: Value| {
         let router = router.clone();
         async move {
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(path)
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .expect("a request");
-            let response = router.oneshot(request).await.expect("infallible");
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("a body");
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
+            let r = TestApp::send_via(&router, post_request(&path, &token, &body, &[])).await;
+            (r.status.as_u16(), r.json)
         }
     };
     let admin = app.admin();

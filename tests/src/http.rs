@@ -353,8 +353,13 @@ impl TestApp {
 
     /// Sends `request` through the router.
     pub async fn send(&self, request: Request<Body>) -> Resp {
-        let response = self
-            .router
+        Self::send_via(&self.router, request).await
+    }
+
+    /// Sends `request` through `router` (another router than the app's, e.g.
+    /// the command service over a wrapped store: [`Self::router_over`]).
+    pub async fn send_via(router: &Router, request: Request<Body>) -> Resp {
+        let response = router
             .clone()
             .oneshot(request)
             .await
@@ -384,20 +389,26 @@ impl TestApp {
         body: impl Into<Bytes>,
         extra: &[(&str, &str)],
     ) -> Resp {
-        let mut builder = Request::builder().method(method).uri(path);
-        if !token.is_empty() {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if let Some(content_type) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, content_type);
-        }
-        for (name, value) in extra {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder
-            .body(Body::from(body.into()))
-            .expect("a valid request");
-        self.send(request).await
+        self.send(build_request(
+            method,
+            path,
+            token,
+            content_type,
+            body,
+            extra,
+        ))
+        .await
+    }
+
+    /// The command service, with the default configuration and this app's
+    /// signing key, over `store` instead of the app's.
+    pub fn router_over(&self, store: Arc<dyn EventStore>) -> Router {
+        trellis_commands::router(AppState::new(
+            store,
+            self.key.clone(),
+            Arc::new(SystemClock),
+            CommandsConfig::default(),
+        ))
     }
 
     pub async fn post_json(&self, path: &str, token: &str, json: &Value) -> Resp {
@@ -1414,4 +1425,46 @@ pub fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) -> Res
         }
     }
     Ok(())
+}
+
+/// A request with any method, content type, body and extra headers; an empty
+/// `token` sends no `Authorization` header.
+pub fn build_request(
+    method: Method,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+    extra: &[(&str, &str)],
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if !token.is_empty() {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(content_type) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Body::from(body.into()))
+        .expect("a valid request")
+}
+
+/// A JSON `POST` with a bearer token and `extra` headers.
+pub fn post_request(
+    path: &str,
+    token: &str,
+    json: &Value,
+    extra: &[(&str, &str)],
+) -> Request<Body> {
+    build_request(
+        Method::POST,
+        path,
+        token,
+        Some("application/json"),
+        serde_json::to_vec(json).expect("JSON serializes"),
+        extra,
+    )
 }
