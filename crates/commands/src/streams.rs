@@ -72,7 +72,7 @@ pub fn decode_rep_events(events: &[RecordedEvent]) -> Vec<Option<RepEvent>> {
     events
         .iter()
         .map(
-            |e| match Event::from_stored(&e.event_type, e.schema_version, e.payload.clone()) {
+            |e| match Event::from_stored_ref(&e.event_type, e.schema_version, &e.payload) {
                 Ok(Event::Rep(event)) => Some(event),
                 _ => None,
             },

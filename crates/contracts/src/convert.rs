@@ -146,10 +146,10 @@ fn uuid_text(id: uuid::Uuid) -> String {
 
 /// Decodes a stored event (upcasting older schema versions) and wraps it in its envelope.
 pub fn envelope_from_stored(recorded: &RecordedEvent) -> Result<Envelope, DecodeError> {
-    let event = Event::from_stored(
+    let event = Event::from_stored_ref(
         &recorded.event_type,
         recorded.schema_version,
-        recorded.payload.clone(),
+        &recorded.payload,
     )?;
     Ok(envelope(recorded, &event))
 }

@@ -105,6 +105,17 @@ macro_rules! event_enum {
                 }
             }
 
+            /// [`Self::decode_current`] from a borrowed payload, with no copy of it.
+            pub(crate) fn decode_current_ref(
+                event_type: &str,
+                payload: &serde_json::Value,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                match event_type {
+                    $( $type_name => Some(<$Struct as serde::Deserialize>::deserialize(payload).map(Self::$Variant)), )+
+                    _ => None,
+                }
+            }
+
             /// [`Self::decode_current`] from the payload's JSON text, with no
             /// `serde_json::Value` in between.
             pub(crate) fn decode_current_json(
@@ -131,9 +142,11 @@ pub enum Event {
     Alert(AlertEvent),
 }
 
-/// A stored payload in the current schema version, parsed or still text.
+/// A stored payload in the current schema version, parsed (owned or
+/// borrowed) or still text.
 enum StoredPayload<'a> {
     Value(Value),
+    Borrowed(&'a Value),
     Json(&'a str),
 }
 
@@ -315,6 +328,20 @@ impl Event {
         Self::decode_current(event_type, schema_version, StoredPayload::Value(payload))
     }
 
+    /// [`Event::from_stored`] for a payload the caller keeps (a page of the
+    /// log it goes on to show): one in the current schema version is decoded
+    /// from the borrowed value; only an older one is copied, to be upcast.
+    pub fn from_stored_ref(
+        event_type: &str,
+        schema_version: u16,
+        payload: &Value,
+    ) -> Result<Event, DecodeError> {
+        if Self::latest_version(event_type).is_some_and(|latest| latest != schema_version) {
+            return Self::from_stored(event_type, schema_version, payload.clone());
+        }
+        Self::decode_current(event_type, schema_version, StoredPayload::Borrowed(payload))
+    }
+
     /// [`Event::from_stored`] for a payload still in its JSON text, as the
     /// log returns it: a payload already in the current schema version is
     /// decoded straight into the event (the fast path readers of the whole
@@ -345,6 +372,7 @@ impl Event {
             ($Enum:ident, $Variant:ident) => {
                 match payload {
                     StoredPayload::Value(value) => $Enum::decode_current(event_type, value),
+                    StoredPayload::Borrowed(value) => $Enum::decode_current_ref(event_type, value),
                     StoredPayload::Json(text) => $Enum::decode_current_json(event_type, text),
                 }
                 .map(|r| r.map(Event::$Variant))

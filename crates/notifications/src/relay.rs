@@ -1258,7 +1258,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_connection_attempt_does_not_wait() {
+    fn connect_delay_is_zero_for_the_first_attempt() {
         // The client asks for attempt 1 before it first connects, at start-up
         // and after a lost connection alike.
         assert_eq!(connect_delay(1), Duration::ZERO);

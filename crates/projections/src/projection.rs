@@ -28,10 +28,10 @@ pub struct Envelope {
 impl Envelope {
     /// Decodes a stored event (upcasting old schema versions).
     pub fn decode(recorded: &RecordedEvent) -> Result<Envelope, Error> {
-        let event = Event::from_stored(
+        let event = Event::from_stored_ref(
             &recorded.event_type,
             recorded.schema_version,
-            recorded.payload.clone(),
+            &recorded.payload,
         );
         Self::with_event(recorded, event)
     }

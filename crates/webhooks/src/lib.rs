@@ -351,10 +351,10 @@ pub fn deliveries_for(
 /// current schema version when this build knows the type (as it was stored
 /// otherwise).
 pub fn body_of(event: &RecordedEvent) -> String {
-    let (schema_version, payload) = match trellis_domain::Event::from_stored(
+    let (schema_version, payload) = match trellis_domain::Event::from_stored_ref(
         &event.event_type,
         event.schema_version,
-        event.payload.clone(),
+        &event.payload,
     ) {
         Ok(decoded) => (decoded.schema_version(), decoded.to_payload()),
         Err(_) => (event.schema_version, event.payload.clone()),

@@ -368,6 +368,27 @@ fn every_event_decodes_from_its_json_text_as_from_its_parsed_form() {
 }
 
 #[test]
+fn every_event_decodes_from_a_borrowed_payload_as_from_an_owned_one() {
+    for event in one_of_each() {
+        let payload = event.to_payload();
+        let decoded = Event::from_stored_ref(event.event_type(), event.schema_version(), &payload);
+        assert_eq!(decoded, Ok(event.clone()), "{}", event.event_type());
+    }
+    // An old schema version is upcast; a payload that is not the event is
+    // refused as from an owned one.
+    let v1 = v1_feedback("negative");
+    assert_eq!(
+        Event::from_stored_ref("FeedbackGiven", 1, &v1),
+        Event::from_stored("FeedbackGiven", 1, v1.clone())
+    );
+    let bad = serde_json::json!({ "level": 9 });
+    assert!(matches!(
+        Event::from_stored_ref("SkillAssessed", 1, &bad),
+        Err(DecodeError::Malformed { version: 1, .. })
+    ));
+}
+
+#[test]
 fn an_old_schema_version_in_json_text_is_upcast() {
     let text = v1_feedback("negative").to_string();
     assert_eq!(
