@@ -925,12 +925,4 @@ async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback(kind: Kind)
     app.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback_on_postgres() {
-    a_rep_signed_in_sees_neither_retracted_nor_private_feedback(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback_on_the_embedded_store() {
-    a_rep_signed_in_sees_neither_retracted_nor_private_feedback(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(multi_thread: a_rep_signed_in_sees_neither_retracted_nor_private_feedback);

@@ -60,12 +60,4 @@ async fn a_stored_v1_feedback_is_read_back_as_the_current_version(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_stored_v1_feedback_is_read_back_as_the_current_version_on_postgres() {
-    a_stored_v1_feedback_is_read_back_as_the_current_version(Kind::Postgres).await;
-}
-
-#[tokio::test]
-async fn a_stored_v1_feedback_is_read_back_as_the_current_version_on_the_embedded_store() {
-    a_stored_v1_feedback_is_read_back_as_the_current_version(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(a_stored_v1_feedback_is_read_back_as_the_current_version);

@@ -87,6 +87,40 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// For tests written as `async fn name(kind: Kind)`: `on_each_backend!(a, b)`
+/// runs each on PostgreSQL and on the embedded store, as `a::postgres` and
+/// `a::sqlite` (a module may share its name with the function it runs).
+/// `on_each_backend!(multi_thread: …)` runs them on two worker threads.
+macro_rules! on_each_backend {
+    (multi_thread: $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(trellis_tests::Kind::Postgres).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(trellis_tests::Kind::Sqlite).await;
+            }
+        }
+    )+};
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(trellis_tests::Kind::Postgres).await;
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(trellis_tests::Kind::Sqlite).await;
+            }
+        }
+    )+};
+}
+pub(crate) use on_each_backend;
+
 /// What the service answered.
 #[derive(Debug, Clone)]
 pub struct Resp {

@@ -458,15 +458,7 @@ async fn every_event_reaches_the_stream_once_in_log_order(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_reaches_the_stream_once_in_log_order_postgres() {
-    every_event_reaches_the_stream_once_in_log_order(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_reaches_the_stream_once_in_log_order_sqlite() {
-    every_event_reaches_the_stream_once_in_log_order(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(multi_thread: every_event_reaches_the_stream_once_in_log_order);
 
 /// The relay is killed three times in the middle of a batch (after some
 /// acks, before the checkpoint), the last time restarted only after the
@@ -524,15 +516,7 @@ async fn a_relay_killed_mid_batch_publishes_each_event_once(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_killed_mid_batch_publishes_each_event_once_postgres() {
-    a_relay_killed_mid_batch_publishes_each_event_once(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_killed_mid_batch_publishes_each_event_once_sqlite() {
-    a_relay_killed_mid_batch_publishes_each_event_once(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(multi_thread: a_relay_killed_mid_batch_publishes_each_event_once);
 
 /// nats-server is killed under a steady write load and started again
 /// seconds later: appends never fail, the relay backs off, catches up, and
@@ -579,15 +563,7 @@ async fn the_relay_rides_out_a_broker_outage(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relay_rides_out_a_broker_outage_postgres() {
-    the_relay_rides_out_a_broker_outage(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relay_rides_out_a_broker_outage_sqlite() {
-    the_relay_rides_out_a_broker_outage(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(multi_thread: the_relay_rides_out_a_broker_outage);
 
 /// The relay's log in the test's output (shown on failure), filtered by
 /// `RUST_LOG` (default: relay warnings).
@@ -876,15 +852,7 @@ async fn one_relay_is_active_and_a_standby_takes_over(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_relay_is_active_and_a_standby_takes_over_postgres() {
-    one_relay_is_active_and_a_standby_takes_over(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_relay_is_active_and_a_standby_takes_over_sqlite() {
-    one_relay_is_active_and_a_standby_takes_over(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(multi_thread: one_relay_is_active_and_a_standby_takes_over);
 
 /// Setting the stream up twice changes nothing; a changed setting is applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

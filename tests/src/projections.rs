@@ -1200,15 +1200,7 @@ async fn replay_equals_live(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test]
-async fn replay_equals_live_on_postgres() {
-    replay_equals_live(Kind::Postgres).await;
-}
-
-#[tokio::test]
-async fn replay_equals_live_in_the_embedded_file() {
-    replay_equals_live(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(replay_equals_live);
 
 /// A rebuild that writes along the way, in small parts several at a time,
 /// writes the very documents live processing wrote, batch after batch.
@@ -1251,15 +1243,7 @@ async fn a_rebuild_in_parts_writes_what_live_processing_wrote(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_rebuild_in_parts_writes_what_live_processing_wrote_on_postgres() {
-    a_rebuild_in_parts_writes_what_live_processing_wrote(Kind::Postgres).await;
-}
-
-#[tokio::test]
-async fn a_rebuild_in_parts_writes_what_live_processing_wrote_in_the_embedded_file() {
-    a_rebuild_in_parts_writes_what_live_processing_wrote(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(a_rebuild_in_parts_writes_what_live_processing_wrote);
 
 // ---------------------------------------------------------------------------
 // Crashes
@@ -1399,15 +1383,7 @@ async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing_on_postgres() {
-    a_crash_mid_batch_loses_nothing_and_doubles_nothing(Kind::Postgres).await;
-}
-
-#[tokio::test]
-async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing_in_the_embedded_file() {
-    a_crash_mid_batch_loses_nothing_and_doubles_nothing(Kind::Sqlite).await;
-}
+crate::http::on_each_backend!(a_crash_mid_batch_loses_nothing_and_doubles_nothing);
 
 // ---------------------------------------------------------------------------
 // One active runner
