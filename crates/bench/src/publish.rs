@@ -288,8 +288,8 @@ async fn raw_publish(
     for mut message in messages {
         // The relay's headers to the byte, the chain header included: each
         // publish names the one before it (`Nats-Expected-Last-Msg-Id`).
-        let headers = message.take_headers(&config.source, previous);
-        previous = Some(message.event_id);
+        let headers = message.take_headers(&config.source, previous.take());
+        previous = Some(message.msg_id());
         if in_flight.len() >= config.max_in_flight {
             let ack: jetstream::context::PublishAckFuture =
                 in_flight.pop_front().expect("one in flight");

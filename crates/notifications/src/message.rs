@@ -3,6 +3,8 @@
 //! The subject grammar, the CloudEvents type and the content type come from
 //! `trellis-contracts`, so publishers and subscribers share one definition.
 
+use std::collections::HashMap;
+
 use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -55,12 +57,19 @@ pub fn headers<P>(event: &RecordedEvent<P>, source: &str) -> HeaderMap {
     let mut headers = constant_headers(source);
     add_event_headers(
         &mut headers,
-        event.event_id,
-        &event.event_type,
+        id_value(event.event_id),
+        HeaderValue::from(trellis_contracts::ce_type(&event.event_type)),
         event.stream_id.as_str(),
         event.metadata.recorded_at,
     );
     headers
+}
+
+/// An event id as a header value (`Nats-Msg-Id`, `ce-id`,
+/// `Nats-Expected-Last-Msg-Id`): lowercase, hyphenated.
+fn id_value(event_id: Uuid) -> HeaderValue {
+    let mut buffer = Uuid::encode_buffer();
+    HeaderValue::from(&*event_id.hyphenated().encode_lower(&mut buffer))
 }
 
 /// The headers every message of a source carries.
@@ -72,19 +81,19 @@ fn constant_headers(source: &str) -> HeaderMap {
     headers
 }
 
+/// The headers of one event. Values are taken as [`HeaderValue`]s, which
+/// the client checked when they were made: a copy of one is not checked
+/// again, and the relay copies each id and `ce-type` rather than remake it.
 fn add_event_headers(
     headers: &mut HeaderMap,
-    event_id: Uuid,
-    event_type: &str,
+    id: HeaderValue,
+    ce_type: HeaderValue,
     stream_id: &str,
     recorded_at: DateTime<Utc>,
 ) {
-    let mut buffer = Uuid::encode_buffer();
-    // Checked once (the client checks every value it is given), copied for the second.
-    let id = HeaderValue::from(&*event_id.hyphenated().encode_lower(&mut buffer));
     headers.insert(names::MSG_ID, id.clone());
     headers.insert(names::CE_ID, id);
-    headers.insert(names::CE_TYPE, trellis_contracts::ce_type(event_type));
+    headers.insert(names::CE_TYPE, ce_type);
     headers.insert(names::CE_SUBJECT, stream_id);
     headers.insert(names::CE_TIME, rfc3339_micros(recorded_at));
 }
@@ -128,6 +137,8 @@ fn rfc3339_micros(at: DateTime<Utc>) -> String {
 pub struct Encoder {
     prefix: String,
     template: HeaderMap,
+    /// The `ce-type` of every event type this build knows, by event type.
+    ce_types: HashMap<&'static str, HeaderValue>,
 }
 
 impl Encoder {
@@ -146,9 +157,16 @@ impl Encoder {
         ] {
             template.insert(name, String::new());
         }
+        let ce_types = trellis_domain::Event::types()
+            .map(|(event_type, _)| {
+                let ce_type = trellis_contracts::ce_type(event_type);
+                (event_type, HeaderValue::from(ce_type))
+            })
+            .collect();
         Encoder {
             prefix: prefix.into(),
             template,
+            ce_types,
         }
     }
 
@@ -165,16 +183,23 @@ impl Encoder {
             reason: e.to_string(),
         })?;
         let body = Bytes::from(trellis_contracts::envelope(&event, &domain).encode_to_vec());
+        let id = id_value(event.event_id);
+        // Every type the domain decodes is in the table.
+        let ce_type = match self.ce_types.get(domain.event_type()) {
+            Some(ce_type) => ce_type.clone(),
+            None => HeaderValue::from(trellis_contracts::ce_type(&event.event_type)),
+        };
         let mut headers = self.template.clone();
         add_event_headers(
             &mut headers,
-            event.event_id,
-            &event.event_type,
+            id.clone(),
+            ce_type,
             event.stream_id.as_str(),
             event.metadata.recorded_at,
         );
         Ok(Outgoing {
             event_id: event.event_id,
+            id,
             checkpoint: event.checkpoint,
             subject: Subject::from(subject(&self.prefix, &event)),
             body,
@@ -190,6 +215,8 @@ impl Encoder {
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub event_id: Uuid,
+    /// `event_id` as a header value.
+    id: HeaderValue,
     /// Where the log stands once this event is acknowledged.
     pub checkpoint: Checkpoint,
     /// Cheap to clone (shared bytes): a retry publishes the same subject again.
@@ -203,28 +230,36 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// This event's message id, to name it as the previous message of the
+    /// next one ([`Outgoing::take_headers`]).
+    pub fn msg_id(&self) -> MsgId {
+        MsgId(self.id.clone())
+    }
+
     /// The headers to publish with: ours, plus the id of the message that
     /// must be the stream's last one (the previous event in this chain).
-    pub fn take_headers(&mut self, source: &str, previous: Option<Uuid>) -> HeaderMap {
+    pub fn take_headers(&mut self, source: &str, previous: Option<MsgId>) -> HeaderMap {
         let mut headers = self.headers.take().unwrap_or_else(|| {
             let mut headers = constant_headers(source);
             add_event_headers(
                 &mut headers,
-                self.event_id,
-                &self.event_type,
+                self.id.clone(),
+                HeaderValue::from(trellis_contracts::ce_type(&self.event_type)),
                 self.stream_id.as_str(),
                 self.recorded_at,
             );
             headers
         });
-        if let Some(previous) = previous {
-            let mut buffer = Uuid::encode_buffer();
-            let previous: &str = previous.hyphenated().encode_lower(&mut buffer);
+        if let Some(MsgId(previous)) = previous {
             headers.insert(names::EXPECTED_LAST_MSG_ID, previous);
         }
         headers
     }
 }
+
+/// The message id of a published event ([`Outgoing::msg_id`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgId(HeaderValue);
 
 #[cfg(test)]
 mod tests {

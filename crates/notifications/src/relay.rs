@@ -45,7 +45,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent, Stream
 use uuid::Uuid;
 
 use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
-use crate::message::{Encoder, Outgoing};
+use crate::message::{Encoder, MsgId, Outgoing};
 
 /// How the relay publishes.
 #[derive(Debug, Clone)]
@@ -433,7 +433,7 @@ impl Relay {
         let client = self.js.client();
         let mut acks = self.subscribe_acks().await;
         // The last event published in the current chain; `None` starts a new one.
-        let mut chain: Option<Uuid> = None;
+        let mut chain: Option<MsgId> = None;
         let mut since_save = 0u64;
         let mut backoff = Backoff::new();
         let mut failures = 0u32;
@@ -448,12 +448,12 @@ impl Relay {
             let mut failed = None;
             while acks.len() < queue.len().min(window) {
                 let next = &mut queue[acks.len()];
-                let headers = next.take_headers(&self.config.source, chain);
+                let headers = next.take_headers(&self.config.source, chain.take());
                 if let Err(e) = acks.publish(&client, next, headers).await {
                     failed = Some(broker(&format!("publish to stream {stream}"), e));
                     break;
                 }
-                chain = Some(next.event_id);
+                chain = Some(next.msg_id());
             }
             if failed.is_none() {
                 if acks.is_empty() {
@@ -792,6 +792,9 @@ fn ack_outcome(message: &async_nats::Message, stream: &str) -> Result<bool, Stri
         }
         _ => {}
     }
+    if let Some(duplicate) = plain_ack(&message.payload, stream) {
+        return Ok(duplicate);
+    }
     let ack = serde_json::from_slice::<Ack>(&message.payload)
         .map_err(|e| format!("unreadable ack: {e}"))?;
     if let Some(error) = ack.error {
@@ -806,6 +809,28 @@ fn ack_outcome(message: &async_nats::Message, stream: &str) -> Result<bool, Stri
             "the reply is not an ack of stream {stream}: {}",
             String::from_utf8_lossy(&message.payload)
         )),
+    }
+}
+
+/// The ack nats-server writes for a message stored in `stream`, read without
+/// a JSON parser: `{"stream":"<stream>","seq":<n>}`, with `,"duplicate":true`
+/// before the brace when it already had the message. `Some(duplicate)` for
+/// exactly that; `None` for anything else (an error, another stream, a
+/// domain, another layout), which [`ack_outcome`] then parses in full. The
+/// relay reads one ack per event, and this is most of them.
+fn plain_ack(payload: &[u8], stream: &str) -> Option<bool> {
+    let rest = payload.strip_prefix(br#"{"stream":""#)?;
+    let rest = rest.strip_prefix(stream.as_bytes())?;
+    let rest = rest.strip_prefix(br#"","seq":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // A sequence number: 1 to 20 digits, no leading zero.
+    if digits == 0 || digits > 20 || rest[0] == b'0' {
+        return None;
+    }
+    match &rest[digits..] {
+        b"}" => Some(false),
+        br#","duplicate":true}"# => Some(true),
+        _ => None,
     }
 }
 
@@ -1049,6 +1074,62 @@ mod tests {
             ),
             Ok(true)
         );
+    }
+
+    /// The outcome of `payload` with the full JSON parse only.
+    fn parsed_outcome(payload: &str, stream: &str) -> Result<bool, String> {
+        #[derive(serde::Deserialize)]
+        struct Ack {
+            stream: Option<String>,
+            seq: Option<u64>,
+            #[serde(default)]
+            duplicate: bool,
+            error: Option<serde_json::Value>,
+        }
+        let ack: Ack = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+        match (ack.error, ack.stream, ack.seq) {
+            (None, Some(acked), Some(_)) if acked == stream => Ok(ack.duplicate),
+            _ => Err("not stored".into()),
+        }
+    }
+
+    #[test]
+    fn the_plain_ack_reader_agrees_with_the_json_parser() {
+        let payloads = [
+            r#"{"stream":"TRELLIS_EVENTS","seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":18446744073709551615}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":true}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":false}"#,
+            r#"{"stream":"TRELLIS_EVENTS","domain":"hub","seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7,"domain":"hub"}"#,
+            r#"{"stream":"TRELLIS_EVENTS_2","seq":7}"#,
+            r#"{"stream":"TRELLIS","seq":7}"#,
+            r#"{"stream":"ANOTHER","seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS"}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":-1}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7}}"#,
+            r#"{"stream":"TRELLIS_EVENTS","seq":7} "#,
+            r#"{"stream": "TRELLIS_EVENTS", "seq": 7}"#,
+            r#"{"error":{"code":503,"description":"no stream"}}"#,
+        ];
+        for payload in payloads {
+            let plain = plain_ack(payload.as_bytes(), STREAM);
+            let parsed = parsed_outcome(payload, STREAM);
+            if let Some(duplicate) = plain {
+                assert_eq!(parsed, Ok(duplicate), "{payload}");
+            }
+            // What the plain reader passes on, the full parse decides.
+            assert_eq!(
+                ack_outcome(&ack(payload), STREAM).is_ok(),
+                parsed.is_ok(),
+                "{payload}"
+            );
+        }
+        // nats-server's own layouts are read without the parser.
+        assert_eq!(plain_ack(payloads[0].as_bytes(), STREAM), Some(false));
+        assert_eq!(plain_ack(payloads[2].as_bytes(), STREAM), Some(true));
     }
 
     #[test]
