@@ -18,10 +18,17 @@
 //!   subscription of its own: ADR 6.) Trellis: a relay
 //!   started on a fresh stream with no checkpoint, timed from its start until
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
-//!   publishing, checkpointing). Baseline, relay, baseline, relay; rates summed
-//!   over both rounds. Each round also prints the CPU time the bench process,
-//!   nats-server and PostgreSQL used: the relay's own work (reading the log
-//!   and encoding) runs on the same cores as the broker it feeds.
+//!   publishing, checkpointing). First an untimed warm-up (20,000 raw
+//!   publishes), then five pairs of rounds, back to back, in alternating
+//!   order (raw then relay, relay then raw, ...), so that a machine speeding
+//!   up or slowing down during the run weighs on both sides alike. The ratio
+//!   is the median of the five pairs' own ratios: this machine's speed
+//!   drifts by a quarter within seconds, and a slow spell that hits one
+//!   round then moves one pair, not the result. (The ratio of the rates
+//!   summed over all rounds is printed beside it.) Each round also
+//!   prints the CPU time the bench process, nats-server and PostgreSQL used
+//!   in it: the relay's own work (reading the log and encoding) runs on the
+//!   same cores as the broker it feeds.
 //! - `e2e`: the command service of `trellis serve` on a loopback port of
 //!   this process and a relay caught up with the log; feedback commands
 //!   (`POST /v1/reps/{rep}/feedback`, one event each) at a steady 500/s for
@@ -56,7 +63,17 @@ use crate::workload::{Report, Tally};
 
 /// Steady append rate of the latency measurement.
 const RATE: u64 = 500;
-const ROUNDS: usize = 2;
+/// Rounds of each side: raw and relay, in alternating order.
+const PAIRS: usize = 5;
+/// Messages published before the timed rounds.
+const WARM_UP: usize = 20_000;
+
+/// The two sides of a round; the index of each in a pair's rates.
+#[derive(Clone, Copy)]
+enum Side {
+    Raw = 0,
+    Relay = 1,
+}
 
 /// Runs the `publish` scenario and prints its report (last lines
 /// `ratios: relay=…` and `latency_ms: e2e_p50=… e2e_p99=…`).
@@ -115,47 +132,63 @@ async fn run(
     let messages = Arc::new(encode_log(&store, &base.subject_prefix, &base.source).await?);
     println!("raw: {} messages encoded up front", messages.len());
 
+    // Untimed: the first publishes of a process, and of a freshly started
+    // nats-server, run slower than the rest (connection and buffers, the
+    // server's heap and store); no timed round should pay for that.
+    let warm_up = messages[..messages.len().min(WARM_UP)].to_vec();
+    let mut config = base.clone();
+    config.stream = format!("BENCH_WARM_{tag}");
+    raw_publish(&js, &config, warm_up).await?;
+
     let mut raw = Tally::default();
     let mut relay = Tally::default();
-    for round in 0..ROUNDS {
-        let mut config = base.clone();
-        // The messages' own subjects; each raw stream is deleted after its round.
-        config.stream = format!("BENCH_RAW_{tag}_{round}");
-        // On a worker thread, like the relay (not on the runtime's main thread).
-        let cpu = CpuUse::now();
-        let tally = {
-            // A copy of its own to move from (made before the clock starts).
-            let (js, messages) = (js.clone(), messages.to_vec());
-            tokio::spawn(async move { raw_publish(&js, &config, messages).await })
-                .await
-                .context("the raw publisher panicked")??
+    let mut pair_ratios = Vec::with_capacity(PAIRS);
+    for pair in 0..PAIRS {
+        // Raw first, then relay first, and so on: a machine that speeds up or
+        // slows down during the run weighs on both sides alike.
+        let (first, second) = if pair % 2 == 0 {
+            (Side::Raw, Side::Relay)
+        } else {
+            (Side::Relay, Side::Raw)
         };
-        println!(
-            "  round {round} raw    {:>10.0} events/s, {}",
-            tally.rate(),
-            cpu.since()
-        );
-        raw.add(tally);
-
-        let mut config = base.clone();
-        config.stream = format!("BENCH_RELAY_{tag}_{round}");
-        config.subject_prefix = format!("bench.{tag}.relay{round}");
-        config.checkpoint_name = format!("relay:{}", config.stream);
-        let cpu = CpuUse::now();
-        let tally = relay_publish(&store, nats_url, &js, &config, events).await?;
-        println!(
-            "  round {round} relay  {:>10.0} events/s, {}",
-            tally.rate(),
-            cpu.since()
-        );
-        relay.add(tally);
+        let mut rates = [0.0; 2];
+        for side in [first, second] {
+            // The raw side's copy to move from is made before its CPU is counted.
+            let mut copy = matches!(side, Side::Raw).then(|| messages.to_vec());
+            let cpu = CpuUse::now();
+            let tally = match (side, copy.take()) {
+                (Side::Raw, Some(copy)) => raw_round(&js, &base, &tag, pair, copy).await?,
+                _ => {
+                    let mut config = base.clone();
+                    config.stream = format!("BENCH_RELAY_{tag}_{pair}");
+                    config.subject_prefix = format!("bench.{tag}.relay{pair}");
+                    config.checkpoint_name = format!("relay:{}", config.stream);
+                    relay_publish(&store, nats_url, &js, &config, events).await?
+                }
+            };
+            let (name, total) = match side {
+                Side::Raw => ("raw", &mut raw),
+                Side::Relay => ("relay", &mut relay),
+            };
+            println!(
+                "  round {pair} {name:<6} {:>10.0} events/s, {}",
+                tally.rate(),
+                cpu.since()
+            );
+            rates[side as usize] = tally.rate();
+            total.add(tally);
+        }
+        let ratio = rates[Side::Relay as usize] / rates[Side::Raw as usize].max(1e-9);
+        println!("  round {pair} ratio  {ratio:>10.2}");
+        pair_ratios.push(ratio);
     }
-    report.record(
+    report.record_paired(
         "relay",
         "raw pipelined publishes, acks awaited",
         raw,
         "relay from a backlog",
         relay,
+        &pair_ratios,
     );
 
     let (p50, p99, samples) = latency(&store, nats_url, &js, &base, &tag, seconds).await?;
@@ -267,6 +300,24 @@ async fn encode_log(
         encoding.as_secs_f64()
     );
     Ok(out)
+}
+
+/// One raw round: the messages' own subjects, into a stream of its own
+/// (deleted after the round), on a worker thread like the relay (not on the
+/// runtime's main thread).
+async fn raw_round(
+    js: &jetstream::Context,
+    base: &RelayConfig,
+    tag: &str,
+    pair: usize,
+    messages: Vec<Outgoing>,
+) -> Result<Tally> {
+    let mut config = base.clone();
+    config.stream = format!("BENCH_RAW_{tag}_{pair}");
+    let js = js.clone();
+    tokio::spawn(async move { raw_publish(&js, &config, messages).await })
+        .await
+        .context("the raw publisher panicked")?
 }
 
 /// Pipelined publishes of `messages` with at most `max_in_flight` awaiting

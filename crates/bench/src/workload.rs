@@ -371,6 +371,31 @@ impl Report {
         self.ratios.push((name.to_owned(), ratio));
     }
 
+    /// Like [`Report::record`], for a measurement made in pairs of rounds
+    /// (one round of each side, back to back): records the median of the
+    /// pairs' own ratios. A pair's two rounds ran under the same conditions,
+    /// so a slow spell of the machine that hits one round moves one pair's
+    /// ratio, not the result. The ratio of the summed rates is printed too.
+    pub fn record_paired(
+        &mut self,
+        name: &str,
+        baseline_what: &str,
+        baseline: Tally,
+        scenario_what: &str,
+        scenario: Tally,
+        pair_ratios: &[f64],
+    ) {
+        line(name, "baseline", baseline_what, baseline);
+        line(name, "trellis", scenario_what, scenario);
+        let summed = scenario.rate() / baseline.rate().max(1e-9);
+        let ratio = median(pair_ratios);
+        println!(
+            "{name:<16} ratio     {ratio:.2}  (median of {} pairs; of the summed rates {summed:.2})",
+            pair_ratios.len()
+        );
+        self.ratios.push((name.to_owned(), ratio));
+    }
+
     /// Records a latency figure, in milliseconds, for the `latency_ms:` line.
     pub fn latency(&mut self, name: &str, milliseconds: f64) {
         self.latencies.push((name.to_owned(), milliseconds));
@@ -394,6 +419,18 @@ impl Report {
             line.push_str(&format!(" {name}={ratio:.2}"));
         }
         line
+    }
+}
+
+/// The median of `values` (the mean of the middle two when their number is
+/// even); 0 when there are none.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
