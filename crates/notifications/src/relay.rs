@@ -813,25 +813,37 @@ fn ack_outcome(message: &async_nats::Message, stream: &str) -> Result<bool, Stri
 }
 
 /// The ack nats-server writes for a message stored in `stream`, read without
-/// a JSON parser: `{"stream":"<stream>","seq":<n>}`, with `,"duplicate":true`
-/// before the brace when it already had the message. `Some(duplicate)` for
+/// a JSON parser: `{"stream":"<stream>", "seq":<n>}`, with
+/// `,"duplicate": true` before the brace when it already had the message
+/// (spaces after a colon or comma are optional). `Some(duplicate)` for
 /// exactly that; `None` for anything else (an error, another stream, a
 /// domain, another layout), which [`ack_outcome`] then parses in full. The
-/// relay reads one ack per event, and this is most of them.
+/// relay reads one ack per event, nearly all of them of this one shape.
 fn plain_ack(payload: &[u8], stream: &str) -> Option<bool> {
-    let rest = payload.strip_prefix(br#"{"stream":""#)?;
-    let rest = rest.strip_prefix(stream.as_bytes())?;
-    let rest = rest.strip_prefix(br#"","seq":"#)?;
+    /// `rest` after `token` and the spaces that follow it.
+    fn after<'a>(rest: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
+        let rest = rest.strip_prefix(token)?;
+        let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+        Some(&rest[spaces..])
+    }
+    let rest = after(payload, br#"{"stream":"#)?;
+    let name = rest.strip_prefix(b"\"")?.strip_prefix(stream.as_bytes())?;
+    let rest = after(name, b"\"")?;
+    let rest = after(rest, b",")?;
+    let rest = after(rest, br#""seq":"#)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     // A sequence number: 1 to 20 digits, no leading zero.
     if digits == 0 || digits > 20 || rest[0] == b'0' {
         return None;
     }
-    match &rest[digits..] {
-        b"}" => Some(false),
-        br#","duplicate":true}"# => Some(true),
-        _ => None,
+    let rest = after(&rest[digits..], b"")?;
+    if rest == b"}" {
+        return Some(false);
     }
+    let rest = after(rest, b",")?;
+    let rest = after(rest, br#""duplicate":"#)?;
+    let rest = after(rest, b"true")?;
+    (rest == b"}").then_some(true)
 }
 
 /// Reads the log from `from`, a batch at a time.
@@ -1096,6 +1108,9 @@ mod tests {
     #[test]
     fn the_plain_ack_reader_agrees_with_the_json_parser() {
         let payloads = [
+            // As nats-server 2.9 writes them.
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7,"duplicate": true}"#,
             r#"{"stream":"TRELLIS_EVENTS","seq":7}"#,
             r#"{"stream":"TRELLIS_EVENTS","seq":18446744073709551615}"#,
             r#"{"stream":"TRELLIS_EVENTS","seq":7,"duplicate":true}"#,
@@ -1112,6 +1127,16 @@ mod tests {
             r#"{"stream":"TRELLIS_EVENTS","seq":7}}"#,
             r#"{"stream":"TRELLIS_EVENTS","seq":7} "#,
             r#"{"stream": "TRELLIS_EVENTS", "seq": 7}"#,
+            r#"{"stream":" TRELLIS_EVENTS", "seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS ", "seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS" , "seq":7}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7, "duplicate" : true}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7,"duplicate": true }"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7,"duplicate": truer}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7,"duplicate": tru}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":7,}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":07}"#,
+            r#"{"stream":"TRELLIS_EVENTS", "seq":123456789012345678901}"#,
             r#"{"error":{"code":503,"description":"no stream"}}"#,
         ];
         for payload in payloads {
@@ -1129,7 +1154,9 @@ mod tests {
         }
         // nats-server's own layouts are read without the parser.
         assert_eq!(plain_ack(payloads[0].as_bytes(), STREAM), Some(false));
-        assert_eq!(plain_ack(payloads[2].as_bytes(), STREAM), Some(true));
+        assert_eq!(plain_ack(payloads[1].as_bytes(), STREAM), Some(true));
+        assert_eq!(plain_ack(payloads[2].as_bytes(), STREAM), Some(false));
+        assert_eq!(plain_ack(payloads[4].as_bytes(), STREAM), Some(true));
     }
 
     #[test]
