@@ -144,6 +144,11 @@ fn uuid_text(id: uuid::Uuid) -> String {
     String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
+/// A domain id as the wire writes it (see [`uuid_text`]).
+pub(crate) fn id_text(id: impl Into<uuid::Uuid>) -> String {
+    uuid_text(id.into())
+}
+
 /// Decodes a stored event (upcasting older schema versions) and wraps it in its envelope.
 pub fn envelope_from_stored(recorded: &RecordedEvent) -> Result<Envelope, DecodeError> {
     let event = Event::from_stored_ref(

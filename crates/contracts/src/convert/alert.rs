@@ -3,7 +3,7 @@
 use trellis_domain::EventPayload;
 use trellis_domain::alert::{AlertDetails, AlertRaised, Recipient};
 
-use super::{Convert, Fields, date};
+use super::{Convert, Fields, date, id_text};
 use crate::error::ContractError;
 use crate::proto as w;
 use crate::proto::alert_raised::Details;
@@ -14,17 +14,17 @@ impl Convert for AlertRaised {
 
     fn to_wire(&self) -> Self::Wire {
         w::AlertRaised {
-            alert_id: self.alert_id.to_string(),
-            occurrence_key: self.occurrence_key.to_string(),
-            team_id: self.team_id.to_string(),
-            rep_id: self.rep_id.to_string(),
+            alert_id: id_text(self.alert_id),
+            occurrence_key: self.occurrence_key.as_str().to_owned(),
+            team_id: id_text(self.team_id),
+            rep_id: id_text(self.rep_id),
             recipients: self
                 .recipients
                 .iter()
                 .map(|r| w::AlertRecipient {
                     recipient: Some(match r {
-                        Recipient::Leader(id) => WireRecipient::LeaderId(id.to_string()),
-                        Recipient::Rep(id) => WireRecipient::RepId(id.to_string()),
+                        Recipient::Leader(id) => WireRecipient::LeaderId(id_text(*id)),
+                        Recipient::Rep(id) => WireRecipient::RepId(id_text(*id)),
                     }),
                 })
                 .collect(),
@@ -64,7 +64,7 @@ fn details_to_wire(details: &AlertDetails) -> Details {
             standard_id,
             periods,
         } => Details::StandardMissed(w::StandardMissedAlert {
-            standard_id: standard_id.to_string(),
+            standard_id: id_text(*standard_id),
             periods: periods.iter().map(ToString::to_string).collect(),
         }),
         AlertDetails::NotCoached {
@@ -79,7 +79,7 @@ fn details_to_wire(details: &AlertDetails) -> Details {
             due_on,
             days_overdue,
         } => Details::ActionItemOverdue(w::ActionItemOverdueAlert {
-            action_item_id: action_item_id.to_string(),
+            action_item_id: id_text(*action_item_id),
             due_on: Some(date(*due_on)),
             days_overdue: *days_overdue,
         }),
@@ -88,7 +88,7 @@ fn details_to_wire(details: &AlertDetails) -> Details {
             raised_on,
             days_open,
         } => Details::SupportRequestUnresolved(w::SupportRequestUnresolvedAlert {
-            request_id: request_id.to_string(),
+            request_id: id_text(*request_id),
             raised_on: Some(date(*raised_on)),
             days_open: *days_open,
         }),
@@ -102,7 +102,7 @@ fn details_to_wire(details: &AlertDetails) -> Details {
             review_on,
             days_until,
         } => Details::PlanReviewNear(w::PlanReviewNearAlert {
-            plan_id: plan_id.to_string(),
+            plan_id: id_text(*plan_id),
             review_on: Some(date(*review_on)),
             days_until: *days_until,
         }),

@@ -3,7 +3,7 @@
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
 use trellis_domain::{EventPayload, NonEmptyText, Rubric};
 
-use super::{Convert, Fields};
+use super::{Convert, Fields, id_text};
 use crate::error::ContractError;
 use crate::proto as w;
 
@@ -21,9 +21,9 @@ impl Convert for CompetencyDefined {
 
     fn to_wire(&self) -> Self::Wire {
         w::CompetencyDefined {
-            competency_id: self.competency_id.to_string(),
-            name: self.name.to_string(),
-            description: self.description.to_string(),
+            competency_id: id_text(self.competency_id),
+            name: self.name.as_str().to_owned(),
+            description: self.description.as_str().to_owned(),
             rubric: rubric_to_wire(&self.rubric),
         }
     }
@@ -44,9 +44,9 @@ impl Convert for CompetencyRevised {
 
     fn to_wire(&self) -> Self::Wire {
         w::CompetencyRevised {
-            competency_id: self.competency_id.to_string(),
-            name: self.name.to_string(),
-            description: self.description.to_string(),
+            competency_id: id_text(self.competency_id),
+            name: self.name.as_str().to_owned(),
+            description: self.description.as_str().to_owned(),
             rubric: rubric_to_wire(&self.rubric),
         }
     }
@@ -67,8 +67,8 @@ impl Convert for CompetencyRetired {
 
     fn to_wire(&self) -> Self::Wire {
         w::CompetencyRetired {
-            competency_id: self.competency_id.to_string(),
-            reason: self.reason.to_string(),
+            competency_id: id_text(self.competency_id),
+            reason: self.reason.as_str().to_owned(),
         }
     }
 

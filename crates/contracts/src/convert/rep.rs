@@ -12,7 +12,7 @@ use trellis_domain::rep::{
 use trellis_domain::{EventPayload, SkillLevel, ValueError};
 use uuid::Uuid;
 
-use super::{Convert, Fields, date};
+use super::{Convert, Fields, date, id_text};
 use crate::error::ContractError;
 use crate::proto as w;
 use crate::proto::action_item_owner::{self, Owner as WireOwner};
@@ -121,12 +121,12 @@ impl Convert for ActionItem {
         let owner = match self.owner {
             Owner::Rep => WireOwner::Rep(action_item_owner::Rep {}),
             Owner::Leader(leader_id) => WireOwner::Leader(action_item_owner::Leader {
-                leader_id: leader_id.to_string(),
+                leader_id: id_text(leader_id),
             }),
         };
         w::ActionItem {
-            action_item_id: self.action_item_id.to_string(),
-            description: self.description.to_string(),
+            action_item_id: id_text(self.action_item_id),
+            description: self.description.as_str().to_owned(),
             owner: Some(w::ActionItemOwner { owner: Some(owner) }),
             due_on: Some(date(self.due_on)),
         }
@@ -155,8 +155,8 @@ impl Convert for PlanTarget {
 
     fn to_wire(&self) -> Self::Wire {
         w::PlanTarget {
-            description: self.description.to_string(),
-            standard_id: self.standard_id.map(|id| id.to_string()),
+            description: self.description.as_str().to_owned(),
+            standard_id: self.standard_id.map(id_text),
         }
     }
 
@@ -177,7 +177,7 @@ impl Convert for Correction {
             Correction::SkillLevel { level, evidence } => {
                 WireCorrection::SkillLevel(correction::SkillLevel {
                     level: u32::from(level.get()),
-                    evidence: evidence.to_string(),
+                    evidence: evidence.as_str().to_owned(),
                 })
             }
             Correction::MeasuredValue { value } => {
@@ -214,10 +214,10 @@ impl Convert for RepJoined {
 
     fn to_wire(&self) -> Self::Wire {
         w::RepJoined {
-            rep_id: self.rep_id.to_string(),
-            name: self.name.to_string(),
-            role: self.role.to_string(),
-            team_id: self.team_id.to_string(),
+            rep_id: id_text(self.rep_id),
+            name: self.name.as_str().to_owned(),
+            role: self.role.as_str().to_owned(),
+            team_id: id_text(self.team_id),
             start_date: Some(date(self.start_date)),
         }
     }
@@ -239,8 +239,8 @@ impl Convert for RepMovedTeam {
 
     fn to_wire(&self) -> Self::Wire {
         w::RepMovedTeam {
-            from_team_id: self.from.to_string(),
-            to_team_id: self.to.to_string(),
+            from_team_id: id_text(self.from),
+            to_team_id: id_text(self.to),
             on: Some(date(self.on)),
         }
     }
@@ -260,8 +260,8 @@ impl Convert for RepRoleChanged {
 
     fn to_wire(&self) -> Self::Wire {
         w::RepRoleChanged {
-            from_role: self.from.to_string(),
-            to_role: self.to.to_string(),
+            from_role: self.from.as_str().to_owned(),
+            to_role: self.to.as_str().to_owned(),
             on: Some(date(self.on)),
         }
     }
@@ -282,7 +282,7 @@ impl Convert for RepDeparted {
     fn to_wire(&self) -> Self::Wire {
         w::RepDeparted {
             on: Some(date(self.on)),
-            reason: self.reason.to_string(),
+            reason: self.reason.as_str().to_owned(),
         }
     }
 
@@ -300,7 +300,7 @@ impl Convert for ExpectationsAcknowledged {
 
     fn to_wire(&self) -> Self::Wire {
         w::ExpectationsAcknowledged {
-            standard_id: self.standard_id.to_string(),
+            standard_id: id_text(self.standard_id),
             standard_version: self.standard_version,
             on: Some(date(self.on)),
         }
@@ -323,11 +323,11 @@ impl Convert for FeedbackGiven {
 
     fn to_wire(&self) -> Self::Wire {
         w::FeedbackGiven {
-            feedback_id: self.feedback_id.to_string(),
-            leader_id: self.leader_id.to_string(),
-            competency_id: self.competency_id.to_string(),
+            feedback_id: id_text(self.feedback_id),
+            leader_id: id_text(self.leader_id),
+            competency_id: id_text(self.competency_id),
             kind: feedback_kind_to_wire(self.kind),
-            note: self.note.to_string(),
+            note: self.note.as_str().to_owned(),
             visibility: visibility_to_wire(self.visibility),
             given_on: Some(date(self.given_on)),
         }
@@ -352,7 +352,7 @@ impl Convert for FeedbackAcknowledged {
 
     fn to_wire(&self) -> Self::Wire {
         w::FeedbackAcknowledged {
-            feedback_id: self.feedback_id.to_string(),
+            feedback_id: id_text(self.feedback_id),
             on: Some(date(self.on)),
         }
     }
@@ -371,11 +371,11 @@ impl Convert for SkillAssessed {
 
     fn to_wire(&self) -> Self::Wire {
         w::SkillAssessed {
-            assessment_id: self.assessment_id.to_string(),
-            leader_id: self.leader_id.to_string(),
-            competency_id: self.competency_id.to_string(),
+            assessment_id: id_text(self.assessment_id),
+            leader_id: id_text(self.leader_id),
+            competency_id: id_text(self.competency_id),
             level: u32::from(self.level.get()),
-            evidence: self.evidence.to_string(),
+            evidence: self.evidence.as_str().to_owned(),
             assessed_on: Some(date(self.assessed_on)),
         }
     }
@@ -400,12 +400,12 @@ impl Convert for CoachingSessionHeld {
 
     fn to_wire(&self) -> Self::Wire {
         w::CoachingSessionHeld {
-            session_id: self.session_id.to_string(),
-            leader_id: self.leader_id.to_string(),
+            session_id: id_text(self.session_id),
+            leader_id: id_text(self.leader_id),
             held_on: Some(date(self.held_on)),
             duration_minutes: self.duration_minutes,
             focus_competency_ids: self.focus.iter().map(ToString::to_string).collect(),
-            notes: self.notes.to_string(),
+            notes: self.notes.as_str().to_owned(),
             visibility: visibility_to_wire(self.visibility),
             action_items: self.action_items.iter().map(Convert::to_wire).collect(),
         }
@@ -435,7 +435,7 @@ impl Convert for ActionItemCompleted {
 
     fn to_wire(&self) -> Self::Wire {
         w::ActionItemCompleted {
-            action_item_id: self.action_item_id.to_string(),
+            action_item_id: id_text(self.action_item_id),
             on: Some(date(self.on)),
         }
     }
@@ -454,9 +454,9 @@ impl Convert for ActionItemDropped {
 
     fn to_wire(&self) -> Self::Wire {
         w::ActionItemDropped {
-            action_item_id: self.action_item_id.to_string(),
+            action_item_id: id_text(self.action_item_id),
             on: Some(date(self.on)),
-            reason: self.reason.to_string(),
+            reason: self.reason.as_str().to_owned(),
         }
     }
 
@@ -475,9 +475,9 @@ impl Convert for TrainingCompleted {
 
     fn to_wire(&self) -> Self::Wire {
         w::TrainingCompleted {
-            training_id: self.training_id.to_string(),
-            title: self.title.to_string(),
-            competency_id: self.competency_id.map(|id| id.to_string()),
+            training_id: id_text(self.training_id),
+            title: self.title.as_str().to_owned(),
+            competency_id: self.competency_id.map(id_text),
             completed_on: Some(date(self.completed_on)),
         }
     }
@@ -500,8 +500,8 @@ impl Convert for PerformanceMeasured {
 
     fn to_wire(&self) -> Self::Wire {
         w::PerformanceMeasured {
-            measurement_id: self.measurement_id.to_string(),
-            metric: self.metric.to_string(),
+            measurement_id: id_text(self.measurement_id),
+            metric: self.metric.as_str().to_owned(),
             period: self.period.to_string(),
             value: self.value.get(),
             source: source_to_wire(self.source),
@@ -525,9 +525,9 @@ impl Convert for SupportRequested {
 
     fn to_wire(&self) -> Self::Wire {
         w::SupportRequested {
-            request_id: self.request_id.to_string(),
+            request_id: id_text(self.request_id),
             category: category_to_wire(self.category),
-            description: self.description.to_string(),
+            description: self.description.as_str().to_owned(),
             raised_on: Some(date(self.raised_on)),
         }
     }
@@ -548,8 +548,8 @@ impl Convert for SupportAcknowledged {
 
     fn to_wire(&self) -> Self::Wire {
         w::SupportAcknowledged {
-            request_id: self.request_id.to_string(),
-            leader_id: self.leader_id.to_string(),
+            request_id: id_text(self.request_id),
+            leader_id: id_text(self.leader_id),
             on: Some(date(self.on)),
         }
     }
@@ -569,9 +569,9 @@ impl Convert for SupportResolved {
 
     fn to_wire(&self) -> Self::Wire {
         w::SupportResolved {
-            request_id: self.request_id.to_string(),
-            leader_id: self.leader_id.to_string(),
-            resolution: self.resolution.to_string(),
+            request_id: id_text(self.request_id),
+            leader_id: id_text(self.leader_id),
+            resolution: self.resolution.as_str().to_owned(),
             on: Some(date(self.on)),
         }
     }
@@ -594,8 +594,8 @@ impl Convert for ImprovementPlanStarted {
 
     fn to_wire(&self) -> Self::Wire {
         w::ImprovementPlanStarted {
-            plan_id: self.plan_id.to_string(),
-            leader_id: self.leader_id.to_string(),
+            plan_id: id_text(self.plan_id),
+            leader_id: id_text(self.leader_id),
             targets: self.targets.iter().map(Convert::to_wire).collect(),
             started_on: Some(date(self.started_on)),
             review_on: Some(date(self.review_on)),
@@ -623,8 +623,8 @@ impl Convert for PlanCheckpointRecorded {
 
     fn to_wire(&self) -> Self::Wire {
         w::PlanCheckpointRecorded {
-            plan_id: self.plan_id.to_string(),
-            note: self.note.to_string(),
+            plan_id: id_text(self.plan_id),
+            note: self.note.as_str().to_owned(),
             on: Some(date(self.on)),
         }
     }
@@ -644,9 +644,9 @@ impl Convert for ImprovementPlanClosed {
 
     fn to_wire(&self) -> Self::Wire {
         w::ImprovementPlanClosed {
-            plan_id: self.plan_id.to_string(),
+            plan_id: id_text(self.plan_id),
             outcome: outcome_to_wire(self.outcome),
-            note: self.note.to_string(),
+            note: self.note.as_str().to_owned(),
             on: Some(date(self.on)),
         }
     }
@@ -667,8 +667,8 @@ impl Convert for FactCorrected {
 
     fn to_wire(&self) -> Self::Wire {
         w::FactCorrected {
-            fact_id: self.fact_id.to_string(),
-            reason: self.reason.to_string(),
+            fact_id: id_text(self.fact_id),
+            reason: self.reason.as_str().to_owned(),
             correction: Some(self.correction.to_wire()),
         }
     }
@@ -699,7 +699,7 @@ impl Convert for ReviewHeld {
 
     fn to_wire(&self) -> Self::Wire {
         w::ReviewHeld {
-            review_id: self.review_id.to_string(),
+            review_id: id_text(self.review_id),
             period_from: Some(date(self.period_from)),
             period_to: Some(date(self.period_to)),
             packet_sha256: self.packet_sha256.to_string(),

@@ -3,7 +3,7 @@
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::{Direction, EventPayload, PeriodKind, StandardKind};
 
-use super::{Convert, Fields, date};
+use super::{Convert, Fields, date, id_text};
 use crate::error::ContractError;
 use crate::proto as w;
 
@@ -87,12 +87,12 @@ impl Convert for StandardSet {
 
     fn to_wire(&self) -> Self::Wire {
         w::StandardSet {
-            standard_id: self.standard_id.to_string(),
-            name: self.name.to_string(),
-            metric: self.metric.to_string(),
+            standard_id: id_text(self.standard_id),
+            name: self.name.as_str().to_owned(),
+            metric: self.metric.as_str().to_owned(),
             kind: kind_to_wire(self.kind).into(),
             direction: direction_to_wire(self.direction).into(),
-            unit: self.unit.to_string(),
+            unit: self.unit.as_str().to_owned(),
             period: period_kind_to_wire(self.period).into(),
             target: self.target.get(),
             roles: roles_to_wire(&self.roles),
@@ -126,7 +126,7 @@ impl Convert for StandardRevised {
 
     fn to_wire(&self) -> Self::Wire {
         w::StandardRevised {
-            standard_id: self.standard_id.to_string(),
+            standard_id: id_text(self.standard_id),
             version: self.version,
             target: self.target.get(),
             effective_from: Some(date(self.effective_from)),
@@ -165,9 +165,9 @@ impl Convert for StandardRetired {
 
     fn to_wire(&self) -> Self::Wire {
         w::StandardRetired {
-            standard_id: self.standard_id.to_string(),
+            standard_id: id_text(self.standard_id),
             effective_from: Some(date(self.effective_from)),
-            reason: self.reason.to_string(),
+            reason: self.reason.as_str().to_owned(),
         }
     }
 

@@ -3,7 +3,7 @@
 use trellis_domain::EventPayload;
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
 
-use super::{Convert, Fields};
+use super::{Convert, Fields, id_text};
 use crate::error::ContractError;
 use crate::proto as w;
 
@@ -12,8 +12,8 @@ impl Convert for TeamFormed {
 
     fn to_wire(&self) -> Self::Wire {
         w::TeamFormed {
-            team_id: self.team_id.to_string(),
-            name: self.name.to_string(),
+            team_id: id_text(self.team_id),
+            name: self.name.as_str().to_owned(),
         }
     }
 
@@ -31,9 +31,9 @@ impl Convert for LeaderAssigned {
 
     fn to_wire(&self) -> Self::Wire {
         w::LeaderAssigned {
-            team_id: self.team_id.to_string(),
-            leader_id: self.leader_id.to_string(),
-            leader_name: self.leader_name.to_string(),
+            team_id: id_text(self.team_id),
+            leader_id: id_text(self.leader_id),
+            leader_name: self.leader_name.as_str().to_owned(),
         }
     }
 
@@ -52,8 +52,8 @@ impl Convert for TeamRenamed {
 
     fn to_wire(&self) -> Self::Wire {
         w::TeamRenamed {
-            team_id: self.team_id.to_string(),
-            name: self.name.to_string(),
+            team_id: id_text(self.team_id),
+            name: self.name.as_str().to_owned(),
         }
     }
 
