@@ -19,10 +19,10 @@
 //!   started on a fresh stream with no checkpoint, timed from its start until
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
 //!   publishing, checkpointing). First an untimed warm-up (20,000 raw
-//!   publishes), then five pairs of rounds, back to back, in alternating
+//!   publishes), then seven pairs of rounds, back to back, in alternating
 //!   order (raw then relay, relay then raw, ...), so that a machine speeding
 //!   up or slowing down during the run weighs on both sides alike. The ratio
-//!   is the median of the five pairs' own ratios: this machine's speed
+//!   is the median of the seven pairs' own ratios: this machine's speed
 //!   drifts by a quarter within seconds, and a slow spell that hits one
 //!   round then moves one pair, not the result. (The ratio of the rates
 //!   summed over all rounds is printed beside it.) Each round also
@@ -64,7 +64,7 @@ use crate::workload::{Report, Tally};
 /// Steady append rate of the latency measurement.
 const RATE: u64 = 500;
 /// Rounds of each side: raw and relay, in alternating order.
-const PAIRS: usize = 5;
+const PAIRS: usize = 7;
 /// Messages published before the timed rounds.
 const WARM_UP: usize = 20_000;
 
