@@ -31,8 +31,11 @@ impl StreamId {
         } else if !id.starts_with(|c: char| c.is_ascii_alphabetic()) {
             Some("it must start with a letter")
         } else if !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+            // Bytes, not chars: every allowed character is one ASCII byte, and
+            // every byte of any other character is outside ASCII. (Every row
+            // read from the log is checked again, so this runs per event.)
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         {
             Some("only ASCII letters, digits, '-', '_', '.' and ':' are allowed")
         } else {
