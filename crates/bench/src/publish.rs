@@ -19,13 +19,14 @@
 //!   started on a fresh stream with no checkpoint, timed from its start until
 //!   the broker has acknowledged the whole backlog (reading the log, encoding,
 //!   publishing, checkpointing). First an untimed warm-up (20,000 raw
-//!   publishes), then seven pairs of rounds, back to back, in alternating
-//!   order (raw then relay, relay then raw, ...), so that a machine speeding
-//!   up or slowing down during the run weighs on both sides alike. The ratio
-//!   is the median of the seven pairs' own ratios: this machine's speed
-//!   drifts by a quarter within seconds, and a slow spell that hits one
-//!   round then moves one pair, not the result. (The ratio of the rates
-//!   summed over all rounds is printed beside it.) Each round also
+//!   publishes), then four blocks of four rounds back to back: raw, relay,
+//!   relay, raw. Within a block each side goes first once, so a machine
+//!   speeding up or slowing down weighs on both sides alike, and the block's
+//!   ratio is the geometric mean of its two pairs' ratios. The ratio is the
+//!   median of the four blocks' ratios: this machine's speed drifts by a
+//!   quarter within seconds, and a slow spell that hits one round then moves
+//!   one block, not the result. (The pooled ratio, all events over all time
+//!   of each side, is printed beside it.) Each round also
 //!   prints the CPU time the bench process, nats-server and PostgreSQL used
 //!   in it: the relay's own work (reading the log and encoding) runs on the
 //!   same cores as the broker it feeds.
@@ -63,8 +64,8 @@ use crate::workload::{Report, Tally};
 
 /// Steady append rate of the latency measurement.
 const RATE: u64 = 500;
-/// Rounds of each side: raw and relay, in alternating order.
-const PAIRS: usize = 7;
+/// Blocks of rounds: raw, relay, relay, raw.
+const BLOCKS: usize = 4;
 /// Messages published before the timed rounds.
 const WARM_UP: usize = 20_000;
 
@@ -132,9 +133,11 @@ async fn run(
     let messages = Arc::new(encode_log(&store, &base.subject_prefix, &base.source).await?);
     println!("raw: {} messages encoded up front", messages.len());
 
-    // Untimed: the first publishes of a process, and of a freshly started
-    // nats-server, run slower than the rest (connection and buffers, the
-    // server's heap and store); no timed round should pay for that.
+    // Untimed: the first publishes to a freshly started nats-server, and
+    // through this process's client, run slower than the rest (the server's
+    // heap and store, the connection's buffers); no timed round should pay
+    // for that. (The relay connects anew in each of its rounds, as it does
+    // when it starts; that is part of its time.)
     let warm_up = messages[..messages.len().min(WARM_UP)].to_vec();
     let mut config = base.clone();
     config.stream = format!("BENCH_WARM_{tag}");
@@ -142,10 +145,11 @@ async fn run(
 
     let mut raw = Tally::default();
     let mut relay = Tally::default();
-    let mut pair_ratios = Vec::with_capacity(PAIRS);
-    for pair in 0..PAIRS {
-        // Raw first, then relay first, and so on: a machine that speeds up or
-        // slows down during the run weighs on both sides alike.
+    let mut block_ratios = Vec::with_capacity(BLOCKS);
+    let mut first_pair = 0.0;
+    for pair in 0..2 * BLOCKS {
+        // A block is two pairs: raw first, then relay first. A machine that
+        // speeds up or slows down during it weighs on both sides alike.
         let (first, second) = if pair % 2 == 0 {
             (Side::Raw, Side::Relay)
         } else {
@@ -180,15 +184,22 @@ async fn run(
         }
         let ratio = rates[Side::Relay as usize] / rates[Side::Raw as usize].max(1e-9);
         println!("  round {pair} ratio  {ratio:>10.2}");
-        pair_ratios.push(ratio);
+        if pair % 2 == 0 {
+            first_pair = ratio;
+        } else {
+            // The geometric mean of the block's two pairs.
+            let block = (first_pair * ratio).sqrt();
+            println!("  block {}       {block:>10.2}", pair / 2);
+            block_ratios.push(block);
+        }
     }
-    report.record_paired(
+    report.record_blocks(
         "relay",
         "raw pipelined publishes, acks awaited",
         raw,
         "relay from a backlog",
         relay,
-        &pair_ratios,
+        &block_ratios,
     );
 
     let (p50, p99, samples) = latency(&store, nats_url, &js, &base, &tag, seconds).await?;

@@ -371,27 +371,29 @@ impl Report {
         self.ratios.push((name.to_owned(), ratio));
     }
 
-    /// Like [`Report::record`], for a measurement made in pairs of rounds
-    /// (one round of each side, back to back): records the median of the
-    /// pairs' own ratios. A pair's two rounds ran under the same conditions,
-    /// so a slow spell of the machine that hits one round moves one pair's
-    /// ratio, not the result. The ratio of the summed rates is printed too.
-    pub fn record_paired(
+    /// Like [`Report::record`], for a measurement made in blocks of rounds
+    /// run back to back (each block one round or more of each side, ordered
+    /// so that each side goes first as often): records the median of the
+    /// blocks' own ratios. A block's rounds ran under the same conditions,
+    /// so a slow spell of the machine that hits one round moves one block's
+    /// ratio, not the result. The pooled ratio (all events over all time,
+    /// of each side) is printed too.
+    pub fn record_blocks(
         &mut self,
         name: &str,
         baseline_what: &str,
         baseline: Tally,
         scenario_what: &str,
         scenario: Tally,
-        pair_ratios: &[f64],
+        block_ratios: &[f64],
     ) {
         line(name, "baseline", baseline_what, baseline);
         line(name, "trellis", scenario_what, scenario);
-        let summed = scenario.rate() / baseline.rate().max(1e-9);
-        let ratio = median(pair_ratios);
+        let pooled = scenario.rate() / baseline.rate().max(1e-9);
+        let ratio = median(block_ratios);
         println!(
-            "{name:<16} ratio     {ratio:.2}  (median of {} pairs; of the summed rates {summed:.2})",
-            pair_ratios.len()
+            "{name:<16} ratio     {ratio:.2}  (median of {} blocks; pooled {pooled:.2})",
+            block_ratios.len()
         );
         self.ratios.push((name.to_owned(), ratio));
     }
