@@ -136,10 +136,10 @@ pub fn envelope<P>(recorded: &RecordedEvent<P>, event: &Event) -> Envelope {
     }
 }
 
-/// A UUID as the envelope writes it: lowercase, hyphenated. (Without the
-/// formatting machinery `to_string` goes through: the relay does this four
-/// times per event.)
-fn uuid_text(id: uuid::Uuid) -> String {
+/// A UUID as the envelope and the message headers write it: lowercase,
+/// hyphenated. (Without the formatting machinery `to_string` goes through:
+/// the relay does this several times per event.)
+pub fn uuid_text(id: uuid::Uuid) -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
     String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }

@@ -60,7 +60,7 @@ pub const PACKAGE: &str = "trellis.events.v1";
 
 pub use convert::{
     decode_envelope, envelope, envelope_from_stored, event_of, from_timestamp, from_wire,
-    payload_type, timestamp, to_wire,
+    payload_type, timestamp, to_wire, uuid_text,
 };
 pub use error::ContractError;
 pub use proto::Envelope;

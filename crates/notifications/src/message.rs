@@ -68,8 +68,7 @@ pub fn headers<P>(event: &RecordedEvent<P>, source: &str) -> HeaderMap {
 /// An event id as a header value (`Nats-Msg-Id`, `ce-id`,
 /// `Nats-Expected-Last-Msg-Id`): lowercase, hyphenated.
 fn id_value(event_id: Uuid) -> HeaderValue {
-    let mut buffer = Uuid::encode_buffer();
-    HeaderValue::from(&*event_id.hyphenated().encode_lower(&mut buffer))
+    HeaderValue::from(trellis_contracts::uuid_text(event_id))
 }
 
 /// The headers every message of a source carries.
