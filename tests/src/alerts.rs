@@ -18,7 +18,7 @@ use trellis_projections::query::ReadModels;
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
 
-use crate::http::read_store;
+use crate::http::{on_each_backend, read_store};
 
 /// Appends the scenario and projects it; the read models of the result.
 async fn scenario(backend: &Backend) -> ReadModels {
@@ -121,15 +121,7 @@ async fn each_alert_fires_once(kind: Kind) {
     backend.cleanup().await;
 }
 
-#[tokio::test]
-async fn each_alert_fires_once_on_the_embedded_store() {
-    each_alert_fires_once(Kind::Sqlite).await;
-}
-
-#[tokio::test]
-async fn each_alert_fires_once_on_postgres() {
-    each_alert_fires_once(Kind::Postgres).await;
-}
+on_each_backend!(each_alert_fires_once);
 
 #[tokio::test]
 async fn the_scheduled_evaluator_raises_once_and_stops_on_shutdown() {

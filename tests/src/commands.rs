@@ -1168,18 +1168,12 @@ async fn two_leaders_giving_feedback_at_once_all_succeed(app: &TestApp) {
         });
         let path = rep_path(rep, "feedback");
         tasks.push(tokio::spawn(async move {
-            use tower::ServiceExt;
-            let request = axum::http::Request::post(path)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body.to_string()))
-                .expect("a request");
-            let response = router.oneshot(request).await.expect("infallible");
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("a body");
-            (status, String::from_utf8_lossy(&bytes).into_owned())
+            let request = post_request(&path, &token, &body, &[]);
+            let response = TestApp::send_via(&router, request).await;
+            (
+                response.status.as_u16(),
+                String::from_utf8_lossy(&response.body).into_owned(),
+            )
         }));
     }
     let mut failures = String::new();

@@ -282,12 +282,7 @@ impl TestApp {
     /// The same app (its database, its signing key) over `store`: the
     /// command service rebuilt on it, with the default configuration.
     pub fn with_store(mut self, store: Arc<dyn EventStore>) -> Self {
-        self.state = AppState::new(
-            store.clone(),
-            self.key.clone(),
-            Arc::new(SystemClock),
-            CommandsConfig::default(),
-        );
+        self.state = self.state_over(store.clone());
         self.router = trellis_commands::router(self.state.clone());
         self.store = store;
         self
@@ -437,12 +432,18 @@ impl TestApp {
     /// The command service, with the default configuration and this app's
     /// signing key, over `store` instead of the app's.
     pub fn router_over(&self, store: Arc<dyn EventStore>) -> Router {
-        trellis_commands::router(AppState::new(
+        trellis_commands::router(self.state_over(store))
+    }
+
+    /// The command service's state over `store`: the default configuration
+    /// and this app's signing key.
+    fn state_over(&self, store: Arc<dyn EventStore>) -> AppState {
+        AppState::new(
             store,
             self.key.clone(),
             Arc::new(SystemClock),
             CommandsConfig::default(),
-        ))
+        )
     }
 
     pub async fn post_json(&self, path: &str, token: &str, json: &Value) -> Resp {

@@ -27,7 +27,7 @@ use trellis_tests::Kind;
 use trellis_webhooks::{Webhooks, WebhooksConfig, WebhooksState};
 use uuid::Uuid;
 
-use crate::http::{TestApp, assert_documented};
+use crate::http::{TestApp, assert_documented, on_each_backend};
 
 /// The webhook admin API's OpenAPI document, which every answer below is
 /// checked against: its status is documented, its body is what the
@@ -36,29 +36,8 @@ fn document() -> Value {
     serde_json::to_value(trellis_webhooks::openapi::document()).expect("JSON")
 }
 
-/// One `#[tokio::test]` per backend for each test, given the backend's kind.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(trellis_tests::Kind::Postgres).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(trellis_tests::Kind::Sqlite).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+on_each_backend!(
+    multi_thread:
     every_matching_event_reaches_each_subscription_once_signed,
     failed_deliveries_are_retried_with_growing_delays,
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
