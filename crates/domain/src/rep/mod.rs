@@ -467,10 +467,7 @@ impl Rep {
     /// session retracted since (the session and its items no longer count).
     fn open_action_item(&self, action_item_id: ActionItemId) -> Result<(), Rejection> {
         if let Some(&session_id) = self.action_item_sessions.get(&action_item_id)
-            && self
-                .facts
-                .get(&session_id.as_uuid())
-                .is_some_and(|f| f.retracted)
+            && self.is_retracted(session_id.as_uuid())
         {
             return Err(Rejection::ActionItemWithdrawn {
                 action_item_id,

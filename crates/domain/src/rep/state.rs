@@ -140,28 +140,26 @@ impl Rep {
         );
     }
 
+    /// Whether the record with this id (feedback, a coaching session, a
+    /// measurement, ...) was retracted.
+    pub fn is_retracted(&self, record: Uuid) -> bool {
+        self.facts.get(&record).is_some_and(|f| f.retracted)
+    }
+
     /// Whether `feedback_id` is feedback the rep can see: shared and not retracted.
     pub fn sees_feedback(&self, feedback_id: FeedbackId) -> bool {
         let shared = self
             .feedback
             .get(&feedback_id)
             .is_some_and(|f| f.visibility == Visibility::Shared);
-        let retracted = self
-            .facts
-            .get(&feedback_id.as_uuid())
-            .is_some_and(|f| f.retracted);
-        shared && !retracted
+        shared && !self.is_retracted(feedback_id.as_uuid())
     }
 
     /// Whether the rep can see a coaching session held with them and the
     /// action items agreed in it: shared and not retracted (a retracted
     /// session does not count, and neither do its items).
     pub fn sees_coaching_session(&self, session: &CoachingSessionHeld) -> bool {
-        let retracted = self
-            .facts
-            .get(&session.session_id.as_uuid())
-            .is_some_and(|f| f.retracted);
-        session.visibility == Visibility::Shared && !retracted
+        session.visibility == Visibility::Shared && !self.is_retracted(session.session_id.as_uuid())
     }
 }
 

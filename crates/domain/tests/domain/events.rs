@@ -377,9 +377,17 @@ fn every_event_decodes_from_a_borrowed_payload_as_from_an_owned_one() {
     // An old schema version is upcast; a payload that is not the event is
     // refused as from an owned one.
     let v1 = v1_feedback("negative");
-    assert_eq!(
-        Event::from_stored_ref("FeedbackGiven", 1, &v1),
-        Event::from_stored("FeedbackGiven", 1, v1.clone())
+    let upcast = Event::from_stored_ref("FeedbackGiven", 1, &v1);
+    assert_eq!(upcast, Event::from_stored("FeedbackGiven", 1, v1.clone()));
+    assert!(
+        matches!(
+            upcast,
+            Ok(Event::Rep(RepEvent::FeedbackGiven(FeedbackGiven {
+                kind: FeedbackKind::Constructive,
+                ..
+            })))
+        ),
+        "{upcast:?}"
     );
     let bad = serde_json::json!({ "level": 9 });
     assert!(matches!(

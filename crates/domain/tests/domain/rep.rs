@@ -939,14 +939,17 @@ fn an_item_completed_before_its_session_was_retracted_is_withdrawn_not_closed() 
         with(coached(), completed(301)),
         correction(300, Correction::Retracted),
     );
-    check(
-        events,
-        drop_item(301),
-        Err(Rejection::ActionItemWithdrawn {
-            action_item_id: id(301),
-            session_id: id(300),
-        }),
-    );
+    // Neither dropped nor completed again: withdrawn, not "already completed".
+    for command in [drop_item(301), complete(301)] {
+        check(
+            events.clone(),
+            command,
+            Err(Rejection::ActionItemWithdrawn {
+                action_item_id: id(301),
+                session_id: id(300),
+            }),
+        );
+    }
 }
 
 #[test]
