@@ -404,7 +404,7 @@ impl Convert for CoachingSessionHeld {
             leader_id: id_text(self.leader_id),
             held_on: Some(date(self.held_on)),
             duration_minutes: self.duration_minutes,
-            focus_competency_ids: self.focus.iter().map(ToString::to_string).collect(),
+            focus_competency_ids: self.focus.iter().map(|&id| id_text(id)).collect(),
             notes: self.notes.as_str().to_owned(),
             visibility: visibility_to_wire(self.visibility),
             action_items: self.action_items.iter().map(Convert::to_wire).collect(),
