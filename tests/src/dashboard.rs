@@ -34,7 +34,7 @@ use trellis_projections::query::ReadModels;
 use trellis_projections::store::ReadStore;
 use trellis_tests::{Backend, Kind, slow_tests_enabled};
 
-use crate::http::read_store;
+use crate::http::{on_each_backend, read_store};
 
 const SECRET: &[u8; 32] = b"trellis-dashboard-tests-secret!!";
 const SEED: u64 = 42;
@@ -167,7 +167,7 @@ fn assert_contains(body: &str, needle: &str, what: &str) {
 
 // ---------------------------------------------------------------------------
 
-async fn pages_show_the_read_models(kind: Kind) {
+async fn the_demo_pages_show_the_read_models(kind: Kind) {
     let demo = Demo::seed(kind, SEED).await;
     let today = today();
     let org = &demo.org;
@@ -349,15 +349,7 @@ async fn pages_show_the_read_models(kind: Kind) {
     demo.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_pages_show_the_read_models_on_the_embedded_store() {
-    pages_show_the_read_models(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_pages_show_the_read_models_on_postgres() {
-    pages_show_the_read_models(Kind::Postgres).await;
-}
+on_each_backend!(multi_thread: the_demo_pages_show_the_read_models);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rep_sees_only_their_own_pages_and_no_private_note() {
@@ -865,13 +857,17 @@ async fn a_leader_signs_in_and_browses_in_headless_chromium() {
 /// feedback and neither the retracted nor the private one, and their audit
 /// page neither the retraction's reason; the team's leader sees all three,
 /// the retracted one labelled with its reason.
-async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback(kind: Kind) {
+async fn a_rep_signed_in_sees_no_retracted_or_private_record(kind: Kind) {
     use crate::queries::{
-        KEPT_NOTE, PRIVATE_NOTE, QueryApp, RETRACTED_NOTE, RETRACTION_REASON, retraction,
+        KEPT_NOTE, PRIVATE_NOTE, QueryApp, RETRACTED_ITEM, RETRACTED_NOTE, RETRACTED_SESSION_NOTES,
+        RETRACTION_REASON, retracted_session, retraction,
     };
 
     let app = QueryApp::spawn(kind).await;
     let s = retraction(&app).await;
+    // A shared coaching session, with an action item, retracted since.
+    retracted_session(&app, &s.world, s.riley).await;
+    app.project().await;
     let login = app.get(&format!("/login?token={}", app.rep(s.riley))).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text());
     let cookie = login
@@ -893,24 +889,40 @@ async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback(kind: Kind)
 
     let page = as_rep(format!("/reps/{}", s.riley)).await;
     assert_contains(&page, KEPT_NOTE, "the rep sees their shared feedback");
-    for hidden in [RETRACTED_NOTE, PRIVATE_NOTE, RETRACTION_REASON] {
+    let hidden = [
+        RETRACTED_NOTE,
+        PRIVATE_NOTE,
+        RETRACTION_REASON,
+        RETRACTED_SESSION_NOTES,
+        RETRACTED_ITEM,
+    ];
+    for hidden in hidden {
         assert!(
             !page.contains(hidden),
             "the rep's page shows {hidden:?}: {page}"
         );
     }
     let audit = as_rep(format!("/reps/{}/audit", s.riley)).await;
-    assert!(
-        !audit.contains(RETRACTION_REASON) && !audit.contains("tag private"),
-        "the rep's audit page shows what they may not see: {audit}"
-    );
+    // The audit page lists events, not their texts: the session's row is gone.
+    for hidden in [RETRACTION_REASON, "tag private", "CoachingSessionHeld"] {
+        assert!(
+            !audit.contains(hidden),
+            "the rep's audit page shows {hidden:?}: {audit}"
+        );
+    }
 
     let leader = app.leader_as(s.world.leader, &[s.world.team]);
     let page = app.get_as(&format!("/reps/{}", s.riley), &leader).await;
     page.expect(200);
     let page = page.text();
-    for shown in [KEPT_NOTE, RETRACTED_NOTE, PRIVATE_NOTE] {
-        assert_contains(&page, shown, "the leader sees every note");
+    for shown in [
+        KEPT_NOTE,
+        RETRACTED_NOTE,
+        PRIVATE_NOTE,
+        RETRACTED_SESSION_NOTES,
+        RETRACTED_ITEM,
+    ] {
+        assert_contains(&page, shown, "the leader sees every record");
     }
     assert_contains(
         &page,
@@ -921,8 +933,14 @@ async fn a_rep_signed_in_sees_neither_retracted_nor_private_feedback(kind: Kind)
         .get_as(&format!("/reps/{}/audit", s.riley), &leader)
         .await;
     audit.expect(200);
-    assert_contains(&audit.text(), RETRACTION_REASON, "the leader's audit page");
+    let audit = audit.text();
+    assert_contains(&audit, RETRACTION_REASON, "the leader's audit page");
+    assert_contains(
+        &audit,
+        "CoachingSessionHeld",
+        "the leader's audit page lists the retracted session",
+    );
     app.cleanup().await;
 }
 
-crate::http::on_each_backend!(multi_thread: a_rep_signed_in_sees_neither_retracted_nor_private_feedback);
+crate::http::on_each_backend!(multi_thread: a_rep_signed_in_sees_no_retracted_or_private_record);

@@ -1195,6 +1195,41 @@ pub(crate) struct Retraction {
     pub(crate) riley: Uuid,
 }
 
+/// The notes and the action item of [`retracted_session`].
+pub(crate) const RETRACTED_SESSION_NOTES: &str = "RETRACTED-SESSION: held with another rep.";
+pub(crate) const RETRACTED_ITEM: &str = "RETRACTED-ITEM: call the customer back";
+
+/// Records a shared coaching session with `rep`, with one action item, and
+/// retracts it (reason [`RETRACTION_REASON`]), at the app's clock.
+pub(crate) async fn retracted_session(app: &QueryApp, world: &World, rep: Uuid) {
+    let admin = app.admin();
+    let mut session = session_body(world);
+    session["visibility"] = json!("shared");
+    session["notes"] = json!(RETRACTED_SESSION_NOTES);
+    session["action_items"] =
+        json!([{ "description": RETRACTED_ITEM, "owner": "rep", "due_on": "2026-02-20" }]);
+    let session_id = app
+        .post_json(
+            &format!("/v1/reps/{rep}/coaching-sessions"),
+            &admin,
+            &session,
+        )
+        .await
+        .expect(201)
+        .id();
+    app.post_json(
+        &format!("/v1/reps/{rep}/corrections"),
+        &admin,
+        &json!({
+            "fact_id": session_id,
+            "reason": RETRACTION_REASON,
+            "correction": { "kind": "retracted" },
+        }),
+    )
+    .await
+    .expect(200);
+}
+
 pub(crate) async fn retraction(app: &QueryApp) -> Retraction {
     let admin = app.admin();
     app.set_clock(T0);
@@ -1294,38 +1329,11 @@ fn audit_entry(trail: &Value, version: u64) -> Value {
 /// rep as for the read models. The rep's audit trail withholds its notes,
 /// its items and the retraction's reason; a leader of the team sees it all.
 async fn the_audit_trail_withholds_a_retracted_coaching_session_from_the_rep(app: &QueryApp) {
-    const NOTES: &str = "RETRACTED-SESSION: held with another rep.";
-    const ITEM: &str = "RETRACTED-ITEM: call the customer back";
-    let admin = app.admin();
     app.set_clock(T0);
     let world = app.world().await;
     let riley = app.join_rep(world.team).await;
     app.set_clock(T1);
-    let mut session = session_body(&world);
-    session["visibility"] = json!("shared");
-    session["notes"] = json!(NOTES);
-    session["action_items"] =
-        json!([{ "description": ITEM, "owner": "rep", "due_on": "2026-02-20" }]);
-    let session_id = app
-        .post_json(
-            &format!("/v1/reps/{riley}/coaching-sessions"),
-            &admin,
-            &session,
-        )
-        .await
-        .expect(201)
-        .id();
-    app.post_json(
-        &format!("/v1/reps/{riley}/corrections"),
-        &admin,
-        &json!({
-            "fact_id": session_id,
-            "reason": RETRACTION_REASON,
-            "correction": { "kind": "retracted" },
-        }),
-    )
-    .await
-    .expect(200);
+    retracted_session(app, &world, riley).await;
     app.project().await;
 
     // Stream versions: 1 joined, 2 the session, 3 the retraction.
@@ -1338,7 +1346,7 @@ async fn the_audit_trail_withholds_a_retracted_coaching_session_from_the_rep(app
         assert_eq!(entry["payload"], Value::Null, "{what}: {entry}");
     }
     let text = mine.text();
-    for hidden in [NOTES, ITEM, RETRACTION_REASON] {
+    for hidden in [RETRACTED_SESSION_NOTES, RETRACTED_ITEM, RETRACTION_REASON] {
         assert!(
             !text.contains(hidden),
             "the rep's trail shows {hidden:?}: {text}"
@@ -1348,7 +1356,10 @@ async fn the_audit_trail_withholds_a_retracted_coaching_session_from_the_rep(app
     let leader = app.leader_as(world.leader, &[world.team]);
     let full = app.get_as(&path, &leader).await;
     full.expect(200);
-    assert_eq!(audit_entry(&full.json, 2)["payload"]["notes"], json!(NOTES));
+    assert_eq!(
+        audit_entry(&full.json, 2)["payload"]["notes"],
+        json!(RETRACTED_SESSION_NOTES)
+    );
     assert_eq!(
         audit_entry(&full.json, 3)["payload"]["reason"],
         json!(RETRACTION_REASON)
