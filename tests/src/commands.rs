@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use axum::http::Method;
 use serde_json::{Value, json};
 use trellis_commands::CommandsConfig;
-use trellis_commands::auth::{Claims, Role, TokenKey};
+use trellis_http::auth::{Claims, Role, TokenKey};
 use uuid::Uuid;
 
 use crate::http::{
@@ -526,14 +526,7 @@ async fn a_stale_if_match_is_409_with_the_current_version(app: &TestApp) {
 }
 
 async fn a_body_above_the_configured_limit_is_413(app: &TestApp) {
-    let small = TestApp::with_config(
-        app.kind(),
-        CommandsConfig {
-            body_limit: 1024,
-            ..CommandsConfig::default()
-        },
-    )
-    .await;
+    let small = TestApp::with_config(app.kind(), 1024, CommandsConfig::default()).await;
     let world = small.world().await;
     let rep = small.join_rep(world.team).await;
     let mut body = feedback_body(&world, "2026-02-02");
@@ -568,10 +561,8 @@ async fn a_body_above_the_configured_limit_is_413(app: &TestApp) {
 async fn an_import_above_the_row_limit_is_413(app: &TestApp) {
     let small = TestApp::with_config(
         app.kind(),
-        CommandsConfig {
-            max_import_rows: 3,
-            ..CommandsConfig::default()
-        },
+        trellis_http::DEFAULT_BODY_LIMIT,
+        CommandsConfig { max_import_rows: 3 },
     )
     .await;
     let world = small.world().await;
@@ -1982,16 +1973,19 @@ async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_docum
 /// services would silently drop one of them from `/openapi.json`.
 #[test]
 fn merging_the_services_documents_loses_no_operation_schema_or_scheme() {
-    let commands = serde_json::to_value(trellis_commands::openapi::document([])).expect("JSON");
+    let shared = serde_json::to_value(trellis_http::openapi::document([])).expect("JSON");
+    let commands = serde_json::to_value(trellis_commands::openapi::document()).expect("JSON");
     let reads = serde_json::to_value(trellis_queries::openapi::document()).expect("JSON");
     let hooks = serde_json::to_value(trellis_webhooks::openapi::document()).expect("JSON");
-    let merged = serde_json::to_value(trellis_commands::openapi::document([
+    let merged = serde_json::to_value(trellis_http::openapi::document([
+        trellis_commands::openapi::document(),
         trellis_queries::openapi::document(),
         trellis_webhooks::openapi::document(),
     ]))
     .expect("JSON");
     let mut total = 0;
     for (name, doc) in [
+        ("shared", &shared),
         ("commands", &commands),
         ("queries", &reads),
         ("webhooks", &hooks),
@@ -2018,14 +2012,10 @@ fn merging_the_services_documents_loses_no_operation_schema_or_scheme() {
         total,
         "no operation appears twice"
     );
-    assert_eq!(
-        merged["info"], commands["info"],
-        "one info: the command service's"
-    );
+    assert_eq!(merged["info"], shared["info"], "one info: the shared one");
 }
 
-/// The crates `trellis_<name>::routes(` and `with_api_doc(trellis_<name>::openapi`
-/// name in `source`.
+/// The crates `trellis_<name>::api(` names in `source`.
 fn crates_named(source: &str, before: &str, after: &str) -> BTreeSet<String> {
     source
         .match_indices(before)
@@ -2040,28 +2030,19 @@ fn crates_named(source: &str, before: &str, after: &str) -> BTreeSet<String> {
 }
 
 /// `TestApp::spawn_serving` builds the router `trellis serve` builds; this
-/// keeps the two in step: serve.rs mounts the dashboard, the read API and
-/// the webhook admin API, and adds the document of each API it mounts (the
-/// dashboard's HTML pages are not an API).
+/// keeps the two in step: both mount the same APIs (each brings its own
+/// document to `/openapi.json`).
 #[test]
-fn trellis_serve_adds_the_document_of_every_api_it_mounts() {
+fn trellis_serve_mounts_the_apis_the_serving_test_app_mounts() {
     const SERVE: &str = include_str!("../../crates/trellis/src/serve.rs");
-    let mounted = crates_named(SERVE, "trellis_", "::routes(");
-    let documented = crates_named(SERVE, "with_api_doc(trellis_", "::openapi::document()");
+    const TEST_APP: &str = include_str!("http.rs");
+    let mounted = crates_named(SERVE, "trellis_", "::api(");
     assert_eq!(
         mounted,
-        BTreeSet::from([
-            "dashboard".to_owned(),
-            "queries".to_owned(),
-            "webhooks".to_owned()
-        ]),
-        "trellis serve mounts another service: mount it in TestApp::spawn_serving too"
+        BTreeSet::from(["commands", "dashboard", "queries", "webhooks"].map(str::to_owned)),
+        "trellis serve mounts another API: mount it in TestApp::spawn_serving too"
     );
-    let apis: BTreeSet<String> = mounted.into_iter().filter(|c| c != "dashboard").collect();
-    assert_eq!(
-        documented, apis,
-        "every API trellis serve mounts must add its document"
-    );
+    assert_eq!(crates_named(TEST_APP, "trellis_", "::api("), mounted);
 }
 
 /// A TCP link to PostgreSQL the test can cut, as when the database host goes
@@ -2328,7 +2309,7 @@ async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
     let request = |bulk: bool| {
         let mut request = axum::http::Request::builder().uri("/healthz");
         if bulk {
-            request = request.extension(trellis_commands::BulkRequest);
+            request = request.extension(trellis_http::BulkRequest);
         }
         request.body(axum::body::Body::empty()).expect("a request")
     };

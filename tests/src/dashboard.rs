@@ -21,17 +21,19 @@ use axum::http::{Request, StatusCode, header};
 use chrono::{Days, NaiveDate, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
-use trellis_commands::auth::TokenKey;
-use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_commands::{CommandState, CommandsConfig};
 use trellis_dashboard::DashboardState;
-use trellis_dashboard::demo::{self, DemoOrg};
+use trellis_demo::{self as demo, DemoOrg};
 use trellis_domain::rep::{RepEvent, Visibility};
 use trellis_domain::{Event, LeaderId, Period, PeriodKind, RepId, TeamId};
 use trellis_eventstore::{EventStore, StreamId};
+use trellis_http::auth::TokenKey;
+use trellis_http::{HttpState, SystemClock};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_projections::store::ReadStore;
+use trellis_queries::QueryState;
 use trellis_tests::{Backend, Kind, slow_tests_enabled};
 
 use crate::http::{on_each_backend, read_store};
@@ -39,14 +41,22 @@ use crate::http::{on_each_backend, read_store};
 const SECRET: &[u8; 32] = b"trellis-dashboard-tests-secret!!";
 const SEED: u64 = 42;
 
+/// The write API over `backend`, as the demo records through it.
+fn commands(backend: &Backend) -> CommandState {
+    let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
+    let http = HttpState::new(backend.store.clone(), key, Arc::new(SystemClock));
+    CommandState::new(http, CommandsConfig::default())
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-/// The demo on a backend of its own, caught up, behind the real router.
+/// The demo on a backend of its own, caught up, behind the dashboard and
+/// the read API, as `trellis serve` mounts them.
 struct Demo {
     backend: Backend,
-    app: AppState,
+    reads: QueryState,
     read: Arc<dyn ReadStore>,
     org: DemoOrg,
     router: Router,
@@ -56,15 +66,9 @@ struct Demo {
 impl Demo {
     async fn seed(kind: Kind, seed: u64) -> Demo {
         let backend = Backend::new(kind).await;
-        let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
-        let app = AppState::new(
-            backend.store.clone(),
-            key,
-            Arc::new(SystemClock),
-            CommandsConfig::default(),
-        );
+        let commands = commands(&backend);
         let started = Instant::now();
-        let org = demo::seed(&app, seed, today())
+        let org = demo::seed(&commands, seed, today())
             .await
             .expect("the demo seeds");
         let seeding = started.elapsed();
@@ -74,13 +78,18 @@ impl Demo {
             .await
             .expect("catch up")
             .expect("the runner lease");
-        let router = trellis_commands::router_with(
-            app.clone(),
-            trellis_dashboard::routes(DashboardState::new(app.clone(), read.clone())),
+        let http = commands.http().clone();
+        let reads = QueryState::new(http.clone(), ReadModels::new(read.clone()));
+        let router = trellis_http::app(
+            http,
+            [
+                trellis_queries::api(reads.clone()),
+                trellis_dashboard::api(DashboardState::new(reads.clone())),
+            ],
         );
         Demo {
             backend,
-            app,
+            reads,
             read,
             org,
             router,
@@ -128,7 +137,7 @@ impl Demo {
 
     async fn cleanup(self) {
         drop(self.router);
-        drop(self.app);
+        drop(self.reads);
         drop(self.read);
         self.backend.cleanup().await;
     }
@@ -314,7 +323,7 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_contains(&body, "Review packet", "review packet");
-    assert_contains(&body, "Levels per competency", "review packet levels");
+    assert_contains(&body, "Skill levels", "review packet levels");
     let (status, body) = demo
         .get(&format!("/reps/{}/audit", priya.id), &org.auditor_token)
         .await;
@@ -529,21 +538,155 @@ async fn signing_in_sets_an_http_only_cookie_that_opens_the_pages() {
     demo.cleanup().await;
 }
 
-/// As `trellis serve` wires it: the packet page shows the packet
-/// `GET /v1/reps/{id}/review-packet` serves (replayed), with the same hash.
+/// One time travel: for every demo rep at ten instants from their start to
+/// today, each figure the rep page shows as of a day is the one
+/// `GET /v1/reps/{id}/as-of` replays for the end of that day — the standing
+/// and its reasons, the focus, coaching, open action items, plans, support
+/// requests and skill levels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rep_page_as_of_a_day_shows_what_the_api_replays_for_that_instant() {
+    let demo = Demo::seed(Kind::Sqlite, SEED).await;
+    let token = demo.org.auditor_token.clone();
+    let today = today();
+    let mut compared = 0;
+    for rep in &demo.org.reps {
+        let span = (today - rep.start_date).num_days();
+        for k in 1..=10 {
+            let day = rep.start_date + chrono::Duration::days(span * k / 10);
+            let (status, page) = demo
+                .get(&format!("/reps/{}?as_of={day}", rep.id), &token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{} on {day}: {page}", rep.name);
+            let (status, api) = demo
+                .get(&format!("/v1/reps/{}/as-of?at={day}", rep.id), &token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{} on {day}: {api}", rep.name);
+            let api: Value = serde_json::from_str(&api).expect("JSON");
+            let what = format!("{} as of {day}", rep.name);
+            assert_page_shows_profile(&page, &api["profile"], &what);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, demo.org.reps.len() * 10);
+    demo.cleanup().await;
+}
+
+/// Escapes as the dashboard does.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Checks that `page` shows each figure of `view` (a `RepProfileView` as the
+/// read API serializes it).
+#[track_caller]
+fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
+    let p = &view["profile"];
+    let label = match view["standing"]["standing"].as_str().expect("a standing") {
+        "thriving" => "Thriving",
+        "on_track" => "On track",
+        "needs_support" => "Needs support",
+        "on_improvement_plan" => "On an improvement plan",
+        "departed" => "Departed",
+        other => panic!("{what}: an unknown standing {other}"),
+    };
+    let standing = "<h3 id=\"standing\">Standing</h3><p><span class=\"badge";
+    let at = page
+        .find(standing)
+        .unwrap_or_else(|| panic!("{what}: no standing"));
+    assert!(
+        page[at..]
+            .split("</section>")
+            .next()
+            .is_some_and(|card| card.contains(label)
+                && view["standing"]["reasons"]
+                    .as_array()
+                    .expect("reasons")
+                    .iter()
+                    .all(|r| card.contains(&format!("<li>{}</li>", esc(r.as_str().unwrap()))))),
+        "{what}: the standing card shows {label} and its reasons {}",
+        view["standing"]
+    );
+    let focus = match p["phase"]["phase"].as_str().expect("a phase") {
+        "quality" => "Focus: quality first",
+        _ => "Focus: quantity",
+    };
+    assert_contains(page, focus, what);
+    assert_contains(
+        page,
+        &format!("{} <small>sessions in all</small>", p["coaching_sessions"]),
+        what,
+    );
+    match p["last_coached_on"].as_str() {
+        Some(on) => assert_contains(page, &format!("Last coached on {on} ("), what),
+        None => assert_contains(page, "Last coached never.", what),
+    }
+    let items = view["open_action_items"].as_array().expect("items");
+    assert_eq!(
+        page.matches("<span class=\"when\">due ").count(),
+        items.len(),
+        "{what}: the open action items"
+    );
+    for item in items {
+        assert_contains(
+            page,
+            &format!(
+                "<span class=\"when\">due {}</span>{}",
+                item["due_on"].as_str().unwrap(),
+                esc(item["description"].as_str().unwrap())
+            ),
+            what,
+        );
+    }
+    for plan in p["plans"].as_array().expect("plans") {
+        assert_contains(
+            page,
+            &format!(
+                "<tr><td>{}</td><td>{}</td>",
+                plan["started_on"].as_str().unwrap(),
+                plan["review_on"].as_str().unwrap()
+            ),
+            what,
+        );
+    }
+    for request in p["support_requests"].as_array().expect("support requests") {
+        assert_contains(
+            page,
+            &format!(
+                "<tr><td>{}</td><td>",
+                request["raised_on"].as_str().unwrap()
+            ),
+            what,
+        );
+        assert_contains(page, &esc(request["description"].as_str().unwrap()), what);
+    }
+    let levels = p["levels"].as_object().expect("levels");
+    for level in levels.values() {
+        assert_contains(
+            page,
+            &format!(
+                "<td class=\"n\">{}</td><td>{}</td></tr>",
+                level["level"],
+                level["assessed_on"].as_str().unwrap()
+            ),
+            what,
+        );
+    }
+    assert!(
+        page.matches("<th scope=\"row\">").count() >= levels.len(),
+        "{what}: a row per level"
+    );
+}
+
+/// The packet page shows the packet `GET /v1/reps/{id}/review-packet`
+/// serves (replayed), with the same hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_packet_page_shows_the_packet_the_api_serves_with_its_hash() {
     let demo = Demo::seed(Kind::Sqlite, SEED).await;
-    let settings = GrowthSettings::default();
-    let dashboard = DashboardState::new(demo.app.clone(), demo.read.clone()).with_hooks(Arc::new(
-        trellis_queries::hooks::ReplayedPackets::new(demo.backend.store.clone(), settings),
-    ));
-    let queries =
-        trellis_queries::QueryState::new(demo.app.clone(), demo.models()).with_settings(settings);
-    let router = trellis_commands::router_with(
-        demo.app.clone(),
-        trellis_dashboard::routes(dashboard).merge(trellis_queries::routes(queries)),
-    );
+    let router = demo.router.clone();
     let priya = demo.rep("Priya Nair");
     let to = today();
     let from = to.checked_sub_days(Days::new(90)).expect("a date");
@@ -651,13 +794,9 @@ async fn the_same_seed_records_the_same_events() {
     let mut logs = vec![];
     for seed in [7, 7, 8] {
         let backend = Backend::new(Kind::Sqlite).await;
-        let app = AppState::new(
-            backend.store.clone(),
-            TokenKey::new(SECRET.to_vec()).expect("key"),
-            Arc::new(SystemClock),
-            CommandsConfig::default(),
-        );
-        let org = demo::seed(&app, seed, today).await.expect("seed");
+        let org = demo::seed(&commands(&backend), seed, today)
+            .await
+            .expect("seed");
         logs.push((events(&*backend.store).await, org.reps[0].id));
         backend.cleanup().await;
     }
@@ -783,7 +922,7 @@ async fn a_leader_signs_in_and_browses_in_headless_chromium() {
         (
             "review-packet",
             format!("/reps/{}/review", priya.id),
-            vec!["Review packet".into(), "Levels per competency".into()],
+            vec!["Review packet".into(), "Skill levels".into()],
         ),
     ];
     let artifacts = artifacts();

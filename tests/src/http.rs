@@ -14,10 +14,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trellis_commands::auth::{Claims, Role, TokenKey};
-use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_commands::{CommandState, CommandsConfig};
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
+use trellis_http::auth::{Claims, Role, TokenKey};
+use trellis_http::{DEFAULT_BODY_LIMIT, HttpState, SystemClock};
 use trellis_projections::query::ReadModels;
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
@@ -233,7 +234,7 @@ impl Resp {
 #[derive(Debug)]
 pub struct TestApp {
     pub backend: Backend,
-    pub state: AppState,
+    pub state: CommandState,
     pub router: Router,
     pub store: Arc<dyn EventStore>,
     key: TokenKey,
@@ -261,15 +262,18 @@ impl TestApp {
     }
 
     pub async fn spawn(kind: Kind) -> Self {
-        Self::with_config(kind, CommandsConfig::default()).await
+        Self::with_config(kind, DEFAULT_BODY_LIMIT, CommandsConfig::default()).await
     }
 
-    pub async fn with_config(kind: Kind, config: CommandsConfig) -> Self {
+    /// The write API accepting bodies of at most `body_limit` bytes, with `config`.
+    pub async fn with_config(kind: Kind, body_limit: usize, config: CommandsConfig) -> Self {
         let backend = Backend::new(kind).await;
         let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
         let store = backend.store.clone();
-        let state = AppState::new(store.clone(), key.clone(), Arc::new(SystemClock), config);
-        let router = trellis_commands::router(state.clone());
+        let http = HttpState::new(store.clone(), key.clone(), Arc::new(SystemClock))
+            .with_body_limit(body_limit);
+        let state = CommandState::new(http.clone(), config);
+        let router = trellis_http::app(http, [trellis_commands::api(state.clone())]);
         TestApp {
             backend,
             state,
@@ -283,41 +287,33 @@ impl TestApp {
     /// command service rebuilt on it, with the default configuration.
     pub fn with_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.state = self.state_over(store.clone());
-        self.router = trellis_commands::router(self.state.clone());
+        self.router = writes(self.state.clone());
         self.store = store;
         self
     }
 
     /// The app with the router `trellis serve` builds
-    /// (`crates/trellis/src/serve.rs`): the command service with the
-    /// dashboard, the read API and the webhook admin API mounted, and
-    /// `/openapi.json` merging the documents of the two APIs.
-    /// `trellis_serve_adds_the_document_of_every_api_it_mounts` checks that
-    /// serve.rs mounts and documents the same services.
+    /// (`crates/trellis/src/serve.rs`): the write API, the read API, the
+    /// webhook admin API and the dashboard, and `/openapi.json` merging the
+    /// documents of the three APIs.
+    /// `trellis_serve_mounts_the_apis_the_serving_test_app_mounts` checks
+    /// that serve.rs mounts the same.
     pub async fn spawn_serving(kind: Kind) -> Self {
         let mut app = Self::spawn(kind).await;
-        let state = AppState::new(
-            app.store.clone(),
-            app.key.clone(),
-            Arc::new(SystemClock),
-            CommandsConfig::default(),
-        )
-        .with_api_doc(trellis_queries::openapi::document())
-        .with_api_doc(trellis_webhooks::openapi::document());
+        let state = app.state_over(app.store.clone());
+        let http = state.http().clone();
         let read = read_store(&app.backend).await;
         let hooks = webhooks(&app.backend, WebhooksConfig::default()).await;
-        let extra = trellis_dashboard::routes(trellis_dashboard::DashboardState::new(
-            state.clone(),
-            read.clone(),
-        ))
-        .merge(trellis_queries::routes(trellis_queries::QueryState::new(
-            state.clone(),
-            ReadModels::new(read),
-        )))
-        .merge(trellis_webhooks::routes(
-            trellis_webhooks::WebhooksState::new(state.clone(), hooks),
-        ));
-        app.router = trellis_commands::router_with(state.clone(), extra);
+        let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
+        app.router = trellis_http::app(
+            http.clone(),
+            [
+                trellis_commands::api(state.clone()),
+                trellis_queries::api(reads.clone()),
+                trellis_webhooks::api(trellis_webhooks::WebhooksState::new(http, hooks)),
+                trellis_dashboard::api(trellis_dashboard::DashboardState::new(reads)),
+            ],
+        );
         app.state = state;
         app
     }
@@ -432,18 +428,14 @@ impl TestApp {
     /// The command service, with the default configuration and this app's
     /// signing key, over `store` instead of the app's.
     pub fn router_over(&self, store: Arc<dyn EventStore>) -> Router {
-        trellis_commands::router(self.state_over(store))
+        writes(self.state_over(store))
     }
 
     /// The command service's state over `store`: the default configuration
     /// and this app's signing key.
-    fn state_over(&self, store: Arc<dyn EventStore>) -> AppState {
-        AppState::new(
-            store,
-            self.key.clone(),
-            Arc::new(SystemClock),
-            CommandsConfig::default(),
-        )
+    fn state_over(&self, store: Arc<dyn EventStore>) -> CommandState {
+        let http = HttpState::new(store, self.key.clone(), Arc::new(SystemClock));
+        CommandState::new(http, CommandsConfig::default())
     }
 
     pub async fn post_json(&self, path: &str, token: &str, json: &Value) -> Resp {
@@ -1210,10 +1202,19 @@ impl Route {
     }
 }
 
+/// The application with the write API alone, over `state`.
+pub fn writes(state: CommandState) -> Router {
+    trellis_http::app(state.http().clone(), [trellis_commands::api(state)])
+}
+
 /// The routes the router declares, as (method, path), read from the source of
 /// `crates/commands/src/routes/mod.rs` so a new route cannot be forgotten here.
 pub fn declared_routes() -> Vec<(String, String)> {
-    routes_declared_in(include_str!("../../crates/commands/src/routes/mod.rs"))
+    let mut routes = routes_declared_in(include_str!("../../crates/http/src/app.rs"));
+    routes.extend(routes_declared_in(include_str!(
+        "../../crates/commands/src/routes/mod.rs"
+    )));
+    routes
 }
 
 /// Every route of the read API (`trellis_queries::routes`), from its source.

@@ -1,6 +1,7 @@
 //! The workspace-level test binary: one binary, one module per area.
 
 mod alerts;
+mod architecture;
 mod commands;
 mod commands_auth;
 mod dashboard;

@@ -213,8 +213,10 @@ async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream
     let stream = js.get_stream(stream).await.expect("the stream");
     let total = usize::try_from(stream.cached_info().state.messages).expect("a count");
     // Right after a cluster node died the stream may still be electing a
-    // leader and refuse a consumer for a moment: try again for a while.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // leader and refuse a consumer for a moment, and on a busy machine a
+    // JetStream API request can time out (10 s) while it does: try again
+    // for a while.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let consumer = loop {
         match stream
             .create_consumer(pull::Config {
@@ -228,7 +230,7 @@ async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream
                 eprintln!("creating a consumer failed ({e}); retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => panic!("no ephemeral consumer within 20 s: {e}"),
+            Err(e) => panic!("no ephemeral consumer within 60 s: {e}"),
         }
     };
     let mut messages = consumer.messages().await.expect("messages");

@@ -35,9 +35,8 @@ use trellis_projections::Error;
 use trellis_projections::engine::{Engine, EngineConfig, RebuildWrites};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
-use trellis_projections::projection::DocChange;
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::{Generation, Lease, LeaseKind, ReadStore, Status};
+use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
 
@@ -68,12 +67,15 @@ fn growth() -> Box<Growth> {
 
 /// Decides a command on fresh state and appends what it decides, as the
 /// command service will.
-async fn exec<A: Aggregate>(
+async fn exec<A>(
     store: &dyn EventStore,
     state: &mut A::State,
     stream: &str,
     command: A::Command,
-) -> bool {
+) -> bool
+where
+    A: Aggregate<Event: Into<Event>>,
+{
     let Ok(events) = A::decide(state, command) else {
         return false;
     };
@@ -1286,26 +1288,14 @@ impl ReadStore for Flaky {
     ) -> Result<Vec<(String, String, Value)>, Error> {
         self.inner.load(model, generation, kinds).await
     }
-    async fn commit(
-        &self,
-        model: &str,
-        generation: i32,
-        status: Status,
-        from: Checkpoint,
-        to: Checkpoint,
-        events: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, Error> {
+    async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
         if n == 3 {
             return Err(Error::Database(
                 "the connection dropped before commit".into(),
             ));
         }
-        let done = self
-            .inner
-            .commit(model, generation, status, from, to, events, changes)
-            .await?;
+        let done = self.inner.commit(batch).await?;
         if n == 6 {
             return Err(Error::Database(
                 "the connection dropped after commit".into(),

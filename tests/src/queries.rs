@@ -28,13 +28,14 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trellis_commands::auth::{Role, TokenKey};
-use trellis_commands::{AppState, Clock, CommandsConfig};
+use trellis_commands::{CommandState, CommandsConfig};
 use trellis_dashboard::DashboardState;
+use trellis_http::auth::{Role, TokenKey};
+use trellis_http::{Clock, HttpState};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
-use trellis_queries::{QueryState, routes};
+use trellis_queries::QueryState;
 use trellis_tests::{CountingStore, Kind};
 use uuid::Uuid;
 
@@ -84,20 +85,24 @@ impl QueryApp {
         let mut app = TestApp::spawn(kind).await;
         let clock = Arc::new(TestClock(Mutex::new(instant(T0))));
         let reads = CountingStore::new(app.store.clone());
-        let state = AppState::new(
+        let http = HttpState::new(
             reads.clone(),
             TokenKey::new(SECRET.to_vec()).expect("a key"),
             clock.clone(),
-            CommandsConfig::default(),
         );
+        let state = CommandState::new(http.clone(), CommandsConfig::default());
         let read = read_store(&app.backend).await;
         let engine = Engine::new(app.store.clone(), read.clone());
-        let queries = QueryState::new(state.clone(), ReadModels::new(read.clone()))
+        let queries = QueryState::new(http.clone(), ReadModels::new(read))
             .with_feed_poll(Duration::from_millis(50));
-        let dashboard = DashboardState::new(state.clone(), read);
-        app.router = trellis_commands::router_with(
-            state.clone(),
-            routes(queries).merge(trellis_dashboard::routes(dashboard)),
+        let dashboard = DashboardState::new(queries.clone());
+        app.router = trellis_http::app(
+            http,
+            [
+                trellis_commands::api(state.clone()),
+                trellis_queries::api(queries),
+                trellis_dashboard::api(dashboard),
+            ],
         );
         app.state = state;
         QueryApp {
@@ -345,7 +350,87 @@ query_tests!(
     a_caller_without_access_is_refused_before_the_audit_trail_or_packet_is_read,
     a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
     a_scorecard_from_after_today_without_to_says_what_was_sent,
+    a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view,
 );
+
+/// "At most 2 incomplete CRM records a week", and a week with none: the
+/// ceiling is kept as well as it can be, so the period is met (at the
+/// highest attainment an at-most standard shows), and the team view counts
+/// the rep as measured and met, never as not measured.
+async fn a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view(
+    app: &QueryApp,
+) {
+    app.set_clock(T3);
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let ceiling = app
+        .post_json(
+            "/v1/standards",
+            &app.admin(),
+            &json!({
+                "name": "Incomplete CRM records",
+                "metric": "incomplete_crm_records",
+                "kind": "quality",
+                "direction": "at_most",
+                "unit": "records",
+                "period": "week",
+                "target": 2,
+                "roles": ["SDR"],
+                "effective_from": "2026-01-01",
+            }),
+        )
+        .await
+        .expect(201)
+        .id();
+    app.post_json(
+        &format!("/v1/reps/{rep}/measurements"),
+        &app.admin(),
+        &json!({ "metric": "incomplete_crm_records", "period": "2026-W06", "value": 0 }),
+    )
+    .await
+    .expect(201);
+    app.project().await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+
+    let timeline = app
+        .get_as(
+            &format!("/v1/reps/{rep}/timeline?bucket=week&from=2026-02-02&to=2026-02-08"),
+            &leader,
+        )
+        .await;
+    timeline.expect(200);
+    let row = &timeline.json["rows"][0];
+    let standard = row["standards"]
+        .as_array()
+        .expect("standards")
+        .iter()
+        .find(|s| s["standard_id"] == json!(ceiling))
+        .expect("the ceiling in the week");
+    assert_eq!(standard["actual"], json!(0.0));
+    assert_num(
+        &standard["attainment"],
+        trellis_domain::MAX_AT_MOST_ATTAINMENT,
+        "a perfect period's attainment",
+    );
+
+    let view = app
+        .get_as(
+            &format!("/v1/teams/{}/view?period=2026-W06", world.team),
+            &leader,
+        )
+        .await;
+    view.expect(200);
+    let dist = view.json["attainment"]
+        .as_array()
+        .expect("attainment")
+        .iter()
+        .find(|d| d["standard_id"] == json!(ceiling))
+        .expect("the ceiling's distribution")
+        .clone();
+    assert_eq!(dist["reps_measured"], json!(1), "{dist}");
+    assert_eq!(dist["met"], json!(1), "{dist}");
+    assert_eq!(dist["missed_badly"], json!(0), "{dist}");
+}
 
 async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {
     let s = script(app).await;

@@ -63,9 +63,13 @@ impl Hooked {
     async fn start(kind: Kind, config: WebhooksConfig) -> Hooked {
         let mut app = TestApp::spawn(kind).await;
         let hooks = crate::http::webhooks(&app.backend, config).await;
-        app.router = trellis_commands::router_with(
-            app.state.clone(),
-            trellis_webhooks::routes(WebhooksState::new(app.state.clone(), hooks.clone())),
+        let http = app.state.http().clone();
+        app.router = trellis_http::app(
+            http.clone(),
+            [
+                trellis_commands::api(app.state.clone()),
+                trellis_webhooks::api(WebhooksState::new(http, hooks.clone())),
+            ],
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(trellis_webhooks::run(

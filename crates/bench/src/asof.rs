@@ -21,9 +21,10 @@ use trellis_domain::RepId;
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{EventStore, StreamId};
 use trellis_projections::growth::GrowthSettings;
-use trellis_queries::asof::{StreamCache, TimeBasis, state_as_of};
+use trellis_queries::asof::{TimeBasis, state_as_of};
+use trellis_queries::streams::StreamCache;
 
-use crate::pg::BenchDatabase;
+use crate::baseline::BenchDatabase;
 use crate::replay::{RepMix, catalogue, epoch};
 use crate::workload::Report;
 

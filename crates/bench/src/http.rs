@@ -21,11 +21,12 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use trellis_commands::auth::{Claims, Role, TokenKey};
-use trellis_commands::{AppState, CommandsConfig, SystemClock};
+use trellis_commands::{CommandState, CommandsConfig};
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_http::auth::{Claims, Role, TokenKey};
+use trellis_http::{HttpState, SystemClock};
 
-use crate::pg::BenchDatabase;
+use crate::baseline::BenchDatabase;
 use crate::workload::{Report, Tally};
 
 const REPS_PER_CLIENT: usize = 50;
@@ -205,7 +206,7 @@ pub async fn run(
             for _ in 0..2 {
                 base.add(
                     crate::workload::time_boxed(clients, slice, |deadline| {
-                        crate::pg::raw_writer(raw.clone(), deadline, 1)
+                        crate::baseline::raw_writer(raw.clone(), deadline, 1)
                     })
                     .await?,
                 );
@@ -295,7 +296,8 @@ pub async fn run(
                 let deadline = Instant::now() + Duration::from_secs(3600);
                 let mut written = 0;
                 while written < rows {
-                    written += crate::pg::raw_writer_once(pool.clone(), deadline, 100).await?;
+                    written +=
+                        crate::baseline::raw_writer_once(pool.clone(), deadline, 100).await?;
                 }
                 anyhow::Ok(written)
             }
@@ -350,19 +352,19 @@ pub(crate) struct Organisation {
 impl CommandService {
     pub(crate) async fn start(store: Arc<dyn trellis_eventstore::EventStore>) -> Result<Self> {
         let key = TokenKey::new(vec![42u8; 32]).map_err(anyhow::Error::msg)?;
-        let state = AppState::new(
-            store,
-            key.clone(),
-            Arc::new(SystemClock),
+        let http =
+            HttpState::new(store, key.clone(), Arc::new(SystemClock)).with_body_limit(64 << 20);
+        let state = CommandState::new(
+            http.clone(),
             CommandsConfig {
-                body_limit: 64 * 1024 * 1024,
                 max_import_rows: IMPORT_ROWS,
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, trellis_commands::router(state)).await;
+            let router = trellis_http::app(http, [trellis_commands::api(state)]);
+            let _ = axum::serve(listener, router).await;
         });
         Ok(CommandService { addr, key, server })
     }

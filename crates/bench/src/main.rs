@@ -72,6 +72,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
 mod asof;
+mod baseline;
 mod http;
 mod pg;
 mod publish;
@@ -216,7 +217,7 @@ async fn main() -> Result<()> {
     }
 
     if matches!(cli.scenario, Scenario::Replay | Scenario::AsOf) {
-        let db = pg::BenchDatabase::create(&cli.database_url).await?;
+        let db = baseline::BenchDatabase::create(&cli.database_url).await?;
         println!("postgres: database {}", db.name());
         let run = async {
             match cli.scenario {
@@ -238,7 +239,7 @@ async fn main() -> Result<()> {
     }
 
     if cli.backend != Backend::Sqlite {
-        let db = pg::BenchDatabase::create(&cli.database_url).await?;
+        let db = baseline::BenchDatabase::create(&cli.database_url).await?;
         println!("postgres: database {}", db.name());
         let outcome = tokio::select! {
             outcome = pg::run(&db, &plan, &mut report) => outcome,

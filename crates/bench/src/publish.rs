@@ -58,8 +58,8 @@ use trellis_notifications::message::{Encoder, Outgoing};
 use trellis_notifications::{RelayConfig, ensure_stream};
 use uuid::Uuid;
 
+use crate::baseline::BenchDatabase;
 use crate::http::{CommandService, Http};
-use crate::pg::BenchDatabase;
 use crate::workload::{Report, Tally};
 
 /// Steady append rate of the latency measurement.

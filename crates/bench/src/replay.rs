@@ -45,7 +45,7 @@ use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::store::postgres::PostgresReadStore;
 use uuid::Uuid;
 
-use crate::pg::BenchDatabase;
+use crate::baseline::BenchDatabase;
 use crate::workload::{Report, Tally};
 
 const ACTOR: &str = "bench:replay";

@@ -121,27 +121,18 @@ async fn append(
             "raw 100 INSERTs in one transaction",
         ),
     ] {
-        let (base, scen) = workload::alternate(
-            ROUNDS,
-            || {
-                workload::time_boxed(writers, slice, |deadline| {
-                    raw_writer(raw.clone(), deadline, per_append)
-                })
-            },
-            || {
-                workload::time_boxed(writers, slice, |deadline| {
-                    workload::trellis_writer(store.clone(), deadline, per_append)
-                })
-            },
+        let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);
+        workload::append_scenario(
+            report,
+            name,
+            (writers, per_append),
+            slice,
+            baseline_what,
+            writer,
+            "SqliteStore",
+            store,
         )
-        .await
-        .with_context(|| format!("{name} failed"))?;
-        let scenario_what = if per_append == 1 {
-            "SqliteStore::append, 1 event, Exact version"
-        } else {
-            "SqliteStore::append, 100 events, Exact version"
-        };
-        report.record(name, baseline_what, base, scenario_what, scen);
+        .await?;
     }
     Ok(())
 }
@@ -258,31 +249,15 @@ async fn read_all(
         "copied the log to the baseline file in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    // One untimed pass of each side first, so neither is measured cold.
-    raw_read_all(raw, page).await?;
-    workload::trellis_read_all(store.as_ref(), page).await?;
-    let (base, scen) = workload::alternate(
-        ROUNDS,
+    workload::read_all_scenario(
+        report,
+        "sqlite_read_all",
+        page,
         || raw_read_all(raw, page),
-        || workload::trellis_read_all(store.as_ref(), page),
+        "SqliteStore",
+        store.as_ref(),
     )
     .await
-    .context("sqlite read_all failed")?;
-    if base.events != scen.events {
-        anyhow::bail!(
-            "the baseline read {} events but read_all read {}",
-            base.events,
-            scen.events
-        );
-    }
-    report.record(
-        "sqlite_read_all",
-        &format!("raw paged scan by global_position, {page} per page"),
-        base,
-        &format!("SqliteStore::read_all, {page} per page"),
-        scen,
-    );
-    Ok(())
 }
 
 /// The baseline reader: an ordered scan by primary key, `page` rows per

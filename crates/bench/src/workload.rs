@@ -214,6 +214,84 @@ where
     Ok((base, scen))
 }
 
+/// The read-all scenario in alternating rounds, after one untimed pass of
+/// each side so neither is measured cold: `store`'s `read_all` (described as
+/// `store_what`) against `raw`, an ordered scan of the same events, `page`
+/// at a time. Records the ratio under `name`; both must read as many events.
+pub async fn read_all_scenario<R, RF>(
+    report: &mut Report,
+    name: &str,
+    page: usize,
+    raw: R,
+    store_what: &str,
+    store: &dyn EventStore,
+) -> Result<()>
+where
+    R: Fn() -> RF,
+    RF: Future<Output = Result<Tally>>,
+{
+    raw().await?;
+    trellis_read_all(store, page).await?;
+    let (base, scen) = alternate(crate::ROUNDS, &raw, || trellis_read_all(store, page))
+        .await
+        .with_context(|| format!("{name} failed"))?;
+    if base.events != scen.events {
+        anyhow::bail!(
+            "the baseline read {} events but read_all read {}",
+            base.events,
+            scen.events
+        );
+    }
+    report.record(
+        name,
+        &format!("raw paged scan by global_position, {page} per page"),
+        base,
+        &format!("{store_what}::read_all, {page} per page"),
+        scen,
+    );
+    Ok(())
+}
+
+/// One append scenario in alternating rounds: `writers` writers appending
+/// `per_append` events at a time through `store` (described as `store_what`,
+/// e.g. `PostgresStore`), against the same writers through `raw` (the
+/// baseline, described as `baseline_what`). Records the ratio under `name`.
+#[allow(clippy::too_many_arguments)]
+pub async fn append_scenario<R, RF>(
+    report: &mut Report,
+    name: &str,
+    (writers, per_append): (usize, usize),
+    slice: Duration,
+    baseline_what: &str,
+    raw: R,
+    store_what: &str,
+    store: &Arc<dyn EventStore>,
+) -> Result<()>
+where
+    R: Fn(Instant, usize) -> RF,
+    RF: Future<Output = Result<u64>> + Send + 'static,
+{
+    let (base, scen) = alternate(
+        crate::ROUNDS,
+        || time_boxed(writers, slice, |deadline| raw(deadline, per_append)),
+        || {
+            time_boxed(writers, slice, |deadline| {
+                trellis_writer(store.clone(), deadline, per_append)
+            })
+        },
+    )
+    .await
+    .with_context(|| format!("{name} failed"))?;
+    let events = if per_append == 1 {
+        "1 event"
+    } else {
+        "100 events"
+    };
+    let scenario_what = format!("{store_what}::append, {events}, Exact version");
+    report.record(name, baseline_what, base, &scenario_what, scen);
+    Ok(())
+}
+
 /// One Trellis writer: round-robin over its own streams, `per_append`
 /// events per append, each append expecting the version it last saw.
 pub async fn trellis_writer(

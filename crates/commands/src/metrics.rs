@@ -1,13 +1,13 @@
-//! Prometheus metrics of the command service, rendered as text on `/metrics`.
-//!
-//! Small on purpose: a few counters and one histogram, kept with atomics and
-//! one mutex-guarded map, so the hot path does no allocation after warm-up.
+//! Prometheus metrics of the write path, added to `/metrics` as a
+//! [`MetricsSource`]: the append latency histogram, version conflicts and
+//! idempotent replays. Kept with atomics, so the hot path does no allocation.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use trellis_http::MetricsSource;
+use trellis_http::metrics::counter;
 
 /// Upper bounds (seconds) of the append latency histogram.
 const BUCKETS: [f64; 12] = [
@@ -15,9 +15,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 #[derive(Debug, Default)]
-pub struct Metrics {
-    /// (method, route, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+pub struct WriteMetrics {
     append_buckets: [AtomicU64; BUCKETS.len()],
     append_count: AtomicU64,
     append_sum_micros: AtomicU64,
@@ -25,14 +23,7 @@ pub struct Metrics {
     idempotent_replays: AtomicU64,
 }
 
-impl Metrics {
-    pub fn request(&self, method: &str, route: &str, status: u16) {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-    }
-
+impl WriteMetrics {
     pub fn append_latency(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         for (bound, bucket) in BUCKETS.iter().zip(&self.append_buckets) {
@@ -58,19 +49,6 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP trellis_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE trellis_http_requests_total counter\n");
-        let requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for ((method, route, status), count) in requests {
-            let _ = writeln!(
-                out,
-                "trellis_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
         out.push_str("# HELP trellis_append_duration_seconds Time to append a command's events.\n");
         out.push_str("# TYPE trellis_append_duration_seconds histogram\n");
         for (bound, bucket) in BUCKETS.iter().zip(&self.append_buckets) {
@@ -88,20 +66,25 @@ impl Metrics {
         let sum = self.append_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "trellis_append_duration_seconds_sum {sum}");
         let _ = writeln!(out, "trellis_append_duration_seconds_count {count}");
-        out.push_str("# HELP trellis_version_conflicts_total Appends refused or retried for a stale version.\n");
-        out.push_str("# TYPE trellis_version_conflicts_total counter\n");
-        let _ = writeln!(
-            out,
-            "trellis_version_conflicts_total {}",
-            self.conflicts.load(Ordering::Relaxed)
+        counter(
+            &mut out,
+            "trellis_version_conflicts_total",
+            "Appends refused or retried for a stale version.",
+            self.conflicts.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP trellis_idempotent_replays_total Retried requests answered with their first outcome.\n");
-        out.push_str("# TYPE trellis_idempotent_replays_total counter\n");
-        let _ = writeln!(
-            out,
-            "trellis_idempotent_replays_total {}",
-            self.idempotent_replays.load(Ordering::Relaxed)
+        counter(
+            &mut out,
+            "trellis_idempotent_replays_total",
+            "Retried requests answered with their first outcome.",
+            self.idempotent_replays.load(Ordering::Relaxed),
         );
         out
+    }
+}
+
+#[async_trait::async_trait]
+impl MetricsSource for WriteMetrics {
+    async fn render(&self) -> String {
+        WriteMetrics::render(self)
     }
 }

@@ -7,12 +7,14 @@
 //!   support requests, completes their own action items; nothing else.
 //! - auditor: reads everything, writes nothing.
 //! - service: what its grants allow (`<scope>:write`), for every rep.
+//!
+//! What each rep command asks of the caller is [`rep_access`].
 
 use trellis_domain::rep::{Owner, RepState};
-use trellis_domain::{ActionItemId, LeaderId, RepId, TeamId};
+use trellis_domain::{ActionItemId, LeaderId, RepCommand, RepId, TeamId};
 
-use crate::auth::{Claims, Role};
-use crate::problem::ApiError;
+use trellis_http::auth::{Claims, Role};
+use trellis_http::problem::ApiError;
 
 /// The kinds of write a service can be granted, as `<scope>:write`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,51 @@ pub fn rep_write(
     }
 }
 
+/// What each rep command asks of the caller.
+pub fn rep_access(command: &RepCommand) -> RepAccess {
+    use RepAccess::{Lead, LeadOrSelf};
+    use RepCommand as C;
+    match command {
+        C::JoinRep { .. } | C::MoveTeam { .. } | C::ChangeRole { .. } | C::Depart { .. } => {
+            Lead(Scope::Reps)
+        }
+        C::AcknowledgeExpectations { .. } => LeadOrSelf(Scope::Reps),
+        C::GiveFeedback { .. }
+        | C::AssessSkill { .. }
+        | C::HoldCoachingSession { .. }
+        | C::DropActionItem { .. }
+        | C::RecordTraining { .. } => Lead(Scope::Coaching),
+        C::AcknowledgeFeedback { .. } => LeadOrSelf(Scope::Coaching),
+        C::CompleteActionItem { completed, .. } => RepAccess::ActionItem(completed.action_item_id),
+        C::MeasurePerformance { .. } => Lead(Scope::Measurements),
+        C::RaiseSupportRequest { .. } => LeadOrSelf(Scope::Support),
+        C::AcknowledgeSupportRequest { .. } | C::ResolveSupportRequest { .. } => {
+            Lead(Scope::Support)
+        }
+        C::StartImprovementPlan { .. }
+        | C::RecordPlanCheckpoint { .. }
+        | C::CloseImprovementPlan { .. } => Lead(Scope::Plans),
+        C::CorrectFact { .. } => Lead(Scope::Corrections),
+        C::HoldReview { .. } => Lead(Scope::Reviews),
+    }
+}
+
+/// May the caller send `command` about the rep `rep_id`, whose stream
+/// folded to `state`? [`rep_write`] with the command's [`rep_access`] (and,
+/// for a rep joining, the team they join).
+pub fn rep_command(
+    claims: &Claims,
+    rep_id: RepId,
+    state: &RepState,
+    command: &RepCommand,
+) -> Result<(), ApiError> {
+    let joining_team = match command {
+        RepCommand::JoinRep { joined, .. } => Some(joined.team_id),
+        _ => None,
+    };
+    rep_write(claims, rep_id, state, joining_team, rep_access(command))
+}
+
 /// The leader a leader-authored record is attributed to: a leader acts as
 /// themselves; an admin or a service names the leader in the body.
 pub fn acting_leader(claims: &Claims, given: Option<LeaderId>) -> Result<LeaderId, ApiError> {
@@ -167,7 +214,7 @@ pub fn acting_leader(claims: &Claims, given: Option<LeaderId>) -> Result<LeaderI
             }
         }
         _ => given.ok_or_else(|| {
-            ApiError::Validation(vec![crate::problem::FieldError {
+            ApiError::Validation(vec![trellis_http::problem::FieldError {
                 field: "leader_id".into(),
                 reason: "say which leader this is from: an admin or a service must name the \
                          leader (leaders' own tokens fill it in)"

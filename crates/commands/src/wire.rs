@@ -1,8 +1,9 @@
 //! Request and response bodies: the JSON contract of the API.
 //!
-//! These are wire types, parsed by hand into domain values in the route
-//! handlers (so every bad field is named), and never used by the domain. Unknown
-//! fields are refused, so a typo is an error instead of a silently dropped value.
+//! These are wire types, parsed by hand into domain commands, each by one
+//! conversion beside its route handler (so every bad field is named), and
+//! never used by the domain. Unknown fields are refused, so a typo is an error
+//! instead of a silently dropped value.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -252,6 +253,13 @@ pub struct Acknowledge {
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
 }
+
+/// The body of an action item's completion: an [`Acknowledge`] (the
+/// OpenAPI document shows it as one), its own type so that it parses into
+/// its own command.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct CompleteActionItem(pub Acknowledge);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

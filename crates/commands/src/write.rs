@@ -3,9 +3,6 @@
 //! pinned a version with `If-Match`; answer a retried `Idempotency-Key` with
 //! the first outcome.
 
-use std::any::Any;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveTime, Utc};
@@ -16,10 +13,11 @@ use trellis_domain::{
 use trellis_eventstore::{AppendOutcome, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId};
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::auth::Claims;
+use crate::cache::{Cacheable, Loaded};
 use crate::extract::WriteHeaders;
-use crate::problem::ApiError;
+use crate::state::CommandState;
+use trellis_http::auth::Claims;
+use trellis_http::problem::ApiError;
 
 /// How many times a conflicting append is re-decided on fresh state. A
 /// conflict means another writer made progress, so retrying is safe; the
@@ -64,106 +62,14 @@ stored!(CompetencyAggregate, Competency, CompetencyEvent);
 stored!(StandardAggregate, Standard, StandardEvent);
 stored!(RepAggregate, Rep, RepEvent);
 
-/// An aggregate's state and the stream version it was folded from.
-#[derive(Debug, Clone)]
-pub struct Loaded<S> {
-    pub state: S,
-    pub version: u64,
-}
-
-/// What an aggregate's state must be to be cached between commands.
-pub trait Cacheable: Clone + Send + Sync + 'static {}
-impl<T: Clone + Send + Sync + 'static> Cacheable for T {}
-
-/// Aggregate states this process has folded, by stream, so a command does
-/// not re-read a stream's whole history. An entry may be stale (another
-/// process appended): that is safe, because every append carries the version
-/// the decision was made on, and a conflict reloads from the store.
-///
-/// A command takes its aggregate's state out (no copy of a long history) and
-/// puts the new state back after its append; facts about other streams (a
-/// competency's status) are peeked at and re-read when older than a second.
-#[derive(Debug)]
-pub struct StateCache {
-    entries: Mutex<HashMap<StreamId, Entry>>,
-    capacity: usize,
-}
-
-#[derive(Debug)]
-struct Entry {
-    version: u64,
-    loaded_at: Instant,
-    state: Box<dyn Any + Send + Sync>,
-}
-
 /// How long a fact about another stream is trusted without a read.
 pub const FACT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl StateCache {
-    pub fn new(capacity: usize) -> Self {
-        StateCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn take<S: Cacheable>(&self, stream: &StreamId) -> Option<Loaded<S>> {
-        let entry = self.lock().remove(stream)?;
-        let state = entry.state.downcast::<S>().ok()?;
-        Some(Loaded {
-            state: *state,
-            version: entry.version,
-        })
-    }
-
-    fn peek<S: Cacheable>(
-        &self,
-        stream: &StreamId,
-        max_age: std::time::Duration,
-    ) -> Option<Loaded<S>> {
-        let entries = self.lock();
-        let entry = entries
-            .get(stream)
-            .filter(|e| e.loaded_at.elapsed() <= max_age)?;
-        let state = entry.state.downcast_ref::<S>()?.clone();
-        Some(Loaded {
-            state,
-            version: entry.version,
-        })
-    }
-
-    fn put<S: Cacheable>(&self, stream: &StreamId, version: u64, state: S) {
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(stream) {
-            // Evict an arbitrary entry: a miss only costs one full read.
-            if let Some(key) = entries.keys().next().cloned() {
-                entries.remove(&key);
-            }
-        }
-        if entries.get(stream).is_some_and(|e| e.version > version) {
-            // Never replace a newer state with an older one.
-            return;
-        }
-        entries.insert(
-            stream.clone(),
-            Entry {
-                version,
-                loaded_at: Instant::now(),
-                state: Box::new(state),
-            },
-        );
-    }
-}
 
 /// Folds a stream into its aggregate's state: from the cached state (taken
 /// out of the cache), reading only the events after it.
 #[tracing::instrument(name = "commands.load", skip_all, fields(stream = %stream), err)]
 pub async fn load<A: Stored>(
-    app: &AppState,
+    app: &CommandState,
     stream: &StreamId,
 ) -> Result<Loaded<A::State>, ApiError>
 where
@@ -176,11 +82,11 @@ where
                 state: A::State::default(),
                 version: 0,
             });
-    let version = crate::streams::read_after(
+    let version = trellis_eventstore::read_stream_after(
         app.store(),
         stream,
         version,
-        crate::streams::PAGE,
+        trellis_eventstore::STREAM_PAGE,
         |recorded| {
             let event = Event::from_stored(
                 &recorded.event_type,
@@ -211,7 +117,7 @@ where
 /// Another stream's state, as a fact a decision needs: from the cache when
 /// read in the last [`FACT_MAX_AGE`], else read (and cached for the next).
 pub async fn load_fact<A: Stored>(
-    app: &AppState,
+    app: &CommandState,
     stream: &StreamId,
 ) -> Result<Loaded<A::State>, ApiError>
 where
@@ -238,7 +144,7 @@ pub struct WriteCtx {
 
 impl WriteCtx {
     pub fn new(
-        app: &AppState,
+        app: &CommandState,
         claims: Claims,
         headers: WriteHeaders,
         fingerprint: [u8; 32],
@@ -257,7 +163,7 @@ impl WriteCtx {
             headers,
             fingerprint,
             command_id,
-            now: app.clock().now(),
+            now: app.http().clock().now(),
         }
     }
 
@@ -283,7 +189,7 @@ impl WriteCtx {
     }
 
     /// The first outcome of a retried keyed request, if it was recorded.
-    pub async fn replay(&self, app: &AppState) -> Result<Option<AppendOutcome>, ApiError> {
+    pub async fn replay(&self, app: &CommandState) -> Result<Option<AppendOutcome>, ApiError> {
         if self.headers.idempotency_key.is_none() {
             return Ok(None);
         }
@@ -348,7 +254,7 @@ pub fn to_new_event(event: &Event, now: DateTime<Utc>) -> NewEvent {
     err(level = "debug")
 )]
 pub async fn execute<A: Stored>(
-    app: &AppState,
+    app: &CommandState,
     ctx: &WriteCtx,
     stream: &StreamId,
     mut command: impl FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,

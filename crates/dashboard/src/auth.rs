@@ -8,11 +8,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use trellis_commands::auth::{AuthError, Claims, Role};
+use trellis_http::auth::{AuthError, Claims, Role};
 use uuid::Uuid;
 
-use crate::html::{esc, page};
-use crate::{DashboardState, PageError};
+use crate::error::PageError;
+use crate::html::sign_in_html;
+use crate::state::DashboardState;
 
 /// The cookie that carries the token.
 pub(crate) const COOKIE: &str = "trellis_token";
@@ -130,32 +131,12 @@ impl FromRequestParts<DashboardState> for Viewer {
             .or_else(|| cookie_token(&parts.headers))
             .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?;
         state
-            .app()
+            .http()
             .token_key()
             .verify(&token, state.now_secs())
             .map(Viewer)
             .map_err(|e| PageError::Unauthorized(explain(&e)))
     }
-}
-
-/// The sign-in page, with an optional message.
-pub(crate) fn sign_in_html(message: Option<&str>) -> String {
-    let message = message
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
-        .unwrap_or_default();
-    let body = format!(
-        "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
-         <p class=\"lead\">Paste the token you were given (an admin creates one with \
-         <code>trellis token</code>; <code>trellis demo</code> prints one per role).</p>{message}\
-         <form method=\"post\" action=\"/login\" class=\"card\">\
-         <label for=\"token\"><strong>Token</strong></label>\
-         <textarea id=\"token\" name=\"token\" required autocomplete=\"off\" spellcheck=\"false\" \
-         aria-describedby=\"token-help\"></textarea>\
-         <p id=\"token-help\" class=\"muted\">The token is kept in a cookie that scripts cannot read, \
-         and is sent only to this server.</p>\
-         <button class=\"primary\" type=\"submit\">Sign in</button></form></div>"
-    );
-    page("Sign in", None, &body)
 }
 
 /// `GET /`: the sign-in form, or the home page for a signed-in viewer.
@@ -165,7 +146,7 @@ pub(crate) async fn sign_in_page(
 ) -> Response {
     if let Some(token) = cookie_token(&headers)
         && state
-            .app()
+            .http()
             .token_key()
             .verify(&token, state.now_secs())
             .is_ok()
@@ -188,12 +169,7 @@ pub(crate) async fn login_link(
     headers: HeaderMap,
     Query(form): Query<TokenForm>,
 ) -> Response {
-    sign_in(
-        &state,
-        &form.token,
-        form.next.as_deref(),
-        reached_over_https(&headers),
-    )
+    sign_in(&state, &form, &headers)
 }
 
 /// `POST /login` from the sign-in form.
@@ -202,12 +178,7 @@ pub(crate) async fn login_form(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    sign_in(
-        &state,
-        &form.token,
-        form.next.as_deref(),
-        reached_over_https(&headers),
-    )
+    sign_in(&state, &form, &headers)
 }
 
 /// Whether the browser reached us over HTTPS: Trellis speaks plain HTTP, so
@@ -234,9 +205,10 @@ fn reached_over_https(headers: &HeaderMap) -> bool {
         })
 }
 
-fn sign_in(state: &DashboardState, token: &str, next: Option<&str>, https: bool) -> Response {
-    let token: String = token.chars().filter(|c| !c.is_whitespace()).collect();
-    let claims = match state.app().token_key().verify(&token, state.now_secs()) {
+fn sign_in(state: &DashboardState, form: &TokenForm, headers: &HeaderMap) -> Response {
+    let (next, https) = (form.next.as_deref(), reached_over_https(headers));
+    let token: String = form.token.chars().filter(|c| !c.is_whitespace()).collect();
+    let claims = match state.http().token_key().verify(&token, state.now_secs()) {
         Ok(claims) => claims,
         Err(e) => {
             return (

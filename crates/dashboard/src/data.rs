@@ -1,25 +1,23 @@
 //! Loading what the pages show: documents of the `growth` projection's
-//! active generation, a rep's own stream (for the words of notes, which the
-//! read models do not keep), and a rep "as of" a past date, derived from the
-//! rep's facts cut at that date with the projection's own pure functions.
+//! active generation, and the entries of a rep's coaching-and-feedback
+//! timeline from their stream (for the words of notes, which the read models
+//! do not keep). Time travel, packets and audit trails are the read side's
+//! (`trellis_queries`), not this module's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
-use trellis_commands::streams::{self, read_rep_stream};
 use trellis_domain::rep::{
     self, Correction, FeedbackKind, Owner, RepEvent, RepState, Visibility, evolve,
 };
 use trellis_domain::{LeaderId, RepId, StandardId, TeamId};
-use trellis_eventstore::RecordedEvent;
-use trellis_projections::growth::derive::{self, GrowthTimeline, RepProfile};
-use trellis_projections::growth::{
-    CompetencyDoc, Dated, ItemStatus, LeaderDoc, NAME, RepFacts, StandardDoc, TeamDoc, kinds,
-};
-use trellis_projections::store::Status;
+use trellis_projections::growth::derive::{GrowthTimeline, RepProfile};
+use trellis_projections::growth::{CompetencyDoc, LeaderDoc, StandardDoc, TeamDoc, kinds};
 
-use crate::{DashboardState, PageError};
+use crate::error::PageError;
+use crate::html::outcome;
+use crate::state::DashboardState;
 
 /// Documents of one kind by key; missing keys are left out.
 pub(crate) async fn docs<T: DeserializeOwned>(
@@ -27,19 +25,7 @@ pub(crate) async fn docs<T: DeserializeOwned>(
     kind: &str,
     keys: &[String],
 ) -> Result<Vec<T>, PageError> {
-    if keys.is_empty() {
-        return Ok(vec![]);
-    }
-    state
-        .read()
-        .get(NAME, kind, keys)
-        .await?
-        .into_iter()
-        .map(|(key, doc)| {
-            serde_json::from_value(doc)
-                .map_err(|e| PageError::Internal(format!("{kind} document {key}: {e}")))
-        })
-        .collect()
+    Ok(state.models().docs(kind, keys).await?)
 }
 
 pub(crate) async fn doc<T: DeserializeOwned>(
@@ -47,31 +33,12 @@ pub(crate) async fn doc<T: DeserializeOwned>(
     kind: &str,
     key: impl ToString,
 ) -> Result<Option<T>, PageError> {
-    Ok(docs(state, kind, &[key.to_string()]).await?.pop())
+    Ok(state.models().doc(kind, key).await?)
 }
 
 /// Every team (few enough to list).
 pub(crate) async fn all_teams(state: &DashboardState) -> Result<Vec<TeamDoc>, PageError> {
-    let generations = state.read().generations().await?;
-    let Some(active) = generations
-        .iter()
-        .find(|g| g.model == NAME && g.status == Status::Active)
-    else {
-        return Ok(vec![]);
-    };
-    let mut teams = vec![];
-    for (_, key, value) in state
-        .read()
-        .load(NAME, active.generation, &[kinds::TEAM])
-        .await?
-    {
-        teams.push(
-            serde_json::from_value::<TeamDoc>(value)
-                .map_err(|e| PageError::Internal(format!("team document {key}: {e}")))?,
-        );
-    }
-    teams.sort_by_key(|t| t.name.to_string());
-    Ok(teams)
+    Ok(state.models().teams().await?)
 }
 
 pub(crate) async fn team(state: &DashboardState, id: TeamId) -> Result<Option<TeamDoc>, PageError> {
@@ -98,15 +65,7 @@ pub(crate) async fn profiles_and_timelines(
     state: &DashboardState,
     reps: &BTreeSet<RepId>,
 ) -> Result<Vec<(RepProfile, GrowthTimeline)>, PageError> {
-    let keys: Vec<String> = reps.iter().map(ToString::to_string).collect();
-    let profiles: Vec<RepProfile> = docs(state, kinds::REP_PROFILE, &keys).await?;
-    let timelines: Vec<GrowthTimeline> = docs(state, kinds::GROWTH_TIMELINE, &keys).await?;
-    let mut timelines: BTreeMap<RepId, GrowthTimeline> =
-        timelines.into_iter().map(|t| (t.rep_id, t)).collect();
-    Ok(profiles
-        .into_iter()
-        .filter_map(|p| timelines.remove(&p.rep_id).map(|t| (p, t)))
-        .collect())
+    Ok(state.models().profiles_and_timelines(reps).await?)
 }
 
 /// Competency names by id.
@@ -158,20 +117,6 @@ pub(crate) async fn leader_names(
         .collect())
 }
 
-/// Every event of a rep's stream, oldest first.
-pub(crate) async fn rep_events(
-    state: &DashboardState,
-    rep: RepId,
-) -> Result<Vec<RecordedEvent>, PageError> {
-    let mut events = vec![];
-    read_rep_stream(state.app().store(), rep, 0, streams::PAGE, |e| {
-        events.push(e);
-        Ok::<_, PageError>(())
-    })
-    .await?;
-    Ok(events)
-}
-
 /// The ids (as text) of the records a rep may not see the content of: the
 /// domain's [`rep::hidden_from_rep`] over the rep's stream.
 pub(crate) fn hidden_from_rep<'a>(
@@ -207,8 +152,8 @@ pub(crate) struct Entry {
 /// Unless `private` is true (a leader's view), what the rep may not see is
 /// left out: private notes, what came out of private sessions, and feedback
 /// and sessions retracted since (the domain's [`rep::hidden_from_rep`]).
-pub(crate) fn timeline_entries(
-    events: &[RecordedEvent],
+pub(crate) fn timeline_entries<'a>(
+    decoded: impl IntoIterator<Item = &'a RepEvent>,
     competencies: &BTreeMap<String, String>,
     private: bool,
 ) -> Vec<Entry> {
@@ -218,21 +163,18 @@ pub(crate) fn timeline_entries(
             .cloned()
             .unwrap_or_else(|| "a competency".to_owned())
     };
-    let decoded: Vec<RepEvent> = streams::decode_rep_events(events)
-        .into_iter()
-        .flatten()
-        .collect();
+    let decoded: Vec<&RepEvent> = decoded.into_iter().collect();
     // What a rep may not see (the domain's rule); a leader sees it all,
     // private and retracted records labelled as such.
     let hidden = if private {
         BTreeSet::new()
     } else {
-        hidden_from_rep(&decoded)
+        hidden_from_rep(decoded.iter().copied())
     };
     // What later corrections say about earlier facts.
     let mut corrections: BTreeMap<String, String> = BTreeMap::new();
     for event in &decoded {
-        if let RepEvent::FactCorrected(c) = event {
+        if let RepEvent::FactCorrected(c) = *event {
             let what = match &c.correction {
                 Correction::SkillLevel { level, .. } => {
                     format!("corrected to level {}", level.get())
@@ -384,38 +326,11 @@ pub(crate) fn timeline_entries(
                 }
             }
             RepEvent::ActionItemCompleted(e) => {
-                if hidden.contains(&e.action_item_id.to_string()) {
-                    continue;
-                }
-                let (description, is_private) = items
-                    .get(&e.action_item_id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| ("an action item".to_owned(), false));
-                entry(
-                    e.on,
-                    "coaching",
-                    format!("Action item done: {description}"),
-                    None,
-                    is_private,
-                    None,
-                );
+                out.extend(closed_item(&items, &hidden, e.action_item_id, e.on, None));
             }
             RepEvent::ActionItemDropped(e) => {
-                if hidden.contains(&e.action_item_id.to_string()) {
-                    continue;
-                }
-                let (description, is_private) = items
-                    .get(&e.action_item_id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| ("an action item".to_owned(), false));
-                entry(
-                    e.on,
-                    "coaching",
-                    format!("Action item dropped: {description}"),
-                    Some(e.reason.to_string()),
-                    is_private,
-                    None,
-                );
+                let reason = Some(e.reason.to_string());
+                out.extend(closed_item(&items, &hidden, e.action_item_id, e.on, reason));
             }
             RepEvent::TrainingCompleted(e) => {
                 entry(
@@ -491,14 +406,7 @@ pub(crate) fn timeline_entries(
             RepEvent::ImprovementPlanClosed(e) => entry(
                 e.on,
                 "plan",
-                format!(
-                    "Improvement plan closed: {}",
-                    match e.outcome {
-                        trellis_domain::rep::PlanOutcome::Met => "met",
-                        trellis_domain::rep::PlanOutcome::Extended => "extended",
-                        trellis_domain::rep::PlanOutcome::NotMet => "not met",
-                    }
-                ),
+                format!("Improvement plan closed: {}", outcome(e.outcome)),
                 Some(e.note.to_string()),
                 false,
                 None,
@@ -529,75 +437,37 @@ pub(crate) fn timeline_entries(
     out
 }
 
-// ---------------------------------------------------------------------------
-// As of a date
-
-fn history_until<T: Clone>(history: &[Dated<T>], day: NaiveDate) -> Vec<Dated<T>> {
-    let mut kept: Vec<Dated<T>> = history.iter().filter(|d| d.from <= day).cloned().collect();
-    if kept.is_empty()
-        && let Some(first) = history.first()
-    {
-        kept.push(first.clone());
+/// The entry of an action item closed on `on`: done, or dropped with its
+/// reason; none for an item of a record the viewer does not see (`hidden`).
+/// `items` holds each item's description and whether its session was private.
+fn closed_item(
+    items: &BTreeMap<String, (String, bool)>,
+    hidden: &BTreeSet<String>,
+    item: trellis_domain::ActionItemId,
+    on: NaiveDate,
+    dropped_because: Option<String>,
+) -> Option<Entry> {
+    let id = item.to_string();
+    if hidden.contains(&id) {
+        return None;
     }
-    kept
-}
-
-/// What the rep's facts were at the end of `day`, as it happened (business
-/// time): everything dated later is left out, closures after `day` reopen.
-/// Corrections recorded later stay applied (this is not "as known then":
-/// that needs the log's recorded times, the queries crate's time travel).
-pub(crate) fn facts_as_of(facts: &RepFacts, day: NaiveDate) -> RepFacts {
-    let mut f = facts.clone();
-    f.roles = history_until(&facts.roles, day);
-    f.teams = history_until(&facts.teams, day);
-    f.departed_on = facts.departed_on.filter(|d| *d <= day);
-    f.acknowledged.retain(|_, on| *on <= day);
-    f.assessments.retain(|_, a| a.assessed_on <= day);
-    f.measurements.retain(|_, m| m.period.end() <= day);
-    f.feedback.retain(|_, x| x.given_on <= day);
-    for fb in f.feedback.values_mut() {
-        fb.acknowledged_on = fb.acknowledged_on.filter(|on| *on <= day);
-    }
-    f.sessions.retain(|_, s| s.held_on <= day);
-    let sessions = f.sessions.clone();
-    f.action_items
-        .retain(|_, i| sessions.contains_key(&i.session_id));
-    for item in f.action_items.values_mut() {
-        if item.status.closed_on().is_some_and(|on| on > day) {
-            item.status = ItemStatus::Open;
-        }
-    }
-    f.trainings.retain(|_, t| t.completed_on <= day);
-    f.support_requests.retain(|_, r| r.raised_on <= day);
-    for r in f.support_requests.values_mut() {
-        r.acknowledged = r.acknowledged.filter(|(_, on)| *on <= day);
-        r.resolved = r.resolved.filter(|(_, on)| *on <= day);
-    }
-    f.plans.retain(|_, p| p.started_on <= day);
-    for p in f.plans.values_mut() {
-        p.checkpoints.retain(|on| *on <= day);
-        p.closed = p.closed.filter(|(_, on)| *on <= day);
-    }
-    f.reviews_held.retain(|on| *on <= day);
-    f
-}
-
-/// The rep's profile and timeline as of the end of `day`.
-pub(crate) fn derive_as_of(
-    facts: &RepFacts,
-    standards: &BTreeMap<StandardId, StandardDoc>,
-    gate_periods: u32,
-    day: NaiveDate,
-) -> (RepProfile, GrowthTimeline) {
-    let facts = facts_as_of(facts, day);
-    let timeline = derive::timeline(&facts, standards);
-    let profile = derive::profile(&facts, &timeline, standards, gate_periods);
-    (profile, timeline)
-}
-
-pub(crate) async fn rep_facts(
-    state: &DashboardState,
-    rep: RepId,
-) -> Result<Option<RepFacts>, PageError> {
-    doc(state, kinds::REP_FACTS, rep).await
+    let (description, private) = items
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| ("an action item".to_owned(), false));
+    let verb = if dropped_because.is_some() {
+        "dropped"
+    } else {
+        "done"
+    };
+    Some(Entry {
+        on,
+        class: "coaching",
+        title: format!("Action item {verb}: {description}"),
+        text: dropped_because,
+        extra: vec![],
+        private,
+        by: None,
+        corrected: None,
+    })
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use trellis_commands::auth::{Claims, Role};
+use trellis_http::auth::{Claims, Role};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub(crate) fn esc(text: &str) -> String {
@@ -116,6 +116,36 @@ fn viewer_label(claims: &Claims) -> String {
     }
 }
 
+/// The start of a scrolling table: one header cell per column; a label
+/// that starts with `#` is a numeric column (right-aligned), shown without
+/// the `#`. The caller writes the rows and `</tbody></table></div>`.
+pub(crate) fn table_start(columns: &[&str]) -> String {
+    let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
+    for column in columns {
+        match column.strip_prefix('#') {
+            Some(label) => {
+                let label = if label.is_empty() { "#" } else { label };
+                let _ = write!(out, "<th scope=\"col\" class=\"n\">{}</th>", esc(label));
+            }
+            None => {
+                let _ = write!(out, "<th scope=\"col\">{}</th>", esc(column));
+            }
+        }
+    }
+    out.push_str("</tr></thead><tbody>");
+    out
+}
+
+/// How an improvement plan ended, in words.
+pub(crate) fn outcome(outcome: trellis_domain::rep::PlanOutcome) -> &'static str {
+    use trellis_domain::rep::PlanOutcome as O;
+    match outcome {
+        O::Met => "met",
+        O::Extended => "extended",
+        O::NotMet => "not met",
+    }
+}
+
 /// A standing as a coloured badge.
 pub(crate) fn standing_badge(kind: trellis_projections::growth::StandingKind) -> String {
     use trellis_projections::growth::StandingKind as K;
@@ -214,3 +244,23 @@ textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid 
 @media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}}
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
+
+/// The sign-in page, with an optional message.
+pub(crate) fn sign_in_html(message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
+         <p class=\"lead\">Paste the token you were given (an admin creates one with \
+         <code>trellis token</code>; <code>trellis demo</code> prints one per role).</p>{message}\
+         <form method=\"post\" action=\"/login\" class=\"card\">\
+         <label for=\"token\"><strong>Token</strong></label>\
+         <textarea id=\"token\" name=\"token\" required autocomplete=\"off\" spellcheck=\"false\" \
+         aria-describedby=\"token-help\"></textarea>\
+         <p id=\"token-help\" class=\"muted\">The token is kept in a cookie that scripts cannot read, \
+         and is sent only to this server.</p>\
+         <button class=\"primary\" type=\"submit\">Sign in</button></form></div>"
+    );
+    page("Sign in", None, &body)
+}

@@ -2,7 +2,6 @@
 
 use std::fmt::Debug;
 
-use crate::event::Event;
 use crate::rejection::Rejection;
 
 /// A consistency boundary with its own event stream.
@@ -18,7 +17,7 @@ pub trait Aggregate {
     /// What someone asks the aggregate to do.
     type Command: Debug;
     /// What happened.
-    type Event: Clone + Debug + PartialEq + Into<Event>;
+    type Event: Clone + Debug + PartialEq;
 
     /// Accepts a command as the events it causes (possibly none), or refuses it.
     fn decide(state: &Self::State, command: Self::Command) -> Result<Vec<Self::Event>, Rejection>;

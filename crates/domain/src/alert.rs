@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::event::event_enum;
 use crate::ids::{
     ActionItemId, AlertId, LeaderId, PlanId, RepId, StandardId, SupportRequestId, TeamId, stream_id,
 };
+use crate::payload::event_enum;
 use crate::period::Period;
 use crate::rejection::Rejection;
 use crate::values::ValueError;

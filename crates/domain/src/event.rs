@@ -6,131 +6,15 @@
 //! and an upcaster in [`crate::upcast`] turns old payloads into the current shape
 //! on read. Nothing already stored is ever rewritten.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::alert::AlertEvent;
 use crate::competency::CompetencyEvent;
+use crate::decode::DecodeError;
 use crate::rep::RepEvent;
 use crate::standard::StandardEvent;
 use crate::team::TeamEvent;
 use crate::upcast;
-
-/// Implemented by every event struct: its stable type name and current schema version.
-pub trait EventPayload: Serialize {
-    /// The stable type name, in PascalCase (e.g. `"FeedbackGiven"`).
-    const EVENT_TYPE: &'static str;
-    /// The current schema version of the payload, starting at 1.
-    const SCHEMA_VERSION: u16;
-}
-
-/// Serializes an event struct's own fields.
-pub(crate) fn payload_of<E: Serialize>(event: &E) -> Value {
-    // Event structs hold only strings, numbers, dates, sequences and string-keyed
-    // structs, for which serialization to a JSON value cannot fail.
-    serde_json::to_value(event).expect("event structs always serialize to JSON")
-}
-
-/// Declares one aggregate's event enum over its event structs, with each
-/// struct's stable type name and current schema version.
-macro_rules! event_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $Enum:ident in $category:literal {
-            $( $(#[$vmeta:meta])* $Variant:ident($Struct:ident) = ($type_name:literal, v $version:literal) ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq)]
-        pub enum $Enum {
-            $( $(#[$vmeta])* $Variant($Struct), )+
-        }
-
-        $(
-            impl $crate::event::EventPayload for $Struct {
-                const EVENT_TYPE: &'static str = $type_name;
-                const SCHEMA_VERSION: u16 = $version;
-            }
-
-            impl From<$Struct> for $Enum {
-                fn from(event: $Struct) -> Self {
-                    $Enum::$Variant(event)
-                }
-            }
-
-            impl From<$Struct> for $crate::event::Event {
-                fn from(event: $Struct) -> Self {
-                    $crate::event::Event::from($Enum::$Variant(event))
-                }
-            }
-        )+
-
-        impl $Enum {
-            /// The stream category of this aggregate.
-            pub const CATEGORY: &'static str = $category;
-
-            /// Every event type of this aggregate with its current schema version.
-            pub const TYPES: &'static [(&'static str, u16)] = &[ $( ($type_name, $version), )+ ];
-
-            /// The stable type name.
-            pub fn event_type(&self) -> &'static str {
-                match self {
-                    $( Self::$Variant(_) => $type_name, )+
-                }
-            }
-
-            /// The schema version the payload is written in.
-            pub fn schema_version(&self) -> u16 {
-                match self {
-                    $( Self::$Variant(_) => $version, )+
-                }
-            }
-
-            /// The event's own fields as JSON.
-            pub fn to_payload(&self) -> serde_json::Value {
-                match self {
-                    $( Self::$Variant(event) => $crate::event::payload_of(event), )+
-                }
-            }
-
-            /// Decodes a payload already in the current schema version; `None` when
-            /// `event_type` is not one of this aggregate's.
-            pub(crate) fn decode_current(
-                event_type: &str,
-                payload: serde_json::Value,
-            ) -> Option<Result<Self, serde_json::Error>> {
-                match event_type {
-                    $( $type_name => Some(serde_json::from_value::<$Struct>(payload).map(Self::$Variant)), )+
-                    _ => None,
-                }
-            }
-
-            /// [`Self::decode_current`] from a borrowed payload, with no copy of it.
-            pub(crate) fn decode_current_ref(
-                event_type: &str,
-                payload: &serde_json::Value,
-            ) -> Option<Result<Self, serde_json::Error>> {
-                match event_type {
-                    $( $type_name => Some(<$Struct as serde::Deserialize>::deserialize(payload).map(Self::$Variant)), )+
-                    _ => None,
-                }
-            }
-
-            /// [`Self::decode_current`] from the payload's JSON text, with no
-            /// `serde_json::Value` in between.
-            pub(crate) fn decode_current_json(
-                event_type: &str,
-                payload: &str,
-            ) -> Option<Result<Self, serde_json::Error>> {
-                match event_type {
-                    $( $type_name => Some(serde_json::from_str::<$Struct>(payload).map(Self::$Variant)), )+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-pub(crate) use event_enum;
 
 /// Any event in Trellis, grouped by the aggregate whose stream it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,31 +62,6 @@ impl From<RepEvent> for Event {
     fn from(event: RepEvent) -> Self {
         Event::Rep(event)
     }
-}
-
-/// Why a stored event could not be read back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error(
-        "unknown event type “{event_type}”; this build of Trellis does not know it (is it older than the data?)"
-    )]
-    UnknownType { event_type: String },
-    #[error(
-        "{event_type} schema version {version} is not supported; this build reads versions 1 to {latest} (is it older than the data?)"
-    )]
-    UnsupportedVersion {
-        event_type: String,
-        version: u16,
-        latest: u16,
-    },
-    #[error("{event_type} schema version {version} has no upcaster to version {} — a bug in Trellis", version + 1)]
-    MissingUpcaster { event_type: String, version: u16 },
-    #[error("{event_type} schema version {version} payload is malformed: {reason}")]
-    Malformed {
-        event_type: String,
-        version: u16,
-        reason: String,
-    },
 }
 
 impl Event {

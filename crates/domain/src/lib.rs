@@ -41,8 +41,10 @@
 pub mod aggregate;
 pub mod alert;
 pub mod competency;
+mod decode;
 pub mod event;
 pub mod ids;
+mod payload;
 pub mod period;
 pub mod rejection;
 pub mod rep;
@@ -59,17 +61,19 @@ pub use alert::{
 pub use competency::{
     CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyState, CompetencyStatus,
 };
-pub use event::{DecodeError, Event, EventPayload};
+pub use decode::DecodeError;
+pub use event::Event;
 pub use ids::{
     ActionItemId, AlertId, AssessmentId, CompetencyId, FeedbackId, LeaderId, MeasurementId, PlanId,
     RepId, ReviewId, SessionId, StandardId, SupportRequestId, TeamId, TrainingId, stream_id,
 };
+pub use payload::EventPayload;
 pub use period::{Period, PeriodKind};
 pub use rejection::Rejection;
 pub use rep::{RepAggregate, RepCommand, RepEvent, RepState};
 pub use standard::{
-    Direction, StandardAggregate, StandardCommand, StandardEvent, StandardKind, StandardState,
-    StandardStatus, attainment, ramp_adjusted_target,
+    Direction, MAX_AT_MOST_ATTAINMENT, StandardAggregate, StandardCommand, StandardEvent,
+    StandardKind, StandardState, StandardStatus, attainment, ramp_adjusted_target,
 };
 pub use team::{TeamAggregate, TeamCommand, TeamEvent, TeamState};
 pub use values::{

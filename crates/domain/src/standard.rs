@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
-use crate::event::event_enum;
 use crate::ids::{StandardId, stream_id};
+use crate::payload::event_enum;
 use crate::period::PeriodKind;
 use crate::rejection::Rejection;
 use crate::values::{MetricName, MetricValue, Name, NonEmptyText, Role, Target};
@@ -95,14 +95,24 @@ impl StandardId {
     }
 }
 
+/// The highest attainment an at-most standard shows: ten times under the
+/// ceiling, or nothing at all (an actual of 0), is as good as it gets.
+pub const MAX_AT_MOST_ATTAINMENT: f64 = 10.0;
+
 /// How well `actual` meets `target`: `actual ÷ target` for at-least standards,
 /// `target ÷ actual` for at-most ones. 1.0 means exactly on target; above 1.0 is better.
 ///
-/// `None` when undefined: an at-most standard with an actual of 0.
+/// The target of an at-most standard is a ceiling, so the lower the actual
+/// the better, and an actual of 0 (no incomplete CRM record at all) is the
+/// best period there is: it is met, with [`MAX_AT_MOST_ATTAINMENT`], where
+/// `target ÷ 0` has no value. Below a tenth of the ceiling every period shows
+/// that same figure, so one quiet week cannot swamp a mean. `None` only
+/// when a ratio is not a number.
 pub fn attainment(direction: Direction, actual: MetricValue, target: Target) -> Option<f64> {
     let ratio = match direction {
         Direction::AtLeast => actual.get() / target.get(),
-        Direction::AtMost => target.get() / actual.get(),
+        Direction::AtMost if actual.get() <= 0.0 => MAX_AT_MOST_ATTAINMENT,
+        Direction::AtMost => (target.get() / actual.get()).min(MAX_AT_MOST_ATTAINMENT),
     };
     ratio.is_finite().then_some(ratio)
 }
@@ -116,8 +126,9 @@ pub fn ramp_adjusted_target(target: Target, ramp: &[RampStep], period_index: u32
     }
 }
 
-/// One version of a standard's target, roles and ramp.
-#[derive(Debug, Clone, PartialEq)]
+/// One version of a standard's target, roles and ramp. The read models keep
+/// it as it is (its serialized form is their document's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StandardVersion {
     pub version: u32,
     pub target: Target,
@@ -127,6 +138,43 @@ pub struct StandardVersion {
 }
 
 impl StandardVersion {
+    /// The first version, as the standard was set.
+    pub fn set(e: &StandardSet) -> StandardVersion {
+        StandardVersion {
+            version: e.version,
+            target: e.target,
+            roles: e.roles.clone(),
+            ramp: e.ramp.clone(),
+            effective_from: e.effective_from,
+        }
+    }
+
+    /// The version a revision makes of `previous`: the roles and the ramp
+    /// carry over unless the revision names new ones.
+    pub fn revised(previous: &StandardVersion, e: &StandardRevised) -> StandardVersion {
+        StandardVersion {
+            version: e.version,
+            target: e.target,
+            roles: e.roles.clone().unwrap_or_else(|| previous.roles.clone()),
+            ramp: e.ramp.clone().unwrap_or_else(|| previous.ramp.clone()),
+            effective_from: e.effective_from,
+        }
+    }
+
+    /// The version in force on `date` among `versions` (oldest first): the
+    /// latest one whose `effective_from` is on or before `date`. `None`
+    /// before the first takes effect and from `retired_from` on.
+    pub fn in_force(
+        versions: &[StandardVersion],
+        retired_from: Option<NaiveDate>,
+        date: NaiveDate,
+    ) -> Option<&StandardVersion> {
+        if retired_from.is_some_and(|from| from <= date) {
+            return None;
+        }
+        versions.iter().rev().find(|v| v.effective_from <= date)
+    }
+
     /// The target for a rep's `period_index`-th period, ramp included.
     pub fn target_for(&self, period_index: u32) -> Target {
         ramp_adjusted_target(self.target, &self.ramp, period_index)
@@ -161,13 +209,8 @@ impl Standard {
     /// or before `date`. `None` before the first version takes effect and from the
     /// day the standard is retired.
     pub fn version_in_force(&self, date: NaiveDate) -> Option<&StandardVersion> {
-        if self.retired.as_ref().is_some_and(|(from, _)| *from <= date) {
-            return None;
-        }
-        self.versions
-            .iter()
-            .rev()
-            .find(|v| v.effective_from <= date)
+        let retired_from = self.retired.as_ref().map(|(from, _)| *from);
+        StandardVersion::in_force(&self.versions, retired_from, date)
     }
 }
 
@@ -409,24 +452,11 @@ pub fn evolve(state: StandardState, event: &StandardEvent) -> StandardState {
             direction: e.direction,
             unit: e.unit.clone(),
             period: e.period,
-            versions: vec![StandardVersion {
-                version: e.version,
-                target: e.target,
-                roles: e.roles.clone(),
-                ramp: e.ramp.clone(),
-                effective_from: e.effective_from,
-            }],
+            versions: vec![StandardVersion::set(e)],
             retired: None,
         }),
         (StandardState::Set(mut standard), StandardEvent::Revised(e)) => {
-            let previous = standard.latest();
-            let version = StandardVersion {
-                version: e.version,
-                target: e.target,
-                roles: e.roles.clone().unwrap_or_else(|| previous.roles.clone()),
-                ramp: e.ramp.clone().unwrap_or_else(|| previous.ramp.clone()),
-                effective_from: e.effective_from,
-            };
+            let version = StandardVersion::revised(standard.latest(), e);
             standard.versions.push(version);
             StandardState::Set(standard)
         }

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
-use crate::event::event_enum;
 use crate::ids::{LeaderId, TeamId, stream_id};
+use crate::payload::event_enum;
 use crate::rejection::Rejection;
 use crate::values::{Name, PersonName};
 

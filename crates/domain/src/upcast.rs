@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::DecodeError;
+use crate::decode::DecodeError;
 
 /// Upcasts `payload` from `version` to `latest`, one step at a time.
 pub(crate) fn to_latest(

@@ -1,36 +1,7 @@
-use crate::{ExpectedVersion, StreamId};
+//! How the databases' own errors become the log's [`Error`]: what is
+//! transient (unavailable) and what is not.
 
-/// Everything that can go wrong talking to the log.
-///
-/// The variants are what a caller must tell apart: a conflict is retried or
-/// shown as 409; bad input is the caller's fault (4xx); unavailable is
-/// transient (503 with `Retry-After`); internal is a bug or a damaged store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The stream moved on since the writer read it. Nothing was written.
-    #[error(
-        "stream {stream} is at version {current}, but the write expected version {expected}: \
-         reload the stream and decide again"
-    )]
-    Conflict {
-        stream: StreamId,
-        expected: ExpectedVersion,
-        current: u64,
-    },
-
-    /// The request itself is wrong; the message says what and how to fix it.
-    #[error("{0}")]
-    InvalidInput(String),
-
-    /// The store cannot be reached or is overloaded right now. Nothing that
-    /// was acknowledged before is lost; the same call may succeed later.
-    #[error("the event store is unavailable: {0}")]
-    Unavailable(String),
-
-    /// A bug, or a store that holds something it should not.
-    #[error("event store failure: {0}")]
-    Internal(String),
-}
+use crate::types::Error;
 
 /// The error and its causes, "error connecting to server: Connection refused".
 fn with_causes(e: &dyn std::error::Error) -> String {
@@ -104,4 +75,40 @@ impl From<rusqlite::Error> for Error {
             _ => Error::Internal(e.to_string()),
         }
     }
+}
+
+/// A PostgreSQL error as a component's error carries it: the server's code
+/// and message, or what the driver says.
+pub fn postgres_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Implements `From` the PostgreSQL, pool and SQLite errors for the error
+/// type of a crate that keeps its own tables beside the log (the read
+/// models, the webhooks), as its variant that holds the database's words:
+/// `trellis_eventstore::from_database_errors!(Error, Error::Database);`.
+#[macro_export]
+macro_rules! from_database_errors {
+    ($error:ty, $variant:path) => {
+        impl From<$crate::drivers::tokio_postgres::Error> for $error {
+            fn from(e: $crate::drivers::tokio_postgres::Error) -> Self {
+                $variant($crate::postgres_error_text(&e))
+            }
+        }
+
+        impl From<$crate::drivers::deadpool_postgres::PoolError> for $error {
+            fn from(e: $crate::drivers::deadpool_postgres::PoolError) -> Self {
+                $variant(format!("no connection: {e}"))
+            }
+        }
+
+        impl From<$crate::drivers::rusqlite::Error> for $error {
+            fn from(e: $crate::drivers::rusqlite::Error) -> Self {
+                $variant(e.to_string())
+            }
+        }
+    };
 }

@@ -29,16 +29,23 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 pub mod chain;
+/// The database drivers, for [`from_database_errors!`].
+#[doc(hidden)]
+pub mod drivers {
+    pub use deadpool_postgres;
+    pub use rusqlite;
+    pub use tokio_postgres;
+}
 mod error;
 pub mod postgres;
 pub mod sqlite;
 mod types;
 
 pub use chain::{Finding, Problem, VerifyReport};
-pub use error::Error;
+pub use error::postgres_error_text;
 pub use types::{
-    AppendOutcome, Checkpoint, CommandMeta, ExpectedVersion, Hash, MAX_STREAM_ID_LEN, Metadata,
-    NewEvent, RecordedEvent, StreamId, StreamWrite, entity_uuid,
+    AppendOutcome, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash, MAX_STREAM_ID_LEN,
+    Metadata, NewEvent, RecordedEvent, StreamId, StreamWrite, entity_uuid,
 };
 
 /// The most events one append may carry.
@@ -159,6 +166,46 @@ pub async fn verify(store: &dyn EventStore, page: usize) -> Result<VerifyReport,
         }
     }
     Ok(verifier.finish())
+}
+
+/// Events per read of a stream, unless the caller picks another size.
+pub const STREAM_PAGE: usize = 1_000;
+
+/// Reads one stream from a version on, page by page: the one loop every
+/// reader of a single stream uses (the write path folding an aggregate, the
+/// read side replaying a rep), so where a read starts, when it stops and how
+/// a failure surfaces are decided in one place.
+///
+/// Calls `each` with every event of `stream` whose version is greater than
+/// `after`, in version order, reading `page` events at a time. Returns the
+/// last version read (`after` when there was nothing new). Stops at the
+/// first error, from the store or from `each`.
+pub async fn read_stream_after<E>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    after: u64,
+    page: usize,
+    mut each: impl FnMut(RecordedEvent) -> Result<(), E>,
+) -> Result<u64, E>
+where
+    E: From<Error>,
+{
+    let page = page.max(1);
+    let mut after = after;
+    loop {
+        let batch = store.read_stream(stream, after, page).await?;
+        let Some(last) = batch.last() else {
+            return Ok(after);
+        };
+        after = last.stream_version;
+        let full = batch.len() == page;
+        for event in batch {
+            each(event)?;
+        }
+        if !full {
+            return Ok(after);
+        }
+    }
 }
 
 /// Tails the global log from a checkpoint: returns the next batch as soon as

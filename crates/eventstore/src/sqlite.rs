@@ -241,14 +241,7 @@ pub fn migrate_component(
     component: &str,
     migrations: &[(i64, &str)],
 ) -> Result<(), Error> {
-    if !component
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c == '_')
-    {
-        return Err(Error::InvalidInput(format!(
-            "{component:?} is not a component name"
-        )));
-    }
+    crate::types::check_component_name(component)?;
     let table = format!("{component}_migrations");
     for (version, sql) in migrations {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -1,4 +1,5 @@
-//! The vocabulary of the log: streams, versions, positions and the events themselves.
+//! The vocabulary of the log: streams, versions, positions, the events
+//! themselves, and what can go wrong ([`Error`]).
 
 use std::fmt;
 
@@ -6,7 +7,53 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Error;
+/// Everything that can go wrong talking to the log.
+///
+/// The variants are what a caller must tell apart: a conflict is retried or
+/// shown as 409; bad input is the caller's fault (4xx); unavailable is
+/// transient (503 with `Retry-After`); internal is a bug or a damaged store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stream moved on since the writer read it. Nothing was written.
+    #[error(
+        "stream {stream} is at version {current}, but the write expected version {expected}: \
+         reload the stream and decide again"
+    )]
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        current: u64,
+    },
+
+    /// The request itself is wrong; the message says what and how to fix it.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The store cannot be reached or is overloaded right now. Nothing that
+    /// was acknowledged before is lost; the same call may succeed later.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+
+    /// A bug, or a store that holds something it should not.
+    #[error("event store failure: {0}")]
+    Internal(String),
+}
+
+/// Checks the name of a component that keeps its own tables beside the
+/// log (the read models, the webhooks): a lowercase identifier chosen by
+/// the caller, never user input, since it becomes part of a table's name.
+pub fn check_component_name(component: &str) -> Result<(), Error> {
+    if component
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "{component:?} is not a component name"
+        )))
+    }
+}
 
 /// The longest stream id the log accepts.
 pub const MAX_STREAM_ID_LEN: usize = 200;

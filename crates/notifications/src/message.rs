@@ -13,8 +13,6 @@ use trellis_contracts::CONTENT_TYPE;
 use trellis_eventstore::{Checkpoint, RecordedEvent, StreamId};
 use uuid::Uuid;
 
-use crate::relay::RelayError;
-
 /// JetStream drops a message whose id it has seen within the duplicate window.
 pub const MSG_ID: &str = "Nats-Msg-Id";
 /// JetStream refuses a message unless the stream's last message has this id.
@@ -27,13 +25,20 @@ pub fn subject<P>(prefix: &str, event: &RecordedEvent<P>) -> String {
     trellis_contracts::subject_under(prefix, event.stream_id.as_str(), &event.event_type)
 }
 
+/// A recorded event that cannot be turned into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_id} cannot be encoded: {reason}")]
+pub struct EncodeError {
+    pub event_id: uuid::Uuid,
+    pub reason: String,
+}
+
 /// The protobuf envelope of a recorded event (upcast to the current schema).
-pub fn body(event: &RecordedEvent) -> Result<Bytes, RelayError> {
-    let envelope =
-        trellis_contracts::envelope_from_stored(event).map_err(|e| RelayError::Encode {
-            event_id: event.event_id,
-            reason: e.to_string(),
-        })?;
+pub fn body(event: &RecordedEvent) -> Result<Bytes, EncodeError> {
+    let envelope = trellis_contracts::envelope_from_stored(event).map_err(|e| EncodeError {
+        event_id: event.event_id,
+        reason: e.to_string(),
+    })?;
     Ok(Bytes::from(envelope.encode_to_vec()))
 }
 
@@ -171,13 +176,13 @@ impl Encoder {
 
     /// Encodes an event read as JSON text ([`trellis_eventstore::EventStore::read_all_json`]),
     /// consuming it: this is the relay's hot path.
-    pub fn encode(&self, event: RecordedEvent<String>) -> Result<Outgoing, RelayError> {
+    pub fn encode(&self, event: RecordedEvent<String>) -> Result<Outgoing, EncodeError> {
         let domain = trellis_domain::Event::from_stored_json(
             &event.event_type,
             event.schema_version,
             &event.payload,
         )
-        .map_err(|e| RelayError::Encode {
+        .map_err(|e| EncodeError {
             event_id: event.event_id,
             reason: e.to_string(),
         })?;

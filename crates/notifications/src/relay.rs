@@ -45,7 +45,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent, Stream
 use uuid::Uuid;
 
 use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
-use crate::message::{Encoder, MsgId, Outgoing};
+use crate::message::{EncodeError, Encoder, MsgId, Outgoing};
 
 /// How the relay publishes.
 #[derive(Debug, Clone)]
@@ -124,8 +124,8 @@ impl RelayConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("event {event_id} cannot be encoded: {reason}")]
-    Encode { event_id: Uuid, reason: String },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     #[error("the broker: {0}")]
     Broker(String),
     #[error("invalid NATS URL {url:?}: {reason}")]
@@ -883,7 +883,7 @@ async fn encode(
 ) {
     let encoder = Encoder::new(config.subject_prefix, config.source);
     while let Some(batch) = rx.recv().await {
-        let encoded: Result<Vec<Outgoing>, RelayError> = batch
+        let encoded: Result<Vec<Outgoing>, EncodeError> = batch
             .into_iter()
             .map(|event| encoder.encode(event))
             .collect();

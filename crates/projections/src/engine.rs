@@ -25,7 +25,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent};
 
 use crate::Error;
 use crate::projection::{Envelope, Projection};
-use crate::store::{Generation, Lease, LeaseKind, ReadStore, Status};
+use crate::store::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
 
 /// How the engine paces itself.
 #[derive(Debug, Clone)]
@@ -299,15 +299,15 @@ impl Engine {
         let changes = projection.take_changes();
         let committed = self
             .read
-            .commit(
-                projection.name(),
-                generation.generation,
+            .commit(Batch {
+                model: projection.name(),
+                generation: generation.generation,
                 status,
                 from,
-                last.checkpoint,
-                batch.len() as u64,
-                &changes,
-            )
+                to: last.checkpoint,
+                events: batch.len() as u64,
+                changes: &changes,
+            })
             .await?;
         Ok(if committed {
             Outcome::Committed(last.checkpoint)
@@ -422,16 +422,8 @@ impl Engine {
                 .flush_every
                 .is_some_and(|every| unwritten >= every)
             {
-                let writing = Instant::now();
-                self.flush(
-                    &mut *projection,
-                    &generation,
-                    written,
-                    checkpoint,
-                    unwritten,
-                )
-                .await?;
-                write_time += writing.elapsed();
+                let span = (written, checkpoint, unwritten);
+                write_time += self.flush(&mut *projection, &generation, span).await?;
                 written = checkpoint;
                 unwritten = 0;
             }
@@ -444,16 +436,8 @@ impl Engine {
                 head: head.max(checkpoint),
             });
         }
-        let writing = Instant::now();
-        self.flush(
-            &mut *projection,
-            &generation,
-            written,
-            checkpoint,
-            unwritten,
-        )
-        .await?;
-        write_time += writing.elapsed();
+        let span = (written, checkpoint, unwritten);
+        write_time += self.flush(&mut *projection, &generation, span).await?;
         tracing::info!(
             events,
             fold_seconds = fold_time.as_secs_f64(),
@@ -490,15 +474,15 @@ impl Engine {
     /// Writes every document changed since the last flush of a building
     /// generation, in parts: each part in its own transaction that checks
     /// the generation still stands at `from`; the last part moves it to
-    /// `to`. Each part is written while the next one is derived.
+    /// `to`, `events` more applied (the span `(from, to, events)`). Each part
+    /// is written while the next one is derived. Returns how long it took.
     async fn flush(
         &self,
         projection: &mut dyn Projection,
         generation: &Generation,
-        from: Checkpoint,
-        to: Checkpoint,
-        events: u64,
-    ) -> Result<(), Error> {
+        (from, to, events): (Checkpoint, Checkpoint, u64),
+    ) -> Result<Duration, Error> {
+        let started = Instant::now();
         let name = projection.name();
         let (mut derive_time, mut wait_time) = (Duration::ZERO, Duration::ZERO);
         let mut writing: VecDeque<tokio::task::JoinHandle<Result<bool, Error>>> = VecDeque::new();
@@ -525,15 +509,15 @@ impl Engine {
             let read = self.read.clone();
             let number = generation.generation;
             writing.push_back(tokio::spawn(async move {
-                read.commit(
-                    name,
-                    number,
-                    Status::Building,
+                read.commit(Batch {
+                    model: name,
+                    generation: number,
+                    status: Status::Building,
                     from,
-                    moved_to,
-                    applied,
-                    &changes,
-                )
+                    to: moved_to,
+                    events: applied,
+                    changes: &changes,
+                })
                 .await
             }));
             if !more {
@@ -550,7 +534,7 @@ impl Engine {
             wait_seconds = wait_time.as_secs_f64(),
             "rebuild flushed"
         );
-        Ok(())
+        Ok(started.elapsed())
     }
 
     async fn written(

@@ -28,23 +28,4 @@ pub enum Error {
     RebuildRunning(String),
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Error::Database(match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        })
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Database(format!("no connection: {e}"))
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Database(e.to_string())
-    }
-}
+trellis_eventstore::from_database_errors!(Error, Error::Database);

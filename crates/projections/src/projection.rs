@@ -36,6 +36,14 @@ impl Envelope {
         Self::with_event(recorded, event)
     }
 
+    /// [`Envelope::decode`] taking the payload rather than copying it (a
+    /// reader that keeps only the decoded event).
+    pub fn decode_owned(mut recorded: RecordedEvent) -> Result<Envelope, Error> {
+        let payload = std::mem::take(&mut recorded.payload);
+        let event = Event::from_stored(&recorded.event_type, recorded.schema_version, payload);
+        Self::with_event(&recorded, event)
+    }
+
     /// [`Envelope::decode`] for an event read with its payload as JSON text
     /// ([`trellis_eventstore::EventStore::read_all_json`]): the payload is
     /// decoded straight into the domain event, the engine's hot path.

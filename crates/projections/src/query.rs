@@ -23,7 +23,7 @@ use crate::growth::derive::{
 use crate::growth::model::{ItemStatus, LeaderDoc, TeamDoc, at};
 use crate::growth::{NAME, kinds};
 use crate::stats::{mean, median};
-use crate::store::ReadStore;
+use crate::store::{ReadStore, Status};
 
 fn ratio(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) / f64::from(whole))
@@ -641,7 +641,8 @@ impl ReadModels {
         ReadModels { read }
     }
 
-    async fn docs<T: DeserializeOwned>(
+    /// The documents of one kind by key, decoded; missing keys are left out.
+    pub async fn docs<T: DeserializeOwned>(
         &self,
         kind: &str,
         keys: &[String],
@@ -660,8 +661,39 @@ impl ReadModels {
             .collect()
     }
 
-    async fn doc<T: DeserializeOwned>(&self, kind: &str, key: String) -> Result<Option<T>, Error> {
-        Ok(self.docs(kind, &[key]).await?.pop())
+    /// The document of one kind under `key`, decoded.
+    pub async fn doc<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: impl ToString,
+    ) -> Result<Option<T>, Error> {
+        Ok(self.docs(kind, &[key.to_string()]).await?.pop())
+    }
+
+    /// Every team of the active generation, by name (few enough to list).
+    pub async fn teams(&self) -> Result<Vec<TeamDoc>, Error> {
+        let generations = self.read.generations().await?;
+        let Some(active) = generations
+            .iter()
+            .find(|g| g.model == NAME && g.status == Status::Active)
+        else {
+            return Ok(vec![]);
+        };
+        let mut teams = self
+            .read
+            .load(NAME, active.generation, &[kinds::TEAM])
+            .await?
+            .into_iter()
+            .map(|(_, key, value)| {
+                serde_json::from_value::<TeamDoc>(value).map_err(|e| Error::Malformed {
+                    kind: kinds::TEAM.to_owned(),
+                    key,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        teams.sort_by_key(|t| t.name.to_string());
+        Ok(teams)
     }
 
     /// The stored profile document (no time-dependent fields).
@@ -725,7 +757,9 @@ impl ReadModels {
         Ok(Some(team_view(&team, &reps, period, today)))
     }
 
-    async fn profiles_and_timelines(
+    /// The profiles and timelines of `reps`, paired (a rep with one but not
+    /// the other, mid-projection, is left out).
+    pub async fn profiles_and_timelines(
         &self,
         reps: &BTreeSet<RepId>,
     ) -> Result<Vec<(RepProfile, GrowthTimeline)>, Error> {

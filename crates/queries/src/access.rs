@@ -1,4 +1,4 @@
-//! Who may read what (the read half of `trellis_commands::policy`).
+//! Who may read what (the read half of `trellis_http::policy`).
 //!
 //! - admin, auditor: everything, private notes included.
 //! - service: everything, with the grant [`READS_GRANT`].
@@ -9,9 +9,9 @@
 //!   trail, the content of feedback and coaching sessions retracted since:
 //!   `trellis_domain::rep::hidden_from_rep`); nothing else.
 
-use trellis_commands::auth::{Claims, Role};
-use trellis_commands::problem::ApiError;
 use trellis_domain::{LeaderId, RepId, TeamId};
+use trellis_http::auth::{Claims, Role};
+use trellis_http::problem::ApiError;
 
 /// The grant a service token needs to read.
 pub const READS_GRANT: &str = "reads:read";

@@ -18,33 +18,28 @@
 //! memory — a 10,000-event history is a fold of a few milliseconds, not a
 //! re-read of the stream.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use trellis_commands::extract::Principal;
-use trellis_commands::problem::{ApiError, Problem};
-use trellis_commands::streams::read_rep_stream;
-use trellis_domain::rep::RepEvent;
-use trellis_domain::{Event, RepId, TeamId};
-use trellis_eventstore::{EventStore, Metadata, RecordedEvent, StreamId};
+use trellis_domain::{RepId, TeamId};
+use trellis_eventstore::{EventStore, Metadata};
+use trellis_http::auth::Claims;
+use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::growth::{GrowthTimeline, RepProfile};
 use trellis_projections::projection::{Envelope, Projection};
 use trellis_projections::query::{RepProfileView, rep_profile};
 use utoipa::ToSchema;
 
-use crate::QueryState;
-use crate::access::{self, View};
-use crate::openapi::{ReadErrors, RepProfileSchema};
-use crate::params::{Params, PathIds};
-
-/// Events per read of a stream.
-pub const PAGE: usize = 2_000;
+use crate::access::View;
+use crate::params::Params;
+use crate::schemas::{ReadErrors, RepProfileSchema};
+use crate::state::{About, QueryState};
+use crate::streams::{RepStream, StreamCache, category_events, envelope, readable_stream};
+use trellis_http::openapi::CommonErrors;
 
 /// Which of an event's two times decides whether it counts at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -71,63 +66,6 @@ impl TimeBasis {
             TimeBasis::Recorded => e.recorded_at <= at,
         }
     }
-}
-
-/// Decodes a stored event into what a projection folds, taking its payload
-/// (upcasting old schema versions).
-pub fn envelope(recorded: RecordedEvent) -> Result<Envelope, ApiError> {
-    let position = recorded.global_position;
-    let event = Event::from_stored(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload,
-    )
-    .map_err(|e| {
-        ApiError::Internal(format!(
-            "the event at global position {position} cannot be read: {e}"
-        ))
-    })?;
-    Ok(Envelope {
-        event,
-        event_id: recorded.event_id,
-        stream_id: String::from(recorded.stream_id),
-        stream_version: recorded.stream_version,
-        actor: recorded.metadata.actor,
-        occurred_at: recorded.metadata.occurred_at,
-        recorded_at: recorded.metadata.recorded_at,
-    })
-}
-
-/// Every event of every stream of `category` (e.g. `standard`), stream by
-/// stream. The catalogue categories are small.
-pub async fn category_events(
-    store: &dyn EventStore,
-    category: &str,
-) -> Result<Vec<RecordedEvent>, ApiError> {
-    let mut after = Some((
-        StreamId::new(category).map_err(|e| ApiError::Internal(e.to_string()))?,
-        0,
-    ));
-    let mut out = Vec::new();
-    loop {
-        let page = store.scan_streams(after.clone(), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        let full = page.len() == PAGE;
-        let mut done = false;
-        for event in page {
-            if event.stream_id.category() == category {
-                out.push(event);
-            } else {
-                done = true;
-                break;
-            }
-        }
-        if done || !full {
-            break;
-        }
-    }
-    Ok(out)
 }
 
 /// One rep's replay: the `growth` fold over that rep's events and the standards.
@@ -200,6 +138,123 @@ pub struct AsOf {
     pub profile: RepProfileView,
 }
 
+/// What the log holds about one rep, decoded once and replayed to any
+/// instant: the rep's stream (as the [`StreamCache`] keeps it) and the
+/// standards' (the catalogue a measurement is judged against). The read
+/// API's as-of and the dashboard's rep page replay the same history with
+/// [`History::at`], so they cannot disagree.
+#[derive(Debug)]
+pub struct History {
+    rep_id: RepId,
+    settings: GrowthSettings,
+    catalogue: Vec<Envelope>,
+    stream: Arc<RepStream>,
+}
+
+/// One replay of a [`History`] to an instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub profile: RepProfile,
+    pub timeline: GrowthTimeline,
+    /// Events of the rep's stream that counted at the instant.
+    pub events_applied: u64,
+    /// The stream version of the last event that counted.
+    pub last_version_applied: u64,
+}
+
+impl History {
+    /// The rep's history: their stream through `cache` (only what was
+    /// appended since it last looked is read) and the standards'.
+    pub async fn load(
+        store: &dyn EventStore,
+        cache: &StreamCache,
+        rep_id: RepId,
+        settings: GrowthSettings,
+    ) -> Result<History, ApiError> {
+        let stream = cache.load(store, rep_id).await?;
+        History::of(store, rep_id, stream, settings).await
+    }
+
+    /// The history of `stream` (the rep's, already loaded).
+    pub async fn of(
+        store: &dyn EventStore,
+        rep_id: RepId,
+        stream: Arc<RepStream>,
+        settings: GrowthSettings,
+    ) -> Result<History, ApiError> {
+        let catalogue = category_events(store, "standard")
+            .await?
+            .into_iter()
+            .map(envelope)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(History {
+            rep_id,
+            settings,
+            catalogue,
+            stream,
+        })
+    }
+
+    /// The rep's team now; `None` when there is no such rep.
+    pub fn current_team(&self) -> Option<TeamId> {
+        self.stream.team
+    }
+
+    /// The rep's stream, decoded.
+    pub fn stream(&self) -> &RepStream {
+        &self.stream
+    }
+
+    /// Events in the rep's stream now.
+    pub fn events_in_stream(&self) -> u64 {
+        self.stream.version
+    }
+
+    /// The rep as of `at` on `basis`: the `growth` fold of the standards'
+    /// events and the rep's that count then. `None` when the rep had not
+    /// joined.
+    pub fn at(&self, at: DateTime<Utc>, basis: TimeBasis) -> Option<Snapshot> {
+        let mut replay = RepReplay::new(self.rep_id, self.settings);
+        for event in &self.catalogue {
+            if basis.includes_envelope(event, at) {
+                replay.apply(event);
+            }
+        }
+        let mut events_applied = 0u64;
+        let mut last_version_applied = 0u64;
+        for event in self.stream.events() {
+            if basis.includes_envelope(event, at) {
+                replay.apply(event);
+                events_applied += 1;
+                last_version_applied = event.stream_version;
+            }
+        }
+        replay.derive().map(|(profile, timeline)| Snapshot {
+            profile,
+            timeline,
+            events_applied,
+            last_version_applied,
+        })
+    }
+
+    /// [`History::at`] as the read API answers it: the profile judged on the
+    /// instant's date.
+    pub fn as_of(&self, at: DateTime<Utc>, basis: TimeBasis) -> Option<AsOf> {
+        let snapshot = self.at(at, basis)?;
+        let as_of_date = at.date_naive();
+        Some(AsOf {
+            rep_id: self.rep_id,
+            at,
+            time: basis,
+            as_of_date,
+            events_in_stream: self.events_in_stream(),
+            events_applied: snapshot.events_applied,
+            last_version_applied: snapshot.last_version_applied,
+            profile: rep_profile(snapshot.profile, as_of_date),
+        })
+    }
+}
+
 /// What replaying a rep's stream up to an instant gave.
 #[derive(Debug, Clone)]
 pub struct AsOfOutcome {
@@ -209,7 +264,8 @@ pub struct AsOfOutcome {
     pub state: Option<AsOf>,
 }
 
-/// Replays `rep_id`'s stream and the standards up to `at` on `basis`.
+/// Replays `rep_id`'s stream and the standards up to `at` on `basis`, for
+/// any reader (no access rule applied: see [`readable_history`]).
 pub async fn state_as_of(
     store: &dyn EventStore,
     cache: &StreamCache,
@@ -218,170 +274,49 @@ pub async fn state_as_of(
     basis: TimeBasis,
     settings: GrowthSettings,
 ) -> Result<AsOfOutcome, ApiError> {
-    let mut replay = RepReplay::new(rep_id, settings);
-    for event in category_events(store, "standard").await? {
-        if basis.includes(&event.metadata, at) {
-            replay.apply(&envelope(event)?);
-        }
-    }
-    let stream = cache.load(store, rep_id).await?;
-    let mut applied = 0u64;
-    let mut last_version_applied = 0u64;
-    for event in stream.events() {
-        if basis.includes_envelope(event, at) {
-            replay.apply(event);
-            applied += 1;
-            last_version_applied = event.stream_version;
-        }
-    }
-    let as_of_date = at.date_naive();
-    let state = replay.derive().map(|(profile, _)| AsOf {
-        rep_id,
-        at,
-        time: basis,
-        as_of_date,
-        events_in_stream: stream.version,
-        events_applied: applied,
-        last_version_applied,
-        profile: rep_profile(profile, as_of_date),
-    });
+    let history = History::load(store, cache, rep_id, settings).await?;
     Ok(AsOfOutcome {
-        current_team: stream.team,
-        state,
+        current_team: history.current_team(),
+        state: history.as_of(at, basis),
     })
 }
 
-/// A rep's stream, decoded.
-#[derive(Debug, Default)]
-pub struct RepStream {
-    /// The version of the last event held.
-    pub version: u64,
-    /// The rep's team after the last event held.
-    pub team: Option<TeamId>,
-    chunks: Vec<Arc<[Envelope]>>,
-    len: usize,
+/// The history of a rep `claims` may read, and how much of it they see
+/// ([`readable_stream`]'s rules).
+pub async fn readable_history(
+    state: &QueryState,
+    claims: &Claims,
+    rep_id: RepId,
+) -> Result<(History, View), ApiError> {
+    let store = state.http.store();
+    let (stream, view) = readable_stream(store, &state.stream_cache, claims, rep_id).await?;
+    let history = History::of(store, rep_id, stream, state.settings).await?;
+    Ok((history, view))
 }
 
-impl RepStream {
-    /// The events, in version order.
-    pub fn events(&self) -> impl Iterator<Item = &Envelope> {
-        self.chunks.iter().flat_map(|c| c.iter())
-    }
-}
-
-/// Decoded rep streams, kept between queries. The log is append-only, so
-/// what was read once never changes: a query reads only the events appended
-/// since (usually none) and folds the rest from memory. Bounded by a number
-/// of events; the least recently used streams go first.
-#[derive(Debug)]
-pub struct StreamCache {
-    max_events: usize,
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Debug, Default)]
-struct CacheInner {
-    tick: u64,
-    events: usize,
-    streams: HashMap<RepId, (u64, Arc<RepStream>)>,
-}
-
-/// Chunks a cached stream may grow to before it is compacted into one.
-const MAX_CHUNKS: usize = 32;
-
-impl Default for StreamCache {
-    fn default() -> Self {
-        StreamCache::new(250_000)
-    }
-}
-
-impl StreamCache {
-    /// A cache of at most `max_events` decoded events (0: no caching).
-    pub fn new(max_events: usize) -> Self {
-        StreamCache {
-            max_events,
-            inner: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, rep_id: RepId) -> Option<Arc<RepStream>> {
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        inner.streams.get_mut(&rep_id).map(|(used, stream)| {
-            *used = tick;
-            stream.clone()
-        })
-    }
-
-    fn put(&self, rep_id: RepId, stream: Arc<RepStream>) {
-        if stream.len > self.max_events {
-            return;
-        }
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        if let Some((_, old)) = inner.streams.insert(rep_id, (tick, stream.clone())) {
-            inner.events -= old.len;
-        }
-        inner.events += stream.len;
-        while inner.events > self.max_events {
-            let Some(oldest) = inner
-                .streams
-                .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(id, _)| *id)
-            else {
-                break;
-            };
-            if let Some((_, gone)) = inner.streams.remove(&oldest) {
-                inner.events -= gone.len;
+/// The rep as of `at` on `basis`, as `claims` may see it: what
+/// `GET /v1/reps/{rep_id}/as-of` answers.
+pub async fn rep_as_of(
+    state: &QueryState,
+    claims: &Claims,
+    rep_id: RepId,
+    at: DateTime<Utc>,
+    basis: TimeBasis,
+) -> Result<AsOf, ApiError> {
+    let (history, view) = readable_history(state, claims, rep_id).await?;
+    let mut as_of = history.as_of(at, basis).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "rep {rep_id} had not joined as of {at} ({} time)",
+            match basis {
+                TimeBasis::Business => "business",
+                TimeBasis::Recorded => "recorded",
             }
-        }
+        ))
+    })?;
+    if view == View::OwnRecord {
+        as_of.profile = as_of.profile.for_rep();
     }
-
-    /// The rep's stream: what is cached, and whatever was appended since.
-    pub async fn load(
-        &self,
-        store: &dyn EventStore,
-        rep_id: RepId,
-    ) -> Result<Arc<RepStream>, ApiError> {
-        let cached = self.get(rep_id).unwrap_or_default();
-        let mut team = cached.team;
-        let mut new = Vec::new();
-        let version = read_rep_stream(store, rep_id, cached.version, PAGE, |event| {
-            let envelope = envelope(event)?;
-            match &envelope.event {
-                Event::Rep(RepEvent::Joined(e)) if team.is_none() => team = Some(e.team_id),
-                Event::Rep(RepEvent::MovedTeam(e)) => team = Some(e.to),
-                _ => {}
-            }
-            new.push(envelope);
-            Ok::<_, ApiError>(())
-        })
-        .await?;
-        if new.is_empty() {
-            return Ok(cached);
-        }
-        let mut chunks = cached.chunks.clone();
-        chunks.push(new.into());
-        if chunks.len() > MAX_CHUNKS {
-            let all: Vec<Envelope> = chunks.iter().flat_map(|c| c.iter().cloned()).collect();
-            chunks = vec![all.into()];
-        }
-        let stream = Arc::new(RepStream {
-            version,
-            team,
-            len: chunks.iter().map(|c| c.len()).sum(),
-            chunks,
-        });
-        self.put(rep_id, stream.clone());
-        Ok(stream)
-    }
+    Ok(as_of)
 }
 
 /// A rep's state as of any instant, replayed from the log.
@@ -406,15 +341,9 @@ impl StreamCache {
             `business` nor `recorded`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rep (or the id is not a UUID), or the rep had not \
             joined as of the instant", body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn route(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
+        ReadErrors, CommonErrors))]
+pub async fn route(about: About<RepId>, params: Params) -> Result<Response, ApiError> {
+    let (state, claims, rep_id) = (about.state, about.claims, about.id);
     let at = params.instant("at")?.ok_or_else(|| {
         ApiError::BadRequest(
             "the query parameter at is required: the instant to replay to, like \
@@ -433,31 +362,6 @@ pub async fn route(
             },
         )?
         .unwrap_or(TimeBasis::Business);
-    access::rep_precheck(&claims, rep_id)?;
-    let outcome = state_as_of(
-        state.app.store(),
-        &state.stream_cache,
-        rep_id,
-        at,
-        basis,
-        state.settings,
-    )
-    .await?;
-    let team = outcome
-        .current_team
-        .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
-    let view = access::rep_read(&claims, rep_id, team)?;
-    let mut as_of = outcome.state.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "rep {rep_id} had not joined as of {at} ({} time)",
-            match basis {
-                TimeBasis::Business => "business",
-                TimeBasis::Recorded => "recorded",
-            }
-        ))
-    })?;
-    if view == View::OwnRecord {
-        as_of.profile = as_of.profile.for_rep();
-    }
+    let as_of = rep_as_of(&state, &claims, rep_id, at, basis).await?;
     Ok(Json(as_of).into_response())
 }

@@ -12,7 +12,7 @@
 //!
 //! Who may read the trail is decided before the trail is read: the rep's
 //! current team comes from the decoded stream the
-//! [`StreamCache`](crate::asof::StreamCache) keeps
+//! [`StreamCache`](crate::streams::StreamCache) keeps
 //! (which reads only what was appended since it last looked), and the
 //! stored events, with their hashes, are read only for a caller who may see
 //! them. Their decoded forms are the cache's, not decoded again.
@@ -20,25 +20,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use trellis_commands::extract::Principal;
-use trellis_commands::problem::{ApiError, Problem};
-use trellis_commands::streams::{decode_rep_events, read_rep_stream};
 use trellis_domain::rep::{Rep, RepEvent, RepState, evolve, hidden_from_rep};
 use trellis_domain::{Event, RepId};
-use trellis_eventstore::RecordedEvent;
 use trellis_eventstore::chain::Verifier;
+use trellis_eventstore::{EventStore, RecordedEvent};
+use trellis_http::auth::Claims;
+use trellis_http::problem::{ApiError, Problem};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::QueryState;
-use crate::access::{self, View};
-use crate::asof::PAGE;
-use crate::openapi::ReadErrors;
-use crate::params::{Params, PathIds};
+use crate::access::View;
+use crate::params::Params;
+use crate::schemas::ReadErrors;
+use crate::state::{About, QueryState};
+use crate::streams::{PAGE, decode_rep_events, read_rep_stream, readable_stream};
+use trellis_http::openapi::CommonErrors;
+
+/// The most entries one page of the trail holds.
+pub const MAX_PAGE: usize = 10_000;
 
 /// One event of the trail.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -224,12 +226,12 @@ pub fn trail(
 /// decoded when it was asked who may read them): one appended since is left
 /// for the next read, so the trail is of the stream the decision was made on.
 async fn stored_events(
-    state: &QueryState,
+    store: &dyn EventStore,
     rep_id: RepId,
     version: u64,
 ) -> Result<Vec<RecordedEvent>, ApiError> {
     let mut events = Vec::with_capacity(usize::try_from(version).unwrap_or(0));
-    read_rep_stream(state.app.store(), rep_id, 0, PAGE, |e| {
+    read_rep_stream(store, rep_id, 0, PAGE, |e| {
         if e.stream_version <= version {
             events.push(e);
         }
@@ -239,50 +241,21 @@ async fn stored_events(
     Ok(events)
 }
 
-/// A rep's audit trail, with the hash chain verified.
-///
-/// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`: every event of the
-/// rep's stream in order, each correction linked to what it corrects.
-#[utoipa::path(get, path = "/v1/reps/{rep_id}/audit", operation_id = "get_audit_trail",
-    tag = "audit",
-    params(
-        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
-        ("after_version" = Option<u64>, Query, minimum = 0, description = "Start after this \
-            stream version (default 0: from the first event); pass `next_after_version` of the \
-            previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "The most \
-            entries on the page (1 to 10000; default 1000)")),
-    responses(
-        (status = 200, description = "A page of the rep's audit trail, with whether the whole \
-            stream's hash chain verifies; a rep reading their own sees private notes and \
-            retracted feedback and sessions withheld",
-            body = AuditTrail),
-        (status = 400, description = "`after_version` or `limit` is not a whole number in range",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such rep (or the id is not a UUID)",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn route(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let after_version = params
-        .number("after_version", 0, u64::MAX >> 1)?
-        .unwrap_or(0);
-    let limit = params.number("limit", 1, 10_000)?.unwrap_or(1_000) as usize;
-    access::rep_precheck(&claims, rep_id)?;
+/// A page of the rep's audit trail as `claims` may see it (what
+/// `GET /v1/reps/{rep_id}/audit` answers, and the dashboard's audit page
+/// shows): the entries after `after_version`, at most `limit`.
+pub async fn audit_trail(
+    state: &QueryState,
+    claims: &Claims,
+    rep_id: RepId,
+    after_version: u64,
+    limit: usize,
+) -> Result<AuditTrail, ApiError> {
     // Who may read is decided on the decoded stream the cache keeps (reading
     // only what was appended since), before the stored events are read.
-    let stream = state.stream_cache.load(state.app.store(), rep_id).await?;
-    let team = stream
-        .team
-        .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
-    let view = access::rep_read(&claims, rep_id, team)?;
-    let events = stored_events(&state, rep_id, stream.version).await?;
+    let store = state.http.store();
+    let (stream, view) = readable_stream(store, &state.stream_cache, claims, rep_id).await?;
+    let events = stored_events(store, rep_id, stream.version).await?;
     // Each event's decoded form: the cache's, unless the stored stream is no
     // longer the one the cache read (someone altered it; the chain says so).
     let cached_is_stored = stream
@@ -308,7 +281,7 @@ pub async fn route(
         View::Full => RepState::default(),
         View::OwnRecord => rep_state(decoded.iter().flatten().copied()),
     };
-    Ok(Json(trail(
+    Ok(trail(
         rep_id,
         events,
         &decoded,
@@ -317,5 +290,37 @@ pub async fn route(
         after_version,
         limit,
     ))
-    .into_response())
+}
+
+/// A rep's audit trail, with the hash chain verified.
+///
+/// `GET /v1/reps/{rep_id}/audit?after_version=&limit=`: every event of the
+/// rep's stream in order, each correction linked to what it corrects.
+#[utoipa::path(get, path = "/v1/reps/{rep_id}/audit", operation_id = "get_audit_trail",
+    tag = "audit",
+    params(
+        ("rep_id" = uuid::Uuid, Path, description = "The rep"),
+        ("after_version" = Option<u64>, Query, minimum = 0, description = "Start after this \
+            stream version (default 0: from the first event); pass `next_after_version` of the \
+            previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "The most \
+            entries on the page (1 to 10000; default 1000)")),
+    responses(
+        (status = 200, description = "A page of the rep's audit trail, with whether the whole \
+            stream's hash chain verifies; a rep reading their own sees private notes and \
+            retracted feedback and sessions withheld",
+            body = AuditTrail),
+        (status = 400, description = "`after_version` or `limit` is not a whole number in range",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rep (or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn route(about: About<RepId>, params: Params) -> Result<Response, ApiError> {
+    let (state, claims, rep_id) = (about.state, about.claims, about.id);
+    let after_version = params
+        .number("after_version", 0, u64::MAX >> 1)?
+        .unwrap_or(0);
+    let limit = params.number("limit", 1, MAX_PAGE as u64)?.unwrap_or(1_000) as usize;
+    let trail = audit_trail(&state, &claims, rep_id, after_version, limit).await?;
+    Ok(Json(trail).into_response())
 }

@@ -14,22 +14,21 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use trellis_commands::extract::Principal;
-use trellis_commands::problem::{ApiError, Problem};
 use trellis_eventstore::{Checkpoint, Follower, RecordedEvent};
+use trellis_http::problem::{ApiError, Problem};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::QueryState;
 use crate::access;
-use crate::openapi::ReadErrors;
 use crate::params::Params;
+use crate::schemas::ReadErrors;
+use crate::state::Reader;
+use trellis_http::openapi::CommonErrors;
 
 /// The largest page.
 pub const MAX_LIMIT: u64 = 1_000;
@@ -115,20 +114,15 @@ fn checkpoint(text: &str, what: &str) -> Result<Checkpoint, ApiError> {
             body = FeedPage),
         (status = 400, description = "`after` is not a checkpoint or `limit` is out of range",
             body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn page(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    params: Params,
-) -> Result<Response, ApiError> {
+        ReadErrors, CommonErrors))]
+pub async fn page(Reader { state, claims }: Reader, params: Params) -> Result<Response, ApiError> {
     let after = match params.get("after") {
         Some(text) => checkpoint(text, "the query parameter after")?,
         None => Checkpoint::START,
     };
     let limit = params.number("limit", 1, MAX_LIMIT)?.unwrap_or(100);
     access::log_read(&claims)?;
-    let batch = state.app.store().read_all(after, limit as usize).await?;
+    let batch = state.http.store().read_all(after, limit as usize).await?;
     let next = batch.last().map_or(after, |e| e.checkpoint);
     let more = batch.len() as u64 == limit;
     Ok(Json(FeedPage {
@@ -161,11 +155,9 @@ pub async fn page(
             body = String, content_type = "text/event-stream"),
         (status = 400, description = "`Last-Event-ID` or `after` is not a checkpoint",
             body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
+        ReadErrors, CommonErrors))]
 pub async fn stream(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
+    Reader { state, claims }: Reader,
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -177,7 +169,7 @@ pub async fn stream(
         },
     };
     access::log_read(&claims)?;
-    let follower = Follower::new(state.app.store_arc(), from, STREAM_BATCH)
+    let follower = Follower::new(state.http.store_arc(), from, STREAM_BATCH)
         .with_poll_interval(state.feed_poll);
     let events = futures_util::stream::unfold(
         (follower, VecDeque::<RecordedEvent>::new()),

@@ -4,23 +4,22 @@
 //! date.
 
 use axum::Json;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
-use trellis_commands::extract::Principal;
-use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::{LeaderId, Period, PeriodKind, RepId, TeamId};
+use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::query::{CoachingImpact, TimelineRowView};
 use utoipa::ToSchema;
 
 use crate::access::{self, View};
-use crate::openapi::{
-    CoachingImpactSchema, LeaderScorecardSchema, ReadErrors, RepProfileSchema, TeamViewSchema,
-    TimelineRowSchema,
+use crate::params::Params;
+use crate::schemas::{
+    CoachingImpactSchema, LeaderScorecardSchema, ReadErrors, RepNotProjected, RepProfileSchema,
+    TeamNotProjected, TeamViewSchema, TimelineRowSchema,
 };
-use crate::params::{Params, PathIds};
-use crate::{QueryState, read_error};
+use crate::state::About;
+use trellis_http::openapi::CommonErrors;
 
 pub(crate) fn rep_not_found(rep_id: RepId) -> ApiError {
     ApiError::NotFound(format!(
@@ -53,17 +52,10 @@ pub(crate) fn leader_not_found(leader_id: LeaderId) -> ApiError {
     responses(
         (status = 200, description = "The rep's profile as of today (the service's date); a rep \
             reading their own sees nothing from a private session", body = RepProfileSchema),
-        (status = 404, description = "No such rep in the read models (or the id is not a \
-            UUID); a rep who joined a moment ago appears once the projection catches up",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn rep(
-    state: State<QueryState>,
-    principal: Principal,
-    path: PathIds,
-) -> Result<Response, ApiError> {
-    profile_today(state, principal, path).await
+        RepNotProjected,
+        ReadErrors, CommonErrors))]
+pub async fn rep(about: About<RepId>) -> Result<Response, ApiError> {
+    profile_today(about).await
 }
 
 /// A rep's profile as of today, addressed as the profile itself.
@@ -75,26 +67,20 @@ pub async fn rep(
     responses(
         (status = 200, description = "The rep's profile as of today, as `GET /v1/reps/{rep_id}` \
             answers it", body = RepProfileSchema),
-        (status = 404, description = "No such rep in the read models (or the id is not a \
-            UUID); a rep who joined a moment ago appears once the projection catches up",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn rep_profile(
-    state: State<QueryState>,
-    principal: Principal,
-    path: PathIds,
-) -> Result<Response, ApiError> {
-    profile_today(state, principal, path).await
+        RepNotProjected,
+        ReadErrors, CommonErrors))]
+pub async fn rep_profile(about: About<RepId>) -> Result<Response, ApiError> {
+    profile_today(about).await
 }
 
 /// The rep's profile as of today, as the caller may see it.
 async fn profile_today(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
+    About {
+        state,
+        claims,
+        id: rep_id,
+    }: About<RepId>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
     access::rep_precheck(&claims, rep_id)?;
     let view = state
         .read
@@ -115,7 +101,7 @@ async fn profile_today(
 struct TimelineBody {
     #[schema(value_type = uuid::Uuid)]
     rep_id: RepId,
-    #[schema(schema_with = crate::openapi::period_kind)]
+    #[schema(schema_with = crate::schemas::period_kind)]
     bucket: PeriodKind,
     /// The range asked for; null when open at that end.
     from: Option<NaiveDate>,
@@ -172,17 +158,10 @@ fn range(params: &Params) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiE
         (status = 400, description = "A bad query parameter (`bucket`, `from` or `to`), named in \
             `detail`, or a range that ends before it starts",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such rep in the read models (or the id is not a UUID)",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn growth_timeline(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
+        RepNotProjected,
+        ReadErrors, CommonErrors))]
+pub async fn growth_timeline(about: About<RepId>, params: Params) -> Result<Response, ApiError> {
+    let (state, claims, rep_id) = (about.state, about.claims, about.id);
     let bucket = bucket(&params)?;
     let (from, to) = range(&params)?;
     access::rep_precheck(&claims, rep_id)?;
@@ -232,18 +211,10 @@ pub async fn growth_timeline(
         (status = 200, description = "The team in the period", body = TeamViewSchema),
         (status = 400, description = "`period` is not a week, a month or a quarter",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such team in the read models (or the id is not a \
-            UUID); a team formed a moment ago appears once the projection catches up",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn team_view(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let team_id = TeamId::from_uuid(path.uuid("team_id")?);
+        TeamNotProjected,
+        ReadErrors, CommonErrors))]
+pub async fn team_view(about: About<TeamId>, params: Params) -> Result<Response, ApiError> {
+    let (state, claims, team_id) = (about.state, about.claims, about.id);
     let today = state.today();
     // The domain's own reason ("months run from 01 to 12", …) says what to fix.
     let period = match params.get("period") {
@@ -295,18 +266,10 @@ struct CoachingImpactBody {
             coaching on it", body = CoachingImpactBody),
         (status = 400, description = "`weeks` is not a whole number from 1 to 26",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such team in the read models (or the id is not a \
-            UUID); a team formed a moment ago appears once the projection catches up",
-            body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
-pub async fn coaching_impact(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let team_id = TeamId::from_uuid(path.uuid("team_id")?);
+        TeamNotProjected,
+        ReadErrors, CommonErrors))]
+pub async fn coaching_impact(about: About<TeamId>, params: Params) -> Result<Response, ApiError> {
+    let (state, claims, team_id) = (about.state, about.claims, about.id);
     let weeks = params.number("weeks", 1, 26)?.unwrap_or(4) as u32;
     access::team_read(&claims, team_id)?;
     let today = state.today();
@@ -373,15 +336,12 @@ fn scorecard_range(
         (status = 404, description = "No such leader: a leader appears once assigned to a team \
             or once they coach, give feedback or resolve a request (or the id is not a UUID)",
             body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
+        ReadErrors, CommonErrors))]
 pub async fn leader_scorecard(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
+    about: About<LeaderId>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let leader_id = LeaderId::from_uuid(path.uuid("leader_id")?);
+    let (state, claims, leader_id) = (about.state, about.claims, about.id);
     let (from, to) = range(&params)?;
     access::leader_read(&claims, leader_id)?;
     let today = state.today();
@@ -393,4 +353,14 @@ pub async fn leader_scorecard(
         .map_err(read_error)?
         .ok_or_else(|| leader_not_found(leader_id))?;
     Ok(Json(card).into_response())
+}
+
+/// A read-side failure at the HTTP edge.
+fn read_error(e: trellis_projections::Error) -> ApiError {
+    use trellis_projections::Error as E;
+    match e {
+        E::Store(e) => ApiError::from(e),
+        E::InvalidInput(message) => ApiError::BadRequest(message),
+        other => ApiError::Internal(other.to_string()),
+    }
 }

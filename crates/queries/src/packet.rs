@@ -23,14 +23,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use trellis_commands::extract::Principal;
-use trellis_commands::problem::{ApiError, Problem};
 use trellis_domain::competency::CompetencyEvent;
 use trellis_domain::rep::{
     FeedbackKind, Owner, PlanOutcome, RepEvent, SupportCategory, Visibility,
@@ -40,6 +37,8 @@ use trellis_domain::{
     TeamId,
 };
 use trellis_eventstore::EventStore;
+use trellis_http::auth::Claims;
+use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::growth::derive::StandingKind;
 use trellis_projections::growth::model::ItemStatus;
 use trellis_projections::growth::{GrowthSettings, GrowthTimeline, RepProfile, Standing};
@@ -48,11 +47,12 @@ use trellis_projections::query::standing_as_of;
 use trellis_projections::stats::{mean, median};
 use utoipa::ToSchema;
 
-use crate::QueryState;
-use crate::access;
-use crate::asof::{RepReplay, RepStream, StreamCache, TimeBasis, category_events, envelope};
-use crate::openapi::{ReadErrors, StandingSchema};
-use crate::params::{Params, PathIds, end_of_day};
+use crate::asof::{RepReplay, TimeBasis};
+use crate::params::{Params, end_of_day};
+use crate::schemas::{ReadErrors, StandingSchema};
+use crate::state::{About, QueryState};
+use crate::streams::{RepStream, category_events, envelope, readable_stream};
+use trellis_http::openapi::CommonErrors;
 
 /// What replaying one rep's history over a period yields for a review.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -92,10 +92,10 @@ pub struct StandardTrend {
     #[schema(value_type = uuid::Uuid)]
     pub standard_id: StandardId,
     pub name: String,
-    #[schema(schema_with = crate::openapi::standard_kind)]
+    #[schema(schema_with = crate::schemas::standard_kind)]
     pub kind: StandardKind,
     /// The kind of period the trend is measured in.
-    #[schema(schema_with = crate::openapi::period_kind)]
+    #[schema(schema_with = crate::schemas::period_kind)]
     pub bucket: PeriodKind,
     pub periods: Vec<PeriodAttainment>,
     /// Attainment in the first and the last measured period, and the mean.
@@ -171,7 +171,7 @@ pub struct SupportRequests {
 pub struct SupportLine {
     #[schema(value_type = uuid::Uuid)]
     pub request_id: SupportRequestId,
-    #[schema(schema_with = crate::openapi::support_category)]
+    #[schema(schema_with = crate::schemas::support_category)]
     pub category: SupportCategory,
     pub raised_on: NaiveDate,
     pub resolved_on: Option<NaiveDate>,
@@ -185,7 +185,7 @@ pub struct PlanLine {
     pub started_on: NaiveDate,
     pub review_on: NaiveDate,
     pub checkpoints: u32,
-    #[schema(schema_with = crate::openapi::plan_outcome)]
+    #[schema(schema_with = crate::schemas::plan_outcome)]
     pub outcome: Option<PlanOutcome>,
     pub closed_on: Option<NaiveDate>,
 }
@@ -204,9 +204,9 @@ pub struct StandingSummary {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StandingChange {
     pub on: NaiveDate,
-    #[schema(schema_with = crate::openapi::standing_kind)]
+    #[schema(schema_with = crate::schemas::standing_kind)]
     pub from: StandingKind,
-    #[schema(schema_with = crate::openapi::standing_kind)]
+    #[schema(schema_with = crate::schemas::standing_kind)]
     pub to: StandingKind,
     pub reasons: Vec<String>,
 }
@@ -599,24 +599,27 @@ pub async fn packet_of(
     ))
 }
 
-/// Replays the rep's stream (through `cache`: only what was appended since
-/// it last looked is read) and the catalogue, and builds the packet.
-/// `Ok(None)`: no such rep. The team is the rep's team now.
+/// The rep's packet over `from..=to` as `claims` may read it, with its
+/// SHA-256: what `GET /v1/reps/{rep_id}/review-packet` answers and the
+/// dashboard's packet page shows. Who may read is decided on the decoded
+/// stream the cache keeps, before the packet (a replay per week of the
+/// period) is built. 404 when there is no such rep or they had not joined
+/// by `to`.
 pub async fn review_packet(
-    store: &dyn EventStore,
-    cache: &StreamCache,
+    state: &QueryState,
+    claims: &Claims,
     rep_id: RepId,
     from: NaiveDate,
     to: NaiveDate,
-    settings: GrowthSettings,
-) -> Result<Option<(TeamId, Option<ReviewPacket>)>, ApiError> {
+) -> Result<(ReviewPacket, String), ApiError> {
     check_period(from, to)?;
-    let stream = cache.load(store, rep_id).await?;
-    let Some(team) = stream.team else {
-        return Ok(None);
-    };
-    let packet = packet_of(store, rep_id, &stream, from, to, settings).await?;
-    Ok(Some((team, packet)))
+    let store = state.http.store();
+    let (stream, _) = readable_stream(store, &state.stream_cache, claims, rep_id).await?;
+    let packet = packet_of(store, rep_id, &stream, from, to, state.settings)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("rep {rep_id} had not joined by {to}")))?;
+    let sha256 = packet_sha256(&packet);
+    Ok((packet, sha256))
 }
 
 /// The packet's JSON body: `{ "sha256": …, "packet": … }`.
@@ -689,16 +692,13 @@ fn format(params: &Params, headers: &HeaderMap) -> Result<Format, ApiError> {
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rep (or the id is not a UUID), or the rep had not \
             joined by the period's end", body = Problem, content_type = "application/problem+json"),
-        ReadErrors),
-    security(("bearer" = [])))]
+        ReadErrors, CommonErrors))]
 pub async fn route(
-    State(state): State<QueryState>,
-    Principal(claims): Principal,
-    path: PathIds,
+    about: About<RepId>,
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
+    let (state, claims, rep_id) = (about.state, about.claims, about.id);
     let expected = "a date like 2026-03-31";
     let from = params.required("from", expected, |v| v.parse::<NaiveDate>().ok())?;
     let to = params.required("to", expected, |v| v.parse::<NaiveDate>().ok())?;
@@ -709,19 +709,7 @@ pub async fn route(
         )));
     }
     let format = format(&params, &headers)?;
-    check_period(from, to)?;
-    access::rep_precheck(&claims, rep_id)?;
-    // Who may read is decided on the decoded stream the cache keeps, before
-    // the packet (a replay per week of the period) is built.
-    let stream = state.stream_cache.load(state.app.store(), rep_id).await?;
-    let team = stream
-        .team
-        .ok_or_else(|| ApiError::NotFound(format!("no rep {rep_id}")))?;
-    access::rep_read(&claims, rep_id, team)?;
-    let packet = packet_of(state.app.store(), rep_id, &stream, from, to, state.settings)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("rep {rep_id} had not joined by {to}")))?;
-    let sha256 = packet_sha256(&packet);
+    let (packet, sha256) = review_packet(&state, &claims, rep_id, from, to).await?;
     let mut response = match format {
         Format::Json => Json(PacketBody {
             sha256: sha256.clone(),

@@ -5,7 +5,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
-use trellis_commands::problem::ApiError;
+use trellis_domain::{LeaderId, RepId, TeamId};
+use trellis_http::problem::ApiError;
 
 /// The query string, as (name, value) pairs, percent-decoded.
 #[derive(Debug, Clone, Default)]
@@ -137,8 +138,49 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Path parameters: the command service's extractor, shared.
-pub use trellis_commands::routes::PathIds;
+/// Path parameters: the extractor every API shares.
+pub use trellis_http::extract::PathIds;
+
+/// An id in the path, as the domain's id type: `PathId<RepId>` reads
+/// `{rep_id}` (a 404 naming it when it is not a UUID).
+#[derive(Debug, Clone, Copy)]
+pub struct PathId<T>(pub T);
+
+/// A domain id a route's path names, and the parameter that holds it.
+pub trait PathParam: Sized {
+    const NAME: &'static str;
+    fn from_uuid(id: uuid::Uuid) -> Self;
+}
+
+impl PathParam for RepId {
+    const NAME: &'static str = "rep_id";
+    fn from_uuid(id: uuid::Uuid) -> Self {
+        RepId::from_uuid(id)
+    }
+}
+
+impl PathParam for TeamId {
+    const NAME: &'static str = "team_id";
+    fn from_uuid(id: uuid::Uuid) -> Self {
+        TeamId::from_uuid(id)
+    }
+}
+
+impl PathParam for LeaderId {
+    const NAME: &'static str = "leader_id";
+    fn from_uuid(id: uuid::Uuid) -> Self {
+        LeaderId::from_uuid(id)
+    }
+}
+
+impl<T: PathParam, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ids = PathIds::from_request_parts(parts, state).await?;
+        Ok(PathId(T::from_uuid(ids.uuid(T::NAME)?)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use trellis_commands::auth::TokenKey;
+use trellis_http::auth::TokenKey;
 
 /// The file a development secret is kept in, inside the data directory.
 pub const DEV_SECRET_FILE: &str = "jwt-secret";

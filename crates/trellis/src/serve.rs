@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use trellis_alerts::Thresholds;
-use trellis_commands::{AppState, CommandsConfig, MetricsSource, SystemClock};
+use trellis_commands::{CommandState, CommandsConfig};
 use trellis_dashboard::DashboardState;
+use trellis_demo::DemoOrg;
+use trellis_http::{HttpState, MetricsSource, SystemClock};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
@@ -132,169 +134,248 @@ impl ServeArgs {
     }
 }
 
+/// `trellis serve`: build the application, then run it until Ctrl-C or SIGTERM.
 pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // A bad CA file stops the start before the store is touched or the demo
-    // recorded (the webhooks read it again when they start).
-    if let Some(path) = &args.webhook_ca_file {
-        trellis_webhooks::tls::read_ca_file(path)
-            .context("--webhook-ca-file (TRELLIS_WEBHOOK_CA_FILE)")?;
-    }
-    let stores = store_args.open_all().await?;
-    let key = args.secret.key(&store_args.data_dir)?;
-    let settings = GrowthSettings {
-        quality_gate_periods: args.quality_gate_periods,
-    };
-    let app = AppState::new(
-        stores.log.clone(),
-        key,
-        Arc::new(SystemClock),
-        CommandsConfig {
-            body_limit: args.body_limit,
-            max_import_rows: args.max_import_rows,
-        },
-    )
-    .with_metrics_source(Arc::new(ProjectionLag(Engine::new(
-        stores.log.clone(),
-        stores.read.clone(),
-    ))))
-    // `/openapi.json` describes every API mounted below: the reads and the
-    // webhook admin routes beside the writes (the dashboard's pages are not
-    // an API).
-    .with_api_doc(trellis_queries::openapi::document())
-    .with_api_doc(trellis_webhooks::openapi::document());
-    let demo = if args.demo {
-        Some(seed_demo(&app, &stores, args.demo_seed, &settings).await?)
-    } else {
-        None
-    };
+    let app = Application::build(store_args, args).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
+/// The services of one process, built and listening, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    workers: Workers,
+    demo: Option<DemoOrg>,
+    describe: String,
+}
+
+impl Application {
+    /// Opens the stores, records the demo when asked, starts the background
+    /// workers, builds the router of every API and binds the listener.
+    pub async fn build(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Application> {
+        // A bad CA file stops the start before the store is touched or the
+        // demo recorded (the webhooks read it again when they start).
+        if let Some(path) = &args.webhook_ca_file {
+            trellis_webhooks::tls::read_ca_file(path)
+                .context("--webhook-ca-file (TRELLIS_WEBHOOK_CA_FILE)")?;
         }
-    };
-    let mut background = Vec::new();
+        let stores = store_args.open_all().await?;
+        let http = HttpState::new(
+            stores.log.clone(),
+            args.secret.key(&store_args.data_dir)?,
+            Arc::new(SystemClock),
+        )
+        .with_body_limit(args.body_limit);
+        http.add_metrics_source(Arc::new(ProjectionLag(Engine::new(
+            stores.log.clone(),
+            stores.read.clone(),
+        ))));
+        let settings = GrowthSettings {
+            quality_gate_periods: args.quality_gate_periods,
+        };
+        let commands = CommandState::new(
+            http.clone(),
+            CommandsConfig {
+                max_import_rows: args.max_import_rows,
+            },
+        );
+        let demo = if args.demo {
+            Some(seed_demo(&commands, &stores, args.demo_seed, &settings).await?)
+        } else {
+            None
+        };
+        let hooks = open_webhooks(&stores, &args).await?;
+        let workers = Workers::start(&stores, &args, settings, hooks.clone()).await?;
+        let router = router(http, commands, &stores, settings, hooks);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", args.listen))?;
+        Ok(Application {
+            listener,
+            router,
+            workers,
+            demo,
+            describe: store_args.describe(),
+        })
+    }
 
-    // The read models, kept up to date in the background (one active runner
-    // per projection across processes; the others stand by).
-    let engine = Engine::new(stores.log.clone(), stores.read.clone());
-    let growth = Growth::new(settings);
-    let stopped = until_stopped();
-    background.push(tokio::spawn(async move {
-        engine.run(Box::new(growth), stopped).await
-    }));
+    /// Where the application listens.
+    pub fn address(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
 
-    // Alerts: evaluated on a schedule and on appends, recorded in the log.
-    let alerts = args.alerts.config();
-    let (log, read, stopped) = (
-        stores.log.clone(),
-        ReadModels::new(stores.read.clone()),
-        until_stopped(),
-    );
-    let evaluator = alerts.evaluator.clone();
-    background.push(tokio::spawn(async move {
-        trellis_alerts::run_evaluator(log, read, evaluator, stopped).await;
-    }));
+    /// Serves until `shutdown` completes, lets in-flight requests finish,
+    /// then stops the workers.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let address = self.address()?;
+        tracing::info!(%address, store = %self.describe, "trellis is serving");
+        eprintln!(
+            "trellis: serving on http://{address} ({}); Ctrl-C stops",
+            self.describe
+        );
+        if let Some(org) = &self.demo {
+            print_demo(org, &format!("http://{address}"))?;
+        }
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the server failed")?;
+        self.workers.stop().await;
+        tracing::info!("trellis stopped; in-flight requests finished");
+        Ok(())
+    }
+}
 
-    // Webhooks: subscriptions and deliveries beside the log.
-    let webhook_config = trellis_webhooks::WebhooksConfig {
+/// Every API of the process under one router: the writes, the reads, the
+/// webhook admin routes and the dashboard, which asks the read side (and
+/// shares its stream cache) every question `/v1` answers too.
+fn router(
+    http: HttpState,
+    commands: CommandState,
+    stores: &crate::store::Stores,
+    settings: GrowthSettings,
+    hooks: trellis_webhooks::Webhooks,
+) -> axum::Router {
+    let reads =
+        QueryState::new(http.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
+    let dashboard = DashboardState::new(reads.clone());
+    let webhooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
+    trellis_http::app(
+        http,
+        [
+            trellis_commands::api(commands),
+            trellis_queries::api(reads),
+            trellis_webhooks::api(webhooks),
+            trellis_dashboard::api(dashboard),
+        ],
+    )
+}
+
+/// The webhook tables beside the log.
+async fn open_webhooks(
+    stores: &crate::store::Stores,
+    args: &ServeArgs,
+) -> anyhow::Result<trellis_webhooks::Webhooks> {
+    let config = trellis_webhooks::WebhooksConfig {
         max_attempts: args.webhook_max_attempts,
         ca_file: args.webhook_ca_file.clone(),
         ..Default::default()
     };
-    let hooks = match &stores.backend {
+    match &stores.backend {
         Backend::Postgres { store, .. } => {
-            trellis_webhooks::Webhooks::postgres(store.pool().clone(), webhook_config).await
+            trellis_webhooks::Webhooks::postgres(store.pool().clone(), config).await
         }
-        Backend::Sqlite(store) => {
-            trellis_webhooks::Webhooks::sqlite(store.path(), webhook_config).await
-        }
+        Backend::Sqlite(store) => trellis_webhooks::Webhooks::sqlite(store.path(), config).await,
     }
-    .map_err(|e| anyhow::anyhow!("failed to start the webhooks: {e}"))?;
-    let (log, sender, stopped) = (stores.log.clone(), hooks.clone(), until_stopped());
-    background.push(tokio::spawn(async move {
-        trellis_webhooks::run(log, sender, stopped).await
-    }));
+    .map_err(|e| anyhow::anyhow!("failed to start the webhooks: {e}"))
+}
 
-    // NATS: the relay (the log as outbox) and the alert publisher.
-    if let Some(url) = &args.nats_url {
-        let client = async_nats::connect(url.as_str())
-            .await
-            .with_context(|| format!("failed to connect to NATS at {url}"))?;
-        background.push(relay::spawn(
-            &stores,
-            client.clone(),
-            args.nats_replicas,
-            until_stopped(),
-        ));
-        let mut publisher = trellis_alerts::PublisherConfig {
-            replicas: args.nats_replicas,
-            ..alerts.publisher
+/// The background workers of the process: the projection runner, the alert
+/// evaluator, the webhook sender and, with NATS, the relay and the alert
+/// publisher. Each stops when told to.
+#[derive(Debug)]
+struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    async fn start(
+        stores: &crate::store::Stores,
+        args: &ServeArgs,
+        settings: GrowthSettings,
+        hooks: trellis_webhooks::Webhooks,
+    ) -> anyhow::Result<Workers> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
         };
-        if let Backend::Postgres { url, .. } = &stores.backend {
-            // One active publisher across processes, as for the relay.
-            publisher = publisher.with_postgres_lease(url.clone());
-        }
-        let (log, stopped) = (stores.log.clone(), until_stopped());
-        background.push(tokio::spawn(async move {
-            trellis_alerts::run_publisher(log, client, publisher, stopped).await;
+        let mut tasks = Vec::new();
+
+        // The read models, kept up to date (one active runner per
+        // projection across processes; the others stand by).
+        let engine = Engine::new(stores.log.clone(), stores.read.clone());
+        let growth = Growth::new(settings);
+        let stopped = until_stopped();
+        tasks.push(tokio::spawn(async move {
+            engine.run(Box::new(growth), stopped).await
         }));
+
+        // Alerts: evaluated on a schedule and on appends, recorded in the log.
+        let alerts = args.alerts.config();
+        let (log, read, stopped) = (
+            stores.log.clone(),
+            ReadModels::new(stores.read.clone()),
+            until_stopped(),
+        );
+        let evaluator = alerts.evaluator.clone();
+        tasks.push(tokio::spawn(async move {
+            trellis_alerts::run_evaluator(log, read, evaluator, stopped).await;
+        }));
+
+        // Webhooks: deliveries of what is appended.
+        let (log, stopped) = (stores.log.clone(), until_stopped());
+        tasks.push(tokio::spawn(async move {
+            trellis_webhooks::run(log, hooks, stopped).await
+        }));
+
+        // NATS: the relay (the log as outbox) and the alert publisher.
+        if let Some(url) = &args.nats_url {
+            let client = async_nats::connect(url.as_str())
+                .await
+                .with_context(|| format!("failed to connect to NATS at {url}"))?;
+            tasks.push(relay::spawn(
+                stores,
+                client.clone(),
+                args.nats_replicas,
+                until_stopped(),
+            ));
+            let mut publisher = trellis_alerts::PublisherConfig {
+                replicas: args.nats_replicas,
+                ..alerts.publisher
+            };
+            if let Backend::Postgres { url, .. } = &stores.backend {
+                // One active publisher across processes, as for the relay.
+                publisher = publisher.with_postgres_lease(url.clone());
+            }
+            let (log, stopped) = (stores.log.clone(), until_stopped());
+            tasks.push(tokio::spawn(async move {
+                trellis_alerts::run_publisher(log, client, publisher, stopped).await;
+            }));
+        }
+        Ok(Workers { stop, tasks })
     }
 
-    let queries =
-        QueryState::new(app.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
-    // The packet page shows the packet the API serves, replayed (through the
-    // read API's stream cache), with its hash.
-    let dashboard = DashboardState::new(app.clone(), stores.read.clone()).with_hooks(Arc::new(
-        trellis_queries::hooks::ReplayedPackets::new(stores.log.clone(), settings)
-            .with_stream_cache(queries.stream_cache.clone()),
-    ));
-    let webhooks = trellis_webhooks::WebhooksState::new(app.clone(), hooks);
-    let router = trellis_commands::router_with(
-        app,
-        trellis_dashboard::routes(dashboard)
-            .merge(trellis_queries::routes(queries))
-            .merge(trellis_webhooks::routes(webhooks)),
-    );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, store = %store_args.describe(), "trellis is serving");
-    eprintln!(
-        "trellis: serving on http://{address} ({}); Ctrl-C stops",
-        store_args.describe()
-    );
-    if let Some(org) = demo {
-        print_demo(&org, &format!("http://{address}"))?;
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed")?;
-    let _ = stop.send(true);
-    for task in background {
-        if tokio::time::timeout(std::time::Duration::from_secs(10), task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a background service did not stop within 10 s");
+    /// Tells every worker to stop and waits for each, at most 10 s.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background service did not stop within 10 s");
+            }
         }
     }
-    tracing::info!("trellis stopped; in-flight requests finished");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Seeds the demo organisation into an empty store, and brings the read
 /// models up to date so the first page shows it.
 async fn seed_demo(
-    app: &AppState,
+    commands: &CommandState,
     stores: &crate::store::Stores,
     seed: u64,
     settings: &GrowthSettings,
-) -> anyhow::Result<trellis_dashboard::demo::DemoOrg> {
+) -> anyhow::Result<DemoOrg> {
     if stores.log.head().await?.position > 0 || stores.log.stream_version(&any_team()).await? > 0 {
         anyhow::bail!(
             "--demo fills an empty store, and this one already holds events; use another \
@@ -303,7 +384,7 @@ async fn seed_demo(
     }
     eprintln!("trellis: recording the demo organisation through the API (a few seconds)…");
     let today = chrono::Utc::now().date_naive();
-    let org = trellis_dashboard::demo::seed(app, seed, today)
+    let org = trellis_demo::seed(commands, seed, today)
         .await
         .map_err(|e| anyhow::anyhow!("failed to record the demo organisation: {e}"))?;
     Engine::new(stores.log.clone(), stores.read.clone())
@@ -318,7 +399,7 @@ fn any_team() -> trellis_eventstore::StreamId {
     trellis_eventstore::StreamId::new("team-none").expect("a valid literal")
 }
 
-fn print_demo(org: &trellis_dashboard::demo::DemoOrg, base: &str) -> anyhow::Result<()> {
+fn print_demo(org: &DemoOrg, base: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(

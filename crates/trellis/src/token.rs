@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use trellis_commands::auth::{Claims, Role};
+use trellis_http::auth::{Claims, Role};
 use uuid::Uuid;
 
 use crate::secret::SecretArgs;

@@ -23,17 +23,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use trellis_commands::AppState;
-use trellis_commands::auth::{Claims, Role};
-use trellis_commands::extract::{JsonBody, Principal};
-use trellis_commands::openapi::BearerAuth;
-use trellis_commands::problem::{ApiError, ErrorDetail, Fields, Problem};
-use trellis_commands::routes::PathIds;
+use trellis_http::HttpState;
+use trellis_http::auth::{Claims, Role};
+use trellis_http::extract::{JsonBody, PathIds, Principal};
+use trellis_http::openapi::{BearerAuth, CommonErrors};
+use trellis_http::problem::{ApiError, ErrorDetail, Fields, Problem};
 use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Type};
 use utoipa::{IntoResponses, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::store::{Attempt, Delivery, DeliveryStatus, Replay, Subscription};
+use crate::store::{Attempt, Delivery, DeliveryStatus, Replay, Secret, Subscription};
 use crate::{CATEGORIES, Error, Webhooks, client, signing};
 
 /// The longest URL accepted.
@@ -47,26 +46,34 @@ const DEFAULT_PAGE: usize = 100;
 /// What a webhook handler needs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct WebhooksState {
-    /// The command service's state: the log, the token key, the clock.
-    pub app: AppState,
+    /// What every API shares: the log, the token key, the clock.
+    pub http: HttpState,
     pub hooks: Webhooks,
 }
 
 impl WebhooksState {
-    pub fn new(app: AppState, hooks: Webhooks) -> Self {
-        WebhooksState { app, hooks }
+    pub fn new(http: HttpState, hooks: Webhooks) -> Self {
+        WebhooksState { http, hooks }
     }
 }
 
-impl FromRef<WebhooksState> for AppState {
-    fn from_ref(state: &WebhooksState) -> AppState {
-        state.app.clone()
+impl FromRef<WebhooksState> for HttpState {
+    fn from_ref(state: &WebhooksState) -> HttpState {
+        state.http.clone()
     }
 }
 
-/// Every webhook route, with `state` applied and no fallback: merge it into
-/// the command service with `trellis_commands::router_with(app, routes(state))`.
-pub fn routes(state: WebhooksState) -> Router {
+/// The webhook admin API, for [`trellis_http::app`]: every webhook route
+/// with `state` applied, and its OpenAPI document.
+pub fn api(state: WebhooksState) -> trellis_http::Api {
+    trellis_http::Api {
+        routes: routes(state),
+        doc: Some(document()),
+    }
+}
+
+/// Every webhook route, with `state` applied and no fallback.
+fn routes(state: WebhooksState) -> Router {
     Router::new()
         .route("/v1/webhooks", post(create).get(list))
         .route("/v1/webhooks/{webhook_id}", get(show).delete(remove))
@@ -267,22 +274,18 @@ fn delivery_status() -> Object {
         .build()
 }
 
-/// The errors every webhook route can answer with, each an
-/// `application/problem+json` body. A route adds the others it can answer
-/// with (400, 404, 409, 413, 415, 422), each described where it applies.
+/// The refusal every webhook route can answer with, an
+/// `application/problem+json` body; routes list it with
+/// `trellis_http::openapi::CommonErrors` (401, 503) and add the others they
+/// can answer with (400, 404, 409, 413, 415, 422), each described where it
+/// applies.
 #[derive(Debug, IntoResponses)]
 #[allow(dead_code)]
 pub enum AdminErrors {
-    /// No bearer token, or a bad or expired one.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
     /// The token is not an admin's: only an admin manages webhooks and sees
     /// their deliveries.
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
-    /// The store is unavailable; retry after the `Retry-After` seconds.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
 }
 
 /// The webhook admin API, described.
@@ -301,7 +304,7 @@ pub enum AdminErrors {
 pub struct ApiDoc;
 
 /// [`ApiDoc`] as a document, for callers that do not depend on utoipa
-/// (`trellis serve` adds it with `AppState::with_api_doc`).
+/// ([`api`] hands it to `trellis_http::app`).
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
@@ -379,15 +382,14 @@ fn ok_json(status: StatusCode, value: &impl Serialize) -> Response {
         (status = 422, description = "Invalid fields, each named in `errors`: a URL that is not \
             an absolute http(s) URL, an unknown event type or category, a bad secret",
             body = Problem, content_type = "application/problem+json"),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn create(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
     request: Request,
 ) -> Result<Response, ApiError> {
     admin_only(&claims)?;
-    let body = JsonBody::<CreateWebhook>::from_request(request, &state.app)
+    let body = JsonBody::<CreateWebhook>::from_request(request, &state.http)
         .await?
         .value;
     let mut f = Fields::default();
@@ -463,15 +465,15 @@ async fn create(
         Some(secret) => secret,
         None => signing::generate_secret().map_err(ApiError::Internal)?,
     };
-    let start = state.app.store().head().await?;
+    let start = state.http.store().head().await?;
     let subscription = Subscription {
         id: Uuid::now_v7(),
         url: url.to_owned(),
         event_types,
         categories,
-        secret,
+        secret: Secret::new(secret),
         start,
-        created_at: state.app.clock().now(),
+        created_at: state.http.clock().now(),
         created_by: claims.sub.clone(),
     };
     state
@@ -484,7 +486,7 @@ async fn create(
 
     let body = RegisteredWebhook {
         webhook: WebhookView::from(&subscription),
-        secret: subscription.secret.clone(),
+        secret: subscription.secret.as_str().to_owned(),
     };
     let mut response = ok_json(StatusCode::CREATED, &body);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", subscription.id)) {
@@ -500,8 +502,7 @@ async fn create(
 #[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks",
     responses(
         (status = 200, description = "Every webhook not deleted", body = WebhookList),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn list(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -541,8 +542,7 @@ async fn existing(state: &WebhooksState, id: Uuid) -> Result<Subscription, ApiEr
         (status = 200, description = "The webhook", body = WebhookView),
         (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
             body = Problem, content_type = "application/problem+json"),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn show(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -564,8 +564,7 @@ async fn show(
         (status = 204, description = "The webhook is deleted"),
         (status = 404, description = "No such webhook (deleted already, or the id is not a UUID)",
             body = Problem, content_type = "application/problem+json"),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn remove(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -576,7 +575,7 @@ async fn remove(
     let deleted = state
         .hooks
         .store()
-        .delete_subscription(id, state.app.clock().now())
+        .delete_subscription(id, state.http.clock().now())
         .await
         .map_err(store_error)?;
     if !deleted {
@@ -606,8 +605,7 @@ async fn remove(
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad or unknown query parameter, named in `errors`",
             body = Problem, content_type = "application/problem+json"),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn deliveries(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,
@@ -669,8 +667,7 @@ async fn deliveries(
         (status = 409, description = "The delivery is still pending (`delivery-pending`), or \
             its webhook was deleted (`webhook-deleted`)",
             body = Problem, content_type = "application/problem+json"),
-        AdminErrors),
-    security(("bearer" = [])))]
+        AdminErrors, CommonErrors))]
 async fn replay(
     State(state): State<WebhooksState>,
     Principal(claims): Principal,

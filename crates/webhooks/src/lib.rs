@@ -17,9 +17,8 @@
 //! ```text
 //! let hooks = Webhooks::postgres(pg.pool().clone(), WebhooksConfig::default()).await?;
 //! // or: Webhooks::sqlite(sqlite_store.path(), config).await?
-//! let app = app.with_api_doc(trellis_webhooks::openapi::document()); // before cloning `app`
-//! let extra = trellis_webhooks::routes(WebhooksState::new(app.clone(), hooks.clone()));
-//! let router = trellis_commands::router_with(app, extra);
+//! let api = trellis_webhooks::api(WebhooksState::new(http.clone(), hooks.clone()));
+//! let router = trellis_http::app(http, [api /* and the other APIs */]);
 //! tokio::spawn(trellis_webhooks::run(log, hooks, shutdown));
 //! ```
 //!
@@ -53,16 +52,16 @@ pub mod signing;
 pub mod store;
 pub mod tls;
 
-pub use api::{WebhooksState, routes};
+pub use api::{WebhooksState, api};
 
-/// The webhook admin API's OpenAPI document, which `trellis serve` merges
-/// into `/openapi.json` (`trellis_commands::AppState::with_api_doc`).
+/// The webhook admin API's OpenAPI document, which [`api`] hands to
+/// `trellis_http::app` to merge into `/openapi.json`.
 pub mod openapi {
     pub use crate::api::{ApiDoc, document};
 }
 pub use store::{
-    Attempt, Delivery, DeliveryStatus, Subscription, WebhookStore, postgres::PostgresWebhookStore,
-    sqlite::SqliteWebhookStore,
+    Attempt, Delivery, DeliveryStatus, Secret, Subscription, WebhookStore,
+    postgres::PostgresWebhookStore, sqlite::SqliteWebhookStore,
 };
 
 /// The name of the dispatcher's checkpoint in the log's subscriber checkpoints.
@@ -86,26 +85,7 @@ pub enum Error {
     Tls(#[from] tls::TlsSetupError),
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Error::Database(match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        })
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Database(format!("no connection: {e}"))
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Database(e.to_string())
-    }
-}
+trellis_eventstore::from_database_errors!(Error, Error::Database);
 
 /// Settings of the dispatcher and the sender.
 #[derive(Debug, Clone)]
@@ -493,7 +473,7 @@ async fn send(
     timeout: Duration,
 ) -> Result<u16, String> {
     let url = url::Url::parse(&delivery.url).map_err(|e| format!("the URL is invalid: {e}"))?;
-    let key = signing::secret_key(&delivery.secret)?;
+    let key = signing::secret_key(delivery.secret.as_str())?;
     let msg_id = delivery.event_id.to_string();
     let signature = signing::sign(&key, &msg_id, timestamp, delivery.body.as_bytes());
     let headers = [

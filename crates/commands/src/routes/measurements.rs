@@ -14,14 +14,16 @@ use trellis_eventstore::{ExpectedVersion, StreamWrite, derived_command_id};
 use uuid::Uuid;
 
 use super::reps::measurement_values;
-use super::{respond_with, stream};
-use crate::AppState;
-use crate::extract::{Principal, WriteHeaders, content_type, fingerprint, parse_json, read_body};
-use crate::openapi::WriteErrors;
+use crate::cache::Loaded;
+use crate::extract::WriteHeaders;
 use crate::policy::{RepAccess, Scope, rep_write};
-use crate::problem::{ApiError, FieldError, Fields};
+use crate::respond::WriteErrors;
+use crate::respond::{respond_with, stream};
+use crate::state::CommandState;
 use crate::wire::{self, Imported};
-use crate::write::{Loaded, MAX_ATTEMPTS, Stored, WriteCtx, Written, backoff, load, to_new_event};
+use crate::write::{MAX_ATTEMPTS, Stored, WriteCtx, Written, backoff, load, to_new_event};
+use trellis_http::extract::{Principal, content_type, fingerprint, parse_json, read_body};
+use trellis_http::problem::{ApiError, FieldError, Fields};
 
 /// How many reps' streams are loaded at once.
 const LOAD_CONCURRENCY: usize = 16;
@@ -182,6 +184,26 @@ fn too_many(max_rows: usize) -> ApiError {
     ))
 }
 
+/// What an import answers: 200 with what it recorded (no stream version:
+/// the `ETag` is "0").
+fn imported(rows: usize, reps: usize, events: usize, replayed: bool) -> Response {
+    let written = Written {
+        stream_version: 0,
+        events,
+        replayed,
+    };
+    respond_with(
+        false,
+        written,
+        &Imported {
+            rows,
+            reps,
+            events,
+            replayed,
+        },
+    )
+}
+
 /// Import measurements: a JSON array of `{rep_id, metric, period, value}`, or
 /// a CSV file (`Content-Type: text/csv`) with a header line naming the columns
 /// `rep`, `metric`, `period` and `value`. Every row is recorded, or none: each
@@ -191,10 +213,9 @@ fn too_many(max_rows: usize) -> ApiError {
         (Vec<wire::MeasurementRow> = "application/json"),
         (String = "text/csv", example = "rep,metric,period,value\n0190a5b2-7c3e-7d41-9a2b-3c4d5e6f7a8b,calls_made,2026-W05,42\n")
     )),
-    responses((status = 200, description = "Every row was recorded", body = Imported), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Every row was recorded", body = Imported), WriteErrors))]
 pub async fn import(
-    State(app): State<AppState>,
+    State(app): State<CommandState>,
     Principal(claims): Principal,
     headers: WriteHeaders,
     request: Request,
@@ -215,7 +236,7 @@ pub async fn import(
         request.method().as_str().to_owned(),
         request.uri().path().to_owned(),
     );
-    let body = read_body(request, &app).await?;
+    let body = read_body(request, app.http().body_limit()).await?;
     let max_rows = app.config().max_import_rows;
     let mut f = Fields::default();
     let rows = if is_csv {
@@ -265,21 +286,7 @@ pub async fn import(
                 ));
             }
             app.metrics().idempotent_replay();
-            let written = Written {
-                stream_version: 0,
-                events: 0,
-                replayed: true,
-            };
-            return Ok(respond_with(
-                false,
-                written,
-                &Imported {
-                    rows: rows.len(),
-                    reps,
-                    events: 0,
-                    replayed: true,
-                },
-            ));
+            return Ok(imported(rows.len(), reps, 0, true));
         }
     }
 
@@ -351,21 +358,7 @@ pub async fn import(
         }
         f.finish()?;
         if writes.is_empty() {
-            let written = Written {
-                stream_version: 0,
-                events: 0,
-                replayed: false,
-            };
-            return Ok(respond_with(
-                false,
-                written,
-                &Imported {
-                    rows: rows.len(),
-                    reps,
-                    events: 0,
-                    replayed: false,
-                },
-            ));
+            return Ok(imported(rows.len(), reps, 0, false));
         }
         let started = std::time::Instant::now();
         let result = app.store().append_many(&ctx.meta(), &writes).await;
@@ -373,21 +366,8 @@ pub async fn import(
         match result {
             Ok(outcomes) => {
                 let replayed = outcomes.iter().all(|o| o.replayed);
-                let written = Written {
-                    stream_version: 0,
-                    events: if replayed { 0 } else { total_events },
-                    replayed,
-                };
-                return Ok(respond_with(
-                    false,
-                    written,
-                    &Imported {
-                        rows: rows.len(),
-                        reps,
-                        events: written.events,
-                        replayed,
-                    },
-                ));
+                let events = if replayed { 0 } else { total_events };
+                return Ok(imported(rows.len(), reps, events, replayed));
             }
             Err(trellis_eventstore::Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
                 // A rep's stream moved while we decided: decide again.

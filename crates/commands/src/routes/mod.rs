@@ -1,29 +1,18 @@
-//! The routes, one module per resource, and what their responses share.
+//! The write routes, one module per resource.
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use trellis_eventstore::StreamId;
-use uuid::Uuid;
+use axum::routing::{post, put};
 
-use crate::AppState;
-use crate::problem::ApiError;
-use crate::wire::Recorded;
-use crate::write::Written;
+use crate::state::CommandState;
 
 pub mod framework;
 pub mod measurements;
-pub mod ops;
 pub mod reps;
 pub mod teams;
 
-pub fn router() -> Router<AppState> {
+/// Every write route, for the state to be applied.
+pub fn router() -> Router<CommandState> {
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
         .route("/v1/teams", post(teams::form))
         .route("/v1/teams/{team_id}/leaders", post(teams::assign_leader))
         .route("/v1/teams/{team_id}/name", put(teams::rename))
@@ -106,87 +95,4 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/reps/{rep_id}/corrections", post(reps::correct_fact))
         .route("/v1/reps/{rep_id}/reviews", post(reps::hold_review))
-        .fallback(ops::not_found)
-}
-
-/// A stream id of one of our categories; cannot fail for a UUID.
-pub(crate) fn stream(category: &str, id: Uuid) -> Result<StreamId, ApiError> {
-    StreamId::for_entity(category, id).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// 201 (created) or 200 with the `Recorded` body, an `ETag` of the stream
-/// version, and `Idempotent-Replayed: true` on a replay.
-pub(crate) fn respond(created: bool, id: Option<Uuid>, written: Written) -> Response {
-    respond_with(
-        created,
-        written,
-        &Recorded {
-            id,
-            stream_version: written.stream_version,
-            events: written.events,
-            replayed: written.replayed,
-        },
-    )
-}
-
-pub(crate) fn respond_with(
-    created: bool,
-    written: Written,
-    body: &impl serde::Serialize,
-) -> Response {
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let mut response = (status, axum::Json(body)).into_response();
-    let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", written.stream_version)) {
-        headers.insert(header::ETAG, etag);
-    }
-    if written.replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
-}
-
-/// Path parameters, parsed with messages that say which one was wrong.
-#[derive(Debug)]
-pub struct PathIds(Vec<(String, String)>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathIds {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("the path could not be read: {e}")))?;
-        Ok(PathIds(
-            raw.iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        ))
-    }
-}
-
-impl PathIds {
-    /// The UUID in path parameter `name`; 404 when it is not one, since no
-    /// such resource can exist.
-    pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
-        let value = self
-            .0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::Internal(format!("route has no {name} parameter")))?;
-        Uuid::parse_str(value).map_err(|_| {
-            ApiError::NotFound(format!(
-                "{value:?} is not a valid {}: ids are UUIDs, as Trellis returned them",
-                name.replace('_', " ")
-            ))
-        })
-    }
 }

@@ -1,49 +1,29 @@
 //! Everything recorded about one rep: joining and leaving, expectations,
 //! feedback, skill assessments, coaching and its action items, training,
 //! measurements, support requests, improvement plans, corrections and reviews.
+//! Each handler names its body; the conversion below it parses the body into
+//! the rep command ([`OnRep`]). Who may send which is `policy::rep_access`.
 
-use axum::extract::State;
 use axum::response::Response;
 use trellis_domain::rep::{
-    ActionItem, ActionItemCompleted, ActionItemDropped, Correction, ExpectationsAcknowledged,
-    FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind, ImprovementPlanClosed,
-    ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured, PlanCheckpointRecorded,
-    PlanOutcome, PlanTarget, RepDeparted, RepJoined, ReviewHeld, SkillAssessed,
-    SupportAcknowledged, SupportCategory, SupportRequested, SupportResolved, TrainingCompleted,
-    Visibility,
+    ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
+    ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
+    ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
+    PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined, ReviewHeld,
+    SkillAssessed, SupportAcknowledged, SupportCategory, SupportRequested, SupportResolved,
+    TrainingCompleted, Visibility,
 };
 use trellis_domain::{
     ActionItemId, AssessmentId, CompetencyId, FeedbackId, MeasurementId, MetricName, MetricValue,
-    Name, NonEmptyText, Period, PersonName, PlanId, RepAggregate, RepCommand, RepId, RepState,
-    ReviewId, Role, SessionId, Sha256Hex, SkillLevel, StandardId, SupportRequestId, TeamId,
-    TrainingId,
+    Name, NonEmptyText, Period, PersonName, PlanId, RepCommand, RepId, ReviewId, Role, SessionId,
+    Sha256Hex, SkillLevel, StandardId, StandardStatus, SupportRequestId, TeamId, TrainingId,
 };
 
-use super::framework::{competency_status, standard_status};
-use super::teams::team_exists;
-use super::{PathIds, respond, respond_with, stream};
-use crate::extract::{JsonBody, Principal, WriteHeaders};
-use crate::openapi::WriteErrors;
-use crate::policy::{RepAccess, Scope, acting_leader, rep_write};
-use crate::problem::{ApiError, Fields};
+use crate::edge::{Edge, Entity, OnRep, WriteRequest, field};
+use crate::respond::WriteErrors;
 use crate::wire::{self, Recorded, SessionRecorded};
-use crate::write::{WriteCtx, Written, execute};
-use crate::{AppState, valid};
-
-/// Runs a command on a rep's stream after checking the caller may.
-async fn on_rep(
-    app: &AppState,
-    ctx: &WriteCtx,
-    rep_id: RepId,
-    access: RepAccess,
-    mut command: impl FnMut(&RepState) -> Result<RepCommand, ApiError>,
-) -> Result<Written, ApiError> {
-    execute::<RepAggregate>(app, ctx, &stream("rep", rep_id.as_uuid())?, |loaded| {
-        rep_write(&ctx.claims, rep_id, &loaded.state, None, access)?;
-        command(&loaded.state)
-    })
-    .await
-}
+use trellis_http::problem::{ApiError, Fields};
+use trellis_http::valid;
 
 fn visibility(v: wire::Visibility) -> Visibility {
     match v {
@@ -58,223 +38,182 @@ fn note(f: &mut Fields, field: &str, text: &str) -> Option<NonEmptyText> {
 
 /// A rep joins a team.
 #[utoipa::path(post, path = "/v1/reps", tag = "reps", request_body = wire::JoinRep,
-    responses((status = 201, description = "The rep joined", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn join(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    headers: WriteHeaders,
-    body: JsonBody<wire::JoinRep>,
-) -> Result<Response, ApiError> {
-    let b = &body.value;
-    let mut f = Fields::default();
-    let name = f.check("name", PersonName::try_from(b.name.as_str()));
-    let role = f.check("role", Role::try_from(b.role.as_str()));
-    f.finish()?;
-    let (name, role) = (valid!(name), valid!(role));
-    let team_id = TeamId::from_uuid(b.team_id);
-    let start_date = b.start_date;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let rep_id = RepId::from_uuid(ctx.new_id("rep"));
-    let team_exists = team_exists(&app, team_id).await?;
-    let written =
-        execute::<RepAggregate>(&app, &ctx, &stream("rep", rep_id.as_uuid())?, |loaded| {
-            rep_write(
-                &ctx.claims,
-                rep_id,
-                &loaded.state,
-                Some(team_id),
-                RepAccess::Lead(Scope::Reps),
-            )?;
-            Ok(RepCommand::JoinRep {
-                joined: RepJoined {
-                    rep_id,
-                    name: name.clone(),
-                    role: role.clone(),
-                    team_id,
-                    start_date,
-                },
+    responses((status = 201, description = "The rep joined", body = Recorded), WriteErrors))]
+pub async fn join(request: WriteRequest<wire::JoinRep>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::New).await
+}
+
+impl TryFrom<Edge<'_, wire::JoinRep>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::JoinRep>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let mut f = Fields::default();
+        let name = f.check("name", PersonName::try_from(b.name.as_str()));
+        let role = f.check("role", Role::try_from(b.role.as_str()));
+        f.finish()?;
+        let joined = RepJoined {
+            rep_id: RepId::from_uuid(edge.id),
+            name: valid!(name),
+            role: valid!(role),
+            team_id: TeamId::from_uuid(b.team_id),
+            start_date: b.start_date,
+        };
+        Ok(OnRep::GivenTeam(
+            joined.team_id,
+            Box::new(|team_exists| RepCommand::JoinRep {
+                joined,
                 team_exists,
-            })
-        })
-        .await?;
-    Ok(respond(true, Some(rep_id.as_uuid()), written))
+            }),
+        ))
+    }
 }
 
 /// A rep moves to another team (the leader of the team they leave records it).
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/team-moves", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::MoveTeam,
-    responses((status = 200, description = "The rep moved", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn move_team(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::MoveTeam>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let (to, on) = (TeamId::from_uuid(body.value.team_id), body.value.on);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let team_exists = team_exists(&app, to).await?;
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Reps), |_| {
-        Ok(RepCommand::MoveTeam {
+    responses((status = 200, description = "The rep moved", body = Recorded), WriteErrors))]
+pub async fn move_team(request: WriteRequest<wire::MoveTeam>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::MoveTeam>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::MoveTeam>) -> Result<Self, ApiError> {
+        let to = TeamId::from_uuid(edge.body.team_id);
+        let (on, now) = (edge.body.on, edge.ctx.now);
+        Ok(OnRep::GivenTeam(
             to,
-            on,
-            team_exists,
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+            Box::new(move |team_exists| RepCommand::MoveTeam {
+                to,
+                on,
+                team_exists,
+                now,
+            }),
+        ))
+    }
 }
 
 /// A rep changes role (e.g. SDR to AE).
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/role-changes", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::ChangeRole,
-    responses((status = 200, description = "The role changed", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn change_role(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::ChangeRole>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let mut f = Fields::default();
-    let role = f.check("role", Role::try_from(body.value.role.as_str()));
-    f.finish()?;
-    let (to, on) = (valid!(role), body.value.on);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Reps), |_| {
-        Ok(RepCommand::ChangeRole {
-            to: to.clone(),
-            on,
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    responses((status = 200, description = "The role changed", body = Recorded), WriteErrors))]
+pub async fn change_role(request: WriteRequest<wire::ChangeRole>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::ChangeRole>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::ChangeRole>) -> Result<Self, ApiError> {
+        Ok(OnRep::Ready(RepCommand::ChangeRole {
+            to: field("role", Role::try_from(edge.body.role.as_str()))?,
+            on: edge.body.on,
+            now: edge.ctx.now,
+        }))
+    }
 }
 
 /// A rep leaves.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/departure", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::Depart,
-    responses((status = 200, description = "The departure was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn depart(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::Depart>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let mut f = Fields::default();
-    let reason = note(&mut f, "reason", &body.value.reason);
-    f.finish()?;
-    let departure = RepDeparted {
-        on: body.value.on,
-        reason: valid!(reason),
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Reps), |_| {
-        Ok(RepCommand::Depart {
-            departure: departure.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    responses((status = 200, description = "The departure was recorded", body = Recorded), WriteErrors))]
+pub async fn depart(request: WriteRequest<wire::Depart>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::Depart>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::Depart>) -> Result<Self, ApiError> {
+        let departure = RepDeparted {
+            on: edge.body.on,
+            reason: field("reason", NonEmptyText::try_from(edge.body.reason.as_str()))?,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::Depart { departure, now }))
+    }
 }
 
 /// The rep acknowledges the expectations of a standard (its current version).
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/expectations-acknowledgements", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
     request_body = wire::AcknowledgeExpectations,
-    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors))]
 pub async fn acknowledge_expectations(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::AcknowledgeExpectations>,
+    request: WriteRequest<wire::AcknowledgeExpectations>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let standard_id = StandardId::from_uuid(body.value.standard_id);
-    let on = body.value.on;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let standard = standard_status(&app, standard_id).await?;
-    let standard_version = match standard {
-        trellis_domain::StandardStatus::Active { latest_version } => latest_version,
-        _ => 0,
-    };
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::LeadOrSelf(Scope::Reps),
-        |_| {
-            Ok(RepCommand::AcknowledgeExpectations {
-                acknowledged: ExpectationsAcknowledged {
-                    standard_id,
-                    standard_version,
-                    on,
-                },
-                standard,
-                now: ctx.now,
-            })
-        },
-    )
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::AcknowledgeExpectations>> for OnRep {
+    type Error = ApiError;
+
+    /// The version acknowledged is the standard's latest (0 when it is not active).
+    fn try_from(edge: Edge<'_, wire::AcknowledgeExpectations>) -> Result<Self, ApiError> {
+        let standard_id = StandardId::from_uuid(edge.body.standard_id);
+        let (on, now) = (edge.body.on, edge.ctx.now);
+        Ok(OnRep::GivenStandard(
+            standard_id,
+            Box::new(move |standard| {
+                let standard_version = match standard {
+                    StandardStatus::Active { latest_version } => latest_version,
+                    _ => 0,
+                };
+                RepCommand::AcknowledgeExpectations {
+                    acknowledged: ExpectationsAcknowledged {
+                        standard_id,
+                        standard_version,
+                        on,
+                    },
+                    standard,
+                    now,
+                }
+            }),
+        ))
+    }
 }
 
 /// A leader gives specific feedback on one competency.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/feedback", tag = "feedback",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::GiveFeedback,
-    responses((status = 201, description = "The feedback was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The feedback was recorded", body = Recorded), WriteErrors))]
 pub async fn give_feedback(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::GiveFeedback>,
+    request: WriteRequest<wire::GiveFeedback>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let leader_id = acting_leader(&claims, b.leader_id.map(Into::into))?;
-    let mut f = Fields::default();
-    let text = note(&mut f, "note", &b.note);
-    f.finish()?;
-    let competency_id = CompetencyId::from_uuid(b.competency_id);
-    let kind = match b.kind {
-        wire::FeedbackKind::Praise => FeedbackKind::Praise,
-        wire::FeedbackKind::Constructive => FeedbackKind::Constructive,
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let feedback = FeedbackGiven {
-        feedback_id: FeedbackId::from_uuid(ctx.new_id("feedback")),
-        leader_id,
-        competency_id,
-        kind,
-        note: valid!(text),
-        visibility: visibility(b.visibility),
-        given_on: b.given_on,
-    };
-    let competency = competency_status(&app, competency_id).await?;
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Coaching), |_| {
-        Ok(RepCommand::GiveFeedback {
-            feedback: feedback.clone(),
-            competency,
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(true, Some(feedback.feedback_id.as_uuid()), written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::GiveFeedback>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::GiveFeedback>) -> Result<Self, ApiError> {
+        let leader_id = edge.acting_leader(edge.body.leader_id)?;
+        let b = edge.body;
+        let note = field("note", NonEmptyText::try_from(b.note.as_str()))?;
+        let feedback = FeedbackGiven {
+            feedback_id: FeedbackId::from_uuid(edge.ctx.new_id("feedback")),
+            leader_id,
+            competency_id: CompetencyId::from_uuid(b.competency_id),
+            kind: match b.kind {
+                wire::FeedbackKind::Praise => FeedbackKind::Praise,
+                wire::FeedbackKind::Constructive => FeedbackKind::Constructive,
+            },
+            note,
+            visibility: visibility(b.visibility),
+            given_on: b.given_on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::GivenCompetency(
+            feedback.competency_id,
+            Box::new(move |competency| RepCommand::GiveFeedback {
+                feedback,
+                competency,
+                now,
+            }),
+        ))
+    }
 }
 
 /// The rep acknowledges feedback they were given.
@@ -282,163 +221,129 @@ pub async fn give_feedback(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("feedback_id" = uuid::Uuid, Path, description = "The feedback")),
     request_body = wire::Acknowledge,
-    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors))]
 pub async fn acknowledge_feedback(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::Acknowledge>,
+    request: WriteRequest<wire::Acknowledge>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let feedback_id = FeedbackId::from_uuid(path.uuid("feedback_id")?);
-    let on = body.value.on;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::LeadOrSelf(Scope::Coaching),
-        |_| {
-            Ok(RepCommand::AcknowledgeFeedback {
-                acknowledged: FeedbackAcknowledged { feedback_id, on },
-                now: ctx.now,
-            })
-        },
-    )
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::Acknowledge>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::Acknowledge>) -> Result<Self, ApiError> {
+        let feedback_id = edge.path_id("feedback_id")?;
+        Ok(OnRep::Ready(RepCommand::AcknowledgeFeedback {
+            acknowledged: FeedbackAcknowledged {
+                feedback_id,
+                on: edge.body.on,
+            },
+            now: edge.ctx.now,
+        }))
+    }
 }
 
 /// A leader rates one competency, 1 to 5, with evidence.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/skill-assessments", tag = "skills",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::AssessSkill,
-    responses((status = 201, description = "The assessment was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn assess_skill(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::AssessSkill>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let leader_id = acting_leader(&claims, b.leader_id.map(Into::into))?;
-    let mut f = Fields::default();
-    let level = f.check("level", SkillLevel::try_from(b.level));
-    let evidence = note(&mut f, "evidence", &b.evidence);
-    f.finish()?;
-    let competency_id = CompetencyId::from_uuid(b.competency_id);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let assessment = SkillAssessed {
-        assessment_id: AssessmentId::from_uuid(ctx.new_id("assessment")),
-        leader_id,
-        competency_id,
-        level: valid!(level),
-        evidence: valid!(evidence),
-        assessed_on: b.assessed_on,
-    };
-    let competency = competency_status(&app, competency_id).await?;
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Coaching), |_| {
-        Ok(RepCommand::AssessSkill {
-            assessment: assessment.clone(),
-            competency,
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(
-        true,
-        Some(assessment.assessment_id.as_uuid()),
-        written,
-    ))
+    responses((status = 201, description = "The assessment was recorded", body = Recorded), WriteErrors))]
+pub async fn assess_skill(request: WriteRequest<wire::AssessSkill>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::AssessSkill>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::AssessSkill>) -> Result<Self, ApiError> {
+        let leader_id = edge.acting_leader(edge.body.leader_id)?;
+        let b = edge.body;
+        let mut f = Fields::default();
+        let level = f.check("level", SkillLevel::try_from(b.level));
+        let evidence = note(&mut f, "evidence", &b.evidence);
+        f.finish()?;
+        let assessment = SkillAssessed {
+            assessment_id: AssessmentId::from_uuid(edge.ctx.new_id("assessment")),
+            leader_id,
+            competency_id: CompetencyId::from_uuid(b.competency_id),
+            level: valid!(level),
+            evidence: valid!(evidence),
+            assessed_on: b.assessed_on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::GivenCompetency(
+            assessment.competency_id,
+            Box::new(move |competency| RepCommand::AssessSkill {
+                assessment,
+                competency,
+                now,
+            }),
+        ))
+    }
 }
 
 /// A 1:1 coaching session with its focus, notes and action items.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/coaching-sessions", tag = "coaching",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
     request_body = wire::HoldCoachingSession,
-    responses((status = 201, description = "The session was recorded", body = SessionRecorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The session was recorded", body = SessionRecorded), WriteErrors))]
 pub async fn hold_coaching_session(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::HoldCoachingSession>,
+    request: WriteRequest<wire::HoldCoachingSession>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let leader_id = acting_leader(&claims, b.leader_id.map(Into::into))?;
-    let mut f = Fields::default();
-    let notes = note(&mut f, "notes", &b.notes);
-    let descriptions: Vec<_> = b
-        .action_items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            note(
-                &mut f,
-                &format!("action_items[{i}].description"),
-                &item.description,
-            )
-        })
-        .collect();
-    f.finish()?;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let action_items: Vec<ActionItem> = b
-        .action_items
-        .iter()
-        .zip(descriptions)
-        .enumerate()
-        .map(|(i, (item, description))| ActionItem {
-            action_item_id: ActionItemId::from_uuid(ctx.new_id(&format!("action_item:{i}"))),
-            description: valid!(description),
-            owner: match item.owner {
-                wire::ActionItemOwner::Rep => Owner::Rep,
-                wire::ActionItemOwner::Leader => Owner::Leader(leader_id),
-            },
-            due_on: item.due_on,
-        })
-        .collect();
-    let session = trellis_domain::rep::CoachingSessionHeld {
-        session_id: SessionId::from_uuid(ctx.new_id("session")),
-        leader_id,
-        held_on: b.held_on,
-        duration_minutes: b.duration_minutes,
-        focus: b
-            .focus
-            .iter()
-            .copied()
-            .map(CompetencyId::from_uuid)
-            .collect(),
-        notes: valid!(notes),
-        visibility: visibility(b.visibility),
-        action_items,
-    };
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Coaching), |_| {
-        Ok(RepCommand::HoldCoachingSession {
-            session: session.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    let body = SessionRecorded {
-        recorded: Recorded {
-            id: Some(session.session_id.as_uuid()),
-            stream_version: written.stream_version,
-            events: written.events,
-            replayed: written.replayed,
-        },
-        action_item_ids: session
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
+    type Error = ApiError;
+
+    /// The action items' ids are made before the session's, in the order given.
+    fn try_from(edge: Edge<'_, wire::HoldCoachingSession>) -> Result<Self, ApiError> {
+        let leader_id = edge.acting_leader(edge.body.leader_id)?;
+        let (b, ctx) = (edge.body, edge.ctx);
+        let mut f = Fields::default();
+        let notes = note(&mut f, "notes", &b.notes);
+        let descriptions: Vec<_> = b
             .action_items
             .iter()
-            .map(|i| i.action_item_id.as_uuid())
-            .collect(),
-    };
-    Ok(respond_with(true, written, &body))
+            .enumerate()
+            .map(|(i, item)| {
+                note(
+                    &mut f,
+                    &format!("action_items[{i}].description"),
+                    &item.description,
+                )
+            })
+            .collect();
+        f.finish()?;
+        let action_items: Vec<ActionItem> = b
+            .action_items
+            .iter()
+            .zip(descriptions)
+            .enumerate()
+            .map(|(i, (item, description))| ActionItem {
+                action_item_id: ActionItemId::from_uuid(ctx.new_id(&format!("action_item:{i}"))),
+                description: valid!(description),
+                owner: match item.owner {
+                    wire::ActionItemOwner::Rep => Owner::Rep,
+                    wire::ActionItemOwner::Leader => Owner::Leader(leader_id),
+                },
+                due_on: item.due_on,
+            })
+            .collect();
+        let session = CoachingSessionHeld {
+            session_id: SessionId::from_uuid(ctx.new_id("session")),
+            leader_id,
+            held_on: b.held_on,
+            duration_minutes: b.duration_minutes,
+            focus: b.focus.into_iter().map(CompetencyId::from_uuid).collect(),
+            notes: valid!(notes),
+            visibility: visibility(b.visibility),
+            action_items,
+        };
+        Ok(OnRep::Ready(RepCommand::HoldCoachingSession {
+            session,
+            now: ctx.now,
+        }))
+    }
 }
 
 /// An action item was done.
@@ -446,33 +351,26 @@ pub async fn hold_coaching_session(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("action_item_id" = uuid::Uuid, Path, description = "The action item")),
     request_body = wire::Acknowledge,
-    responses((status = 200, description = "Completed", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Completed", body = Recorded), WriteErrors))]
 pub async fn complete_action_item(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::Acknowledge>,
+    request: WriteRequest<wire::CompleteActionItem>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let action_item_id = ActionItemId::from_uuid(path.uuid("action_item_id")?);
-    let on = body.value.on;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::ActionItem(action_item_id),
-        |_| {
-            Ok(RepCommand::CompleteActionItem {
-                completed: ActionItemCompleted { action_item_id, on },
-                now: ctx.now,
-            })
-        },
-    )
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::CompleteActionItem>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::CompleteActionItem>) -> Result<Self, ApiError> {
+        let action_item_id = edge.path_id("action_item_id")?;
+        Ok(OnRep::Ready(RepCommand::CompleteActionItem {
+            completed: ActionItemCompleted {
+                action_item_id,
+                on: edge.body.0.on,
+            },
+            now: edge.ctx.now,
+        }))
+    }
 }
 
 /// An action item will not be done, and why.
@@ -480,68 +378,52 @@ pub async fn complete_action_item(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("action_item_id" = uuid::Uuid, Path, description = "The action item")),
     request_body = wire::DropActionItem,
-    responses((status = 200, description = "Dropped", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Dropped", body = Recorded), WriteErrors))]
 pub async fn drop_action_item(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::DropActionItem>,
+    request: WriteRequest<wire::DropActionItem>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let action_item_id = ActionItemId::from_uuid(path.uuid("action_item_id")?);
-    let mut f = Fields::default();
-    let reason = note(&mut f, "reason", &body.value.reason);
-    f.finish()?;
-    let dropped = ActionItemDropped {
-        action_item_id,
-        on: body.value.on,
-        reason: valid!(reason),
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Coaching), |_| {
-        Ok(RepCommand::DropActionItem {
-            dropped: dropped.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::DropActionItem>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::DropActionItem>) -> Result<Self, ApiError> {
+        let dropped = ActionItemDropped {
+            action_item_id: edge.path_id("action_item_id")?,
+            on: edge.body.on,
+            reason: field("reason", NonEmptyText::try_from(edge.body.reason.as_str()))?,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::DropActionItem { dropped, now }))
+    }
 }
 
 /// The rep completed a training.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/trainings", tag = "coaching",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::RecordTraining,
-    responses((status = 201, description = "The training was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The training was recorded", body = Recorded), WriteErrors))]
 pub async fn record_training(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::RecordTraining>,
+    request: WriteRequest<wire::RecordTraining>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let title = f.check("title", Name::try_from(b.title.as_str()));
-    f.finish()?;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let training = TrainingCompleted {
-        training_id: TrainingId::from_uuid(ctx.new_id("training")),
-        title: valid!(title),
-        competency_id: b.competency_id.map(CompetencyId::from_uuid),
-        completed_on: b.completed_on,
-    };
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Coaching), |_| {
-        Ok(RepCommand::RecordTraining {
-            training: training.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(true, Some(training.training_id.as_uuid()), written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::RecordTraining>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RecordTraining>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let title = field("title", Name::try_from(b.title.as_str()))?;
+        let training = TrainingCompleted {
+            training_id: TrainingId::from_uuid(edge.ctx.new_id("training")),
+            title,
+            competency_id: b.competency_id.map(CompetencyId::from_uuid),
+            completed_on: b.completed_on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::RecordTraining { training, now }))
+    }
 }
 
 /// Parses the measured fields shared by one measurement and an import row.
@@ -562,97 +444,78 @@ pub(crate) fn measurement_values(
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/measurements", tag = "measurements",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
     request_body = wire::RecordMeasurement,
-    responses((status = 201, description = "The measurement was recorded (or re-recorded as a correction)", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The measurement was recorded (or re-recorded as a correction)", body = Recorded), WriteErrors))]
 pub async fn record_measurement(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::RecordMeasurement>,
+    request: WriteRequest<wire::RecordMeasurement>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let values = measurement_values(&mut f, "", &b.metric, &b.period, b.value);
-    f.finish()?;
-    let (metric, period, value) = valid!(values);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let measurement = PerformanceMeasured {
-        measurement_id: MeasurementId::from_uuid(ctx.new_id("measurement")),
-        metric,
-        period,
-        value,
-        source: match b.source {
-            wire::MeasurementSource::Manual => MeasurementSource::Manual,
-            wire::MeasurementSource::CrmImport => MeasurementSource::CrmImport,
-        },
-    };
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::Lead(Scope::Measurements),
-        |_| {
-            Ok(RepCommand::MeasurePerformance {
-                measurement: measurement.clone(),
-                now: ctx.now,
-            })
-        },
-    )
-    .await?;
-    Ok(respond(
-        true,
-        Some(measurement.measurement_id.as_uuid()),
-        written,
-    ))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RecordMeasurement>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let mut f = Fields::default();
+        let values = measurement_values(&mut f, "", &b.metric, &b.period, b.value);
+        f.finish()?;
+        let (metric, period, value) = valid!(values);
+        let measurement = PerformanceMeasured {
+            measurement_id: MeasurementId::from_uuid(edge.ctx.new_id("measurement")),
+            metric,
+            period,
+            value,
+            source: match b.source {
+                wire::MeasurementSource::Manual => MeasurementSource::Manual,
+                wire::MeasurementSource::CrmImport => MeasurementSource::CrmImport,
+            },
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::MeasurePerformance {
+            measurement,
+            now,
+        }))
+    }
 }
 
 /// The rep raises an obstacle for their leader to remove.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/support-requests", tag = "support",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
     request_body = wire::RaiseSupportRequest,
-    responses((status = 201, description = "The request was raised", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The request was raised", body = Recorded), WriteErrors))]
 pub async fn raise_support_request(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::RaiseSupportRequest>,
+    request: WriteRequest<wire::RaiseSupportRequest>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let description = note(&mut f, "description", &b.description);
-    f.finish()?;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let request = SupportRequested {
-        request_id: SupportRequestId::from_uuid(ctx.new_id("support_request")),
-        category: match b.category {
-            wire::SupportCategory::Leads => SupportCategory::Leads,
-            wire::SupportCategory::Tools => SupportCategory::Tools,
-            wire::SupportCategory::Training => SupportCategory::Training,
-            wire::SupportCategory::Process => SupportCategory::Process,
-            wire::SupportCategory::Other => SupportCategory::Other,
-        },
-        description: valid!(description),
-        raised_on: b.raised_on,
-    };
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::LeadOrSelf(Scope::Support),
-        |_| {
-            Ok(RepCommand::RaiseSupportRequest {
-                request: request.clone(),
-                now: ctx.now,
-            })
-        },
-    )
-    .await?;
-    Ok(respond(true, Some(request.request_id.as_uuid()), written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::RaiseSupportRequest>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RaiseSupportRequest>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let description = field(
+            "description",
+            NonEmptyText::try_from(b.description.as_str()),
+        )?;
+        let request = SupportRequested {
+            request_id: SupportRequestId::from_uuid(edge.ctx.new_id("support_request")),
+            category: match b.category {
+                wire::SupportCategory::Leads => SupportCategory::Leads,
+                wire::SupportCategory::Tools => SupportCategory::Tools,
+                wire::SupportCategory::Training => SupportCategory::Training,
+                wire::SupportCategory::Process => SupportCategory::Process,
+                wire::SupportCategory::Other => SupportCategory::Other,
+            },
+            description,
+            raised_on: b.raised_on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::RaiseSupportRequest {
+            request,
+            now,
+        }))
+    }
 }
 
 /// The leader has seen a support request and is on it.
@@ -660,32 +523,29 @@ pub async fn raise_support_request(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("request_id" = uuid::Uuid, Path, description = "The support request")),
     request_body = wire::AcknowledgeSupportRequest,
-    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Acknowledged", body = Recorded), WriteErrors))]
 pub async fn acknowledge_support_request(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::AcknowledgeSupportRequest>,
+    request: WriteRequest<wire::AcknowledgeSupportRequest>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let request_id = SupportRequestId::from_uuid(path.uuid("request_id")?);
-    let leader_id = acting_leader(&claims, body.value.leader_id.map(Into::into))?;
-    let on = body.value.on;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Support), |_| {
-        Ok(RepCommand::AcknowledgeSupportRequest {
-            acknowledged: SupportAcknowledged {
-                request_id,
-                leader_id,
-                on,
-            },
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::AcknowledgeSupportRequest>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::AcknowledgeSupportRequest>) -> Result<Self, ApiError> {
+        let request_id = edge.path_id("request_id")?;
+        let acknowledged = SupportAcknowledged {
+            request_id,
+            leader_id: edge.acting_leader(edge.body.leader_id)?,
+            on: edge.body.on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::AcknowledgeSupportRequest {
+            acknowledged,
+            now,
+        }))
+    }
 }
 
 /// The leader removed the obstacle.
@@ -693,88 +553,78 @@ pub async fn acknowledge_support_request(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("request_id" = uuid::Uuid, Path, description = "The support request")),
     request_body = wire::ResolveSupportRequest,
-    responses((status = 200, description = "Resolved", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Resolved", body = Recorded), WriteErrors))]
 pub async fn resolve_support_request(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::ResolveSupportRequest>,
+    request: WriteRequest<wire::ResolveSupportRequest>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let request_id = SupportRequestId::from_uuid(path.uuid("request_id")?);
-    let b = &body.value;
-    let leader_id = acting_leader(&claims, b.leader_id.map(Into::into))?;
-    let mut f = Fields::default();
-    let resolution = note(&mut f, "resolution", &b.resolution);
-    f.finish()?;
-    let resolved = SupportResolved {
-        request_id,
-        leader_id,
-        resolution: valid!(resolution),
-        on: b.on,
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Support), |_| {
-        Ok(RepCommand::ResolveSupportRequest {
-            resolved: resolved.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::ResolveSupportRequest>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::ResolveSupportRequest>) -> Result<Self, ApiError> {
+        let request_id = edge.path_id("request_id")?;
+        let leader_id = edge.acting_leader(edge.body.leader_id)?;
+        let b = edge.body;
+        let resolved = SupportResolved {
+            request_id,
+            leader_id,
+            resolution: field("resolution", NonEmptyText::try_from(b.resolution.as_str()))?,
+            on: b.on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::ResolveSupportRequest {
+            resolved,
+            now,
+        }))
+    }
 }
 
 /// An improvement plan: targets and a review date.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/improvement-plans", tag = "improvement plans",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")),
     request_body = wire::StartImprovementPlan,
-    responses((status = 201, description = "The plan started", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 201, description = "The plan started", body = Recorded), WriteErrors))]
 pub async fn start_improvement_plan(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::StartImprovementPlan>,
+    request: WriteRequest<wire::StartImprovementPlan>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let leader_id = acting_leader(&claims, b.leader_id.map(Into::into))?;
-    let mut f = Fields::default();
-    let descriptions: Vec<_> = b
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| note(&mut f, &format!("targets[{i}].description"), &t.description))
-        .collect();
-    f.finish()?;
-    let targets: Vec<PlanTarget> = b
-        .targets
-        .iter()
-        .zip(descriptions)
-        .map(|(t, description)| PlanTarget {
-            description: valid!(description),
-            standard_id: t.standard_id.map(StandardId::from_uuid),
-        })
-        .collect();
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let plan = ImprovementPlanStarted {
-        plan_id: PlanId::from_uuid(ctx.new_id("plan")),
-        leader_id,
-        targets,
-        started_on: b.started_on,
-        review_on: b.review_on,
-    };
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Plans), |_| {
-        Ok(RepCommand::StartImprovementPlan {
-            plan: plan.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(true, Some(plan.plan_id.as_uuid()), written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::StartImprovementPlan>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::StartImprovementPlan>) -> Result<Self, ApiError> {
+        let leader_id = edge.acting_leader(edge.body.leader_id)?;
+        let b = edge.body;
+        let mut f = Fields::default();
+        let descriptions: Vec<_> = b
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| note(&mut f, &format!("targets[{i}].description"), &t.description))
+            .collect();
+        f.finish()?;
+        let targets: Vec<PlanTarget> = b
+            .targets
+            .iter()
+            .zip(descriptions)
+            .map(|(t, description)| PlanTarget {
+                description: valid!(description),
+                standard_id: t.standard_id.map(StandardId::from_uuid),
+            })
+            .collect();
+        let plan = ImprovementPlanStarted {
+            plan_id: PlanId::from_uuid(edge.ctx.new_id("plan")),
+            leader_id,
+            targets,
+            started_on: b.started_on,
+            review_on: b.review_on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::StartImprovementPlan { plan, now }))
+    }
 }
 
 /// A checkpoint on the open improvement plan.
@@ -782,34 +632,28 @@ pub async fn start_improvement_plan(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("plan_id" = uuid::Uuid, Path, description = "The plan")),
     request_body = wire::RecordPlanCheckpoint,
-    responses((status = 200, description = "The checkpoint was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "The checkpoint was recorded", body = Recorded), WriteErrors))]
 pub async fn record_plan_checkpoint(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::RecordPlanCheckpoint>,
+    request: WriteRequest<wire::RecordPlanCheckpoint>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let plan_id = PlanId::from_uuid(path.uuid("plan_id")?);
-    let mut f = Fields::default();
-    let text = note(&mut f, "note", &body.value.note);
-    f.finish()?;
-    let checkpoint = PlanCheckpointRecorded {
-        plan_id,
-        note: valid!(text),
-        on: body.value.on,
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Plans), |_| {
-        Ok(RepCommand::RecordPlanCheckpoint {
-            checkpoint: checkpoint.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::RecordPlanCheckpoint>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RecordPlanCheckpoint>) -> Result<Self, ApiError> {
+        let checkpoint = PlanCheckpointRecorded {
+            plan_id: edge.path_id("plan_id")?,
+            note: field("note", NonEmptyText::try_from(edge.body.note.as_str()))?,
+            on: edge.body.on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::RecordPlanCheckpoint {
+            checkpoint,
+            now,
+        }))
+    }
 }
 
 /// Close the improvement plan with its outcome.
@@ -817,129 +661,103 @@ pub async fn record_plan_checkpoint(
     params(("rep_id" = uuid::Uuid, Path, description = "The rep"),
            ("plan_id" = uuid::Uuid, Path, description = "The plan")),
     request_body = wire::CloseImprovementPlan,
-    responses((status = 200, description = "The plan was closed", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "The plan was closed", body = Recorded), WriteErrors))]
 pub async fn close_improvement_plan(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::CloseImprovementPlan>,
+    request: WriteRequest<wire::CloseImprovementPlan>,
 ) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let plan_id = PlanId::from_uuid(path.uuid("plan_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let text = note(&mut f, "note", &b.note);
-    f.finish()?;
-    let closed = ImprovementPlanClosed {
-        plan_id,
-        outcome: match b.outcome {
-            wire::PlanOutcome::Met => PlanOutcome::Met,
-            wire::PlanOutcome::Extended => PlanOutcome::Extended,
-            wire::PlanOutcome::NotMet => PlanOutcome::NotMet,
-        },
-        note: valid!(text),
-        on: b.on,
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Plans), |_| {
-        Ok(RepCommand::CloseImprovementPlan {
-            closed: closed.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::CloseImprovementPlan>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::CloseImprovementPlan>) -> Result<Self, ApiError> {
+        let plan_id = edge.path_id("plan_id")?;
+        let b = edge.body;
+        let closed = ImprovementPlanClosed {
+            plan_id,
+            outcome: match b.outcome {
+                wire::PlanOutcome::Met => PlanOutcome::Met,
+                wire::PlanOutcome::Extended => PlanOutcome::Extended,
+                wire::PlanOutcome::NotMet => PlanOutcome::NotMet,
+            },
+            note: field("note", NonEmptyText::try_from(b.note.as_str()))?,
+            on: b.on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::CloseImprovementPlan {
+            closed,
+            now,
+        }))
+    }
 }
 
 /// Supersede an earlier record (a wrong level, a wrong value, a record that
 /// should not count), with a reason. The original stays in the log.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/corrections", tag = "corrections",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::CorrectFact,
-    responses((status = 200, description = "The correction was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn correct_fact(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::CorrectFact>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let reason = note(&mut f, "reason", &b.reason);
-    let correction = match &b.correction {
-        wire::Correction::SkillLevel { level, evidence } => {
-            let level = f.check("correction.level", SkillLevel::try_from(*level));
-            let evidence = note(&mut f, "correction.evidence", evidence);
-            level
-                .zip(evidence)
-                .map(|(level, evidence)| Correction::SkillLevel { level, evidence })
-        }
-        wire::Correction::MeasuredValue { value } => f
-            .check("correction.value", MetricValue::try_from(*value))
-            .map(|value| Correction::MeasuredValue { value }),
-        wire::Correction::Retracted => Some(Correction::Retracted),
-    };
-    f.finish()?;
-    let correction = FactCorrected {
-        fact_id: b.fact_id,
-        reason: valid!(reason),
-        correction: valid!(correction),
-    };
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = on_rep(
-        &app,
-        &ctx,
-        rep_id,
-        RepAccess::Lead(Scope::Corrections),
-        |_| {
-            Ok(RepCommand::CorrectFact {
-                correction: correction.clone(),
-            })
-        },
-    )
-    .await?;
-    Ok(respond(false, None, written))
+    responses((status = 200, description = "The correction was recorded", body = Recorded), WriteErrors))]
+pub async fn correct_fact(request: WriteRequest<wire::CorrectFact>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::CorrectFact>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let mut f = Fields::default();
+        let reason = note(&mut f, "reason", &b.reason);
+        let correction = match &b.correction {
+            wire::Correction::SkillLevel { level, evidence } => {
+                let level = f.check("correction.level", SkillLevel::try_from(*level));
+                let evidence = note(&mut f, "correction.evidence", evidence);
+                level
+                    .zip(evidence)
+                    .map(|(level, evidence)| Correction::SkillLevel { level, evidence })
+            }
+            wire::Correction::MeasuredValue { value } => f
+                .check("correction.value", MetricValue::try_from(*value))
+                .map(|value| Correction::MeasuredValue { value }),
+            wire::Correction::Retracted => Some(Correction::Retracted),
+        };
+        f.finish()?;
+        Ok(OnRep::Ready(RepCommand::CorrectFact {
+            correction: FactCorrected {
+                fact_id: b.fact_id,
+                reason: valid!(reason),
+                correction: valid!(correction),
+            },
+        }))
+    }
 }
 
 /// A performance review was held on a review packet (its SHA-256 goes in
 /// the log, so anyone can later prove what the review was based on).
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/reviews", tag = "reviews",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::HoldReview,
-    responses((status = 201, description = "The review was recorded", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn hold_review(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::HoldReview>,
-) -> Result<Response, ApiError> {
-    let rep_id = RepId::from_uuid(path.uuid("rep_id")?);
-    let b = &body.value;
-    let mut f = Fields::default();
-    let digest = f.check(
-        "packet_sha256",
-        Sha256Hex::try_from(b.packet_sha256.as_str()),
-    );
-    f.finish()?;
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let review = ReviewHeld {
-        review_id: ReviewId::from_uuid(ctx.new_id("review")),
-        period_from: b.period_from,
-        period_to: b.period_to,
-        packet_sha256: valid!(digest),
-        on: b.on,
-    };
-    let written = on_rep(&app, &ctx, rep_id, RepAccess::Lead(Scope::Reviews), |_| {
-        Ok(RepCommand::HoldReview {
-            review: review.clone(),
-            now: ctx.now,
-        })
-    })
-    .await?;
-    Ok(respond(true, Some(review.review_id.as_uuid()), written))
+    responses((status = 201, description = "The review was recorded", body = Recorded), WriteErrors))]
+pub async fn hold_review(request: WriteRequest<wire::HoldReview>) -> Result<Response, ApiError> {
+    request.on_rep(Entity::Named).await
+}
+
+impl TryFrom<Edge<'_, wire::HoldReview>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::HoldReview>) -> Result<Self, ApiError> {
+        let b = edge.body;
+        let digest = field(
+            "packet_sha256",
+            Sha256Hex::try_from(b.packet_sha256.as_str()),
+        )?;
+        let review = ReviewHeld {
+            review_id: ReviewId::from_uuid(edge.ctx.new_id("review")),
+            period_from: b.period_from,
+            period_to: b.period_to,
+            packet_sha256: digest,
+            on: b.on,
+        };
+        let now = edge.ctx.now;
+        Ok(OnRep::Ready(RepCommand::HoldReview { review, now }))
+    }
 }

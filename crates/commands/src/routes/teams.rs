@@ -1,110 +1,76 @@
-//! Teams: form, assign a leader, rename.
+//! Teams: form, assign a leader, rename. Each handler names its body; the
+//! conversion below it parses the body into the team command.
 
-use axum::extract::State;
 use axum::response::Response;
 use trellis_domain::{LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamId};
 
-use super::{PathIds, respond, stream};
-use crate::extract::{JsonBody, Principal, WriteHeaders};
-use crate::openapi::WriteErrors;
-use crate::policy::{Scope, admin_write};
-use crate::problem::{ApiError, Fields};
+use crate::edge::{Edge, Entity, WriteRequest, field};
+use crate::policy::Scope;
+use crate::respond::WriteErrors;
 use crate::wire::{self, Recorded};
-use crate::write::{WriteCtx, execute, load_fact};
-use crate::{AppState, valid};
+use trellis_http::problem::ApiError;
 
 /// Form a team.
 #[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = wire::FormTeam,
-    responses((status = 201, description = "The team was formed", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn form(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    headers: WriteHeaders,
-    body: JsonBody<wire::FormTeam>,
-) -> Result<Response, ApiError> {
-    admin_write(&claims, Scope::Teams)?;
-    let mut f = Fields::default();
-    let name = f.check("name", Name::try_from(body.value.name.as_str()));
-    f.finish()?;
-    let name = valid!(name);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let team_id = TeamId::from_uuid(ctx.new_id("team"));
-    let written = execute::<TeamAggregate>(&app, &ctx, &stream("team", team_id.as_uuid())?, |_| {
+    responses((status = 201, description = "The team was formed", body = Recorded), WriteErrors))]
+pub async fn form(request: WriteRequest<wire::FormTeam>) -> Result<Response, ApiError> {
+    request
+        .admin::<TeamAggregate>(Scope::Teams, Entity::New)
+        .await
+}
+
+impl TryFrom<Edge<'_, wire::FormTeam>> for TeamCommand {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::FormTeam>) -> Result<Self, ApiError> {
         Ok(TeamCommand::FormTeam {
-            team_id,
-            name: name.clone(),
+            team_id: TeamId::from_uuid(edge.id),
+            name: field("name", Name::try_from(edge.body.name.as_str()))?,
         })
-    })
-    .await?;
-    Ok(respond(true, Some(team_id.as_uuid()), written))
+    }
 }
 
 /// Assign a leader to a team.
 #[utoipa::path(post, path = "/v1/teams/{team_id}/leaders", tag = "teams",
     params(("team_id" = uuid::Uuid, Path, description = "The team")),
     request_body = wire::AssignLeader,
-    responses((status = 200, description = "The leader leads the team", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "The leader leads the team", body = Recorded), WriteErrors))]
 pub async fn assign_leader(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::AssignLeader>,
+    request: WriteRequest<wire::AssignLeader>,
 ) -> Result<Response, ApiError> {
-    admin_write(&claims, Scope::Teams)?;
-    let team_id = path.uuid("team_id")?;
-    let mut f = Fields::default();
-    let leader_name = f.check(
-        "leader_name",
-        PersonName::try_from(body.value.leader_name.as_str()),
-    );
-    f.finish()?;
-    let (leader_name, leader_id) = (
-        valid!(leader_name),
-        LeaderId::from_uuid(body.value.leader_id),
-    );
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = execute::<TeamAggregate>(&app, &ctx, &stream("team", team_id)?, |_| {
+    request
+        .admin::<TeamAggregate>(Scope::Teams, Entity::Named)
+        .await
+}
+
+impl TryFrom<Edge<'_, wire::AssignLeader>> for TeamCommand {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::AssignLeader>) -> Result<Self, ApiError> {
+        let b = edge.body;
         Ok(TeamCommand::AssignLeader {
-            leader_id,
-            leader_name: leader_name.clone(),
+            leader_name: field("leader_name", PersonName::try_from(b.leader_name.as_str()))?,
+            leader_id: LeaderId::from_uuid(b.leader_id),
         })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    }
 }
 
 /// Rename a team.
 #[utoipa::path(put, path = "/v1/teams/{team_id}/name", tag = "teams",
     params(("team_id" = uuid::Uuid, Path, description = "The team")),
     request_body = wire::RenameTeam,
-    responses((status = 200, description = "The team has its new name", body = Recorded), WriteErrors),
-    security(("bearer" = [])))]
-pub async fn rename(
-    State(app): State<AppState>,
-    Principal(claims): Principal,
-    path: PathIds,
-    headers: WriteHeaders,
-    body: JsonBody<wire::RenameTeam>,
-) -> Result<Response, ApiError> {
-    admin_write(&claims, Scope::Teams)?;
-    let team_id = path.uuid("team_id")?;
-    let mut f = Fields::default();
-    let name = f.check("name", Name::try_from(body.value.name.as_str()));
-    f.finish()?;
-    let name = valid!(name);
-    let ctx = WriteCtx::new(&app, claims, headers, body.fingerprint);
-    let written = execute::<TeamAggregate>(&app, &ctx, &stream("team", team_id)?, |_| {
-        Ok(TeamCommand::RenameTeam { name: name.clone() })
-    })
-    .await?;
-    Ok(respond(false, None, written))
+    responses((status = 200, description = "The team has its new name", body = Recorded), WriteErrors))]
+pub async fn rename(request: WriteRequest<wire::RenameTeam>) -> Result<Response, ApiError> {
+    request
+        .admin::<TeamAggregate>(Scope::Teams, Entity::Named)
+        .await
 }
 
-/// Whether the team exists, for commands on reps that name it.
-pub(crate) async fn team_exists(app: &AppState, team_id: TeamId) -> Result<bool, ApiError> {
-    let team = load_fact::<TeamAggregate>(app, &stream("team", team_id.as_uuid())?).await?;
-    Ok(team.version > 0)
+impl TryFrom<Edge<'_, wire::RenameTeam>> for TeamCommand {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RenameTeam>) -> Result<Self, ApiError> {
+        let name = field("name", Name::try_from(edge.body.name.as_str()))?;
+        Ok(TeamCommand::RenameTeam { name })
+    }
 }

@@ -1,61 +1,52 @@
 //! `GET /reps/{id}/audit`: the rep's events in order, who recorded each and
 //! when, corrections linked to what they correct, and whether the stream's
-//! hash chain verifies. The queries crate's audit trail is shown when its
-//! hook answers; until then the dashboard reads the rep's stream itself.
+//! hash chain verifies: the read side's audit trail, the one
+//! `GET /v1/reps/{id}/audit` serves, as a table. A rep reading their own
+//! sees no row whose content the trail withholds from them.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
-use trellis_domain::rep::{RepEvent, Visibility};
-use trellis_eventstore::chain::Verifier;
+use serde_json::Value;
+use trellis_queries::audit::{AuditEntry, MAX_PAGE, audit_trail};
 
-use super::rep::visible_profile;
-use crate::auth::Viewer;
+use super::RepVisit;
 use crate::data;
-use crate::html::{esc, page};
-use crate::{DashboardState, PageError};
+use crate::error::PageError;
+use crate::html::{esc, page, table_start};
 
-/// The ids an event introduces (for corrections to link to).
-fn fact_ids(event: &RepEvent) -> Vec<String> {
-    match event {
-        RepEvent::FeedbackGiven(e) => vec![e.feedback_id.to_string()],
-        RepEvent::SkillAssessed(e) => vec![e.assessment_id.to_string()],
-        RepEvent::CoachingSessionHeld(e) => vec![e.session_id.to_string()],
-        RepEvent::TrainingCompleted(e) => vec![e.training_id.to_string()],
-        RepEvent::PerformanceMeasured(e) => vec![e.measurement_id.to_string()],
-        _ => vec![],
+/// What the note column says of an entry, from its payload.
+fn note(entry: &AuditEntry) -> String {
+    let payload = entry.payload.as_ref().unwrap_or(&Value::Null);
+    let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
+    if let Some(target) = &entry.corrects {
+        return format!(
+            "corrects <a href=\"#v{v}\">event #{v}</a>: {}",
+            esc(&text("reason")),
+            v = target.stream_version
+        );
     }
-}
-
-/// The id of the record whose content the event shows, for those a rep may
-/// not see (see [`data::hidden_from_rep`]).
-fn record_of(event: &RepEvent) -> Option<String> {
-    match event {
-        RepEvent::FeedbackGiven(e) => Some(e.feedback_id.to_string()),
-        RepEvent::CoachingSessionHeld(e) => Some(e.session_id.to_string()),
-        RepEvent::FactCorrected(e) => Some(e.fact_id.to_string()),
-        RepEvent::ActionItemCompleted(e) => Some(e.action_item_id.to_string()),
-        RepEvent::ActionItemDropped(e) => Some(e.action_item_id.to_string()),
-        _ => None,
-    }
-}
-
-fn is_private(event: &RepEvent) -> bool {
-    match event {
-        RepEvent::FeedbackGiven(e) => e.visibility == Visibility::Private,
-        RepEvent::CoachingSessionHeld(e) => e.visibility == Visibility::Private,
-        _ => false,
+    match entry.event_type.as_str() {
+        "PerformanceMeasured" => format!(
+            "{} for {}: {}",
+            esc(&text("metric")),
+            esc(&text("period")),
+            payload["value"]
+        ),
+        _ if payload["visibility"] == "private" => {
+            "<span class=\"tag private\">private</span>".to_owned()
+        }
+        _ => String::new(),
     }
 }
 
 pub(crate) async fn handler(
-    State(state): State<DashboardState>,
-    viewer: Viewer,
-    Path(raw): Path<String>,
+    RepVisit {
+        state,
+        viewer,
+        profile,
+    }: RepVisit,
 ) -> Result<Response, PageError> {
-    let profile = visible_profile(&state, &viewer, &raw).await?;
     let rep_id = profile.rep_id;
     let title = format!("Audit trail: {}", profile.name);
     let mut b = format!(
@@ -63,66 +54,37 @@ pub(crate) async fn handler(
          this rep, oldest first, with who recorded it and when.</p>",
         esc(profile.name.as_ref())
     );
-    if let Some(hooks) = state.hooks() {
-        match hooks.audit_trail(viewer.claims(), rep_id.as_uuid()).await {
-            Ok(Some(fragment)) => {
-                b.push_str(&fragment);
-                return Ok(Html(page(&title, Some(viewer.claims()), &b)).into_response());
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the audit_trail hook failed"),
+    let mut trail = audit_trail(state.reads(), viewer.claims(), rep_id, 0, MAX_PAGE).await?;
+    while let Some(after) = trail.next_after_version {
+        let next = audit_trail(state.reads(), viewer.claims(), rep_id, after, MAX_PAGE).await?;
+        trail.events.extend(next.events);
+        trail.next_after_version = next.next_after_version;
+    }
+    match &trail.chain_problem {
+        None => {
+            let _ = write!(
+                b,
+                "<p class=\"notice\" role=\"status\"><strong>Hash chain verified:</strong> all {} events of this \
+                 stream follow each other unaltered.</p>",
+                trail.events_total
+            );
         }
-    }
-    let events = data::rep_events(&state, rep_id).await?;
-    let mut verifier = Verifier::new();
-    for event in &events {
-        verifier.check(event);
-    }
-    let report = verifier.finish();
-    if report.is_intact() {
-        let _ = write!(
-            b,
-            "<p class=\"notice\" role=\"status\"><strong>Hash chain verified:</strong> all {} events of this \
-             stream follow each other unaltered.</p>",
-            events.len()
-        );
-    } else {
-        for finding in &report.findings {
+        Some(problem) => {
             let _ = write!(
                 b,
                 "<p class=\"error\" role=\"alert\"><strong>Hash chain broken:</strong> {}</p>",
-                esc(&finding.to_string())
+                esc(problem)
             );
         }
     }
     let leaders = data::leader_names(&state).await?;
-    let decoded = trellis_commands::streams::decode_rep_events(&events);
+    b.push_str(&table_start(&[
+        "#", "Event", "Happened", "Recorded", "By", "Note",
+    ]));
     // A rep sees neither what the domain hides from them (private notes,
     // feedback and coaching sessions retracted since) nor the corrections of it.
-    let hidden = if viewer.sees_private() {
-        BTreeSet::new()
-    } else {
-        data::hidden_from_rep(decoded.iter().flatten())
-    };
-    let mut version_of: BTreeMap<String, u64> = BTreeMap::new();
-    for (e, d) in events.iter().zip(&decoded) {
-        for id in d.iter().flat_map(fact_ids) {
-            version_of.insert(id, e.stream_version);
-        }
-    }
-    b.push_str(
-        "<div class=\"scroll\"><table><thead><tr><th scope=\"col\" class=\"n\">#</th><th scope=\"col\">Event</th>\
-         <th scope=\"col\">Happened</th><th scope=\"col\">Recorded</th><th scope=\"col\">By</th>\
-         <th scope=\"col\">Note</th></tr></thead><tbody>",
-    );
-    for (e, d) in events.iter().zip(&decoded) {
-        if d.as_ref()
-            .and_then(record_of)
-            .is_some_and(|id| hidden.contains(&id))
-        {
-            continue;
-        }
-        let actor = &e.metadata.actor;
+    for entry in trail.events.iter().filter(|e| !e.withheld) {
+        let actor = &entry.actor;
         let by = leaders.get(actor).map_or_else(
             || {
                 if *actor == rep_id.to_string() {
@@ -133,35 +95,15 @@ pub(crate) async fn handler(
             },
             Clone::clone,
         );
-        let note = match d {
-            Some(RepEvent::FactCorrected(c)) => {
-                let target = version_of.get(&c.fact_id.to_string()).map_or_else(
-                    || "an earlier record".to_owned(),
-                    |v| format!("<a href=\"#v{v}\">event #{v}</a>"),
-                );
-                format!("corrects {target}: {}", esc(c.reason.as_ref()))
-            }
-            Some(RepEvent::PerformanceMeasured(m)) => {
-                format!(
-                    "{} for {}: {}",
-                    esc(&m.metric.to_string()),
-                    m.period,
-                    m.value.get()
-                )
-            }
-            Some(event) if is_private(event) => {
-                "<span class=\"tag private\">private</span>".to_owned()
-            }
-            _ => String::new(),
-        };
         let _ = write!(
             b,
-            "<tr id=\"v{v}\"><td class=\"n\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{note}</td></tr>",
-            esc(&e.event_type),
-            e.metadata.occurred_at.date_naive(),
-            e.metadata.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            "<tr id=\"v{v}\"><td class=\"n\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&entry.event_type),
+            entry.occurred_at.date_naive(),
+            entry.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
             esc(&by),
-            v = e.stream_version,
+            note(entry),
+            v = entry.stream_version,
         );
     }
     b.push_str("</tbody></table></div>");

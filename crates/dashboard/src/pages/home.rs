@@ -4,12 +4,14 @@ use std::fmt::Write;
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use trellis_commands::auth::Role;
+use trellis_http::auth::Role;
 
+use super::leader_links;
 use crate::auth::Viewer;
 use crate::data;
+use crate::error::PageError;
 use crate::html::{esc, page};
-use crate::{DashboardState, PageError};
+use crate::state::DashboardState;
 
 pub(crate) async fn page_handler(
     state: DashboardState,
@@ -44,22 +46,7 @@ pub(crate) async fn page_handler(
             esc(team.name.as_ref()),
             team.reps.len()
         );
-        let leaders: Vec<String> = team
-            .leaders
-            .iter()
-            .map(|(id, name)| {
-                if viewer.reads_all() || viewer.claims().subject_id() == Some(id.as_uuid()) {
-                    format!("<a href=\"/leaders/{id}\">{}</a>", esc(name.as_ref()))
-                } else {
-                    esc(name.as_ref())
-                }
-            })
-            .collect();
-        body.push_str(&if leaders.is_empty() {
-            "nobody yet".to_owned()
-        } else {
-            leaders.join(", ")
-        });
+        body.push_str(&leader_links(&viewer, &team.leaders));
         body.push_str(".</p></section>");
     }
     body.push_str("</div>");

@@ -4,18 +4,17 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Deserialize;
 use trellis_domain::LeaderId;
 use trellis_projections::query::{LeaderScorecard, leader_scorecard};
 
-use super::{path_id, query_date};
-use crate::auth::Viewer;
+use super::{PageId, Visit, query_date};
 use crate::data;
+use crate::error::PageError;
 use crate::html::{esc, page, pct};
-use crate::{DashboardState, PageError};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Params {
@@ -28,12 +27,10 @@ fn days(v: Option<f64>) -> String {
 }
 
 pub(crate) async fn handler(
-    State(state): State<DashboardState>,
-    viewer: Viewer,
-    Path(raw): Path<String>,
+    Visit { state, viewer }: Visit,
+    PageId(leader_id): PageId<LeaderId>,
     Query(params): Query<Params>,
 ) -> Result<Response, PageError> {
-    let leader_id = LeaderId::from_uuid(path_id(&raw, "leader")?);
     viewer.may_see_leader(leader_id.as_uuid())?;
     let today = state.today();
     let to = query_date(params.to.as_deref(), "to")?.unwrap_or(today);

@@ -1,9 +1,17 @@
 //! One module per page, and what they share.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use chrono::NaiveDate;
+use trellis_domain::{LeaderId, RepId, TeamId};
 use uuid::Uuid;
 
-use crate::PageError;
+use trellis_projections::growth::derive::RepProfile;
+
+use crate::auth::Viewer;
+use crate::data;
+use crate::error::PageError;
+use crate::state::DashboardState;
 
 pub(crate) mod audit;
 pub(crate) mod home;
@@ -12,13 +20,133 @@ pub(crate) mod packet;
 pub(crate) mod rep;
 pub(crate) mod team;
 
-/// A path id: 404 when it is not a UUID (no such page can exist).
-pub(crate) fn path_id(raw: &str, what: &str) -> Result<Uuid, PageError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        PageError::NotFound(format!(
-            "{raw:?} is not a {what} id; ids are UUIDs, as the links in Trellis give them."
-        ))
-    })
+/// Who is looking, with the state to answer from: every page handler's
+/// first argument.
+#[derive(Debug, Clone)]
+pub(crate) struct Visit {
+    pub state: DashboardState,
+    pub viewer: Viewer,
+}
+
+impl FromRequestParts<DashboardState> for Visit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        Ok(Visit {
+            state: state.clone(),
+            viewer,
+        })
+    }
+}
+
+/// A page about one rep the viewer may see: who looks, the state, and the
+/// rep's stored profile (403 for another rep's page, 404 for no such rep).
+#[derive(Debug, Clone)]
+pub(crate) struct RepVisit {
+    pub state: DashboardState,
+    pub viewer: Viewer,
+    pub profile: RepProfile,
+}
+
+impl FromRequestParts<DashboardState> for RepVisit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
+        let PageId(rep_id) = PageId::<RepId>::from_request_parts(parts, &state).await?;
+        let profile = visible_profile(&state, &viewer, rep_id).await?;
+        Ok(RepVisit {
+            state,
+            viewer,
+            profile,
+        })
+    }
+}
+
+/// Loads the stored profile and checks the viewer may see the rep.
+pub(crate) async fn visible_profile(
+    state: &DashboardState,
+    viewer: &Viewer,
+    rep_id: RepId,
+) -> Result<RepProfile, PageError> {
+    // A rep asking for another rep's page gets a 403 whether or not it exists.
+    if viewer.is_rep() && viewer.claims().subject_id() != Some(rep_id.as_uuid()) {
+        return Err(PageError::Forbidden(
+            "A rep sees only their own pages.".into(),
+        ));
+    }
+    let profile = data::doc::<RepProfile>(
+        state,
+        trellis_projections::growth::kinds::REP_PROFILE,
+        rep_id,
+    )
+    .await?
+    .ok_or_else(|| {
+        PageError::NotFound(
+            "There is no rep with this id (or the read models have not caught up with them yet)."
+                .into(),
+        )
+    })?;
+    viewer.may_see_rep(rep_id.as_uuid(), profile.team_id.as_uuid())?;
+    Ok(profile)
+}
+
+/// The id a page's path names, as the domain's id type: 404 when it is not
+/// a UUID (no such page can exist).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageId<T>(pub T);
+
+/// A domain id a page's path names, and what to call it in a message.
+pub(crate) trait PageParam: Sized {
+    const WHAT: &'static str;
+    fn from_uuid(id: Uuid) -> Self;
+}
+
+impl PageParam for RepId {
+    const WHAT: &'static str = "rep";
+    fn from_uuid(id: Uuid) -> Self {
+        RepId::from_uuid(id)
+    }
+}
+
+impl PageParam for TeamId {
+    const WHAT: &'static str = "team";
+    fn from_uuid(id: Uuid) -> Self {
+        TeamId::from_uuid(id)
+    }
+}
+
+impl PageParam for LeaderId {
+    const WHAT: &'static str = "leader";
+    fn from_uuid(id: Uuid) -> Self {
+        LeaderId::from_uuid(id)
+    }
+}
+
+impl<T: PageParam, S: Send + Sync> FromRequestParts<S> for PageId<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| PageError::NotFound(e.body_text()))?;
+        Uuid::parse_str(&raw)
+            .map(|id| PageId(T::from_uuid(id)))
+            .map_err(|_| {
+                PageError::NotFound(format!(
+                    "{raw:?} is not a {} id; ids are UUIDs, as the links in Trellis give them.",
+                    T::WHAT
+                ))
+            })
+    }
 }
 
 /// An optional `YYYY-MM-DD` query value; a bad one is a 400 that says why.
@@ -32,6 +160,32 @@ pub(crate) fn query_date(raw: Option<&str>, field: &str) -> Result<Option<NaiveD
                     "{field} must be a date written YYYY-MM-DD, e.g. 2026-03-16; {text:?} is not."
                 ))
             }),
+    }
+}
+
+/// A team's leaders, comma-separated: a link to each one's scorecard where
+/// the viewer may open it; "nobody yet" for a team without one.
+pub(crate) fn leader_links(
+    viewer: &Viewer,
+    leaders: &std::collections::BTreeMap<LeaderId, trellis_domain::PersonName>,
+) -> String {
+    let links: Vec<String> = leaders
+        .iter()
+        .map(|(id, name)| {
+            if viewer.reads_all() || viewer.claims().subject_id() == Some(id.as_uuid()) {
+                format!(
+                    "<a href=\"/leaders/{id}\">{}</a>",
+                    crate::html::esc(name.as_ref())
+                )
+            } else {
+                crate::html::esc(name.as_ref())
+            }
+        })
+        .collect();
+    if links.is_empty() {
+        "nobody yet".to_owned()
+    } else {
+        links.join(", ")
     }
 }
 

@@ -3,60 +3,33 @@
 //! (quality and quantity apart, the quality gate marked), coaching and
 //! feedback on one timeline, standing history with its reasons, open action
 //! items and plans. With `as_of`, everything as it stood at the end of that
-//! day (business time), derived from the rep's facts cut at that date.
+//! day (business time, UTC), replayed from the log by the read side's time
+//! travel: the same answer `GET /v1/reps/{id}/as-of` gives for that instant.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Deserialize;
 use trellis_domain::rep::Owner;
-use trellis_domain::{PeriodKind, RepId, StandardKind};
-use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, RepProfile};
-use trellis_projections::growth::{RepFacts, StandardDoc};
+use trellis_domain::{Event, PeriodKind, StandardKind};
+use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase};
+use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
+use trellis_queries::asof::{History, TimeBasis, readable_history};
+use trellis_queries::params::end_of_day;
 
-use super::{days_ago, path_id, query_date};
-use crate::auth::Viewer;
+use super::{RepVisit, days_ago, query_date};
 use crate::data::{self, Entry};
-use crate::html::{attainment_class, esc, num, page, pct, standing_badge};
+use crate::error::PageError;
+use crate::html::{attainment_class, esc, num, outcome, page, pct, standing_badge, table_start};
 use crate::svg::{Chart, Series};
-use crate::{DashboardState, PageError};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Params {
     as_of: Option<String>,
-}
-
-/// Loads the stored profile and checks the viewer may see the rep.
-pub(crate) async fn visible_profile(
-    state: &DashboardState,
-    viewer: &Viewer,
-    raw: &str,
-) -> Result<RepProfile, PageError> {
-    let rep_id = RepId::from_uuid(path_id(raw, "rep")?);
-    // A rep asking for another rep's page gets a 403 whether or not it exists.
-    if viewer.is_rep() && viewer.claims().subject_id() != Some(rep_id.as_uuid()) {
-        return Err(PageError::Forbidden(
-            "A rep sees only their own pages.".into(),
-        ));
-    }
-    let profile = data::doc::<RepProfile>(
-        state,
-        trellis_projections::growth::kinds::REP_PROFILE,
-        rep_id,
-    )
-    .await?
-    .ok_or_else(|| {
-        PageError::NotFound(
-            "There is no rep with this id (or the read models have not caught up with them yet)."
-                .into(),
-        )
-    })?;
-    viewer.may_see_rep(rep_id.as_uuid(), profile.team_id.as_uuid())?;
-    Ok(profile)
 }
 
 /// Short label of a period's start for chart axes: `03 Mar`, or `Mar 26` for months.
@@ -83,12 +56,13 @@ fn charted(rows: &[PeriodRow], day: NaiveDate) -> &[PeriodRow] {
 }
 
 pub(crate) async fn handler(
-    State(state): State<DashboardState>,
-    viewer: Viewer,
-    Path(raw): Path<String>,
+    RepVisit {
+        state,
+        viewer,
+        profile: stored,
+    }: RepVisit,
     Query(params): Query<Params>,
 ) -> Result<Response, PageError> {
-    let stored = visible_profile(&state, &viewer, &raw).await?;
     let rep_id = stored.rep_id;
     let today = state.today();
     let as_of = query_date(params.as_of.as_deref(), "as_of")?;
@@ -100,20 +74,31 @@ pub(crate) async fn handler(
         )));
     }
     let day = as_of.unwrap_or(today);
-    let stored_timeline = data::doc::<GrowthTimeline>(
-        &state,
-        trellis_projections::growth::kinds::GROWTH_TIMELINE,
-        rep_id,
-    )
-    .await?
-    .ok_or_else(|| PageError::Internal(format!("rep {rep_id} has a profile but no timeline")))?;
-    let standards = data::standards_of(&state, &stored_timeline).await?;
-    let facts = data::rep_facts(&state, rep_id).await?;
-    let gate = stored.phase.gate_periods;
-    let (profile, timeline) = match (as_of, &facts) {
-        (Some(d), Some(facts)) => data::derive_as_of(facts, &standards, gate, d),
-        _ => (stored.clone(), stored_timeline),
+    // The rep's history, replayed to any instant by the read side (the
+    // viewer's access checked there too).
+    let (history, _) = readable_history(state.reads(), viewer.claims(), rep_id).await?;
+    let (profile, timeline) = match as_of {
+        Some(d) => {
+            let snapshot = history
+                .at(end_of_day(d), TimeBasis::Business)
+                .ok_or_else(|| {
+                    PageError::BadRequest(format!(
+                        "{} had not joined by {d}; pick a date on or after {}.",
+                        stored.name, stored.start_date
+                    ))
+                })?;
+            (snapshot.profile, snapshot.timeline)
+        }
+        None => {
+            let timeline = data::doc::<GrowthTimeline>(&state, kinds::GROWTH_TIMELINE, rep_id)
+                .await?
+                .ok_or_else(|| {
+                    PageError::Internal(format!("rep {rep_id} has a profile but no timeline"))
+                })?;
+            (stored, timeline)
+        }
     };
+    let standards = data::standards_of(&state, &timeline).await?;
     let mut view = query::rep_profile(profile, day);
     if viewer.is_rep() {
         view = view.for_rep();
@@ -128,8 +113,11 @@ pub(crate) async fn handler(
         competency_ids.extend(row.coaching_focus.keys().map(ToString::to_string));
     }
     let names = data::competency_names(&state, competency_ids).await?;
-    let events = data::rep_events(&state, rep_id).await?;
-    let entries: Vec<Entry> = data::timeline_entries(&events, &names, viewer.sees_private())
+    let decoded = history.stream().events().filter_map(|e| match &e.event {
+        Event::Rep(event) => Some(event),
+        _ => None,
+    });
+    let entries: Vec<Entry> = data::timeline_entries(decoded, &names, viewer.sees_private())
         .into_iter()
         .filter(|e| e.on <= day)
         .collect();
@@ -167,17 +155,11 @@ pub(crate) async fn handler(
         let _ = write!(
             b,
             "<p class=\"notice\" role=\"status\">Showing {} <strong>as of {d}</strong>: as it \
-             happened up to the end of that day (later corrections applied). \
+             happened up to the end of that day (UTC), replayed from the log; a correction \
+             counts from the day it was recorded. \
              <a href=\"/reps/{rep_id}\">Back to today</a></p>",
             esc(profile.name.as_ref())
         );
-        if let Some(hooks) = state.hooks() {
-            match hooks.rep_as_of(viewer.claims(), rep_id.as_uuid(), d).await {
-                Ok(Some(fragment)) => b.push_str(&fragment),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "the rep_as_of hook failed"),
-            }
-        }
     }
     let _ = write!(
         b,
@@ -300,10 +282,13 @@ pub(crate) async fn handler(
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
-        b.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Started</th><th scope=\"col\">Review on</th>\
-             <th scope=\"col\">Targets</th><th scope=\"col\">Checkpoints</th><th scope=\"col\">Outcome</th></tr></thead><tbody>",
-        );
+        b.push_str(&table_start(&[
+            "Started",
+            "Review on",
+            "Targets",
+            "Checkpoints",
+            "Outcome",
+        ]));
         for plan in &profile.plans {
             let targets: Vec<String> = plan
                 .targets
@@ -318,14 +303,7 @@ pub(crate) async fn handler(
                 targets.join("<br>"),
                 plan.checkpoints.len(),
                 match (plan.outcome, plan.closed_on) {
-                    (Some(o), Some(on)) => format!(
-                        "{} on {on}",
-                        match o {
-                            trellis_domain::rep::PlanOutcome::Met => "met",
-                            trellis_domain::rep::PlanOutcome::Extended => "extended",
-                            trellis_domain::rep::PlanOutcome::NotMet => "not met",
-                        }
-                    ),
+                    (Some(o), Some(on)) => format!("{} on {on}", outcome(o)),
                     _ => "<span class=\"badge plan\">open</span>".to_owned(),
                 }
             );
@@ -337,10 +315,7 @@ pub(crate) async fn handler(
     if profile.support_requests.is_empty() {
         b.push_str("<p>None raised.</p>");
     } else {
-        b.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Raised</th><th scope=\"col\">Category</th>\
-             <th scope=\"col\">Request</th><th scope=\"col\">Resolved</th></tr></thead><tbody>",
-        );
+        b.push_str(&table_start(&["Raised", "Category", "Request", "Resolved"]));
         for r in profile.support_requests.iter().rev() {
             let _ = write!(
                 b,
@@ -361,10 +336,8 @@ pub(crate) async fn handler(
     }
 
     // Levels now.
-    b.push_str(
-        "<h2>Levels</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">Competency</th>\
-         <th scope=\"col\" class=\"n\">Level (1–5)</th><th scope=\"col\">Assessed on</th></tr></thead><tbody>",
-    );
+    b.push_str("<h2>Levels</h2>");
+    b.push_str(&table_start(&["Competency", "#Level (1–5)", "Assessed on"]));
     let mut levels: Vec<(String, u8, NaiveDate)> = profile
         .levels
         .iter()
@@ -390,9 +363,7 @@ pub(crate) async fn handler(
     b.push_str("</tbody></table></div>");
 
     // Standing history.
-    if let Some(facts) = &facts {
-        standing_history(&mut b, facts, &standards, gate, profile.start_date, day);
-    }
+    standing_history(&mut b, &history, profile.start_date, day);
 
     // Timeline.
     b.push_str("<h2 id=\"timeline\">Coaching and feedback</h2>");
@@ -453,6 +424,25 @@ fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>)
     b.push_str("</li>");
 }
 
+/// One line per `(name, id)` in `ids`, its point in each row given by
+/// `point` (none where the row has no value).
+fn series_of<T>(
+    ids: &[(String, T)],
+    rows: &[PeriodRow],
+    step: bool,
+    mut point: impl FnMut(&PeriodRow, &T) -> Option<f64>,
+) -> Vec<Series> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, (name, id))| Series {
+            label: name.clone(),
+            points: rows.iter().map(|r| point(r, id)).collect(),
+            style: i,
+            step,
+        })
+        .collect()
+}
+
 fn levels_chart(b: &mut String, rows: &[PeriodRow], names: &BTreeMap<String, String>) {
     let ids: BTreeSet<String> = rows
         .iter()
@@ -466,24 +456,12 @@ fn levels_chart(b: &mut String, rows: &[PeriodRow], names: &BTreeMap<String, Str
         .map(|id| (names.get(&id).cloned().unwrap_or_else(|| id.clone()), id))
         .collect();
     ids.sort();
-    let series = ids
-        .iter()
-        .enumerate()
-        .map(|(i, (name, id))| Series {
-            label: name.clone(),
-            points: rows
-                .iter()
-                .map(|r| {
-                    r.levels
-                        .iter()
-                        .find(|(c, _)| c.to_string() == *id)
-                        .map(|(_, l)| f64::from(*l))
-                })
-                .collect(),
-            style: i,
-            step: true,
-        })
-        .collect();
+    let series = series_of(&ids, rows, true, |r, id| {
+        r.levels
+            .iter()
+            .find(|(c, _)| c.to_string() == *id)
+            .map(|(_, l)| f64::from(*l))
+    });
     let last = rows.last().map(|r| r.end).unwrap_or_default();
     let chart = Chart {
         title: "Level per competency, week by week".into(),
@@ -532,29 +510,17 @@ fn attainment_chart(
     let Some(first) = first else { return };
     let rows = &rows[first..];
     let mut max: f64 = 1.5;
-    let series: Vec<Series> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, (name, id))| Series {
-            label: name.clone(),
-            points: rows
-                .iter()
-                .map(|r| {
-                    let a = r
-                        .standards
-                        .iter()
-                        .find(|s| s.standard_id == *id && s.applies)
-                        .and_then(|s| s.attainment);
-                    if let Some(a) = a {
-                        max = max.max(a.min(2.5));
-                    }
-                    a.map(|a| a * 100.0)
-                })
-                .collect(),
-            style: i,
-            step: false,
-        })
-        .collect();
+    let series = series_of(&ids, rows, false, |r, id| {
+        let a = r
+            .standards
+            .iter()
+            .find(|s| s.standard_id == *id && s.applies)
+            .and_then(|s| s.attainment);
+        if let Some(a) = a {
+            max = max.max(a.min(2.5));
+        }
+        a.map(|a| a * 100.0)
+    });
     let top = (max * 100.0 / 25.0).ceil() * 25.0;
     let markers = gate_on
         .and_then(|on| rows.iter().position(|r| r.start <= on && on <= r.end))
@@ -627,14 +593,7 @@ fn attainment_chart(
 }
 
 /// The standing at the end of each month, with its reasons.
-fn standing_history(
-    b: &mut String,
-    facts: &RepFacts,
-    standards: &BTreeMap<trellis_domain::StandardId, StandardDoc>,
-    gate: u32,
-    start: NaiveDate,
-    day: NaiveDate,
-) {
+fn standing_history(b: &mut String, history: &History, start: NaiveDate, day: NaiveDate) {
     let mut ends = vec![];
     let mut month = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
     for _ in 0..12 {
@@ -655,13 +614,13 @@ fn standing_history(
     if ends.is_empty() {
         return;
     }
-    b.push_str(
-        "<h2>Standing over time</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">At the end of</th>\
-         <th scope=\"col\">Standing</th><th scope=\"col\">Why</th></tr></thead><tbody>",
-    );
+    b.push_str("<h2>Standing over time</h2>");
+    b.push_str(&table_start(&["At the end of", "Standing", "Why"]));
     for end in ends {
-        let (profile, _) = data::derive_as_of(facts, standards, gate, end);
-        let standing = standing_as_of(&profile, end);
+        let Some(snapshot) = history.at(end_of_day(end), TimeBasis::Business) else {
+            continue;
+        };
+        let standing = standing_as_of(&snapshot.profile, end);
         let _ = write!(
             b,
             "<tr><td><a href=\"?as_of={end}\">{}</a></td><td>{}</td><td>{}</td></tr>",

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use serde::Deserialize;
@@ -14,11 +14,10 @@ use trellis_projections::growth::derive::{GrowthTimeline, RepProfile};
 use trellis_projections::growth::{StandardDoc, StandingKind, kinds};
 use trellis_projections::query::{self, standing_as_of};
 
-use super::{days_ago, path_id};
-use crate::auth::Viewer;
+use super::{PageId, Visit, days_ago, leader_links};
 use crate::data;
-use crate::html::{attainment_class, esc, num, page, pct, standing_badge};
-use crate::{DashboardState, PageError};
+use crate::error::PageError;
+use crate::html::{attainment_class, esc, num, page, pct, standing_badge, table_start};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Params {
@@ -51,12 +50,10 @@ fn last_periods(kind: PeriodKind, cutoff: NaiveDate, today: NaiveDate, n: usize)
 }
 
 pub(crate) async fn handler(
-    State(state): State<DashboardState>,
-    viewer: Viewer,
-    Path(raw): Path<String>,
+    Visit { state, viewer }: Visit,
+    PageId(team_id): PageId<TeamId>,
     Query(params): Query<Params>,
 ) -> Result<Response, PageError> {
-    let team_id = TeamId::from_uuid(path_id(&raw, "team")?);
     viewer.may_see_team(team_id.as_uuid())?;
     let today = state.today();
     let period = match params
@@ -106,26 +103,11 @@ pub(crate) async fn handler(
             .collect();
 
     let mut b = String::with_capacity(64 * 1024);
-    let leaders: Vec<String> = team
-        .leaders
-        .iter()
-        .map(|(id, name)| {
-            if viewer.reads_all() || viewer.claims().subject_id() == Some(id.as_uuid()) {
-                format!("<a href=\"/leaders/{id}\">{}</a>", esc(name.as_ref()))
-            } else {
-                esc(name.as_ref())
-            }
-        })
-        .collect();
     let _ = write!(
         b,
         "<h1>{}</h1><p class=\"lead\">Led by {} · {} reps in {} · as of {today}</p>",
         esc(team.name.as_ref()),
-        if leaders.is_empty() {
-            "nobody yet".to_owned()
-        } else {
-            leaders.join(", ")
-        },
+        leader_links(&viewer, &team.leaders),
         view.headcount,
         period
     );
@@ -328,10 +310,7 @@ pub(crate) async fn handler(
     if view.open_plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
-        b.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Rep</th><th scope=\"col\">Started</th>\
-             <th scope=\"col\">Review on</th></tr></thead><tbody>",
-        );
+        b.push_str(&table_start(&["Rep", "Started", "Review on"]));
         for plan in &view.open_plans {
             let _ = write!(
                 b,
@@ -368,11 +347,14 @@ pub(crate) async fn handler(
     if open.is_empty() {
         b.push_str("<p>None: every obstacle raised has been removed.</p>");
     } else {
-        b.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Rep</th><th scope=\"col\">Category</th>\
-             <th scope=\"col\">Request</th><th scope=\"col\">Raised</th><th scope=\"col\" class=\"n\">Age</th>\
-             <th scope=\"col\">Acknowledged</th></tr></thead><tbody>",
-        );
+        b.push_str(&table_start(&[
+            "Rep",
+            "Category",
+            "Request",
+            "Raised",
+            "#Age",
+            "Acknowledged",
+        ]));
         for (p, r) in open {
             let _ = write!(
                 b,

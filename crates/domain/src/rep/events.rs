@@ -4,11 +4,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::event_enum;
 use crate::ids::{
     ActionItemId, AssessmentId, CompetencyId, FeedbackId, LeaderId, MeasurementId, PlanId, RepId,
     ReviewId, SessionId, StandardId, SupportRequestId, TeamId, TrainingId,
 };
+use crate::payload::event_enum;
 use crate::period::Period;
 use crate::values::{MetricName, MetricValue, Name, Note, PersonName, Role, Sha256Hex, SkillLevel};
 

@@ -1,8 +1,8 @@
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::{
-    Aggregate, Direction, MetricValue, PeriodKind, Rejection, Role, StandardAggregate,
-    StandardCommand, StandardEvent, StandardId, StandardKind, StandardState, StandardStatus,
-    Target, attainment, ramp_adjusted_target,
+    Aggregate, Direction, MAX_AT_MOST_ATTAINMENT, MetricValue, PeriodKind, Rejection, Role,
+    StandardAggregate, StandardCommand, StandardEvent, StandardId, StandardKind, StandardState,
+    StandardStatus, Target, attainment, ramp_adjusted_target,
 };
 
 use crate::support::{date, id, parse, text};
@@ -398,9 +398,24 @@ fn attainment_of_an_at_most_standard_is_target_over_actual() {
     );
 }
 
+/// A ceiling kept with nothing over it (no incomplete CRM record at all) is
+/// the best period there is: met, at the highest attainment an at-most
+/// standard shows, never "not measured".
 #[test]
-fn attainment_of_an_at_most_standard_with_an_actual_of_zero_is_undefined() {
-    assert_eq!(attainment(Direction::AtMost, value(0.0), target(2.0)), None);
+fn attainment_of_an_at_most_standard_with_an_actual_of_zero_is_met_at_the_most_there_is() {
+    let perfect = attainment(Direction::AtMost, value(0.0), target(2.0));
+    assert_eq!(perfect, Some(MAX_AT_MOST_ATTAINMENT));
+    assert!(perfect.is_some_and(|a| a >= 1.0), "a perfect period is met");
+    // No actual does better than none.
+    for actual in [0.01, 0.1, 0.5, 1.0, 2.0, 4.0] {
+        let a = attainment(Direction::AtMost, value(actual), target(2.0)).expect("a figure");
+        assert!(a <= MAX_AT_MOST_ATTAINMENT, "{actual}: {a}");
+    }
+    // Under a tenth of the ceiling it is as good as none.
+    assert_eq!(
+        attainment(Direction::AtMost, value(0.1), target(2.0)),
+        Some(MAX_AT_MOST_ATTAINMENT)
+    );
 }
 
 #[test]

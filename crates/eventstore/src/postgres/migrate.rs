@@ -34,14 +34,7 @@ pub async fn migrate_component(
     component: &str,
     migrations: &[(i32, &str, &str)],
 ) -> Result<(), Error> {
-    if !component
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c == '_')
-    {
-        return Err(Error::InvalidInput(format!(
-            "{component:?} is not a component name"
-        )));
-    }
+    crate::types::check_component_name(component)?;
     let table = format!("trellis.{component}_migrations");
     for (version, name, sql) in migrations {
         let tx = client.transaction().await?;

@@ -33,7 +33,7 @@ mod migrate;
 mod xid8;
 
 pub use migrate::{migrate, migrate_component};
-use xid8::Xid8;
+pub use xid8::Xid8;
 
 /// The notification channel appends signal on.
 pub const CHANNEL: &str = "trellis_events";

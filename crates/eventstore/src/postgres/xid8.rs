@@ -6,8 +6,10 @@ use std::error::Error as StdError;
 use bytes::BytesMut;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
+/// A PostgreSQL `xid8` value, for readers of the log's own columns (the
+/// benchmarks' baseline reads `tx_id` too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Xid8(pub u64);
+pub struct Xid8(pub u64);
 
 impl<'a> FromSql<'a> for Xid8 {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {

@@ -102,13 +102,7 @@ impl Growth {
                         direction: e.direction,
                         unit: e.unit.clone(),
                         period: e.period,
-                        versions: vec![StandardVersionDoc {
-                            version: e.version,
-                            target: e.target,
-                            roles: e.roles.clone(),
-                            ramp: e.ramp.clone(),
-                            effective_from: e.effective_from,
-                        }],
+                        versions: vec![StandardVersionDoc::set(e)],
                         retired_from: None,
                     },
                 );
@@ -121,13 +115,7 @@ impl Growth {
                 let Some(previous) = standard.versions.last() else {
                     return;
                 };
-                let version = StandardVersionDoc {
-                    version: e.version,
-                    target: e.target,
-                    roles: e.roles.clone().unwrap_or_else(|| previous.roles.clone()),
-                    ramp: e.ramp.clone().unwrap_or_else(|| previous.ramp.clone()),
-                    effective_from: e.effective_from,
-                };
+                let version = StandardVersionDoc::revised(previous, e);
                 standard.versions.push(version);
                 e.standard_id
             }

@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 use trellis_domain::rep::{
     FeedbackKind, MeasurementSource, Owner, PlanOutcome, PlanTarget, SupportCategory, Visibility,
 };
-use trellis_domain::standard::RampStep;
 use trellis_domain::{
     ActionItemId, AssessmentId, CompetencyId, Direction, FeedbackId, LeaderId, MeasurementId,
     MetricName, MetricValue, Name, Note, Period, PeriodKind, PersonName, PlanId, RepId, Role,
-    SessionId, SkillLevel, StandardId, StandardKind, SupportRequestId, Target, TeamId, TrainingId,
+    SessionId, SkillLevel, StandardId, StandardKind, SupportRequestId, TeamId, TrainingId,
 };
 
 /// A value that holds from a date on.
@@ -173,27 +172,15 @@ pub struct StandardDoc {
     pub retired_from: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StandardVersionDoc {
-    pub version: u32,
-    pub target: Target,
-    pub roles: Vec<Role>,
-    pub ramp: Vec<RampStep>,
-    pub effective_from: NaiveDate,
-}
+/// One version of a standard: the domain's, kept as it is.
+pub type StandardVersionDoc = trellis_domain::standard::StandardVersion;
 
 impl StandardDoc {
-    /// The version in force on `date` (the same rule as the domain's
-    /// `Standard::version_in_force`): the latest that took effect on or before
-    /// it, none once retired.
+    /// The version in force on `date`, by the domain's rule
+    /// (`StandardVersion::in_force`): the latest that took effect on or
+    /// before it, none once retired.
     pub fn version_in_force(&self, date: NaiveDate) -> Option<&StandardVersionDoc> {
-        if self.retired_from.is_some_and(|from| from <= date) {
-            return None;
-        }
-        self.versions
-            .iter()
-            .rev()
-            .find(|v| v.effective_from <= date)
+        StandardVersionDoc::in_force(&self.versions, self.retired_from, date)
     }
 }
 

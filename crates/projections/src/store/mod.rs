@@ -58,6 +58,20 @@ pub struct Generation {
 }
 
 /// Held while a runner or a rebuild is the one active worker of a projection.
+/// One batch a projection commits: its documents, and where its checkpoint
+/// moves (from `from` to `to`, `events` more applied), in the generation
+/// `generation` of `model` while that generation has `status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub model: &'a str,
+    pub generation: i32,
+    pub status: Status,
+    pub from: Checkpoint,
+    pub to: Checkpoint,
+    pub events: u64,
+    pub changes: &'a [DocChange],
+}
+
 #[async_trait]
 pub trait Lease: Send + Sync + fmt::Debug {
     /// Whether the lease still holds (on PostgreSQL: its connection is alive).
@@ -104,17 +118,7 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
     /// together, and only if the generation still has `status` and stands at
     /// `from` (otherwise nothing is written and the answer is `false`: someone
     /// else moved it, or it was replaced).
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        model: &str,
-        generation: i32,
-        status: Status,
-        from: Checkpoint,
-        to: Checkpoint,
-        events: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, Error>;
+    async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error>;
 
     /// Makes a building generation the active one (and the active one
     /// retired) in one transaction, if it still stands at `at`.

@@ -5,9 +5,8 @@ use deadpool_postgres::{ClientWrapper, Object, Pool};
 use serde_json::Value;
 use trellis_eventstore::Checkpoint;
 
-use super::{Generation, Lease, LeaseKind, ReadStore, Status};
+use super::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
 use crate::Error;
-use crate::projection::DocChange;
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
@@ -181,16 +180,9 @@ impl ReadStore for PostgresReadStore {
             .collect())
     }
 
-    async fn commit(
-        &self,
-        model: &str,
-        generation: i32,
-        status: Status,
-        from: Checkpoint,
-        to: Checkpoint,
-        events: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, Error> {
+    async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
+        let (model, generation, status) = (batch.model, batch.generation, batch.status);
+        let (from, to, events, changes) = (batch.from, batch.to, batch.events, batch.changes);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let moved = if from == to && events == 0 {

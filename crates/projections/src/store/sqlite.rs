@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use trellis_eventstore::Checkpoint;
 use trellis_eventstore::sqlite::ComponentConnection;
 
-use super::{Generation, Lease, LeaseKind, ReadStore, Status};
+use super::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
 use crate::Error;
-use crate::projection::DocChange;
 
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
@@ -33,13 +32,6 @@ impl SqliteReadStore {
         let conn = ComponentConnection::open(path, "projection", MIGRATIONS).await?;
         Ok(SqliteReadStore { conn })
     }
-
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        self.conn.call(f).await
-    }
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -49,18 +41,11 @@ fn to_i64(n: u64) -> i64 {
 const GENERATION_COLUMNS: &str = "model, generation, fingerprint, status, checkpoint_tx, \
     checkpoint_position, events_applied";
 
+/// A row of [`GENERATION_COLUMNS`], column by column.
 fn generation_of(
     row: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(String, i32, String, String, i64, i64, i64)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    row.try_into()
 }
 
 fn to_generation(
@@ -128,16 +113,17 @@ impl ReadStore for SqliteReadStore {
     }
 
     async fn generations(&self) -> Result<Vec<Generation>, Error> {
-        self.with(|conn| {
-            let mut statement = conn.prepare_cached(&format!(
+        self.conn
+            .call(|conn| {
+                let mut statement = conn.prepare_cached(&format!(
                 "SELECT {GENERATION_COLUMNS} FROM projection_checkpoints ORDER BY model, generation"
             ))?;
-            let rows = statement
-                .query_map([], generation_of)?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(to_generation).collect()
-        })
-        .await
+                let rows = statement
+                    .query_map([], generation_of)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter().map(to_generation).collect()
+            })
+            .await
     }
 
     async fn create_generation(
@@ -147,7 +133,7 @@ impl ReadStore for SqliteReadStore {
         status: Status,
     ) -> Result<Generation, Error> {
         let (model, fingerprint) = (model.to_owned(), fingerprint.to_owned());
-        self.with(move |conn| {
+        self.conn.call(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let row = tx.query_row(
                 &format!(
@@ -174,40 +160,34 @@ impl ReadStore for SqliteReadStore {
     ) -> Result<Vec<(String, String, Value)>, Error> {
         let model = model.to_owned();
         let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
-        self.with(move |conn| {
-            let mut out = Vec::new();
-            let mut statement = conn.prepare_cached(
-                "SELECT kind, key, doc FROM read_models \
+        self.conn
+            .call(move |conn| {
+                let mut out = Vec::new();
+                let mut statement = conn.prepare_cached(
+                    "SELECT kind, key, doc FROM read_models \
                  WHERE model = ?1 AND generation = ?2 AND kind = ?3 ORDER BY key",
-            )?;
-            for kind in &kinds {
-                let mut rows = statement.query(params![model, generation, kind])?;
-                while let Some(row) = rows.next()? {
-                    let (kind, key, doc): (String, String, String) =
-                        (row.get(0)?, row.get(1)?, row.get(2)?);
-                    let doc = serde_json::from_str(&doc).map_err(|e| Error::Malformed {
-                        kind: kind.clone(),
-                        key: key.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    out.push((kind, key, doc));
+                )?;
+                for kind in &kinds {
+                    let mut rows = statement.query(params![model, generation, kind])?;
+                    while let Some(row) = rows.next()? {
+                        let (kind, key, doc): (String, String, String) =
+                            (row.get(0)?, row.get(1)?, row.get(2)?);
+                        let doc = serde_json::from_str(&doc).map_err(|e| Error::Malformed {
+                            kind: kind.clone(),
+                            key: key.clone(),
+                            reason: e.to_string(),
+                        })?;
+                        out.push((kind, key, doc));
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await
+                Ok(out)
+            })
+            .await
     }
 
-    async fn commit(
-        &self,
-        model: &str,
-        generation: i32,
-        status: Status,
-        from: Checkpoint,
-        to: Checkpoint,
-        events: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, Error> {
+    async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
+        let (model, generation, status) = (batch.model, batch.generation, batch.status);
+        let (from, to, events, changes) = (batch.from, batch.to, batch.events, batch.changes);
         let model = model.to_owned();
         // The text of the equivalent `Value` (sorted keys), as this file has
         // always held: the same facts give the same bytes whatever the build.
@@ -230,106 +210,112 @@ impl ReadStore for SqliteReadStore {
                 Ok((c.kind, c.key.clone(), doc))
             })
             .collect::<Result<_, Error>>()?;
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let moved = tx.execute(
-                "UPDATE projection_checkpoints \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let moved = tx.execute(
+                    "UPDATE projection_checkpoints \
                     SET checkpoint_tx = ?4, checkpoint_position = ?5, \
                         events_applied = events_applied + ?6, \
                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
                   WHERE model = ?1 AND generation = ?2 AND status = ?3 \
                     AND checkpoint_tx = ?7 AND checkpoint_position = ?8",
-                params![
-                    model,
-                    generation,
-                    status.as_str(),
-                    to_i64(to.tx),
-                    to_i64(to.position),
-                    to_i64(events),
-                    to_i64(from.tx),
-                    to_i64(from.position)
-                ],
-            )?;
-            if moved != 1 {
-                return Ok(false);
-            }
-            {
-                let mut put = tx.prepare_cached(
-                    "INSERT INTO read_models (model, generation, kind, key, doc) \
+                    params![
+                        model,
+                        generation,
+                        status.as_str(),
+                        to_i64(to.tx),
+                        to_i64(to.position),
+                        to_i64(events),
+                        to_i64(from.tx),
+                        to_i64(from.position)
+                    ],
+                )?;
+                if moved != 1 {
+                    return Ok(false);
+                }
+                {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO read_models (model, generation, kind, key, doc) \
                      VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = excluded.doc",
-                )?;
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM read_models \
+                    )?;
+                    let mut delete = tx.prepare_cached(
+                        "DELETE FROM read_models \
                      WHERE model = ?1 AND generation = ?2 AND kind = ?3 AND key = ?4",
-                )?;
-                for (kind, key, doc) in &changes {
-                    match doc {
-                        Some(doc) => put.execute(params![model, generation, kind, key, doc])?,
-                        None => delete.execute(params![model, generation, kind, key])?,
-                    };
+                    )?;
+                    for (kind, key, doc) in &changes {
+                        match doc {
+                            Some(doc) => put.execute(params![model, generation, kind, key, doc])?,
+                            None => delete.execute(params![model, generation, kind, key])?,
+                        };
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {
         let model = model.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let ready = tx
-                .query_row(
-                    "SELECT 1 FROM projection_checkpoints \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ready = tx
+                    .query_row(
+                        "SELECT 1 FROM projection_checkpoints \
                       WHERE model = ?1 AND generation = ?2 AND status = 'building' \
                         AND checkpoint_tx = ?3 AND checkpoint_position = ?4",
-                    params![model, generation, to_i64(at.tx), to_i64(at.position)],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !ready {
-                return Ok(false);
-            }
-            tx.execute(
-                "UPDATE projection_checkpoints SET status = 'retired' \
+                        params![model, generation, to_i64(at.tx), to_i64(at.position)],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if !ready {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE projection_checkpoints SET status = 'retired' \
                   WHERE model = ?1 AND status = 'active'",
-                params![model],
-            )?;
-            tx.execute(
-                "UPDATE projection_checkpoints \
+                    params![model],
+                )?;
+                tx.execute(
+                    "UPDATE projection_checkpoints \
                     SET status = 'active', activated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
                   WHERE model = ?1 AND generation = ?2",
-                params![model, generation],
-            )?;
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
+                    params![model, generation],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error> {
         let model = model.to_owned();
         let keep = keep.unwrap_or(-1);
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute(
-                "DELETE FROM read_models WHERE model = ?1 AND generation IN ( \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "DELETE FROM read_models WHERE model = ?1 AND generation IN ( \
                    SELECT generation FROM projection_checkpoints \
                     WHERE model = ?1 AND status <> 'active' AND generation <> ?2)",
-                params![model, keep],
-            )?;
-            tx.execute(
-                "DELETE FROM projection_checkpoints \
+                    params![model, keep],
+                )?;
+                tx.execute(
+                    "DELETE FROM projection_checkpoints \
                   WHERE model = ?1 AND status <> 'active' AND generation <> ?2",
-                params![model, keep],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+                    params![model, keep],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get(
@@ -339,7 +325,7 @@ impl ReadStore for SqliteReadStore {
         keys: &[String],
     ) -> Result<Vec<(String, Value)>, Error> {
         let (model, kind, keys) = (model.to_owned(), kind.to_owned(), keys.to_vec());
-        self.with(move |conn| {
+        self.conn.call(move |conn| {
             // One transaction, so a multi-document answer comes from one generation.
             let tx = conn.transaction()?;
             let mut out = Vec::new();
@@ -379,18 +365,19 @@ impl ReadStore for SqliteReadStore {
         generation: i32,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let model = model.to_owned();
-        self.with(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT kind, key, doc FROM read_models \
+        self.conn
+            .call(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT kind, key, doc FROM read_models \
                   WHERE model = ?1 AND generation = ?2 ORDER BY kind, key",
-            )?;
-            let rows = statement
-                .query_map(params![model, generation], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+                )?;
+                let rows = statement
+                    .query_map(params![model, generation], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
     }
 }

@@ -16,7 +16,7 @@ pub mod postgres;
 pub mod sqlite;
 
 /// A subscription: where to send which events, signed with which secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub id: Uuid,
     pub url: String,
@@ -25,22 +25,30 @@ pub struct Subscription {
     /// Empty: every category (`rep`, `team`, `standard`, `competency`).
     pub categories: Vec<String>,
     /// `whsec_<base64>`.
-    pub secret: String,
+    pub secret: Secret,
     /// The subscription sees the events after this place in the log.
     pub start: Checkpoint,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
 }
 
-impl fmt::Debug for Subscription {
+/// A webhook's signing secret: never printed, in a log line or a panic.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .field("url", &self.url)
-            .field("event_types", &self.event_types)
-            .field("categories", &self.categories)
-            .field("start", &self.start)
-            .finish_non_exhaustive()
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -138,7 +146,7 @@ pub struct Delivery {
 }
 
 /// A pending delivery a sender took for an attempt.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -146,18 +154,7 @@ pub struct Claimed {
     pub attempts: u32,
     pub body: String,
     pub url: String,
-    pub secret: String,
-}
-
-impl fmt::Debug for Claimed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Claimed")
-            .field("id", &self.id)
-            .field("event_id", &self.event_id)
-            .field("attempts", &self.attempts)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
+    pub secret: Secret,
 }
 
 /// What an attempt leaves behind.

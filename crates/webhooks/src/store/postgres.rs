@@ -10,8 +10,8 @@ use trellis_eventstore::Checkpoint;
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Subscription,
-    WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
+    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Secret,
+    Subscription, WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
 };
 use crate::Error;
 
@@ -67,7 +67,7 @@ fn subscription_of(row: &Row) -> Subscription {
         url: row.get(1),
         event_types: strings(row.get(2)),
         categories: strings(row.get(3)),
-        secret: row.get(4),
+        secret: Secret::new(row.get::<_, String>(4)),
         start: Checkpoint {
             tx: to_u64(row.get(5)),
             position: to_u64(row.get(6)),
@@ -150,7 +150,7 @@ impl WebhookStore for PostgresWebhookStore {
                     &s.url,
                     &json_strings(&s.event_types),
                     &json_strings(&s.categories),
-                    &s.secret,
+                    &s.secret.as_str(),
                     &to_i64(s.start.tx),
                     &to_i64(s.start.position),
                     &s.created_at,
@@ -294,7 +294,7 @@ impl WebhookStore for PostgresWebhookStore {
                 attempts: to_u32(i64::from(r.get::<_, i32>(2))),
                 body: r.get(3),
                 url: r.get(4),
-                secret: r.get(5),
+                secret: Secret::new(r.get::<_, String>(5)),
             })
             .collect())
     }

@@ -11,8 +11,8 @@ use trellis_eventstore::sqlite::ComponentConnection;
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Subscription,
-    WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
+    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Secret,
+    Subscription, WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
 };
 use crate::Error;
 
@@ -31,13 +31,6 @@ impl SqliteWebhookStore {
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let conn = ComponentConnection::open(path, "webhook", MIGRATIONS).await?;
         Ok(SqliteWebhookStore { conn })
-    }
-
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        self.conn.call(f).await
     }
 }
 
@@ -80,18 +73,9 @@ type SubscriptionRow = (
     String,
 );
 
+/// A row of [`SUBSCRIPTION_COLUMNS`], column by column.
 fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubscriptionRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-    ))
+    row.try_into()
 }
 
 fn to_subscription(
@@ -102,7 +86,7 @@ fn to_subscription(
         url,
         event_types: strings(&types),
         categories: strings(&categories),
-        secret,
+        secret: Secret::new(secret),
         start: Checkpoint {
             tx: to_u64(tx),
             position: to_u64(position),
@@ -211,80 +195,85 @@ fn load_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, Error>
 impl WebhookStore for SqliteWebhookStore {
     async fn create_subscription(&self, s: &Subscription) -> Result<(), Error> {
         let s = s.clone();
-        self.with(move |conn| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) \
+        self.conn
+            .call(move |conn| {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ),
-                params![
-                    s.id.to_string(),
-                    s.url,
-                    json_strings(&s.event_types),
-                    json_strings(&s.categories),
-                    s.secret,
-                    to_i64(s.start.tx),
-                    to_i64(s.start.position),
-                    ts(s.created_at),
-                    s.created_by,
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+                    ),
+                    params![
+                        s.id.to_string(),
+                        s.url,
+                        json_strings(&s.event_types),
+                        json_strings(&s.categories),
+                        s.secret.as_str(),
+                        to_i64(s.start.tx),
+                        to_i64(s.start.position),
+                        ts(s.created_at),
+                        s.created_by,
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, Error> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+        self.conn
+            .call(|conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
                  WHERE deleted_at IS NULL ORDER BY created_at, id"
-            ))?;
-            let rows = stmt
-                .query_map([], subscription_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(to_subscription).collect()
-        })
-        .await
+                ))?;
+                let rows = stmt
+                    .query_map([], subscription_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter().map(to_subscription).collect()
+            })
+            .await
     }
 
     async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+        self.conn
+            .call(move |conn| {
+                conn.query_row(
+                    &format!(
+                        "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
                      WHERE id = ?1 AND deleted_at IS NULL"
-                ),
-                [id.to_string()],
-                subscription_row,
-            )
-            .optional()?
-            .map(to_subscription)
-            .transpose()
-        })
-        .await
+                    ),
+                    [id.to_string()],
+                    subscription_row,
+                )
+                .optional()?
+                .map(to_subscription)
+                .transpose()
+            })
+            .await
     }
 
     async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let deleted = tx.execute(
-                "UPDATE webhook_subscriptions SET deleted_at = ?2 \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let deleted = tx.execute(
+                    "UPDATE webhook_subscriptions SET deleted_at = ?2 \
                  WHERE id = ?1 AND deleted_at IS NULL",
-                params![id.to_string(), ts(at)],
-            )?;
-            if deleted > 0 {
-                tx.execute(
-                    "UPDATE webhook_deliveries SET status = 'dead', \
+                    params![id.to_string(), ts(at)],
+                )?;
+                if deleted > 0 {
+                    tx.execute(
+                        "UPDATE webhook_deliveries SET status = 'dead', \
                          last_error = 'the subscription was deleted' \
                      WHERE subscription_id = ?1 AND status = 'pending'",
-                    [id.to_string()],
-                )?;
-            }
-            tx.commit()?;
-            Ok(deleted > 0)
-        })
-        .await
+                        [id.to_string()],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error> {
@@ -292,33 +281,35 @@ impl WebhookStore for SqliteWebhookStore {
             return Ok(0);
         }
         let deliveries = deliveries.to_vec();
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut inserted = 0u64;
-            {
-                let mut stmt = tx.prepare_cached(
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut inserted = 0u64;
+                {
+                    let mut stmt = tx.prepare_cached(
                     "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, \
                          stream_id, global_position, body, status, next_attempt_at, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
                      ON CONFLICT (subscription_id, event_id) DO NOTHING",
                 )?;
-                for d in &deliveries {
-                    inserted += stmt.execute(params![
-                        d.id.to_string(),
-                        d.subscription_id.to_string(),
-                        d.event_id.to_string(),
-                        d.event_type,
-                        d.stream_id,
-                        to_i64(d.global_position),
-                        d.body,
-                        ts(d.created_at),
-                    ])? as u64;
+                    for d in &deliveries {
+                        inserted += stmt.execute(params![
+                            d.id.to_string(),
+                            d.subscription_id.to_string(),
+                            d.event_id.to_string(),
+                            d.event_type,
+                            d.stream_id,
+                            to_i64(d.global_position),
+                            d.body,
+                            ts(d.created_at),
+                        ])? as u64;
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(inserted)
-        })
-        .await
+                tx.commit()?;
+                Ok(inserted)
+            })
+            .await
     }
 
     async fn claim_due(
@@ -328,50 +319,52 @@ impl WebhookStore for SqliteWebhookStore {
         max: usize,
     ) -> Result<Vec<Claimed>, Error> {
         let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let rows = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let rows = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret \
                        FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
                         AND s.deleted_at IS NULL \
                       ORDER BY d.next_attempt_at, d.global_position LIMIT ?2",
-                )?;
-                stmt.query_map(params![ts(now), limit], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?
-            };
-            let mut claimed = Vec::with_capacity(rows.len());
-            {
-                let mut lease = tx.prepare_cached(
-                    "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
-                )?;
-                for (id, event_id, attempts, body, url, secret) in rows {
-                    lease.execute(params![id, ts(lease_until)])?;
-                    claimed.push(Claimed {
-                        id: parse_uuid(&id)?,
-                        event_id: parse_uuid(&event_id)?,
-                        attempts: to_u32(attempts),
-                        body,
-                        url,
-                        secret,
-                    });
+                    )?;
+                    stmt.query_map(params![ts(now), limit], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, String>(5)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?
+                };
+                let mut claimed = Vec::with_capacity(rows.len());
+                {
+                    let mut lease = tx.prepare_cached(
+                        "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+                    )?;
+                    for (id, event_id, attempts, body, url, secret) in rows {
+                        lease.execute(params![id, ts(lease_until)])?;
+                        claimed.push(Claimed {
+                            id: parse_uuid(&id)?,
+                            event_id: parse_uuid(&event_id)?,
+                            attempts: to_u32(attempts),
+                            body,
+                            url,
+                            secret: Secret::new(secret),
+                        });
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(claimed)
-        })
-        .await
+                tx.commit()?;
+                Ok(claimed)
+            })
+            .await
     }
 
     async fn record_attempt(
@@ -380,53 +373,56 @@ impl WebhookStore for SqliteWebhookStore {
         outcome: &AttemptOutcome,
     ) -> Result<(), Error> {
         let outcome = outcome.clone();
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let a = &outcome.attempt;
-            let id = delivery_id.to_string();
-            tx.execute(
-                "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let a = &outcome.attempt;
+                let id = delivery_id.to_string();
+                tx.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, \
                      duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id,
-                    ts(a.attempted_at),
-                    a.status_code,
-                    a.error,
-                    a.duration_ms
-                ],
-            )?;
-            let delivered_at =
-                (outcome.status == DeliveryStatus::Delivered).then(|| ts(a.attempted_at));
-            tx.execute(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, \
+                    params![
+                        id,
+                        ts(a.attempted_at),
+                        a.status_code,
+                        a.error,
+                        a.duration_ms
+                    ],
+                )?;
+                let delivered_at =
+                    (outcome.status == DeliveryStatus::Delivered).then(|| ts(a.attempted_at));
+                tx.execute(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, \
                      next_attempt_at = ?3, last_status_code = ?4, last_error = ?5, \
                      delivered_at = coalesce(?6, delivered_at) \
                  WHERE id = ?1",
-                params![
-                    id,
-                    outcome.status.as_str(),
-                    ts(outcome.next_attempt_at),
-                    a.status_code,
-                    a.error,
-                    delivered_at,
-                ],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+                    params![
+                        id,
+                        outcome.status.as_str(),
+                        ts(outcome.next_attempt_at),
+                        a.status_code,
+                        a.error,
+                        delivered_at,
+                    ],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.with(|conn| {
-            let next: Option<String> = conn.query_row(
-                "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
-                [],
-                |row| row.get(0),
-            )?;
-            next.as_deref().map(parse_ts).transpose()
-        })
-        .await
+        self.conn
+            .call(|conn| {
+                let next: Option<String> = conn.query_row(
+                    "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
+                    [],
+                    |row| row.get(0),
+                )?;
+                next.as_deref().map(parse_ts).transpose()
+            })
+            .await
     }
 
     async fn deliveries(
@@ -436,64 +432,68 @@ impl WebhookStore for SqliteWebhookStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |conn| {
-            let rows = {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+        self.conn
+            .call(move |conn| {
+                let rows = {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
                      WHERE subscription_id = ?1 AND (?2 IS NULL OR status = ?2) \
                      ORDER BY global_position DESC, created_at DESC LIMIT ?3"
-                ))?;
-                stmt.query_map(
-                    params![
-                        subscription_id.to_string(),
-                        status.map(DeliveryStatus::as_str),
-                        limit
-                    ],
-                    delivery_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?
-            };
-            rows.into_iter().map(|r| to_delivery(conn, r)).collect()
-        })
-        .await
+                    ))?;
+                    stmt.query_map(
+                        params![
+                            subscription_id.to_string(),
+                            status.map(DeliveryStatus::as_str),
+                            limit
+                        ],
+                        delivery_row,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?
+                };
+                rows.into_iter().map(|r| to_delivery(conn, r)).collect()
+            })
+            .await
     }
 
     async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>, Error> {
-        self.with(move |conn| load_delivery(conn, &id.to_string()))
+        self.conn
+            .call(move |conn| load_delivery(conn, &id.to_string()))
             .await
     }
 
     async fn replay(&self, id: Uuid, now: DateTime<Utc>) -> Result<Replay, Error> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let id = id.to_string();
-            let row = tx
-                .query_row(
-                    "SELECT d.status, s.deleted_at IS NOT NULL FROM webhook_deliveries d \
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let id = id.to_string();
+                let row = tx
+                    .query_row(
+                        "SELECT d.status, s.deleted_at IS NOT NULL FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.id = ?1",
-                    [&id],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
-                )
-                .optional()?;
-            let Some((status, deleted)) = row else {
-                return Ok(Replay::NotFound);
-            };
-            if deleted {
-                return Ok(Replay::SubscriptionDeleted);
-            }
-            if status_of(&status)? == DeliveryStatus::Pending {
-                return Ok(Replay::AlreadyPending);
-            }
-            tx.execute(
-                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
+                        [&id],
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
+                    )
+                    .optional()?;
+                let Some((status, deleted)) = row else {
+                    return Ok(Replay::NotFound);
+                };
+                if deleted {
+                    return Ok(Replay::SubscriptionDeleted);
+                }
+                if status_of(&status)? == DeliveryStatus::Pending {
+                    return Ok(Replay::AlreadyPending);
+                }
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
                      replays = replays + 1, next_attempt_at = ?2 WHERE id = ?1",
-                params![id, ts(now)],
-            )?;
-            let delivery = load_delivery(&tx, &id)?;
-            tx.commit()?;
-            Ok(delivery.map_or(Replay::NotFound, |d| Replay::Requeued(Box::new(d))))
-        })
-        .await
+                    params![id, ts(now)],
+                )?;
+                let delivery = load_delivery(&tx, &id)?;
+                tx.commit()?;
+                Ok(delivery.map_or(Replay::NotFound, |d| Replay::Requeued(Box::new(d))))
+            })
+            .await
     }
 }

@@ -1,11 +1,13 @@
 //! Operating the service: liveness, readiness, metrics, the OpenAPI document.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::problem::ApiError;
+use crate::state::HttpState;
 
 /// Alive: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -19,7 +21,7 @@ pub async fn healthz() -> &'static str {
     responses((status = 200, description = "The store answers", body = String),
               (status = 503, description = "The store does not answer", body = crate::problem::Problem,
                content_type = "application/problem+json")))]
-pub async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
+pub async fn readyz(State(app): State<HttpState>) -> Result<&'static str, ApiError> {
     app.store()
         .ping()
         .await
@@ -30,7 +32,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiErro
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(app): State<AppState>) -> Response {
+pub async fn metrics(State(app): State<HttpState>) -> Response {
     let mut response = app.render_metrics().await.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -39,14 +41,14 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     response
 }
 
-/// This API, described in OpenAPI 3.1: the command service's routes and
-/// those of every service mounted beside it that added its document
-/// ([`AppState::with_api_doc`]).
+/// This API, described in OpenAPI 3.1: the operational routes and those of
+/// every API mounted beside them ([`crate::app`]).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn openapi(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let json = app
-        .api_doc()
+pub async fn openapi(
+    State(doc): State<Arc<utoipa::openapi::OpenApi>>,
+) -> Result<Response, ApiError> {
+    let json = doc
         .to_pretty_json()
         .map_err(|e| ApiError::Internal(format!("the OpenAPI document does not serialize: {e}")))?;
     let mut response = (StatusCode::OK, json).into_response();

@@ -1,7 +1,7 @@
 //! A believable demo organisation for the first run, recorded through the
 //! same HTTP command path as real use.
 //!
-//! [`seed`] drives [`trellis_commands::router`] with one request per command,
+//! [`seed`] drives the write API (`trellis_commands::api`) with one request per command,
 //! each under an admin's, a leader's, a rep's or the CRM's own token, so
 //! every event has the actor a real organisation would give it. Everything
 //! is deterministic for a seed and a `today`: the numbers come from a seeded
@@ -16,6 +16,9 @@
 //! for new hires), and twelve reps with a story each over about nine months.
 //! Seed it into an empty store: a second seed with another `today` would
 //! reuse idempotency keys with other bodies and be refused.
+//!
+//! It must not reach around the write API: every fact it records is a
+//! request a person could have sent.
 
 use std::collections::BTreeMap;
 
@@ -25,12 +28,15 @@ use axum::http::{Method, Request, header};
 use chrono::{Datelike, Days, NaiveDate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trellis_commands::AppState;
-use trellis_commands::auth::{Claims, Role};
+use trellis_commands::CommandState;
 use trellis_domain::{Period, PeriodKind};
+use trellis_http::HttpState;
+use trellis_http::auth::{Claims, Role};
 use uuid::Uuid;
 
 use crate::rng::Rng;
+
+mod rng;
 
 /// How long the demo's tokens are valid.
 pub const TOKEN_DAYS: i64 = 30;
@@ -646,7 +652,7 @@ struct Rep {
 
 struct Seeder<'a> {
     router: Router,
-    app: &'a AppState,
+    app: &'a HttpState,
     seed: u64,
     today: NaiveDate,
     window_start: NaiveDate,
@@ -685,9 +691,14 @@ fn person_id(seed: u64, label: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("demo-{seed}-{label}").as_bytes())
 }
 
-/// Fills `app`'s store with the demo organisation as of `today`, through the
+/// Fills `commands`' store with the demo organisation as of `today`, through the
 /// command service. Deterministic for `seed` and `today`.
-pub async fn seed(app: &AppState, seed: u64, today: NaiveDate) -> Result<DemoOrg, DemoError> {
+pub async fn seed(
+    commands: &CommandState,
+    seed: u64,
+    today: NaiveDate,
+) -> Result<DemoOrg, DemoError> {
+    let app = commands.http();
     let now = app.clock().now().timestamp();
     let mint = |sub: String, role: Role, teams: Vec<Uuid>, grants: Vec<String>| {
         app.token_key().mint(&Claims {
@@ -701,7 +712,7 @@ pub async fn seed(app: &AppState, seed: u64, today: NaiveDate) -> Result<DemoOrg
     };
     let window_start = monday(minus(today, WEEKS * 7));
     let mut s = Seeder {
-        router: trellis_commands::router(app.clone()),
+        router: trellis_http::app(app.clone(), [trellis_commands::api(commands.clone())]),
         app,
         seed,
         today,
@@ -823,7 +834,7 @@ impl Seeder<'_> {
             .header(header::CONTENT_TYPE, "application/json")
             .header("idempotency-key", key)
             // Over a thousand requests: logged at DEBUG, not one INFO line each.
-            .extension(trellis_commands::BulkRequest)
+            .extension(trellis_http::BulkRequest)
             .body(Body::from(body.to_string()))
             .expect("a valid request");
         let response = self
@@ -1304,6 +1315,22 @@ impl Seeder<'_> {
         format!("/v1/reps/{}/{tail}", self.reps[i].id)
     }
 
+    /// POSTs `{"on": day}` to one of rep `i`'s routes (an acknowledgement,
+    /// a completion) as `token`.
+    async fn on_day(
+        &mut self,
+        step: &str,
+        i: usize,
+        tail: &str,
+        token: &str,
+        day: &str,
+    ) -> Result<(), DemoError> {
+        let path = self.rep_path(i, tail);
+        self.send(step, Method::POST, &path, token, json!({ "on": day }))
+            .await?;
+        Ok(())
+    }
+
     async fn execute(&mut self, on: NaiveDate, step: Step) -> Result<(), DemoError> {
         let d = Self::date_str(on);
         match step {
@@ -1393,13 +1420,12 @@ impl Seeder<'_> {
                 } else {
                     self.reps[rep].token.clone()
                 };
-                let path = self.rep_path(rep, &format!("action-items/{item}/completion"));
-                self.send(
+                self.on_day(
                     "complete action item",
-                    Method::POST,
-                    &path,
+                    rep,
+                    &format!("action-items/{item}/completion"),
                     &token,
-                    json!({ "on": d }),
+                    &d,
                 )
                 .await?;
             }
@@ -1429,13 +1455,12 @@ impl Seeder<'_> {
             }
             Step::AcknowledgeFeedback(rep, id) => {
                 let token = self.reps[rep].token.clone();
-                let path = self.rep_path(rep, &format!("feedback/{id}/acknowledgement"));
-                self.send(
+                self.on_day(
                     "acknowledge feedback",
-                    Method::POST,
-                    &path,
+                    rep,
+                    &format!("feedback/{id}/acknowledgement"),
                     &token,
-                    json!({ "on": d }),
+                    &d,
                 )
                 .await?;
             }
@@ -1508,13 +1533,12 @@ impl Seeder<'_> {
             }
             Step::AcknowledgeSupport(rep, id) => {
                 let (token, _) = self.leader_of(rep);
-                let path = self.rep_path(rep, &format!("support-requests/{id}/acknowledgement"));
-                self.send(
+                self.on_day(
                     "acknowledge support",
-                    Method::POST,
-                    &path,
+                    rep,
+                    &format!("support-requests/{id}/acknowledgement"),
                     &token,
-                    json!({ "on": d }),
+                    &d,
                 )
                 .await?;
             }
@@ -1699,12 +1723,18 @@ impl Seeder<'_> {
                 self.reimport = Some((lena, previous));
             }
         }
+        self.import("weekly import", rows).await
+    }
+
+    /// Sends `rows` as one measurement import under the CRM's token (nothing
+    /// when there are none).
+    async fn import(&mut self, step: &str, rows: Vec<Value>) -> Result<(), DemoError> {
         if rows.is_empty() {
             return Ok(());
         }
         let token = self.crm.clone();
         self.send(
-            "weekly import",
+            step,
             Method::POST,
             "/v1/measurements",
             &token,
@@ -1740,19 +1770,7 @@ impl Seeder<'_> {
                               "value": revenue }),
             );
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let token = self.crm.clone();
-        self.send(
-            "monthly import",
-            Method::POST,
-            "/v1/measurements",
-            &token,
-            Value::Array(rows),
-        )
-        .await?;
-        Ok(())
+        self.import("monthly import", rows).await
     }
 }
 

@@ -1,0 +1,263 @@
+//! Where a write request becomes a domain command, and the one way every
+//! write goes from there: extract → parse → context → authorize → execute →
+//! respond.
+//!
+//! Each wire request is parsed by one conversion, `impl TryFrom<Edge<'_,
+//! wire::X>> for …`, beside its handler in [`crate::routes`]: into the team,
+//! competency or standard command itself, or, on a rep's stream, into an
+//! [`OnRep`] (the command, or the command once a fact it needs about another
+//! stream is read). The conversion checks what only it knows about (the ids
+//! after the entity's own in the path, the acting leader, the fields, in
+//! that order) and makes the ids of what the command creates. A handler
+//! names its body and where its command goes ([`WriteRequest::admin`],
+//! [`WriteRequest::on_rep`]); the rest is here.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use trellis_domain::{
+    Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderId, RepAggregate,
+    RepCommand, RepId, StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
+};
+use trellis_http::auth::Claims;
+use trellis_http::extract::{JsonBody, PathIds, Principal};
+use trellis_http::problem::{ApiError, Fields};
+use uuid::Uuid;
+
+use crate::cache::{Cacheable, Loaded};
+use crate::extract::WriteHeaders;
+use crate::policy::{Scope, acting_leader, admin_write, rep_command};
+use crate::respond::{answer_rep, respond, stream};
+use crate::state::CommandState;
+use crate::write::{Stored, WriteCtx, execute, load_fact};
+
+/// A write request as its handler receives it: the caller (401 without a
+/// good token), the path, the `If-Match` / `Idempotency-Key` headers and the
+/// JSON body `B`, extracted in that order.
+#[derive(Debug)]
+pub struct WriteRequest<B> {
+    app: CommandState,
+    claims: Claims,
+    path: PathIds,
+    headers: WriteHeaders,
+    body: JsonBody<B>,
+}
+
+impl<B: DeserializeOwned + Send> FromRequest<CommandState> for WriteRequest<B> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &CommandState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let Principal(claims) = Principal::from_request_parts(&mut parts, app).await?;
+        let path = PathIds::from_request_parts(&mut parts, app).await?;
+        let headers = WriteHeaders::from_request_parts(&mut parts, app).await?;
+        let body = JsonBody::from_request(Request::from_parts(parts, body), app).await?;
+        Ok(WriteRequest {
+            app: app.clone(),
+            claims,
+            path,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Which entity's stream a command goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// A new one: its id is `ctx.new_id(category)` ("team", "rep", …), so a
+    /// retried keyed request names the same entity.
+    New,
+    /// The one the path names, in `{category}_id` (`team_id`, `rep_id`, …).
+    Named,
+}
+
+/// What a conversion from the wire request `B` may use besides the body.
+#[derive(Debug)]
+pub struct Edge<'a, B> {
+    /// The request's body.
+    pub body: B,
+    /// Who writes, under which command id, at what time: `ctx.now` for a
+    /// command that carries the time, `ctx.new_id(label)` for the id of what
+    /// it creates.
+    pub ctx: &'a WriteCtx,
+    /// The entity whose stream the command goes to.
+    pub id: Uuid,
+    /// Whether that entity is new or named by the path.
+    pub entity: Entity,
+    path: &'a PathIds,
+}
+
+impl<B> Edge<'_, B> {
+    /// The id in the path parameter `name`, after the entity's own (404 when
+    /// it is not a UUID).
+    pub fn path_id<T: From<Uuid>>(&self, name: &str) -> Result<T, ApiError> {
+        self.path.uuid(name).map(T::from)
+    }
+
+    /// The leader a leader-authored record is attributed to: a leader is
+    /// themselves, an admin or a service names one ([`acting_leader`]).
+    pub fn acting_leader(&self, given: Option<Uuid>) -> Result<LeaderId, ApiError> {
+        acting_leader(&self.ctx.claims, given.map(LeaderId::from_uuid))
+    }
+}
+
+/// One field checked on its own: its value, or a 422 naming it (what
+/// [`Fields`] answers for that one field).
+pub fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> Result<T, ApiError> {
+    let mut f = Fields::default();
+    let value = f.check(name, result);
+    f.finish()?;
+    Ok(trellis_http::valid!(value))
+}
+
+/// A command on a rep's stream, as its request parses: ready, or built once
+/// the fact it needs about another stream is read (after parsing, so a bad
+/// request costs no read).
+pub enum OnRep {
+    /// Needs nothing more.
+    Ready(RepCommand),
+    /// Needs to know whether the team exists.
+    GivenTeam(TeamId, Box<dyn FnOnce(bool) -> RepCommand + Send>),
+    /// Needs the competency's status.
+    GivenCompetency(
+        CompetencyId,
+        Box<dyn FnOnce(CompetencyStatus) -> RepCommand + Send>,
+    ),
+    /// Needs the standard's status.
+    GivenStandard(
+        StandardId,
+        Box<dyn FnOnce(StandardStatus) -> RepCommand + Send>,
+    ),
+}
+
+impl std::fmt::Debug for OnRep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnRep::Ready(command) => f.debug_tuple("Ready").field(command).finish(),
+            OnRep::GivenTeam(id, _) => f.debug_tuple("GivenTeam").field(id).finish(),
+            OnRep::GivenCompetency(id, _) => f.debug_tuple("GivenCompetency").field(id).finish(),
+            OnRep::GivenStandard(id, _) => f.debug_tuple("GivenStandard").field(id).finish(),
+        }
+    }
+}
+
+impl OnRep {
+    /// The command, with the fact it needs.
+    async fn command(self, app: &CommandState) -> Result<RepCommand, ApiError> {
+        Ok(match self {
+            OnRep::Ready(command) => command,
+            OnRep::GivenTeam(id, then) => {
+                then(fact::<TeamAggregate>(app, id.as_uuid()).await?.version > 0)
+            }
+            OnRep::GivenCompetency(id, then) => then(
+                fact::<CompetencyAggregate>(app, id.as_uuid())
+                    .await?
+                    .state
+                    .status(),
+            ),
+            OnRep::GivenStandard(id, then) => then(
+                fact::<StandardAggregate>(app, id.as_uuid())
+                    .await?
+                    .state
+                    .status(),
+            ),
+        })
+    }
+}
+
+/// The entity `id` of aggregate `A`, as a fact a rep command needs: from the
+/// cache when read in the last second ([`load_fact`]).
+async fn fact<A: Stored>(app: &CommandState, id: Uuid) -> Result<Loaded<A::State>, ApiError>
+where
+    A::State: Cacheable,
+{
+    load_fact::<A>(app, &stream(A::CATEGORY, id)?).await
+}
+
+impl<B> WriteRequest<B> {
+    /// A team, competency or standard command (aggregate `A`), by an admin or
+    /// a service granted `scope`: authorize, parse, execute; 201 with the new
+    /// entity's id, or 200.
+    pub async fn admin<A>(self, scope: Scope, entity: Entity) -> Result<Response, ApiError>
+    where
+        A: Stored,
+        A::State: Cacheable,
+        A::Command: Clone + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+    {
+        admin_write(&self.claims, scope)?;
+        let Parsed {
+            app,
+            ctx,
+            id,
+            command,
+        } = self.parse::<A::Command>(A::CATEGORY, entity)?;
+        let written = execute::<A>(&app, &ctx, &stream(A::CATEGORY, id)?, |_| {
+            Ok(command.clone())
+        })
+        .await?;
+        let created = entity == Entity::New;
+        Ok(respond(created, created.then_some(id), written))
+    }
+
+    /// A command on a rep's stream: parse, read the fact it needs, execute,
+    /// authorizing the caller on the rep as loaded ([`rep_command`]);
+    /// answered as [`answer_rep`] says.
+    pub async fn on_rep(self, entity: Entity) -> Result<Response, ApiError>
+    where
+        OnRep: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+    {
+        let Parsed {
+            app,
+            ctx,
+            id,
+            command,
+        } = self.parse::<OnRep>(RepAggregate::CATEGORY, entity)?;
+        let command = command.command(&app).await?;
+        let rep_id = RepId::from_uuid(id);
+        let written =
+            execute::<RepAggregate>(&app, &ctx, &stream(RepAggregate::CATEGORY, id)?, |loaded| {
+                rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
+                Ok(command.clone())
+            })
+            .await?;
+        Ok(answer_rep(&command, written))
+    }
+
+    /// The entity's id (the path's, parsed first: a bad one is a 404 before
+    /// anything else; or a new one), the write's context, and the command
+    /// the body parses into.
+    fn parse<C>(self, category: &str, entity: Entity) -> Result<Parsed<C>, ApiError>
+    where
+        C: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+    {
+        let named = match entity {
+            Entity::Named => Some(self.path.uuid(&format!("{category}_id"))?),
+            Entity::New => None,
+        };
+        let ctx = WriteCtx::new(&self.app, self.claims, self.headers, self.body.fingerprint);
+        let id = named.unwrap_or_else(|| ctx.new_id(category));
+        let command = C::try_from(Edge {
+            body: self.body.value,
+            ctx: &ctx,
+            id,
+            entity,
+            path: &self.path,
+        })?;
+        Ok(Parsed {
+            app: self.app,
+            ctx,
+            id,
+            command,
+        })
+    }
+}
+
+/// A request parsed: its service, its context, the entity it goes to, and
+/// its command.
+struct Parsed<C> {
+    app: CommandState,
+    ctx: WriteCtx,
+    id: Uuid,
+    command: C,
+}

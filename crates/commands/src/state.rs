@@ -1,0 +1,83 @@
+//! What a write handler needs.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use trellis_eventstore::EventStore;
+use trellis_http::HttpState;
+
+use crate::cache::StateCache;
+use crate::metrics::WriteMetrics;
+
+/// Settings of the command service.
+#[derive(Debug, Clone)]
+pub struct CommandsConfig {
+    /// The most rows one measurement import may carry.
+    pub max_import_rows: usize,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        CommandsConfig {
+            max_import_rows: 50_000,
+        }
+    }
+}
+
+/// Everything a write handler needs: what every API shares, and the write
+/// side's own settings, metrics and folded states. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CommandState {
+    http: HttpState,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: CommandsConfig,
+    metrics: Arc<WriteMetrics>,
+    state_cache: StateCache,
+}
+
+impl CommandState {
+    /// The write side over `http`; its metrics join `http`'s `/metrics`.
+    pub fn new(http: HttpState, config: CommandsConfig) -> Self {
+        let metrics = Arc::new(WriteMetrics::default());
+        http.add_metrics_source(metrics.clone());
+        CommandState {
+            http,
+            inner: Arc::new(Inner {
+                config,
+                metrics,
+                state_cache: StateCache::new(50_000),
+            }),
+        }
+    }
+
+    pub fn http(&self) -> &HttpState {
+        &self.http
+    }
+
+    pub fn store(&self) -> &dyn EventStore {
+        self.http.store()
+    }
+
+    pub fn config(&self) -> &CommandsConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &WriteMetrics {
+        &self.inner.metrics
+    }
+
+    /// Aggregate states folded by this process, to spare re-reading streams.
+    pub fn state_cache(&self) -> &StateCache {
+        &self.inner.state_cache
+    }
+}
+
+impl FromRef<CommandState> for HttpState {
+    fn from_ref(state: &CommandState) -> HttpState {
+        state.http.clone()
+    }
+}
