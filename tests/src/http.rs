@@ -311,7 +311,10 @@ impl TestApp {
                 trellis_commands::api(state.clone()),
                 trellis_queries::api(reads.clone()),
                 trellis_webhooks::api(trellis_webhooks::WebhooksState::new(http, hooks)),
-                trellis_dashboard::api(trellis_dashboard::DashboardState::new(reads)),
+                trellis_dashboard::api(
+                    trellis_dashboard::DashboardState::new(reads)
+                        .with_writes(writes(state.clone())),
+                ),
             ],
         );
         app.state = state;

@@ -8,6 +8,7 @@ mod dashboard;
 mod domain_store;
 mod eventstore;
 mod eventstore_postgres;
+mod forms;
 mod http;
 mod notifications;
 mod projections;

@@ -3,7 +3,7 @@
 //! Bearer`), checked by the same key and the same role rules.
 
 use axum::Form;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -12,39 +12,95 @@ use trellis_http::auth::{AuthError, Claims, Role};
 use uuid::Uuid;
 
 use crate::error::PageError;
-use crate::html::sign_in_html;
+use crate::html::{Signed, sign_in_html};
 use crate::state::DashboardState;
 
 /// The cookie that carries the token.
 pub(crate) const COOKIE: &str = "trellis_token";
 
-/// The signed-in viewer.
+/// The signed-in viewer: who they are, the token that says so, and the
+/// token against forged requests their forms carry.
 #[derive(Debug, Clone)]
-pub(crate) struct Viewer(pub Claims);
+pub(crate) struct Viewer {
+    claims: Claims,
+    token: String,
+    csrf: String,
+    /// Signed in with the cookie (a browser), not a bearer header.
+    by_cookie: bool,
+}
 
 impl Viewer {
     pub(crate) fn claims(&self) -> &Claims {
-        &self.0
+        &self.claims
+    }
+
+    /// The bearer token, for the writes a form sends through the write API.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// What a page's shell needs to know of the viewer.
+    pub(crate) fn signed(&self) -> Signed<'_> {
+        Signed {
+            claims: &self.claims,
+            csrf: &self.csrf,
+        }
+    }
+
+    /// Checks a state-changing request made with the sign-in cookie: it
+    /// comes from this site (`Origin`, when the browser sends one) and
+    /// carries this sign-in's token against forged requests. A request with
+    /// a bearer header is not a browser's and needs neither.
+    pub(crate) fn check_form(
+        &self,
+        state: &DashboardState,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+    ) -> Result<(), PageError> {
+        if !self.by_cookie {
+            return Ok(());
+        }
+        if !same_origin(headers) {
+            return Err(PageError::Forbidden(
+                "This form was sent from another site; nothing was recorded. Open Trellis \
+                 and send it from there."
+                    .into(),
+            ));
+        }
+        match csrf {
+            Some(given) if state.http().token_key().check_csrf(&self.token, given) => Ok(()),
+            _ => Err(PageError::Forbidden(
+                "This form is out of date or was not sent from Trellis; nothing was recorded. \
+                 Reload the page and send it again."
+                    .into(),
+            )),
+        }
     }
 
     /// Whether private notes may be shown (never to a rep).
     pub(crate) fn sees_private(&self) -> bool {
-        !matches!(self.0.role, Role::Rep)
+        !matches!(self.claims.role, Role::Rep)
     }
 
     pub(crate) fn is_rep(&self) -> bool {
-        matches!(self.0.role, Role::Rep)
+        matches!(self.claims.role, Role::Rep)
+    }
+
+    /// May record what leaders record (feedback, coaching): leaders and
+    /// admins; the write API decides for which reps.
+    pub(crate) fn writes_for_leaders(&self) -> bool {
+        matches!(self.claims.role, Role::Leader | Role::Admin)
     }
 
     /// Reads everything: admins and auditors.
     pub(crate) fn reads_all(&self) -> bool {
-        matches!(self.0.role, Role::Admin | Role::Auditor)
+        matches!(self.claims.role, Role::Admin | Role::Auditor)
     }
 
     pub(crate) fn may_see_team(&self, team: Uuid) -> Result<(), PageError> {
-        match self.0.role {
+        match self.claims.role {
             Role::Admin | Role::Auditor => Ok(()),
-            Role::Leader if self.0.teams.contains(&team) => Ok(()),
+            Role::Leader if self.claims.teams.contains(&team) => Ok(()),
             Role::Leader => Err(PageError::Forbidden(
                 "This team is not one you lead; a leader sees only their own teams.".into(),
             )),
@@ -57,13 +113,13 @@ impl Viewer {
 
     /// `teams`: every team the rep has been on (current last).
     pub(crate) fn may_see_rep(&self, rep: Uuid, team: Uuid) -> Result<(), PageError> {
-        match self.0.role {
+        match self.claims.role {
             Role::Admin | Role::Auditor => Ok(()),
-            Role::Leader if self.0.teams.contains(&team) => Ok(()),
+            Role::Leader if self.claims.teams.contains(&team) => Ok(()),
             Role::Leader => Err(PageError::Forbidden(
                 "This rep is not in a team you lead; a leader sees only their own teams.".into(),
             )),
-            Role::Rep if self.0.subject_id() == Some(rep) => Ok(()),
+            Role::Rep if self.claims.subject_id() == Some(rep) => Ok(()),
             Role::Rep => Err(PageError::Forbidden(
                 "A rep sees only their own pages.".into(),
             )),
@@ -72,9 +128,9 @@ impl Viewer {
     }
 
     pub(crate) fn may_see_leader(&self, leader: Uuid) -> Result<(), PageError> {
-        match self.0.role {
+        match self.claims.role {
             Role::Admin | Role::Auditor => Ok(()),
-            Role::Leader if self.0.subject_id() == Some(leader) => Ok(()),
+            Role::Leader if self.claims.subject_id() == Some(leader) => Ok(()),
             Role::Leader => Err(PageError::Forbidden(
                 "A leader sees their own scorecard only.".into(),
             )),
@@ -110,6 +166,19 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
+/// Whether a browser's request comes from this site: no `Origin` (an old
+/// browser, a same-origin GET), or one whose host is the request's `Host`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
 fn explain(e: &AuthError) -> String {
     match e {
         AuthError::Expired => "Your token has expired. Ask for a new one and sign in again.".into(),
@@ -127,15 +196,40 @@ impl FromRequestParts<DashboardState> for Viewer {
         parts: &mut Parts,
         state: &DashboardState,
     ) -> Result<Self, PageError> {
-        let token = bearer_token(&parts.headers)
-            .or_else(|| cookie_token(&parts.headers))
-            .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?;
-        state
-            .http()
-            .token_key()
+        let (token, by_cookie) = match bearer_token(&parts.headers) {
+            Some(token) => (token, false),
+            None => (
+                cookie_token(&parts.headers)
+                    .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?,
+                true,
+            ),
+        };
+        let key = state.http().token_key();
+        let claims = key
             .verify(&token, state.now_secs())
-            .map(Viewer)
-            .map_err(|e| PageError::Unauthorized(explain(&e)))
+            .map_err(|e| PageError::Unauthorized(explain(&e)))?;
+        Ok(Viewer {
+            csrf: key.csrf_token(&token),
+            claims,
+            token,
+            by_cookie,
+        })
+    }
+}
+
+/// A viewer, when the request carries a good token; none otherwise.
+impl OptionalFromRequestParts<DashboardState> for Viewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Option<Self>, PageError> {
+        Ok(
+            <Viewer as FromRequestParts<DashboardState>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
     }
 }
 
@@ -249,8 +343,28 @@ pub(crate) fn landing(claims: &Claims) -> String {
     }
 }
 
-/// `POST /logout`: forgets the cookie.
-pub(crate) async fn logout() -> Response {
+/// The hidden field every cookie-authenticated form carries.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: forgets the cookie. A signed-in browser's sign-out must
+/// come from this site (so no other site can sign people out).
+pub(crate) async fn logout(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    viewer: Option<Viewer>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    if let Some(viewer) = viewer {
+        viewer.check_form(&state, &headers, form.csrf.as_deref())?;
+    }
+    Ok(forget_cookie())
+}
+
+fn forget_cookie() -> Response {
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

@@ -62,7 +62,46 @@ pub(crate) fn attainment_class(value: Option<f64>) -> &'static str {
 
 /// The page: `<html lang="en">`, a skip link, the navigation for the
 /// signed-in viewer (if any), and `body` inside `<main>`.
-pub(crate) fn page(title: &str, viewer: Option<&Claims>, body: &str) -> String {
+/// Who a page is for: the signed-in person, and the token against forged
+/// requests that the page's forms carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signed<'a> {
+    pub claims: &'a Claims,
+    pub csrf: &'a str,
+}
+
+/// The hidden field that carries `csrf` in a form.
+pub(crate) fn csrf_field(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">",
+        esc(csrf)
+    )
+}
+
+/// The one script a page may run: the print buttons (`data-print`). Allowed
+/// by its hash in the pages' Content-Security-Policy, never inline handlers.
+pub(crate) const PRINT_SCRIPT: &str = "document.querySelectorAll('[data-print]').forEach(function(b){b.addEventListener('click',function(){window.print()})})";
+
+/// The Content-Security-Policy of every page: inline styles (the one
+/// stylesheet and the charts' attributes), images from here or inline, the
+/// print script by its hash and no other script, forms only to this site,
+/// and never in a frame.
+pub(crate) fn content_security_policy() -> &'static str {
+    static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(Sha256::digest(PRINT_SCRIPT.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+             script-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; \
+             frame-ancestors 'none'"
+        )
+    });
+    &CSP
+}
+
+pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + STYLE.len() + 1024);
     out.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
@@ -72,7 +111,7 @@ pub(crate) fn page(title: &str, viewer: Option<&Claims>, body: &str) -> String {
     out.push_str("</style></head><body>");
     out.push_str("<a class=\"skip\" href=\"#main\">Skip to the content</a>");
     out.push_str("<header class=\"top\"><nav aria-label=\"Main\"><a class=\"brand\" href=\"/home\">Trellis</a>");
-    if let Some(claims) = viewer {
+    if let Some(Signed { claims, csrf }) = viewer {
         out.push_str("<ul>");
         match claims.role {
             Role::Rep => {
@@ -96,13 +135,18 @@ pub(crate) fn page(title: &str, viewer: Option<&Claims>, body: &str) -> String {
         let _ = write!(
             out,
             "<form class=\"signout\" method=\"post\" action=\"/logout\"><span class=\"who\">{}</span>\
-             <button type=\"submit\">Sign out</button></form>",
-            esc(&viewer_label(claims))
+             {}<button type=\"submit\">Sign out</button></form>",
+            esc(&viewer_label(claims)),
+            csrf_field(csrf)
         );
     }
     out.push_str("</nav></header><main id=\"main\" tabindex=\"-1\">");
     out.push_str(body);
-    out.push_str("</main><footer class=\"foot\"><p>Trellis: every fact is an event in an append-only, hash-chained log.</p></footer></body></html>");
+    out.push_str("</main><footer class=\"foot\"><p>Trellis: every fact is an event in an append-only, hash-chained log.</p></footer>");
+    if body.contains("data-print") {
+        let _ = write!(out, "<script>{PRINT_SCRIPT}</script>");
+    }
+    out.push_str("</body></html>");
     out
 }
 
@@ -235,6 +279,13 @@ caption{text-align:left;font-weight:600;padding:.45rem .55rem}
 input{font:inherit;padding:.3rem .45rem;border:1px solid #8a94a3;border-radius:6px}
 textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid #8a94a3;border-radius:6px;font-family:ui-monospace,monospace;font-size:.85rem}
 .notice{background:#fff8e1;border:1px solid #e6c45c;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0}
+.form .field{margin:0 0 1rem;border:0;padding:0}
+.form label,.form legend{font-weight:600;display:block;margin-bottom:.25rem}
+.form fieldset label{font-weight:400;display:flex;gap:.5rem;align-items:center;min-height:44px}
+.form select,.form input[type=date]{font:inherit;min-height:44px;padding:.4rem;border:1px solid #8a94a3;border-radius:6px;max-width:100%}
+.form textarea{font-family:inherit;font-size:1rem}
+.form [aria-invalid=true]{border-color:#b3261e;outline:2px solid #b3261e}
+.field-error{color:#8c1d18;margin:.3rem 0 0;font-weight:600}
 .error{background:#fde8e8;border:1px solid #e08a8a;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0;color:#6b0f0f}
 .signin{max-width:640px;margin:2rem auto}
 .reasons{margin:.3rem 0 0 1.1rem;padding:0}

@@ -62,6 +62,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}?as_of=YYYY-MM-DD` | rep |
 /// | `GET /reps/{id}/review?from=…&to=…` | review packet |
 /// | `GET /reps/{id}/audit` | audit trail |
+/// | `GET /reps/{id}/feedback`, `POST` | give feedback (through the write API) |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 fn routes(state: DashboardState) -> Router {
     Router::new()
@@ -73,6 +74,22 @@ fn routes(state: DashboardState) -> Router {
         .route("/reps/{rep_id}", get(pages::rep::handler))
         .route("/reps/{rep_id}/review", get(pages::packet::handler))
         .route("/reps/{rep_id}/audit", get(pages::audit::handler))
+        .route(
+            "/reps/{rep_id}/feedback",
+            get(pages::feedback::form).post(pages::feedback::submit),
+        )
         .route("/leaders/{leader_id}", get(pages::leader::handler))
+        .layer(axum::middleware::map_response(page_policy))
         .with_state(state)
+}
+
+/// Every page's Content-Security-Policy (the shared layer adds the other
+/// security headers).
+async fn page_policy(mut response: axum::response::Response) -> axum::response::Response {
+    if let Ok(value) = axum::http::HeaderValue::from_str(html::content_security_policy()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }

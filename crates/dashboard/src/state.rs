@@ -16,6 +16,9 @@ pub struct DashboardState {
 #[derive(Debug)]
 struct Inner {
     reads: QueryState,
+    /// The write API, for the forms: every write a page makes goes through
+    /// the same command handling as `/v1`. None: the pages only show.
+    writes: Option<axum::Router>,
 }
 
 impl DashboardState {
@@ -24,8 +27,27 @@ impl DashboardState {
     /// too; its token key and clock.
     pub fn new(reads: QueryState) -> Self {
         DashboardState {
-            inner: Arc::new(Inner { reads }),
+            inner: Arc::new(Inner {
+                reads,
+                writes: None,
+            }),
         }
+    }
+
+    /// The same, with forms that record through `writes` (the write API's
+    /// router, `trellis_commands::api` under `trellis_http::app`).
+    pub fn with_writes(self, writes: axum::Router) -> Self {
+        DashboardState {
+            inner: Arc::new(Inner {
+                reads: self.inner.reads.clone(),
+                writes: Some(writes),
+            }),
+        }
+    }
+
+    /// The write API, when the pages may record.
+    pub(crate) fn writes(&self) -> Option<&axum::Router> {
+        self.inner.writes.as_ref()
     }
 
     /// The read side: its functions answer the pages' questions.

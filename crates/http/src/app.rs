@@ -54,10 +54,37 @@ pub fn app(http: HttpState, apis: impl IntoIterator<Item = Api>) -> Router {
         .with_state(doc)
         .merge(routes)
         .fallback(ops::not_found)
+        .layer(middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(http.body_limit()))
         .layer(middleware::from_fn_with_state(http, observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The Content-Security-Policy of a response that does not set its own
+/// (the APIs' JSON): nothing may load, frame it or submit from it.
+pub const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The headers every response carries: a Content-Security-Policy (the
+/// response's own, e.g. a page's, or [`DEFAULT_CSP`]), no MIME sniffing, no
+/// framing, and no referrer sent to other sites.
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(DEFAULT_CSP));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 /// Marks a request sent in bulk from inside the process (the demo's

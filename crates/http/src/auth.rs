@@ -147,6 +147,28 @@ impl TokenKey {
         format!("{signing_input}.{signature}")
     }
 
+    /// The token against cross-site request forgery that pages give the
+    /// bearer of `token` for their forms: tied to that sign-in, unguessable
+    /// without this key, and checked with [`TokenKey::check_csrf`].
+    pub fn csrf_token(&self, token: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(b"csrf\n");
+        mac.update(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `given` is the [`TokenKey::csrf_token`] of `token` (compared
+    /// in constant time).
+    pub fn check_csrf(&self, token: &str, given: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(given.trim()) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(b"csrf\n");
+        mac.update(token.as_bytes());
+        mac.verify_slice(&given).is_ok()
+    }
+
     /// The claims of a valid, unexpired token; `now` is seconds since the epoch.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         let mut parts = token.split('.');
@@ -251,6 +273,25 @@ mod tests {
         assert_eq!(
             key().verify(&token, 1_500),
             Err(AuthError::WrongAlgorithm("none".into()))
+        );
+    }
+
+    #[test]
+    fn a_csrf_token_checks_for_its_sign_in_only() {
+        let token = key().mint(&claims(Role::Leader));
+        let csrf = key().csrf_token(&token);
+        assert!(key().check_csrf(&token, &csrf));
+        let other = key().mint(&Claims {
+            exp: 3_000,
+            ..claims(Role::Leader)
+        });
+        assert!(!key().check_csrf(&other, &csrf), "another sign-in");
+        assert!(!key().check_csrf(&token, ""), "none");
+        assert!(!key().check_csrf(&token, "bm90IGl0"), "a made-up one");
+        let foreign = TokenKey::new(vec![8u8; 32]).unwrap();
+        assert!(
+            !key().check_csrf(&token, &foreign.csrf_token(&token)),
+            "another key's"
         );
     }
 

@@ -36,5 +36,5 @@ pub mod ops;
 pub mod problem;
 mod state;
 
-pub use app::{Api, BulkRequest, app};
+pub use app::{Api, BulkRequest, DEFAULT_CSP, app};
 pub use state::{Clock, DEFAULT_BODY_LIMIT, HttpState, MetricsSource, SystemClock};

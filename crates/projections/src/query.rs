@@ -670,8 +670,9 @@ impl ReadModels {
         Ok(self.docs(kind, &[key.to_string()]).await?.pop())
     }
 
-    /// Every team of the active generation, by name (few enough to list).
-    pub async fn teams(&self) -> Result<Vec<TeamDoc>, Error> {
+    /// Every document of one kind in the active generation (for the kinds
+    /// few enough to list: teams, competencies, standards).
+    pub async fn all<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>, Error> {
         let generations = self.read.generations().await?;
         let Some(active) = generations
             .iter()
@@ -679,19 +680,23 @@ impl ReadModels {
         else {
             return Ok(vec![]);
         };
-        let mut teams = self
-            .read
-            .load(NAME, active.generation, &[kinds::TEAM])
+        self.read
+            .load(NAME, active.generation, &[kind])
             .await?
             .into_iter()
             .map(|(_, key, value)| {
-                serde_json::from_value::<TeamDoc>(value).map_err(|e| Error::Malformed {
-                    kind: kinds::TEAM.to_owned(),
+                serde_json::from_value::<T>(value).map_err(|e| Error::Malformed {
+                    kind: kind.to_owned(),
                     key,
                     reason: e.to_string(),
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    /// Every team of the active generation, by name.
+    pub async fn teams(&self) -> Result<Vec<TeamDoc>, Error> {
+        let mut teams: Vec<TeamDoc> = self.all(kinds::TEAM).await?;
         teams.sort_by_key(|t| t.name.to_string());
         Ok(teams)
     }

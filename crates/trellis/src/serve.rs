@@ -233,7 +233,8 @@ impl Application {
 
 /// Every API of the process under one router: the writes, the reads, the
 /// webhook admin routes and the dashboard, which asks the read side (and
-/// shares its stream cache) every question `/v1` answers too.
+/// shares its stream cache) every question `/v1` answers too, and records
+/// its forms through the write API.
 fn router(
     http: HttpState,
     commands: CommandState,
@@ -243,7 +244,9 @@ fn router(
 ) -> axum::Router {
     let reads =
         QueryState::new(http.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
-    let dashboard = DashboardState::new(reads.clone());
+    // The pages' forms record through the write API itself.
+    let writes = trellis_http::app(http.clone(), [trellis_commands::api(commands.clone())]);
+    let dashboard = DashboardState::new(reads.clone()).with_writes(writes);
     let webhooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
     trellis_http::app(
         http,

@@ -107,5 +107,5 @@ pub(crate) async fn handler(
         );
     }
     b.push_str("</tbody></table></div>");
-    Ok(Html(page(&title, Some(viewer.claims()), &b)).into_response())
+    Ok(Html(page(&title, Some(viewer.signed()), &b)).into_response())
 }

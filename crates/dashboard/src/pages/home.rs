@@ -50,7 +50,7 @@ pub(crate) async fn page_handler(
         body.push_str(".</p></section>");
     }
     body.push_str("</div>");
-    Ok(Html(page("Teams", Some(viewer.claims()), &body)).into_response())
+    Ok(Html(page("Teams", Some(viewer.signed()), &body)).into_response())
 }
 
 pub(crate) async fn handler(

@@ -189,5 +189,5 @@ pub(crate) async fn handler(
         );
     }
     b.push_str("</tbody></table></div>");
-    Ok(Html(page(&name, Some(viewer.claims()), &b)).into_response())
+    Ok(Html(page(&name, Some(viewer.signed()), &b)).into_response())
 }

@@ -14,6 +14,7 @@ use crate::error::PageError;
 use crate::state::DashboardState;
 
 pub(crate) mod audit;
+pub(crate) mod feedback;
 pub(crate) mod home;
 pub(crate) mod leader;
 pub(crate) mod packet;

@@ -43,7 +43,7 @@ pub(crate) async fn handler(
         "<h1>Review packet</h1><p class=\"lead\"><a href=\"/reps/{rep_id}\">{}</a>, {} · {from} to {to}</p>\
          <form class=\"asof noprint\" method=\"get\"><label for=\"from\">From<input type=\"date\" id=\"from\" name=\"from\" value=\"{from}\" max=\"{today}\"></label>\
          <label for=\"to\">To<input type=\"date\" id=\"to\" name=\"to\" value=\"{to}\" max=\"{today}\"></label>\
-         <button type=\"submit\">Show</button><button type=\"button\" onclick=\"window.print()\">Print</button></form>",
+         <button type=\"submit\">Show</button><button type=\"button\" data-print>Print</button></form>",
         esc(stored.name.as_ref()),
         esc(stored.role.as_ref()),
     );
@@ -55,5 +55,5 @@ pub(crate) async fn handler(
         _ => &document[..],
     };
     b.push_str(&render::html_body(body));
-    Ok(Html(page(&title, Some(viewer.claims()), &b)).into_response())
+    Ok(Html(page(&title, Some(viewer.signed()), &b)).into_response())
 }

@@ -30,6 +30,8 @@ use crate::svg::{Chart, Series};
 #[derive(Debug, Deserialize)]
 pub(crate) struct Params {
     as_of: Option<String>,
+    /// What a form just recorded (`feedback`), to say so.
+    recorded: Option<String>,
 }
 
 /// Short label of a period's start for chart axes: `03 Mar`, or `Mar 26` for months.
@@ -151,6 +153,9 @@ pub(crate) async fn handler(
             None => "active".to_owned(),
         }
     );
+    if params.recorded.as_deref() == Some("feedback") {
+        b.push_str("<p class=\"notice\" role=\"status\">Feedback recorded.</p>");
+    }
     if let Some(d) = as_of {
         let _ = write!(
             b,
@@ -167,11 +172,16 @@ pub(crate) async fn handler(
          <label for=\"as_of\">Show as of<input type=\"date\" id=\"as_of\" name=\"as_of\" \
          min=\"{}\" max=\"{today}\" value=\"{day}\"></label><button type=\"submit\">Show</button>\
          <a class=\"button\" href=\"/reps/{rep_id}/review?from={}&amp;to={day}\">Review packet</a>\
-         <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a></form>",
+         <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a>{}</form>",
         profile.start_date,
         day.checked_sub_days(Days::new(90))
             .unwrap_or(day)
             .max(profile.start_date),
+        if state.writes().is_some() && viewer.writes_for_leaders() {
+            format!("<a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>")
+        } else {
+            String::new()
+        },
     );
 
     // Standing and phase.
@@ -389,7 +399,7 @@ pub(crate) async fn handler(
         }
     }
 
-    Ok(Html(page(profile.name.as_ref(), Some(viewer.claims()), &b)).into_response())
+    Ok(Html(page(profile.name.as_ref(), Some(viewer.signed()), &b)).into_response())
 }
 
 fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>) {

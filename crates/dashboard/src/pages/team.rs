@@ -375,7 +375,7 @@ pub(crate) async fn handler(
         b.push_str("</tbody></table></div>");
     }
 
-    Ok(Html(page(team.name.as_ref(), Some(viewer.claims()), &b)).into_response())
+    Ok(Html(page(team.name.as_ref(), Some(viewer.signed()), &b)).into_response())
 }
 
 pub(crate) fn category(c: trellis_domain::rep::SupportCategory) -> &'static str {

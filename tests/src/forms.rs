@@ -1,0 +1,414 @@
+//! The dashboard's forms and the web security every response carries: a
+//! form records through the write API (the same rules and idempotency as
+//! `/v1`), only from this site and with the sign-in's token against forged
+//! requests; a refused form keeps what was typed and says what is wrong
+//! beside each field; every route answers with the security headers.
+
+use axum::http::{Method, StatusCode};
+use trellis_projections::engine::Engine;
+use trellis_projections::growth::{Growth, GrowthSettings};
+use trellis_tests::Kind;
+use uuid::Uuid;
+
+use crate::http::{Resp, TestApp, World, build_request, read_store};
+
+const HOST: &str = "trellis.example";
+
+/// The app `trellis serve` builds, a world, a rep in it, and read models
+/// caught up with them.
+async fn serving_with_a_rep(kind: Kind) -> (TestApp, World, Uuid) {
+    let app = TestApp::spawn_serving(kind).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    project(&app).await;
+    (app, world, rep)
+}
+
+/// Brings the read models up to date with everything committed (on
+/// PostgreSQL, other tests' transactions can hold the readers' horizon back
+/// for a moment, so it waits until the log reads whole).
+async fn project(app: &TestApp) {
+    let total = app.events_in_log().await;
+    for _ in 0..400 {
+        let readable = app
+            .store
+            .read_all(trellis_eventstore::Checkpoint::START, total + 1)
+            .await
+            .expect("read the log");
+        if readable.len() >= total {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Engine::new(app.store.clone(), read_store(&app.backend).await)
+        .catch_up(&Growth::new(GrowthSettings::default()))
+        .await
+        .expect("catch up")
+        .expect("the runner lease");
+}
+
+/// A browser's request: the sign-in cookie, this site's host, and `extra`.
+async fn browser(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    form: Option<&[(&str, &str)]>,
+    extra: &[(&str, &str)],
+) -> Resp {
+    let cookie = format!("trellis_token={token}");
+    let mut headers = vec![("cookie", cookie.as_str()), ("host", HOST)];
+    headers.extend_from_slice(extra);
+    let body = form.map(urlencode).unwrap_or_default();
+    let content_type = form.map(|_| "application/x-www-form-urlencoded");
+    app.send(build_request(
+        method,
+        path,
+        "",
+        content_type,
+        body,
+        &headers,
+    ))
+    .await
+}
+
+fn urlencode(fields: &[(&str, &str)]) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The `value` of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no hidden {name} in the form: {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').expect("a closing quote")].to_owned()
+}
+
+/// The feedback form as `token` opens it: (its CSRF token, its idempotency key).
+async fn open_form(app: &TestApp, rep: Uuid, token: &str) -> (String, String) {
+    let page = browser(
+        app,
+        Method::GET,
+        &format!("/reps/{rep}/feedback"),
+        token,
+        None,
+        &[],
+    )
+    .await;
+    page.expect(200);
+    let html = page.text();
+    (hidden(&html, "_csrf"), hidden(&html, "idempotency_key"))
+}
+
+fn feedbacks(events: &[trellis_eventstore::RecordedEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| e.event_type == "FeedbackGiven")
+        .count()
+}
+
+async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let (csrf, key) = open_form(&app, rep, &leader).await;
+    let competency = world.competency.to_string();
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("competency_id", competency.as_str()),
+        ("kind", "praise"),
+        (
+            "note",
+            "You asked about the budget before the demo: keep doing that.",
+        ),
+        ("visibility", "shared"),
+        ("given_on", "2026-02-02"),
+    ];
+    let origin = format!("http://{HOST}");
+    for _ in 0..2 {
+        let sent = browser(
+            &app,
+            Method::POST,
+            &format!("/reps/{rep}/feedback"),
+            &leader,
+            Some(&form),
+            &[("origin", origin.as_str())],
+        )
+        .await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+        assert_eq!(
+            sent.header("location"),
+            Some(format!("/reps/{rep}?recorded=feedback#timeline").as_str())
+        );
+    }
+    let events = app.events("rep", rep).await;
+    assert_eq!(feedbacks(&events), 1, "a double submit records once");
+    let given = events
+        .iter()
+        .find(|e| e.event_type == "FeedbackGiven")
+        .expect("the feedback");
+    assert_eq!(given.metadata.actor, world.leader.to_string());
+    assert_eq!(given.payload["leader_id"], world.leader.to_string());
+    app.cleanup().await;
+}
+
+async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let (csrf, key) = open_form(&app, rep, &leader).await;
+    let competency = world.competency.to_string();
+    let form = |csrf: &str| -> Vec<(String, String)> {
+        [
+            ("_csrf", csrf),
+            ("idempotency_key", key.as_str()),
+            ("competency_id", competency.as_str()),
+            ("kind", "praise"),
+            ("note", "A forged note"),
+            ("visibility", "shared"),
+            ("given_on", "2026-02-02"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec()
+    };
+    let post = |fields: Vec<(String, String)>, origin: Option<&'static str>| {
+        let (app, leader, path) = (&app, &leader, format!("/reps/{rep}/feedback"));
+        async move {
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let extra: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+            browser(app, Method::POST, &path, leader, Some(&fields), &extra).await
+        }
+    };
+    let without = post(form(""), None).await;
+    without.expect(403);
+    assert!(
+        without.text().contains("nothing was recorded"),
+        "{}",
+        without.text()
+    );
+    let elsewhere = post(form(&csrf), Some("https://evil.example")).await;
+    elsewhere.expect(403);
+    assert!(
+        elsewhere.text().contains("another site"),
+        "{}",
+        elsewhere.text()
+    );
+    // Another sign-in's token does not do either.
+    let other = app.token(
+        &world.leader.to_string(),
+        trellis_http::auth::Role::Leader,
+        &[world.team],
+        &["x"],
+    );
+    let (other_csrf, _) = open_form(&app, rep, &other).await;
+    assert_ne!(other_csrf, csrf, "each sign-in has its own");
+    post(form(&other_csrf), None).await.expect(403);
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
+    // Signing out from another site does not sign anyone out.
+    let out = browser(
+        &app,
+        Method::POST,
+        "/logout",
+        &leader,
+        Some(&[("_csrf", csrf.as_str())]),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    out.expect(403);
+    app.cleanup().await;
+}
+
+async fn a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let (csrf, key) = open_form(&app, rep, &leader).await;
+    let competency = world.competency.to_string();
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("competency_id", competency.as_str()),
+        ("kind", "constructive"),
+        ("note", "   "),
+        ("visibility", "private"),
+        ("given_on", "2026-02-02"),
+    ];
+    let page = browser(
+        &app,
+        Method::POST,
+        &format!("/reps/{rep}/feedback"),
+        &leader,
+        Some(&form),
+        &[],
+    )
+    .await;
+    page.expect(422);
+    let html = page.text();
+    assert!(html.contains("Nothing was recorded"), "{html}");
+    assert!(
+        html.contains("id=\"note\" name=\"note\" rows=\"5\" aria-invalid=\"true\" aria-describedby=\"note-error\" autofocus"),
+        "the note is marked, described by its error and focused: {html}"
+    );
+    assert!(
+        html.contains("<p class=\"field-error\" id=\"note-error\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<option value=\"{competency}\" selected>")),
+        "the chosen competency is kept: {html}"
+    );
+    assert!(html.contains("value=\"constructive\" checked"), "{html}");
+    assert!(html.contains("value=\"private\" checked"), "{html}");
+    assert_eq!(
+        hidden(&html, "idempotency_key"),
+        key,
+        "the same key, so a retry records once"
+    );
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
+    app.cleanup().await;
+}
+
+async fn a_rep_cannot_give_feedback_through_a_hand_made_form(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let token = app.rep(rep);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    page.expect(200);
+    assert!(!page.text().contains("Give feedback"), "no form for a rep");
+    let (csrf, key) = open_form(&app, rep, &token).await;
+    let competency = world.competency.to_string();
+    let leader = world.leader.to_string();
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("leader_id", leader.as_str()),
+        ("competency_id", competency.as_str()),
+        ("kind", "praise"),
+        ("note", "Praising myself"),
+        ("visibility", "shared"),
+        ("given_on", "2026-02-02"),
+    ];
+    let sent = browser(
+        &app,
+        Method::POST,
+        &format!("/reps/{rep}/feedback"),
+        &token,
+        Some(&form),
+        &[],
+    )
+    .await;
+    sent.expect(403);
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
+    app.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
+    a_form_without_its_csrf_token_or_from_another_site_records_nothing,
+    a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field,
+    a_rep_cannot_give_feedback_through_a_hand_made_form,
+);
+
+/// Every route the router declares (writes, reads, webhooks, pages and the
+/// operational ones) and a path it does not: each answer carries a
+/// Content-Security-Policy without inline script, `nosniff`, no framing and
+/// a referrer policy; a page's policy allows its one script by hash only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_with_the_security_headers() {
+    let (app, _world, rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let mut routes = crate::http::declared_routes();
+    routes.extend(crate::http::declared_query_routes());
+    routes.extend(crate::http::declared_webhook_routes());
+    routes.extend(crate::http::declared_dashboard_routes());
+    routes.push(("GET".into(), "/no/such/route".into()));
+    let admin = app.admin();
+    let mut checked = 0;
+    for (method, path) in &routes {
+        let concrete: String = path
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    rep.to_string()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+        for token in ["", admin.as_str()] {
+            let r = browser(&app, method.clone(), &concrete, token, None, &[]).await;
+            let csp = r.header("content-security-policy").unwrap_or_else(|| {
+                panic!("{method} {concrete} answered {} without a CSP", r.status)
+            });
+            assert!(
+                csp.contains("frame-ancestors 'none'"),
+                "{method} {concrete}: {csp}"
+            );
+            assert!(
+                !csp.contains("'unsafe-inline' 'self'")
+                    && !script_src(csp).contains("unsafe-inline"),
+                "{method} {concrete}: inline script allowed: {csp}"
+            );
+            assert_eq!(
+                r.header("x-content-type-options"),
+                Some("nosniff"),
+                "{method} {concrete}"
+            );
+            assert_eq!(
+                r.header("x-frame-options"),
+                Some("DENY"),
+                "{method} {concrete}"
+            );
+            assert!(r.header("referrer-policy").is_some(), "{method} {concrete}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} answers checked");
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}/review"),
+        &admin,
+        None,
+        &[],
+    )
+    .await;
+    page.expect(200);
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(script_src(csp).starts_with("script-src 'sha256-"), "{csp}");
+    assert!(page.text().contains("data-print") && !page.text().contains("onclick"));
+    app.cleanup().await;
+}
+
+/// The `script-src` directive of a policy (empty when there is none).
+fn script_src(csp: &str) -> &str {
+    csp.split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap_or("")
+}
