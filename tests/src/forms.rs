@@ -326,11 +326,164 @@ async fn a_rep_cannot_give_feedback_through_a_hand_made_form(kind: Kind) {
     app.cleanup().await;
 }
 
+async fn a_leader_logs_a_coaching_session_with_two_action_items_through_the_form(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let path = format!("/reps/{rep}/coaching");
+    let page = browser(&app, Method::GET, &path, &leader, None, &[]).await;
+    page.expect(200);
+    let html = page.text();
+    let (csrf, key) = (hidden(&html, "_csrf"), hidden(&html, "idempotency_key"));
+    let focus = format!("focus.{}", world.competency);
+    let mut form = vec![
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("rows", "2"),
+        ("held_on", "2026-02-09"),
+        ("duration_minutes", "45"),
+        (focus.as_str(), "on"),
+        ("notes", "Role-played the pricing objection."),
+        ("visibility", "shared"),
+        (
+            "action_items[0].description",
+            "Rewrite the discovery script",
+        ),
+        ("action_items[0].owner", "rep"),
+        ("action_items[0].due_on", "2026-02-20"),
+        ("action_items[1].description", "Send the pricing one-pager"),
+        ("action_items[1].owner", "leader"),
+        ("action_items[1].due_on", "not a date"),
+    ];
+    // "Add another action item" records nothing and shows a third row.
+    let mut more = form.clone();
+    more.push(("more", "1"));
+    let grown = browser(&app, Method::POST, &path, &leader, Some(&more), &[]).await;
+    grown.expect(200);
+    assert!(
+        grown
+            .text()
+            .contains("name=\"action_items[2].description\""),
+        "{}",
+        grown.text()
+    );
+    assert_eq!(hidden(&grown.text(), "rows"), "3");
+    // A bad date in the second row is shown beside that row's date.
+    let refused = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    refused.expect(422);
+    let html = refused.text();
+    assert!(
+        html.contains("id=\"action_items-1-due_on-error\""),
+        "the second row's date is marked: {html}"
+    );
+    assert!(
+        html.contains("value=\"Send the pricing one-pager\""),
+        "typed text kept: {html}"
+    );
+    assert_eq!(
+        app.events("rep", rep).await.len(),
+        1,
+        "nothing recorded yet"
+    );
+    form[13].1 = "2026-02-27";
+    let sent = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let events = app.events("rep", rep).await;
+    let session = events
+        .iter()
+        .find(|e| e.event_type == "CoachingSessionHeld")
+        .expect("the session");
+    let items = session.payload["action_items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["description"], "Send the pricing one-pager");
+    assert_eq!(session.payload["focus"][0], world.competency.to_string());
+    assert_eq!(session.metadata.actor, world.leader.to_string());
+    app.cleanup().await;
+}
+
+async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let feedback = app.give_feedback(&world, rep).await;
+    let item = app.action_item(&world, rep).await;
+    project(&app).await;
+    let token = app.rep(rep);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    page.expect(200);
+    let html = page.text();
+    let acknowledge = format!("/reps/{rep}/feedback/{feedback}/acknowledgement");
+    let complete = format!("/reps/{rep}/action-items/{item}/completion");
+    assert!(
+        html.contains(&format!("action=\"{acknowledge}\"")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("action=\"{complete}\"")), "{html}");
+    let csrf = hidden(&html, "_csrf");
+    for path in [&acknowledge, &complete] {
+        let key = uuid::Uuid::now_v7().to_string();
+        let fields = [("_csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
+        let sent = browser(&app, Method::POST, path, &token, Some(&fields), &[]).await;
+        assert_eq!(
+            sent.status,
+            StatusCode::SEE_OTHER,
+            "{path}: {}",
+            sent.text()
+        );
+    }
+    let types: Vec<String> = app
+        .events("rep", rep)
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert!(
+        types.contains(&"FeedbackAcknowledged".to_owned()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"ActionItemCompleted".to_owned()),
+        "{types:?}"
+    );
+    // Another rep's item, by a hand-made form: refused, nothing recorded.
+    let other = app.join_rep(world.team).await;
+    project(&app).await;
+    let other_token = app.rep(other);
+    let other_page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{other}"),
+        &other_token,
+        None,
+        &[],
+    )
+    .await;
+    let other_csrf = hidden(&other_page.text(), "_csrf");
+    let forged = browser(
+        &app,
+        Method::POST,
+        &complete,
+        &other_token,
+        Some(&[("_csrf", other_csrf.as_str())]),
+        &[],
+    )
+    .await;
+    forged.expect(403);
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing,
     a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field,
     a_rep_cannot_give_feedback_through_a_hand_made_form,
+    a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
+    a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
 );
 
 /// Every route the router declares (writes, reads, webhooks, pages and the

@@ -282,9 +282,14 @@ textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid 
 .form .field{margin:0 0 1rem;border:0;padding:0}
 .form label,.form legend{font-weight:600;display:block;margin-bottom:.25rem}
 .form fieldset label{font-weight:400;display:flex;gap:.5rem;align-items:center;min-height:44px}
+.form input[type=text],.form input[type=number]{font:inherit;min-height:44px;padding:.4rem;border:1px solid #8a94a3;border-radius:6px;width:100%}
+.form fieldset.item{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem}
+.form fieldset.item label{font-weight:600;margin-top:.4rem}
 .form select,.form input[type=date]{font:inherit;min-height:44px;padding:.4rem;border:1px solid #8a94a3;border-radius:6px;max-width:100%}
 .form textarea{font-family:inherit;font-size:1rem}
 .form [aria-invalid=true]{border-color:#b3261e;outline:2px solid #b3261e}
+form.inline{display:inline}
+ul.todo li{margin:.5rem 0}
 .field-error{color:#8c1d18;margin:.3rem 0 0;font-weight:600}
 .error{background:#fde8e8;border:1px solid #e08a8a;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0;color:#6b0f0f}
 .signin{max-width:640px;margin:2rem auto}

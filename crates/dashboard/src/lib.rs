@@ -34,6 +34,7 @@ use axum::routing::{get, post};
 mod auth;
 mod data;
 mod error;
+mod forms;
 mod html;
 mod pages;
 mod state;
@@ -63,6 +64,8 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}/review?from=…&to=…` | review packet |
 /// | `GET /reps/{id}/audit` | audit trail |
 /// | `GET /reps/{id}/feedback`, `POST` | give feedback (through the write API) |
+/// | `GET /reps/{id}/coaching`, `POST` | log a coaching session (through the write API) |
+/// | `POST /reps/{id}/feedback/{fid}/acknowledgement`, `POST /reps/{id}/action-items/{iid}/completion` | a rep's one-click records |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 fn routes(state: DashboardState) -> Router {
     Router::new()
@@ -74,6 +77,18 @@ fn routes(state: DashboardState) -> Router {
         .route("/reps/{rep_id}", get(pages::rep::handler))
         .route("/reps/{rep_id}/review", get(pages::packet::handler))
         .route("/reps/{rep_id}/audit", get(pages::audit::handler))
+        .route(
+            "/reps/{rep_id}/feedback/{feedback_id}/acknowledgement",
+            post(pages::actions::act),
+        )
+        .route(
+            "/reps/{rep_id}/action-items/{action_item_id}/completion",
+            post(pages::actions::act),
+        )
+        .route(
+            "/reps/{rep_id}/coaching",
+            get(pages::coaching::form).post(pages::coaching::submit),
+        )
         .route(
             "/reps/{rep_id}/feedback",
             get(pages::feedback::form).post(pages::feedback::submit),

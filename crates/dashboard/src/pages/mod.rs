@@ -13,7 +13,9 @@ use crate::data;
 use crate::error::PageError;
 use crate::state::DashboardState;
 
+pub(crate) mod actions;
 pub(crate) mod audit;
+pub(crate) mod coaching;
 pub(crate) mod feedback;
 pub(crate) mod home;
 pub(crate) mod leader;
@@ -135,10 +137,15 @@ impl<T: PageParam, S: Send + Sync> FromRequestParts<S> for PageId<T> {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| PageError::NotFound(e.body_text()))?;
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PageError::NotFound(e.body_text()))?;
+        let name = format!("{}_id", T::WHAT);
+        let raw = params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+            .ok_or_else(|| PageError::Internal(format!("the route has no {name}")))?;
         Uuid::parse_str(&raw)
             .map(|id| PageId(T::from_uuid(id)))
             .map_err(|_| {

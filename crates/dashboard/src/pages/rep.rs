@@ -13,7 +13,7 @@ use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Deserialize;
-use trellis_domain::rep::Owner;
+use trellis_domain::rep::{Owner, RepEvent};
 use trellis_domain::{Event, PeriodKind, StandardKind};
 use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase};
 use trellis_projections::growth::{StandardDoc, kinds};
@@ -21,7 +21,7 @@ use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
 use trellis_queries::params::end_of_day;
 
-use super::{RepVisit, days_ago, query_date};
+use super::{RepVisit, actions, days_ago, query_date};
 use crate::data::{self, Entry};
 use crate::error::PageError;
 use crate::html::{attainment_class, esc, num, outcome, page, pct, standing_badge, table_start};
@@ -153,8 +153,16 @@ pub(crate) async fn handler(
             None => "active".to_owned(),
         }
     );
-    if params.recorded.as_deref() == Some("feedback") {
-        b.push_str("<p class=\"notice\" role=\"status\">Feedback recorded.</p>");
+    match params.recorded.as_deref() {
+        Some("acknowledged") => b.push_str("<p class=\"notice\" role=\"status\">Acknowledged.</p>"),
+        Some("completed") => b.push_str("<p class=\"notice\" role=\"status\">Marked done.</p>"),
+        Some("feedback") => {
+            b.push_str("<p class=\"notice\" role=\"status\">Feedback recorded.</p>")
+        }
+        Some("coaching") => {
+            b.push_str("<p class=\"notice\" role=\"status\">Coaching session recorded.</p>")
+        }
+        _ => {}
     }
     if let Some(d) = as_of {
         let _ = write!(
@@ -178,11 +186,36 @@ pub(crate) async fn handler(
             .unwrap_or(day)
             .max(profile.start_date),
         if state.writes().is_some() && viewer.writes_for_leaders() {
-            format!("<a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>")
+            format!(
+                "<a class=\"button\" href=\"/reps/{rep_id}/coaching\">Log coaching</a>\
+                 <a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>"
+            )
         } else {
             String::new()
         },
     );
+
+    // What is the rep's to do, on their own page.
+    let own = viewer.claims().subject_id() == Some(rep_id.as_uuid());
+    if own && as_of.is_none() && state.writes().is_some() {
+        let decoded: Vec<&RepEvent> = history
+            .stream()
+            .events()
+            .filter_map(|e| match &e.event {
+                Event::Rep(event) => Some(event),
+                _ => None,
+            })
+            .collect();
+        let hidden = data::hidden_from_rep(decoded.iter().copied());
+        to_do(
+            &mut b,
+            &decoded,
+            &hidden,
+            &view,
+            &names,
+            viewer.signed().csrf,
+        );
+    }
 
     // Standing and phase.
     let _ = write!(
@@ -432,6 +465,79 @@ fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>)
         );
     }
     b.push_str("</li>");
+}
+
+/// The rep's own to-do list: feedback to acknowledge and the open action
+/// items they own, each with its one-click record.
+fn to_do(
+    b: &mut String,
+    decoded: &[&RepEvent],
+    hidden: &BTreeSet<String>,
+    view: &query::RepProfileView,
+    names: &BTreeMap<String, String>,
+    csrf: &str,
+) {
+    let rep_id = view.profile.rep_id;
+    let acknowledged: BTreeSet<String> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            RepEvent::FeedbackAcknowledged(a) => Some(a.feedback_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for event in decoded {
+        if let RepEvent::FeedbackGiven(f) = event {
+            let id = f.feedback_id.to_string();
+            if hidden.contains(&id) || acknowledged.contains(&id) {
+                continue;
+            }
+            lines.push(format!(
+                "<li>Feedback on {} ({}): {} {}</li>",
+                esc(names
+                    .get(&f.competency_id.to_string())
+                    .map_or("a competency", String::as_str)),
+                f.given_on,
+                esc(f.note.as_ref()),
+                actions::button(
+                    &format!("/reps/{rep_id}/feedback/{id}/acknowledgement"),
+                    "Acknowledge",
+                    csrf
+                )
+            ));
+        }
+    }
+    for item in view
+        .open_action_items
+        .iter()
+        .filter(|i| i.item.owner == Owner::Rep)
+    {
+        lines.push(format!(
+            "<li>{}{} (by {}) {}</li>",
+            esc(item.item.description.as_ref()),
+            if item.overdue {
+                " <span class=\"tag overdue\">overdue</span>"
+            } else {
+                ""
+            },
+            item.item.due_on,
+            actions::button(
+                &format!(
+                    "/reps/{rep_id}/action-items/{}/completion",
+                    item.item.action_item_id
+                ),
+                "Mark done",
+                csrf
+            )
+        ));
+    }
+    b.push_str("<section class=\"card\" id=\"todo\" aria-labelledby=\"todo-h\"><h2 id=\"todo-h\">To do</h2>");
+    if lines.is_empty() {
+        b.push_str("<p>Nothing waiting for you.</p>");
+    } else {
+        let _ = write!(b, "<ul class=\"todo\">{}</ul>", lines.concat());
+    }
+    b.push_str("</section>");
 }
 
 /// One line per `(name, id)` in `ids`, its point in each row given by

@@ -1,0 +1,200 @@
+//! What every form shares: recording through the write API (one write path:
+//! the same parsing, rules, events and idempotency as `/v1`), the API's
+//! refusals turned into errors beside their fields, and the widgets that
+//! show what was typed again with its error.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::auth::Viewer;
+use crate::error::PageError;
+use crate::html::esc;
+use crate::state::DashboardState;
+
+/// What a form sent, as typed: every field a string, kept to show again.
+pub(crate) type Typed = BTreeMap<String, String>;
+
+/// What the write API made of a form's request.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Recorded (or recorded before, for a retried idempotency key).
+    Recorded,
+    /// Refused: the problem's field errors by field, and its detail when no
+    /// field is to blame; the status to answer the page with.
+    Refused {
+        status: StatusCode,
+        errors: BTreeMap<String, String>,
+        general: Option<String>,
+    },
+}
+
+/// Sends `body` to `path` of the write API as `viewer`, under the form's
+/// idempotency key (`key`, a UUID the form was given when it opened).
+pub(crate) async fn record(
+    state: &DashboardState,
+    viewer: &Viewer,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Result<Outcome, PageError> {
+    let writes = state.writes().ok_or_else(|| {
+        PageError::Forbidden("This Trellis shows records but does not take new ones.".into())
+    })?;
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", viewer.token()))
+        .header(header::CONTENT_TYPE, "application/json");
+    if Uuid::parse_str(key).is_ok() {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request
+        .body(Body::from(body.to_string()))
+        .map_err(|e| PageError::Internal(format!("a write request: {e}")))?;
+    let response = writes
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(|e| PageError::Internal(format!("the write API: {e}")))?;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .map_err(|e| PageError::Internal(format!("the write API's answer: {e}")))?;
+    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(Outcome::Recorded);
+    }
+    let mut errors = BTreeMap::new();
+    for e in answer["errors"].as_array().into_iter().flatten() {
+        let field = e["field"].as_str().unwrap_or("form").to_owned();
+        errors
+            .entry(field)
+            .or_insert_with(|| e["reason"].as_str().unwrap_or("is not valid").to_owned());
+    }
+    let general = errors.is_empty().then(|| {
+        answer["detail"]
+            .as_str()
+            .unwrap_or("Trellis could not record this.")
+            .to_owned()
+    });
+    Ok(Outcome::Refused {
+        status: if status.is_client_error() {
+            status
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        errors,
+        general,
+    })
+}
+
+/// A new idempotency key for a form being opened.
+pub(crate) fn new_key() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// Shows a form's fields with what was typed and each field's error: the
+/// first field in error is focused, and every one in error is marked and
+/// described by its message.
+#[derive(Debug)]
+pub(crate) struct Widgets<'a> {
+    typed: &'a Typed,
+    errors: &'a BTreeMap<String, String>,
+    first: Option<&'a str>,
+}
+
+impl<'a> Widgets<'a> {
+    /// `order`: the form's fields in the order they appear (for focus).
+    pub(crate) fn new(
+        typed: &'a Typed,
+        errors: &'a BTreeMap<String, String>,
+        order: &[&'a str],
+    ) -> Self {
+        let first = order.iter().copied().find(|f| errors.contains_key(*f));
+        Widgets {
+            typed,
+            errors,
+            first,
+        }
+    }
+
+    /// What was typed in `name`, escaped.
+    pub(crate) fn value(&self, name: &str) -> String {
+        esc(self.typed.get(name).map_or("", String::as_str))
+    }
+
+    /// The attributes of field `name`: marked invalid, described by its
+    /// error and focused when first.
+    pub(crate) fn attrs(&self, name: &str) -> String {
+        if !self.errors.contains_key(name) {
+            return String::new();
+        }
+        format!(
+            " aria-invalid=\"true\" aria-describedby=\"{}-error\"{}",
+            id(name),
+            if self.first == Some(name) {
+                " autofocus"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// The error of field `name`, to stand right after it.
+    pub(crate) fn error(&self, name: &str) -> String {
+        self.errors.get(name).map_or(String::new(), |why| {
+            format!(
+                "<p class=\"field-error\" id=\"{}-error\">{}</p>",
+                id(name),
+                esc(why)
+            )
+        })
+    }
+
+    /// ` checked` when `name` was typed as `value`.
+    pub(crate) fn checked(&self, name: &str, value: &str) -> &'static str {
+        if self.typed.get(name).map(String::as_str) == Some(value) {
+            " checked"
+        } else {
+            ""
+        }
+    }
+
+    /// ` selected` when `name` was typed as `value`.
+    pub(crate) fn selected(&self, name: &str, value: &str) -> &'static str {
+        if self.typed.get(name).map(String::as_str) == Some(value) {
+            " selected"
+        } else {
+            ""
+        }
+    }
+}
+
+/// A field name as an HTML id: `action_items[1].due_on` → `action_items-1-due_on`.
+pub(crate) fn id(name: &str) -> String {
+    name.replace(['[', '.'], "-").replace(']', "")
+}
+
+/// The alert above a refused form: nothing was recorded, and why.
+pub(crate) fn alert(errors: &BTreeMap<String, String>, general: Option<&str>) -> String {
+    if errors.is_empty() && general.is_none() {
+        return String::new();
+    }
+    format!(
+        "<div class=\"error\" role=\"alert\"><p><strong>Nothing was recorded.</strong> {}</p></div>",
+        match general {
+            Some(why) => esc(why),
+            None => "Please correct what is marked below.".to_owned(),
+        }
+    )
+}
+
+/// The field `name` of `typed`, trimmed ("" when absent).
+pub(crate) fn field<'t>(typed: &'t Typed, name: &str) -> &'t str {
+    typed.get(name).map_or("", |v| v.trim())
+}

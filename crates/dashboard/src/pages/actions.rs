@@ -1,0 +1,71 @@
+//! The one-click records a rep makes on their own page, each a small form
+//! that posts through the write API the request of the same path under
+//! `/v1`, dated today: acknowledging feedback
+//! (`POST /reps/{id}/feedback/{feedback_id}/acknowledgement`) and completing
+//! an action item they own (`POST /reps/{id}/action-items/{item_id}/completion`).
+
+use axum::Form;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use super::RepVisit;
+use crate::error::PageError;
+use crate::forms::{Outcome, Typed, field, new_key, record};
+use crate::html::{csrf_field, esc};
+
+/// A button that records `path` (a route of this module) for the viewer.
+pub(crate) fn button(path: &str, label: &str, csrf: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}\">{}\
+         <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
+         <button type=\"submit\">{}</button></form>",
+        esc(path),
+        csrf_field(csrf),
+        new_key(),
+        esc(label)
+    )
+}
+
+/// `POST`: records the action, then back to the rep's page saying so; a
+/// refusal is a page in the API's words.
+pub(crate) async fn act(
+    visit: RepVisit,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(typed): Form<Typed>,
+) -> Result<Response, PageError> {
+    let (state, viewer) = (&visit.state, &visit.viewer);
+    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
+    let rep_id = visit.profile.rep_id;
+    let what = if uri.path().ends_with("/acknowledgement") {
+        "acknowledged"
+    } else {
+        "completed"
+    };
+    let body = json!({ "on": state.today().to_string() });
+    let key = field(&typed, "idempotency_key");
+    match record(state, viewer, &format!("/v1{}", uri.path()), key, &body).await? {
+        Outcome::Recorded => {
+            Ok(Redirect::to(&format!("/reps/{rep_id}?recorded={what}#todo")).into_response())
+        }
+        Outcome::Refused {
+            status,
+            errors,
+            general,
+        } => {
+            let why = general.unwrap_or_else(|| {
+                errors
+                    .into_iter()
+                    .map(|(f, why)| format!("{f}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            Err(match status.as_u16() {
+                403 => PageError::Forbidden(why),
+                404 => PageError::NotFound(why),
+                _ => PageError::BadRequest(format!("Nothing was recorded: {why}")),
+            })
+        }
+    }
+}
