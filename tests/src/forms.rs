@@ -477,6 +477,55 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
     app.cleanup().await;
 }
 
+async fn a_leader_assesses_a_skill_with_each_level_described_by_its_rubric(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let path = format!("/reps/{rep}/assessment");
+    let choose = browser(&app, Method::GET, &path, &leader, None, &[]).await;
+    choose.expect(200);
+    let link = format!("{path}?competency={}", world.competency);
+    assert!(
+        choose.text().contains(&link),
+        "a link per competency: {}",
+        choose.text()
+    );
+    let page = browser(&app, Method::GET, &link, &leader, None, &[]).await;
+    page.expect(200);
+    let html = page.text();
+    assert!(
+        html.contains("value=\"3\"> <span><strong>3</strong> — Asks follow-up questions</span>"),
+        "each level beside its rubric text: {html}"
+    );
+    let (csrf, key) = (hidden(&html, "_csrf"), hidden(&html, "idempotency_key"));
+    let competency = world.competency.to_string();
+    let mut form = vec![
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("competency_id", competency.as_str()),
+        ("level", "6"),
+        ("evidence", "Three discovery calls reviewed."),
+        ("assessed_on", "2026-02-05"),
+    ];
+    let refused = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    refused.expect(422);
+    assert!(
+        refused.text().contains("id=\"level-error\""),
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("Three discovery calls reviewed."));
+    form[3].1 = "4";
+    let sent = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let events = app.events("rep", rep).await;
+    let assessed = events
+        .iter()
+        .find(|e| e.event_type == "SkillAssessed")
+        .expect("the assessment");
+    assert_eq!(assessed.payload["level"], 4);
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing,
@@ -484,6 +533,7 @@ crate::http::on_each_backend!(
     a_rep_cannot_give_feedback_through_a_hand_made_form,
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
+    a_leader_assesses_a_skill_with_each_level_described_by_its_rubric,
 );
 
 /// Every route the router declares (writes, reads, webhooks, pages and the

@@ -65,6 +65,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}/audit` | audit trail |
 /// | `GET /reps/{id}/feedback`, `POST` | give feedback (through the write API) |
 /// | `GET /reps/{id}/coaching`, `POST` | log a coaching session (through the write API) |
+/// | `GET /reps/{id}/assessment?competency=…`, `POST` | assess a skill against its rubric |
 /// | `POST /reps/{id}/feedback/{fid}/acknowledgement`, `POST /reps/{id}/action-items/{iid}/completion` | a rep's one-click records |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 fn routes(state: DashboardState) -> Router {
@@ -84,6 +85,10 @@ fn routes(state: DashboardState) -> Router {
         .route(
             "/reps/{rep_id}/action-items/{action_item_id}/completion",
             post(pages::actions::act),
+        )
+        .route(
+            "/reps/{rep_id}/assessment",
+            get(pages::assessment::form).post(pages::assessment::submit),
         )
         .route(
             "/reps/{rep_id}/coaching",

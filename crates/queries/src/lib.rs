@@ -47,6 +47,7 @@ pub mod access;
 pub mod asof;
 pub mod audit;
 pub mod feed;
+pub mod framework;
 pub mod models;
 pub mod openapi;
 pub mod ops;

@@ -14,6 +14,7 @@ use crate::error::PageError;
 use crate::state::DashboardState;
 
 pub(crate) mod actions;
+pub(crate) mod assessment;
 pub(crate) mod audit;
 pub(crate) mod coaching;
 pub(crate) mod feedback;

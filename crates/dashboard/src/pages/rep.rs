@@ -188,6 +188,7 @@ pub(crate) async fn handler(
         if state.writes().is_some() && viewer.writes_for_leaders() {
             format!(
                 "<a class=\"button\" href=\"/reps/{rep_id}/coaching\">Log coaching</a>\
+                 <a class=\"button\" href=\"/reps/{rep_id}/assessment\">Assess a skill</a>\
                  <a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>"
             )
         } else {

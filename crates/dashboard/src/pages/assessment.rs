@@ -1,0 +1,219 @@
+//! `GET /reps/{id}/assessment`: a leader assesses one competency, 1 to 5,
+//! with the rubric text of each level shown beside its choice, and the
+//! evidence; `POST` records it through the write API
+//! (`POST /v1/reps/{id}/skill-assessments`). Without script it takes two
+//! steps: choose the competency (a link per competency), then the level.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::Form;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+use trellis_domain::competency::CompetencyState;
+use trellis_queries::framework::competencies;
+
+use super::RepVisit;
+use crate::data;
+use crate::error::PageError;
+use crate::forms::{Outcome, Typed, Widgets, alert, field, new_key, record};
+use crate::html::{csrf_field, esc, page};
+
+/// The form's fields as the API names them, in the order they appear.
+const FIELDS: [&str; 5] = [
+    "leader_id",
+    "competency_id",
+    "level",
+    "evidence",
+    "assessed_on",
+];
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Choice {
+    competency: Option<String>,
+}
+
+/// `GET`: the competencies to choose from, or, once one is chosen, the form.
+pub(crate) async fn form(
+    visit: RepVisit,
+    Query(choice): Query<Choice>,
+) -> Result<Response, PageError> {
+    let mut typed = Typed::new();
+    typed.insert("idempotency_key".into(), new_key());
+    typed.insert("assessed_on".into(), visit.state.today().to_string());
+    typed.insert(
+        "competency_id".into(),
+        choice.competency.unwrap_or_default(),
+    );
+    render(&visit, &typed, &BTreeMap::new(), None, StatusCode::OK).await
+}
+
+/// `POST`: records the assessment, or shows the form again with what was wrong.
+pub(crate) async fn submit(
+    visit: RepVisit,
+    headers: HeaderMap,
+    Form(typed): Form<Typed>,
+) -> Result<Response, PageError> {
+    let (state, viewer) = (&visit.state, &visit.viewer);
+    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
+    let rep_id = visit.profile.rep_id;
+    let level = field(&typed, "level");
+    let mut body = json!({
+        "competency_id": field(&typed, "competency_id"),
+        "level": level.parse::<i64>().map_or_else(|_| json!(level), |l| json!(l)),
+        "evidence": field(&typed, "evidence"),
+        "assessed_on": field(&typed, "assessed_on"),
+    });
+    if !field(&typed, "leader_id").is_empty() {
+        body["leader_id"] = json!(field(&typed, "leader_id"));
+    }
+    let path = format!("/v1/reps/{rep_id}/skill-assessments");
+    let key = field(&typed, "idempotency_key");
+    match record(state, viewer, &path, key, &body).await? {
+        Outcome::Recorded => Ok(Redirect::to(&format!(
+            "/reps/{rep_id}?recorded=assessment#timeline"
+        ))
+        .into_response()),
+        Outcome::Refused {
+            status,
+            mut errors,
+            mut general,
+        } => {
+            if errors.contains_key("level") && level.parse::<i64>().is_err() {
+                errors.insert("level".into(), "Choose a level from 1 to 5.".into());
+            }
+            let stray: Vec<String> = errors
+                .iter()
+                .filter(|(name, _)| !FIELDS.contains(&name.as_str()))
+                .map(|(name, why)| format!("{name}: {why}"))
+                .collect();
+            errors.retain(|name, _| FIELDS.contains(&name.as_str()));
+            if !stray.is_empty() {
+                general = Some(stray.join("; "));
+            }
+            render(&visit, &typed, &errors, general.as_deref(), status).await
+        }
+    }
+}
+
+/// The choice of competency, or the form for the chosen one.
+async fn render(
+    visit: &RepVisit,
+    typed: &Typed,
+    errors: &BTreeMap<String, String>,
+    general: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (state, viewer, profile) = (&visit.state, &visit.viewer, &visit.profile);
+    let framework = competencies(state.reads().http.store()).await?;
+    let rep_id = profile.rep_id;
+    let chosen = framework.iter().find_map(|c| match c {
+        CompetencyState::Defined {
+            competency_id,
+            name,
+            rubric,
+            retired: false,
+            ..
+        } if competency_id.to_string() == field(typed, "competency_id") => {
+            Some((competency_id, name, rubric))
+        }
+        _ => None,
+    });
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>Assess a skill</h1><p class=\"lead\">Rate one competency of \
+         <a href=\"/reps/{rep_id}\">{}</a> from 1 to 5 against its rubric, with the evidence.</p>{}",
+        esc(profile.name.as_ref()),
+        alert(errors, general),
+    );
+    let Some((competency_id, name, rubric)) = chosen else {
+        b.push_str("<section class=\"card\"><h2>Which competency?</h2><ul class=\"todo\">");
+        for c in &framework {
+            if let CompetencyState::Defined {
+                competency_id,
+                name,
+                retired: false,
+                ..
+            } = c
+            {
+                let _ = write!(
+                    b,
+                    "<li><a href=\"/reps/{rep_id}/assessment?competency={competency_id}\">{}</a></li>",
+                    esc(name.as_ref())
+                );
+            }
+        }
+        b.push_str("</ul></section>");
+        let title = format!("Assess a skill: {}", profile.name);
+        return Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response());
+    };
+    let team = data::team(state, profile.team_id).await?;
+    let w = Widgets::new(typed, errors, &FIELDS);
+    let _ = write!(
+        b,
+        "<form class=\"card form\" method=\"post\" action=\"/reps/{rep_id}/assessment\" novalidate>{}\
+         <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
+         <input type=\"hidden\" name=\"competency_id\" value=\"{competency_id}\">\
+         <p><strong>{}</strong> · <a href=\"/reps/{rep_id}/assessment\">choose another</a></p>",
+        csrf_field(viewer.signed().csrf),
+        w.value("idempotency_key"),
+        esc(name.as_ref()),
+    );
+    if viewer.claims().role != trellis_http::auth::Role::Leader {
+        let _ = write!(
+            b,
+            "<div class=\"field\"><label for=\"leader_id\">Assessed by</label>\
+             <select id=\"leader_id\" name=\"leader_id\"{}><option value=\"\">Choose a leader</option>",
+            w.attrs("leader_id")
+        );
+        for (leader, leader_name) in team.iter().flat_map(|t| t.leaders.iter()) {
+            let leader = leader.to_string();
+            let _ = write!(
+                b,
+                "<option value=\"{leader}\"{}>{}</option>",
+                w.selected("leader_id", &leader),
+                esc(leader_name.as_ref())
+            );
+        }
+        let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
+    }
+    let _ = write!(
+        b,
+        "<fieldset class=\"field\" id=\"level\"{}><legend>Level</legend>",
+        w.attrs("level")
+    );
+    for (i, text) in rubric.levels().iter().enumerate() {
+        let level = (i + 1).to_string();
+        let _ = write!(
+            b,
+            "<label><input type=\"radio\" name=\"level\" value=\"{level}\"{}> \
+             <span><strong>{level}</strong> — {}</span></label>",
+            w.checked("level", &level),
+            esc(text.as_ref())
+        );
+    }
+    let _ = write!(
+        b,
+        "{}</fieldset>\
+         <div class=\"field\"><label for=\"evidence\">Evidence</label>\
+         <textarea id=\"evidence\" name=\"evidence\" rows=\"4\"{}>{}</textarea>{}</div>\
+         <div class=\"field\"><label for=\"assessed_on\">Assessed on</label>\
+         <input type=\"date\" id=\"assessed_on\" name=\"assessed_on\" value=\"{}\" max=\"{}\"{}>{}</div>\
+         <p><button class=\"primary\" type=\"submit\">Record the assessment</button> \
+         <a href=\"/reps/{rep_id}\">Cancel</a></p></form>",
+        w.error("level"),
+        w.attrs("evidence"),
+        w.value("evidence"),
+        w.error("evidence"),
+        w.value("assessed_on"),
+        state.today(),
+        w.attrs("assessed_on"),
+        w.error("assessed_on"),
+    );
+    let title = format!("Assess a skill: {}", profile.name);
+    Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
+}
