@@ -351,7 +351,71 @@ query_tests!(
     a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
     a_scorecard_from_after_today_without_to_says_what_was_sent,
     a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view,
+    collection_reads_page_by_id_and_a_leader_lists_only_their_own,
 );
+
+/// The collection reads an integration pages through: every team in pages
+/// of one, without a gap or a repeat; a leader lists only their teams and
+/// their reps; the framework comes with each competency's rubric.
+async fn collection_reads_page_by_id_and_a_leader_lists_only_their_own(app: &QueryApp) {
+    let s = script(app).await;
+    let (team, other_team) = (s.world.team, s.world.other_team);
+    let admin = app.admin();
+    let mut seen = Vec::new();
+    let mut path = "/v1/teams?limit=1".to_owned();
+    loop {
+        let r = app.get_as(&path, &admin).await;
+        r.expect(200);
+        let teams = r.json["teams"].as_array().expect("teams").clone();
+        assert_eq!(teams.len(), 1, "{}", r.text());
+        seen.push(teams[0]["team_id"].as_str().expect("an id").to_owned());
+        match r.json["next_after"].as_str() {
+            Some(next) => path = format!("/v1/teams?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    let mut expected = vec![team.to_string(), other_team.to_string()];
+    expected.sort();
+    assert_eq!(seen, expected, "every team once, in id order");
+
+    let leader = app.leader_as(s.world.leader, &[team]);
+    let r = app.get_as("/v1/teams", &leader).await;
+    r.expect(200);
+    let ids: Vec<&str> = r.json["teams"]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .filter_map(|t| t["team_id"].as_str())
+        .collect();
+    assert_eq!(ids, [team.to_string()], "a leader lists their own teams");
+    app.get_as(&format!("/v1/reps?team={other_team}"), &leader)
+        .await
+        .expect_problem(403, "forbidden");
+    let r = app
+        .get_as(&format!("/v1/reps?team={team}&status=active"), &leader)
+        .await;
+    r.expect(200);
+    let reps: Vec<&str> = r.json["reps"]
+        .as_array()
+        .expect("reps")
+        .iter()
+        .filter_map(|p| p["rep_id"].as_str())
+        .collect();
+    assert!(reps.contains(&s.riley.to_string().as_str()), "{}", r.text());
+    app.get_as("/v1/reps", &app.rep(s.riley))
+        .await
+        .expect_problem(403, "forbidden");
+    let r = app.get_as("/v1/competencies", &app.rep(s.riley)).await;
+    r.expect(200);
+    let discovery = r.json["competencies"]
+        .as_array()
+        .expect("competencies")
+        .iter()
+        .find(|c| c["name"] == "Discovery")
+        .expect("the competency")
+        .clone();
+    assert_eq!(discovery["rubric"].as_array().map(Vec::len), Some(5));
+}
 
 /// "At most 2 incomplete CRM records a week", and a week with none: the
 /// ceiling is kept as well as it can be, so the period is met (at the
@@ -1241,6 +1305,24 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             None,
             Some("/v1/events?after=the-start".to_owned()),
         ),
+        (
+            "/v1/teams",
+            "/v1/teams?limit=1".to_owned(),
+            None,
+            Some("/v1/teams?limit=0".to_owned()),
+        ),
+        (
+            "/v1/reps",
+            format!("/v1/reps?team={team}&status=active"),
+            None,
+            Some("/v1/reps?status=gone".to_owned()),
+        ),
+        (
+            "/v1/competencies",
+            "/v1/competencies".to_owned(),
+            None,
+            Some("/v1/competencies?after=the-start".to_owned()),
+        ),
     ];
     for (template, ok, missing, bad) in &reads {
         let r = app.get_as(ok, &admin).await;
@@ -1252,8 +1334,13 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             assert!(r.status.is_client_error(), "{path}: {}", r.text());
             assert_documented(&doc, "GET", template, r.status.as_u16(), &r.json);
         }
-        // Sam may not read Riley's records, nor any team's or the feed.
+        // Sam may not read Riley's records, nor any team's or the feed
+        // (the competency framework, rubrics included, is everyone's).
         let r = app.get_as(ok, &app.rep(s.sam)).await;
+        if *template == "/v1/competencies" {
+            r.expect(200);
+            continue;
+        }
         r.expect_problem(403, "forbidden");
         assert_documented(&doc, "GET", template, 403, &r.json);
     }

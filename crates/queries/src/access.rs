@@ -109,3 +109,33 @@ pub fn log_read(claims: &Claims) -> Result<(), ApiError> {
         )),
     }
 }
+
+/// The competency framework: everyone signed in (a rep reads the rubric
+/// they are assessed against); a service needs the grant.
+pub fn framework_read(claims: &Claims) -> Result<(), ApiError> {
+    match claims.role {
+        Role::Service if !claims.has_grant(READS_GRANT) => Err(service_without(claims)),
+        _ => Ok(()),
+    }
+}
+
+/// Which teams' records a collection read lists for `claims`: every team
+/// (`None`), the teams a leader leads, or, for a rep, a refusal.
+pub fn teams_listed(claims: &Claims) -> Result<Option<Vec<TeamId>>, ApiError> {
+    match claims.role {
+        Role::Admin | Role::Auditor => Ok(None),
+        Role::Service if claims.has_grant(READS_GRANT) => Ok(None),
+        Role::Service => Err(service_without(claims)),
+        Role::Leader => Ok(Some(
+            claims
+                .teams
+                .iter()
+                .copied()
+                .map(TeamId::from_uuid)
+                .collect(),
+        )),
+        Role::Rep => Err(ApiError::Forbidden(
+            "a rep reads their own records, not lists of teams or reps".into(),
+        )),
+    }
+}

@@ -46,6 +46,7 @@ use axum::routing::get;
 pub mod access;
 pub mod asof;
 pub mod audit;
+pub mod collections;
 pub mod feed;
 pub mod framework;
 pub mod models;
@@ -72,6 +73,9 @@ pub fn api(state: QueryState) -> trellis_http::Api {
 /// Every query route, with `state` applied and no fallback.
 fn routes(state: QueryState) -> Router {
     Router::new()
+        .route("/v1/teams", get(collections::teams))
+        .route("/v1/reps", get(collections::reps))
+        .route("/v1/competencies", get(collections::competencies))
         .route("/v1/reps/{rep_id}", get(models::rep))
         .route("/v1/reps/{rep_id}/profile", get(models::rep_profile))
         .route("/v1/reps/{rep_id}/timeline", get(models::growth_timeline))

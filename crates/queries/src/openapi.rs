@@ -10,7 +10,7 @@ use trellis_http::openapi::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::schemas::StandingSchema;
-use crate::{asof, audit, feed, models, packet};
+use crate::{asof, audit, collections, feed, models, packet};
 
 /// Every query route, described.
 #[derive(Debug, OpenApi)]
@@ -25,6 +25,7 @@ use crate::{asof, audit, feed, models, packet};
         models::rep, models::rep_profile, models::growth_timeline, asof::route, audit::route,
         packet::route, models::team_view, models::coaching_impact, models::leader_scorecard,
         feed::page, feed::stream,
+        collections::teams, collections::reps, collections::competencies,
     ),
     components(schemas(StandingSchema)),
     tags(
@@ -56,7 +57,7 @@ mod tests {
             .values()
             .map(|item| item.as_object().map_or(0, |o| o.len()))
             .sum();
-        assert_eq!(operations, 11);
+        assert_eq!(operations, 14);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

@@ -1,0 +1,268 @@
+//! Collection reads for integrations: the teams, the reps (by team, by
+//! status) and the competency framework, a page at a time. Pages are in id
+//! order; `after` is the last id of the previous page (`next_after`), so a
+//! client pages through without missing or repeating one while others are
+//! added. The same access rules as the single-record reads: a leader lists
+//! the teams they lead and their reps, a rep no list at all.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::Serialize;
+use trellis_domain::competency::CompetencyState;
+use trellis_domain::{LeaderId, RepId, TeamId};
+use trellis_http::openapi::CommonErrors;
+use trellis_http::problem::{ApiError, Problem};
+use trellis_projections::growth::derive::{RepProfile, RepStatus};
+use trellis_projections::growth::{TeamDoc, kinds};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::access;
+use crate::params::Params;
+use crate::schemas::ReadErrors;
+use crate::state::Reader;
+
+/// The most items a page holds.
+pub const MAX_LIMIT: u64 = 1000;
+const DEFAULT_LIMIT: u64 = 100;
+
+/// `items` in id order after `after`, at most `limit`, and the cursor of
+/// the next page when there is one.
+fn page<T>(mut items: Vec<(Uuid, T)>, params: &Params) -> Result<(Vec<T>, Option<Uuid>), ApiError> {
+    let after = params.parsed("after", "an id returned as next_after", |v| {
+        Uuid::parse_str(v).ok()
+    })?;
+    let limit = params
+        .number("limit", 1, MAX_LIMIT)?
+        .unwrap_or(DEFAULT_LIMIT) as usize;
+    items.sort_by_key(|(id, _)| *id);
+    let start = after.map_or(0, |a| items.partition_point(|(id, _)| *id <= a));
+    let rest: Vec<(Uuid, T)> = items.into_iter().skip(start).collect();
+    let next = (rest.len() > limit).then(|| rest[limit - 1].0);
+    Ok((rest.into_iter().take(limit).map(|(_, t)| t).collect(), next))
+}
+
+/// A team as a list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamItem {
+    #[schema(value_type = uuid::Uuid)]
+    pub team_id: TeamId,
+    pub name: String,
+    pub leaders: Vec<LeaderItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaderItem {
+    #[schema(value_type = uuid::Uuid)]
+    pub leader_id: LeaderId,
+    pub name: String,
+}
+
+/// A page of teams.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamsPage {
+    pub teams: Vec<TeamItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The teams the caller may read.
+///
+/// `GET /v1/teams?after=&limit=`: every team for admins, auditors and
+/// granted services; a leader's own teams for a leader.
+#[utoipa::path(get, path = "/v1/teams", operation_id = "list_teams", tag = "teams",
+    params(
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Teams per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of teams, in id order", body = TeamsPage),
+        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn teams(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    let listed = access::teams_listed(&reader.claims)?;
+    let teams: Vec<TeamDoc> = reader.state.read.teams().await.map_err(read_error)?;
+    let items = teams
+        .into_iter()
+        .filter(|t| listed.as_ref().is_none_or(|l| l.contains(&t.team_id)))
+        .map(|t| {
+            let item = TeamItem {
+                team_id: t.team_id,
+                name: t.name.to_string(),
+                leaders: t
+                    .leaders
+                    .into_iter()
+                    .map(|(leader_id, name)| LeaderItem {
+                        leader_id,
+                        name: name.to_string(),
+                    })
+                    .collect(),
+            };
+            (t.team_id.as_uuid(), item)
+        })
+        .collect();
+    let (teams, next_after) = page(items, &params)?;
+    Ok(Json(TeamsPage { teams, next_after }).into_response())
+}
+
+/// A rep as a list shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepItem {
+    #[schema(value_type = uuid::Uuid)]
+    pub rep_id: RepId,
+    pub name: String,
+    pub role: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub team_id: TeamId,
+    pub start_date: NaiveDate,
+    /// `active` or `departed`.
+    pub status: String,
+}
+
+/// A page of reps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepsPage {
+    pub reps: Vec<RepItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The reps the caller may read, by team and status.
+///
+/// `GET /v1/reps?team=&status=active|departed&after=&limit=`: from the read
+/// models; a leader lists the reps of the teams they lead.
+#[utoipa::path(get, path = "/v1/reps", operation_id = "list_reps", tag = "reps",
+    params(
+        ("team" = Option<uuid::Uuid>, Query, description = "Only the reps now on this team"),
+        ("status" = Option<String>, Query, description = "`active` or `departed`"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Reps per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of reps, in id order", body = RepsPage),
+        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn reps(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    let listed = access::teams_listed(&reader.claims)?;
+    let team = params
+        .parsed("team", "a team id", |v| Uuid::parse_str(v).ok())?
+        .map(TeamId::from_uuid);
+    let status = params.parsed("status", "active or departed", |v| match v {
+        "active" => Some(RepStatus::Active),
+        "departed" => Some(RepStatus::Departed),
+        _ => None,
+    })?;
+    if let (Some(team), Some(listed)) = (team, &listed)
+        && !listed.contains(&team)
+    {
+        return Err(ApiError::Forbidden(
+            "you do not lead this team; a leader lists only their own teams' reps".into(),
+        ));
+    }
+    let profiles: Vec<RepProfile> = reader
+        .state
+        .read
+        .all(kinds::REP_PROFILE)
+        .await
+        .map_err(read_error)?;
+    let items = profiles
+        .into_iter()
+        .filter(|p| listed.as_ref().is_none_or(|l| l.contains(&p.team_id)))
+        .filter(|p| team.is_none_or(|t| t == p.team_id))
+        .filter(|p| status.is_none_or(|s| s == p.status))
+        .map(|p| {
+            let item = RepItem {
+                rep_id: p.rep_id,
+                name: p.name.to_string(),
+                role: p.role.to_string(),
+                team_id: p.team_id,
+                start_date: p.start_date,
+                status: match p.status {
+                    RepStatus::Active => "active",
+                    RepStatus::Departed => "departed",
+                }
+                .to_owned(),
+            };
+            (p.rep_id.as_uuid(), item)
+        })
+        .collect();
+    let (reps, next_after) = page(items, &params)?;
+    Ok(Json(RepsPage { reps, next_after }).into_response())
+}
+
+/// A competency of the framework, with its rubric.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompetencyItem {
+    pub competency_id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// The five levels' descriptions, level 1 first.
+    pub rubric: Vec<String>,
+    pub retired: bool,
+}
+
+/// A page of the competency framework.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompetenciesPage {
+    pub competencies: Vec<CompetencyItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The competency framework, rubrics included, as the log holds it now.
+#[utoipa::path(get, path = "/v1/competencies", operation_id = "list_competencies",
+    tag = "competencies",
+    params(
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Competencies per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of competencies, in id order", body = CompetenciesPage),
+        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn competencies(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    access::framework_read(&reader.claims)?;
+    let framework = crate::framework::competencies(reader.state.http.store()).await?;
+    let items = framework
+        .into_iter()
+        .filter_map(|c| match c {
+            CompetencyState::Defined {
+                competency_id,
+                name,
+                description,
+                rubric,
+                retired,
+            } => Some((
+                competency_id.as_uuid(),
+                CompetencyItem {
+                    competency_id: competency_id.as_uuid(),
+                    name: name.to_string(),
+                    description: description.to_string(),
+                    rubric: rubric.levels().iter().map(ToString::to_string).collect(),
+                    retired,
+                },
+            )),
+            CompetencyState::NotDefined => None,
+        })
+        .collect();
+    let (competencies, next_after) = page(items, &params)?;
+    Ok(Json(CompetenciesPage {
+        competencies,
+        next_after,
+    })
+    .into_response())
+}
+
+fn read_error(e: trellis_projections::Error) -> ApiError {
+    match e {
+        trellis_projections::Error::Store(e) => ApiError::from(e),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
