@@ -405,6 +405,30 @@ async fn collection_reads_page_by_id_and_a_leader_lists_only_their_own(app: &Que
     app.get_as("/v1/reps", &app.rep(s.riley))
         .await
         .expect_problem(403, "forbidden");
+    // Open action items and support requests, by team, rep and status.
+    let r = app
+        .get_as(&format!("/v1/action-items?rep={}", s.riley), &leader)
+        .await;
+    r.expect(200);
+    for item in r.json["action_items"].as_array().expect("items") {
+        assert_eq!(item["rep_id"], json!(s.riley), "{}", r.text());
+    }
+    app.get_as(&format!("/v1/support-requests?team={other_team}"), &leader)
+        .await
+        .expect_problem(403, "forbidden");
+    let r = app
+        .get_as(&format!("/v1/support-requests?team={team}"), &admin)
+        .await;
+    r.expect(200);
+    assert!(
+        r.json["support_requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .all(|q| q["team_id"] == json!(team)),
+        "{}",
+        r.text()
+    );
     let r = app.get_as("/v1/competencies", &app.rep(s.riley)).await;
     r.expect(200);
     let discovery = r.json["competencies"]
@@ -1322,6 +1346,18 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             "/v1/competencies".to_owned(),
             None,
             Some("/v1/competencies?after=the-start".to_owned()),
+        ),
+        (
+            "/v1/action-items",
+            format!("/v1/action-items?team={team}"),
+            None,
+            Some("/v1/action-items?status=late".to_owned()),
+        ),
+        (
+            "/v1/support-requests",
+            format!("/v1/support-requests?rep={riley}&status=resolved"),
+            None,
+            Some("/v1/support-requests?rep=riley".to_owned()),
         ),
     ];
     for (template, ok, missing, bad) in &reads {

@@ -1,5 +1,6 @@
 //! Collection reads for integrations: the teams, the reps (by team, by
-//! status) and the competency framework, a page at a time. Pages are in id
+//! status), their open action items and support requests (by team, by rep,
+//! by status) and the competency framework, a page at a time. Pages are in id
 //! order; `after` is the last id of the previous page (`next_after`), so a
 //! client pages through without missing or repeating one while others are
 //! added. The same access rules as the single-record reads: a leader lists
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Serialize;
 use trellis_domain::competency::CompetencyState;
+use trellis_domain::rep::Owner;
 use trellis_domain::{LeaderId, RepId, TeamId};
 use trellis_http::openapi::CommonErrors;
 use trellis_http::problem::{ApiError, Problem};
@@ -148,32 +150,15 @@ pub struct RepsPage {
             content_type = "application/problem+json"),
         ReadErrors, CommonErrors))]
 pub async fn reps(reader: Reader, params: Params) -> Result<Response, ApiError> {
-    let listed = access::teams_listed(&reader.claims)?;
-    let team = params
-        .parsed("team", "a team id", |v| Uuid::parse_str(v).ok())?
-        .map(TeamId::from_uuid);
+    let (listed, team, _) = scope(&reader, &params)?;
     let status = params.parsed("status", "active or departed", |v| match v {
         "active" => Some(RepStatus::Active),
         "departed" => Some(RepStatus::Departed),
         _ => None,
     })?;
-    if let (Some(team), Some(listed)) = (team, &listed)
-        && !listed.contains(&team)
-    {
-        return Err(ApiError::Forbidden(
-            "you do not lead this team; a leader lists only their own teams' reps".into(),
-        ));
-    }
-    let profiles: Vec<RepProfile> = reader
-        .state
-        .read
-        .all(kinds::REP_PROFILE)
-        .await
-        .map_err(read_error)?;
+    let profiles = visible_profiles(&reader, listed.as_deref(), team, None).await?;
     let items = profiles
         .into_iter()
-        .filter(|p| listed.as_ref().is_none_or(|l| l.contains(&p.team_id)))
-        .filter(|p| team.is_none_or(|t| t == p.team_id))
         .filter(|p| status.is_none_or(|s| s == p.status))
         .map(|p| {
             let item = RepItem {
@@ -255,6 +240,221 @@ pub async fn competencies(reader: Reader, params: Params) -> Result<Response, Ap
     let (competencies, next_after) = page(items, &params)?;
     Ok(Json(CompetenciesPage {
         competencies,
+        next_after,
+    })
+    .into_response())
+}
+
+/// Which reps a list of reps' records covers: the teams the caller may
+/// list (`None`: all), and the `team` and `rep` asked for.
+type Scope = (Option<Vec<TeamId>>, Option<TeamId>, Option<RepId>);
+
+fn scope(reader: &Reader, params: &Params) -> Result<Scope, ApiError> {
+    let listed = access::teams_listed(&reader.claims)?;
+    let team = params
+        .parsed("team", "a team id", |v| Uuid::parse_str(v).ok())?
+        .map(TeamId::from_uuid);
+    let rep = params
+        .parsed("rep", "a rep id", |v| Uuid::parse_str(v).ok())?
+        .map(RepId::from_uuid);
+    if let (Some(team), Some(listed)) = (team, &listed)
+        && !listed.contains(&team)
+    {
+        return Err(ApiError::Forbidden(
+            "you do not lead this team; a leader lists only their own teams' records".into(),
+        ));
+    }
+    Ok((listed, team, rep))
+}
+
+/// The profiles of the reps the caller may list, on `team` and of `rep`
+/// when asked.
+async fn visible_profiles(
+    reader: &Reader,
+    listed: Option<&[TeamId]>,
+    team: Option<TeamId>,
+    rep: Option<RepId>,
+) -> Result<Vec<RepProfile>, ApiError> {
+    let profiles: Vec<RepProfile> = reader
+        .state
+        .read
+        .all(kinds::REP_PROFILE)
+        .await
+        .map_err(read_error)?;
+    Ok(profiles
+        .into_iter()
+        .filter(|p| listed.is_none_or(|l| l.contains(&p.team_id)))
+        .filter(|p| team.is_none_or(|t| t == p.team_id))
+        .filter(|p| rep.is_none_or(|r| r == p.rep_id))
+        .collect())
+}
+
+/// An open action item as a list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionItemItem {
+    pub action_item_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub rep_id: RepId,
+    #[schema(value_type = uuid::Uuid)]
+    pub team_id: TeamId,
+    pub description: String,
+    /// `rep`, or `leader` (then `leader_id` says who).
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<uuid::Uuid>)]
+    pub leader_id: Option<LeaderId>,
+    pub due_on: NaiveDate,
+    /// Due before today (the service's date) and still open.
+    pub overdue: bool,
+}
+
+/// A page of open action items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionItemsPage {
+    pub action_items: Vec<ActionItemItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The open action items of the reps the caller may read.
+///
+/// `GET /v1/action-items?team=&rep=&status=open|overdue&after=&limit=`:
+/// from the read models, overdue as of today.
+#[utoipa::path(get, path = "/v1/action-items", operation_id = "list_action_items",
+    tag = "coaching",
+    params(
+        ("team" = Option<uuid::Uuid>, Query, description = "Only the items of this team's reps"),
+        ("rep" = Option<uuid::Uuid>, Query, description = "Only this rep's items"),
+        ("status" = Option<String>, Query, description = "`open` (the default: every open item) or `overdue`"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Items per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of open action items, in id order", body = ActionItemsPage),
+        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn action_items(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    let (listed, team, rep) = scope(&reader, &params)?;
+    let overdue_only = params
+        .parsed("status", "open or overdue", |v| match v {
+            "open" => Some(false),
+            "overdue" => Some(true),
+            _ => None,
+        })?
+        .unwrap_or(false);
+    let today = reader.state.today();
+    let mut items = Vec::new();
+    for p in visible_profiles(&reader, listed.as_deref(), team, rep).await? {
+        for i in &p.open_action_items {
+            let overdue = i.due_on < today;
+            if overdue_only && !overdue {
+                continue;
+            }
+            let (owner, leader_id) = match i.owner {
+                Owner::Rep => ("rep", None),
+                Owner::Leader(leader) => ("leader", Some(leader)),
+            };
+            items.push((
+                i.action_item_id.as_uuid(),
+                ActionItemItem {
+                    action_item_id: i.action_item_id.as_uuid(),
+                    rep_id: p.rep_id,
+                    team_id: p.team_id,
+                    description: i.description.to_string(),
+                    owner: owner.to_owned(),
+                    leader_id,
+                    due_on: i.due_on,
+                    overdue,
+                },
+            ));
+        }
+    }
+    let (action_items, next_after) = page(items, &params)?;
+    Ok(Json(ActionItemsPage {
+        action_items,
+        next_after,
+    })
+    .into_response())
+}
+
+/// A support request as a list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupportRequestItem {
+    pub request_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub rep_id: RepId,
+    #[schema(value_type = uuid::Uuid)]
+    pub team_id: TeamId,
+    /// `leads`, `tools`, `training`, `process` or `other`.
+    #[schema(value_type = String)]
+    pub category: serde_json::Value,
+    pub description: String,
+    pub raised_on: NaiveDate,
+    #[schema(nullable = true)]
+    pub acknowledged_on: Option<NaiveDate>,
+    #[schema(nullable = true)]
+    pub resolved_on: Option<NaiveDate>,
+}
+
+/// A page of support requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupportRequestsPage {
+    pub support_requests: Vec<SupportRequestItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The support requests of the reps the caller may read.
+///
+/// `GET /v1/support-requests?team=&rep=&status=open|resolved&after=&limit=`.
+#[utoipa::path(get, path = "/v1/support-requests", operation_id = "list_support_requests",
+    tag = "support",
+    params(
+        ("team" = Option<uuid::Uuid>, Query, description = "Only the requests of this team's reps"),
+        ("rep" = Option<uuid::Uuid>, Query, description = "Only this rep's requests"),
+        ("status" = Option<String>, Query, description = "`open` or `resolved`; absent: both"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Requests per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of support requests, in id order", body = SupportRequestsPage),
+        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn support_requests(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    let (listed, team, rep) = scope(&reader, &params)?;
+    let resolved = params.parsed("status", "open or resolved", |v| match v {
+        "open" => Some(false),
+        "resolved" => Some(true),
+        _ => None,
+    })?;
+    let mut items = Vec::new();
+    for p in visible_profiles(&reader, listed.as_deref(), team, rep).await? {
+        for r in &p.support_requests {
+            if resolved.is_some_and(|want| want != r.resolved_on.is_some()) {
+                continue;
+            }
+            items.push((
+                r.request_id.as_uuid(),
+                SupportRequestItem {
+                    request_id: r.request_id.as_uuid(),
+                    rep_id: p.rep_id,
+                    team_id: p.team_id,
+                    category: serde_json::to_value(r.category).unwrap_or_default(),
+                    description: r.description.to_string(),
+                    raised_on: r.raised_on,
+                    acknowledged_on: r.acknowledged_on,
+                    resolved_on: r.resolved_on,
+                },
+            ));
+        }
+    }
+    let (support_requests, next_after) = page(items, &params)?;
+    Ok(Json(SupportRequestsPage {
+        support_requests,
         next_after,
     })
     .into_response())

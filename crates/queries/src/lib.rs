@@ -76,6 +76,8 @@ fn routes(state: QueryState) -> Router {
         .route("/v1/teams", get(collections::teams))
         .route("/v1/reps", get(collections::reps))
         .route("/v1/competencies", get(collections::competencies))
+        .route("/v1/action-items", get(collections::action_items))
+        .route("/v1/support-requests", get(collections::support_requests))
         .route("/v1/reps/{rep_id}", get(models::rep))
         .route("/v1/reps/{rep_id}/profile", get(models::rep_profile))
         .route("/v1/reps/{rep_id}/timeline", get(models::growth_timeline))
