@@ -1532,6 +1532,7 @@ const READ_AND_WEBHOOK_ROUTES: &[Documented] = &[
     documented("GET", "/v1/reps", 200, &[JSON], &[400]),
     documented("GET", "/v1/competencies", 200, &[JSON], &[400]),
     documented("GET", "/v1/action-items", 200, &[JSON], &[400]),
+    documented("GET", "/v1/standards", 200, &[JSON], &[400]),
     documented("GET", "/v1/support-requests", 200, &[JSON], &[400]),
     documented("GET", "/v1/reps/{rep_id}", 200, &[JSON], &[404]),
     documented("GET", "/v1/reps/{rep_id}/profile", 200, &[JSON], &[404]),
@@ -1700,7 +1701,7 @@ async fn the_served_document_describes_every_v1_route_of_trellis_serve_with_its_
     let writes = crate::http::declared_routes();
     let reads = crate::http::declared_query_routes();
     let hooks = crate::http::declared_webhook_routes();
-    assert_eq!(reads.len(), 16, "the read API's routes: {reads:?}");
+    assert_eq!(reads.len(), 17, "the read API's routes: {reads:?}");
     assert_eq!(hooks.len(), 6, "the webhook admin API's routes: {hooks:?}");
 
     // The table lists exactly the read and webhook routes the services declare.
@@ -1970,7 +1971,7 @@ async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_docum
         r.expect_problem(401, "unauthorized");
         checked += 1;
     }
-    assert_eq!(checked, 31 + 16 + 6, "every write, read and webhook route");
+    assert_eq!(checked, 31 + 17 + 6, "every write, read and webhook route");
 }
 
 /// Each service's document survives the merge whole: the merge keeps the

@@ -365,7 +365,8 @@ impl NatsProcess {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Generous: on a busy two-core machine a server can take a while.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .is_err()

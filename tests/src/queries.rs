@@ -439,6 +439,22 @@ async fn collection_reads_page_by_id_and_a_leader_lists_only_their_own(app: &Que
         .expect("the competency")
         .clone();
     assert_eq!(discovery["rubric"].as_array().map(Vec::len), Some(5));
+    let r = app.get_as("/v1/standards", &app.rep(s.riley)).await;
+    r.expect(200);
+    let standard = r.json["standards"]
+        .as_array()
+        .expect("standards")
+        .iter()
+        .find(|x| x["standard_id"] == json!(s.world.standard))
+        .expect("the world's standard")
+        .clone();
+    assert_eq!(standard["direction"], "at_least");
+    assert!(
+        standard["versions"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty()),
+        "{standard}"
+    );
 }
 
 /// "At most 2 incomplete CRM records a week", and a week with none: the
@@ -1348,6 +1364,12 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             Some("/v1/competencies?after=the-start".to_owned()),
         ),
         (
+            "/v1/standards",
+            "/v1/standards?limit=10".to_owned(),
+            None,
+            Some("/v1/standards?limit=1001".to_owned()),
+        ),
+        (
             "/v1/action-items",
             format!("/v1/action-items?team={team}"),
             None,
@@ -1373,7 +1395,7 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
         // Sam may not read Riley's records, nor any team's or the feed
         // (the competency framework, rubrics included, is everyone's).
         let r = app.get_as(ok, &app.rep(s.sam)).await;
-        if *template == "/v1/competencies" {
+        if ["/v1/competencies", "/v1/standards"].contains(template) {
             r.expect(200);
             continue;
         }

@@ -245,6 +245,84 @@ pub async fn competencies(reader: Reader, params: Params) -> Result<Response, Ap
     .into_response())
 }
 
+/// A standard with every version of its target, roles and ramp.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StandardItem {
+    pub standard_id: Uuid,
+    pub name: String,
+    pub metric: String,
+    /// `quality`, `quantity` or `behaviour`.
+    #[schema(value_type = String)]
+    pub kind: serde_json::Value,
+    /// `at_least` or `at_most`.
+    #[schema(value_type = String)]
+    pub direction: serde_json::Value,
+    pub unit: String,
+    /// `week`, `month` or `quarter`.
+    #[schema(value_type = String)]
+    pub period: serde_json::Value,
+    /// Oldest first: each with `version`, `target`, `roles`, `ramp` and
+    /// `effective_from`.
+    #[schema(value_type = Vec<Object>)]
+    pub versions: Vec<serde_json::Value>,
+    /// From when the standard no longer applies, if retired.
+    #[schema(nullable = true)]
+    pub retired_from: Option<NaiveDate>,
+}
+
+/// A page of standards.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StandardsPage {
+    pub standards: Vec<StandardItem>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_after: Option<Uuid>,
+}
+
+/// The standards with their revisions, as the log holds them now.
+#[utoipa::path(get, path = "/v1/standards", operation_id = "list_standards", tag = "standards",
+    params(
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Standards per page (default 100)")),
+    responses(
+        (status = 200, description = "A page of standards, in id order", body = StandardsPage),
+        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
+            content_type = "application/problem+json"),
+        ReadErrors, CommonErrors))]
+pub async fn standards(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    access::framework_read(&reader.claims)?;
+    let items = crate::framework::standards(reader.state.http.store())
+        .await?
+        .into_iter()
+        .map(|s| {
+            let item = StandardItem {
+                standard_id: s.standard_id.as_uuid(),
+                name: s.name.to_string(),
+                metric: s.metric.to_string(),
+                kind: value(&s.kind),
+                direction: value(&s.direction),
+                unit: s.unit.to_string(),
+                period: value(&s.period),
+                versions: s.versions.iter().map(value).collect(),
+                retired_from: s.retired.as_ref().map(|(from, _)| *from),
+            };
+            (s.standard_id.as_uuid(), item)
+        })
+        .collect();
+    let (standards, next_after) = page(items, &params)?;
+    Ok(Json(StandardsPage {
+        standards,
+        next_after,
+    })
+    .into_response())
+}
+
+/// A domain value as the JSON it already knows how to be.
+fn value(v: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
 /// Which reps a list of reps' records covers: the teams the caller may
 /// list (`None`: all), and the `team` and `rep` asked for.
 type Scope = (Option<Vec<TeamId>>, Option<TeamId>, Option<RepId>);

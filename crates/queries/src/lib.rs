@@ -76,6 +76,7 @@ fn routes(state: QueryState) -> Router {
         .route("/v1/teams", get(collections::teams))
         .route("/v1/reps", get(collections::reps))
         .route("/v1/competencies", get(collections::competencies))
+        .route("/v1/standards", get(collections::standards))
         .route("/v1/action-items", get(collections::action_items))
         .route("/v1/support-requests", get(collections::support_requests))
         .route("/v1/reps/{rep_id}", get(models::rep))

@@ -26,7 +26,7 @@ use crate::{asof, audit, collections, feed, models, packet};
         packet::route, models::team_view, models::coaching_impact, models::leader_scorecard,
         feed::page, feed::stream,
         collections::teams, collections::reps, collections::competencies,
-        collections::action_items, collections::support_requests,
+        collections::action_items, collections::support_requests, collections::standards,
     ),
     components(schemas(StandingSchema)),
     tags(
@@ -58,7 +58,7 @@ mod tests {
             .values()
             .map(|item| item.as_object().map_or(0, |o| o.len()))
             .sum();
-        assert_eq!(operations, 16);
+        assert_eq!(operations, 17);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 }
