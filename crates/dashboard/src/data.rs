@@ -68,6 +68,16 @@ pub(crate) async fn profiles_and_timelines(
     Ok(state.models().profiles_and_timelines(reps).await?)
 }
 
+/// The competencies that may be used for new records, by name.
+pub(crate) async fn active_competencies(
+    state: &DashboardState,
+) -> Result<Vec<CompetencyDoc>, PageError> {
+    let mut all: Vec<CompetencyDoc> = state.models().all(kinds::COMPETENCY).await?;
+    all.retain(|c| !c.retired);
+    all.sort_by_key(|c| c.name.to_string());
+    Ok(all)
+}
+
 /// Competency names by id.
 pub(crate) async fn competency_names(
     state: &DashboardState,

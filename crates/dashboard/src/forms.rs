@@ -11,6 +11,10 @@ use serde_json::Value;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+use axum::response::{IntoResponse, Redirect, Response};
+use trellis_domain::RepId;
+use trellis_projections::growth::TeamDoc;
+
 use crate::auth::Viewer;
 use crate::error::PageError;
 use crate::html::esc;
@@ -91,6 +95,44 @@ pub(crate) async fn record(
         errors,
         general,
     })
+}
+
+/// A form as a page shows it: what was typed, each field's error, the
+/// error above it, and the status to answer with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shown<'a> {
+    pub typed: &'a Typed,
+    pub errors: &'a BTreeMap<String, String>,
+    pub general: Option<&'a str>,
+    pub status: StatusCode,
+}
+
+impl<'a> Shown<'a> {
+    /// A refused form: what was typed, with what was wrong.
+    pub(crate) fn refused(
+        typed: &'a Typed,
+        errors: &'a BTreeMap<String, String>,
+        general: Option<&'a str>,
+        status: StatusCode,
+    ) -> Self {
+        Shown {
+            typed,
+            errors,
+            general,
+            status,
+        }
+    }
+}
+
+/// A form as first opened: `typed` filled in, nothing wrong yet.
+pub(crate) fn fresh(typed: &Typed) -> Shown<'_> {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+    Shown {
+        typed,
+        errors: &NONE,
+        general: None,
+        status: StatusCode::OK,
+    }
 }
 
 /// A new idempotency key for a form being opened.
@@ -197,4 +239,69 @@ pub(crate) fn alert(errors: &BTreeMap<String, String>, general: Option<&str>) ->
 /// The field `name` of `typed`, trimmed ("" when absent).
 pub(crate) fn field<'t>(typed: &'t Typed, name: &str) -> &'t str {
     typed.get(name).map_or("", |v| v.trim())
+}
+
+/// The answer to a form that recorded: back to the rep's page, saying what
+/// was recorded (`?recorded=…`).
+pub(crate) fn recorded(rep_id: RepId, what: &str) -> Response {
+    Redirect::to(&format!("/reps/{rep_id}?recorded={what}#timeline")).into_response()
+}
+
+/// Adds the leader the form names (an admin's forms name one; a leader's
+/// own are theirs, and the API fills it in).
+pub(crate) fn with_leader(body: &mut Value, typed: &Typed) {
+    let leader = field(typed, "leader_id");
+    if !leader.is_empty() {
+        body["leader_id"] = Value::from(leader);
+    }
+}
+
+/// Keeps beside their fields the errors of `fields`, and puts any other
+/// above the form (in `general`, when nothing else is there).
+pub(crate) fn keep_known(
+    errors: &mut BTreeMap<String, String>,
+    general: &mut Option<String>,
+    fields: &[&str],
+) {
+    let stray: Vec<String> = errors
+        .iter()
+        .filter(|(name, _)| !fields.contains(&name.as_str()))
+        .map(|(name, why)| format!("{name}: {why}"))
+        .collect();
+    errors.retain(|name, _| fields.contains(&name.as_str()));
+    if !stray.is_empty() && general.is_none() {
+        *general = Some(stray.join("; "));
+    }
+}
+
+/// The choice of the leader a record is from, for those who are not a
+/// leader themselves (an admin): the rep's team's leaders. Empty for a
+/// leader, whose records are their own.
+pub(crate) fn leader_field(
+    viewer: &Viewer,
+    team: Option<&TeamDoc>,
+    w: &Widgets<'_>,
+    label: &str,
+) -> String {
+    use std::fmt::Write;
+    if viewer.claims().role == trellis_http::auth::Role::Leader {
+        return String::new();
+    }
+    let mut b = format!(
+        "<div class=\"field\"><label for=\"leader_id\">{}</label>\
+         <select id=\"leader_id\" name=\"leader_id\"{}><option value=\"\">Choose a leader</option>",
+        esc(label),
+        w.attrs("leader_id")
+    );
+    for (leader, name) in team.iter().flat_map(|t| t.leaders.iter()) {
+        let leader = leader.to_string();
+        let _ = write!(
+            b,
+            "<option value=\"{leader}\"{}>{}</option>",
+            w.selected("leader_id", &leader),
+            esc(name.as_ref())
+        );
+    }
+    let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
+    b
 }

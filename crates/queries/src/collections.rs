@@ -17,13 +17,63 @@ use trellis_http::openapi::CommonErrors;
 use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use uuid::Uuid;
 
 use crate::access;
 use crate::params::Params;
 use crate::schemas::ReadErrors;
 use crate::state::Reader;
+
+/// Declares the page of a list: its items under a name of their own, and
+/// the cursor of the next page.
+macro_rules! page_of {
+    ($(#[$doc:meta])* $page:ident { $items:ident: $item:ty }) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $page {
+            pub $items: Vec<$item>,
+            /// Pass as `after` for the next page; absent on the last.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            #[schema(nullable = false)]
+            pub next_after: Option<Uuid>,
+        }
+    };
+}
+
+/// The reps a list of their records covers, described once for the
+/// OpenAPI document.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RepScope {
+    /// Only the records of this team's reps.
+    team: Option<Uuid>,
+    /// Only this rep's records.
+    rep: Option<Uuid>,
+}
+
+/// The paging of every list, described once for the OpenAPI document.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
+    /// The `next_after` of the previous page.
+    after: Option<Uuid>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+}
+
+/// The 400 of a list: a query parameter it cannot read, named in `detail`.
+#[derive(Debug, IntoResponses)]
+#[allow(dead_code)]
+pub enum BadQuery {
+    /// A query parameter is not what the list takes (`after`, `limit` or a
+    /// filter), named in `detail` with what it should be.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+}
 
 /// The most items a page holds.
 pub const MAX_LIMIT: u64 = 1000;
@@ -61,29 +111,20 @@ pub struct LeaderItem {
     pub name: String,
 }
 
-/// A page of teams.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TeamsPage {
-    pub teams: Vec<TeamItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of teams.
+    TeamsPage { teams: TeamItem }
+);
 
 /// The teams the caller may read.
 ///
 /// `GET /v1/teams?after=&limit=`: every team for admins, auditors and
 /// granted services; a leader's own teams for a leader.
 #[utoipa::path(get, path = "/v1/teams", operation_id = "list_teams", tag = "teams",
-    params(
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Teams per page (default 100)")),
+    params(PageQuery),
     responses(
         (status = 200, description = "A page of teams, in id order", body = TeamsPage),
-        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn teams(reader: Reader, params: Params) -> Result<Response, ApiError> {
     let listed = access::teams_listed(&reader.claims)?;
     let teams: Vec<TeamDoc> = reader.state.read.teams().await.map_err(read_error)?;
@@ -115,24 +156,19 @@ pub async fn teams(reader: Reader, params: Params) -> Result<Response, ApiError>
 pub struct RepItem {
     #[schema(value_type = uuid::Uuid)]
     pub rep_id: RepId,
-    pub name: String,
-    pub role: String,
     #[schema(value_type = uuid::Uuid)]
     pub team_id: TeamId,
+    pub name: String,
+    pub role: String,
     pub start_date: NaiveDate,
     /// `active` or `departed`.
     pub status: String,
 }
 
-/// A page of reps.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RepsPage {
-    pub reps: Vec<RepItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of reps.
+    RepsPage { reps: RepItem }
+);
 
 /// The reps the caller may read, by team and status.
 ///
@@ -142,13 +178,10 @@ pub struct RepsPage {
     params(
         ("team" = Option<uuid::Uuid>, Query, description = "Only the reps now on this team"),
         ("status" = Option<String>, Query, description = "`active` or `departed`"),
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Reps per page (default 100)")),
+        PageQuery),
     responses(
         (status = 200, description = "A page of reps, in id order", body = RepsPage),
-        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn reps(reader: Reader, params: Params) -> Result<Response, ApiError> {
     let (listed, team, _) = scope(&reader, &params)?;
     let status = params.parsed("status", "active or departed", |v| match v {
@@ -163,9 +196,9 @@ pub async fn reps(reader: Reader, params: Params) -> Result<Response, ApiError> 
         .map(|p| {
             let item = RepItem {
                 rep_id: p.rep_id,
+                team_id: p.team_id,
                 name: p.name.to_string(),
                 role: p.role.to_string(),
-                team_id: p.team_id,
                 start_date: p.start_date,
                 status: match p.status {
                     RepStatus::Active => "active",
@@ -191,27 +224,18 @@ pub struct CompetencyItem {
     pub retired: bool,
 }
 
-/// A page of the competency framework.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CompetenciesPage {
-    pub competencies: Vec<CompetencyItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of the competency framework.
+    CompetenciesPage { competencies: CompetencyItem }
+);
 
 /// The competency framework, rubrics included, as the log holds it now.
 #[utoipa::path(get, path = "/v1/competencies", operation_id = "list_competencies",
     tag = "competencies",
-    params(
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Competencies per page (default 100)")),
+    params(PageQuery),
     responses(
         (status = 200, description = "A page of competencies, in id order", body = CompetenciesPage),
-        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn competencies(reader: Reader, params: Params) -> Result<Response, ApiError> {
     access::framework_read(&reader.claims)?;
     let framework = crate::framework::competencies(reader.state.http.store()).await?;
@@ -270,26 +294,17 @@ pub struct StandardItem {
     pub retired_from: Option<NaiveDate>,
 }
 
-/// A page of standards.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StandardsPage {
-    pub standards: Vec<StandardItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of standards.
+    StandardsPage { standards: StandardItem }
+);
 
 /// The standards with their revisions, as the log holds them now.
 #[utoipa::path(get, path = "/v1/standards", operation_id = "list_standards", tag = "standards",
-    params(
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Standards per page (default 100)")),
+    params(PageQuery),
     responses(
         (status = 200, description = "A page of standards, in id order", body = StandardsPage),
-        (status = 400, description = "`after` or `limit` is not valid", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn standards(reader: Reader, params: Params) -> Result<Response, ApiError> {
     access::framework_read(&reader.claims)?;
     let items = crate::framework::standards(reader.state.http.store())
@@ -386,15 +401,10 @@ pub struct ActionItemItem {
     pub overdue: bool,
 }
 
-/// A page of open action items.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActionItemsPage {
-    pub action_items: Vec<ActionItemItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of open action items.
+    ActionItemsPage { action_items: ActionItemItem }
+);
 
 /// The open action items of the reps the caller may read.
 ///
@@ -402,53 +412,35 @@ pub struct ActionItemsPage {
 /// from the read models, overdue as of today.
 #[utoipa::path(get, path = "/v1/action-items", operation_id = "list_action_items",
     tag = "coaching",
-    params(
-        ("team" = Option<uuid::Uuid>, Query, description = "Only the items of this team's reps"),
-        ("rep" = Option<uuid::Uuid>, Query, description = "Only this rep's items"),
-        ("status" = Option<String>, Query, description = "`open` (the default: every open item) or `overdue`"),
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Items per page (default 100)")),
+    params(RepScope, PageQuery,
+        ("status" = Option<String>, Query, description = "`open` (the default: every open item) or `overdue`")),
     responses(
         (status = 200, description = "A page of open action items, in id order", body = ActionItemsPage),
-        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn action_items(reader: Reader, params: Params) -> Result<Response, ApiError> {
-    let (listed, team, rep) = scope(&reader, &params)?;
-    let overdue_only = params
-        .parsed("status", "open or overdue", |v| match v {
-            "open" => Some(false),
-            "overdue" => Some(true),
-            _ => None,
-        })?
-        .unwrap_or(false);
+    let overdue_only = two_way(&params, "open", "overdue")?.unwrap_or(false);
     let today = reader.state.today();
-    let mut items = Vec::new();
-    for p in visible_profiles(&reader, listed.as_deref(), team, rep).await? {
-        for i in &p.open_action_items {
-            let overdue = i.due_on < today;
-            if overdue_only && !overdue {
-                continue;
-            }
+    let items = each_rep(&reader, &params, |p, items| {
+        let open = p.open_action_items.iter();
+        for i in open.filter(|i| !overdue_only || i.due_on < today) {
             let (owner, leader_id) = match i.owner {
                 Owner::Rep => ("rep", None),
                 Owner::Leader(leader) => ("leader", Some(leader)),
             };
-            items.push((
-                i.action_item_id.as_uuid(),
-                ActionItemItem {
-                    action_item_id: i.action_item_id.as_uuid(),
-                    rep_id: p.rep_id,
-                    team_id: p.team_id,
-                    description: i.description.to_string(),
-                    owner: owner.to_owned(),
-                    leader_id,
-                    due_on: i.due_on,
-                    overdue,
-                },
-            ));
+            let item = ActionItemItem {
+                action_item_id: i.action_item_id.as_uuid(),
+                rep_id: p.rep_id,
+                team_id: p.team_id,
+                description: i.description.to_string(),
+                owner: owner.to_owned(),
+                leader_id,
+                due_on: i.due_on,
+                overdue: i.due_on < today,
+            };
+            items.push((item.action_item_id, item));
         }
-    }
+    })
+    .await?;
     let (action_items, next_after) = page(items, &params)?;
     Ok(Json(ActionItemsPage {
         action_items,
@@ -476,66 +468,72 @@ pub struct SupportRequestItem {
     pub resolved_on: Option<NaiveDate>,
 }
 
-/// A page of support requests.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SupportRequestsPage {
-    pub support_requests: Vec<SupportRequestItem>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_after: Option<Uuid>,
-}
+page_of!(
+    /// A page of support requests.
+    SupportRequestsPage { support_requests: SupportRequestItem }
+);
 
 /// The support requests of the reps the caller may read.
 ///
 /// `GET /v1/support-requests?team=&rep=&status=open|resolved&after=&limit=`.
 #[utoipa::path(get, path = "/v1/support-requests", operation_id = "list_support_requests",
     tag = "support",
-    params(
-        ("team" = Option<uuid::Uuid>, Query, description = "Only the requests of this team's reps"),
-        ("rep" = Option<uuid::Uuid>, Query, description = "Only this rep's requests"),
-        ("status" = Option<String>, Query, description = "`open` or `resolved`; absent: both"),
-        ("after" = Option<uuid::Uuid>, Query, description = "The `next_after` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Requests per page (default 100)")),
+    params(RepScope, PageQuery,
+        ("status" = Option<String>, Query, description = "`open` or `resolved`; absent: both")),
     responses(
         (status = 200, description = "A page of support requests, in id order", body = SupportRequestsPage),
-        (status = 400, description = "A bad query parameter, named in `detail`", body = Problem,
-            content_type = "application/problem+json"),
-        ReadErrors, CommonErrors))]
+        BadQuery, ReadErrors, CommonErrors))]
 pub async fn support_requests(reader: Reader, params: Params) -> Result<Response, ApiError> {
-    let (listed, team, rep) = scope(&reader, &params)?;
-    let resolved = params.parsed("status", "open or resolved", |v| match v {
-        "open" => Some(false),
-        "resolved" => Some(true),
-        _ => None,
-    })?;
-    let mut items = Vec::new();
-    for p in visible_profiles(&reader, listed.as_deref(), team, rep).await? {
-        for r in &p.support_requests {
-            if resolved.is_some_and(|want| want != r.resolved_on.is_some()) {
-                continue;
-            }
-            items.push((
-                r.request_id.as_uuid(),
-                SupportRequestItem {
-                    request_id: r.request_id.as_uuid(),
-                    rep_id: p.rep_id,
-                    team_id: p.team_id,
-                    category: serde_json::to_value(r.category).unwrap_or_default(),
-                    description: r.description.to_string(),
-                    raised_on: r.raised_on,
-                    acknowledged_on: r.acknowledged_on,
-                    resolved_on: r.resolved_on,
-                },
-            ));
+    let resolved = two_way(&params, "open", "resolved")?;
+    let items = each_rep(&reader, &params, |p, items| {
+        let wanted = p
+            .support_requests
+            .iter()
+            .filter(|r| resolved.is_none_or(|want| want == r.resolved_on.is_some()));
+        for r in wanted {
+            let item = SupportRequestItem {
+                request_id: r.request_id.as_uuid(),
+                rep_id: p.rep_id,
+                team_id: p.team_id,
+                category: serde_json::to_value(r.category).unwrap_or_default(),
+                description: r.description.to_string(),
+                raised_on: r.raised_on,
+                acknowledged_on: r.acknowledged_on,
+                resolved_on: r.resolved_on,
+            };
+            items.push((item.request_id, item));
         }
-    }
+    })
+    .await?;
     let (support_requests, next_after) = page(items, &params)?;
     Ok(Json(SupportRequestsPage {
         support_requests,
         next_after,
     })
     .into_response())
+}
+
+/// A `status` filter of two values: `Some(false)` for `first`, `Some(true)`
+/// for `second`, `None` when absent.
+fn two_way(params: &Params, first: &str, second: &str) -> Result<Option<bool>, ApiError> {
+    params.parsed("status", &format!("{first} or {second}"), |v| {
+        (v == first || v == second).then_some(v == second)
+    })
+}
+
+/// The records `each` takes from every rep the caller may list (on the
+/// `team` and of the `rep` asked for), keyed by their own ids.
+async fn each_rep<T>(
+    reader: &Reader,
+    params: &Params,
+    mut each: impl FnMut(&RepProfile, &mut Vec<(Uuid, T)>),
+) -> Result<Vec<(Uuid, T)>, ApiError> {
+    let (listed, team, rep) = scope(reader, params)?;
+    let mut items = Vec::new();
+    for profile in visible_profiles(reader, listed.as_deref(), team, rep).await? {
+        each(&profile, &mut items);
+    }
+    Ok(items)
 }
 
 fn read_error(e: trellis_projections::Error) -> ApiError {

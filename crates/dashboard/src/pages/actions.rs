@@ -4,14 +4,13 @@
 //! (`POST /reps/{id}/feedback/{feedback_id}/acknowledgement`) and completing
 //! an action item they own (`POST /reps/{id}/action-items/{item_id}/completion`).
 
-use axum::Form;
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use super::RepVisit;
+use super::Posted;
 use crate::error::PageError;
-use crate::forms::{Outcome, Typed, field, new_key, record};
+use crate::forms::{Outcome, field, new_key, record};
 use crate::html::{csrf_field, esc};
 
 /// A button that records `path` (a route of this module) for the viewer.
@@ -29,14 +28,8 @@ pub(crate) fn button(path: &str, label: &str, csrf: &str) -> String {
 
 /// `POST`: records the action, then back to the rep's page saying so; a
 /// refusal is a page in the API's words.
-pub(crate) async fn act(
-    visit: RepVisit,
-    uri: Uri,
-    headers: HeaderMap,
-    Form(typed): Form<Typed>,
-) -> Result<Response, PageError> {
+pub(crate) async fn act(uri: Uri, Posted { visit, typed }: Posted) -> Result<Response, PageError> {
     let (state, viewer) = (&visit.state, &visit.viewer);
-    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
     let rep_id = visit.profile.rep_id;
     let what = if uri.path().ends_with("/acknowledgement") {
         "acknowledged"

@@ -4,22 +4,22 @@
 //! (`POST /v1/reps/{id}/skill-assessments`). Without script it takes two
 //! steps: choose the competency (a link per competency), then the level.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::Form;
 use axum::extract::Query;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use trellis_domain::competency::CompetencyState;
 use trellis_queries::framework::competencies;
 
-use super::RepVisit;
+use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
-use crate::forms::{Outcome, Typed, Widgets, alert, field, new_key, record};
+use crate::forms::{
+    Outcome, Shown, Typed, Widgets, alert, field, fresh, keep_known, leader_field, new_key, record,
+    recorded, with_leader,
+};
 use crate::html::{csrf_field, esc, page};
 
 /// The form's fields as the API names them, in the order they appear.
@@ -48,17 +48,12 @@ pub(crate) async fn form(
         "competency_id".into(),
         choice.competency.unwrap_or_default(),
     );
-    render(&visit, &typed, &BTreeMap::new(), None, StatusCode::OK).await
+    render(&visit, fresh(&typed)).await
 }
 
 /// `POST`: records the assessment, or shows the form again with what was wrong.
-pub(crate) async fn submit(
-    visit: RepVisit,
-    headers: HeaderMap,
-    Form(typed): Form<Typed>,
-) -> Result<Response, PageError> {
+pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, PageError> {
     let (state, viewer) = (&visit.state, &visit.viewer);
-    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
     let rep_id = visit.profile.rep_id;
     let level = field(&typed, "level");
     let mut body = json!({
@@ -67,16 +62,11 @@ pub(crate) async fn submit(
         "evidence": field(&typed, "evidence"),
         "assessed_on": field(&typed, "assessed_on"),
     });
-    if !field(&typed, "leader_id").is_empty() {
-        body["leader_id"] = json!(field(&typed, "leader_id"));
-    }
+    with_leader(&mut body, &typed);
     let path = format!("/v1/reps/{rep_id}/skill-assessments");
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
-        Outcome::Recorded => Ok(Redirect::to(&format!(
-            "/reps/{rep_id}?recorded=assessment#timeline"
-        ))
-        .into_response()),
+        Outcome::Recorded => Ok(recorded(rep_id, "assessment")),
         Outcome::Refused {
             status,
             mut errors,
@@ -85,28 +75,16 @@ pub(crate) async fn submit(
             if errors.contains_key("level") && level.parse::<i64>().is_err() {
                 errors.insert("level".into(), "Choose a level from 1 to 5.".into());
             }
-            let stray: Vec<String> = errors
-                .iter()
-                .filter(|(name, _)| !FIELDS.contains(&name.as_str()))
-                .map(|(name, why)| format!("{name}: {why}"))
-                .collect();
-            errors.retain(|name, _| FIELDS.contains(&name.as_str()));
-            if !stray.is_empty() {
-                general = Some(stray.join("; "));
-            }
-            render(&visit, &typed, &errors, general.as_deref(), status).await
+            keep_known(&mut errors, &mut general, &FIELDS);
+            let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
+            render(&visit, shown).await
         }
     }
 }
 
 /// The choice of competency, or the form for the chosen one.
-async fn render(
-    visit: &RepVisit,
-    typed: &Typed,
-    errors: &BTreeMap<String, String>,
-    general: Option<&str>,
-    status: StatusCode,
-) -> Result<Response, PageError> {
+async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageError> {
+    let (typed, errors) = (shown.typed, shown.errors);
     let (state, viewer, profile) = (&visit.state, &visit.viewer, &visit.profile);
     let framework = competencies(state.reads().http.store()).await?;
     let rep_id = profile.rep_id;
@@ -128,7 +106,7 @@ async fn render(
         "<h1>Assess a skill</h1><p class=\"lead\">Rate one competency of \
          <a href=\"/reps/{rep_id}\">{}</a> from 1 to 5 against its rubric, with the evidence.</p>{}",
         esc(profile.name.as_ref()),
-        alert(errors, general),
+        alert(errors, shown.general),
     );
     let Some((competency_id, name, rubric)) = chosen else {
         b.push_str("<section class=\"card\"><h2>Which competency?</h2><ul class=\"todo\">");
@@ -149,7 +127,7 @@ async fn render(
         }
         b.push_str("</ul></section>");
         let title = format!("Assess a skill: {}", profile.name);
-        return Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response());
+        return Ok((shown.status, Html(page(&title, Some(viewer.signed()), &b))).into_response());
     };
     let team = data::team(state, profile.team_id).await?;
     let w = Widgets::new(typed, errors, &FIELDS);
@@ -163,24 +141,7 @@ async fn render(
         w.value("idempotency_key"),
         esc(name.as_ref()),
     );
-    if viewer.claims().role != trellis_http::auth::Role::Leader {
-        let _ = write!(
-            b,
-            "<div class=\"field\"><label for=\"leader_id\">Assessed by</label>\
-             <select id=\"leader_id\" name=\"leader_id\"{}><option value=\"\">Choose a leader</option>",
-            w.attrs("leader_id")
-        );
-        for (leader, leader_name) in team.iter().flat_map(|t| t.leaders.iter()) {
-            let leader = leader.to_string();
-            let _ = write!(
-                b,
-                "<option value=\"{leader}\"{}>{}</option>",
-                w.selected("leader_id", &leader),
-                esc(leader_name.as_ref())
-            );
-        }
-        let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
-    }
+    b.push_str(&leader_field(viewer, team.as_ref(), &w, "Assessed by"));
     let _ = write!(
         b,
         "<fieldset class=\"field\" id=\"level\"{}><legend>Level</legend>",
@@ -215,5 +176,5 @@ async fn render(
         w.error("assessed_on"),
     );
     let title = format!("Assess a skill: {}", profile.name);
-    Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
+    Ok((shown.status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
 }

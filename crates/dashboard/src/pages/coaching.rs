@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::Form;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
-use trellis_projections::growth::{CompetencyDoc, kinds};
 
-use super::RepVisit;
+use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
-use crate::forms::{Outcome, Typed, Widgets, alert, field, id, new_key, record};
+use crate::forms::{
+    Outcome, Shown, Typed, Widgets, alert, field, fresh, id, leader_field, new_key, record,
+    recorded, with_leader,
+};
 use crate::html::{csrf_field, esc, page};
 
 /// Action item rows a new form shows.
@@ -33,7 +33,7 @@ pub(crate) async fn form(visit: RepVisit) -> Result<Response, PageError> {
     typed.insert("duration_minutes".into(), "30".into());
     typed.insert("visibility".into(), "shared".into());
     typed.insert("rows".into(), ROWS.to_string());
-    render(&visit, &typed, &BTreeMap::new(), None, StatusCode::OK).await
+    render(&visit, fresh(&typed)).await
 }
 
 /// How many action item rows the form has.
@@ -51,17 +51,12 @@ fn item(i: usize, name: &str) -> String {
 
 /// `POST`: records the session, or shows the form again (with another row
 /// when asked, or with what was wrong).
-pub(crate) async fn submit(
-    visit: RepVisit,
-    headers: HeaderMap,
-    Form(mut typed): Form<Typed>,
-) -> Result<Response, PageError> {
+pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Response, PageError> {
     let (state, viewer) = (&visit.state, &visit.viewer);
-    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
     if typed.contains_key("more") {
         let more = (rows(&typed) + 1).min(MAX_ROWS);
         typed.insert("rows".into(), more.to_string());
-        return render(&visit, &typed, &BTreeMap::new(), None, StatusCode::OK).await;
+        return render(&visit, fresh(&typed)).await;
     }
     let rep_id = visit.profile.rep_id;
     let focus: Vec<&str> = typed
@@ -97,15 +92,11 @@ pub(crate) async fn submit(
         "visibility": field(&typed, "visibility"),
         "action_items": Value::Array(items),
     });
-    if !field(&typed, "leader_id").is_empty() {
-        body["leader_id"] = json!(field(&typed, "leader_id"));
-    }
+    with_leader(&mut body, &typed);
     let path = format!("/v1/reps/{rep_id}/coaching-sessions");
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
-        Outcome::Recorded => {
-            Ok(Redirect::to(&format!("/reps/{rep_id}?recorded=coaching#timeline")).into_response())
-        }
+        Outcome::Recorded => Ok(recorded(rep_id, "coaching")),
         Outcome::Refused {
             status,
             errors,
@@ -129,7 +120,8 @@ pub(crate) async fn submit(
                 }
             }
             let general = general.or_else(|| (!stray.is_empty()).then(|| stray.join("; ")));
-            render(&visit, &typed, &shown, general.as_deref(), status).await
+            let shown = Shown::refused(&typed, &shown, general.as_deref(), status);
+            render(&visit, shown).await
         }
     }
 }
@@ -158,17 +150,10 @@ fn place(name: &str, sent: &[usize]) -> Option<String> {
 }
 
 /// The form, with `typed` in its fields and `errors` beside them.
-async fn render(
-    visit: &RepVisit,
-    typed: &Typed,
-    errors: &BTreeMap<String, String>,
-    general: Option<&str>,
-    status: StatusCode,
-) -> Result<Response, PageError> {
+async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageError> {
+    let (typed, errors) = (shown.typed, shown.errors);
     let (state, viewer, profile) = (&visit.state, &visit.viewer, &visit.profile);
-    let mut competencies: Vec<CompetencyDoc> = state.models().all(kinds::COMPETENCY).await?;
-    competencies.retain(|c| !c.retired);
-    competencies.sort_by_key(|c| c.name.to_string());
+    let competencies = data::active_competencies(state).await?;
     let team = data::team(state, profile.team_id).await?;
     let rows = rows(typed);
     let mut order: Vec<String> = [
@@ -196,28 +181,11 @@ async fn render(
          <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
          <input type=\"hidden\" name=\"rows\" value=\"{rows}\">",
         esc(profile.name.as_ref()),
-        alert(errors, general),
+        alert(errors, shown.general),
         csrf_field(viewer.signed().csrf),
         w.value("idempotency_key"),
     );
-    if viewer.claims().role != trellis_http::auth::Role::Leader {
-        let _ = write!(
-            b,
-            "<div class=\"field\"><label for=\"leader_id\">Held by</label>\
-             <select id=\"leader_id\" name=\"leader_id\"{}><option value=\"\">Choose a leader</option>",
-            w.attrs("leader_id")
-        );
-        for (leader, name) in team.iter().flat_map(|t| t.leaders.iter()) {
-            let leader = leader.to_string();
-            let _ = write!(
-                b,
-                "<option value=\"{leader}\"{}>{}</option>",
-                w.selected("leader_id", &leader),
-                esc(name.as_ref())
-            );
-        }
-        let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
-    }
+    b.push_str(&leader_field(viewer, team.as_ref(), &w, "Held by"));
     let _ = write!(
         b,
         "<div class=\"field\"><label for=\"held_on\">Held on</label>\
@@ -296,5 +264,5 @@ async fn render(
         w.error("action_items"),
     );
     let title = format!("Log a coaching session: {}", profile.name);
-    Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
+    Ok((shown.status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
 }

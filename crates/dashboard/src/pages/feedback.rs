@@ -5,20 +5,18 @@
 //! its field, in the API's words; a double submit records once (the form
 //! carries its idempotency key).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::Form;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
-use trellis_projections::growth::CompetencyDoc;
-use trellis_projections::growth::kinds;
 
-use super::RepVisit;
+use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
-use crate::forms::{Outcome, Typed, Widgets, alert, field, new_key, record};
+use crate::forms::{
+    Outcome, Shown, Typed, Widgets, alert, field, fresh, keep_known, leader_field, new_key, record,
+    recorded, with_leader,
+};
 use crate::html::{csrf_field, esc, page};
 
 /// The form's fields as the API names them in a problem's `errors`.
@@ -38,17 +36,12 @@ pub(crate) async fn form(visit: RepVisit) -> Result<Response, PageError> {
     typed.insert("given_on".into(), visit.state.today().to_string());
     typed.insert("kind".into(), "praise".into());
     typed.insert("visibility".into(), "shared".into());
-    render(&visit, &typed, &BTreeMap::new(), None, StatusCode::OK).await
+    render(&visit, fresh(&typed)).await
 }
 
 /// `POST`: records the feedback, or shows the form again with what was wrong.
-pub(crate) async fn submit(
-    visit: RepVisit,
-    headers: HeaderMap,
-    Form(typed): Form<Typed>,
-) -> Result<Response, PageError> {
+pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, PageError> {
     let (state, viewer) = (&visit.state, &visit.viewer);
-    viewer.check_form(state, &headers, typed.get("_csrf").map(String::as_str))?;
     let rep_id = visit.profile.rep_id;
     let field = |name: &str| field(&typed, name);
     let mut body = json!({
@@ -58,46 +51,28 @@ pub(crate) async fn submit(
         "visibility": field("visibility"),
         "given_on": field("given_on"),
     });
-    if !field("leader_id").is_empty() {
-        body["leader_id"] = json!(field("leader_id"));
-    }
+    with_leader(&mut body, &typed);
     let path = format!("/v1/reps/{rep_id}/feedback");
     match record(state, viewer, &path, field("idempotency_key"), &body).await? {
-        Outcome::Recorded => {
-            Ok(Redirect::to(&format!("/reps/{rep_id}?recorded=feedback#timeline")).into_response())
-        }
+        Outcome::Recorded => Ok(recorded(rep_id, "feedback")),
         Outcome::Refused {
             status,
             mut errors,
             mut general,
         } => {
             // An error no field of the form shows goes above it.
-            let stray: Vec<String> = errors
-                .iter()
-                .filter(|(name, _)| !FIELDS.contains(&name.as_str()))
-                .map(|(name, why)| format!("{name}: {why}"))
-                .collect();
-            errors.retain(|name, _| FIELDS.contains(&name.as_str()));
-            if !stray.is_empty() {
-                general = Some(stray.join("; "));
-            }
-            render(&visit, &typed, &errors, general.as_deref(), status).await
+            keep_known(&mut errors, &mut general, &FIELDS);
+            let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
+            render(&visit, shown).await
         }
     }
 }
 
 /// The form, with `typed` in its fields and `errors` beside them.
-async fn render(
-    visit: &RepVisit,
-    typed: &Typed,
-    errors: &BTreeMap<String, String>,
-    general: Option<&str>,
-    status: StatusCode,
-) -> Result<Response, PageError> {
+async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageError> {
     let (state, viewer, profile) = (&visit.state, &visit.viewer, &visit.profile);
-    let mut competencies: Vec<CompetencyDoc> = state.models().all(kinds::COMPETENCY).await?;
-    competencies.retain(|c| !c.retired);
-    competencies.sort_by_key(|c| c.name.to_string());
+    let (typed, errors) = (shown.typed, shown.errors);
+    let competencies = data::active_competencies(state).await?;
     let team = data::team(state, profile.team_id).await?;
     let w = Widgets::new(typed, errors, &FIELDS);
     let rep_id = profile.rep_id;
@@ -108,7 +83,7 @@ async fn render(
          specific, on one competency, praise or constructive.</p>",
         esc(profile.name.as_ref())
     );
-    b.push_str(&alert(errors, general));
+    b.push_str(&alert(errors, shown.general));
     let _ = write!(
         b,
         "<form class=\"card form\" method=\"post\" action=\"/reps/{rep_id}/feedback\" novalidate>{}\
@@ -116,23 +91,7 @@ async fn render(
         csrf_field(viewer.signed().csrf),
         w.value("idempotency_key")
     );
-    if !viewer.claims().role.eq(&trellis_http::auth::Role::Leader) {
-        let _ = write!(
-            b,
-            "<div class=\"field\"><label for=\"leader_id\">From leader</label>\
-             <select id=\"leader_id\" name=\"leader_id\"{}><option value=\"\">Choose a leader</option>",
-            w.attrs("leader_id")
-        );
-        for (id, name) in team.iter().flat_map(|t| t.leaders.iter()) {
-            let _ = write!(
-                b,
-                "<option value=\"{id}\"{}>{}</option>",
-                w.selected("leader_id", &id.to_string()),
-                esc(name.as_ref())
-            );
-        }
-        let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
-    }
+    b.push_str(&leader_field(viewer, team.as_ref(), &w, "From leader"));
     let _ = write!(
         b,
         "<div class=\"field\"><label for=\"competency_id\">Competency</label>\
@@ -181,5 +140,5 @@ async fn render(
         w.error("given_on"),
     );
     let title = format!("Give feedback: {}", profile.name);
-    Ok((status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
+    Ok((shown.status, Html(page(&title, Some(viewer.signed()), &b))).into_response())
 }

@@ -102,6 +102,38 @@ pub(crate) async fn visible_profile(
     Ok(profile)
 }
 
+/// A form posted about a rep the viewer may see: checked to come from this
+/// site with the sign-in's token against forged requests
+/// ([`Viewer::check_form`]) before a handler sees it; its fields as typed.
+#[derive(Debug)]
+pub(crate) struct Posted {
+    pub visit: RepVisit,
+    pub typed: std::collections::BTreeMap<String, String>,
+}
+
+impl axum::extract::FromRequest<DashboardState> for Posted {
+    type Rejection = PageError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let (mut parts, body) = request.into_parts();
+        let visit = RepVisit::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let request = axum::extract::Request::from_parts(parts, body);
+        let axum::Form(typed) =
+            <axum::Form<std::collections::BTreeMap<String, String>> as axum::extract::FromRequest<
+                DashboardState,
+            >>::from_request(request, state)
+            .await
+            .map_err(|e| PageError::BadRequest(e.body_text()))?;
+        let csrf = typed.get("_csrf").map(String::as_str);
+        visit.viewer.check_form(&visit.state, &headers, csrf)?;
+        Ok(Posted { visit, typed })
+    }
+}
+
 /// The id a page's path names, as the domain's id type: 404 when it is not
 /// a UUID (no such page can exist).
 #[derive(Debug, Clone, Copy)]
