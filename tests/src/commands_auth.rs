@@ -97,9 +97,10 @@ const MATRIX: [(Route, Scope, [u16; 8]); 31] = [
     ),
     (Route::AssessSkill, Scope::Coaching, LEAD_201),
     (Route::HoldCoachingSession, Scope::Coaching, LEAD_201),
-    // The fixture's action item is owned by the rep, so they may complete it.
+    // The fixture's action item is owned by the rep, so they may complete
+    // or drop it.
     (Route::CompleteActionItem, Scope::Coaching, LEAD_OR_SELF_200),
-    (Route::DropActionItem, Scope::Coaching, LEAD_200),
+    (Route::DropActionItem, Scope::Coaching, LEAD_OR_SELF_200),
     (Route::RecordTraining, Scope::Coaching, LEAD_201),
     (Route::RecordMeasurement, Scope::Measurements, LEAD_201),
     (Route::ImportMeasurements, Scope::Measurements, LEAD_200),

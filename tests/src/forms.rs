@@ -16,7 +16,7 @@ const HOST: &str = "trellis.example";
 
 /// The app `trellis serve` builds, a world, a rep in it, and read models
 /// caught up with them.
-async fn serving_with_a_rep(kind: Kind) -> (TestApp, World, Uuid) {
+pub(crate) async fn serving_with_a_rep(kind: Kind) -> (TestApp, World, Uuid) {
     let app = TestApp::spawn_serving(kind).await;
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
@@ -27,7 +27,7 @@ async fn serving_with_a_rep(kind: Kind) -> (TestApp, World, Uuid) {
 /// Brings the read models up to date with everything committed (on
 /// PostgreSQL, other tests' transactions can hold the readers' horizon back
 /// for a moment, so it waits until the log reads whole).
-async fn project(app: &TestApp) {
+pub(crate) async fn project(app: &TestApp) {
     let total = app.events_in_log().await;
     for _ in 0..400 {
         let readable = app
@@ -48,7 +48,7 @@ async fn project(app: &TestApp) {
 }
 
 /// A browser's request: the sign-in cookie, this site's host, and `extra`.
-async fn browser(
+pub(crate) async fn browser(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -92,7 +92,7 @@ fn urlencode(fields: &[(&str, &str)]) -> String {
 }
 
 /// The `value` of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no hidden {name} in the form: {html}"));

@@ -1236,7 +1236,8 @@ pub fn declared_dashboard_routes() -> Vec<(String, String)> {
 }
 
 /// The (METHOD, path) of every `.route("path", get(a).post(b))` call in
-/// `source`, in order, a route with several method routers once per method.
+/// `source`, in order, a route with several method routers once per method
+/// (the dashboard's `quick::<Form>()` is a GET and a POST).
 pub fn routes_declared_in(source: &str) -> Vec<(String, String)> {
     const METHODS: [&str; 5] = ["get(", "post(", "put(", "delete(", "patch("];
     let mut routes = Vec::new();
@@ -1270,6 +1271,13 @@ pub fn routes_declared_in(source: &str) -> Vec<(String, String)> {
                 })
             })
             .collect();
+        // The dashboard's small forms: `quick::<Form>()` is a GET and a POST.
+        if call
+            .trim_start_matches([',', ' ', '\n'])
+            .starts_with("quick::<")
+        {
+            found.extend([(0, "get"), (1, "post")]);
+        }
         found.sort_unstable();
         assert!(!found.is_empty(), "{path}: no method router");
         routes.extend(

@@ -14,3 +14,4 @@ mod notifications;
 mod projections;
 mod queries;
 mod webhooks;
+mod week;

@@ -4,7 +4,8 @@
 //! - leader: writes for reps in the teams their token lists; acts as
 //!   themselves (feedback, coaching, plans are recorded under their id).
 //! - rep: acknowledges their own feedback and expectations, raises their own
-//!   support requests, completes their own action items; nothing else.
+//!   support requests, completes or drops the action items they own;
+//!   nothing else.
 //! - auditor: reads everything, writes nothing.
 //! - service: what its grants allow (`<scope>:write`), for every rep.
 //!
@@ -138,10 +139,10 @@ pub fn rep_write(
             } else {
                 Err(ApiError::Forbidden(match access {
                     RepAccess::ActionItem(_) => {
-                        "a rep may complete only the action items they own".into()
+                        "a rep may complete or drop only the action items they own".into()
                     }
                     _ => "a rep may acknowledge feedback and expectations, raise support \
-                          requests and complete their own action items; nothing else"
+                          requests and complete or drop their own action items; nothing else"
                         .into(),
                 }))
             }
@@ -161,10 +162,10 @@ pub fn rep_access(command: &RepCommand) -> RepAccess {
         C::GiveFeedback { .. }
         | C::AssessSkill { .. }
         | C::HoldCoachingSession { .. }
-        | C::DropActionItem { .. }
         | C::RecordTraining { .. } => Lead(Scope::Coaching),
         C::AcknowledgeFeedback { .. } => LeadOrSelf(Scope::Coaching),
         C::CompleteActionItem { completed, .. } => RepAccess::ActionItem(completed.action_item_id),
+        C::DropActionItem { dropped, .. } => RepAccess::ActionItem(dropped.action_item_id),
         C::MeasurePerformance { .. } => Lead(Scope::Measurements),
         C::RaiseSupportRequest { .. } => LeadOrSelf(Scope::Support),
         C::AcknowledgeSupportRequest { .. } | C::ResolveSupportRequest { .. } => {

@@ -112,6 +112,33 @@ pub(crate) async fn standards_of(
     Ok(docs.into_iter().map(|d| (d.standard_id, d)).collect())
 }
 
+/// The standards in force today for the rep's role whose current version
+/// the rep has not acknowledged yet, by name.
+pub(crate) async fn standards_to_acknowledge(
+    state: &DashboardState,
+    decoded: &[&RepEvent],
+    profile: &RepProfile,
+) -> Result<Vec<StandardDoc>, PageError> {
+    let acknowledged: BTreeSet<(StandardId, u32)> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            RepEvent::ExpectationsAcknowledged(a) => Some((a.standard_id, a.standard_version)),
+            _ => None,
+        })
+        .collect();
+    let today = state.today();
+    let mut all: Vec<StandardDoc> = state.models().all(kinds::STANDARD).await?;
+    all.retain(|s| {
+        s.version_in_force(today)
+            .is_some_and(|v| v.roles.contains(&profile.role))
+            && s.versions
+                .last()
+                .is_some_and(|latest| !acknowledged.contains(&(s.standard_id, latest.version)))
+    });
+    all.sort_by_key(|s| s.name.to_string());
+    Ok(all)
+}
+
 /// Leader names of every team, by leader id.
 pub(crate) async fn leader_names(
     state: &DashboardState,
@@ -155,6 +182,9 @@ pub(crate) struct Entry {
     pub by: Option<LeaderId>,
     /// Superseded by a later correction (with its reason).
     pub corrected: Option<String>,
+    /// The id of the record, for a correction to name, and how it may be
+    /// corrected: `retract`, or `level` for an assessment.
+    pub fact: Option<(String, &'static str)>,
 }
 
 /// The rep's timeline from their stream: coaching, feedback, assessments,
@@ -209,6 +239,7 @@ pub(crate) fn timeline_entries<'a>(
                 private: is_private,
                 by,
                 corrected: None,
+                fact: None,
             });
         };
         match event {
@@ -269,6 +300,7 @@ pub(crate) fn timeline_entries<'a>(
                 );
                 if let Some(last) = out.last_mut() {
                     last.corrected = corrections.get(&e.feedback_id.to_string()).cloned();
+                    last.fact = Some((e.feedback_id.to_string(), "retract"));
                 }
             }
             RepEvent::SkillAssessed(e) => {
@@ -286,6 +318,7 @@ pub(crate) fn timeline_entries<'a>(
                 );
                 if let Some(last) = out.last_mut() {
                     last.corrected = corrections.get(&e.assessment_id.to_string()).cloned();
+                    last.fact = Some((e.assessment_id.to_string(), "level"));
                 }
             }
             RepEvent::CoachingSessionHeld(e) => {
@@ -333,6 +366,7 @@ pub(crate) fn timeline_entries<'a>(
                         })
                         .collect();
                     last.corrected = corrections.get(&e.session_id.to_string()).cloned();
+                    last.fact = Some((e.session_id.to_string(), "retract"));
                 }
             }
             RepEvent::ActionItemCompleted(e) => {
@@ -353,6 +387,7 @@ pub(crate) fn timeline_entries<'a>(
                 );
                 if let Some(last) = out.last_mut() {
                     last.corrected = corrections.get(&e.training_id.to_string()).cloned();
+                    last.fact = Some((e.training_id.to_string(), "retract"));
                 }
             }
             RepEvent::SupportRequested(e) => {
@@ -479,5 +514,6 @@ fn closed_item(
         private,
         by: None,
         corrected: None,
+        fact: None,
     })
 }

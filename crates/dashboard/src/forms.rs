@@ -46,6 +46,19 @@ pub(crate) async fn record(
     key: &str,
     body: &Value,
 ) -> Result<Outcome, PageError> {
+    record_if(state, viewer, path, key, None, body).await
+}
+
+/// [`record`], only if the record is still at version `if_match` (sent as
+/// `If-Match`; the API answers 409 when it is not).
+pub(crate) async fn record_if(
+    state: &DashboardState,
+    viewer: &Viewer,
+    path: &str,
+    key: &str,
+    if_match: Option<&str>,
+    body: &Value,
+) -> Result<Outcome, PageError> {
     let writes = state.writes().ok_or_else(|| {
         PageError::Forbidden("This Trellis shows records but does not take new ones.".into())
     })?;
@@ -56,6 +69,9 @@ pub(crate) async fn record(
         .header(header::CONTENT_TYPE, "application/json");
     if Uuid::parse_str(key).is_ok() {
         request = request.header("idempotency-key", key);
+    }
+    if let Some(version) = if_match {
+        request = request.header(header::IF_MATCH, format!("\"{version}\""));
     }
     let request = request
         .body(Body::from(body.to_string()))
@@ -78,7 +94,7 @@ pub(crate) async fn record(
         let field = e["field"].as_str().unwrap_or("form").to_owned();
         errors
             .entry(field)
-            .or_insert_with(|| e["reason"].as_str().unwrap_or("is not valid").to_owned());
+            .or_insert_with(|| plain(e["reason"].as_str().unwrap_or("is not valid")));
     }
     let general = errors.is_empty().then(|| {
         answer["detail"]
@@ -95,6 +111,20 @@ pub(crate) async fn record(
         errors,
         general,
     })
+}
+
+/// A reason without the JSON parser's " at line 1 column 52", which means
+/// nothing to someone who filled in a form.
+fn plain(reason: &str) -> String {
+    let cut = reason.rfind(" at line ").filter(|&at| {
+        let rest = &reason[at + " at line ".len()..];
+        rest.split_once(" column ").is_some_and(|(line, column)| {
+            [line, column]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    reason[..cut.unwrap_or(reason.len())].to_owned()
 }
 
 /// A form as a page shows it: what was typed, each field's error, the

@@ -31,6 +31,8 @@
 use axum::Router;
 use axum::routing::{get, post};
 
+use pages::{facts, plans, support};
+
 mod auth;
 mod data;
 mod error;
@@ -67,6 +69,14 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}/coaching`, `POST` | log a coaching session (through the write API) |
 /// | `GET /reps/{id}/assessment?competency=…`, `POST` | assess a skill against its rubric |
 /// | `POST /reps/{id}/feedback/{fid}/acknowledgement`, `POST /reps/{id}/action-items/{iid}/completion` | a rep's one-click records |
+/// | `GET /reps/{id}/support-requests/new`, `POST` | a rep asks for support |
+/// | `…/support-requests/{rid}/acknowledgement`, `…/resolution` (`GET`, `POST`) | a leader answers it |
+/// | `GET /reps/{id}/improvement-plans/new`, `…/{pid}/checkpoints`, `…/{pid}/closure` (and `POST`) | a plan's start, checkpoints and close |
+/// | `GET /reps/{id}/measurements/new`, `POST` | record a measurement |
+/// | `GET /reps/{id}/action-items/{iid}/drop`, `POST` | drop an action item |
+/// | `GET /reps/{id}/corrections/new?fact=…&as=retract\|level\|value`, `POST` | retract or correct a record |
+/// | `GET /reps/{id}/reviews/new?from=…&to=…`, `POST` | record a review of a packet |
+/// | `POST /reps/{id}/expectations-acknowledgements` | a rep acknowledges a standard |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 fn routes(state: DashboardState) -> Router {
     Router::new()
@@ -98,9 +108,49 @@ fn routes(state: DashboardState) -> Router {
             "/reps/{rep_id}/feedback",
             get(pages::feedback::form).post(pages::feedback::submit),
         )
+        .route(
+            "/reps/{rep_id}/expectations-acknowledgements",
+            post(pages::actions::act),
+        )
+        .route(
+            "/reps/{rep_id}/support-requests/new",
+            quick::<support::Raise>(),
+        )
+        .route(
+            "/reps/{rep_id}/support-requests/{request_id}/acknowledgement",
+            quick::<support::Acknowledge>(),
+        )
+        .route(
+            "/reps/{rep_id}/support-requests/{request_id}/resolution",
+            quick::<support::Resolve>(),
+        )
+        .route(
+            "/reps/{rep_id}/improvement-plans/new",
+            quick::<plans::Start>(),
+        )
+        .route(
+            "/reps/{rep_id}/improvement-plans/{plan_id}/checkpoints",
+            quick::<plans::Checkpoint>(),
+        )
+        .route(
+            "/reps/{rep_id}/improvement-plans/{plan_id}/closure",
+            quick::<plans::Close>(),
+        )
+        .route("/reps/{rep_id}/measurements/new", quick::<facts::Measure>())
+        .route(
+            "/reps/{rep_id}/action-items/{action_item_id}/drop",
+            quick::<facts::DropItem>(),
+        )
+        .route("/reps/{rep_id}/corrections/new", quick::<facts::Correct>())
+        .route("/reps/{rep_id}/reviews/new", quick::<facts::Review>())
         .route("/leaders/{leader_id}", get(pages::leader::handler))
         .layer(axum::middleware::map_response(page_policy))
         .with_state(state)
+}
+
+/// The `GET` and `POST` of a [`pages::quick`] form.
+fn quick<F: pages::quick::Quick + 'static>() -> axum::routing::MethodRouter<DashboardState> {
+    get(pages::quick::open::<F>).post(pages::quick::submit::<F>)
 }
 
 /// Every page's Content-Security-Policy (the shared layer adds the other

@@ -1,8 +1,10 @@
 //! The one-click records a rep makes on their own page, each a small form
 //! that posts through the write API the request of the same path under
 //! `/v1`, dated today: acknowledging feedback
-//! (`POST /reps/{id}/feedback/{feedback_id}/acknowledgement`) and completing
-//! an action item they own (`POST /reps/{id}/action-items/{item_id}/completion`).
+//! (`POST /reps/{id}/feedback/{feedback_id}/acknowledgement`) or a standard
+//! (`POST /reps/{id}/expectations-acknowledgements`, naming it in
+//! `standard_id`), and completing an action item they own
+//! (`POST /reps/{id}/action-items/{item_id}/completion`).
 
 use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,10 +15,21 @@ use crate::error::PageError;
 use crate::forms::{Outcome, field, new_key, record};
 use crate::html::{csrf_field, esc};
 
-/// A button that records `path` (a route of this module) for the viewer.
-pub(crate) fn button(path: &str, label: &str, csrf: &str) -> String {
+/// A button that records `path` (a route of this module) for the viewer,
+/// sending `extra` fields with it.
+pub(crate) fn button(path: &str, label: &str, csrf: &str, extra: &[(&str, &str)]) -> String {
+    let extra: String = extra
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(name),
+                esc(value)
+            )
+        })
+        .collect();
     format!(
-        "<form class=\"inline\" method=\"post\" action=\"{}\">{}\
+        "<form class=\"inline\" method=\"post\" action=\"{}\">{}{extra}\
          <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
          <button type=\"submit\">{}</button></form>",
         esc(path),
@@ -31,12 +44,15 @@ pub(crate) fn button(path: &str, label: &str, csrf: &str) -> String {
 pub(crate) async fn act(uri: Uri, Posted { visit, typed }: Posted) -> Result<Response, PageError> {
     let (state, viewer) = (&visit.state, &visit.viewer);
     let rep_id = visit.profile.rep_id;
-    let what = if uri.path().ends_with("/acknowledgement") {
+    let mut body = json!({ "on": state.today().to_string() });
+    let what = if uri.path().ends_with("/expectations-acknowledgements") {
+        body["standard_id"] = json!(field(&typed, "standard_id"));
+        "acknowledged"
+    } else if uri.path().ends_with("/acknowledgement") {
         "acknowledged"
     } else {
         "completed"
     };
-    let body = json!({ "on": state.today().to_string() });
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &format!("/v1{}", uri.path()), key, &body).await? {
         Outcome::Recorded => {

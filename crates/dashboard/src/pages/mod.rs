@@ -17,11 +17,15 @@ pub(crate) mod actions;
 pub(crate) mod assessment;
 pub(crate) mod audit;
 pub(crate) mod coaching;
+pub(crate) mod facts;
 pub(crate) mod feedback;
 pub(crate) mod home;
 pub(crate) mod leader;
 pub(crate) mod packet;
+pub(crate) mod plans;
+pub(crate) mod quick;
 pub(crate) mod rep;
+pub(crate) mod support;
 pub(crate) mod team;
 
 /// Who is looking, with the state to answer from: every page handler's

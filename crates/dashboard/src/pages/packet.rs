@@ -55,5 +55,12 @@ pub(crate) async fn handler(
         _ => &document[..],
     };
     b.push_str(&render::html_body(body));
+    if state.writes().is_some() && viewer.writes_for_leaders() {
+        let _ = write!(
+            b,
+            "<p class=\"noprint\"><a class=\"button\" href=\"/reps/{rep_id}/reviews/new?from={from}&amp;to={to}\">\
+             Record that the review was held on this packet</a></p>"
+        );
+    }
     Ok(Html(page(&title, Some(viewer.signed()), &b)).into_response())
 }

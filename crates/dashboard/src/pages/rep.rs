@@ -14,8 +14,8 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Deserialize;
 use trellis_domain::rep::{Owner, RepEvent};
-use trellis_domain::{Event, PeriodKind, StandardKind};
-use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase};
+use trellis_domain::{Event, PeriodKind, RepId, StandardKind};
+use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, SupportRequestView};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
@@ -126,6 +126,8 @@ pub(crate) async fn handler(
     let leaders = data::leader_names(&state).await?;
     let team = data::team(&state, profile.team_id).await?;
 
+    // May the viewer record for this rep as their leader (today's page only)?
+    let leads = state.writes().is_some() && viewer.writes_for_leaders() && as_of.is_none();
     let mut b = String::with_capacity(96 * 1024);
     let tenure_months = {
         let months = (day.year() - profile.start_date.year()) * 12 + day.month() as i32
@@ -153,16 +155,8 @@ pub(crate) async fn handler(
             None => "active".to_owned(),
         }
     );
-    match params.recorded.as_deref() {
-        Some("acknowledged") => b.push_str("<p class=\"notice\" role=\"status\">Acknowledged.</p>"),
-        Some("completed") => b.push_str("<p class=\"notice\" role=\"status\">Marked done.</p>"),
-        Some("feedback") => {
-            b.push_str("<p class=\"notice\" role=\"status\">Feedback recorded.</p>")
-        }
-        Some("coaching") => {
-            b.push_str("<p class=\"notice\" role=\"status\">Coaching session recorded.</p>")
-        }
-        _ => {}
+    if let Some(said) = params.recorded.as_deref().and_then(recorded_notice) {
+        let _ = write!(b, "<p class=\"notice\" role=\"status\">{said}</p>");
     }
     if let Some(d) = as_of {
         let _ = write!(
@@ -185,11 +179,19 @@ pub(crate) async fn handler(
         day.checked_sub_days(Days::new(90))
             .unwrap_or(day)
             .max(profile.start_date),
-        if state.writes().is_some() && viewer.writes_for_leaders() {
+        if leads {
             format!(
                 "<a class=\"button\" href=\"/reps/{rep_id}/coaching\">Log coaching</a>\
                  <a class=\"button\" href=\"/reps/{rep_id}/assessment\">Assess a skill</a>\
-                 <a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>"
+                 <a class=\"button\" href=\"/reps/{rep_id}/feedback\">Give feedback</a>\
+                 <a class=\"button\" href=\"/reps/{rep_id}/measurements/new\">Record a measurement</a>{}",
+                if profile.open_plan.is_none() {
+                    format!(
+                        "<a class=\"button\" href=\"/reps/{rep_id}/improvement-plans/new\">Start an improvement plan</a>"
+                    )
+                } else {
+                    String::new()
+                }
             )
         } else {
             String::new()
@@ -208,12 +210,14 @@ pub(crate) async fn handler(
             })
             .collect();
         let hidden = data::hidden_from_rep(decoded.iter().copied());
+        let standards = data::standards_to_acknowledge(&state, &decoded, &view.profile).await?;
         to_do(
             &mut b,
             &decoded,
             &hidden,
             &view,
             &names,
+            &standards,
             viewer.signed().csrf,
         );
     }
@@ -295,7 +299,7 @@ pub(crate) async fn handler(
         for item in &view.open_action_items {
             let _ = write!(
                 b,
-                "<li class=\"coaching\"><span class=\"when\">due {}</span>{}{}{}<p>Owner: {}</p></li>",
+                "<li class=\"coaching\"><span class=\"when\">due {}</span>{}{}{}<p>Owner: {}</p>{}</li>",
                 item.item.due_on,
                 esc(item.item.description.as_ref()),
                 if item.overdue {
@@ -316,13 +320,21 @@ pub(crate) async fn handler(
                     Owner::Leader(id) => leaders
                         .get(&id.to_string())
                         .map_or("their leader".to_owned(), |n| esc(n)),
+                },
+                if leads {
+                    format!(
+                        "<p><a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
+                        item.item.action_item_id
+                    )
+                } else {
+                    String::new()
                 }
             );
         }
         b.push_str("</ul>");
     }
 
-    b.push_str("<h2>Improvement plans</h2>");
+    b.push_str("<h2 id=\"plans\">Improvement plans</h2>");
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
@@ -348,6 +360,12 @@ pub(crate) async fn handler(
                 plan.checkpoints.len(),
                 match (plan.outcome, plan.closed_on) {
                     (Some(o), Some(on)) => format!("{} on {on}", outcome(o)),
+                    _ if leads => format!(
+                        "<span class=\"badge plan\">open</span> \
+                         <a href=\"/reps/{rep_id}/improvement-plans/{id}/checkpoints\">Record a checkpoint</a> · \
+                         <a href=\"/reps/{rep_id}/improvement-plans/{id}/closure\">Close</a>",
+                        id = plan.plan_id
+                    ),
                     _ => "<span class=\"badge plan\">open</span>".to_owned(),
                 }
             );
@@ -355,7 +373,7 @@ pub(crate) async fn handler(
         b.push_str("</tbody></table></div>");
     }
 
-    b.push_str("<h2>Support requests</h2>");
+    b.push_str("<h2 id=\"support\">Support requests</h2>");
     if profile.support_requests.is_empty() {
         b.push_str("<p>None raised.</p>");
     } else {
@@ -370,8 +388,13 @@ pub(crate) async fn handler(
                 match (r.resolved_on, r.days_to_resolve) {
                     (Some(on), Some(days)) => format!("{on} (after {days} days)"),
                     _ => format!(
-                        "<span class=\"tag overdue\">open for {} days</span>",
-                        (day - r.raised_on).num_days()
+                        "<span class=\"tag overdue\">open for {} days</span>{}",
+                        (day - r.raised_on).num_days(),
+                        if leads {
+                            support_links(rep_id, r)
+                        } else {
+                            String::new()
+                        }
                     ),
                 }
             );
@@ -417,7 +440,7 @@ pub(crate) async fn handler(
         const SHOWN: usize = 30;
         b.push_str("<ol class=\"timeline\">");
         for entry in entries.iter().take(SHOWN) {
-            entry_html(&mut b, entry, &leaders);
+            entry_html(&mut b, entry, &leaders, leads.then_some(rep_id));
         }
         b.push_str("</ol>");
         if entries.len() > SHOWN {
@@ -427,7 +450,7 @@ pub(crate) async fn handler(
                 entries.len() - SHOWN
             );
             for entry in entries.iter().skip(SHOWN) {
-                entry_html(&mut b, entry, &leaders);
+                entry_html(&mut b, entry, &leaders, leads.then_some(rep_id));
             }
             b.push_str("</ol></details>");
         }
@@ -436,7 +459,49 @@ pub(crate) async fn handler(
     Ok(Html(page(profile.name.as_ref(), Some(viewer.signed()), &b)).into_response())
 }
 
-fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>) {
+/// The words a page says after a form recorded `what` (`?recorded=…`).
+fn recorded_notice(what: &str) -> Option<&'static str> {
+    Some(match what {
+        "acknowledged" => "Acknowledged.",
+        "completed" => "Marked done.",
+        "dropped" => "Action item dropped.",
+        "feedback" => "Feedback recorded.",
+        "coaching" => "Coaching session recorded.",
+        "assessment" => "Assessment recorded.",
+        "support" => "Support request sent to your leader.",
+        "resolved" => "Support request resolved.",
+        "measurement" => "Measurement recorded.",
+        "plan" => "Improvement plan started.",
+        "checkpoint" => "Checkpoint recorded.",
+        "closed" => "Improvement plan closed.",
+        "corrected" => "Correction recorded.",
+        "review" => "Review recorded.",
+        _ => return None,
+    })
+}
+
+/// A leader's links to answer an open support request.
+fn support_links(rep_id: RepId, r: &SupportRequestView) -> String {
+    let id = r.request_id;
+    let acknowledge = if r.acknowledged_on.is_none() {
+        format!(
+            "<a href=\"/reps/{rep_id}/support-requests/{id}/acknowledgement\">Acknowledge</a> · "
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<br>{acknowledge}<a href=\"/reps/{rep_id}/support-requests/{id}/resolution\">Resolve</a>"
+    )
+}
+
+/// `edit`: the rep whose records the viewer may retract or correct.
+fn entry_html(
+    b: &mut String,
+    entry: &Entry,
+    leaders: &BTreeMap<String, String>,
+    edit: Option<RepId>,
+) {
     let _ = write!(
         b,
         "<li class=\"{}\"><span class=\"when\">{}</span><strong>{}</strong>{}",
@@ -465,17 +530,32 @@ fn entry_html(b: &mut String, entry: &Entry, leaders: &BTreeMap<String, String>)
             esc(c)
         );
     }
+    if let (Some(rep_id), Some((fact, how)), None) = (edit, &entry.fact, &entry.corrected) {
+        let _ = write!(
+            b,
+            "<p class=\"noprint\"><a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=retract\">Retract</a>{}</p>",
+            if *how == "level" {
+                format!(
+                    " · <a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=level\">Correct the level</a>"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     b.push_str("</li>");
 }
 
-/// The rep's own to-do list: feedback to acknowledge and the open action
-/// items they own, each with its one-click record.
+/// The rep's own to-do list: feedback and standards to acknowledge and the
+/// open action items they own, each with its one-click record (or a link to
+/// drop it), and a way to ask for support.
 fn to_do(
     b: &mut String,
     decoded: &[&RepEvent],
     hidden: &BTreeSet<String>,
     view: &query::RepProfileView,
     names: &BTreeMap<String, String>,
+    standards: &[StandardDoc],
     csrf: &str,
 ) {
     let rep_id = view.profile.rep_id;
@@ -503,10 +583,34 @@ fn to_do(
                 actions::button(
                     &format!("/reps/{rep_id}/feedback/{id}/acknowledgement"),
                     "Acknowledge",
-                    csrf
+                    csrf,
+                    &[]
                 )
             ));
         }
+    }
+    for standard in standards {
+        let id = standard.standard_id.to_string();
+        lines.push(format!(
+            "<li>The standard <strong>{}</strong>{}: read it and acknowledge it {}</li>",
+            esc(standard.name.as_ref()),
+            standard
+                .versions
+                .last()
+                .map(|v| format!(
+                    " ({} {}, from {})",
+                    v.target,
+                    esc(standard.unit.as_ref()),
+                    v.effective_from
+                ))
+                .unwrap_or_default(),
+            actions::button(
+                &format!("/reps/{rep_id}/expectations-acknowledgements"),
+                "Acknowledge",
+                csrf,
+                &[("standard_id", &id)]
+            )
+        ));
     }
     for item in view
         .open_action_items
@@ -514,7 +618,7 @@ fn to_do(
         .filter(|i| i.item.owner == Owner::Rep)
     {
         lines.push(format!(
-            "<li>{}{} (by {}) {}</li>",
+            "<li>{}{} (by {}) {} {}</li>",
             esc(item.item.description.as_ref()),
             if item.overdue {
                 " <span class=\"tag overdue\">overdue</span>"
@@ -528,7 +632,12 @@ fn to_do(
                     item.item.action_item_id
                 ),
                 "Mark done",
-                csrf
+                csrf,
+                &[]
+            ),
+            format_args!(
+                "<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop</a>",
+                item.item.action_item_id
             )
         ));
     }
@@ -538,7 +647,11 @@ fn to_do(
     } else {
         let _ = write!(b, "<ul class=\"todo\">{}</ul>", lines.concat());
     }
-    b.push_str("</section>");
+    let _ = write!(
+        b,
+        "<p>Something in your way, or something you need? \
+         <a class=\"button\" href=\"/reps/{rep_id}/support-requests/new\">Ask for support</a></p></section>"
+    );
 }
 
 /// One line per `(name, id)` in `ids`, its point in each row given by

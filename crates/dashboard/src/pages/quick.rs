@@ -1,0 +1,468 @@
+//! Forms of a few fields, each recording one request of the write API: a
+//! rep raising a support request or dropping an action item; a leader
+//! resolving a request, recording a measurement, starting, checkpointing and
+//! closing an improvement plan, retracting or correcting a record, and
+//! recording a review. Each form is a [`Spec`] its module builds for the rep
+//! and the path; this module shows it, posts it through the write API
+//! (the same parsing, rules, events and idempotency as `/v1`), and shows it
+//! again with each error beside its field when the API refuses it.
+//!
+//! A form about a record that already exists (`guarded`) carries the
+//! version of the rep's history it was opened at and sends it as
+//! `If-Match`: when someone recorded something in between, nothing is
+//! recorded and the form says what changed since it was opened.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::extract::{Query, RawPathParams};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+use trellis_domain::Event;
+use trellis_queries::asof::readable_history;
+
+use super::{Posted, RepVisit};
+use crate::data;
+use crate::error::PageError;
+use crate::forms::{Outcome, Shown, Typed, Widgets, alert, field, fresh, new_key, record_if};
+use crate::html::{csrf_field, esc, page};
+
+/// What a field takes.
+#[derive(Debug, Clone)]
+pub(crate) enum Kind {
+    /// One line of text.
+    Text,
+    /// A few lines of text.
+    Area,
+    /// A day, no later than today.
+    Date,
+    /// A day, today or later.
+    Later,
+    /// A number, sent as one; the words to show when what was typed is not.
+    Number(&'static str),
+    /// One of `(value, label)`.
+    Choice(Vec<(String, String)>),
+    /// A level, 1 to 5, sent as a number.
+    Level,
+    /// One entry per line, each sent as `{key: line}` in a list.
+    Lines { key: &'static str },
+    /// Carried as it is, not shown.
+    Hidden,
+}
+
+/// One field: its name in the API's body (dots nest: `correction.level`),
+/// its label, what it takes, and what it holds when the form opens.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub label: String,
+    pub kind: Kind,
+    pub default: String,
+}
+
+impl Field {
+    pub(crate) fn new(name: &'static str, label: &str, kind: Kind) -> Self {
+        Field {
+            name,
+            label: label.to_owned(),
+            kind,
+            default: String::new(),
+        }
+    }
+
+    /// Opens holding `value`.
+    pub(crate) fn with(mut self, value: impl ToString) -> Self {
+        self.default = value.to_string();
+        self
+    }
+}
+
+/// A form: what it is called, the words above it (HTML), its fields, its
+/// button, the write API path it posts to with `fixed` as the rest of the
+/// body, and where a recorded form leads.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub title: String,
+    pub lead: String,
+    pub fields: Vec<Field>,
+    pub button: &'static str,
+    pub api: String,
+    pub fixed: Value,
+    pub done: String,
+    /// Sends the version the form was opened at as `If-Match`.
+    pub guarded: bool,
+}
+
+/// The path's parameters and the query of a form's request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ask {
+    pub path: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+}
+
+impl Ask {
+    /// The path parameter `name` as a UUID: 404 when it is not one.
+    pub(crate) fn id(&self, name: &str) -> Result<uuid::Uuid, PageError> {
+        let raw = self.path.get(name).map_or("", String::as_str);
+        uuid::Uuid::parse_str(raw).map_err(|_| {
+            PageError::NotFound(format!(
+                "{raw:?} is not an id; ids are UUIDs, as the links in Trellis give them."
+            ))
+        })
+    }
+}
+
+/// A form of this module: builds its [`Spec`] for the rep and the request.
+pub(crate) trait Quick {
+    fn spec(
+        visit: &RepVisit,
+        ask: &Ask,
+    ) -> impl std::future::Future<Output = Result<Spec, PageError>> + Send;
+}
+
+fn ask(path: &RawPathParams, query: BTreeMap<String, String>) -> Ask {
+    Ask {
+        path: path
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        query,
+    }
+}
+
+/// `GET`: the form as it opens.
+pub(crate) async fn open<F: Quick>(
+    path: RawPathParams,
+    Query(query): Query<BTreeMap<String, String>>,
+    visit: RepVisit,
+) -> Result<Response, PageError> {
+    let spec = F::spec(&visit, &ask(&path, query)).await?;
+    let mut typed: Typed = spec
+        .fields
+        .iter()
+        .map(|f| (f.name.to_owned(), f.default.clone()))
+        .collect();
+    typed.insert("idempotency_key".into(), new_key());
+    if spec.guarded {
+        typed.insert("_version".into(), version(&visit).await?.to_string());
+    }
+    render(&visit, &spec, fresh(&typed))
+}
+
+/// `POST`: records the form, or shows it again with what was wrong (or
+/// what changed since it was opened).
+pub(crate) async fn submit<F: Quick>(
+    path: RawPathParams,
+    Query(query): Query<BTreeMap<String, String>>,
+    Posted { visit, mut typed }: Posted,
+) -> Result<Response, PageError> {
+    let spec = F::spec(&visit, &ask(&path, query)).await?;
+    let if_match = spec
+        .guarded
+        .then(|| field(&typed, "_version").to_owned())
+        .filter(|v| !v.is_empty());
+    let key = field(&typed, "idempotency_key").to_owned();
+    let outcome = record_if(
+        &visit.state,
+        &visit.viewer,
+        &spec.api,
+        &key,
+        if_match.as_deref(),
+        &body(&spec, &typed),
+    )
+    .await?;
+    match outcome {
+        Outcome::Recorded => Ok(Redirect::to(&spec.done).into_response()),
+        Outcome::Refused { status, .. } if status == StatusCode::CONFLICT => {
+            let seen = field(&typed, "_version").parse::<u64>().unwrap_or(0);
+            let (changes, now) = changes_since(&visit, seen).await?;
+            typed.insert("_version".into(), now.to_string());
+            let general = format!(
+                "Since you opened this form, someone else recorded: {}. Check the form \
+                 against that, then send it again.",
+                if changes.is_empty() {
+                    "a change you may not see".to_owned()
+                } else {
+                    changes.join("; ")
+                }
+            );
+            let none = BTreeMap::new();
+            render(
+                &visit,
+                &spec,
+                Shown::refused(&typed, &none, Some(&general), status),
+            )
+        }
+        Outcome::Refused {
+            status,
+            errors,
+            general,
+        } => {
+            let (errors, general) = place(&spec, &typed, errors, general);
+            render(
+                &visit,
+                &spec,
+                Shown::refused(&typed, &errors, general.as_deref(), status),
+            )
+        }
+    }
+}
+
+/// The body the form sends: `fixed`, then each field at its place.
+fn body(spec: &Spec, typed: &Typed) -> Value {
+    let mut body = spec.fixed.clone();
+    for f in &spec.fields {
+        let raw = field(typed, f.name);
+        let value = match &f.kind {
+            Kind::Number(_) | Kind::Level => raw
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| raw.parse::<f64>().map(Value::from))
+                .unwrap_or_else(|_| Value::from(raw)),
+            Kind::Lines { key } => Value::Array(
+                raw.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| json!({ *key: l }))
+                    .collect(),
+            ),
+            _ => Value::from(raw),
+        };
+        let mut at = &mut body;
+        let mut parts = f.name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if !at.is_object() {
+                *at = json!({});
+            }
+            if parts.peek().is_none() {
+                at[part] = value;
+                break;
+            }
+            at = &mut at[part];
+        }
+    }
+    body
+}
+
+/// Puts each of the API's errors beside the field it names (a list's
+/// `targets[1].description` beside `targets`), in plain words for a number
+/// that is not one; what no field shows goes above the form.
+fn place(
+    spec: &Spec,
+    typed: &Typed,
+    errors: BTreeMap<String, String>,
+    general: Option<String>,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut placed = BTreeMap::new();
+    let mut stray = Vec::new();
+    for (name, why) in errors {
+        // A hidden field has nowhere to show its error: it goes above.
+        let owner = spec.fields.iter().find(|f| {
+            !matches!(f.kind, Kind::Hidden) && name == f.name
+                || name
+                    .strip_prefix(f.name)
+                    .is_some_and(|rest| rest.starts_with(['[', '.']))
+        });
+        match owner {
+            Some(f) => {
+                let why = match &f.kind {
+                    Kind::Number(plain) if field(typed, f.name).parse::<f64>().is_err() => {
+                        (*plain).to_owned()
+                    }
+                    _ => why,
+                };
+                placed.entry(f.name.to_owned()).or_insert(why);
+            }
+            None => stray.push(format!("{name}: {why}")),
+        }
+    }
+    let general = general.or_else(|| (!stray.is_empty()).then(|| stray.join("; ")));
+    (placed, general)
+}
+
+/// The version of the rep's history now.
+async fn version(visit: &RepVisit) -> Result<u64, PageError> {
+    let (history, _) = readable_history(
+        visit.state.reads(),
+        visit.viewer.claims(),
+        visit.profile.rep_id,
+    )
+    .await?;
+    Ok(history.stream().version)
+}
+
+/// What was recorded about the rep after version `seen`, in the timeline's
+/// words (what the viewer may see of it), and the version now.
+async fn changes_since(visit: &RepVisit, seen: u64) -> Result<(Vec<String>, u64), PageError> {
+    let (history, _) = readable_history(
+        visit.state.reads(),
+        visit.viewer.claims(),
+        visit.profile.rep_id,
+    )
+    .await?;
+    let stream = history.stream();
+    let later = stream
+        .events()
+        .filter(|e| e.stream_version > seen)
+        .filter_map(|e| match &e.event {
+            Event::Rep(event) => Some(event),
+            _ => None,
+        });
+    let names = data::competency_names(&visit.state, std::iter::empty()).await?;
+    let entries = data::timeline_entries(later, &names, visit.viewer.sees_private());
+    let changes = entries
+        .iter()
+        .map(|e| format!("{} ({})", e.title, e.on))
+        .collect();
+    Ok((changes, stream.version))
+}
+
+/// The form, with what was typed and what was wrong.
+fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, PageError> {
+    let order: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+    let w = Widgets::new(shown.typed, shown.errors, &order);
+    let today = visit.state.today();
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>{}</h1><p class=\"lead\">{}</p>",
+        esc(&spec.title),
+        spec.lead
+    );
+    b.push_str(&alert(shown.errors, shown.general));
+    let _ = write!(
+        b,
+        "<form class=\"card form\" method=\"post\" novalidate>{}\
+         <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">",
+        csrf_field(visit.viewer.signed().csrf),
+        w.value("idempotency_key")
+    );
+    if spec.guarded {
+        let _ = write!(
+            b,
+            "<input type=\"hidden\" name=\"_version\" value=\"{}\">",
+            w.value("_version")
+        );
+    }
+    for f in &spec.fields {
+        let (name, id) = (f.name, crate::forms::id(f.name));
+        let label = esc(&f.label);
+        match &f.kind {
+            Kind::Hidden => {
+                let _ = write!(
+                    b,
+                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                    w.value(name)
+                );
+                continue;
+            }
+            Kind::Text | Kind::Number(_) => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <input type=\"text\" id=\"{id}\" name=\"{name}\" value=\"{}\"{}{}>",
+                    w.value(name),
+                    if matches!(f.kind, Kind::Number(_)) {
+                        " inputmode=\"decimal\""
+                    } else {
+                        ""
+                    },
+                    w.attrs(name)
+                );
+            }
+            Kind::Area | Kind::Lines { .. } => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <textarea id=\"{id}\" name=\"{name}\" rows=\"4\"{}>{}</textarea>",
+                    w.attrs(name),
+                    w.value(name)
+                );
+            }
+            Kind::Date => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <input type=\"date\" id=\"{id}\" name=\"{name}\" value=\"{}\" max=\"{today}\"{}>",
+                    w.value(name),
+                    w.attrs(name)
+                );
+            }
+            Kind::Later => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <input type=\"date\" id=\"{id}\" name=\"{name}\" value=\"{}\" min=\"{today}\"{}>",
+                    w.value(name),
+                    w.attrs(name)
+                );
+            }
+            Kind::Level => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <select id=\"{id}\" name=\"{name}\"{}><option value=\"\">Choose…</option>",
+                    w.attrs(name)
+                );
+                for level in 1..=5 {
+                    let level = level.to_string();
+                    let _ = write!(
+                        b,
+                        "<option value=\"{level}\"{}>Level {level}</option>",
+                        w.selected(name, &level)
+                    );
+                }
+                b.push_str("</select>");
+            }
+            Kind::Choice(options) => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <select id=\"{id}\" name=\"{name}\"{}><option value=\"\">Choose…</option>",
+                    w.attrs(name)
+                );
+                for (value, text) in options {
+                    let _ = write!(
+                        b,
+                        "<option value=\"{}\"{}>{}</option>",
+                        esc(value),
+                        w.selected(name, value),
+                        esc(text)
+                    );
+                }
+                b.push_str("</select>");
+            }
+        }
+        let _ = write!(b, "{}</div>", w.error(name));
+    }
+    let _ = write!(
+        b,
+        "<p><button class=\"primary\" type=\"submit\">{}</button> \
+         <a href=\"/reps/{}\">Cancel</a></p></form>",
+        esc(spec.button),
+        visit.profile.rep_id
+    );
+    let title = format!("{}: {}", spec.title, visit.profile.name);
+    Ok((
+        shown.status,
+        Html(page(&title, Some(visit.viewer.signed()), &b)),
+    )
+        .into_response())
+}
+
+/// The choice of the leader a record is from, for a viewer who is not a
+/// leader (an admin names one of the rep's team's leaders); none for a
+/// leader, whose records are their own.
+pub(crate) async fn leader(visit: &RepVisit, label: &str) -> Result<Option<Field>, PageError> {
+    if visit.viewer.claims().role == trellis_http::auth::Role::Leader {
+        return Ok(None);
+    }
+    let team = data::team(&visit.state, visit.profile.team_id).await?;
+    let options = team
+        .iter()
+        .flat_map(|t| t.leaders.iter())
+        .map(|(id, name)| (id.to_string(), name.to_string()))
+        .collect();
+    Ok(Some(Field::new("leader_id", label, Kind::Choice(options))))
+}

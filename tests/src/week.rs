@@ -1,0 +1,555 @@
+//! The rest of a week's records in the dashboard, each through the write
+//! API: a rep asks for support and their leader acknowledges and resolves
+//! it; a plan is started, checkpointed and closed; a measurement, a drop, a
+//! retraction, a level correction and a review are recorded; a rep
+//! acknowledges a standard. A form opened before someone else recorded
+//! something says what changed and records nothing.
+
+use axum::http::{Method, StatusCode};
+use trellis_tests::Kind;
+use uuid::Uuid;
+
+use crate::forms::{browser, hidden, project, serving_with_a_rep};
+use crate::http::{TestApp, feedback_body};
+
+/// A form as `token` opens it at `path`: its page, and what a browser
+/// would send of it untouched (every input's value, the options selected).
+async fn open(app: &TestApp, path: &str, token: &str) -> (String, Vec<(String, String)>) {
+    let page = browser(app, Method::GET, path, token, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "GET {path}: {}", page.text());
+    let html = page.text();
+    let carried = inputs(&html);
+    (html, carried)
+}
+
+/// The `name` and `value` of every `<input>` of `html` (radio buttons and
+/// check boxes only when checked).
+fn inputs(html: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        let key = format!(" {name}=\"");
+        tag.find(&key).map(|at| {
+            let rest = &tag[at + key.len()..];
+            rest[..rest.find('"').unwrap_or(0)].replace("&amp;", "&")
+        })
+    };
+    html.split("<input ")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+            let choice = tag.contains("type=\"radio\"") || tag.contains("type=\"checkbox\"");
+            if choice && !tag.contains(" checked") {
+                return None;
+            }
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Posts `carried`, with `fields` in place of the same names, to `path` as `token`.
+async fn send(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    carried: &[(String, String)],
+    fields: &[(&str, &str)],
+) -> crate::http::Resp {
+    let mut all: Vec<(&str, &str)> = carried
+        .iter()
+        .filter(|(k, _)| !fields.iter().any(|(name, _)| name == k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    all.extend_from_slice(fields);
+    browser(app, Method::POST, path, token, Some(&all), &[]).await
+}
+
+/// What a page says: its `<main>`, for failure messages.
+fn said(html: &str) -> &str {
+    html.find("<main").map_or(html, |at| &html[at..])
+}
+
+/// Opens the form at `path` and sends it with `fields`: recorded (303).
+async fn record(app: &TestApp, path: &str, token: &str, fields: &[(&str, &str)]) {
+    let (_, carried) = open(app, path, token).await;
+    let sent = send(app, path, token, &carried, fields).await;
+    assert_eq!(
+        sent.status,
+        StatusCode::SEE_OTHER,
+        "POST {path}: {}",
+        said(&sent.text())
+    );
+}
+
+async fn types(app: &TestApp, rep: Uuid) -> Vec<String> {
+    app.events("rep", rep)
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+fn count(types: &[String], event_type: &str) -> usize {
+    types.iter().filter(|t| *t == event_type).count()
+}
+
+/// The id that follows `prefix` in `html` (a link's path segment).
+fn id_after(html: &str, prefix: &str) -> String {
+    let at = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {html}"));
+    html[at + prefix.len()..at + prefix.len() + 36].to_owned()
+}
+
+async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let rep_token = app.rep(rep);
+    let own = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &rep_token,
+        None,
+        &[],
+    )
+    .await;
+    let ask = format!("/reps/{rep}/support-requests/new");
+    assert!(
+        own.text().contains(&format!("href=\"{ask}\"")),
+        "{}",
+        said(&own.text())
+    );
+
+    // Left empty: refused beside the field, the category kept.
+    let (_, carried) = open(&app, &ask, &rep_token).await;
+    let refused = send(
+        &app,
+        &ask,
+        &rep_token,
+        &carried,
+        &[("category", "tools"), ("description", " ")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(html.contains("id=\"description-error\""), "{}", said(&html));
+    assert!(html.contains("value=\"tools\" selected"), "{html}");
+    assert_eq!(count(&types(&app, rep).await, "SupportRequested"), 0);
+
+    let sent = send(
+        &app,
+        &ask,
+        &rep_token,
+        &carried,
+        &[
+            ("category", "tools"),
+            ("description", "The dialer licence expired on Monday."),
+            ("raised_on", "2026-02-15"),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(count(&types(&app, rep).await, "SupportRequested"), 1);
+    project(&app).await;
+
+    // The leader sees it open, with the links to answer it.
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &leader,
+        None,
+        &[],
+    )
+    .await;
+    let html = page.text();
+    let request = id_after(&html, &format!("/reps/{rep}/support-requests/"));
+    record(
+        &app,
+        &format!("/reps/{rep}/support-requests/{request}/acknowledgement"),
+        &leader,
+        &[("on", "2026-02-16")],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/reps/{rep}/support-requests/{request}/resolution"),
+        &leader,
+        &[
+            ("resolution", "Renewed the licence for a year."),
+            ("on", "2026-02-17"),
+        ],
+    )
+    .await;
+    let recorded = types(&app, rep).await;
+    assert_eq!(count(&recorded, "SupportAcknowledged"), 1, "{recorded:?}");
+    assert_eq!(count(&recorded, "SupportResolved"), 1, "{recorded:?}");
+    // A rep cannot answer their own request: no form for them.
+    let forbidden = browser(
+        &app,
+        Method::POST,
+        &format!("/reps/{rep}/support-requests/{request}/resolution"),
+        &rep_token,
+        Some(&[("_csrf", "x")]),
+        &[],
+    )
+    .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    app.cleanup().await;
+}
+
+async fn a_leader_starts_checkpoints_and_closes_an_improvement_plan(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    record(
+        &app,
+        &format!("/reps/{rep}/improvement-plans/new"),
+        &leader,
+        &[
+            (
+                "targets",
+                "50 calls a week\r\n\r\nA discovery call reviewed each week\r\n",
+            ),
+            ("started_on", "2026-03-02"),
+            ("review_on", "2026-05-04"),
+        ],
+    )
+    .await;
+    let events = app.events("rep", rep).await;
+    let started = events
+        .iter()
+        .find(|e| e.event_type == "ImprovementPlanStarted")
+        .expect("the plan");
+    assert_eq!(started.payload["targets"].as_array().map(Vec::len), Some(2));
+    project(&app).await;
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &leader,
+        None,
+        &[],
+    )
+    .await;
+    let plan = id_after(&page.text(), &format!("/reps/{rep}/improvement-plans/"));
+    record(
+        &app,
+        &format!("/reps/{rep}/improvement-plans/{plan}/checkpoints"),
+        &leader,
+        &[
+            ("note", "Calls at 42 a week, up from 30."),
+            ("on", "2026-03-16"),
+        ],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/reps/{rep}/improvement-plans/{plan}/closure"),
+        &leader,
+        &[
+            ("outcome", "met"),
+            ("note", "Both targets met for four weeks."),
+            ("on", "2026-04-27"),
+        ],
+    )
+    .await;
+    let recorded = types(&app, rep).await;
+    assert_eq!(
+        count(&recorded, "PlanCheckpointRecorded"),
+        1,
+        "{recorded:?}"
+    );
+    assert_eq!(count(&recorded, "ImprovementPlanClosed"), 1, "{recorded:?}");
+    app.cleanup().await;
+}
+
+async fn a_form_opened_before_someone_else_recorded_says_what_changed_and_records_nothing(
+    kind: Kind,
+) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    app.support_request(rep).await;
+    project(&app).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &leader,
+        None,
+        &[],
+    )
+    .await;
+    let request = id_after(&page.text(), &format!("/reps/{rep}/support-requests/"));
+    let path = format!("/reps/{rep}/support-requests/{request}/resolution");
+    let (_, carried) = open(&app, &path, &leader).await;
+    // Meanwhile another leader's client records feedback.
+    app.post_json(
+        &format!("/v1/reps/{rep}/feedback"),
+        &app.admin(),
+        &feedback_body(&world, "2026-02-16"),
+    )
+    .await
+    .expect(201);
+    let fields = [("resolution", "Renewed the licence."), ("on", "2026-02-17")];
+    let stale = send(&app, &path, &leader, &carried, &fields).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text());
+    let html = stale.text();
+    assert!(html.contains("Since you opened this form"), "{html}");
+    assert!(html.contains("Praise on"), "the change is named: {html}");
+    assert!(
+        html.contains("Renewed the licence."),
+        "typed text kept: {html}"
+    );
+    assert_eq!(count(&types(&app, rep).await, "SupportResolved"), 0);
+    // Sent again from the page it came back on: recorded.
+    let sent = send(&app, &path, &leader, &inputs(&html), &fields).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(count(&types(&app, rep).await, "SupportResolved"), 1);
+    app.cleanup().await;
+}
+
+async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explained(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let path = format!("/reps/{rep}/measurements/new");
+    let (html, carried) = open(&app, &path, &leader).await;
+    assert!(html.contains("value=\"calls_made\""), "{html}");
+    let refused = send(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "2026-03"),
+            ("value", "lots"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(
+        html.contains("Enter the measured value as a number"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"lots\""), "{html}");
+    let refused = send(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "March"),
+            ("value", "42"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.text().contains("id=\"period-error\""),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(count(&types(&app, rep).await, "PerformanceMeasured"), 0);
+    let sent = send(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "2026-W10"),
+            ("value", "42"),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let events = app.events("rep", rep).await;
+    let measured = events
+        .iter()
+        .find(|e| e.event_type == "PerformanceMeasured")
+        .expect("the measurement");
+    assert_eq!(measured.payload["value"], 42.0);
+    app.cleanup().await;
+}
+
+async fn a_leader_retracts_feedback_and_corrects_a_level_from_the_timeline(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let feedback = app.give_feedback(&world, rep).await;
+    let assessment = app.skill_assessment(&world, rep).await;
+    project(&app).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &leader,
+        None,
+        &[],
+    )
+    .await;
+    let html = page.text();
+    let retract = format!("/reps/{rep}/corrections/new?fact={feedback}&amp;as=retract");
+    let level = format!("/reps/{rep}/corrections/new?fact={assessment}&amp;as=level");
+    assert!(html.contains(&retract), "{html}");
+    assert!(html.contains(&level), "{html}");
+    record(
+        &app,
+        &retract.replace("&amp;", "&"),
+        &leader,
+        &[("reason", "Given to the wrong rep.")],
+    )
+    .await;
+    record(
+        &app,
+        &level.replace("&amp;", "&"),
+        &leader,
+        &[
+            ("correction.level", "2"),
+            (
+                "correction.evidence",
+                "Two of three calls had no discovery questions.",
+            ),
+            ("reason", "Entered 3 by mistake."),
+        ],
+    )
+    .await;
+    let events = app.events("rep", rep).await;
+    let corrections: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.event_type == "FactCorrected")
+        .map(|e| &e.payload)
+        .collect();
+    assert_eq!(corrections.len(), 2, "{corrections:?}");
+    assert_eq!(corrections[0]["correction"]["kind"], "retracted");
+    assert_eq!(corrections[1]["correction"]["level"], 2);
+    // A rep sees no correction links, and a hand-made one is refused.
+    let rep_token = app.rep(rep);
+    let own = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &rep_token,
+        None,
+        &[],
+    )
+    .await;
+    assert!(!own.text().contains("/corrections/new"), "{}", own.text());
+    app.cleanup().await;
+}
+
+async fn a_rep_drops_their_own_item_and_acknowledges_a_standard(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let item = app.action_item(&world, rep).await;
+    project(&app).await;
+    let token = app.rep(rep);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    let html = page.text();
+    let drop = format!("/reps/{rep}/action-items/{item}/drop");
+    assert!(html.contains(&format!("href=\"{drop}\"")), "{html}");
+    assert!(
+        html.contains("Weekly calls"),
+        "the standard to acknowledge: {html}"
+    );
+    let csrf = hidden(&html, "_csrf");
+    let standard = world.standard.to_string();
+    let acknowledged = browser(
+        &app,
+        Method::POST,
+        &format!("/reps/{rep}/expectations-acknowledgements"),
+        &token,
+        Some(&[
+            ("_csrf", csrf.as_str()),
+            ("idempotency_key", &Uuid::now_v7().to_string()),
+            ("standard_id", standard.as_str()),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        acknowledged.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        acknowledged.text()
+    );
+    record(
+        &app,
+        &drop,
+        &token,
+        &[("reason", "The script was replaced by the new playbook.")],
+    )
+    .await;
+    let recorded = types(&app, rep).await;
+    assert_eq!(
+        count(&recorded, "ExpectationsAcknowledged"),
+        1,
+        "{recorded:?}"
+    );
+    assert_eq!(count(&recorded, "ActionItemDropped"), 1, "{recorded:?}");
+    project(&app).await;
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        !page.text().contains("Weekly calls</strong>"),
+        "acknowledged, so no longer to do: {}",
+        page.text()
+    );
+    app.cleanup().await;
+}
+
+async fn a_leader_records_a_review_of_the_packet_they_read(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let packet = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}/review?from=2026-01-05&to=2026-03-31"),
+        &leader,
+        None,
+        &[],
+    )
+    .await;
+    let link = format!("/reps/{rep}/reviews/new?from=2026-01-05&amp;to=2026-03-31");
+    assert!(packet.text().contains(&link), "{}", packet.text());
+    let path = link.replace("&amp;", "&");
+    let (html, _) = open(&app, &path, &leader).await;
+    let sha = hidden(&html, "packet_sha256");
+    assert_eq!(sha.len(), 64, "{html}");
+    assert!(
+        packet.text().contains(&sha),
+        "the packet shows the same hash"
+    );
+    record(&app, &path, &leader, &[("on", "2026-04-02")]).await;
+    let events = app.events("rep", rep).await;
+    let review = events
+        .iter()
+        .find(|e| e.event_type == "ReviewHeld")
+        .expect("the review");
+    assert_eq!(review.payload["packet_sha256"], sha.as_str());
+    app.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it,
+    a_leader_starts_checkpoints_and_closes_an_improvement_plan,
+    a_form_opened_before_someone_else_recorded_says_what_changed_and_records_nothing,
+    a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explained,
+    a_leader_retracts_feedback_and_corrects_a_level_from_the_timeline,
+    a_rep_drops_their_own_item_and_acknowledges_a_standard,
+    a_leader_records_a_review_of_the_packet_they_read,
+);
