@@ -47,6 +47,7 @@ both_backends!(
     a_2000_row_csv_import_is_recorded_in_one_go,
     a_50000_row_csv_import_is_recorded_in_one_go,
     an_import_with_bad_rows_names_every_bad_row_and_records_nothing,
+    a_dry_run_import_names_format_and_domain_errors_at_once_and_records_nothing,
     a_csv_row_with_too_many_columns_is_refused,
     a_json_array_import_is_recorded,
     health_readiness_and_metrics_answer,
@@ -1296,6 +1297,58 @@ async fn a_50000_row_csv_import_is_recorded_in_one_go(app: &TestApp) {
     }
     // 50 reps × 40 weeks × 25 metrics.
     import_and_check(app, 50, 40, 25).await;
+}
+
+async fn a_dry_run_import_names_format_and_domain_errors_at_once_and_records_nothing(
+    app: &TestApp,
+) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let head = app.events_in_log().await;
+    // Line 3 cannot be read; line 4 is refused by the domain (before the
+    // rep joined on 2026-01-05): one answer names both.
+    let bad = format!(
+        "rep,metric,period,value\n\
+         {rep},calls_made,2026-W10,12\n\
+         {rep},calls_made,2026-W11,lots\n\
+         {rep},calls_made,2025-W40,7\n"
+    );
+    let r = app
+        .post_raw(
+            "/v1/measurements?dry_run=true",
+            &app.admin(),
+            "text/csv",
+            bad,
+            &[],
+        )
+        .await;
+    r.expect_problem(422, "validation");
+    let fields: Vec<String> = r.field_errors().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["line 3: value", "line 4"], "{}", r.text());
+    let good = format!(
+        "rep,metric,period,value\n\
+         {rep},calls_made,2026-W10,12\n\
+         {rep},calls_made,2026-W11,14\n"
+    );
+    let r = app
+        .post_raw(
+            "/v1/measurements?dry_run=true",
+            &app.admin(),
+            "text/csv",
+            good.clone(),
+            &[],
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["dry_run"], true, "{}", r.text());
+    assert_eq!(r.json["events"], 2, "{}", r.text());
+    assert_eq!(app.events_in_log().await, head, "a dry run records nothing");
+    let r = app
+        .post_raw("/v1/measurements", &app.admin(), "text/csv", good, &[])
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["dry_run"], false);
+    assert_eq!(app.events_in_log().await, head + 2);
 }
 
 async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &TestApp) {

@@ -13,5 +13,6 @@ mod http;
 mod notifications;
 mod projections;
 mod queries;
+mod setup;
 mod webhooks;
 mod week;

@@ -14,7 +14,11 @@ use crate::http::{TestApp, feedback_body};
 
 /// A form as `token` opens it at `path`: its page, and what a browser
 /// would send of it untouched (every input's value, the options selected).
-async fn open(app: &TestApp, path: &str, token: &str) -> (String, Vec<(String, String)>) {
+pub(crate) async fn open(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+) -> (String, Vec<(String, String)>) {
     let page = browser(app, Method::GET, path, token, None, &[]).await;
     assert_eq!(page.status, StatusCode::OK, "GET {path}: {}", page.text());
     let html = page.text();
@@ -22,17 +26,21 @@ async fn open(app: &TestApp, path: &str, token: &str) -> (String, Vec<(String, S
     (html, carried)
 }
 
-/// The `name` and `value` of every `<input>` of `html` (radio buttons and
-/// check boxes only when checked).
-fn inputs(html: &str) -> Vec<(String, String)> {
+/// What a browser sends of `html`'s form untouched: the `name` and `value`
+/// of every `<input>` (radio buttons and check boxes only when checked),
+/// every `<textarea>` and every `<select>` (its selected option, else its
+/// first).
+pub(crate) fn inputs(html: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| {
         let key = format!(" {name}=\"");
+        let tag = format!(" {tag}");
         tag.find(&key).map(|at| {
             let rest = &tag[at + key.len()..];
-            rest[..rest.find('"').unwrap_or(0)].replace("&amp;", "&")
+            unescape(&rest[..rest.find('"').unwrap_or(0)])
         })
     };
-    html.split("<input ")
+    let mut sent: Vec<(String, String)> = html
+        .split("<input ")
         .skip(1)
         .filter_map(|rest| {
             let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
@@ -42,11 +50,40 @@ fn inputs(html: &str) -> Vec<(String, String)> {
             }
             Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
         })
-        .collect()
+        .collect();
+    for rest in html.split("<textarea ").skip(1) {
+        let end = rest.find('>').unwrap_or(rest.len());
+        let content = &rest[end + 1..rest.find("</textarea>").unwrap_or(end + 1)];
+        if let Some(name) = attr(&rest[..end], "name") {
+            sent.push((name, unescape(content)));
+        }
+    }
+    for rest in html.split("<select ").skip(1) {
+        let end = rest.find('>').unwrap_or(rest.len());
+        let options = &rest[end..rest.find("</select>").unwrap_or(end)];
+        let chosen = options
+            .split("<option ")
+            .skip(1)
+            .find(|o| o[..o.find('>').unwrap_or(0)].contains(" selected"))
+            .or_else(|| options.split("<option ").nth(1))
+            .and_then(|o| attr(o, "value"));
+        if let Some(name) = attr(&rest[..end], "name") {
+            sent.push((name, chosen.unwrap_or_default()));
+        }
+    }
+    sent
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// Posts `carried`, with `fields` in place of the same names, to `path` as `token`.
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     path: &str,
     token: &str,
@@ -63,12 +100,12 @@ async fn send(
 }
 
 /// What a page says: its `<main>`, for failure messages.
-fn said(html: &str) -> &str {
+pub(crate) fn said(html: &str) -> &str {
     html.find("<main").map_or(html, |at| &html[at..])
 }
 
 /// Opens the form at `path` and sends it with `fields`: recorded (303).
-async fn record(app: &TestApp, path: &str, token: &str, fields: &[(&str, &str)]) {
+pub(crate) async fn record(app: &TestApp, path: &str, token: &str, fields: &[(&str, &str)]) {
     let (_, carried) = open(app, path, token).await;
     let sent = send(app, path, token, &carried, fields).await;
     assert_eq!(
@@ -79,7 +116,7 @@ async fn record(app: &TestApp, path: &str, token: &str, fields: &[(&str, &str)])
     );
 }
 
-async fn types(app: &TestApp, rep: Uuid) -> Vec<String> {
+pub(crate) async fn types(app: &TestApp, rep: Uuid) -> Vec<String> {
     app.events("rep", rep)
         .await
         .into_iter()
@@ -87,7 +124,7 @@ async fn types(app: &TestApp, rep: Uuid) -> Vec<String> {
         .collect()
 }
 
-fn count(types: &[String], event_type: &str) -> usize {
+pub(crate) fn count(types: &[String], event_type: &str) -> usize {
     types.iter().filter(|t| *t == event_type).count()
 }
 

@@ -371,6 +371,10 @@ pub struct Imported {
     /// of the same value records nothing).
     pub events: usize,
     pub replayed: bool,
+    /// True for the answer to `?dry_run=true`: every row would be recorded
+    /// (`events` says how many events that makes) but nothing was.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

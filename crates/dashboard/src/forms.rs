@@ -46,46 +46,29 @@ pub(crate) async fn record(
     key: &str,
     body: &Value,
 ) -> Result<Outcome, PageError> {
-    record_if(state, viewer, path, key, None, body).await
+    record_if(state, viewer, (&Method::POST, path), key, None, body).await
 }
 
-/// [`record`], only if the record is still at version `if_match` (sent as
-/// `If-Match`; the API answers 409 when it is not).
+/// [`record`] with another method than `POST` (`PUT` to edit), and only
+/// if the record is still at version `if_match` (sent as `If-Match`; the API
+/// answers 409 when it is not).
 pub(crate) async fn record_if(
     state: &DashboardState,
     viewer: &Viewer,
-    path: &str,
+    (method, path): (&Method, &str),
     key: &str,
     if_match: Option<&str>,
     body: &Value,
 ) -> Result<Outcome, PageError> {
-    let writes = state.writes().ok_or_else(|| {
-        PageError::Forbidden("This Trellis shows records but does not take new ones.".into())
-    })?;
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {}", viewer.token()))
-        .header(header::CONTENT_TYPE, "application/json");
-    if Uuid::parse_str(key).is_ok() {
-        request = request.header("idempotency-key", key);
-    }
-    if let Some(version) = if_match {
-        request = request.header(header::IF_MATCH, format!("\"{version}\""));
-    }
-    let request = request
-        .body(Body::from(body.to_string()))
-        .map_err(|e| PageError::Internal(format!("a write request: {e}")))?;
-    let response = writes
-        .clone()
-        .oneshot(request)
-        .await
-        .map_err(|e| PageError::Internal(format!("the write API: {e}")))?;
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .map_err(|e| PageError::Internal(format!("the write API's answer: {e}")))?;
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let request = Write {
+        method,
+        path,
+        key,
+        if_match,
+        content_type: "application/json",
+        body: body.to_string().into_bytes(),
+    };
+    let (status, answer) = send(state, viewer, request).await?;
     if status.is_success() {
         return Ok(Outcome::Recorded);
     }
@@ -115,7 +98,7 @@ pub(crate) async fn record_if(
 
 /// A reason without the JSON parser's " at line 1 column 52", which means
 /// nothing to someone who filled in a form.
-fn plain(reason: &str) -> String {
+pub(crate) fn plain(reason: &str) -> String {
     let cut = reason.rfind(" at line ").filter(|&at| {
         let rest = &reason[at + " at line ".len()..];
         rest.split_once(" column ").is_some_and(|(line, column)| {
@@ -125,6 +108,58 @@ fn plain(reason: &str) -> String {
         })
     });
     reason[..cut.unwrap_or(reason.len())].to_owned()
+}
+
+/// One request to the write API.
+#[derive(Debug)]
+pub(crate) struct Write<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    /// The form's idempotency key (sent when it is a UUID).
+    pub key: &'a str,
+    /// Sent as `If-Match`.
+    pub if_match: Option<&'a str>,
+    pub content_type: &'a str,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` to the write API as `viewer`: its status and its JSON
+/// answer (`null` when it has none).
+pub(crate) async fn send(
+    state: &DashboardState,
+    viewer: &Viewer,
+    request: Write<'_>,
+) -> Result<(StatusCode, Value), PageError> {
+    let writes = state.writes().ok_or_else(|| {
+        PageError::Forbidden("This Trellis shows records but does not take new ones.".into())
+    })?;
+    let mut builder = Request::builder()
+        .method(request.method.clone())
+        .uri(request.path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", viewer.token()))
+        .header(header::CONTENT_TYPE, request.content_type);
+    if Uuid::parse_str(request.key).is_ok() {
+        builder = builder.header("idempotency-key", request.key);
+    }
+    if let Some(version) = request.if_match {
+        builder = builder.header(header::IF_MATCH, format!("\"{version}\""));
+    }
+    let built = builder
+        .body(Body::from(request.body))
+        .map_err(|e| PageError::Internal(format!("a write request: {e}")))?;
+    let response = writes
+        .clone()
+        .oneshot(built)
+        .await
+        .map_err(|e| PageError::Internal(format!("the write API: {e}")))?;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .map_err(|e| PageError::Internal(format!("the write API's answer: {e}")))?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 /// A form as a page shows it: what was typed, each field's error, the

@@ -129,6 +129,9 @@ pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> Strin
                     esc(&claims.sub)
                 );
             }
+            Role::Admin => out.push_str(
+                "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin\">Set up</a></li>",
+            ),
             _ => out.push_str("<li><a href=\"/home\">Teams</a></li>"),
         }
         out.push_str("</ul>");
@@ -289,6 +292,8 @@ textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid 
 .form textarea{font-family:inherit;font-size:1rem}
 .form [aria-invalid=true]{border-color:#b3261e;outline:2px solid #b3261e}
 form.inline{display:inline}
+.form input[type=file]{max-width:100%;font:inherit}
+code.id{font-size:.75rem;word-break:break-all}
 ul.todo li{margin:.5rem 0}
 .field-error{color:#8c1d18;margin:.3rem 0 0;font-weight:600}
 .error{background:#fde8e8;border:1px solid #e08a8a;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0;color:#6b0f0f}

@@ -31,7 +31,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use pages::{facts, plans, support};
+use pages::{admin, facts, plans, support};
 
 mod auth;
 mod data;
@@ -78,6 +78,12 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}/reviews/new?from=…&to=…`, `POST` | record a review of a packet |
 /// | `POST /reps/{id}/expectations-acknowledgements` | a rep acknowledges a standard |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
+/// | `GET /admin` | set up: teams, people, competencies, standards |
+/// | `/admin/teams/new`, `/admin/teams/{id}/name`, `…/leaders` (`GET`, `POST`) | form, rename a team, add a leader |
+/// | `/admin/reps/new`, `/admin/reps/{id}/team`, `…/role`, `…/departure` | hire, move, change role, depart |
+/// | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | the competency framework |
+/// | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | standards |
+/// | `GET /admin/measurements`, `POST` (a CSV file), `POST /admin/measurements/record` | upload measurements: check, then record |
 fn routes(state: DashboardState) -> Router {
     Router::new()
         .route("/", get(auth::sign_in_page))
@@ -144,6 +150,43 @@ fn routes(state: DashboardState) -> Router {
         .route("/reps/{rep_id}/corrections/new", quick::<facts::Correct>())
         .route("/reps/{rep_id}/reviews/new", quick::<facts::Review>())
         .route("/leaders/{leader_id}", get(pages::leader::handler))
+        .route("/admin", get(admin::overview))
+        .route("/admin/teams/new", quick::<admin::FormTeam>())
+        .route("/admin/teams/{team_id}/name", quick::<admin::RenameTeam>())
+        .route(
+            "/admin/teams/{team_id}/leaders",
+            quick::<admin::AddLeader>(),
+        )
+        .route("/admin/reps/new", quick::<admin::HireRep>())
+        .route("/admin/reps/{rep_id}/team", quick::<admin::MoveRep>())
+        .route("/admin/reps/{rep_id}/role", quick::<admin::ChangeRole>())
+        .route("/admin/reps/{rep_id}/departure", quick::<admin::Depart>())
+        .route(
+            "/admin/competencies/new",
+            quick::<admin::DefineCompetency>(),
+        )
+        .route(
+            "/admin/competencies/{competency_id}/edit",
+            quick::<admin::EditCompetency>(),
+        )
+        .route(
+            "/admin/competencies/{competency_id}/retirement",
+            quick::<admin::RetireCompetency>(),
+        )
+        .route(
+            "/admin/measurements",
+            get(pages::import::form).post(pages::import::check),
+        )
+        .route("/admin/measurements/record", post(pages::import::record))
+        .route("/admin/standards/new", quick::<admin::SetStandard>())
+        .route(
+            "/admin/standards/{standard_id}/revision",
+            quick::<admin::ReviseStandard>(),
+        )
+        .route(
+            "/admin/standards/{standard_id}/retirement",
+            quick::<admin::RetireStandard>(),
+        )
         .layer(axum::middleware::map_response(page_policy))
         .with_state(state)
 }

@@ -237,7 +237,7 @@ impl IntoResponse for ApiError {
 pub struct ErrorDetail(pub String);
 
 /// Collects field errors while parsing a request into domain values.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Fields {
     errors: Vec<FieldError>,
 }

@@ -184,9 +184,9 @@ fn too_many(max_rows: usize) -> ApiError {
     ))
 }
 
-/// What an import answers: 200 with what it recorded (no stream version:
-/// the `ETag` is "0").
-fn imported(rows: usize, reps: usize, events: usize, replayed: bool) -> Response {
+/// What an import answers: 200 with what it recorded, or would record on a
+/// dry run (no stream version: the `ETag` is "0").
+fn imported(rows: usize, reps: usize, events: usize, replayed: bool, dry_run: bool) -> Response {
     let written = Written {
         stream_version: 0,
         events,
@@ -200,15 +200,29 @@ fn imported(rows: usize, reps: usize, events: usize, replayed: bool) -> Response
             reps,
             events,
             replayed,
+            dry_run,
         },
     )
+}
+
+/// The query of an import.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// `true`: check every row (its format and the domain's rules) and
+    /// answer what would be recorded, or every bad row, recording nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Import measurements: a JSON array of `{rep_id, metric, period, value}`, or
 /// a CSV file (`Content-Type: text/csv`) with a header line naming the columns
 /// `rep`, `metric`, `period` and `value`. Every row is recorded, or none: each
-/// bad row is reported with its line (CSV) or index (JSON) and the reason.
+/// bad row is reported with its line (CSV) or index (JSON) and the reason,
+/// a row's format and the domain's rules alike. With `?dry_run=true` nothing
+/// is recorded: the answer says what would be, or lists every bad row.
 #[utoipa::path(post, path = "/v1/measurements", tag = "measurements",
+    params(ImportParams),
     request_body(content(
         (Vec<wire::MeasurementRow> = "application/json"),
         (String = "text/csv", example = "rep,metric,period,value\n0190a5b2-7c3e-7d41-9a2b-3c4d5e6f7a8b,calls_made,2026-W05,42\n")
@@ -218,8 +232,10 @@ pub async fn import(
     State(app): State<CommandState>,
     Principal(claims): Principal,
     headers: WriteHeaders,
+    axum::extract::Query(params): axum::extract::Query<ImportParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let dry_run = params.dry_run;
     let kind = content_type(request.headers());
     let is_csv = match kind.as_deref() {
         Some("application/json") => false,
@@ -238,17 +254,19 @@ pub async fn import(
     );
     let body = read_body(request, app.http().body_limit()).await?;
     let max_rows = app.config().max_import_rows;
-    let mut f = Fields::default();
+    // Rows that cannot be read are reported with the domain's refusals of
+    // the others, so that one answer lists every bad row.
+    let mut unreadable = Fields::default();
     let rows = if is_csv {
-        parse_rows_csv(&body, &mut f, max_rows)?
+        parse_rows_csv(&body, &mut unreadable, max_rows)?
     } else {
-        parse_rows_json(&body, &mut f)?
+        parse_rows_json(&body, &mut unreadable)?
     };
-    f.finish()?;
     if rows.len() > max_rows {
         return Err(too_many(max_rows));
     }
     if rows.is_empty() {
+        unreadable.clone().finish()?;
         return Err(ApiError::Validation(vec![FieldError {
             field: "body".into(),
             reason: "the import has no rows; send at least one measurement".into(),
@@ -264,7 +282,7 @@ pub async fn import(
     let reps = by_rep.len();
 
     // A retried keyed import answers with the first outcome.
-    if ctx.headers.idempotency_key.is_some() {
+    if ctx.headers.idempotency_key.is_some() && !dry_run {
         let first = stream(
             "rep",
             by_rep
@@ -286,7 +304,7 @@ pub async fn import(
                 ));
             }
             app.metrics().idempotent_replay();
-            return Ok(imported(rows.len(), reps, 0, true));
+            return Ok(imported(rows.len(), reps, 0, true, false));
         }
     }
 
@@ -307,7 +325,7 @@ pub async fn import(
                 .try_collect()
                 .await?;
 
-        let mut f = Fields::default();
+        let mut f = unreadable.clone();
         let mut writes = Vec::with_capacity(loaded.len());
         let mut total_events = 0;
         for (rep_id, loaded) in loaded {
@@ -357,8 +375,8 @@ pub async fn import(
             }
         }
         f.finish()?;
-        if writes.is_empty() {
-            return Ok(imported(rows.len(), reps, 0, false));
+        if dry_run || writes.is_empty() {
+            return Ok(imported(rows.len(), reps, total_events, false, dry_run));
         }
         let started = std::time::Instant::now();
         let result = app.store().append_many(&ctx.meta(), &writes).await;
@@ -367,7 +385,7 @@ pub async fn import(
             Ok(outcomes) => {
                 let replayed = outcomes.iter().all(|o| o.replayed);
                 let events = if replayed { 0 } else { total_events };
-                return Ok(imported(rows.len(), reps, events, replayed));
+                return Ok(imported(rows.len(), reps, events, replayed, false));
             }
             Err(trellis_eventstore::Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
                 // A rep's stream moved while we decided: decide again.

@@ -12,6 +12,8 @@ use serde_json::json;
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_queries::packet::review_packet;
 
+use axum::http::Method;
+
 use super::quick::{Ask, Field, Kind, Quick, Spec};
 use super::{RepVisit, query_date};
 use crate::error::PageError;
@@ -21,6 +23,8 @@ use crate::html::esc;
 pub(crate) struct Measure;
 
 impl Quick for Measure {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, _: &Ask) -> Result<Spec, PageError> {
         let rep_id = visit.profile.rep_id;
         let today = visit.state.today();
@@ -64,6 +68,8 @@ impl Quick for Measure {
             fixed: json!({ "source": "manual" }),
             done: format!("/reps/{rep_id}?recorded=measurement"),
             guarded: false,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -72,6 +78,8 @@ impl Quick for Measure {
 pub(crate) struct DropItem;
 
 impl Quick for DropItem {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let id = ask.id("action_item_id")?;
         let rep_id = visit.profile.rep_id;
@@ -102,6 +110,8 @@ impl Quick for DropItem {
             fixed: json!({}),
             done: format!("/reps/{rep_id}?recorded=dropped#todo"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -111,6 +121,8 @@ impl Quick for DropItem {
 pub(crate) struct Correct;
 
 impl Quick for Correct {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let rep_id = visit.profile.rep_id;
         let fact = ask.query.get("fact").map_or("", String::as_str);
@@ -157,6 +169,8 @@ impl Quick for Correct {
             fixed: json!({ "correction": { "kind": kind } }),
             done: format!("/reps/{rep_id}?recorded=corrected#timeline"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -166,6 +180,8 @@ impl Quick for Correct {
 pub(crate) struct Review;
 
 impl Quick for Review {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let rep_id = visit.profile.rep_id;
         let date = |name: &str| {
@@ -196,6 +212,8 @@ impl Quick for Review {
             fixed: json!({}),
             done: format!("/reps/{rep_id}?recorded=review"),
             guarded: false,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }

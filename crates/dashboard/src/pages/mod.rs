@@ -14,12 +14,14 @@ use crate::error::PageError;
 use crate::state::DashboardState;
 
 pub(crate) mod actions;
+pub(crate) mod admin;
 pub(crate) mod assessment;
 pub(crate) mod audit;
 pub(crate) mod coaching;
 pub(crate) mod facts;
 pub(crate) mod feedback;
 pub(crate) mod home;
+pub(crate) mod import;
 pub(crate) mod leader;
 pub(crate) mod packet;
 pub(crate) mod plans;
@@ -106,16 +108,76 @@ pub(crate) async fn visible_profile(
     Ok(profile)
 }
 
-/// A form posted about a rep the viewer may see: checked to come from this
-/// site with the sign-in's token against forged requests
-/// ([`Viewer::check_form`]) before a handler sees it; its fields as typed.
+/// What a page about something knows: the state and who looks. The
+/// extractors of the pages that take forms: [`RepVisit`] (a rep the viewer
+/// may see) and [`AdminVisit`] (an admin).
+pub(crate) trait Seen:
+    FromRequestParts<DashboardState, Rejection = PageError> + Send + Sync + 'static
+{
+    fn state(&self) -> &DashboardState;
+    fn viewer(&self) -> &Viewer;
+    /// The rep the page is about, if it is about one.
+    fn rep(&self) -> Option<&RepProfile> {
+        None
+    }
+}
+
+impl Seen for RepVisit {
+    fn state(&self) -> &DashboardState {
+        &self.state
+    }
+    fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+    fn rep(&self) -> Option<&RepProfile> {
+        Some(&self.profile)
+    }
+}
+
+/// A page only an admin may open (403 for anyone else).
+#[derive(Debug, Clone)]
+pub(crate) struct AdminVisit {
+    pub state: DashboardState,
+    pub viewer: Viewer,
+}
+
+impl FromRequestParts<DashboardState> for AdminVisit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
+        if viewer.claims().role != trellis_http::auth::Role::Admin {
+            return Err(PageError::Forbidden(
+                "Only an admin sets up teams, people, competencies and standards.".into(),
+            ));
+        }
+        Ok(AdminVisit { state, viewer })
+    }
+}
+
+impl Seen for AdminVisit {
+    fn state(&self) -> &DashboardState {
+        &self.state
+    }
+    fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+}
+
+/// A form posted on a page the viewer may open (`V`, a rep's by default):
+/// checked to come from this site with the sign-in's token against forged
+/// requests ([`Viewer::check_form`]) before a handler sees it; its fields
+/// as typed.
 #[derive(Debug)]
-pub(crate) struct Posted {
-    pub visit: RepVisit,
+pub(crate) struct Posted<V = RepVisit> {
+    pub visit: V,
     pub typed: std::collections::BTreeMap<String, String>,
 }
 
-impl axum::extract::FromRequest<DashboardState> for Posted {
+impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
     type Rejection = PageError;
 
     async fn from_request(
@@ -123,7 +185,7 @@ impl axum::extract::FromRequest<DashboardState> for Posted {
         state: &DashboardState,
     ) -> Result<Self, PageError> {
         let (mut parts, body) = request.into_parts();
-        let visit = RepVisit::from_request_parts(&mut parts, state).await?;
+        let visit = V::from_request_parts(&mut parts, state).await?;
         let headers = parts.headers.clone();
         let request = axum::extract::Request::from_parts(parts, body);
         let axum::Form(typed) =
@@ -133,7 +195,7 @@ impl axum::extract::FromRequest<DashboardState> for Posted {
             .await
             .map_err(|e| PageError::BadRequest(e.body_text()))?;
         let csrf = typed.get("_csrf").map(String::as_str);
-        visit.viewer.check_form(&visit.state, &headers, csrf)?;
+        visit.viewer().check_form(visit.state(), &headers, csrf)?;
         Ok(Posted { visit, typed })
     }
 }

@@ -8,6 +8,8 @@ use chrono::Days;
 use trellis_projections::growth::derive::PlanView;
 
 use super::RepVisit;
+use axum::http::Method;
+
 use super::quick::{Ask, Field, Kind, Quick, Spec, leader};
 use crate::error::PageError;
 use crate::html::esc;
@@ -19,6 +21,8 @@ const REVIEW_AFTER_DAYS: u64 = 30;
 pub(crate) struct Start;
 
 impl Quick for Start {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, _: &Ask) -> Result<Spec, PageError> {
         let rep_id = visit.profile.rep_id;
         let today = visit.state.today();
@@ -30,7 +34,9 @@ impl Quick for Start {
             Field::new(
                 "targets",
                 "Targets, one per line: what good looks like by the review",
-                Kind::Lines { key: "description" },
+                Kind::Lines {
+                    key: Some("description"),
+                },
             ),
             Field::new("started_on", "Starts on", Kind::Date).with(today),
             Field::new("review_on", "Review on", Kind::Later).with(review),
@@ -47,6 +53,8 @@ impl Quick for Start {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=plan#plans"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -87,6 +95,8 @@ fn described(p: &PlanView) -> String {
 pub(crate) struct Checkpoint;
 
 impl Quick for Checkpoint {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let p = plan(visit, ask)?;
         let rep_id = visit.profile.rep_id;
@@ -105,6 +115,8 @@ impl Quick for Checkpoint {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=checkpoint#plans"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -113,6 +125,8 @@ impl Quick for Checkpoint {
 pub(crate) struct Close;
 
 impl Quick for Close {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let p = plan(visit, ask)?;
         let rep_id = visit.profile.rep_id;
@@ -137,6 +151,8 @@ impl Quick for Close {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=closed#plans"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }

@@ -16,17 +16,18 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::extract::{Query, RawPathParams};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 use trellis_domain::Event;
 use trellis_queries::asof::readable_history;
 
-use super::{Posted, RepVisit};
+use super::{Posted, Seen};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{Outcome, Shown, Typed, Widgets, alert, field, fresh, new_key, record_if};
 use crate::html::{csrf_field, esc, page};
+use trellis_projections::growth::derive::RepProfile;
 
 /// What a field takes.
 #[derive(Debug, Clone)]
@@ -39,17 +40,30 @@ pub(crate) enum Kind {
     Date,
     /// A day, today or later.
     Later,
+    /// Any day.
+    Day,
     /// A number, sent as one; the words to show when what was typed is not.
     Number(&'static str),
     /// One of `(value, label)`.
     Choice(Vec<(String, String)>),
     /// A level, 1 to 5, sent as a number.
     Level,
-    /// One entry per line, each sent as `{key: line}` in a list.
-    Lines { key: &'static str },
+    /// One entry per line, each sent in a list as `{key: line}`, or as the
+    /// line itself without a key.
+    Lines { key: Option<&'static str> },
+    /// A ramp: one percentage per line, of the target a new rep is held to
+    /// in their first, second… period, sent as the API's ramp steps.
+    Ramp,
+    /// A rubric: five texts, what levels 1 to 5 look like, sent as a list
+    /// (typed as `name[0]` to `name[4]`; the default holds the five joined
+    /// by [`RUBRIC_SEPARATOR`]).
+    Rubric,
     /// Carried as it is, not shown.
     Hidden,
 }
+
+/// What separates the five levels in a [`Kind::Rubric`] field's default.
+pub(crate) const RUBRIC_SEPARATOR: char = '\u{1f}';
 
 /// One field: its name in the API's body (dots nest: `correction.level`),
 /// its label, what it takes, and what it holds when the form opens.
@@ -79,18 +93,22 @@ impl Field {
 }
 
 /// A form: what it is called, the words above it (HTML), its fields, its
-/// button, the write API path it posts to with `fixed` as the rest of the
-/// body, and where a recorded form leads.
+/// button, the write API request it makes (`method` and `api`, with `fixed`
+/// as the rest of the body), where a recorded form leads (`done`) and where
+/// "Cancel" does (`back`).
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub title: String,
     pub lead: String,
     pub fields: Vec<Field>,
     pub button: &'static str,
+    pub method: Method,
     pub api: String,
     pub fixed: Value,
     pub done: String,
-    /// Sends the version the form was opened at as `If-Match`.
+    pub back: String,
+    /// Sends the version of the rep's history the form was opened at as
+    /// `If-Match` (a form about a rep only).
     pub guarded: bool,
 }
 
@@ -113,10 +131,12 @@ impl Ask {
     }
 }
 
-/// A form of this module: builds its [`Spec`] for the rep and the request.
+/// A form of this module: builds its [`Spec`] for the page it is on (a
+/// rep's, or an admin's) and the request.
 pub(crate) trait Quick {
+    type On: Seen;
     fn spec(
-        visit: &RepVisit,
+        on: &Self::On,
         ask: &Ask,
     ) -> impl std::future::Future<Output = Result<Spec, PageError>> + Send;
 }
@@ -135,17 +155,23 @@ fn ask(path: &RawPathParams, query: BTreeMap<String, String>) -> Ask {
 pub(crate) async fn open<F: Quick>(
     path: RawPathParams,
     Query(query): Query<BTreeMap<String, String>>,
-    visit: RepVisit,
+    visit: F::On,
 ) -> Result<Response, PageError> {
     let spec = F::spec(&visit, &ask(&path, query)).await?;
-    let mut typed: Typed = spec
-        .fields
-        .iter()
-        .map(|f| (f.name.to_owned(), f.default.clone()))
-        .collect();
+    let mut typed = Typed::new();
+    for f in &spec.fields {
+        if matches!(f.kind, Kind::Rubric) {
+            for (i, level) in f.default.split(RUBRIC_SEPARATOR).enumerate() {
+                typed.insert(format!("{}[{i}]", f.name), level.to_owned());
+            }
+        } else {
+            typed.insert(f.name.to_owned(), f.default.clone());
+        }
+    }
     typed.insert("idempotency_key".into(), new_key());
-    if spec.guarded {
-        typed.insert("_version".into(), version(&visit).await?.to_string());
+    if let (true, Some(rep)) = (spec.guarded, visit.rep()) {
+        let (_, now) = changes_since(&visit, rep, u64::MAX).await?;
+        typed.insert("_version".into(), now.to_string());
     }
     render(&visit, &spec, fresh(&typed))
 }
@@ -155,7 +181,7 @@ pub(crate) async fn open<F: Quick>(
 pub(crate) async fn submit<F: Quick>(
     path: RawPathParams,
     Query(query): Query<BTreeMap<String, String>>,
-    Posted { visit, mut typed }: Posted,
+    Posted { visit, mut typed }: Posted<F::On>,
 ) -> Result<Response, PageError> {
     let spec = F::spec(&visit, &ask(&path, query)).await?;
     let if_match = spec
@@ -164,19 +190,21 @@ pub(crate) async fn submit<F: Quick>(
         .filter(|v| !v.is_empty());
     let key = field(&typed, "idempotency_key").to_owned();
     let outcome = record_if(
-        &visit.state,
-        &visit.viewer,
-        &spec.api,
+        visit.state(),
+        visit.viewer(),
+        (&spec.method, &spec.api),
         &key,
         if_match.as_deref(),
         &body(&spec, &typed),
     )
     .await?;
-    match outcome {
-        Outcome::Recorded => Ok(Redirect::to(&spec.done).into_response()),
-        Outcome::Refused { status, .. } if status == StatusCode::CONFLICT => {
+    match (outcome, visit.rep()) {
+        (Outcome::Recorded, _) => Ok(Redirect::to(&spec.done).into_response()),
+        (Outcome::Refused { status, .. }, Some(rep))
+            if status == StatusCode::CONFLICT && if_match.is_some() =>
+        {
             let seen = field(&typed, "_version").parse::<u64>().unwrap_or(0);
-            let (changes, now) = changes_since(&visit, seen).await?;
+            let (changes, now) = changes_since(&visit, rep, seen).await?;
             typed.insert("_version".into(), now.to_string());
             let general = format!(
                 "Since you opened this form, someone else recorded: {}. Check the form \
@@ -194,11 +222,14 @@ pub(crate) async fn submit<F: Quick>(
                 Shown::refused(&typed, &none, Some(&general), status),
             )
         }
-        Outcome::Refused {
-            status,
-            errors,
-            general,
-        } => {
+        (
+            Outcome::Refused {
+                status,
+                errors,
+                general,
+            },
+            _,
+        ) => {
             let (errors, general) = place(&spec, &typed, errors, general);
             render(
                 &visit,
@@ -224,7 +255,28 @@ fn body(spec: &Spec, typed: &Typed) -> Value {
                 raw.lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
-                    .map(|l| json!({ *key: l }))
+                    .map(|l| match key {
+                        Some(key) => json!({ *key: l }),
+                        None => json!(l),
+                    })
+                    .collect(),
+            ),
+            Kind::Ramp => Value::Array(
+                raw.lines()
+                    .map(|l| l.trim().trim_end_matches('%').trim())
+                    .filter(|l| !l.is_empty())
+                    .zip(1u32..)
+                    .map(|(l, i)| {
+                        json!({
+                            "period_index": i,
+                            "percent_of_target": l.parse::<u64>().map_or_else(|_| json!(l), |n| json!(n)),
+                        })
+                    })
+                    .collect(),
+            ),
+            Kind::Rubric => Value::Array(
+                (0..5)
+                    .map(|i| Value::from(field(typed, &format!("{}[{i}]", f.name))))
                     .collect(),
             ),
             _ => Value::from(raw),
@@ -281,26 +333,15 @@ fn place(
     (placed, general)
 }
 
-/// The version of the rep's history now.
-async fn version(visit: &RepVisit) -> Result<u64, PageError> {
-    let (history, _) = readable_history(
-        visit.state.reads(),
-        visit.viewer.claims(),
-        visit.profile.rep_id,
-    )
-    .await?;
-    Ok(history.stream().version)
-}
-
-/// What was recorded about the rep after version `seen`, in the timeline's
+/// What was recorded about `rep` after version `seen`, in the timeline's
 /// words (what the viewer may see of it), and the version now.
-async fn changes_since(visit: &RepVisit, seen: u64) -> Result<(Vec<String>, u64), PageError> {
-    let (history, _) = readable_history(
-        visit.state.reads(),
-        visit.viewer.claims(),
-        visit.profile.rep_id,
-    )
-    .await?;
+async fn changes_since(
+    visit: &impl Seen,
+    rep: &RepProfile,
+    seen: u64,
+) -> Result<(Vec<String>, u64), PageError> {
+    let (history, _) =
+        readable_history(visit.state().reads(), visit.viewer().claims(), rep.rep_id).await?;
     let stream = history.stream();
     let later = stream
         .events()
@@ -309,8 +350,8 @@ async fn changes_since(visit: &RepVisit, seen: u64) -> Result<(Vec<String>, u64)
             Event::Rep(event) => Some(event),
             _ => None,
         });
-    let names = data::competency_names(&visit.state, std::iter::empty()).await?;
-    let entries = data::timeline_entries(later, &names, visit.viewer.sees_private());
+    let names = data::competency_names(visit.state(), std::iter::empty()).await?;
+    let entries = data::timeline_entries(later, &names, visit.viewer().sees_private());
     let changes = entries
         .iter()
         .map(|e| format!("{} ({})", e.title, e.on))
@@ -319,10 +360,10 @@ async fn changes_since(visit: &RepVisit, seen: u64) -> Result<(Vec<String>, u64)
 }
 
 /// The form, with what was typed and what was wrong.
-fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, PageError> {
+fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, PageError> {
     let order: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
     let w = Widgets::new(shown.typed, shown.errors, &order);
-    let today = visit.state.today();
+    let today = visit.state().today();
     let mut b = String::new();
     let _ = write!(
         b,
@@ -335,7 +376,7 @@ fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, P
         b,
         "<form class=\"card form\" method=\"post\" novalidate>{}\
          <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">",
-        csrf_field(visit.viewer.signed().csrf),
+        csrf_field(visit.viewer().signed().csrf),
         w.value("idempotency_key")
     );
     if spec.guarded {
@@ -371,7 +412,7 @@ fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, P
                     w.attrs(name)
                 );
             }
-            Kind::Area | Kind::Lines { .. } => {
+            Kind::Area | Kind::Lines { .. } | Kind::Ramp => {
                 let _ = write!(
                     b,
                     "<div class=\"field\"><label for=\"{id}\">{label}</label>\
@@ -388,6 +429,34 @@ fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, P
                     w.value(name),
                     w.attrs(name)
                 );
+            }
+            Kind::Day => {
+                let _ = write!(
+                    b,
+                    "<div class=\"field\"><label for=\"{id}\">{label}</label>\
+                     <input type=\"date\" id=\"{id}\" name=\"{name}\" value=\"{}\"{}>",
+                    w.value(name),
+                    w.attrs(name)
+                );
+            }
+            Kind::Rubric => {
+                let _ = write!(
+                    b,
+                    "<fieldset class=\"field\" id=\"{id}\"><legend>{label}</legend>"
+                );
+                for i in 0..5 {
+                    let level = format!("{name}[{i}]");
+                    let _ = write!(
+                        b,
+                        "<label for=\"{id}-{i}\">Level {}</label>\
+                         <textarea id=\"{id}-{i}\" name=\"{level}\" rows=\"2\"{}>{}</textarea>",
+                        i + 1,
+                        if i == 0 { w.attrs(name) } else { String::new() },
+                        w.value(&level)
+                    );
+                }
+                let _ = write!(b, "{}</fieldset>", w.error(name));
+                continue;
             }
             Kind::Later => {
                 let _ = write!(
@@ -439,14 +508,17 @@ fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, P
     let _ = write!(
         b,
         "<p><button class=\"primary\" type=\"submit\">{}</button> \
-         <a href=\"/reps/{}\">Cancel</a></p></form>",
+         <a href=\"{}\">Cancel</a></p></form>",
         esc(spec.button),
-        visit.profile.rep_id
+        esc(&spec.back)
     );
-    let title = format!("{}: {}", spec.title, visit.profile.name);
+    let title = match visit.rep() {
+        Some(rep) => format!("{}: {}", spec.title, rep.name),
+        None => spec.title.clone(),
+    };
     Ok((
         shown.status,
-        Html(page(&title, Some(visit.viewer.signed()), &b)),
+        Html(page(&title, Some(visit.viewer().signed()), &b)),
     )
         .into_response())
 }
@@ -454,7 +526,10 @@ fn render(visit: &RepVisit, spec: &Spec, shown: Shown<'_>) -> Result<Response, P
 /// The choice of the leader a record is from, for a viewer who is not a
 /// leader (an admin names one of the rep's team's leaders); none for a
 /// leader, whose records are their own.
-pub(crate) async fn leader(visit: &RepVisit, label: &str) -> Result<Option<Field>, PageError> {
+pub(crate) async fn leader(
+    visit: &super::RepVisit,
+    label: &str,
+) -> Result<Option<Field>, PageError> {
     if visit.viewer.claims().role == trellis_http::auth::Role::Leader {
         return Ok(None);
     }

@@ -8,6 +8,8 @@
 use trellis_projections::growth::derive::SupportRequestView;
 
 use super::RepVisit;
+use axum::http::Method;
+
 use super::quick::{Ask, Field, Kind, Quick, Spec, leader};
 use crate::error::PageError;
 use crate::html::esc;
@@ -25,6 +27,8 @@ pub(crate) const CATEGORIES: [(&str, &str); 5] = [
 pub(crate) struct Raise;
 
 impl Quick for Raise {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, _: &Ask) -> Result<Spec, PageError> {
         let rep_id = visit.profile.rep_id;
         let options = CATEGORIES
@@ -50,6 +54,8 @@ impl Quick for Raise {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=support#support"),
             guarded: false,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -84,6 +90,8 @@ fn quoted(r: &SupportRequestView) -> String {
 pub(crate) struct Acknowledge;
 
 impl Quick for Acknowledge {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let r = request(visit, ask)?;
         let rep_id = visit.profile.rep_id;
@@ -104,6 +112,8 @@ impl Quick for Acknowledge {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=acknowledged#support"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }
@@ -112,6 +122,8 @@ impl Quick for Acknowledge {
 pub(crate) struct Resolve;
 
 impl Quick for Resolve {
+    type On = RepVisit;
+
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
         let r = request(visit, ask)?;
         let rep_id = visit.profile.rep_id;
@@ -130,6 +142,8 @@ impl Quick for Resolve {
             fixed: serde_json::json!({}),
             done: format!("/reps/{rep_id}?recorded=resolved#support"),
             guarded: true,
+            back: format!("/reps/{rep_id}"),
+            method: Method::POST,
         })
     }
 }

@@ -1,0 +1,674 @@
+//! Setting up an organisation, for admins: `GET /admin` lists the teams,
+//! the people, the competency framework and the standards, each with the
+//! forms that change them, all small forms ([`super::quick`]) posting the
+//! write API's requests:
+//!
+//! | form | request |
+//! | --- | --- |
+//! | `/admin/teams/new` | `POST /v1/teams` |
+//! | `/admin/teams/{id}/name` | `PUT /v1/teams/{id}/name` |
+//! | `/admin/teams/{id}/leaders` | `POST /v1/teams/{id}/leaders` (a new leader) |
+//! | `/admin/reps/new` | `POST /v1/reps` (hire) |
+//! | `/admin/reps/{id}/team`, `…/role`, `…/departure` | the rep's team move, role change, departure |
+//! | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | define, revise (`PUT`), retire |
+//! | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | set, revise from a period on, retire |
+
+use std::fmt::Write;
+
+use axum::http::Method;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+use trellis_domain::competency::CompetencyState;
+use trellis_domain::standard::Standard;
+use trellis_projections::growth::derive::{RepProfile, RepStatus};
+use trellis_projections::growth::{TeamDoc, kinds};
+use trellis_queries::framework;
+
+use super::AdminVisit;
+use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
+use crate::data;
+use crate::error::PageError;
+use crate::html::{esc, page, table_start};
+
+/// Where every admin form leads back to.
+const ADMIN: &str = "/admin";
+
+/// `GET /admin`: everything an admin sets up, with the forms that change it.
+pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
+    let state = &visit.state;
+    let teams = data::all_teams(state).await?;
+    let mut reps: Vec<RepProfile> = state.models().all(kinds::REP_PROFILE).await?;
+    reps.sort_by_key(|r| (r.status != RepStatus::Active, r.name.to_string()));
+    let store = state.reads().http.store();
+    let competencies = framework::competencies(store).await?;
+    let standards = framework::standards(store).await?;
+    let team_name = |id| {
+        teams
+            .iter()
+            .find(|t| t.team_id == id)
+            .map_or("a team".to_owned(), |t| esc(t.name.as_ref()))
+    };
+
+    let mut b = String::from(
+        "<h1>Set up</h1><p class=\"lead\">Teams and their leaders, the people on them, the \
+         competencies they grow in and the standards their work is measured against.</p>",
+    );
+    let _ = write!(
+        b,
+        "<h2 id=\"teams\">Teams</h2><p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>{}",
+        table_start(&["Team", "Leaders", "#Reps", "Change"])
+    );
+    for t in &teams {
+        let _ = write!(
+            b,
+            "<tr><th scope=\"row\"><a href=\"/teams/{id}\">{}</a></th><td>{}</td><td class=\"n\">{}</td>\
+             <td><a href=\"/admin/teams/{id}/name\">Rename</a> · <a href=\"/admin/teams/{id}/leaders\">Add a leader</a></td></tr>",
+            esc(t.name.as_ref()),
+            super::leader_links(&visit.viewer, &t.leaders),
+            reps.iter()
+                .filter(|r| r.team_id == t.team_id && r.status == RepStatus::Active)
+                .count(),
+            id = t.team_id,
+        );
+    }
+    b.push_str("</tbody></table></div>");
+
+    let _ = write!(
+        b,
+        "<h2 id=\"people\">People</h2><p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>{}",
+        table_start(&[
+            "Rep",
+            "Team",
+            "Role",
+            "Started",
+            "Id (for CSV files)",
+            "Change"
+        ])
+    );
+    for r in &reps {
+        let change = match r.status {
+            RepStatus::Active => format!(
+                "<a href=\"/admin/reps/{id}/team\">Move</a> · <a href=\"/admin/reps/{id}/role\">Change role</a> · \
+                 <a href=\"/admin/reps/{id}/departure\">Departure</a>",
+                id = r.rep_id
+            ),
+            RepStatus::Departed => format!(
+                "departed on {}",
+                r.departed_on.map(|d| d.to_string()).unwrap_or_default()
+            ),
+        };
+        let _ = write!(
+            b,
+            "<tr><th scope=\"row\"><a href=\"/reps/{id}\">{}</a></th><td>{}</td><td>{}</td><td>{}</td>\
+             <td><code class=\"id\">{id}</code></td><td>{change}</td></tr>",
+            esc(r.name.as_ref()),
+            team_name(r.team_id),
+            esc(r.role.as_ref()),
+            r.start_date,
+            id = r.rep_id,
+        );
+    }
+    b.push_str("</tbody></table></div>");
+
+    let _ = write!(
+        b,
+        "<h2 id=\"competencies\">Competency framework</h2>\
+         <p><a class=\"button\" href=\"/admin/competencies/new\">Define a competency</a></p>{}",
+        table_start(&["Competency", "What it is", "Change"])
+    );
+    for c in &competencies {
+        if let CompetencyState::Defined {
+            competency_id,
+            name,
+            description,
+            retired,
+            ..
+        } = c
+        {
+            let _ = write!(
+                b,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>",
+                esc(name.as_ref()),
+                esc(description.as_ref()),
+                if *retired {
+                    "retired".to_owned()
+                } else {
+                    format!(
+                        "<a href=\"/admin/competencies/{competency_id}/edit\">Edit the rubric</a> · \
+                         <a href=\"/admin/competencies/{competency_id}/retirement\">Retire</a>"
+                    )
+                }
+            );
+        }
+    }
+    b.push_str("</tbody></table></div>");
+
+    let _ = write!(
+        b,
+        "<h2 id=\"standards\">Standards</h2>\
+         <p><a class=\"button\" href=\"/admin/standards/new\">Set a standard</a> \
+         <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a></p>{}",
+        table_start(&["Standard", "Target now", "For", "Versions", "Change"])
+    );
+    for s in &standards {
+        let latest = s.latest();
+        let _ = write!(
+            b,
+            "<tr><th scope=\"row\">{}</th><td>{} {} {} a {}, from {}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(s.name.as_ref()),
+            match s.direction {
+                trellis_domain::standard::Direction::AtLeast => "at least",
+                trellis_domain::standard::Direction::AtMost => "at most",
+            },
+            latest.target,
+            esc(s.unit.as_ref()),
+            period_word(s),
+            latest.effective_from,
+            esc(&roles(s)),
+            s.versions.len(),
+            match &s.retired {
+                Some((on, _)) => format!("retired from {on}"),
+                None => format!(
+                    "<a href=\"/admin/standards/{id}/revision\">Revise</a> · \
+                     <a href=\"/admin/standards/{id}/retirement\">Retire</a>",
+                    id = s.standard_id
+                ),
+            }
+        );
+    }
+    b.push_str("</tbody></table></div>");
+    Ok(Html(page("Set up", Some(visit.viewer.signed()), &b)).into_response())
+}
+
+fn period_word(s: &Standard) -> &'static str {
+    match s.period {
+        trellis_domain::PeriodKind::Week => "week",
+        trellis_domain::PeriodKind::Month => "month",
+        trellis_domain::PeriodKind::Quarter => "quarter",
+    }
+}
+
+/// The roles of the standard's latest version, comma-separated.
+fn roles(s: &Standard) -> String {
+    s.latest()
+        .roles
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A form of this page: posts `method` `api` and leads back to `/admin`.
+fn spec(title: &str, lead: String, fields: Vec<Field>, button: &'static str) -> Spec {
+    Spec {
+        title: title.to_owned(),
+        lead,
+        fields,
+        button,
+        method: Method::POST,
+        api: String::new(),
+        fixed: json!({}),
+        done: ADMIN.to_owned(),
+        back: ADMIN.to_owned(),
+        guarded: false,
+    }
+}
+
+impl Spec {
+    /// This spec, sending `method` to `api`, then back to `/admin#{anchor}`.
+    fn sends(mut self, method: Method, api: String, anchor: &str) -> Spec {
+        self.method = method;
+        self.api = api;
+        self.done = format!("{ADMIN}#{anchor}");
+        self
+    }
+}
+
+fn choices(pairs: &[(&str, &str)]) -> Kind {
+    Kind::Choice(
+        pairs
+            .iter()
+            .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
+            .collect(),
+    )
+}
+
+/// The teams, to choose one.
+async fn team_choice(visit: &AdminVisit) -> Result<Kind, PageError> {
+    let teams = data::all_teams(&visit.state).await?;
+    Ok(Kind::Choice(
+        teams
+            .iter()
+            .map(|t| (t.team_id.to_string(), t.name.to_string()))
+            .collect(),
+    ))
+}
+
+/// The team the path names.
+async fn team(visit: &AdminVisit, ask: &Ask) -> Result<TeamDoc, PageError> {
+    let id = trellis_domain::TeamId::from_uuid(ask.id("team_id")?);
+    data::team(&visit.state, id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no team {id}.")))
+}
+
+/// The rep the path names.
+async fn rep(visit: &AdminVisit, ask: &Ask) -> Result<RepProfile, PageError> {
+    let id = ask.id("rep_id")?;
+    data::doc::<RepProfile>(&visit.state, kinds::REP_PROFILE, id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no rep {id}.")))
+}
+
+pub(crate) struct FormTeam;
+
+impl Quick for FormTeam {
+    type On = AdminVisit;
+
+    async fn spec(_: &AdminVisit, _: &Ask) -> Result<Spec, PageError> {
+        Ok(spec(
+            "Form a team",
+            "A team has a name and, once formed, leaders and reps.".into(),
+            vec![Field::new("name", "Name, e.g. EMEA Mid-Market", Kind::Text)],
+            "Form the team",
+        )
+        .sends(Method::POST, "/v1/teams".into(), "teams"))
+    }
+}
+
+pub(crate) struct RenameTeam;
+
+impl Quick for RenameTeam {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let team = team(visit, ask).await?;
+        Ok(spec(
+            "Rename a team",
+            format!("Now called {}.", esc(team.name.as_ref())),
+            vec![Field::new("name", "New name", Kind::Text).with(&team.name)],
+            "Rename",
+        )
+        .sends(
+            Method::PUT,
+            format!("/v1/teams/{}/name", team.team_id),
+            "teams",
+        ))
+    }
+}
+
+pub(crate) struct AddLeader;
+
+impl Quick for AddLeader {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let team = team(visit, ask).await?;
+        Ok(spec(
+            "Add a leader",
+            format!(
+                "A new leader of {}, who sees its reps and coaches them from today.",
+                esc(team.name.as_ref())
+            ),
+            vec![
+                // A new person: their id is made when the form opens, so a
+                // double submit names the same leader.
+                Field::new("leader_id", "Leader", Kind::Hidden).with(uuid::Uuid::now_v7()),
+                Field::new("leader_name", "Leader's name", Kind::Text),
+            ],
+            "Add the leader",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/teams/{}/leaders", team.team_id),
+            "teams",
+        ))
+    }
+}
+
+pub(crate) struct HireRep;
+
+impl Quick for HireRep {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, _: &Ask) -> Result<Spec, PageError> {
+        Ok(spec(
+            "Hire a rep",
+            "A rep's tenure, ramp and standards run from their start date.".into(),
+            vec![
+                Field::new("name", "Name", Kind::Text),
+                Field::new("role", "Role, e.g. SDR or AE", Kind::Text),
+                Field::new("team_id", "Team", team_choice(visit).await?),
+                Field::new("start_date", "Start date", Kind::Day).with(visit.state.today()),
+            ],
+            "Hire",
+        )
+        .sends(Method::POST, "/v1/reps".into(), "people"))
+    }
+}
+
+pub(crate) struct MoveRep;
+
+impl Quick for MoveRep {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let rep = rep(visit, ask).await?;
+        Ok(spec(
+            "Move a rep to another team",
+            format!(
+                "{} moves; their history stays theirs.",
+                esc(rep.name.as_ref())
+            ),
+            vec![
+                Field::new("team_id", "To team", team_choice(visit).await?),
+                Field::new("on", "On", Kind::Day).with(visit.state.today()),
+            ],
+            "Move",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/reps/{}/team-moves", rep.rep_id),
+            "people",
+        ))
+    }
+}
+
+pub(crate) struct ChangeRole;
+
+impl Quick for ChangeRole {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let rep = rep(visit, ask).await?;
+        Ok(spec(
+            "Change a rep's role",
+            format!(
+                "{} is {} now; the standards of the new role apply from the date below.",
+                esc(rep.name.as_ref()),
+                esc(rep.role.as_ref())
+            ),
+            vec![
+                Field::new("role", "New role", Kind::Text),
+                Field::new("on", "From", Kind::Day).with(visit.state.today()),
+            ],
+            "Change the role",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/reps/{}/role-changes", rep.rep_id),
+            "people",
+        ))
+    }
+}
+
+pub(crate) struct Depart;
+
+impl Quick for Depart {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let rep = rep(visit, ask).await?;
+        Ok(spec(
+            "Record a departure",
+            format!(
+                "{} leaves; everything recorded about them stays in the history.",
+                esc(rep.name.as_ref())
+            ),
+            vec![
+                Field::new("on", "Last day", Kind::Day).with(visit.state.today()),
+                Field::new("reason", "Why", Kind::Area),
+            ],
+            "Record the departure",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/reps/{}/departure", rep.rep_id),
+            "people",
+        ))
+    }
+}
+
+/// A competency's fields, holding `current` (name, description, rubric).
+fn competency_fields(current: Option<(&str, &str, String)>) -> Vec<Field> {
+    let (name, description, rubric) = current.unwrap_or_default();
+    vec![
+        Field::new("name", "Name, e.g. Discovery", Kind::Text).with(name),
+        Field::new("description", "What it is", Kind::Area).with(description),
+        Field::new("rubric", "Rubric: what each level looks like", Kind::Rubric).with(rubric),
+    ]
+}
+
+pub(crate) struct DefineCompetency;
+
+impl Quick for DefineCompetency {
+    type On = AdminVisit;
+
+    async fn spec(_: &AdminVisit, _: &Ask) -> Result<Spec, PageError> {
+        Ok(spec(
+            "Define a competency",
+            "A skill reps are assessed on, level 1 to 5, each level described so that \
+             leaders assess alike."
+                .into(),
+            competency_fields(None),
+            "Define",
+        )
+        .sends(Method::POST, "/v1/competencies".into(), "competencies"))
+    }
+}
+
+/// The competency the path names, as the log defines it now.
+async fn competency(visit: &AdminVisit, ask: &Ask) -> Result<CompetencyState, PageError> {
+    let id = ask.id("competency_id")?;
+    framework::competencies(visit.state.reads().http.store())
+        .await?
+        .into_iter()
+        .find(|c| matches!(c, CompetencyState::Defined { competency_id, .. } if competency_id.as_uuid() == id))
+        .ok_or_else(|| PageError::NotFound(format!("There is no competency {id}.")))
+}
+
+pub(crate) struct EditCompetency;
+
+impl Quick for EditCompetency {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let CompetencyState::Defined {
+            competency_id,
+            name,
+            description,
+            rubric,
+            ..
+        } = competency(visit, ask).await?
+        else {
+            return Err(PageError::NotFound("There is no such competency.".into()));
+        };
+        let levels: Vec<&str> = rubric.levels().iter().map(AsRef::as_ref).collect();
+        let current = (
+            name.as_ref(),
+            description.as_ref(),
+            levels.join(&RUBRIC_SEPARATOR.to_string()),
+        );
+        Ok(spec(
+            "Edit a competency",
+            "Assessments already recorded keep the rubric they were made against.".into(),
+            competency_fields(Some(current)),
+            "Save",
+        )
+        .sends(
+            Method::PUT,
+            format!("/v1/competencies/{competency_id}"),
+            "competencies",
+        ))
+    }
+}
+
+pub(crate) struct RetireCompetency;
+
+impl Quick for RetireCompetency {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let CompetencyState::Defined {
+            competency_id,
+            name,
+            ..
+        } = competency(visit, ask).await?
+        else {
+            return Err(PageError::NotFound("There is no such competency.".into()));
+        };
+        Ok(spec(
+            "Retire a competency",
+            format!(
+                "{} is no longer assessed; what was recorded on it stays.",
+                esc(name.as_ref())
+            ),
+            vec![Field::new("reason", "Why", Kind::Area)],
+            "Retire",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/competencies/{competency_id}/retirement"),
+            "competencies",
+        ))
+    }
+}
+
+pub(crate) struct SetStandard;
+
+impl Quick for SetStandard {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, _: &Ask) -> Result<Spec, PageError> {
+        Ok(spec(
+            "Set a standard",
+            "A clear standard performance is measured against: what, how much, how often, \
+             for which roles, and how a new rep ramps up to it."
+                .into(),
+            vec![
+                Field::new("name", "Name, e.g. Weekly calls", Kind::Text),
+                Field::new(
+                    "metric",
+                    "Metric, a lowercase name like calls_made",
+                    Kind::Text,
+                ),
+                Field::new(
+                    "kind",
+                    "Kind",
+                    choices(&[
+                        ("quality", "Quality: how the work is done"),
+                        ("quantity", "Quantity: how much"),
+                        ("behaviour", "Behaviour"),
+                    ]),
+                ),
+                Field::new(
+                    "direction",
+                    "Met when the value is",
+                    choices(&[
+                        ("at_least", "at least the target"),
+                        ("at_most", "at most the target"),
+                    ]),
+                )
+                .with("at_least"),
+                Field::new("target", "Target", Kind::Number("Enter the target as a number, like 50 or 12.5.")),
+                Field::new("unit", "Unit, e.g. calls, %, EUR", Kind::Text),
+                Field::new(
+                    "period",
+                    "Measured per",
+                    choices(&[("week", "week"), ("month", "month"), ("quarter", "quarter")]),
+                )
+                .with("week"),
+                Field::new("roles", "Roles it applies to, one per line", Kind::Lines { key: None }),
+                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+                Field::new(
+                    "ramp",
+                    "Ramp for new reps (optional): one percentage of the target per line, for their first, second… period",
+                    Kind::Ramp,
+                ),
+            ],
+            "Set the standard",
+        )
+        .sends(Method::POST, "/v1/standards".into(), "standards"))
+    }
+}
+
+/// The standard the path names, as the log has it now.
+async fn standard(visit: &AdminVisit, ask: &Ask) -> Result<Standard, PageError> {
+    let id = ask.id("standard_id")?;
+    framework::standards(visit.state.reads().http.store())
+        .await?
+        .into_iter()
+        .find(|s| s.standard_id.as_uuid() == id)
+        .ok_or_else(|| PageError::NotFound(format!("There is no standard {id}.")))
+}
+
+pub(crate) struct ReviseStandard;
+
+impl Quick for ReviseStandard {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let s = standard(visit, ask).await?;
+        let latest = s.latest();
+        Ok(spec(
+            "Revise a standard",
+            format!(
+                "{}: {} {} a {} from {}. A revision applies from the date you give; periods \
+                 before it keep the version they were measured against.",
+                esc(s.name.as_ref()),
+                latest.target,
+                esc(s.unit.as_ref()),
+                period_word(&s),
+                latest.effective_from
+            ),
+            vec![
+                Field::new(
+                    "target",
+                    "New target",
+                    Kind::Number("Enter the target as a number, like 50 or 12.5."),
+                )
+                .with(latest.target),
+                Field::new(
+                    "roles",
+                    "Roles it applies to, one per line",
+                    Kind::Lines { key: None },
+                )
+                .with(roles(&s).replace(", ", "\n")),
+                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+            ],
+            "Revise",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/standards/{}/revisions", s.standard_id),
+            "standards",
+        ))
+    }
+}
+
+pub(crate) struct RetireStandard;
+
+impl Quick for RetireStandard {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let s = standard(visit, ask).await?;
+        Ok(spec(
+            "Retire a standard",
+            format!(
+                "{} stops applying from the date you give; what was measured stays.",
+                esc(s.name.as_ref())
+            ),
+            vec![
+                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+                Field::new("reason", "Why", Kind::Area),
+            ],
+            "Retire",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/standards/{}/retirement", s.standard_id),
+            "standards",
+        ))
+    }
+}

@@ -1,0 +1,245 @@
+//! Uploading measurements from a CRM export, for admins, in two steps:
+//! `POST /admin/measurements` takes the CSV file and asks the write API to
+//! check it without recording (`POST /v1/measurements?dry_run=true`): every
+//! bad row is listed with its line and reason, or the page shows what would
+//! be recorded; only then `POST /admin/measurements/record` sends the same
+//! file to be recorded, all rows or none, under the idempotency key the
+//! preview was given (a double click records once).
+
+use std::fmt::Write as _;
+
+use axum::extract::Multipart;
+use axum::extract::multipart::MultipartRejection;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
+
+use super::{AdminVisit, Posted};
+use crate::error::PageError;
+use crate::forms::{Write, field, new_key, plain, send};
+use crate::html::{csrf_field, esc, page, table_start};
+
+/// The data lines the preview shows.
+const PREVIEWED: usize = 10;
+
+/// `GET`: the upload form.
+pub(crate) async fn form(visit: AdminVisit) -> Result<Response, PageError> {
+    Ok(shown(&visit, StatusCode::OK, ""))
+}
+
+/// The page: `above` (a result, HTML), then the upload form.
+fn shown(visit: &AdminVisit, status: StatusCode, above: &str) -> Response {
+    let mut b = String::from(
+        "<h1>Upload measurements</h1><p class=\"lead\">A CSV file exported from your CRM, with \
+         a header line naming the columns <code>rep</code> (the rep's id, as the people list \
+         gives it), <code>metric</code>, <code>period</code> (2026-W05, 2026-03 or 2026-Q1) and \
+         <code>value</code>. Trellis checks every row first and records nothing until you \
+         confirm; then it records every row or none.</p>",
+    );
+    b.push_str(above);
+    let _ = write!(
+        b,
+        "<form class=\"card form\" method=\"post\" action=\"/admin/measurements\" \
+         enctype=\"multipart/form-data\">{}\
+         <div class=\"field\"><label for=\"file\">CSV file</label>\
+         <input type=\"file\" id=\"file\" name=\"file\" accept=\".csv,text/csv\" required></div>\
+         <p><button class=\"primary\" type=\"submit\">Check the file</button> \
+         <a href=\"/admin#standards\">Cancel</a></p></form>",
+        csrf_field(visit.viewer.signed().csrf)
+    );
+    (
+        status,
+        Html(page("Upload measurements", Some(visit.viewer.signed()), &b)),
+    )
+        .into_response()
+}
+
+/// `POST /admin/measurements`: checks the uploaded file, recording nothing.
+pub(crate) async fn check(
+    visit: AdminVisit,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, PageError> {
+    let mut multipart = multipart.map_err(|e| {
+        PageError::BadRequest(format!(
+            "Choose a CSV file and send the form again ({}).",
+            e.body_text()
+        ))
+    })?;
+    let (mut csrf, mut csv) = (None, None);
+    while let Some(part) = multipart
+        .next_field()
+        .await
+        .map_err(|e| PageError::BadRequest(format!("The upload could not be read: {e}")))?
+    {
+        match part.name() {
+            Some("_csrf") => csrf = part.text().await.ok(),
+            Some("file") => {
+                let bytes = part.bytes().await.map_err(|e| {
+                    PageError::BadRequest(format!("The file could not be read: {e}"))
+                })?;
+                csv = Some(bytes);
+            }
+            _ => {}
+        }
+    }
+    visit
+        .viewer
+        .check_form(&visit.state, &headers, csrf.as_deref())?;
+    let csv = csv.filter(|c| !c.is_empty()).ok_or_else(|| {
+        PageError::BadRequest("Choose a CSV file to upload; the form came without one.".into())
+    })?;
+    let Ok(text) = String::from_utf8(csv.to_vec()) else {
+        let why = "<div class=\"error\" role=\"alert\"><p><strong>Nothing was recorded.</strong> \
+                   The file is not UTF-8 text: save the export as CSV (UTF-8) and upload it again.</p></div>";
+        return Ok(shown(&visit, StatusCode::UNPROCESSABLE_ENTITY, why));
+    };
+    let (status, answer) = import(&visit, &text, true, "").await?;
+    if !status.is_success() {
+        return Ok(shown(&visit, status, &refusal(&answer)));
+    }
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<section class=\"card\" aria-labelledby=\"preview-h\"><h2 id=\"preview-h\">Every row can be recorded</h2>\
+         <p role=\"status\">{} rows for {} reps; nothing is recorded yet.</p>",
+        answer["rows"], answer["reps"]
+    );
+    b.push_str(&preview(&text));
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/admin/measurements/record\">{}\
+         <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
+         <textarea name=\"csv\" hidden>{}</textarea>\
+         <p><button class=\"primary\" type=\"submit\">Record all {} rows</button></p></form></section>",
+        csrf_field(visit.viewer.signed().csrf),
+        new_key(),
+        esc(&text),
+        answer["rows"]
+    );
+    Ok(shown(&visit, StatusCode::OK, &b))
+}
+
+/// `POST /admin/measurements/record`: records the checked file.
+pub(crate) async fn record(
+    Posted { visit, typed }: Posted<AdminVisit>,
+) -> Result<Response, PageError> {
+    let text = typed.get("csv").map_or("", String::as_str);
+    let (status, answer) = import(&visit, text, false, field(&typed, "idempotency_key")).await?;
+    if !status.is_success() {
+        return Ok(shown(&visit, status, &refusal(&answer)));
+    }
+    let said = format!(
+        "<p class=\"notice\" role=\"status\">Recorded: {} rows for {} reps.</p>",
+        answer["rows"], answer["reps"]
+    );
+    Ok(shown(&visit, StatusCode::OK, &said))
+}
+
+/// Sends `csv` to the import, checking only when `dry_run`.
+async fn import(
+    visit: &AdminVisit,
+    csv: &str,
+    dry_run: bool,
+    key: &str,
+) -> Result<(StatusCode, Value), PageError> {
+    let path = if dry_run {
+        "/v1/measurements?dry_run=true"
+    } else {
+        "/v1/measurements"
+    };
+    let request = Write {
+        method: &Method::POST,
+        path,
+        key,
+        if_match: None,
+        content_type: "text/csv",
+        body: csv.as_bytes().to_vec(),
+    };
+    send(&visit.state, &visit.viewer, request).await
+}
+
+/// Why nothing was recorded: every bad row, by line, with its reason.
+fn refusal(answer: &Value) -> String {
+    let mut rows: Vec<(usize, String, String)> = answer["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let place = e["field"].as_str().unwrap_or("");
+            let (line, column) = place.split_once(": ").unwrap_or((place, ""));
+            let number = line
+                .strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (
+                number,
+                column.to_owned(),
+                plain(e["reason"].as_str().unwrap_or("is not valid")),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|(line, _, _)| *line);
+    let mut b = String::from(
+        "<div class=\"error\" role=\"alert\"><p><strong>Nothing was recorded.</strong> ",
+    );
+    if rows.is_empty() {
+        let _ = write!(
+            b,
+            "{}</p></div>",
+            esc(answer["detail"]
+                .as_str()
+                .unwrap_or("Trellis could not read this file."))
+        );
+        return b;
+    }
+    let _ = write!(
+        b,
+        "{} row(s) cannot be recorded. Correct them in the file and upload it again.</p></div>{}",
+        rows.len(),
+        table_start(&["#Line", "Column", "Why"])
+    );
+    for (line, column, why) in rows {
+        let _ = write!(
+            b,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            if line == 0 {
+                String::new()
+            } else {
+                line.to_string()
+            },
+            esc(&column),
+            esc(&why)
+        );
+    }
+    b.push_str("</tbody></table></div>");
+    b
+}
+
+/// The file's first lines as a table (for the eye only: the write API is
+/// what reads the file).
+fn preview(csv: &str) -> String {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return String::new();
+    };
+    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let mut b = table_start(&columns);
+    let mut more = 0;
+    for (i, line) in lines.enumerate() {
+        if i >= PREVIEWED {
+            more += 1;
+            continue;
+        }
+        b.push_str("<tr>");
+        for cell in line.split(',') {
+            let _ = write!(b, "<td>{}</td>", esc(cell.trim()));
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</tbody></table></div>");
+    if more > 0 {
+        let _ = write!(b, "<p class=\"muted\">and {more} more rows.</p>");
+    }
+    b
+}

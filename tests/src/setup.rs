@@ -1,0 +1,333 @@
+//! An admin sets up an organisation in the dashboard: teams and leaders,
+//! people, the competency framework and standards, each through the write
+//! API; a measurement CSV is checked, its bad rows listed, and nothing is
+//! recorded until the admin confirms. Nobody else opens these pages.
+
+use axum::http::{Method, StatusCode};
+use trellis_eventstore::Checkpoint;
+use trellis_tests::Kind;
+use uuid::Uuid;
+
+use crate::forms::{browser, hidden, project, serving_with_a_rep};
+use crate::http::{TestApp, build_request};
+use crate::week::{inputs, open, record, said, send};
+
+/// How many events of `event_type` the whole log holds (once it reads
+/// whole: on PostgreSQL, readers of the global log wait for transactions
+/// still in flight).
+async fn in_log(app: &TestApp, event_type: &str) -> usize {
+    project(app).await;
+    app.store
+        .read_all(Checkpoint::START, 1_000_000)
+        .await
+        .expect("read the log")
+        .iter()
+        .filter(|e| e.event_type == event_type)
+        .count()
+}
+
+/// The id after `prefix` in `html` that is not in `not`.
+fn new_id_after(html: &str, prefix: &str, not: &[Uuid]) -> Uuid {
+    html.match_indices(prefix)
+        .filter_map(|(at, _)| html.get(at + prefix.len()..at + prefix.len() + 36))
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .find(|id| !not.contains(id))
+        .unwrap_or_else(|| panic!("no new {prefix}… in {}", said(html)))
+}
+
+async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let overview = browser(&app, Method::GET, "/admin", &admin, None, &[]).await;
+    assert_eq!(
+        overview.status,
+        StatusCode::OK,
+        "{}",
+        said(&overview.text())
+    );
+    assert!(overview.text().contains("href=\"/admin/teams/new\""));
+
+    record(
+        &app,
+        "/admin/teams/new",
+        &admin,
+        &[("name", "APAC Enterprise")],
+    )
+    .await;
+    project(&app).await;
+    let html = browser(&app, Method::GET, "/admin", &admin, None, &[])
+        .await
+        .text();
+    assert!(html.contains("APAC Enterprise"), "{}", said(&html));
+    let team = new_id_after(&html, "/admin/teams/", &[world.team, world.other_team]);
+    record(
+        &app,
+        &format!("/admin/teams/{team}/leaders"),
+        &admin,
+        &[("leader_name", "Kenji Watanabe")],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/teams/{team}/name"),
+        &admin,
+        &[("name", "APAC Strategic")],
+    )
+    .await;
+    let team_text = team.to_string();
+    record(
+        &app,
+        "/admin/reps/new",
+        &admin,
+        &[
+            ("name", "Mei Lin"),
+            ("role", "AE"),
+            ("team_id", team_text.as_str()),
+            ("start_date", "2026-04-01"),
+        ],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/reps/{rep}/role"),
+        &admin,
+        &[("role", "AE"), ("on", "2026-06-01")],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/reps/{rep}/team"),
+        &admin,
+        &[("team_id", team_text.as_str()), ("on", "2026-07-01")],
+    )
+    .await;
+    record(
+        &app,
+        "/admin/competencies/new",
+        &admin,
+        &[
+            ("name", "Negotiation"),
+            ("description", "Reaching agreements that hold."),
+            ("rubric[0]", "Concedes at once."),
+            ("rubric[1]", "Trades, but without a plan."),
+            ("rubric[2]", "Plans what to give and get."),
+            ("rubric[3]", "Anchors and trades with a plan."),
+            ("rubric[4]", "Coaches others to negotiate."),
+        ],
+    )
+    .await;
+    record(
+        &app,
+        "/admin/standards/new",
+        &admin,
+        &[
+            ("name", "Meetings booked"),
+            ("metric", "meetings_booked"),
+            ("kind", "quantity"),
+            ("direction", "at_least"),
+            ("target", "8"),
+            ("unit", "meetings"),
+            ("period", "week"),
+            ("roles", "SDR\r\nAE"),
+            ("effective_from", "2026-01-05"),
+            ("ramp", "25%\r\n50\r\n75"),
+        ],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/standards/{}/revision", world.standard),
+        &admin,
+        &[("target", "55"), ("effective_from", "2026-09-07")],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/competencies/{}/retirement", world.competency),
+        &admin,
+        &[("reason", "Folded into Negotiation.")],
+    )
+    .await;
+    record(
+        &app,
+        &format!("/admin/reps/{rep}/departure"),
+        &admin,
+        &[
+            ("on", "2026-10-30"),
+            ("reason", "Moved to another company."),
+        ],
+    )
+    .await;
+    for (event_type, n) in [
+        ("TeamFormed", 3),
+        ("LeaderAssigned", 3),
+        ("TeamRenamed", 1),
+        ("RepJoined", 2),
+        ("RepRoleChanged", 1),
+        ("RepMovedTeam", 1),
+        ("CompetencyDefined", 2),
+        ("StandardSet", 2),
+        ("StandardRevised", 1),
+        ("CompetencyRetired", 1),
+        ("RepDeparted", 1),
+    ] {
+        assert_eq!(in_log(&app, event_type).await, n, "{event_type}");
+    }
+    let events = app
+        .store
+        .read_all(Checkpoint::START, 10_000)
+        .await
+        .expect("log");
+    let set = events
+        .iter()
+        .rfind(|e| e.event_type == "StandardSet")
+        .expect("the new standard");
+    assert_eq!(set.payload["roles"], serde_json::json!(["SDR", "AE"]));
+    assert_eq!(set.payload["ramp"][2]["percent_of_target"], 75);
+    app.cleanup().await;
+}
+
+async fn a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept(kind: Kind) {
+    let (app, _world, _rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let (_, carried) = open(&app, "/admin/competencies/new", &admin).await;
+    let refused = send(
+        &app,
+        "/admin/competencies/new",
+        &admin,
+        &carried,
+        &[
+            ("name", "Prospecting"),
+            ("description", "Finding the right accounts."),
+            ("rubric[0]", "Calls whoever is next."),
+            ("rubric[1]", "Uses a list."),
+            ("rubric[2]", " "),
+            ("rubric[3]", "Researches each account."),
+            ("rubric[4]", "Builds the team's target list."),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(html.contains("id=\"rubric-error\""), "{}", said(&html));
+    assert!(html.contains("Researches each account."), "{}", said(&html));
+    assert_eq!(in_log(&app, "CompetencyDefined").await, 1);
+    app.cleanup().await;
+}
+
+async fn only_an_admin_opens_the_set_up_pages(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    for token in [leader.clone(), app.rep(rep), app.auditor()] {
+        let page = browser(&app, Method::GET, "/admin", &token, None, &[]).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+    }
+    // A hand-made form with the leader's own CSRF token: refused.
+    let home = browser(&app, Method::GET, "/home", &leader, None, &[]).await;
+    let csrf = hidden(&home.text(), "_csrf");
+    let forged = browser(
+        &app,
+        Method::POST,
+        "/admin/teams/new",
+        &leader,
+        Some(&[("_csrf", csrf.as_str()), ("name", "Shadow team")]),
+        &[],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(in_log(&app, "TeamFormed").await, 2);
+    app.cleanup().await;
+}
+
+/// A multipart upload of `csv` as the admin's browser sends it.
+async fn upload(app: &TestApp, token: &str, csrf: &str, csv: &str) -> crate::http::Resp {
+    let boundary = "trellis-test-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"crm.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
+    );
+    let cookie = format!("trellis_token={token}");
+    app.send(build_request(
+        Method::POST,
+        "/admin/measurements",
+        "",
+        Some(&format!("multipart/form-data; boundary={boundary}")),
+        body,
+        &[("cookie", cookie.as_str()), ("host", "trellis.example")],
+    ))
+    .await
+}
+
+async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind: Kind) {
+    let (app, world, first) = serving_with_a_rep(kind).await;
+    let mut reps = vec![first];
+    for _ in 0..3 {
+        reps.push(app.join_rep(world.team).await);
+    }
+    project(&app).await;
+    let admin = app.admin();
+    let (html, _) = open(&app, "/admin/measurements", &admin).await;
+    let csrf = hidden(&html, "_csrf");
+    // 100 rows: 4 reps, 25 weeks each.
+    let mut lines = vec!["rep,metric,period,value".to_owned()];
+    for rep in &reps {
+        for week in 2..27 {
+            lines.push(format!("{rep},calls_made,2026-W{week:02},{}", 30 + week));
+        }
+    }
+    let good = lines.join("\n");
+    let mut bad = lines.clone();
+    bad[5] = format!("{},calls_made,2026-W06,lots", reps[0]);
+    bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
+    bad[77] = format!("{},calls_made,2026-W03,40", Uuid::now_v7());
+    let refused = upload(&app, &admin, &csrf, &bad.join("\n")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(
+        html.contains("3 row(s) cannot be recorded"),
+        "{}",
+        said(&html)
+    );
+    for line in [6, 41, 78] {
+        assert!(
+            html.contains(&format!("<td class=\"n\">{line}</td>")),
+            "line {line}: {}",
+            said(&html)
+        );
+    }
+    assert_eq!(in_log(&app, "PerformanceMeasured").await, 0);
+
+    let preview = upload(&app, &admin, &csrf, &good).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", said(&preview.text()));
+    let html = preview.text();
+    assert!(html.contains("100 rows for 4 reps"), "{}", said(&html));
+    assert_eq!(
+        in_log(&app, "PerformanceMeasured").await,
+        0,
+        "a preview records nothing"
+    );
+    let carried = inputs(&html);
+    for _ in 0..2 {
+        let done = send(&app, "/admin/measurements/record", &admin, &carried, &[]).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", said(&done.text()));
+        assert!(
+            done.text().contains("Recorded: 100 rows"),
+            "{}",
+            said(&done.text())
+        );
+    }
+    assert_eq!(
+        in_log(&app, "PerformanceMeasured").await,
+        100,
+        "confirmed twice, recorded once"
+    );
+    app.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
+    a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept,
+    only_an_admin_opens_the_set_up_pages,
+    an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,
+);
