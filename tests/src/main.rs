@@ -2,6 +2,7 @@
 
 mod alerts;
 mod architecture;
+mod browser;
 mod commands;
 mod commands_auth;
 mod dashboard;

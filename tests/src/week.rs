@@ -387,6 +387,23 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         "{}",
         refused.text()
     );
+    // Before the rep joined (2026-01-05): the domain's refusal, beside the period.
+    let refused = send(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "2025-12"),
+            ("value", "42"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(html.contains("id=\"period-error\""), "{}", said(&html));
+    assert!(html.contains("joined"), "{}", said(&html));
     assert_eq!(count(&types(&app, rep).await, "PerformanceMeasured"), 0);
     let sent = send(
         &app,

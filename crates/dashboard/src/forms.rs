@@ -79,6 +79,15 @@ pub(crate) async fn record_if(
             .entry(field)
             .or_insert_with(|| plain(e["reason"].as_str().unwrap_or("is not valid")));
     }
+    // A refusal about one value goes beside its field: `@date` until the
+    // form names its date field ([`aim`]).
+    if let (true, Some(concerns), Some(detail)) = (
+        errors.is_empty(),
+        answer["concerns"].as_str(),
+        answer["detail"].as_str(),
+    ) {
+        errors.insert(format!("@{concerns}"), detail.to_owned());
+    }
     let general = errors.is_empty().then(|| {
         answer["detail"]
             .as_str()
@@ -108,6 +117,26 @@ pub(crate) fn plain(reason: &str) -> String {
         })
     });
     reason[..cut.unwrap_or(reason.len())].to_owned()
+}
+
+/// Puts a refusal about a value ([`record`]'s `@date`, `@period`, …) on
+/// the form's field: `date_field` for the date, the field of the same name
+/// for the rest.
+pub(crate) fn aim(errors: &mut BTreeMap<String, String>, date_field: &str) {
+    let about: Vec<String> = errors
+        .keys()
+        .filter(|k| k.starts_with('@'))
+        .cloned()
+        .collect();
+    for key in about {
+        if let Some(why) = errors.remove(&key) {
+            let field = match &key[1..] {
+                "date" => date_field.to_owned(),
+                other => other.to_owned(),
+            };
+            errors.entry(field).or_insert(why);
+        }
+    }
 }
 
 /// One request to the write API.

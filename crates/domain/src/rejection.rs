@@ -206,3 +206,46 @@ pub enum Rejection {
     )]
     AlertWithoutRecipients { occurrence_key: String },
 }
+
+impl Rejection {
+    /// What the refusal is about, when it is one value a form shows: `date`
+    /// (the date of the record), `period`, `roles`, `ramp` or `targets`; so
+    /// that a form can show the refusal beside that field.
+    pub fn concerns(&self) -> Option<&'static str> {
+        use Rejection as R;
+        match self {
+            R::DateBeforeJoined { .. }
+            | R::DateInFuture { .. }
+            | R::RevisionNotAfterLatest { .. }
+            | R::RetirementBeforeLatest { .. } => Some("date"),
+            R::PeriodNotStarted { .. }
+            | R::PeriodBeforeJoined { .. }
+            | R::PeriodAfterDeparture { .. } => Some("period"),
+            R::NoRoles => Some("roles"),
+            R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
+            R::ImprovementPlanWithoutTargets => Some("targets"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_about_one_value_names_it_and_others_name_none() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("a date");
+        let before = Rejection::DateBeforeJoined {
+            date: day(1),
+            joined: day(2),
+        };
+        assert_eq!(before.concerns(), Some("date"));
+        assert_eq!(Rejection::NoRoles.concerns(), Some("roles"));
+        assert_eq!(
+            Rejection::ImprovementPlanWithoutTargets.concerns(),
+            Some("targets")
+        );
+        assert_eq!(Rejection::RepNotFound.concerns(), None);
+    }
+}

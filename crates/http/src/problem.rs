@@ -38,6 +38,11 @@ pub struct Problem {
     /// For conflicts: the stream's current version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,
+    /// For a refusal about one value of the request: which (`date`,
+    /// `period`, `roles`, `ramp` or `targets`), for a form to show it beside
+    /// that field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concerns: Option<String>,
 }
 
 /// Everything a handler can fail with.
@@ -192,6 +197,10 @@ impl ApiError {
             },
             current_version: match self {
                 ApiError::Conflict { current, .. } => Some(*current),
+                _ => None,
+            },
+            concerns: match self {
+                ApiError::Rejected(r) => r.concerns().map(str::to_owned),
                 _ => None,
             },
         }

@@ -343,6 +343,7 @@ fn problem(status: StatusCode, kind: &str, title: &str, detail: String) -> Respo
         detail: detail.clone(),
         errors: Vec::new(),
         current_version: None,
+        concerns: None,
     };
     let mut response = (
         status,

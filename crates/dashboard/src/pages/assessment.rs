@@ -17,8 +17,8 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, alert, field, fresh, keep_known, leader_field, new_key, record,
-    recorded, with_leader,
+    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, keep_known, leader_field, new_key,
+    record, recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
 
@@ -75,6 +75,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
             if errors.contains_key("level") && level.parse::<i64>().is_err() {
                 errors.insert("level".into(), "Choose a level from 1 to 5.".into());
             }
+            aim(&mut errors, "assessed_on");
             keep_known(&mut errors, &mut general, &FIELDS);
             let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
             render(&visit, shown).await

@@ -15,7 +15,7 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, alert, field, fresh, id, leader_field, new_key, record,
+    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, id, leader_field, new_key, record,
     recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
@@ -99,9 +99,10 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
         Outcome::Recorded => Ok(recorded(rep_id, "coaching")),
         Outcome::Refused {
             status,
-            errors,
+            mut errors,
             general,
         } => {
+            aim(&mut errors, "held_on");
             let mut shown = BTreeMap::new();
             let mut stray = Vec::new();
             for (name, why) in errors {

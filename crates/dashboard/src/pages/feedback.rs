@@ -14,8 +14,8 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, alert, field, fresh, keep_known, leader_field, new_key, record,
-    recorded, with_leader,
+    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, keep_known, leader_field, new_key,
+    record, recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
 
@@ -61,6 +61,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
             mut general,
         } => {
             // An error no field of the form shows goes above it.
+            aim(&mut errors, "given_on");
             keep_known(&mut errors, &mut general, &FIELDS);
             let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
             render(&visit, shown).await

@@ -306,6 +306,13 @@ fn place(
     errors: BTreeMap<String, String>,
     general: Option<String>,
 ) -> (BTreeMap<String, String>, Option<String>) {
+    let mut errors = errors;
+    let date_field = spec
+        .fields
+        .iter()
+        .find(|f| matches!(f.kind, Kind::Date | Kind::Day | Kind::Later))
+        .map_or("", |f| f.name);
+    crate::forms::aim(&mut errors, date_field);
     let mut placed = BTreeMap::new();
     let mut stray = Vec::new();
     for (name, why) in errors {
@@ -350,7 +357,15 @@ async fn changes_since(
             Event::Rep(event) => Some(event),
             _ => None,
         });
-    let names = data::competency_names(visit.state(), std::iter::empty()).await?;
+    let all: Vec<trellis_projections::growth::CompetencyDoc> = visit
+        .state()
+        .models()
+        .all(trellis_projections::growth::kinds::COMPETENCY)
+        .await?;
+    let names = all
+        .into_iter()
+        .map(|c| (c.competency_id.to_string(), c.name.to_string()))
+        .collect();
     let entries = data::timeline_entries(later, &names, visit.viewer().sees_private());
     let changes = entries
         .iter()
