@@ -95,11 +95,12 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
     // The read models follow the log, as `trellis serve` keeps them.
     let (store, read) = (app.store.clone(), read_store(&app.backend).await);
     let projector = tokio::spawn(async move {
-        let growth = Growth::new(GrowthSettings::default());
+        let (engine, growth) = (
+            Engine::new(store, read),
+            Growth::new(GrowthSettings::default()),
+        );
         loop {
-            let _ = Engine::new(store.clone(), read.clone())
-                .catch_up(&growth)
-                .await;
+            let _ = engine.catch_up(&growth).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });

@@ -2226,6 +2226,22 @@ async fn a_database_refusing_connections_is_a_503_not_a_500() {
         ))
         .await
         .expect("close the database to new connections");
+    // pg_terminate_backend only signals: wait until every backend is gone,
+    // or a pooled connection may still answer the request.
+    for _ in 0..200 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&database.name],
+            )
+            .await
+            .expect("count the backends")
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let r = app
         .post_json("/v1/teams", &app.admin(), &json!({"name": "During"}))
         .await;

@@ -28,6 +28,17 @@ pub(crate) async fn serving_with_a_rep(kind: Kind) -> (TestApp, World, Uuid) {
 /// PostgreSQL, other tests' transactions can hold the readers' horizon back
 /// for a moment, so it waits until the log reads whole).
 pub(crate) async fn project(app: &TestApp) {
+    settle(app).await;
+    Engine::new(app.store.clone(), read_store(&app.backend).await)
+        .catch_up(&Growth::new(GrowthSettings::default()))
+        .await
+        .expect("catch up")
+        .expect("the runner lease");
+}
+
+/// Waits until every committed event reads in global order (on PostgreSQL,
+/// other tests' transactions can hold the readers' horizon back a moment).
+pub(crate) async fn settle(app: &TestApp) {
     let total = app.events_in_log().await;
     for _ in 0..400 {
         let readable = app
@@ -40,11 +51,6 @@ pub(crate) async fn project(app: &TestApp) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    Engine::new(app.store.clone(), read_store(&app.backend).await)
-        .catch_up(&Growth::new(GrowthSettings::default()))
-        .await
-        .expect("catch up")
-        .expect("the runner lease");
 }
 
 /// A browser's request: the sign-in cookie, this site's host, and `extra`.

@@ -352,7 +352,95 @@ query_tests!(
     a_scorecard_from_after_today_without_to_says_what_was_sent,
     a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view,
     collection_reads_page_by_id_and_a_leader_lists_only_their_own,
+    the_profile_and_timeline_say_whether_and_when_feedback_and_standards_were_acknowledged,
 );
+
+/// A rep acknowledges one piece of feedback and a standard: the profile
+/// says which and when (the other piece, private, not to the rep), and the
+/// timeline counts the acknowledged feedback in the week it was given.
+async fn the_profile_and_timeline_say_whether_and_when_feedback_and_standards_were_acknowledged(
+    app: &QueryApp,
+) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    app.set_clock("2026-03-02T09:00:00Z");
+    let given = |visibility: &str| {
+        let mut body = crate::http::feedback_body(&world, "2026-02-10");
+        body["visibility"] = json!(visibility);
+        body
+    };
+    let shared = app
+        .post_json(
+            &format!("/v1/reps/{rep}/feedback"),
+            &app.admin(),
+            &given("shared"),
+        )
+        .await
+        .expect(201)
+        .id();
+    let private = app
+        .post_json(
+            &format!("/v1/reps/{rep}/feedback"),
+            &app.admin(),
+            &given("private"),
+        )
+        .await
+        .expect(201)
+        .id();
+    let own = app.rep(rep);
+    app.post_json(
+        &format!("/v1/reps/{rep}/feedback/{shared}/acknowledgement"),
+        &own,
+        &json!({ "on": "2026-02-12" }),
+    )
+    .await
+    .expect(200);
+    app.post_json(
+        &format!("/v1/reps/{rep}/expectations-acknowledgements"),
+        &own,
+        &json!({ "standard_id": world.standard, "on": "2026-02-13" }),
+    )
+    .await
+    .expect(200);
+    app.project().await;
+
+    let profile = &profile_json(app, rep).await["profile"];
+    let feedback = profile["feedback"].as_array().expect("feedback").clone();
+    assert_eq!(feedback.len(), 2, "{profile}");
+    let acknowledged = |id: Uuid| {
+        feedback
+            .iter()
+            .find(|f| f["feedback_id"] == json!(id))
+            .map(|f| f["acknowledged_on"].clone())
+            .expect("the feedback")
+    };
+    assert_eq!(acknowledged(shared), json!("2026-02-12"));
+    assert_eq!(acknowledged(private), json!(null));
+    assert_eq!(
+        profile["acknowledged_standards"],
+        json!([{ "standard_id": world.standard, "version": 1, "on": "2026-02-13" }])
+    );
+    let seen = app.get_as(&format!("/v1/reps/{rep}"), &own).await;
+    seen.expect(200);
+    let ids: Vec<&Value> = seen.json["profile"]["feedback"]
+        .as_array()
+        .expect("feedback")
+        .iter()
+        .map(|f| &f["feedback_id"])
+        .collect();
+    assert_eq!(ids, [&json!(shared)], "a rep sees no private feedback");
+
+    let timeline = app
+        .get_as(
+            &format!("/v1/reps/{rep}/timeline?bucket=week&from=2026-02-09&to=2026-02-15"),
+            &app.auditor(),
+        )
+        .await;
+    timeline.expect(200);
+    let count = &timeline.json["rows"][0]["feedback"][world.competency.to_string()];
+    assert_eq!(count["praise"], 2, "{}", timeline.text());
+    assert_eq!(count["acknowledged"], 1, "{}", timeline.text());
+}
 
 /// The collection reads an integration pages through: every team in pages
 /// of one, without a gap or a repeat; a leader lists only their teams and
@@ -388,6 +476,20 @@ async fn collection_reads_page_by_id_and_a_leader_lists_only_their_own(app: &Que
         .filter_map(|t| t["team_id"].as_str())
         .collect();
     assert_eq!(ids, [team.to_string()], "a leader lists their own teams");
+    // The leaders of the teams they may list: their own team's, themselves.
+    let r = app.get_as("/v1/leaders", &leader).await;
+    r.expect(200);
+    let leaders = r.json["leaders"].as_array().expect("leaders").clone();
+    assert_eq!(leaders.len(), 1, "{}", r.text());
+    assert_eq!(leaders[0]["leader_id"], json!(s.world.leader));
+    assert_eq!(leaders[0]["teams"], json!([team]));
+    let r = app.get_as("/v1/leaders", &admin).await;
+    assert_eq!(
+        r.json["leaders"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r.text()
+    );
     app.get_as(&format!("/v1/reps?team={other_team}"), &leader)
         .await
         .expect_problem(403, "forbidden");
@@ -1350,6 +1452,12 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             "/v1/teams?limit=1".to_owned(),
             None,
             Some("/v1/teams?limit=0".to_owned()),
+        ),
+        (
+            "/v1/leaders",
+            format!("/v1/leaders?team={team}"),
+            None,
+            Some("/v1/leaders?team=emea".to_owned()),
         ),
         (
             "/v1/reps",

@@ -8,7 +8,7 @@ use trellis_eventstore::Checkpoint;
 use trellis_tests::Kind;
 use uuid::Uuid;
 
-use crate::forms::{browser, hidden, project, serving_with_a_rep};
+use crate::forms::{browser, hidden, project, serving_with_a_rep, settle};
 use crate::http::{TestApp, build_request};
 use crate::week::{inputs, open, record, said, send};
 
@@ -16,7 +16,7 @@ use crate::week::{inputs, open, record, said, send};
 /// whole: on PostgreSQL, readers of the global log wait for transactions
 /// still in flight).
 async fn in_log(app: &TestApp, event_type: &str) -> usize {
-    project(app).await;
+    settle(app).await;
     app.store
         .read_all(Checkpoint::START, 1_000_000)
         .await

@@ -57,13 +57,16 @@ pub struct RepProfileView {
 
 impl RepProfileView {
     /// What the rep may see of their own profile: nothing that came from a
-    /// private session.
+    /// private session, no private feedback.
     pub fn for_rep(mut self) -> Self {
         self.open_action_items
             .retain(|i| i.item.visibility == Visibility::Shared);
         self.profile
             .open_action_items
             .retain(|i| i.visibility == Visibility::Shared);
+        self.profile
+            .feedback
+            .retain(|f| f.visibility == Visibility::Shared);
         self
     }
 }

@@ -1,5 +1,5 @@
-//! Collection reads for integrations: the teams, the reps (by team, by
-//! status), their open action items and support requests (by team, by rep,
+//! Collection reads for integrations: the teams and their leaders, the
+//! reps (by team, by status), their open action items and support requests (by team, by rep,
 //! by status) and the competency framework, a page at a time. Pages are in id
 //! order; `after` is the last id of the previous page (`next_after`), so a
 //! client pages through without missing or repeating one while others are
@@ -149,6 +149,69 @@ pub async fn teams(reader: Reader, params: Params) -> Result<Response, ApiError>
         .collect();
     let (teams, next_after) = page(items, &params)?;
     Ok(Json(TeamsPage { teams, next_after }).into_response())
+}
+
+/// A leader as a list shows them: the teams they lead now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaderListed {
+    #[schema(value_type = uuid::Uuid)]
+    pub leader_id: LeaderId,
+    pub name: String,
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub teams: Vec<TeamId>,
+}
+
+page_of!(
+    /// A page of leaders.
+    LeadersPage { leaders: LeaderListed }
+);
+
+/// The leaders of the teams the caller may read, with the teams they lead.
+///
+/// `GET /v1/leaders?team=&after=&limit=`: every leader for admins, auditors
+/// and granted services; a leader lists the leaders of the teams they lead
+/// (themselves included).
+#[utoipa::path(get, path = "/v1/leaders", operation_id = "list_leaders", tag = "teams",
+    params(
+        ("team" = Option<uuid::Uuid>, Query, description = "Only the leaders of this team"),
+        PageQuery),
+    responses(
+        (status = 200, description = "A page of leaders, in id order", body = LeadersPage),
+        BadQuery, ReadErrors, CommonErrors))]
+pub async fn leaders(reader: Reader, params: Params) -> Result<Response, ApiError> {
+    let listed = access::teams_listed(&reader.claims)?;
+    let team = params.parsed("team", "a team id", |v| {
+        Uuid::parse_str(v).ok().map(TeamId::from_uuid)
+    })?;
+    let teams: Vec<TeamDoc> = reader.state.read.teams().await.map_err(read_error)?;
+    let mut by_leader: std::collections::BTreeMap<LeaderId, LeaderListed> = Default::default();
+    for t in teams
+        .into_iter()
+        .filter(|t| listed.as_ref().is_none_or(|l| l.contains(&t.team_id)))
+        .filter(|t| team.is_none_or(|only| only == t.team_id))
+    {
+        for (leader_id, name) in t.leaders {
+            by_leader
+                .entry(leader_id)
+                .or_insert_with(|| LeaderListed {
+                    leader_id,
+                    name: name.to_string(),
+                    teams: Vec::new(),
+                })
+                .teams
+                .push(t.team_id);
+        }
+    }
+    let items = by_leader
+        .into_iter()
+        .map(|(id, leader)| (id.as_uuid(), leader))
+        .collect();
+    let (leaders, next_after) = page(items, &params)?;
+    Ok(Json(LeadersPage {
+        leaders,
+        next_after,
+    })
+    .into_response())
 }
 
 /// A rep as a list shows them.

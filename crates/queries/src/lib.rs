@@ -74,6 +74,7 @@ pub fn api(state: QueryState) -> trellis_http::Api {
 fn routes(state: QueryState) -> Router {
     Router::new()
         .route("/v1/teams", get(collections::teams))
+        .route("/v1/leaders", get(collections::leaders))
         .route("/v1/reps", get(collections::reps))
         .route("/v1/competencies", get(collections::competencies))
         .route("/v1/standards", get(collections::standards))

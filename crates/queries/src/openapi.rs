@@ -25,7 +25,7 @@ use crate::{asof, audit, collections, feed, models, packet};
         models::rep, models::rep_profile, models::growth_timeline, asof::route, audit::route,
         packet::route, models::team_view, models::coaching_impact, models::leader_scorecard,
         feed::page, feed::stream,
-        collections::teams, collections::reps, collections::competencies,
+        collections::teams, collections::leaders, collections::reps, collections::competencies,
         collections::action_items, collections::support_requests, collections::standards,
     ),
     components(schemas(StandingSchema)),

@@ -87,8 +87,11 @@ described_object!(
      is judged on), `standing` (a Standing: `standing` and its `reasons`), \
      `open_action_items` (each with `overdue`), `overdue_action_items` (a count) and \
      `profile`: the rep's name, role, team, start date, phase, skill levels by competency, \
-     coaching and feedback counts, support requests, improvement plans and open action \
-     items. A rep reading their own profile sees nothing that came from a private session."
+     coaching and feedback counts, support requests, improvement plans, open action \
+     items, `feedback` (each piece with `given_on` and `acknowledged_on`, null until the rep \
+     acknowledges it) and `acknowledged_standards` (each standard's `version` the rep \
+     acknowledged, and `on`). A rep reading their own profile sees nothing that came from \
+     a private session and no private feedback."
 );
 
 described_object!(
@@ -96,7 +99,8 @@ described_object!(
     TimelineRowSchema as "TimelineRow":
     "One period of a rep's growth timeline (a document of the `growth` projection): the \
      period (`kind`, `start`, `end`), each standard's target, actual and attainment in it, \
-     skill levels at its end, coaching, feedback and training counts, and \
+     skill levels at its end, coaching, feedback (per competency: `praise`, `constructive` \
+     and how many of them the rep has `acknowledged`) and training counts, and \
      `action_items_overdue` (overdue at the end of the period, or today if it has not ended)."
 );
 

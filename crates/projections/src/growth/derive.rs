@@ -10,9 +10,9 @@ use trellis_domain::rep::{
     FeedbackKind, Owner, PlanOutcome, PlanTarget, SupportCategory, Visibility,
 };
 use trellis_domain::{
-    ActionItemId, CompetencyId, Direction, LeaderId, MetricName, MetricValue, Period, PeriodKind,
-    PersonName, PlanId, RepId, Role, SessionId, StandardId, StandardKind, SupportRequestId, TeamId,
-    TrainingId, attainment, ramp_adjusted_target,
+    ActionItemId, CompetencyId, Direction, FeedbackId, LeaderId, MetricName, MetricValue, Period,
+    PeriodKind, PersonName, PlanId, RepId, Role, SessionId, StandardId, StandardKind,
+    SupportRequestId, TeamId, TrainingId, attainment, ramp_adjusted_target,
 };
 
 use super::model::*;
@@ -102,6 +102,9 @@ pub struct PeriodRow {
 pub struct FeedbackCount {
     pub praise: u32,
     pub constructive: u32,
+    /// Of those, how many the rep has acknowledged (by now).
+    #[serde(default)]
+    pub acknowledged: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -334,6 +337,9 @@ fn rows_of(
                 FeedbackKind::Praise => count.praise += 1,
                 FeedbackKind::Constructive => count.constructive += 1,
             }
+            if feedback.acknowledged_on.is_some() {
+                count.acknowledged += 1;
+            }
         }
     }
     for session in facts.sessions.values() {
@@ -413,6 +419,33 @@ pub struct RepProfile {
     pub coaching_sessions: u32,
     pub standing: Standing,
     pub phase: PhaseView,
+    /// The feedback the rep was given (retracted feedback left out), oldest
+    /// first: whether and when they acknowledged it.
+    #[serde(default)]
+    pub feedback: Vec<FeedbackView>,
+    /// The standards the rep acknowledged: each version, and when.
+    #[serde(default)]
+    pub acknowledged_standards: Vec<StandardAcknowledgement>,
+}
+
+/// A piece of feedback, as the profile shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackView {
+    pub feedback_id: FeedbackId,
+    pub leader_id: LeaderId,
+    pub competency_id: CompetencyId,
+    pub kind: FeedbackKind,
+    pub visibility: Visibility,
+    pub given_on: NaiveDate,
+    pub acknowledged_on: Option<NaiveDate>,
+}
+
+/// A standard's version the rep acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandardAcknowledgement {
+    pub standard_id: StandardId,
+    pub version: u32,
+    pub on: NaiveDate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -590,6 +623,34 @@ pub fn profile(
     plans.sort_by_key(|p| (p.started_on, p.plan_id));
     let open_plan = plans.iter().rev().find(|p| p.outcome.is_none()).cloned();
 
+    let mut feedback: Vec<FeedbackView> = facts
+        .feedback
+        .iter()
+        .map(|(id, f)| FeedbackView {
+            feedback_id: *id,
+            leader_id: f.leader_id,
+            competency_id: f.competency_id,
+            kind: f.kind,
+            visibility: f.visibility,
+            given_on: f.given_on,
+            acknowledged_on: f.acknowledged_on,
+        })
+        .collect();
+    feedback.sort_by_key(|f| (f.given_on, f.feedback_id));
+    // Kept as `{standard}/v{version}`.
+    let mut acknowledged_standards: Vec<StandardAcknowledgement> = facts
+        .acknowledged
+        .iter()
+        .filter_map(|(key, on)| {
+            let (id, version) = key.split_once("/v")?;
+            Some(StandardAcknowledgement {
+                standard_id: StandardId::from_uuid(uuid::Uuid::parse_str(id).ok()?),
+                version: version.parse().ok()?,
+                on: *on,
+            })
+        })
+        .collect();
+    acknowledged_standards.sort_by_key(|a| (a.on, a.standard_id, a.version));
     let last_coached_on = facts.sessions.values().map(|s| s.held_on).max();
     let phase = phase(facts, timeline, standards, &role, gate_periods);
     let standing = standing(
@@ -623,6 +684,8 @@ pub fn profile(
         coaching_sessions: u32::try_from(facts.sessions.len()).unwrap_or(u32::MAX),
         standing,
         phase,
+        feedback,
+        acknowledged_standards,
     }
 }
 

@@ -39,7 +39,7 @@ pub use model::*;
 pub const NAME: &str = "growth";
 
 /// Bumped whenever the documents' shape or a rule changes.
-const CODE_VERSION: u32 = 1;
+const CODE_VERSION: u32 = 2;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
