@@ -2489,3 +2489,88 @@ async fn a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_s
         "the refusals recorded nothing"
     );
 }
+
+/// Every limit the domain checks that a schema can state is in the served
+/// document, so a client generated from it refuses what the server would:
+/// lengths and non-empty texts, one-line names, the level's range, the
+/// rubric's five levels, the metric slug and the period format (each pattern
+/// run here against what the domain accepts and refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_the_limits_the_domain_checks() {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+    let doc = served_document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    let note = field("GiveFeedback", "note");
+    assert_eq!(note["minLength"], 1, "{note}");
+    assert_eq!(note["maxLength"], 10_000, "{note}");
+    let level = field("AssessSkill", "level");
+    assert_eq!(
+        (level["minimum"].clone(), level["maximum"].clone()),
+        (json!(1), json!(5))
+    );
+    let rubric = field("DefineCompetency", "rubric");
+    assert_eq!(
+        (rubric["minItems"].clone(), rubric["maxItems"].clone()),
+        (json!(5), json!(5))
+    );
+    assert_eq!(field("JoinRep", "role")["maxLength"], 50);
+    assert_eq!(
+        field("HoldCoachingSession", "duration_minutes")["maximum"],
+        480
+    );
+    assert_eq!(field("StartImprovementPlan", "targets")["minItems"], 1);
+    assert_eq!(field("SetStandard", "roles")["minItems"], 1);
+    assert_eq!(field("SetStandard", "target")["exclusiveMinimum"], 0);
+    for (schema, name) in [("FeedbackKind", "praise"), ("Visibility", "private")] {
+        let values = schemas[schema]["enum"].as_array().expect("an enumeration");
+        assert!(values.contains(&json!(name)), "{schema}: {values:?}");
+    }
+
+    let pattern = |schema: &str, name: &str| {
+        let p = field(schema, name)["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.{name} has a pattern"))
+            .to_owned();
+        regex::Regex::new(&p).expect("a pattern the regex crate reads")
+    };
+    let period = pattern("RecordMeasurement", "period");
+    for text in [
+        "2026-W05", "2026-03", "2026-Q1", "2026-12", "2026-W53", "2026-13", "2026-W54", "2026-Q5",
+        "26-03", "2026-3", "March", "2026-W00", "2026-00",
+    ] {
+        // W53 exists only in long years: the pattern is the shape, the
+        // domain the calendar.
+        let shape_ok = text.parse::<trellis_domain::Period>().is_ok() || text == "2026-W53";
+        assert_eq!(period.is_match(text), shape_ok, "period {text:?}");
+    }
+    let metric = pattern("RecordMeasurement", "metric");
+    for text in [
+        "calls_made",
+        "nps2",
+        "a",
+        "Calls",
+        "calls__made",
+        "calls_",
+        "_calls",
+        "2calls",
+        "calls-made",
+    ] {
+        let ok = trellis_domain::MetricName::try_from(text).is_ok();
+        assert_eq!(metric.is_match(text), ok, "metric {text:?}");
+    }
+    let name = pattern("FormTeam", "name");
+    for (text, ok) in [
+        ("EMEA", true),
+        ("  ", false),
+        ("two\nlines", false),
+        ("", false),
+    ] {
+        assert_eq!(name.is_match(text), ok, "name {text:?}");
+    }
+    let text = pattern("GiveFeedback", "note");
+    for (note, ok) in [("Good call.", true), ("line\nbreak", true), (" \n ", false)] {
+        assert_eq!(text.is_match(note), ok, "note {note:?}");
+    }
+    app.cleanup().await;
+}

@@ -58,6 +58,7 @@ pub struct Recorded {
 #[serde(deny_unknown_fields)]
 pub struct FormTeam {
     /// The team's name, e.g. "EMEA Mid-Market".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub name: String,
 }
 
@@ -65,12 +66,14 @@ pub struct FormTeam {
 #[serde(deny_unknown_fields)]
 pub struct AssignLeader {
     pub leader_id: Uuid,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub leader_name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameTeam {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub name: String,
 }
 
@@ -80,15 +83,19 @@ pub struct RenameTeam {
 #[serde(deny_unknown_fields)]
 pub struct DefineCompetency {
     /// e.g. "Discovery".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
     /// Exactly five descriptions: what levels 1 to 5 look like.
+    #[schema(min_items = 5, max_items = 5)]
     pub rubric: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetireCompetency {
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -123,25 +130,32 @@ pub enum PeriodKind {
 #[serde(deny_unknown_fields)]
 pub struct RampStep {
     /// The rep's Nth period since their start date, from 1.
+    #[schema(minimum = 1)]
     pub period_index: u32,
     /// Share of the full target expected in that period, in percent.
+    #[schema(minimum = 1)]
     pub percent_of_target: u16,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStandard {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub name: String,
     /// The metric measured, a lowercase slug such as `calls_made`.
+    #[schema(max_length = 64, pattern = r"^\s*[a-z][a-z0-9]*(_[a-z0-9]+)*\s*$")]
     pub metric: String,
     pub kind: StandardKind,
     pub direction: Direction,
     /// e.g. "calls", "%", "EUR".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub unit: String,
     pub period: PeriodKind,
     /// Greater than zero.
+    #[schema(exclusive_minimum = 0)]
     pub target: f64,
     /// The roles it applies to, e.g. ["SDR"].
+    #[schema(min_items = 1)]
     pub roles: Vec<String>,
     #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
@@ -153,10 +167,12 @@ pub struct SetStandard {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviseStandard {
+    #[schema(exclusive_minimum = 0)]
     pub target: f64,
     #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
     /// Absent: keep the previous version's roles.
+    #[schema(min_items = 1)]
     pub roles: Option<Vec<String>>,
     /// Absent: keep the previous version's ramp.
     pub ramp: Option<Vec<RampStep>>,
@@ -167,6 +183,7 @@ pub struct ReviseStandard {
 pub struct RetireStandard {
     #[serde(deserialize_with = "date")]
     pub effective_from: NaiveDate,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -175,8 +192,10 @@ pub struct RetireStandard {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRep {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub name: String,
     /// e.g. "SDR", "AE".
+    #[schema(min_length = 1, max_length = 50, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub role: String,
     pub team_id: Uuid,
     #[serde(deserialize_with = "date")]
@@ -194,6 +213,7 @@ pub struct MoveTeam {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
+    #[schema(min_length = 1, max_length = 50, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub role: String,
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
@@ -204,6 +224,7 @@ pub struct ChangeRole {
 pub struct Depart {
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -240,6 +261,7 @@ pub struct GiveFeedback {
     pub competency_id: Uuid,
     pub kind: FeedbackKind,
     /// Specific: what happened, and what to keep or change.
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub note: String,
     #[serde(default)]
     pub visibility: Visibility,
@@ -267,7 +289,9 @@ pub struct AssessSkill {
     pub leader_id: Option<Uuid>,
     pub competency_id: Uuid,
     /// 1 to 5, per the competency's rubric.
+    #[schema(minimum = 1, maximum = 5)]
     pub level: i64,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub evidence: String,
     #[serde(deserialize_with = "date")]
     pub assessed_on: NaiveDate,
@@ -283,6 +307,7 @@ pub enum ActionItemOwner {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewActionItem {
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
     /// Who owes it: the rep, or the leader holding the session.
     pub owner: ActionItemOwner,
@@ -296,10 +321,12 @@ pub struct HoldCoachingSession {
     pub leader_id: Option<Uuid>,
     #[serde(deserialize_with = "date")]
     pub held_on: NaiveDate,
+    #[schema(minimum = 1, maximum = 480)]
     pub duration_minutes: u32,
     /// The competencies the session focused on.
     #[serde(default)]
     pub focus: Vec<Uuid>,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub notes: String,
     #[serde(default)]
     pub visibility: Visibility,
@@ -321,12 +348,14 @@ pub struct SessionRecorded {
 pub struct DropActionItem {
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordTraining {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub title: String,
     pub competency_id: Option<Uuid>,
     #[serde(deserialize_with = "date")]
@@ -344,9 +373,14 @@ pub enum MeasurementSource {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordMeasurement {
+    #[schema(max_length = 64, pattern = r"^\s*[a-z][a-z0-9]*(_[a-z0-9]+)*\s*$")]
     pub metric: String,
     /// `2026-W05`, `2026-03` or `2026-Q1`.
+    #[schema(
+        pattern = r"^\s*[0-9]{4}-([Ww](0[1-9]|[1-4][0-9]|5[0-3])|0[1-9]|1[0-2]|[Qq][1-4])\s*$"
+    )]
     pub period: String,
+    #[schema(minimum = 0)]
     pub value: f64,
     #[serde(default)]
     pub source: MeasurementSource,
@@ -357,8 +391,13 @@ pub struct RecordMeasurement {
 #[serde(deny_unknown_fields)]
 pub struct MeasurementRow {
     pub rep_id: Uuid,
+    #[schema(max_length = 64, pattern = r"^\s*[a-z][a-z0-9]*(_[a-z0-9]+)*\s*$")]
     pub metric: String,
+    #[schema(
+        pattern = r"^\s*[0-9]{4}-([Ww](0[1-9]|[1-4][0-9]|5[0-3])|0[1-9]|1[0-2]|[Qq][1-4])\s*$"
+    )]
     pub period: String,
+    #[schema(minimum = 0)]
     pub value: f64,
 }
 
@@ -391,6 +430,7 @@ pub enum SupportCategory {
 #[serde(deny_unknown_fields)]
 pub struct RaiseSupportRequest {
     pub category: SupportCategory,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
     #[serde(deserialize_with = "date")]
     pub raised_on: NaiveDate,
@@ -408,6 +448,7 @@ pub struct AcknowledgeSupportRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResolveSupportRequest {
     pub leader_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub resolution: String,
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
@@ -416,6 +457,7 @@ pub struct ResolveSupportRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanTarget {
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
     pub standard_id: Option<Uuid>,
 }
@@ -424,6 +466,7 @@ pub struct PlanTarget {
 #[serde(deny_unknown_fields)]
 pub struct StartImprovementPlan {
     pub leader_id: Option<Uuid>,
+    #[schema(min_items = 1)]
     pub targets: Vec<PlanTarget>,
     #[serde(deserialize_with = "date")]
     pub started_on: NaiveDate,
@@ -434,6 +477,7 @@ pub struct StartImprovementPlan {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordPlanCheckpoint {
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub note: String,
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
@@ -451,6 +495,7 @@ pub enum PlanOutcome {
 #[serde(deny_unknown_fields)]
 pub struct CloseImprovementPlan {
     pub outcome: PlanOutcome,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub note: String,
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,
@@ -461,9 +506,17 @@ pub struct CloseImprovementPlan {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Correction {
     /// A skill assessment's level was entered wrongly.
-    SkillLevel { level: i64, evidence: String },
+    SkillLevel {
+        #[schema(minimum = 1, maximum = 5)]
+        level: i64,
+        #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+        evidence: String,
+    },
     /// A measurement's value was wrong.
-    MeasuredValue { value: f64 },
+    MeasuredValue {
+        #[schema(minimum = 0)]
+        value: f64,
+    },
     /// The record should not count at all.
     Retracted,
 }
@@ -473,6 +526,7 @@ pub enum Correction {
 pub struct CorrectFact {
     /// The id of the assessment, measurement, feedback, session or training corrected.
     pub fact_id: Uuid,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub reason: String,
     pub correction: Correction,
 }
@@ -485,6 +539,7 @@ pub struct HoldReview {
     #[serde(deserialize_with = "date")]
     pub period_to: NaiveDate,
     /// The SHA-256 (64 hex characters) of the review packet the review was based on.
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
     pub packet_sha256: String,
     #[serde(deserialize_with = "date")]
     pub on: NaiveDate,

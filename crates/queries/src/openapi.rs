@@ -58,7 +58,7 @@ mod tests {
             .values()
             .map(|item| item.as_object().map_or(0, |o| o.len()))
             .sum();
-        assert_eq!(operations, 17);
+        assert_eq!(operations, 18);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 }
