@@ -201,7 +201,7 @@ try {
     rep: [`/reps/${rep.id}`, `/reps/${rep.id}/support-requests/new`, `/reps/${rep.id}/audit`],
     admin: [
       '/admin', '/admin/teams/new', '/admin/reps/new', '/admin/competencies/new', '/admin/standards/new',
-      '/admin/measurements', `/teams/${team}`,
+      '/admin/measurements', '/admin/webhooks', `/teams/${team}`,
     ],
     auditor: ['/home', `/reps/${rep.id}`, `/reps/${rep.id}/audit`],
   };

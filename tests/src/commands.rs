@@ -1582,6 +1582,7 @@ const fn documented(
 /// the tests until it is listed here and documented.
 const READ_AND_WEBHOOK_ROUTES: &[Documented] = &[
     documented("GET", "/v1/teams", 200, &[JSON], &[400]),
+    documented("GET", "/v1/leaders", 200, &[JSON], &[400]),
     documented("GET", "/v1/reps", 200, &[JSON], &[400]),
     documented("GET", "/v1/competencies", 200, &[JSON], &[400]),
     documented("GET", "/v1/action-items", 200, &[JSON], &[400]),
@@ -1632,6 +1633,20 @@ const READ_AND_WEBHOOK_ROUTES: &[Documented] = &[
     documented("GET", "/v1/webhooks", 200, &[JSON], &[]),
     documented("GET", "/v1/webhooks/{webhook_id}", 200, &[JSON], &[404]),
     documented("DELETE", "/v1/webhooks/{webhook_id}", 204, &[], &[404]),
+    documented(
+        "POST",
+        "/v1/webhooks/{webhook_id}/pause",
+        200,
+        &[JSON],
+        &[404],
+    ),
+    documented(
+        "POST",
+        "/v1/webhooks/{webhook_id}/resume",
+        200,
+        &[JSON],
+        &[404],
+    ),
     documented(
         "GET",
         "/v1/webhooks/{webhook_id}/deliveries",
@@ -1754,8 +1769,8 @@ async fn the_served_document_describes_every_v1_route_of_trellis_serve_with_its_
     let writes = crate::http::declared_routes();
     let reads = crate::http::declared_query_routes();
     let hooks = crate::http::declared_webhook_routes();
-    assert_eq!(reads.len(), 17, "the read API's routes: {reads:?}");
-    assert_eq!(hooks.len(), 6, "the webhook admin API's routes: {hooks:?}");
+    assert_eq!(reads.len(), 18, "the read API's routes: {reads:?}");
+    assert_eq!(hooks.len(), 8, "the webhook admin API's routes: {hooks:?}");
 
     // The table lists exactly the read and webhook routes the services declare.
     let listed: BTreeSet<(String, String)> = READ_AND_WEBHOOK_ROUTES
@@ -2024,7 +2039,7 @@ async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_docum
         r.expect_problem(401, "unauthorized");
         checked += 1;
     }
-    assert_eq!(checked, 31 + 17 + 6, "every write, read and webhook route");
+    assert_eq!(checked, 31 + 18 + 8, "every write, read and webhook route");
 }
 
 /// Each service's document survives the merge whole: the merge keeps the

@@ -305,15 +305,24 @@ impl TestApp {
         let read = read_store(&app.backend).await;
         let hooks = webhooks(&app.backend, WebhooksConfig::default()).await;
         let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
+        let hooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
+        // As `trellis serve` wires it: the pages write through the write
+        // and webhook APIs.
+        let page_writes = trellis_http::app(
+            http.clone(),
+            [
+                trellis_commands::api(state.clone()),
+                trellis_webhooks::api(hooks.clone()),
+            ],
+        );
         app.router = trellis_http::app(
             http.clone(),
             [
                 trellis_commands::api(state.clone()),
                 trellis_queries::api(reads.clone()),
-                trellis_webhooks::api(trellis_webhooks::WebhooksState::new(http, hooks)),
+                trellis_webhooks::api(hooks),
                 trellis_dashboard::api(
-                    trellis_dashboard::DashboardState::new(reads)
-                        .with_writes(writes(state.clone())),
+                    trellis_dashboard::DashboardState::new(reads).with_writes(page_writes),
                 ),
             ],
         );

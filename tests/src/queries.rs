@@ -685,7 +685,10 @@ async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {
     assert_num(&calls(&rows[0])["target"], 50.0, "W06 target");
     assert_num(&calls(&rows[2])["attainment"], 1.2, "W08 attainment");
     let feedback = &rows[0]["feedback"][world.competency.to_string()];
-    assert_eq!(feedback, &json!({ "praise": 1, "constructive": 1 }));
+    assert_eq!(
+        feedback,
+        &json!({ "praise": 1, "constructive": 1, "acknowledged": 0 })
+    );
     assert_eq!(rows[0]["levels"][world.competency.to_string()], json!(3));
     assert_eq!(rows[1]["coaching_sessions"], json!(1));
     assert_eq!(rows[1]["coaching_minutes"], json!(45));

@@ -325,8 +325,140 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     app.cleanup().await;
 }
 
+async fn an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it(kind: Kind) {
+    let (app, world, _rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let (html, carried) = open(&app, "/admin/webhooks", &admin).await;
+    assert!(html.contains("No subscription yet"), "{}", said(&html));
+    let refused = send(
+        &app,
+        "/admin/webhooks",
+        &admin,
+        &carried,
+        &[("url", "ftp://hooks.example.com/x"), ("category.rep", "on")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(html.contains("id=\"url-error\""), "{}", said(&html));
+    assert!(
+        html.contains("value=\"ftp://hooks.example.com/x\""),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains("name=\"category.rep\" value=\"on\" checked"),
+        "{}",
+        said(&html)
+    );
+
+    let url = "https://hooks.example.com/trellis";
+    let added = send(
+        &app,
+        "/admin/webhooks",
+        &admin,
+        &carried,
+        &[
+            ("url", url),
+            ("event_types", "FeedbackGiven\r\n"),
+            ("category.rep", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", said(&added.text()));
+    assert!(
+        added.text().contains("whsec_"),
+        "the secret, once: {}",
+        said(&added.text())
+    );
+    let listed = browser(&app, Method::GET, "/admin/webhooks", &admin, None, &[]).await;
+    let html = listed.text();
+    assert!(
+        html.contains(url) && html.contains("FeedbackGiven (of: rep)"),
+        "{}",
+        said(&html)
+    );
+    assert!(!html.contains("whsec_"), "the secret is shown only once");
+    let id = new_id_after(&html, "/admin/webhooks/", &[]);
+    let detail = browser(
+        &app,
+        Method::GET,
+        &format!("/admin/webhooks/{id}"),
+        &admin,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(
+        detail.text().contains("No delivery here yet"),
+        "{}",
+        said(&detail.text())
+    );
+    let csrf = hidden(&detail.text(), "_csrf");
+    for verb in ["pause", "resume"] {
+        let r = browser(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/{verb}"),
+            &admin,
+            Some(&[("_csrf", csrf.as_str())]),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "{verb}: {}",
+            said(&r.text())
+        );
+        let page = browser(
+            &app,
+            Method::GET,
+            &format!("/admin/webhooks/{id}"),
+            &admin,
+            None,
+            &[],
+        )
+        .await;
+        let paused = page.text().contains("<strong>Paused</strong>");
+        assert_eq!(paused, verb == "pause", "{verb}: {}", said(&page.text()));
+    }
+    let unknown = browser(
+        &app,
+        Method::POST,
+        &format!("/admin/webhooks/{id}/deliveries/{}/replay", Uuid::now_v7()),
+        &admin,
+        Some(&[("_csrf", csrf.as_str())]),
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let forbidden = browser(&app, Method::GET, "/admin/webhooks", &leader, None, &[]).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let deleted = browser(
+        &app,
+        Method::POST,
+        &format!("/admin/webhooks/{id}/delete"),
+        &admin,
+        Some(&[("_csrf", csrf.as_str())]),
+        &[],
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let listed = browser(&app, Method::GET, "/admin/webhooks", &admin, None, &[]).await;
+    assert!(
+        !listed.text().contains(url),
+        "deleted: {}",
+        said(&listed.text())
+    );
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
+    an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
     a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept,
     only_an_admin_opens_the_set_up_pages,
     an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,

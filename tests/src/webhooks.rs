@@ -41,6 +41,7 @@ on_each_backend!(
     every_matching_event_reaches_each_subscription_once_signed,
     failed_deliveries_are_retried_with_growing_delays,
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
+    a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed,
     only_an_admin_manages_webhooks,
     bad_input_is_a_422_naming_the_field,
     an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries,
@@ -705,6 +706,74 @@ async fn failed_deliveries_are_retried_with_growing_delays(kind: Kind) {
     hooked.cleanup().await;
 }
 
+async fn a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("paused"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("paused", &secret);
+    let admin = app.admin();
+    let paused = app
+        .post_json(&format!("/v1/webhooks/{webhook}/pause"), &admin, &json!({}))
+        .await;
+    paused.expect(200);
+    assert!(paused.json["paused_at"].is_string(), "{}", paused.text());
+    assert_documented(
+        &document(),
+        "POST",
+        "/v1/webhooks/{webhook_id}/pause",
+        200,
+        &paused.json,
+    );
+
+    app.form_team("Queued while paused").await;
+    app.form_team("Also queued").await;
+    eventually(Duration::from_secs(20), "two deliveries queued", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("pending")).await.len() == 2 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received("paused").is_empty(),
+        "nothing is sent while paused"
+    );
+
+    let resumed = app
+        .post_json(
+            &format!("/v1/webhooks/{webhook}/resume"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    resumed.expect(200);
+    assert!(
+        resumed.json.get("paused_at").is_none(),
+        "{}",
+        resumed.text()
+    );
+    eventually(
+        Duration::from_secs(20),
+        "both delivered once resumed",
+        || {
+            let n = receiver.received("paused").len();
+            async move { n == 2 }
+        },
+    )
+    .await;
+    assert!(receiver.received("paused").iter().all(|r| r.signed));
+    app.post_json(
+        &format!("/v1/webhooks/{}/pause", Uuid::now_v7()),
+        &admin,
+        &json!({}),
+    )
+    .await
+    .expect_problem(404, "not-found");
+    hooked.cleanup().await;
+}
+
 async fn a_receiver_that_always_fails_ends_dead_and_can_be_replayed(kind: Kind) {
     let hooked = Hooked::start(kind, quick(20, 3)).await;
     let app = &hooked.app;
@@ -877,6 +946,16 @@ async fn only_an_admin_manages_webhooks(kind: Kind) {
             Method::DELETE,
             "/v1/webhooks/{webhook_id}",
             format!("/v1/webhooks/{webhook}"),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/{webhook_id}/pause",
+            format!("/v1/webhooks/{webhook}/pause"),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/{webhook_id}/resume",
+            format!("/v1/webhooks/{webhook}/resume"),
         ),
         (
             Method::GET,

@@ -84,6 +84,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | the competency framework |
 /// | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | standards |
 /// | `GET /admin/measurements`, `POST` (a CSV file), `POST /admin/measurements/record` | upload measurements: check, then record |
+/// | `GET /admin/webhooks`, `POST`; `GET /admin/webhooks/{id}`, `POST …/delete`, `…/pause`, `…/resume`, `…/deliveries/{did}/replay` | webhook subscriptions and their deliveries |
 fn routes(state: DashboardState) -> Router {
     Router::new()
         .route("/", get(auth::sign_in_page))
@@ -178,6 +179,27 @@ fn routes(state: DashboardState) -> Router {
             get(pages::import::form).post(pages::import::check),
         )
         .route("/admin/measurements/record", post(pages::import::record))
+        .route(
+            "/admin/webhooks",
+            get(pages::webhooks::list).post(pages::webhooks::create),
+        )
+        .route("/admin/webhooks/{webhook_id}", get(pages::webhooks::show))
+        .route(
+            "/admin/webhooks/{webhook_id}/delete",
+            post(pages::webhooks::delete),
+        )
+        .route(
+            "/admin/webhooks/{webhook_id}/pause",
+            post(pages::webhooks::pause_or_resume),
+        )
+        .route(
+            "/admin/webhooks/{webhook_id}/resume",
+            post(pages::webhooks::pause_or_resume),
+        )
+        .route(
+            "/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+            post(pages::webhooks::replay),
+        )
         .route("/admin/standards/new", quick::<admin::SetStandard>())
         .route(
             "/admin/standards/{standard_id}/revision",

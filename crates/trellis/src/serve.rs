@@ -244,10 +244,17 @@ fn router(
 ) -> axum::Router {
     let reads =
         QueryState::new(http.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
-    // The pages' forms record through the write API itself.
-    let writes = trellis_http::app(http.clone(), [trellis_commands::api(commands.clone())]);
-    let dashboard = DashboardState::new(reads.clone()).with_writes(writes);
+    // The pages' forms record through the write API itself (and the admin
+    // pages manage webhooks through theirs).
     let webhooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
+    let writes = trellis_http::app(
+        http.clone(),
+        [
+            trellis_commands::api(commands.clone()),
+            trellis_webhooks::api(webhooks.clone()),
+        ],
+    );
+    let dashboard = DashboardState::new(reads.clone()).with_writes(writes);
     trellis_http::app(
         http,
         [

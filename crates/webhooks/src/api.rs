@@ -4,6 +4,8 @@
 //!   the answer (201) carries the secret, generated when none was given. It
 //!   is never shown again.
 //! - `GET /v1/webhooks`, `GET /v1/webhooks/{id}`, `DELETE /v1/webhooks/{id}`.
+//! - `POST /v1/webhooks/{id}/pause`, `POST /v1/webhooks/{id}/resume`: while
+//!   paused, deliveries are queued but none is sent; resumed, they go out.
 //! - `GET /v1/webhooks/{id}/deliveries?status=pending|delivered|dead&limit=N`:
 //!   the delivery log, newest first, with every attempt.
 //! - `POST /v1/webhooks/deliveries/{delivery_id}/replay`: queue a delivered or
@@ -77,6 +79,8 @@ fn routes(state: WebhooksState) -> Router {
     Router::new()
         .route("/v1/webhooks", post(create).get(list))
         .route("/v1/webhooks/{webhook_id}", get(show).delete(remove))
+        .route("/v1/webhooks/{webhook_id}/pause", post(pause))
+        .route("/v1/webhooks/{webhook_id}/resume", post(resume))
         .route("/v1/webhooks/{webhook_id}/deliveries", get(deliveries))
         .route("/v1/webhooks/deliveries/{delivery_id}/replay", post(replay))
         .with_state(state)
@@ -118,6 +122,9 @@ pub struct WebhookView {
     pub created_at: DateTime<Utc>,
     /// The subject of the admin token that registered it.
     pub created_by: String,
+    /// Since when it is paused: its deliveries are queued, none is sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Subscription> for WebhookView {
@@ -129,6 +136,7 @@ impl From<&Subscription> for WebhookView {
             categories: s.categories.clone(),
             created_at: s.created_at,
             created_by: s.created_by.clone(),
+            paused_at: s.paused_at,
         }
     }
 }
@@ -296,7 +304,7 @@ pub enum AdminErrors {
         description = "Signed webhooks (Standard Webhooks) for systems that do not speak NATS: \
                        subscriptions, their delivery log, and replays. For admins only."
     ),
-    paths(create, list, show, remove, deliveries, replay),
+    paths(create, list, show, remove, pause, resume, deliveries, replay),
     tags((name = "webhooks", description = "Webhook subscriptions, their delivery log and \
                                             replays; for admins only.")),
     modifiers(&BearerAuth)
@@ -476,6 +484,7 @@ async fn create(
         start,
         created_at: state.http.clock().now(),
         created_by: claims.sub.clone(),
+        paused_at: None,
     };
     state
         .hooks
@@ -586,6 +595,84 @@ async fn remove(
     }
     tracing::info!(webhook = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Pause a webhook.
+///
+/// `POST /v1/webhooks/{webhook_id}/pause`: its deliveries keep being queued,
+/// none is sent until it is resumed (pausing a paused webhook changes
+/// nothing).
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/pause", operation_id = "pause_webhook",
+    tag = "webhooks",
+    params(("webhook_id" = Uuid, Path, description = "The webhook")),
+    responses(
+        (status = 200, description = "The webhook, paused", body = WebhookView),
+        (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors, CommonErrors))]
+async fn pause(
+    State(state): State<WebhooksState>,
+    Principal(claims): Principal,
+    path: PathIds,
+) -> Result<Response, ApiError> {
+    set_paused(&state, &claims, &path, true).await
+}
+
+/// Resume a paused webhook.
+///
+/// `POST /v1/webhooks/{webhook_id}/resume`: what was queued meanwhile is
+/// sent, oldest first.
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/resume", operation_id = "resume_webhook",
+    tag = "webhooks",
+    params(("webhook_id" = Uuid, Path, description = "The webhook")),
+    responses(
+        (status = 200, description = "The webhook, sending again", body = WebhookView),
+        (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
+            body = Problem, content_type = "application/problem+json"),
+        AdminErrors, CommonErrors))]
+async fn resume(
+    State(state): State<WebhooksState>,
+    Principal(claims): Principal,
+    path: PathIds,
+) -> Result<Response, ApiError> {
+    set_paused(&state, &claims, &path, false).await
+}
+
+async fn set_paused(
+    state: &WebhooksState,
+    claims: &Claims,
+    path: &PathIds,
+    paused: bool,
+) -> Result<Response, ApiError> {
+    admin_only(claims)?;
+    let id = path.uuid("webhook_id")?;
+    let store = state.hooks.store();
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "there is no webhook {id} (it may have been deleted)"
+        ))
+    };
+    let current = store
+        .subscription(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    if current.paused_at.is_some() != paused {
+        let at = paused.then(|| state.http.clock().now());
+        if !store.set_paused(id, at).await.map_err(store_error)? {
+            return Err(not_found());
+        }
+        tracing::info!(webhook = %id, paused, "webhook paused or resumed");
+    }
+    if !paused {
+        state.hooks.wake();
+    }
+    let now = store
+        .subscription(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    Ok(ok_json(StatusCode::OK, &WebhookView::from(&now)))
 }
 
 /// A webhook's delivery log.

@@ -147,7 +147,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
         b,
         "<h2 id=\"standards\">Standards</h2>\
          <p><a class=\"button\" href=\"/admin/standards/new\">Set a standard</a> \
-         <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a></p>{}",
+         <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a> \
+         <a class=\"button\" href=\"/admin/webhooks\">Webhooks</a></p>{}",
         table_start(&["Standard", "Target now", "For", "Versions", "Change"])
     );
     for s in &standards {

@@ -29,6 +29,7 @@ pub(crate) mod quick;
 pub(crate) mod rep;
 pub(crate) mod support;
 pub(crate) mod team;
+pub(crate) mod webhooks;
 
 /// Who is looking, with the state to answer from: every page handler's
 /// first argument.

@@ -30,6 +30,8 @@ pub struct Subscription {
     pub start: Checkpoint,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// Since when no delivery is sent (they are still queued); none: sending.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// A webhook's signing secret: never printed, in a log line or a panic.
@@ -193,12 +195,16 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
     /// when there is no such subscription (or it was deleted before).
     async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error>;
 
+    /// Pauses (`Some(at)`) or resumes (`None`) a subscription not deleted;
+    /// `false` when there is no such subscription.
+    async fn set_paused(&self, id: Uuid, paused_at: Option<DateTime<Utc>>) -> Result<bool, Error>;
+
     /// Queues deliveries, due at once; one per (subscription, event) however
     /// often it is called. Returns how many were new.
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error>;
 
     /// Takes up to `max` pending deliveries due at `now` (of subscriptions not
-    /// deleted), oldest due first, and pushes their due time to `lease_until`
+    /// deleted nor paused), oldest due first, and pushes their due time to `lease_until`
     /// so no other sender takes them meanwhile.
     async fn claim_due(
         &self,
@@ -214,7 +220,8 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
         outcome: &AttemptOutcome,
     ) -> Result<(), Error>;
 
-    /// When the earliest pending delivery is due.
+    /// When the earliest pending delivery of a subscription not deleted nor
+    /// paused is due.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
 
     /// The deliveries of a subscription, newest first, with their attempts.

@@ -15,11 +15,18 @@ use super::{
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "webhooks",
-    include_str!("../../migrations/postgres/0001_webhooks.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "webhooks",
+        include_str!("../../migrations/postgres/0001_webhooks.sql"),
+    ),
+    (
+        2,
+        "pause",
+        include_str!("../../migrations/postgres/0002_pause.sql"),
+    ),
+];
 
 /// Subscriptions and deliveries in the log's PostgreSQL database.
 #[derive(Clone)]
@@ -56,6 +63,9 @@ async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
 
 const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
     start_position, created_at, created_by";
+/// What is read of a subscription: what is written, and whether it is paused.
+const SUBSCRIPTION_READ: &str = "id, url, event_types, categories, secret, start_tx, \
+    start_position, created_at, created_by, paused_at";
 
 fn strings(value: serde_json::Value) -> Vec<String> {
     serde_json::from_value(value).unwrap_or_default()
@@ -74,6 +84,7 @@ fn subscription_of(row: &Row) -> Subscription {
         },
         created_at: row.get(7),
         created_by: row.get(8),
+        paused_at: row.get(9),
     }
 }
 
@@ -166,7 +177,7 @@ impl WebhookStore for PostgresWebhookStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM trellis.webhook_subscriptions \
+                    "SELECT {SUBSCRIPTION_READ} FROM trellis.webhook_subscriptions \
                      WHERE deleted_at IS NULL ORDER BY created_at, id"
                 ),
                 &[],
@@ -180,13 +191,25 @@ impl WebhookStore for PostgresWebhookStore {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM trellis.webhook_subscriptions \
+                    "SELECT {SUBSCRIPTION_READ} FROM trellis.webhook_subscriptions \
                      WHERE id = $1 AND deleted_at IS NULL"
                 ),
                 &[&id],
             )
             .await?;
         Ok(row.as_ref().map(subscription_of))
+    }
+
+    async fn set_paused(&self, id: Uuid, paused_at: Option<DateTime<Utc>>) -> Result<bool, Error> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE trellis.webhook_subscriptions SET paused_at = $2 \
+                 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id, &paused_at],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error> {
@@ -275,7 +298,7 @@ impl WebhookStore for PostgresWebhookStore {
                      SELECT d.id FROM trellis.webhook_deliveries d \
                        JOIN trellis.webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-                        AND s.deleted_at IS NULL \
+                        AND s.deleted_at IS NULL AND s.paused_at IS NULL \
                       ORDER BY d.next_attempt_at, d.global_position \
                       LIMIT $3 \
                         FOR UPDATE OF d SKIP LOCKED) \
@@ -339,8 +362,9 @@ impl WebhookStore for PostgresWebhookStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT min(next_attempt_at) FROM trellis.webhook_deliveries \
-                 WHERE status = 'pending'",
+                "SELECT min(d.next_attempt_at) FROM trellis.webhook_deliveries d \
+                   JOIN trellis.webhook_subscriptions s ON s.id = d.subscription_id \
+                  WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL",
                 &[],
             )
             .await?;

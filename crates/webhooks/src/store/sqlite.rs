@@ -16,8 +16,10 @@ use super::{
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_webhooks.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_webhooks.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_pause.sql")),
+];
 
 /// Subscriptions and deliveries in the embedded file.
 #[derive(Debug, Clone)]
@@ -60,6 +62,9 @@ fn json_strings(items: &[String]) -> String {
 
 const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
     start_position, created_at, created_by";
+/// What is read of a subscription: what is written, and whether it is paused.
+const SUBSCRIPTION_READ: &str = "id, url, event_types, categories, secret, start_tx, \
+    start_position, created_at, created_by, paused_at";
 
 type SubscriptionRow = (
     String,
@@ -71,15 +76,16 @@ type SubscriptionRow = (
     i64,
     String,
     String,
+    Option<String>,
 );
 
-/// A row of [`SUBSCRIPTION_COLUMNS`], column by column.
+/// A row of [`SUBSCRIPTION_READ`], column by column.
 fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubscriptionRow> {
     row.try_into()
 }
 
 fn to_subscription(
-    (id, url, types, categories, secret, tx, position, created_at, created_by): SubscriptionRow,
+    (id, url, types, categories, secret, tx, position, created_at, created_by, paused_at): SubscriptionRow,
 ) -> Result<Subscription, Error> {
     Ok(Subscription {
         id: parse_uuid(&id)?,
@@ -93,6 +99,7 @@ fn to_subscription(
         },
         created_at: parse_ts(&created_at)?,
         created_by,
+        paused_at: paused_at.as_deref().map(parse_ts).transpose()?,
     })
 }
 
@@ -223,7 +230,7 @@ impl WebhookStore for SqliteWebhookStore {
         self.conn
             .call(|conn| {
                 let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+                    "SELECT {SUBSCRIPTION_READ} FROM webhook_subscriptions \
                  WHERE deleted_at IS NULL ORDER BY created_at, id"
                 ))?;
                 let rows = stmt
@@ -239,7 +246,7 @@ impl WebhookStore for SqliteWebhookStore {
             .call(move |conn| {
                 conn.query_row(
                     &format!(
-                        "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+                        "SELECT {SUBSCRIPTION_READ} FROM webhook_subscriptions \
                      WHERE id = ?1 AND deleted_at IS NULL"
                     ),
                     [id.to_string()],
@@ -248,6 +255,19 @@ impl WebhookStore for SqliteWebhookStore {
                 .optional()?
                 .map(to_subscription)
                 .transpose()
+            })
+            .await
+    }
+
+    async fn set_paused(&self, id: Uuid, paused_at: Option<DateTime<Utc>>) -> Result<bool, Error> {
+        self.conn
+            .call(move |conn| {
+                let changed = conn.execute(
+                    "UPDATE webhook_subscriptions SET paused_at = ?2 \
+                     WHERE id = ?1 AND deleted_at IS NULL",
+                    params![id.to_string(), paused_at.map(ts)],
+                )?;
+                Ok(changed == 1)
             })
             .await
     }
@@ -329,7 +349,7 @@ impl WebhookStore for SqliteWebhookStore {
                        FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
-                        AND s.deleted_at IS NULL \
+                        AND s.deleted_at IS NULL AND s.paused_at IS NULL \
                       ORDER BY d.next_attempt_at, d.global_position LIMIT ?2",
                     )?;
                     stmt.query_map(params![ts(now), limit], |row| {
@@ -416,7 +436,9 @@ impl WebhookStore for SqliteWebhookStore {
         self.conn
             .call(|conn| {
                 let next: Option<String> = conn.query_row(
-                    "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
+                    "SELECT min(d.next_attempt_at) FROM webhook_deliveries d \
+                       JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+                      WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL",
                     [],
                     |row| row.get(0),
                 )?;
