@@ -149,6 +149,8 @@ try {
   // (f) An admin uploads 100 rows with 3 bad ones.
   step('f: a CSV of 100 rows with 3 bad ones: the bad rows listed, nothing recorded until confirmed');
   const admin = await signedIn(config.admin);
+  await admin.goto(`${base}/admin`);
+  await shot(admin, 'f-admin-set-up');
   await admin.goto(`${base}/admin/measurements`);
   const file = (csv) => ({ name: 'crm-export.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
   await admin.setInputFiles('#file', file(config.csvBad));
