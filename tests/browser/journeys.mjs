@@ -34,6 +34,9 @@ const scriptErrors = [];
 /** A browser of its own for `token`, signed in, on `viewport`. */
 async function signedIn(token, viewport = DESKTOP, options = {}) {
   const context = await browser.newContext({ viewport, ...options });
+  // The suite runs beside this on two cores: allow a slow answer.
+  context.setDefaultTimeout(90_000);
+  context.setDefaultNavigationTimeout(90_000);
   const page = await context.newPage();
   page.on('pageerror', (e) => scriptErrors.push(`${page.url()}: ${e.message}`));
   const landed = await page.goto(`${base}/login?token=${token}`);

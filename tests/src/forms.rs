@@ -621,3 +621,56 @@ fn script_src(csp: &str) -> &str {
         .find(|d| d.starts_with("script-src"))
         .unwrap_or("")
 }
+
+/// After sign-in `next` leads only to a path here: a tab or a newline that a
+/// browser would drop, `//host` and `/\host` all land on the viewer's start
+/// page instead (never another site, never a 500). A sign-in another site
+/// started (a form it posted, a link or image on it the browser followed)
+/// is refused and sets no cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_leads_only_to_a_path_here_and_refuses_one_another_site_started() {
+    let (app, world, _rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let token = app.leader_as(world.leader, &[world.team]);
+    let start = format!("/teams/{}", world.team);
+    let login = |next: &str, extra: Vec<(&'static str, &'static str)>| {
+        let path = format!("/login?token={token}&next={next}");
+        let mut headers = vec![("host", HOST)];
+        headers.extend(extra);
+        build_request(Method::GET, &path, "", None, "", &headers)
+    };
+    for (next, lands) in [
+        ("/%09/evil.example", start.as_str()),
+        ("/%0d%0aX:1", start.as_str()),
+        ("//evil.example", start.as_str()),
+        ("/%5Cevil.example", start.as_str()),
+        ("https://evil.example/", start.as_str()),
+        ("/reps?x=1", "/reps?x=1"),
+    ] {
+        let r = app.send(login(next, vec![])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "next={next}: {}", r.text());
+        assert_eq!(r.header("location"), Some(lands), "next={next}");
+        assert!(r.header("set-cookie").is_some(), "next={next}");
+    }
+    for extra in [
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("origin", "https://evil.example")],
+    ] {
+        let r = app.send(login("/home", extra.clone())).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{extra:?}");
+        assert!(r.header("set-cookie").is_none(), "{extra:?}: no cookie");
+    }
+    let form = format!("token={token}");
+    let posted = app
+        .send(build_request(
+            Method::POST,
+            "/login",
+            "",
+            Some("application/x-www-form-urlencoded"),
+            form,
+            &[("host", HOST), ("origin", "https://evil.example")],
+        ))
+        .await;
+    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+    assert!(posted.header("set-cookie").is_none());
+    app.cleanup().await;
+}

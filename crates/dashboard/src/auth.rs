@@ -299,7 +299,40 @@ fn reached_over_https(headers: &HeaderMap) -> bool {
         })
 }
 
+/// A sign-in another site started (a form posted from it, or a link or
+/// image on it that the browser followed): refused, so that nobody can sign
+/// a person's browser in as someone else (login CSRF). A browser says where
+/// a request came from in `Origin` and `Sec-Fetch-Site`; a request without
+/// them (a pasted link, a script) is not a browser's cross-site one.
+fn started_elsewhere(headers: &HeaderMap) -> bool {
+    let fetched_from = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
+    !same_origin(headers) || matches!(fetched_from, "cross-site" | "same-site")
+}
+
+/// `next` when it is a path on this server, written in visible ASCII only:
+/// never another site (`//host`, `/\host`), never a control character or
+/// a space that a browser would drop or a header would choke on.
+fn local_path(next: &str) -> Option<&str> {
+    let visible = next
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b'\\');
+    (visible && next.starts_with('/') && !next.starts_with("//")).then_some(next)
+}
+
 fn sign_in(state: &DashboardState, form: &TokenForm, headers: &HeaderMap) -> Response {
+    if started_elsewhere(headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(sign_in_html(Some(
+                "This sign-in was started by another site, so it was not used. Open your \
+                 sign-in link yourself (paste it into the address bar) or sign in here.",
+            ))),
+        )
+            .into_response();
+    }
     let (next, https) = (form.next.as_deref(), reached_over_https(headers));
     let token: String = form.token.chars().filter(|c| !c.is_whitespace()).collect();
     let claims = match state.http().token_key().verify(&token, state.now_secs()) {
@@ -321,7 +354,7 @@ fn sign_in(state: &DashboardState, form: &TokenForm, headers: &HeaderMap) -> Res
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     // Only a path on this server: never an open redirect.
     let target = next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .and_then(local_path)
         .map_or_else(|| landing(&claims), str::to_owned);
     let mut response = Redirect::to(&target).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
