@@ -83,7 +83,7 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
     let app = TestApp::spawn_serving(Kind::Sqlite).await;
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
-    app.give_feedback(&world, rep).await;
+    let feedback = app.give_feedback(&world, rep).await;
     // Due months ago, owned by the rep: overdue on the team page.
     app.action_item(&world, rep).await;
     let support_request = app.support_request(rep).await;
@@ -131,6 +131,8 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
         "admin": app.admin(),
         "auditor": app.auditor(),
         "competency": world.competency,
+        "standard": world.standard,
+        "feedback": feedback,
         "supportRequest": support_request,
         "today": today.to_string(),
         "due": today.checked_add_days(Days::new(14)).expect("a date").to_string(),

@@ -67,6 +67,15 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         &[("leader_name", "Kenji Watanabe")],
     )
     .await;
+    // The leader of another team takes this one on too.
+    let other_leader = world.other_leader.to_string();
+    record(
+        &app,
+        &format!("/admin/teams/{team}/leaders/existing"),
+        &admin,
+        &[("leader_id", other_leader.as_str())],
+    )
+    .await;
     record(
         &app,
         &format!("/admin/teams/{team}/name"),
@@ -160,7 +169,7 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
     .await;
     for (event_type, n) in [
         ("TeamFormed", 3),
-        ("LeaderAssigned", 3),
+        ("LeaderAssigned", 4),
         ("TeamRenamed", 1),
         ("RepJoined", 2),
         ("RepRoleChanged", 1),
@@ -183,6 +192,15 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         .rfind(|e| e.event_type == "StandardSet")
         .expect("the new standard");
     assert_eq!(set.payload["roles"], serde_json::json!(["SDR", "AE"]));
+    let taken_on = events
+        .iter()
+        .find(|e| {
+            e.event_type == "LeaderAssigned"
+                && e.payload["leader_id"] == serde_json::json!(world.other_leader)
+                && e.payload["team_id"] == serde_json::json!(team)
+        })
+        .expect("the existing leader on the new team");
+    assert_eq!(taken_on.payload["leader_name"], "Lena Leader", "their name, as known");
     assert_eq!(set.payload["ramp"][2]["percent_of_target"], 75);
     app.cleanup().await;
 }

@@ -79,7 +79,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `POST /reps/{id}/expectations-acknowledgements` | a rep acknowledges a standard |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 /// | `GET /admin` | set up: teams, people, competencies, standards |
-/// | `/admin/teams/new`, `/admin/teams/{id}/name`, `…/leaders` (`GET`, `POST`) | form, rename a team, add a leader |
+/// | `/admin/teams/new`, `/admin/teams/{id}/name`, `…/leaders`, `…/leaders/existing` (`GET`, `POST`) | form, rename a team, add a new or an existing leader |
 /// | `/admin/reps/new`, `/admin/reps/{id}/team`, `…/role`, `…/departure` | hire, move, change role, depart |
 /// | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | the competency framework |
 /// | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | standards |
@@ -157,6 +157,10 @@ fn routes(state: DashboardState) -> Router {
         .route(
             "/admin/teams/{team_id}/leaders",
             quick::<admin::AddLeader>(),
+        )
+        .route(
+            "/admin/teams/{team_id}/leaders/existing",
+            quick::<admin::AssignLeader>(),
         )
         .route("/admin/reps/new", quick::<admin::HireRep>())
         .route("/admin/reps/{rep_id}/team", quick::<admin::MoveRep>())

@@ -8,6 +8,7 @@
 //! | `/admin/teams/new` | `POST /v1/teams` |
 //! | `/admin/teams/{id}/name` | `PUT /v1/teams/{id}/name` |
 //! | `/admin/teams/{id}/leaders` | `POST /v1/teams/{id}/leaders` (a new leader) |
+//! | `/admin/teams/{id}/leaders/existing` | the same, for a leader of another team |
 //! | `/admin/reps/new` | `POST /v1/reps` (hire) |
 //! | `/admin/reps/{id}/team`, `…/role`, `…/departure` | the rep's team move, role change, departure |
 //! | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | define, revise (`PUT`), retire |
@@ -62,7 +63,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
         let _ = write!(
             b,
             "<tr><th scope=\"row\"><a href=\"/teams/{id}\">{}</a></th><td>{}</td><td class=\"n\">{}</td>\
-             <td><a href=\"/admin/teams/{id}/name\">Rename</a> · <a href=\"/admin/teams/{id}/leaders\">Add a leader</a></td></tr>",
+             <td><a href=\"/admin/teams/{id}/name\">Rename</a> · <a href=\"/admin/teams/{id}/leaders\">Add a new leader</a> · \
+             <a href=\"/admin/teams/{id}/leaders/existing\">Add a leader from another team</a></td></tr>",
             esc(t.name.as_ref()),
             super::leader_links(&visit.viewer, &t.leaders),
             reps.iter()
@@ -317,6 +319,43 @@ impl Quick for AddLeader {
                 Field::new("leader_id", "Leader", Kind::Hidden).with(uuid::Uuid::now_v7()),
                 Field::new("leader_name", "Leader's name", Kind::Text),
             ],
+            "Add the leader",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/teams/{}/leaders", team.team_id),
+            "teams",
+        ))
+    }
+}
+
+/// An existing leader (of another team) takes on this team too.
+pub(crate) struct AssignLeader;
+
+impl Quick for AssignLeader {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let team = team(visit, ask).await?;
+        let people: Vec<(String, String)> = data::leader_names(&visit.state)
+            .await?
+            .into_iter()
+            .filter(|(id, _)| !team.leaders.keys().any(|l| l.to_string() == *id))
+            .collect();
+        Ok(spec(
+            "Add a leader from another team",
+            format!(
+                "A leader who already leads another team takes on {} as well.",
+                esc(team.name.as_ref())
+            ),
+            vec![Field::new(
+                "leader_id",
+                "Leader",
+                Kind::Person {
+                    people,
+                    name_at: "leader_name",
+                },
+            )],
             "Add the leader",
         )
         .sends(

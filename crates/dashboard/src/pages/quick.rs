@@ -48,6 +48,11 @@ pub(crate) enum Kind {
     Choice(Vec<(String, String)>),
     /// A level, 1 to 5, sent as a number.
     Level,
+    /// One of `(id, name)` people: sends the id, and the name at `name_at`.
+    Person {
+        people: Vec<(String, String)>,
+        name_at: &'static str,
+    },
     /// One entry per line, each sent in a list as `{key: line}`, or as the
     /// line itself without a key.
     Lines { key: Option<&'static str> },
@@ -279,6 +284,12 @@ fn body(spec: &Spec, typed: &Typed) -> Value {
                     .map(|i| Value::from(field(typed, &format!("{}[{i}]", f.name))))
                     .collect(),
             ),
+            Kind::Person { people, name_at } => {
+                if let Some((_, name)) = people.iter().find(|(id, _)| id == raw) {
+                    body[*name_at] = Value::from(name.as_str());
+                }
+                Value::from(raw)
+            }
             _ => Value::from(raw),
         };
         let mut at = &mut body;
@@ -499,7 +510,10 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
                 }
                 b.push_str("</select>");
             }
-            Kind::Choice(options) => {
+            Kind::Choice(options)
+            | Kind::Person {
+                people: options, ..
+            } => {
                 let _ = write!(
                     b,
                     "<div class=\"field\"><label for=\"{id}\">{label}</label>\
