@@ -179,6 +179,31 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
     );
     assert!(stdout.contains("ok: every journey"), "{stdout}\n{stderr}");
 
+    // (a): the session the leader logged is in `trellis log`, as an operator
+    // reads it (tests/run builds the binary and names it in TRELLIS_BIN).
+    match std::env::var("TRELLIS_BIN") {
+        Ok(bin) if Path::new(&bin).exists() => {
+            let output = std::process::Command::new(&bin)
+                .arg("log")
+                .arg("--data-dir")
+                .arg(app.backend.data_dir())
+                .env_remove("TRELLIS_DATABASE_URL")
+                .output()
+                .expect("trellis log runs");
+            let printed = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "trellis log: {output:?}");
+            assert!(
+                printed.lines().any(|l| l.contains("CoachingSessionHeld")
+                    && l.contains("Walked through two discovery calls")),
+                "the session in trellis log:\n{printed}"
+            );
+        }
+        _ => assert!(
+            !slow_tests_enabled(),
+            "TRELLIS_SLOW_TESTS=1 but TRELLIS_BIN names no trellis binary (tests/run builds it)"
+        ),
+    }
+
     // What the journeys recorded, as the log has it.
     for (event_type, note, n, why) in [
         (

@@ -2589,3 +2589,100 @@ async fn the_document_states_the_limits_the_domain_checks() {
     }
     app.cleanup().await;
 }
+
+/// The live feed's events are described in the served document, and every
+/// payload the write routes record matches its event type's description:
+/// each required property present, none undocumented, each of its type (a
+/// UUID, a date, an enumeration's value, …). Every event type is covered
+/// but `AlertRaised`, which the alert tests record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_recorded_payload_matches_the_feeds_description_of_its_event_type() {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+    let doc = served_document(&app).await;
+    let world = app.world().await;
+    let admin = app.admin();
+    for route in Route::ALL {
+        let prepared = app.prepare(&world, route).await;
+        let r = app.send_prepared(&prepared, &admin).await;
+        assert!(r.status.is_success(), "{}: {}", route.template(), r.text());
+    }
+    let feed = &doc["components"]["schemas"]["FeedEvent"]["properties"]["payload"]["oneOf"];
+    assert_eq!(
+        feed.as_array().map(Vec::len),
+        Some(trellis_domain::Event::types().count()),
+        "one payload schema per event type"
+    );
+    let events = app
+        .store
+        .read_all(trellis_eventstore::Checkpoint::START, 100_000)
+        .await
+        .expect("the log");
+    let mut seen = BTreeSet::new();
+    for event in &events {
+        let schema = &doc["components"]["schemas"][format!("{}Payload", event.event_type)];
+        assert!(schema.is_object(), "{} is described", event.event_type);
+        let what = format!("{} {}", event.event_type, event.payload);
+        check_against(schema, &event.payload, &what);
+        seen.insert(event.event_type.clone());
+    }
+    for (event_type, _) in trellis_domain::Event::types() {
+        assert!(
+            seen.contains(event_type) || event_type == "AlertRaised",
+            "no route recorded {event_type}"
+        );
+    }
+    app.cleanup().await;
+}
+
+/// Checks `value` against the subset of JSON Schema the payload
+/// descriptions use.
+fn check_against(schema: &Value, value: &Value, what: &str) {
+    if value.is_null() {
+        return;
+    }
+    match schema["type"].as_str() {
+        Some("object") => {
+            assert!(value.is_object(), "{what}: an object");
+            if let Some(properties) = schema["properties"].as_object() {
+                for (name, field) in value.as_object().into_iter().flatten() {
+                    let described = properties
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{what}: {name} is not described"));
+                    check_against(described, field, &format!("{what}.{name}"));
+                }
+                for name in schema["required"].as_array().into_iter().flatten() {
+                    let name = name.as_str().expect("a name");
+                    assert!(
+                        value.get(name).is_some_and(|v| !v.is_null()),
+                        "{what}: {name} is required"
+                    );
+                }
+            }
+        }
+        Some("array") => {
+            let items = value
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: an array"));
+            for (i, item) in items.iter().enumerate() {
+                check_against(&schema["items"], item, &format!("{what}[{i}]"));
+            }
+        }
+        Some("string") => {
+            let text = value.as_str().unwrap_or_else(|| panic!("{what}: a string"));
+            match schema["format"].as_str() {
+                Some("uuid") => assert!(Uuid::parse_str(text).is_ok(), "{what}: a UUID"),
+                Some("date") => assert!(
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+                    "{what}: a date"
+                ),
+                _ => {}
+            }
+            if let Some(allowed) = schema["enum"].as_array() {
+                assert!(allowed.contains(value), "{what}: one of {allowed:?}");
+            }
+        }
+        Some("integer") => assert!(value.is_u64() || value.is_i64(), "{what}: an integer"),
+        Some("number") => assert!(value.is_number(), "{what}: a number"),
+        other => panic!("{what}: a schema of type {other:?}"),
+    }
+}

@@ -200,7 +200,10 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
                 && e.payload["team_id"] == serde_json::json!(team)
         })
         .expect("the existing leader on the new team");
-    assert_eq!(taken_on.payload["leader_name"], "Lena Leader", "their name, as known");
+    assert_eq!(
+        taken_on.payload["leader_name"], "Lena Leader",
+        "their name, as known"
+    );
     assert_eq!(set.payload["ramp"][2]["percent_of_target"], 75);
     app.cleanup().await;
 }

@@ -47,6 +47,7 @@ pub mod access;
 pub mod asof;
 pub mod audit;
 pub mod collections;
+pub mod event_schemas;
 pub mod feed;
 pub mod framework;
 pub mod models;

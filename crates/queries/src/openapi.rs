@@ -40,9 +40,12 @@ use crate::{asof, audit, collections, feed, models, packet};
 )]
 pub struct ApiDoc;
 
-/// [`ApiDoc`] as a document, for callers that do not depend on utoipa.
+/// [`ApiDoc`] as a document, for callers that do not depend on utoipa,
+/// with the feed's event payloads described ([`crate::event_schemas`]).
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    crate::event_schemas::describe(&mut doc).expect("the read document round-trips as JSON");
+    doc
 }
 
 #[cfg(test)]
