@@ -2241,22 +2241,28 @@ async fn a_database_refusing_connections_is_a_503_not_a_500() {
         ))
         .await
         .expect("close the database to new connections");
-    // pg_terminate_backend only signals: wait until every backend is gone,
-    // or a pooled connection may still answer the request.
-    for _ in 0..200 {
+    // pg_terminate_backend only signals, and a connection the pool was
+    // opening as the database closed may appear a moment later: terminate
+    // again until none is left three checks in a row.
+    let (mut gone, mut quiet) = (false, 0);
+    for _ in 0..1200 {
         let left: i64 = admin
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1",
                 &[&database.name],
             )
             .await
-            .expect("count the backends")
+            .expect("terminate the backends")
             .get(0);
-        if left == 0 {
+        quiet = if left == 0 { quiet + 1 } else { 0 };
+        if quiet == 3 {
+            gone = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    assert!(gone, "the database's backends were still there after 30 s");
     let r = app
         .post_json("/v1/teams", &app.admin(), &json!({"name": "During"}))
         .await;

@@ -66,7 +66,7 @@ impl RepProfileView {
             .retain(|i| i.visibility == Visibility::Shared);
         self.profile
             .feedback
-            .retain(|f| f.visibility == Visibility::Shared);
+            .retain(|f| f.fact.visibility == Visibility::Shared);
         self
     }
 }

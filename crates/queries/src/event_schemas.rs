@@ -12,84 +12,58 @@ use serde_json::{Value, json};
 /// (absent or null is not allowed).
 pub type Property = (&'static str, Value, bool);
 
+const NAME: &str = "a name: one line, at most 200 characters";
+const PERSON_NAME: &str = "a person's name: one line, at most 200 characters";
+const ROLE: &str = "a role, e.g. SDR: one line, at most 50 characters";
+const NOTE: &str = "text: at most 10,000 characters";
+const METRIC: &str = "a metric, a lowercase slug like calls_made";
+const OCCURRENCE: &str = "what makes an alert one occurrence";
+const SHA256: &str = "a SHA-256, 64 lowercase hex digits";
+const PERIOD: &str = "a period: 2026-W05, 2026-03 or 2026-Q1";
+const ACTION_ITEM: &str = "an action item: `action_item_id`, `description`, `owner` \
+    (`{\"kind\": \"rep\"}` or `{\"kind\": \"leader\", \"leader_id\": …}`) and `due_on`";
+const PLAN_TARGET: &str =
+    "a target: `description`, and the `standard_id` it is measured by (or null)";
+const RAMP_STEP: &str = "`period_index` (the rep's Nth period, from 1) and `percent_of_target`";
+const RECIPIENT: &str = "who is told: a leader or a rep, by id";
+const ALERT_DETAILS: &str = "what the alert is about, tagged by `kind` (standard_missed, \
+    not_coached, action_item_overdue, support_request_unresolved, quality_gate_passed, \
+    plan_review_near)";
+const CORRECTION: &str = "how the fact is superseded, tagged by `kind`: `retracted`, \
+    `skill_level` (with `level` and `evidence`) or `measured_value` (with `value`)";
+
 /// Each event type, its current schema version, and its payload's properties.
 pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
     vec![
         (
             "TeamFormed",
             1,
-            vec![
-                (
-                    "team_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-            ],
+            vec![("team_id", id(), true), ("name", text(NAME), true)],
         ),
         (
             "LeaderAssigned",
             1,
             vec![
-                (
-                    "team_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_name",
-                    json!({ "type": "string", "description": "a person's name: one line, at most 200 characters" }),
-                    true,
-                ),
+                ("team_id", id(), true),
+                ("leader_id", id(), true),
+                ("leader_name", text(PERSON_NAME), true),
             ],
         ),
         (
             "TeamRenamed",
             1,
-            vec![
-                (
-                    "team_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-            ],
+            vec![("team_id", id(), true), ("name", text(NAME), true)],
         ),
         (
             "CompetencyDefined",
             1,
             vec![
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "description",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
+                ("competency_id", id(), true),
+                ("name", text(NAME), true),
+                ("description", text(NOTE), true),
                 (
                     "rubric",
-                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": { "type": "string" }, "description": "what levels 1 to 5 look like, level 1 first" }),
+                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": text(NOTE) }),
                     true,
                 ),
             ],
@@ -98,24 +72,12 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
             "CompetencyRevised",
             1,
             vec![
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "description",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
+                ("competency_id", id(), true),
+                ("name", text(NAME), true),
+                ("description", text(NOTE), true),
                 (
                     "rubric",
-                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": { "type": "string" }, "description": "what levels 1 to 5 look like, level 1 first" }),
+                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": text(NOTE) }),
                     true,
                 ),
             ],
@@ -123,662 +85,306 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
         (
             "CompetencyRetired",
             1,
-            vec![
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "reason",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-            ],
+            vec![("competency_id", id(), true), ("reason", text(NOTE), true)],
         ),
         (
             "StandardSet",
             1,
             vec![
-                (
-                    "standard_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "metric",
-                    json!({ "type": "string", "description": "a metric, a lowercase slug like calls_made" }),
-                    true,
-                ),
-                (
-                    "kind",
-                    json!({ "type": "string", "enum": ["quality", "quantity", "behaviour"] }),
-                    true,
-                ),
-                (
-                    "direction",
-                    json!({ "type": "string", "enum": ["at_least", "at_most"] }),
-                    true,
-                ),
-                (
-                    "unit",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "period",
-                    json!({ "type": "string", "enum": ["week", "month", "quarter"] }),
-                    true,
-                ),
+                ("standard_id", id(), true),
+                ("name", text(NAME), true),
+                ("metric", text(METRIC), true),
+                ("kind", one_of(&["quality", "quantity", "behaviour"]), true),
+                ("direction", one_of(&["at_least", "at_most"]), true),
+                ("unit", text(NAME), true),
+                ("period", one_of(&["week", "month", "quarter"]), true),
                 (
                     "target",
                     json!({ "type": "number", "exclusiveMinimum": 0 }),
                     true,
                 ),
-                (
-                    "roles",
-                    json!({ "type": "array", "items": json!({ "type": "string", "description": "a role, e.g. SDR: one line, at most 50 characters" }) }),
-                    true,
-                ),
-                (
-                    "effective_from",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "ramp",
-                    json!({ "type": "array", "items": json!({ "type": "object", "description": "`period_index` (the rep's Nth period, from 1) and `percent_of_target`" }) }),
-                    true,
-                ),
-                ("version", json!({ "type": "integer", "minimum": 0 }), true),
+                ("roles", list(text(ROLE)), true),
+                ("effective_from", date(), true),
+                ("ramp", list(object(RAMP_STEP)), true),
+                ("version", whole(), true),
             ],
         ),
         (
             "StandardRevised",
             1,
             vec![
-                (
-                    "standard_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                ("version", json!({ "type": "integer", "minimum": 0 }), true),
+                ("standard_id", id(), true),
+                ("version", whole(), true),
                 (
                     "target",
                     json!({ "type": "number", "exclusiveMinimum": 0 }),
                     true,
                 ),
-                (
-                    "effective_from",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "roles",
-                    json!({ "type": "array", "items": json!({ "type": "string", "description": "a role, e.g. SDR: one line, at most 50 characters" }) }),
-                    false,
-                ),
-                (
-                    "ramp",
-                    json!({ "type": "array", "items": json!({ "type": "object", "description": "`period_index` (the rep's Nth period, from 1) and `percent_of_target`" }) }),
-                    false,
-                ),
+                ("effective_from", date(), true),
+                ("roles", list(text(ROLE)), false),
+                ("ramp", list(object(RAMP_STEP)), false),
             ],
         ),
         (
             "StandardRetired",
             1,
             vec![
-                (
-                    "standard_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "effective_from",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "reason",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
+                ("standard_id", id(), true),
+                ("effective_from", date(), true),
+                ("reason", text(NOTE), true),
             ],
         ),
         (
             "AlertRaised",
             1,
             vec![
-                (
-                    "alert_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "occurrence_key",
-                    json!({ "type": "string", "description": "what makes an alert one occurrence" }),
-                    true,
-                ),
-                (
-                    "team_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "rep_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "recipients",
-                    json!({ "type": "array", "items": json!({ "type": "object", "description": "who is told: `{\"kind\": \"leader\", \"id\": …}` or `{\"kind\": \"rep\", \"id\": …}`" }) }),
-                    true,
-                ),
-                (
-                    "details",
-                    json!({ "type": "object", "description": "what the alert is about, tagged by `kind` (standard_missed, not_coached, action_item_overdue, support_request_unresolved, quality_gate_passed, plan_review_near)" }),
-                    true,
-                ),
-                (
-                    "raised_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("alert_id", id(), true),
+                ("occurrence_key", text(OCCURRENCE), true),
+                ("team_id", id(), true),
+                ("rep_id", id(), true),
+                ("recipients", list(object(RECIPIENT)), true),
+                ("details", object(ALERT_DETAILS), true),
+                ("raised_on", date(), true),
             ],
         ),
         (
             "RepJoined",
             1,
             vec![
-                (
-                    "rep_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "name",
-                    json!({ "type": "string", "description": "a person's name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "role",
-                    json!({ "type": "string", "description": "a role, e.g. SDR: one line, at most 50 characters" }),
-                    true,
-                ),
-                (
-                    "team_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "start_date",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("rep_id", id(), true),
+                ("name", text(PERSON_NAME), true),
+                ("role", text(ROLE), true),
+                ("team_id", id(), true),
+                ("start_date", date(), true),
             ],
         ),
         (
             "RepMovedTeam",
             1,
             vec![
-                ("from", json!({ "type": "string", "format": "uuid" }), true),
-                ("to", json!({ "type": "string", "format": "uuid" }), true),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("from", id(), true),
+                ("to", id(), true),
+                ("on", date(), true),
             ],
         ),
         (
             "RepRoleChanged",
             1,
             vec![
-                (
-                    "from",
-                    json!({ "type": "string", "description": "a role, e.g. SDR: one line, at most 50 characters" }),
-                    true,
-                ),
-                (
-                    "to",
-                    json!({ "type": "string", "description": "a role, e.g. SDR: one line, at most 50 characters" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("from", text(ROLE), true),
+                ("to", text(ROLE), true),
+                ("on", date(), true),
             ],
         ),
         (
             "RepDeparted",
             1,
-            vec![
-                ("on", json!({ "type": "string", "format": "date" }), true),
-                (
-                    "reason",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-            ],
+            vec![("on", date(), true), ("reason", text(NOTE), true)],
         ),
         (
             "ExpectationsAcknowledged",
             1,
             vec![
-                (
-                    "standard_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "standard_version",
-                    json!({ "type": "integer", "minimum": 0 }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("standard_id", id(), true),
+                ("standard_version", whole(), true),
+                ("on", date(), true),
             ],
         ),
         (
             "FeedbackGiven",
             2,
             vec![
-                (
-                    "feedback_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "kind",
-                    json!({ "type": "string", "enum": ["praise", "constructive"] }),
-                    true,
-                ),
-                (
-                    "note",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                (
-                    "visibility",
-                    json!({ "type": "string", "enum": ["shared", "private"] }),
-                    true,
-                ),
-                (
-                    "given_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("feedback_id", id(), true),
+                ("leader_id", id(), true),
+                ("competency_id", id(), true),
+                ("kind", one_of(&["praise", "constructive"]), true),
+                ("note", text(NOTE), true),
+                ("visibility", one_of(&["shared", "private"]), true),
+                ("given_on", date(), true),
             ],
         ),
         (
             "FeedbackAcknowledged",
             1,
-            vec![
-                (
-                    "feedback_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
-            ],
+            vec![("feedback_id", id(), true), ("on", date(), true)],
         ),
         (
             "SkillAssessed",
             1,
             vec![
-                (
-                    "assessment_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
+                ("assessment_id", id(), true),
+                ("leader_id", id(), true),
+                ("competency_id", id(), true),
                 (
                     "level",
                     json!({ "type": "integer", "minimum": 1, "maximum": 5 }),
                     true,
                 ),
-                (
-                    "evidence",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                (
-                    "assessed_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("evidence", text(NOTE), true),
+                ("assessed_on", date(), true),
             ],
         ),
         (
             "CoachingSessionHeld",
             1,
             vec![
-                (
-                    "session_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "held_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "duration_minutes",
-                    json!({ "type": "integer", "minimum": 0 }),
-                    true,
-                ),
-                (
-                    "focus",
-                    json!({ "type": "array", "items": json!({ "type": "string", "format": "uuid" }) }),
-                    true,
-                ),
-                (
-                    "notes",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                (
-                    "visibility",
-                    json!({ "type": "string", "enum": ["shared", "private"] }),
-                    true,
-                ),
-                (
-                    "action_items",
-                    json!({ "type": "array", "items": json!({ "type": "object", "description": "an action item: `action_item_id`, `description`, `owner` (`{\"kind\": \"rep\"}` or `{\"kind\": \"leader\", \"leader_id\": …}`) and `due_on`" }) }),
-                    true,
-                ),
+                ("session_id", id(), true),
+                ("leader_id", id(), true),
+                ("held_on", date(), true),
+                ("duration_minutes", whole(), true),
+                ("focus", list(id()), true),
+                ("notes", text(NOTE), true),
+                ("visibility", one_of(&["shared", "private"]), true),
+                ("action_items", list(object(ACTION_ITEM)), true),
             ],
         ),
         (
             "ActionItemCompleted",
             1,
-            vec![
-                (
-                    "action_item_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
-            ],
+            vec![("action_item_id", id(), true), ("on", date(), true)],
         ),
         (
             "ActionItemDropped",
             1,
             vec![
-                (
-                    "action_item_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
-                (
-                    "reason",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
+                ("action_item_id", id(), true),
+                ("on", date(), true),
+                ("reason", text(NOTE), true),
             ],
         ),
         (
             "TrainingCompleted",
             1,
             vec![
-                (
-                    "training_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "title",
-                    json!({ "type": "string", "description": "a name: one line, at most 200 characters" }),
-                    true,
-                ),
-                (
-                    "competency_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    false,
-                ),
-                (
-                    "completed_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("training_id", id(), true),
+                ("title", text(NAME), true),
+                ("competency_id", id(), false),
+                ("completed_on", date(), true),
             ],
         ),
         (
             "PerformanceMeasured",
             1,
             vec![
-                (
-                    "measurement_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "metric",
-                    json!({ "type": "string", "description": "a metric, a lowercase slug like calls_made" }),
-                    true,
-                ),
-                (
-                    "period",
-                    json!({ "type": "string", "description": "a period: 2026-W05, 2026-03 or 2026-Q1" }),
-                    true,
-                ),
+                ("measurement_id", id(), true),
+                ("metric", text(METRIC), true),
+                ("period", text(PERIOD), true),
                 ("value", json!({ "type": "number", "minimum": 0 }), true),
-                (
-                    "source",
-                    json!({ "type": "string", "enum": ["manual", "crm_import"] }),
-                    true,
-                ),
+                ("source", one_of(&["manual", "crm_import"]), true),
             ],
         ),
         (
             "SupportRequested",
             1,
             vec![
-                (
-                    "request_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
+                ("request_id", id(), true),
                 (
                     "category",
-                    json!({ "type": "string", "enum": ["leads", "tools", "training", "process", "other"] }),
+                    one_of(&["leads", "tools", "training", "process", "other"]),
                     true,
                 ),
-                (
-                    "description",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                (
-                    "raised_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("description", text(NOTE), true),
+                ("raised_on", date(), true),
             ],
         ),
         (
             "SupportAcknowledged",
             1,
             vec![
-                (
-                    "request_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("request_id", id(), true),
+                ("leader_id", id(), true),
+                ("on", date(), true),
             ],
         ),
         (
             "SupportResolved",
             1,
             vec![
-                (
-                    "request_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "resolution",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("request_id", id(), true),
+                ("leader_id", id(), true),
+                ("resolution", text(NOTE), true),
+                ("on", date(), true),
             ],
         ),
         (
             "ImprovementPlanStarted",
             1,
             vec![
-                (
-                    "plan_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "leader_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "targets",
-                    json!({ "type": "array", "items": json!({ "type": "object", "description": "a target: `description`, and the `standard_id` it is measured by (or null)" }) }),
-                    true,
-                ),
-                (
-                    "started_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "review_on",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
+                ("plan_id", id(), true),
+                ("leader_id", id(), true),
+                ("targets", list(object(PLAN_TARGET)), true),
+                ("started_on", date(), true),
+                ("review_on", date(), true),
             ],
         ),
         (
             "PlanCheckpointRecorded",
             1,
             vec![
-                (
-                    "plan_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "note",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("plan_id", id(), true),
+                ("note", text(NOTE), true),
+                ("on", date(), true),
             ],
         ),
         (
             "ImprovementPlanClosed",
             1,
             vec![
-                (
-                    "plan_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "outcome",
-                    json!({ "type": "string", "enum": ["met", "extended", "not_met"] }),
-                    true,
-                ),
-                (
-                    "note",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("plan_id", id(), true),
+                ("outcome", one_of(&["met", "extended", "not_met"]), true),
+                ("note", text(NOTE), true),
+                ("on", date(), true),
             ],
         ),
         (
             "FactCorrected",
             1,
             vec![
-                (
-                    "fact_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "reason",
-                    json!({ "type": "string", "description": "text: at most 10,000 characters" }),
-                    true,
-                ),
-                (
-                    "correction",
-                    json!({ "type": "object", "description": "how the fact is superseded, tagged by `kind`: `{\"kind\": \"retracted\"}`, `{\"kind\": \"skill_level\", \"level\", \"evidence\"}` or `{\"kind\": \"measured_value\", \"value\"}`" }),
-                    true,
-                ),
+                ("fact_id", id(), true),
+                ("reason", text(NOTE), true),
+                ("correction", object(CORRECTION), true),
             ],
         ),
         (
             "ReviewHeld",
             1,
             vec![
-                (
-                    "review_id",
-                    json!({ "type": "string", "format": "uuid" }),
-                    true,
-                ),
-                (
-                    "period_from",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "period_to",
-                    json!({ "type": "string", "format": "date" }),
-                    true,
-                ),
-                (
-                    "packet_sha256",
-                    json!({ "type": "string", "description": "a SHA-256, 64 lowercase hex digits" }),
-                    true,
-                ),
-                ("on", json!({ "type": "string", "format": "date" }), true),
+                ("review_id", id(), true),
+                ("period_from", date(), true),
+                ("period_to", date(), true),
+                ("packet_sha256", text(SHA256), true),
+                ("on", date(), true),
             ],
         ),
     ]
+}
+
+fn id() -> Value {
+    json!({ "type": "string", "format": "uuid" })
+}
+
+fn date() -> Value {
+    json!({ "type": "string", "format": "date" })
+}
+
+fn text(what: &str) -> Value {
+    json!({ "type": "string", "description": what })
+}
+
+fn whole() -> Value {
+    json!({ "type": "integer", "minimum": 0 })
+}
+
+fn one_of(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+fn object(what: &str) -> Value {
+    json!({ "type": "object", "description": what })
+}
+
+fn list(items: Value) -> Value {
+    json!({ "type": "array", "items": items })
 }
 
 /// The schema of one event type's payload.

@@ -428,16 +428,13 @@ pub struct RepProfile {
     pub acknowledged_standards: Vec<StandardAcknowledgement>,
 }
 
-/// A piece of feedback, as the profile shows it.
+/// A piece of feedback, as the profile shows it: its id and what the
+/// projection keeps of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackView {
     pub feedback_id: FeedbackId,
-    pub leader_id: LeaderId,
-    pub competency_id: CompetencyId,
-    pub kind: FeedbackKind,
-    pub visibility: Visibility,
-    pub given_on: NaiveDate,
-    pub acknowledged_on: Option<NaiveDate>,
+    #[serde(flatten)]
+    pub fact: FeedbackFact,
 }
 
 /// A standard's version the rep acknowledged.
@@ -628,15 +625,10 @@ pub fn profile(
         .iter()
         .map(|(id, f)| FeedbackView {
             feedback_id: *id,
-            leader_id: f.leader_id,
-            competency_id: f.competency_id,
-            kind: f.kind,
-            visibility: f.visibility,
-            given_on: f.given_on,
-            acknowledged_on: f.acknowledged_on,
+            fact: f.clone(),
         })
         .collect();
-    feedback.sort_by_key(|f| (f.given_on, f.feedback_id));
+    feedback.sort_by_key(|f| (f.fact.given_on, f.feedback_id));
     // Kept as `{standard}/v{version}`.
     let mut acknowledged_standards: Vec<StandardAcknowledgement> = facts
         .acknowledged
