@@ -54,34 +54,8 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
             1,
             vec![("team_id", id(), true), ("name", text(NAME), true)],
         ),
-        (
-            "CompetencyDefined",
-            1,
-            vec![
-                ("competency_id", id(), true),
-                ("name", text(NAME), true),
-                ("description", text(NOTE), true),
-                (
-                    "rubric",
-                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": text(NOTE) }),
-                    true,
-                ),
-            ],
-        ),
-        (
-            "CompetencyRevised",
-            1,
-            vec![
-                ("competency_id", id(), true),
-                ("name", text(NAME), true),
-                ("description", text(NOTE), true),
-                (
-                    "rubric",
-                    json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": text(NOTE) }),
-                    true,
-                ),
-            ],
-        ),
+        ("CompetencyDefined", 1, competency()),
+        ("CompetencyRevised", 1, competency()),
         (
             "CompetencyRetired",
             1,
@@ -355,6 +329,20 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
                 ("packet_sha256", text(SHA256), true),
                 ("on", date(), true),
             ],
+        ),
+    ]
+}
+
+/// A competency as it is defined or revised (the same properties).
+fn competency() -> Vec<Property> {
+    vec![
+        ("competency_id", id(), true),
+        ("name", text(NAME), true),
+        ("description", text(NOTE), true),
+        (
+            "rubric",
+            json!({ "type": "array", "minItems": 5, "maxItems": 5, "items": text(NOTE) }),
+            true,
         ),
     ]
 }
