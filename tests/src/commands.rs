@@ -2226,6 +2226,23 @@ async fn an_unreachable_database_is_a_503_and_writes_resume_when_it_returns() {
 async fn a_database_refusing_connections_is_a_503_not_a_500() {
     let app = crate::http::TestApp::spawn(trellis_tests::Kind::Postgres).await;
     app.form_team("Before").await;
+    let (admin, name) = close_database(&app).await;
+    let r = app
+        .post_json("/v1/teams", &app.admin(), &json!({"name": "During"}))
+        .await;
+    r.expect_problem(503, "unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
+
+    reopen_database(&admin, &name).await;
+    app.form_team("After").await;
+    drop(admin);
+    app.cleanup().await;
+}
+
+/// Closes `app`'s database to new connections and terminates its backends,
+/// as a database that goes away does; the superuser connection that did it
+/// (to the server's maintenance database) and the database's name.
+async fn close_database(app: &TestApp) -> (tokio_postgres::Client, String) {
     let database = app.backend.database();
     // A superuser on the server's maintenance database: a database cannot
     // be closed from a connection to itself.
@@ -2263,20 +2280,105 @@ async fn a_database_refusing_connections_is_a_503_not_a_500() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(gone, "the database's backends were still there after 30 s");
-    let r = app
-        .post_json("/v1/teams", &app.admin(), &json!({"name": "During"}))
-        .await;
-    r.expect_problem(503, "unavailable");
-    assert_eq!(r.header("retry-after"), Some("5"));
+    (admin, database.name.clone())
+}
 
+async fn reopen_database(admin: &tokio_postgres::Client, name: &str) {
     admin
         .batch_execute(&format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-            database.name
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
         ))
         .await
         .expect("reopen the database");
-    app.form_team("After").await;
+}
+
+/// While the database refuses connections, the reads and the dashboard's
+/// pages answer 503 with Retry-After (or from what they hold in memory),
+/// never 500; once it is back they answer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_pages_answer_503_not_500_while_the_database_refuses_connections() {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Postgres).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    crate::forms::project(&app).await;
+    let admin_token = app.admin();
+    let cookie = format!("trellis_token={admin_token}");
+    let team = world.team;
+    let reads = [
+        format!("/v1/reps/{rep}/profile"),
+        format!("/v1/reps/{rep}/timeline?bucket=week"),
+        format!("/v1/teams/{team}/view"),
+        "/v1/teams".to_owned(),
+        format!("/v1/reps?team={team}"),
+        "/v1/events".to_owned(),
+    ];
+    let pages = [
+        format!("/teams/{team}"),
+        format!("/reps/{rep}"),
+        "/home".to_owned(),
+    ];
+    let (admin, name) = close_database(&app).await;
+    let mut refused = 0;
+    for (path, page) in reads
+        .iter()
+        .map(|p| (p, false))
+        .chain(pages.iter().map(|p| (p, true)))
+    {
+        let r = if page {
+            app.send(crate::http::build_request(
+                Method::GET,
+                path,
+                "",
+                None,
+                "",
+                &[("cookie", cookie.as_str())],
+            ))
+            .await
+        } else {
+            app.request(
+                Method::GET,
+                path,
+                &admin_token,
+                None,
+                axum::body::Bytes::new(),
+                &[],
+            )
+            .await
+        };
+        assert_ne!(r.status.as_u16(), 500, "{path}: {}", r.text());
+        if r.status.as_u16() == 503 {
+            assert_eq!(r.header("retry-after"), Some("5"), "{path}");
+            refused += 1;
+        } else {
+            assert!(r.status.is_success(), "{path}: {} {}", r.status, r.text());
+        }
+    }
+    assert!(
+        refused >= 5,
+        "the reads that need the database say so: {refused}"
+    );
+    reopen_database(&admin, &name).await;
+    let mut back = false;
+    for _ in 0..200 {
+        if app
+            .request(
+                Method::GET,
+                &reads[0],
+                &admin_token,
+                None,
+                axum::body::Bytes::new(),
+                &[],
+            )
+            .await
+            .status
+            .is_success()
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(back, "the profile reads again once the database is back");
     drop(admin);
     app.cleanup().await;
 }

@@ -14,19 +14,29 @@ pub(crate) enum PageError {
     Forbidden(String),
     NotFound(String),
     BadRequest(String),
+    /// The database cannot be reached just now: a 503 the viewer may retry
+    /// (details to the log).
+    Unavailable(String),
     /// Details go to the log, not the page.
     Internal(String),
 }
 
 impl From<trellis_projections::Error> for PageError {
     fn from(e: trellis_projections::Error) -> Self {
-        PageError::Internal(e.to_string())
+        match e {
+            trellis_projections::Error::Unavailable(why) => PageError::Unavailable(why),
+            trellis_projections::Error::Store(e) => e.into(),
+            other => PageError::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<trellis_eventstore::Error> for PageError {
     fn from(e: trellis_eventstore::Error) -> Self {
-        PageError::Internal(e.to_string())
+        match e {
+            trellis_eventstore::Error::Unavailable(why) => PageError::Unavailable(why),
+            other => PageError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -39,6 +49,7 @@ impl From<ApiError> for PageError {
             403 => PageError::Forbidden(sentence(&e.to_string())),
             404 => PageError::NotFound(sentence(&e.to_string())),
             400..=499 => PageError::BadRequest(sentence(&e.to_string())),
+            503 => PageError::Unavailable(e.to_string()),
             _ => PageError::Internal(e.to_string()),
         }
     }
@@ -71,6 +82,22 @@ impl IntoResponse for PageError {
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not yours to see", why),
             PageError::NotFound(why) => (StatusCode::NOT_FOUND, "Not found", why),
             PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, "That did not work", why),
+            PageError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "a dashboard page: the database is unavailable");
+                let body = "<h1>Trellis is briefly unavailable</h1><p class=\"lead\">It cannot \
+                            reach its database just now. Nothing you recorded is lost; try \
+                            again in a few seconds.</p>";
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Html(html::page("Briefly unavailable", None, body)),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+                return response;
+            }
             PageError::Internal(detail) => {
                 tracing::error!(error = %detail, "a dashboard page failed");
                 (

@@ -6,9 +6,13 @@ pub enum Error {
     /// The log could not be read.
     #[error("the event log: {0}")]
     Store(#[from] trellis_eventstore::Error),
-    /// The read-model database failed or is unreachable.
+    /// The read-model database failed.
     #[error("the read-model database: {0}")]
     Database(String),
+    /// The read-model database cannot be reached just now (refusing
+    /// connections, down, a connection lost): worth retrying.
+    #[error("the read-model database is unavailable: {0}")]
+    Unavailable(String),
     /// An event in the log cannot be decoded by this build. The projection
     /// stops rather than skip it.
     #[error("the event at global position {position} cannot be read: {reason}")]
@@ -28,4 +32,29 @@ pub enum Error {
     RebuildRunning(String),
 }
 
-trellis_eventstore::from_database_errors!(Error, Error::Database);
+/// A driver's error, told apart as the event store tells its own: what is
+/// worth retrying (the database unreachable) from what is not.
+fn classified(e: trellis_eventstore::Error) -> Error {
+    match e {
+        trellis_eventstore::Error::Unavailable(why) => Error::Unavailable(why),
+        other => Error::Database(other.to_string()),
+    }
+}
+
+impl From<trellis_eventstore::drivers::tokio_postgres::Error> for Error {
+    fn from(e: trellis_eventstore::drivers::tokio_postgres::Error) -> Self {
+        classified(e.into())
+    }
+}
+
+impl From<trellis_eventstore::drivers::deadpool_postgres::PoolError> for Error {
+    fn from(e: trellis_eventstore::drivers::deadpool_postgres::PoolError) -> Self {
+        classified(e.into())
+    }
+}
+
+impl From<trellis_eventstore::drivers::rusqlite::Error> for Error {
+    fn from(e: trellis_eventstore::drivers::rusqlite::Error) -> Self {
+        classified(e.into())
+    }
+}

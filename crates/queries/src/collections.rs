@@ -602,6 +602,7 @@ async fn each_rep<T>(
 fn read_error(e: trellis_projections::Error) -> ApiError {
     match e {
         trellis_projections::Error::Store(e) => ApiError::from(e),
+        trellis_projections::Error::Unavailable(why) => ApiError::Unavailable(why),
         other => ApiError::Internal(other.to_string()),
     }
 }

@@ -360,6 +360,7 @@ fn read_error(e: trellis_projections::Error) -> ApiError {
     use trellis_projections::Error as E;
     match e {
         E::Store(e) => ApiError::from(e),
+        E::Unavailable(why) => ApiError::Unavailable(why),
         E::InvalidInput(message) => ApiError::BadRequest(message),
         other => ApiError::Internal(other.to_string()),
     }
