@@ -40,6 +40,7 @@ both_backends!(
     an_impossible_date_is_422_naming_the_field,
     invalid_utf8_in_csv_is_refused_naming_the_line,
     a_retried_request_with_the_same_idempotency_key_records_once,
+    concurrent_retries_of_one_idempotency_key_all_answer_the_first_outcome,
     the_same_idempotency_key_with_another_body_is_422,
     a_retried_import_with_the_same_idempotency_key_records_once,
     two_leaders_giving_feedback_at_once_all_succeed,
@@ -1016,6 +1017,50 @@ async fn invalid_utf8_in_csv_is_refused_naming_the_line(app: &TestApp) {
     assert!(r.text().contains("line 3"), "{}", r.text());
     assert!(r.text().contains("UTF-8"), "{}", r.text());
     assert_eq!(app.events("rep", rep).await.len(), 1, "nothing recorded");
+}
+
+/// The same request sent eight times at once under one Idempotency-Key (a
+/// client retrying while the first is still in flight): every answer is the
+/// first outcome (the same id), none a refusal, and one event is recorded.
+async fn concurrent_retries_of_one_idempotency_key_all_answer_the_first_outcome(app: &TestApp) {
+    let world = app.world().await;
+    let admin = app.admin();
+    let join = json!({ "name": "Ada Lovelace", "role": "SDR", "team_id": world.team, "start_date": "2026-01-05" });
+    let key = [("idempotency-key", "join-ada-once")];
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| app.post_json_with("/v1/reps", &admin, &join, &key)),
+    )
+    .await;
+    let ids: BTreeSet<Uuid> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status.as_u16(), 201, "{}", r.text());
+            r.id()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one rep, whoever answered");
+    let rep = *ids.iter().next().expect("the rep");
+    assert_eq!(app.event_types("rep", rep).await, ["RepJoined"]);
+
+    let body = feedback_body(&world, "2026-02-02");
+    let key = [("idempotency-key", "feedback-once")];
+    let path = rep_path(rep, "feedback");
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| app.post_json_with(&path, &admin, &body, &key)),
+    )
+    .await;
+    let ids: BTreeSet<Uuid> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status.as_u16(), 201, "{}", r.text());
+            r.id()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one feedback, whoever answered");
+    assert_eq!(
+        app.event_types("rep", rep).await,
+        ["RepJoined", "FeedbackGiven"]
+    );
 }
 
 async fn a_retried_request_with_the_same_idempotency_key_records_once(app: &TestApp) {

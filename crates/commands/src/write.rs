@@ -262,17 +262,26 @@ pub async fn execute<A: Stored>(
 where
     A::State: Cacheable,
 {
+    let replayed = |outcome: trellis_eventstore::AppendOutcome| Written {
+        stream_version: outcome.stream_version,
+        events: 0,
+        replayed: true,
+    };
     if let Some(outcome) = ctx.replay(app).await? {
-        return Ok(Written {
-            stream_version: outcome.stream_version,
-            events: 0,
-            replayed: true,
-        });
+        return Ok(replayed(outcome));
     }
     let store = app.store();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // A retry after a conflict: the writer that won may have been this
+        // same request, sent again at once (a double submit, a client's
+        // retry): answer with its outcome, never decide it a second time.
+        if attempt > 1
+            && let Some(outcome) = ctx.replay(app).await?
+        {
+            return Ok(replayed(outcome));
+        }
         // First try on the cached state without reading: a stale one costs a
         // conflict and a reload, a fresh one saves a read per command. With
         // If-Match the client's version is compared with the store's.
@@ -297,6 +306,13 @@ where
             Ok(command) => A::decide(&loaded.state, command).map_err(ApiError::from),
             Err(e) => Err(e),
         };
+        // Refused, perhaps because the same request, sent again at once,
+        // recorded first (the id it creates is then taken): its outcome.
+        if decided.is_err()
+            && let Some(outcome) = ctx.replay(app).await?
+        {
+            return Ok(replayed(outcome));
+        }
         let decided = match decided {
             Ok(decided) if !decided.is_empty() => decided,
             // Refused, or nothing to record: the state is still the stream's
