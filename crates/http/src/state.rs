@@ -46,6 +46,9 @@ struct Inner {
     body_limit: usize,
     metrics: metrics::Metrics,
     metrics_sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
+    /// Flips to true when the process starts to stop: long-lived answers
+    /// (the live feed) end so that shutdown can finish.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl HttpState {
@@ -62,6 +65,7 @@ impl HttpState {
                 body_limit: DEFAULT_BODY_LIMIT,
                 metrics: metrics::Metrics::default(),
                 metrics_sources: Mutex::new(Vec::new()),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -107,6 +111,19 @@ impl HttpState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(source);
+    }
+
+    /// Tells long-lived answers (the live feed) that the process is stopping.
+    pub fn stop(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`HttpState::stop`] was called (at once if it was).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.inner.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// Every `/metrics` text: the requests', then the added sources'.

@@ -188,6 +188,21 @@ pub async fn stream(
             }
         },
     );
+    // When the server stops, the stream ends with an event that says so, so
+    // that shutdown never waits on a subscriber (who reconnects, resuming
+    // from its Last-Event-ID).
+    let farewell = futures_util::stream::once(async {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .event("shutdown")
+                .retry(Duration::from_secs(1))
+                .data("the server is restarting: reconnect with Last-Event-ID to resume"),
+        )
+    });
+    let events = futures_util::StreamExt::chain(
+        futures_util::StreamExt::take_until(events, state.http.stopped()),
+        farewell,
+    );
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

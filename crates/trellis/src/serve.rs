@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// The most rows one measurement import may carry.
     #[arg(long, env = "TRELLIS_MAX_IMPORT_ROWS", default_value_t = 50_000)]
     max_import_rows: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish
+    /// before the process stops anyway (live-feed subscribers are told to
+    /// reconnect at once).
+    #[arg(
+        long,
+        env = "TRELLIS_SHUTDOWN_GRACE",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    shutdown_grace: u64,
     /// Fill an empty store with a demo organisation first (see `trellis demo`).
     #[arg(long)]
     demo: bool,
@@ -146,6 +156,9 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    /// What the APIs share: told to stop when shutdown begins.
+    http: HttpState,
+    shutdown_grace: Duration,
     workers: Workers,
     demo: Option<DemoOrg>,
     describe: String,
@@ -188,13 +201,15 @@ impl Application {
         };
         let hooks = open_webhooks(&stores, &args).await?;
         let workers = Workers::start(&stores, &args, settings, hooks.clone()).await?;
-        let router = router(http, commands, &stores, settings, hooks);
+        let router = router(http.clone(), commands, &stores, settings, hooks);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
         Ok(Application {
             listener,
             router,
+            http,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
             workers,
             demo,
             describe: store_args.describe(),
@@ -221,10 +236,32 @@ impl Application {
         if let Some(org) = &self.demo {
             print_demo(org, &format!("http://{address}"))?;
         }
-        axum::serve(self.listener, self.router)
+        // On the signal: long-lived answers (the live feed) end, requests in
+        // flight get `shutdown_grace` to finish, then the process stops anyway.
+        let (http, grace) = (self.http.clone(), self.shutdown_grace);
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            http.stop();
+            let _ = signalled.send(());
+        };
+        let serving = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
-            .context("the server failed")?;
+            .into_future();
+        let overdue = async move {
+            if on_signal.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serving => served.context("the server failed")?,
+            () = overdue => tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "requests still in flight after the shutdown grace; stopping anyway"
+            ),
+        }
         self.workers.stop().await;
         tracing::info!("trellis stopped; in-flight requests finished");
         Ok(())

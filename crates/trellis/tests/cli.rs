@@ -90,3 +90,97 @@ fn an_unreachable_database_is_exit_code_two_with_the_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Connection refused"), "{stderr}");
 }
+
+/// `trellis serve` stops on SIGTERM at once though a live-feed subscriber is
+/// connected: the feed ends with an event telling the subscriber to
+/// reconnect, and the process exits cleanly, well within its grace.
+#[test]
+fn sigterm_stops_serve_promptly_with_a_live_feed_subscriber_told_to_reconnect() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::{Duration, Instant};
+
+    let bin = env!("CARGO_BIN_EXE_trellis");
+    let dir = trellis_tests::temp_dir();
+    let dir_arg = dir.to_str().expect("utf-8");
+    let token = Command::new(bin)
+        .args(["--data-dir", dir_arg, "token", "--role", "auditor"])
+        .env_remove("TRELLIS_DATABASE_URL")
+        .output()
+        .expect("trellis token runs");
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    /// Never leaves a server behind, whatever the test's outcome.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Stopped(
+        Command::new(bin)
+            .args(["--data-dir", dir_arg, "serve", "--listen", "127.0.0.1:0"])
+            .env_remove("TRELLIS_DATABASE_URL")
+            .env_remove("TRELLIS_NATS_URL")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("trellis serve starts"),
+    );
+    let stderr = serve.0.stderr.take().expect("stderr");
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve says where it listens");
+
+    let mut feed = std::net::TcpStream::connect(&address).expect("connect");
+    write!(
+        feed,
+        "GET /v1/events/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Accept: text/event-stream\r\n\r\n"
+    )
+    .expect("send the request");
+    feed.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("a timeout");
+    let mut head = [0u8; 512];
+    let n = feed.read(&mut head).expect("the answer starts");
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = serve.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    let mut rest = Vec::new();
+    let _ = feed.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.contains("event: shutdown"),
+        "the subscriber is told: {rest}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
