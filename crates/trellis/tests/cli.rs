@@ -184,3 +184,41 @@ fn sigterm_stops_serve_promptly_with_a_live_feed_subscriber_told_to_reconnect() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `--log-format json` every log line is one JSON object a collector
+/// reads: its level, its message and its fields.
+#[test]
+fn json_logs_are_one_object_a_line() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    let dir = trellis_tests::temp_dir();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_trellis"))
+        .args(["--log-format", "json", "--data-dir"])
+        .arg(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("TRELLIS_DATABASE_URL")
+        .env_remove("TRELLIS_NATS_URL")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("trellis serve starts");
+    let stderr = serve.stderr.take().expect("stderr");
+    let (found, line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for text in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if text.contains("trellis is serving") {
+                let _ = found.send(text);
+            }
+        }
+    });
+    let line = line.recv_timeout(Duration::from_secs(60));
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let line = line.expect("serve logs that it is serving");
+    let object: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(object["level"], "INFO", "{line}");
+    assert_eq!(object["message"], "trellis is serving", "{line}");
+    assert!(object["address"].is_string(), "its fields: {line}");
+}
