@@ -293,7 +293,9 @@ textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid 
 .form [aria-invalid=true]{border-color:#b3261e;outline:2px solid #b3261e}
 form.inline{display:inline}
 .form input[type=file]{max-width:100%;font:inherit}
-code.id{font-size:.75rem;word-break:break-all}
+code.id{font-size:.75rem;white-space:nowrap}
+code.secret{word-break:break-all}
+.lead code{overflow-wrap:anywhere}
 ul.todo li{margin:.5rem 0}
 .field-error{color:#8c1d18;margin:.3rem 0 0;font-weight:600}
 .error{background:#fde8e8;border:1px solid #e08a8a;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0;color:#6b0f0f}

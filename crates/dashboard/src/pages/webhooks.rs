@@ -210,7 +210,7 @@ pub(crate) async fn create(
             "<div class=\"notice\" role=\"status\"><p><strong>Subscription added.</strong> Its \
              signing secret is below: give it to the receiving service now, it is not shown \
              again. Deliveries carry a signature made with it.</p>\
-             <p><code class=\"id\">{}</code></p></div>",
+             <p><code class=\"secret\">{}</code></p></div>",
             esc(secret)
         );
         let empty = BTreeMap::new();
