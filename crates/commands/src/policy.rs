@@ -214,6 +214,16 @@ pub fn acting_leader(claims: &Claims, given: Option<LeaderId>) -> Result<LeaderI
                 _ => Ok(me),
             }
         }
+        // A rep or an auditor records nothing under a leader's name: the
+        // policy's refusal, not a missing field.
+        Role::Rep => Err(ApiError::Forbidden(
+            "a rep may acknowledge feedback and expectations, raise support requests and \
+             complete or drop their own action items; nothing a leader records"
+                .into(),
+        )),
+        Role::Auditor => Err(ApiError::Forbidden(
+            "an auditor reads everything and records nothing".into(),
+        )),
         _ => given.ok_or_else(|| {
             ApiError::Validation(vec![trellis_http::problem::FieldError {
                 field: "leader_id".into(),

@@ -308,7 +308,7 @@ where
         };
         // Refused, perhaps because the same request, sent again at once,
         // recorded first (the id it creates is then taken): its outcome.
-        if decided.is_err()
+        if matches!(decided, Err(ApiError::Rejected(_)))
             && let Some(outcome) = ctx.replay(app).await?
         {
             return Ok(replayed(outcome));

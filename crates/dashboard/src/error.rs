@@ -55,6 +55,22 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl PageError {
+    /// What an API answered with `status` and `why`, as a page: the same
+    /// mapping as an [`ApiError`]'s (a 401 signs in again, a 503 says to
+    /// retry, a 5xx goes to the log).
+    pub(crate) fn from_status(status: axum::http::StatusCode, why: String) -> Self {
+        match status.as_u16() {
+            401 => PageError::Unauthorized(why),
+            403 => PageError::Forbidden(sentence(&why)),
+            404 => PageError::NotFound(sentence(&why)),
+            400..=499 => PageError::BadRequest(sentence(&why)),
+            503 => PageError::Unavailable(why),
+            _ => PageError::Internal(why),
+        }
+    }
+}
+
 /// An API message as a sentence on a page: capitalised, with a full stop.
 fn sentence(message: &str) -> String {
     let mut chars = message.chars();

@@ -70,11 +70,10 @@ pub(crate) async fn act(uri: Uri, Posted { visit, typed }: Posted) -> Result<Res
                     .collect::<Vec<_>>()
                     .join("; ")
             });
-            Err(match status.as_u16() {
-                403 => PageError::Forbidden(why),
-                404 => PageError::NotFound(why),
-                _ => PageError::BadRequest(format!("Nothing was recorded: {why}")),
-            })
+            Err(PageError::from_status(
+                status,
+                format!("Nothing was recorded: {why}"),
+            ))
         }
     }
 }

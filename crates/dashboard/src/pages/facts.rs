@@ -88,6 +88,10 @@ impl Quick for DropItem {
             .open_action_items
             .iter()
             .find(|i| i.action_item_id.as_uuid() == id)
+            // A rep sees nothing of a private session, its items included.
+            .filter(|i| {
+                !visit.viewer.is_rep() || i.visibility == trellis_domain::rep::Visibility::Shared
+            })
             .ok_or_else(|| {
                 PageError::NotFound(format!(
                     "{} has no open action item {id}: it may be done or dropped already.",
@@ -155,7 +159,14 @@ impl Quick for Correct {
                 ));
                 ("Correct a measurement's value", "measured_value")
             }
-            _ => ("Retract a record", "retracted"),
+            Some("retract") => ("Retract a record", "retracted"),
+            other => {
+                return Err(PageError::BadRequest(format!(
+                    "A correction is a retraction (as=retract), a level (as=level) or a value \
+                     (as=value), not {:?}; open it from the record you want to correct.",
+                    other.unwrap_or("")
+                )));
+            }
         };
         fields.push(Field::new("reason", "Why", Kind::Area));
         Ok(Spec {

@@ -329,10 +329,11 @@ fn place(
     for (name, why) in errors {
         // A hidden field has nowhere to show its error: it goes above.
         let owner = spec.fields.iter().find(|f| {
-            !matches!(f.kind, Kind::Hidden) && name == f.name
-                || name
-                    .strip_prefix(f.name)
-                    .is_some_and(|rest| rest.starts_with(['[', '.']))
+            !matches!(f.kind, Kind::Hidden)
+                && (name == f.name
+                    || name
+                        .strip_prefix(f.name)
+                        .is_some_and(|rest| rest.starts_with(['[', '.'])))
         });
         match owner {
             Some(f) => {
@@ -361,6 +362,11 @@ async fn changes_since(
     let (history, _) =
         readable_history(visit.state().reads(), visit.viewer().claims(), rep.rep_id).await?;
     let stream = history.stream();
+    // What is hidden from a rep depends on the whole history (a retraction
+    // of an earlier record): a rep is told that something changed, not what.
+    if !visit.viewer().sees_private() {
+        return Ok((Vec::new(), stream.version));
+    }
     let later = stream
         .events()
         .filter(|e| e.stream_version > seen)
@@ -559,7 +565,9 @@ pub(crate) async fn leader(
     visit: &super::RepVisit,
     label: &str,
 ) -> Result<Option<Field>, PageError> {
-    if visit.viewer.claims().role == trellis_http::auth::Role::Leader {
+    // A leader's records are their own; a rep names no leader (the write API
+    // refuses what a rep may not do); an admin chooses one.
+    if visit.viewer.claims().role != trellis_http::auth::Role::Admin {
         return Ok(None);
     }
     let team = data::team(&visit.state, visit.profile.team_id).await?;

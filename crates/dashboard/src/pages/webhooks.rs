@@ -57,11 +57,7 @@ fn refused(status: StatusCode, answer: &Value) -> PageError {
         .as_str()
         .unwrap_or("Trellis could not do this.")
         .to_owned();
-    match status.as_u16() {
-        403 => PageError::Forbidden(why),
-        404 => PageError::NotFound(why),
-        _ => PageError::BadRequest(why),
-    }
+    PageError::from_status(status, why)
 }
 
 /// `GET /admin/webhooks`: the subscriptions, and the form to add one.
@@ -214,7 +210,13 @@ pub(crate) async fn create(
             esc(secret)
         );
         let empty = BTreeMap::new();
-        return listed(&visit, &empty, &empty, None, StatusCode::CREATED, &said).await;
+        // The secret is on this page only: no cache may keep it.
+        let mut page = listed(&visit, &empty, &empty, None, StatusCode::CREATED, &said).await?;
+        page.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        return Ok(page);
     }
     let mut errors = BTreeMap::new();
     for e in answer["errors"].as_array().into_iter().flatten() {
