@@ -121,7 +121,7 @@ try {
   });
   assert.equal(meanwhile.status, 201, await meanwhile.text());
   await desk.click('button.primary');
-  assert.match(await main(desk), /Since you opened this form, someone else recorded/);
+  assert.match(await main(desk), /Since you opened this form, someone else recorded: Praise on /);
   assert.equal(await desk.inputValue('#resolution'), 'Renewed the dialer licence.');
   await shot(desk, 'd-stale-form');
 

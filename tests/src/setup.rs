@@ -239,9 +239,22 @@ async fn a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept(kind: Ki
 async fn only_an_admin_opens_the_set_up_pages(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
+    let pages = [
+        "/admin".to_owned(),
+        "/admin/teams/new".to_owned(),
+        format!("/admin/teams/{}/leaders", world.team),
+        "/admin/reps/new".to_owned(),
+        format!("/admin/reps/{rep}/departure"),
+        format!("/admin/competencies/{}/edit", world.competency),
+        "/admin/standards/new".to_owned(),
+        "/admin/measurements".to_owned(),
+        "/admin/webhooks".to_owned(),
+    ];
     for token in [leader.clone(), app.rep(rep), app.auditor()] {
-        let page = browser(&app, Method::GET, "/admin", &token, None, &[]).await;
-        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        for path in &pages {
+            let page = browser(&app, Method::GET, path, &token, None, &[]).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        }
     }
     // A hand-made form with the leader's own CSRF token: refused.
     let home = browser(&app, Method::GET, "/home", &leader, None, &[]).await;
@@ -391,6 +404,11 @@ async fn an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it(kind: Kind)
         added.text().contains("whsec_"),
         "the secret, once: {}",
         said(&added.text())
+    );
+    assert_eq!(
+        added.header("cache-control"),
+        Some("no-store"),
+        "no cache keeps the secret"
     );
     let listed = browser(&app, Method::GET, "/admin/webhooks", &admin, None, &[]).await;
     let html = listed.text();

@@ -220,17 +220,25 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
     let recorded = types(&app, rep).await;
     assert_eq!(count(&recorded, "SupportAcknowledged"), 1, "{recorded:?}");
     assert_eq!(count(&recorded, "SupportResolved"), 1, "{recorded:?}");
-    // A rep cannot answer their own request: no form for them.
-    let forbidden = browser(
+    // A rep cannot answer their own request: a form they make by hand, with
+    // their own valid CSRF token, is refused by the write API's policy.
+    let (_, carried) = open(&app, &ask, &rep_token).await;
+    let path = format!("/reps/{rep}/support-requests/{request}/resolution");
+    let forbidden = send(
         &app,
-        Method::POST,
-        &format!("/reps/{rep}/support-requests/{request}/resolution"),
+        &path,
         &rep_token,
-        Some(&[("_csrf", "x")]),
-        &[],
+        &carried,
+        &[("resolution", "I solved it myself."), ("on", "2026-02-18")],
     )
     .await;
-    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forbidden.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        said(&forbidden.text())
+    );
+    assert_eq!(count(&types(&app, rep).await, "SupportResolved"), 1);
     app.cleanup().await;
 }
 
@@ -489,6 +497,42 @@ async fn a_leader_retracts_feedback_and_corrects_a_level_from_the_timeline(kind:
     )
     .await;
     assert!(!own.text().contains("/corrections/new"), "{}", own.text());
+    let (_, carried) = open(
+        &app,
+        &format!("/reps/{rep}/support-requests/new"),
+        &rep_token,
+    )
+    .await;
+    let fact = feedback.to_string();
+    let forged = send(
+        &app,
+        &format!("/reps/{rep}/corrections/new?fact={fact}&as=retract"),
+        &rep_token,
+        &carried,
+        &[("fact_id", fact.as_str()), ("reason", "I did not like it.")],
+    )
+    .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        said(&forged.text())
+    );
+    let facts: Vec<&serde_json::Value> = corrections.iter().map(|c| &c["fact_id"]).collect();
+    assert_eq!(
+        facts,
+        [&serde_json::json!(feedback), &serde_json::json!(assessment)],
+        "each correction names its record"
+    );
+    assert_eq!(
+        app.events("rep", rep)
+            .await
+            .iter()
+            .filter(|e| e.event_type == "FactCorrected")
+            .count(),
+        2,
+        "the rep's forged retraction recorded nothing"
+    );
     app.cleanup().await;
 }
 
@@ -510,7 +554,7 @@ async fn a_rep_drops_their_own_item_and_acknowledges_a_standard(kind: Kind) {
     let drop = format!("/reps/{rep}/action-items/{item}/drop");
     assert!(html.contains(&format!("href=\"{drop}\"")), "{html}");
     assert!(
-        html.contains("Weekly calls"),
+        html.contains("Weekly calls</strong>"),
         "the standard to acknowledge: {html}"
     );
     let csrf = hidden(&html, "_csrf");
