@@ -221,9 +221,7 @@ pub fn acting_leader(claims: &Claims, given: Option<LeaderId>) -> Result<LeaderI
              complete or drop their own action items; nothing a leader records"
                 .into(),
         )),
-        Role::Auditor => Err(ApiError::Forbidden(
-            "an auditor reads everything and records nothing".into(),
-        )),
+        Role::Auditor => Err(auditor()),
         _ => given.ok_or_else(|| {
             ApiError::Validation(vec![trellis_http::problem::FieldError {
                 field: "leader_id".into(),
