@@ -126,7 +126,38 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
         .unwrap()
         .get(0);
     assert_eq!(count, 1, "the service role can read");
+    // It appends the way Trellis does, through the append function, which
+    // chains the event onto the stream's head itself.
+    let appended = service
+        .query_one(
+            "SELECT replayed, head, inserted FROM trellis.append_one($1, 1, $2, 'leader', $2, \
+             NULL, now(), $3, 'Noted', 1, '{}'::jsonb, now(), $4, NULL)",
+            &[
+                &s.as_str(),
+                &uuid::Uuid::now_v7(),
+                &uuid::Uuid::now_v7(),
+                &vec![0u8; 32],
+            ],
+        )
+        .await
+        .expect("the runtime role appends through the function");
+    assert!(!appended.get::<_, bool>(0));
+    assert_eq!(appended.get::<_, i64>(1), 1, "onto the head it read");
+    assert!(appended.get::<_, Option<i64>>(2).is_some(), "inserted");
+    // A forged event, hash computed by the documented formula and all: the
+    // role may not write a row of its own making.
+    let forged = format!(
+        "INSERT INTO trellis.events (event_id, stream_id, stream_version, event_type, \
+         schema_version, payload, actor, command_id, correlation_id, occurred_at, recorded_at, \
+         prev_hash, hash) SELECT '{}', '{s}', 3, 'Noted', 1, '{{}}', 'forger', '{}', '{}', now(), \
+         now(), hash, sha256(hash) FROM trellis.events WHERE stream_id = '{s}' \
+         AND stream_version = 2",
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7()
+    );
     for sql in [
+        forged.as_str(),
         "UPDATE trellis.events SET actor = 'x'",
         "DELETE FROM trellis.events",
         "TRUNCATE trellis.events",

@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "subscriber_checkpoints",
         include_str!("../../migrations/postgres/0002_subscriber_checkpoints.sql"),
     ),
+    (
+        3,
+        "append_through_functions_only",
+        include_str!("../../migrations/postgres/0003_append_through_functions_only.sql"),
+    ),
 ];
 
 /// Applies every migration of the log the database has not seen (recorded in

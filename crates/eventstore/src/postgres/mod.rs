@@ -475,29 +475,14 @@ const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_p
 
 /// One event, one statement: the hot path of every command. The same rules
 /// as `trellis.append_events` (command id recorded once, expected version,
-/// hash chain) without PL/pgSQL or arrays. The event insert is the
-/// statement's only write, made after the head was read, so the transaction
-/// gets its id after the head it extends was committed (ADR 1).
-const APPEND_ONE_SQL: &str = "WITH cmd AS ( \
-        SELECT 1 FROM trellis.events e WHERE e.command_id = $3 AND e.command_first), \
-    head AS ( \
-        SELECT e.stream_version AS v, e.hash AS h FROM trellis.events e \
-        WHERE e.stream_id = $1 ORDER BY e.stream_version DESC LIMIT 1), \
-    cur AS ( \
-        SELECT coalesce((SELECT v FROM head), 0) AS v, \
-               coalesce((SELECT h FROM head), \
-                        '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) AS h), \
-    ins AS ( \
-        INSERT INTO trellis.events AS e (event_id, stream_id, stream_version, event_type, \
-            schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
-            recorded_at, prev_hash, hash, command_first, request_hash) \
-        SELECT $8, $1, cur.v + 1, $9, $10, $11, $4, $3, $5, $6, $12, $7, cur.h, \
-               sha256(cur.h || int8send(cur.v + 1) || $13::bytea), true, $14::bytea \
-        FROM cur \
-        WHERE NOT EXISTS (SELECT 1 FROM cmd) AND ($2::bigint < 0 OR $2::bigint = cur.v) \
-        ON CONFLICT (stream_id, stream_version) DO NOTHING \
-        RETURNING e.global_position) \
-    SELECT EXISTS (SELECT 1 FROM cmd), cur.v, (SELECT global_position FROM ins) FROM cur";
+/// hash chain) without PL/pgSQL or arrays, in the SQL function
+/// `trellis.append_one` (migration 0003), which runs with its owner's
+/// rights: the runtime role may not INSERT into the log itself. The event
+/// insert is the statement's only write, made after the head was read, so
+/// the transaction gets its id after the head it extends was committed
+/// (ADR 1).
+const APPEND_ONE_SQL: &str = "SELECT replayed, head, inserted FROM trellis.append_one(\
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// What one `append_events` row says.
 enum CallResult {
