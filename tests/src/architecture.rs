@@ -90,9 +90,11 @@ fn the_http_apis_are_siblings_on_the_shared_http_layer() {
             }
         }
     }
-    let http = &deps["trellis-http"];
+    let (http, access) = (&deps["trellis-http"], &deps["trellis-access"]);
     for api in APIS {
         assert!(!http.contains(api), "trellis-http depends on {api}");
+        // Who may sign in sits below the APIs, beside the stores.
+        assert!(!access.contains(api), "trellis-access depends on {api}");
     }
 }
 

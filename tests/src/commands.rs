@@ -2347,7 +2347,7 @@ async fn reads_and_pages_answer_503_not_500_while_the_database_refuses_connectio
     let rep = app.join_rep(world.team).await;
     crate::forms::project(&app).await;
     let admin_token = app.admin();
-    let cookie = format!("trellis_token={admin_token}");
+    let cookie = app.session_cookie(&admin_token).await;
     let team = world.team;
     let reads = [
         format!("/v1/reps/{rep}/profile"),

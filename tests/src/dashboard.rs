@@ -84,7 +84,17 @@ impl Demo {
             http,
             [
                 trellis_queries::api(reads.clone()),
-                trellis_dashboard::api(DashboardState::new(reads.clone())),
+                trellis_dashboard::api(
+                    DashboardState::new(reads.clone()).with_access(
+                        crate::http::access(
+                            &backend,
+                            ReadModels::new(read.clone()),
+                            Default::default(),
+                        )
+                        .await,
+                        false,
+                    ),
+                ),
             ],
         );
         Demo {
@@ -390,11 +400,7 @@ async fn a_rep_sees_only_their_own_pages_and_no_private_note() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = demo.get(&format!("/reps/{}", priya.id), "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_contains(
-        &body,
-        "<form method=\"post\" action=\"/login\"",
-        "sign-in form",
-    );
+    assert_contains(&body, "Go to the sign-in page", "the way to sign in");
     let (status, body) = demo.get("/reps/not-a-uuid", &org.admin_token).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, _) = demo

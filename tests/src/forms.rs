@@ -62,7 +62,12 @@ pub(crate) async fn browser(
     form: Option<&[(&str, &str)]>,
     extra: &[(&str, &str)],
 ) -> Resp {
-    let cookie = format!("trellis_token={token}");
+    // No token: a browser that has not signed in.
+    let cookie = if token.is_empty() {
+        String::new()
+    } else {
+        app.session_cookie(token).await
+    };
     let mut headers = vec![("cookie", cookie.as_str()), ("host", HOST)];
     headers.extend_from_slice(extra);
     let body = form.map(urlencode).unwrap_or_default();

@@ -14,6 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use trellis_access::{Access, AccessConfig};
 use trellis_commands::{CommandState, CommandsConfig};
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
@@ -238,6 +239,9 @@ pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn EventStore>,
     key: TokenKey,
+    access: Option<Access>,
+    /// A browser's session cookie per token signed in with (`name=value`).
+    sessions: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl TestApp {
@@ -280,6 +284,8 @@ impl TestApp {
             router,
             store,
             key,
+            access: None,
+            sessions: Default::default(),
         }
     }
 
@@ -299,15 +305,43 @@ impl TestApp {
     /// `trellis_serve_mounts_the_apis_the_serving_test_app_mounts` checks
     /// that serve.rs mounts the same.
     pub async fn spawn_serving(kind: Kind) -> Self {
+        Self::spawn_serving_with(kind, AccessConfig::default()).await
+    }
+
+    /// The same, with sessions and links lasting as `config` says.
+    pub async fn spawn_serving_with(kind: Kind, config: AccessConfig) -> Self {
         let mut app = Self::spawn(kind).await;
-        let state = app.state_over(app.store.clone());
-        let http = state.http().clone();
+        app.serve(config, false).await;
+        app
+    }
+
+    /// The same, with a public URL that is https: every cookie is Secure.
+    pub async fn spawn_serving_https(kind: Kind) -> Self {
+        let mut app = Self::spawn(kind).await;
+        app.serve(AccessConfig::default(), true).await;
+        app
+    }
+
+    /// As if the server restarted: the store opened again, every API and
+    /// the access tables built anew over the same database or file.
+    pub async fn restart_serving(&mut self, config: AccessConfig) {
+        self.store = self.backend.reopen().await;
+        self.serve(config, false).await;
+    }
+
+    /// Builds the serving router over the app's store.
+    async fn serve(&mut self, config: AccessConfig, https: bool) {
+        let app = self;
         let read = read_store(&app.backend).await;
+        let access = access(&app.backend, ReadModels::new(read.clone()), config).await;
+        let http = HttpState::new(app.store.clone(), app.key.clone(), Arc::new(SystemClock))
+            .with_authenticator(Arc::new(access.clone()));
+        let state = CommandState::new(http.clone(), CommandsConfig::default());
         let hooks = webhooks(&app.backend, WebhooksConfig::default()).await;
         let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
         let hooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
         // As `trellis serve` wires it: the pages write through the write
-        // and webhook APIs.
+        // and webhook APIs, and sign people in with the access tables.
         let page_writes = trellis_http::app(
             http.clone(),
             [
@@ -322,12 +356,47 @@ impl TestApp {
                 trellis_queries::api(reads.clone()),
                 trellis_webhooks::api(hooks),
                 trellis_dashboard::api(
-                    trellis_dashboard::DashboardState::new(reads).with_writes(page_writes),
+                    trellis_dashboard::DashboardState::new(reads)
+                        .with_writes(page_writes)
+                        .with_access(access.clone(), https),
                 ),
             ],
         );
         app.state = state;
-        app
+        app.access = Some(access);
+    }
+
+    /// The cookie (`trellis_session=…`) of a browser signed in with `token`
+    /// (`GET /login?token=…`): one session per token, so the CSRF token a
+    /// page shows fits the forms posted after it.
+    pub async fn session_cookie(&self, token: &str) -> String {
+        if let Some(cookie) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+        {
+            return cookie.clone();
+        }
+        let login = self.get(&format!("/login?token={token}")).await;
+        assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text());
+        let cookie = login
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("the session cookie")
+            .to_owned();
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_owned(), cookie.clone());
+        cookie
+    }
+
+    /// The access tables of an app built by [`Self::spawn_serving`].
+    pub fn access(&self) -> &Access {
+        self.access
+            .as_ref()
+            .expect("spawn_serving wires the access tables")
     }
 
     pub fn kind(&self) -> Kind {
@@ -1325,6 +1394,30 @@ pub async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
 }
 
 /// The webhook tables beside `backend`'s log, as `trellis serve` opens them.
+/// The access tables (accounts, sessions, links, service accounts) of the
+/// backend, as `trellis serve` opens them.
+pub async fn access(backend: &Backend, read: ReadModels, config: AccessConfig) -> Access {
+    match backend.kind {
+        Kind::Postgres => {
+            let pg = PostgresStore::connect(&PostgresConfig::new(&backend.database().url))
+                .await
+                .expect("a second PostgreSQL store");
+            Access::postgres(pg.pool().clone(), read, config)
+                .await
+                .expect("the access tables")
+        }
+        Kind::Sqlite => Access::sqlite(
+            backend
+                .data_dir()
+                .join(trellis_eventstore::sqlite::FILE_NAME),
+            read,
+            config,
+        )
+        .await
+        .expect("the access tables"),
+    }
+}
+
 pub async fn webhooks(backend: &Backend, config: WebhooksConfig) -> Webhooks {
     match backend.kind {
         Kind::Postgres => {

@@ -1,5 +1,7 @@
 //! The workspace-level test binary: one binary, one module per area.
 
+mod access;
+mod access_admin;
 mod alerts;
 mod architecture;
 mod browser;
@@ -12,6 +14,7 @@ mod eventstore_postgres;
 mod forms;
 mod http;
 mod notifications;
+mod oidc_browser;
 mod projections;
 mod queries;
 mod setup;

@@ -93,9 +93,11 @@ impl QueryApp {
         let state = CommandState::new(http.clone(), CommandsConfig::default());
         let read = read_store(&app.backend).await;
         let engine = Engine::new(app.store.clone(), read.clone());
-        let queries = QueryState::new(http.clone(), ReadModels::new(read))
+        let queries = QueryState::new(http.clone(), ReadModels::new(read.clone()))
             .with_feed_poll(Duration::from_millis(50));
-        let dashboard = DashboardState::new(queries.clone());
+        let access =
+            crate::http::access(&app.backend, ReadModels::new(read), Default::default()).await;
+        let dashboard = DashboardState::new(queries.clone()).with_access(access, false);
         app.router = trellis_http::app(
             http,
             [

@@ -281,7 +281,7 @@ async fn upload(app: &TestApp, token: &str, csrf: &str, csv: &str) -> crate::htt
          --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"crm.csv\"\r\n\
          Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
     );
-    let cookie = format!("trellis_token={token}");
+    let cookie = app.session_cookie(token).await;
     app.send(build_request(
         Method::POST,
         "/admin/measurements",

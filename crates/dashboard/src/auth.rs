@@ -1,6 +1,11 @@
-//! Who is looking, and what they may see: the API's bearer tokens, carried
-//! in an HttpOnly cookie after signing in (or sent as `Authorization:
-//! Bearer`), checked by the same key and the same role rules.
+//! Who is looking, and what they may see.
+//!
+//! A browser signs in with a one-time link, at the company's identity
+//! provider, or (for development) with a token from `trellis token`; each
+//! starts a session kept on the server, and the browser's HttpOnly cookie
+//! carries only the session's random id. What the person may see is worked
+//! out at each request from who they are now. A request may instead send a
+//! bearer token (`Authorization: Bearer`), checked as the API checks it.
 
 use axum::Form;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query, State};
@@ -8,25 +13,39 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use trellis_access::store::{Account, Holder, Via};
+use trellis_access::{FlowRefused, Refused};
 use trellis_http::auth::{AuthError, Claims, Role};
 use uuid::Uuid;
 
 use crate::error::PageError;
-use crate::html::{Signed, sign_in_html};
+use crate::html::{Signed, esc, page, sign_in_html};
 use crate::state::DashboardState;
 
-/// The cookie that carries the token.
-pub(crate) const COOKIE: &str = "trellis_token";
+/// The cookie that carries the session id.
+pub(crate) const COOKIE: &str = "trellis_session";
 
-/// The signed-in viewer: who they are, the token that says so, and the
-/// token against forged requests their forms carry.
+/// The cookie that binds a sign-in at the identity provider to the browser
+/// that started it (closing login CSRF).
+const FLOW_COOKIE: &str = "trellis_signin";
+
+/// How long the token a page's form sends to the write API lasts: it never
+/// leaves the process.
+const FORM_TOKEN_SECONDS: i64 = 300;
+
+/// The signed-in viewer: who they are, the token their forms' requests to
+/// the write API carry, and the token against forged requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Viewer {
     claims: Claims,
     token: String,
     csrf: String,
-    /// Signed in with the cookie (a browser), not a bearer header.
+    /// Signed in with the session cookie (a browser), not a bearer header.
     by_cookie: bool,
+    /// The account of a person's session (none for a developer token's).
+    account: Option<Account>,
+    /// The session cookie's value, to end it.
+    session: Option<String>,
 }
 
 impl Viewer {
@@ -34,9 +53,22 @@ impl Viewer {
         &self.claims
     }
 
-    /// The bearer token, for the writes a form sends through the write API.
+    /// The bearer token for the writes a form sends through the write API:
+    /// the request's own, or one minted for this request from the
+    /// session's claims as they stand now.
     pub(crate) fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The account of the person signed in, when they signed in as a person.
+    pub(crate) fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
+    }
+
+    /// Who is recorded as doing what they do outside the log (ending
+    /// sessions, creating links).
+    pub(crate) fn actor(&self) -> String {
+        self.claims.sub.clone()
     }
 
     /// What a page's shell needs to know of the viewer.
@@ -44,6 +76,8 @@ impl Viewer {
         Signed {
             claims: &self.claims,
             csrf: &self.csrf,
+            everywhere: self.account.is_some(),
+            name: self.account.as_ref().map(|a| a.name.as_str()),
         }
     }
 
@@ -68,7 +102,14 @@ impl Viewer {
             ));
         }
         match csrf {
-            Some(given) if state.http().token_key().check_csrf(&self.token, given) => Ok(()),
+            Some(given)
+                if state
+                    .http()
+                    .token_key()
+                    .check_csrf(self.session.as_deref().unwrap_or(&self.token), given) =>
+            {
+                Ok(())
+            }
             _ => Err(PageError::Forbidden(
                 "This form is out of date or was not sent from Trellis; nothing was recorded. \
                  Reload the page and send it again."
@@ -146,14 +187,14 @@ fn service() -> PageError {
     PageError::Forbidden("Service tokens are for the API, not for the dashboard.".into())
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
@@ -196,23 +237,48 @@ impl FromRequestParts<DashboardState> for Viewer {
         parts: &mut Parts,
         state: &DashboardState,
     ) -> Result<Self, PageError> {
-        let (token, by_cookie) = match bearer_token(&parts.headers) {
-            Some(token) => (token, false),
-            None => (
-                cookie_token(&parts.headers)
-                    .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?,
-                true,
-            ),
-        };
         let key = state.http().token_key();
-        let claims = key
-            .verify(&token, state.now_secs())
-            .map_err(|e| PageError::Unauthorized(explain(&e)))?;
+        if let Some(token) = bearer_token(&parts.headers) {
+            let claims = state
+                .http()
+                .authenticate(&token)
+                .await
+                .map_err(|e| match e {
+                    AuthError::Unavailable => PageError::Unavailable(e.to_string()),
+                    other => PageError::Unauthorized(explain(&other)),
+                })?;
+            return Ok(Viewer {
+                csrf: key.csrf_token(&token),
+                claims,
+                token,
+                by_cookie: false,
+                account: None,
+                session: None,
+            });
+        }
+        let id = cookie(&parts.headers, COOKIE)
+            .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?;
+        let access = state
+            .access()
+            .ok_or_else(|| PageError::Unauthorized("Sign in to see this page.".into()))?;
+        let signed_in = access
+            .session(&id, state.http().clock().now())
+            .await
+            .map_err(|e| match e {
+                Refused::Refused(why) => PageError::Unauthorized(why),
+                Refused::Unavailable(why) => PageError::Unavailable(why),
+            })?;
+        let form_claims = Claims {
+            exp: state.now_secs() + FORM_TOKEN_SECONDS,
+            ..signed_in.claims.clone()
+        };
         Ok(Viewer {
-            csrf: key.csrf_token(&token),
-            claims,
-            token,
-            by_cookie,
+            token: key.mint(&form_claims),
+            csrf: key.csrf_token(&id),
+            claims: signed_in.claims,
+            by_cookie: true,
+            account: signed_in.account,
+            session: Some(id),
         })
     }
 }
@@ -233,21 +299,27 @@ impl OptionalFromRequestParts<DashboardState> for Viewer {
     }
 }
 
-/// `GET /`: the sign-in form, or the home page for a signed-in viewer.
+/// Where to go after signing in (`?next=`), carried through every way in.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /`: the sign-in page, or the home page for a signed-in viewer.
 pub(crate) async fn sign_in_page(
     State(state): State<DashboardState>,
     headers: HeaderMap,
+    Query(query): Query<NextQuery>,
 ) -> Response {
-    if let Some(token) = cookie_token(&headers)
-        && state
-            .http()
-            .token_key()
-            .verify(&token, state.now_secs())
+    if let (Some(id), Some(access)) = (cookie(&headers, COOKIE), state.access())
+        && access
+            .session(&id, state.http().clock().now())
+            .await
             .is_ok()
     {
         return Redirect::to("/home").into_response();
     }
-    Html(sign_in_html(None)).into_response()
+    Html(sign_in_html(&state, None, query.next.as_deref())).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,22 +329,22 @@ pub(crate) struct TokenForm {
     next: Option<String>,
 }
 
-/// `GET /login?token=…`: the links `trellis demo` prints.
+/// `GET /login?token=…`: a developer token (`trellis token`) as a link.
 pub(crate) async fn login_link(
     State(state): State<DashboardState>,
     headers: HeaderMap,
     Query(form): Query<TokenForm>,
 ) -> Response {
-    sign_in(&state, &form, &headers)
+    sign_in_with_token(&state, &form, &headers).await
 }
 
-/// `POST /login` from the sign-in form.
+/// `POST /login` from the sign-in page's developer form.
 pub(crate) async fn login_form(
     State(state): State<DashboardState>,
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    sign_in(&state, &form, &headers)
+    sign_in_with_token(&state, &form, &headers).await
 }
 
 /// Whether the browser reached us over HTTPS: Trellis speaks plain HTTP, so
@@ -299,6 +371,16 @@ fn reached_over_https(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The sign-in page again, with why the attempt was refused.
+fn refused_page(
+    state: &DashboardState,
+    status: StatusCode,
+    why: &str,
+    next: Option<&str>,
+) -> Response {
+    (status, Html(sign_in_html(state, Some(why), next))).into_response()
+}
+
 /// A sign-in another site started (a form posted from it, or a link or
 /// image on it that the browser followed): refused, so that nobody can sign
 /// a person's browser in as someone else (login CSRF). A browser says where
@@ -312,6 +394,9 @@ fn started_elsewhere(headers: &HeaderMap) -> bool {
     !same_origin(headers) || matches!(fetched_from, "cross-site" | "same-site")
 }
 
+const ELSEWHERE: &str = "This sign-in was started by another site, so it was not used. Open \
+     your sign-in link yourself (paste it into the address bar) or sign in here.";
+
 /// `next` when it is a path on this server, written in visible ASCII only:
 /// never another site (`//host`, `/\host`), never a control character or
 /// a space that a browser would drop or a header would choke on.
@@ -322,45 +407,85 @@ fn local_path(next: &str) -> Option<&str> {
     (visible && next.starts_with('/') && !next.starts_with("//")).then_some(next)
 }
 
-fn sign_in(state: &DashboardState, form: &TokenForm, headers: &HeaderMap) -> Response {
+async fn sign_in_with_token(
+    state: &DashboardState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> Response {
+    let next = form.next.as_deref();
     if started_elsewhere(headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(sign_in_html(Some(
-                "This sign-in was started by another site, so it was not used. Open your \
-                 sign-in link yourself (paste it into the address bar) or sign in here.",
-            ))),
-        )
-            .into_response();
+        return refused_page(state, StatusCode::FORBIDDEN, ELSEWHERE, next);
     }
-    let (next, https) = (form.next.as_deref(), reached_over_https(headers));
     let token: String = form.token.chars().filter(|c| !c.is_whitespace()).collect();
     let claims = match state.http().token_key().verify(&token, state.now_secs()) {
         Ok(claims) => claims,
-        Err(e) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Html(sign_in_html(Some(&explain(&e)))),
-            )
-                .into_response();
-        }
+        Err(e) => return refused_page(state, StatusCode::UNAUTHORIZED, &explain(&e), next),
     };
     if claims.role == Role::Service {
         return service().into_response();
     }
-    let max_age = (claims.exp - state.now_secs()).max(0);
-    let secure = if https { "; Secure" } else { "" };
-    let cookie =
-        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let landing = landing(&claims);
+    start_session(
+        state,
+        headers,
+        Holder::Token(claims),
+        Via::Token,
+        next,
+        landing,
+    )
+    .await
+}
+
+/// Starts a session and sends the browser on with its cookie.
+async fn start_session(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    holder: Holder,
+    via: Via,
+    next: Option<&str>,
+    landing: String,
+) -> Response {
+    let Some(access) = state.access() else {
+        return refused_page(
+            state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Signing in is not set up on this server.",
+            next,
+        );
+    };
+    let now = state.http().clock().now();
+    let (id, _) = match access.start_session(holder, via, now).await {
+        Ok(started) => started,
+        Err(e) => return PageError::Unavailable(e.to_string()).into_response(),
+    };
     // Only a path on this server: never an open redirect.
-    let target = next
-        .and_then(local_path)
-        .map_or_else(|| landing(&claims), str::to_owned);
+    let target = next.and_then(local_path).map_or(landing, str::to_owned);
     let mut response = Redirect::to(&target).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    let max_age = access.config().absolute.num_seconds();
+    set_cookie(&mut response, state, headers, COOKIE, &id, "/", max_age);
+    set_cookie(&mut response, state, headers, FLOW_COOKIE, "", "/auth/", 0);
     response
+}
+
+fn set_cookie(
+    response: &mut Response,
+    state: &DashboardState,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) {
+    let secure = if state.https() || reached_over_https(headers) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie =
+        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
 }
 
 /// Where a viewer starts: a rep on their own page, a leader on their
@@ -376,6 +501,250 @@ pub(crate) fn landing(claims: &Claims) -> String {
     }
 }
 
+fn landing_of(account: &Account) -> String {
+    match account.role {
+        Role::Rep => format!("/reps/{}", account.person),
+        _ => "/home".to_owned(),
+    }
+}
+
+// ---- one-time links ----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LinkQuery {
+    link: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /sign-in?link=…`: a one-time link opens a page with one button, and
+/// only pressing it uses the link (so a mail scanner that follows links
+/// does not use it up).
+pub(crate) async fn link_page(
+    State(state): State<DashboardState>,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    let Some(link) = query.link.filter(|l| !l.trim().is_empty()) else {
+        return refused_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is incomplete: copy the whole link into the address bar.",
+            None,
+        );
+    };
+    let next = query
+        .next
+        .as_deref()
+        .and_then(local_path)
+        .map(|n| format!("<input type=\"hidden\" name=\"next\" value=\"{}\">", esc(n)))
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
+         <p class=\"lead\">This link signs you in once. Press the button to go on.</p>\
+         <form method=\"post\" action=\"/sign-in\" class=\"card\">\
+         <input type=\"hidden\" name=\"link\" value=\"{}\">{next}\
+         <button class=\"primary\" type=\"submit\" autofocus>Sign in</button></form></div>",
+        esc(link.trim())
+    );
+    let mut response = Html(page("Sign in", None, &body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LinkForm {
+    link: String,
+    next: Option<String>,
+}
+
+/// `POST /sign-in`: uses the link and starts the session.
+pub(crate) async fn link_sign_in(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    let next = form.next.as_deref();
+    if started_elsewhere(&headers) {
+        return refused_page(&state, StatusCode::FORBIDDEN, ELSEWHERE, next);
+    }
+    let Some(access) = state.access() else {
+        return refused_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Signing in is not set up on this server.",
+            next,
+        );
+    };
+    match access
+        .use_link(form.link.trim(), state.http().clock().now())
+        .await
+    {
+        Ok(account) => {
+            let landing = landing_of(&account);
+            start_session(
+                &state,
+                &headers,
+                Holder::Account(account.id),
+                Via::Link,
+                next,
+                landing,
+            )
+            .await
+        }
+        Err(Refused::Refused(why)) => refused_page(&state, StatusCode::UNAUTHORIZED, &why, next),
+        Err(Refused::Unavailable(why)) => PageError::Unavailable(why).into_response(),
+    }
+}
+
+// ---- the identity provider -----------------------------------------------------
+
+/// `GET /auth/oidc/start?next=…`: off to the identity provider, with a
+/// cookie that binds the answer to this browser.
+pub(crate) async fn oidc_start(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    let next = query
+        .next
+        .as_deref()
+        .and_then(local_path)
+        .map(str::to_owned);
+    let Some(access) = state.access() else {
+        return refused_page(&state, StatusCode::NOT_FOUND, NO_PROVIDER, None);
+    };
+    match access.start_flow(next, state.http().clock().now()).await {
+        Ok(Some((flow, url))) => {
+            let mut response = Redirect::to(&url).into_response();
+            let max_age = access.config().flow_lifetime.num_seconds();
+            set_cookie(
+                &mut response,
+                &state,
+                &headers,
+                FLOW_COOKIE,
+                &flow,
+                "/auth/",
+                max_age,
+            );
+            response
+        }
+        Ok(None) => refused_page(&state, StatusCode::NOT_FOUND, NO_PROVIDER, None),
+        Err(e) => PageError::Unavailable(e.to_string()).into_response(),
+    }
+}
+
+const NO_PROVIDER: &str = "Signing in with a company account is not set up on this server; \
+     ask your Trellis admin for a sign-in link.";
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/oidc/callback`: the provider's answer.
+pub(crate) async fn oidc_callback(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(answer): Query<Callback>,
+) -> Response {
+    let Some(access) = state.access() else {
+        return refused_page(&state, StatusCode::NOT_FOUND, NO_PROVIDER, None);
+    };
+    if let Some(error) = &answer.error {
+        let detail = answer.error_description.as_deref().unwrap_or(error);
+        let why = format!(
+            "The identity provider did not sign you in ({}). Start again from this page.",
+            detail.chars().take(200).collect::<String>()
+        );
+        return refused_page(&state, StatusCode::UNAUTHORIZED, &why, None);
+    }
+    let (Some(code), Some(flow_state)) = (&answer.code, &answer.state) else {
+        return refused_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The identity provider's answer is incomplete (no code or state). Start again from \
+             this page.",
+            None,
+        );
+    };
+    let flow = cookie(&headers, FLOW_COOKIE);
+    let now = state.http().clock().now();
+    match access
+        .finish_flow(flow.as_deref(), flow_state, code, now)
+        .await
+    {
+        Ok((account, next)) => {
+            let landing = landing_of(&account);
+            start_session(
+                &state,
+                &headers,
+                Holder::Account(account.id),
+                Via::Oidc,
+                next.as_deref(),
+                landing,
+            )
+            .await
+        }
+        Err(FlowRefused::Refused(Refused::Refused(why))) => {
+            refused_page(&state, StatusCode::UNAUTHORIZED, &why, None)
+        }
+        Err(FlowRefused::Refused(Refused::Unavailable(why))) => {
+            PageError::Unavailable(why).into_response()
+        }
+        Err(FlowRefused::Unlinked(identity)) => {
+            let admins = match access.accounts().await {
+                Ok(accounts) => accounts
+                    .into_iter()
+                    .filter(|a| a.role == Role::Admin && a.disabled_at.is_none())
+                    .map(|a| a.name)
+                    .collect::<Vec<_>>(),
+                Err(_) => Vec::new(),
+            };
+            let ask = match admins.as_slice() {
+                [] => "your Trellis admin".to_owned(),
+                [one] => one.clone(),
+                many => format!("one of your Trellis admins ({})", many.join(", ")),
+            };
+            let (who, what) = match &identity.email {
+                Some(email) => (
+                    email.clone(),
+                    format!("add your email ({email}) to your name"),
+                ),
+                None => (
+                    identity.subject.clone(),
+                    format!(
+                        "add your identity provider id ({}) to your name",
+                        identity.subject
+                    ),
+                ),
+            };
+            let body = format!(
+                "<h1>Your account is not linked to Trellis yet</h1>\
+                 <p class=\"lead\">You signed in at your company's identity provider as \
+                 <strong>{}</strong>, but nobody in Trellis is linked to that identity, so \
+                 Trellis shows you nothing.</p>\
+                 <p>Ask {} to link it: under <em>Set up → Sign-in</em> they {}. Then sign in \
+                 again.</p>\
+                 <p><a href=\"/\">Back to the sign-in page</a></p>",
+                esc(&who),
+                esc(&ask),
+                esc(&what)
+            );
+            (
+                StatusCode::FORBIDDEN,
+                Html(page("Not linked yet", None, &body)),
+            )
+                .into_response()
+        }
+    }
+}
+
+// ---- signing out ---------------------------------------------------------------
+
 /// The hidden field every cookie-authenticated form carries.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CsrfForm {
@@ -383,8 +752,9 @@ pub(crate) struct CsrfForm {
     csrf: Option<String>,
 }
 
-/// `POST /logout`: forgets the cookie. A signed-in browser's sign-out must
-/// come from this site (so no other site can sign people out).
+/// `POST /logout`: ends this browser's session on the server and forgets
+/// the cookie. A signed-in browser's sign-out must come from this site (so
+/// no other site can sign people out).
 pub(crate) async fn logout(
     State(state): State<DashboardState>,
     headers: HeaderMap,
@@ -393,15 +763,45 @@ pub(crate) async fn logout(
 ) -> Result<Response, PageError> {
     if let Some(viewer) = viewer {
         viewer.check_form(&state, &headers, form.csrf.as_deref())?;
+        if let (Some(id), Some(access)) = (&viewer.session, state.access()) {
+            access
+                .end_session(id, state.http().clock().now(), "signed out")
+                .await
+                .map_err(|e| PageError::Unavailable(e.to_string()))?;
+        }
     }
-    Ok(forget_cookie())
+    Ok(forget_cookie(&state, &headers))
 }
 
-fn forget_cookie() -> Response {
+/// `POST /logout/everywhere`: ends every session of the person, in every
+/// browser.
+pub(crate) async fn logout_everywhere(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_form(&state, &headers, form.csrf.as_deref())?;
+    if let (Some(account), Some(access)) = (viewer.account(), state.access()) {
+        access
+            .end_sessions_of(
+                account.id,
+                state.http().clock().now(),
+                "signed out everywhere",
+            )
+            .await
+            .map_err(|e| PageError::Unavailable(e.to_string()))?;
+    }
+    Ok(forget_cookie(&state, &headers))
+}
+
+fn forget_cookie(state: &DashboardState, headers: &HeaderMap) -> Response {
     let mut response = Redirect::to("/").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("trellis_token=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    );
+    set_cookie(&mut response, state, headers, COOKIE, "", "/", 0);
     response
+}
+
+/// The identity of a viewer's session, for the admin pages' "you".
+pub(crate) fn is_own_account(viewer: &Viewer, account: Uuid) -> bool {
+    viewer.account().is_some_and(|a| a.id == account)
 }

@@ -89,9 +89,15 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, message) = match self {
             PageError::Unauthorized(why) => {
+                let body = format!(
+                    "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
+                     <p class=\"error\" role=\"alert\">{}</p>\
+                     <p><a class=\"button primary\" href=\"/\">Go to the sign-in page</a></p></div>",
+                    html::esc(&why)
+                );
                 return (
                     StatusCode::UNAUTHORIZED,
-                    Html(html::sign_in_html(Some(&why))),
+                    Html(html::page("Sign in", None, &body)),
                 )
                     .into_response();
             }
@@ -127,7 +133,7 @@ impl IntoResponse for PageError {
         };
         let body = format!(
             "<h1>{}</h1><p class=\"lead\">{}</p><p><a href=\"/home\">Back to the home page</a> · \
-             <a href=\"/\">Sign in with another token</a></p>",
+             <a href=\"/\">Sign in as someone else</a></p>",
             html::esc(title),
             html::esc(&message)
         );

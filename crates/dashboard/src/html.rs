@@ -68,6 +68,10 @@ pub(crate) fn attainment_class(value: Option<f64>) -> &'static str {
 pub(crate) struct Signed<'a> {
     pub claims: &'a Claims,
     pub csrf: &'a str,
+    /// A person's session (not a token's): they may sign out everywhere.
+    pub everywhere: bool,
+    /// The person's name, when they signed in as a person.
+    pub name: Option<&'a str>,
 }
 
 /// The hidden field that carries `csrf` in a form.
@@ -111,7 +115,13 @@ pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> Strin
     out.push_str("</style></head><body>");
     out.push_str("<a class=\"skip\" href=\"#main\">Skip to the content</a>");
     out.push_str("<header class=\"top\"><nav aria-label=\"Main\"><a class=\"brand\" href=\"/home\">Trellis</a>");
-    if let Some(Signed { claims, csrf }) = viewer {
+    if let Some(Signed {
+        claims,
+        csrf,
+        everywhere,
+        name,
+    }) = viewer
+    {
         out.push_str("<ul>");
         match claims.role {
             Role::Rep => {
@@ -132,15 +142,24 @@ pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> Strin
             Role::Admin => out.push_str(
                 "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin\">Set up</a></li>",
             ),
+            Role::Auditor => out.push_str(
+                "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin/access\">Sign-in</a></li>",
+            ),
             _ => out.push_str("<li><a href=\"/home\">Teams</a></li>"),
         }
         out.push_str("</ul>");
         let _ = write!(
             out,
             "<form class=\"signout\" method=\"post\" action=\"/logout\"><span class=\"who\">{}</span>\
-             {}<button type=\"submit\">Sign out</button></form>",
-            esc(&viewer_label(claims)),
-            csrf_field(csrf)
+             {}<button type=\"submit\">Sign out</button>{}</form>",
+            esc(&viewer_label(claims, name)),
+            csrf_field(csrf),
+            if everywhere {
+                "<button type=\"submit\" formaction=\"/logout/everywhere\" \
+                 title=\"End your sign-in on every device\">Sign out everywhere</button>"
+            } else {
+                ""
+            }
         );
     }
     out.push_str("</nav></header><main id=\"main\" tabindex=\"-1\">");
@@ -153,7 +172,17 @@ pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> Strin
     out
 }
 
-fn viewer_label(claims: &Claims) -> String {
+fn viewer_label(claims: &Claims, name: Option<&str>) -> String {
+    if let Some(name) = name {
+        let role = match claims.role {
+            Role::Admin => "admin",
+            Role::Leader => "leader",
+            Role::Rep => "rep",
+            Role::Auditor => "auditor",
+            Role::Service => "service",
+        };
+        return format!("{name} ({role})");
+    }
     match claims.role {
         Role::Admin => "Signed in as admin".to_owned(),
         Role::Leader => "Signed in as leader".to_owned(),
@@ -224,7 +253,7 @@ a:hover{text-decoration-thickness:2px}
 .signout{margin-left:auto;display:flex;gap:.75rem;align-items:center}
 .signout .who{color:#dfe6f3;font-size:.9rem}
 button,.button{font:inherit;border:1px solid #15233b;background:#fff;color:#15233b;border-radius:6px;padding:.35rem .8rem;cursor:pointer;text-decoration:none;display:inline-block}
-button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
+button.primary,a.button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 main{max-width:1200px;margin:0 auto;padding:1rem}
 main:focus{outline:none}
 h1{font-size:1.7rem;margin:.6rem 0 .2rem}
@@ -309,21 +338,60 @@ ul.todo li{margin:.5rem 0}
 "#;
 
 /// The sign-in page, with an optional message.
-pub(crate) fn sign_in_html(message: Option<&str>) -> String {
+/// The sign-in page: the company's identity provider when there is one,
+/// what to do with a one-time link, and (folded away) a developer token.
+/// `next`: where to go after signing in.
+pub(crate) fn sign_in_html(
+    state: &crate::state::DashboardState,
+    message: Option<&str>,
+    next: Option<&str>,
+) -> String {
     let message = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
         .unwrap_or_default();
+    let next_field = next
+        .map(|n| format!("<input type=\"hidden\" name=\"next\" value=\"{}\">", esc(n)))
+        .unwrap_or_default();
+    let provider = state.access().and_then(|a| a.oidc()).map(|_| {
+        let next = next
+            .map(|n| format!("?next={}", percent(n)))
+            .unwrap_or_default();
+        format!(
+            "<p><a class=\"button primary\" href=\"/auth/oidc/start{}\">Sign in with your \
+             company account</a></p>",
+            esc(&next)
+        )
+    });
+    let lead = if provider.is_some() {
+        "Use your company account. Someone without one signs in with the one-time link an \
+         admin sent them."
+    } else {
+        "Open the one-time sign-in link your Trellis admin sent you. Each link works once; \
+         ask them for a new one when it has been used or has expired."
+    };
     let body = format!(
-        "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
-         <p class=\"lead\">Paste the token you were given (an admin creates one with \
-         <code>trellis token</code>; <code>trellis demo</code> prints one per role).</p>{message}\
-         <form method=\"post\" action=\"/login\" class=\"card\">\
+        "<div class=\"signin\"><h1>Sign in to Trellis</h1><p class=\"lead\">{lead}</p>{message}\
+         {}<details class=\"card\"><summary>Sign in with a developer token</summary>\
+         <form method=\"post\" action=\"/login\">{next_field}\
          <label for=\"token\"><strong>Token</strong></label>\
          <textarea id=\"token\" name=\"token\" required autocomplete=\"off\" spellcheck=\"false\" \
          aria-describedby=\"token-help\"></textarea>\
-         <p id=\"token-help\" class=\"muted\">The token is kept in a cookie that scripts cannot read, \
-         and is sent only to this server.</p>\
-         <button class=\"primary\" type=\"submit\">Sign in</button></form></div>"
+         <p id=\"token-help\" class=\"muted\">For development and tests: a token from \
+         <code>trellis token</code>.</p>\
+         <button type=\"submit\">Sign in with the token</button></form></details></div>",
+        provider.unwrap_or_default()
     );
     page("Sign in", None, &body)
+}
+
+/// `text` percent-encoded for a query value.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

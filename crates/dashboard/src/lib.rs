@@ -58,8 +58,10 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | path | page |
 /// | --- | --- |
 /// | `GET /` | sign-in form (or to the home page when signed in) |
-/// | `GET /login?token=…`, `POST /login` | sign in: sets the HttpOnly cookie |
-/// | `POST /logout` | sign out |
+/// | `GET /sign-in?link=…`, `POST /sign-in` | a one-time sign-in link: a button, then the session |
+/// | `GET /auth/oidc/start`, `GET /auth/oidc/callback` | sign in at the company's identity provider |
+/// | `GET /login?token=…`, `POST /login` | sign in with a developer token (`trellis token`) |
+/// | `POST /logout`, `POST /logout/everywhere` | end this session, or every session of the person |
 /// | `GET /home` | the teams the viewer may see |
 /// | `GET /teams/{id}?period=YYYY-MM` | team |
 /// | `GET /reps/{id}?as_of=YYYY-MM-DD` | rep |
@@ -85,11 +87,18 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | standards |
 /// | `GET /admin/measurements`, `POST` (a CSV file), `POST /admin/measurements/record` | upload measurements: check, then record |
 /// | `GET /admin/webhooks`, `POST`; `GET /admin/webhooks/{id}`, `POST …/delete`, `…/pause`, `…/resume`, `…/deliveries/{did}/replay` | webhook subscriptions and their deliveries |
+/// | `GET /admin/access`, `POST` | who may sign in (admins; auditors look), and giving someone access |
+/// | `POST /admin/access/{id}/link`, `…/sessions/end`, `…/stop`, `…/restore`; `GET /admin/access/{id}/identity`, `POST` | a one-time sign-in link (shown once), signing out everywhere, stopping and restoring access, email and subject |
+/// | `GET /admin/service-accounts`, `POST`; `GET /admin/service-accounts/{id}/revoke`, `POST` | service accounts: a new one's token (shown once), revoking one |
 fn routes(state: DashboardState) -> Router {
     Router::new()
         .route("/", get(auth::sign_in_page))
         .route("/login", get(auth::login_link).post(auth::login_form))
         .route("/logout", post(auth::logout))
+        .route("/logout/everywhere", post(auth::logout_everywhere))
+        .route("/sign-in", get(auth::link_page).post(auth::link_sign_in))
+        .route("/auth/oidc/start", get(auth::oidc_start))
+        .route("/auth/oidc/callback", get(auth::oidc_callback))
         .route("/home", get(pages::home::handler))
         .route("/teams/{team_id}", get(pages::team::handler))
         .route("/reps/{rep_id}", get(pages::rep::handler))
@@ -203,6 +212,35 @@ fn routes(state: DashboardState) -> Router {
         .route(
             "/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
             post(pages::webhooks::replay),
+        )
+        .route(
+            "/admin/access",
+            get(pages::access::list).post(pages::access::add),
+        )
+        .route("/admin/access/{account_id}/link", post(pages::access::link))
+        .route(
+            "/admin/access/{account_id}/sessions/end",
+            post(pages::access::end_sessions),
+        )
+        .route(
+            "/admin/access/{account_id}/stop",
+            post(pages::access::stop_or_restore),
+        )
+        .route(
+            "/admin/access/{account_id}/restore",
+            post(pages::access::stop_or_restore),
+        )
+        .route(
+            "/admin/access/{account_id}/identity",
+            get(pages::access::identity_form).post(pages::access::identity),
+        )
+        .route(
+            "/admin/service-accounts",
+            get(pages::access::services).post(pages::access::create_service),
+        )
+        .route(
+            "/admin/service-accounts/{service_account_id}/revoke",
+            get(pages::access::revoke_form).post(pages::access::revoke),
         )
         .route("/admin/standards/new", quick::<admin::SetStandard>())
         .route(

@@ -19,6 +19,11 @@ struct Inner {
     /// The write API, for the forms: every write a page makes goes through
     /// the same command handling as `/v1`. None: the pages only show.
     writes: Option<axum::Router>,
+    /// Sign-in: accounts, sessions, links and the identity provider. None:
+    /// only bearer tokens open pages.
+    access: Option<trellis_access::Access>,
+    /// Whether the public URL is https: cookies are then always `Secure`.
+    https: bool,
 }
 
 impl DashboardState {
@@ -30,6 +35,8 @@ impl DashboardState {
             inner: Arc::new(Inner {
                 reads,
                 writes: None,
+                access: None,
+                https: false,
             }),
         }
     }
@@ -39,10 +46,41 @@ impl DashboardState {
     pub fn with_writes(self, writes: axum::Router) -> Self {
         DashboardState {
             inner: Arc::new(Inner {
-                reads: self.inner.reads.clone(),
                 writes: Some(writes),
+                ..self.unwrap()
             }),
         }
+    }
+
+    /// The same, signing people in with `access` (sessions, one-time links,
+    /// the identity provider); `https`: the public URL is https, so every
+    /// cookie is `Secure`.
+    pub fn with_access(self, access: trellis_access::Access, https: bool) -> Self {
+        DashboardState {
+            inner: Arc::new(Inner {
+                access: Some(access),
+                https,
+                ..self.unwrap()
+            }),
+        }
+    }
+
+    fn unwrap(self) -> Inner {
+        Inner {
+            reads: self.inner.reads.clone(),
+            writes: self.inner.writes.clone(),
+            access: self.inner.access.clone(),
+            https: self.inner.https,
+        }
+    }
+
+    /// Sign-in, when set up.
+    pub(crate) fn access(&self) -> Option<&trellis_access::Access> {
+        self.inner.access.as_ref()
+    }
+
+    pub(crate) fn https(&self) -> bool {
+        self.inner.https
     }
 
     /// The write API, when the pages may record.

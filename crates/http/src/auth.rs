@@ -92,6 +92,29 @@ pub enum AuthError {
     Expired,
     #[error("the token's claims are invalid: {0}")]
     BadClaims(String),
+    #[error("this service token is not one Trellis issued (or it was copied incompletely)")]
+    UnknownServiceToken,
+    #[error("this service token was revoked; ask an admin for a new one")]
+    Revoked,
+    /// Where service tokens are kept could not be asked: a 503, not a 401.
+    #[error("the token cannot be checked right now (the database is unreachable); retry shortly")]
+    Unavailable,
+}
+
+/// How a service account's token starts: such a bearer token is looked up
+/// by the [`Authenticator`], not verified by the [`TokenKey`].
+pub const SERVICE_TOKEN_PREFIX: &str = "trs_";
+
+/// Credentials kept in a store rather than signed: service accounts' tokens,
+/// looked up at each request so that a revoked one is refused at once.
+#[async_trait::async_trait]
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    /// The claims of a service account's token (`trs_…`) as it stands now.
+    async fn service_token(
+        &self,
+        token: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Claims, AuthError>;
 }
 
 /// Signs and verifies tokens with one secret.

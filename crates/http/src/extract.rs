@@ -34,8 +34,7 @@ where
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::NotBearer)?;
-        let now = state.clock().now().timestamp();
-        Ok(Principal(state.token_key().verify(token.trim(), now)?))
+        Ok(Principal(state.authenticate(token.trim()).await?))
     }
 }
 

@@ -53,7 +53,7 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
-    Unauthorized(#[from] AuthError),
+    Unauthorized(AuthError),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -74,6 +74,16 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+/// A refused credential is a 401; one that could not be checked, a 503.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unavailable => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Unauthorized(other),
+        }
+    }
 }
 
 impl From<Rejection> for ApiError {

@@ -42,6 +42,8 @@ pub struct HttpState {
 struct Inner {
     store: Arc<dyn EventStore>,
     token_key: auth::TokenKey,
+    /// Service tokens kept in a store; none: only signed tokens.
+    authenticator: Option<Arc<dyn auth::Authenticator>>,
     clock: Arc<dyn Clock>,
     body_limit: usize,
     metrics: metrics::Metrics,
@@ -61,6 +63,7 @@ impl HttpState {
             inner: Arc::new(Inner {
                 store,
                 token_key,
+                authenticator: None,
                 clock,
                 body_limit: DEFAULT_BODY_LIMIT,
                 metrics: metrics::Metrics::default(),
@@ -77,6 +80,29 @@ impl HttpState {
             None => tracing::warn!("with_body_limit on a shared HttpState is ignored"),
         }
         self
+    }
+
+    /// The same, accepting the service tokens `authenticator` knows. Call
+    /// before cloning.
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn auth::Authenticator>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.authenticator = Some(authenticator),
+            None => tracing::warn!("with_authenticator on a shared HttpState is ignored"),
+        }
+        self
+    }
+
+    /// The claims of a bearer token: a service account's (`trs_…`), looked
+    /// up; any other, verified by the token key.
+    pub async fn authenticate(&self, token: &str) -> Result<auth::Claims, auth::AuthError> {
+        let now = self.clock().now();
+        if token.starts_with(auth::SERVICE_TOKEN_PREFIX) {
+            return match &self.inner.authenticator {
+                Some(authenticator) => authenticator.service_token(token, now).await,
+                None => Err(auth::AuthError::UnknownServiceToken),
+            };
+        }
+        self.token_key().verify(token, now.timestamp())
     }
 
     pub fn store(&self) -> &dyn EventStore {

@@ -15,6 +15,7 @@ mod relay;
 mod replay;
 mod secret;
 mod serve;
+mod signin;
 mod store;
 mod token;
 
@@ -64,6 +65,9 @@ enum Command {
     Demo(serve::ServeArgs),
     /// Mint a bearer token (for development, tests and scripts).
     Token(token::TokenArgs),
+    /// Make a one-time sign-in link for a person (the first admin of a new
+    /// installation starts here: `trellis sign-in-link --admin "Your Name"`).
+    SignInLink(signin::SignInLinkArgs),
     /// Rebuild read models from the log, with a progress bar and a summary;
     /// a running `trellis serve` keeps answering meanwhile.
     Replay(replay::ReplayArgs),
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.store, args).await,
             Command::Demo(args) => serve::run(&cli.store, args.with_demo()).await,
             Command::Token(args) => token::run(&cli.store, args),
+            Command::SignInLink(args) => signin::run(&cli.store, args).await,
             Command::Replay(args) => replay::run(&cli.store, args).await,
             Command::Audit(command) => audit::run(&cli.store, command).await,
             Command::Log(args) => log::run(&cli.store, args).await,

@@ -19,6 +19,7 @@ use trellis_queries::QueryState;
 
 use crate::relay;
 use crate::secret::SecretArgs;
+use crate::signin::{self, SignInArgs};
 use crate::store::{Backend, StoreArgs};
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +72,8 @@ pub struct ServeArgs {
     webhook_ca_file: Option<PathBuf>,
     #[command(flatten)]
     alerts: AlertArgs,
+    #[command(flatten)]
+    sign_in: SignInArgs,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -161,6 +164,10 @@ pub struct Application {
     shutdown_grace: Duration,
     workers: Workers,
     demo: Option<DemoOrg>,
+    /// `(who, one-time link token)` for each person of the demo.
+    demo_links: Vec<(String, String)>,
+    /// The URL people reach the server at, when configured.
+    public_url: Option<String>,
     describe: String,
 }
 
@@ -174,13 +181,16 @@ impl Application {
             trellis_webhooks::tls::read_ca_file(path)
                 .context("--webhook-ca-file (TRELLIS_WEBHOOK_CA_FILE)")?;
         }
+        let public_url = args.sign_in.public_url()?;
         let stores = store_args.open_all().await?;
+        let access = signin::open_access(&stores, &args.sign_in).await?;
         let http = HttpState::new(
             stores.log.clone(),
             args.secret.key(&store_args.data_dir)?,
             Arc::new(SystemClock),
         )
-        .with_body_limit(args.body_limit);
+        .with_body_limit(args.body_limit)
+        .with_authenticator(Arc::new(access.clone()));
         http.add_metrics_source(Arc::new(ProjectionLag(Engine::new(
             stores.log.clone(),
             stores.read.clone(),
@@ -199,9 +209,17 @@ impl Application {
         } else {
             None
         };
+        let demo_links = match &demo {
+            Some(org) => demo_links(org, &access).await?,
+            None => Vec::new(),
+        };
         let hooks = open_webhooks(&stores, &args).await?;
         let workers = Workers::start(&stores, &args, settings, hooks.clone()).await?;
-        let router = router(http.clone(), commands, &stores, settings, hooks);
+        let pages = DashboardAccess {
+            access,
+            https: args.sign_in.https(),
+        };
+        let router = router(http.clone(), commands, &stores, settings, hooks, pages);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -212,6 +230,8 @@ impl Application {
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             workers,
             demo,
+            demo_links,
+            public_url,
             describe: store_args.describe(),
         })
     }
@@ -234,7 +254,11 @@ impl Application {
             self.describe
         );
         if let Some(org) = &self.demo {
-            print_demo(org, &format!("http://{address}"))?;
+            let base = self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{address}"));
+            print_demo(org, &self.demo_links, &base)?;
         }
         // On the signal: long-lived answers (the live feed) end, requests in
         // flight get `shutdown_grace` to finish, then the process stops anyway.
@@ -278,6 +302,7 @@ fn router(
     stores: &crate::store::Stores,
     settings: GrowthSettings,
     hooks: trellis_webhooks::Webhooks,
+    pages: DashboardAccess,
 ) -> axum::Router {
     let reads =
         QueryState::new(http.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
@@ -291,7 +316,9 @@ fn router(
             trellis_webhooks::api(webhooks.clone()),
         ],
     );
-    let dashboard = DashboardState::new(reads.clone()).with_writes(writes);
+    let dashboard = DashboardState::new(reads.clone())
+        .with_writes(writes)
+        .with_access(pages.access, pages.https);
     trellis_http::app(
         http,
         [
@@ -301,6 +328,57 @@ fn router(
             trellis_dashboard::api(dashboard),
         ],
     )
+}
+
+/// How the pages sign people in.
+#[derive(Debug)]
+struct DashboardAccess {
+    access: trellis_access::Access,
+    https: bool,
+}
+
+/// How long the demo's sign-in links work: a day, so that the printed
+/// links still work after a coffee.
+const DEMO_LINK_HOURS: i64 = 24;
+
+/// A one-time sign-in link for the demo's admin, auditor, each leader and
+/// the featured rep (their sign-in accounts made on the way).
+async fn demo_links(
+    org: &DemoOrg,
+    access: &trellis_access::Access,
+) -> anyhow::Result<Vec<(String, String)>> {
+    use trellis_access::NewAccount;
+    use trellis_http::auth::Role;
+    let by = "trellis demo";
+    let now = chrono::Utc::now();
+    let mut accounts = Vec::new();
+    for (role, name) in [(Role::Admin, "Demo admin"), (Role::Auditor, "Demo auditor")] {
+        let new = NewAccount {
+            role,
+            person: None,
+            name: Some(name.to_owned()),
+            email: None,
+            oidc_subject: None,
+        };
+        let who = format!("{role:?}").to_lowercase();
+        accounts.push((who, access.add_account(new, by, now).await?));
+    }
+    for leader in &org.leaders {
+        let account = signin::account_for_person(access, Role::Leader, leader.id, by).await?;
+        accounts.push((format!("leader {}", leader.name), account));
+    }
+    let rep = org.featured_rep();
+    let account = signin::account_for_person(access, Role::Rep, rep.id, by).await?;
+    accounts.push((format!("rep {}", rep.name), account));
+    let mut links = Vec::new();
+    for (who, account) in accounts {
+        let lifetime = chrono::Duration::hours(DEMO_LINK_HOURS);
+        let (token, _) = access
+            .create_link(account.id, Some(lifetime), by, now)
+            .await?;
+        links.push((who, token));
+    }
+    Ok(links)
 }
 
 /// The webhook tables beside the log.
@@ -446,19 +524,21 @@ fn any_team() -> trellis_eventstore::StreamId {
     trellis_eventstore::StreamId::new("team-none").expect("a valid literal")
 }
 
-fn print_demo(org: &DemoOrg, base: &str) -> anyhow::Result<()> {
+fn print_demo(org: &DemoOrg, links: &[(String, String)], base: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nTrellis demo: open one of these links to see the product from that side:\n"
+        "\nTrellis demo ({} reps): open one of these links to see the product from that side.\n\
+         Each link works once, for {DEMO_LINK_HOURS} hours; `trellis sign-in-link` makes more.\n",
+        org.reps.len()
     )?;
-    for (who, url) in org.sign_in_links(base) {
-        writeln!(out, "  {who:<28} {url}")?;
+    for (who, token) in links {
+        writeln!(out, "  {who:<28} {}", signin::link_url(base, token))?;
     }
     writeln!(
         out,
-        "\nThe API is at {base}/v1 (see {base}/openapi.json); tokens last 30 days.\n"
+        "\nThe API is at {base}/v1 (see {base}/openapi.json); `trellis token` mints API tokens.\n"
     )?;
     Ok(())
 }

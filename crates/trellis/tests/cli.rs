@@ -222,3 +222,108 @@ fn json_logs_are_one_object_a_line() {
     assert_eq!(object["message"], "trellis is serving", "{line}");
     assert!(object["address"].is_string(), "its fields: {line}");
 }
+
+/// A new installation's first admin: `trellis sign-in-link --admin NAME`
+/// prints a one-time link that signs them in to a `trellis serve` on the
+/// same store, once; a second link for the same name is for the same
+/// account.
+async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::Duration;
+
+    let backend = Backend::new(kind).await;
+    let (code, out) = trellis(
+        &backend,
+        &[
+            "sign-in-link",
+            "--admin",
+            "Ada Admin",
+            "--public-url",
+            "https://trellis.example/",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let link = out.lines().next().expect("the link").trim().to_owned();
+    let token = link
+        .strip_prefix("https://trellis.example/sign-in?link=")
+        .unwrap_or_else(|| panic!("a link on the public URL: {out}"))
+        .to_owned();
+    assert!(out.contains("works once"), "{out}");
+    let (code, again) = trellis(&backend, &["sign-in-link", "--admin", "Ada Admin"]);
+    assert_eq!(code, 0, "{again}");
+    let (code, refused) = trellis(
+        &backend,
+        &["sign-in-link", "--rep", &uuid::Uuid::now_v7().to_string()],
+    );
+    assert_eq!(code, 2, "{refused}");
+    assert!(
+        refused.contains("There is no rep with this id"),
+        "{refused}"
+    );
+
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
+    match kind {
+        Kind::Postgres => command.args(["--database-url", &backend.database().url]),
+        Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
+    };
+    let mut serve = Stopped(
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("TRELLIS_DATABASE_URL")
+            .env_remove("TRELLIS_NATS_URL")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("trellis serve starts"),
+    );
+    let stderr = serve.0.stderr.take().expect("stderr");
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve says where it listens");
+    let sign_in = |address: &str| {
+        let mut http = std::net::TcpStream::connect(address).expect("connect");
+        let body = format!("link={token}");
+        write!(
+            http,
+            "POST /sign-in HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut answer = String::new();
+        http.read_to_string(&mut answer).expect("the answer");
+        answer
+    };
+    let first = sign_in(&address);
+    assert!(first.starts_with("HTTP/1.1 303"), "{first}");
+    assert!(first.contains("set-cookie: trellis_session="), "{first}");
+    assert!(first.contains("location: /home"), "{first}");
+    let second = sign_in(&address);
+    assert!(second.starts_with("HTTP/1.1 401"), "{second}");
+    drop(serve);
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_admin_link_on_postgres() {
+    the_first_admin_signs_in_with_a_link_from_the_command_line(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_admin_link_on_the_embedded_store() {
+    the_first_admin_signs_in_with_a_link_from_the_command_line(Kind::Sqlite).await;
+}

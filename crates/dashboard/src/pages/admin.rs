@@ -52,7 +52,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
 
     let mut b = String::from(
         "<h1>Set up</h1><p class=\"lead\">Teams and their leaders, the people on them, the \
-         competencies they grow in and the standards their work is measured against.</p>",
+         competencies they grow in and the standards their work is measured against.</p>\
+         <p><a class=\"button\" href=\"/admin/access\">Sign-in: who may use Trellis</a></p>",
     );
     let _ = write!(
         b,

@@ -13,6 +13,7 @@ use crate::data;
 use crate::error::PageError;
 use crate::state::DashboardState;
 
+pub(crate) mod access;
 pub(crate) mod actions;
 pub(crate) mod admin;
 pub(crate) mod assessment;
