@@ -216,8 +216,9 @@ try {
       `/admin/reps/${rep.id}/role`, `/admin/reps/${rep.id}/departure`,
       `/admin/competencies/${config.competency}/edit`, `/admin/competencies/${config.competency}/retirement`,
       `/admin/standards/${config.standard}/revision`, `/admin/standards/${config.standard}/retirement`,
+      '/admin/access', '/admin/service-accounts', '/sign-in?link=an-example-link',
     ],
-    auditor: ['/home', `/reps/${rep.id}`, `/reps/${rep.id}/audit`],
+    auditor: ['/home', `/reps/${rep.id}`, `/reps/${rep.id}/audit`, '/admin/access'],
   };
   const tokens = { leader: config.leader, rep: rep.token, admin: config.admin, auditor: config.auditor };
   const found = [];
