@@ -39,6 +39,8 @@
 //!   jsonb payload, metadata, random 32-byte `prev_hash`/`hash`).
 //! - `append_8w`: the same with 8 concurrent writers (tokio tasks on the
 //!   multi-thread runtime), each with its own 100 streams.
+//! - `append_64w` (PostgreSQL): 64 writers, against raw single-row INSERTs
+//!   from 64 connections.
 //! - `batch_100`: one writer, 100 events per append, one stream per append.
 //!   Baseline on PostgreSQL: one `INSERT ... SELECT FROM unnest(<arrays>)` of
 //!   the 100 rows in autocommit (one transaction, one round trip, like the

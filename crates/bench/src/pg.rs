@@ -15,8 +15,11 @@ use crate::baseline::{BenchDatabase, connect, raw_writer};
 use crate::workload::{self, RawEvent, Report, Tally};
 use crate::{Plan, ROUNDS};
 
-/// Connections in both pools (the store's and the baseline's).
+/// Connections in the store's pool.
 const POOL_SIZE: usize = 16;
+
+/// Connections in the baseline's pool: one per writer of `append_64w`.
+const RAW_POOL_SIZE: usize = 64;
 
 /// The columns `PostgresStore::read_all` selects, in its order.
 const READ_COLUMNS: &str = "global_position, tx_id, event_id, stream_id, stream_version, \
@@ -47,7 +50,7 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
         },
     );
     let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(RAW_POOL_SIZE)
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(10)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -82,6 +85,12 @@ async fn append(
     for (name, writers, per_append, baseline_what) in [
         ("append_1w", 1, 1, "raw single-row autocommit INSERT"),
         ("append_8w", 8, 1, "raw single-row autocommit INSERT"),
+        (
+            "append_64w",
+            64,
+            1,
+            "raw single-row autocommit INSERT, 64 connections",
+        ),
         ("batch_100", 1, 100, "raw 100-row INSERT ... SELECT unnest"),
     ] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
