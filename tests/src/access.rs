@@ -13,7 +13,7 @@ use trellis_http::auth::Role;
 use trellis_tests::Kind;
 use uuid::Uuid;
 
-use crate::forms::{hidden, project};
+use crate::forms::{hidden, project, urlencode};
 use crate::http::{Resp, TestApp, build_request, on_each_backend};
 
 const HOST: &str = "trellis.example";
@@ -33,11 +33,7 @@ async fn open(app: &TestApp, cookie: &str, path: &str) -> Resp {
 
 /// A browser's form POST from this site, with a cookie when given.
 async fn post(app: &TestApp, cookie: Option<&str>, path: &str, fields: &[(&str, &str)]) -> Resp {
-    let body = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = urlencode(fields);
     let mut headers = vec![("host", HOST), ("origin", "http://trellis.example")];
     if let Some(cookie) = cookie {
         headers.push(("cookie", cookie));
@@ -51,18 +47,6 @@ async fn post(app: &TestApp, cookie: Option<&str>, path: &str, fields: &[(&str, 
         &headers,
     ))
     .await
-}
-
-fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// An API GET with a bearer token.

@@ -13,7 +13,7 @@ use trellis_http::auth::Role;
 use trellis_tests::Kind;
 use uuid::Uuid;
 
-use crate::forms::{hidden, serving_with_a_rep};
+use crate::forms::{hidden, serving_with_a_rep, urlencode};
 use crate::http::{Resp, Route, TestApp, build_request};
 
 const HOST: &str = "trellis.example";
@@ -45,25 +45,6 @@ async fn signed_in(app: &TestApp, token: &str) -> String {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     session_cookie(&r)
-}
-
-fn urlencode(fields: &[(&str, &str)]) -> String {
-    let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// A browser's request with `cookie` (none when empty), this site's host

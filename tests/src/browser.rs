@@ -20,17 +20,18 @@ use uuid::Uuid;
 
 use crate::http::{TestApp, read_store};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the workspace")
         .to_path_buf()
 }
 
-/// What the journeys need and is missing here, if anything.
-fn missing() -> Option<String> {
+/// What the browser tests need and is missing here, if anything: Chromium,
+/// Node and these npm packages in `tests/browser/node_modules`.
+pub(crate) fn missing(modules: &[&str]) -> Option<String> {
     if !Path::new(CHROMIUM).exists() {
         return Some(format!("{CHROMIUM} (the Debian package chromium)"));
     }
@@ -41,9 +42,16 @@ fn missing() -> Option<String> {
     {
         return Some("node (the Debian package nodejs)".into());
     }
-    let modules = workspace().join("tests/browser/node_modules/playwright-core");
-    if !modules.exists() {
-        return Some("tests/browser/node_modules (run `npm ci` in tests/browser)".into());
+    for module in modules {
+        if !workspace()
+            .join("tests/browser/node_modules")
+            .join(module)
+            .exists()
+        {
+            return Some(format!(
+                "tests/browser/node_modules/{module} (run `npm ci` in tests/browser)"
+            ));
+        }
     }
     None
 }
@@ -72,7 +80,7 @@ async fn count(app: &TestApp, event_type: &str, note: Option<&str>) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes_axe() {
-    if let Some(what) = missing() {
+    if let Some(what) = missing(&["playwright-core"]) {
         assert!(
             !slow_tests_enabled(),
             "TRELLIS_SLOW_TESTS=1 but {what} is missing (tests/run installs it)"

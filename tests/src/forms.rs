@@ -83,7 +83,8 @@ pub(crate) async fn browser(
     .await
 }
 
-fn urlencode(fields: &[(&str, &str)]) -> String {
+/// A form's fields as `application/x-www-form-urlencoded`.
+pub(crate) fn urlencode(fields: &[(&str, &str)]) -> String {
     let encode = |s: &str| {
         s.bytes()
             .map(|b| match b {

@@ -31,9 +31,9 @@ use trellis_projections::query::ReadModels;
 use trellis_tests::{Kind, slow_tests_enabled};
 use trellis_webhooks::WebhooksConfig;
 
+use crate::browser::{CHROMIUM, missing, workspace};
 use crate::http::{ADMIN_SUB, Resp, SECRET, TestApp, read_store};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const CLIENT_ID: &str = "trellis";
 const CLIENT_SECRET: &str = "trellis-tests-client-secret";
 /// The leader's login at the provider, and the email Trellis knows them by.
@@ -42,33 +42,8 @@ const LEADER_LOGIN: &str = "maya@acme.example";
 const STRANGER_LOGIN: &str = "sam@acme.example";
 const ADMIN_NAME: &str = "Alex Admin";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
 fn browser_dir() -> PathBuf {
     workspace().join("tests/browser")
-}
-
-/// What this test needs and is missing here, if anything.
-fn missing() -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} (the Debian package chromium)"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node (the Debian package nodejs)".into());
-    }
-    for module in ["playwright-core", "oidc-provider"] {
-        if !browser_dir().join("node_modules").join(module).exists() {
-            return Some(format!(
-                "tests/browser/node_modules/{module} (run `npm ci` in tests/browser)"
-            ));
-        }
-    }
-    None
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test
@@ -228,7 +203,7 @@ async fn running_sessions(access: &Access, account: &Account) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_at_the_company_identity_provider_in_chromium() {
-    if let Some(what) = missing() {
+    if let Some(what) = missing(&["playwright-core", "oidc-provider"]) {
         assert!(
             !slow_tests_enabled(),
             "TRELLIS_SLOW_TESTS=1 but {what} is missing (tests/run installs it)"

@@ -272,6 +272,30 @@ pub fn migrate_component(
     Ok(())
 }
 
+/// How the tables of components beside the log in the embedded file (the
+/// webhooks', the sign-in tables) keep times and ids as text.
+pub mod text {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use uuid::Uuid;
+
+    /// Fixed-width UTC text with microseconds, so text order is time order.
+    pub fn time(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    /// A time kept by [`time`]; the error names the text.
+    pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("a stored time {text:?} is malformed: {e}"))
+    }
+
+    /// An id kept as text; the error names the text.
+    pub fn parse_id(text: &str) -> Result<Uuid, String> {
+        Uuid::parse_str(text).map_err(|e| format!("a stored id {text:?} is malformed: {e}"))
+    }
+}
+
 fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| Error::Internal(format!("the log holds an invalid timestamp {micros}")))

@@ -23,6 +23,43 @@ fn trellis(backend: &Backend, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// A `trellis serve` child, killed when dropped whatever the test's outcome.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` (a `trellis … serve --listen 127.0.0.1:0`) and waits
+/// until it says where it listens.
+fn serve(command: &mut Command) -> (Serving, String) {
+    use std::io::{BufRead, BufReader};
+    let mut serving = Serving(
+        command
+            .env_remove("TRELLIS_DATABASE_URL")
+            .env_remove("TRELLIS_NATS_URL")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("trellis serve starts"),
+    );
+    let stderr = serving.0.stderr.take().expect("stderr");
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("serve says where it listens");
+    (serving, address)
+}
+
 async fn audit_verify_exits_zero_when_intact_and_names_the_altered_event_otherwise(kind: Kind) {
     let backend = Backend::new(kind).await;
     let s = stream("rep");
@@ -96,7 +133,7 @@ fn an_unreachable_database_is_exit_code_two_with_the_reason() {
 /// reconnect, and the process exits cleanly, well within its grace.
 #[test]
 fn sigterm_stops_serve_promptly_with_a_live_feed_subscriber_told_to_reconnect() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
     let bin = env!("CARGO_BIN_EXE_trellis");
@@ -109,35 +146,8 @@ fn sigterm_stops_serve_promptly_with_a_live_feed_subscriber_told_to_reconnect() 
         .expect("trellis token runs");
     assert!(token.status.success(), "{token:?}");
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    /// Never leaves a server behind, whatever the test's outcome.
-    struct Stopped(std::process::Child);
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut serve = Stopped(
-        Command::new(bin)
-            .args(["--data-dir", dir_arg, "serve", "--listen", "127.0.0.1:0"])
-            .env_remove("TRELLIS_DATABASE_URL")
-            .env_remove("TRELLIS_NATS_URL")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("trellis serve starts"),
-    );
-    let stderr = serve.0.stderr.take().expect("stderr");
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-        }
-    });
-    let address = address
-        .recv_timeout(Duration::from_secs(60))
-        .expect("serve says where it listens");
+    let (mut serve, address) =
+        serve(Command::new(bin).args(["--data-dir", dir_arg, "serve", "--listen", "127.0.0.1:0"]));
 
     let mut feed = std::net::TcpStream::connect(&address).expect("connect");
     write!(
@@ -228,8 +238,7 @@ fn json_logs_are_one_object_a_line() {
 /// same store, once; a second link for the same name is for the same
 /// account.
 async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::time::Duration;
+    use std::io::{Read, Write};
 
     let backend = Backend::new(kind).await;
     let (code, out) = trellis(
@@ -261,39 +270,12 @@ async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) 
         "{refused}"
     );
 
-    struct Stopped(std::process::Child);
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
     match kind {
         Kind::Postgres => command.args(["--database-url", &backend.database().url]),
         Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
     };
-    let mut serve = Stopped(
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("TRELLIS_DATABASE_URL")
-            .env_remove("TRELLIS_NATS_URL")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("trellis serve starts"),
-    );
-    let stderr = serve.0.stderr.take().expect("stderr");
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-        }
-    });
-    let address = address
-        .recv_timeout(Duration::from_secs(60))
-        .expect("serve says where it listens");
+    let (serving, address) = serve(command.args(["serve", "--listen", "127.0.0.1:0"]));
     let sign_in = |address: &str| {
         let mut http = std::net::TcpStream::connect(address).expect("connect");
         let body = format!("link={token}");
@@ -314,7 +296,7 @@ async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) 
     assert!(first.contains("location: /home"), "{first}");
     let second = sign_in(&address);
     assert!(second.starts_with("HTTP/1.1 401"), "{second}");
-    drop(serve);
+    drop(serving);
     backend.cleanup().await;
 }
 

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use trellis_eventstore::sqlite::ComponentConnection;
+use trellis_eventstore::sqlite::text::time as ts;
 use uuid::Uuid;
 
 use super::{
@@ -40,15 +41,8 @@ impl SqliteAccessStore {
     }
 }
 
-/// Fixed-width UTC text, so text order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
 fn parse_ts(text: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Database(format!("a stored time {text:?} is malformed: {e}")))
+    trellis_eventstore::sqlite::text::parse_time(text).map_err(Error::Database)
 }
 
 fn opt_ts(text: Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
@@ -56,8 +50,7 @@ fn opt_ts(text: Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text)
-        .map_err(|e| Error::Database(format!("a stored id {text:?} is malformed: {e}")))
+    trellis_eventstore::sqlite::text::parse_id(text).map_err(Error::Database)
 }
 
 /// A unique violation as [`Error::Taken`]; anything else as it is.

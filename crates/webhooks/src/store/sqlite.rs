@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use trellis_eventstore::Checkpoint;
 use trellis_eventstore::sqlite::ComponentConnection;
+use trellis_eventstore::sqlite::text::time as ts;
 use uuid::Uuid;
 
 use super::{
@@ -36,20 +37,12 @@ impl SqliteWebhookStore {
     }
 }
 
-/// Fixed-width UTC text, so text order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
 fn parse_ts(text: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Database(format!("a stored time {text:?} is malformed: {e}")))
+    trellis_eventstore::sqlite::text::parse_time(text).map_err(Error::Database)
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text)
-        .map_err(|e| Error::Database(format!("a stored id {text:?} is malformed: {e}")))
+    trellis_eventstore::sqlite::text::parse_id(text).map_err(Error::Database)
 }
 
 fn strings(text: &str) -> Vec<String> {
