@@ -337,7 +337,7 @@ impl TestApp {
         let http = HttpState::new(app.store.clone(), app.key.clone(), Arc::new(SystemClock))
             .with_authenticator(Arc::new(access.clone()));
         let state = CommandState::new(http.clone(), CommandsConfig::default());
-        let hooks = webhooks(&app.backend, WebhooksConfig::default()).await;
+        let hooks = webhooks(&app.backend, crate::http::local_receivers()).await;
         let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
         let hooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
         // As `trellis serve` wires it: the pages write through the write
@@ -1415,6 +1415,14 @@ pub async fn access(backend: &Backend, read: ReadModels, config: AccessConfig) -
         )
         .await
         .expect("the access tables"),
+    }
+}
+
+/// The webhook settings of a test whose receivers listen on 127.0.0.1.
+pub fn local_receivers() -> WebhooksConfig {
+    WebhooksConfig {
+        allow_private_targets: true,
+        ..WebhooksConfig::default()
     }
 }
 

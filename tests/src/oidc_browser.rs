@@ -29,7 +29,6 @@ use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_tests::{Kind, slow_tests_enabled};
-use trellis_webhooks::WebhooksConfig;
 
 use crate::browser::{CHROMIUM, missing, workspace};
 use crate::http::{ADMIN_SUB, Resp, SECRET, TestApp, read_store};
@@ -111,7 +110,7 @@ async fn serving_router(app: &TestApp, access: Access) -> Router {
     let http = HttpState::new(app.store.clone(), key, Arc::new(SystemClock))
         .with_authenticator(Arc::new(access.clone()));
     let state = CommandState::new(http.clone(), CommandsConfig::default());
-    let hooks = crate::http::webhooks(&app.backend, WebhooksConfig::default()).await;
+    let hooks = crate::http::webhooks(&app.backend, crate::http::local_receivers()).await;
     let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
     let hooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
     let page_writes = trellis_http::app(

@@ -38,6 +38,7 @@ fn document() -> Value {
 
 on_each_backend!(
     multi_thread:
+    a_receiver_on_a_private_address_is_refused_when_registered,
     every_matching_event_reaches_each_subscription_once_signed,
     failed_deliveries_are_retried_with_growing_delays,
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
@@ -140,6 +141,8 @@ fn quick(base_ms: u64, max_attempts: u32) -> WebhooksConfig {
         max_attempts,
         poll: Duration::from_millis(100),
         request_timeout: Duration::from_secs(5),
+        // The receivers here listen on 127.0.0.1.
+        allow_private_targets: true,
         ..WebhooksConfig::default()
     }
 }
@@ -1336,4 +1339,35 @@ async fn a_receiver_certificate_for_another_host_fails_with_the_tls_reason(kind:
 
     hooked.cleanup().await;
     remove_ca_file(&ca_file);
+}
+
+/// Without `allow_private_targets` (the default, and `trellis serve`'s
+/// without --webhook-allow-private-targets), a receiver on a loopback,
+/// private or link-local address — the cloud's metadata address included —
+/// is refused when registered, with the reason beside the URL; a public
+/// name is accepted.
+async fn a_receiver_on_a_private_address_is_refused_when_registered(kind: Kind) {
+    let strict = WebhooksConfig {
+        allow_private_targets: false,
+        ..quick(50, 3)
+    };
+    let hooked = Hooked::start(kind, strict).await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost:8080/hook",
+        "http://10.0.0.7/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+    ] {
+        let r = hooked
+            .app
+            .post_json("/v1/webhooks", &hooked.app.admin(), &json!({ "url": url }))
+            .await;
+        let reason = r.expect_invalid_field("url");
+        assert!(reason.contains("private address"), "{url}: {reason}");
+    }
+    hooked
+        .register(json!({ "url": "https://hooks.example.com/trellis" }))
+        .await;
+    hooked.cleanup().await;
 }

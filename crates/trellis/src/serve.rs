@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// certificate-less file.
     #[arg(long, env = "TRELLIS_WEBHOOK_CA_FILE", value_name = "PATH")]
     webhook_ca_file: Option<PathBuf>,
+    /// Let webhook receivers be on loopback, link-local or private addresses
+    /// (a receiver on this machine or its network). Without it such a URL is
+    /// refused when registered, and a name that resolves to such an address
+    /// when a delivery is sent.
+    #[arg(long, env = "TRELLIS_WEBHOOK_ALLOW_PRIVATE_TARGETS")]
+    webhook_allow_private_targets: bool,
     #[command(flatten)]
     alerts: AlertArgs,
     #[command(flatten)]
@@ -389,6 +395,7 @@ async fn open_webhooks(
     let config = trellis_webhooks::WebhooksConfig {
         max_attempts: args.webhook_max_attempts,
         ca_file: args.webhook_ca_file.clone(),
+        allow_private_targets: args.webhook_allow_private_targets,
         ..Default::default()
     };
     match &stores.backend {

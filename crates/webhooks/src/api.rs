@@ -370,6 +370,29 @@ fn ok_json(status: StatusCode, value: &impl Serialize) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
+/// A receiver named by a private address, or by `localhost`, is refused
+/// when registered (a name that resolves to one is refused when sent to).
+fn public_host(url: &url::Url) -> Result<(), String> {
+    let private = match url.host() {
+        Some(url::Host::Ipv4(ip)) => !client::is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !client::is_public(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    };
+    if private {
+        return Err(format!(
+            "{} is a private address (loopback, link-local or a private network): webhooks go \
+             to public addresses only, unless Trellis is started with \
+             --webhook-allow-private-targets",
+            url.host_str().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 /// Register a webhook.
 ///
 /// `POST /v1/webhooks`: from the next event appended on, every event that
@@ -413,6 +436,9 @@ async fn create(
         match url::Url::parse(url) {
             Ok(parsed) => {
                 f.check("url", client::check_url(&parsed));
+                if !state.hooks.allows_private_targets() {
+                    f.check("url", public_host(&parsed));
+                }
             }
             Err(e) => f.push(
                 "url",

@@ -30,6 +30,37 @@ use crate::tls::{self, TlsSetupError};
 const MAX_HEAD: usize = 64 * 1024;
 
 /// Why a URL cannot be delivered to, in words for the person who registered it.
+/// Whether an address is on the public internet: not loopback, private
+/// (RFC 1918, unique local), link-local, shared (CGNAT), unspecified,
+/// broadcast or multicast, nor an IPv4 address in IPv6 clothing that is one
+/// of those.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
 pub fn check_url(url: &Url) -> Result<(), String> {
     match url.scheme() {
         "http" | "https" => {}
@@ -63,12 +94,25 @@ pub fn check_url(url: &Url) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct Client {
     tls: Arc<ClientConfig>,
+    /// Whether loopback, link-local and private addresses may be receivers.
+    allow_private: bool,
 }
 
 impl Client {
-    /// Over a TLS configuration of the caller's (for tests and embedders).
+    /// Over a TLS configuration of the caller's (for tests and embedders),
+    /// sending to public addresses only.
     pub fn new(tls: Arc<ClientConfig>) -> Self {
-        Client { tls }
+        Client {
+            tls,
+            allow_private: false,
+        }
+    }
+
+    /// The same, sending to loopback, link-local and private addresses too
+    /// when `allow` (a receiver on the same machine or network).
+    pub fn allowing_private_targets(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
     }
 
     /// Trusting the system's roots and those of `ca_file` ([`tls::client_config`]).
@@ -110,12 +154,36 @@ impl Client {
         let port = url
             .port_or_known_default()
             .unwrap_or(if https { 443 } else { 80 });
-        let stream = match &host {
-            Host::Domain(domain) => TcpStream::connect((*domain, port)).await,
-            Host::Ipv4(ip) => TcpStream::connect(SocketAddr::from((*ip, port))).await,
-            Host::Ipv6(ip) => TcpStream::connect(SocketAddr::from((*ip, port))).await,
+        // The addresses are checked after the name is resolved, and the
+        // connection goes to a checked one: a name that resolves to a
+        // private address is refused as the address itself is.
+        let addresses: Vec<SocketAddr> = match &host {
+            Host::Domain(domain) => tokio::net::lookup_host((*domain, port))
+                .await
+                .map_err(|e| format!("cannot resolve {}: {e}", host_port(url)))?
+                .collect(),
+            Host::Ipv4(ip) => vec![SocketAddr::from((*ip, port))],
+            Host::Ipv6(ip) => vec![SocketAddr::from((*ip, port))],
+        };
+        let allowed: Vec<SocketAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|a| self.allow_private || is_public(a.ip()))
+            .collect();
+        if allowed.is_empty() {
+            let first = addresses
+                .first()
+                .map_or_else(|| "no address".to_owned(), |a| a.ip().to_string());
+            return Err(format!(
+                "{} is at {first}, a private address (loopback, link-local or a private \
+                 network): webhooks go to public addresses only, unless Trellis is started \
+                 with --webhook-allow-private-targets",
+                host_port(url)
+            ));
         }
-        .map_err(|e| format!("cannot connect to {}: {e}", host_port(url)))?;
+        let stream = TcpStream::connect(&allowed[..])
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", host_port(url)))?;
         stream.set_nodelay(true).ok();
         let request = request(url, headers, body);
         if !https {
@@ -240,6 +308,71 @@ mod tests {
     }
 
     #[test]
+    fn loopback_private_link_local_and_shared_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "100.128.0.1", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    /// Refused before any connection is tried: by address, and by a name
+    /// that resolves to a private address (`localhost`, from the hosts file).
+    #[tokio::test]
+    async fn a_delivery_to_a_private_address_is_refused_unless_allowed() {
+        let client = Client::new(tls::client_config(None).unwrap());
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost:9/hook",
+            "http://[::1]:9/hook",
+        ] {
+            let refused = client
+                .post(
+                    &Url::parse(url).unwrap(),
+                    &[],
+                    b"{}",
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap_err();
+            assert!(refused.contains("a private address"), "{url}: {refused}");
+            assert!(
+                refused.contains("--webhook-allow-private-targets"),
+                "{refused}"
+            );
+        }
+        let allowed = client.allowing_private_targets(true);
+        let failed = allowed
+            .post(
+                &Url::parse("http://127.0.0.1:9/hook").unwrap(),
+                &[],
+                b"{}",
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(failed.starts_with("cannot connect"), "{failed}");
+    }
+
+    #[test]
     fn http_and_https_urls_are_accepted_with_names_or_ip_addresses() {
         for url in [
             "http://hooks.example.com/trellis",
@@ -289,7 +422,10 @@ mod tests {
                     .await;
             }
         });
-        let client = Client::with_ca_file(None).unwrap();
+        // The receiver listens on loopback.
+        let client = Client::with_ca_file(None)
+            .unwrap()
+            .allowing_private_targets(true);
         let url = Url::parse(&format!("https://{addr}/hook")).unwrap();
         let e = client
             .post(&url, &[], b"{}", Duration::from_secs(5))

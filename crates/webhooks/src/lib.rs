@@ -114,6 +114,10 @@ pub struct WebhooksConfig {
     /// issued. Read once, when the service is built: a missing, unreadable
     /// or certificate-less file is an error then, not at the first delivery.
     pub ca_file: Option<PathBuf>,
+    /// Whether receivers on loopback, link-local and private addresses are
+    /// allowed (a receiver on the same machine or network). Off, such a
+    /// URL is refused when registered and such an address when resolved.
+    pub allow_private_targets: bool,
 }
 
 impl Default for WebhooksConfig {
@@ -128,6 +132,7 @@ impl Default for WebhooksConfig {
             batch: 200,
             concurrency: 8,
             ca_file: None,
+            allow_private_targets: false,
         }
     }
 }
@@ -166,7 +171,8 @@ impl Webhooks {
     /// Over any store (for tests and other backends). Builds the TLS client
     /// from `config.ca_file`, so a bad CA file fails here.
     pub fn new(store: Arc<dyn WebhookStore>, config: WebhooksConfig) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
+            .allowing_private_targets(config.allow_private_targets);
         Ok(Self::with_client(store, config, client))
     }
 
@@ -191,7 +197,8 @@ impl Webhooks {
         pool: deadpool_postgres::Pool,
         config: WebhooksConfig,
     ) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
+            .allowing_private_targets(config.allow_private_targets);
         Ok(Self::with_client(
             Arc::new(PostgresWebhookStore::new(pool).await?),
             config,
@@ -202,12 +209,18 @@ impl Webhooks {
     /// In the embedded file (`SqliteStore::path`); applies the migrations.
     /// The CA file is read first: a bad one changes nothing.
     pub async fn sqlite(path: impl AsRef<Path>, config: WebhooksConfig) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?;
+        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
+            .allowing_private_targets(config.allow_private_targets);
         Ok(Self::with_client(
             Arc::new(SqliteWebhookStore::open(path).await?),
             config,
             client,
         ))
+    }
+
+    /// Whether receivers on private addresses are allowed.
+    pub fn allows_private_targets(&self) -> bool {
+        self.config.allow_private_targets
     }
 
     pub fn store(&self) -> &dyn WebhookStore {
