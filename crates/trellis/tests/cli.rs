@@ -10,7 +10,12 @@ use trellis_tests::{Backend, Kind, stream};
 fn trellis(backend: &Backend, args: &[&str]) -> (i32, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
     match backend.kind {
-        Kind::Postgres => command.args(["--database-url", &backend.database().url]),
+        // A data dir of the test's own even so: `serve` keeps its JWT
+        // secret there, never in the crate's directory.
+        Kind::Postgres => command
+            .args(["--database-url", &backend.database().url])
+            .arg("--data-dir")
+            .arg(trellis_tests::temp_dir()),
         Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
     };
     command.env_remove("TRELLIS_DATABASE_URL");
@@ -272,7 +277,12 @@ async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) 
 
     let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
     match kind {
-        Kind::Postgres => command.args(["--database-url", &backend.database().url]),
+        // A data dir of the test's own even so: `serve` keeps its JWT
+        // secret there, never in the crate's directory.
+        Kind::Postgres => command
+            .args(["--database-url", &backend.database().url])
+            .arg("--data-dir")
+            .arg(trellis_tests::temp_dir()),
         Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
     };
     let (serving, address) = serve(command.args(["serve", "--listen", "127.0.0.1:0"]));
