@@ -352,7 +352,7 @@ pub(crate) async fn login_form(
 /// or `Forwarded: proto=https`). The cookie is then `Secure`, never sent
 /// over plain HTTP. A client that sends the header itself only makes its
 /// own cookie stricter.
-fn reached_over_https(headers: &HeaderMap) -> bool {
+pub(crate) fn reached_over_https(headers: &HeaderMap) -> bool {
     let says_https = |name: &str, pick: fn(&str) -> Option<&str>| {
         headers
             .get_all(name)
@@ -508,6 +508,9 @@ fn landing_of(account: &Account) -> String {
     }
 }
 
+const INCOMPLETE_LINK: &str =
+    "This sign-in link is incomplete: copy the whole link into the address bar.";
+
 // ---- one-time links ----------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -524,12 +527,7 @@ pub(crate) async fn link_page(
     Query(query): Query<LinkQuery>,
 ) -> Response {
     let Some(link) = query.link.filter(|l| !l.trim().is_empty()) else {
-        return refused_page(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "This sign-in link is incomplete: copy the whole link into the address bar.",
-            None,
-        );
+        return refused_page(&state, StatusCode::BAD_REQUEST, INCOMPLETE_LINK, None);
     };
     let next = query
         .next
@@ -554,6 +552,8 @@ pub(crate) async fn link_page(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct LinkForm {
+    /// Missing from a hand-made form: refused like an incomplete link.
+    #[serde(default)]
     link: String,
     next: Option<String>,
 }
@@ -576,6 +576,9 @@ pub(crate) async fn link_sign_in(
             next,
         );
     };
+    if form.link.trim().is_empty() {
+        return refused_page(&state, StatusCode::BAD_REQUEST, INCOMPLETE_LINK, next);
+    }
     match access
         .use_link(form.link.trim(), state.http().clock().now())
         .await

@@ -35,8 +35,8 @@ use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
 use uuid::Uuid;
 
-use super::{Posted, Seen, Visit};
-use crate::auth::{Viewer, is_own_account};
+use super::{Posted, Seen, Visit, id_in};
+use crate::auth::{Viewer, is_own_account, reached_over_https};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{Typed, Widgets, alert, field};
@@ -138,16 +138,6 @@ fn refused(e: AccessError) -> PageError {
         AccessError::NotFound(why) => PageError::NotFound(why),
         AccessError::Store(e) => unavailable(e),
     }
-}
-
-/// The path parameter `name` as a UUID (404 when it is not one).
-fn id_in(path: &RawPathParams, name: &str) -> Result<Uuid, PageError> {
-    let raw = path.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v);
-    Uuid::parse_str(raw).map_err(|_| {
-        PageError::NotFound(format!(
-            "{raw:?} is not an id of Trellis; open the page from the list of who may sign in."
-        ))
-    })
 }
 
 /// A time as the pages say it: "3 Dec 2026, 14:05 UTC".
@@ -744,12 +734,7 @@ fn origin(state: &DashboardState, headers: &HeaderMap, uri: &Uri) -> Option<Stri
                 && h.bytes()
                     .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
         })?;
-    let forwarded_https = headers
-        .get_all("x-forwarded-proto")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("https")));
-    let scheme = if state.https() || forwarded_https {
+    let scheme = if state.https() || reached_over_https(headers) {
         "https"
     } else {
         "http"

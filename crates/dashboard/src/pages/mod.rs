@@ -169,6 +169,20 @@ impl Seen for AdminVisit {
     }
 }
 
+/// The path parameter `name` as a UUID (404 when it is not one): for pages
+/// about records outside the log (webhooks, sign-in accounts).
+pub(crate) fn id_in(
+    path: &axum::extract::RawPathParams,
+    name: &str,
+) -> Result<uuid::Uuid, PageError> {
+    let raw = path.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v);
+    uuid::Uuid::parse_str(raw).map_err(|_| {
+        PageError::NotFound(format!(
+            "{raw:?} is not an id of Trellis; open the page from its list."
+        ))
+    })
+}
+
 /// A form posted on a page the viewer may open (`V`, a rep's by default):
 /// checked to come from this site with the sign-in's token against forged
 /// requests ([`Viewer::check_form`]) before a handler sees it; its fields

@@ -19,7 +19,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::{AdminVisit, Posted};
+use super::{AdminVisit, Posted, id_in};
 use crate::error::PageError;
 use crate::forms::{Widgets, Write, alert, field, plain, send};
 use crate::html::{csrf_field, esc, page, table_start};
@@ -238,13 +238,6 @@ pub(crate) async fn create(
         StatusCode::SERVICE_UNAVAILABLE
     };
     listed(&visit, &typed, &errors, general.as_deref(), status, "").await
-}
-
-/// The path parameter `name`, as a UUID (404 when it is not one).
-fn id_in(path: &RawPathParams, name: &str) -> Result<uuid::Uuid, PageError> {
-    let raw = path.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v);
-    uuid::Uuid::parse_str(raw)
-        .map_err(|_| PageError::NotFound(format!("{raw:?} is not an id of Trellis.")))
 }
 
 /// `GET /admin/webhooks/{id}?status=pending|delivered|dead`: the
