@@ -82,14 +82,19 @@ async fn account(app: &TestApp, role: Role, person: Option<Uuid>, name: &str) ->
         .expect("the account")
 }
 
-/// Signs `account` in with a fresh one-time link; the session cookie.
-async fn sign_in(app: &TestApp, account: &Account) -> String {
+/// What `POST /sign-in` answers with a fresh one-time link for `account`.
+async fn use_new_link(app: &TestApp, account: &Account) -> Resp {
     let (token, _) = app
         .access()
         .create_link(account.id, None, "test", Utc::now())
         .await
         .expect("a link");
-    let signed_in = post(app, None, "/sign-in", &[("link", &token)]).await;
+    post(app, None, "/sign-in", &[("link", &token)]).await
+}
+
+/// Signs `account` in with a fresh one-time link; the session cookie.
+async fn sign_in(app: &TestApp, account: &Account) -> String {
+    let signed_in = use_new_link(app, account).await;
     assert_eq!(
         signed_in.status,
         StatusCode::SEE_OTHER,
@@ -180,6 +185,15 @@ async fn a_one_time_link_works_once_and_only_in_its_lifetime(kind: Kind) {
     assert_eq!(late.status, StatusCode::UNAUTHORIZED);
     assert!(late.text().contains("expired"), "{}", late.text());
 
+    for empty in [&[("link", "  ")][..], &[("next", "/home")][..]] {
+        let incomplete = post(&app, None, "/sign-in", empty).await;
+        assert_eq!(incomplete.status, StatusCode::BAD_REQUEST, "{empty:?}");
+        assert!(
+            incomplete.text().contains("incomplete"),
+            "{}",
+            incomplete.text()
+        );
+    }
     let made_up = post(&app, None, "/sign-in", &[("link", "not-a-link")]).await;
     assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
     assert!(made_up.text().contains("not one Trellis made"));
@@ -424,12 +438,7 @@ fn the_grants_offered_are_the_grants_the_apis_check() {
 async fn with_an_https_public_url_the_session_cookie_is_secure() {
     let app = TestApp::spawn_serving_https(Kind::Sqlite).await;
     let admin = account(&app, Role::Admin, None, "Ada Admin").await;
-    let (token, _) = app
-        .access()
-        .create_link(admin.id, None, "test", Utc::now())
-        .await
-        .expect("a link");
-    let signed_in = post(&app, None, "/sign-in", &[("link", &token)]).await;
+    let signed_in = use_new_link(&app, &admin).await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
     let cookie = signed_in.header("set-cookie").expect("a cookie");
     assert!(cookie.starts_with("trellis_session="), "{cookie}");
@@ -440,12 +449,7 @@ async fn with_an_https_public_url_the_session_cookie_is_secure() {
 
     let plain = TestApp::spawn_serving(Kind::Sqlite).await;
     let admin = account(&plain, Role::Admin, None, "Ada Admin").await;
-    let (token, _) = plain
-        .access()
-        .create_link(admin.id, None, "test", Utc::now())
-        .await
-        .expect("a link");
-    let signed_in = post(&plain, None, "/sign-in", &[("link", &token)]).await;
+    let signed_in = use_new_link(&plain, &admin).await;
     let cookie = signed_in.header("set-cookie").expect("a cookie");
     assert!(!cookie.contains("Secure"), "plain http: {cookie}");
     plain.cleanup().await;

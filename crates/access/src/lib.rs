@@ -24,7 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
-use trellis_domain::RepId;
+use trellis_domain::{PersonName, RepId};
 use trellis_http::auth::{AuthError, Authenticator, Claims, Role, SERVICE_TOKEN_PREFIX};
 use trellis_projections::query::ReadModels;
 use uuid::Uuid;
@@ -299,14 +299,18 @@ impl Access {
             (Role::Leader, Some(leader)) => (leader, self.leader_name(leader).await?),
             (Role::Rep, Some(rep)) => (rep, self.rep_name(rep).await?),
             (Role::Admin | Role::Auditor, _) => {
-                let name = new.name.as_deref().map(str::trim).unwrap_or_default();
-                if name.is_empty() || name.chars().count() > 200 || name.contains('\n') {
-                    return Err(AccessError::invalid(
-                        "name",
-                        "Give their name (one line, at most 200 characters).",
-                    ));
-                }
-                (Uuid::now_v7(), name.to_owned())
+                // A person's name, by the domain's rule for names.
+                let name =
+                    PersonName::try_from(new.name.as_deref().unwrap_or_default()).map_err(|e| {
+                        AccessError::invalid(
+                            "name",
+                            format!(
+                                "Give their name ({e}: one line, at most {} characters).",
+                                PersonName::MAX_CHARS
+                            ),
+                        )
+                    })?;
+                (Uuid::now_v7(), name.as_str().to_owned())
             }
             (Role::Service, _) => {
                 return Err(AccessError::invalid(
