@@ -1568,16 +1568,20 @@ async fn health_readiness_and_metrics_answer(app: &TestApp) {
         r.header("content-type")
     );
     let text = r.text();
-    assert!(text.contains("trellis_http_requests_total"), "{text}");
+    // Requests are counted by the duration histogram's `_count`.
+    assert!(
+        text.contains("trellis_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(
         text.contains(
-            "trellis_http_requests_total{method=\"POST\",route=\"/v1/reps/{rep_id}/feedback\",status=\"201\"} 1"
+            "trellis_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/reps/{rep_id}/feedback\",status=\"201\"} 1"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "trellis_http_requests_total{method=\"POST\",route=\"/v1/reps/{rep_id}/feedback\",status=\"401\"} 1"
+            "trellis_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/reps/{rep_id}/feedback\",status=\"401\"} 1"
         ),
         "{text}"
     );
@@ -1666,6 +1670,7 @@ const READ_AND_WEBHOOK_ROUTES: &[Documented] = &[
         &[JSON],
         &[400, 404],
     ),
+    documented("GET", "/v1/people/{person_id}/export", 200, &[JSON], &[404]),
     documented("GET", "/v1/events", 200, &[JSON], &[400]),
     documented(
         "GET",
@@ -1814,7 +1819,7 @@ async fn the_served_document_describes_every_v1_route_of_trellis_serve_with_its_
     let writes = crate::http::declared_routes();
     let reads = crate::http::declared_query_routes();
     let hooks = crate::http::declared_webhook_routes();
-    assert_eq!(reads.len(), 18, "the read API's routes: {reads:?}");
+    assert_eq!(reads.len(), 19, "the read API's routes: {reads:?}");
     assert_eq!(hooks.len(), 8, "the webhook admin API's routes: {hooks:?}");
 
     // The table lists exactly the read and webhook routes the services declare.
@@ -2084,7 +2089,7 @@ async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_docum
         r.expect_problem(401, "unauthorized");
         checked += 1;
     }
-    assert_eq!(checked, 31 + 18 + 8, "every write, read and webhook route");
+    assert_eq!(checked, 31 + 19 + 8, "every write, read and webhook route");
 }
 
 /// Each service's document survives the merge whole: the merge keeps the
@@ -2155,13 +2160,21 @@ fn crates_named(source: &str, before: &str, after: &str) -> BTreeSet<String> {
 fn trellis_serve_mounts_the_apis_the_serving_test_app_mounts() {
     const SERVE: &str = include_str!("../../crates/trellis/src/serve.rs");
     const TEST_APP: &str = include_str!("http.rs");
-    let mounted = crates_named(SERVE, "trellis_", "::api(");
+    // An API mounted with its sign-in records (`api_with_access`) counts too.
+    let mounted: BTreeSet<String> = crates_named(SERVE, "trellis_", "::api(")
+        .into_iter()
+        .chain(crates_named(SERVE, "trellis_", "::api_with_access("))
+        .collect();
     assert_eq!(
         mounted,
         BTreeSet::from(["commands", "dashboard", "queries", "webhooks"].map(str::to_owned)),
         "trellis serve mounts another API: mount it in TestApp::spawn_serving too"
     );
-    assert_eq!(crates_named(TEST_APP, "trellis_", "::api("), mounted);
+    let test_app: BTreeSet<String> = crates_named(TEST_APP, "trellis_", "::api(")
+        .into_iter()
+        .chain(crates_named(TEST_APP, "trellis_", "::api_with_access("))
+        .collect();
+    assert_eq!(test_app, mounted);
 }
 
 /// A TCP link to PostgreSQL the test can cut, as when the database host goes

@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use trellis_eventstore::merkle::NodeId;
+use trellis_eventstore::tree::{StoredCheckpoint, TreeExtension, TreeState};
 use trellis_eventstore::{
-    AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, NewEvent,
+    AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, NewEvent,
     RecordedEvent, StreamId, StreamWrite,
 };
 
@@ -125,5 +127,41 @@ impl EventStore for CountingStore {
 
     async fn ping(&self) -> Result<(), Error> {
         self.inner.ping().await
+    }
+
+    async fn tree_state(&self) -> Result<TreeState, Error> {
+        self.inner.tree_state().await
+    }
+
+    async fn extend_tree(&self, extension: &TreeExtension) -> Result<(), Error> {
+        self.inner.extend_tree(extension).await
+    }
+
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, Error> {
+        self.inner.tree_nodes(ids).await
+    }
+
+    async fn tree_leaf_range(&self, from: u64, max: usize) -> Result<Vec<(u64, u64, Hash)>, Error> {
+        self.inner.tree_leaf_range(from, max).await
+    }
+
+    async fn tree_leaf_indexes(&self, positions: &[u64]) -> Result<Vec<Option<u64>>, Error> {
+        self.inner.tree_leaf_indexes(positions).await
+    }
+
+    async fn record_tree_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), Error> {
+        self.inner.record_tree_checkpoint(checkpoint).await
+    }
+
+    async fn tree_checkpoints(
+        &self,
+        after_size: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCheckpoint>, Error> {
+        self.inner.tree_checkpoints(after_size, max).await
+    }
+
+    async fn latest_tree_checkpoint(&self) -> Result<Option<StoredCheckpoint>, Error> {
+        self.inner.latest_tree_checkpoint().await
     }
 }

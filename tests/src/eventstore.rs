@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
+use trellis_eventstore::note::SignerKey;
+use trellis_eventstore::tree::TreeBuilder;
 use trellis_eventstore::{
     Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, Hash, NewEvent, Problem,
     RecordedEvent, StreamId, StreamWrite, verify,
@@ -63,6 +65,9 @@ conformance!(
     a_multi_stream_append_retried_records_once,
     a_replayed_command_gives_back_the_first_request_hash,
     a_subscriber_checkpoint_survives_a_restart,
+    the_stored_tree_grows_in_global_order_survives_a_restart_and_serves_proofs,
+    a_stale_tree_builder_is_refused_and_writes_nothing,
+    the_stored_tree_and_its_checkpoints_refuse_update_and_delete,
 );
 
 fn meta(actor: &str) -> CommandMeta {
@@ -924,5 +929,110 @@ async fn a_subscriber_checkpoint_survives_a_restart(b: &Backend) {
     assert_eq!(
         restarted.load_checkpoint("alerts").await.unwrap(),
         Some(first)
+    );
+}
+
+/// Integrates until the tree has `size` leaves (on PostgreSQL, events become
+/// readable in global order once older transactions of the cluster end).
+async fn tree_of(store: &dyn EventStore, size: u64) -> TreeBuilder {
+    let mut builder = TreeBuilder::load(store).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while builder.catch_up(store).await.unwrap() < size {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    builder
+}
+
+async fn the_stored_tree_grows_in_global_order_survives_a_restart_and_serves_proofs(b: &Backend) {
+    use trellis_eventstore::merkle::{
+        self, Frontier, inclusion_proof, nodes_needed, verify_inclusion,
+    };
+    let streams = [stream("rep"), stream("rep")];
+    for n in 0..13u64 {
+        append_one(&*b.store, &streams[(n % 2) as usize], n).await;
+    }
+    let builder = tree_of(&*b.store, 13).await;
+    let events = read_exactly(&*b.store, 13).await;
+    let mut expected = Frontier::new();
+    for event in &events {
+        expected.push(&event.hash);
+    }
+    assert_eq!(
+        builder.root(),
+        expected.root(),
+        "leaves are the events in global order"
+    );
+    let restarted = b.reopen().await;
+    let reloaded = TreeBuilder::load(&*restarted).await.unwrap();
+    assert_eq!((reloaded.size(), reloaded.root()), (13, expected.root()));
+    assert_eq!(reloaded.read(), events[12].checkpoint);
+    // Every leaf's audit path, from the stored nodes, proves it in the root.
+    let leaves = restarted.tree_leaf_range(0, 100).await.unwrap();
+    assert_eq!(leaves.len(), 13);
+    for (i, event) in events.iter().enumerate() {
+        let (index, position, leaf) = leaves[i];
+        assert_eq!((index, position), (i as u64, event.global_position));
+        assert_eq!(leaf, merkle::leaf_hash(&event.hash));
+        let ids = nodes_needed(|get| inclusion_proof(index, 13, get));
+        let stored = restarted.tree_nodes(&ids).await.unwrap();
+        let map: std::collections::HashMap<_, _> = ids
+            .iter()
+            .zip(stored)
+            .map(|(id, h)| (*id, h.expect("stored")))
+            .collect();
+        let proof = inclusion_proof(index, 13, &mut |id| map[&id]);
+        assert!(verify_inclusion(index, 13, &leaf, &proof, &expected.root()));
+    }
+}
+
+async fn a_stale_tree_builder_is_refused_and_writes_nothing(b: &Backend) {
+    let s = stream("rep");
+    for n in 0..3 {
+        append_one(&*b.store, &s, n).await;
+    }
+    let mut stale = TreeBuilder::load(&*b.store).await.unwrap();
+    let active = tree_of(&*b.store, 3).await;
+    let events = read_exactly(&*b.store, 3).await;
+    let err = stale.extend(&*b.store, &events).await.unwrap_err();
+    assert!(
+        err.to_string().contains("another process is building it"),
+        "{err}"
+    );
+    assert_eq!(b.store.tree_state().await.unwrap().size, 3);
+    // Reloaded, it carries on from where the other left off.
+    let reloaded = TreeBuilder::load(&*b.store).await.unwrap();
+    assert_eq!(reloaded.root(), active.root());
+}
+
+async fn the_stored_tree_and_its_checkpoints_refuse_update_and_delete(b: &Backend) {
+    let s = stream("rep");
+    append_one(&*b.store, &s, 1).await;
+    let builder = tree_of(&*b.store, 1).await;
+    let key = SignerKey::generate("trellis.test/log").unwrap();
+    builder
+        .sign(&*b.store, &key, "trellis.test/log", Utc::now())
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE tree_nodes SET idx = 5",
+        "DELETE FROM tree_nodes",
+        "DELETE FROM tree_leaves",
+        "UPDATE tree_checkpoints SET note = 'x'",
+        "DELETE FROM tree_checkpoints",
+    ] {
+        let err = b.try_modify(sql).await.expect_err(sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        b.store
+            .latest_tree_checkpoint()
+            .await
+            .unwrap()
+            .map(|c| c.size),
+        Some(1)
     );
 }

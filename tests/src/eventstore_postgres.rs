@@ -25,7 +25,7 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_o
         .query_one(
             "SELECT outcome, first_position FROM trellis.append_events($1, -1, $2, $3, $4, NULL, $5, \
              ARRAY[$6::uuid], ARRAY[$7::text], ARRAY[1], ARRAY[$8::jsonb], ARRAY[$9::timestamptz], \
-             ARRAY[$10::bytea], NULL)",
+             ARRAY[$10::bytea], NULL, NULL)",
             &[
                 &late_stream.as_str(),
                 &meta.command_id,
@@ -131,7 +131,7 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
     let appended = service
         .query_one(
             "SELECT replayed, head, inserted FROM trellis.append_one($1, 1, $2, 'leader', $2, \
-             NULL, now(), $3, 'Noted', 1, '{}'::jsonb, now(), $4, NULL)",
+             NULL, now(), $3, 'Noted', 1, '{}'::jsonb, now(), $4, NULL, NULL)",
             &[
                 &s.as_str(),
                 &uuid::Uuid::now_v7(),

@@ -353,7 +353,7 @@ impl TestApp {
             http.clone(),
             [
                 trellis_commands::api(state.clone()),
-                trellis_queries::api(reads.clone()),
+                trellis_queries::api_with_access(reads.clone(), access.clone()),
                 trellis_webhooks::api(hooks),
                 trellis_dashboard::api(
                     trellis_dashboard::DashboardState::new(reads)
@@ -1295,6 +1295,10 @@ pub fn declared_routes() -> Vec<(String, String)> {
     routes.extend(routes_declared_in(include_str!(
         "../../crates/commands/src/routes/mod.rs"
     )));
+    // `/metrics` is declared twice: on the main router and on the separate
+    // metrics listener (`--metrics-listen`); it is one operation.
+    let mut seen = std::collections::HashSet::new();
+    routes.retain(|route| seen.insert(route.clone()));
     routes
 }
 

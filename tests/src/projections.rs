@@ -3,8 +3,13 @@
 //! - A scripted quarter for one team, every number worked out by hand.
 //! - Replay equals live: live processing in many small batches while events
 //!   are appended gives byte-for-byte the documents a rebuild from zero gives.
+//! - A rebuild in bulk — folded in shards, written by several writers at
+//!   once — writes what live processing wrote, batch after batch, also when
+//!   teams, leaders and standards change midway.
 //! - A failed write (rolled back, or committed with the answer lost) and a
-//!   runner killed mid-way lose nothing and double nothing.
+//!   runner killed mid-way lose nothing and double nothing; a rebuild that
+//!   fails or is dropped leaves the active generation serving and nothing
+//!   of its own behind.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,15 +33,16 @@ use trellis_domain::{
     PeriodKind, RepAggregate, RepCommand, RepId, RepState, StandardAggregate, StandardCommand,
     StandardKind, StandardState, TeamAggregate, TeamId, TeamState,
 };
+use trellis_domain::{CompetencyId, StandardId};
 use trellis_eventstore::{
     Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
 };
 use trellis_projections::Error;
-use trellis_projections::engine::{Engine, EngineConfig, RebuildWrites};
+use trellis_projections::engine::{Engine, EngineConfig, RebuildConfig};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
+use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, Parts, ReadStore, Status};
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
 
@@ -147,6 +153,10 @@ impl Quarter<'_> {
     }
 
     async fn join(&mut self, rep: u128, name: &'static str, start: &str) {
+        self.join_team(rep, name, start, TEAM).await;
+    }
+
+    async fn join_team(&mut self, rep: u128, name: &'static str, start: &str, team: u128) {
         self.rep(
             rep,
             RepCommand::JoinRep {
@@ -154,7 +164,7 @@ impl Quarter<'_> {
                     rep_id: id(rep),
                     name: text(name),
                     role: text("AE"),
-                    team_id: id(TEAM),
+                    team_id: id(team),
                     start_date: date(start),
                 },
                 team_exists: true,
@@ -1204,8 +1214,9 @@ async fn replay_equals_live(kind: Kind) {
 
 crate::http::on_each_backend!(replay_equals_live);
 
-/// A rebuild that writes along the way, in small parts several at a time,
-/// writes the very documents live processing wrote, batch after batch.
+/// Rebuilds however folded and written — one shard or several, parts of
+/// one rep or many, one writer or several — write the very documents live
+/// processing wrote, batch after batch.
 async fn a_rebuild_in_parts_writes_what_live_processing_wrote(kind: Kind) {
     let backend = Backend::new(kind).await;
     script_quarter(&*backend.store).await;
@@ -1217,35 +1228,379 @@ async fn a_rebuild_in_parts_writes_what_live_processing_wrote(kind: Kind) {
     assert_eq!(applied, event_count(&*backend.store).await);
     let live = active(&*read).await;
     let live_docs = read.dump(NAME, live.generation).await.unwrap();
-    for writes in [
-        RebuildWrites {
-            flush_every: Some(100),
+    for config in [
+        RebuildConfig {
+            shards: 3,
             part: 2,
-            parallel: 3,
+            writers: 3,
         },
-        RebuildWrites {
-            flush_every: None,
+        RebuildConfig {
+            shards: 1,
             part: 1,
-            parallel: 1,
+            writers: 1,
         },
     ] {
         let summary = engine
             .clone()
-            .with_rebuild_writes(writes)
+            .with_rebuild_config(config)
             .rebuild(&*growth(), &mut |_| {})
             .await
             .unwrap();
         let rebuilt = active(&*read).await;
         assert_eq!(rebuilt.generation, summary.generation);
-        assert_eq!(rebuilt.events_applied, applied, "{writes:?}");
-        assert_eq!(rebuilt.checkpoint, live.checkpoint, "{writes:?}");
+        assert_eq!(rebuilt.events_applied, applied, "{config:?}");
+        assert_eq!(rebuilt.checkpoint, live.checkpoint, "{config:?}");
         let rebuilt_docs = read.dump(NAME, rebuilt.generation).await.unwrap();
-        assert_eq!(live_docs, rebuilt_docs, "{writes:?}");
+        assert_eq!(live_docs, rebuilt_docs, "{config:?}");
     }
     backend.cleanup().await;
 }
 
 crate::http::on_each_backend!(a_rebuild_in_parts_writes_what_live_processing_wrote);
+
+const NORTH: u128 = 30;
+const SOUTH: u128 = 31;
+const NORTH_LEADER: u128 = 32;
+const SOUTH_LEADER: u128 = 33;
+const CALLS: u128 = 40;
+const CLOSING: u128 = 12;
+
+/// An organisation that changes while its reps work, appended in phases:
+/// teams formed after the first reps (one renamed later, one given its
+/// leader only midway), reps moving between teams and changing role, a
+/// weekly standard set, revised for more roles and retired, a competency
+/// defined and revised — with generated histories on the scripted team in
+/// between (which set further standards of their own).
+struct Organisation<'a> {
+    q: Quarter<'a>,
+    north: TeamState,
+    south: TeamState,
+    calls: StandardState,
+    closing: CompetencyState,
+}
+
+impl<'a> Organisation<'a> {
+    async fn new(store: &'a dyn EventStore) -> Organisation<'a> {
+        script_quarter(store).await;
+        Organisation {
+            q: Quarter {
+                store,
+                reps: BTreeMap::new(),
+                next_id: 50_000_000,
+            },
+            north: TeamState::default(),
+            south: TeamState::default(),
+            calls: StandardState::default(),
+            closing: CompetencyState::default(),
+        }
+    }
+
+    async fn team(&mut self, team: u128, command: TeamCommand) {
+        let (state, stream) = match team {
+            NORTH => (
+                &mut self.north,
+                TeamId::from(Uuid::from_u128(NORTH)).stream_id(),
+            ),
+            _ => (
+                &mut self.south,
+                TeamId::from(Uuid::from_u128(SOUTH)).stream_id(),
+            ),
+        };
+        assert!(exec::<TeamAggregate>(self.q.store, state, &stream, command).await);
+    }
+
+    async fn calls(&mut self, command: StandardCommand) {
+        let stream = StandardId::from(Uuid::from_u128(CALLS)).stream_id();
+        assert!(exec::<StandardAggregate>(self.q.store, &mut self.calls, &stream, command).await);
+    }
+
+    async fn closing(&mut self, command: CompetencyCommand) {
+        let stream = CompetencyId::from(Uuid::from_u128(CLOSING)).stream_id();
+        assert!(
+            exec::<CompetencyAggregate>(self.q.store, &mut self.closing, &stream, command).await
+        );
+    }
+
+    /// A few weeks of work for the organisation's own reps.
+    async fn work(&mut self, seed: u64, weeks: std::ops::Range<u32>) {
+        let mut rng = Rng(seed);
+        for week in weeks {
+            for rep in 7_000..7_006u128 {
+                let working = matches!(
+                    self.q.reps.get(&rep),
+                    Some(RepState::Joined(r)) if r.departed_on.is_none()
+                );
+                if !working {
+                    continue;
+                }
+                let period = format!("2026-W{week:02}");
+                let value = (20 + rng.below(40)) as f64;
+                let measurement = self.q.fresh();
+                self.q
+                    .rep(
+                        rep,
+                        RepCommand::MeasurePerformance {
+                            measurement: PerformanceMeasured {
+                                measurement_id: id(measurement),
+                                metric: text("calls_made"),
+                                period: period.parse().expect("a week"),
+                                value: value.try_into().unwrap(),
+                                source: MeasurementSource::CrmImport,
+                            },
+                            now: now(),
+                        },
+                    )
+                    .await;
+                let monday = Period::containing(
+                    PeriodKind::Week,
+                    date("2026-01-05") + chrono::Days::new(u64::from(week - 2) * 7),
+                )
+                .start()
+                .to_string();
+                match rng.below(3) {
+                    0 => {
+                        self.q
+                            .feedback(
+                                rep,
+                                CLOSING,
+                                FeedbackKind::Praise,
+                                &monday,
+                                Visibility::Shared,
+                            )
+                            .await;
+                    }
+                    1 => {
+                        let items = self
+                            .q
+                            .coach(rep, &monday, 30, CLOSING, vec![(Owner::Rep, &monday)])
+                            .await;
+                        self.q.complete(rep, items[0], &monday).await;
+                    }
+                    _ => {
+                        self.q
+                            .assess(rep, CLOSING, 1 + rng.below(5) as u8, &monday)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn phase(&mut self, phase: u32) {
+        let store = self.q.store;
+        match phase {
+            0 => {
+                generate(store, 21, 4, 60, 0).await;
+                self.team(
+                    NORTH,
+                    TeamCommand::FormTeam {
+                        team_id: id(NORTH),
+                        name: text("North"),
+                    },
+                )
+                .await;
+                for rep in 7_000..7_003u128 {
+                    self.q
+                        .join_team(rep, "North Rep", "2026-01-05", NORTH)
+                        .await;
+                }
+                self.closing(CompetencyCommand::DefineCompetency {
+                    competency_id: id(CLOSING),
+                    name: text("Closing"),
+                    description: text("asks for the business"),
+                    rubric: trellis_domain::Rubric::new(
+                        ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
+                    ),
+                })
+                .await;
+                self.calls(StandardCommand::SetStandard {
+                    standard_id: id(CALLS),
+                    name: text("Calls made"),
+                    metric: text("calls_made"),
+                    kind: StandardKind::Quantity,
+                    direction: Direction::AtLeast,
+                    unit: text("calls"),
+                    period: PeriodKind::Week,
+                    target: 40.0.try_into().unwrap(),
+                    roles: vec![text("AE")],
+                    effective_from: date("2026-01-05"),
+                    ramp: vec![RampStep {
+                        period_index: 1,
+                        percent_of_target: 50,
+                    }],
+                })
+                .await;
+                self.work(1, 2..6).await;
+            }
+            1 => {
+                self.team(
+                    SOUTH,
+                    TeamCommand::FormTeam {
+                        team_id: id(SOUTH),
+                        name: text("South"),
+                    },
+                )
+                .await;
+                self.team(
+                    SOUTH,
+                    TeamCommand::AssignLeader {
+                        leader_id: id(SOUTH_LEADER),
+                        leader_name: text("Sam Reyes"),
+                    },
+                )
+                .await;
+                for rep in 7_003..7_006u128 {
+                    self.q
+                        .join_team(rep, "South Rep", "2026-02-02", SOUTH)
+                        .await;
+                }
+                // North gets its leader only now, and two reps move.
+                self.team(
+                    NORTH,
+                    TeamCommand::AssignLeader {
+                        leader_id: id(NORTH_LEADER),
+                        leader_name: text("Nia Berg"),
+                    },
+                )
+                .await;
+                for (rep, to) in [(7_001u128, SOUTH), (7_004, NORTH)] {
+                    self.q
+                        .rep(
+                            rep,
+                            RepCommand::MoveTeam {
+                                to: id(to),
+                                on: date("2026-02-09"),
+                                team_exists: true,
+                                now: now(),
+                            },
+                        )
+                        .await;
+                }
+                self.q
+                    .rep(
+                        7_002,
+                        RepCommand::ChangeRole {
+                            to: text("SDR"),
+                            on: date("2026-02-16"),
+                            now: now(),
+                        },
+                    )
+                    .await;
+                self.calls(StandardCommand::ReviseStandard {
+                    target: 45.0.try_into().unwrap(),
+                    effective_from: date("2026-02-16"),
+                    roles: Some(vec![text("AE"), text("SDR")]),
+                    ramp: None,
+                })
+                .await;
+                self.work(2, 6..10).await;
+                generate(store, 22, 3, 60, 1).await;
+            }
+            _ => {
+                self.team(
+                    NORTH,
+                    TeamCommand::RenameTeam {
+                        name: text("North East"),
+                    },
+                )
+                .await;
+                self.closing(CompetencyCommand::ReviseCompetency {
+                    name: text("Closing the deal"),
+                    description: text("asks for the business, twice"),
+                    rubric: trellis_domain::Rubric::new(
+                        ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
+                    ),
+                })
+                .await;
+                self.work(3, 10..13).await;
+                self.calls(StandardCommand::RetireStandard {
+                    effective_from: date("2026-03-30"),
+                    reason: text("replaced by meetings"),
+                })
+                .await;
+                self.q
+                    .rep(
+                        7_005,
+                        RepCommand::Depart {
+                            departure: RepDeparted {
+                                on: date("2026-03-20"),
+                                reason: text("moved on"),
+                            },
+                            now: now(),
+                        },
+                    )
+                    .await;
+                self.work(4, 13..14).await;
+                generate(store, 23, 3, 40, 2).await;
+            }
+        }
+    }
+}
+
+/// Live processing catches up after each phase of a changing organisation
+/// (so its documents are rewritten as teams, leaders and standards change);
+/// a rebuild in bulk from zero, however sharded and written, gives the same
+/// documents byte for byte, the same checkpoint and the same event count.
+async fn a_bulk_rebuild_equals_live_processing_of_an_organisation_that_changes_midway(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read.clone()).with_config(fast());
+    let mut organisation = Organisation::new(&*backend.store).await;
+    for phase in 0..3 {
+        organisation.phase(phase).await;
+        settled(&backend).await;
+        engine.catch_up(&*growth()).await.unwrap().unwrap();
+    }
+    let live = active(&*read).await;
+    assert_eq!(live.events_applied, event_count(&*backend.store).await);
+    let live_docs = read.dump(NAME, live.generation).await.unwrap();
+    let count = |kind: &str| live_docs.iter().filter(|(k, _, _)| k == kind).count();
+    assert_eq!(count("team"), 3);
+    assert_eq!(count("leader"), 3);
+    assert!(count("standard") >= 3, "{}", count("standard"));
+    assert_eq!(count("competency"), 3);
+    assert!(count("rep_profile") >= 19, "{}", count("rep_profile"));
+    for config in [
+        RebuildConfig::default(),
+        RebuildConfig {
+            shards: 4,
+            part: 1,
+            writers: 3,
+        },
+        RebuildConfig {
+            shards: 2,
+            part: 1_000,
+            writers: 1,
+        },
+        RebuildConfig {
+            shards: 1,
+            part: 3,
+            writers: 2,
+        },
+    ] {
+        let summary = engine
+            .clone()
+            .with_rebuild_config(config)
+            .rebuild(&*growth(), &mut |_| {})
+            .await
+            .unwrap();
+        let rebuilt = active(&*read).await;
+        assert_eq!(rebuilt.generation, summary.generation, "{config:?}");
+        assert_eq!(rebuilt.checkpoint, live.checkpoint, "{config:?}");
+        assert_eq!(rebuilt.events_applied, live.events_applied, "{config:?}");
+        let rebuilt_docs = read.dump(NAME, rebuilt.generation).await.unwrap();
+        assert_eq!(rebuilt_docs.len(), live_docs.len(), "{config:?}");
+        for (a, b) in live_docs.iter().zip(&rebuilt_docs) {
+            assert_eq!(a, b, "{config:?}: live and rebuilt documents differ");
+        }
+        // Only the new generation is left.
+        let generations = read.generations().await.unwrap();
+        assert_eq!(generations.len(), 1, "{generations:?}");
+    }
+    backend.cleanup().await;
+}
+
+crate::http::on_each_backend!(multi_thread: a_bulk_rebuild_equals_live_processing_of_an_organisation_that_changes_midway);
 
 // ---------------------------------------------------------------------------
 // Crashes
@@ -1302,6 +1657,18 @@ impl ReadStore for Flaky {
             ));
         }
         Ok(done)
+    }
+    async fn write_bulk(
+        &self,
+        model: &str,
+        generation: i32,
+        from: Checkpoint,
+        parts: &Parts,
+    ) -> Result<bool, Error> {
+        self.inner.write_bulk(model, generation, from, parts).await
+    }
+    async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error> {
+        self.inner.drop_generation(model, generation).await
     }
     async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {
         self.inner.activate(model, generation, at).await
@@ -1374,6 +1741,233 @@ async fn a_crash_mid_batch_loses_nothing_and_doubles_nothing(kind: Kind) {
 }
 
 crate::http::on_each_backend!(a_crash_mid_batch_loses_nothing_and_doubles_nothing);
+
+/// Where a rebuild is interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// The second writer loses its connection after taking a part.
+    WriterFails,
+    /// Every document is written, then moving the checkpoint fails.
+    CheckpointFails,
+    /// Every document is written, then moving the checkpoint never
+    /// returns: the rebuild's task is dropped there.
+    CheckpointHangs,
+}
+
+/// A read store that interrupts rebuilds.
+#[derive(Debug)]
+struct Interrupts {
+    inner: Arc<dyn ReadStore>,
+    at: Interruption,
+    writers: AtomicU32,
+    /// Raised when a rebuild reaches its checkpoint's move.
+    reached: tokio::sync::Notify,
+}
+
+impl Interrupts {
+    fn new(inner: Arc<dyn ReadStore>, at: Interruption) -> Arc<Interrupts> {
+        Arc::new(Interrupts {
+            inner,
+            at,
+            writers: AtomicU32::new(0),
+            reached: tokio::sync::Notify::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl ReadStore for Interrupts {
+    async fn try_lease(
+        &self,
+        model: &str,
+        kind: LeaseKind,
+    ) -> Result<Option<Box<dyn Lease>>, Error> {
+        self.inner.try_lease(model, kind).await
+    }
+    async fn generations(&self) -> Result<Vec<Generation>, Error> {
+        self.inner.generations().await
+    }
+    async fn create_generation(
+        &self,
+        model: &str,
+        fingerprint: &str,
+        status: Status,
+    ) -> Result<Generation, Error> {
+        self.inner
+            .create_generation(model, fingerprint, status)
+            .await
+    }
+    async fn load(
+        &self,
+        model: &str,
+        generation: i32,
+        kinds: &[&str],
+    ) -> Result<Vec<(String, String, Value)>, Error> {
+        self.inner.load(model, generation, kinds).await
+    }
+    async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
+        if batch.status == Status::Building {
+            self.reached.notify_one();
+            match self.at {
+                Interruption::CheckpointFails => {
+                    return Err(Error::Database(
+                        "injected: the checkpoint's transaction failed".into(),
+                    ));
+                }
+                Interruption::CheckpointHangs => std::future::pending::<()>().await,
+                Interruption::WriterFails => {}
+            }
+        }
+        self.inner.commit(batch).await
+    }
+    async fn write_bulk(
+        &self,
+        model: &str,
+        generation: i32,
+        from: Checkpoint,
+        parts: &Parts,
+    ) -> Result<bool, Error> {
+        let writer = self.writers.fetch_add(1, Ordering::SeqCst);
+        if self.at == Interruption::WriterFails && writer == 1 {
+            let _ = parts.next().await;
+            return Err(Error::Database(
+                "injected: a writer's connection dropped".into(),
+            ));
+        }
+        self.inner.write_bulk(model, generation, from, parts).await
+    }
+    async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error> {
+        self.inner.drop_generation(model, generation).await
+    }
+    async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {
+        self.inner.activate(model, generation, at).await
+    }
+    async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error> {
+        self.inner.drop_inactive(model, keep).await
+    }
+    async fn get(
+        &self,
+        model: &str,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, Value)>, Error> {
+        self.inner.get(model, kind, keys).await
+    }
+    async fn dump(
+        &self,
+        model: &str,
+        generation: i32,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        self.inner.dump(model, generation).await
+    }
+}
+
+/// What an interrupted rebuild must leave: the active generation alone,
+/// as it was, serving what it served, and no document of another.
+async fn only_the_active_generation(
+    read: &dyn ReadStore,
+    live: &Generation,
+    docs: &[(String, String, String)],
+    served: &[(String, Value)],
+) {
+    assert_eq!(read.generations().await.unwrap(), vec![live.clone()]);
+    assert_eq!(read.dump(NAME, live.generation).await.unwrap(), docs);
+    let keys: Vec<String> = served.iter().map(|(key, _)| key.clone()).collect();
+    assert_eq!(read.get(NAME, "rep_profile", &keys).await.unwrap(), served);
+    // The interrupted rebuild's generation was numbered next.
+    assert!(
+        read.dump(NAME, live.generation + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A rebuild whose writer fails, whose checkpoint cannot move once every
+/// document is written, or whose task is dropped there, leaves the active
+/// generation serving and drops its own generation with what it wrote;
+/// the next rebuild runs.
+async fn an_interrupted_rebuild_leaves_the_active_generation_serving_and_nothing_behind(
+    kind: Kind,
+) {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    generate(&*backend.store, 5, 4, 60, 0).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let engine = Engine::new(backend.store.clone(), read.clone()).with_config(fast());
+    engine.catch_up(&*growth()).await.unwrap().unwrap();
+    let live = active(&*read).await;
+    let docs = read.dump(NAME, live.generation).await.unwrap();
+    let keys: Vec<String> = docs
+        .iter()
+        .filter(|(kind, _, _)| kind == "rep_profile")
+        .map(|(_, key, _)| key.clone())
+        .collect();
+    let served = read.get(NAME, "rep_profile", &keys).await.unwrap();
+    assert_eq!(served.len(), 7);
+    let config = RebuildConfig {
+        shards: 2,
+        part: 1,
+        writers: 2,
+    };
+    let interrupted = |at| {
+        let store = Interrupts::new(read.clone(), at);
+        let engine = Engine::new(backend.store.clone(), store.clone())
+            .with_config(fast())
+            .with_rebuild_config(config);
+        (store, engine)
+    };
+
+    for at in [Interruption::WriterFails, Interruption::CheckpointFails] {
+        let (_, engine) = interrupted(at);
+        let error = engine
+            .rebuild(&*growth(), &mut |_| {})
+            .await
+            .expect_err("an interrupted rebuild fails");
+        assert!(error.to_string().contains("injected"), "{at:?}: {error}");
+        only_the_active_generation(&*read, &live, &docs, &served).await;
+    }
+
+    // Dropped once every document is in its generation: while it hangs, the
+    // building generation holds them all, unserved.
+    let (store, engine) = interrupted(Interruption::CheckpointHangs);
+    let rebuild = tokio::spawn(async move { engine.rebuild(&*growth(), &mut |_| {}).await });
+    store.reached.notified().await;
+    let building = read
+        .generations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.status == Status::Building)
+        .expect("the rebuild's generation");
+    assert_eq!(building.generation, live.generation + 1);
+    assert_eq!(building.checkpoint, Checkpoint::START);
+    assert_eq!(read.dump(NAME, building.generation).await.unwrap(), docs);
+    assert_eq!(read.get(NAME, "rep_profile", &keys).await.unwrap(), served);
+    rebuild.abort();
+    assert!(rebuild.await.unwrap_err().is_cancelled());
+    // Its generation is dropped behind it, and its lease released.
+    for _ in 0..200 {
+        if read.generations().await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    only_the_active_generation(&*read, &live, &docs, &served).await;
+    let summary = engine_with(&backend, &read)
+        .rebuild(&*growth(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(read.dump(NAME, summary.generation).await.unwrap(), docs);
+    backend.cleanup().await;
+}
+
+fn engine_with(backend: &Backend, read: &Arc<dyn ReadStore>) -> Engine {
+    Engine::new(backend.store.clone(), read.clone()).with_config(fast())
+}
+
+crate::http::on_each_backend!(multi_thread: an_interrupted_rebuild_leaves_the_active_generation_serving_and_nothing_behind);
 
 // ---------------------------------------------------------------------------
 // One active runner

@@ -1447,6 +1447,12 @@ async fn every_read_answers_a_documented_status_with_the_body_its_schema_describ
             )),
         ),
         (
+            "/v1/people/{person_id}/export",
+            format!("/v1/people/{riley}/export"),
+            Some(format!("/v1/people/{nobody}/export")),
+            None,
+        ),
+        (
             "/v1/events",
             "/v1/events?limit=50".to_owned(),
             None,

@@ -495,9 +495,120 @@ async fn an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it(kind: Kind)
     app.cleanup().await;
 }
 
+/// A subscription whose receiver answered `410 Gone` is disabled: the list
+/// tags it and says why in words (a phone shows no tooltip), its page says
+/// why and offers to resume it, and resuming enables it again.
+async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: Kind) {
+    use trellis_webhooks::store::{AttemptOutcome, NewDelivery};
+    use trellis_webhooks::{Attempt, DeliveryStatus, GONE_REASON};
+
+    let (app, _world, _rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let url = "https://hooks.example.com/gone";
+    let created = app
+        .post_json("/v1/webhooks", &admin, &serde_json::json!({ "url": url }))
+        .await;
+    created.expect(201);
+    let id = created.id();
+    // The sender's verdict on a 410, recorded as it records it.
+    let hooks = crate::http::webhooks(&app.backend, crate::http::local_receivers()).await;
+    let store = hooks.store();
+    let now = chrono::Utc::now();
+    let queued = NewDelivery {
+        id: Uuid::now_v7(),
+        subscription_id: id,
+        event_id: Uuid::now_v7(),
+        event_type: "TeamFormed".to_owned(),
+        stream_id: format!("team-{}", Uuid::now_v7()),
+        global_position: 1,
+        body: "{}".to_owned(),
+        created_at: now,
+    };
+    assert_eq!(store.enqueue(&[queued]).await.expect("queued"), 1);
+    let claimed = store
+        .claim_due(now, now + chrono::Duration::seconds(60), 1)
+        .await
+        .expect("claimed");
+    let gone = AttemptOutcome {
+        attempt: Attempt {
+            attempted_at: now,
+            status_code: Some(410),
+            error: Some("the receiver answered 410".to_owned()),
+            duration_ms: 1,
+        },
+        status: DeliveryStatus::Dead,
+        next_attempt_at: now,
+        disable: Some(GONE_REASON.to_owned()),
+    };
+    store
+        .record_attempt(claimed[0].id, &gone)
+        .await
+        .expect("recorded");
+
+    let listed = browser(&app, Method::GET, "/admin/webhooks", &admin, None, &[]).await;
+    let html = listed.text();
+    assert!(
+        html.contains("<span class=\"tag overdue\">disabled</span>"),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains(&format!(
+            "{GONE_REASON}. Nothing is sent until it is resumed."
+        )),
+        "the reason in words: {}",
+        said(&html)
+    );
+    let detail_path = format!("/admin/webhooks/{id}");
+    let detail = browser(&app, Method::GET, &detail_path, &admin, None, &[]).await;
+    let html = detail.text();
+    assert!(
+        html.contains("<strong>Disabled</strong> since "),
+        "{}",
+        said(&html)
+    );
+    assert!(html.contains(GONE_REASON), "{}", said(&html));
+    assert!(
+        html.contains(&format!("action=\"/admin/webhooks/{id}/resume\"")),
+        "{}",
+        said(&html)
+    );
+    assert!(html.contains(">Resume</button>"), "{}", said(&html));
+    assert!(!html.contains(">Pause</button>"), "{}", said(&html));
+
+    let csrf = hidden(&html, "_csrf");
+    let resumed = browser(
+        &app,
+        Method::POST,
+        &format!("/admin/webhooks/{id}/resume"),
+        &admin,
+        Some(&[("_csrf", csrf.as_str())]),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        resumed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        said(&resumed.text())
+    );
+    let html = browser(&app, Method::GET, &detail_path, &admin, None, &[])
+        .await
+        .text();
+    assert!(!html.contains("Disabled"), "{}", said(&html));
+    assert!(html.contains(">Pause</button>"), "{}", said(&html));
+    let html = browser(&app, Method::GET, "/admin/webhooks", &admin, None, &[])
+        .await
+        .text();
+    assert!(!html.contains(">disabled</span>"), "{}", said(&html));
+    drop(hooks);
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
     an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
+    a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed,
     a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept,
     only_an_admin_opens_the_set_up_pages,
     an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,

@@ -4,8 +4,11 @@
 //! implementation of the Standard Webhooks specification. The same receiver
 //! also runs behind TLS (tokio-rustls) with certificates made at test time
 //! (rcgen), to prove `https://` deliveries and their certificate checks.
+//! The receiver counts the connections it accepts (to prove they are
+//! reused) and can be told what to answer (a `503` with `Retry-After`, a
+//! `410 Gone`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -24,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use trellis_eventstore::{Checkpoint, EventStore};
 use trellis_tests::Kind;
-use trellis_webhooks::{Webhooks, WebhooksConfig, WebhooksState};
+use trellis_webhooks::{Secret, Subscription, Webhooks, WebhooksConfig, WebhooksState};
 use uuid::Uuid;
 
 use crate::http::{TestApp, assert_documented, on_each_backend};
@@ -48,6 +53,12 @@ on_each_backend!(
     an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries,
     an_untrusted_receiver_certificate_fails_each_attempt_with_the_tls_reason_until_dead,
     a_receiver_certificate_for_another_host_fails_with_the_tls_reason,
+    deliveries_to_one_receiver_reuse_one_connection,
+    a_503_with_retry_after_is_retried_no_earlier_than_it_asks,
+    a_410_gone_disables_the_webhook_and_nothing_more_is_sent_until_it_is_resumed,
+    a_url_whose_host_header_cannot_be_sent_is_refused_and_a_stored_one_is_dead_at_once,
+    after_a_410_nothing_of_the_webhook_is_pending_queued_or_claimed_until_it_is_resumed,
+    a_signed_checkpoint_reaches_the_subscriptions_that_want_it_once,
 );
 
 // ---- the service under test ---------------------------------------------------
@@ -169,6 +180,20 @@ struct ReceiverState {
     /// TLS handshakes that failed (behind TLS only): each is an attempt the
     /// sender refused before sending anything.
     failed_handshakes: AtomicUsize,
+    /// TCP connections accepted (plain HTTP only).
+    connections: AtomicUsize,
+    /// Answers a path gives, in order, before anything else.
+    once: Mutex<HashMap<String, VecDeque<Scripted>>>,
+    /// The answer a path gives, once the answers above are used up.
+    always: Mutex<HashMap<String, Scripted>>,
+}
+
+/// An answer the test tells a receiver path to give: a status, and maybe a
+/// `Retry-After`.
+#[derive(Debug, Clone)]
+struct Scripted {
+    status: StatusCode,
+    retry_after: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +207,10 @@ struct Receiver {
 impl Receiver {
     async fn start(fail_times: usize) -> Receiver {
         let (listener, addr, state, router) = Self::parts(fail_times).await;
+        let counted = state.clone();
+        let listener = listener.tap_io(move |_| {
+            counted.connections.fetch_add(1, Ordering::SeqCst);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -236,6 +265,37 @@ impl Receiver {
         self.state.failed_handshakes.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far (plain HTTP only).
+    fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// The next request to the path `name` is answered `status`, with
+    /// `retry_after` if given (after those told before).
+    fn answer_once(&self, name: &str, status: StatusCode, retry_after: Option<&'static str>) {
+        self.state
+            .once
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default()
+            .push_back(Scripted {
+                status,
+                retry_after,
+            });
+    }
+
+    /// Every request to the path `name` is answered `status` from now on.
+    fn answer_always(&self, name: &str, status: StatusCode) {
+        self.state.always.lock().unwrap().insert(
+            name.to_owned(),
+            Scripted {
+                status,
+                retry_after: None,
+            },
+        );
+    }
+
     fn expect_secret(&self, name: &str, secret: &str) {
         self.state
             .secrets
@@ -261,7 +321,7 @@ async fn receive(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> Response {
     let header = |n: &str| {
         headers
             .get(n)
@@ -289,13 +349,33 @@ async fn receive(
             at: Instant::now(),
         },
     ));
+    let scripted = state
+        .once
+        .lock()
+        .unwrap()
+        .get_mut(&name)
+        .and_then(VecDeque::pop_front)
+        .or_else(|| state.always.lock().unwrap().get(&name).cloned());
+    if let Some(Scripted {
+        status,
+        retry_after,
+    }) = scripted
+    {
+        let mut response = status.into_response();
+        if let Some(value) = retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static(value));
+        }
+        return response;
+    }
     let mut attempts = state.attempts.lock().unwrap();
     let n = attempts.entry((name, msg_id)).or_insert(0);
     *n += 1;
     if *n <= state.fail_times.load(Ordering::SeqCst) {
-        StatusCode::INTERNAL_SERVER_ERROR
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
     } else {
-        StatusCode::OK
+        StatusCode::OK.into_response()
     }
 }
 
@@ -1369,5 +1449,456 @@ async fn a_receiver_on_a_private_address_is_refused_when_registered(kind: Kind) 
     hooked
         .register(json!({ "url": "https://hooks.example.com/trellis" }))
         .await;
+    hooked.cleanup().await;
+}
+
+/// Two deliveries to one receiver, one after the other, go over the
+/// connection the first one opened.
+async fn deliveries_to_one_receiver_reuse_one_connection(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("kept"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("kept", &secret);
+
+    for n in 1..=2 {
+        app.form_team(&format!("Kept connection {n}")).await;
+        eventually(
+            Duration::from_secs(30),
+            &format!("delivery {n} is delivered"),
+            || {
+                let h = &hooked;
+                async move { h.deliveries(webhook, Some("delivered")).await.len() == n }
+            },
+        )
+        .await;
+    }
+    let got = receiver.received("kept");
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got.iter().all(|r| r.signed), "{got:#?}");
+    assert_ne!(got[0].msg_id, got[1].msg_id, "two events");
+    assert_eq!(
+        receiver.connections(),
+        1,
+        "the second delivery went over the first one's connection"
+    );
+
+    hooked.cleanup().await;
+}
+
+/// A receiver that answers `503` with `Retry-After: 2` gets the next
+/// attempt two seconds later at the earliest, though the backoff alone
+/// would retry after 50 ms.
+async fn a_503_with_retry_after_is_retried_no_earlier_than_it_asks(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 5)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    receiver.answer_once("busy", StatusCode::SERVICE_UNAVAILABLE, Some("2"));
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("busy"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("busy", &secret);
+
+    app.form_team("Busy receivers").await;
+    eventually(Duration::from_secs(30), "the delivery is delivered", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("delivered")).await.len() == 1 }
+    })
+    .await;
+    let got = receiver.received("busy");
+    assert_eq!(got.len(), 2, "a 503, then the retry: {got:#?}");
+    assert!(got.iter().all(|r| r.signed && r.msg_id == got[0].msg_id));
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "the retry came {gap:?} after the 503 asking for 2 s"
+    );
+    let delivery = &hooked.deliveries(webhook, None).await[0];
+    let history = delivery["history"].as_array().expect("a history");
+    let codes: Vec<u64> = history
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, [503, 200], "{delivery}");
+    assert_eq!(
+        history[0]["error"], "the receiver answered 503 and asked for no retry within 2 s",
+        "{delivery}"
+    );
+
+    hooked.cleanup().await;
+}
+
+/// `410 Gone`: the delivery is dead at once, the webhook disabled with the
+/// reason where webhooks are listed and shown, and nothing more is queued
+/// or sent to it, while another webhook goes on receiving. Resumed, it
+/// receives the next events again.
+async fn a_410_gone_disables_the_webhook_and_nothing_more_is_sent_until_it_is_resumed(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 5)).await;
+    let app = &hooked.app;
+    let admin = app.admin();
+    let doc = document();
+    let receiver = Receiver::start(0).await;
+    receiver.answer_always("gone", StatusCode::GONE);
+    let (gone, secret) = hooked
+        .register(json!({ "url": receiver.url("gone"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("gone", &secret);
+    // A witness: it shows when the dispatcher has seen an event.
+    let (witness, secret) = hooked
+        .register(json!({ "url": receiver.url("witness"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("witness", &secret);
+
+    app.form_team("Gone receivers").await;
+    eventually(Duration::from_secs(30), "the delivery is dead", || {
+        let h = &hooked;
+        async move { h.deliveries(gone, Some("dead")).await.len() == 1 }
+    })
+    .await;
+    let dead = hooked.deliveries(gone, Some("dead")).await.remove(0);
+    assert_eq!(dead["attempts"], 1, "no retry after a 410: {dead}");
+    assert_eq!(dead["last_status_code"], 410, "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("410 Gone") && e.contains("disabled")),
+        "{dead}"
+    );
+
+    // Disabled, with the reason, in the list and on its own.
+    let listed = app
+        .request(Method::GET, "/v1/webhooks", &admin, None, Bytes::new(), &[])
+        .await;
+    listed.expect(200);
+    assert_documented(&doc, "GET", "/v1/webhooks", 200, &listed.json);
+    let items = listed.json["items"].as_array().cloned().unwrap_or_default();
+    let item = |id: Uuid| {
+        items
+            .iter()
+            .find(|i| i["id"] == id.to_string().as_str())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let gone_item = item(gone);
+    assert!(gone_item["disabled_at"].is_string(), "{gone_item}");
+    assert_eq!(
+        gone_item["disabled_reason"], "the receiver answered 410 Gone: it wants no more deliveries",
+        "{gone_item}"
+    );
+    assert!(
+        item(witness).get("disabled_at").is_none(),
+        "the other webhook is not disabled: {}",
+        item(witness)
+    );
+    let shown = app
+        .request(
+            Method::GET,
+            &format!("/v1/webhooks/{gone}"),
+            &admin,
+            None,
+            Bytes::new(),
+            &[],
+        )
+        .await;
+    shown.expect(200);
+    assert_documented(&doc, "GET", "/v1/webhooks/{webhook_id}", 200, &shown.json);
+    assert_eq!(shown.json["disabled_reason"], gone_item["disabled_reason"]);
+
+    // The next event reaches the witness, and nothing reaches the gone one.
+    app.form_team("After the 410").await;
+    eventually(Duration::from_secs(30), "the witness got both", || {
+        let n = receiver.received("witness").len();
+        async move { n == 2 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received("gone").len(), 1, "nothing after the 410");
+    assert_eq!(
+        hooked.deliveries(gone, None).await.len(),
+        1,
+        "nothing queued for a disabled webhook"
+    );
+
+    // Resumed, it is enabled and receives what comes next.
+    receiver.answer_always("gone", StatusCode::OK);
+    let resumed = app
+        .post_json(&format!("/v1/webhooks/{gone}/resume"), &admin, &json!({}))
+        .await;
+    resumed.expect(200);
+    assert_documented(
+        &doc,
+        "POST",
+        "/v1/webhooks/{webhook_id}/resume",
+        200,
+        &resumed.json,
+    );
+    assert!(
+        resumed.json.get("disabled_at").is_none() && resumed.json.get("disabled_reason").is_none(),
+        "{}",
+        resumed.text()
+    );
+    app.form_team("After resuming").await;
+    eventually(
+        Duration::from_secs(30),
+        "the resumed webhook got one",
+        || {
+            let h = &hooked;
+            async move { h.deliveries(gone, Some("delivered")).await.len() == 1 }
+        },
+    )
+    .await;
+    assert_eq!(receiver.received("gone").len(), 2);
+
+    hooked.cleanup().await;
+}
+
+/// The URL parser takes `hooks{x}.example.com` for a host name; the `Host`
+/// header of a request cannot carry it. Registering such a URL is a 422
+/// saying why; one already stored (registered before the check) makes each
+/// of its deliveries dead at the first attempt with the same reason,
+/// nothing sent and no retry.
+async fn a_url_whose_host_header_cannot_be_sent_is_refused_and_a_stored_one_is_dead_at_once(
+    kind: Kind,
+) {
+    let hooked = Hooked::start(kind, quick(50, 5)).await;
+    let app = &hooked.app;
+    let url = "http://hooks{x}.example.com/hook";
+    let reason = app
+        .post_json("/v1/webhooks", &app.admin(), &json!({ "url": url }))
+        .await
+        .expect_invalid_field("url");
+    let why = "the host \"hooks{x}.example.com\" holds '{', which no host name has and an HTTP \
+               request cannot carry";
+    assert_eq!(reason, why);
+
+    let webhook = Uuid::now_v7();
+    hooked
+        .hooks
+        .store()
+        .create_subscription(&Subscription {
+            id: webhook,
+            url: url.to_owned(),
+            event_types: vec!["TeamFormed".to_owned()],
+            categories: Vec::new(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            start: app.store.head().await.expect("head"),
+            created_at: chrono::Utc::now(),
+            created_by: "an older release".to_owned(),
+            paused_at: None,
+            disabled: None,
+        })
+        .await
+        .expect("stored");
+    app.form_team("Unsendable receivers").await;
+    eventually(Duration::from_secs(30), "the delivery is dead", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("dead")).await.len() == 1 }
+    })
+    .await;
+    let dead = hooked.deliveries(webhook, Some("dead")).await.remove(0);
+    assert_eq!(dead["attempts"], 1, "no retry can send it: {dead}");
+    assert!(
+        dead["last_status_code"].is_null(),
+        "nothing answered: {dead}"
+    );
+    assert_eq!(dead["last_error"], why, "{dead}");
+
+    hooked.cleanup().await;
+}
+
+/// The store's side of a 410, on each backend, without a sender running:
+/// the attempt that got it disables the webhook and moves its other pending
+/// deliveries to the dead-letter list with it; one in flight meanwhile is
+/// dead too when its own attempt fails; nothing more is queued, claimed or
+/// due for it; resuming enables it again.
+async fn after_a_410_nothing_of_the_webhook_is_pending_queued_or_claimed_until_it_is_resumed(
+    kind: Kind,
+) {
+    use trellis_webhooks::store::{AttemptOutcome, NewDelivery};
+    use trellis_webhooks::{Attempt, DeliveryStatus};
+
+    let app = TestApp::spawn(kind).await;
+    let hooks = crate::http::webhooks(&app.backend, quick(50, 5)).await;
+    let store = hooks.store();
+    let webhook = Uuid::now_v7();
+    store
+        .create_subscription(&Subscription {
+            id: webhook,
+            url: "http://127.0.0.1:9/hook".to_owned(),
+            event_types: Vec::new(),
+            categories: Vec::new(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            start: Checkpoint::START,
+            created_at: chrono::Utc::now(),
+            created_by: "admin".to_owned(),
+            paused_at: None,
+            disabled: None,
+        })
+        .await
+        .expect("stored");
+    let delivery = |n: u64| NewDelivery {
+        id: Uuid::now_v7(),
+        subscription_id: webhook,
+        event_id: Uuid::now_v7(),
+        event_type: "TeamFormed".to_owned(),
+        stream_id: format!("team-{}", Uuid::now_v7()),
+        global_position: n,
+        body: "{}".to_owned(),
+        created_at: chrono::Utc::now(),
+    };
+    let queued: Vec<NewDelivery> = (1..=3).map(delivery).collect();
+    assert_eq!(store.enqueue(&queued).await.expect("queued"), 3);
+    let now = chrono::Utc::now();
+    let claimed = store
+        .claim_due(now, now + chrono::Duration::seconds(60), 2)
+        .await
+        .expect("claimed");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.subscription_id == webhook));
+    let (gone, in_flight, waiting) = (claimed[0].id, claimed[1].id, queued[2].id);
+    let outcome = |status, code, disable: Option<&str>| AttemptOutcome {
+        attempt: Attempt {
+            attempted_at: chrono::Utc::now(),
+            status_code: Some(code),
+            error: Some(format!("the receiver answered {code}")),
+            duration_ms: 1,
+        },
+        status,
+        next_attempt_at: chrono::Utc::now(),
+        disable: disable.map(str::to_owned),
+    };
+
+    let reason = "the receiver answered 410 Gone: it wants no more deliveries";
+    store
+        .record_attempt(gone, &outcome(DeliveryStatus::Dead, 410, Some(reason)))
+        .await
+        .expect("recorded");
+    let disabled = store
+        .subscription(webhook)
+        .await
+        .expect("read")
+        .and_then(|s| s.disabled)
+        .expect("disabled");
+    assert_eq!(disabled.reason, reason);
+    let read = |id: Uuid| async move { store.delivery(id).await.expect("read").expect("there") };
+    let waited = read(waiting).await;
+    assert_eq!(waited.status, DeliveryStatus::Dead, "{waited:?}");
+    assert_eq!(
+        waited.last_error.as_deref(),
+        Some(format!("not sent: the webhook was disabled ({reason})").as_str())
+    );
+    assert_eq!(waited.attempts, 0, "never attempted: {waited:?}");
+    // The attempt in flight fails meanwhile: it is not left pending.
+    store
+        .record_attempt(in_flight, &outcome(DeliveryStatus::Pending, 500, None))
+        .await
+        .expect("recorded");
+    let flown = read(in_flight).await;
+    assert_eq!(flown.status, DeliveryStatus::Dead, "{flown:?}");
+    assert_eq!(flown.attempts, 1, "{flown:?}");
+    assert_eq!(read(gone).await.last_status_code, Some(410));
+
+    // Nothing more is queued, claimed or due.
+    assert_eq!(store.enqueue(&[delivery(4)]).await.expect("queued"), 0);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+    let none = store.claim_due(later, later, 10).await.expect("claimed");
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(store.next_due().await.expect("read"), None);
+
+    // Resumed: enabled, and queued for again.
+    assert!(store.set_paused(webhook, None).await.expect("resumed"));
+    let resumed = store
+        .subscription(webhook)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(resumed.disabled, None);
+    assert_eq!(store.enqueue(&[delivery(5)]).await.expect("queued"), 1);
+
+    drop(hooks);
+    app.cleanup().await;
+}
+
+/// A signed checkpoint of the log goes to every subscription to all events
+/// or to `CheckpointSigned`, signed like any delivery and once however often
+/// it is handed over; a subscription to other types does not get it.
+async fn a_signed_checkpoint_reaches_the_subscriptions_that_want_it_once(kind: Kind) {
+    use trellis_eventstore::note::SignerKey;
+    use trellis_eventstore::tree::TreeBuilder;
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (all, secret_all) = hooked.register(json!({ "url": receiver.url("all") })).await;
+    receiver.expect_secret("all", &secret_all);
+    let (only, secret_only) = hooked
+        .register(json!({ "url": receiver.url("only"), "event_types": ["CheckpointSigned"] }))
+        .await;
+    receiver.expect_secret("only", &secret_only);
+    let (_, secret_other) = hooked
+        .register(json!({ "url": receiver.url("other"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("other", &secret_other);
+    app.form_team("Checkpointed").await;
+
+    let key = SignerKey::generate("trellis.test/log").unwrap();
+    let mut builder = TreeBuilder::load(&*app.store).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while builder.catch_up(&*app.store).await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "the log never became readable");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let checkpoint = builder
+        .sign(&*app.store, &key, "trellis.test/log", chrono::Utc::now())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        trellis_webhooks::deliver_checkpoint(
+            &hooked.hooks,
+            &checkpoint,
+            builder.read(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    for (webhook, path) in [(all, "all"), (only, "only")] {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{path} gets the checkpoint"),
+            || {
+                let h = &hooked;
+                async move {
+                    h.deliveries(webhook, Some("delivered"))
+                        .await
+                        .iter()
+                        .any(|d| d["event_type"] == "CheckpointSigned")
+                }
+            },
+        )
+        .await;
+        let got: Vec<_> = receiver
+            .received(path)
+            .into_iter()
+            .filter(|r| r.body["type"] == "CheckpointSigned")
+            .collect();
+        assert_eq!(got.len(), 1, "{path}: once: {got:#?}");
+        assert!(got[0].signed, "{path}");
+        assert_eq!(got[0].body["checkpoint"], checkpoint.text());
+        assert_eq!(got[0].body["tree_size"], builder.size());
+        let kept = trellis_eventstore::note::SignedCheckpoint::parse(
+            got[0].body["checkpoint"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert!(kept.verify(&[key.verifier()]).is_ok());
+    }
+    assert!(
+        receiver
+            .received("other")
+            .iter()
+            .all(|r| r.body["type"] != "CheckpointSigned"),
+        "a subscription to other types does not get it"
+    );
     hooked.cleanup().await;
 }

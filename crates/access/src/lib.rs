@@ -170,6 +170,18 @@ pub struct SignedIn {
     pub session: Session,
 }
 
+/// What the access tables hold about one person ([`Access::records_of_person`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRecords {
+    /// Their sign-in account, if they have one.
+    pub account: Option<Account>,
+    /// Every session of the account and of developer tokens naming them,
+    /// oldest first, ended ones included.
+    pub sessions: Vec<Session>,
+    /// Every one-time sign-in link made for the account, oldest first.
+    pub links: Vec<SignInLink>,
+}
+
 /// A service account's token, shown once.
 #[derive(Debug)]
 pub struct NewServiceToken {
@@ -593,15 +605,45 @@ impl Access {
         account: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, Error> {
-        let idle = self.inner.config.idle;
         Ok(self
             .inner
             .store
             .open_sessions_of(account)
             .await?
             .into_iter()
-            .filter(|s| now < s.expires_at && now - s.last_seen_at < idle)
+            .filter(|s| self.runs(s, now))
             .collect())
+    }
+
+    /// Whether `session` still runs at `now`: not ended, not past its
+    /// absolute end, not idle too long.
+    pub fn runs(&self, session: &Session, now: DateTime<Utc>) -> bool {
+        session.ended_at.is_none()
+            && now < session.expires_at
+            && now - session.last_seen_at < self.inner.config.idle
+    }
+
+    /// What the access tables hold about a person (a leader's or rep's id
+    /// in the log, or an admin's or auditor's account id), for their
+    /// export: their account, every session (ended ones too, and those of
+    /// developer tokens naming them) and every sign-in link made for them.
+    /// Only reads; the secrets behind sessions and links are not kept, and
+    /// their hashes are for the caller to leave out.
+    pub async fn records_of_person(&self, person: Uuid) -> Result<PersonRecords, Error> {
+        let store = &self.inner.store;
+        let account = store.account_where(AccountKey::Person(person)).await?;
+        let mut sessions = store.token_sessions_of(&person.to_string()).await?;
+        let mut links = Vec::new();
+        if let Some(account) = &account {
+            sessions.extend(store.sessions_of(account.id).await?);
+            links = store.links_of(account.id).await?;
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(PersonRecords {
+            account,
+            sessions,
+            links,
+        })
     }
 
     // ---- one-time links -----------------------------------------------------

@@ -80,6 +80,7 @@ mod pg;
 mod publish;
 mod replay;
 mod sqlite;
+mod verify;
 mod workload;
 
 /// The allocator the `trellis` binary uses, so the relay and the services
@@ -160,6 +161,10 @@ enum Scenario {
     Replay,
     /// Latency of a rep's state as of an instant (PostgreSQL).
     AsOf,
+    /// Checking a sealed, checkpointed log of `--events` events (chains,
+    /// tree and seals) against the raw ordered scan, and a packet's evidence
+    /// (PostgreSQL).
+    Verify,
     All,
 }
 
@@ -218,12 +223,16 @@ async fn main() -> Result<()> {
         .await;
     }
 
-    if matches!(cli.scenario, Scenario::Replay | Scenario::AsOf) {
+    if matches!(
+        cli.scenario,
+        Scenario::Replay | Scenario::AsOf | Scenario::Verify
+    ) {
         let db = baseline::BenchDatabase::create(&cli.database_url).await?;
         println!("postgres: database {}", db.name());
         let run = async {
             match cli.scenario {
                 Scenario::Replay => replay::run(&db, cli.events, cli.page, &mut report).await,
+                Scenario::Verify => verify::run(&db, cli.events, cli.page, &mut report).await,
                 _ => asof::run(&db, cli.rep_events, &mut report).await,
             }
         };

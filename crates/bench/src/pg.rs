@@ -42,23 +42,10 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
         )
         .await
         .context("failed to create the baseline table")?;
-    let manager = Manager::from_config(
-        db.config.clone(),
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(RAW_POOL_SIZE)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .context("failed to build the baseline pool")?;
+    let pool = raw_pool(db)?;
     let store: Arc<dyn EventStore> = Arc::new(store);
     if plan.append {
-        append(&store, &pool, plan.seconds, report).await?;
+        append(db, &store, &pool, plan.seconds, report).await?;
     }
     if plan.commands || plan.import {
         let latencies =
@@ -76,6 +63,7 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
 }
 
 async fn append(
+    db: &BenchDatabase,
     store: &Arc<dyn EventStore>,
     pool: &Pool,
     seconds: Duration,
@@ -103,6 +91,33 @@ async fn append(
             raw,
             "PostgresStore",
             store,
+        )
+        .await?;
+    }
+    // The same with every event sealed and the tree signed behind the
+    // appends, as `trellis serve` runs: compare with the plain lines above.
+    let key = workload::bench_key()?;
+    let sealed: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(&PostgresConfig {
+            url: db.conninfo(),
+            pool_size: POOL_SIZE,
+        })
+        .await
+        .context("failed to open the sealed PostgreSQL event store")?
+        .sealing_with(key.clone()),
+    );
+    let _signer = workload::Signer::start(sealed.clone(), key);
+    for (name, writers) in [("append_1w_sealed", 1), ("append_8w_sealed", 8)] {
+        let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
+        workload::append_scenario(
+            report,
+            name,
+            (writers, 1),
+            slice,
+            "raw single-row autocommit INSERT",
+            raw,
+            "PostgresStore sealing, tree signed every 1,000 events",
+            &sealed,
         )
         .await?;
     }
@@ -161,7 +176,7 @@ async fn read_all(
 
 /// The baseline reader: an ordered scan of `bench_raw.events` by primary
 /// key, `page` rows per query, every column decoded.
-async fn raw_read_all(pool: &Pool, page: usize) -> Result<Tally> {
+pub(crate) async fn raw_read_all(pool: &Pool, page: usize) -> Result<Tally> {
     let start = Instant::now();
     let limit = i64::try_from(page)?;
     let mut after = 0i64;
@@ -210,4 +225,22 @@ fn decode(row: &Row) -> Result<RawEvent> {
         prev_hash: workload::hash_from(prev_hash),
         hash: workload::hash_from(hash),
     })
+}
+
+/// The baseline's pool: plain connections to the bench database.
+pub(crate) fn raw_pool(db: &BenchDatabase) -> Result<Pool> {
+    let manager = Manager::from_config(
+        db.config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(RAW_POOL_SIZE)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .context("failed to build the baseline pool")
 }

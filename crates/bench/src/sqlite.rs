@@ -68,11 +68,10 @@ fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
 /// Runs the planned embedded measurements in `dir` (which must be empty).
 pub async fn run(dir: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
     let store_dir = dir.join("trellis");
-    let store: Arc<dyn EventStore> = Arc::new(
-        SqliteStore::open(&store_dir)
-            .await
-            .context("failed to open the embedded event store")?,
-    );
+    let plain = SqliteStore::open(&store_dir)
+        .await
+        .context("failed to open the embedded event store")?;
+    let store: Arc<dyn EventStore> = Arc::new(plain.clone());
     let raw_path = dir.join("raw.db");
     let raw = {
         let path = raw_path.clone();
@@ -88,7 +87,7 @@ pub async fn run(dir: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
         .await??
     };
     if plan.append {
-        append(&store, &raw, plan.seconds, report).await?;
+        append(&store, &plain, &raw, plan.seconds, report).await?;
     }
     if plan.read_all {
         read_all(
@@ -106,6 +105,7 @@ pub async fn run(dir: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
 
 async fn append(
     store: &Arc<dyn EventStore>,
+    plain: &SqliteStore,
     raw: &Raw,
     seconds: Duration,
     report: &mut Report,
@@ -131,6 +131,28 @@ async fn append(
             writer,
             "SqliteStore",
             store,
+        )
+        .await?;
+    }
+    // The same with every event sealed and the tree signed behind the
+    // appends, as `trellis serve` runs: compare with the plain lines above.
+    let key = workload::bench_key()?;
+    let sealed: Arc<dyn EventStore> = Arc::new(plain.clone().sealing_with(key.clone()));
+    let _signer = workload::Signer::start(sealed.clone(), key);
+    for (name, writers) in [
+        ("sqlite_append_1w_sealed", 1),
+        ("sqlite_append_8w_sealed", 8),
+    ] {
+        let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);
+        workload::append_scenario(
+            report,
+            name,
+            (writers, 1),
+            slice,
+            "raw single-row autocommit INSERT",
+            writer,
+            "SqliteStore sealing, tree signed every 1,000 events",
+            &sealed,
         )
         .await?;
     }

@@ -522,3 +522,44 @@ fn line(name: &str, side: &str, what: &str, tally: Tally) {
         secs = tally.elapsed.as_secs_f64(),
     );
 }
+
+/// A checkpoint signer running beside the sealed scenarios, as `trellis
+/// serve` runs one: grows the log's tree behind the appends and signs it
+/// every 1,000 events. Stops when dropped.
+#[derive(Debug)]
+pub struct Signer(tokio::task::JoinHandle<()>);
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Signer {
+    pub fn start(store: Arc<dyn EventStore>, key: trellis_eventstore::note::SignerKey) -> Signer {
+        Signer(tokio::spawn(async move {
+            let Ok(mut builder) = trellis_eventstore::tree::TreeBuilder::load(&*store).await else {
+                return;
+            };
+            let mut signed = builder.size();
+            loop {
+                if let Ok(size) = builder.catch_up(&*store).await
+                    && size >= signed + 1_000
+                    && builder
+                        .sign(&*store, &key, "trellis.bench/log", chrono::Utc::now())
+                        .await
+                        .is_ok()
+                {
+                    signed = size;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }))
+    }
+}
+
+/// The signing key of the sealed scenarios.
+pub fn bench_key() -> Result<trellis_eventstore::note::SignerKey> {
+    trellis_eventstore::note::SignerKey::generate("trellis.bench/log")
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}

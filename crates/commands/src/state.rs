@@ -35,15 +35,14 @@ pub struct CommandState {
 #[derive(Debug)]
 struct Inner {
     config: CommandsConfig,
-    metrics: Arc<WriteMetrics>,
+    metrics: WriteMetrics,
     state_cache: StateCache,
 }
 
 impl CommandState {
     /// The write side over `http`; its metrics join `http`'s `/metrics`.
     pub fn new(http: HttpState, config: CommandsConfig) -> Self {
-        let metrics = Arc::new(WriteMetrics::default());
-        http.add_metrics_source(metrics.clone());
+        let metrics = WriteMetrics::new(http.metrics());
         CommandState {
             http,
             inner: Arc::new(Inner {

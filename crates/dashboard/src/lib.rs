@@ -80,6 +80,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /reps/{id}/reviews/new?from=…&to=…`, `POST` | record a review of a packet |
 /// | `POST /reps/{id}/expectations-acknowledgements` | a rep acknowledges a standard |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
+/// | `GET /people/{id}/export?format=json` | everything Trellis holds about a person (printable; `format=json` downloads it) |
 /// | `GET /admin` | set up: teams, people, competencies, standards |
 /// | `/admin/teams/new`, `/admin/teams/{id}/name`, `…/leaders`, `…/leaders/existing` (`GET`, `POST`) | form, rename a team, add a new or an existing leader |
 /// | `/admin/reps/new`, `/admin/reps/{id}/team`, `…/role`, `…/departure` | hire, move, change role, depart |
@@ -160,6 +161,7 @@ fn routes(state: DashboardState) -> Router {
         .route("/reps/{rep_id}/corrections/new", quick::<facts::Correct>())
         .route("/reps/{rep_id}/reviews/new", quick::<facts::Review>())
         .route("/leaders/{leader_id}", get(pages::leader::handler))
+        .route("/people/{person_id}/export", get(pages::export::handler))
         .route("/admin", get(admin::overview))
         .route("/admin/teams/new", quick::<admin::FormTeam>())
         .route("/admin/teams/{team_id}/name", quick::<admin::RenameTeam>())

@@ -37,15 +37,19 @@ pub mod drivers {
     pub use tokio_postgres;
 }
 mod error;
+pub mod evidence;
+pub mod merkle;
+pub mod note;
 pub mod postgres;
 pub mod sqlite;
+pub mod tree;
 mod types;
 
 pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;
 pub use types::{
     AppendOutcome, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash, MAX_STREAM_ID_LEN,
-    Metadata, NewEvent, RecordedEvent, StreamId, StreamWrite, entity_uuid,
+    Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, entity_uuid,
 };
 
 /// The most events one append may carry.
@@ -150,6 +154,42 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the store answers right now.
     async fn ping(&self) -> Result<(), Error>;
+
+    /// Where the log's stored Merkle tree stands ([`tree`]).
+    async fn tree_state(&self) -> Result<tree::TreeState, Error>;
+
+    /// Adds leaves to the stored tree, all or nothing. Refused (as
+    /// unavailable, nothing written) when the tree is no longer
+    /// `extension.from_size` leaves: another process built it meanwhile.
+    async fn extend_tree(&self, extension: &tree::TreeExtension) -> Result<(), Error>;
+
+    /// The stored nodes `ids`, in order (`None` for a node not stored).
+    async fn tree_nodes(&self, ids: &[merkle::NodeId]) -> Result<Vec<Option<Hash>>, Error>;
+
+    /// Up to `max` stored leaves from leaf `from` on: `(leaf index, global
+    /// position, leaf hash)`.
+    async fn tree_leaf_range(&self, from: u64, max: usize) -> Result<Vec<(u64, u64, Hash)>, Error>;
+
+    /// The leaf index of the event at each global position (`None` for an
+    /// event not integrated yet).
+    async fn tree_leaf_indexes(&self, positions: &[u64]) -> Result<Vec<Option<u64>>, Error>;
+
+    /// Keeps a signed checkpoint with the log (a second one for the same size
+    /// and key is ignored).
+    async fn record_tree_checkpoint(
+        &self,
+        checkpoint: &tree::StoredCheckpoint,
+    ) -> Result<(), Error>;
+
+    /// Up to `max` recorded checkpoints of a size above `after_size`, by size.
+    async fn tree_checkpoints(
+        &self,
+        after_size: u64,
+        max: usize,
+    ) -> Result<Vec<tree::StoredCheckpoint>, Error>;
+
+    /// The newest recorded checkpoint, if any.
+    async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, Error>;
 }
 
 /// Checks every stream's hash chain in the store. Reads the whole log once.

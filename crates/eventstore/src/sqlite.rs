@@ -11,35 +11,64 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::chain::{DigestInput, canonical_json, link};
-use crate::types::to_micros_precision;
+use crate::note::SignerKey;
+use crate::types::{limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, StreamId, StreamWrite, derived_command_id, validate_append,
+    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, derived_command_id, validate_append,
     validate_many,
 };
+
+mod tree;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "trellis.db";
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/sqlite/0001_events.sql"),
-    include_str!("../migrations/sqlite/0002_subscriber_checkpoints.sql"),
+pub use crate::types::{Migrations, Outcome};
+
+/// The log's migrations, in order. A migration is never edited once
+/// released: changes are a new file.
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../migrations/sqlite/0001_events.sql"),
+    ),
+    (
+        2,
+        "subscriber_checkpoints",
+        include_str!("../migrations/sqlite/0002_subscriber_checkpoints.sql"),
+    ),
+    (
+        3,
+        "seals_and_merkle_tree",
+        include_str!("../migrations/sqlite/0003_seals_and_merkle_tree.sql"),
+    ),
 ];
+
+/// The log's migrations, recorded in `schema_migrations` (and their count in
+/// `PRAGMA user_version`, as files made before the records were kept have it).
+pub const LOG_MIGRATIONS: Migrations = Migrations {
+    component: "schema",
+    dir: "crates/eventstore/migrations/sqlite",
+    steps: MIGRATIONS,
+};
 
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, \
     schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
-    recorded_at, prev_hash, hash";
+    recorded_at, prev_hash, hash, seal";
 
 /// The embedded event store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Seals every appended event, when given ([`SqliteStore::sealing_with`]).
+    sealer: Option<Arc<SignerKey>>,
 }
 
 struct Inner {
@@ -88,7 +117,7 @@ impl SqliteStore {
         })?;
         let path = dir.join(FILE_NAME);
         let mut writer = open_connection(&path)?;
-        migrate(&mut writer)?;
+        migrate_log(&mut writer)?;
         let reader = open_connection(&path)?;
         let (appended, _) = watch::channel(0);
         Ok(SqliteStore {
@@ -98,7 +127,14 @@ impl SqliteStore {
                 reader: Mutex::new(reader),
                 appended,
             }),
+            sealer: None,
         })
+    }
+
+    /// This store, sealing every event it appends with `key`.
+    pub fn sealing_with(mut self, key: SignerKey) -> Self {
+        self.sealer = Some(Arc::new(key));
+        self
     }
 
     /// The database file.
@@ -128,6 +164,19 @@ impl SqliteStore {
         .await
     }
 
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("an embedded store write panicked: {e}")))?
+    }
+
     async fn with_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
@@ -142,25 +191,31 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        let version = i64::try_from(i).unwrap_or(i64::MAX) + 1;
-        if version <= current {
-            continue;
+/// Applies the log's pending migrations (see [`migrate`]). A file made
+/// before the records were kept counts its applied migrations in
+/// `user_version`: they are recorded first, with the checksums of the files
+/// as this binary has them.
+fn migrate_log(conn: &mut Connection) -> Result<Outcome, Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let table = "schema_migrations";
+    record_table(&tx, table)?;
+    let counted: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let recorded: bool =
+        tx.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| {
+            r.get(0)
+        })?;
+    if !recorded {
+        for version in 1..=counted {
+            tx.execute(
+                &format!("INSERT INTO {table} (version) VALUES (?1)"),
+                [version],
+            )?;
         }
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Another process may have migrated while we waited for the lock.
-        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if now < version {
-            tx.execute_batch(sql).map_err(|e| {
-                Error::Internal(format!("embedded migration {version} failed: {e}"))
-            })?;
-            tx.pragma_update(None, "user_version", version)?;
-        }
-        tx.commit()?;
     }
-    Ok(())
+    let outcome = migrate_in(&tx, &LOG_MIGRATIONS)?;
+    tx.pragma_update(None, "user_version", outcome.version)?;
+    tx.commit()?;
+    Ok(outcome)
 }
 
 /// The embedded file, opened by a component that keeps its own tables beside
@@ -185,18 +240,15 @@ impl std::fmt::Debug for ComponentConnection {
 
 impl ComponentConnection {
     /// Opens the log's file (`SqliteStore::path`) and applies `migrations`
-    /// (see [`migrate_component`]).
-    pub async fn open(
-        path: impl AsRef<Path>,
-        component: &'static str,
-        migrations: &'static [(i64, &'static str)],
-    ) -> Result<Self, Error> {
+    /// (see [`migrate`]).
+    pub async fn open(path: impl AsRef<Path>, migrations: Migrations) -> Result<Self, Error> {
+        let component = migrations.component;
         let path = path.as_ref().to_path_buf();
         let opened = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
             let mut conn = open_connection(&opened)?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
-            migrate_component(&mut conn, component, migrations)?;
+            migrate(&mut conn, &migrations)?;
             Ok(conn)
         })
         .await
@@ -232,42 +284,126 @@ impl ComponentConnection {
     }
 }
 
-/// Applies a component's migrations (a crate that keeps its own tables in the
-/// embedded file, e.g. the read models or the webhooks): each in its own
-/// immediate transaction, recorded in `<component>_migrations`. `component`
-/// is a lowercase identifier chosen by the caller (never user input).
-pub fn migrate_component(
-    conn: &mut Connection,
-    component: &str,
-    migrations: &[(i64, &str)],
-) -> Result<(), Error> {
-    crate::types::check_component_name(component)?;
-    let table = format!("{component}_migrations");
-    for (version, sql) in migrations {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} ( \
-                 version INTEGER PRIMARY KEY, \
-                 applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
-        ))?;
-        let applied = tx
-            .query_row(
-                &format!("SELECT 1 FROM {table} WHERE version = ?1"),
-                [version],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !applied {
-            tx.execute_batch(sql).map_err(|e| {
-                Error::Internal(format!("{component} migration {version} failed: {e}"))
-            })?;
-            tx.execute(
-                &format!("INSERT INTO {table} (version) VALUES (?1)"),
-                [version],
-            )?;
+/// Applies a component's pending migrations (a crate that keeps its own
+/// tables in the embedded file, e.g. the read models or the webhooks), all
+/// in one immediate transaction, each recorded in `<component>_migrations`
+/// with the SHA-256 of its text. A recorded migration this binary does not
+/// know (a file migrated by a newer release), or one whose file changed
+/// since, is refused. The file is the process's own, so opening a component
+/// applies what is pending.
+pub fn migrate(conn: &mut Connection, migrations: &Migrations) -> Result<Outcome, Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let outcome = migrate_in(&tx, migrations)?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// Brings the embedded file in `dir` up to date, creating it if needed: the
+/// log's migrations, then each of `components`' (what `trellis migrate`
+/// runs on the embedded store; opening each does the same).
+pub async fn migrate_dir(
+    dir: impl AsRef<Path>,
+    components: &[Migrations],
+) -> Result<Vec<Outcome>, Error> {
+    let dir = dir.as_ref().to_path_buf();
+    let components = components.to_vec();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut conn = open_connection(&dir.join(FILE_NAME))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut outcomes = vec![migrate_log(&mut conn)?];
+        for migrations in &components {
+            outcomes.push(migrate(&mut conn, migrations)?);
         }
-        tx.commit()?;
+        Ok(outcomes)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("migrating the embedded store panicked: {e}")))?
+}
+
+/// [`migrate`] inside a transaction that holds the file's write lock.
+fn migrate_in(tx: &Connection, migrations: &Migrations) -> Result<Outcome, Error> {
+    crate::types::check_component_name(migrations.component)?;
+    let table = format!("{}_migrations", migrations.component);
+    record_table(tx, &table)?;
+    let recorded = tx
+        .prepare(&format!(
+            "SELECT version, name, checksum FROM {table} ORDER BY version"
+        ))?
+        .query_map([], |row| {
+            Ok(crate::types::Recorded {
+                version: row.get(0)?,
+                name: row.get(1)?,
+                checksum: row.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = migrations.plan(&recorded)?;
+    let mut outcome = Outcome::new(migrations, &recorded);
+    for (version, file, checksum) in plan.unchecked {
+        let name = migrations
+            .steps
+            .iter()
+            .find(|step| step.0 == version)
+            .map(|step| step.1);
+        tx.execute(
+            &format!(
+                "UPDATE {table} SET checksum = ?2, name = coalesce(name, ?3) WHERE version = ?1"
+            ),
+            params![version, checksum, name],
+        )?;
+        tracing::info!(
+            file,
+            "recorded the checksum of a migration applied before checksums"
+        );
+        outcome.checksummed.push(file);
+    }
+    for (version, name, text) in plan.pending {
+        let file = migrations.file(version, name);
+        tracing::info!(component = migrations.component, file, "applying migration");
+        tx.execute_batch(text).map_err(|e| {
+            // Not the whole file again: where in it, and why.
+            let why = match &e {
+                rusqlite::Error::SqlInputError { msg, offset, .. } => {
+                    format!("{msg} at offset {offset}")
+                }
+                other => other.to_string(),
+            };
+            Error::Internal(format!("{file} failed: {why}"))
+        })?;
+        tx.execute(
+            &format!("INSERT INTO {table} (version, name, checksum) VALUES (?1, ?2, ?3)"),
+            params![version, name, Migrations::checksum(text)],
+        )?;
+        outcome.applied.push(file);
+        outcome.version = outcome.version.max(version);
+    }
+    Ok(outcome)
+}
+
+/// Makes a component's record table, or gives one made before checksums
+/// were kept its name and checksum columns.
+fn record_table(conn: &Connection, table: &str) -> Result<(), Error> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} ( \
+             version INTEGER PRIMARY KEY, \
+             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+             name TEXT, \
+             checksum TEXT)"
+    ))?;
+    let columns = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for column in ["name", "checksum"] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
     }
     Ok(())
 }
@@ -294,11 +430,6 @@ pub mod text {
     pub fn parse_id(text: &str) -> Result<Uuid, String> {
         Uuid::parse_str(text).map_err(|e| format!("a stored id {text:?} is malformed: {e}"))
     }
-}
-
-fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| Error::Internal(format!("the log holds an invalid timestamp {micros}")))
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, Error> {
@@ -348,6 +479,10 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
         },
         prev_hash: Hash::from_slice(&prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(&hash).ok_or_else(|| bad("hash"))?,
+        seal: match row.get::<_, Option<Vec<u8>>>(15)? {
+            Some(bytes) => Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?),
+            None => None,
+        },
     })
 }
 
@@ -374,24 +509,24 @@ fn query_events_with<P>(
     Ok(events)
 }
 
-fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
-    i64::try_from(value)
-        .map_err(|_| Error::InvalidInput(format!("{what} {value} is too large for the log")))
-}
-
-fn limit(max: usize) -> i64 {
-    i64::try_from(max.clamp(1, 100_000)).unwrap_or(100_000)
-}
-
 fn append_blocking(
     conn: &mut Connection,
     stream: &StreamId,
     expected: ExpectedVersion,
     meta: &CommandMeta,
     events: &[NewEvent],
+    prepared: &[Prepared],
 ) -> Result<AppendOutcome, Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let outcome = append_in(&tx, stream, expected, meta, meta.command_id, events)?;
+    let outcome = append_in(
+        &tx,
+        stream,
+        expected,
+        meta,
+        meta.command_id,
+        events,
+        prepared,
+    )?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -400,13 +535,17 @@ fn append_many_blocking(
     conn: &mut Connection,
     meta: &CommandMeta,
     writes: &[StreamWrite],
+    prepared: &[Vec<Prepared>],
 ) -> Result<Vec<AppendOutcome>, Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let outcomes = writes
         .iter()
-        .map(|w| {
+        .zip(prepared)
+        .map(|(w, prepared)| {
             let command_id = derived_command_id(meta.command_id, &w.stream);
-            append_in(&tx, &w.stream, w.expected, meta, command_id, &w.events)
+            append_in(
+                &tx, &w.stream, w.expected, meta, command_id, &w.events, prepared,
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Dropping `tx` on an error above rolls everything back.
@@ -443,6 +582,44 @@ fn recorded_command_in(
     )
 }
 
+/// What an append works out before it takes the writer, so the file is
+/// held only for the writes: each event's content digest, its seal and its
+/// canonical payload text.
+struct Prepared {
+    digest: [u8; 32],
+    seal: Option<Vec<u8>>,
+    payload: String,
+}
+
+fn prepare(
+    stream: &StreamId,
+    meta: &CommandMeta,
+    command_uuid: Uuid,
+    events: &[NewEvent],
+    sealer: Option<&SignerKey>,
+) -> Result<Vec<Prepared>, Error> {
+    let mut scratch = Vec::with_capacity(512);
+    events
+        .iter()
+        .map(|event| {
+            let digest = DigestInput {
+                command_id: command_uuid,
+                occurred_at_micros: to_micros_precision(event.occurred_at).timestamp_micros(),
+                ..DigestInput::of_new(stream, meta, event)
+            }
+            .digest(&mut scratch);
+            let mut payload = Vec::with_capacity(256);
+            canonical_json(&event.payload, &mut payload);
+            Ok(Prepared {
+                digest,
+                seal: sealer.map(|key| key.seal(&digest)),
+                payload: String::from_utf8(payload)
+                    .map_err(|_| Error::Internal("canonical JSON was not UTF-8".into()))?,
+            })
+        })
+        .collect()
+}
+
 /// One stream's append inside the caller's write transaction.
 fn append_in(
     tx: &rusqlite::Transaction<'_>,
@@ -451,6 +628,7 @@ fn append_in(
     meta: &CommandMeta,
     command_uuid: Uuid,
     events: &[NewEvent],
+    prepared: &[Prepared],
 ) -> Result<AppendOutcome, Error> {
     let command_id = &command_uuid.to_string();
     if let Some(outcome) = recorded_command_in(tx, command_id)? {
@@ -486,30 +664,23 @@ fn append_in(
     let recorded_at = meta.recorded_at.timestamp_micros();
     let correlation = meta.correlation_id.to_string();
     let causation = meta.causation_id.map(|c| c.to_string());
-    let mut scratch = Vec::with_capacity(512);
-    let mut payload_text = Vec::with_capacity(256);
     let mut first_position = 0;
     let mut last_position = 0;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, \
              payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             prev_hash, hash, seal) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for (i, event) in events.iter().enumerate() {
             let version = head_version + 1 + i as u64;
             let occurred = to_micros_precision(event.occurred_at);
-            let digest = DigestInput {
-                command_id: command_uuid,
-                occurred_at_micros: occurred.timestamp_micros(),
-                ..DigestInput::of_new(stream, meta, event)
-            }
-            .digest(&mut scratch);
-            let hash = link(&prev, version, &digest);
-            payload_text.clear();
-            canonical_json(&event.payload, &mut payload_text);
-            let payload = std::str::from_utf8(&payload_text)
-                .map_err(|_| Error::Internal("canonical JSON was not UTF-8".into()))?;
+            let ready = prepared
+                .get(i)
+                .ok_or_else(|| Error::Internal("an event was not prepared".into()))?;
+            let hash = link(&prev, version, &ready.digest);
+            let payload = ready.payload.as_str();
             insert
                 .execute(params![
                     event.event_id.to_string(),
@@ -526,6 +697,7 @@ fn append_in(
                     recorded_at,
                     prev.0.as_slice(),
                     hash.0.as_slice(),
+                    ready.seal.as_deref(),
                 ])
                 .map_err(|e| match e.sqlite_error_code() {
                     Some(rusqlite::ErrorCode::ConstraintViolation) => Error::InvalidInput(format!(
@@ -584,6 +756,7 @@ impl EventStore for SqliteStore {
             to_i64(v, "expected version")?;
         }
         let inner = self.inner.clone();
+        let sealer = self.sealer.clone();
         let stream = stream.clone();
         let meta = CommandMeta {
             recorded_at: to_micros_precision(meta.recorded_at),
@@ -591,8 +764,9 @@ impl EventStore for SqliteStore {
         };
         let events = events.to_vec();
         let outcome = tokio::task::spawn_blocking(move || {
+            let prepared = prepare(&stream, &meta, meta.command_id, &events, sealer.as_deref())?;
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            append_blocking(&mut conn, &stream, expected, &meta, &events)
+            append_blocking(&mut conn, &stream, expected, &meta, &events, &prepared)
         })
         .await
         .map_err(|e| Error::Internal(format!("an embedded append panicked: {e}")))??;
@@ -620,14 +794,22 @@ impl EventStore for SqliteStore {
             }
         }
         let inner = self.inner.clone();
+        let sealer = self.sealer.clone();
         let meta = CommandMeta {
             recorded_at: to_micros_precision(meta.recorded_at),
             ..meta.clone()
         };
         let writes = writes.to_vec();
         let outcomes = tokio::task::spawn_blocking(move || {
+            let prepared = writes
+                .iter()
+                .map(|w| {
+                    let command_id = derived_command_id(meta.command_id, &w.stream);
+                    prepare(&w.stream, &meta, command_id, &w.events, sealer.as_deref())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            append_many_blocking(&mut conn, &meta, &writes)
+            append_many_blocking(&mut conn, &meta, &writes, &prepared)
         })
         .await
         .map_err(|e| Error::Internal(format!("an embedded append panicked: {e}")))??;
@@ -783,5 +965,53 @@ impl EventStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+    async fn tree_state(&self) -> Result<crate::tree::TreeState, Error> {
+        self.with_reader(tree::state).await
+    }
+
+    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
+    async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
+        let extension = extension.clone();
+        self.with_writer(move |conn| tree::extend(conn, &extension))
+            .await
+    }
+
+    async fn tree_nodes(&self, ids: &[crate::merkle::NodeId]) -> Result<Vec<Option<Hash>>, Error> {
+        let ids = ids.to_vec();
+        self.with_reader(move |conn| tree::nodes(conn, &ids)).await
+    }
+
+    async fn tree_leaf_range(&self, from: u64, max: usize) -> Result<Vec<(u64, u64, Hash)>, Error> {
+        self.with_reader(move |conn| tree::leaf_range(conn, from, max))
+            .await
+    }
+
+    async fn tree_leaf_indexes(&self, positions: &[u64]) -> Result<Vec<Option<u64>>, Error> {
+        let positions = positions.to_vec();
+        self.with_reader(move |conn| tree::leaf_indexes(conn, &positions))
+            .await
+    }
+
+    async fn record_tree_checkpoint(
+        &self,
+        checkpoint: &crate::tree::StoredCheckpoint,
+    ) -> Result<(), Error> {
+        let checkpoint = checkpoint.clone();
+        self.with_writer(move |conn| tree::record(conn, &checkpoint))
+            .await
+    }
+
+    async fn tree_checkpoints(
+        &self,
+        after_size: u64,
+        max: usize,
+    ) -> Result<Vec<crate::tree::StoredCheckpoint>, Error> {
+        self.with_reader(move |conn| tree::checkpoints(conn, after_size, max))
+            .await
+    }
+
+    async fn latest_tree_checkpoint(&self) -> Result<Option<crate::tree::StoredCheckpoint>, Error> {
+        self.with_reader(tree::latest).await
     }
 }

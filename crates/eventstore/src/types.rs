@@ -327,6 +327,26 @@ pub struct RecordedEvent<P = serde_json::Value> {
     pub metadata: Metadata,
     pub prev_hash: Hash,
     pub hash: Hash,
+    /// The service's signature of the event's content, made as it was
+    /// appended ([`crate::note::SignerKey::seal`]); `None` when the store had
+    /// no key.
+    pub seal: Option<Seal>,
+}
+
+/// An event's seal: the signing key's 4-byte id, then an Ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Seal(pub [u8; 68]);
+
+impl Seal {
+    pub fn from_slice(bytes: &[u8]) -> Option<Seal> {
+        bytes.try_into().ok().map(Seal)
+    }
+}
+
+impl fmt::Debug for Seal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Seal({})", hex::encode(&self.0[..4]))
+    }
 }
 
 impl<P> RecordedEvent<P> {
@@ -344,6 +364,7 @@ impl<P> RecordedEvent<P> {
             metadata: self.metadata,
             prev_hash: self.prev_hash,
             hash: self.hash,
+            seal: self.seal,
         }
     }
 }
@@ -375,6 +396,218 @@ pub struct StreamWrite {
 /// hashed is exactly what is stored and read back.
 pub(crate) fn to_micros_precision(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
+}
+
+// ---- migrations --------------------------------------------------------------
+
+/// The migrations of one component that keeps tables in the log's database
+/// or file (the log itself, the read models, the sign-in and webhook
+/// tables), run by `postgres::migrate` / `sqlite::migrate`. Each applied
+/// migration is recorded in `<component>_migrations` with the SHA-256 of its
+/// text: a file changed after it was applied, or a database holding a
+/// migration this binary does not know (a newer schema), is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// Names the record table: a lowercase identifier ([`check_component_name`]).
+    pub component: &'static str,
+    /// The files' folder from the workspace root, to name a file in messages.
+    pub dir: &'static str,
+    /// `(version, name, text)` of each file `<dir>/<version:04>_<name>.sql`,
+    /// in increasing version, embedded with `include_str!`. A file is never
+    /// edited once released: a change is a new file.
+    pub steps: &'static [(i32, &'static str, &'static str)],
+}
+
+impl Migrations {
+    /// The file of one step, from the workspace root.
+    pub fn file(&self, version: i32, name: &str) -> String {
+        format!("{}/{version:04}_{name}.sql", self.dir)
+    }
+
+    /// The latest version this binary knows (0 for none).
+    pub fn latest(&self) -> i32 {
+        self.steps.last().map_or(0, |step| step.0)
+    }
+
+    /// The SHA-256 of a migration's text, in hex. Line endings count as
+    /// `\n`, so a checkout with Windows line endings is the same migration.
+    pub fn checksum(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(text.replace("\r\n", "\n").as_bytes()))
+    }
+
+    /// What is left to do, given what the database records: the steps to
+    /// apply and the records (made before checksums were kept) to give
+    /// their checksum. A recorded version this binary does not know (the
+    /// schema is newer) or a recorded checksum the file no longer has (the
+    /// file was edited) is an error that says so.
+    pub(crate) fn plan(&self, recorded: &[Recorded]) -> Result<Plan, Error> {
+        check_component_name(self.component)?;
+        if !self.steps.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(Error::Internal(format!(
+                "the {} migrations are not in increasing version order",
+                self.component
+            )));
+        }
+        let mut plan = Plan::default();
+        for record in recorded {
+            let Some(&(version, name, text)) =
+                self.steps.iter().find(|step| step.0 == record.version)
+            else {
+                return Err(self.newer(record));
+            };
+            let checksum = Self::checksum(text);
+            match &record.checksum {
+                Some(recorded) if *recorded == checksum => {}
+                Some(recorded) => {
+                    return Err(Error::Internal(format!(
+                        "{} was changed after it was applied to this database (its checksum \
+                         was {}…, it is now {}…): a migration is never edited once applied; \
+                         restore the file and put the change in a new migration",
+                        self.file(version, name),
+                        recorded.get(..12).unwrap_or(recorded),
+                        &checksum[..12],
+                    )));
+                }
+                None => plan
+                    .unchecked
+                    .push((version, self.file(version, name), checksum)),
+            }
+        }
+        plan.pending = self
+            .steps
+            .iter()
+            .filter(|step| !recorded.iter().any(|r| r.version == step.0))
+            .copied()
+            .collect();
+        Ok(plan)
+    }
+
+    fn newer(&self, record: &Recorded) -> Error {
+        let named = record
+            .name
+            .as_deref()
+            .map(|name| format!(" ({:04}_{name}.sql)", record.version))
+            .unwrap_or_default();
+        Error::Internal(format!(
+            "the database's schema is newer than this trellis: it holds {} migration {}{named}, \
+             and this binary knows {} migrations up to {}; upgrade trellis to the release that \
+             applied it",
+            self.component,
+            record.version,
+            self.component,
+            self.latest(),
+        ))
+    }
+}
+
+/// One applied migration as the database records it.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub version: i32,
+    pub name: Option<String>,
+    /// Absent on records made before checksums were kept.
+    pub checksum: Option<String>,
+}
+
+/// What [`Migrations::plan`] found left to do.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Steps to apply, in order.
+    pub pending: Vec<(i32, &'static str, &'static str)>,
+    /// `(version, file, checksum)` of records without a checksum yet.
+    pub unchecked: Vec<(i32, String, String)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.unchecked.is_empty()
+    }
+}
+
+/// What bringing one component's tables up to date did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub component: &'static str,
+    /// The files applied now, in order.
+    pub applied: Vec<String>,
+    /// Files applied before checksums were kept, whose checksum was recorded
+    /// now (as this binary has them).
+    pub checksummed: Vec<String>,
+    /// The latest version the database holds now.
+    pub version: i32,
+}
+
+impl Outcome {
+    pub(crate) fn new(migrations: &Migrations, recorded: &[Recorded]) -> Outcome {
+        Outcome {
+            component: migrations.component,
+            applied: Vec::new(),
+            checksummed: Vec::new(),
+            version: recorded.iter().map(|r| r.version).max().unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    const STEPS: Migrations = Migrations {
+        component: "sample",
+        dir: "crates/sample/migrations/postgres",
+        steps: &[
+            (1, "tables", "CREATE TABLE a (x int);\n"),
+            (2, "more", "SELECT 1;\n"),
+        ],
+    };
+
+    fn recorded(version: i32, text: Option<&str>) -> Recorded {
+        Recorded {
+            version,
+            name: Some("tables".to_owned()),
+            checksum: text.map(Migrations::checksum),
+        }
+    }
+
+    #[test]
+    fn what_is_recorded_with_the_same_text_is_done_and_the_rest_is_pending() {
+        let plan = STEPS
+            .plan(&[recorded(1, Some("CREATE TABLE a (x int);\r\n"))])
+            .expect("a plan");
+        assert_eq!(plan.pending, [STEPS.steps[1]]);
+        assert!(plan.unchecked.is_empty());
+        let plan = STEPS.plan(&[recorded(1, None)]).expect("a plan");
+        assert_eq!(
+            plan.unchecked,
+            [(
+                1,
+                "crates/sample/migrations/postgres/0001_tables.sql".to_owned(),
+                Migrations::checksum(STEPS.steps[0].2)
+            )]
+        );
+    }
+
+    #[test]
+    fn a_changed_file_and_an_unknown_version_are_refused_saying_which() {
+        let changed = STEPS
+            .plan(&[recorded(1, Some("CREATE TABLE a (x bigint);\n"))])
+            .expect_err("a changed file")
+            .to_string();
+        assert!(
+            changed.contains("crates/sample/migrations/postgres/0001_tables.sql was changed"),
+            "{changed}"
+        );
+        let newer = STEPS
+            .plan(&[recorded(3, Some("whatever"))])
+            .expect_err("a newer schema")
+            .to_string();
+        assert!(
+            newer.contains("it holds sample migration 3 (0003_tables.sql)")
+                && newer.contains("knows sample migrations up to 2"),
+            "{newer}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -433,4 +666,22 @@ mod tests {
         assert!("5".parse::<Checkpoint>().is_err());
         assert!("x.1".parse::<Checkpoint>().is_err());
     }
+}
+
+/// A count or position as the databases store it (`bigint`, SQLite's
+/// INTEGER), refused when too large.
+pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(value)
+        .map_err(|_| Error::InvalidInput(format!("{what} {value} is too large for the log")))
+}
+
+/// A read's `LIMIT`: at least 1, at most 100,000 rows.
+pub(crate) fn limit(max: usize) -> i64 {
+    i64::try_from(max.clamp(1, 100_000)).unwrap_or(100_000)
+}
+
+/// A stored time in microseconds since the epoch.
+pub(crate) fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| Error::Internal(format!("the log holds an invalid timestamp {micros}")))
 }

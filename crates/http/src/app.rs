@@ -44,15 +44,35 @@ pub fn app(http: HttpState, apis: impl IntoIterator<Item = Api>) -> Router {
         docs.extend(api.doc);
     }
     let doc = Arc::new(openapi::document(docs));
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let mut operations = Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/readyz", get(ops::readyz));
+    if http.metrics_access().on_main_listener() {
+        operations = operations.route("/metrics", get(ops::metrics));
+    }
+    let routes = operations
         .with_state(http.clone())
         .route("/openapi.json", get(ops::openapi))
         .with_state(doc)
-        .merge(routes)
+        .merge(routes);
+    layered(http, routes)
+}
+
+/// What a listener of its own for `/metrics` serves ([`HttpState::with_metrics_elsewhere`]):
+/// `/metrics` alone (still behind the metrics token, if one is set), under
+/// the same layers as [`app`].
+pub fn metrics_app(http: HttpState) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(ops::metrics))
+        .with_state(http.clone());
+    layered(http, routes)
+}
+
+/// `routes` with a problem-details 404 for any other path, under the layers
+/// every response goes through.
+fn layered(http: HttpState, routes: Router) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
         .fallback(ops::not_found)
         .layer(middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(http.body_limit()))
@@ -94,7 +114,8 @@ async fn security_headers(mut response: Response) -> Response {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BulkRequest;
 
-/// Logs every request with its request id and counts it by route and status.
+/// Logs every request with its request id and records how long it took by
+/// route template, method and status.
 /// Store failures are logged here with their details; the body only says
 /// something went wrong.
 async fn observe(State(state): State<HttpState>, request: Request, next: Next) -> Response {
@@ -117,8 +138,9 @@ async fn observe(State(state): State<HttpState>, request: Request, next: Next) -
         next.run(request).instrument(span.clone()).await
     };
     let status = response.status().as_u16();
-    state.metrics().request(&method, &route, status);
-    let elapsed_ms = duration_ms(started.elapsed());
+    let elapsed = started.elapsed();
+    state.metrics().request(&method, &route, status, elapsed);
+    let elapsed_ms = duration_ms(elapsed);
     let _entered = span.enter();
     if let Some(detail) = response.extensions().get::<problem::ErrorDetail>() {
         if status >= 500 {

@@ -9,20 +9,24 @@
 //! Each gives an [`Api`]: its routes with its own state applied, and its
 //! OpenAPI document. [`app`] mounts them beside the operational routes
 //! (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) under one set of
-//! layers.
+//! layers; [`metrics_app`] serves `/metrics` alone, for a listener of its own.
 //!
 //! It must not hold business rules (the domain's), SQL (the store's), or
 //! anything one API alone needs.
 //!
 //! # Layout
 //! - [`HttpState`]: the small state every API shares (the log, the token key,
-//!   the clock, metrics, the body limit). [`Clock`], [`SystemClock`].
-//! - [`app()`], [`Api`]: the application and what each API brings to it.
+//!   the clock, metrics and who may read them, the body limit). [`Clock`],
+//!   [`SystemClock`].
+//! - [`app()`], [`Api`]: the application and what each API brings to it;
+//!   [`metrics_app()`]: `/metrics` on a listener of its own.
 //! - [`auth`]: HS256 bearer tokens and roles.
 //! - [`extract`]: [`extract::Principal`], [`extract::JsonBody`],
 //!   [`extract::PathIds`].
 //! - [`problem`]: [`problem::ApiError`] → RFC 9457 problem details.
-//! - [`metrics`]: the request counter, and [`MetricsSource`] for the rest.
+//! - [`metrics`]: the Prometheus registry (the `metrics` facade), the
+//!   request duration histogram, and [`MetricsSource`] for numbers read at
+//!   each scrape.
 //! - [`openapi`]: the shared document (`info`, the bearer scheme, the
 //!   operational routes) and the merge of every API's.
 //! - [`ops`]: the operational routes.
@@ -36,5 +40,5 @@ pub mod ops;
 pub mod problem;
 mod state;
 
-pub use app::{Api, BulkRequest, DEFAULT_CSP, app};
-pub use state::{Clock, DEFAULT_BODY_LIMIT, HttpState, MetricsSource, SystemClock};
+pub use app::{Api, BulkRequest, DEFAULT_CSP, app, metrics_app};
+pub use state::{Clock, DEFAULT_BODY_LIMIT, HttpState, MetricsAccess, MetricsSource, SystemClock};

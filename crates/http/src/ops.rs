@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::AuthError;
 use crate::problem::ApiError;
 use crate::state::HttpState;
 
@@ -29,15 +30,45 @@ pub async fn readyz(State(app): State<HttpState>) -> Result<&'static str, ApiErr
     Ok("ready\n")
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: request durations by route template, append
+/// latency, projection and relay lag, the webhook backlog, the connection
+/// pool, the age of the log's last signed checkpoint. Open to whoever
+/// reaches it unless `trellis serve` was given `--metrics-token` (then it
+/// needs `Authorization: Bearer <that token>`) or `--metrics-listen` (then
+/// it is served on that address, and this one answers 404).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(app): State<HttpState>) -> Response {
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "A metrics token is configured and the request does not carry it",
+               body = crate::problem::Problem, content_type = "application/problem+json")))]
+pub async fn metrics(State(app): State<HttpState>, headers: HeaderMap) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if !app.metrics_access().allows(authorization) {
+        return metrics_token_missing();
+    }
     let mut response = app.render_metrics().await.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
+    response
+}
+
+/// A 401 for `/metrics` without its token (or with another), saying the same
+/// either way.
+fn metrics_token_missing() -> Response {
+    let error = ApiError::Unauthorized(AuthError::Missing);
+    let mut problem = error.to_problem();
+    problem.detail = "/metrics needs the metrics token: send `Authorization: Bearer <token>` with \
+                      the token `trellis serve` was given as --metrics-token \
+                      (TRELLIS_METRICS_TOKEN)"
+        .to_owned();
+    // The status and headers of any 401 (`WWW-Authenticate: Bearer`), with
+    // this detail.
+    let mut response = error.into_response();
+    *response.body_mut() =
+        axum::body::Body::from(serde_json::to_vec(&problem).expect("a problem serializes"));
     response
 }
 

@@ -1,8 +1,10 @@
 //! The small state every API shares, and the ports it holds.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use trellis_eventstore::EventStore;
 
 use crate::{auth, metrics};
@@ -22,11 +24,64 @@ impl Clock for SystemClock {
     }
 }
 
-/// More Prometheus text for `/metrics`, from a part of the process (the
-/// write path's append latency, projection lag).
+/// Numbers for `/metrics` that are read rather than counted (projection
+/// lag, the webhook backlog, the connection pool): asked at each scrape.
 #[async_trait::async_trait]
 pub trait MetricsSource: Send + Sync + std::fmt::Debug {
-    async fn render(&self) -> String;
+    /// Sets this source's gauges in `metrics`, a registry of this scrape
+    /// alone. A source that cannot read its numbers logs why and sets
+    /// nothing: the scrape then lacks them rather than showing old ones.
+    async fn refresh(&self, metrics: &metrics::Metrics);
+}
+
+/// How long one [`MetricsSource`] may take at a scrape before it is left out.
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who may read `/metrics`, and where.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    /// The SHA-256 of the token `/metrics` requires as `Authorization:
+    /// Bearer`; none: anyone who reaches the route may read it.
+    token_sha256: Option<[u8; 32]>,
+    /// `/metrics` is served on a listener of its own
+    /// ([`crate::metrics_app`]): the main one answers 404 there.
+    elsewhere: bool,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAccess")
+            .field("token", &self.token_sha256.map(|_| "<redacted>"))
+            .field("elsewhere", &self.elsewhere)
+            .finish()
+    }
+}
+
+impl MetricsAccess {
+    /// Whether the main listener serves `/metrics`.
+    pub fn on_main_listener(&self) -> bool {
+        !self.elsewhere
+    }
+
+    /// Whether `authorization` (the header's value, if any) may read
+    /// `/metrics`: always without a token, else only `Bearer <token>`,
+    /// compared in constant time.
+    pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(expected) = &self.token_sha256 else {
+            return true;
+        };
+        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        // Digests of equal length, compared without an early exit: how
+        // long the comparison takes says nothing about the token.
+        let given: [u8; 32] = Sha256::digest(given).into();
+        given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+    }
 }
 
 /// The largest request body accepted unless configured otherwise, in bytes.
@@ -48,6 +103,7 @@ struct Inner {
     body_limit: usize,
     metrics: metrics::Metrics,
     metrics_sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
+    metrics_access: MetricsAccess,
     /// Flips to true when the process starts to stop: long-lived answers
     /// (the live feed) end so that shutdown can finish.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -68,6 +124,7 @@ impl HttpState {
                 body_limit: DEFAULT_BODY_LIMIT,
                 metrics: metrics::Metrics::default(),
                 metrics_sources: Mutex::new(Vec::new()),
+                metrics_access: MetricsAccess::default(),
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -90,6 +147,34 @@ impl HttpState {
             None => tracing::warn!("with_authenticator on a shared HttpState is ignored"),
         }
         self
+    }
+
+    /// The same, answering `/metrics` only to `Authorization: Bearer
+    /// <token>` (401 otherwise). Call before cloning.
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.metrics_access.token_sha256 = Some(Sha256::digest(token.as_bytes()).into());
+            }
+            None => tracing::warn!("with_metrics_token on a shared HttpState is ignored"),
+        }
+        self
+    }
+
+    /// The same, with `/metrics` served by [`crate::metrics_app`] on a
+    /// listener of its own: [`crate::app`] does not mount it (a 404). Call
+    /// before cloning.
+    pub fn with_metrics_elsewhere(mut self) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics_access.elsewhere = true,
+            None => tracing::warn!("with_metrics_elsewhere on a shared HttpState is ignored"),
+        }
+        self
+    }
+
+    /// Who may read `/metrics`, and where.
+    pub fn metrics_access(&self) -> &MetricsAccess {
+        &self.inner.metrics_access
     }
 
     /// The claims of a bearer token: a service account's (`trs_…`), looked
@@ -130,7 +215,7 @@ impl HttpState {
         &self.inner.metrics
     }
 
-    /// Adds a source of `/metrics` text (any clone of the state may).
+    /// Adds a source of numbers read at each scrape (any clone of the state may).
     pub fn add_metrics_source(&self, source: Arc<dyn MetricsSource>) {
         self.inner
             .metrics_sources
@@ -152,7 +237,8 @@ impl HttpState {
         }
     }
 
-    /// Every `/metrics` text: the requests', then the added sources'.
+    /// The `/metrics` text: what was recorded, then what each source reads
+    /// now (a source slower than a few seconds is left out of this scrape).
     pub async fn render_metrics(&self) -> String {
         let sources = self
             .inner
@@ -160,10 +246,17 @@ impl HttpState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut text = self.inner.metrics.render();
+        let read = metrics::Metrics::scratch();
         for source in sources {
-            text.push_str(&source.render().await);
+            if tokio::time::timeout(SOURCE_TIMEOUT, source.refresh(&read))
+                .await
+                .is_err()
+            {
+                tracing::warn!("a metrics source took too long; left out of this scrape");
+            }
         }
+        let mut text = self.inner.metrics.render();
+        text.push_str(&read.render());
         text
     }
 }

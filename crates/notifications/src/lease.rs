@@ -105,8 +105,13 @@ fn in_process() -> &'static Mutex<HashSet<String>> {
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn try_postgres(url: &str, key: &str) -> Result<Option<Lease>, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+async fn try_postgres(
+    url: &str,
+    key: &str,
+) -> Result<Option<Lease>, Box<dyn std::error::Error + Send + Sync>> {
+    // The URL's sslmode and sslrootcert, as for the event store's pool.
+    let (config, tls) = trellis_eventstore::postgres::tls::connect_config(url)?;
+    let (client, connection) = config.connect(tls).await?;
     let (lost_tx, lost) = watch::channel(false);
     let session = tokio::spawn(async move {
         if let Err(e) = connection.await {

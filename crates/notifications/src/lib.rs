@@ -22,7 +22,10 @@
 //!   serve`, the configuration and the stream set-up.
 //! - [`message`]: how one recorded event becomes one NATS message.
 //! - [`lease`]: who is the single active relay.
+//! - [`checkpoints`]: the log's signed checkpoints, kept in a stream that
+//!   refuses delete and purge.
 
+pub mod checkpoints;
 pub mod lease;
 pub mod message;
 pub mod relay;

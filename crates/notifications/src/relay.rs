@@ -47,6 +47,11 @@ use uuid::Uuid;
 use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
 use crate::message::{EncodeError, Encoder, MsgId, Outgoing};
 
+/// Publishes that failed and were retried, by stream: a counter of the
+/// [`metrics`] facade's global recorder (`trellis serve` renders it on
+/// `/metrics`).
+pub const PUBLISH_ERRORS: &str = "trellis_relay_publish_errors_total";
+
 /// How the relay publishes.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -254,6 +259,12 @@ impl Relay {
     #[tracing::instrument(name = "relay.run", skip_all, fields(stream = %self.config.stream))]
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
         tokio::pin!(shutdown);
+        // Shown at zero from the start, not only after the first failure.
+        metrics::describe_counter!(
+            PUBLISH_ERRORS,
+            "Relay publishes that failed (lost, timed out or refused) and were retried."
+        );
+        metrics::counter!(PUBLISH_ERRORS, "stream" => self.config.stream.clone()).increment(0);
         loop {
             let mut lease = tokio::select! {
                 () = &mut shutdown => return Ok(()),
@@ -504,6 +515,7 @@ impl Relay {
                 }
             }
             if let Some(e) = failed {
+                metrics::counter!(PUBLISH_ERRORS, "stream" => stream.clone()).increment(1);
                 tracing::warn!(
                     error = %e,
                     unacked = queue.len(),

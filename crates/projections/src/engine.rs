@@ -13,19 +13,23 @@
 //!   reading the active one, then switches in one transaction. The live
 //!   runner notices on its next write and reloads from the new generation.
 //!   A building generation is never served nor resumed, so a rebuild folds
-//!   everything in memory and writes each document once, at the end, in
-//!   parts ([`RebuildWrites`]) rather than after every batch.
+//!   everything in memory — in shards on threads of their own when the
+//!   projection allows it — and writes each document once, at the end, in
+//!   bulk ([`RebuildConfig`], [`ReadStore::write_bulk`]) rather than after
+//!   every batch. A rebuild that fails or is dropped drops its generation.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent};
 
 use crate::Error;
-use crate::projection::{Envelope, Projection};
-use crate::store::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
+use crate::projection::{DocChange, Envelope, Projection, Route};
+use crate::store::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status};
 
 /// How the engine paces itself.
 #[derive(Debug, Clone)]
@@ -54,27 +58,30 @@ impl Default for EngineConfig {
     }
 }
 
-/// How a rebuild writes its documents (see [`Engine::rebuild`]).
+/// How a rebuild folds and writes (see [`Engine::rebuild`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RebuildWrites {
-    /// Write what was folded every this many events; `None` (the default):
-    /// only once the whole log is folded. The fold's state is in memory
-    /// either way; writing earlier only rewrites documents more often.
-    pub flush_every: Option<u64>,
-    /// Entities (e.g. reps) whose documents are derived and written per
-    /// transaction.
+pub struct RebuildConfig {
+    /// Shards the fold is split into, each folding on a thread of its own
+    /// and then deriving its documents (a projection that is not
+    /// [`Projection::shardable`] folds in one).
+    pub shards: usize,
+    /// Entities (e.g. reps) whose documents are derived at a time and handed
+    /// to the writers as one part: what bounds the documents held in memory
+    /// (about `part × (shards + 2 × writers)` entities' worth).
     pub part: usize,
-    /// Parts written at the same time (each on a connection of its own),
-    /// while the next is derived.
-    pub parallel: usize,
+    /// Bulk writers at once, each on a connection and in a transaction of
+    /// its own.
+    pub writers: usize,
 }
 
-impl Default for RebuildWrites {
+impl Default for RebuildConfig {
+    /// A shard per core (at most 8), two writers, parts of 64 entities.
     fn default() -> Self {
-        RebuildWrites {
-            flush_every: None,
-            part: 250,
-            parallel: 2,
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        RebuildConfig {
+            shards: cores.clamp(1, 8),
+            part: 64,
+            writers: 2,
         }
     }
 }
@@ -121,7 +128,7 @@ pub struct Engine {
     log: Arc<dyn EventStore>,
     read: Arc<dyn ReadStore>,
     config: EngineConfig,
-    rebuild_writes: RebuildWrites,
+    rebuild: RebuildConfig,
 }
 
 /// What happened to one batch.
@@ -137,7 +144,7 @@ impl Engine {
             log,
             read,
             config: EngineConfig::default(),
-            rebuild_writes: RebuildWrites::default(),
+            rebuild: RebuildConfig::default(),
         }
     }
 
@@ -146,9 +153,9 @@ impl Engine {
         self
     }
 
-    /// How rebuilds write their documents.
-    pub fn with_rebuild_writes(mut self, writes: RebuildWrites) -> Self {
-        self.rebuild_writes = writes;
+    /// How rebuilds fold and write.
+    pub fn with_rebuild_config(mut self, rebuild: RebuildConfig) -> Self {
+        self.rebuild = rebuild;
         self
     }
 
@@ -367,15 +374,30 @@ impl Engine {
     /// after every batch read.
     ///
     /// Unlike live following, a rebuild does not write after every batch: a
-    /// building generation is never served nor resumed (an interrupted
-    /// rebuild is dropped and started again), so the whole log is folded in
-    /// memory and every document is derived and written once, at the end
-    /// (or every [`RebuildWrites::flush_every`] events), in parts of
-    /// [`RebuildWrites::part`] entities, one transaction each. Every part
-    /// checks that the generation still stands where this rebuild left it,
-    /// and the last one moves its checkpoint; the switch to active is one
-    /// more transaction. The log is read ahead (and decoded) while the fold
-    /// runs, and each part is written while the next is derived.
+    /// building generation is never served nor resumed, so the whole log is
+    /// folded in memory and every document is derived and written once, at
+    /// the end:
+    ///
+    /// - The log is read ahead (and decoded) on a task of its own. A
+    ///   [`Projection::shardable`] projection is folded in
+    ///   [`RebuildConfig::shards`] shards, each on a thread of the blocking
+    ///   pool: an event goes to the shard that owns its entity, or to every
+    ///   shard when every entity depends on it ([`Projection::route`]), so
+    ///   each shard sees its events in log order.
+    /// - Once the log is folded, each shard derives its documents in parts
+    ///   of [`RebuildConfig::part`] entities into a bounded queue that
+    ///   [`RebuildConfig::writers`] bulk writers ([`ReadStore::write_bulk`])
+    ///   drain (on PostgreSQL, a `COPY` each), then the shards are merged
+    ///   and the documents they share are written last.
+    /// - When every writer has committed, one more transaction moves the
+    ///   generation's checkpoint to where the fold stopped, and another makes
+    ///   the generation the active one. Every writer checks the generation is
+    ///   still building where this rebuild left it.
+    ///
+    /// A rebuild that fails, or whose future is dropped, drops its
+    /// generation ([`ReadStore::drop_generation`]; a dropped one on a task
+    /// of its own, still holding the rebuild's lease), so what was written is
+    /// never served and never stays behind; the active generation serves on.
     #[tracing::instrument(name = "projection.rebuild", skip_all, fields(projection = template.name()), err)]
     pub async fn rebuild(
         &self,
@@ -383,65 +405,100 @@ impl Engine {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<RebuildSummary, Error> {
         let name = template.name();
-        let Some(_lease) = self.read.try_lease(name, LeaseKind::Rebuild).await? else {
+        let Some(lease) = self.read.try_lease(name, LeaseKind::Rebuild).await? else {
             return Err(Error::RebuildRunning(name.to_owned()));
         };
-        // Generations left over by an interrupted rebuild.
+        // Generations left over by a rebuild that could not drop its own.
         self.read.drop_inactive(name, None).await?;
         let generation = self
             .read
             .create_generation(name, &template.fingerprint(), Status::Building)
             .await?;
-        let started = Instant::now();
-        let mut projection = template.fresh();
-        // Where the generation's documents stand, and where the fold stands.
-        let mut written = Checkpoint::START;
-        let mut checkpoint = Checkpoint::START;
-        let mut unwritten = 0u64;
-        let mut events = 0u64;
-        let mut head = self.log.head().await?;
-        let mut pages = ReadAhead::start(
-            self.log.clone(),
-            Checkpoint::START,
-            self.config.rebuild_batch_size,
-        );
-        let mut fold_time = Duration::ZERO;
-        let mut write_time = Duration::ZERO;
-        while let Some(page) = pages.next().await? {
-            let folding = Instant::now();
-            for envelope in &page.envelopes {
-                projection.apply(envelope);
+        let abandon = Abandon {
+            read: self.read.clone(),
+            model: name,
+            generation: generation.generation,
+            lease: Some(lease),
+        };
+        match self.rebuild_into(template, &generation, progress).await {
+            Ok(summary) => {
+                abandon.keep();
+                Ok(summary)
             }
-            fold_time += folding.elapsed();
-            let n = page.envelopes.len() as u64;
-            checkpoint = page.last;
-            events += n;
-            unwritten += n;
-            if self
-                .rebuild_writes
-                .flush_every
-                .is_some_and(|every| unwritten >= every)
-            {
-                let span = (written, checkpoint, unwritten);
-                write_time += self.flush(&mut *projection, &generation, span).await?;
-                written = checkpoint;
-                unwritten = 0;
+            Err(error) => {
+                abandon.drop_now().await;
+                Err(error)
             }
-            if checkpoint > head {
-                head = self.log.head().await?;
-            }
-            progress(Progress {
-                events,
-                checkpoint,
-                head: head.max(checkpoint),
-            });
         }
-        let span = (written, checkpoint, unwritten);
-        write_time += self.flush(&mut *projection, &generation, span).await?;
+    }
+
+    async fn rebuild_into(
+        &self,
+        template: &dyn Projection,
+        generation: &Generation,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<RebuildSummary, Error> {
+        let started = Instant::now();
+        let name = template.name();
+        let config = self.rebuild;
+        let failed = Arc::new(AtomicBool::new(false));
+        let writers = self.start_writers(name, generation.generation, &failed);
+        let fed = self
+            .fold_and_derive(template, writers.feed, &failed, progress)
+            .await;
+        if fed.is_err() {
+            // Shards still deriving stop at their next part.
+            failed.store(true, Ordering::Relaxed);
+        }
+        // Every writer has had its `Done` (or its queue closed): wait for
+        // them all, the first to fail first.
+        let mut written = Ok(());
+        let mut tasks = writers.tasks;
+        while let Some(outcome) = tasks.join_next().await {
+            let outcome = match outcome {
+                Ok(Ok(true)) => Ok(()),
+                Ok(Ok(false)) => Err(changed(name, generation)),
+                Ok(Err(error)) => Err(error),
+                Err(e) => Err(Error::Database(format!(
+                    "writing the documents of {name} failed: {e}"
+                ))),
+            };
+            if written.is_ok() {
+                written = outcome;
+            }
+        }
+        let (checkpoint, events, folded) = match (fed, written) {
+            (Ok(fed), Ok(())) => fed,
+            (Err(Stop::Failed(error)), _) | (_, Err(error)) => return Err(error),
+            (Err(Stop::Stopped), Ok(())) => {
+                return Err(Error::Database(format!(
+                    "the rebuild of {name} stopped without saying why"
+                )));
+            }
+        };
+        let wrote = started.elapsed() - folded;
+        // The documents are in: the checkpoint moves, then the switch.
+        let moved = self
+            .read
+            .commit(Batch {
+                model: name,
+                generation: generation.generation,
+                status: Status::Building,
+                from: Checkpoint::START,
+                to: checkpoint,
+                events,
+                changes: &[],
+            })
+            .await?;
+        if !moved {
+            return Err(changed(name, generation));
+        }
         tracing::info!(
             events,
-            fold_seconds = fold_time.as_secs_f64(),
-            write_seconds = write_time.as_secs_f64(),
+            shards = config.shards,
+            writers = config.writers,
+            fold_seconds = folded.as_secs_f64(),
+            write_seconds = wrote.as_secs_f64(),
             "rebuild folded and written"
         );
         if !self
@@ -471,88 +528,151 @@ impl Engine {
         })
     }
 
-    /// Writes every document changed since the last flush of a building
-    /// generation, in parts: each part in its own transaction that checks
-    /// the generation still stands at `from`; the last part moves it to
-    /// `to`, `events` more applied (the span `(from, to, events)`). Each part
-    /// is written while the next one is derived. Returns how long it took.
-    async fn flush(
+    /// The bulk writers of a rebuild, on tasks of their own (aborted when
+    /// dropped), and the queue that feeds them. A writer that fails raises
+    /// `failed`, so the rest of the rebuild stops early.
+    fn start_writers(
         &self,
-        projection: &mut dyn Projection,
-        generation: &Generation,
-        (from, to, events): (Checkpoint, Checkpoint, u64),
-    ) -> Result<Duration, Error> {
-        let started = Instant::now();
-        let name = projection.name();
-        let (mut derive_time, mut wait_time) = (Duration::ZERO, Duration::ZERO);
-        let mut writing: VecDeque<tokio::task::JoinHandle<Result<bool, Error>>> = VecDeque::new();
-        loop {
-            let t = Instant::now();
-            let (changes, more) = projection.take_changes_part(self.rebuild_writes.part.max(1));
-            derive_time += t.elapsed();
-            let t = Instant::now();
-            // Parts before the last leave the checkpoint where it is (on
-            // PostgreSQL they only share-lock the generation's row, so they
-            // can run side by side); the last one moves it, once every
-            // other part is in.
-            let in_flight = if more {
-                self.rebuild_writes.parallel.max(1) - 1
-            } else {
-                0
-            };
-            while writing.len() > in_flight {
-                let part = writing.pop_front().expect("a part being written");
-                Self::written(part, name, generation).await?;
-            }
-            wait_time += t.elapsed();
-            let (moved_to, applied) = if more { (from, 0) } else { (to, events) };
-            let read = self.read.clone();
-            let number = generation.generation;
-            writing.push_back(tokio::spawn(async move {
-                read.commit(Batch {
-                    model: name,
-                    generation: number,
-                    status: Status::Building,
-                    from,
-                    to: moved_to,
-                    events: applied,
-                    changes: &changes,
-                })
-                .await
-            }));
-            if !more {
-                break;
-            }
+        name: &'static str,
+        generation: i32,
+        failed: &Arc<AtomicBool>,
+    ) -> Writers {
+        let count = self.rebuild.writers.max(1);
+        let (feed, parts) = Parts::channel(count);
+        let mut tasks = JoinSet::new();
+        for _ in 0..count {
+            let (read, parts, failed) = (self.read.clone(), parts.clone(), failed.clone());
+            tasks.spawn(async move {
+                let outcome = read
+                    .write_bulk(name, generation, Checkpoint::START, &parts)
+                    .await;
+                if !matches!(outcome, Ok(true)) {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                outcome
+            });
         }
-        let t = Instant::now();
-        while let Some(part) = writing.pop_front() {
-            Self::written(part, name, generation).await?;
+        Writers {
+            feed: Feed {
+                parts: feed,
+                writers: count,
+            },
+            tasks,
         }
-        wait_time += t.elapsed();
-        tracing::debug!(
-            derive_seconds = derive_time.as_secs_f64(),
-            wait_seconds = wait_time.as_secs_f64(),
-            "rebuild flushed"
-        );
-        Ok(started.elapsed())
     }
 
-    async fn written(
-        part: tokio::task::JoinHandle<Result<bool, Error>>,
-        name: &str,
-        generation: &Generation,
-    ) -> Result<(), Error> {
-        let committed = part
-            .await
-            .map_err(|e| Error::Database(format!("writing a rebuild's documents failed: {e}")))??;
-        if committed {
-            Ok(())
+    /// Reads the log, folds it in shards, has them derive their documents
+    /// into the writers' queue, merges them and queues what they share, then
+    /// a `Done` per writer. Answers where the fold stopped, how many events
+    /// it folded and how long the fold took.
+    async fn fold_and_derive(
+        &self,
+        template: &dyn Projection,
+        feed: Feed,
+        failed: &Arc<AtomicBool>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(Checkpoint, u64, Duration), Stop> {
+        let started = Instant::now();
+        let config = self.rebuild;
+        let count = if template.shardable() {
+            config.shards.max(1)
         } else {
-            Err(Error::Database(format!(
-                "generation {} of {name} changed during its rebuild",
-                generation.generation
-            )))
+            1
+        };
+        let sharded = count > 1;
+        let mut shards: Vec<Shard> = (0..count)
+            .map(|_| {
+                Shard::start(
+                    template.fresh(),
+                    feed.parts.clone(),
+                    config.part.max(1),
+                    sharded,
+                    failed.clone(),
+                )
+            })
+            .collect();
+        let mut checkpoint = Checkpoint::START;
+        let mut events = 0u64;
+        let mut head = self.log.head().await.map_err(failure)?;
+        let mut pages = ReadAhead::start(
+            self.log.clone(),
+            Checkpoint::START,
+            self.config.rebuild_batch_size,
+        );
+        while let Some(page) = pages.next().await.map_err(Stop::Failed)? {
+            if failed.load(Ordering::Relaxed) {
+                return Err(Stop::Stopped);
+            }
+            checkpoint = page.last;
+            events += page.envelopes.len() as u64;
+            if sharded {
+                let mut routed: Vec<Vec<Envelope>> = shards.iter().map(|_| Vec::new()).collect();
+                for envelope in page.envelopes {
+                    match template.route(&envelope) {
+                        Route::Shard(hash) => {
+                            let shard = usize::try_from(hash % count as u64).unwrap_or(0);
+                            routed[shard].push(envelope);
+                        }
+                        Route::Every => {
+                            for other in &mut routed[1..] {
+                                other.push(envelope.clone());
+                            }
+                            routed[0].push(envelope);
+                        }
+                        Route::Skip => {}
+                    }
+                }
+                for (shard, batch) in shards.iter_mut().zip(routed) {
+                    shard.fold(batch).await?;
+                }
+            } else {
+                shards[0].fold(page.envelopes).await?;
+            }
+            if checkpoint > head {
+                head = self.log.head().await.map_err(failure)?;
+            }
+            progress(Progress {
+                events,
+                checkpoint,
+                head: head.max(checkpoint),
+            });
         }
+        let folded = started.elapsed();
+        // Each shard now derives its documents into the writers' queue.
+        for shard in &mut shards {
+            shard.end().await?;
+        }
+        let mut merged: Option<Box<dyn Projection>> = None;
+        for shard in shards {
+            let shard = shard.finish().await?;
+            match &mut merged {
+                None => merged = Some(shard),
+                Some(first) => first.merge(shard).map_err(|reason| {
+                    Stop::Failed(Error::Database(format!(
+                        "merging the shards of {} failed: {reason}",
+                        template.name()
+                    )))
+                })?,
+            }
+        }
+        if sharded && let Some(mut merged) = merged {
+            let shared = tokio::task::spawn_blocking(move || merged.take_changes())
+                .await
+                .map_err(|e| failure_of("deriving the shared documents", e))?;
+            // Dealt out, so that every writer takes a share of the large
+            // ones (a leader's activity over every rep).
+            let mut hands: Vec<Vec<DocChange>> = (0..feed.writers).map(|_| Vec::new()).collect();
+            for (n, change) in shared.into_iter().enumerate() {
+                hands[n % feed.writers].push(change);
+            }
+            for hand in hands.into_iter().filter(|hand| !hand.is_empty()) {
+                feed.send(Part::Docs(hand)).await?;
+            }
+        }
+        for _ in 0..feed.writers {
+            feed.send(Part::Done).await?;
+        }
+        Ok((checkpoint, events, folded))
     }
 
     /// Every generation's checkpoint and how far it is behind the log's head.
@@ -576,55 +696,248 @@ impl Engine {
     }
 }
 
+/// Why a part of a rebuild stopped.
+enum Stop {
+    /// It failed, for this reason.
+    Failed(Error),
+    /// It stopped because another part failed (a writer, a shard).
+    Stopped,
+}
+
+fn failure(error: impl Into<Error>) -> Stop {
+    Stop::Failed(error.into())
+}
+
+fn failure_of(what: &str, error: tokio::task::JoinError) -> Stop {
+    Stop::Failed(Error::Database(format!("{what} failed: {error}")))
+}
+
+fn changed(name: &str, generation: &Generation) -> Error {
+    Error::Database(format!(
+        "generation {} of {name} changed during its rebuild",
+        generation.generation
+    ))
+}
+
+/// A rebuild's writers and their queue.
+struct Writers {
+    feed: Feed,
+    tasks: JoinSet<Result<bool, Error>>,
+}
+
+/// The sending end of the writers' queue.
+struct Feed {
+    parts: mpsc::Sender<Part>,
+    writers: usize,
+}
+
+impl Feed {
+    async fn send(&self, part: Part) -> Result<(), Stop> {
+        // Closed: every writer has stopped, and says why.
+        self.parts.send(part).await.map_err(|_| Stop::Stopped)
+    }
+}
+
+/// What a shard is handed.
+enum Fold {
+    Events(Vec<Envelope>),
+    /// The log is folded: derive the documents.
+    End,
+}
+
+/// One shard of a rebuild's fold: a projection folding on a thread of the
+/// blocking pool, then deriving its documents into the writers' queue.
+struct Shard {
+    events: mpsc::Sender<Fold>,
+    task: tokio::task::JoinHandle<Result<Box<dyn Projection>, Stop>>,
+}
+
+impl Shard {
+    /// Batches of events queued ahead of a shard's fold.
+    const DEPTH: usize = 4;
+
+    fn start(
+        mut projection: Box<dyn Projection>,
+        parts: mpsc::Sender<Part>,
+        part: usize,
+        own_only: bool,
+        failed: Arc<AtomicBool>,
+    ) -> Shard {
+        let (events, mut received) = mpsc::channel(Self::DEPTH);
+        let task = tokio::task::spawn_blocking(move || {
+            loop {
+                match received.blocking_recv() {
+                    Some(Fold::Events(batch)) => {
+                        for envelope in &batch {
+                            projection.apply(envelope);
+                        }
+                    }
+                    Some(Fold::End) => break,
+                    // The rebuild stopped reading.
+                    None => return Err(Stop::Stopped),
+                }
+            }
+            loop {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(Stop::Stopped);
+                }
+                let (changes, more) = if own_only {
+                    projection.take_own_part(part)
+                } else {
+                    projection.take_changes_part(part)
+                };
+                if !changes.is_empty() && parts.blocking_send(Part::Docs(changes)).is_err() {
+                    return Err(Stop::Stopped);
+                }
+                if !more {
+                    return Ok(projection);
+                }
+            }
+        });
+        Shard { events, task }
+    }
+
+    async fn fold(&mut self, batch: Vec<Envelope>) -> Result<(), Stop> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.events
+            .send(Fold::Events(batch))
+            .await
+            .map_err(|_| Stop::Stopped)
+    }
+
+    async fn end(&mut self) -> Result<(), Stop> {
+        self.events.send(Fold::End).await.map_err(|_| Stop::Stopped)
+    }
+
+    /// The shard's projection, its documents all handed out.
+    async fn finish(self) -> Result<Box<dyn Projection>, Stop> {
+        self.task
+            .await
+            .map_err(|e| failure_of("a shard of the rebuild", e))?
+    }
+}
+
+/// Drops a rebuild's generation unless the rebuild kept it: at once when
+/// the rebuild fails, and on a task of its own when its future is dropped
+/// (a cancelled rebuild). Holds the rebuild's lease until then, so no other
+/// rebuild starts beside the clean-up.
+struct Abandon {
+    read: Arc<dyn ReadStore>,
+    model: &'static str,
+    generation: i32,
+    lease: Option<Box<dyn Lease>>,
+}
+
+impl Abandon {
+    /// The rebuild is done: keep the generation, release the lease.
+    fn keep(mut self) {
+        self.lease.take();
+    }
+
+    async fn drop_now(mut self) {
+        let lease = self.lease.take();
+        drop_generation(&*self.read, self.model, self.generation).await;
+        drop(lease);
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let (read, model, generation) = (self.read.clone(), self.model, self.generation);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    drop_generation(&*read, model, generation).await;
+                    drop(lease);
+                });
+            }
+            // No runtime left: the next rebuild drops it.
+            Err(_) => drop(lease),
+        }
+    }
+}
+
+async fn drop_generation(read: &dyn ReadStore, model: &str, generation: i32) {
+    match read.drop_generation(model, generation).await {
+        Ok(()) => tracing::info!(
+            model,
+            generation,
+            "dropped the generation of a rebuild that stopped"
+        ),
+        Err(error) => tracing::warn!(
+            model,
+            generation,
+            %error,
+            "cannot drop the generation of a rebuild that stopped; the next rebuild will"
+        ),
+    }
+}
+
 /// One page of the log, decoded.
 struct Page {
     envelopes: Vec<Envelope>,
     last: Checkpoint,
 }
 
-/// Reads (and decodes) the log's next pages on a task of its own while the
-/// caller folds the current one. Stops when dropped.
+/// Reads the log's next pages on a task of its own, and decodes them on
+/// another, while the caller folds the current one: the database works on
+/// the next page while the last one is decoded. Stops when dropped.
 struct ReadAhead {
-    pages: tokio::sync::mpsc::Receiver<Result<Page, Error>>,
-    task: tokio::task::JoinHandle<()>,
+    pages: mpsc::Receiver<Result<Page, Error>>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl ReadAhead {
-    /// Pages read ahead of the fold.
+    /// Pages read ahead of the decoding, and decoded ahead of the fold.
     const DEPTH: usize = 2;
 
     fn start(log: Arc<dyn EventStore>, from: Checkpoint, page: usize) -> Self {
-        let (send, pages) = tokio::sync::mpsc::channel(Self::DEPTH);
-        let task = tokio::spawn(async move {
+        let (send_read, mut read) = mpsc::channel(Self::DEPTH);
+        let (send, pages) = mpsc::channel(Self::DEPTH);
+        let reading = tokio::spawn(async move {
             let mut after = from;
             loop {
-                let read = async {
-                    let batch = log.read_all_json(after, page.max(1)).await?;
-                    let Some(last) = batch.last().map(|e| e.checkpoint) else {
-                        return Ok(None);
-                    };
-                    let envelopes = batch
-                        .iter()
-                        .map(Envelope::decode_json)
-                        .collect::<Result<Vec<_>, Error>>()?;
-                    Ok(Some(Page { envelopes, last }))
-                };
-                match read.await {
-                    Ok(Some(page)) => {
-                        after = page.last;
-                        if send.send(Ok(page)).await.is_err() {
+                match log.read_all_json(after, page.max(1)).await {
+                    Ok(batch) => {
+                        let Some(last) = batch.last().map(|e| e.checkpoint) else {
+                            return;
+                        };
+                        after = last;
+                        if send_read.send(Ok((batch, last))).await.is_err() {
                             return;
                         }
                     }
-                    Ok(None) => return,
                     Err(error) => {
-                        let _ = send.send(Err(error)).await;
+                        let _ = send_read.send(Err(Error::from(error))).await;
                         return;
                     }
                 }
             }
         });
-        ReadAhead { pages, task }
+        let decoding = tokio::spawn(async move {
+            while let Some(batch) = read.recv().await {
+                let page = batch.and_then(|(batch, last)| {
+                    let envelopes = batch
+                        .iter()
+                        .map(Envelope::decode_json)
+                        .collect::<Result<Vec<_>, Error>>()?;
+                    Ok(Page { envelopes, last })
+                });
+                let failed = page.is_err();
+                if send.send(page).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            pages,
+            tasks: [reading, decoding],
+        }
     }
 
     /// The next page, `None` at the end of the log.
@@ -635,6 +948,8 @@ impl ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }

@@ -10,8 +10,11 @@
 //!   projection (a PostgreSQL advisory lock held on a connection of its own;
 //!   in-process for the embedded store; standbys retry every second);
 //!   rebuilds from position zero into a new generation that replaces the
-//!   active one atomically when caught up (folded in memory, every document
-//!   derived and written once at the end); lag.
+//!   active one atomically when caught up (folded in memory, in shards on
+//!   threads of their own where the projection allows; every document
+//!   derived once at the end and written in bulk, with `COPY` on
+//!   PostgreSQL; a rebuild that fails or is dropped drops its generation);
+//!   lag.
 //! - The read-model storage of both backends ([`store`]): PostgreSQL (schema
 //!   `trellis`) and the embedded SQLite file, with the same tables and views
 //!   (see `README.md` in this crate).

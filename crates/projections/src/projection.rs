@@ -1,6 +1,8 @@
 //! What a projection is: a pure, deterministic fold over the global log whose
 //! state is a set of JSON documents.
 
+use std::any::Any;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trellis_domain::Event;
@@ -106,7 +108,9 @@ pub struct DocChange {
 ///   from a restored state gives the same documents as folding on.
 /// - The documents written must not depend on how the log was cut into
 ///   batches: [`Projection::take_changes`] derives them from the state alone.
-pub trait Projection: Send + Sync + 'static {
+/// - A projection that says it is [`Projection::shardable`] must give the
+///   same documents when a rebuild folds it in shards (see there).
+pub trait Projection: Any + Send + Sync {
     /// The stable name, used as the `model` column and by `trellis replay --projection`.
     fn name(&self) -> &'static str;
 
@@ -142,4 +146,56 @@ pub trait Projection: Send + Sync + 'static {
         let _ = limit;
         (self.take_changes(), false)
     }
+
+    /// Whether a rebuild may fold this projection in shards, on several
+    /// threads at once. A shardable projection promises that this gives the
+    /// very documents of one fold over the whole log:
+    ///
+    /// 1. each shard, a [`Projection::fresh`] instance, folds in log order
+    ///    the events [`Projection::route`] sends it: those routed to it and
+    ///    every [`Route::Every`] event;
+    /// 2. each shard hands out the documents of its own entities
+    ///    ([`Projection::take_own_part`] until it answers `false`);
+    /// 3. the first shard [`Projection::merge`]s every other one, then
+    ///    [`Projection::take_changes`] gives the documents the shards share.
+    ///
+    /// The default is `false`: the rebuild folds on one thread.
+    fn shardable(&self) -> bool {
+        false
+    }
+
+    /// Where a sharded rebuild sends `event` (asked of the template, for
+    /// every event, in log order; only when [`Projection::shardable`]).
+    fn route(&self, event: &Envelope) -> Route {
+        let _ = event;
+        Route::Every
+    }
+
+    /// A shard's documents of the entities that are its own, in parts as
+    /// [`Projection::take_changes_part`], leaving out the documents every
+    /// shard contributes to: those come from [`Projection::take_changes`]
+    /// once the shards are merged.
+    fn take_own_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
+        self.take_changes_part(limit)
+    }
+
+    /// Takes in what another shard (of the same projection, its own
+    /// documents already taken) contributes to the shared documents.
+    fn merge(&mut self, shard: Box<dyn Projection>) -> Result<(), String> {
+        let _ = shard;
+        Err(format!("{} cannot be folded in shards", self.name()))
+    }
+}
+
+/// Where a sharded rebuild sends an event ([`Projection::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the one shard that owns the entity the event is about, by a hash
+    /// of its id: no other shard's documents depend on it.
+    Shard(u64),
+    /// To every shard, in log order: what every entity is judged against
+    /// (e.g. the catalogue of standards).
+    Every,
+    /// To no shard: the fold ignores it.
+    Skip,
 }

@@ -16,7 +16,8 @@
 //! their own records and never private notes (nor, in the audit trail, what
 //! the domain hides from them since); a leader reads the reps of the
 //! teams their token lists; auditors and admins read everything; a service
-//! needs the grant `reads:read`.
+//! needs the grant `reads:read`. Everything held about one person
+//! ([`export`]) is for an admin or the person themself only.
 //!
 //! # What it must not do
 //!
@@ -36,6 +37,8 @@
 //!   parameter named.
 //! - [`models`]: the read-model routes. [`asof`], [`audit`], [`packet`],
 //!   [`feed`]: the log routes.
+//! - [`export`]: everything Trellis holds about one person (subject
+//!   access), for an admin or the person themself.
 //! - [`ops`]: `replay` with progress, and projection lag as Prometheus text.
 //! - [`openapi`]: this API's OpenAPI document ([`openapi::ApiDoc`]), which
 //!   [`api`] hands to `trellis_http::app` to merge into `/openapi.json`.
@@ -48,6 +51,7 @@ pub mod asof;
 pub mod audit;
 pub mod collections;
 pub mod event_schemas;
+pub mod export;
 pub mod feed;
 pub mod framework;
 pub mod models;
@@ -63,16 +67,31 @@ pub use ops::{ReplayProgress, lag_metrics, prometheus_lag, replay, replay_named}
 pub use state::QueryState;
 
 /// The read API, for [`trellis_http::app`]: every query route with `state`
-/// applied, and its OpenAPI document.
+/// applied, and its OpenAPI document. A person's export says it has no
+/// sign-in records to show: [`api_with_access`] gives it them.
 pub fn api(state: QueryState) -> trellis_http::Api {
     trellis_http::Api {
-        routes: routes(state),
+        routes: routes(state, None),
         doc: Some(openapi::document()),
     }
 }
 
-/// Every query route, with `state` applied and no fallback.
-fn routes(state: QueryState) -> Router {
+/// The read API with the sign-in records (`trellis_access`), which a
+/// person's export (`GET /v1/people/{person_id}/export`) lists.
+pub fn api_with_access(state: QueryState, access: trellis_access::Access) -> trellis_http::Api {
+    trellis_http::Api {
+        routes: routes(state, Some(access)),
+        doc: Some(openapi::document()),
+    }
+}
+
+/// Every query route, with `state` applied and no fallback; `access`: the
+/// sign-in records for a person's export.
+fn routes(state: QueryState, access: Option<trellis_access::Access>) -> Router {
+    let export = export::ExportState {
+        reads: state.clone(),
+        access,
+    };
     Router::new()
         .route("/v1/teams", get(collections::teams))
         .route("/v1/leaders", get(collections::leaders))
@@ -95,6 +114,10 @@ fn routes(state: QueryState) -> Router {
         .route(
             "/v1/leaders/{leader_id}/scorecard",
             get(models::leader_scorecard),
+        )
+        .route(
+            "/v1/people/{person_id}/export",
+            get(export::route).with_state(export),
         )
         .route("/v1/events", get(feed::page))
         .route("/v1/events/stream", get(feed::stream))

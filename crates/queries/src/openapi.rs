@@ -10,7 +10,7 @@ use trellis_http::openapi::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::schemas::StandingSchema;
-use crate::{asof, audit, collections, feed, models, packet};
+use crate::{asof, audit, collections, export, feed, models, packet};
 
 /// Every query route, described.
 #[derive(Debug, OpenApi)]
@@ -27,6 +27,7 @@ use crate::{asof, audit, collections, feed, models, packet};
         feed::page, feed::stream,
         collections::teams, collections::leaders, collections::reps, collections::competencies,
         collections::action_items, collections::support_requests, collections::standards,
+        export::route,
     ),
     components(schemas(StandingSchema)),
     tags(
@@ -35,6 +36,8 @@ use crate::{asof, audit, collections, feed, models, packet};
         (name = "leaders", description = "Leaders' scorecards."),
         (name = "feed", description = "Every event in global order, for auditors and services: \
                                        paged, or as Server-Sent Events."),
+        (name = "people", description = "Everything Trellis holds about one person (subject \
+                                         access), for an admin or the person themself."),
     ),
     modifiers(&BearerAuth)
 )]
@@ -61,7 +64,7 @@ mod tests {
             .values()
             .map(|item| item.as_object().map_or(0, |o| o.len()))
             .sum();
-        assert_eq!(operations, 18);
+        assert_eq!(operations, 19);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

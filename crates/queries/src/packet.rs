@@ -36,7 +36,8 @@ use trellis_domain::{
     CompetencyId, Event, PeriodKind, PlanId, RepId, StandardId, StandardKind, SupportRequestId,
     TeamId,
 };
-use trellis_eventstore::EventStore;
+use trellis_eventstore::evidence::Evidence;
+use trellis_eventstore::{EventStore, RecordedEvent};
 use trellis_http::auth::Claims;
 use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::growth::derive::StandingKind;
@@ -51,7 +52,7 @@ use crate::asof::{RepReplay, TimeBasis};
 use crate::params::{Params, end_of_day};
 use crate::schemas::{ReadErrors, StandingSchema};
 use crate::state::{About, QueryState};
-use crate::streams::{RepStream, category_events, envelope, readable_stream};
+use crate::streams::{RepStream, category_events, envelope, readable_stream, rep_events};
 use trellis_http::openapi::CommonErrors;
 
 /// What replaying one rep's history over a period yields for a review.
@@ -582,9 +583,16 @@ pub async fn packet_of(
         .into_iter()
         .map(envelope)
         .collect::<Result<Vec<_>, _>>()?;
+    // Names as they stood at the end of the period, never as they stand
+    // today: a packet recomputed after a rename has the same hash.
+    let end_at = end_of_day(to);
     let mut names = BTreeMap::new();
     for e in category_events(store, "competency").await? {
-        match envelope(e)?.event {
+        let e = envelope(e)?;
+        if e.occurred_at > end_at {
+            continue;
+        }
+        match e.event {
             Event::Competency(CompetencyEvent::Defined(d)) => {
                 names.insert(d.competency_id, d.name.to_string());
             }
@@ -622,7 +630,7 @@ pub async fn review_packet(
     Ok((packet, sha256))
 }
 
-/// The packet's JSON body: `{ "sha256": …, "packet": … }`.
+/// The packet's JSON body: `{ "sha256": …, "packet": …, "evidence": … }`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ReviewPacketBody)]
 pub struct PacketBody<'a> {
@@ -631,6 +639,38 @@ pub struct PacketBody<'a> {
     pub sha256: String,
     #[schema(value_type = ReviewPacket)]
     pub packet: &'a ReviewPacket,
+    /// Proof that every event the packet rests on is in the log: each
+    /// event's hash and audit path to the root of a signed checkpoint, and
+    /// that checkpoint (format `trellis-evidence/1`, see
+    /// docs/packet-evidence.md). Absent until the log's first checkpoint is
+    /// signed. `trellis audit verify-packet` checks a saved body offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Evidence>,
+}
+
+/// The evidence of the events a packet over a period ending `to` rests on:
+/// the rep's events that happened by then (reviews left out, as the packet
+/// leaves them out) and the standards and competencies as they stood.
+pub async fn packet_evidence(
+    store: &dyn EventStore,
+    rep_id: RepId,
+    to: NaiveDate,
+) -> Result<Option<Evidence>, ApiError> {
+    // Nothing to prove against before the first checkpoint: read nothing.
+    if store.latest_tree_checkpoint().await?.is_none() {
+        return Ok(None);
+    }
+    let end_at = end_of_day(to);
+    let mut events = rep_events(store, rep_id).await?;
+    events.retain(|e| e.event_type != "ReviewHeld");
+    events.extend(category_events(store, "standard").await?);
+    events.extend(category_events(store, "competency").await?);
+    let rested_on: Vec<&RecordedEvent> = events
+        .iter()
+        .filter(|e| e.metadata.occurred_at <= end_at)
+        .collect();
+    Ok(trellis_eventstore::evidence::gather(store, &rested_on).await?)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -714,6 +754,7 @@ pub async fn route(
         Format::Json => Json(PacketBody {
             sha256: sha256.clone(),
             packet: &packet,
+            evidence: packet_evidence(state.http.store(), rep_id, to).await?,
         })
         .into_response(),
         Format::Markdown => (

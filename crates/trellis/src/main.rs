@@ -3,16 +3,21 @@
 //!
 //! Layout: `main.rs` parses the command line and dispatches; `store.rs` opens
 //! the configured event store (PostgreSQL when a database URL is given, the
-//! embedded file otherwise); one module per command.
+//! embedded file otherwise, and knows every component's migrations); one
+//! module per command.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod checkpoints;
 mod log;
+mod migrate;
+mod nats;
 mod relay;
 mod replay;
+mod roles;
 mod secret;
 mod serve;
 mod signin;
@@ -60,6 +65,11 @@ enum LogFormat {
 enum Command {
     /// Run Trellis: the HTTP API, the dashboard and the read models.
     Serve(serve::ServeArgs),
+    /// Apply every pending migration as the schema's owner, then print what
+    /// the runtime role (trellis_writer) may do; `serve` then runs as a login
+    /// role that is a member of it. Refuses a changed migration and a schema
+    /// newer than this binary.
+    Migrate,
     /// Run Trellis with a demo organisation (two teams, a dozen reps, nine
     /// months of history) and print a sign-in link for each role.
     Demo(serve::ServeArgs),
@@ -76,6 +86,9 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Print the log in global order, one JSON document per line.
     Log(log::LogArgs),
+    /// Make and inspect the keys that sign the log's checkpoints.
+    #[command(subcommand)]
+    Keys(checkpoints::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -112,12 +125,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.store, args).await,
+            Command::Migrate => migrate::run(&cli.store).await,
             Command::Demo(args) => serve::run(&cli.store, args.with_demo()).await,
             Command::Token(args) => token::run(&cli.store, args),
             Command::SignInLink(args) => signin::run(&cli.store, args).await,
             Command::Replay(args) => replay::run(&cli.store, args).await,
             Command::Audit(command) => audit::run(&cli.store, command).await,
             Command::Log(args) => log::run(&cli.store, args).await,
+            Command::Keys(command) => checkpoints::run_keys(command),
         }
     });
     match result {

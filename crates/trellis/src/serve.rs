@@ -1,4 +1,7 @@
-//! `trellis serve`: the Trellis services in one process.
+//! `trellis serve`: the Trellis services in one process, all of them or the
+//! roles `--roles` names (see `roles.rs`).
+
+mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,13 +14,16 @@ use trellis_alerts::Thresholds;
 use trellis_commands::{CommandState, CommandsConfig};
 use trellis_dashboard::DashboardState;
 use trellis_demo::DemoOrg;
-use trellis_http::{HttpState, MetricsSource, SystemClock};
+use trellis_http::{HttpState, SystemClock};
 use trellis_projections::engine::Engine;
 use trellis_projections::growth::{Growth, GrowthSettings};
 use trellis_projections::query::ReadModels;
 use trellis_queries::QueryState;
 
+use crate::checkpoints::{self, CheckpointArgs, Keys};
+use crate::nats::NatsArgs;
 use crate::relay;
+use crate::roles::{Role, Roles, single_active};
 use crate::secret::SecretArgs;
 use crate::signin::{self, SignInArgs};
 use crate::store::{Backend, StoreArgs};
@@ -27,6 +33,32 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TRELLIS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve /metrics on this address instead (one only the scraper
+    /// reaches); --listen then answers 404 there. Without this flag and
+    /// without --metrics-token, /metrics on --listen is open to whoever
+    /// reaches it.
+    #[arg(long, env = "TRELLIS_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Answer /metrics only to `Authorization: Bearer <TOKEN>` (401 otherwise),
+    /// on whichever address serves it.
+    #[arg(long, env = "TRELLIS_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    metrics_token: Option<String>,
+    /// What this process runs, comma-separated: `api` (the HTTP API, the
+    /// dashboard and sign-in), `projector` (the read models and the log's
+    /// signed checkpoints), `relay` (the log to NATS), `alerts` (the
+    /// evaluator and the publisher), `webhooks` (the dispatcher and the
+    /// sender); `all` is every one. API processes run side by side; each
+    /// worker is active in one process at a time and stands by in the others
+    /// (on PostgreSQL; the embedded store's workers belong in one process).
+    /// Without `api`, --listen serves only /healthz, /readyz and /metrics.
+    #[arg(
+        long,
+        env = "TRELLIS_ROLES",
+        value_name = "ROLES",
+        default_value = "all"
+    )]
+    roles: Roles,
     /// The largest request body accepted, in bytes (imports are the largest).
     #[arg(long, env = "TRELLIS_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     body_limit: usize,
@@ -53,11 +85,8 @@ pub struct ServeArgs {
     /// met for N consecutive periods.
     #[arg(long, env = "TRELLIS_QUALITY_GATE_PERIODS", default_value_t = 3)]
     quality_gate_periods: u32,
-    /// NATS server with JetStream: every event is published to TRELLIS_EVENTS
-    /// and every alert to TRELLIS_ALERTS. Absent: events and alerts are only
-    /// recorded in the log (webhooks still work).
-    #[arg(long, env = "TRELLIS_NATS_URL")]
-    nats_url: Option<String>,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Copies of the JetStream streams (1 on one machine, 3 in a cluster).
     #[arg(long, env = "TRELLIS_NATS_REPLICAS", default_value_t = 1)]
     nats_replicas: usize,
@@ -82,6 +111,8 @@ pub struct ServeArgs {
     sign_in: SignInArgs,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// When alerts fire: each threshold of [`trellis_alerts::Thresholds`], with
@@ -164,6 +195,8 @@ pub async fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Exit
 #[derive(Debug)]
 pub struct Application {
     listener: tokio::net::TcpListener,
+    /// `/metrics` alone, with `--metrics-listen`.
+    metrics_listener: Option<tokio::net::TcpListener>,
     router: axum::Router,
     /// What the APIs share: told to stop when shutdown begins.
     http: HttpState,
@@ -175,12 +208,35 @@ pub struct Application {
     /// The URL people reach the server at, when configured.
     public_url: Option<String>,
     describe: String,
+    roles: Roles,
 }
 
 impl Application {
     /// Opens the stores, records the demo when asked, starts the background
     /// workers, builds the router of every API and binds the listener.
     pub async fn build(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<Application> {
+        if args.demo && !args.roles.contains(Role::Api) {
+            anyhow::bail!(
+                "the demo needs the api role, for its sign-in links open the dashboard: leave \
+                 --roles out, or name api in it"
+            );
+        }
+        // The embedded store's leases hold within one process: its workers
+        // belong in one process, this one.
+        let idle: Vec<&str> = [Role::Projector, Role::Alerts, Role::Webhooks, Role::Relay]
+            .into_iter()
+            .filter(|&r| {
+                !args.roles.contains(r) && (r != Role::Relay || args.nats.nats_url.is_some())
+            })
+            .map(Role::name)
+            .collect();
+        if store_args.database_url.is_none() && !idle.is_empty() {
+            tracing::warn!(
+                not_running = %idle.join(","),
+                "on the embedded store every worker role belongs in one process (several \
+                 processes on one data directory are not supported), and this one leaves some out"
+            );
+        }
         // A bad CA file stops the start before the store is touched or the
         // demo recorded (the webhooks read it again when they start).
         if let Some(path) = &args.webhook_ca_file {
@@ -188,7 +244,12 @@ impl Application {
                 .context("--webhook-ca-file (TRELLIS_WEBHOOK_CA_FILE)")?;
         }
         let public_url = args.sign_in.public_url()?;
-        let stores = store_args.open_all().await?;
+        // The key that signs checkpoints also seals every appended event.
+        let keys = args.checkpoints.keys(&store_args.data_dir)?;
+        let stores = store_args
+            .open_all()
+            .await?
+            .sealing_with(keys.signer.clone());
         let access = signin::open_access(&stores, &args.sign_in).await?;
         let http = HttpState::new(
             stores.log.clone(),
@@ -197,10 +258,9 @@ impl Application {
         )
         .with_body_limit(args.body_limit)
         .with_authenticator(Arc::new(access.clone()));
-        http.add_metrics_source(Arc::new(ProjectionLag(Engine::new(
-            stores.log.clone(),
-            stores.read.clone(),
-        ))));
+        let http = metrics::protect(http, args.metrics_token.as_deref(), args.metrics_listen);
+        // The relay, which holds no HttpState, counts into the same registry.
+        http.metrics().install_global();
         let settings = GrowthSettings {
             quality_gate_periods: args.quality_gate_periods,
         };
@@ -220,17 +280,35 @@ impl Application {
             None => Vec::new(),
         };
         let hooks = open_webhooks(&stores, &args).await?;
-        let workers = Workers::start(&stores, &args, settings, hooks.clone()).await?;
+        for source in metrics::sources(&stores, &hooks, args.nats.nats_url.is_some()) {
+            http.add_metrics_source(source);
+        }
+        let workers = Workers::start(&stores, &args, settings, hooks.clone(), &keys).await?;
         let pages = DashboardAccess {
             access,
             https: args.sign_in.https(),
         };
-        let router = router(http.clone(), commands, &stores, settings, hooks, pages);
+        let router = if args.roles.contains(Role::Api) {
+            router(
+                http.clone(),
+                commands,
+                &stores,
+                settings,
+                hooks,
+                pages,
+                &keys,
+            )
+        } else {
+            // Probes and scrapes only: every other path is a 404.
+            trellis_http::app(http.clone(), [])
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
+        let metrics_listener = metrics::bind(args.metrics_listen).await?;
         Ok(Application {
             listener,
+            metrics_listener,
             router,
             http,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
@@ -239,6 +317,7 @@ impl Application {
             demo_links,
             public_url,
             describe: store_args.describe(),
+            roles: args.roles,
         })
     }
 
@@ -254,11 +333,20 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let address = self.address()?;
-        tracing::info!(%address, store = %self.describe, "trellis is serving");
+        let roles = self.roles;
+        tracing::info!(%address, store = %self.describe, %roles, "trellis is serving");
+        let only = if roles.contains(Role::Api) {
+            ""
+        } else {
+            ", /healthz, /readyz and /metrics only"
+        };
         eprintln!(
-            "trellis: serving on http://{address} ({}); Ctrl-C stops",
+            "trellis: serving on http://{address} ({}; roles {roles}{only}); Ctrl-C stops",
             self.describe
         );
+        if let Some(listener) = self.metrics_listener {
+            metrics::serve(listener, self.http.clone())?;
+        }
         if let Some(org) = &self.demo {
             let base = self
                 .public_url
@@ -309,6 +397,7 @@ fn router(
     settings: GrowthSettings,
     hooks: trellis_webhooks::Webhooks,
     pages: DashboardAccess,
+    keys: &Keys,
 ) -> axum::Router {
     let reads =
         QueryState::new(http.clone(), ReadModels::new(stores.read.clone())).with_settings(settings);
@@ -322,16 +411,18 @@ fn router(
             trellis_webhooks::api(webhooks.clone()),
         ],
     );
-    let dashboard = DashboardState::new(reads.clone())
+    let queries = trellis_queries::api_with_access(reads.clone(), pages.access.clone());
+    let dashboard = DashboardState::new(reads)
         .with_writes(writes)
         .with_access(pages.access, pages.https);
     trellis_http::app(
         http,
         [
             trellis_commands::api(commands),
-            trellis_queries::api(reads),
+            queries,
             trellis_webhooks::api(webhooks),
             trellis_dashboard::api(dashboard),
+            checkpoints::keys_api(keys),
         ],
     )
 }
@@ -407,9 +498,12 @@ async fn open_webhooks(
     .map_err(|e| anyhow::anyhow!("failed to start the webhooks: {e}"))
 }
 
-/// The background workers of the process: the projection runner, the alert
-/// evaluator, the webhook sender and, with NATS, the relay and the alert
-/// publisher. Each stops when told to.
+/// The background workers of the process, those its roles name: the
+/// projection runner and the checkpoint signer (`projector`), the relay
+/// (`relay`, with NATS), the alert evaluator and publisher (`alerts`; the
+/// publisher with NATS), the webhook dispatcher and sender (`webhooks`).
+/// Each is active in one process at a time (a lease; the others stand by)
+/// and stops when told to.
 #[derive(Debug)]
 struct Workers {
     stop: tokio::sync::watch::Sender<bool>,
@@ -422,6 +516,7 @@ impl Workers {
         args: &ServeArgs,
         settings: GrowthSettings,
         hooks: trellis_webhooks::Webhooks,
+        keys: &Keys,
     ) -> anyhow::Result<Workers> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
@@ -431,56 +526,121 @@ impl Workers {
             }
         };
         let mut tasks = Vec::new();
+        let roles = args.roles;
+        let lease = lease_config(stores);
 
-        // The read models, kept up to date (one active runner per
-        // projection across processes; the others stand by).
-        let engine = Engine::new(stores.log.clone(), stores.read.clone());
-        let growth = Growth::new(settings);
-        let stopped = until_stopped();
-        tasks.push(tokio::spawn(async move {
-            engine.run(Box::new(growth), stopped).await
-        }));
+        if roles.contains(Role::Projector) {
+            // The read models, kept up to date (the engine's own lease: one
+            // active runner per projection across processes).
+            let engine = Engine::new(stores.log.clone(), stores.read.clone());
+            let growth = Growth::new(settings);
+            let stopped = until_stopped();
+            tasks.push(tokio::spawn(async move {
+                engine.run(Box::new(growth), stopped).await
+            }));
+        }
 
-        // Alerts: evaluated on a schedule and on appends, recorded in the log.
         let alerts = args.alerts.config();
-        let (log, read, stopped) = (
-            stores.log.clone(),
-            ReadModels::new(stores.read.clone()),
-            until_stopped(),
-        );
-        let evaluator = alerts.evaluator.clone();
-        tasks.push(tokio::spawn(async move {
-            trellis_alerts::run_evaluator(log, read, evaluator, stopped).await;
-        }));
-
-        // Webhooks: deliveries of what is appended.
-        let (log, stopped) = (stores.log.clone(), until_stopped());
-        tasks.push(tokio::spawn(async move {
-            trellis_webhooks::run(log, hooks, stopped).await
-        }));
-
-        // NATS: the relay (the log as outbox) and the alert publisher.
-        if let Some(url) = &args.nats_url {
-            let client = async_nats::connect(url.as_str())
-                .await
-                .with_context(|| format!("failed to connect to NATS at {url}"))?;
-            tasks.push(relay::spawn(
-                stores,
-                client.clone(),
-                args.nats_replicas,
+        if roles.contains(Role::Alerts) {
+            // Alerts: evaluated on a schedule and on appends, recorded in the
+            // log. An occurrence is raised once whoever evaluates it (its
+            // stream must be empty); the lease keeps the evaluations, and
+            // their conflicts, to one process.
+            let (log, read, evaluator) = (
+                stores.log.clone(),
+                ReadModels::new(stores.read.clone()),
+                alerts.evaluator.clone(),
+            );
+            tasks.push(tokio::spawn(single_active(
+                lease.clone(),
+                "ALERTS_EVALUATOR",
+                "alerts evaluator",
                 until_stopped(),
-            ));
-            let mut publisher = trellis_alerts::PublisherConfig {
-                replicas: args.nats_replicas,
-                ..alerts.publisher
-            };
-            if let Backend::Postgres { url, .. } = &stores.backend {
-                // One active publisher across processes, as for the relay.
-                publisher = publisher.with_postgres_lease(url.clone());
+                move || {
+                    trellis_alerts::run_evaluator(
+                        log.clone(),
+                        read.clone(),
+                        evaluator.clone(),
+                        std::future::pending(),
+                    )
+                },
+            )));
+        }
+
+        // The checkpoint worker hands each signed checkpoint to the webhooks.
+        let checkpoint_hooks = hooks.clone();
+        if roles.contains(Role::Webhooks) {
+            // Webhooks: deliveries of what is appended. Queuing is idempotent
+            // and each delivery is claimed by one sender, so two would be
+            // safe; the lease keeps following the log to one process.
+            let log = stores.log.clone();
+            tasks.push(tokio::spawn(single_active(
+                lease.clone(),
+                "WEBHOOKS",
+                "webhooks",
+                until_stopped(),
+                move || trellis_webhooks::run(log.clone(), hooks.clone(), std::future::pending()),
+            )));
+        }
+
+        // NATS: the relay (the log as outbox), the alert publisher, and a
+        // copy of the checkpoints.
+        let mut checkpoint_stream = None;
+        let uses_nats = [Role::Projector, Role::Relay, Role::Alerts]
+            .into_iter()
+            .any(|role| roles.contains(role));
+        match &args.nats.nats_url {
+            Some(_) if uses_nats => {
+                let client = args.nats.connect().await?.expect("a NATS URL");
+                if roles.contains(Role::Projector) {
+                    // The checkpoint worker makes its stream once NATS answers.
+                    let js = async_nats::jetstream::new(client.clone());
+                    checkpoint_stream = Some((js, args.checkpoints.stream(), args.nats_replicas));
+                }
+                if roles.contains(Role::Relay) {
+                    tasks.push(relay::spawn(
+                        stores,
+                        client.clone(),
+                        args.nats_replicas,
+                        until_stopped(),
+                    ));
+                }
+                if roles.contains(Role::Alerts) {
+                    let mut publisher = trellis_alerts::PublisherConfig {
+                        replicas: args.nats_replicas,
+                        ..alerts.publisher
+                    };
+                    if let Backend::Postgres { url, .. } = &stores.backend {
+                        // One active publisher across processes, as for the relay.
+                        publisher = publisher.with_postgres_lease(url.clone());
+                    }
+                    let (log, stopped) = (stores.log.clone(), until_stopped());
+                    tasks.push(tokio::spawn(async move {
+                        trellis_alerts::run_publisher(log, client, publisher, stopped).await;
+                    }));
+                }
             }
+            None if roles.contains(Role::Relay) => tracing::warn!(
+                "the relay role has nothing to do without --nats-url (TRELLIS_NATS_URL)"
+            ),
+            _ => {}
+        }
+
+        if roles.contains(Role::Projector) {
+            // The log's Merkle tree, grown behind it and signed (one active
+            // worker across processes), the checkpoints kept in JetStream too.
+            let config = checkpoints::WorkerConfig {
+                keys: keys.clone(),
+                origin: args.checkpoints.log_origin.clone(),
+                every_events: args.checkpoints.checkpoint_every_events.max(1),
+                every: Duration::from_secs(args.checkpoints.checkpoint_every_seconds.max(1)),
+                lease,
+                jetstream: checkpoint_stream,
+                webhooks: Some(checkpoint_hooks),
+            };
             let (log, stopped) = (stores.log.clone(), until_stopped());
             tasks.push(tokio::spawn(async move {
-                trellis_alerts::run_publisher(log, client, publisher, stopped).await;
+                checkpoints::run_worker(log, config, stopped).await
             }));
         }
         Ok(Workers { stop, tasks })
@@ -497,6 +657,18 @@ impl Workers {
                 tracing::warn!("a background service did not stop within 10 s");
             }
         }
+    }
+}
+
+/// How the workers of this process agree with those of others on which is
+/// active: a PostgreSQL advisory lock, or (the embedded store) within this
+/// process only.
+fn lease_config(stores: &crate::store::Stores) -> trellis_notifications::LeaseConfig {
+    match &stores.backend {
+        Backend::Postgres { url, .. } => {
+            trellis_notifications::LeaseConfig::Postgres { url: url.clone() }
+        }
+        Backend::Sqlite(_) => trellis_notifications::LeaseConfig::InProcess,
     }
 }
 
@@ -548,23 +720,6 @@ fn print_demo(org: &DemoOrg, links: &[(String, String)], base: &str) -> anyhow::
         "\nThe API is at {base}/v1 (see {base}/openapi.json); `trellis token` mints API tokens.\n"
     )?;
     Ok(())
-}
-
-/// Each projection's position and lag, for `/metrics`.
-#[derive(Debug)]
-struct ProjectionLag(Engine);
-
-#[async_trait::async_trait]
-impl MetricsSource for ProjectionLag {
-    async fn render(&self) -> String {
-        match trellis_queries::lag_metrics(&self.0).await {
-            Ok(text) => text,
-            Err(e) => {
-                tracing::warn!(error = %e, "projection lag is unavailable");
-                String::new()
-            }
-        }
-    }
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let in-flight requests finish.

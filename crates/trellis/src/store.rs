@@ -1,15 +1,52 @@
-//! Opens the configured event store.
+//! Opens the configured event store, and names every component's
+//! migrations: what `trellis migrate` applies, and what a database may hold
+//! for this binary to run on it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use trellis_eventstore::EventStore;
-use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::drivers::tokio_postgres;
+use trellis_eventstore::postgres::{self, Migrations, PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
 use trellis_projections::store::sqlite::SqliteReadStore;
+
+/// Every component's migrations on PostgreSQL, in the order they apply: the
+/// log's first (they make the schema and the runtime role).
+pub const POSTGRES: [Migrations; 4] = [
+    postgres::LOG_MIGRATIONS,
+    trellis_projections::store::postgres::MIGRATIONS,
+    trellis_access::store::postgres::MIGRATIONS,
+    trellis_webhooks::store::postgres::MIGRATIONS,
+];
+
+/// Every component's migrations in the embedded file, after the log's own.
+pub const SQLITE: [Migrations; 3] = [
+    trellis_projections::store::sqlite::MIGRATIONS,
+    trellis_access::store::sqlite::MIGRATIONS,
+    trellis_webhooks::store::sqlite::MIGRATIONS,
+];
+
+/// Refuses a database that records the migrations of a component this
+/// binary does not have (migrated by a newer release).
+pub async fn refuse_unknown_components(client: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let known: Vec<&Migrations> = POSTGRES.iter().collect();
+    let unknown = postgres::unknown_components(client, &known)
+        .await
+        .context("failed to read which components the database has")?;
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "the database's schema is newer than this trellis: it records the migrations of \
+             components this binary does not have (trellis.{}); upgrade trellis to the release \
+             that migrated it",
+            unknown.join(", trellis.")
+        );
+    }
+    Ok(())
+}
 
 /// Where the log lives. Without a database URL, Trellis uses the embedded
 /// single-file store in the data directory.
@@ -24,6 +61,18 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+
+    /// A PEM file of CA certificates that PostgreSQL's server certificate
+    /// must chain to (the URL's `sslrootcert`); with it and no `sslmode` in
+    /// the URL, the connection is `verify-full`: encrypted, the chain and the
+    /// host name checked.
+    #[arg(
+        long,
+        env = "TRELLIS_DATABASE_CA_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub database_ca_file: Option<PathBuf>,
 
     /// Directory of the embedded store (used when no database URL is given).
     #[arg(
@@ -51,13 +100,32 @@ pub enum Backend {
 }
 
 impl StoreArgs {
-    /// Opens the log and its read-model store.
+    /// The database URL with `--database-ca-file` as its `sslrootcert`.
+    pub fn url(&self) -> Option<String> {
+        let url = self.database_url.as_deref()?;
+        Some(match &self.database_ca_file {
+            Some(path) => trellis_eventstore::postgres::tls::with_root_cert(url, path),
+            None => url.to_owned(),
+        })
+    }
+
+    /// Opens the log and its read-model store. On PostgreSQL each component
+    /// checks its migrations as it opens (applying what is pending only
+    /// when the role may; `trellis migrate` does it as the schema's owner),
+    /// and a schema newer than this binary is refused.
     pub async fn open_all(&self) -> anyhow::Result<Stores> {
-        Ok(match &self.database_url {
+        Ok(match &self.url() {
             Some(url) => {
                 let log = PostgresStore::connect(&PostgresConfig::new(url))
                     .await
                     .context("failed to open the PostgreSQL event store")?;
+                let client = log
+                    .pool()
+                    .get()
+                    .await
+                    .context("failed to connect to PostgreSQL")?;
+                refuse_unknown_components(&client).await?;
+                drop(client);
                 let read = PostgresReadStore::new(log.pool().clone())
                     .await
                     .context("failed to open the read models in PostgreSQL")?;
@@ -90,7 +158,7 @@ impl StoreArgs {
     }
 
     pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
-        Ok(match &self.database_url {
+        Ok(match &self.url() {
             Some(url) => Arc::new(
                 PostgresStore::connect(&PostgresConfig::new(url))
                     .await
@@ -107,9 +175,34 @@ impl StoreArgs {
 
     /// Names the store without revealing credentials.
     pub fn describe(&self) -> String {
-        match &self.database_url {
+        match &self.url() {
             Some(_) => "the PostgreSQL event store".to_owned(),
             None => format!("the embedded event store in {}", self.data_dir.display()),
+        }
+    }
+}
+
+impl Stores {
+    /// The same stores, sealing every event appended through them with
+    /// `key` (the checkpoint signing key).
+    pub fn sealing_with(self, key: trellis_eventstore::note::SignerKey) -> Stores {
+        match self.backend {
+            Backend::Postgres { store, url } => {
+                let store = store.sealing_with(key);
+                Stores {
+                    log: Arc::new(store.clone()),
+                    read: self.read,
+                    backend: Backend::Postgres { store, url },
+                }
+            }
+            Backend::Sqlite(store) => {
+                let store = store.sealing_with(key);
+                Stores {
+                    log: Arc::new(store.clone()),
+                    read: self.read,
+                    backend: Backend::Sqlite(store),
+                }
+            }
         }
     }
 }

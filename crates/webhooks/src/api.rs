@@ -6,6 +6,9 @@
 //! - `GET /v1/webhooks`, `GET /v1/webhooks/{id}`, `DELETE /v1/webhooks/{id}`.
 //! - `POST /v1/webhooks/{id}/pause`, `POST /v1/webhooks/{id}/resume`: while
 //!   paused, deliveries are queued but none is sent; resumed, they go out.
+//!   A webhook whose receiver answered `410 Gone` is disabled (`disabled_at`
+//!   and `disabled_reason` in its view): nothing is queued or sent for it;
+//!   resuming enables it again, from the next event on.
 //! - `GET /v1/webhooks/{id}/deliveries?status=pending|delivered|dead&limit=N`:
 //!   the delivery log, newest first, with every attempt.
 //! - `POST /v1/webhooks/deliveries/{delivery_id}/replay`: queue a delivered or
@@ -125,6 +128,13 @@ pub struct WebhookView {
     /// Since when it is paused: its deliveries are queued, none is sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_at: Option<DateTime<Utc>>,
+    /// Since when it is disabled because its receiver answered `410 Gone`:
+    /// nothing is queued or sent until it is resumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it is disabled, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
 }
 
 impl From<&Subscription> for WebhookView {
@@ -137,6 +147,8 @@ impl From<&Subscription> for WebhookView {
             created_at: s.created_at,
             created_by: s.created_by.clone(),
             paused_at: s.paused_at,
+            disabled_at: s.disabled.as_ref().map(|d| d.at),
+            disabled_reason: s.disabled.as_ref().map(|d| d.reason.clone()),
         }
     }
 }
@@ -277,7 +289,9 @@ fn delivery_status() -> Object {
         .enum_values(Some([Pending, Delivered, Dead].map(DeliveryStatus::as_str)))
         .description(Some(
             "`pending`: waiting for its next attempt; `delivered`: the receiver answered 2xx; \
-             `dead`: every attempt failed, or its webhook was deleted (the dead-letter list).",
+             `dead`: every attempt failed, none could succeed (a request HTTP cannot carry), \
+             the receiver answered 410 Gone, or its webhook was deleted or disabled (the \
+             dead-letter list).",
         ))
         .build()
 }
@@ -339,6 +353,7 @@ fn store_error(e: Error) -> ApiError {
 fn known_event_types() -> BTreeSet<&'static str> {
     trellis_domain::Event::types()
         .map(|(name, _)| name)
+        .chain([crate::CHECKPOINT_TYPE])
         .collect()
 }
 
@@ -511,6 +526,7 @@ async fn create(
         created_at: state.http.clock().now(),
         created_by: claims.sub.clone(),
         paused_at: None,
+        disabled: None,
     };
     state
         .hooks
@@ -644,15 +660,17 @@ async fn pause(
     set_paused(&state, &claims, &path, true).await
 }
 
-/// Resume a paused webhook.
+/// Resume a paused or disabled webhook.
 ///
 /// `POST /v1/webhooks/{webhook_id}/resume`: what was queued meanwhile is
-/// sent, oldest first.
+/// sent, oldest first. A webhook its receiver disabled (`410 Gone`) is
+/// enabled again: the events from now on are delivered to it.
 #[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/resume", operation_id = "resume_webhook",
     tag = "webhooks",
     params(("webhook_id" = Uuid, Path, description = "The webhook")),
     responses(
-        (status = 200, description = "The webhook, sending again", body = WebhookView),
+        (status = 200, description = "The webhook, sending again (neither paused nor disabled)",
+            body = WebhookView),
         (status = 404, description = "No such webhook (deleted, or the id is not a UUID)",
             body = Problem, content_type = "application/problem+json"),
         AdminErrors, CommonErrors))]
@@ -683,7 +701,9 @@ async fn set_paused(
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
-    if current.paused_at.is_some() != paused {
+    // Resuming also enables a webhook its receiver disabled.
+    let enabling = !paused && current.disabled.is_some();
+    if current.paused_at.is_some() != paused || enabling {
         let at = paused.then(|| state.http.clock().now());
         if !store.set_paused(id, at).await.map_err(store_error)? {
             return Err(not_found());
@@ -770,7 +790,8 @@ async fn deliveries(
 /// Replay a delivery.
 ///
 /// `POST /v1/webhooks/deliveries/{delivery_id}/replay`: queue a delivered
-/// or dead delivery again, due now.
+/// or dead delivery again, due now (one of a paused or disabled webhook
+/// waits until the webhook is resumed).
 #[utoipa::path(post, path = "/v1/webhooks/deliveries/{delivery_id}/replay",
     operation_id = "replay_webhook_delivery", tag = "webhooks",
     params(("delivery_id" = Uuid, Path, description = "The delivery")),

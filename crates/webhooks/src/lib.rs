@@ -24,13 +24,24 @@
 //!
 //! # Guarantees and limits
 //! - A subscription receives every matching event appended after it was
-//!   created, at least once; the `webhook-id` (the event id) lets a receiver
-//!   drop duplicates (a sender that dies after sending but before recording
+//!   created, at least once, until it is deleted or its receiver answers
+//!   `410 Gone`; the `webhook-id` (the event id) lets a receiver drop
+//!   duplicates (a sender that dies after sending but before recording
 //!   sends again). Deliveries are not ordered.
-//! - `http://` and `https://` receivers ([`client`]). Over TLS the
-//!   receiver's certificate must verify for the URL's host against the
-//!   system's roots or those of [`WebhooksConfig::ca_file`] ([`tls`]); one
-//!   that does not is a failed attempt with the reason in the delivery log.
+//! - `http://` and `https://` receivers ([`client`]), over connections kept
+//!   for the next delivery to the same receiver. Over TLS the receiver's
+//!   certificate must verify for the URL's host against the system's roots
+//!   or those of [`WebhooksConfig::ca_file`] ([`tls`]); one that does not is
+//!   a failed attempt with the reason in the delivery log.
+//! - What an answer means ([`verdict`]): a 2xx delivered; `410 Gone` the
+//!   receiver wants nothing more: the delivery is dead and the subscription
+//!   disabled ([`Subscription::disabled`], shown with its reason wherever
+//!   subscriptions are listed) until an admin resumes it; a `429` or `503`
+//!   with `Retry-After` is retried no earlier than it asks (at most
+//!   [`WebhooksConfig::max_retry_after`] later); anything else, or no
+//!   answer, is retried with backoff until the last attempt. A delivery
+//!   that cannot be sent at all (its URL or a header is not valid HTTP) is
+//!   dead at its first attempt, with the reason.
 //! - Secrets are kept in the database as given (the HMAC needs them), and
 //!   shown only in the answer to the registration.
 
@@ -48,6 +59,7 @@ use uuid::Uuid;
 
 pub mod api;
 pub mod client;
+pub mod metrics;
 pub mod signing;
 pub mod store;
 pub mod tls;
@@ -60,15 +72,16 @@ pub mod openapi {
     pub use crate::api::{ApiDoc, document};
 }
 pub use store::{
-    Attempt, Delivery, DeliveryStatus, Secret, Subscription, WebhookStore,
+    Attempt, Backlog, Delivery, DeliveryStatus, Secret, Subscription, WebhookStore,
     postgres::PostgresWebhookStore, sqlite::SqliteWebhookStore,
 };
 
 /// The name of the dispatcher's checkpoint in the log's subscriber checkpoints.
 pub const CHECKPOINT: &str = "webhooks";
 
-/// The stream categories a subscription may filter on.
-pub const CATEGORIES: &[&str] = &["rep", "team", "standard", "competency", "alert"];
+/// The stream categories a subscription may filter on (`log`: the signed
+/// checkpoints of the log, type [`CHECKPOINT_TYPE`]).
+pub const CATEGORIES: &[&str] = &["rep", "team", "standard", "competency", "alert", "log"];
 
 /// What can go wrong setting up the service, or storing subscriptions and deliveries.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +131,12 @@ pub struct WebhooksConfig {
     /// allowed (a receiver on the same machine or network). Off, such a
     /// URL is refused when registered and such an address when resolved.
     pub allow_private_targets: bool,
+    /// The longest wait a receiver's `Retry-After` (on a 429 or 503) can
+    /// impose before the next attempt; it asks for more, it gets this.
+    pub max_retry_after: Duration,
+    /// How long a connection to a receiver is kept unused for the next
+    /// delivery to it.
+    pub idle_timeout: Duration,
 }
 
 impl Default for WebhooksConfig {
@@ -133,6 +152,8 @@ impl Default for WebhooksConfig {
             concurrency: 8,
             ca_file: None,
             allow_private_targets: false,
+            max_retry_after: Duration::from_secs(3600),
+            idle_timeout: client::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -171,8 +192,7 @@ impl Webhooks {
     /// Over any store (for tests and other backends). Builds the TLS client
     /// from `config.ca_file`, so a bad CA file fails here.
     pub fn new(store: Arc<dyn WebhookStore>, config: WebhooksConfig) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
-            .allowing_private_targets(config.allow_private_targets);
+        let client = client_for(&config)?;
         Ok(Self::with_client(store, config, client))
     }
 
@@ -197,8 +217,7 @@ impl Webhooks {
         pool: deadpool_postgres::Pool,
         config: WebhooksConfig,
     ) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
-            .allowing_private_targets(config.allow_private_targets);
+        let client = client_for(&config)?;
         Ok(Self::with_client(
             Arc::new(PostgresWebhookStore::new(pool).await?),
             config,
@@ -209,8 +228,7 @@ impl Webhooks {
     /// In the embedded file (`SqliteStore::path`); applies the migrations.
     /// The CA file is read first: a bad one changes nothing.
     pub async fn sqlite(path: impl AsRef<Path>, config: WebhooksConfig) -> Result<Self, Error> {
-        let client = client::Client::with_ca_file(config.ca_file.as_deref())?
-            .allowing_private_targets(config.allow_private_targets);
+        let client = client_for(&config)?;
         Ok(Self::with_client(
             Arc::new(SqliteWebhookStore::open(path).await?),
             config,
@@ -235,6 +253,14 @@ impl Webhooks {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+}
+
+/// The client `config` asks for: its CA file, private targets or not, and
+/// as many kept connections per receiver as attempts in flight.
+fn client_for(config: &WebhooksConfig) -> Result<client::Client, Error> {
+    Ok(client::Client::with_ca_file(config.ca_file.as_deref())?
+        .allowing_private_targets(config.allow_private_targets)
+        .with_pool(config.idle_timeout, config.concurrency.max(1)))
 }
 
 /// Runs the dispatcher (log → deliveries) and the sender (deliveries →
@@ -340,6 +366,57 @@ pub fn deliveries_for(
     out
 }
 
+/// The type a signed checkpoint of the log is delivered as (category `log`).
+pub const CHECKPOINT_TYPE: &str = "CheckpointSigned";
+
+/// Queues a signed checkpoint of the log for every subscription that wants
+/// it (type [`CHECKPOINT_TYPE`], category `log`; a subscription to every
+/// event gets it too), so receivers keep it outside Trellis's database.
+/// `at` is where in the log the checkpoint was taken: subscriptions created
+/// after it do not get it. Queuing the same checkpoint again adds nothing.
+pub async fn deliver_checkpoint(
+    hooks: &Webhooks,
+    checkpoint: &trellis_eventstore::note::SignedCheckpoint,
+    at: Checkpoint,
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, checkpoint.text().as_bytes());
+    let body = json!({
+        "id": id,
+        "type": CHECKPOINT_TYPE,
+        "category": "log",
+        "origin": checkpoint.head.origin,
+        "tree_size": checkpoint.head.size,
+        "root_hash": hex::encode(checkpoint.head.root.0),
+        "signed_at": checkpoint.head.time,
+        "signed_by": checkpoint.signers(),
+        "checkpoint": checkpoint.text(),
+    })
+    .to_string();
+    let deliveries: Vec<store::NewDelivery> = hooks
+        .store
+        .subscriptions()
+        .await?
+        .iter()
+        .filter(|s| s.matches(CHECKPOINT_TYPE, "log", at))
+        .map(|s| store::NewDelivery {
+            id: Uuid::now_v7(),
+            subscription_id: s.id,
+            event_id: id,
+            event_type: CHECKPOINT_TYPE.to_owned(),
+            stream_id: "log-checkpoints".to_owned(),
+            global_position: checkpoint.head.size,
+            body: body.clone(),
+            created_at: now,
+        })
+        .collect();
+    let queued = hooks.store.enqueue(&deliveries).await?;
+    if queued > 0 {
+        hooks.wake();
+    }
+    Ok(queued)
+}
+
 /// The JSON a receiver gets for an event. The payload is upcast to the
 /// current schema version when this build knows the type (as it was stored
 /// otherwise).
@@ -440,24 +517,29 @@ async fn attempt(hooks: &Webhooks, delivery: store::Claimed) -> Result<(), Error
     .await;
     let duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     let failed = delivery.attempts + 1;
-    let (status_code, error) = match result {
-        Ok(code) if (200..300).contains(&code) => (Some(code), None),
-        Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
-        Err(e) => (None, Some(e)),
+    let verdict = verdict(config, failed, &result);
+    let (status, next_attempt_at, disable) = match verdict.next {
+        Next::Delivered => (DeliveryStatus::Delivered, attempted_at, None),
+        Next::Dead => (DeliveryStatus::Dead, attempted_at, None),
+        Next::Gone => (
+            DeliveryStatus::Dead,
+            attempted_at,
+            Some(GONE_REASON.to_owned()),
+        ),
+        Next::Retry(delay) => (
+            DeliveryStatus::Pending,
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+            None,
+        ),
     };
-    let (status, next_attempt_at) = match &error {
-        None => (DeliveryStatus::Delivered, attempted_at),
-        Some(_) if failed >= config.max_attempts.max(1) => (DeliveryStatus::Dead, attempted_at),
-        Some(_) => {
-            let delay = config.backoff(failed);
-            let next =
-                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            (DeliveryStatus::Pending, next)
-        }
-    };
-    match (&error, status) {
+    let error = verdict.error;
+    match (&error, verdict.next) {
         (None, _) => tracing::debug!(delivery = %delivery.id, "webhook delivered"),
-        (Some(e), DeliveryStatus::Dead) => tracing::warn!(
+        (Some(_), Next::Gone) => tracing::warn!(
+            delivery = %delivery.id, webhook = %delivery.subscription_id,
+            "the receiver answered 410 Gone; the webhook is disabled"
+        ),
+        (Some(e), Next::Dead) => tracing::warn!(
             delivery = %delivery.id, attempts = failed, error = %e,
             "webhook delivery failed for the last time; it is dead"
         ),
@@ -468,25 +550,132 @@ async fn attempt(hooks: &Webhooks, delivery: store::Claimed) -> Result<(), Error
     let outcome = store::AttemptOutcome {
         attempt: Attempt {
             attempted_at,
-            status_code,
+            status_code: verdict.status_code,
             error: error.map(|e| truncate(e, 1000)),
             duration_ms,
         },
         status,
         next_attempt_at,
+        disable,
     };
     hooks.store.record_attempt(delivery.id, &outcome).await
 }
 
-/// Signs and POSTs a delivery; the status code, or why there is none.
+/// Why a subscription is disabled when its receiver answers `410 Gone`.
+pub const GONE_REASON: &str = "the receiver answered 410 Gone: it wants no more deliveries";
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Try again after this long.
+    Retry(Duration),
+    /// No more attempts: the last failed, or none could ever succeed.
+    Dead,
+    /// The receiver answered `410 Gone`: this delivery is dead and its
+    /// subscription disabled.
+    Gone,
+}
+
+/// An attempt judged: what the delivery log records of it, and what next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed; none when delivered.
+    pub error: Option<String>,
+    pub next: Next,
+}
+
+/// Judges the `attempts`-th attempt (1: the first) at a delivery by what
+/// it got.
+///
+/// - 2xx: delivered.
+/// - 410: gone, whatever attempt it was.
+/// - A request that cannot be sent ([`client::SendError::Unsendable`]):
+///   dead now, since no retry could send it.
+/// - Anything else is a failure: dead after [`WebhooksConfig::max_attempts`],
+///   retried after the [backoff](WebhooksConfig::backoff) otherwise, and on
+///   a 429 or 503 with `Retry-After` no earlier than that asks, up to
+///   [`WebhooksConfig::max_retry_after`].
+pub fn verdict(
+    config: &WebhooksConfig,
+    attempts: u32,
+    result: &Result<client::Answer, client::SendError>,
+) -> Verdict {
+    let last = attempts >= config.max_attempts.max(1);
+    let answer = match result {
+        Err(e) => {
+            return Verdict {
+                status_code: None,
+                error: Some(e.to_string()),
+                next: if e.is_permanent() || last {
+                    Next::Dead
+                } else {
+                    Next::Retry(config.backoff(attempts))
+                },
+            };
+        }
+        Ok(answer) => answer,
+    };
+    let code = answer.status;
+    let status_code = Some(code);
+    if (200..300).contains(&code) {
+        return Verdict {
+            status_code,
+            error: None,
+            next: Next::Delivered,
+        };
+    }
+    if code == 410 {
+        return Verdict {
+            status_code,
+            error: Some(format!("{GONE_REASON}, so the webhook is disabled")),
+            next: Next::Gone,
+        };
+    }
+    let asked = answer.retry_after.filter(|_| code == 429 || code == 503);
+    let error = match asked {
+        Some(wait) if wait > config.max_retry_after => format!(
+            "the receiver answered {code} and asked for no retry within {} s; the next attempt \
+             waits the most allowed, {} s",
+            wait.as_secs(),
+            config.max_retry_after.as_secs()
+        ),
+        Some(wait) => format!(
+            "the receiver answered {code} and asked for no retry within {} s",
+            wait.as_secs_f64().ceil()
+        ),
+        None => format!("the receiver answered {code}"),
+    };
+    let next = if last {
+        Next::Dead
+    } else {
+        let backoff = config.backoff(attempts);
+        Next::Retry(asked.map_or(backoff, |wait| {
+            backoff.max(wait.min(config.max_retry_after))
+        }))
+    };
+    Verdict {
+        status_code,
+        error: Some(error),
+        next,
+    }
+}
+
+/// Signs and POSTs a delivery: what the receiver answered, or why it did not.
 async fn send(
     client: &client::Client,
     delivery: &store::Claimed,
     timestamp: i64,
     timeout: Duration,
-) -> Result<u16, String> {
-    let url = url::Url::parse(&delivery.url).map_err(|e| format!("the URL is invalid: {e}"))?;
-    let key = signing::secret_key(delivery.secret.as_str())?;
+) -> Result<client::Answer, client::SendError> {
+    use client::SendError::Unsendable;
+    let url = url::Url::parse(&delivery.url)
+        .map_err(|e| Unsendable(format!("the URL is invalid: {e}")))?;
+    let key = signing::secret_key(delivery.secret.as_str())
+        .map_err(|e| Unsendable(format!("the webhook's secret cannot sign: {e}")))?;
     let msg_id = delivery.event_id.to_string();
     let signature = signing::sign(&key, &msg_id, timestamp, delivery.body.as_bytes());
     let headers = [
@@ -533,6 +722,122 @@ mod tests {
             }
             assert!(delays[0] < delays[1] && delays[1] < delays[2] && delays[2] < delays[3]);
         }
+    }
+
+    fn answered(
+        status: u16,
+        retry_after: Option<u64>,
+    ) -> Result<client::Answer, client::SendError> {
+        Ok(client::Answer {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+        })
+    }
+
+    /// No jitter, 100 ms base: the n-th retry waits exactly 100 ms * 2^(n-1).
+    fn exact() -> WebhooksConfig {
+        WebhooksConfig {
+            retry_base: Duration::from_millis(100),
+            jitter: 0.0,
+            max_attempts: 5,
+            ..WebhooksConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_2xx_is_delivered_and_anything_else_is_retried_until_the_last_attempt() {
+        let config = exact();
+        for code in [200, 201, 204, 299] {
+            let v = verdict(&config, 1, &answered(code, None));
+            assert_eq!((v.next, v.error), (Next::Delivered, None), "{code}");
+        }
+        for code in [301, 400, 404, 429, 500, 503] {
+            let v = verdict(&config, 2, &answered(code, None));
+            assert_eq!(v.next, Next::Retry(Duration::from_millis(200)), "{code}");
+            assert_eq!(v.status_code, Some(code));
+            assert_eq!(v.error, Some(format!("the receiver answered {code}")));
+            assert_eq!(verdict(&config, 5, &answered(code, None)).next, Next::Dead);
+        }
+        let no_answer = Err(client::SendError::NoAnswer("timed out".into()));
+        assert_eq!(
+            verdict(&config, 1, &no_answer).next,
+            Next::Retry(Duration::from_millis(100))
+        );
+        assert_eq!(verdict(&config, 5, &no_answer).next, Next::Dead);
+    }
+
+    #[test]
+    fn retry_after_on_a_429_or_503_puts_the_next_attempt_no_earlier_than_asked() {
+        let config = exact();
+        for code in [429, 503] {
+            let v = verdict(&config, 1, &answered(code, Some(7)));
+            assert_eq!(v.next, Next::Retry(Duration::from_secs(7)), "{code}");
+            assert_eq!(
+                v.error.as_deref(),
+                Some(
+                    format!("the receiver answered {code} and asked for no retry within 7 s")
+                        .as_str()
+                )
+            );
+            // A backoff already longer than asked stays.
+            let v = verdict(&config, 4, &answered(code, Some(0)));
+            assert_eq!(v.next, Next::Retry(Duration::from_millis(800)), "{code}");
+        }
+        // Elsewhere Retry-After means nothing.
+        let v = verdict(&config, 1, &answered(500, Some(7)));
+        assert_eq!(v.next, Next::Retry(Duration::from_millis(100)));
+        // Asked too much, it waits the most allowed, and says so.
+        let v = verdict(&config, 1, &answered(503, Some(10 * 3600)));
+        assert_eq!(v.next, Next::Retry(Duration::from_secs(3600)));
+        let error = v.error.unwrap_or_default();
+        assert!(
+            error.contains("36000 s") && error.contains("3600 s"),
+            "{error}"
+        );
+        // The last attempt is the last, whatever the receiver asks.
+        assert_eq!(
+            verdict(&config, 5, &answered(503, Some(7))).next,
+            Next::Dead
+        );
+    }
+
+    #[test]
+    fn gone_disables_at_any_attempt_and_an_unsendable_request_is_dead_at_once() {
+        let config = exact();
+        for attempt in [1, 3, 5] {
+            let v = verdict(&config, attempt, &answered(410, Some(7)));
+            assert_eq!(v.next, Next::Gone);
+            assert_eq!(v.status_code, Some(410));
+            assert!(v.error.unwrap_or_default().contains("410 Gone"));
+        }
+        let unsendable = Err(client::SendError::Unsendable("a bad header".into()));
+        let v = verdict(&config, 1, &unsendable);
+        assert_eq!(v.next, Next::Dead);
+        assert_eq!(v.status_code, None);
+        assert_eq!(v.error.as_deref(), Some("a bad header"));
+    }
+
+    #[test]
+    fn a_disabled_subscription_matches_no_event() {
+        let mut subscription = Subscription {
+            id: Uuid::now_v7(),
+            url: "https://hooks.example.com/trellis".into(),
+            event_types: Vec::new(),
+            categories: Vec::new(),
+            secret: store::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            start: Checkpoint::START,
+            created_at: Utc::now(),
+            created_by: "admin".into(),
+            paused_at: None,
+            disabled: None,
+        };
+        let later = Checkpoint { tx: 5, position: 5 };
+        assert!(subscription.matches("TeamFormed", "team", later));
+        subscription.disabled = Some(store::Disabled {
+            at: Utc::now(),
+            reason: GONE_REASON.into(),
+        });
+        assert!(!subscription.matches("TeamFormed", "team", later));
     }
 
     #[test]

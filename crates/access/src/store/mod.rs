@@ -159,11 +159,19 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     ) -> Result<u64, Error>;
     /// The sessions of an account not ended (some may have run out).
     async fn open_sessions_of(&self, account: Uuid) -> Result<Vec<Session>, Error>;
+    /// Every session of an account, ended ones included, oldest first (a
+    /// person's export).
+    async fn sessions_of(&self, account: Uuid) -> Result<Vec<Session>, Error>;
+    /// Every session started with a developer token whose subject is
+    /// `subject`, ended ones included, oldest first (a person's export).
+    async fn token_sessions_of(&self, subject: &str) -> Result<Vec<Session>, Error>;
 
     async fn add_link(&self, link: &SignInLink) -> Result<(), Error>;
     /// Uses a link at `at` when it is unused and in time, in one statement
     /// (two browsers cannot both use it).
     async fn use_link(&self, token_hash: &str, at: DateTime<Utc>) -> Result<LinkUse, Error>;
+    /// Every sign-in link made for an account, oldest first (a person's export).
+    async fn links_of(&self, account: Uuid) -> Result<Vec<SignInLink>, Error>;
 
     async fn add_flow(&self, flow: &SignInFlow) -> Result<(), Error>;
     /// Removes and returns a flow (each is used once), with the flows that

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::Row;
+use trellis_eventstore::postgres::Migrations;
 use uuid::Uuid;
 
 use super::{
@@ -13,11 +14,16 @@ use super::{
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "access",
-    include_str!("../../migrations/postgres/0001_access.sql"),
-)];
+/// The access tables' migrations (`trellis.access_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "access",
+    dir: "crates/access/migrations/postgres",
+    steps: &[(
+        1,
+        "access",
+        include_str!("../../migrations/postgres/0001_access.sql"),
+    )],
+};
 
 /// The access tables in the log's PostgreSQL database.
 #[derive(Clone)]
@@ -33,11 +39,11 @@ impl std::fmt::Debug for PostgresAccessStore {
 }
 
 impl PostgresAccessStore {
-    /// Uses the event store's pool (`PostgresStore::pool`) and applies the
-    /// access migrations.
+    /// Uses the event store's pool (`PostgresStore::pool`) and checks the
+    /// access migrations (`trellis_eventstore::postgres::prepare`).
     pub async fn new(pool: Pool) -> Result<Self, Error> {
         let mut client = pool.get().await?;
-        trellis_eventstore::postgres::migrate_component(&mut client, "access", MIGRATIONS)
+        trellis_eventstore::postgres::prepare(&mut client, &MIGRATIONS)
             .await
             .map_err(|e| Error::Database(e.to_string()))?;
         Ok(PostgresAccessStore { pool })
@@ -327,6 +333,38 @@ impl AccessStore for PostgresAccessStore {
             .collect()
     }
 
+    async fn sessions_of(&self, account: Uuid) -> Result<Vec<Session>, Error> {
+        self.client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {SESSION} FROM trellis.sessions WHERE account_id = $1 \
+                     ORDER BY created_at"
+                ),
+                &[&account],
+            )
+            .await?
+            .iter()
+            .map(session_of)
+            .collect()
+    }
+
+    async fn token_sessions_of(&self, subject: &str) -> Result<Vec<Session>, Error> {
+        self.client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {SESSION} FROM trellis.sessions WHERE claims ->> 'sub' = $1 \
+                     ORDER BY created_at"
+                ),
+                &[&subject],
+            )
+            .await?
+            .iter()
+            .map(session_of)
+            .collect()
+    }
+
     async fn add_link(&self, l: &SignInLink) -> Result<(), Error> {
         self.client()
             .await?
@@ -373,6 +411,23 @@ impl AccessStore for PostgresAccessStore {
             Some(link) if link.used_at.is_some() => LinkUse::AlreadyUsed(link),
             Some(link) => LinkUse::Expired(link),
         })
+    }
+
+    async fn links_of(&self, account: Uuid) -> Result<Vec<SignInLink>, Error> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {LINK} FROM trellis.sign_in_links WHERE account_id = $1 \
+                     ORDER BY created_at"
+                ),
+                &[&account],
+            )
+            .await?
+            .iter()
+            .map(link_of)
+            .collect())
     }
 
     async fn add_flow(&self, f: &SignInFlow) -> Result<(), Error> {

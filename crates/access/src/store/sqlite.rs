@@ -7,8 +7,8 @@ use std::path::Path;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use trellis_eventstore::sqlite::ComponentConnection;
 use trellis_eventstore::sqlite::text::time as ts;
+use trellis_eventstore::sqlite::{ComponentConnection, Migrations};
 use uuid::Uuid;
 
 use super::{
@@ -17,7 +17,16 @@ use super::{
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_access.sql"))];
+/// The access tables' migrations (`access_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "access",
+    dir: "crates/access/migrations/sqlite",
+    steps: &[(
+        1,
+        "access",
+        include_str!("../../migrations/sqlite/0001_access.sql"),
+    )],
+};
 
 /// The access tables in the embedded file.
 #[derive(Debug, Clone)]
@@ -29,7 +38,7 @@ impl SqliteAccessStore {
     /// Opens the embedded store's file (`SqliteStore::path`) and applies the
     /// access migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let conn = ComponentConnection::open(path, "access", MIGRATIONS).await?;
+        let conn = ComponentConnection::open(path, MIGRATIONS).await?;
         Ok(SqliteAccessStore { conn })
     }
 
@@ -396,6 +405,34 @@ impl AccessStore for SqliteAccessStore {
         .await
     }
 
+    async fn sessions_of(&self, account: Uuid) -> Result<Vec<Session>, Error> {
+        self.call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {SESSION} FROM sessions WHERE account_id = ?1 ORDER BY created_at"
+            ))?;
+            let rows = statement
+                .query_map([account.to_string()], session_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(to_session).collect()
+        })
+        .await
+    }
+
+    async fn token_sessions_of(&self, subject: &str) -> Result<Vec<Session>, Error> {
+        let subject = subject.to_owned();
+        self.call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {SESSION} FROM sessions WHERE json_extract(claims, '$.sub') = ?1 \
+                 ORDER BY created_at"
+            ))?;
+            let rows = statement
+                .query_map([subject], session_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(to_session).collect()
+        })
+        .await
+    }
+
     async fn add_link(&self, l: &SignInLink) -> Result<(), Error> {
         let l = l.clone();
         self.call(move |conn| {
@@ -444,6 +481,19 @@ impl AccessStore for SqliteAccessStore {
                 Some(link) if link.used_at.is_some() => LinkUse::AlreadyUsed(link),
                 Some(link) => LinkUse::Expired(link),
             })
+        })
+        .await
+    }
+
+    async fn links_of(&self, account: Uuid) -> Result<Vec<SignInLink>, Error> {
+        self.call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {LINK} FROM sign_in_links WHERE account_id = ?1 ORDER BY created_at"
+            ))?;
+            let rows = statement
+                .query_map([account.to_string()], link_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(to_link).collect()
         })
         .await
     }

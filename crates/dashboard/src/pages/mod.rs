@@ -19,6 +19,7 @@ pub(crate) mod admin;
 pub(crate) mod assessment;
 pub(crate) mod audit;
 pub(crate) mod coaching;
+pub(crate) mod export;
 pub(crate) mod facts;
 pub(crate) mod feedback;
 pub(crate) mod home;

@@ -15,6 +15,7 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Deserialize;
 use trellis_domain::rep::{Owner, RepEvent};
 use trellis_domain::{Event, PeriodKind, RepId, StandardKind};
+use trellis_http::auth::Role;
 use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, SupportRequestView};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
@@ -174,11 +175,22 @@ pub(crate) async fn handler(
          <label for=\"as_of\">Show as of<input type=\"date\" id=\"as_of\" name=\"as_of\" \
          min=\"{}\" max=\"{today}\" value=\"{day}\"></label><button type=\"submit\">Show</button>\
          <a class=\"button\" href=\"/reps/{rep_id}/review?from={}&amp;to={day}\">Review packet</a>\
-         <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a>{}</form>",
+         <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a>{}{}</form>",
         profile.start_date,
         day.checked_sub_days(Days::new(90))
             .unwrap_or(day)
             .max(profile.start_date),
+        // Everything Trellis holds about the rep: for an admin, and for the rep.
+        match viewer.claims().role {
+            Role::Admin => format!(
+                "<a class=\"button\" href=\"/people/{rep_id}/export\">Everything held about them</a>"
+            ),
+            Role::Rep if viewer.claims().subject_id() == Some(rep_id.as_uuid()) => format!(
+                "<a class=\"button\" href=\"/people/{rep_id}/export\">Download everything \
+                 Trellis holds about me</a>"
+            ),
+            _ => String::new(),
+        },
         if leads {
             format!(
                 "<a class=\"button\" href=\"/reps/{rep_id}/coaching\">Log coaching</a>\

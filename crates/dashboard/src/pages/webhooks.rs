@@ -8,7 +8,7 @@
 //! | `POST /admin/webhooks` | `POST /v1/webhooks`: the new secret, shown once |
 //! | `GET /admin/webhooks/{id}?status=` | `GET /v1/webhooks/{id}` and its deliveries |
 //! | `POST /admin/webhooks/{id}/delete` | `DELETE /v1/webhooks/{id}` |
-//! | `POST /admin/webhooks/{id}/pause`, `…/resume` | `POST /v1/webhooks/{id}/pause`, `…/resume` |
+//! | `POST /admin/webhooks/{id}/pause`, `…/resume` | `POST /v1/webhooks/{id}/pause`, `…/resume` (which also enables one disabled by a `410 Gone`) |
 //! | `POST /admin/webhooks/{id}/deliveries/{delivery_id}/replay` | `POST /v1/webhooks/deliveries/{delivery_id}/replay` |
 
 use std::collections::BTreeMap;
@@ -95,13 +95,24 @@ async fn listed(
             let id = w["id"].as_str().unwrap_or("");
             let _ = write!(
                 b,
-                "<tr><th scope=\"row\"><code>{}</code>{}</th><td>{}</td><td>{}</td>\
+                "<tr><th scope=\"row\"><code>{}</code>{}{}</th><td>{}</td><td>{}</td>\
                  <td><a href=\"/admin/webhooks/{}\">Deliveries</a></td></tr>",
                 esc(w["url"].as_str().unwrap_or("")),
                 if w["paused_at"].is_string() {
                     " <span class=\"tag overdue\">paused</span>"
                 } else {
                     ""
+                },
+                match disabled(w) {
+                    // The reason in words beside the tag (a phone shows no
+                    // title attribute).
+                    Some((at, reason)) => format!(
+                        " <span class=\"tag overdue\">disabled</span><br>\
+                         <small>Since {}: {}. Nothing is sent until it is resumed.</small>",
+                        esc(&minute(at)),
+                        esc(reason)
+                    ),
+                    None => String::new(),
                 },
                 esc(&filters(w)),
                 esc(w["created_at"]
@@ -155,6 +166,24 @@ async fn listed(
         Html(page("Webhooks", Some(visit.viewer.signed()), &b)),
     )
         .into_response())
+}
+
+/// Since when, and why, a subscription is disabled (its receiver answered
+/// `410 Gone`), when it is.
+fn disabled(w: &Value) -> Option<(&str, &str)> {
+    let at = w["disabled_at"].as_str()?;
+    let reason = w["disabled_reason"]
+        .as_str()
+        .unwrap_or("its receiver said it wants no more deliveries");
+    Some((at, reason))
+}
+
+/// An RFC 3339 time (UTC) to the minute, as the pages show it.
+fn minute(at: &str) -> String {
+    match at.get(..16) {
+        Some(minute) => format!("{} UTC", minute.replacen('T', " ", 1)),
+        None => at.to_owned(),
+    }
 }
 
 /// What a subscription receives, in words.
@@ -271,24 +300,38 @@ pub(crate) async fn show(
         esc(&filters(&webhook))
     );
     let paused = webhook["paused_at"].as_str();
+    // Disabled (410 Gone) or paused: resume; else: pause.
+    let (state, verb, button) = match (disabled(&webhook), paused) {
+        (Some((at, reason)), _) => (
+            format!(
+                "<strong>Disabled</strong> since {}: {}. Nothing is queued or sent for it, and \
+                 what was waiting went to the failed deliveries. Resume it once the receiver \
+                 wants deliveries again; then send again the failed ones it still needs.",
+                esc(&minute(at)),
+                esc(reason)
+            ),
+            "resume",
+            "Resume",
+        ),
+        (None, Some(at)) => (
+            format!(
+                "<strong>Paused</strong> since {}: deliveries are queued, none is sent.",
+                esc(&minute(at))
+            ),
+            "resume",
+            "Resume: send what is queued",
+        ),
+        (None, None) => (
+            "Sending deliveries as events are recorded.".to_owned(),
+            "pause",
+            "Pause",
+        ),
+    };
     let _ = write!(
         b,
-        "<form method=\"post\" action=\"/admin/webhooks/{id}/{}\">{}<p>{} \
-         <button type=\"submit\">{}</button></p></form>",
-        if paused.is_some() { "resume" } else { "pause" },
+        "<form method=\"post\" action=\"/admin/webhooks/{id}/{verb}\">{}<p>{state} \
+         <button type=\"submit\">{button}</button></p></form>",
         csrf_field(csrf),
-        match paused {
-            Some(at) => format!(
-                "<strong>Paused</strong> since {}: deliveries are queued, none is sent.",
-                esc(at.get(..16).unwrap_or(at))
-            ),
-            None => "Sending deliveries as events are recorded.".to_owned(),
-        },
-        if paused.is_some() {
-            "Resume: send what is queued"
-        } else {
-            "Pause"
-        }
     );
     if query.contains_key("replayed") {
         b.push_str("<p class=\"notice\" role=\"status\">Queued again: it is sent with the next deliveries.</p>");

@@ -7,7 +7,6 @@
 //! transaction (see `docs/adr/0001-global-order.md`) and are woken by
 //! `LISTEN trellis_events`.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,21 +17,28 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, NoTls, Row, Statement};
+use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use crate::chain::DigestInput;
-use crate::types::to_micros_precision;
+use crate::note::SignerKey;
+use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, StreamId, StreamWrite, derived_command_id, validate_append,
+    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, derived_command_id, validate_append,
     validate_many,
 };
 
 mod migrate;
+pub mod tls;
+mod tree;
 mod xid8;
 
-pub use migrate::{migrate, migrate_component};
+pub use crate::types::{Migrations, Outcome};
+pub use migrate::{
+    Grant, LOG_MIGRATIONS, RUNTIME_ROLE, migrate, pending, prepare, runtime_grants,
+    unknown_components,
+};
 pub use xid8::Xid8;
 
 /// The notification channel appends signal on.
@@ -77,7 +83,7 @@ macro_rules! columns {
              schema_version, ",
             $payload,
             ", actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash"
+             prev_hash, hash, seal"
         )
     };
 }
@@ -152,6 +158,8 @@ async fn connection_alive(client: &deadpool_postgres::Object) -> bool {
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// Seals every appended event, when given ([`PostgresStore::sealing_with`]).
+    sealer: Option<Arc<SignerKey>>,
 }
 
 struct Inner {
@@ -185,17 +193,14 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, applies pending migrations, and starts listening for appends.
+    /// Connects, checks the log's migrations (applying pending ones when
+    /// this role may, see [`prepare`]), and starts listening for appends.
     pub async fn connect(config: &PostgresConfig) -> Result<Self, Error> {
-        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| {
-            Error::InvalidInput(format!(
-                "the database URL is not valid ({e}); expected something like \
-                 postgres://user@127.0.0.1:5432/trellis"
-            ))
-        })?;
+        // `sslmode` and `sslrootcert` are read here (see `tls`).
+        let (pg, tls) = tls::connect_config(&config.url)?;
         let manager = Manager::from_config(
             pg.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -209,11 +214,11 @@ impl PostgresStore {
             .map_err(|e| Error::Internal(format!("failed to build the connection pool: {e}")))?;
         {
             let mut client = pool.get().await?;
-            migrate(&mut client).await?;
+            prepare(&mut client, &LOG_MIGRATIONS).await?;
         }
         let (appended, _) = watch::channel(0u64);
         let (local_appends, _) = watch::channel(0u64);
-        let listener = tokio::spawn(listen(pg, appended.clone())).abort_handle();
+        let listener = tokio::spawn(listen(pg, tls, appended.clone())).abort_handle();
         let notifier = tokio::spawn(notify(pool.clone(), local_appends.subscribe())).abort_handle();
         Ok(PostgresStore {
             inner: Arc::new(Inner {
@@ -223,7 +228,14 @@ impl PostgresStore {
                 listener,
                 notifier,
             }),
+            sealer: None,
         })
+    }
+
+    /// This store, sealing every event it appends with `key`.
+    pub fn sealing_with(mut self, key: SignerKey) -> Self {
+        self.sealer = Some(Arc::new(key));
+        self
     }
 
     /// The pool, for other components that keep their tables in the same database.
@@ -259,10 +271,14 @@ impl PostgresStore {
 /// Holds one connection that LISTENs, and bumps `appended` on every
 /// notification. Reconnects with backoff; bumps after reconnecting too, since
 /// notifications may have been missed meanwhile.
-async fn listen(config: tokio_postgres::Config, appended: watch::Sender<u64>) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: tls::MakeRustls,
+    appended: watch::Sender<u64>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {
@@ -326,11 +342,6 @@ async fn notify(pool: Pool, mut appends: watch::Receiver<u64>) {
     }
 }
 
-fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
-    i64::try_from(value)
-        .map_err(|_| Error::InvalidInput(format!("{what} {value} is too large for the log")))
-}
-
 fn row_to_event<P>(row: &Row) -> Result<RecordedEvent<P>, Error>
 where
     P: for<'a> tokio_postgres::types::FromSql<'a>,
@@ -368,6 +379,13 @@ where
         },
         prev_hash: Hash::from_slice(prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(hash).ok_or_else(|| bad("hash"))?,
+        seal: match row
+            .try_get::<_, Option<&[u8]>>(16)
+            .map_err(|_| bad("seal"))?
+        {
+            Some(bytes) => Some(Seal::from_slice(bytes).ok_or_else(|| bad("seal"))?),
+            None => None,
+        },
     })
 }
 
@@ -376,10 +394,6 @@ where
     P: for<'a> tokio_postgres::types::FromSql<'a>,
 {
     rows.iter().map(row_to_event).collect()
-}
-
-fn limit(max: usize) -> i64 {
-    i64::try_from(max.clamp(1, 100_000)).unwrap_or(100_000)
 }
 
 /// The arguments of one `trellis.append_events` call, borrowed from the caller's events.
@@ -394,6 +408,7 @@ struct AppendCall<'a> {
     payloads: Vec<&'a serde_json::Value>,
     occurred: Vec<DateTime<Utc>>,
     digests: Vec<Vec<u8>>,
+    seals: Vec<Option<Vec<u8>>>,
 }
 
 impl<'a> AppendCall<'a> {
@@ -404,6 +419,7 @@ impl<'a> AppendCall<'a> {
         command_id: Uuid,
         events: &'a [NewEvent],
         scratch: &mut Vec<u8>,
+        sealer: Option<&SignerKey>,
     ) -> Result<Self, Error> {
         let expected_param = match expected {
             ExpectedVersion::Any => -1,
@@ -420,6 +436,7 @@ impl<'a> AppendCall<'a> {
             payloads: Vec::with_capacity(events.len()),
             occurred: Vec::with_capacity(events.len()),
             digests: Vec::with_capacity(events.len()),
+            seals: Vec::with_capacity(events.len()),
         };
         for event in events {
             let occurred_at = to_micros_precision(event.occurred_at);
@@ -429,6 +446,7 @@ impl<'a> AppendCall<'a> {
                 ..DigestInput::of_new(stream, meta, event)
             }
             .digest(scratch);
+            call.seals.push(sealer.map(|key| key.seal(&digest)));
             call.digests.push(digest.to_vec());
             call.event_ids.push(event.event_id);
             call.types.push(&event.event_type);
@@ -464,6 +482,7 @@ impl<'a> AppendCall<'a> {
                     &self.occurred,
                     &self.digests,
                     &request_hash,
+                    &self.seals,
                 ],
             )
             .await
@@ -471,7 +490,7 @@ impl<'a> AppendCall<'a> {
 }
 
 const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_position, request_hash \
-    FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 /// One event, one statement: the hot path of every command. The same rules
 /// as `trellis.append_events` (command id recorded once, expected version,
@@ -482,7 +501,7 @@ const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_p
 /// the transaction gets its id after the head it extends was committed
 /// (ADR 1).
 const APPEND_ONE_SQL: &str = "SELECT replayed, head, inserted FROM trellis.append_one(\
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 /// What one `append_events` row says.
 enum CallResult {
@@ -552,6 +571,7 @@ impl EventStore for PostgresStore {
             meta.command_id,
             events,
             &mut scratch,
+            self.sealer.as_deref(),
         )?;
         let request_hash = meta.request_hash.map(|h| h.0);
         let request_hash = request_hash.as_ref().map(|h| &h[..]);
@@ -586,6 +606,7 @@ impl EventStore for PostgresStore {
                                 &call.occurred[0],
                                 &call.digests[0],
                                 &request_hash,
+                                &call.seals[0],
                             ],
                         )
                         .await
@@ -680,6 +701,7 @@ impl EventStore for PostgresStore {
                     command_id,
                     &w.events,
                     &mut scratch,
+                    self.sealer.as_deref(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -897,6 +919,54 @@ impl EventStore for PostgresStore {
             client.simple_query("SELECT 1").await?;
             Ok(())
         })
+    }
+
+    async fn tree_state(&self) -> Result<crate::tree::TreeState, Error> {
+        with_client!(self, |client| { tree::state(&**client).await })
+    }
+
+    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
+    async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
+        with_client!(self, |client| {
+            tree::extend(&mut client, extension).await
+        })
+    }
+
+    async fn tree_nodes(&self, ids: &[crate::merkle::NodeId]) -> Result<Vec<Option<Hash>>, Error> {
+        with_client!(self, |client| { tree::nodes(&**client, ids).await })
+    }
+
+    async fn tree_leaf_range(&self, from: u64, max: usize) -> Result<Vec<(u64, u64, Hash)>, Error> {
+        with_client!(self, |client| {
+            tree::leaf_range(&**client, from, max).await
+        })
+    }
+
+    async fn tree_leaf_indexes(&self, positions: &[u64]) -> Result<Vec<Option<u64>>, Error> {
+        with_client!(self, |client| {
+            tree::leaf_indexes(&**client, positions).await
+        })
+    }
+
+    async fn record_tree_checkpoint(
+        &self,
+        checkpoint: &crate::tree::StoredCheckpoint,
+    ) -> Result<(), Error> {
+        with_client!(self, |client| { tree::record(&**client, checkpoint).await })
+    }
+
+    async fn tree_checkpoints(
+        &self,
+        after_size: u64,
+        max: usize,
+    ) -> Result<Vec<crate::tree::StoredCheckpoint>, Error> {
+        with_client!(self, |client| {
+            tree::checkpoints(&**client, after_size, max).await
+        })
+    }
+
+    async fn latest_tree_checkpoint(&self) -> Result<Option<crate::tree::StoredCheckpoint>, Error> {
+        with_client!(self, |client| { tree::latest(&**client).await })
     }
 }
 

@@ -8,8 +8,8 @@ use trellis_domain::{
     AssessmentId, Event, FeedbackId, MeasurementId, RepId, SessionId, TrainingId,
 };
 
-use super::Growth;
 use super::model::*;
+use super::{Growth, rep_of};
 use crate::projection::Envelope;
 
 impl Growth {
@@ -19,11 +19,7 @@ impl Growth {
             Event::Competency(e) => self.fold_competency(e),
             Event::Standard(e) => self.fold_standard(e),
             Event::Rep(e) => {
-                let rep_id = match e {
-                    RepEvent::Joined(joined) => Some(joined.rep_id),
-                    _ => envelope.stream_uuid().map(RepId::from_uuid),
-                };
-                if let Some(rep_id) = rep_id {
+                if let Some(rep_id) = rep_of(envelope) {
                     self.fold_rep(rep_id, envelope.stream_version, e);
                 }
             }

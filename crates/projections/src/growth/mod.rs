@@ -7,6 +7,12 @@
 //! those facts several times over. The team view and leader scorecard are
 //! assembled at query time from these documents ([`crate::query`]).
 //!
+//! A rebuild may fold it in shards by rep ([`Projection::shardable`]): a
+//! rep's events go to the rep's shard, the catalogue's (teams,
+//! competencies, standards) to every shard. A rep's documents follow from
+//! its own stream and the catalogue alone; what several reps contribute to
+//! (a team's reps, a leader's activity per rep) is merged by union.
+//!
 //! Document kinds (the `kind` column of `read_models`):
 //!
 //! | kind | key | what | restored on start |
@@ -19,14 +25,16 @@
 //! | `rep_profile` | rep id | [`RepProfile`] | no (derived) |
 //! | `growth_timeline` | rep id | [`GrowthTimeline`] | no (derived) |
 
+use std::any::Any;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use trellis_domain::{CompetencyId, LeaderId, RepId, StandardId, TeamId};
+use trellis_domain::{CompetencyId, Event, LeaderId, RepId, StandardId, TeamId};
 
-use crate::projection::{DocChange, Envelope, Projection};
+use crate::projection::{DocChange, Envelope, Projection, Route};
 
 pub mod derive;
 mod fold;
@@ -239,6 +247,108 @@ impl Projection for Growth {
     /// catalogue and leader documents come with the last part, once every
     /// rep's activity has been folded into its leaders.
     fn take_changes_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
+        let (mut changes, more) = self.take_rep_part(limit);
+        if !more {
+            changes.extend(self.take_shared());
+        }
+        (changes, more)
+    }
+
+    /// Reps are independent of one another: a rep's facts, profile and
+    /// timeline follow from the rep's own stream and the catalogue (teams,
+    /// competencies, standards), which every shard folds whole. What a shard
+    /// folds into the shared documents — the reps on each team, each
+    /// leader's activity per rep — is kept apart per rep, so merging is a
+    /// union.
+    fn shardable(&self) -> bool {
+        true
+    }
+
+    fn route(&self, event: &Envelope) -> Route {
+        match &event.event {
+            Event::Rep(_) => match rep_of(event) {
+                Some(rep_id) => {
+                    let (high, low) = rep_id.as_uuid().as_u64_pair();
+                    Route::Shard(high ^ low)
+                }
+                None => Route::Skip,
+            },
+            Event::Team(_) | Event::Competency(_) | Event::Standard(_) => Route::Every,
+            Event::Alert(_) => Route::Skip,
+        }
+    }
+
+    fn take_own_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
+        self.take_rep_part(limit)
+    }
+
+    fn merge(&mut self, shard: Box<dyn Projection>) -> Result<(), String> {
+        let shard: Box<dyn Any> = shard;
+        let shard = shard
+            .downcast::<Growth>()
+            .map_err(|_| format!("only a {NAME} shard merges into {NAME}"))?;
+        let Growth {
+            settings,
+            reps,
+            standards,
+            teams,
+            competencies,
+            leaders,
+            dirty,
+        } = *shard;
+        if settings != self.settings {
+            return Err(format!("a {NAME} shard with other settings"));
+        }
+        if dirty.all_reps || !dirty.reps.is_empty() {
+            return Err(format!("a {NAME} shard merged before its reps were taken"));
+        }
+        self.reps.extend(reps);
+        // The catalogue: every shard folded all of it, the same.
+        for (id, standard) in standards {
+            self.standards.entry(id).or_insert(standard);
+        }
+        for (id, competency) in competencies {
+            self.competencies.entry(id).or_insert(competency);
+        }
+        for (id, team) in teams {
+            match self.teams.entry(id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(team);
+                }
+                Entry::Occupied(mut slot) => {
+                    let ours = slot.get_mut();
+                    ours.leaders.extend(team.leaders);
+                    ours.reps.extend(team.reps);
+                }
+            }
+        }
+        for (id, leader) in leaders {
+            match self.leaders.entry(id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(leader);
+                }
+                Entry::Occupied(mut slot) => {
+                    let ours = slot.get_mut();
+                    if ours.name.is_none() {
+                        ours.name = leader.name;
+                    }
+                    ours.teams.extend(leader.teams);
+                    ours.reps.extend(leader.reps);
+                }
+            }
+        }
+        self.dirty.standards.extend(dirty.standards);
+        self.dirty.teams.extend(dirty.teams);
+        self.dirty.competencies.extend(dirty.competencies);
+        self.dirty.leaders.extend(dirty.leaders);
+        Ok(())
+    }
+}
+
+impl Growth {
+    /// The documents of up to `limit` dirty reps (in rep order), each rep's
+    /// activity folded into its leaders on the way; whether reps remain.
+    fn take_rep_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
         if std::mem::take(&mut self.dirty.all_reps) {
             self.dirty.reps.extend(self.reps.keys().copied());
         }
@@ -258,10 +368,14 @@ impl Projection for Growth {
             changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
             changes.push(change(kinds::GROWTH_TIMELINE, rep_id, &timeline));
         }
-        if !self.dirty.reps.is_empty() {
-            return (changes, true);
-        }
+        let more = !self.dirty.reps.is_empty();
+        (changes, more)
+    }
+
+    /// The documents of the dirty catalogue entries and leaders.
+    fn take_shared(&mut self) -> Vec<DocChange> {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut changes = Vec::new();
         for id in &dirty.standards {
             changes.extend(
                 self.standards
@@ -282,7 +396,16 @@ impl Projection for Growth {
         for id in &dirty.leaders {
             changes.extend(self.leaders.get(id).map(|d| change(kinds::LEADER, id, d)));
         }
-        (changes, false)
+        changes
+    }
+}
+
+/// The rep a rep event is about: the one who joins, else the stream's.
+fn rep_of(envelope: &Envelope) -> Option<RepId> {
+    match &envelope.event {
+        Event::Rep(trellis_domain::rep::RepEvent::Joined(joined)) => Some(joined.rep_id),
+        Event::Rep(_) => envelope.stream_uuid().map(RepId::from_uuid),
+        _ => None,
     }
 }
 

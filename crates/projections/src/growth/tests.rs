@@ -13,6 +13,7 @@ use trellis_domain::{Direction, Event, PeriodKind, RepId, StandardKind};
 use uuid::Uuid;
 
 use super::*;
+use crate::projection::Route;
 use crate::query;
 
 fn id<T: From<Uuid>>(n: u128) -> T {
@@ -265,4 +266,218 @@ fn overdue_is_decided_at_query_time_from_today() {
     let after = query::rep_profile(profile, date("2026-03-11"));
     assert_eq!(after.overdue_action_items, 1);
     assert_eq!(after.standing.standing, StandingKind::NeedsSupport);
+}
+
+/// An organisation that changes while its reps work: two teams, leaders
+/// assigned late, reps moving between teams, coaching and feedback from both
+/// leaders (the leaders' documents gather every rep's), a standard set and
+/// revised midway, and a rep's stream that names another rep as joining.
+fn organisation() -> Vec<Envelope> {
+    use trellis_domain::rep::{
+        ActionItem, CoachingSessionHeld, FeedbackGiven, FeedbackKind, Owner, RepMovedTeam,
+        Visibility,
+    };
+    use trellis_domain::team::{LeaderAssigned, TeamEvent, TeamFormed, TeamRenamed};
+    use trellis_domain::{PeriodKind, TeamId};
+
+    let team = |n: u128, version: u64, event: TeamEvent| {
+        envelope(
+            TeamId::from_uuid(Uuid::from_u128(n)).stream_id(),
+            version,
+            event,
+        )
+    };
+    let of = |rep: u128, version: u64, event: RepEvent| {
+        envelope(
+            RepId::from_uuid(Uuid::from_u128(rep)).stream_id(),
+            version,
+            Event::Rep(event),
+        )
+    };
+    let formed = |n: u128, name: &str| {
+        TeamEvent::Formed(TeamFormed {
+            team_id: id(n),
+            name: name.try_into().unwrap(),
+        })
+    };
+    let mut log = vec![team(1, 1, formed(1, "East")), standard_set(80.0)];
+    let mut versions: BTreeMap<u128, u64> = BTreeMap::new();
+    let mut next = |rep: u128| {
+        let version = versions.entry(rep).or_default();
+        *version += 1;
+        *version
+    };
+    for rep in 10..16u128 {
+        let joined = RepJoined {
+            rep_id: id(rep),
+            name: "Generated Rep".try_into().unwrap(),
+            role: "AE".try_into().unwrap(),
+            team_id: id(if rep < 13 { 1 } else { 2 }),
+            start_date: date("2025-11-03"),
+        };
+        log.push(of(rep, next(rep), RepEvent::Joined(joined)));
+        if rep == 12 {
+            // Team 2 is formed after some of its reps joined it.
+            log.push(team(2, 1, formed(2, "West")));
+        }
+    }
+    for step in 0..60u128 {
+        let rep = 10 + step % 6;
+        let leader = 20 + step % 2;
+        let on = date("2026-01-05") + chrono::Days::new(u64::try_from(step).unwrap());
+        let event = match step % 5 {
+            0 => RepEvent::FeedbackGiven(FeedbackGiven {
+                feedback_id: id(1_000 + step),
+                leader_id: id(leader),
+                competency_id: id(3),
+                kind: FeedbackKind::Praise,
+                note: "sharp questions".try_into().unwrap(),
+                visibility: Visibility::Shared,
+                given_on: on,
+            }),
+            1 => RepEvent::CoachingSessionHeld(CoachingSessionHeld {
+                session_id: id(2_000 + step),
+                leader_id: id(leader),
+                held_on: on,
+                duration_minutes: 30,
+                focus: vec![id(3)],
+                notes: "role play".try_into().unwrap(),
+                visibility: Visibility::Shared,
+                action_items: vec![ActionItem {
+                    action_item_id: id(3_000 + step),
+                    description: "follow up".try_into().unwrap(),
+                    owner: Owner::Leader(id(leader)),
+                    due_on: on,
+                }],
+            }),
+            2 => RepEvent::PerformanceMeasured(PerformanceMeasured {
+                measurement_id: id(4_000 + step),
+                metric: "discovery_score".try_into().unwrap(),
+                period: trellis_domain::Period::containing(PeriodKind::Month, on),
+                value: (60.0 + (step % 7) as f64 * 5.0).try_into().unwrap(),
+                source: MeasurementSource::Manual,
+            }),
+            3 => RepEvent::SkillAssessed(SkillAssessed {
+                assessment_id: id(5_000 + step),
+                leader_id: id(leader),
+                competency_id: id(3),
+                level: 3u8.try_into().unwrap(),
+                evidence: "calls".try_into().unwrap(),
+                assessed_on: on,
+            }),
+            _ => RepEvent::MovedTeam(RepMovedTeam {
+                from: id(1),
+                to: id(2),
+                on,
+            }),
+        };
+        log.push(of(rep, next(rep), event));
+        match step {
+            20 => log.push(team(
+                1,
+                2,
+                TeamEvent::LeaderAssigned(LeaderAssigned {
+                    team_id: id(1),
+                    leader_id: id(20),
+                    leader_name: "Lena Park".try_into().unwrap(),
+                }),
+            )),
+            30 => log.push(envelope(
+                format!("standard-{}", Uuid::from_u128(STANDARD)),
+                2,
+                StandardRevised {
+                    standard_id: id(STANDARD),
+                    version: 2,
+                    target: 70.0.try_into().unwrap(),
+                    effective_from: date("2026-02-01"),
+                    roles: None,
+                    ramp: None,
+                },
+            )),
+            40 => log.push(team(
+                2,
+                2,
+                TeamEvent::Renamed(TeamRenamed {
+                    team_id: id(2),
+                    name: "West Coast".try_into().unwrap(),
+                }),
+            )),
+            _ => {}
+        }
+    }
+    log
+}
+
+/// Every document, as text, in (kind, key) order.
+fn texts(changes: Vec<DocChange>) -> Vec<(&'static str, String, String)> {
+    let mut texts: Vec<_> = changes
+        .into_iter()
+        .map(|c| (c.kind, c.key, c.doc.expect("a document")))
+        .collect();
+    texts.sort();
+    texts
+}
+
+/// Folds `events` in `count` shards as a rebuild does, taking each shard's
+/// own documents `part` reps at a time, then the merged shared ones.
+fn fold_in_shards(events: &[Envelope], count: usize, part: usize) -> Vec<DocChange> {
+    let template = Growth::new(settings(2));
+    let mut shards: Vec<Box<dyn Projection>> = (0..count).map(|_| template.fresh()).collect();
+    for event in events {
+        match template.route(event) {
+            Route::Shard(hash) => {
+                shards[usize::try_from(hash % count as u64).unwrap()].apply(event)
+            }
+            Route::Every => shards.iter_mut().for_each(|shard| shard.apply(event)),
+            Route::Skip => {}
+        }
+    }
+    let mut changes = Vec::new();
+    for shard in &mut shards {
+        loop {
+            let (part_changes, more) = shard.take_own_part(part);
+            changes.extend(part_changes);
+            if !more {
+                break;
+            }
+        }
+    }
+    let mut shards = shards.into_iter();
+    let mut first = shards.next().expect("a shard");
+    for shard in shards {
+        first.merge(shard).unwrap();
+    }
+    changes.extend(first.take_changes());
+    changes
+}
+
+#[test]
+fn folding_in_shards_gives_the_documents_of_one_fold() {
+    let events = organisation();
+    let mut whole = Growth::new(settings(2));
+    for event in &events {
+        whole.apply(event);
+    }
+    let expected = texts(whole.take_changes());
+    let kinds: std::collections::BTreeSet<&str> = expected.iter().map(|(k, _, _)| *k).collect();
+    assert_eq!(kinds.len(), 6, "every kind of document: {kinds:?}");
+    for count in [1, 2, 3, 5] {
+        for part in [1, 2, 100] {
+            let sharded = texts(fold_in_shards(&events, count, part));
+            assert_eq!(sharded, expected, "{count} shards, parts of {part}");
+        }
+    }
+}
+
+#[test]
+fn a_shard_merges_only_once_its_reps_are_taken() {
+    let events = organisation();
+    let template = Growth::new(settings(2));
+    let mut first = template.fresh();
+    let mut second = template.fresh();
+    for event in &events {
+        first.apply(event);
+        second.apply(event);
+    }
+    assert!(first.merge(second).is_err());
 }

@@ -2,9 +2,11 @@
 //! event store backend. Tables are documented in the crate's README.md.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use trellis_eventstore::Checkpoint;
 
 use crate::Error;
@@ -72,6 +74,48 @@ pub struct Batch<'a> {
     pub changes: &'a [DocChange],
 }
 
+/// What a bulk write ([`ReadStore::write_bulk`]) is fed, from a queue that
+/// several writers may share.
+#[derive(Debug)]
+pub enum Part {
+    /// Documents to write.
+    Docs(Vec<DocChange>),
+    /// Every part is in: commit. One for each writer sharing the queue (a
+    /// writer takes no part after its `Done`).
+    Done,
+}
+
+/// The queue of [`Part`]s that one or more bulk writers take from: each part
+/// goes to whichever writer asks first. A queue that closes before a
+/// writer's [`Part::Done`] abandons that writer's work.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Part>>>,
+}
+
+impl Parts {
+    /// A queue holding at most `capacity` parts, and its sending end.
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Part>, Parts) {
+        let (send, receive) = mpsc::channel(capacity.max(1));
+        let parts = Parts {
+            queue: Arc::new(tokio::sync::Mutex::new(receive)),
+        };
+        (send, parts)
+    }
+
+    /// The next part; `None` once the queue is closed and empty.
+    pub async fn next(&self) -> Option<Part> {
+        self.queue.lock().await.recv().await
+    }
+}
+
+/// A bulk write whose queue closed before its `Done`.
+fn abandoned(model: &str, generation: i32) -> Error {
+    Error::Database(format!(
+        "the rebuild of {model} stopped before generation {generation} was written"
+    ))
+}
+
 #[async_trait]
 pub trait Lease: Send + Sync + fmt::Debug {
     /// Whether the lease still holds (on PostgreSQL: its connection is alive).
@@ -119,6 +163,32 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
     /// `from` (otherwise nothing is written and the answer is `false`: someone
     /// else moved it, or it was replaced).
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error>;
+
+    /// Writes documents into a building generation that stands at `from`
+    /// and holds none of their keys yet (a rebuild's), as fast as the
+    /// backend can take them: every [`Part::Docs`] taken from `parts` until
+    /// a [`Part::Done`]. Answers `false` (writing nothing) when the
+    /// generation is not building at `from`. The checkpoint stays where it
+    /// is: the rebuild moves it with [`ReadStore::commit`] once every writer
+    /// is done.
+    ///
+    /// What is written may be committed before the `Done` (in the embedded
+    /// file, part by part, so that the log's appends are never locked out
+    /// for long); it is never served, since the generation is building, and
+    /// an abandoned generation is dropped ([`ReadStore::drop_generation`]).
+    /// A queue that closes before the `Done` is an error, and what is not
+    /// yet committed is rolled back.
+    async fn write_bulk(
+        &self,
+        model: &str,
+        generation: i32,
+        from: Checkpoint,
+        parts: &Parts,
+    ) -> Result<bool, Error>;
+
+    /// Drops a generation that is still building (an abandoned rebuild's):
+    /// its documents and its row. Leaves any other generation alone.
+    async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error>;
 
     /// Makes a building generation the active one (and the active one
     /// retired) in one transaction, if it still stands at `at`.

@@ -1,25 +1,41 @@
 //! Read models in PostgreSQL, schema `trellis`, beside the log.
 
+use std::pin::pin;
+
 use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use serde_json::Value;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use trellis_eventstore::Checkpoint;
+use trellis_eventstore::postgres::Migrations;
 
-use super::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
+use super::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned};
 use crate::Error;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "read_models",
-        include_str!("../../migrations/postgres/0001_read_models.sql"),
-    ),
-    (
-        2,
-        "lz4_documents",
-        include_str!("../../migrations/postgres/0002_lz4_documents.sql"),
-    ),
-];
+/// The read models' migrations (`trellis.projection_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "projection",
+    dir: "crates/projections/migrations/postgres",
+    steps: &[
+        (
+            1,
+            "read_models",
+            include_str!("../../migrations/postgres/0001_read_models.sql"),
+        ),
+        (
+            2,
+            "lz4_documents",
+            include_str!("../../migrations/postgres/0002_lz4_documents.sql"),
+        ),
+        (
+            3,
+            "runtime_grants",
+            include_str!("../../migrations/postgres/0003_runtime_grants.sql"),
+        ),
+    ],
+};
 
 /// Advisory lock class ids (the first key of the two-key form); the second
 /// key is `hashtext(model)`.
@@ -39,22 +55,23 @@ impl std::fmt::Debug for PostgresReadStore {
 }
 
 impl PostgresReadStore {
-    /// Uses the event store's pool (`PostgresStore::pool`) and applies the
-    /// read-model migrations.
+    /// Uses the event store's pool (`PostgresStore::pool`) and checks the
+    /// read-model migrations (`trellis_eventstore::postgres::prepare`).
     pub async fn new(pool: Pool) -> Result<Self, Error> {
         let mut client = pool.get().await?;
-        migrate(&mut client).await?;
+        trellis_eventstore::postgres::prepare(&mut client, &MIGRATIONS)
+            .await
+            .map_err(|e| match e {
+                // Its own tables, not the log: said once, as theirs.
+                trellis_eventstore::Error::Unavailable(why) => Error::Unavailable(why),
+                other => Error::Database(other.to_string()),
+            })?;
         Ok(PostgresReadStore { pool })
     }
 
     async fn client(&self) -> Result<Object, Error> {
         Ok(self.pool.get().await?)
     }
-}
-
-async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
-    trellis_eventstore::postgres::migrate_component(client, "projection", MIGRATIONS).await?;
-    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -77,6 +94,31 @@ fn generation_of(row: &tokio_postgres::Row) -> Result<Generation, Error> {
         checkpoint: checkpoint(row.get(4), row.get(5)),
         events_applied: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
     })
+}
+
+/// A document's JSON text as a `jsonb` value in the binary format: the
+/// format's version (1), then the text, which the server parses.
+#[derive(Debug)]
+struct JsonbText<'a>(&'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.put_u8(1);
+        }
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+
+    to_sql_checked!();
 }
 
 const GENERATION_COLUMNS: &str = "model, generation, fingerprint, status, checkpoint_tx, \
@@ -186,10 +228,9 @@ impl ReadStore for PostgresReadStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let moved = if from == to && events == 0 {
-            // Documents only (a part of a rebuild's flush): the generation
-            // must still stand at `from`, and its row is share-locked until
-            // commit, so parts can be written side by side but never beside
-            // a move or a switch.
+            // Nothing moves (e.g. the rebuild of an empty log): the
+            // generation must still stand at `from`, and its row is
+            // share-locked until commit, never beside a move or a switch.
             tx.query_opt(
                 "SELECT 1 FROM trellis.projection_checkpoints \
                   WHERE model = $1 AND generation = $2 AND status = $3 \
@@ -265,6 +306,101 @@ impl ReadStore for PostgresReadStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// One transaction and one `COPY ... FROM STDIN (FORMAT binary)` for
+    /// every part this writer takes; the generation's row is share-locked
+    /// until commit, so a move, a switch or a drop waits for it.
+    async fn write_bulk(
+        &self,
+        model: &str,
+        generation: i32,
+        from: Checkpoint,
+        parts: &Parts,
+    ) -> Result<bool, Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let building = tx
+            .query_opt(
+                "SELECT 1 FROM trellis.projection_checkpoints \
+                  WHERE model = $1 AND generation = $2 AND status = 'building' \
+                    AND checkpoint_tx = $3 AND checkpoint_position = $4 \
+                    FOR SHARE",
+                &[
+                    &model,
+                    &generation,
+                    &to_i64(from.tx),
+                    &to_i64(from.position),
+                ],
+            )
+            .await?
+            .is_some();
+        if !building {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sink = tx
+            .copy_in(
+                "COPY trellis.read_models (model, generation, kind, key, doc) \
+                 FROM STDIN (FORMAT binary)",
+            )
+            .await?;
+        let mut rows = pin!(BinaryCopyInWriter::new(
+            sink,
+            &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSONB],
+        ));
+        loop {
+            match parts.next().await {
+                Some(Part::Docs(changes)) => {
+                    for change in &changes {
+                        // A new generation holds nothing to remove.
+                        let Some(doc) = &change.doc else { continue };
+                        rows.as_mut()
+                            .write(&[
+                                &model,
+                                &generation,
+                                &change.kind,
+                                &change.key,
+                                &JsonbText(doc),
+                            ])
+                            .await?;
+                    }
+                }
+                Some(Part::Done) => break,
+                // Dropping the writer aborts the COPY; the transaction rolls back.
+                None => return Err(abandoned(model, generation)),
+            }
+        }
+        rows.as_mut().finish().await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let building = tx
+            .query_opt(
+                "SELECT 1 FROM trellis.projection_checkpoints \
+                  WHERE model = $1 AND generation = $2 AND status = 'building' FOR UPDATE",
+                &[&model, &generation],
+            )
+            .await?
+            .is_some();
+        if building {
+            tx.execute(
+                "DELETE FROM trellis.read_models WHERE model = $1 AND generation = $2",
+                &[&model, &generation],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM trellis.projection_checkpoints WHERE model = $1 AND generation = $2",
+                &[&model, &generation],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn activate(&self, model: &str, generation: i32, at: Checkpoint) -> Result<bool, Error> {

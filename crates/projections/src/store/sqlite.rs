@@ -3,34 +3,56 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use trellis_eventstore::Checkpoint;
-use trellis_eventstore::sqlite::ComponentConnection;
+use trellis_eventstore::sqlite::{ComponentConnection, Migrations};
 
-use super::{Batch, Generation, Lease, LeaseKind, ReadStore, Status};
+use super::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned};
 use crate::Error;
+use crate::projection::DocChange;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/sqlite/0001_read_models.sql"),
-)];
+/// The read models' migrations (`projection_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "projection",
+    dir: "crates/projections/migrations/sqlite",
+    steps: &[(
+        1,
+        "read_models",
+        include_str!("../../migrations/sqlite/0001_read_models.sql"),
+    )],
+};
 
 /// Read models in the embedded file.
 #[derive(Debug, Clone)]
 pub struct SqliteReadStore {
     conn: ComponentConnection,
+    /// Held (shared) by every part a bulk write has handed to the
+    /// connection, until it is written; dropping a generation takes it
+    /// exclusively first, so no part of an abandoned rebuild lands after
+    /// its generation is dropped (where a later rebuild may reuse its
+    /// number).
+    bulk_parts: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl SqliteReadStore {
     /// Opens the embedded store's file (`SqliteStore::path`) and applies the
     /// read-model migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let conn = ComponentConnection::open(path, "projection", MIGRATIONS).await?;
-        Ok(SqliteReadStore { conn })
+        let conn = ComponentConnection::open(path, MIGRATIONS)
+            .await
+            .map_err(|e| match e {
+                // Its own tables, not the log: said once, as theirs.
+                trellis_eventstore::Error::Unavailable(why) => Error::Unavailable(why),
+                other => Error::Database(other.to_string()),
+            })?;
+        Ok(SqliteReadStore {
+            conn,
+            bulk_parts: Arc::default(),
+        })
     }
 }
 
@@ -70,6 +92,78 @@ fn to_generation(
         },
         events_applied: u64::try_from(events).unwrap_or(0),
     })
+}
+
+/// The text of the equivalent `Value` (sorted keys), as this file has
+/// always held: the same facts give the same bytes whatever the build.
+fn canonical(change: &DocChange) -> Result<Option<String>, Error> {
+    let Some(text) = change.doc.as_deref() else {
+        return Ok(None);
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::Malformed {
+        kind: change.kind.to_owned(),
+        key: change.key.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(value.to_string()))
+}
+
+/// Rows per statement of a bulk write (five parameters each).
+const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT INTO read_models ... VALUES` with `rows` rows of parameters.
+fn insert_rows(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO read_models (model, generation, kind, key, doc) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+/// Writes one part of a bulk write in one immediate transaction, if the
+/// generation is still building at `from`.
+fn write_part(
+    conn: &mut rusqlite::Connection,
+    model: &str,
+    generation: i32,
+    from: Checkpoint,
+    docs: &[(&'static str, String, String)],
+) -> Result<bool, Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let building = tx
+        .query_row(
+            "SELECT 1 FROM projection_checkpoints \
+              WHERE model = ?1 AND generation = ?2 AND status = 'building' \
+                AND checkpoint_tx = ?3 AND checkpoint_position = ?4",
+            params![model, generation, to_i64(from.tx), to_i64(from.position)],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !building {
+        return Ok(false);
+    }
+    {
+        let mut chunks = docs.chunks_exact(ROWS_PER_INSERT);
+        let mut many = tx.prepare_cached(&insert_rows(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(5 * chunk.len());
+            for (kind, key, doc) in chunk {
+                values.extend([&model as &dyn rusqlite::ToSql, &generation, kind, key, doc]);
+            }
+            many.execute(rusqlite::params_from_iter(values))?;
+        }
+        let mut one = tx.prepare_cached(&insert_rows(1))?;
+        for (kind, key, doc) in chunks.remainder() {
+            one.execute(params![model, generation, kind, key, doc])?;
+        }
+    }
+    tx.commit()?;
+    Ok(true)
 }
 
 /// The embedded backend has one process: leases are held in memory.
@@ -189,27 +283,10 @@ impl ReadStore for SqliteReadStore {
         let (model, generation, status) = (batch.model, batch.generation, batch.status);
         let (from, to, events, changes) = (batch.from, batch.to, batch.events, batch.changes);
         let model = model.to_owned();
-        // The text of the equivalent `Value` (sorted keys), as this file has
-        // always held: the same facts give the same bytes whatever the build.
-        let changes: Vec<(&'static str, String, Option<String>)> = changes
+        let changes = changes
             .iter()
-            .map(|c| {
-                let doc = c
-                    .doc
-                    .as_deref()
-                    .map(|text| {
-                        serde_json::from_str::<Value>(text)
-                            .map(|v| v.to_string())
-                            .map_err(|e| Error::Malformed {
-                                kind: c.kind.to_owned(),
-                                key: c.key.clone(),
-                                reason: e.to_string(),
-                            })
-                    })
-                    .transpose()?;
-                Ok((c.kind, c.key.clone(), doc))
-            })
-            .collect::<Result<_, Error>>()?;
+            .map(|c| Ok((c.kind, c.key.clone(), canonical(c)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
         self.conn
             .call(move |conn| {
                 let tx =
@@ -254,6 +331,85 @@ impl ReadStore for SqliteReadStore {
                 }
                 tx.commit()?;
                 Ok(true)
+            })
+            .await
+    }
+
+    /// One immediate transaction per part, each with multi-row `INSERT`s:
+    /// the log shares this file and its one writer, so its appends wait for
+    /// one part at a time, never for the whole rebuild. Each part is put in
+    /// canonical form on the blocking pool before it takes the connection.
+    async fn write_bulk(
+        &self,
+        model: &str,
+        generation: i32,
+        from: Checkpoint,
+        parts: &Parts,
+    ) -> Result<bool, Error> {
+        loop {
+            let changes = match parts.next().await {
+                Some(Part::Docs(changes)) => changes,
+                Some(Part::Done) => return Ok(true),
+                None => return Err(abandoned(model, generation)),
+            };
+            let docs = tokio::task::spawn_blocking(move || {
+                let mut docs = Vec::with_capacity(changes.len());
+                for change in changes {
+                    // A new generation holds nothing to remove.
+                    if let Some(doc) = canonical(&change)? {
+                        docs.push((change.kind, change.key, doc));
+                    }
+                }
+                Ok::<_, Error>(docs)
+            })
+            .await
+            .map_err(|e| Error::Database(format!("preparing documents panicked: {e}")))??;
+            let model = model.to_owned();
+            // Moved into the call: held until the part is written, even
+            // when this writer is dropped meanwhile.
+            let part = self.bulk_parts.clone().read_owned().await;
+            let written = self
+                .conn
+                .call(move |conn| {
+                    let written = write_part(conn, &model, generation, from, &docs);
+                    drop(part);
+                    written
+                })
+                .await?;
+            if !written {
+                return Ok(false);
+            }
+        }
+    }
+
+    async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error> {
+        let model = model.to_owned();
+        let _no_part_in_flight = self.bulk_parts.write().await;
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let building = tx
+                    .query_row(
+                        "SELECT 1 FROM projection_checkpoints \
+                          WHERE model = ?1 AND generation = ?2 AND status = 'building'",
+                        params![model, generation],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if building {
+                    tx.execute(
+                        "DELETE FROM read_models WHERE model = ?1 AND generation = ?2",
+                        params![model, generation],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM projection_checkpoints WHERE model = ?1 AND generation = ?2",
+                        params![model, generation],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
             })
             .await
     }

@@ -32,6 +32,16 @@ pub struct Subscription {
     pub created_by: String,
     /// Since when no delivery is sent (they are still queued); none: sending.
     pub paused_at: Option<DateTime<Utc>>,
+    /// Since when, and why, nothing is queued or sent: its receiver answered
+    /// `410 Gone`. None: enabled. Resuming enables it again.
+    pub disabled: Option<Disabled>,
+}
+
+/// Why a subscription stopped receiving anything, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// A webhook's signing secret: never printed, in a log line or a panic.
@@ -56,9 +66,10 @@ impl fmt::Debug for Secret {
 
 impl Subscription {
     /// Whether an event of this type, in a stream of this category, at this
-    /// place in the log, is for this subscription.
+    /// place in the log, is for this subscription (a disabled one wants none).
     pub fn matches(&self, event_type: &str, category: &str, at: Checkpoint) -> bool {
-        at > self.start
+        self.disabled.is_none()
+            && at > self.start
             && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
             && (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
     }
@@ -72,7 +83,8 @@ pub enum DeliveryStatus {
     Pending,
     /// The receiver answered 2xx.
     Delivered,
-    /// Every attempt failed (or its subscription was deleted): the dead-letter list.
+    /// Every attempt failed, no attempt could succeed, or its subscription
+    /// was deleted or disabled: the dead-letter list.
     Dead,
 }
 
@@ -151,6 +163,7 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: Uuid,
+    pub subscription_id: Uuid,
     pub event_id: Uuid,
     /// Attempts made before this one (since queued or replayed).
     pub attempts: u32,
@@ -166,6 +179,26 @@ pub struct AttemptOutcome {
     /// `Delivered`, `Pending` (retry at `next_attempt_at`) or `Dead`.
     pub status: DeliveryStatus,
     pub next_attempt_at: DateTime<Utc>,
+    /// The receiver wants nothing more (`410 Gone`): disable the
+    /// subscription for this reason, at the attempt's time, and move its
+    /// other pending deliveries to the dead-letter list, all with the attempt.
+    pub disable: Option<String>,
+}
+
+/// What a delivery left pending when its subscription is disabled says.
+pub(crate) fn disabled_error(reason: &str) -> String {
+    format!("not sent: the webhook was disabled ({reason})")
+}
+
+/// How many deliveries wait, and how many are dead letters, of the
+/// subscriptions not deleted (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Pending: due, waiting for a retry, or held by a paused subscription.
+    pub pending: u64,
+    /// Dead: every attempt failed, no attempt could succeed, or the
+    /// subscription was disabled (an admin may replay them).
+    pub dead: u64,
 }
 
 /// What a replay did.
@@ -196,15 +229,17 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
     async fn delete_subscription(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error>;
 
     /// Pauses (`Some(at)`) or resumes (`None`) a subscription not deleted;
-    /// `false` when there is no such subscription.
+    /// resuming also enables a disabled one. `false` when there is no such
+    /// subscription.
     async fn set_paused(&self, id: Uuid, paused_at: Option<DateTime<Utc>>) -> Result<bool, Error>;
 
     /// Queues deliveries, due at once; one per (subscription, event) however
-    /// often it is called. Returns how many were new.
+    /// often it is called, none for a subscription deleted or disabled
+    /// meanwhile. Returns how many were new.
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error>;
 
     /// Takes up to `max` pending deliveries due at `now` (of subscriptions not
-    /// deleted nor paused), oldest due first, and pushes their due time to `lease_until`
+    /// deleted, paused nor disabled), oldest due first, and pushes their due time to `lease_until`
     /// so no other sender takes them meanwhile.
     async fn claim_due(
         &self,
@@ -213,16 +248,21 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
         max: usize,
     ) -> Result<Vec<Claimed>, Error>;
 
-    /// Records an attempt and where the delivery stands after it, atomically.
+    /// Records an attempt and where the delivery stands after it, atomically;
+    /// with [`AttemptOutcome::disable`], disables its subscription too. A
+    /// delivery left pending whose subscription is disabled is dead instead.
     async fn record_attempt(
         &self,
         delivery_id: Uuid,
         outcome: &AttemptOutcome,
     ) -> Result<(), Error>;
 
-    /// When the earliest pending delivery of a subscription not deleted nor
-    /// paused is due.
+    /// When the earliest pending delivery of a subscription not deleted,
+    /// paused nor disabled is due.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
+
+    /// The deliveries pending and dead, of subscriptions not deleted.
+    async fn backlog(&self) -> Result<Backlog, Error>;
 
     /// The deliveries of a subscription, newest first, with their attempts.
     async fn deliveries(

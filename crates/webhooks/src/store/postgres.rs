@@ -7,26 +7,38 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::Row;
 use trellis_eventstore::Checkpoint;
+use trellis_eventstore::postgres::Migrations;
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Secret,
-    Subscription, WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
+    Attempt, AttemptOutcome, Backlog, Claimed, Delivery, DeliveryStatus, Disabled, NewDelivery,
+    Replay, Secret, Subscription, WebhookStore, disabled_error, status_of, to_i64, to_u16, to_u32,
+    to_u64,
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "webhooks",
-        include_str!("../../migrations/postgres/0001_webhooks.sql"),
-    ),
-    (
-        2,
-        "pause",
-        include_str!("../../migrations/postgres/0002_pause.sql"),
-    ),
-];
+/// The webhook tables' migrations (`trellis.webhook_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "webhook",
+    dir: "crates/webhooks/migrations/postgres",
+    steps: &[
+        (
+            1,
+            "webhooks",
+            include_str!("../../migrations/postgres/0001_webhooks.sql"),
+        ),
+        (
+            2,
+            "pause",
+            include_str!("../../migrations/postgres/0002_pause.sql"),
+        ),
+        (
+            3,
+            "disable",
+            include_str!("../../migrations/postgres/0003_disable.sql"),
+        ),
+    ],
+};
 
 /// Subscriptions and deliveries in the log's PostgreSQL database.
 #[derive(Clone)]
@@ -42,11 +54,13 @@ impl std::fmt::Debug for PostgresWebhookStore {
 }
 
 impl PostgresWebhookStore {
-    /// Uses the event store's pool (`PostgresStore::pool`) and applies the
-    /// webhook migrations.
+    /// Uses the event store's pool (`PostgresStore::pool`) and checks the
+    /// webhook migrations (`trellis_eventstore::postgres::prepare`).
     pub async fn new(pool: Pool) -> Result<Self, Error> {
         let mut client = pool.get().await?;
-        migrate(&mut client).await?;
+        trellis_eventstore::postgres::prepare(&mut client, &MIGRATIONS)
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?;
         Ok(PostgresWebhookStore { pool })
     }
 
@@ -55,17 +69,12 @@ impl PostgresWebhookStore {
     }
 }
 
-async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), Error> {
-    trellis_eventstore::postgres::migrate_component(client, "webhook", MIGRATIONS)
-        .await
-        .map_err(|e| Error::Database(e.to_string()))
-}
-
 const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
     start_position, created_at, created_by";
-/// What is read of a subscription: what is written, and whether it is paused.
+/// What is read of a subscription: what is written, whether it is paused,
+/// and whether it is disabled.
 const SUBSCRIPTION_READ: &str = "id, url, event_types, categories, secret, start_tx, \
-    start_position, created_at, created_by, paused_at";
+    start_position, created_at, created_by, paused_at, disabled_at, disabled_reason";
 
 fn strings(value: serde_json::Value) -> Vec<String> {
     serde_json::from_value(value).unwrap_or_default()
@@ -85,6 +94,10 @@ fn subscription_of(row: &Row) -> Subscription {
         created_at: row.get(7),
         created_by: row.get(8),
         paused_at: row.get(9),
+        disabled: row.get::<_, Option<DateTime<Utc>>>(10).map(|at| Disabled {
+            at,
+            reason: row.get::<_, Option<String>>(11).unwrap_or_default(),
+        }),
     }
 }
 
@@ -204,7 +217,9 @@ impl WebhookStore for PostgresWebhookStore {
         let client = self.client().await?;
         let changed = client
             .execute(
-                "UPDATE trellis.webhook_subscriptions SET paused_at = $2 \
+                "UPDATE trellis.webhook_subscriptions SET paused_at = $2, \
+                     disabled_at = CASE WHEN $2::timestamptz IS NULL THEN NULL ELSE disabled_at END, \
+                     disabled_reason = CASE WHEN $2::timestamptz IS NULL THEN NULL ELSE disabled_reason END \
                  WHERE id = $1 AND deleted_at IS NULL",
                 &[&id, &paused_at],
             )
@@ -268,6 +283,8 @@ impl WebhookStore for PostgresWebhookStore {
                                $6::bigint[], $7::text[], $8::timestamptz[]) \
                         AS u(id, subscription_id, event_id, event_type, stream_id, \
                              global_position, body, created_at) \
+                   JOIN trellis.webhook_subscriptions s ON s.id = u.subscription_id \
+                  WHERE s.deleted_at IS NULL AND s.disabled_at IS NULL \
                  ON CONFLICT (subscription_id, event_id) DO NOTHING",
                 &[
                     &ids,
@@ -299,13 +316,15 @@ impl WebhookStore for PostgresWebhookStore {
                        JOIN trellis.webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
                         AND s.deleted_at IS NULL AND s.paused_at IS NULL \
+                        AND s.disabled_at IS NULL \
                       ORDER BY d.next_attempt_at, d.global_position \
                       LIMIT $3 \
                         FOR UPDATE OF d SKIP LOCKED) \
                  UPDATE trellis.webhook_deliveries d SET next_attempt_at = $2 \
                    FROM due, trellis.webhook_subscriptions s \
                   WHERE d.id = due.id AND s.id = d.subscription_id \
-                 RETURNING d.id, d.event_id, d.attempts, d.body, s.url, s.secret",
+                 RETURNING d.id, d.event_id, d.attempts, d.body, s.url, s.secret, \
+                           d.subscription_id",
                 &[&now, &lease_until, &limit],
             )
             .await?;
@@ -318,6 +337,7 @@ impl WebhookStore for PostgresWebhookStore {
                 body: r.get(3),
                 url: r.get(4),
                 secret: Secret::new(r.get::<_, String>(5)),
+                subscription_id: r.get(6),
             })
             .collect())
     }
@@ -338,9 +358,35 @@ impl WebhookStore for PostgresWebhookStore {
             &[&delivery_id, &a.attempted_at, &code, &a.error, &duration],
         )
         .await?;
+        if let Some(reason) = &outcome.disable {
+            // The first reason stays when several attempts are told at once.
+            tx.execute(
+                "UPDATE trellis.webhook_subscriptions s \
+                    SET disabled_at = coalesce(s.disabled_at, $2), \
+                        disabled_reason = coalesce(s.disabled_reason, $3) \
+                   FROM trellis.webhook_deliveries d \
+                  WHERE d.id = $1 AND s.id = d.subscription_id AND s.deleted_at IS NULL",
+                &[&delivery_id, &a.attempted_at, reason],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE trellis.webhook_deliveries o SET status = 'dead', last_error = $2 \
+                   FROM trellis.webhook_deliveries d \
+                  WHERE d.id = $1 AND o.subscription_id = d.subscription_id \
+                    AND o.id <> d.id AND o.status = 'pending'",
+                &[&delivery_id, &disabled_error(reason)],
+            )
+            .await?;
+        }
         let delivered_at = (outcome.status == DeliveryStatus::Delivered).then_some(a.attempted_at);
+        // Left pending under a subscription disabled meanwhile (by another
+        // attempt's 410): dead, as the others were.
         tx.execute(
-            "UPDATE trellis.webhook_deliveries SET attempts = attempts + 1, status = $2, \
+            "UPDATE trellis.webhook_deliveries d SET attempts = attempts + 1, \
+                 status = CASE WHEN $2::text = 'pending' AND EXISTS ( \
+                              SELECT 1 FROM trellis.webhook_subscriptions s \
+                               WHERE s.id = d.subscription_id AND s.disabled_at IS NOT NULL) \
+                          THEN 'dead' ELSE $2::text END, \
                  next_attempt_at = $3, last_status_code = $4, last_error = $5, \
                  delivered_at = coalesce($6, delivered_at) \
              WHERE id = $1",
@@ -364,11 +410,30 @@ impl WebhookStore for PostgresWebhookStore {
             .query_one(
                 "SELECT min(d.next_attempt_at) FROM trellis.webhook_deliveries d \
                    JOIN trellis.webhook_subscriptions s ON s.id = d.subscription_id \
-                  WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL",
+                  WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL \
+                    AND s.disabled_at IS NULL",
                 &[],
             )
             .await?;
         Ok(row.get(0))
+    }
+
+    async fn backlog(&self) -> Result<Backlog, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE d.status = 'pending'), \
+                        count(*) FILTER (WHERE d.status = 'dead') \
+                   FROM trellis.webhook_deliveries d \
+                   JOIN trellis.webhook_subscriptions s ON s.id = d.subscription_id \
+                  WHERE d.status IN ('pending', 'dead') AND s.deleted_at IS NULL",
+                &[],
+            )
+            .await?;
+        Ok(Backlog {
+            pending: to_u64(row.get(0)),
+            dead: to_u64(row.get(1)),
+        })
     }
 
     async fn deliveries(

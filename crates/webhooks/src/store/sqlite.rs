@@ -7,20 +7,39 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use trellis_eventstore::Checkpoint;
-use trellis_eventstore::sqlite::ComponentConnection;
 use trellis_eventstore::sqlite::text::time as ts;
+use trellis_eventstore::sqlite::{ComponentConnection, Migrations};
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Claimed, Delivery, DeliveryStatus, NewDelivery, Replay, Secret,
-    Subscription, WebhookStore, status_of, to_i64, to_u16, to_u32, to_u64,
+    Attempt, AttemptOutcome, Backlog, Claimed, Delivery, DeliveryStatus, Disabled, NewDelivery,
+    Replay, Secret, Subscription, WebhookStore, disabled_error, status_of, to_i64, to_u16, to_u32,
+    to_u64,
 };
 use crate::Error;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_webhooks.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_pause.sql")),
-];
+/// The webhook tables' migrations (`webhook_migrations`).
+pub const MIGRATIONS: Migrations = Migrations {
+    component: "webhook",
+    dir: "crates/webhooks/migrations/sqlite",
+    steps: &[
+        (
+            1,
+            "webhooks",
+            include_str!("../../migrations/sqlite/0001_webhooks.sql"),
+        ),
+        (
+            2,
+            "pause",
+            include_str!("../../migrations/sqlite/0002_pause.sql"),
+        ),
+        (
+            3,
+            "disable",
+            include_str!("../../migrations/sqlite/0003_disable.sql"),
+        ),
+    ],
+};
 
 /// Subscriptions and deliveries in the embedded file.
 #[derive(Debug, Clone)]
@@ -32,7 +51,7 @@ impl SqliteWebhookStore {
     /// Opens the embedded store's file (`SqliteStore::path`) and applies the
     /// webhook migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let conn = ComponentConnection::open(path, "webhook", MIGRATIONS).await?;
+        let conn = ComponentConnection::open(path, MIGRATIONS).await?;
         Ok(SqliteWebhookStore { conn })
     }
 }
@@ -55,9 +74,10 @@ fn json_strings(items: &[String]) -> String {
 
 const SUBSCRIPTION_COLUMNS: &str = "id, url, event_types, categories, secret, start_tx, \
     start_position, created_at, created_by";
-/// What is read of a subscription: what is written, and whether it is paused.
+/// What is read of a subscription: what is written, whether it is paused,
+/// and whether it is disabled.
 const SUBSCRIPTION_READ: &str = "id, url, event_types, categories, secret, start_tx, \
-    start_position, created_at, created_by, paused_at";
+    start_position, created_at, created_by, paused_at, disabled_at, disabled_reason";
 
 type SubscriptionRow = (
     String,
@@ -70,6 +90,8 @@ type SubscriptionRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 /// A row of [`SUBSCRIPTION_READ`], column by column.
@@ -78,7 +100,20 @@ fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubscriptionRow
 }
 
 fn to_subscription(
-    (id, url, types, categories, secret, tx, position, created_at, created_by, paused_at): SubscriptionRow,
+    (
+        id,
+        url,
+        types,
+        categories,
+        secret,
+        tx,
+        position,
+        created_at,
+        created_by,
+        paused_at,
+        disabled_at,
+        disabled_reason,
+    ): SubscriptionRow,
 ) -> Result<Subscription, Error> {
     Ok(Subscription {
         id: parse_uuid(&id)?,
@@ -93,6 +128,13 @@ fn to_subscription(
         created_at: parse_ts(&created_at)?,
         created_by,
         paused_at: paused_at.as_deref().map(parse_ts).transpose()?,
+        disabled: match disabled_at {
+            Some(at) => Some(Disabled {
+                at: parse_ts(&at)?,
+                reason: disabled_reason.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -256,7 +298,9 @@ impl WebhookStore for SqliteWebhookStore {
         self.conn
             .call(move |conn| {
                 let changed = conn.execute(
-                    "UPDATE webhook_subscriptions SET paused_at = ?2 \
+                    "UPDATE webhook_subscriptions SET paused_at = ?2, \
+                         disabled_at = CASE WHEN ?2 IS NULL THEN NULL ELSE disabled_at END, \
+                         disabled_reason = CASE WHEN ?2 IS NULL THEN NULL ELSE disabled_reason END \
                      WHERE id = ?1 AND deleted_at IS NULL",
                     params![id.to_string(), paused_at.map(ts)],
                 )?;
@@ -303,7 +347,9 @@ impl WebhookStore for SqliteWebhookStore {
                     let mut stmt = tx.prepare_cached(
                     "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, \
                          stream_id, global_position, body, status, next_attempt_at, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8 \
+                      WHERE EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = ?2 \
+                                       AND s.deleted_at IS NULL AND s.disabled_at IS NULL) \
                      ON CONFLICT (subscription_id, event_id) DO NOTHING",
                 )?;
                     for d in &deliveries {
@@ -338,11 +384,13 @@ impl WebhookStore for SqliteWebhookStore {
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let rows = {
                     let mut stmt = tx.prepare_cached(
-                        "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret \
+                        "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret, \
+                            d.subscription_id \
                        FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
                         AND s.deleted_at IS NULL AND s.paused_at IS NULL \
+                        AND s.disabled_at IS NULL \
                       ORDER BY d.next_attempt_at, d.global_position LIMIT ?2",
                     )?;
                     stmt.query_map(params![ts(now), limit], |row| {
@@ -353,6 +401,7 @@ impl WebhookStore for SqliteWebhookStore {
                             row.get::<_, String>(3)?,
                             row.get::<_, String>(4)?,
                             row.get::<_, String>(5)?,
+                            row.get::<_, String>(6)?,
                         ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?
@@ -362,10 +411,11 @@ impl WebhookStore for SqliteWebhookStore {
                     let mut lease = tx.prepare_cached(
                         "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
                     )?;
-                    for (id, event_id, attempts, body, url, secret) in rows {
+                    for (id, event_id, attempts, body, url, secret, subscription_id) in rows {
                         lease.execute(params![id, ts(lease_until)])?;
                         claimed.push(Claimed {
                             id: parse_uuid(&id)?,
+                            subscription_id: parse_uuid(&subscription_id)?,
                             event_id: parse_uuid(&event_id)?,
                             attempts: to_u32(attempts),
                             body,
@@ -403,10 +453,35 @@ impl WebhookStore for SqliteWebhookStore {
                         a.duration_ms
                     ],
                 )?;
+                if let Some(reason) = &outcome.disable {
+                    // The first reason stays when several attempts are told at once.
+                    tx.execute(
+                        "UPDATE webhook_subscriptions \
+                            SET disabled_at = coalesce(disabled_at, ?2), \
+                                disabled_reason = coalesce(disabled_reason, ?3) \
+                          WHERE id = (SELECT subscription_id FROM webhook_deliveries WHERE id = ?1) \
+                            AND deleted_at IS NULL",
+                        params![id, ts(a.attempted_at), reason],
+                    )?;
+                    tx.execute(
+                        "UPDATE webhook_deliveries SET status = 'dead', last_error = ?2 \
+                          WHERE subscription_id = \
+                                (SELECT subscription_id FROM webhook_deliveries WHERE id = ?1) \
+                            AND id <> ?1 AND status = 'pending'",
+                        params![id, disabled_error(reason)],
+                    )?;
+                }
                 let delivered_at =
                     (outcome.status == DeliveryStatus::Delivered).then(|| ts(a.attempted_at));
+                // Left pending under a subscription disabled meanwhile (by
+                // another attempt's 410): dead, as the others were.
                 tx.execute(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, \
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, \
+                     status = CASE WHEN ?2 = 'pending' AND EXISTS ( \
+                                  SELECT 1 FROM webhook_subscriptions s \
+                                   WHERE s.id = webhook_deliveries.subscription_id \
+                                     AND s.disabled_at IS NOT NULL) \
+                              THEN 'dead' ELSE ?2 END, \
                      next_attempt_at = ?3, last_status_code = ?4, last_error = ?5, \
                      delivered_at = coalesce(?6, delivered_at) \
                  WHERE id = ?1",
@@ -431,11 +506,32 @@ impl WebhookStore for SqliteWebhookStore {
                 let next: Option<String> = conn.query_row(
                     "SELECT min(d.next_attempt_at) FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-                      WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL",
+                      WHERE d.status = 'pending' AND s.deleted_at IS NULL AND s.paused_at IS NULL \
+                        AND s.disabled_at IS NULL",
                     [],
                     |row| row.get(0),
                 )?;
                 next.as_deref().map(parse_ts).transpose()
+            })
+            .await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, Error> {
+        self.conn
+            .call(|conn| {
+                let (pending, dead): (i64, i64) = conn.query_row(
+                    "SELECT count(*) FILTER (WHERE d.status = 'pending'), \
+                            count(*) FILTER (WHERE d.status = 'dead') \
+                       FROM webhook_deliveries d \
+                       JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+                      WHERE d.status IN ('pending', 'dead') AND s.deleted_at IS NULL",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                Ok(Backlog {
+                    pending: to_u64(pending),
+                    dead: to_u64(dead),
+                })
             })
             .await
     }

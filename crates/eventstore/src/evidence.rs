@@ -1,0 +1,219 @@
+//! Evidence that events are in the log, checkable with no database: for each
+//! event, what its chain hash is made of and its audit path to the root of a
+//! signed checkpoint, plus that checkpoint. Review packets carry it.
+//!
+//! # Format (`trellis-evidence/1`), for a verifier in any language
+//!
+//! ```json
+//! {
+//!   "format": "trellis-evidence/1",
+//!   "checkpoint": "<a signed note: see note.rs>",
+//!   "events": [{
+//!     "event_id": "…", "stream_id": "rep-…", "stream_version": 3,
+//!     "event_type": "FeedbackGiven", "occurred_at": "2026-03-02T09:30:00Z",
+//!     "content_digest": "<hex>", "prev_hash": "<hex>", "hash": "<hex>",
+//!     "leaf_index": 41, "proof": ["<hex>", …]
+//!   }],
+//!   "not_yet_covered": ["<event id>", …]
+//! }
+//! ```
+//!
+//! To verify: check the checkpoint's Ed25519 signature with a public key you
+//! trust (note.rs: the signed body is every byte up to the blank line; the
+//! signature line is `— <name> base64(key id ‖ signature)`); read its tree
+//! size `n` (second line) and root (third line, base64). Then for each event:
+//! 1. `hash == SHA-256(prev_hash ‖ stream_version as 8 big-endian bytes ‖
+//!    content_digest)`;
+//! 2. `leaf = SHA-256(0x00 ‖ hash)`;
+//! 3. fold `proof` into `leaf` as RFC 9162 §2.1.3.2 says, with
+//!    `node(l, r) = SHA-256(0x01 ‖ l ‖ r)`, `leaf_index < n`, and compare with
+//!    the root.
+//!
+//! The content digest covers everything the event says (chain.rs); the
+//! evidence leaves the payloads out, so a packet shows no note text to
+//! anyone it is shown to. Whoever holds the log can recompute each digest.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::chain::{DigestInput, link};
+use crate::merkle::{self, NodeId, inclusion_proof, nodes_needed, verify_inclusion};
+use crate::note::{SignedCheckpoint, VerifierKey};
+use crate::{Error, EventStore, Hash, RecordedEvent};
+
+/// The format's name, in every evidence document.
+pub const FORMAT: &str = "trellis-evidence/1";
+
+/// Evidence for a set of events against one signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub format: String,
+    /// The signed note every proof is against.
+    pub checkpoint: String,
+    pub events: Vec<EventProof>,
+    /// Events the document rests on that no signed checkpoint covers yet
+    /// (appended since the last one): ask again after the next checkpoint.
+    pub not_yet_covered: Vec<Uuid>,
+}
+
+/// One event's place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventProof {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub content_digest: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub leaf_index: u64,
+    pub proof: Vec<String>,
+}
+
+/// What a verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub origin: String,
+    pub tree_size: u64,
+    pub signed_at: DateTime<Utc>,
+    pub signed_by: String,
+    pub events: usize,
+}
+
+/// Gathers the evidence for `events` against the newest signed checkpoint.
+/// `None` when no checkpoint has been signed yet.
+pub async fn gather(
+    store: &dyn EventStore,
+    events: &[&RecordedEvent],
+) -> Result<Option<Evidence>, Error> {
+    let Some(latest) = store.latest_tree_checkpoint().await? else {
+        return Ok(None);
+    };
+    let checkpoint = SignedCheckpoint::parse(&latest.note)
+        .map_err(|e| Error::Internal(format!("a recorded checkpoint is unreadable: {e}")))?;
+    let size = checkpoint.head.size;
+    let positions: Vec<u64> = events.iter().map(|e| e.global_position).collect();
+    let indexes = store.tree_leaf_indexes(&positions).await?;
+    let covered: Vec<(&RecordedEvent, u64)> = events
+        .iter()
+        .zip(&indexes)
+        .filter_map(|(e, i)| i.filter(|i| *i < size).map(|i| (*e, i)))
+        .collect();
+    let mut ids: Vec<NodeId> = covered
+        .iter()
+        .flat_map(|(_, index)| nodes_needed(|get| inclusion_proof(*index, size, get)))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let hashes = store.tree_nodes(&ids).await?;
+    let mut nodes = std::collections::HashMap::with_capacity(ids.len());
+    for (id, hash) in ids.iter().zip(hashes) {
+        let hash =
+            hash.ok_or_else(|| Error::Internal(format!("the stored tree lacks its node {id:?}")))?;
+        nodes.insert(*id, hash);
+    }
+    let mut scratch = Vec::with_capacity(512);
+    let proofs = covered
+        .iter()
+        .map(|(event, index)| EventProof {
+            event_id: event.event_id,
+            stream_id: event.stream_id.to_string(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            occurred_at: event.metadata.occurred_at,
+            content_digest: hex::encode(DigestInput::of_recorded(event).digest(&mut scratch)),
+            prev_hash: hex::encode(event.prev_hash.0),
+            hash: hex::encode(event.hash.0),
+            leaf_index: *index,
+            proof: inclusion_proof(*index, size, &mut |id| nodes[&id])
+                .iter()
+                .map(|h| hex::encode(h.0))
+                .collect(),
+        })
+        .collect();
+    let not_yet_covered = events
+        .iter()
+        .zip(&indexes)
+        .filter(|(_, i)| i.is_none_or(|i| i >= size))
+        .map(|(e, _)| e.event_id)
+        .collect();
+    Ok(Some(Evidence {
+        format: FORMAT.to_owned(),
+        checkpoint: latest.note,
+        events: proofs,
+        not_yet_covered,
+    }))
+}
+
+fn hash_of(text: &str, what: &str, event: &EventProof) -> Result<Hash, String> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| Hash::from_slice(&b))
+        .ok_or_else(|| {
+            format!(
+                "event {} ({} version {}): its {what} is not 64 hex digits",
+                event.event_id, event.stream_id, event.stream_version
+            )
+        })
+}
+
+/// Checks evidence with no database: the checkpoint's signature by one of
+/// `keys`, then every event's hash and audit path against its root. The
+/// error names what failed.
+pub fn verify(evidence: &Evidence, keys: &[VerifierKey]) -> Result<Verified, String> {
+    if evidence.format != FORMAT {
+        return Err(format!(
+            "the evidence is in format {:?}; this verifier reads {FORMAT}",
+            evidence.format
+        ));
+    }
+    let checkpoint = SignedCheckpoint::parse(&evidence.checkpoint)
+        .map_err(|e| format!("the evidence's checkpoint: {e}"))?;
+    let key = checkpoint
+        .verify(keys)
+        .map_err(|e| format!("the evidence's checkpoint is not trusted: {e}"))?;
+    let (size, root) = (checkpoint.head.size, checkpoint.head.root);
+    for event in &evidence.events {
+        let name = || {
+            format!(
+                "event {} ({} version {}, leaf {})",
+                event.event_id, event.stream_id, event.stream_version, event.leaf_index
+            )
+        };
+        let digest = hash_of(&event.content_digest, "content digest", event)?;
+        let prev = hash_of(&event.prev_hash, "previous hash", event)?;
+        let hash = hash_of(&event.hash, "hash", event)?;
+        if link(&prev, event.stream_version, &digest.0) != hash {
+            return Err(format!(
+                "{}: its hash is not made of its previous hash, version and content digest",
+                name()
+            ));
+        }
+        let proof = event
+            .proof
+            .iter()
+            .map(|p| hash_of(p, "proof", event))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !verify_inclusion(
+            event.leaf_index,
+            size,
+            &merkle::leaf_hash(&hash),
+            &proof,
+            &root,
+        ) {
+            return Err(format!(
+                "{}: its audit path does not lead to the checkpoint's root (tree of {size} events)",
+                name()
+            ));
+        }
+    }
+    Ok(Verified {
+        origin: checkpoint.head.origin.clone(),
+        tree_size: size,
+        signed_at: checkpoint.head.time,
+        signed_by: key.to_string(),
+        events: evidence.events.len(),
+    })
+}

@@ -1,0 +1,578 @@
+//! Signed checkpoints in the format transparency logs share: C2SP's
+//! `tlog-checkpoint` body inside a C2SP `signed-note`, signed with Ed25519.
+//!
+//! ```text
+//! trellis.example.com/log          ← origin: names the log
+//! 12345                            ← tree size
+//! Hr0ToZfP9ev1AsILfiQNo4k2Y1bvdkm5KzqX6N1V9yM=   ← root hash, base64
+//! time 2026-12-03T07:41:09Z        ← extension line: when it was signed
+//!
+//! — trellis.example.com/log Az3grl…  ← key name, base64(key id ‖ signature)
+//! ```
+//!
+//! The signature is over every byte of the body, its last newline included.
+//! The key id is the first four bytes of `SHA-256(name ‖ "\n" ‖ 0x01 ‖
+//! public key)`. Keys are written as the Go `note` package writes them:
+//! `name+hexid+base64(0x01 ‖ public key)` for a verifier key and
+//! `PRIVATE+KEY+name+hexid+base64(0x01 ‖ seed)` for a signer key, so any
+//! tool of that family can check Trellis's checkpoints.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, SecondsFormat, Utc};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::Hash;
+
+/// The algorithm byte of an Ed25519 key in the note formats.
+const ED25519: u8 = 0x01;
+/// What starts each signature line.
+const SIGNATURE_PREFIX: &str = "\u{2014} ";
+
+/// What is wrong with a key, a note or a signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    #[error("not a key: {0}")]
+    BadKey(String),
+    #[error("not a checkpoint: {0}")]
+    Malformed(String),
+    #[error("no signature by a known key: signed by {signers}; known keys: {known}")]
+    UnknownSigner { signers: String, known: String },
+    #[error("the signature by {0} does not match the checkpoint: it was altered or forged")]
+    BadSignature(String),
+}
+
+/// A key's four-byte id.
+fn key_id(name: &str, public: &[u8; 32]) -> u32 {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ED25519]);
+    h.update(public);
+    let digest = h.finalize();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+fn check_name(name: &str) -> Result<(), NoteError> {
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '+') {
+        return Err(NoteError::BadKey(format!(
+            "the key name {name:?} must be non-empty, without spaces or '+' (a host and path, like \
+             trellis.example.com/log)"
+        )));
+    }
+    Ok(())
+}
+
+/// A public key that checks checkpoints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifierKey {
+    name: String,
+    id: u32,
+    key: VerifyingKey,
+}
+
+impl std::fmt::Debug for VerifierKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifierKey({self})")
+    }
+}
+
+impl std::fmt::Display for VerifierKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut bytes = vec![ED25519];
+        bytes.extend_from_slice(self.key.as_bytes());
+        write!(f, "{}+{:08x}+{}", self.name, self.id, B64.encode(bytes))
+    }
+}
+
+impl std::str::FromStr for VerifierKey {
+    type Err = NoteError;
+    fn from_str(text: &str) -> Result<Self, NoteError> {
+        let bad = |why: &str| {
+            NoteError::BadKey(format!(
+                "{why}; a public key looks like name+1a2b3c4d+AQ… (see `trellis keys generate`)"
+            ))
+        };
+        let text = text.trim();
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("it does not have three parts joined by '+'"));
+        };
+        if text.starts_with("PRIVATE+KEY+") {
+            return Err(bad("this is a private signing key, not a public key"));
+        }
+        check_name(name)?;
+        let id = u32::from_str_radix(id, 16).map_err(|_| bad("its id is not 8 hex digits"))?;
+        let bytes = B64.decode(key).map_err(|_| bad("its key is not base64"))?;
+        let (&[ED25519], public) = bytes.split_at(1.min(bytes.len())) else {
+            return Err(bad("it is not an Ed25519 key"));
+        };
+        let public: [u8; 32] = public
+            .try_into()
+            .map_err(|_| bad("its key is not 32 bytes"))?;
+        let key =
+            VerifyingKey::from_bytes(&public).map_err(|_| bad("its key is not a valid point"))?;
+        if key_id(name, &public) != id {
+            return Err(bad("its id does not match its name and key"));
+        }
+        Ok(VerifierKey {
+            name: name.to_owned(),
+            id,
+            key,
+        })
+    }
+}
+
+impl VerifierKey {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The raw Ed25519 public key.
+    pub fn public_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// Whether `signature` (64 bytes) is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        self.key.verify_strict(message, &signature).is_ok()
+    }
+}
+
+/// A private key that signs checkpoints. Its text form is a secret: it never
+/// appears in `Debug` output.
+#[derive(Clone)]
+pub struct SignerKey {
+    name: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for SignerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignerKey({}, private)", self.verifier())
+    }
+}
+
+impl std::str::FromStr for SignerKey {
+    type Err = NoteError;
+    fn from_str(text: &str) -> Result<Self, NoteError> {
+        let bad = |why: &str| {
+            NoteError::BadKey(format!(
+                "{why}; a signing key looks like PRIVATE+KEY+name+1a2b3c4d+AQ… (made by `trellis \
+                 keys generate`)"
+            ))
+        };
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("it does not start with PRIVATE+KEY+"))?;
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id), Some(seed)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad(
+                "it does not have a name, an id and a key joined by '+'",
+            ));
+        };
+        check_name(name)?;
+        let id = u32::from_str_radix(id, 16).map_err(|_| bad("its id is not 8 hex digits"))?;
+        let bytes = B64.decode(seed).map_err(|_| bad("its key is not base64"))?;
+        let (&[ED25519], seed) = bytes.split_at(1.min(bytes.len())) else {
+            return Err(bad("it is not an Ed25519 key"));
+        };
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| bad("its key is not 32 bytes"))?;
+        let key = SigningKey::from_bytes(&seed);
+        if key_id(name, key.verifying_key().as_bytes()) != id {
+            return Err(bad("its id does not match its name and key"));
+        }
+        Ok(SignerKey {
+            name: name.to_owned(),
+            key,
+        })
+    }
+}
+
+impl SignerKey {
+    /// A new key named `name` from 32 bytes of the system's randomness.
+    pub fn generate(name: &str) -> Result<Self, NoteError> {
+        check_name(name)?;
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| NoteError::BadKey(format!("no randomness from the system: {e}")))?;
+        Ok(SignerKey {
+            name: name.to_owned(),
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The public half.
+    pub fn verifier(&self) -> VerifierKey {
+        let public = self.key.verifying_key();
+        VerifierKey {
+            name: self.name.clone(),
+            id: key_id(&self.name, public.as_bytes()),
+            key: public,
+        }
+    }
+
+    /// The secret text form, for a key file.
+    pub fn to_secret_text(&self) -> String {
+        let mut bytes = vec![ED25519];
+        bytes.extend_from_slice(self.key.as_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{:08x}+{}",
+            self.name,
+            self.verifier().id,
+            B64.encode(bytes)
+        )
+    }
+
+    /// The seal of an event: this key's id, then its signature of the
+    /// event's content digest (under a prefix no checkpoint body can start
+    /// with, so a seal is never a valid signature of a note, nor the
+    /// reverse). 68 bytes.
+    pub fn seal(&self, digest: &[u8; 32]) -> Vec<u8> {
+        let mut out = self.verifier().id.to_be_bytes().to_vec();
+        out.extend_from_slice(&self.key.sign(&seal_message(digest)).to_bytes());
+        out
+    }
+
+    /// Signs a checkpoint of the tree; returns the whole signed note.
+    pub fn sign(&self, head: &TreeHead) -> SignedCheckpoint {
+        let body = head.body();
+        let signature = self.key.sign(body.as_bytes());
+        let mut blob = self.verifier().id.to_be_bytes().to_vec();
+        blob.extend_from_slice(&signature.to_bytes());
+        let text = format!(
+            "{body}\n{SIGNATURE_PREFIX}{} {}\n",
+            self.name,
+            B64.encode(blob)
+        );
+        SignedCheckpoint {
+            head: head.clone(),
+            signatures: vec![NoteSignature {
+                name: self.name.clone(),
+                id: self.verifier().id,
+                signature: signature.to_bytes().to_vec(),
+            }],
+            body,
+            text,
+        }
+    }
+}
+
+/// What a seal signs.
+fn seal_message(digest: &[u8; 32]) -> [u8; 52] {
+    let mut message = [0u8; 52];
+    message[..20].copy_from_slice(b"\0trellis.event.seal\n");
+    message[20..].copy_from_slice(digest);
+    message
+}
+
+/// Whether `seal` is a valid seal of an event with content `digest` by one
+/// of `keys`.
+pub fn seal_verifies(keys: &[VerifierKey], digest: &[u8; 32], seal: &[u8]) -> bool {
+    let Some((id, signature)) = seal.split_first_chunk::<4>() else {
+        return false;
+    };
+    let id = u32::from_be_bytes(*id);
+    keys.iter()
+        .filter(|k| k.id == id)
+        .any(|k| k.verifies(&seal_message(digest), signature))
+}
+
+/// What a checkpoint says: the log, its size, its root and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHead {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+    pub time: DateTime<Utc>,
+}
+
+impl TreeHead {
+    /// The signed body: origin, size, root, then the time extension line.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\ntime {}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root.0),
+            self.time.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NoteSignature {
+    name: String,
+    id: u32,
+    signature: Vec<u8>,
+}
+
+/// A checkpoint with its signatures, as kept and passed around.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub head: TreeHead,
+    body: String,
+    signatures: Vec<NoteSignature>,
+    text: String,
+}
+
+impl SignedCheckpoint {
+    /// The whole note, as it is kept.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The key ids that signed it, as `name+hexid`.
+    pub fn signers(&self) -> Vec<String> {
+        self.signatures
+            .iter()
+            .map(|s| format!("{}+{:08x}", s.name, s.id))
+            .collect()
+    }
+
+    /// Checks the signature of one of `keys`; returns the key that verified
+    /// it. A signature by a known key that does not verify is an error even
+    /// when another signature does.
+    pub fn verify<'k>(&self, keys: &'k [VerifierKey]) -> Result<&'k VerifierKey, NoteError> {
+        let mut verified = None;
+        for signature in &self.signatures {
+            let Some(key) = keys
+                .iter()
+                .find(|k| k.id == signature.id && k.name == signature.name)
+            else {
+                continue;
+            };
+            if !key.verifies(self.body.as_bytes(), &signature.signature) {
+                return Err(NoteError::BadSignature(format!(
+                    "{}+{:08x}",
+                    key.name, key.id
+                )));
+            }
+            verified.get_or_insert(key);
+        }
+        verified.ok_or_else(|| NoteError::UnknownSigner {
+            signers: self.signers().join(", "),
+            known: if keys.is_empty() {
+                "none".into()
+            } else {
+                keys.iter()
+                    .map(|k| format!("{}+{:08x}", k.name, k.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+    }
+
+    /// Reads one signed note.
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        let mut all = parse_many(text)?;
+        match all.len() {
+            1 => Ok(all.remove(0)),
+            n => Err(NoteError::Malformed(format!(
+                "expected one checkpoint, found {n}"
+            ))),
+        }
+    }
+}
+
+/// Reads every signed note of a file of checkpoints kept one after another
+/// (each one's signature lines end it; blank lines between them are fine).
+pub fn parse_many(text: &str) -> Result<Vec<SignedCheckpoint>, NoteError> {
+    let mut notes = Vec::new();
+    let mut lines = text.split_inclusive('\n').peekable();
+    loop {
+        while lines.peek().is_some_and(|l| l.trim().is_empty()) {
+            lines.next();
+        }
+        if lines.peek().is_none() {
+            return Ok(notes);
+        }
+        let number = notes.len() + 1;
+        let bad = |why: String| NoteError::Malformed(format!("checkpoint {number}: {why}"));
+        let mut body = String::new();
+        for line in lines.by_ref() {
+            if line == "\n" {
+                break;
+            }
+            if !line.ends_with('\n') {
+                return Err(bad("it ends before its signature".into()));
+            }
+            body.push_str(line);
+        }
+        let mut signatures = Vec::new();
+        let mut sig_text = String::new();
+        while let Some(line) = lines.next_if(|l| l.starts_with(SIGNATURE_PREFIX)) {
+            sig_text.push_str(line);
+            let rest = line[SIGNATURE_PREFIX.len()..].trim_end_matches('\n');
+            let (name, blob) = rest
+                .split_once(' ')
+                .ok_or_else(|| bad(format!("signature line {rest:?} has no key name")))?;
+            let blob = B64
+                .decode(blob)
+                .map_err(|_| bad(format!("the signature by {name} is not base64")))?;
+            if blob.len() != 68 {
+                return Err(bad(format!(
+                    "the signature by {name} is {} bytes, not 4 + 64",
+                    blob.len()
+                )));
+            }
+            signatures.push(NoteSignature {
+                name: name.to_owned(),
+                id: u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]),
+                signature: blob[4..].to_vec(),
+            });
+        }
+        if signatures.is_empty() {
+            return Err(bad("it has no signature line (starting with \"— \")".into()));
+        }
+        let head = parse_body(&body).map_err(bad)?;
+        notes.push(SignedCheckpoint {
+            head,
+            text: format!("{body}\n{sig_text}"),
+            body,
+            signatures,
+        });
+    }
+}
+
+fn parse_body(body: &str) -> Result<TreeHead, String> {
+    let mut lines = body.lines();
+    let origin = lines
+        .next()
+        .filter(|l| !l.is_empty())
+        .ok_or("no origin line")?;
+    let size = lines
+        .next()
+        .and_then(|l| l.parse::<u64>().ok())
+        .ok_or("its second line is not a tree size")?;
+    let root: [u8; 32] = lines
+        .next()
+        .and_then(|l| B64.decode(l).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or("its third line is not a base64 SHA-256 root hash")?;
+    let time = lines
+        .find_map(|l| l.strip_prefix("time "))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or("it has no \"time\" line")?;
+    Ok(TreeHead {
+        origin: origin.to_owned(),
+        size,
+        root: Hash(root),
+        time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(size: u64) -> TreeHead {
+        TreeHead {
+            origin: "trellis.test/log".into(),
+            size,
+            root: Hash([size as u8; 32]),
+            time: DateTime::parse_from_rfc3339("2026-12-03T07:41:09Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn a_signed_checkpoint_round_trips_and_verifies_with_its_key_only() {
+        let key = SignerKey::generate("trellis.test/log").unwrap();
+        let other = SignerKey::generate("trellis.test/log").unwrap();
+        let note = key.sign(&head(42));
+        let parsed = SignedCheckpoint::parse(note.text()).unwrap();
+        assert_eq!(parsed, note);
+        assert_eq!(parsed.head, head(42));
+        assert!(parsed.verify(&[key.verifier()]).is_ok());
+        let err = parsed.verify(&[other.verifier()]).unwrap_err();
+        assert!(matches!(err, NoteError::UnknownSigner { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_altered_body_fails_its_signature() {
+        let key = SignerKey::generate("trellis.test/log").unwrap();
+        let text = key.sign(&head(42)).text().replace("\n42\n", "\n43\n");
+        let parsed = SignedCheckpoint::parse(&text).unwrap();
+        assert_eq!(parsed.head.size, 43);
+        assert!(matches!(
+            parsed.verify(&[key.verifier()]),
+            Err(NoteError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn keys_round_trip_through_their_text_and_ids_are_checked() {
+        let key = SignerKey::generate("trellis.test/log").unwrap();
+        let again: SignerKey = key.to_secret_text().parse().unwrap();
+        assert_eq!(again.verifier(), key.verifier());
+        let public = key.verifier().to_string();
+        assert_eq!(public.parse::<VerifierKey>().unwrap(), key.verifier());
+        let wrong_id = format!(
+            "trellis.test/log+{:08x}+{}",
+            key.verifier().id() ^ 1,
+            public.splitn(3, '+').nth(2).unwrap()
+        );
+        assert!(wrong_id.parse::<VerifierKey>().is_err());
+        assert!(key.to_secret_text().parse::<VerifierKey>().is_err());
+        assert!(!format!("{key:?}").contains(&key.to_secret_text()));
+    }
+
+    #[test]
+    fn a_seal_verifies_for_its_digest_and_key_only_and_is_no_note_signature() {
+        let key = SignerKey::generate("trellis.test/log").unwrap();
+        let other = SignerKey::generate("trellis.test/log").unwrap();
+        let seal = key.seal(&[7; 32]);
+        assert_eq!(seal.len(), 68);
+        assert!(seal_verifies(
+            &[other.verifier(), key.verifier()],
+            &[7; 32],
+            &seal
+        ));
+        assert!(!seal_verifies(&[key.verifier()], &[8; 32], &seal));
+        assert!(!seal_verifies(&[other.verifier()], &[7; 32], &seal));
+        assert!(!seal_verifies(&[key.verifier()], &[7; 32], &seal[..40]));
+        assert!(!key.verifier().verifies(&[7; 32], &seal[4..]));
+    }
+
+    #[test]
+    fn many_checkpoints_parse_from_one_file() {
+        let key = SignerKey::generate("trellis.test/log").unwrap();
+        let file = format!(
+            "{}\n{}",
+            key.sign(&head(1)).text(),
+            key.sign(&head(2)).text()
+        );
+        let all = parse_many(&file).unwrap();
+        assert_eq!(all.iter().map(|c| c.head.size).collect::<Vec<_>>(), [1, 2]);
+        assert!(parse_many("trellis.test/log\n1\n").is_err());
+    }
+
+    #[test]
+    fn a_go_note_key_id_is_computed_as_the_note_package_does() {
+        // The id of a key is the first 4 bytes of SHA-256(name, "\n", 0x01, key).
+        let key = SignerKey::generate("example.com/log").unwrap();
+        let v = key.verifier();
+        let mut h = Sha256::new();
+        h.update(b"example.com/log\n\x01");
+        h.update(v.public_bytes());
+        assert_eq!(v.id().to_be_bytes(), h.finalize()[..4]);
+    }
+}

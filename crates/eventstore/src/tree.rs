@@ -1,0 +1,531 @@
+//! The log's Merkle tree as a store keeps it, how it grows, how it is signed
+//! and how a log is checked against checkpoints kept outside the database.
+//!
+//! The tree is integrated behind the log, in global order: a
+//! [`TreeBuilder`] follows the log (on PostgreSQL an event's place in the
+//! global order is only known once every older transaction has ended, so no
+//! append can put its own leaf in) and writes each leaf, the nodes it
+//! completes and where it has read to, all or nothing. Building is
+//! idempotent and single-writer: a builder whose store moved on under it
+//! (another process building) reloads and carries on from there.
+
+use chrono::{DateTime, Utc};
+
+use crate::merkle::{self, Frontier, NodeId};
+use crate::note::{SignedCheckpoint, SignerKey, TreeHead, VerifierKey};
+use crate::{Checkpoint, Error, EventStore, Hash, RecordedEvent};
+
+/// Where the stored tree stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TreeState {
+    /// Leaves integrated.
+    pub size: u64,
+    /// The read checkpoint of the last leaf's event.
+    pub read: Checkpoint,
+}
+
+/// Leaves to add to the stored tree, with the nodes they complete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeExtension {
+    /// The tree's size before these leaves: the write is refused when the
+    /// stored tree is no longer this size.
+    pub from_size: u64,
+    /// The global position of each new leaf's event, in leaf order.
+    pub positions: Vec<u64>,
+    /// Every node the new leaves complete, the leaves (level 0) included.
+    pub nodes: Vec<(NodeId, Hash)>,
+    /// The read checkpoint after the last new leaf.
+    pub read: Checkpoint,
+}
+
+/// A signed checkpoint as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub key_id: String,
+    pub signed_at: DateTime<Utc>,
+    pub note: String,
+}
+
+/// Grows the stored tree behind the log.
+#[derive(Debug)]
+pub struct TreeBuilder {
+    frontier: Frontier,
+    read: Checkpoint,
+}
+
+impl TreeBuilder {
+    /// Events read per batch while integrating.
+    pub const BATCH: usize = 2_000;
+
+    /// Loads where the stored tree stands.
+    pub async fn load(store: &dyn EventStore) -> Result<Self, Error> {
+        let state = store.tree_state().await?;
+        let ids = Frontier::node_ids(state.size);
+        let hashes = store.tree_nodes(&ids).await?;
+        let hashes: Vec<Hash> = hashes
+            .into_iter()
+            .zip(&ids)
+            .map(|(hash, id)| {
+                hash.ok_or_else(|| {
+                    Error::Internal(format!(
+                        "the stored tree of {} leaves lacks its node {id:?}",
+                        state.size
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let frontier = Frontier::from_nodes(state.size, &hashes)
+            .ok_or_else(|| Error::Internal("the stored tree's edge does not add up".into()))?;
+        Ok(TreeBuilder {
+            frontier,
+            read: state.read,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// Where the builder has read the log to.
+    pub fn read(&self) -> Checkpoint {
+        self.read
+    }
+
+    /// Adds `events` (the next ones in global order after [`Self::read`])
+    /// to the stored tree in one write.
+    pub async fn extend(
+        &mut self,
+        store: &dyn EventStore,
+        events: &[RecordedEvent<impl Sync>],
+    ) -> Result<(), Error> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut next = self.frontier.clone();
+        let mut extension = TreeExtension {
+            from_size: next.size(),
+            positions: Vec::with_capacity(events.len()),
+            nodes: Vec::with_capacity(events.len() * 2),
+            read: last.checkpoint,
+        };
+        for event in events {
+            extension.positions.push(event.global_position);
+            extension.nodes.extend(next.push(&event.hash));
+        }
+        store.extend_tree(&extension).await?;
+        self.frontier = next;
+        self.read = last.checkpoint;
+        Ok(())
+    }
+
+    /// Integrates everything readable now; returns the tree's size.
+    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<u64, Error> {
+        loop {
+            let events = store.read_all_json(self.read, Self::BATCH).await?;
+            if events.is_empty() {
+                return Ok(self.size());
+            }
+            self.extend(store, &events).await?;
+        }
+    }
+
+    /// Signs the tree as it stands and records the checkpoint with the log.
+    pub async fn sign(
+        &self,
+        store: &dyn EventStore,
+        key: &SignerKey,
+        origin: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SignedCheckpoint, Error> {
+        let head = TreeHead {
+            origin: origin.to_owned(),
+            size: self.size(),
+            root: self.root(),
+            time: now.trunc_subsecs_secs(),
+        };
+        let signed = key.sign(&head);
+        store
+            .record_tree_checkpoint(&StoredCheckpoint {
+                size: head.size,
+                key_id: key.verifier().to_string(),
+                signed_at: head.time,
+                note: signed.text().to_owned(),
+            })
+            .await?;
+        Ok(signed)
+    }
+}
+
+trait TruncSecs {
+    fn trunc_subsecs_secs(self) -> Self;
+}
+
+impl TruncSecs for DateTime<Utc> {
+    fn trunc_subsecs_secs(self) -> Self {
+        chrono::SubsecRound::trunc_subsecs(self, 0)
+    }
+}
+
+/// What is wrong between the log and one kept checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointProblem {
+    /// No known key signed it (or its signature does not match it).
+    Signature(String),
+    /// It is about another log.
+    Origin { found: String },
+    /// The log no longer has as many events as the checkpoint counted.
+    Shorter { log_size: u64 },
+    /// The log's first `size` events no longer hash to its root.
+    RootDiffers,
+}
+
+/// One kept checkpoint that no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFinding {
+    pub size: u64,
+    pub time: DateTime<Utc>,
+    pub signers: Vec<String>,
+    pub problem: CheckpointProblem,
+}
+
+impl std::fmt::Display for CheckpointFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the checkpoint of {} events signed {} by {} ",
+            self.size,
+            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.signers.join(", ")
+        )?;
+        match &self.problem {
+            CheckpointProblem::Signature(why) => write!(f, "is not trusted: {why}"),
+            CheckpointProblem::Origin { found } => {
+                write!(f, "is of another log ({found:?})")
+            }
+            CheckpointProblem::Shorter { log_size } => write!(
+                f,
+                "no longer holds: the log now has only {log_size} events (events were deleted)"
+            ),
+            CheckpointProblem::RootDiffers => f.write_str(
+                "no longer holds: the log's first events no longer hash to its root (events were \
+                 deleted, inserted, moved or rewritten)",
+            ),
+        }
+    }
+}
+
+/// Where the log first differs from the tree as it was integrated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstDifference {
+    pub leaf: u64,
+    /// The event the log has at that place now, if any.
+    pub now: Option<(u64, String, u64)>,
+    /// What the stored tree recorded there: the event's global position, if
+    /// it still says.
+    pub integrated_position: Option<u64>,
+}
+
+impl std::fmt::Display for FirstDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the first difference is event {} of the log",
+            self.leaf + 1
+        )?;
+        match (&self.now, self.integrated_position) {
+            (Some((position, stream, version)), Some(was)) if *position == was => write!(
+                f,
+                ": stream {stream} version {version} (position {position}) was rewritten"
+            ),
+            (Some((position, stream, version)), Some(was)) => write!(
+                f,
+                ": the log now has stream {stream} version {version} (position {position}) \
+                 where it had the event at position {was}"
+            ),
+            (Some((position, stream, version)), None) => write!(
+                f,
+                ": stream {stream} version {version} (position {position}) differs from what \
+                 was signed"
+            ),
+            (None, Some(was)) => write!(f, ": the event at position {was} is gone"),
+            (None, None) => f.write_str(": events are missing from the end of the log"),
+        }
+    }
+}
+
+/// The outcome of checking the log against kept checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeReport {
+    /// Events in the log.
+    pub log_size: u64,
+    /// The checkpoints that were checked.
+    pub checkpoints: usize,
+    /// The largest checkpoint that holds (0 when none).
+    pub covered: u64,
+    pub findings: Vec<CheckpointFinding>,
+    /// Where the first difference must lie, from the checkpoints alone: after
+    /// the first `.0` events (a checkpoint that holds) and within the first
+    /// `.1` (the smallest one that does not).
+    pub differs_within: Option<(u64, u64)>,
+    /// Where the log first parts from the tree as it was integrated, when the
+    /// stored tree still says.
+    pub first_difference: Option<FirstDifference>,
+    /// Events carrying a seal that verifies.
+    pub sealed: u64,
+    /// Events whose seal is missing (after sealed ones) or does not verify.
+    pub seal_findings: Vec<SealFinding>,
+}
+
+/// An event the service did not seal: recorded by someone without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealFinding {
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub global_position: u64,
+    pub event_id: uuid::Uuid,
+    /// True when it carries a seal that does not verify; false when it has
+    /// none although events before it in the log do.
+    pub bad_seal: bool,
+}
+
+impl std::fmt::Display for SealFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stream {} version {} (event {}, position {}): {}",
+            self.stream_id,
+            self.stream_version,
+            self.event_id,
+            self.global_position,
+            if self.bad_seal {
+                "forged or altered: its seal does not verify with any known key"
+            } else {
+                "forged: it has no seal, though the events before it do (it was not recorded by \
+                 the service)"
+            }
+        )
+    }
+}
+
+impl TreeReport {
+    pub fn is_intact(&self) -> bool {
+        self.findings.is_empty() && self.seal_findings.is_empty()
+    }
+}
+
+/// Recomputes the tree from the log's events and checks that the log extends
+/// every `kept` checkpoint: each must be signed by one of `keys`, be of this
+/// `origin` (when given), and have the root the log's first `size` events
+/// hash to now. Checks each event's seal against `keys` too: once an event
+/// in global order is sealed, every later one must be. Reads the log once,
+/// in pages of `page` events.
+pub async fn verify_checkpoints(
+    store: &dyn EventStore,
+    kept: &[SignedCheckpoint],
+    keys: &[VerifierKey],
+    origin: Option<&str>,
+    page: usize,
+) -> Result<TreeReport, Error> {
+    let mut report = TreeReport {
+        checkpoints: kept.len(),
+        ..TreeReport::default()
+    };
+    let finding = |c: &SignedCheckpoint, problem| CheckpointFinding {
+        size: c.head.size,
+        time: c.head.time,
+        signers: c.signers(),
+        problem,
+    };
+    // The trusted ones, by size.
+    let mut pending: Vec<&SignedCheckpoint> = Vec::new();
+    for checkpoint in kept {
+        if let Err(e) = checkpoint.verify(keys) {
+            report.findings.push(finding(
+                checkpoint,
+                CheckpointProblem::Signature(e.to_string()),
+            ));
+        } else if origin.is_some_and(|o| o != checkpoint.head.origin) {
+            report.findings.push(finding(
+                checkpoint,
+                CheckpointProblem::Origin {
+                    found: checkpoint.head.origin.clone(),
+                },
+            ));
+        } else {
+            pending.push(checkpoint);
+        }
+    }
+    pending.sort_by_key(|c| c.head.size);
+    let mut next = 0usize;
+    let mut frontier = Frontier::new();
+    let mut first_bad_size: Option<u64> = None;
+    let check_at_size = |frontier: &Frontier,
+                         next: &mut usize,
+                         report: &mut TreeReport,
+                         first_bad: &mut Option<u64>| {
+        while let Some(c) = pending
+            .get(*next)
+            .filter(|c| c.head.size == frontier.size())
+        {
+            if c.head.root == frontier.root() {
+                report.covered = report.covered.max(c.head.size);
+            } else {
+                report
+                    .findings
+                    .push(finding(c, CheckpointProblem::RootDiffers));
+                first_bad.get_or_insert(c.head.size);
+            }
+            *next += 1;
+        }
+    };
+    check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
+    // Compare each leaf with the stored tree's, to name where they part.
+    let mut after = Checkpoint::START;
+    let mut stored_leaves: Vec<(u64, u64, Hash)> = Vec::new();
+    // On PostgreSQL, events committed a moment ago become readable once every
+    // older transaction has ended: before calling a log shorter than a
+    // checkpoint, give what was written 2 s to become readable.
+    let mut waited = 0u32;
+    let mut sealing = false;
+    loop {
+        let events = store.read_all(after, page.max(1)).await?;
+        let Some(last) = events.last() else {
+            if next < pending.len() && waited < 20 {
+                waited += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            break;
+        };
+        after = last.checkpoint;
+        if report.first_difference.is_none() {
+            stored_leaves = store.tree_leaf_range(frontier.size(), events.len()).await?;
+        }
+        let seals = if keys.is_empty() {
+            Vec::new()
+        } else {
+            seal_verdicts(&events, keys)
+        };
+        for (i, event) in events.iter().enumerate() {
+            if report.first_difference.is_none() {
+                let leaf = merkle::leaf_hash(&event.hash);
+                let stored = stored_leaves.get(i);
+                let same = stored.is_some_and(|(_, position, hash)| {
+                    *position == event.global_position && *hash == leaf
+                });
+                // A log longer than the stored tree is only new events.
+                if !same && stored.is_some() {
+                    report.first_difference = Some(FirstDifference {
+                        leaf: frontier.size(),
+                        now: Some((
+                            event.global_position,
+                            event.stream_id.to_string(),
+                            event.stream_version,
+                        )),
+                        integrated_position: stored.map(|s| s.1),
+                    });
+                }
+            }
+            if let Some(verdict) = seals.get(i) {
+                check_seal(event, *verdict, &mut sealing, &mut report);
+            }
+            frontier.push(&event.hash);
+            check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
+        }
+    }
+    report.log_size = frontier.size();
+    for c in &pending[next..] {
+        report.findings.push(finding(
+            c,
+            CheckpointProblem::Shorter {
+                log_size: report.log_size,
+            },
+        ));
+        first_bad_size.get_or_insert(c.head.size);
+    }
+    if let Some(bad) = first_bad_size {
+        report.differs_within = Some((
+            pending
+                .iter()
+                .map(|c| c.head.size)
+                .filter(|size| *size < bad && *size <= report.covered)
+                .max()
+                .unwrap_or(0),
+            bad,
+        ));
+        if report.first_difference.is_none() && report.log_size < bad {
+            // The log agrees with the stored tree as far as it goes: it ends early.
+            let gone = store.tree_leaf_range(report.log_size, 1).await?;
+            report.first_difference = Some(FirstDifference {
+                leaf: report.log_size,
+                now: None,
+                integrated_position: gone.first().map(|l| l.1),
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Whether each event's seal verifies with one of `keys` (`None`: it has no
+/// seal), on every core: an Ed25519 verification costs far more than reading
+/// the event.
+fn seal_verdicts(events: &[RecordedEvent], keys: &[VerifierKey]) -> Vec<Option<bool>> {
+    let verdict = |event: &RecordedEvent, scratch: &mut Vec<u8>| {
+        event.seal.as_ref().map(|seal| {
+            let digest = crate::chain::DigestInput::of_recorded(event).digest(scratch);
+            crate::note::seal_verifies(keys, &digest, &seal.0)
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = events.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = events
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut scratch = Vec::with_capacity(512);
+                    part.iter()
+                        .map(|e| verdict(e, &mut scratch))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn check_seal(
+    event: &RecordedEvent,
+    verdict: Option<bool>,
+    sealing: &mut bool,
+    report: &mut TreeReport,
+) {
+    let bad_seal = match verdict {
+        Some(true) => {
+            *sealing = true;
+            report.sealed += 1;
+            return;
+        }
+        Some(false) => true,
+        None if *sealing => false,
+        None => return,
+    };
+    report.seal_findings.push(SealFinding {
+        stream_id: event.stream_id.to_string(),
+        stream_version: event.stream_version,
+        global_position: event.global_position,
+        event_id: event.event_id,
+        bad_seal,
+    });
+}

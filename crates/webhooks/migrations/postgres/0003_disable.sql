@@ -1,0 +1,5 @@
+-- A receiver that answers 410 Gone disables its subscription: nothing more
+-- is queued or sent for it until an admin resumes it. Why is kept beside when.
+ALTER TABLE trellis.webhook_subscriptions
+    ADD COLUMN disabled_at timestamptz,
+    ADD COLUMN disabled_reason text;
