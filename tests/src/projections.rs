@@ -41,8 +41,11 @@ use trellis_projections::Error;
 use trellis_projections::engine::{Engine, EngineConfig, RebuildConfig};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
+use trellis_projections::projection::DocChange;
 use trellis_projections::query::ReadModels;
-use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, Parts, ReadStore, Status};
+use trellis_projections::store::{
+    Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status,
+};
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
 
@@ -1601,6 +1604,97 @@ async fn a_bulk_rebuild_equals_live_processing_of_an_organisation_that_changes_m
 }
 
 crate::http::on_each_backend!(multi_thread: a_bulk_rebuild_equals_live_processing_of_an_organisation_that_changes_midway);
+
+/// Waits until the log's readers see something after `after`.
+async fn readable_after(backend: &Backend, after: Checkpoint) -> bool {
+    for _ in 0..100 {
+        if !backend.store.read_all(after, 10).await.unwrap().is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A bulk writer commits part by part and holds no transaction open while
+/// it waits for the next part: on PostgreSQL a transaction that wrote would
+/// hold back every reader of the log until it ended (ADR 1) — the live
+/// runners, the relay and the feed — for as long as a rebuild folds.
+async fn a_bulk_writer_commits_part_by_part_and_holds_nothing_open_between_parts(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    script_quarter(&*backend.store).await;
+    let read = read_store(&backend).await;
+    let building = read
+        .create_generation(NAME, "test", Status::Building)
+        .await
+        .unwrap();
+    let (feed, parts) = Parts::channel(1);
+    let writer = {
+        let (read, parts) = (read.clone(), parts.clone());
+        tokio::spawn(async move {
+            read.write_bulk(NAME, building.generation, Checkpoint::START, &parts)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let head = settled(&backend).await;
+    generate(&*backend.store, 18, 1, 2, 7).await;
+    assert!(
+        readable_after(&backend, head).await,
+        "a writer waiting for its first part hid an append from the log's readers"
+    );
+
+    let doc = |key: &str| DocChange {
+        kind: "rep_profile",
+        key: key.to_owned(),
+        doc: Some(r#"{"b":1,"a":[true,null]}"#.to_owned()),
+    };
+    feed.send(Part::Docs(vec![doc("1"), doc("2")]))
+        .await
+        .unwrap();
+    let mut written = vec![];
+    for _ in 0..100 {
+        written = read.dump(NAME, building.generation).await.unwrap();
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(written.len(), 2, "the part was committed on its own");
+    let head = settled(&backend).await;
+    generate(&*backend.store, 19, 1, 2, 8).await;
+    assert!(
+        readable_after(&backend, head).await,
+        "a writer between parts hid an append from the log's readers"
+    );
+
+    feed.send(Part::Docs(vec![doc("3")])).await.unwrap();
+    feed.send(Part::Done).await.unwrap();
+    assert!(writer.await.unwrap().unwrap());
+    assert_eq!(read.dump(NAME, building.generation).await.unwrap().len(), 3);
+    // Nothing was served, and dropping the generation takes it all.
+    assert!(
+        read.get(NAME, "rep_profile", &["1".to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    read.drop_generation(NAME, building.generation)
+        .await
+        .unwrap();
+    assert!(read.generations().await.unwrap().is_empty());
+    assert!(
+        read.dump(NAME, building.generation)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    backend.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: a_bulk_writer_commits_part_by_part_and_holds_nothing_open_between_parts
+);
 
 // ---------------------------------------------------------------------------
 // Crashes

@@ -66,11 +66,11 @@ pub struct RebuildConfig {
     /// [`Projection::shardable`] folds in one).
     pub shards: usize,
     /// Entities (e.g. reps) whose documents are derived at a time and handed
-    /// to the writers as one part: what bounds the documents held in memory
-    /// (about `part × (shards + 2 × writers)` entities' worth).
+    /// to the writers as one part, committed in one transaction: what bounds
+    /// the documents held in memory (about `part × 2 × (shards + writers)`
+    /// entities' worth) and how long a writer's transaction lasts.
     pub part: usize,
-    /// Bulk writers at once, each on a connection and in a transaction of
-    /// its own.
+    /// Bulk writers at once, each on a connection of its own.
     pub writers: usize,
 }
 
@@ -387,12 +387,15 @@ impl Engine {
     /// - Once the log is folded, each shard derives its documents in parts
     ///   of [`RebuildConfig::part`] entities into a bounded queue that
     ///   [`RebuildConfig::writers`] bulk writers ([`ReadStore::write_bulk`])
-    ///   drain (on PostgreSQL, a `COPY` each), then the shards are merged
-    ///   and the documents they share are written last.
-    /// - When every writer has committed, one more transaction moves the
-    ///   generation's checkpoint to where the fold stopped, and another makes
-    ///   the generation the active one. Every writer checks the generation is
-    ///   still building where this rebuild left it.
+    ///   drain, each on a connection of its own (on PostgreSQL, a `COPY`
+    ///   per part), then the shards are merged and the documents they share
+    ///   are written last.
+    /// - Every part commits on its own, in a transaction that checks the
+    ///   generation is still building where this rebuild left it: a
+    ///   transaction as long as the rebuild would hold back every reader of
+    ///   the log (ADR 1). Once every writer is done, one more transaction
+    ///   moves the generation's checkpoint to where the fold stopped, and
+    ///   another makes the generation the active one.
     ///
     /// A rebuild that fails, or whose future is dropped, drops its
     /// generation ([`ReadStore::drop_generation`]; a dropped one on a task

@@ -167,17 +167,18 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
     /// Writes documents into a building generation that stands at `from`
     /// and holds none of their keys yet (a rebuild's), as fast as the
     /// backend can take them: every [`Part::Docs`] taken from `parts` until
-    /// a [`Part::Done`]. Answers `false` (writing nothing) when the
-    /// generation is not building at `from`. The checkpoint stays where it
-    /// is: the rebuild moves it with [`ReadStore::commit`] once every writer
-    /// is done.
+    /// a [`Part::Done`]. Answers `false` (writing nothing more) when the
+    /// generation is no longer building at `from`. The checkpoint stays
+    /// where it is: the rebuild moves it with [`ReadStore::commit`] once
+    /// every writer is done.
     ///
-    /// What is written may be committed before the `Done` (in the embedded
-    /// file, part by part, so that the log's appends are never locked out
-    /// for long); it is never served, since the generation is building, and
-    /// an abandoned generation is dropped ([`ReadStore::drop_generation`]).
-    /// A queue that closes before the `Done` is an error, and what is not
-    /// yet committed is rolled back.
+    /// Each part commits on its own, in a transaction that checks the
+    /// generation: a transaction lasting the whole rebuild would hold back
+    /// every reader of the log on PostgreSQL (ADR 1) and lock the log's
+    /// appends out of the embedded file. What is written is never served,
+    /// since the generation is building, and an abandoned generation is
+    /// dropped ([`ReadStore::drop_generation`]). A queue that closes before
+    /// the `Done` is an error; the part in progress is rolled back.
     async fn write_bulk(
         &self,
         model: &str,

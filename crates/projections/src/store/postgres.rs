@@ -308,9 +308,12 @@ impl ReadStore for PostgresReadStore {
         Ok(true)
     }
 
-    /// One transaction and one `COPY ... FROM STDIN (FORMAT binary)` for
-    /// every part this writer takes; the generation's row is share-locked
-    /// until commit, so a move, a switch or a drop waits for it.
+    /// One short transaction and one `COPY ... FROM STDIN (FORMAT binary)`
+    /// per part: a transaction that writes holds back every reader of the
+    /// log until it ends (ADR 1), so none may last the whole rebuild. Each
+    /// share-locks the generation's row, so a move, a switch or a drop
+    /// waits for the part in progress. Parts commit without waiting for the
+    /// disk: the checkpoint's move commits after them and waits for all.
     async fn write_bulk(
         &self,
         model: &str,
@@ -319,61 +322,62 @@ impl ReadStore for PostgresReadStore {
         parts: &Parts,
     ) -> Result<bool, Error> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let building = tx
-            .query_opt(
-                "SELECT 1 FROM trellis.projection_checkpoints \
-                  WHERE model = $1 AND generation = $2 AND status = 'building' \
-                    AND checkpoint_tx = $3 AND checkpoint_position = $4 \
-                    FOR SHARE",
-                &[
-                    &model,
-                    &generation,
-                    &to_i64(from.tx),
-                    &to_i64(from.position),
-                ],
-            )
-            .await?
-            .is_some();
-        if !building {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let sink = tx
-            .copy_in(
-                "COPY trellis.read_models (model, generation, kind, key, doc) \
-                 FROM STDIN (FORMAT binary)",
-            )
-            .await?;
-        let mut rows = pin!(BinaryCopyInWriter::new(
-            sink,
-            &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSONB],
-        ));
         loop {
-            match parts.next().await {
-                Some(Part::Docs(changes)) => {
-                    for change in &changes {
-                        // A new generation holds nothing to remove.
-                        let Some(doc) = &change.doc else { continue };
-                        rows.as_mut()
-                            .write(&[
-                                &model,
-                                &generation,
-                                &change.kind,
-                                &change.key,
-                                &JsonbText(doc),
-                            ])
-                            .await?;
-                    }
-                }
-                Some(Part::Done) => break,
-                // Dropping the writer aborts the COPY; the transaction rolls back.
+            let changes = match parts.next().await {
+                Some(Part::Docs(changes)) => changes,
+                Some(Part::Done) => return Ok(true),
                 None => return Err(abandoned(model, generation)),
+            };
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+            let building = tx
+                .query_opt(
+                    "SELECT 1 FROM trellis.projection_checkpoints \
+                      WHERE model = $1 AND generation = $2 AND status = 'building' \
+                        AND checkpoint_tx = $3 AND checkpoint_position = $4 \
+                        FOR SHARE",
+                    &[
+                        &model,
+                        &generation,
+                        &to_i64(from.tx),
+                        &to_i64(from.position),
+                    ],
+                )
+                .await?
+                .is_some();
+            if !building {
+                tx.rollback().await?;
+                return Ok(false);
             }
+            let sink = tx
+                .copy_in(
+                    "COPY trellis.read_models (model, generation, kind, key, doc) \
+                     FROM STDIN (FORMAT binary)",
+                )
+                .await?;
+            // Dropped unfinished (this writer dropped), the COPY is aborted
+            // and the transaction rolls back.
+            let mut rows = pin!(BinaryCopyInWriter::new(
+                sink,
+                &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSONB],
+            ));
+            for change in &changes {
+                // A new generation holds nothing to remove.
+                let Some(doc) = &change.doc else { continue };
+                rows.as_mut()
+                    .write(&[
+                        &model,
+                        &generation,
+                        &change.kind,
+                        &change.key,
+                        &JsonbText(doc),
+                    ])
+                    .await?;
+            }
+            rows.as_mut().finish().await?;
+            tx.commit().await?;
         }
-        rows.as_mut().finish().await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn drop_generation(&self, model: &str, generation: i32) -> Result<(), Error> {

@@ -335,10 +335,11 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
-    /// One immediate transaction per part, each with multi-row `INSERT`s:
-    /// the log shares this file and its one writer, so its appends wait for
-    /// one part at a time, never for the whole rebuild. Each part is put in
-    /// canonical form on the blocking pool before it takes the connection.
+    /// One immediate transaction per part, each with multi-row `INSERT`s
+    /// (prepared, 64 rows each): the log shares this file and its one
+    /// writer, so its appends wait for one part at a time, never for the
+    /// whole rebuild. Each part is put in canonical form on the blocking
+    /// pool before it takes the connection.
     async fn write_bulk(
         &self,
         model: &str,
