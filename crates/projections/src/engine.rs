@@ -425,7 +425,7 @@ impl Engine {
         };
         match self.rebuild_into(template, &generation, progress).await {
             Ok(summary) => {
-                abandon.keep();
+                abandon.keep().await;
                 Ok(summary)
             }
             Err(error) => {
@@ -835,14 +835,18 @@ struct Abandon {
 
 impl Abandon {
     /// The rebuild is done: keep the generation, release the lease.
-    fn keep(mut self) {
-        self.lease.take();
+    async fn keep(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release().await;
+        }
     }
 
     async fn drop_now(mut self) {
         let lease = self.lease.take();
         drop_generation(&*self.read, self.model, self.generation).await;
-        drop(lease);
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
     }
 }
 

@@ -120,6 +120,11 @@ fn abandoned(model: &str, generation: i32) -> Error {
 pub trait Lease: Send + Sync + fmt::Debug {
     /// Whether the lease still holds (on PostgreSQL: its connection is alive).
     async fn alive(&self) -> bool;
+
+    /// Gives the lease up and returns once another worker can take it (on
+    /// PostgreSQL, dropping the lease only closes its connection, and the
+    /// server frees the lock a moment later).
+    async fn release(self: Box<Self>) {}
 }
 
 /// What a lease is for: following the log live, or rebuilding.

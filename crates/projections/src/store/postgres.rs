@@ -141,6 +141,18 @@ impl Lease for PgLease {
     async fn alive(&self) -> bool {
         self.client.simple_query("SELECT 1").await.is_ok()
     }
+
+    async fn release(self: Box<Self>) {
+        // Best effort: if this fails the connection closes anyway, and the
+        // server frees the lock when it notices.
+        if let Err(e) = self
+            .client
+            .simple_query("SELECT pg_advisory_unlock_all()")
+            .await
+        {
+            tracing::debug!(error = %e, "releasing a lease failed; its connection closes instead");
+        }
+    }
 }
 
 #[async_trait]
