@@ -151,13 +151,15 @@ impl VerifierKey {
 /// appears in `Debug` output.
 #[derive(Clone)]
 pub struct SignerKey {
-    name: String,
     key: SigningKey,
+    /// The public half, its name and key id, derived once when the key is
+    /// made or read: sealing an event costs only its signature.
+    verifier: VerifierKey,
 }
 
 impl std::fmt::Debug for SignerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SignerKey({}, private)", self.verifier())
+        write!(f, "SignerKey({}, private)", self.verifier)
     }
 }
 
@@ -189,42 +191,42 @@ impl std::str::FromStr for SignerKey {
         let seed: [u8; 32] = seed
             .try_into()
             .map_err(|_| bad("its key is not 32 bytes"))?;
-        let key = SigningKey::from_bytes(&seed);
-        if key_id(name, key.verifying_key().as_bytes()) != id {
+        let key = SignerKey::new(name, SigningKey::from_bytes(&seed));
+        if key.verifier.id != id {
             return Err(bad("its id does not match its name and key"));
         }
-        Ok(SignerKey {
-            name: name.to_owned(),
-            key,
-        })
+        Ok(key)
     }
 }
 
 impl SignerKey {
+    /// The key `key` named `name` (a checked name), with its public half.
+    fn new(name: &str, key: SigningKey) -> Self {
+        let public = key.verifying_key();
+        let verifier = VerifierKey {
+            name: name.to_owned(),
+            id: key_id(name, public.as_bytes()),
+            key: public,
+        };
+        SignerKey { key, verifier }
+    }
+
     /// A new key named `name` from 32 bytes of the system's randomness.
     pub fn generate(name: &str) -> Result<Self, NoteError> {
         check_name(name)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)
             .map_err(|e| NoteError::BadKey(format!("no randomness from the system: {e}")))?;
-        Ok(SignerKey {
-            name: name.to_owned(),
-            key: SigningKey::from_bytes(&seed),
-        })
+        Ok(SignerKey::new(name, SigningKey::from_bytes(&seed)))
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.verifier.name
     }
 
     /// The public half.
     pub fn verifier(&self) -> VerifierKey {
-        let public = self.key.verifying_key();
-        VerifierKey {
-            name: self.name.clone(),
-            id: key_id(&self.name, public.as_bytes()),
-            key: public,
-        }
+        self.verifier.clone()
     }
 
     /// The secret text form, for a key file.
@@ -233,8 +235,8 @@ impl SignerKey {
         bytes.extend_from_slice(self.key.as_bytes());
         format!(
             "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.verifier().id,
+            self.verifier.name,
+            self.verifier.id,
             B64.encode(bytes)
         )
     }
@@ -244,7 +246,8 @@ impl SignerKey {
     /// with, so a seal is never a valid signature of a note, nor the
     /// reverse). 68 bytes.
     pub fn seal(&self, digest: &[u8; 32]) -> Vec<u8> {
-        let mut out = self.verifier().id.to_be_bytes().to_vec();
+        let mut out = Vec::with_capacity(68);
+        out.extend_from_slice(&self.verifier.id.to_be_bytes());
         out.extend_from_slice(&self.key.sign(&seal_message(digest)).to_bytes());
         out
     }
@@ -253,18 +256,15 @@ impl SignerKey {
     pub fn sign(&self, head: &TreeHead) -> SignedCheckpoint {
         let body = head.body();
         let signature = self.key.sign(body.as_bytes());
-        let mut blob = self.verifier().id.to_be_bytes().to_vec();
+        let VerifierKey { name, id, .. } = &self.verifier;
+        let mut blob = id.to_be_bytes().to_vec();
         blob.extend_from_slice(&signature.to_bytes());
-        let text = format!(
-            "{body}\n{SIGNATURE_PREFIX}{} {}\n",
-            self.name,
-            B64.encode(blob)
-        );
+        let text = format!("{body}\n{SIGNATURE_PREFIX}{name} {}\n", B64.encode(blob));
         SignedCheckpoint {
             head: head.clone(),
             signatures: vec![NoteSignature {
-                name: self.name.clone(),
-                id: self.verifier().id,
+                name: name.clone(),
+                id: *id,
                 signature: signature.to_bytes().to_vec(),
             }],
             body,
