@@ -255,21 +255,30 @@ impl SignerKey {
     /// Signs a checkpoint of the tree; returns the whole signed note.
     pub fn sign(&self, head: &TreeHead) -> SignedCheckpoint {
         let body = head.body();
-        let signature = self.key.sign(body.as_bytes());
-        let VerifierKey { name, id, .. } = &self.verifier;
-        let mut blob = id.to_be_bytes().to_vec();
-        blob.extend_from_slice(&signature.to_bytes());
-        let text = format!("{body}\n{SIGNATURE_PREFIX}{name} {}\n", B64.encode(blob));
+        let (signature, line) = self.sign_note(&body);
         SignedCheckpoint {
             head: head.clone(),
-            signatures: vec![NoteSignature {
-                name: name.clone(),
-                id: *id,
-                signature: signature.to_bytes().to_vec(),
-            }],
+            signatures: vec![signature],
+            text: format!("{body}\n{line}"),
             body,
-            text,
         }
+    }
+
+    /// Signs the text of a note, `body` (its last newline included): the
+    /// signature, and its line as the note carries it after a blank line.
+    fn sign_note(&self, body: &str) -> (NoteSignature, String) {
+        let signature = self.key.sign(body.as_bytes()).to_bytes();
+        let VerifierKey { name, id, .. } = &self.verifier;
+        let mut blob = Vec::with_capacity(68);
+        blob.extend_from_slice(&id.to_be_bytes());
+        blob.extend_from_slice(&signature);
+        let line = format!("{SIGNATURE_PREFIX}{name} {}\n", B64.encode(blob));
+        let signature = NoteSignature {
+            name: name.clone(),
+            id: *id,
+            signature: signature.to_vec(),
+        };
+        (signature, line)
     }
 }
 
@@ -565,14 +574,50 @@ mod tests {
         assert!(parse_many("trellis.test/log\n1\n").is_err());
     }
 
+    // The example of Go's golang.org/x/mod/sumdb/note: its package
+    // documentation (note.go) and its tests (note_test.go, TestNewSigner,
+    // TestNewVerifier, TestSign, TestOpen). Values copied from there, not
+    // computed here.
+    const GO_SIGNER_KEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_VERIFIER_KEY: &str =
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
+                           then you don't know what your problem is.\n";
+    const GO_SIGNATURE_LINE: &str = "\u{2014} PeterNeumann \
+        x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+
     #[test]
-    fn a_go_note_key_id_is_computed_as_the_note_package_does() {
-        // The id of a key is the first 4 bytes of SHA-256(name, "\n", 0x01, key).
-        let key = SignerKey::generate("example.com/log").unwrap();
-        let v = key.verifier();
-        let mut h = Sha256::new();
-        h.update(b"example.com/log\n\x01");
-        h.update(v.public_bytes());
-        assert_eq!(v.id().to_be_bytes(), h.finalize()[..4]);
+    fn a_note_signed_by_go_verifies_with_our_verifier() {
+        let key: VerifierKey = GO_VERIFIER_KEY.parse().unwrap();
+        assert_eq!((key.name(), key.id()), ("PeterNeumann", 0xc74f20a3));
+        assert_eq!(key.to_string(), GO_VERIFIER_KEY);
+        let (name, blob) = GO_SIGNATURE_LINE
+            .strip_prefix(SIGNATURE_PREFIX)
+            .and_then(|l| l.trim_end().split_once(' '))
+            .unwrap();
+        let blob = B64.decode(blob).unwrap();
+        assert_eq!(
+            (name, &blob[..4]),
+            ("PeterNeumann", &0xc74f20a3u32.to_be_bytes()[..])
+        );
+        assert!(key.verifies(GO_TEXT.as_bytes(), &blob[4..]));
+        let altered = GO_TEXT.replace("don't", "do");
+        assert!(!key.verifies(altered.as_bytes(), &blob[4..]));
+    }
+
+    #[test]
+    fn our_signer_with_go_s_private_key_has_its_public_key_and_id_and_signs_as_go_does() {
+        let signer: SignerKey = GO_SIGNER_KEY.parse().unwrap();
+        assert_eq!(signer.name(), "PeterNeumann");
+        assert_eq!(signer.verifier().id(), 0xc74f20a3);
+        assert_eq!(signer.verifier().to_string(), GO_VERIFIER_KEY);
+        assert_eq!(signer.to_secret_text(), GO_SIGNER_KEY);
+        // Ed25519 signatures are deterministic: the same note, byte for byte.
+        let (_, line) = signer.sign_note(GO_TEXT);
+        assert_eq!(
+            format!("{GO_TEXT}\n{line}"),
+            format!("{GO_TEXT}\n{GO_SIGNATURE_LINE}")
+        );
     }
 }
