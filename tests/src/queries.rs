@@ -345,6 +345,7 @@ query_tests!(
     time_travel_matches_what_was_live_and_separates_business_from_recorded_time,
     the_audit_trail_links_corrections_and_detects_tampering,
     the_review_packet_comes_as_json_markdown_and_html_and_its_hash_is_what_a_review_records,
+    a_packet_s_evidence_proves_the_rep_events_it_replays_and_never_a_review,
     the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates,
     every_read_answers_a_documented_status_with_the_body_its_schema_describes,
     the_audit_trail_withholds_retracted_and_private_feedback_from_the_rep,
@@ -1252,6 +1253,81 @@ async fn the_review_packet_comes_as_json_markdown_and_html_and_its_hash_is_what_
     // The rep reads the same packet.
     let mine = app.get_as(&path, &app.rep(riley)).await;
     assert_eq!(mine.json["sha256"], json!(sha));
+}
+
+/// Brings the log's Merkle tree up to date and signs a checkpoint of it, as
+/// the checkpoint worker of `trellis serve` does.
+async fn sign_checkpoint(app: &QueryApp) {
+    use trellis_eventstore::note::SignerKey;
+    use trellis_eventstore::tree::TreeBuilder;
+    app.settle().await;
+    let store = &*app.store;
+    let mut builder = TreeBuilder::load(store).await.expect("the stored tree");
+    builder.catch_up(store).await.expect("the tree grows");
+    let key = SignerKey::generate("trellis.test/log").expect("a key");
+    builder
+        .sign(store, &key, "trellis.test/log", Utc::now())
+        .await
+        .expect("a signed checkpoint");
+}
+
+/// A packet's evidence proves exactly the rep's events the packet replays
+/// (as many as `events_replayed`), never a recorded review: not before the
+/// review is recorded, and not after, when the review happened within the
+/// period and the packet, its hash and its evidence stay the same.
+async fn a_packet_s_evidence_proves_the_rep_events_it_replays_and_never_a_review(app: &QueryApp) {
+    let s = script(app).await;
+    let riley = s.riley;
+    // The period ends on the day the clock stands at (T3): a review
+    // recorded now happens within it.
+    let path = format!("/v1/reps/{riley}/review-packet?from=2026-02-09&to=2026-03-20");
+    let rep_stream = format!("rep-{riley}");
+    let proven = |body: &Value| -> Vec<String> {
+        assert_eq!(body["evidence"]["not_yet_covered"], json!([]), "{body}");
+        body["evidence"]["events"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .filter(|e| e["stream_id"] == json!(rep_stream))
+            .map(|e| {
+                assert_ne!(e["event_type"], json!("ReviewHeld"), "{e}");
+                e["event_id"].as_str().expect("an id").to_owned()
+            })
+            .collect()
+    };
+    sign_checkpoint(app).await;
+    let before = app.get_as(&path, &app.auditor()).await;
+    before.expect(200);
+    let ids = proven(&before.json);
+    assert_eq!(
+        Some(ids.len() as u64),
+        before.json["packet"]["events_replayed"].as_u64()
+    );
+
+    app.post_json(
+        &format!("/v1/reps/{riley}/reviews"),
+        &app.admin(),
+        &json!({
+            "period_from": "2026-02-09",
+            "period_to": "2026-03-20",
+            "packet_sha256": before.json["sha256"],
+            "on": "2026-03-20",
+        }),
+    )
+    .await
+    .expect(201);
+    sign_checkpoint(app).await;
+    let after = app.get_as(&path, &app.auditor()).await;
+    after.expect(200);
+    assert!(
+        app.events("rep", riley)
+            .await
+            .iter()
+            .any(|e| e.event_type == "ReviewHeld"),
+        "the review is in the log"
+    );
+    assert_eq!(after.json["sha256"], before.json["sha256"]);
+    assert_eq!(proven(&after.json), ids);
 }
 
 async fn the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates(

@@ -561,6 +561,37 @@ pub fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether a packet rests on the rep's event `event`: every one but a
+/// recorded review, since recording a review must not change the packet it
+/// was based on. [`packet_of`] replays what this keeps and
+/// [`packet_evidence`] proves it: one rule, so the two cannot disagree.
+pub fn rests_on(event: &Event) -> bool {
+    !matches!(event, Event::Rep(RepEvent::ReviewHeld(_)))
+}
+
+/// The rep's stored events a packet rests on ([`rests_on`], decided on
+/// each one decoded as the packet decodes it), in order.
+fn rested_on(events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, ApiError> {
+    let mut kept = Vec::with_capacity(events.len());
+    for recorded in events {
+        let event = Event::from_stored_ref(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        )
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "event {} of {} does not decode: {e}",
+                recorded.event_id, recorded.stream_id
+            ))
+        })?;
+        if rests_on(&event) {
+            kept.push(recorded);
+        }
+    }
+    Ok(kept)
+}
+
 /// Builds the packet of `stream` (the rep's, decoded, as the [`StreamCache`]
 /// holds it) against the catalogue read from the log. `None` when the rep
 /// had not joined by `to`.
@@ -573,11 +604,7 @@ pub async fn packet_of(
     settings: GrowthSettings,
 ) -> Result<Option<ReviewPacket>, ApiError> {
     check_period(from, to)?;
-    // Recording a review must not change the packet it was based on.
-    let events: Vec<&Envelope> = stream
-        .events()
-        .filter(|e| !matches!(e.event, Event::Rep(RepEvent::ReviewHeld(_))))
-        .collect();
+    let events: Vec<&Envelope> = stream.events().filter(|e| rests_on(&e.event)).collect();
     let catalogue = category_events(store, "standard")
         .await?
         .into_iter()
@@ -662,8 +689,7 @@ pub async fn packet_evidence(
         return Ok(None);
     }
     let end_at = end_of_day(to);
-    let mut events = rep_events(store, rep_id).await?;
-    events.retain(|e| e.event_type != "ReviewHeld");
+    let mut events = rested_on(rep_events(store, rep_id).await?)?;
     events.extend(category_events(store, "standard").await?);
     events.extend(category_events(store, "competency").await?);
     let rested_on: Vec<&RecordedEvent> = events
@@ -1132,5 +1158,99 @@ pub mod render {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::{Value, json};
+    use trellis_eventstore::{Checkpoint, Hash, Metadata, RecordedEvent, StreamId};
+    use trellis_projections::projection::Envelope;
+    use uuid::Uuid;
+
+    use crate::packet::{rested_on, rests_on};
+
+    fn stored(version: u64, event_type: &str, payload: Value) -> RecordedEvent {
+        RecordedEvent {
+            global_position: version,
+            checkpoint: Checkpoint {
+                tx: version,
+                position: version,
+            },
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::new(format!("rep-{}", Uuid::nil())).unwrap(),
+            stream_version: version,
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            payload,
+            metadata: Metadata {
+                actor: "leader-1".into(),
+                command_id: Uuid::now_v7(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: None,
+                occurred_at: Utc::now(),
+                recorded_at: Utc::now(),
+            },
+            prev_hash: Hash::default(),
+            hash: Hash::default(),
+            seal: None,
+        }
+    }
+
+    fn training(version: u64) -> RecordedEvent {
+        stored(
+            version,
+            "TrainingCompleted",
+            json!({
+                "training_id": Uuid::now_v7(),
+                "title": "Discovery basics",
+                "competency_id": null,
+                "completed_on": "2026-02-03",
+            }),
+        )
+    }
+
+    fn review(version: u64) -> RecordedEvent {
+        stored(
+            version,
+            "ReviewHeld",
+            json!({
+                "review_id": Uuid::now_v7(),
+                "period_from": "2026-02-09",
+                "period_to": "2026-02-28",
+                "packet_sha256": "ab".repeat(32),
+                "on": "2026-02-28",
+            }),
+        )
+    }
+
+    /// The evidence proves, of the stored events, exactly those the packet
+    /// replays of the same events decoded: everything but recorded reviews.
+    #[test]
+    fn the_evidence_keeps_the_events_the_packet_replays_and_leaves_out_reviews() {
+        let events = vec![training(1), review(2), training(3), review(4)];
+        let replayed: Vec<u64> = events
+            .iter()
+            .map(|e| Envelope::decode(e).expect("decodes"))
+            .filter(|e| rests_on(&e.event))
+            .map(|e| e.stream_version)
+            .collect();
+        assert_eq!(replayed, [1, 3]);
+        let proven: Vec<u64> = rested_on(events)
+            .expect("decodes")
+            .iter()
+            .map(|e| e.stream_version)
+            .collect();
+        assert_eq!(proven, replayed);
+    }
+
+    /// An event the packet could not decode (and so could not be built on)
+    /// is an error, not quietly proven or left out.
+    #[test]
+    fn a_stored_event_that_does_not_decode_is_an_error() {
+        let broken = stored(2, "ReviewHeld", json!({ "on": 3 }));
+        let error = rested_on(vec![training(1), broken]).unwrap_err();
+        assert!(error.to_string().contains("does not decode"), "{error}");
     }
 }
