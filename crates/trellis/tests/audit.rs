@@ -2,8 +2,11 @@
 //! database: every way of rewriting history that a per-stream chain cannot
 //! see is caught by a kept checkpoint and named, on both backends.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
@@ -13,26 +16,9 @@ use trellis_eventstore::tree::TreeBuilder;
 use trellis_eventstore::{CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId};
 use trellis_tests::{Backend, Kind, stream};
 
-const ORIGIN: &str = "trellis.test/log";
+use common::{api, eventually, fetch, printed, run, run_on, serve, trellis};
 
-fn trellis(backend: &Backend, args: &[&str]) -> (i32, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
-    match backend.kind {
-        Kind::Postgres => command
-            .args(["--database-url", &backend.database().url])
-            .arg("--data-dir")
-            .arg(trellis_tests::temp_dir()),
-        Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
-    };
-    command.env_remove("TRELLIS_DATABASE_URL");
-    let output = command.args(args).output().expect("failed to run trellis");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (
-        output.status.code().unwrap_or(-1),
-        format!("{stdout}{stderr}"),
-    )
-}
+const ORIGIN: &str = "trellis.test/log";
 
 async fn append(store: &dyn EventStore, s: &StreamId, n: u32) {
     for i in 0..n {
@@ -143,7 +129,7 @@ impl Kept {
     }
 
     fn verify(&self) -> (i32, String) {
-        trellis(
+        run_on(
             &self.backend,
             &[
                 "audit",
@@ -184,7 +170,7 @@ async fn an_untampered_log_extends_every_kept_checkpoint(kind: Kind) {
         "{out}"
     );
     // And `audit checkpoint` prints the newest, which verifies too.
-    let (code, printed) = trellis(&kept.backend, &["audit", "checkpoint"]);
+    let (code, printed) = run_on(&kept.backend, &["audit", "checkpoint"]);
     assert_eq!(code, 0, "{printed}");
     assert!(printed.starts_with(&format!("{ORIGIN}\n9\n")), "{printed}");
     kept.backend.cleanup().await;
@@ -276,7 +262,7 @@ async fn rewriting_an_event_and_rehashing_its_stream_is_named(kind: Kind) {
     }
     kept.backend.tamper(&updates).await;
     // The chain alone no longer sees it.
-    let (code, out) = trellis(&kept.backend, &["audit", "verify"]);
+    let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
     assert_eq!(code, 0, "the rehashed chain passes on its own: {out}");
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
@@ -381,7 +367,7 @@ async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
             bytes(&hash.0),
         ))
         .await;
-    let (code, out) = trellis(&kept.backend, &["audit", "verify"]);
+    let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
     assert_eq!(code, 0, "the chain alone takes it: {out}");
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
@@ -402,7 +388,7 @@ async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
 
 async fn checkpoints_without_a_public_key_cannot_be_checked(kind: Kind) {
     let kept = Kept::new(kind).await;
-    let (code, out) = trellis(
+    let (code, out) = run_on(
         &kept.backend,
         &[
             "audit",
@@ -468,7 +454,7 @@ async fn checkpoints_kept_in_jetstream_cannot_be_deleted_and_verify_the_log() {
     assert_eq!(read_stream(&js, &names).await.unwrap(), notes);
 
     let verify_from_nats = |backend: &Backend| {
-        trellis(
+        run_on(
             backend,
             &[
                 "audit",
@@ -498,68 +484,37 @@ async fn checkpoints_kept_in_jetstream_cannot_be_deleted_and_verify_the_log() {
     kept.backend.cleanup().await;
 }
 
-/// A `trellis serve` child, killed when dropped whatever the test's outcome.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `serve` grows the tree and signs checkpoints by itself, and publishes its
 /// public key at the well-known URL; what it signed verifies with that key.
 #[tokio::test]
 async fn serve_signs_checkpoints_and_publishes_its_public_key() {
-    use std::io::{BufRead, BufReader};
     let backend = Backend::new(Kind::Sqlite).await;
     let s = stream("rep");
     append(&*backend.store, &s, 5).await;
-    let data_dir = backend.data_dir().to_str().unwrap().to_owned();
-    let mut serving = Serving(
-        Command::new(env!("CARGO_BIN_EXE_trellis"))
-            .args(["--data-dir", &data_dir, "serve", "--listen", "127.0.0.1:0"])
-            .args(["--checkpoint-every-events", "1", "--log-origin", ORIGIN])
-            .env_remove("TRELLIS_DATABASE_URL")
-            .env_remove("TRELLIS_NATS_URL")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (serving, address) = serve(
+        trellis()
+            .arg("--data-dir")
+            .arg(backend.data_dir())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--checkpoint-every-events", "1", "--log-origin", ORIGIN]),
     );
-    let stderr = serving.0.stderr.take().unwrap();
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-        }
-    });
-    let address = address
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("serve says where it listens");
-    let keys = fetch(&address, "/.well-known/trellis/checkpoint-keys").await;
+    let keys = fetch(&address, "/.well-known/trellis/checkpoint-keys");
     let public_key = keys.lines().next().expect("one key at least").to_owned();
     assert!(public_key.starts_with(&format!("{ORIGIN}+")), "{keys}");
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let note = loop {
-        let (code, out) = trellis(&backend, &["audit", "checkpoint"]);
-        if code == 0 {
-            break out;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint was signed: {out}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let note = eventually(
+        "a checkpoint is signed",
+        Duration::from_secs(30),
+        || match run_on(&backend, &["audit", "checkpoint"]) {
+            (0, out) => Ok(out),
+            (_, out) => Err(out),
+        },
+    );
     assert!(note.starts_with(&format!("{ORIGIN}\n5\n")), "{note}");
     let file = trellis_tests::temp_dir().join("kept.txt");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, &note).unwrap();
-    let (code, out) = trellis(
+    let (code, out) = run_on(
         &backend,
         &[
             "audit",
@@ -575,105 +530,34 @@ async fn serve_signs_checkpoints_and_publishes_its_public_key() {
     backend.cleanup().await;
 }
 
-/// A plain HTTP/1.1 GET of `path` on `address`; the body.
-async fn fetch(address: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// One HTTP/1.1 request on `address`; the status and the body.
-async fn request(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<&serde_json::Value>,
-) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    socket.write_all(body.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    (
-        status,
-        response
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
-
 /// `trellis serve --demo` on a fresh embedded store, signing a checkpoint
 /// after every append; its address, data dir and an admin's token.
 struct Demo {
-    _serving: Serving,
+    _serving: common::Serving,
     address: String,
     data_dir: PathBuf,
     token: String,
 }
 
 impl Demo {
-    async fn start() -> Demo {
-        use std::io::{BufRead, BufReader};
+    fn start() -> Demo {
         let data_dir = trellis_tests::temp_dir();
-        let mut serving = Serving(
-            Command::new(env!("CARGO_BIN_EXE_trellis"))
+        // The demo organisation is recorded before it serves: give it time.
+        let serving = common::Serving::spawn(
+            trellis()
                 .arg("--data-dir")
                 .arg(&data_dir)
                 .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
                 .args(["--checkpoint-every-events", "1", "--log-origin", ORIGIN])
-                .env_remove("TRELLIS_DATABASE_URL")
-                .env_remove("TRELLIS_NATS_URL")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap(),
+                .stdout(std::process::Stdio::null()),
         );
-        let stderr = serving.0.stderr.take().unwrap();
-        let (found, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving on http://").nth(1) {
-                    let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let address = address
-            .recv_timeout(std::time::Duration::from_secs(120))
-            .expect("serve says where it listens");
-        let output = Command::new(env!("CARGO_BIN_EXE_trellis"))
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["token", "--role", "admin"])
-            .env_remove("TRELLIS_DATABASE_URL")
-            .output()
-            .unwrap();
-        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let address = serving.address_within("serving on http://", Duration::from_secs(120));
+        let token = printed(
+            trellis()
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["token", "--role", "admin"]),
+        );
         Demo {
             _serving: serving,
             address,
@@ -682,58 +566,50 @@ impl Demo {
         }
     }
 
-    async fn get(&self, path: &str) -> serde_json::Value {
-        let (status, body) = request(&self.address, "GET", path, &self.token, None).await;
+    fn get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = api(&self.address, "GET", path, &self.token, None);
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).unwrap()
     }
 
     /// The packet once every event it rests on is covered by a checkpoint.
-    async fn covered_packet(&self, path: &str) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let body = self.get(path).await;
-            if body["evidence"]["not_yet_covered"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-            {
-                return body;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never covered: {body}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
+    fn covered_packet(&self, path: &str) -> serde_json::Value {
+        eventually(
+            "every event the packet rests on is covered",
+            Duration::from_secs(30),
+            || {
+                let body = self.get(path);
+                if body["evidence"]["not_yet_covered"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+                {
+                    Ok(body)
+                } else {
+                    Err(body.to_string())
+                }
+            },
+        )
     }
 }
 
+/// The independent Python verifier of packets.
+fn python_verifier() -> Command {
+    let mut command = Command::new("python3");
+    command.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/tools/verify_packet.py"
+    ));
+    command
+}
+
 fn verify_packet_both_ways(file: &std::path::Path, key: &str) -> [(i32, String); 2] {
-    let rust = Command::new(env!("CARGO_BIN_EXE_trellis"))
-        .args(["audit", "verify-packet"])
-        .arg(file)
-        .args(["--public-key", key])
-        .output()
-        .unwrap();
-    let python = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/tools/verify_packet.py"
-        ))
-        .arg(file)
-        .arg(key)
-        .output()
-        .unwrap();
-    [rust, python].map(|o| {
-        (
-            o.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
-    })
+    [
+        run(trellis()
+            .args(["audit", "verify-packet"])
+            .arg(file)
+            .args(["--public-key", key])),
+        run(python_verifier().arg(file).arg(key)),
+    ]
 }
 
 /// A review packet carries proofs that every event it rests on is in the
@@ -743,14 +619,13 @@ fn verify_packet_both_ways(file: &std::path::Path, key: &str) -> [(i32, String);
 /// the same, byte for byte.
 #[tokio::test]
 async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible() {
-    let demo = Demo::start().await;
+    let demo = Demo::start();
     let key = fetch(&demo.address, "/.well-known/trellis/checkpoint-keys")
-        .await
         .lines()
         .next()
         .unwrap()
         .to_owned();
-    let reps = demo.get("/v1/reps").await;
+    let reps = demo.get("/v1/reps");
     // A rep who joined long before the period, with history in it.
     let rep = reps["reps"]
         .as_array()
@@ -766,7 +641,7 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
     let to = Utc::now().date_naive() - chrono::Days::new(1);
     let from = to - chrono::Days::new(180);
     let path = format!("/v1/reps/{rep}/review-packet?from={from}&to={to}");
-    let body = demo.covered_packet(&path).await;
+    let body = demo.covered_packet(&path);
     let evidence = &body["evidence"];
     assert!(
         evidence["events"].as_array().unwrap().len() as u64
@@ -789,11 +664,7 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
     std::fs::write(&tricky_file, tricky.to_string()).unwrap();
     let mut rust_canonical = Vec::new();
     trellis_eventstore::chain::canonical_json(&tricky, &mut rust_canonical);
-    let python = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/tools/verify_packet.py"
-        ))
+    let python = python_verifier()
         .args(["--canonical", tricky_file.to_str().unwrap()])
         .output()
         .unwrap();
@@ -829,7 +700,7 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
         .as_str()
         .unwrap_or_else(|| panic!("a competency in {}", body["packet"]))
         .to_owned();
-    let (status, out) = request(
+    let (status, out) = api(
         &demo.address,
         "PUT",
         &format!("/v1/competencies/{competency}"),
@@ -839,10 +710,9 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
             "description": "Renamed after the period.",
             "rubric": ["1", "2", "3", "4", "5"],
         })),
-    )
-    .await;
+    );
     assert_eq!(status, 200, "{out}");
-    let again = demo.covered_packet(&path).await;
+    let again = demo.covered_packet(&path);
     assert_eq!(
         again["sha256"], body["sha256"],
         "the packet changed after a rename"
@@ -851,7 +721,11 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
 
     // The proofs (now against a larger tree) with an earlier checkpoint of
     // the same log and key.
-    let (code, all) = trellis_in(&demo.data_dir, &["audit", "checkpoint", "--all"]);
+    let (code, all) =
+        run(trellis()
+            .arg("--data-dir")
+            .arg(&demo.data_dir)
+            .args(["audit", "checkpoint", "--all"]));
     assert_eq!(code, 0, "{all}");
     let first = trellis_eventstore::note::parse_many(&all)
         .unwrap()
@@ -871,24 +745,6 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
             "{out}"
         );
     }
-}
-
-fn trellis_in(data_dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_trellis"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("TRELLIS_DATABASE_URL")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
 }
 
 /// After a rotation the old key's checkpoints keep verifying with its public
@@ -918,7 +774,7 @@ async fn checkpoints_signed_before_a_key_rotation_verify_with_the_old_public_key
     std::fs::write(&kept.file, notes).unwrap();
     let file = kept.file.to_str().unwrap();
     let new_public = new_key.verifier().to_string();
-    let (code, out) = trellis(
+    let (code, out) = run_on(
         &kept.backend,
         &[
             "audit",
@@ -933,7 +789,7 @@ async fn checkpoints_signed_before_a_key_rotation_verify_with_the_old_public_key
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("extends all 3 kept checkpoints"), "{out}");
-    let (code, out) = trellis(
+    let (code, out) = run_on(
         &kept.backend,
         &[
             "audit",

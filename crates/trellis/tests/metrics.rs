@@ -2,129 +2,47 @@
 //! `--metrics-listen` (the main one answers 404), behind `--metrics-token`,
 //! with what the process reads from its stores at each scrape.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use trellis_tests::{Backend, Kind};
 
-/// A `trellis serve` child, killed when dropped whatever the test's outcome.
-struct Serving {
-    child: Child,
+use common::{Serving, eventually, printed, request, trellis_on};
+
+/// `serve` with `/metrics` on an address of its own: killed when dropped.
+struct Scraped {
+    _serving: Serving,
     /// The main listener's address.
     main: String,
     /// The `--metrics-listen` address.
     metrics: String,
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `trellis` over `backend`'s store. On PostgreSQL the data directory is
-/// `dir` (where `serve` and `token` keep the JWT secret they share).
-fn trellis(backend: &Backend, dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
-    match backend.kind {
-        Kind::Postgres => command
-            .args(["--database-url", &backend.database().url])
-            .arg("--data-dir")
-            .arg(dir),
-        Kind::Sqlite => command.args(["--data-dir", backend.data_dir().to_str().expect("utf-8")]),
-    };
-    command
-        .env_remove("TRELLIS_DATABASE_URL")
-        .env_remove("TRELLIS_NATS_URL")
-        .env_remove("TRELLIS_METRICS_LISTEN")
-        .env_remove("TRELLIS_METRICS_TOKEN");
-    command
-}
-
 /// Starts `serve` with `/metrics` on an address of its own behind `token`,
-/// and waits until it says where both listen.
-fn serve(backend: &Backend, dir: &std::path::Path, token: &str) -> Serving {
-    let mut child = trellis(backend, dir)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--metrics-token",
-            token,
-            // A signed checkpoint after the first append.
-            "--checkpoint-every-events",
-            "1",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trellis serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (found, addresses) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            for (what, marker) in [
-                ("main", "serving on http://"),
-                ("metrics", "metrics on http://"),
-            ] {
-                if let Some(rest) = line.split(marker).nth(1) {
-                    let address = rest.split(['/', ' ']).next().unwrap_or("").to_owned();
-                    let _ = found.send((what, address));
-                }
-            }
-        }
-    });
-    let mut serving = Serving {
-        child,
-        main: String::new(),
-        metrics: String::new(),
-    };
-    while serving.main.is_empty() || serving.metrics.is_empty() {
-        let (what, address) = addresses
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve says where it listens");
-        match what {
-            "main" => serving.main = address,
-            _ => serving.metrics = address,
-        }
+/// and waits until it says where both listen. On PostgreSQL its data
+/// directory is `dir`.
+fn serve(backend: &Backend, dir: &std::path::Path, token: &str) -> Scraped {
+    let serving = Serving::spawn(trellis_on(backend, dir).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--metrics-token",
+        token,
+        // A signed checkpoint after the first append.
+        "--checkpoint-every-events",
+        "1",
+    ]));
+    Scraped {
+        main: serving.address("serving on http://"),
+        metrics: serving.address("metrics on http://"),
+        _serving: serving,
     }
-    serving
 }
 
-/// `(status, body)` of a request to `address`.
-fn request(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut http = std::net::TcpStream::connect(address).expect("connect");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    write!(http, "{head}\r\n{body}").expect("send");
-    let mut answer = String::new();
-    http.read_to_string(&mut answer).expect("the answer");
-    let status = answer
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("an HTTP answer: {answer}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn scrape(serving: &Serving, token: &str) -> String {
+fn scrape(serving: &Scraped, token: &str) -> String {
     let bearer = format!("Bearer {token}");
     let (status, text) = request(
         &serving.metrics,
@@ -158,12 +76,7 @@ async fn metrics_are_served_apart_behind_their_token_with_what_the_stores_say(ki
     assert_eq!(status, 401, "{body}");
 
     // One write through the main listener.
-    let admin = trellis(&backend, &dir)
-        .args(["token", "--role", "admin"])
-        .output()
-        .expect("trellis token runs");
-    assert!(admin.status.success(), "{admin:?}");
-    let admin = String::from_utf8_lossy(&admin.stdout).trim().to_owned();
+    let admin = printed(trellis_on(&backend, &dir).args(["token", "--role", "admin"]));
     let bearer = format!("Bearer {admin}");
     let (status, body) = request(
         &serving.main,
@@ -178,18 +91,14 @@ async fn metrics_are_served_apart_behind_their_token_with_what_the_stores_say(ki
     assert_eq!(status, 201, "{body}");
 
     // The checkpoint worker signs behind the append: wait for it.
-    let started = Instant::now();
-    let text = loop {
+    let text = eventually("a signed checkpoint", Duration::from_secs(30), || {
         let text = scrape(&serving, token);
         if text.contains("trellis_checkpoint_age_seconds ") {
-            break text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no signed checkpoint after 30 s: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     for expected in [
         "trellis_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/teams\",status=\"201\"} 1",
         "trellis_append_duration_seconds_count ",

@@ -6,15 +6,19 @@
 //! of a test share a data directory (the development signing key) and a JWT
 //! secret.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trellis_tests::{Backend, Kind};
+
+use common::{Serving, printed, serve, wait_for};
 
 const JWT_SECRET: &str = "roles-test-secret-0123456789abcdef0123456789";
 
@@ -29,10 +33,8 @@ const TAKEOVER: Duration = Duration::from_secs(10);
 /// One `trellis serve` process: killed when dropped, whatever the outcome.
 struct Process {
     name: &'static str,
-    child: Child,
+    serving: Serving,
     address: String,
-    /// Every line it wrote to standard error so far, with when it came.
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Process {
@@ -44,58 +46,31 @@ impl Process {
         if let Some(database) = database {
             command.args(["--database-url", database]);
         }
-        let mut child = command
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--roles", roles])
-            .args([
-                "--jwt-secret",
-                JWT_SECRET,
-                "--webhook-allow-private-targets",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("trellis serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let kept = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Kept before the address is sent: the test reads it next.
-                let address = line
-                    .split("serving on http://")
-                    .nth(1)
-                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
-                kept.lock().expect("lines").push((Instant::now(), line));
-                if let Some(address) = address {
-                    let _ = found.send(address);
-                }
-            }
-        });
-        let mut process = Process {
+        let (serving, address) = serve(
+            command
+                .arg("--data-dir")
+                .arg(dir)
+                .args(["serve", "--listen", "127.0.0.1:0", "--roles", roles])
+                .args([
+                    "--jwt-secret",
+                    JWT_SECRET,
+                    "--webhook-allow-private-targets",
+                ]),
+        );
+        Process {
             name,
-            child,
-            address: String::new(),
-            lines,
-        };
-        match address.recv_timeout(Duration::from_secs(60)) {
-            Ok(address) => process.address = address,
-            Err(_) => panic!("--roles {roles} did not start: {}", process.log()),
+            serving,
+            address,
         }
-        process
     }
 
     fn log(&self) -> String {
-        let lines = self.lines.lock().expect("lines");
-        let lines: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-        format!("{}:\n{}", self.name, lines.join("\n"))
+        format!("{}:\n{}", self.name, self.serving.log())
     }
 
     /// When it first logged a line `what` holds for.
     fn logged_at(&self, what: impl Fn(&str) -> bool) -> Option<Instant> {
-        let lines = self.lines.lock().expect("lines");
-        lines.iter().find(|(_, l)| what(l)).map(|(at, _)| *at)
+        self.serving.logged_at(what)
     }
 
     fn logged(&self, what: impl Fn(&str) -> bool) -> bool {
@@ -112,14 +87,7 @@ impl Process {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
+        self.serving.kill();
     }
 }
 
@@ -142,99 +110,20 @@ const ACTIVE: [(&str, Says); 4] = [
     }),
 ];
 
+/// `trellis`, logging what the tests look for.
 fn trellis() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TRELLIS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = common::trellis();
     command.env("RUST_LOG", "info");
     command
 }
 
 fn admin_token() -> String {
-    let output = trellis()
-        .args(["token", "--role", "admin", "--jwt-secret", JWT_SECRET])
-        .output()
-        .expect("trellis token runs");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Waits until `done` holds, at most `limit`; how long it took.
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    loop {
-        if done() {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ------------------------------------------------------------------ HTTP
-
-/// One request, `Connection: close`: the status and the body.
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("a timeout");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("the answer");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, rest) = answer.split_once("\r\n\r\n").expect("a head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            unchunk(rest)
-        } else {
-            rest.to_owned()
-        },
-    )
-}
-
-fn unchunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    body
+    printed(trellis().args(["token", "--role", "admin", "--jwt-secret", JWT_SECRET]))
 }
 
 /// Forms a team through the API; its id.
 fn form_team(api: &Process, token: &str, name: &str) -> String {
-    let (status, body) = http(
+    let (status, body) = common::api(
         &api.address,
         "POST",
         "/v1/teams",
@@ -248,7 +137,7 @@ fn form_team(api: &Process, token: &str, name: &str) -> String {
 
 /// The ids of the teams the read models hold.
 fn projected_teams(api: &Process, token: &str) -> Vec<String> {
-    let (status, body) = http(&api.address, "GET", "/v1/teams?limit=100", token, None);
+    let (status, body) = common::api(&api.address, "GET", "/v1/teams?limit=100", token, None);
     assert_eq!(status, 200, "{body}");
     let page: Value = serde_json::from_str(&body).expect("JSON");
     page["teams"]
@@ -335,7 +224,7 @@ fn serve_connection(connection: TcpStream, ids: &Mutex<Vec<String>>) {
 }
 
 fn register_webhook(api: &Process, token: &str, receiver: &Receiver) {
-    let (status, body) = http(
+    let (status, body) = common::api(
         &api.address,
         "POST",
         "/v1/webhooks",
@@ -391,7 +280,7 @@ async fn an_api_process_runs_no_projection_and_a_projector_beside_it_brings_the_
         ("/", 404),
         ("/sign-in", 404),
     ] {
-        let (status, body) = http(&projector.address, "GET", path, &token, None);
+        let (status, body) = common::api(&projector.address, "GET", path, &token, None);
         assert_eq!(status, expected, "GET {path} of a projector: {body}");
     }
     drop((api, projector));

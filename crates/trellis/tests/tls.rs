@@ -6,7 +6,8 @@
 //! file) on spare ports in directories of its own, stopped on drop. The
 //! shared servers are not touched.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ use trellis_eventstore::{CommandMeta, EventStore, ExpectedVersion, NewEvent};
 use trellis_notifications::LeaseConfig;
 use trellis_notifications::lease::Lease;
 use trellis_tests::temp_dir;
+
+use common::{Serving, spare_port, trellis, wait_for};
 
 // ---------------------------------------------------------------- certificates
 
@@ -65,13 +68,6 @@ impl TestCa {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("server.key"), PermissionsExt::from_mode(0o600)).unwrap();
     }
-}
-
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a spare port")
-        .port()
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -344,7 +340,7 @@ impl TlsNats {
         }
     }
 
-    async fn start(&mut self) {
+    fn start(&mut self) {
         let binary =
             std::env::var("TRELLIS_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
         self.child = Some(
@@ -359,14 +355,9 @@ impl TlsNats {
                 .spawn()
                 .expect("failed to start nats-server (set TRELLIS_TEST_NATS_SERVER)"),
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for("nats-server listens", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
     }
 
     fn url(&self) -> String {
@@ -403,97 +394,43 @@ impl Drop for TlsNats {
     }
 }
 
-/// A `trellis serve` child on the embedded store, killed when dropped, and
-/// its stderr's lines.
-struct Serving {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    data_dir: PathBuf,
+/// `serve` on an embedded store of its own (removed when it is dropped)
+/// with NATS at `urls`, the test CA, and the user and `password`.
+fn serve_with_password(nats: &TlsNats, urls: &str, password: &str) -> Serving {
+    serve_with(nats, urls, &["--nats-user", NATS_USER], password)
 }
 
-impl Serving {
-    /// `serve` with NATS at `urls`, the test CA, and the user and `password`.
-    fn start(nats: &TlsNats, urls: &str, password: &str) -> Serving {
-        Serving::spawn(nats, urls, &["--nats-user", NATS_USER], password)
+/// `serve` on an embedded store of its own (removed when it is dropped)
+/// with NATS at `urls`, the test CA, and `credentials`.
+fn serve_with(nats: &TlsNats, urls: &str, credentials: &[&str], password: &str) -> Serving {
+    let data_dir = temp_dir();
+    let mut command = trellis();
+    if !password.is_empty() {
+        command.env("TRELLIS_NATS_PASSWORD", password);
     }
-
-    /// `serve` with NATS at `urls`, the test CA, and `credentials`.
-    fn spawn(nats: &TlsNats, urls: &str, credentials: &[&str], password: &str) -> Serving {
-        let data_dir = temp_dir();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
-        if password.is_empty() {
-            command.env_remove("TRELLIS_NATS_PASSWORD");
-        } else {
-            command.env("TRELLIS_NATS_PASSWORD", password);
-        }
-        let mut child = command
+    Serving::spawn(
+        command
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--nats-url", urls, "--nats-ca-file", &nats.ca()])
             .args(credentials)
-            .env_remove("TRELLIS_NATS_USER")
-            .env_remove("TRELLIS_DATABASE_URL")
-            .env_remove("TRELLIS_NATS_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Serving {
-            child,
-            lines,
-            data_dir,
-        }
-    }
-
-    /// Reads stderr until a line holds `text`; all lines read.
-    fn wait_for(&self, text: &str, within: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + within;
-        let mut seen = String::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if line.contains(text) {
-                        return Ok(seen);
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        Err(seen)
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
+            .stdout(Stdio::null()),
+    )
+    .removing(data_dir)
 }
 
 #[tokio::test]
 async fn serve_reaches_nats_over_tls_with_a_password_and_refuses_a_wrong_one() {
     let mut nats = TlsNats::prepare();
-    nats.start().await;
+    nats.start();
 
     // Several servers, one of them down.
     let urls = format!("nats://127.0.0.1:{},{}", spare_port(), nats.url());
-    let serving = Serving::start(&nats, &urls, NATS_PASSWORD);
-    let seen = serving.wait_for("serving on http://", Duration::from_secs(60));
+    let serving = serve_with_password(&nats, &urls, NATS_PASSWORD);
+    let seen = serving.wait_for_line("serving on http://", Duration::from_secs(60));
     assert!(seen.is_ok(), "serve did not start: {seen:?}");
     assert!(nats.has_checkpoint_stream().await);
     assert!(
@@ -502,11 +439,9 @@ async fn serve_reaches_nats_over_tls_with_a_password_and_refuses_a_wrong_one() {
     );
     drop(serving);
 
-    let mut refused = Serving::start(&nats, &nats.url(), "not-the-password");
-    let status = wait_exit(&mut refused.child, Duration::from_secs(60));
-    let seen = refused
-        .wait_for("\u{0}", Duration::from_secs(1))
-        .unwrap_err();
+    let mut refused = serve_with_password(&nats, &nats.url(), "not-the-password");
+    let status = refused.exited(Duration::from_secs(60));
+    let seen = refused.log();
     assert!(
         status.is_some_and(|s| !s.success()),
         "a wrong password fails the start: {seen}"
@@ -518,34 +453,34 @@ async fn serve_reaches_nats_over_tls_with_a_password_and_refuses_a_wrong_one() {
 #[tokio::test]
 async fn serve_started_before_nats_waits_for_it() {
     let mut nats = TlsNats::prepare();
-    let serving = Serving::start(&nats, &nats.url(), NATS_PASSWORD);
-    let seen = serving.wait_for("cannot reach NATS yet", Duration::from_secs(60));
+    let serving = serve_with_password(&nats, &nats.url(), NATS_PASSWORD);
+    let seen = serving.wait_for_line("cannot reach NATS yet", Duration::from_secs(60));
     assert!(seen.is_ok(), "serve warns that NATS is down: {seen:?}");
 
-    nats.start().await;
-    let seen = serving.wait_for("serving on http://", Duration::from_secs(60));
-    assert!(seen.is_ok(), "serve starts once NATS is up: {seen:?}");
-    assert!(nats.has_checkpoint_stream().await);
+    let seen = serving.wait_for_line("serving on http://", Duration::from_secs(60));
+    assert!(seen.is_ok(), "serve starts without NATS: {seen:?}");
+
+    // It reaches NATS in the background once it is up, whenever its next
+    // try comes.
+    nats.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !nats.has_checkpoint_stream().await {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not reach NATS once it was up:\n{}",
+            serving.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
 async fn serve_reaches_nats_with_an_nkey() {
     let mut nats = TlsNats::prepare();
-    nats.start().await;
+    nats.start();
     let seed = nats.dir.join("user.nk").display().to_string();
-    let serving = Serving::spawn(&nats, &nats.url(), &["--nats-nkey-file", &seed], "");
-    let seen = serving.wait_for("serving on http://", Duration::from_secs(60));
+    let serving = serve_with(&nats, &nats.url(), &["--nats-nkey-file", &seed], "");
+    let seen = serving.wait_for_line("serving on http://", Duration::from_secs(60));
     assert!(seen.is_ok(), "serve did not start: {seen:?}");
     assert!(nats.has_checkpoint_stream().await);
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
