@@ -1330,6 +1330,71 @@ async fn a_packet_s_evidence_proves_the_rep_events_it_replays_and_never_a_review
     assert_eq!(proven(&after.json), ids);
 }
 
+/// A stored tree that lacks a node the proofs need (every node above the
+/// leaves removed behind the store's back) makes the packet's JSON a 500
+/// that says the log's tree is damaged and to run `trellis audit verify`,
+/// logged with the same words; the Markdown packet, which carries no
+/// evidence, is still served.
+#[tokio::test(flavor = "current_thread")]
+async fn a_damaged_tree_makes_the_packet_an_error_that_names_trellis_audit_verify_and_is_logged() {
+    use std::io::Write;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let app = QueryApp::spawn(Kind::Sqlite).await;
+    let s = script(&app).await;
+    sign_checkpoint(&app).await;
+    let path = format!(
+        "/v1/reps/{}/review-packet?from=2026-02-09&to=2026-02-28",
+        s.riley
+    );
+    app.get_as(&path, &app.auditor()).await.expect(200);
+    app.backend
+        .tamper(
+            "DROP TRIGGER IF EXISTS tree_nodes_no_delete; DELETE FROM tree_nodes WHERE level > 0",
+        )
+        .await;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let logging = tracing::subscriber::set_default(subscriber);
+    let r = app.get_as(&path, &app.auditor()).await;
+    drop(logging);
+    r.expect_problem(500, "log-damaged");
+    let detail = r.json["detail"].as_str().expect("a detail");
+    assert!(
+        detail.contains("the evidence of the packet cannot be built")
+            && detail.contains("lacks its node")
+            && detail.contains("trellis audit verify"),
+        "{detail}"
+    );
+    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    assert!(
+        log.contains("request failed") && log.contains("trellis audit verify"),
+        "the 500 is logged with what to do:\n{log}"
+    );
+
+    let md = app
+        .get_with(&path, &app.auditor(), &[("accept", "text/markdown")])
+        .await;
+    md.expect(200);
+    app.cleanup().await;
+}
+
 async fn the_feed_pages_by_checkpoint_and_the_event_stream_resumes_without_duplicates(
     app: &QueryApp,
 ) {

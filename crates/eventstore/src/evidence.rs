@@ -82,12 +82,31 @@ pub struct Verified {
     pub events: usize,
 }
 
+/// Why evidence could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Store(#[from] Error),
+    /// The stored tree lacks a node a proof needs. Nodes are written with
+    /// their leaves, all or nothing, before a checkpoint of them is signed:
+    /// one missing was removed or moved since.
+    #[error(
+        "the stored Merkle tree lacks its node at level {}, index {}, which proofs against the \
+         signed checkpoint of {size} events need: the tree was altered or cut short after it was \
+         built. Run `trellis audit verify --checkpoints FILE --public-key KEY` with the \
+         checkpoints kept outside the database to check the log",
+        node.level,
+        node.index
+    )]
+    MissingNode { node: NodeId, size: u64 },
+}
+
 /// Gathers the evidence for `events` against the newest signed checkpoint.
 /// `None` when no checkpoint has been signed yet.
 pub async fn gather(
     store: &dyn EventStore,
     events: &[&RecordedEvent],
-) -> Result<Option<Evidence>, Error> {
+) -> Result<Option<Evidence>, GatherError> {
     let Some(latest) = store.latest_tree_checkpoint().await? else {
         return Ok(None);
     };
@@ -110,8 +129,7 @@ pub async fn gather(
     let hashes = store.tree_nodes(&ids).await?;
     let mut nodes = std::collections::HashMap::with_capacity(ids.len());
     for (id, hash) in ids.iter().zip(hashes) {
-        let hash =
-            hash.ok_or_else(|| Error::Internal(format!("the stored tree lacks its node {id:?}")))?;
+        let hash = hash.ok_or(GatherError::MissingNode { node: *id, size })?;
         nodes.insert(*id, hash);
     }
     let mut scratch = Vec::with_capacity(512);

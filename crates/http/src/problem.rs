@@ -72,6 +72,10 @@ pub enum ApiError {
     IdempotencyMismatch(String),
     #[error("{0}")]
     Unavailable(String),
+    /// What the store holds failed a check of its integrity: a 500 whose
+    /// detail (what is damaged, what the operator should run) is shown.
+    #[error("{0}")]
+    Damaged(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -138,7 +142,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Damaged(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -165,6 +169,7 @@ impl ApiError {
                 "The idempotency key was used for another request",
             ),
             ApiError::Unavailable(_) => ("unavailable", "Trellis is temporarily unavailable"),
+            ApiError::Damaged(_) => ("log-damaged", "The log failed a check of its integrity"),
             ApiError::Internal(_) => ("internal", "Something went wrong on our side"),
         }
     }

@@ -36,7 +36,7 @@ use trellis_domain::{
     CompetencyId, Event, PeriodKind, PlanId, RepId, StandardId, StandardKind, SupportRequestId,
     TeamId,
 };
-use trellis_eventstore::evidence::Evidence;
+use trellis_eventstore::evidence::{Evidence, GatherError};
 use trellis_eventstore::{EventStore, RecordedEvent};
 use trellis_http::auth::Claims;
 use trellis_http::problem::{ApiError, Problem};
@@ -696,7 +696,16 @@ pub async fn packet_evidence(
         .iter()
         .filter(|e| e.metadata.occurred_at <= end_at)
         .collect();
-    Ok(trellis_eventstore::evidence::gather(store, &rested_on).await?)
+    // A damaged tree is the operator's to look into: the answer says so (and,
+    // a 500, is logged with it), rather than a bare internal error.
+    trellis_eventstore::evidence::gather(store, &rested_on)
+        .await
+        .map_err(|e| match e {
+            GatherError::Store(e) => e.into(),
+            damaged @ GatherError::MissingNode { .. } => ApiError::Damaged(format!(
+                "the evidence of the packet cannot be built: {damaged}"
+            )),
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
