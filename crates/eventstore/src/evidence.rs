@@ -165,13 +165,47 @@ pub async fn gather(
     }))
 }
 
-fn hash_of(text: &str, what: &str, event: &EventProof) -> Result<Hash, String> {
+/// Reads evidence from its JSON, refusing a document of another format, or
+/// one whose fields are not as `trellis-evidence/1` says, with the field
+/// that is wrong (`events[3].leaf_index: invalid type…`).
+pub fn from_json(value: &serde_json::Value) -> Result<Evidence, String> {
+    let not_valid = |why: String| format!("the evidence is not valid {FORMAT}: {why}");
+    let Some(object) = value.as_object() else {
+        return Err(not_valid(format!("it is {value}, not a JSON object")));
+    };
+    match object.get("format") {
+        Some(serde_json::Value::String(format)) if format == FORMAT => {}
+        Some(serde_json::Value::String(format)) => {
+            return Err(format!(
+                "the evidence is in format {format:?}; this verifier reads {FORMAT}"
+            ));
+        }
+        Some(other) => {
+            return Err(not_valid(format!(
+                "its field `format` is {other}, not \"{FORMAT}\""
+            )));
+        }
+        None => return Err(not_valid("it has no field `format`".into())),
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            not_valid(e.inner().to_string())
+        } else {
+            not_valid(format!("field `{path}`: {}", e.inner()))
+        }
+    })
+}
+
+/// The hash written in the field `field` of the `index`th event.
+fn hash_of(text: &str, index: usize, field: &str, event: &EventProof) -> Result<Hash, String> {
     hex::decode(text)
         .ok()
         .and_then(|b| Hash::from_slice(&b))
         .ok_or_else(|| {
             format!(
-                "event {} ({} version {}): its {what} is not 64 hex digits",
+                "the evidence is not valid {FORMAT}: field `events[{index}].{field}` (event {}, \
+                 {} version {}) is not 64 hex digits",
                 event.event_id, event.stream_id, event.stream_version
             )
         })
@@ -193,16 +227,16 @@ pub fn verify(evidence: &Evidence, keys: &[VerifierKey]) -> Result<Verified, Str
         .verify(keys)
         .map_err(|e| format!("the evidence's checkpoint is not trusted: {e}"))?;
     let (size, root) = (checkpoint.head.size, checkpoint.head.root);
-    for event in &evidence.events {
+    for (index, event) in evidence.events.iter().enumerate() {
         let name = || {
             format!(
                 "event {} ({} version {}, leaf {})",
                 event.event_id, event.stream_id, event.stream_version, event.leaf_index
             )
         };
-        let digest = hash_of(&event.content_digest, "content digest", event)?;
-        let prev = hash_of(&event.prev_hash, "previous hash", event)?;
-        let hash = hash_of(&event.hash, "hash", event)?;
+        let digest = hash_of(&event.content_digest, index, "content_digest", event)?;
+        let prev = hash_of(&event.prev_hash, index, "prev_hash", event)?;
+        let hash = hash_of(&event.hash, index, "hash", event)?;
         if link(&prev, event.stream_version, &digest.0) != hash {
             return Err(format!(
                 "{}: its hash is not made of its previous hash, version and content digest",
@@ -212,7 +246,8 @@ pub fn verify(evidence: &Evidence, keys: &[VerifierKey]) -> Result<Verified, Str
         let proof = event
             .proof
             .iter()
-            .map(|p| hash_of(p, "proof", event))
+            .enumerate()
+            .map(|(at, p)| hash_of(p, index, &format!("proof[{at}]"), event))
             .collect::<Result<Vec<_>, _>>()?;
         if !verify_inclusion(
             event.leaf_index,

@@ -112,8 +112,7 @@ fn check_packet(file: &std::path::Path, keys: &[VerifierKey]) -> Result<String, 
                 .into(),
         ));
     };
-    let evidence: trellis_eventstore::evidence::Evidence = serde_json::from_value(evidence.clone())
-        .map_err(|e| Broken(format!("the packet's evidence is malformed: {e}")))?;
+    let evidence = trellis_eventstore::evidence::from_json(evidence).map_err(Broken)?;
     let verified = trellis_eventstore::evidence::verify(&evidence, keys).map_err(Broken)?;
     if !evidence.not_yet_covered.is_empty() {
         return Err(Broken(format!(

@@ -805,3 +805,83 @@ async fn checkpoints_signed_before_a_key_rotation_verify_with_the_old_public_key
     assert!(out.contains("is not trusted"), "{out}");
     kept.backend.cleanup().await;
 }
+
+/// `audit verify-packet` on evidence that is not `trellis-evidence/1` as
+/// written: it says so and names the field that is wrong (exit 1), whatever
+/// the field: the format, a missing one, one of the wrong type deep in an
+/// event, a hash that is not hex.
+#[test]
+fn malformed_evidence_is_named_as_not_trellis_evidence_with_its_wrong_field() {
+    use sha2::Digest;
+    use trellis_eventstore::note::TreeHead;
+
+    let key = SignerKey::generate(ORIGIN).unwrap();
+    let checkpoint = key.sign(&TreeHead {
+        origin: ORIGIN.into(),
+        size: 1,
+        root: trellis_eventstore::Hash([7; 32]),
+        time: Utc::now(),
+    });
+    let event = json!({
+        "event_id": uuid::Uuid::now_v7(), "stream_id": "rep-1", "stream_version": 1,
+        "event_type": "Noted", "occurred_at": "2026-03-02T09:30:00Z",
+        "content_digest": "00".repeat(32), "prev_hash": "00".repeat(32), "hash": "00".repeat(32),
+        "leaf_index": 0, "proof": [],
+    });
+    let evidence = json!({
+        "format": "trellis-evidence/1",
+        "checkpoint": checkpoint.text(),
+        "events": [event],
+        "not_yet_covered": [],
+    });
+    let packet = json!({ "rep_id": "1", "events_replayed": 1 });
+    let mut canonical = Vec::new();
+    trellis_eventstore::chain::canonical_json(&packet, &mut canonical);
+    let sha256 = hex::encode(sha2::Sha256::digest(&canonical));
+    let dir = trellis_tests::temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let verify_with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut evidence = evidence.clone();
+        change(&mut evidence);
+        let file = dir.join("packet.json");
+        let body = json!({ "sha256": sha256, "packet": packet, "evidence": evidence });
+        std::fs::write(&file, body.to_string()).unwrap();
+        let public_key = key.verifier().to_string();
+        run(trellis()
+            .args(["audit", "verify-packet"])
+            .arg(&file)
+            .args(["--public-key", &public_key]))
+    };
+    for (change, says) in [
+        (
+            Box::new(|e: &mut serde_json::Value| e["format"] = json!("trellis-evidence/2"))
+                as Box<dyn Fn(&mut serde_json::Value)>,
+            "the evidence is in format \"trellis-evidence/2\"; this verifier reads \
+             trellis-evidence/1",
+        ),
+        (
+            Box::new(|e| e["format"] = json!(1)),
+            "the evidence is not valid trellis-evidence/1: its field `format` is 1",
+        ),
+        (
+            Box::new(|e| {
+                e.as_object_mut().unwrap().remove("checkpoint");
+            }),
+            "the evidence is not valid trellis-evidence/1: missing field `checkpoint`",
+        ),
+        (
+            Box::new(|e| e["events"][0]["leaf_index"] = json!("seven")),
+            "the evidence is not valid trellis-evidence/1: field `events[0].leaf_index`: invalid \
+             type: string \"seven\"",
+        ),
+        (
+            Box::new(|e| e["events"][0]["prev_hash"] = json!("not hex")),
+            "the evidence is not valid trellis-evidence/1: field `events[0].prev_hash` (event",
+        ),
+    ] {
+        let (code, out) = verify_with(&*change);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(says), "expected {says:?} in:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
