@@ -39,6 +39,31 @@ macro_rules! conformance {
                 }
             )*
         }
+        // The same contract with appends grouped into shared commits.
+        mod grouped_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = trellis_tests::Backend::new(trellis_tests::Kind::Postgres)
+                        .await
+                        .grouped();
+                    super::$name(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+        mod grouped_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = trellis_tests::Backend::new(trellis_tests::Kind::Sqlite)
+                        .await
+                        .grouped();
+                    super::$name(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
     };
 }
 

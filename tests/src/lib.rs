@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
-use trellis_eventstore::{EventStore, StreamId};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, StreamId};
 
 mod counting;
 pub use counting::CountingStore;
@@ -115,6 +115,8 @@ pub struct Backend {
     pub kind: Kind,
     db: Option<TestDatabase>,
     dir: Option<PathBuf>,
+    /// Appends go through [`GroupCommit`] (also after [`Backend::reopen`]).
+    grouped: bool,
 }
 
 impl Backend {
@@ -135,6 +137,7 @@ impl Backend {
             kind: Kind::Postgres,
             db: Some(db),
             dir: None,
+            grouped: false,
         }
     }
 
@@ -148,12 +151,32 @@ impl Backend {
             kind: Kind::Sqlite,
             db: None,
             dir: Some(dir),
+            grouped: false,
         }
+    }
+
+    /// The same backend with its appends grouped into shared commits, as
+    /// `trellis serve` runs it. Small batches, two in flight, so a test's
+    /// few concurrent writers make several batches that overlap.
+    pub fn grouped(mut self) -> Self {
+        self.store = Self::group(self.store);
+        self.grouped = true;
+        self
+    }
+
+    fn group(store: Arc<dyn EventStore>) -> Arc<dyn EventStore> {
+        Arc::new(GroupCommit::new(
+            store,
+            GroupCommitConfig {
+                max_batch: 4,
+                max_in_flight: 2,
+            },
+        ))
     }
 
     /// A second, independent store over the same data, as after a restart.
     pub async fn reopen(&self) -> Arc<dyn EventStore> {
-        match self.kind {
+        let store: Arc<dyn EventStore> = match self.kind {
             Kind::Postgres => Arc::new(
                 PostgresStore::connect(&PostgresConfig::new(&self.database().url))
                     .await
@@ -164,6 +187,11 @@ impl Backend {
                     .await
                     .expect("failed to reopen"),
             ),
+        };
+        if self.grouped {
+            Self::group(store)
+        } else {
+            store
         }
     }
 

@@ -13,6 +13,7 @@ mod eventstore;
 mod eventstore_postgres;
 mod export;
 mod forms;
+mod group_commit;
 mod http;
 mod metrics;
 mod notifications;

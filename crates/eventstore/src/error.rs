@@ -27,6 +27,14 @@ impl From<tokio_postgres::Error> for Error {
             Some(db) => {
                 use tokio_postgres::error::SqlState;
                 let code = db.code();
+                if *code == SqlState::UNIQUE_VIOLATION
+                    && db.constraint() == Some("events_event_id_key")
+                {
+                    return Error::InvalidInput(format!(
+                        "an event id is already in the log ({}); every event needs a new id",
+                        db.detail().unwrap_or("a repeated event id")
+                    ));
+                }
                 // Connection-class and resource errors are transient.
                 if code.code().starts_with("08")
                     || code.code().starts_with("53")

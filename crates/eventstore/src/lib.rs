@@ -38,6 +38,7 @@ pub mod drivers {
 }
 mod error;
 pub mod evidence;
+mod group;
 pub mod merkle;
 pub mod note;
 pub mod postgres;
@@ -47,9 +48,10 @@ mod types;
 
 pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;
+pub use group::{GroupCommit, GroupCommitConfig, GroupCommitStats};
 pub use types::{
-    AppendOutcome, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash, MAX_STREAM_ID_LEN,
-    Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, entity_uuid,
+    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash,
+    MAX_STREAM_ID_LEN, Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, entity_uuid,
 };
 
 /// The most events one append may carry.
@@ -86,6 +88,24 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         meta: &CommandMeta,
         writes: &[StreamWrite],
     ) -> Result<Vec<AppendOutcome>, Error>;
+
+    /// Appends several independent commands, each with its own stream,
+    /// expected version and command id, and answers each on its own, in
+    /// order, exactly as [`EventStore::append`] would have: a stale version
+    /// or a replayed command id affects only that command, never its
+    /// neighbours, and each command is all or nothing. Where the backend
+    /// can, the whole batch shares one transaction and one commit (group
+    /// commit, see [`GroupCommit`]). Commands for the same stream apply in
+    /// the order given.
+    ///
+    /// The default runs them one after the other.
+    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for r in requests {
+            outcomes.push(self.append(&r.stream, r.expected, &r.meta, &r.events).await);
+        }
+        outcomes
+    }
 
     /// The outcome of the command with this id, if it was recorded (as the
     /// replay of an append under the same id would return it).

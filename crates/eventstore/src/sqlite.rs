@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::chain::{DigestInput, canonical_json, link};
 use crate::note::SignerKey;
-use crate::types::{limit, micros_to_time, to_i64, to_micros_precision};
+use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
     NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, derived_command_id, validate_append,
@@ -620,9 +620,49 @@ fn prepare(
         .collect()
 }
 
+/// Several independent commands in one write transaction, each inside a
+/// savepoint of its own: one that fails is rolled back alone and answered
+/// with its error; the others commit together. A failure of the
+/// transaction itself (it cannot start or commit) is every command's answer,
+/// and nothing was written.
+fn append_batch_blocking(
+    conn: &mut Connection,
+    requests: &[AppendRequest],
+    prepared: Vec<Result<(CommandMeta, Vec<Prepared>), Error>>,
+) -> Result<Vec<Result<AppendOutcome, Error>>, Error> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for (r, prepared) in requests.iter().zip(prepared) {
+        let (meta, prepared) = match prepared {
+            Ok(ready) => ready,
+            Err(e) => {
+                outcomes.push(Err(e));
+                continue;
+            }
+        };
+        let savepoint = tx.savepoint()?;
+        let outcome = append_in(
+            &savepoint,
+            &r.stream,
+            r.expected,
+            &meta,
+            meta.command_id,
+            &r.events,
+            &prepared,
+        );
+        if outcome.is_ok() {
+            savepoint.commit()?;
+        }
+        // Dropping an uncommitted savepoint rolls back what it wrote.
+        outcomes.push(outcome);
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
 /// One stream's append inside the caller's write transaction.
 fn append_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     stream: &StreamId,
     expected: ExpectedVersion,
     meta: &CommandMeta,
@@ -774,6 +814,60 @@ impl EventStore for SqliteStore {
             self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(outcome)
+    }
+
+    #[tracing::instrument(
+        name = "event_store.append_batch",
+        skip_all,
+        fields(commands = requests.len())
+    )]
+    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
+        if let [only] = requests {
+            return vec![
+                self.append(&only.stream, only.expected, &only.meta, &only.events)
+                    .await,
+            ];
+        }
+        let inner = self.inner.clone();
+        let sealer = self.sealer.clone();
+        let owned = requests.to_vec();
+        let count = requests.len();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let prepared = owned
+                .iter()
+                .map(|r| {
+                    validate_append(&r.events, &r.meta)?;
+                    if let ExpectedVersion::Exact(v) = r.expected {
+                        to_i64(v, "expected version")?;
+                    }
+                    let meta = CommandMeta {
+                        recorded_at: to_micros_precision(r.meta.recorded_at),
+                        ..r.meta.clone()
+                    };
+                    let ready = prepare(
+                        &r.stream,
+                        &meta,
+                        meta.command_id,
+                        &r.events,
+                        sealer.as_deref(),
+                    )?;
+                    Ok((meta, ready))
+                })
+                .collect();
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            append_batch_blocking(&mut conn, &owned, prepared)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("an embedded append panicked: {e}")))
+        .and_then(|outcomes| outcomes);
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(e) => vec![Err(e); count],
+        };
+        if outcomes.iter().any(|o| matches!(o, Ok(o) if !o.replayed)) {
+            self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        outcomes
     }
 
     #[tracing::instrument(

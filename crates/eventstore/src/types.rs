@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// The variants are what a caller must tell apart: a conflict is retried or
 /// shown as 409; bad input is the caller's fault (4xx); unavailable is
 /// transient (503 with `Retry-After`); internal is a bug or a damaged store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The stream moved on since the writer read it. Nothing was written.
     #[error(
@@ -382,6 +382,17 @@ pub struct AppendOutcome {
     pub replayed: bool,
     /// The request hash recorded with the command (the first request's, on a replay).
     pub request_hash: Option<Hash>,
+}
+
+/// One command's append to one stream, as [`crate::EventStore::append_batch`]
+/// takes several independent ones: the arguments of
+/// [`crate::EventStore::append`], owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRequest {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub meta: CommandMeta,
+    pub events: Vec<NewEvent>,
 }
 
 /// One stream's part of an atomic multi-stream append.

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::chain::DigestInput;
 use crate::note::SignerKey;
+use crate::types::AppendRequest;
 use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
@@ -248,6 +249,104 @@ impl PostgresStore {
     }
 
     /// [`EventStore::read_all`] by `sql` ([`READ_ALL_SQL`] or [`READ_ALL_JSON_SQL`]).
+    /// Runs `calls` in one repeatable-read transaction, pipelined, and
+    /// commits once. Each call's answer, or `None` where it must be appended
+    /// again on its own (a replay, whose first outcome is looked up then, or
+    /// an `Any` that lost a race). Any statement failing fails the whole
+    /// batch, which then wrote nothing.
+    ///
+    /// Repeatable read keeps each stream's versions in global order: every
+    /// head is read in the snapshot taken before the batch's first write,
+    /// so it was committed before the batch got its transaction id; a head
+    /// committed after that snapshot makes the insert fail with a
+    /// serialization error rather than go under it (ADR 1).
+    async fn commit_batch(
+        &self,
+        calls: &[(&CommandMeta, AppendCall<'_>)],
+    ) -> Result<Vec<Option<Result<AppendOutcome, Error>>>, Error> {
+        let client = self.client().await?;
+        let one = client.prepare_cached(APPEND_ONE_SQL).await?;
+        let many = client.prepare_cached(APPEND_SQL).await?;
+        let hashes: Vec<Option<[u8; 32]>> = calls
+            .iter()
+            .map(|(m, _)| m.request_hash.map(|h| h.0))
+            .collect();
+        // BEGIN, the calls and COMMIT go out together: one round trip for
+        // the batch. tokio-postgres sends a request when its future is first
+        // polled, and the server runs them in that order, so each future is
+        // polled once, in order, before any is awaited. A call that fails
+        // aborts the transaction: the calls after it fail too and the COMMIT
+        // becomes a rollback, so nothing of the batch is written.
+        let client: &tokio_postgres::Client = &client;
+        let mut begin = std::pin::pin!(client.batch_execute(BEGIN_BATCH_SQL));
+        let begun = poll_once(begin.as_mut()).await;
+        let mut runs: Vec<_> = calls
+            .iter()
+            .zip(&hashes)
+            .map(|((meta, call), hash)| {
+                let hash = hash.as_ref().map(|h| &h[..]);
+                let (one, many) = (&one, &many);
+                futures_util::future::maybe_done(Box::pin(async move {
+                    if call.event_ids.len() == 1 {
+                        call.run_one(client, one, meta, hash).await
+                    } else {
+                        call.run(client, many, meta, hash).await
+                    }
+                }))
+            })
+            .collect();
+        for run in &mut runs {
+            // A run done at once (an error) keeps its output for below.
+            let _ = poll_once(std::pin::Pin::new(run)).await;
+        }
+        let mut commit = std::pin::pin!(client.batch_execute("COMMIT"));
+        let committed = poll_once(commit.as_mut()).await;
+        match begun {
+            std::task::Poll::Ready(result) => result?,
+            std::task::Poll::Pending => begin.await?,
+        }
+        let mut rows = Vec::with_capacity(runs.len());
+        for mut run in runs {
+            (&mut run).await;
+            rows.push(
+                std::pin::Pin::new(&mut run).take_output().ok_or_else(|| {
+                    Error::Internal("a group commit's call gave no answer".into())
+                })?,
+            );
+        }
+        let committed = match committed {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => commit.await,
+        };
+        let mut settled = Vec::with_capacity(calls.len());
+        for ((meta, call), row) in calls.iter().zip(rows) {
+            let row = row?;
+            let result = if call.event_ids.len() == 1 {
+                read_one_result(&row, call.expected, meta)
+            } else {
+                Some(read_call_result(&row)?)
+            };
+            settled.push(match result {
+                Some(CallResult::Done(outcome)) => Some(Ok(outcome)),
+                Some(CallResult::Conflict { .. }) if call.expected == ExpectedVersion::Any => None,
+                Some(CallResult::Conflict { current }) => Some(Err(Error::Conflict {
+                    stream: call.stream.clone(),
+                    expected: call.expected,
+                    current,
+                })),
+                None => None,
+            });
+        }
+        committed?;
+        if settled
+            .iter()
+            .any(|s| matches!(s, Some(Ok(outcome)) if !outcome.replayed))
+        {
+            self.inner.signal_append();
+        }
+        Ok(settled)
+    }
+
     async fn read_all_as<P>(
         &self,
         sql: &str,
@@ -489,8 +588,79 @@ impl<'a> AppendCall<'a> {
     }
 }
 
+impl AppendCall<'_> {
+    /// [`APPEND_ONE_SQL`] for a call of one event.
+    async fn run_one(
+        &self,
+        client: &impl GenericClient,
+        statement: &Statement,
+        meta: &CommandMeta,
+        request_hash: Option<&[u8]>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        client
+            .query_one(
+                statement,
+                &[
+                    &self.stream.as_str(),
+                    &self.expected_param,
+                    &self.command_id,
+                    &meta.actor,
+                    &meta.correlation_id,
+                    &meta.causation_id,
+                    &meta.recorded_at,
+                    &self.event_ids[0],
+                    &self.types[0],
+                    &self.versions[0],
+                    &self.payloads[0],
+                    &self.occurred[0],
+                    &self.digests[0],
+                    &request_hash,
+                    &self.seals[0],
+                ],
+            )
+            .await
+    }
+}
+
+/// What one `append_one` row says; `None` when the command was recorded
+/// before (its outcome is then looked up).
+fn read_one_result(row: &Row, expected: ExpectedVersion, meta: &CommandMeta) -> Option<CallResult> {
+    let replayed: bool = row.get(0);
+    let head: i64 = row.get(1);
+    let head = u64::try_from(head).unwrap_or_default();
+    let position: Option<i64> = row.get(2);
+    match (replayed, position) {
+        (true, _) => None,
+        (false, Some(position)) => {
+            let position = u64::try_from(position).unwrap_or_default();
+            Some(CallResult::Done(AppendOutcome {
+                stream_version: head + 1,
+                first_position: position,
+                last_position: position,
+                replayed: false,
+                request_hash: meta.request_hash,
+            }))
+        }
+        (false, None) => Some(match expected {
+            ExpectedVersion::Exact(v) if v != head => CallResult::Conflict { current: head },
+            // Lost the race for version head + 1 to another writer.
+            _ => CallResult::Conflict { current: head + 1 },
+        }),
+    }
+}
+
 const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_position, request_hash \
     FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+/// Polls `future` once (which sends its request) and says what it gave.
+async fn poll_once<F: std::future::Future + ?Sized>(
+    mut future: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// Opens a group commit's transaction ([`PostgresStore::commit_batch`]).
+const BEGIN_BATCH_SQL: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 
 /// One event, one statement: the hot path of every command. The same rules
 /// as `trellis.append_events` (command id recorded once, expected version,
@@ -588,27 +758,7 @@ impl EventStore for PostgresStore {
             loop {
                 attempts += 1;
                 let result = if single {
-                    client
-                        .query_one(
-                            &statement,
-                            &[
-                                &stream.as_str(),
-                                &call.expected_param,
-                                &meta.command_id,
-                                &meta.actor,
-                                &meta.correlation_id,
-                                &meta.causation_id,
-                                &meta.recorded_at,
-                                &call.event_ids[0],
-                                &call.types[0],
-                                &call.versions[0],
-                                &call.payloads[0],
-                                &call.occurred[0],
-                                &call.digests[0],
-                                &request_hash,
-                                &call.seals[0],
-                            ],
-                        )
+                    call.run_one(&**client, &statement, &meta, request_hash)
                         .await
                 } else {
                     call.run(&**client, &statement, &meta, request_hash).await
@@ -619,31 +769,11 @@ impl EventStore for PostgresStore {
                     Err(e) => return Err(e.into()),
                 };
                 let result = if single {
-                    let replayed: bool = row.get(0);
-                    let head: i64 = row.get(1);
-                    let head = u64::try_from(head).unwrap_or_default();
-                    let position: Option<i64> = row.get(2);
-                    match (replayed, position) {
-                        (true, _) => match recorded_command_on(&client, meta.command_id).await? {
+                    match read_one_result(&row, expected, &meta) {
+                        Some(result) => result,
+                        None => match recorded_command_on(&client, meta.command_id).await? {
                             Some(outcome) => CallResult::Done(outcome),
                             None => continue,
-                        },
-                        (false, Some(position)) => {
-                            let position = u64::try_from(position).unwrap_or_default();
-                            CallResult::Done(AppendOutcome {
-                                stream_version: head + 1,
-                                first_position: position,
-                                last_position: position,
-                                replayed: false,
-                                request_hash: meta.request_hash,
-                            })
-                        }
-                        (false, None) => match expected {
-                            ExpectedVersion::Exact(v) if v != head => {
-                                CallResult::Conflict { current: head }
-                            }
-                            // Lost the race for version head + 1 to another writer.
-                            _ => CallResult::Conflict { current: head + 1 },
                         },
                     }
                 } else {
@@ -765,6 +895,70 @@ impl EventStore for PostgresStore {
                 return Ok(outcomes);
             }
         })
+    }
+
+    #[tracing::instrument(
+        name = "event_store.append_batch",
+        skip_all,
+        fields(commands = requests.len())
+    )]
+    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
+        if let [only] = requests {
+            return vec![
+                self.append(&only.stream, only.expected, &only.meta, &only.events)
+                    .await,
+            ];
+        }
+        let metas: Vec<CommandMeta> = requests
+            .iter()
+            .map(|r| CommandMeta {
+                recorded_at: to_micros_precision(r.meta.recorded_at),
+                ..r.meta.clone()
+            })
+            .collect();
+        let mut outcomes: Vec<Option<Result<AppendOutcome, Error>>> =
+            requests.iter().map(|_| None).collect();
+        let mut scratch = Vec::with_capacity(512);
+        let mut calls = Vec::with_capacity(requests.len());
+        for (i, (r, meta)) in requests.iter().zip(&metas).enumerate() {
+            let call = validate_append(&r.events, meta).and_then(|()| {
+                AppendCall::new(
+                    &r.stream,
+                    r.expected,
+                    meta,
+                    meta.command_id,
+                    &r.events,
+                    &mut scratch,
+                    self.sealer.as_deref(),
+                )
+            });
+            match call {
+                Ok(call) => calls.push((meta, call)),
+                Err(e) => outcomes[i] = Some(Err(e)),
+            }
+        }
+        match self.commit_batch(&calls).await {
+            Ok(settled) => {
+                let mut settled = settled.into_iter();
+                for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+                    *outcome = settled.next().flatten();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a group commit failed; appending its commands one by one");
+            }
+        }
+        // What the batch left open (it failed as a whole, a command was a
+        // replay, or an `Any` lost a race): one by one, in order, so
+        // commands to one stream still apply in the order given.
+        let mut answers = Vec::with_capacity(requests.len());
+        for (r, outcome) in requests.iter().zip(outcomes) {
+            answers.push(match outcome {
+                Some(outcome) => outcome,
+                None => self.append(&r.stream, r.expected, &r.meta, &r.events).await,
+            });
+        }
+        answers
     }
 
     #[tracing::instrument(name = "event_store.recorded_command", skip_all, err)]

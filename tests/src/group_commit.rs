@@ -1,0 +1,278 @@
+//! Group commit: several commands in one transaction and one commit, each
+//! answered on its own, with every invariant of the log kept (the
+//! conformance suite also runs whole through [`GroupCommit`], in
+//! `eventstore.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use trellis_eventstore::{
+    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion,
+    GroupCommit, GroupCommitConfig, NewEvent, RecordedEvent, StreamId, verify,
+};
+use trellis_tests::{Backend, Kind, stream};
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new(
+        "Noted",
+        1,
+        json!({ "n": n }),
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 30, 0).unwrap(),
+    )
+}
+
+fn request(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream: stream.clone(),
+        expected,
+        meta: CommandMeta::new("leader-1", Utc::now()),
+        events,
+    }
+}
+
+/// The whole log, once `count` events are readable: a reader waits for
+/// transactions still running anywhere in the cluster (other tests')
+/// before it may read past them (ADR 1).
+async fn everything(store: &dyn EventStore, count: usize) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut after = Checkpoint::START;
+    for _ in 0..2_000 {
+        let batch = store.read_all(after, 1000).await.expect("read_all");
+        match batch.last() {
+            Some(last) => after = last.checkpoint,
+            None if all.len() >= count => return all,
+            None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+        all.extend(batch);
+    }
+    panic!("only {} of {count} events became readable", all.len());
+}
+
+/// Each stream's events appear in the global order by version, 1, 2, 3...
+/// with none missing, and every chain verifies.
+async fn assert_log_is_sound(store: &dyn EventStore, count: usize) -> Vec<RecordedEvent> {
+    let all = everything(store, count).await;
+    assert_eq!(all.len(), count, "every event recorded, none twice");
+    let mut next: HashMap<&StreamId, u64> = HashMap::new();
+    for e in &all {
+        let expected = next.entry(&e.stream_id).or_insert(1);
+        assert_eq!(
+            e.stream_version, *expected,
+            "stream {} out of order in the global order",
+            e.stream_id
+        );
+        *expected += 1;
+    }
+    let report = verify(store, 500).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    all
+}
+
+fn done(outcome: &Result<AppendOutcome, Error>) -> &AppendOutcome {
+    outcome.as_ref().expect("the command was recorded")
+}
+
+/// One batch of neighbours: a stale version, a replayed command id, bad
+/// input, two commands to one stream, a command of three events. Each gets
+/// what `append` alone would have answered, and the ones that wrote share
+/// one transaction.
+async fn a_batch_answers_each_command_as_if_it_were_alone(kind: Kind) {
+    let b = Backend::new(kind).await;
+    let (a, stale, replayed, multi, any) = (
+        stream("rep"),
+        stream("rep"),
+        stream("rep"),
+        stream("rep"),
+        stream("rep"),
+    );
+    let earlier = request(&replayed, ExpectedVersion::Exact(0), vec![event(0)]);
+    let first = b
+        .store
+        .append(
+            &earlier.stream,
+            earlier.expected,
+            &earlier.meta,
+            &earlier.events,
+        )
+        .await
+        .unwrap();
+
+    let requests = vec![
+        request(&a, ExpectedVersion::Exact(0), vec![event(1)]),
+        request(&stale, ExpectedVersion::Exact(5), vec![event(2)]),
+        request(&a, ExpectedVersion::Exact(1), vec![event(3)]),
+        // The same command again, even with another event: recorded once.
+        AppendRequest {
+            events: vec![event(99)],
+            ..earlier.clone()
+        },
+        request(
+            &multi,
+            ExpectedVersion::Exact(0),
+            vec![event(4), event(5), event(6)],
+        ),
+        request(&any, ExpectedVersion::Any, vec![]),
+        request(&any, ExpectedVersion::Any, vec![event(7)]),
+    ];
+    let outcomes = b.store.append_batch(&requests).await;
+    assert_eq!(outcomes.len(), requests.len());
+
+    assert_eq!(done(&outcomes[0]).stream_version, 1);
+    assert!(!done(&outcomes[0]).replayed);
+    match &outcomes[1] {
+        Err(Error::Conflict {
+            stream, current, ..
+        }) => {
+            assert_eq!(stream, &stale);
+            assert_eq!(*current, 0);
+        }
+        other => panic!("a stale version must be a conflict, not {other:?}"),
+    }
+    assert_eq!(done(&outcomes[2]).stream_version, 2, "sees its neighbour");
+    assert!(done(&outcomes[3]).replayed);
+    assert_eq!(done(&outcomes[3]).first_position, first.first_position);
+    assert_eq!(done(&outcomes[4]).stream_version, 3);
+    assert_eq!(
+        done(&outcomes[4]).last_position - done(&outcomes[4]).first_position,
+        2
+    );
+    match &outcomes[5] {
+        Err(Error::InvalidInput(why)) => assert!(why.contains("at least one event"), "{why}"),
+        other => panic!("an empty append must be refused, not {other:?}"),
+    }
+    assert_eq!(done(&outcomes[6]).stream_version, 1);
+
+    let all = assert_log_is_sound(&*b.store, 7).await;
+    let ns: Vec<u64> = all
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ns,
+        [0, 1, 3, 4, 5, 6, 7],
+        "nothing of the stale or replayed"
+    );
+    assert_eq!(b.store.stream_version(&stale).await.unwrap(), 0);
+    if kind == Kind::Postgres {
+        // One transaction: every event the batch wrote has its id.
+        let txs: HashSet<u64> = all[1..].iter().map(|e| e.checkpoint.tx).collect();
+        assert_eq!(txs.len(), 1, "the batch took one commit: {txs:?}");
+    }
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(a_batch_answers_each_command_as_if_it_were_alone);
+
+/// A command that fails half way (its second event reuses an id the log
+/// holds) records none of its events; its neighbours are recorded.
+async fn a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours(kind: Kind) {
+    let b = Backend::new(kind).await;
+    let taken = event(0);
+    b.store
+        .append(
+            &stream("rep"),
+            ExpectedVersion::Any,
+            &CommandMeta::new("leader-1", Utc::now()),
+            std::slice::from_ref(&taken),
+        )
+        .await
+        .unwrap();
+    let (before, broken, after) = (stream("rep"), stream("rep"), stream("rep"));
+    let outcomes = b
+        .store
+        .append_batch(&[
+            request(&before, ExpectedVersion::Exact(0), vec![event(1)]),
+            request(&broken, ExpectedVersion::Exact(0), vec![event(2), taken]),
+            request(&after, ExpectedVersion::Exact(0), vec![event(3)]),
+        ])
+        .await;
+    assert_eq!(done(&outcomes[0]).stream_version, 1);
+    let error = outcomes[1]
+        .as_ref()
+        .expect_err("a reused event id is refused");
+    assert!(
+        error.to_string().contains("event id"),
+        "the error names the event id: {error}"
+    );
+    assert_eq!(done(&outcomes[2]).stream_version, 1);
+    assert_eq!(b.store.stream_version(&broken).await.unwrap(), 0);
+    let ns: Vec<u64> = assert_log_is_sound(&*b.store, 3)
+        .await
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [0, 1, 3]);
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours
+);
+
+/// Many writers in two processes (two stores, each grouping its own
+/// appends) write to the same few streams, some retrying a command: the
+/// appends were grouped, nothing was lost or doubled, every stream's
+/// versions follow the global order, and every chain verifies.
+async fn writers_in_two_processes_share_commits_and_keep_every_invariant(kind: Kind) {
+    const WRITERS: usize = 24;
+    const PER_WRITER: usize = 25;
+    let b = Backend::new(kind).await;
+    let config = GroupCommitConfig {
+        max_batch: 16,
+        max_in_flight: 2,
+    };
+    let processes = [
+        GroupCommit::new(b.store.clone(), config),
+        GroupCommit::new(b.reopen().await, config),
+    ];
+    let streams: Arc<Vec<StreamId>> = Arc::new((0..6).map(|_| stream("rep")).collect());
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = processes[w % 2].clone();
+        let streams = streams.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..PER_WRITER {
+                let s = &streams[(w + i) % streams.len()];
+                let meta = CommandMeta::new("writer", Utc::now());
+                let n = (w * PER_WRITER + i) as u64;
+                let first = store
+                    .append(s, ExpectedVersion::Any, &meta, &[event(n)])
+                    .await
+                    .expect("append");
+                if i % 5 == 0 {
+                    // A client retrying the same command: recorded once.
+                    let again = store
+                        .append(s, ExpectedVersion::Any, &meta, &[event(n)])
+                        .await
+                        .expect("retry");
+                    assert!(again.replayed);
+                    assert_eq!(again.first_position, first.first_position);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = assert_log_is_sound(&*b.store, WRITERS * PER_WRITER).await;
+    let ns: HashSet<u64> = all
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns.len(), WRITERS * PER_WRITER, "no event twice");
+    let stats: Vec<_> = processes.iter().map(GroupCommit::stats).collect();
+    let commands: u64 = stats.iter().map(|s| s.commands).sum();
+    let batches: u64 = stats.iter().map(|s| s.batches).sum();
+    assert_eq!(commands as usize, WRITERS * PER_WRITER * 6 / 5);
+    assert!(
+        batches < commands,
+        "concurrent appends were grouped: {stats:?}"
+    );
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: writers_in_two_processes_share_commits_and_keep_every_invariant
+);
