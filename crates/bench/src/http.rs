@@ -23,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use trellis_commands::{CommandState, CommandsConfig};
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+use trellis_eventstore::{GroupCommit, GroupCommitConfig};
 use trellis_http::auth::{Claims, Role, TokenKey};
 use trellis_http::{HttpState, SystemClock};
 
@@ -178,7 +179,12 @@ pub async fn run(
     })
     .await
     .context("failed to open the PostgreSQL event store")?;
-    let service = CommandService::start(Arc::new(store)).await?;
+    // As `trellis serve` appends: through group commit.
+    let service = CommandService::start(Arc::new(GroupCommit::new(
+        Arc::new(store),
+        GroupCommitConfig::default(),
+    )))
+    .await?;
     let addr = service.addr;
     let reps_needed = (8 * REPS_PER_CLIENT).max(IMPORT_REPS);
     let org = service.organisation(reps_needed).await?;

@@ -32,6 +32,10 @@
 //! baseline, Trellis, baseline, Trellis (each `--seconds / 2`), so drift hits
 //! both sides alike.
 //!
+//! - `append_8w_alone`: eight writers (as `append_8w` below) appending
+//!   straight to the store, each command committed alone: the line group
+//!   commit is measured against. Every other append line goes through
+//!   `GroupCommit` with its default settings, as `trellis serve` appends.
 //! - `append_1w`: one writer, one event per append, round-robin over its own
 //!   100 streams, `ExpectedVersion::Exact` tracked locally so the version
 //!   check runs. Baseline: a single-row autocommit `INSERT` of the same values

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{Client, NoTls, Row};
-use trellis_eventstore::EventStore;
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore, Xid8};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
 
 use crate::baseline::{BenchDatabase, connect, raw_writer};
 use crate::workload::{self, RawEvent, Report, Tally};
@@ -70,6 +70,26 @@ async fn append(
     report: &mut Report,
 ) -> Result<()> {
     let slice = seconds / ROUNDS as u32;
+    // Each command committed alone, as before group commit: the line the
+    // grouped ones below are an improvement on.
+    let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
+    workload::append_scenario(
+        report,
+        "append_8w_alone",
+        (8, 1),
+        slice,
+        "raw single-row autocommit INSERT",
+        raw,
+        "PostgresStore::append, 1 event, Exact version, one commit per command",
+        store,
+    )
+    .await?;
+    // As `trellis serve` appends: through group commit.
+    let grouped: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+        store.clone(),
+        GroupCommitConfig::default(),
+    ));
+    let store = &grouped;
     for (name, writers, per_append, baseline_what) in [
         ("append_1w", 1, 1, "raw single-row autocommit INSERT"),
         ("append_8w", 8, 1, "raw single-row autocommit INSERT"),
@@ -89,7 +109,7 @@ async fn append(
             slice,
             baseline_what,
             raw,
-            "PostgresStore",
+            "PostgresStore through GroupCommit",
             store,
         )
         .await?;
@@ -106,6 +126,8 @@ async fn append(
         .context("failed to open the sealed PostgreSQL event store")?
         .sealing_with(key.clone()),
     );
+    let sealed: Arc<dyn EventStore> =
+        Arc::new(GroupCommit::new(sealed, GroupCommitConfig::default()));
     let _signer = workload::Signer::start(sealed.clone(), key);
     for (name, writers) in [("append_1w_sealed", 1), ("append_8w_sealed", 8)] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
@@ -116,7 +138,7 @@ async fn append(
             slice,
             "raw single-row autocommit INSERT",
             raw,
-            "PostgresStore sealing, tree signed every 1,000 events",
+            "PostgresStore sealing, through GroupCommit, tree signed every 1,000 events",
             &sealed,
         )
         .await?;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::DateTime;
 use rusqlite::{Connection, params};
-use trellis_eventstore::EventStore;
 use trellis_eventstore::sqlite::{FILE_NAME, SqliteStore};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
 use uuid::Uuid;
 
 use crate::workload::{
@@ -111,6 +111,25 @@ async fn append(
     report: &mut Report,
 ) -> Result<()> {
     let slice = seconds / ROUNDS as u32;
+    // Each command committed alone, as before group commit.
+    let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);
+    workload::append_scenario(
+        report,
+        "sqlite_append_8w_alone",
+        (8, 1),
+        slice,
+        "raw single-row autocommit INSERT",
+        writer,
+        "SqliteStore::append, 1 event, Exact version, one commit per command",
+        store,
+    )
+    .await?;
+    // As `trellis serve` appends: through group commit.
+    let grouped: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+        store.clone(),
+        GroupCommitConfig::single_writer(),
+    ));
+    let store = &grouped;
     for (name, writers, per_append, baseline_what) in [
         ("sqlite_append_1w", 1, 1, "raw single-row autocommit INSERT"),
         ("sqlite_append_8w", 8, 1, "raw single-row autocommit INSERT"),
@@ -129,7 +148,7 @@ async fn append(
             slice,
             baseline_what,
             writer,
-            "SqliteStore",
+            "SqliteStore through GroupCommit",
             store,
         )
         .await?;
@@ -137,7 +156,10 @@ async fn append(
     // The same with every event sealed and the tree signed behind the
     // appends, as `trellis serve` runs: compare with the plain lines above.
     let key = workload::bench_key()?;
-    let sealed: Arc<dyn EventStore> = Arc::new(plain.clone().sealing_with(key.clone()));
+    let sealed: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+        Arc::new(plain.clone().sealing_with(key.clone())),
+        GroupCommitConfig::single_writer(),
+    ));
     let _signer = workload::Signer::start(sealed.clone(), key);
     for (name, writers) in [
         ("sqlite_append_1w_sealed", 1),
@@ -151,7 +173,7 @@ async fn append(
             slice,
             "raw single-row autocommit INSERT",
             writer,
-            "SqliteStore sealing, tree signed every 1,000 events",
+            "SqliteStore sealing, through GroupCommit, tree signed every 1,000 events",
             &sealed,
         )
         .await?;

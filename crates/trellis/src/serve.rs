@@ -62,6 +62,17 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (imports are the largest).
     #[arg(long, env = "TRELLIS_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     body_limit: usize,
+    /// Group commit: commands that arrive together share one transaction
+    /// and one commit, at most this many at a time (each still answered on
+    /// its own). 1 commits every command alone.
+    #[arg(
+        long,
+        env = "TRELLIS_GROUP_COMMIT_MAX",
+        value_name = "COMMANDS",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u16).range(1..=10_000)
+    )]
+    group_commit_max: u16,
     /// The most rows one measurement import may carry.
     #[arg(long, env = "TRELLIS_MAX_IMPORT_ROWS", default_value_t = 50_000)]
     max_import_rows: usize,
@@ -249,7 +260,8 @@ impl Application {
         let stores = store_args
             .open_all()
             .await?
-            .sealing_with(keys.signer.clone());
+            .sealing_with(keys.signer.clone())
+            .grouping_appends(usize::from(args.group_commit_max));
         let access = signin::open_access(&stores, &args.sign_in).await?;
         let http = HttpState::new(
             stores.log.clone(),

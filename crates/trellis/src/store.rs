@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use trellis_eventstore::EventStore;
 use trellis_eventstore::drivers::tokio_postgres;
 use trellis_eventstore::postgres::{self, Migrations, PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
 use trellis_projections::store::sqlite::SqliteReadStore;
@@ -203,6 +203,27 @@ impl Stores {
                     backend: Backend::Sqlite(store),
                 }
             }
+        }
+    }
+
+    /// The same stores with appends made through `log` grouped into shared
+    /// commits of at most `max_batch` commands ([`GroupCommit`]); 1 leaves
+    /// every append to commit alone.
+    pub fn grouping_appends(self, max_batch: usize) -> Stores {
+        if max_batch <= 1 {
+            return self;
+        }
+        // The embedded file has one writer: one batch at a time, so what
+        // queues while it writes goes together in the next. PostgreSQL
+        // commits several batches at once and merges their flushes.
+        let base = match self.backend {
+            Backend::Sqlite(_) => GroupCommitConfig::single_writer(),
+            Backend::Postgres { .. } => GroupCommitConfig::default(),
+        };
+        let config = GroupCommitConfig { max_batch, ..base };
+        Stores {
+            log: Arc::new(GroupCommit::new(self.log, config)),
+            ..self
         }
     }
 }
