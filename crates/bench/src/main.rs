@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release -p trellis-bench -- <append|read-all|all> [--backend postgres|sqlite|both]
 //!     [--seconds 5] [--events 1000000] [--sqlite-events 200000] [--page 5000]
+//! cargo build --release -p trellis && cargo run --release -p trellis-bench -- org
+//!     [--reps 5000] [--team-size 50] [--weeks 104] [--samples 200] [--backend postgres|sqlite|both]
 //!     [--database-url postgres://postgres@127.0.0.1:5432/postgres]   (or TRELLIS_BENCH_DATABASE_URL)
 //! ```
 //!
@@ -66,6 +68,19 @@
 //!   full passes each). The
 //!   default page is 5000: on PostgreSQL it was as fast as 1000 for the
 //!   baseline and faster for Trellis.
+//! - `org` (both backends): a generated organisation (`--reps` reps in teams
+//!   of `--team-size`, `--weeks` weeks of measurements, coaching with action
+//!   items, feedback, assessments, support requests and improvement plans;
+//!   3.05 million events at the defaults) written through the real append
+//!   path, the read models rebuilt, then the built `trellis serve` started
+//!   as a child process on it: start to `/readyz`, its resident memory after
+//!   warm-up, and p50/p99 of the dashboard's team, rep, leader scorecard and
+//!   review packet pages and the API's team view, profile, timeline and
+//!   as-of, sampled while 8 clients keep recording feedback through the API.
+//!   Ratio `org_feedback_8w`: those writes' events/s against the raw
+//!   single-row INSERT at 8 writers. Ends with `ratios:`, `latency_ms:`
+//!   (including `start_to_ready`) and `memory_mb:`; every figure with a
+//!   target of issue 17 is printed `MET` or `MISSED`. See `org.rs`.
 
 #![allow(
     clippy::print_stdout,
@@ -80,6 +95,7 @@ use clap::{Parser, ValueEnum};
 mod asof;
 mod baseline;
 mod http;
+mod org;
 mod pg;
 mod publish;
 mod replay;
@@ -149,6 +165,31 @@ struct Cli {
     /// Events in the one rep's stream for as-of.
     #[arg(long, default_value_t = 10_000)]
     rep_events: u64,
+
+    /// Reps in the generated organisation of `org`.
+    #[arg(long, default_value_t = 5000)]
+    reps: u64,
+
+    /// Reps per team in `org`.
+    #[arg(long, default_value_t = 50)]
+    team_size: u64,
+
+    /// Weeks of history in `org`.
+    #[arg(long, default_value_t = 104)]
+    weeks: u64,
+
+    /// The seed of `org`'s generator (the same seed, the same organisation).
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
+
+    /// Timed requests of each kind in `org`.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+
+    /// The `trellis` binary `org` serves with (default: the one beside this
+    /// executable).
+    #[arg(long, env = "TRELLIS_BENCH_TRELLIS_BIN")]
+    trellis_bin: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +210,9 @@ enum Scenario {
     /// tree and seals) against the raw ordered scan, and a packet's evidence
     /// (PostgreSQL).
     Verify,
+    /// A generated organisation served by `trellis serve`: page and API
+    /// latency under writes, memory, start to ready (both backends).
+    Org,
     All,
 }
 
@@ -225,6 +269,55 @@ async fn main() -> Result<()> {
             seconds,
         )
         .await;
+    }
+
+    if cli.scenario == Scenario::Org {
+        anyhow::ensure!(
+            cli.reps > 0 && cli.team_size > 0 && cli.weeks > 0 && cli.samples > 0,
+            "--reps, --team-size, --weeks and --samples must be at least 1"
+        );
+        let options = org::Options {
+            reps: cli.reps,
+            team_size: cli.team_size,
+            weeks: cli.weeks,
+            seed: cli.seed,
+            samples: cli.samples,
+            seconds,
+            trellis_bin: cli.trellis_bin.clone(),
+        };
+        if cli.backend != Backend::Sqlite {
+            let db = baseline::BenchDatabase::create(&cli.database_url).await?;
+            println!("postgres: database {}", db.name());
+            let outcome = tokio::select! {
+                outcome = org::run(&options, org::Target::Postgres(&db), &mut report) => outcome,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            };
+            db.drop_now().await;
+            outcome.context("the PostgreSQL org benchmark failed")?;
+        }
+        if cli.backend != Backend::Postgres {
+            let dir = std::env::temp_dir()
+                .join(format!("trellis-bench-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+            println!("sqlite: directory {}", dir.display());
+            let outcome = tokio::select! {
+                outcome = org::run(&options, org::Target::Sqlite(&dir), &mut report) => outcome,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            };
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                eprintln!("warning: failed to remove {}: {e}", dir.display());
+            }
+            outcome.context("the SQLite org benchmark failed")?;
+        }
+        println!("{}", report.ratios_line());
+        if let Some(line) = report.latency_line() {
+            println!("{line}");
+        }
+        if let Some(line) = report.memory_line() {
+            println!("{line}");
+        }
+        return Ok(());
     }
 
     if matches!(

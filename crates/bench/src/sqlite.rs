@@ -46,7 +46,7 @@ const RAW_COLUMNS: &str = "global_position, event_id, stream_id, stream_version,
 /// The baseline file: one writer and one reader connection, each behind a
 /// mutex and used from tokio's blocking pool, as the store does.
 #[derive(Debug, Clone)]
-struct Raw {
+pub(crate) struct Raw {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
 }
@@ -61,6 +61,23 @@ fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+impl Raw {
+    /// A fresh baseline file at `path`, with its table.
+    pub(crate) async fn create(path: &Path) -> Result<Raw> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let writer = open(&path)?;
+            writer.execute_batch(RAW_TABLE)?;
+            let reader = open(&path)?;
+            anyhow::Ok(Raw {
+                writer: Arc::new(Mutex::new(writer)),
+                reader: Arc::new(Mutex::new(reader)),
+            })
+        })
+        .await?
+    }
+}
+
 fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -72,20 +89,7 @@ pub async fn run(dir: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
         .await
         .context("failed to open the embedded event store")?;
     let store: Arc<dyn EventStore> = Arc::new(plain.clone());
-    let raw_path = dir.join("raw.db");
-    let raw = {
-        let path = raw_path.clone();
-        tokio::task::spawn_blocking(move || {
-            let writer = open(&path)?;
-            writer.execute_batch(RAW_TABLE)?;
-            let reader = open(&path)?;
-            anyhow::Ok(Raw {
-                writer: Arc::new(Mutex::new(writer)),
-                reader: Arc::new(Mutex::new(reader)),
-            })
-        })
-        .await??
-    };
+    let raw = Raw::create(&dir.join("raw.db")).await?;
     if plan.append {
         append(&store, &plain, &raw, plan.seconds, report).await?;
     }
@@ -183,7 +187,7 @@ async fn append(
 
 /// The baseline writer: the same rows through a cached prepared INSERT, one
 /// autocommit statement per event, or `per_append` in one transaction.
-async fn raw_writer(raw: Raw, deadline: Instant, per_append: usize) -> Result<u64> {
+pub(crate) async fn raw_writer(raw: Raw, deadline: Instant, per_append: usize) -> Result<u64> {
     let streams: Vec<String> = workload::streams(STREAMS_PER_WRITER)?
         .into_iter()
         .map(String::from)

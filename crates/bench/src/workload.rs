@@ -414,7 +414,7 @@ pub async fn fill(
     })
 }
 
-fn show_progress(label: &str, done: u64, target: u64, start: Instant) {
+pub(crate) fn show_progress(label: &str, done: u64, target: u64, start: Instant) {
     let percent = 100.0 * done as f64 / target.max(1) as f64;
     let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
     let mut err = std::io::stderr().lock();
@@ -430,6 +430,7 @@ fn show_progress(label: &str, done: u64, target: u64, start: Instant) {
 pub struct Report {
     ratios: Vec<(String, f64)>,
     latencies: Vec<(String, f64)>,
+    memory: Vec<(String, f64)>,
 }
 
 impl Report {
@@ -489,6 +490,23 @@ impl Report {
         let mut line = String::from("latency_ms:");
         for (name, ms) in &self.latencies {
             line.push_str(&format!(" {name}={ms:.2}"));
+        }
+        Some(line)
+    }
+
+    /// Records a memory figure, in MiB, for the `memory_mb:` line.
+    pub fn memory(&mut self, name: &str, mib: f64) {
+        self.memory.push((name.to_owned(), mib));
+    }
+
+    /// `memory_mb: name=value ...`, when a scenario measured memory.
+    pub fn memory_line(&self) -> Option<String> {
+        if self.memory.is_empty() {
+            return None;
+        }
+        let mut line = String::from("memory_mb:");
+        for (name, mib) in &self.memory {
+            line.push_str(&format!(" {name}={mib:.0}"));
         }
         Some(line)
     }
