@@ -10,7 +10,7 @@
 //! in five dropped) and a piece of feedback, every eight weeks a skill
 //! assessment, every thirteen weeks a support request (raised, acknowledged,
 //! resolved), and for one rep in five an improvement plan half-way through
-//! (started, two checkpoints, closed). At the defaults that is 3,050,808
+//! (started, two checkpoints, closed). At the defaults that is 3,054,208
 //! events: the issue's mix taken literally (its "about 2,000,000" undercounts
 //! four weekly measurements alone, 2,080,000). Everything is derived from a
 //! seeded generator (ids, values, kinds; the dates from today), so a
@@ -57,7 +57,8 @@
 //! page and as-of for reps nobody looked at before (`*_cold`). Every answer
 //! must be a 200 (201 for the writes). p50 and p99 per kind go to
 //! `latency_ms:`, with the writes' own and `start_to_ready`; `memory_mb:`
-//! has the RSS after warm-up, at the end, and the high-water mark.
+//! has the RSS when ready, after warm-up (the target's figure), at the end,
+//! and the high-water mark (`VmHWM`).
 //!
 //! The ratio `org_feedback_8w` (`sqlite_org_feedback_8w`): the feedback
 //! commands' events/s during the sampling against the raw single-row
@@ -1074,11 +1075,14 @@ pub async fn run(options: &Options, target: Target<'_>, report: &mut Report) -> 
     // The server alone holds the store from here (the embedded one is one process's).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (server, ready) = spawn_server(options, &target, &data_dir, &secret, &key).await?;
+    let rss_ready = server.rss_mb()?;
     println!(
-        "org {backend}: trellis serve (pid {}) ready in {:.2} s (spawn to the first 200 of /readyz)",
+        "org {backend}: trellis serve (pid {}) ready in {:.2} s (spawn to the first 200 of \
+         /readyz); RSS {rss_ready:.0} MB",
         server.pid,
         ready.as_secs_f64()
     );
+    report.memory(&format!("{prefix}rss_at_ready"), rss_ready);
     let outcome = measure(options, &server, &cat, reps, &secret, &raw, prefix, ready, report).await;
     let rss_end = server.rss_mb().unwrap_or(0.0);
     let hwm = server.hwm_mb().unwrap_or(0.0);
