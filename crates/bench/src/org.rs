@@ -79,6 +79,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::{Datelike, Days, NaiveDate, NaiveTime, Utc};
 use trellis_domain::competency::{CompetencyDefined, CompetencyEvent};
+use trellis_domain::rep::Owner;
 use trellis_domain::rep::{
     ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, FeedbackGiven,
     FeedbackKind, ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource,
@@ -86,15 +87,14 @@ use trellis_domain::rep::{
     SkillAssessed, SupportAcknowledged, SupportCategory, SupportRequested, SupportResolved,
     Visibility,
 };
-use trellis_domain::rep::Owner;
 use trellis_domain::standard::{StandardEvent, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamEvent, TeamFormed};
+use trellis_domain::values::NonEmptyText;
 use trellis_domain::{
     ActionItemId, AssessmentId, CompetencyId, Direction, Event, FeedbackId, LeaderId,
     MeasurementId, Period, PeriodKind, PlanId, RepId, SessionId, StandardId, StandardKind,
     SupportRequestId, TeamId,
 };
-use trellis_domain::values::NonEmptyText;
 use trellis_eventstore::note::SignerKey;
 use trellis_eventstore::tree::TreeBuilder;
 use trellis_eventstore::{CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId};
@@ -119,10 +119,34 @@ const WARM_REPS_PER_TEAM: usize = 2;
 
 /// The four weekly standards: metric, kind, direction, target, usual value.
 const STANDARDS: [(&str, StandardKind, Direction, f64, f64); 4] = [
-    ("calls_made", StandardKind::Quantity, Direction::AtLeast, 50.0, 52.0),
-    ("meetings_booked", StandardKind::Quantity, Direction::AtLeast, 5.0, 5.0),
-    ("crm_hygiene", StandardKind::Quality, Direction::AtLeast, 90.0, 91.0),
-    ("talk_ratio", StandardKind::Quality, Direction::AtMost, 60.0, 57.0),
+    (
+        "calls_made",
+        StandardKind::Quantity,
+        Direction::AtLeast,
+        50.0,
+        52.0,
+    ),
+    (
+        "meetings_booked",
+        StandardKind::Quantity,
+        Direction::AtLeast,
+        5.0,
+        5.0,
+    ),
+    (
+        "crm_hygiene",
+        StandardKind::Quality,
+        Direction::AtLeast,
+        90.0,
+        91.0,
+    ),
+    (
+        "talk_ratio",
+        StandardKind::Quality,
+        Direction::AtMost,
+        60.0,
+        57.0,
+    ),
 ];
 
 const COMPETENCIES: [&str; 4] = ["Discovery", "Objection handling", "Negotiation", "Pipeline"];
@@ -498,8 +522,11 @@ impl RepHistory {
                         push(
                             RepEvent::ImprovementPlanClosed(ImprovementPlanClosed {
                                 plan_id,
-                                outcome: [PlanOutcome::Met, PlanOutcome::Extended, PlanOutcome::NotMet]
-                                    [rng.below(3) as usize],
+                                outcome: [
+                                    PlanOutcome::Met,
+                                    PlanOutcome::Extended,
+                                    PlanOutcome::NotMet,
+                                ][rng.below(3) as usize],
                                 note: text("Reviewed together."),
                                 on: day(0),
                             }),
@@ -596,7 +623,12 @@ async fn fill(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                crate::workload::show_progress(&label, done.load(Ordering::Relaxed), target, started);
+                crate::workload::show_progress(
+                    &label,
+                    done.load(Ordering::Relaxed),
+                    target,
+                    started,
+                );
             }
         })
     };
@@ -606,7 +638,8 @@ async fn fill(
     }
     let mut handles = Vec::new();
     for w in 0..WRITERS as u64 {
-        let (store, done, cat, options) = (store.clone(), done.clone(), cat.clone(), options.clone());
+        let (store, done, cat, options) =
+            (store.clone(), done.clone(), cat.clone(), options.clone());
         handles.push(tokio::spawn(async move {
             let mut mine: Vec<RepHistory> = (w..options.reps)
                 .step_by(WRITERS)
@@ -757,7 +790,14 @@ impl Server {
             .context("failed to read the server's /proc status")?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .with_context(|| format!("no {field} in the server's /proc status"))
     }
 
@@ -1083,7 +1123,10 @@ pub async fn run(options: &Options, target: Target<'_>, report: &mut Report) -> 
         ready.as_secs_f64()
     );
     report.memory(&format!("{prefix}rss_at_ready"), rss_ready);
-    let outcome = measure(options, &server, &cat, reps, &secret, &raw, prefix, ready, report).await;
+    let outcome = measure(
+        options, &server, &cat, reps, &secret, &raw, prefix, ready, report,
+    )
+    .await;
     let rss_end = server.rss_mb().unwrap_or(0.0);
     let hwm = server.hwm_mb().unwrap_or(0.0);
     server.stop().await;
@@ -1145,9 +1188,7 @@ async fn measure(
             }
         }
     }
-    let cold: Vec<usize> = (0..org.reps.len())
-        .filter(|r| !warm.contains(r))
-        .collect();
+    let cold: Vec<usize> = (0..org.reps.len()).filter(|r| !warm.contains(r)).collect();
     let mut http = Http::connect(server.addr).await?;
     let mut rng = Seeded::new(options.seed, 0xA5);
     let started = Instant::now();
