@@ -409,7 +409,7 @@ impl RepHistory {
                 day(4),
             );
         }
-        if w % 2 == 0 {
+        if w.is_multiple_of(2) {
             let item = ActionItemId::from_uuid(rng.uuid());
             self.open_item = Some(item);
             push(
@@ -486,7 +486,7 @@ impl RepHistory {
         }
         // One rep in five: an improvement plan half-way through.
         let plan_week = weeks / 2;
-        if self.index % 5 == 0 && w >= plan_week && w <= plan_week + 6 {
+        if self.index.is_multiple_of(5) && w >= plan_week && w <= plan_week + 6 {
             match w - plan_week {
                 0 => {
                     let plan_id = PlanId::from_uuid(rng.uuid());
@@ -988,12 +988,11 @@ impl Org {
     }
 }
 
+/// A feedback writer: the events it wrote and each request's milliseconds.
+type Writer = tokio::task::JoinHandle<Result<(u64, Vec<f64>)>>;
+
 /// The feedback writers: 8, each its own connection, until `stop`.
-fn start_writers(
-    org: &Arc<Org>,
-    addr: SocketAddr,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Result<(u64, Vec<f64>)>>> {
+fn start_writers(org: &Arc<Org>, addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<Writer> {
     (0..WRITERS as u64)
         .map(|w| {
             let (org, stop) = (org.clone(), stop.clone());
