@@ -39,6 +39,14 @@ struct Inner {
     state_cache: StateCache,
 }
 
+/// The most aggregate states kept between commands.
+const STATE_CACHE_STATES: usize = 50_000;
+
+/// The most events those states may hold in all: a state grows with its
+/// history, so this, not the count, bounds the memory (a few hundred bytes
+/// of state per event: some hundreds of megabytes at most).
+const STATE_CACHE_EVENTS: u64 = 500_000;
+
 impl CommandState {
     /// The write side over `http`; its metrics join `http`'s `/metrics`.
     pub fn new(http: HttpState, config: CommandsConfig) -> Self {
@@ -48,7 +56,7 @@ impl CommandState {
             inner: Arc::new(Inner {
                 config,
                 metrics,
-                state_cache: StateCache::new(50_000),
+                state_cache: StateCache::new(STATE_CACHE_STATES, STATE_CACHE_EVENTS),
             }),
         }
     }
