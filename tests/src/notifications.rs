@@ -208,40 +208,35 @@ async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool
     start.elapsed()
 }
 
-/// Every message of the stream, in stream order.
-async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream::Message> {
+/// Every message of the stream, in stream order, each read by its sequence
+/// from the stream's leader. No consumer: right after a cluster node died,
+/// placing a new consumer's replicas can stall for longer than a test
+/// waits, while the stream itself answers. A read that times out while the
+/// stream elects a leader is tried again for a while.
+async fn stream_messages(
+    js: &jetstream::Context,
+    stream: &str,
+) -> Vec<jetstream::message::StreamMessage> {
     let stream = js.get_stream(stream).await.expect("the stream");
-    let total = usize::try_from(stream.cached_info().state.messages).expect("a count");
-    // Right after a cluster node died the stream may still be electing a
-    // leader and refuse a consumer for a moment, and on a busy machine a
-    // JetStream API request can time out (10 s) while it does: try again
-    // for a while.
+    let state = &stream.cached_info().state;
+    let (first, last) = (state.first_sequence, state.last_sequence);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let consumer = loop {
-        match stream
-            .create_consumer(pull::Config {
-                ack_policy: AckPolicy::None,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(consumer) => break consumer,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("creating a consumer failed ({e}); retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("no ephemeral consumer within 60 s: {e}"),
+    let mut out = Vec::with_capacity(usize::try_from(state.messages).expect("a count"));
+    for sequence in first..=last {
+        if state.messages == 0 {
+            break;
         }
-    };
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut out = Vec::with_capacity(total);
-    while out.len() < total {
-        let next = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("the stream's messages arrive")
-            .expect("a message")
-            .expect("a message");
-        out.push(next);
+        let message = loop {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => break message,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("reading message {sequence} failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("message {sequence} unreadable for 60 s: {e}"),
+            }
+        };
+        out.push(message);
     }
     out
 }
@@ -262,8 +257,7 @@ async fn assert_stream_is_the_log(
         .map(|m| {
             let id = m
                 .headers
-                .as_ref()
-                .and_then(|h| h.get(message::MSG_ID))
+                .get(message::MSG_ID)
                 .expect("Nats-Msg-Id")
                 .as_str();
             Uuid::parse_str(id).expect("an event id")
