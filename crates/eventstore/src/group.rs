@@ -34,6 +34,9 @@ use crate::{
     RecordedEvent, StreamId, StreamWrite, merkle, tree, validate_append,
 };
 
+/// The metric of how many commands each batch carried.
+const BATCH_COMMANDS: &str = "trellis_group_commit_commands";
+
 /// How [`GroupCommit`] forms batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitConfig {
@@ -204,6 +207,15 @@ impl GroupCommit {
     }
 
     fn count(&self, commands: usize) {
+        static DESCRIBED: std::sync::Once = std::sync::Once::new();
+        DESCRIBED.call_once(|| {
+            metrics::describe_histogram!(
+                BATCH_COMMANDS,
+                "Commands per group commit: 1 is a command committed alone; larger when \
+                 appends arrive together."
+            );
+        });
+        metrics::histogram!(BATCH_COMMANDS).record(commands as f64);
         let commands = commands as u64;
         self.shared.commands.fetch_add(commands, Ordering::Relaxed);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);

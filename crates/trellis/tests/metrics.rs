@@ -102,6 +102,7 @@ async fn metrics_are_served_apart_behind_their_token_with_what_the_stores_say(ki
     for expected in [
         "trellis_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/teams\",status=\"201\"} 1",
         "trellis_append_duration_seconds_count ",
+        "trellis_group_commit_commands_count ",
         "trellis_projection_lag_events{projection=\"growth\",generation=",
         "trellis_projection_lag_seconds{projection=\"growth\",generation=",
         "trellis_webhook_queue_depth 0",
