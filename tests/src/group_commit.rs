@@ -116,7 +116,7 @@ async fn a_batch_answers_each_command_as_if_it_were_alone(kind: Kind) {
         request(&any, ExpectedVersion::Any, vec![]),
         request(&any, ExpectedVersion::Any, vec![event(7)]),
     ];
-    let outcomes = b.store.append_batch(&requests).await;
+    let outcomes = b.store.append_batch(requests.clone()).await;
     assert_eq!(outcomes.len(), requests.len());
 
     assert_eq!(done(&outcomes[0]).stream_version, 1);
@@ -182,7 +182,7 @@ async fn a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours(
     let (before, broken, after) = (stream("rep"), stream("rep"), stream("rep"));
     let outcomes = b
         .store
-        .append_batch(&[
+        .append_batch(vec![
             request(&before, ExpectedVersion::Exact(0), vec![event(1)]),
             request(&broken, ExpectedVersion::Exact(0), vec![event(2), taken]),
             request(&after, ExpectedVersion::Exact(0), vec![event(3)]),

@@ -172,13 +172,14 @@ impl GroupCommit {
     /// Runs `batch`, then whatever queued meanwhile, until nothing can go.
     async fn run(self, mut batch: Vec<Waiting>) {
         loop {
+            let streams: Vec<StreamId> = batch.iter().map(|w| w.request.stream.clone()).collect();
             let (requests, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|w| (w.request, w.reply)).unzip();
-            let outcomes = AssertUnwindSafe(self.inner.append_batch(&requests))
+            let outcomes = AssertUnwindSafe(self.inner.append_batch(requests))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| vec![]);
-            self.count(requests.len());
+            self.count(streams.len());
             let mut outcomes = outcomes.into_iter();
             for reply in replies {
                 let outcome = outcomes.next().unwrap_or_else(|| {
@@ -192,8 +193,8 @@ impl GroupCommit {
                 let _ = reply.send(outcome);
             }
             let mut state = self.shared.lock();
-            for request in &requests {
-                state.busy.remove(&request.stream);
+            for stream in &streams {
+                state.busy.remove(stream);
             }
             batch = state.take_batch(self.shared.config.max_batch);
             if batch.is_empty() {
@@ -283,7 +284,10 @@ impl EventStore for GroupCommit {
         })
     }
 
-    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
+    async fn append_batch(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
         self.inner.append_batch(requests).await
     }
 

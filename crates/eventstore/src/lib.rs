@@ -98,10 +98,15 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// commit, see [`GroupCommit`]). Commands for the same stream apply in
     /// the order given.
     ///
-    /// The default runs them one after the other.
-    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
+    /// The requests are the batch's own (a backend that writes on another
+    /// thread moves them there, not a copy). The default runs them one
+    /// after the other.
+    async fn append_batch(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
         let mut outcomes = Vec::with_capacity(requests.len());
-        for r in requests {
+        for r in &requests {
             outcomes.push(self.append(&r.stream, r.expected, &r.meta, &r.events).await);
         }
         outcomes

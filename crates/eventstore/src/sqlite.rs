@@ -821,8 +821,11 @@ impl EventStore for SqliteStore {
         skip_all,
         fields(commands = requests.len())
     )]
-    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
-        if let [only] = requests {
+    async fn append_batch(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
+        if let [only] = &requests[..] {
             return vec![
                 self.append(&only.stream, only.expected, &only.meta, &only.events)
                     .await,
@@ -830,8 +833,8 @@ impl EventStore for SqliteStore {
         }
         let inner = self.inner.clone();
         let sealer = self.sealer.clone();
-        let owned = requests.to_vec();
         let count = requests.len();
+        let owned = requests;
         let outcomes = tokio::task::spawn_blocking(move || {
             let prepared = owned
                 .iter()

@@ -902,8 +902,11 @@ impl EventStore for PostgresStore {
         skip_all,
         fields(commands = requests.len())
     )]
-    async fn append_batch(&self, requests: &[AppendRequest]) -> Vec<Result<AppendOutcome, Error>> {
-        if let [only] = requests {
+    async fn append_batch(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
+        if let [only] = &requests[..] {
             return vec![
                 self.append(&only.stream, only.expected, &only.meta, &only.events)
                     .await,
