@@ -17,6 +17,7 @@ mod migrate;
 mod nats;
 mod relay;
 mod replay;
+mod replica;
 mod roles;
 mod secret;
 mod serve;

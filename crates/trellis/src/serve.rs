@@ -23,6 +23,7 @@ use trellis_queries::QueryState;
 use crate::checkpoints::{self, CheckpointArgs, Keys};
 use crate::nats::NatsArgs;
 use crate::relay;
+use crate::replica::{self, ReplicaArgs};
 use crate::roles::{Role, Roles, single_active};
 use crate::secret::SecretArgs;
 use crate::signin::{self, SignInArgs};
@@ -124,6 +125,8 @@ pub struct ServeArgs {
     secret: SecretArgs,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    replica: ReplicaArgs,
 }
 
 /// When alerts fire: each threshold of [`trellis_alerts::Thresholds`], with
@@ -263,8 +266,25 @@ impl Application {
             .sealing_with(keys.signer.clone())
             .grouping_appends(usize::from(args.group_commit_max));
         let access = signin::open_access(&stores, &args.sign_in).await?;
+        // The API's reads go to the replica when there is one; the workers
+        // keep the primary.
+        let (api_stores, replica) = if args.roles.contains(Role::Api) {
+            replica::route(
+                stores.clone(),
+                &args.replica,
+                store_args.database_ca_file.as_deref(),
+            )
+            .await?
+        } else {
+            if args.replica.read_database_url.is_some() {
+                tracing::warn!(
+                    "--read-database-url serves the api role only: this process leaves it unused"
+                );
+            }
+            (stores.clone(), None)
+        };
         let http = HttpState::new(
-            stores.log.clone(),
+            api_stores.log.clone(),
             args.secret.key(&store_args.data_dir)?,
             Arc::new(SystemClock),
         )
@@ -301,15 +321,22 @@ impl Application {
             https: args.sign_in.https(),
         };
         let router = if args.roles.contains(Role::Api) {
-            router(
+            let router = router(
                 http.clone(),
                 commands,
-                &stores,
+                &api_stores,
                 settings,
                 hooks,
                 pages,
                 &keys,
-            )
+            );
+            match replica {
+                Some(replica) => router.layer(axum::middleware::from_fn_with_state(
+                    replica,
+                    replica::layer,
+                )),
+                None => router,
+            }
         } else {
             // Probes and scrapes only: every other path is a 404.
             trellis_http::app(http.clone(), [])

@@ -169,14 +169,16 @@ struct Inner {
     appended: watch::Sender<u64>,
     /// Bumped by this process's appends only; drives the notifier.
     local_appends: watch::Sender<u64>,
-    listener: tokio::task::AbortHandle,
-    notifier: tokio::task::AbortHandle,
+    /// The tasks that LISTEN for others' appends and NOTIFY of this
+    /// process's (none on a read replica, where neither can run).
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.listener.abort();
-        self.notifier.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -193,26 +195,35 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// The connection pool of `config`, connecting with `pg` over `tls`.
+fn build_pool(
+    config: &PostgresConfig,
+    pg: &tokio_postgres::Config,
+    tls: &tls::MakeRustls,
+) -> Result<Pool, Error> {
+    let manager = Manager::from_config(
+        pg.clone(),
+        tls.clone(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size.max(1))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Internal(format!("failed to build the connection pool: {e}")))
+}
+
 impl PostgresStore {
     /// Connects, checks the log's migrations (applying pending ones when
     /// this role may, see [`prepare`]), and starts listening for appends.
     pub async fn connect(config: &PostgresConfig) -> Result<Self, Error> {
         // `sslmode` and `sslrootcert` are read here (see `tls`).
         let (pg, tls) = tls::connect_config(&config.url)?;
-        let manager = Manager::from_config(
-            pg.clone(),
-            tls.clone(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Internal(format!("failed to build the connection pool: {e}")))?;
+        let pool = build_pool(config, &pg, &tls)?;
         {
             let mut client = pool.get().await?;
             prepare(&mut client, &LOG_MIGRATIONS).await?;
@@ -226,10 +237,61 @@ impl PostgresStore {
                 pool,
                 appended,
                 local_appends,
-                listener,
-                notifier,
+                tasks: vec![listener, notifier],
             }),
             sealer: None,
+        })
+    }
+
+    /// Connects to a streaming replica (a hot standby) of the log's
+    /// database, for reads only: nothing is migrated, no one LISTENs (a
+    /// standby refuses it: [`EventStore::appended`] of this store never
+    /// moves), and appending through it fails as the server refuses writes.
+    /// A replica that has not yet replayed the log's migrations is refused.
+    pub async fn connect_replica(config: &PostgresConfig) -> Result<Self, Error> {
+        let (pg, tls) = tls::connect_config(&config.url)?;
+        let pool = build_pool(config, &pg, &tls)?;
+        {
+            let client = pool.get().await?;
+            let pending = pending(&client, &LOG_MIGRATIONS).await?;
+            if !pending.is_empty() {
+                return Err(Error::Internal(format!(
+                    "the read replica lacks the log's migrations {} (it has not replayed them \
+                     yet, or it replicates another database): run `trellis migrate` against \
+                     the primary and let the replica catch up",
+                    pending.join(", ")
+                )));
+            }
+        }
+        let (appended, _) = watch::channel(0u64);
+        let (local_appends, _) = watch::channel(0u64);
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                appended,
+                local_appends,
+                tasks: Vec::new(),
+            }),
+            sealer: None,
+        })
+    }
+
+    /// How far this server's write-ahead log reaches, in bytes from its
+    /// start: on a primary what it has written, on a standby what it has
+    /// replayed. A standby whose position reaches a primary's position read
+    /// after a commit shows that commit.
+    pub async fn wal_position(&self) -> Result<u64, Error> {
+        with_client!(self, |client| {
+            let row = client
+                .query_one(
+                    "SELECT (COALESCE(CASE WHEN pg_is_in_recovery() \
+                                 THEN pg_last_wal_replay_lsn() \
+                                 ELSE pg_current_wal_lsn() END, '0/0') \
+                             - '0/0'::pg_lsn)::bigint",
+                    &[],
+                )
+                .await?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
     }
 
