@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use trellis_tests::{Backend, Kind};
 
-use common::{Serving, printed, serve, wait_for};
+use common::{ACTIVE, Serving, printed, serve, wait_for};
 
 const JWT_SECRET: &str = "roles-test-secret-0123456789abcdef0123456789";
 
@@ -90,25 +90,6 @@ impl Process {
         self.serving.kill();
     }
 }
-
-/// Whether a log line says something.
-type Says = fn(&str) -> bool;
-
-/// Each worker, and the line a process logs when it becomes the active one.
-const ACTIVE: [(&str, Says); 4] = [
-    ("projector: read models", |l| {
-        l.contains("projection.run") && l.trim_end().ends_with(" active")
-    }),
-    ("projector: checkpoints", |l| {
-        l.contains("took the publishing lease") && l.contains("TRELLIS_TREE")
-    }),
-    ("alerts evaluator", |l| {
-        l.contains("holds the lease") && l.contains("\"alerts evaluator\"")
-    }),
-    ("webhooks", |l| {
-        l.contains("holds the lease") && l.contains("\"webhooks\"")
-    }),
-];
 
 /// `trellis`, logging what the tests look for.
 fn trellis() -> Command {

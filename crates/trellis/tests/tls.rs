@@ -20,6 +20,7 @@ use trellis_notifications::LeaseConfig;
 use trellis_notifications::lease::Lease;
 use trellis_tests::temp_dir;
 
+use common::pg::{as_server_user, give_to_server_user, pg_bin};
 use common::{Serving, spare_port, trellis, wait_for};
 
 // ---------------------------------------------------------------- certificates
@@ -72,31 +73,6 @@ impl TestCa {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-fn pg_bin(name: &str) -> PathBuf {
-    let dir = std::env::var("TRELLIS_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_owned());
-    Path::new(&dir).join(name)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-/// `program args`, as the postgres user when we are root (initdb and the
-/// server refuse to run as root).
-fn as_server_user(program: &Path) -> Command {
-    if is_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
 /// A PostgreSQL cluster of the test's own with `ssl=on` and a certificate
 /// from `ca`, on a spare port; stopped and removed on drop.
 struct TlsPostgres {
@@ -108,14 +84,7 @@ impl TlsPostgres {
     fn start(ca: &TestCa) -> TlsPostgres {
         let dir = temp_dir();
         ca.write(&dir);
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        give_to_server_user(&dir);
         let data = dir.join("data");
         let output = as_server_user(&pg_bin("initdb"))
             .arg("-D")

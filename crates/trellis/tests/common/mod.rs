@@ -6,6 +6,7 @@
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod pg;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -224,7 +225,72 @@ pub fn spare_port() -> u16 {
         .port()
 }
 
+// ------------------------------------------------------------------ workers
+
+/// Whether a log line says something.
+pub type Says = fn(&str) -> bool;
+
+/// Each worker, and the line a process logs when it becomes the active one
+/// (the relay's needs NATS: [`RELAY_ACTIVE`]).
+pub const ACTIVE: [(&str, Says); 4] = [
+    ("projector: read models", |l| {
+        l.contains("projection.run") && l.trim_end().ends_with(" active")
+    }),
+    ("projector: checkpoints", |l| {
+        l.contains("took the publishing lease") && l.contains("TRELLIS_TREE")
+    }),
+    ("alerts evaluator", |l| {
+        l.contains("holds the lease") && l.contains("\"alerts evaluator\"")
+    }),
+    ("webhooks", |l| {
+        l.contains("holds the lease") && l.contains("\"webhooks\"")
+    }),
+];
+
+/// The relay, when the process has NATS.
+pub const RELAY_ACTIVE: (&str, Says) = ("relay", |l| {
+    l.contains("took the publishing lease") && l.contains("TRELLIS_EVENTS")
+});
+
 // ------------------------------------------------------------------ HTTP
+
+/// One HTTP/1.1 request with `Connection: close` that may fail (a process
+/// killed, a refused connection): the status and the body, or why not.
+pub fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(stream, "{head}\r\n{body}").map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("receive: {e}"))?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, rest) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status: {answer:?}"))?;
+    Ok((status, rest.to_owned()))
+}
 
 /// One HTTP/1.1 request to `address` with `Connection: close`: the whole
 /// answer, head and body, as text.
