@@ -1057,6 +1057,10 @@ async fn concurrent_retries_of_one_idempotency_key_all_answer_the_first_outcome(
         })
         .collect();
     assert_eq!(ids.len(), 1, "one feedback, whoever answered");
+    eprintln!(
+        "8 concurrent retries of one Idempotency-Key, twice: every answer 201 with the first \
+         outcome"
+    );
     assert_eq!(
         app.event_types("rep", rep).await,
         ["RepJoined", "FeedbackGiven"]
@@ -2416,6 +2420,7 @@ async fn reads_and_pages_answer_503_not_500_while_the_database_refuses_connectio
         "the reads that need the database say so: {refused}"
     );
     reopen_database(&admin, &name).await;
+    let reopened = std::time::Instant::now();
     let mut back = false;
     for _ in 0..200 {
         if app
@@ -2437,6 +2442,12 @@ async fn reads_and_pages_answer_503_not_500_while_the_database_refuses_connectio
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(back, "the profile reads again once the database is back");
+    eprintln!(
+        "database refusing connections: {refused} of {} reads and pages answered 503 with \
+         Retry-After: 5, none 500; the profile read again {:?} after it accepted connections",
+        reads.len() + pages.len(),
+        reopened.elapsed()
+    );
     drop(admin);
     app.cleanup().await;
 }

@@ -12,8 +12,9 @@
 //! for the pages, a short-lived cookie), so a client that talks to another
 //! API process can send it along. A read that must see such a position
 //! waits, at most `--read-replica-max-wait-ms`, for the replica to replay
-//! past it; otherwise it reads from the primary. A replica that cannot be
-//! reached, or lags past the wait, is left alone for a few seconds.
+//! past it; otherwise it reads from the primary. A replica that fails a read
+//! (the read is then made on the primary), cannot be reached, or lags past
+//! the wait sits out for a few seconds: every read goes to the primary.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -90,6 +91,29 @@ fn target() -> Target {
     READ_FROM.try_with(|t| *t).unwrap_or(Target::Primary)
 }
 
+/// Until when the replica sits out: every read goes to the primary.
+#[derive(Debug, Default)]
+pub struct Bench {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Bench {
+    /// Whether the replica sits out now.
+    fn holds(&self) -> bool {
+        let until = *self.until.lock().expect("replica bench");
+        until.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn put(&self, why: &str) {
+        tracing::warn!(
+            reason = why,
+            seconds = BENCHED.as_secs(),
+            "the read replica sits out: reads go to the primary for a while"
+        );
+        *self.until.lock().expect("replica bench") = Some(Instant::now() + BENCHED);
+    }
+}
+
 /// The replica, the positions clients must read past, and how far the
 /// replica is known to have replayed.
 #[derive(Debug)]
@@ -99,38 +123,22 @@ pub struct Replica {
     max_wait: Duration,
     /// How far the replica has replayed, as last asked.
     replayed: AtomicU64,
-    /// Until when reads that must see a write go to the primary.
-    benched_until: Mutex<Option<Instant>>,
+    bench: Arc<Bench>,
     /// Each client's last write: its primary position and when.
     writes: Mutex<HashMap<u64, (u64, Instant)>>,
     hasher: std::hash::RandomState,
 }
 
 impl Replica {
-    /// Whether the replica sat out recently.
-    fn benched(&self) -> bool {
-        let until = *self.benched_until.lock().expect("replica bench");
-        until.is_some_and(|until| Instant::now() < until)
-    }
-
-    fn bench(&self, why: &str) {
-        tracing::warn!(
-            reason = why,
-            seconds = BENCHED.as_secs(),
-            "reads that must see a write go to the primary for a while"
-        );
-        *self.benched_until.lock().expect("replica bench") = Some(Instant::now() + BENCHED);
-    }
-
     /// Where a read that must see position `required` goes: the replica
     /// once it has replayed that far (waiting at most the configured
     /// time), else the primary.
     async fn target_for(&self, required: u64) -> Target {
+        if self.bench.holds() {
+            return Target::Primary;
+        }
         if required == 0 || self.replayed.load(Ordering::Relaxed) >= required {
             return Target::Replica;
-        }
-        if self.benched() {
-            return Target::Primary;
         }
         let deadline = Instant::now() + self.max_wait;
         loop {
@@ -142,12 +150,13 @@ impl Replica {
                     }
                 }
                 Err(e) => {
-                    self.bench(&format!("the replica did not answer: {e}"));
+                    self.bench.put(&format!("the replica did not answer: {e}"));
                     return Target::Primary;
                 }
             }
             if Instant::now() >= deadline {
-                self.bench("the replica did not replay a client's write within the wait");
+                self.bench
+                    .put("the replica did not replay a client's write within the wait");
                 return Target::Primary;
             }
             tokio::time::sleep(POLL).await;
@@ -279,12 +288,13 @@ pub async fn route(
     let replica_reads = PostgresReadStore::new(replica.pool().clone())
         .await
         .context("failed to open the read models on the read replica")?;
+    let bench = Arc::new(Bench::default());
     let routed = Arc::new(Replica {
         primary: primary.clone(),
         replica: replica.clone(),
         max_wait: Duration::from_millis(args.read_replica_max_wait_ms),
         replayed: AtomicU64::new(0),
-        benched_until: Mutex::new(None),
+        bench: bench.clone(),
         writes: Mutex::new(HashMap::new()),
         hasher: std::hash::RandomState::new(),
     });
@@ -292,10 +302,12 @@ pub async fn route(
         log: Arc::new(RoutedLog {
             primary: stores.log.clone(),
             replica: Arc::new(replica),
+            bench: bench.clone(),
         }),
         read: Arc::new(RoutedReads {
             primary: stores.read.clone(),
             replica: Arc::new(replica_reads),
+            bench,
         }),
         backend: stores.backend,
     };
@@ -318,7 +330,7 @@ macro_rules! read {
                 };
                 match outcome {
                     Err($error(why)) => {
-                        tracing::warn!(reason = %why, "the read replica failed; reading the primary");
+                        $self.bench.put(&format!("the read replica failed: {why}"));
                         let $store = &$self.primary;
                         $call.await
                     }
@@ -335,6 +347,7 @@ macro_rules! read {
 pub struct RoutedLog {
     primary: Arc<dyn EventStore>,
     replica: Arc<dyn EventStore>,
+    bench: Arc<Bench>,
 }
 
 type LogError = trellis_eventstore::Error;
@@ -490,6 +503,7 @@ impl EventStore for RoutedLog {
 pub struct RoutedReads {
     primary: Arc<dyn ReadStore>,
     replica: Arc<dyn ReadStore>,
+    bench: Arc<Bench>,
 }
 
 type ReadError = trellis_projections::Error;

@@ -126,6 +126,7 @@ fn sigterm_stops_serve_promptly_with_a_live_feed_subscriber_told_to_reconnect() 
     let took = started.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    eprintln!("SIGTERM with a live-feed subscriber connected: serve exited in {took:?}");
     let mut rest = Vec::new();
     let _ = feed.read_to_end(&mut rest);
     let rest = String::from_utf8_lossy(&rest);

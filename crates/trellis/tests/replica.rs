@@ -202,6 +202,47 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The replica dies: reads carry on from the primary, none fails, and the
+/// process says so in its metrics.
+#[test]
+fn when_the_replica_dies_reads_go_to_the_primary_without_an_error() {
+    let primary = LocalPostgres::primary(&[]);
+    let replica = LocalPostgres::replica_of(&primary, &[]);
+    let dir = trellis_tests::temp_dir();
+    let (_serving, address) = serve_reading_from(&primary, &replica, "all", 500, &dir);
+    let token = admin_token();
+    let (status, _, body) = call(
+        &address,
+        "POST",
+        "/v1/teams",
+        &token,
+        &[],
+        Some(json!({ "name": "Before the replica died" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let team = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let (status, _, feed) = call(&address, "GET", "/v1/events?limit=1000", &token, &[], None);
+    assert_eq!((status, feed.contains(&team)), (200, true), "{feed}");
+    let (on_replica, on_primary) = served_by(&address);
+    assert_eq!((on_replica, on_primary), (1, 0));
+
+    replica.stop();
+    for _ in 0..3 {
+        let (status, _, feed) = call(&address, "GET", "/v1/events?limit=1000", &token, &[], None);
+        assert_eq!(status, 200, "a read while the replica is down: {feed}");
+        assert!(feed.contains(&team), "{feed}");
+    }
+    let (_, on_primary) = served_by(&address);
+    assert!(
+        on_primary >= 2,
+        "after the replica failed a read, the next ones went to the primary ({on_primary})"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_read_replica_needs_the_log_on_postgresql() {
     let dir = trellis_tests::temp_dir();

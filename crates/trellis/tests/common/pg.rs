@@ -175,13 +175,20 @@ impl LocalPostgres {
     }
 }
 
-impl Drop for LocalPostgres {
-    fn drop(&mut self) {
+impl LocalPostgres {
+    /// Stops the server at once (`pg_ctl stop -m immediate`), as a crash would.
+    pub fn stop(&self) {
         let _ = as_server_user(&pg_bin("pg_ctl"))
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-m", "immediate", "-w", "stop"])
             .output();
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
