@@ -279,6 +279,36 @@ pub struct TreeReport {
     pub sealed: u64,
     /// Events whose seal is missing (after sealed ones) or does not verify.
     pub seal_findings: Vec<SealFinding>,
+    /// Stored inner nodes of the tree that the events under them no longer
+    /// hash to (at most [`MAX_NODE_FINDINGS`]), found while the log still
+    /// agrees with the stored leaves.
+    pub node_findings: Vec<NodeFinding>,
+}
+
+/// How many altered stored nodes a report names.
+pub const MAX_NODE_FINDINGS: usize = 100;
+
+/// A stored inner node of the tree that differs from the hash of the
+/// events under it: the packets' inclusion proofs are built from stored
+/// nodes, so a proof through it would not verify against a signed
+/// checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFinding {
+    pub node: merkle::NodeId,
+}
+
+impl std::fmt::Display for NodeFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = (self.node.index << self.node.level) + 1;
+        let last = (self.node.index + 1) << self.node.level;
+        write!(
+            f,
+            "the stored tree node over events {first} to {last} of the log (level {}, index {}) \
+             was altered: it is not the hash of those events, so the proofs review packets \
+             take from it would not verify",
+            self.node.level, self.node.index
+        )
+    }
 }
 
 /// An event the service did not seal: recorded by someone without its key.
@@ -314,7 +344,7 @@ impl std::fmt::Display for SealFinding {
 
 impl TreeReport {
     pub fn is_intact(&self) -> bool {
-        self.findings.is_empty() && self.seal_findings.is_empty()
+        self.findings.is_empty() && self.seal_findings.is_empty() && self.node_findings.is_empty()
     }
 }
 
@@ -406,6 +436,8 @@ pub async fn verify_checkpoints(
         if report.first_difference.is_none() {
             stored_leaves = store.tree_leaf_range(frontier.size(), events.len()).await?;
         }
+        // The inner nodes this page completes, to compare with the stored ones.
+        let mut completed: Vec<(merkle::NodeId, Hash)> = Vec::new();
         let seals = if keys.is_empty() {
             Vec::new()
         } else {
@@ -434,8 +466,23 @@ pub async fn verify_checkpoints(
             if let Some(verdict) = seals.get(i) {
                 check_seal(event, *verdict, &mut sealing, &mut report);
             }
-            frontier.push(&event.hash);
+            let agrees = report.first_difference.is_none();
+            let nodes = frontier.push(&event.hash);
+            if agrees {
+                completed.extend(nodes.into_iter().filter(|(id, _)| id.level > 0));
+            }
             check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
+        }
+        if !completed.is_empty() && report.node_findings.len() < MAX_NODE_FINDINGS {
+            let ids: Vec<merkle::NodeId> = completed.iter().map(|(id, _)| *id).collect();
+            let stored = store.tree_nodes(&ids).await?;
+            for ((node, hash), stored) in completed.iter().zip(stored) {
+                if stored.is_some_and(|stored| stored != *hash)
+                    && report.node_findings.len() < MAX_NODE_FINDINGS
+                {
+                    report.node_findings.push(NodeFinding { node: *node });
+                }
+            }
         }
     }
     report.log_size = frontier.size();

@@ -237,15 +237,14 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
         Ok(report) => report,
         Err(e) => return cannot(e.into()),
     };
-    // With keys, the tree pass also checks every event's seal.
-    let tree = if asked_for_checkpoints || !keys.is_empty() {
+    // The tree pass recomputes the Merkle tree from the events: it checks
+    // the kept checkpoints, the stored tree's nodes and, with keys, every
+    // event's seal.
+    let tree =
         match verify_checkpoints(&*store, &kept, &keys, args.origin.as_deref(), args.page).await {
             Ok(tree) => Some(tree),
             Err(e) => return cannot(e.into()),
-        }
-    } else {
-        None
-    };
+        };
     let mut out = std::io::stdout().lock();
     let seconds = started.elapsed().as_secs_f64();
     let tree_intact = tree.as_ref().is_none_or(TreeReport::is_intact);
@@ -264,7 +263,7 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
                 tree.checkpoints, tree.covered, tree.log_size
             )?;
         }
-        if let Some(tree) = &tree {
+        if let Some(tree) = tree.as_ref().filter(|_| !keys.is_empty()) {
             writeln!(
                 out,
                 "{} of its {} events carry the service's seal",
@@ -276,11 +275,13 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
     writeln!(
         out,
         "NOT INTACT: {} of {} streams are broken, {} kept checkpoints no longer hold, {} events \
-         are not sealed by the service ({} events checked in {seconds:.1} s)",
+         are not sealed by the service, {} stored tree nodes were altered ({} events checked in \
+         {seconds:.1} s)",
         report.findings.len(),
         report.streams,
         tree.as_ref().map_or(0, |t| t.findings.len()),
         tree.as_ref().map_or(0, |t| t.seal_findings.len()),
+        tree.as_ref().map_or(0, |t| t.node_findings.len()),
         report.events
     )?;
     let mut lines = report
@@ -294,6 +295,10 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
         .chain(
             tree.iter()
                 .flat_map(|t| t.seal_findings.iter().map(ToString::to_string)),
+        )
+        .chain(
+            tree.iter()
+                .flat_map(|t| t.node_findings.iter().map(ToString::to_string)),
         );
     if let Some(first) = lines.next() {
         writeln!(out, "first problem: {first}")?;

@@ -386,6 +386,42 @@ async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+/// A stored inner node of the tree replaced (the packets' proofs are built
+/// from them): the events, chains and checkpoints all still hold, yet
+/// `audit verify` names the node, with or without the public key.
+async fn altering_a_stored_tree_node_is_named(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let forged = "ab".repeat(32);
+    // The guard against updates, lifted as a superuser or the file's owner could.
+    let (unguard, hash) = match kind {
+        Kind::Postgres => (
+            "DROP TRIGGER tree_nodes_no_update ON tree_nodes",
+            format!("'\\x{forged}'::bytea"),
+        ),
+        Kind::Sqlite => ("DROP TRIGGER tree_nodes_no_update", format!("X'{forged}'")),
+    };
+    kept.backend
+        .tamper(&format!(
+            "{unguard}; UPDATE tree_nodes SET hash = {hash} WHERE level = 2 AND idx = 1"
+        ))
+        .await;
+    let named = "the stored tree node over events 5 to 8 of the log (level 2, index 1) was altered";
+    let (code, out) = kept.verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "0 kept checkpoints no longer hold, 0 events are not sealed by the service, \
+             1 stored tree nodes were altered"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(&format!("first problem: {named}")), "{out}");
+    let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
+    assert_eq!(code, 1, "without keys too: {out}");
+    assert!(out.contains(named), "{out}");
+    kept.backend.cleanup().await;
+}
+
 async fn checkpoints_without_a_public_key_cannot_be_checked(kind: Kind) {
     let kept = Kept::new(kind).await;
     let (code, out) = run_on(
@@ -415,6 +451,7 @@ macro_rules! both_backends {
 
 both_backends!(
     an_untampered_log_extends_every_kept_checkpoint,
+    altering_a_stored_tree_node_is_named,
     deleting_the_last_event_of_a_stream_is_named,
     deleting_a_whole_stream_is_named,
     rewriting_an_event_and_rehashing_its_stream_is_named,
