@@ -354,6 +354,7 @@ query_tests!(
     a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
     a_scorecard_from_after_today_without_to_says_what_was_sent,
     a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view,
+    a_team_view_of_a_period_older_than_the_recent_timelines_counts_it,
     collection_reads_page_by_id_and_a_leader_lists_only_their_own,
     the_profile_and_timeline_say_whether_and_when_feedback_and_standards_were_acknowledged,
 );
@@ -639,6 +640,63 @@ async fn a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_
     assert_eq!(dist["reps_measured"], json!(1), "{dist}");
     assert_eq!(dist["met"], json!(1), "{dist}");
     assert_eq!(dist["missed_badly"], json!(0), "{dist}");
+}
+
+/// The team view reads each member's recent timeline (its last weeks,
+/// months and quarters); for a period older than that it reads the whole
+/// one, so a week half a year back counts as it did then.
+async fn a_team_view_of_a_period_older_than_the_recent_timelines_counts_it(app: &QueryApp) {
+    app.set_clock("2026-08-05T09:00:00Z");
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let standard = app
+        .post_json(
+            "/v1/standards",
+            &app.admin(),
+            &json!({
+                "name": "Discovery calls",
+                "metric": "discovery_calls",
+                "kind": "quantity",
+                "direction": "at_least",
+                "unit": "calls",
+                "period": "week",
+                "target": 10,
+                "roles": ["SDR"],
+                "effective_from": "2026-01-01",
+            }),
+        )
+        .await
+        .expect(201)
+        .id();
+    for (week, value) in [("2026-W06", 12), ("2026-W30", 3)] {
+        app.post_json(
+            &format!("/v1/reps/{rep}/measurements"),
+            &app.admin(),
+            &json!({ "metric": "discovery_calls", "period": week, "value": value }),
+        )
+        .await
+        .expect(201);
+    }
+    app.project().await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    for (week, met) in [("2026-W06", 1), ("2026-W30", 0)] {
+        let view = app
+            .get_as(
+                &format!("/v1/teams/{}/view?period={week}", world.team),
+                &leader,
+            )
+            .await;
+        view.expect(200);
+        let dist = view.json["attainment"]
+            .as_array()
+            .expect("attainment")
+            .iter()
+            .find(|d| d["standard_id"] == json!(standard))
+            .unwrap_or_else(|| panic!("{week}: the standard's distribution: {}", view.json))
+            .clone();
+        assert_eq!(dist["reps_measured"], json!(1), "{week}: {dist}");
+        assert_eq!(dist["met"], json!(met), "{week}: {dist}");
+    }
 }
 
 async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {

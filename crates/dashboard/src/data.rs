@@ -60,14 +60,6 @@ pub(crate) async fn profiles(
     docs(state, kinds::REP_PROFILE, &keys).await
 }
 
-/// Profiles and timelines of `reps`, paired.
-pub(crate) async fn profiles_and_timelines(
-    state: &DashboardState,
-    reps: &BTreeSet<RepId>,
-) -> Result<Vec<(RepProfile, GrowthTimeline)>, PageError> {
-    Ok(state.models().profiles_and_timelines(reps).await?)
-}
-
 /// The competencies that may be used for new records, by name.
 pub(crate) async fn active_competencies(
     state: &DashboardState,

@@ -761,8 +761,45 @@ impl ReadModels {
         let Some(team) = self.team(team_id).await? else {
             return Ok(None);
         };
-        let reps = self.profiles_and_timelines(&team.reps).await?;
+        let reps = self
+            .profiles_and_timelines_from(&team.reps, &[(period.kind(), period.start())])
+            .await?;
         Ok(Some(team_view(&team, &reps, period, today)))
+    }
+
+    /// The profiles of `reps` with timelines that hold at least every row
+    /// of each `(kind, from)` of `needs` from the period containing `from`
+    /// on: the recent timelines, and the whole ones of the reps whose recent
+    /// rows start later (a team page reads a tenth of the whole timelines).
+    pub async fn profiles_and_timelines_from(
+        &self,
+        reps: &BTreeSet<RepId>,
+        needs: &[(PeriodKind, NaiveDate)],
+    ) -> Result<Vec<(RepProfile, GrowthTimeline)>, Error> {
+        let keys: Vec<String> = reps.iter().map(ToString::to_string).collect();
+        let profiles: Vec<RepProfile> = self.docs(kinds::REP_PROFILE, &keys).await?;
+        let recent: Vec<GrowthTimeline> = self.docs(kinds::RECENT_TIMELINE, &keys).await?;
+        let (mut timelines, short): (BTreeMap<RepId, GrowthTimeline>, Vec<String>) = recent
+            .into_iter()
+            .fold((BTreeMap::new(), Vec::new()), |(mut kept, mut short), t| {
+                if needs
+                    .iter()
+                    .all(|(kind, from)| t.recent_covers(*kind, *from))
+                {
+                    kept.insert(t.rep_id, t);
+                } else {
+                    short.push(t.rep_id.to_string());
+                }
+                (kept, short)
+            });
+        if !short.is_empty() {
+            let whole: Vec<GrowthTimeline> = self.docs(kinds::GROWTH_TIMELINE, &short).await?;
+            timelines.extend(whole.into_iter().map(|t| (t.rep_id, t)));
+        }
+        Ok(profiles
+            .into_iter()
+            .filter_map(|p| timelines.remove(&p.rep_id).map(|t| (p, t)))
+            .collect())
     }
 
     /// The profiles and timelines of `reps`, paired (a rep with one but not

@@ -35,6 +35,11 @@ fn previous(period: Period) -> Period {
 }
 
 /// The latest `n` periods of `kind` that have ended by `cutoff`, oldest first.
+/// How many periods of each length a heat table shows.
+const HEAT_WEEKS: usize = 8;
+const HEAT_MONTHS: usize = 6;
+const HEAT_QUARTERS: usize = 4;
+
 fn last_periods(kind: PeriodKind, cutoff: NaiveDate, today: NaiveDate, n: usize) -> Vec<Period> {
     let mut p = Period::containing(kind, cutoff);
     if p.end() >= today {
@@ -75,9 +80,27 @@ pub(crate) async fn handler(
                 .into(),
         ));
     };
-    let reps = data::profiles_and_timelines(&state, &team.reps).await?;
-    let view = query::team_view(&team, &reps, period, today);
     let cutoff = period.end().min(today);
+    // The rows this page shows: the period's, and the heat tables' last
+    // periods of each length up to the cutoff.
+    let needs: Vec<(PeriodKind, NaiveDate)> = [
+        (PeriodKind::Week, HEAT_WEEKS),
+        (PeriodKind::Month, HEAT_MONTHS),
+        (PeriodKind::Quarter, HEAT_QUARTERS),
+    ]
+    .into_iter()
+    .filter_map(|(kind, n)| {
+        last_periods(kind, cutoff, today, n)
+            .first()
+            .map(|p| (kind, p.start()))
+    })
+    .chain([(period.kind(), period.start())])
+    .collect();
+    let reps = state
+        .models()
+        .profiles_and_timelines_from(&team.reps, &needs)
+        .await?;
+    let view = query::team_view(&team, &reps, period, today);
     let members: Vec<&(RepProfile, GrowthTimeline)> = reps
         .iter()
         .filter(|(p, _)| view.reps.contains(&p.rep_id))
@@ -397,9 +420,9 @@ fn heat_table(
     today: NaiveDate,
 ) {
     let (n, unit) = match standard.period {
-        PeriodKind::Week => (8, "weekly"),
-        PeriodKind::Month => (6, "monthly"),
-        PeriodKind::Quarter => (4, "quarterly"),
+        PeriodKind::Week => (HEAT_WEEKS, "weekly"),
+        PeriodKind::Month => (HEAT_MONTHS, "monthly"),
+        PeriodKind::Quarter => (HEAT_QUARTERS, "quarterly"),
     };
     let periods = last_periods(standard.period, cutoff, today, n);
     let direction = match standard.direction {

@@ -29,6 +29,13 @@ const MAX_PERIODS: usize = 20 * 53;
 // ---------------------------------------------------------------------------
 // Growth timeline
 
+/// Weeks, months and quarters a recent timeline keeps
+/// ([`GrowthTimeline::recent`]): a quarter of weeks, half a year of months
+/// and a year of quarters, each with the one in progress.
+pub const RECENT_WEEKS: usize = 14;
+pub const RECENT_MONTHS: usize = 7;
+pub const RECENT_QUARTERS: usize = 5;
+
 /// A rep's growth, period by period. Kind `growth_timeline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrowthTimeline {
@@ -46,6 +53,32 @@ impl GrowthTimeline {
             PeriodKind::Month => &self.months,
             PeriodKind::Quarter => &self.quarters,
         }
+    }
+
+    /// The last rows of each bucket only ([`RECENT_WEEKS`],
+    /// [`RECENT_MONTHS`], [`RECENT_QUARTERS`]): what the team pages read of
+    /// each member, a tenth of a two-year timeline. Kind `recent_timeline`.
+    pub fn recent(&self) -> GrowthTimeline {
+        let last = |rows: &[PeriodRow], n: usize| rows[rows.len().saturating_sub(n)..].to_vec();
+        GrowthTimeline {
+            rep_id: self.rep_id,
+            weeks: last(&self.weeks, RECENT_WEEKS),
+            months: last(&self.months, RECENT_MONTHS),
+            quarters: last(&self.quarters, RECENT_QUARTERS),
+        }
+    }
+
+    /// Whether this timeline, taken by [`GrowthTimeline::recent`], still
+    /// holds every row of `kind` from the period containing `from` on (a
+    /// rep with fewer rows than are kept has them all).
+    pub fn recent_covers(&self, kind: PeriodKind, from: NaiveDate) -> bool {
+        let rows = self.rows(kind);
+        let kept = match kind {
+            PeriodKind::Week => RECENT_WEEKS,
+            PeriodKind::Month => RECENT_MONTHS,
+            PeriodKind::Quarter => RECENT_QUARTERS,
+        };
+        rows.len() < kept || rows.first().is_some_and(|r| r.start <= from)
     }
 
     /// The row of one period, if the timeline covers it.

@@ -24,6 +24,7 @@
 //! | `leader` | leader id | [`LeaderDoc`]: what the leader did, per rep | yes |
 //! | `rep_profile` | rep id | [`RepProfile`] | no (derived) |
 //! | `growth_timeline` | rep id | [`GrowthTimeline`] | no (derived) |
+//! | `recent_timeline` | rep id | [`GrowthTimeline::recent`]: its last rows only, for the team pages | no (derived) |
 
 use std::any::Any;
 use std::collections::btree_map::Entry;
@@ -47,7 +48,7 @@ pub use model::*;
 pub const NAME: &str = "growth";
 
 /// Bumped whenever the documents' shape or a rule changes.
-const CODE_VERSION: u32 = 2;
+const CODE_VERSION: u32 = 3;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
@@ -57,6 +58,7 @@ pub mod kinds {
     pub const LEADER: &str = "leader";
     pub const REP_PROFILE: &str = "rep_profile";
     pub const GROWTH_TIMELINE: &str = "growth_timeline";
+    pub const RECENT_TIMELINE: &str = "recent_timeline";
 }
 
 /// Settings that shape the documents (changing one rebuilds the projection).
@@ -366,6 +368,7 @@ impl Growth {
             let (profile, timeline) = self.derive(rep_id).expect("the rep exists");
             changes.push(change(kinds::REP_FACTS, rep_id, facts));
             changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
+            changes.push(change(kinds::RECENT_TIMELINE, rep_id, &timeline.recent()));
             changes.push(change(kinds::GROWTH_TIMELINE, rep_id, &timeline));
         }
         let more = !self.dirty.reps.is_empty();

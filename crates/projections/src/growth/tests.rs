@@ -460,7 +460,7 @@ fn folding_in_shards_gives_the_documents_of_one_fold() {
     }
     let expected = texts(whole.take_changes());
     let kinds: std::collections::BTreeSet<&str> = expected.iter().map(|(k, _, _)| *k).collect();
-    assert_eq!(kinds.len(), 6, "every kind of document: {kinds:?}");
+    assert_eq!(kinds.len(), 7, "every kind of document: {kinds:?}");
     for count in [1, 2, 3, 5] {
         for part in [1, 2, 100] {
             let sharded = texts(fold_in_shards(&events, count, part));
@@ -480,4 +480,40 @@ fn a_shard_merges_only_once_its_reps_are_taken() {
         second.apply(event);
     }
     assert!(first.merge(second).is_err());
+}
+
+/// The team pages read each member's recent timeline: the last rows of
+/// each bucket of the whole one, and it says when a period is older than
+/// what it keeps.
+#[test]
+fn a_recent_timeline_is_the_tail_of_the_whole_one_and_knows_what_it_lacks() {
+    // Half a year more, so that weeks and months are cut.
+    let mut events = history();
+    events.push(measured(9, 104, "2026-09", 90.0));
+    let docs = fold_in_batches(&mut Growth::new(settings(2)), &events, 3);
+    let key = Uuid::from_u128(REP).to_string();
+    let doc = |kind: &str| -> GrowthTimeline {
+        serde_json::from_value(docs[&(kind.to_owned(), key.clone())].clone()).unwrap()
+    };
+    let (whole, recent) = (doc(kinds::GROWTH_TIMELINE), doc(kinds::RECENT_TIMELINE));
+    assert!(
+        whole.weeks.len() > derive::RECENT_WEEKS && whole.months.len() > derive::RECENT_MONTHS,
+        "the fixture has more weeks and months than are kept"
+    );
+    for (kind, kept) in [
+        (PeriodKind::Week, derive::RECENT_WEEKS),
+        (PeriodKind::Month, derive::RECENT_MONTHS),
+        (PeriodKind::Quarter, derive::RECENT_QUARTERS),
+    ] {
+        let rows = whole.rows(kind);
+        assert_eq!(recent.rows(kind), &rows[rows.len().saturating_sub(kept)..]);
+        let first_kept = recent.rows(kind)[0].start;
+        assert!(recent.recent_covers(kind, first_kept), "{kind:?}");
+        assert!(whole.recent_covers(kind, rows[0].start), "{kind:?}");
+        assert_eq!(
+            recent.recent_covers(kind, rows[0].start),
+            rows.len() <= kept,
+            "{kind:?}: an older period is covered only when nothing was cut"
+        );
+    }
 }
