@@ -11,7 +11,7 @@ use trellis_eventstore::note::SignerKey;
 use trellis_eventstore::tree::TreeBuilder;
 use trellis_eventstore::{
     Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, Hash, NewEvent, Problem,
-    RecordedEvent, StreamId, StreamWrite, verify,
+    RecordedEvent, StreamId, StreamWrite, TraceParent, verify,
 };
 use trellis_tests::{Backend, Kind, stream};
 use uuid::Uuid;
@@ -89,6 +89,7 @@ conformance!(
     a_multi_stream_append_writes_every_stream_or_none,
     a_multi_stream_append_retried_records_once,
     a_replayed_command_gives_back_the_first_request_hash,
+    a_traceparent_is_kept_with_every_event_of_its_command_outside_the_chain_and_absent_when_not_given,
     a_subscriber_checkpoint_survives_a_restart,
     the_stored_tree_grows_in_global_order_survives_a_restart_and_serves_proofs,
     a_stale_tree_builder_is_refused_and_writes_nothing,
@@ -931,6 +932,127 @@ async fn a_replayed_command_gives_back_the_first_request_hash(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(plain.request_hash, None);
+}
+
+async fn a_traceparent_is_kept_with_every_event_of_its_command_outside_the_chain_and_absent_when_not_given(
+    b: &Backend,
+) {
+    let traced = |n: u64| {
+        let mut m = meta("leader-1");
+        m.traceparent = Some(
+            TraceParent::new(format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e47{n:02x}-00f067aa0ba902b7-01"
+            ))
+            .unwrap(),
+        );
+        m
+    };
+    let (one, two, plain) = (stream("rep"), stream("rep"), stream("rep"));
+    let (many_a, many_b, batch) = (stream("rep"), stream("rep"), stream("rep"));
+    // One event (PostgreSQL's append_one), two events (append_events), a
+    // multi-stream append, a batch of independent commands, and none.
+    let m1 = traced(1);
+    b.store
+        .append(&one, ExpectedVersion::Exact(0), &m1, &[event("A", 1)])
+        .await
+        .unwrap();
+    let m2 = traced(2);
+    b.store
+        .append(
+            &two,
+            ExpectedVersion::Exact(0),
+            &m2,
+            &[event("A", 1), event("B", 2)],
+        )
+        .await
+        .unwrap();
+    let m3 = traced(3);
+    b.store
+        .append_many(
+            &m3,
+            &[
+                write(&many_a, ExpectedVersion::Exact(0), 0..2),
+                write(&many_b, ExpectedVersion::Exact(0), 2..3),
+            ],
+        )
+        .await
+        .unwrap();
+    let m4 = traced(4);
+    let outcomes = b
+        .store
+        .append_batch(vec![
+            trellis_eventstore::AppendRequest {
+                stream: batch.clone(),
+                expected: ExpectedVersion::Exact(0),
+                meta: m4.clone(),
+                events: vec![event("A", 1)],
+            },
+            trellis_eventstore::AppendRequest {
+                stream: batch.clone(),
+                expected: ExpectedVersion::Exact(1),
+                meta: meta("leader-1"),
+                events: vec![event("B", 2)],
+            },
+        ])
+        .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    b.store
+        .append(
+            &plain,
+            ExpectedVersion::Exact(0),
+            &meta("x"),
+            &[event("A", 1)],
+        )
+        .await
+        .unwrap();
+
+    let expected = |s: &StreamId| -> Vec<Option<TraceParent>> {
+        let of = |m: &CommandMeta| m.traceparent.clone();
+        if *s == one {
+            vec![of(&m1)]
+        } else if *s == two {
+            vec![of(&m2); 2]
+        } else if *s == many_a {
+            vec![of(&m3); 2]
+        } else if *s == many_b {
+            vec![of(&m3)]
+        } else if *s == batch {
+            vec![of(&m4), None]
+        } else {
+            vec![None]
+        }
+    };
+    for s in [&one, &two, &many_a, &many_b, &batch, &plain] {
+        let read = b.store.read_stream(s, 0, 100).await.unwrap();
+        let kept: Vec<_> = read
+            .iter()
+            .map(|e| e.metadata.traceparent.clone())
+            .collect();
+        assert_eq!(kept, expected(s), "read_stream of {s}");
+    }
+    let all = read_exactly(&*b.store, 9).await;
+    for e in &all {
+        let at = usize::try_from(e.stream_version - 1).unwrap();
+        assert_eq!(
+            e.metadata.traceparent,
+            expected(&e.stream_id)[at],
+            "read_all"
+        );
+    }
+    let as_text = b.store.read_all_json(Checkpoint::START, 100).await.unwrap();
+    assert_eq!(
+        as_text
+            .iter()
+            .map(|e| &e.metadata.traceparent)
+            .collect::<Vec<_>>(),
+        all.iter()
+            .map(|e| &e.metadata.traceparent)
+            .collect::<Vec<_>>(),
+        "read_all_json"
+    );
+    // Outside the chain: the hashes, recomputed from everything else, hold.
+    let report = verify(&*b.store, 4).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
 }
 
 async fn a_subscriber_checkpoint_survives_a_restart(b: &Backend) {

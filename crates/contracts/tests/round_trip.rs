@@ -76,6 +76,7 @@ fn recorded(event: &Event, causation: Option<Uuid>) -> RecordedEvent {
             causation_id: causation,
             occurred_at: at("2026-01-15T00:00:00Z"),
             recorded_at: at("2026-01-15T09:30:12.123456Z"),
+            traceparent: None,
         },
         prev_hash: Hash::GENESIS,
         hash: Hash([7; 32]),

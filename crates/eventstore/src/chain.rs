@@ -8,6 +8,14 @@
 //! purpose: PostgreSQL computes it inside the append function (`sha256()` is
 //! built in) while Rust computes the digest, so the chain costs no extra round
 //! trip. Verification recomputes both from the stored columns.
+//!
+//! What the digest leaves out: the event's `traceparent` (the W3C trace
+//! context of the request that appended it, [`crate::Metadata::traceparent`]).
+//! It is operational telemetry, not history: it says which trace to continue,
+//! not what happened, so it is neither hashed, sealed nor a Merkle leaf's
+//! content, and every hash made before it existed still holds. Whoever can
+//! write to the database could change it undetected; nothing that decides or
+//! proves anything reads it.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -63,7 +71,8 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, s).expect("writing a string into a Vec cannot fail");
 }
 
-/// The fields of an event that its content digest covers.
+/// The fields of an event that its content digest covers (all but its
+/// `traceparent`: see the module's docs).
 #[derive(Debug, Clone, Copy)]
 pub struct DigestInput<'a> {
     pub event_id: Uuid,

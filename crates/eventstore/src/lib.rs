@@ -51,7 +51,8 @@ pub use error::postgres_error_text;
 pub use group::{GroupCommit, GroupCommitConfig, GroupCommitStats};
 pub use types::{
     AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash,
-    MAX_STREAM_ID_LEN, Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, entity_uuid,
+    MAX_STREAM_ID_LEN, Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, TraceParent,
+    entity_uuid,
 };
 
 /// The most events one append may carry.

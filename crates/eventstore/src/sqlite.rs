@@ -20,8 +20,8 @@ use crate::note::SignerKey;
 use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, derived_command_id, validate_append,
-    validate_many,
+    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, TraceParent, derived_command_id,
+    validate_append, validate_many,
 };
 
 mod tree;
@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "seals_and_merkle_tree",
         include_str!("../migrations/sqlite/0003_seals_and_merkle_tree.sql"),
     ),
+    (
+        4,
+        "traceparent",
+        include_str!("../migrations/sqlite/0004_traceparent.sql"),
+    ),
 ];
 
 /// The log's migrations, recorded in `schema_migrations` (and their count in
@@ -61,7 +66,7 @@ pub const LOG_MIGRATIONS: Migrations = Migrations {
 
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, \
     schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
-    recorded_at, prev_hash, hash, seal";
+    recorded_at, prev_hash, hash, seal, traceparent";
 
 /// The embedded event store. Cheap to clone.
 #[derive(Clone)]
@@ -476,6 +481,11 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
             causation_id: causation.as_deref().map(parse_uuid).transpose()?,
             occurred_at: micros_to_time(row.get(11)?)?,
             recorded_at: micros_to_time(row.get(12)?)?,
+            // Checked on the way in; a damaged one is dropped, not an error:
+            // it is telemetry, nothing depends on it.
+            traceparent: row
+                .get::<_, Option<String>>(16)?
+                .and_then(|t| TraceParent::new(t).ok()),
         },
         prev_hash: Hash::from_slice(&prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(&hash).ok_or_else(|| bad("hash"))?,
@@ -704,14 +714,15 @@ fn append_in(
     let recorded_at = meta.recorded_at.timestamp_micros();
     let correlation = meta.correlation_id.to_string();
     let causation = meta.causation_id.map(|c| c.to_string());
+    let traceparent = meta.traceparent.as_ref().map(TraceParent::as_str);
     let mut first_position = 0;
     let mut last_position = 0;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, \
              payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash, seal) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             prev_hash, hash, seal, traceparent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         for (i, event) in events.iter().enumerate() {
             let version = head_version + 1 + i as u64;
@@ -738,6 +749,7 @@ fn append_in(
                     prev.0.as_slice(),
                     hash.0.as_slice(),
                     ready.seal.as_deref(),
+                    traceparent,
                 ])
                 .map_err(|e| match e.sqlite_error_code() {
                     Some(rusqlite::ErrorCode::ConstraintViolation) => Error::InvalidInput(format!(

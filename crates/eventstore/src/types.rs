@@ -250,6 +250,10 @@ pub struct CommandMeta {
     /// command id and given back on a replay, so the caller can tell a true
     /// retry from a different request reusing the id.
     pub request_hash: Option<Hash>,
+    /// The W3C trace context of the request that carried the command, kept
+    /// with each of its events so a subscriber continues the trace. Not
+    /// covered by the hash chain: it is telemetry, not history.
+    pub traceparent: Option<TraceParent>,
 }
 
 impl CommandMeta {
@@ -263,6 +267,7 @@ impl CommandMeta {
             causation_id: None,
             recorded_at,
             request_hash: None,
+            traceparent: None,
         }
     }
 }
@@ -278,6 +283,102 @@ pub struct Metadata {
     pub occurred_at: DateTime<Utc>,
     /// Recorded time.
     pub recorded_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the request that appended the event, when
+    /// it had one ([`CommandMeta::traceparent`]). Operational telemetry: the
+    /// hash chain, the seals and the Merkle tree do not cover it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
+}
+
+/// A W3C Trace Context `traceparent` (version `00`):
+/// `00-<trace id: 32 hex>-<parent span id: 16 hex>-<flags: 2 hex>`, lowercase,
+/// with neither id all zeros (<https://www.w3.org/TR/trace-context/#traceparent-header>).
+///
+/// The log keeps one with each event a traced request appended, so that
+/// whoever reads the event (the relay's CloudEvents `traceparent` header, a
+/// webhook) continues the request's trace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TraceParent(String);
+
+impl TraceParent {
+    /// The length of a version `00` traceparent.
+    pub const LEN: usize = 55;
+
+    /// Parses a version `00` traceparent, saying what is wrong with it
+    /// when it is not one.
+    pub fn new(text: impl Into<String>) -> Result<Self, Error> {
+        let text = text.into();
+        let hex = |part: &str, len: usize| {
+            part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let parts: Vec<&str> = text.split('-').collect();
+        let ok = match parts.as_slice() {
+            [version, trace, span, flags] => {
+                *version == "00"
+                    && hex(trace, 32)
+                    && hex(span, 16)
+                    && hex(flags, 2)
+                    && trace.bytes().any(|b| b != b'0')
+                    && span.bytes().any(|b| b != b'0')
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(TraceParent(text))
+        } else {
+            Err(Error::InvalidInput(format!(
+                "{:?} is not a W3C traceparent (expected 00-<32 lowercase hex>-<16 lowercase \
+                 hex>-<2 hex>, neither id all zeros)",
+                text.chars().take(80).collect::<String>()
+            )))
+        }
+    }
+
+    /// One made of its parts: a trace id, a parent (span) id and the trace
+    /// flags; `None` when either id is all zeros.
+    pub fn from_parts(trace_id: u128, span_id: u64, flags: u8) -> Option<Self> {
+        (trace_id != 0 && span_id != 0)
+            .then(|| TraceParent(format!("00-{trace_id:032x}-{span_id:016x}-{flags:02x}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id(&self) -> &str {
+        &self.0[3..35]
+    }
+
+    /// The parent (span) id, 16 lowercase hex digits.
+    pub fn parent_id(&self) -> &str {
+        &self.0[36..52]
+    }
+
+    /// The trace flags, 2 hex digits (`01`: sampled).
+    pub fn flags(&self) -> &str {
+        &self.0[53..55]
+    }
+}
+
+impl TryFrom<String> for TraceParent {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        TraceParent::new(value)
+    }
+}
+
+impl From<TraceParent> for String {
+    fn from(value: TraceParent) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A hash in a stream's chain (SHA-256).
@@ -659,6 +760,35 @@ mod tests {
                 .to_string()
                 .contains("longer")
         );
+    }
+
+    #[test]
+    fn a_traceparent_is_a_version_00_w3c_header_with_its_parts() {
+        let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parent = TraceParent::new(text).unwrap();
+        assert_eq!(parent.as_str(), text);
+        assert_eq!(parent.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parent.parent_id(), "00f067aa0ba902b7");
+        assert_eq!(parent.flags(), "01");
+        assert_eq!(
+            TraceParent::from_parts(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, 1),
+            Some(parent)
+        );
+        assert_eq!(TraceParent::from_parts(0, 1, 1), None);
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bx-01",
+        ] {
+            let err = TraceParent::new(bad).unwrap_err().to_string();
+            assert!(err.contains("not a W3C traceparent"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -1200,6 +1200,7 @@ mod tests {
                 causation_id: None,
                 occurred_at: Utc::now(),
                 recorded_at: Utc::now(),
+                traceparent: None,
             },
             prev_hash: Hash::default(),
             hash: Hash::default(),

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "seals_and_merkle_tree",
         include_str!("../../migrations/postgres/0004_seals_and_merkle_tree.sql"),
     ),
+    (
+        5,
+        "traceparent",
+        include_str!("../../migrations/postgres/0005_traceparent.sql"),
+    ),
 ];
 
 /// The log's migrations (`trellis.schema_migrations`): the schema, the log,

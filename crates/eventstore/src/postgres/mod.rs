@@ -26,8 +26,8 @@ use crate::types::AppendRequest;
 use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
-    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, derived_command_id, validate_append,
-    validate_many,
+    NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, TraceParent, derived_command_id,
+    validate_append, validate_many,
 };
 
 mod migrate;
@@ -84,7 +84,7 @@ macro_rules! columns {
              schema_version, ",
             $payload,
             ", actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash, seal"
+             prev_hash, hash, seal, traceparent"
         )
     };
 }
@@ -537,6 +537,12 @@ where
             causation_id: row.try_get(11).map_err(|_| bad("causation id"))?,
             occurred_at: row.try_get(12).map_err(|_| bad("occurred_at"))?,
             recorded_at: row.try_get(13).map_err(|_| bad("recorded_at"))?,
+            // Checked on the way in; a damaged one is dropped, not an error:
+            // it is telemetry, nothing depends on it.
+            traceparent: row
+                .try_get::<_, Option<String>>(17)
+                .map_err(|_| bad("traceparent"))?
+                .and_then(|t| TraceParent::new(t).ok()),
         },
         prev_hash: Hash::from_slice(prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(hash).ok_or_else(|| bad("hash"))?,
@@ -644,6 +650,7 @@ impl<'a> AppendCall<'a> {
                     &self.digests,
                     &request_hash,
                     &self.seals,
+                    &meta.traceparent.as_ref().map(TraceParent::as_str),
                 ],
             )
             .await
@@ -678,6 +685,7 @@ impl AppendCall<'_> {
                     &self.digests[0],
                     &request_hash,
                     &self.seals[0],
+                    &meta.traceparent.as_ref().map(TraceParent::as_str),
                 ],
             )
             .await
@@ -712,7 +720,7 @@ fn read_one_result(row: &Row, expected: ExpectedVersion, meta: &CommandMeta) -> 
 }
 
 const APPEND_SQL: &str = "SELECT outcome, stream_version, first_position, last_position, request_hash \
-    FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    FROM trellis.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// Polls `future` once (which sends its request) and says what it gave.
 async fn poll_once<F: std::future::Future + ?Sized>(
@@ -733,7 +741,7 @@ const BEGIN_BATCH_SQL: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 /// the transaction gets its id after the head it extends was committed
 /// (ADR 1).
 const APPEND_ONE_SQL: &str = "SELECT replayed, head, inserted FROM trellis.append_one(\
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// What one `append_events` row says.
 enum CallResult {
