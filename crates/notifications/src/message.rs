@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use trellis_contracts::CONTENT_TYPE;
-use trellis_eventstore::{Checkpoint, RecordedEvent, StreamId};
+use trellis_eventstore::{Checkpoint, RecordedEvent, StreamId, TraceParent};
 use uuid::Uuid;
 
 /// JetStream drops a message whose id it has seen within the duplicate window.
@@ -53,10 +53,14 @@ mod names {
     pub const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");
     pub const CE_SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
     pub const CE_TIME: HeaderName = HeaderName::from_static("ce-time");
+    /// The CloudEvents distributed-tracing extension's attribute, in binary
+    /// mode under its own name (no `ce-` prefix), as W3C Trace Context has it.
+    pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
     pub const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
 }
 
-/// `Nats-Msg-Id`, the CloudEvents binary-mode attributes and the content type.
+/// `Nats-Msg-Id`, the CloudEvents binary-mode attributes and the content type,
+/// and `traceparent` when the event was recorded with one.
 /// The relay adds [`EXPECTED_LAST_MSG_ID`] when it publishes.
 pub fn headers<P>(event: &RecordedEvent<P>, source: &str) -> HeaderMap {
     let mut headers = constant_headers(source);
@@ -66,6 +70,7 @@ pub fn headers<P>(event: &RecordedEvent<P>, source: &str) -> HeaderMap {
         HeaderValue::from(trellis_contracts::ce_type(&event.event_type)),
         event.stream_id.as_str(),
         event.metadata.recorded_at,
+        event.metadata.traceparent.as_ref(),
     );
     headers
 }
@@ -88,18 +93,24 @@ fn constant_headers(source: &str) -> HeaderMap {
 /// The headers of one event. Values are taken as [`HeaderValue`]s, which
 /// the client checked when they were made: a copy of one is not checked
 /// again, and the relay copies each id and `ce-type` rather than remake it.
+/// `traceparent`: the W3C trace context the event was recorded with, so a
+/// subscriber continues the trace of the request that appended it.
 fn add_event_headers(
     headers: &mut HeaderMap,
     id: HeaderValue,
     ce_type: HeaderValue,
     stream_id: &str,
     recorded_at: DateTime<Utc>,
+    traceparent: Option<&TraceParent>,
 ) {
     headers.insert(names::MSG_ID, id.clone());
     headers.insert(names::CE_ID, id);
     headers.insert(names::CE_TYPE, ce_type);
     headers.insert(names::CE_SUBJECT, stream_id);
     headers.insert(names::CE_TIME, rfc3339_micros(recorded_at));
+    if let Some(traceparent) = traceparent {
+        headers.insert(names::TRACEPARENT, traceparent.as_str());
+    }
 }
 
 /// `at` in RFC 3339, UTC, with microseconds (`2026-03-02T09:30:00.250000Z`):
@@ -200,6 +211,7 @@ impl Encoder {
             ce_type,
             event.stream_id.as_str(),
             event.metadata.recorded_at,
+            event.metadata.traceparent.as_ref(),
         );
         Ok(Outgoing {
             event_id: event.event_id,
@@ -211,6 +223,7 @@ impl Encoder {
             event_type: event.event_type,
             stream_id: event.stream_id,
             recorded_at: event.metadata.recorded_at,
+            traceparent: event.metadata.traceparent,
         })
     }
 }
@@ -231,6 +244,7 @@ pub struct Outgoing {
     event_type: String,
     stream_id: StreamId,
     recorded_at: DateTime<Utc>,
+    traceparent: Option<TraceParent>,
 }
 
 impl Outgoing {
@@ -251,6 +265,7 @@ impl Outgoing {
                 HeaderValue::from(trellis_contracts::ce_type(&self.event_type)),
                 self.stream_id.as_str(),
                 self.recorded_at,
+                self.traceparent.as_ref(),
             );
             headers
         });
@@ -305,6 +320,48 @@ mod tests {
         for at in instants {
             assert_eq!(rfc3339_micros(at), chrono_way(at), "{at:?}");
         }
+    }
+
+    #[test]
+    fn an_event_recorded_with_a_traceparent_carries_it_as_the_traceparent_header() {
+        use trellis_eventstore::{
+            Checkpoint, Hash, Metadata, RecordedEvent, StreamId, TraceParent,
+        };
+        let traceparent =
+            TraceParent::new("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let mut event = RecordedEvent {
+            global_position: 1,
+            checkpoint: Checkpoint::START,
+            event_id: uuid::Uuid::now_v7(),
+            stream_id: StreamId::new("rep-1").unwrap(),
+            stream_version: 1,
+            event_type: "FeedbackGiven".to_owned(),
+            schema_version: 1,
+            payload: (),
+            metadata: Metadata {
+                actor: "leader-1".to_owned(),
+                command_id: uuid::Uuid::now_v7(),
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+                occurred_at: Utc::now(),
+                recorded_at: Utc::now(),
+                traceparent: Some(traceparent.clone()),
+            },
+            prev_hash: Hash::GENESIS,
+            hash: Hash::GENESIS,
+            seal: None,
+        };
+        let headers = super::headers(&event, "trellis");
+        assert_eq!(
+            headers.get("traceparent").map(|v| v.as_str()),
+            Some(traceparent.as_str())
+        );
+        event.metadata.traceparent = None;
+        assert!(
+            super::headers(&event, "trellis")
+                .get("traceparent")
+                .is_none()
+        );
     }
 
     #[test]
