@@ -1,10 +1,12 @@
 //! What a write takes from a request besides its body: the concurrency and
-//! idempotency headers.
+//! idempotency headers, and the trace context its events carry.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use trellis_eventstore::TraceParent;
 use trellis_http::problem::ApiError;
+use trellis_http::trace::RequestTrace;
 
 /// Concurrency and idempotency headers of a write.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +17,9 @@ pub struct WriteHeaders {
     pub idempotency_key: Option<String>,
     /// `X-Request-Id`, when it is a UUID: becomes the correlation id.
     pub request_id: Option<uuid::Uuid>,
+    /// The request's W3C trace context ([`RequestTrace`], from its
+    /// `traceparent` header), recorded with the events it appends.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// The longest idempotency key accepted.
@@ -59,6 +64,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteHeaders {
             if_match,
             idempotency_key,
             request_id,
+            traceparent: RequestTrace::of(&parts.extensions),
         })
     }
 }

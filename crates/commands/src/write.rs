@@ -185,6 +185,7 @@ impl WriteCtx {
             causation_id: None,
             recorded_at: self.now,
             request_hash: Some(Hash(self.fingerprint)),
+            traceparent: self.headers.traceparent.clone(),
         }
     }
 

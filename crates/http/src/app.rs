@@ -13,7 +13,7 @@ use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::state::HttpState;
-use crate::{openapi, ops, problem};
+use crate::{openapi, ops, problem, trace};
 
 /// One API mounted by [`app`]: its routes, with its state applied and no
 /// fallback, and its OpenAPI document (none for the dashboard's pages).
@@ -115,10 +115,12 @@ async fn security_headers(mut response: Response) -> Response {
 pub struct BulkRequest;
 
 /// Logs every request with its request id and records how long it took by
-/// route template, method and status.
+/// route template, method and status. The request's span continues the
+/// caller's W3C trace context ([`trace`]), which the request carries on as a
+/// [`trace::RequestTrace`] extension.
 /// Store failures are logged here with their details; the body only says
 /// something went wrong.
-async fn observe(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -133,6 +135,9 @@ async fn observe(State(state): State<HttpState>, request: Request, next: Next) -
         .unwrap_or("")
         .to_owned();
     let span = tracing::info_span!("http.request", %method, %route, %request_id);
+    if let Some(trace) = trace::continue_trace(&span, request.headers()) {
+        request.extensions_mut().insert(trace);
+    }
     let response = {
         use tracing::Instrument;
         next.run(request).instrument(span.clone()).await

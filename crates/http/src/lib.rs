@@ -30,6 +30,8 @@
 //! - [`openapi`]: the shared document (`info`, the bearer scheme, the
 //!   operational routes) and the merge of every API's.
 //! - [`ops`]: the operational routes.
+//! - [`trace`]: the W3C trace context a request continues, and
+//!   [`trace::RequestTrace`], the context its events are recorded with.
 
 mod app;
 pub mod auth;
@@ -39,6 +41,7 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 mod state;
+pub mod trace;
 
 pub use app::{Api, BulkRequest, DEFAULT_CSP, app, metrics_app};
 pub use state::{Clock, DEFAULT_BODY_LIMIT, HttpState, MetricsAccess, MetricsSource, SystemClock};
