@@ -35,6 +35,7 @@ fn to_json(event: &RecordedEvent) -> serde_json::Value {
         "command_id": event.metadata.command_id,
         "correlation_id": event.metadata.correlation_id,
         "causation_id": event.metadata.causation_id,
+        "traceparent": event.metadata.traceparent.as_ref().map(|t| t.as_str()),
         "payload": event.payload,
         "hash": event.hash.to_string(),
     })

@@ -23,6 +23,7 @@ mod secret;
 mod serve;
 mod signin;
 mod store;
+mod telemetry;
 mod token;
 
 /// The allocator of every Trellis process: the relay, the projections and the
@@ -100,18 +101,41 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    match cli.log_format {
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+    let traces = match &cli.command {
+        Command::Serve(args) | Command::Demo(args) => {
+            match args
+                .telemetry
+                .otlp_endpoint
+                .as_ref()
+                .map(telemetry::Traces::start)
+            {
+                None => None,
+                Some(Ok(traces)) => Some(traces),
+                Some(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // The filter applies to every layer: what is not logged is not
+        // exported either.
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(traces.as_ref().map(telemetry::Traces::layer));
+        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        match cli.log_format {
+            LogFormat::Json => subscriber
+                .with(logs.json().flatten_event(true).with_current_span(true))
+                .init(),
+            LogFormat::Text => subscriber
+                .with(logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+                .init(),
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,6 +160,10 @@ fn main() -> ExitCode {
             Command::Keys(command) => checkpoints::run_keys(command),
         }
     });
+    // Stopped serving (SIGTERM included): send the spans still queued.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

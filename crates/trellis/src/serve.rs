@@ -127,6 +127,9 @@ pub struct ServeArgs {
     checkpoints: CheckpointArgs,
     #[command(flatten)]
     replica: ReplicaArgs,
+    /// Read by `main`, which builds the tracing subscriber.
+    #[command(flatten)]
+    pub(crate) telemetry: crate::telemetry::TelemetryArgs,
 }
 
 /// When alerts fire: each threshold of [`trellis_alerts::Thresholds`], with
