@@ -20,6 +20,7 @@ use crate::http::{
 
 both_backends!(
     every_route_succeeds_once_and_its_event_lands_in_the_store,
+    a_write_records_the_callers_traceparent_and_ignores_a_malformed_one,
     the_actor_is_the_tokens_subject_never_a_body_field,
     a_leader_records_only_under_their_own_id,
     malformed_json_csv_and_headers_are_400,
@@ -108,6 +109,40 @@ async fn every_route_succeeds_once_and_its_event_lands_in_the_store(app: &TestAp
         assert!(r.header("idempotent-replayed").is_none(), "{name}");
         assert!(r.header("x-request-id").is_some(), "{name}: a request id");
     }
+}
+
+/// The events of a write carry the caller's W3C trace context (passed
+/// through unchanged: no span is exported in this process); a malformed
+/// `traceparent` is no error and records none, nor does a write without one.
+async fn a_write_records_the_callers_traceparent_and_ignores_a_malformed_one(app: &TestApp) {
+    let admin = app.admin();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut recorded = Vec::new();
+    for header in [
+        Some(traceparent),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
+        Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        Some("zz-not-a-trace-context"),
+        None,
+    ] {
+        let extra: Vec<(&str, &str)> = header.map(|h| ("traceparent", h)).into_iter().collect();
+        let r = app
+            .post_json_with("/v1/teams", &admin, &json!({ "name": "Traced" }), &extra)
+            .await;
+        r.expect(201);
+        let events = app.stream_events(&stream_of("team", r.id())).await;
+        recorded.push(
+            events[0]
+                .metadata
+                .traceparent
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
+        );
+    }
+    assert_eq!(
+        recorded,
+        [Some(traceparent.to_owned()), None, None, None, None]
+    );
 }
 
 async fn the_actor_is_the_tokens_subject_never_a_body_field(app: &TestApp) {

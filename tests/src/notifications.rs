@@ -457,6 +457,57 @@ async fn every_event_reaches_the_stream_once_in_log_order(kind: Kind) {
 
 crate::http::on_each_backend!(multi_thread: every_event_reaches_the_stream_once_in_log_order);
 
+/// A write sent with a W3C `traceparent` is recorded with it (no span is
+/// exported in this process, so the caller's context passes through
+/// unchanged) and relayed with it as the CloudEvents `traceparent` header,
+/// so a subscriber continues the caller's trace; an untraced write's
+/// message has no such header.
+async fn a_traced_write_is_relayed_with_its_traceparent_header(kind: Kind) {
+    let app = crate::http::TestApp::spawn(kind).await;
+    let config = config(kind, &app.backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let admin = app.admin();
+    let traced = app
+        .post_json_with(
+            "/v1/teams",
+            &admin,
+            &serde_json::json!({ "name": "Traced" }),
+            &[
+                ("traceparent", traceparent),
+                ("tracestate", "vendor=opaque"),
+            ],
+        )
+        .await;
+    traced.expect(201);
+    let plain = app
+        .post_json("/v1/teams", &admin, &serde_json::json!({ "name": "Plain" }))
+        .await;
+    plain.expect(201);
+
+    let relay = start(&app.store, &url, &config);
+    wait_for_count(&js, &config.stream, 2, Duration::from_secs(30)).await;
+    let messages = stream_messages(&js, &config.stream).await;
+    let header_of = |team: Uuid| {
+        let message = messages
+            .iter()
+            .find(|m| m.subject.as_str().contains(&team.to_string()))
+            .unwrap_or_else(|| panic!("a message of team {team}"));
+        message
+            .headers
+            .get("traceparent")
+            .map(|v| v.as_str().to_owned())
+    };
+    assert_eq!(header_of(traced.id()).as_deref(), Some(traceparent));
+    assert_eq!(header_of(plain.id()), None);
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    app.cleanup().await;
+}
+
+crate::http::on_each_backend!(multi_thread: a_traced_write_is_relayed_with_its_traceparent_header);
+
 /// The relay is killed three times in the middle of a batch (after some
 /// acks, before the checkpoint), the last time restarted only after the
 /// broker's duplicate window has passed: still one message per event.
