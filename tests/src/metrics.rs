@@ -259,6 +259,7 @@ async fn the_webhook_backlog_is_read_at_each_scrape(kind: Kind) {
             stream_id: format!("team-{}", Uuid::now_v7()),
             global_position: n,
             body: "{}".to_owned(),
+            traceparent: None,
             created_at: chrono::Utc::now(),
         })
         .collect();

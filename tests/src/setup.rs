@@ -522,6 +522,7 @@ async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: K
         stream_id: format!("team-{}", Uuid::now_v7()),
         global_position: 1,
         body: "{}".to_owned(),
+        traceparent: None,
         created_at: now,
     };
     assert_eq!(store.enqueue(&[queued]).await.expect("queued"), 1);

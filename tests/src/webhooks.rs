@@ -45,6 +45,7 @@ on_each_backend!(
     multi_thread:
     a_receiver_on_a_private_address_is_refused_when_registered,
     every_matching_event_reaches_each_subscription_once_signed,
+    a_delivery_carries_the_traceparent_its_event_was_recorded_with,
     failed_deliveries_are_retried_with_growing_delays,
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
     a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed,
@@ -165,6 +166,8 @@ struct Received {
     msg_id: String,
     body: Value,
     signed: bool,
+    /// The `traceparent` header, if it came with one.
+    traceparent: Option<String>,
     at: Instant,
 }
 
@@ -346,6 +349,10 @@ async fn receive(
             msg_id: msg_id.clone(),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             signed,
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             at: Instant::now(),
         },
     ));
@@ -734,6 +741,51 @@ async fn every_matching_event_reaches_each_subscription_once_signed(kind: Kind) 
         "an event from before the subscription is not delivered"
     );
 
+    hooked.cleanup().await;
+}
+
+/// The event of a write sent with a W3C `traceparent` is delivered with it
+/// as a header (signed as every delivery is), so the receiver continues the
+/// trace; an untraced event's delivery has none.
+async fn a_delivery_carries_the_traceparent_its_event_was_recorded_with(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 5)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (_, secret) = hooked
+        .register(json!({ "url": receiver.url("teams"), "event_types": ["TeamFormed"] }))
+        .await;
+    receiver.expect_secret("teams", &secret);
+
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let traced = app
+        .post_json_with(
+            "/v1/teams",
+            &app.admin(),
+            &json!({ "name": "Traced" }),
+            &[("traceparent", traceparent)],
+        )
+        .await;
+    traced.expect(201);
+    let plain = app
+        .post_json("/v1/teams", &app.admin(), &json!({ "name": "Plain" }))
+        .await;
+    plain.expect(201);
+    eventually(Duration::from_secs(30), "both teams delivered", || {
+        let got = receiver.received("teams").len();
+        async move { got >= 2 }
+    })
+    .await;
+
+    let got = receiver.received("teams");
+    let delivered = |team: Uuid| {
+        got.iter()
+            .find(|r| r.body["stream"] == format!("team-{team}").as_str())
+            .unwrap_or_else(|| panic!("team {team} delivered: {got:#?}"))
+    };
+    let (traced, plain) = (delivered(traced.id()), delivered(plain.id()));
+    assert_eq!(traced.traceparent.as_deref(), Some(traceparent));
+    assert_eq!(plain.traceparent, None);
+    assert!(traced.signed && plain.signed, "{got:#?}");
     hooked.cleanup().await;
 }
 
@@ -1746,6 +1798,7 @@ async fn after_a_410_nothing_of_the_webhook_is_pending_queued_or_claimed_until_i
         stream_id: format!("team-{}", Uuid::now_v7()),
         global_position: n,
         body: "{}".to_owned(),
+        traceparent: None,
         created_at: chrono::Utc::now(),
     };
     let queued: Vec<NewDelivery> = (1..=3).map(delivery).collect();

@@ -28,6 +28,11 @@
 //!   `410 Gone`; the `webhook-id` (the event id) lets a receiver drop
 //!   duplicates (a sender that dies after sending but before recording
 //!   sends again). Deliveries are not ordered.
+//! - An event recorded with a W3C `traceparent` (the request that appended
+//!   it was traced) is delivered with it as a `traceparent` header, kept
+//!   with the delivery when it is queued, so the receiver continues the
+//!   trace. Like any header but `webhook-id`, `webhook-timestamp` and
+//!   `webhook-signature`, it is outside the signature.
 //! - `http://` and `https://` receivers ([`client`]), over connections kept
 //!   for the next delivery to the same receiver. Over TLS the receiver's
 //!   certificate must verify for the URL's host against the system's roots
@@ -359,6 +364,11 @@ pub fn deliveries_for(
                 stream_id: event.stream_id.to_string(),
                 global_position: event.global_position,
                 body,
+                traceparent: event
+                    .metadata
+                    .traceparent
+                    .as_ref()
+                    .map(|t| t.as_str().to_owned()),
                 created_at: now,
             });
         }
@@ -407,6 +417,7 @@ pub async fn deliver_checkpoint(
             stream_id: "log-checkpoints".to_owned(),
             global_position: checkpoint.head.size,
             body: body.clone(),
+            traceparent: None,
             created_at: now,
         })
         .collect();
@@ -678,11 +689,17 @@ async fn send(
         .map_err(|e| Unsendable(format!("the webhook's secret cannot sign: {e}")))?;
     let msg_id = delivery.event_id.to_string();
     let signature = signing::sign(&key, &msg_id, timestamp, delivery.body.as_bytes());
-    let headers = [
+    let mut headers = vec![
         ("webhook-id", msg_id),
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
     ];
+    // The trace of the request that appended the event, for the receiver
+    // to continue (W3C Trace Context); like every header but the three
+    // above, outside the signature.
+    if let Some(traceparent) = &delivery.traceparent {
+        headers.push(("traceparent", traceparent.clone()));
+    }
     client
         .post(&url, &headers, delivery.body.as_bytes(), timeout)
         .await

@@ -123,6 +123,9 @@ pub struct NewDelivery {
     pub global_position: u64,
     /// The JSON body every attempt sends.
     pub body: String,
+    /// The W3C trace context the event was recorded with, sent as the
+    /// `traceparent` header of every attempt.
+    pub traceparent: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -168,6 +171,8 @@ pub struct Claimed {
     /// Attempts made before this one (since queued or replayed).
     pub attempts: u32,
     pub body: String,
+    /// Sent as the `traceparent` header ([`NewDelivery::traceparent`]).
+    pub traceparent: Option<String>,
     pub url: String,
     pub secret: Secret,
 }

@@ -37,6 +37,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             "disable",
             include_str!("../../migrations/postgres/0003_disable.sql"),
         ),
+        (
+            4,
+            "traceparent",
+            include_str!("../../migrations/postgres/0004_traceparent.sql"),
+        ),
     ],
 };
 
@@ -262,6 +267,7 @@ impl WebhookStore for PostgresWebhookStore {
         let mut streams = Vec::with_capacity(deliveries.len());
         let mut positions = Vec::with_capacity(deliveries.len());
         let mut bodies = Vec::with_capacity(deliveries.len());
+        let mut traceparents = Vec::with_capacity(deliveries.len());
         let mut created = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             ids.push(d.id);
@@ -271,18 +277,21 @@ impl WebhookStore for PostgresWebhookStore {
             streams.push(d.stream_id.as_str());
             positions.push(to_i64(d.global_position));
             bodies.push(d.body.as_str());
+            traceparents.push(d.traceparent.as_deref());
             created.push(d.created_at);
         }
         let inserted = client
             .execute(
                 "INSERT INTO trellis.webhook_deliveries (id, subscription_id, event_id, event_type, \
-                     stream_id, global_position, body, status, next_attempt_at, created_at) \
+                     stream_id, global_position, body, status, next_attempt_at, created_at, \
+                     traceparent) \
                  SELECT u.id, u.subscription_id, u.event_id, u.event_type, u.stream_id, \
-                        u.global_position, u.body, 'pending', u.created_at, u.created_at \
+                        u.global_position, u.body, 'pending', u.created_at, u.created_at, \
+                        u.traceparent \
                    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                               $6::bigint[], $7::text[], $8::timestamptz[]) \
+                               $6::bigint[], $7::text[], $8::timestamptz[], $9::text[]) \
                         AS u(id, subscription_id, event_id, event_type, stream_id, \
-                             global_position, body, created_at) \
+                             global_position, body, created_at, traceparent) \
                    JOIN trellis.webhook_subscriptions s ON s.id = u.subscription_id \
                   WHERE s.deleted_at IS NULL AND s.disabled_at IS NULL \
                  ON CONFLICT (subscription_id, event_id) DO NOTHING",
@@ -295,6 +304,7 @@ impl WebhookStore for PostgresWebhookStore {
                     &positions,
                     &bodies,
                     &created,
+                    &traceparents,
                 ],
             )
             .await?;
@@ -324,7 +334,7 @@ impl WebhookStore for PostgresWebhookStore {
                    FROM due, trellis.webhook_subscriptions s \
                   WHERE d.id = due.id AND s.id = d.subscription_id \
                  RETURNING d.id, d.event_id, d.attempts, d.body, s.url, s.secret, \
-                           d.subscription_id",
+                           d.subscription_id, d.traceparent",
                 &[&now, &lease_until, &limit],
             )
             .await?;
@@ -338,6 +348,7 @@ impl WebhookStore for PostgresWebhookStore {
                 url: r.get(4),
                 secret: Secret::new(r.get::<_, String>(5)),
                 subscription_id: r.get(6),
+                traceparent: r.get(7),
             })
             .collect())
     }

@@ -38,6 +38,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             "disable",
             include_str!("../../migrations/sqlite/0003_disable.sql"),
         ),
+        (
+            4,
+            "traceparent",
+            include_str!("../../migrations/sqlite/0004_traceparent.sql"),
+        ),
     ],
 };
 
@@ -346,8 +351,9 @@ impl WebhookStore for SqliteWebhookStore {
                 {
                     let mut stmt = tx.prepare_cached(
                     "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, \
-                         stream_id, global_position, body, status, next_attempt_at, created_at) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8 \
+                         stream_id, global_position, body, status, next_attempt_at, created_at, \
+                         traceparent) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9 \
                       WHERE EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = ?2 \
                                        AND s.deleted_at IS NULL AND s.disabled_at IS NULL) \
                      ON CONFLICT (subscription_id, event_id) DO NOTHING",
@@ -362,6 +368,7 @@ impl WebhookStore for SqliteWebhookStore {
                             to_i64(d.global_position),
                             d.body,
                             ts(d.created_at),
+                            d.traceparent,
                         ])? as u64;
                     }
                 }
@@ -385,7 +392,7 @@ impl WebhookStore for SqliteWebhookStore {
                 let rows = {
                     let mut stmt = tx.prepare_cached(
                         "SELECT d.id, d.event_id, d.attempts, d.body, s.url, s.secret, \
-                            d.subscription_id \
+                            d.subscription_id, d.traceparent \
                        FROM webhook_deliveries d \
                        JOIN webhook_subscriptions s ON s.id = d.subscription_id \
                       WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
@@ -402,6 +409,7 @@ impl WebhookStore for SqliteWebhookStore {
                             row.get::<_, String>(4)?,
                             row.get::<_, String>(5)?,
                             row.get::<_, String>(6)?,
+                            row.get::<_, Option<String>>(7)?,
                         ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?
@@ -411,7 +419,9 @@ impl WebhookStore for SqliteWebhookStore {
                     let mut lease = tx.prepare_cached(
                         "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
                     )?;
-                    for (id, event_id, attempts, body, url, secret, subscription_id) in rows {
+                    for (id, event_id, attempts, body, url, secret, subscription_id, traceparent) in
+                        rows
+                    {
                         lease.execute(params![id, ts(lease_until)])?;
                         claimed.push(Claimed {
                             id: parse_uuid(&id)?,
@@ -419,6 +429,7 @@ impl WebhookStore for SqliteWebhookStore {
                             event_id: parse_uuid(&event_id)?,
                             attempts: to_u32(attempts),
                             body,
+                            traceparent,
                             url,
                             secret: Secret::new(secret),
                         });
