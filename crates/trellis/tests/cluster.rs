@@ -3,7 +3,8 @@
 //! reading from the replica and two worker processes (one active, one
 //! standing by). Under a steady write load the active worker and then one
 //! API process are killed (SIGKILL); afterwards the log, JetStream and the
-//! read models hold every acknowledged write exactly once.
+//! read models hold every acknowledged write exactly once, and a write made
+//! in a caller's trace reaches JetStream carrying it.
 
 mod common;
 
@@ -129,16 +130,23 @@ fn the_log(cluster: &Cluster) -> Vec<Value> {
         .collect()
 }
 
-/// The id of every message of the JetStream stream `TRELLIS_EVENTS`, with
-/// how many times each is there.
-async fn published(urls: &str) -> BTreeMap<String, usize> {
+/// The stream `TRELLIS_EVENTS` of the cluster at `urls`.
+async fn events_stream(urls: &str) -> async_nats::jetstream::stream::Stream {
     let servers: Vec<async_nats::ServerAddr> = urls
         .split(',')
         .map(|u| u.parse().expect("a NATS URL"))
         .collect();
     let client = async_nats::connect(servers).await.expect("NATS");
-    let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream("TRELLIS_EVENTS").await.expect("the stream");
+    async_nats::jetstream::new(client)
+        .get_stream("TRELLIS_EVENTS")
+        .await
+        .expect("the stream")
+}
+
+/// The id of every message of the JetStream stream `TRELLIS_EVENTS`, with
+/// how many times each is there.
+async fn published(urls: &str) -> BTreeMap<String, usize> {
+    let mut stream = events_stream(urls).await;
     let last = stream
         .info()
         .await
@@ -332,6 +340,68 @@ async fn the_cluster_keeps_every_acknowledged_write_once_through_the_loss_of_a_w
         acked.len(),
         log.len()
     );
+
+    // A write that is part of a caller's trace: its event carries the W3C
+    // traceparent, and so does its message in JetStream (CloudEvents'
+    // `traceparent` header), for a subscriber to continue the trace.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let bearer = format!("Bearer {token}");
+    let (status, body) = try_request(
+        &addresses[1],
+        "POST",
+        "/v1/teams",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+            ("traceparent", traceparent),
+        ],
+        r#"{"name":"Traced"}"#,
+    )
+    .expect("an API process answers");
+    assert_eq!(status, 201, "{body}");
+    let team: Value = serde_json::from_str(&body).expect("JSON");
+    let team = team["id"].as_str().expect("an id");
+    let event = the_log(&cluster)
+        .into_iter()
+        .find(|e| e["payload"]["team_id"] == team)
+        .expect("the traced write's event");
+    assert_eq!(event["traceparent"], traceparent, "{event}");
+    let id = event["event_id"].as_str().expect("event_id").to_owned();
+    let started = Instant::now();
+    let header = loop {
+        if let Some(header) = published_header(&cluster.nats.urls(), &id, "traceparent").await {
+            break header;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the traced event was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(header.as_deref(), Some(traceparent));
     drop((apis, second));
     let _ = std::fs::remove_dir_all(&cluster.dir);
+}
+
+/// The header `name` of the message of event `id` in `TRELLIS_EVENTS`,
+/// looking from the newest back (`None` while it is not published).
+async fn published_header(urls: &str, id: &str, name: &str) -> Option<Option<String>> {
+    let mut stream = events_stream(urls).await;
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    for sequence in (1..=last).rev() {
+        let message = stream.get_raw_message(sequence).await.expect("a message");
+        if message
+            .headers
+            .get("Nats-Msg-Id")
+            .is_some_and(|v| v.as_str() == id)
+        {
+            return Some(message.headers.get(name).map(|v| v.to_string()));
+        }
+    }
+    None
 }
