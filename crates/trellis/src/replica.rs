@@ -123,6 +123,8 @@ pub struct Replica {
     max_wait: Duration,
     /// How far the replica has replayed, as last asked.
     replayed: AtomicU64,
+    /// How far the primary had written, as last asked.
+    written: AtomicU64,
     bench: Arc<Bench>,
     /// Each client's last write: its primary position and when.
     writes: Mutex<HashMap<u64, (u64, Instant)>>,
@@ -160,6 +162,22 @@ impl Replica {
                 return Target::Primary;
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A position a client asked to read past, no further than the
+    /// primary has written: a made-up one must not hold reads up (or send
+    /// them all to the primary).
+    async fn within_the_log(&self, asked: u64) -> u64 {
+        if asked <= self.written.load(Ordering::Relaxed) {
+            return asked;
+        }
+        match self.primary.wal_position().await {
+            Ok(position) => {
+                self.written.fetch_max(position, Ordering::Relaxed);
+                asked.min(position)
+            }
+            Err(_) => 0,
         }
     }
 
@@ -232,6 +250,7 @@ pub async fn layer(State(replica): State<Arc<Replica>>, request: Request, next: 
         let mut response = READ_FROM.scope(Target::Primary, next.run(request)).await;
         match replica.primary.wal_position().await {
             Ok(position) => {
+                replica.written.fetch_max(position, Ordering::Relaxed);
                 if let Some(client) = client {
                     replica.remember(client, position);
                 }
@@ -249,7 +268,10 @@ pub async fn layer(State(replica): State<Arc<Replica>>, request: Request, next: 
         }
         return response;
     }
-    let required = asked(request.headers()).max(client.map_or(0, |c| replica.last_write(c)));
+    let required = replica
+        .within_the_log(asked(request.headers()))
+        .await
+        .max(client.map_or(0, |c| replica.last_write(c)));
     let target = replica.target_for(required).await;
     metrics::counter!(
         "trellis_read_replica_requests_total",
@@ -294,6 +316,7 @@ pub async fn route(
         replica: replica.clone(),
         max_wait: Duration::from_millis(args.read_replica_max_wait_ms),
         replayed: AtomicU64::new(0),
+        written: AtomicU64::new(0),
         bench: bench.clone(),
         writes: Mutex::new(HashMap::new()),
         hasher: std::hash::RandomState::new(),

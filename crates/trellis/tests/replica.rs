@@ -243,6 +243,38 @@ fn when_the_replica_dies_reads_go_to_the_primary_without_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A position past anything the primary wrote (made up, or garbled) is
+/// read as the primary's own: the read neither waits nor leaves the replica.
+#[test]
+fn a_made_up_position_neither_holds_a_read_up_nor_sends_it_to_the_primary() {
+    let primary = LocalPostgres::primary(&[]);
+    let replica = LocalPostgres::replica_of(&primary, &[]);
+    let dir = trellis_tests::temp_dir();
+    // Patience enough that a read waiting for the made-up position would
+    // show in the counts only after a long wait; then it reads the primary.
+    let (_serving, address) = serve_reading_from(&primary, &replica, "api", 2_000, &dir);
+    replica.caught_up_with(&primary, Duration::from_secs(60));
+    let token = admin_token();
+    let made_up = u64::MAX.to_string();
+    for _ in 0..2 {
+        let (status, _, body) = call(
+            &address,
+            "GET",
+            "/v1/events",
+            &token,
+            &[("Trellis-Read-After", &made_up)],
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        served_by(&address),
+        (2, 0),
+        "both reads came from the replica"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_read_replica_needs_the_log_on_postgresql() {
     let dir = trellis_tests::temp_dir();
