@@ -16,6 +16,7 @@ use serde::Deserialize;
 use trellis_access::store::{Account, Holder, Via};
 use trellis_access::{FlowRefused, Refused};
 use trellis_http::auth::{AuthError, Claims, Role};
+use trellis_http::extract::cookie;
 use uuid::Uuid;
 
 use crate::error::PageError;
@@ -23,7 +24,7 @@ use crate::html::{Signed, esc, page, sign_in_html};
 use crate::state::DashboardState;
 
 /// The cookie that carries the session id.
-pub(crate) const COOKIE: &str = "trellis_session";
+pub const COOKIE: &str = "trellis_session";
 
 /// The cookie that binds a sign-in at the identity provider to the browser
 /// that started it (closing login CSRF).
@@ -185,18 +186,6 @@ impl Viewer {
 
 fn service() -> PageError {
     PageError::Forbidden("Service tokens are for the API, not for the dashboard.".into())
-}
-
-fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {

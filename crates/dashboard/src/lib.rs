@@ -42,6 +42,7 @@ mod pages;
 mod state;
 mod svg;
 
+pub use auth::COOKIE as SESSION_COOKIE;
 pub use state::DashboardState;
 
 /// The dashboard, for [`trellis_http::app`]: its pages with `state` applied

@@ -30,11 +30,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::watch;
+use trellis_dashboard::SESSION_COOKIE;
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::{
     AppendOutcome, AppendRequest, Checkpoint, CommandMeta, EventStore, ExpectedVersion, Hash,
     NewEvent, RecordedEvent, StreamId, StreamWrite, merkle, tree,
 };
+use trellis_http::extract::cookie;
 use trellis_projections::store::postgres::PostgresReadStore;
 use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, Parts, ReadStore, Status};
 
@@ -186,8 +188,8 @@ impl Replica {
     fn client(&self, headers: &HeaderMap) -> Option<u64> {
         let credential = headers
             .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes)
-            .or_else(|| cookie(headers, "trellis_session").map(str::as_bytes))?;
+            .map(|v| v.as_bytes().to_vec())
+            .or_else(|| cookie(headers, SESSION_COOKIE).map(String::into_bytes))?;
         Some(self.hasher.hash_one(credential))
     }
 
@@ -218,18 +220,6 @@ fn asked(headers: &HeaderMap) -> u64 {
         .and_then(|v| v.trim().parse().ok());
     let cookie = cookie(headers, READ_AFTER_COOKIE).and_then(|v| v.parse().ok());
     header.unwrap_or(0).max(cookie.unwrap_or(0))
-}
-
-/// The value of cookie `name` in `headers`.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
 }
 
 /// Routes each request's reads: a write request reads and writes the
@@ -619,7 +609,7 @@ impl ReadStore for RoutedReads {
 
 #[cfg(test)]
 mod tests {
-    use super::{asked, cookie};
+    use super::asked;
     use axum::http::{HeaderMap, HeaderValue, header};
 
     #[test]
@@ -633,7 +623,6 @@ mod tests {
             HeaderValue::from_static("trellis_session=abc; trellis_read_after=300"),
         );
         assert_eq!(asked(&headers), 300);
-        assert_eq!(cookie(&headers, "trellis_session"), Some("abc"));
         headers.insert(
             "trellis-read-after",
             HeaderValue::from_static("not a number"),

@@ -83,6 +83,27 @@ fn call(
     (status, read_after, rest.to_owned())
 }
 
+/// Forms a team through `address` as the holder of `token`: its id, and
+/// the position the write answered with (`Trellis-Read-After`).
+fn form_team(address: &str, token: &str, name: &str) -> (String, String) {
+    let (status, read_after, body) = call(
+        address,
+        "POST",
+        "/v1/teams",
+        token,
+        &[],
+        Some(json!({ "name": name })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let team = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let read_after = read_after.expect("a write answers with Trellis-Read-After");
+    assert!(read_after.parse::<u64>().is_ok(), "{read_after}");
+    (team, read_after)
+}
+
 /// How many reads this process served from the replica and from the
 /// primary, by its `/metrics`.
 fn served_by(address: &str) -> (u64, u64) {
@@ -125,21 +146,7 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
     let (writer, other) = (admin_token(), admin_token());
 
     let written = Instant::now();
-    let (status, read_after, body) = call(
-        &patient,
-        "POST",
-        "/v1/teams",
-        &writer,
-        &[],
-        Some(json!({ "name": "Replicated" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let team = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let read_after = read_after.expect("a write answers with Trellis-Read-After");
-    assert!(read_after.parse::<u64>().is_ok(), "{read_after}");
+    let (team, _) = form_team(&patient, &writer, "Replicated");
 
     // Another client, which wrote nothing, reads the replica as it stands:
     // the standby holds the commit back, so the team is not there yet.
@@ -171,20 +178,7 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
     // The other client, on another API process, carrying the position the
     // write answered with: that process waits 100 ms only, then reads the
     // primary. (A new write, so the replica lags again.)
-    let (status, read_after, body) = call(
-        &patient,
-        "POST",
-        "/v1/teams",
-        &writer,
-        &[],
-        Some(json!({ "name": "Second" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let second = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let read_after = read_after.expect("Trellis-Read-After");
+    let (second, read_after) = form_team(&patient, &writer, "Second");
     let (status, _, feed) = call(
         &impatient,
         "GET",
@@ -211,19 +205,7 @@ fn when_the_replica_dies_reads_go_to_the_primary_without_an_error() {
     let dir = trellis_tests::temp_dir();
     let (_serving, address) = serve_reading_from(&primary, &replica, "all", 500, &dir);
     let token = admin_token();
-    let (status, _, body) = call(
-        &address,
-        "POST",
-        "/v1/teams",
-        &token,
-        &[],
-        Some(json!({ "name": "Before the replica died" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let team = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let (team, _) = form_team(&address, &token, "Before the replica died");
     let (status, _, feed) = call(&address, "GET", "/v1/events?limit=1000", &token, &[], None);
     assert_eq!((status, feed.contains(&team)), (200, true), "{feed}");
     let (on_replica, on_primary) = served_by(&address);
