@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{Days, NaiveDate, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 use trellis_commands::{CommandState, CommandsConfig};
 use trellis_dashboard::DashboardState;
@@ -1089,3 +1089,61 @@ async fn a_rep_signed_in_sees_no_retracted_or_private_record(kind: Kind) {
 }
 
 crate::http::on_each_backend!(multi_thread: a_rep_signed_in_sees_no_retracted_or_private_record);
+
+/// "New hires on the ramp" lists a rep only in the periods their ramp runs:
+/// their second week shows them on step 2 of 2, the month after their ramp
+/// ended does not (although nothing was recorded about them since).
+async fn the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(kind: Kind) {
+    use crate::queries::QueryApp;
+
+    let app = QueryApp::spawn(kind).await;
+    app.set_clock("2026-03-20T09:00:00Z");
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    app.post_json(
+        "/v1/standards",
+        &app.admin(),
+        &crate::http::standard_body("calls_made"),
+    )
+    .await
+    .expect(201);
+    // The rep started on 2026-01-05: week 2 of the ramp is 2026-W03.
+    app.post_json(
+        &format!("/v1/reps/{rep}/measurements"),
+        &app.admin(),
+        &json!({ "metric": "calls_made", "period": "2026-W03", "value": 30 }),
+    )
+    .await
+    .expect(201);
+    app.project().await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let page = |period: &'static str| {
+        let (app, leader) = (&app, &leader);
+        async move {
+            let r = app
+                .get_as(&format!("/teams/{}?period={period}", world.team), leader)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{period}: {}", r.text());
+            r.text()
+        }
+    };
+    let during = page("2026-W03").await;
+    assert_contains(&during, "week 2 of 2", "the ramp in its second week");
+    let after = page("2026-03").await;
+    assert_contains(
+        &after,
+        "No rep is on a ramp schedule in this period.",
+        "the month after the ramp",
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ramp_on_the_team_page_on_postgres() {
+    the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ramp_on_the_team_page_on_the_embedded_store() {
+    the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(Kind::Sqlite).await;
+}

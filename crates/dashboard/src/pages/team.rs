@@ -283,11 +283,22 @@ pub(crate) async fn handler(
                 .rev()
                 .find(|r| r.end <= today && r.standards.iter().any(|s| s.actual.is_some()))
                 .unwrap_or(row);
+            // Which period of this length the shown one is for the rep: a
+            // ramp that ended before it is not listed (the timeline stops at
+            // the rep's last recorded fact, which may be long ago).
+            let shown =
+                Period::containing(latest.period.kind(), cutoff).ordinal_since(p.start_date);
             for s in latest.standards.iter().filter(|s| s.ramp_percent.is_some()) {
-                let steps = standards
+                let ramp = standards
                     .get(&s.standard_id)
                     .and_then(|d| d.versions.last())
-                    .map_or(0, |v| v.ramp.len());
+                    .map(|v| v.ramp.as_slice())
+                    .unwrap_or_default();
+                let steps = ramp.len();
+                let last_step = ramp.iter().map(|step| step.period_index).max().unwrap_or(0);
+                if shown.is_none_or(|shown| shown > last_step) {
+                    continue;
+                }
                 lines.push(format!(
                     "<tr><td>{}</td><td>{} {} of {steps}</td><td class=\"n\">{}%</td><td class=\"n\">{}</td>\
                      <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"cell {}\">{}</td></tr>",
