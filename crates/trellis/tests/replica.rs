@@ -152,13 +152,17 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
     // the standby holds the commit back, so the team is not there yet.
     let (status, _, feed) = call(&patient, "GET", "/v1/events?limit=1000", &other, &[], None);
     assert_eq!(status, 200, "{feed}");
-    assert!(
-        written.elapsed() < Duration::from_millis(APPLY_DELAY_MS) && !feed.contains(&team),
-        "a read with nothing to wait for came from the replica, which has not applied the \
-         write yet ({:?} after it)",
-        written.elapsed()
-    );
-    assert_eq!(served_by(&patient), (1, 0));
+    let after = written.elapsed();
+    // (On a machine so busy that the delay passed meanwhile, the replica
+    // may have applied it: then the counts alone tell.)
+    if after < Duration::from_millis(APPLY_DELAY_MS) {
+        assert!(
+            !feed.contains(&team),
+            "a read with nothing to wait for came from the replica, which has not applied the \
+             write yet ({after:?} after it)"
+        );
+    }
+    assert_eq!(served_by(&patient), (1, 0), "it read the replica");
 
     // The writer reads at once and sees its write: the process waited for
     // the replica to replay it.
@@ -178,6 +182,7 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
     // The other client, on another API process, carrying the position the
     // write answered with: that process waits 100 ms only, then reads the
     // primary. (A new write, so the replica lags again.)
+    let second_written = Instant::now();
     let (second, read_after) = form_team(&patient, &writer, "Second");
     let (status, _, feed) = call(
         &impatient,
@@ -192,7 +197,9 @@ fn reads_come_from_the_replica_and_a_client_sees_its_own_write_at_once() {
         feed.contains(&second),
         "the position carried along was not honoured: {feed}"
     );
-    assert_eq!(served_by(&impatient), (0, 1), "it read the primary");
+    if second_written.elapsed() < Duration::from_millis(APPLY_DELAY_MS) {
+        assert_eq!(served_by(&impatient), (0, 1), "it read the primary");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
