@@ -179,6 +179,16 @@ impl StandardVersion {
     pub fn target_for(&self, period_index: u32) -> Target {
         ramp_adjusted_target(self.target, &self.ramp, period_index)
     }
+
+    /// Whether a rep's `period_index`-th period is still on the ramp: at or
+    /// before the ramp's last step (a step-less ramp has none).
+    pub fn ramps(&self, period_index: u32) -> bool {
+        self.ramp
+            .iter()
+            .map(|step| step.period_index)
+            .max()
+            .is_some_and(|last| period_index <= last)
+    }
 }
 
 /// A standard that has been set, with every version it ever had.

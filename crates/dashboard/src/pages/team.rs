@@ -289,14 +289,11 @@ pub(crate) async fn handler(
             let shown =
                 Period::containing(latest.period.kind(), cutoff).ordinal_since(p.start_date);
             for s in latest.standards.iter().filter(|s| s.ramp_percent.is_some()) {
-                let ramp = standards
+                let version = standards
                     .get(&s.standard_id)
-                    .and_then(|d| d.versions.last())
-                    .map(|v| v.ramp.as_slice())
-                    .unwrap_or_default();
-                let steps = ramp.len();
-                let last_step = ramp.iter().map(|step| step.period_index).max().unwrap_or(0);
-                if shown.is_none_or(|shown| shown > last_step) {
+                    .and_then(|d| d.versions.last());
+                let steps = version.map_or(0, |v| v.ramp.len());
+                if !shown.is_some_and(|shown| version.is_some_and(|v| v.ramps(shown))) {
                     continue;
                 }
                 lines.push(format!(

@@ -435,6 +435,21 @@ fn ramp_adjusted_target_is_the_full_target_past_the_ramp_or_without_one() {
 }
 
 #[test]
+fn a_reps_period_is_on_the_ramp_up_to_its_last_step_only() {
+    let mut version = history()
+        .version_in_force(date("2026-01-05"))
+        .expect("a version")
+        .clone();
+    version.ramp = ramp(&[(1, 25), (3, 75)]);
+    assert_eq!(
+        [1, 2, 3, 4].map(|n| version.ramps(n)),
+        [true, true, true, false]
+    );
+    version.ramp = vec![];
+    assert!(!version.ramps(1), "without a ramp no period is on it");
+}
+
+#[test]
 fn a_version_gives_the_ramp_adjusted_target_for_a_reps_nth_period() {
     let state = history();
     let v1 = state
