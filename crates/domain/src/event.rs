@@ -151,6 +151,7 @@ impl Event {
                 R::ImprovementPlanClosed(e) => Some(e.on),
                 R::FactCorrected(_) => None,
                 R::ReviewHeld(e) => Some(e.on),
+                R::PersonalDataErased(_) => None,
             },
             Event::Alert(AlertEvent::Raised(e)) => Some(e.raised_on),
         }

@@ -37,6 +37,7 @@
 //! - [`alert`] — one occurrence of something a person must act on, raised
 //!   once per occurrence key (stream `alert-<uuid v5 of the key>`).
 //! - [`rejection`] — [`Rejection`].
+//! - [`personal`] — which parts of a payload are personal data, and whose.
 
 pub mod aggregate;
 pub mod alert;
@@ -46,6 +47,7 @@ pub mod event;
 pub mod ids;
 mod payload;
 pub mod period;
+pub mod personal;
 pub mod rejection;
 pub mod rep;
 pub mod standard;

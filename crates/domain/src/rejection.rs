@@ -84,6 +84,10 @@ pub enum Rejection {
         "This rep departed on {on}, so nothing new can be recorded for them. To fix an earlier record, correct it instead."
     )]
     RepDeparted { on: NaiveDate },
+    #[error(
+        "This person's personal data was erased on {on}, so nothing more can be recorded about them. Their figures stay, under their id."
+    )]
+    PersonalDataErased { on: NaiveDate },
     #[error("This rep already departed on {on}. To fix the departure record, correct it instead.")]
     RepAlreadyDeparted { on: NaiveDate },
     #[error("{date} is before the rep joined on {joined}. Pick a date on or after {joined}.")]

@@ -161,6 +161,13 @@ text_newtype!(
     Role, what = "role", max = 50, one_line = true
 );
 
+impl PersonName {
+    /// What a person's name reads as once their personal data is erased.
+    pub fn erased() -> PersonName {
+        PersonName(crate::personal::ERASED_NAME.to_owned())
+    }
+}
+
 /// A note a leader or rep writes (feedback, evidence, coaching notes, reasons).
 pub type Note = NonEmptyText;
 

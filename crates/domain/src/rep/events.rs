@@ -10,7 +10,9 @@ use crate::ids::{
 };
 use crate::payload::event_enum;
 use crate::period::Period;
-use crate::values::{MetricName, MetricValue, Name, Note, PersonName, Role, Sha256Hex, SkillLevel};
+use crate::values::{
+    MetricName, MetricValue, Name, NonEmptyText, Note, PersonName, Role, Sha256Hex, SkillLevel,
+};
 
 /// Who may read a note: the rep too, or only leaders (auditors read both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -277,6 +279,19 @@ pub struct ReviewHeld {
     pub on: NaiveDate,
 }
 
+/// The rep's personal data was erased: the key it was encrypted with is
+/// destroyed, so their name and every free text about them read as erased
+/// from now on, in every view, packet and export, while the log, its
+/// figures and its proofs stay whole. The last event of the stream: nothing
+/// more can be recorded about the rep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalDataErased {
+    /// Why, in the admin's words (a request under GDPR article 17, say). Not
+    /// personal data: it is kept readable, so it must not repeat any.
+    pub reason: NonEmptyText,
+    pub on: NaiveDate,
+}
+
 event_enum! {
     /// Everything that can happen in a rep's stream.
     pub enum RepEvent in "rep" {
@@ -301,5 +316,6 @@ event_enum! {
         ImprovementPlanClosed(ImprovementPlanClosed) = ("ImprovementPlanClosed", v 1),
         FactCorrected(FactCorrected) = ("FactCorrected", v 1),
         ReviewHeld(ReviewHeld) = ("ReviewHeld", v 1),
+        PersonalDataErased(PersonalDataErased) = ("PersonalDataErased", v 1),
     }
 }

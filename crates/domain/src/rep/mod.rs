@@ -152,6 +152,11 @@ pub enum RepCommand {
         review: ReviewHeld,
         now: DateTime<Utc>,
     },
+    /// Erase the rep's personal data (the store destroys their key).
+    ErasePersonalData {
+        erased: PersonalDataErased,
+        now: DateTime<Utc>,
+    },
 }
 
 /// The rep aggregate.
@@ -200,6 +205,9 @@ fn record(event: impl Into<RepEvent>) -> Result<Vec<RepEvent>, Rejection> {
 
 fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection> {
     use RepCommand::*;
+    if let Some(on) = rep.erased_on {
+        return Err(Rejection::PersonalDataErased { on });
+    }
     match command {
         JoinRep { .. } => Err(Rejection::RepAlreadyExists),
         MoveTeam {
@@ -419,6 +427,15 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                 });
             }
             record(review)
+        }
+        ErasePersonalData { erased, now } => {
+            if erased.on > now.date_naive() {
+                return Err(Rejection::DateInFuture {
+                    date: erased.on,
+                    today: now.date_naive(),
+                });
+            }
+            record(erased)
         }
     }
 }

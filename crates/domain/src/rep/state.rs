@@ -33,6 +33,8 @@ pub struct Rep {
     pub team_id: TeamId,
     pub start_date: NaiveDate,
     pub departed_on: Option<NaiveDate>,
+    /// When the rep's personal data was erased: nothing more is recorded.
+    pub erased_on: Option<NaiveDate>,
     /// Standard versions the rep has acknowledged.
     pub acknowledged_expectations: BTreeSet<(StandardId, u32)>,
     pub feedback: BTreeMap<FeedbackId, FeedbackRecord>,
@@ -201,6 +203,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 team_id: e.team_id,
                 start_date: e.start_date,
                 departed_on: None,
+                erased_on: None,
                 acknowledged_expectations: BTreeSet::new(),
                 feedback: BTreeMap::new(),
                 action_items: BTreeMap::new(),
@@ -222,6 +225,10 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         RepEvent::MovedTeam(e) => rep.team_id = e.to,
         RepEvent::RoleChanged(e) => rep.role = e.to.clone(),
         RepEvent::Departed(e) => rep.departed_on = Some(e.on),
+        RepEvent::PersonalDataErased(e) => {
+            rep.erased_on = Some(e.on);
+            rep.name = PersonName::erased();
+        }
         RepEvent::ExpectationsAcknowledged(e) => {
             rep.acknowledged_expectations
                 .insert((e.standard_id, e.standard_version));

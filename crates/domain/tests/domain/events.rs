@@ -273,6 +273,11 @@ fn one_of_each() -> Vec<Event> {
             on: date("2026-04-02"),
         }
         .into(),
+        PersonalDataErased {
+            reason: text("Asked to be forgotten under GDPR article 17"),
+            on: date("2026-05-01"),
+        }
+        .into(),
         crate::alert::raised(
             "standard_missed/1/2",
             AlertDetails::StandardMissed {
@@ -325,6 +330,7 @@ fn variant_name(event: &Event) -> &'static str {
             RepEvent::ImprovementPlanClosed(_) => "ImprovementPlanClosed",
             RepEvent::FactCorrected(_) => "FactCorrected",
             RepEvent::ReviewHeld(_) => "ReviewHeld",
+            RepEvent::PersonalDataErased(_) => "PersonalDataErased",
         },
         Event::Alert(e) => match e {
             AlertEvent::Raised(_) => "AlertRaised",
@@ -620,4 +626,79 @@ fn a_payload_with_an_invalid_value_is_a_decode_error() {
         Event::from_stored("SkillAssessed", 1, payload),
         Err(DecodeError::Malformed { version: 1, .. })
     ));
+}
+
+/// Every string of a payload that `personal::visit` leaves alone, as
+/// `(event type, path)`, when it reads as words (a space or a capital letter
+/// outside a period such as `2026-W05`).
+fn prose_left_alone(event: &Event) -> BTreeSet<(String, String)> {
+    fn walk(
+        value: &serde_json::Value,
+        path: String,
+        event_type: &str,
+        out: &mut BTreeSet<(String, String)>,
+    ) {
+        match value {
+            serde_json::Value::String(s)
+                if (s.contains(' ') || s.chars().any(|c| c.is_ascii_uppercase()))
+                    && s.parse::<trellis_domain::Period>().is_err() =>
+            {
+                out.insert((event_type.to_owned(), path));
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, format!("{path}[]"), event_type, out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    walk(inner, format!("{path}.{key}"), event_type, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut payload = event.to_payload();
+    trellis_domain::personal::visit(event.event_type(), &mut payload, &mut |_, v| {
+        *v = json!("visited");
+    });
+    let mut out = BTreeSet::new();
+    walk(&payload, String::new(), event.event_type(), &mut out);
+    out
+}
+
+/// Adding a free-text field to an event without saying whether it is
+/// personal data fails here: it must be encrypted with its person's key
+/// (`personal::visit`) or listed below as about the organisation, not a person.
+#[test]
+fn every_free_text_is_either_personal_data_or_known_to_be_about_the_organisation() {
+    let left: BTreeSet<(String, String)> =
+        one_of_each().iter().flat_map(prose_left_alone).collect();
+    let organisational: BTreeSet<(String, String)> = [
+        ("CompetencyDefined", ".name"),
+        ("CompetencyDefined", ".description"),
+        ("CompetencyDefined", ".rubric[]"),
+        ("CompetencyRevised", ".name"),
+        ("CompetencyRevised", ".description"),
+        ("CompetencyRevised", ".rubric[]"),
+        ("CompetencyRetired", ".reason"),
+        ("StandardSet", ".name"),
+        ("StandardSet", ".roles[]"),
+        ("StandardRevised", ".roles[]"),
+        ("StandardRetired", ".reason"),
+        ("TeamFormed", ".name"),
+        ("TeamRenamed", ".name"),
+        ("RepJoined", ".role"),
+        ("RepRoleChanged", ".from"),
+        ("RepRoleChanged", ".to"),
+        ("TrainingCompleted", ".title"),
+        ("PersonalDataErased", ".reason"),
+    ]
+    .into_iter()
+    .map(|(t, p)| (t.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(
+        left, organisational,
+        "free text neither encrypted nor known to be organisational"
+    );
 }

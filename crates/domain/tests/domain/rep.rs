@@ -1716,3 +1716,58 @@ fn a_rep_may_not_read_private_or_retracted_feedback_nor_private_sessions() {
         "private feedback 2, retracted feedback 3, private session 4 and its item 5"
     );
 }
+
+fn erased(on: &str) -> PersonalDataErased {
+    PersonalDataErased {
+        reason: text("Asked to be forgotten"),
+        on: date(on),
+    }
+}
+
+#[test]
+fn erasing_a_reps_personal_data_records_personal_data_erased() {
+    check(
+        vec![joined().into()],
+        RepCommand::ErasePersonalData {
+            erased: erased("2026-03-01"),
+            now: now(),
+        },
+        Ok(vec![erased("2026-03-01").into()]),
+    );
+}
+
+#[test]
+fn nothing_more_is_recorded_about_an_erased_rep_not_even_a_second_erasure() {
+    let given = vec![joined().into(), erased("2026-03-01").into()];
+    let refused = Err(Rejection::PersonalDataErased {
+        on: date("2026-03-01"),
+    });
+    check(
+        given.clone(),
+        RepCommand::GiveFeedback {
+            feedback: feedback(1),
+            competency: CompetencyStatus::Active,
+            now: now(),
+        },
+        refused.clone(),
+    );
+    check(
+        given,
+        RepCommand::ErasePersonalData {
+            erased: erased("2026-03-02"),
+            now: now(),
+        },
+        refused,
+    );
+}
+
+#[test]
+fn an_erased_reps_state_keeps_no_name() {
+    let state = [joined().into(), erased("2026-03-01").into()]
+        .iter()
+        .fold(RepState::default(), RepAggregate::evolve);
+    let RepState::Joined(rep) = state else {
+        panic!("the rep joined")
+    };
+    assert_eq!(rep.name.as_str(), trellis_domain::personal::ERASED_NAME);
+}
