@@ -599,7 +599,10 @@ async fn an_import_above_the_row_limit_is_413(app: &TestApp) {
     let small = TestApp::with_config(
         app.kind(),
         trellis_http::DEFAULT_BODY_LIMIT,
-        CommandsConfig { max_import_rows: 3 },
+        CommandsConfig {
+            max_import_rows: 3,
+            ..CommandsConfig::default()
+        },
     )
     .await;
     let world = small.world().await;

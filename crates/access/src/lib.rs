@@ -968,3 +968,20 @@ pub fn spoken(d: Duration) -> String {
         plural(d.num_seconds(), "second")
     }
 }
+
+/// Erasing a person deletes their sign-in account (their name and email),
+/// its sessions and links, and their developer tokens' sessions.
+#[async_trait::async_trait]
+impl trellis_eventstore::vault::ForgetsPeople for Access {
+    fn holds(&self) -> &'static str {
+        "sign-in account and sessions"
+    }
+
+    async fn forget(&self, person: Uuid) -> Result<(), trellis_eventstore::Error> {
+        self.inner
+            .store
+            .forget_person(person)
+            .await
+            .map_err(|e| trellis_eventstore::Error::Unavailable(e.to_string()))
+    }
+}

@@ -364,6 +364,7 @@ impl CommandService {
             http.clone(),
             CommandsConfig {
                 max_import_rows: IMPORT_ROWS,
+                ..CommandsConfig::default()
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

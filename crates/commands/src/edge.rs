@@ -224,6 +224,59 @@ impl<B> WriteRequest<B> {
         Ok(answer_rep(&command, written))
     }
 
+    /// Erases the personal data of the person the path names (`person_id`,
+    /// a rep): an admin's write. The rep's key is destroyed and every holder
+    /// forgets them *before* `PersonalDataErased` is appended, so whoever
+    /// reads that event (the projections, the relay, the webhooks) already
+    /// reads the rep's earlier events as erased. A retry after a failure
+    /// part way finishes the job; one after success answers the first outcome.
+    pub async fn erase_person(self) -> Result<Response, ApiError>
+    where
+        OnRep: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+    {
+        let person = self.path.uuid("person_id")?;
+        let app = self.app.clone();
+        let ctx = WriteCtx::new(&app, self.claims, self.headers, self.body.fingerprint);
+        let command = OnRep::try_from(Edge {
+            body: self.body.value,
+            ctx: &ctx,
+            id: person,
+            entity: Entity::Named,
+            path: &self.path,
+        })?
+        .command(&app)
+        .await?;
+        let rep_id = RepId::from_uuid(person);
+        let stream = stream(RepAggregate::CATEGORY, person)?;
+        let Some(erasure) = app.erasure() else {
+            return Err(ApiError::Unavailable(
+                "this Trellis cannot erase people: it was started without the log's key store"
+                    .into(),
+            ));
+        };
+        if ctx.replay(&app).await?.is_none() {
+            let loaded = crate::write::load::<RepAggregate>(&app, &stream).await?;
+            rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
+            if RepAggregate::decide(&loaded.state, command.clone()).is_ok() {
+                erasure.keys.erase_data_key(person, ctx.now).await?;
+                for holder in &erasure.holders {
+                    holder.forget(person).await.map_err(|e| {
+                        ApiError::Unavailable(format!(
+                            "the person's data key is destroyed, but their {} could not be                              deleted ({e}); send the same request again to finish",
+                            holder.holds()
+                        ))
+                    })?;
+                }
+            }
+        }
+        let written = execute::<RepAggregate>(&app, &ctx, &stream, |loaded| {
+            rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
+            Ok(command.clone())
+        })
+        .await?;
+        Ok(answer_rep(&command, written))
+    }
+
     /// The entity's id (the path's, parsed first: a bad one is a 404 before
     /// anything else; or a new one), the write's context, and the command
     /// the body parses into.

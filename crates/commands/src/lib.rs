@@ -22,6 +22,8 @@
 //! - [`routes`]: one module per resource, each handler beside the
 //!   conversion of its body; [`wire`]: request and response bodies;
 //!   [`respond`]: what a write answers with.
+//! - [`personal`]: which strings of a payload are personal data, for the
+//!   log's vault.
 //! - [`metrics`]: the write path's Prometheus metrics; [`openapi`]: this
 //!   API's OpenAPI document.
 
@@ -30,6 +32,7 @@ pub mod edge;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod personal;
 pub mod policy;
 pub mod respond;
 pub mod routes;
@@ -37,7 +40,7 @@ mod state;
 pub mod wire;
 pub mod write;
 
-pub use state::{CommandState, CommandsConfig};
+pub use state::{CommandState, CommandsConfig, Erasure};
 
 /// The write API, for [`trellis_http::app`]: every write route with `state`
 /// applied, and its OpenAPI document.

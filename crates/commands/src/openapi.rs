@@ -5,7 +5,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 
-use crate::routes::{framework, measurements, reps, teams};
+use crate::routes::{framework, measurements, people, reps, teams};
 use trellis_http::openapi::BearerAuth;
 
 #[derive(Debug, OpenApi)]
@@ -15,7 +15,7 @@ use trellis_http::openapi::BearerAuth;
         teams::form, teams::assign_leader, teams::rename,
         framework::define_competency, framework::revise_competency, framework::retire_competency,
         framework::set_standard, framework::revise_standard, framework::retire_standard,
-        reps::join, reps::move_team, reps::change_role, reps::depart,
+        people::erase, reps::join, reps::move_team, reps::change_role, reps::depart,
         reps::acknowledge_expectations, reps::give_feedback, reps::acknowledge_feedback,
         reps::assess_skill, reps::hold_coaching_session, reps::complete_action_item,
         reps::drop_action_item, reps::record_training, reps::record_measurement,

@@ -56,6 +56,8 @@ pub enum RepAccess {
     LeadOrSelf(Scope),
     /// The same as `LeadOrSelf`, but the rep only for an item they own.
     ActionItem(ActionItemId),
+    /// Admins alone (erasing a person's personal data).
+    Admin,
 }
 
 fn auditor() -> ApiError {
@@ -100,6 +102,15 @@ pub fn rep_write(
     let scope = match access {
         RepAccess::Lead(scope) | RepAccess::LeadOrSelf(scope) => scope,
         RepAccess::ActionItem(_) => Scope::Coaching,
+        RepAccess::Admin => {
+            return match claims.role {
+                Role::Admin => Ok(()),
+                Role::Auditor => Err(auditor()),
+                _ => Err(ApiError::Forbidden(
+                    "only an admin may erase a person's personal data".into(),
+                )),
+            };
+        }
     };
     let team = match state {
         RepState::Joined(rep) => Some(rep.team_id),
@@ -122,7 +133,7 @@ pub fn rep_write(
         Role::Rep => {
             let is_self = claims.subject_id() == Some(rep_id.as_uuid());
             let allowed = match access {
-                RepAccess::Lead(_) => false,
+                RepAccess::Lead(_) | RepAccess::Admin => false,
                 RepAccess::LeadOrSelf(_) => is_self,
                 RepAccess::ActionItem(item) => {
                     is_self
@@ -176,6 +187,7 @@ pub fn rep_access(command: &RepCommand) -> RepAccess {
         | C::CloseImprovementPlan { .. } => Lead(Scope::Plans),
         C::CorrectFact { .. } => Lead(Scope::Corrections),
         C::HoldReview { .. } => Lead(Scope::Reviews),
+        C::ErasePersonalData { .. } => RepAccess::Admin,
     }
 }
 

@@ -107,7 +107,8 @@ pub fn answer_rep(command: &RepCommand, written: Written) -> Response {
         | C::ResolveSupportRequest { .. }
         | C::RecordPlanCheckpoint { .. }
         | C::CloseImprovementPlan { .. }
-        | C::CorrectFact { .. } => return respond(false, None, written),
+        | C::CorrectFact { .. }
+        | C::ErasePersonalData { .. } => return respond(false, None, written),
     };
     respond(true, Some(created), written)
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use trellis_eventstore::EventStore;
+use trellis_eventstore::vault::{ForgetsPeople, KeyStore};
 use trellis_http::HttpState;
 
 use crate::cache::StateCache;
@@ -14,12 +15,17 @@ use crate::metrics::WriteMetrics;
 pub struct CommandsConfig {
     /// The most rows one measurement import may carry.
     pub max_import_rows: usize,
+    /// How people are erased: `POST /v1/people/{id}/erasure` destroys their
+    /// key in `keys` (the log's vault must read through the same keys) and
+    /// has every holder forget them. `None`: that route answers 503.
+    pub erasure: Option<Erasure>,
 }
 
 impl Default for CommandsConfig {
     fn default() -> Self {
         CommandsConfig {
             max_import_rows: 50_000,
+            erasure: None,
         }
     }
 }
@@ -37,6 +43,14 @@ struct Inner {
     config: CommandsConfig,
     metrics: WriteMetrics,
     state_cache: StateCache,
+}
+
+/// What erasing a person destroys: their data key, and what other
+/// components hold about them in the clear.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub keys: Arc<dyn KeyStore>,
+    pub holders: Vec<Arc<dyn ForgetsPeople>>,
 }
 
 /// The most aggregate states kept between commands.
@@ -59,6 +73,11 @@ impl CommandState {
                 state_cache: StateCache::new(STATE_CACHE_STATES, STATE_CACHE_EVENTS),
             }),
         }
+    }
+
+    /// How people are erased, when this service may.
+    pub fn erasure(&self) -> Option<&Erasure> {
+        self.inner.config.erasure.as_ref()
     }
 
     pub fn http(&self) -> &HttpState {

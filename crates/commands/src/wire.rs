@@ -219,6 +219,20 @@ pub struct ChangeRole {
     pub on: NaiveDate,
 }
 
+/// Why a person's personal data is erased. Kept readable in the log, so it
+/// must not itself hold personal data.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasePerson {
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = r"\S",
+        example = "Asked to be forgotten (GDPR article 17), ticket 4411"
+    )]
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Depart {

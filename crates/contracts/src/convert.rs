@@ -23,9 +23,9 @@ use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, Competenc
 use trellis_domain::rep::{
     ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, ExpectationsAcknowledged,
     FactCorrected, FeedbackAcknowledged, FeedbackGiven, ImprovementPlanClosed,
-    ImprovementPlanStarted, PerformanceMeasured, PlanCheckpointRecorded, RepDeparted, RepJoined,
-    RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportRequested,
-    SupportResolved, TrainingCompleted,
+    ImprovementPlanStarted, PerformanceMeasured, PersonalDataErased, PlanCheckpointRecorded,
+    RepDeparted, RepJoined, RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed,
+    SupportAcknowledged, SupportRequested, SupportResolved, TrainingCompleted,
 };
 use trellis_domain::standard::{StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
@@ -107,6 +107,7 @@ catalogue! {
     Rep(RepEvent::ImprovementPlanClosed(ImprovementPlanClosed)) <=> ImprovementPlanClosed,
     Rep(RepEvent::FactCorrected(FactCorrected)) <=> FactCorrected,
     Rep(RepEvent::ReviewHeld(ReviewHeld)) <=> ReviewHeld,
+    Rep(RepEvent::PersonalDataErased(PersonalDataErased)) <=> PersonalDataErased,
     Alert(AlertEvent::Raised(AlertRaised)) <=> AlertRaised,
 }
 

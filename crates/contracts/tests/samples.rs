@@ -8,8 +8,8 @@ use trellis_domain::rep::{
     ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
     ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
-    PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined, RepMovedTeam,
-    RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
+    PersonalDataErased, PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined,
+    RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
     SupportRequested, SupportResolved, TrainingCompleted, Visibility,
 };
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
@@ -186,6 +186,11 @@ pub fn samples() -> Vec<Event> {
         RepDeparted {
             on: day(2026, 12, 31),
             reason: text("Moved abroad"),
+        }
+        .into(),
+        PersonalDataErased {
+            reason: text("Asked to be forgotten"),
+            on: day(2027, 1, 5),
         }
         .into(),
         ExpectationsAcknowledged {

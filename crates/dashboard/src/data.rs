@@ -464,6 +464,14 @@ pub(crate) fn timeline_entries<'a>(
                 false,
                 None,
             ),
+            RepEvent::PersonalDataErased(e) => entry(
+                e.on,
+                "other",
+                "Personal data erased".into(),
+                Some(e.reason.to_string()),
+                false,
+                None,
+            ),
             RepEvent::ExpectationsAcknowledged(_)
             | RepEvent::FeedbackAcknowledged(_)
             | RepEvent::PerformanceMeasured(_)

@@ -283,7 +283,7 @@ impl Verifier {
         } else if event.prev_hash != tip.hash || event.global_position <= tip.position {
             Some(Problem::Reordered)
         } else {
-            let digest = DigestInput::of_recorded(event).digest(&mut self.scratch);
+            let digest = event.stored_digest(&mut self.scratch);
             (link(&event.prev_hash, event.stream_version, &digest) != event.hash)
                 .then_some(Problem::Altered)
         };

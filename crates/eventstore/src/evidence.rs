@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::chain::{DigestInput, link};
+use crate::chain::link;
 use crate::merkle::{self, NodeId, inclusion_proof, nodes_needed, verify_inclusion};
 use crate::note::{SignedCheckpoint, VerifierKey};
 use crate::{Error, EventStore, Hash, RecordedEvent};
@@ -141,7 +141,7 @@ pub async fn gather(
             stream_version: event.stream_version,
             event_type: event.event_type.clone(),
             occurred_at: event.metadata.occurred_at,
-            content_digest: hex::encode(DigestInput::of_recorded(event).digest(&mut scratch)),
+            content_digest: hex::encode(event.stored_digest(&mut scratch)),
             prev_hash: hex::encode(event.prev_hash.0),
             hash: hex::encode(event.hash.0),
             leaf_index: *index,

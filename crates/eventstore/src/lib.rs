@@ -45,6 +45,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod tree;
 mod types;
+pub mod vault;
 
 pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;

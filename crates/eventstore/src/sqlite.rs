@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "traceparent",
         include_str!("../migrations/sqlite/0004_traceparent.sql"),
     ),
+    (
+        5,
+        "personal_data_keys",
+        include_str!("../migrations/sqlite/0005_personal_data_keys.sql"),
+    ),
 ];
 
 /// The log's migrations, recorded in `schema_migrations` (and their count in
@@ -101,6 +106,10 @@ fn open_connection(path: &Path) -> Result<Connection, Error> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // What is deleted or overwritten (an erased data key, a replaced read
+    // model holding an erased person's name) is zeroed, not left in a free
+    // page of the file.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -493,6 +502,7 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
             Some(bytes) => Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?),
             None => None,
         },
+        content_digest: None,
     })
 }
 
@@ -1122,5 +1132,101 @@ impl EventStore for SqliteStore {
 
     async fn latest_tree_checkpoint(&self) -> Result<Option<crate::tree::StoredCheckpoint>, Error> {
         self.with_reader(tree::latest).await
+    }
+}
+
+#[async_trait]
+impl crate::vault::KeyStore for SqliteStore {
+    async fn data_keys(
+        &self,
+        persons: &[Uuid],
+        make_missing: bool,
+    ) -> Result<std::collections::HashMap<Uuid, crate::vault::KeyState>, Error> {
+        let persons = persons.to_vec();
+        let read = move |conn: &Connection, persons: &[Uuid]| {
+            let mut keys = std::collections::HashMap::with_capacity(persons.len());
+            let mut select = conn.prepare_cached(
+                "SELECT data_key, erased_at FROM personal_data_keys WHERE person = ?1",
+            )?;
+            for person in persons {
+                let row = select
+                    .query_row([person.to_string()], |r| {
+                        Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?))
+                    })
+                    .optional()?;
+                if let Some((key, erased_at)) = row {
+                    keys.insert(*person, key_state(*person, key, erased_at)?);
+                }
+            }
+            Ok::<_, Error>(keys)
+        };
+        if !make_missing {
+            return self.with_reader(move |conn| read(conn, &persons)).await;
+        }
+        self.with_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut keys = read(&tx, &persons)?;
+            let now = chrono::Utc::now().timestamp_micros();
+            let missing: Vec<Uuid> =
+                persons.iter().filter(|p| !keys.contains_key(p)).copied().collect();
+            for person in &missing {
+                let key = crate::vault::DataKey::generate()?;
+                tx.prepare_cached(
+                    "INSERT INTO personal_data_keys (person, data_key, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![person.to_string(), key.0.to_vec(), now])?;
+                keys.insert(*person, crate::vault::KeyState::Live(key));
+            }
+            tx.commit()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn erase_data_key(
+        &self,
+        person: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        self.with_writer(move |conn| {
+            let micros = at.timestamp_micros();
+            conn.prepare_cached(
+                "INSERT INTO personal_data_keys (person, data_key, created_at, erased_at) \
+                 VALUES (?1, NULL, ?2, ?2) \
+                 ON CONFLICT (person) DO UPDATE SET data_key = NULL, erased_at = excluded.erased_at \
+                 WHERE erased_at IS NULL",
+            )?
+            .execute(params![person.to_string(), micros])?;
+            let erased: i64 = conn
+                .prepare_cached("SELECT erased_at FROM personal_data_keys WHERE person = ?1")?
+                .query_row([person.to_string()], |r| r.get(0))?;
+            // The key's old bytes may still sit in the write-ahead log:
+            // fold it into the file (which `secure_delete` keeps clean) and
+            // empty it. Readers in the middle of a read can hold part of it
+            // back; the next erasure or checkpoint finishes the job.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            chrono::DateTime::from_timestamp_micros(erased)
+                .ok_or_else(|| Error::Internal(format!("the erasure time of {person} is out of range")))
+        })
+        .await
+    }
+}
+
+fn key_state(
+    person: Uuid,
+    key: Option<Vec<u8>>,
+    erased_at: Option<i64>,
+) -> Result<crate::vault::KeyState, Error> {
+    use crate::vault::{DataKey, KeyState};
+    match (key, erased_at) {
+        (_, Some(at)) => Ok(KeyState::Erased(
+            chrono::DateTime::from_timestamp_micros(at).unwrap_or_default(),
+        )),
+        (Some(key), None) => Ok(KeyState::Live(DataKey(key.try_into().map_err(|_| {
+            Error::Internal(format!("the data key of {person} is not 32 bytes"))
+        })?))),
+        (None, None) => Err(Error::Internal(format!(
+            "the data key of {person} is missing but not erased"
+        ))),
     }
 }

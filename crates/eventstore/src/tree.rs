@@ -524,7 +524,7 @@ pub async fn verify_checkpoints(
 fn seal_verdicts(events: &[RecordedEvent], keys: &[VerifierKey]) -> Vec<Option<bool>> {
     let verdict = |event: &RecordedEvent, scratch: &mut Vec<u8>| {
         event.seal.as_ref().map(|seal| {
-            let digest = crate::chain::DigestInput::of_recorded(event).digest(scratch);
+            let digest = event.stored_digest(scratch);
             crate::note::seal_verifies(keys, &digest, &seal.0)
         })
     };

@@ -350,6 +350,7 @@ mod tests {
             prev_hash: Hash::GENESIS,
             hash: Hash::GENESIS,
             seal: None,
+            content_digest: None,
         };
         let headers = super::headers(&event, "trellis");
         assert_eq!(

@@ -314,7 +314,7 @@ pub async fn route(
     let stores = Stores {
         log: Arc::new(RoutedLog {
             primary: stores.log.clone(),
-            replica: Arc::new(replica),
+            replica: crate::store::vault(Arc::new(replica.clone()), Arc::new(replica)),
             bench: bench.clone(),
         }),
         read: Arc::new(RoutedReads {

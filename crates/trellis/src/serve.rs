@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use trellis_alerts::Thresholds;
-use trellis_commands::{CommandState, CommandsConfig};
+use trellis_commands::{CommandState, CommandsConfig, Erasure};
 use trellis_dashboard::DashboardState;
 use trellis_demo::DemoOrg;
 use trellis_http::{HttpState, SystemClock};
@@ -303,6 +303,10 @@ impl Application {
             http.clone(),
             CommandsConfig {
                 max_import_rows: args.max_import_rows,
+                erasure: Some(Erasure {
+                    keys: stores.backend.keys(),
+                    holders: vec![Arc::new(access.clone())],
+                }),
             },
         );
         let demo = if args.demo {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use trellis_eventstore::drivers::tokio_postgres;
 use trellis_eventstore::postgres::{self, Migrations, PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
+use trellis_eventstore::vault::{KeyStore, Vault};
 use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
@@ -93,6 +94,27 @@ pub struct Stores {
     pub backend: Backend,
 }
 
+/// `store` as the service writes and reads it: each person's personal data
+/// encrypted with their key in `keys` (crypto-shredding, see
+/// `trellis_eventstore::vault`).
+pub fn vault(store: Arc<dyn EventStore>, keys: Arc<dyn KeyStore>) -> Arc<dyn EventStore> {
+    Arc::new(Vault::new(
+        store,
+        keys,
+        Arc::new(trellis_commands::personal::DomainPersonalData),
+    ))
+}
+
+impl Backend {
+    /// Where the log's personal data keys are.
+    pub fn keys(&self) -> Arc<dyn KeyStore> {
+        match self {
+            Backend::Postgres { store, .. } => Arc::new(store.clone()),
+            Backend::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Backend {
     Postgres { store: PostgresStore, url: String },
@@ -130,7 +152,7 @@ impl StoreArgs {
                     .await
                     .context("failed to open the read models in PostgreSQL")?;
                 Stores {
-                    log: Arc::new(log.clone()),
+                    log: vault(Arc::new(log.clone()), Arc::new(log.clone())),
                     read: Arc::new(read),
                     backend: Backend::Postgres {
                         store: log,
@@ -149,7 +171,7 @@ impl StoreArgs {
                     .await
                     .context("failed to open the embedded read models")?;
                 Stores {
-                    log: Arc::new(log.clone()),
+                    log: vault(Arc::new(log.clone()), Arc::new(log.clone())),
                     read: Arc::new(read),
                     backend: Backend::Sqlite(log),
                 }
@@ -157,19 +179,24 @@ impl StoreArgs {
         })
     }
 
+    /// Opens the log, reading personal data as its keys allow.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
         Ok(match &self.url() {
-            Some(url) => Arc::new(
-                PostgresStore::connect(&PostgresConfig::new(url))
+            Some(url) => {
+                let log = PostgresStore::connect(&PostgresConfig::new(url))
                     .await
-                    .context("failed to open the PostgreSQL event store")?,
-            ),
-            None => Arc::new(SqliteStore::open(&self.data_dir).await.with_context(|| {
-                format!(
-                    "failed to open the embedded event store in {}",
-                    self.data_dir.display()
-                )
-            })?),
+                    .context("failed to open the PostgreSQL event store")?;
+                vault(Arc::new(log.clone()), Arc::new(log))
+            }
+            None => {
+                let log = SqliteStore::open(&self.data_dir).await.with_context(|| {
+                    format!(
+                        "failed to open the embedded event store in {}",
+                        self.data_dir.display()
+                    )
+                })?;
+                vault(Arc::new(log.clone()), Arc::new(log))
+            }
         })
     }
 
@@ -190,7 +217,7 @@ impl Stores {
             Backend::Postgres { store, url } => {
                 let store = store.sealing_with(key);
                 Stores {
-                    log: Arc::new(store.clone()),
+                    log: vault(Arc::new(store.clone()), Arc::new(store.clone())),
                     read: self.read,
                     backend: Backend::Postgres { store, url },
                 }
@@ -198,7 +225,7 @@ impl Stores {
             Backend::Sqlite(store) => {
                 let store = store.sealing_with(key);
                 Stores {
-                    log: Arc::new(store.clone()),
+                    log: vault(Arc::new(store.clone()), Arc::new(store.clone())),
                     read: self.read,
                     backend: Backend::Sqlite(store),
                 }

@@ -172,6 +172,9 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     async fn use_link(&self, token_hash: &str, at: DateTime<Utc>) -> Result<LinkUse, Error>;
     /// Every sign-in link made for an account, oldest first (a person's export).
     async fn links_of(&self, account: Uuid) -> Result<Vec<SignInLink>, Error>;
+    /// Deletes, in one transaction, the person's account with its sessions
+    /// and links, and the sessions of developer tokens naming them.
+    async fn forget_person(&self, person: Uuid) -> Result<(), Error>;
 
     async fn add_flow(&self, flow: &SignInFlow) -> Result<(), Error>;
     /// Removes and returns a flow (each is used once), with the flows that

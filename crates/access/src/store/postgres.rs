@@ -18,11 +18,18 @@ use crate::Error;
 pub const MIGRATIONS: Migrations = Migrations {
     component: "access",
     dir: "crates/access/migrations/postgres",
-    steps: &[(
-        1,
-        "access",
-        include_str!("../../migrations/postgres/0001_access.sql"),
-    )],
+    steps: &[
+        (
+            1,
+            "access",
+            include_str!("../../migrations/postgres/0001_access.sql"),
+        ),
+        (
+            2,
+            "forget_people",
+            include_str!("../../migrations/postgres/0002_forget_people.sql"),
+        ),
+    ],
 };
 
 /// The access tables in the log's PostgreSQL database.
@@ -428,6 +435,28 @@ impl AccessStore for PostgresAccessStore {
             .iter()
             .map(link_of)
             .collect())
+    }
+
+    async fn forget_person(&self, person: Uuid) -> Result<(), Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let subject = person.to_string();
+        tx.execute(
+            "DELETE FROM trellis.sign_in_links WHERE account_id IN \
+             (SELECT id FROM trellis.accounts WHERE person = $1)",
+            &[&person],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM trellis.sessions WHERE claims ->> 'sub' = $2 OR account_id IN \
+             (SELECT id FROM trellis.accounts WHERE person = $1)",
+            &[&person, &subject],
+        )
+        .await?;
+        tx.execute("DELETE FROM trellis.accounts WHERE person = $1", &[&person])
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn add_flow(&self, f: &SignInFlow) -> Result<(), Error> {

@@ -391,6 +391,27 @@ impl AccessStore for SqliteAccessStore {
         .await
     }
 
+    async fn forget_person(&self, person: Uuid) -> Result<(), Error> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let person = person.to_string();
+            tx.execute(
+                "DELETE FROM sign_in_links WHERE account_id IN \
+                 (SELECT id FROM accounts WHERE person = ?1)",
+                [&person],
+            )?;
+            tx.execute(
+                "DELETE FROM sessions WHERE json_extract(claims, '$.sub') = ?1 OR account_id IN \
+                 (SELECT id FROM accounts WHERE person = ?1)",
+                [&person],
+            )?;
+            tx.execute("DELETE FROM accounts WHERE person = ?1", [&person])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn open_sessions_of(&self, account: Uuid) -> Result<Vec<Session>, Error> {
         self.call(move |conn| {
             let mut statement = conn.prepare(&format!(

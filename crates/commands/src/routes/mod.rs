@@ -7,6 +7,7 @@ use crate::state::CommandState;
 
 pub mod framework;
 pub mod measurements;
+pub mod people;
 pub mod reps;
 pub mod teams;
 
@@ -34,6 +35,7 @@ pub fn router() -> Router<CommandState> {
             "/v1/standards/{standard_id}/retirement",
             post(framework::retire_standard),
         )
+        .route("/v1/people/{person_id}/erasure", post(people::erase))
         .route("/v1/reps", post(reps::join))
         .route("/v1/reps/{rep_id}/team-moves", post(reps::move_team))
         .route("/v1/reps/{rep_id}/role-changes", post(reps::change_role))

@@ -5,8 +5,8 @@ use trellis_domain::rep::{
     ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
     ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
-    PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined, RepMovedTeam,
-    RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
+    PersonalDataErased, PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined,
+    RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
     SupportRequested, SupportResolved, TrainingCompleted, Visibility,
 };
 use trellis_domain::{EventPayload, SkillLevel, ValueError};
@@ -291,6 +291,25 @@ impl Convert for RepDeparted {
         Ok(RepDeparted {
             on: f.date("on", m.on)?,
             reason: f.text("reason", &m.reason)?,
+        })
+    }
+}
+
+impl Convert for PersonalDataErased {
+    type Wire = w::PersonalDataErased;
+
+    fn to_wire(&self) -> Self::Wire {
+        w::PersonalDataErased {
+            reason: self.reason.as_str().to_owned(),
+            on: Some(date(self.on)),
+        }
+    }
+
+    fn from_wire(m: &Self::Wire) -> Result<Self, ContractError> {
+        let f = Fields(Self::EVENT_TYPE);
+        Ok(PersonalDataErased {
+            reason: f.text("reason", &m.reason)?,
+            on: f.date("on", m.on)?,
         })
     }
 }

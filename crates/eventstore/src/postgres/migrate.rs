@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "traceparent",
         include_str!("../../migrations/postgres/0005_traceparent.sql"),
     ),
+    (
+        6,
+        "personal_data_keys",
+        include_str!("../../migrations/postgres/0006_personal_data_keys.sql"),
+    ),
 ];
 
 /// The log's migrations (`trellis.schema_migrations`): the schema, the log,

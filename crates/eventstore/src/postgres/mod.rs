@@ -553,6 +553,7 @@ where
             Some(bytes) => Some(Seal::from_slice(bytes).ok_or_else(|| bad("seal"))?),
             None => None,
         },
+        content_digest: None,
     })
 }
 
@@ -1271,4 +1272,85 @@ async fn recorded_command_on(
         }),
         _ => None,
     })
+}
+
+#[async_trait]
+impl crate::vault::KeyStore for PostgresStore {
+    async fn data_keys(
+        &self,
+        persons: &[Uuid],
+        make_missing: bool,
+    ) -> Result<std::collections::HashMap<Uuid, crate::vault::KeyState>, Error> {
+        use crate::vault::{DataKey, KeyState};
+        with_client!(self, |client| {
+            let select = client
+                .prepare_cached(
+                    "SELECT person, data_key, erased_at FROM trellis.personal_data_keys \
+                     WHERE person = ANY($1)",
+                )
+                .await?;
+            let read =
+                |rows: Vec<Row>| -> Result<std::collections::HashMap<Uuid, KeyState>, Error> {
+                    rows.iter()
+                        .map(|row| {
+                            let person: Uuid = row.get(0);
+                            let key: Option<Vec<u8>> = row.get(1);
+                            let erased_at: Option<DateTime<Utc>> = row.get(2);
+                            let state = match (key, erased_at) {
+                                (_, Some(at)) => KeyState::Erased(at),
+                                (Some(key), None) => {
+                                    KeyState::Live(DataKey(key.try_into().map_err(|_| {
+                                        Error::Internal(format!(
+                                            "the data key of {person} is not 32 bytes"
+                                        ))
+                                    })?))
+                                }
+                                (None, None) => {
+                                    return Err(Error::Internal(format!(
+                                        "the data key of {person} is missing but not erased"
+                                    )));
+                                }
+                            };
+                            Ok((person, state))
+                        })
+                        .collect()
+                };
+            let mut keys = read(client.query(&select, &[&persons]).await?)?;
+            let missing: Vec<Uuid> = persons
+                .iter()
+                .filter(|p| !keys.contains_key(p))
+                .copied()
+                .collect();
+            if make_missing && !missing.is_empty() {
+                let fresh = missing
+                    .iter()
+                    .map(|_| DataKey::generate().map(|k| k.0.to_vec()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let insert = client
+                    .prepare_cached(
+                        "INSERT INTO trellis.personal_data_keys (person, data_key, created_at) \
+                         SELECT u.person, u.data_key, now() \
+                         FROM unnest($1::uuid[], $2::bytea[]) AS u(person, data_key) \
+                         ON CONFLICT (person) DO NOTHING",
+                    )
+                    .await?;
+                client.execute(&insert, &[&missing, &fresh]).await?;
+                keys.extend(read(client.query(&select, &[&missing]).await?)?);
+            }
+            Ok(keys)
+        })
+    }
+
+    async fn erase_data_key(
+        &self,
+        person: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        with_client!(self, |client| {
+            let statement = client
+                .prepare_cached("SELECT trellis.erase_data_key($1, $2)")
+                .await?;
+            Ok(client.query_one(&statement, &[&person, &at]).await?.get(0))
+        })
+    }
 }

@@ -322,6 +322,27 @@ impl Growth {
             }
             RepEvent::FactCorrected(e) => correct(rep, e.fact_id, &e.correction),
             RepEvent::ReviewHeld(e) => rep.reviews_held.push(e.on),
+            // Every personal string the facts hold reads as erased from
+            // now on, exactly as a replay (which reads the rep's earlier
+            // events as erased) folds it: replay equals live.
+            RepEvent::PersonalDataErased(_) => {
+                let erased = || {
+                    trellis_domain::Note::try_from(trellis_domain::personal::ERASED_TEXT)
+                        .expect("the erased marker is a valid note")
+                };
+                rep.name = trellis_domain::PersonName::erased();
+                for item in rep.action_items.values_mut() {
+                    item.description = erased();
+                }
+                for request in rep.support_requests.values_mut() {
+                    request.description = erased();
+                }
+                for plan in rep.plans.values_mut() {
+                    for target in &mut plan.targets {
+                        target.description = erased();
+                    }
+                }
+            }
         }
         self.dirty.reps.insert(rep_id);
         if let Some(team) = moved_to {
