@@ -248,6 +248,17 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// The subjects of every message about this event's entity, when this
+    /// event erases a person's personal data (`PersonalDataErased`, the last
+    /// event of the entity's stream): `trellis.events.rep.<id>.*`.
+    pub fn erased_subjects(&self) -> Option<String> {
+        if self.event_type != "PersonalDataErased" {
+            return None;
+        }
+        let (entity, _) = self.subject.as_str().rsplit_once('.')?;
+        Some(format!("{entity}.*"))
+    }
+
     /// This event's message id, to name it as the previous message of the
     /// next one ([`Outgoing::take_headers`]).
     pub fn msg_id(&self) -> MsgId {

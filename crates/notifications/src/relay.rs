@@ -351,6 +351,27 @@ impl Relay {
         self.publish(encoded_rx).await;
     }
 
+    /// Purges the messages of an erased person's stream, all but the last
+    /// (the erasure itself, which subscribers must see), from the stream:
+    /// a subscriber replaying it later finds no personal data of theirs.
+    /// A failure is logged with the command that finishes the job; it does
+    /// not stop the relay.
+    async fn purge_erased(&self, subjects: &str) {
+        let stream = &self.config.stream;
+        let purged = match self.js.get_stream(stream).await {
+            Ok(s) => s.purge().filter(subjects).keep(1).await.map(|p| p.purged),
+            Err(e) => Err(async_nats::jetstream::stream::PurgeError::with_source(
+                async_nats::jetstream::stream::PurgeErrorKind::Request,
+                e,
+            )),
+        };
+        match purged {
+            Ok(purged) => tracing::info!(%subjects, purged, "purged an erased person's messages"),
+            Err(e) => tracing::error!(error = %e, %subjects,
+                "could not purge an erased person's messages; run `nats stream purge {stream} --subject '{subjects}' --keep 1`"),
+        }
+    }
+
     /// Where to start: the saved checkpoint, or the stream's last event when
     /// a previous relay published past its checkpoint.
     async fn resume_point(&self) -> Result<Checkpoint, RelayError> {
@@ -495,6 +516,9 @@ impl Relay {
                 match acks.next().await {
                     Ok(duplicate) => {
                         let event = queue.pop_front().expect("a published event is queued");
+                        if let Some(subjects) = event.erased_subjects() {
+                            self.purge_erased(&subjects).await;
+                        }
                         self.shared.acked.fetch_add(1, Ordering::Relaxed);
                         if duplicate {
                             self.shared.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -206,6 +206,13 @@ impl StreamCache {
         }
     }
 
+    fn forget(&self, rep_id: RepId) {
+        let mut inner = self.lock();
+        if let Some((_, gone)) = inner.streams.remove(&rep_id) {
+            inner.events -= gone.len;
+        }
+    }
+
     /// The rep's stream: what is cached, and whatever was appended since.
     pub async fn load(
         &self,
@@ -215,11 +222,13 @@ impl StreamCache {
         let cached = self.get(rep_id).unwrap_or_default();
         let mut team = cached.team;
         let mut new = Vec::new();
+        let mut erased = false;
         let version = read_rep_stream(store, rep_id, cached.version, PAGE, |event| {
             let envelope = envelope(event)?;
             match &envelope.event {
                 Event::Rep(RepEvent::Joined(e)) if team.is_none() => team = Some(e.team_id),
                 Event::Rep(RepEvent::MovedTeam(e)) => team = Some(e.to),
+                Event::Rep(RepEvent::PersonalDataErased(_)) => erased = true,
                 _ => {}
             }
             new.push(envelope);
@@ -228,6 +237,12 @@ impl StreamCache {
         .await?;
         if new.is_empty() {
             return Ok(cached);
+        }
+        if erased && cached.version > 0 {
+            // What is cached was decrypted before the rep's key was
+            // destroyed: read the whole stream again, as erased.
+            self.forget(rep_id);
+            return Box::pin(self.load(store, rep_id)).await;
         }
         let mut chunks = cached.chunks.clone();
         chunks.push(new.into());

@@ -331,6 +331,17 @@ async fn dispatch(log: &Arc<dyn EventStore>, hooks: &Webhooks) -> Result<(), Err
         let subscriptions = hooks.store.subscriptions().await?;
         let deliveries = deliveries_for(&batch, &subscriptions, Utc::now());
         let queued = hooks.store.enqueue(&deliveries).await?;
+        // A person erased: what was queued about them, sent or not, is
+        // kept (and sent) with their personal data read as erased. Their
+        // key was destroyed before this event was recorded, so what is
+        // queued from here on reads as erased already.
+        for event in batch.iter().filter(|e| e.event_type == ERASURE_TYPE) {
+            let scrubbed = hooks
+                .store
+                .rewrite_bodies(event.stream_id.as_str(), erased_body)
+                .await?;
+            tracing::info!(stream = %event.stream_id, scrubbed, "webhook deliveries of an erased person scrubbed");
+        }
         if let Some(last) = batch.last() {
             log.save_checkpoint(CHECKPOINT, last.checkpoint).await?;
         }
@@ -426,6 +437,25 @@ pub async fn deliver_checkpoint(
         hooks.wake();
     }
     Ok(queued)
+}
+
+/// The event that erases a person's personal data.
+const ERASURE_TYPE: &str = "PersonalDataErased";
+
+/// A queued body with the personal data of its event read as erased, as
+/// the log now reads it; `None` when it holds none.
+pub fn erased_body(body: &str) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let event_type = value.get("type")?.as_str()?.to_owned();
+    let payload = value.get_mut("payload")?;
+    let mut changed = false;
+    trellis_domain::personal::visit(&event_type, payload, &mut |kind, text| {
+        if text.as_str() != Some(kind.erased()) {
+            *text = serde_json::Value::from(kind.erased());
+            changed = true;
+        }
+    });
+    changed.then(|| value.to_string())
 }
 
 /// The JSON a receiver gets for an event. The payload is upcast to the

@@ -243,6 +243,14 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
     /// meanwhile. Returns how many were new.
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error>;
 
+    /// Rewrites, in one transaction, the body of every delivery of an event
+    /// of `stream` as `rewrite` returns it (`None`: leave it).
+    async fn rewrite_bodies(
+        &self,
+        stream: &str,
+        rewrite: for<'b> fn(&'b str) -> Option<String>,
+    ) -> Result<u64, Error>;
+
     /// Takes up to `max` pending deliveries due at `now` (of subscriptions not
     /// deleted, paused nor disabled), oldest due first, and pushes their due time to `lease_until`
     /// so no other sender takes them meanwhile.

@@ -255,6 +255,36 @@ impl WebhookStore for PostgresWebhookStore {
         Ok(deleted > 0)
     }
 
+    async fn rewrite_bodies(
+        &self,
+        stream: &str,
+        rewrite: for<'b> fn(&'b str) -> Option<String>,
+    ) -> Result<u64, Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT id, body FROM trellis.webhook_deliveries WHERE stream_id = $1 FOR UPDATE",
+                &[&stream],
+            )
+            .await?;
+        let mut rewritten = 0;
+        for row in rows {
+            let id: Uuid = row.get(0);
+            let body: &str = row.get(1);
+            if let Some(body) = rewrite(body) {
+                tx.execute(
+                    "UPDATE trellis.webhook_deliveries SET body = $2 WHERE id = $1",
+                    &[&id, &body],
+                )
+                .await?;
+                rewritten += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(rewritten)
+    }
+
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error> {
         if deliveries.is_empty() {
             return Ok(0);

@@ -338,6 +338,36 @@ impl WebhookStore for SqliteWebhookStore {
             .await
     }
 
+    async fn rewrite_bodies(
+        &self,
+        stream: &str,
+        rewrite: for<'b> fn(&'b str) -> Option<String>,
+    ) -> Result<u64, Error> {
+        let stream = stream.to_owned();
+        self.conn
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let rows: Vec<(String, String)> = tx
+                    .prepare("SELECT id, body FROM webhook_deliveries WHERE stream_id = ?1")?
+                    .query_map([&stream], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut rewritten = 0;
+                for (id, body) in rows {
+                    if let Some(body) = rewrite(&body) {
+                        tx.execute(
+                            "UPDATE webhook_deliveries SET body = ?2 WHERE id = ?1",
+                            params![id, body],
+                        )?;
+                        rewritten += 1;
+                    }
+                }
+                tx.commit()?;
+                Ok(rewritten)
+            })
+            .await
+    }
+
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error> {
         if deliveries.is_empty() {
             return Ok(0);
