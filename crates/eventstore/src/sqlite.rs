@@ -1200,11 +1200,7 @@ impl crate::vault::KeyStore for SqliteStore {
             let erased: i64 = conn
                 .prepare_cached("SELECT erased_at FROM personal_data_keys WHERE person = ?1")?
                 .query_row([person.to_string()], |r| r.get(0))?;
-            // The key's old bytes may still sit in the write-ahead log:
-            // fold it into the file (which `secure_delete` keeps clean) and
-            // empty it. Readers in the middle of a read can hold part of it
-            // back; the next erasure or checkpoint finishes the job.
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            empty_the_wal(conn)?;
             chrono::DateTime::from_timestamp_micros(erased)
                 .ok_or_else(|| Error::Internal(format!("the erasure time of {person} is out of range")))
         })
@@ -1229,4 +1225,16 @@ fn key_state(
             "the data key of {person} is missing but not erased"
         ))),
     }
+}
+
+/// Folds the write-ahead log into the file and empties it. What was
+/// overwritten or deleted (an erased key, a person's scrubbed name) may
+/// still sit in old frames of the log, which are not zeroed as the file's
+/// free pages are (`secure_delete`): each component that scrubs an erased
+/// person's data calls this after it commits. It waits for readers (the
+/// connection's busy timeout); one still reading can hold frames back, which
+/// the next checkpoint then empties.
+pub fn empty_the_wal(conn: &Connection) -> Result<(), Error> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
 }

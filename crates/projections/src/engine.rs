@@ -86,6 +86,11 @@ impl Default for RebuildConfig {
     }
 }
 
+/// The event that erases a person's personal data (`PersonalDataErased`):
+/// the fold scrubs the person's facts, and the store then drops what it kept
+/// of the old bytes ([`ReadStore::after_erasure`]).
+const ERASURE: &str = "PersonalDataErased";
+
 /// Progress of a rebuild, reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -316,6 +321,9 @@ impl Engine {
                 changes: &changes,
             })
             .await?;
+        if committed && batch.iter().any(|e| e.event_type == ERASURE) {
+            self.read.after_erasure().await?;
+        }
         Ok(if committed {
             Outcome::Committed(last.checkpoint)
         } else {

@@ -407,6 +407,8 @@ impl AccessStore for SqliteAccessStore {
             )?;
             tx.execute("DELETE FROM accounts WHERE person = ?1", [&person])?;
             tx.commit()?;
+            trellis_eventstore::sqlite::empty_the_wal(conn)
+                .map_err(|e| Error::Database(e.to_string()))?;
             Ok(())
         })
         .await

@@ -137,6 +137,13 @@ pub enum LeaseKind {
 /// The read-model storage of one backend.
 #[async_trait]
 pub trait ReadStore: Send + Sync + fmt::Debug {
+    /// Called once a batch that erased a person's personal data is
+    /// committed: a backend that keeps overwritten bytes around (the
+    /// embedded file's write-ahead log) gets rid of them.
+    async fn after_erasure(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Tries to become the one active worker of `model` for `kind`.
     async fn try_lease(
         &self,

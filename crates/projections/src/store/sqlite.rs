@@ -192,6 +192,15 @@ impl Lease for LocalLease {
 
 #[async_trait]
 impl ReadStore for SqliteReadStore {
+    async fn after_erasure(&self) -> Result<(), Error> {
+        self.conn
+            .call(|conn| {
+                trellis_eventstore::sqlite::empty_the_wal(conn)
+                    .map_err(|e| Error::Database(e.to_string()))
+            })
+            .await
+    }
+
     async fn try_lease(
         &self,
         model: &str,

@@ -363,6 +363,9 @@ impl WebhookStore for SqliteWebhookStore {
                     }
                 }
                 tx.commit()?;
+                if rewritten > 0 {
+                    trellis_eventstore::sqlite::empty_the_wal(conn)?;
+                }
                 Ok(rewritten)
             })
             .await
