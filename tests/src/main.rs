@@ -22,5 +22,6 @@ mod projections;
 mod queries;
 mod runtime_role;
 mod setup;
+mod vault;
 mod webhooks;
 mod week;

@@ -51,6 +51,11 @@
 //!   Baseline on PostgreSQL: one `INSERT ... SELECT FROM unnest(<arrays>)` of
 //!   the 100 rows in autocommit (one transaction, one round trip, like the
 //!   append); on SQLite: 100 prepared `INSERT`s in one transaction.
+//! - `append_1w_private`, `append_8w_private` (and `sqlite_…`): everything
+//!   `trellis serve` does on an append — sealing, the tree signed behind,
+//!   and the note encrypted with its rep's key through the vault
+//!   (crypto-shredding, ADR 11) — against the same raw INSERTs; compare with
+//!   `append_1w` and `append_8w`, where all of it is off.
 //! - `read_all`: the log is first topped up to `--events` events (SQLite:
 //!   `--sqlite-events`) through the real append path (250 events per append,
 //!   several writers, thousands of streams; progress on stderr), then copied
@@ -65,7 +70,9 @@
 //!   SQLite: UUIDs parsed from text, the payload parsed from JSON text,
 //!   timestamps from microseconds). Both sides read the same rows: one untimed
 //!   warm-up pass each, then baseline, Trellis, baseline, Trellis (two timed
-//!   full passes each). The
+//!   full passes each). The log is filled as `trellis serve` writes it, each
+//!   note encrypted; `read_all` reads it as stored, `read_all_private`
+//!   through the vault, decrypting every note (on against off). The
 //!   default page is 5000: on PostgreSQL it was as fast as 1000 for the
 //!   baseline and faster for Trellis.
 //! - `org` (both backends): a generated organisation (`--reps` reps in teams

@@ -57,7 +57,23 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
     // After the HTTP measurements: read-all copies the log into the baseline
     // table with its positions, which fresh baseline inserts would collide with.
     if plan.read_all {
-        read_all(&store, &pool, &admin, plan.events, plan.page, report).await?;
+        let raw_store = PostgresStore::connect(&PostgresConfig {
+            url: db.conninfo(),
+            pool_size: POOL_SIZE,
+        })
+        .await
+        .context("failed to open the private PostgreSQL event store")?;
+        let private = workload::private(Arc::new(raw_store.clone()), Arc::new(raw_store));
+        read_all(
+            &store,
+            &private,
+            &pool,
+            &admin,
+            plan.events,
+            plan.page,
+            report,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -143,11 +159,45 @@ async fn append(
         )
         .await?;
     }
+    drop(_signer);
+    // Everything on, as `trellis serve` runs: sealed, signed, and each
+    // event's note encrypted with its rep's key. Compare with `append_1w`
+    // and `append_8w` (everything off).
+    let raw_store = PostgresStore::connect(&PostgresConfig {
+        url: db.conninfo(),
+        pool_size: POOL_SIZE,
+    })
+    .await
+    .context("failed to open the private PostgreSQL event store")?;
+    let key = workload::bench_key()?;
+    let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+        workload::private(
+            Arc::new(raw_store.clone().sealing_with(key.clone())),
+            Arc::new(raw_store),
+        ),
+        GroupCommitConfig::default(),
+    ));
+    let _signer = workload::Signer::start(private.clone(), key);
+    for (name, writers) in [("append_1w_private", 1), ("append_8w_private", 8)] {
+        let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
+        workload::append_scenario(
+            report,
+            name,
+            (writers, 1),
+            slice,
+            "raw single-row autocommit INSERT",
+            raw,
+            "PostgresStore sealing and encrypting personal data, through GroupCommit, tree signed",
+            &private,
+        )
+        .await?;
+    }
     Ok(())
 }
 
 async fn read_all(
     store: &Arc<dyn EventStore>,
+    private: &Arc<dyn EventStore>,
     pool: &Pool,
     admin: &Client,
     target: u64,
@@ -161,7 +211,9 @@ async fn read_all(
         .get(0);
     let missing = target.saturating_sub(u64::try_from(existing).unwrap_or(0));
     if missing > 0 {
-        let filled = workload::fill(store.clone(), "fill postgres", missing, 4, 5000, 250).await?;
+        // As `trellis serve` writes it: each note encrypted with its rep's key.
+        let filled =
+            workload::fill(private.clone(), "fill postgres", missing, 4, 5000, 250).await?;
         eprintln!(
             "filled {} events in {:.1} s ({:.0} events/s)",
             filled.events,
@@ -190,8 +242,17 @@ async fn read_all(
         "read_all",
         page,
         || raw_read_all(pool, page),
-        "PostgresStore",
+        "PostgresStore, the notes read as stored (encrypted)",
         store.as_ref(),
+    )
+    .await?;
+    workload::read_all_scenario(
+        report,
+        "read_all_private",
+        page,
+        || raw_read_all(pool, page),
+        "PostgresStore through the vault, every note decrypted",
+        private.as_ref(),
     )
     .await
 }

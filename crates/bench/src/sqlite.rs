@@ -94,8 +94,10 @@ pub async fn run(dir: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
         append(&store, &plain, &raw, plan.seconds, report).await?;
     }
     if plan.read_all {
+        let private = workload::private(store.clone(), Arc::new(plain.clone()));
         read_all(
             &store,
+            &private,
             &raw,
             store_dir.join(FILE_NAME),
             plan.sqlite_events,
@@ -182,6 +184,34 @@ async fn append(
         )
         .await?;
     }
+    drop(_signer);
+    // Everything on, as `trellis serve` runs: compare with the plain lines.
+    let key = workload::bench_key()?;
+    let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+        workload::private(
+            Arc::new(plain.clone().sealing_with(key.clone())),
+            Arc::new(plain.clone()),
+        ),
+        GroupCommitConfig::single_writer(),
+    ));
+    let _signer = workload::Signer::start(private.clone(), key);
+    for (name, writers) in [
+        ("sqlite_append_1w_private", 1),
+        ("sqlite_append_8w_private", 8),
+    ] {
+        let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);
+        workload::append_scenario(
+            report,
+            name,
+            (writers, 1),
+            slice,
+            "raw single-row autocommit INSERT",
+            writer,
+            "SqliteStore sealing and encrypting personal data, through GroupCommit, tree signed",
+            &private,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -252,6 +282,7 @@ fn insert_rows(conn: &Connection, stream: &str, meta: &RawMeta, rows: &[RawRow])
 
 async fn read_all(
     store: &Arc<dyn EventStore>,
+    private: &Arc<dyn EventStore>,
     raw: &Raw,
     store_file: PathBuf,
     target: u64,
@@ -272,7 +303,8 @@ async fn read_all(
     };
     let missing = target.saturating_sub(u64::try_from(existing).unwrap_or(0));
     if missing > 0 {
-        let filled = workload::fill(store.clone(), "fill sqlite", missing, 2, 2000, 250).await?;
+        // As `trellis serve` writes it: each note encrypted with its rep's key.
+        let filled = workload::fill(private.clone(), "fill sqlite", missing, 2, 2000, 250).await?;
         eprintln!(
             "filled {} events in {:.1} s ({:.0} events/s)",
             filled.events,
@@ -302,8 +334,17 @@ async fn read_all(
         "sqlite_read_all",
         page,
         || raw_read_all(raw, page),
-        "SqliteStore",
+        "SqliteStore, the notes read as stored (encrypted)",
         store.as_ref(),
+    )
+    .await?;
+    workload::read_all_scenario(
+        report,
+        "sqlite_read_all_private",
+        page,
+        || raw_read_all(raw, page),
+        "SqliteStore through the vault, every note decrypted",
+        private.as_ref(),
     )
     .await
 }

@@ -581,3 +581,17 @@ pub fn bench_key() -> Result<trellis_eventstore::note::SignerKey> {
     trellis_eventstore::note::SignerKey::generate("trellis.bench/log")
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
+
+/// `store` with personal data encrypted per person, as `trellis serve`
+/// runs it (crypto-shredding): the note of every bench event is sealed
+/// with its rep's key, kept in `keys`.
+pub fn private(
+    store: Arc<dyn EventStore>,
+    keys: Arc<dyn trellis_eventstore::vault::KeyStore>,
+) -> Arc<dyn EventStore> {
+    Arc::new(trellis_eventstore::vault::Vault::new(
+        store,
+        keys,
+        Arc::new(trellis_commands::personal::DomainPersonalData),
+    ))
+}

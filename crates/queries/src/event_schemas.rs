@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 pub type Property = (&'static str, Value, bool);
 
 const NAME: &str = "a name: one line, at most 200 characters";
-const PERSON_NAME: &str = "a person's name: one line, at most 200 characters";
+const PERSON_NAME: &str = "a person's name: one line, at most 200 characters; \"Erased person\" once their personal data is erased";
 const ROLE: &str = "a role, e.g. SDR: one line, at most 50 characters";
 const NOTE: &str = "text: at most 10,000 characters";
 const METRIC: &str = "a metric, a lowercase slug like calls_made";
@@ -329,6 +329,11 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
                 ("packet_sha256", text(SHA256), true),
                 ("on", date(), true),
             ],
+        ),
+        (
+            "PersonalDataErased",
+            1,
+            vec![("reason", text(NOTE), true), ("on", date(), true)],
         ),
     ]
 }

@@ -1,0 +1,200 @@
+//! The vault (crypto-shredding, ADR 11) on both backends: personal data is
+//! stored encrypted with its person's key and read in the clear; once the
+//! key is destroyed it reads as erased, nothing personal is recorded about
+//! the person again, the chain still verifies, and the key stays destroyed.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use trellis_commands::personal::DomainPersonalData;
+use trellis_eventstore::vault::{KeyState, KeyStore, Vault};
+use trellis_eventstore::{
+    Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, NewEvent, StreamId,
+};
+use trellis_tests::{Backend, Kind, stream};
+
+const NOTE: &str = "Opened the Fjordmark call with a sharp question";
+
+async fn keys_of(backend: &Backend) -> Arc<dyn KeyStore> {
+    match backend.kind {
+        Kind::Postgres => Arc::new(
+            trellis_eventstore::postgres::PostgresStore::connect(
+                &trellis_eventstore::postgres::PostgresConfig::new(&backend.database().url),
+            )
+            .await
+            .unwrap(),
+        ),
+        Kind::Sqlite => Arc::new(
+            trellis_eventstore::sqlite::SqliteStore::open(backend.data_dir())
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
+fn vault(backend: &Backend, keys: Arc<dyn KeyStore>) -> Arc<dyn EventStore> {
+    Arc::new(Vault::new(
+        backend.store.clone(),
+        keys,
+        Arc::new(DomainPersonalData),
+    ))
+}
+
+fn feedback(note: &str) -> NewEvent {
+    NewEvent::new(
+        "FeedbackGiven",
+        2,
+        json!({"feedback_id": uuid::Uuid::now_v7(), "leader_id": uuid::Uuid::now_v7(),
+               "competency_id": uuid::Uuid::now_v7(), "kind": "praise", "note": note,
+               "visibility": "shared", "given_on": "2026-02-02"}),
+        Utc::now(),
+    )
+}
+
+fn measured() -> NewEvent {
+    NewEvent::new(
+        "PerformanceMeasured",
+        1,
+        json!({"measurement_id": uuid::Uuid::now_v7(), "metric": "calls_made",
+               "period": "2026-W05", "value": 12.0, "source": "manual"}),
+        Utc::now(),
+    )
+}
+
+async fn append(store: &dyn EventStore, s: &StreamId, event: NewEvent) -> Result<(), Error> {
+    store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            &CommandMeta::new("leader", Utc::now()),
+            &[event],
+        )
+        .await
+        .map(|_| ())
+}
+
+async fn notes(store: &dyn EventStore, s: &StreamId) -> Vec<Value> {
+    store
+        .read_stream(s, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.payload["note"].clone())
+        .collect()
+}
+
+async fn personal_data_is_stored_encrypted_and_read_in_the_clear(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let vault = vault(&backend, keys_of(&backend).await);
+    let rep = stream("rep");
+    append(&*vault, &rep, feedback(NOTE)).await.unwrap();
+
+    let stored = notes(&*backend.store, &rep).await;
+    let sealed = stored[0].as_str().unwrap();
+    assert!(sealed.starts_with("enc:v1:t:"), "{sealed}");
+    assert!(!sealed.contains("Fjordmark"));
+    assert_eq!(notes(&*vault, &rep).await, [json!(NOTE)]);
+    // Read page by page, or as JSON text, the same.
+    let all = vault.read_all_json(Checkpoint::START, 10).await.unwrap();
+    assert!(all[0].payload.contains(NOTE), "{}", all[0].payload);
+
+    // The chain is over the ciphertext: it verifies read raw or decrypted.
+    for store in [&backend.store, &vault] {
+        let report = trellis_eventstore::verify(&**store, 100).await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+    }
+    backend.cleanup().await;
+}
+
+async fn an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let keys = keys_of(&backend).await;
+    let vault = vault(&backend, keys.clone());
+    let (rep, other) = (stream("rep"), stream("rep"));
+    append(&*vault, &rep, feedback(NOTE)).await.unwrap();
+    append(&*vault, &other, feedback("Kept for the other rep"))
+        .await
+        .unwrap();
+
+    let person = rep.entity_uuid().unwrap();
+    let at = keys.erase_data_key(person, Utc::now()).await.unwrap();
+    assert_eq!(
+        keys.erase_data_key(person, Utc::now()).await.unwrap(),
+        at,
+        "erasing twice keeps the first time"
+    );
+    assert_eq!(notes(&*vault, &rep).await, [json!("(erased)")]);
+    assert_eq!(
+        notes(&*vault, &other).await,
+        [json!("Kept for the other rep")]
+    );
+    let report = trellis_eventstore::verify(&*vault, 100).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+
+    let refused = append(&*vault, &rep, feedback("More")).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput(m) if m.contains("erased")),
+        "{refused:?}"
+    );
+    append(&*vault, &rep, measured())
+        .await
+        .expect("figures are still recorded under the id");
+    assert!(matches!(
+        keys.data_keys(&[person], true).await.unwrap().get(&person),
+        Some(KeyState::Erased(_))
+    ));
+    backend.cleanup().await;
+}
+
+async fn an_erased_key_is_never_brought_back_nor_a_key_deleted(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let keys = keys_of(&backend).await;
+    let (kept, erased) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    keys.data_keys(&[kept, erased], true).await.unwrap();
+    keys.erase_data_key(erased, Utc::now()).await.unwrap();
+    let table = match kind {
+        Kind::Postgres => "trellis.personal_data_keys",
+        Kind::Sqlite => "personal_data_keys",
+    };
+    let key = match kind {
+        Kind::Postgres => {
+            "'\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea"
+        }
+        Kind::Sqlite => "zeroblob(32)",
+    };
+    for sql in [
+        format!("UPDATE {table} SET data_key = {key}, erased_at = NULL WHERE person = '{erased}'"),
+        format!("UPDATE {table} SET data_key = {key} WHERE person = '{kept}'"),
+        format!("DELETE FROM {table} WHERE person = '{kept}'"),
+    ] {
+        let refused = backend.try_modify(&sql).await;
+        assert!(refused.is_err(), "{sql} was allowed");
+    }
+    backend.cleanup().await;
+}
+
+async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let vault = vault(&backend, keys_of(&backend).await);
+    let team = stream("team");
+    let forged = NewEvent::new(
+        "TeamRenamed",
+        1,
+        json!({"team_id": team.entity_uuid().unwrap(), "name": "enc:v1:n:AAAA"}),
+        Utc::now(),
+    );
+    let refused = append(&*vault, &team, forged).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput(m) if m.contains("enc:v1:")),
+        "{refused:?}"
+    );
+    backend.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    personal_data_is_stored_encrypted_and_read_in_the_clear,
+    an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again,
+    an_erased_key_is_never_brought_back_nor_a_key_deleted,
+    a_text_shaped_like_encrypted_data_is_refused,
+);
