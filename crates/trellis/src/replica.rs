@@ -294,12 +294,30 @@ pub async fn route(
         Some(path) => trellis_eventstore::postgres::tls::with_root_cert(url, path),
         None => url.clone(),
     };
-    let replica = PostgresStore::connect_replica(&PostgresConfig::new(&url))
-        .await
-        .context("failed to open the read replica (--read-database-url)")?;
-    let replica_reads = PostgresReadStore::new(replica.pool().clone())
-        .await
-        .context("failed to open the read models on the read replica")?;
+    // A replica a moment behind the primary's migrations (as when `serve`
+    // migrated a new database itself just now) catches up within seconds:
+    // wait for it, saying so, rather than refuse to start.
+    let deadline = std::time::Instant::now() + REPLICA_START_PATIENCE;
+    let (replica, replica_reads) = loop {
+        let opened = async {
+            let replica = PostgresStore::connect_replica(&PostgresConfig::new(&url))
+                .await
+                .context("failed to open the read replica (--read-database-url)")?;
+            let reads = PostgresReadStore::new(replica.pool().clone())
+                .await
+                .context("failed to open the read models on the read replica")?;
+            anyhow::Ok((replica, reads))
+        }
+        .await;
+        match opened {
+            Ok(opened) => break opened,
+            Err(e) if std::time::Instant::now() < deadline && lags_behind(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the read replica has not replayed the primary's migrations yet; waiting");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let bench = Arc::new(Bench::default());
     let routed = Arc::new(Replica {
         primary: primary.clone(),
@@ -325,6 +343,17 @@ pub async fn route(
         backend: stores.backend,
     };
     Ok((stores, Some(routed)))
+}
+
+/// How long `serve` waits at start for a replica to replay the primary's
+/// migrations.
+const REPLICA_START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether opening the replica failed because it has not replayed the
+/// primary's migrations yet (worth waiting for), not for good.
+fn lags_behind(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("has not replayed them") || text.contains("pending") || text.contains("read-only")
 }
 
 /// Runs a read on the store the current request reads from; a replica that

@@ -11,6 +11,7 @@
 //! | `/admin/teams/{id}/leaders/existing` | the same, for a leader of another team |
 //! | `/admin/reps/new` | `POST /v1/reps` (hire) |
 //! | `/admin/reps/{id}/team`, `…/role`, `…/departure` | the rep's team move, role change, departure |
+//! | `/admin/reps/{id}/erasure` | `POST /v1/people/{id}/erasure` (erase their personal data) |
 //! | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | define, revise (`PUT`), retire |
 //! | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | set, revise from a period on, retire |
 
@@ -89,15 +90,19 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
         ])
     );
     for r in &reps {
+        let erased = r.name.as_str() == trellis_domain::personal::ERASED_NAME;
         let change = match r.status {
+            _ if erased => "personal data erased".to_owned(),
             RepStatus::Active => format!(
                 "<a href=\"/admin/reps/{id}/team\">Move</a> · <a href=\"/admin/reps/{id}/role\">Change role</a> · \
-                 <a href=\"/admin/reps/{id}/departure\">Departure</a>",
+                 <a href=\"/admin/reps/{id}/departure\">Departure</a> · \
+                 <a href=\"/admin/reps/{id}/erasure\">Erase personal data</a>",
                 id = r.rep_id
             ),
             RepStatus::Departed => format!(
-                "departed on {}",
-                r.departed_on.map(|d| d.to_string()).unwrap_or_default()
+                "departed on {} · <a href=\"/admin/reps/{id}/erasure\">Erase personal data</a>",
+                r.departed_on.map(|d| d.to_string()).unwrap_or_default(),
+                id = r.rep_id
             ),
         };
         let _ = write!(
@@ -465,6 +470,38 @@ impl Quick for Depart {
         .sends(
             Method::POST,
             format!("/v1/reps/{}/departure", rep.rep_id),
+            "people",
+        ))
+    }
+}
+
+/// Erasing a rep's personal data: for good, so the form says what happens.
+pub(crate) struct Erase;
+
+impl Quick for Erase {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let rep = rep(visit, ask).await?;
+        Ok(spec(
+            "Erase a person's personal data",
+            format!(
+                "<p>{name}'s name and everything written about them — feedback, evidence, \
+                 coaching notes and action items, support requests, plan notes — will read \
+                 as erased everywhere, for good, and their sign-in stops working. Their \
+                 figures (levels, measurements, dates) stay under their id, and the history \
+                 still proves it was not rewritten. Nothing more can be recorded about \
+                 them. <strong>This cannot be undone.</strong></p>\
+                 <p>Write why (a request under data protection law, a ticket number), but \
+                 not their name: the reason stays readable.</p>",
+                name = esc(rep.name.as_ref())
+            ),
+            vec![Field::new("reason", "Why", Kind::Area)],
+            "Erase their personal data for good",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/people/{}/erasure", rep.rep_id),
             "people",
         ))
     }

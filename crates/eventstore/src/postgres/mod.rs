@@ -255,7 +255,9 @@ impl PostgresStore {
             let client = pool.get().await?;
             let pending = pending(&client, &LOG_MIGRATIONS).await?;
             if !pending.is_empty() {
-                return Err(Error::Internal(format!(
+                // Most often a replica a moment behind a migration that just
+                // ran on the primary: worth waiting for.
+                return Err(Error::Unavailable(format!(
                     "the read replica lacks the log's migrations {} (it has not replayed them \
                      yet, or it replicates another database): run `trellis migrate` against \
                      the primary and let the replica catch up",
