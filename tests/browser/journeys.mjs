@@ -213,7 +213,7 @@ try {
       '/admin', '/admin/teams/new', '/admin/reps/new', '/admin/competencies/new', '/admin/standards/new',
       '/admin/measurements', '/admin/webhooks', `/teams/${team}`,
       `/admin/teams/${team}/name`, `/admin/teams/${team}/leaders`, `/admin/reps/${rep.id}/team`,
-      `/admin/reps/${rep.id}/role`, `/admin/reps/${rep.id}/departure`,
+      `/admin/reps/${rep.id}/role`, `/admin/reps/${rep.id}/departure`, `/admin/reps/${rep.id}/erasure`,
       `/admin/competencies/${config.competency}/edit`, `/admin/competencies/${config.competency}/retirement`,
       `/admin/standards/${config.standard}/revision`, `/admin/standards/${config.standard}/retirement`,
       '/admin/access', '/admin/service-accounts', '/sign-in?link=an-example-link', `/people/${rep.id}/export`,
@@ -240,6 +240,35 @@ try {
     }
   }
   assert.deepEqual(found, [], `axe-core found:\n${found.join('\n')}`);
+
+  // (g) Last, as it ends the rep's record: an admin, on a phone, erases the
+  // rep's personal data; a reason left empty is named beside its field and
+  // nothing is erased; then the rep reads as an erased person.
+  step('g: an admin erases a rep on a 390-pixel screen; the rep page shows an erased person');
+  const eraser = await signedIn(config.admin, PHONE);
+  await eraser.goto(`${base}/admin/reps/${rep.id}/erasure`);
+  assert.match(await main(eraser), /cannot be undone/);
+  await eraser.fill('#reason', ' ');
+  await eraser.click('button.primary');
+  assert.match(await eraser.locator('#reason-error').innerText(), /\S/);
+  assert.match(await main(eraser), /Nothing was recorded/);
+  await shot(eraser, 'g-erasure-form-error-phone');
+  await eraser.fill('#reason', 'Asked to be forgotten under GDPR article 17 (ticket 4411)');
+  await shot(eraser, 'g-erasure-form-phone');
+  await eraser.click('button.primary');
+  await eraser.waitForURL(/\/admin/);
+  // The read models follow the log within moments.
+  const eventually = async (path, pattern) => {
+    for (let i = 0; i < 100 && !pattern.test(await main(eraser)); i += 1) {
+      await eraser.waitForTimeout(200);
+      await eraser.goto(`${base}${path}`);
+    }
+    assert.match(await main(eraser), pattern);
+  };
+  await eventually('/admin', /personal data erased/);
+  await eraser.goto(`${base}/reps/${rep.id}`);
+  await eventually(`/reps/${rep.id}`, /Erased person/);
+  await shot(eraser, 'g-erased-rep-page-phone');
   assert.deepEqual(scriptErrors, [], 'no page raised a script error');
   console.log('ok: every journey');
 } catch (e) {

@@ -66,11 +66,13 @@ const LEAD_201: [u16; 8] = [201, 201, 403, 403, 403, 403, 201, 403];
 const LEAD_200: [u16; 8] = [200, 200, 403, 403, 403, 403, 200, 403];
 const LEAD_OR_SELF_201: [u16; 8] = [201, 201, 403, 201, 403, 403, 201, 403];
 const LEAD_OR_SELF_200: [u16; 8] = [200, 200, 403, 200, 403, 403, 200, 403];
+/// An admin alone: no leader, rep or service, whatever its grants.
+const ADMIN_ALONE_200: [u16; 8] = [200, 403, 403, 403, 403, 403, 403, 403];
 
 /// route, the scope a service needs, and the status per column of [`WHO`]:
 /// admin, leader of the rep's team, leader of another team, the rep
 /// themselves, another rep, auditor, service with the grant, service without.
-const MATRIX: [(Route, Scope, [u16; 8]); 31] = [
+const MATRIX: [(Route, Scope, [u16; 8]); 32] = [
     (Route::FormTeam, Scope::Teams, ADMIN_ONLY_201),
     (Route::AssignLeader, Scope::Teams, ADMIN_ONLY_200),
     (Route::RenameTeam, Scope::Teams, ADMIN_ONLY_200),
@@ -112,6 +114,7 @@ const MATRIX: [(Route, Scope, [u16; 8]); 31] = [
     (Route::CloseImprovementPlan, Scope::Plans, LEAD_200),
     (Route::CorrectFact, Scope::Corrections, LEAD_200),
     (Route::HoldReview, Scope::Reviews, LEAD_201),
+    (Route::ErasePerson, Scope::Reps, ADMIN_ALONE_200),
 ];
 
 fn token(

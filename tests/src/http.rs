@@ -237,7 +237,10 @@ pub struct TestApp {
     pub backend: Backend,
     pub state: CommandState,
     pub router: Router,
+    /// The log as `trellis serve` has it: personal data encrypted with each
+    /// person's key in `keys` (the backend's raw log is `backend.store`).
     pub store: Arc<dyn EventStore>,
+    keys: Arc<dyn trellis_eventstore::vault::KeyStore>,
     key: TokenKey,
     access: Option<Access>,
     /// A browser's session cookie per token signed in with (`name=value`).
@@ -270,12 +273,19 @@ impl TestApp {
     }
 
     /// The write API accepting bodies of at most `body_limit` bytes, with `config`.
-    pub async fn with_config(kind: Kind, body_limit: usize, config: CommandsConfig) -> Self {
+    pub async fn with_config(kind: Kind, body_limit: usize, mut config: CommandsConfig) -> Self {
         let backend = Backend::new(kind).await;
         let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
-        let store = backend.store.clone();
+        let keys = backend.key_store().await;
+        let store = backend.vaulted(keys.clone());
         let http = HttpState::new(store.clone(), key.clone(), Arc::new(SystemClock))
             .with_body_limit(body_limit);
+        config
+            .erasure
+            .get_or_insert_with(|| trellis_commands::Erasure {
+                keys: keys.clone(),
+                holders: Vec::new(),
+            });
         let state = CommandState::new(http.clone(), config);
         let router = trellis_http::app(http, [trellis_commands::api(state.clone())]);
         TestApp {
@@ -283,6 +293,7 @@ impl TestApp {
             state,
             router,
             store,
+            keys,
             key,
             access: None,
             sessions: Default::default(),
@@ -325,7 +336,11 @@ impl TestApp {
     /// As if the server restarted: the store opened again, every API and
     /// the access tables built anew over the same database or file.
     pub async fn restart_serving(&mut self, config: AccessConfig) {
-        self.store = self.backend.reopen().await;
+        self.store = Arc::new(trellis_eventstore::vault::Vault::new(
+            self.backend.reopen().await,
+            self.keys.clone(),
+            Arc::new(trellis_commands::personal::DomainPersonalData),
+        ));
         self.serve(config, false).await;
     }
 
@@ -336,7 +351,16 @@ impl TestApp {
         let access = access(&app.backend, ReadModels::new(read.clone()), config).await;
         let http = HttpState::new(app.store.clone(), app.key.clone(), Arc::new(SystemClock))
             .with_authenticator(Arc::new(access.clone()));
-        let state = CommandState::new(http.clone(), CommandsConfig::default());
+        let state = CommandState::new(
+            http.clone(),
+            CommandsConfig {
+                erasure: Some(trellis_commands::Erasure {
+                    keys: app.keys.clone(),
+                    holders: vec![Arc::new(access.clone())],
+                }),
+                ..CommandsConfig::default()
+            },
+        );
         let hooks = webhooks(&app.backend, crate::http::local_receivers()).await;
         let reads = trellis_queries::QueryState::new(http.clone(), ReadModels::new(read));
         let hooks = trellis_webhooks::WebhooksState::new(http.clone(), hooks);
@@ -516,7 +540,16 @@ impl TestApp {
     /// and this app's signing key.
     fn state_over(&self, store: Arc<dyn EventStore>) -> CommandState {
         let http = HttpState::new(store, self.key.clone(), Arc::new(SystemClock));
-        CommandState::new(http, CommandsConfig::default())
+        CommandState::new(
+            http,
+            CommandsConfig {
+                erasure: Some(trellis_commands::Erasure {
+                    keys: self.keys.clone(),
+                    holders: Vec::new(),
+                }),
+                ..CommandsConfig::default()
+            },
+        )
     }
 
     pub async fn post_json(&self, path: &str, token: &str, json: &Value) -> Resp {
@@ -753,6 +786,7 @@ impl TestApp {
                 | CloseImprovementPlan
                 | CorrectFact
                 | HoldReview
+                | ErasePerson
         );
         let rep = if new_rep {
             Some(self.join_rep(world.team).await)
@@ -962,6 +996,11 @@ impl TestApp {
                 json!({ "period_from": START_DATE, "period_to": "2026-03-31", "packet_sha256": "ab".repeat(32), "on": "2026-04-02" }),
                 rep_stream(),
             ),
+            ErasePerson => (
+                format!("/v1/people/{r}/erasure"),
+                json!({ "reason": "Asked to be forgotten (ticket 4411)" }),
+                rep_stream(),
+            ),
         };
         Prepared {
             route,
@@ -1131,10 +1170,11 @@ pub enum Route {
     CloseImprovementPlan,
     CorrectFact,
     HoldReview,
+    ErasePerson,
 }
 
 impl Route {
-    pub const ALL: [Route; 31] = [
+    pub const ALL: [Route; 32] = [
         Route::FormTeam,
         Route::AssignLeader,
         Route::RenameTeam,
@@ -1166,6 +1206,7 @@ impl Route {
         Route::CloseImprovementPlan,
         Route::CorrectFact,
         Route::HoldReview,
+        Route::ErasePerson,
     ];
 
     /// The route as the router declares it.
@@ -1205,6 +1246,7 @@ impl Route {
             CloseImprovementPlan => "/v1/reps/{rep_id}/improvement-plans/{plan_id}/closure",
             CorrectFact => "/v1/reps/{rep_id}/corrections",
             HoldReview => "/v1/reps/{rep_id}/reviews",
+            ErasePerson => "/v1/people/{person_id}/erasure",
         }
     }
 
@@ -1269,6 +1311,7 @@ impl Route {
             CloseImprovementPlan => "ImprovementPlanClosed",
             CorrectFact => "FactCorrected",
             HoldReview => "ReviewHeld",
+            ErasePerson => "PersonalDataErased",
         }
     }
 

@@ -272,6 +272,38 @@ impl Backend {
         }
     }
 
+    /// The personal data keys beside this backend's log (a store of its own
+    /// on the same database or file).
+    pub async fn key_store(&self) -> Arc<dyn trellis_eventstore::vault::KeyStore> {
+        match self.kind {
+            Kind::Postgres => Arc::new(
+                trellis_eventstore::postgres::PostgresStore::connect(
+                    &trellis_eventstore::postgres::PostgresConfig::new(&self.database().url),
+                )
+                .await
+                .expect("the key store"),
+            ),
+            Kind::Sqlite => Arc::new(
+                trellis_eventstore::sqlite::SqliteStore::open(self.data_dir())
+                    .await
+                    .expect("the key store"),
+            ),
+        }
+    }
+
+    /// This backend's log as `trellis serve` writes and reads it: personal
+    /// data encrypted with each person's key in `keys`.
+    pub fn vaulted(
+        &self,
+        keys: Arc<dyn trellis_eventstore::vault::KeyStore>,
+    ) -> Arc<dyn EventStore> {
+        Arc::new(trellis_eventstore::vault::Vault::new(
+            self.store.clone(),
+            keys,
+            Arc::new(trellis_commands::personal::DomainPersonalData),
+        ))
+    }
+
     pub async fn cleanup(self) {
         drop(self.store);
         if let Some(db) = self.db {

@@ -948,3 +948,66 @@ async fn ensure_stream_is_idempotent() {
     delete_stream(&js, &config.stream).await;
     backend.cleanup().await;
 }
+
+/// When the relay has published a rep's `PersonalDataErased`, it purges the
+/// rep's earlier messages from the stream, keeping the erasure itself (which
+/// subscribers must see) and every other rep's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_reps_earlier_messages_are_purged_from_the_stream() {
+    let backend = Backend::new(Kind::Sqlite).await;
+    let config = config(Kind::Sqlite, &backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+    let [erased, kept]: [StreamId; 2] = rep_streams(2).try_into().expect("two streams");
+    write(&backend.store, std::slice::from_ref(&erased), 3, 1).await;
+    write(&backend.store, std::slice::from_ref(&kept), 2, 1).await;
+    backend
+        .store
+        .append(
+            &erased,
+            ExpectedVersion::Any,
+            &CommandMeta::new("admin-test", Utc::now()),
+            &[new_event(
+                trellis_domain::rep::PersonalDataErased {
+                    reason: trellis_domain::NonEmptyText::try_from("Asked to be forgotten")
+                        .expect("a reason"),
+                    on: day(),
+                }
+                .into(),
+            )],
+        )
+        .await
+        .expect("append");
+
+    let relay = start(&backend.store, &url, &config);
+    let entity = erased.entity_uuid().expect("an entity").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let subjects = loop {
+        let subjects: Vec<String> = if stream_count(&js, &config.stream).await == 3 {
+            stream_messages(&js, &config.stream)
+                .await
+                .iter()
+                .map(|m| m.subject.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if subjects.len() == 3 {
+            break subjects;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream was never purged to 3 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let of_erased: Vec<&String> = subjects.iter().filter(|s| s.contains(&entity)).collect();
+    assert_eq!(of_erased.len(), 1, "{subjects:?}");
+    assert!(
+        of_erased[0].ends_with(".PersonalDataErased"),
+        "{subjects:?}"
+    );
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}

@@ -547,6 +547,10 @@ async fn trellis_migrate_runs_as_the_schema_owner_and_grants_the_runtime_role_wh
         ),
         ("function append_one", &["EXECUTE"]),
         ("function append_events", &["EXECUTE"]),
+        // Keys are added and erased (through the function), never changed
+        // back or deleted.
+        ("table personal_data_keys", &["SELECT", "INSERT"]),
+        ("function erase_data_key", &["EXECUTE"]),
         ("sequence events_global_position_seq", &[]),
         ("table schema_migrations", &["SELECT"]),
         ("table projection_migrations", &["SELECT"]),
@@ -562,9 +566,13 @@ async fn trellis_migrate_runs_as_the_schema_owner_and_grants_the_runtime_role_wh
         ),
         ("view active_read_models", &[]),
         ("view rep_profiles", &[]),
-        ("table accounts", &["SELECT", "INSERT", "UPDATE"]),
-        ("table sessions", &["SELECT", "INSERT", "UPDATE"]),
-        ("table sign_in_links", &["SELECT", "INSERT", "UPDATE"]),
+        // Deleted when the person is erased.
+        ("table accounts", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("table sessions", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        (
+            "table sign_in_links",
+            &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        ),
         ("table service_accounts", &["SELECT", "INSERT", "UPDATE"]),
         ("table sign_in_flows", &["SELECT", "INSERT", "DELETE"]),
         (

@@ -49,6 +49,7 @@ on_each_backend!(
     failed_deliveries_are_retried_with_growing_delays,
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
     a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed,
+    deliveries_about_an_erased_rep_are_sent_with_their_personal_data_erased,
     only_an_admin_manages_webhooks,
     bad_input_is_a_422_naming_the_field,
     an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries,
@@ -906,6 +907,78 @@ async fn a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed(kind
     )
     .await
     .expect_problem(404, "not-found");
+    hooked.cleanup().await;
+}
+
+/// Deliveries queued about a rep before their erasure (here while the
+/// webhook is paused) are sent as the log now reads them: erased.
+async fn deliveries_about_an_erased_rep_are_sent_with_their_personal_data_erased(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("erased"), "categories": ["rep"] }))
+        .await;
+    receiver.expect_secret("erased", &secret);
+    let admin = app.admin();
+    app.post_json(&format!("/v1/webhooks/{webhook}/pause"), &admin, &json!({}))
+        .await
+        .expect(200);
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    app.give_feedback(&world, rep).await;
+    // The erasure as the write API records it, after the rep's key is gone.
+    app.store
+        .append(
+            &trellis_eventstore::StreamId::for_entity("rep", rep).unwrap(),
+            trellis_eventstore::ExpectedVersion::Any,
+            &trellis_eventstore::CommandMeta::new("admin", chrono::Utc::now()),
+            &[trellis_commands::write::to_new_event(
+                &trellis_domain::rep::PersonalDataErased {
+                    reason: trellis_domain::NonEmptyText::try_from("Asked to be forgotten")
+                        .unwrap(),
+                    on: chrono::Utc::now().date_naive(),
+                }
+                .into(),
+                chrono::Utc::now(),
+            )],
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "three deliveries queued", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("pending")).await.len() == 3 }
+    })
+    .await;
+    app.post_json(
+        &format!("/v1/webhooks/{webhook}/resume"),
+        &admin,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    eventually(Duration::from_secs(20), "all three delivered", || {
+        let n = receiver.received("erased").len();
+        async move { n == 3 }
+    })
+    .await;
+    let bodies: Vec<Value> = receiver
+        .received("erased")
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    let text = serde_json::to_string(&bodies).unwrap();
+    assert!(!text.contains("Riley Rep"), "{text}");
+    assert!(!text.contains("budget cycle"), "{text}");
+    let payload_of = |event_type: &str| {
+        bodies
+            .iter()
+            .find(|b| b["type"] == event_type)
+            .unwrap_or_else(|| panic!("a {event_type} in {text}"))["payload"]
+            .clone()
+    };
+    assert_eq!(payload_of("RepJoined")["name"], "Erased person");
+    assert_eq!(payload_of("FeedbackGiven")["note"], "(erased)");
     hooked.cleanup().await;
 }
 

@@ -105,11 +105,3 @@ id_newtype! {
 pub fn stream_id(category: &str, id: Uuid) -> String {
     format!("{category}-{id}")
 }
-
-/// The category and entity id of a stream id made by [`stream_id`]
-/// (`rep-0190…` → `("rep", 0190…)`), or `None` for any other shape.
-pub fn entity_of_stream(stream_id: &str) -> Option<(&str, Uuid)> {
-    let (category, id) = stream_id.split_at_checked(stream_id.len().checked_sub(36)?)?;
-    let category = category.strip_suffix('-')?;
-    Some((category, Uuid::parse_str(id).ok()?))
-}

@@ -18,8 +18,6 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::ids::entity_of_stream;
-
 /// What a personal string is, so an erased one reads sensibly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -78,6 +76,14 @@ pub fn owner(stream_id: &str, event_type: &str, payload: &Value) -> Option<Uuid>
         Some(("rep", id)) => Some(id),
         _ => None,
     }
+}
+
+/// The category and entity id of a stream id (`rep-0190…` → `("rep",
+/// 0190…)`, as `ids::stream_id` makes them), or `None` for any other shape.
+fn entity_of_stream(stream_id: &str) -> Option<(&str, Uuid)> {
+    let (category, id) = stream_id.split_at_checked(stream_id.len().checked_sub(36)?)?;
+    let category = category.strip_suffix('-')?;
+    Some((category, Uuid::parse_str(id).ok()?))
 }
 
 /// Calls `each` with every personal string of a payload about to be stored,
@@ -160,7 +166,7 @@ mod tests {
             ),
             Some(leader)
         );
-        let stream = crate::ids::stream_id("rep", rep);
+        let stream = format!("rep-{rep}");
         assert_eq!(owner(&stream, "FeedbackGiven", &json!({})), Some(rep));
         assert_eq!(owner(&stream, "PerformanceMeasured", &json!({})), None);
     }

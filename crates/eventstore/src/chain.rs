@@ -71,6 +71,18 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, s).expect("writing a string into a Vec cannot fail");
 }
 
+impl RecordedEvent {
+    /// The digest of the event's content as the log stores it (what its
+    /// hash and seal are made over): kept from the read when the payload was
+    /// decrypted, computed from the payload otherwise.
+    pub fn stored_digest(&self, scratch: &mut Vec<u8>) -> [u8; 32] {
+        match self.content_digest {
+            Some(digest) => digest,
+            None => DigestInput::of_recorded(self).digest(scratch),
+        }
+    }
+}
+
 /// The fields of an event that its content digest covers (all but its
 /// `traceparent`: see the module's docs).
 #[derive(Debug, Clone, Copy)]

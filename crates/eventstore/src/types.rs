@@ -433,10 +433,10 @@ pub struct RecordedEvent<P = serde_json::Value> {
     /// no key.
     pub seal: Option<Seal>,
     /// The digest of the event's content as stored, when `payload` is not
-    /// what is stored: a [`crate::vault::Vault`] decrypts the personal data
+    /// what is stored: the vault (`vault::Vault`) decrypts the personal data
     /// it reads, and keeps the stored form's digest here, so chains, seals
     /// and proofs still check against what the log holds. `None`: the
-    /// payload is as stored. See [`RecordedEvent::stored_digest`].
+    /// payload is as stored. See `RecordedEvent::stored_digest` (in `chain`).
     pub content_digest: Option<[u8; 32]>,
 }
 
@@ -473,18 +473,6 @@ impl<P> RecordedEvent<P> {
             hash: self.hash,
             seal: self.seal,
             content_digest: self.content_digest,
-        }
-    }
-}
-
-impl RecordedEvent {
-    /// The digest of the event's content as the log stores it (what its
-    /// hash and seal are made over): kept from the read when the payload was
-    /// decrypted, computed from the payload otherwise.
-    pub fn stored_digest(&self, scratch: &mut Vec<u8>) -> [u8; 32] {
-        match self.content_digest {
-            Some(digest) => digest,
-            None => crate::chain::DigestInput::of_recorded(self).digest(scratch),
         }
     }
 }

@@ -448,11 +448,7 @@ fn collect_persons(value: &Value, persons: &mut HashSet<Uuid>) {
 
 fn open_value(value: &mut Value, open: &mut dyn FnMut(&str) -> String) {
     match value {
-        Value::String(s) => {
-            if s.starts_with(PREFIX) {
-                *s = open(s);
-            }
-        }
+        Value::String(s) if s.starts_with(PREFIX) => *s = open(s),
         Value::Array(items) => items.iter_mut().for_each(|v| open_value(v, open)),
         Value::Object(map) => map.values_mut().for_each(|v| open_value(v, open)),
         _ => {}

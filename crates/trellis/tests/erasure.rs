@@ -301,6 +301,7 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     for path in [
         format!("/v1/reps/{rep}/audit"),
         format!("/v1/reps/{rep}/as-of?at=2026-02-10"),
+        format!("/v1/reps/{rep}/review-packet?from=2026-01-01&to=2026-06-30"),
         format!("/v1/people/{rep}/export"),
     ] {
         let body = get(&address, &admin, &path);
@@ -309,6 +310,12 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
             Vec::<&str>::new(),
             "{path}: {body}"
         );
+        if !path.contains("/audit") {
+            assert!(
+                body.contains("Erased person") || body.contains("(erased)"),
+                "{path}: {body}"
+            );
+        }
     }
     let export: Value =
         serde_json::from_str(&get(&address, &admin, &format!("/v1/people/{rep}/export"))).unwrap();
