@@ -241,12 +241,12 @@ try {
   }
   assert.deepEqual(found, [], `axe-core found:\n${found.join('\n')}`);
 
-  // (g) Last, as it ends the rep's record: an admin, on a phone, erases the
+  // (g) Last, as it ends the rep's record: an admin, on a phone, erases a
   // rep's personal data; a reason left empty is named beside its field and
   // nothing is erased; then the rep reads as an erased person.
   step('g: an admin erases a rep on a 390-pixel screen; the rep page shows an erased person');
   const eraser = await signedIn(config.admin, PHONE);
-  await eraser.goto(`${base}/admin/reps/${rep.id}/erasure`);
+  await eraser.goto(`${base}/admin/reps/${config.erase}/erasure`);
   assert.match(await main(eraser), /cannot be undone/);
   await eraser.fill('#reason', ' ');
   await eraser.click('button.primary');
@@ -266,8 +266,8 @@ try {
     assert.match(await main(eraser), pattern);
   };
   await eventually('/admin', /personal data erased/);
-  await eraser.goto(`${base}/reps/${rep.id}`);
-  await eventually(`/reps/${rep.id}`, /Erased person/);
+  await eraser.goto(`${base}/reps/${config.erase}`);
+  await eventually(`/reps/${config.erase}`, /Erased person/);
   await shot(eraser, 'g-erased-rep-page-phone');
   assert.deepEqual(scriptErrors, [], 'no page raised a script error');
   console.log('ok: every journey');

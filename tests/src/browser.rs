@@ -99,6 +99,9 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
     for _ in 0..3 {
         reps.push(app.join_rep(world.team).await);
     }
+    // The rep the admin erases, last.
+    let to_erase = app.join_rep(world.team).await;
+    app.give_feedback(&world, to_erase).await;
 
     // The read models follow the log, as `trellis serve` keeps them.
     let (store, read) = (app.store.clone(), read_store(&app.backend).await);
@@ -133,6 +136,7 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
         "artifacts": artifacts,
         "chromium": CHROMIUM,
         "rep": { "id": rep, "token": app.rep(rep) },
+        "erase": to_erase,
         "team": world.team,
         "leader": app.leader_as(world.leader, &[world.team]),
         "leaderId": world.leader,

@@ -210,7 +210,7 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
             }
         }
     }
-    assert_eq!(cells, 31 * 8);
+    assert_eq!(cells, 32 * 8);
     assert!(
         failures.is_empty(),
         "{} of {cells} cells of the auth matrix are wrong:\n{}",
