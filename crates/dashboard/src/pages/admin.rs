@@ -90,9 +90,11 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
         ])
     );
     for r in &reps {
-        let erased = r.name.as_str() == trellis_domain::personal::ERASED_NAME;
         let change = match r.status {
-            _ if erased => "personal data erased".to_owned(),
+            _ if r.erased_on.is_some() => format!(
+                "personal data erased on {}",
+                r.erased_on.map(|d| d.to_string()).unwrap_or_default()
+            ),
             RepStatus::Active => format!(
                 "<a href=\"/admin/reps/{id}/team\">Move</a> · <a href=\"/admin/reps/{id}/role\">Change role</a> · \
                  <a href=\"/admin/reps/{id}/departure\">Departure</a> · \

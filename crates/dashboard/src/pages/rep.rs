@@ -128,7 +128,11 @@ pub(crate) async fn handler(
     let team = data::team(&state, profile.team_id).await?;
 
     // May the viewer record for this rep as their leader (today's page only)?
-    let leads = state.writes().is_some() && viewer.writes_for_leaders() && as_of.is_none();
+    // Nothing more is recorded about an erased rep: no form is offered.
+    let leads = state.writes().is_some()
+        && viewer.writes_for_leaders()
+        && as_of.is_none()
+        && profile.erased_on.is_none();
     let mut b = String::with_capacity(96 * 1024);
     let tenure_months = {
         let months = (day.year() - profile.start_date.year()) * 12 + day.month() as i32
@@ -158,6 +162,14 @@ pub(crate) async fn handler(
     );
     if let Some(said) = params.recorded.as_deref().and_then(recorded_notice) {
         let _ = write!(b, "<p class=\"notice\" role=\"status\">{said}</p>");
+    }
+    if let Some(on) = profile.erased_on {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" role=\"status\">This person's personal data was erased on \
+             {on}: their name and what was written about them read as erased, their figures \
+             stay, and nothing more can be recorded about them.</p>"
+        );
     }
     if let Some(d) = as_of {
         let _ = write!(

@@ -439,6 +439,9 @@ pub struct RepProfile {
     pub start_date: NaiveDate,
     pub status: RepStatus,
     pub departed_on: Option<NaiveDate>,
+    /// When the rep's personal data was erased; absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_on: Option<NaiveDate>,
     pub team_history: Vec<Dated<TeamId>>,
     pub role_history: Vec<Dated<Role>>,
     pub levels: BTreeMap<CompetencyId, CurrentLevel>,
@@ -698,6 +701,7 @@ pub fn profile(
             RepStatus::Active
         },
         departed_on: facts.departed_on,
+        erased_on: facts.erased_on,
         team_history: facts.teams.clone(),
         role_history: facts.roles.clone(),
         levels,

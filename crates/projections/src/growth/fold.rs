@@ -148,6 +148,7 @@ impl Growth {
                         value: e.team_id,
                     }],
                     departed_on: None,
+                    erased_on: None,
                     acknowledged: Default::default(),
                     assessments: Default::default(),
                     measurements: Default::default(),
@@ -325,7 +326,8 @@ impl Growth {
             // Every personal string the facts hold reads as erased from
             // now on, exactly as a replay (which reads the rep's earlier
             // events as erased) folds it: replay equals live.
-            RepEvent::PersonalDataErased(_) => {
+            RepEvent::PersonalDataErased(e) => {
+                rep.erased_on = Some(e.on);
                 let erased = || {
                     trellis_domain::Note::try_from(trellis_domain::personal::ERASED_TEXT)
                         .expect("the erased marker is a valid note")

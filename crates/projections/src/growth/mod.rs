@@ -48,7 +48,7 @@ pub use model::*;
 pub const NAME: &str = "growth";
 
 /// Bumped whenever the documents' shape or a rule changes.
-const CODE_VERSION: u32 = 3;
+const CODE_VERSION: u32 = 4;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";

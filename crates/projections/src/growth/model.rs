@@ -48,6 +48,9 @@ pub struct RepFacts {
     /// Oldest first; the first holds from the start date.
     pub teams: Vec<Dated<TeamId>>,
     pub departed_on: Option<NaiveDate>,
+    /// When the rep's personal data was erased (`PersonalDataErased`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_on: Option<NaiveDate>,
     /// (standard, version) → acknowledged on.
     pub acknowledged: BTreeMap<String, NaiveDate>,
     pub assessments: BTreeMap<AssessmentId, AssessmentFact>,
