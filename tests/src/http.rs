@@ -276,8 +276,10 @@ impl TestApp {
     pub async fn with_config(kind: Kind, body_limit: usize, mut config: CommandsConfig) -> Self {
         let backend = Backend::new(kind).await;
         let key = TokenKey::new(SECRET.to_vec()).expect("a 32-byte secret");
-        let keys = backend.key_store().await;
-        let store = backend.vaulted(keys.clone());
+        // Erasing goes through the vault, which drops the key it kept.
+        let vault = backend.vaulted(backend.key_store().await);
+        let keys: Arc<dyn trellis_eventstore::vault::KeyStore> = vault.clone();
+        let store: Arc<dyn EventStore> = vault;
         let http = HttpState::new(store.clone(), key.clone(), Arc::new(SystemClock))
             .with_body_limit(body_limit);
         config
@@ -336,11 +338,13 @@ impl TestApp {
     /// As if the server restarted: the store opened again, every API and
     /// the access tables built anew over the same database or file.
     pub async fn restart_serving(&mut self, config: AccessConfig) {
-        self.store = Arc::new(trellis_eventstore::vault::Vault::new(
+        let vault = Arc::new(trellis_eventstore::vault::Vault::new(
             self.backend.reopen().await,
-            self.keys.clone(),
+            self.backend.key_store().await,
             Arc::new(trellis_commands::personal::DomainPersonalData),
         ));
+        self.keys = vault.clone();
+        self.store = vault;
         self.serve(config, false).await;
     }
 

@@ -296,7 +296,7 @@ impl Backend {
     pub fn vaulted(
         &self,
         keys: Arc<dyn trellis_eventstore::vault::KeyStore>,
-    ) -> Arc<dyn EventStore> {
+    ) -> Arc<trellis_eventstore::vault::Vault> {
         Arc::new(trellis_eventstore::vault::Vault::new(
             self.store.clone(),
             keys,

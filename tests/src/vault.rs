@@ -33,7 +33,7 @@ async fn keys_of(backend: &Backend) -> Arc<dyn KeyStore> {
     }
 }
 
-fn vault(backend: &Backend, keys: Arc<dyn KeyStore>) -> Arc<dyn EventStore> {
+fn vault(backend: &Backend, keys: Arc<dyn KeyStore>) -> Arc<Vault> {
     Arc::new(Vault::new(
         backend.store.clone(),
         keys,
@@ -108,7 +108,8 @@ async fn personal_data_is_stored_encrypted_and_read_in_the_clear(kind: Kind) {
     assert!(all[0].payload.contains(NOTE), "{}", all[0].payload);
 
     // The chain is over the ciphertext: it verifies read raw or decrypted.
-    for store in [&backend.store, &vault] {
+    let vaulted: Arc<dyn EventStore> = vault;
+    for store in [&backend.store, &vaulted] {
         let report = trellis_eventstore::verify(&**store, 100).await.unwrap();
         assert!(report.is_intact(), "{report:?}");
     }
@@ -126,7 +127,8 @@ async fn an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded
         .unwrap();
 
     let person = rep.entity_uuid().unwrap();
-    let at = keys.erase_data_key(person, Utc::now()).await.unwrap();
+    // Erased through the vault, which drops the key it kept for writing.
+    let at = vault.erase_data_key(person, Utc::now()).await.unwrap();
     assert_eq!(
         keys.erase_data_key(person, Utc::now()).await.unwrap(),
         at,
@@ -141,6 +143,15 @@ async fn an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded
     assert!(report.is_intact(), "{report:?}");
 
     let refused = append(&*vault, &rep, feedback("More")).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput(m) if m.contains("erased")),
+        "{refused:?}"
+    );
+    // Another process's vault, which never wrote about them, refuses too.
+    let elsewhere = self::vault(&backend, keys.clone());
+    let refused = append(&*elsewhere, &rep, feedback("More"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&refused, Error::InvalidInput(m) if m.contains("erased")),
         "{refused:?}"

@@ -118,12 +118,21 @@ impl<'a> DigestInput<'a> {
     }
 
     pub fn of_recorded(event: &'a RecordedEvent) -> Self {
+        Self::of_recorded_with(event, &event.payload)
+    }
+
+    /// The digest input of `event` with `payload` as its payload (an event
+    /// read as JSON text, parsed).
+    pub fn of_recorded_with<P>(
+        event: &'a RecordedEvent<P>,
+        payload: &'a serde_json::Value,
+    ) -> Self {
         DigestInput {
             event_id: event.event_id,
             stream_id: event.stream_id.as_str(),
             event_type: &event.event_type,
             schema_version: event.schema_version,
-            payload: &event.payload,
+            payload,
             actor: &event.metadata.actor,
             command_id: event.metadata.command_id,
             correlation_id: event.metadata.correlation_id,

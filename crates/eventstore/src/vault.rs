@@ -143,7 +143,18 @@ pub struct Vault {
     inner: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     personal: Arc<dyn PersonalData>,
+    /// Live keys this process encrypted with, so an append costs no extra
+    /// round trip (on the embedded file, no extra commit). Only writes use
+    /// it: a read always asks the key store, so a key erased by any process
+    /// reads as erased at once. A key erased elsewhere may still encrypt a
+    /// write here, which then reads as erased too; the rep aggregate refuses
+    /// writes about an erased rep anyway.
+    write_keys: Arc<std::sync::Mutex<HashMap<Uuid, DataKey>>>,
 }
+
+/// The most keys a vault keeps for writing (about 50 bytes each); past it
+/// the cache starts afresh.
+const WRITE_KEYS: usize = 100_000;
 
 impl Vault {
     pub fn new(
@@ -155,32 +166,41 @@ impl Vault {
             inner,
             keys,
             personal,
+            write_keys: Arc::default(),
         }
     }
 
-    /// The key store, for erasing.
-    pub fn keys(&self) -> &Arc<dyn KeyStore> {
-        &self.keys
-    }
-
-    /// Encrypts the personal data of one command's events, in place.
-    async fn seal(&self, stream: &StreamId, events: &mut [NewEvent]) -> Result<(), Error> {
-        let owners = self.owners(stream, events)?;
-        if owners.iter().all(Option::is_none) {
-            return Ok(());
+    /// The keys to encrypt `persons`' data with: from this process's cache,
+    /// the rest from the key store (made when missing), refusing an erased
+    /// person.
+    async fn write_keys_of(&self, persons: Vec<Uuid>) -> Result<HashMap<Uuid, DataKey>, Error> {
+        let mut found = HashMap::with_capacity(persons.len());
+        let mut missing = Vec::new();
+        {
+            let cache = self.write_keys.lock().unwrap_or_else(|p| p.into_inner());
+            for person in persons {
+                match cache.get(&person) {
+                    Some(key) => {
+                        found.insert(person, key.clone());
+                    }
+                    None => missing.push(person),
+                }
+            }
         }
-        let persons: Vec<Uuid> = owners
-            .iter()
-            .flatten()
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let keys = self.keys.data_keys(&persons, true).await?;
-        for (event, owner) in events.iter_mut().zip(owners) {
-            let Some(person) = owner else { continue };
-            let key = match keys.get(&person) {
-                Some(KeyState::Live(key)) => key,
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let fetched = self.keys.data_keys(&missing, true).await?;
+        let mut cache = self.write_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() + missing.len() > WRITE_KEYS {
+            cache.clear();
+        }
+        for person in missing {
+            match fetched.get(&person) {
+                Some(KeyState::Live(key)) => {
+                    cache.insert(person, key.clone());
+                    found.insert(person, key.clone());
+                }
                 Some(KeyState::Erased(at)) => {
                     return Err(Error::InvalidInput(format!(
                         "the personal data of {person} was erased on {}, so nothing personal \
@@ -193,7 +213,44 @@ impl Vault {
                         "no data key was made for {person}"
                     )));
                 }
-            };
+            }
+        }
+        Ok(found)
+    }
+
+    /// The key store, for erasing.
+    pub fn keys(&self) -> &Arc<dyn KeyStore> {
+        &self.keys
+    }
+
+    /// Encrypts the personal data of one command's events, in place.
+    async fn seal(&self, stream: &StreamId, events: &mut [NewEvent]) -> Result<(), Error> {
+        let owners = self.owners(stream, events)?;
+        self.seal_for(owners, events).await
+    }
+
+    /// [`Vault::seal`] with each event's owner already known.
+    async fn seal_for(
+        &self,
+        owners: Vec<Option<Uuid>>,
+        events: &mut [NewEvent],
+    ) -> Result<(), Error> {
+        if owners.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let persons: Vec<Uuid> = owners
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let keys = self.write_keys_of(persons).await?;
+        for (event, owner) in events.iter_mut().zip(owners) {
+            let Some(person) = owner else { continue };
+            let key = keys
+                .get(&person)
+                .ok_or_else(|| Error::Internal(format!("no data key was found for {person}")))?;
             let cipher = XChaCha20Poly1305::new(&key.0.into());
             let aad = aad(person, event.event_id);
             let mut failed = None;
@@ -233,6 +290,12 @@ impl Vault {
             .collect()
     }
 
+    /// The keys of the persons whose sealed strings were read.
+    async fn keys_of(&self, persons: HashSet<Uuid>) -> Result<HashMap<Uuid, KeyState>, Error> {
+        let persons: Vec<Uuid> = persons.into_iter().collect();
+        self.keys.data_keys(&persons, false).await
+    }
+
     /// Decrypts the personal data of events read from the log, in place.
     async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), Error> {
         let mut persons = HashSet::new();
@@ -242,10 +305,7 @@ impl Vault {
         if persons.is_empty() {
             return Ok(());
         }
-        let keys = self
-            .keys
-            .data_keys(&persons.into_iter().collect::<Vec<_>>(), false)
-            .await?;
+        let keys = self.keys_of(persons).await?;
         let mut scratch = Vec::new();
         for event in events.iter_mut() {
             if !holds_sealed(&event.payload) {
@@ -276,28 +336,12 @@ impl Vault {
         if parsed.is_empty() {
             return Ok(());
         }
-        let keys = self
-            .keys
-            .data_keys(&persons.into_iter().collect::<Vec<_>>(), false)
-            .await?;
+        let keys = self.keys_of(persons).await?;
         let mut scratch = Vec::new();
         for (i, mut value) in parsed {
             let event = &mut events[i];
-            let digest = DigestInput {
-                event_id: event.event_id,
-                stream_id: event.stream_id.as_str(),
-                event_type: &event.event_type,
-                schema_version: event.schema_version,
-                payload: &value,
-                actor: &event.metadata.actor,
-                command_id: event.metadata.command_id,
-                correlation_id: event.metadata.correlation_id,
-                causation_id: event.metadata.causation_id,
-                occurred_at_micros: event.metadata.occurred_at.timestamp_micros(),
-                recorded_at_micros: event.metadata.recorded_at.timestamp_micros(),
-            }
-            .digest(&mut scratch);
-            event.content_digest = Some(digest);
+            event.content_digest =
+                Some(DigestInput::of_recorded_with(event, &value).digest(&mut scratch));
             let event_id = event.event_id;
             open_value(&mut value, &mut |text| {
                 self.open_text(&keys, event_id, text)
@@ -330,6 +374,31 @@ impl Vault {
                 self.personal.erased(envelope.kind).to_owned()
             }
         }
+    }
+}
+
+/// The vault's own keys, so that erasing through it also drops the key it
+/// kept for writing.
+#[async_trait]
+impl KeyStore for Vault {
+    async fn data_keys(
+        &self,
+        persons: &[Uuid],
+        make_missing: bool,
+    ) -> Result<HashMap<Uuid, KeyState>, Error> {
+        self.keys.data_keys(persons, make_missing).await
+    }
+
+    async fn erase_data_key(
+        &self,
+        person: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        self.write_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&person);
+        self.keys.erase_data_key(person, at).await
     }
 }
 
@@ -464,11 +533,12 @@ impl EventStore for Vault {
         meta: &CommandMeta,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
-        if self.owners(stream, events)?.iter().all(Option::is_none) {
+        let owners = self.owners(stream, events)?;
+        if owners.iter().all(Option::is_none) {
             return self.inner.append(stream, expected, meta, events).await;
         }
         let mut events = events.to_vec();
-        self.seal(stream, &mut events).await?;
+        self.seal_for(owners, &mut events).await?;
         self.inner.append(stream, expected, meta, &events).await
     }
 

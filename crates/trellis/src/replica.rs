@@ -341,6 +341,7 @@ pub async fn route(
             bench,
         }),
         backend: stores.backend,
+        keys: stores.keys,
     };
     Ok((stores, Some(routed)))
 }

@@ -304,7 +304,7 @@ impl Application {
             CommandsConfig {
                 max_import_rows: args.max_import_rows,
                 erasure: Some(Erasure {
-                    keys: stores.backend.keys(),
+                    keys: stores.keys.clone(),
                     holders: vec![Arc::new(access.clone())],
                 }),
             },

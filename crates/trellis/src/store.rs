@@ -92,27 +92,20 @@ pub struct Stores {
     pub read: Arc<dyn ReadStore>,
     /// The same log, by backend, for components that keep tables beside it.
     pub backend: Backend,
+    /// The personal data keys, through the log's vault (erasing a person
+    /// also drops the key it kept for writing).
+    pub keys: Arc<dyn KeyStore>,
 }
 
 /// `store` as the service writes and reads it: each person's personal data
 /// encrypted with their key in `keys` (crypto-shredding, see
 /// `trellis_eventstore::vault`).
-pub fn vault(store: Arc<dyn EventStore>, keys: Arc<dyn KeyStore>) -> Arc<dyn EventStore> {
+pub fn vault(store: Arc<dyn EventStore>, keys: Arc<dyn KeyStore>) -> Arc<Vault> {
     Arc::new(Vault::new(
         store,
         keys,
         Arc::new(trellis_commands::personal::DomainPersonalData),
     ))
-}
-
-impl Backend {
-    /// Where the log's personal data keys are.
-    pub fn keys(&self) -> Arc<dyn KeyStore> {
-        match self {
-            Backend::Postgres { store, .. } => Arc::new(store.clone()),
-            Backend::Sqlite(store) => Arc::new(store.clone()),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,8 +144,10 @@ impl StoreArgs {
                 let read = PostgresReadStore::new(log.pool().clone())
                     .await
                     .context("failed to open the read models in PostgreSQL")?;
+                let vault = vault(Arc::new(log.clone()), Arc::new(log.clone()));
                 Stores {
-                    log: vault(Arc::new(log.clone()), Arc::new(log.clone())),
+                    log: vault.clone(),
+                    keys: vault,
                     read: Arc::new(read),
                     backend: Backend::Postgres {
                         store: log,
@@ -170,8 +165,10 @@ impl StoreArgs {
                 let read = SqliteReadStore::open(log.path())
                     .await
                     .context("failed to open the embedded read models")?;
+                let vault = vault(Arc::new(log.clone()), Arc::new(log.clone()));
                 Stores {
-                    log: vault(Arc::new(log.clone()), Arc::new(log.clone())),
+                    log: vault.clone(),
+                    keys: vault,
                     read: Arc::new(read),
                     backend: Backend::Sqlite(log),
                 }
@@ -216,16 +213,20 @@ impl Stores {
         match self.backend {
             Backend::Postgres { store, url } => {
                 let store = store.sealing_with(key);
+                let vault = vault(Arc::new(store.clone()), Arc::new(store.clone()));
                 Stores {
-                    log: vault(Arc::new(store.clone()), Arc::new(store.clone())),
+                    log: vault.clone(),
+                    keys: vault,
                     read: self.read,
                     backend: Backend::Postgres { store, url },
                 }
             }
             Backend::Sqlite(store) => {
                 let store = store.sealing_with(key);
+                let vault = vault(Arc::new(store.clone()), Arc::new(store.clone()));
                 Stores {
-                    log: vault(Arc::new(store.clone()), Arc::new(store.clone())),
+                    log: vault.clone(),
+                    keys: vault,
                     read: self.read,
                     backend: Backend::Sqlite(store),
                 }
