@@ -170,14 +170,13 @@ async fn append(
     .await
     .context("failed to open the private PostgreSQL event store")?;
     let key = workload::bench_key()?;
+    let sealed: Arc<dyn EventStore> = Arc::new(raw_store.clone().sealing_with(key.clone()));
     let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
-        workload::private(
-            Arc::new(raw_store.clone().sealing_with(key.clone())),
-            Arc::new(raw_store),
-        ),
+        workload::private(sealed.clone(), Arc::new(raw_store)),
         GroupCommitConfig::default(),
     ));
-    let _signer = workload::Signer::start(private.clone(), key);
+    // As serve's checkpoint worker: the tree reads the log as stored.
+    let _signer = workload::Signer::start(sealed, key);
     for (name, writers) in [("append_1w_private", 1), ("append_8w_private", 8)] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
         workload::append_scenario(

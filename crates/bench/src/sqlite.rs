@@ -187,14 +187,13 @@ async fn append(
     drop(_signer);
     // Everything on, as `trellis serve` runs: compare with the plain lines.
     let key = workload::bench_key()?;
+    let sealed: Arc<dyn EventStore> = Arc::new(plain.clone().sealing_with(key.clone()));
     let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
-        workload::private(
-            Arc::new(plain.clone().sealing_with(key.clone())),
-            Arc::new(plain.clone()),
-        ),
+        workload::private(sealed.clone(), Arc::new(plain.clone())),
         GroupCommitConfig::single_writer(),
     ));
-    let _signer = workload::Signer::start(private.clone(), key);
+    // As serve's checkpoint worker: the tree reads the log as stored.
+    let _signer = workload::Signer::start(sealed, key);
     for (name, writers) in [
         ("sqlite_append_1w_private", 1),
         ("sqlite_append_8w_private", 8),

@@ -684,7 +684,9 @@ impl Workers {
                 jetstream: checkpoint_stream,
                 webhooks: Some(checkpoint_hooks),
             };
-            let (log, stopped) = (stores.log.clone(), until_stopped());
+            // The tree needs each event's hash, never its payload: the log
+            // as stored, not decrypted.
+            let (log, stopped) = (stores.backend.stored(), until_stopped());
             tasks.push(tokio::spawn(async move {
                 checkpoints::run_worker(log, config, stopped).await
             }));

@@ -108,6 +108,17 @@ pub fn vault(store: Arc<dyn EventStore>, keys: Arc<dyn KeyStore>) -> Arc<Vault> 
     ))
 }
 
+impl Backend {
+    /// The log as stored: personal data encrypted, read without the vault
+    /// (for what needs hashes, never payloads: the Merkle tree).
+    pub fn stored(&self) -> Arc<dyn EventStore> {
+        match self {
+            Backend::Postgres { store, .. } => Arc::new(store.clone()),
+            Backend::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Backend {
     Postgres { store: PostgresStore, url: String },
