@@ -316,11 +316,13 @@ async fn read_all(
     tokio::task::spawn_blocking(move || {
         let conn = lock(&writer);
         conn.execute("ATTACH DATABASE ?1 AS t", [store_file.to_string_lossy()])?;
-        conn.execute_batch(
+        // The baseline's columns only: the store's table has more (the
+        // seal, the traceparent) than a plain table of events.
+        conn.execute_batch(&format!(
             "BEGIN; DELETE FROM main.events; \
-             INSERT INTO main.events SELECT * FROM t.events; COMMIT; \
-             DETACH DATABASE t; PRAGMA wal_checkpoint(TRUNCATE);",
-        )?;
+             INSERT INTO main.events ({RAW_COLUMNS}) SELECT {RAW_COLUMNS} FROM t.events; COMMIT; \
+             DETACH DATABASE t; PRAGMA wal_checkpoint(TRUNCATE);"
+        ))?;
         anyhow::Ok(())
     })
     .await??;
