@@ -1143,20 +1143,22 @@ impl crate::vault::KeyStore for SqliteStore {
         make_missing: bool,
     ) -> Result<std::collections::HashMap<Uuid, crate::vault::KeyState>, Error> {
         let persons = persons.to_vec();
+        // One statement for the whole page's persons, as a JSON array.
         let read = move |conn: &Connection, persons: &[Uuid]| {
             let mut keys = std::collections::HashMap::with_capacity(persons.len());
+            let wanted = serde_json::to_string(persons)
+                .map_err(|e| Error::Internal(format!("persons as JSON: {e}")))?;
             let mut select = conn.prepare_cached(
-                "SELECT data_key, erased_at FROM personal_data_keys WHERE person = ?1",
+                "SELECT person, data_key, erased_at FROM personal_data_keys \
+                 WHERE person IN (SELECT value FROM json_each(?1))",
             )?;
-            for person in persons {
-                let row = select
-                    .query_row([person.to_string()], |r| {
-                        Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?))
-                    })
-                    .optional()?;
-                if let Some((key, erased_at)) = row {
-                    keys.insert(*person, key_state(*person, key, erased_at)?);
-                }
+            let mut rows = select.query([wanted])?;
+            while let Some(row) = rows.next()? {
+                let person: String = row.get(0)?;
+                let person = Uuid::parse_str(&person)
+                    .map_err(|e| Error::Internal(format!("a person id in the key table: {e}")))?;
+                let state = key_state(person, row.get(1)?, row.get(2)?)?;
+                keys.insert(person, state);
             }
             Ok::<_, Error>(keys)
         };
