@@ -266,6 +266,7 @@ try {
     assert.match(await main(eraser), pattern);
   };
   await eventually('/admin', /personal data erased/);
+  await shot(eraser, 'g-admin-after-erasure-phone');
   await eraser.goto(`${base}/reps/${config.erase}`);
   await eventually(`/reps/${config.erase}`, /Erased person/);
   await shot(eraser, 'g-erased-rep-page-phone');

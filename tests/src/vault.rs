@@ -182,14 +182,30 @@ async fn an_erased_key_is_never_brought_back_nor_a_key_deleted(kind: Kind) {
         }
         Kind::Sqlite => "zeroblob(32)",
     };
-    for sql in [
-        format!("UPDATE {table} SET data_key = {key}, erased_at = NULL WHERE person = '{erased}'"),
-        format!("UPDATE {table} SET data_key = {key} WHERE person = '{kept}'"),
-        format!("DELETE FROM {table} WHERE person = '{kept}'"),
+    for (sql, why) in [
+        (
+            format!(
+                "UPDATE {table} SET data_key = {key}, erased_at = NULL WHERE person = '{erased}'"
+            ),
+            "brought back",
+        ),
+        (
+            format!("UPDATE {table} SET data_key = {key} WHERE person = '{kept}'"),
+            "replaced",
+        ),
+        (
+            format!("DELETE FROM {table} WHERE person = '{kept}'"),
+            "never deleted",
+        ),
     ] {
-        let refused = backend.try_modify(&sql).await;
-        assert!(refused.is_err(), "{sql} was allowed");
+        let refused = backend.try_modify(&sql).await.expect_err(&sql);
+        assert!(refused.contains(why), "{sql}: {refused}");
     }
+    // The key kept is still the one it was.
+    assert!(matches!(
+        keys.data_keys(&[kept], false).await.unwrap().get(&kept),
+        Some(KeyState::Live(_))
+    ));
     backend.cleanup().await;
 }
 

@@ -17,7 +17,8 @@ use axum::response::Response;
 use serde::de::DeserializeOwned;
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderId, RepAggregate,
-    RepCommand, RepId, StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
+    RepCommand, RepId, RepState, StandardAggregate, StandardId, StandardStatus, TeamAggregate,
+    TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{JsonBody, PathIds, Principal};
@@ -257,6 +258,13 @@ impl<B> WriteRequest<B> {
         if ctx.replay(&app).await?.is_none() {
             let loaded = crate::write::load::<RepAggregate>(&app, &stream).await?;
             rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
+            if loaded.state == RepState::NotJoined {
+                return Err(ApiError::NotFound(format!(
+                    "there is no rep {person}: only a rep's personal data can be erased so far \
+                     (erasing a leader's is not supported yet); check the id in the rep's page \
+                     or in GET /v1/reps"
+                )));
+            }
             if RepAggregate::decide(&loaded.state, command.clone()).is_ok() {
                 erasure.keys.erase_data_key(person, ctx.now).await?;
                 for holder in &erasure.holders {

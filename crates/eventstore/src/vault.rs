@@ -547,9 +547,16 @@ impl EventStore for Vault {
         meta: &CommandMeta,
         writes: &[StreamWrite],
     ) -> Result<Vec<AppendOutcome>, Error> {
+        let mut owners = Vec::with_capacity(writes.len());
+        for write in writes {
+            owners.push(self.owners(&write.stream, &write.events)?);
+        }
+        if owners.iter().flatten().all(Option::is_none) {
+            return self.inner.append_many(meta, writes).await;
+        }
         let mut writes = writes.to_vec();
-        for write in &mut writes {
-            self.seal(&write.stream, &mut write.events).await?;
+        for (write, owners) in writes.iter_mut().zip(owners) {
+            self.seal_for(owners, &mut write.events).await?;
         }
         self.inner.append_many(meta, &writes).await
     }

@@ -252,7 +252,8 @@ impl Outgoing {
     /// event erases a person's personal data (`PersonalDataErased`, the last
     /// event of the entity's stream): `trellis.events.rep.<id>.*`.
     pub fn erased_subjects(&self) -> Option<String> {
-        if self.event_type != "PersonalDataErased" {
+        use trellis_domain::EventPayload as _;
+        if self.event_type != trellis_domain::rep::PersonalDataErased::EVENT_TYPE {
             return None;
         }
         let (entity, _) = self.subject.as_str().rsplit_once('.')?;

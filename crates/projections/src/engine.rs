@@ -89,7 +89,8 @@ impl Default for RebuildConfig {
 /// The event that erases a person's personal data (`PersonalDataErased`):
 /// the fold scrubs the person's facts, and the store then drops what it kept
 /// of the old bytes ([`ReadStore::after_erasure`]).
-const ERASURE: &str = "PersonalDataErased";
+const ERASURE: &str =
+    <trellis_domain::rep::PersonalDataErased as trellis_domain::EventPayload>::EVENT_TYPE;
 
 /// Progress of a rebuild, reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

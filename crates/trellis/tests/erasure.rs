@@ -260,6 +260,18 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     };
     let (status, answer) = erase(&rep_token, json!({"reason": "Asked to be forgotten"}));
     assert_eq!(status, 403, "{answer}");
+    // A leader's id (no rep has it): said plainly, nothing destroyed.
+    let (status, answer) = post(
+        &address,
+        &admin,
+        &format!("/v1/people/{}/erasure", org.leader),
+        json!({"reason": "Asked to be forgotten"}),
+    );
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer.to_string().contains("only a rep's personal data"),
+        "{answer}"
+    );
     let (status, answer) = erase(&admin, json!({"reason": " "}));
     assert_eq!(status, 422, "{answer}");
     assert!(answer.to_string().contains("reason"), "{answer}");

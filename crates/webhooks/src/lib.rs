@@ -440,7 +440,8 @@ pub async fn deliver_checkpoint(
 }
 
 /// The event that erases a person's personal data.
-const ERASURE_TYPE: &str = "PersonalDataErased";
+const ERASURE_TYPE: &str =
+    <trellis_domain::rep::PersonalDataErased as trellis_domain::EventPayload>::EVENT_TYPE;
 
 /// A queued body with the personal data of its event read as erased, as
 /// the log now reads it; `None` when it holds none.
