@@ -287,6 +287,7 @@ impl TestApp {
             .get_or_insert_with(|| trellis_commands::Erasure {
                 keys: keys.clone(),
                 holders: Vec::new(),
+                leaders: None,
             });
         let state = CommandState::new(http.clone(), config);
         let router = trellis_http::app(http, [trellis_commands::api(state.clone())]);
@@ -361,6 +362,7 @@ impl TestApp {
                 erasure: Some(trellis_commands::Erasure {
                     keys: app.keys.clone(),
                     holders: vec![Arc::new(access.clone())],
+                    leaders: None,
                 }),
                 ..CommandsConfig::default()
             },
@@ -550,6 +552,7 @@ impl TestApp {
                 erasure: Some(trellis_commands::Erasure {
                     keys: self.keys.clone(),
                     holders: Vec::new(),
+                    leaders: None,
                 }),
                 ..CommandsConfig::default()
             },

@@ -15,10 +15,11 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+use trellis_domain::leader::LeaderErased;
 use trellis_domain::{
-    Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderId, RepAggregate,
-    RepCommand, RepId, RepState, StandardAggregate, StandardId, StandardStatus, TeamAggregate,
-    TeamId,
+    Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderAggregate, LeaderCommand,
+    LeaderId, LeaderState, RepAggregate, RepCommand, RepId, RepState, StandardAggregate,
+    StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{JsonBody, PathIds, Principal};
@@ -27,7 +28,7 @@ use uuid::Uuid;
 
 use crate::cache::{Cacheable, Loaded};
 use crate::extract::WriteHeaders;
-use crate::policy::{Scope, acting_leader, admin_write, rep_command};
+use crate::policy::{self, Scope, acting_leader, admin_write, rep_command};
 use crate::respond::{answer_rep, respond, stream};
 use crate::state::CommandState;
 use crate::write::{Stored, WriteCtx, execute, load_fact};
@@ -226,11 +227,13 @@ impl<B> WriteRequest<B> {
     }
 
     /// Erases the personal data of the person the path names (`person_id`,
-    /// a rep): an admin's write. The rep's key is destroyed and every holder
-    /// forgets them *before* `PersonalDataErased` is appended, so whoever
-    /// reads that event (the projections, the relay, the webhooks) already
-    /// reads the rep's earlier events as erased. A retry after a failure
-    /// part way finishes the job; one after success answers the first outcome.
+    /// a rep or a leader): an admin's write. The person's key is destroyed
+    /// and every holder forgets them *before* the erasure is appended
+    /// (`PersonalDataErased` on a rep's stream, `LeaderErased` on a
+    /// leader's), so whoever reads that event (the projections, the relay,
+    /// the webhooks) already reads the person's earlier data as erased. A
+    /// retry after a failure part way finishes the job; one after success
+    /// answers the first outcome.
     pub async fn erase_person(self) -> Result<Response, ApiError>
     where
         OnRep: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
@@ -247,37 +250,85 @@ impl<B> WriteRequest<B> {
         })?
         .command(&app)
         .await?;
-        let rep_id = RepId::from_uuid(person);
-        let stream = stream(RepAggregate::CATEGORY, person)?;
+        let RepCommand::ErasePersonalData { erased, now } = &command else {
+            return Err(ApiError::Internal(
+                "an erasure request parsed into another command".into(),
+            ));
+        };
         let Some(erasure) = app.erasure() else {
             return Err(ApiError::Unavailable(
                 "this Trellis cannot erase people: it was started without the log's key store"
                     .into(),
             ));
         };
-        if ctx.replay(&app).await?.is_none() {
-            let loaded = crate::write::load::<RepAggregate>(&app, &stream).await?;
-            rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
-            if loaded.state == RepState::NotJoined {
+        policy::erasure(&ctx.claims)?;
+        let rep_stream = stream(RepAggregate::CATEGORY, person)?;
+        let leader_stream = stream(LeaderAggregate::CATEGORY, person)?;
+        let rep = crate::write::load::<RepAggregate>(&app, &rep_stream).await?;
+        let leader = if rep.state == RepState::NotJoined {
+            let leader = crate::write::load::<LeaderAggregate>(&app, &leader_stream).await?;
+            let known = match (&leader.state, &erasure.leaders) {
+                (LeaderState::Erased { .. }, _) => true,
+                (LeaderState::Present, Some(leaders)) => {
+                    leaders.is_leader(person).await.map_err(|e| {
+                        ApiError::Unavailable(format!(
+                            "could not tell whether {person} is a leader ({e}); try again"
+                        ))
+                    })?
+                }
+                (LeaderState::Present, None) => false,
+            };
+            if !known {
                 return Err(ApiError::NotFound(format!(
-                    "there is no rep {person}: only a rep's personal data can be erased so far \
-                     (erasing a leader's is not supported yet); check the id in the rep's page \
-                     or in GET /v1/reps"
+                    "there is no rep or leader {person}: check the id in the person's page, \
+                     in GET /v1/reps or in GET /v1/teams (a leader assigned a moment ago may \
+                     take a second to be known)"
                 )));
             }
-            if RepAggregate::decide(&loaded.state, command.clone()).is_ok() {
+            Some(LeaderCommand::ErasePersonalData {
+                erased: LeaderErased {
+                    leader_id: LeaderId::from_uuid(person),
+                    reason: erased.reason.clone(),
+                    on: erased.on,
+                },
+                now: *now,
+            })
+        } else {
+            None
+        };
+        if ctx.replay(&app).await?.is_none() {
+            let allowed = match &leader {
+                Some(command) => {
+                    let loaded =
+                        crate::write::load::<LeaderAggregate>(&app, &leader_stream).await?;
+                    LeaderAggregate::decide(&loaded.state, command.clone()).is_ok()
+                }
+                None => {
+                    rep_command(&ctx.claims, RepId::from_uuid(person), &rep.state, &command)?;
+                    RepAggregate::decide(&rep.state, command.clone()).is_ok()
+                }
+            };
+            if allowed {
                 erasure.keys.erase_data_key(person, ctx.now).await?;
                 for holder in &erasure.holders {
                     holder.forget(person).await.map_err(|e| {
                         ApiError::Unavailable(format!(
-                            "the person's data key is destroyed, but their {} could not be                              deleted ({e}); send the same request again to finish",
+                            "the person's data key is destroyed, but their {} could not be \
+                             deleted ({e}); send the same request again to finish",
                             holder.holds()
                         ))
                     })?;
                 }
             }
         }
-        let written = execute::<RepAggregate>(&app, &ctx, &stream, |loaded| {
+        if let Some(command) = leader {
+            let written =
+                execute::<LeaderAggregate>(&app, &ctx, &leader_stream, |_| Ok(command.clone()))
+                    .await?;
+            return Ok(respond(false, None, written));
+        }
+        let rep_id = RepId::from_uuid(person);
+        let written = execute::<RepAggregate>(&app, &ctx, &rep_stream, |loaded| {
             rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
             Ok(command.clone())
         })

@@ -90,6 +90,18 @@ pub fn admin_write(claims: &Claims, scope: Scope) -> Result<(), ApiError> {
     }
 }
 
+/// Erasing a person's personal data, a rep's or a leader's: admins only
+/// (not services: no grant covers it).
+pub fn erasure(claims: &Claims) -> Result<(), ApiError> {
+    match claims.role {
+        Role::Admin => Ok(()),
+        Role::Auditor => Err(auditor()),
+        _ => Err(ApiError::Forbidden(
+            "only an admin may erase a person's personal data".into(),
+        )),
+    }
+}
+
 /// A write about the rep `rep_id`, whose stream folded to `state`.
 /// `team` is where a new rep is joining (for `JoinRep`); otherwise the rep's own team.
 pub fn rep_write(
@@ -102,15 +114,7 @@ pub fn rep_write(
     let scope = match access {
         RepAccess::Lead(scope) | RepAccess::LeadOrSelf(scope) => scope,
         RepAccess::ActionItem(_) => Scope::Coaching,
-        RepAccess::Admin => {
-            return match claims.role {
-                Role::Admin => Ok(()),
-                Role::Auditor => Err(auditor()),
-                _ => Err(ApiError::Forbidden(
-                    "only an admin may erase a person's personal data".into(),
-                )),
-            };
-        }
+        RepAccess::Admin => return erasure(claims),
     };
     let team = match state {
         RepState::Joined(rep) => Some(rep.team_id),

@@ -46,11 +46,23 @@ struct Inner {
 }
 
 /// What erasing a person destroys: their data key, and what other
-/// components hold about them in the clear.
+/// components hold about them in the clear; and who the leaders are.
 #[derive(Debug, Clone)]
 pub struct Erasure {
     pub keys: Arc<dyn KeyStore>,
     pub holders: Vec<Arc<dyn ForgetsPeople>>,
+    /// Tells a leader's id from a made-up one (a rep's stream says whether
+    /// they are a rep). `None`: only reps can be erased.
+    pub leaders: Option<Arc<dyn Leaders>>,
+}
+
+/// Who the leaders are. A leader has no stream of their own until they are
+/// erased: only the teams' `LeaderAssigned` name them, so the read models
+/// answer (a leader assigned a moment ago may not be known yet).
+#[async_trait::async_trait]
+pub trait Leaders: Send + Sync + std::fmt::Debug {
+    /// Whether some team has had `person` as a leader.
+    async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, String>;
 }
 
 /// The most aggregate states kept between commands.

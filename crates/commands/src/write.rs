@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use trellis_domain::{
-    Aggregate, CompetencyAggregate, CompetencyEvent, Event, RepAggregate, RepEvent,
-    StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
+    Aggregate, CompetencyAggregate, CompetencyEvent, Event, LeaderAggregate, LeaderEvent,
+    RepAggregate, RepEvent, StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
 };
 use trellis_eventstore::{AppendOutcome, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId};
 use uuid::Uuid;
@@ -61,6 +61,7 @@ stored!(TeamAggregate, Team, TeamEvent);
 stored!(CompetencyAggregate, Competency, CompetencyEvent);
 stored!(StandardAggregate, Standard, StandardEvent);
 stored!(RepAggregate, Rep, RepEvent);
+stored!(LeaderAggregate, Leader, LeaderEvent);
 
 /// How long a fact about another stream is trusted without a read.
 pub const FACT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);

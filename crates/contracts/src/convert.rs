@@ -11,6 +11,7 @@
 
 mod alert;
 mod competency;
+mod leader;
 mod rep;
 mod standard;
 mod team;
@@ -20,6 +21,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use trellis_domain::alert::AlertRaised;
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
+use trellis_domain::leader::LeaderErased;
 use trellis_domain::rep::{
     ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, ExpectationsAcknowledged,
     FactCorrected, FeedbackAcknowledged, FeedbackGiven, ImprovementPlanClosed,
@@ -30,8 +32,8 @@ use trellis_domain::rep::{
 use trellis_domain::standard::{StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
 use trellis_domain::{
-    AlertEvent, CompetencyEvent, DecodeError, Event, EventPayload, RepEvent, StandardEvent,
-    TeamEvent, ValueError,
+    AlertEvent, CompetencyEvent, DecodeError, Event, EventPayload, LeaderEvent, RepEvent,
+    StandardEvent, TeamEvent, ValueError,
 };
 use trellis_eventstore::RecordedEvent;
 
@@ -109,6 +111,7 @@ catalogue! {
     Rep(RepEvent::ReviewHeld(ReviewHeld)) <=> ReviewHeld,
     Rep(RepEvent::PersonalDataErased(PersonalDataErased)) <=> PersonalDataErased,
     Alert(AlertEvent::Raised(AlertRaised)) <=> AlertRaised,
+    Leader(LeaderEvent::Erased(LeaderErased)) <=> LeaderErased,
 }
 
 /// The envelope of `event` as the log recorded it in `recorded`: position,

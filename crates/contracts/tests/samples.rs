@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use trellis_domain::alert::{AlertDetails, AlertRaised, OccurrenceKey, Recipient};
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
+use trellis_domain::leader::LeaderErased;
 use trellis_domain::rep::{
     ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
@@ -191,6 +192,12 @@ pub fn samples() -> Vec<Event> {
         PersonalDataErased {
             reason: text("Asked to be forgotten"),
             on: day(2027, 1, 5),
+        }
+        .into(),
+        LeaderErased {
+            leader_id: id(3),
+            reason: text("Left and asked to be forgotten"),
+            on: day(2027, 1, 6),
         }
         .into(),
         ExpectationsAcknowledged {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::alert::AlertEvent;
 use crate::competency::CompetencyEvent;
 use crate::decode::DecodeError;
+use crate::leader::LeaderEvent;
 use crate::rep::RepEvent;
 use crate::standard::StandardEvent;
 use crate::team::TeamEvent;
@@ -24,6 +25,7 @@ pub enum Event {
     Standard(StandardEvent),
     Rep(RepEvent),
     Alert(AlertEvent),
+    Leader(LeaderEvent),
 }
 
 /// A stored payload in the current schema version, parsed (owned or
@@ -64,6 +66,12 @@ impl From<RepEvent> for Event {
     }
 }
 
+impl From<LeaderEvent> for Event {
+    fn from(event: LeaderEvent) -> Self {
+        Event::Leader(event)
+    }
+}
+
 impl Event {
     /// Every event type with its current schema version, across all aggregates.
     pub fn types() -> impl Iterator<Item = (&'static str, u16)> {
@@ -73,6 +81,7 @@ impl Event {
             .chain(StandardEvent::TYPES)
             .chain(RepEvent::TYPES)
             .chain(AlertEvent::TYPES)
+            .chain(LeaderEvent::TYPES)
             .copied()
     }
 
@@ -91,6 +100,7 @@ impl Event {
             Event::Standard(e) => e.event_type(),
             Event::Rep(e) => e.event_type(),
             Event::Alert(e) => e.event_type(),
+            Event::Leader(e) => e.event_type(),
         }
     }
 
@@ -102,10 +112,12 @@ impl Event {
             Event::Standard(e) => e.schema_version(),
             Event::Rep(e) => e.schema_version(),
             Event::Alert(e) => e.schema_version(),
+            Event::Leader(e) => e.schema_version(),
         }
     }
 
-    /// The stream category: `team`, `competency`, `standard`, `rep` or `alert`.
+    /// The stream category: `team`, `competency`, `standard`, `rep`, `alert`
+    /// or `leader`.
     pub fn category(&self) -> &'static str {
         match self {
             Event::Team(_) => TeamEvent::CATEGORY,
@@ -113,6 +125,7 @@ impl Event {
             Event::Standard(_) => StandardEvent::CATEGORY,
             Event::Rep(_) => RepEvent::CATEGORY,
             Event::Alert(_) => AlertEvent::CATEGORY,
+            Event::Leader(_) => LeaderEvent::CATEGORY,
         }
     }
 
@@ -125,7 +138,7 @@ impl Event {
         use crate::rep::RepEvent as R;
         use crate::standard::StandardEvent as S;
         match self {
-            Event::Team(_) | Event::Competency(_) => None,
+            Event::Team(_) | Event::Competency(_) | Event::Leader(_) => None,
             Event::Standard(S::Set(e)) => Some(e.effective_from),
             Event::Standard(S::Revised(e)) => Some(e.effective_from),
             Event::Standard(S::Retired(e)) => Some(e.effective_from),
@@ -165,6 +178,7 @@ impl Event {
             Event::Standard(e) => e.to_payload(),
             Event::Rep(e) => e.to_payload(),
             Event::Alert(e) => e.to_payload(),
+            Event::Leader(e) => e.to_payload(),
         }
     }
 
@@ -247,6 +261,8 @@ impl Event {
             decode!(StandardEvent, Standard)
         } else if is(AlertEvent::TYPES) {
             decode!(AlertEvent, Alert)
+        } else if is(LeaderEvent::TYPES) {
+            decode!(LeaderEvent, Leader)
         } else {
             decode!(RepEvent, Rep)
         }

@@ -9,7 +9,7 @@
 //! - The event catalogue: one struct per event, a stable type name and a schema
 //!   version each, grouped per aggregate and gathered in [`Event`], with upcasting
 //!   of old schema versions on read ([`Event::from_stored`]).
-//! - Five aggregates — team, competency, standard, rep, alert — each a pure
+//! - Six aggregates — team, competency, standard, rep, alert, leader — each a pure
 //!   `decide(&State, Command) -> Result<Vec<Event>, Rejection>` and
 //!   `evolve(State, &Event) -> State`.
 //! - [`Rejection`]: why a command was refused, in the user's words.
@@ -36,6 +36,8 @@
 //!   [`attainment`] and [`ramp_adjusted_target`].
 //! - [`alert`] — one occurrence of something a person must act on, raised
 //!   once per occurrence key (stream `alert-<uuid v5 of the key>`).
+//! - [`leader`] — a leader as a person: only the erasure of their personal
+//!   data (stream `leader-<uuid>`).
 //! - [`rejection`] — [`Rejection`].
 //! - [`personal`] — which parts of a payload are personal data, and whose.
 
@@ -45,6 +47,7 @@ pub mod competency;
 mod decode;
 pub mod event;
 pub mod ids;
+pub mod leader;
 mod payload;
 pub mod period;
 pub mod personal;
@@ -69,6 +72,7 @@ pub use ids::{
     ActionItemId, AlertId, AssessmentId, CompetencyId, FeedbackId, LeaderId, MeasurementId, PlanId,
     RepId, ReviewId, SessionId, StandardId, SupportRequestId, TeamId, TrainingId, stream_id,
 };
+pub use leader::{LeaderAggregate, LeaderCommand, LeaderEvent, LeaderState};
 pub use payload::EventPayload;
 pub use period::{Period, PeriodKind};
 pub use rejection::Rejection;

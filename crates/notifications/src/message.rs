@@ -228,6 +228,17 @@ impl Encoder {
     }
 }
 
+/// The messages an erasure obliges the relay to delete from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasure {
+    /// Every message about the erased rep but the last (the erasure
+    /// itself): `<prefix>.rep.<id>.*`.
+    Entity(String),
+    /// Every team's `LeaderAssigned` naming this leader (their name is its
+    /// personal data); the teams' other messages stay.
+    LeaderNamed(Uuid),
+}
+
 /// One event, encoded and ready to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -248,16 +259,16 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The subjects of every message about this event's entity, when this
-    /// event erases a person's personal data (`PersonalDataErased`, the last
-    /// event of the entity's stream): `trellis.events.rep.<id>.*`.
-    pub fn erased_subjects(&self) -> Option<String> {
-        use trellis_domain::EventPayload as _;
-        if self.event_type != trellis_domain::rep::PersonalDataErased::EVENT_TYPE {
-            return None;
+    /// What publishing this event obliges the relay to delete, when it
+    /// erases a person's personal data ([`Erasure`]).
+    pub fn erasure(&self) -> Option<Erasure> {
+        let person =
+            trellis_domain::personal::erased_person(self.stream_id.as_str(), &self.event_type)?;
+        if self.stream_id.category() == trellis_domain::leader::LeaderEvent::CATEGORY {
+            return Some(Erasure::LeaderNamed(person));
         }
         let (entity, _) = self.subject.as_str().rsplit_once('.')?;
-        Some(format!("{entity}.*"))
+        Some(Erasure::Entity(format!("{entity}.*")))
     }
 
     /// This event's message id, to name it as the previous message of the

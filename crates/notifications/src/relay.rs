@@ -45,7 +45,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent, Stream
 use uuid::Uuid;
 
 use crate::lease::{AbortOnDrop, Lease, LeaseConfig};
-use crate::message::{EncodeError, Encoder, MsgId, Outgoing};
+use crate::message::{EncodeError, Encoder, Erasure, MsgId, Outgoing};
 
 /// Publishes that failed and were retried, by stream: a counter of the
 /// [`metrics`] facade's global recorder (`trellis serve` renders it on
@@ -351,11 +351,26 @@ impl Relay {
         self.publish(encoded_rx).await;
     }
 
-    /// Purges the messages of an erased person's stream, all but the last
-    /// (the erasure itself, which subscribers must see), from the stream:
-    /// a subscriber replaying it later finds no personal data of theirs.
-    /// A failure is logged with the command that finishes the job; it does
-    /// not stop the relay.
+    /// Deletes from the stream what an erasure obliges it to forget, so a
+    /// subscriber replaying the stream later finds no personal data of the
+    /// erased person. A failure is logged with what finishes the job; it
+    /// does not stop the relay.
+    async fn forget(&self, erasure: Erasure) {
+        match erasure {
+            Erasure::Entity(subjects) => self.purge_erased(&subjects).await,
+            Erasure::LeaderNamed(leader) => match self.delete_leader_named(leader).await {
+                Ok(deleted) => {
+                    tracing::info!(%leader, deleted, "deleted an erased leader's LeaderAssigned messages")
+                }
+                Err(e) => tracing::error!(error = %e, %leader,
+                    "could not delete an erased leader's LeaderAssigned messages; \
+                     delete every `*.team.*.LeaderAssigned` message naming them with `nats stream rmm`"),
+            },
+        }
+    }
+
+    /// Purges the messages of an erased rep's stream, all but the last (the
+    /// erasure itself, which subscribers must see).
     async fn purge_erased(&self, subjects: &str) {
         let stream = &self.config.stream;
         let purged = match self.js.get_stream(stream).await {
@@ -369,6 +384,46 @@ impl Relay {
             Ok(purged) => tracing::info!(%subjects, purged, "purged an erased person's messages"),
             Err(e) => tracing::error!(error = %e, %subjects,
                 "could not purge an erased person's messages; run `nats stream purge {stream} --subject '{subjects}' --keep 1`"),
+        }
+    }
+
+    /// Deletes every team's `LeaderAssigned` message that names `leader`
+    /// (their name is in it); returns how many. The teams' other messages,
+    /// and the other leaders' assignments, stay.
+    async fn delete_leader_named(&self, leader: Uuid) -> Result<u64, async_nats::Error> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        use trellis_contracts::proto::envelope::Payload;
+        use trellis_domain::EventPayload as _;
+
+        let stream = self.js.get_stream(&self.config.stream).await?;
+        let subject = format!(
+            "{}.{}.*.{}",
+            self.config.subject_prefix,
+            trellis_domain::TeamEvent::CATEGORY,
+            trellis_domain::team::LeaderAssigned::EVENT_TYPE
+        );
+        let leader = leader.to_string();
+        let (mut from, mut deleted) = (1, 0);
+        loop {
+            let message = match stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+            {
+                Ok(message) => message,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(deleted),
+                Err(e) => return Err(e.into()),
+            };
+            from = message.sequence + 1;
+            let names_leader = trellis_contracts::Envelope::decode(message.payload.as_ref())
+                .is_ok_and(|envelope| {
+                    matches!(envelope.payload, Some(Payload::LeaderAssigned(a)) if a.leader_id == leader)
+                });
+            if names_leader && stream.delete_message(message.sequence).await? {
+                deleted += 1;
+            }
         }
     }
 
@@ -516,8 +571,8 @@ impl Relay {
                 match acks.next().await {
                     Ok(duplicate) => {
                         let event = queue.pop_front().expect("a published event is queued");
-                        if let Some(subjects) = event.erased_subjects() {
-                            self.purge_erased(&subjects).await;
+                        if let Some(erasure) = event.erasure() {
+                            self.forget(erasure).await;
                         }
                         self.shared.acked.fetch_add(1, Ordering::Relaxed);
                         if duplicate {

@@ -86,12 +86,6 @@ impl Default for RebuildConfig {
     }
 }
 
-/// The event that erases a person's personal data (`PersonalDataErased`):
-/// the fold scrubs the person's facts, and the store then drops what it kept
-/// of the old bytes ([`ReadStore::after_erasure`]).
-const ERASURE: &str =
-    <trellis_domain::rep::PersonalDataErased as trellis_domain::EventPayload>::EVENT_TYPE;
-
 /// Progress of a rebuild, reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -322,7 +316,14 @@ impl Engine {
                 changes: &changes,
             })
             .await?;
-        if committed && batch.iter().any(|e| e.event_type == ERASURE) {
+        // An erasure: the fold scrubbed the person's facts, and the store
+        // now drops what it kept of the old bytes.
+        if committed
+            && batch.iter().any(|e| {
+                trellis_domain::personal::erased_person(e.stream_id.as_str(), &e.event_type)
+                    .is_some()
+            })
+        {
             self.read.after_erasure().await?;
         }
         Ok(if committed {

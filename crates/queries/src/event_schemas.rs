@@ -335,6 +335,15 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
             1,
             vec![("reason", text(NOTE), true), ("on", date(), true)],
         ),
+        (
+            "LeaderErased",
+            1,
+            vec![
+                ("leader_id", id(), true),
+                ("reason", text(NOTE), true),
+                ("on", date(), true),
+            ],
+        ),
     ]
 }
 

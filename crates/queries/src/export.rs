@@ -62,8 +62,9 @@ use crate::state::QueryState;
 use crate::streams::PAGE;
 
 /// The catalogue categories searched for what a person recorded or what
-/// names them: few streams, read whole.
-const CATALOGUE: [&str; 3] = ["team", "competency", "standard"];
+/// names them: few streams, read whole (a leader's own stream holds only
+/// their erasure).
+const CATALOGUE: [&str; 4] = ["team", "competency", "standard", "leader"];
 
 /// Everything Trellis holds about one person, as the reader may see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -644,7 +645,7 @@ pub async fn person_export(
     }
     g.searched.push(Searched {
         source: format!(
-            "the team, competency and standard streams ({})",
+            "the team, competency, standard and leader streams ({})",
             plural(streams, "stream", "streams")
         ),
         looked_for: "events they recorded and events that name them".into(),

@@ -306,6 +306,7 @@ impl Application {
                 erasure: Some(Erasure {
                     keys: stores.keys.clone(),
                     holders: vec![Arc::new(access.clone())],
+                    leaders: Some(Arc::new(TeamLeaders(ReadModels::new(stores.read.clone())))),
                 }),
             },
         );
@@ -717,6 +718,20 @@ fn lease_config(stores: &crate::store::Stores) -> trellis_notifications::LeaseCo
             trellis_notifications::LeaseConfig::Postgres { url: url.clone() }
         }
         Backend::Sqlite(_) => trellis_notifications::LeaseConfig::InProcess,
+    }
+}
+
+/// The read models tell a leader's id from a made-up one, for erasure.
+#[derive(Debug, Clone)]
+struct TeamLeaders(ReadModels);
+
+#[async_trait::async_trait]
+impl trellis_commands::Leaders for TeamLeaders {
+    async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, String> {
+        let teams = self.0.teams().await.map_err(|e| e.to_string())?;
+        Ok(teams
+            .iter()
+            .any(|team| team.leaders.keys().any(|l| l.as_uuid() == person)))
     }
 }
 

@@ -25,8 +25,11 @@ const EVIDENCE: &str = "Plovdivka discovery notes from three calls";
 const SESSION_NOTES: &str = "Sprocketfen objection practice went well";
 const ACTION_ITEM: &str = "Glimmerdash the pricing page twice";
 const SUPPORT: &str = "Brontowidget headset crackles on every call";
-const SECRETS: [&str; 6] = [
+/// The leader's name, erased in a second step.
+const LEADER_NAME: &str = "Ysoldine Marchbanks";
+const SECRETS: [&str; 7] = [
     NAME,
+    LEADER_NAME,
     FEEDBACK,
     EVIDENCE,
     SESSION_NOTES,
@@ -59,8 +62,8 @@ fn get(address: &str, token: &str, path: &str) -> String {
     body
 }
 
-/// A team, its leader, a competency and one rep with personal data in
-/// every kind of record that holds some.
+/// A team, its leader (a name: personal data), a competency and one rep
+/// with personal data in every kind of record that holds some.
 fn record_a_rep(address: &str, admin: &str) -> Org {
     let team = created(address, admin, "/v1/teams", json!({"name": "North"}));
     let leader = uuid::Uuid::now_v7().to_string();
@@ -68,7 +71,7 @@ fn record_a_rep(address: &str, admin: &str) -> Org {
         address,
         admin,
         &format!("/v1/teams/{team}/leaders"),
-        json!({"leader_id": leader, "leader_name": "Lena Lead"}),
+        json!({"leader_id": leader, "leader_name": LEADER_NAME}),
     );
     let competency = created(
         address,
@@ -204,6 +207,7 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     let rep = &org.rep;
     let rep_token = token(&["--role", "rep", "--sub", rep]);
     printed(trellis_on(&backend, &dir).args(["sign-in-link", "--rep", rep]));
+    printed(trellis_on(&backend, &dir).args(["sign-in-link", "--leader", &org.leader]));
 
     // Served as recorded, while the log holds none of it in the clear.
     eventually("the rep is projected", Duration::from_secs(30), || {
@@ -260,18 +264,15 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     };
     let (status, answer) = erase(&rep_token, json!({"reason": "Asked to be forgotten"}));
     assert_eq!(status, 403, "{answer}");
-    // A leader's id (no rep has it): said plainly, nothing destroyed.
+    // An id that names nobody: said plainly, nothing destroyed.
     let (status, answer) = post(
         &address,
         &admin,
-        &format!("/v1/people/{}/erasure", org.leader),
+        &format!("/v1/people/{}/erasure", uuid::Uuid::now_v7()),
         json!({"reason": "Asked to be forgotten"}),
     );
     assert_eq!(status, 404, "{answer}");
-    assert!(
-        answer.to_string().contains("only a rep's personal data"),
-        "{answer}"
-    );
+    assert!(answer.to_string().contains("no rep or leader"), "{answer}");
     let (status, answer) = erase(&admin, json!({"reason": " "}));
     assert_eq!(status, 422, "{answer}");
     assert!(answer.to_string().contains("reason"), "{answer}");
@@ -295,6 +296,30 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     assert_eq!(status, 422, "{answer}");
     assert!(answer.to_string().contains("erased"), "{answer}");
 
+    // The leader next: their name goes from every team that named them.
+    let leader_erasure = format!("/v1/people/{}/erasure", org.leader);
+    let (status, answer) = post(&address, &admin, &leader_erasure, json!({"reason": "Left"}));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(
+        &address,
+        &admin,
+        &leader_erasure,
+        json!({"reason": "Again"}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().contains("erased"), "{answer}");
+    let (status, answer) = post(
+        &address,
+        &admin,
+        &format!(
+            "/v1/teams/{}/leaders",
+            created(&address, &admin, "/v1/teams", json!({"name": "South"}))
+        ),
+        json!({"leader_id": org.leader, "leader_name": "Someone Else"}),
+    );
+    assert_eq!(status, 400, "assigning an erased leader again: {answer}");
+    assert!(answer.to_string().contains("erased"), "{answer}");
+
     // Every view and the export show an erased person; figures stay.
     let served = eventually("the views read as erased", Duration::from_secs(30), || {
         let served = views(&address, &admin, &org);
@@ -315,6 +340,8 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
         format!("/v1/reps/{rep}/as-of?at=2026-02-10"),
         format!("/v1/reps/{rep}/review-packet?from=2026-01-01&to=2026-06-30"),
         format!("/v1/people/{rep}/export"),
+        format!("/v1/people/{}/export", org.leader),
+        "/v1/teams".to_owned(),
     ] {
         let body = get(&address, &admin, &path);
         assert_eq!(
@@ -322,7 +349,7 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
             Vec::<&str>::new(),
             "{path}: {body}"
         );
-        if !path.contains("/audit") {
+        if !path.contains("/audit") && !path.ends_with("/teams") {
             assert!(
                 body.contains("Erased person") || body.contains("(erased)"),
                 "{path}: {body}"
@@ -336,6 +363,18 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
         export["sign_in"]["account"],
         Value::Null,
         "the sign-in account is deleted: {export}"
+    );
+    let export: Value = serde_json::from_str(&get(
+        &address,
+        &admin,
+        &format!("/v1/people/{}/export", org.leader),
+    ))
+    .unwrap();
+    assert_eq!(export["person"]["name"], "Erased person", "{export}");
+    assert_eq!(
+        export["sign_in"]["account"],
+        Value::Null,
+        "the leader's sign-in account is deleted: {export}"
     );
 
     // Nothing of them is left in the database or the file.

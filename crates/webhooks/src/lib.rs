@@ -77,7 +77,7 @@ pub mod openapi {
     pub use crate::api::{ApiDoc, document};
 }
 pub use store::{
-    Attempt, Backlog, Delivery, DeliveryStatus, Secret, Subscription, WebhookStore,
+    Attempt, Backlog, Bodies, Delivery, DeliveryStatus, Secret, Subscription, WebhookStore,
     postgres::PostgresWebhookStore, sqlite::SqliteWebhookStore,
 };
 
@@ -335,12 +335,19 @@ async fn dispatch(log: &Arc<dyn EventStore>, hooks: &Webhooks) -> Result<(), Err
         // kept (and sent) with their personal data read as erased. Their
         // key was destroyed before this event was recorded, so what is
         // queued from here on reads as erased already.
-        for event in batch.iter().filter(|e| e.event_type == ERASURE_TYPE) {
-            let scrubbed = hooks
-                .store
-                .rewrite_bodies(event.stream_id.as_str(), erased_body)
-                .await?;
-            tracing::info!(stream = %event.stream_id, scrubbed, "webhook deliveries of an erased person scrubbed");
+        for event in &batch {
+            let stream = event.stream_id.as_str();
+            let Some(person) = trellis_domain::personal::erased_person(stream, &event.event_type)
+            else {
+                continue;
+            };
+            let of = if event.stream_id.category() == trellis_domain::LeaderEvent::CATEGORY {
+                Bodies::LeaderAssigned(person)
+            } else {
+                Bodies::OfStream(stream.to_owned())
+            };
+            let scrubbed = hooks.store.rewrite_bodies(&of, erased_body).await?;
+            tracing::info!(%person, scrubbed, "webhook deliveries of an erased person scrubbed");
         }
         if let Some(last) = batch.last() {
             log.save_checkpoint(CHECKPOINT, last.checkpoint).await?;
@@ -438,10 +445,6 @@ pub async fn deliver_checkpoint(
     }
     Ok(queued)
 }
-
-/// The event that erases a person's personal data.
-const ERASURE_TYPE: &str =
-    <trellis_domain::rep::PersonalDataErased as trellis_domain::EventPayload>::EVENT_TYPE;
 
 /// A queued body with the personal data of its event read as erased, as
 /// the log now reads it; `None` when it holds none.

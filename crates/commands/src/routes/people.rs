@@ -10,14 +10,15 @@ use crate::respond::WriteErrors;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::ApiError;
 
-/// Erases a rep's personal data (an admin's write): their name and every
-/// free text about them read as erased from now on, in every view, packet
-/// and export; their figures stay, under their id; the log and its proofs
-/// stay whole. Nothing more can be recorded about them. `PersonalDataErased`
-/// is published like any other event: see the event contract for what a
-/// subscriber must do with it.
+/// Erases a person's personal data (an admin's write). A rep's name and
+/// every free text about them, or a leader's name, read as erased from now
+/// on, in every view, packet and export; figures stay, under the person's
+/// id; the log and its proofs stay whole. Nothing personal can be recorded
+/// about them again. The erasure (`PersonalDataErased` on a rep's stream,
+/// `LeaderErased` on a leader's) is published like any other event: see the
+/// event contract for what a subscriber must do with it.
 #[utoipa::path(post, path = "/v1/people/{person_id}/erasure", tag = "people",
-    params(("person_id" = uuid::Uuid, Path, description = "The person (a rep's id)")),
+    params(("person_id" = uuid::Uuid, Path, description = "The person: a rep's or a leader's id")),
     request_body = wire::ErasePerson,
     responses((status = 200, description = "The person's personal data is erased", body = Recorded),
         WriteErrors))]

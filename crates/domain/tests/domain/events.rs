@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use trellis_domain::alert::{AlertDetails, AlertEvent};
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
+use trellis_domain::leader::{LeaderErased, LeaderEvent};
 use trellis_domain::rep::*;
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
@@ -278,6 +279,12 @@ fn one_of_each() -> Vec<Event> {
             on: date("2026-05-01"),
         }
         .into(),
+        LeaderErased {
+            leader_id: id(9),
+            reason: text("Left the company and asked to be forgotten"),
+            on: date("2026-05-02"),
+        }
+        .into(),
         crate::alert::raised(
             "standard_missed/1/2",
             AlertDetails::StandardMissed {
@@ -334,6 +341,9 @@ fn variant_name(event: &Event) -> &'static str {
         },
         Event::Alert(e) => match e {
             AlertEvent::Raised(_) => "AlertRaised",
+        },
+        Event::Leader(e) => match e {
+            LeaderEvent::Erased(_) => "LeaderErased",
         },
     }
 }
@@ -457,6 +467,7 @@ fn each_event_belongs_to_its_aggregates_category() {
             Event::Standard(_) => "standard",
             Event::Rep(_) => "rep",
             Event::Alert(_) => "alert",
+            Event::Leader(_) => "leader",
         };
         assert_eq!(event.category(), expected);
     }
@@ -693,6 +704,7 @@ fn every_free_text_is_either_personal_data_or_known_to_be_about_the_organisation
         ("RepRoleChanged", ".to"),
         ("TrainingCompleted", ".title"),
         ("PersonalDataErased", ".reason"),
+        ("LeaderErased", ".reason"),
     ]
     .into_iter()
     .map(|(t, p)| (t.to_owned(), p.to_owned()))

@@ -1,6 +1,7 @@
 //! Folding events into the facts: one function per event, no clock, no I/O.
 
 use trellis_domain::competency::CompetencyEvent;
+use trellis_domain::leader::LeaderEvent;
 use trellis_domain::rep::{Correction, RepEvent};
 use trellis_domain::standard::StandardEvent;
 use trellis_domain::team::TeamEvent;
@@ -25,6 +26,26 @@ impl Growth {
             }
             // Alerts are about the facts, not facts themselves.
             Event::Alert(_) => {}
+            Event::Leader(e) => self.fold_leader(e),
+        }
+    }
+
+    /// A leader's name reads as erased from their erasure on, exactly as a
+    /// replay (which reads every `LeaderAssigned` naming them as erased)
+    /// folds it: replay equals live.
+    fn fold_leader(&mut self, event: &LeaderEvent) {
+        match event {
+            LeaderEvent::Erased(e) => {
+                for team in self.teams.values_mut() {
+                    if let Some(name) = team.leaders.get_mut(&e.leader_id) {
+                        *name = trellis_domain::PersonName::erased();
+                        self.dirty.teams.insert(team.team_id);
+                    }
+                }
+                if self.leaders.contains_key(&e.leader_id) {
+                    self.leader(e.leader_id).name = Some(trellis_domain::PersonName::erased());
+                }
+            }
         }
     }
 

@@ -275,7 +275,9 @@ impl Projection for Growth {
                 }
                 None => Route::Skip,
             },
-            Event::Team(_) | Event::Competency(_) | Event::Standard(_) => Route::Every,
+            Event::Team(_) | Event::Competency(_) | Event::Standard(_) | Event::Leader(_) => {
+                Route::Every
+            }
             Event::Alert(_) => Route::Skip,
         }
     }

@@ -218,6 +218,20 @@ pub enum Replay {
     NotFound,
 }
 
+/// The type of the event that names a leader (their name is its personal
+/// data).
+pub(crate) const LEADER_ASSIGNED: &str =
+    <trellis_domain::team::LeaderAssigned as trellis_domain::EventPayload>::EVENT_TYPE;
+
+/// Which deliveries' bodies an erasure rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bodies {
+    /// Every delivery of an event of this stream (an erased rep's).
+    OfStream(String),
+    /// Every delivery of a team's `LeaderAssigned` naming this leader.
+    LeaderAssigned(Uuid),
+}
+
 /// Subscriptions and deliveries of one backend.
 #[async_trait]
 pub trait WebhookStore: Send + Sync + fmt::Debug {
@@ -243,11 +257,11 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
     /// meanwhile. Returns how many were new.
     async fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<u64, Error>;
 
-    /// Rewrites, in one transaction, the body of every delivery of an event
-    /// of `stream` as `rewrite` returns it (`None`: leave it).
+    /// Rewrites, in one transaction, the body of every delivery `of` holds
+    /// as `rewrite` returns it (`None`: leave it).
     async fn rewrite_bodies(
         &self,
-        stream: &str,
+        of: &Bodies,
         rewrite: for<'b> fn(&'b str) -> Option<String>,
     ) -> Result<u64, Error>;
 

@@ -11,9 +11,9 @@ use trellis_eventstore::postgres::Migrations;
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Backlog, Claimed, Delivery, DeliveryStatus, Disabled, NewDelivery,
-    Replay, Secret, Subscription, WebhookStore, disabled_error, status_of, to_i64, to_u16, to_u32,
-    to_u64,
+    Attempt, AttemptOutcome, Backlog, Bodies, Claimed, Delivery, DeliveryStatus, Disabled,
+    LEADER_ASSIGNED, NewDelivery, Replay, Secret, Subscription, WebhookStore, disabled_error,
+    status_of, to_i64, to_u16, to_u32, to_u64,
 };
 use crate::Error;
 
@@ -257,17 +257,30 @@ impl WebhookStore for PostgresWebhookStore {
 
     async fn rewrite_bodies(
         &self,
-        stream: &str,
+        of: &Bodies,
         rewrite: for<'b> fn(&'b str) -> Option<String>,
     ) -> Result<u64, Error> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let rows = tx
-            .query(
-                "SELECT id, body FROM trellis.webhook_deliveries WHERE stream_id = $1 FOR UPDATE",
-                &[&stream],
-            )
-            .await?;
+        let rows = match of {
+            Bodies::OfStream(stream) => {
+                tx.query(
+                    "SELECT id, body FROM trellis.webhook_deliveries WHERE stream_id = $1 \
+                     FOR UPDATE",
+                    &[stream],
+                )
+                .await?
+            }
+            Bodies::LeaderAssigned(leader) => {
+                tx.query(
+                    "SELECT id, body FROM trellis.webhook_deliveries \
+                     WHERE event_type = $1 AND body::jsonb -> 'payload' ->> 'leader_id' = $2 \
+                     FOR UPDATE",
+                    &[&LEADER_ASSIGNED, &leader.to_string()],
+                )
+                .await?
+            }
+        };
         let mut rewritten = 0;
         for row in rows {
             let id: Uuid = row.get(0);

@@ -12,9 +12,9 @@ use trellis_eventstore::sqlite::{ComponentConnection, Migrations};
 use uuid::Uuid;
 
 use super::{
-    Attempt, AttemptOutcome, Backlog, Claimed, Delivery, DeliveryStatus, Disabled, NewDelivery,
-    Replay, Secret, Subscription, WebhookStore, disabled_error, status_of, to_i64, to_u16, to_u32,
-    to_u64,
+    Attempt, AttemptOutcome, Backlog, Bodies, Claimed, Delivery, DeliveryStatus, Disabled,
+    LEADER_ASSIGNED, NewDelivery, Replay, Secret, Subscription, WebhookStore, disabled_error,
+    status_of, to_i64, to_u16, to_u32, to_u64,
 };
 use crate::Error;
 
@@ -340,17 +340,29 @@ impl WebhookStore for SqliteWebhookStore {
 
     async fn rewrite_bodies(
         &self,
-        stream: &str,
+        of: &Bodies,
         rewrite: for<'b> fn(&'b str) -> Option<String>,
     ) -> Result<u64, Error> {
-        let stream = stream.to_owned();
+        let (sql, params) = match of {
+            Bodies::OfStream(stream) => (
+                "SELECT id, body FROM webhook_deliveries WHERE stream_id = ?1",
+                vec![stream.clone()],
+            ),
+            Bodies::LeaderAssigned(leader) => (
+                "SELECT id, body FROM webhook_deliveries \
+                 WHERE event_type = ?1 AND json_extract(body, '$.payload.leader_id') = ?2",
+                vec![LEADER_ASSIGNED.to_owned(), leader.to_string()],
+            ),
+        };
         self.conn
             .call(move |conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let rows: Vec<(String, String)> = tx
-                    .prepare("SELECT id, body FROM webhook_deliveries WHERE stream_id = ?1")?
-                    .query_map([&stream], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .prepare(sql)?
+                    .query_map(rusqlite::params_from_iter(&params), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
                     .collect::<Result<_, _>>()?;
                 let mut rewritten = 0;
                 for (id, body) in rows {
