@@ -228,7 +228,14 @@ async fn stream_messages(
         }
         let message = loop {
             match stream.get_raw_message(sequence).await {
-                Ok(message) => break message,
+                Ok(message) => break Some(message),
+                // Deleted (an erasure's doing): a gap in the sequence.
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+                {
+                    break None;
+                }
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     eprintln!("reading message {sequence} failed ({e}); retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -236,7 +243,7 @@ async fn stream_messages(
                 Err(e) => panic!("message {sequence} unreadable for 60 s: {e}"),
             }
         };
-        out.push(message);
+        out.extend(message);
     }
     out
 }
@@ -1006,6 +1013,112 @@ async fn an_erased_reps_earlier_messages_are_purged_from_the_stream() {
     assert!(
         of_erased[0].ends_with(".PersonalDataErased"),
         "{subjects:?}"
+    );
+    relay.stop().await.expect("a clean stop");
+    delete_stream(&js, &config.stream).await;
+    backend.cleanup().await;
+}
+
+/// When the relay has published a leader's `LeaderErased`, it deletes every
+/// team's `LeaderAssigned` message that names them (their name is in it),
+/// and keeps the teams' other messages, the other leaders' assignments and
+/// the erasure itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_leaders_assignments_are_deleted_from_the_stream() {
+    use trellis_domain::leader::LeaderErased;
+    use trellis_domain::team::LeaderAssigned;
+    use trellis_domain::{LeaderId, PersonName, TeamId};
+
+    let backend = Backend::new(Kind::Sqlite).await;
+    let config = config(Kind::Sqlite, &backend);
+    let url = nats_url();
+    let js = jetstream(&url).await;
+    let (erased, kept) = (
+        LeaderId::from_uuid(Uuid::now_v7()),
+        LeaderId::from_uuid(Uuid::now_v7()),
+    );
+    // A command each (one command id is one command: a second append with
+    // it would answer the first's outcome).
+    let meta = || CommandMeta::new("admin-test", Utc::now());
+    let assigned = |team_id, leader_id, name: &str| {
+        new_event(
+            LeaderAssigned {
+                team_id,
+                leader_id,
+                leader_name: PersonName::try_from(name).expect("a name"),
+            }
+            .into(),
+        )
+    };
+    for (name, leaders) in [("North", vec![erased, kept]), ("South", vec![erased])] {
+        let team_id = TeamId::from_uuid(Uuid::now_v7());
+        let mut events = vec![new_event(
+            TeamFormed {
+                team_id,
+                name: Name::try_from(name).expect("a name"),
+            }
+            .into(),
+        )];
+        events.extend(leaders.iter().map(|&l| assigned(team_id, l, "Some Leader")));
+        let stream = StreamId::new(team_id.stream_id()).expect("a stream id");
+        backend
+            .store
+            .append(&stream, ExpectedVersion::Any, &meta(), &events)
+            .await
+            .expect("append");
+    }
+    let leader_stream = StreamId::new(erased.stream_id()).expect("a stream id");
+    let erasure = LeaderErased {
+        leader_id: erased,
+        reason: trellis_domain::NonEmptyText::try_from("Left").expect("a reason"),
+        on: day(),
+    };
+    backend
+        .store
+        .append(
+            &leader_stream,
+            ExpectedVersion::Any,
+            &meta(),
+            &[new_event(erasure.into())],
+        )
+        .await
+        .expect("append");
+
+    let relay = start(&backend.store, &url, &config);
+    // 7 published (2 formed, 3 assigned, 1 erased), 2 of them deleted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let messages = loop {
+        let messages = if stream_count(&js, &config.stream).await == 4 {
+            stream_messages(&js, &config.stream).await
+        } else {
+            Vec::new()
+        };
+        if messages.len() == 4 {
+            break messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the erased leader's assignments were never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let types: Vec<&str> = messages
+        .iter()
+        .map(|m| m.subject.as_str().rsplit('.').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types,
+        ["TeamFormed", "LeaderAssigned", "TeamFormed", "LeaderErased"],
+        "in stream order"
+    );
+    let remaining = &messages[1];
+    let (_, event) = trellis_contracts::decode_envelope(&remaining.payload).expect("an envelope");
+    assert!(
+        matches!(
+            event,
+            Event::Team(trellis_domain::TeamEvent::LeaderAssigned(a)) if a.leader_id == kept
+        ),
+        "the other leader's assignment stays"
     );
     relay.stop().await.expect("a clean stop");
     delete_stream(&js, &config.stream).await;

@@ -50,6 +50,7 @@ on_each_backend!(
     a_receiver_that_always_fails_ends_dead_and_can_be_replayed,
     a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed,
     deliveries_about_an_erased_rep_are_sent_with_their_personal_data_erased,
+    deliveries_naming_an_erased_leader_are_sent_with_their_name_erased,
     only_an_admin_manages_webhooks,
     bad_input_is_a_422_naming_the_field,
     an_https_receiver_with_a_certificate_from_the_configured_ca_gets_signed_deliveries,
@@ -979,6 +980,89 @@ async fn deliveries_about_an_erased_rep_are_sent_with_their_personal_data_erased
     };
     assert_eq!(payload_of("RepJoined")["name"], "Erased person");
     assert_eq!(payload_of("FeedbackGiven")["note"], "(erased)");
+    hooked.cleanup().await;
+}
+
+/// Deliveries of a team's `LeaderAssigned` queued before the leader's
+/// erasure are sent with the leader's name erased; the other leader's
+/// assignment is sent as it was, and the erasure itself is delivered.
+async fn deliveries_naming_an_erased_leader_are_sent_with_their_name_erased(kind: Kind) {
+    let hooked = Hooked::start(kind, quick(50, 3)).await;
+    let app = &hooked.app;
+    let receiver = Receiver::start(0).await;
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url("leader"), "categories": ["team", "leader"] }))
+        .await;
+    receiver.expect_secret("leader", &secret);
+    let admin = app.admin();
+    app.post_json(&format!("/v1/webhooks/{webhook}/pause"), &admin, &json!({}))
+        .await
+        .expect(200);
+    let team = app.form_team("Erasure North").await;
+    let erased = Uuid::now_v7();
+    app.post_json(
+        &format!("/v1/teams/{team}/leaders"),
+        &admin,
+        &json!({ "leader_id": erased, "leader_name": "Ottoline Vantwerp" }),
+    )
+    .await
+    .expect(200);
+    let kept = Uuid::now_v7();
+    app.assign_leader(team, kept).await;
+    // The erasure as the write API records it.
+    app.store
+        .append(
+            &trellis_eventstore::StreamId::for_entity("leader", erased).unwrap(),
+            trellis_eventstore::ExpectedVersion::Any,
+            &trellis_eventstore::CommandMeta::new("admin", chrono::Utc::now()),
+            &[trellis_commands::write::to_new_event(
+                &trellis_domain::leader::LeaderErased {
+                    leader_id: trellis_domain::LeaderId::from_uuid(erased),
+                    reason: trellis_domain::NonEmptyText::try_from("Left").unwrap(),
+                    on: chrono::Utc::now().date_naive(),
+                }
+                .into(),
+                chrono::Utc::now(),
+            )],
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "four deliveries queued", || {
+        let h = &hooked;
+        async move { h.deliveries(webhook, Some("pending")).await.len() == 4 }
+    })
+    .await;
+    app.post_json(
+        &format!("/v1/webhooks/{webhook}/resume"),
+        &admin,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    eventually(Duration::from_secs(20), "all four delivered", || {
+        let n = receiver.received("leader").len();
+        async move { n == 4 }
+    })
+    .await;
+    let bodies: Vec<Value> = receiver
+        .received("leader")
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    let text = serde_json::to_string(&bodies).unwrap();
+    assert!(!text.contains("Ottoline Vantwerp"), "{text}");
+    let name_of = |leader: Uuid| {
+        bodies
+            .iter()
+            .find(|b| {
+                b["type"] == "LeaderAssigned" && b["payload"]["leader_id"] == leader.to_string()
+            })
+            .unwrap_or_else(|| panic!("{leader}'s assignment in {text}"))["payload"]["leader_name"]
+            .clone()
+    };
+    assert_eq!(name_of(erased), "Erased person");
+    assert_eq!(name_of(kept), "Lena Leader");
+    assert!(bodies.iter().any(|b| b["type"] == "LeaderErased"), "{text}");
     hooked.cleanup().await;
 }
 

@@ -86,7 +86,15 @@ pub const CHECKPOINT: &str = "webhooks";
 
 /// The stream categories a subscription may filter on (`log`: the signed
 /// checkpoints of the log, type [`CHECKPOINT_TYPE`]).
-pub const CATEGORIES: &[&str] = &["rep", "team", "standard", "competency", "alert", "log"];
+pub const CATEGORIES: &[&str] = &[
+    "rep",
+    "team",
+    "standard",
+    "competency",
+    "alert",
+    "leader",
+    "log",
+];
 
 /// What can go wrong setting up the service, or storing subscriptions and deliveries.
 #[derive(Debug, thiserror::Error)]

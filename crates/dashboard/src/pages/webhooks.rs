@@ -25,12 +25,13 @@ use crate::forms::{Widgets, Write, alert, field, plain, send};
 use crate::html::{csrf_field, esc, page, table_start};
 
 /// The event categories a subscription may be limited to.
-const CATEGORIES: [(&str, &str); 5] = [
+const CATEGORIES: [(&str, &str); 6] = [
     ("rep", "Reps' records"),
     ("team", "Teams"),
     ("standard", "Standards"),
     ("competency", "Competencies"),
     ("alert", "Alerts"),
+    ("leader", "Leaders' erasures"),
 ];
 
 /// Asks the webhook API `method` `path` as the admin.
