@@ -270,6 +270,31 @@ try {
   await eraser.goto(`${base}/reps/${config.erase}`);
   await eventually(`/reps/${config.erase}`, /Erased person/);
   await shot(eraser, 'g-erased-rep-page-phone');
+
+  // (h) The admin erases a leader's name the same way, from the Leaders
+  // table; the team page then names an erased person.
+  step('h: an admin erases a leader on a 390-pixel screen; the team page shows an erased person');
+  await eraser.goto(`${base}/admin`);
+  assert.match(await main(eraser), /Ezra Eraseme/);
+  await eraser.click(`a[href="/admin/leaders/${config.eraseLeader}/erasure"]`);
+  assert.match(await main(eraser), /cannot be undone/);
+  await eraser.fill('#reason', 'Left the company and asked to be forgotten (ticket 4412)');
+  await shot(eraser, 'h-leader-erasure-form-phone');
+  await eraser.click('button.primary');
+  await eraser.waitForURL(/\/admin/);
+  assert.doesNotMatch(await main(eraser), /went wrong|could not/i);
+  for (let i = 0; i < 100 && /Ezra Eraseme/.test(await main(eraser)); i += 1) {
+    await eraser.waitForTimeout(200);
+    await eraser.goto(`${base}/admin`);
+  }
+  const leaders = await eraser.locator('#leaders + div table').innerText();
+  assert.match(leaders, /Erased person[\s\S]*personal data erased/);
+  assert.doesNotMatch(leaders, /Ezra Eraseme/);
+  await eraser.locator('#leaders').scrollIntoViewIfNeeded();
+  await eraser.screenshot({ path: join(artifacts, "journey-h-admin-leaders-after-erasure-phone.png") });
+  await eraser.goto(`${base}/teams/${config.team}`);
+  assert.doesNotMatch(await main(eraser), /Ezra Eraseme/);
+  await shot(eraser, 'h-team-page-after-leader-erasure-phone');
   assert.deepEqual(scriptErrors, [], 'no page raised a script error');
   console.log('ok: every journey');
 } catch (e) {

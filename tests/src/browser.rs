@@ -99,9 +99,18 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
     for _ in 0..3 {
         reps.push(app.join_rep(world.team).await);
     }
-    // The rep the admin erases, last.
+    // The rep the admin erases, last, and a second leader of the team, whose
+    // name the admin erases after.
     let to_erase = app.join_rep(world.team).await;
     app.give_feedback(&world, to_erase).await;
+    let leader_to_erase = Uuid::now_v7();
+    app.post_json(
+        &format!("/v1/teams/{}/leaders", world.team),
+        &app.admin(),
+        &json!({ "leader_id": leader_to_erase, "leader_name": "Ezra Eraseme" }),
+    )
+    .await
+    .expect(200);
 
     // The read models follow the log, as `trellis serve` keeps them.
     let (store, read) = (app.store.clone(), read_store(&app.backend).await);
@@ -137,6 +146,7 @@ async fn leaders_reps_and_admins_do_their_work_in_chromium_and_every_page_passes
         "chromium": CHROMIUM,
         "rep": { "id": rep, "token": app.rep(rep) },
         "erase": to_erase,
+        "eraseLeader": leader_to_erase,
         "team": world.team,
         "leader": app.leader_as(world.leader, &[world.team]),
         "leaderId": world.leader,

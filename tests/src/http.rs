@@ -362,7 +362,7 @@ impl TestApp {
                 erasure: Some(trellis_commands::Erasure {
                     keys: app.keys.clone(),
                     holders: vec![Arc::new(access.clone())],
-                    leaders: None,
+                    leaders: Some(Arc::new(TeamLeaders(ReadModels::new(read.clone())))),
                 }),
                 ..CommandsConfig::default()
             },
@@ -1450,6 +1450,17 @@ pub async fn read_store(backend: &Backend) -> Arc<dyn ReadStore> {
 /// The webhook tables beside `backend`'s log, as `trellis serve` opens them.
 /// The access tables (accounts, sessions, links, service accounts) of the
 /// backend, as `trellis serve` opens them.
+/// The read models tell a leader's id from a made-up one, as in `serve`.
+#[derive(Debug)]
+struct TeamLeaders(ReadModels);
+
+#[async_trait::async_trait]
+impl trellis_commands::Leaders for TeamLeaders {
+    async fn is_leader(&self, person: Uuid) -> Result<bool, String> {
+        self.0.is_leader(person).await.map_err(|e| e.to_string())
+    }
+}
+
 pub async fn access(backend: &Backend, read: ReadModels, config: AccessConfig) -> Access {
     match backend.kind {
         Kind::Postgres => {

@@ -180,6 +180,10 @@ fn routes(state: DashboardState) -> Router {
         .route("/admin/reps/{rep_id}/departure", quick::<admin::Depart>())
         .route("/admin/reps/{rep_id}/erasure", quick::<admin::Erase>())
         .route(
+            "/admin/leaders/{leader_id}/erasure",
+            quick::<admin::EraseLeader>(),
+        )
+        .route(
             "/admin/competencies/new",
             quick::<admin::DefineCompetency>(),
         )

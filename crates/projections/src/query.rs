@@ -704,6 +704,15 @@ impl ReadModels {
         Ok(teams)
     }
 
+    /// Whether some team has had `person` as a leader.
+    pub async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, Error> {
+        Ok(self
+            .teams()
+            .await?
+            .iter()
+            .any(|team| team.leaders.keys().any(|l| l.as_uuid() == person)))
+    }
+
     /// The stored profile document (no time-dependent fields).
     pub async fn stored_profile(&self, rep_id: RepId) -> Result<Option<RepProfile>, Error> {
         self.doc(kinds::REP_PROFILE, rep_id.to_string()).await

@@ -728,10 +728,7 @@ struct TeamLeaders(ReadModels);
 #[async_trait::async_trait]
 impl trellis_commands::Leaders for TeamLeaders {
     async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, String> {
-        let teams = self.0.teams().await.map_err(|e| e.to_string())?;
-        Ok(teams
-            .iter()
-            .any(|team| team.leaders.keys().any(|l| l.as_uuid() == person)))
+        self.0.is_leader(person).await.map_err(|e| e.to_string())
     }
 }
 

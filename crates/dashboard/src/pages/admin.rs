@@ -12,9 +12,11 @@
 //! | `/admin/reps/new` | `POST /v1/reps` (hire) |
 //! | `/admin/reps/{id}/team`, `…/role`, `…/departure` | the rep's team move, role change, departure |
 //! | `/admin/reps/{id}/erasure` | `POST /v1/people/{id}/erasure` (erase their personal data) |
+//! | `/admin/leaders/{id}/erasure` | `POST /v1/people/{id}/erasure` (erase a leader's name) |
 //! | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | define, revise (`PUT`), retire |
 //! | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | set, revise from a period on, retire |
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::http::Method;
@@ -22,6 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use trellis_domain::competency::CompetencyState;
 use trellis_domain::standard::Standard;
+use trellis_domain::{LeaderId, Name, PersonName};
 use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
 use trellis_queries::framework;
@@ -117,6 +120,34 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
             r.start_date,
             id = r.rep_id,
         );
+    }
+    b.push_str("</tbody></table></div>");
+
+    let leaders = every_leader(&teams);
+    let _ = write!(
+        b,
+        "<h2 id=\"leaders\">Leaders</h2>{}",
+        table_start(&["Leader", "Teams", "Change", "Id"])
+    );
+    for (id, name, led) in &leaders {
+        let change = if *name == PersonName::erased() {
+            "personal data erased".to_owned()
+        } else {
+            format!("<a href=\"/admin/leaders/{id}/erasure\">Erase personal data</a>")
+        };
+        let _ = write!(
+            b,
+            "<tr><th scope=\"row\"><a href=\"/leaders/{id}\">{}</a></th><td>{}</td>\
+             <td>{change}</td><td><code class=\"id\">{id}</code></td></tr>",
+            esc(name.as_ref()),
+            led.iter()
+                .map(|t| esc(t.as_ref()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if leaders.is_empty() {
+        b.push_str("<tr><td colspan=\"4\">No team has a leader yet.</td></tr>");
     }
     b.push_str("</tbody></table></div>");
 
@@ -505,6 +536,71 @@ impl Quick for Erase {
             Method::POST,
             format!("/v1/people/{}/erasure", rep.rep_id),
             "people",
+        ))
+    }
+}
+
+/// Every leader some team has had, by name: their id, name and the names
+/// of their teams.
+fn every_leader(teams: &[TeamDoc]) -> Vec<(LeaderId, PersonName, Vec<Name>)> {
+    let mut leaders: BTreeMap<LeaderId, (PersonName, Vec<Name>)> = BTreeMap::new();
+    for team in teams {
+        for (id, name) in &team.leaders {
+            leaders
+                .entry(*id)
+                .or_insert_with(|| (name.clone(), Vec::new()))
+                .1
+                .push(team.name.clone());
+        }
+    }
+    let mut leaders: Vec<_> = leaders
+        .into_iter()
+        .map(|(id, (name, teams))| (id, name, teams))
+        .collect();
+    leaders.sort_by(|a, b| (a.1.as_ref(), a.0).cmp(&(b.1.as_ref(), b.0)));
+    leaders
+}
+
+/// Erasing a leader's personal data (their name): for good, so the form
+/// says what happens.
+pub(crate) struct EraseLeader;
+
+impl Quick for EraseLeader {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let id = ask.id("leader_id")?;
+        let teams = data::all_teams(&visit.state).await?;
+        let Some((leader_id, name, led)) = every_leader(&teams)
+            .into_iter()
+            .find(|(l, ..)| l.as_uuid() == id)
+        else {
+            return Err(PageError::NotFound(format!("No team has a leader {id}.")));
+        };
+        Ok(spec(
+            "Erase a leader's personal data",
+            format!(
+                "<p>{name}'s name will read as erased on every team that named them ({teams}), \
+                 for good, and their sign-in stops working. What they recorded — feedback, \
+                 coaching sessions, answers to support requests — stays, under their id, and \
+                 the history still proves it was not rewritten. <strong>This cannot be \
+                 undone.</strong></p>\
+                 <p>Write why (a request under data protection law, a ticket number), but \
+                 not their name: the reason stays readable.</p>",
+                name = esc(name.as_ref()),
+                teams = led
+                    .iter()
+                    .map(|t| esc(t.as_ref()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            vec![Field::new("reason", "Why", Kind::Area)],
+            "Erase their personal data for good",
+        )
+        .sends(
+            Method::POST,
+            format!("/v1/people/{leader_id}/erasure"),
+            "leaders",
         ))
     }
 }
