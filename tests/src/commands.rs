@@ -2809,7 +2809,8 @@ async fn the_document_states_the_limits_the_domain_checks() {
 /// payload the write routes record matches its event type's description:
 /// each required property present, none undocumented, each of its type (a
 /// UUID, a date, an enumeration's value, …). Every event type is covered
-/// but `AlertRaised`, which the alert tests record.
+/// (a leader's erasure as well as a rep's) but `AlertRaised`, which the
+/// alert tests record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_recorded_payload_matches_the_feeds_description_of_its_event_type() {
     let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
@@ -2821,6 +2822,16 @@ async fn every_recorded_payload_matches_the_feeds_description_of_its_event_type(
         let r = app.send_prepared(&prepared, &admin).await;
         assert!(r.status.is_success(), "{}: {}", route.template(), r.text());
     }
+    // The erasure route erased a rep above; a leader's erasure is another
+    // event type (the read models say who the leaders are).
+    crate::forms::project(&app).await;
+    app.post_json(
+        &format!("/v1/people/{}/erasure", world.leader),
+        &admin,
+        &json!({ "reason": "Left the company" }),
+    )
+    .await
+    .expect(200);
     let feed = &doc["components"]["schemas"]["FeedEvent"]["properties"]["payload"]["oneOf"];
     assert_eq!(
         feed.as_array().map(Vec::len),

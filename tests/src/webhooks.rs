@@ -911,63 +911,99 @@ async fn a_paused_webhook_queues_its_deliveries_and_sends_them_when_resumed(kind
     hooked.cleanup().await;
 }
 
+/// A webhook to `receiver`'s `name` for `categories`, paused: what happens
+/// meanwhile queues until [`resume_and_receive`].
+async fn paused_webhook(
+    hooked: &Hooked,
+    receiver: &Receiver,
+    name: &str,
+    categories: Value,
+) -> Uuid {
+    let (webhook, secret) = hooked
+        .register(json!({ "url": receiver.url(name), "categories": categories }))
+        .await;
+    receiver.expect_secret(name, &secret);
+    hooked
+        .app
+        .post_json(
+            &format!("/v1/webhooks/{webhook}/pause"),
+            &hooked.app.admin(),
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    webhook
+}
+
+/// Appends an erasure to `category`'s stream of `id` as the write API
+/// records it (after the person's key is gone).
+async fn append_erasure(app: &TestApp, category: &str, id: Uuid, erasure: trellis_domain::Event) {
+    app.store
+        .append(
+            &trellis_eventstore::StreamId::for_entity(category, id).unwrap(),
+            trellis_eventstore::ExpectedVersion::Any,
+            &trellis_eventstore::CommandMeta::new("admin", chrono::Utc::now()),
+            &[trellis_commands::write::to_new_event(
+                &erasure,
+                chrono::Utc::now(),
+            )],
+        )
+        .await
+        .unwrap();
+}
+
+/// Once `n` deliveries are queued, resumes the paused `webhook` and returns
+/// the `n` bodies `receiver`'s `name` gets.
+async fn resume_and_receive(
+    hooked: &Hooked,
+    receiver: &Receiver,
+    webhook: Uuid,
+    name: &str,
+    n: usize,
+) -> Vec<Value> {
+    eventually(
+        Duration::from_secs(20),
+        "the deliveries queued",
+        || async move { hooked.deliveries(webhook, Some("pending")).await.len() == n },
+    )
+    .await;
+    hooked
+        .app
+        .post_json(
+            &format!("/v1/webhooks/{webhook}/resume"),
+            &hooked.app.admin(),
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    eventually(Duration::from_secs(20), "all of them delivered", || {
+        let got = receiver.received(name).len();
+        async move { got == n }
+    })
+    .await;
+    receiver
+        .received(name)
+        .into_iter()
+        .map(|r| r.body)
+        .collect()
+}
+
 /// Deliveries queued about a rep before their erasure (here while the
 /// webhook is paused) are sent as the log now reads them: erased.
 async fn deliveries_about_an_erased_rep_are_sent_with_their_personal_data_erased(kind: Kind) {
     let hooked = Hooked::start(kind, quick(50, 3)).await;
     let app = &hooked.app;
     let receiver = Receiver::start(0).await;
-    let (webhook, secret) = hooked
-        .register(json!({ "url": receiver.url("erased"), "categories": ["rep"] }))
-        .await;
-    receiver.expect_secret("erased", &secret);
-    let admin = app.admin();
-    app.post_json(&format!("/v1/webhooks/{webhook}/pause"), &admin, &json!({}))
-        .await
-        .expect(200);
+    let webhook = paused_webhook(&hooked, &receiver, "erased", json!(["rep"])).await;
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
     app.give_feedback(&world, rep).await;
-    // The erasure as the write API records it, after the rep's key is gone.
-    app.store
-        .append(
-            &trellis_eventstore::StreamId::for_entity("rep", rep).unwrap(),
-            trellis_eventstore::ExpectedVersion::Any,
-            &trellis_eventstore::CommandMeta::new("admin", chrono::Utc::now()),
-            &[trellis_commands::write::to_new_event(
-                &trellis_domain::rep::PersonalDataErased {
-                    reason: trellis_domain::NonEmptyText::try_from("Asked to be forgotten")
-                        .unwrap(),
-                    on: chrono::Utc::now().date_naive(),
-                }
-                .into(),
-                chrono::Utc::now(),
-            )],
-        )
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(20), "three deliveries queued", || {
-        let h = &hooked;
-        async move { h.deliveries(webhook, Some("pending")).await.len() == 3 }
-    })
-    .await;
-    app.post_json(
-        &format!("/v1/webhooks/{webhook}/resume"),
-        &admin,
-        &json!({}),
-    )
-    .await
-    .expect(200);
-    eventually(Duration::from_secs(20), "all three delivered", || {
-        let n = receiver.received("erased").len();
-        async move { n == 3 }
-    })
-    .await;
-    let bodies: Vec<Value> = receiver
-        .received("erased")
-        .into_iter()
-        .map(|r| r.body)
-        .collect();
+    let erasure = trellis_domain::rep::PersonalDataErased {
+        reason: trellis_domain::NonEmptyText::try_from("Asked to be forgotten").unwrap(),
+        on: chrono::Utc::now().date_naive(),
+    };
+    append_erasure(app, "rep", rep, erasure.into()).await;
+    let bodies = resume_and_receive(&hooked, &receiver, webhook, "erased", 3).await;
     let text = serde_json::to_string(&bodies).unwrap();
     assert!(!text.contains("Riley Rep"), "{text}");
     assert!(!text.contains("budget cycle"), "{text}");
@@ -990,65 +1026,26 @@ async fn deliveries_naming_an_erased_leader_are_sent_with_their_name_erased(kind
     let hooked = Hooked::start(kind, quick(50, 3)).await;
     let app = &hooked.app;
     let receiver = Receiver::start(0).await;
-    let (webhook, secret) = hooked
-        .register(json!({ "url": receiver.url("leader"), "categories": ["team", "leader"] }))
-        .await;
-    receiver.expect_secret("leader", &secret);
-    let admin = app.admin();
-    app.post_json(&format!("/v1/webhooks/{webhook}/pause"), &admin, &json!({}))
-        .await
-        .expect(200);
+    let webhook = paused_webhook(&hooked, &receiver, "leader", json!(["team", "leader"])).await;
     let team = app.form_team("Erasure North").await;
     let erased = Uuid::now_v7();
     app.post_json(
         &format!("/v1/teams/{team}/leaders"),
-        &admin,
+        &app.admin(),
         &json!({ "leader_id": erased, "leader_name": "Ottoline Vantwerp" }),
     )
     .await
     .expect(200);
     let kept = Uuid::now_v7();
     app.assign_leader(team, kept).await;
-    // The erasure as the write API records it.
-    app.store
-        .append(
-            &trellis_eventstore::StreamId::for_entity("leader", erased).unwrap(),
-            trellis_eventstore::ExpectedVersion::Any,
-            &trellis_eventstore::CommandMeta::new("admin", chrono::Utc::now()),
-            &[trellis_commands::write::to_new_event(
-                &trellis_domain::leader::LeaderErased {
-                    leader_id: trellis_domain::LeaderId::from_uuid(erased),
-                    reason: trellis_domain::NonEmptyText::try_from("Left").unwrap(),
-                    on: chrono::Utc::now().date_naive(),
-                }
-                .into(),
-                chrono::Utc::now(),
-            )],
-        )
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(20), "four deliveries queued", || {
-        let h = &hooked;
-        async move { h.deliveries(webhook, Some("pending")).await.len() == 4 }
-    })
-    .await;
-    app.post_json(
-        &format!("/v1/webhooks/{webhook}/resume"),
-        &admin,
-        &json!({}),
-    )
-    .await
-    .expect(200);
-    eventually(Duration::from_secs(20), "all four delivered", || {
-        let n = receiver.received("leader").len();
-        async move { n == 4 }
-    })
-    .await;
-    let bodies: Vec<Value> = receiver
-        .received("leader")
-        .into_iter()
-        .map(|r| r.body)
-        .collect();
+    let erasure = trellis_domain::leader::LeaderErased {
+        leader_id: trellis_domain::LeaderId::from_uuid(erased),
+        reason: trellis_domain::NonEmptyText::try_from("Left").unwrap(),
+        on: chrono::Utc::now().date_naive(),
+    };
+    append_erasure(app, "leader", erased, erasure.into()).await;
+    // Formed, two assignments, the erasure.
+    let bodies = resume_and_receive(&hooked, &receiver, webhook, "leader", 4).await;
     let text = serde_json::to_string(&bodies).unwrap();
     assert!(!text.contains("Ottoline Vantwerp"), "{text}");
     let name_of = |leader: Uuid| {

@@ -7,6 +7,7 @@
 //! on read. Nothing already stored is ever rewritten.
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::alert::AlertEvent;
 use crate::competency::CompetencyEvent;
@@ -16,6 +17,23 @@ use crate::rep::RepEvent;
 use crate::standard::StandardEvent;
 use crate::team::TeamEvent;
 use crate::upcast;
+
+/// The person whose personal data an event erases, when it is an erasure:
+/// a rep's `PersonalDataErased` (on the rep's stream) or a leader's
+/// `LeaderErased` (on the leader's). Whoever keeps copies of personal data
+/// (read models, published messages, webhook bodies) forgets theirs on it.
+pub fn erased_person(stream_id: &str, event_type: &str) -> Option<Uuid> {
+    use crate::EventPayload as _;
+    let category = match event_type {
+        crate::rep::PersonalDataErased::EVENT_TYPE => crate::rep::RepEvent::CATEGORY,
+        crate::leader::LeaderErased::EVENT_TYPE => crate::leader::LeaderEvent::CATEGORY,
+        _ => return None,
+    };
+    match crate::personal::entity_of_stream(stream_id) {
+        Some((c, id)) if c == category => Some(id),
+        _ => None,
+    }
+}
 
 /// Any event in Trellis, grouped by the aggregate whose stream it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,5 +292,22 @@ impl Event {
             version: schema_version,
             reason: error.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_erasure_names_the_person_of_its_own_stream_and_nothing_else_does() {
+        let id = Uuid::from_u128(0x0190_a5b2_7c3e_7d41_9a2b_3c4d_5e6f_7a8b);
+        let rep = format!("rep-{id}");
+        let leader = format!("leader-{id}");
+        assert_eq!(erased_person(&rep, "PersonalDataErased"), Some(id));
+        assert_eq!(erased_person(&leader, "LeaderErased"), Some(id));
+        assert_eq!(erased_person(&rep, "LeaderErased"), None);
+        assert_eq!(erased_person(&leader, "PersonalDataErased"), None);
+        assert_eq!(erased_person(&rep, "FeedbackGiven"), None);
     }
 }

@@ -78,26 +78,9 @@ pub fn owner(stream_id: &str, event_type: &str, payload: &Value) -> Option<Uuid>
     }
 }
 
-/// The person whose personal data an event erases, when it is an erasure:
-/// a rep's `PersonalDataErased` (on the rep's stream) or a leader's
-/// `LeaderErased` (on the leader's). Whoever keeps copies of personal data
-/// (read models, published messages, webhook bodies) forgets theirs on it.
-pub fn erased_person(stream_id: &str, event_type: &str) -> Option<Uuid> {
-    use crate::EventPayload as _;
-    let category = match event_type {
-        crate::rep::PersonalDataErased::EVENT_TYPE => crate::rep::RepEvent::CATEGORY,
-        crate::leader::LeaderErased::EVENT_TYPE => crate::leader::LeaderEvent::CATEGORY,
-        _ => return None,
-    };
-    match entity_of_stream(stream_id) {
-        Some((c, id)) if c == category => Some(id),
-        _ => None,
-    }
-}
-
 /// The category and entity id of a stream id (`rep-0190…` → `("rep",
 /// 0190…)`, as `ids::stream_id` makes them), or `None` for any other shape.
-fn entity_of_stream(stream_id: &str) -> Option<(&str, Uuid)> {
+pub(crate) fn entity_of_stream(stream_id: &str) -> Option<(&str, Uuid)> {
     let (category, id) = stream_id.split_at_checked(stream_id.len().checked_sub(36)?)?;
     let category = category.strip_suffix('-')?;
     Some((category, Uuid::parse_str(id).ok()?))
@@ -146,18 +129,6 @@ fn visit_path(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn an_erasure_names_the_person_of_its_own_stream_and_nothing_else_does() {
-        let id = Uuid::from_u128(0x0190_a5b2_7c3e_7d41_9a2b_3c4d_5e6f_7a8b);
-        let rep = format!("rep-{id}");
-        let leader = format!("leader-{id}");
-        assert_eq!(erased_person(&rep, "PersonalDataErased"), Some(id));
-        assert_eq!(erased_person(&leader, "LeaderErased"), Some(id));
-        assert_eq!(erased_person(&rep, "LeaderErased"), None);
-        assert_eq!(erased_person(&leader, "PersonalDataErased"), None);
-        assert_eq!(erased_person(&rep, "FeedbackGiven"), None);
-    }
 
     #[test]
     fn a_coaching_sessions_notes_and_every_action_item_are_visited_as_text() {

@@ -263,7 +263,7 @@ impl Outgoing {
     /// erases a person's personal data ([`Erasure`]).
     pub fn erasure(&self) -> Option<Erasure> {
         let person =
-            trellis_domain::personal::erased_person(self.stream_id.as_str(), &self.event_type)?;
+            trellis_domain::event::erased_person(self.stream_id.as_str(), &self.event_type)?;
         if self.stream_id.category() == trellis_domain::leader::LeaderEvent::CATEGORY {
             return Some(Erasure::LeaderNamed(person));
         }

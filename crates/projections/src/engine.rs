@@ -320,8 +320,7 @@ impl Engine {
         // now drops what it kept of the old bytes.
         if committed
             && batch.iter().any(|e| {
-                trellis_domain::personal::erased_person(e.stream_id.as_str(), &e.event_type)
-                    .is_some()
+                trellis_domain::event::erased_person(e.stream_id.as_str(), &e.event_type).is_some()
             })
         {
             self.read.after_erasure().await?;

@@ -345,7 +345,7 @@ async fn dispatch(log: &Arc<dyn EventStore>, hooks: &Webhooks) -> Result<(), Err
         // queued from here on reads as erased already.
         for event in &batch {
             let stream = event.stream_id.as_str();
-            let Some(person) = trellis_domain::personal::erased_person(stream, &event.event_type)
+            let Some(person) = trellis_domain::event::erased_person(stream, &event.event_type)
             else {
                 continue;
             };
