@@ -88,8 +88,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
             "Team",
             "Role",
             "Started",
-            "Id (for CSV files)",
-            "Change"
+            "Change",
+            "Id (for CSV files)"
         ])
     );
     for r in &reps {
@@ -113,7 +113,7 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
         let _ = write!(
             b,
             "<tr><th scope=\"row\"><a href=\"/reps/{id}\">{}</a></th><td>{}</td><td>{}</td><td>{}</td>\
-             <td><code class=\"id\">{id}</code></td><td>{change}</td></tr>",
+             <td>{change}</td><td><code class=\"id\">{id}</code></td></tr>",
             esc(r.name.as_ref()),
             team_name(r.team_id),
             esc(r.role.as_ref()),
