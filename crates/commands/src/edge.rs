@@ -265,75 +265,101 @@ impl<B> WriteRequest<B> {
         let rep_stream = stream(RepAggregate::CATEGORY, person)?;
         let leader_stream = stream(LeaderAggregate::CATEGORY, person)?;
         let rep = crate::write::load::<RepAggregate>(&app, &rep_stream).await?;
-        let leader = if rep.state == RepState::NotJoined {
-            let leader = crate::write::load::<LeaderAggregate>(&app, &leader_stream).await?;
-            let known = match (&leader.state, &erasure.leaders) {
-                (LeaderState::Erased { .. }, _) => true,
-                (LeaderState::Present, Some(leaders)) => {
-                    leaders.is_leader(person).await.map_err(|e| {
-                        ApiError::Unavailable(format!(
-                            "could not tell whether {person} is a leader ({e}); try again"
-                        ))
-                    })?
-                }
-                (LeaderState::Present, None) => false,
-            };
-            if !known {
-                return Err(ApiError::NotFound(format!(
-                    "there is no rep or leader {person}: check the id in the person's page, \
-                     in GET /v1/reps or in GET /v1/teams (a leader assigned a moment ago may \
-                     take a second to be known)"
-                )));
+        let leader = crate::write::load::<LeaderAggregate>(&app, &leader_stream).await?;
+        // A leader: named by a team (the read models know), or erased
+        // already. An id may name a rep and a leader both (a rep promoted
+        // under the same id): both are erased.
+        let is_leader = match (&leader.state, &erasure.leaders) {
+            (LeaderState::Erased { .. }, _) => true,
+            (LeaderState::Present, Some(leaders)) => leaders.is_leader(person).await.map_err(|e| {
+                tracing::warn!(error = %e, %person, "could not ask the read models about a leader");
+                ApiError::Unavailable(format!(
+                    "could not tell whether {person} is a leader just now; try again in a moment"
+                ))
+            })?,
+            (LeaderState::Present, None) => false,
+        };
+        let is_rep = rep.state != RepState::NotJoined;
+        if !is_rep && !is_leader {
+            return Err(ApiError::NotFound(format!(
+                "there is no rep or leader {person}: check the id in the person's page, \
+                 in GET /v1/reps or in GET /v1/teams (a leader assigned a moment ago may \
+                 take a second to be known)"
+            )));
+        }
+        let leader_command = is_leader.then(|| LeaderCommand::ErasePersonalData {
+            erased: LeaderErased {
+                leader_id: LeaderId::from_uuid(person),
+                reason: erased.reason.clone(),
+                on: erased.on,
+            },
+            now: *now,
+        });
+        // The leader's erasure, when the id is a rep's too, is a command of
+        // its own: a retry with the same Idempotency-Key finds both.
+        let leader_ctx = WriteCtx {
+            command_id: if is_rep {
+                Uuid::new_v5(&ctx.command_id, b"leader")
+            } else {
+                ctx.command_id
+            },
+            ..ctx.clone()
+        };
+        let rep_replay = ctx.replay(&app).await?;
+        let rep_open = is_rep && RepAggregate::decide(&rep.state, command.clone()).is_ok();
+        let leader_replay = match &leader_command {
+            Some(_) => leader_ctx.replay(&app).await?,
+            None => None,
+        };
+        let leader_open = leader_command.as_ref().is_some_and(|command| {
+            leader_replay.is_none()
+                && LeaderAggregate::decide(&leader.state, command.clone()).is_ok()
+        });
+        if is_rep {
+            rep_command(&ctx.claims, RepId::from_uuid(person), &rep.state, &command)?;
+        }
+        if (rep_open && rep_replay.is_none()) || leader_open {
+            erasure.keys.erase_data_key(person, ctx.now).await?;
+            for holder in &erasure.holders {
+                holder.forget(person).await.map_err(|e| {
+                    ApiError::Unavailable(format!(
+                        "the person's data key is destroyed, but their {} could not be \
+                         deleted ({e}); send the same request again to finish",
+                        holder.holds()
+                    ))
+                })?;
             }
-            Some(LeaderCommand::ErasePersonalData {
-                erased: LeaderErased {
-                    leader_id: LeaderId::from_uuid(person),
-                    reason: erased.reason.clone(),
-                    on: erased.on,
-                },
-                now: *now,
-            })
+        }
+        // A rep erased before, whose leader part is still to do: only that.
+        let rep_written = if is_rep && (rep_open || rep_replay.is_some() || !leader_open) {
+            let rep_id = RepId::from_uuid(person);
+            Some(
+                execute::<RepAggregate>(&app, &ctx, &rep_stream, |loaded| {
+                    rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
+                    Ok(command.clone())
+                })
+                .await?,
+            )
         } else {
             None
         };
-        if ctx.replay(&app).await?.is_none() {
-            let allowed = match &leader {
-                Some(command) => {
-                    let loaded =
-                        crate::write::load::<LeaderAggregate>(&app, &leader_stream).await?;
-                    LeaderAggregate::decide(&loaded.state, command.clone()).is_ok()
-                }
-                None => {
-                    rep_command(&ctx.claims, RepId::from_uuid(person), &rep.state, &command)?;
-                    RepAggregate::decide(&rep.state, command.clone()).is_ok()
-                }
-            };
-            if allowed {
-                erasure.keys.erase_data_key(person, ctx.now).await?;
-                for holder in &erasure.holders {
-                    holder.forget(person).await.map_err(|e| {
-                        ApiError::Unavailable(format!(
-                            "the person's data key is destroyed, but their {} could not be \
-                             deleted ({e}); send the same request again to finish",
-                            holder.holds()
-                        ))
-                    })?;
-                }
-            }
+        // A leader erased before, whose rep part was just done: only that.
+        let leader_written = match leader_command {
+            Some(command) if leader_open || leader_replay.is_some() || !is_rep => Some(
+                execute::<LeaderAggregate>(&app, &leader_ctx, &leader_stream, |_| {
+                    Ok(command.clone())
+                })
+                .await?,
+            ),
+            _ => None,
+        };
+        match (rep_written, leader_written) {
+            (Some(written), _) => Ok(answer_rep(&command, written)),
+            (None, Some(written)) => Ok(respond(false, None, written)),
+            (None, None) => Err(ApiError::Internal(
+                "an erasure found a rep or a leader but wrote to neither".into(),
+            )),
         }
-        if let Some(command) = leader {
-            let written =
-                execute::<LeaderAggregate>(&app, &ctx, &leader_stream, |_| Ok(command.clone()))
-                    .await?;
-            return Ok(respond(false, None, written));
-        }
-        let rep_id = RepId::from_uuid(person);
-        let written = execute::<RepAggregate>(&app, &ctx, &rep_stream, |loaded| {
-            rep_command(&ctx.claims, rep_id, &loaded.state, &command)?;
-            Ok(command.clone())
-        })
-        .await?;
-        Ok(answer_rep(&command, written))
     }
 
     /// The entity's id (the path's, parsed first: a bad one is a 404 before

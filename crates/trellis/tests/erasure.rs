@@ -210,9 +210,19 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
     printed(trellis_on(&backend, &dir).args(["sign-in-link", "--leader", &org.leader]));
 
     // Served as recorded, while the log holds none of it in the clear.
+    // The rep leads a team too, under the same id (promoted): erasing them
+    // erases both.
+    let east = created(&address, &admin, "/v1/teams", json!({"name": "East"}));
+    created(
+        &address,
+        &admin,
+        &format!("/v1/teams/{east}/leaders"),
+        json!({"leader_id": rep, "leader_name": NAME}),
+    );
     eventually("the rep is projected", Duration::from_secs(30), || {
         let profile = get(&address, &admin, &format!("/v1/reps/{rep}/profile"));
-        if profile.contains(NAME) {
+        let teams = get(&address, &admin, "/v1/teams");
+        if profile.contains(NAME) && teams.contains(NAME) {
             Ok(())
         } else {
             Err(profile)
@@ -298,6 +308,13 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
 
     // The leader next: their name goes from every team that named them.
     let leader_erasure = format!("/v1/people/{}/erasure", org.leader);
+    let (status, answer) = post(
+        &address,
+        &rep_token,
+        &leader_erasure,
+        json!({"reason": "Left"}),
+    );
+    assert_eq!(status, 403, "only an admin erases a leader: {answer}");
     let (status, answer) = post(&address, &admin, &leader_erasure, json!({"reason": "Left"}));
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = post(

@@ -900,6 +900,30 @@ mod tests {
     }
 
     #[test]
+    fn a_leaders_erasure_goes_to_the_subscriptions_of_teams_and_of_leaders_only() {
+        let of = |categories: &[&str]| Subscription {
+            id: Uuid::now_v7(),
+            url: "https://hooks.example.com/trellis".into(),
+            event_types: Vec::new(),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            secret: store::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            start: Checkpoint::START,
+            created_at: Utc::now(),
+            created_by: "admin".into(),
+            paused_at: None,
+            disabled: None,
+        };
+        let later = Checkpoint { tx: 5, position: 5 };
+        assert!(of(&["team"]).matches("LeaderErased", "leader", later));
+        assert!(of(&["leader"]).matches("LeaderErased", "leader", later));
+        assert!(!of(&["rep"]).matches("LeaderErased", "leader", later));
+        assert!(
+            !of(&["leader"]).matches("TeamFormed", "team", later),
+            "only the erasure is shared"
+        );
+    }
+
+    #[test]
     fn truncates_on_a_character_boundary() {
         assert_eq!(truncate("héllo".into(), 2), "h…");
         assert_eq!(truncate("hello".into(), 10), "hello");

@@ -380,6 +380,8 @@ impl Quick for AssignLeader {
             .await?
             .into_iter()
             .filter(|(id, _)| !team.leaders.keys().any(|l| l.to_string() == *id))
+            // An erased leader cannot lead a team again.
+            .filter(|(_, name)| *name != PersonName::erased().as_ref())
             .collect();
         Ok(spec(
             "Add a leader from another team",
@@ -577,14 +579,19 @@ impl Quick for EraseLeader {
         else {
             return Err(PageError::NotFound(format!("No team has a leader {id}.")));
         };
+        if name == PersonName::erased() {
+            return Err(PageError::NotFound(
+                "This leader's personal data is already erased.".into(),
+            ));
+        }
         Ok(spec(
             "Erase a leader's personal data",
             format!(
                 "<p>{name}'s name will read as erased on every team that named them ({teams}), \
-                 for good, and their sign-in stops working. What they recorded — feedback, \
-                 coaching sessions, answers to support requests — stays, under their id, and \
-                 the history still proves it was not rewritten. <strong>This cannot be \
-                 undone.</strong></p>\
+                 for good; their sign-in stops working and they cannot lead a team again. What \
+                 they recorded — feedback, coaching sessions, answers to support requests — \
+                 stays, under their id, and the history can still be checked as untouched. \
+                 <strong>This cannot be undone.</strong></p>\
                  <p>Write why (a request under data protection law, a ticket number), but \
                  not their name: the reason stays readable.</p>",
                 name = esc(name.as_ref()),

@@ -67,11 +67,19 @@ impl fmt::Debug for Secret {
 impl Subscription {
     /// Whether an event of this type, in a stream of this category, at this
     /// place in the log, is for this subscription (a disabled one wants none).
+    /// A leader's erasure (category `leader`) goes to the subscriptions of
+    /// `team` too: their `LeaderAssigned` hold the name it obliges them to
+    /// forget.
     pub fn matches(&self, event_type: &str, category: &str, at: Checkpoint) -> bool {
+        let wanted = |c: &String| {
+            c == category
+                || (category == trellis_domain::LeaderEvent::CATEGORY
+                    && c == trellis_domain::TeamEvent::CATEGORY)
+        };
         self.disabled.is_none()
             && at > self.start
             && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
-            && (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
+            && (self.categories.is_empty() || self.categories.iter().any(wanted))
     }
 }
 
