@@ -2912,3 +2912,45 @@ fn check_against(schema: &Value, value: &Value, what: &str) {
         other => panic!("{what}: a schema of type {other:?}"),
     }
 }
+
+/// A keyed erasure sent twice records once and answers the first outcome:
+/// for a leader, and for a person who is a rep and a leader under one id
+/// (both erased, each once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_erasure_sent_again_records_once_for_a_leader_and_for_a_rep_who_leads() {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    // Promoted under the same id: the rep leads a team too.
+    app.assign_leader(world.team, rep).await;
+    // The read models say who the leaders are.
+    crate::forms::project(&app).await;
+    let admin = app.admin();
+    let body = json!({ "reason": "Asked to be forgotten" });
+    for (person, key) in [(world.leader, "erase-leader"), (rep, "erase-rep")] {
+        let path = format!("/v1/people/{person}/erasure");
+        let key = [("idempotency-key", key)];
+        let first = app.post_json_with(&path, &admin, &body, &key).await;
+        first.expect(200);
+        assert!(first.header("idempotent-replayed").is_none(), "{person}");
+        let again = app.post_json_with(&path, &admin, &body, &key).await;
+        again.expect(200);
+        assert_eq!(
+            again.header("idempotent-replayed"),
+            Some("true"),
+            "{person}"
+        );
+    }
+    assert_eq!(
+        app.event_types("leader", world.leader).await,
+        ["LeaderErased"]
+    );
+    assert_eq!(app.event_types("leader", rep).await, ["LeaderErased"]);
+    let of_rep = app.event_types("rep", rep).await;
+    assert_eq!(
+        of_rep.iter().filter(|t| *t == "PersonalDataErased").count(),
+        1,
+        "{of_rep:?}"
+    );
+    app.cleanup().await;
+}
