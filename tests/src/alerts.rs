@@ -54,15 +54,25 @@ async fn scenario(backend: &Backend) -> ReadModels {
     ReadModels::new(read)
 }
 
-/// Every `AlertRaised` in the log.
+/// Every `AlertRaised` in the log, once the scenario's alerts all read
+/// (on PostgreSQL, another test's open transaction can hold the readers'
+/// horizon back a moment after an append commits).
 async fn alerts_in_log(store: &dyn EventStore) -> Vec<trellis_domain::alert::AlertRaised> {
-    let events = store
-        .read_all(trellis_eventstore::Checkpoint::START, 10_000)
-        .await
-        .expect("read");
+    let alert = |e: &trellis_eventstore::RecordedEvent| e.stream_id.category() == "alert";
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        events = store
+            .read_all(trellis_eventstore::Checkpoint::START, 10_000)
+            .await
+            .expect("read");
+        if events.iter().filter(|e| alert(e)).count() >= testing::expected().len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     events
         .into_iter()
-        .filter(|e| e.stream_id.category() == "alert")
+        .filter(|e| alert(e))
         .map(|e| {
             assert_eq!(e.stream_version, 1, "one event per alert stream");
             match Event::from_stored(&e.event_type, e.schema_version, e.payload) {
