@@ -876,20 +876,25 @@ mod tests {
         assert_eq!(v.error.as_deref(), Some("a bad header"));
     }
 
-    #[test]
-    fn a_disabled_subscription_matches_no_event() {
-        let mut subscription = Subscription {
+    /// A subscription to every event of `categories` (none: of all).
+    fn subscribed_to(categories: &[&str]) -> Subscription {
+        Subscription {
             id: Uuid::now_v7(),
             url: "https://hooks.example.com/trellis".into(),
             event_types: Vec::new(),
-            categories: Vec::new(),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
             secret: store::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             start: Checkpoint::START,
             created_at: Utc::now(),
             created_by: "admin".into(),
             paused_at: None,
             disabled: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_disabled_subscription_matches_no_event() {
+        let mut subscription = subscribed_to(&[]);
         let later = Checkpoint { tx: 5, position: 5 };
         assert!(subscription.matches("TeamFormed", "team", later));
         subscription.disabled = Some(store::Disabled {
@@ -901,18 +906,7 @@ mod tests {
 
     #[test]
     fn a_leaders_erasure_goes_to_the_subscriptions_of_teams_and_of_leaders_only() {
-        let of = |categories: &[&str]| Subscription {
-            id: Uuid::now_v7(),
-            url: "https://hooks.example.com/trellis".into(),
-            event_types: Vec::new(),
-            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
-            secret: store::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-            start: Checkpoint::START,
-            created_at: Utc::now(),
-            created_by: "admin".into(),
-            paused_at: None,
-            disabled: None,
-        };
+        let of = subscribed_to;
         let later = Checkpoint { tx: 5, position: 5 };
         assert!(of(&["team"]).matches("LeaderErased", "leader", later));
         assert!(of(&["leader"]).matches("LeaderErased", "leader", later));
