@@ -2,12 +2,13 @@
 //! of the bench's own, and plain prepared INSERTs into `bench_raw.events`,
 //! with no version check, no chain, no command record and no notify.
 
-use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres::config::SslMode;
+use trellis_eventstore::postgres::tls::{self, MakeRustls};
 use uuid::Uuid;
 
 use crate::workload::{self, ACTOR, EVENT_TYPE, RawMeta, Rng, SCHEMA_VERSION, STREAMS_PER_WRITER};
@@ -18,19 +19,26 @@ pub const RAW_COLUMNS: &str = "event_id, stream_id, stream_version, event_type, 
     prev_hash, hash";
 
 /// A database of the bench's own, `trellis_bench_<uuid>`, on the given server.
+///
+/// Every connection to it, the store's and the baseline's, goes over the
+/// same transport: TLS when the server offers it, as the store's default
+/// `sslmode=prefer` asks, unless the URL says otherwise. A baseline over
+/// plain TCP against a store over TLS would charge Trellis for encryption
+/// the baseline does not pay.
 #[derive(Debug)]
 pub struct BenchDatabase {
     admin: tokio_postgres::Config,
     name: String,
     pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: MakeRustls,
 }
 
 impl BenchDatabase {
     pub async fn create(admin_url: &str) -> Result<Self> {
-        let admin = tokio_postgres::Config::from_str(admin_url)
+        let (admin, tls) = tls::connect_config(admin_url)
             .context("the database URL is not valid (expected postgres://user@host:port/db)")?;
         let name = format!("trellis_bench_{}", Uuid::now_v7().simple());
-        connect(&admin)
+        connect_with(&admin, &tls)
             .await
             .context("failed to reach the PostgreSQL server")?
             .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -42,6 +50,7 @@ impl BenchDatabase {
             admin,
             name,
             config,
+            tls,
         })
     }
 
@@ -52,7 +61,7 @@ impl BenchDatabase {
     /// Drops the database, best effort: a failure is reported, not returned.
     pub async fn drop_now(self) {
         let dropped = async {
-            connect(&self.admin)
+            connect_with(&self.admin, &self.tls)
                 .await?
                 .batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -98,12 +107,49 @@ impl BenchDatabase {
             ));
         }
         parts.push(format!("dbname={}", quote(&self.name)));
+        // The store's connections negotiate TLS as the baseline's do. (A
+        // verifying mode reads as `require` here: the same encryption.)
+        parts.push(
+            match self.config.get_ssl_mode() {
+                SslMode::Disable => "sslmode=disable",
+                SslMode::Require => "sslmode=require",
+                _ => "sslmode=prefer",
+            }
+            .to_owned(),
+        );
         parts.join(" ")
+    }
+
+    /// A connection for the bench's own untimed work (setup, copies).
+    pub async fn connect(&self) -> Result<Client> {
+        connect_with(&self.config, &self.tls).await
+    }
+
+    /// Whether the server agreed to TLS, for the report's header.
+    pub async fn transport(&self) -> &'static str {
+        let ssl = async {
+            let ssl: bool = self
+                .connect()
+                .await?
+                .query_one(
+                    "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), \
+                     false)",
+                    &[],
+                )
+                .await?
+                .get(0);
+            anyhow::Ok(ssl)
+        };
+        match ssl.await {
+            Ok(true) => "TLS",
+            Ok(false) => "plain TCP",
+            Err(_) => "an unknown transport",
+        }
     }
 }
 
-pub async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
-    let (client, connection) = config.connect(NoTls).await?;
+async fn connect_with(config: &tokio_postgres::Config, tls: &MakeRustls) -> Result<Client> {
+    let (client, connection) = config.connect(tls.clone()).await?;
     tokio::spawn(connection);
     Ok(client)
 }

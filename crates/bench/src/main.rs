@@ -9,6 +9,10 @@
 //!     [--database-url postgres://postgres@127.0.0.1:5432/postgres]   (or TRELLIS_BENCH_DATABASE_URL)
 //! ```
 //!
+//! On PostgreSQL the store and the baseline connect over the same transport
+//! (TLS when the server offers it, unless the URL's `sslmode` says
+//! otherwise); the header line says which.
+//!
 //! Every measurement has two sides, printed as one line each, and a ratio
 //! (Trellis rate / baseline rate). The last line of output is always
 //! `ratios: name=ratio ...`, PostgreSQL names bare and SQLite names prefixed
@@ -294,7 +298,11 @@ async fn main() -> Result<()> {
         };
         if cli.backend != Backend::Sqlite {
             let db = baseline::BenchDatabase::create(&cli.database_url).await?;
-            println!("postgres: database {}", db.name());
+            println!(
+                "postgres: database {}, the store and the baseline both over {}",
+                db.name(),
+                db.transport().await
+            );
             let outcome = tokio::select! {
                 outcome = org::run(&options, org::Target::Postgres(&db), &mut report) => outcome,
                 _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
@@ -332,7 +340,11 @@ async fn main() -> Result<()> {
         Scenario::Replay | Scenario::AsOf | Scenario::Verify
     ) {
         let db = baseline::BenchDatabase::create(&cli.database_url).await?;
-        println!("postgres: database {}", db.name());
+        println!(
+            "postgres: database {}, the store and the baseline both over {}",
+            db.name(),
+            db.transport().await
+        );
         let run = async {
             match cli.scenario {
                 Scenario::Replay => replay::run(&db, cli.events, cli.page, &mut report).await,
@@ -355,7 +367,11 @@ async fn main() -> Result<()> {
 
     if cli.backend != Backend::Sqlite {
         let db = baseline::BenchDatabase::create(&cli.database_url).await?;
-        println!("postgres: database {}", db.name());
+        println!(
+            "postgres: database {}, the store and the baseline both over {}",
+            db.name(),
+            db.transport().await
+        );
         let outcome = tokio::select! {
             outcome = pg::run(&db, &plan, &mut report) => outcome,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),

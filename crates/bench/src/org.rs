@@ -1065,7 +1065,7 @@ pub async fn run(options: &Options, target: Target<'_>, report: &mut Report) -> 
         Target::Postgres(db) => {
             let dir = std::env::temp_dir().join(format!("trellis-bench-org-{}", db.name()));
             std::fs::create_dir_all(&dir)?;
-            let admin = crate::baseline::connect(&db.config).await?;
+            let admin = db.connect().await?;
             let store = trellis_eventstore::postgres::PostgresStore::connect(
                 &trellis_eventstore::postgres::PostgresConfig {
                     url: db.conninfo(),

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore, Xid8};
 use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
 
-use crate::baseline::{BenchDatabase, connect, raw_writer};
+use crate::baseline::{BenchDatabase, raw_writer};
 use crate::workload::{self, RawEvent, Report, Tally};
 use crate::{Plan, ROUNDS};
 
@@ -34,7 +34,7 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
     })
     .await
     .context("failed to open the PostgreSQL event store")?;
-    let admin = connect(&db.config).await?;
+    let admin = db.connect().await?;
     admin
         .batch_execute(
             "CREATE SCHEMA bench_raw; \
@@ -309,11 +309,12 @@ fn decode(row: &Row) -> Result<RawEvent> {
     })
 }
 
-/// The baseline's pool: plain connections to the bench database.
+/// The baseline's pool: plain statements over the same transport as the
+/// store's connections (see [`BenchDatabase`]).
 pub(crate) fn raw_pool(db: &BenchDatabase) -> Result<Pool> {
     let manager = Manager::from_config(
         db.config.clone(),
-        NoTls,
+        db.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -69,7 +69,7 @@ pub async fn run(db: &BenchDatabase, events: u64, page: usize, report: &mut Repo
         .sign(&*store, &key, "trellis.bench/log", chrono::Utc::now())
         .await?;
 
-    let admin = crate::baseline::connect(&db.config).await?;
+    let admin = db.connect().await?;
     admin
         .batch_execute(
             "CREATE SCHEMA bench_raw; \
