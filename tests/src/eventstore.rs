@@ -39,7 +39,8 @@ macro_rules! conformance {
                 }
             )*
         }
-        // The same contract with appends grouped into shared commits.
+        // The same contract as `trellis serve` runs the store: appends
+        // grouped into shared commits, scans reading the next page ahead.
         mod grouped_postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +75,7 @@ conformance!(
     a_multi_event_append_is_atomic,
     the_same_command_id_records_once_and_returns_the_first_outcome,
     read_all_returns_the_log_in_order_from_a_checkpoint_in_batches,
+    a_scan_that_reached_the_end_sees_what_was_appended_after,
     a_reader_resuming_from_its_checkpoint_after_a_restart_sees_no_event_twice,
     a_follower_wakes_on_append_without_waiting_for_its_poll,
     eight_concurrent_writers_and_a_tailing_reader_lose_and_duplicate_nothing,
@@ -399,6 +401,45 @@ async fn read_all_returns_the_log_in_order_from_a_checkpoint_in_batches(b: &Back
     let from_middle = b.store.read_all(all[9].checkpoint, 100).await.unwrap();
     assert_eq!(from_middle.first().unwrap().event_id, all[10].event_id);
     assert_eq!(from_middle.len(), 20);
+}
+
+/// A scan that came to the end of the log, then goes on after more appends,
+/// reads them: a page read ahead (`ReadAhead`, in the grouped variants) as
+/// the log ended must not stand for the page read now.
+async fn a_scan_that_reached_the_end_sees_what_was_appended_after(b: &Backend) {
+    let s = stream("rep");
+    for n in 0..5u64 {
+        append_one(&*b.store, &s, n).await;
+    }
+    read_exactly(&*b.store, 5).await;
+    let ns = |events: &[RecordedEvent]| -> Vec<u64> {
+        events
+            .iter()
+            .map(|e| e.payload["n"].as_u64().unwrap())
+            .collect()
+    };
+    let first = b.store.read_all(Checkpoint::START, 2).await.unwrap();
+    assert_eq!(ns(&first), [0, 1]);
+    let second = b.store.read_all(first[1].checkpoint, 2).await.unwrap();
+    assert_eq!(ns(&second), [2, 3]);
+    // The next page is [4], short: the end of the log as it stands.
+    append_one(&*b.store, &s, 5).await;
+    append_one(&*b.store, &s, 6).await;
+    read_exactly(&*b.store, 7).await;
+    let third = b.store.read_all(second[1].checkpoint, 2).await.unwrap();
+    assert_eq!(
+        ns(&third),
+        [4, 5],
+        "the page after the end is read as it is now"
+    );
+    let fourth = b.store.read_all(third[1].checkpoint, 2).await.unwrap();
+    assert_eq!(ns(&fourth), [6]);
+    let text = b.store.read_all_json(third[1].checkpoint, 2).await.unwrap();
+    assert_eq!(text.len(), 1, "a page read as text is the same page");
+    append_one(&*b.store, &s, 7).await;
+    read_exactly(&*b.store, 8).await;
+    let last = b.store.read_all(fourth[0].checkpoint, 2).await.unwrap();
+    assert_eq!(ns(&last), [7]);
 }
 
 async fn a_reader_resuming_from_its_checkpoint_after_a_restart_sees_no_event_twice(b: &Backend) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
-use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, StreamId};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, ReadAhead, StreamId};
 
 mod counting;
 pub use counting::CountingStore;
@@ -155,9 +155,10 @@ impl Backend {
         }
     }
 
-    /// The same backend with its appends grouped into shared commits, as
-    /// `trellis serve` runs it. Small batches, two in flight, so a test's
-    /// few concurrent writers make several batches that overlap.
+    /// The same backend with its appends grouped into shared commits and
+    /// its scans reading the next page ahead, as `trellis serve` runs it.
+    /// Small batches, two in flight, so a test's few concurrent writers
+    /// make several batches that overlap.
     pub fn grouped(mut self) -> Self {
         self.store = Self::group(self.store);
         self.grouped = true;
@@ -166,7 +167,7 @@ impl Backend {
 
     fn group(store: Arc<dyn EventStore>) -> Arc<dyn EventStore> {
         Arc::new(GroupCommit::new(
-            store,
+            Arc::new(ReadAhead::new(store)),
             GroupCommitConfig {
                 max_batch: 4,
                 max_in_flight: 2,

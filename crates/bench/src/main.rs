@@ -75,8 +75,10 @@
 //!   timestamps from microseconds). Both sides read the same rows: one untimed
 //!   warm-up pass each, then baseline, Trellis, baseline, Trellis (two timed
 //!   full passes each). The log is filled as `trellis serve` writes it, each
-//!   note encrypted; `read_all` reads it as stored, `read_all_private`
-//!   through the vault, decrypting every note (on against off). The
+//!   note encrypted; `read_all` reads it as stored, `read_all_ahead` the
+//!   same through `ReadAhead` (the next page read while the last is used),
+//!   and `read_all_private` as `trellis serve` reads it: ahead, and through
+//!   the vault, decrypting every note (on, against `read_all_ahead` off). The
 //!   default page is 5000: on PostgreSQL it was as fast as 1000 for the
 //!   baseline and faster for Trellis.
 //! - `org` (both backends): a generated organisation (`--reps` reps in teams

@@ -245,12 +245,22 @@ async fn read_all(
         store.as_ref(),
     )
     .await?;
+    let ahead = trellis_eventstore::ReadAhead::new(store.clone());
+    workload::read_all_scenario(
+        report,
+        "read_all_ahead",
+        page,
+        || raw_read_all(pool, page),
+        "PostgresStore reading the next page ahead, the notes read as stored (encrypted)",
+        &ahead,
+    )
+    .await?;
     workload::read_all_scenario(
         report,
         "read_all_private",
         page,
         || raw_read_all(pool, page),
-        "PostgresStore through the vault, every note decrypted",
+        "PostgresStore reading ahead, through the vault, every note decrypted",
         private.as_ref(),
     )
     .await

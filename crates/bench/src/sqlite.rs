@@ -339,12 +339,22 @@ async fn read_all(
         store.as_ref(),
     )
     .await?;
+    let ahead = trellis_eventstore::ReadAhead::new(store.clone());
+    workload::read_all_scenario(
+        report,
+        "sqlite_read_all_ahead",
+        page,
+        || raw_read_all(raw, page),
+        "SqliteStore reading the next page ahead, the notes read as stored (encrypted)",
+        &ahead,
+    )
+    .await?;
     workload::read_all_scenario(
         report,
         "sqlite_read_all_private",
         page,
         || raw_read_all(raw, page),
-        "SqliteStore through the vault, every note decrypted",
+        "SqliteStore reading ahead, through the vault, every note decrypted",
         private.as_ref(),
     )
     .await

@@ -584,13 +584,14 @@ pub fn bench_key() -> Result<trellis_eventstore::note::SignerKey> {
 
 /// `store` with personal data encrypted per person, as `trellis serve`
 /// runs it (crypto-shredding): the note of every bench event is sealed
-/// with its rep's key, kept in `keys`.
+/// with its rep's key, kept in `keys`, and scans read the next page while
+/// the vault decrypts the last.
 pub fn private(
     store: Arc<dyn EventStore>,
     keys: Arc<dyn trellis_eventstore::vault::KeyStore>,
 ) -> Arc<dyn EventStore> {
     Arc::new(trellis_eventstore::vault::Vault::new(
-        store,
+        Arc::new(trellis_eventstore::ReadAhead::new(store)),
         keys,
         Arc::new(trellis_commands::personal::DomainPersonalData),
     ))

@@ -28,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+mod ahead;
 pub mod chain;
 /// The database drivers, for [`from_database_errors!`].
 #[doc(hidden)]
@@ -47,6 +48,7 @@ pub mod tree;
 mod types;
 pub mod vault;
 
+pub use ahead::ReadAhead;
 pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;
 pub use group::{GroupCommit, GroupCommitConfig, GroupCommitStats};

@@ -10,7 +10,7 @@ use trellis_eventstore::drivers::tokio_postgres;
 use trellis_eventstore::postgres::{self, Migrations, PostgresConfig, PostgresStore};
 use trellis_eventstore::sqlite::SqliteStore;
 use trellis_eventstore::vault::{KeyStore, Vault};
-use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, ReadAhead};
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
 use trellis_projections::store::sqlite::SqliteReadStore;
@@ -99,10 +99,11 @@ pub struct Stores {
 
 /// `store` as the service writes and reads it: each person's personal data
 /// encrypted with their key in `keys` (crypto-shredding, see
-/// `trellis_eventstore::vault`).
+/// `trellis_eventstore::vault`), and scans of the log reading their next
+/// page while the vault decrypts the last ([`ReadAhead`]).
 pub fn vault(store: Arc<dyn EventStore>, keys: Arc<dyn KeyStore>) -> Arc<Vault> {
     Arc::new(Vault::new(
-        store,
+        Arc::new(ReadAhead::new(store)),
         keys,
         Arc::new(trellis_commands::personal::DomainPersonalData),
     ))
