@@ -542,8 +542,8 @@ fn line(name: &str, side: &str, what: &str, tally: Tally) {
 }
 
 /// A checkpoint signer running beside the sealed scenarios, as `trellis
-/// serve` runs one: grows the log's tree behind the appends and signs it
-/// every 1,000 events. Stops when dropped.
+/// serve` runs one: grows the log's tree behind the appends (at most every
+/// `CATCH_UP_INTERVAL`) and signs it every 1,000 events. Stops when dropped.
 #[derive(Debug)]
 pub struct Signer(tokio::task::JoinHandle<()>);
 
@@ -570,7 +570,7 @@ impl Signer {
                 {
                     signed = size;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(trellis_eventstore::tree::CATCH_UP_INTERVAL).await;
             }
         }))
     }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use trellis_eventstore::EventStore;
 use trellis_eventstore::note::{SignerKey, VerifierKey};
-use trellis_eventstore::tree::TreeBuilder;
+use trellis_eventstore::tree::{self, TreeBuilder};
 use trellis_notifications::LeaseConfig;
 pub use trellis_notifications::checkpoints::ensure_stream;
 use trellis_notifications::checkpoints::{StreamNames, publish};
@@ -229,8 +229,10 @@ async fn sign_while_held(log: &Arc<dyn EventStore>, config: &WorkerConfig) -> an
             }
         }
         // Wake on appends, and at least once a second for the time rule
-        // (and for events another process appended).
+        // (and for events another process appended); then let appends
+        // gather, so a busy log is caught up in few writes.
         let _ = tokio::time::timeout(Duration::from_secs(1), appended.changed()).await;
+        tokio::time::sleep(tree::CATCH_UP_INTERVAL).await;
     }
 }
 
