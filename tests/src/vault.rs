@@ -209,6 +209,74 @@ async fn an_erased_key_is_never_brought_back_nor_a_key_deleted(kind: Kind) {
     backend.cleanup().await;
 }
 
+/// A page of hundreds of events is opened on every core: each note with
+/// its own person's key, an erased person's as erased, the stored form's
+/// digest kept, whether the page is read parsed or as text.
+async fn a_large_page_opens_every_note_with_its_own_persons_key(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let vault = vault(&backend, keys_of(&backend).await);
+    let reps: Vec<StreamId> = (0..10).map(|_| stream("rep")).collect();
+    for (r, rep) in reps.iter().enumerate() {
+        let events: Vec<NewEvent> = (0..40)
+            .map(|i| feedback(&format!("Note {i} for rep {r}")))
+            .collect();
+        vault
+            .append(
+                rep,
+                ExpectedVersion::Any,
+                &CommandMeta::new("leader", Utc::now()),
+                &events,
+            )
+            .await
+            .unwrap();
+    }
+    let erased = 3;
+    vault
+        .erase_data_key(reps[erased].entity_uuid().unwrap(), Utc::now())
+        .await
+        .unwrap();
+    let expected = |stream: &StreamId, version: u64| -> String {
+        let r = reps.iter().position(|s| s == stream).unwrap();
+        if r == erased {
+            "(erased)".to_owned()
+        } else {
+            format!("Note {} for rep {r}", version - 1)
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let page = vault.read_all(Checkpoint::START, 1000).await.unwrap();
+        if page.len() >= 400 || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(page.len(), 400);
+    for event in &page {
+        assert_eq!(
+            event.payload["note"],
+            json!(expected(&event.stream_id, event.stream_version)),
+            "{:?} version {}",
+            event.stream_id,
+            event.stream_version
+        );
+    }
+    let text = vault.read_all_json(Checkpoint::START, 1000).await.unwrap();
+    assert_eq!(text.len(), 400);
+    for event in &text {
+        let payload: Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(
+            payload["note"],
+            json!(expected(&event.stream_id, event.stream_version))
+        );
+        assert!(event.content_digest.is_some());
+    }
+    let vaulted: Arc<dyn EventStore> = vault;
+    let report = trellis_eventstore::verify(&*vaulted, 1000).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    backend.cleanup().await;
+}
+
 async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
     let backend = Backend::new(kind).await;
     let vault = vault(&backend, keys_of(&backend).await);
@@ -232,4 +300,5 @@ crate::http::on_each_backend!(
     an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again,
     an_erased_key_is_never_brought_back_nor_a_key_deleted,
     a_text_shaped_like_encrypted_data_is_refused,
+    a_large_page_opens_every_note_with_its_own_persons_key,
 );

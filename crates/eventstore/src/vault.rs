@@ -306,17 +306,19 @@ impl Vault {
             return Ok(());
         }
         let keys = self.keys_of(persons).await?;
-        let mut scratch = Vec::new();
-        for event in events.iter_mut() {
-            if !holds_sealed(&event.payload) {
-                continue;
+        on_cores(events, |part| {
+            let mut scratch = Vec::new();
+            for event in part {
+                if !holds_sealed(&event.payload) {
+                    continue;
+                }
+                event.content_digest = Some(event.stored_digest(&mut scratch));
+                let event_id = event.event_id;
+                open_value(&mut event.payload, &mut |text| {
+                    self.open_text(&keys, event_id, text)
+                });
             }
-            event.content_digest = Some(event.stored_digest(&mut scratch));
-            let event_id = event.event_id;
-            open_value(&mut event.payload, &mut |text| {
-                self.open_text(&keys, event_id, text)
-            });
-        }
+        });
         Ok(())
     }
 
@@ -330,23 +332,33 @@ impl Vault {
                 let value: Value = serde_json::from_str(&event.payload)
                     .map_err(|e| Error::Internal(format!("a stored payload is not JSON: {e}")))?;
                 collect_persons(&value, &mut persons);
-                parsed.push((i, value));
+                parsed.push(Opened {
+                    index: i,
+                    value,
+                    digest: [0; 32],
+                });
             }
         }
         if parsed.is_empty() {
             return Ok(());
         }
         let keys = self.keys_of(persons).await?;
-        let mut scratch = Vec::new();
-        for (i, mut value) in parsed {
-            let event = &mut events[i];
-            event.content_digest =
-                Some(DigestInput::of_recorded_with(event, &value).digest(&mut scratch));
-            let event_id = event.event_id;
-            open_value(&mut value, &mut |text| {
-                self.open_text(&keys, event_id, text)
-            });
-            event.payload = value.to_string();
+        let stored: &[RecordedEvent<String>] = events;
+        on_cores(&mut parsed, |part| {
+            let mut scratch = Vec::new();
+            for opened in part {
+                let event = &stored[opened.index];
+                opened.digest =
+                    DigestInput::of_recorded_with(event, &opened.value).digest(&mut scratch);
+                open_value(&mut opened.value, &mut |text| {
+                    self.open_text(&keys, event.event_id, text)
+                });
+            }
+        });
+        for opened in parsed {
+            let event = &mut events[opened.index];
+            event.content_digest = Some(opened.digest);
+            event.payload = opened.value.to_string();
         }
         Ok(())
     }
@@ -400,6 +412,44 @@ impl KeyStore for Vault {
             .remove(&person);
         self.keys.erase_data_key(person, at).await
     }
+}
+
+/// A payload read as text, parsed to be opened, with the digest of its
+/// stored form.
+struct Opened {
+    index: usize,
+    value: Value,
+    digest: [u8; 32],
+}
+
+/// The fewest events worth opening on more than one core: decrypting costs
+/// a few microseconds an event, a thread tens.
+const PARALLEL_FROM: usize = 256;
+
+/// Runs `work` over `items` in one part per core (one part when they are
+/// few). Decrypting a page is the most of what a scan through the vault
+/// costs, and the reader's core is busy with it while the others wait.
+fn on_cores<T: Send>(items: &mut [T], work: impl Fn(&mut [T]) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        work(items);
+        return;
+    }
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut parts = items.chunks_mut(chunk);
+        let first = parts.next();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        if let Some(first) = first {
+            work(first);
+        }
+        for other in others {
+            if let Err(panic) = other.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 fn aad(person: Uuid, event_id: Uuid) -> Vec<u8> {
