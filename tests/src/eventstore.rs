@@ -422,7 +422,9 @@ async fn a_scan_that_reached_the_end_sees_what_was_appended_after(b: &Backend) {
     assert_eq!(ns(&first), [0, 1]);
     let second = b.store.read_all(first[1].checkpoint, 2).await.unwrap();
     assert_eq!(ns(&second), [2, 3]);
-    // The next page is [4], short: the end of the log as it stands.
+    // The next page is [4], short: the end of the log as it stands. Give a
+    // read ahead of it the time to come back so, before appending more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     append_one(&*b.store, &s, 5).await;
     append_one(&*b.store, &s, 6).await;
     read_exactly(&*b.store, 7).await;

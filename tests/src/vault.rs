@@ -263,13 +263,18 @@ async fn a_large_page_opens_every_note_with_its_own_persons_key(kind: Kind) {
     }
     let text = vault.read_all_json(Checkpoint::START, 1000).await.unwrap();
     assert_eq!(text.len(), 400);
-    for event in &text {
+    for (event, parsed) in text.iter().zip(&page) {
         let payload: Value = serde_json::from_str(&event.payload).unwrap();
         assert_eq!(
             payload["note"],
             json!(expected(&event.stream_id, event.stream_version))
         );
+        assert_eq!(event.event_id, parsed.event_id);
         assert!(event.content_digest.is_some());
+        assert_eq!(
+            event.content_digest, parsed.content_digest,
+            "each event keeps the digest of its own stored form"
+        );
     }
     let vaulted: Arc<dyn EventStore> = vault;
     let report = trellis_eventstore::verify(&*vaulted, 1000).await.unwrap();

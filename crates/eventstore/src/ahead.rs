@@ -11,9 +11,9 @@
 //! event can later appear among them (ADR 1), so a full page read early is
 //! the page a read now would return. A page that came back short (the end
 //! of the log, as it stood) is dropped and read again, since events may
-//! have been appended since; so is one that failed, and one read more than
-//! [`FRESH`] ago (the log is append-only, but a page held that long was
-//! abandoned by its reader, and is not worth trusting or keeping).
+//! have been appended since; so is one that failed. A full page stays right
+//! however long it waits; a page nobody asked for within [`ABANDONED`] is
+//! dropped, so a reader that stopped does not keep one held.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -34,8 +34,9 @@ use crate::{
 /// it the oldest is dropped.
 const PAGES: usize = 8;
 
-/// How long a page read ahead stays usable.
-const FRESH: Duration = Duration::from_secs(2);
+/// How long a page read ahead is kept for a reader that does not ask for
+/// it (it stopped, or went elsewhere).
+const ABANDONED: Duration = Duration::from_secs(30);
 
 /// A store whose `read_all` and `read_all_json` read the next page ahead;
 /// every other operation goes straight to the wrapped store. Cheap to
@@ -184,16 +185,15 @@ impl ReadAhead {
         max: usize,
     ) -> Option<JoinHandle<Result<Vec<RecordedEvent<P>>, Error>>> {
         let mut pages = self.pages.lock();
+        let wanted = |a: &Ahead| a.after == after && a.max == max && P::is(&a.page);
         pages.retain(|a| {
-            let fresh = a.started.elapsed() < FRESH;
-            if !fresh {
+            let kept = wanted(a) || a.started.elapsed() < ABANDONED;
+            if !kept {
                 a.page.abort();
             }
-            fresh
+            kept
         });
-        let i = pages
-            .iter()
-            .position(|a| a.after == after && a.max == max && P::is(&a.page))?;
+        let i = pages.iter().position(wanted)?;
         pages.remove(i).and_then(|a| P::handle(a.page))
     }
 

@@ -422,28 +422,48 @@ struct Opened {
     digest: [u8; 32],
 }
 
-/// The fewest events worth opening on more than one core: decrypting costs
-/// a few microseconds an event, a thread tens.
-const PARALLEL_FROM: usize = 256;
+/// The fewest events worth a thread of their own: decrypting costs a few
+/// microseconds an event, starting a thread tens.
+const EVENTS_PER_PART: usize = 128;
 
-/// Runs `work` over `items` in one part per core (one part when they are
-/// few). Decrypting a page is the most of what a scan through the vault
-/// costs, and the reader's core is busy with it while the others wait.
+/// The machine's cores, read once.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Runs `work` over `items` in up to one part per core, each part at least
+/// [`EVENTS_PER_PART`] long (so a small page runs in one part, here).
+/// Decrypting a page is the most of what a scan through the vault costs,
+/// and the reader's core is busy with it while the others wait. A part
+/// whose thread cannot be started runs here too.
 fn on_cores<T: Send>(items: &mut [T], work: impl Fn(&mut [T]) + Sync) {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || items.len() < PARALLEL_FROM {
+    let parts = cores().min(items.len() / EVENTS_PER_PART).max(1);
+    if parts == 1 {
         work(items);
         return;
     }
-    let chunk = items.len().div_ceil(threads);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let mut parts = items.chunks_mut(chunk);
-        let first = parts.next();
-        let others: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
-        if let Some(first) = first {
-            work(first);
+    let chunk = items.len().div_ceil(parts);
+    // Each thread takes parts until none is left, so every part is opened
+    // even when a thread could not be started.
+    let queue = std::sync::Mutex::new(items.chunks_mut(chunk).collect::<Vec<_>>());
+    let run = || {
+        loop {
+            let part = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(part) = part else { break };
+            work(part);
         }
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("trellis-vault-open".into())
+                    .spawn_scoped(scope, run)
+                    .ok()
+            })
+            .collect();
+        run();
         for other in others {
             if let Err(panic) = other.join() {
                 std::panic::resume_unwind(panic);
