@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 mod ahead;
 pub mod chain;
+mod cores;
 /// The database drivers, for [`from_database_errors!`].
 #[doc(hidden)]
 pub mod drivers {

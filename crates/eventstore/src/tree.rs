@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::cores::on_cores;
 use crate::merkle::{self, Frontier, NodeId};
 use crate::note::{SignedCheckpoint, SignerKey, TreeHead, VerifierKey};
 use crate::{Checkpoint, Error, EventStore, Hash, RecordedEvent};
@@ -531,34 +532,19 @@ pub async fn verify_checkpoints(
 /// seal), on every core: an Ed25519 verification costs far more than reading
 /// the event.
 fn seal_verdicts(events: &[RecordedEvent], keys: &[VerifierKey]) -> Vec<Option<bool>> {
-    let verdict = |event: &RecordedEvent, scratch: &mut Vec<u8>| {
-        event.seal.as_ref().map(|seal| {
-            let digest = event.stored_digest(scratch);
-            crate::note::seal_verifies(keys, &digest, &seal.0)
-        })
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = events.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = events
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut scratch = Vec::with_capacity(512);
-                    part.iter()
-                        .map(|e| verdict(e, &mut scratch))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| {
-                part.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    let mut verdicts: Vec<(&RecordedEvent, Option<bool>)> =
+        events.iter().map(|event| (event, None)).collect();
+    // A verification costs tens of microseconds: a few are worth a thread.
+    on_cores(&mut verdicts, 16, |part| {
+        let mut scratch = Vec::with_capacity(512);
+        for (event, verdict) in part {
+            *verdict = event.seal.as_ref().map(|seal| {
+                let digest = event.stored_digest(&mut scratch);
+                crate::note::seal_verifies(keys, &digest, &seal.0)
+            });
+        }
+    });
+    verdicts.into_iter().map(|(_, verdict)| verdict).collect()
 }
 
 fn check_seal(

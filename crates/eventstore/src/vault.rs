@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::chain::DigestInput;
+use crate::cores::on_cores;
 use crate::types::{
     AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash, NewEvent,
     RecordedEvent, StreamId, StreamWrite,
@@ -306,7 +307,7 @@ impl Vault {
             return Ok(());
         }
         let keys = self.keys_of(persons).await?;
-        on_cores(events, |part| {
+        on_cores(events, EVENTS_PER_PART, |part| {
             let mut scratch = Vec::new();
             for event in part {
                 if !holds_sealed(&event.payload) {
@@ -344,7 +345,7 @@ impl Vault {
         }
         let keys = self.keys_of(persons).await?;
         let stored: &[RecordedEvent<String>] = events;
-        on_cores(&mut parsed, |part| {
+        on_cores(&mut parsed, EVENTS_PER_PART, |part| {
             let mut scratch = Vec::new();
             for opened in part {
                 let event = &stored[opened.index];
@@ -425,52 +426,6 @@ struct Opened {
 /// The fewest events worth a thread of their own: decrypting costs a few
 /// microseconds an event, starting a thread tens.
 const EVENTS_PER_PART: usize = 128;
-
-/// The machine's cores, read once.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
-
-/// Runs `work` over `items` in up to one part per core, each part at least
-/// [`EVENTS_PER_PART`] long (so a small page runs in one part, here).
-/// Decrypting a page is the most of what a scan through the vault costs,
-/// and the reader's core is busy with it while the others wait. A part
-/// whose thread cannot be started runs here too.
-fn on_cores<T: Send>(items: &mut [T], work: impl Fn(&mut [T]) + Sync) {
-    let parts = cores().min(items.len() / EVENTS_PER_PART).max(1);
-    if parts == 1 {
-        work(items);
-        return;
-    }
-    let chunk = items.len().div_ceil(parts);
-    // Each thread takes parts until none is left, so every part is opened
-    // even when a thread could not be started.
-    let queue = std::sync::Mutex::new(items.chunks_mut(chunk).collect::<Vec<_>>());
-    let run = || {
-        loop {
-            let part = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let Some(part) = part else { break };
-            work(part);
-        }
-    };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = (1..parts)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("trellis-vault-open".into())
-                    .spawn_scoped(scope, run)
-                    .ok()
-            })
-            .collect();
-        run();
-        for other in others {
-            if let Err(panic) = other.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
-}
 
 fn aad(person: Uuid, event_id: Uuid) -> Vec<u8> {
     let mut aad = Vec::with_capacity(AAD_LABEL.len() + 32);
