@@ -92,7 +92,7 @@ async fn personal_data_is_stored_encrypted_and_read_in_the_clear(kind: Kind) {
 
     let stored = notes(&*backend.store, &rep).await;
     let sealed = stored[0].as_str().unwrap();
-    assert!(sealed.starts_with("enc:v1:t:"), "{sealed}");
+    assert!(sealed.starts_with("enc:v2:t:"), "{sealed}");
     assert!(!sealed.contains("Fjordmark"));
     assert_eq!(notes(&*vault, &rep).await, [json!(NOTE)]);
     // Read in global order as JSON text, the same (on PostgreSQL once no
@@ -286,16 +286,106 @@ async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
     let backend = Backend::new(kind).await;
     let vault = vault(&backend, keys_of(&backend).await);
     let team = stream("team");
-    let forged = NewEvent::new(
-        "TeamRenamed",
+    // Both the current shape and the one written before version 2.
+    for prefix in ["enc:v2:", "enc:v1:"] {
+        let forged = NewEvent::new(
+            "TeamRenamed",
+            1,
+            json!({"team_id": team.entity_uuid().unwrap(), "name": format!("{prefix}n:AAAA")}),
+            Utc::now(),
+        );
+        let refused = append(&*vault, &team, forged).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidInput(m) if m.contains(prefix)),
+            "{refused:?}"
+        );
+    }
+    backend.cleanup().await;
+}
+
+/// A key store that counts the calls made to it.
+#[derive(Debug)]
+struct CountingKeys {
+    inner: Arc<dyn KeyStore>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KeyStore for CountingKeys {
+    async fn data_keys(
+        &self,
+        persons: &[uuid::Uuid],
+        make_missing: bool,
+    ) -> Result<std::collections::HashMap<uuid::Uuid, KeyState>, Error> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.data_keys(persons, make_missing).await
+    }
+
+    async fn erase_data_key(
+        &self,
+        person: uuid::Uuid,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<chrono::DateTime<Utc>, Error> {
+        self.inner.erase_data_key(person, at).await
+    }
+}
+
+async fn a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_spares_the_rest(
+    kind: Kind,
+) {
+    let backend = Backend::new(kind).await;
+    let keys = keys_of(&backend).await;
+    let erased = stream("rep");
+    keys.erase_data_key(erased.entity_uuid().unwrap(), Utc::now())
+        .await
+        .unwrap();
+    let counting = Arc::new(CountingKeys {
+        inner: keys,
+        calls: Default::default(),
+    });
+    let vault = vault(&backend, counting.clone());
+    let newcomers: Vec<StreamId> = (0..6).map(|_| stream("rep")).collect();
+    let request = |s: &StreamId, note: &str| trellis_eventstore::AppendRequest {
+        stream: s.clone(),
+        expected: ExpectedVersion::Exact(0),
+        meta: CommandMeta::new("leader", Utc::now()),
+        events: vec![feedback(note)],
+    };
+    let mut requests: Vec<_> = newcomers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| request(s, &format!("{NOTE} #{i}")))
+        .collect();
+    requests.insert(3, request(&erased, "About an erased rep"));
+
+    let outcomes = vault.append_batch(requests).await;
+
+    assert_eq!(
+        counting.calls.load(std::sync::atomic::Ordering::SeqCst),
         1,
-        json!({"team_id": team.entity_uuid().unwrap(), "name": "enc:v1:n:AAAA"}),
-        Utc::now(),
+        "one call to the key store for the whole batch"
     );
-    let refused = append(&*vault, &team, forged).await.unwrap_err();
+    assert_eq!(outcomes.len(), 7);
     assert!(
-        matches!(&refused, Error::InvalidInput(m) if m.contains("enc:v1:")),
-        "{refused:?}"
+        matches!(&outcomes[3], Err(Error::InvalidInput(m)) if m.contains("erased")),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(backend.store.stream_version(&erased).await.unwrap(), 0);
+    for (i, s) in newcomers.iter().enumerate() {
+        let outcome = &outcomes[if i < 3 { i } else { i + 1 }];
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(notes(&*vault, s).await, [json!(format!("{NOTE} #{i}"))]);
+    }
+    // Cached for writing now: the next command about them asks no one
+    // (a read always asks, so that an erasure elsewhere shows at once).
+    let before = counting.calls.load(std::sync::atomic::Ordering::SeqCst);
+    append(&*vault, &newcomers[0], feedback("Again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        counting.calls.load(std::sync::atomic::Ordering::SeqCst),
+        before
     );
     backend.cleanup().await;
 }
@@ -306,4 +396,5 @@ crate::http::on_each_backend!(
     an_erased_key_is_never_brought_back_nor_a_key_deleted,
     a_text_shaped_like_encrypted_data_is_refused,
     a_large_page_opens_every_note_with_its_own_persons_key,
+    a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_spares_the_rest,
 );

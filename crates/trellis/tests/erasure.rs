@@ -247,7 +247,7 @@ async fn erasing_a_person_leaves_no_trace_of_them_and_keeps_the_proof(kind: Kind
         Vec::<&str>::new(),
         "the log holds personal data only encrypted"
     );
-    assert!(serde_json::to_string(&raw).unwrap().contains("enc:v1:n:"));
+    assert!(serde_json::to_string(&raw).unwrap().contains("enc:v2:n:"));
 
     // Checkpoints kept outside, before the erasure.
     let public_key = fetch(&address, "/.well-known/trellis/checkpoint-keys")
