@@ -81,7 +81,7 @@ fn recorded(event: &Event, causation: Option<Uuid>) -> RecordedEvent {
         prev_hash: Hash::GENESIS,
         hash: Hash([7; 32]),
         seal: None,
-        content_digest: None,
+        content_digest: Default::default(),
     }
 }
 

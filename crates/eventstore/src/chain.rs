@@ -20,7 +20,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{CommandMeta, Hash, NewEvent, RecordedEvent, StreamId};
+use crate::{CommandMeta, ContentDigest, Hash, NewEvent, RecordedEvent, StreamId};
 
 /// Writes `value` as canonical JSON: object keys sorted by their UTF-8 bytes,
 /// no insignificant whitespace, numbers as serde_json prints them (with -0.0
@@ -74,11 +74,14 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
 impl RecordedEvent {
     /// The digest of the event's content as the log stores it (what its
     /// hash and seal are made over): kept from the read when the payload was
-    /// decrypted, computed from the payload otherwise.
-    pub fn stored_digest(&self, scratch: &mut Vec<u8>) -> [u8; 32] {
+    /// decrypted, computed from the payload when it is as stored; `None`
+    /// when it was decrypted by a scan of the log that did not keep it
+    /// ([`ContentDigest::NotKept`]).
+    pub fn stored_digest(&self, scratch: &mut Vec<u8>) -> Option<[u8; 32]> {
         match self.content_digest {
-            Some(digest) => digest,
-            None => DigestInput::of_recorded(self).digest(scratch),
+            ContentDigest::OfPayload => Some(DigestInput::of_recorded(self).digest(scratch)),
+            ContentDigest::Kept(digest) => Some(digest),
+            ContentDigest::NotKept => None,
         }
     }
 }
@@ -199,6 +202,9 @@ pub enum Problem {
     /// is not that event's hash, or it sits earlier in the global log than
     /// its predecessor. Events were moved, or the one before was rewritten.
     Reordered,
+    /// It was read decrypted, without the digest of its stored form, so it
+    /// could not be checked: the verification was given the wrong reader.
+    NotAsStored,
 }
 
 impl std::fmt::Display for Problem {
@@ -213,6 +219,10 @@ impl std::fmt::Display for Problem {
             ),
             Problem::Reordered => f.write_str(
                 "reordered: it does not follow the event before it in the stream's chain",
+            ),
+            Problem::NotAsStored => f.write_str(
+                "not checked: it was read decrypted, without the digest of its stored form; \
+                 verify the log as stored",
             ),
         }
     }
@@ -304,9 +314,12 @@ impl Verifier {
         } else if event.prev_hash != tip.hash || event.global_position <= tip.position {
             Some(Problem::Reordered)
         } else {
-            let digest = event.stored_digest(&mut self.scratch);
-            (link(&event.prev_hash, event.stream_version, &digest) != event.hash)
-                .then_some(Problem::Altered)
+            match event.stored_digest(&mut self.scratch) {
+                Some(digest) => (link(&event.prev_hash, event.stream_version, &digest)
+                    != event.hash)
+                    .then_some(Problem::Altered),
+                None => Some(Problem::NotAsStored),
+            }
         };
         match problem {
             Some(problem) => {

@@ -135,22 +135,31 @@ pub async fn gather(
     let mut scratch = Vec::with_capacity(512);
     let proofs = covered
         .iter()
-        .map(|(event, index)| EventProof {
-            event_id: event.event_id,
-            stream_id: event.stream_id.to_string(),
-            stream_version: event.stream_version,
-            event_type: event.event_type.clone(),
-            occurred_at: event.metadata.occurred_at,
-            content_digest: hex::encode(event.stored_digest(&mut scratch)),
-            prev_hash: hex::encode(event.prev_hash.0),
-            hash: hex::encode(event.hash.0),
-            leaf_index: *index,
-            proof: inclusion_proof(*index, size, &mut |id| nodes[&id])
-                .iter()
-                .map(|h| hex::encode(h.0))
-                .collect(),
+        .map(|(event, index)| {
+            let digest = event.stored_digest(&mut scratch).ok_or_else(|| {
+                Error::Internal(format!(
+                    "event {} was read decrypted without the digest of its stored form; \
+                     evidence is gathered for events read from their stream",
+                    event.event_id
+                ))
+            })?;
+            Ok(EventProof {
+                event_id: event.event_id,
+                stream_id: event.stream_id.to_string(),
+                stream_version: event.stream_version,
+                event_type: event.event_type.clone(),
+                occurred_at: event.metadata.occurred_at,
+                content_digest: hex::encode(digest),
+                prev_hash: hex::encode(event.prev_hash.0),
+                hash: hex::encode(event.hash.0),
+                leaf_index: *index,
+                proof: inclusion_proof(*index, size, &mut |id| nodes[&id])
+                    .iter()
+                    .map(|h| hex::encode(h.0))
+                    .collect(),
+            })
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     let not_yet_covered = events
         .iter()
         .zip(&indexes)

@@ -54,9 +54,9 @@ pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;
 pub use group::{GroupCommit, GroupCommitConfig, GroupCommitStats};
 pub use types::{
-    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash,
-    MAX_STREAM_ID_LEN, Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite, TraceParent,
-    entity_uuid,
+    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, ContentDigest, Error, ExpectedVersion,
+    Hash, MAX_STREAM_ID_LEN, Metadata, NewEvent, RecordedEvent, Seal, StreamId, StreamWrite,
+    TraceParent, entity_uuid,
 };
 
 /// The most events one append may carry.

@@ -502,7 +502,7 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
             Some(bytes) => Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?),
             None => None,
         },
-        content_digest: None,
+        content_digest: Default::default(),
     })
 }
 

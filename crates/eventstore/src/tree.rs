@@ -538,9 +538,12 @@ fn seal_verdicts(events: &[RecordedEvent], keys: &[VerifierKey]) -> Vec<Option<b
     on_cores(&mut verdicts, 16, |part| {
         let mut scratch = Vec::with_capacity(512);
         for (event, verdict) in part {
+            // An event read decrypted without its stored digest cannot be
+            // checked, so its seal is not taken as good.
             *verdict = event.seal.as_ref().map(|seal| {
-                let digest = event.stored_digest(&mut scratch);
-                crate::note::seal_verifies(keys, &digest, &seal.0)
+                event
+                    .stored_digest(&mut scratch)
+                    .is_some_and(|digest| crate::note::seal_verifies(keys, &digest, &seal.0))
             });
         }
     });

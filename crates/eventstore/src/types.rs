@@ -432,12 +432,32 @@ pub struct RecordedEvent<P = serde_json::Value> {
     /// appended ([`crate::note::SignerKey::seal`]); `None` when the store had
     /// no key.
     pub seal: Option<Seal>,
-    /// The digest of the event's content as stored, when `payload` is not
-    /// what is stored: the vault (`vault::Vault`) decrypts the personal data
-    /// it reads, and keeps the stored form's digest here, so chains, seals
-    /// and proofs still check against what the log holds. `None`: the
-    /// payload is as stored. See `RecordedEvent::stored_digest` (in `chain`).
-    pub content_digest: Option<[u8; 32]>,
+    /// What the event carries of the digest of its content as stored: see
+    /// [`ContentDigest`] and `RecordedEvent::stored_digest` (in `chain`).
+    pub content_digest: ContentDigest,
+}
+
+/// The digest of an event's content as the log stores it, which its hash,
+/// seal and Merkle leaf are made over, as far as a read carries it. The
+/// vault (`vault::Vault`) decrypts the personal data it reads, after which
+/// the payload no longer gives the digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentDigest {
+    /// The payload is as stored: the digest is computed from it.
+    #[default]
+    OfPayload,
+    /// The payload was decrypted; this is the digest of its stored form, so
+    /// chains, seals and proofs still check against what the log holds. A
+    /// stream read through the vault carries it (the read side's packets,
+    /// audit trail and time travel), and so does a scan of streams
+    /// (`audit verify`).
+    Kept([u8; 32]),
+    /// The payload was decrypted and the digest of its stored form was not
+    /// kept: a scan of the whole log (`read_all`, `read_all_json`) through
+    /// the vault, whose readers fold, publish or deliver events and never
+    /// check one against its hash. Computing it for them cost as much as
+    /// decrypting. To check an event, read its stream or the log as stored.
+    NotKept,
 }
 
 /// An event's seal: the signing key's 4-byte id, then an Ed25519 signature.

@@ -25,9 +25,13 @@
 //! about a quarter of the time (ADR 11). Reading needs no knowledge of the
 //! domain: every string of either shape is opened.
 //!
-//! A decrypted event keeps the digest of its stored form
-//! ([`RecordedEvent::content_digest`]), so chains, seals and packet evidence
-//! check against what the log holds.
+//! An event decrypted by a read of its stream, or by a scan of streams,
+//! keeps the digest of its stored form ([`ContentDigest::Kept`]), so chains,
+//! seals and packet evidence check against what the log holds. A scan of
+//! the whole log (`read_all`, `read_all_json`) does not
+//! ([`ContentDigest::NotKept`]): its readers fold, publish and deliver
+//! events and never check one, and computing it cost them as much as
+//! decrypting.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -46,11 +50,10 @@ use sha2::Sha256;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::chain::DigestInput;
 use crate::cores::on_cores;
 use crate::types::{
-    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, Error, ExpectedVersion, Hash, NewEvent,
-    RecordedEvent, StreamId, StreamWrite,
+    AppendOutcome, AppendRequest, Checkpoint, CommandMeta, ContentDigest, Error, ExpectedVersion,
+    Hash, NewEvent, RecordedEvent, StreamId, StreamWrite,
 };
 use crate::{EventStore, merkle, tree};
 
@@ -381,8 +384,9 @@ impl Vault {
             .collect())
     }
 
-    /// Decrypts the personal data of events read from the log, in place.
-    async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), Error> {
+    /// Decrypts the personal data of events read from the log, in place,
+    /// keeping the digest of each one's stored form when `digests` says.
+    async fn open(&self, events: &mut [RecordedEvent], digests: Digests) -> Result<(), Error> {
         let mut persons = HashSet::new();
         for event in events.iter() {
             collect_persons(&event.payload, &mut persons);
@@ -397,7 +401,12 @@ impl Vault {
                 if find_sealed(&event.payload).is_none() {
                     continue;
                 }
-                event.content_digest = Some(event.stored_digest(&mut scratch));
+                event.content_digest = match digests {
+                    Digests::Keep => event
+                        .stored_digest(&mut scratch)
+                        .map_or(ContentDigest::NotKept, ContentDigest::Kept),
+                    Digests::Drop => ContentDigest::NotKept,
+                };
                 let event_id = event.event_id;
                 open_value(&mut event.payload, &mut |text| {
                     self.open_text(&keys, event_id, text)
@@ -407,7 +416,8 @@ impl Vault {
         Ok(())
     }
 
-    /// [`Vault::open`] for payloads read as JSON text.
+    /// [`Vault::open`] for payloads read as JSON text, by a scan of the
+    /// log: the stored forms' digests are not kept.
     async fn open_json(&self, events: &mut [RecordedEvent<String>]) -> Result<(), Error> {
         let markers = [format!("\"{PREFIX}"), format!("\"{PREFIX_V1}")];
         let mut parsed = Vec::new();
@@ -420,11 +430,7 @@ impl Vault {
                 let value: Value = serde_json::from_str(&event.payload)
                     .map_err(|e| Error::Internal(format!("a stored payload is not JSON: {e}")))?;
                 collect_persons(&value, &mut persons);
-                parsed.push(Opened {
-                    index: i,
-                    value,
-                    digest: [0; 32],
-                });
+                parsed.push(Opened { index: i, value });
             }
         }
         if parsed.is_empty() {
@@ -433,11 +439,8 @@ impl Vault {
         let keys = self.keys_of(persons).await?;
         let stored: &[RecordedEvent<String>] = events;
         on_cores(&mut parsed, EVENTS_PER_PART, |part| {
-            let mut scratch = Vec::new();
             for opened in part {
                 let event = &stored[opened.index];
-                opened.digest =
-                    DigestInput::of_recorded_with(event, &opened.value).digest(&mut scratch);
                 open_value(&mut opened.value, &mut |text| {
                     self.open_text(&keys, event.event_id, text)
                 });
@@ -445,7 +448,7 @@ impl Vault {
         });
         for opened in parsed {
             let event = &mut events[opened.index];
-            event.content_digest = Some(opened.digest);
+            event.content_digest = ContentDigest::NotKept;
             event.payload = opened.value.to_string();
         }
         Ok(())
@@ -502,12 +505,21 @@ impl KeyStore for Vault {
     }
 }
 
-/// A payload read as text, parsed to be opened, with the digest of its
-/// stored form.
+/// A payload read as text, parsed to be opened.
 struct Opened {
     index: usize,
     value: Value,
-    digest: [u8; 32],
+}
+
+/// Whether a read through the vault keeps the digest of each decrypted
+/// event's stored form ([`ContentDigest`]).
+#[derive(Debug, Clone, Copy)]
+enum Digests {
+    /// Reads of a stream, and scans of streams: what packets, the audit
+    /// trail, time travel and `audit verify` read, and check.
+    Keep,
+    /// Scans of the whole log, whose readers never check a hash.
+    Drop,
 }
 
 /// The fewest events worth a thread of their own: decrypting costs a few
@@ -773,13 +785,13 @@ impl EventStore for Vault {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let mut events = self.inner.read_stream(stream, after_version, max).await?;
-        self.open(&mut events).await?;
+        self.open(&mut events, Digests::Keep).await?;
         Ok(events)
     }
 
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
         let mut events = self.inner.read_all(after, max).await?;
-        self.open(&mut events).await?;
+        self.open(&mut events, Digests::Drop).await?;
         Ok(events)
     }
 
@@ -803,7 +815,7 @@ impl EventStore for Vault {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let mut events = self.inner.scan_streams(after, max).await?;
-        self.open(&mut events).await?;
+        self.open(&mut events, Digests::Keep).await?;
         Ok(events)
     }
 

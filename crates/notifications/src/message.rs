@@ -373,7 +373,7 @@ mod tests {
             prev_hash: Hash::GENESIS,
             hash: Hash::GENESIS,
             seal: None,
-            content_digest: None,
+            content_digest: Default::default(),
         };
         let headers = super::headers(&event, "trellis");
         assert_eq!(

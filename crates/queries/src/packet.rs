@@ -1205,7 +1205,7 @@ mod tests {
             prev_hash: Hash::default(),
             hash: Hash::default(),
             seal: None,
-            content_digest: None,
+            content_digest: Default::default(),
         }
     }
 

@@ -228,7 +228,8 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
             "no checkpoints were found where you said they are kept"
         ));
     }
-    let store = match store_args.open().await {
+    // Every check is over the stored form: nothing needs decrypting.
+    let store = match store_args.open_stored().await {
         Ok(store) => store,
         Err(e) => return cannot(e),
     };

@@ -190,21 +190,34 @@ impl StoreArgs {
 
     /// Opens the log, reading personal data as its keys allow.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        Ok(match self.open_backend().await? {
+            Backend::Postgres { store, .. } => vault(Arc::new(store.clone()), Arc::new(store)),
+            Backend::Sqlite(store) => vault(Arc::new(store.clone()), Arc::new(store)),
+        })
+    }
+
+    /// Opens the log as stored, personal data left encrypted: what checks
+    /// hashes, seals and the tree reads (`audit verify`), since every one of
+    /// them is over the stored form.
+    pub async fn open_stored(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        Ok(self.open_backend().await?.stored())
+    }
+
+    async fn open_backend(&self) -> anyhow::Result<Backend> {
         Ok(match &self.url() {
-            Some(url) => {
-                let log = PostgresStore::connect(&PostgresConfig::new(url))
+            Some(url) => Backend::Postgres {
+                store: PostgresStore::connect(&PostgresConfig::new(url))
                     .await
-                    .context("failed to open the PostgreSQL event store")?;
-                vault(Arc::new(log.clone()), Arc::new(log))
-            }
+                    .context("failed to open the PostgreSQL event store")?,
+                url: url.clone(),
+            },
             None => {
-                let log = SqliteStore::open(&self.data_dir).await.with_context(|| {
+                Backend::Sqlite(SqliteStore::open(&self.data_dir).await.with_context(|| {
                     format!(
                         "failed to open the embedded event store in {}",
                         self.data_dir.display()
                     )
-                })?;
-                vault(Arc::new(log.clone()), Arc::new(log))
+                })?)
             }
         })
     }

@@ -555,7 +555,7 @@ where
             Some(bytes) => Some(Seal::from_slice(bytes).ok_or_else(|| bad("seal"))?),
             None => None,
         },
-        content_digest: None,
+        content_digest: Default::default(),
     })
 }
 
