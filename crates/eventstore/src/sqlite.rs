@@ -84,9 +84,19 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    /// Connections for reading, which the file's write-ahead log lets run
+    /// beside each other and beside the writer.
+    readers: Vec<Mutex<Connection>>,
+    /// Which reader the next read tries first.
+    next_reader: std::sync::atomic::AtomicUsize,
     appended: watch::Sender<u64>,
 }
+
+/// Connections reading the file at once. With one, a scan reading its next
+/// page ahead held up everything else that read — the vault fetching the
+/// keys of the page in hand, an API read beside a rebuild — until the page
+/// was read.
+const READERS: usize = 4;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,13 +142,16 @@ impl SqliteStore {
         let path = dir.join(FILE_NAME);
         let mut writer = open_connection(&path)?;
         migrate_log(&mut writer)?;
-        let reader = open_connection(&path)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(&path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
         let (appended, _) = watch::channel(0);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
+                readers,
+                next_reader: Default::default(),
                 appended,
             }),
             sealer: None,
@@ -197,7 +210,23 @@ impl SqliteStore {
     ) -> Result<T, Error> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+            // The first free reader from a rotating start; when all are
+            // busy, wait for the one the rotation points at.
+            let n = inner.readers.len();
+            let start = inner
+                .next_reader
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let free = (0..n).find_map(|i| match inner.readers[(start + i) % n].try_lock() {
+                Ok(conn) => Some(conn),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            });
+            let conn = match free {
+                Some(conn) => conn,
+                None => inner.readers[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            };
             f(&conn)
         })
         .await
@@ -1239,4 +1268,39 @@ fn key_state(
 pub fn empty_the_wal(conn: &Connection) -> Result<(), Error> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_is_not_held_up_by_another_under_way() {
+        let dir = std::env::temp_dir().join(format!("trellis-readers-{}", Uuid::now_v7()));
+        let store = SqliteStore::open(&dir).await.unwrap();
+        // One read holds its connection until told to finish.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let slow = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .with_reader(move |_conn| {
+                        let _ = started.send(());
+                        let _ = held.recv_timeout(std::time::Duration::from_secs(30));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        has_started.await.unwrap();
+        // Another read goes ahead meanwhile, on another connection.
+        let head = tokio::time::timeout(std::time::Duration::from_secs(10), store.head()).await;
+        assert!(head.is_ok(), "a second read waited for the first to end");
+        head.unwrap().unwrap();
+        release.send(()).unwrap();
+        slow.await.unwrap().unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
