@@ -915,6 +915,110 @@ async fn the_views_expose_the_read_models_as_columns_on_postgres() {
     backend.cleanup().await;
 }
 
+/// The type of `trellis.read_models.doc`.
+async fn doc_column_type(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one(
+            "SELECT data_type FROM information_schema.columns \
+              WHERE table_schema = 'trellis' AND table_name = 'read_models' \
+                AND column_name = 'doc'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Migration 0004 turns `read_models.doc` from `jsonb` into `json`: the
+/// documents a database already holds read the same through the store and
+/// the views after it, and new ones are kept as the projection wrote them.
+#[tokio::test]
+async fn documents_written_as_jsonb_read_the_same_once_they_are_kept_as_json() {
+    use trellis_eventstore::postgres::Migrations;
+    use trellis_projections::store::postgres::MIGRATIONS;
+
+    let backend = Backend::postgres().await;
+    let mut owner = backend.database().superuser().await;
+    let before = Migrations {
+        steps: &MIGRATIONS.steps[..3],
+        ..MIGRATIONS
+    };
+    trellis_eventstore::postgres::migrate(&mut owner, &before)
+        .await
+        .expect("the migrations before 0004");
+    let rep = Uuid::from_u128(BEN);
+    let doc = serde_json::json!({
+        "rep_id": rep, "name": "Ben Okafor", "status": "active",
+        "standing": {"standing": "needs_support", "reasons": ["late"]},
+        "open_action_items": [], "support_requests": [{"resolved_on": null}],
+    });
+    owner
+        .execute(
+            "INSERT INTO trellis.projection_checkpoints (model, generation, fingerprint, status) \
+             VALUES ($1, 1, 'growth/v0', 'active')",
+            &[&NAME],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
+             VALUES ($1, 1, 'rep_profile', $2, $3)",
+            &[&NAME, &rep.to_string(), &doc],
+        )
+        .await
+        .unwrap();
+    assert_eq!(doc_column_type(&owner).await, "jsonb");
+
+    // Opening the store applies 0004.
+    let read = read_store(&backend).await;
+    assert_eq!(doc_column_type(&owner).await, "json");
+    let got = read
+        .get(NAME, "rep_profile", &[rep.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(rep.to_string(), doc.clone())]);
+    let row = owner
+        .query_one(
+            "SELECT name, standing, open_support_requests, open_action_items \
+               FROM trellis.rep_profiles WHERE rep_id = $1",
+            &[&rep],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Ben Okafor");
+    assert_eq!(row.get::<_, String>(1), "needs_support");
+    assert_eq!(row.get::<_, i32>(2), 1);
+    assert_eq!(row.get::<_, i32>(3), 0);
+
+    // A document written now is kept byte for byte, keys in field order.
+    let written = r#"{"rep_id":"x","name":"Ada","b":1,"a":2}"#;
+    assert!(
+        read.commit(Batch {
+            model: NAME,
+            generation: 1,
+            status: Status::Active,
+            from: Checkpoint::START,
+            to: Checkpoint::START,
+            events: 0,
+            changes: &[DocChange {
+                kind: "rep_profile",
+                key: "x".to_owned(),
+                doc: Some(written.to_owned()),
+            }],
+        })
+        .await
+        .unwrap()
+    );
+    let dump = read.dump(NAME, 1).await.unwrap();
+    assert!(
+        dump.contains(&("rep_profile".to_owned(), "x".to_owned(), written.to_owned())),
+        "{dump:?}"
+    );
+    drop(owner);
+    backend.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_views_expose_the_read_models_as_columns_in_the_embedded_file() {
     let backend = Backend::sqlite().await;

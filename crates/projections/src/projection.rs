@@ -92,9 +92,9 @@ pub struct DocChange {
     pub key: String,
     /// The document as JSON text, serialized straight from its struct (keys
     /// in declaration order; documents are large, and a detour through
-    /// `serde_json::Value` doubled the cost of writing them). The stores
-    /// canonicalize it: `jsonb` on PostgreSQL, and in the embedded file the
-    /// text of the equivalent `serde_json::Value` (sorted keys).
+    /// `serde_json::Value` doubled the cost of writing them). PostgreSQL
+    /// keeps it as written (`json`, checked to be JSON); the embedded file
+    /// keeps the text of the equivalent `serde_json::Value` (sorted keys).
     pub doc: Option<String>,
 }
 

@@ -34,6 +34,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             "runtime_grants",
             include_str!("../../migrations/postgres/0003_runtime_grants.sql"),
         ),
+        (
+            4,
+            "documents_as_json",
+            include_str!("../../migrations/postgres/0004_documents_as_json.sql"),
+        ),
     ],
 };
 
@@ -96,12 +101,13 @@ fn generation_of(row: &tokio_postgres::Row) -> Result<Generation, Error> {
     })
 }
 
-/// A document's JSON text as a `jsonb` value in the binary format: the
-/// format's version (1), then the text, which the server parses.
+/// A document's JSON text as a `json` value in the binary format, which is
+/// the text itself (a `jsonb` one is preceded by the format's version, 1).
+/// The server checks it is JSON and keeps it as written (migration 0004).
 #[derive(Debug)]
-struct JsonbText<'a>(&'a str);
+struct DocText<'a>(&'a str);
 
-impl ToSql for JsonbText<'_> {
+impl ToSql for DocText<'_> {
     fn to_sql(
         &self,
         ty: &Type,
@@ -300,7 +306,7 @@ impl ReadStore for PostgresReadStore {
         if !put_keys.is_empty() {
             tx.execute(
                 "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
-                 SELECT $1, $2, u.kind, u.key, u.doc::jsonb \
+                 SELECT $1, $2, u.kind, u.key, u.doc::json \
                    FROM unnest($3::text[], $4::text[], $5::text[]) AS u(kind, key, doc) \
                  ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = EXCLUDED.doc",
                 &[&model, &generation, &put_kinds, &put_keys, &put_docs],
@@ -372,7 +378,7 @@ impl ReadStore for PostgresReadStore {
             // and the transaction rolls back.
             let mut rows = pin!(BinaryCopyInWriter::new(
                 sink,
-                &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSONB],
+                &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSON],
             ));
             for change in &changes {
                 // A new generation holds nothing to remove.
@@ -383,7 +389,7 @@ impl ReadStore for PostgresReadStore {
                         &generation,
                         &change.kind,
                         &change.key,
-                        &JsonbText(doc),
+                        &DocText(doc),
                     ])
                     .await?;
             }
