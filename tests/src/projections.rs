@@ -915,6 +915,92 @@ async fn the_views_expose_the_read_models_as_columns_on_postgres() {
     backend.cleanup().await;
 }
 
+/// A batch carrying more than one statement's share of documents (4 MiB) is
+/// written in several statements of one transaction: all of it, or, when the
+/// server refuses a document of a later statement, none of it and the
+/// checkpoint where it was.
+#[tokio::test]
+async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postgres() {
+    let backend = Backend::postgres().await;
+    let read = read_store(&backend).await;
+    let generation = read
+        .create_generation(NAME, "growth/test", Status::Active)
+        .await
+        .unwrap();
+    let pad = "x".repeat(1 << 20);
+    let docs = |bad_last: bool| -> Vec<DocChange> {
+        (0..7)
+            .map(|n| DocChange {
+                kind: "rep_profile",
+                key: format!("rep-{n}"),
+                doc: Some(if bad_last && n == 6 {
+                    r#"{"pad": "#.to_owned()
+                } else {
+                    format!(r#"{{"n":{n},"pad":"{pad}"}}"#)
+                }),
+            })
+            .collect()
+    };
+    let checkpoint = || async {
+        read.generations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|g| g.generation == generation.generation)
+            .expect("the generation")
+            .checkpoint
+    };
+
+    let refused = docs(true);
+    commit_at(&*read, generation.generation, &refused, 1)
+        .await
+        .expect_err("the last document is not JSON");
+    assert!(
+        read.dump(NAME, generation.generation)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(checkpoint().await, Checkpoint::START);
+
+    let written = docs(false);
+    assert!(
+        commit_at(&*read, generation.generation, &written, 2)
+            .await
+            .unwrap()
+    );
+    let dump = read.dump(NAME, generation.generation).await.unwrap();
+    assert_eq!(dump.len(), 7);
+    for (change, (_, key, doc)) in written.iter().zip(&dump) {
+        assert_eq!((&change.key, change.doc.as_ref()), (key, Some(doc)));
+    }
+    assert_eq!(checkpoint().await, Checkpoint { tx: 2, position: 2 });
+    backend.cleanup().await;
+}
+
+/// Commits `changes` to an active generation at the log's start, moving it
+/// to position `to`.
+async fn commit_at(
+    read: &dyn ReadStore,
+    generation: i32,
+    changes: &[DocChange],
+    to: u64,
+) -> Result<bool, Error> {
+    read.commit(Batch {
+        model: NAME,
+        generation,
+        status: Status::Active,
+        from: Checkpoint::START,
+        to: Checkpoint {
+            tx: to,
+            position: to,
+        },
+        events: 1,
+        changes,
+    })
+    .await
+}
+
 /// The type of `trellis.read_models.doc`.
 async fn doc_column_type(client: &tokio_postgres::Client) -> String {
     client

@@ -1,5 +1,6 @@
 //! Read models in PostgreSQL, schema `trellis`, beside the log.
 
+use std::ops::Range;
 use std::pin::pin;
 
 use async_trait::async_trait;
@@ -99,6 +100,33 @@ fn generation_of(row: &tokio_postgres::Row) -> Result<Generation, Error> {
         checkpoint: checkpoint(row.get(4), row.get(5)),
         events_applied: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
     })
+}
+
+/// The most document bytes one statement of [`ReadStore::commit`] carries (a
+/// larger document goes alone). A connection keeps buffers as large as the
+/// largest message it has sent, for as long as it lives in the pool: with
+/// the whole batch in one statement, a live runner that had fallen behind
+/// under writes sent hundreds of megabytes at once, and the pool kept that
+/// much per connection (the server's memory grew to gigabytes).
+const STATEMENT_BYTES: usize = 4 << 20;
+
+/// Consecutive runs of the items whose sizes are `sizes`, each of at most
+/// `limit` bytes, or of one item larger than that.
+fn runs(sizes: impl IntoIterator<Item = usize>, limit: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes, mut end) = (0, 0, 0);
+    for size in sizes {
+        if end > start && bytes + size > limit {
+            runs.push(start..end);
+            (start, bytes) = (end, 0);
+        }
+        bytes += size;
+        end += 1;
+    }
+    if end > start {
+        runs.push(start..end);
+    }
+    runs
 }
 
 /// A document's JSON text as a `json` value in the binary format, which is
@@ -303,13 +331,19 @@ impl ReadStore for PostgresReadStore {
                 }
             }
         }
-        if !put_keys.is_empty() {
+        for run in runs(put_docs.iter().map(|doc| doc.len()), STATEMENT_BYTES) {
             tx.execute(
                 "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
                  SELECT $1, $2, u.kind, u.key, u.doc::json \
                    FROM unnest($3::text[], $4::text[], $5::text[]) AS u(kind, key, doc) \
                  ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = EXCLUDED.doc",
-                &[&model, &generation, &put_kinds, &put_keys, &put_docs],
+                &[
+                    &model,
+                    &generation,
+                    &&put_kinds[run.clone()],
+                    &&put_keys[run.clone()],
+                    &&put_docs[run],
+                ],
             )
             .await?;
         }
@@ -521,5 +555,20 @@ impl ReadStore for PostgresReadStore {
             .into_iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn a_commit_is_cut_into_runs_of_at_most_the_limit_and_a_large_document_goes_alone() {
+        assert!(runs([], 10).is_empty());
+        assert_eq!(runs([3, 3, 3], 10), [0..3]);
+        assert_eq!(runs([4, 4, 4, 4], 10), [0..2, 2..4]);
+        assert_eq!(runs([5, 5], 10), [0..2]);
+        assert_eq!(runs([2, 30, 2, 2], 10), [0..1, 1..2, 2..4]);
+        assert_eq!(runs([30], 10), [0..1]);
     }
 }
