@@ -1924,7 +1924,7 @@ impl ReadStore for Flaky {
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, Error> {
+    ) -> Result<Vec<(String, String, String)>, Error> {
         self.inner.load(model, generation, kinds).await
     }
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
@@ -2086,7 +2086,7 @@ impl ReadStore for Interrupts {
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, Error> {
+    ) -> Result<Vec<(String, String, String)>, Error> {
         self.inner.load(model, generation, kinds).await
     }
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {

@@ -268,7 +268,7 @@ impl Engine {
             .await?
         {
             projection
-                .restore(&kind, &key, doc)
+                .restore(&kind, &key, &doc)
                 .map_err(|reason| Error::Malformed { kind, key, reason })?;
         }
         Ok((projection, generation))

@@ -4,7 +4,6 @@
 use std::any::Any;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use trellis_domain::Event;
 use trellis_eventstore::RecordedEvent;
 use uuid::Uuid;
@@ -127,8 +126,8 @@ pub trait Projection: Any + Send + Sync {
     /// outputs only.
     fn state_kinds(&self) -> &'static [&'static str];
 
-    /// Restores one document of a state kind.
-    fn restore(&mut self, kind: &str, key: &str, doc: Value) -> Result<(), String>;
+    /// Restores one document of a state kind, from its JSON text.
+    fn restore(&mut self, kind: &str, key: &str, doc: &str) -> Result<(), String>;
 
     /// Folds one event.
     fn apply(&mut self, event: &Envelope);

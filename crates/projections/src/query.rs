@@ -687,8 +687,8 @@ impl ReadModels {
             .load(NAME, active.generation, &[kind])
             .await?
             .into_iter()
-            .map(|(_, key, value)| {
-                serde_json::from_value::<T>(value).map_err(|e| Error::Malformed {
+            .map(|(_, key, text)| {
+                serde_json::from_str::<T>(&text).map_err(|e| Error::Malformed {
                     kind: kind.to_owned(),
                     key,
                     reason: e.to_string(),

@@ -581,7 +581,7 @@ impl ReadStore for RoutedReads {
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, ReadError> {
+    ) -> Result<Vec<(String, String, String)>, ReadError> {
         read!(self, ReadError::Unavailable, |s| s
             .load(model, generation, kinds))
     }

@@ -32,7 +32,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use trellis_domain::{CompetencyId, Event, LeaderId, RepId, StandardId, TeamId};
 
 use crate::projection::{DocChange, Envelope, Projection, Route};
@@ -177,8 +176,8 @@ fn change<T: Serialize>(kind: &'static str, key: impl ToString, doc: &T) -> DocC
     }
 }
 
-fn parse<T: DeserializeOwned>(doc: Value) -> Result<T, String> {
-    serde_json::from_value(doc).map_err(|e| e.to_string())
+fn parse<T: DeserializeOwned>(doc: &str) -> Result<T, String> {
+    serde_json::from_str(doc).map_err(|e| e.to_string())
 }
 
 impl Projection for Growth {
@@ -207,7 +206,7 @@ impl Projection for Growth {
         ]
     }
 
-    fn restore(&mut self, kind: &str, _key: &str, doc: Value) -> Result<(), String> {
+    fn restore(&mut self, kind: &str, _key: &str, doc: &str) -> Result<(), String> {
         match kind {
             kinds::REP_FACTS => {
                 let facts: RepFacts = parse(doc)?;

@@ -189,7 +189,7 @@ fn a_restored_state_folds_on_to_the_same_documents() {
     let mut restored = Growth::new(settings(2));
     for ((kind, key), doc) in &stored {
         if restored.state_kinds().contains(&kind.as_str()) {
-            restored.restore(kind, key, doc.clone()).unwrap();
+            restored.restore(kind, key, &doc.to_string()).unwrap();
         }
     }
     let mut continuous = Growth::new(settings(2));

@@ -162,13 +162,16 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
         status: Status,
     ) -> Result<Generation, Error>;
 
-    /// Every document of `kinds` in a generation: (kind, key, doc).
+    /// Every document of `kinds` in a generation: (kind, key, doc), each
+    /// document as its JSON text. Text, not `serde_json::Value`: a restart
+    /// restores a projection's whole state at once (every rep's facts), and
+    /// a parsed tree of it took several times the memory of the text.
     async fn load(
         &self,
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, Error>;
+    ) -> Result<Vec<(String, String, String)>, Error>;
 
     /// Writes one batch atomically: the documents and the checkpoint move
     /// together, and only if the generation still has `status` and stands at

@@ -252,12 +252,12 @@ impl ReadStore for PostgresReadStore {
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, Error> {
+    ) -> Result<Vec<(String, String, String)>, Error> {
         let client = self.client().await?;
         let kinds: Vec<&str> = kinds.to_vec();
         let rows = client
             .query(
-                "SELECT kind, key, doc FROM trellis.read_models \
+                "SELECT kind, key, doc::text FROM trellis.read_models \
                  WHERE model = $1 AND generation = $2 AND kind = ANY($3) ORDER BY kind, key",
                 &[&model, &generation, &kinds],
             )

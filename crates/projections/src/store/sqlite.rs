@@ -260,7 +260,7 @@ impl ReadStore for SqliteReadStore {
         model: &str,
         generation: i32,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, Value)>, Error> {
+    ) -> Result<Vec<(String, String, String)>, Error> {
         let model = model.to_owned();
         let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
         self.conn
@@ -273,14 +273,7 @@ impl ReadStore for SqliteReadStore {
                 for kind in &kinds {
                     let mut rows = statement.query(params![model, generation, kind])?;
                     while let Some(row) = rows.next()? {
-                        let (kind, key, doc): (String, String, String) =
-                            (row.get(0)?, row.get(1)?, row.get(2)?);
-                        let doc = serde_json::from_str(&doc).map_err(|e| Error::Malformed {
-                            kind: kind.clone(),
-                            key: key.clone(),
-                            reason: e.to_string(),
-                        })?;
-                        out.push((kind, key, doc));
+                        out.push((row.get(0)?, row.get(1)?, row.get(2)?));
                     }
                 }
                 Ok(out)
