@@ -655,7 +655,7 @@ impl ReadModels {
             .await?
             .into_iter()
             .map(|(key, doc)| {
-                serde_json::from_value(doc).map_err(|e| Error::Malformed {
+                serde_json::from_str(&doc).map_err(|e| Error::Malformed {
                     kind: kind.to_owned(),
                     key,
                     reason: e.to_string(),

@@ -28,7 +28,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::Value;
 use tokio::sync::watch;
 use trellis_dashboard::SESSION_COOKIE;
 use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
@@ -624,7 +623,7 @@ impl ReadStore for RoutedReads {
         model: &str,
         kind: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, Value)>, ReadError> {
+    ) -> Result<Vec<(String, String)>, ReadError> {
         read!(self, ReadError::Unavailable, |s| s.get(model, kind, keys))
     }
 

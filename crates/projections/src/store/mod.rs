@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use trellis_eventstore::Checkpoint;
 
@@ -214,13 +213,15 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
     /// and `keep`.
     async fn drop_inactive(&self, model: &str, keep: Option<i32>) -> Result<(), Error>;
 
-    /// Documents of the active generation: (key, doc) for the keys found.
+    /// Documents of the active generation: (key, doc) for the keys found,
+    /// each document as its JSON text, which the reader decodes straight
+    /// into its own type (no `serde_json::Value` between).
     async fn get(
         &self,
         model: &str,
         kind: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, Value)>, Error>;
+    ) -> Result<Vec<(String, String)>, Error>;
 
     /// Every document of a kind in the active generation, as raw JSON text,
     /// ordered by key (for comparing generations byte for byte).

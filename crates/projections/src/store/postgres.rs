@@ -6,7 +6,6 @@ use std::pin::pin;
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{ClientWrapper, Object, Pool};
-use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use trellis_eventstore::Checkpoint;
@@ -524,11 +523,11 @@ impl ReadStore for PostgresReadStore {
         model: &str,
         kind: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, Value)>, Error> {
+    ) -> Result<Vec<(String, String)>, Error> {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT r.key, r.doc FROM trellis.read_models r \
+                "SELECT r.key, r.doc::text FROM trellis.read_models r \
                    JOIN trellis.projection_checkpoints c \
                      ON c.model = r.model AND c.generation = r.generation AND c.status = 'active' \
                   WHERE r.model = $1 AND r.kind = $2 AND r.key = ANY($3) ORDER BY r.key",
@@ -563,6 +562,7 @@ mod tests {
     use super::runs;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // a run is a range of items
     fn a_commit_is_cut_into_runs_of_at_most_the_limit_and_a_large_document_goes_alone() {
         assert!(runs([], 10).is_empty());
         assert_eq!(runs([3, 3, 3], 10), [0..3]);

@@ -482,7 +482,7 @@ impl ReadStore for SqliteReadStore {
         model: &str,
         kind: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, Value)>, Error> {
+    ) -> Result<Vec<(String, String)>, Error> {
         let (model, kind, keys) = (model.to_owned(), kind.to_owned(), keys.to_vec());
         self.conn.call(move |conn| {
             // One transaction, so a multi-document answer comes from one generation.
@@ -503,12 +503,7 @@ impl ReadStore for SqliteReadStore {
                         .query_row(params![model, kind, key], |r| r.get(0))
                         .optional()?;
                     if let Some(doc) = doc {
-                        let value = serde_json::from_str(&doc).map_err(|e| Error::Malformed {
-                            kind: kind.clone(),
-                            key: key.clone(),
-                            reason: e.to_string(),
-                        })?;
-                        out.push((key, value));
+                        out.push((key, doc));
                     }
                 }
             }
