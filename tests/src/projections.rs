@@ -915,19 +915,34 @@ async fn the_views_expose_the_read_models_as_columns_on_postgres() {
     backend.cleanup().await;
 }
 
-/// A batch carrying more than one statement's share of documents (4 MiB) is
-/// written in several statements of one transaction: all of it, or, when the
-/// server refuses a document of a later statement, none of it and the
-/// checkpoint where it was.
+/// A batch carrying more than one statement's share of documents
+/// (`STATEMENT_BYTES`) is written in several statements of one transaction:
+/// all of it, or, when the server refuses a document of a later statement,
+/// none of it and the checkpoint where it was.
 #[tokio::test]
 async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postgres() {
+    use trellis_projections::store::postgres::STATEMENT_BYTES;
+
     let backend = Backend::postgres().await;
     let read = read_store(&backend).await;
     let generation = read
         .create_generation(NAME, "growth/test", Status::Active)
         .await
         .unwrap();
-    let pad = "x".repeat(1 << 20);
+    // Counts the INSERT statements into the read models.
+    let owner = backend.database().superuser().await;
+    owner
+        .batch_execute(
+            "CREATE TABLE public.inserts (n integer NOT NULL); \
+             CREATE FUNCTION public.count_insert() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN INSERT INTO public.inserts VALUES (1); RETURN NULL; END $$; \
+             CREATE TRIGGER count_insert AFTER INSERT ON trellis.read_models \
+               FOR EACH STATEMENT EXECUTE FUNCTION public.count_insert()",
+        )
+        .await
+        .unwrap();
+    // Three documents fill a statement's share short of a fourth.
+    let pad = "x".repeat(STATEMENT_BYTES / 3 - 64);
     let docs = |bad_last: bool| -> Vec<DocChange> {
         (0..7)
             .map(|n| DocChange {
@@ -975,6 +990,13 @@ async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postg
         assert_eq!((&change.key, change.doc.as_ref()), (key, Some(doc)));
     }
     assert_eq!(checkpoint().await, Checkpoint { tx: 2, position: 2 });
+    let inserts: i64 = owner
+        .query_one("SELECT count(*) FROM public.inserts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inserts, 3, "seven documents, three to a statement");
+    drop(owner);
     backend.cleanup().await;
 }
 
@@ -1034,7 +1056,7 @@ async fn documents_written_as_jsonb_read_the_same_once_they_are_kept_as_json() {
         .expect("the migrations before 0004");
     let rep = Uuid::from_u128(BEN);
     let doc = serde_json::json!({
-        "rep_id": rep, "name": "Ben Okafor", "status": "active",
+        "rep_id": rep, "name": "Ben Okafor", "status": "active", "pad": "x".repeat(16_384),
         "standing": {"standing": "needs_support", "reasons": ["late"]},
         "open_action_items": [], "support_requests": [{"resolved_on": null}],
     });
@@ -1059,6 +1081,23 @@ async fn documents_written_as_jsonb_read_the_same_once_they_are_kept_as_json() {
     // Opening the store applies 0004.
     let read = read_store(&backend).await;
     assert_eq!(doc_column_type(&owner).await, "json");
+    // The rewrite kept lz4, where the server has it (migration 0002).
+    let compression = owner
+        .query_one(
+            "SELECT pg_column_compression(doc), \
+                    (SELECT 'lz4' = ANY(enumvals) FROM pg_settings \
+                      WHERE name = 'default_toast_compression') \
+               FROM trellis.read_models",
+            &[],
+        )
+        .await
+        .unwrap();
+    if compression.get::<_, bool>(1) {
+        assert_eq!(
+            compression.get::<_, Option<String>>(0).as_deref(),
+            Some("lz4")
+        );
+    }
     let got = read
         .get(NAME, "rep_profile", &[rep.to_string()])
         .await

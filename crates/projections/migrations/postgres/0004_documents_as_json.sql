@@ -2,17 +2,36 @@
 -- service; nothing in the service looks inside one in SQL. As `jsonb`, every
 -- document was parsed into a tree and its keys sorted when written, and
 -- printed back to text when read: a rebuild writes about 1.4 KB of documents
--- per event, and a team page reads each member's timeline. As `json`, the
--- server only checks that the text is JSON, keeps it as written (keys in the
--- order of the document's fields) and hands it back as stored: on this
+-- per event, and a team page reads each member's recent timeline. As `json`,
+-- the server only checks that the text is JSON, keeps it as written (keys in
+-- the order of the document's fields) and hands it back as stored: on this
 -- project's benchmark machine, COPY of a rebuild's documents took 10.3 s
 -- instead of 16.3 s, and reading them 2.7 s instead of 7.5 s.
 --
+-- Changing the type rewrites the table under an exclusive lock, and the
+-- documents it converts are printed the way `jsonb` prints them; the growth
+-- projection's code version moves with this release, so its documents are
+-- rebuilt in the new form once the new projector starts. Old processes must
+-- be stopped first: their rebuilds send `jsonb`'s binary form, which a `json`
+-- column refuses (docs/operations.md, Upgrades).
+--
 -- The analysts' views keep their `jsonb` columns: `active_read_models`
--- parses what it shows. Every view is dropped and made again as it was,
--- since a column that views read cannot change type.
+-- parses each document once per row (the lateral subquery with OFFSET 0
+-- keeps the planner from copying the cast into every column that reads it).
+-- Every view is dropped and made again as it was, since a column that views
+-- read cannot change type; grants made on them by hand must be made again.
 DROP VIEW trellis.standards, trellis.teams, trellis.growth_timeline_standards,
           trellis.growth_timeline, trellis.rep_profiles, trellis.active_read_models;
+
+-- The rewrite compresses with the session's default; lz4 where the server
+-- has it (as migration 0002 chose for the column).
+DO $$
+BEGIN
+    SET LOCAL default_toast_compression = 'lz4';
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'read_models.doc keeps the default compression: %', SQLERRM;
+END
+$$;
 
 ALTER TABLE trellis.read_models ALTER COLUMN doc TYPE json USING doc::json;
 
@@ -25,10 +44,12 @@ END
 $$;
 
 CREATE VIEW trellis.active_read_models AS
-SELECT r.model, r.kind, r.key, r.doc::jsonb AS doc
+SELECT r.model, r.kind, r.key, d.doc
   FROM trellis.read_models r
   JOIN trellis.projection_checkpoints c
-    ON c.model = r.model AND c.generation = r.generation AND c.status = 'active';
+    ON c.model = r.model AND c.generation = r.generation AND c.status = 'active'
+ CROSS JOIN LATERAL (SELECT r.doc::jsonb AS doc OFFSET 0) AS d;
+
 CREATE VIEW trellis.rep_profiles AS
 SELECT (doc->>'rep_id')::uuid                          AS rep_id,
        doc->>'name'                                    AS name,

@@ -107,7 +107,7 @@ fn generation_of(row: &tokio_postgres::Row) -> Result<Generation, Error> {
 /// the whole batch in one statement, a live runner that had fallen behind
 /// under writes sent hundreds of megabytes at once, and the pool kept that
 /// much per connection (the server's memory grew to gigabytes).
-const STATEMENT_BYTES: usize = 4 << 20;
+pub const STATEMENT_BYTES: usize = 4 << 20;
 
 /// Consecutive runs of the items whose sizes are `sizes`, each of at most
 /// `limit` bytes, or of one item larger than that.
