@@ -223,8 +223,9 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
         keys: &[String],
     ) -> Result<Vec<(String, String)>, Error>;
 
-    /// Every document of a kind in the active generation, as raw JSON text,
-    /// ordered by key (for comparing generations byte for byte).
+    /// Every document of `model` in `generation`, whatever its kind or
+    /// status: (kind, key, doc) with the doc as stored, ordered by kind and
+    /// key (for comparing generations byte for byte).
     async fn dump(
         &self,
         model: &str,
