@@ -49,7 +49,7 @@ pub(crate) async fn leader(
     state: &DashboardState,
     id: LeaderId,
 ) -> Result<Option<LeaderDoc>, PageError> {
-    doc(state, kinds::LEADER, id).await
+    Ok(state.models().leader(id).await?)
 }
 
 pub(crate) async fn profiles(

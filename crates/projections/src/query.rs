@@ -20,7 +20,9 @@ use crate::Error;
 use crate::growth::derive::{
     GrowthTimeline, MISSED_BADLY, OpenActionItem, PeriodRow, RepProfile, Standing, StandingKind,
 };
-use crate::growth::model::{ItemStatus, LeaderDoc, TeamDoc, at};
+use crate::growth::model::{
+    ItemStatus, LeaderDoc, LeaderHeader, LeaderShare, TeamDoc, at, leader_share_key,
+};
 use crate::growth::{NAME, kinds};
 use crate::stats::{mean, median};
 use crate::store::{ReadStore, Status};
@@ -841,8 +843,34 @@ impl ReadModels {
                 "the range ends ({to}) before it starts ({from})"
             )));
         }
-        let leader: Option<LeaderDoc> = self.doc(kinds::LEADER, leader_id.to_string()).await?;
+        let leader = self.leader(leader_id).await?;
         Ok(leader.map(|l| leader_scorecard(&l, from, to, today)))
+    }
+
+    /// A leader with what they did for each rep: the `leader` document and
+    /// the `leader_rep` shares it lists, put back together.
+    pub async fn leader(&self, leader_id: LeaderId) -> Result<Option<LeaderDoc>, Error> {
+        let Some(header) = self
+            .doc::<LeaderHeader>(kinds::LEADER, leader_id.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = header
+            .reps
+            .iter()
+            .map(|rep_id| leader_share_key(leader_id, *rep_id))
+            .collect();
+        let shares: Vec<LeaderShare> = self.docs(kinds::LEADER_REP, &keys).await?;
+        Ok(Some(LeaderDoc {
+            leader_id,
+            name: header.name,
+            teams: header.teams,
+            reps: shares
+                .into_iter()
+                .map(|share| (share.rep_id, share.activity))
+                .collect(),
+        }))
     }
 
     /// `GET /v1/teams/{id}/coaching-impact?weeks=4`: over the team's reps.

@@ -49,7 +49,6 @@ use trellis_http::auth::{Claims, Role};
 use trellis_http::extract::{PathIds, Principal};
 use trellis_http::openapi::CommonErrors;
 use trellis_http::problem::{ApiError, Problem};
-use trellis_projections::growth::kinds;
 use trellis_projections::growth::model::LeaderDoc;
 use trellis_projections::projection::Envelope;
 use trellis_projections::query::{RepProfileView, TimelineRowView};
@@ -553,7 +552,7 @@ pub async fn person_export(
         .collect();
     let leader_doc: Option<LeaderDoc> = state
         .read
-        .doc(kinds::LEADER, &id)
+        .leader(LeaderId::from_uuid(person))
         .await
         .map_err(read_error)?;
     let records = match access {

@@ -21,7 +21,8 @@
 //! | `standard` | standard id | [`StandardDoc`]: every version | yes |
 //! | `team` | team id | [`TeamDoc`]: name, leaders, every rep ever on it | yes |
 //! | `competency` | competency id | [`CompetencyDoc`]: name | yes |
-//! | `leader` | leader id | [`LeaderDoc`]: what the leader did, per rep | yes |
+//! | `leader` | leader id | [`LeaderHeader`]: name, teams, the reps with a share | yes |
+//! | `leader_rep` | `{leader id}/{rep id}` | [`LeaderShare`]: what the leader did for the rep | yes |
 //! | `rep_profile` | rep id | [`RepProfile`] | no (derived) |
 //! | `growth_timeline` | rep id | [`GrowthTimeline`] | no (derived) |
 //! | `recent_timeline` | rep id | [`GrowthTimeline::recent`]: its last rows only, for the team pages | no (derived) |
@@ -49,8 +50,9 @@ pub const NAME: &str = "growth";
 /// Bumped whenever the documents' shape or a rule changes. 5: documents
 /// are `json` on PostgreSQL (projection migration 0004), kept as the fold
 /// writes them; the rebuild this forces replaces what the migration
-/// converted (printed the way `jsonb` prints).
-const CODE_VERSION: u32 = 5;
+/// converted (printed the way `jsonb` prints). 6: a leader's activity is
+/// stored per rep (`leader_rep`), the `leader` document keeps the rest.
+const CODE_VERSION: u32 = 6;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
@@ -58,6 +60,7 @@ pub mod kinds {
     pub const TEAM: &str = "team";
     pub const COMPETENCY: &str = "competency";
     pub const LEADER: &str = "leader";
+    pub const LEADER_REP: &str = "leader_rep";
     pub const REP_PROFILE: &str = "rep_profile";
     pub const GROWTH_TIMELINE: &str = "growth_timeline";
     pub const RECENT_TIMELINE: &str = "recent_timeline";
@@ -109,8 +112,14 @@ impl Growth {
         }
     }
 
+    /// A leader whose header (`leader` document) is about to change.
     fn leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc {
         self.dirty.leaders.insert(leader_id);
+        self.restored_leader(leader_id)
+    }
+
+    /// A leader, not marked dirty (restoring, or only a share changes).
+    fn restored_leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc {
         self.leaders.entry(leader_id).or_insert_with(|| LeaderDoc {
             leader_id,
             name: None,
@@ -138,7 +147,9 @@ impl Growth {
     }
 
     /// Re-derives what follows from one rep's facts: the leaders' activity.
-    fn refresh_leaders(&mut self, rep_id: RepId) {
+    /// The shares that changed go to `changes` (a share that is gone, as a
+    /// removal); a leader whose set of reps changed is marked dirty.
+    fn refresh_leaders(&mut self, rep_id: RepId, changes: &mut Vec<DocChange>) {
         let activity = self
             .reps
             .get(&rep_id)
@@ -152,16 +163,34 @@ impl Growth {
             .collect();
         for id in stale {
             self.leader(id).reps.remove(&rep_id);
+            changes.push(DocChange {
+                kind: kinds::LEADER_REP,
+                key: leader_share_key(id, rep_id),
+                doc: None,
+            });
         }
         for (id, act) in activity {
-            let unchanged = self
-                .leaders
-                .get(&id)
-                .and_then(|l| l.reps.get(&rep_id))
-                .is_some_and(|a| *a == act);
-            if !unchanged {
-                self.leader(id).reps.insert(rep_id, act);
+            let known = self.leaders.get(&id).and_then(|l| l.reps.get(&rep_id));
+            if known == Some(&act) {
+                continue;
             }
+            let share = LeaderShare {
+                leader_id: id,
+                rep_id,
+                activity: act,
+            };
+            changes.push(change(
+                kinds::LEADER_REP,
+                leader_share_key(id, rep_id),
+                &share,
+            ));
+            let leader = if known.is_some() {
+                // Only the share changed: the header stays as it is.
+                self.leaders.get_mut(&id).expect("the leader is known")
+            } else {
+                self.leader(id)
+            };
+            leader.reps.insert(rep_id, share.activity);
         }
     }
 }
@@ -206,6 +235,7 @@ impl Projection for Growth {
             kinds::TEAM,
             kinds::COMPETENCY,
             kinds::LEADER,
+            kinds::LEADER_REP,
         ]
     }
 
@@ -229,8 +259,17 @@ impl Projection for Growth {
                     .insert(competency.competency_id, competency);
             }
             kinds::LEADER => {
-                let leader: LeaderDoc = parse(doc)?;
-                self.leaders.insert(leader.leader_id, leader);
+                // The shares fill in `reps`, before or after.
+                let header: LeaderHeader = parse(doc)?;
+                let leader = self.restored_leader(header.leader_id);
+                leader.name = header.name;
+                leader.teams = header.teams;
+            }
+            kinds::LEADER_REP => {
+                let share: LeaderShare = parse(doc)?;
+                self.restored_leader(share.leader_id)
+                    .reps
+                    .insert(share.rep_id, share.activity);
             }
             other => return Err(format!("{other} is not a state kind of {NAME}")),
         }
@@ -247,9 +286,10 @@ impl Projection for Growth {
         changes
     }
 
-    /// Derives the documents of up to `limit` dirty reps (in rep order); the
-    /// catalogue and leader documents come with the last part, once every
-    /// rep's activity has been folded into its leaders.
+    /// Derives the documents of up to `limit` dirty reps (in rep order),
+    /// with the leaders' shares of each; the catalogue and leader headers
+    /// come with the last part, once every rep's activity has been folded
+    /// into its leaders.
     fn take_changes_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
         let (mut changes, more) = self.take_rep_part(limit);
         if !more {
@@ -353,7 +393,8 @@ impl Projection for Growth {
 
 impl Growth {
     /// The documents of up to `limit` dirty reps (in rep order), each rep's
-    /// activity folded into its leaders on the way; whether reps remain.
+    /// activity folded into its leaders on the way (the shares that changed
+    /// among them); whether reps remain.
     fn take_rep_part(&mut self, limit: usize) -> (Vec<DocChange>, bool) {
         if std::mem::take(&mut self.dirty.all_reps) {
             self.dirty.reps.extend(self.reps.keys().copied());
@@ -365,7 +406,7 @@ impl Growth {
                 break;
             };
             taken += 1;
-            self.refresh_leaders(rep_id);
+            self.refresh_leaders(rep_id, &mut changes);
             let Some(facts) = self.reps.get(&rep_id) else {
                 continue;
             };
@@ -401,7 +442,11 @@ impl Growth {
             );
         }
         for id in &dirty.leaders {
-            changes.extend(self.leaders.get(id).map(|d| change(kinds::LEADER, id, d)));
+            changes.extend(
+                self.leaders
+                    .get(id)
+                    .map(|d| change(kinds::LEADER, id, &d.header())),
+            );
         }
         changes
     }

@@ -207,13 +207,54 @@ pub struct CompetencyDoc {
 }
 
 /// What a leader did for each rep: the raw material of the leader scorecard.
-/// Kind `leader`.
+///
+/// Stored in parts, so that recording for one rep rewrites that rep's share
+/// and not the leader's whole history (a leader of 50 reps over two years
+/// holds megabytes): a [`LeaderHeader`] (kind `leader`) and one
+/// [`LeaderShare`] per rep (kind `leader_rep`). `ReadModels::leader`
+/// puts them back together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderDoc {
     pub leader_id: LeaderId,
     pub name: Option<PersonName>,
     pub teams: BTreeSet<TeamId>,
     pub reps: BTreeMap<RepId, LeaderActivity>,
+}
+
+impl LeaderDoc {
+    /// The part stored under kind `leader`.
+    pub fn header(&self) -> LeaderHeader {
+        LeaderHeader {
+            leader_id: self.leader_id,
+            name: self.name.clone(),
+            teams: self.teams.clone(),
+            reps: self.reps.keys().copied().collect(),
+        }
+    }
+}
+
+/// A leader as stored under kind `leader`: who they are, their teams, and
+/// the reps they have a [`LeaderShare`] for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderHeader {
+    pub leader_id: LeaderId,
+    pub name: Option<PersonName>,
+    pub teams: BTreeSet<TeamId>,
+    pub reps: BTreeSet<RepId>,
+}
+
+/// What one leader did for one rep. Kind `leader_rep`, under
+/// [`leader_share_key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderShare {
+    pub leader_id: LeaderId,
+    pub rep_id: RepId,
+    pub activity: LeaderActivity,
+}
+
+/// The key of a [`LeaderShare`]: `{leader id}/{rep id}`.
+pub fn leader_share_key(leader_id: LeaderId, rep_id: RepId) -> String {
+    format!("{leader_id}/{rep_id}")
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

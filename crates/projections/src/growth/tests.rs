@@ -157,8 +157,11 @@ fn fold_in_batches(
             projection.apply(event);
         }
         for change in projection.take_changes() {
-            let doc = serde_json::from_str(&change.doc.unwrap()).unwrap();
-            docs.insert((change.kind.to_owned(), change.key), doc);
+            let key = (change.kind.to_owned(), change.key);
+            match change.doc {
+                Some(doc) => docs.insert(key, serde_json::from_str(&doc).unwrap()),
+                None => docs.remove(&key),
+            };
         }
     }
     docs
@@ -460,7 +463,7 @@ fn folding_in_shards_gives_the_documents_of_one_fold() {
     }
     let expected = texts(whole.take_changes());
     let kinds: std::collections::BTreeSet<&str> = expected.iter().map(|(k, _, _)| *k).collect();
-    assert_eq!(kinds.len(), 7, "every kind of document: {kinds:?}");
+    assert_eq!(kinds.len(), 8, "every kind of document: {kinds:?}");
     for count in [1, 2, 3, 5] {
         for part in [1, 2, 100] {
             let sharded = texts(fold_in_shards(&events, count, part));
@@ -514,6 +517,178 @@ fn a_recent_timeline_is_the_tail_of_the_whole_one_and_knows_what_it_lacks() {
             recent.recent_covers(kind, rows[0].start),
             rows.len() <= kept,
             "{kind:?}: an older period is covered only when nothing was cut"
+        );
+    }
+}
+
+/// The next version of `rep`'s stream after `events`.
+fn next_version(events: &[Envelope], rep: u128) -> u64 {
+    let stream = RepId::from_uuid(Uuid::from_u128(rep)).stream_id();
+    events
+        .iter()
+        .filter(|e| e.stream_id == stream)
+        .map(|e| e.stream_version)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+fn feedback(rep: u128, version: u64, feedback: u128, leader: u128) -> Envelope {
+    use trellis_domain::rep::{FeedbackGiven, FeedbackKind, Visibility};
+    envelope(
+        RepId::from_uuid(Uuid::from_u128(rep)).stream_id(),
+        version,
+        Event::Rep(RepEvent::FeedbackGiven(FeedbackGiven {
+            feedback_id: id(feedback),
+            leader_id: id(leader),
+            competency_id: id(3),
+            kind: FeedbackKind::Praise,
+            note: "sharp questions".try_into().unwrap(),
+            visibility: Visibility::Shared,
+            given_on: date("2026-03-20"),
+        })),
+    )
+}
+
+/// The documents about leaders among `changes`: (kind, key, written or removed).
+fn leader_changes(changes: &[DocChange]) -> Vec<(&'static str, String, bool)> {
+    changes
+        .iter()
+        .filter(|c| c.kind == kinds::LEADER || c.kind == kinds::LEADER_REP)
+        .map(|c| (c.kind, c.key.clone(), c.doc.is_some()))
+        .collect()
+}
+
+/// A leader's history is stored per rep, so that recording for one rep
+/// rewrites that rep's share and not everything the leader ever did.
+#[test]
+fn feedback_for_one_rep_rewrites_only_that_reps_share_of_its_leader() {
+    let mut events = organisation();
+    let mut growth = Growth::new(settings(2));
+    for event in &events {
+        growth.apply(event);
+    }
+    let everything = growth.take_changes();
+    let shares_of_20 = everything
+        .iter()
+        .filter(|c| {
+            c.kind == kinds::LEADER_REP && c.key.starts_with(&id::<LeaderId>(20).to_string())
+        })
+        .count();
+    assert!(shares_of_20 > 1, "leader 20 worked with several reps");
+
+    let version = next_version(&events, 10);
+    events.push(feedback(10, version, 9_000, 20));
+    growth.apply(events.last().unwrap());
+    let changes = growth.take_changes();
+    assert_eq!(
+        leader_changes(&changes),
+        vec![(kinds::LEADER_REP, leader_share_key(id(20), id(10)), true)],
+        "one share, and not the leader's header"
+    );
+    let share: LeaderShare = serde_json::from_str(
+        changes
+            .iter()
+            .find(|c| c.kind == kinds::LEADER_REP)
+            .unwrap()
+            .doc
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        share
+            .activity
+            .feedback
+            .iter()
+            .any(|f| f.feedback_id == id(9_000)),
+        "the share holds the new feedback"
+    );
+
+    // A leader's first act for a rep lists the rep in the header too.
+    let version = next_version(&events, 15);
+    events.push(feedback(15, version, 9_001, 22));
+    growth.apply(events.last().unwrap());
+    let changes = growth.take_changes();
+    assert_eq!(
+        leader_changes(&changes),
+        vec![
+            (kinds::LEADER, id::<LeaderId>(22).to_string(), true),
+            (kinds::LEADER_REP, leader_share_key(id(22), id(15)), true),
+        ]
+    );
+}
+
+/// A share that no longer holds anything (its only record retracted) is
+/// removed, and the header no longer lists the rep.
+#[test]
+fn a_share_whose_records_are_all_retracted_is_removed() {
+    use trellis_domain::rep::{Correction, FactCorrected};
+    let mut events = history();
+    events.push(feedback(REP, 9, 300, 30));
+    let docs = fold_in_batches(&mut Growth::new(settings(2)), &events, 3);
+    let key = leader_share_key(id(30), id(REP));
+    assert!(docs.contains_key(&(kinds::LEADER_REP.to_owned(), key.clone())));
+
+    let mut growth = Growth::new(settings(2));
+    for event in &events {
+        growth.apply(event);
+    }
+    growth.take_changes();
+    growth.apply(&rep(
+        10,
+        FactCorrected {
+            fact_id: Uuid::from_u128(300),
+            reason: "wrong rep".try_into().unwrap(),
+            correction: Correction::Retracted,
+        },
+    ));
+    let changes = growth.take_changes();
+    assert_eq!(
+        leader_changes(&changes),
+        vec![
+            (kinds::LEADER, id::<LeaderId>(30).to_string(), true),
+            (kinds::LEADER_REP, key, false),
+        ]
+    );
+    let header: LeaderHeader = serde_json::from_str(
+        changes
+            .iter()
+            .find(|c| c.kind == kinds::LEADER)
+            .and_then(|c| c.doc.as_deref())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(header.reps.is_empty(), "{header:?}");
+}
+
+/// A leader restored from its header and shares is the leader that was
+/// folded, whichever comes first.
+#[test]
+fn a_leader_restored_from_its_header_and_shares_is_the_one_folded() {
+    let events = organisation();
+    let mut growth = Growth::new(settings(2));
+    for event in &events {
+        growth.apply(event);
+    }
+    let changes = growth.take_changes();
+    for reversed in [false, true] {
+        let mut restored = Growth::new(settings(2));
+        let mut order: Vec<&DocChange> = changes.iter().collect();
+        if reversed {
+            order.reverse();
+        }
+        for c in order {
+            if restored.state_kinds().contains(&c.kind) {
+                restored
+                    .restore(c.kind, &c.key, c.doc.as_deref().unwrap())
+                    .unwrap();
+            }
+        }
+        assert_eq!(restored.leaders, growth.leaders, "reversed: {reversed}");
+        assert!(
+            restored.take_changes().is_empty(),
+            "restoring changes nothing"
         );
     }
 }
