@@ -39,8 +39,8 @@ use uuid::Uuid;
 
 pub use events::*;
 pub use state::{
-    ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, Rep, RepState, SupportStatus,
-    evolve, hidden_from_rep,
+    ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, MetricSlot, Rep, RepState,
+    SupportStatus, evolve, hidden_from_rep,
 };
 
 use crate::aggregate::Aggregate;
@@ -473,7 +473,7 @@ impl Rep {
     }
 
     fn check_new_id(&self, id: Uuid) -> Result<(), Rejection> {
-        if self.used_ids.contains(&id) {
+        if self.id_used(id) {
             Err(Rejection::IdAlreadyUsed { id })
         } else {
             Ok(())
@@ -538,8 +538,7 @@ impl Rep {
         {
             return Err(Rejection::PeriodAfterDeparture { period, departed });
         }
-        let key = (measurement.metric.clone(), period);
-        if let Some(&earlier_id) = self.measurement_index.get(&key) {
+        if let Some(earlier_id) = self.live_measurement(&measurement.metric, period) {
             let earlier = &self.measurements[&earlier_id];
             if earlier.value == measurement.value {
                 return Ok(vec![]);

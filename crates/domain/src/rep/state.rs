@@ -50,8 +50,15 @@ pub struct Rep {
     /// Current value of each measurement (after corrections).
     pub measurements: BTreeMap<MeasurementId, Measurement>,
     /// The live (not retracted) measurement for each metric and period.
-    pub measurement_index: BTreeMap<(MetricName, Period), MeasurementId>,
-    /// Every id recorded in this stream, so none is used twice.
+    measurement_index: BTreeMap<(MetricSlot, Period), MeasurementId>,
+    /// Every metric the rep was measured on, each once. A measurement names
+    /// its metric by its place here: measurements are most of a rep's
+    /// history, and the states of thousands of reps are kept between
+    /// commands, so a name is not stored with each of them.
+    metrics: Vec<MetricName>,
+    /// The ids recorded in this stream that are not a fact's (action items,
+    /// support requests, plans, reviews). With the keys of `facts`, every id
+    /// recorded, so none is used twice ([`Rep::id_used`]).
     pub used_ids: BTreeSet<Uuid>,
 }
 
@@ -113,12 +120,18 @@ pub struct Fact {
     pub retracted: bool,
 }
 
+/// A measurement as the rep's state keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
-    pub metric: MetricName,
+    /// Its metric, by its place among the rep's ([`Rep::metric`]).
+    pub metric: MetricSlot,
     pub period: Period,
     pub value: MetricValue,
 }
+
+/// One of the metrics a rep was measured on, by its place among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetricSlot(u32);
 
 impl RepState {
     /// The rep, if they have joined.
@@ -132,7 +145,6 @@ impl RepState {
 
 impl Rep {
     fn record_fact(&mut self, id: Uuid, kind: FactKind) {
-        self.used_ids.insert(id);
         self.facts.insert(
             id,
             Fact {
@@ -140,6 +152,39 @@ impl Rep {
                 retracted: false,
             },
         );
+    }
+
+    /// Whether `id` was recorded in this stream already, as any record's.
+    pub fn id_used(&self, id: Uuid) -> bool {
+        self.facts.contains_key(&id) || self.used_ids.contains(&id)
+    }
+
+    /// The name of a measurement's metric.
+    pub fn metric(&self, slot: MetricSlot) -> &MetricName {
+        &self.metrics[slot.0 as usize]
+    }
+
+    /// The live (not retracted) measurement of `metric` in `period`.
+    pub fn live_measurement(&self, metric: &MetricName, period: Period) -> Option<MeasurementId> {
+        let slot = self.slot_of(metric)?;
+        self.measurement_index.get(&(slot, period)).copied()
+    }
+
+    /// The place of `metric` among the rep's metrics (a rep is measured on
+    /// a handful, so a scan).
+    fn slot_of(&self, metric: &MetricName) -> Option<MetricSlot> {
+        let at = self.metrics.iter().position(|m| m == metric)?;
+        Some(MetricSlot(
+            u32::try_from(at).expect("fewer than 2^32 metrics"),
+        ))
+    }
+
+    /// The place of `metric`, added if it is new.
+    fn slot(&mut self, metric: &MetricName) -> MetricSlot {
+        self.slot_of(metric).unwrap_or_else(|| {
+            self.metrics.push(metric.clone());
+            MetricSlot(u32::try_from(self.metrics.len() - 1).expect("fewer than 2^32 metrics"))
+        })
     }
 
     /// Whether the record with this id (feedback, a coaching session, a
@@ -214,6 +259,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 facts: BTreeMap::new(),
                 measurements: BTreeMap::new(),
                 measurement_index: BTreeMap::new(),
+                metrics: Vec::new(),
                 used_ids: BTreeSet::new(),
             }));
         }
@@ -276,14 +322,15 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         }
         RepEvent::PerformanceMeasured(e) => {
             rep.record_fact(e.measurement_id.as_uuid(), FactKind::Measurement);
+            let metric = rep.slot(&e.metric);
             let measurement = Measurement {
-                metric: e.metric.clone(),
+                metric,
                 period: e.period,
                 value: e.value,
             };
             rep.measurements.insert(e.measurement_id, measurement);
             rep.measurement_index
-                .insert((e.metric.clone(), e.period), e.measurement_id);
+                .insert((metric, e.period), e.measurement_id);
         }
         RepEvent::SupportRequested(e) => {
             rep.used_ids.insert(e.request_id.as_uuid());
@@ -333,7 +380,7 @@ fn apply_correction(rep: &mut Rep, fact_id: Uuid, correction: &Correction) {
                 fact.retracted = true;
             }
             if let Some(measurement) = rep.measurements.get(&measurement_id) {
-                let key = (measurement.metric.clone(), measurement.period);
+                let key = (measurement.metric, measurement.period);
                 if rep.measurement_index.get(&key) == Some(&measurement_id) {
                     rep.measurement_index.remove(&key);
                 }

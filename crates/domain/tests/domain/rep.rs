@@ -1,8 +1,8 @@
 use chrono::NaiveDate;
 use trellis_domain::rep::*;
 use trellis_domain::{
-    Aggregate, CompetencyId, CompetencyStatus, LeaderId, MetricValue, PlanId, Rejection,
-    RepAggregate, RepId, StandardStatus, TeamId,
+    Aggregate, CompetencyId, CompetencyStatus, LeaderId, MetricName, MetricValue, Period, PlanId,
+    Rejection, RepAggregate, RepId, StandardStatus, TeamId,
 };
 use uuid::Uuid;
 
@@ -1650,6 +1650,68 @@ fn evolve_tracks_team_role_departure_plan_and_measurement_value() {
     assert_eq!(rep.departed_on, Some(date("2026-03-10")));
     assert_eq!(rep.open_plan, Some(id::<PlanId>(700)));
     assert_eq!(rep.measurements[&id(500)].value, value(45.0));
+}
+
+/// The state keeps an id once, in `facts` or in `used_ids`; an id is
+/// refused whichever kind of record used it first.
+#[test]
+fn an_id_is_used_once_whatever_kind_of_record_used_it() {
+    check(
+        vec![
+            joined().into(),
+            measured(500, "2026-W10", 42.0, MeasurementSource::Manual).into(),
+        ],
+        give(feedback(500)),
+        Err(Rejection::IdAlreadyUsed {
+            id: Uuid::from_u128(500),
+        }),
+    );
+    check(
+        coached(),
+        measure(measured(301, "2026-W10", 42.0, MeasurementSource::Manual)),
+        Err(Rejection::IdAlreadyUsed {
+            id: Uuid::from_u128(301),
+        }),
+    );
+}
+
+/// A measurement keeps its metric by its place among the rep's metrics:
+/// each metric and period still has its own live measurement, and a
+/// retraction frees only its own.
+#[test]
+fn measurements_of_several_metrics_are_told_apart_by_metric_and_period() {
+    let mut other = measured(501, "2026-W10", 7.0, MeasurementSource::Manual);
+    other.metric = parse("meetings_booked");
+    let events: Vec<RepEvent> = vec![
+        joined().into(),
+        measured(500, "2026-W10", 42.0, MeasurementSource::Manual).into(),
+        other.clone().into(),
+        correction(500, Correction::Retracted).into(),
+    ];
+    let state = RepAggregate::replay(&events);
+    let rep = state.rep().expect("the rep joined");
+    let week: Period = "2026-W10".parse().unwrap();
+    let metric_of = |m: u128| rep.metric(rep.measurements[&id(m)].metric).clone();
+    assert_eq!(metric_of(501), parse::<MetricName>("meetings_booked"));
+    assert_ne!(metric_of(500), metric_of(501));
+    assert_eq!(rep.live_measurement(&metric_of(500), week), None);
+    assert_eq!(rep.live_measurement(&metric_of(501), week), Some(id(501)));
+    // The retracted one's metric and period take a new measurement.
+    check(
+        events.clone(),
+        measure(measured(502, "2026-W10", 40.0, MeasurementSource::Manual)),
+        Ok(vec![
+            measured(502, "2026-W10", 40.0, MeasurementSource::Manual).into(),
+        ]),
+    );
+    // The other's, a re-entry, corrects it.
+    let mut again = other.clone();
+    again.measurement_id = id(503);
+    again.value = value(8.0);
+    assert!(matches!(
+        &RepAggregate::decide(&state, measure(again)).unwrap()[..],
+        [RepEvent::FactCorrected(c)] if c.fact_id == Uuid::from_u128(501)
+    ));
 }
 
 #[test]
