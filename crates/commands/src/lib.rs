@@ -40,7 +40,7 @@ mod state;
 pub mod wire;
 pub mod write;
 
-pub use state::{CommandState, CommandsConfig, Erasure, Leaders};
+pub use state::{CommandState, CommandsConfig, Erasure, Leaders, STATE_CACHE_EVENTS};
 
 /// The write API, for [`trellis_http::app`]: every write route with `state`
 /// applied, and its OpenAPI document.

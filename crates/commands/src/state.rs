@@ -19,13 +19,25 @@ pub struct CommandsConfig {
     /// key in `keys` (the log's vault must read through the same keys) and
     /// has every holder forget them. `None`: that route answers 503.
     pub erasure: Option<Erasure>,
+    /// The most events the aggregate states kept between commands may
+    /// have been folded from, in all ([`StateCache`]): what bounds that
+    /// cache's memory. A command on a stream whose state is not kept reads
+    /// the stream's whole history first.
+    pub state_cache_events: u64,
 }
+
+/// The default of [`CommandsConfig::state_cache_events`]: every rep's state
+/// of an organisation of 5,000 reps with two years of history (about
+/// 3,000,000 events), with room to grow. About 100 bytes of state per
+/// event, so some 400 MB when full.
+pub const STATE_CACHE_EVENTS: u64 = 4_000_000;
 
 impl Default for CommandsConfig {
     fn default() -> Self {
         CommandsConfig {
             max_import_rows: 50_000,
             erasure: None,
+            state_cache_events: STATE_CACHE_EVENTS,
         }
     }
 }
@@ -65,24 +77,21 @@ pub trait Leaders: Send + Sync + std::fmt::Debug {
     async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, String>;
 }
 
-/// The most aggregate states kept between commands.
+/// The most aggregate states kept between commands (their events, not
+/// their count, bound the memory: a state grows with its history).
 const STATE_CACHE_STATES: usize = 50_000;
-
-/// The most events those states may hold in all: a state grows with its
-/// history, so this, not the count, bounds the memory (a few hundred bytes
-/// of state per event: some hundreds of megabytes at most).
-const STATE_CACHE_EVENTS: u64 = 500_000;
 
 impl CommandState {
     /// The write side over `http`; its metrics join `http`'s `/metrics`.
     pub fn new(http: HttpState, config: CommandsConfig) -> Self {
         let metrics = WriteMetrics::new(http.metrics());
+        let state_cache_events = config.state_cache_events;
         CommandState {
             http,
             inner: Arc::new(Inner {
                 config,
                 metrics,
-                state_cache: StateCache::new(STATE_CACHE_STATES, STATE_CACHE_EVENTS),
+                state_cache: StateCache::new(STATE_CACHE_STATES, state_cache_events),
             }),
         }
     }

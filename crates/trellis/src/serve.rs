@@ -77,6 +77,18 @@ pub struct ServeArgs {
     /// The most rows one measurement import may carry.
     #[arg(long, env = "TRELLIS_MAX_IMPORT_ROWS", default_value_t = 50_000)]
     max_import_rows: usize,
+    /// The most events the write side's cached aggregate states may have
+    /// been folded from, in all (about 100 bytes of memory each). A write
+    /// for a rep whose state is not cached reads the rep's whole history
+    /// first; the default keeps every rep of a 5,000-rep organisation with
+    /// two years of history.
+    #[arg(
+        long,
+        env = "TRELLIS_STATE_CACHE_EVENTS",
+        value_name = "EVENTS",
+        default_value_t = trellis_commands::STATE_CACHE_EVENTS
+    )]
+    state_cache_events: u64,
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish
     /// before the process stops anyway (live-feed subscribers are told to
     /// reconnect at once).
@@ -303,6 +315,7 @@ impl Application {
             http.clone(),
             CommandsConfig {
                 max_import_rows: args.max_import_rows,
+                state_cache_events: args.state_cache_events,
                 erasure: Some(Erasure {
                     keys: stores.keys.clone(),
                     holders: vec![Arc::new(access.clone())],
