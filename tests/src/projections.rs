@@ -279,13 +279,27 @@ impl Quarter<'_> {
         on: &str,
         visibility: Visibility,
     ) {
+        self.feedback_by(LEADER, rep, competency, kind, on, visibility)
+            .await;
+    }
+
+    /// Feedback from `leader`; its id.
+    async fn feedback_by(
+        &mut self,
+        leader: u128,
+        rep: u128,
+        competency: u128,
+        kind: FeedbackKind,
+        on: &str,
+        visibility: Visibility,
+    ) -> u128 {
         let feedback = self.fresh();
         self.rep(
             rep,
             RepCommand::GiveFeedback {
                 feedback: FeedbackGiven {
                     feedback_id: id(feedback),
-                    leader_id: id(LEADER),
+                    leader_id: id(leader),
                     competency_id: id(competency),
                     kind,
                     note: text("specific note"),
@@ -297,6 +311,7 @@ impl Quarter<'_> {
             },
         )
         .await;
+        feedback
     }
 
     async fn support(&mut self, rep: u128, category: SupportCategory, raised: &str) -> u128 {
@@ -1511,7 +1526,13 @@ struct Organisation<'a> {
     south: TeamState,
     calls: StandardState,
     closing: CompetencyState,
+    /// The one feedback of a leader no team names, retracted in phase 2.
+    stray_feedback: Option<u128>,
 }
+
+/// A leader no team names, whose only record is retracted: their documents
+/// are written, then removed.
+const STRAY_LEADER: u128 = 34;
 
 impl<'a> Organisation<'a> {
     async fn new(store: &'a dyn EventStore) -> Organisation<'a> {
@@ -1526,6 +1547,7 @@ impl<'a> Organisation<'a> {
             south: TeamState::default(),
             calls: StandardState::default(),
             closing: CompetencyState::default(),
+            stray_feedback: None,
         }
     }
 
@@ -1729,6 +1751,18 @@ impl<'a> Organisation<'a> {
                 .await;
                 self.work(2, 6..10).await;
                 generate(store, 22, 3, 60, 1).await;
+                self.stray_feedback = Some(
+                    self.q
+                        .feedback_by(
+                            STRAY_LEADER,
+                            7_000,
+                            CLOSING,
+                            FeedbackKind::Constructive,
+                            "2026-02-17",
+                            Visibility::Shared,
+                        )
+                        .await,
+                );
             }
             _ => {
                 self.team(
@@ -1766,6 +1800,19 @@ impl<'a> Organisation<'a> {
                     .await;
                 self.work(4, 13..14).await;
                 generate(store, 23, 3, 40, 2).await;
+                let stray = self.stray_feedback.expect("given in phase 1");
+                self.q
+                    .rep(
+                        7_000,
+                        RepCommand::CorrectFact {
+                            correction: FactCorrected {
+                                fact_id: Uuid::from_u128(stray),
+                                reason: text("not their rep"),
+                                correction: Correction::Retracted,
+                            },
+                        },
+                    )
+                    .await;
             }
         }
     }
@@ -1791,6 +1838,11 @@ async fn a_bulk_rebuild_equals_live_processing_of_an_organisation_that_changes_m
     let count = |kind: &str| live_docs.iter().filter(|(k, _, _)| k == kind).count();
     assert_eq!(count("team"), 3);
     assert_eq!(count("leader"), 3);
+    let stray = Uuid::from_u128(STRAY_LEADER).to_string();
+    assert!(
+        !live_docs.iter().any(|(_, key, _)| key.starts_with(&stray)),
+        "a leader whose only record was retracted keeps no document"
+    );
     assert!(count("standard") >= 3, "{}", count("standard"));
     assert_eq!(count("competency"), 3);
     assert!(count("rep_profile") >= 19, "{}", count("rep_profile"));

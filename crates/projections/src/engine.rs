@@ -671,8 +671,8 @@ impl Engine {
             let shared = tokio::task::spawn_blocking(move || merged.take_changes())
                 .await
                 .map_err(|e| failure_of("deriving the shared documents", e))?;
-            // Dealt out, so that every writer takes a share of the large
-            // ones (a leader's activity over every rep).
+            // Dealt out, so that every writer takes a part (the catalogue
+            // and the leaders' headers; their shares went with the reps).
             let mut hands: Vec<Vec<DocChange>> = (0..feed.writers).map(|_| Vec::new()).collect();
             for (n, change) in shared.into_iter().enumerate() {
                 hands[n % feed.writers].push(change);

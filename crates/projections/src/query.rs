@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use trellis_domain::rep::{Owner, Visibility};
 use trellis_domain::{
     CompetencyId, LeaderId, Name, Period, PeriodKind, PersonName, PlanId, RepId, StandardId,
@@ -635,6 +635,16 @@ pub fn coaching_impact(
 // ---------------------------------------------------------------------------
 // Loading
 
+/// A `leader` document as stored: a header, or the whole leader as growth
+/// code versions before 6 wrote it, which an upgraded API process serves
+/// until the projector has rebuilt and switched generations.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StoredLeader {
+    Header(LeaderHeader),
+    Whole(LeaderDoc),
+}
+
 /// The read models of the active generation, for the query routes.
 #[derive(Debug, Clone)]
 pub struct ReadModels {
@@ -848,13 +858,17 @@ impl ReadModels {
     }
 
     /// A leader with what they did for each rep: the `leader` document and
-    /// the `leader_rep` shares it lists, put back together.
+    /// the `leader_rep` shares it lists, put back together. Two reads, not
+    /// one snapshot: a write between them may show a share newer than the
+    /// header (a rep listed a moment late), never a torn document.
     pub async fn leader(&self, leader_id: LeaderId) -> Result<Option<LeaderDoc>, Error> {
-        let Some(header) = self
-            .doc::<LeaderHeader>(kinds::LEADER, leader_id.to_string())
+        let header = match self
+            .doc::<StoredLeader>(kinds::LEADER, leader_id.to_string())
             .await?
-        else {
-            return Ok(None);
+        {
+            None => return Ok(None),
+            Some(StoredLeader::Whole(leader)) => return Ok(Some(leader)),
+            Some(StoredLeader::Header(header)) => header,
         };
         let keys: Vec<String> = header
             .reps
@@ -890,5 +904,42 @@ impl ReadModels {
             .map(|(_, t)| t)
             .collect();
         Ok(Some(coaching_impact(&timelines, weeks, today)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::growth::model::LeaderActivity;
+
+    /// During an upgrade to growth code version 6 the API reads documents
+    /// an older projector wrote: a `leader` document that holds every rep's
+    /// activity reads whole, a header reads as a header.
+    #[test]
+    fn a_leader_document_reads_as_a_header_or_as_a_whole_leader_written_before_version_6() {
+        let rep_id = RepId::from_uuid(Uuid::from_u128(7));
+        let whole = LeaderDoc {
+            leader_id: LeaderId::from_uuid(Uuid::from_u128(2)),
+            name: Some("Lena Park".try_into().unwrap()),
+            teams: BTreeSet::from([TeamId::from_uuid(Uuid::from_u128(1))]),
+            reps: BTreeMap::from([(rep_id, LeaderActivity::default())]),
+        };
+        let text = serde_json::to_string(&whole).unwrap();
+        match serde_json::from_str::<StoredLeader>(&text).unwrap() {
+            StoredLeader::Whole(read) => assert_eq!(read, whole),
+            other => panic!("read as {other:?}"),
+        }
+        let text = serde_json::to_string(&whole.header()).unwrap();
+        match serde_json::from_str::<StoredLeader>(&text).unwrap() {
+            StoredLeader::Header(header) => {
+                assert_eq!(header, whole.header());
+                assert_eq!(header.reps, BTreeSet::from([rep_id]));
+            }
+            other => panic!("read as {other:?}"),
+        }
     }
 }

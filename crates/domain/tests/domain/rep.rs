@@ -1686,6 +1686,7 @@ fn measurements_of_several_metrics_are_told_apart_by_metric_and_period() {
         joined().into(),
         measured(500, "2026-W10", 42.0, MeasurementSource::Manual).into(),
         other.clone().into(),
+        measured(504, "2026-W11", 50.0, MeasurementSource::Manual).into(),
         correction(500, Correction::Retracted).into(),
     ];
     let state = RepAggregate::replay(&events);
@@ -1696,6 +1697,14 @@ fn measurements_of_several_metrics_are_told_apart_by_metric_and_period() {
     assert_ne!(metric_of(500), metric_of(501));
     assert_eq!(rep.live_measurement(&metric_of(500), week), None);
     assert_eq!(rep.live_measurement(&metric_of(501), week), Some(id(501)));
+    let next_week: Period = "2026-W11".parse().unwrap();
+    assert_eq!(metric_of(504), metric_of(500));
+    assert_eq!(
+        rep.live_measurement(&metric_of(500), next_week),
+        Some(id(504)),
+        "the retraction freed its own period only"
+    );
+    assert_eq!(rep.live_measurement(&metric_of(501), next_week), None);
     // The retracted one's metric and period take a new measurement.
     check(
         events.clone(),

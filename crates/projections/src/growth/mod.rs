@@ -442,11 +442,21 @@ impl Growth {
             );
         }
         for id in &dirty.leaders {
-            changes.extend(
-                self.leaders
-                    .get(id)
-                    .map(|d| change(kinds::LEADER, id, &d.header())),
-            );
+            match self.leaders.get(id) {
+                // A leader no team names whose every record was retracted:
+                // nothing is left of them, and a rebuild would not have
+                // made them, so their header goes.
+                Some(d) if d.name.is_none() && d.teams.is_empty() && d.reps.is_empty() => {
+                    self.leaders.remove(id);
+                    changes.push(DocChange {
+                        kind: kinds::LEADER,
+                        key: id.to_string(),
+                        doc: None,
+                    });
+                }
+                Some(d) => changes.push(change(kinds::LEADER, id, &d.header())),
+                None => {}
+            }
         }
         changes
     }

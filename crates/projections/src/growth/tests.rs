@@ -620,46 +620,58 @@ fn feedback_for_one_rep_rewrites_only_that_reps_share_of_its_leader() {
 }
 
 /// A share that no longer holds anything (its only record retracted) is
-/// removed, and the header no longer lists the rep.
+/// removed, and the header no longer lists the rep; a leader no team
+/// names, with nothing left, loses the header too, as a fold of the whole
+/// log would never have written it.
 #[test]
 fn a_share_whose_records_are_all_retracted_is_removed() {
     use trellis_domain::rep::{Correction, FactCorrected};
+    let retracted = |version: u64, fact: u128| {
+        rep(
+            version,
+            FactCorrected {
+                fact_id: Uuid::from_u128(fact),
+                reason: "wrong rep".try_into().unwrap(),
+                correction: Correction::Retracted,
+            },
+        )
+    };
+    // Leader 2 gives feedback twice; leader 30, whom no team names, once.
     let mut events = history();
     events.push(feedback(REP, 9, 300, 30));
-    let docs = fold_in_batches(&mut Growth::new(settings(2)), &events, 3);
-    let key = leader_share_key(id(30), id(REP));
-    assert!(docs.contains_key(&(kinds::LEADER_REP.to_owned(), key.clone())));
-
+    events.push(feedback(REP, 10, 301, 2));
+    events.push(feedback(REP, 11, 302, 2));
     let mut growth = Growth::new(settings(2));
     for event in &events {
         growth.apply(event);
     }
     growth.take_changes();
-    growth.apply(&rep(
-        10,
-        FactCorrected {
-            fact_id: Uuid::from_u128(300),
-            reason: "wrong rep".try_into().unwrap(),
-            correction: Correction::Retracted,
-        },
-    ));
-    let changes = growth.take_changes();
+
+    // Leader 2 keeps one: the share is rewritten, the header stays.
+    events.push(retracted(12, 301));
+    growth.apply(events.last().unwrap());
     assert_eq!(
-        leader_changes(&changes),
+        leader_changes(&growth.take_changes()),
+        vec![(kinds::LEADER_REP, leader_share_key(id(2), id(REP)), true)]
+    );
+
+    // Leader 30 has nothing left: share and header go.
+    events.push(retracted(13, 300));
+    growth.apply(events.last().unwrap());
+    assert_eq!(
+        leader_changes(&growth.take_changes()),
         vec![
-            (kinds::LEADER, id::<LeaderId>(30).to_string(), true),
-            (kinds::LEADER_REP, key, false),
+            (kinds::LEADER, id::<LeaderId>(30).to_string(), false),
+            (kinds::LEADER_REP, leader_share_key(id(30), id(REP)), false),
         ]
     );
-    let header: LeaderHeader = serde_json::from_str(
-        changes
-            .iter()
-            .find(|c| c.kind == kinds::LEADER)
-            .and_then(|c| c.doc.as_deref())
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(header.reps.is_empty(), "{header:?}");
+    assert!(!growth.leaders.contains_key(&id(30)));
+
+    // What is left is what a fold of the whole log writes.
+    let live = fold_in_batches(&mut Growth::new(settings(2)), &events, 1);
+    let whole = fold_in_batches(&mut Growth::new(settings(2)), &events, events.len());
+    assert_eq!(live, whole);
+    assert!(!live.contains_key(&(kinds::LEADER.to_owned(), id::<LeaderId>(30).to_string())));
 }
 
 /// A leader restored from its header and shares is the leader that was
