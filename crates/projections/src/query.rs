@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use trellis_domain::rep::{Owner, Visibility};
 use trellis_domain::{
     CompetencyId, LeaderId, Name, Period, PeriodKind, PersonName, PlanId, RepId, StandardId,
@@ -638,11 +638,23 @@ pub fn coaching_impact(
 /// A `leader` document as stored: a header, or the whole leader as growth
 /// code versions before 6 wrote it, which an upgraded API process serves
 /// until the projector has rebuilt and switched generations.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum StoredLeader {
     Header(LeaderHeader),
     Whole(LeaderDoc),
+}
+
+impl StoredLeader {
+    /// Read as a header, else as a whole leader; when it is neither, the
+    /// error is the header's (what the document should be).
+    fn parse(text: &str) -> Result<StoredLeader, serde_json::Error> {
+        match serde_json::from_str(text) {
+            Ok(header) => Ok(StoredLeader::Header(header)),
+            Err(error) => serde_json::from_str(text)
+                .map(StoredLeader::Whole)
+                .map_err(|_| error),
+        }
+    }
 }
 
 /// The read models of the active generation, for the query routes.
@@ -862,13 +874,22 @@ impl ReadModels {
     /// one snapshot: a write between them may show a share newer than the
     /// header (a rep listed a moment late), never a torn document.
     pub async fn leader(&self, leader_id: LeaderId) -> Result<Option<LeaderDoc>, Error> {
-        let header = match self
-            .doc::<StoredLeader>(kinds::LEADER, leader_id.to_string())
+        let Some((key, text)) = self
+            .read
+            .get(NAME, kinds::LEADER, &[leader_id.to_string()])
             .await?
-        {
-            None => return Ok(None),
-            Some(StoredLeader::Whole(leader)) => return Ok(Some(leader)),
-            Some(StoredLeader::Header(header)) => header,
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let stored = StoredLeader::parse(&text).map_err(|e| Error::Malformed {
+            kind: kinds::LEADER.to_owned(),
+            key,
+            reason: e.to_string(),
+        })?;
+        let header = match stored {
+            StoredLeader::Whole(leader) => return Ok(Some(leader)),
+            StoredLeader::Header(header) => header,
         };
         let keys: Vec<String> = header
             .reps
@@ -929,17 +950,22 @@ mod tests {
             reps: BTreeMap::from([(rep_id, LeaderActivity::default())]),
         };
         let text = serde_json::to_string(&whole).unwrap();
-        match serde_json::from_str::<StoredLeader>(&text).unwrap() {
+        match StoredLeader::parse(&text).unwrap() {
             StoredLeader::Whole(read) => assert_eq!(read, whole),
             other => panic!("read as {other:?}"),
         }
         let text = serde_json::to_string(&whole.header()).unwrap();
-        match serde_json::from_str::<StoredLeader>(&text).unwrap() {
+        match StoredLeader::parse(&text).unwrap() {
             StoredLeader::Header(header) => {
                 assert_eq!(header, whole.header());
                 assert_eq!(header.reps, BTreeSet::from([rep_id]));
             }
             other => panic!("read as {other:?}"),
         }
+        // Neither: the error says what a header lacks.
+        let error = StoredLeader::parse(r#"{"leader_id": "00000000-0000-0000-0000-000000000002"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing field `teams`"), "{error}");
     }
 }

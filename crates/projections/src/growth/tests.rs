@@ -617,6 +617,15 @@ fn feedback_for_one_rep_rewrites_only_that_reps_share_of_its_leader() {
             (kinds::LEADER_REP, leader_share_key(id(22), id(15)), true),
         ]
     );
+    let header: LeaderHeader = serde_json::from_str(
+        changes
+            .iter()
+            .find(|c| c.kind == kinds::LEADER)
+            .and_then(|c| c.doc.as_deref())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header.reps, [id(15)].into(), "the header lists the rep");
 }
 
 /// A share that no longer holds anything (its only record retracted) is
