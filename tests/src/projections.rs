@@ -1015,6 +1015,92 @@ async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postg
     backend.cleanup().await;
 }
 
+/// Documents are read by probing the primary key once per key asked for,
+/// even on a table the planner has no statistics for (a generation just
+/// built, a server without autovacuum). The earlier `key = ANY($3)` was
+/// planned, there, as a scan of every document of the kind filtered by key.
+#[tokio::test]
+async fn documents_are_read_one_key_probe_each_without_statistics_on_postgres() {
+    use trellis_projections::store::postgres::GET_DOCUMENTS;
+
+    let backend = Backend::postgres().await;
+    let read = read_store(&backend).await;
+    let generation = read
+        .create_generation(NAME, "growth/test", Status::Active)
+        .await
+        .unwrap();
+    let changes: Vec<DocChange> = (0..3000)
+        .map(|n| DocChange {
+            kind: "rep_profile",
+            key: format!("rep-{n:04}"),
+            doc: Some(format!(r#"{{"n":{n}}}"#)),
+        })
+        .collect();
+    assert!(
+        commit_at(&*read, generation.generation, &changes, 1)
+            .await
+            .unwrap()
+    );
+    let owner = backend.database().superuser().await;
+    let analyzed: Option<DateTime<Utc>> = owner
+        .query_one(
+            "SELECT greatest(last_analyze, last_autoanalyze) FROM pg_stat_user_tables \
+              WHERE schemaname = 'trellis' AND relname = 'read_models'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(analyzed, None, "the table has no statistics yet");
+    let keys = vec!["rep-0007".to_owned(), "rep-2999".to_owned()];
+    let plan: Value = owner
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, FORMAT JSON) {GET_DOCUMENTS}"),
+            &[&NAME, &"rep_profile", &keys],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Every scan of the documents: its index condition and the rows it read.
+    fn scans(node: &Value, out: &mut Vec<(String, f64)>) {
+        if node["Relation Name"] == "read_models" {
+            out.push((
+                node["Index Cond"].as_str().unwrap_or("").to_owned(),
+                node["Actual Rows"].as_f64().unwrap_or(0.0)
+                    * node["Actual Loops"].as_f64().unwrap_or(1.0)
+                    + node["Rows Removed by Filter"].as_f64().unwrap_or(0.0),
+            ));
+        }
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            scans(child, out);
+        }
+    }
+    let mut found = vec![];
+    scans(&plan[0]["Plan"], &mut found);
+    assert_eq!(found.len(), 1, "one scan of the documents: {plan}");
+    let (condition, rows) = &found[0];
+    assert!(
+        condition.contains("(key = k.key)"),
+        "the key is not in the index condition: {plan}"
+    );
+    assert_eq!(
+        *rows, 2.0,
+        "read other documents than those asked for: {plan}"
+    );
+    // And `get` answers each key asked for once, in key order.
+    let asked = ["rep-2999", "rep-0007", "rep-2999", "rep-9999"].map(str::to_owned);
+    let got = read.get(NAME, "rep_profile", &asked).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ("rep-0007".to_owned(), r#"{"n":7}"#.to_owned()),
+            ("rep-2999".to_owned(), r#"{"n":2999}"#.to_owned()),
+        ]
+    );
+    drop(owner);
+    backend.cleanup().await;
+}
+
 /// Commits `changes` to an active generation at the log's start, moving it
 /// to position `to`.
 async fn commit_at(
