@@ -84,12 +84,58 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    /// Connections for reading, which the file's write-ahead log lets run
-    /// beside each other and beside the writer.
-    readers: Vec<Mutex<Connection>>,
-    /// Which reader the next read tries first.
-    next_reader: std::sync::atomic::AtomicUsize,
+    readers: Readers,
     appended: watch::Sender<u64>,
+}
+
+/// Connections for reading, which the file's write-ahead log lets run beside
+/// each other and beside the writer: a reader sees what was committed when
+/// its statement began, and neither waits for the writer's transaction nor
+/// holds it up.
+pub struct Readers {
+    connections: Box<[Mutex<Connection>]>,
+    /// Which connection the next read tries first.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("connections", &self.connections.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Readers {
+    /// `n` (at least one) connections to the file at `path`, with the log's pragmas.
+    pub fn open(path: &Path, n: usize) -> Result<Self, Error> {
+        Ok(Readers {
+            connections: (0..n.max(1))
+                .map(|_| open_connection(path).map(Mutex::new))
+                .collect::<Result<_, _>>()?,
+            next: Default::default(),
+        })
+    }
+
+    /// Runs `f` on the first free connection from a rotating start; when
+    /// all are busy, on the one the rotation points at once it is free.
+    /// Blocking: call it on the blocking pool.
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let n = self.connections.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let free = (0..n).find_map(|i| match self.connections[(start + i) % n].try_lock() {
+            Ok(conn) => Some(conn),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        let conn = match free {
+            Some(conn) => conn,
+            None => self.connections[start % n]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        f(&conn)
+    }
 }
 
 /// Connections reading the file at once. With one, a scan reading its next
@@ -142,16 +188,13 @@ impl SqliteStore {
         let path = dir.join(FILE_NAME);
         let mut writer = open_connection(&path)?;
         migrate_log(&mut writer)?;
-        let readers = (0..READERS)
-            .map(|_| open_connection(&path).map(Mutex::new))
-            .collect::<Result<_, _>>()?;
+        let readers = Readers::open(&path, READERS)?;
         let (appended, _) = watch::channel(0);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
                 readers,
-                next_reader: Default::default(),
                 appended,
             }),
             sealer: None,
@@ -209,28 +252,9 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // The first free reader from a rotating start; when all are
-            // busy, wait for the one the rotation points at.
-            let n = inner.readers.len();
-            let start = inner
-                .next_reader
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let free = (0..n).find_map(|i| match inner.readers[(start + i) % n].try_lock() {
-                Ok(conn) => Some(conn),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            });
-            let conn = match free {
-                Some(conn) => conn,
-                None => inner.readers[start % n]
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()),
-            };
-            f(&conn)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("an embedded store read panicked: {e}")))?
+        tokio::task::spawn_blocking(move || inner.readers.with(f))
+            .await
+            .map_err(|e| Error::Internal(format!("an embedded store read panicked: {e}")))?
     }
 }
 
@@ -264,12 +288,14 @@ fn migrate_log(conn: &mut Connection) -> Result<Outcome, Error> {
 /// The embedded file, opened by a component that keeps its own tables beside
 /// the log (the read models, the webhooks): one connection of its own with
 /// the log's pragmas, its migrations applied, and blocking calls run on
-/// tokio's blocking pool.
+/// tokio's blocking pool; optionally connections for reading beside it
+/// ([`ComponentConnection::with_readers`]).
 #[derive(Clone)]
 pub struct ComponentConnection {
     component: &'static str,
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    readers: Option<Arc<Readers>>,
 }
 
 impl std::fmt::Debug for ComponentConnection {
@@ -300,7 +326,26 @@ impl ComponentConnection {
             component,
             path,
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
         })
+    }
+
+    /// This component, with `n` connections of its own for
+    /// [`ComponentConnection::read`]: what it serves is then read beside its
+    /// writes, not after them. With the one connection, a page waited for
+    /// the read models' whole batch of writes to commit.
+    pub async fn with_readers(mut self, n: usize) -> Result<Self, Error> {
+        let path = self.path.clone();
+        let readers = tokio::task::spawn_blocking(move || Readers::open(&path, n))
+            .await
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "opening the {} readers panicked: {e}",
+                    self.component
+                ))
+            })??;
+        self.readers = Some(Arc::new(readers));
+        Ok(self)
     }
 
     /// The file.
@@ -324,6 +369,26 @@ impl ComponentConnection {
         })
         .await
         .map_err(|e| E::from(Error::Internal(format!("a {component} call panicked: {e}"))))?
+    }
+
+    /// Runs `f`, which only reads, on the blocking pool: on a reader when
+    /// the component has them, else on its one connection. A reader sees
+    /// what was committed when its transaction (or statement) began.
+    pub async fn read<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.call(move |conn| f(conn)).await;
+        };
+        let component = self.component;
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| E::from(Error::Internal(format!("a {component} read panicked: {e}"))))?
     }
 }
 
@@ -1301,6 +1366,72 @@ mod tests {
         release.send(()).unwrap();
         slow.await.unwrap().unwrap();
         drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    const NOTES: Migrations = Migrations {
+        component: "notes",
+        dir: "-",
+        steps: &[(
+            1,
+            "notes",
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);",
+        )],
+    };
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_components_reader_sees_what_was_committed_while_its_writer_is_mid_transaction() {
+        let dir = std::env::temp_dir().join(format!("trellis-component-{}", Uuid::now_v7()));
+        let store = SqliteStore::open(&dir).await.unwrap();
+        let component = ComponentConnection::open(store.path(), NOTES)
+            .await
+            .unwrap()
+            .with_readers(2)
+            .await
+            .unwrap();
+        component
+            .call(|conn| {
+                conn.execute("INSERT INTO notes (id, text) VALUES (1, 'committed')", [])?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        // The writer changes the row and holds its transaction open until told.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (changed, has_changed) = tokio::sync::oneshot::channel();
+        let writer = {
+            let component = component.clone();
+            tokio::spawn(async move {
+                component
+                    .call(move |conn| {
+                        let tx = conn
+                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        tx.execute("UPDATE notes SET text = 'uncommitted' WHERE id = 1", [])?;
+                        let _ = changed.send(());
+                        let _ = held.recv_timeout(std::time::Duration::from_secs(30));
+                        tx.commit()?;
+                        Ok::<_, Error>(())
+                    })
+                    .await
+            })
+        };
+        has_changed.await.unwrap();
+        let read = || {
+            component.read(|conn| {
+                Ok::<String, Error>(conn.query_row(
+                    "SELECT text FROM notes WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+        };
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), read()).await;
+        assert!(seen.is_ok(), "the read waited for the writer's transaction");
+        assert_eq!(seen.unwrap().unwrap(), "committed");
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(read().await.unwrap(), "uncommitted");
+        drop((component, store));
         let _ = std::fs::remove_dir_all(dir);
     }
 }
