@@ -41,7 +41,7 @@ use trellis_projections::Error;
 use trellis_projections::engine::{Engine, EngineConfig, RebuildConfig};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
 use trellis_projections::growth::{Growth, GrowthSettings, NAME};
-use trellis_projections::projection::DocChange;
+use trellis_projections::projection::{DocChange, Envelope, Projection};
 use trellis_projections::query::ReadModels;
 use trellis_projections::store::{
     Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status,
@@ -1098,6 +1098,95 @@ async fn documents_are_read_one_key_probe_each_without_statistics_on_postgres() 
         ]
     );
     drop(owner);
+    backend.cleanup().await;
+}
+
+/// The growth projection, except that deriving its documents blocks the
+/// thread until `release` says so (or 10 s pass): whether it was released
+/// goes to `released`.
+struct HeldUntilReleased {
+    inner: Box<dyn Projection>,
+    deriving: Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Projection for HeldUntilReleased {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn fingerprint(&self) -> String {
+        self.inner.fingerprint()
+    }
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(HeldUntilReleased {
+            inner: self.inner.fresh(),
+            deriving: self.deriving.clone(),
+            release: self.release.clone(),
+            released: self.released.clone(),
+        })
+    }
+    fn state_kinds(&self) -> &'static [&'static str] {
+        self.inner.state_kinds()
+    }
+    fn restore(&mut self, kind: &str, key: &str, doc: &str) -> Result<(), String> {
+        self.inner.restore(kind, key, doc)
+    }
+    fn apply(&mut self, event: &Envelope) {
+        self.inner.apply(event);
+    }
+    fn take_changes(&mut self) -> Vec<DocChange> {
+        let deriving = self.deriving.lock().unwrap().take();
+        if let Some(deriving) = deriving {
+            let _ = deriving.send(());
+            let got = self
+                .release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10));
+            self.released.store(got.is_ok(), Ordering::SeqCst);
+        }
+        self.inner.take_changes()
+    }
+}
+
+/// While the live runner folds a batch and derives its documents, the other
+/// tasks of its runtime worker go on (handed to another worker): on two
+/// cores, pages and API reads waited behind every batch. With one worker,
+/// the task that releases the fold runs only if the fold left the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_live_fold_leaves_its_runtime_worker_to_other_tasks() {
+    let backend = Backend::sqlite().await;
+    script_quarter(&*backend.store).await;
+    settled(&backend).await;
+    let read = read_store(&backend).await;
+    let (deriving, derived) = tokio::sync::oneshot::channel();
+    let (release, held) = std::sync::mpsc::channel();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let projection = HeldUntilReleased {
+        inner: growth(),
+        deriving: Arc::new(std::sync::Mutex::new(Some(deriving))),
+        release: Arc::new(std::sync::Mutex::new(held)),
+        released: released.clone(),
+    };
+    let engine = Engine::new(backend.store.clone(), read.clone());
+    // Both on the runtime's one worker: the fold, and the task that waits
+    // for it to start deriving and then releases it.
+    let releaser = tokio::spawn(async move {
+        if derived.await.is_ok() {
+            let _ = release.send(());
+        }
+    });
+    let folded = tokio::spawn(async move { engine.catch_up(&projection).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(folded, Some(event_count(&*backend.store).await));
+    assert!(
+        released.load(Ordering::SeqCst),
+        "the fold held the runtime's worker: the task releasing it never ran"
+    );
+    releaser.await.unwrap();
     backend.cleanup().await;
 }
 

@@ -296,14 +296,16 @@ impl Engine {
         let Some(last) = batch.last() else {
             return Ok(Outcome::Committed(from));
         };
-        let envelopes = batch
-            .iter()
-            .map(Envelope::decode_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        for envelope in &envelopes {
-            projection.apply(envelope);
-        }
-        let changes = projection.take_changes();
+        let changes = off_the_runtime(|| {
+            let envelopes = batch
+                .iter()
+                .map(Envelope::decode_json)
+                .collect::<Result<Vec<_>, _>>()?;
+            for envelope in &envelopes {
+                projection.apply(envelope);
+            }
+            Ok::<_, Error>(projection.take_changes())
+        })?;
         let committed = self
             .read
             .commit(Batch {
@@ -755,6 +757,22 @@ enum Fold {
     Events(Vec<Envelope>),
     /// The log is folded: derive the documents.
     End,
+}
+
+/// Runs `work`, which keeps a thread busy (folding a batch and deriving and
+/// writing out its documents: tens of milliseconds for a batch of reps with
+/// two years of history), without holding up the tasks queued on this worker
+/// of the runtime: on a multi-threaded runtime the worker hands them to
+/// another first ([`tokio::task::block_in_place`]). Inline elsewhere (a
+/// current-thread runtime, which has no other worker to hand them to).
+///
+/// On two cores, a live batch run inline kept one of the two workers from
+/// the pages and API reads queued behind it until it was done.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// One shard of a rebuild's fold: a projection folding on a thread of the
