@@ -354,7 +354,7 @@ query_tests!(
     a_missing_rep_team_or_leader_says_the_projection_may_not_have_caught_up,
     a_scorecard_from_after_today_without_to_says_what_was_sent,
     a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_team_view,
-    a_team_view_of_a_period_older_than_the_recent_timelines_counts_it,
+    a_team_view_counts_a_period_in_progress_a_recent_one_and_an_older_one_alike,
     collection_reads_page_by_id_and_a_leader_lists_only_their_own,
     the_profile_and_timeline_say_whether_and_when_feedback_and_standards_were_acknowledged,
 );
@@ -642,10 +642,14 @@ async fn a_perfect_period_on_an_at_most_standard_is_met_in_the_timeline_and_the_
     assert_eq!(dist["missed_badly"], json!(0), "{dist}");
 }
 
-/// The team view reads each member's recent timeline (its last weeks,
-/// months and quarters); for a period older than that it reads the whole
-/// one, so a week half a year back counts as it did then.
-async fn a_team_view_of_a_period_older_than_the_recent_timelines_counts_it(app: &QueryApp) {
+/// The team view reads each member's current timeline for the week in
+/// progress (its last week, month and quarter), the recent one (its last
+/// weeks, months and quarters) for a period a few weeks back, and the whole
+/// one for a period older than that, so a week half a year back counts as
+/// it did then, and each counts the same as the others.
+async fn a_team_view_counts_a_period_in_progress_a_recent_one_and_an_older_one_alike(
+    app: &QueryApp,
+) {
     app.set_clock("2026-08-05T09:00:00Z");
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
@@ -668,7 +672,7 @@ async fn a_team_view_of_a_period_older_than_the_recent_timelines_counts_it(app: 
         .await
         .expect(201)
         .id();
-    for (week, value) in [("2026-W06", 12), ("2026-W30", 3)] {
+    for (week, value) in [("2026-W06", 12), ("2026-W30", 3), ("2026-W32", 11)] {
         app.post_json(
             &format!("/v1/reps/{rep}/measurements"),
             &app.admin(),
@@ -679,7 +683,7 @@ async fn a_team_view_of_a_period_older_than_the_recent_timelines_counts_it(app: 
     }
     app.project().await;
     let leader = app.leader_as(world.leader, &[world.team]);
-    for (week, met) in [("2026-W06", 1), ("2026-W30", 0)] {
+    for (week, met) in [("2026-W06", 1), ("2026-W30", 0), ("2026-W32", 1)] {
         let view = app
             .get_as(
                 &format!("/v1/teams/{}/view?period={week}", world.team),

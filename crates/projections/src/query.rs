@@ -23,7 +23,7 @@ use crate::growth::derive::{
 use crate::growth::model::{
     ItemStatus, LeaderDoc, LeaderHeader, LeaderShare, TeamDoc, at, leader_share_key,
 };
-use crate::growth::{NAME, kinds};
+use crate::growth::{NAME, Tail, kinds};
 use crate::stats::{mean, median};
 use crate::store::{ReadStore, Status};
 
@@ -795,38 +795,54 @@ impl ReadModels {
             return Ok(None);
         };
         let reps = self
-            .profiles_and_timelines_from(&team.reps, &[(period.kind(), period.start())])
+            .profiles_and_timelines_from(&team.reps, &[(period.kind(), period.start())], today)
             .await?;
         Ok(Some(team_view(&team, &reps, period, today)))
     }
 
     /// The profiles of `reps` with timelines that hold at least every row
     /// of each `(kind, from)` of `needs` from the period containing `from`
-    /// on: the recent timelines, and the whole ones of the reps whose recent
-    /// rows start later (a team page reads a tenth of the whole timelines).
+    /// on: the smallest tail that holds them ([`Tail::CURRENT`], tried only
+    /// when every need is a period in progress on `today`, then
+    /// [`Tail::RECENT`]), and the whole timelines of the reps whose tails
+    /// start later or are missing (a generation written before the tail
+    /// was). A team page reads a tenth of the whole timelines, a team's
+    /// view of the month in progress a hundredth.
     pub async fn profiles_and_timelines_from(
         &self,
         reps: &BTreeSet<RepId>,
         needs: &[(PeriodKind, NaiveDate)],
+        today: NaiveDate,
     ) -> Result<Vec<(RepProfile, GrowthTimeline)>, Error> {
         let keys: Vec<String> = reps.iter().map(ToString::to_string).collect();
         let profiles: Vec<RepProfile> = self.docs(kinds::REP_PROFILE, &keys).await?;
-        let recent: Vec<GrowthTimeline> = self.docs(kinds::RECENT_TIMELINE, &keys).await?;
-        let (mut timelines, short): (BTreeMap<RepId, GrowthTimeline>, Vec<String>) = recent
-            .into_iter()
-            .fold((BTreeMap::new(), Vec::new()), |(mut kept, mut short), t| {
+        let in_progress = needs
+            .iter()
+            .all(|(kind, from)| *from >= Period::containing(*kind, today).start());
+        let tails = [
+            (kinds::CURRENT_TIMELINE, Tail::CURRENT),
+            (kinds::RECENT_TIMELINE, Tail::RECENT),
+        ];
+        let mut timelines: BTreeMap<RepId, GrowthTimeline> = BTreeMap::new();
+        let mut unresolved = keys;
+        for (kind, tail) in tails.into_iter().skip(usize::from(!in_progress)) {
+            if unresolved.is_empty() {
+                break;
+            }
+            let found: Vec<GrowthTimeline> = self.docs(kind, &unresolved).await?;
+            for t in found {
                 if needs
                     .iter()
-                    .all(|(kind, from)| t.recent_covers(*kind, *from))
+                    .all(|(kind, from)| t.tail_covers(tail, *kind, *from))
                 {
-                    kept.insert(t.rep_id, t);
-                } else {
-                    short.push(t.rep_id.to_string());
+                    let key = t.rep_id.to_string();
+                    unresolved.retain(|k| *k != key);
+                    timelines.insert(t.rep_id, t);
                 }
-                (kept, short)
-            });
-        if !short.is_empty() {
-            let whole: Vec<GrowthTimeline> = self.docs(kinds::GROWTH_TIMELINE, &short).await?;
+            }
+        }
+        if !unresolved.is_empty() {
+            let whole: Vec<GrowthTimeline> = self.docs(kinds::GROWTH_TIMELINE, &unresolved).await?;
             timelines.extend(whole.into_iter().map(|t| (t.rep_id, t)));
         }
         Ok(profiles

@@ -98,7 +98,7 @@ pub(crate) async fn handler(
     .collect();
     let reps = state
         .models()
-        .profiles_and_timelines_from(&team.reps, &needs)
+        .profiles_and_timelines_from(&team.reps, &needs, today)
         .await?;
     let view = query::team_view(&team, &reps, period, today);
     let members: Vec<&(RepProfile, GrowthTimeline)> = reps

@@ -36,6 +36,40 @@ pub const RECENT_WEEKS: usize = 14;
 pub const RECENT_MONTHS: usize = 7;
 pub const RECENT_QUARTERS: usize = 5;
 
+/// How many of the last rows of each bucket a partial timeline keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    pub weeks: usize,
+    pub months: usize,
+    pub quarters: usize,
+}
+
+impl Tail {
+    /// Kind `recent_timeline`: what the team pages read of each member, a
+    /// tenth of a two-year timeline.
+    pub const RECENT: Tail = Tail {
+        weeks: RECENT_WEEKS,
+        months: RECENT_MONTHS,
+        quarters: RECENT_QUARTERS,
+    };
+    /// Kind `current_timeline`: the last week, month and quarter (those in
+    /// progress, for a rep still recording), what a team's view of the
+    /// period in progress reads of each member.
+    pub const CURRENT: Tail = Tail {
+        weeks: 1,
+        months: 1,
+        quarters: 1,
+    };
+
+    fn of(self, kind: PeriodKind) -> usize {
+        match kind {
+            PeriodKind::Week => self.weeks,
+            PeriodKind::Month => self.months,
+            PeriodKind::Quarter => self.quarters,
+        }
+    }
+}
+
 /// A rep's growth, period by period. Kind `growth_timeline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrowthTimeline {
@@ -55,30 +89,34 @@ impl GrowthTimeline {
         }
     }
 
-    /// The last rows of each bucket only ([`RECENT_WEEKS`],
-    /// [`RECENT_MONTHS`], [`RECENT_QUARTERS`]): what the team pages read of
-    /// each member, a tenth of a two-year timeline. Kind `recent_timeline`.
-    pub fn recent(&self) -> GrowthTimeline {
+    /// The last rows of each bucket only, as many as `keep` says.
+    pub fn tail(&self, keep: Tail) -> GrowthTimeline {
         let last = |rows: &[PeriodRow], n: usize| rows[rows.len().saturating_sub(n)..].to_vec();
         GrowthTimeline {
             rep_id: self.rep_id,
-            weeks: last(&self.weeks, RECENT_WEEKS),
-            months: last(&self.months, RECENT_MONTHS),
-            quarters: last(&self.quarters, RECENT_QUARTERS),
+            weeks: last(&self.weeks, keep.weeks),
+            months: last(&self.months, keep.months),
+            quarters: last(&self.quarters, keep.quarters),
         }
     }
 
-    /// Whether this timeline, taken by [`GrowthTimeline::recent`], still
-    /// holds every row of `kind` from the period containing `from` on (a
-    /// rep with fewer rows than are kept has them all).
-    pub fn recent_covers(&self, kind: PeriodKind, from: NaiveDate) -> bool {
+    /// Whether this timeline, taken by [`GrowthTimeline::tail`] with `keep`
+    /// (or whole), still holds every row of `kind` from the period
+    /// containing `from` on (a rep with fewer rows than are kept has them
+    /// all).
+    pub fn tail_covers(&self, keep: Tail, kind: PeriodKind, from: NaiveDate) -> bool {
         let rows = self.rows(kind);
-        let kept = match kind {
-            PeriodKind::Week => RECENT_WEEKS,
-            PeriodKind::Month => RECENT_MONTHS,
-            PeriodKind::Quarter => RECENT_QUARTERS,
-        };
-        rows.len() < kept || rows.first().is_some_and(|r| r.start <= from)
+        rows.len() < keep.of(kind) || rows.first().is_some_and(|r| r.start <= from)
+    }
+
+    /// [`Tail::RECENT`]'s tail. Kind `recent_timeline`.
+    pub fn recent(&self) -> GrowthTimeline {
+        self.tail(Tail::RECENT)
+    }
+
+    /// [`GrowthTimeline::tail_covers`] for [`Tail::RECENT`].
+    pub fn recent_covers(&self, kind: PeriodKind, from: NaiveDate) -> bool {
+        self.tail_covers(Tail::RECENT, kind, from)
     }
 
     /// The row of one period, if the timeline covers it.

@@ -41,7 +41,9 @@ pub mod derive;
 mod fold;
 pub mod model;
 
-pub use derive::{GrowthTimeline, PeriodRow, RepProfile, StandardRow, Standing, StandingKind};
+pub use derive::{
+    GrowthTimeline, PeriodRow, RepProfile, StandardRow, Standing, StandingKind, Tail,
+};
 pub use model::*;
 
 /// The projection's name (`trellis replay --projection growth`).
@@ -52,7 +54,8 @@ pub const NAME: &str = "growth";
 /// writes them; the rebuild this forces replaces what the migration
 /// converted (printed the way `jsonb` prints). 6: a leader's activity is
 /// stored per rep (`leader_rep`), the `leader` document keeps the rest.
-const CODE_VERSION: u32 = 6;
+/// 7: each rep's `current_timeline` (the last week, month and quarter).
+const CODE_VERSION: u32 = 7;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
@@ -64,6 +67,7 @@ pub mod kinds {
     pub const REP_PROFILE: &str = "rep_profile";
     pub const GROWTH_TIMELINE: &str = "growth_timeline";
     pub const RECENT_TIMELINE: &str = "recent_timeline";
+    pub const CURRENT_TIMELINE: &str = "current_timeline";
 }
 
 /// Settings that shape the documents (changing one rebuilds the projection).
@@ -414,6 +418,11 @@ impl Growth {
             changes.push(change(kinds::REP_FACTS, rep_id, facts));
             changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
             changes.push(change(kinds::RECENT_TIMELINE, rep_id, &timeline.recent()));
+            changes.push(change(
+                kinds::CURRENT_TIMELINE,
+                rep_id,
+                &timeline.tail(Tail::CURRENT),
+            ));
             changes.push(change(kinds::GROWTH_TIMELINE, rep_id, &timeline));
         }
         let more = !self.dirty.reps.is_empty();

@@ -463,7 +463,7 @@ fn folding_in_shards_gives_the_documents_of_one_fold() {
     }
     let expected = texts(whole.take_changes());
     let kinds: std::collections::BTreeSet<&str> = expected.iter().map(|(k, _, _)| *k).collect();
-    assert_eq!(kinds.len(), 8, "every kind of document: {kinds:?}");
+    assert_eq!(kinds.len(), 9, "every kind of document: {kinds:?}");
     for count in [1, 2, 3, 5] {
         for part in [1, 2, 100] {
             let sharded = texts(fold_in_shards(&events, count, part));
@@ -489,7 +489,7 @@ fn a_shard_merges_only_once_its_reps_are_taken() {
 /// each bucket of the whole one, and it says when a period is older than
 /// what it keeps.
 #[test]
-fn a_recent_timeline_is_the_tail_of_the_whole_one_and_knows_what_it_lacks() {
+fn the_recent_and_current_timelines_are_tails_of_the_whole_one_and_know_what_they_lack() {
     // Half a year more, so that weeks and months are cut.
     let mut events = history();
     events.push(measured(9, 104, "2026-09", 90.0));
@@ -498,27 +498,38 @@ fn a_recent_timeline_is_the_tail_of_the_whole_one_and_knows_what_it_lacks() {
     let doc = |kind: &str| -> GrowthTimeline {
         serde_json::from_value(docs[&(kind.to_owned(), key.clone())].clone()).unwrap()
     };
-    let (whole, recent) = (doc(kinds::GROWTH_TIMELINE), doc(kinds::RECENT_TIMELINE));
+    let whole = doc(kinds::GROWTH_TIMELINE);
     assert!(
         whole.weeks.len() > derive::RECENT_WEEKS && whole.months.len() > derive::RECENT_MONTHS,
         "the fixture has more weeks and months than are kept"
     );
-    for (kind, kept) in [
-        (PeriodKind::Week, derive::RECENT_WEEKS),
-        (PeriodKind::Month, derive::RECENT_MONTHS),
-        (PeriodKind::Quarter, derive::RECENT_QUARTERS),
+    for (tail_kind, tail) in [
+        (kinds::RECENT_TIMELINE, Tail::RECENT),
+        (kinds::CURRENT_TIMELINE, Tail::CURRENT),
     ] {
-        let rows = whole.rows(kind);
-        assert_eq!(recent.rows(kind), &rows[rows.len().saturating_sub(kept)..]);
-        let first_kept = recent.rows(kind)[0].start;
-        assert!(recent.recent_covers(kind, first_kept), "{kind:?}");
-        assert!(whole.recent_covers(kind, rows[0].start), "{kind:?}");
-        assert_eq!(
-            recent.recent_covers(kind, rows[0].start),
-            rows.len() <= kept,
-            "{kind:?}: an older period is covered only when nothing was cut"
-        );
+        let part = doc(tail_kind);
+        assert_eq!(part, whole.tail(tail), "{tail_kind}");
+        for (kind, kept) in [
+            (PeriodKind::Week, tail.weeks),
+            (PeriodKind::Month, tail.months),
+            (PeriodKind::Quarter, tail.quarters),
+        ] {
+            let rows = whole.rows(kind);
+            assert_eq!(part.rows(kind), &rows[rows.len().saturating_sub(kept)..]);
+            let first_kept = part.rows(kind)[0].start;
+            assert!(
+                part.tail_covers(tail, kind, first_kept),
+                "{tail_kind} {kind:?}"
+            );
+            assert!(whole.tail_covers(tail, kind, rows[0].start), "{kind:?}");
+            assert_eq!(
+                part.tail_covers(tail, kind, rows[0].start),
+                rows.len() <= kept,
+                "{tail_kind} {kind:?}: an older period is covered only when nothing was cut"
+            );
+        }
     }
+    assert_eq!(doc(kinds::CURRENT_TIMELINE).months.len(), 1);
 }
 
 /// The next version of `rep`'s stream after `events`.
