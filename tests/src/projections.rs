@@ -930,6 +930,18 @@ async fn the_views_expose_the_read_models_as_columns_on_postgres() {
     backend.cleanup().await;
 }
 
+/// A PostgreSQL backend, its read store, and an empty active generation of
+/// the growth projection at the log's start.
+async fn an_active_generation_on_postgres() -> (Backend, Arc<dyn ReadStore>, Generation) {
+    let backend = Backend::postgres().await;
+    let read = read_store(&backend).await;
+    let generation = read
+        .create_generation(NAME, "growth/test", Status::Active)
+        .await
+        .unwrap();
+    (backend, read, generation)
+}
+
 /// A batch carrying more than one statement's share of documents
 /// (`STATEMENT_BYTES`) is written in several statements of one transaction:
 /// all of it, or, when the server refuses a document of a later statement,
@@ -938,12 +950,7 @@ async fn the_views_expose_the_read_models_as_columns_on_postgres() {
 async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postgres() {
     use trellis_projections::store::postgres::STATEMENT_BYTES;
 
-    let backend = Backend::postgres().await;
-    let read = read_store(&backend).await;
-    let generation = read
-        .create_generation(NAME, "growth/test", Status::Active)
-        .await
-        .unwrap();
+    let (backend, read, generation) = an_active_generation_on_postgres().await;
     // Counts the INSERT statements into the read models.
     let owner = backend.database().superuser().await;
     owner
@@ -1023,12 +1030,7 @@ async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postg
 async fn documents_are_read_one_key_probe_each_without_statistics_on_postgres() {
     use trellis_projections::store::postgres::GET_DOCUMENTS;
 
-    let backend = Backend::postgres().await;
-    let read = read_store(&backend).await;
-    let generation = read
-        .create_generation(NAME, "growth/test", Status::Active)
-        .await
-        .unwrap();
+    let (backend, read, generation) = an_active_generation_on_postgres().await;
     let changes: Vec<DocChange> = (0..3000)
         .map(|n| DocChange {
             kind: "rep_profile",

@@ -830,16 +830,14 @@ impl ReadModels {
                 break;
             }
             let found: Vec<GrowthTimeline> = self.docs(kind, &unresolved).await?;
-            for t in found {
-                if needs
+            timelines.extend(found.into_iter().filter_map(|t| {
+                needs
                     .iter()
                     .all(|(kind, from)| t.tail_covers(tail, *kind, *from))
-                {
-                    let key = t.rep_id.to_string();
-                    unresolved.retain(|k| *k != key);
-                    timelines.insert(t.rep_id, t);
-                }
-            }
+                    .then_some((t.rep_id, t))
+            }));
+            let covered: BTreeSet<String> = timelines.keys().map(ToString::to_string).collect();
+            unresolved.retain(|key| !covered.contains(key));
         }
         if !unresolved.is_empty() {
             let whole: Vec<GrowthTimeline> = self.docs(kinds::GROWTH_TIMELINE, &unresolved).await?;
