@@ -554,13 +554,23 @@ impl Drop for Signer {
 }
 
 impl Signer {
-    pub fn start(store: Arc<dyn EventStore>, key: trellis_eventstore::note::SignerKey) -> Signer {
-        Signer(tokio::spawn(async move {
-            let Ok(mut builder) = trellis_eventstore::tree::TreeBuilder::load(&*store).await else {
-                return;
-            };
-            let mut signed = builder.size();
+    /// Starts once the tree covers the log as it stands: a server's signer
+    /// follows the appends, so what the scenarios measure is that, not a
+    /// first pass over the events the scenarios before them wrote.
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        key: trellis_eventstore::note::SignerKey,
+    ) -> Result<Signer> {
+        let mut builder = trellis_eventstore::tree::TreeBuilder::load(&*store)
+            .await
+            .context("the bench's signer could not load the tree")?;
+        let mut signed = builder
+            .catch_up(&*store)
+            .await
+            .context("the bench's signer could not catch up with the log")?;
+        Ok(Signer(tokio::spawn(async move {
             loop {
+                tokio::time::sleep(trellis_eventstore::tree::CATCH_UP_INTERVAL).await;
                 if let Ok(size) = builder.catch_up(&*store).await
                     && size >= signed + 1_000
                     && builder
@@ -570,9 +580,8 @@ impl Signer {
                 {
                     signed = size;
                 }
-                tokio::time::sleep(trellis_eventstore::tree::CATCH_UP_INTERVAL).await;
             }
-        }))
+        })))
     }
 }
 
