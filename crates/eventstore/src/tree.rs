@@ -21,9 +21,10 @@ use crate::{Checkpoint, Error, EventStore, Hash, RecordedEvent};
 /// the embedded file that write holds the one writer while appends queue
 /// behind it, so the fewer and larger they are, the less the appends lose
 /// (`trellis-bench append`: `sqlite_append_1w_sealed` reached 0.71 of
-/// `sqlite_append_1w` catching up every 250 ms, 0.91 every second). Checkpoints are signed every so many events or
-/// seconds, and a packet's evidence reaches the newest checkpoint only, so
-/// the tree may trail the log by this much.
+/// `sqlite_append_1w` catching up every 250 ms, 0.91 every second).
+/// Checkpoints are signed every so many events or seconds, and a packet's
+/// evidence reaches the newest checkpoint only, so the tree may trail the
+/// log by this much.
 pub const CATCH_UP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the stored tree stands.
