@@ -2586,31 +2586,9 @@ async fn connections_the_database_dropped_are_replaced_without_failing_a_request
 /// logged at DEBUG; every other handled request keeps its INFO line.
 #[tokio::test(flavor = "current_thread")]
 async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
     use tower::ServiceExt;
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let app = TestApp::spawn(trellis_tests::Kind::Sqlite).await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-
     let request = |bulk: bool| {
         let mut request = axum::http::Request::builder().uri("/healthz");
         if bulk {
@@ -2618,22 +2596,29 @@ async fn bulk_requests_are_logged_at_debug_and_others_at_info() {
         }
         request.body(axum::body::Body::empty()).expect("a request")
     };
+    let send = |bulk: bool| {
+        let router = app.router.clone();
+        async move {
+            let response = router.oneshot(request(bulk)).await.expect("infallible");
+            assert_eq!(response.status(), 200);
+        }
+    };
+    let logs = trellis_tests::LogCapture::install();
+    // Reach both callsites, then make their caches this thread's.
+    send(true).await;
+    send(false).await;
+    logs.rebuild();
+
     for bulk in [true, true, false] {
-        let response = app
-            .router
-            .clone()
-            .oneshot(request(bulk))
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), 200);
+        send(bulk).await;
     }
-    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let log = logs.text();
     assert_eq!(
         log.matches("request handled").count(),
         1,
         "only the request not marked bulk logs at INFO:\n{log}"
     );
-    drop(_default);
+    drop(logs);
     app.cleanup().await;
 }
 

@@ -10,7 +10,9 @@ use trellis_eventstore::sqlite::SqliteStore;
 use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, ReadAhead, StreamId};
 
 mod counting;
+mod logs;
 pub use counting::CountingStore;
+pub use logs::LogCapture;
 
 /// The server the tests use; `tests/run` exports it.
 pub fn admin_url() -> String {

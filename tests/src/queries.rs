@@ -1399,19 +1399,6 @@ async fn a_packet_s_evidence_proves_the_rep_events_it_replays_and_never_a_review
 /// evidence, is still served.
 #[tokio::test(flavor = "current_thread")]
 async fn a_damaged_tree_makes_the_packet_an_error_that_names_trellis_audit_verify_and_is_logged() {
-    use std::io::Write;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let app = QueryApp::spawn(Kind::Sqlite).await;
     let s = script(&app).await;
     sign_checkpoint(&app).await;
@@ -1426,16 +1413,13 @@ async fn a_damaged_tree_makes_the_packet_an_error_that_names_trellis_audit_verif
         )
         .await;
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let logging = tracing::subscriber::set_default(subscriber);
+    let logs = trellis_tests::LogCapture::install();
+    // Reach the failure's callsites once, then make their caches this thread's.
+    app.get_as(&path, &app.auditor()).await.expect(500);
+    logs.rebuild();
     let r = app.get_as(&path, &app.auditor()).await;
-    drop(logging);
+    let log = logs.text();
+    drop(logs);
     r.expect_problem(500, "log-damaged");
     let detail = r.json["detail"].as_str().expect("a detail");
     assert!(
@@ -1444,7 +1428,6 @@ async fn a_damaged_tree_makes_the_packet_an_error_that_names_trellis_audit_verif
             && detail.contains("trellis audit verify"),
         "{detail}"
     );
-    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
     assert!(
         log.contains("request failed") && log.contains("trellis audit verify"),
         "the 500 is logged with what to do:\n{log}"
