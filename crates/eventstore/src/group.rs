@@ -264,16 +264,19 @@ impl EventStore for GroupCommit {
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
         validate_append(events, meta)?;
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected,
+            meta: meta.clone(),
+            events: events.to_vec(),
+        };
+        // Sealed now, while the batch ahead commits, not in the batch.
+        self.inner.prepare_append(&request);
         let (reply, answer) = oneshot::channel();
-        self.shared.lock().waiting.push_back(Waiting {
-            request: AppendRequest {
-                stream: stream.clone(),
-                expected,
-                meta: meta.clone(),
-                events: events.to_vec(),
-            },
-            reply,
-        });
+        self.shared
+            .lock()
+            .waiting
+            .push_back(Waiting { request, reply });
         self.dispatch();
         answer.await.unwrap_or_else(|_| {
             Err(Error::Internal(

@@ -15,8 +15,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::chain::{DigestInput, canonical_json, link};
+use crate::chain::{canonical_json, link};
 use crate::note::SignerKey;
+use crate::seal::{Sealer, digest_of_new};
 use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
@@ -78,7 +79,7 @@ const COLUMNS: &str = "global_position, event_id, stream_id, stream_version, eve
 pub struct SqliteStore {
     inner: Arc<Inner>,
     /// Seals every appended event, when given ([`SqliteStore::sealing_with`]).
-    sealer: Option<Arc<SignerKey>>,
+    sealer: Option<Arc<Sealer>>,
 }
 
 struct Inner {
@@ -203,7 +204,7 @@ impl SqliteStore {
 
     /// This store, sealing every event it appends with `key`.
     pub fn sealing_with(mut self, key: SignerKey) -> Self {
-        self.sealer = Some(Arc::new(key));
+        self.sealer = Some(Arc::new(Sealer::new(key)));
         self
     }
 
@@ -710,23 +711,18 @@ fn prepare(
     meta: &CommandMeta,
     command_uuid: Uuid,
     events: &[NewEvent],
-    sealer: Option<&SignerKey>,
+    sealer: Option<&Sealer>,
 ) -> Result<Vec<Prepared>, Error> {
     let mut scratch = Vec::with_capacity(512);
     events
         .iter()
         .map(|event| {
-            let digest = DigestInput {
-                command_id: command_uuid,
-                occurred_at_micros: to_micros_precision(event.occurred_at).timestamp_micros(),
-                ..DigestInput::of_new(stream, meta, event)
-            }
-            .digest(&mut scratch);
+            let digest = digest_of_new(stream, meta, command_uuid, event, &mut scratch);
             let mut payload = Vec::with_capacity(256);
             canonical_json(&event.payload, &mut payload);
             Ok(Prepared {
                 digest,
-                seal: sealer.map(|key| key.seal(&digest)),
+                seal: sealer.map(|sealer| sealer.seal(&digest)),
                 payload: String::from_utf8(payload)
                     .map_err(|_| Error::Internal("canonical JSON was not UTF-8".into()))?,
             })
@@ -930,6 +926,12 @@ impl EventStore for SqliteStore {
             self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(outcome)
+    }
+
+    fn prepare_append(&self, request: &AppendRequest) {
+        if let Some(sealer) = &self.sealer {
+            sealer.seal_ahead(request);
+        }
     }
 
     #[tracing::instrument(
@@ -1365,6 +1367,69 @@ mod tests {
         head.unwrap().unwrap();
         release.send(()).unwrap();
         slow.await.unwrap().unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Group commit has the store seal a command as it queues it, and the
+    /// write takes that seal instead of signing again; the seal verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_through_group_commit_is_written_with_the_seal_made_as_it_queued() {
+        let dir = std::env::temp_dir().join(format!("trellis-seal-ahead-{}", Uuid::now_v7()));
+        let key = SignerKey::generate("trellis.test/seal").unwrap();
+        let store = SqliteStore::open(&dir)
+            .await
+            .unwrap()
+            .sealing_with(key.clone());
+        let sealer = store.sealer.clone().unwrap();
+        let grouped = crate::GroupCommit::new(
+            Arc::new(store.clone()),
+            crate::GroupCommitConfig::single_writer(),
+        );
+        let stream = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
+        let event = NewEvent::new(
+            "FeedbackGiven",
+            1,
+            serde_json::json!({ "note": "asked sharp follow-ups" }),
+            chrono::Utc::now(),
+        );
+        let meta = CommandMeta::new("user-1", chrono::Utc::now());
+        grouped
+            .append(&stream, ExpectedVersion::Exact(0), &meta, &[event])
+            .await
+            .unwrap();
+        assert_eq!(sealer.made_at_write(), 0, "the write signed nothing itself");
+        assert_eq!(sealer.kept(), 0, "the write took the seal made ahead");
+
+        // Straight to the store, nothing is sealed ahead: the write signs.
+        let event = NewEvent::new(
+            "FeedbackGiven",
+            1,
+            serde_json::json!({}),
+            chrono::Utc::now(),
+        );
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(1),
+                &CommandMeta::new("user-1", chrono::Utc::now()),
+                &[event],
+            )
+            .await
+            .unwrap();
+        assert_eq!(sealer.made_at_write(), 1);
+
+        let written = store.read_stream(&stream, 0, 10).await.unwrap();
+        let mut scratch = Vec::new();
+        for event in &written {
+            let digest = event.stored_digest(&mut scratch).unwrap();
+            let seal = event.seal.expect("the event is sealed");
+            assert!(crate::note::seal_verifies(
+                &[key.verifier()],
+                &digest,
+                &seal.0
+            ));
+        }
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }

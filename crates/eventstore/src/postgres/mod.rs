@@ -20,8 +20,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
-use crate::chain::DigestInput;
 use crate::note::SignerKey;
+use crate::seal::{Sealer, digest_of_new};
 use crate::types::AppendRequest;
 use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
@@ -160,7 +160,7 @@ async fn connection_alive(client: &deadpool_postgres::Object) -> bool {
 pub struct PostgresStore {
     inner: Arc<Inner>,
     /// Seals every appended event, when given ([`PostgresStore::sealing_with`]).
-    sealer: Option<Arc<SignerKey>>,
+    sealer: Option<Arc<Sealer>>,
 }
 
 struct Inner {
@@ -299,7 +299,7 @@ impl PostgresStore {
 
     /// This store, sealing every event it appends with `key`.
     pub fn sealing_with(mut self, key: SignerKey) -> Self {
-        self.sealer = Some(Arc::new(key));
+        self.sealer = Some(Arc::new(Sealer::new(key)));
         self
     }
 
@@ -589,7 +589,7 @@ impl<'a> AppendCall<'a> {
         command_id: Uuid,
         events: &'a [NewEvent],
         scratch: &mut Vec<u8>,
-        sealer: Option<&SignerKey>,
+        sealer: Option<&Sealer>,
     ) -> Result<Self, Error> {
         let expected_param = match expected {
             ExpectedVersion::Any => -1,
@@ -610,13 +610,8 @@ impl<'a> AppendCall<'a> {
         };
         for event in events {
             let occurred_at = to_micros_precision(event.occurred_at);
-            let digest = DigestInput {
-                command_id,
-                occurred_at_micros: occurred_at.timestamp_micros(),
-                ..DigestInput::of_new(stream, meta, event)
-            }
-            .digest(scratch);
-            call.seals.push(sealer.map(|key| key.seal(&digest)));
+            let digest = digest_of_new(stream, meta, command_id, event, scratch);
+            call.seals.push(sealer.map(|sealer| sealer.seal(&digest)));
             call.digests.push(digest.to_vec());
             call.event_ids.push(event.event_id);
             call.types.push(&event.event_type);
@@ -968,6 +963,12 @@ impl EventStore for PostgresStore {
                 return Ok(outcomes);
             }
         })
+    }
+
+    fn prepare_append(&self, request: &AppendRequest) {
+        if let Some(sealer) = &self.sealer {
+            sealer.seal_ahead(request);
+        }
     }
 
     #[tracing::instrument(
