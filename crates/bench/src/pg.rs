@@ -170,10 +170,15 @@ async fn append(
     .context("failed to open the private PostgreSQL event store")?;
     let key = workload::bench_key()?;
     let sealed: Arc<dyn EventStore> = Arc::new(raw_store.clone().sealing_with(key.clone()));
-    let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
-        workload::private(sealed.clone(), Arc::new(raw_store)),
-        GroupCommitConfig::default(),
-    ));
+    // As `trellis serve` composes them: the vault encrypts before a command
+    // queues for its batch.
+    let private = workload::private(
+        Arc::new(GroupCommit::new(
+            sealed.clone(),
+            GroupCommitConfig::default(),
+        )),
+        Arc::new(raw_store),
+    );
     // As serve's checkpoint worker: the tree reads the log as stored.
     let _signer = workload::Signer::start(sealed, key).await?;
     for (name, writers) in [("append_1w_private", 1), ("append_8w_private", 8)] {

@@ -182,10 +182,15 @@ async fn append(
     // Everything on, as `trellis serve` runs: compare with the plain lines.
     let key = workload::bench_key()?;
     let sealed: Arc<dyn EventStore> = Arc::new(plain.clone().sealing_with(key.clone()));
-    let private: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
-        workload::private(sealed.clone(), Arc::new(plain.clone())),
-        GroupCommitConfig::single_writer(),
-    ));
+    // As `trellis serve` composes them: the vault encrypts before a command
+    // queues for its batch.
+    let private = workload::private(
+        Arc::new(GroupCommit::new(
+            sealed.clone(),
+            GroupCommitConfig::single_writer(),
+        )),
+        Arc::new(plain.clone()),
+    );
     // As serve's checkpoint worker: the tree reads the log as stored.
     let _signer = workload::Signer::start(sealed, key).await?;
     for (name, writers) in [

@@ -264,8 +264,8 @@ impl Vault {
     }
 
     /// Encrypts the personal data of commands' events in place, fetching
-    /// every key they need at once: a burst of commands about new people
-    /// (group commit hands the vault one) costs one call to the key store,
+    /// every key they need at once: a batch of commands about new people
+    /// (an import hands the vault one) costs one call to the key store,
     /// not one a command. Each command is answered on its own: `Err` when
     /// its payload or its person is refused, or the keys could not be had.
     async fn seal_all<'a>(

@@ -118,6 +118,19 @@ impl Backend {
             Backend::Sqlite(store) => Arc::new(store.clone()),
         }
     }
+
+    /// The personal data keys, in a table beside the log.
+    pub fn key_store(&self) -> Arc<dyn KeyStore> {
+        match self {
+            Backend::Postgres { store, .. } => Arc::new(store.clone()),
+            Backend::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// The log as the service writes and reads it: through the [`vault`].
+    fn vault(&self) -> Arc<Vault> {
+        vault(self.stored(), self.key_store())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,16 +169,13 @@ impl StoreArgs {
                 let read = PostgresReadStore::new(log.pool().clone())
                     .await
                     .context("failed to open the read models in PostgreSQL")?;
-                let vault = vault(Arc::new(log.clone()), Arc::new(log.clone()));
-                Stores {
-                    log: vault.clone(),
-                    keys: vault,
-                    read: Arc::new(read),
-                    backend: Backend::Postgres {
+                Stores::over(
+                    Backend::Postgres {
                         store: log,
                         url: url.clone(),
                     },
-                }
+                    Arc::new(read),
+                )
             }
             None => {
                 let log = SqliteStore::open(&self.data_dir).await.with_context(|| {
@@ -177,23 +187,14 @@ impl StoreArgs {
                 let read = SqliteReadStore::open(log.path())
                     .await
                     .context("failed to open the embedded read models")?;
-                let vault = vault(Arc::new(log.clone()), Arc::new(log.clone()));
-                Stores {
-                    log: vault.clone(),
-                    keys: vault,
-                    read: Arc::new(read),
-                    backend: Backend::Sqlite(log),
-                }
+                Stores::over(Backend::Sqlite(log), Arc::new(read))
             }
         })
     }
 
     /// Opens the log, reading personal data as its keys allow.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn EventStore>> {
-        Ok(match self.open_backend().await? {
-            Backend::Postgres { store, .. } => vault(Arc::new(store.clone()), Arc::new(store)),
-            Backend::Sqlite(store) => vault(Arc::new(store.clone()), Arc::new(store)),
-        })
+        Ok(self.open_backend().await?.vault())
     }
 
     /// Opens the log as stored, personal data left encrypted: what checks
@@ -232,35 +233,32 @@ impl StoreArgs {
 }
 
 impl Stores {
-    /// The same stores, sealing every event appended through them with
-    /// `key` (the checkpoint signing key).
-    pub fn sealing_with(self, key: trellis_eventstore::note::SignerKey) -> Stores {
-        match self.backend {
-            Backend::Postgres { store, url } => {
-                let store = store.sealing_with(key);
-                let vault = vault(Arc::new(store.clone()), Arc::new(store.clone()));
-                Stores {
-                    log: vault.clone(),
-                    keys: vault,
-                    read: self.read,
-                    backend: Backend::Postgres { store, url },
-                }
-            }
-            Backend::Sqlite(store) => {
-                let store = store.sealing_with(key);
-                let vault = vault(Arc::new(store.clone()), Arc::new(store.clone()));
-                Stores {
-                    log: vault.clone(),
-                    keys: vault,
-                    read: self.read,
-                    backend: Backend::Sqlite(store),
-                }
-            }
+    /// The log of `backend` through its vault, and `read` beside it.
+    fn over(backend: Backend, read: Arc<dyn ReadStore>) -> Stores {
+        let vault = backend.vault();
+        Stores {
+            log: vault.clone(),
+            keys: vault,
+            read,
+            backend,
         }
     }
 
-    /// The same stores with appends made through `log` grouped into shared
-    /// commits of at most `max_batch` commands ([`GroupCommit`]); 1 leaves
+    /// The same stores, sealing every event appended through them with
+    /// `key` (the checkpoint signing key).
+    pub fn sealing_with(self, key: trellis_eventstore::note::SignerKey) -> Stores {
+        let backend = match self.backend {
+            Backend::Postgres { store, url } => Backend::Postgres {
+                store: store.sealing_with(key),
+                url,
+            },
+            Backend::Sqlite(store) => Backend::Sqlite(store.sealing_with(key)),
+        };
+        Stores::over(backend, self.read)
+    }
+
+    /// The same stores with appends grouped into shared commits of at most
+    /// `max_batch` commands ([`GroupCommit`]) under the vault; 1 leaves
     /// every append to commit alone.
     pub fn grouping_appends(self, max_batch: usize) -> Stores {
         if max_batch <= 1 {
@@ -274,8 +272,15 @@ impl Stores {
             Backend::Postgres { .. } => GroupCommitConfig::default(),
         };
         let config = GroupCommitConfig { max_batch, ..base };
+        // The vault encrypts on each caller's task before its command is
+        // queued, and the store seals it there too
+        // (`EventStore::prepare_append`): a batch holds the writer only for
+        // its writes.
+        let grouped = Arc::new(GroupCommit::new(self.backend.stored(), config));
+        let vault = vault(grouped, self.backend.key_store());
         Stores {
-            log: Arc::new(GroupCommit::new(self.log, config)),
+            log: vault.clone(),
+            keys: vault,
             ..self
         }
     }
