@@ -158,7 +158,8 @@ impl Backend {
     }
 
     /// The same backend with its appends grouped into shared commits and
-    /// its scans reading the next page ahead, as `trellis serve` runs it.
+    /// its scans reading the next page ahead: the layers `trellis serve`
+    /// runs the store through (there, read-ahead sits above group commit).
     /// Small batches, two in flight, so a test's few concurrent writers
     /// make several batches that overlap.
     pub fn grouped(mut self) -> Self {

@@ -334,6 +334,43 @@ async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
     backend.cleanup().await;
 }
 
+/// The store below the vault sees ciphertext, so the vault checks what
+/// every store checks while the text is still in the clear: a NUL in a
+/// personal note is refused, alone and in a batch (where its neighbour is
+/// still recorded).
+async fn a_nul_in_a_personal_text_is_refused_before_it_is_encrypted(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let vault = vault(&backend, keys_of(&backend).await);
+    let rep = stream("rep");
+    let refused = append(&*vault, &rep, feedback("before\u{0}after"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput(m) if m.contains("NUL")),
+        "{refused:?}"
+    );
+    let request = |event: NewEvent| trellis_eventstore::AppendRequest {
+        stream: rep.clone(),
+        expected: ExpectedVersion::Any,
+        meta: CommandMeta::new("leader", Utc::now()),
+        events: vec![event],
+    };
+    let outcomes = vault
+        .append_batch(vec![
+            request(feedback("before\u{0}after")),
+            request(feedback(NOTE)),
+        ])
+        .await;
+    assert!(
+        matches!(&outcomes[0], Err(Error::InvalidInput(m)) if m.contains("NUL")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    assert_eq!(notes(&*vault, &rep).await, [json!(NOTE)]);
+    backend.cleanup().await;
+}
+
 /// A key store that counts the calls made to it.
 #[derive(Debug)]
 struct CountingKeys {
@@ -426,6 +463,7 @@ crate::http::on_each_backend!(
     an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again,
     an_erased_key_is_never_brought_back_nor_a_key_deleted,
     a_text_shaped_like_encrypted_data_is_refused,
+    a_nul_in_a_personal_text_is_refused_before_it_is_encrypted,
     a_large_page_opens_every_note_with_its_own_persons_key,
     a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_spares_the_rest,
 );

@@ -55,7 +55,7 @@ use crate::types::{
     AppendOutcome, AppendRequest, Checkpoint, CommandMeta, ContentDigest, Error, ExpectedVersion,
     Hash, NewEvent, RecordedEvent, StreamId, StreamWrite,
 };
-use crate::{EventStore, merkle, tree};
+use crate::{EventStore, merkle, tree, validate_append, validate_many};
 
 /// Where an encrypted string starts (version 2, AES-256-GCM).
 pub const PREFIX: &str = "enc:v2:";
@@ -688,6 +688,9 @@ impl EventStore for Vault {
         meta: &CommandMeta,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
+        // Checked in the clear: the store below sees ciphertext, where a
+        // NUL in a personal text would pass unseen.
+        validate_append(events, meta)?;
         let owners = self.owners(stream, events)?;
         if owners.iter().all(Option::is_none) {
             return self.inner.append(stream, expected, meta, events).await;
@@ -704,6 +707,7 @@ impl EventStore for Vault {
         meta: &CommandMeta,
         writes: &[StreamWrite],
     ) -> Result<Vec<AppendOutcome>, Error> {
+        validate_many(meta, writes)?;
         let mut owners = Vec::with_capacity(writes.len());
         for write in writes {
             owners.push(self.owners(&write.stream, &write.events)?);
@@ -729,15 +733,23 @@ impl EventStore for Vault {
         &self,
         mut requests: Vec<AppendRequest>,
     ) -> Vec<Result<AppendOutcome, Error>> {
-        let refused: Vec<Option<Error>> = self
+        let invalid: Vec<Option<Error>> = requests
+            .iter()
+            .map(|r| validate_append(&r.events, &r.meta).err())
+            .collect();
+        let sealed = self
             .seal_all(
                 requests
                     .iter_mut()
-                    .map(|request| (&request.stream, request.events.as_mut_slice())),
+                    .zip(&invalid)
+                    .filter(|(_, invalid)| invalid.is_none())
+                    .map(|(request, _)| (&request.stream, request.events.as_mut_slice())),
             )
-            .await
+            .await;
+        let mut sealed = sealed.into_iter();
+        let refused: Vec<Option<Error>> = invalid
             .into_iter()
-            .map(Result::err)
+            .map(|invalid| invalid.or_else(|| sealed.next().and_then(Result::err)))
             .collect();
         if refused.iter().all(Option::is_none) {
             return self.inner.append_batch(requests).await;

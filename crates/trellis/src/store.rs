@@ -274,8 +274,8 @@ impl Stores {
         let config = GroupCommitConfig { max_batch, ..base };
         // The vault encrypts on each caller's task before its command is
         // queued, and the store seals it there too
-        // (`EventStore::prepare_append`): a batch holds the writer only for
-        // its writes.
+        // (`EventStore::prepare_append`): a batch of commands does not
+        // encrypt or sign on the writer's time.
         let grouped = Arc::new(GroupCommit::new(self.backend.stored(), config));
         let vault = vault(grouped, self.backend.key_store());
         Stores {
