@@ -62,17 +62,13 @@ impl Sealer {
         if request.events.len() > MAX_EVENTS_AHEAD {
             return;
         }
-        let meta = CommandMeta {
-            recorded_at: to_micros_precision(request.meta.recorded_at),
-            ..request.meta.clone()
-        };
-        let mut scratch = Vec::with_capacity(512);
+        let (meta, mut scratch) = (&request.meta, Vec::with_capacity(512));
         let seals: Vec<([u8; 32], Vec<u8>)> = request
             .events
             .iter()
             .map(|event| {
                 let digest =
-                    digest_of_new(&request.stream, &meta, meta.command_id, event, &mut scratch);
+                    digest_of_new(&request.stream, meta, meta.command_id, event, &mut scratch);
                 (digest, self.key.seal(&digest))
             })
             .collect();
@@ -98,8 +94,9 @@ impl Sealer {
     }
 }
 
-/// The content digest of `event` appended under `meta` (its `recorded_at`
-/// already at the log's precision) and `command_id`.
+/// The content digest of `event` appended under `meta` and `command_id`,
+/// its times at the log's precision (microseconds) whether or not they
+/// already are: no caller need copy `meta` to truncate them first.
 pub(crate) fn digest_of_new(
     stream: &StreamId,
     meta: &CommandMeta,
@@ -110,6 +107,7 @@ pub(crate) fn digest_of_new(
     DigestInput {
         command_id,
         occurred_at_micros: to_micros_precision(event.occurred_at).timestamp_micros(),
+        recorded_at_micros: to_micros_precision(meta.recorded_at).timestamp_micros(),
         ..DigestInput::of_new(stream, meta, event)
     }
     .digest(scratch)
@@ -140,15 +138,12 @@ mod tests {
     }
 
     fn digests(request: &AppendRequest) -> Vec<[u8; 32]> {
-        let meta = CommandMeta {
-            recorded_at: to_micros_precision(request.meta.recorded_at),
-            ..request.meta.clone()
-        };
+        let meta = &request.meta;
         let mut scratch = Vec::new();
         request
             .events
             .iter()
-            .map(|e| digest_of_new(&request.stream, &meta, meta.command_id, e, &mut scratch))
+            .map(|e| digest_of_new(&request.stream, meta, meta.command_id, e, &mut scratch))
             .collect()
     }
 
