@@ -143,7 +143,7 @@ async fn append(
     );
     let sealed: Arc<dyn EventStore> =
         Arc::new(GroupCommit::new(sealed, GroupCommitConfig::default()));
-    let _signer = workload::Signer::start(sealed.clone(), key).await?;
+    let signer = workload::Signer::start(sealed.clone(), key).await?;
     for (name, writers) in [("append_1w_sealed", 1), ("append_8w_sealed", 8)] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
         workload::append_scenario(
@@ -158,7 +158,7 @@ async fn append(
         )
         .await?;
     }
-    drop(_signer);
+    signer.stop().await;
     // Everything on, as `trellis serve` runs: sealed, signed, and each
     // event's note encrypted with its rep's key. Compare with `append_1w`
     // and `append_8w` (everything off).
@@ -180,7 +180,7 @@ async fn append(
         Arc::new(raw_store),
     );
     // As serve's checkpoint worker: the tree reads the log as stored.
-    let _signer = workload::Signer::start(sealed, key).await?;
+    let signer = workload::Signer::start(sealed, key).await?;
     for (name, writers) in [("append_1w_private", 1), ("append_8w_private", 8)] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
         workload::append_scenario(
@@ -195,7 +195,7 @@ async fn append(
         )
         .await?;
     }
-    drop(_signer);
+    signer.stop().await;
     // Last: the rows it adds would leave the lines after it measuring a
     // larger table than the plain lines they are compared with.
     let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);

@@ -543,13 +543,17 @@ fn line(name: &str, side: &str, what: &str, tally: Tally) {
 
 /// A checkpoint signer running beside the sealed scenarios, as `trellis
 /// serve` runs one: grows the log's tree behind the appends (at most every
-/// `CATCH_UP_INTERVAL`) and signs it every 1,000 events. Stops when dropped.
+/// `CATCH_UP_INTERVAL`) and signs it every 1,000 events. [`Signer::stop`]
+/// ends it between scenarios; dropped, it is aborted.
 #[derive(Debug)]
-pub struct Signer(tokio::task::JoinHandle<()>);
+pub struct Signer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
 
 impl Drop for Signer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -561,27 +565,53 @@ impl Signer {
         store: Arc<dyn EventStore>,
         key: trellis_eventstore::note::SignerKey,
     ) -> Result<Signer> {
-        let mut builder = trellis_eventstore::tree::TreeBuilder::load(&*store)
+        use trellis_eventstore::tree::TreeBuilder;
+        let mut builder = TreeBuilder::load(&*store)
             .await
             .context("the bench's signer could not load the tree")?;
         let mut signed = builder
             .catch_up(&*store)
             .await
             .context("the bench's signer could not catch up with the log")?;
-        Ok(Signer(tokio::spawn(async move {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(trellis_eventstore::tree::CATCH_UP_INTERVAL).await;
-                if let Ok(size) = builder.catch_up(&*store).await
-                    && size >= signed + 1_000
-                    && builder
-                        .sign(&*store, &key, "trellis.bench/log", chrono::Utc::now())
-                        .await
-                        .is_ok()
-                {
-                    signed = size;
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(trellis_eventstore::tree::CATCH_UP_INTERVAL) => {}
+                }
+                match builder.catch_up(&*store).await {
+                    Ok(size) => {
+                        if size >= signed + 1_000
+                            && builder
+                                .sign(&*store, &key, "trellis.bench/log", chrono::Utc::now())
+                                .await
+                                .is_ok()
+                        {
+                            signed = size;
+                        }
+                    }
+                    // As serve's worker: start again from the tree as stored.
+                    Err(_) => {
+                        if let Ok(reloaded) = TreeBuilder::load(&*store).await {
+                            builder = reloaded;
+                        }
+                    }
                 }
             }
-        })))
+        });
+        Ok(Signer {
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops once the catch-up under way has ended. Dropped instead, a
+    /// signer could leave a write to the tree running that the next
+    /// scenario's signer, loading the tree meanwhile, would then trip on.
+    pub async fn stop(mut self) {
+        drop(self.stop.take());
+        let _ = (&mut self.task).await;
     }
 }
 
