@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use chrono::DateTime;
 use rusqlite::{Connection, params};
 use trellis_eventstore::sqlite::{FILE_NAME, SqliteStore};
-use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig};
+use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, GroupCommitStats};
 use uuid::Uuid;
 
 use crate::workload::{
@@ -131,10 +131,9 @@ async fn append(
     )
     .await?;
     // As `trellis serve` appends: through group commit.
-    let grouped: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
-        store.clone(),
-        GroupCommitConfig::single_writer(),
-    ));
+    let plain_group = GroupCommit::new(store.clone(), GroupCommitConfig::single_writer());
+    let mut seen = GroupCommitStats::default();
+    let grouped: Arc<dyn EventStore> = Arc::new(plain_group.clone());
     let store = &grouped;
     for (name, writers, per_append, baseline_what) in [
         ("sqlite_append_1w", 1, 1, "raw single-row autocommit INSERT"),
@@ -152,15 +151,18 @@ async fn append(
             store,
         )
         .await?;
+        batches(name, &plain_group, &mut seen);
     }
     // The same with every event sealed and the tree signed behind the
     // appends, as `trellis serve` runs: compare with the plain lines above.
     let key = workload::bench_key()?;
-    let sealed: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+    let sealed_group = GroupCommit::new(
         Arc::new(plain.clone().sealing_with(key.clone())),
         GroupCommitConfig::single_writer(),
-    ));
-    let _signer = workload::Signer::start(sealed.clone(), key).await?;
+    );
+    let sealed: Arc<dyn EventStore> = Arc::new(sealed_group.clone());
+    seen = GroupCommitStats::default();
+    let signer = workload::Signer::start(sealed.clone(), key).await?;
     for (name, writers) in [
         ("sqlite_append_1w_sealed", 1),
         ("sqlite_append_8w_sealed", 8),
@@ -177,22 +179,19 @@ async fn append(
             &sealed,
         )
         .await?;
+        batches(name, &sealed_group, &mut seen);
     }
-    drop(_signer);
+    signer.stop().await;
     // Everything on, as `trellis serve` runs: compare with the plain lines.
     let key = workload::bench_key()?;
     let sealed: Arc<dyn EventStore> = Arc::new(plain.clone().sealing_with(key.clone()));
     // As `trellis serve` composes them: the vault encrypts before a command
     // queues for its batch.
-    let private = workload::private(
-        Arc::new(GroupCommit::new(
-            sealed.clone(),
-            GroupCommitConfig::single_writer(),
-        )),
-        Arc::new(plain.clone()),
-    );
+    let private_group = GroupCommit::new(sealed.clone(), GroupCommitConfig::single_writer());
+    let private = workload::private(Arc::new(private_group.clone()), Arc::new(plain.clone()));
+    seen = GroupCommitStats::default();
     // As serve's checkpoint worker: the tree reads the log as stored.
-    let _signer = workload::Signer::start(sealed, key).await?;
+    let signer = workload::Signer::start(sealed, key).await?;
     for (name, writers) in [
         ("sqlite_append_1w_private", 1),
         ("sqlite_append_8w_private", 8),
@@ -209,8 +208,9 @@ async fn append(
             &private,
         )
         .await?;
+        batches(name, &private_group, &mut seen);
     }
-    drop(_signer);
+    signer.stop().await;
     // Last: its million events would leave the lines after it measuring a
     // larger file than the plain lines they are compared with.
     let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);
@@ -226,6 +226,20 @@ async fn append(
     )
     .await?;
     Ok(())
+}
+
+/// How a scenario's commands were grouped (`seen`: the group's counts
+/// before it): the commands per commit are what group commit gives the one
+/// writer, so a line that differs from another in them differs in its
+/// batches, not in each commit's work.
+fn batches(name: &str, group: &GroupCommit, seen: &mut GroupCommitStats) {
+    let now = group.stats();
+    let (commands, batches) = (now.commands - seen.commands, now.batches - seen.batches);
+    println!(
+        "{name} batches  {:.2} commands per commit ({commands} commands in {batches} commits)",
+        commands as f64 / batches.max(1) as f64
+    );
+    *seen = now;
 }
 
 /// The baseline writer: the same rows through a cached prepared INSERT, one
