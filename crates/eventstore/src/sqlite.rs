@@ -259,6 +259,28 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` with the connection's commits written to the WAL but not
+/// flushed (`synchronous = NORMAL`), then puts back the log's flush on
+/// every commit (`FULL`) whatever `f` returned.
+///
+/// For what need only be durable once a later write that depends on it
+/// is: a person's new data key, which the vault makes just before it
+/// encrypts a command with it. The WAL is one file written in order, so
+/// the flush of that command's commit flushes the key's commit with it;
+/// after a crash before it, the key is gone but so is every use of it.
+/// On the file's one writer, a flush of its own for each new person's key
+/// held up every batch behind it (`trellis-bench append`, the private
+/// lines, write keys for each round's new reps).
+fn unflushed<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let outcome = f(conn);
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    outcome
+}
+
 /// Applies the log's pending migrations (see [`migrate`]). A file made
 /// before the records were kept counts its applied migrations in
 /// `user_version`: they are recorded first, with the checksums of the files
@@ -1261,7 +1283,8 @@ impl crate::vault::KeyStore for SqliteStore {
         if !make_missing {
             return self.with_reader(move |conn| read(conn, &persons)).await;
         }
-        self.with_writer(move |conn| {
+        // Not flushed on its own: see `unflushed`.
+        self.with_writer(move |conn| unflushed(conn, |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut keys = read(&tx, &persons)?;
             let now = chrono::Utc::now().timestamp_micros();
@@ -1277,7 +1300,7 @@ impl crate::vault::KeyStore for SqliteStore {
             }
             tx.commit()?;
             Ok(keys)
-        })
+        }))
         .await
     }
 
@@ -1497,6 +1520,43 @@ mod tests {
         writer.await.unwrap().unwrap();
         assert_eq!(read().await.unwrap(), "uncommitted");
         drop((component, store));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A new person's key is committed without a flush of its own, and the
+    /// log's commits are flushed again afterwards, even when the key's
+    /// write failed.
+    #[tokio::test]
+    async fn a_new_persons_key_is_not_flushed_alone_and_the_writer_flushes_again_after() {
+        use crate::vault::{KeyState, KeyStore};
+        let dir = std::env::temp_dir().join(format!("trellis-unflushed-{}", Uuid::now_v7()));
+        let store = SqliteStore::open(&dir).await.unwrap();
+        let synchronous = |conn: &Connection| -> i64 {
+            conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        let writer = || store.inner.writer.lock().unwrap();
+        assert_eq!(
+            synchronous(&writer()),
+            2,
+            "the log flushes every commit (FULL)"
+        );
+
+        let during = unflushed(&mut writer(), |conn| Ok(synchronous(conn))).unwrap();
+        assert_eq!(during, 1, "NORMAL: written to the WAL, not flushed");
+        assert_eq!(synchronous(&writer()), 2);
+        let failed: Result<(), Error> =
+            unflushed(&mut writer(), |_| Err(Error::Internal("refused".into())));
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&writer()), 2, "FULL again after a failure");
+
+        let person = Uuid::now_v7();
+        let made = store.data_keys(&[person], true).await.unwrap();
+        assert!(matches!(made.get(&person), Some(KeyState::Live(_))));
+        assert_eq!(synchronous(&writer()), 2, "FULL again after making a key");
+        let again = store.data_keys(&[person], false).await.unwrap();
+        assert_eq!(again.get(&person), made.get(&person), "the key was kept");
+        drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
