@@ -749,15 +749,6 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
         })),
     );
     assert_eq!(status, 200, "{out}");
-    let again = demo.covered_packet(&path);
-    assert_eq!(
-        again["sha256"], body["sha256"],
-        "the packet changed after a rename"
-    );
-    assert_eq!(again["packet"], body["packet"]);
-
-    // The proofs (now against a larger tree) with an earlier checkpoint of
-    // the same log and key.
     let (code, all) =
         run(trellis()
             .arg("--data-dir")
@@ -767,11 +758,36 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
     let first = trellis_eventstore::note::parse_many(&all)
         .unwrap()
         .remove(0);
-    let newer = SignedCheckpoint::parse(again["evidence"]["checkpoint"].as_str().unwrap()).unwrap();
-    assert!(
-        first.head.size < newer.head.size,
-        "the rename was checkpointed"
+    // Built again once a checkpoint covers the rename: the worker signs
+    // about a second after an append, and the packet's evidence is against
+    // the newest checkpoint, which until then may still be the first.
+    let checkpoint_of = |packet: &serde_json::Value| {
+        SignedCheckpoint::parse(packet["evidence"]["checkpoint"].as_str().unwrap()).unwrap()
+    };
+    let again = eventually(
+        "a packet against a checkpoint signed after the first",
+        Duration::from_secs(30),
+        || {
+            let packet = demo.covered_packet(&path);
+            let size = checkpoint_of(&packet).head.size;
+            if size > first.head.size {
+                Ok(packet)
+            } else {
+                Err(format!(
+                    "its checkpoint has {size} events, the first {}",
+                    first.head.size
+                ))
+            }
+        },
     );
+    assert_eq!(
+        again["sha256"], body["sha256"],
+        "the packet changed after a rename"
+    );
+    assert_eq!(again["packet"], body["packet"]);
+
+    // The proofs (now against a larger tree) with an earlier checkpoint of
+    // the same log and key.
     let mut other = again.clone();
     other["evidence"]["checkpoint"] = json!(first.text());
     std::fs::write(dir.join("other.json"), other.to_string()).unwrap();
