@@ -1550,10 +1550,19 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(synchronous(&writer()), 2, "FULL again after a failure");
 
+        // Making a key goes through `unflushed`: from any other level
+        // (EXTRA here), the writer is left at FULL.
+        writer()
+            .pragma_update(None, "synchronous", "EXTRA")
+            .unwrap();
         let person = Uuid::now_v7();
         let made = store.data_keys(&[person], true).await.unwrap();
         assert!(matches!(made.get(&person), Some(KeyState::Live(_))));
-        assert_eq!(synchronous(&writer()), 2, "FULL again after making a key");
+        assert_eq!(
+            synchronous(&writer()),
+            2,
+            "making a key went through `unflushed`, which put FULL back"
+        );
         let again = store.data_keys(&[person], false).await.unwrap();
         assert_eq!(again.get(&person), made.get(&person), "the key was kept");
         drop(store);
