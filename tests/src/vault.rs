@@ -164,19 +164,13 @@ async fn an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded
     assert!(report.is_intact(), "{report:?}");
 
     let refused = append(&*vault, &rep, feedback("More")).await.unwrap_err();
-    assert!(
-        matches!(&refused, Error::InvalidInput(m) if m.contains("erased")),
-        "{refused:?}"
-    );
+    assert_refused(&refused, "erased");
     // Another process's vault, which never wrote about them, refuses too.
     let elsewhere = self::vault(&backend, keys.clone());
     let refused = append(&*elsewhere, &rep, feedback("More"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&refused, Error::InvalidInput(m) if m.contains("erased")),
-        "{refused:?}"
-    );
+    assert_refused(&refused, "erased");
     append(&*vault, &rep, measured())
         .await
         .expect("figures are still recorded under the id");
@@ -313,6 +307,14 @@ async fn a_large_page_opens_every_note_with_its_own_persons_key(kind: Kind) {
     backend.cleanup().await;
 }
 
+/// `refused` is bad input whose message names `why`.
+fn assert_refused(refused: &Error, why: &str) {
+    assert!(
+        matches!(refused, Error::InvalidInput(m) if m.contains(why)),
+        "refused for another reason than {why:?}: {refused:?}"
+    );
+}
+
 async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
     let backend = Backend::new(kind).await;
     let vault = vault(&backend, keys_of(&backend).await);
@@ -326,10 +328,7 @@ async fn a_text_shaped_like_encrypted_data_is_refused(kind: Kind) {
             Utc::now(),
         );
         let refused = append(&*vault, &team, forged).await.unwrap_err();
-        assert!(
-            matches!(&refused, Error::InvalidInput(m) if m.contains(prefix)),
-            "{refused:?}"
-        );
+        assert_refused(&refused, prefix);
     }
     backend.cleanup().await;
 }
@@ -345,10 +344,7 @@ async fn a_nul_in_a_personal_text_is_refused_before_it_is_encrypted(kind: Kind) 
     let refused = append(&*vault, &rep, feedback("before\u{0}after"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&refused, Error::InvalidInput(m) if m.contains("NUL")),
-        "{refused:?}"
-    );
+    assert_refused(&refused, "NUL");
     let request = |event: NewEvent| trellis_eventstore::AppendRequest {
         stream: rep.clone(),
         expected: ExpectedVersion::Any,
@@ -361,11 +357,7 @@ async fn a_nul_in_a_personal_text_is_refused_before_it_is_encrypted(kind: Kind) 
             request(feedback(NOTE)),
         ])
         .await;
-    assert!(
-        matches!(&outcomes[0], Err(Error::InvalidInput(m)) if m.contains("NUL")),
-        "{:?}",
-        outcomes[0]
-    );
+    assert_refused(outcomes[0].as_ref().unwrap_err(), "NUL");
     assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
     assert_eq!(notes(&*vault, &rep).await, [json!(NOTE)]);
     backend.cleanup().await;
@@ -434,11 +426,7 @@ async fn a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_s
         "one call to the key store for the whole batch"
     );
     assert_eq!(outcomes.len(), 7);
-    assert!(
-        matches!(&outcomes[3], Err(Error::InvalidInput(m)) if m.contains("erased")),
-        "{:?}",
-        outcomes[3]
-    );
+    assert_refused(outcomes[3].as_ref().unwrap_err(), "erased");
     assert_eq!(backend.store.stream_version(&erased).await.unwrap(), 0);
     for (i, s) in newcomers.iter().enumerate() {
         let outcome = &outcomes[if i < 3 { i } else { i + 1 }];
