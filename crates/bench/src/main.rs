@@ -87,7 +87,7 @@
 //!   3.05 million events at the defaults) written through the real append
 //!   path, the read models rebuilt, then the built `trellis serve` started
 //!   as a child process on it: start to `/readyz`, its resident memory after
-//!   warm-up, and p50/p99 of the dashboard's team, rep, leader scorecard and
+//!   warm-up (reads of a warm set, and one write per rep), and p50/p99 of the dashboard's team, rep, leader scorecard and
 //!   review packet pages and the API's team view, profile, timeline and
 //!   as-of, sampled while 8 clients keep recording feedback through the API.
 //!   Ratio `org_feedback_8w`: those writes' events/s against the raw

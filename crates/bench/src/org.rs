@@ -43,7 +43,11 @@
 //!
 //! # The measurement
 //! Warm-up: every kind of request below once for each rep and team of the
-//! warm set (20 teams spread over the organisation, two reps of each). Then
+//! warm set (20 teams spread over the organisation, two reps of each); then
+//! one piece of feedback for every rep, over the writers' 8 connections, so
+//! the write side holds each rep's folded state as a server that has been
+//! running would (without it, most measured writes were a rep's first since
+//! start and read the rep's whole history first). Then
 //! `memory_mb: rss_after_warmup`. Then, while 8 writers keep recording
 //! feedback through `POST /v1/reps/{rep}/feedback` (each its own keep-alive
 //! connection, a leader's token, reps drawn from the whole organisation),
@@ -991,6 +995,64 @@ impl Org {
 /// A feedback writer: the events it wrote and each request's milliseconds.
 type Writer = tokio::task::JoinHandle<Result<(u64, Vec<f64>)>>;
 
+/// Records one piece of feedback for rep number `rep` as its team's leader
+/// (`POST /v1/reps/{rep}/feedback`); the request's milliseconds.
+async fn post_feedback(
+    http: &mut Http,
+    org: &Org,
+    rep: usize,
+    rng: &mut Seeded,
+    today: NaiveDate,
+) -> Result<f64> {
+    let competency = org.cat.competencies[rng.below(org.cat.competencies.len() as u64) as usize];
+    let body = serde_json::to_vec(&serde_json::json!({
+        "competency_id": competency, "kind": "praise",
+        "note": "Great discovery questions on the Acme call: keep asking about impact.",
+        "given_on": today}))?;
+    let path = format!("/v1/reps/{}/feedback", org.reps[rep]);
+    let token = &org.tokens[org.team_of(rep)];
+    let started = Instant::now();
+    let (status, out) = http
+        .send("POST", &path, token, "application/json", &body)
+        .await?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status != 201 {
+        bail!(
+            "POST {path} answered {status}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    Ok(ms)
+}
+
+/// The write side's warm-up: one piece of feedback for every rep of the
+/// organisation, over the writers' 8 connections, so the measured writes
+/// find each rep's state folded as a server that has been running would
+/// (not its whole history read on the rep's first write); the writes made.
+async fn warm_writes(org: &Arc<Org>, addr: SocketAddr) -> Result<u64> {
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let org = org.clone();
+            tokio::spawn(async move {
+                let mut http = Http::connect(addr).await?;
+                let mut rng = Seeded::new(0xFEED_0000, w as u64);
+                let today = Utc::now().date_naive();
+                let mut written = 0u64;
+                for rep in (w..org.reps.len()).step_by(WRITERS) {
+                    post_feedback(&mut http, &org, rep, &mut rng, today).await?;
+                    written += 1;
+                }
+                anyhow::Ok(written)
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for task in tasks {
+        written += task.await.context("a warm-up writer panicked")??;
+    }
+    Ok(written)
+}
+
 /// The feedback writers: 8, each its own connection, until `stop`.
 fn start_writers(org: &Arc<Org>, addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<Writer> {
     (0..WRITERS as u64)
@@ -1004,25 +1066,7 @@ fn start_writers(org: &Arc<Org>, addr: SocketAddr, stop: &Arc<AtomicBool>) -> Ve
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let rep = rng.below(org.reps.len() as u64) as usize;
-                    let competency =
-                        org.cat.competencies[rng.below(org.cat.competencies.len() as u64) as usize];
-                    let body = serde_json::to_vec(&serde_json::json!({
-                        "competency_id": competency, "kind": "praise",
-                        "note": "Great discovery questions on the Acme call: keep asking about impact.",
-                        "given_on": today}))?;
-                    let path = format!("/v1/reps/{}/feedback", org.reps[rep]);
-                    let token = &org.tokens[org.team_of(rep)];
-                    let started = Instant::now();
-                    let (status, out) = http
-                        .send("POST", &path, token, "application/json", &body)
-                        .await?;
-                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                    if status != 201 {
-                        bail!(
-                            "POST {path} answered {status}: {}",
-                            String::from_utf8_lossy(&out)
-                        );
-                    }
+                    latencies.push(post_feedback(&mut http, &org, rep, &mut rng, today).await?);
                     written += 1;
                 }
                 Ok((written, latencies))
@@ -1196,11 +1240,19 @@ async fn measure(
             org.get(&mut http, kind, rep, &mut rng).await?;
         }
     }
-    let rss = server.rss_mb()?;
     println!(
-        "org: warm-up of {} requests over {} reps in {:.1} s; server RSS {rss:.0} MB",
+        "org: warm-up of {} requests over {} reps in {:.1} s; server RSS {:.0} MB",
         KINDS.len() * warm.len(),
         warm.len(),
+        started.elapsed().as_secs_f64(),
+        server.rss_mb()?
+    );
+    let started = Instant::now();
+    let warmed = warm_writes(&org, server.addr).await?;
+    let rss = server.rss_mb()?;
+    println!(
+        "org: warm-up of writes: {warmed} pieces of feedback, one per rep, in {:.1} s; \
+         server RSS {rss:.0} MB",
         started.elapsed().as_secs_f64()
     );
 

@@ -71,6 +71,9 @@ fn run_org(trellis: &Path, backend: &str, prefix: &str, database_url: Option<&st
     assert!(stdout.contains(&planned), "no {planned:?} in\n{stdout}");
     let written = format!("wrote {EXPECTED_EVENTS} events");
     assert!(stdout.contains(&written), "no {written:?} in\n{stdout}");
+    // The write side is warmed on every rep before the measured writes.
+    let warmed = "warm-up of writes: 20 pieces of feedback, one per rep";
+    assert!(stdout.contains(warmed), "no {warmed:?} in\n{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     let n = lines.len();
     assert!(n >= 3, "too little output:\n{stdout}");
