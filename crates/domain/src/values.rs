@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -240,9 +241,13 @@ impl fmt::Display for SkillLevel {
 ///
 /// Starts with a letter; then lowercase letters, digits and single underscores;
 /// does not end with an underscore; at most 64 characters.
+///
+/// Shared, not copied, when cloned: a handful of names label the millions
+/// of measurements that read models keep in memory, so a holder can keep
+/// one copy of each ([`MetricName::same_as`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct MetricName(String);
+pub struct MetricName(Arc<str>);
 
 impl MetricName {
     /// The longest accepted name, in characters.
@@ -251,6 +256,11 @@ impl MetricName {
     /// The slug.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `self` and `other` share one copy of the name.
+    pub fn same_as(&self, other: &MetricName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -267,7 +277,7 @@ impl TryFrom<&str> for MetricName {
             && !slug.ends_with('_')
             && !slug.contains("__");
         if well_formed {
-            Ok(Self(slug.to_owned()))
+            Ok(Self(Arc::from(slug)))
         } else {
             Err(ValueError::InvalidMetricName {
                 input: input.to_owned(),
@@ -294,7 +304,7 @@ impl FromStr for MetricName {
 
 impl From<MetricName> for String {
     fn from(value: MetricName) -> Self {
-        value.0
+        value.0.to_string()
     }
 }
 

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trellis_domain::{CompetencyId, Event, LeaderId, RepId, StandardId, TeamId};
+use trellis_domain::{CompetencyId, Event, LeaderId, MetricName, RepId, StandardId, TeamId};
 
 use crate::projection::{DocChange, Envelope, Projection, Route};
 
@@ -96,6 +96,26 @@ struct Dirty {
     leaders: BTreeSet<LeaderId>,
 }
 
+/// A digest of a [`LeaderShare`] document as written (64 bits of SipHash,
+/// kept in memory only: two different shares of one leader for one rep
+/// agree by chance once in 2^64).
+///
+/// What the fold keeps of each share: a share is derived again from its
+/// rep's facts whenever the rep changes, so keeping the shares themselves
+/// would hold every rep's activity in memory twice; the digest is enough
+/// to tell whether a share changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareDigest(u64);
+
+impl ShareDigest {
+    fn of(doc: &str) -> ShareDigest {
+        use std::hash::{DefaultHasher, Hasher};
+        let mut hasher = DefaultHasher::new();
+        hasher.write(doc.as_bytes());
+        ShareDigest(hasher.finish())
+    }
+}
+
 /// The growth projection's state.
 #[derive(Debug, Default)]
 pub struct Growth {
@@ -104,7 +124,9 @@ pub struct Growth {
     standards: BTreeMap<StandardId, StandardDoc>,
     teams: BTreeMap<TeamId, TeamDoc>,
     competencies: BTreeMap<CompetencyId, CompetencyDoc>,
-    leaders: BTreeMap<LeaderId, LeaderDoc>,
+    leaders: BTreeMap<LeaderId, LeaderDoc<ShareDigest>>,
+    /// One copy of each metric's name, shared by the measurements.
+    metrics: BTreeSet<MetricName>,
     dirty: Dirty,
 }
 
@@ -117,13 +139,13 @@ impl Growth {
     }
 
     /// A leader whose header (`leader` document) is about to change.
-    fn leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc {
+    fn leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc<ShareDigest> {
         self.dirty.leaders.insert(leader_id);
         self.restored_leader(leader_id)
     }
 
     /// A leader, not marked dirty (restoring, or only a share changes).
-    fn restored_leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc {
+    fn restored_leader(&mut self, leader_id: LeaderId) -> &mut LeaderDoc<ShareDigest> {
         self.leaders.entry(leader_id).or_insert_with(|| LeaderDoc {
             leader_id,
             name: None,
@@ -173,28 +195,30 @@ impl Growth {
                 doc: None,
             });
         }
-        for (id, act) in activity {
-            let known = self.leaders.get(&id).and_then(|l| l.reps.get(&rep_id));
-            if known == Some(&act) {
-                continue;
-            }
+        for (id, activity) in activity {
             let share = LeaderShare {
                 leader_id: id,
                 rep_id,
-                activity: act,
+                activity,
             };
-            changes.push(change(
-                kinds::LEADER_REP,
-                leader_share_key(id, rep_id),
-                &share,
-            ));
+            let doc = to_doc(&share);
+            let digest = ShareDigest::of(&doc);
+            let known = self.leaders.get(&id).and_then(|l| l.reps.get(&rep_id));
+            if known == Some(&digest) {
+                continue;
+            }
             let leader = if known.is_some() {
                 // Only the share changed: the header stays as it is.
                 self.leaders.get_mut(&id).expect("the leader is known")
             } else {
                 self.leader(id)
             };
-            leader.reps.insert(rep_id, share.activity);
+            leader.reps.insert(rep_id, digest);
+            changes.push(DocChange {
+                kind: kinds::LEADER_REP,
+                key: leader_share_key(id, rep_id),
+                doc: Some(doc),
+            });
         }
     }
 }
@@ -246,7 +270,10 @@ impl Projection for Growth {
     fn restore(&mut self, kind: &str, _key: &str, doc: &str) -> Result<(), String> {
         match kind {
             kinds::REP_FACTS => {
-                let facts: RepFacts = parse(doc)?;
+                let mut facts: RepFacts = parse(doc)?;
+                for measurement in facts.measurements.values_mut() {
+                    measurement.metric = fold::intern(&mut self.metrics, &measurement.metric);
+                }
                 self.reps.insert(facts.rep_id, facts);
             }
             kinds::STANDARD => {
@@ -270,10 +297,13 @@ impl Projection for Growth {
                 leader.teams = header.teams;
             }
             kinds::LEADER_REP => {
+                // The digest of the share as this code writes it, which
+                // may differ in its bytes from what an older one wrote.
                 let share: LeaderShare = parse(doc)?;
+                let digest = ShareDigest::of(&to_doc(&share));
                 self.restored_leader(share.leader_id)
                     .reps
-                    .insert(share.rep_id, share.activity);
+                    .insert(share.rep_id, digest);
             }
             other => return Err(format!("{other} is not a state kind of {NAME}")),
         }
@@ -344,6 +374,7 @@ impl Projection for Growth {
             teams,
             competencies,
             leaders,
+            metrics,
             dirty,
         } = *shard;
         if settings != self.settings {
@@ -353,6 +384,7 @@ impl Projection for Growth {
             return Err(format!("a {NAME} shard merged before its reps were taken"));
         }
         self.reps.extend(reps);
+        self.metrics.extend(metrics);
         // The catalogue: every shard folded all of it, the same.
         for (id, standard) in standards {
             self.standards.entry(id).or_insert(standard);

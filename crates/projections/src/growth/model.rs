@@ -212,16 +212,17 @@ pub struct CompetencyDoc {
 /// and not the leader's whole history (a leader of 50 reps over two years
 /// holds megabytes): a [`LeaderHeader`] (kind `leader`) and one
 /// [`LeaderShare`] per rep (kind `leader_rep`). `ReadModels::leader`
-/// puts them back together.
+/// puts them back together. The fold keeps less of each share than its
+/// activity (`S`): a digest, enough to tell whether it changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LeaderDoc {
+pub struct LeaderDoc<S = LeaderActivity> {
     pub leader_id: LeaderId,
     pub name: Option<PersonName>,
     pub teams: BTreeSet<TeamId>,
-    pub reps: BTreeMap<RepId, LeaderActivity>,
+    pub reps: BTreeMap<RepId, S>,
 }
 
-impl LeaderDoc {
+impl<S> LeaderDoc<S> {
     /// The part stored under kind `leader`.
     pub fn header(&self) -> LeaderHeader {
         LeaderHeader {

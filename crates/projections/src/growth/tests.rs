@@ -724,3 +724,30 @@ fn a_leader_restored_from_its_header_and_shares_is_the_one_folded() {
         );
     }
 }
+
+/// Measurements are most of what the fold keeps in memory: folded or
+/// restored, every measurement of a metric shares one copy of its name.
+#[test]
+fn measurements_share_one_copy_of_their_metrics_name_folded_and_restored() {
+    let shares_one_name = |growth: &Growth| {
+        let facts = growth.rep(id(REP)).expect("the rep");
+        let names: Vec<&MetricName> = facts.measurements.values().map(|m| &m.metric).collect();
+        assert!(names.len() >= 3, "the history measures the rep");
+        names.iter().all(|name| name.same_as(names[0]))
+    };
+    let mut folded = Growth::new(settings(2));
+    for event in &history() {
+        folded.apply(event);
+    }
+    assert!(shares_one_name(&folded), "folded");
+
+    let mut restored = Growth::new(settings(2));
+    for c in folded.take_changes() {
+        if c.kind == kinds::REP_FACTS {
+            restored
+                .restore(c.kind, &c.key, c.doc.as_deref().unwrap())
+                .unwrap();
+        }
+    }
+    assert!(shares_one_name(&restored), "restored");
+}
