@@ -40,11 +40,11 @@ use trellis_eventstore::{
 use trellis_projections::Error;
 use trellis_projections::engine::{Engine, EngineConfig, RebuildConfig};
 use trellis_projections::growth::derive::{Phase, RepStatus, StandingKind};
-use trellis_projections::growth::{Growth, GrowthSettings, NAME};
+use trellis_projections::growth::{Growth, GrowthSettings, NAME, kinds};
 use trellis_projections::projection::{DocChange, Envelope, Projection};
 use trellis_projections::query::ReadModels;
 use trellis_projections::store::{
-    Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status,
+    Batch, DocPage, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status,
 };
 use trellis_tests::{Backend, Kind};
 use uuid::Uuid;
@@ -1527,6 +1527,8 @@ fn fast() -> EngineConfig {
         standby_retry: Duration::from_millis(50),
         lease_check: Duration::from_millis(200),
         poll: Duration::from_millis(50),
+        // Restores read several pages.
+        restore_page: 3,
     }
 }
 
@@ -1639,6 +1641,78 @@ async fn replay_equals_live(kind: Kind) {
 }
 
 crate::http::on_each_backend!(replay_equals_live);
+
+/// A projection's state is restored a page at a time: the pages, read one
+/// after another, hold every document of the kinds asked for, in (kind,
+/// key) order, each once, and nothing of the other kinds; a page that
+/// ends exactly at a kind's last document goes on with the next kind.
+async fn state_documents_load_page_by_page_each_once_in_kind_and_key_order(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let read = read_store(&backend).await;
+    let generation = read
+        .create_generation(NAME, "test", Status::Active)
+        .await
+        .unwrap();
+    let doc = |kind: &'static str, n: u32| DocChange {
+        kind,
+        key: format!("{n:03}"),
+        doc: Some(format!("{{\"n\":{n}}}")),
+    };
+    // Three kinds asked for, one not; the first kind fills a page exactly.
+    let mut changes: Vec<DocChange> = (0..4).map(|n| doc(kinds::LEADER, n)).collect();
+    changes.extend((0..9).map(|n| doc(kinds::REP_FACTS, n)));
+    changes.extend((0..2).map(|n| doc(kinds::TEAM, n)));
+    changes.extend((0..5).map(|n| doc(kinds::REP_PROFILE, n)));
+    assert!(
+        commit_at(&*read, generation.generation, &changes, 1)
+            .await
+            .unwrap()
+    );
+    let asked = [kinds::TEAM, kinds::REP_FACTS, kinds::LEADER];
+
+    let mut paged = Vec::new();
+    let mut pages = 0;
+    loop {
+        let after = paged
+            .last()
+            .map(|(kind, key, _): &(String, String, String)| (kind.as_str(), key.as_str()));
+        let page = read
+            .load(
+                NAME,
+                generation.generation,
+                &asked,
+                DocPage { after, limit: 4 },
+            )
+            .await
+            .unwrap();
+        assert!(page.len() <= 4, "a page holds at most its limit");
+        pages += 1;
+        assert!(pages <= 5, "the pages go on from where the last ended");
+        let done = page.len() < 4;
+        paged.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut expected: Vec<(String, String, String)> = changes
+        .iter()
+        .filter(|c| asked.contains(&c.kind))
+        .map(|c| (c.kind.to_owned(), c.key.clone(), c.doc.clone().unwrap()))
+        .collect();
+    expected.sort();
+    assert_eq!(paged, expected);
+    assert_eq!(pages, 4, "15 documents in pages of 4");
+    assert_eq!(
+        read.load(NAME, generation.generation, &asked, DocPage::ALL)
+            .await
+            .unwrap(),
+        expected,
+        "all at once, the same"
+    );
+    backend.cleanup().await;
+}
+
+crate::http::on_each_backend!(state_documents_load_page_by_page_each_once_in_kind_and_key_order);
 
 /// Rebuilds however folded and written — one shard or several, parts of
 /// one rep or many, one writer or several — write the very documents live
@@ -2194,8 +2268,9 @@ impl ReadStore for Flaky {
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
-        self.inner.load(model, generation, kinds).await
+        self.inner.load(model, generation, kinds, page).await
     }
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
@@ -2356,8 +2431,9 @@ impl ReadStore for Interrupts {
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
-        self.inner.load(model, generation, kinds).await
+        self.inner.load(model, generation, kinds, page).await
     }
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {
         if batch.status == Status::Building {

@@ -29,7 +29,7 @@ use trellis_eventstore::{Checkpoint, EventStore, Follower, RecordedEvent};
 
 use crate::Error;
 use crate::projection::{DocChange, Envelope, Projection, Route};
-use crate::store::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status};
+use crate::store::{Batch, DocPage, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status};
 
 /// How the engine paces itself.
 #[derive(Debug, Clone)]
@@ -44,6 +44,11 @@ pub struct EngineConfig {
     pub lease_check: Duration,
     /// How often a caught-up runner looks at the log without a signal.
     pub poll: Duration,
+    /// State documents read per query when a runner restores its
+    /// projection: a page at a time, since the text of a whole
+    /// organisation's state is several times the memory of the state
+    /// restored from it, and what it took stayed the process's once freed.
+    pub restore_page: usize,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +59,8 @@ impl Default for EngineConfig {
             standby_retry: Duration::from_secs(1),
             lease_check: Duration::from_secs(2),
             poll: Follower::DEFAULT_POLL,
+            // A few dozen MB of text at two years of a rep's facts each.
+            restore_page: 256,
         }
     }
 }
@@ -262,14 +269,33 @@ impl Engine {
             Some(g) => g,
         };
         let mut projection = template.fresh();
-        for (kind, key, doc) in self
-            .read
-            .load(name, generation.generation, template.state_kinds())
-            .await?
-        {
-            projection
-                .restore(&kind, &key, &doc)
-                .map_err(|reason| Error::Malformed { kind, key, reason })?;
+        let limit = self.config.restore_page.max(1);
+        let mut last: Option<(String, String)> = None;
+        loop {
+            let page = DocPage {
+                after: last
+                    .as_ref()
+                    .map(|(kind, key)| (kind.as_str(), key.as_str())),
+                limit,
+            };
+            let docs = self
+                .read
+                .load(name, generation.generation, template.state_kinds(), page)
+                .await?;
+            let full = docs.len() >= limit;
+            for (kind, key, doc) in docs {
+                projection
+                    .restore(&kind, &key, &doc)
+                    .map_err(|reason| Error::Malformed {
+                        kind: kind.clone(),
+                        key: key.clone(),
+                        reason,
+                    })?;
+                last = Some((kind, key));
+            }
+            if !full {
+                break;
+            }
         }
         Ok((projection, generation))
     }

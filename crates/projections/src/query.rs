@@ -25,7 +25,7 @@ use crate::growth::model::{
 };
 use crate::growth::{NAME, Tail, kinds};
 use crate::stats::{mean, median};
-use crate::store::{ReadStore, Status};
+use crate::store::{DocPage, ReadStore, Status};
 
 fn ratio(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) / f64::from(whole))
@@ -708,7 +708,7 @@ impl ReadModels {
             return Ok(vec![]);
         };
         self.read
-            .load(NAME, active.generation, &[kind])
+            .load(NAME, active.generation, &[kind], DocPage::ALL)
             .await?
             .into_iter()
             .map(|(_, key, text)| {

@@ -37,7 +37,9 @@ use trellis_eventstore::{
 };
 use trellis_http::extract::cookie;
 use trellis_projections::store::postgres::PostgresReadStore;
-use trellis_projections::store::{Batch, Generation, Lease, LeaseKind, Parts, ReadStore, Status};
+use trellis_projections::store::{
+    Batch, DocPage, Generation, Lease, LeaseKind, Parts, ReadStore, Status,
+};
 
 use crate::store::{Backend, Stores};
 
@@ -584,9 +586,10 @@ impl ReadStore for RoutedReads {
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, ReadError> {
         read!(self, ReadError::Unavailable, |s| s
-            .load(model, generation, kinds))
+            .load(model, generation, kinds, page))
     }
 
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, ReadError> {

@@ -58,7 +58,6 @@ pub struct Generation {
     pub events_applied: u64,
 }
 
-/// Held while a runner or a rebuild is the one active worker of a projection.
 /// One batch a projection commits: its documents, and where its checkpoint
 /// moves (from `from` to `to`, `events` more applied), in the generation
 /// `generation` of `model` while that generation has `status`.
@@ -115,6 +114,7 @@ fn abandoned(model: &str, generation: i32) -> Error {
     ))
 }
 
+/// Held while a runner or a rebuild is the one active worker of a projection.
 #[async_trait]
 pub trait Lease: Send + Sync + fmt::Debug {
     /// Whether the lease still holds (on PostgreSQL: its connection is alive).
@@ -124,6 +124,22 @@ pub trait Lease: Send + Sync + fmt::Debug {
     /// PostgreSQL, dropping the lease only closes its connection, and the
     /// server frees the lock a moment later).
     async fn release(self: Box<Self>) {}
+}
+
+/// Which documents a [`ReadStore::load`] answers: those after `after`
+/// (a kind and key) in (kind, key) order, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocPage<'a> {
+    pub after: Option<(&'a str, &'a str)>,
+    pub limit: usize,
+}
+
+impl DocPage<'static> {
+    /// Every document at once (for kinds few enough to list).
+    pub const ALL: DocPage<'static> = DocPage {
+        after: None,
+        limit: usize::MAX,
+    };
 }
 
 /// What a lease is for: following the log live, or rebuilding.
@@ -161,15 +177,18 @@ pub trait ReadStore: Send + Sync + fmt::Debug {
         status: Status,
     ) -> Result<Generation, Error>;
 
-    /// Every document of `kinds` in a generation: (kind, key, doc), each
-    /// document as its JSON text. Text, not `serde_json::Value`: a restart
-    /// restores a projection's whole state at once (every rep's facts), and
-    /// a parsed tree of it took several times the memory of the text.
+    /// The documents of `kinds` in a generation, in (kind, key) order,
+    /// within `page`: (kind, key, doc), each document as its JSON text.
+    /// Text, not `serde_json::Value`: a parsed tree took several times the
+    /// memory of the text. A restart restores a projection's whole state
+    /// (every rep's facts) a page at a time, so that the text of all of it
+    /// is never held at once.
     async fn load(
         &self,
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error>;
 
     /// Writes one batch atomically: the documents and the checkpoint move

@@ -11,7 +11,9 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use trellis_eventstore::Checkpoint;
 use trellis_eventstore::postgres::Migrations;
 
-use super::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned};
+use super::{
+    Batch, DocPage, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned,
+};
 use crate::Error;
 
 /// The read models' migrations (`trellis.projection_migrations`).
@@ -292,14 +294,20 @@ impl ReadStore for PostgresReadStore {
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let client = self.client().await?;
         let kinds: Vec<&str> = kinds.to_vec();
+        // Every kind and key sorts after ("", "").
+        let (after_kind, after_key) = page.after.unwrap_or(("", ""));
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
         let rows = client
             .query(
                 "SELECT kind, key, doc::text FROM trellis.read_models \
-                 WHERE model = $1 AND generation = $2 AND kind = ANY($3) ORDER BY kind, key",
-                &[&model, &generation, &kinds],
+                 WHERE model = $1 AND generation = $2 AND kind = ANY($3) \
+                   AND (kind, key) > ($4, $5) \
+                 ORDER BY kind, key LIMIT $6",
+                &[&model, &generation, &kinds, &after_kind, &after_key, &limit],
             )
             .await?;
         Ok(rows

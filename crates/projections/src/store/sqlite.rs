@@ -11,7 +11,9 @@ use serde_json::Value;
 use trellis_eventstore::Checkpoint;
 use trellis_eventstore::sqlite::{ComponentConnection, Migrations};
 
-use super::{Batch, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned};
+use super::{
+    Batch, DocPage, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned,
+};
 use crate::Error;
 use crate::projection::DocChange;
 
@@ -270,20 +272,39 @@ impl ReadStore for SqliteReadStore {
         model: &str,
         generation: i32,
         kinds: &[&str],
+        page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let model = model.to_owned();
-        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        let mut kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        kinds.sort();
+        let after = page
+            .after
+            .map(|(kind, key)| (kind.to_owned(), key.to_owned()));
+        let limit = page.limit;
         self.conn
             .read(move |conn| {
                 let mut out = Vec::new();
                 let mut statement = conn.prepare_cached(
                     "SELECT kind, key, doc FROM read_models \
-                 WHERE model = ?1 AND generation = ?2 AND kind = ?3 ORDER BY key",
+                     WHERE model = ?1 AND generation = ?2 AND kind = ?3 AND key > ?4 \
+                     ORDER BY key LIMIT ?5",
                 )?;
                 for kind in &kinds {
-                    let mut rows = statement.query(params![model, generation, kind])?;
+                    // Kinds in order, as `ORDER BY kind, key` would give them.
+                    let after_key = match &after {
+                        Some((after_kind, _)) if kind < after_kind => continue,
+                        Some((after_kind, after_key)) if kind == after_kind => after_key.as_str(),
+                        _ => "",
+                    };
+                    let room = limit - out.len();
+                    let room = i64::try_from(room).unwrap_or(i64::MAX);
+                    let mut rows =
+                        statement.query(params![model, generation, kind, after_key, room])?;
                     while let Some(row) = rows.next()? {
                         out.push((row.get(0)?, row.get(1)?, row.get(2)?));
+                    }
+                    if out.len() >= limit {
+                        break;
                     }
                 }
                 Ok(out)
