@@ -142,6 +142,26 @@ impl DocPage<'static> {
     };
 }
 
+impl<'a> DocPage<'a> {
+    /// What a backend reads for this page, one kind at a time: each kind
+    /// still to come in order, with the key its documents come after
+    /// (`""`: from its first). One kind per query keeps each a range of
+    /// the primary key.
+    pub fn kinds<'k>(&self, kinds: &[&'k str]) -> Vec<(&'k str, &'a str)> {
+        let mut kinds = kinds.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .filter_map(|kind| match self.after {
+                Some((after_kind, _)) if kind < after_kind => None,
+                Some((after_kind, after_key)) if kind == after_kind => Some((kind, after_key)),
+                _ => Some((kind, "")),
+            })
+            .collect()
+    }
+}
+
 /// What a lease is for: following the log live, or rebuilding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LeaseKind {

@@ -152,6 +152,14 @@ fn runs(sizes: impl IntoIterator<Item = usize>, limit: usize) -> Vec<Range<usize
     runs
 }
 
+/// A page of one kind's documents in a generation, in key order, after a
+/// key (`$4`, `""` for the first): one range of the primary key. Several
+/// kinds in one statement (`kind = ANY`) had the planner walk every
+/// document of the generation and filter them by kind.
+pub const LOAD_DOCUMENTS: &str = "SELECT key, doc::text FROM trellis.read_models \
+     WHERE model = $1 AND generation = $2 AND kind = $3 AND key > $4 \
+     ORDER BY key LIMIT $5";
+
 /// [`ReadStore::get`]'s statement: `$1` the model, `$2` the kind, `$3` the
 /// keys (sorted, without repeats). One probe of the primary key per key,
 /// whatever the statistics say. Written as `key = ANY($3)`, the planner,
@@ -297,23 +305,25 @@ impl ReadStore for PostgresReadStore {
         page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let client = self.client().await?;
-        let kinds: Vec<&str> = kinds.to_vec();
-        // Every kind and key sorts after ("", "").
-        let (after_kind, after_key) = page.after.unwrap_or(("", ""));
-        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                "SELECT kind, key, doc::text FROM trellis.read_models \
-                 WHERE model = $1 AND generation = $2 AND kind = ANY($3) \
-                   AND (kind, key) > ($4, $5) \
-                 ORDER BY kind, key LIMIT $6",
-                &[&model, &generation, &kinds, &after_kind, &after_key, &limit],
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        let mut out = Vec::new();
+        for (kind, after_key) in page.kinds(kinds) {
+            let room = page.limit - out.len();
+            let room = i64::try_from(room).unwrap_or(i64::MAX);
+            let rows = client
+                .query(
+                    LOAD_DOCUMENTS,
+                    &[&model, &generation, &kind, &after_key, &room],
+                )
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (kind.to_owned(), r.get(0), r.get(1))),
+            );
+            if out.len() >= page.limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn commit(&self, batch: Batch<'_>) -> Result<bool, Error> {

@@ -275,11 +275,11 @@ impl ReadStore for SqliteReadStore {
         page: DocPage<'_>,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let model = model.to_owned();
-        let mut kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
-        kinds.sort();
-        let after = page
-            .after
-            .map(|(kind, key)| (kind.to_owned(), key.to_owned()));
+        let kinds: Vec<(String, String)> = page
+            .kinds(kinds)
+            .into_iter()
+            .map(|(kind, after_key)| (kind.to_owned(), after_key.to_owned()))
+            .collect();
         let limit = page.limit;
         self.conn
             .read(move |conn| {
@@ -289,15 +289,8 @@ impl ReadStore for SqliteReadStore {
                      WHERE model = ?1 AND generation = ?2 AND kind = ?3 AND key > ?4 \
                      ORDER BY key LIMIT ?5",
                 )?;
-                for kind in &kinds {
-                    // Kinds in order, as `ORDER BY kind, key` would give them.
-                    let after_key = match &after {
-                        Some((after_kind, _)) if kind < after_kind => continue,
-                        Some((after_kind, after_key)) if kind == after_kind => after_key.as_str(),
-                        _ => "",
-                    };
-                    let room = limit - out.len();
-                    let room = i64::try_from(room).unwrap_or(i64::MAX);
+                for (kind, after_key) in &kinds {
+                    let room = i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
                     let mut rows =
                         statement.query(params![model, generation, kind, after_key, room])?;
                     while let Some(row) = rows.next()? {
