@@ -1608,8 +1608,9 @@ fn fast() -> EngineConfig {
         standby_retry: Duration::from_millis(50),
         lease_check: Duration::from_millis(200),
         poll: Duration::from_millis(50),
-        // Restores read several pages.
+        // Restores read several pages, and batches commit in parts.
         restore_page: 3,
+        max_pending: 2,
     }
 }
 

@@ -49,6 +49,12 @@ pub struct EngineConfig {
     /// organisation's state is several times the memory of the state
     /// restored from it, and what it took stayed the process's once freed.
     pub restore_page: usize,
+    /// The most entities (reps) whose documents one commit of the live
+    /// runner derives and writes: a batch touching more is written in
+    /// parts. At two years of history a rep's documents are 250–370 KB, so
+    /// a batch of 500 pieces of feedback for 500 reps held some 180 MB of
+    /// text at once, and what it took stayed the process's.
+    pub max_pending: usize,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +67,7 @@ impl Default for EngineConfig {
             poll: Follower::DEFAULT_POLL,
             // A few dozen MB of text at two years of a rep's facts each.
             restore_page: 256,
+            max_pending: 64,
         }
     }
 }
@@ -309,7 +316,10 @@ impl Engine {
             .find(|g| g.model == name && g.status == Status::Active))
     }
 
-    /// Folds one batch and writes it with its checkpoint in one transaction.
+    /// Folds one batch and writes it with its checkpoint: in one
+    /// transaction, or in several when the batch touches more than
+    /// [`EngineConfig::max_pending`] entities, each part's documents with
+    /// the checkpoint of its last event.
     #[tracing::instrument(name = "projection.apply", skip_all, fields(projection = projection.name(), events = batch.len()), err)]
     async fn apply_batch(
         &self,
@@ -319,45 +329,58 @@ impl Engine {
         from: Checkpoint,
         batch: &[RecordedEvent<String>],
     ) -> Result<Outcome, Error> {
-        let Some(last) = batch.last() else {
-            return Ok(Outcome::Committed(from));
-        };
-        let changes = off_the_runtime(|| {
-            let envelopes = batch
+        let max_pending = self.config.max_pending.max(1);
+        // Every event decodes before any is applied.
+        let envelopes = off_the_runtime(|| {
+            batch
                 .iter()
                 .map(Envelope::decode_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            for envelope in &envelopes {
-                projection.apply(envelope);
-            }
-            Ok::<_, Error>(projection.take_changes())
+                .collect::<Result<Vec<_>, _>>()
         })?;
-        let committed = self
-            .read
-            .commit(Batch {
-                model: projection.name(),
-                generation: generation.generation,
-                status,
-                from,
-                to: last.checkpoint,
-                events: batch.len() as u64,
-                changes: &changes,
-            })
-            .await?;
-        // An erasure: the fold scrubbed the person's facts, and the store
-        // now drops what it kept of the old bytes.
-        if committed
-            && batch.iter().any(|e| {
+        let mut from = from;
+        let mut rest = batch;
+        let mut unapplied = &envelopes[..];
+        while !rest.is_empty() {
+            let (changes, applied) = off_the_runtime(|| {
+                let mut applied = 0;
+                for envelope in unapplied {
+                    projection.apply(envelope);
+                    applied += 1;
+                    if projection.pending() >= max_pending {
+                        break;
+                    }
+                }
+                (projection.take_changes(), applied)
+            });
+            unapplied = &unapplied[applied..];
+            let (part, tail) = rest.split_at(applied);
+            let to = part.last().expect("at least one event applied").checkpoint;
+            let committed = self
+                .read
+                .commit(Batch {
+                    model: projection.name(),
+                    generation: generation.generation,
+                    status,
+                    from,
+                    to,
+                    events: part.len() as u64,
+                    changes: &changes,
+                })
+                .await?;
+            if !committed {
+                return Ok(Outcome::Stale);
+            }
+            // An erasure: the fold scrubbed the person's facts, and the
+            // store now drops what it kept of the old bytes.
+            if part.iter().any(|e| {
                 trellis_domain::event::erased_person(e.stream_id.as_str(), &e.event_type).is_some()
-            })
-        {
-            self.read.after_erasure().await?;
+            }) {
+                self.read.after_erasure().await?;
+            }
+            from = to;
+            rest = tail;
         }
-        Ok(if committed {
-            Outcome::Committed(last.checkpoint)
-        } else {
-            Outcome::Stale
-        })
+        Ok(Outcome::Committed(from))
     }
 
     /// Processes whatever the log holds right now, then returns the number of

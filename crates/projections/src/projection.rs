@@ -135,6 +135,13 @@ pub trait Projection: Any + Send + Sync {
     /// The documents changed since the last call, in (kind, key) order.
     fn take_changes(&mut self) -> Vec<DocChange>;
 
+    /// How many entities' documents the next [`Projection::take_changes`]
+    /// derives (each rep's, say): what bounds the memory of a commit. The
+    /// default says nothing waits, so a batch is never split.
+    fn pending(&self) -> usize {
+        0
+    }
+
     /// The same documents as [`Projection::take_changes`], handed out in
     /// parts for bulk writes (a rebuild flushing everything it folded):
     /// each call derives the documents of about `limit` entities and says

@@ -314,6 +314,14 @@ impl Projection for Growth {
         self.fold(event);
     }
 
+    fn pending(&self) -> usize {
+        if self.dirty.all_reps {
+            self.reps.len()
+        } else {
+            self.dirty.reps.len()
+        }
+    }
+
     fn take_changes(&mut self) -> Vec<DocChange> {
         let (mut changes, _) = self.take_changes_part(usize::MAX);
         changes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));

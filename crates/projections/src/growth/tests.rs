@@ -751,3 +751,24 @@ fn measurements_share_one_copy_of_their_metrics_name_folded_and_restored() {
     }
     assert!(shares_one_name(&restored), "restored");
 }
+
+/// What waits for `take_changes` is counted in reps, which is what bounds
+/// a commit's memory: each rep folded into, or every rep once a standard
+/// changes (it judges them all).
+#[test]
+fn pending_counts_the_reps_whose_documents_wait() {
+    let mut growth = Growth::new(settings(2));
+    assert_eq!(growth.pending(), 0);
+    for event in organisation() {
+        growth.apply(&event);
+    }
+    let reps = growth.reps.len();
+    assert!(reps > 1, "the organisation has several reps");
+    assert_eq!(growth.pending(), reps, "every rep folded into");
+    growth.take_changes();
+    assert_eq!(growth.pending(), 0, "taken");
+    growth.apply(&feedback(15, 100, 9_100, 22));
+    assert_eq!(growth.pending(), 1, "one rep");
+    growth.apply(&standard_set(90.0));
+    assert_eq!(growth.pending(), reps, "a standard: every rep");
+}
