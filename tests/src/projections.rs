@@ -1022,10 +1022,6 @@ async fn a_batch_larger_than_a_statement_is_written_whole_or_not_at_all_on_postg
     backend.cleanup().await;
 }
 
-/// Documents are read by probing the primary key once per key asked for,
-/// even on a table the planner has no statistics for (a generation just
-/// built, a server without autovacuum). The earlier `key = ANY($3)` was
-/// planned, there, as a scan of every document of the kind filtered by key.
 /// Every scan of the documents in a plan: its index condition and the rows
 /// it read (kept and filtered out).
 fn document_scans(node: &Value, out: &mut Vec<(String, f64)>) {
@@ -1107,6 +1103,10 @@ async fn listing_a_kind_and_each_restore_page_read_only_what_they_answer_on_post
     backend.cleanup().await;
 }
 
+/// Documents are read by probing the primary key once per key asked for,
+/// even on a table the planner has no statistics for (a generation just
+/// built, a server without autovacuum). The earlier `key = ANY($3)` was
+/// planned, there, as a scan of every document of the kind filtered by key.
 #[tokio::test]
 async fn documents_are_read_one_key_probe_each_without_statistics_on_postgres() {
     use trellis_projections::store::postgres::GET_DOCUMENTS;
@@ -1144,22 +1144,8 @@ async fn documents_are_read_one_key_probe_each_without_statistics_on_postgres() 
         .await
         .unwrap()
         .get(0);
-    // Every scan of the documents: its index condition and the rows it read.
-    fn scans(node: &Value, out: &mut Vec<(String, f64)>) {
-        if node["Relation Name"] == "read_models" {
-            out.push((
-                node["Index Cond"].as_str().unwrap_or("").to_owned(),
-                node["Actual Rows"].as_f64().unwrap_or(0.0)
-                    * node["Actual Loops"].as_f64().unwrap_or(1.0)
-                    + node["Rows Removed by Filter"].as_f64().unwrap_or(0.0),
-            ));
-        }
-        for child in node["Plans"].as_array().into_iter().flatten() {
-            scans(child, out);
-        }
-    }
     let mut found = vec![];
-    scans(&plan[0]["Plan"], &mut found);
+    document_scans(&plan[0]["Plan"], &mut found);
     assert_eq!(found.len(), 1, "one scan of the documents: {plan}");
     let (condition, rows) = &found[0];
     assert!(
