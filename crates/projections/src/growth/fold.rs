@@ -1,29 +1,17 @@
 //! Folding events into the facts: one function per event, no clock, no I/O.
 
-use std::collections::BTreeSet;
 use trellis_domain::competency::CompetencyEvent;
 use trellis_domain::leader::LeaderEvent;
 use trellis_domain::rep::{Correction, RepEvent};
 use trellis_domain::standard::StandardEvent;
 use trellis_domain::team::TeamEvent;
-
 use trellis_domain::{
-    AssessmentId, Event, FeedbackId, MeasurementId, MetricName, RepId, SessionId, TrainingId,
+    AssessmentId, Event, FeedbackId, MeasurementId, RepId, SessionId, TrainingId,
 };
 
 use super::model::*;
 use super::{Growth, rep_of};
 use crate::projection::Envelope;
-
-/// The one copy of `name` that `metrics` keeps (added if it is new):
-/// measurements share their metric's name rather than each holding one.
-pub(super) fn intern(metrics: &mut BTreeSet<MetricName>, name: &MetricName) -> MetricName {
-    if let Some(kept) = metrics.get(name) {
-        return kept.clone();
-    }
-    metrics.insert(name.clone());
-    name.clone()
-}
 
 impl Growth {
     pub(super) fn fold(&mut self, envelope: &Envelope) {

@@ -272,7 +272,7 @@ impl Projection for Growth {
             kinds::REP_FACTS => {
                 let mut facts: RepFacts = parse(doc)?;
                 for measurement in facts.measurements.values_mut() {
-                    measurement.metric = fold::intern(&mut self.metrics, &measurement.metric);
+                    measurement.metric = intern(&mut self.metrics, &measurement.metric);
                 }
                 self.reps.insert(facts.rep_id, facts);
             }

@@ -35,6 +35,16 @@ pub fn at<T>(history: &[Dated<T>], date: NaiveDate) -> Option<&T> {
         .map(|d| &d.value)
 }
 
+/// The one copy of `name` that `metrics` keeps (added if it is new):
+/// measurements share their metric's name rather than each holding one.
+pub(super) fn intern(metrics: &mut BTreeSet<MetricName>, name: &MetricName) -> MetricName {
+    if let Some(kept) = metrics.get(name) {
+        return kept.clone();
+    }
+    metrics.insert(name.clone());
+    name.clone()
+}
+
 /// Everything the log says about one rep, with corrections applied: a
 /// corrected level or value replaces the original, a retracted record is gone.
 /// Stored as kind `rep_facts` (internal state; may hold private notes' metadata).
