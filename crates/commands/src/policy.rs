@@ -142,7 +142,7 @@ pub fn rep_write(
                 RepAccess::ActionItem(item) => {
                     is_self
                         && matches!(state, RepState::Joined(rep)
-                            if rep.action_item_owners.get(&item) == Some(&Owner::Rep))
+                            if rep.action_items.get(&item).is_some_and(|i| i.owner == Owner::Rep))
                 }
             };
             if allowed {

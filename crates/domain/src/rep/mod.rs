@@ -39,8 +39,8 @@ use uuid::Uuid;
 
 pub use events::*;
 pub use state::{
-    ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, MetricSlot, Rep, RepState,
-    SupportStatus, evolve, hidden_from_rep,
+    ActionItemRecord, ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, MetricSlot,
+    Rep, RepState, SupportStatus, evolve, hidden_from_rep,
 };
 
 use crate::aggregate::Aggregate;
@@ -483,18 +483,18 @@ impl Rep {
     /// An action item that is open, and counts: not agreed in a coaching
     /// session retracted since (the session and its items no longer count).
     fn open_action_item(&self, action_item_id: ActionItemId) -> Result<(), Rejection> {
-        if let Some(&session_id) = self.action_item_sessions.get(&action_item_id)
-            && self.is_retracted(session_id.as_uuid())
-        {
+        let Some(item) = self.action_items.get(&action_item_id) else {
+            return Err(Rejection::ActionItemNotFound { action_item_id });
+        };
+        if self.is_retracted(item.session_id.as_uuid()) {
             return Err(Rejection::ActionItemWithdrawn {
                 action_item_id,
-                session_id,
+                session_id: item.session_id,
             });
         }
-        match self.action_items.get(&action_item_id) {
-            None => Err(Rejection::ActionItemNotFound { action_item_id }),
-            Some(ActionItemStatus::Open) => Ok(()),
-            Some(&status) => Err(Rejection::ActionItemClosed {
+        match item.status {
+            ActionItemStatus::Open => Ok(()),
+            status => Err(Rejection::ActionItemClosed {
                 action_item_id,
                 status,
             }),
@@ -538,8 +538,7 @@ impl Rep {
         {
             return Err(Rejection::PeriodAfterDeparture { period, departed });
         }
-        if let Some(earlier_id) = self.live_measurement(&measurement.metric, period) {
-            let earlier = &self.measurements[&earlier_id];
+        if let Some(earlier) = self.live_measurement(&measurement.metric, period) {
             if earlier.value == measurement.value {
                 return Ok(vec![]);
             }
@@ -548,7 +547,7 @@ impl Rep {
                 MeasurementSource::Manual => "re-entered",
             };
             return record(FactCorrected {
-                fact_id: earlier_id.as_uuid(),
+                fact_id: earlier.measurement_id.as_uuid(),
                 reason: NonEmptyText::try_from(reason).expect("a fixed, non-empty reason"),
                 correction: Correction::MeasuredValue {
                     value: measurement.value,
@@ -562,8 +561,7 @@ impl Rep {
     fn correct(&self, corrected: FactCorrected) -> Result<Vec<RepEvent>, Rejection> {
         let fact_id = corrected.fact_id;
         let fact = self
-            .facts
-            .get(&fact_id)
+            .fact(fact_id)
             .ok_or(Rejection::FactNotFound { fact_id })?;
         if fact.retracted {
             return Err(Rejection::FactAlreadyRetracted { fact_id });
@@ -573,7 +571,7 @@ impl Rep {
                 record(corrected)
             }
             (FactKind::Measurement, Correction::MeasuredValue { value }) => {
-                let current = self.measurements.get(&MeasurementId::from_uuid(fact_id));
+                let current = self.measurement(MeasurementId::from_uuid(fact_id));
                 if current.is_some_and(|m| m.value == *value) {
                     return Ok(vec![]);
                 }

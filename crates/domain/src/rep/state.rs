@@ -38,27 +38,29 @@ pub struct Rep {
     /// Standard versions the rep has acknowledged.
     pub acknowledged_expectations: BTreeSet<(StandardId, u32)>,
     pub feedback: BTreeMap<FeedbackId, FeedbackRecord>,
-    pub action_items: BTreeMap<ActionItemId, ActionItemStatus>,
-    /// Who owes each action item.
-    pub action_item_owners: BTreeMap<ActionItemId, Owner>,
-    /// The coaching session each action item was agreed in.
-    pub action_item_sessions: BTreeMap<ActionItemId, SessionId>,
+    pub action_items: BTreeMap<ActionItemId, ActionItemRecord>,
     pub support_requests: BTreeMap<SupportRequestId, SupportStatus>,
     pub open_plan: Option<PlanId>,
-    /// Records that a `FactCorrected` may supersede, by id.
-    pub facts: BTreeMap<Uuid, Fact>,
-    /// Current value of each measurement (after corrections).
-    pub measurements: BTreeMap<MeasurementId, Measurement>,
-    /// The live (not retracted) measurement for each metric and period.
-    measurement_index: BTreeMap<(MetricSlot, Period), MeasurementId>,
+    /// Records that a `FactCorrected` may supersede, by id, except
+    /// measurements: [`Rep::fact`] answers for both.
+    facts: BTreeMap<Uuid, Fact>,
+    /// Every measurement, in the order recorded, with its value after
+    /// corrections. Measurements are most of a rep's history, and the
+    /// states of thousands of reps are kept between commands, so they are
+    /// kept in one flat list of small records rather than in maps by id
+    /// (which held each about three times over). A command looks one up
+    /// by id, or by metric and period, with a scan: once per command, over
+    /// a few hundred records, never per event folded.
+    measurements: Vec<Measurement>,
     /// Every metric the rep was measured on, each once. A measurement names
     /// its metric by its place here: measurements are most of a rep's
     /// history, and the states of thousands of reps are kept between
     /// commands, so a name is not stored with each of them.
     metrics: Vec<MetricName>,
-    /// The ids recorded in this stream that are not a fact's (action items,
-    /// support requests, plans, reviews). With the keys of `facts`, every id
-    /// recorded, so none is used twice ([`Rep::id_used`]).
+    /// The ids recorded in this stream that are not a fact's, a
+    /// measurement's or an action item's (support requests, plans,
+    /// reviews). With those, every id recorded, so none is used twice
+    /// ([`Rep::id_used`]).
     pub used_ids: BTreeSet<Uuid>,
 }
 
@@ -66,6 +68,17 @@ pub struct Rep {
 pub struct FeedbackRecord {
     pub visibility: Visibility,
     pub acknowledged: bool,
+}
+
+/// An action item as the rep's state keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionItemRecord {
+    pub status: ActionItemStatus,
+    /// Who owes it: a rep may close only the items they owe.
+    pub owner: Owner,
+    /// The coaching session it was agreed in: when that session is
+    /// retracted, the item no longer counts.
+    pub session_id: SessionId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,13 +133,16 @@ pub struct Fact {
     pub retracted: bool,
 }
 
-/// A measurement as the rep's state keeps it.
+/// A measurement as the rep's state keeps it (40 bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
+    pub measurement_id: MeasurementId,
     /// Its metric, by its place among the rep's ([`Rep::metric`]).
     pub metric: MetricSlot,
     pub period: Period,
+    /// The value after corrections.
     pub value: MetricValue,
+    pub retracted: bool,
 }
 
 /// One of the metrics a rep was measured on, by its place among them.
@@ -154,9 +170,51 @@ impl Rep {
         );
     }
 
+    fn close_action_item(&mut self, id: ActionItemId, status: ActionItemStatus) {
+        if let Some(item) = self.action_items.get_mut(&id) {
+            item.status = status;
+        }
+    }
+
     /// Whether `id` was recorded in this stream already, as any record's.
     pub fn id_used(&self, id: Uuid) -> bool {
-        self.facts.contains_key(&id) || self.used_ids.contains(&id)
+        self.facts.contains_key(&id)
+            || self.used_ids.contains(&id)
+            || self.action_items.contains_key(&ActionItemId::from_uuid(id))
+            || self.measurement(MeasurementId::from_uuid(id)).is_some()
+    }
+
+    /// The correctable record with this id (feedback, a coaching session,
+    /// a measurement, ...): its kind and whether it was retracted.
+    pub fn fact(&self, id: Uuid) -> Option<Fact> {
+        self.facts.get(&id).copied().or_else(|| {
+            self.measurement(MeasurementId::from_uuid(id))
+                .map(|m| Fact {
+                    kind: FactKind::Measurement,
+                    retracted: m.retracted,
+                })
+        })
+    }
+
+    /// The measurement with this id. Were an id recorded twice, the later
+    /// record, as a map by id would keep.
+    pub fn measurement(&self, id: MeasurementId) -> Option<&Measurement> {
+        self.measurements
+            .iter()
+            .rev()
+            .find(|m| m.measurement_id == id)
+    }
+
+    fn measurement_mut(&mut self, id: MeasurementId) -> Option<&mut Measurement> {
+        self.measurements
+            .iter_mut()
+            .rev()
+            .find(|m| m.measurement_id == id)
+    }
+
+    /// Every measurement, in the order recorded, retracted ones included.
+    pub fn measurements(&self) -> &[Measurement] {
+        &self.measurements
     }
 
     /// The name of a measurement's metric.
@@ -165,9 +223,15 @@ impl Rep {
     }
 
     /// The live (not retracted) measurement of `metric` in `period`.
-    pub fn live_measurement(&self, metric: &MetricName, period: Period) -> Option<MeasurementId> {
+    /// The latest measurement of a metric and period counts; once it is
+    /// retracted the period has none until another is recorded.
+    pub fn live_measurement(&self, metric: &MetricName, period: Period) -> Option<&Measurement> {
         let slot = self.slot_of(metric)?;
-        self.measurement_index.get(&(slot, period)).copied()
+        self.measurements
+            .iter()
+            .rev()
+            .find(|m| m.metric == slot && m.period == period)
+            .filter(|m| !m.retracted)
     }
 
     /// The place of `metric` among the rep's metrics (a rep is measured on
@@ -190,7 +254,7 @@ impl Rep {
     /// Whether the record with this id (feedback, a coaching session, a
     /// measurement, ...) was retracted.
     pub fn is_retracted(&self, record: Uuid) -> bool {
-        self.facts.get(&record).is_some_and(|f| f.retracted)
+        self.fact(record).is_some_and(|f| f.retracted)
     }
 
     /// Whether `feedback_id` is feedback the rep can see: shared and not retracted.
@@ -252,13 +316,10 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 acknowledged_expectations: BTreeSet::new(),
                 feedback: BTreeMap::new(),
                 action_items: BTreeMap::new(),
-                action_item_owners: BTreeMap::new(),
-                action_item_sessions: BTreeMap::new(),
                 support_requests: BTreeMap::new(),
                 open_plan: None,
                 facts: BTreeMap::new(),
-                measurements: BTreeMap::new(),
-                measurement_index: BTreeMap::new(),
+                measurements: Vec::new(),
                 metrics: Vec::new(),
                 used_ids: BTreeSet::new(),
             }));
@@ -300,37 +361,34 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         RepEvent::CoachingSessionHeld(e) => {
             rep.record_fact(e.session_id.as_uuid(), FactKind::CoachingSession);
             for item in &e.action_items {
-                rep.used_ids.insert(item.action_item_id.as_uuid());
-                rep.action_items
-                    .insert(item.action_item_id, ActionItemStatus::Open);
-                rep.action_item_owners
-                    .insert(item.action_item_id, item.owner);
-                rep.action_item_sessions
-                    .insert(item.action_item_id, e.session_id);
+                rep.action_items.insert(
+                    item.action_item_id,
+                    ActionItemRecord {
+                        status: ActionItemStatus::Open,
+                        owner: item.owner,
+                        session_id: e.session_id,
+                    },
+                );
             }
         }
         RepEvent::ActionItemCompleted(e) => {
-            rep.action_items
-                .insert(e.action_item_id, ActionItemStatus::Completed);
+            rep.close_action_item(e.action_item_id, ActionItemStatus::Completed)
         }
         RepEvent::ActionItemDropped(e) => {
-            rep.action_items
-                .insert(e.action_item_id, ActionItemStatus::Dropped);
+            rep.close_action_item(e.action_item_id, ActionItemStatus::Dropped)
         }
         RepEvent::TrainingCompleted(e) => {
             rep.record_fact(e.training_id.as_uuid(), FactKind::Training)
         }
         RepEvent::PerformanceMeasured(e) => {
-            rep.record_fact(e.measurement_id.as_uuid(), FactKind::Measurement);
             let metric = rep.slot(&e.metric);
-            let measurement = Measurement {
+            rep.measurements.push(Measurement {
+                measurement_id: e.measurement_id,
                 metric,
                 period: e.period,
                 value: e.value,
-            };
-            rep.measurements.insert(e.measurement_id, measurement);
-            rep.measurement_index
-                .insert((metric, e.period), e.measurement_id);
+                retracted: false,
+            });
         }
         RepEvent::SupportRequested(e) => {
             rep.used_ids.insert(e.request_id.as_uuid());
@@ -371,19 +429,15 @@ fn apply_correction(rep: &mut Rep, fact_id: Uuid, correction: &Correction) {
     match correction {
         Correction::SkillLevel { .. } => {}
         Correction::MeasuredValue { value } => {
-            if let Some(measurement) = rep.measurements.get_mut(&measurement_id) {
+            if let Some(measurement) = rep.measurement_mut(measurement_id) {
                 measurement.value = *value;
             }
         }
         Correction::Retracted => {
             if let Some(fact) = rep.facts.get_mut(&fact_id) {
                 fact.retracted = true;
-            }
-            if let Some(measurement) = rep.measurements.get(&measurement_id) {
-                let key = (measurement.metric, measurement.period);
-                if rep.measurement_index.get(&key) == Some(&measurement_id) {
-                    rep.measurement_index.remove(&key);
-                }
+            } else if let Some(measurement) = rep.measurement_mut(measurement_id) {
+                measurement.retracted = true;
             }
         }
     }

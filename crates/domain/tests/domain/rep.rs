@@ -1649,10 +1649,10 @@ fn evolve_tracks_team_role_departure_plan_and_measurement_value() {
     assert_eq!(rep.role, parse("AE"));
     assert_eq!(rep.departed_on, Some(date("2026-03-10")));
     assert_eq!(rep.open_plan, Some(id::<PlanId>(700)));
-    assert_eq!(rep.measurements[&id(500)].value, value(45.0));
+    assert_eq!(rep.measurement(id(500)).map(|m| m.value), Some(value(45.0)));
 }
 
-/// The state keeps an id once, in `facts` or in `used_ids`; an id is
+/// The state keeps an id once, with its record or in `used_ids`; an id is
 /// refused whichever kind of record used it first.
 #[test]
 fn an_id_is_used_once_whatever_kind_of_record_used_it() {
@@ -1692,19 +1692,35 @@ fn measurements_of_several_metrics_are_told_apart_by_metric_and_period() {
     let state = RepAggregate::replay(&events);
     let rep = state.rep().expect("the rep joined");
     let week: Period = "2026-W10".parse().unwrap();
-    let metric_of = |m: u128| rep.metric(rep.measurements[&id(m)].metric).clone();
+    let metric_of = |m: u128| {
+        rep.metric(rep.measurement(id(m)).expect("recorded").metric)
+            .clone()
+    };
     assert_eq!(metric_of(501), parse::<MetricName>("meetings_booked"));
     assert_ne!(metric_of(500), metric_of(501));
-    assert_eq!(rep.live_measurement(&metric_of(500), week), None);
-    assert_eq!(rep.live_measurement(&metric_of(501), week), Some(id(501)));
+    assert_eq!(
+        rep.live_measurement(&metric_of(500), week)
+            .map(|m| m.measurement_id),
+        None
+    );
+    assert_eq!(
+        rep.live_measurement(&metric_of(501), week)
+            .map(|m| m.measurement_id),
+        Some(id(501))
+    );
     let next_week: Period = "2026-W11".parse().unwrap();
     assert_eq!(metric_of(504), metric_of(500));
     assert_eq!(
-        rep.live_measurement(&metric_of(500), next_week),
+        rep.live_measurement(&metric_of(500), next_week)
+            .map(|m| m.measurement_id),
         Some(id(504)),
         "the retraction freed its own period only"
     );
-    assert_eq!(rep.live_measurement(&metric_of(501), next_week), None);
+    assert_eq!(
+        rep.live_measurement(&metric_of(501), next_week)
+            .map(|m| m.measurement_id),
+        None
+    );
     // The retracted one's metric and period take a new measurement.
     check(
         events.clone(),
@@ -1841,4 +1857,25 @@ fn an_erased_reps_state_keeps_no_name() {
         panic!("the rep joined")
     };
     assert_eq!(rep.name.as_str(), trellis_domain::personal::ERASED_NAME);
+}
+
+/// The states of thousands of reps are kept between commands, and
+/// measurements are most of each: one is kept in 40 bytes, its id, metric,
+/// period, value and whether it was retracted, and in no map besides.
+#[test]
+fn a_measurement_in_a_reps_state_takes_forty_bytes() {
+    assert_eq!(std::mem::size_of::<Measurement>(), 40);
+    let mut events: Vec<RepEvent> = vec![joined().into()];
+    for (n, week) in (500..510).zip(10..20) {
+        let period = format!("2026-W{week}");
+        events.push(measured(n, &period, 40.0, MeasurementSource::Manual).into());
+    }
+    let state = RepAggregate::replay(&events);
+    let rep = state.rep().expect("the rep joined");
+    assert_eq!(rep.measurements().len(), 10);
+    assert!(
+        rep.fact(Uuid::from_u128(505))
+            .is_some_and(|f| f.kind == FactKind::Measurement),
+        "a measurement is a fact a correction may name"
+    );
 }
