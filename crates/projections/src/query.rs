@@ -18,7 +18,8 @@ use trellis_domain::{
 
 use crate::Error;
 use crate::growth::derive::{
-    GrowthTimeline, MISSED_BADLY, OpenActionItem, PeriodRow, RepProfile, Standing, StandingKind,
+    FeedbackView, GrowthTimeline, MISSED_BADLY, OpenActionItem, PeriodRow, RepFeedback, RepProfile,
+    Standing, StandingKind,
 };
 use crate::growth::model::{
     ItemStatus, LeaderDoc, LeaderHeader, LeaderShare, TeamDoc, at, leader_share_key,
@@ -46,8 +47,11 @@ pub struct ActionItemView {
     pub overdue: bool,
 }
 
-/// A rep's profile as of `today`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A rep's profile as of `today`, with the feedback the rep was given.
+///
+/// In JSON the feedback is the profile's `feedback` field, as it was when
+/// the profile document still held it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RepProfileView {
     pub as_of: NaiveDate,
     /// The standing today: the stored one, plus overdue action items.
@@ -55,6 +59,38 @@ pub struct RepProfileView {
     pub open_action_items: Vec<ActionItemView>,
     pub overdue_action_items: u32,
     pub profile: RepProfile,
+    /// Retracted feedback left out, oldest first.
+    pub feedback: Vec<FeedbackView>,
+}
+
+impl Serialize for RepProfileView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Profile<'a> {
+            #[serde(flatten)]
+            profile: &'a RepProfile,
+            feedback: &'a [FeedbackView],
+        }
+        #[derive(Serialize)]
+        struct View<'a> {
+            as_of: NaiveDate,
+            standing: &'a Standing,
+            open_action_items: &'a [ActionItemView],
+            overdue_action_items: u32,
+            profile: Profile<'a>,
+        }
+        View {
+            as_of: self.as_of,
+            standing: &self.standing,
+            open_action_items: &self.open_action_items,
+            overdue_action_items: self.overdue_action_items,
+            profile: Profile {
+                profile: &self.profile,
+                feedback: &self.feedback,
+            },
+        }
+        .serialize(serializer)
+    }
 }
 
 impl RepProfileView {
@@ -66,8 +102,7 @@ impl RepProfileView {
         self.profile
             .open_action_items
             .retain(|i| i.visibility == Visibility::Shared);
-        self.profile
-            .feedback
+        self.feedback
             .retain(|f| f.fact.visibility == Visibility::Shared);
         self
     }
@@ -108,8 +143,8 @@ pub fn standing_as_of(profile: &RepProfile, today: NaiveDate) -> Standing {
     standing
 }
 
-/// The profile as of `today`.
-pub fn rep_profile(profile: RepProfile, today: NaiveDate) -> RepProfileView {
+/// The profile as of `today`, with the rep's feedback.
+pub fn rep_profile(profile: RepProfile, feedback: RepFeedback, today: NaiveDate) -> RepProfileView {
     let open_action_items: Vec<ActionItemView> = profile
         .open_action_items
         .iter()
@@ -124,6 +159,7 @@ pub fn rep_profile(profile: RepProfile, today: NaiveDate) -> RepProfileView {
         overdue_action_items: count(open_action_items.iter().filter(|i| i.overdue).count()),
         open_action_items,
         profile,
+        feedback: feedback.feedback,
     }
 }
 
@@ -747,16 +783,27 @@ impl ReadModels {
         self.doc(kinds::GROWTH_TIMELINE, rep_id.to_string()).await
     }
 
+    /// The stored feedback document of a rep (none for a rep unknown, or
+    /// not yet projected).
+    pub async fn stored_feedback(&self, rep_id: RepId) -> Result<Option<RepFeedback>, Error> {
+        self.doc(kinds::REP_FEEDBACK, rep_id.to_string()).await
+    }
+
     /// `GET /v1/reps/{id}/profile`.
     pub async fn rep_profile(
         &self,
         rep_id: RepId,
         today: NaiveDate,
     ) -> Result<Option<RepProfileView>, Error> {
-        Ok(self
-            .stored_profile(rep_id)
-            .await?
-            .map(|p| rep_profile(p, today)))
+        let Some(profile) = self.stored_profile(rep_id).await? else {
+            return Ok(None);
+        };
+        // Written with the profile, in the same commit.
+        let feedback = self.stored_feedback(rep_id).await?.unwrap_or(RepFeedback {
+            rep_id,
+            feedback: Vec::new(),
+        });
+        Ok(Some(rep_profile(profile, feedback, today)))
     }
 
     /// `GET /v1/reps/{id}/timeline?bucket=week|month|quarter&from=…&to=…`.

@@ -29,7 +29,7 @@ use trellis_eventstore::{EventStore, Metadata};
 use trellis_http::auth::Claims;
 use trellis_http::problem::{ApiError, Problem};
 use trellis_projections::growth::{Growth, GrowthSettings};
-use trellis_projections::growth::{GrowthTimeline, RepProfile};
+use trellis_projections::growth::{GrowthTimeline, RepFeedback, RepProfile};
 use trellis_projections::projection::{Envelope, Projection};
 use trellis_projections::query::{RepProfileView, rep_profile};
 use utoipa::ToSchema;
@@ -91,6 +91,11 @@ impl RepReplay {
     /// The profile and timeline the events so far give, if the rep had joined.
     pub fn derive(&self) -> Option<(RepProfile, GrowthTimeline)> {
         self.growth.derive(self.rep_id)
+    }
+
+    /// The feedback the events so far gave, if the rep had joined.
+    pub fn feedback(&self) -> Option<RepFeedback> {
+        self.growth.feedback(self.rep_id)
     }
 
     /// The replayed rep's facts (corrections applied).
@@ -155,6 +160,7 @@ pub struct History {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub profile: RepProfile,
+    pub feedback: RepFeedback,
     pub timeline: GrowthTimeline,
     /// Events of the rep's stream that counted at the instant.
     pub events_applied: u64,
@@ -229,8 +235,10 @@ impl History {
                 last_version_applied = event.stream_version;
             }
         }
+        let feedback = replay.feedback()?;
         replay.derive().map(|(profile, timeline)| Snapshot {
             profile,
+            feedback,
             timeline,
             events_applied,
             last_version_applied,
@@ -250,7 +258,7 @@ impl History {
             events_in_stream: self.events_in_stream(),
             events_applied: snapshot.events_applied,
             last_version_applied: snapshot.last_version_applied,
-            profile: rep_profile(snapshot.profile, as_of_date),
+            profile: rep_profile(snapshot.profile, snapshot.feedback, as_of_date),
         })
     }
 }

@@ -449,7 +449,7 @@ fn render(export: &PersonExport, title: &str, names: &BTreeMap<String, String>) 
             view.open_action_items.len(),
             p.support_requests.len(),
             p.plans.len(),
-            p.feedback.len(),
+            view.feedback.len(),
         );
     }
     if !models.timeline_by_month.is_empty() {

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use trellis_domain::rep::{Owner, RepEvent};
 use trellis_domain::{Event, PeriodKind, RepId, StandardKind};
 use trellis_http::auth::Role;
-use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, SupportRequestView};
+use trellis_projections::growth::derive::{
+    GrowthTimeline, PeriodRow, Phase, RepFeedback, SupportRequestView,
+};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
@@ -80,7 +82,7 @@ pub(crate) async fn handler(
     // The rep's history, replayed to any instant by the read side (the
     // viewer's access checked there too).
     let (history, _) = readable_history(state.reads(), viewer.claims(), rep_id).await?;
-    let (profile, timeline) = match as_of {
+    let (profile, feedback, timeline) = match as_of {
         Some(d) => {
             let snapshot = history
                 .at(end_of_day(d), TimeBasis::Business)
@@ -90,7 +92,7 @@ pub(crate) async fn handler(
                         stored.name, stored.start_date
                     ))
                 })?;
-            (snapshot.profile, snapshot.timeline)
+            (snapshot.profile, snapshot.feedback, snapshot.timeline)
         }
         None => {
             let timeline = data::doc::<GrowthTimeline>(&state, kinds::GROWTH_TIMELINE, rep_id)
@@ -98,11 +100,19 @@ pub(crate) async fn handler(
                 .ok_or_else(|| {
                     PageError::Internal(format!("rep {rep_id} has a profile but no timeline"))
                 })?;
-            (stored, timeline)
+            // Written with the profile, in the same commit; none only on
+            // a store whose read models are still being rebuilt.
+            let feedback = data::doc::<RepFeedback>(&state, kinds::REP_FEEDBACK, rep_id)
+                .await?
+                .unwrap_or(RepFeedback {
+                    rep_id,
+                    feedback: Vec::new(),
+                });
+            (stored, feedback, timeline)
         }
     };
     let standards = data::standards_of(&state, &timeline).await?;
-    let mut view = query::rep_profile(profile, day);
+    let mut view = query::rep_profile(profile, feedback, day);
     if viewer.is_rep() {
         view = view.for_rep();
     }

@@ -493,13 +493,23 @@ pub struct RepProfile {
     pub coaching_sessions: u32,
     pub standing: Standing,
     pub phase: PhaseView,
-    /// The feedback the rep was given (retracted feedback left out), oldest
-    /// first: whether and when they acknowledged it.
-    #[serde(default)]
-    pub feedback: Vec<FeedbackView>,
     /// The standards the rep acknowledged: each version, and when.
     #[serde(default)]
     pub acknowledged_standards: Vec<StandardAcknowledgement>,
+}
+
+/// The feedback a rep was given (retracted feedback left out), oldest
+/// first: whether and when they acknowledged it. Kind `rep_feedback`.
+///
+/// Kept apart from the [`RepProfile`]: it grows with every piece of
+/// feedback (about a quarter of a kilobyte each), and the pages and views
+/// that read many profiles at once (a team, a leader's reps, every rep an
+/// admin lists) never show it. A single rep's profile view adds it back
+/// ([`crate::query::rep_profile`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepFeedback {
+    pub rep_id: RepId,
+    pub feedback: Vec<FeedbackView>,
 }
 
 /// A piece of feedback, as the profile shows it: its id and what the
@@ -694,15 +704,6 @@ pub fn profile(
     plans.sort_by_key(|p| (p.started_on, p.plan_id));
     let open_plan = plans.iter().rev().find(|p| p.outcome.is_none()).cloned();
 
-    let mut feedback: Vec<FeedbackView> = facts
-        .feedback
-        .iter()
-        .map(|(id, f)| FeedbackView {
-            feedback_id: *id,
-            fact: f.clone(),
-        })
-        .collect();
-    feedback.sort_by_key(|f| (f.fact.given_on, f.feedback_id));
     // Kept as `{standard}/v{version}`.
     let mut acknowledged_standards: Vec<StandardAcknowledgement> = facts
         .acknowledged
@@ -751,8 +752,24 @@ pub fn profile(
         coaching_sessions: u32::try_from(facts.sessions.len()).unwrap_or(u32::MAX),
         standing,
         phase,
-        feedback,
         acknowledged_standards,
+    }
+}
+
+/// The feedback the rep was given, oldest first.
+pub fn feedback(facts: &RepFacts) -> RepFeedback {
+    let mut feedback: Vec<FeedbackView> = facts
+        .feedback
+        .iter()
+        .map(|(id, f)| FeedbackView {
+            feedback_id: *id,
+            fact: f.clone(),
+        })
+        .collect();
+    feedback.sort_by_key(|f| (f.fact.given_on, f.feedback_id));
+    RepFeedback {
+        rep_id: facts.rep_id,
+        feedback,
     }
 }
 

@@ -24,6 +24,7 @@
 //! | `leader` | leader id | [`LeaderHeader`]: name, teams, the reps with a share | yes |
 //! | `leader_rep` | `{leader id}/{rep id}` | [`LeaderShare`]: what the leader did for the rep | yes |
 //! | `rep_profile` | rep id | [`RepProfile`] | no (derived) |
+//! | `rep_feedback` | rep id | [`RepFeedback`]: apart from the profile, which many pages read by the team | no (derived) |
 //! | `growth_timeline` | rep id | [`GrowthTimeline`] | no (derived) |
 //! | `recent_timeline` | rep id | [`GrowthTimeline::recent`]: its last rows only, for the team pages | no (derived) |
 
@@ -42,7 +43,7 @@ mod fold;
 pub mod model;
 
 pub use derive::{
-    GrowthTimeline, PeriodRow, RepProfile, StandardRow, Standing, StandingKind, Tail,
+    GrowthTimeline, PeriodRow, RepFeedback, RepProfile, StandardRow, Standing, StandingKind, Tail,
 };
 pub use model::*;
 
@@ -55,7 +56,9 @@ pub const NAME: &str = "growth";
 /// converted (printed the way `jsonb` prints). 6: a leader's activity is
 /// stored per rep (`leader_rep`), the `leader` document keeps the rest.
 /// 7: each rep's `current_timeline` (the last week, month and quarter).
-const CODE_VERSION: u32 = 7;
+/// 8: a rep's feedback is its own document (`rep_feedback`), out of the
+/// profile.
+const CODE_VERSION: u32 = 8;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
@@ -65,6 +68,7 @@ pub mod kinds {
     pub const LEADER: &str = "leader";
     pub const LEADER_REP: &str = "leader_rep";
     pub const REP_PROFILE: &str = "rep_profile";
+    pub const REP_FEEDBACK: &str = "rep_feedback";
     pub const GROWTH_TIMELINE: &str = "growth_timeline";
     pub const RECENT_TIMELINE: &str = "recent_timeline";
     pub const CURRENT_TIMELINE: &str = "current_timeline";
@@ -170,6 +174,11 @@ impl Growth {
             self.settings.quality_gate_periods,
         );
         Some((profile, timeline))
+    }
+
+    /// The feedback a rep was given, as it stands now in memory.
+    pub fn feedback(&self, rep_id: RepId) -> Option<RepFeedback> {
+        self.reps.get(&rep_id).map(derive::feedback)
     }
 
     /// Re-derives what follows from one rep's facts: the leaders' activity.
@@ -457,6 +466,11 @@ impl Growth {
             let (profile, timeline) = self.derive(rep_id).expect("the rep exists");
             changes.push(change(kinds::REP_FACTS, rep_id, facts));
             changes.push(change(kinds::REP_PROFILE, rep_id, &profile));
+            changes.push(change(
+                kinds::REP_FEEDBACK,
+                rep_id,
+                &derive::feedback(facts),
+            ));
             changes.push(change(kinds::RECENT_TIMELINE, rep_id, &timeline.recent()));
             changes.push(change(
                 kinds::CURRENT_TIMELINE,

@@ -264,9 +264,10 @@ fn overdue_is_decided_at_query_time_from_today() {
         due_on: date("2026-03-10"),
         visibility: trellis_domain::rep::Visibility::Shared,
     });
-    let before = query::rep_profile(profile.clone(), date("2026-03-10"));
+    let feedback = growth.feedback(id(REP)).unwrap();
+    let before = query::rep_profile(profile.clone(), feedback.clone(), date("2026-03-10"));
     assert_eq!(before.overdue_action_items, 0);
-    let after = query::rep_profile(profile, date("2026-03-11"));
+    let after = query::rep_profile(profile, feedback, date("2026-03-11"));
     assert_eq!(after.overdue_action_items, 1);
     assert_eq!(after.standing.standing, StandingKind::NeedsSupport);
 }
@@ -463,7 +464,7 @@ fn folding_in_shards_gives_the_documents_of_one_fold() {
     }
     let expected = texts(whole.take_changes());
     let kinds: std::collections::BTreeSet<&str> = expected.iter().map(|(k, _, _)| *k).collect();
-    assert_eq!(kinds.len(), 9, "every kind of document: {kinds:?}");
+    assert_eq!(kinds.len(), 10, "every kind of document: {kinds:?}");
     for count in [1, 2, 3, 5] {
         for part in [1, 2, 100] {
             let sharded = texts(fold_in_shards(&events, count, part));
@@ -771,4 +772,44 @@ fn pending_counts_the_reps_whose_documents_wait() {
     assert_eq!(growth.pending(), 1, "one rep");
     growth.apply(&standard_set(90.0));
     assert_eq!(growth.pending(), reps, "a standard: every rep");
+}
+
+/// A rep's feedback grows with every piece, and the views that read a
+/// whole team's profiles never show it: it is its own document, and the
+/// profile holds none of it.
+#[test]
+fn a_reps_feedback_is_its_own_document_and_not_in_the_profile() {
+    let mut events = organisation();
+    let mut growth = Growth::new(settings(2));
+    for event in &events {
+        growth.apply(event);
+    }
+    growth.take_changes();
+    let version = next_version(&events, 10);
+    events.push(feedback(10, version, 9_000, 20));
+    growth.apply(events.last().unwrap());
+    let changes = texts(growth.take_changes());
+    let doc = |kind: &str| {
+        changes
+            .iter()
+            .find(|(k, key, _)| *k == kind && *key == id::<RepId>(10).to_string())
+            .map(|(_, _, text)| serde_json::from_str::<Value>(text).unwrap())
+            .unwrap_or_else(|| panic!("a {kind} document of rep 10"))
+    };
+    let profile = doc(kinds::REP_PROFILE);
+    assert!(
+        profile.get("feedback").is_none(),
+        "the profile holds no feedback: {profile}"
+    );
+    let feedback = doc(kinds::REP_FEEDBACK);
+    let ids: Vec<&str> = feedback["feedback"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|f| f["feedback_id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&id::<trellis_domain::FeedbackId>(9_000).to_string().as_str()),
+        "the new piece is in the rep's feedback document: {feedback}"
+    );
 }
