@@ -78,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TRELLIS_MAX_IMPORT_ROWS", default_value_t = 50_000)]
     max_import_rows: usize,
     /// The most events the write side's cached aggregate states may have
-    /// been folded from, in all (about 160–200 bytes of memory each). A write
+    /// been folded from, in all (about 130 bytes of memory each). A write
     /// for a rep whose state is not cached reads the rep's whole history
     /// first; the default keeps every rep of a 5,000-rep organisation with
     /// two years of history.
