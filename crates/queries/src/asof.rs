@@ -123,6 +123,88 @@ impl RepReplay {
     }
 }
 
+/// Replays of one history to instants that only rise, each the fold a
+/// fresh [`RepReplay::at`] gives. An instant's fold continues the previous
+/// instant's when that gives the same fold: no standard's event counts
+/// anew, and each of the rep's events that counts anew comes after, in
+/// stream order, every one folded so far. Otherwise (an event recorded late
+/// but dated earlier, a standard set in between) it folds afresh. A review
+/// packet follows the rep's standing week by week this way.
+#[derive(Debug)]
+pub struct RisingReplay<'a> {
+    settings: GrowthSettings,
+    catalogue: &'a [Envelope],
+    events: &'a [&'a Envelope],
+    basis: TimeBasis,
+    replay: RepReplay,
+    /// How many of the catalogue's events are folded.
+    catalogue_folded: usize,
+    /// The index after the last of `events` folded.
+    frontier: usize,
+    /// The indices before `frontier` that did not count, and are not folded.
+    passed_over: Vec<usize>,
+}
+
+impl<'a> RisingReplay<'a> {
+    pub fn new(
+        rep_id: RepId,
+        settings: GrowthSettings,
+        catalogue: &'a [Envelope],
+        events: &'a [&'a Envelope],
+        basis: TimeBasis,
+    ) -> Self {
+        RisingReplay {
+            settings,
+            catalogue,
+            events,
+            basis,
+            replay: RepReplay::new(rep_id, settings),
+            catalogue_folded: 0,
+            frontier: 0,
+            passed_over: Vec::new(),
+        }
+    }
+
+    /// The fold as of `at`, no earlier than the previous call's instant.
+    pub fn at(&mut self, at: DateTime<Utc>) -> &RepReplay {
+        let basis = self.basis;
+        let catalogue = self
+            .catalogue
+            .iter()
+            .filter(|e| basis.includes_envelope(e, at))
+            .count();
+        let continues = catalogue == self.catalogue_folded
+            && self
+                .passed_over
+                .iter()
+                .all(|&i| !basis.includes_envelope(self.events[i], at));
+        if !continues {
+            self.replay = RepReplay::new(self.replay.rep_id, self.settings);
+            for e in self.catalogue {
+                if basis.includes_envelope(e, at) {
+                    self.replay.apply(e);
+                }
+            }
+            self.catalogue_folded = catalogue;
+            self.frontier = 0;
+            self.passed_over.clear();
+        }
+        // Events that do not count yet after the last one folded are looked
+        // at again next time; those before it are passed over.
+        let mut not_yet = Vec::new();
+        for (i, e) in self.events.iter().enumerate().skip(self.frontier) {
+            if basis.includes_envelope(e, at) {
+                self.passed_over.append(&mut not_yet);
+                self.replay.apply(e);
+                self.frontier = i + 1;
+            } else {
+                not_yet.push(i);
+            }
+        }
+        &self.replay
+    }
+}
+
 /// A rep's state as of an instant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = RepAsOf)]
@@ -372,4 +454,180 @@ pub async fn route(about: About<RepId>, params: Params) -> Result<Response, ApiE
         .unwrap_or(TimeBasis::Business);
     let as_of = rep_as_of(&state, &claims, rep_id, at, basis).await?;
     Ok(Json(as_of).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Days, NaiveDate, TimeZone, Utc};
+    use trellis_domain::rep::{
+        Correction, FactCorrected, MeasurementSource, PerformanceMeasured, RepEvent, RepJoined,
+    };
+    use trellis_domain::standard::{Direction, StandardEvent, StandardRevised, StandardSet};
+    use trellis_domain::{Event, MeasurementId, PeriodKind, RepId, StandardId, StandardKind};
+    use trellis_projections::growth::GrowthSettings;
+    use trellis_projections::projection::Envelope;
+    use uuid::Uuid;
+
+    use super::{RepReplay, RisingReplay, TimeBasis};
+    use crate::params::end_of_day;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// An event of `stream` at `version`, dated `occurred` and recorded
+    /// `recorded` (both at noon).
+    fn envelope(
+        stream: String,
+        version: u64,
+        occurred: &str,
+        recorded: &str,
+        event: Event,
+    ) -> Envelope {
+        let noon = |d: &str| Utc.from_utc_datetime(&date(d).and_hms_opt(12, 0, 0).unwrap());
+        Envelope {
+            event,
+            event_id: Uuid::from_u128(u128::from(version)),
+            stream_id: stream,
+            stream_version: version,
+            actor: "test".into(),
+            occurred_at: noon(occurred),
+            recorded_at: noon(recorded),
+        }
+    }
+
+    fn rep_id() -> RepId {
+        RepId::from_uuid(Uuid::from_u128(1))
+    }
+
+    fn standard_id() -> StandardId {
+        StandardId::from_uuid(Uuid::from_u128(2))
+    }
+
+    fn rep(version: u64, occurred: &str, recorded: &str, event: RepEvent) -> Envelope {
+        envelope(
+            rep_id().stream_id(),
+            version,
+            occurred,
+            recorded,
+            Event::Rep(event),
+        )
+    }
+
+    fn measured(version: u64, month: &str, value: f64, occurred: &str, recorded: &str) -> Envelope {
+        rep(
+            version,
+            occurred,
+            recorded,
+            RepEvent::PerformanceMeasured(PerformanceMeasured {
+                measurement_id: MeasurementId::from_uuid(Uuid::from_u128(
+                    100 + u128::from(version),
+                )),
+                metric: "discovery_score".parse().unwrap(),
+                period: month.parse().unwrap(),
+                value: value.try_into().unwrap(),
+                source: MeasurementSource::Manual,
+            }),
+        )
+    }
+
+    /// A standard set in January and raised in mid-February (back to
+    /// February's start); a rep measured month by month, with one
+    /// measurement recorded in March but dated January, and one retracted.
+    fn history() -> (Vec<Envelope>, Vec<Envelope>) {
+        let stream = format!("standard-{}", standard_id());
+        let catalogue = vec![
+            envelope(
+                stream.clone(),
+                1,
+                "2026-01-01",
+                "2026-01-01",
+                Event::Standard(StandardEvent::Set(StandardSet {
+                    standard_id: standard_id(),
+                    name: "Discovery quality".try_into().unwrap(),
+                    metric: "discovery_score".parse().unwrap(),
+                    kind: StandardKind::Quality,
+                    direction: Direction::AtLeast,
+                    unit: "points".try_into().unwrap(),
+                    period: PeriodKind::Month,
+                    target: 80.0.try_into().unwrap(),
+                    roles: vec!["AE".try_into().unwrap()],
+                    effective_from: date("2026-01-01"),
+                    ramp: vec![],
+                    version: 1,
+                })),
+            ),
+            envelope(
+                stream,
+                2,
+                "2026-02-15",
+                "2026-02-15",
+                Event::Standard(StandardEvent::Revised(StandardRevised {
+                    standard_id: standard_id(),
+                    version: 2,
+                    target: 90.0.try_into().unwrap(),
+                    effective_from: date("2026-02-01"),
+                    roles: None,
+                    ramp: None,
+                })),
+            ),
+        ];
+        let events = vec![
+            rep(
+                1,
+                "2026-01-05",
+                "2026-01-05",
+                RepEvent::Joined(RepJoined {
+                    rep_id: rep_id(),
+                    name: "Ana Lopez".try_into().unwrap(),
+                    role: "AE".try_into().unwrap(),
+                    team_id: trellis_domain::TeamId::from_uuid(Uuid::from_u128(3)),
+                    start_date: date("2026-01-05"),
+                }),
+            ),
+            measured(2, "2026-01", 85.0, "2026-02-01", "2026-02-01"),
+            measured(3, "2026-02", 70.0, "2026-03-01", "2026-03-01"),
+            // Recorded in March, dated in January.
+            measured(4, "2026-01", 60.0, "2026-01-20", "2026-03-05"),
+            measured(5, "2026-03", 95.0, "2026-04-01", "2026-04-01"),
+            rep(
+                6,
+                "2026-04-10",
+                "2026-04-10",
+                RepEvent::FactCorrected(FactCorrected {
+                    fact_id: Uuid::from_u128(103),
+                    reason: "wrong month".try_into().unwrap(),
+                    correction: Correction::Retracted,
+                }),
+            ),
+            measured(7, "2026-04", 50.0, "2026-05-01", "2026-05-01"),
+        ];
+        (catalogue, events)
+    }
+
+    /// Day by day, on both time bases, the rising replay's fold is the one a
+    /// fresh replay to that instant gives, whether it continued the last
+    /// fold or had to begin again (the backdated measurement, the revision).
+    #[test]
+    fn a_rising_replay_folds_what_a_fresh_replay_to_each_instant_folds() {
+        let settings = GrowthSettings {
+            quality_gate_periods: 2,
+        };
+        let (catalogue, events) = history();
+        let events: Vec<&Envelope> = events.iter().collect();
+        for basis in [TimeBasis::Business, TimeBasis::Recorded] {
+            let mut rising = RisingReplay::new(rep_id(), settings, &catalogue, &events, basis);
+            let mut day = date("2025-12-30");
+            let mut joined = 0;
+            while day <= date("2026-05-10") {
+                let at = end_of_day(day);
+                let fresh = RepReplay::at(rep_id(), settings, &catalogue, &events, at, basis);
+                let expected = fresh.derive();
+                joined += usize::from(expected.is_some());
+                assert_eq!(rising.at(at).derive(), expected, "{basis:?} as of {day}");
+                day = day.checked_add_days(Days::new(1)).unwrap();
+            }
+            assert!(joined > 100, "the rep had joined on most days: {joined}");
+        }
+    }
 }

@@ -48,7 +48,7 @@ use trellis_projections::query::standing_as_of;
 use trellis_projections::stats::{mean, median};
 use utoipa::ToSchema;
 
-use crate::asof::{RepReplay, TimeBasis};
+use crate::asof::{RepReplay, RisingReplay, TimeBasis};
 use crate::params::{Params, end_of_day};
 use crate::schemas::{ReadErrors, StandingSchema};
 use crate::state::{About, QueryState};
@@ -406,8 +406,14 @@ pub fn build(
         })
         .collect();
 
+    let mut weekly = RisingReplay::new(rep_id, settings, catalogue, events, basis);
     let standing = standing_changes(
-        &replay,
+        &mut |day| {
+            weekly
+                .at(end_of_day(day))
+                .derive()
+                .map(|(profile, _)| profile)
+        },
         start.as_ref().map(|(p, _)| p),
         before,
         &end_profile,
@@ -488,8 +494,10 @@ fn trends(timeline: &GrowthTimeline, from: NaiveDate, to: NaiveDate) -> Vec<Stan
         .collect()
 }
 
+/// The standing at the start and end of the period and each Sunday in
+/// between; `profile_on` gives the profile as of a day (days only rise).
 fn standing_changes(
-    replay: &impl Fn(NaiveDate) -> RepReplay,
+    profile_on: &mut impl FnMut(NaiveDate) -> Option<RepProfile>,
     start: Option<&RepProfile>,
     before: NaiveDate,
     end: &RepProfile,
@@ -532,7 +540,7 @@ fn standing_changes(
         }
     };
     for day in days {
-        if let Some((profile, _)) = replay(day).derive() {
+        if let Some(profile) = profile_on(day) {
             check(day, standing_as_of(&profile, day));
         }
     }
