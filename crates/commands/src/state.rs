@@ -29,7 +29,7 @@ pub struct CommandsConfig {
 /// The default of [`CommandsConfig::state_cache_events`]: every rep's state
 /// of an organisation of 5,000 reps with two years of history (about
 /// 3,000,000 events), with room to grow. About 130 bytes of resident
-/// memory per event (`trellis-bench org`: 350–400 MB for those 5,000 reps),
+/// memory per event (`trellis-bench org`: 320–450 MB for those 5,000 reps),
 /// so some 520 MB when full.
 pub const STATE_CACHE_EVENTS: u64 = 4_000_000;
 
