@@ -783,10 +783,16 @@ impl ReadModels {
         self.doc(kinds::GROWTH_TIMELINE, rep_id.to_string()).await
     }
 
-    /// The stored feedback document of a rep (none for a rep unknown, or
-    /// not yet projected).
-    pub async fn stored_feedback(&self, rep_id: RepId) -> Result<Option<RepFeedback>, Error> {
-        self.doc(kinds::REP_FEEDBACK, rep_id.to_string()).await
+    /// The stored feedback of a rep. It is written with the profile, in
+    /// the same commit; a rep without one (unknown, or on a generation
+    /// written before feedback had a document of its own, while the
+    /// rebuild that replaces it runs) has none.
+    pub async fn stored_feedback(&self, rep_id: RepId) -> Result<RepFeedback, Error> {
+        let stored: Option<RepFeedback> = self.doc(kinds::REP_FEEDBACK, rep_id.to_string()).await?;
+        Ok(stored.unwrap_or(RepFeedback {
+            rep_id,
+            feedback: Vec::new(),
+        }))
     }
 
     /// `GET /v1/reps/{id}/profile`.
@@ -798,11 +804,7 @@ impl ReadModels {
         let Some(profile) = self.stored_profile(rep_id).await? else {
             return Ok(None);
         };
-        // Written with the profile, in the same commit.
-        let feedback = self.stored_feedback(rep_id).await?.unwrap_or(RepFeedback {
-            rep_id,
-            feedback: Vec::new(),
-        });
+        let feedback = self.stored_feedback(rep_id).await?;
         Ok(Some(rep_profile(profile, feedback, today)))
     }
 

@@ -16,9 +16,7 @@ use serde::Deserialize;
 use trellis_domain::rep::{Owner, RepEvent};
 use trellis_domain::{Event, PeriodKind, RepId, StandardKind};
 use trellis_http::auth::Role;
-use trellis_projections::growth::derive::{
-    GrowthTimeline, PeriodRow, Phase, RepFeedback, SupportRequestView,
-};
+use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, SupportRequestView};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
@@ -100,14 +98,7 @@ pub(crate) async fn handler(
                 .ok_or_else(|| {
                     PageError::Internal(format!("rep {rep_id} has a profile but no timeline"))
                 })?;
-            // Written with the profile, in the same commit; none only on
-            // a store whose read models are still being rebuilt.
-            let feedback = data::doc::<RepFeedback>(&state, kinds::REP_FEEDBACK, rep_id)
-                .await?
-                .unwrap_or(RepFeedback {
-                    rep_id,
-                    feedback: Vec::new(),
-                });
+            let feedback = state.models().stored_feedback(rep_id).await?;
             (stored, feedback, timeline)
         }
     };
