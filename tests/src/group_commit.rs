@@ -276,3 +276,43 @@ async fn writers_in_two_processes_share_commits_and_keep_every_invariant(kind: K
 crate::http::on_each_backend!(
     multi_thread: writers_in_two_processes_share_commits_and_keep_every_invariant
 );
+
+/// Eight writers through one batch slot, each appending as soon as it is
+/// answered: the batch that answered them waits (briefly) for them to come
+/// back, so they share commits about eight at a time. Without that wait the
+/// first to come back goes alone and the other seven wait a whole commit:
+/// batches alternate between a few and the rest, four a commit on average.
+async fn writers_answered_together_come_back_to_one_commit(kind: Kind) {
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 40;
+    let b = Backend::new(kind).await;
+    let group = GroupCommit::new(b.store.clone(), GroupCommitConfig::single_writer());
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let store = group.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = stream("rep");
+            for i in 0..PER_WRITER as u64 {
+                let meta = CommandMeta::new("writer", Utc::now());
+                store
+                    .append(&s, ExpectedVersion::Exact(i), &meta, &[event(i)])
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_log_is_sound(&*b.store, WRITERS * PER_WRITER).await;
+    let stats = group.stats();
+    assert_eq!(stats.commands as usize, WRITERS * PER_WRITER);
+    let per_commit = stats.commands as f64 / stats.batches as f64;
+    assert!(
+        per_commit > 5.5,
+        "eight writers shared commits {per_commit:.2} at a time: {stats:?}"
+    );
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(multi_thread: writers_answered_together_come_back_to_one_commit);

@@ -8,12 +8,16 @@
 //! each command on its own (a stale version or a replayed command id affects
 //! only that command).
 //!
-//! Nothing waits on a timer. A command arriving when a batch slot is free
-//! goes at once (alone, by the store's single-append path, when nobody else
-//! is waiting); one arriving while `max_in_flight` batches are committing
-//! waits for the first of them to finish, and goes with everything that
-//! queued meanwhile. So a command waits at most for the batches ahead of it,
-//! and the busier the log, the larger the batches.
+//! No command waits on a timer when it could go. A command arriving when a
+//! batch slot is free goes at once (alone, by the store's single-append
+//! path, when nobody else is waiting); one arriving while `max_in_flight`
+//! batches are committing waits for the first of them to finish, and goes
+//! with everything that queued meanwhile. A batch that finishes while every
+//! slot is busy keeps its slot for at most [`COMPANY_WAIT`] for the callers
+//! it just answered to come back ([`GroupCommit::gather`]): they were
+//! answered together and come back together, and go together. So a command
+//! waits at most for the batches ahead of it and that short gathering, and
+//! the busier the log, the larger the batches.
 //!
 //! Two batches in flight never share a stream: a command whose stream is in
 //! a running batch waits for the next one, so commands to one stream apply
@@ -23,10 +27,11 @@ use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::types::AppendRequest;
 use crate::{
@@ -36,6 +41,12 @@ use crate::{
 
 /// The metric of how many commands each batch carried.
 const BATCH_COMMANDS: &str = "trellis_group_commit_commands";
+
+/// The longest a finished batch waits for the callers it just answered to
+/// come back before it takes the next one (see [`GroupCommit::gather`]).
+/// A command never waits longer than this for company: it waits only
+/// while a gathering batch is about to take it.
+pub const COMPANY_WAIT: Duration = Duration::from_millis(1);
 
 /// How [`GroupCommit`] forms batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +102,8 @@ pub struct GroupCommit {
 struct Shared {
     config: GroupCommitConfig,
     state: Mutex<State>,
+    /// Signalled when a command queues while a batch gathers.
+    arrived: Notify,
     commands: AtomicU64,
     batches: AtomicU64,
     largest_batch: AtomicU64,
@@ -102,6 +115,8 @@ struct State {
     /// Streams in a running batch.
     busy: HashSet<StreamId>,
     running: usize,
+    /// A batch slot is held, waiting for company: what queues goes with it.
+    gathering: bool,
 }
 
 struct Waiting {
@@ -131,6 +146,7 @@ impl GroupCommit {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(State::default()),
+                arrived: Notify::new(),
                 commands: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
                 largest_batch: AtomicU64::new(0),
@@ -155,6 +171,11 @@ impl GroupCommit {
     fn dispatch(&self) {
         let batch = {
             let mut state = self.shared.lock();
+            if state.gathering {
+                // It goes with the batch that is waiting for company.
+                self.shared.arrived.notify_one();
+                return;
+            }
             if state.running >= self.shared.config.max_in_flight {
                 return;
             }
@@ -192,10 +213,14 @@ impl GroupCommit {
                 // A caller that stopped waiting no longer needs its answer.
                 let _ = reply.send(outcome);
             }
-            let mut state = self.shared.lock();
-            for stream in &streams {
-                state.busy.remove(stream);
+            {
+                let mut state = self.shared.lock();
+                for stream in &streams {
+                    state.busy.remove(stream);
+                }
             }
+            self.gather(streams.len()).await;
+            let mut state = self.shared.lock();
             batch = state.take_batch(self.shared.config.max_batch);
             if batch.is_empty() {
                 state.running -= 1;
@@ -204,7 +229,48 @@ impl GroupCommit {
                 self.dispatch();
                 return;
             }
+            drop(state);
+            // What queued while it gathered and does not fit in this batch
+            // (past `max_batch`, or on a stream another batch holds) may go
+            // in a free slot.
+            self.dispatch();
         }
+    }
+
+    /// Keeps this batch's slot for at most [`COMPANY_WAIT`], until as many
+    /// commands queue as it just answered. Callers that were answered
+    /// together come back together; without this, the first of them to
+    /// come back would go alone and the rest wait a whole commit for the
+    /// next batch, so eight writers would share a commit four at a time,
+    /// not eight. One writer waits for nobody: it is the one expected.
+    /// Only the last free slot gathers, one batch at a time: while another
+    /// slot is free, a command that comes back goes at once anyway.
+    async fn gather(&self, expected: usize) {
+        {
+            let mut state = self.shared.lock();
+            // With a slot free, whoever comes back goes at once anyway.
+            if state.gathering
+                || state.running < self.shared.config.max_in_flight
+                || state.waiting.len() >= expected
+            {
+                return;
+            }
+            state.gathering = true;
+        }
+        let deadline = tokio::time::Instant::now() + COMPANY_WAIT;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            tokio::pin!(arrived);
+            // Registered before looking, so an arrival in between is seen.
+            arrived.as_mut().enable();
+            if self.shared.lock().waiting.len() >= expected {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                break;
+            }
+        }
+        self.shared.lock().gathering = false;
     }
 
     fn count(&self, commands: usize) {
