@@ -801,10 +801,13 @@ impl ReadModels {
         rep_id: RepId,
         today: NaiveDate,
     ) -> Result<Option<RepProfileView>, Error> {
-        let Some(profile) = self.stored_profile(rep_id).await? else {
+        // Both at once: two round trips in the time of one. (Read one after
+        // the other they could straddle a commit just the same.)
+        let (profile, feedback) =
+            tokio::try_join!(self.stored_profile(rep_id), self.stored_feedback(rep_id))?;
+        let Some(profile) = profile else {
             return Ok(None);
         };
-        let feedback = self.stored_feedback(rep_id).await?;
         Ok(Some(rep_profile(profile, feedback, today)))
     }
 

@@ -93,13 +93,15 @@ pub(crate) async fn handler(
             (snapshot.profile, snapshot.feedback, snapshot.timeline)
         }
         None => {
-            let timeline = data::doc::<GrowthTimeline>(&state, kinds::GROWTH_TIMELINE, rep_id)
-                .await?
-                .ok_or_else(|| {
-                    PageError::Internal(format!("rep {rep_id} has a profile but no timeline"))
-                })?;
-            let feedback = state.models().stored_feedback(rep_id).await?;
-            (stored, feedback, timeline)
+            // Both at once: two round trips in the time of one.
+            let (timeline, feedback) = tokio::join!(
+                data::doc::<GrowthTimeline>(&state, kinds::GROWTH_TIMELINE, rep_id),
+                state.models().stored_feedback(rep_id)
+            );
+            let timeline = timeline?.ok_or_else(|| {
+                PageError::Internal(format!("rep {rep_id} has a profile but no timeline"))
+            })?;
+            (stored, feedback?, timeline)
         }
     };
     let standards = data::standards_of(&state, &timeline).await?;
