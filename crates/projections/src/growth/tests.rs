@@ -413,6 +413,15 @@ fn organisation() -> Vec<Envelope> {
 }
 
 /// Every document, as text, in (kind, key) order.
+/// A projection that has folded `events`, its documents still pending.
+fn folded(events: &[Envelope]) -> Growth {
+    let mut growth = Growth::new(settings(2));
+    for event in events {
+        growth.apply(event);
+    }
+    growth
+}
+
 fn texts(changes: Vec<DocChange>) -> Vec<(&'static str, String, String)> {
     let mut texts: Vec<_> = changes
         .into_iter()
@@ -576,10 +585,7 @@ fn leader_changes(changes: &[DocChange]) -> Vec<(&'static str, String, bool)> {
 #[test]
 fn feedback_for_one_rep_rewrites_only_that_reps_share_of_its_leader() {
     let mut events = organisation();
-    let mut growth = Growth::new(settings(2));
-    for event in &events {
-        growth.apply(event);
-    }
+    let mut growth = folded(&events);
     let everything = growth.take_changes();
     let shares_of_20 = everything
         .iter()
@@ -662,10 +668,7 @@ fn a_share_whose_records_are_all_retracted_is_removed() {
     events.push(feedback(REP, 9, 300, 30));
     events.push(feedback(REP, 10, 301, 2));
     events.push(feedback(REP, 11, 302, 2));
-    let mut growth = Growth::new(settings(2));
-    for event in &events {
-        growth.apply(event);
-    }
+    let mut growth = folded(&events);
     growth.take_changes();
 
     // Leader 2 keeps one: the share is rewritten, the header stays.
@@ -700,10 +703,7 @@ fn a_share_whose_records_are_all_retracted_is_removed() {
 #[test]
 fn a_leader_restored_from_its_header_and_shares_is_the_one_folded() {
     let events = organisation();
-    let mut growth = Growth::new(settings(2));
-    for event in &events {
-        growth.apply(event);
-    }
+    let mut growth = folded(&events);
     let changes = growth.take_changes();
     for reversed in [false, true] {
         let mut restored = Growth::new(settings(2));
@@ -780,10 +780,7 @@ fn pending_counts_the_reps_whose_documents_wait() {
 #[test]
 fn a_reps_feedback_is_its_own_document_and_not_in_the_profile() {
     let mut events = organisation();
-    let mut growth = Growth::new(settings(2));
-    for event in &events {
-        growth.apply(event);
-    }
+    let mut growth = folded(&events);
     growth.take_changes();
     let version = next_version(&events, 10);
     events.push(feedback(10, version, 9_000, 20));
