@@ -257,6 +257,10 @@ impl GroupCommit {
             }
             state.gathering = true;
         }
+        // Cleared however this ends (the task could be aborted mid-wait, as
+        // at a runtime's shutdown): left set, it would hold every command
+        // back for a batch that is gone.
+        let _gathering = Gathering(&self.shared);
         let deadline = tokio::time::Instant::now() + COMPANY_WAIT;
         loop {
             let arrived = self.shared.arrived.notified();
@@ -270,7 +274,6 @@ impl GroupCommit {
                 break;
             }
         }
-        self.shared.lock().gathering = false;
     }
 
     fn count(&self, commands: usize) {
@@ -289,6 +292,15 @@ impl GroupCommit {
         self.shared
             .largest_batch
             .fetch_max(commands, Ordering::Relaxed);
+    }
+}
+
+/// Ends a batch's gathering when dropped.
+struct Gathering<'a>(&'a Shared);
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        self.0.lock().gathering = false;
     }
 }
 
