@@ -144,11 +144,15 @@ async fn a_batch_answers_each_command_as_if_it_were_alone(kind: Kind) {
     }
     assert_eq!(done(&outcomes[6]).stream_version, 1);
 
+    // Each stream in order (`assert_log_is_sound`); commands of one batch
+    // to different streams were concurrent, and the log may order them
+    // either way (PostgreSQL writes the one-event commands first).
     let all = assert_log_is_sound(&*b.store, 7).await;
-    let ns: Vec<u64> = all
+    let mut ns: Vec<u64> = all
         .iter()
         .map(|e| e.payload["n"].as_u64().unwrap())
         .collect();
+    ns.sort_unstable();
     assert_eq!(
         ns,
         [0, 1, 3, 4, 5, 6, 7],
@@ -210,6 +214,47 @@ async fn a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours(
 crate::http::on_each_backend!(
     a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours
 );
+
+/// One command id twice in a batch, on two streams (a client retrying
+/// while its first try still queues): recorded once, the retry answered as
+/// the replay of the first, and the neighbours recorded.
+async fn a_command_id_twice_in_one_batch_is_recorded_once(kind: Kind) {
+    let b = Backend::new(kind).await;
+    let (first_stream, retry_stream, other) = (stream("rep"), stream("rep"), stream("rep"));
+    let first = request(&first_stream, ExpectedVersion::Exact(0), vec![event(1)]);
+    let retry = AppendRequest {
+        stream: retry_stream.clone(),
+        events: vec![event(2)],
+        ..first.clone()
+    };
+    let outcomes = b
+        .store
+        .append_batch(vec![
+            first,
+            retry,
+            request(&other, ExpectedVersion::Exact(0), vec![event(3)]),
+        ])
+        .await;
+    assert!(!done(&outcomes[0]).replayed);
+    assert!(done(&outcomes[1]).replayed, "{:?}", outcomes[1]);
+    assert_eq!(
+        done(&outcomes[1]).first_position,
+        done(&outcomes[0]).first_position,
+        "the retry is answered with the first try's event"
+    );
+    assert_eq!(done(&outcomes[2]).stream_version, 1);
+    assert_eq!(b.store.stream_version(&retry_stream).await.unwrap(), 0);
+    let mut ns: Vec<u64> = assert_log_is_sound(&*b.store, 2)
+        .await
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    ns.sort_unstable();
+    assert_eq!(ns, [1, 3]);
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(a_command_id_twice_in_one_batch_is_recorded_once);
 
 /// Many writers in two processes (two stores, each grouping its own
 /// appends) write to the same few streams, some retrying a command: the

@@ -547,6 +547,7 @@ async fn trellis_migrate_runs_as_the_schema_owner_and_grants_the_runtime_role_wh
         ),
         ("function append_one", &["EXECUTE"]),
         ("function append_events", &["EXECUTE"]),
+        ("function append_batch", &["EXECUTE"]),
         // Keys are added and erased (through the function), never changed
         // back or deleted.
         ("table personal_data_keys", &["SELECT", "INSERT"]),

@@ -101,11 +101,13 @@ async fn append(
     )
     .await?;
     // As `trellis serve` appends: through group commit.
-    let grouped: Arc<dyn EventStore> = Arc::new(GroupCommit::new(
+    let group = Arc::new(GroupCommit::new(
         store.clone(),
         GroupCommitConfig::default(),
     ));
+    let grouped: Arc<dyn EventStore> = group.clone();
     let store = &grouped;
+    let mut seen = group.stats();
     for (name, writers, per_append, baseline_what) in [
         ("append_1w", 1, 1, "raw single-row autocommit INSERT"),
         ("append_8w", 8, 1, "raw single-row autocommit INSERT"),
@@ -128,6 +130,7 @@ async fn append(
             store,
         )
         .await?;
+        crate::sqlite::batches(name, &group, &mut seen);
     }
     // The same with every event sealed and the tree signed behind the
     // appends, as `trellis serve` runs: compare with the plain lines above.

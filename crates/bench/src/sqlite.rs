@@ -232,7 +232,7 @@ async fn append(
 /// before it): the commands per commit are what group commit gives the one
 /// writer, so a line that differs from another in them differs in its
 /// batches, not in each commit's work.
-fn batches(name: &str, group: &GroupCommit, seen: &mut GroupCommitStats) {
+pub(crate) fn batches(name: &str, group: &GroupCommit, seen: &mut GroupCommitStats) {
     let now = group.stats();
     let (commands, batches) = (now.commands - seen.commands, now.batches - seen.batches);
     println!(

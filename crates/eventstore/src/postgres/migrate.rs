@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "personal_data_keys",
         include_str!("../../migrations/postgres/0006_personal_data_keys.sql"),
     ),
+    (
+        7,
+        "append_batch",
+        include_str!("../../migrations/postgres/0007_append_batch.sql"),
+    ),
 ];
 
 /// The log's migrations (`trellis.schema_migrations`): the schema, the log,

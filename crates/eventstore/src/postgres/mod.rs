@@ -312,12 +312,16 @@ impl PostgresStore {
         Ok(self.inner.pool.get().await?)
     }
 
-    /// [`EventStore::read_all`] by `sql` ([`READ_ALL_SQL`] or [`READ_ALL_JSON_SQL`]).
     /// Runs `calls` in one repeatable-read transaction, pipelined, and
     /// commits once. Each call's answer, or `None` where it must be appended
     /// again on its own (a replay, whose first outcome is looked up then, or
     /// an `Any` that lost a race). Any statement failing fails the whole
     /// batch, which then wrote nothing.
+    ///
+    /// The calls of one event each whose stream no earlier call of the
+    /// batch has go first, together, in one `trellis.append_batch`
+    /// statement ([`Together`]); the others follow one statement each, in
+    /// the batch's order, so a stream's later commands see its earlier ones.
     ///
     /// Repeatable read keeps each stream's versions in global order: every
     /// head is read in the snapshot taken before the batch's first write,
@@ -335,6 +339,11 @@ impl PostgresStore {
             .iter()
             .map(|(m, _)| m.request_hash.map(|h| h.0))
             .collect();
+        let together = Together::of(calls, &hashes);
+        let batch = match &together {
+            Some(_) => Some(client.prepare_cached(APPEND_BATCH_SQL).await?),
+            None => None,
+        };
         // BEGIN, the calls and COMMIT go out together: one round trip for
         // the batch. tokio-postgres sends a request when its future is first
         // polled, and the server runs them in that order, so each future is
@@ -344,10 +353,24 @@ impl PostgresStore {
         let client: &tokio_postgres::Client = &client;
         let mut begin = std::pin::pin!(client.batch_execute(BEGIN_BATCH_SQL));
         let begun = poll_once(begin.as_mut()).await;
+        let together_params = together.as_ref().map(Together::params);
+        let mut together_run =
+            together_params
+                .as_ref()
+                .zip(batch.as_ref())
+                .map(|(p, statement)| {
+                    futures_util::future::maybe_done(Box::pin(client.query(statement, p)))
+                });
+        if let Some(run) = &mut together_run {
+            let _ = poll_once(std::pin::Pin::new(run)).await;
+        }
+        let alone = |i: &usize| together.as_ref().is_none_or(|t| !t.has(*i));
         let mut runs: Vec<_> = calls
             .iter()
             .zip(&hashes)
-            .map(|((meta, call), hash)| {
+            .enumerate()
+            .filter(|(i, _)| alone(i))
+            .map(|(_, ((meta, call), hash))| {
                 let hash = hash.as_ref().map(|h| &h[..]);
                 let (one, many) = (&one, &many);
                 futures_util::future::maybe_done(Box::pin(async move {
@@ -369,22 +392,38 @@ impl PostgresStore {
             std::task::Poll::Ready(result) => result?,
             std::task::Poll::Pending => begin.await?,
         }
+        let no_answer = || Error::Internal("a group commit's call gave no answer".into());
+        let mut together_rows = match together_run {
+            Some(mut run) => {
+                (&mut run).await;
+                let rows = std::pin::Pin::new(&mut run)
+                    .take_output()
+                    .ok_or_else(no_answer)?;
+                rows?.into_iter()
+            }
+            None => Vec::new().into_iter(),
+        };
         let mut rows = Vec::with_capacity(runs.len());
         for mut run in runs {
             (&mut run).await;
             rows.push(
-                std::pin::Pin::new(&mut run).take_output().ok_or_else(|| {
-                    Error::Internal("a group commit's call gave no answer".into())
-                })?,
+                std::pin::Pin::new(&mut run)
+                    .take_output()
+                    .ok_or_else(no_answer)?,
             );
         }
+        let mut rows = rows.into_iter();
         let committed = match committed {
             std::task::Poll::Ready(result) => result,
             std::task::Poll::Pending => commit.await,
         };
         let mut settled = Vec::with_capacity(calls.len());
-        for ((meta, call), row) in calls.iter().zip(rows) {
-            let row = row?;
+        for (i, (meta, call)) in calls.iter().enumerate() {
+            let row = if alone(&i) {
+                rows.next().ok_or_else(no_answer)??
+            } else {
+                together_rows.next().ok_or_else(no_answer)?
+            };
             let result = if call.event_ids.len() == 1 {
                 read_one_result(&row, call.expected, meta)
             } else {
@@ -411,6 +450,7 @@ impl PostgresStore {
         Ok(settled)
     }
 
+    /// [`EventStore::read_all`] by `sql` ([`READ_ALL_SQL`] or [`READ_ALL_JSON_SQL`]).
     async fn read_all_as<P>(
         &self,
         sql: &str,
@@ -690,6 +730,126 @@ impl AppendCall<'_> {
     }
 }
 
+/// The calls of a group commit that go in its one `trellis.append_batch`
+/// statement (migration 0007): those of one event whose stream and command
+/// id no earlier call of the batch has. A stream's later calls then see its
+/// earlier ones' writes, and a command id sent twice cannot fail the
+/// statement. Their arguments as arrays, the i-th element of each for the
+/// i-th of them.
+struct Together<'a> {
+    member: Vec<bool>,
+    streams: Vec<&'a str>,
+    expected: Vec<i64>,
+    command_ids: Vec<Uuid>,
+    actors: Vec<&'a str>,
+    correlation_ids: Vec<Uuid>,
+    causation_ids: Vec<Option<Uuid>>,
+    recorded_at: Vec<DateTime<Utc>>,
+    event_ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    versions: Vec<i32>,
+    payloads: Vec<&'a serde_json::Value>,
+    occurred: Vec<DateTime<Utc>>,
+    digests: Vec<&'a [u8]>,
+    request_hashes: Vec<Option<&'a [u8]>>,
+    seals: Vec<Option<&'a [u8]>>,
+    traceparents: Vec<Option<&'a str>>,
+}
+
+impl<'a> Together<'a> {
+    /// `None` when fewer than two calls qualify: one goes as fast alone.
+    fn of(
+        calls: &'a [(&CommandMeta, AppendCall<'_>)],
+        hashes: &'a [Option<[u8; 32]>],
+    ) -> Option<Self> {
+        let mut streams = std::collections::HashSet::with_capacity(calls.len());
+        let mut commands = std::collections::HashSet::with_capacity(calls.len());
+        let member: Vec<bool> = calls
+            .iter()
+            .map(|(_, call)| {
+                let first_of_stream = streams.insert(call.stream.as_str());
+                let first_of_command = commands.insert(call.command_id);
+                first_of_stream && first_of_command && call.event_ids.len() == 1
+            })
+            .collect();
+        let n = member.iter().filter(|m| **m).count();
+        if n < 2 {
+            return None;
+        }
+        let mut t = Together {
+            member,
+            streams: Vec::with_capacity(n),
+            expected: Vec::with_capacity(n),
+            command_ids: Vec::with_capacity(n),
+            actors: Vec::with_capacity(n),
+            correlation_ids: Vec::with_capacity(n),
+            causation_ids: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
+            event_ids: Vec::with_capacity(n),
+            types: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            occurred: Vec::with_capacity(n),
+            digests: Vec::with_capacity(n),
+            request_hashes: Vec::with_capacity(n),
+            seals: Vec::with_capacity(n),
+            traceparents: Vec::with_capacity(n),
+        };
+        for (((meta, call), hash), _) in calls
+            .iter()
+            .zip(hashes)
+            .zip(&t.member)
+            .filter(|(_, member)| **member)
+        {
+            t.streams.push(call.stream.as_str());
+            t.expected.push(call.expected_param);
+            t.command_ids.push(call.command_id);
+            t.actors.push(&meta.actor);
+            t.correlation_ids.push(meta.correlation_id);
+            t.causation_ids.push(meta.causation_id);
+            t.recorded_at.push(meta.recorded_at);
+            t.event_ids.push(call.event_ids[0]);
+            t.types.push(call.types[0]);
+            t.versions.push(call.versions[0]);
+            t.payloads.push(call.payloads[0]);
+            t.occurred.push(call.occurred[0]);
+            t.digests.push(&call.digests[0]);
+            t.request_hashes.push(hash.as_ref().map(|h| &h[..]));
+            t.seals.push(call.seals[0].as_deref());
+            t.traceparents
+                .push(meta.traceparent.as_ref().map(TraceParent::as_str));
+        }
+        Some(t)
+    }
+
+    /// Whether the batch's `i`-th call is one of these.
+    fn has(&self, i: usize) -> bool {
+        self.member[i]
+    }
+
+    /// [`APPEND_BATCH_SQL`]'s parameters.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
+        [
+            &self.streams,
+            &self.expected,
+            &self.command_ids,
+            &self.actors,
+            &self.correlation_ids,
+            &self.causation_ids,
+            &self.recorded_at,
+            &self.event_ids,
+            &self.types,
+            &self.versions,
+            &self.payloads,
+            &self.occurred,
+            &self.digests,
+            &self.request_hashes,
+            &self.seals,
+            &self.traceparents,
+        ]
+    }
+}
+
 /// What one `append_one` row says; `None` when the command was recorded
 /// before (its outcome is then looked up).
 fn read_one_result(row: &Row, expected: ExpectedVersion, meta: &CommandMeta) -> Option<CallResult> {
@@ -739,6 +899,12 @@ const BEGIN_BATCH_SQL: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 /// the transaction gets its id after the head it extends was committed
 /// (ADR 1).
 const APPEND_ONE_SQL: &str = "SELECT replayed, head, inserted FROM trellis.append_one(\
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// A group commit's calls of one event each, in one statement
+/// (`trellis.append_batch`, migration 0007): one row per call, in order,
+/// as [`APPEND_ONE_SQL`] gives for one.
+const APPEND_BATCH_SQL: &str = "SELECT replayed, head, inserted FROM trellis.append_batch(\
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// What one `append_events` row says.
