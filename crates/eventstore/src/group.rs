@@ -54,10 +54,10 @@ pub struct GroupCommitConfig {
     /// The most commands one batch carries.
     pub max_batch: usize,
     /// How many batches may be committing at once (each on its own
-    /// connection): while one waits for its flush, the next executes.
-    /// Two by default: PostgreSQL writes a batch's one-event commands in
-    /// one statement, so fewer, larger batches cost the server less than
-    /// more, smaller ones (ADR 9).
+    /// connection). One by default: PostgreSQL writes a batch's one-event
+    /// commands in one statement, so one large batch at a time, which
+    /// everything that queued while the last one committed joins, costs
+    /// the server less than several smaller ones (ADR 9).
     pub max_in_flight: usize,
 }
 
@@ -76,7 +76,7 @@ impl Default for GroupCommitConfig {
     fn default() -> Self {
         GroupCommitConfig {
             max_batch: 256,
-            max_in_flight: 2,
+            max_in_flight: 1,
         }
     }
 }
