@@ -393,15 +393,14 @@ impl PostgresStore {
             std::task::Poll::Pending => begin.await?,
         }
         let no_answer = || Error::Internal("a group commit's call gave no answer".into());
-        let mut together_rows = match together_run {
+        let together_rows = match together_run {
             Some(mut run) => {
                 (&mut run).await;
-                let rows = std::pin::Pin::new(&mut run)
+                std::pin::Pin::new(&mut run)
                     .take_output()
-                    .ok_or_else(no_answer)?;
-                rows?.into_iter()
+                    .ok_or_else(no_answer)?
             }
-            None => Vec::new().into_iter(),
+            None => Ok(Vec::new()),
         };
         let mut rows = Vec::with_capacity(runs.len());
         for mut run in runs {
@@ -417,6 +416,10 @@ impl PostgresStore {
             std::task::Poll::Ready(result) => result,
             std::task::Poll::Pending => commit.await,
         };
+        // Like every call's error, the statement's is answered once the
+        // COMMIT (then a rollback) has come back, so the connection returns
+        // to the pool with nothing of this batch still to read.
+        let mut together_rows = together_rows?.into_iter();
         let mut settled = Vec::with_capacity(calls.len());
         for (i, (meta, call)) in calls.iter().enumerate() {
             let row = if alone(&i) {
