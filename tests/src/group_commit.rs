@@ -215,6 +215,52 @@ crate::http::on_each_backend!(
     a_command_failing_in_a_batch_records_nothing_and_spares_its_neighbours
 );
 
+/// On PostgreSQL a batch's one-event commands on distinct streams go in one
+/// statement (`trellis.append_batch`), so their rows share the statement's
+/// command counter within the transaction (`cmin`); a stream's second
+/// command and a command of several events follow, one statement each.
+#[tokio::test]
+async fn a_batch_writes_its_one_event_commands_in_one_statement_on_postgres() {
+    let b = Backend::postgres().await;
+    let (a, multi, c) = (stream("rep"), stream("rep"), stream("rep"));
+    let outcomes = b
+        .store
+        .append_batch(vec![
+            request(&a, ExpectedVersion::Exact(0), vec![event(1)]),
+            request(&multi, ExpectedVersion::Exact(0), vec![event(2), event(3)]),
+            request(&a, ExpectedVersion::Exact(1), vec![event(4)]),
+            request(&c, ExpectedVersion::Exact(0), vec![event(5)]),
+        ])
+        .await;
+    for outcome in &outcomes {
+        done(outcome);
+    }
+    let client = b.database().superuser().await;
+    let statement_of: HashMap<i64, i64> = client
+        .query(
+            "SELECT (payload->>'n')::bigint, cmin::text::bigint FROM trellis.events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(statement_of.len(), 5, "{statement_of:?}");
+    assert_eq!(
+        statement_of[&1], statement_of[&5],
+        "the first commands of two streams in one statement: {statement_of:?}"
+    );
+    assert_eq!(statement_of[&2], statement_of[&3], "{statement_of:?}");
+    let statements: HashSet<i64> = [1, 2, 4].iter().map(|n| statement_of[n]).collect();
+    assert_eq!(
+        statements.len(),
+        3,
+        "the command of two events and the stream's second command each in a statement of its own: {statement_of:?}"
+    );
+    b.cleanup().await;
+}
+
 /// One command id twice in a batch, on two streams (a client retrying
 /// while its first try still queues): recorded once, the retry answered as
 /// the replay of the first, and the neighbours recorded.
