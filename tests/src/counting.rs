@@ -1,7 +1,9 @@
 //! [`CountingStore`]: a real store (PostgreSQL or embedded) that notes every
 //! per-stream read, so a test can see whether a request read a stream, and
-//! from which version.
+//! from which version; and the task each single append ran on, with a way
+//! to make the next one never finish.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,11 +16,13 @@ use trellis_eventstore::{
 };
 
 /// Delegates everything to the store it wraps; notes each `read_stream` as
-/// (stream, the version it read after).
+/// (stream, the version it read after), and the task of each `append`.
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn EventStore>,
     reads: Mutex<Vec<(String, u64)>>,
+    append_tasks: Mutex<Vec<Option<tokio::task::Id>>>,
+    stall_next_append: AtomicBool,
 }
 
 impl CountingStore {
@@ -26,7 +30,20 @@ impl CountingStore {
         Arc::new(CountingStore {
             inner,
             reads: Mutex::new(Vec::new()),
+            append_tasks: Mutex::new(Vec::new()),
+            stall_next_append: AtomicBool::new(false),
         })
+    }
+
+    /// The task each `append` (not `append_batch`) ran on, in order.
+    pub fn append_tasks(&self) -> Vec<Option<tokio::task::Id>> {
+        self.append_tasks.lock().expect("the tasks").clone()
+    }
+
+    /// The next `append` writes nothing and never finishes: its caller can
+    /// only stop waiting.
+    pub fn stall_next_append(&self) {
+        self.stall_next_append.store(true, Ordering::SeqCst);
     }
 
     /// The versions `stream` was read after since the last [`Self::clear`], in order.
@@ -54,6 +71,13 @@ impl EventStore for CountingStore {
         meta: &CommandMeta,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
+        self.append_tasks
+            .lock()
+            .expect("the tasks")
+            .push(tokio::task::try_id());
+        if self.stall_next_append.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.append(stream, expected, meta, events).await
     }
 

@@ -407,3 +407,59 @@ async fn writers_answered_together_come_back_to_one_commit(kind: Kind) {
 }
 
 crate::http::on_each_backend!(multi_thread: writers_answered_together_come_back_to_one_commit);
+
+/// A command that finds nothing queued and a slot free goes to the store on
+/// its caller's own task: no batch task to wake and answer it. One that
+/// arrives while a batch runs waits and goes in a batch, on another task.
+async fn a_command_alone_is_appended_on_its_callers_task(kind: Kind) {
+    let b = Backend::new(kind).await;
+    let counted = trellis_tests::CountingStore::new(b.store.clone());
+    let group = GroupCommit::new(counted.clone(), GroupCommitConfig::single_writer());
+    let s = stream("rep");
+    let (store, at) = (group.clone(), s.clone());
+    let (caller, outcome) = tokio::spawn(async move {
+        let meta = CommandMeta::new("leader-1", Utc::now());
+        let outcome = store
+            .append(&at, ExpectedVersion::Exact(0), &meta, &[event(1)])
+            .await;
+        (tokio::task::id(), outcome)
+    })
+    .await
+    .unwrap();
+    assert_eq!(done(&outcome).stream_version, 1);
+    assert_eq!(counted.append_tasks(), [Some(caller)]);
+    assert_eq!(group.stats().batches, 1);
+    b.cleanup().await;
+}
+
+/// A caller alone that stops waiting (a client gone, a timeout) gives its
+/// slot and its stream back: the next command, on the same stream, goes.
+async fn a_caller_alone_that_stops_waiting_frees_the_slot_and_the_stream(kind: Kind) {
+    let b = Backend::new(kind).await;
+    let counted = trellis_tests::CountingStore::new(b.store.clone());
+    let group = GroupCommit::new(counted.clone(), GroupCommitConfig::single_writer());
+    let s = stream("rep");
+    counted.stall_next_append();
+    let meta = CommandMeta::new("leader-1", Utc::now());
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        group.append(&s, ExpectedVersion::Exact(0), &meta, &[event(1)]),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the stalled append finished: {gave_up:?}");
+    let meta = CommandMeta::new("leader-1", Utc::now());
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        group.append(&s, ExpectedVersion::Exact(0), &meta, &[event(2)]),
+    )
+    .await
+    .expect("the next command waited for a slot nobody gave back");
+    assert_eq!(done(&next).stream_version, 1);
+    assert_log_is_sound(&*b.store, 1).await;
+    b.cleanup().await;
+}
+
+crate::http::on_each_backend!(
+    multi_thread: a_command_alone_is_appended_on_its_callers_task,
+    a_caller_alone_that_stops_waiting_frees_the_slot_and_the_stream,
+);

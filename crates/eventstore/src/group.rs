@@ -9,15 +9,16 @@
 //! only that command).
 //!
 //! No command waits on a timer when it could go. A command arriving when a
-//! batch slot is free goes at once (alone, by the store's single-append
-//! path, when nobody else is waiting); one arriving while `max_in_flight`
-//! batches are committing waits for the first of them to finish, and goes
-//! with everything that queued meanwhile. A batch that finishes while every
-//! slot is busy keeps its slot for at most [`COMPANY_WAIT`] for the callers
-//! it just answered to come back ([`GroupCommit::gather`]): they were
-//! answered together and come back together, and go together. So a command
-//! waits at most for the batches ahead of it and that short gathering, and
-//! the busier the log, the larger the batches.
+//! batch slot is free and nothing is queued goes at once, alone, by the
+//! store's single-append path on its caller's task; one arriving while
+//! `max_in_flight` batches are committing waits for the first of them to
+//! finish, and goes with everything that queued meanwhile. A batch that
+//! finishes while every slot is busy keeps its slot for at most
+//! [`COMPANY_WAIT`] for the callers it just answered to come back
+//! ([`GroupCommit::gather`]): they were answered together and come back
+//! together, and go together. So a command waits at most for the batches
+//! ahead of it and that short gathering, and the busier the log, the larger
+//! the batches.
 //!
 //! Two batches in flight never share a stream: a command whose stream is in
 //! a running batch waits for the next one, so commands to one stream apply
@@ -190,7 +191,20 @@ impl GroupCommit {
             batch
         };
         let this = self.clone();
-        tokio::spawn(async move { this.run(batch).await });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { this.run(batch).await });
+            }
+            // Only when a command alone is dropped outside any runtime: the
+            // batch's callers hear that it stopped.
+            Err(_) => {
+                let mut state = this.shared.lock();
+                state.running -= 1;
+                for w in &batch {
+                    state.busy.remove(&w.request.stream);
+                }
+            }
+        }
     }
 
     /// Runs `batch`, then whatever queued meanwhile, until nothing can go.
@@ -298,6 +312,46 @@ impl GroupCommit {
     }
 }
 
+/// The batch slot and the stream of a command that goes alone, on its
+/// caller's task: taken only when nothing is queued, no batch gathers and a
+/// slot is free, so it overtakes nobody. Given back when dropped, also when
+/// the caller stops waiting midway; whatever queued meanwhile then goes as
+/// a batch.
+struct Alone<'a> {
+    group: &'a GroupCommit,
+    stream: StreamId,
+}
+
+impl<'a> Alone<'a> {
+    fn take(group: &'a GroupCommit, stream: &StreamId) -> Option<Self> {
+        let mut state = group.shared.lock();
+        if state.gathering
+            || state.running >= group.shared.config.max_in_flight
+            || !state.waiting.is_empty()
+            || state.busy.contains(stream)
+        {
+            return None;
+        }
+        state.running += 1;
+        state.busy.insert(stream.clone());
+        Some(Alone {
+            group,
+            stream: stream.clone(),
+        })
+    }
+}
+
+impl Drop for Alone<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.group.shared.lock();
+            state.running -= 1;
+            state.busy.remove(&self.stream);
+        }
+        self.group.dispatch();
+    }
+}
+
 /// Ends a batch's gathering when dropped.
 struct Gathering<'a>(&'a Shared);
 
@@ -345,6 +399,14 @@ impl EventStore for GroupCommit {
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error> {
         validate_append(events, meta)?;
+        if let Some(alone) = Alone::take(self, stream) {
+            // Nothing to share a commit with: the store's own append, on
+            // this task, with no batch task to wake and no reply to hand over.
+            let outcome = self.inner.append(stream, expected, meta, events).await;
+            self.count(1);
+            drop(alone);
+            return outcome;
+        }
         let request = AppendRequest {
             stream: stream.clone(),
             expected,

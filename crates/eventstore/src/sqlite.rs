@@ -1394,8 +1394,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Group commit has the store seal a command as it queues it, and the
-    /// write takes that seal instead of signing again; the seal verifies.
+    /// Group commit has the store seal a command as it queues behind a
+    /// running one, and the write takes that seal instead of signing again;
+    /// a command alone is signed by its write. Every seal verifies.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_command_through_group_commit_is_written_with_the_seal_made_as_it_queued() {
         let dir = std::env::temp_dir().join(format!("trellis-seal-ahead-{}", Uuid::now_v7()));
@@ -1409,40 +1410,72 @@ mod tests {
             Arc::new(store.clone()),
             crate::GroupCommitConfig::single_writer(),
         );
-        let stream = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
-        let event = NewEvent::new(
-            "FeedbackGiven",
+        let event = |note: &str| {
+            NewEvent::new(
+                "FeedbackGiven",
+                1,
+                serde_json::json!({ "note": note }),
+                chrono::Utc::now(),
+            )
+        };
+        let append = |stream: StreamId, note: &str| {
+            let (grouped, event) = (grouped.clone(), event(note));
+            tokio::spawn(async move {
+                let meta = CommandMeta::new("user-1", chrono::Utc::now());
+                grouped
+                    .append(&stream, ExpectedVersion::Exact(0), &meta, &[event])
+                    .await
+            })
+        };
+        // The writer is held, so the first command, alone, waits in its write.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (holding, is_holding) = tokio::sync::oneshot::channel();
+        let holder = {
+            let inner = store.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                let _writer = inner.writer.lock().unwrap();
+                let _ = holding.send(());
+                let _ = held.recv_timeout(std::time::Duration::from_secs(30));
+            })
+        };
+        is_holding.await.unwrap();
+        let first = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
+        let alone = append(first.clone(), "asked sharp follow-ups");
+        while sealer.made_at_write() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // The second queues behind it and is sealed as it queues.
+        let second = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
+        let queued = append(second.clone(), "closed with a clear next step");
+        while sealer.kept() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        release.send(()).unwrap();
+        holder.await.unwrap();
+        alone.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        assert_eq!(
+            sealer.made_at_write(),
             1,
-            serde_json::json!({ "note": "asked sharp follow-ups" }),
-            chrono::Utc::now(),
+            "only the command alone signed at its write"
         );
-        let meta = CommandMeta::new("user-1", chrono::Utc::now());
-        grouped
-            .append(&stream, ExpectedVersion::Exact(0), &meta, &[event])
-            .await
-            .unwrap();
-        assert_eq!(sealer.made_at_write(), 0, "the write signed nothing itself");
-        assert_eq!(sealer.kept(), 0, "the write took the seal made ahead");
+        assert_eq!(sealer.kept(), 0, "the batch took the seal made ahead");
 
         // Straight to the store, nothing is sealed ahead: the write signs.
-        let event = NewEvent::new(
-            "FeedbackGiven",
-            1,
-            serde_json::json!({}),
-            chrono::Utc::now(),
-        );
         store
             .append(
-                &stream,
+                &first,
                 ExpectedVersion::Exact(1),
                 &CommandMeta::new("user-1", chrono::Utc::now()),
-                &[event],
+                &[event("")],
             )
             .await
             .unwrap();
-        assert_eq!(sealer.made_at_write(), 1);
+        assert_eq!(sealer.made_at_write(), 2);
 
-        let written = store.read_stream(&stream, 0, 10).await.unwrap();
+        let mut written = store.read_stream(&first, 0, 10).await.unwrap();
+        written.extend(store.read_stream(&second, 0, 10).await.unwrap());
+        assert_eq!(written.len(), 3);
         let mut scratch = Vec::new();
         for event in &written {
             let digest = event.stored_digest(&mut scratch).unwrap();
