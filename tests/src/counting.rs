@@ -35,7 +35,8 @@ impl CountingStore {
         })
     }
 
-    /// The task each `append` (not `append_batch`) ran on, in order.
+    /// The task each `append` ran on, in order (the default `append_batch`,
+    /// which this store keeps, appends one by one through it).
     pub fn append_tasks(&self) -> Vec<Option<tokio::task::Id>> {
         self.append_tasks.lock().expect("the tasks").clone()
     }

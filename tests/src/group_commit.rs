@@ -409,8 +409,10 @@ async fn writers_answered_together_come_back_to_one_commit(kind: Kind) {
 crate::http::on_each_backend!(multi_thread: writers_answered_together_come_back_to_one_commit);
 
 /// A command that finds nothing queued and a slot free goes to the store on
-/// its caller's own task: no batch task to wake and answer it. One that
-/// arrives while a batch runs waits and goes in a batch, on another task.
+/// its caller's own task, once, counted as a batch of one: no batch task to
+/// wake and answer it. (One that queues behind a running command is sealed
+/// as it queues and goes in a batch: the store's unit test
+/// `a_command_through_group_commit_is_written_with_the_seal_made_as_it_queued`.)
 async fn a_command_alone_is_appended_on_its_callers_task(kind: Kind) {
     let b = Backend::new(kind).await;
     let counted = trellis_tests::CountingStore::new(b.store.clone());

@@ -197,13 +197,10 @@ impl GroupCommit {
             }
             // Only when a command alone is dropped outside any runtime: the
             // batch's callers hear that it stopped.
-            Err(_) => {
-                let mut state = this.shared.lock();
-                state.running -= 1;
-                for w in &batch {
-                    state.busy.remove(&w.request.stream);
-                }
-            }
+            Err(_) => this
+                .shared
+                .lock()
+                .free(batch.iter().map(|w| &w.request.stream)),
         }
     }
 
@@ -319,11 +316,11 @@ impl GroupCommit {
 /// a batch.
 struct Alone<'a> {
     group: &'a GroupCommit,
-    stream: StreamId,
+    stream: &'a StreamId,
 }
 
 impl<'a> Alone<'a> {
-    fn take(group: &'a GroupCommit, stream: &StreamId) -> Option<Self> {
+    fn take(group: &'a GroupCommit, stream: &'a StreamId) -> Option<Self> {
         let mut state = group.shared.lock();
         if state.gathering
             || state.running >= group.shared.config.max_in_flight
@@ -334,20 +331,13 @@ impl<'a> Alone<'a> {
         }
         state.running += 1;
         state.busy.insert(stream.clone());
-        Some(Alone {
-            group,
-            stream: stream.clone(),
-        })
+        Some(Alone { group, stream })
     }
 }
 
 impl Drop for Alone<'_> {
     fn drop(&mut self) {
-        {
-            let mut state = self.group.shared.lock();
-            state.running -= 1;
-            state.busy.remove(&self.stream);
-        }
+        self.group.shared.lock().free([self.stream]);
         self.group.dispatch();
     }
 }
@@ -370,6 +360,14 @@ impl Shared {
 }
 
 impl State {
+    /// Gives back a slot and the streams it held.
+    fn free<'a>(&mut self, streams: impl IntoIterator<Item = &'a StreamId>) {
+        self.running -= 1;
+        for stream in streams {
+            self.busy.remove(stream);
+        }
+    }
+
     /// Up to `max` waiting commands whose streams are not in a running
     /// batch, oldest first; marks their streams busy.
     fn take_batch(&mut self, max: usize) -> Vec<Waiting> {
