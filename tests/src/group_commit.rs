@@ -461,6 +461,100 @@ async fn a_caller_alone_that_stops_waiting_frees_the_slot_and_the_stream(kind: K
     b.cleanup().await;
 }
 
+/// A command alone whose caller is dropped where no runtime runs (a
+/// future held by a thread that outlived its runtime) cannot start a batch
+/// for the commands that queued behind it: they hear that the group commit
+/// stopped, nothing of theirs is written, and the slot and their streams
+/// are given back, so the next command goes through.
+fn a_command_alone_dropped_outside_any_runtime_answers_those_queued_behind_it(kind: Kind) {
+    use std::time::Duration;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let b = runtime.block_on(Backend::new(kind));
+    let counted = trellis_tests::CountingStore::new(b.store.clone());
+    let group = Arc::new(GroupCommit::new(
+        counted.clone(),
+        GroupCommitConfig::single_writer(),
+    ));
+    let (alone_stream, queued_stream) = (stream("rep"), stream("rep"));
+    counted.stall_next_append();
+    let mut alone = Box::pin({
+        let group = group.clone();
+        async move {
+            let meta = CommandMeta::new("leader-1", Utc::now());
+            group
+                .append(&alone_stream, ExpectedVersion::Exact(0), &meta, &[event(1)])
+                .await
+        }
+    });
+    runtime.block_on(async {
+        // Polled once, it holds the only slot and stalls in the store.
+        let polled = tokio::time::timeout(Duration::from_millis(20), &mut alone).await;
+        assert!(polled.is_err(), "the stalled append finished: {polled:?}");
+    });
+    let queued = runtime.spawn({
+        let (group, s) = (group.clone(), queued_stream.clone());
+        async move {
+            let meta = CommandMeta::new("leader-1", Utc::now());
+            group
+                .append(&s, ExpectedVersion::Exact(0), &meta, &[event(2)])
+                .await
+        }
+    });
+    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    assert!(!queued.is_finished(), "the second command did not queue");
+    drop(alone);
+    let answer = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), queued).await })
+        .expect("the queued command was never answered")
+        .expect("the queued command's task panicked");
+    let said = answer.expect_err("the queued command was recorded with no runtime to run it");
+    assert!(
+        said.to_string().contains("stopped before answering"),
+        "{said}"
+    );
+    runtime.block_on(async {
+        let meta = CommandMeta::new("leader-1", Utc::now());
+        let next = tokio::time::timeout(
+            Duration::from_secs(10),
+            group.append(
+                &queued_stream,
+                ExpectedVersion::Exact(0),
+                &meta,
+                &[event(3)],
+            ),
+        )
+        .await
+        .expect("the next command waited for a slot or a stream nobody gave back");
+        assert_eq!(done(&next).stream_version, 1);
+        let all = assert_log_is_sound(&*b.store, 1).await;
+        assert_eq!(
+            all[0].payload,
+            json!({ "n": 3 }),
+            "only the next command is written"
+        );
+        b.cleanup().await;
+    });
+}
+
+mod a_command_alone_dropped_outside_any_runtime_answers_those_queued_behind_it {
+    #[test]
+    fn postgres() {
+        super::a_command_alone_dropped_outside_any_runtime_answers_those_queued_behind_it(
+            trellis_tests::Kind::Postgres,
+        );
+    }
+
+    #[test]
+    fn sqlite() {
+        super::a_command_alone_dropped_outside_any_runtime_answers_those_queued_behind_it(
+            trellis_tests::Kind::Sqlite,
+        );
+    }
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_command_alone_is_appended_on_its_callers_task,
     a_caller_alone_that_stops_waiting_frees_the_slot_and_the_stream,
