@@ -319,7 +319,7 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();
     assert!(
-        html.contains("3 row(s) cannot be recorded"),
+        html.contains("3 rows cannot be recorded. Correct them in the file"),
         "{}",
         said(&html)
     );

@@ -407,7 +407,10 @@ pub(crate) fn timeline_entries<'a>(
                     e.on,
                     "support",
                     match days {
-                        Some(d) => format!("Support request resolved after {d} day(s)"),
+                        Some(d) => format!(
+                            "Support request resolved after {}",
+                            crate::html::counted(d, "day", "days")
+                        ),
                         None => "Support request resolved".to_owned(),
                     },
                     Some(e.resolution.to_string()),

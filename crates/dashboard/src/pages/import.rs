@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{AdminVisit, Posted};
 use crate::error::PageError;
 use crate::forms::{Write, field, new_key, plain, send};
-use crate::html::{csrf_field, esc, page, table_start};
+use crate::html::{counted, csrf_field, esc, page, table_start};
 
 /// The data lines the preview shows.
 const PREVIEWED: usize = 10;
@@ -195,8 +195,9 @@ fn refusal(answer: &Value) -> String {
     }
     let _ = write!(
         b,
-        "{} row(s) cannot be recorded. Correct them in the file and upload it again.</p></div>{}",
-        rows.len(),
+        "{} cannot be recorded. Correct {} in the file and upload it again.</p></div>{}",
+        counted(rows.len() as u64, "row", "rows"),
+        if rows.len() == 1 { "it" } else { "them" },
         table_start(&["#Line", "Column", "Why"])
     );
     for (line, column, why) in rows {

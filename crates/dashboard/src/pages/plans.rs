@@ -12,7 +12,7 @@ use axum::http::Method;
 
 use super::quick::{Ask, Field, Kind, Quick, Spec, leader};
 use crate::error::PageError;
-use crate::html::esc;
+use crate::html::{counted, esc};
 
 /// Days from the start of a plan to its review, as the form proposes.
 const REVIEW_AFTER_DAYS: u64 = 30;
@@ -83,10 +83,10 @@ fn described(p: &PlanView) -> String {
         .map(|t| format!("<q>{}</q>", esc(t.description.as_ref())))
         .collect();
     format!(
-        "Started on {}, to review on {}, with {} checkpoint(s) so far. Targets: {}.",
+        "Started on {}, to review on {}, with {} so far. Targets: {}.",
         p.started_on,
         p.review_on,
-        p.checkpoints.len(),
+        counted(p.checkpoints.len() as u64, "checkpoint", "checkpoints"),
         targets.join(", ")
     )
 }
