@@ -158,7 +158,7 @@ try {
   const file = (csv) => ({ name: 'crm-export.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
   await admin.setInputFiles('#file', file(config.csvBad));
   await admin.click('button.primary');
-  assert.match(await main(admin), /3 row\(s\) cannot be recorded/);
+  assert.match(await main(admin), /3 rows cannot be recorded\. Correct them in the file/);
   await shot(admin, 'f-csv-refused');
   await admin.setInputFiles('#file', file(config.csvGood));
   await admin.click('button.primary');
