@@ -406,10 +406,10 @@ pub(crate) fn timeline_entries<'a>(
                 entry(
                     e.on,
                     "support",
-                    match days {
+                    match days.and_then(|d| u64::try_from(d).ok()) {
                         Some(d) => format!(
                             "Support request resolved after {}",
-                            crate::html::counted(d, "day", "days")
+                            trellis_queries::export::plural(d, "day", "days")
                         ),
                         None => "Support request resolved".to_owned(),
                     },

@@ -50,14 +50,6 @@ pub(crate) fn num(value: f64) -> String {
     }
 }
 
-/// A count with its noun as a reader says it: "1 row", "3 rows", "0 rows".
-pub(crate) fn counted(n: impl Into<i128>, one: &str, many: &str) -> String {
-    match n.into() {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
-    }
-}
-
 /// The CSS class of an attainment: met, near (80–100%), missed badly, none.
 pub(crate) fn attainment_class(value: Option<f64>) -> &'static str {
     match value {
@@ -402,17 +394,4 @@ fn percent(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::counted;
-
-    #[test]
-    fn a_count_of_one_takes_the_singular_and_any_other_the_plural() {
-        assert_eq!(counted(1u64, "row", "rows"), "1 row");
-        assert_eq!(counted(0u64, "row", "rows"), "0 rows");
-        assert_eq!(counted(3u64, "row", "rows"), "3 rows");
-        assert_eq!(counted(-1i64, "day", "days"), "-1 days");
-    }
 }

@@ -478,7 +478,9 @@ async fn scan_category(
     Ok(streams)
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+/// A count with its noun as a reader says it: "1 row", "3 rows", "0 rows".
+/// Shared with the dashboard, whose pages count rows, days and checkpoints.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
@@ -1020,6 +1022,13 @@ pub async fn route(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_count_of_one_takes_the_singular_and_any_other_the_plural() {
+        assert_eq!(super::plural(1, "row", "rows"), "1 row");
+        assert_eq!(super::plural(0, "row", "rows"), "0 rows");
+        assert_eq!(super::plural(3, "row", "rows"), "3 rows");
+    }
+
     use super::*;
     use serde_json::json;
 

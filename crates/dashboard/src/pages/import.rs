@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::{AdminVisit, Posted};
 use crate::error::PageError;
 use crate::forms::{Write, field, new_key, plain, send};
-use crate::html::{counted, csrf_field, esc, page, table_start};
+use crate::html::{csrf_field, esc, page, table_start};
+use trellis_queries::export::plural;
 
 /// The data lines the preview shows.
 const PREVIEWED: usize = 10;
@@ -196,7 +197,7 @@ fn refusal(answer: &Value) -> String {
     let _ = write!(
         b,
         "{} cannot be recorded. Correct {} in the file and upload it again.</p></div>{}",
-        counted(rows.len() as u64, "row", "rows"),
+        plural(rows.len() as u64, "row", "rows"),
         if rows.len() == 1 { "it" } else { "them" },
         table_start(&["#Line", "Column", "Why"])
     );

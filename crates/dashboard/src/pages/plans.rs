@@ -12,7 +12,8 @@ use axum::http::Method;
 
 use super::quick::{Ask, Field, Kind, Quick, Spec, leader};
 use crate::error::PageError;
-use crate::html::{counted, esc};
+use crate::html::esc;
+use trellis_queries::export::plural;
 
 /// Days from the start of a plan to its review, as the form proposes.
 const REVIEW_AFTER_DAYS: u64 = 30;
@@ -86,7 +87,7 @@ fn described(p: &PlanView) -> String {
         "Started on {}, to review on {}, with {} so far. Targets: {}.",
         p.started_on,
         p.review_on,
-        counted(p.checkpoints.len() as u64, "checkpoint", "checkpoints"),
+        plural(p.checkpoints.len() as u64, "checkpoint", "checkpoints"),
         targets.join(", ")
     )
 }
