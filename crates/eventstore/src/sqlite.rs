@@ -1441,15 +1441,24 @@ mod tests {
         is_holding.await.unwrap();
         let first = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
         let alone = append(first.clone(), "asked sharp follow-ups");
-        while sealer.made_at_write() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let within = std::time::Duration::from_secs(10);
+        tokio::time::timeout(within, async {
+            while sealer.made_at_write() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the command alone never signed at its write");
         // The second queues behind it and is sealed as it queues.
         let second = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
         let queued = append(second.clone(), "closed with a clear next step");
-        while sealer.kept() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        tokio::time::timeout(within, async {
+            while sealer.kept() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the queued command was not sealed as it queued");
         release.send(()).unwrap();
         holder.await.unwrap();
         alone.await.unwrap().unwrap();
