@@ -446,6 +446,98 @@ async fn a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_s
     backend.cleanup().await;
 }
 
+/// Two processes making keys for the same new people at the same moment
+/// end with one key each, the one both were answered with and the one read
+/// back: whoever lost the race to add a key takes the winner's.
+async fn keys_made_at_once_for_the_same_new_people_by_two_processes_are_one_key_each(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let (one, other) = (keys_of(&backend).await, keys_of(&backend).await);
+    for _ in 0..20 {
+        let persons: Vec<uuid::Uuid> = (0..32).map(|_| uuid::Uuid::now_v7()).collect();
+        let (a, b) = tokio::join!(
+            one.data_keys(&persons, true),
+            other.data_keys(&persons, true)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let stored = one.data_keys(&persons, false).await.unwrap();
+        for person in &persons {
+            assert!(
+                matches!(stored.get(person), Some(KeyState::Live(_))),
+                "{person} has a key"
+            );
+            assert_eq!(a.get(person), stored.get(person), "{person}: the first");
+            assert_eq!(b.get(person), stored.get(person), "{person}: the second");
+        }
+    }
+    backend.cleanup().await;
+}
+
+/// On PostgreSQL a new person's key commits without waiting for its flush
+/// (the command encrypted with it, committed after it, flushes it), and
+/// the connection goes back to the pool as it was: the log's own commits
+/// still wait for theirs, also after making a key failed.
+#[tokio::test]
+async fn a_new_persons_key_is_not_flushed_alone_and_the_connection_is_left_as_it_was() {
+    let backend = Backend::new(Kind::Postgres).await;
+    let admin = backend.database().superuser().await;
+    let refused = uuid::Uuid::now_v7();
+    // What `synchronous_commit` is while a key, then an event, is written.
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE public.seen (n serial, what text, setting text);
+             GRANT ALL ON public.seen, public.seen_n_seq TO PUBLIC;
+             CREATE FUNCTION public.note_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF TG_TABLE_NAME = 'personal_data_keys' THEN
+                     IF NEW.person = '{refused}' THEN
+                         RAISE EXCEPTION 'refused by the test';
+                     END IF;
+                 END IF;
+                 INSERT INTO public.seen (what, setting)
+                      VALUES (TG_TABLE_NAME, current_setting('synchronous_commit'));
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER note_key AFTER INSERT ON trellis.personal_data_keys
+                 FOR EACH ROW EXECUTE FUNCTION public.note_setting();
+             CREATE TRIGGER note_event AFTER INSERT ON trellis.events
+                 FOR EACH ROW EXECUTE FUNCTION public.note_setting();"
+        ))
+        .await
+        .unwrap();
+    // One connection: every call below shares it.
+    let mut config = trellis_eventstore::postgres::PostgresConfig::new(&backend.database().url);
+    config.pool_size = 1;
+    let store = trellis_eventstore::postgres::PostgresStore::connect(&config)
+        .await
+        .unwrap();
+
+    assert!(store.data_keys(&[refused], true).await.is_err());
+    let person = uuid::Uuid::now_v7();
+    let made = store.data_keys(&[person], true).await.unwrap();
+    assert!(matches!(made.get(&person), Some(KeyState::Live(_))));
+    append(&store, &stream("rep"), measured()).await.unwrap();
+
+    let seen: Vec<(String, String)> = admin
+        .query("SELECT what, setting FROM public.seen ORDER BY n", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("personal_data_keys".to_owned(), "off".to_owned()),
+            ("events".to_owned(), "on".to_owned())
+        ]
+    );
+    let kept = store.data_keys(&[person, refused], false).await.unwrap();
+    assert_eq!(kept.get(&person), made.get(&person), "the key was kept");
+    assert!(!kept.contains_key(&refused), "the refused key was not made");
+    drop(store);
+    backend.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     personal_data_is_stored_encrypted_and_read_in_the_clear,
     an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again,
@@ -454,4 +546,5 @@ crate::http::on_each_backend!(
     a_nul_in_a_personal_text_is_refused_before_it_is_encrypted,
     a_large_page_opens_every_note_with_its_own_persons_key,
     a_batch_about_new_people_fetches_their_keys_at_once_and_an_erased_one_spares_the_rest,
+    keys_made_at_once_for_the_same_new_people_by_two_processes_are_one_key_each,
 );

@@ -1446,6 +1446,77 @@ async fn recorded_command_on(
     })
 }
 
+/// The keys of `persons` after adding `fresh` as the keys of those who
+/// have none: the rows of `select` read right after the insert, which
+/// hold the keys it added, the ones that were there, and the ones another
+/// writer added meanwhile (the insert waited for those and left them be).
+///
+/// The transaction commits without waiting for its flush
+/// (`synchronous_commit = off`): a new key need only be durable once a
+/// write that depends on it is. The vault makes it just before it
+/// encrypts a command with it, and that command's commit, which waits for
+/// its flush, flushes the WAL up to itself, the key's earlier commit
+/// included; after a crash before it, the key is lost but so is every use
+/// of it. Waiting for a flush of its own for each new person held up
+/// every command about one, and at eight writers the batch gathering for
+/// it (`trellis-bench append`, the private lines, which make keys for each
+/// round's new reps). The embedded file does the same (`unflushed` in
+/// `sqlite.rs`). BEGIN, the insert, the read and COMMIT go out together:
+/// one round trip.
+async fn make_keys(
+    client: &deadpool_postgres::Object,
+    select: &tokio_postgres::Statement,
+    persons: &[Uuid],
+    fresh: &[crate::vault::DataKey],
+) -> Result<Vec<Row>, Error> {
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO trellis.personal_data_keys (person, data_key, created_at) \
+             SELECT u.person, u.data_key, now() \
+             FROM unnest($1::uuid[], $2::bytea[]) AS u(person, data_key) \
+             ON CONFLICT (person) DO NOTHING",
+        )
+        .await?;
+    let keys: Vec<&[u8]> = fresh.iter().map(|k| &k.0[..]).collect();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&persons, &keys];
+    let client: &tokio_postgres::Client = client;
+    let mut begin =
+        std::pin::pin!(client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"));
+    let begun = poll_once(begin.as_mut()).await;
+    let mut add = std::pin::pin!(client.execute(&insert, &params));
+    let added = poll_once(add.as_mut()).await;
+    let wanted: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&persons];
+    let mut read = std::pin::pin!(client.query(select, &wanted));
+    let rows = poll_once(read.as_mut()).await;
+    // Sent whatever comes of the others: after an error it ends the
+    // transaction as a rollback, so the connection goes back to the pool
+    // outside any transaction. The answers are awaited in the order they
+    // come.
+    let mut commit = std::pin::pin!(client.batch_execute("COMMIT"));
+    let committed = poll_once(commit.as_mut()).await;
+    let begun = match begun {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => begin.await,
+    };
+    let added = match added {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => add.await,
+    };
+    let rows = match rows {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => read.await,
+    };
+    let committed = match committed {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => commit.await,
+    };
+    begun?;
+    added?;
+    let rows = rows?;
+    committed?;
+    Ok(rows)
+}
+
 #[async_trait]
 impl crate::vault::KeyStore for PostgresStore {
     async fn data_keys(
@@ -1487,28 +1558,16 @@ impl crate::vault::KeyStore for PostgresStore {
                         })
                         .collect()
                 };
-            let mut keys = read(client.query(&select, &[&persons]).await?)?;
-            let missing: Vec<Uuid> = persons
-                .iter()
-                .filter(|p| !keys.contains_key(p))
-                .copied()
-                .collect();
-            if make_missing && !missing.is_empty() {
-                let fresh = missing
+            let rows = if make_missing {
+                let fresh = persons
                     .iter()
-                    .map(|_| DataKey::generate().map(|k| k.0.to_vec()))
+                    .map(|_| DataKey::generate())
                     .collect::<Result<Vec<_>, _>>()?;
-                let insert = client
-                    .prepare_cached(
-                        "INSERT INTO trellis.personal_data_keys (person, data_key, created_at) \
-                         SELECT u.person, u.data_key, now() \
-                         FROM unnest($1::uuid[], $2::bytea[]) AS u(person, data_key) \
-                         ON CONFLICT (person) DO NOTHING",
-                    )
-                    .await?;
-                client.execute(&insert, &[&missing, &fresh]).await?;
-                keys.extend(read(client.query(&select, &[&missing]).await?)?);
-            }
+                make_keys(&client, &select, persons, &fresh).await?
+            } else {
+                client.query(&select, &[&persons]).await?
+            };
+            let keys = read(rows)?;
             Ok(keys)
         })
     }
