@@ -388,10 +388,7 @@ impl PostgresStore {
         }
         let mut commit = std::pin::pin!(client.batch_execute("COMMIT"));
         let committed = poll_once(commit.as_mut()).await;
-        match begun {
-            std::task::Poll::Ready(result) => result?,
-            std::task::Poll::Pending => begin.await?,
-        }
+        finish(begun, begin.as_mut()).await?;
         let no_answer = || Error::Internal("a group commit's call gave no answer".into());
         let together_rows = match together_run {
             Some(mut run) => {
@@ -412,10 +409,7 @@ impl PostgresStore {
             );
         }
         let mut rows = rows.into_iter();
-        let committed = match committed {
-            std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => commit.await,
-        };
+        let committed = finish(committed, commit.as_mut()).await;
         // Like every call's error, the statement's is answered once the
         // COMMIT (then a rollback) has come back, so the connection returns
         // to the pool with nothing of this batch still to read.
@@ -888,6 +882,19 @@ async fn poll_once<F: std::future::Future + ?Sized>(
     mut future: std::pin::Pin<&mut F>,
 ) -> std::task::Poll<F::Output> {
     std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// The output of `future`, which [`poll_once`] polled with `polled` as
+/// its outcome: that outcome when it was ready (the future is not polled
+/// again), else what the future comes to.
+async fn finish<F: std::future::Future + ?Sized>(
+    polled: std::task::Poll<F::Output>,
+    future: std::pin::Pin<&mut F>,
+) -> F::Output {
+    match polled {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => future.await,
+    }
 }
 
 /// Opens a group commit's transaction ([`PostgresStore::commit_batch`]).
@@ -1494,22 +1501,10 @@ async fn make_keys(
     // come.
     let mut commit = std::pin::pin!(client.batch_execute("COMMIT"));
     let committed = poll_once(commit.as_mut()).await;
-    let begun = match begun {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => begin.await,
-    };
-    let added = match added {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => add.await,
-    };
-    let rows = match rows {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => read.await,
-    };
-    let committed = match committed {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => commit.await,
-    };
+    let begun = finish(begun, begin.as_mut()).await;
+    let added = finish(added, add.as_mut()).await;
+    let rows = finish(rows, read.as_mut()).await;
+    let committed = finish(committed, commit.as_mut()).await;
     begun?;
     added?;
     let rows = rows?;
