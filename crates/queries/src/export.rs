@@ -1022,15 +1022,15 @@ pub async fn route(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_count_of_one_takes_the_singular_and_any_other_the_plural() {
-        assert_eq!(super::plural(1, "row", "rows"), "1 row");
-        assert_eq!(super::plural(0, "row", "rows"), "0 rows");
-        assert_eq!(super::plural(3, "row", "rows"), "3 rows");
-    }
-
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_count_of_one_takes_the_singular_and_any_other_the_plural() {
+        assert_eq!(plural(1, "row", "rows"), "1 row");
+        assert_eq!(plural(0, "row", "rows"), "0 rows");
+        assert_eq!(plural(3, "row", "rows"), "3 rows");
+    }
 
     fn claims(role: Role, sub: &str) -> Claims {
         Claims {
