@@ -4,10 +4,9 @@ use std::ops::Range;
 use std::pin::pin;
 
 use async_trait::async_trait;
-use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::Type;
 use trellis_eventstore::Checkpoint;
 use trellis_eventstore::postgres::Migrations;
 
@@ -40,6 +39,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             4,
             "documents_as_json",
             include_str!("../../migrations/postgres/0004_documents_as_json.sql"),
+        ),
+        (
+            5,
+            "documents_as_text",
+            include_str!("../../migrations/postgres/0005_documents_as_text.sql"),
         ),
     ],
 };
@@ -156,7 +160,7 @@ fn runs(sizes: impl IntoIterator<Item = usize>, limit: usize) -> Vec<Range<usize
 /// key (`$4`, `""` for the first): one range of the primary key. Several
 /// kinds in one statement (`kind = ANY`) had the planner walk every
 /// document of the generation and filter them by kind.
-pub const LOAD_DOCUMENTS: &str = "SELECT key, doc::text FROM trellis.read_models \
+pub const LOAD_DOCUMENTS: &str = "SELECT key, doc FROM trellis.read_models \
      WHERE model = $1 AND generation = $2 AND kind = $3 AND key > $4 \
      ORDER BY key LIMIT $5";
 
@@ -172,38 +176,12 @@ pub const GET_DOCUMENTS: &str = "SELECT k.key, d.doc \
        FROM trellis.projection_checkpoints c \
       CROSS JOIN unnest($3::text[]) AS k(key) \
       CROSS JOIN LATERAL ( \
-            SELECT r.doc::text AS doc FROM trellis.read_models r \
+            SELECT r.doc FROM trellis.read_models r \
              WHERE r.model = c.model AND r.generation = c.generation \
                AND r.kind = $2 AND r.key = k.key \
             OFFSET 0) AS d \
       WHERE c.model = $1 AND c.status = 'active' \
       ORDER BY k.key";
-
-/// A document's JSON text as a `json` value in the binary format, which is
-/// the text itself (a `jsonb` one is preceded by the format's version, 1).
-/// The server checks it is JSON and keeps it as written (migration 0004).
-#[derive(Debug)]
-struct DocText<'a>(&'a str);
-
-impl ToSql for DocText<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        if *ty == Type::JSONB {
-            out.put_u8(1);
-        }
-        out.put_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB || *ty == Type::JSON
-    }
-
-    to_sql_checked!();
-}
 
 const GENERATION_COLUMNS: &str = "model, generation, fingerprint, status, checkpoint_tx, \
     checkpoint_position, events_applied";
@@ -392,7 +370,7 @@ impl ReadStore for PostgresReadStore {
         for run in runs(put_docs.iter().map(|doc| doc.len()), STATEMENT_BYTES) {
             tx.execute(
                 "INSERT INTO trellis.read_models (model, generation, kind, key, doc) \
-                 SELECT $1, $2, u.kind, u.key, u.doc::json \
+                 SELECT $1, $2, u.kind, u.key, u.doc \
                    FROM unnest($3::text[], $4::text[], $5::text[]) AS u(kind, key, doc) \
                  ON CONFLICT (model, generation, kind, key) DO UPDATE SET doc = EXCLUDED.doc",
                 &[
@@ -470,7 +448,7 @@ impl ReadStore for PostgresReadStore {
             // and the transaction rolls back.
             let mut rows = pin!(BinaryCopyInWriter::new(
                 sink,
-                &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSON],
+                &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::TEXT],
             ));
             for change in &changes {
                 // A new generation holds nothing to remove.
@@ -481,7 +459,7 @@ impl ReadStore for PostgresReadStore {
                         &generation,
                         &change.kind,
                         &change.key,
-                        &DocText(doc),
+                        &doc.as_str(),
                     ])
                     .await?;
             }
@@ -599,7 +577,7 @@ impl ReadStore for PostgresReadStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT kind, key, doc::text FROM trellis.read_models \
+                "SELECT kind, key, doc FROM trellis.read_models \
                   WHERE model = $1 AND generation = $2 ORDER BY kind, key",
                 &[&model, &generation],
             )
