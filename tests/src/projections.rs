@@ -1307,15 +1307,20 @@ async fn documents_written_as_jsonb_read_the_same_once_they_are_kept_as_text() {
     use trellis_eventstore::postgres::Migrations;
     use trellis_projections::store::postgres::MIGRATIONS;
 
+    /// Applies the read models' migrations up to and including `last`.
+    async fn migrate_up_to(owner: &mut tokio_postgres::Client, last: usize) {
+        let before = Migrations {
+            steps: &MIGRATIONS.steps[..last],
+            ..MIGRATIONS
+        };
+        trellis_eventstore::postgres::migrate(owner, &before)
+            .await
+            .unwrap_or_else(|e| panic!("the migrations up to {last:04}: {e}"));
+    }
+
     let backend = Backend::postgres().await;
     let mut owner = backend.database().superuser().await;
-    let before = Migrations {
-        steps: &MIGRATIONS.steps[..3],
-        ..MIGRATIONS
-    };
-    trellis_eventstore::postgres::migrate(&mut owner, &before)
-        .await
-        .expect("the migrations before 0004");
+    migrate_up_to(&mut owner, 3).await;
     let rep = Uuid::from_u128(BEN);
     let doc = serde_json::json!({
         "rep_id": rep, "name": "Ben Okafor", "status": "active", "pad": "x".repeat(16_384),
@@ -1340,13 +1345,7 @@ async fn documents_written_as_jsonb_read_the_same_once_they_are_kept_as_text() {
         .unwrap();
     assert_eq!(doc_column_type(&owner).await, "jsonb");
 
-    let before = Migrations {
-        steps: &MIGRATIONS.steps[..4],
-        ..MIGRATIONS
-    };
-    trellis_eventstore::postgres::migrate(&mut owner, &before)
-        .await
-        .expect("the migrations before 0005");
+    migrate_up_to(&mut owner, 4).await;
     assert_eq!(doc_column_type(&owner).await, "json");
     owner
         .batch_execute("GRANT SELECT ON trellis.rep_profiles TO PUBLIC")
