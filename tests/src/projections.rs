@@ -1611,6 +1611,59 @@ async fn generate(store: &dyn EventStore, seed: u64, reps: u128, steps: usize, o
     }
 }
 
+/// On the embedded file the log's appends wait for the projector's commits
+/// (one writer for both), so a live commit there writes the documents of at
+/// most 8 reps, however many a batch touches.
+#[tokio::test]
+async fn on_the_embedded_file_a_live_commit_writes_at_most_8_reps_documents() {
+    let backend = Backend::sqlite().await;
+    generate(&*backend.store, 5, 20, 0, 0).await;
+    let read = read_store(&backend).await;
+    let path = backend
+        .data_dir()
+        .join(trellis_eventstore::sqlite::FILE_NAME);
+    let count = move |sql: &'static str| {
+        let path = path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch(sql).unwrap();
+                let mut statement = conn.prepare("SELECT reps FROM test_commits").unwrap();
+                let rows = statement.query_map([], |r| r.get::<_, i64>(0)).unwrap();
+                rows.map(Result::unwrap).collect::<Vec<i64>>()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // A commit moves its checkpoint first, then writes its documents: each
+    // move counts the profiles written since the last one.
+    count(
+        "CREATE TABLE test_commits (reps INTEGER NOT NULL); \
+         CREATE TABLE test_written (key TEXT NOT NULL); \
+         CREATE TRIGGER test_inserted AFTER INSERT ON read_models WHEN NEW.kind = 'rep_profile' \
+           BEGIN INSERT INTO test_written VALUES (NEW.key); END; \
+         CREATE TRIGGER test_updated AFTER UPDATE ON read_models WHEN NEW.kind = 'rep_profile' \
+           BEGIN INSERT INTO test_written VALUES (NEW.key); END; \
+         CREATE TRIGGER test_moved AFTER UPDATE ON projection_checkpoints \
+           BEGIN INSERT INTO test_commits SELECT count(*) FROM test_written; \
+                 DELETE FROM test_written; END;",
+    )
+    .await;
+    Engine::new(backend.store.clone(), read)
+        .with_config(EngineConfig::beside_the_log_s_writer())
+        .catch_up(&*growth())
+        .await
+        .unwrap();
+    let commits = count(
+        "INSERT INTO test_commits SELECT count(*) FROM test_written; DELETE FROM test_written;",
+    )
+    .await;
+    assert_eq!(commits.iter().sum::<i64>(), 20, "{commits:?}");
+    assert_eq!(commits.iter().max(), Some(&8), "{commits:?}");
+    backend.cleanup().await;
+}
+
 fn fast() -> EngineConfig {
     EngineConfig {
         batch_size: 7,

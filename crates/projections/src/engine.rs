@@ -72,6 +72,19 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// For read models that share one writer with the log (the embedded
+    /// file): each live commit writes the documents of at most 8 reps, so an
+    /// append waits behind a few MB of documents, not behind the 64 reps' 20
+    /// MB of a busy batch.
+    pub fn beside_the_log_s_writer() -> Self {
+        EngineConfig {
+            max_pending: 8,
+            ..EngineConfig::default()
+        }
+    }
+}
+
 /// How a rebuild folds and writes (see [`Engine::rebuild`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RebuildConfig {

@@ -592,7 +592,8 @@ impl Workers {
         if roles.contains(Role::Projector) {
             // The read models, kept up to date (the engine's own lease: one
             // active runner per projection across processes).
-            let engine = Engine::new(stores.log.clone(), stores.read.clone());
+            let engine = Engine::new(stores.log.clone(), stores.read.clone())
+                .with_config(stores.backend.projector_config());
             let growth = Growth::new(settings);
             let stopped = until_stopped();
             tasks.push(tokio::spawn(async move {

@@ -11,6 +11,7 @@ use trellis_eventstore::postgres::{self, Migrations, PostgresConfig, PostgresSto
 use trellis_eventstore::sqlite::SqliteStore;
 use trellis_eventstore::vault::{KeyStore, Vault};
 use trellis_eventstore::{EventStore, GroupCommit, GroupCommitConfig, ReadAhead};
+use trellis_projections::engine::EngineConfig;
 use trellis_projections::store::ReadStore;
 use trellis_projections::store::postgres::PostgresReadStore;
 use trellis_projections::store::sqlite::SqliteReadStore;
@@ -124,6 +125,17 @@ impl Backend {
         match self {
             Backend::Postgres { store, .. } => Arc::new(store.clone()),
             Backend::Sqlite(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// How the live projector runs on this backend. The embedded file has
+    /// one writer for the log and the read models alike, so an append waits
+    /// for the projector's commit: there each commit carries fewer reps'
+    /// documents ([`EngineConfig::beside_the_log_s_writer`]).
+    pub fn projector_config(&self) -> EngineConfig {
+        match self {
+            Backend::Postgres { .. } => EngineConfig::default(),
+            Backend::Sqlite(_) => EngineConfig::beside_the_log_s_writer(),
         }
     }
 
@@ -284,5 +296,21 @@ impl Stores {
             keys: vault,
             ..self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn on_the_embedded_file_a_live_commit_of_the_read_models_carries_at_most_8_reps() {
+        let dir = std::env::temp_dir().join(format!("trellis-store-{}", uuid::Uuid::new_v4()));
+        let backend = Backend::Sqlite(SqliteStore::open(&dir).await.expect("the store opens"));
+        let config = backend.projector_config();
+        assert_eq!(config.max_pending, 8);
+        assert!(config.max_pending < EngineConfig::default().max_pending);
+        drop(backend);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
