@@ -830,7 +830,7 @@ enum Fold {
 ///
 /// On two cores, a live batch run inline kept one of the two workers from
 /// the pages and API reads queued behind it until it was done.
-fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),

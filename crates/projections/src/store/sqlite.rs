@@ -15,6 +15,7 @@ use super::{
     Batch, DocPage, Generation, Lease, LeaseKind, Part, Parts, ReadStore, Status, abandoned,
 };
 use crate::Error;
+use crate::engine::off_the_runtime;
 use crate::projection::DocChange;
 
 /// The read models' migrations (`projection_migrations`).
@@ -309,10 +310,14 @@ impl ReadStore for SqliteReadStore {
         let (model, generation, status) = (batch.model, batch.generation, batch.status);
         let (from, to, events, changes) = (batch.from, batch.to, batch.events, batch.changes);
         let model = model.to_owned();
-        let changes = changes
-            .iter()
-            .map(|c| Ok((c.kind, c.key.clone(), canonical(c)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
+        // Parsing a few MB of documents again is CPU work: off the
+        // runtime's worker, and before the file's one writer is taken.
+        let changes = off_the_runtime(|| {
+            changes
+                .iter()
+                .map(|c| Ok((c.kind, c.key.clone(), canonical(c)?)))
+                .collect::<Result<Vec<_>, Error>>()
+        })?;
         self.conn
             .call(move |conn| {
                 let tx =
