@@ -304,7 +304,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn on_the_embedded_file_a_live_commit_of_the_read_models_carries_at_most_8_reps() {
+    async fn the_embedded_file_s_projector_is_set_to_8_reps_a_commit_below_the_default() {
         let dir = std::env::temp_dir().join(format!("trellis-store-{}", uuid::Uuid::new_v4()));
         let backend = Backend::Sqlite(SqliteStore::open(&dir).await.expect("the store opens"));
         let config = backend.projector_config();
