@@ -210,3 +210,72 @@ async fn a_follower_wakes_when_another_process_appends() {
     drop(other_process);
     b.cleanup().await;
 }
+
+/// A group commit's batch on PostgreSQL is sealed with one signature: its
+/// one-event commands (written in one statement) and a command of two
+/// events (written after it) all carry it, each with its own path, and
+/// every seal verifies for its event. A command alone keeps the single
+/// event's 68-byte seal.
+#[tokio::test]
+async fn a_batch_is_sealed_with_one_signature_on_postgres() {
+    use trellis_eventstore::EventStore;
+    use trellis_eventstore::note::{SEAL_LEN, SealCheck, SignerKey};
+    use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+    let b = Backend::postgres().await;
+    let key = SignerKey::generate("trellis.test/seal").unwrap();
+    let store = PostgresStore::connect(&PostgresConfig::new(&b.database().url))
+        .await
+        .unwrap()
+        .sealing_with(key.clone());
+    let event = |n: usize| NewEvent::new("Noted", 1, serde_json::json!({ "n": n }), Utc::now());
+    let streams = [stream("rep"), stream("rep"), stream("rep")];
+    let requests = streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| trellis_eventstore::AppendRequest {
+            stream: s.clone(),
+            expected: ExpectedVersion::Exact(0),
+            meta: CommandMeta::new("leader", Utc::now()),
+            // The last command has two events.
+            events: (0..=i / 2).map(event).collect(),
+        })
+        .collect();
+    for outcome in store.append_batch(requests).await {
+        outcome.unwrap();
+    }
+    let alone = stream("rep");
+    store
+        .append(
+            &alone,
+            ExpectedVersion::Exact(0),
+            &CommandMeta::new("leader", Utc::now()),
+            &[event(9)],
+        )
+        .await
+        .unwrap();
+    let keys = [key.verifier()];
+    let mut check = SealCheck::new(&keys);
+    let mut scratch = Vec::new();
+    let mut batch = Vec::new();
+    for s in &streams {
+        batch.extend(store.read_stream(s, 0, 10).await.unwrap());
+    }
+    assert_eq!(batch.len(), 4);
+    let heads: std::collections::HashSet<Vec<u8>> = batch
+        .iter()
+        .map(|e| {
+            let seal = &e.seal.as_ref().expect("sealed").0;
+            assert!(seal.len() > SEAL_LEN, "a batch seal carries its path");
+            let digest = e.stored_digest(&mut scratch).unwrap();
+            assert!(check.verifies(&digest, seal));
+            seal[..SEAL_LEN].to_vec()
+        })
+        .collect();
+    assert_eq!(heads.len(), 1, "one signature for the batch");
+    let alone = store.read_stream(&alone, 0, 10).await.unwrap().remove(0);
+    let seal = &alone.seal.as_ref().expect("sealed").0;
+    assert_eq!(seal.len(), SEAL_LEN);
+    assert!(check.verifies(&alone.stored_digest(&mut scratch).unwrap(), seal));
+    drop(store);
+    b.cleanup().await;
+}

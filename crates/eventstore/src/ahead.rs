@@ -252,10 +252,6 @@ impl EventStore for ReadAhead {
         self.inner.append_batch(requests).await
     }
 
-    fn prepare_append(&self, request: &AppendRequest) {
-        self.inner.prepare_append(request);
-    }
-
     async fn append_many(
         &self,
         meta: &CommandMeta,

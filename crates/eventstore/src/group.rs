@@ -411,8 +411,6 @@ impl EventStore for GroupCommit {
             meta: meta.clone(),
             events: events.to_vec(),
         };
-        // Sealed now, while the batch ahead commits, not in the batch.
-        self.inner.prepare_append(&request);
         let (reply, answer) = oneshot::channel();
         self.shared
             .lock()

@@ -118,15 +118,6 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         outcomes
     }
 
-    /// Work the store can do for `request` before it is written, on the
-    /// caller's task: one that seals events signs them here (see
-    /// `seal`), so the batch that writes the command need not.
-    /// [`GroupCommit`] calls it as it queues a command. Optional: the
-    /// default does nothing, and a store writes a request it was not asked
-    /// to prepare exactly as one it was. A wrapper that changes events on
-    /// their way in (the vault encrypts them) must not pass it on.
-    fn prepare_append(&self, _request: &AppendRequest) {}
-
     /// The outcome of the command with this id, if it was recorded (as the
     /// replay of an append under the same id would return it).
     async fn recorded_command(

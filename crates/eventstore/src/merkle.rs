@@ -248,14 +248,21 @@ pub fn nodes_needed<T>(build: impl FnOnce(&mut dyn FnMut(NodeId) -> Hash) -> T) 
 /// Checks an audit path: that the leaf with `leaf` hash sits at `index` in
 /// the tree of `size` leaves whose root is `root` (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+    root_from_inclusion(index, size, leaf, proof).is_some_and(|r| r == *root)
+}
+
+/// The root an audit path leads to from the leaf with `leaf` hash at
+/// `index` in a tree of `size` leaves; `None` when the path cannot belong
+/// to that place (too short, too long, or the index outside the tree).
+pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -> Option<Hash> {
     if index >= size {
-        return false;
+        return None;
     }
     let (mut f, mut s) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if s == 0 {
-            return false;
+            return None;
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -269,7 +276,7 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
         f >>= 1;
         s >>= 1;
     }
-    s == 0 && r == *root
+    (s == 0).then_some(r)
 }
 
 /// Checks a consistency proof between the tree of `old` leaves with root

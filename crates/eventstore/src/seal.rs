@@ -1,96 +1,26 @@
-//! Sealing appended events, with seals made ahead of the write.
+//! Sealing appended events: one signature for each write.
 //!
-//! A store that seals signs each event's content digest (an Ed25519
-//! signature, about 18 µs). Made inside a batch, that work sits between one
-//! commit and the next: on the embedded file, whose one writer commits one
-//! batch at a time, every seal of a batch delays the batch after it. So
-//! [`crate::GroupCommit`] asks the store to seal a command as it queues it
-//! ([`crate::EventStore::prepare_append`]), on the caller's task, while the
-//! batch ahead of it commits; the batch then takes the seals it finds
-//! ready and signs only what was not.
+//! A store that seals signs what it writes with the service's key
+//! ([`SignerKey::seal_all`]). An Ed25519 signature costs about 18 µs, and a
+//! group commit's batch of eight one-event commands used to pay for eight of
+//! them, on the two cores its next commands were being made on. Now the
+//! batch's digests go into a small Merkle tree whose root is signed once,
+//! and each event's seal carries its path to that root (ADR 8).
 //!
-//! A seal made ahead is the seal of a digest, and the digest covers every
-//! field the seal vouches for, so one taken for a digest is that event's
-//! seal whoever made it. One made for a command that never reaches the
-//! store is never taken; the store forgets them all past
-//! [`MAX_AHEAD`].
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! A store seals after every command of the write has its digest and before
+//! it takes its connection (PostgreSQL) or the file's writer (the embedded
+//! store), so the signature is never made while the log is held.
 
 use crate::chain::DigestInput;
 use crate::note::SignerKey;
-use crate::types::{AppendRequest, CommandMeta, NewEvent, StreamId, to_micros_precision};
+use crate::types::{CommandMeta, NewEvent, StreamId, to_micros_precision};
 
-/// The most seals kept ahead (about 100 bytes each).
-const MAX_AHEAD: usize = 65_536;
-
-/// The most events of a command sealed ahead: a larger command is sealed
-/// when written, rather than hold its caller's task for long.
-const MAX_EVENTS_AHEAD: usize = 64;
-
-/// A store's signing key, and the seals made ahead with it.
-#[derive(Debug)]
-pub(crate) struct Sealer {
-    key: SignerKey,
-    ahead: Mutex<HashMap<[u8; 32], Vec<u8>>>,
-    /// Seals the write had to make itself (none was made ahead).
-    made_at_write: AtomicU64,
-}
-
-impl Sealer {
-    pub(crate) fn new(key: SignerKey) -> Self {
-        Sealer {
-            key,
-            ahead: Mutex::default(),
-            made_at_write: AtomicU64::new(0),
-        }
-    }
-
-    /// The seal of `digest`: the one made ahead if there is one, else made now.
-    pub(crate) fn seal(&self, digest: &[u8; 32]) -> Vec<u8> {
-        let made = self.lock().remove(digest);
-        made.unwrap_or_else(|| {
-            self.made_at_write.fetch_add(1, Ordering::Relaxed);
-            self.key.seal(digest)
-        })
-    }
-
-    /// Seals the events of `request` and keeps the seals for its write.
-    pub(crate) fn seal_ahead(&self, request: &AppendRequest) {
-        if request.events.len() > MAX_EVENTS_AHEAD {
-            return;
-        }
-        let (meta, mut scratch) = (&request.meta, Vec::with_capacity(512));
-        let seals: Vec<([u8; 32], Vec<u8>)> = request
-            .events
-            .iter()
-            .map(|event| {
-                let digest =
-                    digest_of_new(&request.stream, meta, meta.command_id, event, &mut scratch);
-                (digest, self.key.seal(&digest))
-            })
-            .collect();
-        let mut ahead = self.lock();
-        if ahead.len() + seals.len() > MAX_AHEAD {
-            ahead.clear();
-        }
-        ahead.extend(seals);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Vec<u8>>> {
-        self.ahead.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    #[cfg(test)]
-    pub(crate) fn kept(&self) -> usize {
-        self.lock().len()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn made_at_write(&self) -> u64 {
-        self.made_at_write.load(Ordering::Relaxed)
+/// The seals of `digests`, one per digest in order, or `None` for each
+/// when the store has no key.
+pub(crate) fn seals_for(key: Option<&SignerKey>, digests: &[[u8; 32]]) -> Vec<Option<Vec<u8>>> {
+    match key {
+        Some(key) => key.seal_all(digests).into_iter().map(Some).collect(),
+        None => vec![None; digests.len()],
     }
 }
 
@@ -116,59 +46,28 @@ pub(crate) fn digest_of_new(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::ExpectedVersion;
-
-    fn request(events: usize) -> AppendRequest {
-        let stream = StreamId::for_entity("rep", uuid::Uuid::now_v7()).expect("a stream id");
-        AppendRequest {
-            stream,
-            expected: ExpectedVersion::Exact(0),
-            meta: CommandMeta::new("user-1", chrono::Utc::now()),
-            events: (0..events)
-                .map(|i| {
-                    NewEvent::new(
-                        "FeedbackGiven",
-                        1,
-                        serde_json::json!({ "n": i }),
-                        chrono::Utc::now(),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    fn digests(request: &AppendRequest) -> Vec<[u8; 32]> {
-        let meta = &request.meta;
-        let mut scratch = Vec::new();
-        request
-            .events
-            .iter()
-            .map(|e| digest_of_new(&request.stream, meta, meta.command_id, e, &mut scratch))
-            .collect()
-    }
+    use crate::note::seal_verifies;
 
     #[test]
-    fn a_seal_made_ahead_is_the_seal_made_at_the_write_and_is_taken_once() {
+    fn a_write_s_seals_verify_for_their_own_digests_only() {
         let key = SignerKey::generate("trellis.test/seal").expect("a key");
-        let sealer = Sealer::new(key.clone());
-        let request = request(3);
-        sealer.seal_ahead(&request);
-        assert_eq!(sealer.kept(), 3);
-        for digest in digests(&request) {
-            assert_eq!(sealer.seal(&digest), key.seal(&digest));
+        for n in [1usize, 2, 3, 7, 8, 9, 64] {
+            let digests: Vec<[u8; 32]> = (0..n).map(|i| [i as u8; 32]).collect();
+            let seals = seals_for(Some(&key), &digests);
+            assert_eq!(seals.len(), n);
+            for (i, seal) in seals.iter().enumerate() {
+                let seal = seal.as_deref().expect("sealed");
+                assert!(
+                    seal_verifies(&[key.verifier()], &digests[i], seal),
+                    "seal {i} of {n}"
+                );
+                let other = [(i + 1) as u8; 32];
+                assert!(
+                    !seal_verifies(&[key.verifier()], &other, seal),
+                    "seal {i} of {n} vouched for another digest"
+                );
+            }
         }
-        assert_eq!(sealer.kept(), 0, "each seal made ahead is taken once");
-        assert_eq!(sealer.made_at_write(), 0);
-        sealer.seal(&digests(&request)[0]);
-        assert_eq!(sealer.made_at_write(), 1, "a second ask signs anew");
-    }
-
-    #[test]
-    fn a_large_command_is_sealed_at_the_write_only() {
-        let sealer = Sealer::new(SignerKey::generate("trellis.test/seal").expect("a key"));
-        sealer.seal_ahead(&request(MAX_EVENTS_AHEAD + 1));
-        assert_eq!(sealer.kept(), 0);
-        sealer.seal_ahead(&request(MAX_EVENTS_AHEAD));
-        assert_eq!(sealer.kept(), MAX_EVENTS_AHEAD);
+        assert_eq!(seals_for(None, &[[0; 32]; 3]), vec![None, None, None]);
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::chain::{canonical_json, link};
-use crate::note::SignerKey;
-use crate::seal::{Sealer, digest_of_new};
+use crate::note::{SEAL_LEN, SignerKey};
+use crate::seal::{digest_of_new, seals_for};
 use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "personal_data_keys",
         include_str!("../migrations/sqlite/0005_personal_data_keys.sql"),
     ),
+    (
+        6,
+        "batch_seals",
+        include_str!("../migrations/sqlite/0006_batch_seals.sql"),
+    ),
 ];
 
 /// The log's migrations, recorded in `schema_migrations` (and their count in
@@ -72,14 +77,14 @@ pub const LOG_MIGRATIONS: Migrations = Migrations {
 
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, \
     schema_version, payload, actor, command_id, correlation_id, causation_id, occurred_at, \
-    recorded_at, prev_hash, hash, seal, traceparent";
+    recorded_at, prev_hash, hash, seal, traceparent, seal_path";
 
 /// The embedded event store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
     /// Seals every appended event, when given ([`SqliteStore::sealing_with`]).
-    sealer: Option<Arc<Sealer>>,
+    seal_key: Option<Arc<SignerKey>>,
 }
 
 struct Inner {
@@ -198,13 +203,13 @@ impl SqliteStore {
                 readers,
                 appended,
             }),
-            sealer: None,
+            seal_key: None,
         })
     }
 
     /// This store, sealing every event it appends with `key`.
     pub fn sealing_with(mut self, key: SignerKey) -> Self {
-        self.sealer = Some(Arc::new(Sealer::new(key)));
+        self.seal_key = Some(Arc::new(key));
         self
     }
 
@@ -615,8 +620,14 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
         },
         prev_hash: Hash::from_slice(&prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(&hash).ok_or_else(|| bad("hash"))?,
+        // A batch seal's place and path are kept beside its signature.
         seal: match row.get::<_, Option<Vec<u8>>>(15)? {
-            Some(bytes) => Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?),
+            Some(mut bytes) => {
+                if let Some(path) = row.get::<_, Option<Vec<u8>>>(17)? {
+                    bytes.extend_from_slice(&path);
+                }
+                Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?)
+            }
             None => None,
         },
         content_digest: Default::default(),
@@ -728,12 +739,13 @@ struct Prepared {
     payload: String,
 }
 
+/// Each event's digest and canonical payload; seals come after, for the
+/// whole write at once ([`seal_prepared`]).
 fn prepare(
     stream: &StreamId,
     meta: &CommandMeta,
     command_uuid: Uuid,
     events: &[NewEvent],
-    sealer: Option<&Sealer>,
 ) -> Result<Vec<Prepared>, Error> {
     let mut scratch = Vec::with_capacity(512);
     events
@@ -744,12 +756,24 @@ fn prepare(
             canonical_json(&event.payload, &mut payload);
             Ok(Prepared {
                 digest,
-                seal: sealer.map(|sealer| sealer.seal(&digest)),
+                seal: None,
                 payload: String::from_utf8(payload)
                     .map_err(|_| Error::Internal("canonical JSON was not UTF-8".into()))?,
             })
         })
         .collect()
+}
+
+/// Seals every event of one write, in order, with one signature (`seal.rs`).
+fn seal_prepared<'p>(key: Option<&SignerKey>, events: impl IntoIterator<Item = &'p mut Prepared>) {
+    if key.is_none() {
+        return;
+    }
+    let mut events: Vec<&mut Prepared> = events.into_iter().collect();
+    let digests: Vec<[u8; 32]> = events.iter().map(|e| e.digest).collect();
+    for (event, seal) in events.iter_mut().zip(seals_for(key, &digests)) {
+        event.seal = seal;
+    }
 }
 
 /// Several independent commands in one write transaction, each inside a
@@ -843,8 +867,8 @@ fn append_in(
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, \
              payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash, seal, traceparent) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             prev_hash, hash, seal, traceparent, seal_path) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         for (i, event) in events.iter().enumerate() {
             let version = head_version + 1 + i as u64;
@@ -854,6 +878,14 @@ fn append_in(
                 .ok_or_else(|| Error::Internal("an event was not prepared".into()))?;
             let hash = link(&prev, version, &ready.digest);
             let payload = ready.payload.as_str();
+            // The signature in `seal`, a batch seal's place and path apart.
+            let (seal, seal_path) = match ready.seal.as_deref() {
+                Some(seal) if seal.len() > SEAL_LEN => {
+                    let (head, path) = seal.split_at(SEAL_LEN);
+                    (Some(head), Some(path))
+                }
+                seal => (seal, None),
+            };
             insert
                 .execute(params![
                     event.event_id.to_string(),
@@ -870,8 +902,9 @@ fn append_in(
                     recorded_at,
                     prev.0.as_slice(),
                     hash.0.as_slice(),
-                    ready.seal.as_deref(),
+                    seal,
                     traceparent,
+                    seal_path,
                 ])
                 .map_err(|e| match e.sqlite_error_code() {
                     Some(rusqlite::ErrorCode::ConstraintViolation) => Error::InvalidInput(format!(
@@ -930,7 +963,7 @@ impl EventStore for SqliteStore {
             to_i64(v, "expected version")?;
         }
         let inner = self.inner.clone();
-        let sealer = self.sealer.clone();
+        let seal_key = self.seal_key.clone();
         let stream = stream.clone();
         let meta = CommandMeta {
             recorded_at: to_micros_precision(meta.recorded_at),
@@ -938,7 +971,8 @@ impl EventStore for SqliteStore {
         };
         let events = events.to_vec();
         let outcome = tokio::task::spawn_blocking(move || {
-            let prepared = prepare(&stream, &meta, meta.command_id, &events, sealer.as_deref())?;
+            let mut prepared = prepare(&stream, &meta, meta.command_id, &events)?;
+            seal_prepared(seal_key.as_deref(), &mut prepared);
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             append_blocking(&mut conn, &stream, expected, &meta, &events, &prepared)
         })
@@ -948,12 +982,6 @@ impl EventStore for SqliteStore {
             self.inner.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(outcome)
-    }
-
-    fn prepare_append(&self, request: &AppendRequest) {
-        if let Some(sealer) = &self.sealer {
-            sealer.seal_ahead(request);
-        }
     }
 
     #[tracing::instrument(
@@ -972,11 +1000,11 @@ impl EventStore for SqliteStore {
             ];
         }
         let inner = self.inner.clone();
-        let sealer = self.sealer.clone();
+        let seal_key = self.seal_key.clone();
         let count = requests.len();
         let owned = requests;
         let outcomes = tokio::task::spawn_blocking(move || {
-            let prepared = owned
+            let mut prepared: Vec<Result<(CommandMeta, Vec<Prepared>), Error>> = owned
                 .iter()
                 .map(|r| {
                     validate_append(&r.events, &r.meta)?;
@@ -987,16 +1015,18 @@ impl EventStore for SqliteStore {
                         recorded_at: to_micros_precision(r.meta.recorded_at),
                         ..r.meta.clone()
                     };
-                    let ready = prepare(
-                        &r.stream,
-                        &meta,
-                        meta.command_id,
-                        &r.events,
-                        sealer.as_deref(),
-                    )?;
+                    let ready = prepare(&r.stream, &meta, meta.command_id, &r.events)?;
                     Ok((meta, ready))
                 })
                 .collect();
+            // One signature for the whole batch.
+            seal_prepared(
+                seal_key.as_deref(),
+                prepared
+                    .iter_mut()
+                    .flatten()
+                    .flat_map(|(_, ready)| ready.iter_mut()),
+            );
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             append_batch_blocking(&mut conn, &owned, prepared)
         })
@@ -1031,20 +1061,21 @@ impl EventStore for SqliteStore {
             }
         }
         let inner = self.inner.clone();
-        let sealer = self.sealer.clone();
+        let seal_key = self.seal_key.clone();
         let meta = CommandMeta {
             recorded_at: to_micros_precision(meta.recorded_at),
             ..meta.clone()
         };
         let writes = writes.to_vec();
         let outcomes = tokio::task::spawn_blocking(move || {
-            let prepared = writes
+            let mut prepared = writes
                 .iter()
                 .map(|w| {
                     let command_id = derived_command_id(meta.command_id, &w.stream);
-                    prepare(&w.stream, &meta, command_id, &w.events, sealer.as_deref())
+                    prepare(&w.stream, &meta, command_id, &w.events)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            seal_prepared(seal_key.as_deref(), prepared.iter_mut().flatten());
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             append_many_blocking(&mut conn, &meta, &writes, &prepared)
         })
@@ -1394,22 +1425,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Group commit has the store seal a command as it queues behind a
-    /// running one, and the write takes that seal instead of signing again;
-    /// a command alone is signed by its write. Every seal verifies.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_command_through_group_commit_is_written_with_the_seal_made_as_it_queued() {
-        let dir = std::env::temp_dir().join(format!("trellis-seal-ahead-{}", Uuid::now_v7()));
+    /// A batch's events share one signature, kept with each event's path
+    /// (split across `seal` and `seal_path`, read back whole); a command
+    /// alone keeps the single event's 68-byte seal. Every seal verifies.
+    #[tokio::test]
+    async fn a_batch_is_sealed_with_one_signature_and_every_seal_verifies() {
+        let dir = std::env::temp_dir().join(format!("trellis-batch-seal-{}", Uuid::now_v7()));
         let key = SignerKey::generate("trellis.test/seal").unwrap();
         let store = SqliteStore::open(&dir)
             .await
             .unwrap()
             .sealing_with(key.clone());
-        let sealer = store.sealer.clone().unwrap();
-        let grouped = crate::GroupCommit::new(
-            Arc::new(store.clone()),
-            crate::GroupCommitConfig::single_writer(),
-        );
         let event = |note: &str| {
             NewEvent::new(
                 "FeedbackGiven",
@@ -1418,83 +1444,51 @@ mod tests {
                 chrono::Utc::now(),
             )
         };
-        let append = |stream: StreamId, note: &str| {
-            let (grouped, event) = (grouped.clone(), event(note));
-            tokio::spawn(async move {
-                let meta = CommandMeta::new("user-1", chrono::Utc::now());
-                grouped
-                    .append(&stream, ExpectedVersion::Exact(0), &meta, &[event])
-                    .await
+        let streams: Vec<StreamId> = (0..3)
+            .map(|_| StreamId::for_entity("rep", Uuid::now_v7()).unwrap())
+            .collect();
+        let requests = streams
+            .iter()
+            .enumerate()
+            .map(|(i, stream)| AppendRequest {
+                stream: stream.clone(),
+                expected: ExpectedVersion::Exact(0),
+                meta: CommandMeta::new("user-1", chrono::Utc::now()),
+                events: (0..=i).map(|n| event(&format!("note {n}"))).collect(),
             })
-        };
-        // The writer is held, so the first command, alone, waits in its write.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (holding, is_holding) = tokio::sync::oneshot::channel();
-        let holder = {
-            let inner = store.inner.clone();
-            tokio::task::spawn_blocking(move || {
-                let _writer = inner.writer.lock().unwrap();
-                let _ = holding.send(());
-                let _ = held.recv_timeout(std::time::Duration::from_secs(30));
-            })
-        };
-        is_holding.await.unwrap();
-        let first = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
-        let alone = append(first.clone(), "asked sharp follow-ups");
-        let within = std::time::Duration::from_secs(10);
-        tokio::time::timeout(within, async {
-            while sealer.made_at_write() == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the command alone never signed at its write");
-        // The second queues behind it and is sealed as it queues.
-        let second = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
-        let queued = append(second.clone(), "closed with a clear next step");
-        tokio::time::timeout(within, async {
-            while sealer.kept() == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the queued command was not sealed as it queued");
-        release.send(()).unwrap();
-        holder.await.unwrap();
-        alone.await.unwrap().unwrap();
-        queued.await.unwrap().unwrap();
-        assert_eq!(
-            sealer.made_at_write(),
-            1,
-            "only the command alone signed at its write"
-        );
-        assert_eq!(sealer.kept(), 0, "the batch took the seal made ahead");
-
-        // Straight to the store, nothing is sealed ahead: the write signs.
+            .collect();
+        for outcome in store.append_batch(requests).await {
+            outcome.unwrap();
+        }
+        let alone = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
+        let meta = CommandMeta::new("user-1", chrono::Utc::now());
         store
-            .append(
-                &first,
-                ExpectedVersion::Exact(1),
-                &CommandMeta::new("user-1", chrono::Utc::now()),
-                &[event("")],
-            )
+            .append(&alone, ExpectedVersion::Exact(0), &meta, &[event("alone")])
             .await
             .unwrap();
-        assert_eq!(sealer.made_at_write(), 2);
 
-        let mut written = store.read_stream(&first, 0, 10).await.unwrap();
-        written.extend(store.read_stream(&second, 0, 10).await.unwrap());
-        assert_eq!(written.len(), 3);
-        let mut scratch = Vec::new();
-        for event in &written {
-            let digest = event.stored_digest(&mut scratch).unwrap();
-            let seal = event.seal.expect("the event is sealed");
-            assert!(crate::note::seal_verifies(
-                &[key.verifier()],
-                &digest,
-                &seal.0
-            ));
+        let mut batch = Vec::new();
+        for stream in &streams {
+            batch.extend(store.read_stream(stream, 0, 10).await.unwrap());
         }
+        assert_eq!(batch.len(), 6);
+        let alone = store.read_stream(&alone, 0, 10).await.unwrap();
+        let mut scratch = Vec::new();
+        let keys = [key.verifier()];
+        let mut check = crate::note::SealCheck::new(&keys);
+        let mut heads = std::collections::HashSet::new();
+        for event in &batch {
+            let seal = event.seal.as_ref().expect("the event is sealed");
+            assert!(seal.0.len() > SEAL_LEN, "a batch seal carries its path");
+            heads.insert(seal.0[..SEAL_LEN].to_vec());
+            let digest = event.stored_digest(&mut scratch).unwrap();
+            assert!(check.verifies(&digest, &seal.0));
+        }
+        assert_eq!(heads.len(), 1, "one signature for the batch");
+        let seal = alone[0].seal.as_ref().expect("the event is sealed");
+        assert_eq!(seal.0.len(), SEAL_LEN);
+        let digest = alone[0].stored_digest(&mut scratch).unwrap();
+        assert!(check.verifies(&digest, &seal.0));
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -539,13 +539,15 @@ fn seal_verdicts(events: &[RecordedEvent], keys: &[VerifierKey]) -> Vec<Option<b
     // A verification costs tens of microseconds: a few are worth a thread.
     on_cores(&mut verdicts, 16, |part| {
         let mut scratch = Vec::with_capacity(512);
+        // A batch's events lie together: its signature is verified once.
+        let mut check = crate::note::SealCheck::new(keys);
         for (event, verdict) in part {
             // An event read decrypted without its stored digest cannot be
             // checked, so its seal is not taken as good.
             *verdict = event.seal.as_ref().map(|seal| {
                 event
                     .stored_digest(&mut scratch)
-                    .is_some_and(|digest| crate::note::seal_verifies(keys, &digest, &seal.0))
+                    .is_some_and(|digest| check.verifies(&digest, &seal.0))
             });
         }
     });

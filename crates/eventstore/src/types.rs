@@ -429,7 +429,8 @@ pub struct RecordedEvent<P = serde_json::Value> {
     pub prev_hash: Hash,
     pub hash: Hash,
     /// The service's signature of the event's content, made as it was
-    /// appended ([`crate::note::SignerKey::seal`]); `None` when the store had
+    /// appended, alone or with the rest of its batch
+    /// ([`crate::note::SignerKey::seal_all`]); `None` when the store had
     /// no key.
     pub seal: Option<Seal>,
     /// What the event carries of the digest of its content as stored: see
@@ -460,13 +461,32 @@ pub enum ContentDigest {
     NotKept,
 }
 
-/// An event's seal: the signing key's 4-byte id, then an Ed25519 signature.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Seal(pub [u8; 68]);
+/// An event's seal: the signing key's 4-byte id and an Ed25519 signature,
+/// of the event's digest alone (68 bytes) or of the batch it was written in,
+/// followed by its place and audit path in that batch
+/// ([`crate::note::SignerKey::seal_all`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seal(pub Box<[u8]>);
 
 impl Seal {
+    /// The length of a single event's seal: key id and signature.
+    pub const SINGLE_LEN: usize = 68;
+    /// The length of a batch seal before its audit path: key id,
+    /// signature, index and size.
+    pub const BATCH_HEAD_LEN: usize = Self::SINGLE_LEN + 8;
+
+    /// Whether `bytes` has the shape of a seal: a single event's, or a batch
+    /// seal with whole hashes after its head. Whether it verifies is another
+    /// matter ([`crate::note::seal_verifies`]).
+    pub fn is_shaped(bytes: &[u8]) -> bool {
+        bytes.len() == Self::SINGLE_LEN
+            || (bytes.len() >= Self::BATCH_HEAD_LEN
+                && (bytes.len() - Self::BATCH_HEAD_LEN).is_multiple_of(32))
+    }
+
+    /// The seal in `bytes`, if they have a seal's shape.
     pub fn from_slice(bytes: &[u8]) -> Option<Seal> {
-        bytes.try_into().ok().map(Seal)
+        Self::is_shaped(bytes).then(|| Seal(bytes.into()))
     }
 }
 

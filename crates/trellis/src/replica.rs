@@ -423,10 +423,6 @@ impl EventStore for RoutedLog {
         self.primary.append_batch(requests).await
     }
 
-    fn prepare_append(&self, request: &AppendRequest) {
-        self.primary.prepare_append(request);
-    }
-
     async fn recorded_command(
         &self,
         command_id: uuid::Uuid,

@@ -286,9 +286,8 @@ impl Stores {
         };
         let config = GroupCommitConfig { max_batch, ..base };
         // The vault encrypts on each caller's task before its command is
-        // queued, and the store seals it there too
-        // (`EventStore::prepare_append`): a batch of commands does not
-        // encrypt or sign on the writer's time.
+        // queued, so a batch of commands does not encrypt on the writer's
+        // time; the store signs each batch once (ADR 8).
         let grouped = Arc::new(GroupCommit::new(self.backend.stored(), config));
         let vault = vault(grouped, self.backend.key_store());
         Stores {

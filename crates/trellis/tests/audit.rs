@@ -39,6 +39,23 @@ async fn append(store: &dyn EventStore, s: &StreamId, n: u32) {
     }
 }
 
+/// `n` events in one command: a sealing store signs them once, each seal
+/// carrying its path to what was signed.
+async fn append_together(store: &dyn EventStore, s: &StreamId, n: u32) {
+    let events: Vec<NewEvent> = (0..n)
+        .map(|i| NewEvent::new("Noted", 1, json!({ "n": i, "note": "kept" }), Utc::now()))
+        .collect();
+    store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            &CommandMeta::new("leader-1", Utc::now()),
+            &events,
+        )
+        .await
+        .unwrap();
+}
+
 /// The test's store as `trellis serve` opens it: sealing with `key`.
 async fn sealed_store(backend: &Backend, key: &SignerKey) -> std::sync::Arc<dyn EventStore> {
     use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
@@ -105,7 +122,8 @@ impl Kept {
                 .unwrap()
                 .text(),
         );
-        append(store, &reps[2], 2).await;
+        // One command of two events: they share one batch seal.
+        append_together(store, &reps[2], 2).await;
         append(store, &reps[0], 1).await;
         catch_up_to(&mut builder, store, 9).await;
         notes.push('\n');
@@ -140,6 +158,19 @@ impl Kept {
                 &self.public_key,
             ],
         )
+    }
+
+    /// Verifies, expecting one event named as not sealed by the service,
+    /// the first problem, at `event`; returns what verify printed.
+    fn named_unsealed(&self, event: &str) -> String {
+        let (code, out) = self.verify();
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("0 kept checkpoints no longer hold, 1 events are not sealed"),
+            "{out}"
+        );
+        assert!(out.contains(&format!("first problem: {event}")), "{out}");
+        out
     }
 
     async fn position(&self, s: &StreamId, version: u64) -> u64 {
@@ -312,27 +343,27 @@ async fn a_kept_checkpoint_replaced_by_one_signed_with_another_key_is_named(kind
     kept.backend.cleanup().await;
 }
 
-/// An event appended by someone who can write to the database, its hash
-/// computed with the documented formula: the chain takes it, the checkpoint
-/// (which predates it) still holds, and it lacks the service's seal.
-async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
-    let kept = Kept::new(kind).await;
-    let s = &kept.reps[0];
+/// Appends, straight into the database, an event after version `after` of
+/// stream `s`, its hash computed with the documented formula, carrying
+/// `seal` (bytes an attacker copied) or none. Returns the forged event's id.
+async fn forge_after(kept: &Kept, s: &StreamId, after: u64, seal: Option<&[u8]>) -> uuid::Uuid {
+    let kind = kept.backend.kind;
     let last = kept
         .backend
         .store
-        .read_stream(s, 3, 1)
+        .read_stream(s, after - 1, 1)
         .await
         .unwrap()
         .remove(0);
+    let version = after + 1;
     let mut forged = last.clone();
     forged.event_id = uuid::Uuid::now_v7();
-    forged.stream_version = 5;
+    forged.stream_version = version;
     forged.payload = json!({ "n": 99, "note": "a warning that was never given" });
     forged.metadata.command_id = uuid::Uuid::now_v7();
     let mut scratch = Vec::new();
     let digest = DigestInput::of_recorded(&forged).digest(&mut scratch);
-    let hash = link(&last.hash, 5, &digest);
+    let hash = link(&last.hash, version, &digest);
     let time = |t: chrono::DateTime<Utc>| match kind {
         Kind::Postgres => format!(
             "'{}'::timestamptz",
@@ -352,12 +383,30 @@ async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
             format!("'{}'", String::from_utf8(canonical).unwrap())
         }
     };
+    // The seal as each backend keeps it: whole on PostgreSQL; on the
+    // embedded file, a batch seal's place and path beside its signature.
+    let (seal_columns, seal_values) = match (seal, kind) {
+        (None, _) => (String::new(), String::new()),
+        (Some(seal), Kind::Postgres) => (", seal".into(), format!(", {}", bytes(seal))),
+        (Some(seal), Kind::Sqlite) => {
+            let (head, path) = seal.split_at(seal.len().min(68));
+            let path = if path.is_empty() {
+                "NULL".into()
+            } else {
+                bytes(path)
+            };
+            (
+                ", seal, seal_path".into(),
+                format!(", {}, {path}", bytes(head)),
+            )
+        }
+    };
     kept.backend
         .tamper(&format!(
             "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, \
              payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, \
-             prev_hash, hash) VALUES ('{}', '{s}', 5, 'Noted', 1, {payload}, 'leader-1', '{}', \
-             '{}', NULL, {}, {}, {}, {})",
+             prev_hash, hash{seal_columns}) VALUES ('{}', '{s}', {version}, 'Noted', 1, {payload}, \
+             'leader-1', '{}', '{}', NULL, {}, {}, {}, {}{seal_values})",
             forged.event_id,
             forged.metadata.command_id,
             forged.metadata.correlation_id,
@@ -367,22 +416,38 @@ async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
             bytes(&hash.0),
         ))
         .await;
+    forged.event_id
+}
+
+/// An event appended by someone who can write to the database, its hash
+/// computed with the documented formula: the chain takes it, the checkpoint
+/// (which predates it) still holds, and it lacks the service's seal.
+async fn a_forged_event_appended_with_a_correct_hash_is_named(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let s = &kept.reps[0];
+    let forged = forge_after(&kept, s, 4, None).await;
     let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
     assert_eq!(code, 0, "the chain alone takes it: {out}");
-    let (code, out) = kept.verify();
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("0 kept checkpoints no longer hold, 1 events are not sealed"),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!(
-            "first problem: stream {s} version 5 (event {}",
-            forged.event_id
-        )),
-        "{out}"
-    );
+    let out = kept.named_unsealed(&format!("stream {s} version 5 (event {forged}"));
     assert!(out.contains("forged: it has no seal"), "{out}");
+    kept.backend.cleanup().await;
+}
+
+/// A forged event that carries a copy of a real batch seal (signature and
+/// path of the event before it, sealed with it in one command): the path
+/// does not lead from its digest to what the key signed, so it is named.
+async fn a_forged_event_with_a_copied_batch_seal_is_named(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let s = &kept.reps[2];
+    let sealed = kept.backend.store.read_stream(s, 1, 1).await.unwrap();
+    let seal = sealed[0].seal.clone().expect("the event is sealed");
+    assert!(seal.0.len() > 68, "the stream's events share a batch seal");
+    let forged = forge_after(&kept, s, 2, Some(&seal.0)).await;
+    let out = kept.named_unsealed(&format!("stream {s} version 3 (event {forged}"));
+    assert!(
+        out.contains("forged or altered: its seal does not verify with any known key"),
+        "{out}"
+    );
     kept.backend.cleanup().await;
 }
 
@@ -458,6 +523,7 @@ both_backends!(
     a_kept_checkpoint_replaced_by_one_signed_with_another_key_is_named,
     checkpoints_without_a_public_key_cannot_be_checked,
     a_forged_event_appended_with_a_correct_hash_is_named,
+    a_forged_event_with_a_copied_batch_seal_is_named,
 );
 
 fn nats_url() -> String {

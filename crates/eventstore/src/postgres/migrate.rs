@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "append_batch",
         include_str!("../../migrations/postgres/0007_append_batch.sql"),
     ),
+    (
+        8,
+        "batch_seals",
+        include_str!("../../migrations/postgres/0008_batch_seals.sql"),
+    ),
 ];
 
 /// The log's migrations (`trellis.schema_migrations`): the schema, the log,

@@ -21,7 +21,7 @@ use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use crate::note::SignerKey;
-use crate::seal::{Sealer, digest_of_new};
+use crate::seal::digest_of_new;
 use crate::types::AppendRequest;
 use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
@@ -160,7 +160,7 @@ async fn connection_alive(client: &deadpool_postgres::Object) -> bool {
 pub struct PostgresStore {
     inner: Arc<Inner>,
     /// Seals every appended event, when given ([`PostgresStore::sealing_with`]).
-    sealer: Option<Arc<Sealer>>,
+    seal_key: Option<Arc<SignerKey>>,
 }
 
 struct Inner {
@@ -239,7 +239,7 @@ impl PostgresStore {
                 local_appends,
                 tasks: vec![listener, notifier],
             }),
-            sealer: None,
+            seal_key: None,
         })
     }
 
@@ -274,7 +274,7 @@ impl PostgresStore {
                 local_appends,
                 tasks: Vec::new(),
             }),
-            sealer: None,
+            seal_key: None,
         })
     }
 
@@ -299,7 +299,7 @@ impl PostgresStore {
 
     /// This store, sealing every event it appends with `key`.
     pub fn sealing_with(mut self, key: SignerKey) -> Self {
-        self.sealer = Some(Arc::new(Sealer::new(key)));
+        self.seal_key = Some(Arc::new(key));
         self
     }
 
@@ -603,6 +603,27 @@ where
     rows.iter().map(row_to_event).collect()
 }
 
+/// Seals every event of `calls`, in order, with one signature (`seal.rs`):
+/// a write of many commands or many events pays for one.
+fn seal_calls<'c, 'a: 'c>(
+    key: Option<&SignerKey>,
+    calls: impl IntoIterator<Item = &'c mut AppendCall<'a>>,
+) {
+    let Some(key) = key else {
+        return;
+    };
+    let mut calls: Vec<&mut AppendCall<'a>> = calls.into_iter().collect();
+    let digests: Vec<[u8; 32]> = calls
+        .iter()
+        .flat_map(|call| call.digests.iter())
+        .map(|d| d[..].try_into().expect("a content digest is 32 bytes"))
+        .collect();
+    let mut seals = key.seal_all(&digests).into_iter();
+    for seal in calls.iter_mut().flat_map(|call| call.seals.iter_mut()) {
+        *seal = seals.next();
+    }
+}
+
 /// The arguments of one `trellis.append_events` call, borrowed from the caller's events.
 struct AppendCall<'a> {
     stream: &'a StreamId,
@@ -626,7 +647,6 @@ impl<'a> AppendCall<'a> {
         command_id: Uuid,
         events: &'a [NewEvent],
         scratch: &mut Vec<u8>,
-        sealer: Option<&Sealer>,
     ) -> Result<Self, Error> {
         let expected_param = match expected {
             ExpectedVersion::Any => -1,
@@ -648,7 +668,7 @@ impl<'a> AppendCall<'a> {
         for event in events {
             let occurred_at = to_micros_precision(event.occurred_at);
             let digest = digest_of_new(stream, meta, command_id, event, scratch);
-            call.seals.push(sealer.map(|sealer| sealer.seal(&digest)));
+            call.seals.push(None);
             call.digests.push(digest.to_vec());
             call.event_ids.push(event.event_id);
             call.types.push(&event.event_type);
@@ -978,15 +998,15 @@ impl EventStore for PostgresStore {
             ..meta.clone()
         };
         let mut scratch = Vec::with_capacity(512);
-        let call = AppendCall::new(
+        let mut call = AppendCall::new(
             stream,
             expected,
             &meta,
             meta.command_id,
             events,
             &mut scratch,
-            self.sealer.as_deref(),
         )?;
+        seal_calls(self.seal_key.as_deref(), [&mut call]);
         let request_hash = meta.request_hash.map(|h| h.0);
         let request_hash = request_hash.as_ref().map(|h| &h[..]);
         with_client!(self, |client| {
@@ -1064,7 +1084,7 @@ impl EventStore for PostgresStore {
             ..meta.clone()
         };
         let mut scratch = Vec::with_capacity(512);
-        let calls = writes
+        let mut calls = writes
             .iter()
             .map(|w| {
                 let command_id = derived_command_id(meta.command_id, &w.stream);
@@ -1075,10 +1095,10 @@ impl EventStore for PostgresStore {
                     command_id,
                     &w.events,
                     &mut scratch,
-                    self.sealer.as_deref(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        seal_calls(self.seal_key.as_deref(), calls.iter_mut());
         let request_hash = meta.request_hash.map(|h| h.0);
         let request_hash = request_hash.as_ref().map(|h| &h[..]);
         with_client!(self, |client| {
@@ -1141,12 +1161,6 @@ impl EventStore for PostgresStore {
         })
     }
 
-    fn prepare_append(&self, request: &AppendRequest) {
-        if let Some(sealer) = &self.sealer {
-            sealer.seal_ahead(request);
-        }
-    }
-
     #[tracing::instrument(
         name = "event_store.append_batch",
         skip_all,
@@ -1182,7 +1196,6 @@ impl EventStore for PostgresStore {
                     meta.command_id,
                     &r.events,
                     &mut scratch,
-                    self.sealer.as_deref(),
                 )
             });
             match call {
@@ -1190,6 +1203,11 @@ impl EventStore for PostgresStore {
                 Err(e) => outcomes[i] = Some(Err(e)),
             }
         }
+        // One signature for the whole batch.
+        seal_calls(
+            self.seal_key.as_deref(),
+            calls.iter_mut().map(|(_, call)| call),
+        );
         match self.commit_batch(&calls).await {
             Ok(settled) => {
                 let mut settled = settled.into_iter();
