@@ -136,11 +136,19 @@ pub(super) async fn leaf_range(
     from: u64,
     max: usize,
 ) -> Result<Vec<(u64, u64, Hash)>, Error> {
+    // Leaf indexes have no gaps, so the page is the window `$1 .. $1 + $2`,
+    // bounded on both sides of the join. With only its lower bound, the
+    // server's plan (on a freshly grown tree, whose statistics lag) hashed
+    // every leaf and level-0 node from the first leaf of the page to the
+    // end of the tree, for every page: a verify of a million events spent
+    // most of its time there.
     let rows = client
         .query(
             "SELECT l.leaf_index, l.global_position, n.hash FROM trellis.tree_leaves l \
              JOIN trellis.tree_nodes n ON n.level = 0 AND n.idx = l.leaf_index \
-             WHERE l.leaf_index >= $1 ORDER BY l.leaf_index LIMIT $2",
+             WHERE l.leaf_index >= $1 AND l.leaf_index < $1 + $2 \
+               AND n.idx >= $1 AND n.idx < $1 + $2 \
+             ORDER BY l.leaf_index LIMIT $2",
             &[&to_i64(from, "leaf index")?, &limit(max)],
         )
         .await?;
