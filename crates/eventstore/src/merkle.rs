@@ -248,13 +248,18 @@ pub fn nodes_needed<T>(build: impl FnOnce(&mut dyn FnMut(NodeId) -> Hash) -> T) 
 /// Checks an audit path: that the leaf with `leaf` hash sits at `index` in
 /// the tree of `size` leaves whose root is `root` (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
-    root_from_inclusion(index, size, leaf, proof).is_some_and(|r| r == *root)
+    root_from_inclusion(index, size, leaf, proof.iter().copied()).is_some_and(|r| r == *root)
 }
 
 /// The root an audit path leads to from the leaf with `leaf` hash at
 /// `index` in a tree of `size` leaves; `None` when the path cannot belong
 /// to that place (too short, too long, or the index outside the tree).
-pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -> Option<Hash> {
+pub fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: impl IntoIterator<Item = Hash>,
+) -> Option<Hash> {
     if index >= size {
         return None;
     }
@@ -265,13 +270,13 @@ pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -
             return None;
         }
         if f & 1 == 1 || f == s {
-            r = node_hash(p, &r);
+            r = node_hash(&p, &r);
             while f & 1 == 0 && f != 0 {
                 f >>= 1;
                 s >>= 1;
             }
         } else {
-            r = node_hash(&r, p);
+            r = node_hash(&r, &p);
         }
         f >>= 1;
         s >>= 1;

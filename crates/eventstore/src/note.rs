@@ -273,7 +273,7 @@ impl SignerKey {
             _ => {
                 let tree = DigestTree::new(digests);
                 let size = tree.size();
-                let root = tree.root();
+                let root = tree.root;
                 let signature = self.key.sign(&batch_seal_message(size, &root)).to_bytes();
                 (0..size)
                     .map(|index| {
@@ -352,11 +352,13 @@ fn batch_seal_message(size: u32, root: &Hash) -> [u8; 56] {
     message
 }
 
-/// The Merkle tree over one batch's digests, every complete subtree kept
-/// (a batch is small: a few hundred events at most).
+/// The Merkle tree over one batch's digests, grown as the log's own tree is
+/// ([`crate::merkle::Frontier`]), with every complete subtree kept (a batch
+/// is small: a few hundred events at most).
 struct DigestTree {
     /// `levels[l][i]`: the hash of leaves `i·2^l .. (i+1)·2^l`.
     levels: Vec<Vec<Hash>>,
+    root: Hash,
 }
 
 impl DigestTree {
@@ -365,38 +367,32 @@ impl DigestTree {
             digests.len() <= MAX_BATCH_SEAL,
             "a batch seal covers at most u32::MAX events"
         );
-        let mut levels = vec![
-            digests
-                .iter()
-                .map(|d| crate::merkle::leaf_hash(&Hash(*d)))
-                .collect::<Vec<_>>(),
-        ];
-        while let Some(last) = levels.last().filter(|l| l.len() >= 2) {
-            let next = last
-                .chunks_exact(2)
-                .map(|pair| crate::merkle::node_hash(&pair[0], &pair[1]))
-                .collect();
-            levels.push(next);
+        let mut frontier = crate::merkle::Frontier::new();
+        let mut levels: Vec<Vec<Hash>> = Vec::new();
+        for digest in digests {
+            // A level's nodes complete in index order.
+            for (id, hash) in frontier.push(&Hash(*digest)) {
+                let level = usize::from(id.level);
+                if levels.len() <= level {
+                    levels.push(Vec::new());
+                }
+                levels[level].push(hash);
+            }
         }
-        DigestTree { levels }
+        DigestTree {
+            levels,
+            root: frontier.root(),
+        }
     }
 
     fn size(&self) -> u32 {
         // At most u32::MAX leaves, checked in `new`.
-        self.levels[0].len() as u32
-    }
-
-    fn node(&self, id: crate::merkle::NodeId) -> Hash {
-        self.levels[usize::from(id.level)][id.index as usize]
-    }
-
-    fn root(&self) -> Hash {
-        crate::merkle::range_hash(0, u64::from(self.size()), &mut |id| self.node(id))
+        self.levels.first().map_or(0, Vec::len) as u32
     }
 
     fn path(&self, index: u32) -> Vec<Hash> {
         crate::merkle::inclusion_proof(u64::from(index), u64::from(self.size()), &mut |id| {
-            self.node(id)
+            self.levels[usize::from(id.level)][id.index as usize]
         })
     }
 }
@@ -441,16 +437,15 @@ impl<'k> SealCheck<'k> {
         if size < 2 {
             return false;
         }
-        let path: Vec<Hash> = path
+        let path = path
             .chunks_exact(32)
-            .map(|h| Hash(h.try_into().expect("chunks of 32")))
-            .collect();
+            .map(|h| Hash(h.try_into().expect("chunks of 32")));
         let leaf = crate::merkle::leaf_hash(&Hash(*digest));
         // The root the path leads to, its shape checked against the index
         // and size on the way; the signature then says whether it is the
         // root this key signed.
         let Some(root) =
-            crate::merkle::root_from_inclusion(u64::from(index), u64::from(size), &leaf, &path)
+            crate::merkle::root_from_inclusion(u64::from(index), u64::from(size), &leaf, path)
         else {
             return false;
         };

@@ -15,12 +15,22 @@ use crate::chain::DigestInput;
 use crate::note::SignerKey;
 use crate::types::{CommandMeta, NewEvent, StreamId, to_micros_precision};
 
-/// The seals of `digests`, one per digest in order, or `None` for each
-/// when the store has no key.
-pub(crate) fn seals_for(key: Option<&SignerKey>, digests: &[[u8; 32]]) -> Vec<Option<Vec<u8>>> {
-    match key {
-        Some(key) => key.seal_all(digests).into_iter().map(Some).collect(),
-        None => vec![None; digests.len()],
+/// Seals the events of one write with one signature: each slot is an
+/// event's content digest and the place its seal goes, in the write's order.
+/// Both stores seal through here; nothing happens when the store has no key.
+pub(crate) fn seal_write<'a>(
+    key: Option<&SignerKey>,
+    slots: impl IntoIterator<Item = (&'a [u8; 32], &'a mut Option<Vec<u8>>)>,
+) {
+    let Some(key) = key else {
+        return;
+    };
+    let (digests, places): (Vec<[u8; 32]>, Vec<&mut Option<Vec<u8>>>) = slots
+        .into_iter()
+        .map(|(digest, place)| (*digest, place))
+        .unzip();
+    for (place, seal) in places.into_iter().zip(key.seal_all(&digests)) {
+        *place = Some(seal);
     }
 }
 
@@ -53,8 +63,8 @@ mod tests {
         let key = SignerKey::generate("trellis.test/seal").expect("a key");
         for n in [1usize, 2, 3, 7, 8, 9, 64] {
             let digests: Vec<[u8; 32]> = (0..n).map(|i| [i as u8; 32]).collect();
-            let seals = seals_for(Some(&key), &digests);
-            assert_eq!(seals.len(), n);
+            let mut seals = vec![None; n];
+            seal_write(Some(&key), digests.iter().zip(seals.iter_mut()));
             for (i, seal) in seals.iter().enumerate() {
                 let seal = seal.as_deref().expect("sealed");
                 assert!(
@@ -68,6 +78,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seals_for(None, &[[0; 32]; 3]), vec![None, None, None]);
+        let mut unsealed = vec![None; 3];
+        seal_write(None, [[0; 32]; 3].iter().zip(unsealed.iter_mut()));
+        assert_eq!(unsealed, vec![None, None, None]);
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::chain::{canonical_json, link};
 use crate::note::{SEAL_LEN, SignerKey};
-use crate::seal::{digest_of_new, seals_for};
+use crate::seal::{digest_of_new, seal_write};
 use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
 use crate::{
     AppendOutcome, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Hash, Metadata,
@@ -621,12 +621,18 @@ fn row_to_event_json(row: &Row<'_>) -> Result<RecordedEvent<String>, Error> {
         prev_hash: Hash::from_slice(&prev_hash).ok_or_else(|| bad("hash"))?,
         hash: Hash::from_slice(&hash).ok_or_else(|| bad("hash"))?,
         // A batch seal's place and path are kept beside its signature.
-        seal: match row.get::<_, Option<Vec<u8>>>(15)? {
-            Some(mut bytes) => {
-                if let Some(path) = row.get::<_, Option<Vec<u8>>>(17)? {
-                    bytes.extend_from_slice(&path);
-                }
-                Some(Seal::from_slice(&bytes).ok_or_else(|| bad("seal"))?)
+        seal: match row
+            .get_ref(15)?
+            .as_blob_or_null()
+            .map_err(|_| bad("seal"))?
+        {
+            Some(head) => {
+                let path = row
+                    .get_ref(17)?
+                    .as_blob_or_null()
+                    .map_err(|_| bad("seal"))?;
+                let whole = [head, path.unwrap_or_default()].concat();
+                Some(Seal::from_vec(whole).ok_or_else(|| bad("seal"))?)
             }
             None => None,
         },
@@ -766,14 +772,7 @@ fn prepare(
 
 /// Seals every event of one write, in order, with one signature (`seal.rs`).
 fn seal_prepared<'p>(key: Option<&SignerKey>, events: impl IntoIterator<Item = &'p mut Prepared>) {
-    if key.is_none() {
-        return;
-    }
-    let mut events: Vec<&mut Prepared> = events.into_iter().collect();
-    let digests: Vec<[u8; 32]> = events.iter().map(|e| e.digest).collect();
-    for (event, seal) in events.iter_mut().zip(seals_for(key, &digests)) {
-        event.seal = seal;
-    }
+    seal_write(key, events.into_iter().map(|e| (&e.digest, &mut e.seal)));
 }
 
 /// Several independent commands in one write transaction, each inside a

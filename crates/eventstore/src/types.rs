@@ -488,6 +488,11 @@ impl Seal {
     pub fn from_slice(bytes: &[u8]) -> Option<Seal> {
         Self::is_shaped(bytes).then(|| Seal(bytes.into()))
     }
+
+    /// The seal in `bytes`, kept without a copy, if they have a seal's shape.
+    pub fn from_vec(bytes: Vec<u8>) -> Option<Seal> {
+        Self::is_shaped(&bytes).then(|| Seal(bytes.into_boxed_slice()))
+    }
 }
 
 impl fmt::Debug for Seal {

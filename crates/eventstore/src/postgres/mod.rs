@@ -21,7 +21,7 @@ use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use crate::note::SignerKey;
-use crate::seal::digest_of_new;
+use crate::seal::{digest_of_new, seal_write};
 use crate::types::AppendRequest;
 use crate::types::{limit, to_i64, to_micros_precision};
 use crate::{
@@ -609,19 +609,14 @@ fn seal_calls<'c, 'a: 'c>(
     key: Option<&SignerKey>,
     calls: impl IntoIterator<Item = &'c mut AppendCall<'a>>,
 ) {
-    let Some(key) = key else {
-        return;
-    };
-    let mut calls: Vec<&mut AppendCall<'a>> = calls.into_iter().collect();
-    let digests: Vec<[u8; 32]> = calls
-        .iter()
-        .flat_map(|call| call.digests.iter())
-        .map(|d| d[..].try_into().expect("a content digest is 32 bytes"))
-        .collect();
-    let mut seals = key.seal_all(&digests).into_iter();
-    for seal in calls.iter_mut().flat_map(|call| call.seals.iter_mut()) {
-        *seal = seals.next();
-    }
+    let slots = calls.into_iter().flat_map(|call| {
+        let digests = call
+            .digests
+            .iter()
+            .map(|d| <&[u8; 32]>::try_from(d.as_slice()).expect("a content digest is 32 bytes"));
+        digests.zip(call.seals.iter_mut())
+    });
+    seal_write(key, slots);
 }
 
 /// The arguments of one `trellis.append_events` call, borrowed from the caller's events.
