@@ -1248,7 +1248,10 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
     async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
         let extension = extension.clone();
-        self.with_writer(move |conn| tree::extend(conn, &extension))
+        // Not flushed on its own (see `unflushed`): the tree is made from
+        // the log, and a write lost in a crash is made again from it.
+        // Recording a checkpoint, which is flushed, flushes what it signed.
+        self.with_writer(move |conn| unflushed(conn, |conn| tree::extend(conn, &extension)))
             .await
     }
 
@@ -1608,6 +1611,50 @@ mod tests {
     /// A new person's key is committed without a flush of its own, and the
     /// log's commits are flushed again afterwards, even when the key's
     /// write failed.
+    /// The tree is written many rows to a statement, without a flush of
+    /// its own: every leaf and node is stored (a tree loaded again has the
+    /// same root), and the writer is left flushing every commit.
+    #[tokio::test]
+    async fn the_tree_grows_in_multi_row_writes_and_leaves_the_writer_flushing_every_commit() {
+        use crate::tree::TreeBuilder;
+        let dir = std::env::temp_dir().join(format!("trellis-tree-rows-{}", Uuid::now_v7()));
+        let store = SqliteStore::open(&dir).await.unwrap();
+        let stream = StreamId::for_entity("rep", Uuid::now_v7()).unwrap();
+        // More than a statement's rows, and not a multiple of them.
+        let events: Vec<NewEvent> = (0..300)
+            .map(|n| NewEvent::new("Noted", 1, serde_json::json!({"n": n}), chrono::Utc::now()))
+            .collect();
+        let meta = CommandMeta::new("test", chrono::Utc::now());
+        store
+            .append(&stream, ExpectedVersion::Exact(0), &meta, &events)
+            .await
+            .unwrap();
+        store
+            .inner
+            .writer
+            .lock()
+            .unwrap()
+            .pragma_update(None, "synchronous", "EXTRA")
+            .unwrap();
+        let mut builder = TreeBuilder::load(&store).await.unwrap();
+        assert_eq!(builder.catch_up(&store).await.unwrap(), 300);
+        let synchronous: i64 = store
+            .inner
+            .writer
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL again after the tree's write");
+        let loaded = TreeBuilder::load(&store).await.unwrap();
+        assert_eq!((loaded.size(), loaded.root()), (300, builder.root()));
+        let leaves = store.tree_leaf_range(0, 1_000).await.unwrap();
+        let positions: Vec<u64> = leaves.iter().map(|(_, position, _)| *position).collect();
+        assert_eq!(positions, (1..=300).collect::<Vec<u64>>());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn a_new_persons_key_is_not_flushed_alone_and_the_writer_flushes_again_after() {
         use crate::vault::{KeyState, KeyStore};

@@ -1,6 +1,6 @@
 //! The stored Merkle tree in the embedded file (`tree_*`, migration 0003).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::merkle::NodeId;
 use crate::tree::{StoredCheckpoint, TreeExtension, TreeState};
@@ -50,20 +50,37 @@ pub(super) fn extend(conn: &mut Connection, extension: &TreeExtension) -> Result
         )));
     }
     {
-        let mut leaf = tx.prepare_cached(
-            "INSERT INTO tree_leaves (leaf_index, global_position) VALUES (?1, ?2)",
+        let leaves = extension
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(i, position)| {
+                Ok([
+                    to_i64(extension.from_size + i as u64, "leaf index")?,
+                    to_i64(*position, "position")?,
+                ])
+            })
+            .collect::<Result<Vec<[i64; 2]>, Error>>()?;
+        let params: Vec<&dyn ToSql> = leaves
+            .iter()
+            .flat_map(|[leaf, position]| [leaf as &dyn ToSql, position])
+            .collect();
+        insert_rows(
+            &tx,
+            "INSERT INTO tree_leaves (leaf_index, global_position)",
+            2,
+            &params,
         )?;
-        for (i, position) in extension.positions.iter().enumerate() {
-            leaf.execute(params![
-                to_i64(extension.from_size + i as u64, "leaf index")?,
-                to_i64(*position, "position")?
-            ])?;
-        }
-        let mut node =
-            tx.prepare_cached("INSERT INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
-        for (id, h) in &extension.nodes {
-            node.execute(params![id.level, to_i64(id.index, "node index")?, &h.0[..]])?;
-        }
+        let nodes = extension
+            .nodes
+            .iter()
+            .map(|(id, h)| Ok((i64::from(id.level), to_i64(id.index, "node index")?, &h.0)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let params: Vec<&dyn ToSql> = nodes
+            .iter()
+            .flat_map(|(level, index, h)| [level as &dyn ToSql, index, *h])
+            .collect();
+        insert_rows(&tx, "INSERT INTO tree_nodes (level, idx, hash)", 3, &params)?;
         tx.prepare_cached(
             "INSERT INTO subscriber_checkpoints (name, tx, position, updated_at) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, \
@@ -77,6 +94,35 @@ pub(super) fn extend(conn: &mut Connection, extension: &TreeExtension) -> Result
         ])?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Rows per statement when the tree grows.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts rows of `columns` values each (`params`, row after row) with
+/// statements of [`ROWS_PER_INSERT`] rows: an extension holds the file's
+/// one writer, and a statement for each row spent most of that time
+/// starting statements rather than inserting.
+fn insert_rows(
+    conn: &Connection,
+    insert: &str,
+    columns: usize,
+    params: &[&dyn ToSql],
+) -> Result<(), Error> {
+    let sql = |rows: usize| {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        format!("{insert} VALUES {}", vec![row; rows].join(", "))
+    };
+    let full = sql(ROWS_PER_INSERT);
+    for chunk in params.chunks(ROWS_PER_INSERT * columns) {
+        let rows = chunk.len() / columns;
+        if rows == ROWS_PER_INSERT {
+            conn.prepare_cached(&full)?.execute(chunk)?;
+        } else {
+            conn.prepare(&sql(rows))?.execute(chunk)?;
+        }
+    }
     Ok(())
 }
 
