@@ -183,7 +183,7 @@ async fn append(
         Arc::new(raw_store),
     );
     // As serve's checkpoint worker: the tree reads the log as stored.
-    let signer = workload::Signer::start(sealed, key).await?;
+    let signer = workload::Signer::start(sealed.clone(), key.clone()).await?;
     for (name, writers) in [("append_1w_private", 1), ("append_8w_private", 8)] {
         let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);
         workload::append_scenario(
@@ -199,6 +199,21 @@ async fn append(
         .await?;
     }
     signer.stop().await;
+    for (name, writers) in [("append_1w_on_off", 1), ("append_8w_on_off", 8)] {
+        workload::on_off_scenario(
+            report,
+            name,
+            writers,
+            slice,
+            ("PostgresStore through GroupCommit", store),
+            (
+                "PostgresStore sealing and encrypting, through GroupCommit, tree signed",
+                &private,
+            ),
+            (&sealed, &key),
+        )
+        .await?;
+    }
     // Last: the rows it adds would leave the lines after it measuring a
     // larger table than the plain lines they are compared with.
     let raw = |deadline, per_append| raw_writer(pool.clone(), deadline, per_append);

@@ -191,7 +191,7 @@ async fn append(
     let private = workload::private(Arc::new(private_group.clone()), Arc::new(plain.clone()));
     seen = GroupCommitStats::default();
     // As serve's checkpoint worker: the tree reads the log as stored.
-    let signer = workload::Signer::start(sealed, key).await?;
+    let signer = workload::Signer::start(sealed.clone(), key.clone()).await?;
     for (name, writers) in [
         ("sqlite_append_1w_private", 1),
         ("sqlite_append_8w_private", 8),
@@ -211,6 +211,24 @@ async fn append(
         batches(name, &private_group, &mut seen);
     }
     signer.stop().await;
+    for (name, writers) in [
+        ("sqlite_append_1w_on_off", 1),
+        ("sqlite_append_8w_on_off", 8),
+    ] {
+        workload::on_off_scenario(
+            report,
+            name,
+            writers,
+            slice,
+            ("SqliteStore through GroupCommit", store),
+            (
+                "SqliteStore sealing and encrypting, through GroupCommit, tree signed",
+                &private,
+            ),
+            (&sealed, &key),
+        )
+        .await?;
+    }
     // Last: its million events would leave the lines after it measuring a
     // larger file than the plain lines they are compared with.
     let writer = |deadline, per_append| raw_writer(raw.clone(), deadline, per_append);

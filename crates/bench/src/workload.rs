@@ -292,6 +292,58 @@ where
     Ok(())
 }
 
+/// Rounds of each side in [`on_off_scenario`]: twice the other lines',
+/// since the two sides differ by less than either differs from raw.
+pub const ON_OFF_ROUNDS: usize = 2 * crate::ROUNDS;
+
+/// One-event appends with everything on (`on`: sealed, personal data
+/// encrypted, and the tree grown and signed behind them from `signer`'s
+/// store) against the same appends with everything off, in alternate
+/// rounds on one store: the figure issue 16 bounds. The `_private` and
+/// `_sealed` lines compare each side with raw INSERTs, but run after the
+/// plain lines, on a larger file and a machine whose speed may have moved
+/// since; here both sides share both. The ratio is on ÷ off. The signer
+/// runs through the on rounds only, as `trellis serve`'s worker does when
+/// checkpoints are on, after catching up (untimed) with the off rounds.
+#[allow(clippy::too_many_arguments)]
+pub async fn on_off_scenario(
+    report: &mut Report,
+    name: &str,
+    writers: usize,
+    slice: Duration,
+    (off_what, off): (&str, &Arc<dyn EventStore>),
+    (on_what, on): (&str, &Arc<dyn EventStore>),
+    (signed, key): (&Arc<dyn EventStore>, &trellis_eventstore::note::SignerKey),
+) -> Result<()> {
+    let (off_tally, on_tally) = alternate(
+        ON_OFF_ROUNDS,
+        || {
+            time_boxed(writers, slice, |deadline| {
+                trellis_writer(off.clone(), deadline, 1)
+            })
+        },
+        || async {
+            let signer = Signer::start(signed.clone(), key.clone()).await?;
+            let tally = time_boxed(writers, slice, |deadline| {
+                trellis_writer(on.clone(), deadline, 1)
+            })
+            .await;
+            signer.stop().await;
+            tally
+        },
+    )
+    .await
+    .with_context(|| format!("{name} failed"))?;
+    report.record(
+        name,
+        &format!("{off_what}::append, 1 event, everything off"),
+        off_tally,
+        &format!("{on_what}::append, 1 event, everything on"),
+        on_tally,
+    );
+    Ok(())
+}
+
 /// One Trellis writer: round-robin over its own streams, `per_append`
 /// events per append, each append expecting the version it last saw.
 pub async fn trellis_writer(
