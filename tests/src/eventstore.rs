@@ -88,6 +88,7 @@ conformance!(
     bad_appends_are_refused_with_a_reason_and_record_nothing,
     tricky_payload_numbers_and_text_survive_storage_and_keep_the_chain_valid,
     read_all_json_returns_the_same_events_with_each_payload_as_its_json_text,
+    read_leaves_returns_read_all_s_events_checkpoints_and_hashes_page_by_page,
     a_multi_stream_append_writes_every_stream_or_none,
     a_multi_stream_append_retried_records_once,
     a_replayed_command_gives_back_the_first_request_hash,
@@ -870,6 +871,30 @@ async fn read_all_json_returns_the_same_events_with_each_payload_as_its_json_tex
     let batch = follower.next_batch_json().await.unwrap();
     assert_eq!(batch.len(), 10);
     assert_eq!(follower.checkpoint(), parsed.last().unwrap().checkpoint);
+}
+
+/// The tree's lean read gives what `read_all` gives of each event, in its
+/// order and with its checkpoints, so the tree grown from it is the log's.
+async fn read_leaves_returns_read_all_s_events_checkpoints_and_hashes_page_by_page(b: &Backend) {
+    for n in 0..7 {
+        append_one(&*b.store, &stream("rep"), n).await;
+        append_one(&*b.store, &stream("rep"), 0).await;
+    }
+    let events = read_exactly(&*b.store, 14).await;
+    let mut leaves = Vec::new();
+    let mut after = Checkpoint::START;
+    loop {
+        let page = b.store.read_leaves(after, 4).await.unwrap();
+        assert!(page.len() <= 4, "a page holds at most what was asked");
+        let Some(last) = page.last() else { break };
+        after = last.checkpoint;
+        leaves.extend(page);
+    }
+    let expected: Vec<trellis_eventstore::tree::Leaf> = events
+        .iter()
+        .map(trellis_eventstore::tree::Leaf::of)
+        .collect();
+    assert_eq!(leaves, expected);
 }
 
 fn write(stream: &StreamId, expected: ExpectedVersion, ns: std::ops::Range<u64>) -> StreamWrite {

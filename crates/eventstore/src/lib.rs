@@ -189,6 +189,16 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// Where the log's stored Merkle tree stands ([`tree`]).
     async fn tree_state(&self) -> Result<tree::TreeState, Error>;
 
+    /// What the tree takes of the events after `after` (at most `max`, in
+    /// [`EventStore::read_all`]'s order): each one's checkpoint, position
+    /// and hash. The stores read only those columns, not the payloads and
+    /// metadata the tree never looks at; a store that wraps another hands
+    /// the call on.
+    async fn read_leaves(&self, after: Checkpoint, max: usize) -> Result<Vec<tree::Leaf>, Error> {
+        let events = self.read_all_json(after, max).await?;
+        Ok(events.iter().map(tree::Leaf::of).collect())
+    }
+
     /// Adds leaves to the stored tree, all or nothing. Refused (as
     /// unavailable, nothing written) when the tree is no longer
     /// `extension.from_size` leaves: another process built it meanwhile.

@@ -1245,6 +1245,16 @@ impl EventStore for SqliteStore {
         self.with_reader(tree::state).await
     }
 
+    async fn read_leaves(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<crate::tree::Leaf>, Error> {
+        let position = to_i64(after.position, "position")?;
+        self.with_reader(move |conn| tree::read_leaves(conn, position, max))
+            .await
+    }
+
     #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
     async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
         let extension = extension.clone();

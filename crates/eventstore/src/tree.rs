@@ -59,6 +59,24 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// What the tree takes of an event ([`EventStore::read_leaves`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf {
+    pub checkpoint: Checkpoint,
+    pub global_position: u64,
+    pub hash: Hash,
+}
+
+impl Leaf {
+    pub fn of<P>(event: &RecordedEvent<P>) -> Leaf {
+        Leaf {
+            checkpoint: event.checkpoint,
+            global_position: event.global_position,
+            hash: event.hash,
+        }
+    }
+}
+
 /// Grows the stored tree behind the log.
 #[derive(Debug)]
 pub struct TreeBuilder {
@@ -115,19 +133,29 @@ impl TreeBuilder {
         store: &dyn EventStore,
         events: &[RecordedEvent<impl Sync>],
     ) -> Result<(), Error> {
-        let Some(last) = events.last() else {
+        let leaves: Vec<Leaf> = events.iter().map(Leaf::of).collect();
+        self.extend_leaves(store, &leaves).await
+    }
+
+    /// [`Self::extend`] with what the tree takes of each event.
+    pub async fn extend_leaves(
+        &mut self,
+        store: &dyn EventStore,
+        leaves: &[Leaf],
+    ) -> Result<(), Error> {
+        let Some(last) = leaves.last() else {
             return Ok(());
         };
         let mut next = self.frontier.clone();
         let mut extension = TreeExtension {
             from_size: next.size(),
-            positions: Vec::with_capacity(events.len()),
-            nodes: Vec::with_capacity(events.len() * 2),
+            positions: Vec::with_capacity(leaves.len()),
+            nodes: Vec::with_capacity(leaves.len() * 2),
             read: last.checkpoint,
         };
-        for event in events {
-            extension.positions.push(event.global_position);
-            extension.nodes.extend(next.push(&event.hash));
+        for leaf in leaves {
+            extension.positions.push(leaf.global_position);
+            extension.nodes.extend(next.push(&leaf.hash));
         }
         store.extend_tree(&extension).await?;
         self.frontier = next;
@@ -138,11 +166,11 @@ impl TreeBuilder {
     /// Integrates everything readable now; returns the tree's size.
     pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<u64, Error> {
         loop {
-            let events = store.read_all_json(self.read, Self::BATCH).await?;
-            if events.is_empty() {
+            let leaves = store.read_leaves(self.read, Self::BATCH).await?;
+            if leaves.is_empty() {
                 return Ok(self.size());
             }
-            self.extend(store, &events).await?;
+            self.extend_leaves(store, &leaves).await?;
         }
     }
 

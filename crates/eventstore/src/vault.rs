@@ -839,6 +839,10 @@ impl EventStore for Vault {
         self.inner.ping().await
     }
 
+    async fn read_leaves(&self, after: Checkpoint, max: usize) -> Result<Vec<tree::Leaf>, Error> {
+        self.inner.read_leaves(after, max).await
+    }
+
     async fn tree_state(&self) -> Result<tree::TreeState, Error> {
         self.inner.tree_state().await
     }

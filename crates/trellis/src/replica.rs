@@ -494,6 +494,14 @@ impl EventStore for RoutedLog {
         self.primary.ping().await
     }
 
+    async fn read_leaves(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<tree::Leaf>, LogError> {
+        read!(self, LogError::Unavailable, |s| s.read_leaves(after, max))
+    }
+
     async fn tree_state(&self) -> Result<tree::TreeState, LogError> {
         read!(self, LogError::Unavailable, |s| s.tree_state())
     }

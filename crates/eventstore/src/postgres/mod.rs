@@ -111,6 +111,12 @@ const READ_ALL_SQL: &str = read_all_sql!("payload");
 /// [`EventStore::read_all_json`]: payloads as their JSON text.
 const READ_ALL_JSON_SQL: &str = read_all_sql!("payload::text");
 
+/// [`EventStore::read_leaves`]: `read_all`'s rows and order, three columns.
+const READ_LEAVES_SQL: &str = "SELECT tx_id, global_position, hash FROM trellis.events \
+     WHERE (tx_id, global_position) > ($1, $2) \
+       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+     ORDER BY tx_id, global_position LIMIT $3";
+
 /// Runs `$body` (a block giving a `Result<_, Error>`) with `$client` bound
 /// to a pooled connection, and again on another one when it failed as
 /// unavailable because its connection died.
@@ -1383,6 +1389,34 @@ impl EventStore for PostgresStore {
 
     async fn tree_state(&self) -> Result<crate::tree::TreeState, Error> {
         with_client!(self, |client| { tree::state(&**client).await })
+    }
+
+    async fn read_leaves(
+        &self,
+        after: Checkpoint,
+        max: usize,
+    ) -> Result<Vec<crate::tree::Leaf>, Error> {
+        with_client!(self, |client| {
+            let statement = client.prepare_cached(READ_LEAVES_SQL).await?;
+            let position = to_i64(after.position, "position")?;
+            let rows = client
+                .query(&statement, &[&Xid8(after.tx), &position, &limit(max)])
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let tx: Xid8 = row.get(0);
+                    let position = u64::try_from(row.get::<_, i64>(1)).unwrap_or_default();
+                    let hash: &[u8] = row.get(2);
+                    Ok(crate::tree::Leaf {
+                        checkpoint: Checkpoint { tx: tx.0, position },
+                        global_position: position,
+                        hash: Hash::from_slice(hash).ok_or_else(|| {
+                            Error::Internal("a stored event hash is not 32 bytes".into())
+                        })?,
+                    })
+                })
+                .collect()
+        })
     }
 
     #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]

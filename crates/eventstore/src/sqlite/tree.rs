@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::merkle::NodeId;
-use crate::tree::{StoredCheckpoint, TreeExtension, TreeState};
+use crate::tree::{Leaf, StoredCheckpoint, TreeExtension, TreeState};
 use crate::types::{limit, micros_to_time, to_i64};
 use crate::{Checkpoint, Error, Hash};
 
@@ -124,6 +124,38 @@ fn insert_rows(
         }
     }
     Ok(())
+}
+
+/// [`crate::EventStore::read_leaves`]: the events after `position`, in
+/// `read_all`'s order, each one's position and hash only.
+pub(super) fn read_leaves(
+    conn: &Connection,
+    position: i64,
+    max: usize,
+) -> Result<Vec<Leaf>, Error> {
+    let mut statement = conn.prepare_cached(
+        "SELECT global_position, hash FROM events WHERE global_position > ?1 \
+         ORDER BY global_position LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![position, limit(max)], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut leaves = Vec::new();
+    for row in rows {
+        let (position, h) = row?;
+        let position = unsigned(position);
+        leaves.push(Leaf {
+            // As `read_all` gives it: the file has one order.
+            checkpoint: Checkpoint {
+                tx: position,
+                position,
+            },
+            global_position: position,
+            hash: Hash::from_slice(&h)
+                .ok_or_else(|| Error::Internal("a stored event hash is not 32 bytes".into()))?,
+        });
+    }
+    Ok(leaves)
 }
 
 pub(super) fn nodes(conn: &Connection, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, Error> {
