@@ -1211,8 +1211,12 @@ async fn a_stale_tree_builder_is_refused_and_writes_nothing(b: &Backend) {
     }
     let mut stale = TreeBuilder::load(&*b.store).await.unwrap();
     let active = tree_of(&*b.store, 3).await;
-    let events = read_exactly(&*b.store, 3).await;
-    let err = stale.extend(&*b.store, &events).await.unwrap_err();
+    let leaves: Vec<trellis_eventstore::tree::Leaf> = read_exactly(&*b.store, 3)
+        .await
+        .iter()
+        .map(trellis_eventstore::tree::Leaf::of)
+        .collect();
+    let err = stale.extend(&*b.store, &leaves).await.unwrap_err();
     assert!(
         err.to_string().contains("another process is building it"),
         "{err}"

@@ -283,6 +283,10 @@ impl SqliteStore {
 /// On the file's one writer, a flush of its own for each new person's key
 /// held up every batch behind it (`trellis-bench append`, the private
 /// lines, write keys for each round's new reps).
+///
+/// The tree's extensions go this way too: the tree is made from the log,
+/// so one lost in a crash is made again, and the flushed commit that
+/// records a checkpoint flushes the tree it signed.
 fn unflushed<T>(
     conn: &mut Connection,
     f: impl FnOnce(&mut Connection) -> Result<T, Error>,
@@ -1618,12 +1622,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// A new person's key is committed without a flush of its own, and the
-    /// log's commits are flushed again afterwards, even when the key's
-    /// write failed.
-    /// The tree is written many rows to a statement, without a flush of
-    /// its own: every leaf and node is stored (a tree loaded again has the
-    /// same root), and the writer is left flushing every commit.
+    /// The tree is written many rows to a statement (through `unflushed`):
+    /// every leaf and node is stored (a tree loaded again has the same
+    /// root), and the writer is left flushing every commit.
     #[tokio::test]
     async fn the_tree_grows_in_multi_row_writes_and_leaves_the_writer_flushing_every_commit() {
         use crate::tree::TreeBuilder;
@@ -1665,6 +1666,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A new person's key is committed without a flush of its own, and the
+    /// log's commits are flushed again afterwards, even when the key's
+    /// write failed.
     #[tokio::test]
     async fn a_new_persons_key_is_not_flushed_alone_and_the_writer_flushes_again_after() {
         use crate::vault::{KeyState, KeyStore};

@@ -126,23 +126,10 @@ impl TreeBuilder {
         self.read
     }
 
-    /// Adds `events` (the next ones in global order after [`Self::read`])
-    /// to the stored tree in one write.
-    pub async fn extend(
-        &mut self,
-        store: &dyn EventStore,
-        events: &[RecordedEvent<impl Sync>],
-    ) -> Result<(), Error> {
-        let leaves: Vec<Leaf> = events.iter().map(Leaf::of).collect();
-        self.extend_leaves(store, &leaves).await
-    }
-
-    /// [`Self::extend`] with what the tree takes of each event.
-    pub async fn extend_leaves(
-        &mut self,
-        store: &dyn EventStore,
-        leaves: &[Leaf],
-    ) -> Result<(), Error> {
+    /// Adds `leaves` (the next events in global order after
+    /// [`Self::read`], as [`EventStore::read_leaves`] gives them) to the
+    /// stored tree in one write.
+    pub async fn extend(&mut self, store: &dyn EventStore, leaves: &[Leaf]) -> Result<(), Error> {
         let Some(last) = leaves.last() else {
             return Ok(());
         };
@@ -170,7 +157,7 @@ impl TreeBuilder {
             if leaves.is_empty() {
                 return Ok(self.size());
             }
-            self.extend_leaves(store, &leaves).await?;
+            self.extend(store, &leaves).await?;
         }
     }
 

@@ -11,8 +11,7 @@ use crate::{Checkpoint, Error, Hash};
 const READER: &str = "trellis.tree";
 
 fn hash(bytes: Vec<u8>) -> Result<Hash, Error> {
-    Hash::from_slice(&bytes)
-        .ok_or_else(|| Error::Internal("a stored tree hash is not 32 bytes".into()))
+    Hash::from_slice(&bytes).ok_or_else(|| Error::Internal("a stored hash is not 32 bytes".into()))
 }
 
 fn unsigned(value: i64) -> u64 {
@@ -151,8 +150,7 @@ pub(super) fn read_leaves(
                 position,
             },
             global_position: position,
-            hash: Hash::from_slice(&h)
-                .ok_or_else(|| Error::Internal("a stored event hash is not 32 bytes".into()))?,
+            hash: hash(h)?,
         });
     }
     Ok(leaves)
