@@ -10,8 +10,8 @@ use serde_json::json;
 use trellis_eventstore::note::SignerKey;
 use trellis_eventstore::tree::TreeBuilder;
 use trellis_eventstore::{
-    Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, Hash, NewEvent, Problem,
-    RecordedEvent, StreamId, StreamWrite, TraceParent, verify,
+    AppendRequest, Checkpoint, CommandMeta, Error, EventStore, ExpectedVersion, Follower, Hash,
+    NewEvent, Problem, RecordedEvent, StreamId, StreamWrite, TraceParent, verify,
 };
 use trellis_tests::{Backend, Kind, stream};
 use uuid::Uuid;
@@ -74,6 +74,7 @@ conformance!(
     expected_version_zero_means_the_stream_must_not_exist,
     a_multi_event_append_is_atomic,
     the_same_command_id_records_once_and_returns_the_first_outcome,
+    a_command_handed_over_is_answered_as_a_lent_one,
     read_all_returns_the_log_in_order_from_a_checkpoint_in_batches,
     a_scan_that_reached_the_end_sees_what_was_appended_after,
     a_reader_resuming_from_its_checkpoint_after_a_restart_sees_no_event_twice,
@@ -363,6 +364,120 @@ async fn the_same_command_id_records_once_and_returns_the_first_outcome(b: &Back
     }
     assert_eq!(replays, 7);
     assert_eq!(b.store.read_stream(&s2, 0, 10).await.unwrap().len(), 1);
+}
+
+fn handed_over(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    meta: &CommandMeta,
+    events: Vec<NewEvent>,
+) -> AppendRequest {
+    AppendRequest {
+        stream: stream.clone(),
+        expected,
+        meta: meta.clone(),
+        events,
+    }
+}
+
+async fn a_command_handed_over_is_answered_as_a_lent_one(b: &Backend) {
+    let s = stream("rep");
+    let m = meta("leader-1");
+    let first = b
+        .store
+        .append_owned(handed_over(
+            &s,
+            ExpectedVersion::Exact(0),
+            &m,
+            vec![event("A", 1), event("B", 2)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((first.stream_version, first.replayed), (2, false));
+    // The same command again records nothing and answers as the first time.
+    let again = b
+        .store
+        .append_owned(handed_over(
+            &s,
+            ExpectedVersion::Exact(0),
+            &m,
+            vec![event("A", 1)],
+        ))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.stream_version, again.first_position),
+        (first.stream_version, first.first_position)
+    );
+    // A stale version is a conflict naming the current one.
+    let stale = b
+        .store
+        .append_owned(handed_over(
+            &s,
+            ExpectedVersion::Exact(1),
+            &meta("leader-1"),
+            vec![event("C", 3)],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, Error::Conflict { current: 2, .. }),
+        "{stale:?}"
+    );
+    // Bad input is refused before anything is queued.
+    let empty = b
+        .store
+        .append_owned(handed_over(
+            &s,
+            ExpectedVersion::Any,
+            &meta("leader-1"),
+            vec![],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(empty, Error::InvalidInput(_)), "{empty:?}");
+
+    // Many at once (grouped: queued into shared commits, not each alone),
+    // each answered with its own stream's version.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = b.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = stream("rep");
+            for n in 1..=5u64 {
+                let outcome = store
+                    .append_owned(handed_over(
+                        &s,
+                        ExpectedVersion::Exact(n - 1),
+                        &meta("leader-1"),
+                        vec![event("Noted", n)],
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome.stream_version, n);
+            }
+            s
+        }));
+    }
+    for task in tasks {
+        let s = task.await.unwrap();
+        let read: Vec<u64> = b
+            .store
+            .read_stream(&s, 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.payload["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(read, [1, 2, 3, 4, 5]);
+    }
+    let read = b.store.read_stream(&s, 0, 10).await.unwrap();
+    assert_eq!(
+        read.len(),
+        2,
+        "nothing of the replay or the conflict was recorded"
+    );
 }
 
 async fn read_all_returns_the_log_in_order_from_a_checkpoint_in_batches(b: &Backend) {

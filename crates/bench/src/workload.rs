@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use trellis_eventstore::{
-    Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
+    AppendRequest, Checkpoint, CommandMeta, EventStore, ExpectedVersion, NewEvent, StreamId,
 };
 use uuid::Uuid;
 
@@ -360,13 +360,14 @@ pub async fn trellis_writer(
         next += 1;
         let events: Vec<NewEvent> = (0..per_append).map(|_| new_event()).collect();
         let meta = CommandMeta::new(ACTOR, Utc::now());
+        // Handed over, as the service's command layer appends.
         let outcome = store
-            .append(
-                &streams[i],
-                ExpectedVersion::Exact(versions[i]),
-                &meta,
-                &events,
-            )
+            .append_owned(AppendRequest {
+                stream: streams[i].clone(),
+                expected: ExpectedVersion::Exact(versions[i]),
+                meta,
+                events,
+            })
             .await
             .context("a Trellis append failed")?;
         versions[i] = outcome.stream_version;

@@ -10,7 +10,9 @@ use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyEvent, Event, LeaderAggregate, LeaderEvent,
     RepAggregate, RepEvent, StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
 };
-use trellis_eventstore::{AppendOutcome, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId};
+use trellis_eventstore::{
+    AppendOutcome, AppendRequest, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId,
+};
 use uuid::Uuid;
 
 use crate::cache::{Cacheable, Loaded};
@@ -337,14 +339,17 @@ where
             .into_iter()
             .map(|e| to_new_event(&A::into_event(e), ctx.now))
             .collect();
+        let count = events.len();
         let started = Instant::now();
+        // Handed over, not lent: the vault encrypts the events in place and
+        // group commit queues them, neither copying them.
         let result = store
-            .append(
-                stream,
-                ExpectedVersion::Exact(loaded.version),
-                &ctx.meta(),
-                &events,
-            )
+            .append_owned(AppendRequest {
+                stream: stream.clone(),
+                expected: ExpectedVersion::Exact(loaded.version),
+                meta: ctx.meta(),
+                events,
+            })
             .await;
         app.metrics().append_latency(started.elapsed());
         match result {
@@ -357,7 +362,7 @@ where
                 }
                 return Ok(Written {
                     stream_version: outcome.stream_version,
-                    events: if outcome.replayed { 0 } else { events.len() },
+                    events: if outcome.replayed { 0 } else { count },
                     replayed: outcome.replayed,
                 });
             }

@@ -233,6 +233,10 @@ impl EventStore for ReadAhead {
         self.inner.append(stream, expected, meta, events).await
     }
 
+    async fn append_owned(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        self.inner.append_owned(request).await
+    }
+
     async fn read_all(&self, after: Checkpoint, max: usize) -> Result<Vec<RecordedEvent>, Error> {
         self.page(after, max).await
     }

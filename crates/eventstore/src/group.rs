@@ -290,6 +290,42 @@ impl GroupCommit {
         }
     }
 
+    /// A command with nothing to share a commit with: the store's own
+    /// append, on its caller's task, with no batch task to wake and no
+    /// reply to hand over.
+    async fn alone(
+        &self,
+        alone: Alone<'_>,
+        expected: ExpectedVersion,
+        meta: &CommandMeta,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, Error> {
+        let outcome = self
+            .inner
+            .append(alone.stream, expected, meta, events)
+            .await;
+        self.count(1);
+        drop(alone);
+        outcome
+    }
+
+    /// Queues `request` for the next batch and waits for its answer.
+    async fn queue(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .lock()
+            .waiting
+            .push_back(Waiting { request, reply });
+        self.dispatch();
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "a group commit stopped before answering this append; it may or may not have \
+                 been recorded: retry it with the same command id"
+                    .into(),
+            ))
+        })
+    }
+
     fn count(&self, commands: usize) {
         static DESCRIBED: std::sync::Once = std::sync::Once::new();
         DESCRIBED.call_once(|| {
@@ -398,32 +434,25 @@ impl EventStore for GroupCommit {
     ) -> Result<AppendOutcome, Error> {
         validate_append(events, meta)?;
         if let Some(alone) = Alone::take(self, stream) {
-            // Nothing to share a commit with: the store's own append, on
-            // this task, with no batch task to wake and no reply to hand over.
-            let outcome = self.inner.append(stream, expected, meta, events).await;
-            self.count(1);
-            drop(alone);
-            return outcome;
+            return self.alone(alone, expected, meta, events).await;
         }
-        let request = AppendRequest {
+        self.queue(AppendRequest {
             stream: stream.clone(),
             expected,
             meta: meta.clone(),
             events: events.to_vec(),
-        };
-        let (reply, answer) = oneshot::channel();
-        self.shared
-            .lock()
-            .waiting
-            .push_back(Waiting { request, reply });
-        self.dispatch();
-        answer.await.unwrap_or_else(|_| {
-            Err(Error::Internal(
-                "a group commit stopped before answering this append; it may or may not have \
-                 been recorded: retry it with the same command id"
-                    .into(),
-            ))
         })
+        .await
+    }
+
+    async fn append_owned(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        validate_append(&request.events, &request.meta)?;
+        if let Some(alone) = Alone::take(self, &request.stream) {
+            return self
+                .alone(alone, request.expected, &request.meta, &request.events)
+                .await;
+        }
+        self.queue(request).await
     }
 
     async fn append_batch(

@@ -81,6 +81,21 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         events: &[NewEvent],
     ) -> Result<AppendOutcome, Error>;
 
+    /// [`EventStore::append`] of a command its caller hands over, so that a
+    /// store that keeps it — to encrypt it in place (the vault) or to write
+    /// it on another task (group commit) — takes it rather than a copy of
+    /// its payloads. The answer is exactly `append`'s; the default appends
+    /// it by reference.
+    async fn append_owned(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        self.append(
+            &request.stream,
+            request.expected,
+            &request.meta,
+            &request.events,
+        )
+        .await
+    }
+
     /// Appends to several streams atomically: every write or none.
     ///
     /// Each stream's part is recorded under its own command id,

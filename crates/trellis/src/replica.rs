@@ -408,6 +408,10 @@ impl EventStore for RoutedLog {
         self.primary.append(stream, expected, meta, events).await
     }
 
+    async fn append_owned(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+        self.primary.append_owned(request).await
+    }
+
     async fn append_many(
         &self,
         meta: &CommandMeta,
