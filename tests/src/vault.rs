@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use trellis_commands::personal::DomainPersonalData;
 use trellis_eventstore::vault::{KeyState, KeyStore, Vault};
 use trellis_eventstore::{
-    Checkpoint, CommandMeta, ContentDigest, Error, EventStore, ExpectedVersion, NewEvent, Problem,
-    StreamId,
+    AppendRequest, Checkpoint, CommandMeta, ContentDigest, Error, EventStore, ExpectedVersion,
+    NewEvent, Problem, StreamId,
 };
 use trellis_tests::{Backend, Kind, stream};
 
@@ -134,6 +134,65 @@ async fn personal_data_is_stored_encrypted_and_read_in_the_clear(kind: Kind) {
         let report = trellis_eventstore::verify(&**store, 100).await.unwrap();
         assert!(report.is_intact(), "{report:?}");
     }
+    backend.cleanup().await;
+}
+
+async fn a_command_handed_over_is_stored_encrypted_and_its_persons_cipher_serves_the_next(
+    kind: Kind,
+) {
+    let backend = Backend::new(kind).await;
+    let vault = vault(&backend, keys_of(&backend).await);
+    let rep = stream("rep");
+    let notes_written = [NOTE, "Asked for the budget owner by name"];
+    for (n, note) in notes_written.iter().enumerate() {
+        vault
+            .append_owned(AppendRequest {
+                stream: rep.clone(),
+                expected: ExpectedVersion::Exact(2 * n as u64),
+                meta: CommandMeta::new("leader", Utc::now()),
+                events: vec![feedback(note), measured()],
+            })
+            .await
+            .unwrap();
+    }
+    let stored = notes(&*backend.store, &rep).await;
+    let sealed: Vec<&str> = stored.iter().filter_map(Value::as_str).collect();
+    assert_eq!(sealed.len(), 2, "{stored:?}");
+    for text in &sealed {
+        assert!(text.starts_with("enc:v2:t:"), "{text}");
+        assert!(
+            !text.contains("Fjordmark") && !text.contains("budget"),
+            "{text}"
+        );
+    }
+    // Both open, the second sealed with the cipher kept from the first.
+    let read: Vec<Value> = notes(&*vault, &rep)
+        .await
+        .into_iter()
+        .filter(|note| !note.is_null())
+        .collect();
+    assert_eq!(read, [json!(notes_written[0]), json!(notes_written[1])]);
+    let report = trellis_eventstore::verify(&*backend.store, 100)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report:?}");
+
+    // Erased through the vault, the kept cipher goes too: nothing personal
+    // is recorded again, handed over or not.
+    let person = trellis_domain::personal::owner(rep.as_str(), "FeedbackGiven", &json!({}))
+        .expect("a rep's stream names its person");
+    vault.erase_data_key(person, Utc::now()).await.unwrap();
+    let refused = vault
+        .append_owned(AppendRequest {
+            stream: rep.clone(),
+            expected: ExpectedVersion::Any,
+            meta: CommandMeta::new("leader", Utc::now()),
+            events: vec![feedback("After the erasure")],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::InvalidInput(_)), "{refused:?}");
+    assert_eq!(notes(&*backend.store, &rep).await.len(), 4);
     backend.cleanup().await;
 }
 
@@ -540,6 +599,7 @@ async fn a_new_persons_key_is_not_flushed_alone_and_the_connection_is_left_as_it
 
 crate::http::on_each_backend!(
     personal_data_is_stored_encrypted_and_read_in_the_clear,
+    a_command_handed_over_is_stored_encrypted_and_its_persons_cipher_serves_the_next,
     an_erased_persons_data_reads_as_erased_and_nothing_personal_is_recorded_again,
     an_erased_key_is_never_brought_back_nor_a_key_deleted,
     a_text_shaped_like_encrypted_data_is_refused,

@@ -151,6 +151,20 @@ struct Ciphers {
     key: DataKey,
 }
 
+impl fmt::Debug for Ciphers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ciphers(…)")
+    }
+}
+
+/// What a person's new strings are sealed with.
+#[derive(Clone)]
+enum Sealing {
+    Live(Arc<Ciphers>),
+    /// Erased at this time: nothing personal is recorded about them again.
+    Erased(DateTime<Utc>),
+}
+
 /// What a person's sealed strings open with.
 enum Opening {
     Live(Box<Ciphers>),
@@ -194,18 +208,19 @@ pub struct Vault {
     inner: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     personal: Arc<dyn PersonalData>,
-    /// Live keys this process encrypted with, so an append costs no extra
-    /// round trip (on the embedded file, no extra commit). Only writes use
-    /// it: a read always asks the key store, so a key erased by any process
-    /// reads as erased at once. A key erased elsewhere may still encrypt a
-    /// write here, which then reads as erased too; the rep aggregate refuses
-    /// writes about an erased rep anyway.
-    write_keys: Arc<std::sync::Mutex<HashMap<Uuid, DataKey>>>,
+    /// Live keys this process encrypted with, made ready (their cipher
+    /// derived and expanded once, not for every command), so an append costs
+    /// no extra round trip (on the embedded file, no extra commit). Only
+    /// writes use it: a read always asks the key store, so a key erased by
+    /// any process reads as erased at once. A key erased elsewhere may still
+    /// encrypt a write here, which then reads as erased too; the rep
+    /// aggregate refuses writes about an erased rep anyway.
+    write_keys: Arc<std::sync::Mutex<HashMap<Uuid, Arc<Ciphers>>>>,
 }
 
-/// The most keys a vault keeps for writing (about 50 bytes each); past it
-/// the cache starts afresh.
-const WRITE_KEYS: usize = 100_000;
+/// The most keys a vault keeps for writing (about 1 KiB each, with their
+/// expanded ciphers); past it the cache starts afresh.
+const WRITE_KEYS: usize = 16_384;
 
 impl Vault {
     pub fn new(
@@ -227,15 +242,15 @@ impl Vault {
     async fn write_keys_of(
         &self,
         persons: impl IntoIterator<Item = Uuid>,
-    ) -> Result<HashMap<Uuid, KeyState>, Error> {
+    ) -> Result<HashMap<Uuid, Sealing>, Error> {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         {
             let cache = self.write_keys.lock().unwrap_or_else(|p| p.into_inner());
             for person in persons {
                 match cache.get(&person) {
-                    Some(key) => {
-                        found.insert(person, KeyState::Live(key.clone()));
+                    Some(ciphers) => {
+                        found.insert(person, Sealing::Live(ciphers.clone()));
                     }
                     None => missing.push(person),
                 }
@@ -244,16 +259,32 @@ impl Vault {
         if missing.is_empty() {
             return Ok(found);
         }
-        let fetched = self.keys.data_keys(&missing, true).await?;
+        // A person named twice (one command's events about the same rep)
+        // is asked for once: the key store makes each missing key once.
+        missing.sort_unstable();
+        missing.dedup();
+        let fetched: Vec<(Uuid, Sealing)> = self
+            .keys
+            .data_keys(&missing, true)
+            .await?
+            .into_iter()
+            .map(|(person, state)| {
+                let sealing = match state {
+                    KeyState::Live(key) => Sealing::Live(Arc::new(key.ciphers())),
+                    KeyState::Erased(at) => Sealing::Erased(at),
+                };
+                (person, sealing)
+            })
+            .collect();
         let mut cache = self.write_keys.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() + missing.len() > WRITE_KEYS {
             cache.clear();
         }
-        for (person, state) in fetched {
-            if let KeyState::Live(key) = &state {
-                cache.insert(person, key.clone());
+        for (person, sealing) in fetched {
+            if let Sealing::Live(ciphers) = &sealing {
+                cache.insert(person, ciphers.clone());
             }
-            found.insert(person, state);
+            found.insert(person, sealing);
         }
         Ok(found)
     }
@@ -289,7 +320,6 @@ impl Vault {
         } else {
             self.write_keys_of(persons).await
         };
-        let mut ciphers: HashMap<Uuid, Ciphers> = HashMap::new();
         owned
             .into_iter()
             .map(|(owners, events)| {
@@ -298,26 +328,35 @@ impl Vault {
                     return Ok(());
                 }
                 let keys = keys.as_ref().map_err(Clone::clone)?;
-                self.seal_with(keys, &mut ciphers, &owners, events)
+                self.seal_with(keys, &owners, events)
             })
             .collect()
+    }
+
+    /// Encrypts the personal data of one command, whose events' owners are
+    /// `owners` (not all `None`), and appends it.
+    async fn seal_one(
+        &self,
+        mut request: AppendRequest,
+        owners: Vec<Option<Uuid>>,
+    ) -> Result<AppendOutcome, Error> {
+        let keys = self.write_keys_of(owners.iter().flatten().copied()).await?;
+        self.seal_with(&keys, &owners, &mut request.events)?;
+        self.inner.append_owned(request).await
     }
 
     /// Encrypts the personal data of one command's events with `keys`.
     fn seal_with(
         &self,
-        keys: &HashMap<Uuid, KeyState>,
-        ciphers: &mut HashMap<Uuid, Ciphers>,
+        keys: &HashMap<Uuid, Sealing>,
         owners: &[Option<Uuid>],
         events: &mut [NewEvent],
     ) -> Result<(), Error> {
         for (event, owner) in events.iter_mut().zip(owners) {
             let Some(person) = *owner else { continue };
             let cipher = match keys.get(&person) {
-                Some(KeyState::Live(key)) => {
-                    &ciphers.entry(person).or_insert_with(|| key.ciphers()).aes
-                }
-                Some(KeyState::Erased(at)) => {
+                Some(Sealing::Live(ciphers)) => &ciphers.aes,
+                Some(Sealing::Erased(at)) => {
                     return Err(Error::InvalidInput(format!(
                         "the personal data of {person} was erased on {}, so nothing personal \
                          can be recorded about them again",
@@ -553,9 +592,7 @@ fn encrypt(
     kind: Kind,
     text: &str,
 ) -> Result<String, Error> {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| Error::Internal(format!("no randomness for a nonce: {e}")))?;
+    let nonce = random_nonce()?;
     let sealed = cipher
         .encrypt(
             &aes_gcm::Nonce::from(nonce),
@@ -574,6 +611,36 @@ fn encrypt(
         kind.tag(),
         URL_SAFE_NO_PAD.encode(bytes)
     ))
+}
+
+/// Random bytes from the operating system for nonces, drawn 4 KiB at a time
+/// on each thread: a system call for every 12-byte nonce cost an append
+/// more than encrypting did. Each byte is handed out once. (The process
+/// never forks; a child would hand out its parent's bytes again.)
+struct Randomness {
+    bytes: [u8; 4096],
+    used: usize,
+}
+
+thread_local! {
+    static RANDOMNESS: std::cell::RefCell<Randomness> = const {
+        std::cell::RefCell::new(Randomness { bytes: [0; 4096], used: 4096 })
+    };
+}
+
+/// A fresh random nonce.
+fn random_nonce() -> Result<[u8; NONCE_LEN], Error> {
+    RANDOMNESS.with_borrow_mut(|pool| {
+        if pool.used + NONCE_LEN > pool.bytes.len() {
+            getrandom::fill(&mut pool.bytes)
+                .map_err(|e| Error::Internal(format!("no randomness for a nonce: {e}")))?;
+            pool.used = 0;
+        }
+        let mut nonce = [0; NONCE_LEN];
+        nonce.copy_from_slice(&pool.bytes[pool.used..pool.used + NONCE_LEN]);
+        pool.used += NONCE_LEN;
+        Ok(nonce)
+    })
 }
 
 /// A sealed string, parsed: `bytes` is `person ‖ nonce ‖ ciphertext ‖ tag`.
@@ -695,11 +762,25 @@ impl EventStore for Vault {
         if owners.iter().all(Option::is_none) {
             return self.inner.append(stream, expected, meta, events).await;
         }
-        let mut events = events.to_vec();
-        for sealed in self.seal_all([(stream, events.as_mut_slice())]).await {
-            sealed?;
+        self.seal_one(
+            AppendRequest {
+                stream: stream.clone(),
+                expected,
+                meta: meta.clone(),
+                events: events.to_vec(),
+            },
+            owners,
+        )
+        .await
+    }
+
+    async fn append_owned(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        validate_append(&request.events, &request.meta)?;
+        let owners = self.owners(&request.stream, &request.events)?;
+        if owners.iter().all(Option::is_none) {
+            return self.inner.append_owned(request).await;
         }
-        self.inner.append(stream, expected, meta, &events).await
+        self.seal_one(request, owners).await
     }
 
     async fn append_many(
@@ -978,5 +1059,24 @@ mod tests {
         let one = seal(&key(), person, event, Kind::Text, "same");
         let two = seal(&key(), person, event, Kind::Text, "same");
         assert_ne!(one, two);
+    }
+
+    #[test]
+    fn nonces_drawn_past_many_refills_of_the_pool_never_repeat() {
+        // 4,096 bytes make 341 nonces: ten pools' worth crosses nine refills,
+        // and a pool that handed out a byte twice, or refilled with what it
+        // had, would repeat a nonce.
+        let drawn: Vec<[u8; NONCE_LEN]> = (0..3_410).map(|_| random_nonce().unwrap()).collect();
+        let distinct: HashSet<[u8; NONCE_LEN]> = drawn.iter().copied().collect();
+        assert_eq!(distinct.len(), drawn.len());
+        // Another thread draws from a pool of its own, which overlaps none.
+        let elsewhere = std::thread::spawn(|| {
+            (0..341)
+                .map(|_| random_nonce().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        assert!(elsewhere.iter().all(|nonce| !distinct.contains(nonce)));
     }
 }
