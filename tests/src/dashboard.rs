@@ -72,6 +72,7 @@ impl Demo {
             .await
             .expect("the demo seeds");
         let seeding = started.elapsed();
+        trellis_tests::settle(&*backend.store).await;
         let read = read_store(&backend).await;
         Engine::new(backend.store.clone(), read.clone())
             .catch_up(&Growth::new(GrowthSettings::default()))
@@ -435,6 +436,7 @@ async fn a_rep_sees_only_their_own_pages_and_no_private_note() {
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::CREATED);
+    trellis_tests::settle(&*demo.backend.store).await;
     Engine::new(demo.backend.store.clone(), demo.read.clone())
         .catch_up(&Growth::new(GrowthSettings::default()))
         .await

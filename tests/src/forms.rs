@@ -39,18 +39,7 @@ pub(crate) async fn project(app: &TestApp) {
 /// Waits until every committed event reads in global order (on PostgreSQL,
 /// other tests' transactions can hold the readers' horizon back a moment).
 pub(crate) async fn settle(app: &TestApp) {
-    let total = app.events_in_log().await;
-    for _ in 0..400 {
-        let readable = app
-            .store
-            .read_all(trellis_eventstore::Checkpoint::START, total + 1)
-            .await
-            .expect("read the log");
-        if readable.len() >= total {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    trellis_tests::settle(&*app.store).await;
 }
 
 /// A browser's request: the sign-in cookie, this site's host, and `extra`.

@@ -323,3 +323,38 @@ impl Backend {
 pub fn stream(category: &str) -> StreamId {
     StreamId::for_entity(category, uuid::Uuid::now_v7()).expect("a valid stream id")
 }
+
+/// Waits until a read of the log in global order sees every committed event.
+/// On PostgreSQL an event reads in global order only once every transaction
+/// older than its own has ended (ADR 1), so another test's open
+/// transaction can hold a fresh append back a moment; a scan of the
+/// streams is not held back, and says how many there are.
+pub async fn settle(store: &dyn EventStore) {
+    let mut committed = 0;
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_streams(after, 1000)
+            .await
+            .expect("scan the streams");
+        let Some(last) = page.last() else { break };
+        after = Some((last.stream_id.clone(), last.stream_version));
+        committed += page.len();
+    }
+    let mut readable = 0;
+    for _ in 0..1200 {
+        readable = 0;
+        let mut from = trellis_eventstore::Checkpoint::START;
+        loop {
+            let page = store.read_all(from, 1000).await.expect("read the log");
+            let Some(last) = page.last() else { break };
+            from = last.checkpoint;
+            readable += page.len();
+        }
+        if readable >= committed {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("after 30 s, {readable} of the {committed} committed events read in global order");
+}

@@ -138,22 +138,7 @@ impl QueryApp {
     }
 
     async fn settle(&self) {
-        let total = self.events_in_log().await;
-        for _ in 0..1200 {
-            let mut seen = 0;
-            let mut after = trellis_eventstore::Checkpoint::START;
-            loop {
-                let page = self.store.read_all(after, 1000).await.expect("read all");
-                let Some(last) = page.last() else { break };
-                after = last.checkpoint;
-                seen += page.len();
-            }
-            if seen >= total {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the log never settled");
+        trellis_tests::settle(&*self.store).await;
     }
 
     pub(crate) async fn get_as(&self, path: &str, token: &str) -> Resp {
