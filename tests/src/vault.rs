@@ -141,7 +141,11 @@ async fn a_command_handed_over_is_stored_encrypted_and_its_persons_cipher_serves
     kind: Kind,
 ) {
     let backend = Backend::new(kind).await;
-    let vault = vault(&backend, keys_of(&backend).await);
+    let counting = Arc::new(CountingKeys {
+        inner: keys_of(&backend).await,
+        calls: Default::default(),
+    });
+    let vault = vault(&backend, counting.clone());
     let rep = stream("rep");
     let notes_written = [NOTE, "Asked for the budget owner by name"];
     for (n, note) in notes_written.iter().enumerate() {
@@ -165,7 +169,9 @@ async fn a_command_handed_over_is_stored_encrypted_and_its_persons_cipher_serves
             "{text}"
         );
     }
-    // Both open, the second sealed with the cipher kept from the first.
+    // The key store was asked once, for the first command; the second was
+    // sealed with the cipher kept from it, and both open.
+    assert_eq!(counting.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     let read: Vec<Value> = notes(&*vault, &rep)
         .await
         .into_iter()
