@@ -61,10 +61,14 @@
 //!   (crypto-shredding, ADR 11) — against the same raw INSERTs; compare with
 //!   `append_1w` and `append_8w`, where all of it is off.
 //! - `append_1w_on_off`, `append_8w_on_off` (and `sqlite_…`): everything on
-//!   against everything off directly, in four alternate rounds of each on
-//!   one store; the ratio is on ÷ off, the figure issue 16 bounds. The lines
-//!   above run one after another, so the later ones meet a larger log and a
-//!   machine whose speed may have moved; these share both.
+//!   against everything off directly, in twenty alternate rounds of each
+//!   (`--seconds / 10` each) on one store and one connection pool; the ratio
+//!   is on ÷ off, the figure issue 16 bounds. The lines above run one after
+//!   another, so the later ones meet a larger log and a machine whose speed
+//!   may have moved; these share both. Each side appends about reps it made
+//!   before the timed rounds (their data keys made), as a server mostly
+//!   does; every other line makes new reps each round. The tree's catch-up
+//!   after each on round, over that round's events, counts in its time.
 //! - `read_all`: the log is first topped up to `--events` events (SQLite:
 //!   `--sqlite-events`) through the real append path (250 events per append,
 //!   several writers, thousands of streams; progress on stderr), then copied

@@ -43,9 +43,10 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
         .await
         .context("failed to create the baseline table")?;
     let pool = raw_pool(db)?;
+    let pg_store = store.clone();
     let store: Arc<dyn EventStore> = Arc::new(store);
     if plan.append {
-        append(db, &store, &pool, plan.seconds, report).await?;
+        append(db, (&pg_store, &store), &pool, plan.seconds, report).await?;
     }
     if plan.commands || plan.import {
         let latencies =
@@ -80,7 +81,7 @@ pub async fn run(db: &BenchDatabase, plan: &Plan, report: &mut Report) -> Result
 
 async fn append(
     db: &BenchDatabase,
-    store: &Arc<dyn EventStore>,
+    (pg_store, store): (&PostgresStore, &Arc<dyn EventStore>),
     pool: &Pool,
     seconds: Duration,
     report: &mut Report,
@@ -199,6 +200,16 @@ async fn append(
         .await?;
     }
     signer.stop().await;
+    // Everything on against everything off on one pool, the plain lines'
+    // (see `on_off_scenario`).
+    let sealed: Arc<dyn EventStore> = Arc::new(pg_store.clone().sealing_with(key.clone()));
+    let private = workload::private(
+        Arc::new(GroupCommit::new(
+            sealed.clone(),
+            GroupCommitConfig::default(),
+        )),
+        Arc::new(pg_store.clone()),
+    );
     for (name, writers) in [("append_1w_on_off", 1), ("append_8w_on_off", 8)] {
         workload::on_off_scenario(
             report,
