@@ -804,3 +804,59 @@ pub fn private(
         Arc::new(trellis_commands::personal::DomainPersonalData),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use trellis_eventstore::sqlite::SqliteStore;
+
+    use super::*;
+
+    /// Every stream of the log and its last version.
+    async fn heads(store: &dyn EventStore) -> BTreeMap<String, u64> {
+        let mut heads = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let page = store.scan_streams(after, 1000).await.expect("a scan");
+            let Some(last) = page.last() else { break };
+            after = Some((last.stream_id.clone(), last.stream_version));
+            for event in &page {
+                heads.insert(event.stream_id.to_string(), event.stream_version);
+            }
+        }
+        heads
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_side_s_rounds_append_about_the_reps_it_prepared_and_continue_their_versions() {
+        let dir = std::env::temp_dir().join(format!("trellis-bench-reps-{}", Uuid::now_v7()));
+        let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&dir).await.expect("a store"));
+        let reps = Reps::default();
+        reps.prepare(&store, 2).await.expect("prepared");
+        let prepared = heads(&*store).await;
+        assert_eq!(prepared.len(), 2 * STREAMS_PER_WRITER);
+        assert!(prepared.values().all(|v| *v == 1), "one event each");
+
+        let mut written = 0;
+        for _ in 0..3 {
+            let tally = time_boxed(2, Duration::from_millis(100), |deadline| {
+                reps.clone().writer(store.clone(), deadline, 1)
+            })
+            .await
+            .expect("a round");
+            written += tally.events;
+        }
+        let after = heads(&*store).await;
+        // No new rep: every round appended to the prepared streams, each
+        // append expecting the version the round before left.
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            prepared.keys().collect::<Vec<_>>()
+        );
+        let total: u64 = after.values().sum();
+        assert_eq!(total, 2 * STREAMS_PER_WRITER as u64 + written);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
