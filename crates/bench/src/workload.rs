@@ -830,8 +830,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_side_s_rounds_append_about_the_reps_it_prepared_and_continue_their_versions() {
-        let dir = std::env::temp_dir().join(format!("trellis-bench-reps-{}", Uuid::now_v7()));
-        let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&dir).await.expect("a store"));
+        let dir =
+            TempDir(std::env::temp_dir().join(format!("trellis-bench-reps-{}", Uuid::now_v7())));
+        let store: Arc<dyn EventStore> =
+            Arc::new(SqliteStore::open(&dir.0).await.expect("a store"));
         let reps = Reps::default();
         reps.prepare(&store, 2).await.expect("prepared");
         let prepared = heads(&*store).await;
@@ -856,7 +858,14 @@ mod tests {
         );
         let total: u64 = after.values().sum();
         assert_eq!(total, 2 * STREAMS_PER_WRITER as u64 + written);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A directory removed when the test ends, failed or not.
+    struct TempDir(std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
