@@ -68,7 +68,9 @@
 //!   may have moved; these share both. Each side appends about reps it made
 //!   before the timed rounds (their data keys made), as a server mostly
 //!   does; every other line makes new reps each round. The tree's catch-up
-//!   after each on round, over that round's events, counts in its time.
+//!   after each on round, over that round's events, counts in its time;
+//!   a `tree` line says what share of the on side's time those catch-ups
+//!   took, and their cost an event.
 //! - `read_all`: the log is first topped up to `--events` events (SQLite:
 //!   `--sqlite-events`) through the real append path (250 events per append,
 //!   several writers, thousands of streams; progress on stderr), then copied

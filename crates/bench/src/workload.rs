@@ -336,6 +336,7 @@ pub async fn on_off_scenario(
     off_reps.prepare(off, writers).await?;
     on_reps.prepare(on, writers).await?;
     let slice = slice / 5;
+    let tree = std::cell::Cell::new(Duration::ZERO);
     let (off_tally, on_tally) = alternate(
         ON_OFF_ROUNDS,
         || {
@@ -352,6 +353,7 @@ pub async fn on_off_scenario(
             let last_catch_up = Instant::now();
             signer.stop().await;
             tally.elapsed += last_catch_up.elapsed();
+            tree.set(tree.get() + last_catch_up.elapsed());
             Ok(tally)
         },
     )
@@ -364,7 +366,21 @@ pub async fn on_off_scenario(
         &format!("{on_what}::append, 1 event, everything on"),
         on_tally,
     );
+    println!("{}", tree_share(name, tree.get(), on_tally));
     Ok(())
+}
+
+/// The line that says how much of the on side's time its tree's last
+/// catch-ups took: the part of on ÷ off that is the tree's.
+fn tree_share(name: &str, tree: Duration, on: Tally) -> String {
+    let share = tree.as_secs_f64() / on.elapsed.as_secs_f64().max(1e-9);
+    let per_event = tree.as_secs_f64() * 1e6 / (on.events.max(1) as f64);
+    format!(
+        "{name:<16} tree      {:.2} s of the on side's {:.2} s ({:.1}%), {per_event:.1} µs an event",
+        tree.as_secs_f64(),
+        on.elapsed.as_secs_f64(),
+        share * 100.0
+    )
 }
 
 /// One Trellis writer: round-robin over its own streams, `per_append`
@@ -826,6 +842,21 @@ mod tests {
             }
         }
         heads
+    }
+
+    #[test]
+    fn the_tree_line_gives_the_catch_ups_share_of_the_on_side_and_their_cost_an_event() {
+        let on = Tally {
+            events: 100_000,
+            elapsed: Duration::from_secs(10),
+        };
+        let line = tree_share("append_8w_on_off", Duration::from_millis(500), on);
+        assert!(line.starts_with("append_8w_on_off tree "), "{line}");
+        assert!(
+            line.contains("0.50 s of the on side's 10.00 s (5.0%)"),
+            "{line}"
+        );
+        assert!(line.ends_with("5.0 µs an event"), "{line}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
