@@ -872,12 +872,14 @@ mod tests {
         assert!(prepared.values().all(|v| *v == 1), "one event each");
 
         let mut written = 0;
-        for _ in 0..3 {
+        for round in 0..3 {
             let tally = time_boxed(2, Duration::from_millis(100), |deadline| {
                 reps.clone().writer(store.clone(), deadline, 1)
             })
             .await
             .expect("a round");
+            // A round that wrote nothing would not show versions carried on.
+            assert!(tally.events > 0, "round {round} appended nothing");
             written += tally.events;
         }
         let after = heads(&*store).await;
