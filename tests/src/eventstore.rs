@@ -1402,8 +1402,11 @@ async fn a_stale_tree_builder_is_refused_and_writes_nothing(b: &Backend) {
 
 async fn the_stored_tree_and_its_checkpoints_refuse_update_and_delete(b: &Backend) {
     let s = stream("rep");
-    append_one(&*b.store, &s, 1).await;
-    let builder = tree_of(&*b.store, 1).await;
+    // Sixteen leaves: a segment of them and the node over them.
+    for n in 1..=16 {
+        append_one(&*b.store, &s, n).await;
+    }
+    let builder = tree_of(&*b.store, 16).await;
     let key = SignerKey::generate("trellis.test/log").unwrap();
     builder
         .sign(&*b.store, &key, "trellis.test/log", Utc::now())
@@ -1412,7 +1415,8 @@ async fn the_stored_tree_and_its_checkpoints_refuse_update_and_delete(b: &Backen
     for sql in [
         "UPDATE tree_nodes SET idx = 5",
         "DELETE FROM tree_nodes",
-        "DELETE FROM tree_leaves",
+        "UPDATE tree_segments SET first_position = 5",
+        "DELETE FROM tree_segments",
         "UPDATE tree_checkpoints SET note = 'x'",
         "DELETE FROM tree_checkpoints",
     ] {
@@ -1425,6 +1429,106 @@ async fn the_stored_tree_and_its_checkpoints_refuse_update_and_delete(b: &Backen
             .await
             .unwrap()
             .map(|c| c.size),
+        Some(16)
+    );
+}
+
+/// What a store's tree looks like when its file or database comes from before
+/// the tree kept its leaves in segments: a leaf, its node and the builder's
+/// read checkpoint in the old tables, and a signed checkpoint.
+const OLD_TREE: &str = "INSERT INTO tree_leaves (leaf_index, global_position) VALUES (0, 1); \
+     INSERT INTO tree_nodes (level, idx, hash) VALUES (0, 0, X'{hash}'); \
+     INSERT INTO subscriber_checkpoints (name, tx, position, updated_at) \
+         VALUES ('trellis.tree', 1, 1, 0); \
+     INSERT INTO tree_checkpoints (tree_size, key_id, signed_at, note) VALUES (1, 'k', 0, 'n')";
+
+/// After the upgrade the store keeps no tree and its builder starts from the
+/// log's first event, so the tree is made again from the log; the signed
+/// checkpoints stay, and the tree made again grows as any other.
+async fn the_tree_is_made_again_from_the_log_after_the_upgrade(store: &dyn EventStore) {
+    assert_eq!(
+        store.tree_state().await.unwrap(),
+        trellis_eventstore::tree::TreeState {
+            size: 0,
+            read: Checkpoint::START,
+        }
+    );
+    assert_eq!(
+        store
+            .latest_tree_checkpoint()
+            .await
+            .unwrap()
+            .map(|c| c.size),
         Some(1)
     );
+    let s = stream("rep");
+    let mut frontier = trellis_eventstore::merkle::Frontier::new();
+    for n in 1..=20 {
+        append_one(store, &s, n).await;
+    }
+    for event in store.read_stream(&s, 0, 100).await.unwrap() {
+        frontier.push(&event.hash);
+    }
+    let builder = tree_of(store, 20).await;
+    assert_eq!(builder.root(), frontier.root());
+    let reloaded = TreeBuilder::load(store).await.unwrap();
+    assert_eq!((reloaded.size(), reloaded.root()), (20, frontier.root()));
+}
+
+#[tokio::test]
+async fn postgres_a_tree_kept_before_segments_is_made_again_from_the_log_after_the_upgrade() {
+    use trellis_eventstore::postgres::{
+        self, LOG_MIGRATIONS, Migrations, PostgresConfig, PostgresStore,
+    };
+    let db = trellis_tests::TestDatabase::create().await;
+    let mut client = db.superuser().await;
+    // Every migration before the one that brought segments.
+    let before = Migrations {
+        steps: &LOG_MIGRATIONS.steps[..8],
+        ..LOG_MIGRATIONS
+    };
+    assert_eq!(before.steps.last().map(|s| s.1), Some("batch_seals"));
+    postgres::migrate(&mut client, &before).await.unwrap();
+    let old = OLD_TREE
+        .replace("X'{hash}'", &format!("'\\x{}'::bytea", "ab".repeat(32)))
+        .replace(
+            "VALUES ('trellis.tree', 1, 1, 0)",
+            "VALUES ('trellis.tree', 1, 1, now())",
+        )
+        .replace("'k', 0, 'n'", "'k', now(), 'n'");
+    client
+        .batch_execute(&format!("SET search_path = trellis; {old}"))
+        .await
+        .unwrap();
+    drop(client);
+    let store = PostgresStore::connect(&PostgresConfig::new(&db.url))
+        .await
+        .expect("the store applies the rest");
+    the_tree_is_made_again_from_the_log_after_the_upgrade(&store).await;
+    drop(store);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn embedded_a_tree_kept_before_segments_is_made_again_from_the_log_after_the_upgrade() {
+    use trellis_eventstore::sqlite::{self, FILE_NAME, LOG_MIGRATIONS, Migrations, SqliteStore};
+    let dir = trellis_tests::temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let mut conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+        let before = Migrations {
+            steps: &LOG_MIGRATIONS.steps[..6],
+            ..LOG_MIGRATIONS
+        };
+        assert_eq!(before.steps.last().map(|s| s.1), Some("batch_seals"));
+        sqlite::migrate(&mut conn, &before).unwrap();
+        conn.execute_batch(&OLD_TREE.replace("{hash}", &"ab".repeat(32)))
+            .unwrap();
+    }
+    let store = SqliteStore::open(&dir)
+        .await
+        .expect("the store applies the rest");
+    the_tree_is_made_again_from_the_log_after_the_upgrade(&store).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,6 +45,7 @@ pub mod merkle;
 pub mod note;
 pub mod postgres;
 mod seal;
+mod segment;
 pub mod sqlite;
 pub mod tree;
 mod types;
@@ -219,7 +220,8 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// `extension.from_size` leaves: another process built it meanwhile.
     async fn extend_tree(&self, extension: &tree::TreeExtension) -> Result<(), Error>;
 
-    /// The stored nodes `ids`, in order (`None` for a node not stored).
+    /// The tree's nodes `ids`, in order, as the store keeps them or hashes
+    /// them from the leaves it keeps (`None` for a node it cannot give).
     async fn tree_nodes(&self, ids: &[merkle::NodeId]) -> Result<Vec<Option<Hash>>, Error>;
 
     /// Up to `max` stored leaves from leaf `from` on: `(leaf index, global

@@ -12,11 +12,13 @@
 //! must contain it unchanged ([`verify_consistency`]), and any event it
 //! holds can be shown to be in it with a few hashes ([`verify_inclusion`]).
 //!
-//! Stored nodes: the tree keeps the hash of every complete, aligned subtree
+//! Stored nodes: a store gives the hash of every complete, aligned subtree
 //! (`level` 0 being the leaves; node `(level, index)` covers leaves
-//! `index·2^level .. (index+1)·2^level`). Every range hash a proof needs is
-//! built from those ([`range_hash`]). Verifiers trust none of them: they
-//! recompute from the events or check proofs against a signed root.
+//! `index·2^level .. (index+1)·2^level`), keeping the leaves in segments and
+//! the nodes from level 4 up, and hashing the ones between from the leaves
+//! (`crate::segment`). Every range hash a proof needs is built from those
+//! ([`range_hash`]). Verifiers trust none of them: they recompute from the
+//! events or check proofs against a signed root.
 
 use sha2::{Digest, Sha256};
 

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch_seals",
         include_str!("../migrations/sqlite/0006_batch_seals.sql"),
     ),
+    (
+        7,
+        "tree_segments",
+        include_str!("../migrations/sqlite/0007_tree_segments.sql"),
+    ),
 ];
 
 /// The log's migrations, recorded in `schema_migrations` (and their count in
@@ -1259,7 +1264,7 @@ impl EventStore for SqliteStore {
             .await
     }
 
-    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
+    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.leaves.len()), err)]
     async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
         let extension = extension.clone();
         // Not flushed on its own (see `unflushed`): the tree is made from

@@ -42,8 +42,9 @@ pub struct TreeExtension {
     /// The tree's size before these leaves: the write is refused when the
     /// stored tree is no longer this size.
     pub from_size: u64,
-    /// The global position of each new leaf's event, in leaf order.
-    pub positions: Vec<u64>,
+    /// Each new leaf's event (its place in the global order, its global
+    /// position, its hash), in leaf order.
+    pub leaves: Vec<Leaf>,
     /// Every node the new leaves complete, the leaves (level 0) included.
     pub nodes: Vec<(NodeId, Hash)>,
     /// The read checkpoint after the last new leaf.
@@ -136,12 +137,11 @@ impl TreeBuilder {
         let mut next = self.frontier.clone();
         let mut extension = TreeExtension {
             from_size: next.size(),
-            positions: Vec::with_capacity(leaves.len()),
+            leaves: leaves.to_vec(),
             nodes: Vec::with_capacity(leaves.len() * 2),
             read: last.checkpoint,
         };
         for leaf in leaves {
-            extension.positions.push(leaf.global_position);
             extension.nodes.extend(next.push(&leaf.hash));
         }
         store.extend_tree(&extension).await?;

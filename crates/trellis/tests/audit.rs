@@ -456,6 +456,13 @@ async fn a_forged_event_with_a_copied_batch_seal_is_named(kind: Kind) {
 /// `audit verify` names the node, with or without the public key.
 async fn altering_a_stored_tree_node_is_named(kind: Kind) {
     let kept = Kept::new(kind).await;
+    // Nodes are kept a row each from level 4 (16 events) up: grow the log to
+    // 32 events, sealed as the service would.
+    let sealed = sealed_store(&kept.backend, &kept.signer).await;
+    append(&*sealed, &kept.reps[1], 23).await;
+    let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
+    catch_up_to(&mut builder, &*sealed, 32).await;
+    drop(sealed);
     let forged = "ab".repeat(32);
     // The guard against updates, lifted as a superuser or the file's owner could.
     let (unguard, hash) = match kind {
@@ -467,10 +474,11 @@ async fn altering_a_stored_tree_node_is_named(kind: Kind) {
     };
     kept.backend
         .tamper(&format!(
-            "{unguard}; UPDATE tree_nodes SET hash = {hash} WHERE level = 2 AND idx = 1"
+            "{unguard}; UPDATE tree_nodes SET hash = {hash} WHERE level = 4 AND idx = 1"
         ))
         .await;
-    let named = "the stored tree node over events 5 to 8 of the log (level 2, index 1) was altered";
+    let named =
+        "the stored tree node over events 17 to 32 of the log (level 4, index 1) was altered";
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
     assert!(

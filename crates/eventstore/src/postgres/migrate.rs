@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch_seals",
         include_str!("../../migrations/postgres/0008_batch_seals.sql"),
     ),
+    (
+        9,
+        "tree_segments",
+        include_str!("../../migrations/postgres/0009_tree_segments.sql"),
+    ),
 ];
 
 /// The log's migrations (`trellis.schema_migrations`): the schema, the log,

@@ -1419,7 +1419,7 @@ impl EventStore for PostgresStore {
         })
     }
 
-    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.positions.len()), err)]
+    #[tracing::instrument(name = "event_store.extend_tree", skip_all, fields(leaves = extension.leaves.len()), err)]
     async fn extend_tree(&self, extension: &crate::tree::TreeExtension) -> Result<(), Error> {
         with_client!(self, |client| {
             tree::extend(&mut client, extension).await

@@ -1,9 +1,12 @@
-//! The stored Merkle tree on PostgreSQL (`trellis.tree_*`, migration 0004).
+//! The stored Merkle tree on PostgreSQL (`trellis.tree_*`, migrations 0004
+//! and 0009): leaves in segments ([`crate::segment`]), nodes from level 4 up.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
+use super::xid8::Xid8;
 use crate::merkle::NodeId;
+use crate::segment::{self, Segment};
 use crate::tree::{StoredCheckpoint, TreeExtension, TreeState};
 use crate::types::{limit, to_i64};
 use crate::{Checkpoint, Error, Hash};
@@ -24,12 +27,13 @@ fn unsigned(value: i64) -> u64 {
 
 async fn size(client: &impl GenericClient) -> Result<u64, Error> {
     let row = client
-        .query_one(
-            "SELECT coalesce(max(leaf_index) + 1, 0) FROM trellis.tree_leaves",
+        .query_opt(
+            "SELECT first_leaf + length(positions) / 8 FROM trellis.tree_segments \
+             ORDER BY first_leaf DESC LIMIT 1",
             &[],
         )
         .await?;
-    Ok(unsigned(row.get(0)))
+    Ok(row.map(|row| unsigned(row.get(0))).unwrap_or(0))
 }
 
 pub(super) async fn state(client: &impl GenericClient) -> Result<TreeState, Error> {
@@ -52,6 +56,7 @@ pub(super) async fn extend(
     client: &mut deadpool_postgres::Object,
     extension: &TreeExtension,
 ) -> Result<(), Error> {
+    let segment::Rows { segments, nodes } = segment::split(extension)?;
     let tx = client.transaction().await?;
     tx.batch_execute(LOCK).await?;
     let now = size(&*tx).await?;
@@ -61,32 +66,41 @@ pub(super) async fn extend(
             extension.from_size
         )));
     }
-    let mut indexes = Vec::with_capacity(extension.positions.len());
-    let mut positions = Vec::with_capacity(extension.positions.len());
-    for (i, position) in extension.positions.iter().enumerate() {
-        indexes.push(to_i64(extension.from_size + i as u64, "leaf index")?);
-        positions.push(to_i64(*position, "position")?);
+    let mut firsts = Vec::with_capacity(segments.len());
+    let mut txs = Vec::with_capacity(segments.len());
+    let mut first_positions = Vec::with_capacity(segments.len());
+    let mut positions = Vec::with_capacity(segments.len());
+    let mut hashes = Vec::with_capacity(segments.len());
+    for s in &segments {
+        firsts.push(to_i64(s.first_leaf, "leaf index")?);
+        txs.push(Xid8(s.first.tx));
+        first_positions.push(to_i64(s.first.position, "position")?);
+        positions.push(s.positions_bytes());
+        hashes.push(s.hashes_bytes());
     }
     tx.execute(
-        "INSERT INTO trellis.tree_leaves (leaf_index, global_position) \
-         SELECT * FROM unnest($1::bigint[], $2::bigint[])",
-        &[&indexes, &positions],
+        "INSERT INTO trellis.tree_segments \
+             (first_leaf, first_tx, first_position, positions, hashes) \
+         SELECT * FROM unnest($1::bigint[], $2::xid8[], $3::bigint[], $4::bytea[], $5::bytea[])",
+        &[&firsts, &txs, &first_positions, &positions, &hashes],
     )
     .await?;
-    let mut levels = Vec::with_capacity(extension.nodes.len());
-    let mut idxs = Vec::with_capacity(extension.nodes.len());
-    let mut hashes = Vec::with_capacity(extension.nodes.len());
-    for (id, h) in &extension.nodes {
-        levels.push(i16::from(id.level));
-        idxs.push(to_i64(id.index, "node index")?);
-        hashes.push(h.0.to_vec());
+    if !nodes.is_empty() {
+        let mut levels = Vec::with_capacity(nodes.len());
+        let mut idxs = Vec::with_capacity(nodes.len());
+        let mut hashes = Vec::with_capacity(nodes.len());
+        for (id, h) in &nodes {
+            levels.push(i16::from(id.level));
+            idxs.push(to_i64(id.index, "node index")?);
+            hashes.push(h.0.to_vec());
+        }
+        tx.execute(
+            "INSERT INTO trellis.tree_nodes (level, idx, hash) \
+             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+            &[&levels, &idxs, &hashes],
+        )
+        .await?;
     }
-    tx.execute(
-        "INSERT INTO trellis.tree_nodes (level, idx, hash) \
-         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-        &[&levels, &idxs, &hashes],
-    )
-    .await?;
     tx.execute(
         "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) VALUES ($1, $2, $3) \
          ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
@@ -102,12 +116,28 @@ pub(super) async fn extend(
     Ok(())
 }
 
+fn segment_of(row: &tokio_postgres::Row) -> Result<Segment, Error> {
+    let tx: Xid8 = row.get("first_tx");
+    Segment::from_columns(
+        unsigned(row.get("first_leaf")),
+        Checkpoint {
+            tx: tx.0,
+            position: unsigned(row.get("first_position")),
+        },
+        row.get("positions"),
+        row.get("hashes"),
+    )
+}
+
+const SEGMENT_COLUMNS: &str = "s.first_leaf, s.first_tx, s.first_position, s.positions, s.hashes";
+
 pub(super) async fn nodes(
     client: &impl GenericClient,
     ids: &[NodeId],
 ) -> Result<Vec<Option<Hash>>, Error> {
-    let levels: Vec<i16> = ids.iter().map(|id| i16::from(id.level)).collect();
-    let idxs: Vec<i64> = ids
+    let upper = segment::stored(ids);
+    let levels: Vec<i16> = upper.iter().map(|id| i16::from(id.level)).collect();
+    let idxs: Vec<i64> = upper
         .iter()
         .map(|id| to_i64(id.index, "node index"))
         .collect::<Result<_, _>>()?;
@@ -119,16 +149,38 @@ pub(super) async fn nodes(
             &[&levels, &idxs],
         )
         .await?;
-    let mut out = vec![None; ids.len()];
+    let mut stored = vec![None; upper.len()];
     for row in rows {
         let n: i64 = row.get(0);
         let slot = usize::try_from(n - 1)
             .ok()
-            .and_then(|i| out.get_mut(i))
+            .and_then(|i| stored.get_mut(i))
             .ok_or_else(|| Error::Internal("a node came back out of range".into()))?;
         *slot = Some(hash(row.get(1))?);
     }
-    Ok(out)
+    let tiles: Vec<i64> = segment::tiles(ids)
+        .into_iter()
+        .map(|tile| to_i64(tile * segment::WIDTH, "leaf index"))
+        .collect::<Result<_, _>>()?;
+    let segments = if tiles.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                &format!(
+                    "SELECT {SEGMENT_COLUMNS} FROM unnest($1::bigint[]) AS t(first) \
+                     JOIN trellis.tree_segments s \
+                       ON s.first_leaf >= t.first AND s.first_leaf < t.first + $2 \
+                     ORDER BY s.first_leaf"
+                ),
+                &[&tiles, &to_i64(segment::WIDTH, "width")?],
+            )
+            .await?
+            .iter()
+            .map(segment_of)
+            .collect::<Result<_, _>>()?
+    };
+    Ok(segment::answer(ids, stored, &segments))
 }
 
 pub(super) async fn leaf_range(
@@ -136,31 +188,21 @@ pub(super) async fn leaf_range(
     from: u64,
     max: usize,
 ) -> Result<Vec<(u64, u64, Hash)>, Error> {
-    // Leaf indexes have no gaps, so the page is the window `$1 .. $1 + $2`,
-    // bounded on both sides of the join. With only its lower bound, the
-    // server's plan (on a freshly grown tree, whose statistics lag) hashed
-    // every leaf and level-0 node from the first leaf of the page to the
-    // end of the tree, for every page: a verify of a million events spent
-    // most of its time there.
+    let end = from.saturating_add(max as u64);
     let rows = client
         .query(
-            "SELECT l.leaf_index, l.global_position, n.hash FROM trellis.tree_leaves l \
-             JOIN trellis.tree_nodes n ON n.level = 0 AND n.idx = l.leaf_index \
-             WHERE l.leaf_index >= $1 AND l.leaf_index < $1 + $2 \
-               AND n.idx >= $1 AND n.idx < $1 + $2 \
-             ORDER BY l.leaf_index LIMIT $2",
-            &[&to_i64(from, "leaf index")?, &limit(max)],
+            &format!(
+                "SELECT {SEGMENT_COLUMNS} FROM trellis.tree_segments s \
+                 WHERE s.first_leaf >= $1 AND s.first_leaf < $2 ORDER BY s.first_leaf"
+            ),
+            &[
+                &to_i64(segment::first_start(from), "leaf index")?,
+                &to_i64(end, "leaf index")?,
+            ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                unsigned(row.get(0)),
-                unsigned(row.get(1)),
-                hash(row.get(2))?,
-            ))
-        })
-        .collect()
+    let segments: Vec<Segment> = rows.iter().map(segment_of).collect::<Result<_, _>>()?;
+    Ok(segment::leaf_range(&segments, from, max))
 }
 
 pub(super) async fn leaf_indexes(
@@ -171,19 +213,29 @@ pub(super) async fn leaf_indexes(
         .iter()
         .map(|p| to_i64(*p, "position"))
         .collect::<Result<_, _>>()?;
+    // Leaves are in global order, so an event's leaf is in the segment whose
+    // first leaf comes last at or before the event's place in that order.
     let rows = client
         .query(
-            "SELECT w.n, l.leaf_index FROM unnest($1::bigint[]) WITH ORDINALITY AS w(position, n) \
-             JOIN trellis.tree_leaves l ON l.global_position = w.position",
+            &format!(
+                "SELECT w.n, {SEGMENT_COLUMNS} \
+                 FROM unnest($1::bigint[]) WITH ORDINALITY AS w(position, n) \
+                 JOIN trellis.events e ON e.global_position = w.position \
+                 CROSS JOIN LATERAL ( \
+                     SELECT * FROM trellis.tree_segments s \
+                     WHERE (s.first_tx, s.first_position) <= (e.tx_id, e.global_position) \
+                     ORDER BY s.first_tx DESC, s.first_position DESC LIMIT 1) s"
+            ),
             &[&wanted],
         )
         .await?;
     let mut out = vec![None; positions.len()];
     for row in rows {
         let n: i64 = row.get(0);
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i)) {
-            *slot = Some(unsigned(row.get(1)));
-        }
+        let Some(i) = usize::try_from(n - 1).ok().filter(|i| *i < out.len()) else {
+            continue;
+        };
+        out[i] = segment_of(&row)?.leaf_of(positions[i]);
     }
     Ok(out)
 }

@@ -1,8 +1,10 @@
-//! The stored Merkle tree in the embedded file (`tree_*`, migration 0003).
+//! The stored Merkle tree in the embedded file (`tree_*`, migrations 0003
+//! and 0007): leaves in segments ([`crate::segment`]), nodes from level 4 up.
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::merkle::NodeId;
+use crate::segment::{self, Segment};
 use crate::tree::{Leaf, StoredCheckpoint, TreeExtension, TreeState};
 use crate::types::{limit, micros_to_time, to_i64};
 use crate::{Checkpoint, Error, Hash};
@@ -19,10 +21,14 @@ fn unsigned(value: i64) -> u64 {
 }
 
 fn size(conn: &Connection) -> Result<u64, Error> {
-    let size: i64 = conn
-        .prepare_cached("SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves")?
-        .query_row([], |r| r.get(0))?;
-    Ok(unsigned(size))
+    let size: Option<i64> = conn
+        .prepare_cached(
+            "SELECT first_leaf + length(positions) / 8 FROM tree_segments \
+             ORDER BY first_leaf DESC LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(size.map(unsigned).unwrap_or(0))
 }
 
 pub(super) fn state(conn: &Connection) -> Result<TreeState, Error> {
@@ -40,6 +46,7 @@ pub(super) fn state(conn: &Connection) -> Result<TreeState, Error> {
 }
 
 pub(super) fn extend(conn: &mut Connection, extension: &TreeExtension) -> Result<(), Error> {
+    let segment::Rows { segments, nodes } = segment::split(extension)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = size(&tx)?;
     if now != extension.from_size {
@@ -49,29 +56,30 @@ pub(super) fn extend(conn: &mut Connection, extension: &TreeExtension) -> Result
         )));
     }
     {
-        let leaves = extension
-            .positions
+        let rows = segments
             .iter()
-            .enumerate()
-            .map(|(i, position)| {
-                Ok([
-                    to_i64(extension.from_size + i as u64, "leaf index")?,
-                    to_i64(*position, "position")?,
-                ])
+            .map(|s| {
+                Ok((
+                    to_i64(s.first_leaf, "leaf index")?,
+                    to_i64(s.first.position, "position")?,
+                    s.positions_bytes(),
+                    s.hashes_bytes(),
+                ))
             })
-            .collect::<Result<Vec<[i64; 2]>, Error>>()?;
-        let params: Vec<&dyn ToSql> = leaves
+            .collect::<Result<Vec<_>, Error>>()?;
+        let params: Vec<&dyn ToSql> = rows
             .iter()
-            .flat_map(|[leaf, position]| [leaf as &dyn ToSql, position])
+            .flat_map(|(leaf, position, positions, hashes)| {
+                [leaf as &dyn ToSql, position, positions, hashes]
+            })
             .collect();
         insert_rows(
             &tx,
-            "INSERT INTO tree_leaves (leaf_index, global_position)",
-            2,
+            "INSERT INTO tree_segments (first_leaf, first_position, positions, hashes)",
+            4,
             &params,
         )?;
-        let nodes = extension
-            .nodes
+        let nodes = nodes
             .iter()
             .map(|(id, h)| Ok((i64::from(id.level), to_i64(id.index, "node index")?, &h.0)))
             .collect::<Result<Vec<_>, Error>>()?;
@@ -156,10 +164,55 @@ pub(super) fn read_leaves(
     Ok(leaves)
 }
 
+const SEGMENT_COLUMNS: &str = "first_leaf, first_position, positions, hashes";
+
+fn segments(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Segment>, Error> {
+    let rows = statement.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (first_leaf, first_position, positions, hashes) = row?;
+        let position = unsigned(first_position);
+        out.push(Segment::from_columns(
+            unsigned(first_leaf),
+            // The file has one order.
+            Checkpoint {
+                tx: position,
+                position,
+            },
+            &positions,
+            &hashes,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The segments with a first leaf in `from .. to`, in order.
+fn segments_between(conn: &Connection, from: u64, to: u64) -> Result<Vec<Segment>, Error> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM tree_segments \
+         WHERE first_leaf >= ?1 AND first_leaf < ?2 ORDER BY first_leaf"
+    ))?;
+    segments(
+        &mut statement,
+        params![to_i64(from, "leaf index")?, to_i64(to, "leaf index")?],
+    )
+}
+
 pub(super) fn nodes(conn: &Connection, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, Error> {
     let mut statement =
         conn.prepare_cached("SELECT hash FROM tree_nodes WHERE level = ?1 AND idx = ?2")?;
-    ids.iter()
+    let stored = segment::stored(ids)
+        .iter()
         .map(|id| {
             statement
                 .query_row(params![id.level, to_i64(id.index, "node index")?], |r| {
@@ -169,7 +222,13 @@ pub(super) fn nodes(conn: &Connection, ids: &[NodeId]) -> Result<Vec<Option<Hash
                 .map(hash)
                 .transpose()
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut kept = Vec::new();
+    for tile in segment::tiles(ids) {
+        let first = tile * segment::WIDTH;
+        kept.extend(segments_between(conn, first, first + segment::WIDTH)?);
+    }
+    Ok(segment::answer(ids, stored, &kept))
 }
 
 pub(super) fn leaf_range(
@@ -177,39 +236,29 @@ pub(super) fn leaf_range(
     from: u64,
     max: usize,
 ) -> Result<Vec<(u64, u64, Hash)>, Error> {
-    let mut statement = conn.prepare_cached(
-        "SELECT l.leaf_index, l.global_position, n.hash FROM tree_leaves l \
-         JOIN tree_nodes n ON n.level = 0 AND n.idx = l.leaf_index \
-         WHERE l.leaf_index >= ?1 ORDER BY l.leaf_index LIMIT ?2",
+    let segments = segments_between(
+        conn,
+        segment::first_start(from),
+        from.saturating_add(max as u64),
     )?;
-    let rows = statement.query_map(params![to_i64(from, "leaf index")?, limit(max)], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (leaf, position, h) = row?;
-        out.push((unsigned(leaf), unsigned(position), hash(h)?));
-    }
-    Ok(out)
+    Ok(segment::leaf_range(&segments, from, max))
 }
 
 pub(super) fn leaf_indexes(
     conn: &Connection,
     positions: &[u64],
 ) -> Result<Vec<Option<u64>>, Error> {
-    let mut statement =
-        conn.prepare_cached("SELECT leaf_index FROM tree_leaves WHERE global_position = ?1")?;
+    // Leaves are in global order, so an event's leaf is in the last segment
+    // that starts at or before its position.
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM tree_segments WHERE first_position <= ?1 \
+         ORDER BY first_position DESC LIMIT 1"
+    ))?;
     positions
         .iter()
         .map(|p| {
-            Ok(statement
-                .query_row([to_i64(*p, "position")?], |r| r.get::<_, i64>(0))
-                .optional()?
-                .map(unsigned))
+            let found = segments(&mut statement, [to_i64(*p, "position")?])?;
+            Ok(found.first().and_then(|s| s.leaf_of(*p)))
         })
         .collect()
 }
