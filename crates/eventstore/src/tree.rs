@@ -506,8 +506,14 @@ pub async fn verify_checkpoints(
             }
             let agrees = report.first_difference.is_none();
             let nodes = frontier.push(&event.hash);
+            // Only the nodes a store keeps a row each: those below are hashed
+            // from its leaves, just compared with the events.
             if agrees {
-                completed.extend(nodes.into_iter().filter(|(id, _)| id.level > 0));
+                completed.extend(
+                    nodes
+                        .into_iter()
+                        .filter(|(id, _)| id.level >= crate::segment::LEVELS),
+                );
             }
             check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
         }

@@ -167,10 +167,14 @@ pub(super) async fn nodes(
     } else {
         client
             .query(
+                // A lateral subquery for each tile keeps the plan an index scan
+                // a tile, whatever the statistics of a freshly grown table say.
                 &format!(
                     "SELECT {SEGMENT_COLUMNS} FROM unnest($1::bigint[]) AS t(first) \
-                     JOIN trellis.tree_segments s \
-                       ON s.first_leaf >= t.first AND s.first_leaf < t.first + $2 \
+                     CROSS JOIN LATERAL ( \
+                         SELECT * FROM trellis.tree_segments s \
+                         WHERE s.first_leaf >= t.first AND s.first_leaf < t.first + $2 \
+                         ORDER BY s.first_leaf LIMIT $2) s \
                      ORDER BY s.first_leaf"
                 ),
                 &[&tiles, &to_i64(segment::WIDTH, "width")?],
