@@ -24,6 +24,11 @@ use sha2::{Digest, Sha256};
 
 use crate::Hash;
 
+/// The lowest level of nodes above the leaves that a store keeps a row
+/// each; the nodes below it are hashed from the leaves it keeps
+/// (`crate::segment`).
+pub const STORED_LEVEL: u8 = 4;
+
 /// The hash of a leaf whose data is `event_hash`.
 pub fn leaf_hash(event_hash: &Hash) -> Hash {
     let mut h = Sha256::new();

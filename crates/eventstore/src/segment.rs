@@ -23,7 +23,7 @@ use crate::{Checkpoint, Error, Hash};
 
 /// The levels a segment's tile spans: nodes below this level are hashed
 /// from the leaves, nodes at it and above are stored.
-pub(crate) const LEVELS: u8 = 4;
+pub(crate) const LEVELS: u8 = merkle::STORED_LEVEL;
 /// Leaves in a tile, and at most in a segment.
 pub(crate) const WIDTH: u64 = 1 << LEVELS;
 

@@ -512,7 +512,7 @@ pub async fn verify_checkpoints(
                 completed.extend(
                     nodes
                         .into_iter()
-                        .filter(|(id, _)| id.level >= crate::segment::LEVELS),
+                        .filter(|(id, _)| id.level >= merkle::STORED_LEVEL),
                 );
             }
             check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
