@@ -141,14 +141,18 @@ pub(super) async fn nodes(
         .iter()
         .map(|id| to_i64(id.index, "node index"))
         .collect::<Result<_, _>>()?;
-    let rows = client
-        .query(
-            "SELECT w.n, t.hash FROM unnest($1::smallint[], $2::bigint[]) WITH ORDINALITY \
-                 AS w(level, idx, n) \
-             JOIN trellis.tree_nodes t ON t.level = w.level AND t.idx = w.idx",
-            &[&levels, &idxs],
-        )
-        .await?;
+    let rows = if upper.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                "SELECT w.n, t.hash FROM unnest($1::smallint[], $2::bigint[]) WITH ORDINALITY \
+                     AS w(level, idx, n) \
+                 JOIN trellis.tree_nodes t ON t.level = w.level AND t.idx = w.idx",
+                &[&levels, &idxs],
+            )
+            .await?
+    };
     let mut stored = vec![None; upper.len()];
     for row in rows {
         let n: i64 = row.get(0);
