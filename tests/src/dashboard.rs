@@ -157,23 +157,19 @@ impl Demo {
 /// Each event of the log as (stream, version, type, actor, payload), in stream order.
 async fn events(store: &dyn EventStore) -> Vec<(String, u64, String, String, Value)> {
     let mut out = vec![];
-    let mut after: Option<(StreamId, u64)> = None;
-    loop {
-        let page = store.scan_streams(after.clone(), 1000).await.expect("scan");
-        let Some(last) = page.last() else {
-            return out;
-        };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        out.extend(page.into_iter().map(|e| {
-            (
-                e.stream_id.to_string(),
-                e.stream_version,
-                e.event_type,
-                e.metadata.actor,
-                e.payload,
-            )
-        }));
-    }
+    trellis_eventstore::scan_streams_after(store, None, 1000, |e| {
+        out.push((
+            e.stream_id.to_string(),
+            e.stream_version,
+            e.event_type,
+            e.metadata.actor,
+            e.payload,
+        ));
+        Ok::<_, trellis_eventstore::Error>(std::ops::ControlFlow::Continue(()))
+    })
+    .await
+    .expect("scan");
+    out
 }
 
 fn assert_contains(body: &str, needle: &str, what: &str) {

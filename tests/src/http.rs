@@ -253,19 +253,13 @@ impl TestApp {
     /// still running elsewhere on the server; this does not).
     pub async fn events_in_log(&self) -> usize {
         let mut count = 0;
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .scan_streams(after.clone(), 1000)
-                .await
-                .expect("scan");
-            let Some(last) = page.last() else {
-                return count;
-            };
-            after = Some((last.stream_id.clone(), last.stream_version));
-            count += page.len();
-        }
+        trellis_eventstore::scan_streams_after(&*self.store, None, 1000, |_| {
+            count += 1;
+            Ok::<_, trellis_eventstore::Error>(std::ops::ControlFlow::Continue(()))
+        })
+        .await
+        .expect("scan");
+        count
     }
 
     pub async fn spawn(kind: Kind) -> Self {

@@ -331,16 +331,12 @@ pub fn stream(category: &str) -> StreamId {
 /// streams is not held back, and says how many there are.
 pub async fn settle(store: &dyn EventStore) {
     let mut committed = 0;
-    let mut after = None;
-    loop {
-        let page = store
-            .scan_streams(after, 1000)
-            .await
-            .expect("scan the streams");
-        let Some(last) = page.last() else { break };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        committed += page.len();
-    }
+    trellis_eventstore::scan_streams_after(store, None, 1000, |_| {
+        committed += 1;
+        Ok::<_, trellis_eventstore::Error>(std::ops::ControlFlow::Continue(()))
+    })
+    .await
+    .expect("scan the streams");
     let mut readable = 0;
     for _ in 0..1200 {
         readable = 0;

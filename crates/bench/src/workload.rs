@@ -832,15 +832,12 @@ mod tests {
     /// Every stream of the log and its last version.
     async fn heads(store: &dyn EventStore) -> BTreeMap<String, u64> {
         let mut heads = BTreeMap::new();
-        let mut after = None;
-        loop {
-            let page = store.scan_streams(after, 1000).await.expect("a scan");
-            let Some(last) = page.last() else { break };
-            after = Some((last.stream_id.clone(), last.stream_version));
-            for event in &page {
-                heads.insert(event.stream_id.to_string(), event.stream_version);
-            }
-        }
+        trellis_eventstore::scan_streams_after(store, None, 1000, |event| {
+            heads.insert(event.stream_id.to_string(), event.stream_version);
+            Ok::<_, trellis_eventstore::Error>(std::ops::ControlFlow::Continue(()))
+        })
+        .await
+        .expect("a scan");
         heads
     }
 

@@ -22,6 +22,7 @@
 //!
 //! Both backends pass the same conformance suite (`tests/src/eventstore.rs`).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,15 +255,11 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 #[tracing::instrument(name = "event_store.verify", skip_all, err)]
 pub async fn verify(store: &dyn EventStore, page: usize) -> Result<VerifyReport, Error> {
     let mut verifier = chain::Verifier::new();
-    let mut after: Option<(StreamId, u64)> = None;
-    loop {
-        let batch = store.scan_streams(after.clone(), page).await?;
-        let Some(last) = batch.last() else { break };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        for event in &batch {
-            verifier.check(event);
-        }
-    }
+    scan_streams_after(store, None, page, |event| {
+        verifier.check(&event);
+        Ok::<_, Error>(ControlFlow::Continue(()))
+    })
+    .await?;
     Ok(verifier.finish())
 }
 
@@ -302,6 +299,42 @@ where
         }
         if !full {
             return Ok(after);
+        }
+    }
+}
+
+/// Reads the log stream by stream ([`EventStore::scan_streams`]' order: by
+/// stream, then version) from after `after` (`None`: from the start), page
+/// by page: the one loop every scan of the whole log uses (verify, the
+/// catalogue, a person's export, the tests' and benchmarks' counts).
+///
+/// Calls `each` with every event until it answers [`ControlFlow::Break`],
+/// the log ends, or the first error, from the store or from `each`.
+pub async fn scan_streams_after<E>(
+    store: &dyn EventStore,
+    after: Option<(StreamId, u64)>,
+    page: usize,
+    mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>, E>,
+) -> Result<(), E>
+where
+    E: From<Error>,
+{
+    let page = page.max(1);
+    let mut after = after;
+    loop {
+        let batch = store.scan_streams(after.take(), page).await?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = Some((last.stream_id.clone(), last.stream_version));
+        let full = batch.len() == page;
+        for event in batch {
+            if each(event)?.is_break() {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
         }
     }
 }

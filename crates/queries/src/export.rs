@@ -33,6 +33,7 @@
 //! the person exists; an admin asking about an unknown id gets a 404.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 
 use axum::Json;
 use axum::extract::{FromRef, State};
@@ -43,7 +44,7 @@ use serde_json::Value;
 use trellis_access::Access;
 use trellis_domain::rep::{RepEvent, RepState, evolve, hidden_from_rep};
 use trellis_domain::{Event, LeaderId, PeriodKind, RepId, TeamId};
-use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
+use trellis_eventstore::{EventStore, RecordedEvent, StreamId, scan_streams_after};
 use trellis_http::HttpState;
 use trellis_http::auth::{Claims, Role};
 use trellis_http::extract::{PathIds, Principal};
@@ -450,31 +451,21 @@ async fn scan_category(
     category: &str,
     mut each: impl FnMut(RecordedEvent),
 ) -> Result<u64, ApiError> {
-    let mut after = Some((
-        StreamId::new(category).map_err(|e| ApiError::Internal(e.to_string()))?,
-        0,
-    ));
+    let first = StreamId::new(category).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut streams = 0;
     let mut last_stream: Option<StreamId> = None;
-    loop {
-        let page = store.scan_streams(after.clone(), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        let full = page.len() == PAGE;
-        for event in page {
-            if event.stream_id.category() != category {
-                return Ok(streams);
-            }
-            if last_stream.as_ref() != Some(&event.stream_id) {
-                streams += 1;
-                last_stream = Some(event.stream_id.clone());
-            }
-            each(event);
+    scan_streams_after(store, Some((first, 0)), PAGE, |event| {
+        if event.stream_id.category() != category {
+            return Ok::<_, ApiError>(ControlFlow::Break(()));
         }
-        if !full {
-            break;
+        if last_stream.as_ref() != Some(&event.stream_id) {
+            streams += 1;
+            last_stream = Some(event.stream_id.clone());
         }
-    }
+        each(event);
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
     Ok(streams)
 }
 

@@ -9,11 +9,12 @@
 //! that need nothing loaded, then the stream, then who may read it.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use trellis_domain::rep::RepEvent;
 use trellis_domain::{Event, RepId, TeamId};
-use trellis_eventstore::{EventStore, RecordedEvent, StreamId};
+use trellis_eventstore::{EventStore, RecordedEvent, StreamId, scan_streams_after};
 use trellis_http::auth::Claims;
 use trellis_http::problem::ApiError;
 use trellis_projections::projection::Envelope;
@@ -87,29 +88,16 @@ pub async fn category_events(
     store: &dyn EventStore,
     category: &str,
 ) -> Result<Vec<RecordedEvent>, ApiError> {
-    let mut after = Some((
-        StreamId::new(category).map_err(|e| ApiError::Internal(e.to_string()))?,
-        0,
-    ));
+    let first = StreamId::new(category).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut out = Vec::new();
-    loop {
-        let page = store.scan_streams(after.clone(), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.stream_id.clone(), last.stream_version));
-        let full = page.len() == PAGE;
-        let mut done = false;
-        for event in page {
-            if event.stream_id.category() == category {
-                out.push(event);
-            } else {
-                done = true;
-                break;
-            }
+    scan_streams_after(store, Some((first, 0)), PAGE, |event| {
+        if event.stream_id.category() != category {
+            return Ok::<_, ApiError>(ControlFlow::Break(()));
         }
-        if done || !full {
-            break;
-        }
-    }
+        out.push(event);
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
     Ok(out)
 }
 
