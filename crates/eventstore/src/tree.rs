@@ -45,7 +45,9 @@ pub struct TreeExtension {
     /// Each new leaf's event (its place in the global order, its global
     /// position, its hash), in leaf order.
     pub leaves: Vec<Leaf>,
-    /// Every node the new leaves complete, the leaves (level 0) included.
+    /// The nodes the new leaves complete that a store keeps: the leaves
+    /// (level 0) and the nodes from [`merkle::STORED_LEVEL`] up. The ones
+    /// between are hashed from the leaves when asked for.
     pub nodes: Vec<(NodeId, Hash)>,
     /// The read checkpoint after the last new leaf.
     pub read: Checkpoint,
@@ -138,11 +140,16 @@ impl TreeBuilder {
         let mut extension = TreeExtension {
             from_size: next.size(),
             leaves: leaves.to_vec(),
-            nodes: Vec::with_capacity(leaves.len() * 2),
+            // About one node a leaf, and one in eight above it.
+            nodes: Vec::with_capacity(leaves.len() + leaves.len() / 8),
             read: last.checkpoint,
         };
         for leaf in leaves {
-            extension.nodes.extend(next.push(&leaf.hash));
+            extension.nodes.extend(
+                next.push(&leaf.hash)
+                    .into_iter()
+                    .filter(|(id, _)| id.level == 0 || id.level >= merkle::STORED_LEVEL),
+            );
         }
         store.extend_tree(&extension).await?;
         self.frontier = next;
