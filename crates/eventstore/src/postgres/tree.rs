@@ -26,14 +26,7 @@ fn unsigned(value: i64) -> u64 {
 }
 
 async fn size(client: &impl GenericClient) -> Result<u64, Error> {
-    let row = client
-        .query_opt(
-            "SELECT first_leaf + length(positions) / 8 FROM trellis.tree_segments \
-             ORDER BY first_leaf DESC LIMIT 1",
-            &[],
-        )
-        .await?;
-    Ok(row.map(|row| unsigned(row.get(0))).unwrap_or(0))
+    Ok(unsigned(client.query_one(SIZE, &[]).await?.get(0)))
 }
 
 pub(super) async fn state(client: &impl GenericClient) -> Result<TreeState, Error> {
@@ -52,20 +45,35 @@ pub(super) async fn state(client: &impl GenericClient) -> Result<TreeState, Erro
     Ok(TreeState { size, read })
 }
 
+/// The stored tree's size, read inside an extension (see [`extend`]).
+const SIZE: &str = "SELECT coalesce((SELECT first_leaf + length(positions) / 8 \
+                    FROM trellis.tree_segments ORDER BY first_leaf DESC LIMIT 1), 0)";
+const INSERT_SEGMENTS: &str = "INSERT INTO trellis.tree_segments \
+         (first_leaf, first_tx, first_position, positions, hashes) \
+     SELECT * FROM unnest($1::bigint[], $2::xid8[], $3::bigint[], $4::bytea[], $5::bytea[])";
+const INSERT_NODES: &str = "INSERT INTO trellis.tree_nodes (level, idx, hash) \
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])";
+const SAVE_READER: &str = "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
+     updated_at = now()";
+
+/// Stores `extension` in one transaction of three round trips: BEGIN; the
+/// builders' lock, the size check and every write, sent together; COMMIT.
+/// One after another, with a statement prepared for each write, the
+/// statements took ten, which made most of a catch-up's time under load
+/// (`trellis-bench append`: about 4 ms for 700 leaves).
+///
+/// The writes go out before the size is known: the server runs them in
+/// order after the lock and the check, and when the size is not the one
+/// the extension starts from, what they did (or the error a clash gave
+/// them) is rolled back with the transaction, and another builder's work is
+/// named as the cause.
 pub(super) async fn extend(
     client: &mut deadpool_postgres::Object,
     extension: &TreeExtension,
 ) -> Result<(), Error> {
     let segment::Rows { segments, nodes } = segment::split(extension)?;
-    let tx = client.transaction().await?;
-    tx.batch_execute(LOCK).await?;
-    let now = size(&*tx).await?;
-    if now != extension.from_size {
-        return Err(Error::Unavailable(format!(
-            "the log's tree has {now} leaves, not {}: another process is building it",
-            extension.from_size
-        )));
-    }
     let mut firsts = Vec::with_capacity(segments.len());
     let mut txs = Vec::with_capacity(segments.len());
     let mut first_positions = Vec::with_capacity(segments.len());
@@ -78,40 +86,55 @@ pub(super) async fn extend(
         positions.push(s.positions_bytes());
         hashes.push(s.hashes_bytes());
     }
-    tx.execute(
-        "INSERT INTO trellis.tree_segments \
-             (first_leaf, first_tx, first_position, positions, hashes) \
-         SELECT * FROM unnest($1::bigint[], $2::xid8[], $3::bigint[], $4::bytea[], $5::bytea[])",
-        &[&firsts, &txs, &first_positions, &positions, &hashes],
-    )
-    .await?;
-    if !nodes.is_empty() {
-        let mut levels = Vec::with_capacity(nodes.len());
-        let mut idxs = Vec::with_capacity(nodes.len());
-        let mut hashes = Vec::with_capacity(nodes.len());
-        for (id, h) in &nodes {
-            levels.push(i16::from(id.level));
-            idxs.push(to_i64(id.index, "node index")?);
-            hashes.push(h.0.to_vec());
-        }
-        tx.execute(
-            "INSERT INTO trellis.tree_nodes (level, idx, hash) \
-             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-            &[&levels, &idxs, &hashes],
-        )
-        .await?;
+    let mut levels = Vec::with_capacity(nodes.len());
+    let mut idxs = Vec::with_capacity(nodes.len());
+    let mut node_hashes = Vec::with_capacity(nodes.len());
+    for (id, h) in &nodes {
+        levels.push(i16::from(id.level));
+        idxs.push(to_i64(id.index, "node index")?);
+        node_hashes.push(h.0.to_vec());
     }
-    tx.execute(
-        "INSERT INTO trellis.subscriber_checkpoints (name, tx, position) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
-         updated_at = now()",
-        &[
-            &READER,
-            &to_i64(extension.read.tx, "checkpoint")?,
-            &to_i64(extension.read.position, "checkpoint")?,
-        ],
-    )
-    .await?;
+    let read_tx = to_i64(extension.read.tx, "checkpoint")?;
+    let read_position = to_i64(extension.read.position, "checkpoint")?;
+
+    let (lock, size, insert_segments, insert_nodes, save_reader) = (
+        client.prepare_cached(LOCK).await?,
+        client.prepare_cached(SIZE).await?,
+        client.prepare_cached(INSERT_SEGMENTS).await?,
+        client.prepare_cached(INSERT_NODES).await?,
+        client.prepare_cached(SAVE_READER).await?,
+    );
+    let segment_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&firsts, &txs, &first_positions, &positions, &hashes];
+    let reader_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&READER, &read_tx, &read_position];
+    // Dropped before its COMMIT (an error, or the caller stopped waiting),
+    // the transaction rolls back.
+    let tx = client.transaction().await?;
+    let (locked, now, segments_written, nodes_written, reader_saved) = futures_util::join!(
+        tx.query_one(&lock, &[]),
+        tx.query_one(&size, &[]),
+        tx.execute(&insert_segments, &segment_params),
+        async {
+            if levels.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&insert_nodes, &[&levels, &idxs, &node_hashes])
+                .await
+        },
+        tx.execute(&save_reader, &reader_params),
+    );
+    locked?;
+    let now = unsigned(now?.get(0));
+    if now != extension.from_size {
+        return Err(Error::Unavailable(format!(
+            "the log's tree has {now} leaves, not {}: another process is building it",
+            extension.from_size
+        )));
+    }
+    segments_written?;
+    nodes_written?;
+    reader_saved?;
     tx.commit().await?;
     Ok(())
 }
