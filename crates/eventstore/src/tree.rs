@@ -326,17 +326,18 @@ pub struct TreeReport {
     pub seal_findings: Vec<SealFinding>,
     /// Stored inner nodes of the tree that the events under them no longer
     /// hash to (at most [`MAX_NODE_FINDINGS`]), found while the log still
-    /// agrees with the stored leaves.
+    /// agrees with the stored leaves; and a stored leaf (level 0) that
+    /// differs from an event a kept checkpoint still vouches for.
     pub node_findings: Vec<NodeFinding>,
 }
 
 /// How many altered stored nodes a report names.
 pub const MAX_NODE_FINDINGS: usize = 100;
 
-/// A stored inner node of the tree that differs from the hash of the
-/// events under it: the packets' inclusion proofs are built from stored
-/// nodes, so a proof through it would not verify against a signed
-/// checkpoint.
+/// A stored node of the tree that differs from the hash of the events
+/// under it (at level 0, a stored leaf that differs from its event): the
+/// packets' inclusion proofs are built from stored nodes, so a proof
+/// through it would not verify against a signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFinding {
     pub node: merkle::NodeId,
@@ -344,6 +345,15 @@ pub struct NodeFinding {
 
 impl std::fmt::Display for NodeFinding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.node.level == 0 {
+            return write!(
+                f,
+                "the stored tree's leaf for event {} of the log was altered: the event is as a \
+                 kept checkpoint signed it, but the proofs review packets take from the stored \
+                 tree would not verify",
+                self.node.index + 1
+            );
+        }
         let first = (self.node.index << self.node.level) + 1;
         let last = (self.node.index + 1) << self.node.level;
         write!(
@@ -545,6 +555,21 @@ pub async fn verify_checkpoints(
             },
         ));
         first_bad_size.get_or_insert(c.head.size);
+    }
+    // A kept checkpoint that still holds covers the first place where the
+    // log and the stored tree part: the log's event there is as signed, so
+    // it is the stored tree's leaf that was altered, not the event.
+    if let Some(difference) = &report.first_difference
+        && difference.now.is_some()
+        && difference.leaf < report.covered
+    {
+        report.node_findings.push(NodeFinding {
+            node: merkle::NodeId {
+                level: 0,
+                index: difference.leaf,
+            },
+        });
+        report.first_difference = None;
     }
     if let Some(bad) = first_bad_size {
         report.differs_within = Some((

@@ -495,6 +495,46 @@ async fn altering_a_stored_tree_node_is_named(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+/// A stored leaf altered while its event is as a kept checkpoint signed it:
+/// the stored tree was tampered with, not the log, and verify says so.
+async fn altering_a_stored_leaf_is_named_and_not_called_a_rewrite(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let forged = "ab".repeat(32);
+    // The first leaf's hash, in the segment of the first six; the guard
+    // against updates lifted as a superuser or the file's owner could.
+    let tamper = match kind {
+        Kind::Postgres => format!(
+            "DROP TRIGGER tree_segments_no_update ON tree_segments; \
+             UPDATE tree_segments SET hashes = overlay(hashes placing '\\x{forged}'::bytea \
+             from 1 for 32) WHERE first_leaf = 0"
+        ),
+        Kind::Sqlite => format!(
+            "DROP TRIGGER tree_segments_no_update; \
+             UPDATE tree_segments SET hashes = CAST(X'{forged}' || substr(hashes, 33) AS BLOB) \
+             WHERE first_leaf = 0"
+        ),
+    };
+    kept.backend.tamper(&tamper).await;
+    let (code, out) = kept.verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "0 kept checkpoints no longer hold, 0 events are not sealed by the service, \
+             1 stored tree nodes were altered"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "first problem: the stored tree's leaf for event 1 of the log was altered: the event \
+             is as a kept checkpoint signed it"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("rewritten"), "{out}");
+    kept.backend.cleanup().await;
+}
+
 async fn checkpoints_without_a_public_key_cannot_be_checked(kind: Kind) {
     let kept = Kept::new(kind).await;
     let (code, out) = run_on(
@@ -525,6 +565,7 @@ macro_rules! both_backends {
 both_backends!(
     an_untampered_log_extends_every_kept_checkpoint,
     altering_a_stored_tree_node_is_named,
+    altering_a_stored_leaf_is_named_and_not_called_a_rewrite,
     deleting_the_last_event_of_a_stream_is_named,
     deleting_a_whole_stream_is_named,
     rewriting_an_event_and_rehashing_its_stream_is_named,
