@@ -184,6 +184,67 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
     b.cleanup().await;
 }
 
+/// Discarding the stored tree (`trellis audit rebuild-tree`) lifts the
+/// guards of its tables: the runtime role may not, is told whose connection
+/// it takes, and the tree is left as it was.
+#[tokio::test]
+async fn only_the_schema_owner_may_discard_the_stored_tree() {
+    use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+    use trellis_eventstore::tree::TreeBuilder;
+    let b = Backend::postgres().await;
+    let s = stream("rep");
+    for _ in 0..3 {
+        b.store
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                &CommandMeta::new("leader", Utc::now()),
+                &[NewEvent::new("Noted", 1, serde_json::json!({}), Utc::now())],
+            )
+            .await
+            .unwrap();
+    }
+    trellis_tests::settle(&*b.store).await;
+    let mut builder = TreeBuilder::load(&*b.store).await.unwrap();
+    assert_eq!(builder.catch_up(&*b.store).await.unwrap(), 3);
+
+    let role = format!("trellis_test_role_{}", uuid::Uuid::now_v7().simple());
+    let admin = b.database().superuser().await;
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN IN ROLE trellis_writer"))
+        .await
+        .unwrap();
+    // The test database's URL names its user first: that role instead.
+    let url = b
+        .database()
+        .url
+        .replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, b.database().url);
+    let service = PostgresStore::connect(&PostgresConfig::new(&url))
+        .await
+        .unwrap();
+    let refused = service.discard_stored_tree().await.unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "only the schema's owner may discard the stored tree, and this connection's role is \
+             not it"
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        b.store.tree_state().await.unwrap().size,
+        3,
+        "left as it was"
+    );
+    drop(service);
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+    drop(admin);
+    b.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_wakes_when_another_process_appends() {
     let b = Backend::postgres().await;

@@ -225,6 +225,13 @@ impl SqliteStore {
         self
     }
 
+    /// Discards the stored Merkle tree, for a builder to make again from the
+    /// log (the repair `trellis audit rebuild-tree` makes once `audit
+    /// verify` found the stored tree altered and the log intact).
+    pub async fn discard_stored_tree(&self) -> Result<(), Error> {
+        self.with_writer(tree::discard).await
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path

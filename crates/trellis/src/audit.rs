@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use trellis_eventstore::note::{SignedCheckpoint, VerifierKey, parse_many};
-use trellis_eventstore::tree::{TreeReport, verify_checkpoints};
+use trellis_eventstore::tree::{TreeBuilder, TreeReport, verify_checkpoints};
+use trellis_eventstore::{EventStore, VerifyReport};
 
 use crate::store::StoreArgs;
 use trellis_notifications::checkpoints::{self, DEFAULT_STREAM, StreamNames};
@@ -41,6 +42,14 @@ pub enum AuditCommand {
         #[arg(long = "public-key", value_name = "KEY", required = true)]
         public_keys: Vec<String>,
     },
+    /// Make the stored Merkle tree again from the log, when `audit verify`
+    /// found it altered (the proofs review packets take from it would not
+    /// verify). Needs the kept checkpoints, to show first that the log
+    /// itself still holds, and the schema owner's connection on PostgreSQL.
+    /// Refuses, and changes nothing, while the log itself does not hold.
+    /// Exits 0 when the tree agrees with the log, 1 when it does not, 2 when
+    /// it could not check or rebuild.
+    RebuildTree(VerifyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +82,7 @@ pub async fn run(store_args: &StoreArgs, command: AuditCommand) -> anyhow::Resul
         AuditCommand::Verify(args) => verify(store_args, args).await,
         AuditCommand::Checkpoint { all } => print_checkpoints(store_args, all).await,
         AuditCommand::VerifyPacket { file, public_keys } => verify_packet(&file, &public_keys),
+        AuditCommand::RebuildTree(args) => rebuild_tree(store_args, args).await,
     }
 }
 
@@ -174,8 +184,13 @@ fn verify_packet(file: &std::path::Path, public_keys: &[String]) -> anyhow::Resu
 
 /// Could not check: the caller exits 2.
 fn cannot(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    Ok(could_not(e))
+}
+
+/// Says why the log could not be checked; the exit code that says so.
+fn could_not(e: anyhow::Error) -> ExitCode {
     eprintln!("error: could not check the log: {e:#}");
-    Ok(ExitCode::from(2))
+    ExitCode::from(2)
 }
 
 async fn kept_checkpoints(args: &VerifyArgs) -> anyhow::Result<Vec<SignedCheckpoint>> {
@@ -197,8 +212,11 @@ async fn kept_checkpoints(args: &VerifyArgs) -> anyhow::Result<Vec<SignedCheckpo
     Ok(kept)
 }
 
-async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let keys: Vec<VerifierKey> = match args
+/// What a check trusts: the public keys given, and the checkpoints kept
+/// where the arguments say. The exit code 2 instead when they cannot be
+/// had or used: why has been printed.
+async fn trusted(args: &VerifyArgs) -> Result<(Vec<VerifierKey>, Vec<SignedCheckpoint>), ExitCode> {
+    let keys: Vec<VerifierKey> = args
         .public_keys
         .iter()
         .map(|k| {
@@ -206,108 +224,119 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
                 .with_context(|| format!("--public-key {k:?}"))
         })
         .collect::<anyhow::Result<_>>()
-    {
-        Ok(keys) => keys,
-        Err(e) => return cannot(e),
-    };
-    let kept = match kept_checkpoints(&args).await {
-        Ok(kept) => kept,
-        Err(e) => return cannot(e),
-    };
+        .map_err(could_not)?;
+    let kept = kept_checkpoints(args).await.map_err(could_not)?;
     let asked_for_checkpoints =
         !args.checkpoint_files.is_empty() || args.checkpoints_from_nats.is_some();
     if asked_for_checkpoints && keys.is_empty() {
-        return cannot(anyhow::anyhow!(
+        return Err(could_not(anyhow::anyhow!(
             "checking kept checkpoints needs the public key they were signed with: give \
              --public-key (the line `trellis keys generate` printed, or GET \
              /.well-known/trellis/checkpoint-keys)"
-        ));
+        )));
     }
     if asked_for_checkpoints && kept.is_empty() {
-        return cannot(anyhow::anyhow!(
+        return Err(could_not(anyhow::anyhow!(
             "no checkpoints were found where you said they are kept"
-        ));
+        )));
     }
-    // Every check is over the stored form: nothing needs decrypting.
-    let store = match store_args.open_stored().await {
-        Ok(store) => store,
-        Err(e) => return cannot(e),
-    };
-    let started = std::time::Instant::now();
-    let report = match trellis_eventstore::verify(&*store, args.page).await {
-        Ok(report) => report,
-        Err(e) => return cannot(e.into()),
-    };
-    // The tree pass recomputes the Merkle tree from the events: it checks
-    // the kept checkpoints, the stored tree's nodes and, with keys, every
-    // event's seal.
-    let tree =
-        match verify_checkpoints(&*store, &kept, &keys, args.origin.as_deref(), args.page).await {
-            Ok(tree) => Some(tree),
-            Err(e) => return cannot(e.into()),
-        };
-    let mut out = std::io::stdout().lock();
-    let seconds = started.elapsed().as_secs_f64();
-    let tree_intact = tree.as_ref().is_none_or(TreeReport::is_intact);
-    if report.is_intact() && tree_intact {
+    Ok((keys, kept))
+}
+
+/// Every check `audit verify` makes, over the log as stored.
+struct Checked {
+    report: VerifyReport,
+    tree: TreeReport,
+    seconds: f64,
+}
+
+impl Checked {
+    async fn of(
+        store: &dyn EventStore,
+        args: &VerifyArgs,
+        (keys, kept): (&[VerifierKey], &[SignedCheckpoint]),
+    ) -> anyhow::Result<Checked> {
+        let started = std::time::Instant::now();
+        let report = trellis_eventstore::verify(store, args.page).await?;
+        // The tree pass recomputes the Merkle tree from the events: it checks
+        // the kept checkpoints, the stored tree's nodes and, with keys, every
+        // event's seal.
+        let tree = verify_checkpoints(store, kept, keys, args.origin.as_deref(), args.page).await?;
+        Ok(Checked {
+            report,
+            tree,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn is_intact(&self) -> bool {
+        self.report.is_intact() && self.tree.is_intact()
+    }
+
+    /// Whether the log itself holds, whatever the stored tree says: every
+    /// chain, every kept checkpoint and every seal.
+    fn log_holds(&self) -> bool {
+        self.report.is_intact()
+            && self.tree.findings.is_empty()
+            && self.tree.seal_findings.is_empty()
+            && self.tree.first_difference.is_none()
+            && self.tree.differs_within.is_none()
+    }
+
+    /// The lines that say it is intact.
+    fn write_intact(&self, out: &mut impl Write, store: &str, keyed: bool) -> std::io::Result<()> {
+        let (report, tree, seconds) = (&self.report, &self.tree, self.seconds);
         writeln!(
             out,
-            "intact: {} events in {} streams of {} verified in {seconds:.1} s",
-            report.events,
-            report.streams,
-            store_args.describe()
+            "intact: {} events in {} streams of {store} verified in {seconds:.1} s",
+            report.events, report.streams,
         )?;
-        if let Some(tree) = tree.as_ref().filter(|t| t.checkpoints > 0) {
+        if tree.checkpoints > 0 {
             writeln!(
                 out,
                 "the log extends all {} kept checkpoints (the largest covers {} of its {} events)",
                 tree.checkpoints, tree.covered, tree.log_size
             )?;
         }
-        if let Some(tree) = tree.as_ref().filter(|_| !keys.is_empty()) {
+        if keyed {
             writeln!(
                 out,
                 "{} of its {} events carry the service's seal",
                 tree.sealed, tree.log_size
             )?;
         }
-        return Ok(ExitCode::SUCCESS);
+        Ok(())
     }
-    writeln!(
-        out,
-        "NOT INTACT: {} of {} streams are broken, {} kept checkpoints no longer hold, {} events \
-         are not sealed by the service, {} stored tree nodes were altered ({} events checked in \
-         {seconds:.1} s)",
-        report.findings.len(),
-        report.streams,
-        tree.as_ref().map_or(0, |t| t.findings.len()),
-        tree.as_ref().map_or(0, |t| t.seal_findings.len()),
-        tree.as_ref().map_or(0, |t| t.node_findings.len()),
-        report.events
-    )?;
-    let mut lines = report
-        .findings
-        .iter()
-        .map(ToString::to_string)
-        .chain(
-            tree.iter()
-                .flat_map(|t| t.findings.iter().map(ToString::to_string)),
-        )
-        .chain(
-            tree.iter()
-                .flat_map(|t| t.seal_findings.iter().map(ToString::to_string)),
-        )
-        .chain(
-            tree.iter()
-                .flat_map(|t| t.node_findings.iter().map(ToString::to_string)),
-        );
-    if let Some(first) = lines.next() {
-        writeln!(out, "first problem: {first}")?;
-    }
-    for line in lines {
-        writeln!(out, "also: {line}")?;
-    }
-    if let Some(tree) = &tree {
+
+    /// The lines that say what is wrong, after `verdict` ("NOT INTACT").
+    fn write_findings(&self, out: &mut impl Write, verdict: &str) -> std::io::Result<()> {
+        let (report, tree) = (&self.report, &self.tree);
+        writeln!(
+            out,
+            "{verdict}: {} of {} streams are broken, {} kept checkpoints no longer hold, {} \
+             events are not sealed by the service, {} stored tree nodes were altered ({} events \
+             checked in {:.1} s)",
+            report.findings.len(),
+            report.streams,
+            tree.findings.len(),
+            tree.seal_findings.len(),
+            tree.node_findings.len(),
+            report.events,
+            self.seconds
+        )?;
+        let mut lines = report
+            .findings
+            .iter()
+            .map(ToString::to_string)
+            .chain(tree.findings.iter().map(ToString::to_string))
+            .chain(tree.seal_findings.iter().map(ToString::to_string))
+            .chain(tree.node_findings.iter().map(ToString::to_string));
+        if let Some(first) = lines.next() {
+            writeln!(out, "first problem: {first}")?;
+        }
+        for line in lines {
+            writeln!(out, "also: {line}")?;
+        }
         if let Some(difference) = &tree.first_difference {
             writeln!(out, "{difference}")?;
         } else if let Some((good, bad)) = tree.differs_within {
@@ -317,8 +346,146 @@ async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<Exit
                 good + 1
             )?;
         }
+        Ok(())
     }
+}
+
+async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (keys, kept) = match trusted(&args).await {
+        Ok(trusted) => trusted,
+        Err(code) => return Ok(code),
+    };
+    // Every check is over the stored form: nothing needs decrypting.
+    let store = match store_args.open_stored().await {
+        Ok(store) => store,
+        Err(e) => return cannot(e),
+    };
+    let checked = match Checked::of(&*store, &args, (&keys, &kept)).await {
+        Ok(checked) => checked,
+        Err(e) => return cannot(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if checked.is_intact() {
+        checked.write_intact(&mut out, &store_args.describe(), !keys.is_empty())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    checked.write_findings(&mut out, "NOT INTACT")?;
     Ok(ExitCode::from(1))
+}
+
+/// Makes the stored tree again from the log, once the log is shown to hold
+/// against the kept checkpoints and only the stored tree is found altered.
+/// Refuses while the log itself does not hold: the stored tree is then the
+/// evidence of where it changed, and is left as it is.
+async fn rebuild_tree(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.checkpoint_files.is_empty() && args.checkpoints_from_nats.is_none() {
+        return cannot(anyhow::anyhow!(
+            "rebuilding the stored tree needs the kept checkpoints, to show first that the log \
+             still extends them: give --checkpoints FILE or --checkpoints-from-nats URL, with \
+             --public-key"
+        ));
+    }
+    let (keys, kept) = match trusted(&args).await {
+        Ok(trusted) => trusted,
+        Err(code) => return Ok(code),
+    };
+    let store = match store_args.open_stored().await {
+        Ok(store) => store,
+        Err(e) => return cannot(e),
+    };
+    let before = match Checked::of(&*store, &args, (&keys, &kept)).await {
+        Ok(checked) => checked,
+        Err(e) => return cannot(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if !before.log_holds() {
+        before.write_findings(&mut out, "NOT REBUILT, the log itself does not hold")?;
+        writeln!(
+            out,
+            "the stored tree is left as it is: it is the evidence of what the log was before it \
+             changed"
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    if before.is_intact() {
+        before.write_intact(&mut out, &store_args.describe(), true)?;
+        writeln!(
+            out,
+            "the stored tree agrees with the log: nothing to rebuild"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    before.write_findings(&mut out, "rebuilding the stored tree, which was altered")?;
+    drop(out);
+    if let Err(e) = store_args.discard_stored_tree().await {
+        return cannot(e);
+    }
+    if let Err(e) = integrate_with_progress(&*store, before.tree.log_size).await {
+        return cannot(e.into());
+    }
+    let after = match Checked::of(&*store, &args, (&keys, &kept)).await {
+        Ok(checked) => checked,
+        Err(e) => return cannot(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if after.is_intact() {
+        writeln!(
+            out,
+            "rebuilt: the stored tree was made again from the log's {} events, and it agrees \
+             with them",
+            after.tree.log_size
+        )?;
+        after.write_intact(&mut out, &store_args.describe(), true)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    after.write_findings(&mut out, "NOT INTACT after the rebuild")?;
+    Ok(ExitCode::from(1))
+}
+
+/// Makes the stored tree from the log's first event, drawing how far it
+/// has come (of about `events`) on one line of stderr.
+async fn integrate_with_progress(
+    store: &dyn EventStore,
+    events: u64,
+) -> Result<(), trellis_eventstore::Error> {
+    let mut builder = TreeBuilder::load(store).await?;
+    let draw = |size: u64| {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\rrebuilding the stored tree: {size} of {} events ({:.0}%)",
+            events.max(size),
+            100.0 * size as f64 / events.max(size).max(1) as f64
+        );
+        let _ = err.flush();
+    };
+    let mut last_draw = std::time::Instant::now();
+    draw(0);
+    loop {
+        let leaves = store
+            .read_leaves(builder.read(), TreeBuilder::BATCH)
+            .await?;
+        if leaves.is_empty() {
+            break;
+        }
+        match builder.extend(store, &leaves).await {
+            Ok(()) => {}
+            // `trellis serve`'s worker is making it too: go on from where
+            // the two of them have got to.
+            Err(trellis_eventstore::Error::Unavailable(_)) => {
+                builder = TreeBuilder::load(store).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        // At most ten times a second, on one line.
+        if last_draw.elapsed().as_millis() >= 100 {
+            last_draw = std::time::Instant::now();
+            draw(builder.size());
+        }
+    }
+    draw(builder.size());
+    eprintln!();
+    Ok(())
 }
 
 async fn print_checkpoints(store_args: &StoreArgs, all: bool) -> anyhow::Result<ExitCode> {

@@ -216,6 +216,16 @@ impl StoreArgs {
         Ok(self.open_backend().await?.stored())
     }
 
+    /// Discards the stored Merkle tree, for a builder to make again from the
+    /// log (`trellis audit rebuild-tree`).
+    pub async fn discard_stored_tree(&self) -> anyhow::Result<()> {
+        match self.open_backend().await? {
+            Backend::Postgres { store, .. } => store.discard_stored_tree().await,
+            Backend::Sqlite(store) => store.discard_stored_tree().await,
+        }
+        .context("failed to discard the stored tree")
+    }
+
     async fn open_backend(&self) -> anyhow::Result<Backend> {
         Ok(match &self.url() {
             Some(url) => Backend::Postgres {

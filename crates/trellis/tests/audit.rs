@@ -535,6 +535,167 @@ async fn altering_a_stored_leaf_is_named_and_not_called_a_rewrite(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+impl Kept {
+    /// `trellis audit rebuild-tree` with the kept checkpoints and the key.
+    fn rebuild_tree(&self) -> (i32, String) {
+        run_on(
+            &self.backend,
+            &[
+                "audit",
+                "rebuild-tree",
+                "--checkpoints",
+                self.file.to_str().unwrap(),
+                "--public-key",
+                &self.public_key,
+            ],
+        )
+    }
+
+    /// The stored tree's size and the hashes of its segments and nodes, in
+    /// order: what a rebuild that was refused must leave as it was.
+    async fn stored_tree(&self) -> (u64, Vec<Vec<u8>>) {
+        let store = &*self.backend.store;
+        let size = store.tree_state().await.unwrap().size;
+        let leaves = store.tree_leaf_range(0, 1_000).await.unwrap();
+        let mut hashes: Vec<Vec<u8>> = leaves.iter().map(|(_, _, h)| h.0.to_vec()).collect();
+        let ids: Vec<trellis_eventstore::merkle::NodeId> = (0..4)
+            .map(|index| trellis_eventstore::merkle::NodeId { level: 4, index })
+            .collect();
+        for node in store.tree_nodes(&ids).await.unwrap() {
+            hashes.push(node.map(|h| h.0.to_vec()).unwrap_or_default());
+        }
+        (size, hashes)
+    }
+
+    /// Whether the stored tree still refuses deletes.
+    async fn tree_refuses_deletes(&self) -> bool {
+        let sql = "DELETE FROM tree_nodes; DELETE FROM tree_segments";
+        match self.backend.kind {
+            Kind::Postgres => {
+                let client = self.backend.database().superuser().await;
+                client
+                    .batch_execute(&format!("SET search_path = trellis; {sql}"))
+                    .await
+                    .is_err()
+            }
+            Kind::Sqlite => {
+                use trellis_eventstore::drivers::rusqlite;
+                let path = self
+                    .backend
+                    .data_dir()
+                    .join(trellis_eventstore::sqlite::FILE_NAME);
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(path).unwrap();
+                    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                    conn.execute_batch(&format!("BEGIN; {sql}; COMMIT"))
+                        .is_err()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+}
+
+/// A stored tree altered in a node and a leaf, the log intact: `audit
+/// rebuild-tree` names what it repairs, makes the tree again from the log,
+/// and `audit verify` passes after; the tree's guards are back in place.
+async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let sealed = sealed_store(&kept.backend, &kept.signer).await;
+    append(&*sealed, &kept.reps[1], 23).await;
+    let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
+    catch_up_to(&mut builder, &*sealed, 32).await;
+    drop(sealed);
+    let forged = "ab".repeat(32);
+    let tamper = match kind {
+        Kind::Postgres => format!(
+            "DROP TRIGGER tree_nodes_no_update ON tree_nodes; \
+             DROP TRIGGER tree_segments_no_update ON tree_segments; \
+             UPDATE tree_nodes SET hash = '\\x{forged}'::bytea WHERE level = 4 AND idx = 1; \
+             UPDATE tree_segments SET hashes = overlay(hashes placing '\\x{forged}'::bytea \
+             from 1 for 32) WHERE first_leaf = 0"
+        ),
+        Kind::Sqlite => format!(
+            "DROP TRIGGER tree_nodes_no_update; DROP TRIGGER tree_segments_no_update; \
+             UPDATE tree_nodes SET hash = X'{forged}' WHERE level = 4 AND idx = 1; \
+             UPDATE tree_segments SET hashes = CAST(X'{forged}' || substr(hashes, 33) AS BLOB) \
+             WHERE first_leaf = 0"
+        ),
+    };
+    kept.backend.tamper(&tamper).await;
+    let (code, out) = kept.verify();
+    assert_eq!(code, 1, "{out}");
+
+    // Without the kept checkpoints it cannot show the log holds: it refuses.
+    let (code, out) = run_on(&kept.backend, &["audit", "rebuild-tree"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("needs the kept checkpoints"), "{out}");
+
+    let (code, out) = kept.rebuild_tree();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("rebuilding the stored tree, which was altered: 0 of 3 streams are broken"),
+        "{out}"
+    );
+    assert!(
+        out.contains("first problem: the stored tree's leaf for event 1 of the log was altered"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rebuilt: the stored tree was made again from the log's 32 events"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rebuilding the stored tree: 32 of 32 events (100%)"),
+        "{out}"
+    );
+    // Verify compares every stored node and leaf with the events again:
+    // the altered node is made again too.
+    let (code, out) = kept.verify();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("the log extends all 2 kept checkpoints"),
+        "{out}"
+    );
+    assert!(kept.tree_refuses_deletes().await, "the guards are back");
+    // Nothing left to repair.
+    let (code, out) = kept.rebuild_tree();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to rebuild"), "{out}");
+    kept.backend.cleanup().await;
+}
+
+/// The log itself no longer holds (a stream's last event deleted): `audit
+/// rebuild-tree` refuses and leaves the stored tree as it was, since it is
+/// what shows where the log changed.
+async fn rebuilding_the_tree_is_refused_while_the_log_does_not_hold(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let stored = kept.stored_tree().await;
+    kept.backend
+        .tamper(&format!(
+            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 3",
+            kept.reps[1]
+        ))
+        .await;
+    let (code, out) = kept.rebuild_tree();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "NOT REBUILT, the log itself does not hold: 0 of 3 streams are broken, 2 kept \
+             checkpoints no longer hold"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("the first difference is event 6 of the log"),
+        "{out}"
+    );
+    assert!(out.contains("the stored tree is left as it is"), "{out}");
+    assert_eq!(kept.stored_tree().await, stored);
+    kept.backend.cleanup().await;
+}
+
 async fn checkpoints_without_a_public_key_cannot_be_checked(kind: Kind) {
     let kept = Kept::new(kind).await;
     let (code, out) = run_on(
@@ -571,6 +732,8 @@ both_backends!(
     rewriting_an_event_and_rehashing_its_stream_is_named,
     a_kept_checkpoint_replaced_by_one_signed_with_another_key_is_named,
     checkpoints_without_a_public_key_cannot_be_checked,
+    rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log,
+    rebuilding_the_tree_is_refused_while_the_log_does_not_hold,
     a_forged_event_appended_with_a_correct_hash_is_named,
     a_forged_event_with_a_copied_batch_seal_is_named,
 );

@@ -309,6 +309,15 @@ impl PostgresStore {
         self
     }
 
+    /// Discards the stored Merkle tree, for a builder to make again from the
+    /// log (the repair `trellis audit rebuild-tree` makes once `audit
+    /// verify` found the stored tree altered and the log intact). Only the
+    /// schema's owner may: the runtime role is refused, as invalid input.
+    pub async fn discard_stored_tree(&self) -> Result<(), Error> {
+        let mut client = self.client().await?;
+        tree::discard(&mut client).await
+    }
+
     /// The pool, for other components that keep their tables in the same database.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool

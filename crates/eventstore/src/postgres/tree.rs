@@ -58,6 +58,40 @@ const SAVE_READER: &str = "INSERT INTO trellis.subscriber_checkpoints (name, tx,
      ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
      updated_at = now()";
 
+/// Discards the stored tree: its segments, its nodes and where its builder
+/// had read the log to. A builder then makes it again from the log's first
+/// event (`trellis audit rebuild-tree`, the repair for a stored tree that
+/// was altered). The recorded checkpoints stay.
+///
+/// The tables refuse deletes: their guards are lifted and put back inside
+/// one transaction, which only the schema's owner may do, and no other
+/// session sees them lifted. Builders wait on their lock meanwhile and find
+/// the tree empty after, which refuses their next extension (they reload).
+pub(super) async fn discard(client: &mut deadpool_postgres::Object) -> Result<(), Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "{LOCK};
+         ALTER TABLE trellis.tree_segments DISABLE TRIGGER tree_segments_no_delete;
+         ALTER TABLE trellis.tree_nodes DISABLE TRIGGER tree_nodes_no_delete;
+         DELETE FROM trellis.tree_segments;
+         DELETE FROM trellis.tree_nodes;
+         DELETE FROM trellis.subscriber_checkpoints WHERE name = '{READER}';
+         ALTER TABLE trellis.tree_segments ENABLE TRIGGER tree_segments_no_delete;
+         ALTER TABLE trellis.tree_nodes ENABLE TRIGGER tree_nodes_no_delete;"
+    ))
+    .await
+    .map_err(|e| match e.code() {
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => Error::InvalidInput(
+            "only the schema's owner may discard the stored tree, and this connection's role \
+             is not it: connect as the role `trellis migrate` runs as"
+                .into(),
+        ),
+        _ => e.into(),
+    })?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Stores `extension` in one transaction of three round trips: BEGIN; the
 /// builders' lock, the size check and every write, sent together; COMMIT.
 /// One after another, with a statement prepared for each write, the
