@@ -93,6 +93,25 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_o
     b.cleanup().await;
 }
 
+/// A login role that is a member of trellis_writer, as an operator sets
+/// up, and the superuser connection that made it (to drop it at the end).
+async fn runtime_login_role(b: &Backend) -> (String, tokio_postgres::Client) {
+    let role = format!("trellis_test_role_{}", uuid::Uuid::now_v7().simple());
+    let admin = b.database().superuser().await;
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN IN ROLE trellis_writer"))
+        .await
+        .unwrap();
+    (role, admin)
+}
+
+async fn drop_role(admin: tokio_postgres::Client, role: &str) {
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_service_role_may_read_and_append_but_never_change_the_log() {
     let b = Backend::postgres().await;
@@ -107,13 +126,7 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
         .await
         .unwrap();
 
-    // A login role that is a member of trellis_writer, as an operator sets up.
-    let role = format!("trellis_test_role_{}", uuid::Uuid::now_v7().simple());
-    let admin = b.database().superuser().await;
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN IN ROLE trellis_writer"))
-        .await
-        .unwrap();
+    let (role, admin) = runtime_login_role(&b).await;
     let mut config: tokio_postgres::Config = b.database().url.parse().unwrap();
     config.user(&role);
     config.password("");
@@ -176,11 +189,7 @@ async fn the_service_role_may_read_and_append_but_never_change_the_log() {
     }
     drop(service);
     conn_task.abort();
-    admin
-        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
-        .await
-        .unwrap();
-    drop(admin);
+    drop_role(admin, &role).await;
     b.cleanup().await;
 }
 
@@ -208,12 +217,7 @@ async fn only_the_schema_owner_may_discard_the_stored_tree() {
     let mut builder = TreeBuilder::load(&*b.store).await.unwrap();
     assert_eq!(builder.catch_up(&*b.store).await.unwrap(), 3);
 
-    let role = format!("trellis_test_role_{}", uuid::Uuid::now_v7().simple());
-    let admin = b.database().superuser().await;
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN IN ROLE trellis_writer"))
-        .await
-        .unwrap();
+    let (role, admin) = runtime_login_role(&b).await;
     // The test database's URL names its user first: that role instead.
     let url = b
         .database()
@@ -237,11 +241,7 @@ async fn only_the_schema_owner_may_discard_the_stored_tree() {
         "left as it was"
     );
     drop(service);
-    admin
-        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
-        .await
-        .unwrap();
-    drop(admin);
+    drop_role(admin, &role).await;
     b.cleanup().await;
 }
 

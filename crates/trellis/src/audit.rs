@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use trellis_eventstore::note::{SignedCheckpoint, VerifierKey, parse_many};
@@ -212,10 +213,14 @@ async fn kept_checkpoints(args: &VerifyArgs) -> anyhow::Result<Vec<SignedCheckpo
     Ok(kept)
 }
 
+/// The public keys a check accepts signatures of, and the checkpoints kept
+/// outside the database.
+type Trust = (Vec<VerifierKey>, Vec<SignedCheckpoint>);
+
 /// What a check trusts: the public keys given, and the checkpoints kept
 /// where the arguments say. The exit code 2 instead when they cannot be
 /// had or used: why has been printed.
-async fn trusted(args: &VerifyArgs) -> Result<(Vec<VerifierKey>, Vec<SignedCheckpoint>), ExitCode> {
+async fn trusted(args: &VerifyArgs) -> Result<Trust, ExitCode> {
     let keys: Vec<VerifierKey> = args
         .public_keys
         .iter()
@@ -254,7 +259,7 @@ impl Checked {
     async fn of(
         store: &dyn EventStore,
         args: &VerifyArgs,
-        (keys, kept): (&[VerifierKey], &[SignedCheckpoint]),
+        (keys, kept): &Trust,
     ) -> anyhow::Result<Checked> {
         let started = std::time::Instant::now();
         let report = trellis_eventstore::verify(store, args.page).await?;
@@ -350,19 +355,26 @@ impl Checked {
     }
 }
 
-async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (keys, kept) = match trusted(&args).await {
-        Ok(trusted) => trusted,
-        Err(code) => return Ok(code),
-    };
+/// Opens the log as stored and makes every check `audit verify` makes; the
+/// log, what trusting it rests on, and what the checks found. The exit code
+/// 2 instead when it could not check: why has been printed.
+async fn open_and_check(
+    store_args: &StoreArgs,
+    args: &VerifyArgs,
+) -> Result<(Arc<dyn EventStore>, Trust, Checked), ExitCode> {
+    let trust = trusted(args).await?;
     // Every check is over the stored form: nothing needs decrypting.
-    let store = match store_args.open_stored().await {
-        Ok(store) => store,
-        Err(e) => return cannot(e),
-    };
-    let checked = match Checked::of(&*store, &args, (&keys, &kept)).await {
+    let store = store_args.open_stored().await.map_err(could_not)?;
+    let checked = Checked::of(&*store, args, &trust)
+        .await
+        .map_err(could_not)?;
+    Ok((store, trust, checked))
+}
+
+async fn verify(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (_, (keys, _), checked) = match open_and_check(store_args, &args).await {
         Ok(checked) => checked,
-        Err(e) => return cannot(e),
+        Err(code) => return Ok(code),
     };
     let mut out = std::io::stdout().lock();
     if checked.is_intact() {
@@ -385,17 +397,9 @@ async fn rebuild_tree(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Resul
              --public-key"
         ));
     }
-    let (keys, kept) = match trusted(&args).await {
-        Ok(trusted) => trusted,
-        Err(code) => return Ok(code),
-    };
-    let store = match store_args.open_stored().await {
-        Ok(store) => store,
-        Err(e) => return cannot(e),
-    };
-    let before = match Checked::of(&*store, &args, (&keys, &kept)).await {
+    let (store, trust, before) = match open_and_check(store_args, &args).await {
         Ok(checked) => checked,
-        Err(e) => return cannot(e),
+        Err(code) => return Ok(code),
     };
     let mut out = std::io::stdout().lock();
     if !before.log_holds() {
@@ -423,7 +427,7 @@ async fn rebuild_tree(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Resul
     if let Err(e) = integrate_with_progress(&*store, before.tree.log_size).await {
         return cannot(e.into());
     }
-    let after = match Checked::of(&*store, &args, (&keys, &kept)).await {
+    let after = match Checked::of(&*store, &args, &trust).await {
         Ok(checked) => checked,
         Err(e) => return cannot(e),
     };

@@ -173,6 +173,25 @@ impl Kept {
         out
     }
 
+    /// Nodes are kept a row each from level 4 (16 events) up: grows the log
+    /// to 32 events, sealed as the service would, and the tree with it.
+    async fn grow_to_32_events(&self) {
+        let sealed = sealed_store(&self.backend, &self.signer).await;
+        append(&*sealed, &self.reps[1], 23).await;
+        let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
+        catch_up_to(&mut builder, &*sealed, 32).await;
+    }
+
+    /// Deletes the last of the second rep's three events, behind the log's back.
+    async fn delete_last_event_of_the_second_rep(&self) {
+        self.backend
+            .tamper(&format!(
+                "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 3",
+                self.reps[1]
+            ))
+            .await;
+    }
+
     async fn position(&self, s: &StreamId, version: u64) -> u64 {
         self.backend
             .store
@@ -210,12 +229,7 @@ async fn an_untampered_log_extends_every_kept_checkpoint(kind: Kind) {
 async fn deleting_the_last_event_of_a_stream_is_named(kind: Kind) {
     let kept = Kept::new(kind).await;
     let gone = kept.position(&kept.reps[1], 3).await;
-    kept.backend
-        .tamper(&format!(
-            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 3",
-            kept.reps[1]
-        ))
-        .await;
+    kept.delete_last_event_of_the_second_rep().await;
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -456,13 +470,7 @@ async fn a_forged_event_with_a_copied_batch_seal_is_named(kind: Kind) {
 /// `audit verify` names the node, with or without the public key.
 async fn altering_a_stored_tree_node_is_named(kind: Kind) {
     let kept = Kept::new(kind).await;
-    // Nodes are kept a row each from level 4 (16 events) up: grow the log to
-    // 32 events, sealed as the service would.
-    let sealed = sealed_store(&kept.backend, &kept.signer).await;
-    append(&*sealed, &kept.reps[1], 23).await;
-    let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
-    catch_up_to(&mut builder, &*sealed, 32).await;
-    drop(sealed);
+    kept.grow_to_32_events().await;
     let forged = "ab".repeat(32);
     // The guard against updates, lifted as a superuser or the file's owner could.
     let (unguard, hash) = match kind {
@@ -602,11 +610,7 @@ impl Kept {
 /// and `audit verify` passes after; the tree's guards are back in place.
 async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kind) {
     let kept = Kept::new(kind).await;
-    let sealed = sealed_store(&kept.backend, &kept.signer).await;
-    append(&*sealed, &kept.reps[1], 23).await;
-    let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
-    catch_up_to(&mut builder, &*sealed, 32).await;
-    drop(sealed);
+    kept.grow_to_32_events().await;
     let forged = "ab".repeat(32);
     let tamper = match kind {
         Kind::Postgres => format!(
@@ -672,12 +676,7 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
 async fn rebuilding_the_tree_is_refused_while_the_log_does_not_hold(kind: Kind) {
     let kept = Kept::new(kind).await;
     let stored = kept.stored_tree().await;
-    kept.backend
-        .tamper(&format!(
-            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 3",
-            kept.reps[1]
-        ))
-        .await;
+    kept.delete_last_event_of_the_second_rep().await;
     let (code, out) = kept.rebuild_tree();
     assert_eq!(code, 1, "{out}");
     assert!(
