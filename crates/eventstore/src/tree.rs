@@ -318,16 +318,17 @@ pub struct TreeReport {
     /// `.1` (the smallest one that does not).
     pub differs_within: Option<(u64, u64)>,
     /// Where the log first parts from the tree as it was integrated, when the
-    /// stored tree still says.
+    /// stored tree still says: the first place they differ that is not a
+    /// stored leaf altered under a checkpoint that holds.
     pub first_difference: Option<FirstDifference>,
     /// Events carrying a seal that verifies.
     pub sealed: u64,
     /// Events whose seal is missing (after sealed ones) or does not verify.
     pub seal_findings: Vec<SealFinding>,
     /// Stored inner nodes of the tree that the events under them no longer
-    /// hash to (at most [`MAX_NODE_FINDINGS`]), found while the log still
-    /// agrees with the stored leaves; and a stored leaf (level 0) that
-    /// differs from an event a kept checkpoint still vouches for.
+    /// hash to, wholly before the first difference; and stored leaves (level
+    /// 0) that differ from events a kept checkpoint still vouches for. At
+    /// most [`MAX_NODE_FINDINGS`], in the log's order.
     pub node_findings: Vec<NodeFinding>,
 }
 
@@ -469,7 +470,13 @@ pub async fn verify_checkpoints(
         }
     };
     check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
-    // Compare each leaf with the stored tree's, to name where they part.
+    // Each leaf is compared with the stored tree's, to name where they part,
+    // and each node the store keeps with the one the events hash to. Which
+    // differences are the stored tree's and which the log's is only known
+    // once every kept checkpoint has been checked: they are kept until then
+    // (a bounded number: once the log parts from the stored tree, every
+    // later place may differ).
+    let mut differences = Differences::default();
     let mut after = Checkpoint::START;
     let mut stored_leaves: Vec<(u64, u64, Hash)> = Vec::new();
     // On PostgreSQL, events committed a moment ago become readable once every
@@ -488,7 +495,8 @@ pub async fn verify_checkpoints(
             break;
         };
         after = last.checkpoint;
-        if report.first_difference.is_none() {
+        let comparing = !differences.full();
+        if comparing {
             stored_leaves = store.tree_leaf_range(frontier.size(), events.len()).await?;
         }
         // The inner nodes this page completes, to compare with the stored ones.
@@ -499,33 +507,28 @@ pub async fn verify_checkpoints(
             seal_verdicts(&events, keys)
         };
         for (i, event) in events.iter().enumerate() {
-            if report.first_difference.is_none() {
-                let leaf = merkle::leaf_hash(&event.hash);
-                let stored = stored_leaves.get(i);
-                let same = stored.is_some_and(|(_, position, hash)| {
-                    *position == event.global_position && *hash == leaf
+            let leaf = merkle::leaf_hash(&event.hash);
+            // A log longer than the stored tree is only new events.
+            if let Some(stored) = stored_leaves.get(i).filter(|_| comparing)
+                && (stored.1 != event.global_position || stored.2 != leaf)
+            {
+                differences.leaves.push(FirstDifference {
+                    leaf: frontier.size(),
+                    now: Some((
+                        event.global_position,
+                        event.stream_id.to_string(),
+                        event.stream_version,
+                    )),
+                    integrated_position: Some(stored.1),
                 });
-                // A log longer than the stored tree is only new events.
-                if !same && stored.is_some() {
-                    report.first_difference = Some(FirstDifference {
-                        leaf: frontier.size(),
-                        now: Some((
-                            event.global_position,
-                            event.stream_id.to_string(),
-                            event.stream_version,
-                        )),
-                        integrated_position: stored.map(|s| s.1),
-                    });
-                }
             }
             if let Some(verdict) = seals.get(i) {
                 check_seal(event, *verdict, &mut sealing, &mut report);
             }
-            let agrees = report.first_difference.is_none();
             let nodes = frontier.push(&event.hash);
             // Only the nodes a store keeps a row each: those below are hashed
             // from its leaves, just compared with the events.
-            if agrees {
+            if comparing {
                 completed.extend(
                     nodes
                         .into_iter()
@@ -534,14 +537,12 @@ pub async fn verify_checkpoints(
             }
             check_at_size(&frontier, &mut next, &mut report, &mut first_bad_size);
         }
-        if !completed.is_empty() && report.node_findings.len() < MAX_NODE_FINDINGS {
+        if !completed.is_empty() {
             let ids: Vec<merkle::NodeId> = completed.iter().map(|(id, _)| *id).collect();
             let stored = store.tree_nodes(&ids).await?;
             for ((node, hash), stored) in completed.iter().zip(stored) {
-                if stored.is_some_and(|stored| stored != *hash)
-                    && report.node_findings.len() < MAX_NODE_FINDINGS
-                {
-                    report.node_findings.push(NodeFinding { node: *node });
+                if stored.is_some_and(|stored| stored != *hash) {
+                    differences.nodes.push(NodeFinding { node: *node });
                 }
             }
         }
@@ -556,21 +557,7 @@ pub async fn verify_checkpoints(
         ));
         first_bad_size.get_or_insert(c.head.size);
     }
-    // A kept checkpoint that still holds covers the first place where the
-    // log and the stored tree part: the log's event there is as signed, so
-    // it is the stored tree's leaf that was altered, not the event.
-    if let Some(difference) = &report.first_difference
-        && difference.now.is_some()
-        && difference.leaf < report.covered
-    {
-        report.node_findings.push(NodeFinding {
-            node: merkle::NodeId {
-                level: 0,
-                index: difference.leaf,
-            },
-        });
-        report.first_difference = None;
-    }
+    differences.settle(&mut report);
     if let Some(bad) = first_bad_size {
         report.differs_within = Some((
             pending
@@ -592,6 +579,58 @@ pub async fn verify_checkpoints(
         }
     }
     Ok(report)
+}
+
+/// What differed between the log and the stored tree in one pass, in the
+/// order met: leaves, and the nodes a store keeps a row each.
+#[derive(Default)]
+struct Differences {
+    leaves: Vec<FirstDifference>,
+    nodes: Vec<NodeFinding>,
+}
+
+impl Differences {
+    /// Enough is known: past the first difference the log does not explain,
+    /// every later place may differ, and the report names at most
+    /// [`MAX_NODE_FINDINGS`] altered places.
+    fn full(&self) -> bool {
+        self.leaves.len() + self.nodes.len() > MAX_NODE_FINDINGS
+    }
+
+    /// Names, in `report` (its checkpoints checked), where the stored tree
+    /// was altered and where the log first differs from it. A leaf that
+    /// differs under a kept checkpoint that still holds is the stored
+    /// tree's: its event is as signed. The first that differs beyond what
+    /// the checkpoints cover is where the log parts from the stored tree;
+    /// past it nothing is compared, and a node counts only when wholly
+    /// before it.
+    fn settle(self, report: &mut TreeReport) {
+        let mut altered = Vec::new();
+        let mut first = None;
+        for difference in self.leaves {
+            if difference.leaf < report.covered {
+                altered.push(NodeFinding {
+                    node: merkle::NodeId {
+                        level: 0,
+                        index: difference.leaf,
+                    },
+                });
+            } else {
+                first = Some(difference);
+                break;
+            }
+        }
+        let parts_at = first.as_ref().map_or(u64::MAX, |d| d.leaf);
+        altered.extend(self.nodes.into_iter().filter(|f| {
+            (f.node.index + 1)
+                .checked_shl(u32::from(f.node.level))
+                .is_some_and(|end| end <= parts_at)
+        }));
+        altered.sort_by_key(|f| (f.node.index << f.node.level, f.node.level));
+        altered.truncate(MAX_NODE_FINDINGS);
+        report.node_findings = altered;
+        report.first_difference = first;
+    }
 }
 
 /// Whether each event's seal verifies with one of `keys` (`None`: it has no

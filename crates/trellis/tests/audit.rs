@@ -605,8 +605,8 @@ impl Kept {
     }
 }
 
-/// A stored tree altered in a node and a leaf, the log intact: `audit
-/// rebuild-tree` names what it repairs, makes the tree again from the log,
+/// A stored tree altered in a node and two leaves, the log intact: `audit
+/// verify` names each, `audit rebuild-tree` names what it repairs, makes the tree again from the log,
 /// and `audit verify` passes after; the tree's guards are back in place.
 async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kind) {
     let kept = Kept::new(kind).await;
@@ -617,19 +617,37 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
             "DROP TRIGGER tree_nodes_no_update ON tree_nodes; \
              DROP TRIGGER tree_segments_no_update ON tree_segments; \
              UPDATE tree_nodes SET hash = '\\x{forged}'::bytea WHERE level = 4 AND idx = 1; \
-             UPDATE tree_segments SET hashes = overlay(hashes placing '\\x{forged}'::bytea \
-             from 1 for 32) WHERE first_leaf = 0"
+             UPDATE tree_segments SET hashes = overlay(overlay(hashes placing \
+             '\\x{forged}'::bytea from 1 for 32) placing '\\x{forged}'::bytea from 97 for 32) \
+             WHERE first_leaf = 0"
         ),
         Kind::Sqlite => format!(
             "DROP TRIGGER tree_nodes_no_update; DROP TRIGGER tree_segments_no_update; \
              UPDATE tree_nodes SET hash = X'{forged}' WHERE level = 4 AND idx = 1; \
-             UPDATE tree_segments SET hashes = CAST(X'{forged}' || substr(hashes, 33) AS BLOB) \
-             WHERE first_leaf = 0"
+             UPDATE tree_segments SET hashes = CAST(X'{forged}' || substr(hashes, 33, 64) \
+             || X'{forged}' || substr(hashes, 129) AS BLOB) WHERE first_leaf = 0"
         ),
     };
     kept.backend.tamper(&tamper).await;
+    // Each altered place is named, not only the first.
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "0 kept checkpoints no longer hold, 0 events are not sealed by the service, 3 stored \
+             tree nodes were altered"
+        ),
+        "{out}"
+    );
+    for named in [
+        "first problem: the stored tree's leaf for event 1 of the log was altered",
+        "also: the stored tree's leaf for event 4 of the log was altered",
+        "also: the stored tree node over events 17 to 32 of the log (level 4, index 1) was \
+         altered",
+    ] {
+        assert!(out.contains(named), "{named}: {out}");
+    }
+    assert!(!out.contains("first difference"), "{out}");
 
     // Without the kept checkpoints it cannot show the log holds: it refuses.
     let (code, out) = run_on(&kept.backend, &["audit", "rebuild-tree"]);
@@ -639,7 +657,11 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
     let (code, out) = kept.rebuild_tree();
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("rebuilding the stored tree, which was altered: 0 of 3 streams are broken"),
+        out.contains(
+            "rebuilding the stored tree, which was altered: 0 of 3 streams are broken, 0 kept \
+             checkpoints no longer hold, 0 events are not sealed by the service, 3 stored tree \
+             nodes were altered"
+        ),
         "{out}"
     );
     assert!(
