@@ -83,6 +83,7 @@ conformance!(
     conflicting_writers_get_conflicts_never_a_lost_update,
     the_log_refuses_update_and_delete,
     an_intact_log_verifies,
+    a_stream_scan_stops_where_its_callback_says_hands_on_its_error_and_resumes_after_a_place,
     verify_names_an_altered_event,
     verify_names_a_missing_event,
     verify_names_reordered_events,
@@ -788,6 +789,70 @@ async fn an_intact_log_verifies(b: &Backend) {
     let report = verify(&*b.store, 4).await.unwrap();
     assert!(report.is_intact(), "{:?}", report.findings);
     assert_eq!((report.events, report.streams), (35, 5));
+}
+
+/// `scan_streams_after`, the loop every whole-log scan uses: it stops at
+/// the event its callback answers `Break` to (mid-page, with more pages
+/// after), hands on the callback's first error without reading further,
+/// and resumes after a given stream and version.
+async fn a_stream_scan_stops_where_its_callback_says_hands_on_its_error_and_resumes_after_a_place(
+    b: &Backend,
+) {
+    use std::ops::ControlFlow;
+    use trellis_eventstore::scan_streams_after;
+    three_streams(b).await;
+    let mut all = Vec::new();
+    scan_streams_after(&*b.store, None, 1000, |e| {
+        all.push((e.stream_id, e.stream_version));
+        Ok::<_, Error>(ControlFlow::Continue(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 15);
+
+    let mut seen = Vec::new();
+    scan_streams_after(&*b.store, None, 4, |e| {
+        seen.push((e.stream_id, e.stream_version));
+        Ok::<_, Error>(if seen.len() == 7 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        all[..7],
+        "stopped at the seventh, in the second page of four"
+    );
+
+    let mut calls = 0;
+    let failed = scan_streams_after(&*b.store, None, 4, |_| {
+        calls += 1;
+        if calls == 3 {
+            return Err(Error::Internal("the callback gave up".into()));
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (calls, failed.to_string()),
+        (
+            3,
+            Error::Internal("the callback gave up".into()).to_string()
+        )
+    );
+
+    let mut rest = Vec::new();
+    scan_streams_after(&*b.store, Some(all[6].clone()), 4, |e| {
+        rest.push((e.stream_id, e.stream_version));
+        Ok::<_, Error>(ControlFlow::Continue(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(rest, all[7..], "every event after the seventh, once");
 }
 
 /// Three streams of five events; returns them and their events.
