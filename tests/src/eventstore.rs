@@ -1597,3 +1597,78 @@ async fn embedded_a_tree_kept_before_segments_is_made_again_from_the_log_after_t
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Discarding the stored tree (`trellis audit rebuild-tree`): a builder that
+/// held the old one is refused its next extension, as when another process
+/// built the tree, and after reloading makes it again from the log's first
+/// event: the same roots, so the checkpoint signed before still holds.
+async fn a_discarded_tree_is_made_again_by_a_builder_that_reloads(
+    b: &Backend,
+    discard: impl std::future::Future<Output = Result<(), Error>>,
+) {
+    let s = stream("rep");
+    for n in 0..5 {
+        append_one(&*b.store, &s, n).await;
+    }
+    let mut builder = tree_of(&*b.store, 5).await;
+    let key = SignerKey::generate("trellis.test/log").unwrap();
+    let signed = builder
+        .sign(&*b.store, &key, "trellis.test/log", Utc::now())
+        .await
+        .unwrap();
+    discard.await.unwrap();
+    assert_eq!(b.store.tree_state().await.unwrap().size, 0);
+    assert_eq!(
+        b.store
+            .latest_tree_checkpoint()
+            .await
+            .unwrap()
+            .map(|c| c.size),
+        Some(5),
+        "the recorded checkpoints stay"
+    );
+    for n in 5..8 {
+        append_one(&*b.store, &s, n).await;
+    }
+    trellis_tests::settle(&*b.store).await;
+    let refused = builder.catch_up(&*b.store).await.unwrap_err();
+    assert!(matches!(refused, Error::Unavailable(_)), "{refused}");
+    let rebuilt = tree_of(&*b.store, 8).await;
+    let report = trellis_eventstore::tree::verify_checkpoints(
+        &*b.store,
+        std::slice::from_ref(&signed),
+        &[key.verifier()],
+        None,
+        3,
+    )
+    .await
+    .unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.covered, report.log_size), (5, 8));
+    assert_eq!(
+        TreeBuilder::load(&*b.store).await.unwrap().root(),
+        rebuilt.root()
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_discarded_tree_is_made_again_by_a_builder_that_reloads() {
+    use trellis_eventstore::postgres::{PostgresConfig, PostgresStore};
+    let b = Backend::new(Kind::Postgres).await;
+    let owner = PostgresStore::connect(&PostgresConfig::new(&b.database().url))
+        .await
+        .unwrap();
+    a_discarded_tree_is_made_again_by_a_builder_that_reloads(&b, owner.discard_stored_tree()).await;
+    drop(owner);
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn embedded_a_discarded_tree_is_made_again_by_a_builder_that_reloads() {
+    use trellis_eventstore::sqlite::SqliteStore;
+    let b = Backend::new(Kind::Sqlite).await;
+    let owner = SqliteStore::open(b.data_dir()).await.unwrap();
+    a_discarded_tree_is_made_again_by_a_builder_that_reloads(&b, owner.discard_stored_tree()).await;
+    drop(owner);
+    b.cleanup().await;
+}
