@@ -399,8 +399,13 @@ impl std::fmt::Display for SealFinding {
 }
 
 impl TreeReport {
+    /// Nothing found: every kept checkpoint holds, every seal verifies,
+    /// and the log is what its stored tree integrated, event for event.
     pub fn is_intact(&self) -> bool {
-        self.findings.is_empty() && self.seal_findings.is_empty() && self.node_findings.is_empty()
+        self.findings.is_empty()
+            && self.seal_findings.is_empty()
+            && self.node_findings.is_empty()
+            && self.first_difference.is_none()
     }
 }
 
@@ -558,6 +563,19 @@ pub async fn verify_checkpoints(
         first_bad_size.get_or_insert(c.head.size);
     }
     differences.settle(&mut report);
+    // The stored tree integrated events the log no longer has at its end
+    // (the last events deleted, after every kept checkpoint): unless the log
+    // grew meanwhile, and the builder integrated what this pass did not read.
+    if report.first_difference.is_none()
+        && let Some(&(leaf, position, _)) = store.tree_leaf_range(report.log_size, 1).await?.first()
+        && store.read_all(after, 1).await?.is_empty()
+    {
+        report.first_difference = Some(FirstDifference {
+            leaf,
+            now: None,
+            integrated_position: Some(position),
+        });
+    }
     if let Some(bad) = first_bad_size {
         report.differs_within = Some((
             pending

@@ -336,9 +336,18 @@ impl Checked {
             .chain(tree.findings.iter().map(ToString::to_string))
             .chain(tree.seal_findings.iter().map(ToString::to_string))
             .chain(tree.node_findings.iter().map(ToString::to_string));
-        if let Some(first) = lines.next() {
-            writeln!(out, "first problem: {first}")?;
-        }
+        let Some(first) = lines.next() else {
+            // Nothing else is wrong: the log parts from its stored tree
+            // after every kept checkpoint (events deleted or rewritten since).
+            if let Some(difference) = &tree.first_difference {
+                writeln!(
+                    out,
+                    "first problem: the log is not what its stored tree integrated: {difference}"
+                )?;
+            }
+            return Ok(());
+        };
+        writeln!(out, "first problem: {first}")?;
         for line in lines {
             writeln!(out, "also: {line}")?;
         }

@@ -249,6 +249,65 @@ async fn deleting_the_last_event_of_a_stream_is_named(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+/// After every kept checkpoint only the stored tree still says what the log
+/// held: deleting the last event of a stream there, or the log's last
+/// events, is named from it (no checkpoint can), and the tree is kept.
+async fn deleting_events_after_every_kept_checkpoint_is_named_from_the_stored_tree(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let sealed = sealed_store(&kept.backend, &kept.signer).await;
+    append(&*sealed, &kept.reps[0], 1).await;
+    append(&*sealed, &kept.reps[2], 1).await;
+    let mut builder = TreeBuilder::load(&*sealed).await.unwrap();
+    catch_up_to(&mut builder, &*sealed, 11).await;
+    drop(sealed);
+    let gone = kept.position(&kept.reps[0], 5).await;
+    let next = kept.position(&kept.reps[2], 3).await;
+    kept.backend
+        .tamper(&format!(
+            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 5",
+            kept.reps[0]
+        ))
+        .await;
+    let (code, out) = kept.verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "0 of 3 streams are broken, 0 kept checkpoints no longer hold, 0 events are not \
+             sealed by the service, 0 stored tree nodes were altered"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "first problem: the log is not what its stored tree integrated: the first difference \
+             is event 10 of the log: the log now has stream {} version 3 (position {next}) where \
+             it had the event at position {gone}",
+            kept.reps[2]
+        )),
+        "{out}"
+    );
+    // The log's last event deleted too: the stored tree has more than the log.
+    kept.backend
+        .tamper(&format!(
+            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 3",
+            kept.reps[2]
+        ))
+        .await;
+    let (code, out) = kept.verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "first problem: the log is not what its stored tree integrated: the first difference \
+             is event 10 of the log: the event at position {gone} is gone"
+        )),
+        "{out}"
+    );
+    let (code, out) = kept.rebuild_tree();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the stored tree is left as it is"), "{out}");
+    kept.backend.cleanup().await;
+}
+
 async fn deleting_a_whole_stream_is_named(kind: Kind) {
     let kept = Kept::new(kind).await;
     let first = kept.position(&kept.reps[2], 1).await;
@@ -306,9 +365,22 @@ async fn rewriting_an_event_and_rehashing_its_stream_is_named(kind: Kind) {
         prev = hash;
     }
     kept.backend.tamper(&updates).await;
-    // The chain alone no longer sees it.
+    // The chains alone no longer see it; without the kept checkpoints only
+    // the stored tree, which an attacker could have rewritten too, still says.
+    let chains = trellis_eventstore::verify(&*kept.backend.store, 100)
+        .await
+        .unwrap();
+    assert!(chains.is_intact(), "the rehashed chain passes on its own");
     let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
-    assert_eq!(code, 0, "the rehashed chain passes on its own: {out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "first problem: the log is not what its stored tree integrated: the first difference \
+             is event 2 of the log: stream {s} version 2 (position {}) was rewritten",
+            events[1].global_position
+        )),
+        "{out}"
+    );
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("2 kept checkpoints no longer hold"), "{out}");
@@ -750,6 +822,7 @@ both_backends!(
     altering_a_stored_leaf_is_named_and_not_called_a_rewrite,
     deleting_the_last_event_of_a_stream_is_named,
     deleting_a_whole_stream_is_named,
+    deleting_events_after_every_kept_checkpoint_is_named_from_the_stored_tree,
     rewriting_an_event_and_rehashing_its_stream_is_named,
     a_kept_checkpoint_replaced_by_one_signed_with_another_key_is_named,
     checkpoints_without_a_public_key_cannot_be_checked,
