@@ -126,7 +126,7 @@ pub(super) async fn extend(
     for (id, h) in &nodes {
         levels.push(i16::from(id.level));
         idxs.push(to_i64(id.index, "node index")?);
-        node_hashes.push(h.0.to_vec());
+        node_hashes.push(&h.0[..]);
     }
     let read_tx = to_i64(extension.read.tx, "checkpoint")?;
     let read_position = to_i64(extension.read.position, "checkpoint")?;
