@@ -434,7 +434,11 @@ async fn rebuild_tree(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Resul
         return cannot(e);
     }
     if let Err(e) = integrate_with_progress(&*store, before.tree.log_size).await {
-        return cannot(e.into());
+        eprintln!();
+        return cannot(anyhow::Error::from(e).context(
+            "the stored tree was discarded and only partly made again: `trellis serve`'s \
+             checkpoint worker makes the rest from the log when it runs",
+        ));
     }
     let after = match Checked::of(&*store, &args, &trust).await {
         Ok(checked) => checked,
