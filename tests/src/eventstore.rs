@@ -1328,6 +1328,15 @@ async fn a_subscriber_checkpoint_survives_a_restart(b: &Backend) {
     );
 }
 
+/// The size of the newest checkpoint recorded with the log, if any.
+async fn latest_checkpoint_size(store: &dyn EventStore) -> Option<u64> {
+    store
+        .latest_tree_checkpoint()
+        .await
+        .unwrap()
+        .map(|c| c.size)
+}
+
 /// Integrates until the tree has `size` leaves (on PostgreSQL, events become
 /// readable in global order once older transactions of the cluster end).
 async fn tree_of(store: &dyn EventStore, size: u64) -> TreeBuilder {
@@ -1488,14 +1497,7 @@ async fn the_stored_tree_and_its_checkpoints_refuse_update_and_delete(b: &Backen
         let err = b.try_modify(sql).await.expect_err(sql);
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
-    assert_eq!(
-        b.store
-            .latest_tree_checkpoint()
-            .await
-            .unwrap()
-            .map(|c| c.size),
-        Some(16)
-    );
+    assert_eq!(latest_checkpoint_size(&*b.store).await, Some(16));
 }
 
 /// What a store's tree looks like when its file or database comes from before
@@ -1518,14 +1520,7 @@ async fn the_tree_is_made_again_from_the_log_after_the_upgrade(store: &dyn Event
             read: Checkpoint::START,
         }
     );
-    assert_eq!(
-        store
-            .latest_tree_checkpoint()
-            .await
-            .unwrap()
-            .map(|c| c.size),
-        Some(1)
-    );
+    assert_eq!(latest_checkpoint_size(store).await, Some(1));
     let s = stream("rep");
     let mut frontier = trellis_eventstore::merkle::Frontier::new();
     for n in 1..=20 {
@@ -1619,11 +1614,7 @@ async fn a_discarded_tree_is_made_again_by_a_builder_that_reloads(
     discard.await.unwrap();
     assert_eq!(b.store.tree_state().await.unwrap().size, 0);
     assert_eq!(
-        b.store
-            .latest_tree_checkpoint()
-            .await
-            .unwrap()
-            .map(|c| c.size),
+        latest_checkpoint_size(&*b.store).await,
         Some(5),
         "the recorded checkpoints stay"
     );
