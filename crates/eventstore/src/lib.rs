@@ -42,6 +42,7 @@ pub mod drivers {
 mod error;
 pub mod evidence;
 mod group;
+pub mod guards;
 pub mod merkle;
 pub mod note;
 pub mod postgres;

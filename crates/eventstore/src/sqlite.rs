@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::chain::{canonical_json, link};
+use crate::guards::GuardFinding;
 use crate::note::{SEAL_LEN, SignerKey};
 use crate::seal::{digest_of_new, seal_write};
 use crate::types::{AppendRequest, limit, micros_to_time, to_i64, to_micros_precision};
@@ -26,6 +27,7 @@ use crate::{
     validate_append, validate_many,
 };
 
+mod guards;
 mod tree;
 
 /// The file name inside the data directory.
@@ -230,6 +232,18 @@ impl SqliteStore {
     /// verify` found the stored tree altered and the log intact).
     pub async fn discard_stored_tree(&self) -> Result<(), Error> {
         self.with_writer(tree::discard).await
+    }
+
+    /// The guards ([`crate::guards`]) that are missing or not as the
+    /// migrations made them.
+    pub async fn guard_findings(&self) -> Result<Vec<GuardFinding>, Error> {
+        self.with_writer(|conn| guards::findings(conn)).await
+    }
+
+    /// Makes again every guard that is missing or not as the migrations
+    /// made it (`trellis migrate`); the ones it made again.
+    pub async fn restore_guards(&self) -> Result<Vec<GuardFinding>, Error> {
+        self.with_writer(guards::restore).await
     }
 
     /// The database file.

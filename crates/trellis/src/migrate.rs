@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use trellis_eventstore::drivers::tokio_postgres;
-use trellis_eventstore::postgres::{self, Grant, Outcome, RUNTIME_ROLE};
+use trellis_eventstore::guards::{GuardFinding, GuardState};
+use trellis_eventstore::postgres::{self, Grant, Outcome, PostgresStore, RUNTIME_ROLE};
+use trellis_eventstore::sqlite::SqliteStore;
 
 use crate::store::{POSTGRES, SQLITE, StoreArgs, refuse_unknown_components};
 
@@ -44,9 +46,10 @@ async fn on_postgres(url: &str) -> anyhow::Result<()> {
     let result = migrate_postgres(&mut client).await;
     drop(client);
     let _ = connection.await;
-    let (outcomes, grants) = result?;
+    let (outcomes, grants, restored) = result?;
     let mut out = std::io::stdout().lock();
     print_outcomes(&mut out, &outcomes, "PostgreSQL")?;
+    print_restored(&mut out, &restored)?;
     writeln!(
         out,
         "the runtime role {RUNTIME_ROLE} may (run `trellis serve` as a login role that is a \
@@ -67,10 +70,11 @@ async fn on_postgres(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The work of [`on_postgres`] on one connection.
+/// The work of [`on_postgres`] on one connection: what each component
+/// applied, what the runtime role may do, and the guards it put back.
 pub async fn migrate_postgres(
     client: &mut tokio_postgres::Client,
-) -> anyhow::Result<(Vec<Outcome>, Vec<Grant>)> {
+) -> anyhow::Result<(Vec<Outcome>, Vec<Grant>, Vec<GuardFinding>)> {
     refuse_unknown_components(client).await?;
     for migrations in &POSTGRES {
         postgres::pending(client, migrations)
@@ -84,11 +88,16 @@ pub async fn migrate_postgres(
             .with_context(|| format!("failed to apply the {} migrations", migrations.component))?;
         outcomes.push(outcome);
     }
+    // A guard dropped or switched off since its migration ran is not
+    // pending: each is compared with what its migration made.
+    let restored = PostgresStore::restore_guards(client)
+        .await
+        .context("failed to put back the log's guards")?;
     let grants = postgres::runtime_grants(client)
         .await
         .context("failed to read the runtime role's grants")?;
     check_the_log_is_append_only(&grants)?;
-    Ok((outcomes, grants))
+    Ok((outcomes, grants, restored))
 }
 
 /// The role the services run as may read the log and append through the
@@ -121,12 +130,35 @@ async fn on_embedded(dir: &Path) -> anyhow::Result<()> {
     let outcomes = trellis_eventstore::sqlite::migrate_dir(dir, &SQLITE)
         .await
         .with_context(|| format!("failed to migrate the embedded store in {}", dir.display()))?;
+    let restored = SqliteStore::open(dir)
+        .await?
+        .restore_guards()
+        .await
+        .context("failed to put back the log's guards")?;
     let mut out = std::io::stdout().lock();
     print_outcomes(
         &mut out,
         &outcomes,
         &format!("the embedded store in {}", dir.display()),
     )?;
+    print_restored(&mut out, &restored)?;
+    Ok(())
+}
+
+/// A line for each guard put back, saying what it was found as.
+fn print_restored(out: &mut impl Write, restored: &[GuardFinding]) -> anyhow::Result<()> {
+    for finding in restored {
+        let state = match finding.state {
+            GuardState::Missing => "it was missing",
+            GuardState::Disabled => "it was disabled",
+            GuardState::Altered => "it was not the one the migrations made",
+        };
+        writeln!(
+            out,
+            "guard put back: {} on {} ({state}); it refuses {} again",
+            finding.name, finding.table, finding.refuses
+        )?;
+    }
     Ok(())
 }
 
@@ -207,7 +239,7 @@ mod tests {
     async fn serve_runs_as_the_runtime_role_once_trellis_migrate_ran_and_refuses_a_newer_schema() {
         let db = TestDatabase::create().await;
         let mut owner = db.superuser().await;
-        let (outcomes, grants) = migrate_postgres(&mut owner).await.expect("trellis migrate");
+        let (outcomes, grants, _) = migrate_postgres(&mut owner).await.expect("trellis migrate");
         assert!(
             outcomes.iter().all(|o| !o.applied.is_empty()),
             "{outcomes:?}"

@@ -226,6 +226,18 @@ impl StoreArgs {
         .context("failed to discard the stored tree")
     }
 
+    /// The log's guards that are missing, disabled or not as the
+    /// migrations made them ([`trellis_eventstore::guards`]).
+    pub async fn guard_findings(
+        &self,
+    ) -> anyhow::Result<Vec<trellis_eventstore::guards::GuardFinding>> {
+        match self.open_backend().await? {
+            Backend::Postgres { store, .. } => store.guard_findings().await,
+            Backend::Sqlite(store) => store.guard_findings().await,
+        }
+        .context("failed to read the log's guards")
+    }
+
     async fn open_backend(&self) -> anyhow::Result<Backend> {
         Ok(match &self.url() {
             Some(url) => Backend::Postgres {

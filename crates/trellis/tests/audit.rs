@@ -273,7 +273,7 @@ async fn deleting_events_after_every_kept_checkpoint_is_named_from_the_stored_tr
     assert!(
         out.contains(
             "0 of 3 streams are broken, 0 kept checkpoints no longer hold, 0 events are not \
-             sealed by the service, 0 stored tree nodes were altered"
+             sealed by the service, 0 stored tree leaves and 0 stored tree nodes were altered"
         ),
         "{out}"
     );
@@ -559,7 +559,7 @@ async fn altering_a_stored_tree_node_is_named(kind: Kind) {
         "the stored tree node over events 17 to 32 of the log (level 4, index 1) was altered";
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
-    assert_only_stored_tree_altered(&out);
+    assert_only_stored_tree_altered(&out, 0, 1);
     assert!(out.contains(&format!("first problem: {named}")), "{out}");
     let (code, out) = run_on(&kept.backend, &["audit", "verify"]);
     assert_eq!(code, 1, "without keys too: {out}");
@@ -567,14 +567,14 @@ async fn altering_a_stored_tree_node_is_named(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
-/// `out` (of `audit verify` with the kept checkpoints) finds one altered
-/// stored node or leaf and nothing else wrong.
-fn assert_only_stored_tree_altered(out: &str) {
+/// `out` (of `audit verify` with the kept checkpoints) finds `leaves`
+/// altered stored leaves, `nodes` altered stored nodes and nothing else wrong.
+fn assert_only_stored_tree_altered(out: &str, leaves: usize, nodes: usize) {
     assert!(
-        out.contains(
+        out.contains(&format!(
             "0 kept checkpoints no longer hold, 0 events are not sealed by the service, \
-             1 stored tree nodes were altered"
-        ),
+             {leaves} stored tree leaves and {nodes} stored tree nodes were altered"
+        )),
         "{out}"
     );
 }
@@ -601,7 +601,7 @@ async fn altering_a_stored_leaf_is_named_and_not_called_a_rewrite(kind: Kind) {
     kept.backend.tamper(&tamper).await;
     let (code, out) = kept.verify();
     assert_eq!(code, 1, "{out}");
-    assert_only_stored_tree_altered(&out);
+    assert_only_stored_tree_altered(&out, 1, 0);
     assert!(
         out.contains(
             "first problem: the stored tree's leaf for event 1 of the log was altered: the event \
@@ -664,7 +664,8 @@ impl Kept {
 
 /// A stored tree altered in a node and two leaves, the log intact: `audit
 /// verify` names each, `audit rebuild-tree` names what it repairs, makes the tree again from the log,
-/// and `audit verify` passes after; the tree's guards are back in place.
+/// and `audit verify` passes after; the tree's guards are back in place,
+/// the ones the tampering dropped too.
 async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kind) {
     let kept = Kept::new(kind).await;
     kept.grow_to_32_events().await;
@@ -691,8 +692,8 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "0 kept checkpoints no longer hold, 0 events are not sealed by the service, 3 stored \
-             tree nodes were altered"
+            "0 kept checkpoints no longer hold, 0 events are not sealed by the service, 2 stored \
+             tree leaves and 1 stored tree nodes were altered"
         ),
         "{out}"
     );
@@ -716,8 +717,8 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
     assert!(
         out.contains(
             "rebuilding the stored tree, which was altered: 0 of 3 streams are broken, 0 kept \
-             checkpoints no longer hold, 0 events are not sealed by the service, 3 stored tree \
-             nodes were altered"
+             checkpoints no longer hold, 0 events are not sealed by the service, 2 stored tree \
+             leaves and 1 stored tree nodes were altered"
         ),
         "{out}"
     );
@@ -742,6 +743,8 @@ async fn rebuilding_an_altered_stored_tree_makes_it_agree_with_the_log(kind: Kin
         "{out}"
     );
     assert!(kept.tree_refuses_deletes().await, "the guards are back");
+    // The tree's guards the tampering dropped are made again with it.
+    assert!(!out.contains("warning: the guard tree_"), "{out}");
     // Nothing left to repair.
     let (code, out) = kept.rebuild_tree();
     assert_eq!(code, 0, "{out}");
@@ -786,6 +789,77 @@ async fn checkpoints_without_a_public_key_cannot_be_checked(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+/// A guard dropped, switched off or emptied is not history: `audit verify`
+/// still finds the log intact (exit 0) and warns of each such guard by
+/// name; `trellis migrate` puts each back, and the log refuses changes again.
+async fn a_missing_guard_is_warned_of_and_migrate_puts_it_back(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let (tamper, warned, guarded): (&str, &[&str], &str) = match kind {
+        Kind::Postgres => (
+            "DROP TRIGGER events_no_delete ON events; \
+             ALTER TABLE tree_nodes DISABLE TRIGGER tree_nodes_no_update; \
+             CREATE OR REPLACE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql \
+             AS $$ BEGIN RETURN OLD; END; $$",
+            &[
+                "the guard events_no_delete on events is missing",
+                "the guard tree_nodes_no_update on tree_nodes is disabled",
+                "the function trellis.refuse_change(), which the guards on the log's tables \
+                 call, is not the one the migrations made",
+            ],
+            "tree_segments",
+        ),
+        // `tamper` drops the events' two guards on the file itself.
+        Kind::Sqlite => (
+            "DROP TRIGGER tree_segments_no_delete; \
+             DROP TRIGGER personal_data_keys_stay_erased; \
+             CREATE TRIGGER personal_data_keys_stay_erased BEFORE UPDATE ON personal_data_keys \
+             WHEN 0 BEGIN SELECT 1; END",
+            &[
+                "the guard events_no_update on events is missing",
+                "the guard events_no_delete on events is missing",
+                "the guard tree_segments_no_delete on tree_segments is missing",
+                "the guard personal_data_keys_stay_erased on personal_data_keys is not the one \
+                 the migrations made",
+            ],
+            "tree_segments",
+        ),
+    };
+    kept.backend.tamper(tamper).await;
+    let (code, out) = kept.verify();
+    assert_eq!(
+        code, 0,
+        "the log itself is as every checkpoint signed it: {out}"
+    );
+    assert!(out.contains("intact:"), "{out}");
+    for warning in warned {
+        assert!(out.contains(&format!("warning: {warning}")), "{out}");
+    }
+    assert_eq!(out.matches("warning:").count(), warned.len(), "{out}");
+    let (code, out) = run_on(&kept.backend, &["migrate"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("guard put back:").count(),
+        warned.len(),
+        "{out}"
+    );
+    assert!(
+        out.contains("guard put back: events_no_delete on events (it was missing)"),
+        "{out}"
+    );
+    let (code, out) = kept.verify();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("warning:"), "{out}");
+    for table in ["events", guarded] {
+        let refused = kept
+            .backend
+            .try_modify(&format!("DELETE FROM {table}"))
+            .await
+            .expect_err("the guard is back");
+        assert!(refused.contains("append-only"), "{table}: {refused}");
+    }
+    kept.backend.cleanup().await;
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -811,6 +885,7 @@ both_backends!(
     rebuilding_the_tree_is_refused_while_the_log_does_not_hold,
     a_forged_event_appended_with_a_correct_hash_is_named,
     a_forged_event_with_a_copied_batch_seal_is_named,
+    a_missing_guard_is_warned_of_and_migrate_puts_it_back,
 );
 
 fn nats_url() -> String {

@@ -30,6 +30,7 @@ use crate::{
     validate_append, validate_many,
 };
 
+mod guards;
 mod migrate;
 pub mod tls;
 mod tree;
@@ -316,6 +317,25 @@ impl PostgresStore {
     pub async fn discard_stored_tree(&self) -> Result<(), Error> {
         let mut client = self.client().await?;
         tree::discard(&mut client).await
+    }
+
+    /// The guards ([`crate::guards`]) that are missing, disabled or not as
+    /// the migrations made them.
+    pub async fn guard_findings(&self) -> Result<Vec<crate::guards::GuardFinding>, Error> {
+        let client = self.client().await?;
+        guards::findings(&**client).await
+    }
+
+    /// Makes again, in one transaction, every guard that is missing,
+    /// disabled or not as the migrations made it (`trellis migrate`, as the
+    /// schema's owner); the ones it made again.
+    pub async fn restore_guards(
+        client: &mut tokio_postgres::Client,
+    ) -> Result<Vec<crate::guards::GuardFinding>, Error> {
+        let tx = client.transaction().await?;
+        let restored = guards::restore_in(&tx, None).await?;
+        tx.commit().await?;
+        Ok(restored)
     }
 
     /// The pool, for other components that keep their tables in the same database.

@@ -63,21 +63,19 @@ const SAVE_READER: &str = "INSERT INTO trellis.subscriber_checkpoints (name, tx,
 /// event (`trellis audit rebuild-tree`, the repair for a stored tree that
 /// was altered). The recorded checkpoints stay.
 ///
-/// The tables refuse deletes: their guards are lifted and put back inside
-/// one transaction, which only the schema's owner may do, and no other
-/// session sees them lifted. Builders wait on their lock meanwhile and find
+/// The tables refuse deletes: their guards are dropped and made again
+/// inside one transaction, which only the schema's owner may do, and no
+/// other session sees them gone. Builders wait on their lock meanwhile and find
 /// the tree empty after, which refuses their next extension (they reload).
 pub(super) async fn discard(client: &mut deadpool_postgres::Object) -> Result<(), Error> {
     let tx = client.transaction().await?;
     tx.batch_execute(&format!(
         "{LOCK};
-         ALTER TABLE trellis.tree_segments DISABLE TRIGGER tree_segments_no_delete;
-         ALTER TABLE trellis.tree_nodes DISABLE TRIGGER tree_nodes_no_delete;
+         DROP TRIGGER IF EXISTS tree_segments_no_delete ON trellis.tree_segments;
+         DROP TRIGGER IF EXISTS tree_nodes_no_delete ON trellis.tree_nodes;
          DELETE FROM trellis.tree_segments;
          DELETE FROM trellis.tree_nodes;
-         DELETE FROM trellis.subscriber_checkpoints WHERE name = '{READER}';
-         ALTER TABLE trellis.tree_segments ENABLE TRIGGER tree_segments_no_delete;
-         ALTER TABLE trellis.tree_nodes ENABLE TRIGGER tree_nodes_no_delete;"
+         DELETE FROM trellis.subscriber_checkpoints WHERE name = '{READER}';"
     ))
     .await
     .map_err(|e| match e.code() {
@@ -88,6 +86,9 @@ pub(super) async fn discard(client: &mut deadpool_postgres::Object) -> Result<()
         ),
         _ => e.into(),
     })?;
+    // Made again as the migrations made them: a guard of these tables that
+    // was already missing or altered is mended too.
+    super::guards::restore_in(&*tx, Some(&["tree_segments", "tree_nodes"])).await?;
     tx.commit().await?;
     Ok(())
 }

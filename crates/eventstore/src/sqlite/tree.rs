@@ -49,27 +49,20 @@ pub(super) fn state(conn: &Connection) -> Result<TreeState, Error> {
 /// had read the log to, so that a builder makes it again from the log's
 /// first event (`trellis audit rebuild-tree`). The recorded checkpoints
 /// stay. The tables refuse deletes: their guards are dropped and made again
-/// from the file's own definitions, all in one transaction.
+/// as the migrations made them (a guard already missing or altered too),
+/// all in one transaction.
 pub(super) fn discard(conn: &mut Connection) -> Result<(), Error> {
+    const TABLES: [&str; 2] = ["tree_segments", "tree_nodes"];
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let guards: Vec<(String, String)> = tx
-        .prepare(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' \
-             AND tbl_name IN ('tree_segments', 'tree_nodes') AND name LIKE '%_no_delete'",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (name, _) in &guards {
-        tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+    for table in TABLES {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {table}_no_delete"))?;
     }
     tx.execute_batch("DELETE FROM tree_segments; DELETE FROM tree_nodes;")?;
     tx.execute(
         "DELETE FROM subscriber_checkpoints WHERE name = ?1",
         [READER],
     )?;
-    for (_, sql) in &guards {
-        tx.execute_batch(sql)?;
-    }
+    super::guards::restore_in(&tx, Some(&TABLES))?;
     tx.commit()?;
     Ok(())
 }
