@@ -280,6 +280,7 @@ impl Application {
             .await?
             .sealing_with(keys.signer.clone())
             .grouping_appends(usize::from(args.group_commit_max));
+        warn_of_guards(&stores.backend).await;
         let access = signin::open_access(&stores, &args.sign_in).await?;
         // The API's reads go to the replica when there is one; the workers
         // keep the primary.
@@ -815,6 +816,23 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// Says in the log, once at start, which of the log's guards against
+/// change are not in place (`trellis_log_guards_not_in_place` says it at
+/// every scrape). The service runs without them: they guard against whoever
+/// owns the database, and the checks of `audit verify` do not rest on them.
+async fn warn_of_guards(backend: &crate::store::Backend) {
+    match backend.guard_findings().await {
+        Ok(findings) => {
+            for finding in findings {
+                tracing::warn!(
+                    "{finding}; `trellis migrate`, run as the schema's owner, puts it back"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check the log's guards"),
     }
 }
 

@@ -120,6 +120,17 @@ impl Backend {
         }
     }
 
+    /// The log's guards that are missing, disabled or not as the
+    /// migrations made them ([`trellis_eventstore::guards`]).
+    pub async fn guard_findings(
+        &self,
+    ) -> Result<Vec<trellis_eventstore::guards::GuardFinding>, trellis_eventstore::Error> {
+        match self {
+            Backend::Postgres { store, .. } => store.guard_findings().await,
+            Backend::Sqlite(store) => store.guard_findings().await,
+        }
+    }
+
     /// The personal data keys, in a table beside the log.
     pub fn key_store(&self) -> Arc<dyn KeyStore> {
         match self {
@@ -231,11 +242,11 @@ impl StoreArgs {
     pub async fn guard_findings(
         &self,
     ) -> anyhow::Result<Vec<trellis_eventstore::guards::GuardFinding>> {
-        match self.open_backend().await? {
-            Backend::Postgres { store, .. } => store.guard_findings().await,
-            Backend::Sqlite(store) => store.guard_findings().await,
-        }
-        .context("failed to read the log's guards")
+        self.open_backend()
+            .await?
+            .guard_findings()
+            .await
+            .context("failed to read the log's guards")
     }
 
     async fn open_backend(&self) -> anyhow::Result<Backend> {

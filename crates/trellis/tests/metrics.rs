@@ -107,6 +107,7 @@ async fn metrics_are_served_apart_behind_their_token_with_what_the_stores_say(ki
         "trellis_projection_lag_seconds{projection=\"growth\",generation=",
         "trellis_webhook_queue_depth 0",
         "trellis_webhook_dead_letters 0",
+        "trellis_log_guards_not_in_place 0",
     ] {
         assert!(text.contains(expected), "{expected} in {text}");
     }
@@ -130,6 +131,18 @@ async fn metrics_are_served_apart_behind_their_token_with_what_the_stores_say(ki
     }
     // Without --nats-url there is no relay to lag.
     assert!(!text.contains("trellis_relay_lag_events"), "{text}");
+    // A guard of the log dropped under the running service is counted at
+    // the next scrape (the embedded file's `tamper` drops the events' two).
+    let (tamper, dropped) = match kind {
+        Kind::Postgres => ("DROP TRIGGER events_no_delete ON events", 1),
+        Kind::Sqlite => ("SELECT 1", 2),
+    };
+    backend.tamper(tamper).await;
+    let text = scrape(&serving, token);
+    assert!(
+        text.contains(&format!("trellis_log_guards_not_in_place {dropped}")),
+        "{text}"
+    );
     drop(serving);
     let _ = std::fs::remove_dir_all(&dir);
     backend.cleanup().await;

@@ -76,6 +76,7 @@ pub fn sources(
             log: stores.log.clone(),
         }),
         Arc::new(CheckpointAge(stores.log.clone())),
+        Arc::new(LogGuards(stores.backend.clone())),
     ];
     if nats {
         sources.push(Arc::new(RelayLag {
@@ -233,6 +234,29 @@ impl MetricsSource for CheckpointAge {
                 .set(seconds_since(checkpoint.signed_at)),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "the last signed checkpoint is unavailable"),
+        }
+    }
+}
+
+/// `trellis_log_guards_not_in_place`: how many of the log's guards against
+/// change are missing, disabled or not as the migrations made them (0 when
+/// every one is in place; `audit verify` names them).
+#[derive(Debug)]
+struct LogGuards(Backend);
+
+#[async_trait::async_trait]
+impl MetricsSource for LogGuards {
+    async fn refresh(&self, metrics: &Metrics) {
+        match self.0.guard_findings().await {
+            Ok(findings) => metrics
+                .gauge(
+                    "trellis_log_guards_not_in_place",
+                    "The log's guards against change (triggers refusing updates and deletes) \
+                     that are missing, disabled or altered; `trellis migrate` puts them back.",
+                    &[],
+                )
+                .set(findings.len() as f64),
+            Err(e) => tracing::warn!(error = %e, "the log's guards could not be checked"),
         }
     }
 }
