@@ -605,6 +605,16 @@ async fn every_route_answers_with_the_security_headers() {
     page.expect(200);
     let csp = page.header("content-security-policy").expect("a CSP");
     assert!(script_src(csp).starts_with("script-src 'sha256-"), "{csp}");
+    // A signed-in page is not kept by the browser: Back after sign-out
+    // must not show it again.
+    for path in [
+        format!("/reps/{rep}"),
+        format!("/reps/{rep}/review"),
+        "/home".into(),
+    ] {
+        let page = browser(&app, Method::GET, &path, &admin, None, &[]).await;
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
+    }
     assert!(page.text().contains("data-print") && !page.text().contains("onclick"));
     app.cleanup().await;
 }

@@ -269,12 +269,18 @@ fn quick<F: pages::quick::Quick + 'static>() -> axum::routing::MethodRouter<Dash
 }
 
 /// Every page's Content-Security-Policy (the shared layer adds the other
-/// security headers).
+/// security headers), and `Cache-Control: no-store` unless the page set its
+/// own: pages show a person's record to whoever signed in, and a browser
+/// must not keep them, nor show them again from its history after sign-out.
 async fn page_policy(mut response: axum::response::Response) -> axum::response::Response {
     if let Ok(value) = axum::http::HeaderValue::from_str(html::content_security_policy()) {
         response
             .headers_mut()
             .insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     response
 }
