@@ -94,6 +94,20 @@ pub enum Rejection {
     DateBeforeJoined { date: NaiveDate, joined: NaiveDate },
     #[error("{date} is in the future (today is {today}). Record things once they have happened.")]
     DateInFuture { date: NaiveDate, today: NaiveDate },
+    #[error(
+        "{date} is before the support request was raised on {raised_on}. Pick a date on or after {raised_on}."
+    )]
+    DateBeforeRaised {
+        date: NaiveDate,
+        raised_on: NaiveDate,
+    },
+    #[error(
+        "{date} is before the improvement plan started on {started_on}. Pick a date on or after {started_on}."
+    )]
+    DateBeforePlanStart {
+        date: NaiveDate,
+        started_on: NaiveDate,
+    },
     #[error("The id {id} is already used by another record of this rep. Use a new id.")]
     IdAlreadyUsed { id: Uuid },
 
@@ -213,13 +227,16 @@ pub enum Rejection {
 
 impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
-    /// (the date of the record), `period`, `roles`, `ramp` or `targets`; so
+    /// (the date of the record), `period`, `roles`, `ramp`, `targets` or
+    /// `review_on` (an improvement plan's review date); so
     /// that a form can show the refusal beside that field.
     pub fn concerns(&self) -> Option<&'static str> {
         use Rejection as R;
         match self {
             R::DateBeforeJoined { .. }
             | R::DateInFuture { .. }
+            | R::DateBeforeRaised { .. }
+            | R::DateBeforePlanStart { .. }
             | R::RevisionNotAfterLatest { .. }
             | R::RetirementBeforeLatest { .. } => Some("date"),
             R::PeriodNotStarted { .. }
@@ -228,6 +245,7 @@ impl Rejection {
             R::NoRoles => Some("roles"),
             R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
+            R::ReviewDateNotAfterStart { .. } => Some("review_on"),
             _ => None,
         }
     }
@@ -250,6 +268,16 @@ mod tests {
             Rejection::ImprovementPlanWithoutTargets.concerns(),
             Some("targets")
         );
+        let raised = Rejection::DateBeforeRaised {
+            date: day(1),
+            raised_on: day(2),
+        };
+        assert_eq!(raised.concerns(), Some("date"));
+        let review = Rejection::ReviewDateNotAfterStart {
+            started_on: day(2),
+            review_on: day(1),
+        };
+        assert_eq!(review.concerns(), Some("review_on"));
         assert_eq!(Rejection::RepNotFound.concerns(), None);
     }
 }

@@ -368,6 +368,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
         }
         AcknowledgeSupportRequest { acknowledged, now } => {
             rep.check_date(acknowledged.on, now)?;
+            rep.check_not_before_raised(acknowledged.request_id, acknowledged.on)?;
             match rep.support_request(acknowledged.request_id)? {
                 SupportStatus::Raised => record(acknowledged),
                 SupportStatus::Acknowledged => Ok(vec![]),
@@ -379,6 +380,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
         }
         ResolveSupportRequest { resolved, now } => {
             rep.check_date(resolved.on, now)?;
+            rep.check_not_before_raised(resolved.request_id, resolved.on)?;
             match rep.support_request(resolved.request_id)? {
                 SupportStatus::Resolved { on } => Err(Rejection::SupportRequestResolved {
                     request_id: resolved.request_id,
@@ -409,11 +411,13 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
             rep.active()?;
             rep.check_date(checkpoint.on, now)?;
             rep.open_plan(checkpoint.plan_id)?;
+            rep.check_not_before_plan_start(checkpoint.on)?;
             record(checkpoint)
         }
         CloseImprovementPlan { closed, now } => {
             rep.check_date(closed.on, now)?;
             rep.open_plan(closed.plan_id)?;
+            rep.check_not_before_plan_start(closed.on)?;
             record(closed)
         }
         CorrectFact { correction } => rep.correct(correction),
@@ -449,6 +453,32 @@ fn check_competency(status: CompetencyStatus) -> Result<(), Rejection> {
 }
 
 impl Rep {
+    /// Refuses `date` for something about support request `request_id` when
+    /// it is before the request was raised.
+    fn check_not_before_raised(
+        &self,
+        request_id: SupportRequestId,
+        date: NaiveDate,
+    ) -> Result<(), Rejection> {
+        match self.raised_on.get(&request_id) {
+            Some(&raised_on) if date < raised_on => {
+                Err(Rejection::DateBeforeRaised { date, raised_on })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `date` for something about the open improvement plan when it
+    /// is before the plan started.
+    fn check_not_before_plan_start(&self, date: NaiveDate) -> Result<(), Rejection> {
+        match self.open_plan_started_on {
+            Some(started_on) if date < started_on => {
+                Err(Rejection::DateBeforePlanStart { date, started_on })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses new activity for a departed rep.
     fn active(&self) -> Result<(), Rejection> {
         match self.departed_on {

@@ -40,7 +40,12 @@ pub struct Rep {
     pub feedback: BTreeMap<FeedbackId, FeedbackRecord>,
     pub action_items: BTreeMap<ActionItemId, ActionItemRecord>,
     pub support_requests: BTreeMap<SupportRequestId, SupportStatus>,
+    /// The day each support request was raised: nothing about it happens
+    /// before.
+    pub(super) raised_on: BTreeMap<SupportRequestId, NaiveDate>,
     pub open_plan: Option<PlanId>,
+    /// The day the open plan started: nothing about it happens before.
+    pub(super) open_plan_started_on: Option<NaiveDate>,
     /// Records that a `FactCorrected` may supersede, by id, except
     /// measurements: [`Rep::fact`] answers for both.
     facts: BTreeMap<Uuid, Fact>,
@@ -317,7 +322,9 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                 feedback: BTreeMap::new(),
                 action_items: BTreeMap::new(),
                 support_requests: BTreeMap::new(),
+                raised_on: BTreeMap::new(),
                 open_plan: None,
+                open_plan_started_on: None,
                 facts: BTreeMap::new(),
                 measurements: Vec::new(),
                 metrics: Vec::new(),
@@ -394,6 +401,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
             rep.used_ids.insert(e.request_id.as_uuid());
             rep.support_requests
                 .insert(e.request_id, SupportStatus::Raised);
+            rep.raised_on.insert(e.request_id, e.raised_on);
         }
         RepEvent::SupportAcknowledged(e) => {
             if let Some(status @ SupportStatus::Raised) =
@@ -409,11 +417,13 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         RepEvent::ImprovementPlanStarted(e) => {
             rep.used_ids.insert(e.plan_id.as_uuid());
             rep.open_plan = Some(e.plan_id);
+            rep.open_plan_started_on = Some(e.started_on);
         }
         RepEvent::PlanCheckpointRecorded(_) => {}
         RepEvent::ImprovementPlanClosed(e) => {
             if rep.open_plan == Some(e.plan_id) {
                 rep.open_plan = None;
+                rep.open_plan_started_on = None;
             }
         }
         RepEvent::FactCorrected(e) => apply_correction(&mut rep, e.fact_id, &e.correction),

@@ -1337,6 +1337,107 @@ fn a_plan_without_targets_is_rejected() {
 }
 
 #[test]
+fn acknowledging_or_resolving_a_support_request_before_it_was_raised_is_rejected() {
+    let before = date("2026-02-14");
+    let refused = Err(Rejection::DateBeforeRaised {
+        date: before,
+        raised_on: date("2026-02-15"),
+    });
+    check(
+        raised(),
+        RepCommand::AcknowledgeSupportRequest {
+            acknowledged: SupportAcknowledged {
+                on: before,
+                ..support_acknowledged(600)
+            },
+            now: now(),
+        },
+        refused.clone(),
+    );
+    check(
+        raised(),
+        RepCommand::ResolveSupportRequest {
+            resolved: SupportResolved {
+                on: before,
+                ..support_resolved(600)
+            },
+            now: now(),
+        },
+        refused,
+    );
+    // The day it was raised is fine.
+    let same_day = SupportResolved {
+        on: date("2026-02-15"),
+        ..support_resolved(600)
+    };
+    check(
+        raised(),
+        RepCommand::ResolveSupportRequest {
+            resolved: same_day.clone(),
+            now: now(),
+        },
+        Ok(vec![same_day.into()]),
+    );
+}
+
+#[test]
+fn a_checkpoint_or_closing_before_the_plan_started_is_rejected() {
+    let before = date("2026-03-01");
+    let refused = Err(Rejection::DateBeforePlanStart {
+        date: before,
+        started_on: date("2026-03-02"),
+    });
+    check(
+        on_plan(),
+        RepCommand::RecordPlanCheckpoint {
+            checkpoint: PlanCheckpointRecorded {
+                on: before,
+                ..checkpoint(700)
+            },
+            now: now(),
+        },
+        refused.clone(),
+    );
+    check(
+        on_plan(),
+        RepCommand::CloseImprovementPlan {
+            closed: ImprovementPlanClosed {
+                on: before,
+                ..plan_closed(700, PlanOutcome::Met)
+            },
+            now: now(),
+        },
+        refused,
+    );
+    // A plan started after an earlier one closed is dated from its own start.
+    let second = ImprovementPlanStarted {
+        started_on: date("2026-03-15"),
+        review_on: date("2026-04-20"),
+        ..plan(701)
+    };
+    let history = vec![
+        joined().into(),
+        plan(700).into(),
+        plan_closed(700, PlanOutcome::Met).into(),
+        second.into(),
+    ];
+    check(
+        history,
+        RepCommand::RecordPlanCheckpoint {
+            checkpoint: PlanCheckpointRecorded {
+                on: date("2026-03-14"),
+                ..checkpoint(701)
+            },
+            now: now(),
+        },
+        Err(Rejection::DateBeforePlanStart {
+            date: date("2026-03-14"),
+            started_on: date("2026-03-15"),
+        }),
+    );
+}
+
+#[test]
 fn a_plan_reviewed_on_or_before_its_start_is_rejected() {
     check(
         vec![joined().into()],
