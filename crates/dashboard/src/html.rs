@@ -21,9 +21,15 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-/// A ratio as a whole percentage, or an en dash.
+/// A ratio as a whole percentage rounded down, or an en dash: 99.75% of a
+/// target is a miss and must not read 100%, nor 79.6% read as the 80% that
+/// is near. (The tolerance keeps an exact ratio computed a hair low, such
+/// as 0.8 as 0.7999…, at its value.)
 pub(crate) fn pct(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".to_owned(), |v| format!("{:.0}%", v * 100.0))
+    value.map_or_else(
+        || "–".to_owned(),
+        |v| format!("{:.0}%", (v * 100.0 + 1e-9).floor()),
+    )
 }
 
 /// A number as a reader wants it: thousands grouped, one decimal when it has one.
@@ -256,6 +262,8 @@ button,.button{font:inherit;border:1px solid #15233b;background:#fff;color:#1523
 button.primary,a.button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 main{max-width:1200px;margin:0 auto;padding:1rem}
 main:focus{outline:none}
+main{overflow-wrap:break-word}
+.timeline li,.card{overflow-wrap:anywhere}
 h1{font-size:1.7rem;margin:.6rem 0 .2rem}
 h2{font-size:1.25rem;margin:1.6rem 0 .6rem;padding-bottom:.25rem;border-bottom:2px solid var(--line)}
 h3{font-size:1.05rem;margin:1rem 0 .4rem}
@@ -394,4 +402,24 @@ fn percent(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pct;
+
+    #[test]
+    fn a_percentage_below_a_threshold_never_reads_as_it() {
+        assert_eq!(pct(Some(0.9975)), "99%", "a miss by a hair is not met");
+        assert_eq!(pct(Some(0.796)), "79%", "under 80% is not near");
+        assert_eq!(pct(Some(0.8)), "80%");
+        assert_eq!(
+            pct(Some(79.8 / 99.75)),
+            "80%",
+            "exactly 80%, computed a hair low"
+        );
+        assert_eq!(pct(Some(1.0)), "100%");
+        assert_eq!(pct(Some(1.234)), "123%");
+        assert_eq!(pct(None), "–");
+    }
 }

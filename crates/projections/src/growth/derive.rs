@@ -626,8 +626,11 @@ pub struct GateStandard {
     pub gate_met_in: Option<Period>,
 }
 
+/// An attainment as a whole percentage, rounded down: 99.75% of a target
+/// is a miss and must not read 100%. (The tolerance keeps an exact 80% of
+/// a target, computed as 79.999…, at 80%.)
 fn pct(attainment: f64) -> String {
-    format!("{:.0}%", attainment * 100.0)
+    format!("{:.0}%", (attainment * 100.0 + 1e-9).floor())
 }
 
 /// The rep's profile, given their facts, timeline and the standards.
@@ -1049,4 +1052,16 @@ pub fn leader_activity(facts: &RepFacts) -> BTreeMap<LeaderId, LeaderActivity> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pct;
+
+    #[test]
+    fn a_missed_attainment_never_reads_100_percent() {
+        assert_eq!(pct(79.8 / 80.0), "99%");
+        assert_eq!(pct(0.8), "80%");
+        assert_eq!(pct(1.0), "100%");
+    }
 }

@@ -57,8 +57,9 @@ pub const NAME: &str = "growth";
 /// stored per rep (`leader_rep`), the `leader` document keeps the rest.
 /// 7: each rep's `current_timeline` (the last week, month and quarter).
 /// 8: a rep's feedback is its own document (`rep_feedback`), out of the
-/// profile.
-const CODE_VERSION: u32 = 8;
+/// profile. 9: a standing's reasons give attainment rounded down, so a
+/// period missed by a hair never reads 100%.
+const CODE_VERSION: u32 = 9;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";
