@@ -1056,7 +1056,7 @@ pub fn leader_activity(facts: &RepFacts) -> BTreeMap<LeaderId, LeaderActivity> {
 
 #[cfg(test)]
 mod tests {
-    use super::pct;
+    use crate::growth::derive::pct;
 
     #[test]
     fn a_missed_attainment_never_reads_100_percent() {
