@@ -527,6 +527,60 @@ async fn a_leader_assesses_a_skill_with_each_level_described_by_its_rubric(kind:
     app.cleanup().await;
 }
 
+/// The page a form leads to shows what it recorded, though the projector
+/// applies it a moment later: the form waits for the read models. (A rep who
+/// marked an item done saw it still listed, with its button.)
+async fn the_page_a_form_leads_to_shows_what_it_recorded(kind: Kind) {
+    let app = TestApp::spawn_serving_showing_writes(kind, std::time::Duration::from_secs(20)).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let item = app.action_item(&world, rep).await;
+    project(&app).await;
+    let token = app.rep(rep);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    let complete = format!("/reps/{rep}/action-items/{item}/completion");
+    let form = format!("action=\"{complete}\"");
+    assert!(
+        page.text().contains(&form),
+        "listed before: {}",
+        page.text()
+    );
+    let csrf = hidden(&page.text(), "_csrf");
+    let key = uuid::Uuid::now_v7().to_string();
+    let fields = [("_csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
+    // The projector, as `serve` runs it behind the log, applies the write
+    // only after a while.
+    let ((sent, after), ()) = tokio::join!(
+        async {
+            let sent = browser(&app, Method::POST, &complete, &token, Some(&fields), &[]).await;
+            let location = sent.header("location").unwrap_or_default().to_owned();
+            let after = browser(&app, Method::GET, &location, &token, None, &[]).await;
+            (sent, after)
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            project(&app).await;
+        }
+    );
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    after.expect(200);
+    assert!(after.text().contains("Marked done."), "{}", after.text());
+    assert!(
+        !after.text().contains(&form),
+        "still listed: {}",
+        after.text()
+    );
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing,
@@ -534,6 +588,7 @@ crate::http::on_each_backend!(
     a_rep_cannot_give_feedback_through_a_hand_made_form,
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
+    the_page_a_form_leads_to_shows_what_it_recorded,
     a_leader_assesses_a_skill_with_each_level_described_by_its_rubric,
 );
 

@@ -245,6 +245,9 @@ pub struct TestApp {
     access: Option<Access>,
     /// A browser's session cookie per token signed in with (`name=value`).
     sessions: std::sync::Mutex<BTreeMap<String, String>>,
+    /// How long the pages' forms wait for the read models to show what
+    /// they recorded (None: they do not, and tests project by hand).
+    page_wait: Option<std::time::Duration>,
 }
 
 impl TestApp {
@@ -294,6 +297,7 @@ impl TestApp {
             key,
             access: None,
             sessions: Default::default(),
+            page_wait: None,
         }
     }
 
@@ -320,6 +324,15 @@ impl TestApp {
     pub async fn spawn_serving_with(kind: Kind, config: AccessConfig) -> Self {
         let mut app = Self::spawn(kind).await;
         app.serve(config, false).await;
+        app
+    }
+
+    /// The same, with forms that wait, at most `max`, for the read models
+    /// to show what they recorded, as `trellis serve`'s do.
+    pub async fn spawn_serving_showing_writes(kind: Kind, max: std::time::Duration) -> Self {
+        let mut app = Self::spawn(kind).await;
+        app.page_wait = Some(max);
+        app.serve(AccessConfig::default(), false).await;
         app
     }
 
@@ -379,11 +392,15 @@ impl TestApp {
                 trellis_commands::api(state.clone()),
                 trellis_queries::api_with_access(reads.clone(), access.clone()),
                 trellis_webhooks::api(hooks),
-                trellis_dashboard::api(
-                    trellis_dashboard::DashboardState::new(reads)
+                trellis_dashboard::api({
+                    let pages = trellis_dashboard::DashboardState::new(reads)
                         .with_writes(page_writes)
-                        .with_access(access.clone(), https),
-                ),
+                        .with_access(access.clone(), https);
+                    match app.page_wait {
+                        Some(max) => pages.showing_writes_within(max),
+                        None => pages,
+                    }
+                }),
             ],
         );
         app.state = state;

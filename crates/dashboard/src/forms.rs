@@ -70,6 +70,7 @@ pub(crate) async fn record_if(
     };
     let (status, answer) = send(state, viewer, request).await?;
     if status.is_success() {
+        wait_until_shown(state).await;
         return Ok(Outcome::Recorded);
     }
     let mut errors = BTreeMap::new();
@@ -103,6 +104,37 @@ pub(crate) async fn record_if(
         errors,
         general,
     })
+}
+
+/// Waits, at most [`DashboardState::shown_within`], until the read models
+/// have applied everything the log held once a write returned, so that the
+/// page the browser is sent to next shows what was just recorded: a rep
+/// who marked an item done saw it still listed, with its button, until the
+/// projector caught up a moment later. Past the bound the page is shown as
+/// it stands.
+async fn wait_until_shown(state: &DashboardState) {
+    let Some(max) = state.shown_within() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + max;
+    let head = match state.http().store().head().await {
+        Ok(head) => head,
+        Err(e) => return tracing::debug!(error = %e, "the log's head is unavailable"),
+    };
+    loop {
+        match state.models().applied().await {
+            Ok(Some(applied)) if applied >= head => return,
+            Ok(_) => {}
+            Err(e) => return tracing::debug!(error = %e, "the read models' place is unavailable"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return tracing::debug!(
+                max_ms = max.as_millis() as u64,
+                "the read models did not show a write in time; the page shows them as they stand"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// A reason without the JSON parser's " at line 1 column 52", which means

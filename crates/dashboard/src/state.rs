@@ -24,6 +24,9 @@ struct Inner {
     access: Option<trellis_access::Access>,
     /// Whether the public URL is https: cookies are then always `Secure`.
     https: bool,
+    /// How long a form that recorded waits, at most, for the read models to
+    /// show it before the browser is sent to the page. None: it does not.
+    shown_within: Option<std::time::Duration>,
 }
 
 impl DashboardState {
@@ -37,6 +40,7 @@ impl DashboardState {
                 writes: None,
                 access: None,
                 https: false,
+                shown_within: None,
             }),
         }
     }
@@ -65,12 +69,30 @@ impl DashboardState {
         }
     }
 
+    /// The same, with forms that wait, at most `max`, after recording until
+    /// the read models have applied it, so that the page a form leads to
+    /// shows what was just recorded (the projector runs behind the log).
+    pub fn showing_writes_within(self, max: std::time::Duration) -> Self {
+        DashboardState {
+            inner: Arc::new(Inner {
+                shown_within: Some(max),
+                ..self.unwrap()
+            }),
+        }
+    }
+
+    /// How long a form waits for the read models to show what it recorded.
+    pub(crate) fn shown_within(&self) -> Option<std::time::Duration> {
+        self.inner.shown_within
+    }
+
     fn unwrap(self) -> Inner {
         Inner {
             reads: self.inner.reads.clone(),
             writes: self.inner.writes.clone(),
             access: self.inner.access.clone(),
             https: self.inner.https,
+            shown_within: self.inner.shown_within,
         }
     }
 

@@ -733,6 +733,18 @@ impl ReadModels {
         Ok(self.docs(kind, &[key.to_string()]).await?.pop())
     }
 
+    /// Where in the log the active generation's documents stand: every
+    /// event up to it is applied. None while there is no active generation.
+    pub async fn applied(&self) -> Result<Option<trellis_eventstore::Checkpoint>, Error> {
+        Ok(self
+            .read
+            .generations()
+            .await?
+            .into_iter()
+            .find(|g| g.model == NAME && g.status == Status::Active)
+            .map(|g| g.checkpoint))
+    }
+
     /// Every document of one kind in the active generation (for the kinds
     /// few enough to list: teams, competencies, standards).
     pub async fn all<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>, Error> {

@@ -475,7 +475,8 @@ fn router(
     let queries = trellis_queries::api_with_access(reads.clone(), pages.access.clone());
     let dashboard = DashboardState::new(reads)
         .with_writes(writes)
-        .with_access(pages.access, pages.https);
+        .with_access(pages.access, pages.https)
+        .showing_writes_within(PAGE_SHOWS_WRITE_WITHIN);
     trellis_http::app(
         http,
         [
@@ -498,6 +499,12 @@ struct DashboardAccess {
 /// How long the demo's sign-in links work: a day, so that the printed
 /// links still work after a coffee.
 const DEMO_LINK_HOURS: i64 = 24;
+
+/// How long a dashboard form that recorded waits, at most, for the read
+/// models to show it before sending the browser to the page: the projector
+/// applies a write within milliseconds, and a stalled one must not hold
+/// every form for long.
+const PAGE_SHOWS_WRITE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A one-time sign-in link for the demo's admin, auditor, each leader and
 /// the featured rep (their sign-in accounts made on the way).
