@@ -27,7 +27,9 @@ fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, 
         None
     };
     parsed.ok_or_else(|| {
-        serde::de::Error::custom(if shaped {
+        serde::de::Error::custom(if text.trim().is_empty() {
+            "is required: write a date as YYYY-MM-DD, e.g. 2026-03-16".to_owned()
+        } else if shaped {
             format!(
                 "{text:?} is not a day of the calendar (check the month's length); write YYYY-MM-DD"
             )

@@ -138,8 +138,16 @@ async fn wait_until_shown(state: &DashboardState) {
 }
 
 /// A reason without the JSON parser's " at line 1 column 52", which means
-/// nothing to someone who filled in a form.
+/// nothing to someone who filled in a form; the API's "is required: …",
+/// which follows a field's name there, reads "Required: …" beside it.
 pub(crate) fn plain(reason: &str) -> String {
+    if let Some(rest) = reason.strip_prefix("is required") {
+        return format!("Required{}", without_place(rest));
+    }
+    without_place(reason)
+}
+
+fn without_place(reason: &str) -> String {
     let cut = reason.rfind(" at line ").filter(|&at| {
         let rest = &reason[at + " at line ".len()..];
         rest.split_once(" column ").is_some_and(|(line, column)| {
@@ -430,4 +438,21 @@ pub(crate) fn leader_field(
     }
     let _ = write!(b, "</select>{}</div>", w.error("leader_id"));
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn a_reason_reads_as_words_beside_its_field() {
+        assert_eq!(
+            plain("is required: choose one of met, not_met at line 1 column 12"),
+            "Required: choose one of met, not_met"
+        );
+        assert_eq!(
+            plain("must last between 1 and 480 minutes"),
+            "must last between 1 and 480 minutes"
+        );
+    }
 }

@@ -118,10 +118,44 @@ fn json_error(path: String, error: serde_json::Error) -> ApiError {
             };
             ApiError::Validation(vec![crate::problem::FieldError {
                 field,
-                reason: message,
+                reason: plain_reason(&message),
             }])
         }
     }
+}
+
+/// serde's words for a value of the wrong shape, put so that whoever
+/// filled in a form understands them: a choice left empty is required, a
+/// choice not offered names the ones that are, an id is an id. Anything
+/// else is said as serde said it, without its place in the text.
+fn plain_reason(message: &str) -> String {
+    let message = message
+        .rfind(" at line ")
+        .map_or(message, |at| &message[..at]);
+    if let Some((given, rest)) = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let choices = rest
+            .split_once("expected one of ")
+            .or_else(|| rest.split_once("expected "))
+            .map_or(String::new(), |(_, choices)| choices.replace('`', ""));
+        return if given.trim().is_empty() {
+            format!("is required: choose one of {choices}")
+        } else {
+            format!("“{given}” is not one of the choices: {choices}")
+        };
+    }
+    if message.starts_with("UUID parsing failed") {
+        return if message.ends_with("found 0") {
+            "is required: choose one".to_owned()
+        } else {
+            "is not an id Trellis gave: expected a UUID such as \
+             0190f0e4-5e1a-7c3b-9d2e-3f4a5b6c7d8e"
+                .to_owned()
+        };
+    }
+    message.to_owned()
 }
 
 impl<T, S> FromRequest<S> for JsonBody<T>
@@ -215,4 +249,34 @@ pub fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
         .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_reason;
+
+    #[test]
+    fn a_value_of_the_wrong_shape_is_explained_in_plain_words() {
+        assert_eq!(
+            plain_reason("unknown variant ``, expected one of `leads`, `tools`, `training`"),
+            "is required: choose one of leads, tools, training"
+        );
+        assert_eq!(
+            plain_reason(
+                "unknown variant `maybe`, expected one of `met`, `not_met` at line 1 column 9"
+            ),
+            "“maybe” is not one of the choices: met, not_met"
+        );
+        assert_eq!(
+            plain_reason(
+                "UUID parsing failed: invalid length: expected length 32 for simple format, found 0"
+            ),
+            "is required: choose one"
+        );
+        assert!(plain_reason("UUID parsing failed: invalid character").starts_with("is not an id"));
+        assert_eq!(
+            plain_reason("invalid type: integer `3`, expected a string at line 1 column 3"),
+            "invalid type: integer `3`, expected a string"
+        );
+    }
 }
