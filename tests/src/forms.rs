@@ -581,6 +581,82 @@ async fn the_page_a_form_leads_to_shows_what_it_recorded(kind: Kind) {
     app.cleanup().await;
 }
 
+/// A leader's own follow-up from a coaching session is theirs to mark done:
+/// the rep page offers them the button (the rep's items stay the rep's),
+/// and pressing it records it.
+async fn a_leader_marks_their_own_follow_up_done_from_the_rep_page(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let mut body = crate::http::session_body(&world);
+    body["action_items"] = serde_json::json!([
+        { "description": "Send the pricing deck", "owner": "leader", "due_on": "2026-02-20" },
+    ]);
+    let made = app
+        .post_json(
+            &format!("/v1/reps/{rep}/coaching-sessions"),
+            &app.admin(),
+            &body,
+        )
+        .await;
+    made.expect(201);
+    let leaders = made.json["action_item_ids"][0]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let reps = app.action_item(&world, rep).await;
+    project(&app).await;
+    let token = app.leader(&[world.team]);
+    let page = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    page.expect(200);
+    let html = page.text();
+    let complete = |item: &str| format!("action=\"/reps/{rep}/action-items/{item}/completion\"");
+    assert!(html.contains(&complete(&leaders)), "{html}");
+    assert!(
+        !html.contains(&complete(&reps.to_string())),
+        "the rep's own: {html}"
+    );
+    let csrf = hidden(&html, "_csrf");
+    let key = uuid::Uuid::now_v7().to_string();
+    let fields = [("_csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
+    let path = format!("/reps/{rep}/action-items/{leaders}/completion");
+    let sent = browser(&app, Method::POST, &path, &token, Some(&fields), &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let completed = app
+        .events("rep", rep)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "ActionItemCompleted")
+        .count();
+    assert_eq!(completed, 1);
+    app.cleanup().await;
+}
+
+/// The retraction form says which record it retracts, as the timeline names
+/// it, before anyone writes why.
+async fn the_retraction_form_names_the_record_it_retracts(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let feedback = app.give_feedback(&world, rep).await;
+    project(&app).await;
+    let token = app.leader(&[world.team]);
+    let path = format!("/reps/{rep}/corrections/new?fact={feedback}&as=retract");
+    let page = browser(&app, Method::GET, &path, &token, None, &[]).await;
+    page.expect(200);
+    let html = page.text();
+    assert!(html.contains("of 2026-02-02"), "{html}");
+    assert!(
+        html.contains("“You asked about the budget cycle before pitching: keep doing that.”"),
+        "{html}"
+    );
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing,
@@ -589,6 +665,8 @@ crate::http::on_each_backend!(
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
     the_page_a_form_leads_to_shows_what_it_recorded,
+    a_leader_marks_their_own_follow_up_done_from_the_rep_page,
+    the_retraction_form_names_the_record_it_retracts,
     a_leader_assesses_a_skill_with_each_level_described_by_its_rubric,
 );
 

@@ -169,11 +169,15 @@ impl Quick for Correct {
             }
         };
         fields.push(Field::new("reason", "Why", Kind::Area));
+        let named = the_record(visit, fact)
+            .await?
+            .map_or(String::new(), |record| format!("{record}. "));
         Ok(Spec {
             title: title.into(),
-            lead: "The record stays in the history, marked as corrected with your reason; \
-                   what is derived from it counts the correction from now on."
-                .into(),
+            lead: format!(
+                "{named}The record stays in the history, marked as corrected with your reason; \
+                 what is derived from it counts the correction from now on."
+            ),
             fields,
             button: "Record the correction",
             api: format!("/v1/reps/{rep_id}/corrections"),
@@ -184,6 +188,43 @@ impl Quick for Correct {
             method: Method::POST,
         })
     }
+}
+
+/// The record `fact` of the rep's timeline, as the timeline names it (its
+/// title, date and the start of its text), escaped for the page; None when
+/// the viewer's timeline has no such record.
+async fn the_record(visit: &RepVisit, fact: &str) -> Result<Option<String>, PageError> {
+    use super::Seen;
+    let (history, _) = trellis_queries::asof::readable_history(
+        visit.state().reads(),
+        visit.viewer().claims(),
+        visit.profile.rep_id,
+    )
+    .await?;
+    let names = visit
+        .state()
+        .models()
+        .all::<trellis_projections::growth::CompetencyDoc>(kinds::COMPETENCY)
+        .await?
+        .into_iter()
+        .map(|c| (c.competency_id.to_string(), c.name.to_string()))
+        .collect();
+    let events = history.stream().events().filter_map(|e| match &e.event {
+        trellis_domain::Event::Rep(event) => Some(event),
+        _ => None,
+    });
+    let entries = crate::data::timeline_entries(events, &names, visit.viewer().sees_private());
+    Ok(entries
+        .into_iter()
+        .find(|e| e.fact.as_ref().is_some_and(|(id, _)| id == fact))
+        .map(|e| {
+            let text = e.text.as_deref().map_or(String::new(), |t| {
+                let start: String = t.chars().take(120).collect();
+                let more = if start.len() < t.len() { "…" } else { "" };
+                format!(": “{}{more}”", esc(&start))
+            });
+            format!("<strong>{}</strong> of {}{text}", esc(&e.title), e.on)
+        }))
 }
 
 /// A leader records that the review of a period was held, on the packet

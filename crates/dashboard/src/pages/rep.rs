@@ -349,8 +349,25 @@ pub(crate) async fn handler(
                         .map_or("their leader".to_owned(), |n| esc(n)),
                 },
                 if leads {
+                    // A leader's own follow-up is theirs to mark done; the
+                    // rep marks theirs from their page.
+                    let done = match item.item.owner {
+                        Owner::Leader(_) => format!(
+                            "{} ",
+                            super::actions::button(
+                                &format!(
+                                    "/reps/{rep_id}/action-items/{}/completion",
+                                    item.item.action_item_id
+                                ),
+                                "Mark done",
+                                viewer.signed().csrf,
+                                &[]
+                            )
+                        ),
+                        Owner::Rep => String::new(),
+                    };
                     format!(
-                        "<p><a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
+                        "<p>{done}<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
                         item.item.action_item_id
                     )
                 } else {
