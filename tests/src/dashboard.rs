@@ -341,6 +341,13 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
         "corrects <a href=\"#v",
         "a correction links to what it corrects",
     );
+    // And says what the record became, not only why.
+    assert!(
+        ["</a> (level now ", "</a> (value now ", "</a> (retracted)"]
+            .iter()
+            .any(|became| body.contains(became)),
+        "a correction says what the record became: {body}"
+    );
 
     // The home page lists the teams for an admin.
     let (status, body) = demo.get("/home", &org.admin_token).await;

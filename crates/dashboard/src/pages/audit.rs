@@ -20,8 +20,22 @@ fn note(entry: &AuditEntry) -> String {
     let payload = entry.payload.as_ref().unwrap_or(&Value::Null);
     let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
     if let Some(target) = &entry.corrects {
+        // What the record became, so an auditor reads the new value here and
+        // not only in the event's JSON.
+        let correction = &payload["correction"];
+        let became = match correction["kind"].as_str() {
+            Some("measured_value") => format!("value now {}", correction["value"]),
+            Some("skill_level") => format!("level now {}", correction["level"]),
+            Some("retracted") => "retracted".to_owned(),
+            _ => String::new(),
+        };
         return format!(
-            "corrects <a href=\"#v{v}\">event #{v}</a>: {}",
+            "corrects <a href=\"#v{v}\">event #{v}</a>{}: {}",
+            if became.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&became))
+            },
             esc(&text("reason")),
             v = target.stream_version
         );
