@@ -300,7 +300,31 @@ async fn a_rep_cannot_give_feedback_through_a_hand_made_form(kind: Kind) {
     .await;
     page.expect(200);
     assert!(!page.text().contains("Give feedback"), "no form for a rep");
-    let (csrf, key) = open_form(&app, rep, &token).await;
+    // The form itself is refused before anything is typed in it, to a rep
+    // and to an auditor alike.
+    for (who, refused) in [
+        (&token, "This form is for a rep"),
+        (&app.auditor(), "Auditors read everything and write nothing"),
+    ] {
+        for form in ["feedback", "coaching", "assessment"] {
+            let opened = browser(
+                &app,
+                Method::GET,
+                &format!("/reps/{rep}/{form}"),
+                who,
+                None,
+                &[],
+            )
+            .await;
+            assert_eq!(opened.status, StatusCode::FORBIDDEN, "{form}");
+            assert!(opened.text().contains(refused), "{form}: {}", opened.text());
+        }
+    }
+    // A form made by hand, with the rep's own CSRF token.
+    let (csrf, key) = (
+        hidden(&page.text(), "_csrf"),
+        uuid::Uuid::now_v7().to_string(),
+    );
     let competency = world.competency.to_string();
     let leader = world.leader.to_string();
     let form = [
@@ -368,6 +392,15 @@ async fn a_leader_logs_a_coaching_session_with_two_action_items_through_the_form
         grown.text()
     );
     assert_eq!(hidden(&grown.text(), "rows"), "3");
+    // The keyboard goes to the new row, and only there.
+    assert!(
+        grown
+            .text()
+            .contains("name=\"action_items[2].description\" value=\"\" autofocus>"),
+        "{}",
+        grown.text()
+    );
+    assert_eq!(grown.text().matches("autofocus").count(), 1);
     // A bad date in the second row is shown beside that row's date.
     let refused = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
     refused.expect(422);
@@ -657,6 +690,51 @@ async fn the_retraction_form_names_the_record_it_retracts(kind: Kind) {
     app.cleanup().await;
 }
 
+/// A rep the leader coached who has since moved to a team they do not lead
+/// keeps their row on the leader's scorecard, without a link the leader
+/// could not open.
+async fn a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    app.action_item(&world, rep).await;
+    app.post_json(
+        &format!("/v1/reps/{rep}/team-moves"),
+        &app.admin(),
+        &serde_json::json!({ "team_id": world.other_team, "on": "2026-03-02" }),
+    )
+    .await
+    .expect(200);
+    project(&app).await;
+    let token = app.leader_as(world.leader, &[world.team]);
+    let card = browser(
+        &app,
+        Method::GET,
+        &format!("/leaders/{}?from=2026-01-01&to=2026-12-31", world.leader),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    card.expect(200);
+    let html = card.text();
+    assert!(html.contains("(now on another team)"), "{html}");
+    assert!(!html.contains(&format!("href=\"/reps/{rep}\"")), "{html}");
+    let opened = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        opened.status,
+        StatusCode::FORBIDDEN,
+        "as the link would have led"
+    );
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing,
@@ -667,6 +745,7 @@ crate::http::on_each_backend!(
     the_page_a_form_leads_to_shows_what_it_recorded,
     a_leader_marks_their_own_follow_up_done_from_the_rep_page,
     the_retraction_form_names_the_record_it_retracts,
+    a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees,
     a_leader_assesses_a_skill_with_each_level_described_by_its_rubric,
 );
 

@@ -767,7 +767,7 @@ async fn the_scripted_quarter_gives_the_numbers_worked_out_by_hand(
         vec![
             "Meetings booked: missed in 2026-02 (80%) and 2026-03 (80%)".to_owned(),
             "support request (training) open since 2026-03-16".to_owned(),
-            "1 action item(s) overdue, the oldest due on 2026-03-10".to_owned(),
+            "1 action item overdue, the oldest due on 2026-03-10".to_owned(),
         ]
     );
     assert_eq!(ben.overdue_action_items, 1);

@@ -715,7 +715,7 @@ async fn read_model_routes_give_the_numbers_worked_out_by_hand(app: &QueryApp) {
         p["standing"]["reasons"][0]
             .as_str()
             .unwrap()
-            .contains("1 action item(s) overdue, the oldest due on 2026-02-20"),
+            .contains("1 action item overdue, the oldest due on 2026-02-20"),
         "{p}"
     );
 

@@ -134,6 +134,29 @@ impl Viewer {
         matches!(self.claims.role, Role::Leader | Role::Admin)
     }
 
+    /// Refuses a leader's form, before anything is typed in it, to whoever
+    /// may not record as a rep's leader (the write API would refuse the
+    /// save anyway).
+    pub(crate) fn may_record_as_leader(&self) -> Result<(), PageError> {
+        if self.writes_for_leaders() {
+            return Ok(());
+        }
+        Err(PageError::Forbidden(
+            match self.claims.role {
+                Role::Auditor => {
+                    "Auditors read everything and write nothing: this form is for the rep's \
+                     leaders."
+                }
+                Role::Rep => {
+                    "This form is for a rep's leaders. From your own page you acknowledge \
+                     feedback, mark your action items done and ask for support."
+                }
+                _ => "This form is for a rep's leaders.",
+            }
+            .into(),
+        ))
+    }
+
     /// Reads everything: admins and auditors.
     pub(crate) fn reads_all(&self) -> bool {
         matches!(self.claims.role, Role::Admin | Role::Auditor)

@@ -134,8 +134,11 @@ pub fn standing_as_of(profile: &RepProfile, today: NaiveDate) -> Standing {
                     standing.reasons.clear();
                 }
                 standing.reasons.push(format!(
-                    "{} action item(s) overdue, the oldest due on {oldest}",
-                    overdue.len()
+                    "{} overdue, the oldest due on {oldest}",
+                    match overdue.len() {
+                        1 => "1 action item".to_owned(),
+                        n => format!("{n} action items"),
+                    }
                 ));
             }
         }

@@ -41,6 +41,7 @@ pub(crate) async fn form(
     visit: RepVisit,
     Query(choice): Query<Choice>,
 ) -> Result<Response, PageError> {
+    visit.viewer.may_record_as_leader()?;
     let mut typed = Typed::new();
     typed.insert("idempotency_key".into(), new_key());
     typed.insert("assessed_on".into(), visit.state.today().to_string());

@@ -27,6 +27,7 @@ const MAX_ROWS: usize = 20;
 
 /// `GET`: the empty form.
 pub(crate) async fn form(visit: RepVisit) -> Result<Response, PageError> {
+    visit.viewer.may_record_as_leader()?;
     let mut typed = Typed::new();
     typed.insert("idempotency_key".into(), new_key());
     typed.insert("held_on".into(), visit.state.today().to_string());
@@ -56,6 +57,8 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
     if typed.contains_key("more") {
         let more = (rows(&typed) + 1).min(MAX_ROWS);
         typed.insert("rows".into(), more.to_string());
+        // The row just added is where the keyboard goes next.
+        typed.insert("added".into(), (more - 1).to_string());
         return render(&visit, fresh(&typed)).await;
     }
     let rep_id = visit.profile.rep_id;
@@ -242,7 +245,11 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
              <label for=\"{dueid}\">Due on</label><input type=\"date\" id=\"{dueid}\" name=\"{due}\" value=\"{}\"{}>{}\
              </fieldset>",
             w.value(&d),
-            w.attrs(&d),
+            if field(typed, "added") == i.to_string() {
+                format!("{} autofocus", w.attrs(&d))
+            } else {
+                w.attrs(&d)
+            },
             w.error(&d),
             w.attrs(&o),
             w.selected(&o, "rep"),

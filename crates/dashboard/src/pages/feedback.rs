@@ -31,6 +31,7 @@ const FIELDS: [&str; 6] = [
 
 /// `GET`: the empty form, with a fresh idempotency key.
 pub(crate) async fn form(visit: RepVisit) -> Result<Response, PageError> {
+    visit.viewer.may_record_as_leader()?;
     let mut typed = Typed::new();
     typed.insert("idempotency_key".into(), new_key());
     typed.insert("given_on".into(), visit.state.today().to_string());

@@ -81,7 +81,7 @@ pub(crate) async fn handler(
     let _ = write!(
         b,
         "<div class=\"grid\">\
-         <section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>sessions</small></p>\
+         <section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>{}</small></p>\
          <p class=\"muted\">{} reps coached, {} minutes in all.</p></section>\
          <section class=\"card\"><h3>Feedback</h3><p class=\"stat\">{} <small>given</small></p>\
          <p class=\"muted\">{} praise, {} constructive ({} praise).</p></section>\
@@ -90,6 +90,11 @@ pub(crate) async fn handler(
          <section class=\"card\"><h3>Follow-ups the leader owes</h3><p class=\"stat\">{} <small>on time</small></p>\
          <p class=\"muted\">{} due: {} on time, {} late, {} dropped, {} overdue.</p></section></div>",
         card.sessions_held,
+        if card.sessions_held == 1 {
+            "session"
+        } else {
+            "sessions"
+        },
         card.reps_coached,
         card.coaching_minutes,
         card.feedback_praise + card.feedback_constructive,
@@ -179,12 +184,28 @@ pub(crate) async fn handler(
             .iter()
             .filter(|s| within(s.resolved_on))
             .count();
+        // A rep who has moved to a team the viewer does not lead keeps
+        // their row (the leader's work with them counts) but no link the
+        // viewer could not open.
+        let rep = if viewer
+            .may_see_rep(p.rep_id.as_uuid(), p.team_id.as_uuid())
+            .is_ok()
+        {
+            format!(
+                "<a href=\"/reps/{}\">{}</a>",
+                p.rep_id,
+                esc(p.name.as_ref())
+            )
+        } else {
+            format!(
+                "{} <span class=\"muted\">(now on another team)</span>",
+                esc(p.name.as_ref())
+            )
+        };
         let _ = write!(
             b,
-            "<tr><th scope=\"row\"><a href=\"/reps/{}\">{}</a></th><td class=\"n\">{sessions}</td><td>{}</td>\
+            "<tr><th scope=\"row\">{rep}</th><td class=\"n\">{sessions}</td><td>{}</td>\
              <td class=\"n\">{feedback}</td><td class=\"n\">{support}</td></tr>",
-            p.rep_id,
-            esc(p.name.as_ref()),
             last.map_or("–".to_owned(), |d| d.to_string())
         );
     }

@@ -154,12 +154,12 @@ pub(crate) async fn handler(
          <section class=\"card\" aria-labelledby=\"cov\"><h3 id=\"cov\">Coaching coverage in {period}</h3>\
          <p class=\"stat\">{} <small>{} of {} reps coached</small></p>\
          <div class=\"bar\" role=\"presentation\"><span style=\"width:{:.0}%\"></span></div>\
-         <p class=\"muted\">{} sessions, {} per rep, {} minutes.</p></section>",
+         <p class=\"muted\">{}, {} per rep, {} minutes.</p></section>",
         pct(c.coverage),
         c.reps_coached,
         view.headcount,
         c.coverage.unwrap_or(0.0) * 100.0,
-        c.sessions,
+        trellis_queries::export::plural(u64::from(c.sessions), "session", "sessions"),
         c.sessions_per_rep
             .map_or("–".to_owned(), |v| format!("{v:.1}")),
         c.minutes
