@@ -236,8 +236,11 @@ impl SqliteStore {
 
     /// The guards ([`crate::guards`]) that are missing or not as the
     /// migrations made them.
+    ///
+    /// Read on a reader connection: `serve` asks at every scrape, and the
+    /// writer's appends must not wait for it.
     pub async fn guard_findings(&self) -> Result<Vec<GuardFinding>, Error> {
-        self.with_writer(|conn| guards::findings(conn)).await
+        self.with_reader(guards::findings).await
     }
 
     /// Makes again every guard that is missing or not as the migrations

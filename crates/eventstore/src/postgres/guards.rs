@@ -119,50 +119,38 @@ const TRIGGERS: &[Guard] = &[
     },
 ];
 
-/// The body of `trellis.refuse_change()` (migration 0001).
-const REFUSE_CHANGE: &str = "
-BEGIN
-    RAISE EXCEPTION 'trellis.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'Record a correction as a new event instead of changing the log.';
-END;
-";
+/// The migrations that made the two functions every trigger calls.
+const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_events.sql");
+const MIGRATION_0006: &str = include_str!("../../migrations/postgres/0006_personal_data_keys.sql");
 
-/// The body of `trellis.refuse_key_revival()` (migration 0006).
-const REFUSE_KEY_REVIVAL: &str = "
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'personal data keys are never deleted: erase one with trellis.erase_data_key'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF OLD.erased_at IS NOT NULL AND (NEW.data_key IS NOT NULL OR NEW.erased_at IS DISTINCT FROM OLD.erased_at) THEN
-        RAISE EXCEPTION 'the data key of % was erased on %; it cannot be brought back', OLD.person, OLD.erased_at
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF OLD.data_key IS NOT NULL AND NEW.data_key IS NOT NULL AND NEW.data_key <> OLD.data_key THEN
-        RAISE EXCEPTION 'the data key of % cannot be replaced', OLD.person
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN NEW;
-END;
-";
+/// The body (between its `$$`) of the function `name` as `migration`
+/// creates it: the migration is the one statement of what it must be.
+fn body_in(migration: &'static str, name: &str) -> &'static str {
+    migration
+        .split_once(&format!("CREATE FUNCTION {name}"))
+        .and_then(|(_, rest)| rest.split_once("$$"))
+        .and_then(|(_, rest)| rest.split_once("$$"))
+        .map_or("", |(body, _)| body)
+}
 
 /// The functions every trigger calls: a trigger that calls one emptied
 /// refuses nothing. `sql` is the body.
-const FUNCTIONS: &[Guard] = &[
-    Guard {
-        table: "the log's tables",
-        name: "trellis.refuse_change()",
-        refuses: "any change to the log, its stored tree or its checkpoints",
-        sql: REFUSE_CHANGE,
-    },
-    Guard {
-        table: "personal_data_keys",
-        name: "trellis.refuse_key_revival()",
-        refuses: "deletes of people's data keys, an erased key brought back or a key replaced",
-        sql: REFUSE_KEY_REVIVAL,
-    },
-];
+fn functions() -> [Guard; 2] {
+    [
+        Guard {
+            table: "the log's tables",
+            name: "trellis.refuse_change()",
+            refuses: "any change to the log, its stored tree or its checkpoints",
+            sql: body_in(MIGRATION_0001, "trellis.refuse_change()"),
+        },
+        Guard {
+            table: "personal_data_keys",
+            name: "trellis.refuse_key_revival()",
+            refuses: "deletes of people's data keys, an erased key brought back or a key replaced",
+            sql: body_in(MIGRATION_0006, "trellis.refuse_key_revival()"),
+        },
+    ]
+}
 
 /// The guards of `tables` (every one when `None`) that are not as made.
 async fn findings_in(
@@ -201,7 +189,7 @@ async fn findings_in(
             )
             .await?;
         let bodies: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        findings.extend(compare(FUNCTIONS, |guard| {
+        findings.extend(compare(&functions(), |guard| {
             bodies
                 .iter()
                 .find(|(name, _)| guard.name == format!("trellis.{name}"))
@@ -225,9 +213,10 @@ pub(super) async fn restore_in(
 ) -> Result<Vec<GuardFinding>, Error> {
     let mut findings = findings_in(client, tables).await?;
     // A function first: a trigger cannot be made to call one that is gone.
-    findings.sort_by_key(|f| !FUNCTIONS.iter().any(|g| g.name == f.name));
+    let functions = functions();
+    findings.sort_by_key(|f| !functions.iter().any(|g| g.name == f.name));
     for finding in &findings {
-        let statement = if let Some(function) = FUNCTIONS.iter().find(|g| g.name == finding.name) {
+        let statement = if let Some(function) = functions.iter().find(|g| g.name == finding.name) {
             format!(
                 "CREATE OR REPLACE FUNCTION {} RETURNS trigger LANGUAGE plpgsql AS $guard${}$guard$",
                 function.name, function.sql
@@ -245,4 +234,22 @@ pub(super) async fn restore_in(
         client.batch_execute(&statement).await?;
     }
     Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::functions;
+
+    #[test]
+    fn each_function_body_is_found_in_its_migration() {
+        for function in functions() {
+            let body = function.sql.trim();
+            assert!(
+                body.starts_with("BEGIN") && body.ends_with("END;"),
+                "{}: {body:?}",
+                function.name
+            );
+            assert!(body.contains("RAISE EXCEPTION"), "{}", function.name);
+        }
+    }
 }
