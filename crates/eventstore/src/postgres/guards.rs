@@ -238,7 +238,7 @@ pub(super) async fn restore_in(
 
 #[cfg(test)]
 mod tests {
-    use super::functions;
+    use crate::postgres::guards::functions;
 
     #[test]
     fn each_function_body_is_found_in_its_migration() {
