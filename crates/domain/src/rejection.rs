@@ -3,6 +3,8 @@
 //! Every message says what was wrong and how to put it right. There is no
 //! database, network or "internal" variant: those belong to other layers.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 use uuid::Uuid;
 
@@ -123,10 +125,13 @@ pub enum Rejection {
     )]
     SessionDurationOutOfRange { minutes: u32, max: u32 },
     #[error(
-        "Action item {action_item_id} is due on {due_on}, before the session on {held_on}. Pick a due date on or after the session."
+        "Action item {number} is due on {due_on}, before the session on {held_on}. Pick a due date on or after the session."
     )]
     ActionItemDueBeforeSession {
         action_item_id: ActionItemId,
+        /// Its place in the session's list, from 1: how the person who
+        /// wrote the list knows it.
+        number: usize,
         due_on: NaiveDate,
         held_on: NaiveDate,
     },
@@ -134,14 +139,14 @@ pub enum Rejection {
         "There is no action item {action_item_id} for this rep. Check which follow-up you mean."
     )]
     ActionItemNotFound { action_item_id: ActionItemId },
-    #[error("Action item {action_item_id} is already {status}. Nothing more to do.")]
+    #[error("This action item is already {status}. Nothing more to do.")]
     ActionItemClosed {
         action_item_id: ActionItemId,
         status: ActionItemStatus,
     },
     // The session is not named: it may be private, and the item's owner a rep.
     #[error(
-        "Action item {action_item_id} was agreed in a coaching session that has since been \
+        "This action item was agreed in a coaching session that has since been \
          retracted: the item no longer counts and cannot be completed or dropped. Nothing \
          more to do."
     )]
@@ -228,11 +233,17 @@ pub enum Rejection {
 impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
     /// (the date of the record), `period`, `roles`, `ramp`, `targets` or
-    /// `review_on` (an improvement plan's review date); so
-    /// that a form can show the refusal beside that field.
-    pub fn concerns(&self) -> Option<&'static str> {
+    /// `review_on` (an improvement plan's review date), `duration_minutes`
+    /// (a coaching session's length) or `action_items[k].due_on` (the due
+    /// date of the session's item `k`, from 0); so that a form can show the
+    /// refusal beside that field.
+    pub fn concerns(&self) -> Option<Cow<'static, str>> {
         use Rejection as R;
-        match self {
+        if let R::ActionItemDueBeforeSession { number, .. } = self {
+            let k = number.saturating_sub(1);
+            return Some(Cow::Owned(format!("action_items[{k}].due_on")));
+        }
+        let field = match self {
             R::DateBeforeJoined { .. }
             | R::DateInFuture { .. }
             | R::DateBeforeRaised { .. }
@@ -246,8 +257,10 @@ impl Rejection {
             R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
             R::ReviewDateNotAfterStart { .. } => Some("review_on"),
+            R::SessionDurationOutOfRange { .. } => Some("duration_minutes"),
             _ => None,
-        }
+        };
+        field.map(Cow::Borrowed)
     }
 }
 
@@ -262,22 +275,42 @@ mod tests {
             date: day(1),
             joined: day(2),
         };
-        assert_eq!(before.concerns(), Some("date"));
-        assert_eq!(Rejection::NoRoles.concerns(), Some("roles"));
+        assert_eq!(before.concerns().as_deref(), Some("date"));
+        assert_eq!(Rejection::NoRoles.concerns().as_deref(), Some("roles"));
         assert_eq!(
-            Rejection::ImprovementPlanWithoutTargets.concerns(),
+            Rejection::ImprovementPlanWithoutTargets
+                .concerns()
+                .as_deref(),
             Some("targets")
         );
         let raised = Rejection::DateBeforeRaised {
             date: day(1),
             raised_on: day(2),
         };
-        assert_eq!(raised.concerns(), Some("date"));
+        assert_eq!(raised.concerns().as_deref(), Some("date"));
         let review = Rejection::ReviewDateNotAfterStart {
             started_on: day(2),
             review_on: day(1),
         };
-        assert_eq!(review.concerns(), Some("review_on"));
+        assert_eq!(review.concerns().as_deref(), Some("review_on"));
+        let long = Rejection::SessionDurationOutOfRange {
+            minutes: 500,
+            max: 480,
+        };
+        assert_eq!(long.concerns().as_deref(), Some("duration_minutes"));
+        // The third item of a session is `action_items[2]`, as the request
+        // and the form list it.
+        let due = Rejection::ActionItemDueBeforeSession {
+            action_item_id: ActionItemId::from_uuid(Uuid::nil()),
+            number: 3,
+            due_on: day(1),
+            held_on: day(2),
+        };
+        assert_eq!(due.concerns().as_deref(), Some("action_items[2].due_on"));
+        assert!(
+            due.to_string().starts_with("Action item 3 is due on"),
+            "{due}"
+        );
         assert_eq!(Rejection::RepNotFound.concerns(), None);
     }
 }

@@ -215,7 +215,7 @@ impl ApiError {
                 _ => None,
             },
             concerns: match self {
-                ApiError::Rejected(r) => r.concerns().map(str::to_owned),
+                ApiError::Rejected(r) => r.concerns().map(std::borrow::Cow::into_owned),
                 _ => None,
             },
         }

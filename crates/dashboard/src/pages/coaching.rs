@@ -110,7 +110,10 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
             let mut stray = Vec::new();
             for (name, why) in errors {
                 match place(&name, &sent) {
-                    Some(field) if field == "duration_minutes" => {
+                    // Not a number: in words, rather than the parser's.
+                    Some(field)
+                        if field == "duration_minutes" && duration.parse::<u32>().is_err() =>
+                    {
                         shown.insert(
                             field,
                             "Enter the length of the session in minutes, a whole number like 45."
@@ -195,13 +198,14 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
         "<div class=\"field\"><label for=\"held_on\">Held on</label>\
          <input type=\"date\" id=\"held_on\" name=\"held_on\" value=\"{}\" max=\"{}\"{}>{}</div>\
          <div class=\"field\"><label for=\"duration_minutes\">Length (minutes)</label>\
-         <input type=\"number\" inputmode=\"numeric\" min=\"1\" id=\"duration_minutes\" \
+         <input type=\"number\" inputmode=\"numeric\" min=\"1\" max=\"{}\" id=\"duration_minutes\" \
          name=\"duration_minutes\" value=\"{}\"{}>{}</div>\
          <fieldset class=\"field\" id=\"focus\"{}><legend>Focus</legend>",
         w.value("held_on"),
         state.today(),
         w.attrs("held_on"),
         w.error("held_on"),
+        trellis_domain::rep::MAX_SESSION_MINUTES,
         w.value("duration_minutes"),
         w.attrs("duration_minutes"),
         w.error("duration_minutes"),

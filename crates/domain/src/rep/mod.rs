@@ -336,6 +336,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                 if item.due_on < session.held_on {
                     return Err(Rejection::ActionItemDueBeforeSession {
                         action_item_id: id,
+                        number: i + 1,
                         due_on: item.due_on,
                         held_on: session.held_on,
                     });

@@ -834,6 +834,7 @@ fn an_action_item_due_before_its_session_is_rejected() {
         hold(session(300, vec![item(301, "2026-02-11")])),
         Err(Rejection::ActionItemDueBeforeSession {
             action_item_id: id(301),
+            number: 1,
             due_on: date("2026-02-11"),
             held_on: date("2026-02-12"),
         }),
