@@ -1271,6 +1271,16 @@ async fn the_review_packet_comes_as_json_markdown_and_html_and_its_hash_is_what_
         "{}",
         md.text()
     );
+    // Read by people: the team by its name, a standard by its own name and
+    // its kind in words, counts as counted.
+    for words in [
+        "Riley Rep (SDR), team EMEA Mid-Market, started",
+        "### Weekly calls (quantity, weekly)",
+        "1 coaching session (45 minutes)",
+        "| tools | 2026-02-15 | 2026-02-18 | 3 |",
+    ] {
+        assert!(md.text().contains(words), "{words:?} in {}", md.text());
+    }
     let html = app.get_as(&format!("{path}&format=html"), &leader).await;
     html.expect(200);
     assert!(

@@ -599,7 +599,8 @@ async fn each_rep<T>(
     Ok(items)
 }
 
-fn read_error(e: trellis_projections::Error) -> ApiError {
+/// A read model's failure as the answer to a read.
+pub(crate) fn read_error(e: trellis_projections::Error) -> ApiError {
     match e {
         trellis_projections::Error::Store(e) => ApiError::from(e),
         trellis_projections::Error::Unavailable(why) => ApiError::Unavailable(why),

@@ -793,6 +793,7 @@ pub async fn route(
     }
     let format = format(&params, &headers)?;
     let (packet, sha256) = review_packet(&state, &claims, rep_id, from, to).await?;
+    let labels = || render::Labels::read(&state, packet.team_id);
     let mut response = match format {
         Format::Json => Json(PacketBody {
             sha256: sha256.clone(),
@@ -802,12 +803,12 @@ pub async fn route(
         .into_response(),
         Format::Markdown => (
             [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-            render::markdown(&render::document(&packet, &sha256)),
+            render::markdown(&render::document(&packet, &sha256, &labels().await?)),
         )
             .into_response(),
         Format::Html => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            render::html(&render::document(&packet, &sha256)),
+            render::html(&render::document(&packet, &sha256, &labels().await?)),
         )
             .into_response(),
     };
@@ -829,8 +830,10 @@ pub mod render {
         Table(Vec<String>, Vec<Vec<String>>),
     }
 
+    /// Rounded down, as the dashboard and the growth projection show it:
+    /// 79.8 against a target of 80 is 99%, not a 100% that was not met.
     fn pct(a: Option<f64>) -> String {
-        a.map_or_else(|| "–".to_owned(), |a| format!("{:.0}%", a * 100.0))
+        a.map_or_else(|| "–".to_owned(), trellis_projections::growth::derive::pct)
     }
 
     fn num(v: Option<f64>) -> String {
@@ -851,19 +854,110 @@ pub mod render {
         }
     }
 
-    pub fn document(p: &ReviewPacket, sha256: &str) -> Vec<Block> {
+    /// Names a packet refers to by id: its rep's team and the leaders who
+    /// own action items. They are read as they stand when the document is
+    /// made, for its reader, and are not part of the packet: its hash does
+    /// not depend on them. An id with no name (a leader since erased) is
+    /// shown as such.
+    #[derive(Debug, Clone, Default)]
+    pub struct Labels {
+        pub team: Option<String>,
+        pub leaders: BTreeMap<uuid::Uuid, String>,
+    }
+
+    impl Labels {
+        /// The names of the team `team` and of every team's leaders, from
+        /// the teams read model.
+        pub async fn read(state: &QueryState, team: TeamId) -> Result<Labels, ApiError> {
+            let teams = state
+                .read
+                .teams()
+                .await
+                .map_err(crate::collections::read_error)?;
+            let mut labels = Labels::default();
+            for t in teams {
+                if t.team_id == team {
+                    labels.team = Some(t.name.to_string());
+                }
+                labels.leaders.extend(
+                    t.leaders
+                        .into_iter()
+                        .map(|(id, name)| (id.as_uuid(), name.to_string())),
+                );
+            }
+            Ok(labels)
+        }
+
+        /// An action item's owner as the packet has it (`rep`, or `leader`
+        /// and the leader's id), in words.
+        pub(crate) fn owner(&self, owner: &str) -> String {
+            match owner.strip_prefix("leader ") {
+                Some(id) => id
+                    .parse::<uuid::Uuid>()
+                    .ok()
+                    .and_then(|id| self.leaders.get(&id))
+                    .map_or_else(|| "a leader".to_owned(), |name| format!("{name} (leader)")),
+                None => owner.to_owned(),
+            }
+        }
+    }
+
+    fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+        let n = n.into();
+        format!("{n} {}", if n == 1 { one } else { many })
+    }
+
+    fn standard_kind(k: StandardKind) -> &'static str {
+        match k {
+            StandardKind::Quality => "quality",
+            StandardKind::Quantity => "quantity",
+            StandardKind::Behaviour => "behaviour",
+        }
+    }
+
+    fn bucket(b: PeriodKind) -> &'static str {
+        match b {
+            PeriodKind::Week => "weekly",
+            PeriodKind::Month => "monthly",
+            PeriodKind::Quarter => "quarterly",
+        }
+    }
+
+    fn category(c: SupportCategory) -> &'static str {
+        match c {
+            SupportCategory::Leads => "leads",
+            SupportCategory::Tools => "tools",
+            SupportCategory::Training => "training",
+            SupportCategory::Process => "process",
+            SupportCategory::Other => "other",
+        }
+    }
+
+    fn outcome(o: Option<PlanOutcome>) -> &'static str {
+        match o {
+            None => "open",
+            Some(PlanOutcome::Met) => "met",
+            Some(PlanOutcome::Extended) => "extended",
+            Some(PlanOutcome::NotMet) => "not met",
+        }
+    }
+
+    pub fn document(p: &ReviewPacket, sha256: &str, labels: &Labels) -> Vec<Block> {
         use Block::*;
+        let team = labels.team.as_ref().map_or_else(
+            || format!("a team ({})", p.team_id),
+            |name| format!("team {name}"),
+        );
         let mut d = vec![
             Heading(1, format!("Review packet: {}", p.name)),
             Para(format!(
-                "{} ({}), team {}, started {}. Period {} to {}; {} events replayed.",
+                "{} ({}), {team}, started {}. Period {} to {}; {} replayed.",
                 p.name,
                 p.role,
-                p.team_id,
                 p.start_date,
                 p.period_from,
                 p.period_to,
-                p.events_replayed
+                plural(p.events_replayed, "event", "events")
             )),
             Heading(2, "Standing".into()),
             List(vec![
@@ -922,7 +1016,12 @@ pub mod render {
         for s in &p.standards {
             d.push(Heading(
                 3,
-                format!("{} ({:?}, by {:?})", s.name, s.kind, s.bucket).to_lowercase(),
+                format!(
+                    "{} ({}, {})",
+                    s.name,
+                    standard_kind(s.kind),
+                    bucket(s.bucket)
+                ),
             ));
             d.push(Para(format!(
                 "Met {} of {} measured periods; first {}, last {}, mean {}.",
@@ -955,13 +1054,12 @@ pub mod render {
         let c = &p.coaching;
         d.push(Heading(2, "Coaching and feedback".into()));
         d.push(Para(format!(
-            "{} coaching sessions ({} minutes); feedback: {} praise, {} constructive; {} \
-             trainings completed.",
-            c.sessions,
-            c.minutes,
+            "{} ({}); feedback: {} praise, {} constructive; {} completed.",
+            plural(c.sessions, "coaching session", "coaching sessions"),
+            plural(c.minutes, "minute", "minutes"),
             c.feedback_praise,
             c.feedback_constructive,
-            c.trainings_completed
+            plural(c.trainings_completed, "training", "trainings"),
         )));
         d.push(Table(
             vec![
@@ -1003,7 +1101,7 @@ pub mod render {
                 .map(|i| {
                     vec![
                         i.description.clone().unwrap_or_else(|| "(private)".into()),
-                        i.owner.clone(),
+                        labels.owner(&i.owner),
                         i.due_on.to_string(),
                         i.status.clone(),
                         opt(i.closed_on),
@@ -1030,7 +1128,7 @@ pub mod render {
                 .iter()
                 .map(|r| {
                     vec![
-                        format!("{:?}", r.category).to_lowercase(),
+                        category(r.category).to_owned(),
                         r.raised_on.to_string(),
                         opt(r.resolved_on),
                         opt(r.days_to_resolve),
@@ -1057,8 +1155,7 @@ pub mod render {
                             pl.started_on.to_string(),
                             pl.review_on.to_string(),
                             pl.checkpoints.to_string(),
-                            pl.outcome
-                                .map_or_else(|| "open".into(), |o| format!("{o:?}").to_lowercase()),
+                            outcome(pl.outcome).to_owned(),
                             opt(pl.closed_on),
                         ]
                     })
@@ -1130,7 +1227,8 @@ pub mod render {
         let mut out = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
              <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
-             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em}}</style>\
+             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em}}\
+             .scroll{{overflow-x:auto}}</style>\
              </head><body>\n"
         );
         out.push_str(&html_body(blocks));
@@ -1158,7 +1256,9 @@ pub mod render {
                     out.push_str("</ul>\n");
                 }
                 Block::Table(head, rows) => {
-                    out.push_str("<table><thead><tr>");
+                    // Scrolls sideways inside itself on a narrow screen,
+                    // rather than the page.
+                    out.push_str("<div class=\"scroll\"><table><thead><tr>");
                     for h in head {
                         let _ = write!(out, "<th>{}</th>", esc(h));
                     }
@@ -1170,7 +1270,7 @@ pub mod render {
                         }
                         out.push_str("</tr>");
                     }
-                    out.push_str("</tbody></table>\n");
+                    out.push_str("</tbody></table></div>\n");
                 }
             }
         }
@@ -1186,7 +1286,23 @@ mod tests {
     use trellis_projections::projection::Envelope;
     use uuid::Uuid;
 
+    use crate::packet::render::Labels;
     use crate::packet::{rested_on, rests_on};
+
+    #[test]
+    fn an_action_item_s_leader_is_named_and_an_unknown_one_is_not_shown_by_id() {
+        let (known, erased) = (Uuid::now_v7(), Uuid::now_v7());
+        let labels = Labels {
+            team: None,
+            leaders: [(known, "Lee Leader".to_owned())].into(),
+        };
+        assert_eq!(labels.owner("rep"), "rep");
+        assert_eq!(
+            labels.owner(&format!("leader {known}")),
+            "Lee Leader (leader)"
+        );
+        assert_eq!(labels.owner(&format!("leader {erased}")), "a leader");
+    }
 
     fn stored(version: u64, event_type: &str, payload: Value) -> RecordedEvent {
         RecordedEvent {

@@ -628,8 +628,10 @@ pub struct GateStandard {
 
 /// An attainment as a whole percentage, rounded down: 99.75% of a target
 /// is a miss and must not read 100%. (The tolerance keeps an exact 80% of
-/// a target, computed as 79.999…, at 80%.)
-fn pct(attainment: f64) -> String {
+/// a target, computed as 79.999…, at 80%.) Every place that shows an
+/// attainment shows it through this: the profile's reasons, the dashboard,
+/// the review packet's document.
+pub fn pct(attainment: f64) -> String {
     format!("{:.0}%", (attainment * 100.0 + 1e-9).floor())
 }
 
