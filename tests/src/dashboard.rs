@@ -289,17 +289,31 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_contains(&body, &format!("as of {as_of}"), "the as-of notice");
-    let (status, _) = demo
-        .get(
-            &format!(
-                "/reps/{}?as_of={}",
-                priya.id,
-                today.succ_opt().expect("a date")
-            ),
-            demo.leader_token(0),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a future as-of date");
+    // A date the page cannot show is said beside the field, on today's
+    // page: the reader stays with the rep.
+    let tomorrow = today.succ_opt().expect("a date");
+    for (as_of, why) in [
+        (tomorrow.to_string(), format!("{tomorrow} is in the future")),
+        (
+            "yesterday".to_owned(),
+            "&quot;yesterday&quot; is not a date".to_owned(),
+        ),
+        (
+            "2020-01-01".to_owned(),
+            "Priya Nair had not joined by 2020-01-01".to_owned(),
+        ),
+    ] {
+        let (status, body) = demo
+            .get(
+                &format!("/reps/{}?as_of={as_of}", priya.id),
+                demo.leader_token(0),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{as_of}: {body}");
+        assert_contains(&body, "id=\"as_of-error\"", "the error beside the field");
+        assert_contains(&body, &why, "what was wrong");
+        assert_contains(&body, "Standing", "today's page");
+    }
 
     // The leader's scorecard.
     let leader = &org.leaders[0];
@@ -331,6 +345,36 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_contains(&body, "Review packet", "review packet");
     assert_contains(&body, "Skill levels", "review packet levels");
+    assert_contains(&body, "team Northside SDRs", "the team by its name");
+    // A period it cannot show is said beside its field, with the form.
+    for (query, field, why) in [
+        (
+            "from=2026-13-01",
+            "from",
+            "&quot;2026-13-01&quot; is not a date",
+        ),
+        (
+            "from=2026-11-02&to=2026-11-01",
+            "to",
+            "The period ends (2026-11-01) before it starts (2026-11-02)",
+        ),
+        (
+            "from=2020-01-01&to=2020-02-01",
+            "to",
+            "had not joined by 2020-02-01",
+        ),
+    ] {
+        let (status, body) = demo
+            .get(
+                &format!("/reps/{}/review?{query}", priya.id),
+                demo.leader_token(0),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_contains(&body, &format!("id=\"{field}-error\""), query);
+        assert_contains(&body, why, query);
+        assert_contains(&body, "Pick the period above", query);
+    }
     let (status, body) = demo
         .get(&format!("/reps/{}/audit", priya.id), &org.auditor_token)
         .await;

@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::http::{Resp, TestApp, World, build_request, read_store};
 
 const HOST: &str = "trellis.example";
+/// The `Origin` a browser sends with a form of [`HOST`]'s.
+const ORIGIN: &str = "http://trellis.example";
 
 /// The app `trellis serve` builds, a world, a rep in it, and read models
 /// caught up with them.
@@ -169,7 +171,9 @@ async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_records_on
     app.cleanup().await;
 }
 
-async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing(kind: Kind) {
+async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_a_stale_one_is_offered_back(
+    kind: Kind,
+) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
     let (csrf, key) = open_form(&app, rep, &leader).await;
@@ -223,6 +227,35 @@ async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing(kind
     assert_ne!(other_csrf, csrf, "each sign-in has its own");
     post(form(&other_csrf), None).await.expect(403);
     assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
+    // Sent from this site with an earlier sign-in's token (a page opened
+    // before signing in again): nothing is recorded, and what was typed is
+    // offered back, to send again with this sign-in's token.
+    let stale = post(form(&other_csrf), Some(ORIGIN)).await;
+    stale.expect(403);
+    let html = stale.text();
+    assert!(html.contains("Send this form again"), "{html}");
+    assert!(
+        html.contains("<dd>A forged note</dd>"),
+        "what was typed, shown: {html}"
+    );
+    assert_eq!(hidden(&html, "_csrf"), csrf, "this sign-in's token");
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
+    let again: Vec<(String, String)> = html
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once("\" value=\"")?;
+            let value = rest.split('"').next()?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    let sent = post(again, Some(ORIGIN)).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(
+        feedbacks(&app.events("rep", rep).await),
+        1,
+        "sent again, once"
+    );
     // Signing out from another site does not sign anyone out.
     let out = browser(
         &app,
@@ -286,7 +319,9 @@ async fn a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_fie
     app.cleanup().await;
 }
 
-async fn a_rep_cannot_give_feedback_through_a_hand_made_form(kind: Kind) {
+async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made_one_records_nothing(
+    kind: Kind,
+) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let token = app.rep(rep);
     let page = browser(
@@ -318,8 +353,48 @@ async fn a_rep_cannot_give_feedback_through_a_hand_made_form(kind: Kind) {
             .await;
             assert_eq!(opened.status, StatusCode::FORBIDDEN, "{form}");
             assert!(opened.text().contains(refused), "{form}: {}", opened.text());
+            assert!(opened.text().contains("Not a form for you"), "{form}");
         }
     }
+    // So are the small forms of what leaders record, and every form to an
+    // auditor, who records nothing: a rep's own support request included.
+    for (who, form, refused) in [
+        (&token, "measurements/new", "This form is for a rep"),
+        (&token, "improvement-plans/new", "This form is for a rep"),
+        (
+            &app.auditor(),
+            "improvement-plans/new",
+            "Auditors read everything and write nothing",
+        ),
+        (
+            &app.auditor(),
+            "support-requests/new",
+            "Auditors read everything and write nothing",
+        ),
+    ] {
+        let opened = browser(
+            &app,
+            Method::GET,
+            &format!("/reps/{rep}/{form}"),
+            who,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(opened.status, StatusCode::FORBIDDEN, "{form}");
+        assert!(opened.text().contains(refused), "{form}: {}", opened.text());
+    }
+    // The rep's own form stays open to the rep.
+    let own = browser(
+        &app,
+        Method::GET,
+        &format!("/reps/{rep}/support-requests/new"),
+        &token,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
     // A form made by hand, with the rep's own CSRF token.
     let (csrf, key) = (
         hidden(&page.text(), "_csrf"),
@@ -418,7 +493,41 @@ async fn a_leader_logs_a_coaching_session_with_two_action_items_through_the_form
         1,
         "nothing recorded yet"
     );
+    // The domain's refusals stand beside their fields too: the row due
+    // before the session, named by its place in the list, and a length
+    // out of range, in the domain's words.
+    form[13].1 = "2026-02-01";
+    let refused = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    refused.expect(422);
+    let html = refused.text();
+    let beside = |field: &str| {
+        let at = html
+            .find(&format!("id=\"{field}-error\">"))
+            .unwrap_or_else(|| panic!("no error beside {field}: {html}"));
+        html[at..]
+            .split("</p>")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        beside("action_items-1-due_on").contains("Action item 2 is due on 2026-02-01"),
+        "{html}"
+    );
+    assert!(
+        html.contains("max=\"480\" id=\"duration_minutes\""),
+        "{html}"
+    );
     form[13].1 = "2026-02-27";
+    form[4].1 = "500";
+    let refused = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
+    refused.expect(422);
+    let html = refused.text();
+    let at = html
+        .find("id=\"duration_minutes-error\">")
+        .unwrap_or_else(|| panic!("no error beside the length: {html}"));
+    assert!(html[at..].contains("between 1 and 480 minutes"), "{html}");
+    form[4].1 = "45";
     let sent = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
     let events = app.events("rep", rep).await;
@@ -737,9 +846,9 @@ async fn a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees(kind: Kind
 
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
-    a_form_without_its_csrf_token_or_from_another_site_records_nothing,
+    a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_a_stale_one_is_offered_back,
     a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field,
-    a_rep_cannot_give_feedback_through_a_hand_made_form,
+    forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made_one_records_nothing,
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
     the_page_a_form_leads_to_shows_what_it_recorded,
@@ -828,6 +937,19 @@ async fn every_route_answers_with_the_security_headers() {
         assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
     }
     assert!(page.text().contains("data-print") && !page.text().contains("onclick"));
+    // The pages' icon, unsigned-in, where a page links it and where a
+    // browser asks for it unbidden, and which the pages' policy allows.
+    assert!(
+        page.text()
+            .contains("<link rel=\"icon\" href=\"/favicon.svg\"")
+    );
+    for path in ["/favicon.svg", "/favicon.ico"] {
+        let icon = browser(&app, Method::GET, path, "", None, &[]).await;
+        assert_eq!(icon.status, StatusCode::OK, "{path}");
+        assert_eq!(icon.header("content-type"), Some("image/svg+xml"), "{path}");
+        assert!(icon.text().starts_with("<svg"), "{path}");
+    }
+    assert!(csp.contains("img-src 'self'"), "{csp}");
     app.cleanup().await;
 }
 

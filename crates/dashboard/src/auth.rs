@@ -111,6 +111,10 @@ impl Viewer {
             {
                 Ok(())
             }
+            // Sent from this site (its browser said so), with the token of
+            // another sign-in: a page opened before the viewer signed in
+            // again. What was typed is offered back ([`PageError::StaleForm`]).
+            Some(_) if origin_given(headers) => Err(PageError::StaleForm(None)),
             _ => Err(PageError::Forbidden(
                 "This form is out of date or was not sent from Trellis; nothing was recorded. \
                  Reload the page and send it again."
@@ -141,7 +145,7 @@ impl Viewer {
         if self.writes_for_leaders() {
             return Ok(());
         }
-        Err(PageError::Forbidden(
+        Err(PageError::NotYourForm(
             match self.claims.role {
                 Role::Auditor => {
                     "Auditors read everything and write nothing: this form is for the rep's \
@@ -155,6 +159,19 @@ impl Viewer {
             }
             .into(),
         ))
+    }
+
+    /// Refuses a form, before anything is typed in it, to an auditor, who
+    /// may record nothing (the write API would refuse the save anyway).
+    pub(crate) fn may_write(&self) -> Result<(), PageError> {
+        if matches!(self.claims.role, Role::Auditor) {
+            return Err(PageError::NotYourForm(
+                "Auditors read everything and write nothing: this form is for the people \
+                 whose work it records."
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads everything: admins and auditors.
@@ -221,6 +238,13 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 /// Whether a browser's request comes from this site: no `Origin` (an old
 /// browser, a same-origin GET), or one whose host is the request's `Host`.
+/// Whether the browser said where the request comes from (`Origin`), as
+/// every current browser does on a form's POST: with [`same_origin`], that
+/// it comes from this site.
+fn origin_given(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+}
+
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;

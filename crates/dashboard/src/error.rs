@@ -12,13 +12,79 @@ pub(crate) enum PageError {
     /// Not signed in, or the token is no good: the sign-in form.
     Unauthorized(String),
     Forbidden(String),
+    /// A form the viewer's role may not fill in (a 403 too), refused as it
+    /// opens: the words say whom it is for.
+    NotYourForm(String),
     NotFound(String),
     BadRequest(String),
+    /// A form sent from this site with the token of an earlier sign-in
+    /// (opened before the viewer signed in again): nothing was recorded.
+    /// With what was typed, the page offers it back to send again.
+    StaleForm(Option<Box<Resend>>),
     /// The database cannot be reached just now: a 503 the viewer may retry
     /// (details to the log).
     Unavailable(String),
     /// Details go to the log, not the page.
     Internal(String),
+}
+
+/// A form to send again: where it goes, what was typed in it, and the
+/// token of the viewer's sign-in as it is now.
+#[derive(Debug)]
+pub(crate) struct Resend {
+    pub action: String,
+    pub typed: std::collections::BTreeMap<String, String>,
+    pub csrf: String,
+}
+
+impl Resend {
+    /// The page: what was typed, shown, and the same fields carried in a
+    /// form that sends them again with the current token. The fields that
+    /// are the form's own workings (its token, key, version) and the ids
+    /// chosen in it are carried but not shown.
+    fn page(&self) -> String {
+        const WORKINGS: [&str; 4] = ["_csrf", "idempotency_key", "_version", "rows"];
+        let mut shown = String::new();
+        let mut carried = String::new();
+        for (name, value) in &self.typed {
+            if name == "_csrf" {
+                continue;
+            }
+            let _ = std::fmt::Write::write_fmt(
+                &mut carried,
+                format_args!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    html::esc(name),
+                    html::esc(value)
+                ),
+            );
+            // An id (the competency chosen, the leader) means nothing to a
+            // reader; it is carried all the same.
+            let id = uuid::Uuid::parse_str(value.trim()).is_ok();
+            if !WORKINGS.contains(&name.as_str()) && !value.trim().is_empty() && !id {
+                let _ = std::fmt::Write::write_fmt(
+                    &mut shown,
+                    format_args!(
+                        "<dt>{}</dt><dd>{}</dd>",
+                        html::esc(&name.replace(['_', '.'], " ")),
+                        html::esc(value)
+                    ),
+                );
+            }
+        }
+        format!(
+            "<h1>Send this form again</h1><p class=\"lead\">This page was opened before you \
+             last signed in, so nothing was recorded. What you typed is kept below: send it \
+             again as it is, or go back and open the form afresh.</p>\
+             <form class=\"card form\" method=\"post\" action=\"{}\">{}{}\
+             <dl class=\"typed\">{}</dl><button type=\"submit\" class=\"primary\">Send again</button> \
+             <a class=\"button\" href=\"/home\">Back to the home page</a></form>",
+            html::esc(&self.action),
+            html::csrf_field(&self.csrf),
+            carried,
+            shown
+        )
+    }
 }
 
 impl From<trellis_projections::Error> for PageError {
@@ -72,7 +138,7 @@ impl PageError {
 }
 
 /// An API message as a sentence on a page: capitalised, with a full stop.
-fn sentence(message: &str) -> String {
+pub(crate) fn sentence(message: &str) -> String {
     let mut chars = message.chars();
     let mut out: String = chars
         .next()
@@ -101,7 +167,22 @@ impl IntoResponse for PageError {
                 )
                     .into_response();
             }
+            PageError::StaleForm(Some(resend)) => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Html(html::page("Send this form again", None, &resend.page())),
+                )
+                    .into_response();
+            }
+            PageError::StaleForm(None) => (
+                StatusCode::FORBIDDEN,
+                "Nothing was recorded",
+                "This page was opened before you last signed in, so nothing was recorded. \
+                 Reload the page and send it again."
+                    .to_owned(),
+            ),
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not yours to see", why),
+            PageError::NotYourForm(why) => (StatusCode::FORBIDDEN, "Not a form for you", why),
             PageError::NotFound(why) => (StatusCode::NOT_FOUND, "Not found", why),
             PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, "That did not work", why),
             PageError::Unavailable(detail) => {

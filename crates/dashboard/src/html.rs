@@ -26,10 +26,7 @@ pub(crate) fn esc(text: &str) -> String {
 /// is near. (The tolerance keeps an exact ratio computed a hair low, such
 /// as 0.8 as 0.7999…, at its value.)
 pub(crate) fn pct(value: Option<f64>) -> String {
-    value.map_or_else(
-        || "–".to_owned(),
-        |v| format!("{:.0}%", (v * 100.0 + 1e-9).floor()),
-    )
+    value.map_or_else(|| "–".to_owned(), trellis_projections::growth::derive::pct)
 }
 
 /// A number as a reader wants it: thousands grouped, one decimal when it has one.
@@ -111,10 +108,17 @@ pub(crate) fn content_security_policy() -> &'static str {
     &CSP
 }
 
+/// The icon a browser shows beside a page's title: a trellis's lattice on
+/// the dashboard's accent colour.
+pub(crate) const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">\
+<rect width=\"32\" height=\"32\" rx=\"7\" fill=\"#0b57d0\"/>\
+<path d=\"M9 23 23 9M9 9l14 14M16 5v22\" stroke=\"#fff\" stroke-width=\"3\" stroke-linecap=\"round\" fill=\"none\"/></svg>";
+
 pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + STYLE.len() + 1024);
     out.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    out.push_str("<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">");
     let _ = write!(out, "<title>{} · Trellis</title>", esc(title));
     out.push_str("<style>");
     out.push_str(STYLE);
@@ -318,6 +322,8 @@ caption{text-align:left;font-weight:600;padding:.45rem .55rem}
 .asof label{display:flex;flex-direction:column;font-weight:600;font-size:.9rem}
 input{font:inherit;padding:.3rem .45rem;border:1px solid #8a94a3;border-radius:6px}
 textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid #8a94a3;border-radius:6px;font-family:ui-monospace,monospace;font-size:.85rem}
+.typed dt{font-weight:600;margin-top:.5rem}
+.typed dd{margin:0 0 .25rem;white-space:pre-wrap}
 .notice{background:#fff8e1;border:1px solid #e6c45c;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0}
 .form .field{margin:0 0 1rem;border:0;padding:0}
 .form label,.form legend{font-weight:600;display:block;margin-bottom:.25rem}

@@ -101,6 +101,8 @@ fn routes(state: DashboardState) -> Router {
         .route("/sign-in", get(auth::link_page).post(auth::link_sign_in))
         .route("/auth/oidc/start", get(auth::oidc_start))
         .route("/auth/oidc/callback", get(auth::oidc_callback))
+        .route("/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
         .route("/home", get(pages::home::handler))
         .route("/teams/{team_id}", get(pages::team::handler))
         .route("/reps/{rep_id}", get(pages::rep::handler))
@@ -264,6 +266,18 @@ fn routes(state: DashboardState) -> Router {
 }
 
 /// The `GET` and `POST` of a [`pages::quick`] form.
+/// The pages' icon, at the path a page links it from and at the one
+/// browsers ask for unbidden.
+async fn icon() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        html::ICON,
+    )
+}
+
 fn quick<F: pages::quick::Quick + 'static>() -> axum::routing::MethodRouter<DashboardState> {
     get(pages::quick::open::<F>).post(pages::quick::submit::<F>)
 }

@@ -26,6 +26,7 @@ impl Quick for Measure {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, _: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let rep_id = visit.profile.rep_id;
         let today = visit.state.today();
         let standards: Vec<StandardDoc> = visit.state.models().all(kinds::STANDARD).await?;
@@ -128,6 +129,7 @@ impl Quick for Correct {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let rep_id = visit.profile.rep_id;
         let fact = ask.query.get("fact").map_or("", String::as_str);
         if uuid::Uuid::parse_str(fact).is_err() {
@@ -235,6 +237,7 @@ impl Quick for Review {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let rep_id = visit.profile.rep_id;
         let date = |name: &str| {
             query_date(ask.query.get(name).map(String::as_str), name)?.ok_or_else(|| {

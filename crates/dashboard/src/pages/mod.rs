@@ -204,6 +204,10 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
         let (mut parts, body) = request.into_parts();
         let visit = V::from_request_parts(&mut parts, state).await?;
         let headers = parts.headers.clone();
+        let action = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
         let request = axum::extract::Request::from_parts(parts, body);
         let axum::Form(typed) =
             <axum::Form<std::collections::BTreeMap<String, String>> as axum::extract::FromRequest<
@@ -212,8 +216,18 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
             .await
             .map_err(|e| PageError::BadRequest(e.body_text()))?;
         let csrf = typed.get("_csrf").map(String::as_str);
-        visit.viewer().check_form(visit.state(), &headers, csrf)?;
-        Ok(Posted { visit, typed })
+        match visit.viewer().check_form(visit.state(), &headers, csrf) {
+            Ok(()) => Ok(Posted { visit, typed }),
+            // Nothing is recorded; what was typed is offered back.
+            Err(PageError::StaleForm(None)) => {
+                Err(PageError::StaleForm(Some(Box::new(crate::error::Resend {
+                    action,
+                    csrf: visit.viewer().signed().csrf.to_owned(),
+                    typed,
+                }))))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -284,6 +298,21 @@ pub(crate) fn query_date(raw: Option<&str>, field: &str) -> Result<Option<NaiveD
                     "{field} must be a date written YYYY-MM-DD, e.g. 2026-03-16; {text:?} is not."
                 ))
             }),
+    }
+}
+
+/// [`query_date`] for a page that shows what it can: the date, or why
+/// not, in words to stand beside its field.
+pub(crate) fn lenient_date(raw: Option<&str>, field: &str) -> (Option<NaiveDate>, Option<String>) {
+    match query_date(raw, field) {
+        Ok(date) => (date, None),
+        Err(_) => (
+            None,
+            Some(format!(
+                "{:?} is not a date. Pick one, or write it as YYYY-MM-DD, e.g. 2026-03-16.",
+                raw.unwrap_or_default().trim()
+            )),
+        ),
     }
 }
 

@@ -5,13 +5,15 @@
 use std::fmt::Write;
 
 use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Days;
+use chrono::{Days, NaiveDate};
 use serde::Deserialize;
+use trellis_http::problem::ApiError;
 use trellis_queries::packet::{render, review_packet};
 
-use super::{RepVisit, query_date};
-use crate::error::PageError;
+use super::{RepVisit, lenient_date};
+use crate::error::{PageError, sentence};
 use crate::html::{esc, page};
 
 #[derive(Debug, Deserialize)]
@@ -26,29 +28,83 @@ pub(crate) async fn handler(
 ) -> Result<Response, PageError> {
     let (state, viewer, stored) = (visit.state, visit.viewer, visit.profile);
     let (today, rep_id) = (state.today(), stored.rep_id);
-    let to = query_date(params.to.as_deref(), "to")?
-        .unwrap_or(today)
-        .min(today);
-    let from = query_date(params.from.as_deref(), "from")?
+    // A period the page cannot show is said beside its field, with the
+    // form to put it right: the reader stays on the page.
+    let mut errors: Vec<(&str, String)> = Vec::new();
+    let mut date = |field: &'static str, raw: Option<&str>| {
+        let (date, error) = lenient_date(raw, field);
+        errors.extend(error.map(|why| (field, why)));
+        date
+    };
+    let to = date("to", params.to.as_deref()).unwrap_or(today).min(today);
+    let from = date("from", params.from.as_deref())
         .unwrap_or_else(|| to.checked_sub_days(Days::new(90)).unwrap_or(to));
     if to < from {
-        return Err(PageError::BadRequest(format!(
-            "The period ends ({to}) before it starts ({from})."
-        )));
+        errors.push((
+            "to",
+            format!("The period ends ({to}) before it starts ({from}): pick an end on or after its start."),
+        ));
     }
+    let packet = if errors.is_empty() {
+        match review_packet(state.reads(), viewer.claims(), rep_id, from, to).await {
+            Ok(packet) => Some(packet),
+            Err(ApiError::BadRequest(why)) => {
+                errors.push(("from", sentence(&why)));
+                None
+            }
+            Err(ApiError::NotFound(_)) => {
+                errors.push((
+                    "to",
+                    format!(
+                        "{} had not joined by {to}: pick an end on or after {}.",
+                        stored.name, stored.start_date
+                    ),
+                ));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let field = |name: &str, label: &str, value: NaiveDate| {
+        let error = errors.iter().find(|(f, _)| *f == name).map(|(_, why)| why);
+        format!(
+            "<label for=\"{name}\">{label}<input type=\"date\" id=\"{name}\" name=\"{name}\" \
+             value=\"{value}\" max=\"{today}\"{}></label>{}",
+            if error.is_some() {
+                format!(" aria-invalid=\"true\" aria-describedby=\"{name}-error\"")
+            } else {
+                String::new()
+            },
+            error.map_or(String::new(), |why| format!(
+                "<p class=\"field-error\" id=\"{name}-error\">{}</p>",
+                esc(why)
+            ))
+        )
+    };
     let title = format!("Review packet: {}", stored.name);
     let mut b = String::new();
     let _ = write!(
         b,
         "<h1>Review packet</h1><p class=\"lead\"><a href=\"/reps/{rep_id}\">{}</a>, {} · {from} to {to}</p>\
-         <form class=\"asof noprint\" method=\"get\"><label for=\"from\">From<input type=\"date\" id=\"from\" name=\"from\" value=\"{from}\" max=\"{today}\"></label>\
-         <label for=\"to\">To<input type=\"date\" id=\"to\" name=\"to\" value=\"{to}\" max=\"{today}\"></label>\
+         <form class=\"asof noprint\" method=\"get\">{}{}\
          <button type=\"submit\">Show</button><button type=\"button\" data-print>Print</button></form>",
         esc(stored.name.as_ref()),
         esc(stored.role.as_ref()),
+        field("from", "From", from),
+        field("to", "To", to),
     );
-    let (packet, sha256) = review_packet(state.reads(), viewer.claims(), rep_id, from, to).await?;
-    let document = render::document(&packet, &sha256);
+    let Some((packet, sha256)) = packet else {
+        b.push_str("<p>Pick the period above to see its packet.</p>");
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Html(page(&title, Some(viewer.signed()), &b)),
+        )
+            .into_response());
+    };
+    let labels = render::Labels::read(state.reads(), packet.team_id).await?;
+    let document = render::document(&packet, &sha256, &labels);
     // The page has its own title.
     let body = match document.split_first() {
         Some((render::Block::Heading(1, _), rest)) => rest,

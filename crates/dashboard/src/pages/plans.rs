@@ -25,6 +25,7 @@ impl Quick for Start {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, _: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let rep_id = visit.profile.rep_id;
         let today = visit.state.today();
         let review = today
@@ -99,6 +100,7 @@ impl Quick for Checkpoint {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let p = plan(visit, ask)?;
         let rep_id = visit.profile.rep_id;
         Ok(Spec {
@@ -129,6 +131,7 @@ impl Quick for Close {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let p = plan(visit, ask)?;
         let rep_id = visit.profile.rep_id;
         let outcomes = [

@@ -162,6 +162,7 @@ pub(crate) async fn open<F: Quick>(
     Query(query): Query<BTreeMap<String, String>>,
     visit: F::On,
 ) -> Result<Response, PageError> {
+    visit.viewer().may_write()?;
     let spec = F::spec(&visit, &ask(&path, query)).await?;
     let mut typed = Typed::new();
     for f in &spec.fields {

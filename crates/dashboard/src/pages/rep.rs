@@ -22,7 +22,7 @@ use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
 use trellis_queries::params::end_of_day;
 
-use super::{RepVisit, actions, days_ago, query_date};
+use super::{RepVisit, actions, days_ago, lenient_date};
 use crate::data::{self, Entry};
 use crate::error::PageError;
 use crate::html::{attainment_class, esc, num, outcome, page, pct, standing_badge, table_start};
@@ -68,30 +68,34 @@ pub(crate) async fn handler(
 ) -> Result<Response, PageError> {
     let rep_id = stored.rep_id;
     let today = state.today();
-    let as_of = query_date(params.as_of.as_deref(), "as_of")?;
+    // A date the page cannot show is said beside the as-of field, on the
+    // page as it stands today: the reader stays with the rep.
+    let (mut as_of, mut as_of_error) = lenient_date(params.as_of.as_deref(), "as_of");
+    as_of_error = as_of_error.map(|why| format!("{why} Showing today."));
     if let Some(d) = as_of
         && d > today
     {
-        return Err(PageError::BadRequest(format!(
-            "{d} is in the future (today is {today}); pick a date on or before today."
-        )));
+        as_of = None;
+        as_of_error = Some(format!(
+            "{d} is in the future: pick a date on or before today ({today}); showing today."
+        ));
     }
-    let day = as_of.unwrap_or(today);
     // The rep's history, replayed to any instant by the read side (the
     // viewer's access checked there too).
     let (history, _) = readable_history(state.reads(), viewer.claims(), rep_id).await?;
-    let (profile, feedback, timeline) = match as_of {
-        Some(d) => {
-            let snapshot = history
-                .at(end_of_day(d), TimeBasis::Business)
-                .ok_or_else(|| {
-                    PageError::BadRequest(format!(
-                        "{} had not joined by {d}; pick a date on or after {}.",
-                        stored.name, stored.start_date
-                    ))
-                })?;
-            (snapshot.profile, snapshot.feedback, snapshot.timeline)
-        }
+    let snapshot = as_of.and_then(|d| history.at(end_of_day(d), TimeBasis::Business));
+    if let Some(d) = as_of
+        && snapshot.is_none()
+    {
+        as_of = None;
+        as_of_error = Some(format!(
+            "{} had not joined by {d}: pick a date on or after {}; showing today.",
+            stored.name, stored.start_date
+        ));
+    }
+    let day = as_of.unwrap_or(today);
+    let (profile, feedback, timeline) = match snapshot {
+        Some(snapshot) => (snapshot.profile, snapshot.feedback, snapshot.timeline),
         None => {
             // Both at once: two round trips in the time of one.
             let (timeline, feedback) = tokio::join!(
@@ -188,13 +192,23 @@ pub(crate) async fn handler(
         b,
         "<form class=\"asof noprint\" method=\"get\" action=\"/reps/{rep_id}\">\
          <label for=\"as_of\">Show as of<input type=\"date\" id=\"as_of\" name=\"as_of\" \
-         min=\"{}\" max=\"{today}\" value=\"{day}\"></label><button type=\"submit\">Show</button>\
+         min=\"{}\" max=\"{today}\" value=\"{day}\"{}></label>{}<button type=\"submit\">Show</button>\
          <a class=\"button\" href=\"/reps/{rep_id}/review?from={}&amp;to={day}\">Review packet</a>\
          <a class=\"button\" href=\"/reps/{rep_id}/audit\">Audit trail</a>{}{}</form>",
-        profile.start_date,
+        profile.start_date.min(today),
+        if as_of_error.is_some() {
+            " aria-invalid=\"true\" aria-describedby=\"as_of-error\" autofocus"
+        } else {
+            ""
+        },
+        as_of_error.as_deref().map_or(String::new(), |why| format!(
+            "<p class=\"field-error\" id=\"as_of-error\">{}</p>",
+            esc(why)
+        )),
         day.checked_sub_days(Days::new(90))
             .unwrap_or(day)
-            .max(profile.start_date),
+            .max(profile.start_date)
+            .min(day),
         // Everything Trellis holds about the rep: for an admin, and for the rep.
         match viewer.claims().role {
             Role::Admin => format!(

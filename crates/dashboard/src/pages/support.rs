@@ -93,6 +93,7 @@ impl Quick for Acknowledge {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let r = request(visit, ask)?;
         let rep_id = visit.profile.rep_id;
         let mut fields: Vec<Field> = leader(visit, "Acknowledged by")
@@ -125,6 +126,7 @@ impl Quick for Resolve {
     type On = RepVisit;
 
     async fn spec(visit: &RepVisit, ask: &Ask) -> Result<Spec, PageError> {
+        visit.viewer.may_record_as_leader()?;
         let r = request(visit, ask)?;
         let rep_id = visit.profile.rep_id;
         let mut fields: Vec<Field> = leader(visit, "Resolved by").await?.into_iter().collect();
