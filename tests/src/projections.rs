@@ -171,6 +171,7 @@ impl Quarter<'_> {
                     start_date: date(start),
                 },
                 team_exists: true,
+                now: now(),
             },
         )
         .await;

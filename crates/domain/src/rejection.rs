@@ -80,6 +80,14 @@ pub enum Rejection {
     // Rep: existence and lifecycle
     #[error("This rep has already joined. To record a new rep, use a new rep id.")]
     RepAlreadyExists,
+    #[error(
+        "The start date {start_date} is more than a year away (today is {today}). Check the year, or record the rep nearer to their start: pick a date on or before {latest}."
+    )]
+    StartDateTooFarAhead {
+        start_date: NaiveDate,
+        today: NaiveDate,
+        latest: NaiveDate,
+    },
     #[error("There is no such rep. Record that the rep joined first, or pick an existing rep.")]
     RepNotFound,
     #[error(
@@ -186,6 +194,14 @@ pub enum Rejection {
         started_on: NaiveDate,
         review_on: NaiveDate,
     },
+    #[error(
+        "The review date {review_on} is more than a year after the plan starts on {started_on}. An improvement plan is reviewed within weeks or months: pick a date on or before {latest}."
+    )]
+    ReviewDateTooFar {
+        started_on: NaiveDate,
+        review_on: NaiveDate,
+        latest: NaiveDate,
+    },
 
     // Rep: measurements
     #[error(
@@ -233,7 +249,8 @@ pub enum Rejection {
 impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
     /// (the date of the record), `period`, `roles`, `ramp`, `targets` or
-    /// `review_on` (an improvement plan's review date), `duration_minutes`
+    /// `review_on` (an improvement plan's review date), `start_date` (a new
+    /// rep's), `duration_minutes`
     /// (a coaching session's length) or `action_items[k].due_on` (the due
     /// date of the session's item `k`, from 0); so that a form can show the
     /// refusal beside that field.
@@ -256,7 +273,8 @@ impl Rejection {
             R::NoRoles => Some("roles"),
             R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
-            R::ReviewDateNotAfterStart { .. } => Some("review_on"),
+            R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),
+            R::StartDateTooFarAhead { .. } => Some("start_date"),
             R::SessionDurationOutOfRange { .. } => Some("duration_minutes"),
             _ => None,
         };

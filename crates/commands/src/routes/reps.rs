@@ -59,11 +59,13 @@ impl TryFrom<Edge<'_, wire::JoinRep>> for OnRep {
             team_id: TeamId::from_uuid(b.team_id),
             start_date: b.start_date,
         };
+        let now = edge.ctx.now;
         Ok(OnRep::GivenTeam(
             joined.team_id,
-            Box::new(|team_exists| RepCommand::JoinRep {
+            Box::new(move |team_exists| RepCommand::JoinRep {
                 joined,
                 team_exists,
+                now,
             }),
         ))
     }

@@ -57,6 +57,19 @@ impl RepId {
     }
 }
 
+/// How far ahead a date may lie that is planned rather than past: a new
+/// rep's start (from the day they are recorded) and an improvement plan's
+/// review (from the plan's start). Further ahead is a mistyped year, and
+/// once recorded it is in the log for good: a rep starting in 2099 had a
+/// page no as-of date could be picked on.
+pub const MAX_DAYS_AHEAD: u64 = 365;
+
+/// `from` plus [`MAX_DAYS_AHEAD`] (the last day there is, past the calendar).
+fn latest_ahead(from: NaiveDate) -> NaiveDate {
+    from.checked_add_days(chrono::Days::new(MAX_DAYS_AHEAD))
+        .unwrap_or(NaiveDate::MAX)
+}
+
 /// The longest coaching session accepted, in minutes (a working day).
 pub const MAX_SESSION_MINUTES: u32 = 480;
 
@@ -66,6 +79,7 @@ pub enum RepCommand {
     JoinRep {
         joined: RepJoined,
         team_exists: bool,
+        now: DateTime<Utc>,
     },
     MoveTeam {
         to: TeamId,
@@ -185,10 +199,20 @@ pub fn decide(state: &RepState, command: RepCommand) -> Result<Vec<RepEvent>, Re
             RepCommand::JoinRep {
                 joined,
                 team_exists,
+                now,
             },
         ) => {
             if !team_exists {
                 return Err(Rejection::TeamNotFound);
+            }
+            let today = now.date_naive();
+            let latest = latest_ahead(today);
+            if joined.start_date > latest {
+                return Err(Rejection::StartDateTooFarAhead {
+                    start_date: joined.start_date,
+                    today,
+                    latest,
+                });
             }
             Ok(vec![joined.into()])
         }
@@ -404,6 +428,14 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                 return Err(Rejection::ReviewDateNotAfterStart {
                     started_on: plan.started_on,
                     review_on: plan.review_on,
+                });
+            }
+            let latest = latest_ahead(plan.started_on);
+            if plan.review_on > latest {
+                return Err(Rejection::ReviewDateTooFar {
+                    started_on: plan.started_on,
+                    review_on: plan.review_on,
+                    latest,
                 });
             }
             record(plan)

@@ -279,6 +279,7 @@ fn joining_records_rep_joined() {
         RepCommand::JoinRep {
             joined: joined(),
             team_exists: true,
+            now: now(),
         },
         Ok(vec![joined().into()]),
     );
@@ -295,8 +296,37 @@ fn joining_ahead_of_the_start_date_is_allowed() {
         RepCommand::JoinRep {
             joined: later.clone(),
             team_exists: true,
+            now: now(),
         },
         Ok(vec![later.into()]),
+    );
+}
+
+#[test]
+fn a_start_date_more_than_a_year_ahead_is_rejected_and_a_year_ahead_is_not() {
+    // "Now" is 2026-03-16.
+    let at = |day: &str| RepJoined {
+        start_date: date(day),
+        ..joined()
+    };
+    let join = |joined: RepJoined| RepCommand::JoinRep {
+        joined,
+        team_exists: true,
+        now: now(),
+    };
+    check(
+        vec![],
+        join(at("2027-03-16")),
+        Ok(vec![at("2027-03-16").into()]),
+    );
+    check(
+        vec![],
+        join(at("2099-03-16")),
+        Err(Rejection::StartDateTooFarAhead {
+            start_date: date("2099-03-16"),
+            today: date("2026-03-16"),
+            latest: date("2027-03-16"),
+        }),
     );
 }
 
@@ -307,6 +337,7 @@ fn joining_twice_is_rejected() {
         RepCommand::JoinRep {
             joined: joined(),
             team_exists: true,
+            now: now(),
         },
         Err(Rejection::RepAlreadyExists),
     );
@@ -319,6 +350,7 @@ fn joining_a_team_that_does_not_exist_is_rejected() {
         RepCommand::JoinRep {
             joined: joined(),
             team_exists: false,
+            now: now(),
         },
         Err(Rejection::TeamNotFound),
     );
@@ -1450,6 +1482,31 @@ fn a_plan_reviewed_on_or_before_its_start_is_rejected() {
             started_on: date("2026-03-02"),
             review_on: date("2026-03-02"),
         }),
+    );
+}
+
+#[test]
+fn a_plan_reviewed_more_than_a_year_after_its_start_is_rejected() {
+    check(
+        vec![joined().into()],
+        start_plan(ImprovementPlanStarted {
+            review_on: date("2099-03-02"),
+            ..plan(700)
+        }),
+        Err(Rejection::ReviewDateTooFar {
+            started_on: date("2026-03-02"),
+            review_on: date("2099-03-02"),
+            latest: date("2027-03-02"),
+        }),
+    );
+    let a_year = ImprovementPlanStarted {
+        review_on: date("2027-03-02"),
+        ..plan(700)
+    };
+    check(
+        vec![joined().into()],
+        start_plan(a_year.clone()),
+        Ok(vec![a_year.into()]),
     );
 }
 
