@@ -270,7 +270,7 @@ async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_
     app.cleanup().await;
 }
 
-async fn a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field(kind: Kind) {
+async fn a_refused_form_keeps_what_was_typed_and_names_every_error_beside_its_field(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
     let (csrf, key) = open_form(&app, rep, &leader).await;
@@ -315,6 +315,37 @@ async fn a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_fie
         key,
         "the same key, so a retry records once"
     );
+    // Sent empty, every empty field is marked at once: the API stops at
+    // the first thing it cannot read (the competency), but a person should
+    // not need a round trip for each field.
+    let empty = [
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("competency_id", ""),
+        ("kind", "praise"),
+        ("note", ""),
+        ("visibility", "shared"),
+        ("given_on", ""),
+    ];
+    let page = browser(
+        &app,
+        Method::POST,
+        &format!("/reps/{rep}/feedback"),
+        &leader,
+        Some(&empty),
+        &[],
+    )
+    .await;
+    page.expect(422);
+    let html = page.text();
+    for field in ["competency_id", "note", "given_on"] {
+        assert!(
+            html.contains(&format!(
+                "<p class=\"field-error\" id=\"{field}-error\">Required"
+            )),
+            "{field} is marked: {html}"
+        );
+    }
     assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
     app.cleanup().await;
 }
@@ -847,7 +878,7 @@ async fn a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees(kind: Kind
 crate::http::on_each_backend!(
     multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_a_stale_one_is_offered_back,
-    a_refused_form_keeps_what_was_typed_and_names_each_error_beside_its_field,
+    a_refused_form_keeps_what_was_typed_and_names_every_error_beside_its_field,
     forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made_one_records_nothing,
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,

@@ -358,6 +358,21 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
     let path = format!("/reps/{rep}/measurements/new");
     let (html, carried) = open(&app, &path, &leader).await;
     assert!(html.contains("value=\"calls_made\""), "{html}");
+    // Each standard says the period it is measured in, and the form opens
+    // on the current period of that kind (the world's standard is weekly).
+    assert!(
+        html.contains(">Weekly calls: calls, weekly</option>"),
+        "{html}"
+    );
+    let period = html
+        .split("name=\"period\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default();
+    assert!(
+        period.len() == 8 && period.contains("-W"),
+        "a week like 2026-W05: {period:?}"
+    );
     let refused = send(
         &app,
         &path,

@@ -159,6 +159,26 @@ fn without_place(reason: &str) -> String {
     reason[..cut.unwrap_or(reason.len())].to_owned()
 }
 
+/// Adds to a refusal's errors each required field of `required` (its name
+/// and what to say) that was left empty and that the refusal does not
+/// name already. The write API answers one layer at a time (the body's
+/// shape, then its values, then the rules), so an empty form took a round
+/// trip for each field; a refused form now marks every empty one at once.
+/// Only on a refusal: the API still decides what is valid.
+pub(crate) fn also_missing(
+    errors: &mut BTreeMap<String, String>,
+    typed: &Typed,
+    required: &[(&str, &str)],
+) {
+    for (name, why) in required {
+        if field(typed, name).trim().is_empty() {
+            errors
+                .entry((*name).to_owned())
+                .or_insert_with(|| (*why).to_owned());
+        }
+    }
+}
+
 /// Puts a refusal about a value ([`record`]'s `@date`, `@period`, …) on
 /// the form's field: `date_field` for the date, the field of the same name
 /// for the rest.

@@ -347,7 +347,8 @@ ul.todo li{margin:.5rem 0}
 .bar{height:.6rem;background:#e4e6ea;border-radius:4px;overflow:hidden;margin-top:.3rem}
 .bar span{display:block;height:100%;background:var(--accent)}
 .foot{max-width:1200px;margin:2rem auto 1rem;padding:0 1rem;color:var(--muted);font-size:.85rem}
-@media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}}
+@media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}
+.chart{overflow-x:auto}.chart svg.plot{min-width:600px}.chart svg.plot text{font-size:14px}}
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
 

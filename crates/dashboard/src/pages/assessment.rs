@@ -17,8 +17,8 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, keep_known, leader_field, new_key,
-    record, recorded, with_leader,
+    Outcome, Shown, Typed, Widgets, aim, alert, also_missing, field, fresh, keep_known,
+    leader_field, new_key, record, recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
 
@@ -78,6 +78,18 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
             }
             aim(&mut errors, "assessed_on");
             keep_known(&mut errors, &mut general, &FIELDS);
+            also_missing(
+                &mut errors,
+                &typed,
+                &[
+                    ("level", "Required: choose a level from 1 to 5."),
+                    (
+                        "evidence",
+                        "Required: write what you saw that shows this level.",
+                    ),
+                    ("assessed_on", "Required: pick the day of the assessment."),
+                ],
+            );
             let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
             render(&visit, shown).await
         }

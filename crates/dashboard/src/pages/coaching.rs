@@ -15,8 +15,8 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, id, leader_field, new_key, record,
-    recorded, with_leader,
+    Outcome, Shown, Typed, Widgets, aim, alert, also_missing, field, fresh, id, leader_field,
+    new_key, record, recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
 
@@ -106,6 +106,18 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
             general,
         } => {
             aim(&mut errors, "held_on");
+            also_missing(
+                &mut errors,
+                &typed,
+                &[
+                    ("held_on", "Required: pick the day the session was held."),
+                    (
+                        "duration_minutes",
+                        "Required: enter its length in minutes, e.g. 45.",
+                    ),
+                    ("notes", "Required: write what you worked on."),
+                ],
+            );
             let mut shown = BTreeMap::new();
             let mut stray = Vec::new();
             for (name, why) in errors {

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
+use trellis_domain::{Period, PeriodKind};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_queries::packet::review_packet;
 
@@ -30,20 +31,42 @@ impl Quick for Measure {
         let rep_id = visit.profile.rep_id;
         let today = visit.state.today();
         let standards: Vec<StandardDoc> = visit.state.models().all(kinds::STANDARD).await?;
-        let metrics: BTreeSet<(String, String)> = standards
+        let in_force: Vec<&StandardDoc> = standards
             .iter()
             .filter(|s| s.version_in_force(today).is_some())
+            .collect();
+        // Each standard with the period it is measured in: a month entered
+        // for a weekly standard counts against nothing.
+        let every = |kind: PeriodKind| match kind {
+            PeriodKind::Week => "weekly",
+            PeriodKind::Month => "monthly",
+            PeriodKind::Quarter => "quarterly",
+        };
+        let metrics: BTreeSet<(String, String)> = in_force
+            .iter()
             .map(|s| {
                 (
                     s.metric.to_string(),
-                    format!("{} ({}, {})", s.name, s.metric, s.unit),
+                    format!("{}: {}, {}", s.name, s.unit, every(s.period)),
                 )
             })
             .collect();
+        // The form opens on the current period of the kind most standards
+        // are measured in (weeks when there are none).
+        let kind = [PeriodKind::Week, PeriodKind::Month, PeriodKind::Quarter]
+            .into_iter()
+            .max_by_key(|k| {
+                (
+                    in_force.iter().filter(|s| s.period == *k).count(),
+                    *k == PeriodKind::Week,
+                )
+            })
+            .unwrap_or(PeriodKind::Week);
         Ok(Spec {
             title: "Record a measurement".into(),
             lead: format!(
-                "What {} achieved in a period, measured against a standard.",
+                "What {} achieved in a period, measured against a standard. Recording a \
+                 period again replaces its value; the earlier one stays in the audit trail.",
                 esc(visit.profile.name.as_ref())
             ),
             fields: vec![
@@ -57,7 +80,7 @@ impl Quick for Measure {
                     "Period: a week like 2026-W05, a month like 2026-03 or a quarter like 2026-Q1",
                     Kind::Text,
                 )
-                .with(today.format("%Y-%m")),
+                .with(Period::containing(kind, today)),
                 Field::new(
                     "value",
                     "Value",

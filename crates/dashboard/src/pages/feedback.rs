@@ -14,8 +14,8 @@ use super::{Posted, RepVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{
-    Outcome, Shown, Typed, Widgets, aim, alert, field, fresh, keep_known, leader_field, new_key,
-    record, recorded, with_leader,
+    Outcome, Shown, Typed, Widgets, aim, alert, also_missing, field, fresh, keep_known,
+    leader_field, new_key, record, recorded, with_leader,
 };
 use crate::html::{csrf_field, esc, page};
 
@@ -64,6 +64,21 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
             // An error no field of the form shows goes above it.
             aim(&mut errors, "given_on");
             keep_known(&mut errors, &mut general, &FIELDS);
+            also_missing(
+                &mut errors,
+                &typed,
+                &[
+                    (
+                        "competency_id",
+                        "Required: choose the competency the feedback is about.",
+                    ),
+                    (
+                        "note",
+                        "Required: write the feedback, specific enough to act on.",
+                    ),
+                    ("given_on", "Required: pick the day it was given."),
+                ],
+            );
             let shown = Shown::refused(&typed, &errors, general.as_deref(), status);
             render(&visit, shown).await
         }
