@@ -367,42 +367,26 @@ async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made
     page.expect(200);
     assert!(!page.text().contains("Give feedback"), "no form for a rep");
     // The form itself is refused before anything is typed in it, to a rep
-    // and to an auditor alike.
-    for (who, refused) in [
-        (&token, "This form is for a rep"),
-        (&app.auditor(), "Auditors read everything and write nothing"),
-    ] {
-        for form in ["feedback", "coaching", "assessment"] {
-            let opened = browser(
-                &app,
-                Method::GET,
-                &format!("/reps/{rep}/{form}"),
-                who,
-                None,
-                &[],
-            )
-            .await;
-            assert_eq!(opened.status, StatusCode::FORBIDDEN, "{form}");
-            assert!(opened.text().contains(refused), "{form}: {}", opened.text());
-            assert!(opened.text().contains("Not a form for you"), "{form}");
-        }
+    // and to an auditor alike; so are the small forms of what leaders
+    // record, and every form to an auditor, who records nothing: a rep's
+    // own support request included.
+    let (for_a_rep, for_an_auditor) = (
+        "This form is for a rep",
+        "Auditors read everything and write nothing",
+    );
+    let auditor = app.auditor();
+    let mut refusals = Vec::new();
+    for form in ["feedback", "coaching", "assessment"] {
+        refusals.push((&token, form, for_a_rep));
+        refusals.push((&auditor, form, for_an_auditor));
     }
-    // So are the small forms of what leaders record, and every form to an
-    // auditor, who records nothing: a rep's own support request included.
-    for (who, form, refused) in [
-        (&token, "measurements/new", "This form is for a rep"),
-        (&token, "improvement-plans/new", "This form is for a rep"),
-        (
-            &app.auditor(),
-            "improvement-plans/new",
-            "Auditors read everything and write nothing",
-        ),
-        (
-            &app.auditor(),
-            "support-requests/new",
-            "Auditors read everything and write nothing",
-        ),
-    ] {
+    refusals.extend([
+        (&token, "measurements/new", for_a_rep),
+        (&token, "improvement-plans/new", for_a_rep),
+        (&auditor, "improvement-plans/new", for_an_auditor),
+        (&auditor, "support-requests/new", for_an_auditor),
+    ]);
+    for (who, form, refused) in refusals {
         let opened = browser(
             &app,
             Method::GET,
@@ -414,6 +398,7 @@ async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made
         .await;
         assert_eq!(opened.status, StatusCode::FORBIDDEN, "{form}");
         assert!(opened.text().contains(refused), "{form}: {}", opened.text());
+        assert!(opened.text().contains("Not a form for you"), "{form}");
     }
     // The rep's own form stays open to the rep.
     let own = browser(
