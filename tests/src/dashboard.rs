@@ -380,6 +380,9 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_contains(&body, "Hash chain verified", "audit trail");
+    // Each cell says its column, so a phone shows an event as labelled lines.
+    assert_contains(&body, "<table class=\"stack\">", "a table a phone stacks");
+    assert_contains(&body, "<td data-label=\"Note\">", "labelled cells");
     assert_contains(
         &body,
         "corrects <a href=\"#v",

@@ -348,7 +348,12 @@ ul.todo li{margin:.5rem 0}
 .bar span{display:block;height:100%;background:var(--accent)}
 .foot{max-width:1200px;margin:2rem auto 1rem;padding:0 1rem;color:var(--muted);font-size:.85rem}
 @media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}
-.chart{overflow-x:auto}.chart svg.plot{min-width:600px}.chart svg.plot text{font-size:14px}}
+.chart{overflow-x:auto}.chart svg.plot{min-width:600px}.chart svg.plot text{font-size:14px}
+table.stack thead{position:absolute;left:-9999px}
+table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}
+table.stack td{display:flex;gap:.6rem;border:0;padding:.1rem .55rem;text-align:left}
+table.stack td:empty{display:none}
+table.stack td::before{content:attr(data-label);flex:none;width:5.5rem;font-weight:600;color:var(--muted)}}
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
 

@@ -92,9 +92,15 @@ pub(crate) async fn handler(
         }
     }
     let leaders = data::leader_names(&state).await?;
-    b.push_str(&table_start(&[
-        "#", "Event", "Happened", "Recorded", "By", "Note",
-    ]));
+    // On a phone each event is a block of labelled lines (`stack`): six
+    // columns, the note among them, left it to scroll sideways.
+    b.push_str(
+        &table_start(&["#", "Event", "Happened", "Recorded", "By", "Note"]).replacen(
+            "<table>",
+            "<table class=\"stack\">",
+            1,
+        ),
+    );
     // A rep sees neither what the domain hides from them (private notes,
     // feedback and coaching sessions retracted since) nor the corrections of it.
     for entry in trail.events.iter().filter(|e| !e.withheld) {
@@ -111,7 +117,9 @@ pub(crate) async fn handler(
         );
         let _ = write!(
             b,
-            "<tr id=\"v{v}\"><td class=\"n\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr id=\"v{v}\"><td class=\"n\" data-label=\"#\">{v}</td><td data-label=\"Event\">{}</td>\
+             <td data-label=\"Happened\">{}</td><td data-label=\"Recorded\">{}</td>\
+             <td data-label=\"By\">{}</td><td data-label=\"Note\">{}</td></tr>",
             esc(&entry.event_type),
             entry.occurred_at.date_naive(),
             entry.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
