@@ -32,6 +32,7 @@ both_backends!(
     an_import_above_the_row_limit_is_413,
     a_wrong_content_type_is_415,
     domain_rules_are_422_with_a_sentence,
+    a_team_name_another_team_has_is_422_beside_the_name,
     completing_an_unknown_action_item_is_404,
     an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
@@ -127,7 +128,12 @@ async fn a_write_records_the_callers_traceparent_and_ignores_a_malformed_one(app
     ] {
         let extra: Vec<(&str, &str)> = header.map(|h| ("traceparent", h)).into_iter().collect();
         let r = app
-            .post_json_with("/v1/teams", &admin, &json!({ "name": "Traced" }), &extra)
+            .post_json_with(
+                "/v1/teams",
+                &admin,
+                &json!({ "name": crate::http::unique("Traced") }),
+                &extra,
+            )
             .await;
         r.expect(201);
         let events = app.stream_events(&stream_of("team", r.id())).await;
@@ -1006,6 +1012,42 @@ async fn a_huge_note_is_422_naming_the_note(app: &TestApp) {
         .await
         .expect_invalid_field("name");
     assert_eq!(app.events("rep", rep).await.len(), 1);
+}
+
+/// Two teams of one name cannot be told apart in any list: forming or
+/// renaming a team to another's name (whatever its case and spacing) is
+/// refused, beside the name; keeping one's own is not.
+async fn a_team_name_another_team_has_is_422_beside_the_name(app: &TestApp) {
+    let west = crate::http::unique("West");
+    app.form_team(&west).await;
+    let taken = format!("  {}  ", west.to_uppercase());
+    let r = app
+        .post_json("/v1/teams", &app.admin(), &json!({ "name": taken }))
+        .await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], json!("name"), "{}", r.text());
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Another team is already called"),
+        "{}",
+        r.text()
+    );
+    let east = crate::http::unique("East");
+    let team = app.form_team(&east).await;
+    let rename = format!("/v1/teams/{team}/name");
+    app.put_json(&rename, &app.admin(), &json!({ "name": west }))
+        .await
+        .expect_problem(422, "rejected");
+    app.put_json(&rename, &app.admin(), &json!({ "name": east }))
+        .await
+        .expect(200);
+    assert_eq!(
+        app.events("team", team).await.len(),
+        1,
+        "still its first name"
+    );
 }
 
 async fn an_impossible_date_is_422_naming_the_field(app: &TestApp) {

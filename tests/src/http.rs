@@ -814,13 +814,14 @@ impl TestApp {
         let r = rep.unwrap_or_default();
         let rep_stream = || Some(stream_of("rep", r));
         let (path, body, stream) = match route {
+            // Teams' names are their own: a name no other team has.
             FormTeam => (
                 "/v1/teams".to_owned(),
-                json!({ "name": "Inside Sales" }),
+                json!({ "name": unique("Inside Sales") }),
                 None,
             ),
             AssignLeader => {
-                let team = self.form_team("Channel").await;
+                let team = self.form_team(&unique("Channel")).await;
                 (
                     format!("/v1/teams/{team}/leaders"),
                     json!({ "leader_id": Uuid::now_v7(), "leader_name": "Noor Leader" }),
@@ -828,10 +829,10 @@ impl TestApp {
                 )
             }
             RenameTeam => {
-                let team = self.form_team("Channel").await;
+                let team = self.form_team(&unique("Channel")).await;
                 (
                     format!("/v1/teams/{team}/name"),
-                    json!({ "name": "Channel Partners" }),
+                    json!({ "name": unique("Channel Partners") }),
                     Some(stream_of("team", team)),
                 )
             }
@@ -1109,6 +1110,12 @@ pub fn assessment_body(world: &World, level: i64) -> Value {
         "evidence": "Three discovery calls reviewed; consistent follow-up questions.",
         "assessed_on": "2026-02-05",
     })
+}
+
+/// `name` and a random suffix: a team's name no other team has.
+pub fn unique(name: &str) -> String {
+    let random = Uuid::new_v4().simple().to_string();
+    format!("{name} {}", &random[..6])
 }
 
 pub fn session_body(world: &World) -> Value {

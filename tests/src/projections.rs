@@ -392,6 +392,7 @@ async fn script_quarter(store: &dyn EventStore) {
         TeamCommand::FormTeam {
             team_id: id(TEAM),
             name: text("Enterprise East"),
+            name_taken: false,
         },
         TeamCommand::AssignLeader {
             leader_id: id(LEADER),
@@ -2049,6 +2050,7 @@ impl<'a> Organisation<'a> {
                     TeamCommand::FormTeam {
                         team_id: id(NORTH),
                         name: text("North"),
+                        name_taken: false,
                     },
                 )
                 .await;
@@ -2091,6 +2093,7 @@ impl<'a> Organisation<'a> {
                     TeamCommand::FormTeam {
                         team_id: id(SOUTH),
                         name: text("South"),
+                        name_taken: false,
                     },
                 )
                 .await;
@@ -2166,6 +2169,7 @@ impl<'a> Organisation<'a> {
                     NORTH,
                     TeamCommand::RenameTeam {
                         name: text("North East"),
+                        name_taken: false,
                     },
                 )
                 .await;

@@ -60,6 +60,29 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         .text();
     assert!(html.contains("APAC Enterprise"), "{}", said(&html));
     let team = new_id_after(&html, "/admin/teams/", &[world.team, world.other_team]);
+    // A second team of that name is refused, beside the name, the name kept.
+    let (_, carried) = open(&app, "/admin/teams/new", &admin).await;
+    let again = send(
+        &app,
+        "/admin/teams/new",
+        &admin,
+        &carried,
+        &[("name", "apac enterprise")],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = again.text();
+    assert!(html.contains("id=\"name-error\""), "{}", said(&html));
+    assert!(
+        html.contains("Another team is already called"),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains("value=\"apac enterprise\""),
+        "{}",
+        said(&html)
+    );
     record(
         &app,
         &format!("/admin/teams/{team}/leaders"),

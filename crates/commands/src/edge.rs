@@ -187,6 +187,26 @@ impl<B> WriteRequest<B> {
         A::State: Cacheable,
         A::Command: Clone + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
     {
+        self.admin_given::<A, _, _>(scope, entity, |_, _, command| async { Ok(command) })
+            .await
+    }
+
+    /// [`WriteRequest::admin`] for a command that needs a fact from beyond
+    /// its own stream: `given` completes the parsed command, with the
+    /// entity's id, before it executes (whether another team has a name).
+    pub async fn admin_given<A, F, Fut>(
+        self,
+        scope: Scope,
+        entity: Entity,
+        given: F,
+    ) -> Result<Response, ApiError>
+    where
+        A: Stored,
+        A::State: Cacheable,
+        A::Command: Clone + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+        F: FnOnce(CommandState, Uuid, A::Command) -> Fut,
+        Fut: std::future::Future<Output = Result<A::Command, ApiError>>,
+    {
         admin_write(&self.claims, scope)?;
         let Parsed {
             app,
@@ -194,6 +214,7 @@ impl<B> WriteRequest<B> {
             id,
             command,
         } = self.parse::<A::Command>(A::CATEGORY, entity)?;
+        let command = given(app.clone(), id, command).await?;
         let written = execute::<A>(&app, &ctx, &stream(A::CATEGORY, id)?, |_| {
             Ok(command.clone())
         })

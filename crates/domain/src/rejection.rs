@@ -26,6 +26,10 @@ pub enum Rejection {
     TeamAlreadyExists,
     #[error("There is no such team. Form the team first, or pick an existing team.")]
     TeamNotFound,
+    #[error(
+        "Another team is already called “{name}”. Give this one a name of its own, so that leaders and reps can tell the two apart."
+    )]
+    TeamNameTaken { name: String },
 
     // Competency
     #[error("This competency is already defined. To change it, revise it instead.")]
@@ -250,7 +254,7 @@ impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
     /// (the date of the record), `period`, `roles`, `ramp`, `targets` or
     /// `review_on` (an improvement plan's review date), `start_date` (a new
-    /// rep's), `duration_minutes`
+    /// rep's), `name` (a team's), `duration_minutes`
     /// (a coaching session's length) or `action_items[k].due_on` (the due
     /// date of the session's item `k`, from 0); so that a form can show the
     /// refusal beside that field.
@@ -271,6 +275,7 @@ impl Rejection {
             | R::PeriodBeforeJoined { .. }
             | R::PeriodAfterDeparture { .. } => Some("period"),
             R::NoRoles => Some("roles"),
+            R::TeamNameTaken { .. } => Some("name"),
             R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
             R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),

@@ -62,17 +62,20 @@ pub enum TeamState {
 /// What can be asked of a team. Commands on an existing team act on the loaded stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TeamCommand {
+    /// `name_taken`: another team is called `name` already (ignoring case
+    /// and surrounding space), as the caller read the teams.
     FormTeam {
         team_id: TeamId,
         name: Name,
+        name_taken: bool,
     },
     AssignLeader {
         leader_id: LeaderId,
         leader_name: PersonName,
     },
-    RenameTeam {
-        name: Name,
-    },
+    /// `name_taken`: another team is called `name` already, as for
+    /// [`TeamCommand::FormTeam`].
+    RenameTeam { name: Name, name_taken: bool },
 }
 
 /// The team aggregate.
@@ -97,7 +100,17 @@ impl Aggregate for TeamAggregate {
 pub fn decide(state: &TeamState, command: TeamCommand) -> Result<Vec<TeamEvent>, Rejection> {
     use TeamCommand::*;
     match (state, command) {
-        (TeamState::NotFormed, FormTeam { team_id, name }) => {
+        (
+            TeamState::NotFormed,
+            FormTeam {
+                name_taken: true,
+                name,
+                ..
+            },
+        ) => Err(Rejection::TeamNameTaken {
+            name: name.to_string(),
+        }),
+        (TeamState::NotFormed, FormTeam { team_id, name, .. }) => {
             Ok(vec![TeamFormed { team_id, name }.into()])
         }
         (TeamState::NotFormed, _) => Err(Rejection::TeamNotFound),
@@ -121,10 +134,19 @@ pub fn decide(state: &TeamState, command: TeamCommand) -> Result<Vec<TeamEvent>,
             }
             .into(),
         ]),
-        (TeamState::Formed { name: current, .. }, RenameTeam { name }) if name == *current => {
+        (TeamState::Formed { name: current, .. }, RenameTeam { name, .. }) if name == *current => {
             Ok(vec![])
         }
-        (TeamState::Formed { team_id, .. }, RenameTeam { name }) => Ok(vec![
+        (
+            TeamState::Formed { .. },
+            RenameTeam {
+                name,
+                name_taken: true,
+            },
+        ) => Err(Rejection::TeamNameTaken {
+            name: name.to_string(),
+        }),
+        (TeamState::Formed { team_id, .. }, RenameTeam { name, .. }) => Ok(vec![
             TeamRenamed {
                 team_id: *team_id,
                 name,

@@ -1,12 +1,20 @@
 //! Teams: form, assign a leader, rename. Each handler names its body; the
 //! conversion below it parses the body into the team command.
 
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
 use axum::response::Response;
-use trellis_domain::{LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamId};
+use trellis_domain::{
+    Event, LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamEvent, TeamId,
+};
+use trellis_eventstore::{StreamId, scan_streams_after};
+use uuid::Uuid;
 
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
+use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::ApiError;
 
@@ -15,8 +23,53 @@ use trellis_http::problem::ApiError;
     responses((status = 201, description = "The team was formed", body = Recorded), WriteErrors))]
 pub async fn form(request: WriteRequest<wire::FormTeam>) -> Result<Response, ApiError> {
     request
-        .admin::<TeamAggregate>(Scope::Teams, Entity::New)
+        .admin_given::<TeamAggregate, _, _>(Scope::Teams, Entity::New, with_name_taken)
         .await
+}
+
+/// `command` with whether a team other than `team` is already called the
+/// name it gives (ignoring case and surrounding space), read from the
+/// teams' streams: two teams of one name cannot be told apart in any
+/// list. Teams are few, and named rarely.
+async fn with_name_taken(
+    app: CommandState,
+    team: Uuid,
+    mut command: TeamCommand,
+) -> Result<TeamCommand, ApiError> {
+    let (TeamCommand::FormTeam {
+        name, name_taken, ..
+    }
+    | TeamCommand::RenameTeam { name, name_taken }) = &mut command
+    else {
+        return Ok(command);
+    };
+    let wanted = name.as_ref().trim().to_lowercase();
+    let first =
+        StreamId::new(TeamEvent::CATEGORY).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
+    scan_streams_after(app.store(), Some((first, 0)), 500, |event| {
+        if event.stream_id.category() != TeamEvent::CATEGORY {
+            return Ok::<_, ApiError>(ControlFlow::Break(()));
+        }
+        let decoded =
+            Event::from_stored_ref(&event.event_type, event.schema_version, &event.payload)
+                .map_err(|e| ApiError::Internal(format!("a team's event does not decode: {e}")))?;
+        match decoded {
+            Event::Team(TeamEvent::Formed(f)) => {
+                names.insert(f.team_id.as_uuid(), f.name.to_string());
+            }
+            Event::Team(TeamEvent::Renamed(r)) => {
+                names.insert(r.team_id.as_uuid(), r.name.to_string());
+            }
+            _ => {}
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
+    *name_taken = names
+        .iter()
+        .any(|(id, name)| *id != team && name.trim().to_lowercase() == wanted);
+    Ok(command)
 }
 
 impl TryFrom<Edge<'_, wire::FormTeam>> for TeamCommand {
@@ -26,6 +79,8 @@ impl TryFrom<Edge<'_, wire::FormTeam>> for TeamCommand {
         Ok(TeamCommand::FormTeam {
             team_id: TeamId::from_uuid(edge.id),
             name: field("name", Name::try_from(edge.body.name.as_str()))?,
+            // Read before the command executes (`with_name_taken`).
+            name_taken: false,
         })
     }
 }
@@ -62,7 +117,7 @@ impl TryFrom<Edge<'_, wire::AssignLeader>> for TeamCommand {
     responses((status = 200, description = "The team has its new name", body = Recorded), WriteErrors))]
 pub async fn rename(request: WriteRequest<wire::RenameTeam>) -> Result<Response, ApiError> {
     request
-        .admin::<TeamAggregate>(Scope::Teams, Entity::Named)
+        .admin_given::<TeamAggregate, _, _>(Scope::Teams, Entity::Named, with_name_taken)
         .await
 }
 
@@ -71,6 +126,9 @@ impl TryFrom<Edge<'_, wire::RenameTeam>> for TeamCommand {
 
     fn try_from(edge: Edge<'_, wire::RenameTeam>) -> Result<Self, ApiError> {
         let name = field("name", Name::try_from(edge.body.name.as_str()))?;
-        Ok(TeamCommand::RenameTeam { name })
+        Ok(TeamCommand::RenameTeam {
+            name,
+            name_taken: false,
+        })
     }
 }

@@ -27,7 +27,10 @@ fn assigned(leader: u128) -> LeaderAssigned {
 }
 
 fn rename(name: &str) -> TeamCommand {
-    TeamCommand::RenameTeam { name: parse(name) }
+    TeamCommand::RenameTeam {
+        name: parse(name),
+        name_taken: false,
+    }
 }
 
 fn assign(leader: u128) -> TeamCommand {
@@ -44,6 +47,7 @@ fn forming_a_team_records_team_formed() {
         TeamCommand::FormTeam {
             team_id: team(),
             name: parse("West"),
+            name_taken: false,
         },
         Ok(vec![formed().into()]),
     );
@@ -56,8 +60,43 @@ fn forming_a_team_twice_is_rejected() {
         TeamCommand::FormTeam {
             team_id: team(),
             name: parse("East"),
+            name_taken: false,
         },
         Err(Rejection::TeamAlreadyExists),
+    );
+}
+
+#[test]
+fn a_name_another_team_has_is_refused_when_forming_or_renaming_but_keeping_one_s_own_is_not() {
+    check(
+        vec![],
+        TeamCommand::FormTeam {
+            team_id: team(),
+            name: parse("West"),
+            name_taken: true,
+        },
+        Err(Rejection::TeamNameTaken {
+            name: "West".into(),
+        }),
+    );
+    check(
+        vec![formed().into()],
+        TeamCommand::RenameTeam {
+            name: parse("East"),
+            name_taken: true,
+        },
+        Err(Rejection::TeamNameTaken {
+            name: "East".into(),
+        }),
+    );
+    // Its own name, again: nothing to do, whatever the caller read.
+    check(
+        vec![formed().into()],
+        TeamCommand::RenameTeam {
+            name: parse("West"),
+            name_taken: true,
+        },
+        Ok(vec![]),
     );
 }
 
