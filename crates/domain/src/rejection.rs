@@ -116,6 +116,21 @@ pub enum Rejection {
         raised_on: NaiveDate,
     },
     #[error(
+        "{date} is before the action item was agreed, in the coaching session on {agreed_on}. Pick a date on or after {agreed_on}."
+    )]
+    DateBeforeAgreed {
+        date: NaiveDate,
+        agreed_on: NaiveDate,
+    },
+    #[error(
+        "A review of {from} to {to} cannot have been held on {date}, before the period it looks back on began. Pick the day the review was held, on or after {from}."
+    )]
+    ReviewBeforePeriod {
+        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    #[error(
         "{date} is before the improvement plan started on {started_on}. Pick a date on or after {started_on}."
     )]
     DateBeforePlanStart {
@@ -173,7 +188,7 @@ pub enum Rejection {
     )]
     SupportRequestNotFound { request_id: SupportRequestId },
     #[error(
-        "Support request {request_id} was already resolved on {on}. If the obstacle is back, ask the rep to raise a new request."
+        "This support request was already resolved on {on}. If the obstacle is back, ask the rep to raise a new request."
     )]
     SupportRequestResolved {
         request_id: SupportRequestId,
@@ -181,9 +196,7 @@ pub enum Rejection {
     },
 
     // Rep: improvement plans
-    #[error(
-        "This rep already has an open improvement plan ({plan_id}). Close it before starting another."
-    )]
+    #[error("This rep already has an open improvement plan. Close it before starting another.")]
     ImprovementPlanAlreadyOpen { plan_id: PlanId },
     #[error(
         "Improvement plan {plan_id} is not open for this rep. Start a plan first, or pick the open one."
@@ -268,6 +281,8 @@ impl Rejection {
             R::DateBeforeJoined { .. }
             | R::DateInFuture { .. }
             | R::DateBeforeRaised { .. }
+            | R::DateBeforeAgreed { .. }
+            | R::ReviewBeforePeriod { .. }
             | R::DateBeforePlanStart { .. }
             | R::RevisionNotAfterLatest { .. }
             | R::RetirementBeforeLatest { .. } => Some("date"),

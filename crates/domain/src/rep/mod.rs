@@ -371,11 +371,13 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
         CompleteActionItem { completed, now } => {
             rep.check_date(completed.on, now)?;
             rep.open_action_item(completed.action_item_id)?;
+            rep.check_not_before_agreed(completed.action_item_id, completed.on)?;
             record(completed)
         }
         DropActionItem { dropped, now } => {
             rep.check_date(dropped.on, now)?;
             rep.open_action_item(dropped.action_item_id)?;
+            rep.check_not_before_agreed(dropped.action_item_id, dropped.on)?;
             record(dropped)
         }
         RecordTraining { training, now } => {
@@ -463,6 +465,13 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                     to: review.period_to,
                 });
             }
+            if review.on < review.period_from {
+                return Err(Rejection::ReviewBeforePeriod {
+                    date: review.on,
+                    from: review.period_from,
+                    to: review.period_to,
+                });
+            }
             record(review)
         }
         ErasePersonalData { erased, now } => {
@@ -503,6 +512,21 @@ impl Rep {
 
     /// Refuses `date` for something about the open improvement plan when it
     /// is before the plan started.
+    /// Refuses closing an action item before the session it was agreed in.
+    fn check_not_before_agreed(
+        &self,
+        action_item_id: ActionItemId,
+        date: NaiveDate,
+    ) -> Result<(), Rejection> {
+        match self.action_items.get(&action_item_id) {
+            Some(item) if date < item.agreed_on => Err(Rejection::DateBeforeAgreed {
+                date,
+                agreed_on: item.agreed_on,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn check_not_before_plan_start(&self, date: NaiveDate) -> Result<(), Rejection> {
         match self.open_plan_started_on {
             Some(started_on) if date < started_on => {

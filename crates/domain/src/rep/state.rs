@@ -84,6 +84,8 @@ pub struct ActionItemRecord {
     /// The coaching session it was agreed in: when that session is
     /// retracted, the item no longer counts.
     pub session_id: SessionId,
+    /// The day of that session: nothing happens to the item before it.
+    pub agreed_on: NaiveDate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +376,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
                         status: ActionItemStatus::Open,
                         owner: item.owner,
                         session_id: e.session_id,
+                        agreed_on: e.held_on,
                     },
                 );
             }

@@ -1761,6 +1761,64 @@ fn a_review_period_that_ends_before_it_starts_is_rejected() {
 }
 
 #[test]
+fn a_review_held_before_the_period_it_looks_back_on_is_rejected() {
+    check(
+        vec![joined().into()],
+        RepCommand::HoldReview {
+            review: ReviewHeld {
+                period_from: date("2026-03-01"),
+                on: date("2026-02-15"),
+                ..review(800)
+            },
+            now: now(),
+        },
+        Err(Rejection::ReviewBeforePeriod {
+            date: date("2026-02-15"),
+            from: date("2026-03-01"),
+            to: date("2026-03-31"),
+        }),
+    );
+}
+
+#[test]
+fn an_action_item_closed_before_the_session_it_was_agreed_in_is_rejected() {
+    // The session is on 2026-02-12.
+    let given = vec![
+        joined().into(),
+        session(300, vec![item(301, "2026-02-20")]).into(),
+    ];
+    let before = date("2026-02-11");
+    check(
+        given.clone(),
+        RepCommand::CompleteActionItem {
+            completed: ActionItemCompleted {
+                on: before,
+                ..completed(301)
+            },
+            now: now(),
+        },
+        Err(Rejection::DateBeforeAgreed {
+            date: before,
+            agreed_on: date("2026-02-12"),
+        }),
+    );
+    check(
+        given,
+        RepCommand::DropActionItem {
+            dropped: ActionItemDropped {
+                on: before,
+                ..dropped(301)
+            },
+            now: now(),
+        },
+        Err(Rejection::DateBeforeAgreed {
+            date: before,
+            agreed_on: date("2026-02-12"),
+        }),
+    );
+}
+
+#[test]
 fn a_review_dated_in_the_future_is_rejected() {
     check(
         vec![joined().into()],
