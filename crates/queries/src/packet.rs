@@ -561,8 +561,8 @@ pub const MAX_PACKET_DAYS: i64 = 731;
 pub fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     if (to - from).num_days() > MAX_PACKET_DAYS {
         return Err(ApiError::BadRequest(format!(
-            "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days): \
-             ask for a year or less, e.g. from={} to={to}",
+            "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days, \
+             two years): ask for a shorter one, e.g. a year, from={} to={to}",
             to.checked_sub_days(chrono::Days::new(364)).unwrap_or(to)
         )));
     }
@@ -974,8 +974,13 @@ pub mod render {
             ]),
         ];
         if !p.standing.changes.is_empty() {
+            d.push(Para(
+                "Standing is looked at at the end of each week (Sunday) and on the period's \
+                 last day; a change is dated by the look that first saw it."
+                    .into(),
+            ));
             d.push(Table(
-                vec!["on".into(), "from".into(), "to".into(), "why".into()],
+                vec!["seen on".into(), "from".into(), "to".into(), "why".into()],
                 p.standing
                     .changes
                     .iter()
