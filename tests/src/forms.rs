@@ -74,6 +74,14 @@ pub(crate) async fn browser(
     .await
 }
 
+/// The page at `path` as `token`'s browser opens it: its HTML, once it
+/// answered 200.
+pub(crate) async fn shown(app: &TestApp, path: &str, token: &str) -> String {
+    let page = browser(app, Method::GET, path, token, None, &[]).await;
+    page.expect(200);
+    page.text()
+}
+
 /// A form's fields as `application/x-www-form-urlencoded`.
 pub(crate) fn urlencode(fields: &[(&str, &str)]) -> String {
     let encode = |s: &str| {
@@ -105,17 +113,7 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
 
 /// The feedback form as `token` opens it: (its CSRF token, its idempotency key).
 async fn open_form(app: &TestApp, rep: Uuid, token: &str) -> (String, String) {
-    let page = browser(
-        app,
-        Method::GET,
-        &format!("/reps/{rep}/feedback"),
-        token,
-        None,
-        &[],
-    )
-    .await;
-    page.expect(200);
-    let html = page.text();
+    let html = shown(app, &format!("/reps/{rep}/feedback"), token).await;
     (hidden(&html, "_csrf"), hidden(&html, "idempotency_key"))
 }
 
@@ -565,17 +563,7 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
     let item = app.action_item(&world, rep).await;
     project(&app).await;
     let token = app.rep(rep);
-    let page = browser(
-        &app,
-        Method::GET,
-        &format!("/reps/{rep}"),
-        &token,
-        None,
-        &[],
-    )
-    .await;
-    page.expect(200);
-    let html = page.text();
+    let html = shown(&app, &format!("/reps/{rep}"), &token).await;
     let acknowledge = format!("/reps/{rep}/feedback/{feedback}/acknowledgement");
     let complete = format!("/reps/{rep}/action-items/{item}/completion");
     assert!(
@@ -763,17 +751,7 @@ async fn a_leader_marks_their_own_follow_up_done_from_the_rep_page(kind: Kind) {
     let reps = app.action_item(&world, rep).await;
     project(&app).await;
     let token = app.leader(&[world.team]);
-    let page = browser(
-        &app,
-        Method::GET,
-        &format!("/reps/{rep}"),
-        &token,
-        None,
-        &[],
-    )
-    .await;
-    page.expect(200);
-    let html = page.text();
+    let html = shown(&app, &format!("/reps/{rep}"), &token).await;
     let complete = |item: &str| format!("action=\"/reps/{rep}/action-items/{item}/completion\"");
     assert!(html.contains(&complete(&leaders)), "{html}");
     assert!(
@@ -830,17 +808,12 @@ async fn a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees(kind: Kind
     .expect(200);
     project(&app).await;
     let token = app.leader_as(world.leader, &[world.team]);
-    let card = browser(
+    let html = shown(
         &app,
-        Method::GET,
         &format!("/leaders/{}?from=2026-01-01&to=2026-12-31", world.leader),
         &token,
-        None,
-        &[],
     )
     .await;
-    card.expect(200);
-    let html = card.text();
     assert!(html.contains("(now on another team)"), "{html}");
     assert!(!html.contains(&format!("href=\"/reps/{rep}\"")), "{html}");
     let opened = browser(

@@ -148,6 +148,31 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         ],
     )
     .await;
+    // Sent with almost nothing, the form marks every required field left
+    // empty at once, and a ramp line that is no percentage in words.
+    let (_, carried) = open(&app, "/admin/standards/new", &admin).await;
+    let refused = send(
+        &app,
+        "/admin/standards/new",
+        &admin,
+        &carried,
+        &[("target", "8"), ("ramp", "50\r\nabc")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    for field in ["name", "metric", "kind", "unit", "roles"] {
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            said(&html)
+        );
+    }
+    assert!(
+        html.contains("line 2, “abc”, is not") && !html.contains("u16"),
+        "{}",
+        said(&html)
+    );
     record(
         &app,
         "/admin/standards/new",

@@ -169,6 +169,24 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
     let html = refused.text();
     assert!(html.contains("id=\"description-error\""), "{}", said(&html));
     assert!(html.contains("value=\"tools\" selected"), "{html}");
+    // Sent with nothing chosen or written, both are marked at once.
+    let refused = send(
+        &app,
+        &ask,
+        &rep_token,
+        &carried,
+        &[("category", ""), ("description", "")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    for field in ["category", "description"] {
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            said(&html)
+        );
+    }
     assert_eq!(count(&types(&app, rep).await, "SupportRequested"), 0);
 
     let sent = send(

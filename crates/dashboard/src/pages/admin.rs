@@ -417,10 +417,12 @@ impl Quick for HireRep {
             "Hire a rep",
             "A rep's tenure, ramp and standards run from their start date.".into(),
             vec![
-                Field::new("name", "Name", Kind::Text),
-                Field::new("role", "Role, e.g. SDR or AE", Kind::Text),
-                Field::new("team_id", "Team", team_choice(visit).await?),
-                Field::new("start_date", "Start date", Kind::Day).with(visit.state.today()),
+                Field::new("name", "Name", Kind::Text).required(),
+                Field::new("role", "Role, e.g. SDR or AE", Kind::Text).required(),
+                Field::new("team_id", "Team", team_choice(visit).await?).required(),
+                Field::new("start_date", "Start date", Kind::Day)
+                    .with(visit.state.today())
+                    .required(),
             ],
             "Hire",
         )
@@ -616,8 +618,12 @@ impl Quick for EraseLeader {
 fn competency_fields(current: Option<(&str, &str, String)>) -> Vec<Field> {
     let (name, description, rubric) = current.unwrap_or_default();
     vec![
-        Field::new("name", "Name, e.g. Discovery", Kind::Text).with(name),
-        Field::new("description", "What it is", Kind::Area).with(description),
+        Field::new("name", "Name, e.g. Discovery", Kind::Text)
+            .with(name)
+            .required(),
+        Field::new("description", "What it is", Kind::Area)
+            .with(description)
+            .required(),
         Field::new("rubric", "Rubric: what each level looks like", Kind::Rubric).with(rubric),
     ]
 }
@@ -729,12 +735,13 @@ impl Quick for SetStandard {
              for which roles, and how a new rep ramps up to it."
                 .into(),
             vec![
-                Field::new("name", "Name, e.g. Weekly calls", Kind::Text),
+                Field::new("name", "Name, e.g. Weekly calls", Kind::Text).required(),
                 Field::new(
                     "metric",
                     "Metric, a lowercase name like calls_made",
                     Kind::Text,
-                ),
+                )
+                .required(),
                 Field::new(
                     "kind",
                     "Kind",
@@ -743,7 +750,8 @@ impl Quick for SetStandard {
                         ("quantity", "Quantity: how much"),
                         ("behaviour", "Behaviour"),
                     ]),
-                ),
+                )
+                .required(),
                 Field::new(
                     "direction",
                     "Met when the value is",
@@ -753,15 +761,16 @@ impl Quick for SetStandard {
                     ]),
                 )
                 .with("at_least"),
-                Field::new("target", "Target", Kind::Number("Enter the target as a number, like 50 or 12.5.")),
-                Field::new("unit", "Unit, e.g. calls, %, EUR", Kind::Text),
+                Field::new("target", "Target", Kind::Number("Enter the target as a number, like 50 or 12.5.")).required(),
+                Field::new("unit", "Unit, e.g. calls, %, EUR", Kind::Text).required(),
                 Field::new(
                     "period",
                     "Measured per",
                     choices(&[("week", "week"), ("month", "month"), ("quarter", "quarter")]),
                 )
                 .with("week"),
-                Field::new("roles", "Roles it applies to, one per line", Kind::Lines { key: None }),
+                Field::new("roles", "Roles it applies to, one per line", Kind::Lines { key: None })
+                    .required(),
                 Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
                 Field::new(
                     "ramp",

@@ -78,6 +78,9 @@ pub(crate) struct Field {
     pub label: String,
     pub kind: Kind,
     pub default: String,
+    /// Marked when left empty in a refused form, along with what the API
+    /// refused ([`crate::forms::also_missing`]).
+    pub required: bool,
 }
 
 impl Field {
@@ -87,7 +90,14 @@ impl Field {
             label: label.to_owned(),
             kind,
             default: String::new(),
+            required: false,
         }
+    }
+
+    /// Must be filled in: a refused form marks it when it was left empty.
+    pub(crate) fn required(mut self) -> Self {
+        self.required = true;
+        self
     }
 
     /// Opens holding `value`.
@@ -236,7 +246,42 @@ pub(crate) async fn submit<F: Quick>(
             },
             _,
         ) => {
-            let (errors, general) = place(&spec, &typed, errors, general);
+            let (mut errors, general) = place(&spec, &typed, errors, general);
+            let required: Vec<(&str, &str)> = spec
+                .fields
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| {
+                    let why = match f.kind {
+                        Kind::Choice(_) | Kind::Person { .. } | Kind::Level => {
+                            "Required: choose one."
+                        }
+                        Kind::Date | Kind::Day | Kind::Later => "Required: pick a date.",
+                        _ => "Required: fill this in.",
+                    };
+                    (f.name, why)
+                })
+                .collect();
+            crate::forms::also_missing(&mut errors, &typed, &required);
+            // A ramp line that is not a whole percentage, in words rather
+            // than the parser's ("expected u16").
+            for f in spec.fields.iter().filter(|f| matches!(f.kind, Kind::Ramp)) {
+                let bad = field(&typed, f.name)
+                    .lines()
+                    .map(|l| l.trim().trim_end_matches('%').trim())
+                    .filter(|l| !l.is_empty())
+                    .zip(1..)
+                    .find(|(l, _)| l.parse::<u16>().is_err());
+                if let Some((line, n)) = bad {
+                    errors.insert(
+                        f.name.to_owned(),
+                        format!(
+                            "Each line is a whole percentage of the target, like 50 or 75: \
+                             line {n}, “{line}”, is not."
+                        ),
+                    );
+                }
+            }
             render(
                 &visit,
                 &spec,

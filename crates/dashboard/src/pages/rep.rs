@@ -58,6 +58,24 @@ fn charted(rows: &[PeriodRow], day: NaiveDate) -> &[PeriodRow] {
     &rows[start..]
 }
 
+/// How long the rep has been with the company on `day`, in whole months
+/// completed: 7 days in is not a month, and 29 December to 7 December
+/// eleven months on is not twelve. A start still ahead says so.
+fn tenure(start: NaiveDate, day: NaiveDate) -> String {
+    if start > day {
+        return format!("starts on {start}");
+    }
+    let mut months = (day.year() - start.year()) * 12 + day.month() as i32 - start.month() as i32;
+    if day.day() < start.day() {
+        months -= 1;
+    }
+    match months.max(0) {
+        0 => format!("started {start} (less than a month)"),
+        1 => format!("started {start} (1 month)"),
+        n => format!("started {start} ({n} months)"),
+    }
+}
+
 pub(crate) async fn handler(
     RepVisit {
         state,
@@ -141,14 +159,9 @@ pub(crate) async fn handler(
         && as_of.is_none()
         && profile.erased_on.is_none();
     let mut b = String::with_capacity(96 * 1024);
-    let tenure_months = {
-        let months = (day.year() - profile.start_date.year()) * 12 + day.month() as i32
-            - profile.start_date.month() as i32;
-        months.max(0)
-    };
     let _ = write!(
         b,
-        "<h1>{}</h1><p class=\"lead\">{} on {} · started {} ({} months) · {}</p>",
+        "<h1>{}</h1><p class=\"lead\">{} on {} · {} · {}</p>",
         esc(profile.name.as_ref()),
         esc(profile.role.as_ref()),
         match (&team, viewer.is_rep()) {
@@ -160,8 +173,7 @@ pub(crate) async fn handler(
             (Some(t), true) => esc(t.name.as_ref()),
             (None, _) => "a team".to_owned(),
         },
-        profile.start_date,
-        tenure_months,
+        tenure(profile.start_date, day),
         match profile.departed_on {
             Some(d) => format!("departed on {d}"),
             None => "active".to_owned(),
@@ -923,4 +935,32 @@ fn standing_history(b: &mut String, history: &History, start: NaiveDate, day: Na
         );
     }
     b.push_str("</tbody></table></div>");
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("a date")
+    }
+
+    #[test]
+    fn tenure_counts_whole_months_completed_and_says_when_a_start_is_ahead() {
+        let tenure = crate::pages::rep::tenure;
+        let cases = [
+            (
+                "2026-11-30",
+                "2026-12-07",
+                "started 2026-11-30 (less than a month)",
+            ),
+            ("2025-12-29", "2026-12-07", "started 2025-12-29 (11 months)"),
+            ("2025-12-07", "2026-12-07", "started 2025-12-07 (12 months)"),
+            ("2026-11-07", "2026-12-07", "started 2026-11-07 (1 month)"),
+            ("2027-01-04", "2026-12-07", "starts on 2027-01-04"),
+        ];
+        for (start, on, says) in cases {
+            assert_eq!(tenure(day(start), day(on)), says, "{start} on {on}");
+        }
+    }
 }

@@ -41,13 +41,16 @@ impl Quick for Raise {
                    work. They see it at once and answer here."
                 .into(),
             fields: vec![
-                Field::new("category", "What it is about", Kind::Choice(options)),
+                Field::new("category", "What it is about", Kind::Choice(options)).required(),
                 Field::new(
                     "description",
                     "What is in your way, and what would help",
                     Kind::Area,
-                ),
-                Field::new("raised_on", "Raised on", Kind::Date).with(visit.state.today()),
+                )
+                .required(),
+                Field::new("raised_on", "Raised on", Kind::Date)
+                    .with(visit.state.today())
+                    .required(),
             ],
             button: "Send to my leader",
             api: format!("/v1/reps/{rep_id}/support-requests"),
