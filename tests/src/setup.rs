@@ -280,6 +280,14 @@ async fn a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept(kind: Ki
     let html = refused.text();
     assert!(html.contains("id=\"rubric-error\""), "{}", said(&html));
     assert!(html.contains("Researches each account."), "{}", said(&html));
+    // The error names the level, and the level left empty is the one marked.
+    assert!(html.contains(">Level 3: "), "{}", said(&html));
+    assert!(
+        html.contains("name=\"rubric[2]\" rows=\"2\" aria-invalid=\"true\""),
+        "{}",
+        said(&html)
+    );
+    assert_eq!(html.matches("aria-invalid=\"true\"").count(), 1);
     assert_eq!(in_log(&app, "CompetencyDefined").await, 1);
     app.cleanup().await;
 }
@@ -363,6 +371,14 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     bad[5] = format!("{},calls_made,2026-W06,lots", reps[0]);
     bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
     bad[77] = format!("{},calls_made,2026-W03,40", Uuid::now_v7());
+    // An empty file is said on the upload form, to choose another.
+    let empty = upload(&app, &admin, &csrf, "").await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.text().contains("The file is empty") && empty.text().contains("id=\"file\""),
+        "{}",
+        said(&empty.text())
+    );
     let refused = upload(&app, &admin, &csrf, &bad.join("\n")).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();

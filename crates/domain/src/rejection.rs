@@ -163,6 +163,14 @@ pub enum Rejection {
         held_on: NaiveDate,
     },
     #[error(
+        "Action item {number} is due on {due_on}, more than a year after the session. A follow-up is due within weeks or months: pick a date on or before {latest}."
+    )]
+    ActionItemDueTooFar {
+        number: usize,
+        due_on: NaiveDate,
+        latest: NaiveDate,
+    },
+    #[error(
         "There is no action item {action_item_id} for this rep. Check which follow-up you mean."
     )]
     ActionItemNotFound { action_item_id: ActionItemId },
@@ -273,7 +281,9 @@ impl Rejection {
     /// refusal beside that field.
     pub fn concerns(&self) -> Option<Cow<'static, str>> {
         use Rejection as R;
-        if let R::ActionItemDueBeforeSession { number, .. } = self {
+        if let R::ActionItemDueBeforeSession { number, .. }
+        | R::ActionItemDueTooFar { number, .. } = self
+        {
             let k = number.saturating_sub(1);
             return Some(Cow::Owned(format!("action_items[{k}].due_on")));
         }
@@ -349,6 +359,12 @@ mod tests {
             due.to_string().starts_with("Action item 3 is due on"),
             "{due}"
         );
+        let far = Rejection::ActionItemDueTooFar {
+            number: 1,
+            due_on: day(1),
+            latest: day(2),
+        };
+        assert_eq!(far.concerns().as_deref(), Some("action_items[0].due_on"));
         assert_eq!(Rejection::RepNotFound.concerns(), None);
     }
 }

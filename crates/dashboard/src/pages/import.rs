@@ -87,9 +87,13 @@ pub(crate) async fn check(
     visit
         .viewer
         .check_form(&visit.state, &headers, csrf.as_deref())?;
-    let csv = csv.filter(|c| !c.is_empty()).ok_or_else(|| {
-        PageError::BadRequest("Choose a CSV file to upload; the form came without one.".into())
-    })?;
+    // No file, or an empty one: said above the form, to choose another.
+    let Some(csv) = csv.filter(|c| !c.iter().all(u8::is_ascii_whitespace)) else {
+        let why = "<div class=\"error\" role=\"alert\"><p><strong>Nothing was recorded.</strong> \
+                   The file is empty, or none was chosen: choose the CSV export (a header line, \
+                   then one line a measurement) and check it again.</p></div>";
+        return Ok(shown(&visit, StatusCode::UNPROCESSABLE_ENTITY, why));
+    };
     let Ok(text) = String::from_utf8(csv.to_vec()) else {
         let why = "<div class=\"error\" role=\"alert\"><p><strong>Nothing was recorded.</strong> \
                    The file is not UTF-8 text: save the export as CSV (UTF-8) and upload it again.</p></div>";

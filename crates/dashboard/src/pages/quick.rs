@@ -387,6 +387,16 @@ fn place(
                     Kind::Number(plain) if field(typed, f.name).parse::<f64>().is_err() => {
                         (*plain).to_owned()
                     }
+                    // `rubric[1]` is what level 2 looks like.
+                    Kind::Rubric => match name
+                        .strip_prefix(f.name)
+                        .and_then(|rest| rest.strip_prefix('['))
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .and_then(|k| k.parse::<usize>().ok())
+                    {
+                        Some(k) => format!("Level {}: {why}", k + 1),
+                        None => why,
+                    },
                     _ => why,
                 };
                 placed.entry(f.name.to_owned()).or_insert(why);
@@ -522,6 +532,15 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
                     b,
                     "<fieldset class=\"field\" id=\"{id}\"><legend>{label}</legend>"
                 );
+                // The field's error marks the first level left empty, or
+                // the first level when none is.
+                let marked = (0..5)
+                    .find(|i| {
+                        field(shown.typed, &format!("{name}[{i}]"))
+                            .trim()
+                            .is_empty()
+                    })
+                    .unwrap_or(0);
                 for i in 0..5 {
                     let level = format!("{name}[{i}]");
                     let _ = write!(
@@ -529,7 +548,11 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
                         "<label for=\"{id}-{i}\">Level {}</label>\
                          <textarea id=\"{id}-{i}\" name=\"{level}\" rows=\"2\"{}>{}</textarea>",
                         i + 1,
-                        if i == 0 { w.attrs(name) } else { String::new() },
+                        if i == marked {
+                            w.attrs(name)
+                        } else {
+                            String::new()
+                        },
                         w.value(&level)
                     );
                 }

@@ -58,8 +58,9 @@ impl RepId {
 }
 
 /// How far ahead a date may lie that is planned rather than past: a new
-/// rep's start (from the day they are recorded) and an improvement plan's
-/// review (from the plan's start). Further ahead is a mistyped year, and
+/// rep's start (from the day they are recorded), an improvement plan's
+/// review (from the plan's start) and an action item's due date (from its
+/// session). Further ahead is a mistyped year, and
 /// once recorded it is in the log for good: a rep starting in 2099 had a
 /// page no as-of date could be picked on.
 pub const MAX_DAYS_AHEAD: u64 = 365;
@@ -363,6 +364,14 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                         number: i + 1,
                         due_on: item.due_on,
                         held_on: session.held_on,
+                    });
+                }
+                let latest = latest_ahead(session.held_on);
+                if item.due_on > latest {
+                    return Err(Rejection::ActionItemDueTooFar {
+                        number: i + 1,
+                        due_on: item.due_on,
+                        latest,
                     });
                 }
             }

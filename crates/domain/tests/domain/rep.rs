@@ -874,6 +874,22 @@ fn an_action_item_due_before_its_session_is_rejected() {
 }
 
 #[test]
+fn an_action_item_due_more_than_a_year_after_its_session_is_rejected() {
+    check(
+        vec![joined().into()],
+        hold(session(
+            300,
+            vec![item(301, "2026-03-01"), item(302, "2099-02-12")],
+        )),
+        Err(Rejection::ActionItemDueTooFar {
+            number: 2,
+            due_on: date("2099-02-12"),
+            latest: date("2027-02-12"),
+        }),
+    );
+}
+
+#[test]
 fn two_action_items_with_the_same_id_are_rejected() {
     check(
         vec![joined().into()],
