@@ -653,6 +653,19 @@ async fn every_matching_event_reaches_each_subscription_once_signed(kind: Kind) 
         "secrets are shown only once: {}",
         listed.text()
     );
+    // The same subscription again (a form sent twice, a page reloaded)
+    // would deliver every event twice: refused, naming the URL.
+    let again = app
+        .post_json("/v1/webhooks", &app.admin(), &subscriptions[0].1)
+        .await;
+    again.expect(422);
+    assert!(
+        again
+            .text()
+            .contains("already sends these events to this URL"),
+        "{}",
+        again.text()
+    );
 
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;

@@ -509,6 +509,34 @@ async fn create(
     if let Some(secret) = &body.secret {
         f.check("secret", signing::secret_key(secret));
     }
+    // A second subscription like one that exists would deliver every event
+    // twice: a form sent again, a page reloaded.
+    let same_filters = |a: &[String], b: &[String]| {
+        let (mut a, mut b) = (a.to_vec(), b.to_vec());
+        a.sort();
+        b.sort();
+        a == b
+    };
+    let existing = state
+        .hooks
+        .store()
+        .subscriptions()
+        .await
+        .map_err(store_error)?;
+    if let Some(twin) = existing.iter().find(|s| {
+        s.url == url
+            && same_filters(&s.event_types, &event_types)
+            && same_filters(&s.categories, &categories)
+    }) {
+        f.push(
+            "url",
+            format!(
+                "webhook {} already sends these events to this URL; a second one would deliver \
+                 each of them twice. Change or delete that one instead",
+                twin.id
+            ),
+        );
+    }
     f.finish()?;
 
     let secret = match body.secret {
