@@ -54,6 +54,22 @@ pub enum ValueError {
     InvalidSha256 { input: String },
 }
 
+impl ValueError {
+    /// The same error about a value called `what` in its sentence: a
+    /// standard's unit is checked as a [`Name`], and its error should not
+    /// read "The name is empty" beside the unit.
+    pub fn about(self, what: &'static str) -> ValueError {
+        match self {
+            ValueError::EmptyText { .. } => ValueError::EmptyText { what },
+            ValueError::TextTooLong { max, actual, .. } => {
+                ValueError::TextTooLong { what, max, actual }
+            }
+            ValueError::NotOneLine { .. } => ValueError::NotOneLine { what },
+            other => other,
+        }
+    }
+}
+
 /// Trims `input` and checks it is non-empty, at most `max` characters, and
 /// (when `one_line`) free of control characters; returns the trimmed text.
 fn checked_text<'a>(

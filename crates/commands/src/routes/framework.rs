@@ -154,7 +154,10 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
         let mut f = Fields::default();
         let name = f.check("name", Name::try_from(b.name.as_str()));
         let metric = f.check("metric", MetricName::try_from(b.metric.as_str()));
-        let unit = f.check("unit", Name::try_from(b.unit.as_str()));
+        let unit = f.check(
+            "unit",
+            Name::try_from(b.unit.as_str()).map_err(|e| e.about("unit")),
+        );
         let target = f.check("target", Target::try_from(b.target));
         let roles = roles(&mut f, "roles", &b.roles);
         f.finish()?;

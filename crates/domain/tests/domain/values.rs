@@ -236,3 +236,12 @@ fn sha256_digest_is_64_lowercase_hex_characters() {
         );
     }
 }
+
+#[test]
+fn an_error_about_a_value_can_name_what_the_value_is() {
+    let empty = Name::try_from("  ").expect_err("empty");
+    assert_eq!(
+        empty.about("unit").to_string(),
+        "The unit is empty. Write at least a few words."
+    );
+}
