@@ -440,6 +440,38 @@ async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made
     app.cleanup().await;
 }
 
+/// Every record's date would fall before a rep who starts next month
+/// joined: their page says when recording starts and offers no leader's
+/// form until then.
+async fn a_rep_who_has_not_started_yet_is_offered_no_leader_forms(kind: Kind) {
+    let (app, world, _) = serving_with_a_rep(kind).await;
+    let start = chrono::Utc::now().date_naive() + chrono::Days::new(30);
+    let rep = app
+        .post_json(
+            "/v1/reps",
+            &app.admin(),
+            &serde_json::json!({
+                "name": "Nia New", "role": "SDR", "team_id": world.team, "start_date": start,
+            }),
+        )
+        .await
+        .expect(201)
+        .id();
+    project(&app).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let html = shown(&app, &format!("/reps/{rep}"), &leader).await;
+    assert!(html.contains(&format!("starts on {start}")), "{html}");
+    assert!(
+        !html.contains(&format!("href=\"/reps/{rep}/coaching\"")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("href=\"/reps/{rep}/feedback\"")),
+        "{html}"
+    );
+    app.cleanup().await;
+}
+
 async fn a_leader_logs_a_coaching_session_with_two_action_items_through_the_form(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
@@ -838,6 +870,7 @@ crate::http::on_each_backend!(
     a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_a_stale_one_is_offered_back,
     a_refused_form_keeps_what_was_typed_and_names_every_error_beside_its_field,
     forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made_one_records_nothing,
+    a_rep_who_has_not_started_yet_is_offered_no_leader_forms,
     a_leader_logs_a_coaching_session_with_two_action_items_through_the_form,
     a_rep_acknowledges_feedback_and_completes_an_item_from_their_page,
     the_page_a_form_leads_to_shows_what_it_recorded,

@@ -400,6 +400,8 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     assert_eq!(preview.status, StatusCode::OK, "{}", said(&preview.text()));
     let html = preview.text();
     assert!(html.contains("100 rows for 4 reps"), "{}", said(&html));
+    // The preview names the reps, not their ids.
+    assert!(html.contains("<td>Riley Rep</td>"), "{}", said(&html));
     assert_eq!(
         in_log(&app, "PerformanceMeasured").await,
         0,

@@ -236,8 +236,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-/// Whether a browser's request comes from this site: no `Origin` (an old
-/// browser, a same-origin GET), or one whose host is the request's `Host`.
 /// Whether the browser said where the request comes from (`Origin`), as
 /// every current browser does on a form's POST: with [`same_origin`], that
 /// it comes from this site.
@@ -245,6 +243,8 @@ fn origin_given(headers: &HeaderMap) -> bool {
     headers.contains_key(header::ORIGIN)
 }
 
+/// Whether a browser's request comes from this site: no `Origin` (an old
+/// browser, a same-origin GET), or one whose host is the request's `Host`.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;

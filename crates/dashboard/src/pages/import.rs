@@ -110,7 +110,7 @@ pub(crate) async fn check(
          <p role=\"status\">{} rows for {} reps; nothing is recorded yet.</p>",
         answer["rows"], answer["reps"]
     );
-    b.push_str(&preview(&text));
+    b.push_str(&preview(&text, &rep_names(&visit, &text).await?));
     let _ = write!(
         b,
         "<form method=\"post\" action=\"/admin/measurements/record\">{}\
@@ -224,12 +224,39 @@ fn refusal(answer: &Value) -> String {
 
 /// The file's first lines as a table (for the eye only: the write API is
 /// what reads the file).
-fn preview(csv: &str) -> String {
+/// The names of the reps the previewed rows are about, by id as the file
+/// gives it: an admin reads names, not ids.
+async fn rep_names(
+    visit: &AdminVisit,
+    csv: &str,
+) -> Result<std::collections::BTreeMap<String, String>, PageError> {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(at) = lines
+        .next()
+        .and_then(|header| header.split(',').map(str::trim).position(|c| c == "rep"))
+    else {
+        return Ok(Default::default());
+    };
+    let ids: std::collections::BTreeSet<trellis_domain::RepId> = lines
+        .take(PREVIEWED)
+        .filter_map(|line| line.split(',').nth(at))
+        .filter_map(|id| uuid::Uuid::parse_str(id.trim()).ok())
+        .map(trellis_domain::RepId::from_uuid)
+        .collect();
+    Ok(crate::data::profiles(&visit.state, ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.rep_id.to_string(), p.name.to_string()))
+        .collect())
+}
+
+fn preview(csv: &str, names: &std::collections::BTreeMap<String, String>) -> String {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let Some(header) = lines.next() else {
         return String::new();
     };
     let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let rep_at = columns.iter().position(|c| *c == "rep");
     let mut b = table_start(&columns);
     let mut more = 0;
     for (i, line) in lines.enumerate() {
@@ -238,8 +265,13 @@ fn preview(csv: &str) -> String {
             continue;
         }
         b.push_str("<tr>");
-        for cell in line.split(',') {
-            let _ = write!(b, "<td>{}</td>", esc(cell.trim()));
+        for (at, cell) in line.split(',').enumerate() {
+            let cell = cell.trim();
+            let shown = match names.get(cell) {
+                Some(name) if Some(at) == rep_at => name.as_str(),
+                _ => cell,
+            };
+            let _ = write!(b, "<td>{}</td>", esc(shown));
         }
         b.push_str("</tr>");
     }

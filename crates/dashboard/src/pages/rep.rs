@@ -153,11 +153,14 @@ pub(crate) async fn handler(
     let team = data::team(&state, profile.team_id).await?;
 
     // May the viewer record for this rep as their leader (today's page only)?
-    // Nothing more is recorded about an erased rep: no form is offered.
+    // Nothing more is recorded about an erased rep, nor about one who has
+    // not started yet (every record's date would be before they joined):
+    // no form is offered.
     let leads = state.writes().is_some()
         && viewer.writes_for_leaders()
         && as_of.is_none()
-        && profile.erased_on.is_none();
+        && profile.erased_on.is_none()
+        && profile.start_date <= today;
     let mut b = String::with_capacity(96 * 1024);
     let _ = write!(
         b,
@@ -181,6 +184,15 @@ pub(crate) async fn handler(
     );
     if let Some(said) = params.recorded.as_deref().and_then(recorded_notice) {
         let _ = write!(b, "<p class=\"notice\" role=\"status\">{said}</p>");
+    }
+    if profile.start_date > today && as_of.is_none() {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" role=\"status\">{} starts on {}: coaching, feedback, \
+             assessments and measurements can be recorded from that day.</p>",
+            esc(profile.name.as_ref()),
+            profile.start_date
+        );
     }
     if let Some(on) = profile.erased_on {
         let _ = write!(
