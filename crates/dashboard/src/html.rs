@@ -268,6 +268,7 @@ main{max-width:1200px;margin:0 auto;padding:1rem}
 main:focus{outline:none}
 main{overflow-wrap:break-word}
 .timeline li,.card{overflow-wrap:anywhere}
+.card table{overflow-wrap:break-word}
 h1{font-size:1.7rem;margin:.6rem 0 .2rem}
 h2{font-size:1.25rem;margin:1.6rem 0 .6rem;padding-bottom:.25rem;border-bottom:2px solid var(--line)}
 h3{font-size:1.05rem;margin:1rem 0 .4rem}

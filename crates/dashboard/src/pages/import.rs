@@ -107,8 +107,8 @@ pub(crate) async fn check(
     let _ = write!(
         b,
         "<section class=\"card\" aria-labelledby=\"preview-h\"><h2 id=\"preview-h\">Every row can be recorded</h2>\
-         <p role=\"status\">{} rows for {} reps; nothing is recorded yet.</p>",
-        answer["rows"], answer["reps"]
+         <p role=\"status\">{}; nothing is recorded yet.</p>",
+        counted(&answer)
     );
     b.push_str(&preview(&text, &rep_names(&visit, &text).await?));
     let _ = write!(
@@ -116,11 +116,14 @@ pub(crate) async fn check(
         "<form method=\"post\" action=\"/admin/measurements/record\">{}\
          <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
          <textarea name=\"csv\" hidden>{}</textarea>\
-         <p><button class=\"primary\" type=\"submit\">Record all {} rows</button></p></form></section>",
+         <p><button class=\"primary\" type=\"submit\">Record {}</button></p></form></section>",
         csrf_field(visit.viewer.signed().csrf),
         new_key(),
         esc(&text),
-        answer["rows"]
+        match answer["rows"].as_u64() {
+            Some(1) => "the row".to_owned(),
+            rows => format!("all {} rows", rows.unwrap_or(0)),
+        }
     );
     Ok(shown(&visit, StatusCode::OK, &b))
 }
@@ -135,10 +138,23 @@ pub(crate) async fn record(
         return Ok(shown(&visit, status, &refusal(&answer)));
     }
     let said = format!(
-        "<p class=\"notice\" role=\"status\">Recorded: {} rows for {} reps.</p>",
-        answer["rows"], answer["reps"]
+        "<p class=\"notice\" role=\"status\">Recorded: {}.</p>",
+        counted(&answer)
     );
     Ok(shown(&visit, StatusCode::OK, &said))
+}
+
+/// "100 rows for 4 reps", "1 row for 1 rep": the import's answer counted.
+fn counted(answer: &serde_json::Value) -> String {
+    let (rows, reps) = (
+        answer["rows"].as_u64().unwrap_or(0),
+        answer["reps"].as_u64().unwrap_or(0),
+    );
+    format!(
+        "{rows} {} for {reps} {}",
+        if rows == 1 { "row" } else { "rows" },
+        if reps == 1 { "rep" } else { "reps" }
+    )
 }
 
 /// Sends `csv` to the import, checking only when `dry_run`.
