@@ -367,6 +367,25 @@ async fn a_form_opened_before_someone_else_recorded_says_what_changed_and_record
     let sent = send(&app, &path, &leader, &inputs(&html), &fields).await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
     assert_eq!(count(&types(&app, rep).await, "SupportResolved"), 1);
+    // Resolved, the request offers no form: the page says when, and leads back.
+    project(&app).await;
+    let closed = browser(&app, Method::GET, &path, &leader, None, &[]).await;
+    assert_eq!(
+        closed.status,
+        StatusCode::CONFLICT,
+        "{}",
+        said(&closed.text())
+    );
+    assert!(
+        closed.text().contains("was resolved on"),
+        "{}",
+        said(&closed.text())
+    );
+    assert!(
+        closed.text().contains(&format!("href=\"/reps/{rep}\"")),
+        "{}",
+        said(&closed.text())
+    );
     app.cleanup().await;
 }
 

@@ -17,6 +17,13 @@ pub(crate) enum PageError {
     NotYourForm(String),
     NotFound(String),
     BadRequest(String),
+    /// A form about a record that is closed already (a request resolved, a
+    /// plan closed): nothing more to record; what happened, and the page
+    /// to go back to.
+    Closed {
+        why: String,
+        back: String,
+    },
     /// A form sent from this site with the token of an earlier sign-in
     /// (opened before the viewer signed in again): nothing was recorded.
     /// With what was typed, the page offers it back to send again.
@@ -181,6 +188,19 @@ impl IntoResponse for PageError {
                  Reload the page and send it again."
                     .to_owned(),
             ),
+            PageError::Closed { why, back } => {
+                let body = format!(
+                    "<h1>Nothing more to record</h1><p class=\"lead\">{}</p>\
+                     <p><a class=\"button primary\" href=\"{}\">Back</a></p>",
+                    html::esc(&why),
+                    html::esc(&back)
+                );
+                return (
+                    StatusCode::CONFLICT,
+                    Html(html::page("Nothing more to record", None, &body)),
+                )
+                    .into_response();
+            }
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not yours to see", why),
             PageError::NotYourForm(why) => (StatusCode::FORBIDDEN, "Not a form for you", why),
             PageError::NotFound(why) => (StatusCode::NOT_FOUND, "Not found", why),

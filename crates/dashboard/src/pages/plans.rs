@@ -64,7 +64,7 @@ impl Quick for Start {
 /// The plan the path names, among the rep's: 404 when it is not theirs.
 fn plan<'a>(visit: &'a RepVisit, ask: &Ask) -> Result<&'a PlanView, PageError> {
     let id = ask.id("plan_id")?;
-    visit
+    let plan = visit
         .profile
         .plans
         .iter()
@@ -74,7 +74,19 @@ fn plan<'a>(visit: &'a RepVisit, ask: &Ask) -> Result<&'a PlanView, PageError> {
                 "{} has no improvement plan {id}.",
                 visit.profile.name
             ))
-        })
+        })?;
+    // A closed plan takes no checkpoint and no second closing.
+    if let Some(on) = plan.closed_on {
+        return Err(PageError::Closed {
+            why: format!(
+                "This improvement plan (started on {}) was closed on {on}. To go on, start a \
+                 new plan from {}'s page.",
+                plan.started_on, visit.profile.name
+            ),
+            back: format!("/reps/{}", visit.profile.rep_id),
+        });
+    }
+    Ok(plan)
 }
 
 /// What the plan is, above its forms.

@@ -66,7 +66,7 @@ impl Quick for Raise {
 /// The request the path names, among the rep's: 404 when it is not theirs.
 fn request<'a>(visit: &'a RepVisit, ask: &Ask) -> Result<&'a SupportRequestView, PageError> {
     let id = ask.id("request_id")?;
-    visit
+    let request = visit
         .profile
         .support_requests
         .iter()
@@ -76,7 +76,22 @@ fn request<'a>(visit: &'a RepVisit, ask: &Ask) -> Result<&'a SupportRequestView,
                 "{} has no support request {id}.",
                 visit.profile.name
             ))
-        })
+        })?;
+    // A resolved request takes nothing more: say so rather than offer a
+    // form whose save is refused.
+    if let Some(on) = request.resolved_on {
+        return Err(PageError::Closed {
+            why: format!(
+                "This support request ({}, raised on {}) was resolved on {on}. If the \
+                 obstacle is back, {} can raise a new one.",
+                super::team::category(request.category),
+                request.raised_on,
+                visit.profile.name
+            ),
+            back: format!("/reps/{}", visit.profile.rep_id),
+        });
+    }
+    Ok(request)
 }
 
 /// What the request says, above the leader's forms.
