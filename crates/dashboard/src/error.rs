@@ -191,7 +191,7 @@ impl IntoResponse for PageError {
             PageError::Closed { why, back } => {
                 let body = format!(
                     "<h1>Nothing more to record</h1><p class=\"lead\">{}</p>\
-                     <p><a class=\"button primary\" href=\"{}\">Back</a></p>",
+                     <p><a class=\"button primary\" href=\"{}\">Back to the rep's page</a></p>",
                     html::esc(&why),
                     html::esc(&back)
                 );
