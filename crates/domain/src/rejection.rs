@@ -73,6 +73,10 @@ pub enum Rejection {
     )]
     RampPercentZero { period_index: u32 },
     #[error(
+        "The ramp step for period {period_index} asks for {percent}% of the target. A ramp eases a new rep in: give each step 100% or less, or leave the period out of the ramp."
+    )]
+    RampPercentAboveFull { period_index: u32, percent: u16 },
+    #[error(
         "A revision must take effect after the latest version, which takes effect on {latest}; {given} is not after it. Pick a later date."
     )]
     RevisionNotAfterLatest { given: NaiveDate, latest: NaiveDate },
@@ -301,7 +305,9 @@ impl Rejection {
             | R::PeriodAfterDeparture { .. } => Some("period"),
             R::NoRoles => Some("roles"),
             R::TeamNameTaken { .. } => Some("name"),
-            R::RampOutOfOrder { .. } | R::RampPercentZero { .. } => Some("ramp"),
+            R::RampOutOfOrder { .. }
+            | R::RampPercentZero { .. }
+            | R::RampPercentAboveFull { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
             R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),
             R::StartDateTooFarAhead { .. } => Some("start_date"),

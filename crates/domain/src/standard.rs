@@ -324,7 +324,8 @@ fn check_roles(roles: &[Role]) -> Result<(), Rejection> {
     }
 }
 
-/// A ramp lists periods 1, 2, 3… in order, each with a percentage above zero.
+/// A ramp lists periods 1, 2, 3… in order, each with a percentage above zero
+/// and at most 100: it eases a new rep in, never holds them to more.
 fn check_ramp(ramp: &[RampStep]) -> Result<(), Rejection> {
     for (position, (step, expected)) in ramp.iter().zip(1u32..).enumerate() {
         if step.period_index != expected {
@@ -337,6 +338,12 @@ fn check_ramp(ramp: &[RampStep]) -> Result<(), Rejection> {
         if step.percent_of_target == 0 {
             return Err(Rejection::RampPercentZero {
                 period_index: step.period_index,
+            });
+        }
+        if step.percent_of_target > 100 {
+            return Err(Rejection::RampPercentAboveFull {
+                period_index: step.period_index,
+                percent: step.percent_of_target,
             });
         }
     }

@@ -169,6 +169,23 @@ fn a_ramp_step_of_zero_percent_is_rejected() {
 }
 
 #[test]
+fn a_ramp_step_above_the_full_target_is_rejected_and_the_full_target_is_not() {
+    check(
+        vec![],
+        set_command(roles(&["SDR"]), ramp(&[(1, 50), (2, 250)])),
+        Err(Rejection::RampPercentAboveFull {
+            period_index: 2,
+            percent: 250,
+        }),
+    );
+    let full = set_command(roles(&["SDR"]), ramp(&[(1, 50), (2, 100)]));
+    assert!(
+        trellis_domain::standard::decide(&Default::default(), full).is_ok(),
+        "100% is the full target"
+    );
+}
+
+#[test]
 fn a_non_positive_target_cannot_be_set_because_it_cannot_be_parsed() {
     assert!(Target::try_from(0.0).is_err());
     assert!(Target::try_from(-10.0).is_err());
