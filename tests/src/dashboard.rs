@@ -375,6 +375,20 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
         assert_contains(&body, why, query);
         assert_contains(&body, "Pick the period above", query);
     }
+    // A period that runs on past today is shown up to today, and says so.
+    let (status, body) = demo
+        .get(
+            &format!("/reps/{}/review?to=2099-01-01", priya.id),
+            demo.leader_token(0),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_contains(
+        &body,
+        "ends on 2099-01-01, which is still ahead",
+        "the cut period",
+    );
+    assert_contains(&body, "Skill levels", "the packet up to today");
     let (status, body) = demo
         .get(&format!("/reps/{}/audit", priya.id), &org.auditor_token)
         .await;

@@ -36,7 +36,10 @@ pub(crate) async fn handler(
         errors.extend(error.map(|why| (field, why)));
         date
     };
-    let to = date("to", params.to.as_deref()).unwrap_or(today).min(today);
+    let asked_to = date("to", params.to.as_deref());
+    let to = asked_to.unwrap_or(today).min(today);
+    // A period that runs on past today is shown up to today, and says so.
+    let cut = asked_to.filter(|asked| *asked > today);
     let from = date("from", params.from.as_deref())
         .unwrap_or_else(|| to.checked_sub_days(Days::new(90)).unwrap_or(to));
     if to < from {
@@ -95,6 +98,13 @@ pub(crate) async fn handler(
         field("from", "From", from),
         field("to", "To", to),
     );
+    if let Some(asked) = cut {
+        let _ = write!(
+            b,
+            "<p class=\"notice noprint\" role=\"status\">The period asked for ends on {asked}, \
+             which is still ahead: the packet covers it up to today, {today}.</p>"
+        );
+    }
     let Some((packet, sha256)) = packet else {
         b.push_str("<p>Pick the period above to see its packet.</p>");
         return Ok((
