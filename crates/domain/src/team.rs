@@ -78,6 +78,13 @@ pub enum TeamCommand {
     RenameTeam { name: Name, name_taken: bool },
 }
 
+/// Whether two team names are one name to a reader: the same letters,
+/// whatever their case and the space around them. A team may not take a
+/// name another team has ([`TeamCommand::FormTeam`]'s `name_taken`).
+pub fn same_team_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
 /// The team aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TeamAggregate;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use axum::response::Response;
+use trellis_domain::team::same_team_name;
 use trellis_domain::{
     Event, LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamEvent, TeamId,
 };
@@ -43,7 +44,6 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let wanted = name.as_ref().trim().to_lowercase();
     let first =
         StreamId::new(TeamEvent::CATEGORY).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
@@ -68,7 +68,7 @@ async fn with_name_taken(
     .await?;
     *name_taken = names
         .iter()
-        .any(|(id, name)| *id != team && name.trim().to_lowercase() == wanted);
+        .any(|(id, other)| *id != team && same_team_name(other, name.as_ref()));
     Ok(command)
 }
 

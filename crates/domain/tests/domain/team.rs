@@ -164,3 +164,10 @@ fn renaming_a_team_to_its_current_name_records_nothing() {
 fn renaming_a_team_that_does_not_exist_is_rejected() {
     check(vec![], rename("North"), Err(Rejection::TeamNotFound));
 }
+
+#[test]
+fn team_names_that_differ_only_in_case_and_surrounding_space_are_one_name() {
+    use trellis_domain::team::same_team_name;
+    assert!(same_team_name("Northside SDRs", "  northside sdrs "));
+    assert!(!same_team_name("Northside SDRs", "Northside SDRs 2"));
+}
