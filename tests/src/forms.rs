@@ -353,17 +353,8 @@ async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made
 ) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let token = app.rep(rep);
-    let page = browser(
-        &app,
-        Method::GET,
-        &format!("/reps/{rep}"),
-        &token,
-        None,
-        &[],
-    )
-    .await;
-    page.expect(200);
-    assert!(!page.text().contains("Give feedback"), "no form for a rep");
+    let page = shown(&app, &format!("/reps/{rep}"), &token).await;
+    assert!(!page.contains("Give feedback"), "no form for a rep");
     // The form itself is refused before anything is typed in it, to a rep
     // and to an auditor alike; so are the small forms of what leaders
     // record, and every form to an auditor, who records nothing: a rep's
@@ -410,10 +401,7 @@ async fn forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made
     .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text());
     // A form made by hand, with the rep's own CSRF token.
-    let (csrf, key) = (
-        hidden(&page.text(), "_csrf"),
-        uuid::Uuid::now_v7().to_string(),
-    );
+    let (csrf, key) = (hidden(&page, "_csrf"), uuid::Uuid::now_v7().to_string());
     let competency = world.competency.to_string();
     let leader = world.leader.to_string();
     let form = [
@@ -715,23 +703,11 @@ async fn the_page_a_form_leads_to_shows_what_it_recorded(kind: Kind) {
     let item = app.action_item(&world, rep).await;
     project(&app).await;
     let token = app.rep(rep);
-    let page = browser(
-        &app,
-        Method::GET,
-        &format!("/reps/{rep}"),
-        &token,
-        None,
-        &[],
-    )
-    .await;
+    let page = shown(&app, &format!("/reps/{rep}"), &token).await;
     let complete = format!("/reps/{rep}/action-items/{item}/completion");
     let form = format!("action=\"{complete}\"");
-    assert!(
-        page.text().contains(&form),
-        "listed before: {}",
-        page.text()
-    );
-    let csrf = hidden(&page.text(), "_csrf");
+    assert!(page.contains(&form), "listed before: {page}");
+    let csrf = hidden(&page, "_csrf");
     let key = uuid::Uuid::now_v7().to_string();
     let fields = [("_csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
     // The projector, as `serve` runs it behind the log, applies the write
