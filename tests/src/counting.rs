@@ -1,7 +1,7 @@
 //! [`CountingStore`]: a real store (PostgreSQL or embedded) that notes every
 //! per-stream read, so a test can see whether a request read a stream, and
 //! from which version; and the task each single append ran on, with a way
-//! to make the next one never finish.
+//! to make the next one never finish; and a way to hold checkpoint saves.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ pub struct CountingStore {
     reads: Mutex<Vec<(String, u64)>>,
     append_tasks: Mutex<Vec<Option<tokio::task::Id>>>,
     stall_next_append: AtomicBool,
+    hold_saves: AtomicBool,
 }
 
 impl CountingStore {
@@ -32,6 +33,7 @@ impl CountingStore {
             reads: Mutex::new(Vec::new()),
             append_tasks: Mutex::new(Vec::new()),
             stall_next_append: AtomicBool::new(false),
+            hold_saves: AtomicBool::new(false),
         })
     }
 
@@ -45,6 +47,18 @@ impl CountingStore {
     /// only stop waiting.
     pub fn stall_next_append(&self) {
         self.stall_next_append.store(true, Ordering::SeqCst);
+    }
+
+    /// While held, a `save_checkpoint` writes nothing and never finishes,
+    /// as if its process died first; a save begun while held stays so
+    /// after [`Self::release_saves`].
+    pub fn hold_saves(&self) {
+        self.hold_saves.store(true, Ordering::SeqCst);
+    }
+
+    /// Saves begun from now on are written again.
+    pub fn release_saves(&self) {
+        self.hold_saves.store(false, Ordering::SeqCst);
     }
 
     /// The versions `stream` was read after since the last [`Self::clear`], in order.
@@ -102,6 +116,9 @@ impl EventStore for CountingStore {
     }
 
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), Error> {
+        if self.hold_saves.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.save_checkpoint(name, checkpoint).await
     }
 

@@ -532,12 +532,20 @@ async fn a_traced_write_is_relayed_with_its_traceparent_header(kind: Kind) {
 
 crate::http::on_each_backend!(multi_thread: a_traced_write_is_relayed_with_its_traceparent_header);
 
-/// The relay is killed three times in the middle of a batch (after some
-/// acks, before the checkpoint), the last time restarted only after the
-/// broker's duplicate window has passed: still one message per event.
+/// The relay is killed three times in the middle of its work (after some
+/// acks, with publishes in flight, before any checkpoint is saved), the
+/// last time restarted only after the broker's duplicate window has passed:
+/// still one message per event.
+///
+/// Nothing here hangs on timing. Checkpoint saves are held (a save never
+/// finishes, as if the process died first), so a kill can never land after
+/// one; and the log grows by 1000 events a round, so a relay killed late
+/// has published at most what the log holds and the next one has 1000 new
+/// events to make progress on.
 async fn a_relay_killed_mid_batch_publishes_each_event_once(kind: Kind) {
     let backend = Backend::new(kind).await;
-    let store = backend.store.clone();
+    let counting = trellis_tests::CountingStore::new(backend.store.clone());
+    let store: Arc<dyn EventStore> = counting.clone();
     let mut config = config(kind, &backend);
     config.batch = 1000;
     config.max_in_flight = 300;
@@ -546,42 +554,37 @@ async fn a_relay_killed_mid_batch_publishes_each_event_once(kind: Kind) {
     let js = jetstream(&url).await;
 
     let streams = rep_streams(30);
-    write(&store, &streams, 4000, 4).await;
-    // On PostgreSQL a transaction of another test can hold the readers'
-    // horizon back for a moment: a relay started then would see one batch,
-    // be caught up and save its checkpoint there, and no kill would fall
-    // inside a batch. Start once the whole log reads.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while whole_log(&store).await.len() < 4000 {
-        assert!(Instant::now() < deadline, "the log never read whole");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    counting.hold_saves();
     let mut published = 0;
-    for round in 0..3 {
+    for round in 0..3u64 {
+        write(&store, &streams, 1000, 4).await;
+        // On PostgreSQL a transaction of another test can hold the readers'
+        // horizon back for a moment: start once the whole log reads.
+        wait_for_whole_log(&store, 1000 * (round as usize + 1)).await;
         let relay = start(&store, &url, &config);
-        // Well inside a batch of 1000: acknowledged, not checkpointed.
         tokio::time::timeout(Duration::from_secs(30), relay.wait_acked(350))
             .await
             .expect("some acks");
         relay.abort();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let count = stream_count(&js, &config.stream).await;
-        assert!(count > published, "round {round}: the relay made progress");
+        assert!(
+            count >= published + 350,
+            "round {round}: the relay published 350 events more ({published} before, {count} now)"
+        );
+        assert!(
+            count <= 1000 * (round + 1),
+            "round {round}: {count} messages of a log of {}",
+            1000 * (round + 1)
+        );
         published = count;
         let saved = store
             .load_checkpoint(&config.checkpoint_name)
             .await
             .unwrap();
-        let log = whole_log(&store).await;
-        let saved_index = saved.map_or(0, |c| {
-            log.iter()
-                .position(|e| e.checkpoint == c)
-                .expect("a checkpoint of the log")
-                + 1
-        });
-        assert!(
-            (saved_index as u64) < count,
-            "round {round}: killed past its checkpoint ({saved_index} saved, {count} published)"
+        assert_eq!(
+            saved, None,
+            "round {round}: a checkpoint was saved while saves were held"
         );
         if round == 1 {
             // Past the duplicate window, only the resume point keeps the
@@ -589,12 +592,24 @@ async fn a_relay_killed_mid_batch_publishes_each_event_once(kind: Kind) {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
     }
+    write(&store, &streams, 1000, 4).await;
+    wait_for_whole_log(&store, 4000).await;
+    counting.release_saves();
     let relay = start(&store, &url, &config);
     wait_for_count(&js, &config.stream, 4000, Duration::from_secs(60)).await;
     assert_eq!(assert_stream_is_the_log(&store, &js, &config).await, 4000);
     relay.stop().await.expect("a clean stop");
     delete_stream(&js, &config.stream).await;
     backend.cleanup().await;
+}
+
+/// Waits until `n` events of the log read.
+async fn wait_for_whole_log(store: &Arc<dyn EventStore>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while whole_log(store).await.len() < n {
+        assert!(Instant::now() < deadline, "the log never read {n} events");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 crate::http::on_each_backend!(multi_thread: a_relay_killed_mid_batch_publishes_each_event_once);
