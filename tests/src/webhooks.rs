@@ -1388,6 +1388,15 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         assert!(!reason.is_empty(), "{body}: a reason for {field}");
         assert_documented(&doc, "POST", "/v1/webhooks", 422, &r.json);
     }
+    // No URL at all: said as such, not as a parse error.
+    let reason = app
+        .post_json("/v1/webhooks", &admin, &json!({ "url": "  " }))
+        .await
+        .expect_invalid_field("url");
+    assert!(
+        reason.starts_with("enter the address"),
+        "an empty URL is asked for: {reason}"
+    );
     // Another scheme: the reason names the two that work.
     let reason = app
         .post_json(
@@ -1643,8 +1652,8 @@ async fn a_receiver_certificate_for_another_host_fails_with_the_tls_reason(kind:
 /// Without `allow_private_targets` (the default, and `trellis serve`'s
 /// without --webhook-allow-private-targets), a receiver on a loopback,
 /// private or link-local address — the cloud's metadata address included —
-/// is refused when registered, with the reason beside the URL; a public
-/// name is accepted.
+/// is refused when registered, with the reason beside the URL; so is a
+/// public name over plain http; a public name over https is accepted.
 async fn a_receiver_on_a_private_address_is_refused_when_registered(kind: Kind) {
     let strict = WebhooksConfig {
         allow_private_targets: false,
@@ -1665,6 +1674,21 @@ async fn a_receiver_on_a_private_address_is_refused_when_registered(kind: Kind) 
         let reason = r.expect_invalid_field("url");
         assert!(reason.contains("private address"), "{url}: {reason}");
     }
+    // A public receiver is reached over TLS only: plain http is refused,
+    // with the address to use instead.
+    let r = hooked
+        .app
+        .post_json(
+            "/v1/webhooks",
+            &hooked.app.admin(),
+            &json!({ "url": "http://hooks.example.com/trellis" }),
+        )
+        .await;
+    let reason = r.expect_invalid_field("url");
+    assert!(
+        reason.contains("\"https://hooks.example.com/trellis\""),
+        "the reason names the https address: {reason}"
+    );
     hooked
         .register(json!({ "url": "https://hooks.example.com/trellis" }))
         .await;

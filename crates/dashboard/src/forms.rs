@@ -139,12 +139,18 @@ async fn wait_until_shown(state: &DashboardState) {
 
 /// A reason without the JSON parser's " at line 1 column 52", which means
 /// nothing to someone who filled in a form; the API's "is required: …",
-/// which follows a field's name there, reads "Required: …" beside it.
+/// which follows a field's name there, reads "Required: …" beside it. It
+/// stands alone beside the field, so it begins as a sentence does.
 pub(crate) fn plain(reason: &str) -> String {
     if let Some(rest) = reason.strip_prefix("is required") {
         return format!("Required{}", without_place(rest));
     }
-    without_place(reason)
+    let mut reason = without_place(reason);
+    if let Some(first) = reason.get(..1) {
+        let upper = first.to_ascii_uppercase();
+        reason.replace_range(..1, &upper);
+    }
+    reason
 }
 
 fn without_place(reason: &str) -> String {
@@ -472,7 +478,12 @@ mod tests {
         );
         assert_eq!(
             plain("must last between 1 and 480 minutes"),
-            "must last between 1 and 480 minutes"
+            "Must last between 1 and 480 minutes"
+        );
+        assert_eq!(
+            plain("é first"),
+            "é first",
+            "only an ASCII letter is changed"
         );
     }
 }

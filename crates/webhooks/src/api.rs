@@ -408,6 +408,21 @@ fn public_host(url: &url::Url) -> Result<(), String> {
     Ok(())
 }
 
+/// A receiver on a public address is reached over TLS only: events carry
+/// what leaders wrote about people, and their signature proves who sent
+/// them, not that no one else read them. (A receiver on a private network,
+/// allowed with --webhook-allow-private-targets, may use plain http.)
+fn encrypted(url: &url::Url) -> Result<(), String> {
+    if url.scheme() == "http" {
+        return Err(format!(
+            "use https:// (\"https://{}\"): events carry what leaders wrote about people and \
+             must not cross the internet in plain text",
+            &url.as_str()["http://".len()..]
+        ));
+    }
+    Ok(())
+}
+
 /// Register a webhook.
 ///
 /// `POST /v1/webhooks`: from the next event appended on, every event that
@@ -427,7 +442,8 @@ fn public_host(url: &url::Url) -> Result<(), String> {
         (status = 415, description = "The body is not sent as JSON",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named in `errors`: a URL that is not \
-            an absolute http(s) URL, an unknown event type or category, a bad secret",
+            an absolute http(s) URL (https for a public address), an unknown event type or \
+            category, a bad secret",
             body = Problem, content_type = "application/problem+json"),
         AdminErrors, CommonErrors))]
 async fn create(
@@ -442,7 +458,12 @@ async fn create(
     let mut f = Fields::default();
 
     let url = body.url.trim();
-    if url.len() > MAX_URL_LEN {
+    if url.is_empty() {
+        f.push(
+            "url",
+            "enter the address that should receive the events, like \"https://hooks.example.com/trellis\"",
+        );
+    } else if url.len() > MAX_URL_LEN {
         f.push(
             "url",
             format!("the URL is longer than {MAX_URL_LEN} characters"),
@@ -452,7 +473,7 @@ async fn create(
             Ok(parsed) => {
                 f.check("url", client::check_url(&parsed));
                 if !state.hooks.allows_private_targets() {
-                    f.check("url", public_host(&parsed));
+                    f.check("url", public_host(&parsed).and_then(|()| encrypted(&parsed)));
                 }
             }
             Err(e) => f.push(
