@@ -53,6 +53,7 @@ both_backends!(
     a_dry_run_import_names_format_and_domain_errors_at_once_and_records_nothing,
     a_csv_row_with_too_many_columns_is_refused,
     a_json_array_import_is_recorded,
+    a_measurement_of_a_standard_set_a_moment_ago_is_recorded,
     health_readiness_and_metrics_answer,
     the_command_services_own_document_describes_each_of_its_routes,
     a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream,
@@ -1369,6 +1370,10 @@ async fn big_csv(
     for _ in 0..reps {
         ids.push(app.join_rep(world.team).await);
     }
+    // Each metric is measured weekly by a standard of its own.
+    for metric in 0..metrics {
+        app.set_standard(&format!("metric_{metric}")).await;
+    }
     let mut csv = String::from("rep,metric,period,value\n");
     for week in 0..weeks {
         for metric in 0..metrics {
@@ -1454,7 +1459,7 @@ async fn a_dry_run_import_names_format_and_domain_errors_at_once_and_records_not
         .await;
     r.expect_problem(422, "validation");
     let fields: Vec<String> = r.field_errors().into_iter().map(|(f, _)| f).collect();
-    assert_eq!(fields, ["line 3: value", "line 4"], "{}", r.text());
+    assert_eq!(fields, ["line 3: value", "line 4: period"], "{}", r.text());
     let good = format!(
         "rep,metric,period,value\n\
          {rep},calls_made,2026-W10,12\n\
@@ -1534,7 +1539,7 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
         .post_raw("/v1/measurements", &app.admin(), "text/csv", csv, &[])
         .await;
     r.expect_problem(422, "validation");
-    assert_eq!(r.field_errors()[0].0, "line 3", "{}", r.text());
+    assert_eq!(r.field_errors()[0].0, "line 3: period", "{}", r.text());
     assert!(r.text().contains("before the rep joined"), "{}", r.text());
     // An unknown rep id is named too.
     let nobody = Uuid::now_v7();
@@ -1581,8 +1586,37 @@ async fn a_csv_row_with_too_many_columns_is_refused(app: &TestApp) {
     assert_eq!(app.events("rep", rep).await.len(), 1, "nothing recorded");
 }
 
+/// The write side keeps what the standards measure and reads it again when
+/// a measurement asks for more: a metric refused as measured by no
+/// standard (422, concerning `metric`) is recorded once a standard measures it,
+/// at once, with no read model to wait for.
+async fn a_measurement_of_a_standard_set_a_moment_ago_is_recorded(app: &TestApp) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let body = json!({ "metric": "demos_given", "period": "2026-W10", "value": 3 });
+    let path = rep_path(rep, "measurements");
+    let r = app.post_json(&path, &app.admin(), &body).await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], "metric", "{}", r.text());
+    let why = r.json["detail"].as_str().unwrap_or_default();
+    assert!(why.contains("No standard measures “demos_given”"), "{why}");
+    assert_eq!(app.events("rep", rep).await.len(), 1, "nothing recorded");
+    app.set_standard("demos_given").await;
+    let r = app.post_json(&path, &app.admin(), &body).await;
+    r.expect(201);
+    assert_eq!(
+        app.event_types("rep", rep).await,
+        ["RepJoined", "PerformanceMeasured"]
+    );
+}
+
 async fn a_json_array_import_is_recorded(app: &TestApp) {
     let world = app.world().await;
+    let mut monthly = crate::http::standard_body("meetings_booked");
+    monthly["period"] = json!("month");
+    app.post_json("/v1/standards", &app.admin(), &monthly)
+        .await
+        .expect(201);
     let (a, b) = (
         app.join_rep(world.team).await,
         app.join_rep(world.team).await,
@@ -1614,6 +1648,25 @@ async fn a_json_array_import_is_recorded(app: &TestApp) {
         app.event_types("rep", b).await,
         ["RepJoined", "PerformanceMeasured", "FactCorrected"]
     );
+    // A metric no standard measures, and a period of another kind than its
+    // standard's, are refused by their row, with what would do; nothing
+    // of the file is recorded.
+    let unmeasured = json!([
+        { "rep_id": a, "metric": "calls_made", "period": "2026-W12", "value": 1 },
+        { "rep_id": a, "metric": "calls_made", "period": "2026-03", "value": 1 },
+        { "rep_id": a, "metric": "emails_sent", "period": "2026-W12", "value": 1 },
+    ]);
+    let r = app
+        .post_json("/v1/measurements", &app.admin(), &unmeasured)
+        .await;
+    let why = r.expect_invalid_field("[1].period");
+    assert!(
+        why.contains("measured weekly") && why.contains("2026-W05"),
+        "{why}"
+    );
+    let why = r.expect_invalid_field("[2].metric");
+    assert!(why.contains("No standard measures “emails_sent”"), "{why}");
+    assert_eq!(app.events("rep", a).await.len(), 3, "nothing recorded");
     // Bad rows in JSON are named by index.
     let bad = json!([
         { "rep_id": a, "metric": "calls_made", "period": "2026-W12", "value": 1 },

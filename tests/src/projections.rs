@@ -179,17 +179,21 @@ impl Quarter<'_> {
 
     async fn measure(&mut self, rep: u128, metric: &'static str, month: &str, value: f64) {
         let measurement_id = self.fresh();
+        let period: Period = month.parse().expect("a period");
         self.rep(
             rep,
             RepCommand::MeasurePerformance {
                 measurement: PerformanceMeasured {
                     measurement_id: id(measurement_id),
                     metric: text(metric),
-                    period: month.parse().expect("a period"),
+                    period,
                     value: value.try_into().expect("a value"),
                     source: MeasurementSource::CrmImport,
                 },
                 now: now(),
+                // Decided by the domain directly: what the write side
+                // reads of the standards is tested with the write API.
+                standard_periods: vec![period.kind()],
             },
         )
         .await;
@@ -2002,6 +2006,7 @@ impl<'a> Organisation<'a> {
                                 source: MeasurementSource::CrmImport,
                             },
                             now: now(),
+                            standard_periods: vec![PeriodKind::Week],
                         },
                     )
                     .await;

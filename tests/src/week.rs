@@ -429,41 +429,49 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         "{html}"
     );
     assert!(html.contains("value=\"lots\""), "{html}");
+    // No standard chosen: asked for in the form's words, not as a metric
+    // name that does not parse.
     let refused = send(
         &app,
         &path,
         &leader,
         &carried,
-        &[
-            ("metric", "calls_made"),
-            ("period", "March"),
-            ("value", "42"),
-        ],
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.text().contains("id=\"period-error\""),
-        "{}",
-        refused.text()
-    );
-    // Before the rep joined (2026-01-05): the domain's refusal, beside the period.
-    let refused = send(
-        &app,
-        &path,
-        &leader,
-        &carried,
-        &[
-            ("metric", "calls_made"),
-            ("period", "2025-12"),
-            ("value", "42"),
-        ],
+        &[("metric", ""), ("period", "2026-W10"), ("value", "4")],
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();
-    assert!(html.contains("id=\"period-error\""), "{}", said(&html));
-    assert!(html.contains("joined"), "{}", said(&html));
+    assert!(html.contains("Required: choose one."), "{}", said(&html));
+    assert!(!html.contains("is not a metric name"), "{}", said(&html));
+    // Each period refused beside the period, in words that say why: one
+    // that does not parse; a month, for a weekly standard; a week before
+    // the rep joined (2026-01-05), the domain's refusal.
+    for (period, why) in [
+        ("March", "period-error"),
+        ("2026-03", "measured weekly"),
+        ("2025-W50", "joined"),
+    ] {
+        let refused = send(
+            &app,
+            &path,
+            &leader,
+            &carried,
+            &[
+                ("metric", "calls_made"),
+                ("period", period),
+                ("value", "42"),
+            ],
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{period}");
+        let html = refused.text();
+        assert!(
+            html.contains("id=\"period-error\""),
+            "{period}: {}",
+            said(&html)
+        );
+        assert!(html.contains(why), "{period}: {}", said(&html));
+    }
     assert_eq!(count(&types(&app, rep).await, "PerformanceMeasured"), 0);
     let sent = send(
         &app,

@@ -392,6 +392,17 @@ impl CommandService {
                     "rubric": ["Asks none", "Asks some", "Asks good ones", "Uncovers impact", "Shapes the deal"]}),
             )
             .await?)?;
+        // The import measures `calls_made` by week: a standard must.
+        id(&http
+            .post_json(
+                "/v1/standards",
+                &admin,
+                &serde_json::json!({"name": "Weekly calls", "metric": "calls_made",
+                    "kind": "quantity", "direction": "at_least", "unit": "calls",
+                    "period": "week", "target": 50, "roles": ["SDR"],
+                    "effective_from": "2024-01-01"}),
+            )
+            .await?)?;
         let leader = uuid::Uuid::now_v7();
         let leader_token = token(&self.key, Role::Leader, leader.to_string(), vec![team_uuid]);
         let mut ids = Vec::with_capacity(reps);

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use trellis_domain::leader::LeaderErased;
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderAggregate, LeaderCommand,
-    LeaderId, LeaderState, RepAggregate, RepCommand, RepId, RepState, StandardAggregate,
-    StandardId, StandardStatus, TeamAggregate, TeamId,
+    LeaderId, LeaderState, MetricName, PeriodKind, RepAggregate, RepCommand, RepId, RepState,
+    StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{JsonBody, PathIds, Principal};
@@ -131,6 +131,13 @@ pub enum OnRep {
         StandardId,
         Box<dyn FnOnce(StandardStatus) -> RepCommand + Send>,
     ),
+    /// Needs the kinds of period the standards measure the metric in
+    /// ([`crate::measured`]); the period kind is the one asked for.
+    GivenMetric(
+        MetricName,
+        PeriodKind,
+        Box<dyn FnOnce(Vec<PeriodKind>) -> RepCommand + Send>,
+    ),
 }
 
 impl std::fmt::Debug for OnRep {
@@ -140,6 +147,11 @@ impl std::fmt::Debug for OnRep {
             OnRep::GivenTeam(id, _) => f.debug_tuple("GivenTeam").field(id).finish(),
             OnRep::GivenCompetency(id, _) => f.debug_tuple("GivenCompetency").field(id).finish(),
             OnRep::GivenStandard(id, _) => f.debug_tuple("GivenStandard").field(id).finish(),
+            OnRep::GivenMetric(metric, kind, _) => f
+                .debug_tuple("GivenMetric")
+                .field(metric)
+                .field(kind)
+                .finish(),
         }
     }
 }
@@ -164,6 +176,13 @@ impl OnRep {
                     .state
                     .status(),
             ),
+            OnRep::GivenMetric(metric, kind, then) => {
+                let catalogue = app
+                    .measured()
+                    .covering(app.store(), [(&metric, kind)])
+                    .await?;
+                then(crate::measured::periods_of(&catalogue, &metric))
+            }
         })
     }
 }

@@ -30,6 +30,7 @@
 pub mod cache;
 pub mod edge;
 pub mod extract;
+pub mod measured;
 pub mod metrics;
 pub mod openapi;
 pub mod personal;

@@ -8,6 +8,7 @@ use trellis_eventstore::vault::{ForgetsPeople, KeyStore};
 use trellis_http::HttpState;
 
 use crate::cache::StateCache;
+use crate::measured::Measured;
 use crate::metrics::WriteMetrics;
 
 /// Settings of the command service.
@@ -56,6 +57,7 @@ struct Inner {
     config: CommandsConfig,
     metrics: WriteMetrics,
     state_cache: StateCache,
+    measured: Measured,
 }
 
 /// What erasing a person destroys: their data key, and what other
@@ -93,6 +95,7 @@ impl CommandState {
                 config,
                 metrics,
                 state_cache: StateCache::new(STATE_CACHE_STATES, state_cache_events),
+                measured: Measured::default(),
             }),
         }
     }
@@ -121,6 +124,11 @@ impl CommandState {
     /// Aggregate states folded by this process, to spare re-reading streams.
     pub fn state_cache(&self) -> &StateCache {
         &self.inner.state_cache
+    }
+
+    /// What the standards measure, as this process last read it.
+    pub fn measured(&self) -> &Measured {
+        &self.inner.measured
     }
 }
 

@@ -165,12 +165,14 @@ fn without_place(reason: &str) -> String {
     reason[..cut.unwrap_or(reason.len())].to_owned()
 }
 
-/// Adds to a refusal's errors each required field of `required` (its name
-/// and what to say) that was left empty and that the refusal does not
-/// name already. The write API answers one layer at a time (the body's
-/// shape, then its values, then the rules), so an empty form took a round
-/// trip for each field; a refused form now marks every empty one at once.
-/// Only on a refusal: the API still decides what is valid.
+/// Marks, on a refusal, each required field of `required` (its name and
+/// what to say) that was left empty. The write API answers one layer at a
+/// time (the body's shape, then its values, then the rules), so an empty
+/// form took a round trip for each field; a refused form now marks every
+/// empty one at once. Where the API named an empty field already, it did
+/// so as a value that does not parse ("“” is not a metric name"): the
+/// form's words replace it. Only on a refusal: the API still decides what
+/// is valid.
 pub(crate) fn also_missing(
     errors: &mut BTreeMap<String, String>,
     typed: &Typed,
@@ -178,9 +180,7 @@ pub(crate) fn also_missing(
 ) {
     for (name, why) in required {
         if field(typed, name).trim().is_empty() {
-            errors
-                .entry((*name).to_owned())
-                .or_insert_with(|| (*why).to_owned());
+            errors.insert((*name).to_owned(), (*why).to_owned());
         }
     }
 }

@@ -22,6 +22,27 @@ pub enum PeriodKind {
     Quarter,
 }
 
+impl PeriodKind {
+    /// "weekly", "monthly" or "quarterly".
+    pub fn adverb(self) -> &'static str {
+        match self {
+            PeriodKind::Week => "weekly",
+            PeriodKind::Month => "monthly",
+            PeriodKind::Quarter => "quarterly",
+        }
+    }
+
+    /// How a period of this kind is written, for a person to copy:
+    /// `2026-W05`, `2026-03` or `2026-Q1`.
+    pub fn example(self) -> &'static str {
+        match self {
+            PeriodKind::Week => "2026-W05",
+            PeriodKind::Month => "2026-03",
+            PeriodKind::Quarter => "2026-Q1",
+        }
+    }
+}
+
 /// One week, month or quarter. Always aligned: `start` is a Monday, a first of
 /// the month, or the first day of a quarter.
 ///

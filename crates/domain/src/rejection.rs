@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use crate::ids::{ActionItemId, FeedbackId, PlanId, SessionId, StandardId, SupportRequestId};
-use crate::period::Period;
+use crate::period::{Period, PeriodKind};
 use crate::rep::{ActionItemStatus, FactKind};
-use crate::values::ValueError;
+use crate::values::{MetricName, ValueError};
 
 /// A refused command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -238,6 +238,21 @@ pub enum Rejection {
     )]
     PeriodNotStarted { period: Period, today: NaiveDate },
     #[error(
+        "No standard measures “{metric}”. Check the metric's name against the standards, or set a standard that measures it first."
+    )]
+    MetricNotMeasured { metric: MetricName },
+    #[error(
+        "“{metric}” is measured {}, so {period} is not one of its periods. Give a period like {}.",
+        kinds_words(kinds),
+        kinds_examples(kinds)
+    )]
+    PeriodNotMeasured {
+        metric: MetricName,
+        period: Period,
+        /// Sorted, each once, never empty.
+        kinds: Vec<PeriodKind>,
+    },
+    #[error(
         "The period {period} ended before the rep joined on {joined}. Pick a period the rep worked in."
     )]
     PeriodBeforeJoined { period: Period, joined: NaiveDate },
@@ -275,9 +290,27 @@ pub enum Rejection {
     AlertWithoutRecipients { occurrence_key: String },
 }
 
+/// "weekly", or "weekly or monthly".
+fn kinds_words(kinds: &[PeriodKind]) -> String {
+    or_list(kinds.iter().map(|k| k.adverb().to_owned()))
+}
+
+/// "2026-W05", or "2026-W05 or 2026-03".
+fn kinds_examples(kinds: &[PeriodKind]) -> String {
+    or_list(kinds.iter().map(|k| k.example().to_owned()))
+}
+
+fn or_list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
+}
+
 impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
-    /// (the date of the record), `period`, `roles`, `ramp`, `targets` or
+    /// (the date of the record), `metric`, `period`, `roles`, `ramp`, `targets` or
     /// `review_on` (an improvement plan's review date), `start_date` (a new
     /// rep's), `name` (a team's), `duration_minutes`
     /// (a coaching session's length) or `action_items[k].due_on` (the due
@@ -300,7 +333,9 @@ impl Rejection {
             | R::DateBeforePlanStart { .. }
             | R::RevisionNotAfterLatest { .. }
             | R::RetirementBeforeLatest { .. } => Some("date"),
+            R::MetricNotMeasured { .. } => Some("metric"),
             R::PeriodNotStarted { .. }
+            | R::PeriodNotMeasured { .. }
             | R::PeriodBeforeJoined { .. }
             | R::PeriodAfterDeparture { .. } => Some("period"),
             R::NoRoles => Some("roles"),

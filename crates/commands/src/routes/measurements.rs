@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::reps::measurement_values;
 use crate::cache::Loaded;
 use crate::extract::WriteHeaders;
+use crate::measured::periods_of;
 use crate::policy::{RepAccess, Scope, rep_write};
 use crate::respond::WriteErrors;
 use crate::respond::{respond_with, stream};
@@ -36,6 +37,19 @@ struct Row {
     metric: MetricName,
     period: Period,
     value: MetricValue,
+}
+
+impl Row {
+    /// Where a refusal about `column` (the period, the metric) points: "line
+    /// 12: period" or "[11].period", as a value that does not parse is
+    /// named; the row alone when it is about the row.
+    fn field(&self, column: Option<std::borrow::Cow<'static, str>>) -> String {
+        match column {
+            Some(column) if self.place.starts_with('[') => format!("{}.{column}", self.place),
+            Some(column) => format!("{}: {column}", self.place),
+            None => self.place.clone(),
+        }
+    }
 }
 
 fn parse_rows_json(body: &[u8], f: &mut Fields) -> Result<Vec<Row>, ApiError> {
@@ -308,6 +322,17 @@ pub async fn import(
         }
     }
 
+    // What the standards measure, read once for the whole file.
+    let catalogue = app
+        .measured()
+        .covering(
+            app.store(),
+            by_rep
+                .values()
+                .flatten()
+                .map(|(_, row)| (&row.metric, row.period.kind())),
+        )
+        .await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -354,6 +379,7 @@ pub async fn import(
                         source: MeasurementSource::CrmImport,
                     },
                     now: ctx.now,
+                    standard_periods: periods_of(&catalogue, &row.metric),
                 };
                 match RepAggregate::decide(&state, command) {
                     Ok(decided) => {
@@ -362,7 +388,9 @@ pub async fn import(
                             events.push(to_new_event(&RepAggregate::into_event(event), ctx.now));
                         }
                     }
-                    Err(rejection) => f.push(row.place.clone(), rejection.to_string()),
+                    Err(rejection) => {
+                        f.push(row.field(rejection.concerns()), rejection.to_string())
+                    }
                 }
             }
             if !events.is_empty() {

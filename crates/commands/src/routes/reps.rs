@@ -473,10 +473,15 @@ impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
             },
         };
         let now = edge.ctx.now;
-        Ok(OnRep::Ready(RepCommand::MeasurePerformance {
-            measurement,
-            now,
-        }))
+        Ok(OnRep::GivenMetric(
+            measurement.metric.clone(),
+            measurement.period.kind(),
+            Box::new(move |standard_periods| RepCommand::MeasurePerformance {
+                measurement,
+                now,
+                standard_periods,
+            }),
+        ))
     }
 }
 

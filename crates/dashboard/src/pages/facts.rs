@@ -74,18 +74,21 @@ impl Quick for Measure {
                     "metric",
                     "Standard",
                     Kind::Choice(metrics.into_iter().collect()),
-                ),
+                )
+                .required(),
                 Field::new(
                     "period",
                     "Period: a week like 2026-W05, a month like 2026-03 or a quarter like 2026-Q1",
                     Kind::Text,
                 )
-                .with(Period::containing(kind, today)),
+                .with(Period::containing(kind, today))
+                .required(),
                 Field::new(
                     "value",
                     "Value",
                     Kind::Number("Enter the measured value as a number, like 12 or 4.5."),
-                ),
+                )
+                .required(),
             ],
             button: "Record the measurement",
             api: format!("/v1/reps/{rep_id}/measurements"),

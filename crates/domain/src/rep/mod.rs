@@ -46,6 +46,7 @@ pub use state::{
 use crate::aggregate::Aggregate;
 use crate::competency::CompetencyStatus;
 use crate::ids::{ActionItemId, MeasurementId, PlanId, RepId, SupportRequestId, TeamId, stream_id};
+use crate::period::PeriodKind;
 use crate::rejection::Rejection;
 use crate::standard::StandardStatus;
 use crate::values::{NonEmptyText, Role};
@@ -135,6 +136,9 @@ pub enum RepCommand {
     MeasurePerformance {
         measurement: PerformanceMeasured,
         now: DateTime<Utc>,
+        /// The kinds of period in which the standards measure the metric,
+        /// read from them before deciding; none when no standard does.
+        standard_periods: Vec<PeriodKind>,
     },
     RaiseSupportRequest {
         request: SupportRequested,
@@ -395,7 +399,11 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
             rep.check_new_id(training.training_id.as_uuid())?;
             record(training)
         }
-        MeasurePerformance { measurement, now } => rep.measure(measurement, now),
+        MeasurePerformance {
+            measurement,
+            now,
+            standard_periods,
+        } => rep.measure(measurement, now, &standard_periods),
         RaiseSupportRequest { request, now } => {
             rep.active()?;
             rep.check_date(request.raised_on, now)?;
@@ -612,12 +620,32 @@ impl Rep {
         }
     }
 
+    /// Records a measurement of a metric some standard measures, in a
+    /// period of that standard's kind: any other would be judged against
+    /// nothing and shown nowhere. Measured again with a new value, it is
+    /// corrected; with the same value, nothing happens.
     fn measure(
         &self,
         measurement: PerformanceMeasured,
         now: DateTime<Utc>,
+        standard_periods: &[PeriodKind],
     ) -> Result<Vec<RepEvent>, Rejection> {
         let period = measurement.period;
+        if standard_periods.is_empty() {
+            return Err(Rejection::MetricNotMeasured {
+                metric: measurement.metric,
+            });
+        }
+        if !standard_periods.contains(&period.kind()) {
+            let mut kinds = standard_periods.to_vec();
+            kinds.sort();
+            kinds.dedup();
+            return Err(Rejection::PeriodNotMeasured {
+                metric: measurement.metric,
+                period,
+                kinds,
+            });
+        }
         let today = now.date_naive();
         if period.start() > today {
             return Err(Rejection::PeriodNotStarted { period, today });

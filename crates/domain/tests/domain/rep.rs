@@ -1,8 +1,8 @@
 use chrono::NaiveDate;
 use trellis_domain::rep::*;
 use trellis_domain::{
-    Aggregate, CompetencyId, CompetencyStatus, LeaderId, MetricName, MetricValue, Period, PlanId,
-    Rejection, RepAggregate, RepId, StandardStatus, TeamId,
+    Aggregate, CompetencyId, CompetencyStatus, LeaderId, MetricName, MetricValue, Period,
+    PeriodKind, PlanId, Rejection, RepAggregate, RepId, StandardStatus, TeamId,
 };
 use uuid::Uuid;
 
@@ -221,10 +221,13 @@ fn hold(session: CoachingSessionHeld) -> RepCommand {
         now: now(),
     }
 }
+/// A measurement of a metric the standards measure in periods of its kind.
 fn measure(measurement: PerformanceMeasured) -> RepCommand {
+    let standard_periods = vec![measurement.period.kind()];
     RepCommand::MeasurePerformance {
         measurement,
         now: now(),
+        standard_periods,
     }
 }
 fn complete(n: u128) -> RepCommand {
@@ -1160,6 +1163,49 @@ fn measuring_after_the_earlier_measurement_was_retracted_records_a_new_one() {
         ],
         measure(m.clone()),
         Ok(vec![m.into()]),
+    );
+}
+
+#[test]
+fn measuring_a_metric_no_standard_measures_is_rejected() {
+    let m = measured(500, "2026-W10", 45.0, MeasurementSource::Manual);
+    let rejection = Rejection::MetricNotMeasured {
+        metric: parse("calls_made"),
+    };
+    check(
+        vec![joined().into()],
+        RepCommand::MeasurePerformance {
+            measurement: m,
+            now: now(),
+            standard_periods: vec![],
+        },
+        Err(rejection.clone()),
+    );
+    assert_eq!(rejection.concerns().as_deref(), Some("metric"));
+}
+
+#[test]
+fn measuring_a_period_of_another_kind_than_the_standards_is_rejected_naming_theirs() {
+    let m = measured(500, "2026-03", 45.0, MeasurementSource::Manual);
+    let rejection = Rejection::PeriodNotMeasured {
+        metric: parse("calls_made"),
+        period: parse("2026-03"),
+        kinds: vec![PeriodKind::Week, PeriodKind::Quarter],
+    };
+    check(
+        vec![joined().into()],
+        RepCommand::MeasurePerformance {
+            measurement: m,
+            now: now(),
+            standard_periods: vec![PeriodKind::Quarter, PeriodKind::Week, PeriodKind::Quarter],
+        },
+        Err(rejection.clone()),
+    );
+    assert_eq!(rejection.concerns().as_deref(), Some("period"));
+    assert_eq!(
+        rejection.to_string(),
+        "“calls_made” is measured weekly or quarterly, so 2026-03 is not one of its periods. \
+         Give a period like 2026-W05 or 2026-Q1."
     );
 }
 
