@@ -33,6 +33,7 @@ both_backends!(
     a_wrong_content_type_is_415,
     domain_rules_are_422_with_a_sentence,
     a_team_name_another_team_has_is_422_beside_the_name,
+    a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_retired,
     completing_an_unknown_action_item_is_404,
     an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
@@ -1049,6 +1050,50 @@ async fn a_team_name_another_team_has_is_422_beside_the_name(app: &TestApp) {
         1,
         "still its first name"
     );
+}
+
+async fn a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_retired(
+    app: &TestApp,
+) {
+    let discovery = app.define_competency("Discovery").await;
+    let r = app
+        .post_json(
+            "/v1/competencies",
+            &app.admin(),
+            &crate::http::competency_body("  discovery "),
+        )
+        .await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], json!("name"), "{}", r.text());
+    let detail = r.json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("already has a competency called “discovery”"),
+        "{detail}"
+    );
+    // Renaming another to it is refused; a revision keeping its own name is not.
+    let closing = app.define_competency("Closing").await;
+    let path = format!("/v1/competencies/{closing}");
+    app.put_json(
+        &path,
+        &app.admin(),
+        &crate::http::competency_body("DISCOVERY"),
+    )
+    .await
+    .expect_problem(422, "rejected");
+    let mut own = crate::http::competency_body("Discovery");
+    own["description"] = json!("Uncovers the buyer's problem, impact and urgency.");
+    app.put_json(&format!("/v1/competencies/{discovery}"), &app.admin(), &own)
+        .await
+        .expect(200);
+    // Once retired, its name may be given to a new competency.
+    app.post_json(
+        &format!("/v1/competencies/{discovery}/retirement"),
+        &app.admin(),
+        &json!({ "reason": "Split into two." }),
+    )
+    .await
+    .expect(200);
+    app.define_competency("Discovery").await;
 }
 
 async fn an_impossible_date_is_422_naming_the_field(app: &TestApp) {

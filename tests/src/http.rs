@@ -838,19 +838,19 @@ impl TestApp {
             }
             DefineCompetency => (
                 "/v1/competencies".to_owned(),
-                competency_body("Objection handling"),
+                competency_body(&unique("Objection handling")),
                 None,
             ),
             ReviseCompetency => {
-                let c = self.define_competency("Product knowledge").await;
+                let c = self.define_competency(&unique("Product knowledge")).await;
                 (
                     format!("/v1/competencies/{c}"),
-                    competency_body("Product and market knowledge"),
+                    competency_body(&unique("Product and market knowledge")),
                     Some(stream_of("competency", c)),
                 )
             }
             RetireCompetency => {
-                let c = self.define_competency("Cold calling").await;
+                let c = self.define_competency(&unique("Cold calling")).await;
                 (
                     format!("/v1/competencies/{c}/retirement"),
                     json!({ "reason": "Folded into prospecting" }),
@@ -1112,7 +1112,7 @@ pub fn assessment_body(world: &World, level: i64) -> Value {
     })
 }
 
-/// `name` and a random suffix: a team's name no other team has.
+/// `name` and a random suffix: a team's or competency's name no other has.
 pub fn unique(name: &str) -> String {
     let random = Uuid::new_v4().simple().to_string();
     format!("{name} {}", &random[..6])

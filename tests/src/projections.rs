@@ -419,6 +419,7 @@ async fn script_quarter(store: &dyn EventStore) {
                 level("4"),
                 level("5"),
             ]),
+            name_taken: false,
         };
         let stream = trellis_domain::CompetencyId::from(Uuid::from_u128(competency)).stream_id();
         assert!(exec::<CompetencyAggregate>(store, &mut state, &stream, command).await);
@@ -2071,6 +2072,7 @@ impl<'a> Organisation<'a> {
                     rubric: trellis_domain::Rubric::new(
                         ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
                     ),
+                    name_taken: false,
                 })
                 .await;
                 self.calls(StandardCommand::SetStandard {
@@ -2184,6 +2186,7 @@ impl<'a> Organisation<'a> {
                     rubric: trellis_domain::Rubric::new(
                         ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
                     ),
+                    name_taken: false,
                 })
                 .await;
                 self.work(3, 10..13).await;

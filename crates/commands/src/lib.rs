@@ -37,6 +37,7 @@ pub mod personal;
 pub mod policy;
 pub mod respond;
 pub mod routes;
+pub mod scan;
 mod state;
 pub mod wire;
 pub mod write;

@@ -9,12 +9,13 @@
 //! measurement asks for (a new standard, or a mistake).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
 use trellis_domain::{Event, MetricName, PeriodKind, StandardEvent};
-use trellis_eventstore::{EventStore, StreamId, scan_streams_after};
+use trellis_eventstore::EventStore;
 use trellis_http::problem::ApiError;
+
+use crate::scan::each_event_of;
 
 /// Each metric a standard measures, with the kinds of period it is measured in.
 pub type Catalogue = BTreeMap<MetricName, BTreeSet<PeriodKind>>;
@@ -55,25 +56,13 @@ pub fn periods_of(catalogue: &Catalogue, metric: &MetricName) -> Vec<PeriodKind>
         .unwrap_or_default()
 }
 
-/// Every standard's metric and period kind, from their streams. Standards
-/// are few (a few dozen), and each is set once.
+/// Every standard's metric and period kind, from their streams.
 async fn read(store: &dyn EventStore) -> Result<Catalogue, ApiError> {
-    let first =
-        StreamId::new(StandardEvent::CATEGORY).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut catalogue = Catalogue::new();
-    scan_streams_after(store, Some((first, 0)), 500, |event| {
-        if event.stream_id.category() != StandardEvent::CATEGORY {
-            return Ok::<_, ApiError>(ControlFlow::Break(()));
-        }
-        let decoded =
-            Event::from_stored_ref(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|e| {
-                    ApiError::Internal(format!("a standard's event does not decode: {e}"))
-                })?;
-        if let Event::Standard(StandardEvent::Set(set)) = decoded {
+    each_event_of(store, StandardEvent::CATEGORY, |event| {
+        if let Event::Standard(StandardEvent::Set(set)) = event {
             catalogue.entry(set.metric).or_default().insert(set.period);
         }
-        Ok(ControlFlow::Continue(()))
     })
     .await?;
     Ok(catalogue)

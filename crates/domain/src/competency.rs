@@ -87,16 +87,23 @@ impl CompetencyState {
 /// What can be asked of a competency.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompetencyCommand {
+    /// `name_taken`: a competency in use (not retired) is called `name`
+    /// already (ignoring case and surrounding space,
+    /// [`crate::values::same_name`]), as the caller read the framework.
     DefineCompetency {
         competency_id: CompetencyId,
         name: Name,
         description: NonEmptyText,
         rubric: Rubric,
+        name_taken: bool,
     },
+    /// `name_taken`: another competency in use is called `name`, as for
+    /// [`CompetencyCommand::DefineCompetency`].
     ReviseCompetency {
         name: Name,
         description: NonEmptyText,
         rubric: Rubric,
+        name_taken: bool,
     },
     RetireCompetency {
         reason: NonEmptyText,
@@ -134,10 +141,21 @@ pub fn decide(
         (
             CompetencyState::NotDefined,
             DefineCompetency {
+                name,
+                name_taken: true,
+                ..
+            },
+        ) => Err(Rejection::CompetencyNameTaken {
+            name: name.to_string(),
+        }),
+        (
+            CompetencyState::NotDefined,
+            DefineCompetency {
                 competency_id,
                 name,
                 description,
                 rubric,
+                name_taken: false,
             },
         ) => Ok(vec![
             CompetencyDefined {
@@ -165,10 +183,16 @@ pub fn decide(
                 name,
                 description,
                 rubric,
+                name_taken,
             },
         ) => {
             if (&name, &description, &rubric) == (old_name, old_description, old_rubric) {
                 return Ok(vec![]);
+            }
+            if name_taken {
+                return Err(Rejection::CompetencyNameTaken {
+                    name: name.to_string(),
+                });
             }
             Ok(vec![
                 CompetencyRevised {

@@ -36,6 +36,10 @@ pub enum Rejection {
     CompetencyAlreadyDefined,
     #[error("There is no such competency. Define it first, or pick one from the framework.")]
     CompetencyNotFound,
+    #[error(
+        "The framework already has a competency called “{name}”. Revise that one, or give this one a name of its own, so that leaders assessing against them can tell the two apart."
+    )]
+    CompetencyNameTaken { name: String },
     #[error("This competency has been retired. Pick an active competency.")]
     CompetencyRetired,
 
@@ -312,7 +316,7 @@ impl Rejection {
     /// What the refusal is about, when it is one value a form shows: `date`
     /// (the date of the record), `metric`, `period`, `roles`, `ramp`, `targets` or
     /// `review_on` (an improvement plan's review date), `start_date` (a new
-    /// rep's), `name` (a team's), `duration_minutes`
+    /// rep's), `name` (a team's or a competency's), `duration_minutes`
     /// (a coaching session's length) or `action_items[k].due_on` (the due
     /// date of the session's item `k`, from 0); so that a form can show the
     /// refusal beside that field.
@@ -339,7 +343,7 @@ impl Rejection {
             | R::PeriodBeforeJoined { .. }
             | R::PeriodAfterDeparture { .. } => Some("period"),
             R::NoRoles => Some("roles"),
-            R::TeamNameTaken { .. } => Some("name"),
+            R::TeamNameTaken { .. } | R::CompetencyNameTaken { .. } => Some("name"),
             R::RampOutOfOrder { .. }
             | R::RampPercentZero { .. }
             | R::RampPercentAboveFull { .. } => Some("ramp"),

@@ -63,7 +63,8 @@ pub enum TeamState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TeamCommand {
     /// `name_taken`: another team is called `name` already (ignoring case
-    /// and surrounding space), as the caller read the teams.
+    /// and surrounding space, [`crate::values::same_name`]), as the caller
+    /// read the teams.
     FormTeam {
         team_id: TeamId,
         name: Name,
@@ -76,13 +77,6 @@ pub enum TeamCommand {
     /// `name_taken`: another team is called `name` already, as for
     /// [`TeamCommand::FormTeam`].
     RenameTeam { name: Name, name_taken: bool },
-}
-
-/// Whether two team names are one name to a reader: the same letters,
-/// whatever their case and the space around them. A team may not take a
-/// name another team has ([`TeamCommand::FormTeam`]'s `name_taken`).
-pub fn same_team_name(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 /// The team aggregate.

@@ -178,6 +178,14 @@ text_newtype!(
     Role, what = "role", max = 50, one_line = true
 );
 
+/// Whether two names of things of one kind (teams, competencies) are one
+/// name to a reader: the same letters, whatever their case and the space
+/// around them. Such a thing may not take a name another has
+/// ([`crate::TeamCommand`]'s and [`crate::CompetencyCommand`]'s `name_taken`).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
 impl PersonName {
     /// What a person's name reads as once their personal data is erased.
     pub fn erased() -> PersonName {

@@ -2,17 +2,23 @@
 //! Each handler names its body; the conversion below it parses the body into
 //! the competency's or standard's command.
 
+use std::collections::BTreeMap;
+
 use axum::response::Response;
 use trellis_domain::standard::RampStep;
+use trellis_domain::values::same_name;
 use trellis_domain::{
-    CompetencyAggregate, CompetencyCommand, CompetencyId, Direction, MetricName, Name,
-    NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate, StandardCommand, StandardId,
-    StandardKind, Target,
+    CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId, Direction, Event,
+    MetricName, Name, NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate, StandardCommand,
+    StandardId, StandardKind, Target,
 };
+use uuid::Uuid;
 
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
+use crate::scan::each_event_of;
+use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::{ApiError, Fields};
 use trellis_http::valid;
@@ -36,7 +42,7 @@ pub async fn define_competency(
     request: WriteRequest<wire::DefineCompetency>,
 ) -> Result<Response, ApiError> {
     request
-        .admin::<CompetencyAggregate>(Scope::Framework, Entity::New)
+        .admin_given::<CompetencyAggregate, _, _>(Scope::Framework, Entity::New, with_name_taken)
         .await
 }
 
@@ -49,8 +55,51 @@ pub async fn revise_competency(
     request: WriteRequest<wire::DefineCompetency>,
 ) -> Result<Response, ApiError> {
     request
-        .admin::<CompetencyAggregate>(Scope::Framework, Entity::Named)
+        .admin_given::<CompetencyAggregate, _, _>(Scope::Framework, Entity::Named, with_name_taken)
         .await
+}
+
+/// `command` with whether a competency in use other than `competency` is
+/// already called the name it gives (ignoring case and surrounding
+/// space), read from the competencies' streams: leaders pick a competency
+/// by its name, in forms and in the framework. A retired competency's name
+/// may be given again (a retired one cannot be revised).
+async fn with_name_taken(
+    app: CommandState,
+    competency: Uuid,
+    mut command: CompetencyCommand,
+) -> Result<CompetencyCommand, ApiError> {
+    let (CompetencyCommand::DefineCompetency {
+        name, name_taken, ..
+    }
+    | CompetencyCommand::ReviseCompetency {
+        name, name_taken, ..
+    }) = &mut command
+    else {
+        return Ok(command);
+    };
+    let mut in_use: BTreeMap<Uuid, String> = BTreeMap::new();
+    each_event_of(
+        app.store(),
+        CompetencyEvent::CATEGORY,
+        |event| match event {
+            Event::Competency(CompetencyEvent::Defined(d)) => {
+                in_use.insert(d.competency_id.as_uuid(), d.name.to_string());
+            }
+            Event::Competency(CompetencyEvent::Revised(r)) => {
+                in_use.insert(r.competency_id.as_uuid(), r.name.to_string());
+            }
+            Event::Competency(CompetencyEvent::Retired(r)) => {
+                in_use.remove(&r.competency_id.as_uuid());
+            }
+            _ => {}
+        },
+    )
+    .await?;
+    *name_taken = in_use
+        .iter()
+        .any(|(id, other)| *id != competency && same_name(other, name.as_ref()));
+    Ok(command)
 }
 
 /// The same body defines a new competency or revises the one the path names.
@@ -69,16 +118,20 @@ impl TryFrom<Edge<'_, wire::DefineCompetency>> for CompetencyCommand {
         f.finish()?;
         let (name, description, rubric) = (valid!(name), valid!(description), valid!(rubric));
         Ok(match edge.entity {
+            // Whether the name is taken is read before the command
+            // executes (`with_name_taken`).
             Entity::New => CompetencyCommand::DefineCompetency {
                 competency_id: CompetencyId::from_uuid(edge.id),
                 name,
                 description,
                 rubric,
+                name_taken: false,
             },
             Entity::Named => CompetencyCommand::ReviseCompetency {
                 name,
                 description,
                 rubric,
+                name_taken: false,
             },
         })
     }

@@ -2,19 +2,18 @@
 //! conversion below it parses the body into the team command.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
 use axum::response::Response;
-use trellis_domain::team::same_team_name;
+use trellis_domain::values::same_name;
 use trellis_domain::{
     Event, LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamEvent, TeamId,
 };
-use trellis_eventstore::{StreamId, scan_streams_after};
 use uuid::Uuid;
 
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
+use crate::scan::each_event_of;
 use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::ApiError;
@@ -44,31 +43,20 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let first =
-        StreamId::new(TeamEvent::CATEGORY).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
-    scan_streams_after(app.store(), Some((first, 0)), 500, |event| {
-        if event.stream_id.category() != TeamEvent::CATEGORY {
-            return Ok::<_, ApiError>(ControlFlow::Break(()));
+    each_event_of(app.store(), TeamEvent::CATEGORY, |event| match event {
+        Event::Team(TeamEvent::Formed(f)) => {
+            names.insert(f.team_id.as_uuid(), f.name.to_string());
         }
-        let decoded =
-            Event::from_stored_ref(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|e| ApiError::Internal(format!("a team's event does not decode: {e}")))?;
-        match decoded {
-            Event::Team(TeamEvent::Formed(f)) => {
-                names.insert(f.team_id.as_uuid(), f.name.to_string());
-            }
-            Event::Team(TeamEvent::Renamed(r)) => {
-                names.insert(r.team_id.as_uuid(), r.name.to_string());
-            }
-            _ => {}
+        Event::Team(TeamEvent::Renamed(r)) => {
+            names.insert(r.team_id.as_uuid(), r.name.to_string());
         }
-        Ok(ControlFlow::Continue(()))
+        _ => {}
     })
     .await?;
     *name_taken = names
         .iter()
-        .any(|(id, other)| *id != team && same_team_name(other, name.as_ref()));
+        .any(|(id, other)| *id != team && same_name(other, name.as_ref()));
     Ok(command)
 }
 

@@ -39,6 +39,7 @@ fn revise() -> CompetencyCommand {
         name: parse("Discovery"),
         description: text("Uncovers the buyer's problem, impact and urgency."),
         rubric: rubric("discovery v2"),
+        name_taken: false,
     }
 }
 
@@ -65,8 +66,58 @@ fn defining_a_competency_records_competency_defined() {
             name: d.name.clone(),
             description: d.description.clone(),
             rubric: d.rubric.clone(),
+            name_taken: false,
         },
         Ok(vec![d.into()]),
+    );
+}
+
+#[test]
+fn defining_a_competency_under_a_name_the_framework_has_is_rejected_beside_the_name() {
+    let d = defined();
+    let rejection = Rejection::CompetencyNameTaken {
+        name: "Discovery".into(),
+    };
+    check(
+        vec![],
+        CompetencyCommand::DefineCompetency {
+            competency_id: d.competency_id,
+            name: d.name,
+            description: d.description,
+            rubric: d.rubric,
+            name_taken: true,
+        },
+        Err(rejection.clone()),
+    );
+    assert_eq!(rejection.concerns().as_deref(), Some("name"));
+}
+
+#[test]
+fn renaming_a_competency_to_a_name_another_has_is_rejected_and_keeping_its_own_is_not() {
+    let taken = CompetencyCommand::ReviseCompetency {
+        name: parse("Qualification"),
+        description: text("Uncovers the buyer's problem, impact and urgency."),
+        rubric: rubric("discovery v2"),
+        name_taken: true,
+    };
+    check(
+        vec![defined().into()],
+        taken,
+        Err(Rejection::CompetencyNameTaken {
+            name: "Qualification".into(),
+        }),
+    );
+    // A revision that changes nothing is no rename, whatever was read.
+    let d = defined();
+    check(
+        vec![d.clone().into()],
+        CompetencyCommand::ReviseCompetency {
+            name: d.name,
+            description: d.description,
+            rubric: d.rubric,
+            name_taken: true,
+        },
+        Ok(vec![]),
     );
 }
 
@@ -80,6 +131,7 @@ fn defining_a_competency_twice_is_rejected() {
             name: d.name,
             description: d.description,
             rubric: d.rubric,
+            name_taken: false,
         },
         Err(Rejection::CompetencyAlreadyDefined),
     );
@@ -111,6 +163,7 @@ fn a_revision_that_changes_nothing_records_nothing() {
             name: d.name,
             description: d.description,
             rubric: d.rubric,
+            name_taken: false,
         },
         Ok(vec![]),
     );

@@ -167,7 +167,7 @@ fn renaming_a_team_that_does_not_exist_is_rejected() {
 
 #[test]
 fn team_names_that_differ_only_in_case_and_surrounding_space_are_one_name() {
-    use trellis_domain::team::same_team_name;
-    assert!(same_team_name("Northside SDRs", "  northside sdrs "));
-    assert!(!same_team_name("Northside SDRs", "Northside SDRs 2"));
+    use trellis_domain::values::same_name;
+    assert!(same_name("Northside SDRs", "  northside sdrs "));
+    assert!(!same_name("Northside SDRs", "Northside SDRs 2"));
 }
