@@ -552,8 +552,10 @@ async fn create(
         f.push(
             "url",
             format!(
-                "webhook {} already sends these events to this URL; a second one would deliver \
-                 each of them twice. Change or delete that one instead",
+                "the subscription added on {} already sends these events to this URL (webhook \
+                 {}); a second one would deliver each of them twice. Change or delete that one \
+                 instead",
+                twin.created_at.format("%-d %B %Y"),
                 twin.id
             ),
         );
