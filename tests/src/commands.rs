@@ -34,6 +34,7 @@ both_backends!(
     domain_rules_are_422_with_a_sentence,
     a_team_name_another_team_has_is_422_beside_the_name,
     a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_retired,
+    a_second_standard_holding_a_role_to_a_metric_is_422_until_the_first_is_retired,
     completing_an_unknown_action_item_is_404,
     an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
@@ -1094,6 +1095,66 @@ async fn a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_
     .await
     .expect(200);
     app.define_competency("Discovery").await;
+}
+
+/// Two standards that would hold one role to one metric, in one kind of
+/// period, at the same time would judge each measurement twice: the
+/// second is refused (concerning the metric; a revision, its roles), and
+/// accepted for other roles, or from the day the first is retired.
+async fn a_second_standard_holding_a_role_to_a_metric_is_422_until_the_first_is_retired(
+    app: &TestApp,
+) {
+    // The world's standard: calls_made, weekly, SDR, from 2026-01-01.
+    let world = app.world().await;
+    let admin = app.admin();
+    let mut second = crate::http::standard_body("calls_made");
+    second["name"] = json!("Calls, the new way");
+    let r = app.post_json("/v1/standards", &admin, &second).await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], json!("metric"), "{}", r.text());
+    let detail = r.json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("“Weekly calls” already holds SDR reps to calls_made, weekly"),
+        "{detail}"
+    );
+    // For AEs only, it may; a monthly one for SDRs may too.
+    second["roles"] = json!(["AE"]);
+    let for_aes = app
+        .post_json("/v1/standards", &admin, &second)
+        .await
+        .expect(201)
+        .id();
+    let mut monthly = crate::http::standard_body("calls_made");
+    monthly["period"] = json!("month");
+    app.post_json("/v1/standards", &admin, &monthly)
+        .await
+        .expect(201);
+    // Giving it SDRs too is refused beside the roles.
+    let revise = format!("/v1/standards/{for_aes}/revisions");
+    let r = app
+        .post_json(
+            &revise,
+            &admin,
+            &json!({ "target": 60, "effective_from": "2026-04-01", "roles": ["AE", "SDR"] }),
+        )
+        .await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], json!("roles"), "{}", r.text());
+    // Once the world's is retired from that day, it may.
+    app.post_json(
+        &format!("/v1/standards/{}/retirement", world.standard),
+        &admin,
+        &json!({ "effective_from": "2026-04-01", "reason": "Folded into the AE standard." }),
+    )
+    .await
+    .expect(200);
+    app.post_json(
+        &revise,
+        &admin,
+        &json!({ "target": 60, "effective_from": "2026-04-01", "roles": ["AE", "SDR"] }),
+    )
+    .await
+    .expect(200);
 }
 
 async fn an_impossible_date_is_422_naming_the_field(app: &TestApp) {

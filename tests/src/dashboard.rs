@@ -1196,14 +1196,8 @@ async fn the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(kind: Ki
     app.set_clock("2026-03-20T09:00:00Z");
     let world = app.world().await;
     let rep = app.join_rep(world.team).await;
-    app.post_json(
-        "/v1/standards",
-        &app.admin(),
-        &crate::http::standard_body("calls_made"),
-    )
-    .await
-    .expect(201);
-    // The rep started on 2026-01-05: week 2 of the ramp is 2026-W03.
+    // The world's standard, weekly calls with a two-week ramp. The rep
+    // started on 2026-01-05: week 2 of the ramp is 2026-W03.
     app.post_json(
         &format!("/v1/reps/{rep}/measurements"),
         &app.admin(),

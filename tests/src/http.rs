@@ -859,11 +859,11 @@ impl TestApp {
             }
             SetStandard => (
                 "/v1/standards".to_owned(),
-                standard_body("meetings_booked"),
+                standard_body(&unique_metric("meetings_booked")),
                 None,
             ),
             ReviseStandard => {
-                let s = self.set_standard("meetings_booked").await;
+                let s = self.set_standard(&unique_metric("meetings_booked")).await;
                 (
                     format!("/v1/standards/{s}/revisions"),
                     json!({ "target": 60, "effective_from": "2026-04-01" }),
@@ -871,7 +871,7 @@ impl TestApp {
                 )
             }
             RetireStandard => {
-                let s = self.set_standard("meetings_booked").await;
+                let s = self.set_standard(&unique_metric("meetings_booked")).await;
                 (
                     format!("/v1/standards/{s}/retirement"),
                     json!({ "effective_from": "2026-06-01", "reason": "Replaced by pipeline" }),
@@ -1110,6 +1110,12 @@ pub fn assessment_body(world: &World, level: i64) -> Value {
         "evidence": "Three discovery calls reviewed; consistent follow-up questions.",
         "assessed_on": "2026-02-05",
     })
+}
+
+/// `metric` and a random suffix: a metric no other standard measures.
+pub fn unique_metric(metric: &str) -> String {
+    let random = Uuid::new_v4().simple().to_string();
+    format!("{metric}_{}", &random[..6])
 }
 
 /// `name` and a random suffix: a team's or competency's name no other has.

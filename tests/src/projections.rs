@@ -448,6 +448,7 @@ async fn script_quarter(store: &dyn EventStore) {
                 roles: vec![text("AE")],
                 effective_from: date("2026-01-01"),
                 ramp: vec![],
+                others: vec![],
             },
         )
         .await
@@ -476,12 +477,14 @@ async fn script_quarter(store: &dyn EventStore) {
                     percent_of_target: 75,
                 },
             ],
+            others: vec![],
         },
         StandardCommand::ReviseStandard {
             target: 25.0.try_into().unwrap(),
             effective_from: date("2026-03-01"),
             roles: None,
             ramp: None,
+            others: vec![],
         },
     ] {
         assert!(exec::<StandardAggregate>(store, &mut meetings, &meetings_stream, command).await);
@@ -1609,6 +1612,7 @@ async fn generate(store: &dyn EventStore, seed: u64, reps: u128, steps: usize, o
                                 period_index: 1,
                                 percent_of_target: 50,
                             }],
+                            others: vec![],
                         },
                     )
                     .await;
@@ -2090,6 +2094,7 @@ impl<'a> Organisation<'a> {
                         period_index: 1,
                         percent_of_target: 50,
                     }],
+                    others: vec![],
                 })
                 .await;
                 self.work(1, 2..6).await;
@@ -2154,6 +2159,7 @@ impl<'a> Organisation<'a> {
                     effective_from: date("2026-02-16"),
                     roles: Some(vec![text("AE"), text("SDR")]),
                     ramp: None,
+                    others: vec![],
                 })
                 .await;
                 self.work(2, 6..10).await;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::ids::{ActionItemId, FeedbackId, PlanId, SessionId, StandardId, SupportRequestId};
 use crate::period::{Period, PeriodKind};
 use crate::rep::{ActionItemStatus, FactKind};
-use crate::values::{MetricName, ValueError};
+use crate::values::{MetricName, Role, ValueError};
 
 /// A refused command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -242,6 +242,26 @@ pub enum Rejection {
     )]
     PeriodNotStarted { period: Period, today: NaiveDate },
     #[error(
+        "The standard “{other}” already holds {role} reps to {metric}, {}, over the same time: each measurement would be judged twice. Revise that standard instead, or retire it from the day this one takes effect.",
+        period.adverb()
+    )]
+    StandardOverlaps {
+        other: String,
+        metric: MetricName,
+        period: PeriodKind,
+        role: Role,
+    },
+    #[error(
+        "The standard “{other}” already holds {role} reps to {metric}, {}, over the same time: each measurement would be judged twice. Leave {role} out of this one, or retire that one from the day this revision takes effect.",
+        period.adverb()
+    )]
+    RevisionOverlapsStandard {
+        other: String,
+        metric: MetricName,
+        period: PeriodKind,
+        role: Role,
+    },
+    #[error(
         "No standard measures “{metric}”. Check the metric's name against the standards, or set a standard that measures it first."
     )]
     MetricNotMeasured { metric: MetricName },
@@ -337,7 +357,8 @@ impl Rejection {
             | R::DateBeforePlanStart { .. }
             | R::RevisionNotAfterLatest { .. }
             | R::RetirementBeforeLatest { .. } => Some("date"),
-            R::MetricNotMeasured { .. } => Some("metric"),
+            R::MetricNotMeasured { .. } | R::StandardOverlaps { .. } => Some("metric"),
+            R::RevisionOverlapsStandard { .. } => Some("roles"),
             R::PeriodNotStarted { .. }
             | R::PeriodNotMeasured { .. }
             | R::PeriodBeforeJoined { .. }

@@ -222,6 +222,62 @@ impl Standard {
         let retired_from = self.retired.as_ref().map(|(from, _)| *from);
         StandardVersion::in_force(&self.versions, retired_from, date)
     }
+
+    /// One of `roles` that this standard holds reps to on some day from
+    /// `from` on, if any: a version of it whose days in force (from its
+    /// `effective_from` to the next version's, or to the retirement) reach
+    /// past `from` names it.
+    pub fn holds_from(&self, from: NaiveDate, roles: &[Role]) -> Option<&Role> {
+        let retired_from = self.retired.as_ref().map(|(on, _)| *on);
+        self.versions.iter().enumerate().find_map(|(i, version)| {
+            let next = self.versions.get(i + 1).map(|v| v.effective_from);
+            let until = next.into_iter().chain(retired_from).min();
+            let in_force_from_then =
+                until.is_none_or(|until| until > from && until > version.effective_from);
+            in_force_from_then
+                .then(|| version.roles.iter().find(|role| roles.contains(role)))
+                .flatten()
+        })
+    }
+}
+
+/// Refuses a standard that would judge reps of `roles` on its metric from
+/// `from` on while one of `others` (the other standards of that metric and
+/// kind of period) does: each measurement would be judged twice, against
+/// two targets. `on_revision` says which refusal: a revision's roles, or a
+/// new standard's metric.
+fn check_no_overlap(
+    others: &[Standard],
+    from: NaiveDate,
+    roles: &[Role],
+    on_revision: bool,
+) -> Result<(), Rejection> {
+    for other in others {
+        if let Some(role) = other.holds_from(from, roles) {
+            let (other_name, metric, role, period) = (
+                other.name.to_string(),
+                other.metric.clone(),
+                role.clone(),
+                other.period,
+            );
+            return Err(if on_revision {
+                Rejection::RevisionOverlapsStandard {
+                    other: other_name,
+                    metric,
+                    period,
+                    role,
+                }
+            } else {
+                Rejection::StandardOverlaps {
+                    other: other_name,
+                    metric,
+                    period,
+                    role,
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A standard as a rep's stream needs to know it; the caller reads it from the
@@ -268,6 +324,8 @@ impl StandardState {
 /// What can be asked of a standard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StandardCommand {
+    /// `others`: the other standards that measure `metric` in periods of
+    /// the same kind, as the caller read them.
     SetStandard {
         standard_id: StandardId,
         name: Name,
@@ -280,13 +338,17 @@ pub enum StandardCommand {
         roles: Vec<Role>,
         effective_from: NaiveDate,
         ramp: Vec<RampStep>,
+        others: Vec<Standard>,
     },
     /// A new version; `None` keeps the previous version's roles or ramp.
+    /// `others`: as for [`StandardCommand::SetStandard`], of this
+    /// standard's metric and kind of period.
     ReviseStandard {
         target: Target,
         effective_from: NaiveDate,
         roles: Option<Vec<Role>>,
         ramp: Option<Vec<RampStep>>,
+        others: Vec<Standard>,
     },
     RetireStandard {
         effective_from: NaiveDate,
@@ -369,6 +431,7 @@ pub fn decide(
                 effective_from,
                 roles,
                 ramp,
+                others,
             },
             None,
         ) => {
@@ -380,6 +443,7 @@ pub fn decide(
             }
             if let Some(roles) = &roles {
                 check_roles(roles)?;
+                check_no_overlap(&others, effective_from, roles, true)?;
             }
             if let Some(ramp) = &ramp {
                 check_ramp(ramp)?;
@@ -436,12 +500,14 @@ fn set_standard(command: StandardCommand) -> Result<Vec<StandardEvent>, Rejectio
         roles,
         effective_from,
         ramp,
+        others,
     } = command
     else {
         return Err(Rejection::StandardNotFound);
     };
     check_roles(&roles)?;
     check_ramp(&ramp)?;
+    check_no_overlap(&others, effective_from, &roles, false)?;
     let set = StandardSet {
         standard_id,
         name,

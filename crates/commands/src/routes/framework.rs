@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use axum::response::Response;
+use trellis_domain::Aggregate;
 use trellis_domain::standard::RampStep;
 use trellis_domain::values::same_name;
 use trellis_domain::{
     CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId, Direction, Event,
     MetricName, Name, NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate, StandardCommand,
-    StandardId, StandardKind, Target,
+    StandardEvent, StandardId, StandardKind, StandardState, Target,
 };
 use uuid::Uuid;
 
@@ -195,8 +196,58 @@ fn period_kind(kind: wire::PeriodKind) -> PeriodKind {
     responses((status = 201, description = "The standard was set (version 1)", body = Recorded), WriteErrors))]
 pub async fn set_standard(request: WriteRequest<wire::SetStandard>) -> Result<Response, ApiError> {
     request
-        .admin::<StandardAggregate>(Scope::Framework, Entity::New)
+        .admin_given::<StandardAggregate, _, _>(Scope::Framework, Entity::New, with_others)
         .await
+}
+
+/// `command` with the other standards that measure its metric in the same
+/// kind of period (for a revision, the revised standard's), folded from
+/// the standards' streams: the domain refuses two that would judge one
+/// measurement of a rep twice.
+async fn with_others(
+    app: CommandState,
+    standard: Uuid,
+    mut command: StandardCommand,
+) -> Result<StandardCommand, ApiError> {
+    let mut states: BTreeMap<Uuid, StandardState> = BTreeMap::new();
+    each_event_of(app.store(), StandardEvent::CATEGORY, |event| {
+        if let Event::Standard(event) = event {
+            let id = match &event {
+                StandardEvent::Set(e) => e.standard_id,
+                StandardEvent::Revised(e) => e.standard_id,
+                StandardEvent::Retired(e) => e.standard_id,
+            };
+            let state = states.entry(id.as_uuid()).or_default();
+            *state = StandardAggregate::evolve(std::mem::take(state), &event);
+        }
+    })
+    .await?;
+    let (measured, others) = match &mut command {
+        StandardCommand::SetStandard {
+            metric,
+            period,
+            others,
+            ..
+        } => ((metric.clone(), *period), others),
+        StandardCommand::ReviseStandard { others, .. } => match states.get(&standard) {
+            Some(StandardState::Set(own)) => ((own.metric.clone(), own.period), others),
+            // Not set: the domain says so.
+            _ => return Ok(command),
+        },
+        StandardCommand::RetireStandard { .. } => return Ok(command),
+    };
+    *others = states
+        .into_iter()
+        .filter_map(|(id, state)| match state {
+            StandardState::Set(s)
+                if id != standard && (&s.metric, s.period) == (&measured.0, measured.1) =>
+            {
+                Some(s)
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(command)
 }
 
 impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
@@ -233,6 +284,8 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
             roles: valid!(roles),
             effective_from: b.effective_from,
             ramp: ramp(&b.ramp),
+            // Read before the command executes (`with_others`).
+            others: vec![],
         })
     }
 }
@@ -247,7 +300,7 @@ pub async fn revise_standard(
     request: WriteRequest<wire::ReviseStandard>,
 ) -> Result<Response, ApiError> {
     request
-        .admin::<StandardAggregate>(Scope::Framework, Entity::Named)
+        .admin_given::<StandardAggregate, _, _>(Scope::Framework, Entity::Named, with_others)
         .await
 }
 
@@ -268,6 +321,8 @@ impl TryFrom<Edge<'_, wire::ReviseStandard>> for StandardCommand {
             effective_from: b.effective_from,
             roles: valid!(new_roles),
             ramp: b.ramp.as_deref().map(ramp),
+            // Read before the command executes (`with_others`).
+            others: vec![],
         })
     }
 }

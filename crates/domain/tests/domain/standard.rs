@@ -72,6 +72,7 @@ fn set_command(roles: Vec<Role>, ramp: Vec<RampStep>) -> StandardCommand {
         roles,
         effective_from: s.effective_from,
         ramp,
+        others: vec![],
     }
 }
 
@@ -92,6 +93,7 @@ fn revise(effective_from: &str, target_value: f64) -> StandardCommand {
         effective_from: date(effective_from),
         roles: None,
         ramp: None,
+        others: vec![],
     }
 }
 
@@ -216,6 +218,7 @@ fn a_revision_can_replace_roles_and_ramp() {
         effective_from: date("2026-04-06"),
         roles: Some(roles(&["SDR", "AE"])),
         ramp: Some(ramp(&[(1, 50)])),
+        others: vec![],
     };
     let expected = StandardRevised {
         roles: Some(roles(&["SDR", "AE"])),
@@ -232,6 +235,7 @@ fn a_revision_with_an_empty_role_list_is_rejected() {
         effective_from: date("2026-04-06"),
         roles: Some(vec![]),
         ramp: None,
+        others: vec![],
     };
     check(vec![set().into()], command, Err(Rejection::NoRoles));
 }
@@ -474,4 +478,153 @@ fn a_version_gives_the_ramp_adjusted_target_for_a_reps_nth_period() {
         .expect("version 1 in force");
     assert_eq!(v1.target_for(2).get(), 5.0);
     assert_eq!(v1.target_for(4).get(), 10.0);
+}
+
+/// Another standard of the same metric and kind of period: "Discovery
+/// calls (AE)", for `roles_then`, from 2026-01-05; its second version
+/// (`revision`: from when, for which roles), and its retirement, if any.
+fn other(
+    roles_then: &[&str],
+    revision: Option<(&str, &[&str])>,
+    retired_on: Option<&str>,
+) -> trellis_domain::standard::Standard {
+    let mut state = StandardState::default();
+    let mut events: Vec<StandardEvent> = vec![
+        StandardSet {
+            standard_id: id(4),
+            name: parse("Discovery calls (AE)"),
+            roles: roles(roles_then),
+            ..set()
+        }
+        .into(),
+    ];
+    if let Some((on, then)) = revision {
+        events.push(
+            StandardRevised {
+                standard_id: id(4),
+                roles: Some(roles(then)),
+                ..revised(2, on, 10.0)
+            }
+            .into(),
+        );
+    }
+    if let Some(on) = retired_on {
+        events.push(
+            StandardRetired {
+                standard_id: id(4),
+                ..retired(on)
+            }
+            .into(),
+        );
+    }
+    for event in &events {
+        state = StandardAggregate::evolve(state, event);
+    }
+    match state {
+        StandardState::Set(standard) => standard,
+        StandardState::NotSet => unreachable!("set above"),
+    }
+}
+
+#[test]
+fn a_standard_on_a_metric_another_holds_the_same_role_to_is_refused_beside_the_metric() {
+    let mut command = set_command(roles(&["SDR", "AE"]), vec![]);
+    if let StandardCommand::SetStandard { others, .. } = &mut command {
+        *others = vec![other(&["AE"], None, None)];
+    }
+    let rejection = Rejection::StandardOverlaps {
+        other: "Discovery calls (AE)".into(),
+        metric: parse("discovery_calls"),
+        period: PeriodKind::Week,
+        role: parse("AE"),
+    };
+    check(vec![], command, Err(rejection.clone()));
+    assert_eq!(rejection.concerns().as_deref(), Some("metric"));
+    assert!(
+        rejection.to_string().starts_with(
+            "The standard “Discovery calls (AE)” already holds AE reps to discovery_calls, weekly,"
+        ),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn a_standard_may_share_a_metric_with_one_for_other_roles_or_one_retired_before_it_starts() {
+    for others in [
+        vec![other(&["AE"], None, None)],
+        // Held AE and SDR, but only AE since 2026-01-05 (this one's start).
+        vec![other(&["SDR", "AE"], Some(("2026-01-05", &["AE"])), None)],
+        // Retired from the day this one takes effect.
+        vec![other(&["SDR"], None, Some("2026-01-05"))],
+    ] {
+        let mut command = set_command(roles(&["SDR"]), vec![]);
+        if let StandardCommand::SetStandard { others: o, .. } = &mut command {
+            *o = others;
+        }
+        check(
+            vec![],
+            command,
+            Ok(vec![
+                StandardSet {
+                    ramp: vec![],
+                    ..set()
+                }
+                .into(),
+            ]),
+        );
+    }
+}
+
+#[test]
+fn a_standard_that_holds_a_role_only_later_or_until_after_the_start_still_overlaps() {
+    for others in [
+        // AE only, until it takes SDR on from 2026-06-01.
+        other(&["AE"], Some(("2026-06-01", &["SDR"])), None),
+        // SDR, retired a day after this one starts.
+        other(&["SDR"], None, Some("2026-01-06")),
+    ] {
+        let mut command = set_command(roles(&["SDR"]), vec![]);
+        if let StandardCommand::SetStandard { others: o, .. } = &mut command {
+            *o = vec![others];
+        }
+        assert!(
+            matches!(
+                StandardAggregate::decide(&StandardState::default(), command),
+                Err(Rejection::StandardOverlaps { .. })
+            ),
+            "overlaps"
+        );
+    }
+}
+
+#[test]
+fn a_revision_giving_a_role_another_standard_holds_is_refused_beside_the_roles() {
+    let command = StandardCommand::ReviseStandard {
+        target: target(12.0),
+        effective_from: date("2026-04-06"),
+        roles: Some(roles(&["SDR", "AE"])),
+        ramp: None,
+        others: vec![other(&["AE"], None, None)],
+    };
+    let rejection = Rejection::RevisionOverlapsStandard {
+        other: "Discovery calls (AE)".into(),
+        metric: parse("discovery_calls"),
+        period: PeriodKind::Week,
+        role: parse("AE"),
+    };
+    check(vec![set().into()], command, Err(rejection.clone()));
+    assert_eq!(rejection.concerns().as_deref(), Some("roles"));
+    // Once the other is retired from the revision's day, it may.
+    let command = StandardCommand::ReviseStandard {
+        target: target(12.0),
+        effective_from: date("2026-04-06"),
+        roles: Some(roles(&["SDR", "AE"])),
+        ramp: None,
+        others: vec![other(&["AE"], None, Some("2026-04-06"))],
+    };
+    let expected = StandardRevised {
+        roles: Some(roles(&["SDR", "AE"])),
+        ..revised(2, "2026-04-06", 12.0)
+    };
+    check(vec![set().into()], command, Ok(vec![expected.into()]));
 }
