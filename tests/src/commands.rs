@@ -1033,7 +1033,7 @@ async fn a_team_name_another_team_has_is_422_beside_the_name(app: &TestApp) {
         r.json["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("Another team is already called"),
+            .contains(&format!("Another team is already called “{west}”")),
         "{}",
         r.text()
     );
@@ -1068,7 +1068,7 @@ async fn a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_
     assert_eq!(r.json["concerns"], json!("name"), "{}", r.text());
     let detail = r.json["detail"].as_str().unwrap_or_default();
     assert!(
-        detail.contains("already has a competency called “discovery”"),
+        detail.contains("already has a competency called “Discovery”"),
         "{detail}"
     );
     // Renaming another to it is refused; a revision keeping its own name is not.

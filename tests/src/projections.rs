@@ -396,7 +396,7 @@ async fn script_quarter(store: &dyn EventStore) {
         TeamCommand::FormTeam {
             team_id: id(TEAM),
             name: text("Enterprise East"),
-            name_taken: false,
+            name_taken: None,
         },
         TeamCommand::AssignLeader {
             leader_id: id(LEADER),
@@ -419,7 +419,7 @@ async fn script_quarter(store: &dyn EventStore) {
                 level("4"),
                 level("5"),
             ]),
-            name_taken: false,
+            name_taken: None,
         };
         let stream = trellis_domain::CompetencyId::from(Uuid::from_u128(competency)).stream_id();
         assert!(exec::<CompetencyAggregate>(store, &mut state, &stream, command).await);
@@ -2060,7 +2060,7 @@ impl<'a> Organisation<'a> {
                     TeamCommand::FormTeam {
                         team_id: id(NORTH),
                         name: text("North"),
-                        name_taken: false,
+                        name_taken: None,
                     },
                 )
                 .await;
@@ -2076,7 +2076,7 @@ impl<'a> Organisation<'a> {
                     rubric: trellis_domain::Rubric::new(
                         ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
                     ),
-                    name_taken: false,
+                    name_taken: None,
                 })
                 .await;
                 self.calls(StandardCommand::SetStandard {
@@ -2105,7 +2105,7 @@ impl<'a> Organisation<'a> {
                     TeamCommand::FormTeam {
                         team_id: id(SOUTH),
                         name: text("South"),
-                        name_taken: false,
+                        name_taken: None,
                     },
                 )
                 .await;
@@ -2182,7 +2182,7 @@ impl<'a> Organisation<'a> {
                     NORTH,
                     TeamCommand::RenameTeam {
                         name: text("North East"),
-                        name_taken: false,
+                        name_taken: None,
                     },
                 )
                 .await;
@@ -2192,7 +2192,7 @@ impl<'a> Organisation<'a> {
                     rubric: trellis_domain::Rubric::new(
                         ["1", "2", "3", "4", "5"].map(text::<trellis_domain::NonEmptyText>),
                     ),
-                    name_taken: false,
+                    name_taken: None,
                 })
                 .await;
                 self.work(3, 10..13).await;

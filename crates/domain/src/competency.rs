@@ -87,15 +87,15 @@ impl CompetencyState {
 /// What can be asked of a competency.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompetencyCommand {
-    /// `name_taken`: a competency in use (not retired) is called `name`
-    /// already (ignoring case and surrounding space,
-    /// [`crate::values::same_name`]), as the caller read the framework.
+    /// `name_taken`: the name, as written there, of a competency in use
+    /// (not retired) called `name` already (ignoring case and surrounding
+    /// space, [`crate::values::same_name`]), as the caller read the framework.
     DefineCompetency {
         competency_id: CompetencyId,
         name: Name,
         description: NonEmptyText,
         rubric: Rubric,
-        name_taken: bool,
+        name_taken: Option<Name>,
     },
     /// `name_taken`: another competency in use is called `name`, as for
     /// [`CompetencyCommand::DefineCompetency`].
@@ -103,7 +103,7 @@ pub enum CompetencyCommand {
         name: Name,
         description: NonEmptyText,
         rubric: Rubric,
-        name_taken: bool,
+        name_taken: Option<Name>,
     },
     RetireCompetency {
         reason: NonEmptyText,
@@ -141,12 +141,11 @@ pub fn decide(
         (
             CompetencyState::NotDefined,
             DefineCompetency {
-                name,
-                name_taken: true,
+                name_taken: Some(taken),
                 ..
             },
         ) => Err(Rejection::CompetencyNameTaken {
-            name: name.to_string(),
+            name: taken.to_string(),
         }),
         (
             CompetencyState::NotDefined,
@@ -155,7 +154,7 @@ pub fn decide(
                 name,
                 description,
                 rubric,
-                name_taken: false,
+                name_taken: None,
             },
         ) => Ok(vec![
             CompetencyDefined {
@@ -189,9 +188,9 @@ pub fn decide(
             if (&name, &description, &rubric) == (old_name, old_description, old_rubric) {
                 return Ok(vec![]);
             }
-            if name_taken {
+            if let Some(taken) = name_taken {
                 return Err(Rejection::CompetencyNameTaken {
-                    name: name.to_string(),
+                    name: taken.to_string(),
                 });
             }
             Ok(vec![

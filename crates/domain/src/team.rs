@@ -62,13 +62,13 @@ pub enum TeamState {
 /// What can be asked of a team. Commands on an existing team act on the loaded stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TeamCommand {
-    /// `name_taken`: another team is called `name` already (ignoring case
-    /// and surrounding space, [`crate::values::same_name`]), as the caller
-    /// read the teams.
+    /// `name_taken`: the name, as written there, of another team called
+    /// `name` already (ignoring case and surrounding space,
+    /// [`crate::values::same_name`]), as the caller read the teams.
     FormTeam {
         team_id: TeamId,
         name: Name,
-        name_taken: bool,
+        name_taken: Option<Name>,
     },
     AssignLeader {
         leader_id: LeaderId,
@@ -76,7 +76,10 @@ pub enum TeamCommand {
     },
     /// `name_taken`: another team is called `name` already, as for
     /// [`TeamCommand::FormTeam`].
-    RenameTeam { name: Name, name_taken: bool },
+    RenameTeam {
+        name: Name,
+        name_taken: Option<Name>,
+    },
 }
 
 /// The team aggregate.
@@ -104,12 +107,11 @@ pub fn decide(state: &TeamState, command: TeamCommand) -> Result<Vec<TeamEvent>,
         (
             TeamState::NotFormed,
             FormTeam {
-                name_taken: true,
-                name,
+                name_taken: Some(taken),
                 ..
             },
         ) => Err(Rejection::TeamNameTaken {
-            name: name.to_string(),
+            name: taken.to_string(),
         }),
         (TeamState::NotFormed, FormTeam { team_id, name, .. }) => {
             Ok(vec![TeamFormed { team_id, name }.into()])
@@ -141,11 +143,11 @@ pub fn decide(state: &TeamState, command: TeamCommand) -> Result<Vec<TeamEvent>,
         (
             TeamState::Formed { .. },
             RenameTeam {
-                name,
-                name_taken: true,
+                name_taken: Some(taken),
+                ..
             },
         ) => Err(Rejection::TeamNameTaken {
-            name: name.to_string(),
+            name: taken.to_string(),
         }),
         (TeamState::Formed { team_id, .. }, RenameTeam { name, .. }) => Ok(vec![
             TeamRenamed {

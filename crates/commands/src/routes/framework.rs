@@ -79,16 +79,16 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let mut in_use: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut in_use: BTreeMap<Uuid, Name> = BTreeMap::new();
     each_event_of(
         app.store(),
         CompetencyEvent::CATEGORY,
         |event| match event {
             Event::Competency(CompetencyEvent::Defined(d)) => {
-                in_use.insert(d.competency_id.as_uuid(), d.name.to_string());
+                in_use.insert(d.competency_id.as_uuid(), d.name);
             }
             Event::Competency(CompetencyEvent::Revised(r)) => {
-                in_use.insert(r.competency_id.as_uuid(), r.name.to_string());
+                in_use.insert(r.competency_id.as_uuid(), r.name);
             }
             Event::Competency(CompetencyEvent::Retired(r)) => {
                 in_use.remove(&r.competency_id.as_uuid());
@@ -98,8 +98,9 @@ async fn with_name_taken(
     )
     .await?;
     *name_taken = in_use
-        .iter()
-        .any(|(id, other)| *id != competency && same_name(other, name.as_ref()));
+        .into_iter()
+        .find(|(id, other)| *id != competency && same_name(other.as_ref(), name.as_ref()))
+        .map(|(_, other)| other);
     Ok(command)
 }
 
@@ -126,13 +127,13 @@ impl TryFrom<Edge<'_, wire::DefineCompetency>> for CompetencyCommand {
                 name,
                 description,
                 rubric,
-                name_taken: false,
+                name_taken: None,
             },
             Entity::Named => CompetencyCommand::ReviseCompetency {
                 name,
                 description,
                 rubric,
-                name_taken: false,
+                name_taken: None,
             },
         })
     }

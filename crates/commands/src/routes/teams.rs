@@ -43,20 +43,21 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut names: BTreeMap<Uuid, Name> = BTreeMap::new();
     each_event_of(app.store(), TeamEvent::CATEGORY, |event| match event {
         Event::Team(TeamEvent::Formed(f)) => {
-            names.insert(f.team_id.as_uuid(), f.name.to_string());
+            names.insert(f.team_id.as_uuid(), f.name);
         }
         Event::Team(TeamEvent::Renamed(r)) => {
-            names.insert(r.team_id.as_uuid(), r.name.to_string());
+            names.insert(r.team_id.as_uuid(), r.name);
         }
         _ => {}
     })
     .await?;
     *name_taken = names
-        .iter()
-        .any(|(id, other)| *id != team && same_name(other, name.as_ref()));
+        .into_iter()
+        .find(|(id, other)| *id != team && same_name(other.as_ref(), name.as_ref()))
+        .map(|(_, other)| other);
     Ok(command)
 }
 
@@ -68,7 +69,7 @@ impl TryFrom<Edge<'_, wire::FormTeam>> for TeamCommand {
             team_id: TeamId::from_uuid(edge.id),
             name: field("name", Name::try_from(edge.body.name.as_str()))?,
             // Read before the command executes (`with_name_taken`).
-            name_taken: false,
+            name_taken: None,
         })
     }
 }
@@ -116,7 +117,7 @@ impl TryFrom<Edge<'_, wire::RenameTeam>> for TeamCommand {
         let name = field("name", Name::try_from(edge.body.name.as_str()))?;
         Ok(TeamCommand::RenameTeam {
             name,
-            name_taken: false,
+            name_taken: None,
         })
     }
 }

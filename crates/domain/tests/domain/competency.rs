@@ -39,7 +39,7 @@ fn revise() -> CompetencyCommand {
         name: parse("Discovery"),
         description: text("Uncovers the buyer's problem, impact and urgency."),
         rubric: rubric("discovery v2"),
-        name_taken: false,
+        name_taken: None,
     }
 }
 
@@ -66,7 +66,7 @@ fn defining_a_competency_records_competency_defined() {
             name: d.name.clone(),
             description: d.description.clone(),
             rubric: d.rubric.clone(),
-            name_taken: false,
+            name_taken: None,
         },
         Ok(vec![d.into()]),
     );
@@ -85,7 +85,7 @@ fn defining_a_competency_under_a_name_the_framework_has_is_rejected_beside_the_n
             name: d.name,
             description: d.description,
             rubric: d.rubric,
-            name_taken: true,
+            name_taken: Some(parse("Discovery")),
         },
         Err(rejection.clone()),
     );
@@ -98,13 +98,13 @@ fn renaming_a_competency_to_a_name_another_has_is_rejected_and_keeping_its_own_i
         name: parse("Qualification"),
         description: text("Uncovers the buyer's problem, impact and urgency."),
         rubric: rubric("discovery v2"),
-        name_taken: true,
+        name_taken: Some(parse("QUALIFICATION")),
     };
     check(
         vec![defined().into()],
         taken,
         Err(Rejection::CompetencyNameTaken {
-            name: "Qualification".into(),
+            name: "QUALIFICATION".into(),
         }),
     );
     // A revision that changes nothing is no rename, whatever was read.
@@ -115,7 +115,7 @@ fn renaming_a_competency_to_a_name_another_has_is_rejected_and_keeping_its_own_i
             name: d.name,
             description: d.description,
             rubric: d.rubric,
-            name_taken: true,
+            name_taken: Some(parse("Discovery")),
         },
         Ok(vec![]),
     );
@@ -131,7 +131,7 @@ fn defining_a_competency_twice_is_rejected() {
             name: d.name,
             description: d.description,
             rubric: d.rubric,
-            name_taken: false,
+            name_taken: None,
         },
         Err(Rejection::CompetencyAlreadyDefined),
     );
@@ -163,7 +163,7 @@ fn a_revision_that_changes_nothing_records_nothing() {
             name: d.name,
             description: d.description,
             rubric: d.rubric,
-            name_taken: false,
+            name_taken: None,
         },
         Ok(vec![]),
     );

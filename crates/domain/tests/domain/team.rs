@@ -29,7 +29,7 @@ fn assigned(leader: u128) -> LeaderAssigned {
 fn rename(name: &str) -> TeamCommand {
     TeamCommand::RenameTeam {
         name: parse(name),
-        name_taken: false,
+        name_taken: None,
     }
 }
 
@@ -47,7 +47,7 @@ fn forming_a_team_records_team_formed() {
         TeamCommand::FormTeam {
             team_id: team(),
             name: parse("West"),
-            name_taken: false,
+            name_taken: None,
         },
         Ok(vec![formed().into()]),
     );
@@ -60,7 +60,7 @@ fn forming_a_team_twice_is_rejected() {
         TeamCommand::FormTeam {
             team_id: team(),
             name: parse("East"),
-            name_taken: false,
+            name_taken: None,
         },
         Err(Rejection::TeamAlreadyExists),
     );
@@ -72,9 +72,10 @@ fn a_name_another_team_has_is_refused_when_forming_or_renaming_but_keeping_one_s
         vec![],
         TeamCommand::FormTeam {
             team_id: team(),
-            name: parse("West"),
-            name_taken: true,
+            name: parse("west "),
+            name_taken: Some(parse("West")),
         },
+        // Named as the team that has it is: what the reader sees in lists.
         Err(Rejection::TeamNameTaken {
             name: "West".into(),
         }),
@@ -83,7 +84,7 @@ fn a_name_another_team_has_is_refused_when_forming_or_renaming_but_keeping_one_s
         vec![formed().into()],
         TeamCommand::RenameTeam {
             name: parse("East"),
-            name_taken: true,
+            name_taken: Some(parse("East")),
         },
         Err(Rejection::TeamNameTaken {
             name: "East".into(),
@@ -94,7 +95,7 @@ fn a_name_another_team_has_is_refused_when_forming_or_renaming_but_keeping_one_s
         vec![formed().into()],
         TeamCommand::RenameTeam {
             name: parse("West"),
-            name_taken: true,
+            name_taken: Some(parse("West")),
         },
         Ok(vec![]),
     );
