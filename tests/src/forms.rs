@@ -233,8 +233,8 @@ async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_
     let html = stale.text();
     assert!(html.contains("Send this form again"), "{html}");
     assert!(
-        html.contains("<dd>A forged note</dd>"),
-        "what was typed, shown: {html}"
+        html.contains("<dt>Note</dt><dd>A forged note</dd>"),
+        "what was typed, shown under its field's name: {html}"
     );
     assert_eq!(hidden(&html, "_csrf"), csrf, "this sign-in's token");
     assert_eq!(feedbacks(&app.events("rep", rep).await), 0);
