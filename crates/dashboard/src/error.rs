@@ -73,7 +73,7 @@ impl Resend {
                     &mut shown,
                     format_args!(
                         "<dt>{}</dt><dd>{}</dd>",
-                        html::esc(&crate::forms::capitalised(name.replace(['_', '.'], " "))),
+                        html::esc(&html::capitalised(name.replace(['_', '.'], " "))),
                         html::esc(value)
                     ),
                 );

@@ -145,17 +145,7 @@ pub(crate) fn plain(reason: &str) -> String {
     if let Some(rest) = reason.strip_prefix("is required") {
         return format!("Required{}", without_place(rest));
     }
-    capitalised(without_place(reason))
-}
-
-/// `text` beginning with a capital, as words standing alone on a page do
-/// (only an ASCII first letter is changed).
-pub(crate) fn capitalised(mut text: String) -> String {
-    if let Some(first) = text.get(..1) {
-        let upper = first.to_ascii_uppercase();
-        text.replace_range(..1, &upper);
-    }
-    text
+    crate::html::capitalised(without_place(reason))
 }
 
 fn without_place(reason: &str) -> String {

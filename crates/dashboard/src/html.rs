@@ -417,6 +417,16 @@ fn percent(text: &str) -> String {
         .collect()
 }
 
+/// `text` beginning with a capital, as words standing alone on a page do
+/// (only an ASCII first letter is changed).
+pub(crate) fn capitalised(mut text: String) -> String {
+    if let Some(first) = text.get(..1) {
+        let upper = first.to_ascii_uppercase();
+        text.replace_range(..1, &upper);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::pct;
