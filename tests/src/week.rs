@@ -99,6 +99,25 @@ pub(crate) async fn send(
     browser(app, Method::POST, path, token, Some(&all), &[]).await
 }
 
+/// [`send`]s the form and expects it refused (422): the page it answers.
+pub(crate) async fn refused(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    carried: &[(String, String)],
+    fields: &[(&str, &str)],
+) -> String {
+    let answer = send(app, path, token, carried, fields).await;
+    let html = answer.text();
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "POST {path} {fields:?}: {}",
+        said(&html)
+    );
+    html
+}
+
 /// What a page says: its `<main>`, for failure messages.
 pub(crate) fn said(html: &str) -> &str {
     html.find("<main").map_or(html, |at| &html[at..])
@@ -157,7 +176,7 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
 
     // Left empty: refused beside the field, the category kept.
     let (_, carried) = open(&app, &ask, &rep_token).await;
-    let refused = send(
+    let html = refused(
         &app,
         &ask,
         &rep_token,
@@ -165,12 +184,10 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
         &[("category", "tools"), ("description", " ")],
     )
     .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let html = refused.text();
     assert!(html.contains("id=\"description-error\""), "{}", said(&html));
     assert!(html.contains("value=\"tools\" selected"), "{html}");
     // Sent with nothing chosen or written, both are marked at once.
-    let refused = send(
+    let html = refused(
         &app,
         &ask,
         &rep_token,
@@ -178,8 +195,6 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
         &[("category", ""), ("description", "")],
     )
     .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let html = refused.text();
     for field in ["category", "description"] {
         assert!(
             html.contains(&format!("id=\"{field}-error\"")),
@@ -410,7 +425,7 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         period.len() == 8 && period.contains("-W"),
         "a week like 2026-W05: {period:?}"
     );
-    let refused = send(
+    let html = refused(
         &app,
         &path,
         &leader,
@@ -422,8 +437,6 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         ],
     )
     .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let html = refused.text();
     assert!(
         html.contains("Enter the measured value as a number"),
         "{html}"
@@ -431,7 +444,7 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
     assert!(html.contains("value=\"lots\""), "{html}");
     // No standard chosen: asked for in the form's words, not as a metric
     // name that does not parse.
-    let refused = send(
+    let html = refused(
         &app,
         &path,
         &leader,
@@ -439,8 +452,6 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         &[("metric", ""), ("period", "2026-W10"), ("value", "4")],
     )
     .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let html = refused.text();
     assert!(html.contains("Required: choose one."), "{}", said(&html));
     assert!(!html.contains("is not a metric name"), "{}", said(&html));
     // Each period refused beside the period, in words that say why: one
@@ -451,7 +462,7 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         ("2026-03", "measured weekly"),
         ("2025-W50", "joined"),
     ] {
-        let refused = send(
+        let html = refused(
             &app,
             &path,
             &leader,
@@ -463,8 +474,6 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
             ],
         )
         .await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{period}");
-        let html = refused.text();
         assert!(
             html.contains("id=\"period-error\""),
             "{period}: {}",

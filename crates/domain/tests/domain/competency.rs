@@ -1,7 +1,7 @@
 use trellis_domain::competency::{CompetencyDefined, CompetencyRetired, CompetencyRevised};
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId,
-    CompetencyStatus, Rejection, Rubric,
+    CompetencyState, CompetencyStatus, Rejection, Rubric,
 };
 
 use crate::support::{id, parse, text};
@@ -56,39 +56,40 @@ fn retire() -> CompetencyCommand {
     }
 }
 
+/// Defines the competency [`defined`] records, `name_taken` as the caller read it.
+fn define(name_taken: Option<&str>) -> CompetencyCommand {
+    let d = defined();
+    CompetencyCommand::DefineCompetency {
+        competency_id: d.competency_id,
+        name: d.name,
+        description: d.description,
+        rubric: d.rubric,
+        name_taken: name_taken.map(parse),
+    }
+}
+
+/// Revises the competency [`defined`] records to exactly what it is.
+fn revise_to_itself(name_taken: Option<&str>) -> CompetencyCommand {
+    let d = defined();
+    CompetencyCommand::ReviseCompetency {
+        name: d.name,
+        description: d.description,
+        rubric: d.rubric,
+        name_taken: name_taken.map(parse),
+    }
+}
+
 #[test]
 fn defining_a_competency_records_competency_defined() {
-    let d = defined();
-    check(
-        vec![],
-        CompetencyCommand::DefineCompetency {
-            competency_id: d.competency_id,
-            name: d.name.clone(),
-            description: d.description.clone(),
-            rubric: d.rubric.clone(),
-            name_taken: None,
-        },
-        Ok(vec![d.into()]),
-    );
+    check(vec![], define(None), Ok(vec![defined().into()]));
 }
 
 #[test]
 fn defining_a_competency_under_a_name_the_framework_has_is_rejected_beside_the_name() {
-    let d = defined();
     let rejection = Rejection::CompetencyNameTaken {
-        name: "Discovery".into(),
+        name: "DISCOVERY".into(),
     };
-    check(
-        vec![],
-        CompetencyCommand::DefineCompetency {
-            competency_id: d.competency_id,
-            name: d.name,
-            description: d.description,
-            rubric: d.rubric,
-            name_taken: Some(parse("Discovery")),
-        },
-        Err(rejection.clone()),
-    );
+    check(vec![], define(Some("DISCOVERY")), Err(rejection.clone()));
     assert_eq!(rejection.concerns().as_deref(), Some("name"));
 }
 
@@ -108,31 +109,18 @@ fn renaming_a_competency_to_a_name_another_has_is_rejected_and_keeping_its_own_i
         }),
     );
     // A revision that changes nothing is no rename, whatever was read.
-    let d = defined();
     check(
-        vec![d.clone().into()],
-        CompetencyCommand::ReviseCompetency {
-            name: d.name,
-            description: d.description,
-            rubric: d.rubric,
-            name_taken: Some(parse("Discovery")),
-        },
+        vec![defined().into()],
+        revise_to_itself(Some("Discovery")),
         Ok(vec![]),
     );
 }
 
 #[test]
 fn defining_a_competency_twice_is_rejected() {
-    let d = defined();
     check(
-        vec![d.clone().into()],
-        CompetencyCommand::DefineCompetency {
-            competency_id: d.competency_id,
-            name: d.name,
-            description: d.description,
-            rubric: d.rubric,
-            name_taken: None,
-        },
+        vec![defined().into()],
+        define(None),
         Err(Rejection::CompetencyAlreadyDefined),
     );
 }
@@ -156,17 +144,7 @@ fn revising_a_competency_records_the_new_name_description_and_rubric() {
 
 #[test]
 fn a_revision_that_changes_nothing_records_nothing() {
-    let d = defined();
-    check(
-        vec![d.clone().into()],
-        CompetencyCommand::ReviseCompetency {
-            name: d.name,
-            description: d.description,
-            rubric: d.rubric,
-            name_taken: None,
-        },
-        Ok(vec![]),
-    );
+    check(vec![defined().into()], revise_to_itself(None), Ok(vec![]));
 }
 
 #[test]
@@ -211,5 +189,24 @@ fn status_follows_the_competency_from_unknown_to_active_to_retired() {
     assert_eq!(
         CompetencyAggregate::replay(&events).status(),
         CompetencyStatus::Retired
+    );
+}
+
+#[test]
+fn a_competency_s_name_is_in_use_until_it_is_retired() {
+    let fold = |events: Vec<CompetencyEvent>| {
+        events.iter().fold(CompetencyState::default(), |s, e| {
+            CompetencyAggregate::evolve(s, e)
+        })
+    };
+    assert_eq!(fold(vec![]).name_in_use(), None);
+    let defined_state = fold(vec![defined().into()]);
+    assert_eq!(
+        defined_state.name_in_use().map(ToString::to_string),
+        Some("Discovery".to_owned())
+    );
+    assert_eq!(
+        fold(vec![defined().into(), retired().into()]).name_in_use(),
+        None
     );
 }
