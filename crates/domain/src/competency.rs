@@ -82,6 +82,20 @@ impl CompetencyState {
             CompetencyState::Defined { retired: true, .. } => CompetencyStatus::Retired,
         }
     }
+
+    /// The name no other competency may take: a defined one's, until it is
+    /// retired (a retired competency's name may be given again; it cannot
+    /// be revised).
+    pub fn name_in_use(&self) -> Option<&Name> {
+        match self {
+            CompetencyState::Defined {
+                name,
+                retired: false,
+                ..
+            } => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// What can be asked of a competency.

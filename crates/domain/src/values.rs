@@ -186,6 +186,20 @@ pub fn same_name(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
+/// The name, as written there, of the first of `others` (each with its
+/// id) but `own` that is one name with `name` ([`same_name`]): what a
+/// command's `name_taken` holds.
+pub fn taken_by<K: PartialEq>(
+    others: impl IntoIterator<Item = (K, Name)>,
+    own: &K,
+    name: &Name,
+) -> Option<Name> {
+    others
+        .into_iter()
+        .find(|(id, other)| id != own && same_name(other.as_ref(), name.as_ref()))
+        .map(|(_, other)| other)
+}
+
 impl PersonName {
     /// What a person's name reads as once their personal data is erased.
     pub fn erased() -> PersonName {

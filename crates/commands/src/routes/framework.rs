@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use axum::response::Response;
 use trellis_domain::Aggregate;
 use trellis_domain::standard::RampStep;
-use trellis_domain::values::same_name;
+use trellis_domain::values::taken_by;
 use trellis_domain::{
-    CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId, Direction, Event,
-    MetricName, Name, NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate, StandardCommand,
-    StandardEvent, StandardId, StandardKind, StandardState, Target,
+    CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId, CompetencyState,
+    Direction, Event, MetricName, Name, NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate,
+    StandardCommand, StandardEvent, StandardId, StandardKind, StandardState, Target,
 };
 use uuid::Uuid;
 
@@ -60,11 +60,11 @@ pub async fn revise_competency(
         .await
 }
 
-/// `command` with whether a competency in use other than `competency` is
-/// already called the name it gives (ignoring case and surrounding
-/// space), read from the competencies' streams: leaders pick a competency
-/// by its name, in forms and in the framework. A retired competency's name
-/// may be given again (a retired one cannot be revised).
+/// `command` with the name of a competency in use other than `competency`
+/// that is already called the name it gives (ignoring case and surrounding
+/// space), folded from the competencies' streams (the domain says which
+/// name is in use, `CompetencyState::name_in_use`): leaders pick a
+/// competency by its name, in forms and in the framework.
 async fn with_name_taken(
     app: CommandState,
     competency: Uuid,
@@ -79,28 +79,23 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let mut in_use: BTreeMap<Uuid, Name> = BTreeMap::new();
-    each_event_of(
-        app.store(),
-        CompetencyEvent::CATEGORY,
-        |event| match event {
-            Event::Competency(CompetencyEvent::Defined(d)) => {
-                in_use.insert(d.competency_id.as_uuid(), d.name);
-            }
-            Event::Competency(CompetencyEvent::Revised(r)) => {
-                in_use.insert(r.competency_id.as_uuid(), r.name);
-            }
-            Event::Competency(CompetencyEvent::Retired(r)) => {
-                in_use.remove(&r.competency_id.as_uuid());
-            }
-            _ => {}
-        },
-    )
+    let mut states: BTreeMap<Uuid, CompetencyState> = BTreeMap::new();
+    each_event_of(app.store(), CompetencyEvent::CATEGORY, |event| {
+        if let Event::Competency(event) = event {
+            let id = match &event {
+                CompetencyEvent::Defined(e) => e.competency_id,
+                CompetencyEvent::Revised(e) => e.competency_id,
+                CompetencyEvent::Retired(e) => e.competency_id,
+            };
+            let state = states.entry(id.as_uuid()).or_default();
+            *state = CompetencyAggregate::evolve(std::mem::take(state), &event);
+        }
+    })
     .await?;
-    *name_taken = in_use
-        .into_iter()
-        .find(|(id, other)| *id != competency && same_name(other.as_ref(), name.as_ref()))
-        .map(|(_, other)| other);
+    let in_use = states
+        .iter()
+        .filter_map(|(id, state)| Some((*id, state.name_in_use()?.clone())));
+    *name_taken = taken_by(in_use, &competency, name);
     Ok(command)
 }
 

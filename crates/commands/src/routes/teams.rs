@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::response::Response;
-use trellis_domain::values::same_name;
+use trellis_domain::values::taken_by;
 use trellis_domain::{
     Event, LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamEvent, TeamId,
 };
@@ -54,10 +54,7 @@ async fn with_name_taken(
         _ => {}
     })
     .await?;
-    *name_taken = names
-        .into_iter()
-        .find(|(id, other)| *id != team && same_name(other.as_ref(), name.as_ref()))
-        .map(|(_, other)| other);
+    *name_taken = taken_by(names, &team, name);
     Ok(command)
 }
 

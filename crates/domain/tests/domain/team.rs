@@ -171,4 +171,13 @@ fn team_names_that_differ_only_in_case_and_surrounding_space_are_one_name() {
     use trellis_domain::values::same_name;
     assert!(same_name("Northside SDRs", "  northside sdrs "));
     assert!(!same_name("Northside SDRs", "Northside SDRs 2"));
+    // Taken by another, quoted as it writes it; never by itself.
+    use trellis_domain::values::taken_by;
+    let teams = || [(1, parse("Northside SDRs")), (2, parse("East"))];
+    assert_eq!(
+        taken_by(teams(), &2, &parse("northside sdrs ")),
+        Some(parse("Northside SDRs"))
+    );
+    assert_eq!(taken_by(teams(), &1, &parse("Northside SDRs")), None);
+    assert_eq!(taken_by(teams(), &3, &parse("West")), None);
 }
