@@ -35,6 +35,9 @@ both_backends!(
     a_team_name_another_team_has_is_422_beside_the_name,
     a_competency_name_the_framework_has_is_422_beside_the_name_until_it_is_retired,
     a_second_standard_holding_a_role_to_a_metric_is_422_until_the_first_is_retired,
+    one_team_name_sent_eight_times_at_once_to_two_processes_is_one_team,
+    one_competency_name_sent_eight_times_at_once_to_two_processes_is_one_competency,
+    overlapping_standards_sent_eight_times_at_once_to_two_processes_are_one_standard,
     completing_an_unknown_action_item_is_404,
     an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
@@ -1155,6 +1158,55 @@ async fn a_second_standard_holding_a_role_to_a_metric_is_422_until_the_first_is_
     )
     .await
     .expect(200);
+}
+
+async fn one_team_name_sent_eight_times_at_once_to_two_processes_is_one_team(app: &TestApp) {
+    let name = crate::http::unique("West");
+    one_of_eight_at_once_is_recorded(app, "/v1/teams", &json!({ "name": name }), "name").await;
+}
+
+async fn one_competency_name_sent_eight_times_at_once_to_two_processes_is_one_competency(
+    app: &TestApp,
+) {
+    let body = crate::http::competency_body(&crate::http::unique("Discovery"));
+    one_of_eight_at_once_is_recorded(app, "/v1/competencies", &body, "name").await;
+}
+
+async fn overlapping_standards_sent_eight_times_at_once_to_two_processes_are_one_standard(
+    app: &TestApp,
+) {
+    let body = crate::http::standard_body(&crate::http::unique_metric("demos_booked"));
+    one_of_eight_at_once_is_recorded(app, "/v1/standards", &body, "metric").await;
+}
+
+/// Eight requests, each of which a check against the others of its kind
+/// would accept alone, sent at once, alternately to this app and to a
+/// second process over the same log: one is recorded, the other seven
+/// are refused beside `concerns`. Without a writer holding the category
+/// from its check to its append, several found the others absent.
+async fn one_of_eight_at_once_is_recorded(app: &TestApp, path: &str, body: &Value, concerns: &str) {
+    let routers = [app.router.clone(), app.second_process().await];
+    let admin = app.admin();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let router = routers[i % 2].clone();
+            let request = post_request(path, &admin, body, &[]);
+            tokio::spawn(async move { TestApp::send_via(&router, request).await })
+        })
+        .collect();
+    let (mut recorded, mut refused) = (0, 0);
+    for task in tasks {
+        let r = task.await.expect("the request ran");
+        match r.status.as_u16() {
+            201 => recorded += 1,
+            422 => {
+                assert_eq!(r.json["concerns"], json!(concerns), "{}", r.text());
+                refused += 1;
+            }
+            other => panic!("POST {path} answered {other}: {}", r.text()),
+        }
+    }
+    assert_eq!((recorded, refused), (1, 7), "POST {path}, eight at once");
 }
 
 async fn an_impossible_date_is_422_naming_the_field(app: &TestApp) {

@@ -206,4 +206,8 @@ impl EventStore for CountingStore {
     async fn latest_tree_checkpoint(&self) -> Result<Option<StoredCheckpoint>, Error> {
         self.inner.latest_tree_checkpoint().await
     }
+
+    async fn exclusive(&self, scope: &str) -> Result<trellis_eventstore::Exclusive, Error> {
+        self.inner.exclusive(scope).await
+    }
 }

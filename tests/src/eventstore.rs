@@ -100,7 +100,46 @@ conformance!(
     a_catch_up_over_several_batches_stores_every_leaf_once_in_global_order,
     a_stale_tree_builder_is_refused_and_writes_nothing,
     the_stored_tree_and_its_checkpoints_refuse_update_and_delete,
+    a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go,
 );
+
+/// `exclusive` holds a scope against another store over the same log (as
+/// another process has it): the other waits while it is held, and takes
+/// it once it is let go.
+async fn a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go(b: &Backend) {
+    let other = b.reopen().await;
+    let held = b
+        .store
+        .exclusive("team")
+        .await
+        .expect("a free scope is taken");
+    let mut waiting = tokio::spawn(async move {
+        let second = other.exclusive("team").await;
+        (second, other)
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "another writer must wait while the scope is held"
+    );
+    drop(held);
+    let (second, _other) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a scope let go is taken by the writer waiting for it")
+        .expect("the waiting writer ran");
+    let second = second.expect("the scope is taken");
+    // Now the first waits for the second.
+    let mut first = Box::pin(b.store.exclusive("team"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut first)
+            .await
+            .is_err(),
+        "the first writer must wait while the second holds the scope"
+    );
+    drop(second);
+    drop(first.await.expect("taken again once let go"));
+}
 
 fn meta(actor: &str) -> CommandMeta {
     CommandMeta::new(actor, Utc::now())

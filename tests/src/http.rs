@@ -555,6 +555,18 @@ impl TestApp {
 
     /// The command service's state over `store`: the default configuration
     /// and this app's signing key.
+    /// The write API as a second process over the same log would serve it:
+    /// the store opened again (its own pool, or its own handle on the file)
+    /// under its own vault, the command service built anew on it.
+    pub async fn second_process(&self) -> Router {
+        let vault = Arc::new(trellis_eventstore::vault::Vault::new(
+            self.backend.reopen().await,
+            self.backend.key_store().await,
+            Arc::new(trellis_commands::personal::DomainPersonalData),
+        ));
+        writes(self.state_over(vault))
+    }
+
     fn state_over(&self, store: Arc<dyn EventStore>) -> CommandState {
         let http = HttpState::new(store, self.key.clone(), Arc::new(SystemClock));
         CommandState::new(

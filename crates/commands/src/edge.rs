@@ -233,11 +233,17 @@ impl<B> WriteRequest<B> {
             id,
             command,
         } = self.parse::<A::Command>(A::CATEGORY, entity)?;
+        // From the read of the others to the append: another such command
+        // of the category, here or in another process, waits, then reads
+        // this one's result (two teams given one name at once, or two
+        // overlapping standards, would each find the other absent).
+        let held = app.store().exclusive(A::CATEGORY).await?;
         let command = given(app.clone(), id, command).await?;
         let written = execute::<A>(&app, &ctx, &stream(A::CATEGORY, id)?, |_| {
             Ok(command.clone())
         })
         .await?;
+        drop(held);
         let created = entity == Entity::New;
         Ok(respond(created, created.then_some(id), written))
     }

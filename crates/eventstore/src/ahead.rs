@@ -354,4 +354,8 @@ impl EventStore for ReadAhead {
     async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, Error> {
         self.inner.latest_tree_checkpoint().await
     }
+
+    async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
+        self.inner.exclusive(scope).await
+    }
 }

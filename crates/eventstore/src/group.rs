@@ -572,6 +572,10 @@ impl EventStore for GroupCommit {
     async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, Error> {
         self.inner.latest_tree_checkpoint().await
     }
+
+    async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
+        self.inner.exclusive(scope).await
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub mod drivers {
 }
 mod error;
 pub mod evidence;
+pub mod exclusive;
 mod group;
 pub mod guards;
 pub mod merkle;
@@ -56,6 +57,7 @@ pub mod vault;
 pub use ahead::ReadAhead;
 pub use chain::{Finding, Problem, VerifyReport};
 pub use error::postgres_error_text;
+pub use exclusive::Exclusive;
 pub use group::{GroupCommit, GroupCommitConfig, GroupCommitStats};
 pub use types::{
     AppendOutcome, AppendRequest, Checkpoint, CommandMeta, ContentDigest, Error, ExpectedVersion,
@@ -250,6 +252,14 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// The newest recorded checkpoint, if any.
     async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, Error>;
+
+    /// Holds `scope` (a category: `"team"`, `"standard"`) against every
+    /// other writer of this log asking for it, in this process or another,
+    /// until the guard is dropped; waits while another holds it, at most
+    /// [`exclusive::MAX_WAIT`]. For a command that checks its entity
+    /// against the others of its kind and then appends ([`exclusive`]).
+    /// A store that wraps another hands the call on.
+    async fn exclusive(&self, scope: &str) -> Result<Exclusive, Error>;
 }
 
 /// Checks every stream's hash chain in the store. Reads the whole log once.

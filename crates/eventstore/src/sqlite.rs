@@ -254,6 +254,14 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// The file [`EventStore::exclusive`] locks: the log's, with
+    /// `-writers.lock` after its name.
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self.inner.path.as_os_str().to_owned();
+        name.push("-writers.lock");
+        PathBuf::from(name)
+    }
+
     /// [`EventStore::read_all`], each row decoded by `decode`.
     async fn read_all_with<P: Send + 'static>(
         &self,
@@ -1334,6 +1342,37 @@ impl EventStore for SqliteStore {
 
     async fn latest_tree_checkpoint(&self) -> Result<Option<crate::tree::StoredCheckpoint>, Error> {
         self.with_reader(tree::latest).await
+    }
+
+    async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
+        // One lock file beside the log holds every scope (the checks are
+        // rare and short), locked through its own open handle, so two
+        // stores on one file, in one process or two, wait for each other.
+        let path = self.lock_path();
+        let opened = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(opened)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening the lock file panicked: {e}")))?
+        .map_err(|e| Error::Unavailable(format!("could not open {}: {e}", path.display())))?;
+        crate::exclusive::take(scope, || {
+            std::future::ready(match file.try_lock() {
+                Ok(()) => Ok(true),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+                Err(std::fs::TryLockError::Error(e)) => Err(Error::Unavailable(format!(
+                    "could not lock {}: {e}",
+                    path.display()
+                ))),
+            })
+        })
+        .await?;
+        // Closing the file lets go.
+        Ok(crate::Exclusive::new(file))
     }
 }
 

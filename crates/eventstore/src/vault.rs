@@ -962,6 +962,10 @@ impl EventStore for Vault {
     async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, Error> {
         self.inner.latest_tree_checkpoint().await
     }
+
+    async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
+        self.inner.exclusive(scope).await
+    }
 }
 
 #[cfg(test)]

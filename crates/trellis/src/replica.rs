@@ -551,6 +551,11 @@ impl EventStore for RoutedLog {
     async fn latest_tree_checkpoint(&self) -> Result<Option<tree::StoredCheckpoint>, LogError> {
         read!(self, LogError::Unavailable, |s| s.latest_tree_checkpoint())
     }
+
+    async fn exclusive(&self, scope: &str) -> Result<trellis_eventstore::Exclusive, LogError> {
+        // Held where the writes go.
+        self.primary.exclusive(scope).await
+    }
 }
 
 /// The read models: the projector's writes and leases on the primary, the

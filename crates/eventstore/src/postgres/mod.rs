@@ -1491,6 +1491,71 @@ impl EventStore for PostgresStore {
     async fn latest_tree_checkpoint(&self) -> Result<Option<crate::tree::StoredCheckpoint>, Error> {
         with_client!(self, |client| { tree::latest(&**client).await })
     }
+
+    #[tracing::instrument(name = "event_store.exclusive", skip(self), err)]
+    async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
+        // A session lock on a connection of its own, taken out of the pool
+        // until the guard lets go ([`AdvisoryLock`]).
+        let client = self.client().await?;
+        let taken = async {
+            let statement = client.prepare_cached(TRY_LOCK_SQL).await?;
+            let (client, statement) = (&client, &statement);
+            crate::exclusive::take(scope, move || async move {
+                Ok(client
+                    .query_one(statement, &[&scope])
+                    .await?
+                    .get::<_, bool>(0))
+            })
+            .await
+        }
+        .await;
+        match taken {
+            Ok(()) => Ok(crate::Exclusive::new(AdvisoryLock {
+                client: Some(client),
+                scope: scope.to_owned(),
+            })),
+            Err(e) => {
+                // Whether a failed try took the lock is unknown: closing the
+                // session lets go of whatever it holds.
+                drop(deadpool_postgres::Object::take(client));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// [`EventStore::exclusive`]'s lock: an advisory lock in a key space of its
+/// own (the first key), so no scope's hash meets the migrations' or the
+/// tree's single-key locks.
+const TRY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(1414679635, hashtext($1))";
+const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(1414679635, hashtext($1))";
+
+/// A held advisory lock and the session that holds it. Dropped, it unlocks
+/// on a task of its own and gives the connection back to the pool; a
+/// connection that cannot unlock is closed, which lets go too.
+struct AdvisoryLock {
+    client: Option<deadpool_postgres::Object>,
+    scope: String,
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let scope = std::mem::take(&mut self.scope);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = client.execute(UNLOCK_SQL, &[&scope]).await {
+                        tracing::warn!(error = %e, %scope, "could not unlock a scope; closing its connection");
+                        drop(deadpool_postgres::Object::take(client));
+                    }
+                });
+            }
+            Err(_) => drop(deadpool_postgres::Object::take(client)),
+        }
+    }
 }
 
 /// The outcome of a recorded command, read on a connection the caller holds
