@@ -59,7 +59,7 @@ pub fn periods_of(catalogue: &Catalogue, metric: &MetricName) -> Vec<PeriodKind>
 /// Every standard's metric and period kind, from their streams.
 async fn read(store: &dyn EventStore) -> Result<Catalogue, ApiError> {
     let mut catalogue = Catalogue::new();
-    each_event_of(store, StandardEvent::CATEGORY, |event| {
+    each_event_of(store, StandardEvent::CATEGORY, |_, event| {
         if let Event::Standard(StandardEvent::Set(set)) = event {
             catalogue.entry(set.metric).or_default().insert(set.period);
         }

@@ -2,23 +2,20 @@
 //! Each handler names its body; the conversion below it parses the body into
 //! the competency's or standard's command.
 
-use std::collections::BTreeMap;
-
 use axum::response::Response;
-use trellis_domain::Aggregate;
 use trellis_domain::standard::RampStep;
 use trellis_domain::values::taken_by;
 use trellis_domain::{
-    CompetencyAggregate, CompetencyCommand, CompetencyEvent, CompetencyId, CompetencyState,
-    Direction, Event, MetricName, Name, NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate,
-    StandardCommand, StandardEvent, StandardId, StandardKind, StandardState, Target,
+    CompetencyAggregate, CompetencyCommand, CompetencyId, Direction, MetricName, Name,
+    NonEmptyText, PeriodKind, Role, Rubric, StandardAggregate, StandardCommand, StandardId,
+    StandardKind, StandardState, Target,
 };
 use uuid::Uuid;
 
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
-use crate::scan::each_event_of;
+use crate::scan::states_of;
 use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::{ApiError, Fields};
@@ -79,19 +76,7 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let mut states: BTreeMap<Uuid, CompetencyState> = BTreeMap::new();
-    each_event_of(app.store(), CompetencyEvent::CATEGORY, |event| {
-        if let Event::Competency(event) = event {
-            let id = match &event {
-                CompetencyEvent::Defined(e) => e.competency_id,
-                CompetencyEvent::Revised(e) => e.competency_id,
-                CompetencyEvent::Retired(e) => e.competency_id,
-            };
-            let state = states.entry(id.as_uuid()).or_default();
-            *state = CompetencyAggregate::evolve(std::mem::take(state), &event);
-        }
-    })
-    .await?;
+    let states = states_of::<CompetencyAggregate>(app.store()).await?;
     let in_use = states
         .iter()
         .filter_map(|(id, state)| Some((*id, state.name_in_use()?.clone())));
@@ -205,19 +190,7 @@ async fn with_others(
     standard: Uuid,
     mut command: StandardCommand,
 ) -> Result<StandardCommand, ApiError> {
-    let mut states: BTreeMap<Uuid, StandardState> = BTreeMap::new();
-    each_event_of(app.store(), StandardEvent::CATEGORY, |event| {
-        if let Event::Standard(event) = event {
-            let id = match &event {
-                StandardEvent::Set(e) => e.standard_id,
-                StandardEvent::Revised(e) => e.standard_id,
-                StandardEvent::Retired(e) => e.standard_id,
-            };
-            let state = states.entry(id.as_uuid()).or_default();
-            *state = StandardAggregate::evolve(std::mem::take(state), &event);
-        }
-    })
-    .await?;
+    let states = states_of::<StandardAggregate>(app.store()).await?;
     let (measured, others) = match &mut command {
         StandardCommand::SetStandard {
             metric,

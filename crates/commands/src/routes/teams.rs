@@ -1,19 +1,15 @@
 //! Teams: form, assign a leader, rename. Each handler names its body; the
 //! conversion below it parses the body into the team command.
 
-use std::collections::BTreeMap;
-
 use axum::response::Response;
 use trellis_domain::values::taken_by;
-use trellis_domain::{
-    Event, LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamEvent, TeamId,
-};
+use trellis_domain::{LeaderId, Name, PersonName, TeamAggregate, TeamCommand, TeamId, TeamState};
 use uuid::Uuid;
 
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
-use crate::scan::each_event_of;
+use crate::scan::states_of;
 use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use trellis_http::problem::ApiError;
@@ -43,17 +39,11 @@ async fn with_name_taken(
     else {
         return Ok(command);
     };
-    let mut names: BTreeMap<Uuid, Name> = BTreeMap::new();
-    each_event_of(app.store(), TeamEvent::CATEGORY, |event| match event {
-        Event::Team(TeamEvent::Formed(f)) => {
-            names.insert(f.team_id.as_uuid(), f.name);
-        }
-        Event::Team(TeamEvent::Renamed(r)) => {
-            names.insert(r.team_id.as_uuid(), r.name);
-        }
-        _ => {}
-    })
-    .await?;
+    let teams = states_of::<TeamAggregate>(app.store()).await?;
+    let names = teams.into_iter().filter_map(|(id, state)| match state {
+        TeamState::Formed { name, .. } => Some((id, name)),
+        TeamState::NotFormed => None,
+    });
     *name_taken = taken_by(names, &team, name);
     Ok(command)
 }
