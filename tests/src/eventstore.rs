@@ -117,12 +117,11 @@ async fn a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go
         let second = other.exclusive("team").await;
         (second, other)
     });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
-            .await
-            .is_err(),
-        "another writer must wait while the scope is held"
-    );
+    assert_waits(
+        &mut waiting,
+        "another writer must wait while the scope is held",
+    )
+    .await;
     drop(held);
     let (second, _other) = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
@@ -131,14 +130,19 @@ async fn a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go
     let second = second.expect("the scope is taken");
     // Now the first waits for the second.
     let mut first = Box::pin(b.store.exclusive("team"));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut first)
-            .await
-            .is_err(),
-        "the first writer must wait while the second holds the scope"
-    );
+    assert_waits(
+        &mut first,
+        "the first writer must wait while the second holds the scope",
+    )
+    .await;
     drop(second);
     drop(first.await.expect("taken again once let go"));
+}
+
+/// Asserts that `waiting` is still waiting after 300 ms.
+async fn assert_waits<F: std::future::Future + Unpin>(waiting: &mut F, why: &str) {
+    let finished = tokio::time::timeout(Duration::from_millis(300), waiting).await;
+    assert!(finished.is_err(), "{why}");
 }
 
 fn meta(actor: &str) -> CommandMeta {
