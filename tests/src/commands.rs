@@ -38,6 +38,7 @@ both_backends!(
     one_team_name_sent_eight_times_at_once_to_two_processes_is_one_team,
     one_competency_name_sent_eight_times_at_once_to_two_processes_is_one_competency,
     overlapping_standards_sent_eight_times_at_once_to_two_processes_are_one_standard,
+    forty_teams_formed_at_once_are_all_recorded,
     completing_an_unknown_action_item_is_404,
     an_action_item_of_a_retracted_session_is_422_and_records_nothing,
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
@@ -1177,6 +1178,29 @@ async fn overlapping_standards_sent_eight_times_at_once_to_two_processes_are_one
 ) {
     let body = crate::http::standard_body(&crate::http::unique_metric("demos_booked"));
     one_of_eight_at_once_is_recorded(app, "/v1/standards", &body, "metric").await;
+}
+
+/// More commands waiting for their category than the store has
+/// connections: each is recorded in turn (a writer waiting its turn holds
+/// no connection the one checking needs).
+async fn forty_teams_formed_at_once_are_all_recorded(app: &TestApp) {
+    let admin = app.admin();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let router = app.router.clone();
+            let request = post_request(
+                "/v1/teams",
+                &admin,
+                &json!({ "name": format!("Team {i}") }),
+                &[],
+            );
+            tokio::spawn(async move { TestApp::send_via(&router, request).await })
+        })
+        .collect();
+    for task in tasks {
+        let r = task.await.expect("the request ran");
+        assert_eq!(r.status.as_u16(), 201, "{}", r.text());
+    }
 }
 
 /// Eight requests, each of which a check against the others of its kind

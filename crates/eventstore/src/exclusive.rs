@@ -43,20 +43,21 @@ impl std::fmt::Debug for Exclusive {
     }
 }
 
-/// Calls `try_take` until it takes the scope (`Ok(true)`), pausing a
-/// little longer each time (1 ms, doubling up to 50 ms), for at most
-/// [`MAX_WAIT`]. Trying rather than waiting in the backend leaves nothing
-/// to cancel: a caller that stops waiting holds nothing.
-pub(crate) async fn take<F, Fut>(scope: &str, mut try_take: F) -> Result<(), Error>
+/// Calls `try_take` until it takes the scope (`Some`), pausing a little
+/// longer each time (1 ms, doubling up to 50 ms), for at most [`MAX_WAIT`].
+/// Each try is whole: a writer waiting its turn holds nothing between
+/// tries (on PostgreSQL, no pooled connection the holder may need), and one
+/// that stops waiting leaves nothing to cancel.
+pub(crate) async fn take<T, F, Fut>(scope: &str, mut try_take: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
+    Fut: Future<Output = Result<Option<T>, Error>>,
 {
     let deadline = Instant::now() + MAX_WAIT;
     let mut pause = Duration::from_millis(1);
     loop {
-        if try_take().await? {
-            return Ok(());
+        if let Some(taken) = try_take().await? {
+            return Ok(taken);
         }
         if Instant::now() >= deadline {
             return Err(Error::Unavailable(format!(

@@ -1362,8 +1362,8 @@ impl EventStore for SqliteStore {
         .map_err(|e| Error::Unavailable(format!("could not open {}: {e}", path.display())))?;
         crate::exclusive::take(scope, || {
             std::future::ready(match file.try_lock() {
-                Ok(()) => Ok(true),
-                Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+                Ok(()) => Ok(Some(())),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                 Err(std::fs::TryLockError::Error(e)) => Err(Error::Unavailable(format!(
                     "could not lock {}: {e}",
                     path.display()

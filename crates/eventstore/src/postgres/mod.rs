@@ -1494,33 +1494,32 @@ impl EventStore for PostgresStore {
 
     #[tracing::instrument(name = "event_store.exclusive", skip(self), err)]
     async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
-        // A session lock on a connection of its own, taken out of the pool
-        // until the guard lets go ([`AdvisoryLock`]).
-        let client = self.client().await?;
-        let taken = async {
-            let statement = client.prepare_cached(TRY_LOCK_SQL).await?;
-            let (client, statement) = (&client, &statement);
-            crate::exclusive::take(scope, move || async move {
-                Ok(client
-                    .query_one(statement, &[&scope])
-                    .await?
-                    .get::<_, bool>(0))
-            })
-            .await
-        }
-        .await;
-        match taken {
-            Ok(()) => Ok(crate::Exclusive::new(AdvisoryLock {
-                client: Some(client),
-                scope: scope.to_owned(),
-            })),
-            Err(e) => {
-                // Whether a failed try took the lock is unknown: closing the
-                // session lets go of whatever it holds.
-                drop(deadpool_postgres::Object::take(client));
-                Err(e)
+        // A session lock on a connection taken out of the pool until the
+        // guard lets go ([`AdvisoryLock`]); a try that does not take it
+        // gives its connection back at once.
+        let lock = crate::exclusive::take(scope, || async {
+            let client = self.client().await?;
+            let tried = async {
+                let statement = client.prepare_cached(TRY_LOCK_SQL).await?;
+                Ok::<bool, Error>(client.query_one(&statement, &[&scope]).await?.get(0))
             }
-        }
+            .await;
+            match tried {
+                Ok(true) => Ok(Some(AdvisoryLock {
+                    client: Some(client),
+                    scope: scope.to_owned(),
+                })),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    // Whether a failed try took the lock is unknown:
+                    // closing the session lets go of whatever it holds.
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+        Ok(crate::Exclusive::new(lock))
     }
 }
 
