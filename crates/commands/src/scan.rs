@@ -5,15 +5,11 @@
 //! with a handful of events — and read straight from the log, so what was
 //! recorded a moment ago counts.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use trellis_domain::Event;
 use trellis_eventstore::{EventStore, StreamId, scan_streams_after};
 use trellis_http::problem::ApiError;
-use uuid::Uuid;
-
-use crate::write::Stored;
 
 /// Hands `visit` every event of every stream of `category`, decoded, in
 /// stream order (each stream's events in version order), with its stream.
@@ -36,20 +32,4 @@ pub async fn each_event_of(
         Ok(ControlFlow::Continue(()))
     })
     .await
-}
-
-/// The state of every entity of aggregate `A`, by its id, folded from
-/// its stream.
-pub async fn states_of<A: Stored>(
-    store: &dyn EventStore,
-) -> Result<BTreeMap<Uuid, A::State>, ApiError> {
-    let mut states: BTreeMap<Uuid, A::State> = BTreeMap::new();
-    each_event_of(store, A::CATEGORY, |stream, event| {
-        if let (Some(id), Some(event)) = (stream.entity_uuid(), A::from_event(event)) {
-            let state = states.entry(id).or_default();
-            *state = A::evolve(std::mem::take(state), &event);
-        }
-    })
-    .await?;
-    Ok(states)
 }

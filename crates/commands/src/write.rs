@@ -3,6 +3,7 @@
 //! pinned a version with `If-Match`; answer a retried `Idempotency-Key` with
 //! the first outcome.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveTime, Utc};
@@ -11,7 +12,8 @@ use trellis_domain::{
     RepAggregate, RepEvent, StandardAggregate, StandardEvent, TeamAggregate, TeamEvent,
 };
 use trellis_eventstore::{
-    AppendOutcome, AppendRequest, CommandMeta, ExpectedVersion, Hash, NewEvent, StreamId,
+    AppendOutcome, AppendRequest, CommandMeta, EventStore, ExpectedVersion, Hash, NewEvent,
+    StreamId,
 };
 use uuid::Uuid;
 
@@ -133,6 +135,23 @@ where
     app.state_cache()
         .put(stream, loaded.version, loaded.state.clone());
     Ok(loaded)
+}
+
+/// The state of every entity of aggregate `A`, by its id, folded from
+/// its stream: what a command checks its entity against (the other teams'
+/// names, the other standards of a metric), read whole (`scan`).
+pub async fn states_of<A: Stored>(
+    store: &dyn EventStore,
+) -> Result<BTreeMap<Uuid, A::State>, ApiError> {
+    let mut states: BTreeMap<Uuid, A::State> = BTreeMap::new();
+    crate::scan::each_event_of(store, A::CATEGORY, |stream, event| {
+        if let (Some(id), Some(event)) = (stream.entity_uuid(), A::from_event(event)) {
+            let state = states.entry(id).or_default();
+            *state = A::evolve(std::mem::take(state), &event);
+        }
+    })
+    .await?;
+    Ok(states)
 }
 
 /// Who writes, under which command id, at what time.

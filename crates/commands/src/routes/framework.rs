@@ -15,9 +15,9 @@ use uuid::Uuid;
 use crate::edge::{Edge, Entity, WriteRequest, field};
 use crate::policy::Scope;
 use crate::respond::WriteErrors;
-use crate::scan::states_of;
 use crate::state::CommandState;
 use crate::wire::{self, Recorded};
+use crate::write::states_of;
 use trellis_http::problem::{ApiError, Fields};
 use trellis_http::valid;
 
