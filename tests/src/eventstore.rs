@@ -123,7 +123,7 @@ async fn a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go
     )
     .await;
     drop(held);
-    let (second, _other) = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let (second, other) = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .expect("a scope let go is taken by the writer waiting for it")
         .expect("the waiting writer ran");
@@ -136,7 +136,17 @@ async fn a_held_scope_keeps_another_writer_of_the_log_waiting_until_it_is_let_go
     )
     .await;
     drop(second);
-    drop(first.await.expect("taken again once let go"));
+    let first = first.await.expect("taken again once let go");
+    // A guard dropped where no runtime runs (a thread of its own) lets go
+    // all the same, for the other store too: its connection or file is
+    // closed, not handed back to a pool still holding the lock.
+    std::thread::spawn(move || drop(first))
+        .join()
+        .expect("the guard is dropped");
+    let again = tokio::time::timeout(Duration::from_secs(5), other.exclusive("team"))
+        .await
+        .expect("a scope whose guard was dropped off the runtime is taken again");
+    drop(again.expect("the scope is taken"));
 }
 
 /// Asserts that `waiting` is still waiting after 300 ms.

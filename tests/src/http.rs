@@ -553,8 +553,6 @@ impl TestApp {
         writes(self.state_over(store))
     }
 
-    /// The command service's state over `store`: the default configuration
-    /// and this app's signing key.
     /// The write API as a second process over the same log would serve it:
     /// the store opened again (its own pool, or its own handle on the file)
     /// under its own vault, the command service built anew on it.
@@ -567,6 +565,8 @@ impl TestApp {
         writes(self.state_over(vault))
     }
 
+    /// The command service's state over `store`: the default configuration
+    /// and this app's signing key.
     fn state_over(&self, store: Arc<dyn EventStore>) -> CommandState {
         let http = HttpState::new(store, self.key.clone(), Arc::new(SystemClock));
         CommandState::new(

@@ -202,9 +202,10 @@ impl<B> WriteRequest<B> {
     /// entity's id, or 200.
     pub async fn admin<A>(self, scope: Scope, entity: Entity) -> Result<Response, ApiError>
     where
-        A: Stored,
+        A: Stored + Send + Sync + 'static,
         A::State: Cacheable,
-        A::Command: Clone + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+        A::Event: Send + Sync,
+        A::Command: Clone + Send + Sync + 'static + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
     {
         self.admin_given::<A, _, _>(scope, entity, |_, _, command| async { Ok(command) })
             .await
@@ -220,11 +221,12 @@ impl<B> WriteRequest<B> {
         given: F,
     ) -> Result<Response, ApiError>
     where
-        A: Stored,
+        A: Stored + Send + Sync + 'static,
         A::State: Cacheable,
-        A::Command: Clone + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
-        F: FnOnce(CommandState, Uuid, A::Command) -> Fut,
-        Fut: std::future::Future<Output = Result<A::Command, ApiError>>,
+        A::Event: Send + Sync,
+        A::Command: Clone + Send + Sync + 'static + for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
+        F: FnOnce(CommandState, Uuid, A::Command) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<A::Command, ApiError>> + Send,
     {
         admin_write(&self.claims, scope)?;
         let Parsed {
@@ -233,17 +235,23 @@ impl<B> WriteRequest<B> {
             id,
             command,
         } = self.parse::<A::Command>(A::CATEGORY, entity)?;
+        let stream = stream(A::CATEGORY, id)?;
         // From the read of the others to the append: another such command
         // of the category, here or in another process, waits, then reads
         // this one's result (two teams given one name at once, or two
-        // overlapping standards, would each find the other absent).
-        let held = app.store().exclusive(A::CATEGORY).await?;
-        let command = given(app.clone(), id, command).await?;
-        let written = execute::<A>(&app, &ctx, &stream(A::CATEGORY, id)?, |_| {
-            Ok(command.clone())
-        })
-        .await?;
-        drop(held);
+        // overlapping standards, would each find the other absent). On a
+        // task of its own, so a caller that stops waiting (a client gone)
+        // cannot let go of the category while its append may still land.
+        let locked = tokio::spawn(async move {
+            let held = app.store().exclusive(A::CATEGORY).await?;
+            let command = given(app.clone(), id, command).await?;
+            let written = execute::<A>(&app, &ctx, &stream, |_| Ok(command.clone())).await;
+            drop(held);
+            written
+        });
+        let written = locked
+            .await
+            .map_err(|e| ApiError::Internal(format!("a {} command failed: {e}", A::CATEGORY)))??;
         let created = entity == Entity::New;
         Ok(respond(created, created.then_some(id), written))
     }

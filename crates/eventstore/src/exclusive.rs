@@ -11,8 +11,12 @@
 //! its own way (an advisory lock on PostgreSQL, a file lock beside the
 //! embedded file), across processes.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
 
 use crate::Error;
 
@@ -43,11 +47,43 @@ impl std::fmt::Debug for Exclusive {
     }
 }
 
+/// The writers of one store waiting for a scope, in the order they came:
+/// each takes the store's own turn first ([`Queue::enter`]) and only then
+/// tries the backend's lock, so a process's writers are served in order and
+/// only one of them at a time asks the backend.
+#[derive(Default)]
+pub(crate) struct Queue {
+    scopes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Queue {
+    /// This store's turn at `scope`, held until dropped; at most
+    /// [`MAX_WAIT`] in line.
+    pub(crate) async fn enter(&self, scope: &str) -> Result<OwnedMutexGuard<()>, Error> {
+        let line = self
+            .scopes
+            .lock()
+            .map_err(|_| Error::Internal("the scopes' queue was poisoned".into()))?
+            .entry(scope.to_owned())
+            .or_default()
+            .clone();
+        tokio::time::timeout(MAX_WAIT, line.lock_owned())
+            .await
+            .map_err(|_| held_too_long(scope))
+    }
+}
+
+fn held_too_long(scope: &str) -> Error {
+    Error::Unavailable(format!(
+        "another request has held the {scope} records for over {} s; try again in a moment",
+        MAX_WAIT.as_secs()
+    ))
+}
+
 /// Calls `try_take` until it takes the scope (`Some`), pausing a little
 /// longer each time (1 ms, doubling up to 50 ms), for at most [`MAX_WAIT`].
 /// Each try is whole: a writer waiting its turn holds nothing between
-/// tries (on PostgreSQL, no pooled connection the holder may need), and one
-/// that stops waiting leaves nothing to cancel.
+/// tries (on PostgreSQL, no pooled connection the holder may need).
 pub(crate) async fn take<T, F, Fut>(scope: &str, mut try_take: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
@@ -60,10 +96,7 @@ where
             return Ok(taken);
         }
         if Instant::now() >= deadline {
-            return Err(Error::Unavailable(format!(
-                "another request has held the {scope} records for over {} s; try again in a moment",
-                MAX_WAIT.as_secs()
-            )));
+            return Err(held_too_long(scope));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));

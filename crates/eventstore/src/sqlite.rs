@@ -100,6 +100,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Readers,
     appended: watch::Sender<u64>,
+    /// This process's writers waiting for a scope ([`EventStore::exclusive`]).
+    exclusive: crate::exclusive::Queue,
 }
 
 /// Connections for reading, which the file's write-ahead log lets run beside
@@ -216,6 +218,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers,
                 appended,
+                exclusive: Default::default(),
             }),
             seal_key: None,
         })
@@ -1345,9 +1348,11 @@ impl EventStore for SqliteStore {
     }
 
     async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
-        // One lock file beside the log holds every scope (the checks are
-        // rare and short), locked through its own open handle, so two
-        // stores on one file, in one process or two, wait for each other.
+        // This store's turn first, then the file's: one lock file beside
+        // the log holds every scope (the checks are rare and short), locked
+        // through its own open handle, so two stores on one file, in one
+        // process or two, wait for each other.
+        let turn = self.inner.exclusive.enter(scope).await?;
         let path = self.lock_path();
         let opened = path.clone();
         let file = tokio::task::spawn_blocking(move || {
@@ -1372,7 +1377,7 @@ impl EventStore for SqliteStore {
         })
         .await?;
         // Closing the file lets go.
-        Ok(crate::Exclusive::new(file))
+        Ok(crate::Exclusive::new((file, turn)))
     }
 }
 

@@ -179,6 +179,8 @@ struct Inner {
     /// The tasks that LISTEN for others' appends and NOTIFY of this
     /// process's (none on a read replica, where neither can run).
     tasks: Vec<tokio::task::AbortHandle>,
+    /// This process's writers waiting for a scope ([`EventStore::exclusive`]).
+    exclusive: crate::exclusive::Queue,
 }
 
 impl Drop for Inner {
@@ -245,6 +247,7 @@ impl PostgresStore {
                 appended,
                 local_appends,
                 tasks: vec![listener, notifier],
+                exclusive: Default::default(),
             }),
             seal_key: None,
         })
@@ -280,6 +283,7 @@ impl PostgresStore {
                 appended,
                 local_appends,
                 tasks: Vec::new(),
+                exclusive: Default::default(),
             }),
             seal_key: None,
         })
@@ -1494,11 +1498,14 @@ impl EventStore for PostgresStore {
 
     #[tracing::instrument(name = "event_store.exclusive", skip(self), err)]
     async fn exclusive(&self, scope: &str) -> Result<crate::Exclusive, Error> {
-        // A session lock on a connection taken out of the pool until the
-        // guard lets go ([`AdvisoryLock`]); a try that does not take it
-        // gives its connection back at once.
+        // This process's turn first, then the database's: a session lock on
+        // a connection taken out of the pool until the guard lets go
+        // ([`AdvisoryLock`]); a try that does not take it gives its
+        // connection back at once.
+        let turn = self.inner.exclusive.enter(scope).await?;
         let lock = crate::exclusive::take(scope, || async {
-            let client = self.client().await?;
+            let session = Session(Some(self.client().await?));
+            let client = session.client()?;
             let tried = async {
                 let statement = client.prepare_cached(TRY_LOCK_SQL).await?;
                 Ok::<bool, Error>(client.query_one(&statement, &[&scope]).await?.get(0))
@@ -1506,20 +1513,26 @@ impl EventStore for PostgresStore {
             .await;
             match tried {
                 Ok(true) => Ok(Some(AdvisoryLock {
-                    client: Some(client),
+                    session: Some(session),
                     scope: scope.to_owned(),
                 })),
-                Ok(false) => Ok(None),
-                Err(e) => {
-                    // Whether a failed try took the lock is unknown:
-                    // closing the session lets go of whatever it holds.
-                    drop(deadpool_postgres::Object::take(client));
-                    Err(e)
+                Ok(false) => {
+                    session.give_back();
+                    Ok(None)
                 }
+                // A connection the server closed (a restart, a failover):
+                // the session is closed with it; try on another.
+                Err(Error::Unavailable(reason)) if !connection_alive(client).await => {
+                    tracing::debug!(%reason, "a pooled connection was closed; trying another");
+                    Ok(None)
+                }
+                // Whether a failed try took the lock is unknown: the
+                // session is closed, which lets go of whatever it holds.
+                Err(e) => Err(e),
             }
         })
         .await?;
-        Ok(crate::Exclusive::new(lock))
+        Ok(crate::Exclusive::new((lock, turn)))
     }
 }
 
@@ -1529,31 +1542,67 @@ impl EventStore for PostgresStore {
 const TRY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(1414679635, hashtext($1))";
 const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(1414679635, hashtext($1))";
 
+/// A pooled connection that may hold an advisory lock: dropped, it is
+/// closed, never given back to the pool, so no lock outlives what held it
+/// on a connection someone else then draws (a try or an unlock cancelled
+/// midway, a runtime shutting down). [`Session::give_back`] returns it to
+/// the pool once it is known to hold nothing.
+struct Session(Option<deadpool_postgres::Object>);
+
+impl Session {
+    fn client(&self) -> Result<&deadpool_postgres::Object, Error> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a session used after it was given back".into()))
+    }
+
+    fn give_back(mut self) {
+        // Dropped here, the pool takes it back.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 /// A held advisory lock and the session that holds it. Dropped, it unlocks
 /// on a task of its own and gives the connection back to the pool; a
-/// connection that cannot unlock is closed, which lets go too.
+/// session that could not unlock (an error, the task dropped, no runtime)
+/// is closed, which lets go too.
 struct AdvisoryLock {
-    client: Option<deadpool_postgres::Object>,
+    session: Option<Session>,
     scope: String,
 }
 
 impl Drop for AdvisoryLock {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
+        let Some(session) = self.session.take() else {
             return;
         };
         let scope = std::mem::take(&mut self.scope);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(e) = client.execute(UNLOCK_SQL, &[&scope]).await {
-                        tracing::warn!(error = %e, %scope, "could not unlock a scope; closing its connection");
-                        drop(deadpool_postgres::Object::take(client));
-                    }
-                });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let unlocked = async {
+                let client = session.client()?;
+                let statement = client.prepare_cached(UNLOCK_SQL).await?;
+                client.query_one(&statement, &[&scope]).await?;
+                Ok::<(), Error>(())
             }
-            Err(_) => drop(deadpool_postgres::Object::take(client)),
-        }
+            .await;
+            match unlocked {
+                Ok(()) => session.give_back(),
+                Err(e) => {
+                    tracing::warn!(error = %e, %scope, "could not unlock a scope; closing its connection");
+                }
+            }
+        });
     }
 }
 
