@@ -155,6 +155,10 @@ impl EventStore for CountingStore {
         self.inner.head().await
     }
 
+    async fn settled_head(&self) -> Result<Checkpoint, Error> {
+        self.inner.settled_head().await
+    }
+
     async fn scan_streams(
         &self,
         after: Option<(StreamId, u64)>,

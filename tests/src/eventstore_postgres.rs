@@ -93,6 +93,50 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_o
     b.cleanup().await;
 }
 
+/// The head stops short of a transaction still running; the settled head
+/// waits for it, so a write that returned meanwhile is under it (a form
+/// waiting for the read models to show its write once went back at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settled_head_covers_a_write_that_returned_behind_a_running_transaction() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    // Another session's transaction, running, with an id.
+    let mut client = b.database().superuser().await;
+    let running = client.transaction().await.unwrap();
+    running
+        .execute("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+
+    let written = stream("rep");
+    let meta = CommandMeta::new("writer", Utc::now());
+    let event = NewEvent::new("Noted", 1, serde_json::json!({"n": 1}), Utc::now());
+    store
+        .append(&written, ExpectedVersion::Exact(0), &meta, &[event])
+        .await
+        .expect("the append returns");
+    let ours = store.read_stream(&written, 0, 1).await.unwrap()[0].checkpoint;
+    assert!(
+        store.head().await.unwrap() < ours,
+        "the plain head stops short of the running transaction"
+    );
+
+    let mut settled = Box::pin(store.settled_head());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut settled)
+            .await
+            .is_err(),
+        "the settled head waits for the transaction running at the call"
+    );
+    running.commit().await.unwrap();
+    let head = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .expect("settles once the transaction ends")
+        .expect("a head");
+    assert!(head >= ours, "{head:?} covers {ours:?}");
+    b.cleanup().await;
+}
+
 /// A login role that is a member of trellis_writer, as an operator sets
 /// up, and the superuser connection that made it (to drop it at the end).
 async fn runtime_login_role(b: &Backend) -> (String, tokio_postgres::Client) {

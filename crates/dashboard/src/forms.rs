@@ -117,9 +117,18 @@ async fn wait_until_shown(state: &DashboardState) {
         return;
     };
     let deadline = tokio::time::Instant::now() + max;
-    let head = match state.http().store().head().await {
-        Ok(head) => head,
-        Err(e) => return tracing::debug!(error = %e, "the log's head is unavailable"),
+    // The head with this write in it: the plain head stops short of
+    // transactions still running, and a write recorded behind one of them
+    // was not waited for.
+    let head = match tokio::time::timeout_at(deadline, state.http().store().settled_head()).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => return tracing::debug!(error = %e, "the log's head is unavailable"),
+        Err(_) => {
+            return tracing::debug!(
+                max_ms = max.as_millis() as u64,
+                "the log did not settle in time; the page shows the read models as they stand"
+            );
+        }
     };
     loop {
         match state.models().applied().await {

@@ -514,6 +514,10 @@ impl EventStore for GroupCommit {
         self.inner.head().await
     }
 
+    async fn settled_head(&self) -> Result<Checkpoint, Error> {
+        self.inner.settled_head().await
+    }
+
     async fn scan_streams(
         &self,
         after: Option<(StreamId, u64)>,

@@ -189,6 +189,14 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// and the highest global position written.
     async fn head(&self) -> Result<Checkpoint, Error>;
 
+    /// [`EventStore::head`] once every write that had returned when it was
+    /// called is readable: on PostgreSQL, where [`EventStore::head`] stops
+    /// short of transactions still running (ADR 1), it first waits for
+    /// every transaction running at the call to end. For a caller that must
+    /// see the log with its own write in it (a form waiting for the read
+    /// models to show what it recorded); bound it with a timeout.
+    async fn settled_head(&self) -> Result<Checkpoint, Error>;
+
     /// Up to `max` events ordered by stream id, then version, starting after
     /// `after` (a stream id and version). Used by audits, which check one
     /// stream's chain at a time.

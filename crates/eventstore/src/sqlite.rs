@@ -1236,6 +1236,11 @@ impl EventStore for SqliteStore {
     }
 
     #[tracing::instrument(name = "event_store.head", skip_all, err)]
+    async fn settled_head(&self) -> Result<Checkpoint, Error> {
+        // One writer: a write that returned is committed, and readable.
+        self.head().await
+    }
+
     async fn head(&self) -> Result<Checkpoint, Error> {
         self.with_reader(|conn| {
             let position: i64 = conn

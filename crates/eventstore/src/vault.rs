@@ -902,6 +902,10 @@ impl EventStore for Vault {
         self.inner.head().await
     }
 
+    async fn settled_head(&self) -> Result<Checkpoint, Error> {
+        self.inner.settled_head().await
+    }
+
     async fn scan_streams(
         &self,
         after: Option<(StreamId, u64)>,

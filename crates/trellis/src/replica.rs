@@ -480,6 +480,11 @@ impl EventStore for RoutedLog {
         read!(self, LogError::Unavailable, |s| s.head())
     }
 
+    async fn settled_head(&self) -> Result<Checkpoint, LogError> {
+        // Asked after a write: the primary has it.
+        self.primary.settled_head().await
+    }
+
     async fn scan_streams(
         &self,
         after: Option<(StreamId, u64)>,

@@ -1384,6 +1384,32 @@ impl EventStore for PostgresStore {
         })
     }
 
+    #[tracing::instrument(name = "event_store.settled_head", skip_all, err)]
+    async fn settled_head(&self) -> Result<Checkpoint, Error> {
+        with_client!(self, |client| {
+            // Every transaction running now has an id below the snapshot's
+            // xmax; once the oldest still running is at or past it, all of
+            // them have ended, and every write that returned before is
+            // under the readers' horizon.
+            let statement = client
+                .prepare_cached(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot()),                             pg_snapshot_xmax(pg_current_snapshot())",
+                )
+                .await?;
+            let row = client.query_one(&statement, &[]).await?;
+            let barrier: Xid8 = row.get(1);
+            let mut oldest: Xid8 = row.get(0);
+            let mut pause = std::time::Duration::from_millis(1);
+            while oldest.0 < barrier.0 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                oldest = client.query_one(&statement, &[]).await?.get(0);
+            }
+            Ok(())
+        })?;
+        self.head().await
+    }
+
     #[tracing::instrument(name = "event_store.scan_streams", skip_all, err)]
     async fn scan_streams(
         &self,
