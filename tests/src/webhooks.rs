@@ -1397,6 +1397,16 @@ async fn bad_input_is_a_422_naming_the_field(kind: Kind) {
         reason.starts_with("enter the address"),
         "an empty URL is asked for: {reason}"
     );
+    // A space inside: refused, not recorded as %20.
+    let reason = app
+        .post_json(
+            "/v1/webhooks",
+            &admin,
+            &json!({ "url": "https://hooks.example.com/trel lis" }),
+        )
+        .await
+        .expect_invalid_field("url");
+    assert!(reason.contains("has a space in it"), "{reason}");
     // Another scheme: the reason names the two that work.
     let reason = app
         .post_json(

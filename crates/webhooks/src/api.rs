@@ -463,6 +463,13 @@ async fn create(
             "url",
             "enter the address that should receive the events, like \"https://hooks.example.com/trellis\"",
         );
+    } else if url.contains(char::is_whitespace) {
+        // The URL parser would write an inner space as %20 and record an
+        // address nobody typed: most often two pasted halves, or a typo.
+        f.push(
+            "url",
+            "the address has a space in it: remove it (a space the receiver's path really has is written %20)",
+        );
     } else if url.len() > MAX_URL_LEN {
         f.push(
             "url",
