@@ -241,18 +241,23 @@ impl Standard {
     }
 }
 
-/// Refuses a standard that would judge reps of `roles` on its metric from
-/// `from` on while one of `others` (the other standards of that metric and
-/// kind of period) does: each measurement would be judged twice, against
-/// two targets. `on_revision` says which refusal: a revision's roles, or a
-/// new standard's metric.
+/// Refuses a standard (`own`, measuring `metric` in periods of `period`)
+/// that would judge reps of `roles` from `from` on while another of
+/// `others` measuring the same metric in the same kind of period does:
+/// each measurement would be judged twice, against two targets. `others`
+/// may hold every standard; only those compete. `on_revision` says which
+/// refusal: a revision's roles, or a new standard's metric.
 fn check_no_overlap(
+    (own, metric, period): (StandardId, &MetricName, PeriodKind),
     others: &[Standard],
     from: NaiveDate,
     roles: &[Role],
     on_revision: bool,
 ) -> Result<(), Rejection> {
-    for other in others {
+    let competing = others
+        .iter()
+        .filter(|o| o.standard_id != own && &o.metric == metric && o.period == period);
+    for other in competing {
         if let Some(role) = other.holds_from(from, roles) {
             let (other_name, metric, role, period) = (
                 other.name.to_string(),
@@ -324,8 +329,9 @@ impl StandardState {
 /// What can be asked of a standard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StandardCommand {
-    /// `others`: the other standards that measure `metric` in periods of
-    /// the same kind, as the caller read them.
+    /// `others`: the other standards as the caller read them (every one
+    /// will do: the domain picks those measuring `metric` in periods of
+    /// the same kind).
     SetStandard {
         standard_id: StandardId,
         name: Name,
@@ -341,8 +347,7 @@ pub enum StandardCommand {
         others: Vec<Standard>,
     },
     /// A new version; `None` keeps the previous version's roles or ramp.
-    /// `others`: as for [`StandardCommand::SetStandard`], of this
-    /// standard's metric and kind of period.
+    /// `others`: as for [`StandardCommand::SetStandard`].
     ReviseStandard {
         target: Target,
         effective_from: NaiveDate,
@@ -443,7 +448,8 @@ pub fn decide(
             }
             if let Some(roles) = &roles {
                 check_roles(roles)?;
-                check_no_overlap(&others, effective_from, roles, true)?;
+                let measures = (standard.standard_id, &standard.metric, standard.period);
+                check_no_overlap(measures, &others, effective_from, roles, true)?;
             }
             if let Some(ramp) = &ramp {
                 check_ramp(ramp)?;
@@ -507,7 +513,13 @@ fn set_standard(command: StandardCommand) -> Result<Vec<StandardEvent>, Rejectio
     };
     check_roles(&roles)?;
     check_ramp(&ramp)?;
-    check_no_overlap(&others, effective_from, &roles, false)?;
+    check_no_overlap(
+        (standard_id, &metric, period),
+        &others,
+        effective_from,
+        &roles,
+        false,
+    )?;
     let set = StandardSet {
         standard_id,
         name,

@@ -181,39 +181,25 @@ pub async fn set_standard(request: WriteRequest<wire::SetStandard>) -> Result<Re
         .await
 }
 
-/// `command` with the other standards that measure its metric in the same
-/// kind of period (for a revision, the revised standard's), folded from
-/// the standards' streams: the domain refuses two that would judge one
-/// measurement of a rep twice.
+/// `command` with every other standard, folded from the standards'
+/// streams: the domain picks those of its metric and kind of period, and
+/// refuses two that would judge one measurement of a rep twice.
 async fn with_others(
     app: CommandState,
-    standard: Uuid,
+    _standard: Uuid,
     mut command: StandardCommand,
 ) -> Result<StandardCommand, ApiError> {
-    let states = states_of::<StandardAggregate>(app.store()).await?;
-    let (measured, others) = match &mut command {
-        StandardCommand::SetStandard {
-            metric,
-            period,
-            others,
-            ..
-        } => ((metric.clone(), *period), others),
-        StandardCommand::ReviseStandard { others, .. } => match states.get(&standard) {
-            Some(StandardState::Set(own)) => ((own.metric.clone(), own.period), others),
-            // Not set: the domain says so.
-            _ => return Ok(command),
-        },
-        StandardCommand::RetireStandard { .. } => return Ok(command),
+    let (StandardCommand::SetStandard { others, .. }
+    | StandardCommand::ReviseStandard { others, .. }) = &mut command
+    else {
+        return Ok(command);
     };
-    *others = states
-        .into_iter()
-        .filter_map(|(id, state)| match state {
-            StandardState::Set(s)
-                if id != standard && (&s.metric, s.period) == (&measured.0, measured.1) =>
-            {
-                Some(s)
-            }
-            _ => None,
+    *others = states_of::<StandardAggregate>(app.store())
+        .await?
+        .into_values()
+        .filter_map(|state| match state {
+            StandardState::Set(s) => Some(s),
+            StandardState::NotSet => None,
         })
         .collect();
     Ok(command)

@@ -628,3 +628,44 @@ fn a_revision_giving_a_role_another_standard_holds_is_refused_beside_the_roles()
     };
     check(vec![set().into()], command, Ok(vec![expected.into()]));
 }
+
+/// The caller may hand every standard it read: only another standard of
+/// the same metric and kind of period competes, never the standard itself.
+#[test]
+fn standards_of_another_metric_or_period_kind_and_the_standard_itself_never_overlap() {
+    let mut of_another_metric = other(&["SDR"], None, None);
+    of_another_metric.metric = parse("demos_booked");
+    let mut monthly = other(&["SDR"], None, None);
+    monthly.period = PeriodKind::Month;
+    let mut itself = other(&["SDR", "AE"], None, None);
+    itself.standard_id = standard();
+    let everything = vec![of_another_metric, monthly, itself];
+
+    let mut command = set_command(roles(&["SDR"]), vec![]);
+    if let StandardCommand::SetStandard { others, .. } = &mut command {
+        others.clone_from(&everything);
+    }
+    check(
+        vec![],
+        command,
+        Ok(vec![
+            StandardSet {
+                ramp: vec![],
+                ..set()
+            }
+            .into(),
+        ]),
+    );
+    let command = StandardCommand::ReviseStandard {
+        target: target(12.0),
+        effective_from: date("2026-04-06"),
+        roles: Some(roles(&["SDR", "AE"])),
+        ramp: None,
+        others: everything,
+    };
+    let expected = StandardRevised {
+        roles: Some(roles(&["SDR", "AE"])),
+        ..revised(2, "2026-04-06", 12.0)
+    };
+    check(vec![set().into()], command, Ok(vec![expected.into()]));
+}
