@@ -90,7 +90,7 @@ where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     let deadline = Instant::now() + MAX_WAIT;
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Pause::up_to(Duration::from_millis(50));
     loop {
         if let Some(taken) = try_take().await? {
             return Ok(taken);
@@ -98,7 +98,27 @@ where
         if Instant::now() >= deadline {
             return Err(held_too_long(scope));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause.wait().await;
+    }
+}
+
+/// Pauses between the tries of a wait: 1 ms, doubling each time up to
+/// `max`, so a short wait is noticed at once and a long one costs few tries.
+pub(crate) struct Pause {
+    next: Duration,
+    max: Duration,
+}
+
+impl Pause {
+    pub(crate) fn up_to(max: Duration) -> Self {
+        Pause {
+            next: Duration::from_millis(1),
+            max,
+        }
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
     }
 }

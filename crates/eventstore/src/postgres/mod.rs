@@ -1399,10 +1399,9 @@ impl EventStore for PostgresStore {
             let row = client.query_one(&statement, &[]).await?;
             let barrier: Xid8 = row.get(1);
             let mut oldest: Xid8 = row.get(0);
-            let mut pause = std::time::Duration::from_millis(1);
+            let mut pause = crate::exclusive::Pause::up_to(std::time::Duration::from_millis(20));
             while oldest.0 < barrier.0 {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                pause.wait().await;
                 oldest = client.query_one(&statement, &[]).await?.get(0);
             }
             Ok(())
