@@ -258,6 +258,7 @@ impl StoreArgs {
                 url: url.clone(),
             },
             None => {
+                self.embedded_log_exists()?;
                 Backend::Sqlite(SqliteStore::open(&self.data_dir).await.with_context(|| {
                     format!(
                         "failed to open the embedded event store in {}",
@@ -266,6 +267,22 @@ impl StoreArgs {
                 })?)
             }
         })
+    }
+
+    /// The tools that read a log (`audit`, `log`) open one that exists: a
+    /// mistyped `--data-dir` would otherwise make an empty log there, and
+    /// `audit verify` would call it intact.
+    fn embedded_log_exists(&self) -> anyhow::Result<()> {
+        let file = self.data_dir.join(trellis_eventstore::sqlite::FILE_NAME);
+        if file.is_file() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "there is no Trellis log in {}: it has no {}. Check --data-dir (or \
+             TRELLIS_DATA_DIR), or give --database-url for a log on PostgreSQL",
+            self.data_dir.display(),
+            trellis_eventstore::sqlite::FILE_NAME
+        )
     }
 
     /// Names the store without revealing credentials.

@@ -75,6 +75,30 @@ fn an_unreachable_database_is_exit_code_two_with_the_reason() {
     assert!(out.contains("Connection refused"), "{out}");
 }
 
+/// A mistyped `--data-dir` names no log: `audit verify` says it could not
+/// check (2), never "intact", and leaves nothing behind where it looked;
+/// `trellis log` refuses it too.
+#[test]
+fn a_data_dir_with_no_log_is_exit_code_two_and_is_not_made() {
+    let parent = trellis_tests::temp_dir();
+    let typo = parent.join("trellis-dta");
+    let (code, out) = run(trellis()
+        .arg("--data-dir")
+        .arg(&typo)
+        .args(["audit", "verify"]));
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("intact"), "{out}");
+    assert!(out.contains("there is no Trellis log in"), "{out}");
+    assert!(out.contains("Check --data-dir"), "{out}");
+    assert!(!typo.exists(), "audit verify made {}", typo.display());
+
+    let (code, out) = run(trellis().arg("--data-dir").arg(&typo).arg("log"));
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("there is no Trellis log in"), "{out}");
+    assert!(!typo.exists(), "trellis log made {}", typo.display());
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
 /// `trellis serve` stops on SIGTERM at once though a live-feed subscriber is
 /// connected: the feed ends with an event telling the subscriber to
 /// reconnect, and the process exits cleanly, well within its grace.
