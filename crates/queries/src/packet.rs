@@ -619,22 +619,23 @@ pub async fn packet_of(
         .map(envelope)
         .collect::<Result<Vec<_>, _>>()?;
     // Names as they stood at the end of the period, never as they stand
-    // today: a packet recomputed after a rename has the same hash.
+    // today: a packet recomputed after a rename has the same hash. A
+    // competency defined only after the period (skills assessed on dates
+    // before it was set up) goes by the name it was first given, which no
+    // later rename changes either.
     let end_at = end_of_day(to);
     let mut names = BTreeMap::new();
     for e in category_events(store, "competency").await? {
         let e = envelope(e)?;
-        if e.occurred_at > end_at {
-            continue;
-        }
-        match e.event {
-            Event::Competency(CompetencyEvent::Defined(d)) => {
-                names.insert(d.competency_id, d.name.to_string());
-            }
-            Event::Competency(CompetencyEvent::Revised(r)) => {
-                names.insert(r.competency_id, r.name.to_string());
-            }
-            _ => {}
+        let (id, name) = match e.event {
+            Event::Competency(CompetencyEvent::Defined(d)) => (d.competency_id, d.name),
+            Event::Competency(CompetencyEvent::Revised(r)) => (r.competency_id, r.name),
+            _ => continue,
+        };
+        if e.occurred_at <= end_at {
+            names.insert(id, name.to_string());
+        } else {
+            names.entry(id).or_insert_with(|| name.to_string());
         }
     }
     Ok(build(

@@ -1165,6 +1165,13 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
         .as_str()
         .unwrap_or_else(|| panic!("a competency in {}", body["packet"]))
         .to_owned();
+    // Named, though the demo defined its competencies after the period
+    // (skills assessed on earlier dates): by the name it was first given.
+    let first_name = body["packet"]["levels"][0]["competency"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the competency unnamed in {}", body["packet"]))
+        .to_owned();
+    assert_ne!(first_name, competency);
     let (status, out) = api(
         &demo.address,
         "PUT",
