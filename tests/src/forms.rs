@@ -858,8 +858,9 @@ crate::http::on_each_backend!(
 
 /// Every route the router declares (writes, reads, webhooks, pages and the
 /// operational ones) and a path it does not: each answer carries a
-/// Content-Security-Policy without inline script, `nosniff`, no framing and
-/// a referrer policy; a page's policy allows its one script by hash only.
+/// Content-Security-Policy without inline script, `nosniff`, no framing, a
+/// referrer policy and (but the icon's) `Cache-Control: no-store`; a page's
+/// policy allows its one script by hash only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_with_the_security_headers() {
     let (app, _world, rep) = serving_with_a_rep(Kind::Sqlite).await;
@@ -908,6 +909,15 @@ async fn every_route_answers_with_the_security_headers() {
                 "{method} {concrete}"
             );
             assert!(r.header("referrer-policy").is_some(), "{method} {concrete}");
+            // Nothing about people is kept by a browser or a proxy; only
+            // the icon says how long it may be.
+            if !concrete.starts_with("/favicon") {
+                assert_eq!(
+                    r.header("cache-control"),
+                    Some("no-store"),
+                    "{method} {concrete}"
+                );
+            }
             checked += 1;
         }
     }

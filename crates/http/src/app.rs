@@ -88,13 +88,19 @@ pub const DEFAULT_CSP: &str =
 
 /// The headers every response carries: a Content-Security-Policy (the
 /// response's own, e.g. a page's, or [`DEFAULT_CSP`]), no MIME sniffing, no
-/// framing, and no referrer sent to other sites.
+/// framing, no referrer sent to other sites, and `Cache-Control: no-store`
+/// unless the response says how it may be kept (the public icon and keys
+/// do): an answer about people (a profile, an export) stays out of shared
+/// and browser caches.
 async fn security_headers(mut response: Response) -> Response {
     use axum::http::{HeaderValue, header};
     let headers = response.headers_mut();
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(DEFAULT_CSP));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
