@@ -3217,3 +3217,54 @@ async fn a_keyed_erasure_sent_again_records_once_for_a_leader_and_for_a_rep_who_
     );
     app.cleanup().await;
 }
+
+/// An erasure's reason stays readable in the log after the erasure, so one
+/// that names the person (as a rep, or as the leader teams named them) is
+/// refused beside the reason, and nothing of the erasure is done: their
+/// key is kept and no erasure is recorded. The same request without the
+/// name then erases them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_whose_reason_names_the_person_is_refused_and_erases_nothing() {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    // Promoted under the same id: the teams name them "Lena Leader".
+    app.assign_leader(world.team, rep).await;
+    crate::forms::project(&app).await;
+    let admin = app.admin();
+    let path = format!("/v1/people/{rep}/erasure");
+    for reason in ["Riley asked to be forgotten", "Request from lena's manager"] {
+        let r = app
+            .post_json(&path, &admin, &json!({ "reason": reason }))
+            .await;
+        r.expect(422);
+        assert_eq!(
+            r.json["concerns"],
+            json!("reason"),
+            "{reason}: {}",
+            r.text()
+        );
+        assert!(
+            r.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("names the person being erased")),
+            "{reason}: {}",
+            r.text()
+        );
+    }
+    assert!(app.event_types("leader", rep).await.is_empty());
+    let of_rep = app.event_types("rep", rep).await;
+    assert!(
+        !of_rep.iter().any(|t| t == "PersonalDataErased"),
+        "{of_rep:?}"
+    );
+    // The key is kept: the rep's name still reads.
+    let joined = app.events("rep", rep).await.remove(0);
+    assert_eq!(joined.payload["name"], json!("Riley Rep"));
+
+    app.post_json(&path, &admin, &json!({ "reason": "Asked to be forgotten" }))
+        .await
+        .expect(200);
+    assert_eq!(app.event_types("leader", rep).await, ["LeaderErased"]);
+    app.cleanup().await;
+}

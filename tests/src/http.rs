@@ -1492,8 +1492,8 @@ struct TeamLeaders(ReadModels);
 
 #[async_trait::async_trait]
 impl trellis_commands::Leaders for TeamLeaders {
-    async fn is_leader(&self, person: Uuid) -> Result<bool, String> {
-        self.0.is_leader(person).await.map_err(|e| e.to_string())
+    async fn leader_names(&self, person: Uuid) -> Result<Vec<String>, String> {
+        self.0.leader_names(person).await.map_err(|e| e.to_string())
     }
 }
 

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use trellis_domain::leader::LeaderErased;
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderAggregate, LeaderCommand,
-    LeaderId, LeaderState, MetricName, PeriodKind, RepAggregate, RepCommand, RepId, RepState,
-    StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
+    LeaderId, LeaderState, MetricName, PeriodKind, Rejection, RepAggregate, RepCommand, RepId,
+    RepState, StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{JsonBody, PathIds, Principal};
@@ -323,17 +323,31 @@ impl<B> WriteRequest<B> {
         // A leader: named by a team (the read models know), or erased
         // already. An id may name a rep and a leader both (a rep promoted
         // under the same id): both are erased.
-        let is_leader = match (&leader.state, &erasure.leaders) {
-            (LeaderState::Erased { .. }, _) => true,
-            (LeaderState::Present, Some(leaders)) => leaders.is_leader(person).await.map_err(|e| {
+        let mut names = match (&leader.state, &erasure.leaders) {
+            (LeaderState::Present, Some(leaders)) => leaders.leader_names(person).await.map_err(|e| {
                 tracing::warn!(error = %e, %person, "could not ask the read models about a leader");
                 ApiError::Unavailable(format!(
                     "could not tell whether {person} is a leader just now; try again in a moment"
                 ))
             })?,
-            (LeaderState::Present, None) => false,
+            _ => Vec::new(),
         };
+        let is_leader = matches!(leader.state, LeaderState::Erased { .. }) || !names.is_empty();
         let is_rep = rep.state != RepState::NotJoined;
+        // The reason stays readable: checked against every name the person
+        // still has before anything is destroyed, so a refusal leaves no
+        // part of the erasure done.
+        if let RepState::Joined(joined) = &rep.state
+            && joined.erased_on.is_none()
+        {
+            names.push(joined.name.as_str().to_owned());
+        }
+        if names
+            .iter()
+            .any(|name| trellis_domain::personal::names_person(erased.reason.as_str(), name))
+        {
+            return Err(Rejection::ErasureReasonNamesPerson.into());
+        }
         if !is_rep && !is_leader {
             return Err(ApiError::NotFound(format!(
                 "there is no rep or leader {person}: check the id in the person's page, \

@@ -76,8 +76,9 @@ pub struct Erasure {
 /// answer (a leader assigned a moment ago may not be known yet).
 #[async_trait::async_trait]
 pub trait Leaders: Send + Sync + std::fmt::Debug {
-    /// Whether some team has had `person` as a leader.
-    async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, String>;
+    /// The names teams have given `person` as their leader: none when no
+    /// team has had them as a leader.
+    async fn leader_names(&self, person: uuid::Uuid) -> Result<Vec<String>, String>;
 }
 
 /// The most aggregate states kept between commands (their events, not

@@ -18,6 +18,26 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+/// Whether `text` names the person called `name`: their whole name, or a
+/// word of it of three letters or more standing as a word of its own,
+/// whatever the case. An erasure's reason stays readable after the
+/// erasure, so it must not (`Rejection::ErasureReasonNamesPerson`).
+pub fn names_person(text: &str, name: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (text, name) = (words(text), words(name));
+    let whole = !name.is_empty() && text.windows(name.len()).any(|w| w == name.as_slice());
+    whole
+        || name
+            .iter()
+            .filter(|w| w.chars().count() >= 3)
+            .any(|w| text.contains(w))
+}
+
 /// What a personal string is, so an erased one reads sensibly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

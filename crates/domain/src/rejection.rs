@@ -110,6 +110,10 @@ pub enum Rejection {
         "This person's personal data was erased on {on}, so nothing more can be recorded about them. Their figures stay, under their id."
     )]
     PersonalDataErased { on: NaiveDate },
+    #[error(
+        "The reason names the person being erased. It stays readable in the log after the erasure, so write why without their name, for example “asked to be forgotten (GDPR article 17)”."
+    )]
+    ErasureReasonNamesPerson,
     #[error("This rep already departed on {on}. To fix the departure record, correct it instead.")]
     RepAlreadyDeparted { on: NaiveDate },
     #[error("{date} is before the rep joined on {joined}. Pick a date on or after {joined}.")]
@@ -372,6 +376,7 @@ impl Rejection {
             R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),
             R::StartDateTooFarAhead { .. } => Some("start_date"),
             R::SessionDurationOutOfRange { .. } => Some("duration_minutes"),
+            R::ErasureReasonNamesPerson => Some("reason"),
             _ => None,
         };
         field.map(Cow::Borrowed)

@@ -779,13 +779,20 @@ impl ReadModels {
         Ok(teams)
     }
 
-    /// Whether some team has had `person` as a leader.
-    pub async fn is_leader(&self, person: uuid::Uuid) -> Result<bool, Error> {
-        Ok(self
+    /// The names teams have given `person` as their leader, each once:
+    /// none when no team has had them as a leader.
+    pub async fn leader_names(&self, person: uuid::Uuid) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = self
             .teams()
             .await?
             .iter()
-            .any(|team| team.leaders.keys().any(|l| l.as_uuid() == person)))
+            .flat_map(|team| team.leaders.iter())
+            .filter(|(l, _)| l.as_uuid() == person)
+            .map(|(_, name)| name.as_str().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// The stored profile document (no time-dependent fields).

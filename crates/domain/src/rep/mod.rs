@@ -498,6 +498,9 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                     today: now.date_naive(),
                 });
             }
+            if crate::personal::names_person(erased.reason.as_str(), rep.name.as_str()) {
+                return Err(Rejection::ErasureReasonNamesPerson);
+            }
             record(erased)
         }
     }

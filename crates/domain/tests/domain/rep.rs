@@ -2102,6 +2102,52 @@ fn erasing_a_reps_personal_data_records_personal_data_erased() {
     );
 }
 
+/// The reason stays readable after the erasure: one that names the rep,
+/// whole or by a part of their name in any case, is refused beside it.
+#[test]
+fn an_erasure_whose_reason_names_the_rep_is_refused_beside_the_reason() {
+    for reason in [
+        "Ada Lovelace asked to be forgotten",
+        "request from LOVELACE under GDPR art. 17",
+        "ada left; erase",
+    ] {
+        let erasure = RepCommand::ErasePersonalData {
+            erased: PersonalDataErased {
+                reason: text(reason),
+                on: date("2026-03-01"),
+            },
+            now: now(),
+        };
+        check(
+            vec![joined().into()],
+            erasure,
+            Err(Rejection::ErasureReasonNamesPerson),
+        );
+    }
+    assert_eq!(
+        Rejection::ErasureReasonNamesPerson.concerns().as_deref(),
+        Some("reason")
+    );
+    // A word that only contains a part of the name is not the name.
+    check(
+        vec![joined().into()],
+        RepCommand::ErasePersonalData {
+            erased: PersonalDataErased {
+                reason: text("Asked to be forgotten; Adams & co. confirmed"),
+                on: date("2026-03-01"),
+            },
+            now: now(),
+        },
+        Ok(vec![
+            PersonalDataErased {
+                reason: text("Asked to be forgotten; Adams & co. confirmed"),
+                on: date("2026-03-01"),
+            }
+            .into(),
+        ]),
+    );
+}
+
 #[test]
 fn nothing_more_is_recorded_about_an_erased_rep_not_even_a_second_erasure() {
     let given = vec![joined().into(), erased("2026-03-01").into()];
