@@ -681,6 +681,19 @@ async fn a_leader_assesses_a_skill_with_each_level_described_by_its_rubric(kind:
         refused.text()
     );
     assert!(refused.text().contains("Three discovery calls reviewed."));
+    // A fieldset takes no focus: the first level does, and every level is
+    // marked, the group described by its error.
+    let html = refused.text();
+    assert!(
+        html.contains("<fieldset class=\"field\" id=\"level\" aria-describedby=\"level-error\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"level\" value=\"1\" aria-invalid=\"true\" autofocus>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("name=\"level\" value=").count(), 5);
+    assert_eq!(html.matches("aria-invalid=\"true\"").count(), 5, "{html}");
     form[3].1 = "4";
     let sent = browser(&app, Method::POST, &path, &leader, Some(&form), &[]).await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());

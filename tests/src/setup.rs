@@ -256,7 +256,7 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
     app.cleanup().await;
 }
 
-async fn a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept(kind: Kind) {
+async fn a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest(kind: Kind) {
     let (app, _world, _rep) = serving_with_a_rep(kind).await;
     let admin = app.admin();
     let (_, carried) = open(&app, "/admin/competencies/new", &admin).await;
@@ -272,22 +272,33 @@ async fn a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept(kind: Ki
             ("rubric[1]", "Uses a list."),
             ("rubric[2]", " "),
             ("rubric[3]", "Researches each account."),
-            ("rubric[4]", "Builds the team's target list."),
+            ("rubric[4]", ""),
         ],
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();
-    assert!(html.contains("id=\"rubric-error\""), "{}", said(&html));
     assert!(html.contains("Researches each account."), "{}", said(&html));
-    // The error names the level, and the level left empty is the one marked.
-    assert!(html.contains(">Level 3: "), "{}", said(&html));
+    // Each level left empty is marked and says so right after itself, the
+    // first of them focused; the levels written are not marked.
+    for (k, n) in [(2, 3), (4, 5)] {
+        let marked = format!(
+            "name=\"rubric[{k}]\" rows=\"2\" aria-invalid=\"true\" \
+             aria-describedby=\"rubric-{k}-error\""
+        );
+        assert!(html.contains(&marked), "{marked} in {}", said(&html));
+        let error = format!(
+            "</textarea><p class=\"field-error\" id=\"rubric-{k}-error\">Level {n} is empty"
+        );
+        assert!(html.contains(&error), "{error} in {}", said(&html));
+    }
+    assert_eq!(html.matches("aria-invalid=\"true\"").count(), 2);
+    assert_eq!(html.matches(" autofocus").count(), 1);
     assert!(
-        html.contains("name=\"rubric[2]\" rows=\"2\" aria-invalid=\"true\""),
+        html.contains("aria-describedby=\"rubric-2-error\" autofocus"),
         "{}",
         said(&html)
     );
-    assert_eq!(html.matches("aria-invalid=\"true\"").count(), 1);
     assert_eq!(in_log(&app, "CompetencyDefined").await, 1);
     app.cleanup().await;
 }
@@ -676,7 +687,7 @@ crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
     an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
     a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed,
-    a_rubric_with_a_level_left_empty_comes_back_with_the_rest_kept,
+    a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest,
     only_an_admin_opens_the_set_up_pages,
     an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,
 );

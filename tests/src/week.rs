@@ -531,6 +531,41 @@ async fn a_leader_retracts_feedback_and_corrects_a_level_from_the_timeline(kind:
         &[("reason", "Given to the wrong rep.")],
     )
     .await;
+    // No level chosen: said beside the level in a leader's words, and
+    // what was typed is kept.
+    let (_, carried) = open(&app, &level.replace("&amp;", "&"), &leader).await;
+    let unchosen = send(
+        &app,
+        &level.replace("&amp;", "&"),
+        &leader,
+        &carried,
+        &[
+            ("correction.level", ""),
+            (
+                "correction.evidence",
+                "Two of three calls had no discovery questions.",
+            ),
+            ("reason", "Entered 3 by mistake."),
+        ],
+    )
+    .await;
+    assert_eq!(unchosen.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = unchosen.text();
+    assert!(
+        html.contains(
+            "name=\"correction.level\" aria-invalid=\"true\" \
+             aria-describedby=\"correction-level-error\" autofocus"
+        ),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains("id=\"correction-level-error\">Required: choose one.</p>"),
+        "{}",
+        said(&html)
+    );
+    assert!(!html.contains("expected"), "{}", said(&html));
+    assert!(html.contains("Entered 3 by mistake."), "{}", said(&html));
     record(
         &app,
         &level.replace("&amp;", "&"),

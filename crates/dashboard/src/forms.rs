@@ -351,6 +351,40 @@ impl<'a> Widgets<'a> {
         )
     }
 
+    /// The attributes of a group of radio buttons `name` (its fieldset):
+    /// described by its error. A fieldset takes no focus, so the first
+    /// choice does ([`Self::choice_attrs`]).
+    pub(crate) fn group_attrs(&self, name: &str) -> String {
+        if !self.errors.contains_key(name) {
+            return String::new();
+        }
+        format!(" aria-describedby=\"{}-error\"", id(name))
+    }
+
+    /// The attributes of the `index`-th choice (from 0) of the radio group
+    /// `name`: each marked invalid when the group is in error, and the
+    /// first focused when the group is the first field in error.
+    pub(crate) fn choice_attrs(&self, name: &str, index: usize) -> &'static str {
+        match (
+            self.errors.contains_key(name),
+            index == 0 && self.first == Some(name),
+        ) {
+            (false, _) => "",
+            (true, false) => " aria-invalid=\"true\"",
+            (true, true) => " aria-invalid=\"true\" autofocus",
+        }
+    }
+
+    /// Whether field `name` has an error.
+    pub(crate) fn in_error(&self, name: &str) -> bool {
+        self.errors.contains_key(name)
+    }
+
+    /// Whether field `name` is the first in error (the one focused).
+    pub(crate) fn is_first(&self, name: &str) -> bool {
+        self.first == Some(name)
+    }
+
     /// The error of field `name`, to stand right after it.
     pub(crate) fn error(&self, name: &str) -> String {
         self.errors.get(name).map_or(String::new(), |why| {

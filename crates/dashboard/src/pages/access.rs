@@ -541,18 +541,22 @@ fn give_form(
         "<form class=\"card form\" method=\"post\" action=\"{PEOPLE}\" novalidate>{}\
          <fieldset class=\"field\" id=\"role\"{}><legend>Their role</legend>",
         csrf_field(visit.viewer.signed().csrf),
-        w.attrs("role"),
+        w.group_attrs("role"),
     );
-    for (value, label) in [
+    for (i, (value, label)) in [
         ("leader", "Leader: sees the teams they lead"),
         ("rep", "Rep: sees their own growth"),
         ("admin", "Admin: sets Trellis up, sees everything"),
         ("auditor", "Auditor: sees everything, changes nothing"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let _ = write!(
             b,
-            "<label><input type=\"radio\" name=\"role\" value=\"{value}\"{}> {label}</label>",
-            w.checked("role", value)
+            "<label><input type=\"radio\" name=\"role\" value=\"{value}\"{}{}> {label}</label>",
+            w.checked("role", value),
+            w.choice_attrs("role", i)
         );
     }
     let _ = write!(
@@ -1094,15 +1098,16 @@ fn service_form(visit: &AccessVisit, typed: &Typed, errors: &BTreeMap<String, St
         w.value("name"),
         described(&w, "name", "name-help"),
         w.error("name"),
-        w.attrs("grants"),
+        w.group_attrs("grants"),
     );
-    for (grant, words) in GRANTS {
+    for (i, (grant, words)) in GRANTS.iter().enumerate() {
         let name = format!("grant.{grant}");
         let _ = write!(
             b,
-            "<label><input type=\"checkbox\" name=\"{}\" value=\"on\"{}> {}</label>",
+            "<label><input type=\"checkbox\" name=\"{}\" value=\"on\"{}{}> {}</label>",
             esc(&name),
             w.checked(&name, "on"),
+            w.choice_attrs("grants", i),
             esc(words)
         );
     }

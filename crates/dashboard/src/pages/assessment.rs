@@ -159,15 +159,16 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
     let _ = write!(
         b,
         "<fieldset class=\"field\" id=\"level\"{}><legend>Level</legend>",
-        w.attrs("level")
+        w.group_attrs("level")
     );
     for (i, text) in rubric.levels().iter().enumerate() {
         let level = (i + 1).to_string();
         let _ = write!(
             b,
-            "<label><input type=\"radio\" name=\"level\" value=\"{level}\"{}> \
+            "<label><input type=\"radio\" name=\"level\" value=\"{level}\"{}{}> \
              <span><strong>{level}</strong> — {}</span></label>",
             w.checked("level", &level),
+            w.choice_attrs("level", i),
             esc(text.as_ref())
         );
     }

@@ -221,14 +221,15 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
         w.value("duration_minutes"),
         w.attrs("duration_minutes"),
         w.error("duration_minutes"),
-        w.attrs("focus"),
+        w.group_attrs("focus"),
     );
-    for c in &competencies {
+    for (i, c) in competencies.iter().enumerate() {
         let name = format!("focus.{}", c.competency_id);
         let _ = write!(
             b,
-            "<label><input type=\"checkbox\" name=\"{name}\" value=\"on\"{}> {}</label>",
+            "<label><input type=\"checkbox\" name=\"{name}\" value=\"on\"{}{}> {}</label>",
             w.checked(&name, "on"),
+            w.choice_attrs("focus", i),
             esc(c.name.as_ref())
         );
     }
@@ -238,16 +239,18 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
          <div class=\"field\"><label for=\"notes\">Notes</label>\
          <textarea id=\"notes\" name=\"notes\" rows=\"5\"{}>{}</textarea>{}</div>\
          <fieldset class=\"field\"{}><legend>Who sees the notes</legend>\
-         <label><input type=\"radio\" name=\"visibility\" value=\"shared\"{}> The rep and their leaders</label>\
-         <label><input type=\"radio\" name=\"visibility\" value=\"private\"{}> Leaders only (private)</label>{}</fieldset>\
+         <label><input type=\"radio\" name=\"visibility\" value=\"shared\"{}{}> The rep and their leaders</label>\
+         <label><input type=\"radio\" name=\"visibility\" value=\"private\"{}{}> Leaders only (private)</label>{}</fieldset>\
          <h2>Action items</h2><p class=\"muted\">Leave a row blank to skip it.</p>",
         w.error("focus"),
         w.attrs("notes"),
         w.value("notes"),
         w.error("notes"),
-        w.attrs("visibility"),
+        w.group_attrs("visibility"),
         w.checked("visibility", "shared"),
+        w.choice_attrs("visibility", 0),
         w.checked("visibility", "private"),
+        w.choice_attrs("visibility", 1),
         w.error("visibility"),
     );
     for i in 0..rows {

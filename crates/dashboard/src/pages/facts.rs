@@ -167,11 +167,14 @@ impl Quick for Correct {
         let mut fields = vec![Field::new("fact_id", "Record", Kind::Hidden).with(fact)];
         let (title, kind) = match ask.query.get("as").map(String::as_str) {
             Some("level") => {
-                fields.push(Field::new(
-                    "correction.level",
-                    "The level it should have been",
-                    Kind::Level,
-                ));
+                fields.push(
+                    Field::new(
+                        "correction.level",
+                        "The level it should have been",
+                        Kind::Level,
+                    )
+                    .required(),
+                );
                 fields.push(Field::new(
                     "correction.evidence",
                     "Evidence for that level",

@@ -128,28 +128,32 @@ async fn render(visit: &RepVisit, shown: Shown<'_>) -> Result<Response, PageErro
         b,
         "</select>{}</div>\
          <fieldset class=\"field\"{}><legend>Kind</legend>\
-         <label><input type=\"radio\" name=\"kind\" value=\"praise\"{}> Praise</label>\
-         <label><input type=\"radio\" name=\"kind\" value=\"constructive\"{}> Constructive</label>{}</fieldset>\
+         <label><input type=\"radio\" name=\"kind\" value=\"praise\"{}{}> Praise</label>\
+         <label><input type=\"radio\" name=\"kind\" value=\"constructive\"{}{}> Constructive</label>{}</fieldset>\
          <div class=\"field\"><label for=\"note\">Note</label>\
          <textarea id=\"note\" name=\"note\" rows=\"5\"{}>{}</textarea>{}</div>\
          <fieldset class=\"field\"{}><legend>Who sees it</legend>\
-         <label><input type=\"radio\" name=\"visibility\" value=\"shared\"{}> The rep and their leaders</label>\
-         <label><input type=\"radio\" name=\"visibility\" value=\"private\"{}> Leaders only (private)</label>{}</fieldset>\
+         <label><input type=\"radio\" name=\"visibility\" value=\"shared\"{}{}> The rep and their leaders</label>\
+         <label><input type=\"radio\" name=\"visibility\" value=\"private\"{}{}> Leaders only (private)</label>{}</fieldset>\
          <div class=\"field\"><label for=\"given_on\">Given on</label>\
          <input type=\"date\" id=\"given_on\" name=\"given_on\" value=\"{}\" max=\"{}\"{}>{}</div>\
          <p><button class=\"primary\" type=\"submit\">Record feedback</button> \
          <a href=\"/reps/{rep_id}\">Cancel</a></p></form>",
         w.error("competency_id"),
-        w.attrs("kind"),
+        w.group_attrs("kind"),
         w.checked("kind", "praise"),
+        w.choice_attrs("kind", 0),
         w.checked("kind", "constructive"),
+        w.choice_attrs("kind", 1),
         w.error("kind"),
         w.attrs("note"),
         w.value("note"),
         w.error("note"),
-        w.attrs("visibility"),
+        w.group_attrs("visibility"),
         w.checked("visibility", "shared"),
+        w.choice_attrs("visibility", 0),
         w.checked("visibility", "private"),
+        w.choice_attrs("visibility", 1),
         w.error("visibility"),
         w.value("given_on"),
         state.today(),

@@ -374,18 +374,38 @@ fn place(
     let mut stray = Vec::new();
     for (name, why) in errors {
         // A hidden field has nowhere to show its error: it goes above.
-        let owner = spec.fields.iter().find(|f| {
-            !matches!(f.kind, Kind::Hidden)
-                && (name == f.name
-                    || name
-                        .strip_prefix(f.name)
-                        .is_some_and(|rest| rest.starts_with(['[', '.'])))
+        let shown = |f: &&Field| !matches!(f.kind, Kind::Hidden);
+        let owner = spec.fields.iter().filter(shown).find(|f| {
+            name == f.name
+                || name
+                    .strip_prefix(f.name)
+                    .is_some_and(|rest| rest.starts_with(['[', '.']))
+        });
+        // An error about the object that holds fields (`correction`, which
+        // the API could not read for its `correction.level`) goes beside
+        // the first of them left empty, or else the first of them.
+        let within = |f: &&Field| {
+            f.name
+                .strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        let owner = owner.or_else(|| {
+            spec.fields
+                .iter()
+                .filter(shown)
+                .filter(within)
+                .find(|f| field(typed, f.name).trim().is_empty())
+                .or_else(|| spec.fields.iter().filter(shown).find(within))
         });
         match owner {
             Some(f) => {
                 let why = match &f.kind {
                     Kind::Number(plain) if field(typed, f.name).parse::<f64>().is_err() => {
                         (*plain).to_owned()
+                    }
+                    // The parser's words ("expected i64") are not a leader's.
+                    Kind::Level if field(typed, f.name).parse::<u8>().is_err() => {
+                        "Choose the level, from 1 to 5.".to_owned()
                     }
                     // `rubric[1]` is what level 2 looks like.
                     Kind::Rubric => match name
@@ -532,31 +552,54 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
                     b,
                     "<fieldset class=\"field\" id=\"{id}\"><legend>{label}</legend>"
                 );
-                // The field's error marks the first level left empty, or
-                // the first level when none is.
-                let marked = (0..5)
-                    .find(|i| {
+                // With the rubric in error, each level left empty says so
+                // beside itself, the first of them focused; an error about
+                // something else (a level too long) marks the first level
+                // and stands below the rubric.
+                let empty: Vec<bool> = (0..5)
+                    .map(|i| {
                         field(shown.typed, &format!("{name}[{i}]"))
                             .trim()
                             .is_empty()
                     })
-                    .unwrap_or(0);
+                    .collect();
+                let per_level = w.in_error(name) && empty.contains(&true);
+                let first_empty = empty.iter().position(|e| *e);
                 for i in 0..5 {
                     let level = format!("{name}[{i}]");
+                    let (attrs, error) = if per_level && empty[i] {
+                        (
+                            format!(
+                                " aria-invalid=\"true\" aria-describedby=\"{id}-{i}-error\"{}",
+                                if w.is_first(name) && first_empty == Some(i) {
+                                    " autofocus"
+                                } else {
+                                    ""
+                                }
+                            ),
+                            format!(
+                                "<p class=\"field-error\" id=\"{id}-{i}-error\">Level {} is empty: \
+                                 write what a rep at this level does.</p>",
+                                i + 1
+                            ),
+                        )
+                    } else if !per_level && i == 0 {
+                        (w.attrs(name), String::new())
+                    } else {
+                        (String::new(), String::new())
+                    };
                     let _ = write!(
                         b,
                         "<label for=\"{id}-{i}\">Level {}</label>\
-                         <textarea id=\"{id}-{i}\" name=\"{level}\" rows=\"2\"{}>{}</textarea>",
+                         <textarea id=\"{id}-{i}\" name=\"{level}\" rows=\"2\"{attrs}>{}</textarea>{error}",
                         i + 1,
-                        if i == marked {
-                            w.attrs(name)
-                        } else {
-                            String::new()
-                        },
                         w.value(&level)
                     );
                 }
-                let _ = write!(b, "{}</fieldset>", w.error(name));
+                if !per_level {
+                    b.push_str(&w.error(name));
+                }
+                b.push_str("</fieldset>");
                 continue;
             }
             Kind::Later => {

@@ -146,14 +146,15 @@ async fn listed(
         w.attrs("event_types"),
         w.value("event_types"),
         w.error("event_types"),
-        w.attrs("categories"),
+        w.group_attrs("categories"),
     );
-    for (value, label) in CATEGORIES {
+    for (i, (value, label)) in CATEGORIES.iter().enumerate() {
         let name = format!("category.{value}");
         let _ = write!(
             b,
-            "<label><input type=\"checkbox\" name=\"{name}\" value=\"on\"{}> {label}</label>",
-            w.checked(&name, "on")
+            "<label><input type=\"checkbox\" name=\"{name}\" value=\"on\"{}{}> {label}</label>",
+            w.checked(&name, "on"),
+            w.choice_attrs("categories", i)
         );
     }
     let _ = write!(
