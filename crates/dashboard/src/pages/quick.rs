@@ -565,9 +565,9 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
                     .collect();
                 let per_level = w.in_error(name) && empty.contains(&true);
                 let first_empty = empty.iter().position(|e| *e);
-                for i in 0..5 {
+                for (i, &left_empty) in empty.iter().enumerate() {
                     let level = format!("{name}[{i}]");
-                    let (attrs, error) = if per_level && empty[i] {
+                    let (attrs, error) = if per_level && left_empty {
                         (
                             format!(
                                 " aria-invalid=\"true\" aria-describedby=\"{id}-{i}-error\"{}",
