@@ -1034,3 +1034,46 @@ async fn sign_in_leads_only_to_a_path_here_and_refuses_one_another_site_started(
     assert!(posted.header("set-cookie").is_none());
     app.cleanup().await;
 }
+
+/// An address with no page (a mistyped or old link) answers a person's
+/// browser with a page that says so and leads home, not the API's JSON; a
+/// client of the API, and any path under `/v1/`, still gets the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_with_no_page_answers_a_browser_with_a_page_and_a_client_with_a_problem() {
+    let app = TestApp::spawn_serving(Kind::Sqlite).await;
+    let html = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    let page = browser(&app, Method::GET, "/setup", "", None, &html).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        page.header("content-type")
+    );
+    assert!(
+        page.text().contains("<h1>Page not found</h1>"),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains("href=\"/home\""), "{}", page.text());
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(
+        script_src(csp).is_empty() && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+
+    for (path, accept) in [
+        ("/setup", "application/json"),
+        ("/v1/no-such-thing", "text/html"),
+    ] {
+        let r = browser(&app, Method::GET, path, "", None, &[("accept", accept)]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        assert!(r.text().contains("/openapi.json"), "{path}: {}", r.text());
+    }
+    app.cleanup().await;
+}

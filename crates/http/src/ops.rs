@@ -90,9 +90,42 @@ pub async fn openapi(
     Ok(response)
 }
 
-/// Anything else.
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound(
-        "there is no such route; see /openapi.json for every route Trellis offers".into(),
-    )
+/// Anything else: a problem for a client of the API, and a page for a
+/// person whose browser asked for an address Trellis has no page at (a
+/// mistyped or old link), with the way back to their home page.
+pub async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !browser || uri.path().starts_with("/v1/") {
+        return ApiError::NotFound(
+            "there is no such route; see /openapi.json for every route Trellis offers".into(),
+        )
+        .into_response();
+    }
+    let mut response = (StatusCode::NOT_FOUND, NOT_FOUND_PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'self'",
+        ),
+    );
+    response
 }
+
+/// The page for an address with no page: plain, readable on a phone.
+const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Page not found · Trellis</title><style>body{font:16px/1.5 system-ui,sans-serif;\
+color:#1f2933;max-width:40rem;margin:3rem auto;padding:0 1rem}a{color:#1d4ed8}\
+.button{display:inline-block;padding:.6rem 1rem;border-radius:.4rem;background:#1d4ed8;\
+color:#fff;text-decoration:none}</style></head><body><main><h1>Page not found</h1>\
+<p>Trellis has no page at this address. The link may be mistyped or out of date.</p>\
+<p><a class=\"button\" href=\"/home\">Go to your home page</a></p></main></body></html>";
