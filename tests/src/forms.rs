@@ -207,6 +207,18 @@ async fn a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_
         "{}",
         without.text()
     );
+    // Headed by what happened, not by an access rule the viewer broke.
+    for refused in [
+        &without,
+        &post(form(&csrf), Some("https://evil.example")).await,
+    ] {
+        assert!(
+            refused.text().contains("<h1>Nothing was recorded</h1>")
+                && !refused.text().contains("Not yours to see"),
+            "{}",
+            refused.text()
+        );
+    }
     let elsewhere = post(form(&csrf), Some("https://evil.example")).await;
     elsewhere.expect(403);
     assert!(

@@ -96,7 +96,7 @@ impl Viewer {
             return Ok(());
         }
         if !same_origin(headers) {
-            return Err(PageError::Forbidden(
+            return Err(PageError::FormRefused(
                 "This form was sent from another site; nothing was recorded. Open Trellis \
                  and send it from there."
                     .into(),
@@ -115,7 +115,7 @@ impl Viewer {
             // another sign-in: a page opened before the viewer signed in
             // again. What was typed is offered back ([`PageError::StaleForm`]).
             Some(_) if origin_given(headers) => Err(PageError::StaleForm(None)),
-            _ => Err(PageError::Forbidden(
+            _ => Err(PageError::FormRefused(
                 "This form is out of date or was not sent from Trellis; nothing was recorded. \
                  Reload the page and send it again."
                     .into(),

@@ -28,6 +28,10 @@ pub(crate) enum PageError {
     /// (opened before the viewer signed in again): nothing was recorded.
     /// With what was typed, the page offers it back to send again.
     StaleForm(Option<Box<Resend>>),
+    /// A form refused before anything was read from it (sent from another
+    /// site, or without its token): a 403 that says nothing was recorded,
+    /// and why.
+    FormRefused(String),
     /// The database cannot be reached just now: a 503 the viewer may retry
     /// (details to the log).
     Unavailable(String),
@@ -203,6 +207,7 @@ impl IntoResponse for PageError {
             }
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not yours to see", why),
             PageError::NotYourForm(why) => (StatusCode::FORBIDDEN, "Not a form for you", why),
+            PageError::FormRefused(why) => (StatusCode::FORBIDDEN, "Nothing was recorded", why),
             PageError::NotFound(why) => (StatusCode::NOT_FOUND, "Not found", why),
             PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, "That did not work", why),
             PageError::Unavailable(detail) => {
