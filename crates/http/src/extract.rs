@@ -155,7 +155,46 @@ fn plain_reason(message: &str) -> String {
                 .to_owned()
         };
     }
+    if let Some((given, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.rsplit_once(", expected "))
+        && let Some(words) = expected_in_words(expected)
+    {
+        return format!("must be {words} (got {})", given_in_words(given));
+    }
     message.to_owned()
+}
+
+/// What serde expected (a Rust type), in words.
+fn expected_in_words(expected: &str) -> Option<&'static str> {
+    Some(match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a string" | "a borrowed string" => "text, in quotes",
+        "a boolean" => "true or false",
+        "a sequence" => "a list, [ … ]",
+        e if e == "a map" || e.starts_with("struct ") => "an object, { … }",
+        _ => return None,
+    })
+}
+
+/// What serde was given (`string "abc"`, ``integer `-5` ``), in words.
+fn given_in_words(given: &str) -> String {
+    if let Some(text) = given.strip_prefix("string ") {
+        return format!("the text {text}");
+    }
+    let value = given
+        .split_once(" `")
+        .and_then(|(_, rest)| rest.strip_suffix('`'));
+    match (given, value) {
+        (_, Some(value)) => value.to_owned(),
+        ("sequence", _) => "a list".to_owned(),
+        ("map", _) => "an object".to_owned(),
+        ("unit value", _) => "null".to_owned(),
+        _ => given.to_owned(),
+    }
 }
 
 impl<T, S> FromRequest<S> for JsonBody<T>
@@ -276,7 +315,33 @@ mod tests {
         assert!(plain_reason("UUID parsing failed: invalid character").starts_with("is not an id"));
         assert_eq!(
             plain_reason("invalid type: integer `3`, expected a string at line 1 column 3"),
-            "invalid type: integer `3`, expected a string"
+            "must be text, in quotes (got 3)"
+        );
+        // No Rust type names ("expected u32") reach whoever filled it in.
+        assert_eq!(
+            plain_reason("invalid type: string \"abc\", expected u32 at line 1 column 30"),
+            "must be a whole number, 0 or more (got the text \"abc\")"
+        );
+        assert_eq!(
+            plain_reason("invalid value: integer `-5`, expected u32"),
+            "must be a whole number, 0 or more (got -5)"
+        );
+        assert_eq!(
+            plain_reason("invalid type: floating point `4.5`, expected i64"),
+            "must be a whole number (got 4.5)"
+        );
+        assert_eq!(
+            plain_reason("invalid type: sequence, expected struct Correction"),
+            "must be an object, { … } (got a list)"
+        );
+        assert_eq!(
+            plain_reason("invalid type: null, expected f64"),
+            "must be a number (got null)"
+        );
+        // What it cannot put in words stays as serde said it.
+        assert_eq!(
+            plain_reason("invalid length 2, expected 5 levels"),
+            "invalid length 2, expected 5 levels"
         );
     }
 }
