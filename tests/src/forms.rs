@@ -1089,3 +1089,13 @@ async fn an_address_with_no_page_answers_a_browser_with_a_page_and_a_client_with
     }
     app.cleanup().await;
 }
+
+/// The home page counts a team's reps in words that agree with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_page_counts_one_rep_as_one_rep() {
+    let (app, _world, _rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let html = shown(&app, "/home", &app.admin()).await;
+    assert!(html.contains("1 rep has been on this team."), "{html}");
+    assert!(!html.contains("1 reps"), "{html}");
+    app.cleanup().await;
+}

@@ -126,7 +126,8 @@ fn request_target(url: &Url) -> Result<Uri, String> {
         "http" | "https" => {}
         other => {
             return Err(format!(
-                "the scheme must be http or https, not {other:?} (like \"https://hooks.example.com/trellis\")"
+                "the address must start with https:// (like \"https://hooks.example.com/trellis\"), \
+                 not {other}://; plain http:// is for a receiver on a private network only"
             ));
         }
     }

@@ -41,10 +41,14 @@ pub(crate) async fn page_handler(
         let _ = write!(
             body,
             "<section class=\"card\"><h2 style=\"margin-top:0\"><a href=\"/teams/{}\">{}</a></h2>\
-             <p class=\"muted\">{} reps have been on this team.</p><p>Led by ",
+             <p class=\"muted\">{}</p><p>Led by ",
             team.team_id,
             esc(team.name.as_ref()),
-            team.reps.len()
+            match team.reps.len() {
+                0 => "No rep has been on this team yet.".to_owned(),
+                1 => "1 rep has been on this team.".to_owned(),
+                n => format!("{n} reps have been on this team."),
+            }
         );
         body.push_str(&leader_links(&viewer, &team.leaders));
         body.push_str(".</p></section>");
