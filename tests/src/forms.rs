@@ -751,7 +751,16 @@ async fn the_page_a_form_leads_to_shows_what_it_recorded(kind: Kind) {
     );
     assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
     after.expect(200);
-    assert!(after.text().contains("Marked done."), "{}", after.text());
+    // Said in the section the redirect lands on, where the list changed.
+    assert!(
+        location_fragment_is(&sent, "#todo")
+            && after.text().contains(
+                "<h2 id=\"todo-h\">To do</h2><p class=\"notice ok\" role=\"status\">Marked done.</p>"
+            ),
+        "{}",
+        after.text()
+    );
+    assert_eq!(after.text().matches("Marked done.").count(), 1);
     assert!(
         !after.text().contains(&form),
         "still listed: {}",
@@ -1097,5 +1106,33 @@ async fn the_home_page_counts_one_rep_as_one_rep() {
     let html = shown(&app, "/home", &app.admin()).await;
     assert!(html.contains("1 rep has been on this team."), "{html}");
     assert!(!html.contains("1 reps"), "{html}");
+    app.cleanup().await;
+}
+
+/// Whether a redirect sends the browser to `fragment` of its page.
+fn location_fragment_is(sent: &crate::http::Resp, fragment: &str) -> bool {
+    sent.header("location")
+        .is_some_and(|location| location.ends_with(fragment))
+}
+
+/// A leader's feedback, once recorded, is said at the head of the timeline
+/// the browser is sent to, not at the top of the page out of view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_form_recorded_is_said_where_the_browser_lands() {
+    let (app, world, rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let page = format!("/reps/{rep}?recorded=feedback");
+    let html = shown(&app, &page, &leader).await;
+    assert!(
+        html.contains(
+            "<h2 id=\"timeline\">Coaching and feedback</h2><p class=\"notice ok\" role=\"status\">Feedback recorded.</p>"
+        ),
+        "{html}"
+    );
+    assert_eq!(html.matches("Feedback recorded.").count(), 1);
+    // One that names no section is said at the top.
+    let html = shown(&app, &format!("/reps/{rep}?recorded=measurement"), &leader).await;
+    let notice = html.find("Measurement recorded.").expect("the notice");
+    assert!(notice < html.find("<h2").expect("a heading"), "{html}");
     app.cleanup().await;
 }

@@ -326,6 +326,7 @@ textarea{font:inherit;width:100%;min-height:7rem;padding:.5rem;border:1px solid 
 .typed dt{font-weight:600;margin-top:.5rem}
 .typed dd{margin:0 0 .25rem;white-space:pre-wrap}
 .notice{background:#fff8e1;border:1px solid #e6c45c;border-radius:8px;padding:.6rem .8rem;margin:.6rem 0}
+.notice.ok{background:#e8f5e9;border-color:#6fae7c}
 .form .field{margin:0 0 1rem;border:0;padding:0}
 .form label,.form legend{font-weight:600;display:block;margin-bottom:.25rem}
 .form fieldset label{font-weight:400;display:flex;gap:.5rem;align-items:center;min-height:44px}

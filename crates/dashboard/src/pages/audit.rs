@@ -78,7 +78,7 @@ pub(crate) async fn handler(
         None => {
             let _ = write!(
                 b,
-                "<p class=\"notice\" role=\"status\"><strong>Hash chain verified:</strong> all {} events of this \
+                "<p class=\"notice ok\" role=\"status\"><strong>Hash chain verified:</strong> all {} events of this \
                  stream follow each other unaltered.</p>",
                 trail.events_total
             );

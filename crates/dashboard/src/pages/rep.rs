@@ -182,9 +182,24 @@ pub(crate) async fn handler(
             None => "active".to_owned(),
         }
     );
-    if let Some(said) = params.recorded.as_deref().and_then(recorded_notice) {
-        let _ = write!(b, "<p class=\"notice\" role=\"status\">{said}</p>");
-    }
+    // What a form just recorded is said where the form's redirect lands
+    // (the section it changed), or at the top when it names none, so that
+    // it is on screen beside what changed.
+    let recorded = params.recorded.as_deref().and_then(|what| {
+        recorded_notice(what).map(|said| {
+            (
+                recorded_section(what),
+                format!("<p class=\"notice ok\" role=\"status\">{said}</p>"),
+            )
+        })
+    });
+    let said_in = |section: Option<&str>| {
+        recorded
+            .as_ref()
+            .filter(|(at, _)| *at == section)
+            .map_or("", |(_, said)| said.as_str())
+    };
+    b.push_str(said_in(None));
     if profile.start_date > today && as_of.is_none() {
         let _ = write!(
             b,
@@ -285,6 +300,10 @@ pub(crate) async fn handler(
             &standards,
             viewer.signed().csrf,
         );
+        let heading = TODO_HEADING;
+        if let Some(at) = b.rfind(heading) {
+            b.insert_str(at + heading.len(), said_in(Some("todo")));
+        }
     }
 
     // Standing and phase.
@@ -417,6 +436,7 @@ pub(crate) async fn handler(
     }
 
     b.push_str("<h2 id=\"plans\">Improvement plans</h2>");
+    b.push_str(said_in(Some("plans")));
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
@@ -456,6 +476,7 @@ pub(crate) async fn handler(
     }
 
     b.push_str("<h2 id=\"support\">Support requests</h2>");
+    b.push_str(said_in(Some("support")));
     if profile.support_requests.is_empty() {
         b.push_str("<p>None raised.</p>");
     } else {
@@ -516,6 +537,7 @@ pub(crate) async fn handler(
 
     // Timeline.
     b.push_str("<h2 id=\"timeline\">Coaching and feedback</h2>");
+    b.push_str(said_in(Some("timeline")));
     if entries.is_empty() {
         b.push_str("<p>Nothing recorded yet.</p>");
     } else {
@@ -541,6 +563,21 @@ pub(crate) async fn handler(
     Ok(Html(page(profile.name.as_ref(), Some(viewer.signed()), &b)).into_response())
 }
 
+/// The heading of the rep's own to-do list.
+const TODO_HEADING: &str = "<h2 id=\"todo-h\">To do</h2>";
+
+/// The section of the page a form that recorded `what` sends the browser
+/// to (its redirect's `#…`), where the notice goes; `None`: the top.
+fn recorded_section(what: &str) -> Option<&'static str> {
+    match what {
+        "feedback" | "coaching" | "assessment" | "corrected" => Some("timeline"),
+        "plan" | "checkpoint" | "closed" => Some("plans"),
+        "support" | "support_acknowledged" | "resolved" => Some("support"),
+        "acknowledged" | "completed" | "dropped" => Some("todo"),
+        _ => None,
+    }
+}
+
 /// The words a page says after a form recorded `what` (`?recorded=…`).
 fn recorded_notice(what: &str) -> Option<&'static str> {
     Some(match what {
@@ -551,6 +588,7 @@ fn recorded_notice(what: &str) -> Option<&'static str> {
         "coaching" => "Coaching session recorded.",
         "assessment" => "Assessment recorded.",
         "support" => "Support request sent to your leader.",
+        "support_acknowledged" => "Support request acknowledged.",
         "resolved" => "Support request resolved.",
         "measurement" => "Measurement recorded.",
         "plan" => "Improvement plan started.",
@@ -723,7 +761,8 @@ fn to_do(
             )
         ));
     }
-    b.push_str("<section class=\"card\" id=\"todo\" aria-labelledby=\"todo-h\"><h2 id=\"todo-h\">To do</h2>");
+    b.push_str("<section class=\"card\" id=\"todo\" aria-labelledby=\"todo-h\">");
+    b.push_str(TODO_HEADING);
     if lines.is_empty() {
         b.push_str("<p>Nothing waiting for you.</p>");
     } else {

@@ -129,7 +129,7 @@ impl Quick for Acknowledge {
                 r.request_id
             ),
             fixed: serde_json::json!({}),
-            done: format!("/reps/{rep_id}?recorded=acknowledged#support"),
+            done: format!("/reps/{rep_id}?recorded=support_acknowledged#support"),
             guarded: true,
             back: format!("/reps/{rep_id}"),
             method: Method::POST,
