@@ -294,7 +294,7 @@ impl Quick for Review {
             button: "Record the review",
             api: format!("/v1/reps/{rep_id}/reviews"),
             fixed: json!({}),
-            done: format!("/reps/{rep_id}?recorded=review"),
+            done: format!("/reps/{rep_id}?recorded=review#reviews"),
             guarded: false,
             back: format!("/reps/{rep_id}"),
             method: Method::POST,

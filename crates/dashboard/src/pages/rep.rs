@@ -277,6 +277,7 @@ pub(crate) async fn handler(
             String::new()
         },
     );
+    b.push_str(&reviews_held(&history, rep_id, day));
 
     // What is the rep's to do, on their own page.
     let own = viewer.claims().subject_id() == Some(rep_id.as_uuid());
@@ -561,6 +562,38 @@ pub(crate) async fn handler(
     }
 
     Ok(Html(page(profile.name.as_ref(), Some(viewer.signed()), &b)).into_response())
+}
+
+/// The reviews held by `day`, newest first, each linking to the packet of
+/// its period: a review recorded on a date among months of history would
+/// otherwise show only far down the timeline.
+fn reviews_held(history: &History, rep_id: RepId, day: NaiveDate) -> String {
+    let mut held: Vec<(NaiveDate, NaiveDate, NaiveDate)> = history
+        .stream()
+        .events()
+        .filter_map(|e| match &e.event {
+            Event::Rep(RepEvent::ReviewHeld(r)) if r.on <= day => {
+                Some((r.on, r.period_from, r.period_to))
+            }
+            _ => None,
+        })
+        .collect();
+    if held.is_empty() {
+        return String::new();
+    }
+    held.sort_by(|a, b| b.cmp(a));
+    let links: Vec<String> = held
+        .iter()
+        .map(|(on, from, to)| {
+            format!(
+                "<a href=\"/reps/{rep_id}/review?from={from}&amp;to={to}\">{on}, of {from} to {to}</a>"
+            )
+        })
+        .collect();
+    format!(
+        "<p id=\"reviews\"><strong>Reviews held:</strong> {}</p>",
+        links.join(" · ")
+    )
 }
 
 /// The heading of the rep's own to-do list.
