@@ -323,14 +323,21 @@ pub struct TreeReport {
     pub first_difference: Option<FirstDifference>,
     /// Events carrying a seal that verifies.
     pub sealed: u64,
-    /// Events whose seal is missing (after sealed ones) or does not verify.
+    /// Events whose seal is missing (after sealed ones) or does not verify:
+    /// the first [`MAX_SEAL_FINDINGS`] of them, in the log's order.
     pub seal_findings: Vec<SealFinding>,
+    /// How many events in all have a seal missing or not verifying (a log
+    /// checked with the wrong key has as many as it has events).
+    pub unsealed: u64,
     /// Stored inner nodes of the tree that the events under them no longer
     /// hash to, wholly before the first difference; and stored leaves (level
     /// 0) that differ from events a kept checkpoint still vouches for. At
     /// most [`MAX_NODE_FINDINGS`], in the log's order.
     pub node_findings: Vec<NodeFinding>,
 }
+
+/// How many events without a good seal a report names (it counts them all).
+pub const MAX_SEAL_FINDINGS: usize = 100;
 
 /// How many altered stored nodes a report names.
 pub const MAX_NODE_FINDINGS: usize = 100;
@@ -403,7 +410,7 @@ impl TreeReport {
     /// and the log is what its stored tree integrated, event for event.
     pub fn is_intact(&self) -> bool {
         self.findings.is_empty()
-            && self.seal_findings.is_empty()
+            && self.unsealed == 0
             && self.node_findings.is_empty()
             && self.first_difference.is_none()
     }
@@ -691,6 +698,10 @@ fn check_seal(
         None if *sealing => false,
         None => return,
     };
+    report.unsealed += 1;
+    if report.seal_findings.len() >= MAX_SEAL_FINDINGS {
+        return;
+    }
     report.seal_findings.push(SealFinding {
         stream_id: event.stream_id.to_string(),
         stream_version: event.stream_version,

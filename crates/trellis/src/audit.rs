@@ -283,7 +283,7 @@ impl Checked {
     fn log_holds(&self) -> bool {
         self.report.is_intact()
             && self.tree.findings.is_empty()
-            && self.tree.seal_findings.is_empty()
+            && self.tree.unsealed == 0
             && self.tree.first_difference.is_none()
             && self.tree.differs_within.is_none()
     }
@@ -332,10 +332,20 @@ impl Checked {
             report.findings.len(),
             report.streams,
             tree.findings.len(),
-            tree.seal_findings.len(),
+            tree.unsealed,
             report.events,
             self.seconds
         )?;
+        // Not one seal verifies, though events carry them: the key given is
+        // most likely not the one that sealed the log.
+        if tree.sealed == 0 && tree.seal_findings.iter().all(|f| f.bad_seal) && tree.unsealed > 0 {
+            writeln!(
+                out,
+                "no seal in the log verifies with the public keys given: if none of its events \
+                 was forged, the key given is not the one that sealed it (check --public-key \
+                 against the key the service signs with; earlier keys may be given too)"
+            )?;
+        }
         let mut lines = report
             .findings
             .iter()
@@ -357,6 +367,14 @@ impl Checked {
         writeln!(out, "first problem: {first}")?;
         for line in lines {
             writeln!(out, "also: {line}")?;
+        }
+        let unnamed = tree.unsealed - tree.seal_findings.len() as u64;
+        if unnamed > 0 {
+            writeln!(
+                out,
+                "and {unnamed} more events not sealed by the service, after the {} named above",
+                tree.seal_findings.len()
+            )?;
         }
         if let Some(difference) = &tree.first_difference {
             writeln!(out, "{difference}")?;

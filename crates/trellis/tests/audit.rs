@@ -535,6 +535,35 @@ async fn a_forged_event_with_a_copied_batch_seal_is_named(kind: Kind) {
     kept.backend.cleanup().await;
 }
 
+/// A log checked with a key that did not seal it: every event is named
+/// as not sealed, so verify says the key is the likely cause, names the
+/// first hundred and counts the rest rather than printing them all.
+async fn a_log_checked_with_another_key_says_so_and_names_a_hundred_events(kind: Kind) {
+    let kept = Kept::new(kind).await;
+    let sealed = sealed_store(&kept.backend, &kept.signer).await;
+    append(&*sealed, &kept.reps[1], 120).await;
+    let stranger = SignerKey::generate(ORIGIN).unwrap().verifier().to_string();
+    let (code, out) = run_on(
+        &kept.backend,
+        &["audit", "verify", "--public-key", &stranger],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("129 events are not sealed by the service"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no seal in the log verifies with the public keys given"),
+        "{out}"
+    );
+    assert!(
+        out.contains("and 29 more events not sealed by the service, after the 100 named above"),
+        "{out}"
+    );
+    assert_eq!(out.matches("forged or altered").count(), 100, "{out}");
+    kept.backend.cleanup().await;
+}
+
 /// A stored inner node of the tree replaced (the packets' proofs are built
 /// from them): the events, chains and checkpoints all still hold, yet
 /// `audit verify` names the node, with or without the public key.
@@ -885,6 +914,7 @@ both_backends!(
     rebuilding_the_tree_is_refused_while_the_log_does_not_hold,
     a_forged_event_appended_with_a_correct_hash_is_named,
     a_forged_event_with_a_copied_batch_seal_is_named,
+    a_log_checked_with_another_key_says_so_and_names_a_hundred_events,
     a_missing_guard_is_warned_of_and_migrate_puts_it_back,
 );
 
