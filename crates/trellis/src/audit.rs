@@ -310,6 +310,24 @@ impl Checked {
                 tree.sealed, tree.log_size
             )?;
         }
+        // What "intact" did not cover, said, so that a pass is not read as
+        // more than it is.
+        let mut unchecked = Vec::new();
+        if tree.checkpoints == 0 {
+            unchecked.push(
+                "against no kept checkpoint (give --checkpoints FILE or \
+                 --checkpoints-from-nats URL): a rewrite of the whole log would pass",
+            );
+        }
+        if !keyed {
+            unchecked.push(
+                "without the service's public key (give --public-key): seals were not checked, \
+                 so forged events with correct hashes would pass",
+            );
+        }
+        for what in unchecked {
+            writeln!(out, "checked {what}")?;
+        }
         Ok(())
     }
 

@@ -219,6 +219,8 @@ async fn an_untampered_log_extends_every_kept_checkpoint(kind: Kind) {
         out.contains("9 of its 9 events carry the service's seal"),
         "{out}"
     );
+    assert!(!out.contains("checked against no kept checkpoint"), "{out}");
+    assert!(!out.contains("checked without"), "{out}");
     // And `audit checkpoint` prints the newest, which verifies too.
     let (code, printed) = run_on(&kept.backend, &["audit", "checkpoint"]);
     assert_eq!(code, 0, "{printed}");

@@ -29,6 +29,12 @@ async fn audit_verify_exits_zero_when_intact_and_names_the_altered_event_otherwi
     let (code, out) = run_on(&backend, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 3 events in 1 streams"), "{out}");
+    // And what that pass did not cover, so it is not read as more.
+    assert!(
+        out.contains("checked against no kept checkpoint (give --checkpoints FILE")
+            && out.contains("checked without the service's public key (give --public-key)"),
+        "{out}"
+    );
 
     let second = backend.store.read_stream(&s, 1, 1).await.unwrap().remove(0);
     let payload = match kind {
