@@ -194,6 +194,7 @@ impl Quarter<'_> {
                 // Decided by the domain directly: what the write side
                 // reads of the standards is tested with the write API.
                 standard_periods: vec![period.kind()],
+                largest_target: value,
             },
         )
         .await;
@@ -2012,6 +2013,7 @@ impl<'a> Organisation<'a> {
                             },
                             now: now(),
                             standard_periods: vec![PeriodKind::Week],
+                            largest_target: 60.0,
                         },
                     )
                     .await;

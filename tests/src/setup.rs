@@ -382,6 +382,8 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     bad[5] = format!("{},calls_made,2026-W06,lots", reps[0]);
     bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
     bad[77] = format!("{},calls_made,2026-W03,40", Uuid::now_v7());
+    // A likely typo: far above the standard's target of 50.
+    bad[90] = format!("{},calls_made,2026-W14,4000000", reps[3]);
     // An empty file is said on the upload form, to choose another.
     let empty = upload(&app, &admin, &csrf, "").await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -394,11 +396,16 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();
     assert!(
-        html.contains("3 rows cannot be recorded. Correct them in the file"),
+        html.contains("4 rows cannot be recorded. Correct them in the file"),
         "{}",
         said(&html)
     );
-    for line in [6, 41, 78] {
+    assert!(
+        html.contains("4000000 is more than 100 times the largest target"),
+        "{}",
+        said(&html)
+    );
+    for line in [6, 41, 78, 91] {
         assert!(
             html.contains(&format!("<td class=\"n\">{line}</td>")),
             "line {line}: {}",

@@ -481,6 +481,29 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         );
         assert!(html.contains(why), "{period}: {}", said(&html));
     }
+    // A stray run of digits, far above the standard's target of 50: refused
+    // beside the value as a likely typo, the value kept to fix.
+    let html = refused(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "2026-W10"),
+            ("value", "999999999"),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains(
+            "id=\"value-error\">999999999 is more than 100 times the largest target of the \
+             standards for “calls_made” (50). Check it for a typo"
+        ),
+        "{}",
+        said(&html)
+    );
+    assert!(html.contains("value=\"999999999\""), "{}", said(&html));
     assert_eq!(count(&types(&app, rep).await, "PerformanceMeasured"), 0);
     let sent = send(
         &app,

@@ -136,7 +136,7 @@ pub enum OnRep {
     GivenMetric(
         MetricName,
         PeriodKind,
-        Box<dyn FnOnce(Vec<PeriodKind>) -> RepCommand + Send>,
+        Box<dyn FnOnce((Vec<PeriodKind>, f64)) -> RepCommand + Send>,
     ),
 }
 
@@ -181,7 +181,7 @@ impl OnRep {
                     .measured()
                     .covering(app.store(), [(&metric, kind)])
                     .await?;
-                then(crate::measured::periods_of(&catalogue, &metric))
+                then(crate::measured::measures_of(&catalogue, &metric))
             }
         })
     }

@@ -17,8 +17,17 @@ use trellis_http::problem::ApiError;
 
 use crate::scan::each_event_of;
 
-/// Each metric a standard measures, with the kinds of period it is measured in.
-pub type Catalogue = BTreeMap<MetricName, BTreeSet<PeriodKind>>;
+/// Each metric a standard measures, with what its standards say of it.
+pub type Catalogue = BTreeMap<MetricName, Measures>;
+
+/// What the standards of one metric say of its measurements.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measures {
+    /// The kinds of period it is measured in.
+    pub kinds: BTreeSet<PeriodKind>,
+    /// The largest target any of them has had, revisions included.
+    pub largest_target: f64,
+}
 
 /// The catalogue as last read.
 #[derive(Debug, Default)]
@@ -36,9 +45,11 @@ impl Measured {
         needs: impl IntoIterator<Item = (&'a MetricName, PeriodKind)>,
     ) -> Result<Arc<Catalogue>, ApiError> {
         let known = self.known.read().expect("the catalogue").clone();
-        let covered = needs
-            .into_iter()
-            .all(|(metric, kind)| known.get(metric).is_some_and(|kinds| kinds.contains(&kind)));
+        let covered = needs.into_iter().all(|(metric, kind)| {
+            known
+                .get(metric)
+                .is_some_and(|measures| measures.kinds.contains(&kind))
+        });
         if covered {
             return Ok(known);
         }
@@ -48,22 +59,42 @@ impl Measured {
     }
 }
 
-/// The kinds of period in which the standards of `catalogue` measure `metric`.
-pub fn periods_of(catalogue: &Catalogue, metric: &MetricName) -> Vec<PeriodKind> {
-    catalogue
-        .get(metric)
-        .map(|kinds| kinds.iter().copied().collect())
-        .unwrap_or_default()
+/// What the standards of `catalogue` say of `metric`, as a measurement of
+/// it is decided with: the kinds of period it is measured in (none when no
+/// standard measures it) and the largest target it has had.
+pub fn measures_of(catalogue: &Catalogue, metric: &MetricName) -> (Vec<PeriodKind>, f64) {
+    catalogue.get(metric).map_or((Vec::new(), 0.0), |m| {
+        (m.kinds.iter().copied().collect(), m.largest_target)
+    })
 }
 
-/// Every standard's metric and period kind, from their streams.
+/// Every standard's metric, period kind and targets, from their streams.
 async fn read(store: &dyn EventStore) -> Result<Catalogue, ApiError> {
     let mut catalogue = Catalogue::new();
-    each_event_of(store, StandardEvent::CATEGORY, |_, event| {
-        if let Event::Standard(StandardEvent::Set(set)) = event {
-            catalogue.entry(set.metric).or_default().insert(set.period);
-        }
-    })
+    // A revision names its standard, not the metric: the standard's stream
+    // says which metric it is about.
+    let mut metric_of: std::collections::HashMap<String, MetricName> = Default::default();
+    each_event_of(
+        store,
+        StandardEvent::CATEGORY,
+        |stream, event| match event {
+            Event::Standard(StandardEvent::Set(set)) => {
+                let measures = catalogue.entry(set.metric.clone()).or_default();
+                measures.kinds.insert(set.period);
+                measures.largest_target = measures.largest_target.max(set.target.get());
+                metric_of.insert(stream.to_string(), set.metric);
+            }
+            Event::Standard(StandardEvent::Revised(revised)) => {
+                if let Some(measures) = metric_of
+                    .get(stream.as_str())
+                    .and_then(|metric| catalogue.get_mut(metric))
+                {
+                    measures.largest_target = measures.largest_target.max(revised.target.get());
+                }
+            }
+            _ => {}
+        },
+    )
     .await?;
     Ok(catalogue)
 }

@@ -270,6 +270,15 @@ pub enum Rejection {
     )]
     MetricNotMeasured { metric: MetricName },
     #[error(
+        "{value} is more than {} times the largest target of the standards for “{metric}” ({largest_target}). Check it for a typo, such as a digit typed twice.",
+        crate::values::PLAUSIBLE_TIMES_TARGET
+    )]
+    MeasurementImplausible {
+        metric: MetricName,
+        value: f64,
+        largest_target: f64,
+    },
+    #[error(
         "“{metric}” is measured {}, so {period} is not one of its periods. Give a period like {}.",
         kinds_words(kinds),
         kinds_examples(kinds)
@@ -376,6 +385,7 @@ impl Rejection {
             R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),
             R::StartDateTooFarAhead { .. } => Some("start_date"),
             R::SessionDurationOutOfRange { .. } => Some("duration_minutes"),
+            R::MeasurementImplausible { .. } => Some("value"),
             R::ErasureReasonNamesPerson => Some("reason"),
             _ => None,
         };

@@ -394,6 +394,10 @@ impl fmt::Display for Target {
     }
 }
 
+/// How many times the largest target of a metric's standards a measurement
+/// may be (or this many, for targets below 1) before it is taken for a typo.
+pub const PLAUSIBLE_TIMES_TARGET: f64 = 100.0;
+
 /// A measured value of a metric: finite and zero or more.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(try_from = "f64", into = "f64")]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::reps::measurement_values;
 use crate::cache::Loaded;
 use crate::extract::WriteHeaders;
-use crate::measured::periods_of;
+use crate::measured::measures_of;
 use crate::policy::{RepAccess, Scope, rep_write};
 use crate::respond::WriteErrors;
 use crate::respond::{respond_with, stream};
@@ -368,6 +368,7 @@ pub async fn import(
             let mut state = loaded.state;
             let mut events = Vec::new();
             for (i, row) in &by_rep[&rep_id] {
+                let (standard_periods, largest_target) = measures_of(&catalogue, &row.metric);
                 let command = RepCommand::MeasurePerformance {
                     measurement: PerformanceMeasured {
                         measurement_id: MeasurementId::from_uuid(
@@ -379,7 +380,8 @@ pub async fn import(
                         source: MeasurementSource::CrmImport,
                     },
                     now: ctx.now,
-                    standard_periods: periods_of(&catalogue, &row.metric),
+                    standard_periods,
+                    largest_target,
                 };
                 match RepAggregate::decide(&state, command) {
                     Ok(decided) => {

@@ -476,11 +476,14 @@ impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
         Ok(OnRep::GivenMetric(
             measurement.metric.clone(),
             measurement.period.kind(),
-            Box::new(move |standard_periods| RepCommand::MeasurePerformance {
-                measurement,
-                now,
-                standard_periods,
-            }),
+            Box::new(
+                move |(standard_periods, largest_target)| RepCommand::MeasurePerformance {
+                    measurement,
+                    now,
+                    standard_periods,
+                    largest_target,
+                },
+            ),
         ))
     }
 }

@@ -139,6 +139,10 @@ pub enum RepCommand {
         /// The kinds of period in which the standards measure the metric,
         /// read from them before deciding; none when no standard does.
         standard_periods: Vec<PeriodKind>,
+        /// The largest target any standard of the metric has had, read with
+        /// them: a value far above it is taken for a typo
+        /// ([`crate::values::PLAUSIBLE_TIMES_TARGET`]).
+        largest_target: f64,
     },
     RaiseSupportRequest {
         request: SupportRequested,
@@ -403,7 +407,8 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
             measurement,
             now,
             standard_periods,
-        } => rep.measure(measurement, now, &standard_periods),
+            largest_target,
+        } => rep.measure(measurement, now, (&standard_periods, largest_target)),
         RaiseSupportRequest { request, now } => {
             rep.active()?;
             rep.check_date(request.raised_on, now)?;
@@ -631,12 +636,22 @@ impl Rep {
         &self,
         measurement: PerformanceMeasured,
         now: DateTime<Utc>,
-        standard_periods: &[PeriodKind],
+        (standard_periods, largest_target): (&[PeriodKind], f64),
     ) -> Result<Vec<RepEvent>, Rejection> {
         let period = measurement.period;
         if standard_periods.is_empty() {
             return Err(Rejection::MetricNotMeasured {
                 metric: measurement.metric,
+            });
+        }
+        // A stray digit (999999999 calls) would make every chart and mean
+        // of the rep's meaningless, for good: the log keeps it.
+        let ceiling = crate::values::PLAUSIBLE_TIMES_TARGET * largest_target.max(1.0);
+        if measurement.value.get() > ceiling {
+            return Err(Rejection::MeasurementImplausible {
+                metric: measurement.metric,
+                value: measurement.value.get(),
+                largest_target,
             });
         }
         if !standard_periods.contains(&period.kind()) {

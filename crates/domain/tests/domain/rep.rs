@@ -228,6 +228,7 @@ fn measure(measurement: PerformanceMeasured) -> RepCommand {
         measurement,
         now: now(),
         standard_periods,
+        largest_target: 50.0,
     }
 }
 fn complete(n: u128) -> RepCommand {
@@ -1178,6 +1179,7 @@ fn measuring_a_metric_no_standard_measures_is_rejected() {
             measurement: m,
             now: now(),
             standard_periods: vec![],
+            largest_target: 0.0,
         },
         Err(rejection.clone()),
     );
@@ -1198,6 +1200,7 @@ fn measuring_a_period_of_another_kind_than_the_standards_is_rejected_naming_thei
             measurement: m,
             now: now(),
             standard_periods: vec![PeriodKind::Quarter, PeriodKind::Week, PeriodKind::Quarter],
+            largest_target: 50.0,
         },
         Err(rejection.clone()),
     );
@@ -1206,6 +1209,59 @@ fn measuring_a_period_of_another_kind_than_the_standards_is_rejected_naming_thei
         rejection.to_string(),
         "“calls_made” is measured weekly or quarterly, so 2026-03 is not one of its periods. \
          Give a period like 2026-W05 or 2026-Q1."
+    );
+}
+
+/// A value a hundred times the largest target its standards have had is
+/// taken for a typo and refused beside the value; up to that, recorded.
+/// Targets below 1 (a rate) allow values up to a hundred.
+#[test]
+fn a_measurement_far_above_every_target_is_refused_as_a_likely_typo() {
+    let command = |value: f64, largest_target: f64| RepCommand::MeasurePerformance {
+        measurement: measured(500, "2026-W10", value, MeasurementSource::Manual),
+        now: now(),
+        standard_periods: vec![PeriodKind::Week],
+        largest_target,
+    };
+    let refused = Rejection::MeasurementImplausible {
+        metric: parse("calls_made"),
+        value: 999_999_999.0,
+        largest_target: 60.0,
+    };
+    check(
+        vec![joined().into()],
+        command(999_999_999.0, 60.0),
+        Err(refused.clone()),
+    );
+    assert_eq!(refused.concerns().as_deref(), Some("value"));
+    assert!(
+        refused
+            .to_string()
+            .starts_with("999999999 is more than 100 times the largest target"),
+        "{refused}"
+    );
+    check(
+        vec![joined().into()],
+        command(6_000.0, 60.0),
+        Ok(vec![
+            measured(500, "2026-W10", 6_000.0, MeasurementSource::Manual).into(),
+        ]),
+    );
+    check(
+        vec![joined().into()],
+        command(6_000.5, 60.0),
+        Err(Rejection::MeasurementImplausible {
+            metric: parse("calls_made"),
+            value: 6_000.5,
+            largest_target: 60.0,
+        }),
+    );
+    check(
+        vec![joined().into()],
+        command(100.0, 0.25),
+        Ok(vec![
+            measured(500, "2026-W10", 100.0, MeasurementSource::Manual).into(),
+        ]),
     );
 }
 
