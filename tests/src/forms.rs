@@ -1136,3 +1136,54 @@ async fn what_a_form_recorded_is_said_where_the_browser_lands() {
     assert!(notice < html.find("<h2").expect("a heading"), "{html}");
     app.cleanup().await;
 }
+
+/// A follow-up the leader owes that fell due before the scorecard's range
+/// and is still open is owed all the same: the card says so, though its
+/// figures count what fell due in the range ("0 overdue").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorecard_names_follow_ups_still_overdue_from_before_its_range() {
+    let (app, world, rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let mut session = crate::http::session_body(&world);
+    session["action_items"] = serde_json::json!([
+        { "description": "Introduce the rep to the solutions engineer", "owner": "leader", "due_on": "2026-02-20" },
+    ]);
+    app.post_json(
+        &format!("/v1/reps/{rep}/coaching-sessions"),
+        &app.admin(),
+        &session,
+    )
+    .await
+    .expect(201);
+    project(&app).await;
+    let token = app.leader_as(world.leader, &[world.team]);
+    let page = |from: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            shown(
+                app,
+                &format!("/leaders/{}?from={from}&to=2026-06-30", world.leader),
+                token,
+            )
+            .await
+        }
+    };
+    let html = page("2026-04-01").await;
+    assert!(
+        html.contains("0 due: 0 on time, 0 late, 0 dropped, 0 overdue."),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<strong>Also overdue:</strong> 1 follow-up due before 2026-04-01, still open."
+        ),
+        "{html}"
+    );
+    // A range it falls due in counts it there, and says nothing more.
+    let html = page("2026-02-01").await;
+    assert!(
+        html.contains("1 due: 0 on time, 0 late, 0 dropped, 1 overdue."),
+        "{html}"
+    );
+    assert!(!html.contains("Also overdue"), "{html}");
+    app.cleanup().await;
+}

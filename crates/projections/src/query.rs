@@ -503,6 +503,9 @@ pub struct LeaderScorecard {
     pub action_items_dropped: u32,
     /// Still open and past due today.
     pub action_items_overdue: u32,
+    /// Action items the leader owns that fell due before the range and are
+    /// still open today: owed all the same, though not due in the range.
+    pub action_items_overdue_from_before: u32,
     /// On time ÷ (due items that are done or overdue).
     pub on_time_rate: Option<f64>,
 }
@@ -533,6 +536,7 @@ pub fn leader_scorecard(
         action_items_completed_late: 0,
         action_items_dropped: 0,
         action_items_overdue: 0,
+        action_items_overdue_from_before: 0,
         on_time_rate: None,
     };
     let mut coached = BTreeSet::new();
@@ -557,6 +561,14 @@ pub fn leader_scorecard(
             card.support_resolved += 1;
             days.push((r.resolved_on - r.raised_on).num_days() as f64);
         }
+        card.action_items_overdue_from_before += count(
+            activity
+                .action_items
+                .iter()
+                .filter(|i| i.due_on < from && i.due_on < today)
+                .filter(|i| matches!(i.status, ItemStatus::Open))
+                .count(),
+        );
         for item in activity.action_items.iter().filter(|i| within(i.due_on)) {
             card.action_items_due += 1;
             match item.status {

@@ -122,7 +122,8 @@ described_object!(
      `growth` projection: `leader_id`, `name`, `as_of`, sessions held, coaching minutes, reps \
      coached, praise and constructive feedback with `praise_share`, support requests \
      resolved with the median days to resolve, and the action items they own that were due \
-     in the range (completed on time, late, dropped, overdue, `on_time_rate`)."
+     in the range (completed on time, late, dropped, overdue, `on_time_rate`), and \
+     `action_items_overdue_from_before`: those due before the range and still open today."
 );
 
 described_object!(

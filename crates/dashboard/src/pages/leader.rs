@@ -88,7 +88,7 @@ pub(crate) async fn handler(
          <section class=\"card\"><h3>Support requests resolved</h3><p class=\"stat\">{} </p>\
          <p class=\"muted\">Median time to resolve: {}.</p></section>\
          <section class=\"card\"><h3>Follow-ups the leader owes</h3><p class=\"stat\">{} <small>on time</small></p>\
-         <p class=\"muted\">{} due: {} on time, {} late, {} dropped, {} overdue.</p></section></div>",
+         <p class=\"muted\">{} due: {} on time, {} late, {} dropped, {} overdue.</p>{}</section></div>",
         card.sessions_held,
         if card.sessions_held == 1 {
             "session"
@@ -108,7 +108,16 @@ pub(crate) async fn handler(
         card.action_items_completed_on_time,
         card.action_items_completed_late,
         card.action_items_dropped,
-        card.action_items_overdue
+        card.action_items_overdue,
+        match card.action_items_overdue_from_before {
+            0 => String::new(),
+            n => format!(
+                "<p class=\"overdue\"><strong>Also overdue:</strong> {n} {} due before {}, \
+                 still open.</p>",
+                if n == 1 { "follow-up" } else { "follow-ups" },
+                card.from
+            ),
+        }
     );
 
     // Month by month.
