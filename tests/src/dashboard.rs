@@ -747,7 +747,7 @@ fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
         assert_contains(
             page,
             &format!(
-                "<tr><td>{}</td><td>{}</td>",
+                "<tr><td data-label=\"Started\">{}</td><td data-label=\"Review on\">{}</td>",
                 plan["started_on"].as_str().unwrap(),
                 plan["review_on"].as_str().unwrap()
             ),
@@ -758,7 +758,7 @@ fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
         assert_contains(
             page,
             &format!(
-                "<tr><td>{}</td><td>",
+                "<tr><td data-label=\"Raised\">{}</td><td data-label=\"Category\">",
                 request["raised_on"].as_str().unwrap()
             ),
             what,

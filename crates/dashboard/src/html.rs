@@ -206,7 +206,18 @@ fn viewer_label(claims: &Claims, name: Option<&str>) -> String {
 /// that starts with `#` is a numeric column (right-aligned), shown without
 /// the `#`. The caller writes the rows and `</tbody></table></div>`.
 pub(crate) fn table_start(columns: &[&str]) -> String {
-    let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
+    table_start_as(columns, "<table>")
+}
+
+/// [`table_start`] for a table whose rows become blocks of labelled lines
+/// on a phone, where its columns would not fit side by side: each cell
+/// must carry its column's name as `data-label`.
+pub(crate) fn stacked_table_start(columns: &[&str]) -> String {
+    table_start_as(columns, "<table class=\"stack\">")
+}
+
+fn table_start_as(columns: &[&str], table: &str) -> String {
+    let mut out = format!("<div class=\"scroll\">{table}<thead><tr>");
     for column in columns {
         match column.strip_prefix('#') {
             Some(label) => {
@@ -355,7 +366,11 @@ table.stack thead{position:absolute;left:-9999px}
 table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}
 table.stack td{display:flex;gap:.6rem;border:0;padding:.1rem .55rem;text-align:left}
 table.stack td:empty{display:none}
-table.stack td::before{content:attr(data-label);flex:none;width:5.5rem;font-weight:600;color:var(--muted)}}
+table.stack td::before{content:attr(data-label);flex:none;width:5.5rem;font-weight:600;color:var(--muted)}
+table.stack th[scope=row]{display:block;text-align:left;padding:.2rem .55rem}
+.chart,.scroll.latest{direction:rtl}.chart>*,.scroll.latest>*{direction:ltr}
+.scroll.latest tr>:first-child{position:sticky;left:0;background:#fff;z-index:1}
+p.actions a{display:inline-block;min-height:44px;padding:.65rem .35rem;box-sizing:border-box}}
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
 

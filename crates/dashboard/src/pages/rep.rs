@@ -25,7 +25,10 @@ use trellis_queries::params::end_of_day;
 use super::{RepVisit, actions, days_ago, lenient_date};
 use crate::data::{self, Entry};
 use crate::error::PageError;
-use crate::html::{attainment_class, esc, num, outcome, page, pct, standing_badge, table_start};
+use crate::html::{
+    attainment_class, esc, num, outcome, page, pct, stacked_table_start, standing_badge,
+    table_start,
+};
 use crate::svg::{Chart, Series};
 
 #[derive(Debug, Deserialize)]
@@ -425,7 +428,7 @@ pub(crate) async fn handler(
                         Owner::Rep => String::new(),
                     };
                     format!(
-                        "<p>{done}<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
+                        "<p class=\"actions\">{done}<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
                         item.item.action_item_id
                     )
                 } else {
@@ -441,7 +444,7 @@ pub(crate) async fn handler(
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
-        b.push_str(&table_start(&[
+        b.push_str(&stacked_table_start(&[
             "Started",
             "Review on",
             "Targets",
@@ -456,7 +459,9 @@ pub(crate) async fn handler(
                 .collect();
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Started\">{}</td><td data-label=\"Review on\">{}</td>\
+                 <td data-label=\"Targets\">{}</td><td class=\"n\" data-label=\"Checkpoints\">{}</td>\
+                 <td data-label=\"Outcome\">{}</td></tr>",
                 plan.started_on,
                 plan.review_on,
                 targets.join("<br>"),
@@ -481,11 +486,14 @@ pub(crate) async fn handler(
     if profile.support_requests.is_empty() {
         b.push_str("<p>None raised.</p>");
     } else {
-        b.push_str(&table_start(&["Raised", "Category", "Request", "Resolved"]));
+        b.push_str(&stacked_table_start(&[
+            "Raised", "Category", "Request", "Resolved",
+        ]));
         for r in profile.support_requests.iter().rev() {
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Raised\">{}</td><td data-label=\"Category\">{}</td>\
+                 <td data-label=\"Request\">{}</td><td data-label=\"Resolved\">{}</td></tr>",
                 r.raised_on,
                 super::team::category(r.category),
                 esc(r.description.as_ref()),
@@ -686,7 +694,7 @@ fn entry_html(
     if let (Some(rep_id), Some((fact, how)), None) = (edit, &entry.fact, &entry.corrected) {
         let _ = write!(
             b,
-            "<p class=\"noprint\"><a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=retract\">Retract</a>{}</p>",
+            "<p class=\"noprint actions\"><a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=retract\">Retract</a>{}</p>",
             if *how == "level" {
                 format!(
                     " · <a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=level\">Correct the level</a>"
@@ -936,7 +944,7 @@ fn attainment_chart(
     // The latest figures, in a table.
     let _ = write!(
         b,
-        "<div class=\"scroll\" style=\"margin-bottom:1rem\"><table class=\"heat\"><caption>{label}, {bucket}: latest measured period</caption>\
+        "<div class=\"scroll\" style=\"margin-bottom:1rem\"><table class=\"heat stack\"><caption>{label}, {bucket}: latest measured period</caption>\
          <thead><tr><th scope=\"col\">Standard</th><th scope=\"col\">Period</th><th scope=\"col\" class=\"n\">Actual</th>\
          <th scope=\"col\" class=\"n\">Target</th><th scope=\"col\">Attainment</th></tr></thead><tbody>"
     );
@@ -954,8 +962,9 @@ fn attainment_chart(
         if let Some((row, s)) = latest {
             let _ = write!(
                 b,
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"n\">{} {}</td><td class=\"n\">{} {}{}</td>\
-                 <td class=\"cell {}\">{}</td></tr>",
+                "<tr><th scope=\"row\">{}</th><td data-label=\"Period\">{}</td>\
+                 <td class=\"n\" data-label=\"Actual\">{} {}</td><td class=\"n\" data-label=\"Target\">{} {}{}</td>\
+                 <td class=\"cell {}\" data-label=\"Attainment\">{}</td></tr>",
                 esc(name),
                 row.period,
                 s.actual.map_or("–".to_owned(), num),

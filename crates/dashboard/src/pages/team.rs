@@ -485,7 +485,7 @@ fn heat_table(
     }
     let _ = write!(
         b,
-        "<div class=\"scroll\" style=\"margin-bottom:1rem\"><table class=\"heat\"><caption>{} — {unit}, {target}</caption>\
+        "<div class=\"scroll latest\" style=\"margin-bottom:1rem\"><table class=\"heat\"><caption>{} — {unit}, {target}</caption>\
          <thead><tr><th scope=\"col\">Rep</th>",
         esc(standard.name.as_ref())
     );
