@@ -203,6 +203,25 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
         );
     }
     assert_eq!(count(&types(&app, rep).await, "SupportRequested"), 0);
+    // A date before they joined (2026-01-05): the rep is told as "you".
+    let html = refused(
+        &app,
+        &ask,
+        &rep_token,
+        &carried,
+        &[
+            ("category", "tools"),
+            ("description", "The dialer licence expired on Monday."),
+            ("raised_on", "2025-12-01"),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains("2025-12-01 is before you joined on 2026-01-05."),
+        "{}",
+        said(&html)
+    );
+    assert!(!html.contains("the rep joined"), "{}", said(&html));
 
     let sent = send(
         &app,

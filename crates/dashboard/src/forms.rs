@@ -73,12 +73,20 @@ pub(crate) async fn record_if(
         wait_until_shown(state).await;
         return Ok(Outcome::Recorded);
     }
+    // The API speaks of the rep; a rep filling in their own form is "you".
+    let to_viewer = |why: String| {
+        if viewer.is_rep() {
+            addressed_to_the_rep(&why)
+        } else {
+            why
+        }
+    };
     let mut errors = BTreeMap::new();
     for e in answer["errors"].as_array().into_iter().flatten() {
         let field = e["field"].as_str().unwrap_or("form").to_owned();
         errors
             .entry(field)
-            .or_insert_with(|| plain(e["reason"].as_str().unwrap_or("is not valid")));
+            .or_insert_with(|| to_viewer(plain(e["reason"].as_str().unwrap_or("is not valid"))));
     }
     // A refusal about one value goes beside its field: `@date` until the
     // form names its date field ([`aim`]).
@@ -87,13 +95,15 @@ pub(crate) async fn record_if(
         answer["concerns"].as_str(),
         answer["detail"].as_str(),
     ) {
-        errors.insert(format!("@{concerns}"), detail.to_owned());
+        errors.insert(format!("@{concerns}"), to_viewer(detail.to_owned()));
     }
     let general = errors.is_empty().then(|| {
-        answer["detail"]
-            .as_str()
-            .unwrap_or("Trellis could not record this.")
-            .to_owned()
+        to_viewer(
+            answer["detail"]
+                .as_str()
+                .unwrap_or("Trellis could not record this.")
+                .to_owned(),
+        )
     });
     Ok(Outcome::Refused {
         status: if status.is_client_error() {
@@ -104,6 +114,17 @@ pub(crate) async fn record_if(
         errors,
         general,
     })
+}
+
+/// A refusal written about "the rep", as a rep reads it about themself.
+fn addressed_to_the_rep(why: &str) -> String {
+    [
+        ("the rep joined", "you joined"),
+        ("the rep departed", "you left"),
+        ("the rep worked in", "you worked in"),
+    ]
+    .iter()
+    .fold(why.to_owned(), |why, (about, to)| why.replace(about, to))
 }
 
 /// Waits, at most [`DashboardState::shown_within`], until the read models
