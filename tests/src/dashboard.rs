@@ -397,6 +397,18 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
     // Each cell says its column, so a phone shows an event as labelled lines.
     assert_contains(&body, "<table class=\"stack\">", "a table a phone stacks");
     assert_contains(&body, "<td data-label=\"Note\">", "labelled cells");
+    // Each event in words, its type beside them; the figures of a record
+    // in its note.
+    assert_contains(
+        &body,
+        "<td data-label=\"Event\">Joined <span class=\"muted\">(RepJoined)</span></td>",
+        "an event in words",
+    );
+    assert_contains(
+        &body,
+        "<td data-label=\"Note\">level ",
+        "an assessment's level",
+    );
     assert_contains(
         &body,
         "corrects <a href=\"#v",

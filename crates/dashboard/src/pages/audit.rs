@@ -40,6 +40,11 @@ fn note(entry: &AuditEntry) -> String {
             v = target.stream_version
         );
     }
+    let private = if payload["visibility"] == "private" {
+        " <span class=\"tag private\">private</span>"
+    } else {
+        ""
+    };
     match entry.event_type.as_str() {
         "PerformanceMeasured" => format!(
             "{} for {}: {}",
@@ -47,11 +52,46 @@ fn note(entry: &AuditEntry) -> String {
             esc(&text("period")),
             payload["value"]
         ),
+        // The figures of the record, so an auditor need not open the
+        // rep's page to read them.
+        "SkillAssessed" => format!("level {}", payload["level"]),
+        "FeedbackGiven" => format!("{}{private}", esc(&text("kind"))),
+        "CoachingSessionHeld" => format!("{} minutes{private}", payload["duration_minutes"]),
         _ if payload["visibility"] == "private" => {
             "<span class=\"tag private\">private</span>".to_owned()
         }
         _ => String::new(),
     }
+}
+
+/// What a rep's event records, in words (its type, for who cross-checks
+/// the log, stays beside them).
+fn event_in_words(event_type: &str) -> Option<&'static str> {
+    Some(match event_type {
+        "RepJoined" => "Joined",
+        "RepMovedTeam" => "Moved to another team",
+        "RepRoleChanged" => "Changed role",
+        "RepDeparted" => "Departed",
+        "ExpectationsAcknowledged" => "Acknowledged a standard",
+        "FeedbackGiven" => "Feedback given",
+        "FeedbackAcknowledged" => "Acknowledged feedback",
+        "SkillAssessed" => "Skill assessed",
+        "CoachingSessionHeld" => "Coaching session",
+        "ActionItemCompleted" => "Action item done",
+        "ActionItemDropped" => "Action item dropped",
+        "TrainingCompleted" => "Training completed",
+        "PerformanceMeasured" => "Measurement",
+        "SupportRequested" => "Asked for support",
+        "SupportAcknowledged" => "Support request acknowledged",
+        "SupportResolved" => "Support request resolved",
+        "ImprovementPlanStarted" => "Improvement plan started",
+        "PlanCheckpointRecorded" => "Plan checkpoint",
+        "ImprovementPlanClosed" => "Improvement plan closed",
+        "FactCorrected" => "Correction",
+        "ReviewHeld" => "Review held",
+        "PersonalDataErased" => "Personal data erased",
+        _ => return None,
+    })
 }
 
 pub(crate) async fn handler(
@@ -115,12 +155,19 @@ pub(crate) async fn handler(
             },
             Clone::clone,
         );
+        let what = match event_in_words(&entry.event_type) {
+            Some(words) => format!(
+                "{words} <span class=\"muted\">({})</span>",
+                esc(&entry.event_type)
+            ),
+            None => esc(&entry.event_type),
+        };
         let _ = write!(
             b,
             "<tr id=\"v{v}\"><td class=\"n\" data-label=\"#\">{v}</td><td data-label=\"Event\">{}</td>\
              <td data-label=\"Happened\">{}</td><td data-label=\"Recorded\">{}</td>\
              <td data-label=\"By\">{}</td><td data-label=\"Note\">{}</td></tr>",
-            esc(&entry.event_type),
+            what,
             entry.occurred_at.date_naive(),
             entry.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
             esc(&by),
@@ -130,4 +177,17 @@ pub(crate) async fn handler(
     }
     b.push_str("</tbody></table></div>");
     Ok(Html(page(&title, Some(viewer.signed()), &b)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_in_words;
+
+    /// A new event type of a rep's stream would show as its bare type name.
+    #[test]
+    fn every_event_of_a_rep_is_said_in_words() {
+        for (event_type, _) in trellis_domain::RepEvent::TYPES {
+            assert!(event_in_words(event_type).is_some(), "{event_type}");
+        }
+    }
 }
