@@ -1187,3 +1187,68 @@ async fn a_scorecard_names_follow_ups_still_overdue_from_before_its_range() {
     assert!(!html.contains("Also overdue"), "{html}");
     app.cleanup().await;
 }
+
+/// A form sent after its sign-in ended (it expired, or the viewer signed
+/// out in another tab) records nothing, and what was typed is shown to
+/// keep, with the way to sign in again; never for a form sent from
+/// another site, whose words would read as Trellis's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_sent_after_its_sign_in_ended_shows_what_was_typed_to_keep() {
+    let (app, world, rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let competency = world.competency.to_string();
+    let form = [
+        ("_csrf", "from-the-old-sign-in"),
+        ("idempotency_key", "01a250b6-0000-7000-8000-000000000001"),
+        ("competency_id", competency.as_str()),
+        ("kind", "praise"),
+        ("note", "Handled the pricing pushback calmly & clearly."),
+        ("visibility", "shared"),
+        ("given_on", "2026-02-02"),
+    ];
+    let path = format!("/reps/{rep}/feedback");
+    let signed_out = browser(
+        &app,
+        Method::POST,
+        &path,
+        "",
+        Some(&form),
+        &[("origin", ORIGIN)],
+    )
+    .await;
+    signed_out.expect(401);
+    let html = signed_out.text();
+    assert!(html.contains("Nothing was recorded."), "{html}");
+    assert!(
+        html.contains("<dt>Note</dt><dd>Handled the pricing pushback calmly &amp; clearly.</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("Sign in again (in a new tab)"), "{html}");
+    assert!(
+        !html.contains("from-the-old-sign-in"),
+        "the old token is not shown: {html}"
+    );
+    let elsewhere = browser(
+        &app,
+        Method::POST,
+        &path,
+        "",
+        Some(&form),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    elsewhere.expect(401);
+    assert!(
+        !elsewhere.text().contains("pricing pushback"),
+        "{}",
+        elsewhere.text()
+    );
+    assert_eq!(
+        app.event_types("rep", rep)
+            .await
+            .iter()
+            .filter(|t| *t == "FeedbackGiven")
+            .count(),
+        0
+    );
+    app.cleanup().await;
+}

@@ -28,6 +28,13 @@ pub(crate) enum PageError {
     /// (opened before the viewer signed in again): nothing was recorded.
     /// With what was typed, the page offers it back to send again.
     StaleForm(Option<Box<Resend>>),
+    /// A form sent from this site after its sign-in ended (expired, signed
+    /// out elsewhere): nothing was recorded; what was typed is shown, to
+    /// copy before signing in again. There is no sign-in to send it with.
+    SignedOut {
+        why: String,
+        typed: Typed,
+    },
     /// A form refused before anything was read from it (sent from another
     /// site, or without its token): a 403 that says nothing was recorded,
     /// and why.
@@ -44,18 +51,39 @@ pub(crate) enum PageError {
 #[derive(Debug)]
 pub(crate) struct Resend {
     pub action: String,
-    pub typed: std::collections::BTreeMap<String, String>,
+    pub typed: Typed,
     pub csrf: String,
+}
+
+/// What a form sent, as typed (its fields by name).
+pub(crate) type Typed = std::collections::BTreeMap<String, String>;
+
+/// What was typed in a form, for a person to read: each field that holds
+/// something they wrote, under its name. The form's own workings (its
+/// token, key, version) and the ids chosen in it mean nothing to a reader.
+fn typed_list(typed: &Typed) -> String {
+    const WORKINGS: [&str; 4] = ["_csrf", "idempotency_key", "_version", "rows"];
+    let mut shown = String::new();
+    for (name, value) in typed {
+        let id = uuid::Uuid::parse_str(value.trim()).is_ok();
+        if !WORKINGS.contains(&name.as_str()) && !value.trim().is_empty() && !id {
+            let _ = std::fmt::Write::write_fmt(
+                &mut shown,
+                format_args!(
+                    "<dt>{}</dt><dd>{}</dd>",
+                    html::esc(&html::capitalised(name.replace(['_', '.'], " "))),
+                    html::esc(value)
+                ),
+            );
+        }
+    }
+    format!("<dl class=\"typed\">{shown}</dl>")
 }
 
 impl Resend {
     /// The page: what was typed, shown, and the same fields carried in a
-    /// form that sends them again with the current token. The fields that
-    /// are the form's own workings (its token, key, version) and the ids
-    /// chosen in it are carried but not shown.
+    /// form that sends them again with the current token.
     fn page(&self) -> String {
-        const WORKINGS: [&str; 4] = ["_csrf", "idempotency_key", "_version", "rows"];
-        let mut shown = String::new();
         let mut carried = String::new();
         for (name, value) in &self.typed {
             if name == "_csrf" {
@@ -69,26 +97,14 @@ impl Resend {
                     html::esc(value)
                 ),
             );
-            // An id (the competency chosen, the leader) means nothing to a
-            // reader; it is carried all the same.
-            let id = uuid::Uuid::parse_str(value.trim()).is_ok();
-            if !WORKINGS.contains(&name.as_str()) && !value.trim().is_empty() && !id {
-                let _ = std::fmt::Write::write_fmt(
-                    &mut shown,
-                    format_args!(
-                        "<dt>{}</dt><dd>{}</dd>",
-                        html::esc(&html::capitalised(name.replace(['_', '.'], " "))),
-                        html::esc(value)
-                    ),
-                );
-            }
         }
+        let shown = typed_list(&self.typed);
         format!(
             "<h1>Send this form again</h1><p class=\"lead\">This page was opened before you \
              last signed in, so nothing was recorded. What you typed is kept below: send it \
              again as it is, or go back and open the form afresh.</p>\
              <form class=\"card form\" method=\"post\" action=\"{}\">{}{}\
-             <dl class=\"typed\">{}</dl><button type=\"submit\" class=\"primary\">Send again</button> \
+             {}<button type=\"submit\" class=\"primary\">Send again</button> \
              <a class=\"button\" href=\"/home\">Back to the home page</a></form>",
             html::esc(&self.action),
             html::csrf_field(&self.csrf),
@@ -171,6 +187,23 @@ impl IntoResponse for PageError {
                      <p class=\"error\" role=\"alert\">{}</p>\
                      <p><a class=\"button primary\" href=\"/\">Go to the sign-in page</a></p></div>",
                     html::esc(&why)
+                );
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Html(html::page("Sign in", None, &body)),
+                )
+                    .into_response();
+            }
+            PageError::SignedOut { why, typed } => {
+                let body = format!(
+                    "<div class=\"signin\"><h1>Sign in to Trellis</h1>\
+                     <p class=\"error\" role=\"alert\">{} Nothing was recorded.</p>\
+                     <p>What you typed is kept below: copy it, sign in again, then open \
+                     the form and send it.</p>{}\
+                     <p><a class=\"button primary\" href=\"/\" target=\"_blank\" \
+                     rel=\"noopener\">Sign in again (in a new tab)</a></p></div>",
+                    html::esc(&why),
+                    typed_list(&typed)
                 );
                 return (
                     StatusCode::UNAUTHORIZED,

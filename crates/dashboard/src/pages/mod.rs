@@ -202,7 +202,23 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
         state: &DashboardState,
     ) -> Result<Self, PageError> {
         let (mut parts, body) = request.into_parts();
-        let visit = V::from_request_parts(&mut parts, state).await?;
+        let visit = match V::from_request_parts(&mut parts, state).await {
+            Ok(visit) => visit,
+            // Sent from this site after the sign-in ended: nothing can be
+            // recorded, but what was typed is shown to keep. Never for a
+            // form sent from elsewhere, whose words would be shown as ours.
+            Err(PageError::Unauthorized(why)) if crate::auth::sent_from_here(&parts.headers) => {
+                let request = axum::extract::Request::from_parts(parts, body);
+                let axum::Form(typed) =
+                    <axum::Form<crate::error::Typed> as axum::extract::FromRequest<
+                        DashboardState,
+                    >>::from_request(request, state)
+                    .await
+                    .map_err(|e| PageError::BadRequest(e.body_text()))?;
+                return Err(PageError::SignedOut { why, typed });
+            }
+            Err(e) => return Err(e),
+        };
         let headers = parts.headers.clone();
         let action = parts
             .uri
