@@ -383,7 +383,10 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
     bad[77] = format!("{},calls_made,2026-W03,40", Uuid::now_v7());
     // A likely typo: far above the standard's target of 50.
-    bad[90] = format!("{},calls_made,2026-W14,4000000", reps[3]);
+    bad[90] = format!("{},calls_made,2026-W16,4000000", reps[3]);
+    // The file contradicts itself: line 102 gives another value for the
+    // rep, metric and week of line 52 (33).
+    bad.push(format!("{},calls_made,2026-W02,99", reps[2]));
     // An empty file is said on the upload form, to choose another.
     let empty = upload(&app, &admin, &csrf, "").await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -396,7 +399,14 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = refused.text();
     assert!(
-        html.contains("4 rows cannot be recorded. Correct them in the file"),
+        html.contains("5 rows cannot be recorded. Correct them in the file"),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains(
+            "99 for the same rep, metric and period as line 52, which gives 32: keep the right one"
+        ),
         "{}",
         said(&html)
     );
@@ -405,7 +415,7 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
         "{}",
         said(&html)
     );
-    for line in [6, 41, 78, 91] {
+    for line in [6, 41, 78, 91, 102] {
         assert!(
             html.contains(&format!("<td class=\"n\">{line}</td>")),
             "line {line}: {}",

@@ -192,6 +192,36 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
     Ok(parsed)
 }
 
+/// Two rows about one rep, metric and period with different values: the
+/// file contradicts itself, and the later row would silently replace the
+/// earlier. Each such later row is refused, naming the first.
+fn contradictions(rows: &[Row], f: &mut Fields) {
+    let mut first: BTreeMap<(RepId, &MetricName, Period), &Row> = BTreeMap::new();
+    for row in rows {
+        match first.entry((row.rep_id, &row.metric, row.period)) {
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(row);
+            }
+            std::collections::btree_map::Entry::Occupied(earlier)
+                if earlier.get().value != row.value =>
+            {
+                let earlier = earlier.get();
+                f.push(
+                    row.field(Some("value".into())),
+                    format!(
+                        "{} for the same rep, metric and period as {}, which gives {}: keep \
+                         the right one of the two rows",
+                        row.value.get(),
+                        earlier.place,
+                        earlier.value.get()
+                    ),
+                );
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
+        }
+    }
+}
+
 fn too_many(max_rows: usize) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "an import may carry at most {max_rows} rows; split the file into several requests"
@@ -279,6 +309,7 @@ pub async fn import(
     if rows.len() > max_rows {
         return Err(too_many(max_rows));
     }
+    contradictions(&rows, &mut unreadable);
     if rows.is_empty() {
         unreadable.clone().finish()?;
         return Err(ApiError::Validation(vec![FieldError {
