@@ -702,9 +702,47 @@ async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: K
 
 crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
+    a_set_up_form_says_it_saved_or_that_nothing_changed,
     an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
     a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed,
     a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest,
     only_an_admin_opens_the_set_up_pages,
     an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,
 );
+
+/// A set-up form that records says so under the heading of what it
+/// changed; one that finds it so already (a rep's role "changed" to the
+/// role they have) says nothing changed, not that it saved.
+async fn a_set_up_form_says_it_saved_or_that_nothing_changed(kind: Kind) {
+    let (app, _world, rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let path = format!("/admin/reps/{rep}/role");
+    for (role, location, notice) in [
+        (
+            "AE",
+            "/admin?saved=people#people",
+            "<h2 id=\"people\">People</h2><p class=\"notice ok\" role=\"status\">Saved.",
+        ),
+        (
+            "AE",
+            "/admin?unchanged=1#people",
+            "Nothing changed: it was already so, and nothing was recorded.",
+        ),
+    ] {
+        let (_, carried) = open(&app, &path, &admin).await;
+        let sent = send(
+            &app,
+            &path,
+            &admin,
+            &carried,
+            &[("role", role), ("on", "2026-03-02")],
+        )
+        .await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", said(&sent.text()));
+        assert_eq!(sent.header("location"), Some(location));
+        let page = crate::forms::shown(&app, location, &admin).await;
+        assert!(page.contains(notice), "{notice} in {}", said(&page));
+    }
+    assert_eq!(in_log(&app, "RepRoleChanged").await, 1);
+    app.cleanup().await;
+}

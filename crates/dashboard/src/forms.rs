@@ -26,8 +26,10 @@ pub(crate) type Typed = BTreeMap<String, String>;
 /// What the write API made of a form's request.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// Recorded (or recorded before, for a retried idempotency key).
-    Recorded,
+    /// Recorded (or recorded before, for a retried idempotency key);
+    /// `changed` is false when the API recorded nothing because it was so
+    /// already (a rep moved to their own team, a value measured again).
+    Recorded { changed: bool },
     /// Refused: the problem's field errors by field, and its detail when no
     /// field is to blame; the status to answer the page with.
     Refused {
@@ -71,7 +73,8 @@ pub(crate) async fn record_if(
     let (status, answer) = send(state, viewer, request).await?;
     if status.is_success() {
         wait_until_shown(state).await;
-        return Ok(Outcome::Recorded);
+        let changed = answer["events"].as_u64() != Some(0) || answer["replayed"] == true;
+        return Ok(Outcome::Recorded { changed });
     }
     // The API speaks of the rep; a rep filling in their own form is "you".
     let to_viewer = |why: String| {

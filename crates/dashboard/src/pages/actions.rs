@@ -55,7 +55,7 @@ pub(crate) async fn act(uri: Uri, Posted { visit, typed }: Posted) -> Result<Res
     };
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &format!("/v1{}", uri.path()), key, &body).await? {
-        Outcome::Recorded => {
+        Outcome::Recorded { .. } => {
             Ok(Redirect::to(&format!("/reps/{rep_id}?recorded={what}#todo")).into_response())
         }
         Outcome::Refused {

@@ -38,8 +38,31 @@ use crate::html::{esc, page, table_start};
 /// Where every admin form leads back to.
 const ADMIN: &str = "/admin";
 
+/// What a form that led back here did: `saved` names the section it
+/// changed; `unchanged`, that it found nothing to change.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Said {
+    saved: Option<String>,
+    unchanged: Option<String>,
+}
+
+impl Said {
+    /// The notice under the heading of `section`, when a form led there.
+    fn under(&self, section: &str) -> &'static str {
+        match (&self.saved, &self.unchanged) {
+            (Some(saved), _) if saved == section => {
+                "<p class=\"notice ok\" role=\"status\">Saved. The list below shows it.</p>"
+            }
+            _ => "",
+        }
+    }
+}
+
 /// `GET /admin`: everything an admin sets up, with the forms that change it.
-pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
+pub(crate) async fn overview(
+    visit: AdminVisit,
+    axum::extract::Query(said): axum::extract::Query<Said>,
+) -> Result<Response, PageError> {
     let state = &visit.state;
     let teams = data::all_teams(state).await?;
     let mut reps: Vec<RepProfile> = state.models().all(kinds::REP_PROFILE).await?;
@@ -59,9 +82,16 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
          competencies they grow in and the standards their work is measured against.</p>\
          <p><a class=\"button\" href=\"/admin/access\">Sign-in: who may use Trellis</a></p>",
     );
+    if said.unchanged.is_some() {
+        b.push_str(
+            "<p class=\"notice\" role=\"status\">Nothing changed: it was already so, and \
+             nothing was recorded.</p>",
+        );
+    }
     let _ = write!(
         b,
-        "<h2 id=\"teams\">Teams</h2><p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>{}",
+        "<h2 id=\"teams\">Teams</h2>{}<p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>{}",
+        said.under("teams"),
         table_start(&["Team", "Leaders", "#Reps", "Change"])
     );
     for t in &teams {
@@ -82,7 +112,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
 
     let _ = write!(
         b,
-        "<h2 id=\"people\">People</h2><p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>{}",
+        "<h2 id=\"people\">People</h2>{}<p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>{}",
+        said.under("people"),
         table_start(&[
             "Rep",
             "Team",
@@ -126,7 +157,8 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
     let leaders = every_leader(&teams);
     let _ = write!(
         b,
-        "<h2 id=\"leaders\">Leaders</h2>{}",
+        "<h2 id=\"leaders\">Leaders</h2>{}{}",
+        said.under("leaders"),
         table_start(&["Leader", "Teams", "Change", "Id"])
     );
     for (id, name, led) in &leaders {
@@ -153,8 +185,9 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
 
     let _ = write!(
         b,
-        "<h2 id=\"competencies\">Competency framework</h2>\
+        "<h2 id=\"competencies\">Competency framework</h2>{}\
          <p><a class=\"button\" href=\"/admin/competencies/new\">Define a competency</a></p>{}",
+        said.under("competencies"),
         table_start(&["Competency", "What it is", "Change"])
     );
     for c in &competencies {
@@ -186,10 +219,11 @@ pub(crate) async fn overview(visit: AdminVisit) -> Result<Response, PageError> {
 
     let _ = write!(
         b,
-        "<h2 id=\"standards\">Standards</h2>\
+        "<h2 id=\"standards\">Standards</h2>{}\
          <p><a class=\"button\" href=\"/admin/standards/new\">Set a standard</a> \
          <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a> \
          <a class=\"button\" href=\"/admin/webhooks\">Webhooks</a></p>{}",
+        said.under("standards"),
         table_start(&["Standard", "Target now", "For", "Versions", "Change"])
     );
     for s in &standards {
@@ -261,7 +295,7 @@ impl Spec {
     fn sends(mut self, method: Method, api: String, anchor: &str) -> Spec {
         self.method = method;
         self.api = api;
-        self.done = format!("{ADMIN}#{anchor}");
+        self.done = format!("{ADMIN}?saved={anchor}#{anchor}");
         self
     }
 }

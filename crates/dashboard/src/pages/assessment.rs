@@ -67,7 +67,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
     let path = format!("/v1/reps/{rep_id}/skill-assessments");
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
-        Outcome::Recorded => Ok(recorded(rep_id, "assessment")),
+        Outcome::Recorded { .. } => Ok(recorded(rep_id, "assessment")),
         Outcome::Refused {
             status,
             mut errors,

@@ -99,7 +99,7 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
     let path = format!("/v1/reps/{rep_id}/coaching-sessions");
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
-        Outcome::Recorded => Ok(recorded(rep_id, "coaching")),
+        Outcome::Recorded { .. } => Ok(recorded(rep_id, "coaching")),
         Outcome::Refused {
             status,
             mut errors,

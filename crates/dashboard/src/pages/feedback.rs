@@ -55,7 +55,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
     with_leader(&mut body, &typed);
     let path = format!("/v1/reps/{rep_id}/feedback");
     match record(state, viewer, &path, field("idempotency_key"), &body).await? {
-        Outcome::Recorded => Ok(recorded(rep_id, "feedback")),
+        Outcome::Recorded { .. } => Ok(recorded(rep_id, "feedback")),
         Outcome::Refused {
             status,
             mut errors,

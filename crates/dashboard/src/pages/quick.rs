@@ -215,7 +215,12 @@ pub(crate) async fn submit<F: Quick>(
     )
     .await?;
     match (outcome, visit.rep()) {
-        (Outcome::Recorded, _) => Ok(Redirect::to(&spec.done).into_response()),
+        (Outcome::Recorded { changed: true }, _) => Ok(Redirect::to(&spec.done).into_response()),
+        // Nothing to record (it was so already): the page says so rather
+        // than that something was saved.
+        (Outcome::Recorded { changed: false }, _) => {
+            Ok(Redirect::to(&unchanged(&spec.done)).into_response())
+        }
         (Outcome::Refused { status, .. }, Some(rep))
             if status == StatusCode::CONFLICT && if_match.is_some() =>
         {
@@ -288,6 +293,18 @@ pub(crate) async fn submit<F: Quick>(
                 Shown::refused(&typed, &errors, general.as_deref(), status),
             )
         }
+    }
+}
+
+/// Where a form that changed nothing leads: where it would have, saying
+/// so instead of what it would have recorded (`?recorded=…`, `?saved=…`).
+fn unchanged(done: &str) -> String {
+    let (path, anchor) = done.split_once('#').map_or((done, ""), |(p, a)| (p, a));
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    if anchor.is_empty() {
+        format!("{path}?unchanged=1")
+    } else {
+        format!("{path}?unchanged=1#{anchor}")
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Params {
     as_of: Option<String>,
     /// What a form just recorded (`feedback`), to say so.
     recorded: Option<String>,
+    /// Set when a form found nothing to record (it was so already).
+    unchanged: Option<String>,
 }
 
 /// Short label of a period's start for chart axes: `03 Mar`, or `Mar 26` for months.
@@ -203,6 +205,12 @@ pub(crate) async fn handler(
             .map_or("", |(_, said)| said.as_str())
     };
     b.push_str(said_in(None));
+    if params.unchanged.is_some() {
+        b.push_str(
+            "<p class=\"notice\" role=\"status\">Nothing changed: it was already recorded so, \
+             and nothing was recorded again.</p>",
+        );
+    }
     if profile.start_date > today && as_of.is_none() {
         let _ = write!(
             b,
