@@ -1740,7 +1740,13 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
         "{}",
         r.text()
     );
-    assert!(r.text().contains("no such rep"), "{}", r.text());
+    r.expect_problem(422, "validation");
+    assert_eq!(r.field_errors()[0].0, "line 3: rep", "{}", r.text());
+    assert!(
+        r.text().contains(&format!("there is no rep {nobody}")),
+        "the id quoted: {}",
+        r.text()
+    );
     assert_eq!(app.events_in_log().await, head, "nothing recorded");
 }
 

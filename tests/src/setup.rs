@@ -381,7 +381,8 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     let mut bad = lines.clone();
     bad[5] = format!("{},calls_made,2026-W06,lots", reps[0]);
     bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
-    bad[77] = format!("{},calls_made,2026-W03,40", Uuid::now_v7());
+    let stranger = Uuid::now_v7();
+    bad[77] = format!("{stranger},calls_made,2026-W03,40");
     // A likely typo: far above the standard's target of 50.
     bad[90] = format!("{},calls_made,2026-W16,4000000", reps[3]);
     // The file contradicts itself: line 102 gives another value for the
@@ -412,6 +413,11 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     );
     assert!(
         html.contains("4000000 is more than 100 times the largest target"),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains(&format!("here is no rep {stranger}: check the id")),
         "{}",
         said(&html)
     );

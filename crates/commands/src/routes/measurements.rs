@@ -421,6 +421,15 @@ pub async fn import(
                             events.push(to_new_event(&RepAggregate::into_event(event), ctx.now));
                         }
                     }
+                    // A row names its rep by id only: an unknown one is
+                    // quoted, so the file's mistake can be found.
+                    Err(trellis_domain::Rejection::RepNotFound) => f.push(
+                        row.field(Some("rep".into())),
+                        format!(
+                            "there is no rep {rep_id}: check the id against the people list \
+                             (Set up, or GET /v1/reps), or hire the rep first"
+                        ),
+                    ),
                     Err(rejection) => {
                         f.push(row.field(rejection.concerns()), rejection.to_string())
                     }
