@@ -179,11 +179,17 @@ text_newtype!(
 );
 
 /// Whether two names of things of one kind (teams, competencies) are one
-/// name to a reader: the same letters, whatever their case and the space
-/// around them. Such a thing may not take a name another has
+/// name to a reader: the same words, whatever their case and the space
+/// around and between them (a page shows "Northside  SDRs" as "Northside
+/// SDRs"). Such a thing may not take a name another has
 /// ([`crate::TeamCommand`]'s and [`crate::CompetencyCommand`]'s `name_taken`).
 pub fn same_name(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
+    let words = |s: &str| {
+        s.split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    words(a) == words(b)
 }
 
 /// The name, as written there, of the first of `others` (each with its

@@ -167,9 +167,12 @@ fn renaming_a_team_that_does_not_exist_is_rejected() {
 }
 
 #[test]
-fn team_names_that_differ_only_in_case_and_surrounding_space_are_one_name() {
+fn team_names_that_differ_only_in_case_and_spacing_are_one_name() {
     use trellis_domain::values::same_name;
     assert!(same_name("Northside SDRs", "  northside sdrs "));
+    // A page shows runs of spaces, and a tab or line break, as one space.
+    assert!(same_name("Northside SDRs", "Northside  SDRs"));
+    assert!(same_name("Northside SDRs", "Northside\tSDRs"));
     assert!(!same_name("Northside SDRs", "Northside SDRs 2"));
     // Taken by another, quoted as it writes it; never by itself.
     use trellis_domain::values::taken_by;
