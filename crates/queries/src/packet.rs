@@ -1170,8 +1170,9 @@ pub mod render {
         }
         d.push(Heading(2, "Integrity".into()));
         d.push(Para(format!(
-            "SHA-256 of this packet's canonical JSON: {sha256}. Recording the review stores \
-             this hash in the log."
+            "This packet's fingerprint: {sha256} (the SHA-256 of its canonical JSON). A \
+             review recorded on it keeps the fingerprint in the log, so anyone can later show \
+             that the packet was not changed."
         )));
         d
     }

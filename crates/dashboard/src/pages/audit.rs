@@ -64,6 +64,18 @@ fn note(entry: &AuditEntry) -> String {
     }
 }
 
+/// Who recorded an event, when it is no leader of the rep's and not the
+/// rep: an admin, an auditor or a service account, by the name their
+/// sign-in gave ("admin:demo" is the admin "demo").
+fn actor_in_words(actor: &str) -> String {
+    match actor.split_once(':') {
+        Some(("admin", who)) => format!("admin {who}"),
+        Some(("service", who)) => format!("service account {who}"),
+        Some(("auditor", who)) => format!("auditor {who}"),
+        _ => actor.to_owned(),
+    }
+}
+
 /// What a rep's event records, in words (its type, for who cross-checks
 /// the log, stays beside them).
 fn event_in_words(event_type: &str) -> Option<&'static str> {
@@ -150,7 +162,7 @@ pub(crate) async fn handler(
                 if *actor == rep_id.to_string() {
                     "the rep".to_owned()
                 } else {
-                    actor.clone()
+                    actor_in_words(actor)
                 }
             },
             Clone::clone,
@@ -182,6 +194,17 @@ pub(crate) async fn handler(
 #[cfg(test)]
 mod tests {
     use super::event_in_words;
+
+    #[test]
+    fn who_recorded_an_event_reads_as_their_role_and_name() {
+        use super::actor_in_words;
+        assert_eq!(actor_in_words("admin:demo"), "admin demo");
+        assert_eq!(
+            actor_in_words("service:crm-sync"),
+            "service account crm-sync"
+        );
+        assert_eq!(actor_in_words("someone"), "someone");
+    }
 
     /// A new event type of a rep's stream would show as its bare type name.
     #[test]

@@ -281,8 +281,9 @@ impl Quick for Review {
         Ok(Spec {
             title: "Record a review".into(),
             lead: format!(
-                "The review of {} for {from} to {to}, held on the packet whose SHA-256 is \
-                 <code>{sha256}</code>.",
+                "The review of {} for {from} to {to}, based on the review packet you read. \
+                 The log keeps the packet's fingerprint with the review, so the packet can be \
+                 shown unchanged later: <code>{sha256}</code>.",
                 esc(visit.profile.name.as_ref())
             ),
             fields: vec![
