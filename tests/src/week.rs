@@ -297,6 +297,24 @@ async fn a_rep_asks_for_support_and_their_leader_acknowledges_and_resolves_it(ki
 async fn a_leader_starts_checkpoints_and_closes_an_improvement_plan(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
+    // Sent empty: every field it needs is marked at once, not one a send.
+    let new_plan = format!("/reps/{rep}/improvement-plans/new");
+    let (_, carried) = open(&app, &new_plan, &leader).await;
+    let html = refused(
+        &app,
+        &new_plan,
+        &leader,
+        &carried,
+        &[("targets", ""), ("started_on", ""), ("review_on", "")],
+    )
+    .await;
+    for field in ["targets", "started_on", "review_on"] {
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            said(&html)
+        );
+    }
     record(
         &app,
         &format!("/reps/{rep}/improvement-plans/new"),
@@ -338,6 +356,25 @@ async fn a_leader_starts_checkpoints_and_closes_an_improvement_plan(kind: Kind) 
         ],
     )
     .await;
+    // Closed with nothing chosen or written: the outcome and the reason
+    // are both marked.
+    let closure = format!("/reps/{rep}/improvement-plans/{plan}/closure");
+    let (_, carried) = open(&app, &closure, &leader).await;
+    let html = refused(
+        &app,
+        &closure,
+        &leader,
+        &carried,
+        &[("outcome", ""), ("note", ""), ("on", "2026-04-27")],
+    )
+    .await;
+    for field in ["outcome", "note"] {
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            said(&html)
+        );
+    }
     record(
         &app,
         &format!("/reps/{rep}/improvement-plans/{plan}/closure"),

@@ -133,8 +133,10 @@ impl Quick for DropItem {
                 item.due_on
             ),
             fields: vec![
-                Field::new("reason", "Why it no longer needs doing", Kind::Area),
-                Field::new("on", "Dropped on", Kind::Date).with(visit.state.today()),
+                Field::new("reason", "Why it no longer needs doing", Kind::Area).required(),
+                Field::new("on", "Dropped on", Kind::Date)
+                    .with(visit.state.today())
+                    .required(),
             ],
             button: "Drop the item",
             api: format!("/v1/reps/{rep_id}/action-items/{id}/drop"),
@@ -199,7 +201,7 @@ impl Quick for Correct {
                 )));
             }
         };
-        fields.push(Field::new("reason", "Why", Kind::Area));
+        fields.push(Field::new("reason", "Why", Kind::Area).required());
         let named = the_record(visit, fact)
             .await?
             .map_or(String::new(), |record| format!("{record}. "));
@@ -290,7 +292,9 @@ impl Quick for Review {
                 Field::new("period_from", "From", Kind::Hidden).with(from),
                 Field::new("period_to", "To", Kind::Hidden).with(to),
                 Field::new("packet_sha256", "Packet", Kind::Hidden).with(&sha256),
-                Field::new("on", "Held on", Kind::Date).with(visit.state.today()),
+                Field::new("on", "Held on", Kind::Date)
+                    .with(visit.state.today())
+                    .required(),
             ],
             button: "Record the review",
             api: format!("/v1/reps/{rep_id}/reviews"),

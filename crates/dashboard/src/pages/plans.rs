@@ -39,9 +39,14 @@ impl Quick for Start {
                 Kind::Lines {
                     key: Some("description"),
                 },
-            ),
-            Field::new("started_on", "Starts on", Kind::Date).with(today),
-            Field::new("review_on", "Review on", Kind::Later).with(review),
+            )
+            .required(),
+            Field::new("started_on", "Starts on", Kind::Date)
+                .with(today)
+                .required(),
+            Field::new("review_on", "Review on", Kind::Later)
+                .with(review)
+                .required(),
         ]);
         Ok(Spec {
             title: "Start an improvement plan".into(),
@@ -119,8 +124,10 @@ impl Quick for Checkpoint {
             title: "Record a plan checkpoint".into(),
             lead: described(p),
             fields: vec![
-                Field::new("note", "How it is going against the targets", Kind::Area),
-                Field::new("on", "Checked on", Kind::Date).with(visit.state.today()),
+                Field::new("note", "How it is going against the targets", Kind::Area).required(),
+                Field::new("on", "Checked on", Kind::Date)
+                    .with(visit.state.today())
+                    .required(),
             ],
             button: "Record the checkpoint",
             api: format!(
@@ -158,9 +165,11 @@ impl Quick for Close {
             title: "Close an improvement plan".into(),
             lead: described(p),
             fields: vec![
-                Field::new("outcome", "Outcome", Kind::Choice(outcomes)),
-                Field::new("note", "Why, in a few words", Kind::Area),
-                Field::new("on", "Closed on", Kind::Date).with(visit.state.today()),
+                Field::new("outcome", "Outcome", Kind::Choice(outcomes)).required(),
+                Field::new("note", "Why, in a few words", Kind::Area).required(),
+                Field::new("on", "Closed on", Kind::Date)
+                    .with(visit.state.today())
+                    .required(),
             ],
             button: "Close the plan",
             api: format!("/v1/reps/{rep_id}/improvement-plans/{}/closure", p.plan_id),

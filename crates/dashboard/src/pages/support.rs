@@ -118,7 +118,11 @@ impl Quick for Acknowledge {
             .await?
             .into_iter()
             .collect();
-        fields.push(Field::new("on", "Acknowledged on", Kind::Date).with(visit.state.today()));
+        fields.push(
+            Field::new("on", "Acknowledged on", Kind::Date)
+                .with(visit.state.today())
+                .required(),
+        );
         Ok(Spec {
             title: "Acknowledge a support request".into(),
             lead: quoted(r),
@@ -148,8 +152,12 @@ impl Quick for Resolve {
         let r = request(visit, ask)?;
         let rep_id = visit.profile.rep_id;
         let mut fields: Vec<Field> = leader(visit, "Resolved by").await?.into_iter().collect();
-        fields.push(Field::new("resolution", "What was done", Kind::Area));
-        fields.push(Field::new("on", "Resolved on", Kind::Date).with(visit.state.today()));
+        fields.push(Field::new("resolution", "What was done", Kind::Area).required());
+        fields.push(
+            Field::new("on", "Resolved on", Kind::Date)
+                .with(visit.state.today())
+                .required(),
+        );
         Ok(Spec {
             title: "Resolve a support request".into(),
             lead: quoted(r),
