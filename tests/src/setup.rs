@@ -669,6 +669,14 @@ async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: K
         said(&html)
     );
     assert!(html.contains(GONE_REASON), "{}", said(&html));
+    // Its deliveries become labelled lines on a phone, the last answer
+    // among them (it was cut off at the right).
+    assert!(
+        html.contains("<table class=\"stack\">")
+            && html.contains("<td data-label=\"Last answer\">HTTP 410</td>"),
+        "{}",
+        said(&html)
+    );
     assert!(
         html.contains(&format!("action=\"/admin/webhooks/{id}/resume\"")),
         "{}",

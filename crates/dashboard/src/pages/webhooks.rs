@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{AdminVisit, Posted, id_in};
 use crate::error::PageError;
 use crate::forms::{Widgets, Write, alert, field, plain, send};
-use crate::html::{csrf_field, esc, page, table_start};
+use crate::html::{csrf_field, esc, page, stacked_table_start, table_start};
 
 /// The event categories a subscription may be limited to.
 const CATEGORIES: [(&str, &str); 6] = [
@@ -366,7 +366,7 @@ pub(crate) async fn show(
     if items.is_empty() {
         b.push_str("<p>No delivery here yet.</p>");
     } else {
-        b.push_str(&table_start(&[
+        b.push_str(&stacked_table_start(&[
             "Event",
             "Status",
             "#Attempts",
@@ -393,7 +393,9 @@ pub(crate) async fn show(
             };
             let _ = write!(
                 b,
-                "<tr><th scope=\"row\">{}<br><small>{}</small></th><td>{}</td><td class=\"n\">{}</td><td>{last}</td><td>{replay}</td></tr>",
+                "<tr><th scope=\"row\">{}<br><small>{}</small></th><td data-label=\"Status\">{}</td>\
+                 <td class=\"n\" data-label=\"Attempts\">{}</td><td data-label=\"Last answer\">{last}</td>\
+                 <td data-label=\"\">{replay}</td></tr>",
                 esc(d["event_type"].as_str().unwrap_or("")),
                 esc(d["created_at"].as_str().unwrap_or("")),
                 match state {
