@@ -1252,3 +1252,31 @@ async fn a_form_sent_after_its_sign_in_ended_shows_what_was_typed_to_keep() {
     );
     app.cleanup().await;
 }
+
+/// A plan closed as extended goes on in a new one: the page the closure
+/// leads to offers its leader the form to start it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_closed_as_extended_offers_the_new_plan() {
+    let (app, world, rep) = serving_with_a_rep(Kind::Sqlite).await;
+    let plan = app.improvement_plan(&world, rep).await;
+    app.post_json(
+        &format!("/v1/reps/{rep}/improvement-plans/{plan}/closure"),
+        &app.admin(),
+        &serde_json::json!({ "outcome": "extended", "note": "Close; four more weeks.", "on": "2026-04-27" }),
+    )
+    .await
+    .expect(200);
+    project(&app).await;
+    let leader = app.leader_as(world.leader, &[world.team]);
+    let html = shown(&app, &format!("/reps/{rep}?recorded=closed"), &leader).await;
+    assert!(
+        html.contains(&format!(
+            "Improvement plan closed as extended. <a href=\"/reps/{rep}/improvement-plans/new\">Start the new plan</a>"
+        )),
+        "{html}"
+    );
+    // A rep reading their own page is offered no leader's form.
+    let own = shown(&app, &format!("/reps/{rep}?recorded=closed"), &app.rep(rep)).await;
+    assert!(!own.contains("Start the new plan"), "{own}");
+    app.cleanup().await;
+}

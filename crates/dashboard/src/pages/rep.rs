@@ -448,7 +448,27 @@ pub(crate) async fn handler(
     }
 
     b.push_str("<h2 id=\"plans\">Improvement plans</h2>");
-    b.push_str(said_in(Some("plans")));
+    // A plan closed as extended goes on in a new plan: the leader who just
+    // closed it is offered the form to start it.
+    let extended = params.recorded.as_deref() == Some("closed")
+        && leads
+        && profile.open_plan.is_none()
+        && profile
+            .plans
+            .iter()
+            .filter(|p| p.closed_on.is_some())
+            .max_by_key(|p| (p.closed_on, p.started_on))
+            .is_some_and(|p| p.outcome == Some(trellis_domain::rep::PlanOutcome::Extended));
+    if extended {
+        let _ = write!(
+            b,
+            "<p class=\"notice ok\" role=\"status\">Improvement plan closed as extended. \
+             <a href=\"/reps/{rep_id}/improvement-plans/new\">Start the new plan</a> with its \
+             targets and review date.</p>"
+        );
+    } else {
+        b.push_str(said_in(Some("plans")));
+    }
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
