@@ -100,6 +100,14 @@ pub enum Rejection {
         today: NaiveDate,
         latest: NaiveDate,
     },
+    #[error(
+        "The start date {start_date} is more than {} years ago. Check the year: pick a date on or after {earliest}.",
+        crate::values::MAX_YEARS_BACK
+    )]
+    StartDateTooFarBack {
+        start_date: NaiveDate,
+        earliest: NaiveDate,
+    },
     #[error("There is no such rep. Record that the rep joined first, or pick an existing rep.")]
     RepNotFound,
     #[error(
@@ -383,7 +391,7 @@ impl Rejection {
             | R::RampPercentAboveFull { .. } => Some("ramp"),
             R::ImprovementPlanWithoutTargets => Some("targets"),
             R::ReviewDateNotAfterStart { .. } | R::ReviewDateTooFar { .. } => Some("review_on"),
-            R::StartDateTooFarAhead { .. } => Some("start_date"),
+            R::StartDateTooFarAhead { .. } | R::StartDateTooFarBack { .. } => Some("start_date"),
             R::SessionDurationOutOfRange { .. } => Some("duration_minutes"),
             R::MeasurementImplausible { .. } => Some("value"),
             R::ErasureReasonNamesPerson => Some("reason"),

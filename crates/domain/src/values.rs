@@ -400,6 +400,10 @@ impl fmt::Display for Target {
     }
 }
 
+/// How many years back a rep's start date may be: further is a mistyped
+/// year (1899), not a career.
+pub const MAX_YEARS_BACK: u32 = 60;
+
 /// How many times the largest target of a metric's standards a measurement
 /// may be (or this many, for targets below 1) before it is taken for a typo.
 pub const PLAUSIBLE_TIMES_TARGET: f64 = 100.0;

@@ -72,6 +72,14 @@ fn latest_ahead(from: NaiveDate) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
+/// The earliest start date taken on `today`
+/// ([`crate::values::MAX_YEARS_BACK`] before it).
+fn earliest_start(today: NaiveDate) -> NaiveDate {
+    today
+        .checked_sub_months(chrono::Months::new(12 * crate::values::MAX_YEARS_BACK))
+        .unwrap_or(NaiveDate::MIN)
+}
+
 /// The longest coaching session accepted, in minutes (a working day).
 pub const MAX_SESSION_MINUTES: u32 = 480;
 
@@ -221,6 +229,13 @@ pub fn decide(state: &RepState, command: RepCommand) -> Result<Vec<RepEvent>, Re
                     start_date: joined.start_date,
                     today,
                     latest,
+                });
+            }
+            let earliest = earliest_start(today);
+            if joined.start_date < earliest {
+                return Err(Rejection::StartDateTooFarBack {
+                    start_date: joined.start_date,
+                    earliest,
                 });
             }
             Ok(vec![joined.into()])

@@ -335,6 +335,36 @@ fn a_start_date_more_than_a_year_ahead_is_rejected_and_a_year_ahead_is_not() {
 }
 
 #[test]
+fn a_start_date_more_than_sixty_years_ago_is_rejected_as_a_mistyped_year() {
+    // "Now" is 2026-03-16.
+    let at = |day: &str| RepJoined {
+        start_date: date(day),
+        ..joined()
+    };
+    let join = |joined: RepJoined| RepCommand::JoinRep {
+        joined,
+        team_exists: true,
+        now: now(),
+    };
+    check(
+        vec![],
+        join(at("1966-03-16")),
+        Ok(vec![at("1966-03-16").into()]),
+    );
+    let refused = Rejection::StartDateTooFarBack {
+        start_date: date("1899-01-01"),
+        earliest: date("1966-03-16"),
+    };
+    check(vec![], join(at("1899-01-01")), Err(refused.clone()));
+    assert_eq!(refused.concerns().as_deref(), Some("start_date"));
+    assert_eq!(
+        refused.to_string(),
+        "The start date 1899-01-01 is more than 60 years ago. Check the year: pick a date on \
+         or after 1966-03-16."
+    );
+}
+
+#[test]
 fn joining_twice_is_rejected() {
     check(
         vec![joined().into()],
