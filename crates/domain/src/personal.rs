@@ -18,24 +18,39 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Whether `text` names the person called `name`: their whole name, or a
-/// word of it of three letters or more standing as a word of its own,
-/// whatever the case. An erasure's reason stays readable after the
-/// erasure, so it must not (`Rejection::ErasureReasonNamesPerson`).
+/// Whether `text` names the person called `name`: their whole name in any
+/// case, their surname (the name's last word) in any case, or another word
+/// of their name of three letters or more written as a name, capitalised
+/// ("Ada asked", not "will be" for a Will). An erasure's reason stays
+/// readable after the erasure, so it must not
+/// (`Rejection::ErasureReasonNamesPerson`). The name an erased person
+/// reads as ([`ERASED_NAME`]) names no one.
 pub fn names_person(text: &str, name: &str) -> bool {
+    if name == ERASED_NAME {
+        return false;
+    }
     let words = |s: &str| -> Vec<String> {
         s.split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
+            .map(str::to_owned)
             .collect()
     };
-    let (text, name) = (words(text), words(name));
+    let lower = |ws: &[String]| ws.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>();
+    let (written, name) = (words(text), words(name));
+    let (text, name) = (lower(&written), lower(&name));
     let whole = !name.is_empty() && text.windows(name.len()).any(|w| w == name.as_slice());
+    let surname = name
+        .last()
+        .filter(|w| name.len() > 1 && w.chars().count() >= 3);
+    let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
     whole
-        || name
-            .iter()
-            .filter(|w| w.chars().count() >= 3)
-            .any(|w| text.contains(w))
+        || surname.is_some_and(|surname| text.contains(surname))
+        || name.iter().filter(|w| w.chars().count() >= 3).any(|w| {
+            written
+                .iter()
+                .zip(&text)
+                .any(|(as_written, lower)| lower == w && capitalised(as_written))
+        })
 }
 
 /// What a personal string is, so an erased one reads sensibly.
