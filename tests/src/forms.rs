@@ -1130,6 +1130,10 @@ async fn what_a_form_recorded_is_said_where_the_browser_lands() {
         "{html}"
     );
     assert_eq!(html.matches("Feedback recorded.").count(), 1);
+    // A leader's "Mark done" lands where the rep's own to-do list would be,
+    // which a leader's page has not: said at the top.
+    let html = shown(&app, &format!("/reps/{rep}?recorded=completed"), &leader).await;
+    assert_eq!(html.matches("Marked done.").count(), 1, "{html}");
     // One that names no section is said at the top.
     let html = shown(&app, &format!("/reps/{rep}?recorded=measurement"), &leader).await;
     let notice = html.find("Measurement recorded.").expect("the notice");

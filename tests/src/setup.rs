@@ -386,7 +386,7 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     // A likely typo: far above the standard's target of 50.
     bad[90] = format!("{},calls_made,2026-W16,4000000", reps[3]);
     // The file contradicts itself: line 102 gives another value for the
-    // rep, metric and week of line 52 (33).
+    // rep, metric and week of line 52 (32).
     bad.push(format!("{},calls_made,2026-W02,99", reps[2]));
     // An empty file is said on the upload form, to choose another.
     let empty = upload(&app, &admin, &csrf, "").await;
@@ -739,8 +739,9 @@ async fn a_set_up_form_says_it_saved_or_that_nothing_changed(kind: Kind) {
         ),
         (
             "AE",
-            "/admin?unchanged=1#people",
-            "Nothing changed: it was already so, and nothing was recorded.",
+            "/admin?unchanged=people#people",
+            "<h2 id=\"people\">People</h2><p class=\"notice\" role=\"status\">Nothing changed: \
+             it was already so, and nothing was recorded.</p>",
         ),
     ] {
         let (_, carried) = open(&app, &path, &admin).await;

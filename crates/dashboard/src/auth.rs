@@ -236,15 +236,15 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-/// Whether the browser said where the request comes from (`Origin`), as
-/// every current browser does on a form's POST: with [`same_origin`], that
-/// it comes from this site.
 /// Whether a browser said the request comes from this site: an `Origin`
 /// whose host is the request's `Host` (not merely none given).
 pub(crate) fn sent_from_here(headers: &HeaderMap) -> bool {
     origin_given(headers) && same_origin(headers)
 }
 
+/// Whether the browser said where the request comes from (`Origin`), as
+/// every current browser does on a form's POST: with [`same_origin`], that
+/// it comes from this site.
 fn origin_given(headers: &HeaderMap) -> bool {
     headers.contains_key(header::ORIGIN)
 }

@@ -202,6 +202,16 @@ fn viewer_label(claims: &Claims, name: Option<&str>) -> String {
     }
 }
 
+/// A notice that something went as asked: `html` (already escaped) in
+/// green, announced to screen readers.
+pub(crate) fn notice_ok(html: &str) -> String {
+    format!("<p class=\"notice ok\" role=\"status\">{html}</p>")
+}
+
+/// What a form that found nothing to record says (it was so already).
+pub(crate) const NOTHING_CHANGED: &str = "<p class=\"notice\" role=\"status\">Nothing changed: \
+     it was already so, and nothing was recorded.</p>";
+
 /// The start of a scrolling table: one header cell per column; a label
 /// that starts with `#` is a numeric column (right-aligned), shown without
 /// the `#`. The caller writes the rows and `</tbody></table></div>`.

@@ -33,7 +33,7 @@ use super::AdminVisit;
 use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
 use crate::data;
 use crate::error::PageError;
-use crate::html::{esc, page, table_start};
+use crate::html::{NOTHING_CHANGED, esc, notice_ok, page, table_start};
 
 /// Where every admin form leads back to.
 const ADMIN: &str = "/admin";
@@ -48,12 +48,11 @@ pub(crate) struct Said {
 
 impl Said {
     /// The notice under the heading of `section`, when a form led there.
-    fn under(&self, section: &str) -> &'static str {
+    fn under(&self, section: &str) -> String {
         match (&self.saved, &self.unchanged) {
-            (Some(saved), _) if saved == section => {
-                "<p class=\"notice ok\" role=\"status\">Saved. The list below shows it.</p>"
-            }
-            _ => "",
+            (Some(saved), _) if saved == section => notice_ok("Saved. The list below shows it."),
+            (_, Some(unchanged)) if unchanged == section => NOTHING_CHANGED.to_owned(),
+            _ => String::new(),
         }
     }
 }
@@ -82,12 +81,7 @@ pub(crate) async fn overview(
          competencies they grow in and the standards their work is measured against.</p>\
          <p><a class=\"button\" href=\"/admin/access\">Sign-in: who may use Trellis</a></p>",
     );
-    if said.unchanged.is_some() {
-        b.push_str(
-            "<p class=\"notice\" role=\"status\">Nothing changed: it was already so, and \
-             nothing was recorded.</p>",
-        );
-    }
+
     let _ = write!(
         b,
         "<h2 id=\"teams\">Teams</h2>{}<p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>{}",

@@ -302,9 +302,9 @@ fn unchanged(done: &str) -> String {
     let (path, anchor) = done.split_once('#').map_or((done, ""), |(p, a)| (p, a));
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if anchor.is_empty() {
-        format!("{path}?unchanged=1")
+        format!("{path}?unchanged=top")
     } else {
-        format!("{path}?unchanged=1#{anchor}")
+        format!("{path}?unchanged={anchor}#{anchor}")
     }
 }
 

@@ -26,8 +26,8 @@ use super::{RepVisit, actions, days_ago, lenient_date};
 use crate::data::{self, Entry};
 use crate::error::PageError;
 use crate::html::{
-    attainment_class, esc, num, outcome, page, pct, stacked_table_start, standing_badge,
-    table_start,
+    NOTHING_CHANGED, attainment_class, esc, notice_ok, num, outcome, page, pct,
+    stacked_table_start, standing_badge, table_start,
 };
 use crate::svg::{Chart, Series};
 
@@ -190,27 +190,35 @@ pub(crate) async fn handler(
     // What a form just recorded is said where the form's redirect lands
     // (the section it changed), or at the top when it names none, so that
     // it is on screen beside what changed.
-    let recorded = params.recorded.as_deref().and_then(|what| {
-        recorded_notice(what).map(|said| {
-            (
-                recorded_section(what),
-                format!("<p class=\"notice ok\" role=\"status\">{said}</p>"),
-            )
-        })
-    });
-    let said_in = |section: Option<&str>| {
-        recorded
-            .as_ref()
-            .filter(|(at, _)| *at == section)
-            .map_or("", |(_, said)| said.as_str())
+    // The rep's own to-do list is shown only on their own page of today;
+    // elsewhere what it would have said goes at the top.
+    let own = viewer.claims().subject_id() == Some(rep_id.as_uuid());
+    let to_do_shown = own && as_of.is_none() && state.writes().is_some();
+    let placed = |section: Option<&'static str>| match section {
+        Some("todo") if !to_do_shown => None,
+        other => other,
     };
-    b.push_str(said_in(None));
-    if params.unchanged.is_some() {
-        b.push_str(
-            "<p class=\"notice\" role=\"status\">Nothing changed: it was already recorded so, \
-             and nothing was recorded again.</p>",
-        );
+    let mut notices: Vec<(Option<&'static str>, String)> = Vec::new();
+    if let Some(what) = params.recorded.as_deref()
+        && let Some(said) = recorded_notice(what)
+    {
+        notices.push((placed(recorded_section(what)), notice_ok(said)));
     }
+    // A form that found nothing to record names the section it leads to.
+    if let Some(section) = params.unchanged.as_deref() {
+        let section = ["plans", "support", "timeline", "todo"]
+            .into_iter()
+            .find(|known| *known == section);
+        notices.push((placed(section), NOTHING_CHANGED.to_owned()));
+    }
+    let said_in = |section: Option<&str>| -> String {
+        notices
+            .iter()
+            .filter(|(at, _)| *at == section)
+            .map(|(_, said)| said.as_str())
+            .collect()
+    };
+    b.push_str(&said_in(None));
     if profile.start_date > today && as_of.is_none() {
         let _ = write!(
             b,
@@ -291,8 +299,7 @@ pub(crate) async fn handler(
     b.push_str(&reviews_held(&history, rep_id, day));
 
     // What is the rep's to do, on their own page.
-    let own = viewer.claims().subject_id() == Some(rep_id.as_uuid());
-    if own && as_of.is_none() && state.writes().is_some() {
+    if to_do_shown {
         let decoded: Vec<&RepEvent> = history
             .stream()
             .events()
@@ -314,7 +321,7 @@ pub(crate) async fn handler(
         );
         let heading = TODO_HEADING;
         if let Some(at) = b.rfind(heading) {
-            b.insert_str(at + heading.len(), said_in(Some("todo")));
+            b.insert_str(at + heading.len(), &said_in(Some("todo")));
         }
     }
 
@@ -460,14 +467,12 @@ pub(crate) async fn handler(
             .max_by_key(|p| (p.closed_on, p.started_on))
             .is_some_and(|p| p.outcome == Some(trellis_domain::rep::PlanOutcome::Extended));
     if extended {
-        let _ = write!(
-            b,
-            "<p class=\"notice ok\" role=\"status\">Improvement plan closed as extended. \
-             <a href=\"/reps/{rep_id}/improvement-plans/new\">Start the new plan</a> with its \
-             targets and review date.</p>"
-        );
+        b.push_str(&notice_ok(&format!(
+            "Improvement plan closed as extended. <a href=\"/reps/{rep_id}/improvement-plans/new\">\
+             Start the new plan</a> with its targets and review date."
+        )));
     } else {
-        b.push_str(said_in(Some("plans")));
+        b.push_str(&said_in(Some("plans")));
     }
     if profile.plans.is_empty() {
         b.push_str("<p>None.</p>");
@@ -510,7 +515,7 @@ pub(crate) async fn handler(
     }
 
     b.push_str("<h2 id=\"support\">Support requests</h2>");
-    b.push_str(said_in(Some("support")));
+    b.push_str(&said_in(Some("support")));
     if profile.support_requests.is_empty() {
         b.push_str("<p>None raised.</p>");
     } else {
@@ -574,7 +579,7 @@ pub(crate) async fn handler(
 
     // Timeline.
     b.push_str("<h2 id=\"timeline\">Coaching and feedback</h2>");
-    b.push_str(said_in(Some("timeline")));
+    b.push_str(&said_in(Some("timeline")));
     if entries.is_empty() {
         b.push_str("<p>Nothing recorded yet.</p>");
     } else {
