@@ -60,6 +60,7 @@ both_backends!(
     a_csv_row_with_too_many_columns_is_refused,
     a_json_array_import_is_recorded,
     a_measurement_of_a_standard_set_a_moment_ago_is_recorded,
+    a_value_a_raised_target_makes_plausible_is_recorded,
     health_readiness_and_metrics_answer,
     the_command_services_own_document_describes_each_of_its_routes,
     a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream,
@@ -1800,6 +1801,35 @@ async fn a_measurement_of_a_standard_set_a_moment_ago_is_recorded(app: &TestApp)
         app.event_types("rep", rep).await,
         ["RepJoined", "PerformanceMeasured"]
     );
+}
+
+/// A value refused as a likely typo against the targets as they stood is
+/// recorded once a revision raises the target (revisions count), in the
+/// same process whose catalogue of the standards read the old target.
+async fn a_value_a_raised_target_makes_plausible_is_recorded(app: &TestApp) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let standard = app.set_standard("won_revenue").await;
+    let path = rep_path(rep, "measurements");
+    let body =
+        |value: u64| json!({ "metric": "won_revenue", "period": "2026-W10", "value": value });
+    // The catalogue is read with the target of 50.
+    app.post_json(&path, &app.admin(), &body(40))
+        .await
+        .expect(201);
+    let r = app.post_json(&path, &app.admin(), &body(900_000)).await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], "value", "{}", r.text());
+    app.post_json(
+        &format!("/v1/standards/{standard}/revisions"),
+        &app.admin(),
+        &json!({ "target": 20000, "effective_from": "2026-04-01" }),
+    )
+    .await
+    .expect(200);
+    app.post_json(&path, &app.admin(), &body(900_000))
+        .await
+        .expect(201);
 }
 
 async fn a_json_array_import_is_recorded(app: &TestApp) {

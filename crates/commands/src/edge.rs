@@ -133,9 +133,10 @@ pub enum OnRep {
     ),
     /// Needs the kinds of period the standards measure the metric in
     /// ([`crate::measured`]); the period kind is the one asked for.
+    /// The metric, the kind of period and the value measured.
     GivenMetric(
         MetricName,
-        PeriodKind,
+        (PeriodKind, f64),
         Box<dyn FnOnce((Vec<PeriodKind>, f64)) -> RepCommand + Send>,
     ),
 }
@@ -147,10 +148,10 @@ impl std::fmt::Debug for OnRep {
             OnRep::GivenTeam(id, _) => f.debug_tuple("GivenTeam").field(id).finish(),
             OnRep::GivenCompetency(id, _) => f.debug_tuple("GivenCompetency").field(id).finish(),
             OnRep::GivenStandard(id, _) => f.debug_tuple("GivenStandard").field(id).finish(),
-            OnRep::GivenMetric(metric, kind, _) => f
+            OnRep::GivenMetric(metric, measured, _) => f
                 .debug_tuple("GivenMetric")
                 .field(metric)
-                .field(kind)
+                .field(measured)
                 .finish(),
         }
     }
@@ -176,10 +177,10 @@ impl OnRep {
                     .state
                     .status(),
             ),
-            OnRep::GivenMetric(metric, kind, then) => {
+            OnRep::GivenMetric(metric, (kind, value), then) => {
                 let catalogue = app
                     .measured()
-                    .covering(app.store(), [(&metric, kind)])
+                    .covering(app.store(), [(&metric, kind, value)])
                     .await?;
                 then(crate::measured::measures_of(&catalogue, &metric))
             }

@@ -4,9 +4,10 @@
 //!
 //! Read from the standards' streams, not from a read model, so a standard
 //! set a moment ago is known at once. A standard's metric and period kind
-//! never change and a standard is never deleted, so what was read stays
-//! true: the catalogue is kept, and read again only when it lacks what a
-//! measurement asks for (a new standard, or a mistake).
+//! never change and a standard is never deleted, so what was read of them
+//! stays true; a target may be raised since. The catalogue is kept, and
+//! read again when it lacks what a measurement asks for or would refuse
+//! its value (a new standard, a raised target, or a mistake).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -36,19 +37,24 @@ pub struct Measured {
 }
 
 impl Measured {
-    /// A catalogue that holds every `(metric, kind)` of `needs` that the
-    /// standards measure: the one kept, when it holds them all; else read
-    /// again from the log (and kept).
+    /// A catalogue that holds every `(metric, kind, value)` of `needs` as
+    /// the standards now say: the one kept, when it measures each metric in
+    /// that kind of period and the value is plausible against its largest
+    /// target; else read again from the log (and kept), since a standard
+    /// set, or a target raised, since it was read would say otherwise.
     pub async fn covering<'a>(
         &self,
         store: &dyn EventStore,
-        needs: impl IntoIterator<Item = (&'a MetricName, PeriodKind)>,
+        needs: impl IntoIterator<Item = (&'a MetricName, PeriodKind, f64)>,
     ) -> Result<Arc<Catalogue>, ApiError> {
         let known = self.known.read().expect("the catalogue").clone();
-        let covered = needs.into_iter().all(|(metric, kind)| {
-            known
-                .get(metric)
-                .is_some_and(|measures| measures.kinds.contains(&kind))
+        let covered = needs.into_iter().all(|(metric, kind, value)| {
+            known.get(metric).is_some_and(|measures| {
+                measures.kinds.contains(&kind)
+                    && value
+                        <= trellis_domain::values::PLAUSIBLE_TIMES_TARGET
+                            * measures.largest_target.max(1.0)
+            })
         });
         if covered {
             return Ok(known);

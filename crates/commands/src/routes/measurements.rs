@@ -361,7 +361,7 @@ pub async fn import(
             by_rep
                 .values()
                 .flatten()
-                .map(|(_, row)| (&row.metric, row.period.kind())),
+                .map(|(_, row)| (&row.metric, row.period.kind(), row.value.get())),
         )
         .await?;
     let mut attempt = 0;

@@ -475,7 +475,7 @@ impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
         let now = edge.ctx.now;
         Ok(OnRep::GivenMetric(
             measurement.metric.clone(),
-            measurement.period.kind(),
+            (measurement.period.kind(), measurement.value.get()),
             Box::new(
                 move |(standard_periods, largest_target)| RepCommand::MeasurePerformance {
                     measurement,
