@@ -621,21 +621,23 @@ pub async fn packet_of(
     // Names as they stood at the end of the period, never as they stand
     // today: a packet recomputed after a rename has the same hash. A
     // competency defined only after the period (skills assessed on dates
-    // before it was set up) goes by the name it was first given, which no
-    // later rename changes either.
+    // before it was set up) has no name in the packet; its rendering names
+    // it from `render::Labels`, which the hash does not cover.
     let end_at = end_of_day(to);
     let mut names = BTreeMap::new();
     for e in category_events(store, "competency").await? {
         let e = envelope(e)?;
-        let (id, name) = match e.event {
-            Event::Competency(CompetencyEvent::Defined(d)) => (d.competency_id, d.name),
-            Event::Competency(CompetencyEvent::Revised(r)) => (r.competency_id, r.name),
-            _ => continue,
-        };
-        if e.occurred_at <= end_at {
-            names.insert(id, name.to_string());
-        } else {
-            names.entry(id).or_insert_with(|| name.to_string());
+        if e.occurred_at > end_at {
+            continue;
+        }
+        match e.event {
+            Event::Competency(CompetencyEvent::Defined(d)) => {
+                names.insert(d.competency_id, d.name.to_string());
+            }
+            Event::Competency(CompetencyEvent::Revised(r)) => {
+                names.insert(r.competency_id, r.name.to_string());
+            }
+            _ => {}
         }
     }
     Ok(build(
@@ -864,6 +866,9 @@ pub mod render {
     pub struct Labels {
         pub team: Option<String>,
         pub leaders: BTreeMap<uuid::Uuid, String>,
+        /// Each competency's name now: for one the packet does not name,
+        /// because it was defined only after the period.
+        pub competencies: BTreeMap<CompetencyId, String>,
     }
 
     impl Labels {
@@ -886,7 +891,26 @@ pub mod render {
                         .map(|(id, name)| (id.as_uuid(), name.to_string())),
                 );
             }
+            let competencies: Vec<trellis_projections::growth::CompetencyDoc> = state
+                .read
+                .all(trellis_projections::growth::kinds::COMPETENCY)
+                .await
+                .map_err(crate::collections::read_error)?;
+            labels.competencies = competencies
+                .into_iter()
+                .map(|c| (c.competency_id, c.name.to_string()))
+                .collect();
             Ok(labels)
+        }
+
+        /// A competency as the packet names it, or, when the packet cannot
+        /// (it was defined after the period), by its name now, said so.
+        pub(crate) fn competency(&self, named: Option<&String>, id: CompetencyId) -> String {
+            match (named, self.competencies.get(&id)) {
+                (Some(name), _) => name.clone(),
+                (None, Some(now)) => format!("{now} (defined after the period)"),
+                (None, None) => id.to_string(),
+            }
         }
 
         /// An action item's owner as the packet has it (`rep`, or `leader`
@@ -1008,9 +1032,7 @@ pub mod render {
                 .iter()
                 .map(|l| {
                     vec![
-                        l.competency
-                            .clone()
-                            .unwrap_or_else(|| l.competency_id.to_string()),
+                        labels.competency(l.competency.as_ref(), l.competency_id),
                         opt(l.start),
                         opt(l.end),
                         l.change.map_or_else(|| "–".into(), |c| format!("{c:+}")),
@@ -1078,9 +1100,7 @@ pub mod render {
                 .iter()
                 .map(|a| {
                     vec![
-                        a.competency
-                            .clone()
-                            .unwrap_or_else(|| a.competency_id.to_string()),
+                        labels.competency(a.competency.as_ref(), a.competency_id),
                         a.sessions.to_string(),
                         a.praise.to_string(),
                         a.constructive.to_string(),
@@ -1302,6 +1322,7 @@ mod tests {
         let labels = Labels {
             team: None,
             leaders: [(known, "Lee Leader".to_owned())].into(),
+            competencies: Default::default(),
         };
         assert_eq!(labels.owner("rep"), "rep");
         assert_eq!(
@@ -1309,6 +1330,28 @@ mod tests {
             "Lee Leader (leader)"
         );
         assert_eq!(labels.owner(&format!("leader {erased}")), "a leader");
+    }
+
+    /// The packet names a competency as it stood in the period; one defined
+    /// only after it goes by its name now, said so, and its id only when
+    /// even that is unknown.
+    #[test]
+    fn a_competency_the_packet_cannot_name_is_named_as_it_is_now() {
+        let (later, unknown) = (
+            trellis_domain::CompetencyId::from_uuid(Uuid::now_v7()),
+            trellis_domain::CompetencyId::from_uuid(Uuid::now_v7()),
+        );
+        let labels = Labels {
+            competencies: [(later, "Negotiation".to_owned())].into(),
+            ..Labels::default()
+        };
+        let then = "Discovery".to_owned();
+        assert_eq!(labels.competency(Some(&then), later), "Discovery");
+        assert_eq!(
+            labels.competency(None, later),
+            "Negotiation (defined after the period)"
+        );
+        assert_eq!(labels.competency(None, unknown), unknown.to_string());
     }
 
     fn stored(version: u64, event_type: &str, payload: Value) -> RecordedEvent {
