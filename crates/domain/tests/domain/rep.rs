@@ -306,18 +306,26 @@ fn joining_ahead_of_the_start_date_is_allowed() {
     );
 }
 
-#[test]
-fn a_start_date_more_than_a_year_ahead_is_rejected_and_a_year_ahead_is_not() {
-    // "Now" is 2026-03-16.
-    let at = |day: &str| RepJoined {
+/// The rep joining with the start date `day`.
+fn starting(day: &str) -> RepJoined {
+    RepJoined {
         start_date: date(day),
         ..joined()
-    };
-    let join = |joined: RepJoined| RepCommand::JoinRep {
+    }
+}
+
+/// The command that records `joined` ("now" is 2026-03-16).
+fn join(joined: RepJoined) -> RepCommand {
+    RepCommand::JoinRep {
         joined,
         team_exists: true,
         now: now(),
-    };
+    }
+}
+
+#[test]
+fn a_start_date_more_than_a_year_ahead_is_rejected_and_a_year_ahead_is_not() {
+    let at = starting;
     check(
         vec![],
         join(at("2027-03-16")),
@@ -336,16 +344,7 @@ fn a_start_date_more_than_a_year_ahead_is_rejected_and_a_year_ahead_is_not() {
 
 #[test]
 fn a_start_date_more_than_sixty_years_ago_is_rejected_as_a_mistyped_year() {
-    // "Now" is 2026-03-16.
-    let at = |day: &str| RepJoined {
-        start_date: date(day),
-        ..joined()
-    };
-    let join = |joined: RepJoined| RepCommand::JoinRep {
-        joined,
-        team_exists: true,
-        now: now(),
-    };
+    let at = starting;
     check(
         vec![],
         join(at("1966-03-16")),
