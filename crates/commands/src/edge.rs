@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use trellis_domain::leader::LeaderErased;
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderAggregate, LeaderCommand,
-    LeaderId, LeaderState, MetricName, PeriodKind, Rejection, RepAggregate, RepCommand, RepId,
-    RepState, StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
+    LeaderId, LeaderState, MetricName, PeriodKind, RepAggregate, RepCommand, RepId, RepState,
+    StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{JsonBody, PathIds, Principal};
@@ -343,12 +343,10 @@ impl<B> WriteRequest<B> {
         {
             names.push(joined.name.as_str().to_owned());
         }
-        if names
-            .iter()
-            .any(|name| trellis_domain::personal::names_person(erased.reason.as_str(), name))
-        {
-            return Err(Rejection::ErasureReasonNamesPerson.into());
-        }
+        trellis_domain::rep::check_erasure_reason(
+            erased.reason.as_str(),
+            names.iter().map(String::as_str),
+        )?;
         if !is_rep && !is_leader {
             return Err(ApiError::NotFound(format!(
                 "there is no rep or leader {person}: check the id in the person's page, \

@@ -51,9 +51,7 @@ impl Measured {
         let covered = needs.into_iter().all(|(metric, kind, value)| {
             known.get(metric).is_some_and(|measures| {
                 measures.kinds.contains(&kind)
-                    && value
-                        <= trellis_domain::values::PLAUSIBLE_TIMES_TARGET
-                            * measures.largest_target.max(1.0)
+                    && trellis_domain::values::plausible(value, measures.largest_target)
             })
         });
         if covered {

@@ -408,6 +408,15 @@ pub const MAX_YEARS_BACK: u32 = 60;
 /// may be (or this many, for targets below 1) before it is taken for a typo.
 pub const PLAUSIBLE_TIMES_TARGET: f64 = 100.0;
 
+/// Whether `value` is a plausible measurement of a metric whose standards'
+/// largest target is `largest_target`: at most [`PLAUSIBLE_TIMES_TARGET`]
+/// times it, or that many when it is below 1. The domain refuses any other
+/// (`Rejection::MeasurementImplausible`); the write side's kept catalogue
+/// reads the standards again before it would.
+pub fn plausible(value: f64, largest_target: f64) -> bool {
+    value <= PLAUSIBLE_TIMES_TARGET * largest_target.max(1.0)
+}
+
 /// A measured value of a metric: finite and zero or more.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(try_from = "f64", into = "f64")]

@@ -190,6 +190,24 @@ pub enum RepCommand {
     },
 }
 
+/// The rule for an erasure's reason, which stays readable after the
+/// erasure: it must name none of the person's `names` ([`crate::personal::names_person`]).
+/// The rep's decision applies it; the write side applies it to every name
+/// the person has (a leader's live in the teams' streams) before it
+/// destroys their key, so that a refusal leaves nothing done.
+pub fn check_erasure_reason<'a>(
+    reason: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Rejection> {
+    if names
+        .into_iter()
+        .any(|name| crate::personal::names_person(reason, name))
+    {
+        return Err(Rejection::ErasureReasonNamesPerson);
+    }
+    Ok(())
+}
+
 /// The rep aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepAggregate;
@@ -518,9 +536,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                     today: now.date_naive(),
                 });
             }
-            if crate::personal::names_person(erased.reason.as_str(), rep.name.as_str()) {
-                return Err(Rejection::ErasureReasonNamesPerson);
-            }
+            check_erasure_reason(erased.reason.as_str(), [rep.name.as_str()])?;
             record(erased)
         }
     }
@@ -661,8 +677,7 @@ impl Rep {
         }
         // A stray digit (999999999 calls) would make every chart and mean
         // of the rep's meaningless, for good: the log keeps it.
-        let ceiling = crate::values::PLAUSIBLE_TIMES_TARGET * largest_target.max(1.0);
-        if measurement.value.get() > ceiling {
+        if !crate::values::plausible(measurement.value.get(), largest_target) {
             return Err(Rejection::MeasurementImplausible {
                 metric: measurement.metric,
                 value: measurement.value.get(),

@@ -2249,6 +2249,16 @@ fn the_erased_name_is_no_name_a_reason_can_hold() {
     assert!(names_person("Will Page asked", "Will Page"));
     assert!(names_person("request of page", "Will Page"));
     assert!(!names_person("it will be erased", "Will Page"));
+    // The rule over all of a person's names: refused if any is named.
+    use trellis_domain::rep::check_erasure_reason;
+    assert_eq!(
+        check_erasure_reason("Asked by Lena", ["Riley Rep", "Lena Leader"]),
+        Err(Rejection::ErasureReasonNamesPerson)
+    );
+    assert_eq!(
+        check_erasure_reason("Asked to be forgotten", ["Riley Rep", "Lena Leader"]),
+        Ok(())
+    );
     let erased_state = [joined().into()]
         .iter()
         .fold(RepState::default(), RepAggregate::evolve);
