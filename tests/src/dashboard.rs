@@ -401,7 +401,7 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
     // in its note.
     assert_contains(
         &body,
-        "<td data-label=\"Event\">Joined <span class=\"muted\">(RepJoined)</span></td>",
+        "<td data-label=\"Event\"><span>Joined <span class=\"muted\">(RepJoined)</span></span></td>",
         "an event in words",
     );
     assert_contains(

@@ -815,10 +815,11 @@ async fn a_leader_records_a_review_of_the_packet_they_read(kind: Kind) {
     assert_eq!(review.payload["packet_sha256"], sha.as_str());
     // The rep's page names it near the top, linking to its packet, however
     // much history its date sits among.
-    let page = crate::forms::shown(&app, &format!("/reps/{rep}"), &leader).await;
+    let page = crate::forms::shown(&app, &format!("/reps/{rep}?recorded=review"), &leader).await;
     assert!(
         page.contains(&format!(
-            "<p id=\"reviews\"><strong>Reviews held:</strong> <a href=\"/reps/{rep}/review?from=2026-01-05&amp;to=2026-03-31\">2026-04-02, of 2026-01-05 to 2026-03-31</a></p>"
+            "<p id=\"reviews\"><strong>Reviews held:</strong> <a href=\"/reps/{rep}/review?from=2026-01-05&amp;to=2026-03-31\">2026-04-02, of 2026-01-05 to 2026-03-31</a></p>\
+             <p class=\"notice ok\" role=\"status\">Review recorded.</p>"
         )),
         "{page}"
     );

@@ -378,6 +378,7 @@ table.stack td{display:flex;gap:.6rem;border:0;padding:.1rem .55rem;text-align:l
 table.stack td:empty{display:none}
 table.stack td::before{content:attr(data-label);flex:none;width:5.5rem;font-weight:600;color:var(--muted)}
 table.stack th[scope=row]{display:block;text-align:left;padding:.2rem .55rem}
+table.stack td>span{min-width:0;overflow-wrap:anywhere}
 .chart,.scroll.latest{direction:rtl}.chart>*,.scroll.latest>*{direction:ltr}
 .scroll.latest tr>:first-child{position:sticky;left:0;background:#fff;z-index:1}
 p.actions a{display:inline-block;min-height:44px;padding:.65rem .35rem;box-sizing:border-box}}

@@ -168,8 +168,10 @@ pub(crate) async fn handler(
             Clone::clone,
         );
         let what = match event_in_words(&entry.event_type) {
+            // One item of the cell's line, so the type (one long word)
+            // wraps under the words on a phone instead of running off.
             Some(words) => format!(
-                "{words} <span class=\"muted\">({})</span>",
+                "<span>{words} <span class=\"muted\">({})</span></span>",
                 esc(&entry.event_type)
             ),
             None => esc(&entry.event_type),

@@ -297,6 +297,7 @@ pub(crate) async fn handler(
         },
     );
     b.push_str(&reviews_held(&history, rep_id, day));
+    b.push_str(&said_in(Some("reviews")));
 
     // What is the rep's to do, on their own page.
     if to_do_shown {
@@ -648,6 +649,7 @@ fn recorded_section(what: &str) -> Option<&'static str> {
         "plan" | "checkpoint" | "closed" => Some("plans"),
         "support" | "support_acknowledged" | "resolved" => Some("support"),
         "acknowledged" | "completed" | "dropped" => Some("todo"),
+        "review" => Some("reviews"),
         _ => None,
     }
 }
