@@ -4,19 +4,27 @@
 //!
 //! - team, competency and standard writes: admins, and services granted
 //!   `teams:write` / `framework:write`;
-//! - rep writes: admins, leaders of the rep's team, services granted the
-//!   route's scope; the rep themselves only to acknowledge expectations and
-//!   feedback, raise support requests and complete action items they own;
+//! - who is on which team, in which role (a rep joining, moving, changing
+//!   role, departing): admins and services granted `reps:write`, as the
+//!   dashboard's Set up offers these to admins alone;
+//! - other rep writes: admins, leaders of the rep's team, services granted
+//!   the route's scope; the rep themselves only to acknowledge expectations
+//!   and feedback, raise support requests and complete action items they
+//!   own;
 //! - auditors write nothing.
 //!
-//! Every refused cell must also record nothing.
+//! Every refused cell must also record nothing, and be refused before its
+//! body is judged, unless the refusal depends on the rep's team.
 
 use trellis_commands::policy::Scope;
 use uuid::Uuid;
 
 use crate::http::{Route, TestApp, both_backends};
 
-both_backends!(every_write_route_allows_exactly_the_roles_the_policy_names);
+both_backends!(
+    every_write_route_allows_exactly_the_roles_the_policy_names,
+    a_caller_a_route_refuses_is_told_so_whatever_their_body_lacks
+);
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy)]
@@ -82,10 +90,10 @@ const MATRIX: [(Route, Scope, [u16; 8]); 32] = [
     (Route::SetStandard, Scope::Framework, ADMIN_ONLY_201),
     (Route::ReviseStandard, Scope::Framework, ADMIN_ONLY_200),
     (Route::RetireStandard, Scope::Framework, ADMIN_ONLY_200),
-    (Route::JoinRep, Scope::Reps, LEAD_201),
-    (Route::MoveTeam, Scope::Reps, LEAD_200),
-    (Route::ChangeRole, Scope::Reps, LEAD_200),
-    (Route::Depart, Scope::Reps, LEAD_200),
+    (Route::JoinRep, Scope::Reps, ADMIN_ONLY_201),
+    (Route::MoveTeam, Scope::Reps, ADMIN_ONLY_200),
+    (Route::ChangeRole, Scope::Reps, ADMIN_ONLY_200),
+    (Route::Depart, Scope::Reps, ADMIN_ONLY_200),
     (
         Route::AcknowledgeExpectations,
         Scope::Reps,
@@ -214,6 +222,59 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
     assert!(
         failures.is_empty(),
         "{} of {cells} cells of the auth matrix are wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every refused cell of [`MATRIX`] sent with an empty body: still 403, not
+/// 422 for what the body lacks, and nothing recorded. Only a leader of
+/// another team may hear about their body first: whose team a rep is on is
+/// read once the body parses.
+async fn a_caller_a_route_refuses_is_told_so_whatever_their_body_lacks(app: &TestApp) {
+    let world = app.world().await;
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for (route, scope, expected) in MATRIX {
+        let team_decides = !matches!(expected, ADMIN_ONLY_201 | ADMIN_ONLY_200 | ADMIN_ALONE_200);
+        for (who, expected) in WHO.into_iter().zip(expected) {
+            if expected != 403 || (team_decides && matches!(who, Who::LeaderOfOtherTeam)) {
+                continue;
+            }
+            cells += 1;
+            let mut prepared = app.prepare(&world, route).await;
+            prepared.body = serde_json::json!({});
+            let token = token(
+                app,
+                who,
+                scope,
+                (world.leader, world.other_leader),
+                (world.team, world.other_team),
+                prepared.rep,
+            );
+            let head_before = app.events_in_log().await;
+            let response = app.send_prepared(&prepared, &token).await;
+            let got = response.status.as_u16();
+            if got != 403 {
+                failures.push(format!(
+                    "{} {} as {who:?} with {{}}: expected 403, got {got}: {}",
+                    route.method(),
+                    route.template(),
+                    response.text()
+                ));
+            } else if app.events_in_log().await != head_before {
+                failures.push(format!(
+                    "{} as {who:?}: refused, yet something was recorded",
+                    route.template()
+                ));
+            }
+        }
+    }
+    // Every route has refused cells that do not hang on a team.
+    assert!(cells > MATRIX.len() * 3, "only {cells} cells were tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} refused cells judged the body first:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -22,27 +22,31 @@ use trellis_domain::{
     StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
-use trellis_http::extract::{JsonBody, PathIds, Principal};
+use trellis_http::extract::{PathIds, Principal, RawJson};
 use trellis_http::problem::{ApiError, Fields};
 use uuid::Uuid;
 
 use crate::cache::{Cacheable, Loaded};
 use crate::extract::WriteHeaders;
-use crate::policy::{self, Scope, acting_leader, admin_write, rep_command};
+use crate::policy::{self, RouteAccess, Scope, acting_leader, admin_write, rep_command};
 use crate::respond::{answer_rep, respond, stream};
 use crate::state::CommandState;
 use crate::write::{Stored, WriteCtx, execute, load_fact};
 
 /// A write request as its handler receives it: the caller (401 without a
 /// good token), the path, the `If-Match` / `Idempotency-Key` headers and the
-/// JSON body `B`, extracted in that order.
+/// JSON body, extracted in that order. The body is parsed into `B` only
+/// once the caller is known to be allowed what the route does (as far as
+/// the route alone says), so a refused caller hears 403, not what their
+/// body lacks.
 #[derive(Debug)]
 pub struct WriteRequest<B> {
     app: CommandState,
     claims: Claims,
     path: PathIds,
     headers: WriteHeaders,
-    body: JsonBody<B>,
+    body: RawJson,
+    parses_into: std::marker::PhantomData<fn() -> B>,
 }
 
 impl<B: DeserializeOwned + Send> FromRequest<CommandState> for WriteRequest<B> {
@@ -53,13 +57,14 @@ impl<B: DeserializeOwned + Send> FromRequest<CommandState> for WriteRequest<B> {
         let Principal(claims) = Principal::from_request_parts(&mut parts, app).await?;
         let path = PathIds::from_request_parts(&mut parts, app).await?;
         let headers = WriteHeaders::from_request_parts(&mut parts, app).await?;
-        let body = JsonBody::from_request(Request::from_parts(parts, body), app).await?;
+        let body = RawJson::from_request(Request::from_parts(parts, body), app).await?;
         Ok(WriteRequest {
             app: app.clone(),
             claims,
             path,
             headers,
             body,
+            parses_into: std::marker::PhantomData,
         })
     }
 }
@@ -197,7 +202,7 @@ where
     load_fact::<A>(app, &stream(A::CATEGORY, id)?).await
 }
 
-impl<B> WriteRequest<B> {
+impl<B: DeserializeOwned> WriteRequest<B> {
     /// A team, competency or standard command (aggregate `A`), by an admin or
     /// a service granted `scope`: authorize, parse, execute; 201 with the new
     /// entity's id, or 200.
@@ -257,13 +262,19 @@ impl<B> WriteRequest<B> {
         Ok(respond(created, created.then_some(id), written))
     }
 
-    /// A command on a rep's stream: parse, read the fact it needs, execute,
-    /// authorizing the caller on the rep as loaded ([`rep_command`]);
-    /// answered as [`answer_rep`] says.
-    pub async fn on_rep(self, entity: Entity) -> Result<Response, ApiError>
+    /// A command on a rep's stream: authorize the caller as far as the
+    /// route says (`access`, [`policy::rep_route`]), parse, read the fact it
+    /// needs, execute, authorizing the caller on the rep as loaded
+    /// ([`rep_command`]); answered as [`answer_rep`] says.
+    pub async fn on_rep(self, entity: Entity, access: RouteAccess) -> Result<Response, ApiError>
     where
         OnRep: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
     {
+        let rep = match entity {
+            Entity::Named => Some(RepId::from_uuid(self.path.uuid("rep_id")?)),
+            Entity::New => None,
+        };
+        policy::rep_route(&self.claims, rep, access)?;
         let Parsed {
             app,
             ctx,
@@ -271,6 +282,12 @@ impl<B> WriteRequest<B> {
             command,
         } = self.parse::<OnRep>(RepAggregate::CATEGORY, entity)?;
         let command = command.command(&app).await?;
+        if policy::rep_access(&command).route() != access {
+            return Err(ApiError::Internal(format!(
+                "the route was authorized as {access:?}, but its command asks {:?}",
+                policy::rep_access(&command)
+            )));
+        }
         let rep_id = RepId::from_uuid(id);
         let written =
             execute::<RepAggregate>(&app, &ctx, &stream(RepAggregate::CATEGORY, id)?, |loaded| {
@@ -293,11 +310,13 @@ impl<B> WriteRequest<B> {
     where
         OnRep: for<'a> TryFrom<Edge<'a, B>, Error = ApiError>,
     {
+        policy::erasure(&self.claims)?;
         let person = self.path.uuid("person_id")?;
         let app = self.app.clone();
+        let value = self.body.parse::<B>()?;
         let ctx = WriteCtx::new(&app, self.claims, self.headers, self.body.fingerprint);
         let command = OnRep::try_from(Edge {
-            body: self.body.value,
+            body: value,
             ctx: &ctx,
             id: person,
             entity: Entity::Named,
@@ -316,7 +335,6 @@ impl<B> WriteRequest<B> {
                     .into(),
             ));
         };
-        policy::erasure(&ctx.claims)?;
         let rep_stream = stream(RepAggregate::CATEGORY, person)?;
         let leader_stream = stream(LeaderAggregate::CATEGORY, person)?;
         let rep = crate::write::load::<RepAggregate>(&app, &rep_stream).await?;
@@ -440,10 +458,11 @@ impl<B> WriteRequest<B> {
             Entity::Named => Some(self.path.uuid(&format!("{category}_id"))?),
             Entity::New => None,
         };
+        let value = self.body.parse::<B>()?;
         let ctx = WriteCtx::new(&self.app, self.claims, self.headers, self.body.fingerprint);
         let id = named.unwrap_or_else(|| ctx.new_id(category));
         let command = C::try_from(Edge {
-            body: self.body.value,
+            body: value,
             ctx: &ctx,
             id,
             entity,

@@ -1613,7 +1613,8 @@ impl Seeder<'_> {
                     .await?;
             }
             Step::Depart(rep, reason) => {
-                let (token, _) = self.leader_of(rep);
+                // Who is on which team, in which role, is an admin's to record.
+                let token = self.admin.clone();
                 let path = self.rep_path(rep, "departure");
                 self.send(
                     "departure",
@@ -1626,7 +1627,8 @@ impl Seeder<'_> {
                 self.reps[rep].departed = Some(on);
             }
             Step::ChangeRole(rep, role) => {
-                let (token, _) = self.leader_of(rep);
+                // Who is on which team, in which role, is an admin's to record.
+                let token = self.admin.clone();
                 let path = self.rep_path(rep, "role-changes");
                 self.send(
                     "role change",
@@ -1639,7 +1641,8 @@ impl Seeder<'_> {
                 self.reps[rep].role = role;
             }
             Step::MoveTeam(rep, team) => {
-                let (token, _) = self.leader_of(rep);
+                // Who is on which team, in which role, is an admin's to record.
+                let token = self.admin.clone();
                 let path = self.rep_path(rep, "team-moves");
                 let body = json!({ "team_id": self.team_ids[team], "on": d });
                 self.send("team move", Method::POST, &path, &token, body)

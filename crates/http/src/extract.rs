@@ -197,9 +197,39 @@ fn given_in_words(given: &str) -> String {
     }
 }
 
-impl<T, S> FromRequest<S> for JsonBody<T>
+/// A JSON body read but not yet parsed: 415 unless the content type is
+/// JSON, 413 past the body limit. A handler that authorizes the caller
+/// before judging the body's shape takes this, and parses it
+/// ([`RawJson::parse`]) once the caller may write: someone refused a route
+/// is told so, not what their body lacks.
+#[derive(Debug)]
+pub struct RawJson {
+    bytes: Bytes,
+    /// The request's fingerprint for idempotency: method, path and body.
+    pub fingerprint: [u8; 32],
+}
+
+impl RawJson {
+    /// The body as a `T`: 400 for malformed JSON, 422 naming the field for a
+    /// well-formed body of the wrong shape (or one that is not an object).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self
+            .bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+        {
+            return Err(ApiError::Validation(vec![crate::problem::FieldError {
+                field: "body".into(),
+                reason: "the body must be a JSON object ({\"field\": value, …})".into(),
+            }]));
+        }
+        parse_json(&self.bytes)
+    }
+}
+
+impl<S> FromRequest<S> for RawJson
 where
-    T: DeserializeOwned,
     S: Send + Sync,
     HttpState: FromRef<S>,
 {
@@ -219,21 +249,27 @@ where
         }
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
-        let body = read_body(req, body_limit).await?;
-        if body
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b != b'{')
-        {
-            return Err(ApiError::Validation(vec![crate::problem::FieldError {
-                field: "body".into(),
-                reason: "the body must be a JSON object ({\"field\": value, …})".into(),
-            }]));
-        }
-        let value = parse_json(&body)?;
+        let bytes = read_body(req, body_limit).await?;
+        Ok(RawJson {
+            fingerprint: fingerprint(&method, &path, &bytes),
+            bytes,
+        })
+    }
+}
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+    HttpState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let raw = RawJson::from_request(req, state).await?;
         Ok(JsonBody {
-            value,
-            fingerprint: fingerprint(&method, &path, &body),
+            value: raw.parse()?,
+            fingerprint: raw.fingerprint,
         })
     }
 }

@@ -17,7 +17,7 @@ use super::reps::measurement_values;
 use crate::cache::Loaded;
 use crate::extract::WriteHeaders;
 use crate::measured::measures_of;
-use crate::policy::{RepAccess, Scope, rep_write};
+use crate::policy::{RepAccess, Scope, leads_some, rep_write};
 use crate::respond::WriteErrors;
 use crate::respond::{respond_with, stream};
 use crate::state::CommandState;
@@ -279,6 +279,9 @@ pub async fn import(
     axum::extract::Query(params): axum::extract::Query<ImportParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    // Refused before the body is read: whoever may import no row at all
+    // is told so, not what their rows lack.
+    leads_some(&claims, Scope::Measurements)?;
     let dry_run = params.dry_run;
     let kind = content_type(request.headers());
     let is_csv = match kind.as_deref() {
@@ -389,7 +392,6 @@ pub async fn import(
                 &ctx.claims,
                 rep_id,
                 &loaded.state,
-                None,
                 RepAccess::Lead(Scope::Measurements),
             )
             .map_err(|e| match e {

@@ -20,6 +20,7 @@ use trellis_domain::{
 };
 
 use crate::edge::{Edge, Entity, OnRep, WriteRequest, field};
+use crate::policy::{RouteAccess, Scope};
 use crate::respond::WriteErrors;
 use crate::wire::{self, Recorded, SessionRecorded};
 use trellis_http::problem::{ApiError, Fields};
@@ -36,11 +37,14 @@ fn note(f: &mut Fields, field: &str, text: &str) -> Option<NonEmptyText> {
     f.check(field, NonEmptyText::try_from(text))
 }
 
-/// A rep joins a team.
+/// A rep joins a team. Who is on which team, in which role, is an admin's
+/// to record (or a service's granted `reps:write`), not a leader's.
 #[utoipa::path(post, path = "/v1/reps", tag = "reps", request_body = wire::JoinRep,
     responses((status = 201, description = "The rep joined", body = Recorded), WriteErrors))]
 pub async fn join(request: WriteRequest<wire::JoinRep>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::New).await
+    request
+        .on_rep(Entity::New, RouteAccess::Staffing(Scope::Reps))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::JoinRep>> for OnRep {
@@ -71,12 +75,15 @@ impl TryFrom<Edge<'_, wire::JoinRep>> for OnRep {
     }
 }
 
-/// A rep moves to another team (the leader of the team they leave records it).
+/// A rep moves to another team: an admin's to record, or a service's granted
+/// `reps:write`.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/team-moves", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::MoveTeam,
     responses((status = 200, description = "The rep moved", body = Recorded), WriteErrors))]
 pub async fn move_team(request: WriteRequest<wire::MoveTeam>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Staffing(Scope::Reps))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::MoveTeam>> for OnRep {
@@ -97,12 +104,15 @@ impl TryFrom<Edge<'_, wire::MoveTeam>> for OnRep {
     }
 }
 
-/// A rep changes role (e.g. SDR to AE).
+/// A rep changes role (e.g. SDR to AE): an admin's to record, or a
+/// service's granted `reps:write`.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/role-changes", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::ChangeRole,
     responses((status = 200, description = "The role changed", body = Recorded), WriteErrors))]
 pub async fn change_role(request: WriteRequest<wire::ChangeRole>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Staffing(Scope::Reps))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::ChangeRole>> for OnRep {
@@ -117,12 +127,14 @@ impl TryFrom<Edge<'_, wire::ChangeRole>> for OnRep {
     }
 }
 
-/// A rep leaves.
+/// A rep leaves: an admin's to record, or a service's granted `reps:write`.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/departure", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::Depart,
     responses((status = 200, description = "The departure was recorded", body = Recorded), WriteErrors))]
 pub async fn depart(request: WriteRequest<wire::Depart>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Staffing(Scope::Reps))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::Depart>> for OnRep {
@@ -146,7 +158,9 @@ impl TryFrom<Edge<'_, wire::Depart>> for OnRep {
 pub async fn acknowledge_expectations(
     request: WriteRequest<wire::AcknowledgeExpectations>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::LeadOrSelf(Scope::Reps))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::AcknowledgeExpectations>> for OnRep {
@@ -184,7 +198,9 @@ impl TryFrom<Edge<'_, wire::AcknowledgeExpectations>> for OnRep {
 pub async fn give_feedback(
     request: WriteRequest<wire::GiveFeedback>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::GiveFeedback>> for OnRep {
@@ -227,7 +243,9 @@ impl TryFrom<Edge<'_, wire::GiveFeedback>> for OnRep {
 pub async fn acknowledge_feedback(
     request: WriteRequest<wire::Acknowledge>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::LeadOrSelf(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::Acknowledge>> for OnRep {
@@ -250,7 +268,9 @@ impl TryFrom<Edge<'_, wire::Acknowledge>> for OnRep {
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::AssessSkill,
     responses((status = 201, description = "The assessment was recorded", body = Recorded), WriteErrors))]
 pub async fn assess_skill(request: WriteRequest<wire::AssessSkill>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::AssessSkill>> for OnRep {
@@ -291,7 +311,9 @@ impl TryFrom<Edge<'_, wire::AssessSkill>> for OnRep {
 pub async fn hold_coaching_session(
     request: WriteRequest<wire::HoldCoachingSession>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
@@ -357,7 +379,9 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
 pub async fn complete_action_item(
     request: WriteRequest<wire::CompleteActionItem>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::LeadOrSelf(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::CompleteActionItem>> for OnRep {
@@ -384,7 +408,9 @@ impl TryFrom<Edge<'_, wire::CompleteActionItem>> for OnRep {
 pub async fn drop_action_item(
     request: WriteRequest<wire::DropActionItem>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::LeadOrSelf(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::DropActionItem>> for OnRep {
@@ -408,7 +434,9 @@ impl TryFrom<Edge<'_, wire::DropActionItem>> for OnRep {
 pub async fn record_training(
     request: WriteRequest<wire::RecordTraining>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Coaching))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::RecordTraining>> for OnRep {
@@ -450,7 +478,9 @@ pub(crate) fn measurement_values(
 pub async fn record_measurement(
     request: WriteRequest<wire::RecordMeasurement>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Measurements))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
@@ -496,7 +526,9 @@ impl TryFrom<Edge<'_, wire::RecordMeasurement>> for OnRep {
 pub async fn raise_support_request(
     request: WriteRequest<wire::RaiseSupportRequest>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::LeadOrSelf(Scope::Support))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::RaiseSupportRequest>> for OnRep {
@@ -537,7 +569,9 @@ impl TryFrom<Edge<'_, wire::RaiseSupportRequest>> for OnRep {
 pub async fn acknowledge_support_request(
     request: WriteRequest<wire::AcknowledgeSupportRequest>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Support))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::AcknowledgeSupportRequest>> for OnRep {
@@ -567,7 +601,9 @@ impl TryFrom<Edge<'_, wire::AcknowledgeSupportRequest>> for OnRep {
 pub async fn resolve_support_request(
     request: WriteRequest<wire::ResolveSupportRequest>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Support))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::ResolveSupportRequest>> for OnRep {
@@ -599,7 +635,9 @@ impl TryFrom<Edge<'_, wire::ResolveSupportRequest>> for OnRep {
 pub async fn start_improvement_plan(
     request: WriteRequest<wire::StartImprovementPlan>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Plans))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::StartImprovementPlan>> for OnRep {
@@ -646,7 +684,9 @@ impl TryFrom<Edge<'_, wire::StartImprovementPlan>> for OnRep {
 pub async fn record_plan_checkpoint(
     request: WriteRequest<wire::RecordPlanCheckpoint>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Plans))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::RecordPlanCheckpoint>> for OnRep {
@@ -675,7 +715,9 @@ impl TryFrom<Edge<'_, wire::RecordPlanCheckpoint>> for OnRep {
 pub async fn close_improvement_plan(
     request: WriteRequest<wire::CloseImprovementPlan>,
 ) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Plans))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::CloseImprovementPlan>> for OnRep {
@@ -708,7 +750,9 @@ impl TryFrom<Edge<'_, wire::CloseImprovementPlan>> for OnRep {
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::CorrectFact,
     responses((status = 200, description = "The correction was recorded", body = Recorded), WriteErrors))]
 pub async fn correct_fact(request: WriteRequest<wire::CorrectFact>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Corrections))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
@@ -748,7 +792,9 @@ impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::HoldReview,
     responses((status = 201, description = "The review was recorded", body = Recorded), WriteErrors))]
 pub async fn hold_review(request: WriteRequest<wire::HoldReview>) -> Result<Response, ApiError> {
-    request.on_rep(Entity::Named).await
+    request
+        .on_rep(Entity::Named, RouteAccess::Lead(Scope::Reviews))
+        .await
 }
 
 impl TryFrom<Edge<'_, wire::HoldReview>> for OnRep {
