@@ -44,6 +44,7 @@ both_backends!(
     wrong_json_types_missing_and_unknown_fields_are_422_naming_the_field,
     a_missing_field_is_named_in_errors,
     an_unknown_field_is_named_in_errors,
+    a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer,
     a_huge_note_is_422_naming_the_note,
     an_impossible_date_is_422_naming_the_field,
     invalid_utf8_in_csv_is_refused_naming_the_line,
@@ -1001,6 +1002,101 @@ async fn an_unknown_field_is_named_in_errors(app: &TestApp) {
     app.post_json(&path, &app.admin(), &body)
         .await
         .expect_invalid_field("evidense");
+}
+
+/// A number or a date the parser cannot read is named with the fields the
+/// conversion refuses, in one answer: a form shows every mistake at once,
+/// not one a send.
+async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(app: &TestApp) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let admin = app.admin();
+    let before = app.events_in_log().await;
+    let fields = |r: &crate::http::Resp| -> Vec<String> {
+        r.expect_problem(422, "validation");
+        let mut fields: Vec<String> = r.field_errors().into_iter().map(|(f, _)| f).collect();
+        fields.sort();
+        fields
+    };
+
+    let r = app
+        .post_json(
+            "/v1/standards",
+            &admin,
+            &json!({ "name": "Weekly calls", "metric": "Calls Made", "kind": "quantity",
+                "direction": "at_least", "unit": "calls", "period": "week",
+                "target": "fifty", "roles": ["SDR"], "effective_from": "",
+                "ramp": [ { "period_index": 1, "percent_of_target": 50 },
+                          { "period_index": 2, "percent_of_target": "most" } ] }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        [
+            "effective_from",
+            "metric",
+            "ramp[1].percent_of_target",
+            "target"
+        ],
+        "{}",
+        r.text()
+    );
+    let reasons = r.field_errors();
+    let reason = |field: &str| {
+        reasons
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("target").contains("a number") && reason("target").contains("\"fifty\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        reason("effective_from").contains("required"),
+        "{}",
+        r.text()
+    );
+
+    // Absent altogether, a judged field is required, with the others.
+    let r = app
+        .post_json(
+            &format!("/v1/standards/{}/revisions", world.standard),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(fields(&r), ["effective_from", "target"], "{}", r.text());
+
+    let r = app
+        .post_json(
+            &rep_path(rep, "coaching-sessions"),
+            &admin,
+            &json!({
+                "leader_id": world.leader, "held_on": "", "duration_minutes": "half an hour",
+                "notes": " ", "action_items": [
+                    { "description": "Call back Acme", "owner": "rep", "due_on": "" },
+                    { "description": "", "owner": "leader", "due_on": "2026-02-30" },
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        [
+            "action_items[0].due_on",
+            "action_items[1].description",
+            "action_items[1].due_on",
+            "duration_minutes",
+            "held_on",
+            "notes"
+        ],
+        "{}",
+        r.text()
+    );
+    assert_eq!(app.events_in_log().await, before, "nothing recorded");
 }
 
 async fn a_huge_note_is_422_naming_the_note(app: &TestApp) {

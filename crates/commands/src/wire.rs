@@ -7,6 +7,7 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use trellis_http::extract::Judged;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -37,6 +38,17 @@ fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, 
             format!("{text:?} is not a date; write YYYY-MM-DD, e.g. 2026-03-16")
         })
     })
+}
+
+/// A day, `YYYY-MM-DD`, read as [`date`] reads it: for a field judged
+/// with the others ([`Judged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Day(pub NaiveDate);
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        date(deserializer).map(Day)
+    }
 }
 
 /// What a successful write returns.
@@ -128,15 +140,16 @@ pub enum PeriodKind {
     Quarter,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RampStep {
     /// The rep's Nth period since their start date, from 1.
     #[schema(minimum = 1)]
     pub period_index: u32,
     /// Share of the full target expected in that period, in percent.
-    #[schema(minimum = 1)]
-    pub percent_of_target: u16,
+    #[schema(value_type = u16, minimum = 1)]
+    #[serde(default)]
+    pub percent_of_target: Judged<u16>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -154,13 +167,15 @@ pub struct SetStandard {
     pub unit: String,
     pub period: PeriodKind,
     /// Greater than zero.
-    #[schema(exclusive_minimum = 0)]
-    pub target: f64,
+    #[schema(value_type = f64, exclusive_minimum = 0)]
+    #[serde(default)]
+    pub target: Judged<f64>,
     /// The roles it applies to, e.g. ["SDR"].
     #[schema(min_items = 1)]
     pub roles: Vec<String>,
-    #[serde(deserialize_with = "date")]
-    pub effective_from: NaiveDate,
+    #[schema(value_type = NaiveDate)]
+    #[serde(default)]
+    pub effective_from: Judged<Day>,
     /// Ramp schedule for new hires; empty for none.
     #[serde(default)]
     pub ramp: Vec<RampStep>,
@@ -169,10 +184,12 @@ pub struct SetStandard {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviseStandard {
-    #[schema(exclusive_minimum = 0)]
-    pub target: f64,
-    #[serde(deserialize_with = "date")]
-    pub effective_from: NaiveDate,
+    #[schema(value_type = f64, exclusive_minimum = 0)]
+    #[serde(default)]
+    pub target: Judged<f64>,
+    #[schema(value_type = NaiveDate)]
+    #[serde(default)]
+    pub effective_from: Judged<Day>,
     /// Absent: keep the previous version's roles.
     #[schema(min_items = 1)]
     pub roles: Option<Vec<String>>,
@@ -327,18 +344,21 @@ pub struct NewActionItem {
     pub description: String,
     /// Who owes it: the rep, or the leader holding the session.
     pub owner: ActionItemOwner,
-    #[serde(deserialize_with = "date")]
-    pub due_on: NaiveDate,
+    #[schema(value_type = NaiveDate)]
+    #[serde(default)]
+    pub due_on: Judged<Day>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldCoachingSession {
     pub leader_id: Option<Uuid>,
-    #[serde(deserialize_with = "date")]
-    pub held_on: NaiveDate,
-    #[schema(minimum = 1, maximum = 480)]
-    pub duration_minutes: u32,
+    #[schema(value_type = NaiveDate)]
+    #[serde(default)]
+    pub held_on: Judged<Day>,
+    #[schema(value_type = u32, minimum = 1, maximum = 480)]
+    #[serde(default)]
+    pub duration_minutes: Judged<u32>,
     /// The competencies the session focused on.
     #[serde(default)]
     pub focus: Vec<Uuid>,

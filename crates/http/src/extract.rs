@@ -124,6 +124,49 @@ fn json_error(path: String, error: serde_json::Error) -> ApiError {
     }
 }
 
+/// A field judged with the others: it reads from any JSON value, or from
+/// none, and keeps what was wrong with it in plain words, so one answer
+/// names every bad field (a target that is not a number beside a metric
+/// that is not a slug) instead of stopping at the first the parser meets.
+/// Its handler checks it with the rest ([`crate::problem::Fields::check`]
+/// of [`Judged::into_result`]). A field that is absent reads as "is required"
+/// (with `#[serde(default)]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged<T>(Result<T, String>);
+
+impl<T> Judged<T> {
+    /// The value, or why it is not one.
+    pub fn value(&self) -> Result<&T, &str> {
+        self.0.as_ref().map_err(String::as_str)
+    }
+
+    /// The value, or why it is not one, for [`crate::problem::Fields::check`].
+    pub fn into_result(self) -> Result<T, String> {
+        self.0
+    }
+}
+
+impl<T> From<T> for Judged<T> {
+    fn from(value: T) -> Self {
+        Judged(Ok(value))
+    }
+}
+
+impl<T> Default for Judged<T> {
+    fn default() -> Self {
+        Judged(Err("is required".to_owned()))
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Judged<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(Judged(
+            T::deserialize(value).map_err(|e| plain_reason(&e.to_string())),
+        ))
+    }
+}
+
 /// serde's words for a value of the wrong shape, put so that whoever
 /// filled in a form understands them: a choice left empty is required, a
 /// choice not offered names the ones that are, an id is an id. Anything

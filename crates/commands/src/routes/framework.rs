@@ -18,6 +18,7 @@ use crate::respond::WriteErrors;
 use crate::state::CommandState;
 use crate::wire::{self, Recorded};
 use crate::write::states_of;
+use trellis_http::extract::Judged;
 use trellis_http::problem::{ApiError, Fields};
 use trellis_http::valid;
 
@@ -153,14 +154,29 @@ fn roles(f: &mut Fields, field: &str, roles: &[String]) -> Option<Vec<Role>> {
     ok.then_some(parsed)
 }
 
-fn ramp(steps: &[wire::RampStep]) -> Vec<RampStep> {
-    steps
-        .iter()
-        .map(|s| RampStep {
-            period_index: s.period_index,
-            percent_of_target: s.percent_of_target,
+/// The ramp's steps, each percentage checked with the other fields
+/// (`ramp[2].percent_of_target` names the third).
+fn ramp(f: &mut Fields, steps: Vec<wire::RampStep>) -> Option<Vec<RampStep>> {
+    let steps: Vec<Option<RampStep>> = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let percent = f.check(
+                format!("ramp[{i}].percent_of_target"),
+                s.percent_of_target.into_result(),
+            )?;
+            Some(RampStep {
+                period_index: s.period_index,
+                percent_of_target: percent,
+            })
         })
-        .collect()
+        .collect();
+    steps.into_iter().collect()
+}
+
+/// A standard's target: a number, and one the domain accepts.
+fn target(given: Judged<f64>) -> Result<Target, String> {
+    Target::try_from(given.into_result()?).map_err(|e| e.to_string())
 }
 
 fn period_kind(kind: wire::PeriodKind) -> PeriodKind {
@@ -217,8 +233,10 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
             "unit",
             Name::try_from(b.unit.as_str()).map_err(|e| e.about("unit")),
         );
-        let target = f.check("target", Target::try_from(b.target));
+        let target = f.check("target", target(b.target));
         let roles = roles(&mut f, "roles", &b.roles);
+        let effective_from = f.check("effective_from", b.effective_from.into_result());
+        let ramp = ramp(&mut f, b.ramp);
         f.finish()?;
         Ok(StandardCommand::SetStandard {
             standard_id: StandardId::from_uuid(edge.id),
@@ -237,8 +255,8 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
             period: period_kind(b.period),
             target: valid!(target),
             roles: valid!(roles),
-            effective_from: b.effective_from,
-            ramp: ramp(&b.ramp),
+            effective_from: valid!(effective_from).0,
+            ramp: valid!(ramp),
             // Read before the command executes (`with_others`).
             others: vec![],
         })
@@ -265,17 +283,22 @@ impl TryFrom<Edge<'_, wire::ReviseStandard>> for StandardCommand {
     fn try_from(edge: Edge<'_, wire::ReviseStandard>) -> Result<Self, ApiError> {
         let b = edge.body;
         let mut f = Fields::default();
-        let target = f.check("target", Target::try_from(b.target));
+        let target = f.check("target", target(b.target));
         let new_roles = match &b.roles {
             Some(list) => roles(&mut f, "roles", list).map(Some),
+            None => Some(None),
+        };
+        let effective_from = f.check("effective_from", b.effective_from.into_result());
+        let new_ramp = match b.ramp {
+            Some(steps) => ramp(&mut f, steps).map(Some),
             None => Some(None),
         };
         f.finish()?;
         Ok(StandardCommand::ReviseStandard {
             target: valid!(target),
-            effective_from: b.effective_from,
+            effective_from: valid!(effective_from).0,
             roles: valid!(new_roles),
-            ramp: b.ramp.as_deref().map(ramp),
+            ramp: valid!(new_ramp),
             // Read before the command executes (`with_others`).
             others: vec![],
         })

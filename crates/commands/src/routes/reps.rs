@@ -324,40 +324,45 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
         let leader_id = edge.acting_leader(edge.body.leader_id)?;
         let (b, ctx) = (edge.body, edge.ctx);
         let mut f = Fields::default();
+        let held_on = f.check("held_on", b.held_on.into_result());
+        let duration_minutes = f.check("duration_minutes", b.duration_minutes.into_result());
         let notes = note(&mut f, "notes", &b.notes);
-        let descriptions: Vec<_> = b
+        let items: Vec<_> = b
             .action_items
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                note(
+                let description = note(
                     &mut f,
                     &format!("action_items[{i}].description"),
                     &item.description,
-                )
+                );
+                let due_on = f.check(
+                    format!("action_items[{i}].due_on"),
+                    item.due_on.into_result(),
+                );
+                (item.owner, description, due_on)
             })
             .collect();
         f.finish()?;
-        let action_items: Vec<ActionItem> = b
-            .action_items
-            .iter()
-            .zip(descriptions)
+        let action_items: Vec<ActionItem> = items
+            .into_iter()
             .enumerate()
-            .map(|(i, (item, description))| ActionItem {
+            .map(|(i, (owner, description, due_on))| ActionItem {
                 action_item_id: ActionItemId::from_uuid(ctx.new_id(&format!("action_item:{i}"))),
                 description: valid!(description),
-                owner: match item.owner {
+                owner: match owner {
                     wire::ActionItemOwner::Rep => Owner::Rep,
                     wire::ActionItemOwner::Leader => Owner::Leader(leader_id),
                 },
-                due_on: item.due_on,
+                due_on: valid!(due_on).0,
             })
             .collect();
         let session = CoachingSessionHeld {
             session_id: SessionId::from_uuid(ctx.new_id("session")),
             leader_id,
-            held_on: b.held_on,
-            duration_minutes: b.duration_minutes,
+            held_on: valid!(held_on).0,
+            duration_minutes: valid!(duration_minutes),
             focus: b.focus.into_iter().map(CompetencyId::from_uuid).collect(),
             notes: valid!(notes),
             visibility: visibility(b.visibility),
