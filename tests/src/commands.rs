@@ -1023,7 +1023,7 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         .post_json(
             "/v1/standards",
             &admin,
-            &json!({ "name": "Weekly calls", "metric": "Calls Made", "kind": "quantity",
+            &json!({ "name": "Weekly calls", "metric": "Calls Made", "kind": "",
                 "direction": "at_least", "unit": "calls", "period": "week",
                 "target": "fifty", "roles": ["SDR"], "effective_from": "",
                 "ramp": [ { "period_index": 1, "percent_of_target": 50 },
@@ -1034,6 +1034,7 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         fields(&r),
         [
             "effective_from",
+            "kind",
             "metric",
             "ramp[1].percent_of_target",
             "target"

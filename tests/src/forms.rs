@@ -539,6 +539,33 @@ async fn a_leader_logs_a_coaching_session_with_two_action_items_through_the_form
         1,
         "nothing recorded yet"
     );
+    // Every field left empty or unreadable is marked in one answer, the
+    // first row's empty due date in the picker's words: none of them waits
+    // for the others to be mended first.
+    let mut empty = form.clone();
+    for (name, value) in empty.iter_mut() {
+        if ["held_on", "notes", "action_items[0].due_on"].contains(name) {
+            *value = "";
+        }
+    }
+    let refused = browser(&app, Method::POST, &path, &leader, Some(&empty), &[]).await;
+    refused.expect(422);
+    let html = refused.text();
+    for (field, words) in [
+        ("held_on", "Required: pick the day the session was held."),
+        ("notes", "Required: write what you worked on."),
+        ("action_items-0-due_on", "Required: pick the day it is due."),
+        ("action_items-1-due_on", "not a date"),
+    ] {
+        assert!(
+            html.contains(&format!("<p class=\"field-error\" id=\"{field}-error\">"))
+                && html[html.find(&format!("id=\"{field}-error\">")).unwrap_or(0)..]
+                    .split("</p>")
+                    .next()
+                    .is_some_and(|shown| shown.contains(words)),
+            "{field} says {words:?}: {html}"
+        );
+    }
     // The domain's refusals stand beside their fields too: the row due
     // before the session, named by its place in the list, and a length
     // out of range, in the domain's words.

@@ -173,6 +173,43 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         "{}",
         said(&html)
     );
+    // What the parser cannot read (a kind not chosen, a target in words,
+    // no date) is marked with what the rules refuse (a metric that is no
+    // slug), in one answer.
+    let refused = send(
+        &app,
+        "/admin/standards/new",
+        &admin,
+        &carried,
+        &[
+            ("name", "Weekly demos"),
+            ("metric", "Demos Booked"),
+            ("kind", ""),
+            ("target", "ten"),
+            ("unit", "demos"),
+            ("roles", "AE"),
+            ("effective_from", ""),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    for (field, words) in [
+        ("metric", "is not a metric name"),
+        ("kind", "Required: choose one."),
+        ("target", "Enter the target as a number"),
+        ("effective_from", "Required: pick a date."),
+    ] {
+        let at = html.find(&format!("id=\"{field}-error\">"));
+        assert!(
+            at.is_some_and(|at| html[at..]
+                .split("</p>")
+                .next()
+                .is_some_and(|p| p.contains(words))),
+            "{field} says {words:?}: {}",
+            said(&html)
+        );
+    }
     record(
         &app,
         "/admin/standards/new",

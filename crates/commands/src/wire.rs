@@ -160,12 +160,18 @@ pub struct SetStandard {
     /// The metric measured, a lowercase slug such as `calls_made`.
     #[schema(max_length = 64, pattern = r"^\s*[a-z][a-z0-9]*(_[a-z0-9]+)*\s*$")]
     pub metric: String,
-    pub kind: StandardKind,
-    pub direction: Direction,
+    #[schema(value_type = StandardKind)]
+    #[serde(default)]
+    pub kind: Judged<StandardKind>,
+    #[schema(value_type = Direction)]
+    #[serde(default)]
+    pub direction: Judged<Direction>,
     /// e.g. "calls", "%", "EUR".
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub unit: String,
-    pub period: PeriodKind,
+    #[schema(value_type = PeriodKind)]
+    #[serde(default)]
+    pub period: Judged<PeriodKind>,
     /// Greater than zero.
     #[schema(value_type = f64, exclusive_minimum = 0)]
     #[serde(default)]

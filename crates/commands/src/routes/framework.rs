@@ -235,6 +235,9 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
         );
         let target = f.check("target", target(b.target));
         let roles = roles(&mut f, "roles", &b.roles);
+        let kind = f.check("kind", b.kind.into_result());
+        let direction = f.check("direction", b.direction.into_result());
+        let period = f.check("period", b.period.into_result());
         let effective_from = f.check("effective_from", b.effective_from.into_result());
         let ramp = ramp(&mut f, b.ramp);
         f.finish()?;
@@ -242,17 +245,17 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
             standard_id: StandardId::from_uuid(edge.id),
             name: valid!(name),
             metric: valid!(metric),
-            kind: match b.kind {
+            kind: match valid!(kind) {
                 wire::StandardKind::Quality => StandardKind::Quality,
                 wire::StandardKind::Quantity => StandardKind::Quantity,
                 wire::StandardKind::Behaviour => StandardKind::Behaviour,
             },
-            direction: match b.direction {
+            direction: match valid!(direction) {
                 wire::Direction::AtLeast => Direction::AtLeast,
                 wire::Direction::AtMost => Direction::AtMost,
             },
             unit: valid!(unit),
-            period: period_kind(b.period),
+            period: period_kind(valid!(period)),
             target: valid!(target),
             roles: valid!(roles),
             effective_from: valid!(effective_from).0,

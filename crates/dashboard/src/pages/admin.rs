@@ -799,7 +799,9 @@ impl Quick for SetStandard {
                 .with("week"),
                 Field::new("roles", "Roles it applies to, one per line", Kind::Lines { key: None })
                     .required(),
-                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+                Field::new("effective_from", "From", Kind::Day)
+                    .with(visit.state.today())
+                    .required(),
                 Field::new(
                     "ramp",
                     "Ramp for new reps (optional): one percentage of the target per line, for their first, second… period",
@@ -854,7 +856,9 @@ impl Quick for ReviseStandard {
                     Kind::Lines { key: None },
                 )
                 .with(roles(&s).replace(", ", "\n")),
-                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+                Field::new("effective_from", "From", Kind::Day)
+                    .with(visit.state.today())
+                    .required(),
             ],
             "Revise",
         )
@@ -880,7 +884,9 @@ impl Quick for RetireStandard {
                 esc(s.name.as_ref())
             ),
             vec![
-                Field::new("effective_from", "From", Kind::Day).with(visit.state.today()),
+                Field::new("effective_from", "From", Kind::Day)
+                    .with(visit.state.today())
+                    .required(),
                 Field::new("reason", "Why", Kind::Area),
             ],
             "Retire",

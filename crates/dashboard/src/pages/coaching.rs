@@ -132,6 +132,14 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
                                 .to_owned(),
                         );
                     }
+                    // A due date left empty beside an item written down:
+                    // the picker's words, not the API's "YYYY-MM-DD".
+                    Some(field)
+                        if field.ends_with(".due_on")
+                            && crate::forms::field(&typed, &field).trim().is_empty() =>
+                    {
+                        shown.insert(field, "Required: pick the day it is due.".to_owned());
+                    }
                     Some(field) => {
                         shown.insert(field, why);
                     }
