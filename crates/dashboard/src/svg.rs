@@ -49,7 +49,12 @@ pub(crate) struct Chart {
 const W: f64 = 760.0;
 const H: f64 = 250.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 24.0;
+/// Room for the y axis's labels again on the right: a phone opens a chart
+/// scrolled to its latest weeks, where the left axis is out of view.
+const RIGHT: f64 = 48.0;
+/// The largest font an axis label is drawn in (the phone's stylesheet sets
+/// 14), for telling whether two labels would overlap.
+const LABEL_FONT: f64 = 14.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 34.0;
 
@@ -76,15 +81,19 @@ impl Chart {
             esc(&self.title),
             esc(&self.description)
         );
-        // Grid and y axis.
+        // Grid and the y axis, labelled on both sides.
         for (v, label) in &self.y_ticks {
             let y = self.y(*v);
             let _ = write!(
                 s,
                 "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e1e5ea\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#4a5360\">{}</text>",
+                 <text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#4a5360\">{}</text>\
+                 <text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"start\" fill=\"#4a5360\" aria-hidden=\"true\">{}</text>",
                 W - RIGHT,
                 LEFT - 6.0,
+                y + 4.0,
+                esc(label),
+                W - RIGHT + 6.0,
                 y + 4.0,
                 esc(label)
             );
@@ -92,9 +101,20 @@ impl Chart {
         // X labels: at most about ten.
         let n = self.x_labels.len();
         let every = n.div_ceil(10).max(1);
+        // The room a label takes, at the largest font, with a gap.
+        let widest = self
+            .x_labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0) as f64
+            * LABEL_FONT
+            * 0.62
+            + 8.0;
         for (i, label) in self.x_labels.iter().enumerate() {
             // The last label only when it does not crowd the one before.
-            let last_fits = i + 1 == n && i % every >= every.div_ceil(2).max(1);
+            let last_fits =
+                i + 1 == n && i % every != 0 && self.x(i) - self.x(i - i % every) >= widest;
             if i % every == 0 || last_fits {
                 let _ = write!(
                     s,
@@ -246,5 +266,60 @@ mod tests {
         assert!(svg.contains("Levels &lt;by&gt; competency"));
         assert!(svg.contains("A &amp; B"));
         assert_eq!(svg.matches("<path").count(), 1);
+    }
+
+    fn weeks(n: usize) -> Chart {
+        Chart {
+            title: "t".into(),
+            description: "d".into(),
+            x_labels: (0..n).map(|i| format!("{} Nov", i + 1)).collect(),
+            y_min: 0.0,
+            y_max: 100.0,
+            y_ticks: vec![(0.0, "0%".into()), (100.0, "100%".into())],
+            reference: None,
+            markers: vec![],
+            series: vec![],
+        }
+    }
+
+    /// The x position of each x label drawn.
+    fn x_label_positions(svg: &str) -> Vec<f64> {
+        svg.split("<text x=\"")
+            .skip(1)
+            .filter(|t| t.contains("text-anchor=\"middle\""))
+            .map(|t| {
+                t.split('"')
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_last_x_label_is_drawn_only_where_it_clears_the_one_before() {
+        for n in 2..60 {
+            let svg = weeks(n).render("c");
+            let xs = x_label_positions(&svg);
+            let widest = 6.0 * LABEL_FONT * 0.62 + 8.0;
+            for pair in xs.windows(2) {
+                assert!(
+                    pair[1] - pair[0] >= widest - 0.1,
+                    "{n} labels: {pair:?} overlap at the phone's font"
+                );
+            }
+        }
+        // Thirty-one labels show every fourth; the last, two after the
+        // 29th, is too close to it and is left out.
+        let xs = x_label_positions(&weeks(31).render("c"));
+        assert_eq!(xs.len(), 8, "{xs:?}");
+    }
+
+    #[test]
+    fn each_y_label_stands_on_both_sides_of_the_plot() {
+        let svg = weeks(5).render("c");
+        assert_eq!(svg.matches(">100%</text>").count(), 2, "{svg}");
+        assert_eq!(svg.matches(">0%</text>").count(), 2, "{svg}");
     }
 }
