@@ -559,6 +559,7 @@ async fn script_quarter(store: &dyn EventStore) {
                     evidence: text("re-rated"),
                 },
             },
+            largest_target: None,
         },
     )
     .await;
@@ -570,6 +571,7 @@ async fn script_quarter(store: &dyn EventStore) {
                 reason: text("assessed the wrong rep"),
                 correction: Correction::Retracted,
             },
+            largest_target: None,
         },
     )
     .await;
@@ -1581,6 +1583,7 @@ async fn generate(store: &dyn EventStore, seed: u64, reps: u128, steps: usize, o
                                 reason: text("wrong import"),
                                 correction: Correction::Retracted,
                             },
+                            largest_target: None,
                         },
                     )
                     .await;
@@ -2227,6 +2230,7 @@ impl<'a> Organisation<'a> {
                                 reason: text("not their rep"),
                                 correction: Correction::Retracted,
                             },
+                            largest_target: None,
                         },
                     )
                     .await;

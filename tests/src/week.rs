@@ -580,6 +580,34 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         .find(|e| e.event_type == "PerformanceMeasured")
         .expect("the measurement");
     assert_eq!(measured.payload["value"], 42.0);
+    // Corrected to a stray run of digits: refused the same way, beside the
+    // correction's value, and the measurement keeps its 42.
+    let correct = format!(
+        "/reps/{rep}/corrections/new?fact={}&as=value",
+        measured.payload["measurement_id"]
+            .as_str()
+            .expect("the measurement's id")
+    );
+    let (_, carried) = open(&app, &correct, &leader).await;
+    let html = refused(
+        &app,
+        &correct,
+        &leader,
+        &carried,
+        &[
+            ("correction.value", "4200000"),
+            ("reason", "Typed the week's total wrong."),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains(
+            "id=\"correction-value-error\">4200000 is more than 100 times the largest target"
+        ),
+        "{}",
+        said(&html)
+    );
+    assert_eq!(count(&types(&app, rep).await, "FactCorrected"), 0);
     app.cleanup().await;
 }
 

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use trellis_domain::leader::LeaderErased;
 use trellis_domain::{
     Aggregate, CompetencyAggregate, CompetencyId, CompetencyStatus, LeaderAggregate, LeaderCommand,
-    LeaderId, LeaderState, MetricName, PeriodKind, RepAggregate, RepCommand, RepId, RepState,
-    StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
+    LeaderId, LeaderState, MeasurementId, MetricName, PeriodKind, RepAggregate, RepCommand, RepId,
+    RepState, StandardAggregate, StandardId, StandardStatus, TeamAggregate, TeamId,
 };
 use trellis_http::auth::Claims;
 use trellis_http::extract::{PathIds, Principal, RawJson};
@@ -144,6 +144,16 @@ pub enum OnRep {
         (PeriodKind, f64),
         Box<dyn FnOnce((Vec<PeriodKind>, f64)) -> RepCommand + Send>,
     ),
+    /// Needs, when the fact it corrects is one of the rep's measurements,
+    /// the largest target its metric's standards have had, so that a
+    /// corrected value is judged as a measurement is ([`crate::measured`]).
+    /// The rep, the fact and the new value.
+    GivenCorrectedMeasurement(
+        RepId,
+        Uuid,
+        f64,
+        Box<dyn FnOnce(Option<f64>) -> RepCommand + Send>,
+    ),
 }
 
 impl std::fmt::Debug for OnRep {
@@ -157,6 +167,12 @@ impl std::fmt::Debug for OnRep {
                 .debug_tuple("GivenMetric")
                 .field(metric)
                 .field(measured)
+                .finish(),
+            OnRep::GivenCorrectedMeasurement(rep, fact, value, _) => f
+                .debug_tuple("GivenCorrectedMeasurement")
+                .field(rep)
+                .field(fact)
+                .field(value)
                 .finish(),
         }
     }
@@ -188,6 +204,28 @@ impl OnRep {
                     .covering(app.store(), [(&metric, kind, value)])
                     .await?;
                 then(crate::measured::measures_of(&catalogue, &metric))
+            }
+            OnRep::GivenCorrectedMeasurement(rep, fact, value, then) => {
+                let loaded = crate::write::load::<RepAggregate>(
+                    app,
+                    &stream(RepAggregate::CATEGORY, rep.as_uuid())?,
+                )
+                .await?;
+                let measured = loaded.state.rep().and_then(|r| {
+                    r.measurement(MeasurementId::from_uuid(fact))
+                        .map(|m| (r.metric(m.metric).clone(), m.period.kind()))
+                });
+                match measured {
+                    Some((metric, kind)) => {
+                        let catalogue = app
+                            .measured()
+                            .covering(app.store(), [(&metric, kind, value)])
+                            .await?;
+                        then(Some(crate::measured::measures_of(&catalogue, &metric).1))
+                    }
+                    // Not one of their measurements: the domain says what it is.
+                    None => then(None),
+                }
             }
         })
     }

@@ -781,13 +781,26 @@ impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
             wire::Correction::Retracted => Some(Correction::Retracted),
         };
         f.finish()?;
-        Ok(OnRep::Ready(RepCommand::CorrectFact {
-            correction: FactCorrected {
-                fact_id: b.fact_id,
-                reason: valid!(reason),
-                correction: valid!(correction),
-            },
-        }))
+        let correction = FactCorrected {
+            fact_id: b.fact_id,
+            reason: valid!(reason),
+            correction: valid!(correction),
+        };
+        Ok(match &correction.correction {
+            Correction::MeasuredValue { value } => OnRep::GivenCorrectedMeasurement(
+                RepId::from_uuid(edge.id),
+                b.fact_id,
+                value.get(),
+                Box::new(move |largest_target| RepCommand::CorrectFact {
+                    correction,
+                    largest_target,
+                }),
+            ),
+            _ => OnRep::Ready(RepCommand::CorrectFact {
+                correction,
+                largest_target: None,
+            }),
+        })
     }
 }
 

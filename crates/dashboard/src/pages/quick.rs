@@ -392,11 +392,21 @@ fn place(
     for (name, why) in errors {
         // A hidden field has nowhere to show its error: it goes above.
         let shown = |f: &&Field| !matches!(f.kind, Kind::Hidden);
+        // The field the error names, one inside it, or the one inside an
+        // object that carries that name (the domain's refusal of a `value`
+        // beside a correction's `correction.value`).
         let owner = spec.fields.iter().filter(shown).find(|f| {
             name == f.name
                 || name
                     .strip_prefix(f.name)
                     .is_some_and(|rest| rest.starts_with(['[', '.']))
+        });
+        let owner = owner.or_else(|| {
+            spec.fields.iter().filter(shown).find(|f| {
+                f.name
+                    .strip_suffix(name.as_str())
+                    .is_some_and(|parent| parent.ends_with('.'))
+            })
         });
         // An error about the object that holds fields (`correction`, which
         // the API could not read for its `correction.level`) goes beside

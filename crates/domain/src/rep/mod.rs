@@ -178,6 +178,11 @@ pub enum RepCommand {
     },
     CorrectFact {
         correction: FactCorrected,
+        /// For a measured value, the largest target any standard of the
+        /// measurement's metric has had, read before deciding: a new value
+        /// far above it is refused as a typo, as a measurement would be.
+        /// `None` for the other corrections.
+        largest_target: Option<f64>,
     },
     HoldReview {
         review: ReviewHeld,
@@ -510,7 +515,10 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
             rep.check_not_before_plan_start(closed.on)?;
             record(closed)
         }
-        CorrectFact { correction } => rep.correct(correction),
+        CorrectFact {
+            correction,
+            largest_target,
+        } => rep.correct(correction, largest_target),
         HoldReview { review, now } => {
             rep.check_date(review.on, now)?;
             rep.check_new_id(review.review_id.as_uuid())?;
@@ -730,7 +738,11 @@ impl Rep {
         record(measurement)
     }
 
-    fn correct(&self, corrected: FactCorrected) -> Result<Vec<RepEvent>, Rejection> {
+    fn correct(
+        &self,
+        corrected: FactCorrected,
+        largest_target: Option<f64>,
+    ) -> Result<Vec<RepEvent>, Rejection> {
         let fact_id = corrected.fact_id;
         let fact = self
             .fact(fact_id)
@@ -746,6 +758,15 @@ impl Rep {
                 let current = self.measurement(MeasurementId::from_uuid(fact_id));
                 if current.is_some_and(|m| m.value == *value) {
                     return Ok(vec![]);
+                }
+                if let (Some(largest_target), Some(current)) = (largest_target, current)
+                    && !crate::values::plausible(value.get(), largest_target)
+                {
+                    return Err(Rejection::MeasurementImplausible {
+                        metric: self.metric(current.metric).clone(),
+                        value: value.get(),
+                        largest_target,
+                    });
                 }
                 record(corrected)
             }

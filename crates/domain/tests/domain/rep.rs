@@ -259,6 +259,7 @@ fn dropped(n: u128) -> ActionItemDropped {
 fn correct(corrected: FactCorrected) -> RepCommand {
     RepCommand::CorrectFact {
         correction: corrected,
+        largest_target: None,
     }
 }
 
@@ -1292,6 +1293,37 @@ fn a_measurement_far_above_every_target_is_refused_as_a_likely_typo() {
             measured(500, "2026-W10", 100.0, MeasurementSource::Manual).into(),
         ]),
     );
+}
+
+/// A correction of a measured value meets the same rule: a typed value
+/// far above every target is refused, and no correction gets round it.
+#[test]
+fn a_correction_far_above_every_target_is_refused_as_a_likely_typo() {
+    let given = || {
+        vec![
+            joined().into(),
+            measured(500, "2026-W10", 42.0, MeasurementSource::Manual).into(),
+        ]
+    };
+    let corrected = |v: f64| FactCorrected {
+        fact_id: Uuid::from_u128(500),
+        reason: text("typed the wrong number"),
+        correction: Correction::MeasuredValue { value: value(v) },
+    };
+    let command = |v: f64| RepCommand::CorrectFact {
+        correction: corrected(v),
+        largest_target: Some(60.0),
+    };
+    check(
+        given(),
+        command(420_000.0),
+        Err(Rejection::MeasurementImplausible {
+            metric: parse("calls_made"),
+            value: 420_000.0,
+            largest_target: 60.0,
+        }),
+    );
+    check(given(), command(45.0), Ok(vec![corrected(45.0).into()]));
 }
 
 #[test]
