@@ -62,6 +62,7 @@ both_backends!(
     a_json_array_import_is_recorded,
     a_measurement_of_a_standard_set_a_moment_ago_is_recorded,
     a_value_a_raised_target_makes_plausible_is_recorded,
+    a_corrected_value_far_above_every_target_is_refused_as_a_likely_typo,
     health_readiness_and_metrics_answer,
     the_command_services_own_document_describes_each_of_its_routes,
     a_refused_command_keeps_the_cached_state_so_the_next_command_reads_no_stream,
@@ -1801,6 +1802,14 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
         "{}",
         r.text()
     );
+    // Counted as the rows a person mends, not as "fields".
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("4 rows are invalid: line 3: period:")),
+        "{}",
+        r.text()
+    );
     assert!(
         errors[0].1.contains("months run from 01 to 12"),
         "{}",
@@ -1929,6 +1938,47 @@ async fn a_value_a_raised_target_makes_plausible_is_recorded(app: &TestApp) {
         .expect(201);
 }
 
+/// A correction of a measured value is judged as a measurement is: a value
+/// far above every target of its metric is refused beside the value, and
+/// the measurement keeps what it had.
+async fn a_corrected_value_far_above_every_target_is_refused_as_a_likely_typo(app: &TestApp) {
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    let measured = app
+        .post_json(
+            &rep_path(rep, "measurements"),
+            &app.admin(),
+            &json!({ "metric": "calls_made", "period": "2026-W10", "value": 42 }),
+        )
+        .await;
+    measured.expect(201);
+    let fact = measured.json["id"].clone();
+    let correct = |value: u64| {
+        json!({ "fact_id": fact, "reason": "Typed the week's total wrong.",
+                "correction": { "kind": "measured_value", "value": value } })
+    };
+    let path = rep_path(rep, "corrections");
+    let r = app
+        .post_json(&path, &app.admin(), &correct(4_200_000))
+        .await;
+    r.expect_problem(422, "rejected");
+    assert_eq!(r.json["concerns"], "value", "{}", r.text());
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("4200000 is more than 100 times")),
+        "{}",
+        r.text()
+    );
+    app.post_json(&path, &app.admin(), &correct(45))
+        .await
+        .expect(200);
+    assert_eq!(
+        app.event_types("rep", rep).await,
+        ["RepJoined", "PerformanceMeasured", "FactCorrected"]
+    );
+}
+
 async fn a_json_array_import_is_recorded(app: &TestApp) {
     let world = app.world().await;
     let mut monthly = crate::http::standard_body("meetings_booked");
@@ -1963,6 +2013,14 @@ async fn a_json_array_import_is_recorded(app: &TestApp) {
         .await;
     r.expect(200);
     assert_eq!(r.json["events"], 1);
+    // The answer names the row whose value replaced one, with both.
+    assert_eq!(
+        r.json["replaced"],
+        json!([{ "row": "[1]", "rep_id": b, "metric": "calls_made", "period": "2026-W10",
+                 "was": 8.5, "value": 9.0 }]),
+        "{}",
+        r.text()
+    );
     assert_eq!(
         app.event_types("rep", b).await,
         ["RepJoined", "PerformanceMeasured", "FactCorrected"]

@@ -493,6 +493,32 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
         100,
         "confirmed twice, recorded once"
     );
+    // The file again with one value changed: before anything is recorded,
+    // the preview names the row that would replace a value, with both.
+    let mut changed = lines.clone();
+    changed[30] = format!("{},calls_made,2026-W06,77", reps[1]);
+    let preview = upload(&app, &admin, &csrf, &changed.join("\n")).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", said(&preview.text()));
+    let html = preview.text();
+    assert!(
+        html.contains("1 row replaces a value recorded before"),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains(
+            "<td class=\"n\" data-label=\"Line\">31</td><td data-label=\"Rep\">Riley Rep</td>\
+             <td data-label=\"Metric\">calls_made</td><td data-label=\"Period\">2026-W06</td>\
+             <td class=\"n\" data-label=\"Recorded\">36</td><td class=\"n\" data-label=\"New\">77</td>"
+        ),
+        "{}",
+        said(&html)
+    );
+    assert_eq!(
+        in_log(&app, "FactCorrected").await,
+        0,
+        "a preview records nothing"
+    );
     app.cleanup().await;
 }
 

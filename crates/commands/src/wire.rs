@@ -456,6 +456,25 @@ pub struct Imported {
     /// (`events` says how many events that makes) but nothing was.
     #[serde(default)]
     pub dry_run: bool,
+    /// The rows whose value replaces one recorded before for their rep,
+    /// metric and period (each a correction, "re-imported"), in the order
+    /// of the file: what a re-import changes, to see before recording it.
+    #[serde(default)]
+    pub replaced: Vec<Replaced>,
+}
+
+/// A row of an import whose value replaces one recorded before.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Replaced {
+    /// "line 12" (CSV) or "[11]" (JSON).
+    pub row: String,
+    pub rep_id: Uuid,
+    pub metric: String,
+    pub period: String,
+    /// The value recorded before.
+    pub was: f64,
+    /// The row's value, which replaces it.
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

@@ -179,9 +179,8 @@ impl ApiError {
         let (kind, title) = self.kind_and_title();
         let detail = match self {
             ApiError::Validation(errors) => format!(
-                "{} field{} invalid: {}",
-                errors.len(),
-                if errors.len() == 1 { " is" } else { "s are" },
+                "{} invalid: {}",
+                how_many_invalid(errors),
                 errors
                     .iter()
                     .take(3)
@@ -220,6 +219,29 @@ impl ApiError {
             },
         }
     }
+}
+
+/// "3 fields are", or, when every error is about an entry of a list sent
+/// whole (an import's `[2].value`, `line 4: period` or `line 9`), "2 rows
+/// are": what a
+/// person fixes is the row.
+fn how_many_invalid(errors: &[FieldError]) -> String {
+    let rows: Option<std::collections::BTreeSet<&str>> = errors
+        .iter()
+        .map(|e| {
+            let row = e.field.split(['.', ':']).next().unwrap_or_default();
+            let is_row = (row.starts_with('[') && row.ends_with(']'))
+                || row
+                    .strip_prefix("line ")
+                    .is_some_and(|n| n.parse::<u64>().is_ok());
+            is_row.then_some(row)
+        })
+        .collect();
+    let (n, what) = match rows {
+        Some(rows) if !rows.is_empty() => (rows.len(), "row"),
+        _ => (errors.len(), "field"),
+    };
+    format!("{n} {what}{}", if n == 1 { " is" } else { "s are" })
 }
 
 impl IntoResponse for ApiError {

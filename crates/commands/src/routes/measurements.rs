@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use trellis_domain::rep::{MeasurementSource, PerformanceMeasured};
+use trellis_domain::rep::{
+    Correction, FactCorrected, MeasurementSource, PerformanceMeasured, RepEvent,
+};
 use trellis_domain::{
     Aggregate, MeasurementId, MetricName, MetricValue, Period, RepAggregate, RepCommand, RepId,
 };
@@ -222,6 +224,22 @@ fn contradictions(rows: &[Row], f: &mut Fields) {
     }
 }
 
+/// The value `event` replaces, when it corrects a measurement of the rep
+/// in `state` (a re-imported value).
+fn replaces(state: &trellis_domain::RepState, event: &RepEvent) -> Option<f64> {
+    let RepEvent::FactCorrected(FactCorrected {
+        fact_id,
+        correction: Correction::MeasuredValue { .. },
+        ..
+    }) = event
+    else {
+        return None;
+    };
+    let rep = state.rep()?;
+    rep.measurement(MeasurementId::from_uuid(*fact_id))
+        .map(|m| m.value.get())
+}
+
 fn too_many(max_rows: usize) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "an import may carry at most {max_rows} rows; split the file into several requests"
@@ -230,7 +248,14 @@ fn too_many(max_rows: usize) -> ApiError {
 
 /// What an import answers: 200 with what it recorded, or would record on a
 /// dry run (no stream version: the `ETag` is "0").
-fn imported(rows: usize, reps: usize, events: usize, replayed: bool, dry_run: bool) -> Response {
+fn imported(
+    rows: usize,
+    reps: usize,
+    events: usize,
+    replayed: bool,
+    dry_run: bool,
+    replaced: Vec<wire::Replaced>,
+) -> Response {
     let written = Written {
         stream_version: 0,
         events,
@@ -245,6 +270,7 @@ fn imported(rows: usize, reps: usize, events: usize, replayed: bool, dry_run: bo
             events,
             replayed,
             dry_run,
+            replaced,
         },
     )
 }
@@ -352,7 +378,7 @@ pub async fn import(
                 ));
             }
             app.metrics().idempotent_replay();
-            return Ok(imported(rows.len(), reps, 0, true, false));
+            return Ok(imported(rows.len(), reps, 0, true, false, Vec::new()));
         }
     }
 
@@ -387,6 +413,7 @@ pub async fn import(
         let mut f = unreadable.clone();
         let mut writes = Vec::with_capacity(loaded.len());
         let mut total_events = 0;
+        let mut replaced = Vec::new();
         for (rep_id, loaded) in loaded {
             rep_write(
                 &ctx.claims,
@@ -419,6 +446,19 @@ pub async fn import(
                 match RepAggregate::decide(&state, command) {
                     Ok(decided) => {
                         for event in decided {
+                            if let Some(was) = replaces(&state, &event) {
+                                replaced.push((
+                                    *i,
+                                    wire::Replaced {
+                                        row: row.place.clone(),
+                                        rep_id: rep_id.as_uuid(),
+                                        metric: row.metric.to_string(),
+                                        period: row.period.to_string(),
+                                        was,
+                                        value: row.value.get(),
+                                    },
+                                ));
+                            }
                             state = RepAggregate::evolve(state, &event);
                             events.push(to_new_event(&RepAggregate::into_event(event), ctx.now));
                         }
@@ -447,8 +487,18 @@ pub async fn import(
             }
         }
         f.finish()?;
+        // In the file's order, not the reps'.
+        replaced.sort_by_key(|(i, _)| *i);
+        let replaced: Vec<wire::Replaced> = replaced.into_iter().map(|(_, r)| r).collect();
         if dry_run || writes.is_empty() {
-            return Ok(imported(rows.len(), reps, total_events, false, dry_run));
+            return Ok(imported(
+                rows.len(),
+                reps,
+                total_events,
+                false,
+                dry_run,
+                replaced,
+            ));
         }
         let started = std::time::Instant::now();
         let result = app.store().append_many(&ctx.meta(), &writes).await;
@@ -457,7 +507,14 @@ pub async fn import(
             Ok(outcomes) => {
                 let replayed = outcomes.iter().all(|o| o.replayed);
                 let events = if replayed { 0 } else { total_events };
-                return Ok(imported(rows.len(), reps, events, replayed, false));
+                return Ok(imported(
+                    rows.len(),
+                    reps,
+                    events,
+                    replayed,
+                    false,
+                    if replayed { Vec::new() } else { replaced },
+                ));
             }
             Err(trellis_eventstore::Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
                 // A rep's stream moved while we decided: decide again.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{AdminVisit, Posted};
 use crate::error::PageError;
 use crate::forms::{Write, field, new_key, plain, send};
-use crate::html::{csrf_field, esc, page, table_start};
+use crate::html::{csrf_field, esc, page, stacked_table_start, table_start};
 use trellis_queries::export::plural;
 
 /// The data lines the preview shows.
@@ -110,7 +110,22 @@ pub(crate) async fn check(
          <p role=\"status\">{}; nothing is recorded yet.</p>",
         counted(&answer)
     );
-    b.push_str(&preview(&text, &rep_names(&visit, &text).await?));
+    let replaced: Vec<&Value> = answer["replaced"]
+        .as_array()
+        .map(|rows| rows.iter().collect())
+        .unwrap_or_default();
+    let replacing: Vec<uuid::Uuid> = replaced
+        .iter()
+        .take(REPLACEMENTS_SHOWN)
+        .filter_map(|r| r["rep_id"].as_str())
+        .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+        .collect();
+    let names = rep_names(&visit, &text, &replacing).await?;
+    if !replaced.is_empty() {
+        b.push_str(&replacements(&replaced, &names));
+        b.push_str("<h3 id=\"rows-h\">The file</h3>");
+    }
+    b.push_str(&preview(&text, &names));
     let _ = write!(
         b,
         "<form method=\"post\" action=\"/admin/measurements/record\">{}\
@@ -238,25 +253,26 @@ fn refusal(answer: &Value) -> String {
     b
 }
 
-/// The file's first lines as a table (for the eye only: the write API is
-/// what reads the file).
-/// The names of the reps the previewed rows are about, by id as the file
-/// gives it: an admin reads names, not ids.
+/// The names of the reps the previewed rows are about, and of the reps
+/// `also` names, by id as the file gives it: an admin reads names, not ids.
 async fn rep_names(
     visit: &AdminVisit,
     csv: &str,
+    also: &[uuid::Uuid],
 ) -> Result<std::collections::BTreeMap<String, String>, PageError> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let Some(at) = lines
+    let at = lines
         .next()
-        .and_then(|header| header.split(',').map(str::trim).position(|c| c == "rep"))
-    else {
-        return Ok(Default::default());
-    };
-    let ids: std::collections::BTreeSet<trellis_domain::RepId> = lines
-        .take(PREVIEWED)
-        .filter_map(|line| line.split(',').nth(at))
-        .filter_map(|id| uuid::Uuid::parse_str(id.trim()).ok())
+        .and_then(|header| header.split(',').map(str::trim).position(|c| c == "rep"));
+    let previewed = at.into_iter().flat_map(|at| {
+        lines
+            .clone()
+            .take(PREVIEWED)
+            .filter_map(move |line| line.split(',').nth(at))
+            .filter_map(|id| uuid::Uuid::parse_str(id.trim()).ok())
+    });
+    let ids: std::collections::BTreeSet<trellis_domain::RepId> = previewed
+        .chain(also.iter().copied())
         .map(trellis_domain::RepId::from_uuid)
         .collect();
     Ok(crate::data::profiles(&visit.state, ids)
@@ -266,6 +282,61 @@ async fn rep_names(
         .collect())
 }
 
+/// How many of the values a file replaces are listed before it is recorded.
+const REPLACEMENTS_SHOWN: usize = 50;
+
+/// The rows whose value replaces one recorded before, with both values:
+/// what recording the file would change, beyond adding.
+fn replacements(replaced: &[&Value], names: &std::collections::BTreeMap<String, String>) -> String {
+    let mut b = format!(
+        "<h3 id=\"replaced-h\">{} recorded before</h3>\
+         <p>Recording the file replaces {}; the value recorded before stays in the audit \
+         trail, corrected as “re-imported”.</p>",
+        plural(
+            replaced.len() as u64,
+            "row replaces a value",
+            "rows replace values"
+        ),
+        if replaced.len() == 1 { "it" } else { "each" }
+    );
+    b.push_str(&stacked_table_start(&[
+        "#Line",
+        "Rep",
+        "Metric",
+        "Period",
+        "#Recorded",
+        "#New",
+    ]));
+    let number = |v: &Value| v.as_f64().map_or(String::new(), |n| n.to_string());
+    for r in replaced.iter().take(REPLACEMENTS_SHOWN) {
+        let row = r["row"].as_str().unwrap_or("");
+        let rep = r["rep_id"].as_str().unwrap_or("");
+        let _ = write!(
+            b,
+            "<tr><td class=\"n\" data-label=\"Line\">{}</td><td data-label=\"Rep\">{}</td>\
+             <td data-label=\"Metric\">{}</td><td data-label=\"Period\">{}</td>\
+             <td class=\"n\" data-label=\"Recorded\">{}</td><td class=\"n\" data-label=\"New\">{}</td></tr>",
+            esc(row.strip_prefix("line ").unwrap_or(row)),
+            esc(names.get(rep).map_or(rep, String::as_str)),
+            esc(r["metric"].as_str().unwrap_or("")),
+            esc(r["period"].as_str().unwrap_or("")),
+            esc(&number(&r["was"])),
+            esc(&number(&r["value"])),
+        );
+    }
+    b.push_str("</tbody></table></div>");
+    if replaced.len() > REPLACEMENTS_SHOWN {
+        let _ = write!(
+            b,
+            "<p class=\"muted\">and {} more.</p>",
+            replaced.len() - REPLACEMENTS_SHOWN
+        );
+    }
+    b
+}
+
+/// The file's first lines as a table (for the eye only: the write API is
+/// what reads the file).
 fn preview(csv: &str, names: &std::collections::BTreeMap<String, String>) -> String {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let Some(header) = lines.next() else {
