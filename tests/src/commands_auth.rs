@@ -19,7 +19,7 @@
 use trellis_commands::policy::Scope;
 use uuid::Uuid;
 
-use crate::http::{Route, TestApp, both_backends};
+use crate::http::{Route, TestApp, World, both_backends};
 
 both_backends!(
     every_write_route_allows_exactly_the_roles_the_policy_names,
@@ -125,16 +125,9 @@ const MATRIX: [(Route, Scope, [u16; 8]); 32] = [
     (Route::ErasePerson, Scope::Reps, ADMIN_ALONE_200),
 ];
 
-fn token(
-    app: &TestApp,
-    who: Who,
-    scope: Scope,
-    world_leader: (Uuid, Uuid),
-    team: (Uuid, Uuid),
-    rep: Option<Uuid>,
-) -> String {
-    let (leader, other_leader) = world_leader;
-    let (team, other_team) = team;
+fn token(app: &TestApp, who: Who, scope: Scope, world: &World, rep: Option<Uuid>) -> String {
+    let (leader, other_leader) = (world.leader, world.other_leader);
+    let (team, other_team) = (world.team, world.other_team);
     match who {
         Who::Admin => app.admin(),
         Who::LeaderOfTeam => app.leader_as(leader, &[team]),
@@ -181,14 +174,7 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
         for (who, expected) in WHO.into_iter().zip(expected) {
             cells += 1;
             let prepared = app.prepare(&world, route).await;
-            let token = token(
-                app,
-                who,
-                scope,
-                (world.leader, world.other_leader),
-                (world.team, world.other_team),
-                prepared.rep,
-            );
+            let token = token(app, who, scope, &world, prepared.rep);
             let head_before = app.events_in_log().await;
             let response = app.send_prepared(&prepared, &token).await;
             let got = response.status.as_u16();
@@ -244,14 +230,7 @@ async fn a_caller_a_route_refuses_is_told_so_whatever_their_body_lacks(app: &Tes
             cells += 1;
             let mut prepared = app.prepare(&world, route).await;
             prepared.body = serde_json::json!({});
-            let token = token(
-                app,
-                who,
-                scope,
-                (world.leader, world.other_leader),
-                (world.team, world.other_team),
-                prepared.rep,
-            );
+            let token = token(app, who, scope, &world, prepared.rep);
             let head_before = app.events_in_log().await;
             let response = app.send_prepared(&prepared, &token).await;
             let got = response.status.as_u16();
