@@ -2300,6 +2300,28 @@ async fn the_command_services_own_document_describes_each_of_its_routes(app: &Te
         declared.len(),
         "no undeclared operations"
     );
+    // Fields judged with the others (read from any value, so that one
+    // answer names every bad field) are still required ones.
+    for (schema, fields) in [
+        (
+            "SetStandard",
+            &["kind", "direction", "period", "target", "effective_from"][..],
+        ),
+        ("ReviseStandard", &["target", "effective_from"]),
+        ("RampStep", &["percent_of_target"]),
+        ("HoldCoachingSession", &["held_on", "duration_minutes"]),
+        ("NewActionItem", &["due_on"]),
+    ] {
+        let required = &doc["components"]["schemas"][schema]["required"];
+        for field in fields {
+            assert!(
+                required
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|f| f == field)),
+                "{schema}.{field} is not required: {required}"
+            );
+        }
+    }
 }
 
 /// Every one of `routes` (the command service's) is in `doc`; each `/v1/`

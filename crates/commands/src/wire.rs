@@ -147,7 +147,7 @@ pub struct RampStep {
     #[schema(minimum = 1)]
     pub period_index: u32,
     /// Share of the full target expected in that period, in percent.
-    #[schema(value_type = u16, minimum = 1)]
+    #[schema(required = true, value_type = u16, minimum = 1)]
     #[serde(default)]
     pub percent_of_target: Judged<u16>,
 }
@@ -160,26 +160,26 @@ pub struct SetStandard {
     /// The metric measured, a lowercase slug such as `calls_made`.
     #[schema(max_length = 64, pattern = r"^\s*[a-z][a-z0-9]*(_[a-z0-9]+)*\s*$")]
     pub metric: String,
-    #[schema(value_type = StandardKind)]
+    #[schema(required = true, value_type = StandardKind)]
     #[serde(default)]
     pub kind: Judged<StandardKind>,
-    #[schema(value_type = Direction)]
+    #[schema(required = true, value_type = Direction)]
     #[serde(default)]
     pub direction: Judged<Direction>,
     /// e.g. "calls", "%", "EUR".
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
     pub unit: String,
-    #[schema(value_type = PeriodKind)]
+    #[schema(required = true, value_type = PeriodKind)]
     #[serde(default)]
     pub period: Judged<PeriodKind>,
     /// Greater than zero.
-    #[schema(value_type = f64, exclusive_minimum = 0)]
+    #[schema(required = true, value_type = f64, exclusive_minimum = 0)]
     #[serde(default)]
     pub target: Judged<f64>,
     /// The roles it applies to, e.g. ["SDR"].
     #[schema(min_items = 1)]
     pub roles: Vec<String>,
-    #[schema(value_type = NaiveDate)]
+    #[schema(required = true, value_type = NaiveDate)]
     #[serde(default)]
     pub effective_from: Judged<Day>,
     /// Ramp schedule for new hires; empty for none.
@@ -190,10 +190,10 @@ pub struct SetStandard {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviseStandard {
-    #[schema(value_type = f64, exclusive_minimum = 0)]
+    #[schema(required = true, value_type = f64, exclusive_minimum = 0)]
     #[serde(default)]
     pub target: Judged<f64>,
-    #[schema(value_type = NaiveDate)]
+    #[schema(required = true, value_type = NaiveDate)]
     #[serde(default)]
     pub effective_from: Judged<Day>,
     /// Absent: keep the previous version's roles.
@@ -350,7 +350,7 @@ pub struct NewActionItem {
     pub description: String,
     /// Who owes it: the rep, or the leader holding the session.
     pub owner: ActionItemOwner,
-    #[schema(value_type = NaiveDate)]
+    #[schema(required = true, value_type = NaiveDate)]
     #[serde(default)]
     pub due_on: Judged<Day>,
 }
@@ -359,10 +359,10 @@ pub struct NewActionItem {
 #[serde(deny_unknown_fields)]
 pub struct HoldCoachingSession {
     pub leader_id: Option<Uuid>,
-    #[schema(value_type = NaiveDate)]
+    #[schema(required = true, value_type = NaiveDate)]
     #[serde(default)]
     pub held_on: Judged<Day>,
-    #[schema(value_type = u32, minimum = 1, maximum = 480)]
+    #[schema(required = true, value_type = u32, minimum = 1, maximum = 480)]
     #[serde(default)]
     pub duration_minutes: Judged<u32>,
     /// The competencies the session focused on.
