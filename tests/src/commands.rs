@@ -1781,7 +1781,7 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
     let csv = format!(
         "rep,metric,period,value\n\
          {rep},calls_made,2026-W10,12\n\
-         {rep},calls_made,2026-13,12\n\
+         {rep},calls_made,2026-13,-12\n\
          {other},calls_made,2026-W10,8\n\
          {rep},calls_made,2026-W11,-4\n\
          {other},calls_made,2026-W11,9\n\
@@ -1798,11 +1798,17 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
     let lines: Vec<&str> = errors.iter().map(|(field, _)| field.as_str()).collect();
     assert_eq!(
         lines,
-        ["line 3: period", "line 5: value", "line 7: rep", "line 9"],
+        [
+            "line 3: period",
+            "line 3: value",
+            "line 5: value",
+            "line 7: rep",
+            "line 9"
+        ],
         "{}",
         r.text()
     );
-    // Counted as the rows a person mends, not as "fields".
+    // Counted as the rows a person mends (line 3 twice), not as "fields".
     assert!(
         r.json["detail"]
             .as_str()
@@ -1815,10 +1821,10 @@ async fn an_import_with_bad_rows_names_every_bad_row_and_records_nothing(app: &T
         "{}",
         r.text()
     );
-    assert!(errors[1].1.contains("zero or more"), "{}", r.text());
-    assert!(errors[2].1.contains("rep-42"), "{}", r.text());
+    assert!(errors[2].1.contains("zero or more"), "{}", r.text());
+    assert!(errors[3].1.contains("rep-42"), "{}", r.text());
     assert!(
-        errors[3].1.contains("2 columns where the header has 4"),
+        errors[4].1.contains("2 columns where the header has 4"),
         "{}",
         r.text()
     );

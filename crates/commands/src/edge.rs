@@ -1,6 +1,6 @@
 //! Where a write request becomes a domain command, and the one way every
-//! write goes from there: extract → parse → context → authorize → execute →
-//! respond.
+//! write goes from there: extract → authorize as far as the route says →
+//! parse → context → authorize on the state read → execute → respond.
 //!
 //! Each wire request is parsed by one conversion, `impl TryFrom<Edge<'_,
 //! wire::X>> for …`, beside its handler in [`crate::routes`]: into the team,
@@ -205,14 +205,12 @@ impl OnRep {
                     .await?;
                 then(crate::measured::measures_of(&catalogue, &metric))
             }
-            OnRep::GivenCorrectedMeasurement(rep, fact, value, then) => {
-                let loaded = crate::write::load::<RepAggregate>(
-                    app,
-                    &stream(RepAggregate::CATEGORY, rep.as_uuid())?,
-                )
-                .await?;
+            OnRep::GivenCorrectedMeasurement(rep, corrected, value, then) => {
+                // As a fact, from the cache as the write will find it: a
+                // recorded measurement's metric and period never change.
+                let loaded = fact::<RepAggregate>(app, rep.as_uuid()).await?;
                 let measured = loaded.state.rep().and_then(|r| {
-                    r.measurement(MeasurementId::from_uuid(fact))
+                    r.measurement(MeasurementId::from_uuid(corrected))
                         .map(|m| (r.metric(m.metric).clone(), m.period.kind()))
                 });
                 match measured {
@@ -221,7 +219,13 @@ impl OnRep {
                             .measured()
                             .covering(app.store(), [(&metric, kind, value)])
                             .await?;
-                        then(Some(crate::measured::measures_of(&catalogue, &metric).1))
+                        // A metric no standard measures any more (recorded
+                        // before the rule): nothing to judge it against.
+                        then(
+                            catalogue
+                                .contains_key(&metric)
+                                .then(|| crate::measured::measures_of(&catalogue, &metric).1),
+                        )
                     }
                     // Not one of their measurements: the domain says what it is.
                     None => then(None),

@@ -459,6 +459,8 @@ pub struct Imported {
     /// The rows whose value replaces one recorded before for their rep,
     /// metric and period (each a correction, "re-imported"), in the order
     /// of the file: what a re-import changes, to see before recording it.
+    /// Empty in the answer to a retried request (nothing new was recorded).
+    #[schema(required = true)]
     #[serde(default)]
     pub replaced: Vec<Replaced>,
 }

@@ -227,17 +227,18 @@ impl TryFrom<Edge<'_, wire::SetStandard>> for StandardCommand {
     fn try_from(edge: Edge<'_, wire::SetStandard>) -> Result<Self, ApiError> {
         let b = edge.body;
         let mut f = Fields::default();
+        // In the order of the form, so the answer's summary reads as it.
         let name = f.check("name", Name::try_from(b.name.as_str()));
         let metric = f.check("metric", MetricName::try_from(b.metric.as_str()));
+        let kind = f.check("kind", b.kind.into_result());
+        let direction = f.check("direction", b.direction.into_result());
+        let target = f.check("target", target(b.target));
         let unit = f.check(
             "unit",
             Name::try_from(b.unit.as_str()).map_err(|e| e.about("unit")),
         );
-        let target = f.check("target", target(b.target));
-        let roles = roles(&mut f, "roles", &b.roles);
-        let kind = f.check("kind", b.kind.into_result());
-        let direction = f.check("direction", b.direction.into_result());
         let period = f.check("period", b.period.into_result());
+        let roles = roles(&mut f, "roles", &b.roles);
         let effective_from = f.check("effective_from", b.effective_from.into_result());
         let ramp = ramp(&mut f, b.ramp);
         f.finish()?;
