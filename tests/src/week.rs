@@ -537,6 +537,25 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
         );
         assert!(html.contains(why), "{period}: {}", said(&html));
     }
+    // The standard is named as the form offered it, not by its metric's id.
+    let html = refused(
+        &app,
+        &path,
+        &leader,
+        &carried,
+        &[
+            ("metric", "calls_made"),
+            ("period", "2026-03"),
+            ("value", "42"),
+        ],
+    )
+    .await;
+    assert!(
+        html.contains("“Weekly calls” is measured weekly, so 2026-03 is not one of its periods")
+            && !html.contains("“calls_made”"),
+        "{}",
+        said(&html)
+    );
     // A stray run of digits, far above the standard's target of 50: refused
     // beside the value as a likely typo, the value kept to fix.
     let html = refused(
@@ -554,7 +573,7 @@ async fn a_leader_records_a_measurement_and_a_value_that_is_no_number_is_explain
     assert!(
         html.contains(
             "id=\"value-error\">999999999 is more than 100 times the largest target of the \
-             standards for “calls_made” (50). Check it for a typo"
+             standards for “Weekly calls” (50). Check it for a typo"
         ),
         "{}",
         said(&html)

@@ -446,13 +446,37 @@ fn place(
                     },
                     _ => why,
                 };
-                placed.entry(f.name.to_owned()).or_insert(why);
+                placed
+                    .entry(f.name.to_owned())
+                    .or_insert_with(|| as_chosen(spec, typed, why));
             }
             None => stray.push(format!("{name}: {why}")),
         }
     }
     let general = general.or_else(|| (!stray.is_empty()).then(|| stray.join("; ")));
     (placed, general)
+}
+
+/// `why` with a chosen option's value, where it quotes one (“calls_made”),
+/// named as the form offered it: the words of its label before any ": "
+/// (“Weekly calls”, of "Weekly calls: calls, weekly").
+fn as_chosen(spec: &Spec, typed: &Typed, why: String) -> String {
+    spec.fields.iter().fold(why, |why, f| {
+        let Kind::Choice(options) = &f.kind else {
+            return why;
+        };
+        let chosen = field(typed, f.name);
+        match options
+            .iter()
+            .find(|(value, _)| !value.is_empty() && value == chosen)
+        {
+            Some((value, label)) => {
+                let name = label.split_once(": ").map_or(label.as_str(), |(n, _)| n);
+                why.replace(&format!("“{value}”"), &format!("“{name}”"))
+            }
+            None => why,
+        }
+    })
 }
 
 /// What was recorded about `rep` after version `seen`, in the timeline's
