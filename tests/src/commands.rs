@@ -1362,6 +1362,16 @@ async fn an_impossible_date_is_422_naming_the_field(app: &TestApp) {
     )
     .await
     .expect_invalid_field("start_date");
+    // A date given as a number, or null, is told what a date looks like.
+    for given in [json!(20260216), json!(null)] {
+        let mut body = feedback_body(&world, "2026-02-16");
+        body["given_on"] = given.clone();
+        let reason = app
+            .post_json(&rep_path(rep, "feedback"), &app.admin(), &body)
+            .await
+            .expect_invalid_field("given_on");
+        assert!(reason.contains("YYYY-MM-DD"), "{given}: {reason}");
+    }
     assert_eq!(app.events("rep", rep).await.len(), 1);
 }
 

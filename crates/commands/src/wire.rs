@@ -13,7 +13,17 @@ use uuid::Uuid;
 
 /// Reads a calendar date, `YYYY-MM-DD`, saying what is wrong with one that is not.
 fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
-    let text = String::deserialize(deserializer)?;
+    // Read as any value, so that a date given as a number or left null is
+    // told what a date looks like, not that "text" was expected.
+    let text = match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => text,
+        serde_json::Value::Null => String::new(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "{other} is not a date; write it in quotes as YYYY-MM-DD, e.g. \"2026-03-16\""
+            )));
+        }
+    };
     let shaped = text.len() == 10
         && text.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {
