@@ -1098,6 +1098,16 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         "{}",
         r.text()
     );
+    let length = r
+        .field_errors()
+        .into_iter()
+        .find(|(f, _)| f == "duration_minutes")
+        .map(|(_, why)| why)
+        .unwrap_or_default();
+    assert!(
+        length.contains("from 1 to 480") && !length.contains("0 or more"),
+        "{length}"
+    );
     assert_eq!(app.events_in_log().await, before, "nothing recorded");
 }
 

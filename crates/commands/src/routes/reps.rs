@@ -325,7 +325,22 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
         let (b, ctx) = (edge.body, edge.ctx);
         let mut f = Fields::default();
         let held_on = f.check("held_on", b.held_on.into_result());
-        let duration_minutes = f.check("duration_minutes", b.duration_minutes.into_result());
+        // Not a whole number of minutes (-5, "half"): said in the domain's
+        // terms for a session's length, not as "0 or more".
+        let duration_minutes = f.check(
+            "duration_minutes",
+            b.duration_minutes.into_result().map_err(|why| {
+                if why.starts_with("is required") {
+                    why
+                } else {
+                    format!(
+                        "a coaching session lasts a whole number of minutes, from 1 to {}; \
+                         enter how long it took",
+                        trellis_domain::rep::MAX_SESSION_MINUTES
+                    )
+                }
+            }),
+        );
         let notes = note(&mut f, "notes", &b.notes);
         let items: Vec<_> = b
             .action_items
