@@ -3419,18 +3419,23 @@ fn check_against(schema: &Value, value: &Value, what: &str) {
     }
 }
 
+/// A served app with a rep promoted under the same id: they lead the
+/// world's team too, and the read models already say so.
+async fn a_rep_who_leads() -> (TestApp, World, Uuid) {
+    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    app.assign_leader(world.team, rep).await;
+    crate::forms::project(&app).await;
+    (app, world, rep)
+}
+
 /// A keyed erasure sent twice records once and answers the first outcome:
 /// for a leader, and for a person who is a rep and a leader under one id
 /// (both erased, each once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_erasure_sent_again_records_once_for_a_leader_and_for_a_rep_who_leads() {
-    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
-    let world = app.world().await;
-    let rep = app.join_rep(world.team).await;
-    // Promoted under the same id: the rep leads a team too.
-    app.assign_leader(world.team, rep).await;
-    // The read models say who the leaders are.
-    crate::forms::project(&app).await;
+    let (app, world, rep) = a_rep_who_leads().await;
     let admin = app.admin();
     let body = json!({ "reason": "Asked to be forgotten" });
     for (person, key) in [(world.leader, "erase-leader"), (rep, "erase-rep")] {
@@ -3468,12 +3473,8 @@ async fn a_keyed_erasure_sent_again_records_once_for_a_leader_and_for_a_rep_who_
 /// name then erases them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_whose_reason_names_the_person_is_refused_and_erases_nothing() {
-    let app = TestApp::spawn_serving(trellis_tests::Kind::Sqlite).await;
-    let world = app.world().await;
-    let rep = app.join_rep(world.team).await;
-    // Promoted under the same id: the teams name them "Lena Leader".
-    app.assign_leader(world.team, rep).await;
-    crate::forms::project(&app).await;
+    // The teams name them "Lena Leader".
+    let (app, _, rep) = a_rep_who_leads().await;
     let admin = app.admin();
     let path = format!("/v1/people/{rep}/erasure");
     for reason in ["Riley asked to be forgotten", "Request from Lena's manager"] {
