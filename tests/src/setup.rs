@@ -417,7 +417,8 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     let good = lines.join("\n");
     let mut bad = lines.clone();
     bad[5] = format!("{},calls_made,2026-W06,lots", reps[0]);
-    bad[40] = format!("{},calls_made,2026-13,40", reps[1]);
+    // Two faults on one line: still one row to mend.
+    bad[40] = format!("{},calls_made,2026-13,-40", reps[1]);
     let stranger = Uuid::now_v7();
     bad[77] = format!("{stranger},calls_made,2026-W03,40");
     // A likely typo: far above the standard's target of 50.

@@ -229,11 +229,17 @@ fn refusal(answer: &Value) -> String {
         );
         return b;
     }
+    // A line with two faults is one row to mend.
+    let lines = rows
+        .iter()
+        .map(|(line, _, _)| *line)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let _ = write!(
         b,
         "{} cannot be recorded. Correct {} in the file and upload it again.</p></div>{}",
-        plural(rows.len() as u64, "row", "rows"),
-        if rows.len() == 1 { "it" } else { "them" },
+        plural(lines as u64, "row", "rows"),
+        if lines == 1 { "it" } else { "them" },
         table_start(&["#Line", "Column", "Why"])
     );
     for (line, column, why) in rows {
