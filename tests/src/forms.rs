@@ -1161,6 +1161,25 @@ async fn what_a_form_recorded_is_said_where_the_browser_lands() {
     // which a leader's page has not: said at the top.
     let html = shown(&app, &format!("/reps/{rep}?recorded=completed"), &leader).await;
     assert_eq!(html.matches("Marked done.").count(), 1, "{html}");
+    let notice = html.find("Marked done.").expect("the notice");
+    assert!(notice < html.find("<h2").expect("a heading"), "{html}");
+    // A review that changed nothing is said beside the reviews, where the
+    // browser lands, not at the top.
+    app.post_json(
+        &format!("/v1/reps/{rep}/reviews"),
+        &app.admin(),
+        &serde_json::json!({ "period_from": "2026-01-05",
+            "period_to": "2026-03-31", "packet_sha256": "ab".repeat(32), "on": "2026-04-02" }),
+    )
+    .await
+    .expect(201);
+    settle(&app).await;
+    let html = shown(&app, &format!("/reps/{rep}?unchanged=reviews"), &leader).await;
+    let notice = html.find("Nothing changed").expect("the notice");
+    assert!(
+        notice > html.find("id=\"reviews\"").expect("the reviews"),
+        "{html}"
+    );
     // One that names no section is said at the top.
     let html = shown(&app, &format!("/reps/{rep}?recorded=measurement"), &leader).await;
     let notice = html.find("Measurement recorded.").expect("the notice");

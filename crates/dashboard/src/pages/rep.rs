@@ -206,7 +206,7 @@ pub(crate) async fn handler(
     }
     // A form that found nothing to record names the section it leads to.
     if let Some(section) = params.unchanged.as_deref() {
-        let section = ["plans", "support", "timeline", "todo"]
+        let section = ["plans", "support", "timeline", "todo", "reviews"]
             .into_iter()
             .find(|known| *known == section);
         notices.push((placed(section), NOTHING_CHANGED.to_owned()));
