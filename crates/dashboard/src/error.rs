@@ -55,8 +55,7 @@ pub(crate) struct Resend {
     pub csrf: String,
 }
 
-/// What a form sent, as typed (its fields by name).
-pub(crate) type Typed = std::collections::BTreeMap<String, String>;
+use crate::forms::Typed;
 
 /// What was typed in a form, for a person to read: each field that holds
 /// something they wrote, under its name. The form's own workings (its

@@ -13,7 +13,7 @@ use trellis_queries::audit::{AuditEntry, MAX_PAGE, audit_trail};
 use super::RepVisit;
 use crate::data;
 use crate::error::PageError;
-use crate::html::{esc, page, table_start};
+use crate::html::{esc, notice_ok, page, stacked_table_start};
 
 /// What the note column says of an entry, from its payload.
 fn note(entry: &AuditEntry) -> String {
@@ -128,12 +128,11 @@ pub(crate) async fn handler(
     }
     match &trail.chain_problem {
         None => {
-            let _ = write!(
-                b,
-                "<p class=\"notice ok\" role=\"status\"><strong>Hash chain verified:</strong> all {} events of this \
-                 stream follow each other unaltered.</p>",
+            b.push_str(&notice_ok(&format!(
+                "<strong>Hash chain verified:</strong> all {} events of this stream follow \
+                 each other unaltered.",
                 trail.events_total
-            );
+            )));
         }
         Some(problem) => {
             let _ = write!(
@@ -146,13 +145,9 @@ pub(crate) async fn handler(
     let leaders = data::leader_names(&state).await?;
     // On a phone each event is a block of labelled lines (`stack`): six
     // columns, the note among them, left it to scroll sideways.
-    b.push_str(
-        &table_start(&["#", "Event", "Happened", "Recorded", "By", "Note"]).replacen(
-            "<table>",
-            "<table class=\"stack\">",
-            1,
-        ),
-    );
+    b.push_str(&stacked_table_start(&[
+        "#", "Event", "Happened", "Recorded", "By", "Note",
+    ]));
     // A rep sees neither what the domain hides from them (private notes,
     // feedback and coaching sessions retracted since) nor the corrections of it.
     for entry in trail.events.iter().filter(|e| !e.withheld) {

@@ -209,12 +209,7 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
             // form sent from elsewhere, whose words would be shown as ours.
             Err(PageError::Unauthorized(why)) if crate::auth::sent_from_here(&parts.headers) => {
                 let request = axum::extract::Request::from_parts(parts, body);
-                let axum::Form(typed) =
-                    <axum::Form<crate::error::Typed> as axum::extract::FromRequest<
-                        DashboardState,
-                    >>::from_request(request, state)
-                    .await
-                    .map_err(|e| PageError::BadRequest(e.body_text()))?;
+                let typed = read_form(request, state).await?;
                 return Err(PageError::SignedOut { why, typed });
             }
             Err(e) => return Err(e),
@@ -225,12 +220,7 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
         let request = axum::extract::Request::from_parts(parts, body);
-        let axum::Form(typed) =
-            <axum::Form<std::collections::BTreeMap<String, String>> as axum::extract::FromRequest<
-                DashboardState,
-            >>::from_request(request, state)
-            .await
-            .map_err(|e| PageError::BadRequest(e.body_text()))?;
+        let typed = read_form(request, state).await?;
         let csrf = typed.get("_csrf").map(String::as_str);
         match visit.viewer().check_form(visit.state(), &headers, csrf) {
             Ok(()) => Ok(Posted { visit, typed }),
@@ -245,6 +235,27 @@ impl<V: Seen> axum::extract::FromRequest<DashboardState> for Posted<V> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A posted form's fields, as typed. One that cannot be read (not a form's
+/// encoding) is refused in words, not the parser's.
+async fn read_form(
+    request: axum::extract::Request,
+    state: &DashboardState,
+) -> Result<crate::forms::Typed, PageError> {
+    let axum::Form(typed) = <axum::Form<crate::forms::Typed> as axum::extract::FromRequest<
+        DashboardState,
+    >>::from_request(request, state)
+    .await
+    .map_err(|e| {
+        tracing::debug!(error = %e.body_text(), "a form could not be read");
+        PageError::BadRequest(
+            "What was sent could not be read as a form. Open the page again and send the \
+                 form from it."
+                .into(),
+        )
+    })?;
+    Ok(typed)
 }
 
 /// The id a page's path names, as the domain's id type: 404 when it is not

@@ -432,7 +432,11 @@ fn place(
                     }
                     // The parser's words ("expected i64") are not a leader's.
                     Kind::Level if field(typed, f.name).parse::<u8>().is_err() => {
-                        "Choose the level, from 1 to 5.".to_owned()
+                        format!(
+                            "Choose the level, from {} to {}.",
+                            trellis_domain::SkillLevel::MIN.get(),
+                            trellis_domain::SkillLevel::MAX.get()
+                        )
                     }
                     // `rubric[1]` is what level 2 looks like.
                     Kind::Rubric => match name
