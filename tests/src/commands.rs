@@ -1000,9 +1000,17 @@ async fn an_unknown_field_is_named_in_errors(app: &TestApp) {
     let mut body = assessment_body(&world, 3);
     body["evidense"] = body["evidence"].take();
     body.as_object_mut().expect("an object").remove("evidence");
-    app.post_json(&path, &app.admin(), &body)
+    let reason = app
+        .post_json(&path, &app.admin(), &body)
         .await
         .expect_invalid_field("evidense");
+    // In words, naming the fields there are, without the parser's marks.
+    assert!(
+        reason.starts_with("“evidense” is not a field of this request; its fields are ")
+            && reason.contains("evidence")
+            && !reason.contains('`'),
+        "{reason}"
+    );
 }
 
 /// A number or a date the parser cannot read is named with the fields the

@@ -189,6 +189,16 @@ fn plain_reason(message: &str) -> String {
             format!("“{given}” is not one of the choices: {choices}")
         };
     }
+    if let Some((given, rest)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let fields = rest
+            .split_once("expected one of ")
+            .or_else(|| rest.split_once("expected "))
+            .map_or(String::new(), |(_, fields)| fields.replace('`', ""));
+        return format!("“{given}” is not a field of this request; its fields are {fields}");
+    }
     if message.starts_with("UUID parsing failed") {
         return if message.ends_with("found 0") {
             "is required: choose one".to_owned()
