@@ -356,6 +356,15 @@ fn a_start_date_more_than_sixty_years_ago_is_rejected_as_a_mistyped_year() {
         earliest: date("1966-03-16"),
     };
     check(vec![], join(at("1899-01-01")), Err(refused.clone()));
+    // The day before the earliest is the first refused.
+    check(
+        vec![],
+        join(at("1966-03-15")),
+        Err(Rejection::StartDateTooFarBack {
+            start_date: date("1966-03-15"),
+            earliest: date("1966-03-16"),
+        }),
+    );
     assert_eq!(refused.concerns().as_deref(), Some("start_date"));
     assert_eq!(
         refused.to_string(),
