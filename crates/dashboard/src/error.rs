@@ -55,7 +55,9 @@ pub(crate) struct Resend {
     pub csrf: String,
 }
 
-use crate::forms::Typed;
+/// What a form sent, as typed: every field a string, kept to show again.
+/// Here rather than in `forms`, which imports this file.
+pub(crate) type Typed = std::collections::BTreeMap<String, String>;
 
 /// What was typed in a form, for a person to read: each field that holds
 /// something they wrote, under its name. The form's own workings (its

@@ -20,8 +20,7 @@ use crate::error::PageError;
 use crate::html::esc;
 use crate::state::DashboardState;
 
-/// What a form sent, as typed: every field a string, kept to show again.
-pub(crate) type Typed = BTreeMap<String, String>;
+pub(crate) use crate::error::Typed;
 
 /// What the write API made of a form's request.
 #[derive(Debug)]
