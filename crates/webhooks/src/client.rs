@@ -501,7 +501,7 @@ impl Connector {
         let addresses: Vec<SocketAddr> = match &host {
             Host::Domain(domain) => tokio::net::lookup_host((*domain, port))
                 .await
-                .map_err(|e| format!("cannot resolve {}: {e}", host_port(&url)))?
+                .map_err(|e| format!("cannot resolve {}: {}", host_port(&url), io_words(&e)))?
                 .collect(),
             Host::Ipv4(ip) => vec![SocketAddr::from((*ip, port))],
             Host::Ipv6(ip) => vec![SocketAddr::from((*ip, port))],
@@ -524,7 +524,7 @@ impl Connector {
         }
         let stream = TcpStream::connect(&allowed[..])
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", host_port(&url)))?;
+            .map_err(|e| format!("cannot connect to {}: {}", host_port(&url), io_words(&e)))?;
         stream.set_nodelay(true).ok();
         if !https {
             return Ok(Stream::Plain(stream));
@@ -539,6 +539,30 @@ impl Connector {
             .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
         Ok(Stream::Tls(Box::new(stream)))
     }
+}
+
+/// An operating system's error in words for the delivery log, without its
+/// number ("Connection refused (os error 111)" is "the connection was
+/// refused: nothing listens at that port").
+fn io_words(error: &io::Error) -> String {
+    use io::ErrorKind as Kind;
+    let words = match error.kind() {
+        Kind::ConnectionRefused => "the connection was refused: nothing listens at that port",
+        Kind::TimedOut => "the connection timed out: nothing answered at that address",
+        Kind::ConnectionReset => "the connection was reset by the receiver",
+        Kind::HostUnreachable => "that host cannot be reached from here",
+        Kind::NetworkUnreachable => "that network cannot be reached from here",
+        Kind::AddrNotAvailable => "that address is not available",
+        _ => {
+            // The system's own text, less its number: "… (os error 3)".
+            let text = error.to_string();
+            return match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => text[..at].to_owned(),
+                _ => text,
+            };
+        }
+    };
+    words.to_owned()
 }
 
 /// A connection to a receiver, plain or TLS.
@@ -777,7 +801,24 @@ mod tests {
         .await
         .unwrap_err()
         .to_string();
-        assert!(failed.starts_with("cannot connect"), "{failed}");
+        assert_eq!(
+            failed,
+            "cannot connect to 127.0.0.1:9: the connection was refused: nothing listens at \
+             that port",
+        );
+    }
+
+    #[test]
+    fn a_system_error_is_told_without_its_number() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            io_words(&refused),
+            "the connection was refused: nothing listens at that port"
+        );
+        let other = io::Error::other("Temporary failure in name resolution (os error 3)");
+        assert_eq!(io_words(&other), "Temporary failure in name resolution");
+        let plain = io::Error::other("no route");
+        assert_eq!(io_words(&plain), "no route");
     }
 
     #[test]
