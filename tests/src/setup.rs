@@ -741,6 +741,18 @@ async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: K
         "{}",
         said(&html)
     );
+    // When each delivery was made reads as the pages say times, not as
+    // the API writes them.
+    let made = html
+        .split_once("</th><td data-label=\"Status\">")
+        .and_then(|(row, _)| row.rsplit_once("<small>"))
+        .map(|(_, made)| made.trim_end_matches("</small>"))
+        .unwrap_or_default();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(made, "%-d %b %Y, %H:%M UTC").is_ok(),
+        "{made:?} in {}",
+        said(&html)
+    );
     assert!(
         html.contains(&format!("action=\"/admin/webhooks/{id}/resume\"")),
         "{}",

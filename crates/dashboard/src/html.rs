@@ -21,6 +21,18 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
+/// A moment as the pages say it: "3 Dec 2026, 14:05 UTC".
+pub(crate) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %b %Y, %H:%M UTC").to_string()
+}
+
+/// A moment the API wrote (RFC 3339) as the pages say it ([`when`]); text
+/// that is not one, as it is.
+pub(crate) fn when_written(at: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map_or_else(|_| at.to_owned(), |t| when(t.with_timezone(&chrono::Utc)))
+}
+
 /// A ratio as a whole percentage rounded down, or an en dash: 99.75% of a
 /// target is a miss and must not read 100%, nor 79.6% read as the 80% that
 /// is near. (The tolerance keeps an exact ratio computed a hair low, such
@@ -456,7 +468,21 @@ pub(crate) fn capitalised(mut text: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::pct;
+    use super::{pct, when_written};
+
+    #[test]
+    fn a_time_the_api_wrote_reads_as_the_pages_say_times() {
+        assert_eq!(
+            when_written("2026-12-07T18:03:39.512Z"),
+            "7 Dec 2026, 18:03 UTC"
+        );
+        assert_eq!(
+            when_written("2026-12-07T19:03:39+01:00"),
+            "7 Dec 2026, 18:03 UTC",
+            "said in UTC, as every time on the pages"
+        );
+        assert_eq!(when_written("soon"), "soon", "not a time: as it is");
+    }
 
     #[test]
     fn a_percentage_below_a_threshold_never_reads_as_it() {

@@ -40,7 +40,7 @@ use crate::auth::{Viewer, is_own_account, reached_over_https};
 use crate::data;
 use crate::error::PageError;
 use crate::forms::{Typed, Widgets, alert, field};
-use crate::html::{csrf_field, esc, page, table_start};
+use crate::html::{csrf_field, esc, page, table_start, when};
 use crate::state::DashboardState;
 
 const PEOPLE: &str = "/admin/access";
@@ -138,11 +138,6 @@ fn refused(e: AccessError) -> PageError {
         AccessError::NotFound(why) => PageError::NotFound(why),
         AccessError::Store(e) => unavailable(e),
     }
-}
-
-/// A time as the pages say it: "3 Dec 2026, 14:05 UTC".
-fn when(at: DateTime<Utc>) -> String {
-    at.format("%-d %b %Y, %H:%M UTC").to_string()
 }
 
 fn no_store(mut response: Response) -> Response {

@@ -278,7 +278,7 @@ fn kind_words(kind: PersonKind) -> &'static str {
 }
 
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+    crate::html::when(*t)
 }
 
 fn opt_time(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{AdminVisit, Posted, id_in};
 use crate::error::PageError;
 use crate::forms::{Widgets, Write, alert, field, plain, send};
-use crate::html::{csrf_field, esc, page, stacked_table_start, table_start};
+use crate::html::{csrf_field, esc, page, stacked_table_start, table_start, when_written};
 
 /// The event categories a subscription may be limited to.
 const CATEGORIES: [(&str, &str); 6] = [
@@ -110,7 +110,7 @@ async fn listed(
                     Some((at, reason)) => format!(
                         " <span class=\"tag overdue\">disabled</span><br>\
                          <small>Since {}: {}. Nothing is sent until it is resumed.</small>",
-                        esc(&minute(at)),
+                        esc(&when_written(at)),
                         esc(reason)
                     ),
                     None => String::new(),
@@ -178,14 +178,6 @@ fn disabled(w: &Value) -> Option<(&str, &str)> {
         .as_str()
         .unwrap_or("its receiver said it wants no more deliveries");
     Some((at, reason))
-}
-
-/// An RFC 3339 time (UTC) to the minute, as the pages show it.
-fn minute(at: &str) -> String {
-    match at.get(..16) {
-        Some(minute) => format!("{} UTC", minute.replacen('T', " ", 1)),
-        None => at.to_owned(),
-    }
 }
 
 /// What a subscription receives, in words.
@@ -309,7 +301,7 @@ pub(crate) async fn show(
                 "<strong>Disabled</strong> since {}: {}. Nothing is queued or sent for it, and \
                  what was waiting went to the failed deliveries. Resume it once the receiver \
                  wants deliveries again; then send again the failed ones it still needs.",
-                esc(&minute(at)),
+                esc(&when_written(at)),
                 esc(reason)
             ),
             "resume",
@@ -318,7 +310,7 @@ pub(crate) async fn show(
         (None, Some(at)) => (
             format!(
                 "<strong>Paused</strong> since {}: deliveries are queued, none is sent.",
-                esc(&minute(at))
+                esc(&when_written(at))
             ),
             "resume",
             "Resume: send what is queued",
@@ -397,7 +389,7 @@ pub(crate) async fn show(
                  <td class=\"n\" data-label=\"Attempts\">{}</td><td data-label=\"Last answer\">{last}</td>\
                  <td data-label=\"\">{replay}</td></tr>",
                 esc(d["event_type"].as_str().unwrap_or("")),
-                esc(d["created_at"].as_str().unwrap_or("")),
+                esc(&when_written(d["created_at"].as_str().unwrap_or(""))),
                 match state {
                     "dead" => "<span class=\"tag overdue\">failed</span>",
                     "delivered" => "delivered",
