@@ -119,7 +119,7 @@ pub enum Rejection {
     )]
     PersonalDataErased { on: NaiveDate },
     #[error(
-        "The reason names the person being erased. It stays readable in the log after the erasure, so write why without their name, for example “asked to be forgotten (GDPR article 17)”."
+        "The reason names the person being erased: it holds their name or a word of it, and their surname counts however it is written (“law” for someone called Law). The reason stays readable in the log after the erasure, so write why without it, for example “asked to be forgotten (GDPR article 17)”."
     )]
     ErasureReasonNamesPerson,
     #[error("This rep already departed on {on}. To fix the departure record, correct it instead.")]

@@ -2254,6 +2254,14 @@ fn an_erasure_whose_reason_names_the_rep_is_refused_beside_the_reason() {
         Rejection::ErasureReasonNamesPerson.concerns().as_deref(),
         Some("reason")
     );
+    // The refusal never quotes the name (it is logged, and the log outlives
+    // the erasure), so it says where to look: a surname that is also an
+    // ordinary word is why a reason that reads well is refused.
+    let said = Rejection::ErasureReasonNamesPerson.to_string();
+    assert!(
+        said.contains("their surname counts however it is written"),
+        "{said}"
+    );
     // A word that only contains a part of the name is not the name, nor is
     // a first name's word written as an ordinary word ("ada" is not "Ada").
     for reason in [
