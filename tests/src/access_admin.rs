@@ -821,8 +821,60 @@ async fn a_refused_form_keeps_what_was_typed_and_says_why_beside_the_field(kind:
     app.cleanup().await;
 }
 
+/// An admin who signs in with an account records as that account's id. An
+/// auditor reading the trail sees their name, and an erasure's reason
+/// beside it: what the erasure rests on, kept readable for them.
+async fn the_audit_trail_names_the_admin_by_their_account_and_shows_an_erasures_reason(kind: Kind) {
+    let (app, _world, rep) = serving_with_a_rep(kind).await;
+    let bootstrap = signed_in(&app, &app.admin()).await;
+    let dana = app
+        .access()
+        .add_account(
+            NewAccount {
+                role: Role::Admin,
+                person: None,
+                name: Some("Dana Reyes".into()),
+                email: None,
+                oidc_subject: None,
+            },
+            "test",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("an admin account")
+        .id;
+    let link = link_on_page(&app, &bootstrap, dana).await;
+    let signed = use_link(&app, &link).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", said(&signed));
+    let dana = session_cookie(&signed);
+    let form = format!("/admin/reps/{rep}/erasure");
+    let csrf = csrf_of(&app, &form, &dana).await;
+    let reason = "Asked to be forgotten, ticket DP-1042";
+    let erased = post(&app, &form, &dana, &csrf, &[("reason", reason)]).await;
+    assert_eq!(erased.status, StatusCode::SEE_OTHER, "{}", said(&erased));
+
+    let auditor = signed_in(&app, &app.auditor()).await;
+    let trail = get(&app, &format!("/reps/{rep}/audit"), &auditor).await;
+    assert_eq!(trail.status, StatusCode::OK, "{}", said(&trail));
+    let html = trail.text();
+    let row = html
+        .split("<tr ")
+        .find(|row| row.contains("(PersonalDataErased)"))
+        .unwrap_or_else(|| panic!("no erasure row: {}", said(&trail)));
+    assert!(
+        row.contains("<td data-label=\"By\">Dana Reyes, admin</td>"),
+        "by the admin's name, not their account id: {row}"
+    );
+    assert!(
+        row.contains(&format!("<td data-label=\"Note\">{reason}</td>")),
+        "the reason: {row}"
+    );
+    app.cleanup().await;
+}
+
 crate::http::on_each_backend!(
     multi_thread: an_admin_gives_a_leader_access_and_their_link_signs_them_in_once,
+    the_audit_trail_names_the_admin_by_their_account_and_shows_an_erasures_reason,
     ending_sessions_signs_a_person_out_at_once_and_stopping_access_refuses_them,
     a_service_account_made_on_the_page_works_with_its_grant_only_until_revoked,
     the_read_grant_the_page_offers_opens_the_read_api,

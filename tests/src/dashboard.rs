@@ -409,6 +409,17 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
         "<td data-label=\"Note\">level ",
         "an assessment's level",
     );
+    // A measurement by its standard's name and unit, the metric's id
+    // beside it.
+    assert_contains(
+        &body,
+        "<td data-label=\"Note\">Calls made <span class=\"muted\">(calls_made)</span>, 20",
+        "a measurement's standard",
+    );
+    assert!(
+        body.contains(" calls</td>"),
+        "a measurement in its unit: {body}"
+    );
     assert_contains(
         &body,
         "corrects <a href=\"#v",

@@ -146,6 +146,34 @@ pub(crate) async fn leader_names(
         .collect())
 }
 
+/// Who may have recorded an event, by the actor id the log records: every
+/// team's leaders by name, and the admins and auditors who sign in with an
+/// account, by its name and role ("Dana Reyes, admin"), since their actor
+/// is their account's id. Without sign-in accounts, the leaders alone.
+pub(crate) async fn actor_names(
+    state: &DashboardState,
+) -> Result<BTreeMap<String, String>, PageError> {
+    let mut names = leader_names(state).await?;
+    if let Some(access) = state.access() {
+        let accounts = access
+            .accounts()
+            .await
+            .map_err(|e| PageError::Unavailable(e.to_string()))?;
+        for account in accounts {
+            let role = match account.role {
+                trellis_http::auth::Role::Admin => "admin",
+                trellis_http::auth::Role::Auditor => "auditor",
+                _ => continue,
+            };
+            names.insert(
+                account.person.to_string(),
+                format!("{}, {role}", account.name),
+            );
+        }
+    }
+    Ok(names)
+}
+
 /// The ids (as text) of the records a rep may not see the content of: the
 /// domain's [`rep::hidden_from_rep`] over the rep's stream.
 pub(crate) fn hidden_from_rep<'a>(

@@ -4,19 +4,22 @@
 //! `GET /v1/reps/{id}/audit` serves, as a table. A rep reading their own
 //! sees no row whose content the trail withholds from them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
+use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_queries::audit::{AuditEntry, MAX_PAGE, audit_trail};
 
 use super::RepVisit;
 use crate::data;
 use crate::error::PageError;
-use crate::html::{esc, notice_ok, page, stacked_table_start};
+use crate::html::{esc, notice_ok, num, page, stacked_table_start};
 
-/// What the note column says of an entry, from its payload.
-fn note(entry: &AuditEntry) -> String {
+/// What the note column says of an entry, from its payload; `metrics`:
+/// each metric's standard name and unit, by metric id.
+fn note(entry: &AuditEntry, metrics: &BTreeMap<String, (String, String)>) -> String {
     let payload = entry.payload.as_ref().unwrap_or(&Value::Null);
     let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
     if let Some(target) = &entry.corrects {
@@ -46,12 +49,27 @@ fn note(entry: &AuditEntry) -> String {
         ""
     };
     match entry.event_type.as_str() {
-        "PerformanceMeasured" => format!(
-            "{} for {}: {}",
-            esc(&text("metric")),
-            esc(&text("period")),
-            payload["value"]
-        ),
+        // The metric as the standards name it, its id beside it for who
+        // cross-checks the log, as the event's type is.
+        "PerformanceMeasured" => {
+            let metric = text("metric");
+            let value = payload["value"]
+                .as_f64()
+                .map_or_else(|| payload["value"].to_string(), num);
+            match metrics.get(&metric) {
+                Some((name, unit)) => format!(
+                    "{} <span class=\"muted\">({})</span>, {}: {value} {}",
+                    esc(name),
+                    esc(&metric),
+                    esc(&text("period")),
+                    esc(unit)
+                ),
+                None => format!("{}, {}: {value}", esc(&metric), esc(&text("period"))),
+            }
+        }
+        // Why, as the admin gave it: kept readable after the erasure so an
+        // auditor can see what it rests on.
+        "PersonalDataErased" => esc(&text("reason")),
         // The figures of the record, so an auditor need not open the
         // rep's page to read them.
         "SkillAssessed" => format!("level {}", payload["level"]),
@@ -142,7 +160,17 @@ pub(crate) async fn handler(
             );
         }
     }
-    let leaders = data::leader_names(&state).await?;
+    let leaders = data::actor_names(&state).await?;
+    let standards: Vec<StandardDoc> = state.models().all(kinds::STANDARD).await?;
+    let metrics: BTreeMap<String, (String, String)> = standards
+        .into_iter()
+        .map(|s| {
+            (
+                s.metric.to_string(),
+                (s.name.to_string(), s.unit.to_string()),
+            )
+        })
+        .collect();
     // On a phone each event is a block of labelled lines (`stack`): six
     // columns, the note among them, left it to scroll sideways.
     b.push_str(&stacked_table_start(&[
@@ -180,7 +208,7 @@ pub(crate) async fn handler(
             entry.occurred_at.date_naive(),
             entry.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
             esc(&by),
-            note(entry),
+            note(entry, &metrics),
             v = entry.stream_version,
         );
     }
