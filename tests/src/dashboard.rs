@@ -413,11 +413,11 @@ async fn the_demo_pages_show_the_read_models(kind: Kind) {
     // beside it.
     assert_contains(
         &body,
-        "<td data-label=\"Note\">Calls made <span class=\"muted\">(calls_made)</span>, 20",
+        "<td data-label=\"Note\"><span>Calls made <span class=\"muted\">(calls_made)</span>, 20",
         "a measurement's standard",
     );
     assert!(
-        body.contains(" calls</td>"),
+        body.contains(" calls</span></td>"),
         "a measurement in its unit: {body}"
     );
     assert_contains(

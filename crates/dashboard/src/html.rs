@@ -329,6 +329,7 @@ th,td{padding:.4rem .55rem;border-bottom:1px solid var(--line);text-align:left;v
 th{background:#eef1f5;font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 caption{text-align:left;font-weight:600;padding:.45rem .55rem}
+.heat-title{font-size:1rem;margin:.75rem 0 .35rem}
 .heat td.cell{text-align:center;font-variant-numeric:tabular-nums;min-width:3.2rem;font-size:.85rem}
 .met{background:#c8ecd0;color:#0b3d17}
 .near{background:#fff0c2;color:#5c4300}
@@ -382,7 +383,7 @@ ul.todo li{margin:.5rem 0}
 .bar{height:.6rem;background:#e4e6ea;border-radius:4px;overflow:hidden;margin-top:.3rem}
 .bar span{display:block;height:100%;background:var(--accent)}
 .foot{max-width:1200px;margin:2rem auto 1rem;padding:0 1rem;color:var(--muted);font-size:.85rem}
-@media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout .who{display:none}
+@media (max-width:640px){h1{font-size:1.35rem}main{padding:.6rem}.signout{flex-wrap:wrap;justify-content:flex-end;row-gap:.4rem}.signout .who{flex-basis:100%;text-align:right}
 .chart{overflow-x:auto}.chart svg.plot{min-width:600px}.chart svg.plot text{font-size:14px}
 table.stack thead{position:absolute;left:-9999px}
 table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.35rem 0}

@@ -336,8 +336,8 @@ async fn people_page(
     let directory = Directory::load(&visit.state).await?;
     let mut b = String::from(
         "<h1>Who may sign in</h1><p class=\"lead\">The people who may sign in to Trellis, and \
-         what each may see: a leader their teams, a rep their own growth, an admin and an \
-         auditor everything. Other systems use <a href=\"/admin/service-accounts\">service \
+         what each may see: a leader their teams, a rep their own growth, an admin \
+         everything, an auditor every record and who may sign in. Other systems use <a href=\"/admin/service-accounts\">service \
          accounts</a>.</p>",
     );
     if !visit.may_change() {
@@ -542,7 +542,10 @@ fn give_form(
         ("leader", "Leader: sees the teams they lead"),
         ("rep", "Rep: sees their own growth"),
         ("admin", "Admin: sets Trellis up, sees everything"),
-        ("auditor", "Auditor: sees everything, changes nothing"),
+        (
+            "auditor",
+            "Auditor: reads every record, audit trail and sign-in; changes nothing",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -57,8 +57,9 @@ fn note(entry: &AuditEntry, metrics: &BTreeMap<String, (String, String)>) -> Str
                 .as_f64()
                 .map_or_else(|| payload["value"].to_string(), num);
             match metrics.get(&metric) {
+                // One item of the cell's line, as the event's words are.
                 Some((name, unit)) => format!(
-                    "{} <span class=\"muted\">({})</span>, {}: {value} {}",
+                    "<span>{} <span class=\"muted\">({})</span>, {}: {value} {}</span>",
                     esc(name),
                     esc(&metric),
                     esc(&text("period")),

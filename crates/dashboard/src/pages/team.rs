@@ -485,9 +485,15 @@ fn heat_table(
     }
     let _ = write!(
         b,
-        "<div class=\"scroll latest\" style=\"margin-bottom:1rem\"><table class=\"heat\"><caption>{} — {unit}, {target}</caption>\
+        // The title stands above the table's scroll, not in it: a phone
+        // opens the table on its latest periods, and a caption scrolled
+        // with them was cut to "…ly, at least 85 points".
+        "<h3 class=\"heat-title\" id=\"heat-{id}\">{} — {unit}, {target}</h3>\
+         <div class=\"scroll latest\" style=\"margin-bottom:1rem\">\
+         <table class=\"heat\" aria-labelledby=\"heat-{id}\">\
          <thead><tr><th scope=\"col\">Rep</th>",
-        esc(standard.name.as_ref())
+        esc(standard.name.as_ref()),
+        id = standard.standard_id,
     );
     for period in &periods {
         let _ = write!(b, "<th scope=\"col\" class=\"n\">{period}</th>");
