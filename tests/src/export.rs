@@ -113,6 +113,18 @@ async fn sign_in_once(app: &TestApp, rep: Uuid) {
     );
 }
 
+/// The rep's calls in 2026-W10, at the weekly standard's target of 50
+/// (their ramp is over by then).
+async fn measured(app: &TestApp, rep: Uuid) {
+    app.post_json(
+        &format!("/v1/reps/{rep}/measurements"),
+        &app.admin(),
+        &json!({ "metric": "calls_made", "period": "2026-W10", "value": 50 }),
+    )
+    .await
+    .expect(201);
+}
+
 /// A private coaching session and a shared piece of feedback from
 /// `world.leader`, recorded by the leader.
 async fn coached(app: &TestApp, world: &World, rep: Uuid) {
@@ -138,6 +150,7 @@ async fn coached(app: &TestApp, world: &World, rep: Uuid) {
 async fn an_admins_export_of_a_rep_holds_their_events_profile_and_account(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     coached(&app, &world, rep).await;
+    measured(&app, rep).await;
     sign_in_once(&app, rep).await;
     project(&app).await;
     let reads = reads_with_access(&app).await;
@@ -159,7 +172,12 @@ async fn an_admins_export_of_a_rep_holds_their_events_profile_and_account(kind: 
     assert_eq!(own["chain_intact"], json!(true));
     assert_eq!(
         types(&own["events"]),
-        ["RepJoined", "CoachingSessionHeld", "FeedbackGiven"]
+        [
+            "RepJoined",
+            "CoachingSessionHeld",
+            "FeedbackGiven",
+            "PerformanceMeasured"
+        ]
     );
     assert_eq!(own["events"][1]["payload"]["notes"], json!(PRIVATE_NOTES));
     assert_eq!(own["events"][1]["actor"], json!(world.leader.to_string()));
@@ -175,6 +193,27 @@ async fn an_admins_export_of_a_rep_holds_their_events_profile_and_account(kind: 
             .as_array()
             .expect("months")
             .is_empty()
+    );
+    // The weekly standard's attainment is in the week it was measured, and
+    // in no month: each period is judged against the standards measured in it.
+    let week = export["read_models"]["timeline_by_week"]
+        .as_array()
+        .expect("weeks")
+        .iter()
+        .find(|row| row["period"] == json!("2026-W10"))
+        .unwrap_or_else(|| panic!("no 2026-W10: {export}"));
+    assert_eq!(week["quantity_attainment"], json!(1.0), "{week}");
+    assert!(
+        export["read_models"]["timeline_by_month"]
+            .as_array()
+            .expect("months")
+            .iter()
+            .all(|row| row["quantity_attainment"].is_null()),
+        "{export}"
+    );
+    assert!(
+        export["read_models"]["timeline_by_quarter"].is_array(),
+        "{export}"
     );
     // Their sign-in: the account, the link's times and the session it started.
     let sign_in = &export["sign_in"];
@@ -524,6 +563,7 @@ async fn the_export_page_renders_escaped_and_printable(kind: Kind) {
     app.post_json(&format!("/v1/reps/{rep}/feedback"), &admin, &feedback)
         .await
         .expect(201);
+    measured(&app, rep).await;
     project(&app).await;
 
     let page = browser(
@@ -546,6 +586,14 @@ async fn the_export_page_renders_escaped_and_printable(kind: Kind) {
         "{html}"
     );
     assert!(!html.contains("<script>alert(1)"), "{html}");
+    // A weekly standard's attainment, in its own table.
+    assert!(
+        html.contains("<h3>Week by week</h3>")
+            && html.contains(
+                "<tr><td>2026-W10</td><td class=\"n\">–</td><td class=\"n\">100%</td></tr>"
+            ),
+        "{html}"
+    );
     assert!(!html.contains("<img src=x"), "{html}");
     assert!(
         html.contains("&lt;img src=x onerror=alert(2)&gt; keep asking"),

@@ -202,9 +202,18 @@ pub struct ReadModelsExport {
     /// A rep's profile as of `as_of`, with the standing and its reasons.
     #[schema(value_type = Option<RepProfileSchema>)]
     pub profile: Option<RepProfileView>,
-    /// A rep's growth timeline, month by month.
+    /// A rep's growth timeline, week by week: the attainment of the
+    /// standards measured weekly.
+    #[schema(value_type = Vec<TimelineRowSchema>)]
+    pub timeline_by_week: Vec<TimelineRowView>,
+    /// A rep's growth timeline, month by month: the attainment of the
+    /// standards measured monthly, and the month's coaching.
     #[schema(value_type = Vec<TimelineRowSchema>)]
     pub timeline_by_month: Vec<TimelineRowView>,
+    /// A rep's growth timeline, quarter by quarter: the attainment of the
+    /// standards measured quarterly.
+    #[schema(value_type = Vec<TimelineRowSchema>)]
+    pub timeline_by_quarter: Vec<TimelineRowView>,
     /// What a leader did per rep (the `leader` document of the `growth`
     /// projection: sessions, feedback, support resolved, action items owned).
     #[schema(value_type = Option<Object>)]
@@ -741,7 +750,9 @@ pub async fn person_export(
     // The read models about them.
     let mut read_models = ReadModelsExport {
         profile: None,
+        timeline_by_week: Vec::new(),
         timeline_by_month: Vec::new(),
+        timeline_by_quarter: Vec::new(),
         leader_activity: None,
         teams_led,
     };
@@ -760,18 +771,21 @@ pub async fn person_export(
                     p
                 }
             });
-        read_models.timeline_by_month = state
-            .read
-            .growth_timeline(
-                rep_id,
-                PeriodKind::Month,
-                NaiveDate::MIN,
-                NaiveDate::MAX,
-                today,
-            )
-            .await
-            .map_err(read_error)?
-            .unwrap_or_default();
+        // Each period's rows are judged against the standards measured in
+        // it, so all three are theirs: a weekly standard's attainment is
+        // in no month's row.
+        for (kind, rows) in [
+            (PeriodKind::Week, &mut read_models.timeline_by_week),
+            (PeriodKind::Month, &mut read_models.timeline_by_month),
+            (PeriodKind::Quarter, &mut read_models.timeline_by_quarter),
+        ] {
+            *rows = state
+                .read
+                .growth_timeline(rep_id, kind, NaiveDate::MIN, NaiveDate::MAX, today)
+                .await
+                .map_err(read_error)?
+                .unwrap_or_default();
+        }
     }
     if kind == PersonKind::Leader {
         looked_for.push("what the leader did per rep, and the teams they lead");
@@ -793,7 +807,9 @@ pub async fn person_export(
         });
     }
     let read_found = u64::from(read_models.profile.is_some())
+        + u64::from(!read_models.timeline_by_week.is_empty())
         + u64::from(!read_models.timeline_by_month.is_empty())
+        + u64::from(!read_models.timeline_by_quarter.is_empty())
         + u64::from(read_models.leader_activity.is_some())
         + read_models.teams_led.len() as u64;
     g.searched.push(Searched {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use trellis_projections::growth::derive::RepProfile;
 use trellis_projections::growth::{CompetencyDoc, StandardDoc, kinds};
+use trellis_projections::query::TimelineRowView;
 use trellis_queries::export::{ExportEvent, FoundBy, PersonExport, PersonKind, person_export};
 
 use super::{Visit, id_in};
@@ -268,6 +269,32 @@ fn events_list(
     b.push_str("</ol>");
 }
 
+/// The periods of one length in which a standard measured in them was
+/// judged, with the rep's quality and quantity attainment: nothing when
+/// none was.
+fn attainments(b: &mut String, title: &str, rows: &[TimelineRowView]) {
+    let judged: Vec<_> = rows
+        .iter()
+        .map(|row| &row.row)
+        .filter(|r| r.quality_attainment.is_some() || r.quantity_attainment.is_some())
+        .collect();
+    if judged.is_empty() {
+        return;
+    }
+    let _ = write!(b, "<h3>{title}</h3>");
+    b.push_str(&table_start(&["Period", "#Quality", "#Quantity"]));
+    for r in judged {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            r.period,
+            pct(r.quality_attainment),
+            pct(r.quantity_attainment),
+        );
+    }
+    b.push_str("</tbody></table></div>");
+}
+
 fn kind_words(kind: PersonKind) -> &'static str {
     match kind {
         PersonKind::Rep => "Rep",
@@ -452,8 +479,18 @@ fn render(export: &PersonExport, title: &str, names: &BTreeMap<String, String>) 
             view.feedback.len(),
         );
     }
+    for (title, rows) in [
+        ("Week by week", &models.timeline_by_week),
+        ("Quarter by quarter", &models.timeline_by_quarter),
+    ] {
+        attainments(&mut b, title, rows);
+    }
     if !models.timeline_by_month.is_empty() {
-        b.push_str("<h3>Month by month</h3>");
+        b.push_str(
+            "<h3>Month by month</h3><p class=\"muted\">Quality and quantity here are the \
+             attainment of the standards measured monthly; those measured weekly or \
+             quarterly are in their own tables.</p>",
+        );
         b.push_str(&table_start(&[
             "Month",
             "#Quality",
@@ -509,7 +546,9 @@ fn render(export: &PersonExport, title: &str, names: &BTreeMap<String, String>) 
         b.push_str("</tbody></table></div>");
     }
     if models.profile.is_none()
+        && models.timeline_by_week.is_empty()
         && models.timeline_by_month.is_empty()
+        && models.timeline_by_quarter.is_empty()
         && models.teams_led.is_empty()
         && models.leader_activity.is_none()
     {
