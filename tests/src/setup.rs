@@ -46,6 +46,18 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         said(&overview.text())
     );
     assert!(overview.text().contains("href=\"/admin/teams/new\""));
+    // Each person's changes reach a phone as a labelled line, not a sixth
+    // column past the screen's edge.
+    let people = overview.text();
+    let people = &people[people.find("<h2 id=\"people\">").expect("people")..];
+    assert!(
+        people.contains("<table class=\"stack\">")
+            && people.contains(&format!(
+                "<td data-label=\"Change\"><span><a href=\"/admin/reps/{rep}/team\">Move</a>"
+            )),
+        "{}",
+        said(people)
+    );
 
     record(
         &app,

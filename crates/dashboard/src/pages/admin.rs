@@ -33,7 +33,7 @@ use super::AdminVisit;
 use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
 use crate::data;
 use crate::error::PageError;
-use crate::html::{NOTHING_CHANGED, esc, notice_ok, page, table_start};
+use crate::html::{NOTHING_CHANGED, esc, notice_ok, page, stacked_table_start, table_start};
 
 /// Where every admin form leads back to.
 const ADMIN: &str = "/admin";
@@ -108,7 +108,9 @@ pub(crate) async fn overview(
         b,
         "<h2 id=\"people\">People</h2>{}<p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>{}",
         said.under("people"),
-        table_start(&[
+        // On a phone each person is a block of labelled lines: six columns
+        // side by side pushed the changes off the screen's edge.
+        stacked_table_start(&[
             "Rep",
             "Team",
             "Role",
@@ -137,8 +139,10 @@ pub(crate) async fn overview(
         };
         let _ = write!(
             b,
-            "<tr><th scope=\"row\"><a href=\"/reps/{id}\">{}</a></th><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{change}</td><td><code class=\"id\">{id}</code></td></tr>",
+            "<tr><th scope=\"row\"><a href=\"/reps/{id}\">{}</a></th><td data-label=\"Team\">{}</td>\
+             <td data-label=\"Role\">{}</td><td data-label=\"Started\">{}</td>\
+             <td data-label=\"Change\"><span>{change}</span></td>\
+             <td data-label=\"Id\"><span><code class=\"id\">{id}</code></span></td></tr>",
             esc(r.name.as_ref()),
             team_name(r.team_id),
             esc(r.role.as_ref()),
@@ -153,7 +157,7 @@ pub(crate) async fn overview(
         b,
         "<h2 id=\"leaders\">Leaders</h2>{}{}",
         said.under("leaders"),
-        table_start(&["Leader", "Teams", "Change", "Id"])
+        stacked_table_start(&["Leader", "Teams", "Change", "Id"])
     );
     for (id, name, led) in &leaders {
         let change = if *name == PersonName::erased() {
@@ -163,8 +167,9 @@ pub(crate) async fn overview(
         };
         let _ = write!(
             b,
-            "<tr><th scope=\"row\"><a href=\"/leaders/{id}\">{}</a></th><td>{}</td>\
-             <td>{change}</td><td><code class=\"id\">{id}</code></td></tr>",
+            "<tr><th scope=\"row\"><a href=\"/leaders/{id}\">{}</a></th><td data-label=\"Teams\">{}</td>\
+             <td data-label=\"Change\"><span>{change}</span></td>\
+             <td data-label=\"Id\"><span><code class=\"id\">{id}</code></span></td></tr>",
             esc(name.as_ref()),
             led.iter()
                 .map(|t| esc(t.as_ref()))
