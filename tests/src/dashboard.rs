@@ -747,7 +747,18 @@ fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
     );
     match p["last_coached_on"].as_str() {
         Some(on) => assert_contains(page, &format!("Last coached on {on} ("), what),
-        None => assert_contains(page, "Last coached never.", what),
+        None => assert_contains(page, "Not coached yet.", what),
+    }
+    match p["levels"].as_object().map_or(0, |l| l.len()) {
+        0 => assert_contains(page, "<h2>Levels</h2><p>No skill assessed yet.</p>", what),
+        n => assert_eq!(
+            page.split("<h2>Levels</h2>")
+                .nth(1)
+                .and_then(|levels| levels.split("</table>").next())
+                .map(|table| table.matches("<tr><th scope=\"row\">").count()),
+            Some(n),
+            "{what}: a row for each level"
+        ),
     }
     let items = view["open_action_items"].as_array().expect("items");
     assert_eq!(

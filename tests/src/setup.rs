@@ -244,7 +244,7 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         &app,
         &format!("/admin/standards/{}/revision", world.standard),
         &admin,
-        &[("target", "55"), ("effective_from", "2026-09-07")],
+        &[("target", "1500"), ("effective_from", "2026-09-07")],
     )
     .await;
     record(
@@ -302,6 +302,16 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
         "their name, as known"
     );
     assert_eq!(set.payload["ramp"][2]["percent_of_target"], 75);
+    // A target reads with its thousands grouped.
+    project(&app).await;
+    let html = browser(&app, Method::GET, "/admin", &admin, None, &[])
+        .await
+        .text();
+    assert!(
+        html.contains("at least 1,500 calls a week, from 2026-09-07"),
+        "{}",
+        said(&html)
+    );
     app.cleanup().await;
 }
 

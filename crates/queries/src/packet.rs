@@ -562,7 +562,7 @@ pub fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     if (to - from).num_days() > MAX_PACKET_DAYS {
         return Err(ApiError::BadRequest(format!(
             "the period {from} to {to} is longer than a packet covers ({MAX_PACKET_DAYS} days, \
-             two years): ask for a shorter one, e.g. a year, from={} to={to}",
+             two years): ask for a shorter one, such as a year, from {} to {to}",
             to.checked_sub_days(chrono::Days::new(364)).unwrap_or(to)
         )));
     }

@@ -33,7 +33,7 @@ use super::AdminVisit;
 use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
 use crate::data;
 use crate::error::PageError;
-use crate::html::{NOTHING_CHANGED, esc, notice_ok, page, stacked_table_start, table_start};
+use crate::html::{NOTHING_CHANGED, esc, notice_ok, num, page, stacked_table_start, table_start};
 
 /// Where every admin form leads back to.
 const ADMIN: &str = "/admin";
@@ -235,7 +235,7 @@ pub(crate) async fn overview(
                 trellis_domain::standard::Direction::AtLeast => "at least",
                 trellis_domain::standard::Direction::AtMost => "at most",
             },
-            latest.target,
+            num(latest.target.get()),
             esc(s.unit.as_ref()),
             period_word(s),
             latest.effective_from,

@@ -362,12 +362,12 @@ pub(crate) async fn handler(
     let _ = write!(
         b,
         "</ul></section><section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>sessions in all</small></p>\
-         <p class=\"muted\">Last coached {}.</p></section></div>",
+         <p class=\"muted\">{}.</p></section></div>",
         profile.coaching_sessions,
         profile
             .last_coached_on
-            .map_or("never".to_owned(), |d| format!(
-                "on {d} ({})",
+            .map_or("Not coached yet".to_owned(), |d| format!(
+                "Last coached on {d} ({})",
                 days_ago(d, day)
             ))
     );
@@ -550,7 +550,6 @@ pub(crate) async fn handler(
 
     // Levels now.
     b.push_str("<h2>Levels</h2>");
-    b.push_str(&table_start(&["Competency", "#Level (1–5)", "Assessed on"]));
     let mut levels: Vec<(String, u8, NaiveDate)> = profile
         .levels
         .iter()
@@ -566,14 +565,21 @@ pub(crate) async fn handler(
         })
         .collect();
     levels.sort();
-    for (name, level, on) in levels {
+    if levels.is_empty() {
+        b.push_str("<p>No skill assessed yet.</p>");
+    } else {
+        b.push_str(&table_start(&["Competency", "#Level (1–5)", "Assessed on"]));
+    }
+    for (name, level, on) in &levels {
         let _ = write!(
             b,
             "<tr><th scope=\"row\">{}</th><td class=\"n\">{level}</td><td>{on}</td></tr>",
-            esc(&name)
+            esc(name)
         );
     }
-    b.push_str("</tbody></table></div>");
+    if !levels.is_empty() {
+        b.push_str("</tbody></table></div>");
+    }
 
     // Standing history.
     standing_history(&mut b, &history, profile.start_date, day);
