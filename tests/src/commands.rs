@@ -752,15 +752,24 @@ async fn domain_rules_are_422_with_a_sentence(app: &TestApp) {
 
     // A date in the future, a date before the rep joined.
     let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+    let mut assessment = assessment_body(&world, 3);
+    assessment["assessed_on"] = json!(tomorrow);
     let r = app
+        .post_json(&rep_path(rep, "skill-assessments"), &admin, &assessment)
+        .await;
+    r.expect_problem(422, "rejected");
+    assert!(r.text().contains("in the future"), "{}", r.text());
+    // Feedback and coaching judge a day ahead with their fields (the same
+    // rule, the same words), so that it is named with any other mistake.
+    let reason = app
         .post_json(
             &rep_path(rep, "feedback"),
             &admin,
             &feedback_body(&world, &tomorrow),
         )
-        .await;
-    r.expect_problem(422, "rejected");
-    assert!(r.text().contains("in the future"), "{}", r.text());
+        .await
+        .expect_invalid_field("given_on");
+    assert!(reason.contains("in the future"), "{reason}");
     let r = app
         .post_json(
             &rep_path(rep, "feedback"),
@@ -1116,6 +1125,66 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         length.contains("from 1 to 480") && !length.contains("0 or more"),
         "{length}"
     );
+
+    // The rules of a session's own dates and length that need no rep are
+    // named with the fields the parser refuses, not one send later.
+    let ahead = (chrono::Utc::now().date_naive() + chrono::Days::new(3)).to_string();
+    let r = app
+        .post_json(
+            &rep_path(rep, "coaching-sessions"),
+            &admin,
+            &json!({
+                "leader_id": world.leader, "held_on": "2026-03-10", "duration_minutes": 99999,
+                "notes": " ", "action_items": [
+                    { "description": "Call back Acme", "owner": "rep", "due_on": "2026-03-01" },
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        ["action_items[0].due_on", "duration_minutes", "notes"],
+        "{}",
+        r.text()
+    );
+    let reasons = r.field_errors();
+    assert!(
+        reasons.iter().any(|(f, why)| f == "action_items[0].due_on"
+            && why.contains("before the session on 2026-03-10")),
+        "{}",
+        r.text()
+    );
+    // Feedback: no competency chosen, no kind, and a day still ahead.
+    let r = app
+        .post_json(
+            &rep_path(rep, "feedback"),
+            &admin,
+            &json!({ "leader_id": world.leader, "competency_id": "", "note": "Good call.",
+                     "given_on": ahead }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        ["competency_id", "given_on", "kind"],
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.field_errors()
+            .iter()
+            .any(|(f, why)| f == "given_on" && why.contains("is in the future")),
+        "{}",
+        r.text()
+    );
+    let r = app
+        .post_json(
+            &rep_path(rep, "coaching-sessions"),
+            &admin,
+            &json!({ "leader_id": world.leader, "held_on": ahead, "duration_minutes": 30,
+                     "notes": "" }),
+        )
+        .await;
+    assert_eq!(fields(&r), ["held_on", "notes"], "{}", r.text());
     assert_eq!(app.events_in_log().await, before, "nothing recorded");
 }
 

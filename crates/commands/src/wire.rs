@@ -307,15 +307,20 @@ pub enum Visibility {
 pub struct GiveFeedback {
     /// Absent for a leader's own token: the leader is the caller.
     pub leader_id: Option<Uuid>,
-    pub competency_id: Uuid,
-    pub kind: FeedbackKind,
+    #[schema(required = true, value_type = Uuid)]
+    #[serde(default)]
+    pub competency_id: Judged<Uuid>,
+    #[schema(required = true, value_type = FeedbackKind)]
+    #[serde(default)]
+    pub kind: Judged<FeedbackKind>,
     /// Specific: what happened, and what to keep or change.
     #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub note: String,
     #[serde(default)]
     pub visibility: Visibility,
-    #[serde(deserialize_with = "date")]
-    pub given_on: NaiveDate,
+    #[schema(required = true, value_type = NaiveDate)]
+    #[serde(default)]
+    pub given_on: Judged<Day>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

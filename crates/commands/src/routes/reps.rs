@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 use trellis_domain::rep::{
-    ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
+    self, ActionItem, ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, Correction,
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
     ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
     PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined, ReviewHeld,
@@ -31,6 +31,20 @@ fn visibility(v: wire::Visibility) -> Visibility {
         wire::Visibility::Shared => Visibility::Shared,
         wire::Visibility::Private => Visibility::Private,
     }
+}
+
+/// `day`, unless it is after `now`'s day ([`rep::check_not_ahead`]), which
+/// `f` then records against `field`.
+fn not_ahead(
+    f: &mut Fields,
+    field: &str,
+    day: chrono::NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::NaiveDate> {
+    f.check(
+        field,
+        rep::check_not_ahead(day, now.date_naive()).map(|()| day),
+    )
 }
 
 fn note(f: &mut Fields, field: &str, text: &str) -> Option<NonEmptyText> {
@@ -206,23 +220,32 @@ pub async fn give_feedback(
 impl TryFrom<Edge<'_, wire::GiveFeedback>> for OnRep {
     type Error = ApiError;
 
+    /// Every field's fault in one answer, the date's rule that needs no
+    /// rep among them (not ahead of today).
     fn try_from(edge: Edge<'_, wire::GiveFeedback>) -> Result<Self, ApiError> {
         let leader_id = edge.acting_leader(edge.body.leader_id)?;
         let b = edge.body;
-        let note = field("note", NonEmptyText::try_from(b.note.as_str()))?;
+        let now = edge.ctx.now;
+        let mut f = Fields::default();
+        let competency_id = f.check("competency_id", b.competency_id.into_result());
+        let kind = f.check("kind", b.kind.into_result());
+        let note = note(&mut f, "note", &b.note);
+        let given_on = f
+            .check("given_on", b.given_on.into_result())
+            .and_then(|day| not_ahead(&mut f, "given_on", day.0, now));
+        f.finish()?;
         let feedback = FeedbackGiven {
             feedback_id: FeedbackId::from_uuid(edge.ctx.new_id("feedback")),
             leader_id,
-            competency_id: CompetencyId::from_uuid(b.competency_id),
-            kind: match b.kind {
+            competency_id: CompetencyId::from_uuid(valid!(competency_id)),
+            kind: match valid!(kind) {
                 wire::FeedbackKind::Praise => FeedbackKind::Praise,
                 wire::FeedbackKind::Constructive => FeedbackKind::Constructive,
             },
-            note,
+            note: valid!(note),
             visibility: visibility(b.visibility),
-            given_on: b.given_on,
+            given_on: valid!(given_on),
         };
-        let now = edge.ctx.now;
         Ok(OnRep::GivenCompetency(
             feedback.competency_id,
             Box::new(move |competency| RepCommand::GiveFeedback {
@@ -324,7 +347,11 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
         let leader_id = edge.acting_leader(edge.body.leader_id)?;
         let (b, ctx) = (edge.body, edge.ctx);
         let mut f = Fields::default();
-        let held_on = f.check("held_on", b.held_on.into_result());
+        // The session's own rules that need no rep are judged with the
+        // fields, so that every mistake is named in one answer.
+        let held_on = f
+            .check("held_on", b.held_on.into_result())
+            .and_then(|day| not_ahead(&mut f, "held_on", day.0, ctx.now));
         // Not a whole number of minutes (-5, "half"): said in the domain's
         // terms for a session's length, not as "0 or more".
         let duration_minutes = f.check(
@@ -341,6 +368,12 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
                 }
             }),
         );
+        let duration_minutes = duration_minutes.and_then(|minutes| {
+            f.check(
+                "duration_minutes",
+                rep::check_session_minutes(minutes).map(|()| minutes),
+            )
+        });
         let notes = note(&mut f, "notes", &b.notes);
         let items: Vec<_> = b
             .action_items
@@ -352,10 +385,18 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
                     &format!("action_items[{i}].description"),
                     &item.description,
                 );
-                let due_on = f.check(
-                    format!("action_items[{i}].due_on"),
-                    item.due_on.into_result(),
-                );
+                let field = format!("action_items[{i}].due_on");
+                let due_on =
+                    f.check(&field, item.due_on.into_result())
+                        .and_then(|due| match held_on {
+                            Some(held_on) => {
+                                // The item's id is made once every field holds.
+                                let id = ActionItemId::from_uuid(uuid::Uuid::nil());
+                                f.check(&field, rep::check_item_due(i + 1, id, due.0, held_on))
+                                    .map(|()| due)
+                            }
+                            None => Some(due),
+                        });
                 (item.owner, description, due_on)
             })
             .collect();
@@ -376,7 +417,7 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
         let session = CoachingSessionHeld {
             session_id: SessionId::from_uuid(ctx.new_id("session")),
             leader_id,
-            held_on: valid!(held_on).0,
+            held_on: valid!(held_on),
             duration_minutes: valid!(duration_minutes),
             focus: b.focus.into_iter().map(CompetencyId::from_uuid).collect(),
             notes: valid!(notes),

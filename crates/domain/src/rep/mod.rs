@@ -83,6 +83,55 @@ fn earliest_start(today: NaiveDate) -> NaiveDate {
 /// The longest coaching session accepted, in minutes (a working day).
 pub const MAX_SESSION_MINUTES: u32 = 480;
 
+/// A date given for something that happened: not after `today`. The
+/// rules below need no rep, so the write side also applies them to a
+/// request whose other fields are wrong, to name every mistake at once;
+/// [`decide`] applies them in any case.
+pub fn check_not_ahead(date: NaiveDate, today: NaiveDate) -> Result<(), Rejection> {
+    if date > today {
+        return Err(Rejection::DateInFuture { date, today });
+    }
+    Ok(())
+}
+
+/// A coaching session's length: from 1 to [`MAX_SESSION_MINUTES`].
+pub fn check_session_minutes(minutes: u32) -> Result<(), Rejection> {
+    if !(1..=MAX_SESSION_MINUTES).contains(&minutes) {
+        return Err(Rejection::SessionDurationOutOfRange {
+            minutes,
+            max: MAX_SESSION_MINUTES,
+        });
+    }
+    Ok(())
+}
+
+/// The due date of a session's `number`th action item (from 1): on or
+/// after the session, and at most [`MAX_DAYS_AHEAD`] after it.
+pub fn check_item_due(
+    number: usize,
+    action_item_id: ActionItemId,
+    due_on: NaiveDate,
+    held_on: NaiveDate,
+) -> Result<(), Rejection> {
+    if due_on < held_on {
+        return Err(Rejection::ActionItemDueBeforeSession {
+            action_item_id,
+            number,
+            due_on,
+            held_on,
+        });
+    }
+    let latest = latest_ahead(held_on);
+    if due_on > latest {
+        return Err(Rejection::ActionItemDueTooFar {
+            number,
+            due_on,
+            latest,
+        });
+    }
+    Ok(())
+}
+
 /// What can be asked of a rep's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RepCommand {
@@ -389,12 +438,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
             rep.active()?;
             rep.check_date(session.held_on, now)?;
             rep.check_new_id(session.session_id.as_uuid())?;
-            if !(1..=MAX_SESSION_MINUTES).contains(&session.duration_minutes) {
-                return Err(Rejection::SessionDurationOutOfRange {
-                    minutes: session.duration_minutes,
-                    max: MAX_SESSION_MINUTES,
-                });
-            }
+            check_session_minutes(session.duration_minutes)?;
             for (i, item) in session.action_items.iter().enumerate() {
                 let id = item.action_item_id;
                 let repeated = session.action_items[..i]
@@ -404,22 +448,7 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                     return Err(Rejection::IdAlreadyUsed { id: id.as_uuid() });
                 }
                 rep.check_new_id(id.as_uuid())?;
-                if item.due_on < session.held_on {
-                    return Err(Rejection::ActionItemDueBeforeSession {
-                        action_item_id: id,
-                        number: i + 1,
-                        due_on: item.due_on,
-                        held_on: session.held_on,
-                    });
-                }
-                let latest = latest_ahead(session.held_on);
-                if item.due_on > latest {
-                    return Err(Rejection::ActionItemDueTooFar {
-                        number: i + 1,
-                        due_on: item.due_on,
-                        latest,
-                    });
-                }
+                check_item_due(i + 1, id, item.due_on, session.held_on)?;
             }
             record(session)
         }
@@ -610,10 +639,7 @@ impl Rep {
 
     /// A date must not be in the future, nor before the rep joined.
     fn check_date(&self, date: NaiveDate, now: DateTime<Utc>) -> Result<(), Rejection> {
-        let today = now.date_naive();
-        if date > today {
-            return Err(Rejection::DateInFuture { date, today });
-        }
+        check_not_ahead(date, now.date_naive())?;
         if date < self.start_date {
             return Err(Rejection::DateBeforeJoined {
                 date,
