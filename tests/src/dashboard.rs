@@ -1185,6 +1185,24 @@ async fn a_rep_signed_in_sees_no_retracted_or_private_record(kind: Kind) {
             "the rep's audit page shows {hidden:?}: {audit}"
         );
     }
+    // And says how many it leaves out, and why, where the numbering skips.
+    let listed = audit.matches("<tr id=\"v").count();
+    let total: usize = audit
+        .split("<strong>Hash chain verified:</strong> all ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the chain's count");
+    assert!(listed < total, "{listed} of {total}: {audit}");
+    assert_contains(
+        &audit,
+        &format!(
+            "{} of these events {} not listed here: private notes",
+            total - listed,
+            if total - listed == 1 { "is" } else { "are" }
+        ),
+        "the rep is told what is left out",
+    );
 
     let leader = app.leader_as(s.world.leader, &[s.world.team]);
     let page = app.get_as(&format!("/reps/{}", s.riley), &leader).await;
@@ -1214,6 +1232,10 @@ async fn a_rep_signed_in_sees_no_retracted_or_private_record(kind: Kind) {
         &audit,
         "CoachingSessionHeld",
         "the leader's audit page lists the retracted session",
+    );
+    assert!(
+        !audit.contains("not listed here"),
+        "a leader's trail leaves nothing out: {audit}"
     );
     app.cleanup().await;
 }

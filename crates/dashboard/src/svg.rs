@@ -56,6 +56,9 @@ const RIGHT: f64 = 48.0;
 /// 14), for telling whether two labels would overlap.
 const LABEL_FONT: f64 = 14.0;
 const TOP: f64 = 14.0;
+/// A text's halo: an outline of the chart's background, drawn under it.
+const HALO: &str =
+    " stroke=\"#fff\" stroke-width=\"3\" stroke-linejoin=\"round\" paint-order=\"stroke\"";
 const BOTTOM: f64 = 34.0;
 
 impl Chart {
@@ -132,13 +135,20 @@ impl Chart {
             H - BOTTOM,
             H - BOTTOM
         );
+        // The reference's and the markers' words are drawn after the
+        // series, each on a halo of the background, so that no line runs
+        // through them.
+        let mut words = String::new();
         if let Some((v, label)) = &self.reference {
             let y = self.y(*v);
             let _ = write!(
                 s,
-                "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#1b1f24\" stroke-width=\"1.5\" stroke-dasharray=\"5 4\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#1b1f24\">{}</text>",
+                "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#1b1f24\" stroke-width=\"1.5\" stroke-dasharray=\"5 4\"/>",
                 W - RIGHT,
+            );
+            let _ = write!(
+                words,
+                "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#1b1f24\"{HALO}>{}</text>",
                 W - RIGHT - 2.0,
                 y - 4.0,
                 esc(label)
@@ -148,9 +158,12 @@ impl Chart {
             let x = self.x(*i);
             let _ = write!(
                 s,
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#8b3fc7\" stroke-width=\"2\"/>\
-                 <text x=\"{:.1}\" y=\"{}\" font-size=\"11\" fill=\"#4c1a73\" font-weight=\"600\">{}</text>",
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#8b3fc7\" stroke-width=\"2\"/>",
                 H - BOTTOM,
+            );
+            let _ = write!(
+                words,
+                "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" fill=\"#4c1a73\" font-weight=\"600\"{HALO}>{}</text>",
                 x + 4.0,
                 TOP + 10.0,
                 esc(label)
@@ -204,6 +217,7 @@ impl Chart {
                 }
             }
         }
+        s.push_str(&words);
         s.push_str("</svg><ul class=\"legend\">");
         for series in &self.series {
             let (color, dash) = PALETTE[series.style % PALETTE.len()];
@@ -266,6 +280,15 @@ mod tests {
         assert!(svg.contains("Levels &lt;by&gt; competency"));
         assert!(svg.contains("A &amp; B"));
         assert_eq!(svg.matches("<path").count(), 1);
+        // The reference's and the marker's words lie over the series, on a
+        // halo, not under a line.
+        let path = svg.find("<path").expect("a path");
+        for words in [">target</text>", ">gate</text>"] {
+            let at = svg.find(words).expect(words);
+            assert!(at > path, "{words} drawn before the series: {svg}");
+            let text = &svg[svg[..at].rfind("<text").expect("its text")..at];
+            assert!(text.contains("paint-order=\"stroke\""), "{text}");
+        }
     }
 
     fn weeks(n: usize) -> Chart {

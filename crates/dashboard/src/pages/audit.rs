@@ -161,6 +161,20 @@ pub(crate) async fn handler(
             );
         }
     }
+    // A rep reading their own trail is told how many events it does not
+    // show them, and why, so its numbering's gaps are not a mystery.
+    let withheld = trail.events.iter().filter(|e| e.withheld).count();
+    if withheld > 0 {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" role=\"status\">{} of these events {} not listed here: \
+             private notes, feedback and coaching sessions retracted since, and their \
+             retractions, are for leaders only. Their places in the numbering are kept, and the hash chain above \
+             covers them.</p>",
+            withheld,
+            if withheld == 1 { "is" } else { "are" }
+        );
+    }
     let leaders = data::actor_names(&state).await?;
     let standards: Vec<StandardDoc> = state.models().all(kinds::STANDARD).await?;
     let metrics: BTreeMap<String, (String, String)> = standards
