@@ -1197,7 +1197,7 @@ async fn a_rep_signed_in_sees_no_retracted_or_private_record(kind: Kind) {
     assert_contains(
         &audit,
         &format!(
-            "{} of these events {} not listed here: private notes",
+            "{} of these events {} not listed here: they are not shown to reps",
             total - listed,
             if total - listed == 1 { "is" } else { "are" }
         ),
@@ -1261,6 +1261,20 @@ async fn the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(kind: Ki
     )
     .await
     .expect(201);
+    // A unit is an admin's text, shown escaped in its heat table's title.
+    let mut standard = crate::http::standard_body("demos_booked");
+    standard["name"] = json!("Demos");
+    standard["unit"] = json!("<b>demos</b>");
+    app.post_json("/v1/standards", &app.admin(), &standard)
+        .await
+        .expect(201);
+    app.post_json(
+        &format!("/v1/reps/{rep}/measurements"),
+        &app.admin(),
+        &json!({ "metric": "demos_booked", "period": "2026-W03", "value": 30 }),
+    )
+    .await
+    .expect(201);
     app.project().await;
     let leader = app.leader_as(world.leader, &[world.team]);
     let page = |period: &'static str| {
@@ -1275,6 +1289,12 @@ async fn the_team_page_lists_a_rep_on_the_ramp_only_while_the_ramp_runs(kind: Ki
     };
     let during = page("2026-W03").await;
     assert_contains(&during, "week 2 of 2", "the ramp in its second week");
+    assert_contains(
+        &during,
+        "Demos — weekly, at least 50 &lt;b&gt;demos&lt;/b&gt;</h4>",
+        "the unit, escaped",
+    );
+    assert!(!during.contains("<b>demos</b>"), "{during}");
     let after = page("2026-03").await;
     assert_contains(
         &after,

@@ -440,7 +440,11 @@ fn heat_table(
     let target = standard
         .version_in_force(cutoff)
         .map_or("retired".to_owned(), |v| {
-            format!("{direction} {} {}", num(v.target.get()), standard.unit)
+            format!(
+                "{direction} {} {}",
+                num(v.target.get()),
+                esc(standard.unit.as_ref())
+            )
         });
     let mut rows = String::new();
     for (p, t) in members {
@@ -488,7 +492,7 @@ fn heat_table(
         // The title stands above the table's scroll, not in it: a phone
         // opens the table on its latest periods, and a caption scrolled
         // with them was cut to "…ly, at least 85 points".
-        "<h3 class=\"heat-title\" id=\"heat-{id}\">{} — {unit}, {target}</h3>\
+        "<h4 class=\"heat-title\" id=\"heat-{id}\">{} — {unit}, {target}</h4>\
          <div class=\"scroll latest\" style=\"margin-bottom:1rem\">\
          <table class=\"heat\" aria-labelledby=\"heat-{id}\">\
          <thead><tr><th scope=\"col\">Rep</th>",
