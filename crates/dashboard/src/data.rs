@@ -149,16 +149,20 @@ pub(crate) async fn leader_names(
 /// Who may have recorded an event, by the actor id the log records: every
 /// team's leaders by name, and the admins and auditors who sign in with an
 /// account, by its name and role ("Dana Reyes, admin"), since their actor
-/// is their account's id. Without sign-in accounts, the leaders alone.
+/// is their account's id. Without sign-in accounts, or when they cannot be
+/// read (the page still shows, with those actors' ids), the leaders alone.
 pub(crate) async fn actor_names(
     state: &DashboardState,
 ) -> Result<BTreeMap<String, String>, PageError> {
     let mut names = leader_names(state).await?;
     if let Some(access) = state.access() {
-        let accounts = access
-            .accounts()
-            .await
-            .map_err(|e| PageError::Unavailable(e.to_string()))?;
+        let accounts = match access.accounts().await {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sign-in accounts could not be read to name actors");
+                Vec::new()
+            }
+        };
         for account in accounts {
             let role = match account.role {
                 trellis_http::auth::Role::Admin => "admin",

@@ -13,7 +13,8 @@
 //! tokens (pasted into the sign-in form, or opened as `/login?token=…`, then
 //! kept in an HttpOnly cookie), a rep sees only their own pages and never a
 //! private note, a leader only their teams, an auditor every record
-//! (not the set-up pages, whose forms are an admin's).
+//! (not the set-up pages, whose forms are an admin's, nor a person's
+//! subject-access export).
 //!
 //! # Wiring
 //!

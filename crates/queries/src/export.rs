@@ -14,7 +14,8 @@
 //!   team they lead and of every rep they coached. The export lists what
 //!   was searched, and what was not and why;
 //! - the read models about them: a rep's profile with its standing and
-//!   their monthly growth timeline; what a leader did per rep, and the
+//!   their growth timeline week by week, month by month and quarter by
+//!   quarter; what a leader did per rep, and the
 //!   teams they lead;
 //! - their sign-in records ([`trellis_access::Access::records_of_person`]):
 //!   the account, every session and every one-time link with their times,
@@ -203,15 +204,18 @@ pub struct ReadModelsExport {
     #[schema(value_type = Option<RepProfileSchema>)]
     pub profile: Option<RepProfileView>,
     /// A rep's growth timeline, week by week: the attainment of the
-    /// standards measured weekly.
+    /// standards measured weekly, and the week's coaching, feedback and
+    /// action items.
     #[schema(value_type = Vec<TimelineRowSchema>)]
     pub timeline_by_week: Vec<TimelineRowView>,
     /// A rep's growth timeline, month by month: the attainment of the
-    /// standards measured monthly, and the month's coaching.
+    /// standards measured monthly, and the month's coaching, feedback and
+    /// action items.
     #[schema(value_type = Vec<TimelineRowSchema>)]
     pub timeline_by_month: Vec<TimelineRowView>,
     /// A rep's growth timeline, quarter by quarter: the attainment of the
-    /// standards measured quarterly.
+    /// standards measured quarterly, and the quarter's coaching, feedback
+    /// and action items.
     #[schema(value_type = Vec<TimelineRowSchema>)]
     pub timeline_by_quarter: Vec<TimelineRowView>,
     /// What a leader did per rep (the `leader` document of the `growth`

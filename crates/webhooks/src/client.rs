@@ -536,7 +536,7 @@ impl Connector {
             .await
             // The io::Error wraps rustls' own error, whose text says what
             // was wrong with the certificate (UnknownIssuer, NotValidForName, …).
-            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+            .map_err(|e| format!("TLS handshake with {host} failed: {}", io_words(&e)))?;
         Ok(Stream::Tls(Box::new(stream)))
     }
 }

@@ -352,8 +352,9 @@ impl TryFrom<Edge<'_, wire::HoldCoachingSession>> for OnRep {
         let held_on = f
             .check("held_on", b.held_on.into_result())
             .and_then(|day| not_ahead(&mut f, "held_on", day.0, ctx.now));
-        // Not a whole number of minutes (-5, "half"): said in the domain's
-        // terms for a session's length, not as "0 or more".
+        // Not a whole number of minutes (-5, "half"): said as a session's
+        // length is, not as "0 or more"; a whole number out of range is
+        // the domain's rule, below.
         let duration_minutes = f.check(
             "duration_minutes",
             b.duration_minutes.into_result().map_err(|why| {

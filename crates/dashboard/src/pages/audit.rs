@@ -4,22 +4,51 @@
 //! `GET /v1/reps/{id}/audit` serves, as a table. A rep reading their own
 //! sees no row whose content the trail withholds from them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
+use trellis_domain::{Period, PeriodKind, Role};
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_queries::audit::{AuditEntry, MAX_PAGE, audit_trail};
 
 use super::RepVisit;
 use crate::data;
 use crate::error::PageError;
-use crate::html::{esc, notice_ok, num, page, stacked_table_start};
+use crate::html::{esc, notice_ok, page, stacked_table_start};
+
+/// Each metric's standard, by metric id and the kind of period measured:
+/// its name and unit, when the standards measuring it in that kind of
+/// period for the rep's role agree on them (several may share a metric:
+/// other roles, other periods).
+type Metrics = BTreeMap<(String, PeriodKind), (String, String)>;
+
+fn metrics_of(standards: &[StandardDoc], role: &Role) -> Metrics {
+    let mut found: BTreeMap<(String, PeriodKind), BTreeSet<(String, String)>> = BTreeMap::new();
+    for s in standards {
+        if s.versions.iter().any(|v| v.roles.contains(role)) {
+            found
+                .entry((s.metric.to_string(), s.period))
+                .or_default()
+                .insert((s.name.to_string(), s.unit.to_string()));
+        }
+    }
+    found
+        .into_iter()
+        .filter_map(|(key, names)| {
+            let mut names = names.into_iter();
+            match (names.next(), names.next()) {
+                (Some(only), None) => Some((key, only)),
+                _ => None,
+            }
+        })
+        .collect()
+}
 
 /// What the note column says of an entry, from its payload; `metrics`:
-/// each metric's standard name and unit, by metric id.
-fn note(entry: &AuditEntry, metrics: &BTreeMap<String, (String, String)>) -> String {
+/// how the standards name a measured metric ([`metrics_of`]).
+fn note(entry: &AuditEntry, metrics: &Metrics) -> String {
     let payload = entry.payload.as_ref().unwrap_or(&Value::Null);
     let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
     if let Some(target) = &entry.corrects {
@@ -52,11 +81,11 @@ fn note(entry: &AuditEntry, metrics: &BTreeMap<String, (String, String)>) -> Str
         // The metric as the standards name it, its id beside it for who
         // cross-checks the log, as the event's type is.
         "PerformanceMeasured" => {
+            // The value exactly as recorded, as a correction's row shows it.
             let metric = text("metric");
-            let value = payload["value"]
-                .as_f64()
-                .map_or_else(|| payload["value"].to_string(), num);
-            match metrics.get(&metric) {
+            let value = &payload["value"];
+            let kind = text("period").parse::<Period>().ok().map(|p| p.kind());
+            match kind.and_then(|kind| metrics.get(&(metric.clone(), kind))) {
                 // One item of the cell's line, as the event's words are.
                 Some((name, unit)) => format!(
                     "<span>{} <span class=\"muted\">({})</span>, {}: {value} {}</span>",
@@ -168,24 +197,16 @@ pub(crate) async fn handler(
         let _ = write!(
             b,
             "<p class=\"notice\" role=\"status\">{} of these events {} not listed here: \
-             private notes, feedback and coaching sessions retracted since, and their \
-             retractions, are for leaders only. Their places in the numbering are kept, and the hash chain above \
-             covers them.</p>",
+             they are not shown to reps: private feedback and coaching sessions, those \
+             retracted since, and the corrections and dropped items that belong to them. \
+             Their places in the numbering are kept, and the hash chain above covers them.</p>",
             withheld,
             if withheld == 1 { "is" } else { "are" }
         );
     }
     let leaders = data::actor_names(&state).await?;
     let standards: Vec<StandardDoc> = state.models().all(kinds::STANDARD).await?;
-    let metrics: BTreeMap<String, (String, String)> = standards
-        .into_iter()
-        .map(|s| {
-            (
-                s.metric.to_string(),
-                (s.name.to_string(), s.unit.to_string()),
-            )
-        })
-        .collect();
+    let metrics = metrics_of(&standards, &profile.role);
     // On a phone each event is a block of labelled lines (`stack`): six
     // columns, the note among them, left it to scroll sideways.
     b.push_str(&stacked_table_start(&[
@@ -234,6 +255,50 @@ pub(crate) async fn handler(
 #[cfg(test)]
 mod tests {
     use super::event_in_words;
+
+    fn standard(
+        name: &str,
+        metric: &str,
+        period: &str,
+        unit: &str,
+        role: &str,
+    ) -> super::StandardDoc {
+        serde_json::from_value(serde_json::json!({
+            "standard_id": uuid::Uuid::new_v4(), "name": name, "metric": metric,
+            "kind": "quantity", "direction": "at_least", "unit": unit, "period": period,
+            "versions": [ { "version": 1, "target": 10.0, "roles": [role], "ramp": [],
+                            "effective_from": "2026-01-01" } ],
+            "retired_from": null,
+        }))
+        .expect("a standard")
+    }
+
+    /// Several standards may measure one metric: a measurement is named by
+    /// the one for its kind of period and the rep's role, or by its metric
+    /// id alone when two of them would name it differently.
+    #[test]
+    fn a_measurement_is_named_by_its_own_standard_or_by_its_metric() {
+        use trellis_domain::{PeriodKind, Role};
+        let sdr = Role::try_from("SDR").expect("a role");
+        let standards = [
+            standard("Calls made", "calls", "week", "calls", "SDR"),
+            standard("Calls a month", "calls", "month", "calls", "SDR"),
+            standard("AE calls", "calls", "week", "dials", "AE"),
+            standard("Demos", "demos", "week", "demos", "SDR"),
+            standard("Demos held", "demos", "week", "demos", "SDR"),
+        ];
+        let metrics = super::metrics_of(&standards, &sdr);
+        let named = |metric: &str, kind| metrics.get(&(metric.to_owned(), kind)).cloned();
+        assert_eq!(
+            named("calls", PeriodKind::Week),
+            Some(("Calls made".into(), "calls".into()))
+        );
+        assert_eq!(
+            named("calls", PeriodKind::Month),
+            Some(("Calls a month".into(), "calls".into()))
+        );
+        assert_eq!(named("demos", PeriodKind::Week), None, "two names: neither");
+    }
 
     #[test]
     fn who_recorded_an_event_reads_as_their_role_and_name() {

@@ -15,6 +15,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use trellis_projections::growth::derive::PeriodRow;
 use trellis_projections::growth::derive::RepProfile;
 use trellis_projections::growth::{CompetencyDoc, StandardDoc, kinds};
 use trellis_projections::query::TimelineRowView;
@@ -59,7 +60,7 @@ pub(crate) async fn handler(
             .into_response());
     }
     // The names ids stand for, to show beside them.
-    let mut names = data::leader_names(&state).await?;
+    let mut names = data::actor_names(&state).await?;
     for team in data::all_teams(&state).await? {
         names.insert(team.team_id.to_string(), team.name.to_string());
     }
@@ -269,17 +270,20 @@ fn events_list(
     b.push_str("</ol>");
 }
 
-/// The periods of one length in which a standard measured in them was
-/// judged, with the rep's quality and quantity attainment: nothing when
-/// none was.
-fn attainments(b: &mut String, title: &str, rows: &[TimelineRowView]) {
-    let judged: Vec<_> = rows
-        .iter()
+/// The rows of periods in which a standard measured in them was judged.
+fn judged(rows: &[TimelineRowView]) -> impl Iterator<Item = &PeriodRow> {
+    rows.iter()
         .map(|row| &row.row)
         .filter(|r| r.quality_attainment.is_some() || r.quantity_attainment.is_some())
-        .collect();
+}
+
+/// The periods of one length in which a standard measured in them was
+/// judged, with the rep's quality and quantity attainment: nothing when
+/// none was. Whether there was a table.
+fn attainments(b: &mut String, title: &str, rows: &[TimelineRowView]) -> bool {
+    let judged: Vec<_> = judged(rows).collect();
     if judged.is_empty() {
-        return;
+        return false;
     }
     let _ = write!(b, "<h3>{title}</h3>");
     b.push_str(&table_start(&["Period", "#Quality", "#Quantity"]));
@@ -293,6 +297,7 @@ fn attainments(b: &mut String, title: &str, rows: &[TimelineRowView]) {
         );
     }
     b.push_str("</tbody></table></div>");
+    true
 }
 
 fn kind_words(kind: PersonKind) -> &'static str {
@@ -479,18 +484,16 @@ fn render(export: &PersonExport, title: &str, names: &BTreeMap<String, String>) 
             view.feedback.len(),
         );
     }
-    for (title, rows) in [
-        ("Week by week", &models.timeline_by_week),
-        ("Quarter by quarter", &models.timeline_by_quarter),
-    ] {
-        attainments(&mut b, title, rows);
-    }
+    let weeks = attainments(&mut b, "Week by week", &models.timeline_by_week);
     if !models.timeline_by_month.is_empty() {
-        b.push_str(
-            "<h3>Month by month</h3><p class=\"muted\">Quality and quantity here are the \
-             attainment of the standards measured monthly; those measured weekly or \
-             quarterly are in their own tables.</p>",
-        );
+        b.push_str("<h3>Month by month</h3>");
+        if weeks || judged(&models.timeline_by_quarter).next().is_some() {
+            b.push_str(
+                "<p class=\"muted\">Quality and quantity here are the attainment of the \
+                 standards measured monthly; those measured weekly or quarterly are in \
+                 their own tables.</p>",
+            );
+        }
         b.push_str(&table_start(&[
             "Month",
             "#Quality",
@@ -515,6 +518,7 @@ fn render(export: &PersonExport, title: &str, names: &BTreeMap<String, String>) 
         }
         b.push_str("</tbody></table></div>");
     }
+    attainments(&mut b, "Quarter by quarter", &models.timeline_by_quarter);
     if !models.teams_led.is_empty() {
         b.push_str("<h3>Teams led</h3><ul>");
         for t in &models.teams_led {
