@@ -1186,6 +1186,33 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         .await;
     assert_eq!(fields(&r), ["held_on", "notes"], "{}", r.text());
     assert_eq!(app.events_in_log().await, before, "nothing recorded");
+
+    // A level's correction with neither a level nor evidence: both named.
+    let assessment = app
+        .post_json(
+            &rep_path(rep, "skill-assessments"),
+            &admin,
+            &assessment_body(&world, 3),
+        )
+        .await
+        .expect(201)
+        .id();
+    let before = app.events_in_log().await;
+    let r = app
+        .post_json(
+            &rep_path(rep, "corrections"),
+            &admin,
+            &json!({ "fact_id": assessment, "reason": "",
+                     "correction": { "kind": "skill_level", "level": "", "evidence": " " } }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        ["correction.evidence", "correction.level", "reason"],
+        "{}",
+        r.text()
+    );
+    assert_eq!(app.events_in_log().await, before, "nothing recorded");
 }
 
 async fn a_huge_note_is_422_naming_the_note(app: &TestApp) {

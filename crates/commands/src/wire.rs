@@ -585,8 +585,9 @@ pub struct CloseImprovementPlan {
 pub enum Correction {
     /// A skill assessment's level was entered wrongly.
     SkillLevel {
-        #[schema(minimum = 1, maximum = 5)]
-        level: i64,
+        #[schema(required = true, value_type = i64, minimum = 1, maximum = 5)]
+        #[serde(default)]
+        level: Judged<i64>,
         #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
         evidence: String,
     },

@@ -826,7 +826,11 @@ impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
         let reason = note(&mut f, "reason", &b.reason);
         let correction = match &b.correction {
             wire::Correction::SkillLevel { level, evidence } => {
-                let level = f.check("correction.level", SkillLevel::try_from(*level));
+                // Judged with the evidence: a level not chosen and no
+                // evidence are named in one answer.
+                let level = f
+                    .check("correction.level", level.value().map(|l| *l))
+                    .and_then(|level| f.check("correction.level", SkillLevel::try_from(level)));
                 let evidence = note(&mut f, "correction.evidence", evidence);
                 level
                     .zip(evidence)
