@@ -829,7 +829,7 @@ impl TryFrom<Edge<'_, wire::CorrectFact>> for OnRep {
                 // Judged with the evidence: a level not chosen and no
                 // evidence are named in one answer.
                 let level = f
-                    .check("correction.level", level.value().map(|l| *l))
+                    .check("correction.level", level.value().copied())
                     .and_then(|level| f.check("correction.level", SkillLevel::try_from(level)));
                 let evidence = note(&mut f, "correction.evidence", evidence);
                 level
