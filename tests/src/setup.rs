@@ -365,8 +365,32 @@ async fn a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_
 async fn only_an_admin_opens_the_set_up_pages(kind: Kind) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
+    // The overview: an admin's, and an auditor's to read.
+    for token in [leader.clone(), app.rep(rep)] {
+        let page = browser(&app, Method::GET, "/admin", &token, None, &[]).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+    }
+    project(&app).await;
+    let read = browser(&app, Method::GET, "/admin", &app.auditor(), None, &[]).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", said(&read.text()));
+    let html = read.text();
+    assert!(
+        html.contains("You see this as an auditor: only an admin changes"),
+        "{}",
+        said(&html)
+    );
+    // What reps are measured against, and no way to change it.
+    assert!(html.contains("Weekly calls"), "{}", said(&html));
+    let main = &html[html.find("<main").expect("main")..];
+    for form in [
+        "href=\"/admin/teams/new\"",
+        "href=\"/admin/reps/",
+        "/revision\"",
+        "<form",
+    ] {
+        assert!(!main.contains(form), "{form}: {}", said(&html));
+    }
     let pages = [
-        "/admin".to_owned(),
         "/admin/teams/new".to_owned(),
         format!("/admin/teams/{}/leaders", world.team),
         "/admin/reps/new".to_owned(),

@@ -165,7 +165,8 @@ pub(crate) fn page(title: &str, viewer: Option<Signed<'_>>, body: &str) -> Strin
                 "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin\">Set up</a></li>",
             ),
             Role::Auditor => out.push_str(
-                "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin/access\">Sign-in</a></li>",
+                "<li><a href=\"/home\">Teams</a></li><li><a href=\"/admin\">Set up</a></li>\
+                 <li><a href=\"/admin/access\">Sign-in</a></li>",
             ),
             _ => out.push_str("<li><a href=\"/home\">Teams</a></li>"),
         }

@@ -13,8 +13,8 @@
 //! tokens (pasted into the sign-in form, or opened as `/login?token=…`, then
 //! kept in an HttpOnly cookie), a rep sees only their own pages and never a
 //! private note, a leader only their teams, an auditor every record
-//! (not the set-up pages, whose forms are an admin's, nor a person's
-//! subject-access export).
+//! (of the set-up pages, the overview alone, without its forms; not a
+//! person's subject-access export).
 //!
 //! # Wiring
 //!
@@ -84,7 +84,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `POST /reps/{id}/expectations-acknowledgements` | a rep acknowledges a standard |
 /// | `GET /leaders/{id}?from=…&to=…` | leader scorecard |
 /// | `GET /people/{id}/export?format=json` | everything Trellis holds about a person (printable; `format=json` downloads it) |
-/// | `GET /admin` | set up: teams, people, competencies, standards |
+/// | `GET /admin` | set up: teams, people, competencies, standards (an auditor reads it, without its forms) |
 /// | `/admin/teams/new`, `/admin/teams/{id}/name`, `…/leaders`, `…/leaders/existing` (`GET`, `POST`) | form, rename a team, add a new or an existing leader |
 /// | `/admin/reps/new`, `/admin/reps/{id}/team`, `…/role`, `…/departure` | hire, move, change role, depart |
 /// | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | the competency framework |

@@ -29,8 +29,8 @@ use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
 use trellis_queries::framework;
 
-use super::AdminVisit;
 use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
+use super::{AdminVisit, SetUpVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::html::{NOTHING_CHANGED, esc, notice_ok, num, page, stacked_table_start, table_start};
@@ -57,12 +57,23 @@ impl Said {
     }
 }
 
-/// `GET /admin`: everything an admin sets up, with the forms that change it.
+/// `GET /admin`: everything an admin sets up, with the forms that change
+/// it; to an auditor, the same without them (each record's state instead).
 pub(crate) async fn overview(
-    visit: AdminVisit,
+    visit: SetUpVisit,
     axum::extract::Query(said): axum::extract::Query<Said>,
 ) -> Result<Response, PageError> {
     let state = &visit.state;
+    let may_change = visit.may_change();
+    // An admin's buttons; nothing for an auditor.
+    let act = |html: &str| {
+        if may_change {
+            html.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let change = if may_change { "Change" } else { "State" };
     let teams = data::all_teams(state).await?;
     let mut reps: Vec<RepProfile> = state.models().all(kinds::REP_PROFILE).await?;
     reps.sort_by_key(|r| (r.status != RepStatus::Active, r.name.to_string()));
@@ -81,24 +92,39 @@ pub(crate) async fn overview(
          competencies they grow in and the standards their work is measured against.</p>\
          <p><a class=\"button\" href=\"/admin/access\">Sign-in: who may use Trellis</a></p>",
     );
+    if !may_change {
+        b.push_str(
+            "<p class=\"notice\">You see this as an auditor: only an admin changes the \
+             teams, people, competencies and standards.</p>",
+        );
+    }
 
     let _ = write!(
         b,
-        "<h2 id=\"teams\">Teams</h2>{}<p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>{}",
+        "<h2 id=\"teams\">Teams</h2>{}{}{}",
         said.under("teams"),
-        table_start(&["Team", "Leaders", "#Reps", "Change"])
+        act("<p><a class=\"button\" href=\"/admin/teams/new\">Form a team</a></p>"),
+        table_start(&["Team", "Leaders", "#Reps", change])
     );
     for t in &teams {
         let _ = write!(
             b,
             "<tr><th scope=\"row\"><a href=\"/teams/{id}\">{}</a></th><td>{}</td><td class=\"n\">{}</td>\
-             <td><a href=\"/admin/teams/{id}/name\">Rename</a> · <a href=\"/admin/teams/{id}/leaders\">Add a new leader</a> · \
-             <a href=\"/admin/teams/{id}/leaders/existing\">Add a leader from another team</a></td></tr>",
+             <td>{}</td></tr>",
             esc(t.name.as_ref()),
             super::leader_links(&visit.viewer, &t.leaders),
             reps.iter()
                 .filter(|r| r.team_id == t.team_id && r.status == RepStatus::Active)
                 .count(),
+            if may_change {
+                format!(
+                    "<a href=\"/admin/teams/{id}/name\">Rename</a> · <a href=\"/admin/teams/{id}/leaders\">Add a new leader</a> · \
+                     <a href=\"/admin/teams/{id}/leaders/existing\">Add a leader from another team</a>",
+                    id = t.team_id
+                )
+            } else {
+                "formed".to_owned()
+            },
             id = t.team_id,
         );
     }
@@ -106,8 +132,9 @@ pub(crate) async fn overview(
 
     let _ = write!(
         b,
-        "<h2 id=\"people\">People</h2>{}<p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>{}",
+        "<h2 id=\"people\">People</h2>{}{}{}",
         said.under("people"),
+        act("<p><a class=\"button\" href=\"/admin/reps/new\">Hire a rep</a></p>"),
         // On a phone each person is a block of labelled lines: six columns
         // side by side pushed the changes off the screen's edge.
         stacked_table_start(&[
@@ -115,15 +142,20 @@ pub(crate) async fn overview(
             "Team",
             "Role",
             "Started",
-            "Change",
+            change,
             "Id (for CSV files)"
         ])
     );
     for r in &reps {
-        let change = match r.status {
+        let state = match r.status {
             _ if r.erased_on.is_some() => format!(
                 "personal data erased on {}",
                 r.erased_on.map(|d| d.to_string()).unwrap_or_default()
+            ),
+            RepStatus::Active if !may_change => "active".to_owned(),
+            RepStatus::Departed if !may_change => format!(
+                "departed on {}",
+                r.departed_on.map(|d| d.to_string()).unwrap_or_default()
             ),
             RepStatus::Active => format!(
                 "<a href=\"/admin/reps/{id}/team\">Move</a> · <a href=\"/admin/reps/{id}/role\">Change role</a> · \
@@ -141,7 +173,7 @@ pub(crate) async fn overview(
             b,
             "<tr><th scope=\"row\"><a href=\"/reps/{id}\">{}</a></th><td data-label=\"Team\">{}</td>\
              <td data-label=\"Role\">{}</td><td data-label=\"Started\">{}</td>\
-             <td data-label=\"Change\"><span>{change}</span></td>\
+             <td data-label=\"{change}\"><span>{state}</span></td>\
              <td data-label=\"Id\"><span><code class=\"id\">{id}</code></span></td></tr>",
             esc(r.name.as_ref()),
             team_name(r.team_id),
@@ -157,18 +189,20 @@ pub(crate) async fn overview(
         b,
         "<h2 id=\"leaders\">Leaders</h2>{}{}",
         said.under("leaders"),
-        stacked_table_start(&["Leader", "Teams", "Change", "Id"])
+        stacked_table_start(&["Leader", "Teams", change, "Id"])
     );
     for (id, name, led) in &leaders {
-        let change = if *name == PersonName::erased() {
+        let state = if *name == PersonName::erased() {
             "personal data erased".to_owned()
-        } else {
+        } else if may_change {
             format!("<a href=\"/admin/leaders/{id}/erasure\">Erase personal data</a>")
+        } else {
+            "leading".to_owned()
         };
         let _ = write!(
             b,
             "<tr><th scope=\"row\"><a href=\"/leaders/{id}\">{}</a></th><td data-label=\"Teams\">{}</td>\
-             <td data-label=\"Change\"><span>{change}</span></td>\
+             <td data-label=\"{change}\"><span>{state}</span></td>\
              <td data-label=\"Id\"><span><code class=\"id\">{id}</code></span></td></tr>",
             esc(name.as_ref()),
             led.iter()
@@ -184,10 +218,10 @@ pub(crate) async fn overview(
 
     let _ = write!(
         b,
-        "<h2 id=\"competencies\">Competency framework</h2>{}\
-         <p><a class=\"button\" href=\"/admin/competencies/new\">Define a competency</a></p>{}",
+        "<h2 id=\"competencies\">Competency framework</h2>{}{}{}",
         said.under("competencies"),
-        table_start(&["Competency", "What it is", "Change"])
+        act("<p><a class=\"button\" href=\"/admin/competencies/new\">Define a competency</a></p>"),
+        table_start(&["Competency", "What it is", change])
     );
     for c in &competencies {
         if let CompetencyState::Defined {
@@ -205,6 +239,8 @@ pub(crate) async fn overview(
                 esc(description.as_ref()),
                 if *retired {
                     "retired".to_owned()
+                } else if !may_change {
+                    "in use".to_owned()
                 } else {
                     format!(
                         "<a href=\"/admin/competencies/{competency_id}/edit\">Edit the rubric</a> · \
@@ -218,12 +254,14 @@ pub(crate) async fn overview(
 
     let _ = write!(
         b,
-        "<h2 id=\"standards\">Standards</h2>{}\
-         <p><a class=\"button\" href=\"/admin/standards/new\">Set a standard</a> \
-         <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a> \
-         <a class=\"button\" href=\"/admin/webhooks\">Webhooks</a></p>{}",
+        "<h2 id=\"standards\">Standards</h2>{}{}{}",
         said.under("standards"),
-        table_start(&["Standard", "Target now", "For", "Versions", "Change"])
+        act(
+            "<p><a class=\"button\" href=\"/admin/standards/new\">Set a standard</a> \
+             <a class=\"button\" href=\"/admin/measurements\">Upload measurements (CSV)</a> \
+             <a class=\"button\" href=\"/admin/webhooks\">Webhooks</a></p>"
+        ),
+        table_start(&["Standard", "Target now", "For", "Versions", change])
     );
     for s in &standards {
         let latest = s.latest();
@@ -243,6 +281,7 @@ pub(crate) async fn overview(
             s.versions.len(),
             match &s.retired {
                 Some((on, _)) => format!("retired from {on}"),
+                None if !may_change => "in force".to_owned(),
                 None => format!(
                     "<a href=\"/admin/standards/{id}/revision\">Revise</a> · \
                      <a href=\"/admin/standards/{id}/retirement\">Retire</a>",

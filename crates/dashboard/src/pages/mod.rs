@@ -170,6 +170,41 @@ impl Seen for AdminVisit {
     }
 }
 
+/// The set-up overview's visitor: an admin, who changes it, or an auditor,
+/// who reads what reps are measured against and changes nothing (403 for
+/// anyone else).
+#[derive(Debug, Clone)]
+pub(crate) struct SetUpVisit {
+    pub state: DashboardState,
+    pub viewer: Viewer,
+}
+
+impl SetUpVisit {
+    pub(crate) fn may_change(&self) -> bool {
+        self.viewer.claims().role == trellis_http::auth::Role::Admin
+    }
+}
+
+impl FromRequestParts<DashboardState> for SetUpVisit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DashboardState,
+    ) -> Result<Self, PageError> {
+        let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
+        if !matches!(
+            viewer.claims().role,
+            trellis_http::auth::Role::Admin | trellis_http::auth::Role::Auditor
+        ) {
+            return Err(PageError::Forbidden(
+                "Only an admin sets up teams, people, competencies and standards.".into(),
+            ));
+        }
+        Ok(SetUpVisit { state, viewer })
+    }
+}
+
 /// The path parameter `name` as a UUID (404 when it is not one): for pages
 /// about records outside the log (webhooks, sign-in accounts).
 pub(crate) fn id_in(
