@@ -137,6 +137,11 @@ impl Seen for RepVisit {
     }
 }
 
+/// Why a set-up page is refused to whoever may not open it.
+fn set_up_refused() -> PageError {
+    PageError::Forbidden("Only an admin sets up teams, people, competencies and standards.".into())
+}
+
 /// A page only an admin may open (403 for anyone else).
 #[derive(Debug, Clone)]
 pub(crate) struct AdminVisit {
@@ -153,9 +158,7 @@ impl FromRequestParts<DashboardState> for AdminVisit {
     ) -> Result<Self, PageError> {
         let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
         if viewer.claims().role != trellis_http::auth::Role::Admin {
-            return Err(PageError::Forbidden(
-                "Only an admin sets up teams, people, competencies and standards.".into(),
-            ));
+            return Err(set_up_refused());
         }
         Ok(AdminVisit { state, viewer })
     }
@@ -197,9 +200,7 @@ impl FromRequestParts<DashboardState> for SetUpVisit {
             viewer.claims().role,
             trellis_http::auth::Role::Admin | trellis_http::auth::Role::Auditor
         ) {
-            return Err(PageError::Forbidden(
-                "Only an admin sets up teams, people, competencies and standards.".into(),
-            ));
+            return Err(set_up_refused());
         }
         Ok(SetUpVisit { state, viewer })
     }
