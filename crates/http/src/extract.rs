@@ -175,28 +175,14 @@ fn plain_reason(message: &str) -> String {
     let message = message
         .rfind(" at line ")
         .map_or(message, |at| &message[..at]);
-    if let Some((given, rest)) = message
-        .strip_prefix("unknown variant `")
-        .and_then(|rest| rest.split_once('`'))
-    {
-        let choices = rest
-            .split_once("expected one of ")
-            .or_else(|| rest.split_once("expected "))
-            .map_or(String::new(), |(_, choices)| choices.replace('`', ""));
+    if let Some((given, choices)) = unknown("unknown variant `", message) {
         return if given.trim().is_empty() {
             format!("is required: choose one of {choices}")
         } else {
             format!("“{given}” is not one of the choices: {choices}")
         };
     }
-    if let Some((given, rest)) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-    {
-        let fields = rest
-            .split_once("expected one of ")
-            .or_else(|| rest.split_once("expected "))
-            .map_or(String::new(), |(_, fields)| fields.replace('`', ""));
+    if let Some((given, fields)) = unknown("unknown field `", message) {
         return format!("“{given}” is not a field of this request; its fields are {fields}");
     }
     if message.starts_with("UUID parsing failed") {
@@ -217,6 +203,17 @@ fn plain_reason(message: &str) -> String {
         return format!("must be {words} (got {})", given_in_words(given));
     }
     message.to_owned()
+}
+
+/// serde's "unknown variant `x`, expected one of `a`, `b`" (after
+/// `prefix`): what was given, and what it could have been, unquoted.
+fn unknown<'a>(prefix: &str, message: &'a str) -> Option<(&'a str, String)> {
+    let (given, rest) = message.strip_prefix(prefix)?.split_once('`')?;
+    let expected = rest
+        .split_once("expected one of ")
+        .or_else(|| rest.split_once("expected "))
+        .map_or(String::new(), |(_, expected)| expected.replace('`', ""));
+    Some((given, expected))
 }
 
 /// What serde expected (a Rust type), in words.

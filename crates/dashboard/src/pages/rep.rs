@@ -569,15 +569,13 @@ pub(crate) async fn handler(
         b.push_str("<p>No skill assessed yet.</p>");
     } else {
         b.push_str(&table_start(&["Competency", "#Level (1–5)", "Assessed on"]));
-    }
-    for (name, level, on) in &levels {
-        let _ = write!(
-            b,
-            "<tr><th scope=\"row\">{}</th><td class=\"n\">{level}</td><td>{on}</td></tr>",
-            esc(name)
-        );
-    }
-    if !levels.is_empty() {
+        for (name, level, on) in levels {
+            let _ = write!(
+                b,
+                "<tr><th scope=\"row\">{}</th><td class=\"n\">{level}</td><td>{on}</td></tr>",
+                esc(&name)
+            );
+        }
         b.push_str("</tbody></table></div>");
     }
 
