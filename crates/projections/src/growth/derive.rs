@@ -246,15 +246,21 @@ fn last_date(facts: &RepFacts) -> NaiveDate {
     dates.into_iter().max().unwrap_or(facts.start_date)
 }
 
-/// The periods of `kind` from the rep's start to `last`.
+/// The periods of `kind` from the rep's start to `to`, at most the last
+/// [`MAX_PERIODS`] of them: a rep who started decades ago keeps the
+/// periods where their records are.
 fn periods(kind: PeriodKind, from: NaiveDate, to: NaiveDate) -> Vec<Period> {
-    let mut out = Vec::new();
-    let mut period = Period::containing(kind, from);
-    let last = Period::containing(kind, to.max(from));
-    while period <= last && out.len() < MAX_PERIODS {
+    let first = Period::containing(kind, from);
+    let mut period = Period::containing(kind, to.max(from));
+    let mut out = vec![period];
+    while period > first && out.len() < MAX_PERIODS {
+        let Some(day_before) = period.start().pred_opt() else {
+            break;
+        };
+        period = Period::containing(kind, day_before);
         out.push(period);
-        period = period.next();
     }
+    out.reverse();
     out
 }
 

@@ -58,8 +58,9 @@ pub const NAME: &str = "growth";
 /// 7: each rep's `current_timeline` (the last week, month and quarter).
 /// 8: a rep's feedback is its own document (`rep_feedback`), out of the
 /// profile. 9: a standing's reasons give attainment rounded down, so a
-/// period missed by a hair never reads 100%.
-const CODE_VERSION: u32 = 9;
+/// period missed by a hair never reads 100%. 10: a timeline longer than
+/// it keeps keeps its latest periods, not its first.
+const CODE_VERSION: u32 = 10;
 
 pub mod kinds {
     pub const REP_FACTS: &str = "rep_facts";

@@ -810,3 +810,43 @@ fn a_reps_feedback_is_its_own_document_and_not_in_the_profile() {
         "the new piece is in the rep's feedback document: {feedback}"
     );
 }
+
+#[test]
+fn a_rep_who_started_decades_ago_keeps_the_latest_periods_of_their_timeline() {
+    // A veteran entered with their real start date: the timeline is longer
+    // than it keeps, and it keeps the end, where the measurements are.
+    let mut growth = Growth::new(settings(2));
+    growth.apply(&standard_set(80.0));
+    growth.apply(&rep(
+        1,
+        RepJoined {
+            rep_id: id(REP),
+            name: "Ana Lopez".try_into().unwrap(),
+            role: "AE".try_into().unwrap(),
+            team_id: id(1),
+            start_date: date("1999-06-01"),
+        },
+    ));
+    growth.apply(&measured(2, 100, "2026-01", 84.0));
+    growth.apply(&measured(3, 101, "2026-02", 88.0));
+    let (profile, timeline) = growth.derive(id(REP)).unwrap();
+    let months = timeline.rows(PeriodKind::Month);
+    assert_eq!(months[0].period.to_string(), "1999-06", "months fit whole");
+    let last = months.last().unwrap();
+    assert_eq!(last.period.to_string(), "2026-02");
+    assert_eq!(last.standards[0].actual, Some(88.0));
+    let weeks = timeline.rows(PeriodKind::Week);
+    assert_eq!(
+        weeks.len(),
+        20 * 53,
+        "weeks capped at the longest timeline kept"
+    );
+    assert_eq!(weeks.last().unwrap().period.to_string(), "2026-W05");
+    // Periods follow on from one another, with none left out.
+    for rows in [months, weeks] {
+        for pair in rows.windows(2) {
+            assert_eq!(pair[0].period.next(), pair[1].period);
+        }
+    }
+    assert_eq!(profile.phase.phase, derive::Phase::Quantity);
+}
