@@ -124,7 +124,9 @@ fn feedbacks(events: &[trellis_eventstore::RecordedEvent]) -> usize {
         .count()
 }
 
-async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once(kind: Kind) {
+async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_or_a_resend_after_back_records_once(
+    kind: Kind,
+) {
     let (app, world, rep) = serving_with_a_rep(kind).await;
     let leader = app.leader_as(world.leader, &[world.team]);
     let (csrf, key) = open_form(&app, rep, &leader).await;
@@ -166,6 +168,68 @@ async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_records_on
         .expect("the feedback");
     assert_eq!(given.metadata.actor, world.leader.to_string());
     assert_eq!(given.payload["leader_id"], world.leader.to_string());
+
+    // Back, then Send: the form comes again from the server with a new key,
+    // and the browser fills in what was typed. It records nothing and says
+    // so; sent once more, it records a second time.
+    let path = format!("/reps/{rep}/feedback");
+    let (_, again) = open_form(&app, rep, &leader).await;
+    assert_ne!(again, key);
+    let mut resent = form;
+    resent[1] = ("idempotency_key", again.as_str());
+    let send = |fields: &[(&str, &str)]| {
+        let fields = urlencode(fields);
+        let (app, path, leader, origin) = (&app, path.clone(), leader.clone(), origin.clone());
+        async move {
+            let cookie = app.session_cookie(&leader).await;
+            app.send(build_request(
+                Method::POST,
+                &path,
+                "",
+                Some("application/x-www-form-urlencoded"),
+                fields,
+                &[
+                    ("cookie", cookie.as_str()),
+                    ("host", HOST),
+                    ("origin", origin.as_str()),
+                ],
+            ))
+            .await
+        }
+    };
+    let asked = send(&resent).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
+    let html = asked.text();
+    assert!(
+        html.contains("You sent this same form at ")
+            && html.contains("and it was recorded then: it is not recorded twice"),
+        "{html}"
+    );
+    assert!(
+        html.contains("keep doing that."),
+        "what was typed stays: {html}"
+    );
+    assert_eq!(hidden(&html, "idempotency_key"), again);
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 1, "not twice");
+    let sent = send(&resent).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(
+        feedbacks(&app.events("rep", rep).await),
+        2,
+        "asked, then meant"
+    );
+
+    // Other words are another feedback: recorded at once.
+    let (_, other) = open_form(&app, rep, &leader).await;
+    let mut changed = form;
+    changed[1] = ("idempotency_key", other.as_str());
+    changed[4] = (
+        "note",
+        "Your follow-up email named the next step and a date.",
+    );
+    let sent = send(&changed).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(feedbacks(&app.events("rep", rep).await), 3);
     app.cleanup().await;
 }
 
@@ -903,7 +967,7 @@ async fn a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees(kind: Kind
 }
 
 crate::http::on_each_backend!(
-    multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_records_once,
+    multi_thread: a_leader_gives_feedback_through_the_form_and_a_double_submit_or_a_resend_after_back_records_once,
     a_form_without_its_csrf_token_or_from_another_site_records_nothing_and_a_stale_one_is_offered_back,
     a_refused_form_keeps_what_was_typed_and_names_every_error_beside_its_field,
     forms_are_refused_as_they_open_to_whom_they_are_not_for_and_a_hand_made_one_records_nothing,

@@ -18,6 +18,7 @@ use trellis_projections::growth::TeamDoc;
 use crate::auth::Viewer;
 use crate::error::PageError;
 use crate::html::esc;
+use crate::sent::Fingerprint;
 use crate::state::DashboardState;
 
 pub(crate) use crate::error::Typed;
@@ -30,7 +31,9 @@ pub(crate) enum Outcome {
     /// already (a rep moved to their own team, a value measured again).
     Recorded { changed: bool },
     /// Refused: the problem's field errors by field, and its detail when no
-    /// field is to blame; the status to answer the page with.
+    /// field is to blame; the status to answer the page with. Also a form
+    /// that repeats one recorded lately, answered 200 with nothing wrong
+    /// in it: it records when sent again ([`crate::sent`]).
     Refused {
         status: StatusCode,
         errors: BTreeMap<String, String>,
@@ -69,10 +72,28 @@ pub(crate) async fn record_if(
         content_type: "application/json",
         body: body.to_string().into_bytes(),
     };
+    // Whether this form repeats one recorded lately (Back, then Send); the
+    // `If-Match` of a form opened again after the first was recorded would
+    // go through, so it is not part of what is compared.
+    let print = Uuid::parse_str(key).is_ok().then(|| {
+        let who = &viewer.signed().claims.sub;
+        Fingerprint::of(who, method.as_str(), path, &request.body)
+    });
+    let now = state.now_secs();
+    if let Some(first) = print.and_then(|print| state.sent().repeats(print, key, now)) {
+        return Ok(Outcome::Refused {
+            status: StatusCode::OK,
+            errors: BTreeMap::new(),
+            general: Some(repeated(first)),
+        });
+    }
     let (status, answer) = send(state, viewer, request).await?;
     if status.is_success() {
-        wait_until_shown(state).await;
         let changed = answer["events"].as_u64() != Some(0) || answer["replayed"] == true;
+        if let (Some(print), true) = (print, changed) {
+            state.sent().recorded(print, key, now);
+        }
+        wait_until_shown(state).await;
         return Ok(Outcome::Recorded { changed });
     }
     // The API speaks of the rep; a rep filling in their own form is "you".
@@ -466,6 +487,17 @@ pub(crate) fn field<'t>(typed: &'t Typed, name: &str) -> &'t str {
 /// was recorded (`?recorded=…`).
 pub(crate) fn recorded(rep_id: RepId, what: &str) -> Response {
     Redirect::to(&format!("/reps/{rep_id}?recorded={what}#timeline")).into_response()
+}
+
+/// What a form says that repeats one recorded at `first` (seconds since
+/// the epoch): nothing was recorded now, and how to record it twice.
+fn repeated(first: i64) -> String {
+    let at = chrono::DateTime::from_timestamp(first, 0)
+        .map_or_else(String::new, |t| format!(" at {}", crate::html::when(t)));
+    format!(
+        "You sent this same form{at}, and it was recorded then: it is not recorded \
+         twice. Only if it should be recorded a second time, send it again."
+    )
 }
 
 /// Adds the leader the form names (an admin's forms name one; a leader's

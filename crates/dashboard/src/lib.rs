@@ -41,6 +41,7 @@ mod error;
 mod forms;
 mod html;
 mod pages;
+mod sent;
 mod state;
 mod svg;
 

@@ -27,6 +27,8 @@ struct Inner {
     /// How long a form that recorded waits, at most, for the read models to
     /// show it before the browser is sent to the page. None: it does not.
     shown_within: Option<std::time::Duration>,
+    /// The forms recorded lately: one sent again asks first.
+    sent: Arc<crate::sent::Sent>,
 }
 
 impl DashboardState {
@@ -41,6 +43,7 @@ impl DashboardState {
                 access: None,
                 https: false,
                 shown_within: None,
+                sent: Arc::default(),
             }),
         }
     }
@@ -93,6 +96,7 @@ impl DashboardState {
             access: self.inner.access.clone(),
             https: self.inner.https,
             shown_within: self.inner.shown_within,
+            sent: self.inner.sent.clone(),
         }
     }
 
@@ -127,6 +131,11 @@ impl DashboardState {
     /// Today, from the service's clock.
     pub(crate) fn today(&self) -> NaiveDate {
         self.http().clock().now().date_naive()
+    }
+
+    /// The forms recorded lately ([`crate::sent`]).
+    pub(crate) fn sent(&self) -> &crate::sent::Sent {
+        &self.inner.sent
     }
 
     pub(crate) fn now_secs(&self) -> i64 {
