@@ -28,6 +28,34 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
 });
 
+/** The focused element's outline: its style, width, and contrast with the
+ *  first background behind the element (run in the page). */
+function focusRing() {
+  const e = document.activeElement;
+  const style = getComputedStyle(e);
+  const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+  const luminance = ([r, g, b]) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let behind = 'rgb(255, 255, 255)';
+  for (let p = e.parentElement; p; p = p.parentElement) {
+    const c = getComputedStyle(p).backgroundColor;
+    if (c !== 'transparent' && !/rgba\(.*, 0\)$/.test(c)) {
+      behind = c;
+      break;
+    }
+  }
+  const [a, b] = [luminance(rgb(style.outlineColor)), luminance(rgb(behind))];
+  return {
+    style: style.outlineStyle,
+    width: parseFloat(style.outlineWidth),
+    contrast: Math.round(((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)) * 10) / 10,
+    color: style.outlineColor,
+    behind,
+  };
+}
+
 /** Script errors any page raised. */
 const scriptErrors = [];
 
@@ -193,6 +221,13 @@ try {
       const e = document.activeElement;
       return { name: e?.getAttribute('name') ?? '', tag: e?.tagName ?? '', text: e?.textContent ?? '' };
     });
+    // Every stop shows where it is: a ring of at least 3:1 against what is
+    // behind it (WCAG 1.4.11).
+    const ring = await keys.evaluate(focusRing);
+    assert.ok(
+      ring.style !== 'none' && ring.width >= 2 && ring.contrast >= 3,
+      `the focus ring on ${at.tag} ${at.name || at.text.trim()}: ${JSON.stringify(ring)}`,
+    );
     if (at.name.startsWith('focus.') && !focused) {
       await keys.keyboard.press('Space');
       focused = true;

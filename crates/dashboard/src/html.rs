@@ -286,7 +286,8 @@ html{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Aria
 body{margin:0}
 a{color:var(--accent)}
 a:hover{text-decoration-thickness:2px}
-:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
+:focus-visible{outline:3px solid var(--ink);outline-offset:2px;box-shadow:0 0 0 2px var(--focus)}
+.top :focus-visible{outline-color:var(--focus);box-shadow:none}
 .skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem 1rem;z-index:10}
 .skip:focus{left:.5rem}
 .top{background:#15233b;color:#fff}
@@ -394,7 +395,7 @@ table.stack td::before{content:attr(data-label);flex:none;width:5.5rem;font-weig
 table.stack th[scope=row]{display:block;text-align:left;padding:.2rem .55rem}
 table.stack td>span{min-width:0;overflow-wrap:anywhere}
 .chart,.scroll.latest{direction:rtl}.chart>*,.scroll.latest>*{direction:ltr}
-.scroll.latest tr>:first-child{position:sticky;left:0;background:#fff;z-index:1}
+.scroll.latest tr>:first-child{position:sticky;left:0;background:#fff;z-index:1;box-shadow:inset -1px 0 0 var(--line),6px 0 6px -4px rgba(27,31,36,.3)}
 p.actions a{display:inline-block;min-height:44px;padding:.65rem .35rem;box-sizing:border-box}}
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
