@@ -1185,6 +1185,20 @@ async fn a_standard_and_a_coaching_session_name_every_bad_field_in_one_answer(ap
         )
         .await;
     assert_eq!(fields(&r), ["held_on", "notes"], "{}", r.text());
+    // A support request with no category, no words and a day ahead.
+    let r = app
+        .post_json(
+            &rep_path(rep, "support-requests"),
+            &admin,
+            &json!({ "category": "", "description": " ", "raised_on": ahead }),
+        )
+        .await;
+    assert_eq!(
+        fields(&r),
+        ["category", "description", "raised_on"],
+        "{}",
+        r.text()
+    );
     assert_eq!(app.events_in_log().await, before, "nothing recorded");
 
     // A level's correction with neither a level nor evidence: both named.

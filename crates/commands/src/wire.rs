@@ -507,11 +507,14 @@ pub enum SupportCategory {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseSupportRequest {
-    pub category: SupportCategory,
+    #[schema(required = true, value_type = SupportCategory)]
+    #[serde(default)]
+    pub category: Judged<SupportCategory>,
     #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
-    #[serde(deserialize_with = "date")]
-    pub raised_on: NaiveDate,
+    #[schema(required = true, value_type = NaiveDate)]
+    #[serde(default)]
+    pub raised_on: Judged<Day>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

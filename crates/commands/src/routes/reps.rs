@@ -596,25 +596,30 @@ pub async fn raise_support_request(
 impl TryFrom<Edge<'_, wire::RaiseSupportRequest>> for OnRep {
     type Error = ApiError;
 
+    /// Every field's fault in one answer, the day's rule that needs no rep
+    /// among them (not ahead of today).
     fn try_from(edge: Edge<'_, wire::RaiseSupportRequest>) -> Result<Self, ApiError> {
         let b = edge.body;
-        let description = field(
-            "description",
-            NonEmptyText::try_from(b.description.as_str()),
-        )?;
+        let now = edge.ctx.now;
+        let mut f = Fields::default();
+        let category = f.check("category", b.category.into_result());
+        let description = note(&mut f, "description", &b.description);
+        let raised_on = f
+            .check("raised_on", b.raised_on.into_result())
+            .and_then(|day| not_ahead(&mut f, "raised_on", day.0, now));
+        f.finish()?;
         let request = SupportRequested {
             request_id: SupportRequestId::from_uuid(edge.ctx.new_id("support_request")),
-            category: match b.category {
+            category: match valid!(category) {
                 wire::SupportCategory::Leads => SupportCategory::Leads,
                 wire::SupportCategory::Tools => SupportCategory::Tools,
                 wire::SupportCategory::Training => SupportCategory::Training,
                 wire::SupportCategory::Process => SupportCategory::Process,
                 wire::SupportCategory::Other => SupportCategory::Other,
             },
-            description,
-            raised_on: b.raised_on,
+            description: valid!(description),
+            raised_on: valid!(raised_on),
         };
-        let now = edge.ctx.now;
         Ok(OnRep::Ready(RepCommand::RaiseSupportRequest {
             request,
             now,
