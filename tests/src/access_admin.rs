@@ -238,6 +238,21 @@ async fn an_admin_gives_a_leader_access_and_their_link_signs_them_in_once(kind: 
     assert!(token.len() >= 40, "{url}");
     let again = get(&app, "/admin/access", &admin).await;
     assert!(!again.text().contains(&token), "shown once only");
+    // Reloaded, the link's page says why the link is not there.
+    let reloaded = get(&app, &format!("/admin/access/{}/link", account.id), &admin).await;
+    assert_eq!(
+        reloaded.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        said(&reloaded)
+    );
+    let html = get(&app, location(&reloaded), &admin).await.text();
+    assert!(
+        html.contains("A sign-in link is shown only once")
+            && html.contains("If you did not send Lena Leader theirs"),
+        "{html}"
+    );
+    assert!(!html.contains(&token));
 
     // The link signs the leader in, once.
     let first = use_link(&app, &token).await;

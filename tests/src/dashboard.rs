@@ -740,9 +740,11 @@ fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
         _ => "Focus: quantity",
     };
     assert_contains(page, focus, what);
+    let sessions = p["coaching_sessions"].as_u64().expect("a count");
+    let noun = if sessions == 1 { "session" } else { "sessions" };
     assert_contains(
         page,
-        &format!("{} <small>sessions in all</small>", p["coaching_sessions"]),
+        &format!("{sessions} <small>{noun} in all</small>"),
         what,
     );
     match p["last_coached_on"].as_str() {

@@ -230,7 +230,10 @@ fn routes(state: DashboardState) -> Router {
             "/admin/access",
             get(pages::access::list).post(pages::access::add),
         )
-        .route("/admin/access/{account_id}/link", post(pages::access::link))
+        .route(
+            "/admin/access/{account_id}/link",
+            get(pages::access::link_shown_once).post(pages::access::link),
+        )
         .route(
             "/admin/access/{account_id}/sessions/end",
             post(pages::access::end_sessions),

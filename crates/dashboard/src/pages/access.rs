@@ -220,6 +220,11 @@ async fn done_notice(
              need one."
         ),
         Some("identity") => format!("<strong>Saved</strong> {name}'s email and subject."),
+        Some("link-shown") => format!(
+            "<strong>A sign-in link is shown only once</strong>, when it is made: Trellis \
+             keeps no copy to show again. If you did not send {name} theirs, create a new \
+             one below."
+        ),
         _ => return Ok(String::new()),
     };
     Ok(format!("<p class=\"notice\" role=\"status\">{text}</p>"))
@@ -806,6 +811,16 @@ pub(crate) async fn link(
         )
             .into_response(),
     ))
+}
+
+/// `GET /admin/access/{account_id}/link` (the page of a link made, opened
+/// again: reloaded, or from the browser's history): the link is not kept,
+/// so the people page says so beside the account.
+pub(crate) async fn link_shown_once(
+    path: RawPathParams,
+    AccessAdmin(_): AccessAdmin,
+) -> Result<Response, PageError> {
+    Ok(done("link-shown", id_in(&path, "account_id")?, ""))
 }
 
 /// The people page again, saying why no link was made.

@@ -361,9 +361,14 @@ pub(crate) async fn handler(
     }
     let _ = write!(
         b,
-        "</ul></section><section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>sessions in all</small></p>\
+        "</ul></section><section class=\"card\"><h3>Coaching</h3><p class=\"stat\">{} <small>{} in all</small></p>\
          <p class=\"muted\">{}.</p></section></div>",
         profile.coaching_sessions,
+        if profile.coaching_sessions == 1 {
+            "session"
+        } else {
+            "sessions"
+        },
         profile
             .last_coached_on
             .map_or("Not coached yet".to_owned(), |d| format!(
