@@ -740,6 +740,14 @@ fn assert_page_shows_profile(page: &str, view: &Value, what: &str) {
         _ => "Focus: quantity",
     };
     assert_contains(page, focus, what);
+    for r in p["support_requests"].as_array().expect("support requests") {
+        let stands = match (r["resolved_on"].as_str(), r["acknowledged_on"].as_str()) {
+            (Some(on), _) => format!("Resolved on {on} ("),
+            (None, Some(on)) => format!("Acknowledged on {on}; "),
+            (None, None) => "<span class=\"tag overdue\">not acknowledged yet</span> ".to_owned(),
+        };
+        assert_contains(page, &stands, what);
+    }
     let sessions = p["coaching_sessions"].as_u64().expect("a count");
     let noun = if sessions == 1 { "session" } else { "sessions" };
     assert_contains(

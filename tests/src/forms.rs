@@ -694,6 +694,12 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
         "{html}"
     );
     assert!(html.contains(&format!("action=\"{complete}\"")), "{html}");
+    // Each button's name says, to a screen reader, which record it acts on.
+    assert!(
+        html.contains("Acknowledge<span class=\"vh\"> the feedback of 20"),
+        "{html}"
+    );
+    assert!(html.contains("Mark done<span class=\"vh\"> "), "{html}");
     let csrf = hidden(&html, "_csrf");
     for path in [&acknowledge, &complete] {
         let key = uuid::Uuid::now_v7().to_string();

@@ -16,8 +16,15 @@ use crate::forms::{Outcome, field, new_key, record};
 use crate::html::{csrf_field, esc};
 
 /// A button that records `path` (a route of this module) for the viewer,
-/// sending `extra` fields with it.
-pub(crate) fn button(path: &str, label: &str, csrf: &str, extra: &[(&str, &str)]) -> String {
+/// sending `extra` fields with it. `label` is what it shows; `about`, the
+/// record it acts on, completes its name for a screen reader, where a list
+/// of "Acknowledge" buttons would otherwise all sound alike.
+pub(crate) fn button(
+    path: &str,
+    (label, about): (&str, &str),
+    csrf: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let extra: String = extra
         .iter()
         .map(|(name, value)| {
@@ -31,12 +38,22 @@ pub(crate) fn button(path: &str, label: &str, csrf: &str, extra: &[(&str, &str)]
     format!(
         "<form class=\"inline\" method=\"post\" action=\"{}\">{}{extra}\
          <input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">\
-         <button type=\"submit\">{}</button></form>",
+         <button type=\"submit\">{}{}</button></form>",
         esc(path),
         csrf_field(csrf),
         new_key(),
-        esc(label)
+        esc(label),
+        unseen(about)
     )
+}
+
+/// ` {about}` for a screen reader only (nothing when `about` is empty).
+pub(crate) fn unseen(about: &str) -> String {
+    if about.is_empty() {
+        String::new()
+    } else {
+        format!("<span class=\"vh\"> {}</span>", esc(about))
+    }
 }
 
 /// `POST`: records the action, then back to the rep's page saying so; a

@@ -441,7 +441,7 @@ pub(crate) async fn handler(
                                     "/reps/{rep_id}/action-items/{}/completion",
                                     item.item.action_item_id
                                 ),
-                                "Mark done",
+                                ("Mark done", item.item.description.as_ref()),
                                 viewer.signed().csrf,
                                 &[]
                             )
@@ -449,8 +449,9 @@ pub(crate) async fn handler(
                         Owner::Rep => String::new(),
                     };
                     format!(
-                        "<p class=\"actions\">{done}<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item</a></p>",
-                        item.item.action_item_id
+                        "<p class=\"actions\">{done}<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop this item{}</a></p>",
+                        item.item.action_item_id,
+                        super::actions::unseen(&format!(": {}", item.item.description.as_ref()))
                     )
                 } else {
                     String::new()
@@ -526,21 +527,24 @@ pub(crate) async fn handler(
         b.push_str("<p>None raised.</p>");
     } else {
         b.push_str(&stacked_table_start(&[
-            "Raised", "Category", "Request", "Resolved",
+            "Raised",
+            "Category",
+            "Request",
+            "Where it stands",
         ]));
         for r in profile.support_requests.iter().rev() {
             let _ = write!(
                 b,
                 "<tr><td data-label=\"Raised\">{}</td><td data-label=\"Category\">{}</td>\
-                 <td data-label=\"Request\">{}</td><td data-label=\"Resolved\">{}</td></tr>",
+                 <td data-label=\"Request\">{}</td><td data-label=\"Where it stands\">{}</td></tr>",
                 r.raised_on,
                 super::team::category(r.category),
                 esc(r.description.as_ref()),
                 match (r.resolved_on, r.days_to_resolve) {
-                    (Some(on), Some(days)) => format!("{on} (after {days} days)"),
+                    (Some(on), Some(days)) => format!("Resolved on {on} ({})", after_days(days)),
                     _ => format!(
-                        "<span class=\"tag overdue\">open for {} days</span>{}",
-                        (day - r.raised_on).num_days(),
+                        "{}{}",
+                        support_waiting(r, day),
                         if leads {
                             support_links(rep_id, r)
                         } else {
@@ -685,6 +689,29 @@ fn recorded_notice(what: &str) -> Option<&'static str> {
     })
 }
 
+/// "after 3 days", "the same day".
+fn after_days(days: i64) -> String {
+    match days {
+        0 => "the same day".to_owned(),
+        1 => "after 1 day".to_owned(),
+        n => format!("after {n} days"),
+    }
+}
+
+/// Where an open support request stands on `today`: acknowledged (and
+/// when), or waiting for a leader to see it, marked for attention.
+fn support_waiting(r: &SupportRequestView, today: NaiveDate) -> String {
+    let open = match (today - r.raised_on).num_days() {
+        n if n <= 0 => "raised today".to_owned(),
+        1 => "open for 1 day".to_owned(),
+        n => format!("open for {n} days"),
+    };
+    match r.acknowledged_on {
+        Some(on) => format!("Acknowledged on {on}; {open}"),
+        None => format!("<span class=\"tag overdue\">not acknowledged yet</span> {open}"),
+    }
+}
+
 /// A leader's links to answer an open support request.
 fn support_links(rep_id: RepId, r: &SupportRequestView) -> String {
     let id = r.request_id;
@@ -736,12 +763,13 @@ fn entry_html(
         );
     }
     if let (Some(rep_id), Some((fact, how)), None) = (edit, &entry.fact, &entry.corrected) {
+        let about = actions::unseen(&format!("of {}, {}", entry.title, entry.on));
         let _ = write!(
             b,
-            "<p class=\"noprint actions\"><a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=retract\">Retract</a>{}</p>",
+            "<p class=\"noprint actions\"><a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=retract\">Retract{about}</a>{}</p>",
             if *how == "level" {
                 format!(
-                    " · <a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=level\">Correct the level</a>"
+                    " · <a href=\"/reps/{rep_id}/corrections/new?fact={fact}&amp;as=level\">Correct the level{about}</a>"
                 )
             } else {
                 String::new()
@@ -787,7 +815,7 @@ fn to_do(
                 esc(f.note.as_ref()),
                 actions::button(
                     &format!("/reps/{rep_id}/feedback/{id}/acknowledgement"),
-                    "Acknowledge",
+                    ("Acknowledge", &format!("the feedback of {}", f.given_on)),
                     csrf,
                     &[]
                 )
@@ -811,7 +839,10 @@ fn to_do(
                 .unwrap_or_default(),
             actions::button(
                 &format!("/reps/{rep_id}/expectations-acknowledgements"),
-                "Acknowledge",
+                (
+                    "Acknowledge",
+                    &format!("the standard {}", standard.name.as_ref())
+                ),
                 csrf,
                 &[("standard_id", &id)]
             )
@@ -836,13 +867,14 @@ fn to_do(
                     "/reps/{rep_id}/action-items/{}/completion",
                     item.item.action_item_id
                 ),
-                "Mark done",
+                ("Mark done", item.item.description.as_ref()),
                 csrf,
                 &[]
             ),
             format_args!(
-                "<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop</a>",
-                item.item.action_item_id
+                "<a href=\"/reps/{rep_id}/action-items/{}/drop\">Drop{}</a>",
+                item.item.action_item_id,
+                actions::unseen(item.item.description.as_ref())
             )
         ));
     }
