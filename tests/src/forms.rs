@@ -932,6 +932,52 @@ async fn the_retraction_form_names_the_record_it_retracts(kind: Kind) {
     app.cleanup().await;
 }
 
+/// A level corrected twice says both corrections on its card, and the
+/// correction form opened from an older link says what it was corrected
+/// to already.
+async fn a_level_corrected_twice_says_both_and_a_stale_form_says_so(kind: Kind) {
+    let (app, world, rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let assessment = app
+        .post_json(
+            &format!("/v1/reps/{rep}/skill-assessments"),
+            &admin,
+            &crate::http::assessment_body(&world, 2),
+        )
+        .await
+        .expect(201)
+        .id();
+    for (level, reason) in [(3, "Misread the rubric"), (4, "Second opinion from the VP")] {
+        app.post_json(
+            &format!("/v1/reps/{rep}/corrections"),
+            &admin,
+            &serde_json::json!({ "fact_id": assessment, "reason": reason,
+                "correction": { "kind": "skill_level", "level": level,
+                                "evidence": "Re-rated against the rubric." } }),
+        )
+        .await
+        .expect(200);
+    }
+    project(&app).await;
+    let token = app.leader(&[world.team]);
+    let page = shown(&app, &format!("/reps/{rep}"), &token).await;
+    assert!(
+        page.contains(
+            "corrected to level 3: Misread the rubric; then corrected to level 4: \
+             Second opinion from the VP"
+        ),
+        "{page}"
+    );
+    let path = format!("/reps/{rep}/corrections/new?fact={assessment}&as=level");
+    let form = shown(&app, &path, &token).await;
+    assert!(
+        form.contains("assessed at level 2</strong> of 2026-02-05")
+            && form.contains("<strong>Already corrected to level 3"),
+        "{form}"
+    );
+    app.cleanup().await;
+}
+
 /// A rep the leader coached who has since moved to a team they do not lead
 /// keeps their row on the leader's scorecard, without a link the leader
 /// could not open.
@@ -983,6 +1029,7 @@ crate::http::on_each_backend!(
     the_page_a_form_leads_to_shows_what_it_recorded,
     a_leader_marks_their_own_follow_up_done_from_the_rep_page,
     the_retraction_form_names_the_record_it_retracts,
+    a_level_corrected_twice_says_both_and_a_stale_form_says_so,
     a_scorecard_does_not_link_to_a_rep_the_leader_no_longer_sees,
     a_leader_assesses_a_skill_with_each_level_described_by_its_rubric,
 );

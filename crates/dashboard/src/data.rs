@@ -246,7 +246,13 @@ pub(crate) fn timeline_entries<'a>(
                 Correction::MeasuredValue { value } => format!("corrected to {}", value.get()),
                 Correction::Retracted => "retracted".to_owned(),
             };
-            corrections.insert(c.fact_id.to_string(), format!("{what}: {}", c.reason));
+            // Every correction, in the order recorded: a level corrected
+            // twice says both.
+            let said = format!("{what}: {}", c.reason);
+            corrections
+                .entry(c.fact_id.to_string())
+                .and_modify(|earlier| *earlier = format!("{earlier}; then {said}"))
+                .or_insert(said);
         }
     }
     let mut items: BTreeMap<String, (String, bool)> = BTreeMap::new();

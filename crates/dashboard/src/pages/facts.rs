@@ -256,7 +256,14 @@ async fn the_record(visit: &RepVisit, fact: &str) -> Result<Option<String>, Page
                 let more = if start.len() < t.len() { "…" } else { "" };
                 format!(": “{}{more}”", esc(&start))
             });
-            format!("<strong>{}</strong> of {}{text}", esc(&e.title), e.on)
+            let since = e.corrected.as_deref().map_or(String::new(), |c| {
+                format!(". <strong>Already {}</strong>", esc(c))
+            });
+            format!(
+                "<strong>{}</strong> of {}{text}{since}",
+                esc(&e.title),
+                e.on
+            )
         }))
 }
 
