@@ -888,8 +888,31 @@ async fn a_leader_marks_their_own_follow_up_done_from_the_rep_page(kind: Kind) {
         .expect("an id")
         .to_owned();
     let reps = app.action_item(&world, rep).await;
+    app.support_request(rep).await;
     project(&app).await;
+    // Their home lists what waits on them: their follow-up, not the rep's,
+    // and the rep's support request.
+    let me = app.leader_as(world.leader, &[world.team]);
+    let home = shown(&app, "/home", &me).await;
+    assert!(
+        home.contains("Your follow-ups (1)")
+            && home.contains(&format!(
+                "<li>Send the pricing deck <span class=\"muted\">for <a href=\"/reps/{rep}#items\">"
+            ))
+            && home.contains("due 2026-02-20</span> <span class=\"tag overdue\">overdue</span>"),
+        "{home}"
+    );
+    assert!(
+        home.contains("Support requests open (1)")
+            && home.contains(": The dialer licence expired <span class=\"muted\">(tools, raised 2026-02-15)</span> <span class=\"tag overdue\">not acknowledged yet</span>"),
+        "{home}"
+    );
     let token = app.leader(&[world.team]);
+    let other = shown(&app, "/home", &token).await;
+    assert!(
+        other.contains("Your follow-ups (0)"),
+        "another leader's: {other}"
+    );
     let html = shown(&app, &format!("/reps/{rep}"), &token).await;
     let complete = |item: &str| format!("action=\"/reps/{rep}/action-items/{item}/completion\"");
     assert!(html.contains(&complete(&leaders)), "{html}");
@@ -910,6 +933,12 @@ async fn a_leader_marks_their_own_follow_up_done_from_the_rep_page(kind: Kind) {
         .filter(|e| e.event_type == "ActionItemCompleted")
         .count();
     assert_eq!(completed, 1);
+    project(&app).await;
+    let home = shown(&app, "/home", &me).await;
+    assert!(
+        home.contains("Your follow-ups (0)") && home.contains("every follow-up you took on"),
+        "{home}"
+    );
     app.cleanup().await;
 }
 

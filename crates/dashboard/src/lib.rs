@@ -66,7 +66,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /auth/oidc/start`, `GET /auth/oidc/callback` | sign in at the company's identity provider |
 /// | `GET /login?token=…`, `POST /login` | sign in with a developer token (`trellis token`) |
 /// | `POST /logout`, `POST /logout/everywhere` | end this session, or every session of the person |
-/// | `GET /home` | the teams the viewer may see |
+/// | `GET /home` | the teams the viewer may see; for a leader, what waits on them (their open follow-ups, their reps' open support requests) |
 /// | `GET /teams/{id}?period=YYYY-MM` | team |
 /// | `GET /reps/{id}?as_of=YYYY-MM-DD` | rep |
 /// | `GET /reps/{id}/review?from=…&to=…` | review packet |
@@ -93,7 +93,7 @@ pub fn api(state: DashboardState) -> trellis_http::Api {
 /// | `GET /admin/measurements`, `POST` (a CSV file), `POST /admin/measurements/record` | upload measurements: check, then record |
 /// | `GET /admin/webhooks`, `POST`; `GET /admin/webhooks/{id}`, `POST …/delete`, `…/pause`, `…/resume`, `…/deliveries/{did}/replay` | webhook subscriptions and their deliveries |
 /// | `GET /admin/access`, `POST` | who may sign in (admins; auditors look), and giving someone access |
-/// | `POST /admin/access/{id}/link`, `…/sessions/end`, `…/stop`, `…/restore`; `GET /admin/access/{id}/identity`, `POST` | a one-time sign-in link (shown once), signing out everywhere, stopping and restoring access, email and subject |
+/// | `POST /admin/access/{id}/link` (`GET`: it was shown once), `…/sessions/end`, `…/stop`, `…/restore`; `GET /admin/access/{id}/identity`, `POST` | a one-time sign-in link (shown once), signing out everywhere, stopping and restoring access, email and subject |
 /// | `GET /admin/service-accounts`, `POST`; `GET /admin/service-accounts/{id}/revoke`, `POST` | service accounts: a new one's token (shown once), revoking one |
 fn routes(state: DashboardState) -> Router {
     Router::new()

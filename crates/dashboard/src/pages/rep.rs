@@ -400,7 +400,7 @@ pub(crate) async fn handler(
     }
 
     // Open work.
-    b.push_str("<h2>Open action items</h2>");
+    b.push_str("<h2 id=\"items\">Open action items</h2>");
     if view.open_action_items.is_empty() {
         b.push_str("<p>None open.</p>");
     } else {
