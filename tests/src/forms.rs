@@ -686,7 +686,11 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
     let item = app.action_item(&world, rep).await;
     project(&app).await;
     let token = app.rep(rep);
+    let leader = app.leader(&[world.team]);
+    let seen = shown(&app, &format!("/reps/{rep}"), &leader).await;
+    assert!(seen.contains("Not acknowledged by the rep yet"), "{seen}");
     let html = shown(&app, &format!("/reps/{rep}"), &token).await;
+    assert!(html.contains("Not acknowledged yet"), "{html}");
     let acknowledge = format!("/reps/{rep}/feedback/{feedback}/acknowledgement");
     let complete = format!("/reps/{rep}/action-items/{item}/completion");
     assert!(
@@ -725,6 +729,15 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
     assert!(
         types.contains(&"ActionItemCompleted".to_owned()),
         "{types:?}"
+    );
+    // Their leader sees that it was acknowledged, and when.
+    project(&app).await;
+    let seen = shown(&app, &format!("/reps/{rep}"), &leader).await;
+    let on = chrono::Utc::now().date_naive();
+    assert!(
+        seen.contains(&format!("Acknowledged by the rep on {on}"))
+            && !seen.contains("Not acknowledged by the rep yet"),
+        "{seen}"
     );
     // Another rep's item, by a hand-made form: refused, nothing recorded.
     let other = app.join_rep(world.team).await;

@@ -235,6 +235,14 @@ pub(crate) fn timeline_entries<'a>(
     } else {
         hidden_from_rep(decoded.iter().copied())
     };
+    // When the rep acknowledged each feedback.
+    let acknowledged: BTreeMap<String, NaiveDate> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            RepEvent::FeedbackAcknowledged(a) => Some((a.feedback_id.to_string(), a.on)),
+            _ => None,
+        })
+        .collect();
     // What later corrections say about earlier facts.
     let mut corrections: BTreeMap<String, String> = BTreeMap::new();
     for event in &decoded {
@@ -329,8 +337,18 @@ pub(crate) fn timeline_entries<'a>(
                     Some(e.leader_id),
                 );
                 if let Some(last) = out.last_mut() {
-                    last.corrected = corrections.get(&e.feedback_id.to_string()).cloned();
-                    last.fact = Some((e.feedback_id.to_string(), "retract"));
+                    let id = e.feedback_id.to_string();
+                    // Private feedback is never shown to the rep, so never
+                    // theirs to acknowledge.
+                    if !is_private {
+                        let who = if private { " by the rep" } else { "" };
+                        last.extra.push(acknowledged.get(&id).map_or_else(
+                            || format!("Not acknowledged{who} yet"),
+                            |on| format!("Acknowledged{who} on {on}"),
+                        ));
+                    }
+                    last.corrected = corrections.get(&id).cloned();
+                    last.fact = Some((id, "retract"));
                 }
             }
             RepEvent::SkillAssessed(e) => {
