@@ -125,6 +125,14 @@ async fn a_signed_out_session_cannot_be_used_again(kind: Kind) {
             .is_some_and(|c| c.contains("Max-Age=0")),
         "the browser forgets the cookie"
     );
+    // The sign-in page it lands on says so.
+    let landed = out.header("location").expect("a location").to_owned();
+    assert_eq!(landed, "/?signed-out=here");
+    let said = open(&app, "", &landed).await.text();
+    assert!(
+        said.contains("<p class=\"notice\" role=\"status\">You are signed out on this device.</p>"),
+        "{said}"
+    );
     // A copy of the cookie kept elsewhere opens nothing: the session ended
     // on the server.
     let again = open(&app, &cookie, "/admin").await;
@@ -346,6 +354,7 @@ async fn signing_out_everywhere_ends_the_sessions_of_every_browser() {
     )
     .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.header("location"), Some("/?signed-out=everywhere"));
     for cookie in [&laptop, &phone] {
         assert_eq!(
             open(&app, cookie, "/home").await.status,

@@ -20,7 +20,7 @@ use trellis_http::extract::cookie;
 use uuid::Uuid;
 
 use crate::error::PageError;
-use crate::html::{Signed, esc, page, sign_in_html};
+use crate::html::{SignInNote, Signed, esc, page, sign_in_html};
 use crate::state::DashboardState;
 
 /// The cookie that carries the session id.
@@ -345,6 +345,9 @@ impl OptionalFromRequestParts<DashboardState> for Viewer {
 #[derive(Debug, Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
+    /// Set by a sign-out: `here` or `everywhere`.
+    #[serde(rename = "signed-out")]
+    signed_out: Option<String>,
 }
 
 /// `GET /`: the sign-in page, or the home page for a signed-in viewer.
@@ -361,7 +364,14 @@ pub(crate) async fn sign_in_page(
     {
         return Redirect::to("/home").into_response();
     }
-    Html(sign_in_html(&state, None, query.next.as_deref())).into_response()
+    let said = match query.signed_out.as_deref() {
+        Some("here") => Some(SignInNote::Done("You are signed out on this device.")),
+        Some("everywhere") => Some(SignInNote::Done(
+            "You are signed out on every device you had signed in on.",
+        )),
+        _ => None,
+    };
+    Html(sign_in_html(&state, said, query.next.as_deref())).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -420,7 +430,11 @@ fn refused_page(
     why: &str,
     next: Option<&str>,
 ) -> Response {
-    (status, Html(sign_in_html(state, Some(why), next))).into_response()
+    (
+        status,
+        Html(sign_in_html(state, Some(SignInNote::Refused(why)), next)),
+    )
+        .into_response()
 }
 
 /// A sign-in another site started (a form posted from it, or a link or
@@ -815,7 +829,7 @@ pub(crate) async fn logout(
                 .map_err(|e| PageError::Unavailable(e.to_string()))?;
         }
     }
-    Ok(forget_cookie(&state, &headers))
+    Ok(forget_cookie(&state, &headers, "here"))
 }
 
 /// `POST /logout/everywhere`: ends every session of the person, in every
@@ -837,11 +851,13 @@ pub(crate) async fn logout_everywhere(
             .await
             .map_err(|e| PageError::Unavailable(e.to_string()))?;
     }
-    Ok(forget_cookie(&state, &headers))
+    Ok(forget_cookie(&state, &headers, "everywhere"))
 }
 
-fn forget_cookie(state: &DashboardState, headers: &HeaderMap) -> Response {
-    let mut response = Redirect::to("/").into_response();
+/// Back to the sign-in page, which says the browser was signed out
+/// (`where`: `here` or `everywhere`), without the session's cookie.
+fn forget_cookie(state: &DashboardState, headers: &HeaderMap, r#where: &str) -> Response {
+    let mut response = Redirect::to(&format!("/?signed-out={where}")).into_response();
     set_cookie(&mut response, state, headers, COOKIE, "", "/", 0);
     response
 }

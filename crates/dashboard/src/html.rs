@@ -405,14 +405,25 @@ p.actions a{display:inline-block;min-height:44px;padding:.65rem .35rem;box-sizin
 /// The sign-in page: the company's identity provider when there is one,
 /// what to do with a one-time link, and (folded away) a developer token.
 /// `next`: where to go after signing in.
+/// What the sign-in page says above its ways in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SignInNote<'a> {
+    /// Why the last sign-in did not work.
+    Refused(&'a str),
+    /// That the browser was signed out.
+    Done(&'a str),
+}
+
 pub(crate) fn sign_in_html(
     state: &crate::state::DashboardState,
-    message: Option<&str>,
+    message: Option<SignInNote<'_>>,
     next: Option<&str>,
 ) -> String {
-    let message = message
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
-        .unwrap_or_default();
+    let message = match message {
+        Some(SignInNote::Refused(m)) => format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)),
+        Some(SignInNote::Done(m)) => format!("<p class=\"notice\" role=\"status\">{}</p>", esc(m)),
+        None => String::new(),
+    };
     let next_field = next
         .map(|n| format!("<input type=\"hidden\" name=\"next\" value=\"{}\">", esc(n)))
         .unwrap_or_default();
