@@ -1295,6 +1295,24 @@ async fn the_home_page_counts_one_rep_as_one_rep() {
     app.cleanup().await;
 }
 
+/// A new installation's home leads its admin to Set up, and tells a leader
+/// with no team who forms teams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_home_says_where_teams_come_from() {
+    let app = TestApp::spawn_serving(Kind::Sqlite).await;
+    let html = shown(&app, "/home", &app.admin()).await;
+    assert!(
+        html.contains("No team yet. Open <a href=\"/admin\">Set up</a> to form the first team"),
+        "{html}"
+    );
+    let html = shown(&app, "/home", &app.leader(&[])).await;
+    assert!(
+        html.contains("No team of yours to show yet: an admin forms the teams"),
+        "{html}"
+    );
+    app.cleanup().await;
+}
+
 /// Whether a redirect sends the browser to `fragment` of its page.
 fn location_fragment_is(sent: &crate::http::Resp, fragment: &str) -> bool {
     sent.header("location")

@@ -236,6 +236,9 @@ pub struct Application {
     demo_links: Vec<(String, String)>,
     /// The URL people reach the server at, when configured.
     public_url: Option<String>,
+    /// When no admin may sign in yet: the flags that name this store, for
+    /// the command that makes the first admin's link.
+    first_admin: Option<String>,
     describe: String,
     roles: Roles,
 }
@@ -333,6 +336,17 @@ impl Application {
             Some(org) => demo_links(org, &access).await?,
             None => Vec::new(),
         };
+        // A new installation: nobody can sign in until the first admin's
+        // link is made, which the start says how to do.
+        let first_admin = if demo.is_none() && args.roles.contains(Role::Api) {
+            let admins =
+                access.accounts().await?.into_iter().filter(|a| {
+                    a.role == trellis_http::auth::Role::Admin && a.disabled_at.is_none()
+                });
+            (admins.count() == 0).then(|| store_args.flags())
+        } else {
+            None
+        };
         let hooks = open_webhooks(&stores, &args).await?;
         for source in metrics::sources(&stores, &hooks, args.nats.nats_url.is_some()) {
             http.add_metrics_source(source);
@@ -377,6 +391,7 @@ impl Application {
             demo,
             demo_links,
             public_url,
+            first_admin,
             describe: store_args.describe(),
             roles: args.roles,
         })
@@ -408,12 +423,21 @@ impl Application {
         if let Some(listener) = self.metrics_listener {
             metrics::serve(listener, self.http.clone())?;
         }
+        let base = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
         if let Some(org) = &self.demo {
-            let base = self
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{address}"));
             print_demo(org, &self.demo_links, &base)?;
+        }
+        if let Some(store) = &self.first_admin {
+            // As it was started: `target/release/trellis` after `cargo run`.
+            let program = std::env::args().next().unwrap_or_else(|| "trellis".into());
+            eprintln!(
+                "trellis: nobody can sign in yet. Make the first admin's one-time sign-in \
+                 link, then open it:\n  {program} sign-in-link --admin \"Your Name\" \
+                 --public-url {base}{store}"
+            );
         }
         // On the signal: long-lived answers (the live feed) end, requests in
         // flight get `shutdown_grace` to finish, then the process stops anyway.

@@ -2,7 +2,7 @@
 //! migrations: what `trellis migrate` applies, and what a database may hold
 //! for this binary to run on it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -80,11 +80,14 @@ pub struct StoreArgs {
     #[arg(
         long,
         env = "TRELLIS_DATA_DIR",
-        default_value = "./trellis-data",
+        default_value = DEFAULT_DATA_DIR,
         global = true
     )]
     pub data_dir: PathBuf,
 }
+
+/// Where the embedded store is when `--data-dir` is not given.
+const DEFAULT_DATA_DIR: &str = "./trellis-data";
 
 /// The log and the read models beside it, in the same database or file.
 #[derive(Debug, Clone)]
@@ -283,6 +286,17 @@ impl StoreArgs {
             self.data_dir.display(),
             trellis_eventstore::sqlite::FILE_NAME
         )
+    }
+
+    /// The flags another command needs to open this store, without
+    /// credentials: ` --data-dir DIR` for the embedded store (nothing for
+    /// the default), and a reminder of the URL for PostgreSQL.
+    pub fn flags(&self) -> String {
+        match &self.url() {
+            Some(_) => " --database-url <the same URL>".to_owned(),
+            None if self.data_dir == Path::new(DEFAULT_DATA_DIR) => String::new(),
+            None => format!(" --data-dir {}", self.data_dir.display()),
+        }
     }
 
     /// Names the store without revealing credentials.

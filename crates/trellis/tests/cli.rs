@@ -197,6 +197,30 @@ fn json_logs_are_one_object_a_line() {
 /// account.
 async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) {
     let backend = Backend::new(kind).await;
+    // Served before anyone may sign in, it says how the first admin starts.
+    let dir = trellis_tests::temp_dir();
+    let (fresh, address) =
+        serve(trellis_on(&backend, &dir).args(["serve", "--listen", "127.0.0.1:0"]));
+    let hint = fresh
+        .wait_for_line("nobody can sign in yet", Duration::from_secs(30))
+        .unwrap_or_else(|log| panic!("no word of the first admin: {log}"));
+    assert!(
+        hint.contains("Make the first admin's one-time sign-in link"),
+        "{hint}"
+    );
+    let said = fresh.log();
+    assert!(
+        said.contains(&format!(
+            "sign-in-link --admin \"Your Name\" --public-url http://{address}"
+        )),
+        "{said}"
+    );
+    match kind {
+        Kind::Sqlite => assert!(said.contains(" --data-dir "), "{said}"),
+        Kind::Postgres => assert!(said.contains(" --database-url <the same URL>"), "{said}"),
+    }
+    drop(fresh);
+
     let (code, out) = run_on(
         &backend,
         &[
@@ -246,6 +270,11 @@ async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) 
     assert!(first.contains("location: /home"), "{first}");
     let second = sign_in(&address);
     assert!(second.starts_with("HTTP/1.1 401"), "{second}");
+    assert!(
+        !serving.logged(|line| line.contains("nobody can sign in yet")),
+        "an admin may sign in now: {}",
+        serving.log()
+    );
     drop(serving);
     backend.cleanup().await;
 }

@@ -50,10 +50,15 @@ pub(crate) async fn page_handler(
     }
     body.push_str("<h1>Teams</h1>");
     if teams.is_empty() {
-        body.push_str(
-            "<p class=\"notice\">No team to show yet. Either none has been formed, or the read \
-             models are still catching up with the log.</p>",
-        );
+        body.push_str(if viewer.claims().role == Role::Admin {
+            "<p class=\"notice\">No team yet. Open <a href=\"/admin\">Set up</a> to form the \
+             first team, add its leaders and hire its reps. (A team formed a moment ago shows \
+             here once the pages have caught up with it.)</p>"
+        } else {
+            "<p class=\"notice\">No team of yours to show yet: an admin forms the teams and \
+             adds their leaders. (A team formed a moment ago shows here once the pages have \
+             caught up with it.)</p>"
+        });
     }
     body.push_str("<div class=\"grid\">");
     for team in &teams {
