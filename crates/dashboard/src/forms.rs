@@ -90,7 +90,9 @@ pub(crate) async fn record_if(
     let (status, answer) = send(state, viewer, request).await?;
     if status.is_success() {
         let changed = answer["events"].as_u64() != Some(0) || answer["replayed"] == true;
-        if let (Some(print), true) = (print, changed) {
+        // Only what made a new record (201): a change sent twice (a role,
+        // a team) is so already the second time, and the API says so.
+        if let (Some(print), StatusCode::CREATED, true) = (print, status, changed) {
             state.sent().recorded(print, key, now);
         }
         wait_until_shown(state).await;

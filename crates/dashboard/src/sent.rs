@@ -5,10 +5,12 @@
 //! Back does not keep it: the form comes again from the server, with a new
 //! key, and the browser fills in what was typed. Sent again, it would be a
 //! second feedback, a second coaching session, a second support request.
-//! So a form whose person, method, path and body are those of one recorded
-//! in the last [`WINDOW_SECS`] records nothing and says when the first was
-//! recorded. Sent once more (the same form, whose key is now known), it
-//! records: two identical records may be meant.
+//! So a form whose person, method, path and body are those of one that made
+//! a new record in the last [`WINDOW_SECS`] records nothing and says when
+//! the first was recorded. Sent once more (the same form, whose key is now
+//! known), it records: two identical records may be meant. A change (a
+//! rep's role, their team) sent twice is not asked about: the second time
+//! it is so already, and the write API says that.
 //!
 //! Kept in this process's memory, as digests of what was sent (no text),
 //! at most [`CAPACITY`] of them. Behind a load balancer that sends one
