@@ -29,7 +29,8 @@ const browser = await chromium.launch({
 });
 
 /** The focused element's outline: its style, width, and contrast with the
- *  first background behind the element (run in the page). */
+ *  first background behind the element, and whether CSS sees it focused
+ *  (run in the page). */
 function focusRing() {
   const e = document.activeElement;
   const style = getComputedStyle(e);
@@ -53,6 +54,7 @@ function focusRing() {
     contrast: Math.round(((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)) * 10) / 10,
     color: style.outlineColor,
     behind,
+    styled: e.matches(':focus'),
   };
 }
 
@@ -214,6 +216,8 @@ try {
   step('g: a coaching session logged with the keyboard alone');
   const keys = await signedIn(config.leader, PHONE);
   await keys.goto(`${base}/reps/${rep.id}/coaching`);
+  // The page the keys go to has the window's focus, as a person's would.
+  await keys.bringToFront();
   let [typed, focused] = [false, false];
   for (let i = 0; i < 60; i++) {
     await keys.keyboard.press('Tab');
@@ -223,9 +227,12 @@ try {
     });
     // Every stop shows where it is: a ring of at least 3:1 against what is
     // behind it (WCAG 1.4.11).
+    // (The date field's calendar button, inside the browser's own part of
+    // the field, leaves the field itself unfocused to CSS: the browser
+    // draws that one.)
     const ring = await keys.evaluate(focusRing);
     assert.ok(
-      ring.style !== 'none' && ring.width >= 2 && ring.contrast >= 3,
+      !ring.styled || (ring.style !== 'none' && ring.width >= 2 && ring.contrast >= 3),
       `the focus ring on ${at.tag} ${at.name || at.text.trim()}: ${JSON.stringify(ring)}`,
     );
     if (at.name.startsWith('focus.') && !focused) {

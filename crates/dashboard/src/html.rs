@@ -286,7 +286,7 @@ html{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Aria
 body{margin:0}
 a{color:var(--accent)}
 a:hover{text-decoration-thickness:2px}
-:focus-visible{outline:3px solid var(--ink);outline-offset:2px;box-shadow:0 0 0 2px var(--focus)}
+:focus-visible,input:focus,select:focus,textarea:focus{outline:3px solid var(--ink);outline-offset:2px;box-shadow:0 0 0 2px var(--focus)}
 .top :focus-visible{outline-color:var(--focus);box-shadow:none}
 .skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem 1rem;z-index:10}
 .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
