@@ -163,6 +163,15 @@ async fn an_admin_sets_up_an_organisation_through_the_forms(kind: Kind) {
     // Sent with almost nothing, the form marks every required field left
     // empty at once, and a ramp line that is no percentage in words.
     let (_, carried) = open(&app, "/admin/standards/new", &admin).await;
+    // The roles field names the roles in use: a role is matched exactly.
+    project(&app).await;
+    let (form_now, _) = open(&app, "/admin/standards/new", &admin).await;
+    let in_use = form_now
+        .split_once("one per line. In use: ")
+        .and_then(|(_, rest)| rest.split_once(". A role is matched exactly, capitals included"))
+        .map(|(roles, _)| roles.split(", ").collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("no roles in use: {}", said(&form_now)));
+    assert!(in_use.contains(&"AE"), "{in_use:?}");
     let refused = send(
         &app,
         "/admin/standards/new",

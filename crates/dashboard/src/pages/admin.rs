@@ -16,7 +16,7 @@
 //! | `/admin/competencies/new`, `…/{id}/edit`, `…/{id}/retirement` | define, revise (`PUT`), retire |
 //! | `/admin/standards/new`, `…/{id}/revision`, `…/{id}/retirement` | set, revise from a period on, retire |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use axum::http::Method;
@@ -34,6 +34,7 @@ use super::{AdminVisit, SetUpVisit};
 use crate::data;
 use crate::error::PageError;
 use crate::html::{NOTHING_CHANGED, esc, notice_ok, num, page, stacked_table_start, table_start};
+use crate::state::DashboardState;
 
 /// Where every admin form leads back to.
 const ADMIN: &str = "/admin";
@@ -300,6 +301,32 @@ fn period_word(s: &Standard) -> &'static str {
         trellis_domain::PeriodKind::Month => "month",
         trellis_domain::PeriodKind::Quarter => "quarter",
     }
+}
+
+/// The label of a standard's roles field: the roles reps have now and
+/// standards name, for a role is matched exactly ("ae" is not "AE").
+async fn roles_label(state: &DashboardState) -> Result<String, PageError> {
+    let reps: Vec<RepProfile> = state.models().all(kinds::REP_PROFILE).await?;
+    let standards = framework::standards(state.reads().http.store()).await?;
+    let in_use: BTreeSet<String> = reps
+        .iter()
+        .filter(|r| r.status == RepStatus::Active)
+        .map(|r| r.role.to_string())
+        .chain(
+            standards
+                .iter()
+                .flat_map(|s| s.latest().roles.iter().map(ToString::to_string)),
+        )
+        .collect();
+    Ok(if in_use.is_empty() {
+        "Roles it applies to, one per line".to_owned()
+    } else {
+        format!(
+            "Roles it applies to, one per line. In use: {}. A role is matched exactly, \
+             capitals included",
+            in_use.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 /// The roles of the standard's latest version, comma-separated.
@@ -841,7 +868,7 @@ impl Quick for SetStandard {
                     choices(&[("week", "week"), ("month", "month"), ("quarter", "quarter")]),
                 )
                 .with("week"),
-                Field::new("roles", "Roles it applies to, one per line", Kind::Lines { key: None })
+                Field::new("roles", &roles_label(&visit.state).await?, Kind::Lines { key: None })
                     .required(),
                 Field::new("effective_from", "From", Kind::Day)
                     .with(visit.state.today())
@@ -896,7 +923,7 @@ impl Quick for ReviseStandard {
                 .with(latest.target),
                 Field::new(
                     "roles",
-                    "Roles it applies to, one per line",
+                    &roles_label(&visit.state).await?,
                     Kind::Lines { key: None },
                 )
                 .with(roles(&s).replace(", ", "\n")),
