@@ -329,7 +329,11 @@ fn rows_of(
         let team_id = at(&facts.teams, end)
             .copied()
             .unwrap_or(facts.teams[0].value);
-        let period_index = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        // The rep's Nth period since their start (the first kept of a
+        // timeline longer than it keeps is not their first).
+        let period_index = period
+            .ordinal_since(facts.start_date)
+            .unwrap_or_else(|| u32::try_from(i + 1).unwrap_or(u32::MAX));
         let mut standard_rows = Vec::new();
         for standard in &kind_standards {
             let version = standard.version_in_force(start);
@@ -339,9 +343,7 @@ fn rows_of(
                 continue;
             }
             let version_applying = version.filter(|_| applies);
-            let ordinal = period
-                .ordinal_since(facts.start_date)
-                .unwrap_or(period_index);
+            let ordinal = period_index;
             let target = version_applying.map(|v| ramp_adjusted_target(v.target, &v.ramp, ordinal));
             let ramp_percent = version_applying.and_then(|v| {
                 v.ramp

@@ -842,6 +842,19 @@ fn a_rep_who_started_decades_ago_keeps_the_latest_periods_of_their_timeline() {
         "weeks capped at the longest timeline kept"
     );
     assert_eq!(weeks.last().unwrap().period.to_string(), "2026-W05");
+    // Each period keeps its place since the start, the first kept included.
+    let first_kept = weeks[0].period;
+    assert_eq!(
+        weeks[0].period_index,
+        first_kept.ordinal_since(date("1999-06-01")).unwrap()
+    );
+    assert_eq!(
+        weeks[0].period_index + 20 * 53 - 1,
+        weeks.last().unwrap().period_index,
+        "numbered on from the first kept, which is not the first"
+    );
+    assert!(weeks[0].period_index > 1, "{}", weeks[0].period_index);
+    assert_eq!(months[0].period_index, 1);
     // Periods follow on from one another, with none left out.
     for rows in [months, weeks] {
         for pair in rows.windows(2) {
