@@ -739,6 +739,14 @@ async fn a_rep_acknowledges_feedback_and_completes_an_item_from_their_page(kind:
             && !seen.contains("Not acknowledged by the rep yet"),
         "{seen}"
     );
+    // As of the day before, it was not acknowledged yet.
+    let before = on.pred_opt().expect("a day before");
+    let then = shown(&app, &format!("/reps/{rep}?as_of={before}"), &leader).await;
+    assert!(
+        then.contains("Not acknowledged by the rep yet")
+            && !then.contains("Acknowledged by the rep on"),
+        "{then}"
+    );
     // Another rep's item, by a hand-made form: refused, nothing recorded.
     let other = app.join_rep(world.team).await;
     project(&app).await;

@@ -243,6 +243,16 @@ pub(crate) fn timeline_entries<'a>(
             _ => None,
         })
         .collect();
+    // The records retracted since.
+    let retracted: BTreeSet<String> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            RepEvent::FactCorrected(c) if c.correction == Correction::Retracted => {
+                Some(c.fact_id.to_string())
+            }
+            _ => None,
+        })
+        .collect();
     // What later corrections say about earlier facts.
     let mut corrections: BTreeMap<String, String> = BTreeMap::new();
     for event in &decoded {
@@ -338,9 +348,10 @@ pub(crate) fn timeline_entries<'a>(
                 );
                 if let Some(last) = out.last_mut() {
                     let id = e.feedback_id.to_string();
-                    // Private feedback is never shown to the rep, so never
-                    // theirs to acknowledge.
-                    if !is_private {
+                    // Private feedback is never shown to the rep, nor is
+                    // feedback retracted since: neither is theirs to
+                    // acknowledge.
+                    if !is_private && !retracted.contains(&id) {
                         let who = if private { " by the rep" } else { "" };
                         last.extra.push(acknowledged.get(&id).map_or_else(
                             || format!("Not acknowledged{who} yet"),

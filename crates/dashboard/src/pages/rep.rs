@@ -146,10 +146,17 @@ pub(crate) async fn handler(
         competency_ids.extend(row.coaching_focus.keys().map(ToString::to_string));
     }
     let names = data::competency_names(&state, competency_ids).await?;
-    let decoded = history.stream().events().filter_map(|e| match &e.event {
-        Event::Rep(event) => Some(event),
-        _ => None,
-    });
+    // As of a day, only what had happened by its end: an acknowledgement or
+    // a correction made later is not on that day's page.
+    let until = end_of_day(day);
+    let decoded = history
+        .stream()
+        .events()
+        .filter(|e| as_of.is_none() || e.occurred_at <= until)
+        .filter_map(|e| match &e.event {
+            Event::Rep(event) => Some(event),
+            _ => None,
+        });
     let entries: Vec<Entry> = data::timeline_entries(decoded, &names, viewer.sees_private())
         .into_iter()
         .filter(|e| e.on <= day)
