@@ -18,7 +18,6 @@ use trellis_projections::growth::TeamDoc;
 use crate::auth::Viewer;
 use crate::error::PageError;
 use crate::html::esc;
-use crate::sent::Fingerprint;
 use crate::state::DashboardState;
 
 pub(crate) use crate::error::Typed;
@@ -31,14 +30,15 @@ pub(crate) enum Outcome {
     /// already (a rep moved to their own team, a value measured again).
     Recorded { changed: bool },
     /// Refused: the problem's field errors by field, and its detail when no
-    /// field is to blame; the status to answer the page with. Also a form
-    /// that repeats one recorded lately, answered 200 with nothing wrong
-    /// in it: it records when sent again ([`crate::sent`]).
+    /// field is to blame; the status to answer the page with.
     Refused {
         status: StatusCode,
         errors: BTreeMap<String, String>,
         general: Option<String>,
     },
+    /// Not sent: the same form made a record lately ([`crate::sent`]).
+    /// `general` says when; sent again, the form records.
+    Repeated { general: String },
 }
 
 /// Sends `body` to `path` of the write API as `viewer`, under the form's
@@ -77,14 +77,14 @@ pub(crate) async fn record_if(
     // go through, so it is not part of what is compared.
     let print = Uuid::parse_str(key).is_ok().then(|| {
         let who = &viewer.signed().claims.sub;
-        Fingerprint::of(who, method.as_str(), path, &request.body)
+        state
+            .sent()
+            .print(who, method.as_str(), path, &request.body)
     });
     let now = state.now_secs();
     if let Some(first) = print.and_then(|print| state.sent().repeats(print, key, now)) {
-        return Ok(Outcome::Refused {
-            status: StatusCode::OK,
-            errors: BTreeMap::new(),
-            general: Some(repeated(first)),
+        return Ok(Outcome::Repeated {
+            general: repeated(first),
         });
     }
     let (status, answer) = send(state, viewer, request).await?;
@@ -330,6 +330,20 @@ impl<'a> Shown<'a> {
             errors,
             general,
             status,
+        }
+    }
+}
+
+impl<'a> Shown<'a> {
+    /// A form sent again that made its record lately: what was typed, and
+    /// `general` above it, saying so ([`Outcome::Repeated`]).
+    pub(crate) fn asked(typed: &'a Typed, general: &'a str) -> Self {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        Shown {
+            typed,
+            errors: &NONE,
+            general: Some(general),
+            status: StatusCode::OK,
         }
     }
 }

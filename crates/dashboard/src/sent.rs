@@ -13,7 +13,9 @@
 //! it is so already, and the write API says that.
 //!
 //! Kept in this process's memory, as digests of what was sent (no text),
-//! at most [`CAPACITY`] of them. Behind a load balancer that sends one
+//! keyed with a secret drawn when the process starts, so that a dump of the
+//! memory does not let anyone test guesses of what was written; at most
+//! [`CAPACITY`] of them. Behind a load balancer that sends one
 //! person to several processes, a form sent again to another process is
 //! not asked about.
 
@@ -33,10 +35,12 @@ const CAPACITY: usize = 4096;
 pub(crate) struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
-    /// The digest of who sent what where: `who` (the person), the method,
-    /// the path and the body, each length-prefixed so no two split alike.
-    pub(crate) fn of(who: &str, method: &str, path: &str, body: &[u8]) -> Self {
+    /// The digest of who sent what where, keyed with `key`: `who` (the
+    /// person), the method, the path and the body, each length-prefixed so
+    /// no two split alike.
+    pub(crate) fn of(key: &[u8; 32], who: &str, method: &str, path: &str, body: &[u8]) -> Self {
         let mut hash = Sha256::new();
+        hash.update(key);
         for part in [who.as_bytes(), method.as_bytes(), path.as_bytes(), body] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
@@ -56,12 +60,31 @@ struct Entry {
 }
 
 /// The forms recorded lately, by [`Fingerprint`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sent {
+    /// The secret the digests are keyed with, drawn at start.
+    key: [u8; 32],
     entries: Mutex<HashMap<Fingerprint, Entry>>,
 }
 
+impl Default for Sent {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Sent {
+            key,
+            entries: Mutex::default(),
+        }
+    }
+}
+
 impl Sent {
+    /// The digest of a request under this process's key ([`Fingerprint::of`]).
+    pub(crate) fn print(&self, who: &str, method: &str, path: &str, body: &[u8]) -> Fingerprint {
+        Fingerprint::of(&self.key, who, method, path, body)
+    }
+
     /// Whether a form sent now under `key` repeats one recorded lately:
     /// when it was recorded, if so. A form is asked about once: the same
     /// form sent again goes through, and so does the very request that was
@@ -102,8 +125,16 @@ impl Sent {
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [7; 32];
+
     fn print(body: &str) -> Fingerprint {
-        Fingerprint::of("leader-1", "POST", "/v1/reps/r/feedback", body.as_bytes())
+        Fingerprint::of(
+            &KEY,
+            "leader-1",
+            "POST",
+            "/v1/reps/r/feedback",
+            body.as_bytes(),
+        )
     }
 
     #[test]
@@ -125,15 +156,20 @@ mod tests {
     fn who_sent_it_where_and_when_all_count() {
         let sent = Sent::default();
         sent.recorded(print("a"), "k1", 100);
-        let other_person = Fingerprint::of("leader-2", "POST", "/v1/reps/r/feedback", b"a");
-        let other_rep = Fingerprint::of("leader-1", "POST", "/v1/reps/s/feedback", b"a");
+        let other_person = Fingerprint::of(&KEY, "leader-2", "POST", "/v1/reps/r/feedback", b"a");
+        let other_rep = Fingerprint::of(&KEY, "leader-1", "POST", "/v1/reps/s/feedback", b"a");
         assert_eq!(sent.repeats(other_person, "k2", 110), None);
         assert_eq!(sent.repeats(other_rep, "k2", 110), None);
         assert_eq!(sent.repeats(print("a"), "k2", 100 + WINDOW_SECS + 1), None);
         // Parts split differently are other requests.
         assert_ne!(
-            Fingerprint::of("ab", "POST", "/p", b""),
-            Fingerprint::of("a", "bPOST", "/p", b"")
+            Fingerprint::of(&KEY, "ab", "POST", "/p", b""),
+            Fingerprint::of(&KEY, "a", "bPOST", "/p", b"")
+        );
+        // Another process's key, another digest.
+        assert_ne!(
+            Fingerprint::of(&[8; 32], "leader-1", "POST", "/v1/reps/r/feedback", b"a"),
+            print("a")
         );
     }
 

@@ -75,6 +75,12 @@ pub(crate) async fn act(uri: Uri, Posted { visit, typed }: Posted) -> Result<Res
         Outcome::Recorded { .. } => {
             Ok(Redirect::to(&format!("/reps/{rep_id}?recorded={what}#todo")).into_response())
         }
+        // A one-click record answers 200 and is never held back; were it
+        // one day, the page says why nothing was recorded.
+        Outcome::Repeated { general } => Err(PageError::Closed {
+            why: general,
+            back: format!("/reps/{rep_id}"),
+        }),
         Outcome::Refused {
             status,
             errors,

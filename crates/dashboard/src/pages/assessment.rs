@@ -68,6 +68,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
         Outcome::Recorded { .. } => Ok(recorded(rep_id, "assessment")),
+        Outcome::Repeated { general } => render(&visit, Shown::asked(&typed, &general)).await,
         Outcome::Refused {
             status,
             mut errors,

@@ -100,6 +100,7 @@ pub(crate) async fn submit(Posted { visit, mut typed }: Posted) -> Result<Respon
     let key = field(&typed, "idempotency_key");
     match record(state, viewer, &path, key, &body).await? {
         Outcome::Recorded { .. } => Ok(recorded(rep_id, "coaching")),
+        Outcome::Repeated { general } => render(&visit, Shown::asked(&typed, &general)).await,
         Outcome::Refused {
             status,
             mut errors,

@@ -56,6 +56,7 @@ pub(crate) async fn submit(Posted { visit, typed }: Posted) -> Result<Response, 
     let path = format!("/v1/reps/{rep_id}/feedback");
     match record(state, viewer, &path, field("idempotency_key"), &body).await? {
         Outcome::Recorded { .. } => Ok(recorded(rep_id, "feedback")),
+        Outcome::Repeated { general } => render(&visit, Shown::asked(&typed, &general)).await,
         Outcome::Refused {
             status,
             mut errors,

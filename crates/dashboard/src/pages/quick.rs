@@ -221,6 +221,7 @@ pub(crate) async fn submit<F: Quick>(
         (Outcome::Recorded { changed: false }, _) => {
             Ok(Redirect::to(&unchanged(&spec.done)).into_response())
         }
+        (Outcome::Repeated { general }, _) => render(&visit, &spec, Shown::asked(&typed, &general)),
         (Outcome::Refused { status, .. }, Some(rep))
             if status == StatusCode::CONFLICT && if_match.is_some() =>
         {
