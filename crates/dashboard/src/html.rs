@@ -401,10 +401,6 @@ p.actions a{display:inline-block;min-height:44px;padding:.65rem .35rem;box-sizin
 @media print{.top,.foot,.noprint,.skip{display:none}body,html{background:#fff}.card,.chart{break-inside:avoid}}
 "#;
 
-/// The sign-in page, with an optional message.
-/// The sign-in page: the company's identity provider when there is one,
-/// what to do with a one-time link, and (folded away) a developer token.
-/// `next`: where to go after signing in.
 /// What the sign-in page says above its ways in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SignInNote<'a> {
@@ -414,6 +410,9 @@ pub(crate) enum SignInNote<'a> {
     Done(&'a str),
 }
 
+/// The sign-in page, with what it has to say: the company's identity
+/// provider when there is one, what to do with a one-time link, and
+/// (folded away) a developer token. `next`: where to go after signing in.
 pub(crate) fn sign_in_html(
     state: &crate::state::DashboardState,
     message: Option<SignInNote<'_>>,

@@ -433,6 +433,13 @@ impl Application {
         if let Some(store) = &self.first_admin {
             // As it was started: `target/release/trellis` after `cargo run`.
             let program = std::env::args().next().unwrap_or_else(|| "trellis".into());
+            // Listening on every interface, the address is no URL anyone
+            // opens: the host people reach it by goes there.
+            let base = match (&self.public_url, address.ip().is_unspecified()) {
+                (None, true) => format!("http://<this host's name>:{}", address.port()),
+                _ => base,
+            };
+            tracing::info!(%base, "nobody can sign in yet: make the first admin's sign-in link");
             eprintln!(
                 "trellis: nobody can sign in yet. Make the first admin's one-time sign-in \
                  link, then open it:\n  {program} sign-in-link --admin \"Your Name\" \

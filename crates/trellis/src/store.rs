@@ -295,7 +295,14 @@ impl StoreArgs {
         match &self.url() {
             Some(_) => " --database-url <the same URL>".to_owned(),
             None if self.data_dir == Path::new(DEFAULT_DATA_DIR) => String::new(),
-            None => format!(" --data-dir {}", self.data_dir.display()),
+            None => {
+                let dir = self.data_dir.display().to_string();
+                if dir.contains(|c: char| c.is_whitespace() || c == '\'') {
+                    format!(" --data-dir '{}'", dir.replace('\'', r"'\''"))
+                } else {
+                    format!(" --data-dir {dir}")
+                }
+            }
         }
     }
 

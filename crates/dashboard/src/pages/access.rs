@@ -166,6 +166,7 @@ pub(crate) async fn list(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
     let said = done_notice(&visit, &query).await?;
+    let about = query.get("account").and_then(|id| Uuid::parse_str(id).ok());
     let empty = Typed::new();
     people_page(
         &visit,
@@ -173,7 +174,7 @@ pub(crate) async fn list(
         &BTreeMap::new(),
         None,
         StatusCode::OK,
-        &said,
+        about.map(|id| (id, said.as_str())),
     )
     .await
 }
@@ -325,15 +326,17 @@ impl Directory {
     }
 }
 
-/// The people page: `above` (HTML) first, then everyone who may sign in,
-/// then the form to give someone access with `typed` and `errors`.
+/// The people page: everyone who may sign in, then the form to give
+/// someone access with `typed` and `errors`. `said` (HTML) confirms what
+/// was done for an account, in that account's card, where the browser
+/// lands.
 async fn people_page(
     visit: &AccessVisit,
     typed: &Typed,
     errors: &BTreeMap<String, String>,
     general: Option<&str>,
     status: StatusCode,
-    above: &str,
+    said: Option<(Uuid, &str)>,
 ) -> Result<Response, PageError> {
     let access = &visit.access;
     let now = visit.now();
@@ -351,7 +354,12 @@ async fn people_page(
              sign in.</p>",
         );
     }
-    b.push_str(above);
+    // An account no longer listed: what was done for it, above the list.
+    if let Some((about, said)) = said
+        && !accounts.iter().any(|a| a.id == about)
+    {
+        b.push_str(said);
+    }
     if general.is_some() && errors.is_empty() {
         b.push_str(&alert(errors, general));
     }
@@ -366,11 +374,15 @@ async fn people_page(
                 .await
                 .map_err(unavailable)?
                 .len();
+            let said = said
+                .filter(|(about, _)| *about == account.id)
+                .map_or("", |(_, said)| said);
             b.push_str(&person_card(
                 visit,
                 account,
                 &directory.role_of(account),
                 devices,
+                said,
             ));
         }
         b.push_str("</div>");
@@ -386,13 +398,20 @@ async fn people_page(
         .into_response())
 }
 
-/// One person who may sign in, with what an admin may do for them.
-fn person_card(visit: &AccessVisit, account: &Account, role: &str, devices: usize) -> String {
+/// One person who may sign in, with what an admin may do for them; `said`
+/// (HTML) under their name and role, confirming what was just done.
+fn person_card(
+    visit: &AccessVisit,
+    account: &Account,
+    role: &str,
+    devices: usize,
+    said: &str,
+) -> String {
     let id = account.id;
     let you = is_own_account(&visit.viewer, id);
     let mut b = format!(
         "<section class=\"card\" id=\"account-{id}\" aria-labelledby=\"name-{id}\">\
-         <h3 id=\"name-{id}\">{}{}{}</h3><p class=\"muted\">{}</p>",
+         <h3 id=\"name-{id}\">{}{}{}</h3><p class=\"muted\">{}</p>{said}",
         esc(&account.name),
         if you {
             " <span class=\"tag\">you</span>"
@@ -720,7 +739,7 @@ pub(crate) async fn add(
         &errors,
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "",
+        None,
     )
     .await
 }
@@ -831,7 +850,7 @@ async fn link_refused(visit: &AccessVisit, why: &str) -> Result<Response, PageEr
         &BTreeMap::new(),
         Some(why),
         StatusCode::UNPROCESSABLE_ENTITY,
-        "",
+        None,
     )
     .await
 }

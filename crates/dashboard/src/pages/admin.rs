@@ -315,6 +315,7 @@ async fn roles_label(state: &DashboardState) -> Result<String, PageError> {
         .chain(
             standards
                 .iter()
+                .filter(|s| s.retired.is_none())
                 .flat_map(|s| s.latest().roles.iter().map(ToString::to_string)),
         )
         .collect();

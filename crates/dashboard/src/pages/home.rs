@@ -35,6 +35,8 @@ pub(crate) async fn page_handler(
         .filter(|t| viewer.reads_all() || viewer.claims().teams.contains(&t.team_id.as_uuid()))
         .collect();
     let mut body = String::new();
+    // A leader's page leads with what waits on them; the teams follow.
+    let mut teams_heading = ("h1", "h2");
     if let (Role::Leader, Ok(me)) = (
         viewer.claims().role,
         viewer.claims().sub.parse::<uuid::Uuid>(),
@@ -47,8 +49,10 @@ pub(crate) async fn page_handler(
             &reps,
             state.today(),
         ));
+        teams_heading = ("h2", "h3");
     }
-    body.push_str("<h1>Teams</h1>");
+    let (title, card) = teams_heading;
+    let _ = write!(body, "<{title}>Teams</{title}>");
     if teams.is_empty() {
         body.push_str(if viewer.claims().role == Role::Admin {
             "<p class=\"notice\">No team yet. Open <a href=\"/admin\">Set up</a> to form the \
@@ -64,7 +68,7 @@ pub(crate) async fn page_handler(
     for team in &teams {
         let _ = write!(
             body,
-            "<section class=\"card\"><h2 style=\"margin-top:0\"><a href=\"/teams/{}\">{}</a></h2>\
+            "<section class=\"card\"><{card} style=\"margin-top:0\"><a href=\"/teams/{}\">{}</a></{card}>\
              <p class=\"muted\">{}</p><p>Led by ",
             team.team_id,
             esc(team.name.as_ref()),
