@@ -201,11 +201,15 @@ async fn the_first_admin_signs_in_with_a_link_from_the_command_line(kind: Kind) 
     let dir = trellis_tests::temp_dir();
     let (fresh, address) =
         serve(trellis_on(&backend, &dir).args(["serve", "--listen", "127.0.0.1:0"]));
+    // Logged, and said in words with the command to run.
     let hint = fresh
-        .wait_for_line("nobody can sign in yet", Duration::from_secs(30))
+        .wait_for_line(
+            "nobody can sign in yet. Make the first admin's one-time sign-in link",
+            Duration::from_secs(30),
+        )
         .unwrap_or_else(|log| panic!("no word of the first admin: {log}"));
     assert!(
-        hint.contains("Make the first admin's one-time sign-in link"),
+        hint.contains("nobody can sign in yet: make the first admin's sign-in link"),
         "{hint}"
     );
     let said = fresh.log();
