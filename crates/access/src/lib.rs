@@ -430,6 +430,13 @@ impl Access {
         self.inner.store.accounts().await
     }
 
+    /// The admins who may sign in now (their access not stopped).
+    pub async fn active_admins(&self) -> Result<Vec<Account>, Error> {
+        let mut accounts = self.accounts().await?;
+        accounts.retain(|a| a.role == Role::Admin && a.disabled_at.is_none());
+        Ok(accounts)
+    }
+
     async fn leader_name(&self, leader: Uuid) -> Result<String, AccessError> {
         let teams = self.teams().await?;
         teams

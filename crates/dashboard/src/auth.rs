@@ -174,6 +174,11 @@ impl Viewer {
         Ok(())
     }
 
+    /// An admin: sets up teams, people, standards and who may sign in.
+    pub(crate) fn is_admin(&self) -> bool {
+        matches!(self.claims.role, Role::Admin)
+    }
+
     /// Reads everything: admins and auditors.
     pub(crate) fn reads_all(&self) -> bool {
         matches!(self.claims.role, Role::Admin | Role::Auditor)
@@ -755,12 +760,8 @@ pub(crate) async fn oidc_callback(
             PageError::Unavailable(why).into_response()
         }
         Err(FlowRefused::Unlinked(identity)) => {
-            let admins = match access.accounts().await {
-                Ok(accounts) => accounts
-                    .into_iter()
-                    .filter(|a| a.role == Role::Admin && a.disabled_at.is_none())
-                    .map(|a| a.name)
-                    .collect::<Vec<_>>(),
+            let admins = match access.active_admins().await {
+                Ok(admins) => admins.into_iter().map(|a| a.name).collect::<Vec<_>>(),
                 Err(_) => Vec::new(),
             };
             let ask = match admins.as_slice() {

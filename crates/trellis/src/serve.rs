@@ -339,11 +339,8 @@ impl Application {
         // A new installation: nobody can sign in until the first admin's
         // link is made, which the start says how to do.
         let first_admin = if demo.is_none() && args.roles.contains(Role::Api) {
-            let admins =
-                access.accounts().await?.into_iter().filter(|a| {
-                    a.role == trellis_http::auth::Role::Admin && a.disabled_at.is_none()
-                });
-            (admins.count() == 0).then(|| store_args.flags())
+            let admins = access.active_admins().await?;
+            admins.is_empty().then(|| store_args.flags())
         } else {
             None
         };

@@ -57,7 +57,7 @@ pub(crate) struct AccessVisit {
 
 impl AccessVisit {
     fn may_change(&self) -> bool {
-        self.viewer.claims().role == Role::Admin
+        self.viewer.is_admin()
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -82,7 +82,7 @@ impl FromRequestParts<DashboardState> for AccessVisit {
         state: &DashboardState,
     ) -> Result<Self, PageError> {
         let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
-        if !matches!(viewer.claims().role, Role::Admin | Role::Auditor) {
+        if !viewer.reads_all() {
             return Err(PageError::Forbidden(
                 "Only an admin sees and changes who may sign in to Trellis.".into(),
             ));

@@ -184,7 +184,7 @@ pub(crate) struct SetUpVisit {
 
 impl SetUpVisit {
     pub(crate) fn may_change(&self) -> bool {
-        self.viewer.claims().role == trellis_http::auth::Role::Admin
+        self.viewer.is_admin()
     }
 }
 
@@ -196,10 +196,7 @@ impl FromRequestParts<DashboardState> for SetUpVisit {
         state: &DashboardState,
     ) -> Result<Self, PageError> {
         let Visit { state, viewer } = Visit::from_request_parts(parts, state).await?;
-        if !matches!(
-            viewer.claims().role,
-            trellis_http::auth::Role::Admin | trellis_http::auth::Role::Auditor
-        ) {
+        if !viewer.reads_all() {
             return Err(set_up_refused());
         }
         Ok(SetUpVisit { state, viewer })
