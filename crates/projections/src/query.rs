@@ -116,7 +116,7 @@ pub fn standing_as_of(profile: &RepProfile, today: NaiveDate) -> Standing {
     let overdue: Vec<&OpenActionItem> = profile
         .open_action_items
         .iter()
-        .filter(|i| i.owner == Owner::Rep && i.due_on < today)
+        .filter(|i| i.owner == Owner::Rep && i.overdue_on(today))
         .collect();
     match standing.standing {
         StandingKind::Departed => {}
@@ -153,7 +153,7 @@ pub fn rep_profile(profile: RepProfile, feedback: RepFeedback, today: NaiveDate)
         .iter()
         .map(|item| ActionItemView {
             item: item.clone(),
-            overdue: item.due_on < today,
+            overdue: item.overdue_on(today),
         })
         .collect();
     RepProfileView {

@@ -54,7 +54,7 @@ pub(crate) async fn page_handler(
     let (title, card) = teams_heading;
     let _ = write!(body, "<{title}>Teams</{title}>");
     if teams.is_empty() {
-        body.push_str(if viewer.claims().role == Role::Admin {
+        body.push_str(if viewer.is_admin() {
             "<p class=\"notice\">No team yet. Open <a href=\"/admin\">Set up</a> to form the \
              first team, add its leaders and hire its reps. (A team formed a moment ago shows \
              here once the pages have caught up with it.)</p>"
@@ -116,7 +116,7 @@ fn waiting_for(me: LeaderId, teams: &[TeamDoc], reps: &[RepProfile], today: Naiv
                      due {}</span>{}</li>",
                     esc(item.description.as_ref()),
                     item.due_on,
-                    if item.due_on < today {
+                    if item.overdue_on(today) {
                         " <span class=\"tag overdue\">overdue</span>"
                     } else {
                         ""

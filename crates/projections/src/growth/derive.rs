@@ -560,6 +560,13 @@ pub struct OpenActionItem {
     pub visibility: Visibility,
 }
 
+impl OpenActionItem {
+    /// Overdue on `today`: its due day has passed and it is still open.
+    pub fn overdue_on(&self, today: NaiveDate) -> bool {
+        self.due_on < today
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SupportRequestView {
     pub request_id: SupportRequestId,
