@@ -105,6 +105,7 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
     let mut parsed = Vec::new();
     let mut record = csv::ByteRecord::new();
     let mut count = 0usize;
+    let mut lines = Lines::of(body);
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -119,7 +120,9 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
         if count > max_rows {
             return Err(too_many(max_rows));
         }
-        let line = record.position().map_or(count + 1, |p| p.line() as usize);
+        let line = record
+            .position()
+            .map_or(count + 1, |p| lines.line_at(p.byte() as usize));
         let place = format!("line {line}");
         if record.len() != headers.len() {
             f.push(
@@ -192,6 +195,48 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
         }
     }
     Ok(parsed)
+}
+
+/// The line a record of a CSV body starts on, counted as an editor counts
+/// them. The csv reader places a record where it began to read it: before
+/// the empty lines it skipped, and in a file whose lines end in CR LF (a
+/// spreadsheet's export on Windows) at the LF of the line before, so its
+/// own count was one short on every line of such a file.
+struct Lines<'b> {
+    body: &'b [u8],
+    /// Newlines before `counted`.
+    seen: usize,
+    counted: usize,
+}
+
+impl<'b> Lines<'b> {
+    fn of(body: &'b [u8]) -> Self {
+        Lines {
+            body,
+            seen: 0,
+            counted: 0,
+        }
+    }
+
+    /// The line of the record the reader placed at byte `at` (records come
+    /// in order, so each call counts on from the last).
+    fn line_at(&mut self, at: usize) -> usize {
+        // The record starts after the line ends the reader passed over.
+        let skipped = self
+            .body
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let end = (at + skipped).min(self.body.len()).max(self.counted);
+        self.seen += self.body[self.counted..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.counted = end;
+        self.seen + 1
+    }
 }
 
 /// Two rows about one rep, metric and period with different values: the
@@ -523,5 +568,35 @@ pub async fn import(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    /// Each data record's line, as an editor numbers them.
+    fn lines_of(body: &str) -> Vec<usize> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(body.as_bytes());
+        let mut lines = Lines::of(body.as_bytes());
+        let mut record = csv::ByteRecord::new();
+        let mut found = Vec::new();
+        while reader.read_byte_record(&mut record).expect("a record") {
+            let at = record.position().expect("a position").byte() as usize;
+            found.push(lines.line_at(at));
+        }
+        found
+    }
+
+    #[test]
+    fn a_record_s_line_is_the_editor_s_whatever_ends_the_lines() {
+        assert_eq!(lines_of("h,a\nx,1\ny,2\nz,3"), [2, 3, 4]);
+        assert_eq!(lines_of("h,a\r\nx,1\r\ny,2\r\nz,3\r\n"), [2, 3, 4]);
+        assert_eq!(lines_of("h,a\r\n\r\nx,1\r\n\r\n\r\ny,2"), [3, 6]);
+        assert_eq!(lines_of("h,a\n\nx,1\n\n\ny,2\n"), [3, 6]);
+        assert_eq!(lines_of("h,a\nx,\"two\nlines\"\ny,2"), [2, 4]);
     }
 }
