@@ -578,6 +578,115 @@ async fn an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm(kind:
     app.cleanup().await;
 }
 
+/// A CRM export names its reps: the upload takes the name the people list
+/// gives, sends it as that rep's id, and says beside its line a name that
+/// is no rep's, or more than one rep's, in the same answer as every other
+/// fault. Nothing is recorded until the file is right and confirmed.
+async fn an_admin_uploads_a_csv_that_names_its_reps(kind: Kind) {
+    let (app, world, riley) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let hire = async |name: &str| {
+        app.post_json(
+            "/v1/reps",
+            &admin,
+            &serde_json::json!({"name": name, "role": "SDR", "team_id": world.team,
+                "start_date": crate::http::START_DATE}),
+        )
+        .await
+        .expect(201)
+        .id()
+    };
+    let aisha = hire("Aisha Khan").await;
+    hire("Sam Lee").await;
+    hire("Sam Lee").await;
+    project(&app).await;
+    let (html, _) = open(&app, "/admin/measurements", &admin).await;
+    assert!(
+        html.contains("the rep's name or id, as the people list gives them"),
+        "{}",
+        said(&html)
+    );
+    let csrf = hidden(&html, "_csrf");
+    let refused = upload(
+        &app,
+        &admin,
+        &csrf,
+        &format!(
+            "Rep,metric,period,value\r\naisha khan,calls_made,2026-W05,40\r\n\
+             Sam Lee,calls_made,2026-W05,41\r\nJon Smith,calls_made,2026-W05,42\r\n\
+             {riley},calls_made,2026-W05,lots"
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text();
+    assert!(
+        html.contains("3 rows cannot be recorded"),
+        "{}",
+        said(&html)
+    );
+    for (line, why) in [
+        (
+            3,
+            "2 reps are named “Sam Lee”: write the id of the one you mean",
+        ),
+        (
+            4,
+            "No rep is named “Jon Smith”: write the name as the people list gives it",
+        ),
+        (5, "is not a number"),
+    ] {
+        assert!(
+            html.contains(&format!("<td class=\"n\">{line}</td>")) && html.contains(why),
+            "line {line}: {}",
+            said(&html)
+        );
+    }
+    assert!(!html.contains("is not a rep id"), "{}", said(&html));
+
+    let preview = upload(
+        &app,
+        &admin,
+        &csrf,
+        &format!(
+            "Rep,metric,period,value\r\naisha  khan,calls_made,2026-W05,40\r\n\
+             {riley},calls_made,2026-W05,41"
+        ),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", said(&preview.text()));
+    let html = preview.text();
+    assert!(html.contains("2 rows for 2 reps"), "{}", said(&html));
+    assert!(html.contains("<td>Aisha Khan</td>"), "{}", said(&html));
+    assert_eq!(in_log(&app, "PerformanceMeasured").await, 0);
+    let carried = inputs(&html);
+    let done = send(&app, "/admin/measurements/record", &admin, &carried, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", said(&done.text()));
+    assert!(
+        done.text().contains("Recorded: 2 rows"),
+        "{}",
+        said(&done.text())
+    );
+    assert_eq!(in_log(&app, "PerformanceMeasured").await, 2);
+    // Recorded as Aisha Khan's: her value again, changed, by her id now,
+    // replaces the one the name recorded.
+    let again = upload(
+        &app,
+        &admin,
+        &csrf,
+        &format!("rep,metric,period,value\n{aisha},calls_made,2026-W05,44"),
+    )
+    .await;
+    let html = again.text();
+    assert!(
+        html.contains("1 row replaces a value recorded before")
+            && html.contains("<td data-label=\"Rep\">Aisha Khan</td>"),
+        "{}",
+        said(&html)
+    );
+    app.cleanup().await;
+}
+
 async fn an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it(kind: Kind) {
     let (app, world, _rep) = serving_with_a_rep(kind).await;
     let admin = app.admin();
@@ -853,6 +962,7 @@ crate::http::on_each_backend!(
     a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest,
     only_an_admin_opens_the_set_up_pages,
     an_admin_uploads_a_csv_and_nothing_is_recorded_until_they_confirm,
+    an_admin_uploads_a_csv_that_names_its_reps,
 );
 
 /// A set-up form that records says so under the heading of what it

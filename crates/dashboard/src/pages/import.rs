@@ -5,6 +5,10 @@
 //! be recorded; only then `POST /admin/measurements/record` sends the same
 //! file to be recorded, all rows or none, under the idempotency key the
 //! preview was given (a double click records once).
+//!
+//! An export names its reps: a `rep` that is a name the people list gives
+//! one rep is sent as that rep's id (the write API takes ids), and the
+//! preview carries the file so rewritten.
 
 use std::fmt::Write as _;
 
@@ -18,6 +22,8 @@ use super::{AdminVisit, Posted};
 use crate::error::PageError;
 use crate::forms::{Write, field, new_key, plain, send};
 use crate::html::{csrf_field, esc, page, stacked_table_start, table_start};
+use trellis_projections::growth::derive::RepProfile;
+use trellis_projections::growth::kinds;
 use trellis_queries::export::plural;
 
 /// The data lines the preview shows.
@@ -32,8 +38,8 @@ pub(crate) async fn form(visit: AdminVisit) -> Result<Response, PageError> {
 fn shown(visit: &AdminVisit, status: StatusCode, above: &str) -> Response {
     let mut b = String::from(
         "<h1>Upload measurements</h1><p class=\"lead\">A CSV file exported from your CRM, with \
-         a header line naming the columns <code>rep</code> (the rep's id, as the people list \
-         gives it), <code>metric</code>, <code>period</code> (2026-W05, 2026-03 or 2026-Q1) and \
+         a header line naming the columns <code>rep</code> (the rep's name or id, as the \
+         people list gives them), <code>metric</code>, <code>period</code> (2026-W05, 2026-03 or 2026-Q1) and \
          <code>value</code>. Trellis checks every row first and records nothing until you \
          confirm; then it records every row or none.</p>",
     );
@@ -99,8 +105,13 @@ pub(crate) async fn check(
                    The file is not UTF-8 text: save the export as CSV (UTF-8) and upload it again.</p></div>";
         return Ok(shown(&visit, StatusCode::UNPROCESSABLE_ENTITY, why));
     };
-    let (status, answer) = import(&visit, &text, true, "").await?;
+    // A CRM export names its reps: each name the people list gives one
+    // rep is sent as that rep's id; any other is said beside its line.
+    let profiles: Vec<RepProfile> = visit.state.models().all(kinds::REP_PROFILE).await?;
+    let Named { text, unnamed } = named(&text, &Directory::of(&profiles));
+    let (status, mut answer) = import(&visit, &text, true, "").await?;
     if !status.is_success() {
+        said_of_names(&mut answer, &unnamed);
         return Ok(shown(&visit, status, &refusal(&answer)));
     }
     let mut b = String::new();
@@ -137,6 +148,7 @@ pub(crate) async fn check(
         esc(&text),
         match answer["rows"].as_u64() {
             Some(1) => "the row".to_owned(),
+            Some(2) => "both rows".to_owned(),
             rows => format!("all {} rows", rows.unwrap_or(0)),
         }
     );
@@ -269,7 +281,7 @@ async fn rep_names(
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let at = lines
         .next()
-        .and_then(|header| header.split(',').map(str::trim).position(|c| c == "rep"));
+        .and_then(|header| header.split(',').position(is_rep_column));
     let previewed = at.into_iter().flat_map(|at| {
         lines
             .clone()
@@ -349,7 +361,7 @@ fn preview(csv: &str, names: &std::collections::BTreeMap<String, String>) -> Str
         return String::new();
     };
     let columns: Vec<&str> = header.split(',').map(str::trim).collect();
-    let rep_at = columns.iter().position(|c| *c == "rep");
+    let rep_at = columns.iter().position(|c| is_rep_column(c));
     let mut b = table_start(&columns);
     let mut more = 0;
     for (i, line) in lines.enumerate() {
@@ -373,4 +385,241 @@ fn preview(csv: &str, names: &std::collections::BTreeMap<String, String>) -> Str
         let _ = write!(b, "<p class=\"muted\">and {more} more rows.</p>");
     }
     b
+}
+
+/// The reps a file may name, by their name as the people list gives it
+/// (compared without case, runs of spaces as one): erased reps have none.
+struct Directory(std::collections::HashMap<String, Vec<uuid::Uuid>>);
+
+impl Directory {
+    fn of(profiles: &[RepProfile]) -> Self {
+        let mut by_name: std::collections::HashMap<String, Vec<uuid::Uuid>> =
+            std::collections::HashMap::new();
+        for p in profiles.iter().filter(|p| p.erased_on.is_none()) {
+            by_name
+                .entry(name_key(p.name.as_ref()))
+                .or_default()
+                .push(p.rep_id.as_uuid());
+        }
+        Directory(by_name)
+    }
+}
+
+/// Whether a header names the rep column, as the write API reads it.
+fn is_rep_column(header: &str) -> bool {
+    let header = header.trim_start_matches('\u{feff}').trim();
+    header.eq_ignore_ascii_case("rep") || header.eq_ignore_ascii_case("rep_id")
+}
+
+fn name_key(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// A file whose reps are all ids, and why each name that is not could not
+/// be, by line.
+#[derive(Debug, PartialEq)]
+struct Named {
+    text: String,
+    unnamed: std::collections::BTreeMap<usize, String>,
+}
+
+/// `csv` with every rep it names by a name the directory gives one rep
+/// written as that rep's id instead. Only those lines are rewritten; every
+/// line keeps its number, so what the write API says of a line is said of
+/// the admin's own line. A name no rep has, or more than one has, stays as
+/// written, and why is kept for the refusal.
+fn named(csv: &str, reps: &Directory) -> Named {
+    let mut unnamed = std::collections::BTreeMap::new();
+    let mut text = String::with_capacity(csv.len());
+    let mut rep_at = None;
+    let mut header_seen = false;
+    for (i, line) in csv.split_inclusive('\n').enumerate() {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let end = &line[body.len()..];
+        // A quoted field across lines is left to the write API whole.
+        let fields = (!body.trim().is_empty() && body.matches('"').count() % 2 == 0)
+            .then(|| one_record(body))
+            .flatten();
+        let Some(fields) = fields else {
+            text.push_str(line);
+            continue;
+        };
+        if !header_seen {
+            header_seen = true;
+            rep_at = fields.iter().position(|f| is_rep_column(f));
+            text.push_str(line);
+            continue;
+        }
+        let Some(at) = rep_at.filter(|&at| at < fields.len()) else {
+            text.push_str(line);
+            continue;
+        };
+        let rep = &fields[at];
+        if rep.is_empty() || uuid::Uuid::parse_str(rep).is_ok() {
+            text.push_str(line);
+            continue;
+        }
+        match reps.0.get(&name_key(rep)).map(Vec::as_slice) {
+            Some([id]) => {
+                let mut fields = fields.clone();
+                fields[at] = id.to_string();
+                text.push_str(&written(&fields));
+                text.push_str(end);
+            }
+            found => {
+                unnamed.insert(
+                    i + 1,
+                    match found {
+                        Some(ids) => format!(
+                            "{} reps are named “{rep}”: write the id of the one you mean, \
+                             from the people list",
+                            ids.len()
+                        ),
+                        None => format!(
+                            "no rep is named “{rep}”: write the name as the people list \
+                             gives it, or the rep's id from there"
+                        ),
+                    },
+                );
+                text.push_str(line);
+            }
+        }
+    }
+    Named { text, unnamed }
+}
+
+/// One CSV line's fields, trimmed as the write API trims them.
+fn one_record(line: &str) -> Option<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let record = reader.records().next()?.ok()?;
+    Some(record.iter().map(str::to_owned).collect())
+}
+
+/// `fields` as one CSV line, quoted where they must be, with no line end.
+fn written(fields: &[String]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing to memory fails only with a field the writer refuses, which
+    // a field read from the file never is.
+    if writer.write_record(fields).is_err() {
+        return fields.join(",");
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+/// The write API's refusal with the names it could not know said instead
+/// of "not a rep id": it saw the name, not what the admin meant by it.
+fn said_of_names(answer: &mut Value, unnamed: &std::collections::BTreeMap<usize, String>) {
+    if unnamed.is_empty() {
+        return;
+    }
+    let Some(errors) = answer["errors"].as_array_mut() else {
+        return;
+    };
+    let mut said = std::collections::BTreeSet::new();
+    for e in errors.iter_mut() {
+        let line = e["field"]
+            .as_str()
+            .and_then(|f| f.strip_prefix("line "))
+            .and_then(|f| f.strip_suffix(": rep"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some((line, why)) = line.and_then(|l| unnamed.get_key_value(&l)) {
+            e["reason"] = Value::String(why.clone());
+            said.insert(*line);
+        }
+    }
+    for (line, why) in unnamed.iter().filter(|(l, _)| !said.contains(l)) {
+        errors.push(serde_json::json!({"field": format!("line {line}: rep"), "reason": why}));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory(names: &[(&str, u128)]) -> Directory {
+        let mut by_name: std::collections::HashMap<String, Vec<uuid::Uuid>> =
+            std::collections::HashMap::new();
+        for (name, id) in names {
+            by_name
+                .entry(name_key(name))
+                .or_default()
+                .push(uuid::Uuid::from_u128(*id));
+        }
+        Directory(by_name)
+    }
+
+    #[test]
+    fn a_rep_named_once_is_written_as_their_id_and_every_line_keeps_its_number() {
+        let reps = directory(&[("Aisha Khan", 1), ("Sam Lee", 2), ("Sam  Lee", 3)]);
+        let id = uuid::Uuid::from_u128(9);
+        let csv = format!(
+            "\u{feff}Metric,Rep,period,value\r\n\r\ncalls_made, aisha  KHAN ,2026-W05,40\r\n\
+             calls_made,{id},2026-W05,41\r\ncalls_made,Sam Lee,2026-W05,42\r\n\
+             calls_made,Jon Smith,2026-W05,\"1,5\"\r\ncalls_made,\"Khan, Aisha\",2026-W05,43"
+        );
+        let named = named(&csv, &reps);
+        let lines: Vec<&str> = named.text.split("\r\n").collect();
+        assert_eq!(lines.len(), 7, "{:?}", named.text);
+        assert_eq!(
+            lines[2],
+            format!("calls_made,{},2026-W05,40", uuid::Uuid::from_u128(1))
+        );
+        assert_eq!(
+            lines[3],
+            format!("calls_made,{id},2026-W05,41"),
+            "an id stays"
+        );
+        assert_eq!(lines[4], "calls_made,Sam Lee,2026-W05,42", "two Sam Lees");
+        assert_eq!(lines[5], "calls_made,Jon Smith,2026-W05,\"1,5\"");
+        assert_eq!(lines[6], "calls_made,\"Khan, Aisha\",2026-W05,43");
+        assert_eq!(named.unnamed.keys().copied().collect::<Vec<_>>(), [5, 6, 7]);
+        assert!(named.unnamed[&5].starts_with("2 reps are named “Sam Lee”"));
+        assert!(named.unnamed[&6].starts_with("no rep is named “Jon Smith”"));
+    }
+
+    #[test]
+    fn a_name_the_api_could_not_read_is_said_as_a_name() {
+        let mut answer = serde_json::json!({"errors": [
+            {"field": "line 3: rep", "reason": "\"Jon\" is not a rep id (a UUID, as Trellis gave it)"},
+            {"field": "line 3: value", "reason": "\"x\" is not a number"},
+        ]});
+        let unnamed = [
+            (3, "no rep is named “Jon”".to_owned()),
+            (4, "2 reps are named “Sam”".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        said_of_names(&mut answer, &unnamed);
+        let reasons: Vec<(&str, &str)> = answer["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap_or(""),
+                    e["reason"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("line 3: rep", "no rep is named “Jon”"),
+                ("line 3: value", "\"x\" is not a number"),
+                ("line 4: rep", "2 reps are named “Sam”"),
+            ]
+        );
+    }
 }
