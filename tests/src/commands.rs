@@ -2437,7 +2437,7 @@ async fn the_command_services_own_document_describes_each_of_its_routes(app: &Te
         doc["openapi"]
     );
     let declared = crate::http::declared_routes();
-    assert_eq!(declared.len(), 36, "4 operational routes and 32 writes");
+    assert_eq!(declared.len(), 37, "4 operational routes and 33 writes");
     each_route_is_documented_with_the_write_errors(&doc, &declared);
     assert_eq!(
         operations(&doc).len(),
@@ -2770,7 +2770,7 @@ async fn every_documented_v1_route_is_served_and_answers_no_token_with_its_docum
         r.expect_problem(401, "unauthorized");
         checked += 1;
     }
-    assert_eq!(checked, 32 + 19 + 8, "every write, read and webhook route");
+    assert_eq!(checked, 33 + 19 + 8, "every write, read and webhook route");
 }
 
 /// Each service's document survives the merge whole: the merge keeps the

@@ -80,7 +80,7 @@ const ADMIN_ALONE_200: [u16; 8] = [200, 403, 403, 403, 403, 403, 403, 403];
 /// route, the scope a service needs, and the status per column of [`WHO`]:
 /// admin, leader of the rep's team, leader of another team, the rep
 /// themselves, another rep, auditor, service with the grant, service without.
-const MATRIX: [(Route, Scope, [u16; 8]); 32] = [
+const MATRIX: [(Route, Scope, [u16; 8]); 33] = [
     (Route::FormTeam, Scope::Teams, ADMIN_ONLY_201),
     (Route::AssignLeader, Scope::Teams, ADMIN_ONLY_200),
     (Route::RenameTeam, Scope::Teams, ADMIN_ONLY_200),
@@ -93,6 +93,7 @@ const MATRIX: [(Route, Scope, [u16; 8]); 32] = [
     (Route::JoinRep, Scope::Reps, ADMIN_ONLY_201),
     (Route::MoveTeam, Scope::Reps, ADMIN_ONLY_200),
     (Route::ChangeRole, Scope::Reps, ADMIN_ONLY_200),
+    (Route::RenameRep, Scope::Reps, ADMIN_ONLY_200),
     (Route::Depart, Scope::Reps, ADMIN_ONLY_200),
     (
         Route::AcknowledgeExpectations,
@@ -204,7 +205,7 @@ async fn every_write_route_allows_exactly_the_roles_the_policy_names(app: &TestA
             }
         }
     }
-    assert_eq!(cells, 32 * 8);
+    assert_eq!(cells, 33 * 8);
     assert!(
         failures.is_empty(),
         "{} of {cells} cells of the auth matrix are wrong:\n{}",

@@ -797,6 +797,7 @@ impl TestApp {
             route,
             MoveTeam
                 | ChangeRole
+                | RenameRep
                 | Depart
                 | AcknowledgeExpectations
                 | GiveFeedback
@@ -903,6 +904,11 @@ impl TestApp {
             ChangeRole => (
                 format!("/v1/reps/{r}/role-changes"),
                 json!({ "role": "AE", "on": "2026-03-02" }),
+                rep_stream(),
+            ),
+            RenameRep => (
+                format!("/v1/reps/{r}/name"),
+                json!({ "name": "Riley Rep-Okafor" }),
                 rep_stream(),
             ),
             Depart => (
@@ -1194,6 +1200,7 @@ pub enum Route {
     JoinRep,
     MoveTeam,
     ChangeRole,
+    RenameRep,
     Depart,
     AcknowledgeExpectations,
     GiveFeedback,
@@ -1217,7 +1224,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 32] = [
+    pub const ALL: [Route; 33] = [
         Route::FormTeam,
         Route::AssignLeader,
         Route::RenameTeam,
@@ -1230,6 +1237,7 @@ impl Route {
         Route::JoinRep,
         Route::MoveTeam,
         Route::ChangeRole,
+        Route::RenameRep,
         Route::Depart,
         Route::AcknowledgeExpectations,
         Route::GiveFeedback,
@@ -1268,6 +1276,7 @@ impl Route {
             JoinRep => "/v1/reps",
             MoveTeam => "/v1/reps/{rep_id}/team-moves",
             ChangeRole => "/v1/reps/{rep_id}/role-changes",
+            RenameRep => "/v1/reps/{rep_id}/name",
             Depart => "/v1/reps/{rep_id}/departure",
             AcknowledgeExpectations => "/v1/reps/{rep_id}/expectations-acknowledgements",
             GiveFeedback => "/v1/reps/{rep_id}/feedback",
@@ -1295,7 +1304,7 @@ impl Route {
 
     pub fn method(self) -> &'static str {
         match self {
-            Route::RenameTeam | Route::ReviseCompetency => "PUT",
+            Route::RenameTeam | Route::ReviseCompetency | Route::RenameRep => "PUT",
             _ => "POST",
         }
     }
@@ -1336,6 +1345,7 @@ impl Route {
             JoinRep => "RepJoined",
             MoveTeam => "RepMovedTeam",
             ChangeRole => "RepRoleChanged",
+            RenameRep => "RepRenamed",
             Depart => "RepDeparted",
             AcknowledgeExpectations => "ExpectationsAcknowledged",
             GiveFeedback => "FeedbackGiven",

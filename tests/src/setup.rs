@@ -957,6 +957,7 @@ async fn a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed(kind: K
 crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
     a_set_up_form_says_it_saved_or_that_nothing_changed,
+    an_admin_corrects_a_rep_s_name,
     an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
     a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed,
     a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest,
@@ -1000,5 +1001,53 @@ async fn a_set_up_form_says_it_saved_or_that_nothing_changed(kind: Kind) {
         assert!(page.contains(notice), "{notice} in {}", said(&page));
     }
     assert_eq!(in_log(&app, "RepRoleChanged").await, 1);
+    app.cleanup().await;
+}
+
+/// A name mistyped at hire is corrected from the people list: the form
+/// starts from the name as it is, an empty name is said beside the field
+/// with nothing recorded, and the list shows the new name once saved.
+async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
+    let (app, _world, rep) = serving_with_a_rep(kind).await;
+    let admin = app.admin();
+    let list = crate::forms::shown(&app, "/admin", &admin).await;
+    let path = format!("/admin/reps/{rep}/name");
+    assert!(
+        list.contains(&format!("<a href=\"{path}\">Rename</a>")),
+        "{}",
+        said(&list)
+    );
+    let (form, carried) = open(&app, &path, &admin).await;
+    assert!(
+        form.contains("Now called Riley Rep.") && form.contains("value=\"Riley Rep\""),
+        "{}",
+        said(&form)
+    );
+    let empty = send(&app, &path, &admin, &carried, &[("name", "  ")]).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.text().contains("id=\"name-error\""),
+        "{}",
+        said(&empty.text())
+    );
+    assert_eq!(in_log(&app, "RepRenamed").await, 0);
+    let sent = send(
+        &app,
+        &path,
+        &admin,
+        &carried,
+        &[("name", "Riley Rep-Okafor")],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", said(&sent.text()));
+    assert_eq!(sent.header("location"), Some("/admin?saved=people#people"));
+    project(&app).await;
+    let list = crate::forms::shown(&app, "/admin?saved=people#people", &admin).await;
+    assert!(
+        list.contains(&format!("<a href=\"/reps/{rep}\">Riley Rep-Okafor</a>")),
+        "{}",
+        said(&list)
+    );
+    assert_eq!(in_log(&app, "RepRenamed").await, 1);
     app.cleanup().await;
 }

@@ -240,9 +240,11 @@ pub fn rep_access(command: &RepCommand) -> RepAccess {
     use RepAccess::{Lead, LeadOrSelf, Staffing};
     use RepCommand as C;
     match command {
-        C::JoinRep { .. } | C::MoveTeam { .. } | C::ChangeRole { .. } | C::Depart { .. } => {
-            Staffing(Scope::Reps)
-        }
+        C::JoinRep { .. }
+        | C::MoveTeam { .. }
+        | C::ChangeRole { .. }
+        | C::Rename { .. }
+        | C::Depart { .. } => Staffing(Scope::Reps),
         C::AcknowledgeExpectations { .. } => LeadOrSelf(Scope::Reps),
         C::GiveFeedback { .. }
         | C::AssessSkill { .. }

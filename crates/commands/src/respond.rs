@@ -98,6 +98,7 @@ pub fn answer_rep(command: &RepCommand, written: Written) -> Response {
         C::HoldReview { review, .. } => review.review_id.as_uuid(),
         C::MoveTeam { .. }
         | C::ChangeRole { .. }
+        | C::Rename { .. }
         | C::Depart { .. }
         | C::AcknowledgeExpectations { .. }
         | C::AcknowledgeFeedback { .. }

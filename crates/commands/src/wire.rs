@@ -254,6 +254,14 @@ pub struct ChangeRole {
     pub on: NaiveDate,
 }
 
+/// The rep's name from now on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRep {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
+    pub name: String,
+}
+
 /// Why a person's personal data is erased. Kept readable in the log, so it
 /// must not itself hold personal data.
 #[derive(Debug, Deserialize, ToSchema)]

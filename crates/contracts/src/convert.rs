@@ -26,7 +26,7 @@ use trellis_domain::rep::{
     ActionItemCompleted, ActionItemDropped, CoachingSessionHeld, ExpectationsAcknowledged,
     FactCorrected, FeedbackAcknowledged, FeedbackGiven, ImprovementPlanClosed,
     ImprovementPlanStarted, PerformanceMeasured, PersonalDataErased, PlanCheckpointRecorded,
-    RepDeparted, RepJoined, RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed,
+    RepDeparted, RepJoined, RepMovedTeam, RepRenamed, RepRoleChanged, ReviewHeld, SkillAssessed,
     SupportAcknowledged, SupportRequested, SupportResolved, TrainingCompleted,
 };
 use trellis_domain::standard::{StandardRetired, StandardRevised, StandardSet};
@@ -92,6 +92,7 @@ catalogue! {
     Rep(RepEvent::MovedTeam(RepMovedTeam)) <=> RepMovedTeam,
     Rep(RepEvent::RoleChanged(RepRoleChanged)) <=> RepRoleChanged,
     Rep(RepEvent::Departed(RepDeparted)) <=> RepDeparted,
+    Rep(RepEvent::Renamed(RepRenamed)) <=> RepRenamed,
     Rep(RepEvent::ExpectationsAcknowledged(ExpectationsAcknowledged)) <=> ExpectationsAcknowledged,
     Rep(RepEvent::FeedbackGiven(FeedbackGiven)) <=> FeedbackGiven,
     Rep(RepEvent::FeedbackAcknowledged(FeedbackAcknowledged)) <=> FeedbackAcknowledged,

@@ -10,8 +10,8 @@ use trellis_domain::rep::{
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
     ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
     PersonalDataErased, PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined,
-    RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
-    SupportRequested, SupportResolved, TrainingCompleted, Visibility,
+    RepMovedTeam, RepRenamed, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged,
+    SupportCategory, SupportRequested, SupportResolved, TrainingCompleted, Visibility,
 };
 use trellis_domain::standard::{RampStep, StandardRetired, StandardRevised, StandardSet};
 use trellis_domain::team::{LeaderAssigned, TeamFormed, TeamRenamed};
@@ -182,6 +182,10 @@ pub fn samples() -> Vec<Event> {
             from: text("SDR"),
             to: text("AE"),
             on: day(2026, 4, 1),
+        }
+        .into(),
+        RepRenamed {
+            name: text("Ada Lovelace-King"),
         }
         .into(),
         RepDeparted {

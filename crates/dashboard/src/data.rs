@@ -542,7 +542,10 @@ pub(crate) fn timeline_entries<'a>(
                 false,
                 None,
             ),
+            // A name has no business date: the page is headed by the
+            // name the rep has now, and the audit trail dates each change.
             RepEvent::ExpectationsAcknowledged(_)
+            | RepEvent::Renamed(_)
             | RepEvent::FeedbackAcknowledged(_)
             | RepEvent::PerformanceMeasured(_)
             | RepEvent::SupportAcknowledged(_) => {}

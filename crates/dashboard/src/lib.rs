@@ -182,6 +182,7 @@ fn routes(state: DashboardState) -> Router {
         .route("/admin/reps/new", quick::<admin::HireRep>())
         .route("/admin/reps/{rep_id}/team", quick::<admin::MoveRep>())
         .route("/admin/reps/{rep_id}/role", quick::<admin::ChangeRole>())
+        .route("/admin/reps/{rep_id}/name", quick::<admin::RenameRep>())
         .route("/admin/reps/{rep_id}/departure", quick::<admin::Depart>())
         .route("/admin/reps/{rep_id}/erasure", quick::<admin::Erase>())
         .route(

@@ -165,6 +165,7 @@ impl Event {
                 R::MovedTeam(e) => Some(e.on),
                 R::RoleChanged(e) => Some(e.on),
                 R::Departed(e) => Some(e.on),
+                R::Renamed(_) => None,
                 R::ExpectationsAcknowledged(e) => Some(e.on),
                 R::FeedbackGiven(e) => Some(e.given_on),
                 R::FeedbackAcknowledged(e) => Some(e.on),

@@ -81,7 +81,7 @@ pub const ERASED_TEXT: &str = "(erased)";
 /// `[]` standing for every element of an array.
 fn paths(event_type: &str) -> &'static [&'static [&'static str]] {
     match event_type {
-        "RepJoined" => &[&["name"]],
+        "RepJoined" | "RepRenamed" => &[&["name"]],
         "RepDeparted" | "ActionItemDropped" => &[&["reason"]],
         "FeedbackGiven" | "PlanCheckpointRecorded" | "ImprovementPlanClosed" => &[&["note"]],
         "SkillAssessed" => &[&["evidence"]],

@@ -132,6 +132,7 @@ pub fn payloads() -> Vec<(&'static str, u16, Vec<Property>)> {
                 ("start_date", date(), true),
             ],
         ),
+        ("RepRenamed", 1, vec![("name", text(PERSON_NAME), true)]),
         (
             "RepMovedTeam",
             1,

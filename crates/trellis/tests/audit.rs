@@ -1116,8 +1116,8 @@ fn verify_packet_both_ways(file: &std::path::Path, key: &str) -> [(i32, String);
 /// A review packet carries proofs that every event it rests on is in the
 /// signed log; the Rust command and an independent Python verifier both
 /// accept it offline and both refuse one altered byte or a proof against
-/// another checkpoint. Built again after a competency is renamed, it is
-/// the same, byte for byte.
+/// another checkpoint. Built again after a competency and the rep are
+/// renamed, it is the same, byte for byte.
 #[tokio::test]
 async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible() {
     let demo = Demo::start();
@@ -1237,6 +1237,26 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
         })),
     );
     assert_eq!(status, 200, "{out}");
+    // And so does renaming the rep: the packet keeps the name they had.
+    let (status, out) = api(
+        &demo.address,
+        "PUT",
+        &format!("/v1/reps/{rep}/name"),
+        &demo.token,
+        Some(&json!({ "name": "Renamed After-the-Review" })),
+    );
+    assert_eq!(status, 200, "{out}");
+    eventually(
+        "the rep's profile has the new name",
+        Duration::from_secs(30),
+        || {
+            let profile = demo.get(&format!("/v1/reps/{rep}"));
+            match profile["profile"]["name"].as_str() {
+                Some("Renamed After-the-Review") => Ok(()),
+                other => Err(format!("named {other:?}")),
+            }
+        },
+    );
     let (code, all) =
         run(trellis()
             .arg("--data-dir")
@@ -1272,6 +1292,7 @@ async fn a_review_packet_verifies_offline_in_rust_and_python_and_is_reproducible
         again["sha256"], body["sha256"],
         "the packet changed after a rename"
     );
+    assert_eq!(again["packet"]["name"], json!(name));
     assert_eq!(again["packet"], body["packet"]);
 
     // The proofs (now against a larger tree) with an earlier checkpoint of

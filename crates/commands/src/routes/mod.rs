@@ -39,6 +39,7 @@ pub fn router() -> Router<CommandState> {
         .route("/v1/reps", post(reps::join))
         .route("/v1/reps/{rep_id}/team-moves", post(reps::move_team))
         .route("/v1/reps/{rep_id}/role-changes", post(reps::change_role))
+        .route("/v1/reps/{rep_id}/name", put(reps::rename_rep))
         .route("/v1/reps/{rep_id}/departure", post(reps::depart))
         .route(
             "/v1/reps/{rep_id}/expectations-acknowledgements",

@@ -141,6 +141,28 @@ impl TryFrom<Edge<'_, wire::ChangeRole>> for OnRep {
     }
 }
 
+/// A rep's name corrected or changed: an admin's to record, or a service's
+/// granted `reps:write`. A departed rep's too; an erased rep's is refused.
+/// The same name again records nothing.
+#[utoipa::path(put, path = "/v1/reps/{rep_id}/name", tag = "reps",
+    params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::RenameRep,
+    responses((status = 200, description = "The rep has the name", body = Recorded), WriteErrors))]
+pub async fn rename_rep(request: WriteRequest<wire::RenameRep>) -> Result<Response, ApiError> {
+    request
+        .on_rep(Entity::Named, RouteAccess::Staffing(Scope::Reps))
+        .await
+}
+
+impl TryFrom<Edge<'_, wire::RenameRep>> for OnRep {
+    type Error = ApiError;
+
+    fn try_from(edge: Edge<'_, wire::RenameRep>) -> Result<Self, ApiError> {
+        Ok(OnRep::Ready(RepCommand::Rename {
+            name: field("name", PersonName::try_from(edge.body.name.as_str()))?,
+        }))
+    }
+}
+
 /// A rep leaves: an admin's to record, or a service's granted `reps:write`.
 #[utoipa::path(post, path = "/v1/reps/{rep_id}/departure", tag = "reps",
     params(("rep_id" = uuid::Uuid, Path, description = "The rep")), request_body = wire::Depart,

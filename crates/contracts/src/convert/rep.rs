@@ -6,8 +6,8 @@ use trellis_domain::rep::{
     ExpectationsAcknowledged, FactCorrected, FeedbackAcknowledged, FeedbackGiven, FeedbackKind,
     ImprovementPlanClosed, ImprovementPlanStarted, MeasurementSource, Owner, PerformanceMeasured,
     PersonalDataErased, PlanCheckpointRecorded, PlanOutcome, PlanTarget, RepDeparted, RepJoined,
-    RepMovedTeam, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged, SupportCategory,
-    SupportRequested, SupportResolved, TrainingCompleted, Visibility,
+    RepMovedTeam, RepRenamed, RepRoleChanged, ReviewHeld, SkillAssessed, SupportAcknowledged,
+    SupportCategory, SupportRequested, SupportResolved, TrainingCompleted, Visibility,
 };
 use trellis_domain::{EventPayload, SkillLevel, ValueError};
 use uuid::Uuid;
@@ -230,6 +230,23 @@ impl Convert for RepJoined {
             role: f.text("role", &m.role)?,
             team_id: f.id("team_id", &m.team_id)?,
             start_date: f.date("start_date", m.start_date)?,
+        })
+    }
+}
+
+impl Convert for RepRenamed {
+    type Wire = w::RepRenamed;
+
+    fn to_wire(&self) -> Self::Wire {
+        w::RepRenamed {
+            name: self.name.as_str().to_owned(),
+        }
+    }
+
+    fn from_wire(m: &Self::Wire) -> Result<Self, ContractError> {
+        let f = Fields(Self::EVENT_TYPE);
+        Ok(RepRenamed {
+            name: f.text("name", &m.name)?,
         })
     }
 }

@@ -160,12 +160,14 @@ pub(crate) async fn overview(
             ),
             RepStatus::Active => format!(
                 "<a href=\"/admin/reps/{id}/team\">Move</a> · <a href=\"/admin/reps/{id}/role\">Change role</a> · \
+                 <a href=\"/admin/reps/{id}/name\">Rename</a> · \
                  <a href=\"/admin/reps/{id}/departure\">Departure</a> · \
                  <a href=\"/admin/reps/{id}/erasure\">Erase personal data</a>",
                 id = r.rep_id
             ),
             RepStatus::Departed => format!(
-                "departed on {} · <a href=\"/admin/reps/{id}/erasure\">Erase personal data</a>",
+                "departed on {} · <a href=\"/admin/reps/{id}/name\">Rename</a> · \
+                 <a href=\"/admin/reps/{id}/erasure\">Erase personal data</a>",
                 r.departed_on.map(|d| d.to_string()).unwrap_or_default(),
                 id = r.rep_id
             ),
@@ -580,6 +582,33 @@ impl Quick for ChangeRole {
         .sends(
             Method::POST,
             format!("/v1/reps/{}/role-changes", rep.rep_id),
+            "people",
+        ))
+    }
+}
+
+/// A rep's name corrected (a typo at hire) or changed.
+pub(crate) struct RenameRep;
+
+impl Quick for RenameRep {
+    type On = AdminVisit;
+
+    async fn spec(visit: &AdminVisit, ask: &Ask) -> Result<Spec, PageError> {
+        let rep = rep(visit, ask).await?;
+        Ok(spec(
+            "Rename a rep",
+            format!(
+                "Now called {}. Every page shows the new name from now on; a review packet of \
+                 a period that ended before today keeps the name it was made with, and the \
+                 audit trail keeps both.",
+                esc(rep.name.as_ref())
+            ),
+            vec![Field::new("name", "New name", Kind::Text).with(&rep.name)],
+            "Rename",
+        )
+        .sends(
+            Method::PUT,
+            format!("/v1/reps/{}/name", rep.rep_id),
             "people",
         ))
     }

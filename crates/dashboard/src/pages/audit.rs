@@ -131,6 +131,7 @@ fn event_in_words(event_type: &str) -> Option<&'static str> {
         "RepJoined" => "Joined",
         "RepMovedTeam" => "Moved to another team",
         "RepRoleChanged" => "Changed role",
+        "RepRenamed" => "Name changed",
         "RepDeparted" => "Departed",
         "ExpectationsAcknowledged" => "Acknowledged a standard",
         "FeedbackGiven" => "Feedback given",

@@ -127,6 +127,14 @@ pub struct RepRoleChanged {
     pub on: NaiveDate,
 }
 
+/// The rep's name is now `name`: a mistake at hire corrected, or a name
+/// changed. What was recorded under the earlier name stays as it was; a
+/// view of a time before this reads the earlier name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepRenamed {
+    pub name: PersonName,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepDeparted {
     pub on: NaiveDate,
@@ -299,6 +307,7 @@ event_enum! {
         MovedTeam(RepMovedTeam) = ("RepMovedTeam", v 1),
         RoleChanged(RepRoleChanged) = ("RepRoleChanged", v 1),
         Departed(RepDeparted) = ("RepDeparted", v 1),
+        Renamed(RepRenamed) = ("RepRenamed", v 1),
         ExpectationsAcknowledged(ExpectationsAcknowledged) = ("ExpectationsAcknowledged", v 1),
         FeedbackGiven(FeedbackGiven) = ("FeedbackGiven", v 2),
         FeedbackAcknowledged(FeedbackAcknowledged) = ("FeedbackAcknowledged", v 1),

@@ -49,7 +49,7 @@ use crate::ids::{ActionItemId, MeasurementId, PlanId, RepId, SupportRequestId, T
 use crate::period::PeriodKind;
 use crate::rejection::Rejection;
 use crate::standard::StandardStatus;
-use crate::values::{NonEmptyText, Role};
+use crate::values::{NonEmptyText, PersonName, Role};
 
 impl RepId {
     /// This rep's stream, `rep-<uuid>`.
@@ -155,6 +155,8 @@ pub enum RepCommand {
         departure: RepDeparted,
         now: DateTime<Utc>,
     },
+    /// Gives the rep another name, departed or not.
+    Rename { name: PersonName },
     AcknowledgeExpectations {
         acknowledged: ExpectationsAcknowledged,
         standard: StandardStatus,
@@ -361,6 +363,12 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                 to,
                 on,
             })
+        }
+        Rename { name } => {
+            if name == rep.name {
+                return Ok(vec![]);
+            }
+            record(RepRenamed { name })
         }
         Depart { departure, now } => {
             if let Some(on) = rep.departed_on {

@@ -341,6 +341,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         RepEvent::MovedTeam(e) => rep.team_id = e.to,
         RepEvent::RoleChanged(e) => rep.role = e.to.clone(),
         RepEvent::Departed(e) => rep.departed_on = Some(e.on),
+        RepEvent::Renamed(e) => rep.name = e.name.clone(),
         RepEvent::PersonalDataErased(e) => {
             rep.erased_on = Some(e.on);
             rep.name = PersonName::erased();

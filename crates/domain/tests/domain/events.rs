@@ -108,6 +108,10 @@ fn one_of_each() -> Vec<Event> {
             on: date("2026-02-01"),
         }
         .into(),
+        RepRenamed {
+            name: parse("Ada King"),
+        }
+        .into(),
         RepDeparted {
             on: date("2026-06-30"),
             reason: text("Moved away."),
@@ -320,6 +324,7 @@ fn variant_name(event: &Event) -> &'static str {
             RepEvent::MovedTeam(_) => "RepMovedTeam",
             RepEvent::RoleChanged(_) => "RepRoleChanged",
             RepEvent::Departed(_) => "RepDeparted",
+            RepEvent::Renamed(_) => "RepRenamed",
             RepEvent::ExpectationsAcknowledged(_) => "ExpectationsAcknowledged",
             RepEvent::FeedbackGiven(_) => "FeedbackGiven",
             RepEvent::FeedbackAcknowledged(_) => "FeedbackAcknowledged",

@@ -501,6 +501,55 @@ fn changing_to_the_current_role_records_nothing() {
 }
 
 #[test]
+fn renaming_a_rep_records_the_new_name_and_the_state_carries_it() {
+    let renamed = RepRenamed {
+        name: parse("Ada King"),
+    };
+    check(
+        vec![joined().into()],
+        RepCommand::Rename {
+            name: parse("Ada King"),
+        },
+        Ok(vec![renamed.clone().into()]),
+    );
+    // A departed rep's name may still be corrected.
+    check(
+        gone(),
+        RepCommand::Rename {
+            name: parse("Ada King"),
+        },
+        Ok(vec![renamed.clone().into()]),
+    );
+    let state = [joined().into(), renamed.into()]
+        .iter()
+        .fold(RepState::default(), RepAggregate::evolve);
+    let RepState::Joined(rep) = state else {
+        panic!("the rep joined")
+    };
+    assert_eq!(rep.name.as_str(), "Ada King");
+}
+
+#[test]
+fn renaming_a_rep_to_their_name_records_nothing_and_an_erased_rep_is_not_renamed() {
+    check(
+        vec![joined().into()],
+        RepCommand::Rename {
+            name: parse("Ada Lovelace"),
+        },
+        Ok(vec![]),
+    );
+    check(
+        vec![joined().into(), erased("2026-03-01").into()],
+        RepCommand::Rename {
+            name: parse("Ada King"),
+        },
+        Err(Rejection::PersonalDataErased {
+            on: date("2026-03-01"),
+        }),
+    );
+}
+
+#[test]
 fn departing_records_rep_departed() {
     check(
         vec![joined().into()],

@@ -204,6 +204,7 @@ impl Growth {
                 value: e.to.clone(),
             }),
             RepEvent::Departed(e) => rep.departed_on = Some(e.on),
+            RepEvent::Renamed(e) => rep.name = e.name.clone(),
             RepEvent::ExpectationsAcknowledged(e) => {
                 rep.acknowledged
                     .insert(format!("{}/v{}", e.standard_id, e.standard_version), e.on);
