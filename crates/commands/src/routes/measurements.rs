@@ -573,7 +573,7 @@ pub async fn import(
 
 #[cfg(test)]
 mod tests {
-    use super::Lines;
+    use crate::routes::measurements::Lines;
 
     /// Each data record's line, as an editor numbers them.
     fn lines_of(body: &str) -> Vec<usize> {
