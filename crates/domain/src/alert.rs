@@ -52,7 +52,7 @@ impl TryFrom<&str> for OccurrenceKey {
     fn try_from(input: &str) -> Result<Self, Self::Error> {
         const WHAT: &str = "occurrence key";
         if input.is_empty() {
-            return Err(ValueError::EmptyText { what: WHAT });
+            return Err(ValueError::EmptyLine { what: WHAT });
         }
         let actual = input.chars().count();
         if actual > MAX_OCCURRENCE_KEY_LEN {

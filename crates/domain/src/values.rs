@@ -22,6 +22,10 @@ pub enum ValueError {
     SkillLevelOutOfRange { value: String },
     #[error("The {what} is empty. Write at least a few words.")]
     EmptyText { what: &'static str },
+    /// A one-line value (a name, a role, a unit) left empty: "a few words"
+    /// does not fit "SDR".
+    #[error("The {what} is empty: fill it in.")]
+    EmptyLine { what: &'static str },
     #[error("The {what} is {actual} characters long; the limit is {max}. Shorten it.")]
     TextTooLong {
         what: &'static str,
@@ -61,6 +65,7 @@ impl ValueError {
     pub fn about(self, what: &'static str) -> ValueError {
         match self {
             ValueError::EmptyText { .. } => ValueError::EmptyText { what },
+            ValueError::EmptyLine { .. } => ValueError::EmptyLine { what },
             ValueError::TextTooLong { max, actual, .. } => {
                 ValueError::TextTooLong { what, max, actual }
             }
@@ -80,7 +85,11 @@ fn checked_text<'a>(
 ) -> Result<&'a str, ValueError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
-        return Err(ValueError::EmptyText { what });
+        return Err(if one_line {
+            ValueError::EmptyLine { what }
+        } else {
+            ValueError::EmptyText { what }
+        });
     }
     let actual = trimmed.chars().count();
     if actual > max {

@@ -100,7 +100,7 @@ fn the_alert_id_is_a_name_based_uuid_of_the_key_and_names_the_stream() {
 fn occurrence_keys_are_one_token() {
     assert!(matches!(
         OccurrenceKey::try_from(""),
-        Err(ValueError::EmptyText { .. })
+        Err(ValueError::EmptyLine { .. })
     ));
     assert!(matches!(
         OccurrenceKey::try_from("a b"),

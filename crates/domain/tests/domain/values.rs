@@ -242,6 +242,11 @@ fn an_error_about_a_value_can_name_what_the_value_is() {
     let empty = Name::try_from("  ").expect_err("empty");
     assert_eq!(
         empty.about("unit").to_string(),
-        "The unit is empty. Write at least a few words."
+        "The unit is empty: fill it in."
+    );
+    let note = NonEmptyText::try_from("\n ").expect_err("empty");
+    assert_eq!(
+        note.to_string(),
+        "The text is empty. Write at least a few words."
     );
 }
