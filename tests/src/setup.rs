@@ -958,6 +958,7 @@ crate::http::on_each_backend!(
     multi_thread: an_admin_sets_up_an_organisation_through_the_forms,
     a_set_up_form_says_it_saved_or_that_nothing_changed,
     an_admin_corrects_a_rep_s_name,
+    hiring_a_rep_whose_name_is_taken_asks_first,
     an_admin_adds_a_webhook_sees_its_secret_once_and_deletes_it,
     a_webhook_disabled_by_its_receiver_shows_why_and_can_be_resumed,
     a_rubric_with_levels_left_empty_marks_each_beside_itself_and_keeps_the_rest,
@@ -1001,6 +1002,65 @@ async fn a_set_up_form_says_it_saved_or_that_nothing_changed(kind: Kind) {
         assert!(page.contains(notice), "{notice} in {}", said(&page));
     }
     assert_eq!(in_log(&app, "RepRoleChanged").await, 1);
+    app.cleanup().await;
+}
+
+/// Hiring a rep under a name the people list has asks first, recording
+/// nothing: the same person entered twice is caught, and someone else of
+/// that name is hired when the form is sent again as it came back.
+async fn hiring_a_rep_whose_name_is_taken_asks_first(kind: Kind) {
+    let (app, world, _riley) = serving_with_a_rep(kind).await;
+    project(&app).await;
+    let admin = app.admin();
+    let team = world.team.to_string();
+    let (_, carried) = open(&app, "/admin/reps/new", &admin).await;
+    let typed = [
+        ("name", " riley  rep "),
+        ("role", "AE"),
+        ("team_id", team.as_str()),
+        ("start_date", "2026-04-01"),
+    ];
+    let asked = send(&app, "/admin/reps/new", &admin, &carried, &typed).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", said(&asked.text()));
+    let html = asked.text();
+    assert!(
+        html.contains(
+            "<strong>Nothing was recorded.</strong> The people list already has a rep named \
+             Riley Rep: SDR, who started on 2026-01-05. If that is this person, cancel."
+        ),
+        "{}",
+        said(&html)
+    );
+    assert!(
+        html.contains("value=\" riley  rep \""),
+        "what was typed stays: {}",
+        said(&html)
+    );
+    assert_eq!(in_log(&app, "RepJoined").await, 1);
+    let again = send(&app, "/admin/reps/new", &admin, &inputs(&html), &[]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        said(&again.text())
+    );
+    assert_eq!(in_log(&app, "RepJoined").await, 2);
+    // A name no rep has is hired at once.
+    let (_, carried) = open(&app, "/admin/reps/new", &admin).await;
+    let fresh = [
+        ("name", "Mei Lin"),
+        ("role", "AE"),
+        ("team_id", team.as_str()),
+        ("start_date", "2026-04-01"),
+    ];
+    let hired = send(&app, "/admin/reps/new", &admin, &carried, &fresh).await;
+    assert_eq!(
+        hired.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        said(&hired.text())
+    );
+    assert_eq!(in_log(&app, "RepJoined").await, 3);
     app.cleanup().await;
 }
 

@@ -590,3 +590,12 @@ fn closed_item(
         fact: None,
     })
 }
+
+/// A person's name as the people list is searched by it: without case,
+/// runs of spaces as one (a CSV file's "aisha  khan" is Aisha Khan).
+pub(crate) fn name_key(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}

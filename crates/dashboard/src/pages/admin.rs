@@ -29,10 +29,11 @@ use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
 use trellis_queries::framework;
 
-use super::quick::{Ask, Field, Kind, Quick, RUBRIC_SEPARATOR, Spec};
+use super::quick::{Ask, Field, Kind, Question, Quick, RUBRIC_SEPARATOR, Spec};
 use super::{AdminVisit, SetUpVisit};
 use crate::data;
 use crate::error::PageError;
+use crate::forms::Typed;
 use crate::html::{NOTHING_CHANGED, esc, notice_ok, num, page, stacked_table_start, table_start};
 use crate::state::DashboardState;
 
@@ -529,6 +530,45 @@ impl Quick for HireRep {
             "Hire",
         )
         .sends(Method::POST, "/v1/reps".into(), "people"))
+    }
+
+    /// A name the people list already has: the same person entered twice,
+    /// or another with the same name (who then needs the id in a CSV file).
+    async fn question(visit: &AdminVisit, typed: &Typed) -> Result<Option<Question>, PageError> {
+        let key = data::name_key(crate::forms::field(typed, "name"));
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let reps: Vec<RepProfile> = visit.state.models().all(kinds::REP_PROFILE).await?;
+        let same: Vec<&RepProfile> = reps
+            .iter()
+            .filter(|r| r.erased_on.is_none() && data::name_key(r.name.as_ref()) == key)
+            .collect();
+        let Some(first) = same.first() else {
+            return Ok(None);
+        };
+        let who = same
+            .iter()
+            .map(|r| match r.departed_on {
+                Some(on) => format!(
+                    "{}, who started on {} and left on {on}",
+                    r.role, r.start_date
+                ),
+                None => format!("{}, who started on {}", r.role, r.start_date),
+            })
+            .collect::<Vec<_>>()
+            .join("; and ");
+        Ok(Some(Question {
+            key,
+            text: format!(
+                "The people list already has {} named {}: {}. If that is this person, \
+                 cancel. If this is someone else, send the form again to hire them (a CSV \
+                 file then names each of them by id).",
+                if same.len() == 1 { "a rep" } else { "reps" },
+                first.name,
+                who
+            ),
+        }))
     }
 }
 

@@ -397,7 +397,7 @@ impl Directory {
             std::collections::HashMap::new();
         for p in profiles.iter().filter(|p| p.erased_on.is_none()) {
             by_name
-                .entry(name_key(p.name.as_ref()))
+                .entry(crate::data::name_key(p.name.as_ref()))
                 .or_default()
                 .push(p.rep_id.as_uuid());
         }
@@ -409,13 +409,6 @@ impl Directory {
 fn is_rep_column(header: &str) -> bool {
     let header = header.trim_start_matches('\u{feff}').trim();
     header.eq_ignore_ascii_case("rep") || header.eq_ignore_ascii_case("rep_id")
-}
-
-fn name_key(name: &str) -> String {
-    name.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
 }
 
 /// A file whose reps are all ids, and why each name that is not could not
@@ -462,7 +455,7 @@ fn named(csv: &str, reps: &Directory) -> Named {
             text.push_str(line);
             continue;
         }
-        match reps.0.get(&name_key(rep)).map(Vec::as_slice) {
+        match reps.0.get(&crate::data::name_key(rep)).map(Vec::as_slice) {
             Some([id]) => {
                 let mut fields = fields.clone();
                 fields[at] = id.to_string();
@@ -553,7 +546,7 @@ mod tests {
             std::collections::HashMap::new();
         for (name, id) in names {
             by_name
-                .entry(name_key(name))
+                .entry(crate::data::name_key(name))
                 .or_default()
                 .push(uuid::Uuid::from_u128(*id));
         }

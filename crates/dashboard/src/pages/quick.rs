@@ -154,6 +154,23 @@ pub(crate) trait Quick {
         on: &Self::On,
         ask: &Ask,
     ) -> impl std::future::Future<Output = Result<Spec, PageError>> + Send;
+
+    /// What to ask before recording what was typed, once: the form comes
+    /// back with the question above it and what was typed, and sent again
+    /// with the same answer (the question's key) it records. `None`: record.
+    fn question(
+        _on: &Self::On,
+        _typed: &Typed,
+    ) -> impl std::future::Future<Output = Result<Option<Question>, PageError>> + Send {
+        std::future::ready(Ok(None))
+    }
+}
+
+/// A question a form asks before it records ([`Quick::question`]): `key`
+/// names what was asked about (sent back in `_asked`), `text` says it.
+pub(crate) struct Question {
+    pub(crate) key: String,
+    pub(crate) text: String,
 }
 
 fn ask(path: &RawPathParams, query: BTreeMap<String, String>) -> Ask {
@@ -205,6 +222,12 @@ pub(crate) async fn submit<F: Quick>(
         .then(|| field(&typed, "_version").to_owned())
         .filter(|v| !v.is_empty());
     let key = field(&typed, "idempotency_key").to_owned();
+    if let Some(question) = F::question(&visit, &typed).await?
+        && field(&typed, "_asked") != question.key
+    {
+        typed.insert("_asked".into(), question.key);
+        return render(&visit, &spec, Shown::asked(&typed, &question.text));
+    }
     let outcome = record_if(
         visit.state(),
         visit.viewer(),
@@ -548,6 +571,13 @@ fn render(visit: &impl Seen, spec: &Spec, shown: Shown<'_>) -> Result<Response, 
             b,
             "<input type=\"hidden\" name=\"_version\" value=\"{}\">",
             w.value("_version")
+        );
+    }
+    if shown.typed.contains_key("_asked") {
+        let _ = write!(
+            b,
+            "<input type=\"hidden\" name=\"_asked\" value=\"{}\">",
+            w.value("_asked")
         );
     }
     for f in &spec.fields {
