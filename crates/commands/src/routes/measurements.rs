@@ -75,6 +75,9 @@ fn parse_rows_json(body: &[u8], f: &mut Fields) -> Result<Vec<Row>, ApiError> {
 }
 
 fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Row>, ApiError> {
+    // A spreadsheet's "CSV UTF-8" starts with a byte order mark, which the
+    // csv reader keeps in the first column's name.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -573,7 +576,8 @@ pub async fn import(
 
 #[cfg(test)]
 mod tests {
-    use crate::routes::measurements::Lines;
+    use crate::routes::measurements::{Lines, parse_rows_csv};
+    use trellis_http::problem::Fields;
 
     /// Each data record's line, as an editor numbers them.
     fn lines_of(body: &str) -> Vec<usize> {
@@ -592,7 +596,19 @@ mod tests {
     }
 
     #[test]
-    fn a_record_s_line_is_the_editor_s_whatever_ends_the_lines() {
+    fn a_file_that_starts_with_a_byte_order_mark_is_read_by_its_header() {
+        let rep = uuid::Uuid::from_u128(7);
+        let body = format!("\u{feff}rep,metric,period,value\r\n{rep},calls_made,2026-W05,40\r\n");
+        let mut f = Fields::default();
+        let rows = parse_rows_csv(body.as_bytes(), &mut f, 10).expect("the header is read");
+        assert!(f.finish().is_ok(), "no row refused");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].rep_id.as_uuid(), rep);
+        assert_eq!(rows[0].place, "line 2");
+    }
+
+    #[test]
+    fn a_record_s_line_is_the_editor_s_whether_lines_end_in_lf_or_cr_lf() {
         assert_eq!(lines_of("h,a\nx,1\ny,2\nz,3"), [2, 3, 4]);
         assert_eq!(lines_of("h,a\r\nx,1\r\ny,2\r\nz,3\r\n"), [2, 3, 4]);
         assert_eq!(lines_of("h,a\r\n\r\nx,1\r\n\r\n\r\ny,2"), [3, 6]);
