@@ -402,6 +402,7 @@ impl<B: DeserializeOwned> WriteRequest<B> {
             && joined.erased_on.is_none()
         {
             names.push(joined.name.as_str().to_owned());
+            names.extend(joined.former_names.iter().map(|n| n.as_str().to_owned()));
         }
         trellis_domain::rep::check_erasure_reason(
             erased.reason.as_str(),

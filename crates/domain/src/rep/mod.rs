@@ -581,7 +581,12 @@ fn decide_for(rep: &Rep, command: RepCommand) -> Result<Vec<RepEvent>, Rejection
                     today: now.date_naive(),
                 });
             }
-            check_erasure_reason(erased.reason.as_str(), [rep.name.as_str()])?;
+            check_erasure_reason(
+                erased.reason.as_str(),
+                std::iter::once(&rep.name)
+                    .chain(&rep.former_names)
+                    .map(PersonName::as_str),
+            )?;
             record(erased)
         }
     }

@@ -29,6 +29,9 @@ pub enum RepState {
 pub struct Rep {
     pub rep_id: RepId,
     pub name: PersonName,
+    /// The names the rep had before, oldest first: still theirs to erase,
+    /// so an erasure's reason, which stays readable, may name none of them.
+    pub former_names: Vec<PersonName>,
     pub role: Role,
     pub team_id: TeamId,
     pub start_date: NaiveDate,
@@ -315,6 +318,7 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
             return RepState::Joined(Box::new(Rep {
                 rep_id: e.rep_id,
                 name: e.name.clone(),
+                former_names: Vec::new(),
                 role: e.role.clone(),
                 team_id: e.team_id,
                 start_date: e.start_date,
@@ -341,10 +345,14 @@ pub fn evolve(state: RepState, event: &RepEvent) -> RepState {
         RepEvent::MovedTeam(e) => rep.team_id = e.to,
         RepEvent::RoleChanged(e) => rep.role = e.to.clone(),
         RepEvent::Departed(e) => rep.departed_on = Some(e.on),
-        RepEvent::Renamed(e) => rep.name = e.name.clone(),
+        RepEvent::Renamed(e) => {
+            let former = std::mem::replace(&mut rep.name, e.name.clone());
+            rep.former_names.push(former);
+        }
         RepEvent::PersonalDataErased(e) => {
             rep.erased_on = Some(e.on);
             rep.name = PersonName::erased();
+            rep.former_names.clear();
         }
         RepEvent::ExpectationsAcknowledged(e) => {
             rep.acknowledged_expectations

@@ -550,6 +550,33 @@ fn renaming_a_rep_to_their_name_records_nothing_and_an_erased_rep_is_not_renamed
 }
 
 #[test]
+fn an_erasure_reason_may_not_name_a_name_the_rep_had_before() {
+    let renamed = vec![
+        joined().into(),
+        RepRenamed {
+            name: parse("Ada King"),
+        }
+        .into(),
+    ];
+    for reason in [
+        "Lovelace asked to be forgotten",
+        "King asked to be forgotten",
+    ] {
+        check(
+            renamed.clone(),
+            RepCommand::ErasePersonalData {
+                erased: PersonalDataErased {
+                    reason: text(reason),
+                    on: date("2026-03-01"),
+                },
+                now: now(),
+            },
+            Err(Rejection::ErasureReasonNamesPerson),
+        );
+    }
+}
+
+#[test]
 fn departing_records_rep_departed() {
     check(
         vec![joined().into()],
