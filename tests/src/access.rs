@@ -285,8 +285,43 @@ async fn a_service_token_works_with_its_grants_only_until_it_is_revoked(kind: Ki
     app.cleanup().await;
 }
 
+/// A rep renamed after their sign-in account was made is named anew in
+/// the page's header at their next page, and in the admin's list of
+/// accounts from then on: the account had copied the old name.
+async fn a_rep_renamed_is_named_anew_by_their_sign_in(kind: Kind) {
+    let app = TestApp::spawn_serving(kind).await;
+    let world = app.world().await;
+    let rep = app.join_rep(world.team).await;
+    project(&app).await;
+    let made = account(&app, Role::Rep, Some(rep), "").await;
+    assert_eq!(made.name, "Riley Rep");
+    let cookie = sign_in(&app, &made).await;
+    let own = format!("/reps/{rep}");
+    let page = open(&app, &cookie, &own).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("Riley Rep (rep)"), "{}", page.text());
+    app.put_json(
+        &format!("/v1/reps/{rep}/name"),
+        &app.admin(),
+        &serde_json::json!({ "name": "Riley Okafor" }),
+    )
+    .await
+    .expect(200);
+    project(&app).await;
+    let page = open(&app, &cookie, &own).await;
+    assert!(
+        page.text().contains("Riley Okafor (rep)") && !page.text().contains("Riley Rep"),
+        "{}",
+        page.text()
+    );
+    let listed = app.access().account(made.id).await.expect("the account");
+    assert_eq!(listed.name, "Riley Okafor");
+    app.cleanup().await;
+}
+
 on_each_backend!(
     multi_thread: a_signed_out_session_cannot_be_used_again,
+    a_rep_renamed_is_named_anew_by_their_sign_in,
     a_session_survives_a_restart_of_the_server,
     a_one_time_link_works_once_and_only_in_its_lifetime,
     a_leader_moved_to_another_team_sees_it_at_once,

@@ -464,6 +464,29 @@ impl Access {
             .ok_or_else(|| AccessError::invalid("person", "There is no rep with this id."))
     }
 
+    /// A rep's account with the name the rep has now: the account copied it
+    /// when it was made, and a rename since (`RepRenamed`) reaches it at the
+    /// rep's next page, kept for the admin's list too.
+    async fn named_as_now(&self, mut account: Account) -> Result<Account, Error> {
+        if account.role != Role::Rep {
+            return Ok(account);
+        }
+        let profile = self
+            .inner
+            .read
+            .stored_profile(RepId::from_uuid(account.person))
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?;
+        if let Some(profile) = profile
+            && profile.erased_on.is_none()
+            && profile.name.as_str() != account.name
+        {
+            account.name = profile.name.to_string();
+            self.inner.store.update_account(&account).await?;
+        }
+        Ok(account)
+    }
+
     async fn teams(&self) -> Result<Vec<trellis_projections::growth::model::TeamDoc>, Error> {
         self.inner
             .read
@@ -569,6 +592,7 @@ impl Access {
                          a mistake.",
                     ));
                 }
+                let account = self.named_as_now(account).await?;
                 (
                     self.claims_of(&account, session.expires_at).await?,
                     Some(account),
