@@ -1927,7 +1927,8 @@ const CLOSING: u128 = 12;
 
 /// An organisation that changes while its reps work, appended in phases:
 /// teams formed after the first reps (one renamed later, one given its
-/// leader only midway), reps moving between teams and changing role, a
+/// leader only midway), reps moving between teams, changing role and one
+/// renamed, a
 /// weekly standard set, revised for more roles and retired, a competency
 /// defined and revised — with generated histories on the scripted team in
 /// between (which set further standards of their own).
@@ -2156,6 +2157,15 @@ impl<'a> Organisation<'a> {
                             to: text("SDR"),
                             on: date("2026-02-16"),
                             now: now(),
+                        },
+                    )
+                    .await;
+                // A name mistyped at hire, corrected.
+                self.q
+                    .rep(
+                        7_003,
+                        RepCommand::Rename {
+                            name: text("South Rep-Okafor"),
                         },
                     )
                     .await;

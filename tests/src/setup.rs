@@ -625,22 +625,15 @@ async fn an_admin_uploads_a_csv_that_names_its_reps(kind: Kind) {
         "{}",
         said(&html)
     );
-    for (line, why) in [
-        (
-            3,
-            "2 reps are named “Sam Lee”: write the id of the one you mean",
-        ),
-        (
-            4,
-            "No rep is named “Jon Smith”: write the name as the people list gives it",
-        ),
-        (5, "is not a number"),
+    for row in [
+        "<tr><td class=\"n\">3</td><td>rep</td><td>2 reps are named “Sam Lee”: write the id \
+         of the one you mean, from the people list</td></tr>",
+        "<tr><td class=\"n\">4</td><td>rep</td><td>No rep is named “Jon Smith”: write the \
+         name as the people list gives it, or the rep&#39;s id from there</td></tr>",
+        "<tr><td class=\"n\">5</td><td>value</td><td>&quot;lots&quot; is not a number (write \
+         12 or 12.5)</td></tr>",
     ] {
-        assert!(
-            html.contains(&format!("<td class=\"n\">{line}</td>")) && html.contains(why),
-            "line {line}: {}",
-            said(&html)
-        );
+        assert!(html.contains(row), "{row} in {}", said(&html));
     }
     assert!(!html.contains("is not a rep id"), "{}", said(&html));
 
@@ -1066,9 +1059,10 @@ async fn hiring_a_rep_whose_name_is_taken_asks_first(kind: Kind) {
 
 /// A name mistyped at hire is corrected from the people list: the form
 /// starts from the name as it is, an empty name is said beside the field
-/// with nothing recorded, and the list shows the new name once saved.
+/// and a name another rep has is asked about, each with nothing recorded,
+/// and the list shows the new name once saved.
 async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
-    let (app, _world, rep) = serving_with_a_rep(kind).await;
+    let (app, world, rep) = serving_with_a_rep(kind).await;
     let admin = app.admin();
     let list = crate::forms::shown(&app, "/admin", &admin).await;
     let path = format!("/admin/reps/{rep}/name");
@@ -1086,9 +1080,31 @@ async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
     let empty = send(&app, &path, &admin, &carried, &[("name", "  ")]).await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        empty.text().contains("id=\"name-error\""),
+        empty.text().contains("id=\"name-error\"")
+            && empty.text().contains("The name is empty: fill it in."),
         "{}",
         said(&empty.text())
+    );
+    // A name another rep has asks first.
+    app.post_json(
+        "/v1/reps",
+        &admin,
+        &serde_json::json!({"name": "Mei Lin", "role": "AE", "team_id": world.team,
+            "start_date": crate::http::START_DATE}),
+    )
+    .await
+    .expect(201);
+    project(&app).await;
+    let asked = send(&app, &path, &admin, &carried, &[("name", "mei lin")]).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", said(&asked.text()));
+    assert!(
+        asked.text().contains(
+            "The people list already has a rep named Mei Lin: AE, who started on 2026-01-05. \
+             If that is this person, cancel. If this is someone else, send the form again to \
+             give it"
+        ),
+        "{}",
+        said(&asked.text())
     );
     assert_eq!(in_log(&app, "RepRenamed").await, 0);
     let sent = send(
@@ -1109,5 +1125,13 @@ async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
         said(&list)
     );
     assert_eq!(in_log(&app, "RepRenamed").await, 1);
+    // The rep's page as of a day before the rename names them as they
+    // were named then.
+    let then = crate::forms::shown(&app, &format!("/reps/{rep}?as_of=2026-01-20"), &admin).await;
+    assert!(
+        then.contains("<h1>Riley Rep</h1>") && !then.contains("Riley Rep-Okafor"),
+        "{}",
+        said(&then)
+    );
     app.cleanup().await;
 }

@@ -543,7 +543,8 @@ pub(crate) fn timeline_entries<'a>(
                 None,
             ),
             // A name has no business date: the page is headed by the
-            // name the rep has now, and the audit trail dates each change.
+            // name the rep had on the day it shows, and the audit trail
+            // dates each change.
             RepEvent::ExpectationsAcknowledged(_)
             | RepEvent::Renamed(_)
             | RepEvent::FeedbackAcknowledged(_)

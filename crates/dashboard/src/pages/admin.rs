@@ -24,7 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use trellis_domain::competency::CompetencyState;
 use trellis_domain::standard::Standard;
-use trellis_domain::{LeaderId, Name, PersonName};
+use trellis_domain::{LeaderId, Name, PersonName, RepId};
 use trellis_projections::growth::derive::{RepProfile, RepStatus};
 use trellis_projections::growth::{TeamDoc, kinds};
 use trellis_queries::framework;
@@ -534,42 +534,63 @@ impl Quick for HireRep {
 
     /// A name the people list already has: the same person entered twice,
     /// or another with the same name (who then needs the id in a CSV file).
-    async fn question(visit: &AdminVisit, typed: &Typed) -> Result<Option<Question>, PageError> {
-        let key = data::name_key(crate::forms::field(typed, "name"));
-        if key.is_empty() {
-            return Ok(None);
-        }
-        let reps: Vec<RepProfile> = visit.state.models().all(kinds::REP_PROFILE).await?;
-        let same: Vec<&RepProfile> = reps
-            .iter()
-            .filter(|r| r.erased_on.is_none() && data::name_key(r.name.as_ref()) == key)
-            .collect();
-        let Some(first) = same.first() else {
-            return Ok(None);
-        };
-        let who = same
-            .iter()
-            .map(|r| match r.departed_on {
-                Some(on) => format!(
-                    "{}, who started on {} and left on {on}",
-                    r.role, r.start_date
-                ),
-                None => format!("{}, who started on {}", r.role, r.start_date),
-            })
-            .collect::<Vec<_>>()
-            .join("; and ");
-        Ok(Some(Question {
-            key,
-            text: format!(
-                "The people list already has {} named {}: {}. If that is this person, \
-                 cancel. If this is someone else, send the form again to hire them (a CSV \
-                 file then names each of them by id).",
-                if same.len() == 1 { "a rep" } else { "reps" },
-                first.name,
-                who
-            ),
-        }))
+    async fn question(
+        visit: &AdminVisit,
+        _: &Ask,
+        typed: &Typed,
+    ) -> Result<Option<Question>, PageError> {
+        name_taken(visit, crate::forms::field(typed, "name"), None, "hire them").await
     }
+}
+
+/// The question a form asks before giving a rep `name` when the people
+/// list has a rep of that name already (other than `renamed`): the same
+/// person twice, or two people a CSV file can no longer tell apart by name.
+/// `go_on` is what sending the form again does ("hire them").
+async fn name_taken(
+    visit: &AdminVisit,
+    name: &str,
+    renamed: Option<RepId>,
+    go_on: &str,
+) -> Result<Option<Question>, PageError> {
+    let key = data::name_key(name);
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let reps: Vec<RepProfile> = visit.state.models().all(kinds::REP_PROFILE).await?;
+    let same: Vec<&RepProfile> = reps
+        .iter()
+        .filter(|r| r.erased_on.is_none() && Some(r.rep_id) != renamed)
+        .filter(|r| data::name_key(r.name.as_ref()) == key)
+        .collect();
+    let Some(first) = same.first() else {
+        return Ok(None);
+    };
+    let who = same
+        .iter()
+        .map(|r| match r.departed_on {
+            Some(on) => format!(
+                "{}, who started on {} and left on {on}",
+                r.role, r.start_date
+            ),
+            None => format!("{}, who started on {}", r.role, r.start_date),
+        })
+        .collect::<Vec<_>>()
+        .join("; and ");
+    let (has, same_person) = if same.len() == 1 {
+        ("a rep", "that is this person")
+    } else {
+        ("reps", "this is one of them")
+    };
+    Ok(Some(Question {
+        key,
+        text: format!(
+            "The people list already has {has} named {}: {who}. If {same_person}, cancel. \
+             If this is someone else, send the form again to {go_on} (a CSV file then names \
+             each of them by id).",
+            first.name
+        ),
+    }))
 }
 
 pub(crate) struct MoveRep;
@@ -638,9 +659,9 @@ impl Quick for RenameRep {
         Ok(spec(
             "Rename a rep",
             format!(
-                "Now called {}. Every page shows the new name from now on; a review packet of \
-                 a period that ended before today keeps the name it was made with, and the \
-                 audit trail keeps both.",
+                "Now called {}. Today's pages show the new name; a view as of an earlier day, \
+                 and a review packet of a period that ended before today, show the name the \
+                 rep had then, and the audit trail keeps both.",
                 esc(rep.name.as_ref())
             ),
             vec![Field::new("name", "New name", Kind::Text).with(&rep.name)],
@@ -651,6 +672,22 @@ impl Quick for RenameRep {
             format!("/v1/reps/{}/name", rep.rep_id),
             "people",
         ))
+    }
+
+    /// A name another rep has: two reps a CSV file cannot tell apart.
+    async fn question(
+        visit: &AdminVisit,
+        ask: &Ask,
+        typed: &Typed,
+    ) -> Result<Option<Question>, PageError> {
+        let rep = RepId::from_uuid(ask.id("rep_id")?);
+        name_taken(
+            visit,
+            crate::forms::field(typed, "name"),
+            Some(rep),
+            "give it",
+        )
+        .await
     }
 }
 

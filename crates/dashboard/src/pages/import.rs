@@ -429,11 +429,17 @@ fn named(csv: &str, reps: &Directory) -> Named {
     let mut text = String::with_capacity(csv.len());
     let mut rep_at = None;
     let mut header_seen = false;
+    // Within a quoted field that runs over lines.
+    let mut inside = false;
     for (i, line) in csv.split_inclusive('\n').enumerate() {
         let body = line.trim_end_matches(['\r', '\n']);
         let end = &line[body.len()..];
-        // A quoted field across lines is left to the write API whole.
-        let fields = (!body.trim().is_empty() && body.matches('"').count() % 2 == 0)
+        // A record with a quoted field across lines is left to the write
+        // API whole: each of its lines is only part of it.
+        let odd = body.matches('"').count() % 2 == 1;
+        let across = inside || odd;
+        inside ^= odd;
+        let fields = (!across && !body.trim().is_empty())
             .then(|| one_record(body))
             .flatten();
         let Some(fields) = fields else {
@@ -560,11 +566,13 @@ mod tests {
         let csv = format!(
             "\u{feff}Metric,Rep,period,value\r\n\r\ncalls_made, aisha  KHAN ,2026-W05,40\r\n\
              calls_made,{id},2026-W05,41\r\ncalls_made,Sam Lee,2026-W05,42\r\n\
-             calls_made,Jon Smith,2026-W05,\"1,5\"\r\ncalls_made,\"Khan, Aisha\",2026-W05,43"
+             calls_made,Jon Smith,2026-W05,\"1,5\"\r\ncalls_made,\"Khan, Aisha\",2026-W05,43\r\n\
+             calls_made,Aisha Khan,2026-W05,44,\"a note\r\nSam Lee,said \"\"hi\"\"\r\nend\"\r\n\
+             calls_made,aisha khan,2026-W06,45"
         );
         let named = named(&csv, &reps);
         let lines: Vec<&str> = named.text.split("\r\n").collect();
-        assert_eq!(lines.len(), 7, "{:?}", named.text);
+        assert_eq!(lines.len(), 11, "{:?}", named.text);
         assert_eq!(
             lines[2],
             format!("calls_made,{},2026-W05,40", uuid::Uuid::from_u128(1))
@@ -577,6 +585,15 @@ mod tests {
         assert_eq!(lines[4], "calls_made,Sam Lee,2026-W05,42", "two Sam Lees");
         assert_eq!(lines[5], "calls_made,Jon Smith,2026-W05,\"1,5\"");
         assert_eq!(lines[6], "calls_made,\"Khan, Aisha\",2026-W05,43");
+        // A record whose note runs over three lines is left whole, and the
+        // line after it is read again.
+        assert_eq!(lines[7], "calls_made,Aisha Khan,2026-W05,44,\"a note");
+        assert_eq!(lines[8], "Sam Lee,said \"\"hi\"\"");
+        assert_eq!(lines[9], "end\"");
+        assert_eq!(
+            lines[10],
+            format!("calls_made,{},2026-W06,45", uuid::Uuid::from_u128(1))
+        );
         assert_eq!(named.unnamed.keys().copied().collect::<Vec<_>>(), [5, 6, 7]);
         assert!(named.unnamed[&5].starts_with("2 reps are named “Sam Lee”"));
         assert!(named.unnamed[&6].starts_with("no rep is named “Jon Smith”"));

@@ -86,15 +86,30 @@ pub(crate) async fn handler(
             ))
         )
     };
-    let title = format!("Review packet: {}", stored.name);
+    // The packet's name and role are the rep's at the period's end; a
+    // rep renamed since is said so, so the page never names two people.
+    let (name, role, now) = match &packet {
+        Some((p, _)) if p.name != stored.name.as_str() => (
+            p.name.clone(),
+            p.role.clone(),
+            format!(" (now {})", esc(stored.name.as_ref())),
+        ),
+        Some((p, _)) => (p.name.clone(), p.role.clone(), String::new()),
+        None => (
+            stored.name.to_string(),
+            stored.role.to_string(),
+            String::new(),
+        ),
+    };
+    let title = format!("Review packet: {name}");
     let mut b = String::new();
     let _ = write!(
         b,
-        "<h1>Review packet</h1><p class=\"lead\"><a href=\"/reps/{rep_id}\">{}</a>, {} · {from} to {to}</p>\
+        "<h1>Review packet</h1><p class=\"lead\"><a href=\"/reps/{rep_id}\">{}</a>{now}, {} · {from} to {to}</p>\
          <form class=\"asof noprint\" method=\"get\">{}{}\
          <button type=\"submit\">Show</button><button type=\"button\" data-print>Print</button></form>",
-        esc(stored.name.as_ref()),
-        esc(stored.role.as_ref()),
+        esc(&name),
+        esc(&role),
         field("from", "From", from),
         field("to", "To", to),
     );

@@ -160,6 +160,7 @@ pub(crate) trait Quick {
     /// with the same answer (the question's key) it records. `None`: record.
     fn question(
         _on: &Self::On,
+        _ask: &Ask,
         _typed: &Typed,
     ) -> impl std::future::Future<Output = Result<Option<Question>, PageError>> + Send {
         std::future::ready(Ok(None))
@@ -216,13 +217,14 @@ pub(crate) async fn submit<F: Quick>(
     Query(query): Query<BTreeMap<String, String>>,
     Posted { visit, mut typed }: Posted<F::On>,
 ) -> Result<Response, PageError> {
-    let spec = F::spec(&visit, &ask(&path, query)).await?;
+    let asked = ask(&path, query);
+    let spec = F::spec(&visit, &asked).await?;
     let if_match = spec
         .guarded
         .then(|| field(&typed, "_version").to_owned())
         .filter(|v| !v.is_empty());
     let key = field(&typed, "idempotency_key").to_owned();
-    if let Some(question) = F::question(&visit, &typed).await?
+    if let Some(question) = F::question(&visit, &asked, &typed).await?
         && field(&typed, "_asked") != question.key
     {
         typed.insert("_asked".into(), question.key);
