@@ -286,8 +286,8 @@ async fn a_service_token_works_with_its_grants_only_until_it_is_revoked(kind: Ki
 }
 
 /// A rep renamed after their sign-in account was made is named anew in
-/// the page's header at their next page, and in the admin's list of
-/// accounts from then on: the account had copied the old name.
+/// the admin's list of accounts and in the page's header at their next
+/// page: the account had copied the old name.
 async fn a_rep_renamed_is_named_anew_by_their_sign_in(kind: Kind) {
     let app = TestApp::spawn_serving(kind).await;
     let world = app.world().await;
@@ -308,6 +308,13 @@ async fn a_rep_renamed_is_named_anew_by_their_sign_in(kind: Kind) {
     .await
     .expect(200);
     project(&app).await;
+    // The admin's list names them anew before the rep opens a page.
+    let listed = app.access().accounts().await.expect("the accounts");
+    let listed = listed
+        .iter()
+        .find(|a| a.id == made.id)
+        .expect("the account");
+    assert_eq!(listed.name, "Riley Okafor");
     let page = open(&app, &cookie, &own).await;
     assert!(
         page.text().contains("Riley Okafor (rep)") && !page.text().contains("Riley Rep"),

@@ -426,13 +426,39 @@ impl Access {
             .await
     }
 
+    /// Every account, a rep's named as the rep is now (a rename since the
+    /// account was made is kept in it here too).
     pub async fn accounts(&self) -> Result<Vec<Account>, Error> {
-        self.inner.store.accounts().await
+        let mut accounts = self.inner.store.accounts().await?;
+        if !accounts.iter().any(|a| a.role == Role::Rep) {
+            return Ok(accounts);
+        }
+        let names: std::collections::HashMap<Uuid, String> = self
+            .inner
+            .read
+            .all::<trellis_projections::growth::derive::RepProfile>(
+                trellis_projections::growth::kinds::REP_PROFILE,
+            )
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?
+            .into_iter()
+            .filter(|p| p.erased_on.is_none())
+            .map(|p| (p.rep_id.as_uuid(), p.name.to_string()))
+            .collect();
+        for account in accounts.iter_mut().filter(|a| a.role == Role::Rep) {
+            if let Some(name) = names.get(&account.person)
+                && *name != account.name
+            {
+                account.name.clone_from(name);
+                self.inner.store.update_account(account).await?;
+            }
+        }
+        Ok(accounts)
     }
 
     /// The admins who may sign in now (their access not stopped).
     pub async fn active_admins(&self) -> Result<Vec<Account>, Error> {
-        let mut accounts = self.accounts().await?;
+        let mut accounts = self.inner.store.accounts().await?;
         accounts.retain(|a| a.role == Role::Admin && a.disabled_at.is_none());
         Ok(accounts)
     }

@@ -156,7 +156,8 @@ pub(crate) async fn actor_names(
 ) -> Result<BTreeMap<String, String>, PageError> {
     let mut names = leader_names(state).await?;
     if let Some(access) = state.access() {
-        let accounts = match access.accounts().await {
+        // Admins' and auditors' names only: no rep's is looked up anew.
+        let accounts = match access.store().accounts().await {
             Ok(accounts) => accounts,
             Err(e) => {
                 tracing::warn!(error = %e, "the sign-in accounts could not be read to name actors");
