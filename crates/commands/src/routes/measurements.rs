@@ -201,10 +201,11 @@ fn parse_rows_csv(body: &[u8], f: &mut Fields, max_rows: usize) -> Result<Vec<Ro
 }
 
 /// The line a record of a CSV body starts on, counted as an editor counts
-/// them. The csv reader places a record where it began to read it: before
-/// the empty lines it skipped, and in a file whose lines end in CR LF (a
-/// spreadsheet's export on Windows) at the LF of the line before, so its
-/// own count was one short on every line of such a file.
+/// them, whether lines end in LF, CR LF or CR. The csv reader places a
+/// record where it began to read it: before the empty lines it skipped,
+/// and in a file whose lines end in CR LF (a spreadsheet's export on
+/// Windows) at the LF of the line before, so its own count was one short on
+/// every line of such a file; it counts no lone CR at all.
 struct Lines<'b> {
     body: &'b [u8],
     /// Newlines before `counted`.
@@ -233,9 +234,15 @@ impl<'b> Lines<'b> {
             .take_while(|b| matches!(b, b'\r' | b'\n'))
             .count();
         let end = (at + skipped).min(self.body.len()).max(self.counted);
-        self.seen += self.body[self.counted..end]
-            .iter()
-            .filter(|b| **b == b'\n')
+        // A line ends in LF, CR LF or a CR alone (an old Mac's export): a
+        // CR counts unless an LF follows it.
+        let body = self.body;
+        self.seen += (self.counted..end)
+            .filter(|&i| match body[i] {
+                b'\n' => true,
+                b'\r' => body.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            })
             .count();
         self.counted = end;
         self.seen + 1
@@ -608,11 +615,12 @@ mod tests {
     }
 
     #[test]
-    fn a_record_s_line_is_the_editor_s_whether_lines_end_in_lf_or_cr_lf() {
+    fn a_record_s_line_is_the_editor_s_whatever_ends_the_lines() {
         assert_eq!(lines_of("h,a\nx,1\ny,2\nz,3"), [2, 3, 4]);
         assert_eq!(lines_of("h,a\r\nx,1\r\ny,2\r\nz,3\r\n"), [2, 3, 4]);
         assert_eq!(lines_of("h,a\r\n\r\nx,1\r\n\r\n\r\ny,2"), [3, 6]);
         assert_eq!(lines_of("h,a\n\nx,1\n\n\ny,2\n"), [3, 6]);
+        assert_eq!(lines_of("h,a\rx,1\ry,2\r\rz,3"), [2, 3, 5]);
         assert_eq!(lines_of("h,a\nx,\"two\nlines\"\ny,2"), [2, 4]);
     }
 }
