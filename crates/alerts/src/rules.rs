@@ -261,7 +261,7 @@ pub fn action_items_overdue(
     profile
         .open_action_items
         .iter()
-        .filter(|item| item.due_on < today)
+        .filter(|item| item.overdue_on(today))
         .filter_map(|item| {
             let owner = match item.owner {
                 Owner::Rep => Recipient::Rep(profile.rep_id),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trellis_domain::rep::{Owner, Visibility};
+use trellis_domain::rep::{Owner, Visibility, done_on_time, overdue_on};
 use trellis_domain::{
     CompetencyId, LeaderId, Name, Period, PeriodKind, PersonName, PlanId, RepId, StandardId,
     StandardKind, TeamId,
@@ -565,19 +565,21 @@ pub fn leader_scorecard(
             activity
                 .action_items
                 .iter()
-                .filter(|i| i.due_on < from && i.due_on < today)
+                .filter(|i| overdue_on(i.due_on, from) && overdue_on(i.due_on, today))
                 .filter(|i| matches!(i.status, ItemStatus::Open))
                 .count(),
         );
         for item in activity.action_items.iter().filter(|i| within(i.due_on)) {
             card.action_items_due += 1;
             match item.status {
-                ItemStatus::Completed(on) if on <= item.due_on => {
+                ItemStatus::Completed(on) if done_on_time(on, item.due_on) => {
                     card.action_items_completed_on_time += 1;
                 }
                 ItemStatus::Completed(_) => card.action_items_completed_late += 1,
                 ItemStatus::Dropped(_) => card.action_items_dropped += 1,
-                ItemStatus::Open if item.due_on < today => card.action_items_overdue += 1,
+                ItemStatus::Open if overdue_on(item.due_on, today) => {
+                    card.action_items_overdue += 1;
+                }
                 ItemStatus::Open => {}
             }
         }

@@ -485,7 +485,7 @@ pub async fn action_items(reader: Reader, params: Params) -> Result<Response, Ap
     let today = reader.state.today();
     let items = each_rep(&reader, &params, |p, items| {
         let open = p.open_action_items.iter();
-        for i in open.filter(|i| !overdue_only || i.due_on < today) {
+        for i in open.filter(|i| !overdue_only || i.overdue_on(today)) {
             let (owner, leader_id) = match i.owner {
                 Owner::Rep => ("rep", None),
                 Owner::Leader(leader) => ("leader", Some(leader)),
@@ -498,7 +498,7 @@ pub async fn action_items(reader: Reader, params: Params) -> Result<Response, Ap
                 owner: owner.to_owned(),
                 leader_id,
                 due_on: i.due_on,
-                overdue: i.due_on < today,
+                overdue: i.overdue_on(today),
             };
             items.push((item.action_item_id, item));
         }

@@ -328,17 +328,21 @@ pub fn build(
         }
         let (status, closed_on, timely) = match item.status {
             ItemStatus::Open => {
-                if item.due_on < to {
+                if trellis_domain::rep::overdue_on(item.due_on, to) {
                     overdue += 1;
                 }
                 ("open", None, None)
             }
             ItemStatus::Completed(on) => {
                 completed += 1;
-                if on <= item.due_on {
+                if trellis_domain::rep::done_on_time(on, item.due_on) {
                     on_time += 1;
                 }
-                ("completed", Some(on), Some(on <= item.due_on))
+                (
+                    "completed",
+                    Some(on),
+                    Some(trellis_domain::rep::done_on_time(on, item.due_on)),
+                )
             }
             ItemStatus::Dropped(on) => {
                 dropped += 1;

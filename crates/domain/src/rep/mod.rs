@@ -40,7 +40,7 @@ use uuid::Uuid;
 pub use events::*;
 pub use state::{
     ActionItemRecord, ActionItemStatus, Fact, FactKind, FeedbackRecord, Measurement, MetricSlot,
-    Rep, RepState, SupportStatus, evolve, hidden_from_rep,
+    Rep, RepState, SupportStatus, done_on_time, evolve, hidden_from_rep, overdue_on,
 };
 
 use crate::aggregate::Aggregate;

@@ -78,6 +78,19 @@ pub struct FeedbackRecord {
     pub acknowledged: bool,
 }
 
+/// Whether an action item due on `due_on` and still open is overdue on
+/// `day`: once its due day has passed (due today is not late yet). Every
+/// count, alert and tag of overdue items asks this.
+pub fn overdue_on(due_on: NaiveDate, day: NaiveDate) -> bool {
+    due_on < day
+}
+
+/// Whether an action item due on `due_on` and completed on `done_on` was
+/// done on time: by its due day.
+pub fn done_on_time(done_on: NaiveDate, due_on: NaiveDate) -> bool {
+    done_on <= due_on
+}
+
 /// An action item as the rep's state keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActionItemRecord {

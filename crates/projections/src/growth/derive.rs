@@ -448,12 +448,16 @@ fn rows_of(
             && let Some(i) = index_of(on)
         {
             rows[i].action_items_completed += 1;
-            if on <= item.due_on {
+            if trellis_domain::rep::done_on_time(on, item.due_on) {
                 rows[i].action_items_completed_on_time += 1;
             }
         }
         let closed = item.status.closed_on();
-        for row in rows.iter_mut().filter(|r| item.due_on < r.end) {
+        // Overdue at the row's end, if still open then.
+        for row in rows
+            .iter_mut()
+            .filter(|r| trellis_domain::rep::overdue_on(item.due_on, r.end))
+        {
             match closed {
                 Some(on) if on > row.end => row.action_items_overdue_closed_later += 1,
                 Some(_) => {}
@@ -563,7 +567,7 @@ pub struct OpenActionItem {
 impl OpenActionItem {
     /// Overdue on `today`: its due day has passed and it is still open.
     pub fn overdue_on(&self, today: NaiveDate) -> bool {
-        self.due_on < today
+        trellis_domain::rep::overdue_on(self.due_on, today)
     }
 }
 
