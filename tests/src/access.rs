@@ -308,21 +308,39 @@ async fn a_rep_renamed_is_named_anew_by_their_sign_in(kind: Kind) {
     .await
     .expect(200);
     project(&app).await;
-    // The admin's list names them anew before the rep opens a page.
-    let listed = app.access().accounts().await.expect("the accounts");
-    let listed = listed
-        .iter()
-        .find(|a| a.id == made.id)
-        .expect("the account");
-    assert_eq!(listed.name, "Riley Okafor");
+    // The rep's next page names them anew, and keeps the name in the
+    // account (read as stored, no listing between).
     let page = open(&app, &cookie, &own).await;
     assert!(
         page.text().contains("Riley Okafor (rep)") && !page.text().contains("Riley Rep"),
         "{}",
         page.text()
     );
-    let listed = app.access().account(made.id).await.expect("the account");
-    assert_eq!(listed.name, "Riley Okafor");
+    let stored = app.access().account(made.id).await.expect("the account");
+    assert_eq!(stored.name, "Riley Okafor");
+    // Renamed again: the admin's list names them anew before the rep
+    // opens a page, and an access stopped meanwhile stays stopped.
+    app.put_json(
+        &format!("/v1/reps/{rep}/name"),
+        &app.admin(),
+        &serde_json::json!({ "name": "Riley Okafor-Lind" }),
+    )
+    .await
+    .expect(200);
+    project(&app).await;
+    app.access()
+        .set_disabled(made.id, true, "test", Utc::now())
+        .await
+        .expect("access stopped");
+    let listed = app.access().accounts().await.expect("the accounts");
+    let listed = listed
+        .iter()
+        .find(|a| a.id == made.id)
+        .expect("the account");
+    assert_eq!(listed.name, "Riley Okafor-Lind");
+    let stored = app.access().account(made.id).await.expect("the account");
+    assert_eq!(stored.name, "Riley Okafor-Lind");
+    assert!(stored.disabled_at.is_some(), "the rename undid nothing");
     app.cleanup().await;
 }
 

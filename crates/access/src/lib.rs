@@ -450,7 +450,7 @@ impl Access {
                 && *name != account.name
             {
                 account.name.clone_from(name);
-                self.inner.store.update_account(account).await?;
+                self.inner.store.rename_account(account.id, name).await?;
             }
         }
         Ok(accounts)
@@ -493,22 +493,34 @@ impl Access {
     /// A rep's account with the name the rep has now: the account copied it
     /// when it was made, and a rename since (`RepRenamed`) reaches it at the
     /// rep's next page, kept for the admin's list too.
+    /// When the read models cannot say, the account's own name stands: the
+    /// rep still signs in.
     async fn named_as_now(&self, mut account: Account) -> Result<Account, Error> {
         if account.role != Role::Rep {
             return Ok(account);
         }
-        let profile = self
+        let profile = match self
             .inner
             .read
             .stored_profile(RepId::from_uuid(account.person))
             .await
-            .map_err(|e| Error::Database(e.to_string()))?;
+        {
+            Ok(profile) => profile,
+            Err(e) => {
+                tracing::warn!(error = %e, account = %account.id,
+                    "could not read the rep's name; the account's stands");
+                return Ok(account);
+            }
+        };
         if let Some(profile) = profile
             && profile.erased_on.is_none()
             && profile.name.as_str() != account.name
         {
             account.name = profile.name.to_string();
-            self.inner.store.update_account(&account).await?;
+            self.inner
+                .store
+                .rename_account(account.id, &account.name)
+                .await?;
         }
         Ok(account)
     }

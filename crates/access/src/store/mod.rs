@@ -140,6 +140,10 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     async fn add_account(&self, account: &Account) -> Result<(), Error>;
     /// Replaces an account's name, email, subject and disabled time.
     async fn update_account(&self, account: &Account) -> Result<(), Error>;
+    /// Sets an account's name, and nothing else: a rename the log made
+    /// reaches the account without writing back what an admin may have
+    /// changed meanwhile (its email, its access stopped).
+    async fn rename_account(&self, id: Uuid, name: &str) -> Result<(), Error>;
     async fn account(&self, id: Uuid) -> Result<Option<Account>, Error>;
     async fn account_where(&self, key: AccountKey<'_>) -> Result<Option<Account>, Error>;
     /// Every account, by name.

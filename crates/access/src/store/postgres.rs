@@ -183,6 +183,17 @@ impl AccessStore for PostgresAccessStore {
         Ok(())
     }
 
+    async fn rename_account(&self, id: Uuid, name: &str) -> Result<(), Error> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE trellis.accounts SET name = $2 WHERE id = $1 AND name <> $2",
+                &[&id, &name],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn account(&self, id: Uuid) -> Result<Option<Account>, Error> {
         let row = self
             .client()

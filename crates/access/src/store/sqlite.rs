@@ -254,6 +254,18 @@ impl AccessStore for SqliteAccessStore {
         .await
     }
 
+    async fn rename_account(&self, id: Uuid, name: &str) -> Result<(), Error> {
+        let name = name.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET name = ?2 WHERE id = ?1 AND name <> ?2",
+                params![id.to_string(), name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn account(&self, id: Uuid) -> Result<Option<Account>, Error> {
         self.call(move |conn| {
             conn.query_row(
