@@ -1101,12 +1101,23 @@ async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
         asked.text().contains(
             "The people list already has a rep named Mei Lin: AE, who started on 2026-01-05. \
              If that is this person, cancel. If this is someone else, send the form again to \
-             give it"
+             give them this name"
         ),
         "{}",
         said(&asked.text())
     );
     assert_eq!(in_log(&app, "RepRenamed").await, 0);
+    // Sent again as it came back, it records: two reps may share a name.
+    let confirmed = send(&app, &path, &admin, &inputs(&asked.text()), &[]).await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        said(&confirmed.text())
+    );
+    assert_eq!(in_log(&app, "RepRenamed").await, 1);
+    // The form opened anew: the one sent carried its own idempotency key.
+    let (_, carried) = open(&app, &path, &admin).await;
     let sent = send(
         &app,
         &path,
@@ -1124,7 +1135,7 @@ async fn an_admin_corrects_a_rep_s_name(kind: Kind) {
         "{}",
         said(&list)
     );
-    assert_eq!(in_log(&app, "RepRenamed").await, 1);
+    assert_eq!(in_log(&app, "RepRenamed").await, 2);
     // The rep's page as of a day before the rename names them as they
     // were named then.
     let then = crate::forms::shown(&app, &format!("/reps/{rep}?as_of=2026-01-20"), &admin).await;

@@ -229,28 +229,23 @@ pub(crate) fn timeline_entries<'a>(
             .unwrap_or_else(|| "a competency".to_owned())
     };
     let decoded: Vec<&RepEvent> = decoded.into_iter().collect();
-    // What a rep may not see (the domain's rule); a leader sees it all,
-    // private and retracted records labelled as such.
-    let hidden = if private {
+    // What a rep may see, by the domain's rules: the rep's state once.
+    let state = decoded.iter().copied().fold(RepState::default(), evolve);
+    // What a rep may not see; a leader sees it all, private and retracted
+    // records labelled as such.
+    let hidden: BTreeSet<String> = if private {
         BTreeSet::new()
     } else {
-        hidden_from_rep(decoded.iter().copied())
+        rep::hidden_from_rep(state.rep(), decoded.iter().copied())
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
     };
     // When the rep acknowledged each feedback.
     let acknowledged: BTreeMap<String, NaiveDate> = decoded
         .iter()
         .filter_map(|e| match e {
             RepEvent::FeedbackAcknowledged(a) => Some((a.feedback_id.to_string(), a.on)),
-            _ => None,
-        })
-        .collect();
-    // The records retracted since.
-    let retracted: BTreeSet<String> = decoded
-        .iter()
-        .filter_map(|e| match e {
-            RepEvent::FactCorrected(c) if c.correction == Correction::Retracted => {
-                Some(c.fact_id.to_string())
-            }
             _ => None,
         })
         .collect();
@@ -349,10 +344,9 @@ pub(crate) fn timeline_entries<'a>(
                 );
                 if let Some(last) = out.last_mut() {
                     let id = e.feedback_id.to_string();
-                    // Private feedback is never shown to the rep, nor is
-                    // feedback retracted since: neither is theirs to
-                    // acknowledge.
-                    if !is_private && !retracted.contains(&id) {
+                    // Feedback the rep does not see (private, or retracted
+                    // since) is not theirs to acknowledge.
+                    if state.rep().is_some_and(|r| r.sees_feedback(e.feedback_id)) {
                         let who = if private { " by the rep" } else { "" };
                         last.extra.push(acknowledged.get(&id).map_or_else(
                             || format!("Not acknowledged{who} yet"),
@@ -591,13 +585,4 @@ fn closed_item(
         corrected: None,
         fact: None,
     })
-}
-
-/// A person's name as the people list is searched by it: without case,
-/// runs of spaces as one (a CSV file's "aisha  khan" is Aisha Khan).
-pub(crate) fn name_key(name: &str) -> String {
-    name.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
 }

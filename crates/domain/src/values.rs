@@ -193,12 +193,17 @@ text_newtype!(
 /// SDRs"). Such a thing may not take a name another has
 /// ([`crate::TeamCommand`]'s and [`crate::CompetencyCommand`]'s `name_taken`).
 pub fn same_name(a: &str, b: &str) -> bool {
-    let words = |s: &str| {
-        s.split_whitespace()
-            .map(str::to_lowercase)
-            .collect::<Vec<_>>()
-    };
-    words(a) == words(b)
+    name_key(a) == name_key(b)
+}
+
+/// A name as [`same_name`] compares it: its words, lowercase, one space
+/// apart. Names with equal keys are one name, so a key looks a name up
+/// (a CSV file's "aisha  khan" is the people list's Aisha Khan).
+pub fn name_key(name: &str) -> String {
+    name.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The name, as written there, of the first of `others` (each with its

@@ -553,7 +553,7 @@ async fn name_taken(
     renamed: Option<RepId>,
     go_on: &str,
 ) -> Result<Option<Question>, PageError> {
-    let key = data::name_key(name);
+    let key = trellis_domain::values::name_key(name);
     if key.is_empty() {
         return Ok(None);
     }
@@ -561,7 +561,7 @@ async fn name_taken(
     let same: Vec<&RepProfile> = reps
         .iter()
         .filter(|r| r.erased_on.is_none() && Some(r.rep_id) != renamed)
-        .filter(|r| data::name_key(r.name.as_ref()) == key)
+        .filter(|r| trellis_domain::values::name_key(r.name.as_ref()) == key)
         .collect();
     let Some(first) = same.first() else {
         return Ok(None);
@@ -685,7 +685,7 @@ impl Quick for RenameRep {
             visit,
             crate::forms::field(typed, "name"),
             Some(rep),
-            "give it",
+            "give them this name",
         )
         .await
     }

@@ -397,7 +397,7 @@ impl Directory {
             std::collections::HashMap::new();
         for p in profiles.iter().filter(|p| p.erased_on.is_none()) {
             by_name
-                .entry(crate::data::name_key(p.name.as_ref()))
+                .entry(trellis_domain::values::name_key(p.name.as_ref()))
                 .or_default()
                 .push(p.rep_id.as_uuid());
         }
@@ -461,7 +461,11 @@ fn named(csv: &str, reps: &Directory) -> Named {
             text.push_str(line);
             continue;
         }
-        match reps.0.get(&crate::data::name_key(rep)).map(Vec::as_slice) {
+        match reps
+            .0
+            .get(&trellis_domain::values::name_key(rep))
+            .map(Vec::as_slice)
+        {
             Some([id]) => {
                 let mut fields = fields.clone();
                 fields[at] = id.to_string();
@@ -552,7 +556,7 @@ mod tests {
             std::collections::HashMap::new();
         for (name, id) in names {
             by_name
-                .entry(crate::data::name_key(name))
+                .entry(trellis_domain::values::name_key(name))
                 .or_default()
                 .push(uuid::Uuid::from_u128(*id));
         }
