@@ -201,8 +201,9 @@ async fn a_leader_gives_feedback_through_the_form_and_a_double_submit_or_a_resen
     assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
     let html = asked.text();
     assert!(
-        html.contains("You sent this same form at ")
-            && html.contains("and it was recorded then: it is not recorded twice"),
+        html.contains("You already sent this same form at ")
+            && html
+                .contains("and it was recorded then. To record it a second time, send it again."),
         "{html}"
     );
     assert!(

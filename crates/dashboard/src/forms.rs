@@ -511,8 +511,8 @@ fn repeated(first: i64) -> String {
     let at = chrono::DateTime::from_timestamp(first, 0)
         .map_or_else(String::new, |t| format!(" at {}", crate::html::when(t)));
     format!(
-        "You sent this same form{at}, and it was recorded then: it is not recorded \
-         twice. Only if it should be recorded a second time, send it again."
+        "You already sent this same form{at}, and it was recorded then. To record it a \
+         second time, send it again."
     )
 }
 

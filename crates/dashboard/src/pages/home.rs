@@ -37,10 +37,7 @@ pub(crate) async fn page_handler(
     let mut body = String::new();
     // A leader's page leads with what waits on them; the teams follow.
     let mut teams_heading = ("h1", "h2");
-    if let (Role::Leader, Ok(me)) = (
-        viewer.claims().role,
-        viewer.claims().sub.parse::<uuid::Uuid>(),
-    ) {
+    if let (Role::Leader, Some(me)) = (viewer.claims().role, viewer.claims().subject_id()) {
         let reps =
             data::profiles(&state, teams.iter().flat_map(|t| t.reps.iter().copied())).await?;
         body.push_str(&waiting_for(

@@ -20,6 +20,7 @@ use trellis_projections::growth::derive::{GrowthTimeline, PeriodRow, Phase, Supp
 use trellis_projections::growth::{StandardDoc, kinds};
 use trellis_projections::query::{self, standing_as_of};
 use trellis_queries::asof::{History, TimeBasis, readable_history};
+use trellis_queries::export::plural;
 use trellis_queries::params::end_of_day;
 
 use super::{RepVisit, actions, days_ago, lenient_date};
@@ -698,20 +699,18 @@ fn recorded_notice(what: &str) -> Option<&'static str> {
 
 /// "after 3 days", "the same day".
 fn after_days(days: i64) -> String {
-    match days {
-        0 => "the same day".to_owned(),
-        1 => "after 1 day".to_owned(),
-        n => format!("after {n} days"),
+    match u64::try_from(days) {
+        Ok(0) | Err(_) => "the same day".to_owned(),
+        Ok(n) => format!("after {}", plural(n, "day", "days")),
     }
 }
 
 /// Where an open support request stands on `today`: acknowledged (and
 /// when), or waiting for a leader to see it, marked for attention.
 fn support_waiting(r: &SupportRequestView, today: NaiveDate) -> String {
-    let open = match (today - r.raised_on).num_days() {
-        n if n <= 0 => "raised today".to_owned(),
-        1 => "open for 1 day".to_owned(),
-        n => format!("open for {n} days"),
+    let open = match u64::try_from((today - r.raised_on).num_days()) {
+        Ok(0) | Err(_) => "raised today".to_owned(),
+        Ok(n) => format!("open for {}", plural(n, "day", "days")),
     };
     match r.acknowledged_on {
         Some(on) => format!("Acknowledged on {on}; {open}"),
