@@ -523,10 +523,17 @@ fn renaming_a_rep_records_the_new_name_and_the_state_carries_it() {
     let state = [joined().into(), renamed.into()]
         .iter()
         .fold(RepState::default(), RepAggregate::evolve);
-    let RepState::Joined(rep) = state else {
+    let RepState::Joined(rep) = state.clone() else {
         panic!("the rep joined")
     };
     assert_eq!(rep.name.as_str(), "Ada King");
+    assert_eq!(rep.former_names, vec![parse("Ada Lovelace")]);
+    // An erasure leaves no name, former ones included.
+    let erased_state = RepAggregate::evolve(state, &erased("2026-03-01").into());
+    let RepState::Joined(rep) = erased_state else {
+        panic!("the rep joined")
+    };
+    assert!(rep.former_names.is_empty(), "{:?}", rep.former_names);
 }
 
 #[test]
@@ -551,10 +558,15 @@ fn renaming_a_rep_to_their_name_records_nothing_and_an_erased_rep_is_not_renamed
 
 #[test]
 fn an_erasure_reason_may_not_name_a_name_the_rep_had_before() {
+    // Ada Lovelace, then Ada King, now Ada Byron: neither earlier name.
     let renamed = vec![
         joined().into(),
         RepRenamed {
             name: parse("Ada King"),
+        }
+        .into(),
+        RepRenamed {
+            name: parse("Ada Byron"),
         }
         .into(),
     ];
